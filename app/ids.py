@@ -1,0 +1,40 @@
+"""Alert identifiers: time-sortable and globally unique (ULID layout, Crockford base32).
+
+Why not an autoincrement integer: the id is part of every IB ``orderRef``
+(``tv2ib:<alert id>:<leg>``) and the worker refuses to place a leg whose ref IB already knows.
+A fresh database restarting at 1 would collide with refs of an earlier run still in IB's
+executions and silently skip real trades. A random, time-ordered id cannot collide.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_alert_id(now: float | None = None) -> str:
+    """A 26-character ULID: 48 bits of milliseconds then 80 random bits."""
+    ms = int((time.time() if now is None else now) * 1000)
+    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def order_ref(alert_id: str, leg: str) -> str:
+    """The IB ``orderRef`` of one leg of one alert; the idempotency tag of invariant 2."""
+    return f"tv2ib:{alert_id}:{leg}"
+
+
+def parse_order_ref(ref: str | None) -> tuple[str, str] | None:
+    """``(alert_id, leg)`` from an ``orderRef`` of ours, else None."""
+    if not ref or not ref.startswith("tv2ib:"):
+        return None
+    parts = ref.split(":")
+    if len(parts) != 3 or not parts[1] or not parts[2]:
+        return None
+    return parts[1], parts[2]

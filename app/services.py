@@ -1,0 +1,233 @@
+"""Operator functions shared by the HTTP admin API, the dashboard and the Telegram commands.
+
+Each takes its dependencies explicitly (a session factory, a Redis client) and returns plain
+JSON-ready data, so every front end says the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import redis
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from app import keys
+from app.models import Alert, Control, Fill, Order, Position, utcnow
+
+PAUSED_KEY = "paused"
+# Job the worker runs for /flatten: cancel every working order, then close every position.
+FLATTEN_JOB = "worker.jobs.flatten_all"
+
+
+def _num(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def order_to_dict(order: Order) -> dict[str, Any]:
+    return {
+        "leg": order.leg,
+        "ib_order_id": order.ib_order_id,
+        "perm_id": order.perm_id,
+        "order_ref": order.order_ref,
+        "parent_ib_order_id": order.parent_ib_order_id,
+        "symbol": order.symbol,
+        "sec_type": order.sec_type,
+        "action": order.action,
+        "order_type": order.order_type,
+        "quantity": _num(order.quantity),
+        "limit_price": _num(order.limit_price),
+        "stop_price": _num(order.stop_price),
+        "tif": order.tif,
+        "oca_group": order.oca_group,
+        "status": order.status,
+        "filled_quantity": _num(order.filled_quantity),
+        "avg_fill_price": _num(order.avg_fill_price),
+        "last_error": order.last_error,
+        "alert_id": order.alert_id,
+        "updated_at": _iso(order.updated_at),
+    }
+
+
+def fill_to_dict(fill: Fill) -> dict[str, Any]:
+    return {
+        "exec_id": fill.exec_id,
+        "leg": fill.leg,
+        "symbol": fill.symbol,
+        "side": fill.side,
+        "price": _num(fill.price),
+        "quantity": _num(fill.quantity),
+        "commission": _num(fill.commission),
+        "realized_pnl": _num(fill.realized_pnl),
+        "time": _iso(fill.time),
+        "alert_id": fill.alert_id,
+    }
+
+
+def alert_to_dict(alert: Alert, *, detail: bool = False) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "id": alert.id,
+        "status": alert.status,
+        "reason": alert.reason,
+        "received_at": _iso(alert.received_at),
+        "ticker": alert.ticker,
+        "action": alert.action,
+        "strategy": alert.strategy,
+        "account": alert.account,
+    }
+    if detail:
+        doc.update(
+            payload=alert.payload,
+            raw_body=alert.raw_body,
+            errors=alert.errors,
+            duplicate_of=alert.duplicate_of,
+            plan=alert.plan,
+            orders=[order_to_dict(o) for o in alert.orders],
+            fills=[fill_to_dict(f) for f in alert.fills],
+            events=[{"at": _iso(e.at), "status": e.status, "message": e.message} for e in alert.events],
+        )
+    return doc
+
+
+def get_alert(sessions: sessionmaker[Session], alert_id: str) -> dict[str, Any] | None:
+    """One alert with its plan, orders, fills and audit trail; None when unknown."""
+    with sessions() as session:
+        alert = session.scalar(
+            select(Alert)
+            .where(Alert.id == alert_id)
+            .options(selectinload(Alert.orders), selectinload(Alert.fills), selectinload(Alert.events))
+        )
+        return None if alert is None else alert_to_dict(alert, detail=True)
+
+
+def recent_alerts(
+    sessions: sessionmaker[Session], limit: int = 20, status: str | None = None
+) -> list[dict[str, Any]]:
+    """The newest alerts first (ids are time-ordered)."""
+    with sessions() as session:
+        query = select(Alert).order_by(Alert.id.desc()).limit(max(1, min(limit, 500)))
+        if status:
+            query = query.where(Alert.status == status)
+        return [alert_to_dict(a) for a in session.scalars(query)]
+
+
+def list_orders(
+    sessions: sessionmaker[Session], *, working_only: bool = False, limit: int = 100
+) -> list[dict[str, Any]]:
+    """Orders as IB last reported them, newest first."""
+    working = ("PendingSubmit", "ApiPending", "PreSubmitted", "Submitted", "PendingCancel")
+    with sessions() as session:
+        query = select(Order).order_by(Order.id.desc()).limit(max(1, min(limit, 1000)))
+        if working_only:
+            query = query.where(Order.status.in_(working))
+        return [order_to_dict(o) for o in session.scalars(query)]
+
+
+def list_positions(sessions: sessionmaker[Session]) -> list[dict[str, Any]]:
+    """Non-zero positions as IB last reported them."""
+    with sessions() as session:
+        rows = session.scalars(select(Position).where(Position.quantity != 0).order_by(Position.symbol))
+        return [
+            {
+                "account": p.account,
+                "con_id": p.con_id,
+                "symbol": p.symbol,
+                "sec_type": p.sec_type,
+                "local_symbol": p.local_symbol,
+                "quantity": _num(p.quantity),
+                "avg_cost": _num(p.avg_cost),
+                "updated_at": _iso(p.updated_at),
+            }
+            for p in rows
+        ]
+
+
+def pnl_today(sessions: sessionmaker[Session], now: datetime | None = None) -> dict[str, Any]:
+    """Today's (UTC) executions: trade count, realized PnL and commissions."""
+    now = now or utcnow()
+    start = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    with sessions() as session:
+        count, realized, fees = session.execute(
+            select(
+                func.count(Fill.id),
+                func.coalesce(func.sum(Fill.realized_pnl), 0),
+                func.coalesce(func.sum(Fill.commission), 0),
+            ).where(Fill.time >= start, Fill.time < start + timedelta(days=1))
+        ).one()
+    return {
+        "date": start.date().isoformat(),
+        "fills": int(count),
+        "realized_pnl": float(realized),
+        "commissions": float(fees),
+    }
+
+
+def is_paused(session: Session) -> bool:
+    """True when an operator paused trading (checked by the worker before every placement)."""
+    row = session.get(Control, PAUSED_KEY)
+    return row is not None and row.value == "1"
+
+
+def set_paused(sessions: sessionmaker[Session], paused: bool, by: str = "api") -> dict[str, Any]:
+    """Pause or resume new entries; durable in the database (Redis keeps nothing on disk)."""
+    with sessions.begin() as session:
+        row = session.get(Control, PAUSED_KEY)
+        if row is None:
+            session.add(Control(key=PAUSED_KEY, value="1" if paused else "0"))
+        else:
+            row.value = "1" if paused else "0"
+    return {"paused": paused, "by": by}
+
+
+def worker_heartbeats(client: redis.Redis) -> list[dict[str, Any]]:
+    """Every live worker's heartbeat (JSON written by the worker, expiring after its TTL)."""
+    beats = []
+    try:
+        for key in client.scan_iter(match=keys.HEARTBEAT_PREFIX + "*", count=100):
+            raw = client.get(key)
+            if raw:
+                doc = json.loads(raw)
+                doc["age_seconds"] = round(time.time() - float(doc.get("ts", 0)), 1)
+                beats.append(doc)
+    except redis.RedisError:
+        return []
+    return beats
+
+
+def request_flatten(client: redis.Redis, account: str | None = None, by: str = "api") -> dict[str, Any]:
+    """Ask the worker of ``account`` to cancel all working orders and close all positions."""
+    from rq import Queue  # local: rq is only needed by this operator action
+
+    queue = Queue(keys.queue_name(account), connection=client)
+    job = queue.enqueue(FLATTEN_JOB, account, by, job_timeout=300, result_ttl=3600)
+    return {"flatten": "requested", "job_id": job.id, "account": account or "default"}
+
+
+def status(sessions: sessionmaker[Session], client: redis.Redis) -> dict[str, Any]:
+    """What an operator checks first: paused, workers and IB connection, queue depth, last alert."""
+    with sessions() as session:
+        paused = is_paused(session)
+        last = session.scalar(select(Alert).order_by(Alert.id.desc()).limit(1))
+    depth: dict[str, int] = {}
+    redis_ok = True
+    try:
+        for key in client.scan_iter(match=f"rq:queue:{keys.QUEUE_PREFIX}*", count=100):
+            name = key.decode() if isinstance(key, bytes) else key
+            depth[name.removeprefix("rq:queue:")] = int(client.llen(name))
+    except redis.RedisError:
+        redis_ok = False
+    return {
+        "paused": paused,
+        "redis": redis_ok,
+        "workers": worker_heartbeats(client) if redis_ok else [],
+        "queues": depth,
+        "last_alert": None if last is None else alert_to_dict(last),
+    }

@@ -1,0 +1,208 @@
+"""Typed, frozen settings built from a plain mapping (the environment plus an optional `.env`).
+
+Tests build settings from a dict and never touch ``os.environ``. Dangerous defaults are absent on
+purpose: without ``WEBHOOK_SECRET`` (at least 16 characters) nothing starts (fail closed).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+MIN_SECRET_LENGTH = 16
+DEFAULT_SQLITE_URL = "sqlite:///var/tv2ib.db"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable and the fix."""
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _int(name: str, raw: str, minimum: int | None = None) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(name: str, raw: str, minimum: float | None = None) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _optional(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    raw = raw.strip()
+    return raw or None
+
+
+def _csv(raw: str | None) -> tuple[str, ...]:
+    if not raw:
+        return ()
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _strategy_secrets(raw: str | None) -> dict[str, str]:
+    """Parse ``STRATEGY_SECRETS`` = ``name=secret,other=secret2``."""
+    secrets: dict[str, str] = {}
+    for item in _csv(raw):
+        name, sep, secret = item.partition("=")
+        if not sep or not name.strip() or not secret.strip():
+            raise SettingsError("STRATEGY_SECRETS must look like 'strategy=secret,other=secret2'")
+        if len(secret.strip()) < MIN_SECRET_LENGTH:
+            raise SettingsError(
+                f"STRATEGY_SECRETS: the secret for strategy {name.strip()!r} must be at least "
+                f"{MIN_SECRET_LENGTH} characters"
+            )
+        secrets[name.strip()] = secret.strip()
+    return secrets
+
+
+def _default_web_workers() -> int:
+    # gunicorn's rule of thumb is 2*cores+1; intake is I/O bound (DB commit, Redis push), so
+    # fewer processes with a few threads each use less memory for the same throughput.
+    return max(2, (os.cpu_count() or 1) + 1)
+
+
+@dataclass(frozen=True, repr=False)
+class Settings:
+    """Every tunable of tv2ib. Build with :meth:`from_mapping`; ``repr`` hides secrets."""
+
+    webhook_secret: str
+    admin_token: str | None = None
+    strategy_secrets: Mapping[str, str] = field(default_factory=dict)
+    database_url: str = DEFAULT_SQLITE_URL
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    port: int = 8000
+    web_workers: int = field(default_factory=_default_web_workers)
+    web_threads: int = 4
+    log_format: str = "text"
+    log_level: str = "INFO"
+    tradingview_ips_only: bool = False
+    trusted_proxies: int = 0
+    dedup_window_seconds: float = 60.0
+    max_body_bytes: int = 64 * 1024
+    rate_limit: str = "120/minute"
+    auth_failure_limit: str = "10/minute"
+    ib_host: str = "127.0.0.1"
+    ib_port: int = 4002
+    ib_client_id: int = 1
+    ib_account: str | None = None
+    stale_alert_seconds: float = 120.0
+    telegram_bot_token: str | None = None
+    telegram_chat_ids: tuple[str, ...] = ()
+    telegram_api_url: str = "https://api.telegram.org/bot"
+    symbol_map_file: str | None = None
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> Settings:
+        """Build settings from an environment-like mapping, raising :class:`SettingsError`."""
+        secret = env.get("WEBHOOK_SECRET", "")
+        if not secret.strip():
+            raise SettingsError(
+                "WEBHOOK_SECRET is not set. Every alert must carry this shared secret; set it to a "
+                f"random string of at least {MIN_SECRET_LENGTH} characters, for example: "
+                "export WEBHOOK_SECRET=$(python -c 'import secrets; print(secrets.token_urlsafe(24))')"
+            )
+        secret = secret.strip()
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise SettingsError(
+                f"WEBHOOK_SECRET is {len(secret)} characters long; it must be at least "
+                f"{MIN_SECRET_LENGTH} so it cannot be guessed"
+            )
+        admin_token = _optional(env.get("ADMIN_TOKEN"))
+        if admin_token is not None and len(admin_token) < MIN_SECRET_LENGTH:
+            raise SettingsError(f"ADMIN_TOKEN must be at least {MIN_SECRET_LENGTH} characters")
+        log_format = env.get("LOG_FORMAT", "text").strip().lower()
+        if log_format not in {"text", "json"}:
+            raise SettingsError(f"LOG_FORMAT must be text or json, got {log_format!r}")
+        chat_ids = _csv(env.get("TELEGRAM_CHAT_ID") or env.get("TELEGRAM_CHAT_IDS"))
+        get = env.get
+        kwargs: dict[str, object] = {
+            "webhook_secret": secret,
+            "admin_token": admin_token,
+            "strategy_secrets": _strategy_secrets(get("STRATEGY_SECRETS")),
+            "database_url": _optional(get("DATABASE_URL")) or DEFAULT_SQLITE_URL,
+            "redis_url": _optional(get("REDIS_URL")) or "redis://127.0.0.1:6379/0",
+            "log_format": log_format,
+            "log_level": (get("LOG_LEVEL") or "INFO").strip().upper(),
+            "ib_host": _optional(get("IB_HOST")) or "127.0.0.1",
+            "ib_account": _optional(get("IB_ACCOUNT")),
+            "telegram_bot_token": _optional(get("TELEGRAM_BOT_TOKEN")),
+            "telegram_chat_ids": chat_ids,
+            "telegram_api_url": _optional(get("TELEGRAM_API_URL")) or "https://api.telegram.org/bot",
+            "symbol_map_file": _optional(get("SYMBOL_MAP_FILE")),
+            "rate_limit": _optional(get("RATE_LIMIT")) or "120/minute",
+            "auth_failure_limit": _optional(get("AUTH_FAILURE_LIMIT")) or "10/minute",
+        }
+        ints = {
+            "port": ("PORT", 1),
+            "web_workers": ("WEB_WORKERS", 1),
+            "web_threads": ("WEB_THREADS", 1),
+            "trusted_proxies": ("TRUSTED_PROXIES", 0),
+            "max_body_bytes": ("MAX_BODY_BYTES", 1024),
+            "ib_port": ("IB_PORT", 1),
+            "ib_client_id": ("IB_CLIENT_ID", 0),
+        }
+        for attr, (name, minimum) in ints.items():
+            if get(name) not in (None, ""):
+                kwargs[attr] = _int(name, get(name), minimum)
+        floats = {
+            "dedup_window_seconds": ("DEDUP_WINDOW_SECONDS", 0.0),
+            "stale_alert_seconds": ("STALE_ALERT_SECONDS", 1.0),
+        }
+        for attr, (name, minimum) in floats.items():
+            if get(name) not in (None, ""):
+                kwargs[attr] = _float(name, get(name), minimum)
+        if get("TRADINGVIEW_IPS_ONLY") not in (None, ""):
+            kwargs["tradingview_ips_only"] = _bool("TRADINGVIEW_IPS_ONLY", get("TRADINGVIEW_IPS_ONLY"))
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value, for redaction filters."""
+        values = [self.webhook_secret, self.admin_token, self.telegram_bot_token]
+        values.extend(self.strategy_secrets.values())
+        return tuple(v for v in values if v)
+
+    def __repr__(self) -> str:
+        hidden = {"webhook_secret", "admin_token", "telegram_bot_token", "strategy_secrets"}
+        parts = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            parts.append(f"{f.name}={'***' if f.name in hidden and value else value!r}")
+        return f"Settings({', '.join(parts)})"
+
+
+def read_dotenv(path: str | os.PathLike[str] = ".env") -> dict[str, str]:
+    """Read a `.env` file if present (values in the real environment win)."""
+    if not Path(path).is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str = ".env") -> Settings:
+    """Settings from ``.env`` overlaid by the real environment."""
+    merged = read_dotenv(dotenv_path)
+    merged.update(os.environ if environ is None else environ)
+    return Settings.from_mapping(merged)

@@ -1,0 +1,108 @@
+"""Fixtures that build real parts: Redis on a private DB number, a private PostgreSQL database,
+SQLite files in tmp, free ports.
+
+Several pytest runs may share this machine's Redis and PostgreSQL (developers, CI): each run
+claims a Redis DB number with a file lock and creates its own PostgreSQL database.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import create_engine, text
+
+REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+TEST_SECRET = "test-webhook-secret-0123456789"
+TEST_ADMIN_TOKEN = "test-admin-token-0123456789"
+_LOCK_DIR = Path(os.environ.get("TMPDIR", "/tmp"))
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def _redis_db_number() -> Iterator[int]:
+    # DB 0 is the developer's own; 1..15 are claimed by an exclusive lock for this whole run.
+    for number in range(1, 16):
+        handle = open(_LOCK_DIR / f"tv2ib-test-redis-db-{number}.lock", "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        try:
+            yield number
+        finally:
+            handle.close()
+        return
+    pytest.fail("all Redis test DB numbers 1..15 are claimed by other test runs")
+
+
+@pytest.fixture
+def redis_url(_redis_db_number: int) -> Iterator[str]:
+    """URL of a real Redis DB that only this test uses; flushed before and after."""
+    url = f"{REDIS_BASE}/{_redis_db_number}"
+    client = redis.Redis.from_url(url)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.fail(f"Redis is not running at {REDIS_BASE}; start it (see .ci/run)")
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A private PostgreSQL database for this test run, dropped at the end."""
+    name = f"tv2ib_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001
+        pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}")
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    with admin.connect() as conn:
+        conn.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
+        )
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'tv2ib.db'}"
+
+
+@pytest.fixture
+def base_env(redis_url: str, sqlite_url: str) -> dict[str, str]:
+    """A complete settings environment on SQLite and the test Redis DB."""
+    return {
+        "WEBHOOK_SECRET": TEST_SECRET,
+        "ADMIN_TOKEN": TEST_ADMIN_TOKEN,
+        "DATABASE_URL": sqlite_url,
+        "REDIS_URL": redis_url,
+    }
