@@ -1,0 +1,103 @@
+"""Settings fail closed and say what to fix."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from config.logging_setup import JsonFormatter, RedactSecrets, configure_logging
+from config.settings import Settings, SettingsError, load_settings
+
+SECRET = "0123456789abcdef-secret"
+
+
+def test_missing_secret_refuses_with_a_fix():
+    with pytest.raises(SettingsError, match="WEBHOOK_SECRET is not set.*at least 16"):
+        Settings.from_mapping({})
+
+
+def test_short_secret_refused():
+    with pytest.raises(SettingsError, match="15 characters long"):
+        Settings.from_mapping({"WEBHOOK_SECRET": "x" * 15})
+
+
+def test_defaults_are_the_embedded_demo():
+    s = Settings.from_mapping({"WEBHOOK_SECRET": SECRET})
+    assert s.database_url == "sqlite:///var/tv2ib.db"
+    assert s.redis_url == "redis://127.0.0.1:6379/0"
+    assert (s.ib_host, s.ib_port, s.ib_client_id, s.ib_account) == ("127.0.0.1", 4002, 1, None)
+    assert s.admin_token is None and s.telegram_bot_token is None
+    assert s.tradingview_ips_only is False and s.trusted_proxies == 0
+    assert s.dedup_window_seconds == 60
+
+
+def test_typed_values_and_chat_ids_stay_strings():
+    s = Settings.from_mapping(
+        {
+            "WEBHOOK_SECRET": SECRET,
+            "PORT": "9001",
+            "TRADINGVIEW_IPS_ONLY": "yes",
+            "TRUSTED_PROXIES": "1",
+            "TELEGRAM_CHAT_ID": "-1001234567890, 42",
+            "IB_ACCOUNT": "DU123",
+            "STRATEGY_SECRETS": "trend=abcdefghijklmnop1,scalp=abcdefghijklmnop2",
+        }
+    )
+    assert s.port == 9001 and s.tradingview_ips_only is True and s.trusted_proxies == 1
+    assert s.telegram_chat_ids == ("-1001234567890", "42")
+    assert s.ib_account == "DU123"
+    assert s.strategy_secrets == {"trend": "abcdefghijklmnop1", "scalp": "abcdefghijklmnop2"}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("PORT", "eighty", "PORT must be a whole number"),
+        ("TRUSTED_PROXIES", "-1", "TRUSTED_PROXIES must be at least 0"),
+        ("TRADINGVIEW_IPS_ONLY", "maybe", "TRADINGVIEW_IPS_ONLY must be true or false"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT must be text or json"),
+        ("STRATEGY_SECRETS", "trend", "STRATEGY_SECRETS must look like"),
+        ("STRATEGY_SECRETS", "trend=short", "at least 16"),
+        ("ADMIN_TOKEN", "short", "ADMIN_TOKEN must be at least 16"),
+    ],
+)
+def test_bad_values_name_the_variable(name, value, message):
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_mapping({"WEBHOOK_SECRET": SECRET, name: value})
+
+
+def test_repr_hides_secrets():
+    s = Settings.from_mapping({"WEBHOOK_SECRET": SECRET, "ADMIN_TOKEN": "admin-token-0123456789"})
+    text = repr(s)
+    assert SECRET not in text and "admin-token-0123456789" not in text
+    assert "webhook_secret='***'" in text
+    assert set(s.secrets()) == {SECRET, "admin-token-0123456789"}
+
+
+def test_dotenv_is_read_and_environment_wins(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"WEBHOOK_SECRET={SECRET}\nPORT=7000\nIB_PORT=4001\n")
+    s = load_settings({"PORT": "7001"}, dotenv_path=str(env_file))
+    assert s.webhook_secret == SECRET and s.port == 7001 and s.ib_port == 4001
+
+
+def test_redaction_filter_scrubs_messages_args_and_extras():
+    record = logging.LogRecord(
+        "x", logging.INFO, __file__, 1, "body=%s", (f'{{"secret": "{SECRET}"}}',), None
+    )
+    record.payload = f"token {SECRET}"
+    assert RedactSecrets([SECRET]).filter(record)
+    assert SECRET not in record.getMessage() and "***" in record.getMessage()
+    assert record.payload == "token ***"
+
+
+def test_json_log_lines_carry_extras_without_secrets(capsys):
+    configure_logging("INFO", "json", [SECRET])
+    try:
+        logging.getLogger("tv2ib.test").info("webhook %s", SECRET, extra={"alert_id": "A1"})
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+    finally:
+        configure_logging("INFO", "text", [])
+    assert '"alert_id": "A1"' in line and SECRET not in line
+    assert isinstance(JsonFormatter().format(logging.makeLogRecord({"msg": "m"})), str)
