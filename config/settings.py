@@ -77,6 +77,52 @@ def _strategy_secrets(raw: str | None) -> dict[str, str]:
     return secrets
 
 
+NOTIFY_MODES = ("on", "silent", "off")
+
+
+def _notify_modes(env: Mapping[str, str]) -> dict[str, str]:
+    """Per-kind notice modes from ``NOTIFY=kind=mode,...`` (one variable on purpose: a prefix scan of
+    ``NOTIFY_*`` would trip over unrelated variables such as systemd's ``NOTIFY_SOCKET``).
+
+    ``*`` (or ``default``) sets the mode of every kind not named. Kinds are not checked here (new
+    alarm kinds must not need a settings change); the notifier warns about kinds it does not know.
+    """
+    modes: dict[str, str] = {}
+
+    def put(name: str, kind: str, mode: str) -> None:
+        kind = kind.strip().lower()
+        mode = mode.strip().lower()
+        if kind == "default":
+            kind = "*"
+        if not kind or not (kind == "*" or kind.replace("_", "").isalnum()):
+            raise SettingsError(f"{name}: {kind!r} is not a notice kind")
+        if mode not in NOTIFY_MODES:
+            raise SettingsError(f"{name}: the mode of {kind!r} must be on, silent or off, got {mode!r}")
+        modes[kind] = mode
+
+    for item in _csv(env.get("NOTIFY")):
+        kind, sep, mode = item.partition("=")
+        if not sep:
+            raise SettingsError("NOTIFY must look like 'fill=on,order_rejected=silent,daily_summary=off'")
+        put("NOTIFY", kind, mode)
+    return modes
+
+
+def _hhmm(name: str, raw: str | None) -> str | None:
+    """A UTC time of day ``HH:MM`` (normalised to two digits each), or None when unset."""
+    raw = _optional(raw)
+    if raw is None:
+        return None
+    hours, sep, minutes = raw.partition(":")
+    try:
+        h, m = int(hours), int(minutes)
+    except ValueError:
+        h = m = -1
+    if not sep or not (0 <= h < 24 and 0 <= m < 60):
+        raise SettingsError(f"{name} must be a UTC time of day HH:MM, got {raw!r}")
+    return f"{h:02d}:{m:02d}"
+
+
 def _default_web_workers() -> int:
     # gunicorn's rule of thumb is 2*cores+1; intake is I/O bound (DB commit, Redis push), so
     # fewer processes with a few threads each use less memory for the same throughput.
@@ -112,6 +158,11 @@ class Settings:
     telegram_chat_ids: tuple[str, ...] = ()
     telegram_api_url: str = "https://api.telegram.org/bot"
     symbol_map_file: str | None = None
+    # Notices: per-kind mode on|silent|off, NOTIFY="fill=on,daily_summary=silent,*=on".
+    notify_modes: Mapping[str, str] = field(default_factory=dict)
+    ib_alarm_after_seconds: float = 60.0
+    redis_alarm_after_seconds: float = 30.0
+    daily_summary_time: str | None = None  # "HH:MM" UTC; None = no daily summary
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Settings:
@@ -153,6 +204,8 @@ class Settings:
             "symbol_map_file": _optional(get("SYMBOL_MAP_FILE")),
             "rate_limit": _optional(get("RATE_LIMIT")) or "120/minute",
             "auth_failure_limit": _optional(get("AUTH_FAILURE_LIMIT")) or "10/minute",
+            "notify_modes": _notify_modes(env),
+            "daily_summary_time": _hhmm("DAILY_SUMMARY_TIME", get("DAILY_SUMMARY_TIME")),
         }
         ints = {
             "port": ("PORT", 1),
@@ -169,6 +222,8 @@ class Settings:
         floats = {
             "dedup_window_seconds": ("DEDUP_WINDOW_SECONDS", 0.0),
             "stale_alert_seconds": ("STALE_ALERT_SECONDS", 1.0),
+            "ib_alarm_after_seconds": ("IB_ALARM_AFTER_SECONDS", 0.0),
+            "redis_alarm_after_seconds": ("REDIS_ALARM_AFTER_SECONDS", 0.0),
         }
         for attr, (name, minimum) in floats.items():
             if get(name) not in (None, ""):
