@@ -1,0 +1,992 @@
+"""The asyncio TCP server: handshake, sessions, request dispatch, event routing, faults.
+
+One :class:`SimServer` owns the engine and every client session. All of its methods run on
+the server's event loop; use :mod:`ibsim.testing` to drive it from another thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import math
+import os
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ibsim import messages as msg
+from ibsim.catalog import Catalog, ContractQuery, build_catalog, round_to_tick
+from ibsim.engine import (
+    DEFAULT_ACCOUNT,
+    CommissionEvent,
+    Engine,
+    Event,
+    ExecutionEvent,
+    OpenOrderEvent,
+    OrderErrorEvent,
+    OrderStatusEvent,
+    PositionEvent,
+    PriceEvent,
+    WhatIfEvent,
+)
+from ibsim.framing import (
+    HANDSHAKE_PREFIX,
+    FieldError,
+    FieldReader,
+    ProtocolError,
+    frame,
+    parse_version_range,
+    split_payload,
+    unpack_length,
+)
+
+log = logging.getLogger(__name__)
+
+HANDSHAKE_TIMEOUT = 10.0
+PACING_LIMIT = 50
+FAULT_KINDS = ("drop", "refuse", "connectivity", "delay", "reject_next", "pause_fills", "resume_fills", "clear")
+FARM_NOTICES = (
+    (2104, "Market data farm connection is OK:usfarm"),
+    (2106, "HMDS data farm connection is OK:ushmds"),
+    (2158, "Sec-def data farm connection is OK:secdefnj"),
+)
+CONNECTIVITY_TEXT = {
+    1100: "Connectivity between IB and Trader Workstation has been lost.",
+    1101: "Connectivity between IB and Trader Workstation has been restored - data lost.",
+    1102: "Connectivity between IB and Trader Workstation has been restored - data maintained.",
+}
+# awaited requests the simulator does not serve: answer with an error on their reqId so the
+# client's future ends at once (msgId -> (index of reqId, error code, text))
+UNSERVED_REQUESTS = {
+    20: (1, 162, "Historical Market Data Service error message:no data in the simulator"),
+    87: (1, 162, "Historical Market Data Service error message:no head time stamp in the simulator"),
+    96: (1, 162, "Historical Market Data Service error message:no ticks in the simulator"),
+    88: (1, 162, "Historical Market Data Service error message:no histogram in the simulator"),
+    78: (1, 200, "No security definition has been found for the request"),
+    50: (2, 162, "Historical Market Data Service error message:no real-time bars in the simulator"),
+    10: (2, 354, "Requested market data is not subscribed."),
+    54: (2, 200, "No security definition has been found for the request"),
+    55: (2, 200, "No security definition has been found for the request"),
+    86: (1, 162, "Historical news is not available in the simulator"),
+    22: (1, 162, "Scanner is not available in the simulator"),
+}
+ORDER_EVENTS = (OpenOrderEvent, OrderStatusEvent, ExecutionEvent, CommissionEvent, OrderErrorEvent, WhatIfEvent)
+ACCOUNT_TAGS_UNITLESS = {"Cushion", "Leverage", "DayTradesRemaining"}
+
+
+class Session:
+    """One client connection: its clientId, subscriptions and outgoing queue."""
+
+    def __init__(self, server: SimServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.client_id: int | None = None
+        self.peer = writer.get_extra_info("peername")
+        self.positions = False
+        self.account_updates: str | None = None
+        self.multi: dict[int, str] = {}
+        self.summary: dict[int, tuple[str, set[str] | None]] = {}
+        self.mkt: dict[int, int] = {}
+        self.pnl: dict[int, str] = {}
+        self.pnl_single: dict[int, tuple[str, int]] = {}
+        self.pace_api = False
+        self._window_start = 0.0
+        self._window_count = 0
+        self._queue: deque[tuple[float, bytes]] = deque()
+        self._sender: asyncio.Task[None] | None = None
+        self.closed = False
+
+    # ------------------------------------------------------------- output
+
+    def send(self, fields: Sequence[object], delay: float = 0.0) -> None:
+        """Queue one message; ``delay`` seconds hold it back (FIFO order is kept)."""
+        if self.closed:
+            return
+        data = frame(fields)
+        if delay <= 0 and not self._queue:
+            self.writer.write(data)
+            return
+        self._queue.append((time.monotonic() + max(0.0, delay), data))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.get_running_loop().create_task(self._drain_queue())
+
+    async def _drain_queue(self) -> None:
+        while self._queue and not self.closed:
+            due, data = self._queue[0]
+            wait = due - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            self._queue.popleft()
+            self.writer.write(data)
+
+    def error(self, req_id: int, code: int, text: str, delay: float = 0.0) -> None:
+        """Send error 4."""
+        self.send(msg.error(req_id, code, text), delay)
+
+    def close(self) -> None:
+        """Close the socket (the client sees EOF)."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._sender is not None:
+            self._sender.cancel()
+        with contextlib.suppress(Exception):
+            self.writer.close()
+
+    # ------------------------------------------------------------- pacing
+
+    def over_pace(self, limit: int) -> int:
+        """Count one incoming message; return the count in this second if above ``limit``, else 0."""
+        now = time.monotonic()
+        if now - self._window_start >= 1.0:
+            self._window_start = now
+            self._window_count = 0
+        self._window_count += 1
+        return self._window_count if self._window_count > limit else 0
+
+
+class SimServer:
+    """A simulated TWS / IB Gateway speaking the API socket protocol at server version 157.
+
+    Use ``async with SimServer(port=0, control_port=0) as sim:`` inside a running loop; after
+    start, ``sim.port`` / ``sim.control_port`` hold the bound ports. ``control_port=None``
+    disables the HTTP control API. The operator methods (:meth:`set_price`, :meth:`fault`,
+    :meth:`state`, :meth:`reset`, :meth:`set_fill_limit`, :meth:`fill`, :meth:`notice`) must be
+    called on the server's loop; :func:`ibsim.testing.run_in_thread` wraps them for threads.
+    """
+
+    def __init__(
+        self,
+        port: int = 4002,
+        control_port: int | None = None,
+        host: str = "127.0.0.1",
+        accounts: Iterable[str] = (DEFAULT_ACCOUNT,),
+        catalog: Catalog | None = None,
+        catalog_file: str | Path | None = None,
+        state_file: str | Path | None = None,
+        walk: bool = False,
+        walk_interval: float = 1.0,
+        walk_volatility: float = 0.0005,
+        pacing: bool = True,
+        pacing_limit: int = PACING_LIMIT,
+        farm_notices: bool = True,
+        clock: Callable[[], float] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.host = host
+        self._port = port
+        self._control_port = control_port
+        self.catalog = catalog or build_catalog(extension=catalog_file)
+        self.engine = Engine(self.catalog, accounts=list(accounts) or [DEFAULT_ACCOUNT], clock=clock)
+        self.state_file = Path(state_file) if state_file else None
+        self.walk = walk
+        self.walk_interval = walk_interval
+        self.walk_volatility = walk_volatility
+        self.pacing = pacing
+        self.pacing_limit = pacing_limit
+        self.farm_notices = farm_notices
+        self.sessions: set[Session] = set()
+        self.by_client: dict[int, Session] = {}
+        self.ack_delay = 0.0
+        self.outage = False
+        self.refusing_until = 0.0
+        self._server: asyncio.base_events.Server | None = None
+        self._control: Any = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._save_handle: asyncio.TimerHandle | None = None
+        self._rng = random.Random(seed)
+        self._started = asyncio.Event()
+        self._stopping = False
+        self.stats = {"connections": 0, "messages": 0, "protocol_errors": 0}
+
+    # ------------------------------------------------------------- lifecycle
+
+    @property
+    def port(self) -> int:
+        """The bound API port (valid after start)."""
+        return self._port
+
+    @property
+    def control_port(self) -> int | None:
+        """The bound HTTP control port, or None when disabled."""
+        return self._control_port
+
+    async def start(self) -> SimServer:
+        """Load --state, bind the API (and control) ports, start the random walk."""
+        if self.state_file and self.state_file.exists():
+            try:
+                self.engine.load(json.loads(self.state_file.read_text(encoding="utf-8")))
+                log.info("state restored from %s", self.state_file)
+            except (OSError, ValueError, TypeError, KeyError) as exc:
+                log.error("could not restore state from %s: %s", self.state_file, exc)
+        await self._listen()
+        if self._control_port is not None:
+            from ibsim.control import ControlServer
+
+            self._control = ControlServer(self, self.host, self._control_port)
+            await self._control.start()
+            self._control_port = self._control.port
+        if self.walk:
+            self._spawn(self._walk_loop())
+        log.info("ibsim listening on %s:%s (control %s)", self.host, self._port, self._control_port)
+        return self
+
+    async def _listen(self) -> None:
+        self._server = await asyncio.start_server(self._handle, self.host, self._port, reuse_address=True)
+        self._port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Close every connection and listener; write --state."""
+        self._stopping = True
+        if self._server is not None:
+            self._server.close()
+        for session in list(self.sessions):
+            session.close()
+        if self._control is not None:
+            await self._control.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+        if self._save_handle is not None:
+            self._save_handle.cancel()
+        self.save_state()
+
+    async def __aenter__(self) -> SimServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def serve_forever(self) -> None:
+        """Run until cancelled."""
+        await asyncio.Event().wait()
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # ------------------------------------------------------------- connections
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = Session(self, reader, writer)
+        if self._stopping or time.monotonic() < self.refusing_until:
+            session.close()
+            return
+        self.sessions.add(session)
+        self.stats["connections"] += 1
+        try:
+            await self._handshake(session)
+            await self._read_loop(session)
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            pass
+        except ProtocolError as exc:
+            self.stats["protocol_errors"] += 1
+            log.warning("closing %s: %s", session.peer, exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug must never take the server down
+            log.exception("session %s failed", session.peer)
+        finally:
+            self._forget(session)
+
+    def _forget(self, session: Session) -> None:
+        session.close()
+        self.sessions.discard(session)
+        if session.client_id is not None and self.by_client.get(session.client_id) is session:
+            del self.by_client[session.client_id]
+
+    async def _handshake(self, session: Session) -> None:
+        prefix = await asyncio.wait_for(session.reader.readexactly(4), HANDSHAKE_TIMEOUT)
+        if prefix != HANDSHAKE_PREFIX:
+            raise ProtocolError(f"bad greeting {prefix!r}")
+        header = await asyncio.wait_for(session.reader.readexactly(4), HANDSHAKE_TIMEOUT)
+        payload = await asyncio.wait_for(session.reader.readexactly(unpack_length(header)), HANDSHAKE_TIMEOUT)
+        low, high = parse_version_range(payload)
+        if not low <= msg.SERVER_VERSION <= high:
+            raise ProtocolError(f"client versions {low}..{high} exclude {msg.SERVER_VERSION}")
+        session.pace_api = b"+PACEAPI" in payload
+        now = dt.datetime.now(dt.UTC).strftime("%Y%m%d %H:%M:%S UTC")
+        session.send(msg.handshake_reply(now))
+
+    async def _read_loop(self, session: Session) -> None:
+        reader = session.reader
+        while not session.closed:
+            header = await reader.readexactly(4)
+            payload = await reader.readexactly(unpack_length(header))
+            fields = split_payload(payload)
+            if not fields:
+                continue
+            self.stats["messages"] += 1
+            if self.pacing and session.client_id is not None:
+                count = session.over_pace(self.pacing_limit)
+                if count:
+                    if session.pace_api:
+                        # +PACEAPI: TWS queues instead of rejecting
+                        await asyncio.sleep(1.0 / self.pacing_limit)
+                    else:
+                        self._reject_paced(session, fields, count)
+                        continue
+            try:
+                self._dispatch_message(session, fields)
+            except (FieldError, ValueError, IndexError, KeyError, OverflowError) as exc:
+                self.stats["protocol_errors"] += 1
+                self._bad_request(session, fields, exc)
+            if session.writer.transport.get_write_buffer_size() > 1 << 20:
+                await session.writer.drain()
+
+    def _reject_paced(self, session: Session, fields: list[str], count: int) -> None:
+        req_id = _request_id(fields)
+        session.error(
+            req_id, 100, f"Max rate of messages per second has been exceeded:max={self.pacing_limit} rec={count}"
+        )
+
+    def _bad_request(self, session: Session, fields: list[str], exc: Exception) -> None:
+        log.warning("client %s sent a malformed message %r: %s", session.client_id, fields[:3], exc)
+        msg_id = fields[0]
+        if msg_id == str(msg.PLACE_ORDER) and len(fields) > 1 and fields[1].lstrip("-").isdigit():
+            session.error(int(fields[1]), 201, f"Order rejected - reason:Error reading request: {exc}")
+        else:
+            session.error(_request_id(fields), 320, f"Error reading request: {exc}")
+
+    # ------------------------------------------------------------- dispatch
+
+    def _dispatch_message(self, session: Session, fields: list[str]) -> None:
+        try:
+            msg_id = int(fields[0])
+        except ValueError as exc:
+            raise FieldError(f"bad message id {fields[0]!r}") from exc
+        if session.client_id is None:
+            if msg_id == msg.START_API:
+                self._start_api(session, fields)
+            else:
+                log.warning("message %s before startApi from %s ignored", msg_id, session.peer)
+            return
+        handler = self._handlers.get(msg_id)
+        if handler is not None:
+            handler(self, session, fields)
+        elif msg_id in UNSERVED_REQUESTS:
+            index, code, text = UNSERVED_REQUESTS[msg_id]
+            session.error(int(fields[index]), code, text)
+        else:
+            log.debug("client %s: ignoring message %s", session.client_id, msg_id)
+
+    def _start_api(self, session: Session, fields: list[str]) -> None:
+        client_id = FieldReader(fields, 2).int()
+        other = self.by_client.get(client_id)
+        if other is not None and not other.closed:
+            session.error(
+                -1, 326, "Unable to connect as the client id is already in use. Retry with a unique client id."
+            )
+            asyncio.get_running_loop().call_later(0.05, session.close)
+            session.client_id = -(10**9)  # marks the session as refused; further messages are ignored
+            return
+        session.client_id = client_id
+        self.by_client[client_id] = session
+        session.send(msg.managed_accounts(self.engine.account_ids))
+        session.send(msg.next_valid_id(self.engine.next_valid_id(client_id)))
+        if self.farm_notices:
+            for code, text in FARM_NOTICES:
+                session.error(-1, code, text)
+        if self.outage:
+            session.error(-1, 1100, CONNECTIVITY_TEXT[1100])
+
+    # --- handlers (msgId -> function(server, session, fields))
+
+    def _h_place_order(self, session: Session, fields: list[str]) -> None:
+        if session.client_id is not None and session.client_id < -1:
+            return
+        req = msg.parse_place_order(fields)
+        self.apply(self.engine.place(session.client_id or 0, req))
+
+    def _h_cancel_order(self, session: Session, fields: list[str]) -> None:
+        order_id = FieldReader(fields, 2).int()
+        self.apply(self.engine.cancel(session.client_id or 0, order_id))
+
+    def _h_global_cancel(self, session: Session, fields: list[str]) -> None:
+        self.apply(self.engine.global_cancel())
+
+    def _h_open_orders(self, session: Session, fields: list[str]) -> None:
+        all_clients = int(fields[0]) == msg.REQ_ALL_OPEN_ORDERS
+        for order in self.engine.open_orders(None if all_clients else session.client_id):
+            inst = self.engine.instrument(order.con_id)
+            session.send(msg.open_order(order, inst))
+            session.send(msg.order_status(order))
+        session.send(msg.open_order_end())
+
+    def _h_completed_orders(self, session: Session, fields: list[str]) -> None:
+        for order in self.engine.completed_orders():
+            inst = self.engine.instrument(order.con_id)
+            session.send(msg.completed_order(order, inst))
+        session.send(msg.completed_orders_end())
+
+    def _h_executions(self, session: Session, fields: list[str]) -> None:
+        req_id, flt = msg.parse_executions_request(fields)
+        for ex in self.engine.executions_matching(flt):
+            inst = self.engine.instrument(ex.con_id)
+            session.send(msg.exec_details(req_id, ex, inst))
+            session.send(msg.commission_report(ex))
+        session.send(msg.exec_details_end(req_id))
+
+    def _h_positions(self, session: Session, fields: list[str]) -> None:
+        session.positions = True
+        for (account, con_id), pos in self.engine.positions.items():
+            if pos.quantity:
+                session.send(msg.position(account, self.engine.instrument(con_id), pos.quantity, pos.avg_cost))
+        session.send(msg.position_end())
+
+    def _h_cancel_positions(self, session: Session, fields: list[str]) -> None:
+        session.positions = False
+
+    def _h_account_updates(self, session: Session, fields: list[str]) -> None:
+        r = FieldReader(fields, 2)
+        subscribe = r.bool()
+        account = r.str() or self.engine.default_account
+        if not subscribe:
+            session.account_updates = None
+            return
+        if account not in self.engine.accounts:
+            session.error(-1, 321, f"Error validating request:-'bB' : cause - Invalid account code {account}")
+            return
+        session.account_updates = account
+        self._send_account_values(session, account)
+        for row in self.engine.portfolio(account):
+            if row["position"]:
+                session.send(self._portfolio_fields(row))
+        session.send(msg.update_account_time(_hhmm()))
+        session.send(msg.account_download_end(account))
+
+    def _account_rows(self, account: str) -> list[tuple[str, str, str]]:
+        rows = [
+            ("AccountCode", account, ""),
+            ("AccountType", "INDIVIDUAL", ""),
+            ("AccountReady", "true", ""),
+            ("Currency", "USD", "USD"),
+            ("ExchangeRate", "1.00", "USD"),
+            ("DayTradesRemaining", "-1", ""),
+        ]
+        for key, value in self.engine.account_values(account).items():
+            currency = "" if key in ACCOUNT_TAGS_UNITLESS else "USD"
+            rows.append((key, f"{value:.2f}" if currency else f"{value}", currency))
+            if key in ("CashBalance", "TotalCashValue", "NetLiquidation"):
+                pass
+        cash = self.engine.account_values(account)["CashBalance"]
+        rows.append(("CashBalance", f"{cash:.2f}", "BASE"))
+        rows.append(("TotalCashBalance", f"{cash:.2f}", "USD"))
+        rows.append(("TotalCashBalance", f"{cash:.2f}", "BASE"))
+        rows.append(("NetLiquidationByCurrency", f"{self.engine.account_values(account)['NetLiquidation']:.2f}", "BASE"))
+        return rows
+
+    def _send_account_values(self, session: Session, account: str) -> None:
+        for key, value, currency in self._account_rows(account):
+            session.send(msg.update_account_value(key, value, currency, account))
+
+    def _portfolio_fields(self, row: dict[str, Any]) -> list[object]:
+        inst = self.engine.instrument(row["conId"])
+        return msg.update_portfolio(
+            inst,
+            row["position"],
+            row["marketPrice"],
+            row["marketValue"],
+            row["avgCost"],
+            row["unrealizedPnL"],
+            row["realizedPnL"],
+            row["account"],
+        )
+
+    def _h_account_updates_multi(self, session: Session, fields: list[str]) -> None:
+        r = FieldReader(fields, 2)
+        req_id = r.int()
+        account = r.str() or self.engine.default_account
+        accounts = self.engine.account_ids if account.upper() == "ALL" else [account]
+        for acct in accounts:
+            if acct not in self.engine.accounts:
+                continue
+            session.multi[req_id] = acct
+            for key, value, currency in self._account_rows(acct):
+                session.send(msg.account_update_multi(req_id, acct, key, value, currency))
+        session.send(msg.account_update_multi_end(req_id))
+
+    def _h_cancel_multi(self, session: Session, fields: list[str]) -> None:
+        session.multi.pop(FieldReader(fields, 2).int(), None)
+
+    def _h_account_summary(self, session: Session, fields: list[str]) -> None:
+        r = FieldReader(fields, 2)
+        req_id = r.int()
+        r.str()  # group
+        tags = {t.strip() for t in r.str().split(",") if t.strip()}
+        wanted = None if not tags or "All" in tags else tags
+        session.summary[req_id] = ("", wanted)
+        self._send_summary(session, req_id, wanted)
+        session.send(msg.account_summary_end(req_id))
+
+    def _send_summary(self, session: Session, req_id: int, wanted: set[str] | None) -> None:
+        for account in self.engine.account_ids:
+            for key, value, currency in self._account_rows(account):
+                if currency == "BASE" or key in ("TotalCashBalance", "NetLiquidationByCurrency", "Currency"):
+                    continue
+                if wanted is not None and key not in wanted:
+                    continue
+                session.send(msg.account_summary(req_id, account, key, value, currency))
+
+    def _h_cancel_summary(self, session: Session, fields: list[str]) -> None:
+        session.summary.pop(FieldReader(fields, 2).int(), None)
+
+    def _h_contract_details(self, session: Session, fields: list[str]) -> None:
+        req_id, query = msg.parse_contract_details_request(fields)
+        found = self.catalog.match(query)
+        if not found:
+            session.error(req_id, 200, "No security definition has been found for the request")
+            return
+        exchange = query.exchange.upper() if query.exchange else ""
+        for inst in found:
+            session.send(msg.contract_details(req_id, inst, exchange if exchange else inst.exchange))
+        session.send(msg.contract_details_end(req_id))
+
+    def _h_matching_symbols(self, session: Session, fields: list[str]) -> None:
+        r = FieldReader(fields, 1)
+        req_id = r.int()
+        pattern = r.str().upper().strip()
+        seen: dict[tuple[str, str], Any] = {}
+        for inst in self.catalog:
+            if not pattern:
+                break
+            if inst.symbol.upper().startswith(pattern) or pattern in inst.long_name.upper():
+                key = (inst.symbol, "FUT" if inst.sec_type == "FUT" else inst.sec_type + inst.currency)
+                seen.setdefault(key, inst)
+        session.send(msg.symbol_samples(req_id, list(seen.values())[:16]))
+
+    def _h_market_rule(self, session: Session, fields: list[str]) -> None:
+        rule_id = FieldReader(fields, 1).int()
+        ticks = {inst.min_tick for inst in self.catalog if str(rule_id) in inst.market_rule_ids.split(",")}
+        session.send(msg.market_rule(rule_id, [(0.0, min(ticks) if ticks else 0.01)]))
+
+    def _h_ids(self, session: Session, fields: list[str]) -> None:
+        session.send(msg.next_valid_id(self.engine.next_valid_id(session.client_id or 0)))
+
+    def _h_managed_accounts(self, session: Session, fields: list[str]) -> None:
+        session.send(msg.managed_accounts(self.engine.account_ids))
+
+    def _h_current_time(self, session: Session, fields: list[str]) -> None:
+        session.send(msg.current_time(int(self.engine.clock())))
+
+    def _h_mkt_data(self, session: Session, fields: list[str]) -> None:
+        req = msg.parse_mkt_data_request(fields)
+        found = self.catalog.match(req.contract)
+        if len(found) != 1:
+            session.error(req.req_id, 200, "No security definition has been found for the request")
+            return
+        inst = found[0]
+        session.send(msg.market_data_type(req.req_id, 1))
+        self._send_ticks(session, req.req_id, inst.con_id, full=True)
+        if req.snapshot or req.regulatory_snapshot:
+            session.send(msg.tick_snapshot_end(req.req_id))
+        else:
+            session.mkt[req.req_id] = inst.con_id
+
+    def _send_ticks(self, session: Session, req_id: int, con_id: int, full: bool = False) -> None:
+        inst = self.engine.instrument(con_id)
+        price = self.engine.price(con_id)
+        tick = inst.min_tick
+        bid = round_to_tick(price - tick, tick)
+        ask = round_to_tick(price + tick, tick)
+        session.send(msg.tick_price(req_id, 1, bid, 100, 1))
+        session.send(msg.tick_price(req_id, 2, ask, 100, 1))
+        session.send(msg.tick_price(req_id, 4, price, 1, 0))
+        if full:
+            session.send(msg.tick_size(req_id, 8, 1000))
+            session.send(msg.tick_price(req_id, 9, inst.default_price, 0, 0))
+
+    def _h_cancel_mkt_data(self, session: Session, fields: list[str]) -> None:
+        session.mkt.pop(FieldReader(fields, 2).int(), None)
+
+    def _h_pnl(self, session: Session, fields: list[str]) -> None:
+        r = FieldReader(fields, 1)
+        req_id = r.int()
+        account = r.str() or self.engine.default_account
+        if account not in self.engine.accounts:
+            session.error(req_id, 321, f"Error validating request: invalid account {account}")
+            return
+        session.pnl[req_id] = account
+        session.send(msg.pnl(req_id, *self.engine.daily_pnl(account)))
+
+    def _h_pnl_single(self, session: Session, fields: list[str]) -> None:
+        r = FieldReader(fields, 1)
+        req_id = r.int()
+        account = r.str() or self.engine.default_account
+        r.str()
+        con_id = r.int()
+        if account not in self.engine.accounts or self.catalog.get(con_id) is None:
+            session.error(req_id, 321, "Error validating request: invalid account or contract")
+            return
+        session.pnl_single[req_id] = (account, con_id)
+        self._send_pnl_single(session, req_id, account, con_id)
+
+    def _send_pnl_single(self, session: Session, req_id: int, account: str, con_id: int) -> None:
+        row = self.engine.portfolio_row(account, con_id)
+        session.send(
+            msg.pnl_single(req_id, row["position"], row["unrealizedPnL"], row["unrealizedPnL"],
+                           row["realizedPnL"], row["marketValue"])
+        )
+
+    def _h_cancel_pnl(self, session: Session, fields: list[str]) -> None:
+        req_id = FieldReader(fields, 1).int()
+        session.pnl.pop(req_id, None)
+        session.pnl_single.pop(req_id, None)
+
+    def _h_ignore(self, session: Session, fields: list[str]) -> None:
+        return None
+
+    _handlers: dict[int, Callable[[SimServer, Session, list[str]], None]] = {
+        msg.PLACE_ORDER: _h_place_order,
+        msg.CANCEL_ORDER: _h_cancel_order,
+        msg.REQ_GLOBAL_CANCEL: _h_global_cancel,
+        msg.REQ_OPEN_ORDERS: _h_open_orders,
+        msg.REQ_ALL_OPEN_ORDERS: _h_open_orders,
+        msg.REQ_AUTO_OPEN_ORDERS: _h_ignore,
+        msg.REQ_COMPLETED_ORDERS: _h_completed_orders,
+        msg.REQ_EXECUTIONS: _h_executions,
+        msg.REQ_POSITIONS: _h_positions,
+        msg.CANCEL_POSITIONS: _h_cancel_positions,
+        msg.REQ_ACCT_DATA: _h_account_updates,
+        msg.REQ_ACCOUNT_UPDATES_MULTI: _h_account_updates_multi,
+        msg.CANCEL_ACCOUNT_UPDATES_MULTI: _h_cancel_multi,
+        msg.REQ_ACCOUNT_SUMMARY: _h_account_summary,
+        msg.CANCEL_ACCOUNT_SUMMARY: _h_cancel_summary,
+        msg.REQ_CONTRACT_DATA: _h_contract_details,
+        msg.REQ_MATCHING_SYMBOLS: _h_matching_symbols,
+        msg.REQ_MARKET_RULE: _h_market_rule,
+        msg.REQ_IDS: _h_ids,
+        msg.REQ_MANAGED_ACCTS: _h_managed_accounts,
+        msg.REQ_CURRENT_TIME: _h_current_time,
+        msg.REQ_MKT_DATA: _h_mkt_data,
+        msg.CANCEL_MKT_DATA: _h_cancel_mkt_data,
+        msg.REQ_MARKET_DATA_TYPE: _h_ignore,
+        msg.REQ_PNL: _h_pnl,
+        msg.CANCEL_PNL: _h_cancel_pnl,
+        msg.REQ_PNL_SINGLE: _h_pnl_single,
+        msg.CANCEL_PNL_SINGLE: _h_cancel_pnl,
+        msg.START_API: _h_ignore,
+    }
+
+    # ------------------------------------------------------------- event routing
+
+    def apply(self, events: Sequence[Event]) -> None:
+        """Turn engine events into messages for owners and subscribers."""
+        if not events:
+            return
+        delay = self.ack_delay
+        changed: dict[tuple[str, int], None] = {}
+        prices: dict[int, float] = {}
+        for event in events:
+            if isinstance(event, ORDER_EVENTS):
+                self._send_order_event(event, delay)
+            elif isinstance(event, PositionEvent):
+                changed[(event.account, event.con_id)] = None
+            elif isinstance(event, PriceEvent):
+                prices[event.con_id] = event.price
+        for con_id in prices:
+            for session in list(self.sessions):
+                for req_id, cid in session.mkt.items():
+                    if cid == con_id:
+                        self._send_ticks(session, req_id, con_id)
+        if changed:
+            self._send_position_updates(list(changed), delay)
+        self._schedule_save()
+
+    def _send_order_event(self, event: Event, delay: float) -> None:
+        engine = self.engine
+        if isinstance(event, OrderErrorEvent):
+            session = self.by_client.get(event.client_id)
+            if session is not None:
+                session.error(event.order_id, event.code, event.text, delay)
+            return
+        if isinstance(event, ExecutionEvent | CommissionEvent):
+            ex = event.execution
+            session = self.by_client.get(ex.client_id)
+            if session is None:
+                return
+            if isinstance(event, ExecutionEvent):
+                session.send(msg.exec_details(-1, ex, engine.instrument(ex.con_id)), delay)
+            else:
+                session.send(msg.commission_report(ex), delay)
+            return
+        order = event.order  # type: ignore[union-attr]
+        session = self.by_client.get(order.client_id)
+        if session is None:
+            return
+        if isinstance(event, OpenOrderEvent):
+            session.send(msg.open_order(order, engine.instrument(order.con_id)), delay)
+        elif isinstance(event, OrderStatusEvent):
+            session.send(msg.order_status(order), delay)
+        elif isinstance(event, WhatIfEvent):
+            session.send(
+                msg.open_order(order, engine.instrument(order.con_id), "PreSubmitted", event.state), delay
+            )
+
+    def _send_position_updates(self, changed: list[tuple[str, int]], delay: float) -> None:
+        engine = self.engine
+        accounts = {a for a, _ in changed}
+        for session in list(self.sessions):
+            if session.closed or session.client_id is None:
+                continue
+            if session.positions:
+                for account, con_id in changed:
+                    pos = engine.positions.get((account, con_id))
+                    qty, cost = (pos.quantity, pos.avg_cost) if pos else (0.0, 0.0)
+                    session.send(msg.position(account, engine.instrument(con_id), qty, cost), delay)
+            if session.account_updates in accounts:
+                account = session.account_updates
+                for acct, con_id in changed:
+                    if acct == account:
+                        session.send(self._portfolio_fields(engine.portfolio_row(acct, con_id)), delay)
+                for key, value, currency in self._account_rows(account):
+                    session.send(msg.update_account_value(key, value, currency, account), delay)
+                session.send(msg.update_account_time(_hhmm()), delay)
+            for req_id, account in session.multi.items():
+                if account in accounts:
+                    for key, value, currency in self._account_rows(account):
+                        session.send(msg.account_update_multi(req_id, account, key, value, currency), delay)
+            for req_id, account in session.pnl.items():
+                if account in accounts:
+                    session.send(msg.pnl(req_id, *engine.daily_pnl(account)), delay)
+            for req_id, (account, con_id) in session.pnl_single.items():
+                if (account, con_id) in changed:
+                    self._send_pnl_single(session, req_id, account, con_id)
+
+    # ------------------------------------------------------------- operator API
+
+    def set_price(
+        self, symbol: str = "", price: float = 0.0, sec_type: str = "", con_id: int | None = None, **match: str
+    ) -> list[int]:
+        """Set the current price of the matching contracts (all ES expiries for ``ES``/``FUT``).
+
+        Returns the conIds changed; raises LookupError when nothing matches.
+        """
+        price = float(price)
+        if not price > 0 or math.isinf(price):
+            raise ValueError("price must be a positive number")
+        found = self.engine.find_instruments(symbol, sec_type, con_id, **match)
+        if not found:
+            raise LookupError(f"no contract matches symbol={symbol!r} secType={sec_type!r} conId={con_id!r}")
+        for inst in found:
+            self.apply(self.engine.set_price(inst.con_id, price))
+        return [inst.con_id for inst in found]
+
+    def fault(self, kind: str, **kw: Any) -> dict[str, Any]:
+        """Inject a fault (see README: drop, refuse, connectivity, delay, reject_next, pause/resume_fills)."""
+        if kind == "drop":
+            dropped = self.drop_all()
+            return {"dropped": dropped}
+        if kind == "refuse":
+            seconds = float(kw.get("seconds", 5.0))
+            dropped = self.drop_all()
+            self.refusing_until = time.monotonic() + seconds
+            self._spawn(self._refuse(seconds))
+            return {"dropped": dropped, "refusingFor": seconds}
+        if kind == "connectivity":
+            code = int(kw.get("code", 1102))
+            if code not in (1101, 1102):
+                raise ValueError("connectivity code must be 1101 or 1102")
+            seconds = float(kw.get("seconds", kw.get("after", 1.0)))
+            self._spawn(self._connectivity(code, seconds))
+            return {"code": code, "seconds": seconds}
+        if kind == "delay":
+            self.ack_delay = max(0.0, float(kw.get("ms", 0.0)) / 1000.0)
+            return {"delayMs": self.ack_delay * 1000.0}
+        if kind == "reject_next":
+            count = int(kw.get("count", 1))
+            code = int(kw.get("code", 201))
+            reason = str(kw.get("reason", "Simulated rejection"))
+            text = reason if code != 201 or reason.startswith("Order rejected") else f"Order rejected - reason:{reason}"
+            self.engine.reject_queue.extend([(code, text)] * count)
+            return {"pending": len(self.engine.reject_queue)}
+        if kind == "pause_fills":
+            self.engine.pause_fills()
+            return {"fillsPaused": True}
+        if kind == "resume_fills":
+            self.apply(self.engine.resume_fills())
+            return {"fillsPaused": False}
+        if kind == "clear":
+            self.ack_delay = 0.0
+            self.engine.reject_queue.clear()
+            self.refusing_until = 0.0
+            self.apply(self.engine.resume_fills())
+            return {"cleared": True}
+        raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(FAULT_KINDS)}")
+
+    def drop_all(self) -> int:
+        """Close every client connection; returns how many."""
+        count = 0
+        for session in list(self.sessions):
+            session.close()
+            self._forget(session)
+            count += 1
+        return count
+
+    async def _refuse(self, seconds: float) -> None:
+        if self._server is not None:
+            self._server.close()
+        await asyncio.sleep(seconds)
+        if self._stopping:
+            return
+        for _ in range(50):
+            try:
+                await self._listen()
+                self.refusing_until = 0.0
+                log.info("accepting connections again on %s", self._port)
+                return
+            except OSError as exc:
+                log.warning("re-listen on %s failed: %s", self._port, exc)
+                await asyncio.sleep(0.2)
+
+    async def _connectivity(self, code: int, seconds: float) -> None:
+        self.outage = True
+        self.broadcast_notice(1100, CONNECTIVITY_TEXT[1100])
+        was_paused = self.engine.fills_paused
+        self.engine.pause_fills()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.outage = False
+            if code == 1101:
+                for session in self.sessions:
+                    session.mkt.clear()
+            self.broadcast_notice(code, CONNECTIVITY_TEXT[code])
+            if not was_paused:
+                self.apply(self.engine.resume_fills())
+
+    def broadcast_notice(self, code: int, text: str) -> None:
+        """Send error(-1, code, text) to every connected client."""
+        for session in list(self.sessions):
+            if session.client_id is not None and session.client_id >= 0:
+                session.error(-1, code, text)
+
+    def notice(self, code: int, text: str = "") -> None:
+        """Operator notice to every client (e.g. 2103 farm broken)."""
+        self.broadcast_notice(code, text or CONNECTIVITY_TEXT.get(code, f"Notice {code}"))
+
+    def set_fill_limit(
+        self,
+        quantity: float | None,
+        symbol: str = "",
+        sec_type: str = "",
+        con_id: int | None = None,
+        client_id: int | None = None,
+        order_id: int | None = None,
+    ) -> dict[str, Any]:
+        """Limit the quantity per fill event for an order (clientId+orderId) or contracts; None removes."""
+        if order_id is not None:
+            self.engine.set_fill_limit(quantity, client_id=client_id or 0, order_id=order_id)
+            targets: list[Any] = [{"clientId": client_id or 0, "orderId": order_id}]
+        else:
+            found = self.engine.find_instruments(symbol, sec_type, con_id)
+            if not found:
+                raise LookupError(f"no contract matches symbol={symbol!r} secType={sec_type!r} conId={con_id!r}")
+            for inst in found:
+                self.engine.set_fill_limit(quantity, con_id=inst.con_id)
+            targets = [inst.con_id for inst in found]
+        if quantity is None:
+            self.apply(self.engine.rematch_all())
+        return {"quantity": quantity, "targets": targets}
+
+    def fill(self, client_id: int, order_id: int, quantity: float | None = None,
+             price: float | None = None) -> dict[str, Any]:
+        """Force a fill of a working order (partial when ``quantity`` is below the remaining)."""
+        self.apply(self.engine.manual_fill(client_id, order_id, quantity, price))
+        order = self.engine.orders[(client_id, order_id)]
+        return order.to_json()
+
+    def state(self) -> dict[str, Any]:
+        """The GET /state document (orders, executions, positions, account values, faults)."""
+        doc = self.engine.state()
+        doc["clients"] = sorted(cid for cid in self.by_client if cid >= 0)
+        doc["faults"] = {
+            "delayMs": self.ack_delay * 1000.0,
+            "refusing": time.monotonic() < self.refusing_until,
+            "outage": self.outage,
+            "fillsPaused": self.engine.fills_paused,
+            "rejectNext": len(self.engine.reject_queue),
+        }
+        doc["port"] = self._port
+        return doc
+
+    def reset(self) -> None:
+        """Forget orders, fills, positions, prices and faults (connections stay open)."""
+        self.engine.reset()
+        self.ack_delay = 0.0
+        self.refusing_until = 0.0
+        self._schedule_save()
+
+    # ------------------------------------------------------------- persistence and walk
+
+    def _schedule_save(self) -> None:
+        if self.state_file is None or self._save_handle is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._save_handle = loop.call_later(0.2, self._save_now)
+
+    def _save_now(self) -> None:
+        self._save_handle = None
+        self.save_state()
+
+    def save_state(self) -> None:
+        """Write the engine's state to --state (atomically)."""
+        if self.state_file is None:
+            return
+        tmp = self.state_file.with_suffix(self.state_file.suffix + ".tmp")
+        try:
+            tmp.write_text(json.dumps(self.engine.dump()), encoding="utf-8")
+            os.replace(tmp, self.state_file)
+        except OSError as exc:
+            log.error("could not write state to %s: %s", self.state_file, exc)
+
+    async def _walk_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.walk_interval)
+            for inst in list(self.catalog):
+                price = self.engine.price(inst.con_id)
+                step = math.exp(self._rng.gauss(0.0, self.walk_volatility))
+                new = round_to_tick(price * step, inst.min_tick)
+                if new > 0 and new != price:
+                    self.apply(self.engine.set_price(inst.con_id, new))
+
+
+def _request_id(fields: list[str]) -> int:
+    """Best guess at the request / order id of a client message, for error replies."""
+    try:
+        msg_id = int(fields[0])
+    except (ValueError, IndexError):
+        return -1
+    index = {msg.PLACE_ORDER: 1, msg.CANCEL_ORDER: 2, msg.REQ_CONTRACT_DATA: 2, msg.REQ_MKT_DATA: 2,
+             msg.REQ_EXECUTIONS: 2, msg.REQ_ACCOUNT_SUMMARY: 2, msg.REQ_ACCOUNT_UPDATES_MULTI: 2,
+             msg.REQ_MATCHING_SYMBOLS: 1, msg.REQ_PNL: 1, msg.REQ_PNL_SINGLE: 1}.get(msg_id)
+    if index is None:
+        index = UNSERVED_REQUESTS.get(msg_id, (None,))[0]
+    if index is None or index >= len(fields):
+        return -1
+    try:
+        return int(fields[index])
+    except ValueError:
+        return -1
+
+
+def _hhmm() -> str:
+    return dt.datetime.now().strftime("%H:%M")
+
+
+__all__ = ["SimServer", "Session", "ContractQuery"]
