@@ -1,0 +1,139 @@
+"""Planning brackets, exits and refusals (pure logic)."""
+
+from decimal import Decimal as D
+
+import pytest
+
+from worker.planner import (
+    Instrument,
+    PlanRejected,
+    alert_kind,
+    needs_market_reference,
+    plan_bracket,
+    plan_exit,
+)
+
+AAPL = Instrument(265598, "AAPL", "STK", "SMART", "USD", "AAPL", D("0.01"))
+ES = Instrument(637002612, "ES", "FUT", "CME", "USD", "ESZ6", D("0.25"), multiplier="50")
+EUR = Instrument(12087792, "EUR", "CASH", "IDEALPRO", "USD", "EUR.USD", D("0.00005"))
+
+
+def _legs(plan):
+    return {leg.leg: leg for leg in plan.legs}
+
+
+def test_long_bracket_percent_sides_grid_and_transmit():
+    payload = {
+        "action": "buy",
+        "quantity": 10,
+        "orderType": "market",
+        "price": 190.003,
+        "takeProfit": {"percent": 1},
+        "stopLoss": {"percent": 0.5},
+    }
+    plan = plan_bracket(payload, AAPL)
+    legs = _legs(plan)
+    assert [leg.leg for leg in plan.legs] == ["entry", "tp", "sl"]
+    assert legs["entry"].action == "BUY" and legs["entry"].order_type == "MKT"
+    # 190.003 * 1.01 = 191.90303 -> SELL limit rounds up; 190.003 * 0.995 = 189.052985 -> SELL stop rounds up
+    assert legs["tp"].action == "SELL" and legs["tp"].limit_price == D("191.91")
+    assert legs["sl"].action == "SELL" and legs["sl"].stop_price == D("189.06")
+    assert [leg.transmit for leg in plan.legs] == [False, False, True]
+    assert legs["tp"].parent_leg == legs["sl"].parent_leg == "entry"
+    assert plan.reference_source == "alert price"
+
+
+def test_short_bracket_ticks_and_amount():
+    payload = {
+        "action": "sell",
+        "quantity": "2",
+        "orderType": "limit",
+        "limitPrice": "5000.1",
+        "takeProfit": {"ticks": 8},
+        "stopLoss": {"amount": 3.1},
+    }
+    plan = plan_bracket(payload, ES)
+    legs = _legs(plan)
+    # SELL limit rounds up (never sell cheaper): 5000.25
+    assert legs["entry"].limit_price == D("5000.25") and legs["entry"].action == "SELL"
+    assert legs["tp"].action == "BUY" and legs["tp"].limit_price == D("4998.25")  # 8 ticks below
+    # 5000.25 + 3.1 = 5003.35 -> BUY stop rounds down (toward the entry): 5003.25
+    assert legs["sl"].action == "BUY" and legs["sl"].stop_price == D("5003.25")
+
+
+def test_absolute_prices_forex_rounding():
+    payload = {
+        "action": "buy",
+        "quantity": 20000,
+        "orderType": "limit",
+        "limitPrice": 1.080012,
+        "takeProfit": {"limitPrice": 1.090012},
+        "stopLoss": {"stopPrice": 1.070012},
+    }
+    legs = _legs(plan_bracket(payload, EUR))
+    assert legs["entry"].limit_price == D("1.08000")  # BUY limit down
+    assert legs["tp"].limit_price == D("1.09005")  # SELL limit up
+    assert legs["sl"].stop_price == D("1.07005")  # SELL stop up (toward the entry)
+
+
+def test_market_without_price_uses_market_reference():
+    payload = {"action": "buy", "quantity": 1, "takeProfit": {"amount": 5}}
+    assert needs_market_reference(payload)
+    plan = plan_bracket(payload, AAPL, market_price=D("100"), market_source="ib last")
+    assert plan.reference_source == "ib last" and _legs(plan)["tp"].limit_price == D("105")
+    with pytest.raises(PlanRejected, match="no reference price"):
+        plan_bracket(payload, AAPL)
+
+
+def test_entry_only_transmits():
+    plan = plan_bracket({"action": "buy", "quantity": 1}, AAPL)
+    assert len(plan.legs) == 1 and plan.legs[0].transmit
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ({"action": "buy", "quantity": 0}, "quantity must be positive"),
+        ({"action": "buy", "quantity": -3}, "quantity must be positive"),
+        ({"action": "buy"}, "quantity is required"),
+        ({"action": "buy", "quantity": 1.5}, "size increment"),
+        ({"action": "buy", "quantity": 1, "quantityType": "dollar_amount"}, "not supported yet"),
+        ({"action": "buy", "quantity": 1, "orderType": "stop"}, "not supported yet"),
+        ({"action": "buy", "quantity": 1, "orderType": "limit"}, "limitPrice"),
+        (
+            {"action": "buy", "quantity": 1, "price": 100, "takeProfit": {"limitPrice": 99}},
+            "not above the entry",
+        ),
+        (
+            {"action": "sell", "quantity": 1, "price": 100, "stopLoss": {"stopPrice": 99}},
+            "not above the entry",
+        ),
+        (
+            # 0.004 below a 100.00 entry rounds up onto the entry itself: refused, not placed
+            {"action": "buy", "quantity": 1, "price": 100, "stopLoss": {"stopPrice": 99.996}},
+            "not below the entry",
+        ),
+        ({"action": "buy", "quantity": 1, "price": 100, "takeProfit": {"percent": -1}}, "positive"),
+        ({"action": "buy", "quantity": 1, "price": 100, "stopLoss": {"ticks": 2.5}}, "whole number"),
+        ({"action": "buy", "quantity": 1, "timeInForce": "cls"}, "timeInForce"),
+    ],
+)
+def test_refusals(payload, reason):
+    with pytest.raises(PlanRejected, match=reason):
+        plan_bracket(payload, AAPL)
+
+
+def test_kinds():
+    assert alert_kind({"action": "buy"}) == "bracket"
+    assert alert_kind({"action": "sell", "sentiment": "flat"}) == "exit"
+    assert alert_kind({"action": "exit"}) == "exit"
+    assert alert_kind({"action": "cancel"}) == "cancel"
+    with pytest.raises(PlanRejected):
+        alert_kind({"action": "add"})
+
+
+def test_exit_plan():
+    plan = plan_exit(AAPL, D("-5"), {})
+    assert plan.legs[0].action == "BUY" and plan.legs[0].quantity == D("5") and plan.legs[0].leg == "exit"
+    assert plan_exit(AAPL, D("0"), {}).legs == []
+    assert plan.to_json()["legs"][0]["quantity"] == "5"

@@ -1,0 +1,405 @@
+"""What a notice says: pure functions from a worker event (a dict) to a :class:`NoticeDraft`.
+
+No I/O here (freqtrade's rpc/telegram split): the outbox stores drafts, the sender delivers them.
+Texts are Telegram HTML: every value that comes from outside (symbols such as ``ES1!`` or
+``BRK.B``, strategy names with ``<``, ``>`` or ``&``, IB's reasons) goes through :func:`esc`, and
+:func:`fit` cuts a text to Telegram's 4096-character limit without splitting a tag or an entity.
+
+A new notice kind is one function away::
+
+    @composer("margin_call")
+    def _margin_call(event):
+        return NoticeDraft("margin_call", f"⚠️ margin call: {esc(event['detail'])}", None)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+MAX_TEXT = 4096  # Telegram's sendMessage limit
+MAX_DEDUP_KEY = 128  # Notice.dedup_key column width
+ELLIPSIS = "…"
+
+Event = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class NoticeDraft:
+    """A notice ready for the outbox: its kind (for the on/silent/off switch), HTML text and the
+    key that makes the same event never produce it twice (None: not deduplicated)."""
+
+    kind: str
+    text: str
+    dedup_key: str | None
+    silent: bool = False
+
+
+Composer = Callable[[Event], NoticeDraft | None]
+COMPOSERS: dict[str, Composer] = {}
+
+# Event types that are facts for the dashboard only; they make no notice.
+IGNORED_TYPES = frozenset({"alert_status", "order_status"})
+
+LEG_NAMES = {
+    "entry": "entry",
+    "tp": "take-profit",
+    "sl": "stop-loss",
+    "exit": "exit",
+    "flatten": "flatten",
+    "cancel": "cancel",
+}
+SIDE_NAMES = {"BOT": "BUY", "SLD": "SELL", "BUY": "BUY", "SELL": "SELL"}
+# Contracts whose plain symbol is ambiguous (ES) while the local symbol is exact (ESZ6).
+LOCAL_SYMBOL_TYPES = frozenset({"FUT", "FOP", "OPT", "CONTFUT", "WAR"})
+
+
+def composer(kind: str) -> Callable[[Composer], Composer]:
+    """Register ``func`` as the composer of events whose ``type`` is ``kind``."""
+
+    def register(func: Composer) -> Composer:
+        COMPOSERS[kind] = func
+        return func
+
+    return register
+
+
+def known_kinds() -> frozenset[str]:
+    """Every notice kind a composer exists for (used to warn about typos in ``NOTIFY``)."""
+    return frozenset(COMPOSERS)
+
+
+def compose(event: Event) -> NoticeDraft | None:
+    """The notice for ``event``, or None when its type makes none. May raise on malformed events;
+    :func:`compose_safely` is the caller-facing version."""
+    kind = str(event.get("type") or "")
+    if kind in IGNORED_TYPES:
+        return None
+    draft = COMPOSERS.get(kind, _unknown)(event)
+    if draft is None:
+        return None
+    explicit = event.get("dedup_key")
+    key = str(explicit) if explicit else draft.dedup_key
+    return NoticeDraft(draft.kind, fit(draft.text), _bounded_key(key), draft.silent)
+
+
+def compose_safely(event: Event) -> NoticeDraft | None:
+    """Like :func:`compose` but never raises: a malformed event still tells the trader something."""
+    try:
+        return compose(event)
+    except Exception as exc:  # noqa: BLE001 - a formatting bug must never cost the fact's transaction
+        kind = str(event.get("type") or "event") if isinstance(event, Mapping) else "event"
+        body = _short(repr(dict(event)) if isinstance(event, Mapping) else repr(event), 1500)
+        text = f"⚠️ <b>{esc(kind)}</b> (notice formatting failed: {esc(type(exc).__name__)})\n<code>{esc(body)}</code>"
+        key = None
+        if isinstance(event, Mapping):
+            key = event.get("dedup_key") or _default_key(event)
+        return NoticeDraft(kind[:32], fit(text), _bounded_key(key))
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def esc(value: Any) -> str:
+    """HTML-escape any value for Telegram's HTML parse mode (``<``, ``>``, ``&``; quotes too)."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def num(value: Any) -> str:
+    """A number as a trader writes it: no float noise, no trailing zeros, no exponent."""
+    if value is None or value == "":
+        return "?"
+    try:
+        dec = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return str(value)
+    if not dec.is_finite():
+        return str(value)
+    text = format(dec.normalize(), "f")
+    return "0" if text in {"-0", ""} else text
+
+
+def signed(value: Any) -> str:
+    """A PnL with its sign (``+125.5``, ``-30``)."""
+    text = num(value)
+    return text if text.startswith("-") or text in {"0", "?"} else f"+{text}"
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
+
+
+def _bounded_key(key: str | None) -> str | None:
+    """Dedup keys fit the column; a long key keeps a readable prefix and a hash of the whole."""
+    if key is None:
+        return None
+    key = str(key)
+    # Room for the ":<chat id>" suffix the outbox appends (chat ids are at most ~20 characters).
+    room = MAX_DEDUP_KEY - 24
+    if len(key) <= room:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+    return f"{key[: room - 25]}#{digest}"
+
+
+def _default_key(event: Event) -> str | None:
+    kind = event.get("type")
+    if kind == "fill" and event.get("exec_id"):
+        return f"fill:{event['exec_id']}"
+    return None
+
+
+def _utf16_len(ch: str) -> int:
+    # Telegram counts UTF-16 code units: an emoji outside the BMP costs two.
+    return 2 if ord(ch) > 0xFFFF else 1
+
+
+def text_length(text: str) -> int:
+    """Length of ``text`` as Telegram counts it (UTF-16 code units; markup counted, conservatively)."""
+    return sum(_utf16_len(ch) for ch in text)
+
+
+_TOKEN = re.compile(
+    r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)\b[^<>]*>|&(?:#[0-9]+|#x[0-9a-fA-F]+|[a-zA-Z][a-zA-Z0-9]*);"
+)
+
+
+def fit(text: str, limit: int = MAX_TEXT) -> str:
+    """Cut ``text`` to at most ``limit`` UTF-16 units, never inside a tag or an entity, closing
+    any tag left open and marking the cut with an ellipsis (preferably at a line end)."""
+    if text_length(text) <= limit:
+        return text
+    stack: list[str] = []
+    best: tuple[int, tuple[str, ...]] = (0, ())
+    best_line: tuple[int, tuple[str, ...]] | None = None
+    used = 0  # UTF-16 units before position pos
+    pos = 0
+    ellipsis_cost = text_length(ELLIPSIS)
+    while pos < len(text):
+        closing_cost = sum(len(name) + 3 for name in stack)
+        if used + ellipsis_cost + closing_cost <= limit:
+            best = (pos, tuple(stack))
+            if text[pos] == "\n":
+                best_line = best
+        else:
+            break
+        match = _TOKEN.match(text, pos)
+        if match:
+            token = match.group(0)
+            if token.startswith("<"):
+                name = match.group(2).lower()
+                if match.group(1):
+                    if name in stack:
+                        del stack[len(stack) - 1 - stack[::-1].index(name)]
+                elif not token.endswith("/>"):
+                    stack.append(name)
+            used += text_length(token)
+            pos = match.end()
+        else:
+            used += _utf16_len(text[pos])
+            pos += 1
+    cut, open_tags = best
+    # A line end close to the limit reads better than a word cut in half.
+    if best_line is not None and best_line[0] >= cut - 400:
+        cut, open_tags = best_line
+    closing = "".join(f"</{name}>" for name in reversed(open_tags))
+    return text[:cut] + ELLIPSIS + closing
+
+
+def _symbol(event: Event) -> str:
+    sec_type = str(event.get("sec_type") or "").upper()
+    local = event.get("local_symbol")
+    symbol = event.get("symbol") or event.get("ticker") or "?"
+    if local and (sec_type in LOCAL_SYMBOL_TYPES or not event.get("symbol")):
+        return str(local)
+    return str(symbol)
+
+
+def _origin(event: Event) -> str:
+    """'strategy X · alert Y' (either may be missing: a manual order in TWS has neither)."""
+    parts = []
+    if event.get("strategy"):
+        parts.append(f"strategy <b>{esc(_short(str(event['strategy']), 200))}</b>")
+    if event.get("alert_id"):
+        parts.append(f"alert <code>{esc(event['alert_id'])}</code>")
+    elif event.get("order_ref"):
+        parts.append(f"ref <code>{esc(_short(str(event['order_ref']), 100))}</code>")
+    return " · ".join(parts)
+
+
+def _leg(event: Event) -> str:
+    leg = str(event.get("leg") or "")
+    return LEG_NAMES.get(leg, leg or "order")
+
+
+# --- composers ---------------------------------------------------------------------------------
+
+
+@composer("fill")
+def _fill(event: Event) -> NoticeDraft:
+    side = SIDE_NAMES.get(str(event.get("side") or "").upper(), str(event.get("side") or "?"))
+    icon = "🟢" if side == "BUY" else "🔴" if side == "SELL" else "⚪"
+    symbol = esc(_symbol(event))
+    lines = [
+        f"{icon} <b>{side} {num(event.get('quantity'))} {symbol} @ {num(event.get('price'))}</b> · {esc(_leg(event))}"
+    ]
+    cum, total = event.get("cum_quantity"), event.get("order_quantity")
+    if cum is not None and total is not None:
+        try:
+            final = Decimal(str(cum)) >= Decimal(str(total))
+        except (InvalidOperation, ValueError):
+            final = True
+        word = "filled" if final else "partial fill"
+        lines.append(f"{word} {num(cum)}/{num(total)}")
+    origin = _origin(event)
+    if origin:
+        lines.append(origin)
+    money = []
+    if event.get("commission") is not None:
+        currency = event.get("commission_currency")
+        money.append(f"commission {num(event['commission'])}{' ' + esc(currency) if currency else ''}")
+    if event.get("realized_pnl") is not None:
+        money.append(f"realized PnL <b>{signed(event['realized_pnl'])}</b>")
+    if money:
+        lines.append(" · ".join(money))
+    if event.get("account"):
+        lines.append(f"account {esc(event['account'])}")
+    return NoticeDraft("fill", "\n".join(lines), _default_key(event))
+
+
+@composer("order_rejected")
+def _order_rejected(event: Event) -> NoticeDraft:
+    code = event.get("error_code")
+    head = f"⛔ <b>Order rejected</b> · {esc(_symbol(event))} {esc(_leg(event))}"
+    lines = [
+        head,
+        f"IB{' ' + esc(code) if code not in (None, '') else ''}: {esc(_short(str(event.get('reason') or 'no reason given'), 1500))}",
+    ]
+    origin = _origin(event)
+    if origin:
+        lines.append(origin)
+    ref = event.get("order_ref") or f"{event.get('alert_id')}:{event.get('leg')}"
+    return NoticeDraft("order_rejected", "\n".join(lines), f"order_rejected:{ref}:{code}")
+
+
+@composer("alert_rejected")
+def _alert_rejected(event: Event) -> NoticeDraft:
+    status = str(event.get("status") or "rejected")
+    word = "failed" if status == "failed" else "refused"
+    action = esc(event.get("action") or "")
+    ticker = esc(event.get("ticker") or "?")
+    lines = [
+        f"🚫 <b>Alert {word}</b> · {action + ' ' if action else ''}{ticker}",
+        esc(_short(str(event.get("reason") or "no reason given"), 1500)),
+    ]
+    origin = _origin(event)
+    if origin:
+        lines.append(origin)
+    return NoticeDraft("alert_rejected", "\n".join(lines), f"alert_rejected:{event.get('alert_id')}")
+
+
+def _duration(seconds: Any) -> str:
+    try:
+        total = int(round(float(seconds)))
+    except (TypeError, ValueError):
+        return "?"
+    if total < 120:
+        return f"{total} s"
+    if total < 7200:
+        return f"{total // 60} min {total % 60} s"
+    return f"{total // 3600} h {total % 3600 // 60} min"
+
+
+def _where(event: Event) -> str:
+    account = event.get("account")
+    client_id = event.get("client_id")
+    parts = []
+    if account:
+        parts.append(f"account {esc(account)}")
+    if client_id is not None:
+        parts.append(f"client id {esc(client_id)}")
+    return " · ".join(parts)
+
+
+def _alarm_text(icon: str, title: str, event: Event, *extra: str) -> str:
+    lines = [f"{icon} <b>{title}</b>"]
+    lines.extend(line for line in extra if line)
+    if event.get("detail"):
+        lines.append(esc(_short(str(event["detail"]), 1500)))
+    where = _where(event)
+    if where:
+        lines.append(where)
+    return "\n".join(lines)
+
+
+@composer("ib_lost")
+def _ib_lost(event: Event) -> NoticeDraft:
+    text = _alarm_text(
+        "🚨", "IB connection lost", event, f"down for {_duration(event.get('down_seconds'))} and counting"
+    )
+    return NoticeDraft("ib_lost", text, f"ib_lost:{event.get('account')}:{event.get('since')}")
+
+
+@composer("ib_restored")
+def _ib_restored(event: Event) -> NoticeDraft:
+    text = _alarm_text("✅", "IB connection restored", event, f"after {_duration(event.get('down_seconds'))}")
+    return NoticeDraft("ib_restored", text, f"ib_restored:{event.get('account')}:{event.get('since')}")
+
+
+@composer("redis_lost")
+def _redis_lost(event: Event) -> NoticeDraft:
+    text = _alarm_text(
+        "🚨",
+        "Redis unreachable",
+        event,
+        f"for {_duration(event.get('down_seconds'))}; new alerts wait in the database until it returns",
+    )
+    return NoticeDraft("redis_lost", text, f"redis_lost:{event.get('account')}:{event.get('since')}")
+
+
+@composer("redis_restored")
+def _redis_restored(event: Event) -> NoticeDraft:
+    text = _alarm_text("✅", "Redis reachable again", event, f"after {_duration(event.get('down_seconds'))}")
+    return NoticeDraft("redis_restored", text, f"redis_restored:{event.get('account')}:{event.get('since')}")
+
+
+@composer("worker_stopped")
+def _worker_stopped(event: Event) -> NoticeDraft:
+    reason = esc(_short(str(event.get("reason") or "no reason given"), 1500))
+    text = _alarm_text("🛑", "Worker stopping", event, f"reason: {reason}")
+    key = (
+        f"worker_stopped:{event.get('account')}:{event.get('client_id')}:{event.get('pid')}:{event.get('at')}"
+    )
+    return NoticeDraft("worker_stopped", text, key)
+
+
+@composer("daily_summary")
+def _daily_summary(event: Event) -> NoticeDraft:
+    lines = [
+        f"📊 <b>Daily summary {esc(event.get('date') or '')}</b> (UTC)",
+        f"trades (executions): {num(event.get('fills'))}",
+        f"realized PnL: <b>{signed(event.get('realized_pnl'))}</b>",
+        f"fees: {num(event.get('commissions'))}",
+    ]
+    if event.get("positions") is not None:
+        lines.append(f"open positions: {num(event.get('positions'))}")
+    return NoticeDraft("daily_summary", "\n".join(lines), f"daily_summary:{event.get('date')}")
+
+
+@composer("alarm")
+def _alarm(event: Event) -> NoticeDraft:
+    """A generic alarm: {"type": "alarm", "title", "detail", "dedup_key"?} (risk rules and the like)."""
+    title = esc(_short(str(event.get("title") or "Alarm"), 200))
+    return NoticeDraft("alarm", _alarm_text("⚠️", title, event), None)
+
+
+def _unknown(event: Event) -> NoticeDraft:
+    """An event type nobody wrote a composer for: say so rather than lose it."""
+    kind = str(event.get("type") or "event")
+    fields = ", ".join(f"{esc(k)}={esc(_short(str(v), 200))}" for k, v in event.items() if k != "type")
+    return NoticeDraft(_short(kind, 32), f"ℹ️ <b>{esc(kind)}</b>\n{fields}", None)

@@ -1,0 +1,302 @@
+"""Alert payload + qualified contract + reference price → a :class:`Plan` of order legs (pure logic).
+
+The planner decides everything that is sent to IB and writes it down (``Plan.to_json`` goes into
+``Alert.plan``) so a trader can see why an order looks the way it does. It never talks to IB: the
+executor fetches the contract details and, when needed, a reference price first.
+
+Reference price (the base of percent / amount / ticks offsets and of the side checks):
+
+1. a limit entry: its limit price;
+2. a market entry: the alert's ``price`` (TradingView's ``{{close}}``, what the strategy computed
+   its exits from) when given;
+3. otherwise IB's last (or midpoint / close) price from a market-data snapshot.
+
+``filled`` for an alert means its entry is fully filled; the children (take-profit / stop-loss)
+live on at IB and are recorded as they fill.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from worker.rounding import (
+    limit_direction,
+    protective_stop_direction,
+    round_to_tick,
+    to_decimal,
+)
+
+TIF_MAP = {"day": "DAY", "gtc": "GTC", "opg": "OPG", "ioc": "IOC", "fok": "FOK"}
+# Children live until they fill or the operator cancels them: a DAY stop-loss would expire at the
+# close and leave an open position unprotected overnight.
+CHILD_TIF = "GTC"
+# Reduce the sibling by the filled quantity, with IB's overfill protection ("with block"): a partly
+# filled take-profit leaves the stop-loss protecting exactly the rest of the position.
+OCA_TYPE = 2
+
+
+class PlanRejected(ValueError):
+    """The alert cannot be turned into orders; the message is the reason shown to the trader."""
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """The facts about a qualified contract the planner needs (from IB's contract details)."""
+
+    con_id: int
+    symbol: str
+    sec_type: str
+    exchange: str
+    currency: str
+    local_symbol: str
+    min_tick: Decimal
+    min_size: Decimal = Decimal(1)
+    size_increment: Decimal = Decimal(1)
+    multiplier: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        for key in ("min_tick", "min_size", "size_increment"):
+            doc[key] = str(doc[key])
+        return doc
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One order to send. ``transmit`` False legs wait at IB for the last leg of the bracket."""
+
+    leg: str  # entry, tp, sl, exit
+    action: str  # BUY / SELL
+    order_type: str  # MKT LMT STP
+    quantity: Decimal
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    tif: str = "DAY"
+    outside_rth: bool = False
+    transmit: bool = True
+    parent_leg: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "leg": self.leg,
+            "action": self.action,
+            "order_type": self.order_type,
+            "quantity": str(self.quantity),
+            "limit_price": None if self.limit_price is None else str(self.limit_price),
+            "stop_price": None if self.stop_price is None else str(self.stop_price),
+            "tif": self.tif,
+            "outside_rth": self.outside_rth,
+            "transmit": self.transmit,
+            "parent_leg": self.parent_leg,
+        }
+
+
+@dataclass
+class Plan:
+    """What the worker decided for one alert (serialised into ``Alert.plan``)."""
+
+    kind: str  # bracket (entry with optional children), exit, cancel
+    instrument: Instrument | None
+    legs: list[Leg] = field(default_factory=list)
+    reference_price: Decimal | None = None
+    reference_source: str | None = None
+    cancel_first: bool = False
+    oca_type: int = OCA_TYPE
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "contract": None if self.instrument is None else self.instrument.to_json(),
+            "legs": [leg.to_json() for leg in self.legs],
+            "reference_price": None if self.reference_price is None else str(self.reference_price),
+            "reference_source": self.reference_source,
+            "cancel_first": self.cancel_first,
+            "oca_type": self.oca_type if len(self.legs) > 1 else None,
+            "notes": list(self.notes),
+        }
+
+
+def _dec(payload: dict[str, Any], key: str, *, what: str | None = None) -> Decimal | None:
+    raw = payload.get(key)
+    if raw is None or raw == "":
+        return None
+    try:
+        return to_decimal(raw)
+    except (ValueError, ArithmeticError):
+        raise PlanRejected(f"{what or key} is not a number: {raw!r}") from None
+
+
+def alert_kind(payload: dict[str, Any]) -> str:
+    """``bracket``, ``exit`` or ``cancel`` from the action (``sentiment: flat`` means exit)."""
+    action = str(payload.get("action") or "").lower()
+    if action in ("exit", "cancel"):
+        return action
+    if action in ("buy", "sell"):
+        if str(payload.get("sentiment") or "").lower() == "flat":
+            return "exit"
+        return "bracket"
+    if action == "add":
+        raise PlanRejected("action 'add' is not supported yet (send buy or sell with a quantity)")
+    raise PlanRejected(f"unknown action {action!r}")
+
+
+def entry_side(payload: dict[str, Any]) -> str:
+    """BUY for ``buy``, SELL for ``sell``."""
+    return "BUY" if str(payload.get("action")).lower() == "buy" else "SELL"
+
+
+def needs_market_reference(payload: dict[str, Any]) -> bool:
+    """True when a bracket needs IB's price: a market entry without ``price``/``signalPrice``."""
+    if alert_kind(payload) != "bracket":
+        return False
+    order_type = str(payload.get("orderType") or "market").lower()
+    if order_type == "limit":
+        return False
+    return payload.get("price") in (None, "") and payload.get("signalPrice") in (None, "")
+
+
+def quantity_of(payload: dict[str, Any], inst: Instrument) -> Decimal:
+    """The fixed quantity, checked against the contract's size rules."""
+    qtype = payload.get("quantityType") or "fixed_quantity"
+    if qtype != "fixed_quantity":
+        raise PlanRejected(f"quantityType {qtype!r} is not supported yet (use fixed_quantity)")
+    qty = _dec(payload, "quantity")
+    if qty is None:
+        raise PlanRejected("quantity is required")
+    if qty <= 0:
+        raise PlanRejected(f"quantity must be positive, got {qty}")
+    if qty < inst.min_size:
+        raise PlanRejected(f"quantity {qty} is below the contract's minimum size {inst.min_size}")
+    if (
+        inst.size_increment > 0
+        and (qty / inst.size_increment) != (qty / inst.size_increment).to_integral_value()
+    ):
+        raise PlanRejected(
+            f"quantity {qty} is not a multiple of the contract's size increment {inst.size_increment}"
+        )
+    return qty
+
+
+def _offset_price(
+    spec: dict[str, Any], name: str, reference: Decimal | None, tick: Decimal, away: int
+) -> tuple[Decimal, str]:
+    """The raw (unrounded) price of a take-profit / stop-loss spec; ``away`` is +1 above, -1 below."""
+    for key in ("limitPrice", "stopPrice", "price"):
+        value = _dec(spec, key, what=f"{name}.{key}")
+        if value is not None:
+            if value <= 0:
+                raise PlanRejected(f"{name}.{key} must be positive, got {value}")
+            return value, f"{name}.{key}"
+    if reference is None:
+        raise PlanRejected(f"{name} is relative but no reference price is known")
+    percent = _dec(spec, "percent", what=f"{name}.percent")
+    if percent is not None:
+        if percent <= 0:
+            raise PlanRejected(f"{name}.percent must be positive, got {percent}")
+        return reference * (1 + away * percent / 100), f"{name}.percent={percent}"
+    amount = _dec(spec, "amount", what=f"{name}.amount")
+    if amount is not None:
+        if amount <= 0:
+            raise PlanRejected(f"{name}.amount must be positive, got {amount}")
+        return reference + away * amount, f"{name}.amount={amount}"
+    ticks = _dec(spec, "ticks", what=f"{name}.ticks")
+    if ticks is not None:
+        if ticks <= 0 or ticks != ticks.to_integral_value():
+            raise PlanRejected(f"{name}.ticks must be a positive whole number, got {ticks}")
+        return reference + away * ticks * tick, f"{name}.ticks={ticks}"
+    raise PlanRejected(f"{name} needs one of limitPrice/stopPrice, percent, amount or ticks")
+
+
+def plan_bracket(
+    payload: dict[str, Any],
+    inst: Instrument,
+    market_price: Decimal | None = None,
+    market_source: str = "ib snapshot",
+) -> Plan:
+    """Entry (market or limit) with optional take-profit and stop-loss children on the tick grid."""
+    side = entry_side(payload)
+    exit_side = "SELL" if side == "BUY" else "BUY"
+    sign = 1 if side == "BUY" else -1  # +1: target above, stop below the entry
+    qty = quantity_of(payload, inst)
+    tick = inst.min_tick
+    tif_raw = str(payload.get("timeInForce") or "day").lower()
+    if tif_raw not in TIF_MAP:
+        raise PlanRejected(f"timeInForce {tif_raw!r} is not supported (day, gtc, opg, ioc, fok)")
+    tif = TIF_MAP[tif_raw]
+    outside_rth = bool(payload.get("extendedHours"))
+    order_type = str(payload.get("orderType") or "market").lower()
+    plan = Plan(kind="bracket", instrument=inst, cancel_first=bool(payload.get("cancel")))
+
+    if order_type == "limit":
+        asked = _dec(payload, "limitPrice") or _dec(payload, "price")
+        if asked is None or asked <= 0:
+            raise PlanRejected("a limit entry needs a positive limitPrice")
+        entry_price = round_to_tick(asked, tick, limit_direction(side))
+        if entry_price != asked:
+            plan.notes.append(f"entry limit {asked} rounded to {entry_price} (tick {tick})")
+        entry = Leg("entry", side, "LMT", qty, limit_price=entry_price, tif=tif, outside_rth=outside_rth)
+        plan.reference_price, plan.reference_source = entry_price, "limit price"
+    elif order_type == "market":
+        entry = Leg("entry", side, "MKT", qty, tif=tif, outside_rth=outside_rth)
+        signal = _dec(payload, "price") or _dec(payload, "signalPrice")
+        if signal is not None:
+            plan.reference_price, plan.reference_source = signal, "alert price"
+        elif market_price is not None:
+            plan.reference_price, plan.reference_source = market_price, market_source
+    else:
+        raise PlanRejected(f"orderType {order_type!r} is not supported yet (market or limit)")
+    if plan.reference_price is not None and plan.reference_price <= 0:
+        raise PlanRejected(f"reference price must be positive, got {plan.reference_price}")
+
+    ref = plan.reference_price
+    children: list[Leg] = []
+    tp_spec, sl_spec = payload.get("takeProfit"), payload.get("stopLoss")
+    if tp_spec:
+        raw, how = _offset_price(dict(tp_spec), "takeProfit", ref, tick, sign)
+        price = round_to_tick(raw, tick, limit_direction(exit_side))
+        if ref is not None and (price - ref) * sign <= 0:
+            raise PlanRejected(
+                f"take-profit {price} is not {'above' if sign > 0 else 'below'} the entry reference {ref}"
+            )
+        plan.notes.append(f"take-profit from {how}: {raw} -> {price}")
+        children.append(Leg("tp", exit_side, "LMT", qty, limit_price=price, tif=CHILD_TIF,
+                            outside_rth=outside_rth, parent_leg="entry"))  # fmt: skip
+    if sl_spec:
+        sl = dict(sl_spec)
+        sl_type = str(sl.get("type") or "stop").lower()
+        if sl_type != "stop":
+            raise PlanRejected(f"stopLoss type {sl_type!r} is not supported yet (stop)")
+        raw, how = _offset_price(sl, "stopLoss", ref, tick, -sign)
+        price = round_to_tick(raw, tick, protective_stop_direction(exit_side))
+        if ref is not None and (ref - price) * sign <= 0:
+            raise PlanRejected(
+                f"stop-loss {price} is not {'below' if sign > 0 else 'above'} the entry reference {ref}"
+            )
+        plan.notes.append(f"stop-loss from {how}: {raw} -> {price}")
+        children.append(Leg("sl", exit_side, "STP", qty, stop_price=price, tif=CHILD_TIF,
+                            outside_rth=outside_rth, parent_leg="entry"))  # fmt: skip
+    if children and ref is None:
+        raise PlanRejected("no reference price to check the take-profit / stop-loss against")
+    # IB's bracket protocol: every leg but the last waits (transmit=False); the last sends them all.
+    legs = [entry, *children]
+    plan.legs = [
+        Leg(**{**leg.__dict__, "transmit": index == len(legs) - 1}) for index, leg in enumerate(legs)
+    ]
+    return plan
+
+
+def plan_exit(inst: Instrument, position: Decimal, payload: dict[str, Any]) -> Plan:
+    """Close ``position`` (signed) with a market order; an empty plan when flat."""
+    plan = Plan(kind="exit", instrument=inst, cancel_first=True)
+    if position == 0:
+        plan.notes.append("no open position")
+        return plan
+    action = "SELL" if position > 0 else "BUY"
+    plan.legs = [
+        Leg("exit", action, "MKT", abs(position), tif="DAY", outside_rth=bool(payload.get("extendedHours")))
+    ]
+    plan.notes.append(f"closing position of {position}")
+    return plan
