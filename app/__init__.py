@@ -1,0 +1,57 @@
+"""tv2ib web application: ``create_app`` builds the Flask app; gunicorn runs ``'app:create_app()'``.
+
+Nothing is created at import time: the database engine, Redis client and settings live in one
+:class:`~app.context.AppContext` kept in ``app.extensions["tv2ib"]``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from app.context import AppContext
+    from config.settings import Settings
+
+EXTENSION_KEY = "tv2ib"
+
+
+def create_app(settings: Settings | None = None, *, context: AppContext | None = None) -> Flask:
+    """Build the web app. Without arguments, settings come from the environment and ``.env``.
+
+    A missing or too short ``WEBHOOK_SECRET`` ends the process with a clear message and exit code 1
+    (``SystemExit``), not a traceback. Starting migrates the database to the latest schema.
+    """
+    from flask import Flask
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from app import api, errors, health, metrics, webhook
+    from app.context import AppContext
+    from config.logging_setup import configure_logging
+    from config.settings import SettingsError, load_settings
+
+    if context is not None:
+        settings = context.settings
+    elif settings is None:
+        try:
+            settings = load_settings()
+        except SettingsError as exc:
+            raise SystemExit(f"tv2ib: configuration error: {exc}") from None
+    configure_logging(settings.log_level, settings.log_format, settings.secrets())
+    if context is None:
+        context = AppContext.build(settings)
+
+    app = Flask(__name__)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions[EXTENSION_KEY] = context
+    if settings.trusted_proxies:
+        # ProxyFix takes the N-th address from the right of X-Forwarded-For: entries a client
+        # forged on the left are never reached, so a forged header gains nothing.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
+    errors.init_app(app)
+    metrics.init_app(app)
+    health.init_app(app)
+    webhook.init_app(app)
+    api.init_app(app)
+    return app

@@ -1,0 +1,7 @@
+"""Placeholder: the admin API lands in a later commit."""
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    return None

@@ -1,0 +1,65 @@
+"""Liveness and readiness probes.
+
+``/healthz`` answers 200 while the process serves requests. ``/readyz`` checks what intake
+needs: the database and Redis (503 naming the one that failed). It also reports the execution
+workers' heartbeats and their IB connection, but a missing worker does NOT make it 503: intake
+still stores alerts and the outbox relay enqueues them, so the web process is ready; the body
+says ``"worker": "down"`` for monitoring to alarm on.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+from flask import Blueprint, Flask, Response, current_app, jsonify
+from sqlalchemy import text
+
+from app.services import worker_heartbeats
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """The process is alive and answering."""
+    return jsonify({"status": "ok"})
+
+
+def readiness(ctx: Any) -> tuple[bool, dict[str, Any]]:
+    """Check the database and Redis; report workers and IB. Returns (ready, body)."""
+    checks: dict[str, Any] = {}
+    try:
+        with ctx.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready", with its name
+        checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        ctx.redis.ping()
+        checks["redis"] = "ok"
+    except redis.RedisError as exc:
+        checks["redis"] = f"error: {type(exc).__name__}"
+    beats = worker_heartbeats(ctx.redis) if checks["redis"] == "ok" else []
+    checks["worker"] = "ok" if beats else "down"
+    checks["ib"] = "connected" if any(b.get("ib_connected") for b in beats) else "disconnected"
+    checks["workers"] = [
+        {k: b.get(k) for k in ("account", "client_id", "ib_connected", "age_seconds", "pid")} for b in beats
+    ]
+    ready = checks["database"] == "ok" and checks["redis"] == "ok"
+    checks["status"] = "ready" if ready else "not_ready"
+    return ready, checks
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    """200 when the database and Redis answer, else 503; worker and IB state in the body."""
+    ready, body = readiness(current_app.extensions["tv2ib"])
+    return jsonify(body), (200 if ready else 503)
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)

@@ -1,0 +1,1 @@
+"""Placeholder: the outbox relay lands in a later commit."""

@@ -1,0 +1,62 @@
+"""gunicorn settings for the web process: ``gunicorn 'app:create_app()' -c config/gunicorn.conf.py``.
+
+Worker class ``gthread``: each worker process serves ``WEB_THREADS`` requests at once, and its
+main loop waits for a new connection's first bytes without holding a thread (gunicorn >= 23
+defers idle connections to the poller). Once a request's headers are in, the body is read by
+the app with a socket timeout (``app.webhook.parsing.BODY_READ_TIMEOUT``): a client that never
+finishes its body gets 408 and the thread is freed, so a few slow clients cannot stall intake.
+
+Each worker starts the outbox relay thread after it boots (``post_worker_init``); a Redis lock
+makes only one of them relay at a time. Settings are validated in the master before any worker
+starts, so a missing ``WEBHOOK_SECRET`` stops gunicorn with one clear line and exit code 1.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from config.settings import Settings, SettingsError, load_settings
+
+try:
+    _settings: Settings | None = load_settings()
+    _settings_error: str | None = None
+except SettingsError as exc:
+    _settings, _settings_error = None, str(exc)
+
+bind = f"0.0.0.0:{_settings.port if _settings else 8000}"
+worker_class = "gthread"
+workers = _settings.web_workers if _settings else 2
+threads = _settings.web_threads if _settings else 4
+# A worker whose main loop does not check in for this long is killed and replaced.
+timeout = 30
+graceful_timeout = 10
+# Reverse proxies keep connections open; a few seconds saves a TCP handshake per alert.
+keepalive = 5
+accesslog = None  # the app logs one line per webhook with more useful fields
+errorlog = "-"
+loglevel = "info"
+proc_name = "tv2ib-web"
+# TRUSTED_PROXIES is applied by the app (werkzeug ProxyFix); gunicorn itself must not rewrite
+# the client address or scheme from forwarded headers.
+forwarded_allow_ips = "127.0.0.1,::1"
+
+
+def on_starting(server):  # noqa: ANN001 - gunicorn hook signature
+    """Refuse to start with broken settings: one clear line, exit code 1, no traceback."""
+    if _settings_error is not None:
+        print(f"tv2ib: configuration error: {_settings_error}", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
+def post_worker_init(worker):  # noqa: ANN001 - gunicorn hook signature
+    """Start this worker's outbox relay thread (only one process relays at a time)."""
+    from app.relay import start_relay_thread
+
+    context = worker.wsgi.extensions["tv2ib"]
+    worker.wsgi.extensions["tv2ib_relay"] = start_relay_thread(context)
+
+
+def worker_exit(server, worker):  # noqa: ANN001 - gunicorn hook signature
+    relay = getattr(worker, "wsgi", None) and worker.wsgi.extensions.get("tv2ib_relay")
+    if relay is not None:
+        relay.stop()

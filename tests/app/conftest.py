@@ -1,0 +1,106 @@
+"""Fixtures for the web app: a real app on real Redis and on SQLite or PostgreSQL.
+
+``app`` is parametrized over both databases for the core tests. The PostgreSQL database is
+private to tests/app (created once per run, its tables emptied before each test), so other
+areas' tests sharing ``pg_url`` never see our rows.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+
+from app import create_app
+from app.context import AppContext
+from config.settings import Settings
+
+PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+TABLES = ("fills", "orders", "alert_events", "alerts", "positions", "notices", "control")
+
+
+@pytest.fixture(scope="session")
+def app_pg_url() -> Iterator[str]:
+    """A PostgreSQL database for tests/app only, dropped at the end of the run."""
+    name = f"tv2ib_app_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001
+        pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}")
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    with admin.connect() as conn:
+        conn.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
+        )
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+def _empty_tables(ctx: AppContext) -> None:
+    with ctx.engine.begin() as conn:
+        existing = set(ctx.engine.dialect.get_table_names(conn))
+        for table in TABLES + ("dedup_claims",):
+            if table in existing:
+                conn.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
+    if request.param == "sqlite":
+        return sqlite_url
+    return request.getfixturevalue("app_pg_url")
+
+
+@pytest.fixture
+def make_settings(base_env: dict[str, str], db_url: str) -> Callable[..., Settings]:
+    """Settings on the parametrized database and the private Redis DB, with overrides."""
+
+    def build(**overrides: str) -> Settings:
+        env = dict(base_env, DATABASE_URL=db_url, RATE_LIMIT="10000/minute", AUTH_FAILURE_LIMIT="1000/minute")
+        env.update(overrides)
+        return Settings.from_mapping(env)
+
+    return build
+
+
+@pytest.fixture
+def make_app(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., Flask]]:
+    """Build apps (real context: database migrated, real Redis); closed after the test."""
+    contexts: list[AppContext] = []
+
+    def build(**overrides: str) -> Flask:
+        ctx = AppContext.build(make_settings(**overrides))
+        if not contexts:
+            _empty_tables(ctx)
+        contexts.append(ctx)
+        flask_app = create_app(context=ctx)
+        flask_app.testing = True
+        return flask_app
+
+    yield build
+    for ctx in contexts:
+        ctx.close()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def ctx(app: Flask) -> AppContext:
+    return app.extensions["tv2ib"]
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
