@@ -21,8 +21,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--catalog", help="YAML or JSON file with extra instruments")
     p.add_argument("--walk", action="store_true", help="random-walk every price (demo mode)")
     p.add_argument("--walk-interval", type=float, default=1.0, help="seconds between random-walk steps")
-    p.add_argument("--account", action="append", dest="accounts",
-                   help="managed account id (repeat for several; default DU1234567)")
+    p.add_argument(
+        "--account",
+        action="append",
+        dest="accounts",
+        help="managed account id (repeat for several; default DU1234567)",
+    )
     p.add_argument("--no-pacing", action="store_true", help="do not reject clients above 50 messages/s")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
@@ -55,7 +59,9 @@ async def run(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point."""
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     asyncio.run(run(args))
 
 

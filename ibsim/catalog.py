@@ -113,7 +113,9 @@ def _matches(inst: Instrument, q: ContractQuery) -> bool:
         return False
     if q.currency and q.currency.upper() != inst.currency:
         return False
-    if q.local_symbol and q.local_symbol.upper().replace(" ", "") != inst.local_symbol.upper().replace(" ", ""):
+    if q.local_symbol and q.local_symbol.upper().replace(" ", "") != inst.local_symbol.upper().replace(
+        " ", ""
+    ):
         return False
     if q.trading_class and q.trading_class.upper() != inst.trading_class.upper():
         return False
@@ -182,7 +184,11 @@ class Catalog:
         for inst in self._by_con_id.values():
             if sec_type and inst.sec_type != sec_type.upper():
                 continue
-            names = {inst.symbol.upper(), inst.local_symbol.upper(), inst.local_symbol.upper().replace(".", "")}
+            names = {
+                inst.symbol.upper(),
+                inst.local_symbol.upper(),
+                inst.local_symbol.upper().replace(".", ""),
+            }
             if sym not in names:
                 continue
             if kw.get("currency") and kw["currency"].upper() != inst.currency:
@@ -260,18 +266,108 @@ class FutureProduct:
 
 
 FUTURE_PRODUCTS: tuple[FutureProduct, ...] = (
-    FutureProduct("ES", "CME", "50", 0.25, "HMUZ", 4, _third_friday, "08:30", "US/Central",
-                  "E-mini S&P 500", 11004968, "IND", 637_000_000, 5000.0, "67"),
-    FutureProduct("MES", "CME", "5", 0.25, "HMUZ", 4, _third_friday, "08:30", "US/Central",
-                  "Micro E-Mini S&P 500 Stock Price Index", 11004968, "IND", 654_000_000, 5000.0, "67"),
-    FutureProduct("NQ", "CME", "20", 0.25, "HMUZ", 4, _third_friday, "08:30", "US/Central",
-                  "E-mini NASDAQ 100", 11004958, "IND", 637_100_000, 17500.0, "67"),
-    FutureProduct("MNQ", "CME", "2", 0.25, "HMUZ", 4, _third_friday, "08:30", "US/Central",
-                  "Micro E-Mini Nasdaq-100 Index", 11004958, "IND", 654_100_000, 17500.0, "67"),
-    FutureProduct("CL", "NYMEX", "1000", 0.01, "FGHJKMNQUVXZ", 6, _cl_last_trade, "13:30", "US/Central",
-                  "Light Sweet Crude Oil", 17340715, "IND", 212_000_000, 75.0, "32"),
-    FutureProduct("GC", "COMEX", "100", 0.10, "GJMQVZ", 4, _gc_last_trade, "12:30", "US/Central",
-                  "Gold", 0, "", 213_000_000, 2300.0, "94"),
+    FutureProduct(
+        "ES",
+        "CME",
+        "50",
+        0.25,
+        "HMUZ",
+        4,
+        _third_friday,
+        "08:30",
+        "US/Central",
+        "E-mini S&P 500",
+        11004968,
+        "IND",
+        637_000_000,
+        5000.0,
+        "67",
+    ),
+    FutureProduct(
+        "MES",
+        "CME",
+        "5",
+        0.25,
+        "HMUZ",
+        4,
+        _third_friday,
+        "08:30",
+        "US/Central",
+        "Micro E-Mini S&P 500 Stock Price Index",
+        11004968,
+        "IND",
+        654_000_000,
+        5000.0,
+        "67",
+    ),
+    FutureProduct(
+        "NQ",
+        "CME",
+        "20",
+        0.25,
+        "HMUZ",
+        4,
+        _third_friday,
+        "08:30",
+        "US/Central",
+        "E-mini NASDAQ 100",
+        11004958,
+        "IND",
+        637_100_000,
+        17500.0,
+        "67",
+    ),
+    FutureProduct(
+        "MNQ",
+        "CME",
+        "2",
+        0.25,
+        "HMUZ",
+        4,
+        _third_friday,
+        "08:30",
+        "US/Central",
+        "Micro E-Mini Nasdaq-100 Index",
+        11004958,
+        "IND",
+        654_100_000,
+        17500.0,
+        "67",
+    ),
+    FutureProduct(
+        "CL",
+        "NYMEX",
+        "1000",
+        0.01,
+        "FGHJKMNQUVXZ",
+        6,
+        _cl_last_trade,
+        "13:30",
+        "US/Central",
+        "Light Sweet Crude Oil",
+        17340715,
+        "IND",
+        212_000_000,
+        75.0,
+        "32",
+    ),
+    FutureProduct(
+        "GC",
+        "COMEX",
+        "100",
+        0.10,
+        "GJMQVZ",
+        4,
+        _gc_last_trade,
+        "12:30",
+        "US/Central",
+        "Gold",
+        0,
+        "",
+        213_000_000,
+        2300.0,
+        "94",
+    ),
 )
 
 

@@ -293,9 +293,13 @@ class Engine:
         if not (qty > 0) or qty >= UNSET_DOUBLE or math.isinf(qty):
             raise OrderRejected(201, "Order rejected - reason:The order quantity must be positive")
         if inst.sec_type in ("STK", "FUT") and not float(qty).is_integer():
-            raise OrderRejected(201, "Order rejected - reason:Fractional-sized orders are not supported via API")
+            raise OrderRejected(
+                201, "Order rejected - reason:Fractional-sized orders are not supported via API"
+            )
         if qty < inst.min_size:
-            raise OrderRejected(201, f"Order rejected - reason:Order size is below the minimum of {inst.min_size}")
+            raise OrderRejected(
+                201, f"Order rejected - reason:Order size is below the minimum of {inst.min_size}"
+            )
         lmt, aux = unset_to_none(req.lmt_price), unset_to_none(req.aux_price)
         if otype in ("LMT", "STP LMT") and lmt is None:
             raise OrderRejected(201, "Order rejected - reason:A limit price is required")
@@ -386,8 +390,12 @@ class Engine:
 
     def _modify(self, order: Order, req: OrderRequest) -> list[Event]:
         if not order.is_active:
-            raise OrderRejected(104, "Can't modify a filled order" if order.status == "Filled" else
-                                f"Order modify rejected - reason:order is {order.status}")
+            raise OrderRejected(
+                104,
+                "Can't modify a filled order"
+                if order.status == "Filled"
+                else f"Order modify rejected - reason:order is {order.status}",
+            )
         inst = self.instrument(order.con_id)
         if req.contract.con_id and req.contract.con_id != order.con_id:
             raise OrderRejected(201, "Order rejected - reason:The contract of an order cannot be changed")
@@ -430,12 +438,21 @@ class Engine:
         """Handle cancelOrder from its owner."""
         order = self.orders.get((client_id, order_id))
         if order is None:
-            return [OrderErrorEvent(client_id, order_id, 10147,
-                                    f"OrderId {order_id} that needs to be cancelled is not found.")]
+            return [
+                OrderErrorEvent(
+                    client_id, order_id, 10147, f"OrderId {order_id} that needs to be cancelled is not found."
+                )
+            ]
         if not order.is_active:
-            return [OrderErrorEvent(client_id, order_id, 10148,
-                                    f"OrderId {order_id} that needs to be cancelled cannot be cancelled, "
-                                    f"state: {order.status}.")]
+            return [
+                OrderErrorEvent(
+                    client_id,
+                    order_id,
+                    10148,
+                    f"OrderId {order_id} that needs to be cancelled cannot be cancelled, "
+                    f"state: {order.status}.",
+                )
+            ]
         return self._cancel(order, reason)
 
     def _cancel(self, order: Order, reason: str = "") -> list[Event]:
@@ -444,7 +461,9 @@ class Engine:
         order.completed_time = self._time_text()
         order.completed_status = "Cancelled by Trader" if not reason else reason
         events.append(OrderStatusEvent(replace(order)))
-        events.append(OrderErrorEvent(order.client_id, order.order_id, 202, f"Order Canceled - reason:{reason}"))
+        events.append(
+            OrderErrorEvent(order.client_id, order.order_id, 202, f"Order Canceled - reason:{reason}")
+        )
         # cancelling a parent takes its working children with it
         for child in self._children(order):
             if child.is_active:
@@ -461,7 +480,11 @@ class Engine:
 
     def _children(self, order: Order) -> list[Order]:
         return sorted(
-            (o for o in self.orders.values() if o.client_id == order.client_id and o.parent_id == order.order_id),
+            (
+                o
+                for o in self.orders.values()
+                if o.client_id == order.client_id and o.parent_id == order.order_id
+            ),
             key=lambda o: o.order_id,
         )
 
@@ -502,7 +525,10 @@ class Engine:
         return self.rematch_all()
 
     def set_fill_limit(
-        self, quantity: float | None, con_id: int | None = None, client_id: int | None = None,
+        self,
+        quantity: float | None,
+        con_id: int | None = None,
+        client_id: int | None = None,
         order_id: int | None = None,
     ) -> None:
         """Limit the quantity per fill event for one order or one contract (None removes the limit)."""
@@ -582,8 +608,9 @@ class Engine:
             events += self._cancel(order)
         return events
 
-    def manual_fill(self, client_id: int, order_id: int, quantity: float | None = None,
-                    price: float | None = None) -> list[Event]:
+    def manual_fill(
+        self, client_id: int, order_id: int, quantity: float | None = None, price: float | None = None
+    ) -> list[Event]:
         """Force a fill of an active order (control API), ignoring prices and pauses."""
         order = self.orders.get((client_id, order_id))
         if order is None or not order.is_active or not order.transmit:
@@ -649,8 +676,12 @@ class Engine:
         # OCA siblings
         if order.oca_group:
             siblings = [
-                o for o in self.orders.values()
-                if o is not order and o.is_active and o.oca_group == order.oca_group and o.account == order.account
+                o
+                for o in self.orders.values()
+                if o is not order
+                and o.is_active
+                and o.oca_group == order.oca_group
+                and o.account == order.account
             ]
             for sib in siblings:
                 if order.oca_type in (2, 3):
@@ -673,7 +704,8 @@ class Engine:
 
     def _siblings(self, order: Order) -> list[Order]:
         return [
-            o for o in self.orders.values()
+            o
+            for o in self.orders.values()
             if o is not order and o.client_id == order.client_id and o.parent_id == order.parent_id
         ]
 
@@ -685,8 +717,16 @@ class Engine:
             return self._cancel(order)
         return [OpenOrderEvent(replace(order)), OrderStatusEvent(replace(order))]
 
-    def _book(self, account_id: str, inst: Instrument, buy: bool, qty: float, price: float,
-              commission: float, fx: float) -> float | None:
+    def _book(
+        self,
+        account_id: str,
+        inst: Instrument,
+        buy: bool,
+        qty: float,
+        price: float,
+        commission: float,
+        fx: float,
+    ) -> float | None:
         """Update the position and cash; return realised P&L (instrument currency) or None if opening."""
         account = self.accounts[account_id]
         pos = self.positions.get((account_id, inst.con_id))
@@ -844,7 +884,8 @@ class Engine:
     def open_orders(self, client_id: int | None = None) -> list[Order]:
         """Active, transmitted orders (of one client, or all)."""
         return [
-            o for o in self.orders.values()
+            o
+            for o in self.orders.values()
             if o.is_active and o.transmit and (client_id is None or o.client_id == client_id)
         ]
 
@@ -876,8 +917,9 @@ class Engine:
             out.append(ex)
         return out
 
-    def find_instruments(self, symbol: str = "", sec_type: str = "", con_id: int | None = None,
-                         **kw: str) -> list[Instrument]:
+    def find_instruments(
+        self, symbol: str = "", sec_type: str = "", con_id: int | None = None, **kw: str
+    ) -> list[Instrument]:
         """Instruments addressed by the control API (conId, or symbol + optional secType...)."""
         if con_id:
             inst = self.catalog.get(int(con_id))

@@ -179,7 +179,13 @@ def symbol_samples(req_id: int, instruments: Sequence[Instrument]) -> Fields:
     fields: Fields = [SYMBOL_SAMPLES, int(req_id), len(instruments)]
     for inst in instruments:
         derivs = ["FUT", "OPT"] if inst.sec_type == "STK" else []
-        fields += [inst.con_id, inst.symbol, inst.sec_type, inst.primary_exchange or inst.exchange, inst.currency]
+        fields += [
+            inst.con_id,
+            inst.symbol,
+            inst.sec_type,
+            inst.primary_exchange or inst.exchange,
+            inst.currency,
+        ]
         fields += [len(derivs), *derivs]
     return fields
 
@@ -231,7 +237,9 @@ class WhatIfState:
     commission_currency: str = "USD"
 
 
-def open_order(order: Order, inst: Instrument, status: str | None = None, what_if: WhatIfState | None = None) -> Fields:
+def open_order(
+    order: Order, inst: Instrument, status: str | None = None, what_if: WhatIfState | None = None
+) -> Fields:
     """openOrder 5: 120 fields at version 157 for a plain order."""
     fields: Fields = [OPEN_ORDER, order.order_id, *_contract_head(inst, order.exchange)]
     fields += [
@@ -624,9 +632,19 @@ def pnl(req_id: int, daily: float, unrealized: float, realized: float) -> Fields
     return [PNL, int(req_id), float(daily), float(unrealized), float(realized)]
 
 
-def pnl_single(req_id: int, pos: float, daily: float, unrealized: float, realized: float, value: float) -> Fields:
+def pnl_single(
+    req_id: int, pos: float, daily: float, unrealized: float, realized: float, value: float
+) -> Fields:
     """pnlSingle 95."""
-    return [PNL_SINGLE, int(req_id), float(pos), float(daily), float(unrealized), float(realized), float(value)]
+    return [
+        PNL_SINGLE,
+        int(req_id),
+        float(pos),
+        float(daily),
+        float(unrealized),
+        float(realized),
+        float(value),
+    ]
 
 
 # ------------------------------------------------------------------ market data

@@ -50,7 +50,16 @@ log = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT = 10.0
 PACING_LIMIT = 50
-FAULT_KINDS = ("drop", "refuse", "connectivity", "delay", "reject_next", "pause_fills", "resume_fills", "clear")
+FAULT_KINDS = (
+    "drop",
+    "refuse",
+    "connectivity",
+    "delay",
+    "reject_next",
+    "pause_fills",
+    "resume_fills",
+    "clear",
+)
 FARM_NOTICES = (
     (2104, "Market data farm connection is OK:usfarm"),
     (2106, "HMDS data farm connection is OK:ushmds"),
@@ -76,7 +85,14 @@ UNSERVED_REQUESTS = {
     86: (1, 162, "Historical news is not available in the simulator"),
     22: (1, 162, "Scanner is not available in the simulator"),
 }
-ORDER_EVENTS = (OpenOrderEvent, OrderStatusEvent, ExecutionEvent, CommissionEvent, OrderErrorEvent, WhatIfEvent)
+ORDER_EVENTS = (
+    OpenOrderEvent,
+    OrderStatusEvent,
+    ExecutionEvent,
+    CommissionEvent,
+    OrderErrorEvent,
+    WhatIfEvent,
+)
 ACCOUNT_TAGS_UNITLESS = {"Cushion", "Leverage", "DayTradesRemaining"}
 
 
@@ -352,7 +368,9 @@ class SimServer:
     def _reject_paced(self, session: Session, fields: list[str], count: int) -> None:
         req_id = _request_id(fields)
         session.error(
-            req_id, 100, f"Max rate of messages per second has been exceeded:max={self.pacing_limit} rec={count}"
+            req_id,
+            100,
+            f"Max rate of messages per second has been exceeded:max={self.pacing_limit} rec={count}",
         )
 
     def _bad_request(self, session: Session, fields: list[str], exc: Exception) -> None:
@@ -390,7 +408,9 @@ class SimServer:
         other = self.by_client.get(client_id)
         if other is not None and not other.closed:
             session.error(
-                -1, 326, "Unable to connect as the client id is already in use. Retry with a unique client id."
+                -1,
+                326,
+                "Unable to connect as the client id is already in use. Retry with a unique client id.",
             )
             asyncio.get_running_loop().call_later(0.05, session.close)
             session.client_id = -(10**9)  # marks the session as refused; further messages are ignored
@@ -446,7 +466,9 @@ class SimServer:
         session.positions = True
         for (account, con_id), pos in self.engine.positions.items():
             if pos.quantity:
-                session.send(msg.position(account, self.engine.instrument(con_id), pos.quantity, pos.avg_cost))
+                session.send(
+                    msg.position(account, self.engine.instrument(con_id), pos.quantity, pos.avg_cost)
+                )
         session.send(msg.position_end())
 
     def _h_cancel_positions(self, session: Session, fields: list[str]) -> None:
@@ -488,7 +510,13 @@ class SimServer:
         rows.append(("CashBalance", f"{cash:.2f}", "BASE"))
         rows.append(("TotalCashBalance", f"{cash:.2f}", "USD"))
         rows.append(("TotalCashBalance", f"{cash:.2f}", "BASE"))
-        rows.append(("NetLiquidationByCurrency", f"{self.engine.account_values(account)['NetLiquidation']:.2f}", "BASE"))
+        rows.append(
+            (
+                "NetLiquidationByCurrency",
+                f"{self.engine.account_values(account)['NetLiquidation']:.2f}",
+                "BASE",
+            )
+        )
         return rows
 
     def _send_account_values(self, session: Session, account: str) -> None:
@@ -639,8 +667,14 @@ class SimServer:
     def _send_pnl_single(self, session: Session, req_id: int, account: str, con_id: int) -> None:
         row = self.engine.portfolio_row(account, con_id)
         session.send(
-            msg.pnl_single(req_id, row["position"], row["unrealizedPnL"], row["unrealizedPnL"],
-                           row["realizedPnL"], row["marketValue"])
+            msg.pnl_single(
+                req_id,
+                row["position"],
+                row["unrealizedPnL"],
+                row["unrealizedPnL"],
+                row["realizedPnL"],
+                row["marketValue"],
+            )
         )
 
     def _h_cancel_pnl(self, session: Session, fields: list[str]) -> None:
@@ -771,7 +805,12 @@ class SimServer:
     # ------------------------------------------------------------- operator API
 
     def set_price(
-        self, symbol: str = "", price: float = 0.0, sec_type: str = "", con_id: int | None = None, **match: str
+        self,
+        symbol: str = "",
+        price: float = 0.0,
+        sec_type: str = "",
+        con_id: int | None = None,
+        **match: str,
     ) -> list[int]:
         """Set the current price of the matching contracts (all ES expiries for ``ES``/``FUT``).
 
@@ -812,7 +851,11 @@ class SimServer:
             count = int(kw.get("count", 1))
             code = int(kw.get("code", 201))
             reason = str(kw.get("reason", "Simulated rejection"))
-            text = reason if code != 201 or reason.startswith("Order rejected") else f"Order rejected - reason:{reason}"
+            text = (
+                reason
+                if code != 201 or reason.startswith("Order rejected")
+                else f"Order rejected - reason:{reason}"
+            )
             self.engine.reject_queue.extend([(code, text)] * count)
             return {"pending": len(self.engine.reject_queue)}
         if kind == "pause_fills":
@@ -896,7 +939,9 @@ class SimServer:
         else:
             found = self.engine.find_instruments(symbol, sec_type, con_id)
             if not found:
-                raise LookupError(f"no contract matches symbol={symbol!r} secType={sec_type!r} conId={con_id!r}")
+                raise LookupError(
+                    f"no contract matches symbol={symbol!r} secType={sec_type!r} conId={con_id!r}"
+                )
             for inst in found:
                 self.engine.set_fill_limit(quantity, con_id=inst.con_id)
             targets = [inst.con_id for inst in found]
@@ -904,8 +949,9 @@ class SimServer:
             self.apply(self.engine.rematch_all())
         return {"quantity": quantity, "targets": targets}
 
-    def fill(self, client_id: int, order_id: int, quantity: float | None = None,
-             price: float | None = None) -> dict[str, Any]:
+    def fill(
+        self, client_id: int, order_id: int, quantity: float | None = None, price: float | None = None
+    ) -> dict[str, Any]:
         """Force a fill of a working order (partial when ``quantity`` is below the remaining)."""
         self.apply(self.engine.manual_fill(client_id, order_id, quantity, price))
         order = self.engine.orders[(client_id, order_id)]
@@ -972,9 +1018,18 @@ def _request_id(fields: list[str]) -> int:
         msg_id = int(fields[0])
     except (ValueError, IndexError):
         return -1
-    index = {msg.PLACE_ORDER: 1, msg.CANCEL_ORDER: 2, msg.REQ_CONTRACT_DATA: 2, msg.REQ_MKT_DATA: 2,
-             msg.REQ_EXECUTIONS: 2, msg.REQ_ACCOUNT_SUMMARY: 2, msg.REQ_ACCOUNT_UPDATES_MULTI: 2,
-             msg.REQ_MATCHING_SYMBOLS: 1, msg.REQ_PNL: 1, msg.REQ_PNL_SINGLE: 1}.get(msg_id)
+    index = {
+        msg.PLACE_ORDER: 1,
+        msg.CANCEL_ORDER: 2,
+        msg.REQ_CONTRACT_DATA: 2,
+        msg.REQ_MKT_DATA: 2,
+        msg.REQ_EXECUTIONS: 2,
+        msg.REQ_ACCOUNT_SUMMARY: 2,
+        msg.REQ_ACCOUNT_UPDATES_MULTI: 2,
+        msg.REQ_MATCHING_SYMBOLS: 1,
+        msg.REQ_PNL: 1,
+        msg.REQ_PNL_SINGLE: 1,
+    }.get(msg_id)
     if index is None:
         index = UNSERVED_REQUESTS.get(msg_id, (None,))[0]
     if index is None or index >= len(fields):

@@ -1,10 +1,10 @@
 """Run a :class:`~ibsim.server.SimServer` on its own loop in a background thread (for sync tests).
 
-    with run_in_thread(port=0, control_port=0) as sim:
-        ib.connect("127.0.0.1", sim.port, clientId=7, timeout=5)
-        sim.set_price("AAPL", 189.5)
-        sim.fault("reject_next")
-        sim.state()["orders"]
+with run_in_thread(port=0, control_port=0) as sim:
+    ib.connect("127.0.0.1", sim.port, clientId=7, timeout=5)
+    sim.set_price("AAPL", 189.5)
+    sim.fault("reject_next")
+    sim.state()["orders"]
 """
 
 from __future__ import annotations
@@ -94,8 +94,14 @@ class SimThread:
         """The HTTP control port (None if started without one)."""
         return self.sim.control_port
 
-    def set_price(self, symbol: str = "", price: float = 0.0, sec_type: str = "STK", con_id: int | None = None,
-                  **match: str) -> list[int]:
+    def set_price(
+        self,
+        symbol: str = "",
+        price: float = 0.0,
+        sec_type: str = "STK",
+        con_id: int | None = None,
+        **match: str,
+    ) -> list[int]:
         """Set a price (``sec_type=""`` matches any type; ``con_id`` wins over the symbol)."""
         return self.call(self.sim.set_price, symbol, price, "" if con_id else sec_type, con_id, **match)
 
@@ -116,8 +122,9 @@ class SimThread:
         """Per-fill quantity limit: kw symbol/sec_type/con_id, or client_id + order_id; None removes."""
         return self.call(self.sim.set_fill_limit, quantity, **kw)
 
-    def fill(self, client_id: int, order_id: int, quantity: float | None = None,
-             price: float | None = None) -> dict[str, Any]:
+    def fill(
+        self, client_id: int, order_id: int, quantity: float | None = None, price: float | None = None
+    ) -> dict[str, Any]:
         """Force a (partial) fill of a working order."""
         return self.call(self.sim.fill, client_id, order_id, quantity, price)
 

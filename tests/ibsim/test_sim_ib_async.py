@@ -19,6 +19,7 @@ from ib_async import (
     Stock,
     StopOrder,
 )
+from ibsim_helpers import wait_for
 
 from ibsim.testing import SimThread
 
@@ -31,15 +32,6 @@ def ib(fresh: SimThread, client_id: int) -> Iterator[IB]:
     client.connect("127.0.0.1", fresh.port, clientId=client_id, timeout=5)
     yield client
     client.disconnect()
-
-
-def wait_for(ib: IB, predicate, timeout: float = 3.0) -> None:
-    """Let the client loop run until predicate() holds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        ib.sleep(0.02)
 
 
 def aapl(ib: IB) -> Contract:
@@ -89,7 +81,11 @@ def test_qualify_every_asset_class(ib: IB) -> None:
     assert by_symbol["AAPL"].conId == 265598 and by_symbol["AAPL"].primaryExchange == "NASDAQ"
     assert by_symbol["EUR.USD"].conId == 12087792
     es = qualified[7]
-    assert es.multiplier == "50" and es.localSymbol.startswith("ES") and len(es.lastTradeDateOrContractMonth) == 8
+    assert (
+        es.multiplier == "50"
+        and es.localSymbol.startswith("ES")
+        and len(es.lastTradeDateOrContractMonth) == 8
+    )
     assert qualified[8].multiplier == "2"
     details = ib.reqContractDetails(Forex("USDJPY"))
     assert details[0].minTick == 0.005
@@ -119,11 +115,16 @@ def test_bracket_partial_then_full_fill_then_stop_cancels_target(ib: IB, fresh: 
     assert len(trades[0].fills) == 2
     assert all(f.commissionReport.commission > 0 for f in trades[0].fills)
     assert all(f.execution.orderRef == "tv2ib:42:entry" for f in trades[0].fills)
-    wait_for(ib, lambda: trades[1].orderStatus.status == "Submitted" and trades[2].orderStatus.status == "Submitted")
+    wait_for(
+        ib,
+        lambda: trades[1].orderStatus.status == "Submitted" and trades[2].orderStatus.status == "Submitted",
+    )
     wait_for(ib, lambda: any(p.position == 100 for p in ib.positions()))
 
     fresh.set_price("AAPL", 184.0)
-    wait_for(ib, lambda: trades[2].orderStatus.status == "Filled" and trades[1].orderStatus.status == "Cancelled")
+    wait_for(
+        ib, lambda: trades[2].orderStatus.status == "Filled" and trades[1].orderStatus.status == "Cancelled"
+    )
     wait_for(ib, lambda: not [p for p in ib.positions() if p.position])
     sl_fill = trades[2].fills[0]
     assert sl_fill.execution.price == 184.0
@@ -141,7 +142,9 @@ def test_take_profit_fills_and_cancels_stop(ib: IB, fresh: SimThread) -> None:
     trades = [ib.placeOrder(contract, o) for o in ib.bracketOrder("BUY", 10, 190.0, 192.0, 188.0)]
     wait_for(ib, lambda: trades[0].orderStatus.status == "Filled")  # marketable at 190 on arrival
     fresh.set_price("AAPL", 192.5)
-    wait_for(ib, lambda: trades[1].orderStatus.status == "Filled" and trades[2].orderStatus.status == "Cancelled")
+    wait_for(
+        ib, lambda: trades[1].orderStatus.status == "Filled" and trades[2].orderStatus.status == "Cancelled"
+    )
     assert trades[1].fills[0].execution.price == 192.0  # resting limit fills at its limit
 
 
@@ -152,7 +155,9 @@ def test_oca_group_cancels_siblings(ib: IB, fresh: SimThread) -> None:
     trades = [ib.placeOrder(contract, o) for o in orders]
     wait_for(ib, lambda: all(t.orderStatus.status == "Submitted" for t in trades))
     fresh.set_price("AAPL", 185.9)
-    wait_for(ib, lambda: trades[1].orderStatus.status == "Filled" and trades[0].orderStatus.status == "Cancelled")
+    wait_for(
+        ib, lambda: trades[1].orderStatus.status == "Filled" and trades[0].orderStatus.status == "Cancelled"
+    )
 
 
 def test_modify_and_cancel(ib: IB, fresh: SimThread) -> None:
@@ -241,7 +246,9 @@ def test_reconnect_rebuilds_orders_and_fills(fresh: SimThread, client_id: int) -
         assert [t.order.orderRef for t in ib2.openTrades()] == ["tv2ib:9:tp"]
         assert [f.execution.orderRef for f in ib2.fills()] == ["tv2ib:9:entry"]
         assert ib2.fills()[0].commissionReport.commission > 0
-        assert any(t.order.orderRef == "tv2ib:9:entry" and t.orderStatus.status == "Filled" for t in ib2.trades())
+        assert any(
+            t.order.orderRef == "tv2ib:9:entry" and t.orderStatus.status == "Filled" for t in ib2.trades()
+        )
         assert ib2.client.getReqId() > max(t.order.orderId for t in ib2.openTrades())
         other = ib2.reqExecutions(ExecutionFilter(clientId=client_id + 5000))
         assert other == []
