@@ -1,0 +1,20 @@
+"""Telegram notices, alarms and the owner-only command bot.
+
+The worker calls exactly two things::
+
+    from worker.notify import enqueue_notices, Notifier
+
+    enqueue_notices(session, event, settings)   # inside the transaction that records the fact
+    notifier = Notifier(settings, sessions, redis_client)
+    notifier.start(); notifier.wake(); notifier.ib_connection_changed(False, "1100 ...")
+    notifier.worker_stopping("SIGTERM"); notifier.stop(timeout=5.0)
+
+``compose`` says what a notice reads like (pure), ``outbox`` stores it durably, ``sender`` and
+``transport`` deliver it, ``bot`` answers commands, ``notifier`` runs it all on one thread.
+"""
+
+from worker.notify.compose import NoticeDraft, compose
+from worker.notify.notifier import Notifier
+from worker.notify.outbox import enqueue_notices
+
+__all__ = ["Notifier", "NoticeDraft", "compose", "enqueue_notices"]

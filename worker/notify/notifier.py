@@ -1,0 +1,359 @@
+"""The Notifier: one daemon thread with its own asyncio loop that drains the outbox, runs the
+Telegram command bot and watches for conditions worth an alarm.
+
+The execution worker never waits on it: every public method is thread-safe and returns at once
+(``worker_stopping`` does one small database insert). Alarms are written to the outbox like any
+other notice, so they are durable and ordered with the fills.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from config.settings import Settings
+from worker.notify import lease, outbox
+from worker.notify.compose import known_kinds
+from worker.notify.sender import OutboxSender, SenderConfig
+from worker.notify.transport import LogTransport, TelegramTransport, Transport
+
+log = logging.getLogger(__name__)
+
+LEASE_TTL = 15.0
+LEASE_RENEW = 5.0
+REDIS_PING_SECONDS = 5.0
+SUMMARY_CHECK_SECONDS = 20.0
+
+
+class Notifier:
+    """Notices, alarms and the command bot of one worker process (see module docstring)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        redis_client: Any = None,
+        *,
+        sender_config: SenderConfig | None = None,
+        clock: Callable[[], float] = time.time,
+        owner: str | None = None,
+        poll_timeout: float = 10.0,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.redis = redis_client
+        self.sender_config = sender_config or SenderConfig()
+        self.clock = clock
+        self.poll_timeout = poll_timeout
+        account = settings.ib_account or "default"
+        self.owner = owner or f"{account}:{settings.ib_client_id}"
+        self.host = socket.gethostname()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._stop_requested: asyncio.Event | None = None
+        self._stop_timeout = 5.0
+        self._lock = threading.Lock()
+        self._ib_connected: bool | None = None
+        self._ib_down_since: float | None = None
+        self._ib_detail = ""
+        self._ib_alarmed = False
+        self._ib_timer: asyncio.TimerHandle | None = None
+        self._redis_down_since: float | None = None
+        self._redis_alarmed = False
+        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tv2ib-notifier-db")
+        self.sender: OutboxSender | None = None
+        self.bot: Any = None  # worker.notify.bot.CommandBot when a token is set
+        self.is_leader = False
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._unknown_kinds_warned = False
+
+    # --- thread-safe API for the worker -----------------------------------------------------------
+
+    def start(self, timeout: float = 5.0) -> None:
+        """Start the notifier thread; returns once its loop runs."""
+        if self._thread is not None:
+            return
+        self._warn_unknown_kinds()
+        self._thread = threading.Thread(target=self._run, name="tv2ib-notifier", daemon=True)
+        self._thread.start()
+        self._ready.wait(timeout)
+
+    def wake(self) -> None:
+        """New notice rows were committed: send them now (thread-safe, never blocks)."""
+        self._call_soon(self._on_wake)
+
+    def ib_connection_changed(self, connected: bool, detail: str = "") -> None:
+        """Report IB connectivity (thread-safe). Lost for longer than IB_ALARM_AFTER_SECONDS raises
+        an alarm; a later restore sends a notice (a short blip sends nothing)."""
+        at = self.clock()
+        with self._lock:
+            if self._loop is None:  # not started yet: remember the state, the loop picks it up
+                self._apply_ib_state(connected, detail, at, schedule=False)
+                return
+        self._call_soon(self._apply_ib_state, connected, detail, at)
+
+    def worker_stopping(self, reason: str) -> None:
+        """Write the "worker stopping" alarm now (synchronously: the process may be going away)."""
+        event = {
+            "type": "worker_stopped",
+            "reason": reason,
+            "account": self.settings.ib_account,
+            "client_id": self.settings.ib_client_id,
+            "pid": os.getpid(),
+            "host": self.host,
+            "at": round(self.clock(), 3),
+        }
+        try:
+            self.enqueue_event(event)
+        except Exception:  # noqa: BLE001 - never raise into the worker's shutdown path
+            log.exception("cannot record the worker-stopped notice")
+
+    def enqueue_event(self, event: Mapping[str, Any]) -> int:
+        """Record a notice for ``event`` in its own transaction and wake the sender (for callers
+        that have no transaction of their own; facts belong in the caller's transaction)."""
+        with self.sessions.begin() as session:
+            added = outbox.enqueue_notices(session, event, self.settings)
+        self.wake()
+        return added
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Deliver what can be delivered within ``timeout``, stop the bot, release the lease."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._stop_timeout = timeout
+        self._call_soon(self._request_stop)
+        thread.join(timeout + 3.0)
+        if thread.is_alive():
+            log.warning("notifier thread did not stop within %.1f s", timeout + 3.0)
+        self._thread = None
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # --- loop internals ---------------------------------------------------------------------------
+
+    def _call_soon(self, func: Callable[..., Any], *args: Any) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(func, *args)
+        except RuntimeError:  # loop closed between the check and the call
+            pass
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        loop.set_default_executor(self._executor)
+        try:
+            loop.run_until_complete(self._main(loop))
+        except Exception:  # noqa: BLE001
+            log.exception("notifier crashed")
+        finally:
+            with self._lock:
+                self._loop = None
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+            self._ready.set()
+
+    async def _main(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._stop_requested = asyncio.Event()
+        with self._lock:
+            self._loop = loop
+            # State reported before start: arm the alarm timer now.
+            if self._ib_down_since is not None and not self._ib_alarmed:
+                self._arm_ib_timer()
+        self._ready.set()
+        self._tasks.append(loop.create_task(self._leadership(), name="notifier-lease"))
+        if self.redis is not None:
+            self._tasks.append(loop.create_task(self._watch_redis(), name="notifier-redis"))
+        if self.settings.daily_summary_time:
+            self._tasks.append(loop.create_task(self._daily_summary(), name="notifier-summary"))
+        await self._stop_requested.wait()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._step_down(self._stop_timeout)
+
+    def _request_stop(self) -> None:
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+
+    def _on_wake(self) -> None:
+        if self.sender is not None:
+            self.sender.kick()
+
+    async def _db(self, func: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
+
+    # leadership: only the lease holder sends and runs the bot
+
+    async def _leadership(self) -> None:
+        while True:
+            try:
+                held = await self._db(lease.try_acquire, self.sessions, self.owner, LEASE_TTL)
+            except Exception:  # noqa: BLE001
+                log.exception("notifier lease check failed")
+                held = self.is_leader  # keep the current role until the lease would expire
+            if held and not self.is_leader:
+                await self._step_up()
+            elif not held and self.is_leader:
+                log.warning("notifier lease lost to another worker; stop sending")
+                await self._step_down(1.0, release=False)
+            elif not held:
+                log.debug("another worker sends the notices")
+            await asyncio.sleep(LEASE_RENEW)
+
+    async def _step_up(self) -> None:
+        self.is_leader = True
+        transport: Transport
+        if self.settings.telegram_bot_token:
+            from worker.notify.bot import CommandBot
+
+            self.bot = CommandBot(self.settings, self.sessions, self.redis, poll_timeout=self.poll_timeout)
+            await self.bot.start()
+            transport = TelegramTransport(self.bot.bot)
+            if not self.settings.telegram_chat_ids:
+                log.warning("TELEGRAM_BOT_TOKEN is set but TELEGRAM_CHAT_ID is empty: notices go to the log")
+        else:
+            transport = LogTransport()
+        self.sender = OutboxSender(self.sessions, transport, self._executor, self.sender_config)
+        self.sender.start(outbox.target_chats(self.settings))
+        log.info("notifier sending notices (%s)", type(transport).__name__)
+
+    async def _step_down(self, timeout: float, release: bool = True) -> None:
+        if self.sender is not None:
+            left = await self.sender.stop(timeout)
+            if left:
+                log.info("%d notice(s) stay in the outbox for the next start", left)
+            self.sender = None
+        if self.bot is not None:
+            await self.bot.stop()
+            self.bot = None
+        if self.is_leader and release:
+            await self._db(lease.release, self.sessions, self.owner)
+        self.is_leader = False
+
+    # alarms
+
+    async def _enqueue(self, event: dict[str, Any]) -> None:
+        event.setdefault("account", self.settings.ib_account)
+        event.setdefault("client_id", self.settings.ib_client_id)
+
+        def write() -> int:
+            with self.sessions.begin() as session:
+                return outbox.enqueue_notices(session, event, self.settings)
+
+        try:
+            await self._db(write)
+        except Exception:  # noqa: BLE001
+            log.exception("cannot record %s notice", event.get("type"))
+            return
+        self._on_wake()
+
+    def _apply_ib_state(self, connected: bool, detail: str, at: float, schedule: bool = True) -> None:
+        self._ib_connected = connected
+        if not connected:
+            self._ib_detail = detail or self._ib_detail
+            if self._ib_down_since is None:
+                self._ib_down_since = at
+                self._ib_alarmed = False
+                if schedule:
+                    self._arm_ib_timer()
+            return
+        since, alarmed = self._ib_down_since, self._ib_alarmed
+        self._ib_down_since = None
+        self._ib_alarmed = False
+        if self._ib_timer is not None:
+            self._ib_timer.cancel()
+            self._ib_timer = None
+        if since is not None and alarmed and schedule:
+            event = {"type": "ib_restored", "since": round(since, 3), "down_seconds": at - since, "detail": detail}
+            asyncio.get_running_loop().create_task(self._enqueue(event))
+
+    def _arm_ib_timer(self) -> None:
+        assert self._loop is not None and self._ib_down_since is not None
+        delay = max(0.0, self._ib_down_since + self.settings.ib_alarm_after_seconds - self.clock())
+        self._ib_timer = self._loop.call_later(delay, self._ib_timer_fired)
+
+    def _ib_timer_fired(self) -> None:
+        self._ib_timer = None
+        if self._ib_down_since is None or self._ib_alarmed:
+            return
+        self._ib_alarmed = True
+        event = {
+            "type": "ib_lost",
+            "since": round(self._ib_down_since, 3),
+            "down_seconds": self.clock() - self._ib_down_since,
+            "detail": self._ib_detail,
+        }
+        asyncio.get_running_loop().create_task(self._enqueue(event))
+
+    def _ping_redis(self) -> bool:
+        try:
+            return bool(self.redis.ping())
+        except Exception:  # noqa: BLE001 - any failure means unreachable
+            return False
+
+    async def _watch_redis(self) -> None:
+        while True:
+            ok = await self._db(self._ping_redis)
+            now = self.clock()
+            if not ok:
+                if self._redis_down_since is None:
+                    self._redis_down_since = now
+                    log.warning("Redis unreachable")
+                down = now - self._redis_down_since
+                if not self._redis_alarmed and down >= self.settings.redis_alarm_after_seconds:
+                    self._redis_alarmed = True
+                    since = round(self._redis_down_since, 3)
+                    await self._enqueue({"type": "redis_lost", "since": since, "down_seconds": down})
+            elif self._redis_down_since is not None:
+                since, down = self._redis_down_since, now - self._redis_down_since
+                self._redis_down_since = None
+                if self._redis_alarmed:
+                    self._redis_alarmed = False
+                    await self._enqueue({"type": "redis_restored", "since": round(since, 3), "down_seconds": down})
+            await asyncio.sleep(REDIS_PING_SECONDS)
+
+    def summary_event(self, now: datetime) -> dict[str, Any]:
+        """The daily summary of ``now``'s UTC day (blocking: database)."""
+        from app import services
+
+        pnl = services.pnl_today(self.sessions, now)
+        positions = len(services.list_positions(self.sessions))
+        return {"type": "daily_summary", **pnl, "positions": positions}
+
+    async def _daily_summary(self) -> None:
+        # Checked periodically rather than slept-until: robust to clock jumps and suspends. The
+        # dedup key (date) makes it once per day across restarts and several workers; a worker
+        # started after the hour still sends the day's summary.
+        hours, minutes = (int(x) for x in (self.settings.daily_summary_time or "00:00").split(":"))
+        done_for: str | None = None
+        while True:
+            now = datetime.fromtimestamp(self.clock(), UTC)
+            today = now.date().isoformat()
+            if done_for != today and (now.hour, now.minute) >= (hours, minutes):
+                try:
+                    event = await self._db(self.summary_event, now)
+                    await self._enqueue(event)
+                    done_for = today
+                except Exception:  # noqa: BLE001
+                    log.exception("daily summary failed")
+            await asyncio.sleep(SUMMARY_CHECK_SECONDS)
+
+    def _warn_unknown_kinds(self) -> None:
+        unknown = set(self.settings.notify_modes) - known_kinds() - {"*"}
+        if unknown:
+            log.warning("NOTIFY names unknown notice kinds %s (known: %s)", sorted(unknown), sorted(known_kinds()))
