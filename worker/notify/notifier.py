@@ -279,7 +279,12 @@ class Notifier:
             self._ib_timer.cancel()
             self._ib_timer = None
         if since is not None and alarmed and schedule:
-            event = {"type": "ib_restored", "since": round(since, 3), "down_seconds": at - since, "detail": detail}
+            event = {
+                "type": "ib_restored",
+                "since": round(since, 3),
+                "down_seconds": at - since,
+                "detail": detail,
+            }
             asyncio.get_running_loop().create_task(self._enqueue(event))
 
     def _arm_ib_timer(self) -> None:
@@ -324,7 +329,9 @@ class Notifier:
                 self._redis_down_since = None
                 if self._redis_alarmed:
                     self._redis_alarmed = False
-                    await self._enqueue({"type": "redis_restored", "since": round(since, 3), "down_seconds": down})
+                    await self._enqueue(
+                        {"type": "redis_restored", "since": round(since, 3), "down_seconds": down}
+                    )
             await asyncio.sleep(REDIS_PING_SECONDS)
 
     def summary_event(self, now: datetime) -> dict[str, Any]:
@@ -356,4 +363,6 @@ class Notifier:
     def _warn_unknown_kinds(self) -> None:
         unknown = set(self.settings.notify_modes) - known_kinds() - {"*"}
         if unknown:
-            log.warning("NOTIFY names unknown notice kinds %s (known: %s)", sorted(unknown), sorted(known_kinds()))
+            log.warning(
+                "NOTIFY names unknown notice kinds %s (known: %s)", sorted(unknown), sorted(known_kinds())
+            )

@@ -237,9 +237,8 @@ class _ChatQueue:
                 self.bucket.take()
             batching = sender.transport.batching and not self.one_at_a_time
             batch = build_batch(rows, batching)
-            if not await self._deliver(batch):
-                if sender._stopping:
-                    return
+            if not await self._deliver(batch) and sender._stopping:
+                return
 
     def _fetch(self) -> list[PendingNotice]:
         with self.sender.sessions() as session:
@@ -302,7 +301,12 @@ class _ChatQueue:
                 log.exception("cannot mark notices %s sent; retrying", ids)
                 await asyncio.sleep(0.5)
         self._consume_single(len(batch))
-        log.debug("sent %d notice(s) to chat %s in %.0f ms", len(batch), self.chat_id, (time.monotonic() - started) * 1000)
+        log.debug(
+            "sent %d notice(s) to chat %s in %.0f ms",
+            len(batch),
+            self.chat_id,
+            (time.monotonic() - started) * 1000,
+        )
         if sender.on_sent is not None:
             sender.on_sent(self.chat_id, ids)
         return True
