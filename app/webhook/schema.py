@@ -1,0 +1,512 @@
+"""Alert validation and normalisation (marshmallow): what the worker plans from.
+
+THE NORMALISED PAYLOAD CONTRACT (``Alert.payload``, written by intake, read by the worker)
+------------------------------------------------------------------------------------------
+A JSON object with EVERY key below always present (``null`` when the alert did not give it), the
+design.md camelCase names, enums lower-case, ``ticker``/``exchange`` upper-case::
+
+    ticker          str    upper-case symbol WITHOUT exchange prefix ("NASDAQ:aapl" -> "AAPL"; "ES1!" kept)
+    exchange        str|null  the prefix of "EXCHANGE:TICKER", upper-case ("CME_MINI"), else null
+    action          str    buy | sell | exit | cancel | add
+    sentiment       str|null  bullish | bearish | flat  (TradingView's long/short are mapped to bullish/bearish)
+    positionSize    num|null  signed target position; wins over quantity (extension)
+    quantity        num|null  > 0
+    quantityType    str|null  fixed_quantity | dollar_amount | risk_dollar_amount | percent_of_equity |
+                              percent_of_position   ("fixed_quantity" when quantity is given without a type)
+    orderType       str    market | limit | stop | stop_limit | trailing_stop   (default "market")
+    price           num|null  reference price ({{close}}); ``signalPrice`` is accepted as its alias
+    limitPrice      num|null  for limit / stop_limit. A ``limit`` order given only ``price`` keeps
+                              limitPrice null: the worker uses limitPrice if set, else price.
+    stopPrice       num|null  required for stop / stop_limit
+    trailAmount     num|null  } exactly one of the two for trailing_stop
+    trailPercent    num|null  }
+    takeProfit      obj|null  exactly ONE of {"limitPrice"}, {"percent"}, {"amount"}, {"ticks"} (ticks: int)
+    stopLoss        obj|null  {"type": "stop"|"stop_limit"|"trailing_stop" (default "stop"),
+                               plus its keys among stopPrice, limitPrice, percent, amount, ticks,
+                               trailAmount, trailPercent}. stop: exactly one of stopPrice|percent|amount|ticks;
+                               stop_limit: that plus limitPrice; trailing_stop: exactly one of
+                               trailAmount|trailPercent. Only the keys given are present.
+    timeInForce     str|null  day | gtc | opg | cls | ioc | fok  (null: the worker's default)
+    extendedHours   bool   default false
+    cancel          bool   default false (cancel working orders for the ticker first)
+    time            str|null  ISO-8601 in UTC with "Z" ("2026-11-22T07:35:25Z"); {{timenow}}
+    account         str|null  routing: the rq queue is keys.queue_name(account)
+    strategy        str|null
+    extras          obj|null  free-form JSON object kept with the alert
+    id              str|null  the sender's idempotency key
+
+Numbers are JSON numbers: an int when the alert gave a whole number, else a float whose repr is
+the shortest exact round-trip of what was sent; convert with ``Decimal(str(value))`` for tick math.
+Every number is finite; prices, amounts and quantities are > 0; percents are in (0, 100].
+The secret is never part of the payload.
+
+Input rules: numbers may arrive as numeric strings; enums are case-insensitive; unknown fields
+(top level and inside takeProfit/stopLoss) are refused with a "did you mean" hint; any string
+still holding a TradingView placeholder ``{{...}}`` is refused naming the placeholder.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
+
+MAX_ABS_NUMBER = Decimal("1e12")
+MAX_NESTING = 16
+PLACEHOLDER_RE = re.compile(r"\{\{[^{}]{0,200}\}\}")
+TICKER_RE = re.compile(r"^[A-Z0-9][A-Z0-9._!/&-]{0,31}$")
+EXCHANGE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_.-]{0,31}$")
+ACCOUNT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+ACTIONS = ("buy", "sell", "exit", "cancel", "add")
+SENTIMENTS = ("bullish", "bearish", "flat")
+SENTIMENT_ALIASES = {"long": "bullish", "short": "bearish"}
+QUANTITY_TYPES = (
+    "fixed_quantity",
+    "dollar_amount",
+    "risk_dollar_amount",
+    "percent_of_equity",
+    "percent_of_position",
+)
+ORDER_TYPES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
+STOP_TYPES = ("stop", "stop_limit", "trailing_stop")
+TIME_IN_FORCE = ("day", "gtc", "opg", "cls", "ioc", "fok")
+
+TOP_LEVEL_FIELDS = (
+    "secret",
+    "id",
+    "ticker",
+    "action",
+    "sentiment",
+    "positionSize",
+    "quantity",
+    "quantityType",
+    "orderType",
+    "price",
+    "signalPrice",
+    "limitPrice",
+    "stopPrice",
+    "trailAmount",
+    "trailPercent",
+    "takeProfit",
+    "stopLoss",
+    "timeInForce",
+    "extendedHours",
+    "cancel",
+    "time",
+    "account",
+    "strategy",
+    "extras",
+)
+TAKE_PROFIT_FIELDS = ("limitPrice", "percent", "amount", "ticks")
+STOP_LOSS_FIELDS = (
+    "type",
+    "stopPrice",
+    "limitPrice",
+    "percent",
+    "amount",
+    "ticks",
+    "trailAmount",
+    "trailPercent",
+)
+
+
+class Number(fields.Field):
+    """A finite number from a JSON number or a numeric string; booleans are refused."""
+
+    def __init__(
+        self, *, positive: bool = True, max_value: Decimal | None = None, integer: bool = False, **kw
+    ):
+        super().__init__(**kw)
+        self.positive = positive
+        self.max_value = max_value
+        self.integer = integer
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int | float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValidationError("must be a number")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValidationError(f"must be a finite number of at most {MAX_ABS_NUMBER:,.0f}")
+        text = value.strip().replace("_", "x") if isinstance(value, str) else repr(value)
+        try:
+            number = Decimal(text) if isinstance(value, str) else Decimal(value)
+        except (InvalidOperation, ValueError):
+            raise ValidationError(f"must be a number, got {value!r:.40}") from None
+        if not number.is_finite() or abs(number) > MAX_ABS_NUMBER:
+            raise ValidationError(f"must be a finite number of at most {MAX_ABS_NUMBER:,.0f}")
+        if self.positive and number <= 0:
+            raise ValidationError("must be greater than 0")
+        if self.max_value is not None and number > self.max_value:
+            raise ValidationError(f"must be at most {self.max_value}")
+        whole = number == number.to_integral_value()
+        if self.integer and not whole:
+            raise ValidationError("must be a whole number")
+        if whole and (self.integer or "." not in text and "e" not in text.lower()):
+            return int(number)
+        return float(number)
+
+
+class Choice(fields.Field):
+    """A case-insensitive enum value, returned lower-case."""
+
+    def __init__(self, choices: tuple[str, ...], aliases: Mapping[str, str] | None = None, **kw: Any):
+        super().__init__(**kw)
+        self.choices = choices
+        self.aliases = aliases or {}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if not isinstance(value, str):
+            raise ValidationError(f"must be one of {', '.join(self.choices)}")
+        lowered = value.strip().lower()
+        lowered = self.aliases.get(lowered, lowered)
+        if lowered not in self.choices:
+            hint = difflib.get_close_matches(lowered, self.choices, n=1, cutoff=0.6)
+            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ValidationError(f"must be one of {', '.join(self.choices)}, got {value!r:.40}{extra}")
+        return lowered
+
+
+class Flag(fields.Field):
+    """A boolean from true/false or the strings TradingView users quote ("true", "1", "yes")."""
+
+    TRUE = {"true", "1", "yes", "on"}
+    FALSE = {"false", "0", "no", "off", ""}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in self.TRUE | self.FALSE:
+            return value.strip().lower() in self.TRUE
+        raise ValidationError("must be true or false")
+
+
+class Text(fields.Field):
+    """A short string (numbers are accepted and turned into strings, e.g. an ``id`` of 42)."""
+
+    def __init__(self, *, max_length: int, pattern: re.Pattern[str] | None = None, **kw: Any):
+        super().__init__(**kw)
+        self.max_length = max_length
+        self.pattern = pattern
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise ValidationError("must be a string")
+        text = str(value).strip()
+        if not text:
+            raise ValidationError("must not be empty")
+        if len(text) > self.max_length:
+            raise ValidationError(f"must be at most {self.max_length} characters")
+        if self.pattern is not None and not self.pattern.match(text):
+            raise ValidationError("contains characters that are not allowed (letters, digits, _ . - only)")
+        return text
+
+
+class Ticker(fields.Field):
+    """``AAPL`` or ``EXCHANGE:TICKER``; returns (exchange or None, ticker), upper-case."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[str | None, str]:
+        if not isinstance(value, str) or not value.strip():
+            raise ValidationError("must be a symbol such as AAPL, NASDAQ:AAPL or ES1!")
+        exchange, sep, ticker = value.strip().upper().rpartition(":")
+        if sep and not EXCHANGE_RE.match(exchange):
+            raise ValidationError(f"exchange prefix {exchange[:40]!r} is not a valid exchange name")
+        if not TICKER_RE.match(ticker):
+            raise ValidationError(
+                "must be a symbol of letters, digits and . _ ! / & - (at most 32 characters), "
+                f"got {value.strip()[:40]!r}"
+            )
+        return (exchange or None), ticker
+
+
+class Timestamp(fields.Field):
+    """ISO-8601 (``{{timenow}}``); returned as UTC ISO text with ``Z``."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if not isinstance(value, str) or len(value) > 64:
+            raise ValidationError("must be an ISO-8601 time such as 2026-11-22T07:35:25Z")
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("z", "Z").replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationError("must be an ISO-8601 time such as 2026-11-22T07:35:25Z") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)  # TradingView's times are UTC
+        return parsed.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class TakeProfitSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE  # unknown keys are reported by check_unknown with a hint
+
+    limitPrice = Number()  # noqa: N815 - the payload's own spelling
+    percent = Number(max_value=Decimal(1000))
+    amount = Number()
+    ticks = Number(integer=True)
+
+    @validates_schema
+    def exactly_one(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if len(data) != 1:
+            raise ValidationError(
+                "give exactly one of limitPrice, percent, amount or ticks", field_name="_schema"
+            )
+
+
+class StopLossSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    type = Choice(STOP_TYPES, load_default="stop")
+    stopPrice = Number()  # noqa: N815
+    limitPrice = Number()  # noqa: N815
+    percent = Number(max_value=Decimal(100))
+    amount = Number()
+    ticks = Number(integer=True)
+    trailAmount = Number()  # noqa: N815
+    trailPercent = Number(max_value=Decimal(100))  # noqa: N815
+
+    @validates_schema
+    def forms(self, data: dict[str, Any], **kwargs: Any) -> None:
+        stop_forms = [k for k in ("stopPrice", "percent", "amount", "ticks") if k in data]
+        trail_forms = [k for k in ("trailAmount", "trailPercent") if k in data]
+        kind = data.get("type", "stop")
+        if kind == "trailing_stop":
+            if len(trail_forms) != 1 or stop_forms or "limitPrice" in data:
+                raise ValidationError(
+                    "a trailing_stop stop-loss needs exactly one of trailAmount or trailPercent"
+                )
+            return
+        if trail_forms:
+            raise ValidationError(f"trailAmount/trailPercent need type trailing_stop, not {kind}")
+        if len(stop_forms) != 1:
+            raise ValidationError("give exactly one of stopPrice, percent, amount or ticks")
+        if kind == "stop_limit" and "limitPrice" not in data:
+            raise ValidationError("a stop_limit stop-loss needs limitPrice too")
+        if kind == "stop" and "limitPrice" in data:
+            raise ValidationError("limitPrice needs type stop_limit")
+
+
+class AlertSchema(Schema):
+    """Validates one alert (the secret already removed) into the normalised payload."""
+
+    class Meta:
+        unknown = EXCLUDE  # unknown keys are reported by check_unknown with a hint
+
+    id = Text(max_length=128)
+    ticker = Ticker(required=True)
+    action = Choice(ACTIONS, required=True)
+    sentiment = Choice(SENTIMENTS, aliases=SENTIMENT_ALIASES)
+    positionSize = Number(positive=False)  # noqa: N815
+    quantity = Number()
+    quantityType = Choice(QUANTITY_TYPES)  # noqa: N815
+    orderType = Choice(ORDER_TYPES, load_default="market")  # noqa: N815
+    price = Number()
+    signalPrice = Number()  # noqa: N815
+    limitPrice = Number()  # noqa: N815
+    stopPrice = Number()  # noqa: N815
+    trailAmount = Number()  # noqa: N815
+    trailPercent = Number(max_value=Decimal(100))  # noqa: N815
+    takeProfit = fields.Nested(TakeProfitSchema)  # noqa: N815
+    stopLoss = fields.Nested(StopLossSchema)  # noqa: N815
+    timeInForce = Choice(TIME_IN_FORCE)  # noqa: N815
+    extendedHours = Flag(load_default=False)  # noqa: N815
+    cancel = Flag(load_default=False)
+    time = Timestamp()
+    account = Text(max_length=64, pattern=ACCOUNT_RE)
+    strategy = Text(max_length=128)
+    extras = fields.Dict()
+
+    @validates_schema
+    def cross_field(self, data: dict[str, Any], **kwargs: Any) -> None:
+        errors: dict[str, list[str]] = {}
+        kind = data.get("orderType", "market")
+        if kind == "limit" and "limitPrice" not in data and "price" not in data and "signalPrice" not in data:
+            errors.setdefault("limitPrice", []).append("a limit order needs limitPrice (or price)")
+        if kind in ("stop", "stop_limit") and "stopPrice" not in data:
+            errors.setdefault("stopPrice", []).append(f"a {kind} order needs stopPrice")
+        if kind == "stop_limit" and "limitPrice" not in data:
+            errors.setdefault("limitPrice", []).append("a stop_limit order needs limitPrice")
+        if kind == "trailing_stop" and ("trailAmount" in data) == ("trailPercent" in data):
+            errors.setdefault("trailAmount", []).append(
+                "a trailing_stop order needs exactly one of trailAmount or trailPercent"
+            )
+        qtype = data.get("quantityType")
+        if qtype and "quantity" not in data:
+            errors.setdefault("quantity", []).append("quantityType needs a quantity")
+        if qtype in ("percent_of_equity", "percent_of_position") and data.get("quantity", 0) > 100:
+            errors.setdefault("quantity", []).append("a percentage must be at most 100")
+        if errors:
+            raise ValidationError(errors)
+
+
+_SCHEMA = AlertSchema()
+PAYLOAD_KEYS = (
+    "ticker",
+    "exchange",
+    "action",
+    "sentiment",
+    "positionSize",
+    "quantity",
+    "quantityType",
+    "orderType",
+    "price",
+    "limitPrice",
+    "stopPrice",
+    "trailAmount",
+    "trailPercent",
+    "takeProfit",
+    "stopLoss",
+    "timeInForce",
+    "extendedHours",
+    "cancel",
+    "time",
+    "account",
+    "strategy",
+    "extras",
+    "id",
+)
+
+
+# Names other webhook tools use for our fields.
+ALIASES = {
+    "qty": "quantity",
+    "contracts": "quantity",
+    "size": "quantity",
+    "side": "action",
+    "symbol": "ticker",
+    "tp": "takeProfit",
+    "sl": "stopLoss",
+    "type": "orderType",
+    "tif": "timeInForce",
+}
+
+
+def _hint(name: str, known: tuple[str, ...]) -> str:
+    lowered = {k.lower(): k for k in known}
+    match = lowered.get(name.lower().replace("_", "").replace("-", ""))
+    if match is None and ALIASES.get(name.lower()) in known:
+        match = ALIASES[name.lower()]
+    if match is None:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        match = close[0] if close else None
+    if match is not None:
+        return f"unknown field; did you mean {match!r}?"
+    return "unknown field; put free-form data in 'extras'"
+
+
+def check_unknown(alert: Mapping[str, Any]) -> dict[str, Any]:
+    """Errors for unknown keys at the top level and inside takeProfit / stopLoss."""
+    errors: dict[str, Any] = {}
+    for key in alert:
+        if key not in TOP_LEVEL_FIELDS:
+            errors[str(key)] = [_hint(str(key), TOP_LEVEL_FIELDS[1:])]
+    for parent, known in (("takeProfit", TAKE_PROFIT_FIELDS), ("stopLoss", STOP_LOSS_FIELDS)):
+        nested = alert.get(parent)
+        if isinstance(nested, Mapping):
+            for key in nested:
+                if key not in known:
+                    errors.setdefault(parent, {})[str(key)] = [_hint(str(key), known)]
+    return errors
+
+
+def find_placeholders(value: Any) -> list[str]:
+    """TradingView ``{{...}}`` placeholders left unexpanded anywhere in ``value`` (strings only)."""
+    found: list[str] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            found.extend(PLACEHOLDER_RE.findall(item))
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return sorted(set(found))
+
+
+def nesting_depth(value: Any) -> int:
+    """Depth of nested objects/arrays, computed without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_NESTING:
+            return deepest
+        if isinstance(item, Mapping):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+def normalise(alert: Mapping[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """Validate an alert object (without ``secret``); returns (payload, {}) or (None, field errors).
+
+    Every problem is reported at once: unknown fields with hints, unfilled placeholders by name,
+    then the schema's type, range and cross-field rules for the remaining fields.
+    """
+    errors = check_unknown(alert)
+    data = {k: v for k, v in alert.items() if k in TOP_LEVEL_FIELDS and k != "secret"}
+    for key, value in list(data.items()):
+        holders = find_placeholders(value)
+        if holders:
+            names = ", ".join(holders)
+            noun = "placeholder" if len(holders) == 1 else "placeholders"
+            verb = "was" if len(holders) == 1 else "were"
+            errors.setdefault(key, []).append(f"the {noun} {names} {verb} not filled in")
+            del data[key]
+        elif nesting_depth(value) > MAX_NESTING:
+            errors.setdefault(key, []).append(f"nested deeper than {MAX_NESTING} levels")
+            del data[key]
+    try:
+        loaded = _SCHEMA.load(data)
+    except ValidationError as exc:
+        messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+        for key, problems in messages.items():
+            if key not in errors:
+                errors[key] = problems
+            elif isinstance(errors[key], list) and isinstance(problems, list):
+                errors[key].extend(problems)
+            elif isinstance(errors[key], dict) and isinstance(problems, dict):
+                errors[key].update(problems)
+        loaded = None
+    required_missing = [k for k in ("ticker", "action") if k in errors and k not in data and k not in alert]
+    for key in required_missing:
+        errors[key] = ["this field is required"]
+    if errors or loaded is None:
+        return None, errors
+    return _to_payload(loaded), {}
+
+
+def _to_payload(loaded: dict[str, Any]) -> dict[str, Any]:
+    exchange, ticker = loaded.pop("ticker")
+    if "signalPrice" in loaded:
+        signal = loaded.pop("signalPrice")
+        loaded.setdefault("price", signal)
+    if loaded.get("quantity") is not None and not loaded.get("quantityType"):
+        loaded["quantityType"] = "fixed_quantity"
+    payload = {key: loaded.get(key) for key in PAYLOAD_KEYS}
+    payload["ticker"], payload["exchange"] = ticker, exchange
+    return payload
+
+
+def field_errors_summary(errors: Mapping[str, Any], limit: int = 3) -> str:
+    """A one-line human summary of field errors, for ``Alert.reason`` and the error message."""
+    parts = []
+    for key, problems in list(errors.items())[:limit]:
+        if isinstance(problems, Mapping):
+            inner = field_errors_summary(problems, limit=1)
+            parts.append(f"{key}.{inner}")
+        elif isinstance(problems, list) and problems:
+            parts.append(f"{key}: {problems[0]}")
+        else:
+            parts.append(f"{key}: {problems}")
+    more = len(errors) - limit
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
