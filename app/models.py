@@ -265,3 +265,18 @@ class Control(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DedupClaim(Base):
+    """Who owns an idempotency key right now: the first alert seen with it, until ``expires_at``.
+
+    Inserted in the same transaction as that alert, so the primary key makes two identical
+    requests arriving at the same instant resolve to ONE alert on SQLite and PostgreSQL alike;
+    an expired claim is taken over by a conditional UPDATE (see app/webhook/store.py).
+    """
+
+    __tablename__ = "dedup_claims"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    alert_id: Mapped[str] = mapped_column(String(26))
+    expires_at: Mapped[datetime] = mapped_column(index=True)
