@@ -459,7 +459,7 @@ class Engine:
         events: list[Event] = []
         order.status = "Cancelled"
         order.completed_time = self._time_text()
-        order.completed_status = "Cancelled by Trader" if not reason else reason
+        order.completed_status = reason or "Cancelled by Trader"
         events.append(OrderStatusEvent(replace(order)))
         events.append(
             OrderErrorEvent(order.client_id, order.order_id, 202, f"Order Canceled - reason:{reason}")
@@ -766,7 +766,6 @@ class Engine:
         price = self.price(inst.con_id)
         ref = unset_to_none(order.lmt_price) or price
         fx = self.fx_to_usd(inst.currency)
-        notional = order.total_quantity * ref * inst.mult * fx
         rate = MARGIN_RATE.get(inst.sec_type, 0.25)
         values = self.account_values(order.account)
         init_before = float(values["InitMarginReq"])
@@ -778,7 +777,6 @@ class Engine:
         # margin changes with the absolute exposure, so a closing order frees margin
         change = (abs(current + signed) - abs(current)) * ref * inst.mult * fx * rate
         commission = commission_for(inst, order.total_quantity, ref, fx)
-        del notional
         return WhatIfState(
             init_margin_before=round(init_before, 2),
             maint_margin_before=round(maint_before, 2),
@@ -798,12 +796,9 @@ class Engine:
 
     def portfolio(self, account_id: str) -> list[dict[str, Any]]:
         """Portfolio rows (positions marked to the current price), as updatePortfolio carries them."""
-        rows = []
-        for (acct, con_id), pos in self.positions.items():
-            if acct != account_id:
-                continue
-            rows.append(self.portfolio_row(account_id, con_id))
-        return rows
+        return [
+            self.portfolio_row(account_id, con_id) for acct, con_id in self.positions if acct == account_id
+        ]
 
     def portfolio_row(self, account_id: str, con_id: int) -> dict[str, Any]:
         """One portfolio row for a position (quantity 0 rows tell clients to drop the item)."""
