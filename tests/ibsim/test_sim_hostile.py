@@ -1,0 +1,166 @@
+"""Hostile clients never crash the server nor disturb other clients."""
+
+from __future__ import annotations
+
+import random
+import socket
+import struct
+import time
+
+import pytest
+from ib_async import IB, LimitOrder, Stock
+
+from ibsim.framing import frame
+from ibsim.testing import SimThread
+
+pytestmark = pytest.mark.e2e
+
+
+class RawClient:
+    """A bare socket speaking (or abusing) the wire protocol."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=2)
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def handshake(self, client_id: int) -> None:
+        version = b"v157..176"
+        self.send(b"API\0" + struct.pack(">I", len(version)) + version)
+        assert self.read_fields()[0] == "157"
+        self.send(frame([71, 2, client_id, ""]))
+
+    def read_fields(self) -> list[str]:
+        header = self._read(4)
+        return self._read(struct.unpack(">I", header)[0]).decode().split("\0")[:-1]
+
+    def read_until(self, msg_id: str, code: str | None = None) -> list[str]:
+        while True:
+            fields = self.read_fields()
+            if fields[0] == msg_id and (code is None or fields[3] == code):
+                return fields
+
+    def _read(self, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = self.sock.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError("closed")
+            data += chunk
+        return data
+
+    def is_closed(self) -> bool:
+        try:
+            while True:
+                self.read_fields()
+        except (ConnectionError, OSError):
+            return True
+        except TimeoutError:
+            return False
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def healthy(sim: SimThread, client_id: int) -> None:
+    """A real client can still connect, qualify and trade."""
+    ib = IB()
+    ib.connect("127.0.0.1", sim.port, clientId=client_id, timeout=5)
+    try:
+        (contract,) = ib.qualifyContracts(Stock("AAPL", "SMART", "USD"))
+        trade = ib.placeOrder(contract, LimitOrder("BUY", 1, 100.0))
+        deadline = time.monotonic() + 3
+        while trade.orderStatus.status != "Submitted" and time.monotonic() < deadline:
+            ib.sleep(0.02)
+        assert trade.orderStatus.status == "Submitted"
+    finally:
+        ib.disconnect()
+
+
+@pytest.mark.parametrize(
+    "greeting",
+    [
+        b"GET / HTTP/1.1\r\n\r\n",
+        b"API\0" + struct.pack(">I", 9) + b"v100..120",  # no common version
+        b"API\0" + struct.pack(">I", 3) + b"xyz",
+        b"API\0" + struct.pack(">I", 1 << 30),  # absurd length
+        b"API\0" + struct.pack(">I", 4) + b"\xff\xfe\xfd\xfc",
+    ],
+)
+def test_bad_handshakes_are_closed(fresh: SimThread, client_id: int, greeting: bytes) -> None:
+    raw = RawClient(fresh.port)
+    raw.send(greeting)
+    assert raw.is_closed()
+    raw.close()
+    healthy(fresh, client_id)
+
+
+def test_garbage_after_start_api_is_answered_not_fatal(fresh: SimThread, client_id: int) -> None:
+    raw = RawClient(fresh.port)
+    raw.handshake(client_id)
+    raw.read_until("9")
+    raw.send(frame(["abc", "1"]))  # non-numeric message id
+    raw.send(frame([9999]))  # unknown message id
+    raw.send(frame([3, 17, 265598, "AAPL"]))  # truncated placeOrder
+    rejected = raw.read_until("4", "201")
+    assert rejected[2] == "17"
+    raw.send(frame([9, 8, "notanumber"]))  # reqContractDetails with a garbage reqId
+    raw.read_until("4", "320")
+    raw.send(frame([7, 3]))  # truncated reqExecutions
+    raw.read_until("4", "320")
+    raw.send(struct.pack(">I", 0))  # empty frame
+    raw.send(frame([49, 1]))  # and the session still answers
+    assert raw.read_until("49")[2].isdigit()
+    raw.close()
+    healthy(fresh, client_id + 1000)
+
+
+def test_oversized_frame_closes_only_that_client(fresh: SimThread, client_id: int) -> None:
+    bystander = IB()
+    bystander.connect("127.0.0.1", fresh.port, clientId=client_id + 2000, timeout=5)
+    raw = RawClient(fresh.port)
+    raw.handshake(client_id)
+    raw.read_until("9")
+    raw.send(struct.pack(">I", 50_000_000) + b"x" * 1000)
+    assert raw.is_closed()
+    raw.close()
+    assert bystander.isConnected() and bystander.reqCurrentTime()
+    bystander.disconnect()
+
+
+def test_silent_and_vanishing_clients(fresh: SimThread, client_id: int) -> None:
+    silent = RawClient(fresh.port)  # connects, sends nothing
+    vanishing = RawClient(fresh.port)
+    vanishing.handshake(client_id)
+    vanishing.send(struct.pack(">I", 500) + b"3\x0012\x00")  # half a message, then gone
+    vanishing.close()
+    half_greeting = RawClient(fresh.port)
+    half_greeting.send(b"AP")
+    half_greeting.close()
+    healthy(fresh, client_id)  # the vanished client's id is free again
+    silent.close()
+
+
+def test_random_bytes_fuzz(fresh: SimThread, client_id: int) -> None:
+    rng = random.Random(1234)
+    for i in range(30):
+        raw = RawClient(fresh.port)
+        if i % 2:
+            raw.handshake(client_id + 3000 + i)
+            alphabet = b"0123456789.-\0abcE" if i % 4 == 1 else bytes(range(256))
+            payload = bytes(rng.choice(alphabet) for _ in range(rng.randrange(1, 300)))
+            raw.send(struct.pack(">I", len(payload)) + payload)
+            fields = [
+                rng.choice(["3", "9", "7", "4", "1", "62", "76", "", "-1", "x", "1e9"])
+                for _ in range(rng.randrange(1, 120))
+            ]
+            raw.send(frame(fields))
+        else:
+            raw.send(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 64))))
+        raw.close()
+    healthy(fresh, client_id)
+    deadline = time.monotonic() + 2
+    while fresh.state()["clients"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert fresh.state()["clients"] == []
