@@ -223,7 +223,7 @@ class Notifier:
 
             self.bot = CommandBot(self.settings, self.sessions, self.redis, poll_timeout=self.poll_timeout)
             await self.bot.start()
-            transport = TelegramTransport(self.bot.bot)
+            transport = TelegramTransport(self.bot.bot, self.bot.ready)
             if not self.settings.telegram_chat_ids:
                 log.warning("TELEGRAM_BOT_TOKEN is set but TELEGRAM_CHAT_ID is empty: notices go to the log")
         else:

@@ -11,6 +11,7 @@ error vocabulary (freqtrade's TemporaryError vs OperationalError idea):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from typing import Protocol
@@ -80,10 +81,18 @@ class TelegramTransport:
     batching = True
     paced = True
 
-    def __init__(self, bot: object) -> None:
+    def __init__(self, bot: object, ready: asyncio.Event | None = None, ready_wait: float = 5.0) -> None:
         self.bot = bot
+        self.ready = ready
+        self.ready_wait = ready_wait
 
     async def send(self, chat_id: str, text: str, silent: bool) -> None:
+        if self.ready is not None and not self.ready.is_set():
+            # The bot has not reached Telegram yet (getMe): wait a little, then count a failure.
+            try:
+                await asyncio.wait_for(self.ready.wait(), self.ready_wait)
+            except TimeoutError:
+                raise TemporaryFailure("telegram bot not connected yet") from None
         from telegram import LinkPreviewOptions
         from telegram.constants import ParseMode
         from telegram.error import (

@@ -1,0 +1,327 @@
+"""The owner-only Telegram command bot (python-telegram-bot v22, getUpdates polling).
+
+Runs on the notifier's loop beside the outbox sender: we call the Application's ``initialize``,
+``start``, ``updater.start_polling`` and ``stop``/``shutdown`` ourselves (never ``run_polling``,
+which wants the whole thread). Commands call the same functions as the HTTP admin API
+(``app.services``); they block on the database and Redis, so they run in a thread executor.
+
+Only the configured chat ids (``TELEGRAM_CHAT_ID``) are served; every other update is logged and
+dropped before any handler runs. Commands sent while the worker was down are dropped at start
+(``drop_pending_updates``): a stale "/flatten confirm" must never fire hours later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session, sessionmaker
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Update
+from telegram.constants import ParseMode
+from telegram.error import InvalidToken, TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    Defaults,
+    TypeHandler,
+)
+
+from app import services
+from config.settings import Settings
+from worker.notify import outbox, replies
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+FLATTEN_CONFIRM_SECONDS = 60
+COMMANDS = [
+    ("status", "IB and worker state, queue depth, paused or not"),
+    ("positions", "open positions"),
+    ("orders", "working orders"),
+    ("pnl", "today's realized PnL and fees"),
+    ("last", "recent alerts and their outcomes"),
+    ("pause", "stop placing new orders"),
+    ("resume", "place orders again"),
+    ("flatten", "cancel all orders, close all positions (asks first)"),
+]
+
+
+def build_application(settings: Settings, poll_timeout: float = 10.0) -> Application:
+    """The PTB Application with our base URL, timeouts and the rate limiter (429-aware)."""
+    assert settings.telegram_bot_token
+    return (
+        Application.builder()
+        .token(settings.telegram_bot_token)
+        .base_url(settings.telegram_api_url)
+        # Honours 429 retry_after (pausing every request meanwhile) and the overall 30/s and
+        # per-group 20/min limits; the per-chat pace of private chats is the sender's job.
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .defaults(
+            Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True))
+        )
+        .connect_timeout(5.0)
+        .read_timeout(10.0)
+        .write_timeout(10.0)
+        .pool_timeout(5.0)
+        .get_updates_connect_timeout(5.0)
+        .get_updates_read_timeout(poll_timeout + 5.0)
+        .build()
+    )
+
+
+class CommandBot:
+    """Owns the Application: its bot also carries the notices (one rate limiter for both)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        redis_client: Any,
+        *,
+        poll_timeout: float = 10.0,
+        confirm_seconds: int = FLATTEN_CONFIRM_SECONDS,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.redis = redis_client
+        self.poll_timeout = poll_timeout
+        self.confirm_seconds = confirm_seconds
+        self.owners = frozenset(str(c) for c in settings.telegram_chat_ids)
+        self.app = build_application(settings, poll_timeout)
+        self.bot = self.app.bot
+        self.ready = asyncio.Event()  # set once getMe succeeded (the token is good)
+        self._pending_flatten: dict[str, tuple[str, float]] = {}  # chat -> (nonce, deadline)
+        self._task: asyncio.Task[None] | None = None
+        self._register()
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start connecting and polling in the background; returns at once (Telegram may be down)."""
+        self._task = asyncio.get_running_loop().create_task(self._lifecycle(), name="telegram-bot")
+
+    async def _lifecycle(self) -> None:
+        delay = 1.0
+        while True:
+            try:
+                await self.app.initialize()  # getMe: checks the token
+                break
+            except InvalidToken:
+                # The exception text holds the token: never log it.
+                log.error("Telegram rejected TELEGRAM_BOT_TOKEN; notices wait in the outbox (retry in 300 s)")
+                await asyncio.sleep(300)
+            except TelegramError as exc:
+                log.warning("Telegram unreachable at start (%s); retry in %.0f s", type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        self.ready.set()
+        log.info("telegram bot @%s ready; commands from %d chat(s)", self.bot.username, len(self.owners))
+        await self.app.start()
+        try:
+            await self.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
+        except TelegramError as exc:
+            log.info("could not publish the command menu: %s", exc)
+        if not self.owners:
+            log.warning("no TELEGRAM_CHAT_ID: the bot answers nobody")
+        await self.app.updater.start_polling(
+            poll_interval=0.0,
+            timeout=int(self.poll_timeout),
+            bootstrap_retries=-1,
+            drop_pending_updates=True,
+            allowed_updates=["message", "callback_query"],
+            error_callback=self._polling_error,
+        )
+
+    def _polling_error(self, exc: TelegramError) -> None:
+        # PTB retries getUpdates itself; one line instead of a traceback per failed poll.
+        log.warning("telegram getUpdates failed: %s: %s", type(exc).__name__, exc)
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop polling and release the HTTP clients (bounded: Telegram may be unreachable)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        try:
+            async with asyncio.timeout(timeout):
+                if self.app.updater is not None and self.app.updater.running:
+                    await self.app.updater.stop()
+                if self.app.running:
+                    await self.app.stop()
+                await self.app.shutdown()
+        except (TimeoutError, TelegramError, RuntimeError) as exc:
+            log.warning("telegram bot did not stop cleanly: %s", exc)
+
+    # --- handlers ---------------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        app = self.app
+        app.add_handler(TypeHandler(Update, self._gate), group=-1)
+        simple: dict[str, Callable[..., Any]] = {
+            "status": self._status,
+            "positions": self._positions,
+            "orders": self._orders,
+            "pnl": self._pnl,
+            "last": self._last,
+            "pause": self._pause,
+            "resume": self._resume,
+            "flatten": self._flatten,
+            "help": self._help,
+            "start": self._help,
+        }
+        for name, handler in simple.items():
+            app.add_handler(CommandHandler(name, handler))
+        app.add_handler(CallbackQueryHandler(self._flatten_button, pattern=r"^flatten:"))
+        app.add_error_handler(self._error)
+
+    async def _gate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Drop every update that does not come from an owner chat, before any handler."""
+        chat = update.effective_chat
+        if chat is not None and str(chat.id) in self.owners:
+            return
+        user = update.effective_user
+        message = update.effective_message
+        text = (message.text or "")[:80] if message is not None else ""
+        log.warning(
+            "ignored telegram update from a stranger: chat=%s user=%s (@%s) text=%r",
+            chat.id if chat else None,
+            user.id if user else None,
+            user.username if user else None,
+            text,
+        )
+        raise ApplicationHandlerStop
+
+    async def _call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking service function in the executor, never on the bot loop."""
+        return await asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(func, *args, **kwargs)
+        )
+
+    async def _reply(self, update: Update, text: str, **kwargs: Any) -> None:
+        if update.effective_message is not None:
+            await update.effective_message.reply_text(text, **kwargs)
+
+    def _by(self, update: Update) -> str:
+        user = update.effective_user
+        return f"telegram:{user.id if user else update.effective_chat.id if update.effective_chat else '?'}"
+
+    async def _help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._reply(update, replies.HELP)
+
+    async def _status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        doc = await self._call(services.status, self.sessions, self.redis)
+        try:
+            doc["notices_pending"] = await self._call(self._notices_pending)
+        except Exception:  # noqa: BLE001 - the count is a nicety
+            pass
+        await self._reply(update, replies.status_text(doc))
+
+    def _notices_pending(self) -> int:
+        with self.sessions() as session:
+            return outbox.pending_count(session)
+
+    async def _positions(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._reply(
+            update, replies.positions_text(await self._call(services.list_positions, self.sessions))
+        )
+
+    async def _orders(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        rows = await self._call(services.list_orders, self.sessions, working_only=True, limit=40)
+        await self._reply(update, replies.orders_text(rows))
+
+    async def _pnl(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._reply(update, replies.pnl_text(await self._call(services.pnl_today, self.sessions)))
+
+    async def _last(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._reply(
+            update, replies.last_text(await self._call(services.recent_alerts, self.sessions, 10))
+        )
+
+    async def _pause(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._call(services.set_paused, self.sessions, True, self._by(update))
+        log.warning("trading paused by %s", self._by(update))
+        await self._reply(update, replies.paused_text(True))
+
+    async def _resume(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._call(services.set_paused, self.sessions, False, self._by(update))
+        log.warning("trading resumed by %s", self._by(update))
+        await self._reply(update, replies.paused_text(False))
+
+    async def _flatten(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        chat_id = str(update.effective_chat.id) if update.effective_chat else ""
+        args = [a.lower() for a in (context.args or [])]
+        if args[:1] == ["confirm"]:
+            if self._take_pending(chat_id, None):
+                await self._do_flatten(update)
+            else:
+                await self._reply(update, "No flatten is waiting for confirmation. Send /flatten first.")
+            return
+        nonce = secrets.token_hex(4)
+        self._pending_flatten[chat_id] = (nonce, time.monotonic() + self.confirm_seconds)
+        keyboard = InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton("Confirm flatten", callback_data=f"flatten:yes:{nonce}"),
+                    InlineKeyboardButton("Cancel", callback_data=f"flatten:no:{nonce}"),
+                ]
+            ]
+        )
+        await self._reply(
+            update,
+            replies.flatten_question(self.settings.ib_account, self.confirm_seconds),
+            reply_markup=keyboard,
+        )
+
+    def _take_pending(self, chat_id: str, nonce: str | None) -> bool:
+        """Consume the chat's pending flatten if it is still valid (and matches ``nonce``)."""
+        pending = self._pending_flatten.get(chat_id)
+        if pending is None:
+            return False
+        if nonce is not None and pending[0] != nonce:
+            return False
+        del self._pending_flatten[chat_id]
+        return time.monotonic() <= pending[1]
+
+    async def _flatten_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        if query is None:
+            return
+        _, answer, nonce = (query.data or "flatten:no:").split(":", 2)
+        chat_id = str(update.effective_chat.id) if update.effective_chat else ""
+        await query.answer()
+        if answer != "yes":
+            self._pending_flatten.pop(chat_id, None)
+            await query.edit_message_text("Flatten cancelled.")
+            return
+        if not self._take_pending(chat_id, nonce):
+            await query.edit_message_text("This flatten request expired. Send /flatten again.")
+            return
+        await query.edit_message_text("Flatten confirmed.")
+        await self._do_flatten(update)
+
+    async def _do_flatten(self, update: Update) -> None:
+        by = self._by(update)
+        log.warning("flatten requested by %s", by)
+        try:
+            doc = await self._call(services.request_flatten, self.redis, self.settings.ib_account, by)
+        except Exception as exc:  # noqa: BLE001 - tell the owner rather than stay silent
+            log.exception("flatten request failed")
+            await self._reply(update, f"⛔ Flatten could not be requested: {type(exc).__name__}. Try again.")
+            return
+        await self._reply(update, replies.flatten_done(doc))
+
+    async def _error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("telegram command failed", exc_info=context.error)
+        if isinstance(update, Update) and update.effective_message is not None:
+            try:
+                await update.effective_message.reply_text("⛔ That command failed; see the worker log.")
+            except TelegramError:
+                pass
