@@ -6,6 +6,7 @@ Nothing is created at import time: the database engine, Redis client and setting
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -39,6 +40,8 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
         except SettingsError as exc:
             raise SystemExit(f"tv2ib: configuration error: {exc}") from None
     configure_logging(settings.log_level, settings.log_format, settings.secrets())
+    # Alembic narrates every migration check at INFO; app.db logs the one line that matters.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     if context is None:
         context = AppContext.build(settings)
 

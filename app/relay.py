@@ -1,1 +1,171 @@
-"""Placeholder: the outbox relay lands in a later commit."""
+"""The outbox relay: every committed alert reaches its rq queue, even across Redis outages.
+
+Intake commits an alert as ``received`` and then enqueues it. When Redis is down at that moment
+the alert stays ``received``; when Redis restarts it forgets every queued job (it keeps nothing
+on disk here). :func:`relay_once` repairs both:
+
+1. ``received`` alerts are enqueued and marked ``queued``;
+2. ``queued`` alerts whose rq job no longer exists are enqueued again (same job id).
+
+Never twice on a queue: the job id is deterministic (``alert-<id>``) and created with rq's
+atomic ``unique=True`` (see :mod:`app.webhook.enqueue`), so concurrent relays, or a relay racing
+intake, cannot both enqueue; a second job can only appear after the first one is gone from Redis.
+A Redis lock (``tv2ib:relay:lock``) additionally makes one process do the scan at a time, which
+keeps the database work of N gunicorn workers plus the execution worker at one scan per tick.
+
+Interfaces: ``relay_once(ctx) -> int`` (safe to call from any process at any time; the worker
+calls it at start), ``start_relay_thread(ctx, interval=2.0) -> RelayThread`` (the web app starts
+one per gunicorn worker from ``config/gunicorn.conf.py``'s ``post_worker_init``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from datetime import timedelta
+
+import redis
+from rq.job import Job
+from sqlalchemy import select, update
+
+from app.context import AppContext
+from app.keys import queue_name
+from app.models import Alert, AlertEvent, AlertStatus, utcnow
+from app.webhook import store
+from app.webhook.enqueue import alert_job_id, enqueue_alert
+
+log = logging.getLogger(__name__)
+
+LOCK_KEY = "tv2ib:relay:lock"
+LOCK_TTL_MS = 30_000
+BATCH = 500
+# A 'queued' alert younger than this is left alone: intake may be between enqueue and commit.
+REQUEUE_GRACE_SECONDS = 5.0
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+
+
+def _enqueue_received(ctx: AppContext) -> int:
+    enqueued = 0
+    last_id = ""
+    while True:
+        with ctx.sessions() as session:
+            rows = session.execute(
+                select(Alert.id, Alert.account)
+                .where(Alert.status == AlertStatus.RECEIVED.value, Alert.id > last_id)
+                .order_by(Alert.id)
+                .limit(BATCH)
+            ).all()
+        for alert_id, account in rows:
+            if enqueue_alert(ctx.redis, alert_id, account):
+                enqueued += 1
+                log.info("relay: enqueued alert %s on %s", alert_id, queue_name(account))
+            store.mark_queued(ctx.sessions, alert_id, queue_name(account))
+        if len(rows) < BATCH:
+            return enqueued
+        last_id = rows[-1][0]
+
+
+def _requeue_lost(ctx: AppContext) -> int:
+    enqueued = 0
+    last_id = ""
+    cutoff = utcnow() - timedelta(seconds=REQUEUE_GRACE_SECONDS)
+    while True:
+        with ctx.sessions() as session:
+            rows = session.execute(
+                select(Alert.id, Alert.account)
+                .where(
+                    Alert.status == AlertStatus.QUEUED.value,
+                    Alert.enqueued_at < cutoff,
+                    Alert.id > last_id,
+                )
+                .order_by(Alert.id)
+                .limit(BATCH)
+            ).all()
+        if rows:
+            pipe = ctx.redis.pipeline(transaction=False)
+            for alert_id, _ in rows:
+                pipe.exists(Job.key_for(alert_job_id(alert_id)))
+            present = pipe.execute()
+            for (alert_id, account), exists in zip(rows, present, strict=True):
+                if exists or not enqueue_alert(ctx.redis, alert_id, account):
+                    continue
+                enqueued += 1
+                log.warning("relay: re-enqueued alert %s: its job was gone (Redis restarted?)", alert_id)
+                now = utcnow()
+                with ctx.sessions.begin() as session:
+                    session.execute(
+                        update(Alert)
+                        .where(Alert.id == alert_id)
+                        .values(enqueued_at=now, enqueue_attempts=Alert.enqueue_attempts + 1)
+                    )
+                    session.add(
+                        AlertEvent(
+                            alert_id=alert_id,
+                            at=now,
+                            status=AlertStatus.QUEUED.value,
+                            message="re-enqueued: its job was gone from Redis (restart?)",
+                        )
+                    )
+        if len(rows) < BATCH:
+            return enqueued
+        last_id = rows[-1][0]
+
+
+def relay_once(ctx: AppContext) -> int:
+    """One relay pass; returns how many alerts it put on a queue (0 when Redis is down or
+    another process holds the relay lock). Database errors propagate to the caller."""
+    token = uuid.uuid4().hex
+    try:
+        if not ctx.redis.set(LOCK_KEY, token, nx=True, px=LOCK_TTL_MS):
+            return 0
+    except redis.RedisError:
+        return 0
+    try:
+        count = _enqueue_received(ctx) + _requeue_lost(ctx)
+        store.purge_expired_claims(ctx.sessions)
+        return count
+    except redis.RedisError as exc:
+        log.info("relay: Redis unavailable (%s); will retry", type(exc).__name__)
+        return 0
+    finally:
+        try:
+            ctx.redis.eval(_RELEASE, 1, LOCK_KEY, token)
+        except redis.RedisError:
+            pass  # the lock expires by itself
+
+
+class RelayThread(threading.Thread):
+    """Calls :func:`relay_once` every ``interval`` seconds until :meth:`stop`."""
+
+    def __init__(self, ctx: AppContext, interval: float = 2.0):
+        super().__init__(name="tv2ib-relay", daemon=True)
+        self.ctx = ctx
+        self.interval = interval
+        self._stopping = threading.Event()
+        self._last_error_log = 0.0
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                relay_once(self.ctx)
+            except Exception as exc:  # noqa: BLE001 - e.g. database down: keep trying, log sparingly
+                now = time.monotonic()
+                if now - self._last_error_log > 60:
+                    self._last_error_log = now
+                    log.warning("relay pass failed (%s: %s); retrying", type(exc).__name__, exc)
+            self._stopping.wait(self.interval)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the thread to finish its pass and wait for it."""
+        self._stopping.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout)
+
+
+def start_relay_thread(ctx: AppContext, interval: float = 2.0) -> RelayThread:
+    """Start a daemon relay thread for this process and return it (call ``.stop()`` on exit)."""
+    thread = RelayThread(ctx, interval)
+    thread.start()
+    return thread

@@ -1,7 +1,68 @@
-"""Placeholder: the webhook view lands in the next commit."""
+"""``POST /webhook``: the HTTP face of :class:`app.webhook.intake.Intake`.
 
-from flask import Flask
+Writes the one canonical log line per webhook (outcome, alert id, HTTP status, latency, client
+address; never the secret) and counts the answer in ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.metrics import get_metrics
+from app.webhook.intake import Intake, error_outcome
+
+log = logging.getLogger("tv2ib.webhook")
+
+bp = Blueprint("webhook", __name__)
+INTAKE_KEY = "tv2ib_intake"
+
+
+@bp.post("/webhook")
+def webhook() -> Response:
+    """Take one TradingView alert; see README "HTTP answers" for every status."""
+    started = time.perf_counter()
+    intake: Intake = current_app.extensions[INTAKE_KEY]
+    try:
+        result = intake.handle(request)
+    except SQLAlchemyError as exc:
+        # TradingView resends after a 5xx; the pool's pre-ping reconnects once the database is back.
+        log.warning("database unavailable during intake: %s", type(exc).__name__)
+        result = error_outcome(
+            503, "unavailable", "unavailable", "the database is unavailable; retry shortly"
+        )
+        result.headers["Retry-After"] = "5"
+    except Exception:  # noqa: BLE001 - never a traceback to the client; logged with its stack
+        log.exception("unexpected error in webhook intake")
+        result = error_outcome(500, "error", "internal_error", "internal error; the alert was not stored")
+    response = jsonify(result.body)
+    response.status_code = result.status
+    response.headers.update(result.headers)
+    elapsed = time.perf_counter() - started
+    get_metrics(current_app).observe(result.outcome, result.status, elapsed)
+    reason = result.body.get("message", "")
+    log.info(
+        "webhook %s alert=%s status=%s latency_ms=%.1f client=%s%s",
+        result.outcome,
+        result.alert_id or "-",
+        result.status,
+        elapsed * 1000,
+        request.remote_addr or "-",
+        f" reason={reason!r}" if reason else "",
+        extra={
+            "alert_id": result.alert_id,
+            "outcome": result.outcome,
+            "http_status": result.status,
+            "latency_ms": round(elapsed * 1000, 2),
+            "client": request.remote_addr,
+        },
+    )
+    return response
 
 
 def init_app(app: Flask) -> None:
-    return None
+    app.extensions[INTAKE_KEY] = Intake(app.extensions["tv2ib"])
+    app.register_blueprint(bp)

@@ -1,0 +1,141 @@
+"""Reading and parsing the webhook body: bounded, time-limited, strict JSON.
+
+TradingView sends ``application/json`` when the alert message parses as JSON, else ``text/plain``;
+curl's ``-d`` sends ``application/x-www-form-urlencoded``. All three carry the JSON alert in
+the body. Anything else (multipart forms, XML, ...) is refused with 415 before reading.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from flask import Request
+from werkzeug.exceptions import ClientDisconnected, HTTPException
+
+# A client that sent its headers gets this long between body packets before 408: a slow or
+# stalled client frees its gunicorn thread instead of holding it forever.
+BODY_READ_TIMEOUT = 5.0
+ACCEPTED_CONTENT_TYPES = frozenset(
+    {"", "application/json", "text/plain", "application/x-www-form-urlencoded", "text/json"}
+)
+_SECRET_IN_TEXT = re.compile(r'"secret"\s*:\s*"((?:[^"\\]|\\.){1,512})"')
+
+
+class BodyError(Exception):
+    """The body cannot be used; ``status`` and ``message`` are the answer."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def check_content_type(request: Request) -> None:
+    """Refuse media types that cannot carry a JSON alert (415), before reading the body."""
+    if request.mimetype not in ACCEPTED_CONTENT_TYPES:
+        raise BodyError(415, f"send the alert as application/json or text/plain, not {request.mimetype[:60]}")
+
+
+def read_body(request: Request, max_bytes: int) -> bytes:
+    """Read at most ``max_bytes`` of body: 413 above it (by Content-Length, unread), 408 when stalled."""
+    length = request.content_length
+    if length is not None and length > max_bytes:
+        raise BodyError(413, f"the body is {length} bytes; the limit is {max_bytes}")
+    sock = request.environ.get("gunicorn.socket")
+    if sock is not None:
+        sock.settimeout(BODY_READ_TIMEOUT)
+    stream = request.stream
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        while total <= max_bytes:
+            chunk = stream.read(min(65536, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    except TimeoutError:
+        raise BodyError(408, f"the body did not arrive within {BODY_READ_TIMEOUT:g} s") from None
+    except ClientDisconnected:
+        raise BodyError(400, "the body ended before its announced length") from None
+    except HTTPException as exc:  # werkzeug's own limits, e.g. 413 for a chunked body
+        raise BodyError(exc.code or 400, exc.description or "unreadable body") from None
+    except OSError:
+        raise BodyError(400, "the connection failed while reading the body") from None
+    if total > max_bytes:
+        raise BodyError(413, f"the body is over the limit of {max_bytes} bytes")
+    return b"".join(chunks)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_alert(raw: bytes) -> tuple[dict[str, Any] | None, str | None, str | None]:
+    """Decode and parse: (object, text, None) or (None, text or None, reason for a 400).
+
+    Strict JSON: UTF-8 only, no NaN/Infinity literals, an object at the top.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, None, "the body is not UTF-8 text"
+    text = text.removeprefix("\ufeff")
+    if not text.strip():
+        return None, text, "the body is empty; send the alert as a JSON object"
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        return None, text, "the body is nested too deeply"
+    except ValueError as exc:
+        reason = f"the body is not valid JSON ({str(exc)[:120]})"
+        holders = sorted(set(re.findall(r"\{\{[^{}]{0,200}\}\}", text)))
+        if holders:
+            reason += (
+                f"; the placeholder {', '.join(holders[:5])} was not filled in "
+                "(an unfilled placeholder outside quotes breaks the JSON)"
+            )
+        return None, text, reason
+    if not isinstance(value, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+            type(value), "a number"
+        )
+        return None, text, f"the body is {kind}; send the alert as a JSON object"
+    return value, text, None
+
+
+def secret_in_text(text: str | None) -> str | None:
+    """The ``"secret": "..."`` value of a body that is not a JSON object, if one is visible."""
+    if not text:
+        return None
+    match = _SECRET_IN_TEXT.search(text)
+    return match.group(1) if match else None
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace every secret value in ``text`` with ``***``."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def stored_body(alert: Mapping[str, Any] | None, text: str | None, raw: bytes, secrets: Iterable[str]) -> str:
+    """The body as it will be stored: the JSON without its ``secret`` key, else redacted text.
+
+    A parsed object is re-serialised without ``secret`` (formatting may differ from what was sent;
+    the content is the same). Text that is not a JSON object keeps its bytes with secrets
+    replaced by ``***``; non-UTF-8 bytes are shown with replacement characters.
+    """
+    secrets = tuple(secrets)
+    if alert is not None:
+        try:
+            cleaned = {k: v for k, v in alert.items() if k != "secret"}
+            return redact(json.dumps(cleaned, ensure_ascii=False), secrets)
+        except (ValueError, RecursionError):
+            pass
+    if text is None:
+        text = raw.decode("utf-8", errors="replace")
+    return redact(text, secrets)
