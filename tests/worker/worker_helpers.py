@@ -1,0 +1,52 @@
+"""Helpers shared by the worker tests (importable as ``worker_helpers``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rq import Queue
+
+from app import keys
+from app.context import AppContext
+from app.ids import new_alert_id
+from app.models import Alert, AlertStatus, utcnow
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """Poll ``predicate`` until truthy; fail the test with a clear message after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+def add_alert(ctx: AppContext, payload: dict[str, Any], *, received_at=None, enqueue: bool = True) -> str:
+    """Commit an alert the way the web app does (status queued) and enqueue its job."""
+    alert_id = new_alert_id()
+    with ctx.sessions.begin() as session:
+        session.add(
+            Alert(
+                id=alert_id,
+                status=AlertStatus.QUEUED.value,
+                received_at=received_at or utcnow(),
+                payload=payload,
+                ticker=payload.get("ticker"),
+                action=payload.get("action"),
+                strategy=payload.get("strategy"),
+                queue_name=keys.queue_name(None),
+            )
+        )
+    if enqueue:
+        Queue(keys.queue_name(None), connection=ctx.redis).enqueue(keys.EXECUTE_ALERT_JOB, alert_id)
+    return alert_id
+
+
+def alert_status(ctx: AppContext, alert_id: str) -> str:
+    with ctx.sessions() as session:
+        return session.get(Alert, alert_id).status

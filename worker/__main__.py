@@ -1,0 +1,31 @@
+"""``python -m worker``: run the execution worker with settings from the environment (and .env)."""
+
+from __future__ import annotations
+
+import sys
+
+from app.context import AppContext
+from config.logging_setup import configure_logging
+from config.settings import SettingsError, load_settings
+from worker.runtime import Worker
+
+
+def main() -> int:
+    """Load settings, build the context, run until SIGTERM."""
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"tv2ib worker: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format, settings.secrets())
+    ctx = AppContext.build(settings)
+    worker = Worker(ctx)
+    worker.install_signal_handlers()
+    try:
+        return worker.run()
+    finally:
+        ctx.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

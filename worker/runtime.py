@@ -1,0 +1,237 @@
+"""The worker process: wiring, heartbeat, signals and the start/stop sequence.
+
+Threads of one worker process:
+
+* main: the queue :class:`~worker.consumer.Consumer` (blocking Redis pops) and the executor;
+* ``ib``: the asyncio loop that owns the ib_async connection (:class:`~worker.ib_session.IBSession`);
+* ``recorder``: the single database writer (:class:`~worker.recorder.Recorder`);
+* ``heartbeat``: refreshes the Redis heartbeat every :data:`HEARTBEAT_INTERVAL` seconds;
+* the notifier's own thread (``worker.notify``).
+
+Shutdown: the first SIGTERM/SIGINT lets the job in hand finish (a job still waiting for IB goes
+back on the queue), then disconnects from IB cleanly; a second one exits at once. Either way the
+job stays on the queue or on the processing list, which the next start requeues.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from typing import Any
+
+import redis
+
+from app import keys
+from app.context import AppContext
+from app.services import FLATTEN_JOB
+from config.settings import Settings
+from worker.consumer import Consumer
+from worker.executor import Executor, Requeue
+from worker.ib_session import IBSession
+from worker.recorder import Recorder
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL = 3.0
+
+
+def _load_notify() -> tuple[Any, Any]:
+    try:
+        from worker.notify import Notifier, enqueue_notices
+    except ImportError:  # pragma: no cover - only while worker/notify is being written
+        log.warning("worker.notify not available: notices disabled")
+        return None, None
+    return Notifier, enqueue_notices
+
+
+class Worker:
+    """One execution worker: one IB connection (host, port, client id, account), one queue."""
+
+    def __init__(self, ctx: AppContext, *, probe_interval: float = 5.0) -> None:
+        self.ctx = ctx
+        settings: Settings = ctx.settings
+        self.settings = settings
+        self.stopping = threading.Event()
+        self._signals = 0
+        notifier_cls, enqueue_notices = _load_notify()
+        self.notifier = notifier_cls(settings, ctx.sessions, ctx.redis) if notifier_cls else None
+        self.recorder = Recorder(
+            ctx.sessions,
+            ctx.redis,
+            settings,
+            settings.ib_client_id,
+            enqueue_notices=enqueue_notices,
+            wake=self.notifier.wake if self.notifier else None,
+        )
+        self.ib = IBSession(
+            settings.ib_host,
+            settings.ib_port,
+            settings.ib_client_id,
+            settings.ib_account,
+            self.recorder.submit,
+            probe_interval=probe_interval,
+            on_connection_change=self._connection_changed,
+        )
+        self.executor = Executor(
+            ctx.sessions,
+            self.recorder,
+            self.ib,
+            stale_after=settings.stale_alert_seconds,
+            stopping=self.stopping,
+        )
+        # blocking pops need a socket timeout above the block time (the context's client has 1 s)
+        self.queue_redis = redis.Redis.from_url(
+            settings.redis_url, socket_connect_timeout=2, socket_timeout=10
+        )
+        self.queue_name = keys.queue_name(settings.ib_account)
+        self.consumer = Consumer(
+            self.queue_redis,
+            self.queue_name,
+            f"{settings.ib_account or 'default'}:{settings.ib_client_id}",
+            {keys.EXECUTE_ALERT_JOB: self.executor.execute_alert, FLATTEN_JOB: self.flatten_all},
+            self.stopping,
+            requeue_exceptions=(Requeue,),
+        )
+        self._heartbeat_thread = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        self.heartbeat_key = keys.heartbeat_key(settings.ib_account, settings.ib_client_id)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def install_signal_handlers(self) -> None:
+        """First SIGTERM/SIGINT: warm stop; second: exit now (jobs stay recoverable)."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            log.warning("signal %s: finishing the job in hand, then stopping (again to exit now)", signum)
+            self.stopping.set()
+            return
+        log.warning(
+            "second signal %s: exiting now; the job in hand will be requeued on the next start", signum
+        )
+        os._exit(1)
+
+    def run(self) -> int:
+        """Start everything, consume until stopped, then shut down in order."""
+        if self.notifier is not None:
+            self.notifier.start()
+        self.ib.start()
+        self._heartbeat_thread.start()
+        try:
+            self.consumer.recover()
+            self._relay_once()
+            log.info("worker consuming %s (IB %s:%s client %s)", self.queue_name, self.settings.ib_host,
+                     self.settings.ib_port, self.settings.ib_client_id)  # fmt: skip
+            self.consumer.run()
+        finally:
+            self.shutdown("stopped by signal" if self._signals else "stopped")
+        return 0
+
+    def _relay_once(self) -> None:
+        """Enqueue alerts the web app committed but could not enqueue (the outbox relay)."""
+        try:
+            from app import relay
+        except ImportError:
+            return
+        fn = getattr(relay, "relay_once", None)
+        if fn is None:
+            log.info("app.relay.relay_once not available yet")
+            return
+        try:
+            count = fn(self.ctx)
+            log.info("relay: %s alert(s) enqueued at start", count)
+        except Exception:  # noqa: BLE001 - the relay also runs in the web app; never block start
+            log.exception("relay at start failed")
+
+    def shutdown(self, reason: str) -> None:
+        """Disconnect from IB, drain the recorder, stop notices, drop the heartbeat."""
+        self.stopping.set()
+        if self.notifier is not None:
+            try:
+                self.notifier.worker_stopping(reason)
+            except Exception:  # noqa: BLE001
+                log.exception("notifier.worker_stopping failed")
+        self.ib.stop()
+        self.recorder.stop()
+        if self.notifier is not None:
+            try:
+                self.notifier.stop(timeout=5.0)
+            except Exception:  # noqa: BLE001
+                log.exception("notifier.stop failed")
+        try:
+            self.ctx.redis.delete(self.heartbeat_key)
+        except redis.RedisError:
+            pass
+        log.info("worker stopped (%s)", reason)
+
+    # ------------------------------------------------------------------ heartbeat and alarms
+
+    def heartbeat(self) -> dict[str, Any]:
+        """The heartbeat document (written to Redis with a TTL)."""
+        return {
+            "ts": time.time(),
+            "ib_connected": self.ib.ready,
+            "ib_detail": self.ib.last_change,
+            "account": self.ib.account or self.settings.ib_account,
+            "client_id": self.settings.ib_client_id,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "queue": self.queue_name,
+            "jobs_done": self.consumer.done,
+            "current_job": self.consumer.current,
+            "connects": self.ib.connects,
+        }
+
+    def _heartbeat_loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.ctx.redis.set(
+                    self.heartbeat_key, json.dumps(self.heartbeat()), ex=keys.HEARTBEAT_TTL_SECONDS
+                )
+            except redis.RedisError as exc:
+                log.debug("heartbeat not written: %s", exc)
+            self.stopping.wait(HEARTBEAT_INTERVAL)
+
+    def _connection_changed(self, connected: bool, detail: str) -> None:
+        if self.notifier is not None:
+            self.notifier.ib_connection_changed(connected, detail)
+        try:  # the dashboard sees the change now, not at the next beat
+            self.ctx.redis.set(
+                self.heartbeat_key, json.dumps(self.heartbeat()), ex=keys.HEARTBEAT_TTL_SECONDS
+            )
+        except redis.RedisError:
+            pass
+
+    # ------------------------------------------------------------------ operator jobs
+
+    def flatten_all(self, account: str | None = None, by: str = "api") -> str:
+        """Cancel every working order of ours, then close every position with market orders."""
+        from ib_async import MarketOrder
+
+        async def run() -> str:
+            cancelled = await self.ib.cancel_working(None)
+            closed = []
+            assert self.ib.ib is not None
+            for pos in await self.ib.our_positions():
+                contract = await self.ib.contract_for(pos["con_id"])
+                qty = pos["quantity"]
+                order = MarketOrder("SELL" if qty > 0 else "BUY", float(abs(qty)))
+                order.orderRef = f"tv2ib-flatten:{int(time.time())}:{pos['con_id']}"
+                order.account = self.ib.account or ""
+                self.ib.ib.placeOrder(contract, order)
+                closed.append(f"{pos['symbol']} {qty}")
+            return f"flatten by {by}: cancelled {len(cancelled)} order(s); closing {', '.join(closed) or 'nothing'}"
+
+        if not self.ib.wait_ready(self.settings.stale_alert_seconds):
+            log.error("flatten requested by %s but IB is not connected", by)
+            return "IB not connected"
+        result = self.ib.call(run(), timeout=30)
+        log.warning("%s", result)
+        return result
