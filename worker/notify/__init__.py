@@ -13,8 +13,8 @@ The worker calls exactly two things::
 ``transport`` deliver it, ``bot`` answers commands, ``notifier`` runs it all on one thread.
 """
 
-from worker.notify.compose import NoticeDraft, compose
+from worker.notify.compose import NoticeDraft
 from worker.notify.notifier import Notifier
 from worker.notify.outbox import enqueue_notices
 
-__all__ = ["Notifier", "NoticeDraft", "compose", "enqueue_notices"]
+__all__ = ["Notifier", "NoticeDraft", "enqueue_notices"]

@@ -310,7 +310,7 @@ def _duration(seconds: Any) -> str:
         return "?"
     if total < 120:
         return f"{total} s"
-    if total < 7200:
+    if total < 3600:
         return f"{total // 60} min {total % 60} s"
     return f"{total // 3600} h {total % 3600 // 60} min"
 

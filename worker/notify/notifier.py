@@ -48,6 +48,8 @@ class Notifier:
         clock: Callable[[], float] = time.time,
         owner: str | None = None,
         poll_timeout: float = 10.0,
+        lease_ttl: float = LEASE_TTL,
+        redis_ping_seconds: float = REDIS_PING_SECONDS,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -55,6 +57,9 @@ class Notifier:
         self.sender_config = sender_config or SenderConfig()
         self.clock = clock
         self.poll_timeout = poll_timeout
+        self.lease_ttl = lease_ttl
+        self.lease_renew = min(LEASE_RENEW, lease_ttl / 3)
+        self.redis_ping_seconds = redis_ping_seconds
         account = settings.ib_account or "default"
         self.owner = owner or f"{account}:{settings.ib_client_id}"
         self.host = socket.gethostname()
@@ -202,7 +207,7 @@ class Notifier:
     async def _leadership(self) -> None:
         while True:
             try:
-                held = await self._db(lease.try_acquire, self.sessions, self.owner, LEASE_TTL)
+                held = await self._db(lease.try_acquire, self.sessions, self.owner, self.lease_ttl)
             except Exception:  # noqa: BLE001
                 log.exception("notifier lease check failed")
                 held = self.is_leader  # keep the current role until the lease would expire
@@ -213,7 +218,7 @@ class Notifier:
                 await self._step_down(1.0, release=False)
             elif not held:
                 log.debug("another worker sends the notices")
-            await asyncio.sleep(LEASE_RENEW)
+            await asyncio.sleep(self.lease_renew)
 
     async def _step_up(self) -> None:
         self.is_leader = True
@@ -332,7 +337,7 @@ class Notifier:
                     await self._enqueue(
                         {"type": "redis_restored", "since": round(since, 3), "down_seconds": down}
                     )
-            await asyncio.sleep(REDIS_PING_SECONDS)
+            await asyncio.sleep(self.redis_ping_seconds)
 
     def summary_event(self, now: datetime) -> dict[str, Any]:
         """The daily summary of ``now``'s UTC day (blocking: database)."""

@@ -86,8 +86,13 @@ def _insert_or_ignore(session: Session, row: dict[str, Any]) -> int:
         else:
             from sqlalchemy.dialects.sqlite import insert as dialect_insert
         # One statement, no savepoint: the caller's transaction is never disturbed.
-        stmt = dialect_insert(Notice).values(**row).on_conflict_do_nothing(index_elements=["dedup_key"])
-        return max(0, session.execute(stmt).rowcount or 0)
+        stmt = (
+            dialect_insert(Notice)
+            .values(**row)
+            .on_conflict_do_nothing(index_elements=["dedup_key"])
+            .returning(Notice.id)  # rowcount is unreliable with RETURNING; count the ids back
+        )
+        return len(session.execute(stmt).all())
     # Other databases: check, then insert inside a savepoint so a concurrent duplicate only
     # rolls back the savepoint, never the caller's transaction.
     if session.scalar(select(Notice.id).where(Notice.dedup_key == row["dedup_key"])) is not None:
