@@ -27,7 +27,8 @@ import itertools
 import logging
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from copy import copy
+from dataclasses import dataclass
 from typing import Any
 
 from ibsim.catalog import Catalog, ContractQuery, Instrument, on_tick, round_to_tick
@@ -179,6 +180,10 @@ class Engine:
         """Forget every order, fill and position; prices back to defaults; faults cleared."""
         self.prices: dict[int, float] = {i.con_id: i.default_price for i in self.catalog}
         self.orders: dict[tuple[int, int], Order] = {}
+        # indexes that keep placement O(1) with many orders in the book
+        self._children_of: dict[tuple[int, int], list[Order]] = {}
+        self._by_oca: dict[tuple[str, str], list[Order]] = {}
+        self._working_by_con: dict[int, dict[tuple[int, int], Order]] = {}
         self.executions: list[Execution] = []
         self.positions: dict[tuple[str, int], Position] = {}
         self.accounts: dict[str, Account] = {a: Account(a, cash=self.initial_cash) for a in self.account_ids}
@@ -254,7 +259,7 @@ class Engine:
                 if parent is None or not (parent.is_active or parent.status == "Filled"):
                     raise OrderRejected(201, "Order rejected - reason:Parent order is not active")
                 order.parent_perm_id = parent.perm_id
-            self.orders[order.key] = order
+            self._register(order)
             self.next_perm_id += 1
             if req.transmit:
                 events += self._transmit(order)
@@ -361,18 +366,11 @@ class Engine:
             if parent is not None and parent.status == "PendingSubmit" and not parent.transmit:
                 batch.append(parent)
                 root = parent
-        staged_children = sorted(
-            (
-                o
-                for o in self.orders.values()
-                if o.client_id == order.client_id
-                and o.parent_id == root.order_id
-                and o is not order
-                and not o.transmit
-                and o.status == "PendingSubmit"
-            ),
-            key=lambda o: o.order_id,
-        )
+        staged_children = [
+            o
+            for o in self._children(root)
+            if o is not order and not o.transmit and o.status == "PendingSubmit"
+        ]
         batch += staged_children
         batch.append(order)
         events: list[Event] = []
@@ -381,7 +379,7 @@ class Engine:
             o.status = "PreSubmitted" if self._held(o) else "Submitted"
             if o.order_type == "TRAIL":
                 self._update_trail(o, self.price(o.con_id))
-            events += [OpenOrderEvent(replace(o)), OrderStatusEvent(replace(o))]
+            events += [OpenOrderEvent(copy(o)), OrderStatusEvent(copy(o))]
         for o in batch:
             events += self._match(o, arriving=True)
         return events
@@ -416,6 +414,8 @@ class Engine:
         if unset_to_none(req.trail_stop_price) is not None:
             order.trail_stop_price = req.trail_stop_price
         if req.oca_group:
+            if req.oca_group != order.oca_group:
+                self._by_oca.setdefault((order.account, req.oca_group), []).append(order)
             order.oca_group, order.oca_type = req.oca_group, req.oca_type
         events: list[Event] = []
         if not order.transmit:
@@ -424,7 +424,7 @@ class Engine:
             return events
         if order.remaining <= 0:
             return self._complete_fill_status(order)
-        events += [OpenOrderEvent(replace(order)), OrderStatusEvent(replace(order))]
+        events += [OpenOrderEvent(copy(order)), OrderStatusEvent(copy(order))]
         events += self._match(order, arriving=True)
         return events
 
@@ -432,7 +432,7 @@ class Engine:
         order.status = "Filled"
         order.completed_time = self._time_text()
         order.completed_status = "Filled"
-        return [OpenOrderEvent(replace(order)), OrderStatusEvent(replace(order))]
+        return [OpenOrderEvent(copy(order)), OrderStatusEvent(copy(order))]
 
     def cancel(self, client_id: int, order_id: int, reason: str = "") -> list[Event]:
         """Handle cancelOrder from its owner."""
@@ -460,7 +460,7 @@ class Engine:
         order.status = "Cancelled"
         order.completed_time = self._time_text()
         order.completed_status = reason or "Cancelled by Trader"
-        events.append(OrderStatusEvent(replace(order)))
+        events.append(OrderStatusEvent(copy(order)))
         events.append(
             OrderErrorEvent(order.client_id, order.order_id, 202, f"Order Canceled - reason:{reason}")
         )
@@ -478,15 +478,27 @@ class Engine:
                 events += self._cancel(order)
         return events
 
+    def _register(self, order: Order) -> None:
+        """Store an order and index it by parent, OCA group and contract."""
+        self.orders[order.key] = order
+        if order.parent_id:
+            self._children_of.setdefault((order.client_id, order.parent_id), []).append(order)
+        if order.oca_group:
+            self._by_oca.setdefault((order.account, order.oca_group), []).append(order)
+        if order.is_active:
+            self._working_by_con.setdefault(order.con_id, {})[order.key] = order
+
     def _children(self, order: Order) -> list[Order]:
-        return sorted(
-            (
-                o
-                for o in self.orders.values()
-                if o.client_id == order.client_id and o.parent_id == order.order_id
-            ),
-            key=lambda o: o.order_id,
-        )
+        return sorted(self._children_of.get((order.client_id, order.order_id), ()), key=lambda o: o.order_id)
+
+    def _working_on(self, con_id: int) -> list[Order]:
+        """Active orders on a contract in placement order (finished ones are pruned lazily)."""
+        book = self._working_by_con.get(con_id)
+        if not book:
+            return []
+        for key in [k for k, o in book.items() if not o.is_active]:
+            del book[key]
+        return sorted(book.values(), key=lambda o: o.perm_id)
 
     # ---------------------------------------------------------------- prices and matching
 
@@ -496,8 +508,8 @@ class Engine:
             raise ValueError(f"price must be positive, got {price!r}")
         self.prices[con_id] = float(price)
         events: list[Event] = [PriceEvent(con_id, float(price))]
-        for order in sorted(self.orders.values(), key=lambda o: o.perm_id):
-            if order.con_id == con_id and order.is_active:
+        for order in self._working_on(con_id):
+            if order.is_active:
                 events += self._match(order)
         if any(isinstance(e, ExecutionEvent) for e in events):
             return events
@@ -661,11 +673,11 @@ class Engine:
             order.status = "Filled"
             order.completed_time = self._time_text()
             order.completed_status = "Filled"
-            events.append(OrderStatusEvent(replace(order)))
-            events.append(OpenOrderEvent(replace(order)))
+            events.append(OrderStatusEvent(copy(order)))
+            events.append(OpenOrderEvent(copy(order)))
         else:
             order.status = "Submitted"
-            events.append(OrderStatusEvent(replace(order)))
+            events.append(OrderStatusEvent(copy(order)))
         events.append(CommissionEvent(execution))
         events.append(PositionEvent(order.account, order.con_id))
         events += self._after_fill(order, qty, done)
@@ -677,11 +689,8 @@ class Engine:
         if order.oca_group:
             siblings = [
                 o
-                for o in self.orders.values()
-                if o is not order
-                and o.is_active
-                and o.oca_group == order.oca_group
-                and o.account == order.account
+                for o in self._by_oca.get((order.account, order.oca_group), ())
+                if o is not order and o.is_active
             ]
             for sib in siblings:
                 if order.oca_type in (2, 3):
@@ -697,17 +706,13 @@ class Engine:
             children = [c for c in self._children(order) if c.is_active and c.transmit]
             for child in children:
                 child.status = "Submitted"
-                events += [OpenOrderEvent(replace(child)), OrderStatusEvent(replace(child))]
+                events += [OpenOrderEvent(copy(child)), OrderStatusEvent(copy(child))]
             for child in children:
                 events += self._match(child, arriving=True)
         return events
 
     def _siblings(self, order: Order) -> list[Order]:
-        return [
-            o
-            for o in self.orders.values()
-            if o is not order and o.client_id == order.client_id and o.parent_id == order.parent_id
-        ]
+        return [o for o in self._children_of.get((order.client_id, order.parent_id), ()) if o is not order]
 
     def _reduce(self, order: Order, qty: float) -> list[Event]:
         order.total_quantity = max(order.filled, round(order.total_quantity - qty, 10))
@@ -715,7 +720,7 @@ class Engine:
             if order.filled > 0:
                 return self._complete_fill_status(order)
             return self._cancel(order)
-        return [OpenOrderEvent(replace(order)), OrderStatusEvent(replace(order))]
+        return [OpenOrderEvent(copy(order)), OrderStatusEvent(copy(order))]
 
     def _book(
         self,
@@ -977,7 +982,9 @@ class Engine:
         self.reset()
         for row in data.get("orders", []):
             order = Order(**row)
-            self.orders[order.key] = order
+            # orders of contracts that left the catalog (expired futures) cannot be served
+            if self.catalog.get(order.con_id):
+                self._register(order)
         self.executions = [Execution(**row) for row in data.get("executions", [])]
         for row in data.get("positions", []):
             pos = Position(**row)
@@ -997,8 +1004,6 @@ class Engine:
         self.next_perm_id = int(data.get("nextPermId", self.next_perm_id))
         self._exec_count = int(data.get("execCount", len(self.executions)))
         self.exec_seq = itertools.count(self._exec_count + 1)
-        # orders of contracts that left the catalog cannot be served: drop them
-        self.orders = {k: o for k, o in self.orders.items() if self.catalog.get(o.con_id)}
 
 
 def _parse_filter_time(text: str) -> float | None:

@@ -32,6 +32,11 @@ class FieldError(ProtocolError):
 
 def encode_field(value: object) -> str:
     """Encode one field value the way TWS writes it (ints without a decimal point, unset as "")."""
+    kind = type(value)
+    if kind is str:
+        return value if "\0" not in value else value.replace("\0", "")  # type: ignore[union-attr]
+    if kind is int:
+        return "" if value == UNSET_INTEGER else str(value)
     if value is None:
         return ""
     if isinstance(value, bool):
