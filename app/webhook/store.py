@@ -36,8 +36,13 @@ class Recorded:
     first_status: str | None = None
 
 
+def clean_text(value: str) -> str:
+    """Text storable on every backend: PostgreSQL refuses NUL characters in text columns."""
+    return value.replace("\x00", "\\u0000")
+
+
 def _short(value: Any, limit: int) -> str | None:
-    return value.strip()[:limit] if isinstance(value, str) and value.strip() else None
+    return clean_text(value.strip())[:limit] if isinstance(value, str) and value.strip() else None
 
 
 def record_invalid(
@@ -54,10 +59,10 @@ def record_invalid(
     row = Alert(
         id=new_alert_id(),
         status=AlertStatus.INVALID.value,
-        reason=reason,
-        raw_body=raw_body,
+        reason=clean_text(reason),
+        raw_body=clean_text(raw_body),
         errors=errors,
-        client_ip=client_ip,
+        client_ip=_short(client_ip, 64),
         strategy=_short(alert.get("strategy"), 128),
         account=_short(alert.get("account"), 64),
         ticker=_short(alert.get("ticker"), 64),
@@ -108,14 +113,14 @@ def record_valid(
         id=alert_id,
         received_at=now,
         updated_at=now,
-        raw_body=raw_body,
+        raw_body=clean_text(raw_body),
         payload=payload,
-        client_ip=client_ip,
+        client_ip=_short(client_ip, 64),
         idempotency_key=idempotency_key,
-        strategy=payload.get("strategy"),
-        account=payload.get("account"),
-        ticker=payload.get("ticker"),
-        action=payload.get("action"),
+        strategy=_short(payload.get("strategy"), 128),
+        account=_short(payload.get("account"), 64),
+        ticker=_short(payload.get("ticker"), 64),
+        action=_short(payload.get("action"), 16),
         signal_time=signal_time,
         enqueue_attempts=0,
     )

@@ -10,7 +10,8 @@ import logging
 import time
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.metrics import get_metrics
 from app.webhook.intake import Intake, error_outcome
@@ -28,7 +29,7 @@ def webhook() -> Response:
     intake: Intake = current_app.extensions[INTAKE_KEY]
     try:
         result = intake.handle(request)
-    except SQLAlchemyError as exc:
+    except (OperationalError, InterfaceError, PoolTimeout) as exc:
         # TradingView resends after a 5xx; the pool's pre-ping reconnects once the database is back.
         log.warning("database unavailable during intake: %s", type(exc).__name__)
         result = error_outcome(
