@@ -985,9 +985,13 @@ class Engine:
             # orders of contracts that left the catalog (expired futures) cannot be served
             if self.catalog.get(order.con_id):
                 self._register(order)
-        self.executions = [Execution(**row) for row in data.get("executions", [])]
+        known = self.catalog.get
+        self.executions = [ex for ex in (Execution(**row) for row in data.get("executions", [])) if known(ex.con_id)]
         for row in data.get("positions", []):
             pos = Position(**row)
+            if not known(pos.con_id):
+                log.warning("dropping position in conId %s: no longer in the catalog", pos.con_id)
+                continue
             self.positions[(pos.account, pos.con_id)] = pos
             if pos.account not in self.accounts:
                 self.account_ids.append(pos.account)

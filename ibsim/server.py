@@ -49,6 +49,7 @@ from ibsim.framing import (
 log = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT = 10.0
+MAX_OUTPUT_BUFFER = 32 << 20
 PACING_LIMIT = 50
 FAULT_KINDS = (
     "drop",
@@ -118,6 +119,7 @@ class Session:
         self._queue: deque[tuple[float, bytes]] = deque()
         self._sender: asyncio.Task[None] | None = None
         self.closed = False
+        self.refused = False
 
     # ------------------------------------------------------------- output
 
@@ -128,6 +130,10 @@ class Session:
         data = frame(fields)
         if delay <= 0 and not self._queue:
             self.writer.write(data)
+            if self.writer.transport.get_write_buffer_size() > MAX_OUTPUT_BUFFER:
+                # a client that stopped reading would otherwise grow our memory without bound
+                log.warning("client %s does not read its messages; disconnecting it", self.client_id)
+                self.close()
             return
         self._queue.append((time.monotonic() + max(0.0, delay), data))
         if self._sender is None or self._sender.done():
@@ -388,6 +394,8 @@ class SimServer:
             msg_id = int(fields[0])
         except ValueError as exc:
             raise FieldError(f"bad message id {fields[0]!r}") from exc
+        if session.refused:
+            return
         if session.client_id is None:
             if msg_id == msg.START_API:
                 self._start_api(session, fields)
@@ -413,7 +421,7 @@ class SimServer:
                 "Unable to connect as the client id is already in use. Retry with a unique client id.",
             )
             asyncio.get_running_loop().call_later(0.05, session.close)
-            session.client_id = -(10**9)  # marks the session as refused; further messages are ignored
+            session.refused = True  # further messages are ignored until the close
             return
         session.client_id = client_id
         self.by_client[client_id] = session
@@ -428,8 +436,6 @@ class SimServer:
     # --- handlers (msgId -> function(server, session, fields))
 
     def _h_place_order(self, session: Session, fields: list[str]) -> None:
-        if session.client_id is not None and session.client_id < -1:
-            return
         req = msg.parse_place_order(fields)
         self.apply(self.engine.place(session.client_id or 0, req))
 
@@ -916,7 +922,7 @@ class SimServer:
     def broadcast_notice(self, code: int, text: str) -> None:
         """Send error(-1, code, text) to every connected client."""
         for session in list(self.sessions):
-            if session.client_id is not None and session.client_id >= 0:
+            if session.client_id is not None and not session.refused:
                 session.error(-1, code, text)
 
     def notice(self, code: int, text: str = "") -> None:
@@ -960,7 +966,7 @@ class SimServer:
     def state(self) -> dict[str, Any]:
         """The GET /state document (orders, executions, positions, account values, faults)."""
         doc = self.engine.state()
-        doc["clients"] = sorted(cid for cid in self.by_client if cid >= 0)
+        doc["clients"] = sorted(self.by_client)
         doc["faults"] = {
             "delayMs": self.ack_delay * 1000.0,
             "refusing": time.monotonic() < self.refusing_until,

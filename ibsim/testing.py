@@ -102,8 +102,17 @@ class SimThread:
         con_id: int | None = None,
         **match: str,
     ) -> list[int]:
-        """Set a price (``sec_type=""`` matches any type; ``con_id`` wins over the symbol)."""
-        return self.call(self.sim.set_price, symbol, price, "" if con_id else sec_type, con_id, **match)
+        """Set a price (``sec_type=""`` matches any type; ``con_id`` wins over the symbol).
+
+        With the default ``sec_type="STK"`` a symbol that is not a stock (``ES``, ``EURUSD``, ``BTC``)
+        falls back to any type, so ``set_price("ES", 5000)`` moves every listed ES expiry.
+        """
+        try:
+            return self.call(self.sim.set_price, symbol, price, "" if con_id else sec_type, con_id, **match)
+        except LookupError:
+            if sec_type != "STK" or con_id:
+                raise
+            return self.call(self.sim.set_price, symbol, price, "", None, **match)
 
     def fault(self, kind: str, **kw: Any) -> dict[str, Any]:
         """Inject a fault: drop | refuse(seconds) | connectivity(code, seconds) | delay(ms) | reject_next

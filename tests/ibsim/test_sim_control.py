@@ -237,3 +237,25 @@ def test_cli_walk_moves_prices(tmp_path: Path) -> None:
         assert first != later
     finally:
         _stop_cli(proc)
+
+
+def test_several_accounts_and_continuous_future(client_id: int) -> None:
+    from ib_async import ContFuture
+
+    with run_in_thread(port=0, accounts=["DU111", "DU222"]) as sim:
+        ib = IB()
+        ib.connect("127.0.0.1", sim.port, clientId=client_id, timeout=5)
+        assert ib.managedAccounts() == ["DU111", "DU222"]
+        (front,) = ib.qualifyContracts(ContFuture("ES", "CME"))
+        assert front.localSymbol.startswith("ES") and front.multiplier == "50"
+        trade = ib.placeOrder(front, MarketOrder("BUY", 1, account="DU222"))
+        wait_for(ib, lambda: trade.orderStatus.status == "Filled")
+        wait_for(ib, lambda: len(ib.positions("DU222")) == 1)
+        assert ib.positions("DU111") == []
+        assert len(sim.set_price("ES", 5010)) == 4  # the STK default falls back to any type
+        assert sim.set_price("EURUSD", 1.1) == [12087792]
+        with pytest.raises(LookupError):
+            sim.set_price("NOPE", 1.0)
+        values = sim.state()["accountValues"]
+        assert values["DU222"]["UnrealizedPnL"] == 500.0 and values["DU111"]["UnrealizedPnL"] == 0.0
+        ib.disconnect()

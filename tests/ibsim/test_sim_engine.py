@@ -350,3 +350,15 @@ def test_commission_report_unset_for_opening(engine: Engine) -> None:
     (commission,) = [e for e in events if isinstance(e, CommissionEvent)]
     assert commission.execution.realized_pnl is None
     assert engine.orders[(1, 1)].lmt_price == UNSET_DOUBLE
+
+
+def test_load_drops_contracts_that_left_the_catalog(engine: Engine) -> None:
+    engine.place(1, req(1, contract=ES, qty=1))
+    engine.place(1, req(2, otype="LMT", lmt_price=100.0, contract=ES, qty=1))
+    engine.place(1, req(3))
+    rolled = Engine(build_catalog(today=dt.date(2025, 6, 1)), clock=Clock())  # ESH5 has expired
+    rolled.load(engine.dump())
+    assert [o.order_id for o in rolled.orders.values()] == [3]
+    assert [e.order_id for e in rolled.executions] == [3]
+    assert list(rolled.positions) == [("DU1234567", AAPL_ID)]
+    assert rolled.account_values("DU1234567")["GrossPositionValue"] == 19_000.0
