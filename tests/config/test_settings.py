@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 
 import pytest
@@ -92,12 +94,17 @@ def test_redaction_filter_scrubs_messages_args_and_extras():
     assert record.payload == "token ***"
 
 
-def test_json_log_lines_carry_extras_without_secrets(capsys):
+def test_json_log_lines_carry_extras_without_secrets():
     configure_logging("INFO", "json", [SECRET])
+    handler = next(h for h in logging.getLogger().handlers if getattr(h, "_tv2ib_configured", False))
+    buffer = io.StringIO()
+    previous = handler.setStream(buffer)
     try:
         logging.getLogger("tv2ib.test").info("webhook %s", SECRET, extra={"alert_id": "A1"})
-        line = capsys.readouterr().err.strip().splitlines()[-1]
     finally:
+        handler.setStream(previous)
         configure_logging("INFO", "text", [])
-    assert '"alert_id": "A1"' in line and SECRET not in line
+    line = json.loads(buffer.getvalue().strip().splitlines()[-1])
+    assert line["alert_id"] == "A1" and line["msg"] == "webhook ***" and line["level"] == "info"
+    assert SECRET not in buffer.getvalue()
     assert isinstance(JsonFormatter().format(logging.makeLogRecord({"msg": "m"})), str)
