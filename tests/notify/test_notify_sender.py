@@ -1,0 +1,255 @@
+"""Delivery through the REAL python-telegram-bot client to the fake Bot API server: normal sends,
+429 retry_after, an outage during a stream of fills, a flood, refused texts, the log transport,
+flush on stop, and one sender among several workers."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+from fakes.telegram_api import FakeTelegramAPI
+from notify_helpers import OWNER_CHATS, fill_event, wait_until
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.models import Notice
+from config.settings import Settings
+from worker.notify import Notifier, enqueue_notices
+
+EXEC_RE = re.compile(r"alert 01JD0000000000000000000001")
+SEQ_RE = re.compile(r"@ (\d+(?:\.\d+)?)</b>")
+
+
+def record(
+    sessions: sessionmaker[Session], settings: Settings, notifier: Notifier | None, n: int, **extra: object
+) -> None:
+    """What the worker does for an execution: enqueue in the recording transaction, commit, wake."""
+    with sessions.begin() as session:
+        enqueue_notices(session, fill_event(n, price=n, **extra), settings)
+    if notifier is not None:
+        notifier.wake()
+
+
+def prices_seen(api: FakeTelegramAPI, chat_id: str) -> list[int]:
+    """The fill numbers (encoded as the price) in the order the chat received them."""
+    seen: list[int] = []
+    for message in api.messages(chat_id):
+        seen.extend(int(float(p)) for p in SEQ_RE.findall(message.text))
+    return seen
+
+
+def unsent(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        return len(list(session.scalars(select(Notice.id).where(Notice.sent_at.is_(None)))))
+
+
+def test_fill_notice_reaches_every_owner_chat_as_html(
+    fake_tg: FakeTelegramAPI,
+    tg_settings: Settings,
+    sqlite_sessions: sessionmaker[Session],
+    start_notifier: Callable[..., Notifier],
+) -> None:
+    notifier = start_notifier(tg_settings, sqlite_sessions)
+    record(sqlite_sessions, tg_settings, notifier, 1, symbol="BRK.B", sec_type="STK", local_symbol="BRK B")
+    for chat in OWNER_CHATS:
+        [message] = fake_tg.wait_messages(1, chat)
+        assert message.parse_mode == "HTML" and not message.disable_notification
+        assert "BUY 1 BRK.B @ 1</b>" in message.text
+        assert "strategy <b>trend &lt;fast&gt; &amp; slow</b>" in message.text
+    assert wait_until(lambda: unsent(sqlite_sessions) == 0, 5)
+    with sqlite_sessions() as session:
+        assert all(n.attempts == 1 and n.last_error is None for n in session.scalars(select(Notice)))
+
+
+def test_silent_switch_sends_without_notification(
+    fake_tg: FakeTelegramAPI,
+    tg_env: dict[str, str],
+    sqlite_sessions: sessionmaker[Session],
+    start_notifier: Callable[..., Notifier],
+) -> None:
+    settings = Settings.from_mapping({**tg_env, "NOTIFY": "fill=silent", "TELEGRAM_CHAT_ID": "111"})
+    notifier = start_notifier(settings, sqlite_sessions)
+    record(sqlite_sessions, settings, notifier, 1)
+    [message] = fake_tg.wait_messages(1, "111")
+    assert message.disable_notification
+
+
+def test_429_retry_after_is_honoured(
+    fake_tg: FakeTelegramAPI,
+    tg_env: dict[str, str],
+    sqlite_sessions: sessionmaker[Session],
+    start_notifier: Callable[..., Notifier],
+) -> None:
+    settings = Settings.from_mapping({**tg_env, "TELEGRAM_CHAT_ID": "111"})
+    notifier = start_notifier(settings, sqlite_sessions)
+    fake_tg.wait_for(lambda api: api.count("getMe") >= 1, 5)
+    fake_tg.fail_next(429, retry_after=2)
+    started = time.time()
+    record(sqlite_sessions, settings, notifier, 1)
+    [message] = fake_tg.wait_messages(1, "111", timeout=10)
+    refused = [t for t, method, status in fake_tg.requests if method == "sendMessage" and status == 429]
+    assert len(refused) == 1
+    # The retry came no sooner than retry_after after the refusal, and only once.
+    assert message.at - refused[0] >= 2.0
+    assert message.at - started < 6
+    time.sleep(0.3)
+    assert len(fake_tg.messages("111")) == 1
+
+
+@pytest.mark.parametrize("mode", ["refuse", "5xx", "drop"])
+def test_outage_during_a_stream_of_fills_loses_nothing_and_keeps_order(
+    mode: str,
+    fake_tg: FakeTelegramAPI,
+    tg_settings: Settings,
+    sqlite_sessions: sessionmaker[Session],
+    start_notifier: Callable[..., Notifier],
+) -> None:
+    """Telegram unreachable for a while (SHORT here: TV2IB_TG_OUTAGE_SECONDS, default 3 s; the
+    issue's 30 s runs in bench/telegram.py --outage 30) while fills keep coming: afterwards every
+    notice has arrived exactly once, in order, in every chat."""
+    outage = float(os.environ.get("TV2IB_TG_OUTAGE_SECONDS", "3"))
+    notifier = start_notifier(tg_settings, sqlite_sessions)
+    total = 40
+    record(sqlite_sessions, tg_settings, notifier, 0)
+    fake_tg.wait_messages(1, "111")
+    stop_at = time.monotonic() + outage
+    for n in range(1, total):
+        if n == 5:
+            fake_tg.go_down(mode)
+        if n == 35:
+            # the last fills arrive after Telegram is back
+            time.sleep(max(0.0, stop_at - time.monotonic()))
+            fake_tg.come_back()
+        record(sqlite_sessions, tg_settings, notifier, n)
+        time.sleep(outage / 30)
+    for chat in OWNER_CHATS:
+        assert fake_tg.wait_for(lambda api, chat=chat: len(prices_seen(api, chat)) >= total, 20), prices_seen(
+            fake_tg, chat
+        )
+        assert prices_seen(fake_tg, chat) == list(range(total))  # once each, in order
+    assert wait_until(lambda: unsent(sqlite_sessions) == 0, 5)
+    with sqlite_sessions() as session:
+        failed = [n for n in session.scalars(select(Notice)) if n.attempts > 1]
+    assert failed and all(n.last_error for n in failed)  # the outage was real and recorded
+
+
+def test_flood_of_100_fills_respects_limits_and_loses_nothing(
+    tg_env: dict[str, str],
+    base_env: dict[str, str],
+    sqlite_sessions: sessionmaker[Session],
+    start_notifier: Callable[..., Notifier],
+) -> None:
+    """100 fills at once into 2 chats, against a fake that answers 429 beyond Telegram's limits
+    (per chat: burst 4 then 1/s; 30/s overall): no limit is hit, every fill arrives once, in
+    order, batched into a handful of messages within seconds."""
+    with FakeTelegramAPI(enforce_limits=True) as api:
+        settings = Settings.from_mapping({**tg_env, "TELEGRAM_API_URL": api.base_url})
+        notifier = start_notifier(settings, sqlite_sessions)
+        assert api.wait_for(lambda a: a.count("getMe") >= 1, 5)
+        started = time.monotonic()
+        for n in range(100):
+            record(sqlite_sessions, settings, notifier, n)
+        for chat in OWNER_CHATS:
+            assert api.wait_for(lambda a, chat=chat: len(prices_seen(a, chat)) >= 100, 30)
+            assert prices_seen(api, chat) == list(range(100))
+        elapsed = time.monotonic() - started
+        assert api.violations == 0
+        per_chat = [len(api.messages(chat)) for chat in OWNER_CHATS]
+        assert all(count <= 20 for count in per_chat), per_chat
+        assert all(len(m.text) <= 4096 for m in api.messages())
+        logging.getLogger(__name__).info(
+            "flood: 100 fills x 2 chats in %.1f s as %s messages", elapsed, per_chat
+        )
+
+
+def test_a_refused_text_is_given_up_alone_and_later_notices_follow(
+    fake_tg: FakeTelegramAPI,
+    tg_env: dict[str, str],
+    sqlite_sessions: sessionmaker[Session],
+    start_notifier: Callable[..., Notifier],
+) -> None:
+    settings = Settings.from_mapping({**tg_env, "TELEGRAM_CHAT_ID": "111"})
+    record(sqlite_sessions, settings, None, 1)
+    record(sqlite_sessions, settings, None, 2)
+    # "can't parse entities" twice: for the batch of both, then for the first one alone.
+    fake_tg.fail_next(400, count=2)
+    start_notifier(settings, sqlite_sessions)
+    assert fake_tg.wait_for(lambda api: 2 in prices_seen(api, "111"), 10)
+    assert wait_until(lambda: unsent(sqlite_sessions) == 0, 5)
+    with sqlite_sessions() as session:
+        errors = [n.last_error for n in session.scalars(select(Notice).order_by(Notice.id))]
+    assert errors[0] and errors[0].startswith("given up") and errors[1] is None
+    assert prices_seen(fake_tg, "111") == [2]
+
+
+def test_without_token_notices_go_to_the_log(
+    base_env: dict[str, str],
+    sqlite_sessions: sessionmaker[Session],
+    start_notifier: Callable[..., Notifier],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = Settings.from_mapping(base_env)
+    caplog.set_level(logging.INFO, logger="tv2ib.notices")
+    notifier = start_notifier(settings, sqlite_sessions)
+    record(sqlite_sessions, settings, notifier, 7, strategy="a<b>&c")
+    assert wait_until(lambda: unsent(sqlite_sessions) == 0, 5)
+    texts = [r.getMessage() for r in caplog.records if r.name == "tv2ib.notices"]
+    assert len(texts) == 1 and "BUY 1 ESZ6 @ 7" in texts[0] and "a&lt;b&gt;&amp;c" in texts[0]
+
+
+def test_stop_flushes_what_is_pending(
+    fake_tg: FakeTelegramAPI, tg_settings: Settings, sqlite_sessions: sessionmaker[Session]
+) -> None:
+    notifier = Notifier(tg_settings, sqlite_sessions, None, poll_timeout=1.0)
+    notifier.start()
+    for n in range(5):
+        record(sqlite_sessions, tg_settings, None, n)  # no wake: stop() must still deliver them
+    notifier.stop(timeout=5.0)
+    assert unsent(sqlite_sessions) == 0
+    assert prices_seen(fake_tg, "111") == list(range(5))
+
+
+def test_notices_written_while_stopped_go_out_after_start(
+    fake_tg: FakeTelegramAPI,
+    tg_settings: Settings,
+    sqlite_sessions: sessionmaker[Session],
+    start_notifier: Callable[..., Notifier],
+) -> None:
+    for n in range(3):
+        record(sqlite_sessions, tg_settings, None, n)
+    start_notifier(tg_settings, sqlite_sessions)
+    assert fake_tg.wait_for(lambda api: len(prices_seen(api, "222")) >= 3, 10)
+    assert prices_seen(fake_tg, "222") == [0, 1, 2]
+
+
+def test_two_workers_send_each_notice_once(
+    fake_tg: FakeTelegramAPI,
+    tg_env: dict[str, str],
+    sqlite_sessions: sessionmaker[Session],
+    start_notifier: Callable[..., Notifier],
+) -> None:
+    """Two worker processes (accounts) share the outbox: only the lease holder sends and polls;
+    when it stops, the other takes over."""
+    settings_a = Settings.from_mapping({**tg_env, "IB_ACCOUNT": "DU1", "TELEGRAM_CHAT_ID": "111"})
+    settings_b = Settings.from_mapping({**tg_env, "IB_ACCOUNT": "DU2", "TELEGRAM_CHAT_ID": "111"})
+    a = start_notifier(settings_a, sqlite_sessions, lease_ttl=1.5)
+    assert wait_until(lambda: a.is_leader, 5)
+    b = start_notifier(settings_b, sqlite_sessions, lease_ttl=1.5)
+    stop_writers = threading.Event()
+    for n in range(10):
+        record(sqlite_sessions, settings_a if n % 2 else settings_b, a if n % 2 else b, n)
+    assert fake_tg.wait_for(lambda api: len(prices_seen(api, "111")) >= 10, 10)
+    assert not b.is_leader
+    a.stop(timeout=2.0)
+    assert wait_until(lambda: b.is_leader, 6)
+    for n in range(10, 15):
+        record(sqlite_sessions, settings_b, b, n)
+    assert fake_tg.wait_for(lambda api: len(prices_seen(api, "111")) >= 15, 10)
+    stop_writers.set()
+    time.sleep(0.5)
+    assert prices_seen(fake_tg, "111") == list(range(15))
