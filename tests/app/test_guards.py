@@ -1,0 +1,134 @@
+"""Rate limits, address allowlist with trusted proxies, database outages, logging and metrics."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from app_helpers import SECRET, alert_body, alerts, post
+from sqlalchemy import text
+from sqlalchemy.orm import sessionmaker
+
+from app.db import make_engine
+
+TV_IP = "52.89.214.238"
+
+
+def test_rate_limit_per_address_is_429_json(make_app):
+    client = make_app(RATE_LIMIT="3/minute").test_client()
+    codes = [post(client, alert_body(id=f"r{i}")).status_code for i in range(4)]
+    assert codes == [202, 202, 202, 429]
+    answer = post(client, alert_body(id="r9"))
+    assert answer.get_json()["error"] == "rate_limited" and answer.headers["Retry-After"] == "60"
+    # another address has its own allowance
+    other = client.post("/webhook", json=alert_body(id="r10"), environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    assert other.status_code == 202
+
+
+def test_repeated_auth_failures_lock_the_address_out_before_checking_the_secret(make_app):
+    client = make_app(AUTH_FAILURE_LIMIT="2/minute").test_client()
+    assert post(client, alert_body(secret="wrong-wrong-wrong-wrong")).status_code == 401
+    assert post(client, alert_body(secret="wrong-wrong-wrong-wrong")).status_code == 401
+    # even the right secret is refused now: guessing gains no information
+    assert post(client, alert_body()).status_code == 429
+    other = client.post("/webhook", json=alert_body(), environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    assert other.status_code == 202
+
+
+def test_limiter_fails_open_when_redis_is_down(make_app):
+    client = make_app(REDIS_URL="redis://127.0.0.1:1/0", RATE_LIMIT="1/minute").test_client()
+    codes = [post(client, alert_body(id=f"f{i}")).status_code for i in range(3)]
+    assert codes == [202, 202, 202]
+
+
+def test_tradingview_only_refuses_other_addresses(make_app):
+    client = make_app(TRADINGVIEW_IPS_ONLY="true").test_client()
+    answer = post(client, alert_body())
+    assert answer.status_code == 403
+    assert answer.get_json() == {"error": "forbidden", "message": "this address may not send alerts"}
+    ok = client.post("/webhook", json=alert_body(), environ_base={"REMOTE_ADDR": TV_IP})
+    assert ok.status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "expected"),
+    [
+        (f"{TV_IP}", 202),  # the proxy saw TradingView
+        (f"6.6.6.6, {TV_IP}", 202),  # the proxy appends the real peer on the right
+        (f"{TV_IP}, 6.6.6.6", 403),  # forged on the left: the proxy saw 6.6.6.6
+        (f"{TV_IP}, {TV_IP}, 6.6.6.6", 403),
+    ],
+)
+def test_trusted_proxy_uses_the_rightmost_hop_so_forging_gains_nothing(make_app, forwarded, expected):
+    client = make_app(TRADINGVIEW_IPS_ONLY="true", TRUSTED_PROXIES="1").test_client()
+    answer = client.post("/webhook", json=alert_body(), headers={"X-Forwarded-For": forwarded})
+    assert answer.status_code == expected
+
+
+def test_without_trusted_proxies_x_forwarded_for_is_ignored(make_app):
+    client = make_app(TRADINGVIEW_IPS_ONLY="true").test_client()
+    answer = client.post("/webhook", json=alert_body(), headers={"X-Forwarded-For": TV_IP})
+    assert answer.status_code == 403
+
+
+def test_database_down_is_503_and_recovers(app, ctx):
+    client = app.test_client()
+    good_sessions = ctx.sessions
+    dead = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/none")
+    ctx.sessions = sessionmaker(dead, expire_on_commit=False)
+    try:
+        answer = post(client, alert_body())
+        assert answer.status_code == 503
+        assert answer.get_json()["error"] == "unavailable" and answer.headers["Retry-After"] == "5"
+    finally:
+        ctx.sessions = good_sessions
+        dead.dispose()
+    assert post(client, alert_body()).status_code == 202
+
+
+def test_database_connections_killed_recover_without_a_failed_request(make_app, app_pg_url):
+    app = make_app(DATABASE_URL=app_pg_url)
+    client = app.test_client()
+    assert post(client, alert_body(id="k1")).status_code == 202
+    ctx = app.extensions["tv2ib"]
+    with ctx.engine.connect() as conn:
+        name = conn.execute(text("SELECT current_database()")).scalar()
+    admin = make_engine(app_pg_url)
+    with admin.begin() as conn:  # what a PostgreSQL restart does to every pooled connection
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
+            ),
+            {"n": name},
+        )
+    admin.dispose()
+    assert post(client, alert_body(id="k2")).status_code == 202
+
+
+def test_one_log_line_per_webhook_and_never_the_secret(client, ctx, caplog):
+    caplog.set_level(logging.DEBUG)
+    post(client, alert_body())
+    post(client, alert_body(secret=None), **{"X-Webhook-Secret": SECRET})
+    post(client, alert_body(quantity=0))
+    post(client, alert_body(secret="wrong-secret-000000000"))
+    post(client, '{"secret": "' + SECRET + '", broken', content_type="text/plain")
+    post(client, alert_body(extras={"echo": SECRET}))
+    lines = [r for r in caplog.records if r.name == "tv2ib.webhook" and r.getMessage().startswith("webhook ")]
+    assert len(lines) == 6
+    first = lines[0]
+    assert first.outcome == "accepted" and first.http_status == 202 and first.alert_id
+    assert first.client == "127.0.0.1" and first.latency_ms >= 0
+    assert "latency_ms=" in first.getMessage() and first.alert_id in first.getMessage()
+    assert SECRET not in caplog.text
+    for row in alerts(ctx):  # nor in anything stored
+        assert SECRET not in (row.raw_body or "")
+        assert SECRET not in str(row.payload) and SECRET not in str(row.errors)
+
+
+def test_metrics_count_outcomes_and_latency(client):
+    post(client, alert_body())
+    post(client, alert_body(secret="wrong-secret-000000000"))
+    text_body = client.get("/metrics").get_data(as_text=True)
+    assert 'tv2ib_webhook_requests_total{outcome="accepted",status="202"} 1' in text_body
+    assert 'tv2ib_webhook_requests_total{outcome="unauthorized",status="401"} 1' in text_body
+    assert "tv2ib_webhook_latency_seconds_count 2" in text_body

@@ -1,0 +1,111 @@
+"""Outbox: Redis down at intake, the relay catching up, and Redis losing every job."""
+
+from __future__ import annotations
+
+import threading
+
+from app_helpers import alert_body, alerts, get_alert, post, queued_jobs
+
+from app.context import AppContext
+from app.models import AlertStatus
+from app.relay import LOCK_KEY, relay_once, start_relay_thread
+from app.webhook.enqueue import alert_job_id
+
+DOWN = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connection refused at once
+
+
+def test_redis_down_still_answers_202_and_relay_enqueues_once_back_up(make_app, make_settings, redis_client):
+    down_app = make_app(REDIS_URL=DOWN)
+    answers = [post(down_app.test_client(), alert_body(id=f"a{i}")) for i in range(3)]
+    assert [a.status_code for a in answers] == [202] * 3
+    assert {a.get_json()["status"] for a in answers} == {"received"}
+    down_ctx = down_app.extensions["tv2ib"]
+    assert relay_once(down_ctx) == 0  # Redis still down: nothing, no error
+
+    ctx = AppContext.build(make_settings())  # Redis is back (the real one)
+    try:
+        assert relay_once(ctx) == 3
+        assert relay_once(ctx) == 0
+        ids = [a.get_json()["alert_id"] for a in answers]
+        assert [j.args[0] for j in queued_jobs(redis_client)] == ids
+        for alert_id in ids:
+            alert = get_alert(ctx, alert_id)
+            assert alert.status == AlertStatus.QUEUED and alert.enqueue_attempts == 1
+    finally:
+        ctx.close()
+
+
+def test_redis_flushed_relay_reenqueues_lost_jobs_exactly_once(app, ctx, client, redis_client, monkeypatch):
+    monkeypatch.setattr("app.relay.REQUEUE_GRACE_SECONDS", 0.0)
+    first = post(client, alert_body(id="x1")).get_json()["alert_id"]
+    second = post(client, alert_body(id="x2")).get_json()["alert_id"]
+    assert relay_once(ctx) == 0  # jobs exist: nothing to do
+    redis_client.flushdb()  # what a Redis restart without persistence does
+    assert relay_once(ctx) == 2
+    assert relay_once(ctx) == 0
+    assert sorted(j.id for j in queued_jobs(redis_client)) == sorted(
+        [alert_job_id(first), alert_job_id(second)]
+    )
+    assert get_alert(ctx, first).enqueue_attempts == 2
+
+
+def test_concurrent_relays_in_several_processes_enqueue_once(
+    make_app, make_settings, redis_client, monkeypatch
+):
+    monkeypatch.setattr("app.relay.REQUEUE_GRACE_SECONDS", 0.0)
+    down_client = make_app(REDIS_URL=DOWN).test_client()
+    ids = [post(down_client, alert_body(id=f"c{i}")).get_json()["alert_id"] for i in range(20)]
+    contexts = [AppContext.build(make_settings()) for _ in range(4)]
+    counts: list[int] = []
+    barrier = threading.Barrier(len(contexts))
+
+    def relay(ctx: AppContext) -> None:
+        barrier.wait()
+        total = 0
+        for _ in range(5):
+            total += relay_once(ctx)
+            redis_client.delete(LOCK_KEY)  # defeat the lock: uniqueness must hold without it
+        counts.append(total)
+
+    threads = [threading.Thread(target=relay, args=(c,)) for c in contexts]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert sum(counts) == 20
+        job_ids = [j.id for j in queued_jobs(redis_client)]
+        assert sorted(job_ids) == sorted(alert_job_id(i) for i in ids)
+    finally:
+        for c in contexts:
+            c.close()
+
+
+def test_relay_thread_runs_and_stops(make_app, make_settings, redis_client):
+    down_client = make_app(REDIS_URL=DOWN).test_client()
+    alert_id = post(down_client, alert_body()).get_json()["alert_id"]
+    ctx = AppContext.build(make_settings())
+    thread = start_relay_thread(ctx, interval=0.05)
+    try:
+        for _ in range(200):
+            if queued_jobs(redis_client):
+                break
+            threading.Event().wait(0.02)
+        assert [j.args[0] for j in queued_jobs(redis_client)] == [alert_id]
+    finally:
+        thread.stop()
+        ctx.close()
+    assert not thread.is_alive()
+
+
+def test_duplicates_and_invalid_alerts_are_never_relayed(make_app, make_settings, redis_client):
+    down_client = make_app(REDIS_URL=DOWN).test_client()
+    post(down_client, alert_body(id="d"))
+    post(down_client, alert_body(id="d"))
+    post(down_client, alert_body(quantity=0))
+    ctx = AppContext.build(make_settings())
+    try:
+        assert relay_once(ctx) == 1
+        assert sorted(a.status for a in alerts(ctx)) == ["duplicate", "invalid", "queued"]
+    finally:
+        ctx.close()
