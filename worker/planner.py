@@ -160,6 +160,8 @@ def needs_market_reference(payload: dict[str, Any]) -> bool:
 
 def quantity_of(payload: dict[str, Any], inst: Instrument) -> Decimal:
     """The fixed quantity, checked against the contract's size rules."""
+    if payload.get("positionSize") not in (None, ""):
+        raise PlanRejected("positionSize (target position) is not supported yet; send quantity")
     qtype = payload.get("quantityType") or "fixed_quantity"
     if qtype != "fixed_quantity":
         raise PlanRejected(f"quantityType {qtype!r} is not supported yet (use fixed_quantity)")

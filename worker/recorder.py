@@ -283,6 +283,10 @@ class Recorder:
             row.filled_quantity = snap["filled"]
         if snap.get("avg_fill_price"):
             row.avg_fill_price = snap["avg_fill_price"]
+        error = _log_error(snap)
+        if error is not None and (error[0] in REJECT_CODES or error[0] == 202):
+            # ib_async reports a refusal as a status change first, the error event after it
+            row.last_error = f"{error[0]} {error[1]}"
         if row.status != old_status:
             items = list((row.status_history or {}).get("items", []))
             items.append([now.isoformat(), row.status])
@@ -319,6 +323,11 @@ class Recorder:
             self.advance(session, events, alert.id, AlertStatus.FILLED, f"{label} filled{price}")
         elif row.status in ("Cancelled", "ApiCancelled", "Inactive"):
             why = row.last_error or f"{row.status} at IB"
+            code, _, text = why.partition(" ")
+            if code.isdigit() and int(code) in REJECT_CODES and not filled:
+                self.advance(session, events, alert.id, AlertStatus.REJECTED,
+                             f"IB refused the {row.leg} order: {why}", reason=f"IB: {text}")  # fmt: skip
+                return
             done = f" after {_qty(filled)}/{_qty(total)} filled" if filled else ""
             self.advance(session, events, alert.id, AlertStatus.CANCELLED, f"{label} cancelled{done}: {why}",
                          reason=f"{row.leg} cancelled{done}: {why}")  # fmt: skip
@@ -413,7 +422,9 @@ class Recorder:
             row.commission = snap["commission"]
             row.commission_currency = snap.get("commission_currency")
             row.realized_pnl = snap.get("realized_pnl")
-        if commission_new or (reconciling and new):
+        # one event per execution, carrying its commission: when the report arrives, or when a
+        # reconciliation finds an execution we never saw together with its report
+        if commission_new:
             events.append(
                 {
                     "type": "fill",
@@ -509,6 +520,14 @@ class Recorder:
         log.info("reconciled (%s): %d orders, %d new fills, %d positions, %d vanished", data["why"],
                  len(data["orders"]), new_fills, len(data["positions"]), vanished)  # fmt: skip
         return {"orders": len(data["orders"]), "new_fills": new_fills, "vanished": vanished}
+
+
+def _log_error(snap: dict[str, Any]) -> tuple[int, str] | None:
+    """The IB error carried by the order's last log entry (ib_async: "Error 201, reqId 6: text")."""
+    for _at, _status, message, code in snap.get("log") or ():
+        if code:
+            return int(code), (message or "").split(": ", 1)[-1]
+    return None
 
 
 def _price(snap: dict[str, Any]) -> str:

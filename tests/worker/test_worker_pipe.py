@@ -1,33 +1,256 @@
-"""Alert → bracket at ibsim over TCP → rows, with a worker in a thread on SQLite + real Redis."""
+"""Alert → orders at ibsim over TCP → rows, with a worker in a thread on SQLite + real Redis."""
 
 from __future__ import annotations
 
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+import redis
+from sqlalchemy import func, select
 from worker_helpers import add_alert, alert_status, wait_for
 
-from app.services import get_alert
+from app.keys import EVENTS_CHANNEL
+from app.models import Alert, Fill, Order, utcnow
+from app.services import get_alert, list_positions, set_paused
+
+BRACKET = {
+    "ticker": "AAPL", "action": "buy", "quantity": 10, "orderType": "market", "price": 190.003,
+    "takeProfit": {"percent": 1}, "stopLoss": {"percent": 0.5},
+}  # fmt: skip
 
 
-def _orders(sim, ref_part):
-    return [o for o in sim.state()["orders"] if ref_part in o["orderRef"]]
+def _legs(sim, alert_id):
+    return {o["orderRef"].rsplit(":", 1)[1]: o for o in sim.state()["orders"] if alert_id in o["orderRef"]}
+
+
+def _db_orders(ctx, alert_id):
+    with ctx.sessions() as s:
+        return {o.leg: o for o in s.scalars(select(Order).where(Order.alert_id == alert_id))}
+
+
+def _fills(ctx, alert_id):
+    with ctx.sessions() as s:
+        return list(s.scalars(select(Fill).where(Fill.alert_id == alert_id).order_by(Fill.id)))
+
+
+def _wait_fills(ctx, alert_id, count, timeout=10.0):
+    wait_for(lambda: len(_fills(ctx, alert_id)) == count, timeout=timeout)
+    return _fills(ctx, alert_id)
 
 
 def test_long_bracket_market(sim, running_worker):
     ctx = running_worker.ctx
     sim.set_price("AAPL", 190.0)
-    alert_id = add_alert(ctx, {
-        "ticker": "AAPL", "action": "buy", "quantity": 10, "orderType": "market", "price": 190.003,
-        "takeProfit": {"percent": 1}, "stopLoss": {"percent": 0.5},
-    })  # fmt: skip
+    alert_id = add_alert(ctx, BRACKET)
     wait_for(lambda: alert_status(ctx, alert_id) == "filled")
-    orders = {o["orderRef"].rsplit(":", 1)[1]: o for o in _orders(sim, alert_id)}
-    assert set(orders) == {"entry", "tp", "sl"}
-    assert orders["entry"]["action"] == "BUY" and orders["entry"]["status"] == "Filled"
-    assert orders["tp"]["action"] == "SELL" and orders["tp"]["lmtPrice"] == 191.91
-    assert orders["sl"]["action"] == "SELL" and orders["sl"]["auxPrice"] == 189.06
-    assert orders["tp"]["parentId"] == orders["sl"]["parentId"] == orders["entry"]["orderId"]
-    assert orders["tp"]["ocaGroup"] == orders["sl"]["ocaGroup"] != ""
-    doc = wait_for(lambda: (d := get_alert(ctx.sessions, alert_id)) and d["fills"] and d)
+    legs = _legs(sim, alert_id)
+    assert set(legs) == {"entry", "tp", "sl"}
+    assert legs["entry"]["action"] == "BUY" and legs["entry"]["status"] == "Filled"
+    assert legs["tp"]["action"] == "SELL" and legs["tp"]["lmtPrice"] == 191.91  # 191.90303 rounded up
+    assert legs["sl"]["action"] == "SELL" and legs["sl"]["auxPrice"] == 189.06  # 189.052985 rounded up
+    assert legs["tp"]["parentId"] == legs["sl"]["parentId"] == legs["entry"]["orderId"]
+    assert legs["tp"]["ocaGroup"] == legs["sl"]["ocaGroup"] != ""
+    assert all(o["transmit"] for o in legs.values())
+    doc = wait_for(
+        lambda: (d := get_alert(ctx.sessions, alert_id)) and d["fills"] and d["fills"][0]["commission"] and d
+    )
     assert doc["plan"]["kind"] == "bracket" and doc["plan"]["reference_source"] == "alert price"
-    assert {o["leg"] for o in doc["orders"]} == {"entry", "tp", "sl"}
-    assert doc["fills"][0]["quantity"] == 10
-    wait_for(lambda: get_alert(ctx.sessions, alert_id)["fills"][0]["commission"] is not None)
+    want = {"entry": "Filled", "tp": "Submitted", "sl": "Submitted"}
+    wait_for(lambda: {o["leg"]: o["status"] for o in get_alert(ctx.sessions, alert_id)["orders"]} == want)
+    assert doc["fills"][0]["quantity"] == 10 and doc["fills"][0]["leg"] == "entry"
+    assert [e["status"] for e in doc["events"]][-1] == "filled"
+    wait_for(lambda: any(p["symbol"] == "AAPL" and p["quantity"] == 10 for p in list_positions(ctx.sessions)))
+
+
+def test_short_futures_limit_bracket_on_grid(sim, running_worker):
+    ctx = running_worker.ctx
+    sim.set_price("ES", 5000.0, sec_type="FUT")
+    alert_id = add_alert(ctx, {
+        "ticker": "ES1!", "exchange": "CME_MINI", "action": "sell", "quantity": 2, "orderType": "limit",
+        "limitPrice": 5010.1, "takeProfit": {"ticks": 8}, "stopLoss": {"amount": 3.1},
+    })  # fmt: skip
+    wait_for(lambda: alert_status(ctx, alert_id) == "submitted")
+    legs = wait_for(lambda: (g := _legs(sim, alert_id)) and len(g) == 3 and g)
+    assert legs["entry"]["action"] == "SELL" and legs["entry"]["lmtPrice"] == 5010.25  # SELL limit rounds up
+    assert legs["tp"]["action"] == "BUY" and legs["tp"]["lmtPrice"] == 5008.25
+    assert legs["sl"]["action"] == "BUY" and legs["sl"]["auxPrice"] == 5013.25  # 5013.35 toward the entry
+    assert legs["entry"]["secType"] == "FUT" and legs["entry"]["status"] == "Submitted"
+    front = min((o for o in sim.state()["orders"]), key=lambda o: o["orderId"])
+    assert front["localSymbol"].startswith("ES")
+    plan = get_alert(ctx.sessions, alert_id)["plan"]
+    assert plan["contract"]["min_tick"] == "0.25" and plan["reference_source"] == "limit price"
+
+
+def test_partial_fills_recorded(sim, running_worker):
+    ctx = running_worker.ctx
+    sim.set_price("MSFT", 420.0)
+    sim.set_fill_limit(4, symbol="MSFT", sec_type="STK")
+    alert_id = add_alert(ctx, {"ticker": "MSFT", "action": "buy", "quantity": 10, "price": 420})
+    wait_for(lambda: alert_status(ctx, alert_id) == "partially_filled")
+    wait_for(lambda: len(_fills(ctx, alert_id)) == 1)
+    sim.set_price("MSFT", 420.5)
+    wait_for(lambda: len(_fills(ctx, alert_id)) == 2)
+    assert alert_status(ctx, alert_id) == "partially_filled"
+    assert _db_orders(ctx, alert_id)["entry"].filled_quantity == 8
+    sim.set_price("MSFT", 421.0)
+    wait_for(lambda: alert_status(ctx, alert_id) == "filled")
+    fills = _wait_fills(ctx, alert_id, 3)
+    assert [int(f.quantity) for f in fills] == [4, 4, 2]
+    assert len({f.exec_id for f in fills}) == 3
+
+
+def test_take_profit_fill_cancels_stop_loss(sim, running_worker):
+    ctx = running_worker.ctx
+    sim.set_price("AAPL", 190.0)
+    alert_id = add_alert(ctx, BRACKET)
+    wait_for(lambda: alert_status(ctx, alert_id) == "filled")
+    sim.set_price("AAPL", 192.5)
+    wait_for(lambda: _db_orders(ctx, alert_id)["sl"].status == "Cancelled")
+    orders = _db_orders(ctx, alert_id)
+    assert orders["tp"].status == "Filled" and orders["tp"].filled_quantity == 10
+    legs = _legs(sim, alert_id)
+    assert legs["sl"]["status"] == "Cancelled" and legs["sl"]["filled"] == 0
+    assert {f.leg for f in _wait_fills(ctx, alert_id, 2)} == {
+        "entry",
+        "tp",
+    }
+    history = [h[1] for h in orders["sl"].status_history["items"]]
+    assert history[-1] == "Cancelled"
+
+
+def test_exit_flattens_and_cancel_cancels(sim, running_worker):
+    ctx = running_worker.ctx
+    sim.set_price("AAPL", 190.0)
+    entry = add_alert(ctx, BRACKET)
+    wait_for(lambda: alert_status(ctx, entry) == "filled")
+    resting = add_alert(ctx, {"ticker": "TSLA", "action": "buy", "quantity": 5, "orderType": "limit",
+                              "limitPrice": 150, "stopLoss": {"percent": 2}})  # fmt: skip
+    wait_for(lambda: alert_status(ctx, resting) == "submitted")
+    exit_id = add_alert(ctx, {"ticker": "AAPL", "action": "exit"})
+    wait_for(lambda: alert_status(ctx, exit_id) == "filled")
+    state = sim.state()
+    assert not [p for p in state["positions"] if p["symbol"] == "AAPL"]
+    legs = _legs(sim, entry)
+    assert legs["tp"]["status"] == "Cancelled" and legs["sl"]["status"] == "Cancelled"
+    exit_leg = _legs(sim, exit_id)["exit"]
+    assert exit_leg["action"] == "SELL" and exit_leg["quantity"] == 10 and exit_leg["orderType"] == "MKT"
+    # the TSLA order is untouched by the AAPL exit; a cancel alert for TSLA cancels it
+    assert _legs(sim, resting)["entry"]["status"] == "Submitted"
+    cancel_id = add_alert(ctx, {"ticker": "TSLA", "action": "cancel"})
+    wait_for(lambda: alert_status(ctx, cancel_id) == "cancelled")
+    assert _legs(sim, resting)["entry"]["status"] == "Cancelled"
+    wait_for(lambda: alert_status(ctx, resting) == "cancelled")
+    # exit with nothing to close
+    again = add_alert(ctx, {"ticker": "AAPL", "action": "exit"})
+    wait_for(lambda: alert_status(ctx, again) == "cancelled")
+    assert "no open position" in get_alert(ctx.sessions, again)["reason"]
+    wait_for(lambda: not any(p["symbol"] == "AAPL" for p in list_positions(ctx.sessions)))
+
+
+def test_refusals_with_reasons(sim, running_worker):
+    ctx = running_worker.ctx
+    unknown = add_alert(ctx, {"ticker": "ZZZZQ", "action": "buy", "quantity": 1})
+    zero = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 0})
+    wait_for(lambda: alert_status(ctx, unknown) == "rejected" and alert_status(ctx, zero) == "rejected")
+    assert "No security definition" in get_alert(ctx.sessions, unknown)["reason"]
+    assert "quantity must be positive" in get_alert(ctx.sessions, zero)["reason"]
+    sim.fault("reject_next", reason="Insufficient margin", code=201)
+    refused = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 1, "price": 190,
+                              "takeProfit": {"amount": 1}})  # fmt: skip
+    wait_for(lambda: alert_status(ctx, refused) == "rejected")
+    assert "Insufficient margin" in get_alert(ctx.sessions, refused)["reason"]
+    set_paused(ctx.sessions, True)
+    paused = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 1})
+    wait_for(lambda: alert_status(ctx, paused) == "rejected")
+    assert get_alert(ctx.sessions, paused)["reason"] == "trading paused"
+    assert not _legs(sim, paused) and not _legs(sim, unknown)
+
+
+def test_drop_with_fills_during_outage_recorded_once(sim, running_worker, redis_url):
+    ctx = running_worker.ctx
+    events: list[dict] = []
+    sub = redis.Redis.from_url(redis_url).pubsub()
+    sub.subscribe(EVENTS_CHANNEL)
+    stop = threading.Event()
+
+    def listen() -> None:
+        while not stop.is_set():
+            msg = sub.get_message(timeout=0.1)
+            if msg and msg["type"] == "message":
+                events.append(json.loads(msg["data"]))
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    sim.set_price("AAPL", 190.0)
+    alert_id = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 6, "orderType": "limit",
+                               "limitPrice": 189.5, "takeProfit": {"amount": 2}})  # fmt: skip
+    wait_for(lambda: alert_status(ctx, alert_id) == "submitted")
+    wait_for(lambda: _db_orders(ctx, alert_id)["entry"].status == "Submitted")
+    sim.fault("refuse", seconds=2.0)  # drops the worker and keeps it out for 2 s
+    wait_for(lambda: not running_worker.worker.ib.ready, timeout=5)
+    sim.set_fill_limit(3, symbol="AAPL", sec_type="STK")
+    sim.set_price("AAPL", 189.4)  # entry fills 3 while the worker is away
+    sim.set_price("AAPL", 189.3)  # and 3 more
+    sim.set_price("AAPL", 191.6)  # take-profit fills 3
+    assert len([e for e in sim.state()["executions"] if alert_id in e["orderRef"]]) == 3
+    assert len(_fills(ctx, alert_id)) == 0
+    wait_for(lambda: running_worker.worker.ib.ready, timeout=10)
+    wait_for(lambda: len(_fills(ctx, alert_id)) == 3, timeout=10)
+    wait_for(lambda: alert_status(ctx, alert_id) == "filled")
+    # a second reconnect replays the same executions: still recorded once
+    sim.fault("drop")
+    wait_for(lambda: not running_worker.worker.ib.ready, timeout=5)
+    wait_for(lambda: running_worker.worker.ib.ready, timeout=10)
+    wait_for(lambda: running_worker.worker.recorder.submit("position", {"account": "x", "con_id": 1,
+             "symbol": "X", "sec_type": "STK", "quantity": 0}).result(5) is None)  # fmt: skip
+    fills = _fills(ctx, alert_id)
+    assert len(fills) == 3 and len({f.exec_id for f in fills}) == 3
+    assert all(f.commission is not None for f in fills)
+    stop.set()
+    listener.join(2)
+    fill_events = [e["exec_id"] for e in events if e["type"] == "fill" and e["alert_id"] == alert_id]
+    assert sorted(fill_events) == sorted(f.exec_id for f in fills)
+    with ctx.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Fill)) == 3
+
+
+def test_outage_longer_than_stale_limit(sim, worker_env):
+    from conftest import WorkerThread
+
+    handle = WorkerThread({**worker_env, "STALE_ALERT_SECONDS": "1.5"}).start()
+    try:
+        ctx = handle.ctx
+        sim.fault("refuse", seconds=4.0)
+        wait_for(lambda: not handle.worker.ib.ready, timeout=5)
+        alert_id = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 1})
+        wait_for(lambda: alert_status(ctx, alert_id) == "rejected", timeout=6)
+        reason = get_alert(ctx.sessions, alert_id)["reason"]
+        assert reason.startswith("stale:")
+        messages = [e["message"] for e in get_alert(ctx.sessions, alert_id)["events"]]
+        assert "waiting for the IB connection" in messages
+        wait_for(lambda: handle.worker.ib.ready, timeout=10)
+        assert not _legs(sim, alert_id)
+        # an alert older than the limit when its turn comes is refused too, IB up or not
+        old = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 1},
+                        received_at=utcnow() - timedelta(seconds=5))  # fmt: skip
+        wait_for(lambda: alert_status(ctx, old) == "rejected")
+        assert not _legs(sim, old)
+    finally:
+        handle.stop()
+
+
+@pytest.mark.slow
+def test_burst_of_100_is_paced_not_refused(sim, running_worker):
+    ctx = running_worker.ctx
+    sim.set_price("AAPL", 190.0)
+    ids = [add_alert(ctx, {**BRACKET, "quantity": 1}) for _ in range(100)]
+    wait_for(lambda: all(alert_status(ctx, a) == "filled" for a in ids), timeout=30, interval=0.2)
+    state = sim.state()
+    ours = [o for o in state["orders"] if any(a in o["orderRef"] for a in ids)]
+    assert len(ours) == 300 and all(o["transmit"] for o in ours)
+    with ctx.sessions() as s:
+        errors = list(s.scalars(select(Order.last_error).where(Order.last_error.is_not(None))))
+        assert not [e for e in errors if e and e.startswith("100 ")], errors
+        assert s.scalar(select(func.count()).select_from(Alert).where(Alert.status == "filled")) == 100
