@@ -176,8 +176,15 @@ class Engine:
 
     # ---------------------------------------------------------------- state
 
-    def reset(self) -> None:
-        """Forget every order, fill and position; prices back to defaults; faults cleared."""
+    def reset(self, keep_ids: bool = True) -> None:
+        """Forget every order, fill and position; prices back to defaults; faults cleared.
+
+        Order ids, permIds and execIds stay unique for the life of the process (``keep_ids``), so
+        a client still holding trades from before the reset never sees an id twice.
+        """
+        kept = None
+        if keep_ids and hasattr(self, "next_perm_id"):
+            kept = (dict(self.max_order_id), self.next_perm_id, self._exec_count)
         self.prices: dict[int, float] = {i.con_id: i.default_price for i in self.catalog}
         self.orders: dict[tuple[int, int], Order] = {}
         # indexes that keep placement O(1) with many orders in the book
@@ -195,6 +202,9 @@ class Engine:
         self.reject_queue: list[tuple[int, str]] = []
         self.contract_fill_limits: dict[int, float] = {}
         self.daily_start_netliq: dict[str, float] = {a: self.initial_cash for a in self.account_ids}
+        if kept is not None:
+            self.max_order_id, self.next_perm_id, self._exec_count = kept
+            self.exec_seq = itertools.count(self._exec_count + 1)
 
     @property
     def default_account(self) -> str:
@@ -265,6 +275,10 @@ class Engine:
                 events += self._transmit(order)
         except OrderRejected as rej:
             events.append(OrderErrorEvent(client_id, oid, rej.code, rej.text))
+            if existing is not None and existing.is_active and existing.transmit:
+                # a refused modification leaves the order working: restate it, since clients
+                # mark the trade Cancelled on the error
+                events.append(OrderStatusEvent(copy(existing)))
         return events
 
     def _id_was_used(self, client_id: int, order_id: int) -> bool:
@@ -979,14 +993,16 @@ class Engine:
 
     def load(self, data: dict[str, Any]) -> None:
         """Restore a dump() (unknown conIds are skipped: the catalog may have rolled)."""
-        self.reset()
+        self.reset(keep_ids=False)
         for row in data.get("orders", []):
             order = Order(**row)
             # orders of contracts that left the catalog (expired futures) cannot be served
             if self.catalog.get(order.con_id):
                 self._register(order)
         known = self.catalog.get
-        self.executions = [ex for ex in (Execution(**row) for row in data.get("executions", [])) if known(ex.con_id)]
+        self.executions = [
+            ex for ex in (Execution(**row) for row in data.get("executions", [])) if known(ex.con_id)
+        ]
         for row in data.get("positions", []):
             pos = Position(**row)
             if not known(pos.con_id):

@@ -298,3 +298,17 @@ def test_market_data_snapshot_and_stream(ib: IB, fresh: SimThread) -> None:
     ib.cancelMktData(contract)
     symbols = ib.reqMatchingSymbols("AA")
     assert symbols and symbols[0].contract.symbol == "AAPL"
+
+
+def test_refused_modification_keeps_the_order_working(ib: IB, fresh: SimThread) -> None:
+    contract = aapl(ib)
+    order = LimitOrder("BUY", 10, 180.0)
+    trade = ib.placeOrder(contract, order)
+    wait_for(ib, lambda: trade.orderStatus.status == "Submitted")
+    order.orderType = "MOC"  # unsupported: the modification is refused, the order stays as it was
+    ib.placeOrder(contract, order)
+    wait_for(ib, lambda: any(e.errorCode == 201 for e in trade.log))
+    wait_for(ib, lambda: trade.orderStatus.status == "Submitted")
+    assert fresh.state()["orders"][0]["orderType"] == "LMT"
+    fresh.set_price("AAPL", 179.0)
+    wait_for(ib, lambda: trade.orderStatus.status == "Filled")
