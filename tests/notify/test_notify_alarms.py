@@ -1,0 +1,133 @@
+"""Alarms of the Notifier (log transport, real database, real Redis): IB lost longer than N seconds
+and restored, short blips ignored, Redis lost and back, worker stopping, the daily summary."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+
+import redis
+from notify_helpers import wait_until
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.models import Notice
+from config.settings import Settings
+from worker.notify import Notifier
+
+
+def kinds(sessions: sessionmaker[Session]) -> list[str]:
+    with sessions() as session:
+        return [n.kind for n in session.scalars(select(Notice).order_by(Notice.id))]
+
+
+def texts(sessions: sessionmaker[Session], kind: str) -> list[str]:
+    with sessions() as session:
+        return [
+            n.text for n in session.scalars(select(Notice).where(Notice.kind == kind).order_by(Notice.id))
+        ]
+
+
+def all_sent(sessions: sessionmaker[Session]) -> bool:
+    with sessions() as session:
+        return all(n.sent_at is not None for n in session.scalars(select(Notice)))
+
+
+def test_ib_lost_longer_than_n_seconds_alarms_then_restored(
+    base_env: dict[str, str], sqlite_sessions: sessionmaker[Session], start_notifier: Callable[..., Notifier]
+) -> None:
+    settings = Settings.from_mapping({**base_env, "IB_ALARM_AFTER_SECONDS": "0.5", "IB_ACCOUNT": "DU9"})
+    notifier = start_notifier(settings, sqlite_sessions)
+    notifier.ib_connection_changed(False, "1100 Connectivity between IB and TWS has been lost")
+    assert wait_until(lambda: "ib_lost" in kinds(sqlite_sessions), 5)
+    notifier.ib_connection_changed(False, "reconnect attempt failed")  # still down: no second alarm
+    time.sleep(0.7)
+    notifier.ib_connection_changed(True, "1102 restored, data kept")
+    assert wait_until(lambda: kinds(sqlite_sessions) == ["ib_lost", "ib_restored"], 5)
+    [lost] = texts(sqlite_sessions, "ib_lost")
+    assert "1100 Connectivity" in lost and "account DU9" in lost
+    [restored] = texts(sqlite_sessions, "ib_restored")
+    assert "after 1 s" in restored or "after 2 s" in restored
+    assert wait_until(lambda: all_sent(sqlite_sessions), 5)
+
+
+def test_short_ib_blip_sends_nothing(
+    base_env: dict[str, str], sqlite_sessions: sessionmaker[Session], start_notifier: Callable[..., Notifier]
+) -> None:
+    settings = Settings.from_mapping({**base_env, "IB_ALARM_AFTER_SECONDS": "1"})
+    notifier = start_notifier(settings, sqlite_sessions)
+    for _ in range(3):
+        notifier.ib_connection_changed(False, "1100")
+        time.sleep(0.2)
+        notifier.ib_connection_changed(True, "1102")
+    time.sleep(1.3)
+    assert kinds(sqlite_sessions) == []
+
+
+def test_ib_down_before_start_still_alarms(
+    base_env: dict[str, str], sqlite_sessions: sessionmaker[Session]
+) -> None:
+    settings = Settings.from_mapping({**base_env, "IB_ALARM_AFTER_SECONDS": "0.3"})
+    notifier = Notifier(settings, sqlite_sessions, None)
+    notifier.ib_connection_changed(False, "cannot connect: 502")  # the worker reports before start()
+    notifier.start()
+    try:
+        assert wait_until(lambda: kinds(sqlite_sessions) == ["ib_lost"], 5)
+    finally:
+        notifier.stop(2.0)
+
+
+def _dead_redis() -> redis.Redis:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # No client-side retries: each ping fails at once (production clients may retry for seconds).
+    return redis.Redis(
+        host="127.0.0.1",
+        port=port,
+        socket_connect_timeout=0.2,
+        socket_timeout=0.2,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+def test_redis_lost_and_back(
+    base_env: dict[str, str],
+    sqlite_sessions: sessionmaker[Session],
+    redis_client: redis.Redis,
+    start_notifier: Callable[..., Notifier],
+) -> None:
+    settings = Settings.from_mapping({**base_env, "REDIS_ALARM_AFTER_SECONDS": "0.3"})
+    notifier = start_notifier(settings, sqlite_sessions, _dead_redis(), redis_ping_seconds=0.1)
+    assert wait_until(lambda: kinds(sqlite_sessions) == ["redis_lost"], 5)
+    notifier.redis = redis_client  # the server is reachable again
+    assert wait_until(lambda: kinds(sqlite_sessions) == ["redis_lost", "redis_restored"], 5)
+
+
+def test_worker_stopping_is_durable_at_once(
+    base_env: dict[str, str], sqlite_sessions: sessionmaker[Session], start_notifier: Callable[..., Notifier]
+) -> None:
+    notifier = start_notifier(Settings.from_mapping(base_env), sqlite_sessions)
+    notifier.worker_stopping("SIGTERM: warm shutdown")
+    assert kinds(sqlite_sessions) == ["worker_stopped"]  # written synchronously, before any send
+    assert "SIGTERM: warm shutdown" in texts(sqlite_sessions, "worker_stopped")[0]
+    notifier.stop(2.0)
+    assert all_sent(sqlite_sessions)
+
+
+def test_daily_summary_once_per_day_across_restarts(
+    base_env: dict[str, str], sqlite_sessions: sessionmaker[Session], start_notifier: Callable[..., Notifier]
+) -> None:
+    settings = Settings.from_mapping({**base_env, "DAILY_SUMMARY_TIME": "00:00"})
+    first = start_notifier(settings, sqlite_sessions)
+    assert wait_until(lambda: kinds(sqlite_sessions) == ["daily_summary"], 5)
+    [text] = texts(sqlite_sessions, "daily_summary")
+    assert "trades (executions): 0" in text and "fees: 0" in text
+    first.stop(2.0)
+    second = start_notifier(settings, sqlite_sessions)  # a restart the same day
+    assert wait_until(lambda: second.is_leader, 5)
+    time.sleep(0.5)
+    assert kinds(sqlite_sessions) == ["daily_summary"]
