@@ -499,6 +499,8 @@ class SimServer:
         session.send(msg.account_download_end(account))
 
     def _account_rows(self, account: str) -> list[tuple[str, str, str]]:
+        """(key, value, currency) rows for updateAccountValue / accountUpdateMulti / accountSummary."""
+        values = self.engine.account_values(account)
         rows = [
             ("AccountCode", account, ""),
             ("AccountType", "INDIVIDUAL", ""),
@@ -507,22 +509,16 @@ class SimServer:
             ("ExchangeRate", "1.00", "USD"),
             ("DayTradesRemaining", "-1", ""),
         ]
-        for key, value in self.engine.account_values(account).items():
+        for key, value in values.items():
             currency = "" if key in ACCOUNT_TAGS_UNITLESS else "USD"
             rows.append((key, f"{value:.2f}" if currency else f"{value}", currency))
-            if key in ("CashBalance", "TotalCashValue", "NetLiquidation"):
-                pass
-        cash = self.engine.account_values(account)["CashBalance"]
-        rows.append(("CashBalance", f"{cash:.2f}", "BASE"))
-        rows.append(("TotalCashBalance", f"{cash:.2f}", "USD"))
-        rows.append(("TotalCashBalance", f"{cash:.2f}", "BASE"))
-        rows.append(
-            (
-                "NetLiquidationByCurrency",
-                f"{self.engine.account_values(account)['NetLiquidation']:.2f}",
-                "BASE",
-            )
-        )
+        cash = f"{values['CashBalance']:.2f}"
+        rows += [
+            ("CashBalance", cash, "BASE"),
+            ("TotalCashBalance", cash, "USD"),
+            ("TotalCashBalance", cash, "BASE"),
+            ("NetLiquidationByCurrency", f"{values['NetLiquidation']:.2f}", "BASE"),
+        ]
         return rows
 
     def _send_account_values(self, session: Session, account: str) -> None:
@@ -1010,12 +1006,15 @@ class SimServer:
     async def _walk_loop(self) -> None:
         while True:
             await asyncio.sleep(self.walk_interval)
+            events: list[Event] = []
             for inst in list(self.catalog):
                 price = self.engine.price(inst.con_id)
                 step = math.exp(self._rng.gauss(0.0, self.walk_volatility))
                 new = round_to_tick(price * step, inst.min_tick)
                 if new > 0 and new != price:
-                    self.apply(self.engine.set_price(inst.con_id, new))
+                    events += self.engine.set_price(inst.con_id, new)
+            # one batch per step: each subscriber gets one round of account updates, not one per contract
+            self.apply(events)
 
 
 def _request_id(fields: list[str]) -> int:

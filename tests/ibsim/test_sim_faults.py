@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
+import ib_async
+import ib_insync
 import pytest
-from ib_async import IB, LimitOrder, MarketOrder, Stock
 from ibsim_helpers import wait_for
 
 from ibsim.testing import SimThread
@@ -13,50 +14,56 @@ from ibsim.testing import SimThread
 pytestmark = pytest.mark.e2e
 
 
-def connect(sim: SimThread, client_id: int, timeout: float = 5) -> IB:
-    ib = IB()
+@pytest.fixture(params=[ib_async, ib_insync], ids=["ib_async", "ib_insync"])
+def lib(request: pytest.FixtureRequest):
+    """Every fault is exercised with both real clients."""
+    return request.param
+
+
+def connect(sim: SimThread, client_id: int, timeout: float = 5, lib=ib_async):
+    ib = lib.IB()
     ib.connect("127.0.0.1", sim.port, clientId=client_id, timeout=timeout)
     return ib
 
 
-def test_drop_closes_every_connection(fresh: SimThread, client_id: int) -> None:
-    first, second = connect(fresh, client_id), connect(fresh, client_id + 1000)
+def test_drop_closes_every_connection(fresh: SimThread, client_id: int, lib) -> None:
+    first, second = connect(fresh, client_id, lib=lib), connect(fresh, client_id + 1000, lib=lib)
     dropped: list[str] = []
     first.disconnectedEvent += lambda: dropped.append("first")
     assert fresh.fault("drop")["dropped"] == 2
     wait_for(first, lambda: not first.isConnected() and not second.isConnected())
     assert dropped == ["first"]
-    again = connect(fresh, client_id)  # the same id is free again
+    again = connect(fresh, client_id, lib=lib)  # the same id is free again
     assert again.isConnected()
     for ib in (first, second, again):
         ib.disconnect()
 
 
-def test_refuse_for_seconds(fresh: SimThread, client_id: int) -> None:
-    ib = connect(fresh, client_id)
+def test_refuse_for_seconds(fresh: SimThread, client_id: int, lib) -> None:
+    ib = connect(fresh, client_id, lib=lib)
     fresh.fault("refuse", seconds=0.6)
     wait_for(ib, lambda: not ib.isConnected())
-    refused = IB()
+    refused = lib.IB()
     with pytest.raises((ConnectionRefusedError, ConnectionError, TimeoutError, OSError)):
         refused.connect("127.0.0.1", fresh.port, clientId=client_id, timeout=0.5)
     refused.disconnect()
     time.sleep(0.7)
-    back = connect(fresh, client_id)
+    back = connect(fresh, client_id, lib=lib)
     assert back.isConnected()
     back.disconnect()
 
 
 @pytest.mark.parametrize("code", [1101, 1102])
 def test_connectivity_notices_and_fills_held_during_outage(
-    fresh: SimThread, client_id: int, code: int
+    fresh: SimThread, client_id: int, code: int, lib
 ) -> None:
-    ib = connect(fresh, client_id)
+    ib = connect(fresh, client_id, lib=lib)
     codes: list[int] = []
     ib.errorEvent += lambda req_id, err, *a: codes.append(err)
-    (contract,) = ib.qualifyContracts(Stock("AAPL", "SMART", "USD"))
+    (contract,) = ib.qualifyContracts(lib.Stock("AAPL", "SMART", "USD"))
     fresh.fault("connectivity", code=code, seconds=0.3)
     wait_for(ib, lambda: 1100 in codes)
-    trade = ib.placeOrder(contract, MarketOrder("BUY", 1))
+    trade = ib.placeOrder(contract, lib.MarketOrder("BUY", 1))
     wait_for(ib, lambda: trade.orderStatus.status == "Submitted")
     assert not trade.fills  # no fills while IB is unreachable
     wait_for(ib, lambda: code in codes)
@@ -64,23 +71,23 @@ def test_connectivity_notices_and_fills_held_during_outage(
     ib.disconnect()
 
 
-def test_delay_holds_acknowledgements(fresh: SimThread, client_id: int) -> None:
-    ib = connect(fresh, client_id)
-    (contract,) = ib.qualifyContracts(Stock("AAPL", "SMART", "USD"))
+def test_delay_holds_acknowledgements(fresh: SimThread, client_id: int, lib) -> None:
+    ib = connect(fresh, client_id, lib=lib)
+    (contract,) = ib.qualifyContracts(lib.Stock("AAPL", "SMART", "USD"))
     fresh.fault("delay", ms=300)
     start = time.monotonic()
-    trade = ib.placeOrder(contract, LimitOrder("BUY", 1, 100.0))
+    trade = ib.placeOrder(contract, lib.LimitOrder("BUY", 1, 100.0))
     wait_for(ib, lambda: trade.orderStatus.status == "Submitted")
     assert time.monotonic() - start >= 0.28
     fresh.fault("delay", ms=0)
     ib.disconnect()
 
 
-def test_pause_and_resume_fills(fresh: SimThread, client_id: int) -> None:
-    ib = connect(fresh, client_id)
-    (contract,) = ib.qualifyContracts(Stock("AAPL", "SMART", "USD"))
+def test_pause_and_resume_fills(fresh: SimThread, client_id: int, lib) -> None:
+    ib = connect(fresh, client_id, lib=lib)
+    (contract,) = ib.qualifyContracts(lib.Stock("AAPL", "SMART", "USD"))
     fresh.fault("pause_fills")
-    trade = ib.placeOrder(contract, MarketOrder("BUY", 2))
+    trade = ib.placeOrder(contract, lib.MarketOrder("BUY", 2))
     wait_for(ib, lambda: trade.orderStatus.status == "Submitted")
     ib.sleep(0.1)
     assert trade.orderStatus.filled == 0
@@ -89,12 +96,12 @@ def test_pause_and_resume_fills(fresh: SimThread, client_id: int) -> None:
     ib.disconnect()
 
 
-def test_reject_next_only_once(fresh: SimThread, client_id: int) -> None:
-    ib = connect(fresh, client_id)
-    (contract,) = ib.qualifyContracts(Stock("AAPL", "SMART", "USD"))
+def test_reject_next_only_once(fresh: SimThread, client_id: int, lib) -> None:
+    ib = connect(fresh, client_id, lib=lib)
+    (contract,) = ib.qualifyContracts(lib.Stock("AAPL", "SMART", "USD"))
     fresh.fault("reject_next", reason="Simulated rejection")
-    first = ib.placeOrder(contract, MarketOrder("BUY", 1))
-    second = ib.placeOrder(contract, MarketOrder("BUY", 1))
+    first = ib.placeOrder(contract, lib.MarketOrder("BUY", 1))
+    second = ib.placeOrder(contract, lib.MarketOrder("BUY", 1))
     wait_for(ib, lambda: first.orderStatus.status == "Cancelled" and second.orderStatus.status == "Filled")
     assert first.log[-1].errorCode == 201
     ib.disconnect()
