@@ -1,0 +1,154 @@
+"""The real server: gunicorn with config/gunicorn.conf.py on a free port, real Redis and SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from app_helpers import SECRET, alert_body, queued_jobs
+from tests_free_port import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+GUNICORN = [sys.executable, "-m", "gunicorn", "app:create_app()", "-c", "config/gunicorn.conf.py"]
+
+pytestmark = pytest.mark.e2e
+
+
+def _env(**values: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WEBHOOK_", "DATABASE_", "REDIS_"))}
+    env.update(values)
+    return env
+
+
+@pytest.fixture
+def server(redis_url: str, tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    env = _env(
+        WEBHOOK_SECRET=SECRET,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'tv2ib.db'}",
+        REDIS_URL=redis_url,
+        PORT=str(port),
+        WEB_WORKERS="1",
+        WEB_THREADS="2",
+    )
+    log = open(tmp_path / "gunicorn.log", "w")
+    proc = subprocess.Popen(GUNICORN, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                if httpx.get(f"{base}/healthz", timeout=0.5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None:
+                pytest.fail("gunicorn exited: " + (tmp_path / "gunicorn.log").read_text())
+            time.sleep(0.1)
+        else:
+            pytest.fail("gunicorn did not start: " + (tmp_path / "gunicorn.log").read_text())
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_webhook_end_to_end(server, redis_client):
+    answer = httpx.post(f"{server}/webhook", json=alert_body(), timeout=5)
+    assert answer.status_code == 202
+    alert_id = answer.json()["alert_id"]
+    assert [j.args for j in queued_jobs(redis_client)] == [(alert_id,)]
+    assert httpx.get(f"{server}/readyz", timeout=5).json()["database"] == "ok"
+
+
+def _connect(server: str) -> socket.socket:
+    port = int(server.rsplit(":", 1)[1])
+    return socket.create_connection(("127.0.0.1", port), timeout=10)
+
+
+def test_slow_client_cannot_stall_intake_and_gets_408(server):
+    slow = _connect(server)
+    body = json.dumps(alert_body()).encode()
+    slow.sendall(
+        b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body[:10]
+    )
+    time.sleep(0.3)  # the slow request now holds one of the worker's two threads
+    for i in range(4):
+        answer = httpx.post(f"{server}/webhook", json=alert_body(id=f"fast-{i}"), timeout=3)
+        assert answer.status_code == 202
+    reply = slow.recv(4096)  # blocks until the body read timeout answers
+    assert reply.startswith(b"HTTP/1.1 408")
+    slow.close()
+
+
+def test_client_that_never_sends_a_body_after_headers_is_refused(server):
+    idle = _connect(server)
+    idle.sendall(
+        b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n"
+    )
+    assert httpx.get(f"{server}/healthz", timeout=3).status_code == 200
+    assert idle.recv(4096).startswith(b"HTTP/1.1 408")
+    idle.close()
+
+
+def test_oversized_content_length_is_413_before_the_body_is_sent(server):
+    conn = _connect(server)
+    conn.sendall(
+        b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 66560\r\n\r\n"
+    )
+    reply = conn.recv(4096)  # answered without a single body byte
+    assert reply.startswith(b"HTTP/1.1 413")
+    conn.close()
+
+
+def test_chunked_bodies_are_bounded(server):
+    def chunks(total: int) -> Iterator[bytes]:
+        for _ in range(total // 1024):
+            yield b" " * 1024
+
+    big = httpx.post(
+        f"{server}/webhook",
+        content=chunks(80 * 1024),
+        headers={"Content-Type": "application/json"},
+        timeout=5,
+    )
+    assert big.status_code == 413
+    small = json.dumps(alert_body(id="chunked")).encode()
+    ok = httpx.post(f"{server}/webhook", content=iter([small[:20], small[20:]]), timeout=5)
+    assert ok.status_code == 202
+
+
+def test_missing_secret_stops_gunicorn_with_a_clear_message(tmp_path):
+    env = _env(PORT=str(free_port()), DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}")
+    command = [*GUNICORN[:-1], str(ROOT / "config" / "gunicorn.conf.py")]
+    result = subprocess.run(
+        command, cwd=tmp_path, env=dict(env, PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "WEBHOOK_SECRET is not set" in output
+    assert "Traceback" not in output
+
+
+def test_short_secret_stops_create_app_without_traceback(tmp_path):
+    code = "from app import create_app; create_app()"
+    env = _env(WEBHOOK_SECRET="short", PYTHONPATH=str(ROOT))
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 1
+    assert "at least 16" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,88 @@
+"""Migrate on start: empty and old databases, and several processes starting at once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+from app.db import alembic_config, current_revision, head_revision, make_engine, migrate
+
+ROOT = Path(__file__).resolve().parents[2]
+MIGRATE = "import sys; from app.db import make_engine, migrate; migrate(make_engine(sys.argv[1]))"
+
+
+def _tables(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def _migrate_concurrently(url: str, processes: int = 4) -> None:
+    procs = [
+        subprocess.Popen([sys.executable, "-c", MIGRATE, url], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        for _ in range(processes)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+
+
+def test_empty_sqlite_database_reaches_head(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'fresh' / 'db.sqlite'}")
+    migrate(engine)
+    assert current_revision(engine) == head_revision()
+    assert {"alerts", "alert_events", "dedup_claims", "orders", "fills"} <= set(
+        inspect(engine).get_table_names()
+    )
+    migrate(engine)  # a second start is a no-op
+    engine.dispose()
+
+
+def test_old_database_is_upgraded(tmp_path):
+    from alembic import command
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url), "0001")
+    assert "dedup_claims" not in _tables(url)
+    engine = make_engine(url)
+    migrate(engine)
+    assert current_revision(engine) == head_revision() and "dedup_claims" in _tables(url)
+    engine.dispose()
+
+
+def test_several_processes_migrate_the_same_sqlite_file(tmp_path):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    _migrate_concurrently(url)
+    engine = make_engine(url)
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
+
+
+@pytest.fixture
+def fresh_pg_url(app_pg_url: str):
+    name = f"tv2ib_mig_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(app_pg_url.rsplit("/", 1)[0] + "/test", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield app_pg_url.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
+        )
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+def test_several_processes_migrate_the_same_postgresql_database(fresh_pg_url):
+    _migrate_concurrently(fresh_pg_url)
+    engine = make_engine(fresh_pg_url)
+    assert current_revision(engine) == head_revision()
+    assert "dedup_claims" in set(inspect(engine).get_table_names())
+    engine.dispose()
