@@ -1,7 +1,139 @@
-"""Placeholder: the admin API lands in a later commit."""
+"""Admin JSON API under ``/api``: thin wrappers over :mod:`app.services` (the Telegram commands
+call the same functions, so both front ends say the same thing).
 
-from flask import Flask
+Bearer ``ADMIN_TOKEN``, compared in constant time. Without ``ADMIN_TOKEN`` every route answers
+404 "admin API disabled" (fail closed, and nothing to probe). Failed tokens count towards the
+address's ``AUTH_FAILURE_LIMIT`` like failed webhook secrets.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+import redis
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from app import services
+from app.context import AppContext
+from app.errors import error_response
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def _ctx() -> AppContext:
+    return current_app.extensions["tv2ib"]
+
+
+def token_ok(expected: str | None, authorization: str | None) -> bool:
+    """Constant-time check of an ``Authorization: Bearer <token>`` header."""
+    if not expected or not authorization:
+        return False
+    scheme, _, presented = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(presented.strip().encode(), expected.encode())
+
+
+@bp.before_request
+def _authenticate() -> Response | None:
+    expected = _ctx().settings.admin_token
+    if not expected:
+        return error_response(404, "admin API disabled: set ADMIN_TOKEN to enable it")
+    limiter = current_app.extensions["tv2ib_intake"].limiter
+    address = request.remote_addr or "unknown"
+    if not limiter.auth_attempts_left(address):
+        return error_response(429, "too many failed attempts; try again later")
+    if not token_ok(expected, request.headers.get("Authorization")):
+        limiter.record_auth_failure(address)
+        response = error_response(401, "missing or wrong bearer token")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="tv2ib"'
+        return response
+    return None
+
+
+@bp.errorhandler(OperationalError)
+@bp.errorhandler(InterfaceError)
+def _database_down(exc: Exception) -> Response:
+    return error_response(503, "the database is unavailable; retry shortly")
+
+
+@bp.errorhandler(redis.RedisError)
+def _redis_down(exc: Exception) -> Response:
+    return error_response(503, "Redis is unavailable; retry shortly")
+
+
+def _int_arg(name: str, default: int, lo: int, hi: int) -> int | Response:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        return error_response(400, f"{name} must be a whole number", fields={name: ["not a number"]})
+    return max(lo, min(hi, value))
+
+
+@bp.get("/alerts")
+def list_alerts() -> Any:
+    """Newest alerts first; ``?limit=`` (1..500, default 50) and ``?status=``."""
+    limit = _int_arg("limit", 50, 1, 500)
+    if isinstance(limit, Response):
+        return limit
+    status = request.args.get("status") or None
+    return jsonify({"alerts": services.recent_alerts(_ctx().sessions, limit=limit, status=status)})
+
+
+@bp.get("/alerts/<alert_id>")
+def get_alert(alert_id: str) -> Any:
+    """One alert with payload, plan, orders, fills and its audit trail."""
+    alert = services.get_alert(_ctx().sessions, alert_id[:26])
+    if alert is None:
+        return error_response(404, f"no alert {alert_id[:26]!r}")
+    return jsonify(alert)
+
+
+@bp.get("/orders")
+def list_orders() -> Any:
+    """Orders as IB last reported them; ``?working=1`` for working orders only."""
+    working = request.args.get("working", "").lower() in {"1", "true", "yes"}
+    return jsonify({"orders": services.list_orders(_ctx().sessions, working_only=working)})
+
+
+@bp.get("/positions")
+def list_positions() -> Any:
+    """Non-zero positions as IB last reported them."""
+    return jsonify({"positions": services.list_positions(_ctx().sessions)})
+
+
+@bp.get("/status")
+def status() -> Any:
+    """Paused?, workers and IB connection, queue depths, last alert, today's PnL."""
+    ctx = _ctx()
+    body = services.status(ctx.sessions, ctx.redis)
+    body["pnl_today"] = services.pnl_today(ctx.sessions)
+    return jsonify(body)
+
+
+@bp.post("/pause")
+def pause() -> Any:
+    """Stop new entries (durable); exits and protective orders keep working."""
+    return jsonify(services.set_paused(_ctx().sessions, True, by="api"))
+
+
+@bp.post("/resume")
+def resume() -> Any:
+    """Allow new entries again."""
+    return jsonify(services.set_paused(_ctx().sessions, False, by="api"))
+
+
+@bp.post("/flatten")
+def flatten() -> Any:
+    """Ask the worker to cancel working orders and close positions (``?account=`` optional)."""
+    account = request.args.get("account") or None
+    return jsonify(services.request_flatten(_ctx().redis, account, by="api")), 202
 
 
 def init_app(app: Flask) -> None:
-    return None
+    app.register_blueprint(bp)
