@@ -312,3 +312,22 @@ def test_refused_modification_keeps_the_order_working(ib: IB, fresh: SimThread) 
     assert fresh.state()["orders"][0]["orderType"] == "LMT"
     fresh.set_price("AAPL", 179.0)
     wait_for(ib, lambda: trade.orderStatus.status == "Filled")
+
+
+def test_misc_requests_answer_promptly(ib: IB, fresh: SimThread) -> None:
+    contract = aapl(ib)
+    start = time.perf_counter()
+    bars = ib.reqHistoricalData(contract, "", "1 D", "1 hour", "TRADES", True)  # not simulated: error 162
+    assert len(bars) == 0 and time.perf_counter() - start < 1.0
+    assert ib.reqMarketRule(26)[0].increment == 0.01
+    ib.placeOrder(contract, MarketOrder("BUY", 10))
+    wait_for(ib, lambda: len(ib.fills()) == 1)
+    single = ib.reqPnLSingle("DU1234567", "", contract.conId)
+    fresh.set_price("AAPL", 191.0)
+    wait_for(ib, lambda: single.unrealizedPnL == 10.0)
+    assert single.position == 10
+    ib.cancelPnLSingle("DU1234567", "", contract.conId)
+    ib.client.reqIds(1)
+    ib.sleep(0.05)
+    assert ib.client._reqIdSeq >= 2
+    assert ib.reqCurrentTime().year >= 2025
