@@ -156,6 +156,20 @@ def test_pacing_answers_like_ib(client_id: int) -> None:
         ib.disconnect()
 
 
+def test_pace_api_clients_are_slowed_not_rejected(client_id: int) -> None:
+    with run_in_thread(port=0, pacing=True, pacing_limit=20) as sim:
+        ib = IB()
+        ib.client.setConnectOptions("+PACEAPI")
+        ib.connect("127.0.0.1", sim.port, clientId=client_id, timeout=5)
+        ib.client.MaxRequests = 0
+        (contract,) = ib.qualifyContracts(Stock("AAPL", "SMART", "USD"))
+        start = time.monotonic()
+        trades = [ib.placeOrder(contract, LimitOrder("BUY", 1, 100.0)) for _ in range(30)]
+        wait_for(ib, lambda: all(t.orderStatus.status == "Submitted" for t in trades), timeout=5)
+        assert time.monotonic() - start > 0.3  # the excess was queued, not refused
+        ib.disconnect()
+
+
 def test_several_clients_see_only_their_orders(fresh: SimThread, client_id: int) -> None:
     first, second = IB(), IB()
     first.connect("127.0.0.1", fresh.port, clientId=client_id, timeout=5)
