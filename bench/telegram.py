@@ -5,6 +5,7 @@
     python bench/telegram.py --outage 30          # Telegram down 30 s during a stream of fills
     python bench/telegram.py --flood 100          # 100 fills at once, limits enforced
     python bench/telegram.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+                                                  # (a private database is created on that server and dropped)
 
 Latency is measured from the moment the worker has an execution in hand (just before
 ``enqueue_notices`` in its recording transaction, then commit and ``wake()``) to the moment the
@@ -36,7 +37,8 @@ import time  # noqa: E402
 import uuid  # noqa: E402
 
 from fakes.telegram_api import FakeTelegramAPI  # noqa: E402
-from sqlalchemy import delete  # noqa: E402
+from sqlalchemy import create_engine, delete, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
 
 from app.db import make_engine, make_session_factory, migrate  # noqa: E402
 from app.models import Control, Notice  # noqa: E402
@@ -89,7 +91,10 @@ class Rig:
     def __init__(self, database_url: str | None, chats: int, enforce_limits: bool = True) -> None:
         self.api = FakeTelegramAPI(enforce_limits=enforce_limits).start()
         self.tmp = tempfile.TemporaryDirectory()
+        self.private_db: tuple[str, str] | None = None
         url = database_url or f"sqlite:///{self.tmp.name}/bench.db"
+        if make_url(url).get_backend_name() == "postgresql":
+            url = self._private_database(url)
         self.engine = make_engine(url)
         migrate(self.engine)
         self.sessions = make_session_factory(self.engine)
@@ -113,6 +118,16 @@ class Rig:
             raise SystemExit("the bot did not start polling the fake Bot API")
         self.run_id = uuid.uuid4().hex[:8]
 
+    def _private_database(self, server_url: str) -> str:
+        """A throw-away database on the given PostgreSQL server (dropped in close())."""
+        name = f"tv2ib_bench_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        self.private_db = (server_url, name)
+        return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
     def record(self, seq: int, chat_index: int | None = None) -> tuple[float, float]:
         """What the worker does for one execution; returns (start, after commit+wake)."""
         settings = self.settings if chat_index is None else self.per_chat[chat_index]
@@ -127,6 +142,12 @@ class Rig:
         self.api.stop()
         self.engine.dispose()
         self.tmp.cleanup()
+        if self.private_db is not None:
+            server_url, name = self.private_db
+            admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
 
 
 def bench_latency(args: argparse.Namespace) -> None:

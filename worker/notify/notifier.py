@@ -239,12 +239,13 @@ class Notifier:
 
     async def _step_down(self, timeout: float, release: bool = True) -> None:
         if self.sender is not None:
-            left = await self.sender.stop(timeout)
+            # Most of the budget flushes notices; the bot's stop is bounded separately.
+            left = await self.sender.stop(max(0.5, timeout - 1.5))
             if left:
                 log.info("%d notice(s) stay in the outbox for the next start", left)
             self.sender = None
         if self.bot is not None:
-            await self.bot.stop()
+            await self.bot.stop(timeout=1.5)
             self.bot = None
         if self.is_leader and release:
             await self._db(lease.release, self.sessions, self.owner)

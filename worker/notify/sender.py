@@ -57,6 +57,7 @@ class SenderConfig:
 
     per_chat_rate: float = 1.0  # messages per second per chat, sustained
     per_chat_burst: int = 3  # messages a quiet chat may send at once
+    group_rate: float = 20 / 60  # groups and channels (negative chat ids)
     poll_seconds: float = 1.0  # look for rows committed by other processes this often
     backoff_first: float = 0.5
     backoff_max: float = 15.0
@@ -203,7 +204,12 @@ class _ChatQueue:
         self.chat_id = chat_id
         self.kick = asyncio.Event()
         cfg = sender.config
-        self.bucket = TokenBucket(cfg.per_chat_rate, cfg.per_chat_burst) if sender.transport.paced else None
+        rate = cfg.per_chat_rate
+        if chat_id.startswith("-"):
+            # Groups and channels: Telegram allows 20 messages a minute. Pace here (where waiting
+            # lets the backlog grow into one batch) rather than inside the rate limiter.
+            rate = min(rate, cfg.group_rate)
+        self.bucket = TokenBucket(rate, cfg.per_chat_burst) if sender.transport.paced else None
         self.failures = 0
         self.one_at_a_time = 0  # after a batch was refused, send this many notices alone
         self.task = asyncio.get_running_loop().create_task(self.run(), name=f"outbox-chat-{chat_id}")
