@@ -48,6 +48,16 @@ def _float(name: str, raw: str, minimum: float | None = None) -> float:
     return value
 
 
+def _rate(name: str, raw: str) -> None:
+    """Refuse a rate limit the limiter could not parse (``120/minute``, ``5 per second``)."""
+    from limits import parse  # local: only this check needs it
+
+    try:
+        parse(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must look like 120/minute or 5/second, got {raw!r}") from None
+
+
 def _optional(raw: str | None) -> str | None:
     if raw is None:
         return None
@@ -228,6 +238,8 @@ class Settings:
         for attr, (name, minimum) in floats.items():
             if get(name) not in (None, ""):
                 kwargs[attr] = _float(name, get(name), minimum)
+        for attr, name in (("rate_limit", "RATE_LIMIT"), ("auth_failure_limit", "AUTH_FAILURE_LIMIT")):
+            _rate(name, str(kwargs[attr]))
         if get("TRADINGVIEW_IPS_ONLY") not in (None, ""):
             kwargs["tradingview_ips_only"] = _bool("TRADINGVIEW_IPS_ONLY", get("TRADINGVIEW_IPS_ONLY"))
         return cls(**kwargs)  # type: ignore[arg-type]
