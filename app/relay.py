@@ -7,13 +7,18 @@ on disk here). :func:`relay_once` repairs both:
 1. ``received`` alerts are enqueued and marked ``queued``;
 2. ``queued`` alerts whose rq job no longer exists are enqueued again (same job id).
 
+Step 2 checks every ``queued`` alert against Redis, so it does not run on every tick: it runs
+when the marker key ``tv2ib:relay:scan`` is missing (Redis restarted empty or was flushed, which
+is exactly when jobs get lost), on ``relay_once(ctx, full_scan=True)``, and at least every
+``FULL_SCAN_SECONDS`` as a safety net. Step 1 uses the status index and is cheap.
+
 Never twice on a queue: the job id is deterministic (``alert-<id>``) and created with rq's
 atomic ``unique=True`` (see :mod:`app.webhook.enqueue`), so concurrent relays, or a relay racing
 intake, cannot both enqueue; a second job can only appear after the first one is gone from Redis.
 A Redis lock (``tv2ib:relay:lock``) additionally makes one process do the scan at a time, which
 keeps the database work of N gunicorn workers plus the execution worker at one scan per tick.
 
-Interfaces: ``relay_once(ctx) -> int`` (safe to call from any process at any time; the worker
+Interfaces: ``relay_once(ctx, *, full_scan=False) -> int`` (safe to call from any process at any time; the worker
 calls it at start), ``start_relay_thread(ctx, interval=2.0) -> RelayThread`` (the web app starts
 one per gunicorn worker from ``config/gunicorn.conf.py``'s ``post_worker_init``).
 """
@@ -39,6 +44,8 @@ from app.webhook.enqueue import alert_job_id, enqueue_alert
 log = logging.getLogger(__name__)
 
 LOCK_KEY = "tv2ib:relay:lock"
+SCAN_MARKER_KEY = "tv2ib:relay:scan"  # time of the last lost-job scan; gone after a Redis restart
+FULL_SCAN_SECONDS = 600.0
 LOCK_TTL_MS = 30_000
 BATCH = 500
 # A 'queued' alert younger than this is left alone: intake may be between enqueue and commit.
@@ -113,9 +120,20 @@ def _requeue_lost(ctx: AppContext) -> int:
         last_id = rows[-1][0]
 
 
-def relay_once(ctx: AppContext) -> int:
+def _scan_due(ctx: AppContext) -> bool:
+    last = ctx.redis.get(SCAN_MARKER_KEY)
+    try:
+        return last is None or time.time() - float(last) > FULL_SCAN_SECONDS
+    except ValueError:
+        return True
+
+
+def relay_once(ctx: AppContext, *, full_scan: bool = False) -> int:
     """One relay pass; returns how many alerts it put on a queue (0 when Redis is down or
-    another process holds the relay lock). Database errors propagate to the caller."""
+    another process holds the relay lock). Database errors propagate to the caller.
+
+    ``full_scan=True`` forces the lost-job check of every ``queued`` alert (the worker passes
+    it at start); otherwise that check runs only when due (see the module docstring)."""
     token = uuid.uuid4().hex
     try:
         if not ctx.redis.set(LOCK_KEY, token, nx=True, px=LOCK_TTL_MS):
@@ -123,7 +141,11 @@ def relay_once(ctx: AppContext) -> int:
     except redis.RedisError:
         return 0
     try:
-        count = _enqueue_received(ctx) + _requeue_lost(ctx)
+        count = _enqueue_received(ctx)
+        if full_scan or _scan_due(ctx):
+            started = time.time()
+            count += _requeue_lost(ctx)
+            ctx.redis.set(SCAN_MARKER_KEY, repr(started))
         store.purge_expired_claims(ctx.sessions)
         return count
     except redis.RedisError as exc:

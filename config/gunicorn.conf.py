@@ -52,11 +52,12 @@ def post_worker_init(worker):  # noqa: ANN001 - gunicorn hook signature
     """Start this worker's outbox relay thread (only one process relays at a time)."""
     from app.relay import start_relay_thread
 
-    context = worker.wsgi.extensions["tv2ib"]
-    worker.wsgi.extensions["tv2ib_relay"] = start_relay_thread(context)
+    extensions = getattr(worker.wsgi, "extensions", {})
+    if "tv2ib" in extensions:  # not for other apps served with this config (bench's bare app)
+        extensions["tv2ib_relay"] = start_relay_thread(extensions["tv2ib"])
 
 
 def worker_exit(server, worker):  # noqa: ANN001 - gunicorn hook signature
-    relay = getattr(worker, "wsgi", None) and worker.wsgi.extensions.get("tv2ib_relay")
+    relay = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("tv2ib_relay")
     if relay is not None:
         relay.stop()

@@ -109,3 +109,15 @@ def test_duplicates_and_invalid_alerts_are_never_relayed(make_app, make_settings
         assert sorted(a.status for a in alerts(ctx)) == ["duplicate", "invalid", "queued"]
     finally:
         ctx.close()
+
+
+def test_lost_job_scan_runs_when_redis_lost_its_marker_or_when_forced(ctx, client, redis_client, monkeypatch):
+    from rq.job import Job
+
+    monkeypatch.setattr("app.relay.REQUEUE_GRACE_SECONDS", 0.0)
+    alert_id = post(client, alert_body()).get_json()["alert_id"]
+    assert relay_once(ctx) == 0  # first pass scans (no marker yet) and sets the marker
+    redis_client.delete(Job.key_for(alert_job_id(alert_id)))  # one job lost, marker still there
+    assert relay_once(ctx) == 0  # not scanned on every tick: the queued set may be large
+    assert relay_once(ctx, full_scan=True) == 1
+    assert relay_once(ctx, full_scan=True) == 0
