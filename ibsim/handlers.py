@@ -1,0 +1,319 @@
+"""Answers to client requests (reqContractDetails, reqPositions, reqMktData, ...), one method each.
+
+A mixin of :class:`~ibsim.server.SimServer`: the server dispatches a message to the method in
+``_handlers`` registered for its id; order operations go to the engine and its events back
+through ``apply``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ibsim import messages as msg
+from ibsim.catalog import Catalog, round_to_tick
+from ibsim.engine import Engine, Event
+from ibsim.framing import FieldReader
+from ibsim.session import Session
+
+ACCOUNT_TAGS_UNITLESS = {"Cushion", "Leverage", "DayTradesRemaining"}
+
+
+def hhmm() -> str:
+    """updateAccountTime's clock text."""
+    return dt.datetime.now().strftime("%H:%M")
+
+
+class RequestHandlers:
+    """Request handlers and the account/market-data message builders they share with routing."""
+
+    engine: Engine
+    catalog: Catalog
+
+    def apply(self, events: Sequence[Event]) -> None:  # pragma: no cover - provided by SimServer
+        raise NotImplementedError
+
+    def _h_place_order(self, session: Session, fields: list[str]) -> None:
+        req = msg.parse_place_order(fields)
+        self.apply(self.engine.place(session.client_id or 0, req))
+
+    def _h_cancel_order(self, session: Session, fields: list[str]) -> None:
+        order_id = FieldReader(fields, 2).int()
+        self.apply(self.engine.cancel(session.client_id or 0, order_id))
+
+    def _h_global_cancel(self, session: Session, fields: list[str]) -> None:
+        self.apply(self.engine.global_cancel())
+
+    def _h_open_orders(self, session: Session, fields: list[str]) -> None:
+        all_clients = int(fields[0]) == msg.REQ_ALL_OPEN_ORDERS
+        for order in self.engine.open_orders(None if all_clients else session.client_id):
+            inst = self.engine.instrument(order.con_id)
+            session.send(msg.open_order(order, inst))
+            session.send(msg.order_status(order))
+        session.send(msg.open_order_end())
+
+    def _h_completed_orders(self, session: Session, fields: list[str]) -> None:
+        for order in self.engine.completed_orders():
+            inst = self.engine.instrument(order.con_id)
+            session.send(msg.completed_order(order, inst))
+        session.send(msg.completed_orders_end())
+
+    def _h_executions(self, session: Session, fields: list[str]) -> None:
+        req_id, flt = msg.parse_executions_request(fields)
+        for ex in self.engine.executions_matching(flt):
+            inst = self.engine.instrument(ex.con_id)
+            session.send(msg.exec_details(req_id, ex, inst))
+            session.send(msg.commission_report(ex))
+        session.send(msg.exec_details_end(req_id))
+
+    def _h_positions(self, session: Session, fields: list[str]) -> None:
+        session.positions = True
+        for (account, con_id), pos in self.engine.positions.items():
+            if pos.quantity:
+                session.send(
+                    msg.position(account, self.engine.instrument(con_id), pos.quantity, pos.avg_cost)
+                )
+        session.send(msg.position_end())
+
+    def _h_cancel_positions(self, session: Session, fields: list[str]) -> None:
+        session.positions = False
+
+    def _h_account_updates(self, session: Session, fields: list[str]) -> None:
+        r = FieldReader(fields, 2)
+        subscribe = r.bool()
+        account = r.str() or self.engine.default_account
+        if not subscribe:
+            session.account_updates = None
+            return
+        if account not in self.engine.accounts:
+            session.error(-1, 321, f"Error validating request:-'bB' : cause - Invalid account code {account}")
+            return
+        session.account_updates = account
+        self._send_account_values(session, account)
+        for row in self.engine.portfolio(account):
+            if row["position"]:
+                session.send(self._portfolio_fields(row))
+        session.send(msg.update_account_time(hhmm()))
+        session.send(msg.account_download_end(account))
+
+    def _account_rows(self, account: str) -> list[tuple[str, str, str]]:
+        """(key, value, currency) rows for updateAccountValue / accountUpdateMulti / accountSummary."""
+        values = self.engine.account_values(account)
+        rows = [
+            ("AccountCode", account, ""),
+            ("AccountType", "INDIVIDUAL", ""),
+            ("AccountReady", "true", ""),
+            ("Currency", "USD", "USD"),
+            ("ExchangeRate", "1.00", "USD"),
+            ("DayTradesRemaining", "-1", ""),
+        ]
+        for key, value in values.items():
+            currency = "" if key in ACCOUNT_TAGS_UNITLESS else "USD"
+            rows.append((key, f"{value:.2f}" if currency else f"{value}", currency))
+        cash = f"{values['CashBalance']:.2f}"
+        rows += [
+            ("CashBalance", cash, "BASE"),
+            ("TotalCashBalance", cash, "USD"),
+            ("TotalCashBalance", cash, "BASE"),
+            ("NetLiquidationByCurrency", f"{values['NetLiquidation']:.2f}", "BASE"),
+        ]
+        return rows
+
+    def _send_account_values(self, session: Session, account: str) -> None:
+        for key, value, currency in self._account_rows(account):
+            session.send(msg.update_account_value(key, value, currency, account))
+
+    def _portfolio_fields(self, row: dict[str, Any]) -> list[object]:
+        inst = self.engine.instrument(row["conId"])
+        return msg.update_portfolio(
+            inst,
+            row["position"],
+            row["marketPrice"],
+            row["marketValue"],
+            row["avgCost"],
+            row["unrealizedPnL"],
+            row["realizedPnL"],
+            row["account"],
+        )
+
+    def _h_account_updates_multi(self, session: Session, fields: list[str]) -> None:
+        r = FieldReader(fields, 2)
+        req_id = r.int()
+        account = r.str() or self.engine.default_account
+        accounts = self.engine.account_ids if account.upper() == "ALL" else [account]
+        for acct in accounts:
+            if acct not in self.engine.accounts:
+                continue
+            session.multi[req_id] = acct
+            for key, value, currency in self._account_rows(acct):
+                session.send(msg.account_update_multi(req_id, acct, key, value, currency))
+        session.send(msg.account_update_multi_end(req_id))
+
+    def _h_cancel_multi(self, session: Session, fields: list[str]) -> None:
+        session.multi.pop(FieldReader(fields, 2).int(), None)
+
+    def _h_account_summary(self, session: Session, fields: list[str]) -> None:
+        r = FieldReader(fields, 2)
+        req_id = r.int()
+        r.str()  # group
+        tags = {t.strip() for t in r.str().split(",") if t.strip()}
+        wanted = None if not tags or "All" in tags else tags
+        session.summary[req_id] = ("", wanted)
+        self._send_summary(session, req_id, wanted)
+        session.send(msg.account_summary_end(req_id))
+
+    def _send_summary(self, session: Session, req_id: int, wanted: set[str] | None) -> None:
+        for account in self.engine.account_ids:
+            for key, value, currency in self._account_rows(account):
+                if currency == "BASE" or key in ("TotalCashBalance", "NetLiquidationByCurrency", "Currency"):
+                    continue
+                if wanted is not None and key not in wanted:
+                    continue
+                session.send(msg.account_summary(req_id, account, key, value, currency))
+
+    def _h_cancel_summary(self, session: Session, fields: list[str]) -> None:
+        session.summary.pop(FieldReader(fields, 2).int(), None)
+
+    def _h_contract_details(self, session: Session, fields: list[str]) -> None:
+        req_id, query = msg.parse_contract_details_request(fields)
+        found = self.catalog.match(query)
+        if not found:
+            session.error(req_id, 200, "No security definition has been found for the request")
+            return
+        exchange = query.exchange.upper() if query.exchange else ""
+        for inst in found:
+            session.send(msg.contract_details(req_id, inst, exchange if exchange else inst.exchange))
+        session.send(msg.contract_details_end(req_id))
+
+    def _h_matching_symbols(self, session: Session, fields: list[str]) -> None:
+        r = FieldReader(fields, 1)
+        req_id = r.int()
+        pattern = r.str().upper().strip()
+        seen: dict[tuple[str, str], Any] = {}
+        for inst in self.catalog:
+            if not pattern:
+                break
+            if inst.symbol.upper().startswith(pattern) or pattern in inst.long_name.upper():
+                key = (inst.symbol, "FUT" if inst.sec_type == "FUT" else inst.sec_type + inst.currency)
+                seen.setdefault(key, inst)
+        session.send(msg.symbol_samples(req_id, list(seen.values())[:16]))
+
+    def _h_market_rule(self, session: Session, fields: list[str]) -> None:
+        rule_id = FieldReader(fields, 1).int()
+        ticks = {inst.min_tick for inst in self.catalog if str(rule_id) in inst.market_rule_ids.split(",")}
+        session.send(msg.market_rule(rule_id, [(0.0, min(ticks) if ticks else 0.01)]))
+
+    def _h_ids(self, session: Session, fields: list[str]) -> None:
+        session.send(msg.next_valid_id(self.engine.next_valid_id(session.client_id or 0)))
+
+    def _h_managed_accounts(self, session: Session, fields: list[str]) -> None:
+        session.send(msg.managed_accounts(self.engine.account_ids))
+
+    def _h_current_time(self, session: Session, fields: list[str]) -> None:
+        session.send(msg.current_time(int(self.engine.clock())))
+
+    def _h_mkt_data(self, session: Session, fields: list[str]) -> None:
+        req = msg.parse_mkt_data_request(fields)
+        found = self.catalog.match(req.contract)
+        if len(found) != 1:
+            session.error(req.req_id, 200, "No security definition has been found for the request")
+            return
+        inst = found[0]
+        session.send(msg.market_data_type(req.req_id, 1))
+        self._send_ticks(session, req.req_id, inst.con_id, full=True)
+        if req.snapshot or req.regulatory_snapshot:
+            session.send(msg.tick_snapshot_end(req.req_id))
+        else:
+            session.mkt[req.req_id] = inst.con_id
+
+    def _send_ticks(self, session: Session, req_id: int, con_id: int, full: bool = False) -> None:
+        inst = self.engine.instrument(con_id)
+        price = self.engine.price(con_id)
+        tick = inst.min_tick
+        bid = round_to_tick(price - tick, tick)
+        ask = round_to_tick(price + tick, tick)
+        session.send(msg.tick_price(req_id, 1, bid, 100, 1))
+        session.send(msg.tick_price(req_id, 2, ask, 100, 1))
+        session.send(msg.tick_price(req_id, 4, price, 1, 0))
+        if full:
+            session.send(msg.tick_size(req_id, 8, 1000))
+            session.send(msg.tick_price(req_id, 9, inst.default_price, 0, 0))
+
+    def _h_cancel_mkt_data(self, session: Session, fields: list[str]) -> None:
+        session.mkt.pop(FieldReader(fields, 2).int(), None)
+
+    def _h_pnl(self, session: Session, fields: list[str]) -> None:
+        r = FieldReader(fields, 1)
+        req_id = r.int()
+        account = r.str() or self.engine.default_account
+        if account not in self.engine.accounts:
+            session.error(req_id, 321, f"Error validating request: invalid account {account}")
+            return
+        session.pnl[req_id] = account
+        session.send(msg.pnl(req_id, *self.engine.daily_pnl(account)))
+
+    def _h_pnl_single(self, session: Session, fields: list[str]) -> None:
+        r = FieldReader(fields, 1)
+        req_id = r.int()
+        account = r.str() or self.engine.default_account
+        r.str()
+        con_id = r.int()
+        if account not in self.engine.accounts or self.catalog.get(con_id) is None:
+            session.error(req_id, 321, "Error validating request: invalid account or contract")
+            return
+        session.pnl_single[req_id] = (account, con_id)
+        self._send_pnl_single(session, req_id, account, con_id)
+
+    def _send_pnl_single(self, session: Session, req_id: int, account: str, con_id: int) -> None:
+        row = self.engine.portfolio_row(account, con_id)
+        session.send(
+            msg.pnl_single(
+                req_id,
+                row["position"],
+                row["unrealizedPnL"],
+                row["unrealizedPnL"],
+                row["realizedPnL"],
+                row["marketValue"],
+            )
+        )
+
+    def _h_cancel_pnl(self, session: Session, fields: list[str]) -> None:
+        req_id = FieldReader(fields, 1).int()
+        session.pnl.pop(req_id, None)
+        session.pnl_single.pop(req_id, None)
+
+    def _h_ignore(self, session: Session, fields: list[str]) -> None:
+        return None
+
+    _handlers: dict[int, Callable[[Any, Session, list[str]], None]] = {
+        msg.PLACE_ORDER: _h_place_order,
+        msg.CANCEL_ORDER: _h_cancel_order,
+        msg.REQ_GLOBAL_CANCEL: _h_global_cancel,
+        msg.REQ_OPEN_ORDERS: _h_open_orders,
+        msg.REQ_ALL_OPEN_ORDERS: _h_open_orders,
+        msg.REQ_AUTO_OPEN_ORDERS: _h_ignore,
+        msg.REQ_COMPLETED_ORDERS: _h_completed_orders,
+        msg.REQ_EXECUTIONS: _h_executions,
+        msg.REQ_POSITIONS: _h_positions,
+        msg.CANCEL_POSITIONS: _h_cancel_positions,
+        msg.REQ_ACCT_DATA: _h_account_updates,
+        msg.REQ_ACCOUNT_UPDATES_MULTI: _h_account_updates_multi,
+        msg.CANCEL_ACCOUNT_UPDATES_MULTI: _h_cancel_multi,
+        msg.REQ_ACCOUNT_SUMMARY: _h_account_summary,
+        msg.CANCEL_ACCOUNT_SUMMARY: _h_cancel_summary,
+        msg.REQ_CONTRACT_DATA: _h_contract_details,
+        msg.REQ_MATCHING_SYMBOLS: _h_matching_symbols,
+        msg.REQ_MARKET_RULE: _h_market_rule,
+        msg.REQ_IDS: _h_ids,
+        msg.REQ_MANAGED_ACCTS: _h_managed_accounts,
+        msg.REQ_CURRENT_TIME: _h_current_time,
+        msg.REQ_MKT_DATA: _h_mkt_data,
+        msg.CANCEL_MKT_DATA: _h_cancel_mkt_data,
+        msg.REQ_MARKET_DATA_TYPE: _h_ignore,
+        msg.REQ_PNL: _h_pnl,
+        msg.CANCEL_PNL: _h_cancel_pnl,
+        msg.REQ_PNL_SINGLE: _h_pnl_single,
+        msg.CANCEL_PNL_SINGLE: _h_cancel_pnl,
+        msg.START_API: _h_ignore,
+    }
