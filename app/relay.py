@@ -32,6 +32,7 @@ import uuid
 from datetime import timedelta
 
 import redis
+from rq import Queue
 from rq.job import Job
 from sqlalchemy import select, update
 
@@ -96,7 +97,14 @@ def _requeue_lost(ctx: AppContext) -> int:
                 pipe.exists(Job.key_for(alert_job_id(alert_id)))
             present = pipe.execute()
             for (alert_id, account), exists in zip(rows, present, strict=True):
-                if exists or not enqueue_alert(ctx.redis, alert_id, account):
+                if exists:
+                    continue
+                # A job hash can vanish while its id is still listed (keys deleted by hand):
+                # drop the stale id so the queue cannot hold the alert twice.
+                ctx.redis.lrem(
+                    f"{Queue.redis_queue_namespace_prefix}{queue_name(account)}", 0, alert_job_id(alert_id)
+                )
+                if not enqueue_alert(ctx.redis, alert_id, account):
                     continue
                 enqueued += 1
                 log.warning("relay: re-enqueued alert %s: its job was gone (Redis restarted?)", alert_id)

@@ -121,3 +121,4 @@ def test_lost_job_scan_runs_when_redis_lost_its_marker_or_when_forced(ctx, clien
     assert relay_once(ctx) == 0  # not scanned on every tick: the queued set may be large
     assert relay_once(ctx, full_scan=True) == 1
     assert relay_once(ctx, full_scan=True) == 0
+    assert [j.id for j in queued_jobs(redis_client)] == [alert_job_id(alert_id)]  # listed once
