@@ -11,7 +11,7 @@ import pytest
 from ib_async import IB, LimitOrder, Stock
 
 from ibsim.framing import frame
-from ibsim.testing import SimThread
+from ibsim.testing import SimThread, run_in_thread
 
 pytestmark = pytest.mark.e2e
 
@@ -164,3 +164,21 @@ def test_random_bytes_fuzz(fresh: SimThread, client_id: int) -> None:
     while fresh.state()["clients"] and time.monotonic() < deadline:
         time.sleep(0.02)
     assert fresh.state()["clients"] == []
+
+
+def test_client_that_stops_reading_is_disconnected(client_id: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ibsim.session
+
+    monkeypatch.setattr(ibsim.session, "MAX_OUTPUT_BUFFER", 256 * 1024)
+    with run_in_thread(port=0, pacing=False) as sim:
+        raw = RawClient(sim.port)
+        raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.handshake(client_id)
+        request = frame([9, 8, 1, 0, "ES", "FUT", "", 0.0, "", "", "CME", "", "USD", "", "", 0, "", ""])
+        raw.send(request * 5000)  # ~7 MB of contract details that are never read
+        deadline = time.monotonic() + 5
+        while client_id in sim.state()["clients"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client_id not in sim.state()["clients"]
+        raw.close()
+        healthy(sim, client_id + 1)
