@@ -189,6 +189,14 @@ class Notifier:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if not self.is_leader:
+            # Stopped before (or without) holding the lease: one last try, so a "worker stopping"
+            # notice written a moment ago still leaves with this process when no one else sends.
+            try:
+                if await self._db(lease.try_acquire, self.sessions, self.owner, self.lease_ttl):
+                    await self._step_up()
+            except Exception:  # noqa: BLE001
+                log.exception("notifier: final lease attempt failed")
         await self._step_down(self._stop_timeout)
 
     def _request_stop(self) -> None:
