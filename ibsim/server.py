@@ -145,7 +145,6 @@ class SimServer(RequestHandlers):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._save_handle: asyncio.TimerHandle | None = None
         self._rng = random.Random(seed)
-        self._started = asyncio.Event()
         self._stopping = False
         self.stats = {"connections": 0, "messages": 0, "protocol_errors": 0}
 
@@ -605,6 +604,7 @@ class SimServer(RequestHandlers):
             "rejectNext": len(self.engine.reject_queue),
         }
         doc["port"] = self._port
+        doc["stats"] = dict(self.stats)
         return doc
 
     def reset(self) -> None:

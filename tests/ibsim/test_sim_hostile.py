@@ -97,6 +97,7 @@ def test_bad_handshakes_are_closed(fresh: SimThread, client_id: int, greeting: b
 
 
 def test_garbage_after_start_api_is_answered_not_fatal(fresh: SimThread, client_id: int) -> None:
+    errors_before = fresh.state()["stats"]["protocol_errors"]
     raw = RawClient(fresh.port)
     raw.handshake(client_id)
     raw.read_until("9")
@@ -112,6 +113,7 @@ def test_garbage_after_start_api_is_answered_not_fatal(fresh: SimThread, client_
     raw.send(struct.pack(">I", 0))  # empty frame
     raw.send(frame([49, 1]))  # and the session still answers
     assert raw.read_until("49")[2].isdigit()
+    assert fresh.state()["stats"]["protocol_errors"] >= errors_before + 4
     raw.close()
     healthy(fresh, client_id + 1000)
 
