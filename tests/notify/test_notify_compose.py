@@ -97,6 +97,24 @@ def test_symbols_render_as_written(symbol: str, local: str | None, sec_type: str
     assert f"BUY 1 {expected} @" in shown
 
 
+@pytest.mark.parametrize(
+    ("leg", "pnl", "shown"),
+    [
+        ("entry", 0, None),  # IB reports 0 for an opening fill
+        ("entry", 1.7976931348623157e308, None),  # IB's unset double
+        ("sl", 0, "realized PnL 0"),  # a closing leg at breakeven still says so
+        ("exit", "-12.5", "realized PnL -12.5"),
+        ("entry", 40, "realized PnL +40"),  # an entry that reduced an opposite position
+    ],
+)
+def test_realized_pnl_only_when_a_position_closed(leg: str, pnl: object, shown: str | None) -> None:
+    text = visible(c.compose(fill_event(8, leg=leg, realized_pnl=pnl)).text)
+    if shown is None:
+        assert "PnL" not in text
+    else:
+        assert shown in text
+
+
 def test_profit_is_signed() -> None:
     shown = visible(c.compose(fill_event(4, realized_pnl="125.50")).text)
     assert "realized PnL +125.5" in shown

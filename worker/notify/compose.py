@@ -240,6 +240,26 @@ def _leg(event: Event) -> str:
 # --- composers ---------------------------------------------------------------------------------
 
 
+CLOSING_LEGS = frozenset({"tp", "sl", "exit", "flatten"})
+
+
+def _realized(event: Event) -> Decimal | None:
+    """The realized PnL worth showing: IB reports 0 (or an unset huge double) for a fill that opens
+    a position; a closing leg shows even a breakeven 0."""
+    raw = event.get("realized_pnl")
+    if raw is None or raw == "":
+        return None
+    try:
+        value = Decimal(str(raw))
+    except (InvalidOperation, ValueError):
+        return None
+    if not value.is_finite() or abs(value) >= Decimal("1e300"):
+        return None
+    if value == 0 and str(event.get("leg") or "") not in CLOSING_LEGS:
+        return None
+    return value
+
+
 @composer("fill")
 def _fill(event: Event) -> NoticeDraft:
     side = SIDE_NAMES.get(str(event.get("side") or "").upper(), str(event.get("side") or "?"))
@@ -263,7 +283,7 @@ def _fill(event: Event) -> NoticeDraft:
     if event.get("commission") is not None:
         currency = event.get("commission_currency")
         money.append(f"commission {num(event['commission'])}{' ' + esc(currency) if currency else ''}")
-    if event.get("realized_pnl") is not None:
+    if _realized(event) is not None:
         money.append(f"realized PnL <b>{signed(event['realized_pnl'])}</b>")
     if money:
         lines.append(" · ".join(money))

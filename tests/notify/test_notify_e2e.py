@@ -1,0 +1,88 @@
+"""The full pipeline with real processes: an alert through gunicorn and ``python -m worker`` to a fill
+in ``python -m ibsim``; the notice's text is checked where the fake Bot API server received it, and
+the worker's bot answers an owner's command."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fakes.telegram_api import FakeTelegramAPI
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+from procs import Stack  # noqa: E402  (the e2e helpers of the worker's tests)
+
+pytestmark = pytest.mark.e2e
+
+OWNER = 111
+
+
+@pytest.fixture
+def tg_stack(tmp_path: Path, base_env: dict[str, str], fake_tg: FakeTelegramAPI) -> Iterator[Stack]:
+    env = {
+        **base_env,
+        "TELEGRAM_BOT_TOKEN": fake_tg.token,
+        "TELEGRAM_CHAT_ID": str(OWNER),
+        "TELEGRAM_API_URL": fake_tg.base_url,
+    }
+    stack = Stack(tmp_path, env)
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+def _notice(api: FakeTelegramAPI, *needles: str, timeout: float = 20.0) -> str:
+    found: list[str] = []
+
+    def check(a: FakeTelegramAPI) -> bool:
+        found[:] = [m.text for m in a.messages(OWNER) if all(n in m.text for n in needles)]
+        return bool(found)
+
+    assert api.wait_for(check, timeout), [m.text for m in api.messages(OWNER)]
+    return found[0]
+
+
+def test_alert_to_fill_notice_and_owner_command(tg_stack: Stack, fake_tg: FakeTelegramAPI) -> None:
+    stack = tg_stack
+    stack.start_sim()
+    stack.sim_post("/price", {"symbol": "AAPL", "secType": "STK", "price": 190.0})
+    stack.start_web()
+    stack.start_worker()
+    answer = stack.post_alert(
+        {
+            "ticker": "NASDAQ:AAPL",
+            "action": "buy",
+            "quantity": 2,
+            "price": 190,
+            "strategy": "e2e <tg> & co",
+            "takeProfit": {"amount": 2},
+            "stopLoss": {"amount": 1},
+        }
+    )
+    assert answer.status_code == 202, answer.text
+    alert_id = answer.json()["alert_id"]
+
+    entry = _notice(fake_tg, f"alert <code>{alert_id}</code>", "entry")
+    assert re.search(r"🟢 <b>BUY 2 AAPL @ 190</b> · entry", entry), entry
+    assert "filled 2/2" in entry
+    assert "strategy <b>e2e &lt;tg&gt; &amp; co</b>" in entry
+    assert "commission" in entry
+    assert "realized PnL" not in entry  # the position was opened, not closed
+
+    # The take-profit fills when the price rises: a closing fill carries the realized PnL.
+    stack.sim_post("/price", {"symbol": "AAPL", "secType": "STK", "price": 192.5})
+    tp = _notice(fake_tg, f"alert <code>{alert_id}</code>", "take-profit")
+    assert "SELL 2 AAPL @ 192" in tp
+    assert "realized PnL" in tp, tp
+
+    # The bot inside the worker process answers its owner.
+    fake_tg.push_command(OWNER, "/status")
+    status = _notice(fake_tg, "tv2ib status")
+    assert "IB connected" in status and "running" in status
+    # Each notice arrived once.
+    texts = [m.text for m in fake_tg.messages(OWNER)]
+    assert sum(f"alert <code>{alert_id}</code>" in t and "· entry" in t for t in texts) == 1
