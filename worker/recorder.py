@@ -319,7 +319,7 @@ class Recorder:
         filled, total = row.filled_quantity or Decimal(0), row.quantity or Decimal(0)
         label = f"{row.leg} #{row.ib_order_id} {row.action} {_qty(total)} {row.symbol or ''}".rstrip()
         if row.status == "Filled" or (total and filled >= total):
-            price = f" @ {row.avg_fill_price.normalize()}" if row.avg_fill_price else ""
+            price = f" @ {_qty(row.avg_fill_price)}" if row.avg_fill_price else ""
             self.advance(session, events, alert.id, AlertStatus.FILLED, f"{label} filled{price}")
         elif row.status in ("Cancelled", "ApiCancelled", "Inactive"):
             why = row.last_error or f"{row.status} at IB"
@@ -449,7 +449,7 @@ class Recorder:
                 }
             )
         if new and alert is not None:
-            self.note(session, alert.id, f"fill {row.leg}: {row.side} {_qty(row.quantity)} @ {row.price.normalize()}"
+            self.note(session, alert.id, f"fill {row.leg}: {row.side} {_qty(row.quantity)} @ {_qty(row.price)}"
                       f" (exec {row.exec_id})")  # fmt: skip
         return new
 
@@ -532,9 +532,9 @@ def _log_error(snap: dict[str, Any]) -> tuple[int, str] | None:
 
 def _price(snap: dict[str, Any]) -> str:
     if snap.get("limit_price") is not None:
-        return f" {snap['limit_price'].normalize()}"
+        return f" {_qty(snap['limit_price'])}"
     if snap.get("stop_price") is not None:
-        return f" {snap['stop_price'].normalize()}"
+        return f" {_qty(snap['stop_price'])}"
     return ""
 
 

@@ -246,7 +246,7 @@ def test_burst_of_100_is_paced_not_refused(sim, running_worker):
     ctx = running_worker.ctx
     sim.set_price("AAPL", 190.0)
     ids = [add_alert(ctx, {**BRACKET, "quantity": 1}) for _ in range(100)]
-    wait_for(lambda: all(alert_status(ctx, a) == "filled" for a in ids), timeout=30, interval=0.2)
+    wait_for(lambda: all(alert_status(ctx, a) == "filled" for a in ids), timeout=90, interval=0.2)
     state = sim.state()
     ours = [o for o in state["orders"] if any(a in o["orderRef"] for a in ids)]
     assert len(ours) == 300 and all(o["transmit"] for o in ours)

@@ -1,0 +1,78 @@
+"""The worker is SIGKILLed at every step of a placement, restarted, and each leg exists exactly once.
+
+Real processes: ``python -m ibsim`` and ``python -m worker`` (SQLite, private Redis DB). The crash
+points are the one test hook in ``worker.executor.crash_point`` (env ``TV2IB_CRASH_AT``).
+"""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+import redis
+from procs import wait_until
+from rq import Queue
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import sessionmaker
+
+from app import keys
+from app.db import migrate
+from app.ids import new_alert_id
+from app.models import Alert, AlertStatus, Fill, utcnow
+
+pytestmark = pytest.mark.e2e
+
+CRASH_POINTS = ["before_place", "after_entry_placed", "after_tp_placed", "after_sl_placed", "after_recorded"]
+PAYLOAD = {
+    "ticker": "AAPL", "action": "buy", "quantity": 7, "orderType": "market", "price": 190,
+    "takeProfit": {"amount": 3}, "stopLoss": {"amount": 2},
+}  # fmt: skip
+
+
+def _add_alert(sessions, redis_url: str, payload: dict) -> str:
+    alert_id = new_alert_id()
+    with sessions.begin() as session:
+        session.add(Alert(id=alert_id, status=AlertStatus.QUEUED.value, received_at=utcnow(), payload=payload,
+                          ticker=payload["ticker"], action=payload["action"]))  # fmt: skip
+    client = redis.Redis.from_url(redis_url)
+    Queue(keys.queue_name(None), connection=client).enqueue(keys.EXECUTE_ALERT_JOB, alert_id)
+    client.close()
+    return alert_id
+
+
+def _status(sessions, alert_id: str) -> str:
+    with sessions() as session:
+        return session.get(Alert, alert_id).status
+
+
+def test_sigkill_at_every_placement_step_places_each_leg_once(stack, base_env):
+    stack.start_sim()
+    stack.sim_post("/price", {"symbol": "AAPL", "secType": "STK", "price": 190.0})
+    engine = create_engine(base_env["DATABASE_URL"])
+    migrate(engine)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    for point in CRASH_POINTS:
+        stack.start_worker(TV2IB_CRASH_AT=point)
+        alert_id = _add_alert(sessions, base_env["REDIS_URL"], PAYLOAD)
+        code = stack.wait_worker_exit(timeout=20)
+        assert code == -signal.SIGKILL, f"{point}: worker exited with {code}\n{stack.logs('worker')}"
+        stack.start_worker()
+        wait_until(lambda a=alert_id: _status(sessions, a) == "filled", 20,
+                   f"{point}: alert not filled\n{stack.logs('worker')}")  # fmt: skip
+        state = stack.sim_state()
+        ours = [o for o in state["orders"] if alert_id in o["orderRef"]]
+        transmitted = [o["orderRef"].rsplit(":", 1)[1] for o in ours if o["transmit"]]
+        assert sorted(transmitted) == ["entry", "sl", "tp"], f"{point}: {ours}"
+        bought = sum(e["shares"] for e in state["executions"] if e["orderRef"].endswith(f"{alert_id}:entry"))
+        assert bought == 7, point
+        wait_until(lambda a=alert_id: _fill_count(sessions, a) == 1, 10, f"{point}: fill not recorded once")
+        assert stack.kill_worker(signal.SIGTERM) == 0
+    # every alert ended filled, and the position is exactly 5 brackets' entries
+    position = [p for p in stack.sim_state()["positions"] if p["symbol"] == "AAPL"]
+    assert position[0]["position"] == 7 * len(CRASH_POINTS)
+    engine.dispose()
+
+
+def _fill_count(sessions, alert_id: str) -> int:
+    with sessions() as session:
+        return len(list(session.scalars(select(Fill).where(Fill.alert_id == alert_id))))

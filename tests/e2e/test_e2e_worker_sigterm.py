@@ -1,0 +1,101 @@
+"""SIGTERM: the first stops after the job in hand and disconnects cleanly; a second exits at once;
+no job is lost either way (real ``python -m worker`` and ``python -m ibsim`` processes)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import pytest
+import redis
+from procs import wait_until
+from rq import Queue
+from sqlalchemy import create_engine
+from sqlalchemy.orm import sessionmaker
+
+from app import keys
+from app.db import migrate
+from app.ids import new_alert_id
+from app.models import Alert, AlertStatus, utcnow
+
+pytestmark = pytest.mark.e2e
+
+
+def _add(sessions, client, payload):
+    alert_id = new_alert_id()
+    with sessions.begin() as session:
+        session.add(Alert(id=alert_id, status=AlertStatus.QUEUED.value, received_at=utcnow(), payload=payload,
+                          ticker=payload["ticker"], action=payload["action"]))  # fmt: skip
+    Queue(keys.queue_name(None), connection=client).enqueue(keys.EXECUTE_ALERT_JOB, alert_id)
+    return alert_id
+
+
+def _status(sessions, alert_id):
+    with sessions() as session:
+        return session.get(Alert, alert_id).status
+
+
+def test_sigterm_warm_then_cold_and_no_job_lost(stack, base_env):
+    stack.start_sim()
+    stack.sim_post("/price", {"symbol": "AAPL", "secType": "STK", "price": 190.0})
+    engine = create_engine(base_env["DATABASE_URL"])
+    migrate(engine)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    client = redis.Redis.from_url(base_env["REDIS_URL"])
+    beat = keys.heartbeat_key(None, int(stack.env["IB_CLIENT_ID"]))
+    payload = {"ticker": "AAPL", "action": "buy", "quantity": 1, "price": 190, "stopLoss": {"amount": 1}}
+
+    # 1. idle worker: one SIGTERM -> exit 0, IB session closed, heartbeat removed
+    stack.start_worker()
+    assert stack.kill_worker(signal.SIGTERM) == 0
+    assert client.get(beat) is None
+    assert stack.sim_state()["clients"] == []
+
+    # 2. a job in flight (a cancel waiting 2 s for IB's confirmation): the first SIGTERM waits for
+    #    it, a second exits at once; the next start runs the job again, harmlessly
+    stack.start_worker()
+    resting = _add(sessions, client, {"ticker": "MSFT", "action": "buy", "quantity": 1, "orderType": "limit",
+                                      "limitPrice": 400})  # fmt: skip
+    wait_until(lambda: _status(sessions, resting) == "submitted", 10, stack.logs("worker"))
+    stack.sim_post("/fault", {"kind": "delay", "ms": 2000})
+    cancel = _add(sessions, client, {"ticker": "MSFT", "action": "cancel"})
+    processing = f"tv2ib:processing:{keys.queue_name(None)}:default:11"
+    wait_until(lambda: client.llen(processing) == 1, 10, "the job was not taken")
+    time.sleep(0.2)
+    proc = stack.procs["worker"]
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    assert proc.poll() is None, "the first SIGTERM must let the job in flight finish"
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(5) == 1 and time.monotonic() - started < 2
+    assert client.llen(processing) == 1
+    stack.sim_post("/fault", {"kind": "delay", "ms": 0})
+
+    # 3. a job waiting for IB (ibsim refusing connections) goes back on the queue at SIGTERM
+    stack.sim_post("/fault", {"kind": "refuse", "seconds": 5})
+    stack.start_worker(wait_connected=False)
+    waiting = _add(sessions, client, payload)
+    # the requeued cancel job comes first and waits for IB (the heartbeat names the job in hand)
+    pid = stack.procs["worker"].pid
+
+    def holding_a_job() -> bool:
+        raw = client.get(beat)
+        doc = json.loads(raw) if raw else {}
+        return doc.get("pid") == pid and doc.get("current_job") is not None
+
+    wait_until(holding_a_job, 15, stack.logs("worker"))
+    assert stack.kill_worker(signal.SIGTERM) == 0
+    queued = client.lrange(Queue(keys.queue_name(None), connection=client).key, 0, -1)
+    assert len(queued) == 2 and client.llen(processing) == 0
+
+    # both alerts are placed exactly once by the next worker, once ibsim accepts connections again
+    stack.start_worker()
+    wait_until(lambda: _status(sessions, cancel) == "cancelled", 20, stack.logs("worker"))
+    assert _status(sessions, resting) == "cancelled"
+    wait_until(lambda: _status(sessions, waiting) == "filled", 20, stack.logs("worker"))
+    ours = [o for o in stack.sim_state()["orders"] if waiting in o["orderRef"] and o["transmit"]]
+    assert sorted(o["orderRef"].rsplit(":", 1)[1] for o in ours) == ["entry", "sl"]
+    client.close()
+    engine.dispose()
