@@ -253,3 +253,21 @@ def test_two_workers_send_each_notice_once(
     stop_writers.set()
     time.sleep(0.5)
     assert prices_seen(fake_tg, "111") == list(range(15))
+
+
+def test_rows_written_without_token_still_go_to_the_log_after_a_token_is_set(
+    fake_tg: FakeTelegramAPI,
+    base_env: dict[str, str],
+    tg_settings: Settings,
+    sqlite_sessions: sessionmaker[Session],
+    start_notifier: Callable[..., Notifier],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="tv2ib.notices")
+    record(sqlite_sessions, Settings.from_mapping(base_env), None, 1)  # no token at the time
+    notifier = start_notifier(tg_settings, sqlite_sessions)
+    record(sqlite_sessions, tg_settings, notifier, 2)
+    assert fake_tg.wait_for(lambda api: prices_seen(api, "111") == [2], 10)
+    assert wait_until(lambda: unsent(sqlite_sessions) == 0, 5)
+    assert any("BUY 1 ESZ6 @ 1</b>" in r.getMessage() for r in caplog.records if r.name == "tv2ib.notices")
+    assert all(1 not in prices_seen(fake_tg, chat) for chat in OWNER_CHATS)

@@ -35,7 +35,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from worker.notify import outbox
 from worker.notify.compose import MAX_TEXT, text_length
-from worker.notify.transport import ChatUnavailable, Rejected, RetryLater, TemporaryFailure, Transport
+from worker.notify.transport import (
+    ChatUnavailable,
+    LogTransport,
+    Rejected,
+    RetryLater,
+    TemporaryFailure,
+    Transport,
+)
 
 log = logging.getLogger(__name__)
 
@@ -204,12 +211,15 @@ class _ChatQueue:
         self.chat_id = chat_id
         self.kick = asyncio.Event()
         cfg = sender.config
+        # Rows of the "log" pseudo chat (written while no token was configured) go to the log even
+        # after a token is set: Telegram has no such chat.
+        self.transport: Transport = LogTransport() if chat_id == outbox.LOG_CHAT else sender.transport
         rate = cfg.per_chat_rate
         if chat_id.startswith("-"):
             # Groups and channels: Telegram allows 20 messages a minute. Pace here (where waiting
             # lets the backlog grow into one batch) rather than inside the rate limiter.
             rate = min(rate, cfg.group_rate)
-        self.bucket = TokenBucket(rate, cfg.per_chat_burst) if sender.transport.paced else None
+        self.bucket = TokenBucket(rate, cfg.per_chat_burst) if self.transport.paced else None
         self.failures = 0
         self.one_at_a_time = 0  # after a batch was refused, send this many notices alone
         self.task = asyncio.get_running_loop().create_task(self.run(), name=f"outbox-chat-{chat_id}")
@@ -241,7 +251,7 @@ class _ChatQueue:
                     # More rows may have arrived while pacing: fetch again so they join the batch.
                     rows = await sender.db(self._fetch) or rows
                 self.bucket.take()
-            batching = sender.transport.batching and not self.one_at_a_time
+            batching = self.transport.batching and not self.one_at_a_time
             batch = build_batch(rows, batching)
             if not await self._deliver(batch) and sender._stopping:
                 return
@@ -260,7 +270,7 @@ class _ChatQueue:
         silent = all(row.silent for row in batch)
         started = time.monotonic()
         try:
-            await sender.transport.send(self.chat_id, text, silent)
+            await self.transport.send(self.chat_id, text, silent)
         except RetryLater as exc:
             log.warning("telegram flood control for chat %s: waiting %.1f s", self.chat_id, exc.retry_after)
             await self._sleep(exc.retry_after)
