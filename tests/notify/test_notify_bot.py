@@ -228,3 +228,14 @@ def test_flatten_by_button_and_expiry(
     fake_tg.push_command(OWNER, "/flatten confirm")
     reply(fake_tg, OWNER, "No flatten is waiting")
     assert queue.count == 1
+
+
+def test_flatten_names_another_account(
+    bot_notifier: Notifier, fake_tg: FakeTelegramAPI, redis_client: redis.Redis
+) -> None:
+    fake_tg.push_command(OWNER, "/flatten DU999")
+    assert "Flatten DU999?" in _question(fake_tg)[0].text
+    fake_tg.push_command(OWNER, "/flatten confirm")
+    reply(fake_tg, OWNER, "Flatten requested")
+    assert Queue(keys.queue_name("DU999"), connection=redis_client).count == 1
+    assert Queue(keys.queue_name("DU123"), connection=redis_client).count == 0

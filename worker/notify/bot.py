@@ -99,7 +99,8 @@ class CommandBot:
         self.app = build_application(settings, poll_timeout)
         self.bot = self.app.bot
         self.ready = asyncio.Event()  # set once getMe succeeded (the token is good)
-        self._pending_flatten: dict[str, tuple[str, float]] = {}  # chat -> (nonce, deadline)
+        # chat -> (nonce, deadline, account): one pending flatten per chat, confirmed within the window
+        self._pending_flatten: dict[str, tuple[str, float, str | None]] = {}
         self._task: asyncio.Task[None] | None = None
         self._register()
 
@@ -257,15 +258,18 @@ class CommandBot:
 
     async def _flatten(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat_id = str(update.effective_chat.id) if update.effective_chat else ""
-        args = [a.lower() for a in (context.args or [])]
-        if args[:1] == ["confirm"]:
-            if self._take_pending(chat_id, None):
-                await self._do_flatten(update)
+        args = list(context.args or [])
+        if [a.lower() for a in args[:1]] == ["confirm"]:
+            account = self._take_pending(chat_id, None)
+            if account is not False:
+                await self._do_flatten(update, account)
             else:
                 await self._reply(update, "No flatten is waiting for confirmation. Send /flatten first.")
             return
+        # "/flatten DU123" names another worker's account (one worker, one queue, per account).
+        account = args[0] if args else self.settings.ib_account
         nonce = secrets.token_hex(4)
-        self._pending_flatten[chat_id] = (nonce, time.monotonic() + self.confirm_seconds)
+        self._pending_flatten[chat_id] = (nonce, time.monotonic() + self.confirm_seconds, account)
         keyboard = InlineKeyboardMarkup(
             [
                 [
@@ -276,19 +280,20 @@ class CommandBot:
         )
         await self._reply(
             update,
-            replies.flatten_question(self.settings.ib_account, self.confirm_seconds),
+            replies.flatten_question(account, self.confirm_seconds),
             reply_markup=keyboard,
         )
 
-    def _take_pending(self, chat_id: str, nonce: str | None) -> bool:
-        """Consume the chat's pending flatten if it is still valid (and matches ``nonce``)."""
+    def _take_pending(self, chat_id: str, nonce: str | None) -> str | None | bool:
+        """Consume the chat's pending flatten: its account when still valid (and matching
+        ``nonce``), else False."""
         pending = self._pending_flatten.get(chat_id)
         if pending is None:
             return False
         if nonce is not None and pending[0] != nonce:
             return False
         del self._pending_flatten[chat_id]
-        return time.monotonic() <= pending[1]
+        return pending[2] if time.monotonic() <= pending[1] else False
 
     async def _flatten_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
@@ -301,17 +306,18 @@ class CommandBot:
             self._pending_flatten.pop(chat_id, None)
             await query.edit_message_text("Flatten cancelled.")
             return
-        if not self._take_pending(chat_id, nonce):
+        account = self._take_pending(chat_id, nonce)
+        if account is False:
             await query.edit_message_text("This flatten request expired. Send /flatten again.")
             return
         await query.edit_message_text("Flatten confirmed.")
-        await self._do_flatten(update)
+        await self._do_flatten(update, account)  # type: ignore[arg-type]
 
-    async def _do_flatten(self, update: Update) -> None:
+    async def _do_flatten(self, update: Update, account: str | None) -> None:
         by = self._by(update)
-        log.warning("flatten requested by %s", by)
+        log.warning("flatten of %s requested by %s", account or "the default account", by)
         try:
-            doc = await self._call(services.request_flatten, self.redis, self.settings.ib_account, by)
+            doc = await self._call(services.request_flatten, self.redis, account, by)
         except Exception as exc:  # noqa: BLE001 - tell the owner rather than stay silent
             log.exception("flatten request failed")
             await self._reply(update, f"⛔ Flatten could not be requested: {type(exc).__name__}. Try again.")

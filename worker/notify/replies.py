@@ -17,7 +17,7 @@ HELP = (
     "/last - recent alerts and their outcomes\n"
     "/pause - stop placing new orders\n"
     "/resume - place orders again\n"
-    "/flatten - cancel all working orders and close all positions (asks first)"
+    "/flatten [account] - cancel all working orders and close all positions (asks first)"
 )
 
 STATUS_ICONS = {
