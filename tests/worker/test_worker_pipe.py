@@ -41,6 +41,20 @@ def _wait_fills(ctx, alert_id, count, timeout=10.0):
 
 
 def test_long_bracket_market(sim, running_worker):
+    _long_bracket(sim, running_worker)
+
+
+def test_long_bracket_market_on_postgresql(sim, worker_env, pg_url):
+    from conftest import WorkerThread
+
+    handle = WorkerThread({**worker_env, "DATABASE_URL": pg_url}).start()
+    try:
+        _long_bracket(sim, handle)
+    finally:
+        handle.stop()
+
+
+def _long_bracket(sim, running_worker):
     ctx = running_worker.ctx
     sim.set_price("AAPL", 190.0)
     alert_id = add_alert(ctx, BRACKET)
