@@ -142,3 +142,24 @@ def test_lease_is_exclusive_until_it_expires(any_sessions: sessionmaker[Session]
     assert lease.holder(any_sessions) is None
     assert lease.try_acquire(any_sessions, "A", ttl=10, now=1020)
     lease.release(any_sessions, "A")
+
+
+def test_prune_deletes_only_old_delivered_notices(
+    any_sessions: sessionmaker[Session], tg_settings: Settings
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    for n in range(3):
+        with any_sessions.begin() as session:
+            enqueue_notices(session, fill_event(60 + n), tg_settings)
+    with any_sessions() as session:
+        ids = [r.id for r in outbox.pending(session, "111")]
+    long_ago = datetime.now(UTC) - timedelta(days=40)
+    with any_sessions.begin() as session:
+        outbox.mark_sent(session, ids[:1], at=long_ago)
+        outbox.mark_sent(session, ids[1:2])
+    with any_sessions.begin() as session:
+        assert outbox.prune(session, datetime.now(UTC) - timedelta(days=30)) == 1
+    with any_sessions() as session:
+        remaining = {r.id for r in session.scalars(select(Notice).where(Notice.chat_id == "111"))}
+    assert remaining == set(ids[1:])

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,6 +33,9 @@ LEASE_TTL = 15.0
 LEASE_RENEW = 5.0
 REDIS_PING_SECONDS = 5.0
 SUMMARY_CHECK_SECONDS = 20.0
+# Delivered notices are kept this long (dedup of replayed events), then pruned hourly.
+NOTICE_RETENTION = timedelta(days=30)
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 class Notifier:
@@ -81,6 +84,7 @@ class Notifier:
         self.bot: Any = None  # worker.notify.bot.CommandBot when a token is set
         self.is_leader = False
         self._tasks: list[asyncio.Task[Any]] = []
+        self._prune_task: asyncio.Task[None] | None = None
         self._unknown_kinds_warned = False
 
     # --- thread-safe API for the worker -----------------------------------------------------------
@@ -243,9 +247,29 @@ class Notifier:
             transport = LogTransport()
         self.sender = OutboxSender(self.sessions, transport, self._executor, self.sender_config)
         self.sender.start(outbox.target_chats(self.settings))
+        if self._prune_task is None or self._prune_task.done():
+            self._prune_task = asyncio.get_running_loop().create_task(self._prune(), name="notifier-prune")
         log.info("notifier sending notices (%s)", type(transport).__name__)
 
+    async def _prune(self) -> None:
+        def prune_once() -> int:
+            cutoff = datetime.fromtimestamp(self.clock(), UTC) - NOTICE_RETENTION
+            with self.sessions.begin() as session:
+                return outbox.prune(session, cutoff)
+
+        while self.is_leader:
+            try:
+                removed = await self._db(prune_once)
+                if removed:
+                    log.info("pruned %d delivered notices older than %s", removed, NOTICE_RETENTION)
+            except Exception:  # noqa: BLE001
+                log.exception("notice pruning failed")
+            await asyncio.sleep(PRUNE_EVERY_SECONDS)
+
     async def _step_down(self, timeout: float, release: bool = True) -> None:
+        if self._prune_task is not None:
+            self._prune_task.cancel()
+            self._prune_task = None
         if self.sender is not None:
             # Most of the budget flushes notices; the bot's stop is bounded separately.
             left = await self.sender.stop(max(0.5, timeout - 1.5))

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -166,3 +166,20 @@ def give_up(session: Session, ids: Iterable[int], error: str) -> None:
             .where(Notice.id.in_(ids), Notice.sent_at.is_(None))
             .values(sent_at=utcnow(), attempts=Notice.attempts + 1, last_error=f"given up: {error}"[:2000])
         )
+
+
+def prune(session: Session, older_than: datetime, limit: int = 5000) -> int:
+    """Delete delivered notices sent before ``older_than`` (at most ``limit`` per call).
+
+    The retention must outlast any replay of the events they deduplicate: IB reports executions
+    for a few days at most, so weeks are plenty. Unsent notices are never pruned.
+    """
+    ids = list(
+        session.scalars(
+            select(Notice.id).where(Notice.sent_at.is_not(None), Notice.sent_at < older_than).limit(limit)
+        )
+    )
+    if not ids:
+        return 0
+    session.execute(delete(Notice).where(Notice.id.in_(ids)))
+    return len(ids)
