@@ -387,7 +387,7 @@ ALIASES = {
 }
 
 
-def _hint(name: str, known: tuple[str, ...]) -> str:
+def _hint(name: str, known: tuple[str, ...], fallback: str = "put free-form data in 'extras'") -> str:
     lowered = {k.lower(): k for k in known}
     match = lowered.get(name.lower().replace("_", "").replace("-", ""))
     if match is None and ALIASES.get(name.lower()) in known:
@@ -397,7 +397,7 @@ def _hint(name: str, known: tuple[str, ...]) -> str:
         match = close[0] if close else None
     if match is not None:
         return f"unknown field; did you mean {match!r}?"
-    return "unknown field; put free-form data in 'extras'"
+    return f"unknown field; {fallback}"
 
 
 def check_unknown(alert: Mapping[str, Any]) -> dict[str, Any]:
@@ -411,7 +411,8 @@ def check_unknown(alert: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(nested, Mapping):
             for key in nested:
                 if key not in known:
-                    errors.setdefault(parent, {})[str(key)] = [_hint(str(key), known)]
+                    fallback = f"{parent} takes {', '.join(known)}"
+                    errors.setdefault(parent, {})[str(key)] = [_hint(str(key), known, fallback)]
     return errors
 
 
@@ -446,6 +447,15 @@ def nesting_depth(value: Any) -> int:
     return deepest
 
 
+def _add_error(errors: dict[str, Any], key: str, message: str) -> None:
+    """Add ``message`` for ``key``; a nested field already holding sub-errors gets it as ``_schema``."""
+    current = errors.setdefault(key, [])
+    if isinstance(current, dict):
+        current.setdefault("_schema", []).append(message)
+    else:
+        current.append(message)
+
+
 def normalise(alert: Mapping[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """Validate an alert object (without ``secret``); returns (payload, {}) or (None, field errors).
 
@@ -460,10 +470,10 @@ def normalise(alert: Mapping[str, Any]) -> tuple[dict[str, Any] | None, dict[str
             names = ", ".join(holders)
             noun = "placeholder" if len(holders) == 1 else "placeholders"
             verb = "was" if len(holders) == 1 else "were"
-            errors.setdefault(key, []).append(f"the {noun} {names} {verb} not filled in")
+            _add_error(errors, key, f"the {noun} {names} {verb} not filled in")
             del data[key]
         elif nesting_depth(value) > MAX_NESTING:
-            errors.setdefault(key, []).append(f"nested deeper than {MAX_NESTING} levels")
+            _add_error(errors, key, f"nested deeper than {MAX_NESTING} levels")
             del data[key]
     try:
         loaded = _SCHEMA.load(data)

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy import insert as insert_row
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -80,7 +81,9 @@ def _claim(session: Session, key: str, alert_id: str, now: datetime, window: flo
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     for _ in range(3):
         stmt = insert(DedupClaim).values(key=key, alert_id=alert_id, expires_at=expires)
-        if session.execute(stmt.on_conflict_do_nothing(index_elements=["key"])).rowcount == 1:
+        # RETURNING, not rowcount: psycopg reports -1 for INSERT .. ON CONFLICT through SQLAlchemy.
+        stmt = stmt.on_conflict_do_nothing(index_elements=["key"]).returning(DedupClaim.key)
+        if session.execute(stmt).first() is not None:
             return alert_id
         taken = session.execute(
             update(DedupClaim)
@@ -109,21 +112,24 @@ def record_valid(
     """Store a valid alert as ``received``, or as a ``duplicate`` of the key's first alert."""
     now = utcnow()
     alert_id = new_alert_id()
-    row = Alert(
-        id=alert_id,
-        received_at=now,
-        updated_at=now,
-        raw_body=clean_text(raw_body),
-        payload=payload,
-        client_ip=_short(client_ip, 64),
-        idempotency_key=idempotency_key,
-        strategy=_short(payload.get("strategy"), 128),
-        account=_short(payload.get("account"), 64),
-        ticker=_short(payload.get("ticker"), 64),
-        action=_short(payload.get("action"), 16),
-        signal_time=signal_time,
-        enqueue_attempts=0,
-    )
+    row: dict[str, Any] = {
+        "id": alert_id,
+        "received_at": now,
+        "updated_at": now,
+        "raw_body": clean_text(raw_body),
+        "payload": payload,
+        "client_ip": _short(client_ip, 64),
+        "idempotency_key": idempotency_key,
+        "strategy": _short(payload.get("strategy"), 128),
+        "account": _short(payload.get("account"), 64),
+        "ticker": _short(payload.get("ticker"), 64),
+        "action": _short(payload.get("action"), 16),
+        "signal_time": signal_time,
+        "enqueue_attempts": 0,
+        "reason": None,
+        "duplicate_of": None,
+    }
+    # Core statements, not ORM objects: this is the hot path and nothing is read back.
     with sessions.begin() as session:
         # The claim is the transaction's first statement (a write): on SQLite it takes the write
         # lock at once, so no stale read snapshot can make the transaction fail to upgrade.
@@ -132,18 +138,25 @@ def record_valid(
             if window_seconds > 0
             else alert_id
         )
-        if owner == alert_id:
-            row.status = AlertStatus.RECEIVED.value
-            session.add(row)
-            session.add(AlertEvent(alert_id=alert_id, at=now, status=row.status, message="received"))
-            return Recorded(alert_id=alert_id, status=row.status)
-        first_status = session.scalar(select(Alert.status).where(Alert.id == owner))
-        row.status = AlertStatus.DUPLICATE.value
-        row.duplicate_of = owner
-        row.reason = f"duplicate of alert {owner} (same idempotency key within {window_seconds:g} s)"
-        session.add(row)
-        session.add(AlertEvent(alert_id=alert_id, at=now, status=row.status, message=row.reason))
-    return Recorded(alert_id=alert_id, status=row.status, duplicate_of=owner, first_status=first_status)
+        first_status = None
+        message = "received"
+        row["status"] = AlertStatus.RECEIVED.value
+        if owner != alert_id:
+            first_status = session.scalar(select(Alert.status).where(Alert.id == owner))
+            row["status"] = AlertStatus.DUPLICATE.value
+            row["duplicate_of"] = owner
+            row["reason"] = message = (
+                f"duplicate of alert {owner} (same idempotency key within {window_seconds:g} s)"
+            )
+        session.execute(insert_row(Alert.__table__).values(**row))
+        session.execute(
+            insert_row(AlertEvent.__table__).values(
+                alert_id=alert_id, at=now, status=row["status"], message=message
+            )
+        )
+    if owner == alert_id:
+        return Recorded(alert_id=alert_id, status=row["status"])
+    return Recorded(alert_id=alert_id, status=row["status"], duplicate_of=owner, first_status=first_status)
 
 
 def mark_queued(sessions: sessionmaker[Session], alert_id: str, queue: str) -> bool:
@@ -162,8 +175,8 @@ def mark_queued(sessions: sessionmaker[Session], alert_id: str, queue: str) -> b
             )
         ).rowcount
         if moved:
-            session.add(
-                AlertEvent(
+            session.execute(
+                insert_row(AlertEvent.__table__).values(
                     alert_id=alert_id, at=now, status=AlertStatus.QUEUED.value, message=f"queued on {queue}"
                 )
             )

@@ -1,0 +1,327 @@
+"""Webhook intake benchmark: the real gunicorn server vs a bare Flask endpoint (the floor).
+
+For each database (SQLite file, PostgreSQL database; both private to this run) and each number of
+stored alerts (default 1,000 and 100,000, pre-filled with a bulk insert), it starts
+
+* the real app: ``gunicorn 'app:create_app()' -c config/gunicorn.conf.py`` (real Redis: a private
+  ``redis-server`` on a free port, no persistence), and
+* the bare endpoint: ``bench/bare_app.py`` under the same gunicorn settings,
+
+then drives ``POST /webhook`` with keep-alive HTTP clients in threads and prints p50/p99/max latency
+and throughput at a fixed offered rate (default 200 req/s, open loop: latency is measured from the
+scheduled send time, so a stalled server cannot hide its queueing) and at the maximum rate
+(closed loop, ``--concurrency`` clients back to back). Every alert is unique (no dedup hits) and
+is really stored and enqueued. The load generator shares the machine's cores with the server.
+
+    .venv/bin/python bench/webhook.py
+    .venv/bin/python bench/webhook.py --db postgresql --rows 1000 --seconds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import create_engine, insert, text  # noqa: E402
+
+from app.db import make_engine, migrate  # noqa: E402
+from app.ids import new_alert_id  # noqa: E402
+from app.models import Alert  # noqa: E402
+
+SECRET = "bench-webhook-secret-0123456789"
+PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                conn.close()
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def prefill(url: str, rows: int) -> None:
+    """Bring the alerts table to ``rows`` rows with one bulk insert (old, finished alerts)."""
+    engine = make_engine(url)
+    migrate(engine)
+    with engine.connect() as conn:
+        have = conn.execute(text("SELECT count(*) FROM alerts")).scalar() or 0
+    missing = rows - have
+    start = datetime.now(UTC) - timedelta(days=30)
+    batch = 10_000
+    while missing > 0:
+        n = min(batch, missing)
+        values = []
+        for i in range(n):
+            at = start + timedelta(seconds=i)
+            payload = {"ticker": "AAPL", "action": "buy", "quantity": 1, "id": uuid.uuid4().hex}
+            values.append(
+                {
+                    "id": new_alert_id(at.timestamp() - i),
+                    "status": "filled",
+                    "received_at": at,
+                    "updated_at": at,
+                    "raw_body": json.dumps(payload),
+                    "payload": payload,
+                    "idempotency_key": "id:" + uuid.uuid4().hex,
+                    "ticker": "AAPL",
+                    "action": "buy",
+                    "enqueue_attempts": 1,
+                }
+            )
+        with engine.begin() as conn:
+            conn.execute(insert(Alert), values)
+        missing -= n
+    if engine.url.get_backend_name() == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE alerts"))
+    engine.dispose()
+
+
+@dataclass
+class Result:
+    latencies: list[float]
+    errors: int
+    elapsed: float
+
+    def line(self) -> str:
+        if not self.latencies:
+            return f"no successful requests ({self.errors} errors)"
+        lat = sorted(self.latencies)
+        p50 = statistics.median(lat) * 1000
+        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
+        return (
+            f"n={len(lat):6d}  p50={p50:6.2f} ms  p99={p99:6.2f} ms  max={lat[-1] * 1000:7.2f} ms  "
+            f"throughput={len(lat) / self.elapsed:7.1f}/s  errors={self.errors}"
+        )
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.latencies) if self.latencies else float("nan")
+
+
+def _body(expected: tuple[int, ...]) -> tuple[bytes, tuple[int, ...]]:
+    alert = {
+        "secret": SECRET,
+        "id": uuid.uuid4().hex,
+        "ticker": "NASDAQ:AAPL",
+        "action": "buy",
+        "quantity": "10",
+        "orderType": "limit",
+        "limitPrice": "187.50",
+        "takeProfit": {"percent": 2},
+        "stopLoss": {"percent": 1},
+        "time": "2026-11-22T07:35:25Z",
+        "strategy": "bench",
+    }
+    return json.dumps(alert).encode(), expected
+
+
+def run_load(port: int, *, rate: float | None, seconds: float, concurrency: int) -> Result:
+    """Open loop at ``rate`` req/s spread over ``concurrency`` threads, or closed loop when None."""
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    start = time.perf_counter() + 0.2
+    end = start + seconds
+
+    def client(index: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        mine: list[float] = []
+        bad = 0
+        interval = concurrency / rate if rate else 0.0
+        scheduled = start + (index * interval / concurrency if rate else 0.0)
+        while True:
+            if rate:
+                now = time.perf_counter()
+                if scheduled > now:
+                    time.sleep(scheduled - now)
+            t0 = scheduled if rate else time.perf_counter()
+            if t0 >= end:
+                break
+            if not rate and t0 < start:
+                time.sleep(start - t0)
+                continue
+            body, ok = _body((200, 202))
+            try:
+                conn.request("POST", "/webhook", body=body, headers={"Content-Type": "application/json"})
+                response = conn.getresponse()
+                response.read()
+                if response.status in ok:
+                    mine.append(time.perf_counter() - t0)
+                else:
+                    bad += 1
+            except OSError:
+                bad += 1
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            scheduled += interval
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+            errors[0] += bad
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return Result(latencies, errors[0], seconds)
+
+
+def gunicorn(app_spec: str, port: int, env: dict[str, str], pythonpath: str) -> subprocess.Popen:
+    full_env = dict(os.environ, **env, PORT=str(port), PYTHONPATH=pythonpath, LOG_LEVEL="WARNING")
+    cmd = [sys.executable, "-m", "gunicorn", app_spec, "-c", str(ROOT / "config" / "gunicorn.conf.py")]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_http(port, proc)
+    return proc
+
+
+def measure(label: str, port: int, args: argparse.Namespace) -> tuple[Result, Result]:
+    run_load(port, rate=None, seconds=1.0, concurrency=args.concurrency)  # warm up
+    fixed = run_load(port, rate=args.rate, seconds=args.seconds, concurrency=args.concurrency)
+    print(f"  {label:<26} @{args.rate:g}/s  {fixed.line()}", flush=True)
+    top = run_load(port, rate=None, seconds=args.seconds, concurrency=args.concurrency)
+    print(f"  {label:<26} max      {top.line()}", flush=True)
+    return fixed, top
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument(
+        "--rows", default="1000,100000", help="stored alerts before measuring, comma-separated"
+    )
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each measurement")
+    parser.add_argument("--rate", type=float, default=200.0, help="offered rate of the fixed-rate run")
+    parser.add_argument("--concurrency", type=int, default=8, help="client threads")
+    args = parser.parse_args()
+    rows_list = [int(r) for r in args.rows.split(",")]
+
+    tmp = Path(tempfile.mkdtemp(prefix="tv2ib-bench-"))
+    redis_port = free_port()
+    redis_proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(redis_port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    pg_name = f"tv2ib_bench_{uuid.uuid4().hex[:8]}"
+    admin = None
+    dbs = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    try:
+        time.sleep(0.3)
+        if "postgresql" in dbs:
+            admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{pg_name}"'))
+        print(
+            f"tv2ib webhook benchmark: {os.cpu_count()} cores, gunicorn gthread "
+            f"(WEB_WORKERS/WEB_THREADS defaults unless set), {args.concurrency} client threads, "
+            f"{args.seconds:g} s per run",
+            flush=True,
+        )
+        bare_port = free_port()
+        bare = gunicorn(
+            "bare_app:create_app()", bare_port, {"WEBHOOK_SECRET": SECRET}, f"{ROOT / 'bench'}:{ROOT}"
+        )
+        try:
+            print("bare Flask endpoint (the floor):", flush=True)
+            _, _ = measure("bare", bare_port, args)
+            bare_fixed = run_load(
+                bare_port, rate=args.rate, seconds=args.seconds, concurrency=args.concurrency
+            )
+        finally:
+            stop(bare)
+        for db in dbs:
+            url = (
+                f"sqlite:///{tmp / 'bench.db'}"
+                if db == "sqlite"
+                else PG_ADMIN.rsplit("/", 1)[0] + f"/{pg_name}"
+            )
+            for rows in rows_list:
+                prefill(url, rows)
+                port = free_port()
+                env = {
+                    "WEBHOOK_SECRET": SECRET,
+                    "DATABASE_URL": url,
+                    "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+                    "RATE_LIMIT": "1000000/minute",
+                    "DEDUP_WINDOW_SECONDS": "60",
+                }
+                server = gunicorn("app:create_app()", port, env, str(ROOT))
+                try:
+                    print(f"{db}, {rows:,} stored alerts:", flush=True)
+                    fixed, _ = measure(f"webhook {db} {rows // 1000}k", port, args)
+                    ratio = fixed.p50 / bare_fixed.p50 if bare_fixed.latencies else float("nan")
+                    print(f"  median vs bare endpoint at {args.rate:g}/s: {ratio:.1f}x", flush=True)
+                finally:
+                    stop(server)
+    finally:
+        redis_proc.terminate()
+        redis_proc.wait(10)
+        if admin is not None:
+            with admin.connect() as conn:
+                conn.execute(
+                    text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                    {"n": pg_name},
+                )
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{pg_name}"'))
+            admin.dispose()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
