@@ -5,6 +5,7 @@ the worker's bot answers an owner's command."""
 from __future__ import annotations
 
 import re
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,3 +87,38 @@ def test_alert_to_fill_notice_and_owner_command(tg_stack: Stack, fake_tg: FakeTe
     # Each notice arrived once.
     texts = [m.text for m in fake_tg.messages(OWNER)]
     assert sum(f"alert <code>{alert_id}</code>" in t and "· entry" in t for t in texts) == 1
+
+
+def test_rejections_ib_alarm_and_worker_stop_reach_the_owner(
+    tg_stack: Stack, fake_tg: FakeTelegramAPI
+) -> None:
+    stack = tg_stack
+    stack.env["IB_ALARM_AFTER_SECONDS"] = "1"
+    stack.start_sim()
+    stack.sim_post("/price", {"symbol": "AAPL", "secType": "STK", "price": 190.0})
+    stack.start_web()
+    stack.start_worker()
+
+    # IB refuses the order: the notice carries IB's code and reason.
+    stack.sim_post("/fault", {"kind": "reject_next", "code": 201, "reason": "Insufficient <margin> & funds"})
+    answer = stack.post_alert(
+        {"ticker": "AAPL", "action": "buy", "quantity": 1, "price": 190, "strategy": "rej"}
+    )
+    assert answer.status_code == 202, answer.text
+    rejected = _notice(fake_tg, "Order rejected", answer.json()["alert_id"])
+    assert "IB 201:" in rejected and "Insufficient &lt;margin&gt; &amp; funds" in rejected
+
+    # IB unreachable for longer than IB_ALARM_AFTER_SECONDS: an alarm, then "restored".
+    stack.sim_post("/fault", {"kind": "refuse", "seconds": 3})
+    lost = _notice(fake_tg, "IB connection lost")
+    restored = _notice(fake_tg, "IB connection restored")
+    assert "down for" in lost and "after" in restored
+    assert fake_tg.messages(OWNER).index(
+        next(m for m in fake_tg.messages(OWNER) if "IB connection lost" in m.text)
+    ) < fake_tg.messages(OWNER).index(
+        next(m for m in fake_tg.messages(OWNER) if "IB connection restored" in m.text)
+    )
+
+    # A warm stop tells the owner before the process goes.
+    assert stack.kill_worker(signal.SIGTERM) == 0
+    assert "stopped" in _notice(fake_tg, "Worker stopping", timeout=5)
