@@ -36,6 +36,8 @@ class Session:
         self.pnl: dict[int, str] = {}
         self.pnl_single: dict[int, tuple[str, int]] = {}
         self.pace_api = False
+        self._tokens: float | None = None  # pacing bucket, filled on first use
+        self._last_arrival = 0.0
         self._window_start = 0.0
         self._window_count = 0
         self._queue: deque[tuple[float, bytes]] = deque()
@@ -88,10 +90,23 @@ class Session:
     # ------------------------------------------------------------- pacing
 
     def over_pace(self, limit: int) -> int:
-        """Count one incoming message; return the count in this second if above ``limit``, else 0."""
+        """Count one incoming message against ``limit`` per second; 0 if allowed, else this second's count.
+
+        A token bucket (``limit`` deep, refilled at ``limit`` per second) rather than fixed one-second
+        windows: a client that keeps to the rate is never refused because the network or a busy
+        loop delivered its messages in a bunch, while a real burst above the limit is.
+        """
         now = time.monotonic()
         if now - self._window_start >= 1.0:
             self._window_start = now
             self._window_count = 0
         self._window_count += 1
-        return self._window_count if self._window_count > limit else 0
+        if self._tokens is None:
+            self._tokens = float(limit)
+        else:
+            self._tokens = min(float(limit), self._tokens + (now - self._last_arrival) * limit)
+        self._last_arrival = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return 0
+        return max(self._window_count, limit + 1)
