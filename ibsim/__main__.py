@@ -27,6 +27,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         dest="accounts",
         help="managed account id (repeat for several; default DU1234567)",
     )
+    p.add_argument("--cash", type=float, default=1_000_000.0, help="starting cash per account (USD)")
+    p.add_argument("--seed", type=int, help="random-walk seed (reproducible demos)")
     p.add_argument("--no-pacing", action="store_true", help="do not reject clients above 50 messages/s")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
@@ -44,6 +46,8 @@ async def run(args: argparse.Namespace) -> None:
         walk=args.walk,
         walk_interval=args.walk_interval,
         pacing=not args.no_pacing,
+        initial_cash=args.cash,
+        seed=args.seed,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

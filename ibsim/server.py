@@ -122,12 +122,15 @@ class SimServer(RequestHandlers):
         farm_notices: bool = True,
         clock: Callable[[], float] | None = None,
         seed: int | None = None,
+        initial_cash: float = 1_000_000.0,
     ) -> None:
         self.host = host
         self._port = port
         self._control_port = control_port
         self.catalog = catalog or build_catalog(extension=catalog_file)
-        self.engine = Engine(self.catalog, accounts=list(accounts) or [DEFAULT_ACCOUNT], clock=clock)
+        self.engine = Engine(
+            self.catalog, accounts=list(accounts) or [DEFAULT_ACCOUNT], clock=clock, initial_cash=initial_cash
+        )
         self.state_file = Path(state_file) if state_file else None
         self.walk = walk
         self.walk_interval = walk_interval
@@ -172,7 +175,9 @@ class SimServer(RequestHandlers):
         if self._control_port is not None:
             from ibsim.control import ControlServer
 
-            self._control = ControlServer(self, self.host, self._control_port)
+            self._control = ControlServer(
+                self, "127.0.0.1", self._control_port
+            )  # loopback only, whatever --host says
             await self._control.start()
             self._control_port = self._control.port
         if self.walk:
