@@ -144,7 +144,11 @@ def test_order_rejected_names_ibs_reason() -> None:
     assert "Order rejected" in shown and "BRK.B" in shown and "stop-loss" in shown
     assert "IB 110: The price does not conform to the minimum price variation <0.25>" in shown
     assert "strategy s&p <revert>" in shown
-    assert draft.dedup_key == "order_rejected:tv2ib:01ALERT:sl:110"
+    assert draft.dedup_key == "order_rejected:tv2ib:01ALERT:sl:110"  # a stop-loss leg: its own notice
+    entry = c.compose(
+        {"type": "order_rejected", "alert_id": "01ALERT", "leg": "entry", "reason": "x", "error_code": 201}
+    )
+    assert entry.dedup_key == "rejected:01ALERT"  # shared with the alert's rejection: one notice
 
 
 @pytest.mark.parametrize(("status", "word"), [("rejected", "refused"), ("failed", "failed")])
@@ -163,7 +167,7 @@ def test_alert_rejected_with_reason(status: str, word: str) -> None:
     shown = visible(draft.text)
     assert f"Alert {word}" in shown and "buy ES1!" in shown
     assert "unknown contract: no symbol mapping for ES1! & none in IB" in shown
-    assert draft.dedup_key == "alert_rejected:01ALERT"
+    assert draft.dedup_key == "rejected:01ALERT"
 
 
 SAMPLES = {

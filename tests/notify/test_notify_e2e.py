@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,8 +106,13 @@ def test_rejections_ib_alarm_and_worker_stop_reach_the_owner(
         {"ticker": "AAPL", "action": "buy", "quantity": 1, "price": 190, "strategy": "rej"}
     )
     assert answer.status_code == 202, answer.text
-    rejected = _notice(fake_tg, "Order rejected", answer.json()["alert_id"])
-    assert "IB 201:" in rejected and "Insufficient &lt;margin&gt; &amp; funds" in rejected
+    alert_id = answer.json()["alert_id"]
+    rejected = _notice(fake_tg, f"alert <code>{alert_id}</code>", "Insufficient &lt;margin&gt; &amp; funds")
+    assert "Alert refused" in rejected or "Order rejected" in rejected
+    # The order's rejection and the alert's rejection are one notice, not two.
+    time.sleep(0.5)
+    about = [m.text for m in fake_tg.messages(OWNER) if alert_id in m.text]
+    assert sum(t.count(f"alert <code>{alert_id}</code>") for t in about) == 1, about
 
     # IB unreachable for longer than IB_ALARM_AFTER_SECONDS: an alarm, then "restored".
     stack.sim_post("/fault", {"kind": "refuse", "seconds": 3})

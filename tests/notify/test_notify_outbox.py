@@ -163,3 +163,29 @@ def test_prune_deletes_only_old_delivered_notices(
     with any_sessions() as session:
         remaining = {r.id for r in session.scalars(select(Notice).where(Notice.chat_id == "111"))}
     assert remaining == set(ids[1:])
+
+
+def test_an_alert_rejected_because_ib_refused_its_order_makes_one_notice(
+    any_sessions: sessionmaker[Session], tg_settings: Settings
+) -> None:
+    alert_rejected = {
+        "type": "alert_rejected",
+        "alert_id": "01R",
+        "ticker": "AAPL",
+        "status": "rejected",
+        "reason": "IB: no",
+    }
+    order_rejected = {
+        "type": "order_rejected",
+        "alert_id": "01R",
+        "leg": "entry",
+        "order_ref": "tv2ib:01R:entry",
+        "error_code": 201,
+        "reason": "no",
+    }
+    sl_rejected = {**order_rejected, "leg": "sl", "order_ref": "tv2ib:01R:sl"}
+    with any_sessions.begin() as session:
+        assert enqueue_notices(session, order_rejected, tg_settings) == 2
+        assert enqueue_notices(session, alert_rejected, tg_settings) == 0
+        assert enqueue_notices(session, sl_rejected, tg_settings) == 2
+    assert [n.kind for n in _notices(any_sessions)] == ["order_rejected"] * 2 + ["order_rejected"] * 2

@@ -292,6 +292,14 @@ def _fill(event: Event) -> NoticeDraft:
     return NoticeDraft("fill", "\n".join(lines), _default_key(event))
 
 
+# Legs whose rejection is the alert's rejection (a refused take-profit or stop-loss is its own news).
+ALERT_LEGS = frozenset({"entry", "exit"})
+
+
+def _rejection_key(event: Event) -> str:
+    return f"rejected:{event.get('alert_id')}"
+
+
 @composer("order_rejected")
 def _order_rejected(event: Event) -> NoticeDraft:
     code = event.get("error_code")
@@ -304,7 +312,12 @@ def _order_rejected(event: Event) -> NoticeDraft:
     if origin:
         lines.append(origin)
     ref = event.get("order_ref") or f"{event.get('alert_id')}:{event.get('leg')}"
-    return NoticeDraft("order_rejected", "\n".join(lines), f"order_rejected:{ref}:{code}")
+    key = f"order_rejected:{ref}:{code}"
+    if event.get("alert_id") and str(event.get("leg") or "entry") in ALERT_LEGS:
+        # The alert's own order refused: the worker also reports the alert as rejected. Both share
+        # one key, so the trader gets one notice (whichever the worker records first).
+        key = _rejection_key(event)
+    return NoticeDraft("order_rejected", "\n".join(lines), key)
 
 
 @composer("alert_rejected")
@@ -320,7 +333,7 @@ def _alert_rejected(event: Event) -> NoticeDraft:
     origin = _origin(event)
     if origin:
         lines.append(origin)
-    return NoticeDraft("alert_rejected", "\n".join(lines), f"alert_rejected:{event.get('alert_id')}")
+    return NoticeDraft("alert_rejected", "\n".join(lines), _rejection_key(event))
 
 
 def _duration(seconds: Any) -> str:
