@@ -69,7 +69,8 @@ def _enqueue_received(ctx: AppContext) -> int:
             if enqueue_alert(ctx.redis, alert_id, account):
                 enqueued += 1
                 log.info("relay: enqueued alert %s on %s", alert_id, queue_name(account))
-            store.mark_queued(ctx.sessions, alert_id, queue_name(account))
+            with ctx.engine.connect() as conn:
+                store.mark_queued(conn, alert_id, queue_name(account))
         if len(rows) < BATCH:
             return enqueued
         last_id = rows[-1][0]
@@ -154,7 +155,8 @@ def relay_once(ctx: AppContext, *, full_scan: bool = False) -> int:
             started = time.time()
             count += _requeue_lost(ctx)
             ctx.redis.set(SCAN_MARKER_KEY, repr(started))
-        store.purge_expired_claims(ctx.sessions)
+        with ctx.engine.connect() as conn:
+            store.purge_expired_claims(conn)
         return count
     except redis.RedisError as exc:
         log.info("relay: Redis unavailable (%s); will retry", type(exc).__name__)

@@ -9,19 +9,22 @@ Dedup is race-free on both databases: the first alert claims its idempotency key
 request blocks on that key (PostgreSQL) or on the database write lock (SQLite) and then sees the
 claim, so two identical requests at the same instant yield one ``received`` alert and one
 ``duplicate``. An expired claim is taken over by a conditional UPDATE, equally atomic.
+
+Hot path: functions take a Core ``Connection`` (intake holds one connection for the whole
+request) and execute statements built once at import; building SQLAlchemy statements per
+request and the ORM unit of work cost more CPU than the database round trips themselves.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import delete, select, update
-from sqlalchemy import insert as insert_row
+from sqlalchemy import Connection, Insert, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, sessionmaker
 
 from app.ids import new_alert_id
 from app.models import Alert, AlertEvent, AlertStatus, DedupClaim, utcnow
@@ -37,6 +40,38 @@ class Recorded:
     first_status: str | None = None
 
 
+_ALERTS = Alert.__table__
+_EVENTS = AlertEvent.__table__
+_CLAIMS = DedupClaim.__table__
+_INSERT_ALERT = insert(_ALERTS)
+_INSERT_EVENT = insert(_EVENTS)
+_TAKE_EXPIRED_CLAIM = (
+    update(_CLAIMS)
+    .where(_CLAIMS.c.key == bindparam("b_key"), _CLAIMS.c.expires_at <= bindparam("b_now"))
+    .values(alert_id=bindparam("b_alert_id"), expires_at=bindparam("b_expires"))
+)
+_CLAIM_OWNER = select(_CLAIMS.c.alert_id).where(_CLAIMS.c.key == bindparam("b_key"))
+_ALERT_STATUS = select(_ALERTS.c.status).where(_ALERTS.c.id == bindparam("b_id"))
+_MARK_QUEUED = (
+    update(_ALERTS)
+    .where(_ALERTS.c.id == bindparam("b_id"), _ALERTS.c.status == AlertStatus.RECEIVED.value)
+    .values(
+        status=AlertStatus.QUEUED.value,
+        queue_name=bindparam("b_queue"),
+        enqueued_at=bindparam("b_now"),
+        updated_at=bindparam("b_now"),
+        enqueue_attempts=_ALERTS.c.enqueue_attempts + 1,
+    )
+)
+
+
+@cache
+def _insert_claim(dialect: str) -> Insert:
+    # RETURNING, not rowcount: psycopg reports -1 for INSERT .. ON CONFLICT through SQLAlchemy.
+    insert_for = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert_for(_CLAIMS).on_conflict_do_nothing(index_elements=["key"]).returning(_CLAIMS.c.key)
+
+
 def clean_text(value: str) -> str:
     """Text storable on every backend: PostgreSQL refuses NUL characters in text columns."""
     return value.replace("\x00", "\\u0000")
@@ -46,8 +81,12 @@ def _short(value: Any, limit: int) -> str | None:
     return clean_text(value.strip())[:limit] if isinstance(value, str) and value.strip() else None
 
 
+def _event(conn: Connection, alert_id: str, at: datetime, status: str, message: str) -> None:
+    conn.execute(_INSERT_EVENT, {"alert_id": alert_id, "at": at, "status": status, "message": message})
+
+
 def record_invalid(
-    sessions: sessionmaker[Session],
+    conn: Connection,
     *,
     raw_body: str,
     errors: dict[str, Any],
@@ -57,42 +96,40 @@ def record_invalid(
 ) -> str:
     """Store a request that authenticated but cannot be executed; returns its alert id."""
     alert = alert or {}
-    row = Alert(
-        id=new_alert_id(),
-        status=AlertStatus.INVALID.value,
-        reason=clean_text(reason),
-        raw_body=clean_text(raw_body),
-        errors=errors,
-        client_ip=_short(client_ip, 64),
-        strategy=_short(alert.get("strategy"), 128),
-        account=_short(alert.get("account"), 64),
-        ticker=_short(alert.get("ticker"), 64),
-        action=_short(alert.get("action"), 16),
-    )
-    with sessions.begin() as session:
-        session.add(row)
-        session.add(AlertEvent(alert_id=row.id, status=row.status, message=reason))
-    return row.id
+    now = utcnow()
+    alert_id = new_alert_id()
+    row = {
+        "id": alert_id,
+        "status": AlertStatus.INVALID.value,
+        "reason": clean_text(reason),
+        "received_at": now,
+        "updated_at": now,
+        "raw_body": clean_text(raw_body),
+        "errors": errors,
+        "client_ip": _short(client_ip, 64),
+        "strategy": _short(alert.get("strategy"), 128),
+        "account": _short(alert.get("account"), 64),
+        "ticker": _short(alert.get("ticker"), 64),
+        "action": _short(alert.get("action"), 16),
+        "enqueue_attempts": 0,
+    }
+    with conn.begin():
+        conn.execute(_INSERT_ALERT, row)
+        _event(conn, alert_id, now, row["status"], row["reason"])
+    return alert_id
 
 
-def _claim(session: Session, key: str, alert_id: str, now: datetime, window: float) -> str:
+def _claim(conn: Connection, key: str, alert_id: str, now: datetime, window: float) -> str:
     """Claim ``key`` for ``alert_id``; returns the owner (``alert_id`` when we won)."""
     expires = now + timedelta(seconds=window)
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = _insert_claim(conn.dialect.name)
     for _ in range(3):
-        stmt = insert(DedupClaim).values(key=key, alert_id=alert_id, expires_at=expires)
-        # RETURNING, not rowcount: psycopg reports -1 for INSERT .. ON CONFLICT through SQLAlchemy.
-        stmt = stmt.on_conflict_do_nothing(index_elements=["key"]).returning(DedupClaim.key)
-        if session.execute(stmt).first() is not None:
+        if conn.execute(stmt, {"key": key, "alert_id": alert_id, "expires_at": expires}).first() is not None:
             return alert_id
-        taken = session.execute(
-            update(DedupClaim)
-            .where(DedupClaim.key == key, DedupClaim.expires_at <= now)
-            .values(alert_id=alert_id, expires_at=expires)
-        ).rowcount
-        if taken == 1:
+        params = {"b_key": key, "b_now": now, "b_alert_id": alert_id, "b_expires": expires}
+        if conn.execute(_TAKE_EXPIRED_CLAIM, params).rowcount == 1:
             return alert_id
-        owner = session.scalar(select(DedupClaim.alert_id).where(DedupClaim.key == key))
+        owner = conn.scalar(_CLAIM_OWNER, {"b_key": key})
         if owner is not None:
             return owner
         # The claim was purged between our statements: try again.
@@ -100,7 +137,7 @@ def _claim(session: Session, key: str, alert_id: str, now: datetime, window: flo
 
 
 def record_valid(
-    sessions: sessionmaker[Session],
+    conn: Connection,
     *,
     payload: dict[str, Any],
     raw_body: str,
@@ -114,77 +151,56 @@ def record_valid(
     alert_id = new_alert_id()
     row: dict[str, Any] = {
         "id": alert_id,
+        "status": AlertStatus.RECEIVED.value,
+        "reason": None,
         "received_at": now,
         "updated_at": now,
         "raw_body": clean_text(raw_body),
         "payload": payload,
         "client_ip": _short(client_ip, 64),
         "idempotency_key": idempotency_key,
+        "duplicate_of": None,
         "strategy": _short(payload.get("strategy"), 128),
         "account": _short(payload.get("account"), 64),
         "ticker": _short(payload.get("ticker"), 64),
         "action": _short(payload.get("action"), 16),
         "signal_time": signal_time,
         "enqueue_attempts": 0,
-        "reason": None,
-        "duplicate_of": None,
     }
-    # Core statements, not ORM objects: this is the hot path and nothing is read back.
-    with sessions.begin() as session:
+    first_status = None
+    message = "received"
+    with conn.begin():
         # The claim is the transaction's first statement (a write): on SQLite it takes the write
         # lock at once, so no stale read snapshot can make the transaction fail to upgrade.
         owner = (
-            _claim(session, idempotency_key, alert_id, now, window_seconds)
-            if window_seconds > 0
-            else alert_id
+            _claim(conn, idempotency_key, alert_id, now, window_seconds) if window_seconds > 0 else alert_id
         )
-        first_status = None
-        message = "received"
-        row["status"] = AlertStatus.RECEIVED.value
         if owner != alert_id:
-            first_status = session.scalar(select(Alert.status).where(Alert.id == owner))
+            first_status = conn.scalar(_ALERT_STATUS, {"b_id": owner})
             row["status"] = AlertStatus.DUPLICATE.value
             row["duplicate_of"] = owner
             row["reason"] = message = (
                 f"duplicate of alert {owner} (same idempotency key within {window_seconds:g} s)"
             )
-        session.execute(insert_row(Alert.__table__).values(**row))
-        session.execute(
-            insert_row(AlertEvent.__table__).values(
-                alert_id=alert_id, at=now, status=row["status"], message=message
-            )
-        )
+        conn.execute(_INSERT_ALERT, row)
+        _event(conn, alert_id, now, row["status"], message)
     if owner == alert_id:
         return Recorded(alert_id=alert_id, status=row["status"])
     return Recorded(alert_id=alert_id, status=row["status"], duplicate_of=owner, first_status=first_status)
 
 
-def mark_queued(sessions: sessionmaker[Session], alert_id: str, queue: str) -> bool:
+def mark_queued(conn: Connection, alert_id: str, queue: str) -> bool:
     """Move a ``received`` alert to ``queued`` (never backwards: the worker may be faster)."""
     now = utcnow()
-    with sessions.begin() as session:
-        moved = session.execute(
-            update(Alert)
-            .where(Alert.id == alert_id, Alert.status == AlertStatus.RECEIVED.value)
-            .values(
-                status=AlertStatus.QUEUED.value,
-                queue_name=queue,
-                enqueued_at=now,
-                updated_at=now,
-                enqueue_attempts=Alert.enqueue_attempts + 1,
-            )
-        ).rowcount
+    with conn.begin():
+        moved = conn.execute(_MARK_QUEUED, {"b_id": alert_id, "b_queue": queue, "b_now": now}).rowcount
         if moved:
-            session.execute(
-                insert_row(AlertEvent.__table__).values(
-                    alert_id=alert_id, at=now, status=AlertStatus.QUEUED.value, message=f"queued on {queue}"
-                )
-            )
+            _event(conn, alert_id, now, AlertStatus.QUEUED.value, f"queued on {queue}")
     return bool(moved)
 
 
-def purge_expired_claims(sessions: sessionmaker[Session], older_than_seconds: float = 3600) -> int:
+def purge_expired_claims(conn: Connection, older_than_seconds: float = 3600) -> int:
     """Delete dedup claims that expired long ago (housekeeping, run by the relay)."""
     cutoff = utcnow() - timedelta(seconds=older_than_seconds)
-    with sessions.begin() as session:
-        return session.execute(delete(DedupClaim).where(DedupClaim.expires_at < cutoff)).rowcount
+    with conn.begin():
+        return conn.execute(delete(_CLAIMS).where(_CLAIMS.c.expires_at < cutoff)).rowcount

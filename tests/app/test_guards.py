@@ -7,7 +7,6 @@ import logging
 import pytest
 from app_helpers import SECRET, alert_body, alerts, post
 from sqlalchemy import text
-from sqlalchemy.orm import sessionmaker
 
 from app.db import make_engine
 
@@ -73,15 +72,17 @@ def test_without_trusted_proxies_x_forwarded_for_is_ignored(make_app):
 
 def test_database_down_is_503_and_recovers(app, ctx):
     client = app.test_client()
-    good_sessions = ctx.sessions
+    good_engine = ctx.engine
     dead = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/none")
-    ctx.sessions = sessionmaker(dead, expire_on_commit=False)
+    ctx.engine = dead
     try:
         answer = post(client, alert_body())
         assert answer.status_code == 503
         assert answer.get_json()["error"] == "unavailable" and answer.headers["Retry-After"] == "5"
+        invalid = post(client, alert_body(quantity=0))  # storing an invalid alert needs the database too
+        assert invalid.status_code == 503
     finally:
-        ctx.sessions = good_sessions
+        ctx.engine = good_engine
         dead.dispose()
     assert post(client, alert_body()).status_code == 202
 
