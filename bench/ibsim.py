@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from ib_async import IB, LimitOrder, Stock
 
@@ -51,6 +52,8 @@ def main() -> None:
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # from the repo root: run from bench/, "-m ibsim" would find this very file first
+        cwd=Path(__file__).resolve().parents[1],
     )
     try:
         assert proc.stdout is not None
