@@ -30,6 +30,13 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     """Run the benchmark and print the figures."""
     parser = argparse.ArgumentParser()
@@ -83,6 +90,7 @@ def main() -> None:
                 acked += 1
 
         ib.orderStatusEvent += on_status
+        cpu_before = cpu_seconds(proc.pid)
         start = time.perf_counter()
         for i in range(args.orders):
             ib.placeOrder(contract, LimitOrder("BUY", 1, round(100.0 + (i % 500) * 0.01, 2)))
@@ -92,6 +100,11 @@ def main() -> None:
         elapsed = time.perf_counter() - start
         print(
             f"orders: {acked}/{args.orders} acknowledged in {elapsed:.2f} s = {acked / elapsed:,.0f} orders/s"
+        )
+        server_cpu = cpu_seconds(proc.pid) - cpu_before
+        print(
+            f"ibsim CPU for those orders: {server_cpu:.2f} s "
+            f"({acked / max(server_cpu, 1e-9):,.0f} orders per ibsim CPU-second; the rest of the wall time is the client)"
         )
         print(f"RSS with {len(ib.openTrades())} open orders in the book: {rss_mb(proc.pid):.1f} MB")
         ib.disconnect()
