@@ -66,6 +66,7 @@ class SenderConfig:
     per_chat_burst: int = 3  # messages a quiet chat may send at once
     group_rate: float = 20 / 60  # groups and channels (negative chat ids)
     poll_seconds: float = 1.0  # look for rows committed by other processes this often
+    discover_seconds: float = 5.0  # look for chats nobody serves (rows of other processes' config)
     backoff_first: float = 0.5
     backoff_max: float = 15.0
     unavailable_backoff: float = 60.0  # bot blocked / chat not found / bad token
@@ -134,7 +135,6 @@ class OutboxSender:
         self.config = config or SenderConfig()
         self.on_sent = on_sent
         self._chats: dict[str, _ChatQueue] = {}
-        self._kicked = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
@@ -144,7 +144,6 @@ class OutboxSender:
 
     def kick(self) -> None:
         """New rows may be waiting (call on the loop thread)."""
-        self._kicked.set()
         for chat in self._chats.values():
             chat.kick.set()
 
@@ -168,11 +167,9 @@ class OutboxSender:
                     self._ensure(chat_id)
             except Exception:  # noqa: BLE001 - a database hiccup must not end the notifier
                 log.exception("notice outbox: cannot list pending chats")
-            self._kicked.clear()
-            try:
-                await asyncio.wait_for(self._kicked.wait(), timeout=max(5.0, self.config.poll_seconds))
-            except TimeoutError:
-                pass
+            # Periodic, not on every wake: the configured chats are served from the start, and
+            # a wake must cost one query per chat, not an extra scan.
+            await asyncio.sleep(self.config.discover_seconds)
 
     def _pending_chats(self) -> list[str]:
         with self.sessions() as session:
