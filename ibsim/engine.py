@@ -324,12 +324,15 @@ class Engine:
             raise OrderRejected(201, "Order rejected - reason:A limit price is required")
         if otype in ("STP", "STP LMT") and aux is None:
             raise OrderRejected(201, "Order rejected - reason:A stop price is required")
-        if otype == "TRAIL" and aux is None and unset_to_none(req.trailing_percent) is None:
+        pct = unset_to_none(req.trailing_percent)
+        if otype == "TRAIL" and aux is None and pct is None:
             raise OrderRejected(201, "Order rejected - reason:A trailing amount or percent is required")
+        if otype == "TRAIL" and pct is not None and not 0 < pct < 100:
+            raise OrderRejected(201, "Order rejected - reason:The trailing percent must be between 0 and 100")
         for value in (lmt if otype in ("LMT", "STP LMT") else None, aux if otype != "MKT" else None):
             if value is None:
                 continue
-            if value <= 0 and otype != "TRAIL" or math.isinf(value):
+            if value <= 0 or math.isinf(value):
                 raise OrderRejected(201, "Order rejected - reason:The price must be positive")
             if not on_tick(value, inst.min_tick):
                 raise OrderRejected(

@@ -236,6 +236,10 @@ def test_global_cancel_spans_clients(engine: Engine) -> None:
         (req(1, contract=ContractQuery(symbol="ES", sec_type="FUT")), 200),  # ambiguous: several expiries
         (req(1, parent_id=77), 201),
         (req(1, account="U999"), 201),
+        (req(1, "SELL", otype="TRAIL", aux_price=0.0), 201),
+        (req(1, "SELL", otype="TRAIL", trailing_percent=150.0), 201),
+        (req(1, "SELL", otype="TRAIL"), 201),
+        (req(1, "SELL", otype="TRAIL", aux_price=0.015), 110),
     ],
 )
 def test_rejections(engine: Engine, request_: OrderRequest, code: int) -> None:
