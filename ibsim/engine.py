@@ -258,7 +258,8 @@ class Engine:
                 raise OrderRejected(code, reason)
             if existing is not None:
                 return self._modify(existing, req)
-            if oid <= 0 or oid <= prev_max and not req.what_if and self._id_was_used(client_id, oid):
+            if oid <= 0 or (oid <= prev_max and not req.what_if):
+                # TWS never reuses an order id: one at or below the client's highest is a duplicate
                 raise OrderRejected(103, "Duplicate order id")
             inst, account = self._validate(req)
             order = self._new_order(client_id, req, inst, account)
@@ -280,10 +281,6 @@ class Engine:
                 # mark the trade Cancelled on the error
                 events.append(OrderStatusEvent(copy(existing)))
         return events
-
-    def _id_was_used(self, client_id: int, order_id: int) -> bool:
-        """An id at or below the client's highest is a duplicate (ids are never reused by TWS)."""
-        return order_id <= self.max_order_id.get(client_id, 0)
 
     def _validate(self, req: OrderRequest) -> tuple[Instrument, str]:
         if req.sec_type_bag:
