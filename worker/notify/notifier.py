@@ -350,7 +350,12 @@ class Notifier:
             return False
 
     async def _watch_redis(self) -> None:
+        # Only the sending worker watches: every worker shares the one Redis, one alarm is enough.
         while True:
+            if not self.is_leader:
+                self._redis_down_since, self._redis_alarmed = None, False
+                await asyncio.sleep(self.redis_ping_seconds)
+                continue
             ok = await self._db(self._ping_redis)
             now = self.clock()
             if not ok:
