@@ -104,7 +104,10 @@ class ControlServer:
                 break
             name, _, value = header.partition(":")
             if name.strip().lower() == "content-length":
-                length = int(value.strip())
+                try:
+                    length = int(value.strip())
+                except ValueError as exc:
+                    raise HttpError(400, "bad_request", "bad Content-Length") from exc
         if length > MAX_BODY:
             raise HttpError(413, "too_large", "body over 64 KiB")
         raw = await reader.readexactly(length) if length else b""

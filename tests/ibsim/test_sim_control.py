@@ -273,3 +273,23 @@ def test_several_accounts_and_continuous_future(client_id: int) -> None:
         values = sim.state()["accountValues"]
         assert values["DU222"]["UnrealizedPnL"] == 500.0 and values["DU111"]["UnrealizedPnL"] == 0.0
         ib.disconnect()
+
+
+def test_http_garbage_does_not_hurt(fresh: SimThread, http: httpx.Client) -> None:
+    import socket
+
+    for junk in (
+        b"\r\n",
+        b"GARBAGE\r\n\r\n",
+        b"POST /price HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+        b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\n\r\n",
+        b"POST /reset HTTP/1.1\r\nContent-Length: 999999\r\n\r\n",
+    ):
+        with socket.create_connection(("127.0.0.1", fresh.control_port), timeout=2) as sock:
+            sock.sendall(junk)
+            sock.shutdown(socket.SHUT_WR)
+            try:
+                sock.recv(1000)
+            except OSError:
+                pass
+    assert http.get("/health").json()["ok"] is True
