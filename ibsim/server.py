@@ -469,7 +469,8 @@ class SimServer(RequestHandlers):
     def fault(self, kind: str, **kw: Any) -> dict[str, Any]:
         """Inject a fault (see README: drop, refuse, connectivity, delay, reject_next, pause/resume_fills)."""
         if kind == "drop":
-            dropped = self.drop_all()
+            client_id = kw.get("clientId", kw.get("client_id"))
+            dropped = self.drop_all(None if client_id is None else int(client_id))
             return {"dropped": dropped}
         if kind == "refuse":
             seconds = float(kw.get("seconds", 5.0))
@@ -512,10 +513,12 @@ class SimServer(RequestHandlers):
             return {"cleared": True}
         raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(FAULT_KINDS)}")
 
-    def drop_all(self) -> int:
-        """Close every client connection; returns how many."""
+    def drop_all(self, client_id: int | None = None) -> int:
+        """Close every client connection (or only that client's); returns how many."""
         count = 0
         for session in list(self.sessions):
+            if client_id is not None and session.client_id != client_id:
+                continue
             session.close()
             self._forget(session)
             count += 1

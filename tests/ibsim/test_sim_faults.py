@@ -107,6 +107,15 @@ def test_reject_next_only_once(fresh: SimThread, client_id: int, lib) -> None:
     ib.disconnect()
 
 
+def test_drop_one_client(fresh: SimThread, client_id: int, lib) -> None:
+    target, bystander = connect(fresh, client_id, lib=lib), connect(fresh, client_id + 1000, lib=lib)
+    assert fresh.fault("drop", clientId=client_id)["dropped"] == 1
+    wait_for(target, lambda: not target.isConnected())
+    assert bystander.isConnected() and bystander.reqCurrentTime()
+    for ib in (target, bystander):
+        ib.disconnect()
+
+
 def test_unknown_fault_is_refused(fresh: SimThread) -> None:
     with pytest.raises(ValueError):
         fresh.fault("meteor")
