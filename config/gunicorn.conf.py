@@ -58,6 +58,10 @@ def post_worker_init(worker):  # noqa: ANN001 - gunicorn hook signature
 
 
 def worker_exit(server, worker):  # noqa: ANN001 - gunicorn hook signature
-    relay = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("tv2ib_relay")
+    extensions = getattr(getattr(worker, "wsgi", None), "extensions", {})
+    relay = extensions.get("tv2ib_relay")
     if relay is not None:
         relay.stop()
+    intake = extensions.get("tv2ib_intake")
+    if intake is not None:  # write pending 'queued' marks (the relay would do it otherwise)
+        intake.marker.flush(2.0)

@@ -18,13 +18,13 @@ from typing import Any
 
 import redis
 from flask import Request
-from sqlalchemy import Connection
 
 from app.context import AppContext
 from app.keys import queue_name
 from app.webhook import auth, parsing, store
 from app.webhook.dedup import idempotency_key
 from app.webhook.enqueue import enqueue_alert
+from app.webhook.marker import QueuedMarker
 from app.webhook.ratelimit import WebhookLimiter
 from app.webhook.schema import field_errors_summary, normalise
 
@@ -56,6 +56,7 @@ class Intake:
         self.settings = ctx.settings
         self.secrets = ctx.settings.secrets()
         self.limiter = WebhookLimiter(ctx.redis, ctx.settings.rate_limit, ctx.settings.auth_failure_limit)
+        self.marker = QueuedMarker(ctx.engine)
 
     def _scrub(self, value: Any) -> Any:
         """``value`` with every configured secret replaced by ``***`` (JSON round trip)."""
@@ -74,10 +75,11 @@ class Intake:
         """Run the whole pipeline for ``request``. Database errors propagate (the view answers 503)."""
         settings = self.settings
         address = request.remote_addr or "unknown"
-        if not self.limiter.allow_request(address):
+        within_rate, auth_attempts_left = self.limiter.check(address)
+        if not within_rate:
             return self._too_many(self.limiter.rate)
         if not auth.address_allowed(settings, address):
-            if not self.limiter.auth_attempts_left(address):
+            if not auth_attempts_left:
                 return self._too_many(self.limiter.auth_failures)
             self.limiter.record_auth_failure(address)
             return error_outcome(403, "forbidden", "forbidden", "this address may not send alerts")
@@ -92,7 +94,7 @@ class Intake:
         if parse_error is not None or alert is None:
             return self._unparsable(request, address, raw, text, parse_error or "unparsable body")
 
-        if not self.limiter.auth_attempts_left(address):
+        if not auth_attempts_left:
             return self._too_many(self.limiter.auth_failures)
         presented = auth.presented_secret(alert, request.headers)
         if not auth.secret_ok(settings, presented, alert.get("strategy")):
@@ -116,7 +118,6 @@ class Intake:
             return error_outcome(422, "invalid", "invalid_alert", reason, fields=errors, alert_id=alert_id)
 
         payload = self._scrub(payload)
-        # One pooled connection for the whole request: one checkout (and pre-ping) instead of two.
         with self.ctx.engine.connect() as conn:
             recorded = store.record_valid(
                 conn,
@@ -127,10 +128,10 @@ class Intake:
                 window_seconds=settings.dedup_window_seconds,
                 signal_time=_signal_time(payload.get("time")),
             )
-            if recorded.duplicate_of is not None:
-                body = {"alert_id": recorded.duplicate_of, "status": recorded.first_status, "duplicate": True}
-                return Outcome(200, body, "duplicate", alert_id=recorded.duplicate_of)
-            status = self._enqueue(conn, recorded.alert_id, payload.get("account"))
+        if recorded.duplicate_of is not None:
+            body = {"alert_id": recorded.duplicate_of, "status": recorded.first_status, "duplicate": True}
+            return Outcome(200, body, "duplicate", alert_id=recorded.duplicate_of)
+        status = self._enqueue(recorded.alert_id, payload.get("account"))
         return Outcome(202, {"alert_id": recorded.alert_id, "status": status}, "accepted", recorded.alert_id)
 
     def _unparsable(
@@ -150,8 +151,11 @@ class Intake:
                 )
         return error_outcome(400, "bad_request", "bad_request", reason, alert_id=alert_id)
 
-    def _enqueue(self, conn: Connection, alert_id: str, account: str | None) -> str:
-        """Outbox step: enqueue after commit; if Redis is down the relay does it later."""
+    def _enqueue(self, alert_id: str, account: str | None) -> str:
+        """Outbox step: enqueue after commit; if Redis is down the relay does it later.
+
+        The row moves to ``queued`` right after the answer (:class:`QueuedMarker`); the answer
+        already says ``queued`` because the job is on its queue."""
         try:
             enqueue_alert(self.ctx.redis, alert_id, account)
         except redis.RedisError as exc:
@@ -161,13 +165,7 @@ class Intake:
                 type(exc).__name__,
             )
             return "received"
-        try:
-            store.mark_queued(conn, alert_id, queue_name(account))
-        except Exception:  # noqa: BLE001 - the alert is committed and on its queue: still a 202
-            log.warning(
-                "alert %s enqueued but not marked queued; the relay will mark it", alert_id, exc_info=True
-            )
-            return "received"
+        self.marker.mark(alert_id, queue_name(account))
         return "queued"
 
 

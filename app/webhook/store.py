@@ -199,6 +199,22 @@ def mark_queued(conn: Connection, alert_id: str, queue: str) -> bool:
     return bool(moved)
 
 
+def mark_queued_many(conn: Connection, items: list[tuple[str, str]]) -> int:
+    """:func:`mark_queued` for several ``(alert_id, queue)`` pairs in one transaction."""
+    now = utcnow()
+    events = []
+    with conn.begin():
+        for alert_id, queue in items:
+            if conn.execute(_MARK_QUEUED, {"b_id": alert_id, "b_queue": queue, "b_now": now}).rowcount:
+                status = AlertStatus.QUEUED.value
+                events.append(
+                    {"alert_id": alert_id, "at": now, "status": status, "message": f"queued on {queue}"}
+                )
+        if events:
+            conn.execute(_INSERT_EVENT, events)
+    return len(events)
+
+
 def purge_expired_claims(conn: Connection, older_than_seconds: float = 3600) -> int:
     """Delete dedup claims that expired long ago (housekeeping, run by the relay)."""
     cutoff = utcnow() - timedelta(seconds=older_than_seconds)

@@ -32,7 +32,14 @@ def raw_alert(extra: str) -> str:
 def post(client: Any, body: Any, *, content_type: str = "application/json", **headers: str) -> Any:
     """POST ``body`` (a dict/list is JSON-encoded, str/bytes sent as is) to /webhook."""
     data = body if isinstance(body, (str, bytes)) else json.dumps(body)
-    return client.post("/webhook", data=data, content_type=content_type, headers=headers)
+    answer = client.post("/webhook", data=data, content_type=content_type, headers=headers)
+    settle(client.application)
+    return answer
+
+
+def settle(app: Any) -> None:
+    """Wait until the app recorded 'queued' for what it enqueued (done after the answer)."""
+    assert app.extensions["tv2ib_intake"].marker.flush(5)
 
 
 def alerts(ctx: AppContext) -> list[Alert]:

@@ -122,3 +122,24 @@ def test_lost_job_scan_runs_when_redis_lost_its_marker_or_when_forced(ctx, clien
     assert relay_once(ctx, full_scan=True) == 1
     assert relay_once(ctx, full_scan=True) == 0
     assert [j.id for j in queued_jobs(redis_client)] == [alert_job_id(alert_id)]  # listed once
+
+
+def test_relay_marks_alerts_whose_job_is_queued_but_row_still_received(ctx, redis_client):
+    """A web process that died between enqueue and the 'queued' mark leaves exactly this."""
+    from app.webhook import store
+    from app.webhook.enqueue import enqueue_alert
+
+    with ctx.engine.connect() as conn:
+        recorded = store.record_valid(
+            conn,
+            payload={"ticker": "AAPL", "action": "buy"},
+            raw_body="{}",
+            client_ip=None,
+            idempotency_key="k",
+            window_seconds=60,
+        )
+    assert enqueue_alert(ctx.redis, recorded.alert_id, None)
+    assert relay_once(ctx) == 0  # nothing new on a queue...
+    alert = get_alert(ctx, recorded.alert_id)
+    assert alert.status == AlertStatus.QUEUED  # ...but the row caught up
+    assert len(queued_jobs(redis_client)) == 1
