@@ -28,6 +28,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="managed account id (repeat for several; default DU1234567)",
     )
     p.add_argument("--cash", type=float, default=1_000_000.0, help="starting cash per account (USD)")
+    p.add_argument(
+        "--margin-check",
+        action="store_true",
+        help="refuse orders whose initial margin would exceed the equity (like IB)",
+    )
     p.add_argument("--seed", type=int, help="random-walk seed (reproducible demos)")
     p.add_argument("--no-pacing", action="store_true", help="do not reject clients above 50 messages/s")
     p.add_argument("--log-level", default="INFO")
@@ -47,6 +52,7 @@ async def run(args: argparse.Namespace) -> None:
         walk_interval=args.walk_interval,
         pacing=not args.no_pacing,
         initial_cash=args.cash,
+        margin_check=args.margin_check,
         seed=args.seed,
     )
     stop = asyncio.Event()

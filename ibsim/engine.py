@@ -165,6 +165,7 @@ class Engine:
         accounts: Iterable[str] = (DEFAULT_ACCOUNT,),
         clock: Callable[[], float] | None = None,
         initial_cash: float = INITIAL_CASH,
+        margin_check: bool = False,
     ) -> None:
         import time
 
@@ -172,6 +173,8 @@ class Engine:
         self.account_ids = list(accounts) or [DEFAULT_ACCOUNT]
         self.clock = clock or time.time
         self.initial_cash = initial_cash
+        #: refuse new orders whose initial margin would exceed the equity with loan (as IB does)
+        self.margin_check = margin_check
         self.reset()
 
     # ---------------------------------------------------------------- state
@@ -265,6 +268,8 @@ class Engine:
             order = self._new_order(client_id, req, inst, account)
             if req.what_if:
                 return [WhatIfEvent(order, self._what_if_state(order, inst))]
+            if self.margin_check:
+                self._check_margin(order, inst)
             if req.parent_id:
                 parent = self.orders.get((client_id, req.parent_id))
                 if parent is None or not (parent.is_active or parent.status == "Filled"):
@@ -778,6 +783,16 @@ class Engine:
         account.cash -= commission
         account.commissions += commission
         return realized
+
+    def _check_margin(self, order: Order, inst: Instrument) -> None:
+        state = self._what_if_state(order, inst)
+        if state.init_margin_change > 0 and state.init_margin_after > state.equity_with_loan_after:
+            raise OrderRejected(
+                201,
+                "Order rejected - reason:YOUR ORDER IS NOT ACCEPTED. IN ORDER TO OBTAIN THE DESIRED POSITION "
+                f"YOUR EQUITY WITH LOAN VALUE [{state.equity_with_loan_after:.2f} USD] MUST EXCEED THE INITIAL "
+                f"MARGIN [{state.init_margin_after:.2f} USD]",
+            )
 
     # ---------------------------------------------------------------- whatIf
 

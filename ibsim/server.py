@@ -123,13 +123,18 @@ class SimServer(RequestHandlers):
         clock: Callable[[], float] | None = None,
         seed: int | None = None,
         initial_cash: float = 1_000_000.0,
+        margin_check: bool = False,
     ) -> None:
         self.host = host
         self._port = port
         self._control_port = control_port
         self.catalog = catalog or build_catalog(extension=catalog_file)
         self.engine = Engine(
-            self.catalog, accounts=list(accounts) or [DEFAULT_ACCOUNT], clock=clock, initial_cash=initial_cash
+            self.catalog,
+            accounts=list(accounts) or [DEFAULT_ACCOUNT],
+            clock=clock,
+            initial_cash=initial_cash,
+            margin_check=margin_check,
         )
         self.state_file = Path(state_file) if state_file else None
         self.walk = walk

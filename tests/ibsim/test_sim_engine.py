@@ -366,3 +366,15 @@ def test_load_drops_contracts_that_left_the_catalog(engine: Engine) -> None:
     assert [e.order_id for e in rolled.executions] == [3]
     assert list(rolled.positions) == [("DU1234567", AAPL_ID)]
     assert rolled.account_values("DU1234567")["GrossPositionValue"] == 19_000.0
+
+
+def test_margin_check_is_opt_in() -> None:
+    lax = Engine(CATALOG, clock=Clock())
+    assert lax.place(1, req(1, contract=ES, qty=100))[0].order.status == "Submitted"  # 1.5 M margin, 1 M cash
+    strict = Engine(CATALOG, clock=Clock(), margin_check=True)
+    (rejection,) = strict.place(1, req(1, contract=ES, qty=100))
+    assert rejection.code == 201 and "MUST EXCEED THE INITIAL MARGIN" in rejection.text
+    strict.place(1, req(2, contract=ES, qty=10))  # 150 k margin: fine
+    assert strict.orders[(1, 2)].status == "Filled"
+    strict.place(1, req(3, "SELL", contract=ES, qty=10))  # closing frees margin: always accepted
+    assert strict.orders[(1, 3)].status == "Filled"
