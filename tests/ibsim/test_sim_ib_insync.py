@@ -32,12 +32,11 @@ def ib(fresh: SimThread, client_id: int) -> Iterator[IB]:
     client.disconnect()
 
 
-def test_connect_and_qualify(fresh: SimThread, client_id: int) -> None:
+def test_connect_and_qualify(fresh: SimThread, client_id: int, caplog: pytest.LogCaptureFixture) -> None:
     ib = IB()
-    start = time.perf_counter()
     ib.connect("127.0.0.1", fresh.port, clientId=client_id, timeout=5)
     try:
-        assert time.perf_counter() - start < 1.0
+        assert not [r for r in caplog.records if "timed out" in r.getMessage()]  # every startup End arrived
         assert ib.client.serverVersion() == 157
         month = min(
             d.contract.lastTradeDateOrContractMonth
