@@ -19,7 +19,7 @@ def sim() -> Iterator[SimThread]:
         yield handle
 
 
-@pytest.fixture(autouse=False)
+@pytest.fixture
 def fresh(sim: SimThread) -> SimThread:
     """The module's simulator, reset (no orders, fills, positions or faults)."""
     sim.reset()
