@@ -306,3 +306,36 @@ def test_fit_always_yields_well_formed_text_within_limit(
     shown = visible(cut)
     if cut == text:
         assert shown == html.unescape(re.sub(r"<[^>]+>", "", text))
+
+
+def test_status_reply_names_what_is_wrong() -> None:
+    from worker.notify import replies
+
+    doc = {
+        "paused": True,
+        "redis": True,
+        "workers": [
+            {
+                "account": "DU1",
+                "client_id": 1,
+                "ib_connected": False,
+                "ib_detail": "1100 <lost>",
+                "age_seconds": 2,
+            }
+        ],
+        "queues": {"tv2ib:orders:DU1": 3},
+        "notices_pending": 4,
+        "last_alert": {
+            "status": "failed",
+            "action": "buy",
+            "ticker": "ES1!",
+            "reason": "IB down",
+            "received_at": "2026-11-22T07:30:33+00:00",
+        },
+    }
+    shown = visible(replies.status_text(doc))
+    assert "trading: ⏸ paused" in shown
+    assert "worker DU1/1: IB 🚨 disconnected (1100 <lost>) (heartbeat 2 s ago)" in shown
+    assert "queued alerts: tv2ib:orders:DU1 3" in shown and "notices waiting: 4" in shown
+    assert "07:30:33 buy ES1! → failed" in shown and "IB down" in shown
+    assert "none alive" in visible(replies.status_text({"paused": False, "workers": [], "redis": False}))

@@ -50,6 +50,8 @@ def status_text(doc: Mapping[str, Any], now: float | None = None) -> str:
         lines.append("workers: 🚨 <b>none alive</b> (no heartbeat)")
     for worker in workers:
         ib = "IB connected ✅" if worker.get("ib_connected") else "IB 🚨 <b>disconnected</b>"
+        if not worker.get("ib_connected") and worker.get("ib_detail"):
+            ib += f" ({esc(str(worker['ib_detail'])[:120])})"
         age = worker.get("age_seconds")
         if age is None and worker.get("ts") is not None:
             age = round(now - float(worker["ts"]), 1)
