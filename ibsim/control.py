@@ -1,7 +1,7 @@
 """The HTTP control API (JSON over a tiny stdlib asyncio HTTP/1.1 server, loopback only).
 
 Routes: ``GET /state``, ``GET /health``, ``POST /price``, ``POST /fault``, ``POST /reset``,
-``POST /fill_limit``, ``POST /fill``, ``POST /notice``. Errors answer
+``POST /fill_limit``, ``POST /fill``, ``POST /notice``, ``POST /end_of_day``. Errors answer
 ``{"error": "<code>", "message": "<sentence>"}`` with a 4xx status.
 """
 
@@ -166,6 +166,8 @@ class ControlServer:
                     None if body.get("price") is None else float(body["price"]),
                 )
                 return {"ok": True, "order": order}
+            if path == "/end_of_day":
+                return {"ok": True, **sim.end_of_day()}
             if path == "/notice":
                 sim.notice(int(body.get("code", 2103)), str(body.get("message", "")))
                 return {"ok": True}

@@ -497,6 +497,14 @@ class Engine:
                 events += self._cancel(order)
         return events
 
+    def end_of_day(self) -> list[Event]:
+        """Session close: DAY (and OPG) orders expire as Cancelled; GTC/GTD orders keep working."""
+        events: list[Event] = []
+        for order in list(self.orders.values()):
+            if order.is_active and order.tif in ("DAY", "OPG", ""):
+                events += self._cancel(order, "Expired")
+        return events
+
     def _register(self, order: Order) -> None:
         """Store an order and index it by parent, OCA group and contract."""
         self.orders[order.key] = order

@@ -605,6 +605,12 @@ class SimServer(RequestHandlers):
         order = self.engine.orders[(client_id, order_id)]
         return order.to_json()
 
+    def end_of_day(self) -> dict[str, Any]:
+        """Close the trading day: every working DAY order expires (Cancelled, error 202 to its owner)."""
+        events = self.engine.end_of_day()
+        self.apply(events)
+        return {"expired": sum(1 for e in events if isinstance(e, OrderStatusEvent))}
+
     def state(self) -> dict[str, Any]:
         """The GET /state document (orders, executions, positions, account values, faults)."""
         doc = self.engine.state()

@@ -137,6 +137,10 @@ class SimThread:
         """Force a (partial) fill of a working order."""
         return self.call(self.sim.fill, client_id, order_id, quantity, price)
 
+    def end_of_day(self) -> dict[str, Any]:
+        """Expire every working DAY order (GTC orders keep working)."""
+        return self.call(self.sim.end_of_day)
+
     def notice(self, code: int, text: str = "") -> None:
         """Send error(-1, code, text) to every client."""
         self.call(self.sim.notice, code, text)

@@ -101,6 +101,12 @@ def test_http_routes(fresh: SimThread, http: httpx.Client, client_id: int) -> No
     assert http.post("/fault", json={"kind": "resume_fills"}).status_code == 200
     assert http.post("/fault", json={"kind": "delay", "ms": 5}).json()["delayMs"] == 5
     assert http.post("/fault", json={"kind": "clear"}).json()["cleared"]
+    day = ib.placeOrder(contract, LimitOrder("BUY", 1, 150.0, tif="DAY"))
+    gtc = ib.placeOrder(contract, LimitOrder("BUY", 1, 150.0, tif="GTC"))
+    wait_for(ib, lambda: gtc.orderStatus.status == "Submitted")
+    assert http.post("/end_of_day").json() == {"ok": True, "expired": 1}
+    wait_for(ib, lambda: day.orderStatus.status == "Cancelled")
+    assert gtc.orderStatus.status == "Submitted"
     assert http.post("/reset").json() == {"ok": True}
     assert http.get("/state").json()["orders"] == []
     ib.disconnect()

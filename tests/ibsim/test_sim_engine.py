@@ -378,3 +378,17 @@ def test_margin_check_is_opt_in() -> None:
     assert strict.orders[(1, 2)].status == "Filled"
     strict.place(1, req(3, "SELL", contract=ES, qty=10))  # closing frees margin: always accepted
     assert strict.orders[(1, 3)].status == "Filled"
+
+
+def test_end_of_day_expires_day_orders_only(engine: Engine) -> None:
+    engine.place(1, req(1, otype="LMT", lmt_price=100.0, tif="DAY"))
+    engine.place(1, req(2, otype="LMT", lmt_price=100.0, tif="GTC"))
+    engine.place(1, req(3, otype="LMT", lmt_price=100.0))  # "" means DAY
+    events = engine.end_of_day()
+    assert kinds(events) == [
+        "OrderStatus:1:Cancelled",
+        "Error:1:202",
+        "OrderStatus:3:Cancelled",
+        "Error:3:202",
+    ]
+    assert status(engine, 2) == "Submitted"
