@@ -118,16 +118,15 @@ class Intake:
             return error_outcome(422, "invalid", "invalid_alert", reason, fields=errors, alert_id=alert_id)
 
         payload = self._scrub(payload)
-        with self.ctx.engine.connect() as conn:
-            recorded = store.record_valid(
-                conn,
-                payload=payload,
-                raw_body=body_text,
-                client_ip=address,
-                idempotency_key=idempotency_key(payload),
-                window_seconds=settings.dedup_window_seconds,
-                signal_time=_signal_time(payload.get("time")),
-            )
+        recorded = store.record_valid(
+            self.ctx.engine,
+            payload=payload,
+            raw_body=body_text,
+            client_ip=address,
+            idempotency_key=idempotency_key(payload),
+            window_seconds=settings.dedup_window_seconds,
+            signal_time=_signal_time(payload.get("time")),
+        )
         if recorded.duplicate_of is not None:
             body = {"alert_id": recorded.duplicate_of, "status": recorded.first_status, "duplicate": True}
             return Outcome(200, body, "duplicate", alert_id=recorded.duplicate_of)

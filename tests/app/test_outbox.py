@@ -129,15 +129,14 @@ def test_relay_marks_alerts_whose_job_is_queued_but_row_still_received(ctx, redi
     from app.webhook import store
     from app.webhook.enqueue import enqueue_alert
 
-    with ctx.engine.connect() as conn:
-        recorded = store.record_valid(
-            conn,
-            payload={"ticker": "AAPL", "action": "buy"},
-            raw_body="{}",
-            client_ip=None,
-            idempotency_key="k",
-            window_seconds=60,
-        )
+    recorded = store.record_valid(
+        ctx.engine,
+        payload={"ticker": "AAPL", "action": "buy"},
+        raw_body="{}",
+        client_ip=None,
+        idempotency_key="k",
+        window_seconds=60,
+    )
     assert enqueue_alert(ctx.redis, recorded.alert_id, None)
     assert relay_once(ctx) == 0  # nothing new on a queue...
     alert = get_alert(ctx, recorded.alert_id)
