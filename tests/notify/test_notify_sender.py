@@ -271,3 +271,20 @@ def test_rows_written_without_token_still_go_to_the_log_after_a_token_is_set(
     assert wait_until(lambda: unsent(sqlite_sessions) == 0, 5)
     assert any("BUY 1 ESZ6 @ 1</b>" in r.getMessage() for r in caplog.records if r.name == "tv2ib.notices")
     assert all(1 not in prices_seen(fake_tg, chat) for chat in OWNER_CHATS)
+
+
+def test_telegram_down_when_the_worker_starts(
+    fake_tg: FakeTelegramAPI,
+    tg_settings: Settings,
+    sqlite_sessions: sessionmaker[Session],
+    start_notifier: Callable[..., Notifier],
+) -> None:
+    """getMe fails at start: the bot keeps trying in the background, notices wait, then flow."""
+    fake_tg.go_down("refuse", seconds=2.0)
+    notifier = start_notifier(tg_settings, sqlite_sessions)
+    for n in range(3):
+        record(sqlite_sessions, tg_settings, notifier, n)
+    assert fake_tg.wait_for(lambda api: len(prices_seen(api, "111")) >= 3, 15)
+    assert prices_seen(fake_tg, "111") == [0, 1, 2]
+    # ... and the bot polls for commands once Telegram is back.
+    assert fake_tg.wait_for(lambda api: api.count("getUpdates") >= 1, 10)
