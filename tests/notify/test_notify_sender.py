@@ -288,3 +288,23 @@ def test_telegram_down_when_the_worker_starts(
     assert prices_seen(fake_tg, "111") == [0, 1, 2]
     # ... and the bot polls for commands once Telegram is back.
     assert fake_tg.wait_for(lambda api: api.count("getUpdates") >= 1, 10)
+
+
+def test_persistent_429_is_waited_out_by_the_sender_too(
+    fake_tg: FakeTelegramAPI,
+    tg_env: dict[str, str],
+    sqlite_sessions: sessionmaker[Session],
+    start_notifier: Callable[..., Notifier],
+) -> None:
+    """More 429s than the rate limiter retries (3): the sender itself waits retry_after and tries
+    again, without counting it as a failure of the notice."""
+    settings = Settings.from_mapping({**tg_env, "TELEGRAM_CHAT_ID": "111"})
+    notifier = start_notifier(settings, sqlite_sessions)
+    fake_tg.wait_for(lambda api: api.count("getMe") >= 1, 5)
+    fake_tg.fail_next(429, retry_after=0.3, count=5)
+    record(sqlite_sessions, settings, notifier, 1)
+    assert fake_tg.wait_for(lambda api: prices_seen(api, "111") == [1], 15)
+    refused = [status for _, method, status in fake_tg.requests if method == "sendMessage" and status == 429]
+    assert len(refused) == 5
+    time.sleep(0.3)
+    assert prices_seen(fake_tg, "111") == [1]
