@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ibsim import history
 from ibsim import messages as msg
 from ibsim.catalog import Catalog, round_to_tick
 from ibsim.engine import Engine, Event
@@ -283,6 +284,32 @@ class RequestHandlers:
         session.pnl.pop(req_id, None)
         session.pnl_single.pop(req_id, None)
 
+    def _h_historical_data(self, session: Session, fields: list[str]) -> None:
+        req = msg.parse_historical_request(fields)
+        found = self.catalog.match(req.contract)
+        if len(found) != 1:
+            session.error(req.req_id, 200, "No security definition has been found for the request")
+            return
+        inst = found[0]
+        now = self.engine.clock()
+        end = history.parse_end(req.end, now)
+        try:
+            bars = history.synthetic_bars(
+                inst, self.engine.price(inst.con_id), req.bar_size, req.duration, end
+            )
+        except ValueError as exc:
+            session.error(req.req_id, 162, f"Historical Market Data Service error message:{exc}")
+            return
+        start_text = dt.datetime.fromtimestamp(end - history.duration_seconds(req.duration), dt.UTC)
+        end_text = dt.datetime.fromtimestamp(end, dt.UTC)
+        fmt = "%Y%m%d %H:%M:%S"
+        session.send(msg.historical_data(req.req_id, start_text.strftime(fmt), end_text.strftime(fmt), bars))
+
+    def _h_head_timestamp(self, session: Session, fields: list[str]) -> None:
+        req_id = FieldReader(fields, 1).int()
+        # synthetic history has no beginning; one year back is a plausible answer
+        session.send(msg.head_timestamp(req_id, str(int(self.engine.clock()) - 365 * 86400)))
+
     def _h_ignore(self, session: Session, fields: list[str]) -> None:
         return None
 
@@ -316,4 +343,6 @@ class RequestHandlers:
         msg.REQ_PNL_SINGLE: _h_pnl_single,
         msg.CANCEL_PNL_SINGLE: _h_cancel_pnl,
         msg.START_API: _h_ignore,
+        msg.REQ_HISTORICAL_DATA: _h_historical_data,
+        msg.REQ_HEAD_TIMESTAMP: _h_head_timestamp,
     }

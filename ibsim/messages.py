@@ -858,3 +858,73 @@ def parse_mkt_data_request(fields: Sequence[str]) -> MktDataRequest:
     snapshot = r.bool()
     regulatory = r.bool()
     return MktDataRequest(req_id, contract, generic, snapshot, regulatory)
+
+
+# ------------------------------------------------------------------ historical data
+
+HISTORICAL_DATA = 17
+HEAD_TIMESTAMP = 88
+REQ_HISTORICAL_DATA = 20
+REQ_HEAD_TIMESTAMP = 87
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One historical bar; ``date`` is already in wire form (``YYYYMMDD`` or unix seconds)."""
+
+    date: str
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    average: float
+    bar_count: int
+
+
+def historical_data(req_id: int, start: str, end: str, bars: Sequence[Bar]) -> Fields:
+    """historicalData 17 (no version field at 157): header, bar count, 8 fields per bar."""
+    fields: Fields = [HISTORICAL_DATA, int(req_id), start, end, len(bars)]
+    for b in bars:
+        fields += [b.date, b.open, b.high, b.low, b.close, b.volume, b.average, int(b.bar_count)]
+    return fields
+
+
+def head_timestamp(req_id: int, stamp: str) -> Fields:
+    """headTimestamp 88."""
+    return [HEAD_TIMESTAMP, int(req_id), stamp]
+
+
+@dataclass(frozen=True)
+class HistoricalRequest:
+    """reqHistoricalData 20."""
+
+    req_id: int
+    contract: ContractQuery
+    end: str
+    bar_size: str
+    duration: str
+    use_rth: bool
+    what_to_show: str
+    format_date: int
+    keep_up_to_date: bool
+
+
+def parse_historical_request(fields: Sequence[str]) -> HistoricalRequest:
+    """reqHistoricalData 20 at version 157 (no version field)."""
+    r = FieldReader(fields, 1)
+    req_id = r.int()
+    contract = read_contract(r)
+    r.skip(1)  # includeExpired
+    end = r.str()
+    bar_size = r.str()
+    duration = r.str()
+    use_rth = r.bool()
+    what_to_show = r.str()
+    format_date = r.int(1)
+    if contract.sec_type.upper() == "BAG":
+        r.skip(4 * r.int())
+    keep_up_to_date = r.bool()
+    return HistoricalRequest(
+        req_id, contract, end, bar_size, duration, use_rth, what_to_show, format_date, keep_up_to_date
+    )

@@ -73,8 +73,6 @@ CONNECTIVITY_TEXT = {
 # awaited requests the simulator does not serve: answer with an error on their reqId so the
 # client's future ends at once (msgId -> (index of reqId, error code, text))
 UNSERVED_REQUESTS = {
-    20: (1, 162, "Historical Market Data Service error message:no data in the simulator"),
-    87: (1, 162, "Historical Market Data Service error message:no head time stamp in the simulator"),
     96: (1, 162, "Historical Market Data Service error message:no ticks in the simulator"),
     88: (1, 162, "Historical Market Data Service error message:no histogram in the simulator"),
     78: (1, 200, "No security definition has been found for the request"),

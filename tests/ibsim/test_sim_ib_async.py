@@ -317,8 +317,17 @@ def test_misc_requests_answer_promptly(ib: IB, fresh: SimThread) -> None:
     codes: list[int] = []
     ib.errorEvent += lambda req_id, code, *a: codes.append(code)
     ib.RequestTimeout = 0  # wait for the answer itself: a request left unanswered would hang (pytest-timeout)
-    bars = ib.reqHistoricalData(contract, "", "1 D", "1 hour", "TRADES", True)  # not simulated: error 162
-    assert len(bars) == 0 and 162 in codes
+    bad = ib.reqHistoricalData(contract, "", "1 D", "7 parsecs", "TRADES", True)
+    assert len(bad) == 0 and 162 in codes
+    bars = ib.reqHistoricalData(contract, "", "2 D", "1 hour", "TRADES", True)
+    assert len(bars) == 48 and bars[-1].close == 190.0
+    assert all(b.low <= min(b.open, b.close) <= max(b.open, b.close) <= b.high for b in bars)
+    assert list(ib.reqHistoricalData(contract, "", "2 D", "1 hour", "TRADES", True)) == list(
+        bars
+    )  # reproducible
+    daily = ib.reqHistoricalData(contract, "", "1 M", "1 day", "MIDPOINT", True)
+    assert len(daily) == 30 and daily[-1].date.year >= 2025
+    assert ib.reqHeadTimeStamp(contract, "TRADES", True).year >= 2024
     assert ib.reqMarketRule(26)[0].increment == 0.01
     ib.placeOrder(contract, MarketOrder("BUY", 10))
     wait_for(ib, lambda: len(ib.fills()) == 1)

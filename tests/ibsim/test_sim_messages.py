@@ -115,6 +115,16 @@ def payload(text: str) -> bytes:
         (m.pnl_single(9, 2, 1.5, 2.0, -3.0, 10.0), "95|9|2|1.5|2|-3|10"),
         (m.market_rule(26, [(0.0, 0.01)]), "93|26|1|0|0.01"),
         (m.symbol_samples(8, [AAPL]), "79|8|1|265598|AAPL|STK|NASDAQ|USD|2|FUT|OPT"),
+        (
+            m.historical_data(
+                4,
+                "20250101 00:00:00",
+                "20250102 00:00:00",
+                [m.Bar("20250102", 1.0, 2.0, 0.5, 1.5, 100, 1.25, 7)],
+            ),
+            "17|4|20250101 00:00:00|20250102 00:00:00|1|20250102|1|2|0.5|1.5|100|1.25|7",
+        ),
+        (m.head_timestamp(4, "1735689600"), "88|4|1735689600"),
     ],
 )
 def test_small_layouts_bytes(fields: list[object], expected: str) -> None:
@@ -416,6 +426,33 @@ def test_contract_details_and_executions_requests(lib) -> None:
         encoded(lib, "reqMktData", 9, lib.Stock("AAPL", "SMART", "USD"), "", True, False, [])
     )
     assert md.req_id == 9 and md.snapshot and md.contract.symbol == "AAPL"
+
+
+@LIBS
+def test_historical_request(lib) -> None:
+    fields = encoded(
+        lib,
+        "reqHistoricalData",
+        5,
+        lib.Stock("AAPL", "SMART", "USD"),
+        "20250102 10:00:00 UTC",
+        "3 D",
+        "5 mins",
+        "TRADES",
+        1,
+        2,
+        False,
+        [],
+    )
+    req = m.parse_historical_request(fields)
+    assert (req.req_id, req.contract.symbol, req.duration, req.bar_size, req.format_date) == (
+        5,
+        "AAPL",
+        "3 D",
+        "5 mins",
+        2,
+    )
+    assert req.end == "20250102 10:00:00 UTC" and req.use_rth and not req.keep_up_to_date
 
 
 def test_place_order_truncated_or_padded_is_an_error() -> None:
