@@ -5,6 +5,10 @@ inside the transaction that records the fill (or rejection), so both commit or n
 ``dedup_key`` is unique (per chat: ``<event key>:<chat id>``), and the insert is an
 insert-or-ignore, so an event replayed after a worker restart or by reconciliation never produces
 a second notice. No I/O other than the insert: the IB loop never waits on Telegram.
+
+Order: the sender delivers each chat's notices in id order. Ids are taken at insert time, so two
+transactions committing in the opposite order of their inserts could deliver out of commit order;
+the worker records facts through one writer thread, which rules that out within a worker.
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ Policy (why it looks like this):
   transaction right after Telegram answers ``ok``. If the process dies between Telegram accepting
   the message and that commit (a few milliseconds), or a read timeout hides a delivery Telegram
   did make, the notice is sent again after restart: at-least-once there is unavoidable (the Bot
-  API has no idempotency key). Everywhere else delivery is exactly once.
+  API has no idempotency key). If the database is down at that moment, the mark is retried until
+  it succeeds (never the message); a stop meanwhile leaves the notice to be sent again after
+  restart. Everywhere else delivery is exactly once.
 * **Flood policy.** Telegram allows about one message per second per chat (short bursts OK) and
   ~30/s overall. python-telegram-bot's ``AIORateLimiter`` enforces the overall and group limits
   and honours 429 ``retry_after``, but has no per-chat limit for private chats, and one message
