@@ -211,7 +211,7 @@ def run_load(port: int, *, rate: float | None, seconds: float, concurrency: int)
 
 
 def gunicorn(app_spec: str, port: int, env: dict[str, str], pythonpath: str) -> subprocess.Popen:
-    full_env = dict(os.environ, **env, PORT=str(port), PYTHONPATH=pythonpath, LOG_LEVEL="WARNING")
+    full_env = dict(os.environ, **env, PORT=str(port), PYTHONPATH=pythonpath)
     cmd = [sys.executable, "-m", "gunicorn", app_spec, "-c", str(ROOT / "config" / "gunicorn.conf.py")]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_http(port, proc)

@@ -38,6 +38,7 @@ def server(redis_url: str, tmp_path: Path) -> Iterator[str]:
         PORT=str(port),
         WEB_WORKERS="1",
         WEB_THREADS="2",
+        LOG_FORMAT="json",
     )
     log = open(tmp_path / "gunicorn.log", "w")
     proc = subprocess.Popen(GUNICORN, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -64,12 +65,23 @@ def server(redis_url: str, tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
-def test_webhook_end_to_end(server, redis_client):
+def test_webhook_end_to_end(server, redis_client, tmp_path):
     answer = httpx.post(f"{server}/webhook", json=alert_body(), timeout=5)
     assert answer.status_code == 202
     alert_id = answer.json()["alert_id"]
     assert [j.args for j in queued_jobs(redis_client)] == [(alert_id,)]
     assert httpx.get(f"{server}/readyz", timeout=5).json()["database"] == "ok"
+    assert (
+        httpx.post(f"{server}/webhook", json=alert_body(secret="wrong-secret-0000000"), timeout=5).status_code
+        == 401
+    )
+    # the canonical log line, as JSON, with no secret anywhere in the server's output
+    log_text = (tmp_path / "gunicorn.log").read_text()
+    lines = [json.loads(line) for line in log_text.splitlines() if line.startswith("{")]
+    accepted = [doc for doc in lines if doc.get("outcome") == "accepted"]
+    assert accepted and accepted[0]["alert_id"] == alert_id and accepted[0]["http_status"] == 202
+    assert accepted[0]["client"] == "127.0.0.1" and accepted[0]["latency_ms"] >= 0
+    assert SECRET not in log_text
 
 
 def _connect(server: str) -> socket.socket:
