@@ -248,7 +248,10 @@ class _ChatQueue:
                 if delay > 0:
                     await asyncio.sleep(delay)
                     # More rows may have arrived while pacing: fetch again so they join the batch.
-                    rows = await sender.db(self._fetch) or rows
+                    try:
+                        rows = await sender.db(self._fetch) or rows
+                    except Exception:  # noqa: BLE001 - the rows read before are still valid
+                        log.exception("notice outbox: cannot re-read chat %s", self.chat_id)
                 self.bucket.take()
             batching = self.transport.batching and not self.one_at_a_time
             batch = build_batch(rows, batching)
