@@ -158,8 +158,8 @@ class CommandBot:
                 if self.app.running:
                     await self.app.stop()
                 await self.app.shutdown()
-        except (TimeoutError, TelegramError, RuntimeError) as exc:
-            log.warning("telegram bot did not stop cleanly: %s", exc)
+        except Exception as exc:  # noqa: BLE001 - stopping must never raise into the worker's shutdown
+            log.warning("telegram bot did not stop cleanly: %s: %s", type(exc).__name__, exc)
 
     # --- handlers ---------------------------------------------------------------------------------
 
