@@ -308,3 +308,19 @@ def test_persistent_429_is_waited_out_by_the_sender_too(
     assert len(refused) == 5
     time.sleep(0.3)
     assert prices_seen(fake_tg, "111") == [1]
+
+
+def test_stop_returns_while_telegram_is_unreachable(
+    fake_tg: FakeTelegramAPI, tg_settings: Settings, sqlite_sessions: sessionmaker[Session]
+) -> None:
+    """A worker's shutdown is never held hostage by Telegram: the unsent notice stays for later."""
+    notifier = Notifier(tg_settings, sqlite_sessions, None, poll_timeout=1.0)
+    notifier.start()
+    assert fake_tg.wait_for(lambda api: api.count("getUpdates") >= 1, 8)
+    fake_tg.go_down("drop")
+    record(sqlite_sessions, tg_settings, notifier, 1)
+    time.sleep(0.3)
+    started = time.monotonic()
+    notifier.stop(timeout=2.0)
+    assert time.monotonic() - started < 6.0  # liveness bound, not a performance figure
+    assert unsent(sqlite_sessions) == 2
