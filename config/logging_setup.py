@@ -74,6 +74,17 @@ def configure_logging(level: str = "INFO", fmt: str = "text", secrets: Iterable[
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     handler.filters = [RedactSecrets(secrets)]
     root.setLevel(level)
-    # ib_async logs every wire message at DEBUG and some noise at INFO.
-    for noisy in ("ib_async.wrapper", "ib_async.client", "ib_insync.wrapper", "ib_insync.client", "httpx"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # ib_async logs every wire message at DEBUG and a whole Trade repr per placeOrder at INFO (our
+    # own one-line "sent to IB" says the same); alembic narrates every migration check at INFO.
+    noisy = (
+        "ib_async.wrapper",
+        "ib_async.client",
+        "ib_async.ib",
+        "ib_insync.wrapper",
+        "ib_insync.client",
+        "ib_insync.ib",
+        "httpx",
+        "alembic",
+    )
+    for name in noisy:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
