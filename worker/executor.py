@@ -93,7 +93,10 @@ class Executor:
             log.info("alert %s is already %s; nothing to do", alert_id, status.value)
             return status.value
         if status in (AlertStatus.RECEIVED, AlertStatus.QUEUED):
-            self._write(self.recorder.advance, alert_id, AlertStatus.PROCESSING, "picked up by the worker")
+            # not waited for: it is written in order before anything this job records
+            self.recorder.put(
+                self.recorder.advance, alert_id, AlertStatus.PROCESSING, "picked up by the worker"
+            )
         try:
             return self._run(alert_id, payload, received_at)
         except Requeue:
@@ -138,7 +141,9 @@ class Executor:
                 raise Requeue(alert_id)
             if not announced:
                 announced = True
-                self._write(lambda s, e: self.recorder.note(s, alert_id, "waiting for the IB connection"))
+                self.recorder.put(
+                    lambda s, e: self.recorder.note(s, alert_id, "waiting for the IB connection")
+                )
             self.ib.wait_ready(min(0.5, max(0.05, self.stale_after - age)))
 
     def _bracket(self, alert_id: str, payload: dict[str, Any], spec: Any) -> str:

@@ -9,8 +9,8 @@
 * Every IB event is turned into a plain dict snapshot and given to ``sink(kind, data)``, which
   must be non-blocking (the recorder queues it for its own database thread). The loop never waits
   on the database, Redis or Telegram.
-* Pacing: ib_async's client throttles *every* outgoing message to :data:`MAX_MESSAGES_PER_SECOND`
-  per sliding second (queueing, never dropping), which keeps us under IB's 50 messages/second.
+* Pacing: our :class:`~worker.pacing.Pacer` gates order traffic (40/s); ib_async's client throttle
+  (:data:`MAX_MESSAGES_PER_SECOND` per sliding second, queueing) covers every message as a backstop.
 
 ib_async's camelCase stays inside this module.
 """
@@ -36,13 +36,15 @@ from ib_async import Future as IBFuture
 from ib_async.util import UNSET_DOUBLE
 
 from app.ids import order_ref as make_order_ref
+from worker.pacing import Pacer, wait_drained
 from worker.planner import Instrument, Leg
 from worker.symbols import ContractSpec
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-# IB allows 50 messages per second per connection; ib_async queues beyond this sliding-window limit.
+# IB allows 50 messages per second per connection; ib_async queues beyond this sliding-window limit
+# (a backstop: our own Pacer keeps order traffic at 40 per second, see worker/pacing.py).
 MAX_MESSAGES_PER_SECOND = 45
 WORKING_STATUSES = frozenset({"PendingSubmit", "ApiPending", "PreSubmitted", "Submitted", "PendingCancel"})
 DONE_STATUSES = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive"})
@@ -193,6 +195,8 @@ class IBSession:
         self._lost: asyncio.Event | None = None
         self._outage = False  # between 1100 and 1101/1102
         self._contracts: dict[str, _Cached] = {}
+        self._last_order: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self.pacer = Pacer()
         self.ib: IB | None = None
         self.connects = 0
         self.last_change = ""
@@ -331,6 +335,8 @@ class IBSession:
                 await asyncio.wait_for(self._lost.wait(), self._probe_interval)
             if self._lost.is_set() or not self.ib.isConnected():
                 return
+            if time.time() - self.ib.wrapper.time < self._probe_interval or self.ib.client._isThrottling:
+                continue  # data arrived lately (or requests are queued behind the pacing): alive
             try:
                 await asyncio.wait_for(self.ib.reqCurrentTimeAsync(), self._probe_timeout)
             except asyncio.CancelledError:
@@ -373,7 +379,15 @@ class IBSession:
         self._set_ready(False, "disconnected")
 
     def _on_order(self, trade: Trade) -> None:
-        self._emit("order", order_snapshot(trade))
+        snap = order_snapshot(trade)
+        # openOrder and orderStatus often repeat the same facts: record a change only once
+        key = (snap["perm_id"], snap["ib_order_id"], snap["client_id"])
+        digest = (snap["status"], snap["filled"], snap["perm_id"], snap["limit_price"], snap["stop_price"],
+                  snap["quantity"], snap["avg_fill_price"])  # fmt: skip
+        if self._last_order.get(key) == digest:
+            return
+        self._last_order[key] = digest
+        self._emit("order", snap)
 
     def _on_exec(self, trade: Trade, fill: Any) -> None:
         self._emit("fill", fill_snapshot(trade, fill))
@@ -549,6 +563,9 @@ class IBSession:
         """
         self._require_connected()
         assert self.ib is not None
+        await self.pacer.acquire(len(legs))
+        # from here to the last send nothing awaits: no IB event can interleave with the decision
+        self._require_connected()
         refs = [make_order_ref(alert_id, leg.leg) for leg in legs]
         known = self.known_refs(refs)
         result = Placement()
@@ -589,6 +606,10 @@ class IBSession:
             trade = self.ib.placeOrder(contract, order)
             result.placed.append(order_snapshot(trade))
             on_leg_sent(leg.leg)
+        # recorded only once the messages are on the wire: a disconnect drops ib_async's queue,
+        # and a rerun must then find the alert unplaced (IB does not know the refs either)
+        if not await wait_drained(self.ib.client) or not self.ib.isConnected():
+            raise IBUnavailable(f"alert {alert_id}: connection lost before the orders were sent")
         result.recorded = record(result.placed, [])
         return result
 
@@ -606,6 +627,7 @@ class IBSession:
         ]
         for trade in targets:
             if trade.orderStatus.status != "PendingCancel":
+                await self.pacer.acquire(1)
                 self.ib.cancelOrder(trade.order)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline and any(t.orderStatus.status not in DONE_STATUSES for t in targets):

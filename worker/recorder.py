@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -45,6 +46,8 @@ REJECT_CODES = frozenset(
 # Legs whose refusal means the alert did not trade: the entry, an exit, and the leg that transmits
 # a bracket (IB never transmits the staged parent when it refuses the last leg).
 PRIMARY_LEGS = frozenset({"entry", "exit"})
+# Facts written per transaction at most (a burst of IB events becomes a few commits).
+MAX_BATCH = 200
 
 EnqueueNotices = Callable[[Session, dict[str, Any], Settings], int]
 
@@ -80,42 +83,18 @@ class Recorder:
         self.client_id = client_id
         self._enqueue_notices = enqueue_notices
         self._wake = wake
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recorder")
-        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._writer, name="recorder", daemon=True)
+        self._thread.start()
         self.errors = 0
+        self.batches = 0
 
     # ------------------------------------------------------------------ plumbing
 
     def submit(self, kind: str, data: dict[str, Any]) -> Future[Any]:
         """Queue an IB snapshot for recording (thread-safe, never blocks)."""
-        return self._pool.submit(self._guarded, self._dispatch, kind, data)
-
-    def call(self, fn: Callable[..., Any], *args: Any, timeout: float = 30.0) -> Any:
-        """Run ``fn(session, events, *args)`` in one transaction on the writer thread and wait."""
-        return self._pool.submit(self._transaction, fn, *args).result(timeout)
-
-    def submit_placement(
-        self, alert_id: str, plan: dict[str, Any], placed: list[dict[str, Any]], adopted: list[dict[str, Any]]
-    ) -> Future[Any]:
-        """Queue the record of legs just sent (or found at IB); called on the IB loop right after
-        the sends, so it is written before any IB event about those orders."""
-        return self._pool.submit(
-            self._guarded, self._transaction, self._on_placement, alert_id, plan, placed, adopted
-        )
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Finish what is queued, then stop the writer thread."""
-        self._pool.shutdown(wait=True, cancel_futures=False)
-
-    def _guarded(self, fn: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return fn(*args)
-        except Exception:
-            self.errors += 1
-            log.exception("recording failed")
-            raise
-
-    def _dispatch(self, kind: str, data: dict[str, Any]) -> Any:
         handler = {
             "order": self._on_order,
             "order_error": self._on_order_error,
@@ -123,20 +102,86 @@ class Recorder:
             "position": self._on_position,
             "reconcile": self._on_reconcile,
         }[kind]
-        return self._transaction(handler, data)
+        return self._put(handler, data)
 
-    def _transaction(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def call(self, fn: Callable[..., Any], *args: Any, timeout: float = 30.0) -> Any:
+        """Run ``fn(session, events, *args)`` on the writer thread and wait for its result."""
+        return self._put(fn, *args).result(timeout)
+
+    def put(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Queue ``fn(session, events, *args)`` without waiting (written in submission order)."""
+        return self._put(fn, *args)
+
+    def submit_placement(
+        self, alert_id: str, plan: dict[str, Any], placed: list[dict[str, Any]], adopted: list[dict[str, Any]]
+    ) -> Future[Any]:
+        """Queue the record of legs just sent (or found at IB); called on the IB loop right after
+        the sends, so it is written before any IB event about those orders."""
+        return self._put(self._on_placement, alert_id, plan, placed, adopted)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish what is queued, then stop the writer thread."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout)
+
+    def _put(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._queue.put((fn, args, future))
+        return future
+
+    def _writer(self) -> None:
+        """Write queued facts in batches: everything waiting goes into one transaction (a burst of
+        IB events costs one commit), in order; a failing batch is retried item by item."""
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            stop = False
+            while len(batch) < MAX_BATCH:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            self._run_batch(batch)
+            if stop:
+                return
+
+    def _run_batch(self, batch: list[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]]]) -> None:
         events: list[dict[str, Any]] = []
-        with self.sessions.begin() as session:
-            result = fn(session, events, *args)
-            if self._enqueue_notices is not None:
-                for event in events:
-                    try:
-                        self._enqueue_notices(session, event, self.settings)
-                    except Exception:  # noqa: BLE001 - a notice problem never loses the fact
-                        log.exception("enqueue_notices failed for %s", event.get("type"))
+        results: list[Any] = []
+        try:
+            with self.sessions.begin() as session:
+                for fn, args, _future in batch:
+                    results.append(fn(session, events, *args))
+                self._notices(session, events)
+        except Exception as exc:
+            if len(batch) == 1:
+                self.errors += 1
+                log.exception("recording failed")
+                batch[0][2].set_exception(exc)
+                return
+            for item in batch:  # isolate the failing fact; the others are written alone
+                self._run_batch([item])
+            return
+        self.batches += 1
         self._publish(events)
-        return result
+        for (_fn, _args, future), result in zip(batch, results, strict=True):
+            future.set_result(result)
+
+    def _notices(self, session: Session, events: list[dict[str, Any]]) -> None:
+        if self._enqueue_notices is None:
+            return
+        for event in events:
+            try:
+                self._enqueue_notices(session, event, self.settings)
+            except Exception:  # noqa: BLE001 - a notice problem never loses the fact
+                log.exception("enqueue_notices failed for %s", event.get("type"))
 
     def _publish(self, events: list[dict[str, Any]]) -> None:
         if not events:
@@ -276,8 +321,11 @@ class Recorder:
         if snap.get("stop_price") is not None:
             row.stop_price = snap["stop_price"]
         new_status = snap["status"]
-        # a late, stale report must not revive a finished order (unless IB gave it a new id)
-        if not (old_status in DONE and new_status in WORKING and not replaced):
+        # a late, stale report must not revive a finished order (unless IB gave it a new id), and
+        # the placement's own "PendingSubmit" must not overwrite what IB already reported
+        stale = old_status in DONE and new_status in WORKING
+        regress = new_status == "PendingSubmit" and old_status != "PendingSubmit"
+        if replaced or not (stale or regress):
             row.status = new_status
         if snap.get("filled") is not None and snap["filled"] >= (row.filled_quantity or 0):
             row.filled_quantity = snap["filled"]

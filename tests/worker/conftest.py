@@ -42,6 +42,7 @@ class WorkerThread:
         self.worker.stopping.set()
         self.thread.join(15)
         self.ctx.close()
+        assert not self.thread.is_alive(), "the worker thread did not stop"
 
 
 @pytest.fixture

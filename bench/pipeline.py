@@ -1,0 +1,256 @@
+"""Pipeline latency: webhook request → ibsim receives the bracket's last leg, beside the floor.
+
+Starts real processes on free ports: a private ``redis-server``, ``python -m ibsim``, gunicorn
+(``config/gunicorn.conf.py``) and ``python -m worker``, on a fresh SQLite file (or
+``--database-url``). The worker reaches ibsim through a tiny TCP relay inside this script that
+timestamps every framed message and spots the ``placeOrder`` carrying ``tv2ib:<alert>:sl``: that
+instant is "ibsim received the last leg" (ibsim's ``/state`` has no receive timestamps; the relay
+adds one loopback hop, tens of microseconds, to both figures alike).
+
+For each alert: t0 just before the HTTP request is written (loopback: its arrival at gunicorn
+is within tens of microseconds), t1 when the relay forwards the stop-loss leg. The floor is a
+plain ib_async script on the same relay placing the same bracket (parent + take-profit with
+transmit=False, stop-loss transmitting): t0 before the first ``placeOrder``, t1 as above.
+
+    .venv/bin/python bench/pipeline.py                 # 200 alerts spaced 50 ms, then a 100-alert burst
+    .venv/bin/python bench/pipeline.py --alerts 500 --gap 0.02 --burst 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+
+import httpx  # noqa: E402
+from procs import Stack, free_port, wait_until  # noqa: E402
+
+PLACE_ORDER = b"3"
+
+
+class Relay:
+    """TCP relay worker ↔ ibsim on its own loop thread; records when a last leg passes."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self.seen: dict[str, float] = {}  # order ref -> perf_counter when forwarded
+        self.wanted_suffix = b":sl\x00"
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+        self._ready.wait(5)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._serve())
+
+    async def _serve(self) -> None:
+        server = await asyncio.start_server(self._client, "127.0.0.1", self.port)
+        self._ready.set()
+        async with server:
+            await server.serve_forever()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        for sock in (writer.get_extra_info("socket"), up_writer.get_extra_info("socket")):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        await asyncio.gather(self._upstream(reader, up_writer), self._pipe(up_reader, writer))
+
+    async def _upstream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            writer.write(await reader.readexactly(4))  # "API\0"
+            while True:
+                header = await reader.readexactly(4)
+                payload = await reader.readexactly(int.from_bytes(header, "big"))
+                writer.write(header + payload)
+                if payload.startswith(PLACE_ORDER + b"\x00") and self.wanted_suffix in payload:
+                    now = time.perf_counter()
+                    for field in payload.split(b"\x00"):
+                        if field.startswith(b"tv2ib:") and field.endswith(b":sl"):
+                            self.seen.setdefault(field.decode(), now)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+def describe(name: str, values_ms: list[float]) -> str:
+    return (
+        f"{name:<44} n={len(values_ms):<4} p50={pct(values_ms, 50):7.2f} ms  p99={pct(values_ms, 99):7.2f} ms"
+        f"  min={min(values_ms):6.2f}  max={max(values_ms):7.2f}  mean={statistics.fmean(values_ms):6.2f}"
+    )
+
+
+def bracket(i: int, price: float) -> dict:
+    return {
+        "ticker": "AAPL", "action": "buy", "quantity": 1, "orderType": "market", "price": price,
+        "takeProfit": {"percent": 1}, "stopLoss": {"percent": 0.5}, "id": f"bench-{i}-{secrets.token_hex(4)}",
+    }  # fmt: skip
+
+
+def run_pipeline(stack: Stack, relay: Relay, count: int, gap: float) -> list[float]:
+    client = httpx.Client(timeout=5)
+    sent: dict[str, float] = {}
+    answered: list[float] = []
+    body_secret = stack.env["WEBHOOK_SECRET"]
+    for i in range(count):
+        payload = {"secret": body_secret, **bracket(i, 190.0)}
+        t0 = time.perf_counter()
+        response = client.post(f"{stack.web_url}/webhook", json=payload)
+        answered.append((time.perf_counter() - t0) * 1000)
+        if response.status_code != 202:
+            raise SystemExit(f"webhook answered {response.status_code}: {response.text}")
+        sent[f"tv2ib:{response.json()['alert_id']}:sl"] = t0
+        time.sleep(gap)
+    wait_until(lambda: all(ref in relay.seen for ref in sent), 60, "not every bracket reached ibsim")
+    client.close()
+    if count >= 20:
+        print(describe("webhook answered (202)", answered))
+    return [(relay.seen[ref] - t0) * 1000 for ref, t0 in sent.items()]
+
+
+def run_burst(stack: Stack, relay: Relay, count: int) -> tuple[float, float]:
+    """``count`` alerts as fast as one client can post; returns (post seconds, last-leg seconds)."""
+    client = httpx.Client(timeout=5)
+    refs = []
+    t0 = time.perf_counter()
+    for i in range(count):
+        response = client.post(f"{stack.web_url}/webhook",
+                               json={"secret": stack.env["WEBHOOK_SECRET"], **bracket(10_000 + i, 190.0)})  # fmt: skip
+        refs.append(f"tv2ib:{response.json()['alert_id']}:sl")
+    posted = time.perf_counter() - t0
+    wait_until(lambda: all(ref in relay.seen for ref in refs), 120, "burst did not complete")
+    client.close()
+    return posted, max(relay.seen[r] for r in refs) - t0
+
+
+def run_floor(relay: Relay, count: int, gap: float) -> list[float]:
+    from ib_async import IB, LimitOrder, MarketOrder, Stock, StopOrder
+
+    ib = IB()
+    ib.connect("127.0.0.1", relay.port, clientId=99, timeout=10)
+    contract = ib.qualifyContracts(Stock("AAPL", "SMART", "USD"))[0]
+    out = []
+    for i in range(count):
+        ref = f"floor{i}"
+        parent = MarketOrder("BUY", 1, orderRef=f"tv2ib:{ref}:entry", transmit=False)
+        parent.orderId = ib.client.getReqId()
+        tp = LimitOrder("SELL", 1, 191.9, orderRef=f"tv2ib:{ref}:tp", transmit=False, parentId=parent.orderId,
+                        ocaGroup=ref, ocaType=2, tif="GTC")  # fmt: skip
+        sl = StopOrder("SELL", 1, 189.05, orderRef=f"tv2ib:{ref}:sl", transmit=True, parentId=parent.orderId,
+                       ocaGroup=ref, ocaType=2, tif="GTC")  # fmt: skip
+        t0 = time.perf_counter()
+        for order in (parent, tp, sl):
+            ib.placeOrder(contract, order)
+        deadline = time.monotonic() + 10
+        while f"tv2ib:{ref}:sl" not in relay.seen:  # ib.sleep keeps ib_async's loop running
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"floor bracket {ref} not seen; trades: {ib.trades()[-3:]}")
+            ib.sleep(0.0002)
+        out.append((relay.seen[f"tv2ib:{ref}:sl"] - t0) * 1000)
+        ib.sleep(gap)
+    ib.disconnect()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--alerts", type=int, default=200)
+    parser.add_argument("--gap", type=float, default=0.05, help="seconds between alerts (latency run)")
+    parser.add_argument("--burst", type=int, default=100, help="alerts in the throughput burst (0: skip)")
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="tv2ib-bench-"))
+    redis_port = free_port()
+    redis_proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(redis_port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    env = {
+        "WEBHOOK_SECRET": secrets.token_urlsafe(24),
+        "DATABASE_URL": args.database_url or f"sqlite:///{tmp / 'bench.db'}",
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "RATE_LIMIT": "1000000/minute",
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
+        "WEB_WORKERS": os.environ.get("WEB_WORKERS", "2"),
+    }
+    stack = Stack(tmp, env)
+    try:
+        wait_until(lambda: _port_open(redis_port), 5, "redis-server did not start")
+        stack.start_sim()
+        stack.sim_post("/price", {"symbol": "AAPL", "secType": "STK", "price": 190.0})
+        relay = Relay(stack.sim_port)
+        stack.env["IB_PORT"] = str(relay.port)
+        stack.start_web()
+        stack.start_worker()
+        print(f"tv2ib pipeline benchmark - {os.cpu_count()} CPUs, database {env['DATABASE_URL'].split(':')[0]}, "
+              f"{args.alerts} alerts {args.gap * 1000:.0f} ms apart")  # fmt: skip
+        run_pipeline(stack, relay, 10, args.gap)  # warm-up: contract cache, connections, JIT-free paths
+        pipe = run_pipeline(stack, relay, args.alerts, args.gap)
+        floor = run_floor(relay, args.alerts, args.gap)
+        print(describe("webhook -> last leg at ibsim (tv2ib)", pipe))
+        print(describe("floor: ib_async places bracket -> ibsim", floor))
+        print("targets: p50 <= 10 ms, p99 <= 30 ms")
+        if args.burst:
+            posted, done = run_burst(stack, relay, args.burst)
+            print(f"burst of {args.burst} brackets: posted in {posted:.2f} s, last leg at ibsim after {done:.2f} s "
+                  f"({args.burst / done:.1f} brackets/s; IB pacing at 45 msg/s allows 15 brackets/s)")  # fmt: skip
+    finally:
+        stack.stop()
+        redis_proc.send_signal(signal.SIGTERM)
+        redis_proc.wait(5)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+if __name__ == "__main__":
+    main()
