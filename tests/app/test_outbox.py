@@ -142,3 +142,10 @@ def test_relay_marks_alerts_whose_job_is_queued_but_row_still_received(ctx, redi
     alert = get_alert(ctx, recorded.alert_id)
     assert alert.status == AlertStatus.QUEUED  # ...but the row caught up
     assert len(queued_jobs(redis_client)) == 1
+
+
+def test_queue_is_registered_for_rq_tools(client, redis_client):
+    from rq import Queue
+
+    post(client, alert_body(account="DU77"))
+    assert "tv2ib:orders:DU77" in [q.name for q in Queue.all(connection=redis_client)]
