@@ -131,3 +131,56 @@ def test_daily_summary_once_per_day_across_restarts(
     assert wait_until(lambda: second.is_leader, 5)
     time.sleep(0.5)
     assert kinds(sqlite_sessions) == ["daily_summary"]
+
+
+def test_daily_summary_breaks_down_by_strategy(any_sessions: sessionmaker[Session]) -> None:
+    from datetime import UTC, datetime, timedelta
+    from decimal import Decimal
+
+    from app.ids import new_alert_id
+    from app.models import Alert, Fill
+    from worker.notify import summary
+    from worker.notify.compose import compose
+
+    # A day of its own: the PostgreSQL database is shared by the whole run.
+    now = datetime(2001, 2, 3, 12, 0, tzinfo=UTC)
+    with any_sessions.begin() as session:
+        for strategy, pnls in {"trend <a>": [None, "100"], "revert": [None, "-30.5"]}.items():
+            alert = Alert(id=new_alert_id(), status="filled", strategy=strategy)
+            session.add(alert)
+            session.flush()
+            for i, pnl in enumerate(pnls):
+                session.add(
+                    Fill(
+                        exec_id=f"sumtest.{alert.id}.{i}",
+                        alert_id=alert.id,
+                        side="BOT",
+                        price=Decimal(1),
+                        quantity=Decimal(1),
+                        commission=Decimal("1.5"),
+                        realized_pnl=None if pnl is None else Decimal(pnl),
+                        time=now,
+                    )  # fmt: skip
+                )
+        session.add(
+            Fill(
+                exec_id="sumtest.manual",
+                side="SLD",
+                price=Decimal(1),
+                quantity=Decimal(1),
+                commission=Decimal(1),
+                time=now,
+            )
+        )
+        session.add(Fill(exec_id="sumtest.yesterday", side="SLD", price=Decimal(1), quantity=Decimal(1), commission=Decimal(9),
+                         realized_pnl=Decimal(999), time=now - timedelta(days=1)))  # fmt: skip
+    event = summary.daily_summary_event(any_sessions, now)
+    assert event["fills"] == 5 and event["realized_pnl"] == 69.5 and event["commissions"] == 7
+    rows = {row["strategy"]: row for row in event["strategies"]}
+    assert rows["trend <a>"] == {"strategy": "trend <a>", "fills": 2, "realized_pnl": 100, "commissions": 3}
+    assert rows["revert"]["realized_pnl"] == -30.5 and rows[None]["fills"] == 1
+    text = compose(event).text
+    assert "trend &lt;a&gt;: +100 · 2 exec · fees 3" in text and "manual / unknown: 0 · 1 exec" in text
+    with any_sessions.begin() as session:
+        session.execute(Fill.__table__.delete().where(Fill.exec_id.like("sumtest.%")))
+        session.execute(Alert.__table__.delete().where(Alert.strategy.in_(["trend <a>", "revert"])))

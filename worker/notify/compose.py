@@ -421,6 +421,14 @@ def _daily_summary(event: Event) -> NoticeDraft:
     ]
     if event.get("positions") is not None:
         lines.append(f"open positions: {num(event.get('positions'))}")
+    strategies = event.get("strategies") or []
+    if len(strategies) > 1 or (strategies and strategies[0].get("strategy")):
+        lines.append("<b>by strategy</b>")
+        for row in strategies:
+            name = esc(_short(str(row.get("strategy") or "manual / unknown"), 60))
+            lines.append(
+                f"  {name}: {signed(row.get('realized_pnl'))} · {num(row.get('fills'))} exec · fees {num(row.get('commissions'))}"
+            )
     return NoticeDraft("daily_summary", "\n".join(lines), f"daily_summary:{event.get('date')}")
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
-from worker.notify import lease, outbox
+from worker.notify import lease, outbox, summary
 from worker.notify.compose import known_kinds
 from worker.notify.sender import OutboxSender, SenderConfig
 from worker.notify.transport import LogTransport, TelegramTransport, Transport
@@ -379,11 +379,7 @@ class Notifier:
 
     def summary_event(self, now: datetime) -> dict[str, Any]:
         """The daily summary of ``now``'s UTC day (blocking: database)."""
-        from app import services
-
-        pnl = services.pnl_today(self.sessions, now)
-        positions = len(services.list_positions(self.sessions))
-        return {"type": "daily_summary", **pnl, "positions": positions}
+        return summary.daily_summary_event(self.sessions, now)
 
     async def _daily_summary(self) -> None:
         # Checked periodically rather than slept-until: robust to clock jumps and suspends. The

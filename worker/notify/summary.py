@@ -1,0 +1,43 @@
+"""The daily summary's facts (blocking database reads; the notifier runs them in its executor)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app import services
+from app.models import Alert, Fill
+
+
+def by_strategy(sessions: sessionmaker[Session], now: datetime, limit: int = 15) -> list[dict[str, Any]]:
+    """Executions, realized PnL and fees of ``now``'s UTC day per strategy (manual trades: None)."""
+    start = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    with sessions() as session:
+        rows = session.execute(
+            select(
+                Alert.strategy,
+                func.count(Fill.id),
+                func.coalesce(func.sum(Fill.realized_pnl), 0),
+                func.coalesce(func.sum(Fill.commission), 0),
+            )
+            .select_from(Fill)
+            .outerjoin(Alert, Alert.id == Fill.alert_id)
+            .where(Fill.time >= start, Fill.time < start + timedelta(days=1))
+            .group_by(Alert.strategy)
+            .order_by(func.count(Fill.id).desc())
+            .limit(limit)
+        ).all()
+    return [
+        {"strategy": strategy, "fills": int(count), "realized_pnl": float(pnl), "commissions": float(fees)}
+        for strategy, count, pnl, fees in rows
+    ]
+
+
+def daily_summary_event(sessions: sessionmaker[Session], now: datetime) -> dict[str, Any]:
+    """The ``daily_summary`` event of ``now``'s UTC day: the admin API's totals plus a breakdown."""
+    pnl = services.pnl_today(sessions, now)
+    positions = len(services.list_positions(sessions))
+    return {"type": "daily_summary", **pnl, "positions": positions, "strategies": by_strategy(sessions, now)}
