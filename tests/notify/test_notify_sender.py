@@ -51,18 +51,18 @@ def unsent(sessions: sessionmaker[Session]) -> int:
 def test_fill_notice_reaches_every_owner_chat_as_html(
     fake_tg: FakeTelegramAPI,
     tg_settings: Settings,
-    sqlite_sessions: sessionmaker[Session],
+    any_sessions: sessionmaker[Session],
     start_notifier: Callable[..., Notifier],
 ) -> None:
-    notifier = start_notifier(tg_settings, sqlite_sessions)
-    record(sqlite_sessions, tg_settings, notifier, 1, symbol="BRK.B", sec_type="STK", local_symbol="BRK B")
+    notifier = start_notifier(tg_settings, any_sessions)
+    record(any_sessions, tg_settings, notifier, 1, symbol="BRK.B", sec_type="STK", local_symbol="BRK B")
     for chat in OWNER_CHATS:
         [message] = fake_tg.wait_messages(1, chat)
         assert message.parse_mode == "HTML" and not message.disable_notification
         assert "BUY 1 BRK.B @ 1</b>" in message.text
         assert "strategy <b>trend &lt;fast&gt; &amp; slow</b>" in message.text
-    assert wait_until(lambda: unsent(sqlite_sessions) == 0, 5)
-    with sqlite_sessions() as session:
+    assert wait_until(lambda: unsent(any_sessions) == 0, 5)
+    with any_sessions() as session:
         assert all(n.attempts == 1 and n.last_error is None for n in session.scalars(select(Notice)))
 
 
@@ -141,7 +141,7 @@ def test_outage_during_a_stream_of_fills_loses_nothing_and_keeps_order(
 def test_flood_of_100_fills_respects_limits_and_loses_nothing(
     tg_env: dict[str, str],
     base_env: dict[str, str],
-    sqlite_sessions: sessionmaker[Session],
+    any_sessions: sessionmaker[Session],
     start_notifier: Callable[..., Notifier],
 ) -> None:
     """100 fills at once into 2 chats, against a fake that answers 429 beyond Telegram's limits
@@ -149,11 +149,11 @@ def test_flood_of_100_fills_respects_limits_and_loses_nothing(
     order, batched into a handful of messages within seconds."""
     with FakeTelegramAPI(enforce_limits=True) as api:
         settings = Settings.from_mapping({**tg_env, "TELEGRAM_API_URL": api.base_url})
-        notifier = start_notifier(settings, sqlite_sessions)
+        notifier = start_notifier(settings, any_sessions)
         assert api.wait_for(lambda a: a.count("getMe") >= 1, 5)
         started = time.monotonic()
         for n in range(100):
-            record(sqlite_sessions, settings, notifier, n)
+            record(any_sessions, settings, notifier, n)
         for chat in OWNER_CHATS:
             assert api.wait_for(lambda a, chat=chat: len(prices_seen(a, chat)) >= 100, 30)
             assert prices_seen(api, chat) == list(range(100))
