@@ -12,7 +12,7 @@ is within tens of microseconds), t1 when the relay forwards the stop-loss leg. T
 plain ib_async script on the same relay placing the same bracket (parent + take-profit with
 transmit=False, stop-loss transmitting): t0 before the first ``placeOrder``, t1 as above.
 
-    .venv/bin/python bench/pipeline.py                 # 200 alerts spaced 50 ms, then a 100-alert burst
+    .venv/bin/python bench/pipeline.py                 # 200 alerts spaced 100 ms, then a 100-alert burst
     .venv/bin/python bench/pipeline.py --alerts 500 --gap 0.02 --burst 0
 """
 
@@ -191,7 +191,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--alerts", type=int, default=200)
-    parser.add_argument("--gap", type=float, default=0.05, help="seconds between alerts (latency run)")
+    parser.add_argument(
+        "--gap", type=float, default=0.1, help="seconds between alerts (latency run; below IB pacing)"
+    )
     parser.add_argument("--burst", type=int, default=100, help="alerts in the throughput burst (0: skip)")
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     args = parser.parse_args()

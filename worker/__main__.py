@@ -18,6 +18,9 @@ def main() -> int:
         print(f"tv2ib worker: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format, settings.secrets())
+    # The IB loop shares the GIL with the database and notifier threads: switch more often than
+    # the default 5 ms so an order never waits a whole slice behind a busy database write.
+    sys.setswitchinterval(0.0005)
     ctx = AppContext.build(settings)
     worker = Worker(ctx)
     worker.install_signal_handlers()

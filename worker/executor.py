@@ -76,11 +76,13 @@ class Executor:
         self.stale_after = stale_after
         self.stopping = stopping
         self.ib_call_timeout = ib_call_timeout
+        self.timings: dict[str, float] = {}
 
     # ------------------------------------------------------------------ the job
 
     def execute_alert(self, alert_id: str) -> str:
         """Run one alert to the point where IB has its orders (or it is refused); returns its state."""
+        self.timings = {"start": time.perf_counter()}
         with self.sessions() as session:
             alert = session.get(Alert, alert_id)
             if alert is None:
@@ -89,16 +91,15 @@ class Executor:
             status = AlertStatus(alert.status)
             payload = dict(alert.payload or {})
             received_at = alert.received_at
+            paused = is_paused(session)
+        self.timings["loaded"] = time.perf_counter()
         if status.is_terminal or STATUS_RANK[status] >= STATUS_RANK[AlertStatus.SUBMITTED]:
             log.info("alert %s is already %s; nothing to do", alert_id, status.value)
             return status.value
-        if status in (AlertStatus.RECEIVED, AlertStatus.QUEUED):
-            # not waited for: it is written in order before anything this job records
-            self.recorder.put(
-                self.recorder.advance, alert_id, AlertStatus.PROCESSING, "picked up by the worker"
-            )
+        # 'processing' is written with the job's first record (the placement, a refusal, or the
+        # wait for IB), not before: the database thread stays idle while the orders go out
         try:
-            return self._run(alert_id, payload, received_at)
+            return self._run(alert_id, payload, received_at, paused)
         except Requeue:
             raise
         except _Stale as exc:
@@ -109,16 +110,14 @@ class Executor:
                         reason=f"worker error: {type(exc).__name__}: {exc}")  # fmt: skip
             return AlertStatus.FAILED.value
 
-    def _run(self, alert_id: str, payload: dict[str, Any], received_at: datetime) -> str:
+    def _run(self, alert_id: str, payload: dict[str, Any], received_at: datetime, paused: bool) -> str:
         try:
             kind = alert_kind(payload)
             spec = resolve_ticker(str(payload.get("ticker") or ""), payload.get("exchange"))
         except (PlanRejected, UnknownSymbol) as exc:
             return self._reject(alert_id, str(exc))
-        if kind == "bracket":
-            with self.sessions() as session:
-                if is_paused(session):
-                    return self._reject(alert_id, "trading paused")
+        if kind == "bracket" and paused:
+            return self._reject(alert_id, "trading paused")
         while True:  # wait for IB, up to the stale limit; then try; retry if IB drops meanwhile
             self._wait_for_ib(alert_id, received_at)
             try:
@@ -141,13 +140,12 @@ class Executor:
                 raise Requeue(alert_id)
             if not announced:
                 announced = True
-                self.recorder.put(
-                    lambda s, e: self.recorder.note(s, alert_id, "waiting for the IB connection")
-                )
+                self.recorder.put(self._mark_processing, alert_id, "waiting for the IB connection")
             self.ib.wait_ready(min(0.5, max(0.05, self.stale_after - age)))
 
     def _bracket(self, alert_id: str, payload: dict[str, Any], spec: Any) -> str:
         async def place() -> tuple[Plan | None, str | None, Placement | None]:
+            self.timings["on_loop"] = time.perf_counter()
             try:
                 contract, inst = await self.ib.instrument(spec)
             except ContractNotFound as exc:
@@ -171,15 +169,23 @@ class Executor:
                     alert_id, plan_json, placed, adopted
                 ),
             )
+            self.timings["on_wire"] = time.perf_counter()
             return plan, None, placement
 
         plan, refused, placement = self.ib.call(place(), timeout=self.ib_call_timeout)
+        self.timings["placed"] = time.perf_counter()
         if refused is not None:
             return self._reject(alert_id, refused)
         assert placement is not None
         if placement.recorded is not None:
             placement.recorded.result(30)
         crash_point("after_recorded")
+        t = self.timings
+        log.info("alert %s: %d leg(s) on the wire %.1f ms after pick-up (loaded %.1f, on IB loop %.1f), "
+                 "recorded after %.1f ms", alert_id, len(placement.placed),
+                 (t.get("on_wire", t["placed"]) - t["start"]) * 1000, (t["loaded"] - t["start"]) * 1000,
+                 (t.get("on_loop", t["placed"]) - t["start"]) * 1000,
+                 (time.perf_counter() - t["start"]) * 1000)  # fmt: skip
         return "submitted"
 
     def _exit_or_cancel(self, alert_id: str, kind: str, payload: dict[str, Any], spec: Any) -> str:
@@ -232,15 +238,25 @@ class Executor:
         alert = session.get(Alert, alert_id)
         if alert is not None:
             alert.plan = plan_json
+        self._mark_processing(session, events, alert_id)
         self.recorder.advance(session, events, alert_id, AlertStatus.CANCELLED, message, reason=message)
 
     # ------------------------------------------------------------------ helpers
 
     def _reject(self, alert_id: str, reason: str) -> str:
-        self._write(
-            self.recorder.advance, alert_id, AlertStatus.REJECTED, f"rejected: {reason}", reason=reason
-        )
+        def write(session: Session, events: list[dict[str, Any]]) -> None:
+            self._mark_processing(session, events, alert_id)
+            self.recorder.advance(session, events, alert_id, AlertStatus.REJECTED, f"rejected: {reason}",
+                                  reason=reason)  # fmt: skip
+
+        self.recorder.call(write)
         return AlertStatus.REJECTED.value
+
+    def _mark_processing(self, session: Session, events: list[dict[str, Any]], alert_id: str,
+                         note: str | None = None) -> None:  # fmt: skip
+        self.recorder.advance(session, events, alert_id, AlertStatus.PROCESSING, "picked up by the worker")
+        if note:
+            self.recorder.note(session, alert_id, note)
 
     def _write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return self.recorder.call(lambda session, events: fn(session, events, *args, **kwargs))

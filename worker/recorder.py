@@ -261,6 +261,7 @@ class Recorder:
         alert = session.get(Alert, alert_id)
         if alert is not None:
             alert.plan = plan
+        self.advance(session, events, alert_id, AlertStatus.PROCESSING, "picked up by the worker")
         for snap in [*placed, *adopted]:
             self.upsert_order(session, events, snap)
         if placed:
