@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 import redis
 from sqlalchemy import func, select
-from worker_helpers import add_alert, alert_status, wait_for
+from worker_helpers import WorkerThread, add_alert, alert_status, wait_for
 
 from app.keys import EVENTS_CHANNEL
 from app.models import Alert, Fill, Order, utcnow
@@ -45,8 +45,6 @@ def test_long_bracket_market(sim, running_worker):
 
 
 def test_long_bracket_market_on_postgresql(sim, worker_env, pg_url):
-    from conftest import WorkerThread
-
     handle = WorkerThread({**worker_env, "DATABASE_URL": pg_url}).start()
     try:
         _long_bracket(sim, handle)
@@ -231,8 +229,6 @@ def test_drop_with_fills_during_outage_recorded_once(sim, running_worker, redis_
 
 
 def test_outage_longer_than_stale_limit(sim, worker_env):
-    from conftest import WorkerThread
-
     handle = WorkerThread({**worker_env, "STALE_ALERT_SECONDS": "1.5"}).start()
     try:
         ctx = handle.ctx

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +13,8 @@ from app import keys
 from app.context import AppContext
 from app.ids import new_alert_id
 from app.models import Alert, AlertStatus, utcnow
+from config.settings import Settings
+from worker.runtime import Worker
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
@@ -50,3 +53,24 @@ def add_alert(ctx: AppContext, payload: dict[str, Any], *, received_at=None, enq
 def alert_status(ctx: AppContext, alert_id: str) -> str:
     with ctx.sessions() as session:
         return session.get(Alert, alert_id).status
+
+
+class WorkerThread:
+    """A :class:`Worker` consuming in a background thread (no signal handlers)."""
+
+    def __init__(self, env: dict[str, str], probe_interval: float = 1.0) -> None:
+        self.ctx = AppContext.build(Settings.from_mapping(env))
+        self.worker = Worker(self.ctx, probe_interval=probe_interval)
+        self.thread = threading.Thread(target=self.worker.run, name="worker-main", daemon=True)
+
+    def start(self, wait_ready: bool = True) -> WorkerThread:
+        self.thread.start()
+        if wait_ready:
+            assert self.worker.ib.wait_ready(10), "worker did not connect to ibsim"
+        return self
+
+    def stop(self) -> None:
+        self.worker.stopping.set()
+        self.thread.join(15)
+        self.ctx.close()
+        assert not self.thread.is_alive(), "the worker thread did not stop"
