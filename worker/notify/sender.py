@@ -70,7 +70,7 @@ class SenderConfig:
     poll_seconds: float = 1.0  # look for rows committed by other processes this often
     discover_seconds: float = 5.0  # look for chats nobody serves (rows of other processes' config)
     backoff_first: float = 0.5
-    backoff_max: float = 15.0
+    backoff_max: float = 8.0  # one try per 8 s per chat while Telegram is down: back within seconds
     unavailable_backoff: float = 60.0  # bot blocked / chat not found / bad token
     fetch_limit: int = 100
 
@@ -139,6 +139,7 @@ class OutboxSender:
         self._chats: dict[str, _ChatQueue] = {}
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self.recovered_at = 0.0  # monotonic time of the last send that ended a chat's failures
 
     async def db(self, func: Callable[..., T], *args: Any) -> T:
         """Run a blocking database call off the loop."""
@@ -275,7 +276,7 @@ class _ChatQueue:
             await self.transport.send(self.chat_id, text, silent)
         except RetryLater as exc:
             log.warning("telegram flood control for chat %s: waiting %.1f s", self.chat_id, exc.retry_after)
-            await self._sleep(exc.retry_after)
+            await self._sleep(exc.retry_after, until_recovered=False)
             return False
         except Rejected as exc:
             if len(batch) > 1:
@@ -298,7 +299,7 @@ class _ChatQueue:
                 exc,
             )
             await self._db_quietly(self._record_failure, ids, str(exc))
-            await self._sleep(wait)
+            await self._sleep(wait, until_recovered=not unavailable)  # a blocked chat stays blocked
             return False
         except Exception as exc:  # noqa: BLE001 - an unexpected bug: keep the notice, back off
             self.failures += 1
@@ -308,6 +309,8 @@ class _ChatQueue:
             return False
         if self.failures:
             log.info("notices to chat %s flow again after %d failed attempts", self.chat_id, self.failures)
+            # Telegram is back: chats still sleeping off their backoff try again now.
+            sender.recovered_at = time.monotonic()
         self.failures = 0
         # The at-least-once window is from here to the commit below: keep it short.
         marked = False
@@ -338,10 +341,14 @@ class _ChatQueue:
         base = min(cfg.backoff_max, cfg.backoff_first * 2 ** max(0, self.failures - 1))
         return base * random.uniform(0.8, 1.2)  # jitter: several chats must not retry in lockstep
 
-    async def _sleep(self, seconds: float) -> None:
-        # Backoff ignores kicks (new notices must not hammer a failing API) but not a stop.
-        end = time.monotonic() + seconds
+    async def _sleep(self, seconds: float, *, until_recovered: bool = True) -> None:
+        # Backoff ignores kicks (new notices must not hammer a failing API) but not a stop, nor
+        # another chat's success after an outage.
+        started = time.monotonic()
+        end = started + seconds
         while not self.sender._stopping:
+            if until_recovered and self.sender.recovered_at > started:
+                return
             left = end - time.monotonic()
             if left <= 0:
                 return
