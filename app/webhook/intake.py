@@ -92,7 +92,9 @@ class Intake:
 
         alert, text, parse_error = parsing.parse_alert(raw)
         if parse_error is not None or alert is None:
-            return self._unparsable(request, address, raw, text, parse_error or "unparsable body")
+            return self._unparsable(
+                request, address, raw, text, parse_error or "unparsable body", auth_attempts_left
+            )
 
         if not auth_attempts_left:
             return self._too_many(self.limiter.auth_failures)
@@ -134,12 +136,25 @@ class Intake:
         return Outcome(202, {"alert_id": recorded.alert_id, "status": status}, "accepted", recorded.alert_id)
 
     def _unparsable(
-        self, request: Request, address: str, raw: bytes, text: str | None, reason: str
+        self,
+        request: Request,
+        address: str,
+        raw: bytes,
+        text: str | None,
+        reason: str,
+        auth_attempts_left: bool,
     ) -> Outcome:
-        """400; stored as invalid when the request still proves it knows a secret."""
+        """400; stored as invalid when the request still proves it knows a secret.
+
+        A secret presented here counts like any other attempt: a wrong one is an authentication
+        failure, and an address out of attempts gets 429, so "stored or not" is no oracle."""
         presented = request.headers.get(auth.SECRET_HEADER) or parsing.secret_in_text(text)
         alert_id = None
-        if auth.secret_ok(self.settings, presented, any_configured=True):
+        if presented is not None and not auth_attempts_left:
+            return self._too_many(self.limiter.auth_failures)
+        if presented is not None and not auth.secret_ok(self.settings, presented, any_configured=True):
+            self.limiter.record_auth_failure(address)
+        elif presented is not None:
             with self.ctx.engine.connect() as conn:
                 alert_id = store.record_invalid(
                     conn,

@@ -140,3 +140,13 @@ def test_unparsable_rate_limit_is_a_settings_error(base_env):
 
     with pytest.raises(SettingsError, match="RATE_LIMIT"):
         Settings.from_mapping(dict(base_env, RATE_LIMIT="lots"))
+
+
+def test_secrets_in_unparsable_bodies_count_as_attempts(make_app):
+    client = make_app(AUTH_FAILURE_LIMIT="2/minute").test_client()
+    broken = '{"secret": "guess-guess-guess-guess", "quantity": {{x}}}'
+    assert post(client, broken, content_type="text/plain").status_code == 400
+    assert post(client, broken, content_type="text/plain").status_code == 400
+    # out of attempts: no more 400-with-or-without-alert_id answers to learn from
+    right = '{"secret": "' + SECRET + '", "quantity": {{x}}}'
+    assert post(client, right, content_type="text/plain").status_code == 429
