@@ -164,3 +164,26 @@ def test_short_secret_stops_create_app_without_traceback(tmp_path):
     )
     assert result.returncode == 1
     assert "at least 16" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_relay_thread_runs_inside_gunicorn(server, redis_client, tmp_path):
+    """An alert committed while Redis was unreachable is enqueued by the web workers' relay."""
+    from app.db import make_engine
+    from app.webhook import store
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'tv2ib.db'}")
+    try:
+        recorded = store.record_valid(
+            engine,
+            payload={"ticker": "AAPL", "action": "buy", "account": None},
+            raw_body="{}",
+            client_ip=None,
+            idempotency_key="relay-in-gunicorn",
+            window_seconds=60,
+        )
+    finally:
+        engine.dispose()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not queued_jobs(redis_client):
+        time.sleep(0.1)
+    assert [j.args for j in queued_jobs(redis_client)] == [(recorded.alert_id,)]
