@@ -36,6 +36,9 @@ accesslog = None  # the app logs one line per webhook with more useful fields
 errorlog = "-"
 loglevel = "info"
 proc_name = "tv2ib-web"
+# gunicorn >= 25 opens a control socket at one fixed per-user path; several servers on one machine
+# (tests, benchmarks, a second deployment) would take it from each other. We do not use gunicornc.
+control_socket_disable = True
 # TRUSTED_PROXIES is applied by the app (werkzeug ProxyFix); gunicorn itself must not rewrite
 # the client address or scheme from forwarded headers.
 forwarded_allow_ips = "127.0.0.1,::1"
