@@ -1,8 +1,10 @@
 """``GET /metrics`` in the Prometheus text format: webhook answers by outcome and a latency histogram.
 
-Counters are process-local (each gunicorn worker counts its own requests; a scrape reaches one
-worker). That is enough to see outcomes and latency trends on one machine; for exact totals run
-one worker or aggregate in Prometheus with ``sum without(instance)`` over scrapes.
+Webhook counters are process-local: each gunicorn worker counts its own requests and a scrape
+reaches whichever worker accepts it, so successive scrapes may come from different workers. That
+is enough to watch outcomes and latency on one machine; for exact totals run one web worker
+(``WEB_WORKERS=1``) or count the webhook log lines. The backlog
+gauge ``tv2ib_alerts_waiting`` comes from the database, so every process reports the same value.
 """
 
 from __future__ import annotations
@@ -11,6 +13,10 @@ import threading
 from collections import Counter
 
 from flask import Flask, Response
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.models import Alert
 
 # Upper bounds in seconds, chosen around the intake target (a few ms) and TradingView's 3 s timeout.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 3.0)
@@ -61,9 +67,38 @@ def get_metrics(app: Flask) -> WebhookMetrics:
     return app.extensions["tv2ib_metrics"]
 
 
+def backlog_lines(engine: Engine) -> list[str]:
+    """Alerts not yet taken by a worker, from the database (the same in every process).
+
+    ``received`` growing means Redis is unreachable (the relay is waiting); ``queued`` growing
+    means no worker is consuming. Omitted when the database does not answer.
+    """
+    query = (
+        select(Alert.status, func.count())
+        .where(Alert.status.in_(("received", "queued")))
+        .group_by(Alert.status)
+    )
+    try:
+        with engine.connect() as conn:
+            counts = dict(conn.execute(query).all())
+    except SQLAlchemyError:
+        return []
+    lines = [
+        "# HELP tv2ib_alerts_waiting Alerts stored but not yet taken by a worker, by status (database).",
+        "# TYPE tv2ib_alerts_waiting gauge",
+    ]
+    for status in ("received", "queued"):
+        lines.append(f'tv2ib_alerts_waiting{{status="{status}"}} {counts.get(status, 0)}')
+    return lines
+
+
 def init_app(app: Flask) -> None:
     app.extensions["tv2ib_metrics"] = WebhookMetrics()
 
     @app.get("/metrics")
     def metrics() -> Response:
-        return Response(get_metrics(app).render(), mimetype="text/plain; version=0.0.4")
+        text = get_metrics(app).render()
+        backlog = backlog_lines(app.extensions["tv2ib"].engine)
+        if backlog:
+            text += "\n".join(backlog) + "\n"
+        return Response(text, mimetype="text/plain; version=0.0.4")

@@ -133,6 +133,8 @@ def test_metrics_count_outcomes_and_latency(client):
     assert 'tv2ib_webhook_requests_total{outcome="accepted",status="202"} 1' in text_body
     assert 'tv2ib_webhook_requests_total{outcome="unauthorized",status="401"} 1' in text_body
     assert "tv2ib_webhook_latency_seconds_count 2" in text_body
+    assert 'tv2ib_alerts_waiting{status="queued"} 1' in text_body
+    assert 'tv2ib_alerts_waiting{status="received"} 0' in text_body
 
 
 def test_unparsable_rate_limit_is_a_settings_error(base_env):
