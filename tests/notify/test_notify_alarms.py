@@ -184,3 +184,29 @@ def test_daily_summary_breaks_down_by_strategy(any_sessions: sessionmaker[Sessio
     with any_sessions.begin() as session:
         session.execute(Fill.__table__.delete().where(Fill.exec_id.like("sumtest.%")))
         session.execute(Alert.__table__.delete().where(Alert.strategy.in_(["trend <a>", "revert"])))
+
+
+def test_a_restart_after_an_unclean_exit_is_reported(
+    base_env: dict[str, str], sqlite_sessions: sessionmaker[Session], start_notifier: Callable[..., Notifier]
+) -> None:
+    from worker.notify import lease
+
+    settings = Settings.from_mapping({**base_env, "IB_ACCOUNT": "DU7"})
+    # The previous process of this worker held the lease and never released it (SIGKILL).
+    assert lease.try_acquire(sqlite_sessions, "DU7:1", ttl=15)
+    start_notifier(settings, sqlite_sessions)
+    assert wait_until(lambda: kinds(sqlite_sessions) == ["alarm"], 5)
+    assert "Worker restarted after an unclean exit" in texts(sqlite_sessions, "alarm")[0]
+
+
+def test_a_clean_restart_reports_nothing(
+    base_env: dict[str, str], sqlite_sessions: sessionmaker[Session], start_notifier: Callable[..., Notifier]
+) -> None:
+    settings = Settings.from_mapping({**base_env, "IB_ACCOUNT": "DU7"})
+    first = start_notifier(settings, sqlite_sessions)
+    assert wait_until(lambda: first.is_leader, 5)
+    first.stop(2.0)
+    second = start_notifier(settings, sqlite_sessions)
+    assert wait_until(lambda: second.is_leader, 5)
+    time.sleep(0.3)
+    assert kinds(sqlite_sessions) == []

@@ -85,6 +85,7 @@ class Notifier:
         self.is_leader = False
         self._tasks: list[asyncio.Task[Any]] = []
         self._prune_task: asyncio.Task[None] | None = None
+        self._previous_holder: tuple[str, float] | None = None
         self._unknown_kinds_warned = False
 
     # --- thread-safe API for the worker -----------------------------------------------------------
@@ -217,6 +218,12 @@ class Notifier:
     # leadership: only the lease holder sends and runs the bot
 
     async def _leadership(self) -> None:
+        try:
+            # Who held the lease before us: a lease never released means its holder died without
+            # a clean stop (SIGKILL, OOM, power), which no "worker stopping" notice reported.
+            self._previous_holder = await self._db(lease.holder, self.sessions)
+        except Exception:  # noqa: BLE001
+            self._previous_holder = None
         while True:
             try:
                 held = await self._db(lease.try_acquire, self.sessions, self.owner, self.lease_ttl)
@@ -225,12 +232,30 @@ class Notifier:
                 held = self.is_leader  # keep the current role until the lease would expire
             if held and not self.is_leader:
                 await self._step_up()
+                await self._report_unclean_exit()
             elif not held and self.is_leader:
                 log.warning("notifier lease lost to another worker; stop sending")
                 await self._step_down(1.0, release=False)
             elif not held:
                 log.debug("another worker sends the notices")
             await asyncio.sleep(self.lease_renew)
+
+    async def _report_unclean_exit(self) -> None:
+        previous, self._previous_holder = self._previous_holder, None
+        if previous is None:
+            return
+        owner, expires = previous
+        if owner == self.owner:
+            title = "Worker restarted after an unclean exit"
+            detail = "the previous process stopped without a clean shutdown (killed or crashed)"
+        elif expires < self.clock():
+            title = "Notices taken over from another worker"
+            detail = f"worker {owner} stopped renewing its lease without a clean shutdown (crashed or hung)"
+        else:
+            return
+        await self._enqueue(
+            {"type": "alarm", "title": title, "detail": detail, "dedup_key": f"unclean:{owner}:{expires:.3f}"}
+        )
 
     async def _step_up(self) -> None:
         self.is_leader = True
