@@ -242,7 +242,7 @@ def main() -> None:
         if args.burst:
             posted, done = run_burst(stack, relay, args.burst)
             print(f"burst of {args.burst} brackets: posted in {posted:.2f} s, last leg at ibsim after {done:.2f} s "
-                  f"({args.burst / done:.1f} brackets/s; IB pacing at 45 msg/s allows 15 brackets/s)")  # fmt: skip
+                  f"({args.burst / done:.1f} brackets/s; the order pacer, 40 messages/s under IB's 50, allows 13.3)")  # fmt: skip
     finally:
         stack.stop()
         redis_proc.send_signal(signal.SIGTERM)

@@ -28,10 +28,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import STATUS_RANK, Alert, AlertStatus
-from app.services import is_paused
+from app.models import STATUS_RANK, Alert, AlertStatus, Control
+from app.services import PAUSED_KEY
 from worker.ib_session import ContractNotFound, IBSession, IBUnavailable, Placement
 from worker.planner import Plan, PlanRejected, alert_kind, needs_market_reference, plan_bracket, plan_exit
 from worker.recorder import Recorder
@@ -84,14 +85,19 @@ class Executor:
         """Run one alert to the point where IB has its orders (or it is refused); returns its state."""
         self.timings = {"start": time.perf_counter()}
         with self.sessions() as session:
-            alert = session.get(Alert, alert_id)
-            if alert is None:
+            # one round trip: the alert and the pause switch (the order path is latency-bound)
+            row = session.execute(
+                select(Alert.status, Alert.payload, Alert.received_at, Control.value)
+                .outerjoin(Control, Control.key == PAUSED_KEY)
+                .where(Alert.id == alert_id)
+            ).first()
+            if row is None:
                 log.warning("job for unknown alert %s dropped", alert_id)
                 return "unknown"
-            status = AlertStatus(alert.status)
-            payload = dict(alert.payload or {})
-            received_at = alert.received_at
-            paused = is_paused(session)
+            status = AlertStatus(row[0])
+            payload = dict(row[1] or {})
+            received_at = row[2]
+            paused = row[3] == "1"
         self.timings["loaded"] = time.perf_counter()
         if status.is_terminal or STATUS_RANK[status] >= STATUS_RANK[AlertStatus.SUBMITTED]:
             log.info("alert %s is already %s; nothing to do", alert_id, status.value)

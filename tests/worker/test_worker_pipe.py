@@ -264,3 +264,32 @@ def test_burst_of_100_is_paced_not_refused(sim, running_worker):
         errors = list(s.scalars(select(Order.last_error).where(Order.last_error.is_not(None))))
         assert not [e for e in errors if e and e.startswith("100 ")], errors
         assert s.scalar(select(func.count()).select_from(Alert).where(Alert.status == "filled")) == 100
+
+
+def test_connectivity_loss_1100_holds_alerts_until_restored(sim, running_worker):
+    ctx = running_worker.ctx
+    sim.set_price("AAPL", 190.0)
+    sim.fault("connectivity", code=1101, seconds=1.5)
+    wait_for(lambda: not running_worker.worker.ib.ready, timeout=5)
+    alert_id = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 2, "price": 190})
+    wait_for(lambda: "waiting for the IB connection" in str(get_alert(ctx.sessions, alert_id)["events"]))
+    assert not _legs(sim, alert_id)
+    wait_for(lambda: alert_status(ctx, alert_id) == "filled", timeout=10)
+    assert len(_legs(sim, alert_id)) == 1
+
+
+def test_flatten_job_cancels_and_closes(sim, running_worker):
+    from app.services import request_flatten
+
+    ctx = running_worker.ctx
+    sim.set_price("AAPL", 190.0)
+    sim.set_price("MSFT", 420.0)
+    long_id = add_alert(ctx, BRACKET)
+    short_id = add_alert(ctx, {"ticker": "MSFT", "action": "sell", "quantity": 3, "price": 420,
+                               "stopLoss": {"amount": 5}})  # fmt: skip
+    wait_for(lambda: alert_status(ctx, long_id) == "filled" and alert_status(ctx, short_id) == "filled")
+    request_flatten(ctx.redis, None, by="test")
+    wait_for(lambda: not sim.state()["positions"], timeout=10)
+    working = [o for o in sim.state()["orders"] if o["status"] in ("Submitted", "PreSubmitted")]
+    assert working == []
+    wait_for(lambda: not list_positions(ctx.sessions))
