@@ -21,6 +21,7 @@ BODY_READ_TIMEOUT = 5.0
 ACCEPTED_CONTENT_TYPES = frozenset(
     {"", "application/json", "text/plain", "application/x-www-form-urlencoded", "text/json"}
 )
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _SECRET_IN_TEXT = re.compile(r'"secret"\s*:\s*"((?:[^"\\]|\\.){1,512})"')
 
 
@@ -99,12 +100,27 @@ def parse_alert(raw: bytes) -> tuple[dict[str, Any] | None, str | None, str | No
                 "(an unfilled placeholder outside quotes breaks the JSON)"
             )
         return None, text, reason
+    if _SURROGATE_ESCAPE.search(text) and not _encodable(value):
+        return (
+            None,
+            text,
+            "the body holds a lone UTF-16 surrogate escape (\\ud800-\\udfff): not valid Unicode",
+        )
     if not isinstance(value, dict):
         kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
             type(value), "a number"
         )
         return None, text, f"the body is {kind}; send the alert as a JSON object"
     return value, text, None
+
+
+def _encodable(value: Any) -> bool:
+    """JSON escapes can produce lone surrogates that no database (nor UTF-8) can store."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, RecursionError, ValueError):
+        return False
+    return True
 
 
 def secret_in_text(text: str | None) -> str | None:

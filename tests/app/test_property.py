@@ -42,7 +42,20 @@ json_leaf = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=30),
     st.sampled_from(
-        ["buy", "SELL", "limit", "stop_limit", "NASDAQ:AAPL", "{{close}}", "1e400", "-0", "", "\x00"]
+        [
+            "buy",
+            "SELL",
+            "limit",
+            "stop_limit",
+            "NASDAQ:AAPL",
+            "{{close}}",
+            "1e400",
+            "-0",
+            "",
+            "\x00",
+            "\ud800",
+            "a\udfffb",
+        ]
     ),
 )
 json_value = st.recursive(

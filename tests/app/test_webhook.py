@@ -203,6 +203,18 @@ def test_nan_and_infinity_are_refused(client, literal):
     assert post(client, raw).status_code == 400
 
 
+@pytest.mark.parametrize("escape", ["\\ud800", "\\udfff", "x\\ud83d", "\\udc00\\ud800"])
+def test_lone_surrogate_escapes_are_400_not_500(client, escape):
+    answer = post(client, raw_alert('"strategy": "' + escape + '"'))
+    assert answer.status_code == 400 and "surrogate" in answer.get_json()["message"]
+
+
+def test_surrogate_pair_escape_is_a_normal_character(client, ctx):
+    answer = post(client, raw_alert('"extras": {"mood": "\\ud83d\\ude00"}'))
+    assert answer.status_code == 202
+    assert get_alert(ctx, answer.get_json()["alert_id"]).payload["extras"] == {"mood": "\U0001f600"}
+
+
 def test_overflowing_float_literal_is_422(client):
     raw = raw_alert('"price": 1e400')
     answer = post(client, raw)
