@@ -59,6 +59,9 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_sche
 
 MAX_ABS_NUMBER = Decimal("1e12")
 MAX_NESTING = 16
+# Bounds on the work and the size of error reports an authenticated but broken alert can cause.
+MAX_REPORTED_UNKNOWN = 20
+MAX_HINTED_NAME = 64
 PLACEHOLDER_RE = re.compile(r"\{\{[^{}]{0,200}\}\}")
 TICKER_RE = re.compile(r"^[A-Z0-9][A-Z0-9._!/&-]{0,31}$")
 EXCHANGE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_.-]{0,31}$")
@@ -166,7 +169,9 @@ class Choice(fields.Field):
         lowered = value.strip().lower()
         lowered = self.aliases.get(lowered, lowered)
         if lowered not in self.choices:
-            hint = difflib.get_close_matches(lowered, self.choices, n=1, cutoff=0.6)
+            hint = []
+            if len(lowered) <= MAX_HINTED_NAME:
+                hint = difflib.get_close_matches(lowered, self.choices, n=1, cutoff=0.6)
             extra = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise ValidationError(f"must be one of {', '.join(self.choices)}, got {value!r:.40}{extra}")
         return lowered
@@ -392,7 +397,7 @@ def _hint(name: str, known: tuple[str, ...], fallback: str = "put free-form data
     match = lowered.get(name.lower().replace("_", "").replace("-", ""))
     if match is None and ALIASES.get(name.lower()) in known:
         match = ALIASES[name.lower()]
-    if match is None:
+    if match is None and len(name) <= MAX_HINTED_NAME:  # difflib's cost grows with the length
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
         match = close[0] if close else None
     if match is not None:
@@ -403,16 +408,17 @@ def _hint(name: str, known: tuple[str, ...], fallback: str = "put free-form data
 def check_unknown(alert: Mapping[str, Any]) -> dict[str, Any]:
     """Errors for unknown keys at the top level and inside takeProfit / stopLoss."""
     errors: dict[str, Any] = {}
-    for key in alert:
-        if key not in TOP_LEVEL_FIELDS:
-            errors[str(key)] = [_hint(str(key), TOP_LEVEL_FIELDS[1:])]
+    unknown = [str(key) for key in alert if key not in TOP_LEVEL_FIELDS]
+    for key in unknown[:MAX_REPORTED_UNKNOWN]:
+        errors[key[:MAX_HINTED_NAME]] = [_hint(key, TOP_LEVEL_FIELDS[1:])]
+    if len(unknown) > MAX_REPORTED_UNKNOWN:
+        errors["_unknown"] = [f"{len(unknown) - MAX_REPORTED_UNKNOWN} more unknown fields not listed"]
     for parent, known in (("takeProfit", TAKE_PROFIT_FIELDS), ("stopLoss", STOP_LOSS_FIELDS)):
         nested = alert.get(parent)
         if isinstance(nested, Mapping):
-            for key in nested:
-                if key not in known:
-                    fallback = f"{parent} takes {', '.join(known)}"
-                    errors.setdefault(parent, {})[str(key)] = [_hint(str(key), known, fallback)]
+            fallback = f"{parent} takes {', '.join(known)}"
+            for key in [str(k) for k in nested if k not in known][:MAX_REPORTED_UNKNOWN]:
+                errors.setdefault(parent, {})[key[:MAX_HINTED_NAME]] = [_hint(key, known, fallback)]
     return errors
 
 

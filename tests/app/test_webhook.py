@@ -342,3 +342,13 @@ def test_invalid_alerts_are_not_deduplicated_or_enqueued(client, redis_client):
     assert post(client, alert_body(quantity=0)).status_code == 422
     assert post(client, alert_body(quantity=0)).status_code == 422
     assert queued_jobs(redis_client) == []
+
+
+def test_thousands_of_unknown_fields_are_reported_briefly(client):
+    body = alert_body()
+    body.update({f"field{i}": i for i in range(3000)})
+    body["k" * 5000] = 1
+    answer = post(client, body)
+    assert answer.status_code == 422
+    fields = answer.get_json()["fields"]
+    assert len(fields) <= 22 and "more unknown fields" in fields["_unknown"][0]
