@@ -44,6 +44,8 @@ class Consumer:
         stopping: threading.Event,
         *,
         requeue_exceptions: tuple[type[BaseException], ...] = (),
+        retry_exceptions: tuple[type[BaseException], ...] = (),
+        retry_delay: float = 1.0,
         block_seconds: float = 1.0,
     ) -> None:
         self.redis = connection
@@ -52,6 +54,8 @@ class Consumer:
         self.handlers = handlers
         self.stopping = stopping
         self.requeue_exceptions = requeue_exceptions
+        self.retry_exceptions = retry_exceptions
+        self.retry_delay = retry_delay
         self.block_seconds = block_seconds
         self.current: str | None = None
         self.done = 0
@@ -123,10 +127,12 @@ class Consumer:
                 result = handler(*job.args, **job.kwargs)
             except self.requeue_exceptions:
                 log.info("job %s put back on the queue (worker stopping)", job_id)
-                pipe = self.redis.pipeline()
-                pipe.lrem(self.processing_key, 1, job_id)
-                pipe.lpush(self.queue.key, job_id)
-                pipe.execute()
+                self._put_back(job_id)
+                return
+            except self.retry_exceptions:
+                log.warning("job %s put back on the queue to retry in %.1fs", job_id, self.retry_delay)
+                self.stopping.wait(self.retry_delay)
+                self._put_back(job_id)
                 return
             except Exception:
                 # the handler records its own failures; an exception here means the database or
@@ -141,6 +147,13 @@ class Consumer:
             self._ack(job_id, job)
         finally:
             self.current = None
+
+    def _put_back(self, job_id: str) -> None:
+        """Move the job from the processing list back to the head of the queue (atomically)."""
+        pipe = self.redis.pipeline()
+        pipe.lrem(self.processing_key, 1, job_id)
+        pipe.lpush(self.queue.key, job_id)
+        pipe.execute()
 
     def _ack(self, job_id: str, job: Job | None = None) -> None:
         pipe = self.redis.pipeline()

@@ -58,6 +58,11 @@ class Requeue(Exception):  # noqa: N818 - a control-flow signal, not an error
     """Put the job back on the queue (the worker is stopping before the alert could be placed)."""
 
 
+class RetryLater(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Orders went out but could not be recorded (database trouble): run the job again later; the
+    rerun finds the orders at IB by orderRef and records them without sending anything."""
+
+
 class Executor:
     """Executes alerts; one instance per worker process."""
 
@@ -78,12 +83,14 @@ class Executor:
         self.stopping = stopping
         self.ib_call_timeout = ib_call_timeout
         self.timings: dict[str, float] = {}
+        self.sent = False  # some leg of the current job went out to IB
 
     # ------------------------------------------------------------------ the job
 
     def execute_alert(self, alert_id: str) -> str:
         """Run one alert to the point where IB has its orders (or it is refused); returns its state."""
         self.timings = {"start": time.perf_counter()}
+        self.sent = False
         with self.sessions() as session:
             # one round trip: the alert and the pause switch (the order path is latency-bound)
             row = session.execute(
@@ -111,6 +118,10 @@ class Executor:
         except _Stale as exc:
             return self.reject_stale(alert_id, exc.age)
         except Exception as exc:
+            if self.sent:
+                # never call an alert failed once its orders are at IB: retry and adopt them
+                log.exception("alert %s: orders sent but not recorded; retrying later", alert_id)
+                raise RetryLater(alert_id) from exc
             log.exception("alert %s failed", alert_id)
             self._write(self.recorder.advance, alert_id, AlertStatus.FAILED, f"worker error: {exc}",
                         reason=f"worker error: {type(exc).__name__}: {exc}")  # fmt: skip
@@ -170,7 +181,7 @@ class Executor:
                 contract,
                 plan.legs,
                 plan.oca_type,
-                on_leg_sent=lambda leg: crash_point(f"after_{leg}_placed"),
+                on_leg_sent=self._leg_sent,
                 record=lambda placed, adopted: self.recorder.submit_placement(
                     alert_id, plan_json, placed, adopted
                 ),
@@ -212,7 +223,7 @@ class Executor:
                 contract,
                 plan.legs,
                 plan.oca_type,
-                on_leg_sent=lambda leg: crash_point(f"after_{leg}_placed"),
+                on_leg_sent=self._leg_sent,
                 record=lambda placed, adopted: self.recorder.submit_placement(
                     alert_id, plan_json, placed, adopted
                 ),
@@ -248,6 +259,10 @@ class Executor:
         self.recorder.advance(session, events, alert_id, AlertStatus.CANCELLED, message, reason=message)
 
     # ------------------------------------------------------------------ helpers
+
+    def _leg_sent(self, leg: str) -> None:
+        self.sent = True
+        crash_point(f"after_{leg}_placed")
 
     def _reject(self, alert_id: str, reason: str) -> str:
         def write(session: Session, events: list[dict[str, Any]]) -> None:

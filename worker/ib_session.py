@@ -313,6 +313,7 @@ class IBSession:
                 continue
             attempt = 0
             self.connects += 1
+            self._last_order.clear()  # ib_async starts afresh on every connect; so do we
             if not self.account:
                 accounts = self.ib.managedAccounts()
                 self.account = accounts[0] if accounts else None

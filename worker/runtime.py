@@ -31,7 +31,7 @@ from app.context import AppContext
 from app.services import FLATTEN_JOB
 from config.settings import Settings
 from worker.consumer import Consumer
-from worker.executor import Executor, Requeue
+from worker.executor import Executor, Requeue, RetryLater
 from worker.ib_session import IBSession
 from worker.recorder import Recorder
 
@@ -96,6 +96,7 @@ class Worker:
             {keys.EXECUTE_ALERT_JOB: self.executor.execute_alert, FLATTEN_JOB: self.flatten_all},
             self.stopping,
             requeue_exceptions=(Requeue,),
+            retry_exceptions=(RetryLater,),
         )
         self._heartbeat_thread = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         self.heartbeat_key = keys.heartbeat_key(settings.ib_account, settings.ib_client_id)

@@ -293,3 +293,26 @@ def test_flatten_job_cancels_and_closes(sim, running_worker):
     working = [o for o in sim.state()["orders"] if o["status"] in ("Submitted", "PreSubmitted")]
     assert working == []
     wait_for(lambda: not list_positions(ctx.sessions))
+
+
+def test_orders_sent_but_not_recorded_are_not_failed_nor_resent(sim, running_worker, monkeypatch):
+    """A database error while recording a placement must not mark the alert failed nor send twice:
+    the job is retried; the alert follows IB's events and its rows are written from them."""
+    from worker.recorder import Recorder
+
+    ctx = running_worker.ctx
+    sim.set_price("AAPL", 190.0)
+    calls = []
+
+    def broken(self, session, events, alert_id, plan, placed, adopted):
+        calls.append((len(placed), len(adopted)))
+        raise RuntimeError("database unavailable (simulated)")
+
+    monkeypatch.setattr(Recorder, "_on_placement", broken)
+    alert_id = add_alert(ctx, BRACKET)
+    wait_for(lambda: alert_status(ctx, alert_id) == "filled", timeout=15)
+    wait_for(lambda: running_worker.worker.consumer.done >= 1, timeout=10)  # the retried job finished
+    assert calls and calls[0] == (3, 0)
+    assert alert_status(ctx, alert_id) == "filled"
+    assert len([o for o in sim.state()["orders"] if alert_id in o["orderRef"]]) == 3
+    wait_for(lambda: set(_db_orders(ctx, alert_id)) == {"entry", "tp", "sl"})
