@@ -221,9 +221,9 @@ def gunicorn(app_spec: str, port: int, env: dict[str, str], pythonpath: str) -> 
 def measure(label: str, port: int, args: argparse.Namespace) -> tuple[Result, Result]:
     run_load(port, rate=None, seconds=1.0, concurrency=args.concurrency)  # warm up
     fixed = run_load(port, rate=args.rate, seconds=args.seconds, concurrency=args.concurrency)
-    print(f"  {label:<26} @{args.rate:g}/s  {fixed.line()}", flush=True)
+    print(f"  {label:<26} @{args.rate:g}/s  {fixed.line()}  load={os.getloadavg()[0]:.1f}", flush=True)
     top = run_load(port, rate=None, seconds=args.seconds, concurrency=args.concurrency)
-    print(f"  {label:<26} max      {top.line()}", flush=True)
+    print(f"  {label:<26} max      {top.line()}  load={os.getloadavg()[0]:.1f}", flush=True)
     return fixed, top
 
 
@@ -270,7 +270,8 @@ def main() -> None:
         print(
             f"tv2ib webhook benchmark: {os.cpu_count()} cores, gunicorn gthread "
             f"(WEB_WORKERS/WEB_THREADS defaults unless set), {args.concurrency} client threads, "
-            f"{args.seconds:g} s per run",
+            f"{args.seconds:g} s per run; load average {os.getloadavg()[0]:.1f} "
+            "(other processes share the cores: compare runs at similar load)",
             flush=True,
         )
         bare_port = free_port()
