@@ -26,15 +26,25 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.ids import order_ref
 from app.models import STATUS_RANK, Alert, AlertStatus, Control
 from app.services import PAUSED_KEY
 from worker.ib_session import ContractNotFound, IBSession, IBUnavailable, Placement
-from worker.planner import Plan, PlanRejected, alert_kind, needs_market_reference, plan_bracket, plan_exit
+from worker.planner import (
+    Leg,
+    Plan,
+    PlanRejected,
+    alert_kind,
+    needs_market_reference,
+    plan_bracket,
+    plan_exit,
+)
 from worker.recorder import Recorder
 from worker.symbols import UnknownSymbol, resolve_ticker
 
@@ -215,6 +225,10 @@ class Executor:
             if kind == "cancel":
                 return None, None, cancelled, None
             plan = plan_exit(inst, self.ib.position_of(inst.con_id), payload)
+            if not plan.legs and self.ib.known_refs([order_ref(alert_id, "exit")]):
+                # flat because our exit already went out before a restart: adopt it, send nothing
+                plan.legs = [Leg("exit", "SELL", "MKT", Decimal(0))]
+                plan.notes.append("exit order found at IB by orderRef (sent before a restart)")
             if not plan.legs:
                 return plan, None, cancelled, None
             plan_json = plan.to_json()

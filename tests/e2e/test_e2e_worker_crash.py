@@ -70,6 +70,17 @@ def test_sigkill_at_every_placement_step_places_each_leg_once(stack, base_env):
     # every alert ended filled, and the position is exactly 5 brackets' entries
     position = [p for p in stack.sim_state()["positions"] if p["symbol"] == "AAPL"]
     assert position[0]["position"] == 7 * len(CRASH_POINTS)
+
+    # an exit killed right after its market order went out: flat once, alert filled, no second exit
+    stack.start_worker(TV2IB_CRASH_AT="after_exit_placed")
+    exit_id = _add_alert(sessions, base_env["REDIS_URL"], {"ticker": "AAPL", "action": "exit"})
+    assert stack.wait_worker_exit(timeout=20) == -signal.SIGKILL
+    stack.start_worker()
+    wait_until(lambda: _status(sessions, exit_id) == "filled", 20, f"exit not filled\n{stack.logs('worker')}")
+    state = stack.sim_state()
+    exits = [o for o in state["orders"] if o["orderRef"] == f"tv2ib:{exit_id}:exit"]
+    assert len(exits) == 1 and exits[0]["quantity"] == 7 * len(CRASH_POINTS)
+    assert not [p for p in state["positions"] if p["symbol"] == "AAPL"]
     engine.dispose()
 
 

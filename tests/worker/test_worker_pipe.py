@@ -316,3 +316,16 @@ def test_orders_sent_but_not_recorded_are_not_failed_nor_resent(sim, running_wor
     assert alert_status(ctx, alert_id) == "filled"
     assert len([o for o in sim.state()["orders"] if alert_id in o["orderRef"]]) == 3
     wait_for(lambda: set(_db_orders(ctx, alert_id)) == {"entry", "tp", "sl"})
+
+
+def test_market_bracket_without_price_uses_ib_market_data(sim, running_worker):
+    ctx = running_worker.ctx
+    sim.set_price("EUR", 1.08, sec_type="CASH")
+    alert_id = add_alert(ctx, {"ticker": "EURUSD", "action": "sell", "quantity": 20000,
+                               "takeProfit": {"ticks": 10}, "stopLoss": {"percent": 0.1}})  # fmt: skip
+    wait_for(lambda: alert_status(ctx, alert_id) == "filled")
+    plan = get_alert(ctx.sessions, alert_id)["plan"]
+    assert plan["reference_source"].startswith("IB ") and plan["reference_price"] == "1.08"
+    legs = _legs(sim, alert_id)
+    assert legs["tp"]["action"] == "BUY" and legs["tp"]["lmtPrice"] == 1.0795  # 10 ticks of 0.00005
+    assert legs["sl"]["action"] == "BUY" and legs["sl"]["auxPrice"] == 1.08105  # 1.08108 toward the entry
