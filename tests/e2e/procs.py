@@ -5,9 +5,11 @@ fixture of ``tests/e2e/conftest.py``::
 
     stack = Stack(tmp_path, base_env)          # base_env: WEBHOOK_SECRET, DATABASE_URL, REDIS_URL ...
     stack.start_sim()                          # python -m ibsim on free ports (API + HTTP control)
+    stack.stop_sim(); stack.start_sim()        # a gateway restart on the same ports
     stack.start_web()                          # gunicorn 'app:create_app()' on a free port
     stack.start_worker(TV2IB_CRASH_AT="...")   # extra env per start; returns the Popen
     stack.post_alert({...})                    # POST /webhook with the secret -> httpx.Response
+    stack.admin_get("/api/alerts/<id>")        # admin API with ADMIN_TOKEN
     stack.sim_state(); stack.sim_post("/fault", {"kind": "drop"})
     stack.kill_worker(signal.SIGKILL); stack.stop()   # every process is ended by its own PID
 
@@ -82,13 +84,22 @@ class Stack:
         return proc
 
     def start_sim(self) -> None:
-        """Start ibsim; sets ``sim_port`` / ``sim_control_port`` and ``IB_PORT`` in ``env``."""
-        self.sim_port, self.sim_control_port = free_port(), free_port()
+        """Start ibsim; sets ``sim_port`` / ``sim_control_port`` and ``IB_PORT`` in ``env``.
+        A second call (after :meth:`stop_sim`) restarts it on the same ports."""
+        if not self.sim_port:
+            self.sim_port, self.sim_control_port = free_port(), free_port()
         argv = [sys.executable, "-m", "ibsim", "--port", str(self.sim_port),
                 "--control-port", str(self.sim_control_port), *self.sim_args]  # fmt: skip
         self._spawn("ibsim", argv, self.env)
         self.env.update(IB_HOST="127.0.0.1", IB_PORT=str(self.sim_port))
         wait_until(self._sim_up, 15, f"ibsim did not start:\n{self.logs('ibsim')}")
+
+    def stop_sim(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        """Stop ibsim (by its PID) like a gateway's nightly restart; returns its exit code."""
+        proc = self.procs["ibsim"]
+        if proc.poll() is None:
+            proc.send_signal(sig)
+        return proc.wait(timeout)
 
     def _sim_up(self) -> bool:
         self._check_alive("ibsim")
@@ -191,6 +202,11 @@ class Stack:
         """POST /webhook with the secret in the body."""
         body = {"secret": self.env["WEBHOOK_SECRET"], **payload}
         return httpx.post(f"{self.web_url}/webhook", json=body, timeout=timeout)
+
+    def admin_get(self, path: str) -> httpx.Response:
+        """GET an admin API path (``/api/...``) with ``ADMIN_TOKEN``."""
+        headers = {"Authorization": f"Bearer {self.env['ADMIN_TOKEN']}"}
+        return httpx.get(f"{self.web_url}{path}", headers=headers, timeout=5)
 
     def sim_state(self) -> dict[str, Any]:
         """ibsim's GET /state."""
