@@ -1,10 +1,11 @@
 """gunicorn settings for the web process: ``gunicorn 'app:create_app()' -c config/gunicorn.conf.py``.
 
-Worker class ``gthread``: each worker process serves ``WEB_THREADS`` requests at once, and its
-main loop waits for a new connection's first bytes without holding a thread (gunicorn >= 23
-defers idle connections to the poller). Once a request's headers are in, the body is read by
-the app with a socket timeout (``app.webhook.parsing.BODY_READ_TIMEOUT``): a client that never
-finishes its body gets 408 and the thread is freed, so a few slow clients cannot stall intake.
+Worker class ``gthread`` (threads): each worker process serves ``WEB_THREADS`` requests at once,
+and its main loop waits for a new connection's first bytes without holding a thread. gunicorn
+then parses headers with a blocking socket, so our subclass (``config/gunicorn_gthread.py``)
+gives every client socket a 5 s timeout: a client that stalls in its headers loses the
+connection, one that stalls in its body gets 408 from the app (``app.webhook.parsing``). A few
+slow clients therefore cannot hold the threads and stall intake.
 
 Each worker starts the outbox relay thread after it boots (``post_worker_init``); a Redis lock
 makes only one of them relay at a time. Settings are validated in the master before any worker
@@ -24,7 +25,8 @@ except SettingsError as exc:
     _settings, _settings_error = None, str(exc)
 
 bind = f"0.0.0.0:{_settings.port if _settings else 8000}"
-worker_class = "gthread"
+# gthread plus a socket timeout on every client connection (config/gunicorn_gthread.py).
+worker_class = "config.gunicorn_gthread.TimeoutThreadWorker"
 workers = _settings.web_workers if _settings else 2
 threads = _settings.web_threads if _settings else 4
 # A worker whose main loop does not check in for this long is killed and replaced.

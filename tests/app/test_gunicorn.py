@@ -116,6 +116,21 @@ def test_client_that_never_sends_a_body_after_headers_is_refused(server):
     idle.close()
 
 
+def test_clients_stalling_in_their_headers_are_dropped_and_intake_goes_on(server):
+    # More stalled clients than the worker has threads (2): without the socket timeout of
+    # config/gunicorn_gthread.py they would hold both threads forever.
+    stalled = [_connect(server) for _ in range(3)]
+    for conn in stalled:
+        conn.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\n")
+    time.sleep(0.3)
+    answer = httpx.post(f"{server}/webhook", json=alert_body(id="after-slowloris"), timeout=15)
+    assert answer.status_code == 202
+    for conn in stalled:
+        conn.settimeout(15)
+        assert conn.recv(4096) == b""  # closed by the server
+        conn.close()
+
+
 def test_oversized_content_length_is_413_before_the_body_is_sent(server):
     conn = _connect(server)
     conn.sendall(
