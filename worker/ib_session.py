@@ -31,7 +31,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from ib_async import IB, Contract, Crypto, Forex, Order, Stock, Trade
+from ib_async import IB, Contract, Crypto, Forex, MarketOrder, Order, Stock, Trade
 from ib_async import Future as IBFuture
 from ib_async.util import UNSET_DOUBLE
 
@@ -336,7 +336,8 @@ class IBSession:
                 await asyncio.wait_for(self._lost.wait(), self._probe_interval)
             if self._lost.is_set() or not self.ib.isConnected():
                 return
-            if time.time() - self.ib.wrapper.time < self._probe_interval or self.ib.client._isThrottling:
+            busy = getattr(self.ib.client, "_isThrottling", False)
+            if time.time() - self.ib.wrapper.time < self._probe_interval or busy:
                 continue  # data arrived lately (or requests are queued behind the pacing): alive
             try:
                 await asyncio.wait_for(self.ib.reqCurrentTimeAsync(), self._probe_timeout)
@@ -640,6 +641,25 @@ class IBSession:
         self._require_connected()
         assert self.ib is not None
         return [position_snapshot(p) for p in self.ib.positions(self.account or "") if p.position]
+
+    async def flatten(self) -> str:
+        """Cancel all our working orders, wait for IB, then close every position at market."""
+        self._require_connected()
+        assert self.ib is not None
+        cancelled = await self.cancel_working(None)
+        closing = []
+        stamp = int(time.time())
+        for pos in await self.our_positions():
+            contract = await self.contract_for(pos["con_id"])
+            qty = pos["quantity"]
+            order = MarketOrder("SELL" if qty > 0 else "BUY", float(abs(qty)))
+            order.orderRef = f"tv2ib-flatten:{stamp}:{pos['con_id']}"
+            order.account = self.account or ""
+            await self.pacer.acquire(1)
+            self.ib.placeOrder(contract, order)
+            closing.append(f"{pos['local_symbol'] or pos['symbol']} {qty}")
+        await wait_drained(self.ib.client)
+        return f"cancelled {len(cancelled)} order(s); closing {', '.join(closing) or 'nothing'}"
 
     async def contract_for(self, con_id: int) -> Contract:
         """The contract of a position (for closing it)."""

@@ -214,25 +214,10 @@ class Worker:
 
     def flatten_all(self, account: str | None = None, by: str = "api") -> str:
         """Cancel every working order of ours, then close every position with market orders."""
-        from ib_async import MarketOrder
-
-        async def run() -> str:
-            cancelled = await self.ib.cancel_working(None)
-            closed = []
-            assert self.ib.ib is not None
-            for pos in await self.ib.our_positions():
-                contract = await self.ib.contract_for(pos["con_id"])
-                qty = pos["quantity"]
-                order = MarketOrder("SELL" if qty > 0 else "BUY", float(abs(qty)))
-                order.orderRef = f"tv2ib-flatten:{int(time.time())}:{pos['con_id']}"
-                order.account = self.ib.account or ""
-                self.ib.ib.placeOrder(contract, order)
-                closed.append(f"{pos['symbol']} {qty}")
-            return f"flatten by {by}: cancelled {len(cancelled)} order(s); closing {', '.join(closed) or 'nothing'}"
-
         if not self.ib.wait_ready(self.settings.stale_alert_seconds):
             log.error("flatten requested by %s but IB is not connected", by)
             return "IB not connected"
-        result = self.ib.call(run(), timeout=30)
-        log.warning("%s", result)
-        return result
+        result = self.ib.call(self.ib.flatten(), timeout=60)
+        summary = f"flatten by {by}: {result}"
+        log.warning("%s", summary)
+        return summary
