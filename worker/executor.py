@@ -159,7 +159,7 @@ class Executor:
         announced = False
         while True:
             age = (datetime.now(UTC) - received_at).total_seconds()
-            if age > self.stale_after:
+            if age > self.stale_after and not self.sent:  # once a leg went out, only adopting is left
                 raise _Stale(age)
             if self.ib.ready:
                 return

@@ -126,7 +126,7 @@ class Worker:
         self.ib.start()
         self._heartbeat_thread.start()
         try:
-            self.consumer.recover()
+            self._recover()
             self._relay_once()
             log.info("worker consuming %s (IB %s:%s client %s)", self.queue_name, self.settings.ib_host,
                      self.settings.ib_port, self.settings.ib_client_id)  # fmt: skip
@@ -134,6 +134,18 @@ class Worker:
         finally:
             self.shutdown("stopped by signal" if self._signals else "stopped")
         return 0
+
+    def _recover(self) -> None:
+        """Requeue a dead predecessor's jobs; waits for Redis if it is down at start."""
+        delay = 0.5
+        while not self.stopping.is_set():
+            try:
+                self.consumer.recover()
+                return
+            except redis.RedisError as exc:
+                log.warning("Redis unavailable at start (%s); retry in %.1fs", exc, delay)
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 5.0)
 
     def _relay_once(self) -> None:
         """Enqueue alerts the web app committed but could not enqueue (the outbox relay)."""
