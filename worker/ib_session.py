@@ -50,6 +50,7 @@ WORKING_STATUSES = frozenset({"PendingSubmit", "ApiPending", "PreSubmitted", "Su
 DONE_STATUSES = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive"})
 # IB codes that mean "the connection to IB's servers is down / back" while the socket stays open.
 CONNECTIVITY_LOST, RESTORED_DATA_LOST, RESTORED_DATA_KEPT = 1100, 1101, 1102
+PACING_VIOLATION = 100  # "Max rate of messages per second has been exceeded"
 FRONT_MONTH_CACHE_SECONDS = 3600.0
 
 
@@ -199,6 +200,7 @@ class IBSession:
         self.pacer = Pacer()
         self.ib: IB | None = None
         self.connects = 0
+        self.pacing_violations = 0
         self.last_change = ""
 
     # ------------------------------------------------------------------ thread plumbing
@@ -401,6 +403,9 @@ class IBSession:
         self._emit("position", position_snapshot(pos))
 
     def _on_error(self, req_id: int, code: int, text: str, contract: Any = None) -> None:
+        if code == PACING_VIOLATION:
+            self.pacing_violations += 1
+            log.error("IB refused a message for pacing (%s): %s", req_id, text)
         if code == CONNECTIVITY_LOST:
             self._outage = True
             self._set_ready(False, f"{code} {text}")

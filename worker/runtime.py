@@ -200,6 +200,7 @@ class Worker:
             "jobs_done": self.consumer.done,
             "current_job": self.consumer.current,
             "connects": self.ib.connects,
+            "pacing_violations": self.ib.pacing_violations,
         }
 
     def _heartbeat_loop(self) -> None:

@@ -260,6 +260,8 @@ def test_burst_of_100_is_paced_not_refused(sim, running_worker):
     state = sim.state()
     ours = [o for o in state["orders"] if any(a in o["orderRef"] for a in ids)]
     assert len(ours) == 300 and all(o["transmit"] for o in ours)
+    assert running_worker.worker.ib.pacing_violations == 0  # ibsim answers error 100 beyond 50/s
+    assert running_worker.worker.ib.pacer.waited > 1.0  # the burst was paced, not refused
     with ctx.sessions() as s:
         errors = list(s.scalars(select(Order.last_error).where(Order.last_error.is_not(None))))
         assert not [e for e in errors if e and e.startswith("100 ")], errors
