@@ -61,3 +61,10 @@ def test_flatten_with_redis_down_is_503(make_app):
     client = make_app(REDIS_URL="redis://127.0.0.1:1/0").test_client()
     answer = client.post("/api/flatten", headers=AUTH)
     assert answer.status_code == 503 and answer.get_json()["error"] == "unavailable"
+
+
+def test_repeated_bad_tokens_lock_the_address_out(make_app):
+    client = make_app(AUTH_FAILURE_LIMIT="2/minute").test_client()
+    bad = {"Authorization": "Bearer wrong-wrong-wrong-wrong"}
+    assert [client.get("/api/alerts", headers=bad).status_code for _ in range(2)] == [401, 401]
+    assert client.get("/api/alerts", headers=AUTH).status_code == 429

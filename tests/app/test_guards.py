@@ -64,6 +64,17 @@ def test_trusted_proxy_uses_the_rightmost_hop_so_forging_gains_nothing(make_app,
     assert answer.status_code == expected
 
 
+def test_two_trusted_proxies_take_the_second_hop_from_the_right(make_app):
+    client = make_app(TRADINGVIEW_IPS_ONLY="true", TRUSTED_PROXIES="2").test_client()
+    ok = client.post(
+        "/webhook", json=alert_body(), headers={"X-Forwarded-For": f"6.6.6.6, {TV_IP}, 10.0.0.2"}
+    )
+    forged = client.post(
+        "/webhook", json=alert_body(), headers={"X-Forwarded-For": f"{TV_IP}, 6.6.6.6, 10.0.0.2"}
+    )
+    assert ok.status_code == 202 and forged.status_code == 403
+
+
 def test_without_trusted_proxies_x_forwarded_for_is_ignored(make_app):
     client = make_app(TRADINGVIEW_IPS_ONLY="true").test_client()
     answer = client.post("/webhook", json=alert_body(), headers={"X-Forwarded-For": TV_IP})
