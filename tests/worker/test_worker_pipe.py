@@ -330,3 +330,39 @@ def test_market_bracket_without_price_uses_ib_market_data(sim, running_worker):
     legs = _legs(sim, alert_id)
     assert legs["tp"]["action"] == "BUY" and legs["tp"]["lmtPrice"] == 1.0795  # 10 ticks of 0.00005
     assert legs["sl"]["action"] == "BUY" and legs["sl"]["auxPrice"] == 1.08105  # 1.08108 toward the entry
+
+
+def test_hung_gateway_is_detected_by_the_probe(sim, worker_env):
+    from worker_helpers import FreezableRelay
+
+    relay = FreezableRelay(sim.port)
+    handle = WorkerThread({**worker_env, "IB_PORT": str(relay.port)}, probe_interval=0.5).start()
+    try:
+        ib = handle.worker.ib
+        ib._probe_timeout = 1.0
+        connects = ib.connects
+        relay.frozen.set()  # the socket stays open but nothing answers
+        wait_for(lambda: not ib.ready, timeout=8)
+        relay.frozen.clear()
+        wait_for(lambda: ib.ready and ib.connects > connects, timeout=15)
+        sim.set_price("AAPL", 190.0)
+        alert_id = add_alert(handle.ctx, {"ticker": "AAPL", "action": "buy", "quantity": 1, "price": 190})
+        wait_for(lambda: alert_status(handle.ctx, alert_id) == "filled")
+    finally:
+        handle.stop()
+
+
+def test_orders_gone_after_a_gateway_reset_are_marked_with_a_reason(sim, running_worker):
+    ctx = running_worker.ctx
+    sim.set_price("AAPL", 190.0)
+    alert_id = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 1, "orderType": "limit",
+                               "limitPrice": 180})  # fmt: skip
+    wait_for(lambda: alert_status(ctx, alert_id) == "submitted")
+    wait_for(lambda: _db_orders(ctx, alert_id)["entry"].status == "Submitted")
+    sim.reset()  # the gateway forgets everything (no --state)
+    sim.fault("drop")
+    wait_for(lambda: not running_worker.worker.ib.ready, timeout=5)
+    wait_for(lambda: running_worker.worker.ib.ready, timeout=10)
+    wait_for(lambda: _db_orders(ctx, alert_id)["entry"].status == "Unknown")
+    assert "not reported by IB after reconnect" in _db_orders(ctx, alert_id)["entry"].last_error
+    assert any("vanished" in (e["message"] or "") for e in get_alert(ctx.sessions, alert_id)["events"])

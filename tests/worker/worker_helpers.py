@@ -74,3 +74,54 @@ class WorkerThread:
         self.thread.join(15)
         self.ctx.close()
         assert not self.thread.is_alive(), "the worker thread did not stop"
+
+
+class FreezableRelay:
+    """A TCP relay to ibsim that can stop forwarding (a hung gateway whose socket stays open)."""
+
+    def __init__(self, target_port: int) -> None:
+        import asyncio
+        import socket
+
+        self._asyncio = asyncio
+        self.target_port = target_port
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.frozen = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(self._loop)
+
+            async def serve() -> None:
+                server = await asyncio.start_server(self._client, "127.0.0.1", self.port)
+                ready.set()
+                async with server:
+                    await server.serve_forever()
+
+            self._loop.run_until_complete(serve())
+
+        threading.Thread(target=run, daemon=True).start()
+        ready.wait(5)
+
+    async def _client(self, reader, writer) -> None:
+        try:
+            up_reader, up_writer = await self._asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+
+        async def pipe(src, dst) -> None:
+            try:
+                while data := await src.read(65536):
+                    while self.frozen.is_set():  # hold the bytes: nothing gets through
+                        await self._asyncio.sleep(0.05)
+                    dst.write(data)
+            except ConnectionError:
+                pass
+            finally:
+                dst.close()
+
+        await self._asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
