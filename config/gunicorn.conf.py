@@ -73,4 +73,4 @@ def worker_exit(server, worker):  # noqa: ANN001 - gunicorn hook signature
         relay.stop()
     intake = extensions.get("tv2ib_intake")
     if intake is not None:  # write pending 'queued' marks (the relay would do it otherwise)
-        intake.marker.flush(2.0)
+        intake.close()

@@ -57,6 +57,13 @@ class Intake:
         self.secrets = ctx.settings.secrets()
         self.limiter = WebhookLimiter(ctx.redis, ctx.settings.rate_limit, ctx.settings.auth_failure_limit)
         self.marker = QueuedMarker(ctx.engine)
+        self.fast_engine = store.make_fast_engine(ctx.engine)
+
+    def close(self) -> None:
+        """Write pending ``queued`` marks and close the fast-path connections."""
+        self.marker.flush(2.0)
+        if self.fast_engine is not None:
+            self.fast_engine.dispose()
 
     def _scrub(self, value: Any) -> Any:
         """``value`` with every configured secret replaced by ``***`` (JSON round trip)."""
@@ -122,6 +129,7 @@ class Intake:
         payload = self._scrub(payload)
         recorded = store.record_valid(
             self.ctx.engine,
+            fast_engine=self.fast_engine,
             payload=payload,
             raw_body=body_text,
             client_ip=address,

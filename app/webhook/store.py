@@ -23,9 +23,21 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Insert, bindparam, delete, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Insert,
+    bindparam,
+    create_engine,
+    delete,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 
 from app.ids import new_alert_id
 from app.models import Alert, AlertEvent, AlertStatus, DedupClaim, utcnow
@@ -161,9 +173,51 @@ SELECT count(*) FROM alert
 )
 
 
+def make_fast_engine(engine: Engine) -> Engine | None:
+    """For PostgreSQL, a small autocommit engine without pre-ping for :func:`record_valid`'s fast path.
+
+    The pool's pre-ping costs a transaction (BEGIN, SELECT 1, ROLLBACK) per request, as much as the
+    insert itself. Without it a connection PostgreSQL dropped fails on first use; that failure is
+    detected (``connection_invalidated``) and retried once on a fresh connection, which is safe
+    because the statement is atomic and the retry uses a new alert id under the same idempotency
+    key (see :func:`_record_fresh`). None for other databases (SQLite has no pre-ping to save).
+    """
+    if engine.dialect.name != "postgresql":
+        return None
+    return create_engine(
+        engine.url,
+        isolation_level="AUTOCOMMIT",
+        pool_pre_ping=False,
+        pool_reset_on_return=None,  # autocommit: no transaction to roll back
+        pool_size=engine.pool.size(),  # type: ignore[attr-defined]
+        max_overflow=engine.pool.size(),  # type: ignore[attr-defined]
+        pool_recycle=1800,
+        connect_args={"connect_timeout": 3},
+    )
+
+
+def _record_fresh(fast_engine: Engine, params: dict[str, Any]) -> str | None:
+    """Run the fast path; the alert id it stored, or None when the key is already claimed.
+
+    A retry after a dropped connection cannot double an alert: if the first attempt did commit,
+    the retry (new id, same key) finds the key claimed and returns None, the caller records a
+    duplicate of the first alert, and the relay enqueues that first alert (still ``received``).
+    """
+    for attempt in (1, 2):
+        try:
+            with fast_engine.connect() as conn:
+                return params["id"] if conn.scalar(_PG_RECORD_FRESH, params) else None
+        except DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+            params = dict(params, id=new_alert_id())
+    return None
+
+
 def record_valid(
     engine: Engine,
     *,
+    fast_engine: Engine | None = None,
     payload: dict[str, Any],
     raw_body: str,
     client_ip: str | None,
@@ -173,7 +227,8 @@ def record_valid(
 ) -> Recorded:
     """Store a valid alert as ``received``, or as a ``duplicate`` of the key's first alert.
 
-    Committed when this returns (the caller answers only after that)."""
+    Committed when this returns (the caller answers only after that). ``fast_engine`` (from
+    :func:`make_fast_engine`) enables PostgreSQL's one-statement path."""
     now = utcnow()
     alert_id = new_alert_id()
     row: dict[str, Any] = {
@@ -194,12 +249,12 @@ def record_valid(
         "signal_time": signal_time,
         "enqueue_attempts": 0,
     }
-    if window_seconds > 0 and engine.dialect.name == "postgresql":
+    if window_seconds > 0 and fast_engine is not None:
         params = dict(row, payload=json.dumps(payload), expires_at=now + timedelta(seconds=window_seconds))
-        with engine.connect() as conn:
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            if conn.scalar(_PG_RECORD_FRESH, params):
-                return Recorded(alert_id=alert_id, status=row["status"])
+        inserted = _record_fresh(fast_engine, params)
+        if inserted is not None:
+            return Recorded(alert_id=inserted, status=row["status"])
+        alert_id = row["id"] = new_alert_id()  # the fallback below must not reuse an id tried here
     first_status = None
     message = "received"
     with engine.connect() as conn, conn.begin():

@@ -76,6 +76,7 @@ def make_settings(base_env: dict[str, str], db_url: str) -> Callable[..., Settin
 def make_app(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., Flask]]:
     """Build apps (real context: database migrated, real Redis); closed after the test."""
     contexts: list[AppContext] = []
+    apps: list[Flask] = []
 
     def build(**overrides: str) -> Flask:
         ctx = AppContext.build(make_settings(**overrides))
@@ -84,9 +85,12 @@ def make_app(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., F
         contexts.append(ctx)
         flask_app = create_app(context=ctx)
         flask_app.testing = True
+        apps.append(flask_app)
         return flask_app
 
     yield build
+    for flask_app in apps:
+        flask_app.extensions["tv2ib_intake"].close()
     for ctx in contexts:
         ctx.close()
 

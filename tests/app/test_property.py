@@ -103,6 +103,7 @@ def shared_app(base_env: dict[str, str], db_url: str) -> Iterator[Flask]:
     ctx = AppContext.build(Settings.from_mapping(env))
     app = create_app(context=ctx)
     yield app
+    app.extensions["tv2ib_intake"].close()
     ctx.close()
 
 
