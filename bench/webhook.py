@@ -280,10 +280,7 @@ def main() -> None:
         )
         try:
             print("bare Flask endpoint (the floor):", flush=True)
-            _, _ = measure("bare", bare_port, args)
-            bare_fixed = run_load(
-                bare_port, rate=args.rate, seconds=args.seconds, concurrency=args.concurrency
-            )
+            bare_fixed, _ = measure("bare", bare_port, args)
         finally:
             stop(bare)
         for db in dbs:
