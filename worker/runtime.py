@@ -148,17 +148,12 @@ class Worker:
                 delay = min(delay * 2, 5.0)
 
     def _relay_once(self) -> None:
-        """Enqueue alerts the web app committed but could not enqueue (the outbox relay)."""
+        """Enqueue alerts the web app committed but could not enqueue, and re-enqueue 'queued'
+        alerts whose job Redis lost (the outbox relay, with its full scan of every queued alert)."""
+        from app.relay import relay_once
+
         try:
-            from app import relay
-        except ImportError:
-            return
-        fn = getattr(relay, "relay_once", None)
-        if fn is None:
-            log.info("app.relay.relay_once not available yet")
-            return
-        try:
-            count = fn(self.ctx)
+            count = relay_once(self.ctx, full_scan=True)
             log.info("relay: %s alert(s) enqueued at start", count)
         except Exception:  # noqa: BLE001 - the relay also runs in the web app; never block start
             log.exception("relay at start failed")
