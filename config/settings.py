@@ -167,7 +167,6 @@ class Settings:
     telegram_bot_token: str | None = None
     telegram_chat_ids: tuple[str, ...] = ()
     telegram_api_url: str = "https://api.telegram.org/bot"
-    symbol_map_file: str | None = None
     # Notices: per-kind mode on|silent|off, NOTIFY="fill=on,daily_summary=silent,*=on".
     notify_modes: Mapping[str, str] = field(default_factory=dict)
     ib_alarm_after_seconds: float = 60.0
@@ -211,7 +210,6 @@ class Settings:
             "telegram_bot_token": _optional(get("TELEGRAM_BOT_TOKEN")),
             "telegram_chat_ids": chat_ids,
             "telegram_api_url": _optional(get("TELEGRAM_API_URL")) or "https://api.telegram.org/bot",
-            "symbol_map_file": _optional(get("SYMBOL_MAP_FILE")),
             "rate_limit": _optional(get("RATE_LIMIT")) or "120/minute",
             "auth_failure_limit": _optional(get("AUTH_FAILURE_LIMIT")) or "10/minute",
             "notify_modes": _notify_modes(env),
