@@ -10,16 +10,14 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
-from sqlalchemy import create_engine, text
+from pgtools import private_pg_database
 
 REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
-PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TEST_SECRET = "test-webhook-secret-0123456789"
 TEST_ADMIN_TOKEN = "test-admin-token-0123456789"
 _LOCK_DIR = Path(os.environ.get("TMPDIR", "/tmp"))
@@ -75,21 +73,8 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A private PostgreSQL database for this test run, dropped at the end."""
-    name = f"tv2ib_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001
-        pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}")
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    yield url
-    with admin.connect() as conn:
-        conn.execute(
-            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
-        )
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    with private_pg_database("tv2ib_test") as url:
+        yield url
 
 
 @pytest.fixture

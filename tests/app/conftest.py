@@ -7,20 +7,17 @@ areas' tests sharing ``pg_url`` never see our rows.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, text
+from pgtools import private_pg_database
+from sqlalchemy import text
 
 from app import create_app
 from app.context import AppContext
 from config.settings import Settings
-
-PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 TABLES = ("fills", "orders", "alert_events", "alerts", "positions", "notices", "control")
 
@@ -28,21 +25,8 @@ TABLES = ("fills", "orders", "alert_events", "alerts", "positions", "notices", "
 @pytest.fixture(scope="session")
 def app_pg_url() -> Iterator[str]:
     """A PostgreSQL database for tests/app only, dropped at the end of the run."""
-    name = f"tv2ib_app_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001
-        pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}")
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    yield url
-    with admin.connect() as conn:
-        conn.execute(
-            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
-        )
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    with private_pg_database("tv2ib_app") as url:
+        yield url
 
 
 def _empty_tables(ctx: AppContext) -> None:

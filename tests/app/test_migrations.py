@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from pgtools import private_pg_database
+from sqlalchemy import create_engine, inspect
 
 from app.db import alembic_config, current_revision, head_revision, make_engine, migrate
 
@@ -66,18 +66,9 @@ def test_several_processes_migrate_the_same_sqlite_file(tmp_path):
 
 
 @pytest.fixture
-def fresh_pg_url(app_pg_url: str):
-    name = f"tv2ib_mig_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(app_pg_url.rsplit("/", 1)[0] + "/test", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield app_pg_url.rsplit("/", 1)[0] + f"/{name}"
-    with admin.connect() as conn:
-        conn.execute(
-            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
-        )
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+def fresh_pg_url():
+    with private_pg_database("tv2ib_mig") as url:
+        yield url
 
 
 def test_several_processes_migrate_the_same_postgresql_database(fresh_pg_url):
