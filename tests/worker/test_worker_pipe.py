@@ -104,8 +104,10 @@ def test_partial_fills_recorded(sim, running_worker):
     wait_for(lambda: len(_fills(ctx, alert_id)) == 1)
     sim.set_price("MSFT", 420.5)
     wait_for(lambda: len(_fills(ctx, alert_id)) == 2)
+    # The order row (orderStatus) and the fill row (commissionReport) are recorded from separate
+    # IB messages: wait for the order row to catch up rather than read it at one instant.
+    wait_for(lambda: _db_orders(ctx, alert_id)["entry"].filled_quantity == 8)
     assert alert_status(ctx, alert_id) == "partially_filled"
-    assert _db_orders(ctx, alert_id)["entry"].filled_quantity == 8
     sim.set_price("MSFT", 421.0)
     wait_for(lambda: alert_status(ctx, alert_id) == "filled")
     fills = _wait_fills(ctx, alert_id, 3)
