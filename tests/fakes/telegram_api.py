@@ -8,6 +8,8 @@ records every sendMessage with its arrival time, and misbehaves on command:
 * :meth:`fail_next` - the next N calls answer 429 ``retry_after`` or a 5xx;
 * :meth:`go_down` / :meth:`come_back` - "refuse" (listening socket closed: connection refused),
   "drop" (connections closed without an answer) or "5xx" (502 Bad Gateway) for a while;
+* :meth:`slow` - every call of a method answers only after a delay (a slow Bot API, or a
+  start-up step that loses a race);
 * ``enforce_limits`` - Telegram's flood control: per chat a bucket of ``chat_burst`` messages
   refilled at ``chat_rate``/s, overall ``global_rate``/s; over it the answer is 429 and the
   violation is counted.
@@ -96,6 +98,7 @@ class FakeTelegramAPI:
         self._next_update_id = 1
         self._next_message_id = 1
         self._failures: list[tuple[str | None, int, float]] = []  # (method or None, status, retry_after)
+        self._delays: dict[str, float] = {}  # method -> seconds before it is served
         self._mode = "up"  # up | refuse | drop | 5xx
         self._down_until: float | None = None
         self._chat_buckets: dict[str, _Bucket] = {}
@@ -157,6 +160,11 @@ class FakeTelegramAPI:
         """The next ``count`` calls of ``method`` (None: any method) answer ``status``."""
         with self._cond:
             self._failures.extend([(method, status, retry_after)] * count)
+
+    def slow(self, method: str, seconds: float) -> None:
+        """Serve every later call of ``method`` only after ``seconds`` (0: at once again)."""
+        with self._cond:
+            self._delays[method] = seconds
 
     def go_down(self, mode: str = "refuse", seconds: float | None = None) -> None:
         """Become unreachable: "refuse", "drop" or "5xx"; back by itself after ``seconds``."""
@@ -288,6 +296,10 @@ class FakeTelegramAPI:
             return None
         if mode == "5xx":
             return 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}
+        with self._cond:
+            delay = self._delays.get(method, 0.0)
+        if delay > 0:
+            time.sleep(delay)  # this request's own server thread: other calls go on meanwhile
         with self._cond:
             self._counts[method] += 1
             for i, (only, status, retry_after) in enumerate(self._failures):

@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 import redis
 from fakes.telegram_api import FakeTelegramAPI, SentMessage
-from notify_helpers import STRANGER, wait_until
+from notify_helpers import STRANGER, fill_event, wait_until
 from rq import Queue
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -66,6 +66,26 @@ def test_owner_pauses_and_resumes(
     fake_tg.push_command(OWNER, "/resume")
     reply(fake_tg, OWNER, "Trading resumed")
     assert not is_paused(sqlite_sessions)
+
+
+def test_stale_commands_dropped_but_a_command_after_the_first_notice_answered(
+    fake_tg: FakeTelegramAPI,
+    tg_settings: Settings,
+    sqlite_sessions: sessionmaker[Session],
+    redis_client: redis.Redis,
+    start_notifier: Callable[..., Notifier],
+) -> None:
+    # A "/pause" sent while no worker ran must never fire; but once the owner got a notice, a
+    # command sent in answer must be served, however slow the start-up drop of stale commands.
+    fake_tg.push_command(OWNER, "/pause")
+    fake_tg.slow("deleteWebhook", 1.0)
+    notifier = start_notifier(tg_settings, sqlite_sessions, redis_client)
+    notifier.enqueue_event(fill_event(1))
+    assert fake_tg.wait_for(lambda api: len(api.messages(OWNER)) >= 1, 10)
+    fake_tg.push_command(OWNER, "/status")
+    reply(fake_tg, OWNER, "tv2ib status")
+    assert not is_paused(sqlite_sessions)
+    assert not any("Trading paused" in m.text for m in fake_tg.messages(OWNER))
 
 
 def test_a_stranger_changes_nothing(

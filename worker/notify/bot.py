@@ -7,7 +7,9 @@ which wants the whole thread). Commands call the same functions as the HTTP admi
 
 Only the configured chat ids (``TELEGRAM_CHAT_ID``) are served; every other update is logged and
 dropped before any handler runs. Commands sent while the worker was down are dropped at start
-(``drop_pending_updates``): a stale "/flatten confirm" must never fire hours later.
+(``drop_pending_updates``): a stale "/flatten confirm" must never fire hours later. That drop
+happens BEFORE the bot reports ready and before the first notice leaves (the transport waits for
+``ready``): an owner who answers a notice with a command is never dropped with the stale ones.
 """
 
 from __future__ import annotations
@@ -98,7 +100,8 @@ class CommandBot:
         self.owners = frozenset(str(c) for c in settings.telegram_chat_ids)
         self.app = build_application(settings, poll_timeout)
         self.bot = self.app.bot
-        self.ready = asyncio.Event()  # set once getMe succeeded (the token is good)
+        # Set once commands are received: token checked (getMe), stale commands dropped, polling on.
+        self.ready = asyncio.Event()
         # chat -> (nonce, deadline, account): one pending flatten per chat, confirmed within the window
         self._pending_flatten: dict[str, tuple[str, float, str | None]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -124,23 +127,39 @@ class CommandBot:
                 log.warning("Telegram unreachable at start (%s); retry in %.0f s", type(exc).__name__, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+        if not self.owners:
+            log.warning("no TELEGRAM_CHAT_ID: the bot answers nobody")
+        await self.app.start()
+        await self._start_polling()
+        # Only now: a command sent from here on is never dropped as "pending from before the
+        # start" (the drop is done), and the first notice leaves only after this point.
         self.ready.set()
         log.info("telegram bot @%s ready; commands from %d chat(s)", self.bot.username, len(self.owners))
-        await self.app.start()
         try:
             await self.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
         except TelegramError as exc:
             log.info("could not publish the command menu: %s", exc)
-        if not self.owners:
-            log.warning("no TELEGRAM_CHAT_ID: the bot answers nobody")
-        await self.app.updater.start_polling(
-            poll_interval=0.0,
-            timeout=int(self.poll_timeout),
-            bootstrap_retries=-1,
-            drop_pending_updates=True,
-            allowed_updates=["message", "callback_query"],
-            error_callback=self._polling_error,
-        )
+
+    async def _start_polling(self) -> None:
+        """Drop the commands sent while no worker polled, then poll (returns once polling runs)."""
+        delay = 1.0
+        while True:
+            try:
+                # PTB's bootstrap calls deleteWebhook(drop_pending_updates) and retries network
+                # errors itself; it returns when the drop is done and the polling task exists.
+                await self.app.updater.start_polling(  # type: ignore[union-attr]
+                    poll_interval=0.0,
+                    timeout=int(self.poll_timeout),
+                    bootstrap_retries=-1,
+                    drop_pending_updates=True,
+                    allowed_updates=["message", "callback_query"],
+                    error_callback=self._polling_error,
+                )
+                return
+            except TelegramError as exc:  # e.g. InvalidToken, which PTB does not retry
+                log.error("telegram polling did not start (%s); retry in %.0f s", type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 300.0)
 
     def _polling_error(self, exc: TelegramError) -> None:
         # PTB retries getUpdates itself; one line instead of a traceback per failed poll.
