@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.models import Notice
 from config.settings import Settings
 from worker.notify import Notifier, enqueue_notices
+from worker.notify.transport import plain_line
 
 EXEC_RE = re.compile(r"alert 01JD0000000000000000000001")
 SEQ_RE = re.compile(r"@ (\d+(?:\.\d+)?)</b>")
@@ -199,7 +200,31 @@ def test_without_token_notices_go_to_the_log(
     record(sqlite_sessions, settings, notifier, 7, strategy="a<b>&c")
     assert wait_until(lambda: unsent(sqlite_sessions) == 0, 5)
     texts = [r.getMessage() for r in caplog.records if r.name == "tv2ib.notices"]
-    assert len(texts) == 1 and "BUY 1 ESZ6 @ 7" in texts[0] and "a&lt;b&gt;&amp;c" in texts[0]
+    # One line per notice, plain text: no HTML tags, entities unescaped, the kind up front.
+    assert texts == [
+        "notice fill: 🟢 BUY 1 ESZ6 @ 7 · entry | filled 1/1"
+        " | strategy a<b>&c · alert 01JD0000000000000000000001"
+        " | commission 2.25 USD | account DU123"
+    ]
+    with sqlite_sessions() as session:  # the stored text stays Telegram's HTML
+        [stored] = session.scalars(select(Notice.text)).all()
+    assert "<b>BUY 1 ESZ6 @ 7</b>" in stored and "a&lt;b&gt;&amp;c" in stored and "\n" in stored
+
+
+@pytest.mark.parametrize(
+    ("html_text", "line"),
+    [
+        (
+            "⛔ <b>Order rejected</b> · ES tp\nIB 201: <i>a &lt;b&gt; &amp; c</i>",
+            "⛔ Order rejected · ES tp | IB 201: a <b> & c",
+        ),
+        ("x\r\n\n  y  \n", "x | y"),
+        ("<code>&amp;lt;</code>", "&lt;"),  # unescaped once: what the trader saw in Telegram
+        ("cut at the limit <b", "cut at the limit <b"),
+    ],
+)
+def test_plain_line(html_text: str, line: str) -> None:
+    assert plain_line(html_text) == line
 
 
 def test_stop_flushes_what_is_pending(
@@ -269,7 +294,9 @@ def test_rows_written_without_token_still_go_to_the_log_after_a_token_is_set(
     record(sqlite_sessions, tg_settings, notifier, 2)
     assert fake_tg.wait_for(lambda api: prices_seen(api, "111") == [2], 10)
     assert wait_until(lambda: unsent(sqlite_sessions) == 0, 5)
-    assert any("BUY 1 ESZ6 @ 1</b>" in r.getMessage() for r in caplog.records if r.name == "tv2ib.notices")
+    assert any(
+        "BUY 1 ESZ6 @ 1 · entry" in r.getMessage() for r in caplog.records if r.name == "tv2ib.notices"
+    )
     assert all(1 not in prices_seen(fake_tg, chat) for chat in OWNER_CHATS)
 
 

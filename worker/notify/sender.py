@@ -273,7 +273,8 @@ class _ChatQueue:
         silent = all(row.silent for row in batch)
         started = time.monotonic()
         try:
-            await self.transport.send(self.chat_id, text, silent)
+            kinds = "+".join(dict.fromkeys(row.kind for row in batch))
+            await self.transport.send(self.chat_id, text, silent, kind=kinds)
         except RetryLater as exc:
             log.warning("telegram flood control for chat %s: waiting %.1f s", self.chat_id, exc.retry_after)
             await self._sleep(exc.retry_after, until_recovered=False)

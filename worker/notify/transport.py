@@ -12,6 +12,7 @@ error vocabulary (freqtrade's TemporaryError vs OperationalError idea):
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import re
 from typing import Protocol
@@ -52,18 +53,33 @@ class Transport(Protocol):
     #: apply the per-chat pace (Telegram: ~1 message/s per chat, short bursts tolerated)
     paced: bool
 
-    async def send(self, chat_id: str, text: str, silent: bool) -> None:
-        """Deliver ``text`` or raise a :class:`SendFailure`."""
+    async def send(self, chat_id: str, text: str, silent: bool, kind: str = "") -> None:
+        """Deliver ``text`` (Telegram HTML; ``kind`` says what it is, e.g. "fill") or raise a
+        :class:`SendFailure`."""
+
+
+_TAG = re.compile(r"<[^>]*>")
+_LINE_BREAK = re.compile(r"\s*[\r\n]+\s*")
+
+
+def plain_line(text: str) -> str:
+    """The Telegram HTML ``text`` as ONE plain log line: tags stripped, entities unescaped, lines
+    joined with " | " (one event, one line: log shippers and grep see the whole notice)."""
+    # Tags first, then entities: a literal "<" in a value is escaped ("&lt;") and is no tag.
+    plain = html.unescape(_TAG.sub("", text)).strip()
+    return _LINE_BREAK.sub(" | ", plain)
 
 
 class LogTransport:
-    """Without a bot token the same texts go to the ``tv2ib.notices`` logger."""
+    """Without a bot token the same texts go to the ``tv2ib.notices`` logger, one line each."""
 
     batching = False
     paced = False
 
-    async def send(self, chat_id: str, text: str, silent: bool) -> None:
-        notices_log.info("notice%s: %s", " (silent)" if silent else "", text)
+    async def send(self, chat_id: str, text: str, silent: bool, kind: str = "") -> None:
+        notices_log.info(
+            "notice%s%s: %s", f" {kind}" if kind else "", " (silent)" if silent else "", plain_line(text)
+        )
 
 
 _CHAT_INT = re.compile(r"-?\d+")
@@ -86,7 +102,7 @@ class TelegramTransport:
         self.ready = ready
         self.ready_wait = ready_wait
 
-    async def send(self, chat_id: str, text: str, silent: bool) -> None:
+    async def send(self, chat_id: str, text: str, silent: bool, kind: str = "") -> None:
         if self.ready is not None and not self.ready.is_set():
             # The bot has not reached Telegram yet (getMe): wait a little, then count a failure.
             try:
