@@ -22,6 +22,8 @@ from app.models import Alert, Control, Fill, Order, Position, utcnow
 PAUSED_KEY = "paused"
 # Job the worker runs for /flatten: cancel every working order, then close every position.
 FLATTEN_JOB = "worker.jobs.flatten_all"
+# IB order states that can still fill (what ``list_orders(working_only=True)`` returns).
+WORKING_ORDER_STATUSES = ("PendingSubmit", "ApiPending", "PreSubmitted", "Submitted", "PendingCancel")
 
 
 def _num(value: Decimal | None) -> float | None:
@@ -123,11 +125,10 @@ def list_orders(
     sessions: sessionmaker[Session], *, working_only: bool = False, limit: int = 100
 ) -> list[dict[str, Any]]:
     """Orders as IB last reported them, newest first."""
-    working = ("PendingSubmit", "ApiPending", "PreSubmitted", "Submitted", "PendingCancel")
     with sessions() as session:
         query = select(Order).order_by(Order.id.desc()).limit(max(1, min(limit, 1000)))
         if working_only:
-            query = query.where(Order.status.in_(working))
+            query = query.where(Order.status.in_(WORKING_ORDER_STATUSES))
         return [order_to_dict(o) for o in session.scalars(query)]
 
 

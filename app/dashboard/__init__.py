@@ -1,158 +1,276 @@
-"""A modest server-rendered dashboard at ``GET /`` (no build step, no JavaScript).
+"""A modest server-rendered operator dashboard at ``GET /`` (Jinja templates, one CSS file, no JS).
 
-Shows trading state (paused, workers and IB connection, queues), the newest alerts with their
-status and reason, positions and working orders, with pause/resume buttons. It reads the same
+Shows trading state (paused, database, Redis, workers and IB connection, queues), the newest
+alerts with a status filter, positions and all orders (working first), one alert in full, and
+pause / resume / flatten (flatten asks for confirmation first). Every figure comes from the same
 :mod:`app.services` functions as the admin API and the Telegram commands.
 
-Access: ``ADMIN_TOKEN`` through a login form (or ``/?token=...`` once); the browser then holds a
-cookie with an HMAC of the token (never the token itself), ``HttpOnly`` and ``SameSite=Strict``
-so other sites cannot submit the pause/resume forms with it. Without ``ADMIN_TOKEN`` the
-dashboard answers 404, like the API.
+Access: ``ADMIN_TOKEN`` through the login form or an ``Authorization: Bearer`` header (checked
+by :func:`app.api.token_ok`, failures counted like the API's). The browser then holds a signed
+per-session cookie (:mod:`app.dashboard.session`), ``HttpOnly`` and ``SameSite=Strict``. The
+token is never accepted in a URL: URLs end up in proxy logs and browser history. Every POST
+must carry the session's CSRF token and, when the browser sends ``Origin``, come from this
+host. Without ``ADMIN_TOKEN`` the dashboard answers 403 with a page saying how to enable it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, Response, current_app, redirect, render_template_string, request, url_for
+import redis
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app import services
+from app.api import token_ok
 from app.context import AppContext
-from app.errors import error_response
+from app.dashboard import session as dsession
+from app.models import AlertStatus
 
-bp = Blueprint("dashboard", __name__)
-COOKIE = "tv2ib_session"
+log = logging.getLogger(__name__)
 
-_LAYOUT = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>tv2ib</title>
-{% if refresh %}<meta http-equiv="refresh" content="5">{% endif %}
-<style>
- body{font:14px/1.4 system-ui,sans-serif;margin:1.5rem;color:#222}
- table{border-collapse:collapse;margin:.5rem 0 1.5rem}td,th{padding:.25rem .6rem;border-bottom:1px solid #ddd;text-align:left}
- .ok{color:#17803d}.bad{color:#b42318}.muted{color:#777}form{display:inline}
- button{padding:.3rem .8rem}pre{background:#f6f6f6;padding:1rem;overflow:auto}
-</style></head><body>
-<h1>tv2ib</h1>
-{{ body|safe }}
-</body></html>"""
-
-_LOGIN = """<form method="post" action="{{ url_for('dashboard.login') }}">
-<p>{% if failed %}<span class="bad">Wrong token.</span> {% endif %}Admin token:
-<input type="password" name="token" autofocus> <button>Sign in</button></p></form>"""
-
-_HOME = """
-<p>Trading: {% if status.paused %}<b class="bad">PAUSED</b>{% else %}<b class="ok">active</b>{% endif %}
- <form method="post" action="{{ url_for('dashboard.toggle') }}">
- <input type="hidden" name="paused" value="{{ '0' if status.paused else '1' }}">
- <button>{{ 'Resume' if status.paused else 'Pause' }}</button></form>
- &middot; Redis: {% if status.redis %}<span class="ok">ok</span>{% else %}<span class="bad">down</span>{% endif %}
- &middot; Workers: {% for w in status.workers %}{{ w.account or 'default' }}/{{ w.client_id }}
-   IB {% if w.ib_connected %}<span class="ok">connected</span>{% else %}<span class="bad">disconnected</span>{% endif %}
-   ({{ w.age_seconds }} s ago){% if not loop.last %}, {% endif %}
- {% else %}<span class="bad">none running</span>{% endfor %}
- &middot; Queues: {% for name, depth in status.queues.items() %}{{ name }}={{ depth }} {% else %}<span class="muted">empty</span>{% endfor %}
- &middot; Today: {{ pnl.fills }} fills, PnL {{ '%.2f'|format(pnl.realized_pnl) }}</p>
-<h2>Alerts</h2>
-<table><tr><th>received</th><th>id</th><th>status</th><th>strategy</th><th>ticker</th><th>action</th><th>reason</th></tr>
-{% for a in alerts %}<tr><td>{{ a.received_at[:19] }}</td>
-<td><a href="{{ url_for('dashboard.alert', alert_id=a.id) }}">{{ a.id }}</a></td>
-<td>{{ a.status }}</td><td>{{ a.strategy or '' }}</td><td>{{ a.ticker or '' }}</td><td>{{ a.action or '' }}</td>
-<td>{{ a.reason or '' }}</td></tr>{% else %}<tr><td colspan="7" class="muted">no alerts yet</td></tr>{% endfor %}</table>
-<h2>Positions</h2>
-<table><tr><th>account</th><th>symbol</th><th>quantity</th><th>avg cost</th></tr>
-{% for p in positions %}<tr><td>{{ p.account }}</td><td>{{ p.local_symbol or p.symbol }}</td><td>{{ p.quantity }}</td>
-<td>{{ p.avg_cost }}</td></tr>{% else %}<tr><td colspan="4" class="muted">flat</td></tr>{% endfor %}</table>
-<h2>Working orders</h2>
-<table><tr><th>alert</th><th>leg</th><th>symbol</th><th>action</th><th>type</th><th>qty</th><th>limit</th><th>stop</th><th>status</th></tr>
-{% for o in orders %}<tr><td>{{ o.alert_id }}</td><td>{{ o.leg }}</td><td>{{ o.symbol }}</td><td>{{ o.action }}</td>
-<td>{{ o.order_type }}</td><td>{{ o.quantity }}</td><td>{{ o.limit_price or '' }}</td><td>{{ o.stop_price or '' }}</td>
-<td>{{ o.status }}</td></tr>{% else %}<tr><td colspan="9" class="muted">none</td></tr>{% endfor %}</table>
-<p class="muted">Refreshes every 5 s.</p>"""
+bp = Blueprint(
+    "dashboard",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/dashboard-static",
+)
+COOKIE = dsession.COOKIE
+COOKIE_MAX_AGE = 7 * 24 * 3600
+# Endpoints reachable without signing in (the CSS holds nothing secret).
+PUBLIC_ENDPOINTS = {"dashboard.login", "dashboard.static"}
+STATUS_CLASS = {
+    "received": "st-pending",
+    "queued": "st-pending",
+    "processing": "st-pending",
+    "submitted": "st-working",
+    "partially_filled": "st-working",
+    "filled": "st-ok",
+    "cancelled": "st-muted",
+    "duplicate": "st-muted",
+    "rejected": "st-bad",
+    "invalid": "st-bad",
+    "failed": "st-bad",
+}
 
 
 def _ctx() -> AppContext:
     return current_app.extensions["tv2ib"]
 
 
-def _cookie_value(token: str) -> str:
-    return hmac.new(token.encode(), b"tv2ib-dashboard", hashlib.sha256).hexdigest()
+# ---- formatting helpers (Jinja filters) -------------------------------------------------------
 
 
-def _signed_in(token: str) -> bool:
-    return hmac.compare_digest(request.cookies.get(COOKIE, ""), _cookie_value(token))
+def _parse(value: str | datetime | None) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _page(body: str, *, refresh: bool = False, status: int = 200) -> Response:
-    html = render_template_string(_LAYOUT, body=body, refresh=refresh)
-    return Response(html, status=status, mimetype="text/html")
+def utc_iso(value: str | datetime | None) -> str:
+    """``2026-11-22T08:55:01Z`` (seconds precision, always UTC)."""
+    moment = _parse(value)
+    return "" if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _sign_in(token: str) -> Response:
-    response = redirect(url_for("dashboard.home"))
-    response.set_cookie(COOKIE, _cookie_value(token), httponly=True, samesite="Strict", max_age=7 * 24 * 3600)
-    return response
+def age(value: str | datetime | None, now: datetime | None = None) -> str:
+    """A short relative age such as ``42 s ago``, ``3 min ago``, ``5 h ago``, ``2 d ago``."""
+    moment = _parse(value)
+    if moment is None:
+        return ""
+    seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
+    if seconds < 0:
+        return "in the future"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
+
+
+def number(value: Any) -> str:
+    """Numbers without float noise (``10`` not ``10.0``); empty for None."""
+    if value is None or value == "":
+        return ""
+    try:
+        as_float = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return f"{as_float:.10f}".rstrip("0").rstrip(".") if as_float != int(as_float) else str(int(as_float))
+
+
+def pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
+
+
+def status_class(value: str | None) -> str:
+    return STATUS_CLASS.get(value or "", "st-muted")
+
+
+# ---- access --------------------------------------------------------------------------------------
+
+
+def _page(template: str, status: int = 200, **context: Any) -> Response:
+    return Response(render_template(f"dashboard/{template}", **context), status=status, mimetype="text/html")
+
+
+def _limiter() -> Any:
+    return current_app.extensions["tv2ib_intake"].limiter
+
+
+def _same_origin() -> bool:
+    """True unless the browser says the request comes from another origin."""
+    source = request.headers.get("Origin") or request.headers.get("Referer")
+    if not source or source == "null":
+        # Old browsers and curl send neither; the CSRF token still protects them. "null" comes
+        # from sandboxed or privacy-stripped contexts and is refused by the token check too.
+        return source != "null"
+    return urlsplit(source).netloc == request.host
 
 
 @bp.before_request
 def _guard() -> Response | None:
     token = _ctx().settings.admin_token
     if not token:
-        return error_response(404, "dashboard disabled: set ADMIN_TOKEN to enable it")
-    if request.endpoint == "dashboard.login":
+        return _page("disabled.html", status=403)
+    if request.endpoint in PUBLIC_ENDPOINTS:
         return None
-    presented = request.args.get("token")
-    if presented is not None:
-        limiter = current_app.extensions["tv2ib_intake"].limiter
-        address = request.remote_addr or "unknown"
-        if limiter.auth_attempts_left(address) and hmac.compare_digest(presented.encode(), token.encode()):
-            return _sign_in(token)
-        limiter.record_auth_failure(address)
-    if not _signed_in(token):
-        return _page(render_template_string(_LOGIN, failed=presented is not None), status=401)
+    address = request.remote_addr or "unknown"
+    authorization = request.headers.get("Authorization")
+    if authorization:
+        if not _limiter().auth_attempts_left(address):
+            return _page("login.html", status=429, message="Too many failed attempts; try again later.")
+        if not token_ok(token, authorization):
+            _limiter().record_auth_failure(address)
+            return _page("login.html", status=401, message="Wrong bearer token.")
+        g.dash_nonce = dsession.BEARER_NONCE
+    else:
+        nonce = dsession.cookie_nonce(token, request.cookies.get(COOKIE))
+        if nonce is None:
+            return _page("login.html", status=401, message=None)
+        g.dash_nonce = nonce
+    if request.method == "POST":
+        presented = request.form.get("csrf_token")
+        if not _same_origin() or not dsession.csrf_ok(token, g.dash_nonce, presented):
+            log.warning("dashboard: refused a cross-site or token-less POST to %s", request.path)
+            return _page("refused.html", status=403)
     return None
+
+
+@bp.context_processor
+def _template_globals() -> dict[str, Any]:
+    nonce = g.get("dash_nonce")
+    token = current_app.extensions["tv2ib"].settings.admin_token
+    return {"csrf_token": dsession.csrf_token(token, nonce) if nonce and token else ""}
 
 
 @bp.post("/login")
 def login() -> Response:
-    """Check the admin token from the form and set the session cookie."""
+    """Check the admin token from the form and set the signed session cookie."""
     token = _ctx().settings.admin_token or ""
-    limiter = current_app.extensions["tv2ib_intake"].limiter
     address = request.remote_addr or "unknown"
-    presented = request.form.get("token", "")
-    if limiter.auth_attempts_left(address) and hmac.compare_digest(presented.encode(), token.encode()):
-        return _sign_in(token)
-    limiter.record_auth_failure(address)
-    return _page(render_template_string(_LOGIN, failed=True), status=401)
+    if not _limiter().auth_attempts_left(address):
+        return _page("login.html", status=429, message="Too many failed attempts; try again later.")
+    presented = request.form.get("token", "").strip()
+    # The same constant-time check as the admin API (one token check in the code base).
+    if presented and token_ok(token, f"Bearer {presented}"):
+        response = redirect(url_for("dashboard.home"))
+        response.set_cookie(
+            COOKIE,
+            dsession.new_cookie(token),
+            httponly=True,
+            samesite="Strict",
+            secure=request.is_secure,
+            max_age=COOKIE_MAX_AGE,
+        )
+        return response
+    _limiter().record_auth_failure(address)
+    return _page("login.html", status=401, message="Wrong token.")
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    """Forget the session cookie."""
+    response = redirect(url_for("dashboard.home"))
+    response.delete_cookie(COOKIE)
+    return response
+
+
+# ---- pages ---------------------------------------------------------------------------------------
+
+
+def _working_first(sessions: Any) -> list[dict[str, Any]]:
+    # Every working order (however old) on top, then the newest others; each group newest first.
+    working = services.list_orders(sessions, working_only=True, limit=500)
+    refs = {o["order_ref"] for o in working}
+    return working + [o for o in services.list_orders(sessions, limit=100) if o["order_ref"] not in refs]
 
 
 @bp.get("/")
 def home() -> Response:
-    """State, newest alerts, positions and working orders."""
+    """State, newest alerts (``?status=`` filter), positions and orders."""
     ctx = _ctx()
-    body = render_template_string(
-        _HOME,
-        status=services.status(ctx.sessions, ctx.redis),
-        pnl=services.pnl_today(ctx.sessions),
-        alerts=services.recent_alerts(ctx.sessions, limit=50),
-        positions=services.list_positions(ctx.sessions),
-        orders=services.list_orders(ctx.sessions, working_only=True),
+    wanted = request.args.get("status") or None
+    if wanted not in {s.value for s in AlertStatus}:
+        wanted = None
+    try:
+        state = services.status(ctx.sessions, ctx.redis)
+        pnl = services.pnl_today(ctx.sessions)
+        alerts = services.recent_alerts(ctx.sessions, limit=50, status=wanted)
+        positions = services.list_positions(ctx.sessions)
+        orders = _working_first(ctx.sessions)
+    except (OperationalError, InterfaceError) as exc:
+        log.warning("dashboard: database unreachable: %s", type(exc).__name__)
+        return _page("home.html", status=503, database_ok=False, refresh=True, statuses=list(AlertStatus))
+    return _page(
+        "home.html",
+        database_ok=True,
+        refresh=True,
+        state=state,
+        pnl=pnl,
+        alerts=alerts,
+        wanted=wanted,
+        statuses=[s.value for s in AlertStatus],
+        positions=positions,
+        orders=orders,
+        working=services.WORKING_ORDER_STATUSES,
+        webhook_url=request.host_url + "webhook",
     )
-    return _page(body, refresh=True)
 
 
 @bp.get("/alerts/<alert_id>")
 def alert(alert_id: str) -> Response:
-    """One alert in full (payload, raw body, errors, plan, orders, fills, events)."""
+    """One alert in full: summary, raw body, payload, errors, plan, orders, fills, audit trail."""
     doc = services.get_alert(_ctx().sessions, alert_id[:26])
     if doc is None:
-        return _page("<p>No such alert.</p>", status=404)
-    body = render_template_string(
-        "<p><a href=\"{{ url_for('dashboard.home') }}\">&larr; back</a></p><pre>{{ text }}</pre>",
-        text=json.dumps(doc, indent=2, ensure_ascii=False),
-    )
-    return _page(body)
+        return _page("not_found.html", status=404, alert_id=alert_id[:26])
+    plan = doc.get("plan") or None
+    extra_plan = {}
+    if isinstance(plan, dict):
+        shown = {"kind", "legs", "reference_price", "reference_source", "notes", "instrument"}
+        extra_plan = {k: v for k, v in plan.items() if k not in shown}
+    return _page("alert.html", a=doc, plan=plan, extra_plan=extra_plan)
 
 
 @bp.post("/control")
@@ -162,5 +280,43 @@ def toggle() -> Response:
     return redirect(url_for("dashboard.home"))
 
 
+def _accounts() -> list[str]:
+    """Accounts a flatten can go to: this deployment's IB_ACCOUNT and every live worker's."""
+    ctx = _ctx()
+    found = [ctx.settings.ib_account or "default"]
+    for beat in services.worker_heartbeats(ctx.redis):
+        name = beat.get("account") or "default"
+        if name not in found:
+            found.append(name)
+    return found
+
+
+@bp.get("/flatten")
+def flatten_confirm() -> Response:
+    """Ask for confirmation before flattening."""
+    return _page("flatten_confirm.html", accounts=_accounts())
+
+
+@bp.post("/flatten")
+def flatten() -> Response:
+    """Enqueue ``worker.jobs.flatten_all`` on the chosen account's queue and show the job id."""
+    account = request.form.get("account") or None
+    if request.form.get("confirm") != "yes":
+        return _page("flatten_confirm.html", status=400, accounts=_accounts())
+    try:
+        result = services.request_flatten(
+            _ctx().redis, None if account == "default" else account, by="dashboard"
+        )
+    except redis.RedisError as exc:
+        log.warning("dashboard: flatten not enqueued: %s", type(exc).__name__)
+        return _page("flatten_done.html", status=503, result=None)
+    log.warning("dashboard: flatten requested for %s (job %s)", result["account"], result["job_id"])
+    return _page("flatten_done.html", result=result)
+
+
 def init_app(app: Flask) -> None:
+    """Register the dashboard blueprint and its template filters."""
     app.register_blueprint(bp)
+    app.jinja_env.filters.update(
+        utc_iso=utc_iso, age=age, number=number, pretty_json=pretty_json, status_class=status_class
+    )

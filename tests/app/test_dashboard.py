@@ -1,43 +1,294 @@
-"""The dashboard: token login, cookie, escaping, pause/resume."""
+"""The dashboard: sign-in, CSRF, the alert detail page, flatten with confirmation, escaping, secrets."""
 
 from __future__ import annotations
 
-from app_helpers import alert_body, post
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from app_helpers import SECRET, alert_body, post
+from rq import Queue
+
+from app.keys import queue_name
+from app.models import Alert, AlertEvent, Fill, Order, Position
 
 TOKEN = "test-admin-token-0123456789"
+HOSTILE = "<script>alert(1)</script>"
 
 
-def test_disabled_without_admin_token(make_app):
-    assert make_app(ADMIN_TOKEN="").test_client().get("/").status_code == 404
+def sign_in(client) -> str:
+    """Sign in through the form; returns the session's CSRF token as the home page renders it."""
+    assert client.post("/login", data={"token": TOKEN}).status_code == 302
+    return csrf_of(client.get("/").get_data(as_text=True))
 
 
-def test_login_form_then_dashboard(client):
+def csrf_of(page: str) -> str:
+    match = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page)
+    assert match, "no CSRF field on the page"
+    return match.group(1)
+
+
+def seed(ctx) -> str:
+    """One submitted bracket on ES1! with a hostile strategy name, its orders, a fill and events."""
+    now = datetime.now(UTC)
+    alert_id = "01JDASHBOARDTEST0000000001"
+    with ctx.sessions.begin() as s:
+        s.add(
+            Alert(
+                id=alert_id,
+                status="submitted",
+                reason="bracket sent: entry, tp, sl",
+                received_at=now - timedelta(minutes=3),
+                raw_body='{"ticker": "ES1!", "action": "buy", "strategy": "'
+                + HOSTILE
+                + '", "quantity": "2"}',
+                payload={"ticker": "ES1!", "action": "buy", "strategy": HOSTILE, "quantity": 2},
+                strategy=HOSTILE,
+                ticker="ES1!",
+                action="buy",
+                plan={
+                    "kind": "bracket",
+                    "instrument": {
+                        "symbol": "ES",
+                        "local_symbol": "ESZ6",
+                        "sec_type": "FUT",
+                        "exchange": "CME",
+                        "currency": "USD",
+                        "con_id": 495512563,
+                        "min_tick": "0.25",
+                    },
+                    "legs": [
+                        {
+                            "leg": "entry",
+                            "action": "BUY",
+                            "order_type": "LMT",
+                            "quantity": "2",
+                            "limit_price": "5001.25",
+                            "stop_price": None,
+                            "tif": "DAY",
+                        },
+                        {
+                            "leg": "tp",
+                            "action": "SELL",
+                            "order_type": "LMT",
+                            "quantity": "2",
+                            "limit_price": "5051.75",
+                            "stop_price": None,
+                            "tif": "GTC",
+                        },
+                        {
+                            "leg": "sl",
+                            "action": "SELL",
+                            "order_type": "STP",
+                            "quantity": "2",
+                            "limit_price": None,
+                            "stop_price": "4975.50",
+                            "tif": "GTC",
+                        },
+                    ],
+                    "reference_price": "5001.3",
+                    "reference_source": "alert price",
+                    "notes": ["limit rounded to the 0.25 tick"],
+                },
+            )
+        )
+        s.flush()
+        for leg, side, kind, lmt, stp, status, ib_id in (
+            ("entry", "BUY", "LMT", "5001.25", None, "Filled", 101),
+            ("tp", "SELL", "LMT", "5051.75", None, "Submitted", 102),
+            ("sl", "SELL", "STP", None, "4975.50", "PreSubmitted", 103),
+        ):
+            s.add(
+                Order(
+                    alert_id=alert_id,
+                    leg=leg,
+                    order_ref=f"tv2ib:{alert_id}:{leg}",
+                    ib_order_id=ib_id,
+                    perm_id=900000 + ib_id,
+                    symbol="ES",
+                    action=side,
+                    order_type=kind,
+                    quantity=Decimal(2),
+                    limit_price=None if lmt is None else Decimal(lmt),
+                    stop_price=None if stp is None else Decimal(stp),
+                    status=status,
+                    filled_quantity=Decimal(2 if status == "Filled" else 0),
+                    avg_fill_price=Decimal("5001.25") if status == "Filled" else None,
+                )
+            )
+        s.flush()
+        entry = s.query(Order).filter_by(alert_id=alert_id, leg="entry").one()
+        s.add(
+            Fill(
+                exec_id="0000e0d5.6a3f.01.01",
+                alert_id=alert_id,
+                order_id=entry.id,
+                leg="entry",
+                side="BOT",
+                price=Decimal("5001.25"),
+                quantity=Decimal(2),
+                commission=Decimal("4.24"),
+                symbol="ES",
+                time=now - timedelta(minutes=2),
+            )
+        )
+        s.add(
+            Position(
+                account="DU123",
+                con_id=495512563,
+                symbol="ES",
+                sec_type="FUT",
+                local_symbol="ESZ6",
+                quantity=Decimal(2),
+                avg_cost=Decimal("250062.5"),
+            )
+        )
+        for status, message in (
+            ("queued", "on tv2ib:orders:default"),
+            ("submitted", "bracket sent: perm 900101"),
+        ):
+            s.add(
+                AlertEvent(alert_id=alert_id, status=status, message=message, at=now - timedelta(minutes=2))
+            )
+    return alert_id
+
+
+def test_disabled_without_admin_token_explains_how_to_enable(make_app):
+    answer = make_app(ADMIN_TOKEN="").test_client().get("/")
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 403 and answer.mimetype == "text/html"
+    assert "ADMIN_TOKEN" in page and "16 characters" in page
+
+
+def test_login_cookie_bearer_and_no_token_in_urls(client):
     assert client.get("/").status_code == 401
     assert client.post("/login", data={"token": "wrong-wrong-wrong-wrong"}).status_code == 401
+    # A token in the URL is never accepted: URLs land in logs and history.
+    assert client.get(f"/?token={TOKEN}").status_code == 401
     answer = client.post("/login", data={"token": TOKEN})
-    assert answer.status_code == 302
     cookie = answer.headers["Set-Cookie"]
+    assert answer.status_code == 302 and answer.headers["Location"] == "/"
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and TOKEN not in cookie
-    page = client.get("/")
-    assert page.status_code == 200 and b"tv2ib" in page.data
+    assert client.get("/").status_code == 200
+    other = client.application.test_client()
+    assert other.get("/", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    assert other.get("/", headers={"Authorization": "Bearer wrong-wrong-wrong-wrong"}).status_code == 401
+    other.set_cookie(
+        "tv2ib_session", "forged.0000000000000000000000000000000000000000000000000000000000000000"
+    )
+    assert other.get("/").status_code == 401
 
 
-def test_token_in_url_signs_in_and_alerts_are_escaped(client):
-    alert_id = post(client, alert_body(strategy="<script>alert(1)</script>")).get_json()["alert_id"]
-    assert client.get(f"/?token={TOKEN}").status_code == 302
+def test_alert_detail_page_shows_everything_escaped(client, ctx):
+    alert_id = seed(ctx)
+    sign_in(client)
+    answer = client.get(f"/alerts/{alert_id}")
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 200
+    # summary
+    assert "submitted" in page and "bracket sent: entry, tp, sl" in page and "ES1!" in page
+    assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", page) and "3 min ago" in page
+    # raw body and payload, escaped
+    assert "&lt;script&gt;" in page and "<script>" not in page
+    assert "&#34;quantity&#34;: &#34;2&#34;" in page or "&quot;quantity&quot;: &quot;2&quot;" in page
+    # plan
+    assert "5051.75" in page and "4975.5" in page and "alert price" in page and "ESZ6" in page
+    assert "limit rounded to the 0.25 tick" in page
+    # orders with IB ids, fills, audit trail
+    for text in (
+        "900101",
+        "900103",
+        "PreSubmitted",
+        "0000e0d5.6a3f.01.01",
+        "4.24",
+        "bracket sent: perm 900101",
+    ):
+        assert text in page, text
+    assert client.get("/alerts/01JNOSUCHALERT000000000000").status_code == 404
+
+
+def test_invalid_alert_shows_field_errors_and_raw_body_without_secret(client):
+    alert_id = post(client, alert_body(action="buyy", ticker="ES1!")).get_json()["alert_id"]
+    sign_in(client)
+    page = client.get(f"/alerts/{alert_id}").get_data(as_text=True)
+    assert "invalid" in page and "Field errors" in page and "action" in page and "buyy" in page
+    assert SECRET not in page
+
+
+def test_home_lists_filters_and_orders_working_first(client, ctx):
+    alert_id = seed(ctx)
+    post(client, alert_body(action="nonsense"))  # one invalid alert for the filter
+    sign_in(client)
     page = client.get("/").get_data(as_text=True)
-    assert alert_id in page and "AAPL" in page
-    assert "<script>alert(1)" not in page and "&lt;script&gt;" in page
-    detail = client.get(f"/alerts/{alert_id}").get_data(as_text=True)
-    assert "&lt;script&gt;" in detail and "<script>alert" not in detail
+    assert alert_id in page and 'Database <span class="st-ok">ok</span>' in page
+    assert "&lt;script&gt;" in page and "<script>" not in page
+    assert re.search(r"T\d\d:\d\d:\d\dZ", page) and " ago" in page
+    # working orders (102, 103) come before the filled entry (101)
+    assert page.index(">102<") < page.index(">101<") and page.index(">103<") < page.index(">101<")
+    alerts_table = client.get("/?status=invalid").get_data(as_text=True).split("<h2>Positions")[0]
+    assert alert_id not in alerts_table and 'pill st-bad">invalid<' in alerts_table
+    alerts_table = client.get("/?status=submitted").get_data(as_text=True).split("<h2>Positions")[0]
+    assert alert_id in alerts_table and 'pill st-bad">invalid<' not in alerts_table
+
+
+def test_empty_state_shows_the_curl_for_this_server(client):
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    page = client.get("/", base_url="http://tv2ib.example:8000", headers=headers).get_data(as_text=True)
+    assert "No alerts yet" in page and "http://tv2ib.example:8000/webhook" in page
+    assert "X-Webhook-Secret: $WEBHOOK_SECRET" in page and SECRET not in page
+
+
+def test_flatten_requires_confirmation_and_enqueues_the_job(client, ctx):
+    csrf = sign_in(client)
+    confirm = client.get("/flatten").get_data(as_text=True)
+    assert "Flatten ALL positions and cancel all working orders?" in confirm and "Confirm" in confirm
+    queue = Queue(queue_name(None), connection=ctx.redis)
+    unconfirmed = client.post("/flatten", data={"csrf_token": csrf, "account": "default"})
+    assert unconfirmed.status_code == 400 and queue.count == 0
+    done = client.post("/flatten", data={"csrf_token": csrf, "account": "default", "confirm": "yes"})
+    page = done.get_data(as_text=True)
+    assert done.status_code == 200 and queue.count == 1
+    job = queue.jobs[0]
+    assert job.func_name == "worker.jobs.flatten_all" and job.args == (None, "dashboard")
+    assert job.id in page
+
+
+@pytest.mark.parametrize(
+    "headers, with_token",
+    [({}, False), ({"Origin": "https://evil.example"}, True), ({"Referer": "https://evil.example/x"}, True)],
+)
+def test_cross_site_posts_are_refused(client, ctx, headers, with_token):
+    csrf = sign_in(client)
+    data = {"paused": "1", "confirm": "yes", **({"csrf_token": csrf} if with_token else {})}
+    assert client.post("/control", data=data, headers=headers).status_code == 403
+    assert client.post("/flatten", data=data, headers=headers).status_code == 403
+    assert "PAUSED" not in client.get("/").get_data(as_text=True)
+    assert Queue(queue_name(None), connection=ctx.redis).count == 0
 
 
 def test_pause_and_resume_buttons(client):
-    client.get(f"/?token={TOKEN}")
-    client.post("/control", data={"paused": "1"})
-    assert "PAUSED" in client.get("/").get_data(as_text=True)
-    client.post("/control", data={"paused": "0"})
-    assert "PAUSED" not in client.get("/").get_data(as_text=True)
+    csrf = sign_in(client)
+    same_site = {"Origin": "http://localhost"}
     assert (
-        client.get("/api/status", headers={"Authorization": f"Bearer {TOKEN}"}).get_json()["paused"] is False
+        client.post("/control", data={"paused": "1", "csrf_token": csrf}, headers=same_site).status_code
+        == 302
     )
+    assert "PAUSED" in client.get("/").get_data(as_text=True)
+    client.post("/control", data={"paused": "0", "csrf_token": csrf})
+    assert "PAUSED" not in client.get("/").get_data(as_text=True)
+    status = client.get("/api/status", headers={"Authorization": f"Bearer {TOKEN}"}).get_json()
+    assert status["paused"] is False
+
+
+def test_no_secret_on_any_page(client, ctx):
+    alert_id = seed(ctx)
+    posted = post(client, alert_body(strategy="s1")).get_json()["alert_id"]
+    csrf = sign_in(client)
+    pages = [client.get(path) for path in ("/", f"/alerts/{alert_id}", f"/alerts/{posted}", "/flatten")]
+    pages.append(client.post("/flatten", data={"csrf_token": csrf, "confirm": "yes"}))
+    pages.append(client.application.test_client().get("/"))  # the login page
+    pages.append(client.get("/dashboard-static/dashboard.css"))
+    for answer in pages:
+        body = answer.get_data(as_text=True)
+        assert SECRET not in body and TOKEN not in body
