@@ -128,6 +128,19 @@ def status_class(value: str | None) -> str:
     return STATUS_CLASS.get(value or "", "st-muted")
 
 
+def order_class(order: dict[str, Any]) -> str:
+    """Colour of an IB order status: working blue, filled green, refused red, else grey."""
+    if order.get("status") in services.WORKING_ORDER_STATUSES:
+        return "st-working"
+    if order.get("status") == "Filled":
+        return "st-ok"
+    if order.get("status") in {"Inactive", "ApiCancelled", "Unknown"} or (
+        order.get("last_error") and order.get("status") != "Cancelled"
+    ):
+        return "st-bad"
+    return "st-muted"
+
+
 # ---- access --------------------------------------------------------------------------------------
 
 
@@ -318,5 +331,10 @@ def init_app(app: Flask) -> None:
     """Register the dashboard blueprint and its template filters."""
     app.register_blueprint(bp)
     app.jinja_env.filters.update(
-        utc_iso=utc_iso, age=age, number=number, pretty_json=pretty_json, status_class=status_class
+        utc_iso=utc_iso,
+        age=age,
+        number=number,
+        pretty_json=pretty_json,
+        status_class=status_class,
+        order_class=order_class,
     )
