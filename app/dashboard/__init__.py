@@ -205,6 +205,9 @@ def login() -> Response:
     address = request.remote_addr or "unknown"
     if not _limiter().auth_attempts_left(address):
         return _page("login.html", status=429, message="Too many failed attempts; try again later.")
+    if not _same_origin():
+        # Login CSRF: another site must not sign this browser in to a session of its choosing.
+        return _page("refused.html", status=403)
     presented = request.form.get("token", "").strip()
     # The same constant-time check as the admin API (one token check in the code base).
     if presented and token_ok(token, f"Bearer {presented}"):

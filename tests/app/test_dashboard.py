@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from app_helpers import SECRET, alert_body, post
@@ -279,6 +280,20 @@ def test_pause_and_resume_buttons(client):
     assert "PAUSED" not in client.get("/").get_data(as_text=True)
     status = client.get("/api/status", headers={"Authorization": f"Bearer {TOKEN}"}).get_json()
     assert status["paused"] is False
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_database_unreachable_is_shown_not_a_traceback(client, ctx, db_url):
+    sign_in(client)
+    Path(db_url.removeprefix("sqlite:///")).unlink()  # the next connection finds no tables
+    ctx.engine.dispose()
+    answer = client.get("/")
+    assert answer.status_code == 503 and "Database unreachable" in answer.get_data(as_text=True)
+
+
+def test_login_from_another_site_is_refused(client):
+    answer = client.post("/login", data={"token": TOKEN}, headers={"Origin": "https://evil.example"})
+    assert answer.status_code == 403 and "Set-Cookie" not in answer.headers
 
 
 def test_no_secret_on_any_page(client, ctx):
