@@ -46,4 +46,6 @@ def csrf_token(token: str, nonce: str) -> str:
 
 def csrf_ok(token: str, nonce: str, presented: str | None) -> bool:
     """Constant-time check of a form's CSRF value."""
-    return bool(presented) and hmac.compare_digest(presented.encode(), csrf_token(token, nonce).encode())  # type: ignore[union-attr]
+    if not presented:
+        return False
+    return hmac.compare_digest(presented.encode(), csrf_token(token, nonce).encode())
