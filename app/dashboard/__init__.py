@@ -191,6 +191,22 @@ def _guard() -> Response | None:
     return None
 
 
+@bp.after_request
+def _hardening(response: Response) -> Response:
+    # No framing (a framed Flatten button is clickjacking bait), no scripts at all, nothing cached.
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+        "base-uri 'none'",
+    )
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if request.endpoint != "dashboard.static":
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @bp.context_processor
 def _template_globals() -> dict[str, Any]:
     nonce = g.get("dash_nonce")

@@ -291,6 +291,14 @@ def test_database_unreachable_is_shown_not_a_traceback(client, ctx, db_url):
     assert answer.status_code == 503 and "Database unreachable" in answer.get_data(as_text=True)
 
 
+def test_pages_cannot_be_framed_or_run_scripts(client):
+    sign_in(client)
+    headers = client.get("/flatten").headers
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert "script-src" not in headers["Content-Security-Policy"]  # default-src 'none' covers it
+    assert headers["X-Frame-Options"] == "DENY" and headers["Cache-Control"] == "no-store"
+
+
 def test_login_from_another_site_is_refused(client):
     answer = client.post("/login", data={"token": TOKEN}, headers={"Origin": "https://evil.example"})
     assert answer.status_code == 403 and "Set-Cookie" not in answer.headers
