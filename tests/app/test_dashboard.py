@@ -255,6 +255,17 @@ def test_flatten_requires_confirmation_and_enqueues_the_job(client, ctx):
     assert job.id in page
 
 
+def test_flatten_goes_to_the_queue_of_this_deployments_account(make_app):
+    client = make_app(IB_ACCOUNT="DU777").test_client()
+    csrf = sign_in(client)
+    assert "<b>DU777</b>" in client.get("/flatten").get_data(as_text=True)
+    client.post("/flatten", data={"csrf_token": csrf, "account": "DU777", "confirm": "yes"})
+    ctx = client.application.extensions["tv2ib"]
+    jobs = Queue(queue_name("DU777"), connection=ctx.redis).jobs
+    assert [(j.func_name, j.args) for j in jobs] == [("worker.jobs.flatten_all", ("DU777", "dashboard"))]
+    assert Queue(queue_name(None), connection=ctx.redis).count == 0
+
+
 @pytest.mark.parametrize(
     "headers, with_token",
     [({}, False), ({"Origin": "https://evil.example"}, True), ({"Referer": "https://evil.example/x"}, True)],
