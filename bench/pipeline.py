@@ -22,10 +22,8 @@ import argparse
 import asyncio
 import os
 import secrets
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,6 +36,8 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 import httpx  # noqa: E402
 from procs import Stack, free_port, wait_until  # noqa: E402
+
+from bench.benchtools import percentile, private_redis  # noqa: E402
 
 PLACE_ORDER = b"3"
 
@@ -102,14 +102,9 @@ class Relay:
             writer.close()
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
-
-
 def describe(name: str, values_ms: list[float]) -> str:
     return (
-        f"{name:<44} n={len(values_ms):<4} p50={pct(values_ms, 50):7.2f} ms  p99={pct(values_ms, 99):7.2f} ms"
+        f"{name:<44} n={len(values_ms):<4} p50={percentile(values_ms, 50):7.2f} ms  p99={percentile(values_ms, 99):7.2f} ms"
         f"  min={min(values_ms):6.2f}  max={max(values_ms):7.2f}  mean={statistics.fmean(values_ms):6.2f}"
     )
 
@@ -199,59 +194,41 @@ def main() -> None:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="tv2ib-bench-"))
-    redis_port = free_port()
-    redis_proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(redis_port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    env = {
-        "WEBHOOK_SECRET": secrets.token_urlsafe(24),
-        "DATABASE_URL": args.database_url or f"sqlite:///{tmp / 'bench.db'}",
-        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "RATE_LIMIT": "1000000/minute",
-        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
-        "WEB_WORKERS": os.environ.get("WEB_WORKERS", "2"),
-    }
-    stack = Stack(tmp, env)
-    try:
-        wait_until(lambda: _port_open(redis_port), 5, "redis-server did not start")
-        stack.start_sim()
-        stack.sim_post("/price", {"symbol": "AAPL", "secType": "STK", "price": 190.0})
-        relay = Relay(stack.sim_port)
-        stack.env["IB_PORT"] = str(relay.port)
-        stack.start_web()
-        stack.start_worker()
-        print(f"tv2ib pipeline benchmark - {os.cpu_count()} CPUs, database {env['DATABASE_URL'].split(':')[0]}, "
-              f"{args.alerts} alerts {args.gap * 1000:.0f} ms apart")  # fmt: skip
-        run_pipeline(stack, relay, 10, args.gap)  # warm-up: contract cache, connections, JIT-free paths
-        pipe = run_pipeline(stack, relay, args.alerts, args.gap)
-        floor = run_floor(relay, args.alerts, args.gap)
-        print(describe("webhook -> last leg at ibsim (tv2ib)", pipe))
-        print(describe("floor: ib_async places bracket -> ibsim", floor))
-        print("targets: p50 <= 10 ms, p99 <= 30 ms")
-        if args.burst:
-            posted, done = run_burst(stack, relay, args.burst)
-            print(f"burst of {args.burst} brackets: posted in {posted:.2f} s, last leg at ibsim after {done:.2f} s "
-                  f"({args.burst / done:.1f} brackets/s; the order pacer, 40 messages/s under IB's 50, allows 13.3)")  # fmt: skip
-    finally:
-        stack.stop()
-        redis_proc.send_signal(signal.SIGTERM)
-        redis_proc.wait(5)
+    with private_redis() as redis_url:
+        env = {
+            "WEBHOOK_SECRET": secrets.token_urlsafe(24),
+            "DATABASE_URL": args.database_url or f"sqlite:///{tmp / 'bench.db'}",
+            "REDIS_URL": redis_url,
+            "RATE_LIMIT": "1000000/minute",
+            "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
+            "WEB_WORKERS": os.environ.get("WEB_WORKERS", "2"),
+        }
+        stack = Stack(tmp, env)
+        try:
+            run_benchmark(stack, env, args)
+        finally:
+            stack.stop()
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+def run_benchmark(stack: Stack, env: dict[str, str], args: argparse.Namespace) -> None:
+    stack.start_sim()
+    stack.sim_post("/price", {"symbol": "AAPL", "secType": "STK", "price": 190.0})
+    relay = Relay(stack.sim_port)
+    stack.env["IB_PORT"] = str(relay.port)
+    stack.start_web()
+    stack.start_worker()
+    print(f"tv2ib pipeline benchmark - {os.cpu_count()} CPUs, database {env['DATABASE_URL'].split(':')[0]}, "
+          f"{args.alerts} alerts {args.gap * 1000:.0f} ms apart")  # fmt: skip
+    run_pipeline(stack, relay, 10, args.gap)  # warm-up: contract cache, connections, JIT-free paths
+    pipe = run_pipeline(stack, relay, args.alerts, args.gap)
+    floor = run_floor(relay, args.alerts, args.gap)
+    print(describe("webhook -> last leg at ibsim (tv2ib)", pipe))
+    print(describe("floor: ib_async places bracket -> ibsim", floor))
+    print("targets: p50 <= 10 ms, p99 <= 30 ms")
+    if args.burst:
+        posted, done = run_burst(stack, relay, args.burst)
+        print(f"burst of {args.burst} brackets: posted in {posted:.2f} s, last leg at ibsim after {done:.2f} s "
+              f"({args.burst / done:.1f} brackets/s; the order pacer, 40 messages/s under IB's 50, allows 13.3)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from app.db import make_engine, make_session_factory, migrate  # noqa: E402
 from app.models import Control, Notice  # noqa: E402
+from bench.benchtools import percentile  # noqa: E402
 from config.settings import Settings  # noqa: E402
 from worker.notify import Notifier, enqueue_notices  # noqa: E402
 
@@ -68,14 +69,6 @@ def fill(seq: int, run: str) -> dict[str, object]:
         "realized_pnl": None,
         "account": "DU123",
     }
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def seqs_in(api: FakeTelegramAPI, chat: str | None = None) -> list[int]:

@@ -24,8 +24,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,15 +42,10 @@ from sqlalchemy import create_engine, insert, text  # noqa: E402
 from app.db import make_engine, migrate  # noqa: E402
 from app.ids import new_alert_id  # noqa: E402
 from app.models import Alert  # noqa: E402
+from bench.benchtools import free_port, percentile, private_redis  # noqa: E402
 
 SECRET = "bench-webhook-secret-0123456789"
 PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
@@ -129,8 +122,8 @@ class Result:
         if not self.latencies:
             return f"no successful requests ({self.errors} errors)"
         lat = sorted(self.latencies)
-        p50 = statistics.median(lat) * 1000
-        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
+        p50 = percentile(lat, 50) * 1000
+        p99 = percentile(lat, 99) * 1000
         return (
             f"n={len(lat):6d}  p50={p50:6.2f} ms  p99={p99:6.2f} ms  max={lat[-1] * 1000:7.2f} ms  "
             f"throughput={len(lat) / self.elapsed:7.1f}/s  errors={self.errors}"
@@ -138,7 +131,7 @@ class Result:
 
     @property
     def p50(self) -> float:
-        return statistics.median(self.latencies) if self.latencies else float("nan")
+        return percentile(self.latencies, 50)
 
 
 def _body(expected: tuple[int, ...]) -> tuple[bytes, tuple[int, ...]]:
@@ -242,83 +235,65 @@ def main() -> None:
     rows_list = [int(r) for r in args.rows.split(",")]
 
     tmp = Path(tempfile.mkdtemp(prefix="tv2ib-bench-"))
-    redis_port = free_port()
-    redis_proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(redis_port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    pg_name = f"tv2ib_bench_{uuid.uuid4().hex[:8]}"
-    admin = None
-    dbs = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
-    try:
-        time.sleep(0.3)
-        if "postgresql" in dbs:
-            admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(text(f'CREATE DATABASE "{pg_name}"'))
-        print(
-            f"tv2ib webhook benchmark: {os.cpu_count()} cores, gunicorn gthread "
-            f"(WEB_WORKERS/WEB_THREADS defaults unless set), {args.concurrency} client threads, "
-            f"{args.seconds:g} s per run; load average {os.getloadavg()[0]:.1f} "
-            "(other processes share the cores: compare runs at similar load)",
-            flush=True,
-        )
-        bare_port = free_port()
-        bare = gunicorn(
-            "bare_app:create_app()", bare_port, {"WEBHOOK_SECRET": SECRET}, f"{ROOT / 'bench'}:{ROOT}"
-        )
+    with private_redis() as redis_url:
+        pg_name = f"tv2ib_bench_{uuid.uuid4().hex[:8]}"
+        admin = None
+        dbs = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
         try:
-            print("bare Flask endpoint (the floor):", flush=True)
-            bare_fixed, _ = measure("bare", bare_port, args)
-        finally:
-            stop(bare)
-        for db in dbs:
-            url = (
-                f"sqlite:///{tmp / 'bench.db'}"
-                if db == "sqlite"
-                else PG_ADMIN.rsplit("/", 1)[0] + f"/{pg_name}"
+            if "postgresql" in dbs:
+                admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+                with admin.connect() as conn:
+                    conn.execute(text(f'CREATE DATABASE "{pg_name}"'))
+            print(
+                f"tv2ib webhook benchmark: {os.cpu_count()} cores, gunicorn gthread "
+                f"(WEB_WORKERS/WEB_THREADS defaults unless set), {args.concurrency} client threads, "
+                f"{args.seconds:g} s per run; load average {os.getloadavg()[0]:.1f} "
+                "(other processes share the cores: compare runs at similar load)",
+                flush=True,
             )
-            for rows in rows_list:
-                prefill(url, rows)
-                port = free_port()
-                env = {
-                    "WEBHOOK_SECRET": SECRET,
-                    "DATABASE_URL": url,
-                    "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-                    "RATE_LIMIT": "1000000/minute",
-                    "DEDUP_WINDOW_SECONDS": "60",
-                }
-                server = gunicorn("app:create_app()", port, env, str(ROOT))
-                try:
-                    print(f"{db}, {rows:,} stored alerts:", flush=True)
-                    fixed, _ = measure(f"webhook {db} {rows // 1000}k", port, args)
-                    ratio = fixed.p50 / bare_fixed.p50 if bare_fixed.latencies else float("nan")
-                    print(f"  median vs bare endpoint at {args.rate:g}/s: {ratio:.1f}x", flush=True)
-                finally:
-                    stop(server)
-    finally:
-        redis_proc.terminate()
-        redis_proc.wait(10)
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(
-                    text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                    {"n": pg_name},
+            bare_port = free_port()
+            bare = gunicorn(
+                "bare_app:create_app()", bare_port, {"WEBHOOK_SECRET": SECRET}, f"{ROOT / 'bench'}:{ROOT}"
+            )
+            try:
+                print("bare Flask endpoint (the floor):", flush=True)
+                bare_fixed, _ = measure("bare", bare_port, args)
+            finally:
+                stop(bare)
+            for db in dbs:
+                url = (
+                    f"sqlite:///{tmp / 'bench.db'}"
+                    if db == "sqlite"
+                    else PG_ADMIN.rsplit("/", 1)[0] + f"/{pg_name}"
                 )
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{pg_name}"'))
-            admin.dispose()
-        shutil.rmtree(tmp, ignore_errors=True)
+                for rows in rows_list:
+                    prefill(url, rows)
+                    port = free_port()
+                    env = {
+                        "WEBHOOK_SECRET": SECRET,
+                        "DATABASE_URL": url,
+                        "REDIS_URL": redis_url,
+                        "RATE_LIMIT": "1000000/minute",
+                        "DEDUP_WINDOW_SECONDS": "60",
+                    }
+                    server = gunicorn("app:create_app()", port, env, str(ROOT))
+                    try:
+                        print(f"{db}, {rows:,} stored alerts:", flush=True)
+                        fixed, _ = measure(f"webhook {db} {rows // 1000}k", port, args)
+                        ratio = fixed.p50 / bare_fixed.p50 if bare_fixed.latencies else float("nan")
+                        print(f"  median vs bare endpoint at {args.rate:g}/s: {ratio:.1f}x", flush=True)
+                    finally:
+                        stop(server)
+        finally:
+            if admin is not None:
+                with admin.connect() as conn:
+                    conn.execute(
+                        text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                        {"n": pg_name},
+                    )
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{pg_name}"'))
+                admin.dispose()
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
