@@ -33,11 +33,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+sys.path.insert(0, str(ROOT / "tests"))  # procs imports the tests' support module
 
 import httpx  # noqa: E402
-from procs import Stack, free_port, wait_until  # noqa: E402
+from procs import Stack, wait_until  # noqa: E402
 
-from bench.benchtools import percentile, private_redis  # noqa: E402
+from bench.benchtools import free_port, percentile, private_redis  # noqa: E402
 
 PLACE_ORDER = b"3"
 

@@ -1,5 +1,5 @@
 """Fixtures that build real parts: Redis on a private DB number, a private PostgreSQL database,
-SQLite files in tmp, free ports.
+SQLite files in tmp. Importable helpers (free ports, private databases) live in tests/support.py.
 
 Several pytest runs may share this machine's Redis and PostgreSQL (developers, CI): each run
 claims a Redis DB number with a file lock and creates its own PostgreSQL database.
@@ -9,25 +9,17 @@ from __future__ import annotations
 
 import fcntl
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
-from pgtools import private_pg_database
+from support import private_pg_database
 
 REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 TEST_SECRET = "test-webhook-secret-0123456789"
 TEST_ADMIN_TOKEN = "test-admin-token-0123456789"
 _LOCK_DIR = Path(os.environ.get("TMPDIR", "/tmp"))
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

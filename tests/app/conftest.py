@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from pgtools import private_pg_database
 from sqlalchemy import text
+from support import private_pg_database
 
 from app import create_app
 from app.context import AppContext

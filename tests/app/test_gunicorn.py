@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from app_helpers import SECRET, alert_body, queued_jobs
-from tests_free_port import free_port
+from support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = [sys.executable, "-m", "gunicorn", "app:create_app()", "-c", "config/gunicorn.conf.py"]

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from pgtools import private_pg_database
 from sqlalchemy import create_engine, inspect
+from support import private_pg_database
 
 from app.db import alembic_config, current_revision, head_revision, make_engine, migrate
 

@@ -9,7 +9,8 @@ from ib_async import IB
 
 
 def wait_for(ib: IB, predicate: Callable[[], object], timeout: float = 3.0) -> None:
-    """Let the client loop run until predicate() holds."""
+    """Let the client loop run until predicate() holds (ib_async's or ib_insync's ``IB``: both
+    have ``sleep``, which runs the client's loop)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from ib_insync import IB, Crypto, Forex, Future, LimitOrder, MarketOrder, Stock
+from ibsim_helpers import wait_for
 
 from ibsim.testing import SimThread
 
 pytestmark = pytest.mark.e2e
-
-
-def wait_for(ib: IB, predicate: Callable[[], object], timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        try:
-            ib.sleep(0.02)
-        except ConnectionError:
-            time.sleep(0.02)
 
 
 @pytest.fixture

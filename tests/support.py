@@ -1,4 +1,5 @@
-"""Private PostgreSQL databases for tests: created on the shared server, dropped afterwards.
+"""Helpers any test module can import (``from support import ...``; tests/ is on ``sys.path``):
+free loopback ports and private PostgreSQL databases.
 
 Several pytest runs share this machine's PostgreSQL; each creates databases with random names, so
 no run sees another's rows.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 
@@ -15,6 +17,13 @@ import pytest
 from sqlalchemy import create_engine, text
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
