@@ -8,9 +8,11 @@ from datetime import timedelta
 
 import pytest
 import redis
+from rq import Queue
 from sqlalchemy import func, select
 from worker_helpers import WorkerThread, add_alert, alert_status, wait_for
 
+from app import keys
 from app.keys import EVENTS_CHANNEL
 from app.models import Alert, Fill, Order, utcnow
 from app.services import get_alert, list_positions, set_paused
@@ -256,7 +258,11 @@ def test_outage_longer_than_stale_limit(sim, worker_env):
 def test_burst_of_100_is_paced_not_refused(sim, running_worker):
     ctx = running_worker.ctx
     sim.set_price("AAPL", 190.0)
-    ids = [add_alert(ctx, {**BRACKET, "quantity": 1}) for _ in range(100)]
+    # store first, then enqueue all 100 jobs in one Redis round trip: a real burst, however slowly
+    # a loaded machine commits the rows
+    ids = [add_alert(ctx, {**BRACKET, "quantity": 1}, enqueue=False) for _ in range(100)]
+    queue = Queue(keys.queue_name(None), connection=ctx.redis)
+    queue.enqueue_many([Queue.prepare_data(keys.EXECUTE_ALERT_JOB, (a,)) for a in ids])
     wait_for(lambda: all(alert_status(ctx, a) == "filled" for a in ids), timeout=90, interval=0.2)
     state = sim.state()
     ours = [o for o in state["orders"] if any(a in o["orderRef"] for a in ids)]
