@@ -1,0 +1,231 @@
+"""Position semantics (pure): the action x position table, and invariant 7 as a property.
+
+The property test plays the protocol the worker follows for a decision (exits fitted to what the
+closing part leaves, the close, then the open, exits grown after fills, the old protection put back
+when IB refuses) with random positions, random working exits (possibly wrong to begin with),
+random alerts, random partial fills, refusals and exits triggering in between, and checks after
+every step that no stop or target exceeds the position or sits on its opening side.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from worker.positions import (
+    PositionIntent,
+    PositionRefused,
+    WorkingExit,
+    decide,
+    exit_changes,
+    exits_fit,
+)
+
+D = Decimal
+
+
+def intent(action: str, qty: int | None = None, **kw) -> PositionIntent:
+    return PositionIntent(action=action, quantity=None if qty is None else D(qty), **kw)
+
+
+TABLE = [
+    # position, intent, kind, target, close first, open after
+    (0, intent("buy", 10), "open", 10, 0, 10),
+    (-10, intent("buy", 4), "reduce", -6, 4, 0),
+    (-10, intent("buy", 10), "close", 0, 10, 0),
+    (-10, intent("buy", 15), "reverse", 5, 10, 5),
+    (-10, intent("buy"), "close", 0, 10, 0),
+    (0, intent("sell", 3), "open", -3, 0, 3),
+    (10, intent("sell", 4), "reduce", 6, 4, 0),
+    (10, intent("sell", 20), "reverse", -10, 10, 10),  # TradingView's reversal: old + new size
+    (10, intent("sell"), "close", 0, 10, 0),
+    (10, intent("sell", 20, sentiment="bearish"), "reverse", -10, 10, 10),
+    (10, intent("sell", 5, sentiment="bullish"), "reduce", 5, 5, 0),
+    (10, intent("sell", 20, sentiment="bullish"), "close", 0, 10, 0),  # bullish: never short
+    (-10, intent("buy", 3, sentiment="bullish"), "close", 0, 10, 0),  # cannot be long: flat
+    (10, intent("sell", 5, sentiment="flat"), "close", 0, 10, 0),
+    (10, intent("buy", 1, position_size=D(-10)), "reverse", -10, 10, 10),
+    (3, intent("sell", 1, position_size=D(5)), "add", 5, 0, 2),  # positionSize wins over the action
+    (5, intent("buy", 5, position_size=D(5)), "none", 5, 0, 0),
+    (10, intent("exit"), "close", 0, 10, 0),
+    (10, intent("exit", 4), "reduce", 6, 4, 0),
+    (10, intent("exit", 40), "close", 0, 10, 0),
+    (-10, intent("exit", percent_of_position=D(50)), "reduce", -5, 5, 0),
+    (10, intent("exit", percent_of_position=D(33)), "reduce", 7, 3, 0),  # 3.3 rounds down to 3
+    (0, intent("exit"), "none", 0, 0, 0),
+    (0, intent("buy", 2, sentiment="flat"), "none", 0, 0, 0),
+    (10, intent("add", 5), "add", 15, 0, 5),
+    (-10, intent("add", 5), "add", -15, 0, 5),
+    (-10, intent("add", percent_of_position=D(50)), "add", -15, 0, 5),
+    (7, intent("cancel"), "cancel", 7, 0, 0),
+]
+
+
+@pytest.mark.parametrize(("position", "alert", "kind", "target", "close", "opened"), TABLE)
+def test_action_by_position_table(position, alert, kind, target, close, opened) -> None:
+    decision = decide(D(position), alert)
+    assert (decision.kind, decision.target) == (kind, D(target)), decision.reason
+    assert (decision.close_qty, decision.open_qty) == (D(close), D(opened))
+
+
+@pytest.mark.parametrize(
+    ("position", "alert", "says"),
+    [
+        (10, intent("buy", 5), "already long 10: send add or positionSize"),
+        (-4, intent("sell", 1), "already short 4"),
+        (10, intent("buy", 5, sentiment="bullish"), "already long 10"),
+        (0, intent("buy"), "buy needs a quantity when flat"),
+        (0, intent("add", 5), "the position is flat"),
+        (1, intent("exit", percent_of_position=D(10)), "rounds down to 0"),
+    ],
+)
+def test_refusals_say_why(position, alert, says) -> None:
+    with pytest.raises(PositionRefused, match=says):
+        decide(D(position), alert)
+
+
+def test_reasons_read_like_the_trade() -> None:
+    assert decide(D(5), intent("buy", 1, position_size=D(5))).reason.startswith("already at target +5")
+    assert decide(D(10), intent("sell", 20)).reason == (
+        "sell 20: long 10 -> short 10 (close 10, then open 10)"
+    )
+
+
+def test_exit_changes_shrink_before_growing_and_drop_wrong_side() -> None:
+    exits = [
+        WorkingExit("a", "tp", "SELL", D(10)),
+        WorkingExit("b", "sl", "SELL", D(4)),
+        WorkingExit("c", "sl", "BUY", D(10)),  # on the opening side of a long: must go
+    ]
+    changes = exit_changes(D(6), exits, frozenset({"tp", "sl"}))
+    assert [(c.ref, c.quantity) for c in changes] == [("c", 0), ("a", 6), ("b", 6)]
+    assert exit_changes(D(0), exits) == [c for c in exit_changes(D(0), exits) if c.quantity == 0]
+    new = exit_changes(D(-3), [], frozenset({"sl"}))
+    assert [(c.ref, c.role, c.action, c.quantity) for c in new] == [(None, "sl", "BUY", D(3))]
+
+
+# ------------------------------------------------------------------ invariant 7 as a property
+
+
+class Book:
+    """IB's side of one account and contract: the position and tv2ib's working exits."""
+
+    def __init__(self, position: Decimal, exits: list[WorkingExit]) -> None:
+        self.position = position
+        self.exits = {ex.ref: ex for ex in exits}
+        self.serial = 0
+
+    def apply(self, changes) -> None:
+        # a book that already fits must fit after every single change (each is one IB message);
+        # one that did not fit (exits left wrong by hand or by a crash) must fit once they are done
+        stepwise = exits_fit(self.position, list(self.exits.values())) is None
+        for change in changes:
+            if change.quantity == 0:
+                self.exits.pop(change.ref, None)
+            elif change.ref is None:
+                self.serial += 1
+                ref = f"new{self.serial}"
+                self.exits[ref] = WorkingExit(ref, change.role, change.action, change.quantity)
+            else:
+                old = self.exits[change.ref]
+                self.exits[change.ref] = WorkingExit(old.ref, old.role, old.action, change.quantity)
+            if stepwise:
+                self.check()
+        self.check()
+
+    def fill(self, side: str, qty: Decimal) -> None:
+        self.position += qty if side == "BUY" else -qty
+        self.check()
+
+    def trigger(self, role: str, fraction: Decimal) -> None:
+        """An exit fills (part of) its quantity; OCA (type 2) reduces its sibling by as much."""
+        of_role = [ex for ex in self.exits.values() if ex.role == role]
+        if not of_role:
+            return
+        ex = of_role[0]
+        qty = (ex.quantity * fraction).to_integral_value() or ex.quantity
+        self.fill(ex.action, qty)
+        for other in list(self.exits.values()):
+            left = other.quantity - qty
+            if left <= 0:
+                del self.exits[other.ref]
+            else:
+                self.exits[other.ref] = WorkingExit(other.ref, other.role, other.action, left)
+        self.check()
+
+    def check(self) -> None:
+        problem = exits_fit(self.position, list(self.exits.values()))
+        assert problem is None, problem
+
+
+def run_protocol(book: Book, decision, wanted, outcome) -> None:
+    """What the worker does for a decision, with IB's answers drawn by ``outcome``."""
+    before = book.position
+    protected = frozenset(role for role in ("tp", "sl") if any(e.role == role for e in book.exits.values()))
+    if decision.close_qty:
+        # exits fitted to what the closing part leaves, confirmed before the close goes out
+        leaves = before - (decision.close_qty if before > 0 else -decision.close_qty)
+        book.apply(exit_changes(leaves, list(book.exits.values())))
+        if outcome.draw(st.booleans(), label="an exit triggers meanwhile"):
+            book.trigger(outcome.draw(st.sampled_from(["tp", "sl"])), D("0.5"))
+        remaining = min(decision.close_qty, abs(book.position))
+        filled = outcome.draw(st.integers(0, int(remaining)), label="close filled")
+        book.fill(decision.close_side, D(filled))
+        if filled < remaining:  # refused or partly filled: the old protection comes back, resized
+            book.apply(exit_changes(book.position, list(book.exits.values()), protected))
+            return
+    if decision.open_qty and book.position * decision.target >= 0:
+        step = outcome.draw(st.integers(1, max(1, int(decision.open_qty))), label="fill step")
+        filled = D(0)
+        while filled < decision.open_qty:  # partial fills, exits grown after each
+            part = min(D(step), decision.open_qty - filled)
+            if outcome.draw(st.booleans(), label="IB refuses the rest"):
+                break
+            book.fill(decision.open_side, part)
+            filled += part
+            book.apply(exit_changes(book.position, list(book.exits.values()), wanted))
+    book.apply(
+        exit_changes(book.position, list(book.exits.values()), wanted if book.position else frozenset())
+    )
+
+
+exit_st = st.builds(
+    WorkingExit,
+    ref=st.uuids().map(str),
+    role=st.sampled_from(["tp", "sl"]),
+    action=st.sampled_from(["BUY", "SELL"]),
+    quantity=st.integers(1, 30).map(D),
+)
+intent_st = st.builds(
+    PositionIntent,
+    action=st.sampled_from(["buy", "sell", "add", "exit"]),
+    quantity=st.one_of(st.none(), st.integers(1, 40).map(D)),
+    position_size=st.one_of(st.none(), st.integers(-30, 30).map(D)),
+    sentiment=st.sampled_from([None, "bullish", "bearish", "flat"]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    position=st.integers(-30, 30).map(D),
+    exits=st.lists(exit_st, max_size=4),
+    alert=intent_st,
+    protect=st.sets(st.sampled_from(["tp", "sl"])).map(frozenset),
+    outcome=st.data(),
+)
+def test_planned_steps_keep_exits_within_the_position(position, exits, alert, protect, outcome) -> None:
+    book = Book(position, [])
+    book.exits = {ex.ref: ex for ex in exits}  # whatever was working, right or wrong
+    # first thing on every alert: exits that do not fit the position as it is are brought in line
+    book.apply(exit_changes(book.position, list(book.exits.values())))
+    try:
+        decision = decide(position, alert)
+    except PositionRefused:
+        return
+    run_protocol(book, decision, protect, outcome)
+    if book.position == decision.target:
+        for role in protect if decision.target else ():
+            assert sum(e.quantity for e in book.exits.values() if e.role == role) == abs(decision.target)
