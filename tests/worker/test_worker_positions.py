@@ -141,20 +141,20 @@ class Book:
         self.check()
 
     def trigger(self, role: str, fraction: Decimal) -> None:
-        """An exit fills (part of) its quantity; OCA (type 2) reduces its sibling by as much."""
+        """An exit fills (part of) its quantity. Its own remainder and, by OCA type 2 ("reduce with
+        block", IB's overfill protection), its sibling shrink by as much in the same step."""
         of_role = [ex for ex in self.exits.values() if ex.role == role]
         if not of_role:
             return
         ex = of_role[0]
         qty = (ex.quantity * fraction).to_integral_value() or ex.quantity
-        self.fill(ex.action, qty)
         for other in list(self.exits.values()):
             left = other.quantity - qty
             if left <= 0:
                 del self.exits[other.ref]
             else:
                 self.exits[other.ref] = WorkingExit(other.ref, other.role, other.action, left)
-        self.check()
+        self.fill(ex.action, qty)
 
     def check(self) -> None:
         problem = exits_fit(self.position, list(self.exits.values()))
