@@ -1,7 +1,8 @@
 """The HTTP control API (JSON over a tiny stdlib asyncio HTTP/1.1 server, loopback only).
 
 Routes: ``GET /state``, ``GET /health``, ``POST /price``, ``POST /fault``, ``POST /reset``,
-``POST /fill_limit``, ``POST /fill``, ``POST /notice``, ``POST /end_of_day``. Errors answer
+``POST /fill_limit``, ``POST /fill``, ``POST /notice``, ``POST /end_of_day``, ``POST /trade`` (a manual
+trade outside the API), ``POST /account`` (cash account: no short sales), ``POST /halt``. Errors answer
 ``{"error": "<code>", "message": "<sentence>"}`` with a 4xx status.
 """
 
@@ -166,6 +167,30 @@ class ControlServer:
                     None if body.get("price") is None else float(body["price"]),
                 )
                 return {"ok": True, "order": order}
+            if path == "/trade":
+                if "quantity" not in body:
+                    raise HttpError(422, "invalid", "field 'quantity' is required (signed: negative sells)")
+                return {"ok": True, **sim.external_trade(
+                    float(body["quantity"]),
+                    symbol=str(body.get("symbol", "")),
+                    sec_type=str(body.get("secType", "")),
+                    con_id=_opt_int(body.get("conId")),
+                    account=str(body.get("account", "")),
+                    price=None if body.get("price") is None else float(body["price"]),
+                )}  # fmt: skip
+            if path == "/account":
+                return {
+                    "ok": True,
+                    **sim.set_account_type(str(body.get("account", "")), bool(body.get("cash", True))),
+                }
+            if path == "/halt":
+                con_ids = sim.set_halted(
+                    bool(body.get("halted", True)),
+                    symbol=str(body.get("symbol", "")),
+                    sec_type=str(body.get("secType", "")),
+                    con_id=_opt_int(body.get("conId")),
+                )
+                return {"ok": True, "conIds": con_ids, "halted": bool(body.get("halted", True))}
             if path == "/end_of_day":
                 return {"ok": True, **sim.end_of_day()}
             if path == "/notice":

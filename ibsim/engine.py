@@ -204,6 +204,10 @@ class Engine:
         self.fills_paused = False
         self.reject_queue: list[tuple[int, str]] = []
         self.contract_fill_limits: dict[int, float] = {}
+        #: cash accounts: a SELL that would take the position below zero is refused (no shorting)
+        self.cash_accounts: set[str] = set()
+        #: halted contracts: every new order on them is refused
+        self.halted: set[int] = set()
         self.daily_start_netliq: dict[str, float] = {a: self.initial_cash for a in self.account_ids}
         if kept is not None:
             self.max_order_id, self.next_perm_id, self._exec_count = kept
@@ -268,6 +272,7 @@ class Engine:
             order = self._new_order(client_id, req, inst, account)
             if req.what_if:
                 return [WhatIfEvent(order, self._what_if_state(order, inst))]
+            self._check_restrictions(order, inst)
             if self.margin_check:
                 self._check_margin(order, inst)
             if req.parent_id:
@@ -791,6 +796,37 @@ class Engine:
         account.cash -= commission
         account.commissions += commission
         return realized
+
+    def _check_restrictions(self, order: Order, inst: Instrument) -> None:
+        """Halts and cash accounts (simulator policy: the position alone decides what is a short
+        sale; other working SELL orders are not counted)."""
+        if inst.con_id in self.halted:
+            raise OrderRejected(201, f"Order rejected - reason:Trading in {inst.symbol} is halted")
+        if order.account in self.cash_accounts and not order.is_buy:
+            pos = self.positions.get((order.account, inst.con_id))
+            held = pos.quantity if pos else 0.0
+            if order.total_quantity > held + 1e-12:
+                raise OrderRejected(
+                    201,
+                    "Order rejected - reason:Short sales are not permitted in a cash account "
+                    f"(position {held:g}, order SELL {order.total_quantity:g})",
+                )
+
+    def external_trade(
+        self, account_id: str, con_id: int, quantity: float, price: float | None
+    ) -> list[Event]:
+        """A trade made outside the API (by hand in TWS, another platform): the position and cash
+        change and position subscribers hear of it; no API client gets an execution."""
+        if account_id not in self.accounts:
+            raise KeyError(f"account {account_id} is not managed here")
+        if not quantity or math.isinf(quantity) or math.isnan(quantity):
+            raise ValueError("quantity must be a non-zero number (positive buys, negative sells)")
+        inst = self.instrument(con_id)
+        fill_price = self.price(con_id) if price is None else float(price)
+        self._book(
+            account_id, inst, quantity > 0, abs(quantity), fill_price, 0.0, self.fx_to_usd(inst.currency)
+        )
+        return [PositionEvent(account_id, con_id)]
 
     def _check_margin(self, order: Order, inst: Instrument) -> None:
         state = self._what_if_state(order, inst)

@@ -603,6 +603,40 @@ class SimServer(RequestHandlers):
         order = self.engine.orders[(client_id, order_id)]
         return order.to_json()
 
+    def external_trade(
+        self, quantity: float, symbol: str = "", sec_type: str = "", con_id: int | None = None,
+        account: str = "", price: float | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """A manual trade outside the API (signed quantity); returns the new position."""
+        found = self.engine.find_instruments(symbol, sec_type, con_id)
+        if len(found) != 1:
+            raise LookupError(
+                f"{len(found)} contracts match symbol={symbol!r} secType={sec_type!r} conId={con_id!r}"
+            )
+        acct = account or self.engine.default_account
+        self.apply(self.engine.external_trade(acct, found[0].con_id, float(quantity), price))
+        pos = self.engine.positions.get((acct, found[0].con_id))
+        return {"account": acct, "conId": found[0].con_id, "position": pos.quantity if pos else 0.0}
+
+    def set_account_type(self, account: str = "", cash: bool = True) -> dict[str, Any]:
+        """Make an account a cash account (no short sales) or a margin account again."""
+        acct = account or self.engine.default_account
+        if acct not in self.engine.accounts:
+            raise LookupError(f"account {acct} is not managed here")
+        (self.engine.cash_accounts.add if cash else self.engine.cash_accounts.discard)(acct)
+        return {"account": acct, "cash": cash}
+
+    def set_halted(
+        self, halted: bool = True, symbol: str = "", sec_type: str = "", con_id: int | None = None
+    ) -> list[int]:
+        """Halt (or resume) trading in the matching contracts: new orders on them are refused."""
+        found = self.engine.find_instruments(symbol, sec_type, con_id)
+        if not found:
+            raise LookupError(f"no contract matches symbol={symbol!r} secType={sec_type!r} conId={con_id!r}")
+        for inst in found:
+            (self.engine.halted.add if halted else self.engine.halted.discard)(inst.con_id)
+        return [inst.con_id for inst in found]
+
     def end_of_day(self) -> dict[str, Any]:
         """Close the trading day: every working DAY order expires (Cancelled, error 202 to its owner)."""
         events = self.engine.end_of_day()

@@ -141,6 +141,18 @@ class SimThread:
         """Expire every working DAY order (GTC orders keep working)."""
         return self.call(self.sim.end_of_day)
 
+    def trade(self, quantity: float, **kw: Any) -> dict[str, Any]:
+        """A manual trade outside the API (signed quantity; kw symbol/sec_type/con_id/account/price)."""
+        return self.call(self.sim.external_trade, quantity, **kw)
+
+    def set_cash_account(self, cash: bool = True, account: str = "") -> dict[str, Any]:
+        """A cash account refuses short sales; ``cash=False`` makes it a margin account again."""
+        return self.call(self.sim.set_account_type, account, cash)
+
+    def halt(self, symbol: str, halted: bool = True, **kw: Any) -> list[int]:
+        """Refuse every new order on the matching contracts (``halted=False`` resumes)."""
+        return self.call(self.sim.set_halted, halted, symbol=symbol, **kw)
+
     def notice(self, code: int, text: str = "") -> None:
         """Send error(-1, code, text) to every client."""
         self.call(self.sim.notice, code, text)
