@@ -86,6 +86,11 @@ TERMINAL_STATUSES = frozenset(
         AlertStatus.FAILED,
     }
 )
+# IB's order states (``Order.status``), defined once for the web app and the worker. "Unknown" is
+# ours: a working order IB no longer reported after a reconnect.
+IB_WORKING_STATUSES = frozenset({"PendingSubmit", "ApiPending", "PreSubmitted", "Submitted", "PendingCancel"})
+IB_ENDED_UNFILLED_STATUSES = frozenset({"Cancelled", "ApiCancelled", "Inactive"})
+IB_DONE_STATUSES = frozenset({"Filled"}) | IB_ENDED_UNFILLED_STATUSES
 # Forward order used to refuse moving an alert backwards (e.g. a late 'submitted' after 'filled').
 STATUS_RANK = {
     AlertStatus.RECEIVED: 0,

@@ -17,13 +17,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from app import keys
-from app.models import Alert, Control, Fill, Order, Position, utcnow
+from app.models import IB_WORKING_STATUSES, Alert, Control, Fill, Order, Position, utcnow
 
 PAUSED_KEY = "paused"
 # Job the worker runs for /flatten: cancel every working order, then close every position.
 FLATTEN_JOB = "worker.jobs.flatten_all"
 # IB order states that can still fill (what ``list_orders(working_only=True)`` returns).
-WORKING_ORDER_STATUSES = ("PendingSubmit", "ApiPending", "PreSubmitted", "Submitted", "PendingCancel")
+# kept under this name for the dashboard and the Telegram commands; defined in app.models
+WORKING_ORDER_STATUSES = IB_WORKING_STATUSES
 
 
 def _num(value: Decimal | None) -> float | None:
@@ -128,7 +129,7 @@ def list_orders(
     with sessions() as session:
         query = select(Order).order_by(Order.id.desc()).limit(max(1, min(limit, 1000)))
         if working_only:
-            query = query.where(Order.status.in_(WORKING_ORDER_STATUSES))
+            query = query.where(Order.status.in_(sorted(WORKING_ORDER_STATUSES)))
         return [order_to_dict(o) for o in session.scalars(query)]
 
 

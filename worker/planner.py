@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from worker.errors import Refused
 from worker.rounding import (
     limit_direction,
     protective_stop_direction,
@@ -37,8 +38,8 @@ CHILD_TIF = "GTC"
 OCA_TYPE = 2
 
 
-class PlanRejected(ValueError):
-    """The alert cannot be turned into orders; the message is the reason shown to the trader."""
+class PlanRejected(Refused):
+    """The alert's prices or quantity cannot be turned into orders (the message says why)."""
 
 
 @dataclass(frozen=True)

@@ -37,13 +37,15 @@ from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 from typing import Literal
 
+from worker.errors import Refused
+
 Side = Literal["BUY", "SELL"]
 Kind = Literal["open", "add", "reduce", "close", "reverse", "none", "refuse", "cancel"]
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 
 
-class PositionRefused(ValueError):
+class PositionRefused(Refused):
     """The alert does not fit the position; the message is the reason shown to the trader."""
 
 

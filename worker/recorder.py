@@ -22,6 +22,7 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -32,13 +33,30 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.ids import parse_order_ref
 from app.keys import EVENTS_CHANNEL
-from app.models import STATUS_RANK, Alert, AlertEvent, AlertStatus, Fill, Order, Position, utcnow
+from app.models import (
+    IB_DONE_STATUSES,
+    IB_ENDED_UNFILLED_STATUSES,
+    IB_WORKING_STATUSES,
+    STATUS_RANK,
+    Alert,
+    AlertEvent,
+    AlertStatus,
+    Fill,
+    Order,
+    Position,
+    utcnow,
+)
 from config.settings import Settings
+from worker.snapshots import (
+    FillSnapshot,
+    IBFact,
+    OrderError,
+    OrderSnapshot,
+    PositionSnapshot,
+    Reconciliation,
+)
 
 log = logging.getLogger(__name__)
-
-WORKING = frozenset({"PendingSubmit", "ApiPending", "PreSubmitted", "Submitted", "PendingCancel"})
-DONE = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive"})
 # IB error codes that mean "this order was refused" (not warnings, not cancel confirmations).
 REJECT_CODES = frozenset(
     {103, 104, 105, 106, 107, 109, 110, 111, 135, 136, 200, 201, 203, 321, 382, 383, 404}
@@ -50,6 +68,31 @@ PRIMARY_LEGS = frozenset({"entry", "exit"})
 MAX_BATCH = 200
 
 EnqueueNotices = Callable[[Session, dict[str, Any], Settings], int]
+
+
+@dataclass
+class UnitOfWork:
+    """One transaction of the writer thread and the events it produced (published after commit)."""
+
+    session: Session
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def emit(self, event: dict[str, Any]) -> None:
+        """An event for pub/sub and the notifier; goes out only if the transaction commits."""
+        self.events.append(event)
+
+
+@dataclass(frozen=True)
+class PlacementFact:
+    """Legs just sent to IB (or found there by orderRef) for one alert, with its plan."""
+
+    alert_id: str
+    plan: dict[str, Any]
+    placed: list[OrderSnapshot]
+    adopted: list[OrderSnapshot]
+
+
+Fact = IBFact | PlacementFact
 
 
 def _f(value: Decimal | None) -> float | None:
@@ -93,31 +136,23 @@ class Recorder:
 
     # ------------------------------------------------------------------ plumbing
 
-    def submit(self, kind: str, data: dict[str, Any]) -> Future[Any]:
-        """Queue an IB snapshot for recording (thread-safe, never blocks)."""
-        handler = {
-            "order": self._on_order,
-            "order_error": self._on_order_error,
-            "fill": self._on_fill,
-            "position": self._on_position,
-            "reconcile": self._on_reconcile,
-        }[kind]
-        return self._put(handler, data)
+    def record(self, fact: Fact) -> Future[Any]:
+        """Queue one fact from IB or a placement (thread-safe, never blocks); the future's result
+        is what its handler returned. The IB loop hands every event here, in IB's order."""
+        handlers: dict[type, Callable[[UnitOfWork, Any], Any]] = {
+            OrderSnapshot: self._on_order,
+            OrderError: self._on_order_error,
+            FillSnapshot: self._on_fill,
+            PositionSnapshot: self._on_position,
+            Reconciliation: self._on_reconcile,
+            PlacementFact: self._on_placement,
+        }
+        return self._put(handlers[type(fact)], fact)
 
-    def call(self, fn: Callable[..., Any], *args: Any, timeout: float = 30.0) -> Any:
-        """Run ``fn(session, events, *args)`` on the writer thread and wait for its result."""
-        return self._put(fn, *args).result(timeout)
-
-    def put(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        """Queue ``fn(session, events, *args)`` without waiting (written in submission order)."""
+    def run(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Queue ``fn(uow, *args)`` to run on the writer thread, in submission order; wait on the
+        future (``.result(timeout)``) when the caller needs the write done."""
         return self._put(fn, *args)
-
-    def submit_placement(
-        self, alert_id: str, plan: dict[str, Any], placed: list[dict[str, Any]], adopted: list[dict[str, Any]]
-    ) -> Future[Any]:
-        """Queue the record of legs just sent (or found at IB); called on the IB loop right after
-        the sends, so it is written before any IB event about those orders."""
-        return self._put(self._on_placement, alert_id, plan, placed, adopted)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish what is queued, then stop the writer thread."""
@@ -153,13 +188,13 @@ class Recorder:
                 return
 
     def _run_batch(self, batch: list[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]]]) -> None:
-        events: list[dict[str, Any]] = []
         results: list[Any] = []
         try:
             with self.sessions.begin() as session:
+                uow = UnitOfWork(session)
                 for fn, args, _future in batch:
-                    results.append(fn(session, events, *args))
-                self._notices(session, events)
+                    results.append(fn(uow, *args))
+                self._notices(session, uow.events)
         except Exception as exc:
             if len(batch) == 1:
                 self.errors += 1
@@ -170,7 +205,7 @@ class Recorder:
                 self._run_batch([item])
             return
         self.batches += 1
-        self._publish(events)
+        self._publish(uow.events)
         for (_fn, _args, future), result in zip(batch, results, strict=True):
             future.set_result(result)
 
@@ -204,8 +239,7 @@ class Recorder:
 
     def advance(
         self,
-        session: Session,
-        events: list[dict[str, Any]],
+        uow: UnitOfWork,
         alert_id: str,
         status: AlertStatus,
         message: str,
@@ -213,6 +247,7 @@ class Recorder:
         reason: str | None = None,
     ) -> bool:
         """Move an alert forward to ``status`` (never backwards), with an audit row and events."""
+        session = uow.session
         alert = session.get(Alert, alert_id)
         if alert is None:
             return False
@@ -223,11 +258,11 @@ class Recorder:
         if reason is not None or status.is_terminal:
             alert.reason = reason or message
         session.add(AlertEvent(alert_id=alert_id, status=status.value, message=message, at=utcnow()))
-        events.append(
+        uow.emit(
             {"type": "alert_status", "alert_id": alert_id, "status": status.value, "reason": alert.reason}
         )
         if status in (AlertStatus.REJECTED, AlertStatus.FAILED):
-            events.append(
+            uow.emit(
                 {
                     "type": "alert_rejected",
                     "alert_id": alert_id,
@@ -241,39 +276,31 @@ class Recorder:
         log.info("alert %s -> %s: %s", alert_id, status.value, message)
         return True
 
-    def note(self, session: Session, alert_id: str, message: str) -> None:
+    def note(self, uow: UnitOfWork, alert_id: str, message: str) -> None:
         """An audit line that does not change the state."""
-        alert = session.get(Alert, alert_id)
+        alert = uow.session.get(Alert, alert_id)
         if alert is not None:
-            session.add(AlertEvent(alert_id=alert_id, status=alert.status, message=message, at=utcnow()))
+            uow.session.add(AlertEvent(alert_id=alert_id, status=alert.status, message=message, at=utcnow()))
 
     # ------------------------------------------------------------------ orders
 
-    def _on_placement(
-        self,
-        session: Session,
-        events: list[dict[str, Any]],
-        alert_id: str,
-        plan: dict[str, Any],
-        placed: list[dict[str, Any]],
-        adopted: list[dict[str, Any]],
-    ) -> None:
-        alert = session.get(Alert, alert_id)
+    def _on_placement(self, uow: UnitOfWork, fact: PlacementFact) -> None:
+        alert_id = fact.alert_id
+        alert = uow.session.get(Alert, alert_id)
         if alert is not None:
-            alert.plan = plan
-        self.advance(session, events, alert_id, AlertStatus.PROCESSING, "picked up by the worker")
-        for snap in [*placed, *adopted]:
-            self.upsert_order(session, events, snap)
-        if placed:
+            alert.plan = fact.plan
+        self.advance(uow, alert_id, AlertStatus.PROCESSING, "picked up by the worker")
+        for snap in [*fact.placed, *fact.adopted]:
+            self.upsert_order(uow, snap)
+        if fact.placed:
             parts = [
-                f"{s['order_ref'].rsplit(':', 1)[-1]} #{s['ib_order_id']} {s['action']} {_qty(s['quantity'])} "
-                f"{s['order_type']}{_price(s)}"
-                for s in placed
+                f"{s.leg} #{s.ib_order_id} {s.action} {_qty(s.quantity)} {s.order_type}{_price(s)}"
+                for s in fact.placed
             ]
             message = "sent to IB: " + "; ".join(parts)
         else:
             message = "IB already had these orders (found by orderRef after a restart); nothing sent again"
-        self.advance(session, events, alert_id, AlertStatus.SUBMITTED, message)
+        self.advance(uow, alert_id, AlertStatus.SUBMITTED, message)
 
     def _alert_of(self, session: Session, ref: str) -> tuple[Alert | None, str | None]:
         parsed = parse_order_ref(ref)
@@ -281,12 +308,10 @@ class Recorder:
             return None, None
         return session.get(Alert, parsed[0]), parsed[1]
 
-    def upsert_order(self, session: Session, events: list[dict[str, Any]], snap: dict[str, Any]) -> Order:
+    def upsert_order(self, uow: UnitOfWork, snap: OrderSnapshot) -> Order:
         """Create or update the Order row of ``snap`` (keyed by orderRef) and follow the alert."""
-        ref = (
-            snap["order_ref"]
-            or f"ib:{snap.get('perm_id') or snap.get('client_id')}:{snap.get('ib_order_id')}"
-        )
+        session = uow.session
+        ref = snap.order_ref or f"ib:{snap.perm_id or snap.client_id}:{snap.ib_order_id}"
         row = session.scalar(select(Order).where(Order.order_ref == ref))
         alert, leg = self._alert_of(session, ref)
         now = utcnow()
@@ -295,44 +320,42 @@ class Recorder:
                 order_ref=ref,
                 alert_id=alert.id if alert else None,
                 leg=leg or "other",
-                action=snap["action"],
-                order_type=snap["order_type"],
-                quantity=snap["quantity"],
+                action=snap.action,
+                order_type=snap.order_type,
+                quantity=snap.quantity,
                 status="PendingSubmit",
                 status_history={"items": []},
                 created_at=now,
             )
             session.add(row)
         # a leg re-placed after its staged twin vanished carries a new IB order id
-        replaced = bool(
-            snap.get("ib_order_id") and row.ib_order_id and snap["ib_order_id"] != row.ib_order_id
-        )
+        replaced = bool(snap.ib_order_id and row.ib_order_id and snap.ib_order_id != row.ib_order_id)
         old_status, old_filled = row.status, row.filled_quantity
         for attr in ("ib_order_id", "perm_id", "parent_ib_order_id", "account", "con_id", "symbol",
                      "sec_type", "tif", "oca_group"):  # fmt: skip
-            value = snap.get(attr)
+            value = getattr(snap, attr)
             if value not in (None, ""):
                 setattr(row, attr, value)
-        row.client_id = snap.get("client_id")
-        row.action, row.order_type = snap["action"], snap["order_type"]
-        if snap["quantity"]:
-            row.quantity = snap["quantity"]
-        if snap.get("limit_price") is not None:
-            row.limit_price = snap["limit_price"]
-        if snap.get("stop_price") is not None:
-            row.stop_price = snap["stop_price"]
-        new_status = snap["status"]
+        row.client_id = snap.client_id
+        row.action, row.order_type = snap.action, snap.order_type
+        if snap.quantity:
+            row.quantity = snap.quantity
+        if snap.limit_price is not None:
+            row.limit_price = snap.limit_price
+        if snap.stop_price is not None:
+            row.stop_price = snap.stop_price
+        new_status = snap.status
         # a late, stale report must not revive a finished order (unless IB gave it a new id), and
         # the placement's own "PendingSubmit" must not overwrite what IB already reported
-        stale = old_status in DONE and new_status in WORKING
+        stale = old_status in IB_DONE_STATUSES and new_status in IB_WORKING_STATUSES
         regress = new_status == "PendingSubmit" and old_status != "PendingSubmit"
         if replaced or not (stale or regress):
             row.status = new_status
-        if snap.get("filled") is not None and snap["filled"] >= (row.filled_quantity or 0):
-            row.filled_quantity = snap["filled"]
-        if snap.get("avg_fill_price"):
-            row.avg_fill_price = snap["avg_fill_price"]
-        error = _log_error(snap)
+        if snap.filled is not None and snap.filled >= (row.filled_quantity or 0):
+            row.filled_quantity = snap.filled
+        if snap.avg_fill_price:
+            row.avg_fill_price = snap.avg_fill_price
+        error = snap.last_error()
         if error is not None and (error[0] in REJECT_CODES or error[0] == 202):
             # ib_async reports a refusal as a status change first, the error event after it
             row.last_error = f"{error[0]} {error[1]}"
@@ -343,7 +366,7 @@ class Recorder:
         row.updated_at = now
         changed = row.status != old_status or row.filled_quantity != old_filled
         if changed and row.alert_id:
-            events.append(
+            uow.emit(
                 {
                     "type": "order_status",
                     "alert_id": row.alert_id,
@@ -353,15 +376,15 @@ class Recorder:
                     "perm_id": row.perm_id,
                     "status": row.status,
                     "filled": _f(row.filled_quantity),
-                    "remaining": _f(snap.get("remaining")),
+                    "remaining": _f(snap.remaining),
                     "avg_fill_price": _f(row.avg_fill_price),
                 }
             )
         if changed and alert is not None:
-            self._follow(session, events, alert, row)
+            self._follow(uow, alert, row)
         return row
 
-    def _follow(self, session: Session, events: list[dict[str, Any]], alert: Alert, row: Order) -> None:
+    def _follow(self, uow: UnitOfWork, alert: Alert, row: Order) -> None:
         """Alert state from its primary leg's order state."""
         if row.leg not in PRIMARY_LEGS:
             return
@@ -369,36 +392,36 @@ class Recorder:
         label = f"{row.leg} #{row.ib_order_id} {row.action} {_qty(total)} {row.symbol or ''}".rstrip()
         if row.status == "Filled" or (total and filled >= total):
             price = f" @ {_qty(row.avg_fill_price)}" if row.avg_fill_price else ""
-            self.advance(session, events, alert.id, AlertStatus.FILLED, f"{label} filled{price}")
-        elif row.status in ("Cancelled", "ApiCancelled", "Inactive"):
+            self.advance(uow, alert.id, AlertStatus.FILLED, f"{label} filled{price}")
+        elif row.status in IB_ENDED_UNFILLED_STATUSES:
             why = row.last_error or f"{row.status} at IB"
             code, _, text = why.partition(" ")
             if code.isdigit() and int(code) in REJECT_CODES and not filled:
-                self.advance(session, events, alert.id, AlertStatus.REJECTED,
+                self.advance(uow, alert.id, AlertStatus.REJECTED,
                              f"IB refused the {row.leg} order: {why}", reason=f"IB: {text}")  # fmt: skip
                 return
             done = f" after {_qty(filled)}/{_qty(total)} filled" if filled else ""
-            self.advance(session, events, alert.id, AlertStatus.CANCELLED, f"{label} cancelled{done}: {why}",
+            self.advance(uow, alert.id, AlertStatus.CANCELLED, f"{label} cancelled{done}: {why}",
                          reason=f"{row.leg} cancelled{done}: {why}")  # fmt: skip
         elif filled > 0:
-            self.advance(session, events, alert.id, AlertStatus.PARTIALLY_FILLED,
+            self.advance(uow, alert.id, AlertStatus.PARTIALLY_FILLED,
                          f"{label} partially filled {_qty(filled)}/{_qty(total)}")  # fmt: skip
         elif row.status in ("Submitted", "PreSubmitted"):
-            self.advance(session, events, alert.id, AlertStatus.SUBMITTED, f"{label} working at IB")
+            self.advance(uow, alert.id, AlertStatus.SUBMITTED, f"{label} working at IB")
 
-    def _on_order(self, session: Session, events: list[dict[str, Any]], snap: dict[str, Any]) -> None:
-        self.upsert_order(session, events, snap)
+    def _on_order(self, uow: UnitOfWork, snap: OrderSnapshot) -> None:
+        self.upsert_order(uow, snap)
 
-    def _on_order_error(self, session: Session, events: list[dict[str, Any]], snap: dict[str, Any]) -> None:
-        code, text = snap["error_code"], snap["error_text"]
-        row = self.upsert_order(session, events, snap)
+    def _on_order_error(self, uow: UnitOfWork, fact: OrderError) -> None:
+        code, text = fact.code, fact.text
+        row = self.upsert_order(uow, fact.order)
         if code not in REJECT_CODES and code != 202:
             return  # warnings (399, 2109 ...) are not the order's fate
         row.last_error = f"{code} {text}"
         if code not in REJECT_CODES:
             return
-        alert, leg = self._alert_of(session, row.order_ref)
-        events.append(
+        alert, leg = self._alert_of(uow.session, row.order_ref)
+        uow.emit(
             {
                 "type": "order_rejected",
                 "alert_id": alert.id if alert else None,
@@ -410,17 +433,17 @@ class Recorder:
                 "reason": text,
             }
         )
-        if row.status not in ("Cancelled", "Inactive", "ApiCancelled"):
+        if row.status not in IB_ENDED_UNFILLED_STATUSES:
             row.status = "Inactive"
         if alert is None:
             return
         last_leg = self._is_last_leg(alert, leg)
         if leg in PRIMARY_LEGS or last_leg:
             what = "bracket not transmitted" if last_leg and leg not in PRIMARY_LEGS else "not placed"
-            self.advance(session, events, alert.id, AlertStatus.REJECTED,
+            self.advance(uow, alert.id, AlertStatus.REJECTED,
                          f"IB refused the {leg} order ({what}): {code} {text}", reason=f"IB: {text}")  # fmt: skip
         else:
-            self.note(session, alert.id, f"IB refused the {leg} order: {code} {text}")
+            self.note(uow, alert.id, f"IB refused the {leg} order: {code} {text}")
 
     @staticmethod
     def _is_last_leg(alert: Alert, leg: str | None) -> bool:
@@ -429,66 +452,58 @@ class Recorder:
 
     # ------------------------------------------------------------------ fills and positions
 
-    def record_fill(
-        self,
-        session: Session,
-        events: list[dict[str, Any]],
-        snap: dict[str, Any],
-        *,
-        reconciling: bool = False,
-    ) -> bool:
+    def record_fill(self, uow: UnitOfWork, snap: FillSnapshot) -> bool:
         """Insert-or-ignore by exec id; the "fill" event goes out once, with its commission."""
-        row = session.scalar(select(Fill).where(Fill.exec_id == snap["exec_id"]))
-        alert, leg = self._alert_of(session, snap["order_ref"])
+        session = uow.session
+        row = session.scalar(select(Fill).where(Fill.exec_id == snap.exec_id))
+        alert, leg = self._alert_of(session, snap.order_ref)
         order = (
-            session.scalar(select(Order).where(Order.order_ref == snap["order_ref"]))
-            if snap["order_ref"]
-            else None
+            session.scalar(select(Order).where(Order.order_ref == snap.order_ref)) if snap.order_ref else None
         )
         new = row is None
         if row is None:
             row = Fill(
-                exec_id=snap["exec_id"],
+                exec_id=snap.exec_id,
                 alert_id=alert.id if alert else None,
                 order_id=order.id if order else None,
-                order_ref=snap["order_ref"] or None,
+                order_ref=snap.order_ref or None,
                 leg=leg,
-                account=snap.get("account"),
-                perm_id=snap.get("perm_id"),
-                ib_order_id=snap.get("ib_order_id"),
-                symbol=snap.get("local_symbol") or snap.get("symbol"),
-                sec_type=snap.get("sec_type"),
-                side=snap["side"],
-                price=snap["price"],
-                quantity=snap["quantity"],
-                time=snap["time"],
+                account=snap.account,
+                perm_id=snap.perm_id,
+                ib_order_id=snap.ib_order_id,
+                symbol=snap.local_symbol or snap.symbol,
+                sec_type=snap.sec_type,
+                side=snap.side,
+                price=snap.price,
+                quantity=snap.quantity,
+                time=snap.time,
                 recorded_at=utcnow(),
             )
             session.add(row)
             session.flush()
-        commission_new = snap.get("commission") is not None and row.commission is None
+        commission_new = snap.commission is not None and row.commission is None
         if commission_new:
-            row.commission = snap["commission"]
-            row.commission_currency = snap.get("commission_currency")
-            row.realized_pnl = snap.get("realized_pnl")
+            row.commission = snap.commission
+            row.commission_currency = snap.commission_currency
+            row.realized_pnl = snap.realized_pnl
         # one event per execution, carrying its commission: when the report arrives, or when a
         # reconciliation finds an execution we never saw together with its report
         if commission_new:
-            events.append(
+            uow.emit(
                 {
                     "type": "fill",
                     "exec_id": row.exec_id,
                     "alert_id": row.alert_id,
                     "strategy": alert.strategy if alert else None,
                     "leg": row.leg,
-                    "symbol": snap.get("symbol"),
-                    "local_symbol": snap.get("local_symbol"),
-                    "sec_type": snap.get("sec_type"),
+                    "symbol": snap.symbol,
+                    "local_symbol": snap.local_symbol,
+                    "sec_type": snap.sec_type,
                     "side": row.side,
                     "quantity": _f(row.quantity),
                     "price": _f(row.price),
-                    "cum_quantity": _f(snap.get("cum_quantity")),
-                    "order_quantity": _f(snap.get("order_quantity") or (order.quantity if order else None)),
+                    "cum_quantity": _f(snap.cum_quantity),
+                    "order_quantity": _f(snap.order_quantity or (order.quantity if order else None)),
                     "order_ref": row.order_ref,
                     "time": row.time.isoformat() if row.time else None,
                     "commission": _f(row.commission),
@@ -498,49 +513,42 @@ class Recorder:
                 }
             )
         if new and alert is not None:
-            self.note(session, alert.id, f"fill {row.leg}: {row.side} {_qty(row.quantity)} @ {_qty(row.price)}"
+            self.note(uow, alert.id, f"fill {row.leg}: {row.side} {_qty(row.quantity)} @ {_qty(row.price)}"
                       f" (exec {row.exec_id})")  # fmt: skip
         return new
 
-    def _on_fill(self, session: Session, events: list[dict[str, Any]], snap: dict[str, Any]) -> None:
-        self.record_fill(session, events, snap)
+    def _on_fill(self, uow: UnitOfWork, snap: FillSnapshot) -> None:
+        self.record_fill(uow, snap)
 
-    def upsert_position(self, session: Session, snap: dict[str, Any]) -> None:
+    def _on_position(self, uow: UnitOfWork, snap: PositionSnapshot) -> None:
         """The position as IB last reported it."""
+        session = uow.session
         row = session.scalar(
-            select(Position).where(Position.account == snap["account"], Position.con_id == snap["con_id"])
+            select(Position).where(Position.account == snap.account, Position.con_id == snap.con_id)
         )
         if row is None:
-            row = Position(account=snap["account"], con_id=snap["con_id"], symbol=snap["symbol"],
-                           sec_type=snap["sec_type"], quantity=snap["quantity"])  # fmt: skip
+            row = Position(account=snap.account, con_id=snap.con_id, symbol=snap.symbol,
+                           sec_type=snap.sec_type, quantity=snap.quantity)  # fmt: skip
             session.add(row)
-        row.symbol, row.sec_type, row.local_symbol = (
-            snap["symbol"],
-            snap["sec_type"],
-            snap.get("local_symbol"),
-        )
-        row.quantity, row.avg_cost = snap["quantity"], snap.get("avg_cost")
+        row.symbol, row.sec_type, row.local_symbol = snap.symbol, snap.sec_type, snap.local_symbol
+        row.quantity, row.avg_cost = snap.quantity, snap.avg_cost
         row.updated_at = utcnow()
-
-    def _on_position(self, session: Session, events: list[dict[str, Any]], snap: dict[str, Any]) -> None:
-        self.upsert_position(session, snap)
 
     # ------------------------------------------------------------------ reconciliation
 
-    def _on_reconcile(
-        self, session: Session, events: list[dict[str, Any]], data: dict[str, Any]
-    ) -> dict[str, int]:
+    def _on_reconcile(self, uow: UnitOfWork, data: Reconciliation) -> dict[str, int]:
         """After a (re)connect: IB's orders, executions and positions; mark what vanished."""
+        session = uow.session
         seen_refs = set()
-        for snap in data["orders"]:
-            row = self.upsert_order(session, events, snap)
+        for snap in data.orders:
+            row = self.upsert_order(uow, snap)
             seen_refs.add(row.order_ref)
-        new_fills = sum(self.record_fill(session, events, f, reconciling=True) for f in data["fills"])
-        account = data.get("account")
+        new_fills = sum(self.record_fill(uow, f) for f in data.fills)
+        account = data.account
         reported = set()
-        for snap in data["positions"]:
-            self.upsert_position(session, snap)
-            reported.add(snap["con_id"])
+        for position in data.positions:
+            self._on_position(uow, position)
+            reported.add(position.con_id)
         if account:
             for row in session.scalars(select(Position).where(Position.account == account)):
                 if row.con_id not in reported and row.quantity != 0:
@@ -548,7 +556,9 @@ class Recorder:
                     row.updated_at = utcnow()
         vanished = 0
         stale = session.scalars(
-            select(Order).where(Order.client_id == data["client_id"], Order.status.in_(sorted(WORKING)))
+            select(Order).where(
+                Order.client_id == data.client_id, Order.status.in_(sorted(IB_WORKING_STATUSES))
+            )
         )
         for row in stale:
             if row.order_ref in seen_refs:
@@ -563,27 +573,17 @@ class Recorder:
             items.append([utcnow().isoformat(), "Unknown"])
             row.status_history = {"items": items}
             if row.alert_id:
-                self.note(
-                    session, row.alert_id, f"{row.leg} order #{row.ib_order_id} vanished: {row.last_error}"
-                )
-        log.info("reconciled (%s): %d orders, %d new fills, %d positions, %d vanished", data["why"],
-                 len(data["orders"]), new_fills, len(data["positions"]), vanished)  # fmt: skip
-        return {"orders": len(data["orders"]), "new_fills": new_fills, "vanished": vanished}
+                self.note(uow, row.alert_id, f"{row.leg} order #{row.ib_order_id} vanished: {row.last_error}")
+        log.info("reconciled (%s): %d orders, %d new fills, %d positions, %d vanished", data.why,
+                 len(data.orders), new_fills, len(data.positions), vanished)  # fmt: skip
+        return {"orders": len(data.orders), "new_fills": new_fills, "vanished": vanished}
 
 
-def _log_error(snap: dict[str, Any]) -> tuple[int, str] | None:
-    """The IB error carried by the order's last log entry (ib_async: "Error 201, reqId 6: text")."""
-    for _at, _status, message, code in snap.get("log") or ():
-        if code:
-            return int(code), (message or "").split(": ", 1)[-1]
-    return None
-
-
-def _price(snap: dict[str, Any]) -> str:
-    if snap.get("limit_price") is not None:
-        return f" {_qty(snap['limit_price'])}"
-    if snap.get("stop_price") is not None:
-        return f" {_qty(snap['stop_price'])}"
+def _price(snap: OrderSnapshot) -> str:
+    if snap.limit_price is not None:
+        return f" {_qty(snap.limit_price)}"
+    if snap.stop_price is not None:
+        return f" {_qty(snap.stop_price)}"
     return ""
 
 

@@ -3,7 +3,8 @@
 Threads of one worker process:
 
 * main: the queue :class:`~worker.consumer.Consumer` (blocking Redis pops) and the executor;
-* ``ib``: the asyncio loop that owns the ib_async connection (:class:`~worker.ib_session.IBSession`);
+* ``ib``: the asyncio loop that owns the ib_async connection (:class:`~worker.ib.IBConnection`; the
+  jobs' requests go through :class:`~worker.ib.Trading` on that loop);
 * ``recorder``: the single database writer (:class:`~worker.recorder.Recorder`);
 * ``heartbeat``: refreshes the Redis heartbeat every :data:`HEARTBEAT_INTERVAL` seconds;
 * the notifier's own thread (``worker.notify``).
@@ -32,21 +33,13 @@ from app.services import FLATTEN_JOB
 from config.settings import Settings
 from worker.consumer import Consumer
 from worker.executor import Executor, Requeue, RetryLater
-from worker.ib_session import IBSession
+from worker.ib import IBConnection, Trading
+from worker.notify import Notifier, enqueue_notices
 from worker.recorder import Recorder
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL = 3.0
-
-
-def _load_notify() -> tuple[Any, Any]:
-    try:
-        from worker.notify import Notifier, enqueue_notices
-    except ImportError:  # pragma: no cover - only while worker/notify is being written
-        log.warning("worker.notify not available: notices disabled")
-        return None, None
-    return Notifier, enqueue_notices
 
 
 class Worker:
@@ -58,29 +51,30 @@ class Worker:
         self.settings = settings
         self.stopping = threading.Event()
         self._signals = 0
-        notifier_cls, enqueue_notices = _load_notify()
-        self.notifier = notifier_cls(settings, ctx.sessions, ctx.redis) if notifier_cls else None
+        self.notifier = Notifier(settings, ctx.sessions, ctx.redis)
         self.recorder = Recorder(
             ctx.sessions,
             ctx.redis,
             settings,
             settings.ib_client_id,
             enqueue_notices=enqueue_notices,
-            wake=self.notifier.wake if self.notifier else None,
+            wake=self.notifier.wake,
         )
-        self.ib = IBSession(
+        self.ib = IBConnection(
             settings.ib_host,
             settings.ib_port,
             settings.ib_client_id,
             settings.ib_account,
-            self.recorder.submit,
+            self.recorder.record,
             probe_interval=probe_interval,
             on_connection_change=self._connection_changed,
         )
+        self.trading = Trading(self.ib)
         self.executor = Executor(
             ctx.sessions,
             self.recorder,
             self.ib,
+            self.trading,
             stale_after=settings.stale_alert_seconds,
             stopping=self.stopping,
         )
@@ -121,8 +115,7 @@ class Worker:
 
     def run(self) -> int:
         """Start everything, consume until stopped, then shut down in order."""
-        if self.notifier is not None:
-            self.notifier.start()
+        self.notifier.start()
         self.ib.start()
         self._heartbeat_thread.start()
         try:
@@ -161,18 +154,16 @@ class Worker:
     def shutdown(self, reason: str) -> None:
         """Disconnect from IB, drain the recorder, stop notices, drop the heartbeat."""
         self.stopping.set()
-        if self.notifier is not None:
-            try:
-                self.notifier.worker_stopping(reason)
-            except Exception:  # noqa: BLE001
-                log.exception("notifier.worker_stopping failed")
+        try:
+            self.notifier.worker_stopping(reason)
+        except Exception:  # noqa: BLE001
+            log.exception("notifier.worker_stopping failed")
         self.ib.stop()
         self.recorder.stop()
-        if self.notifier is not None:
-            try:
-                self.notifier.stop(timeout=5.0)
-            except Exception:  # noqa: BLE001
-                log.exception("notifier.stop failed")
+        try:
+            self.notifier.stop(timeout=5.0)
+        except Exception:  # noqa: BLE001
+            log.exception("notifier.stop failed")
         try:
             self.ctx.redis.delete(self.heartbeat_key)
         except redis.RedisError:
@@ -209,8 +200,7 @@ class Worker:
             self.stopping.wait(HEARTBEAT_INTERVAL)
 
     def _connection_changed(self, connected: bool, detail: str) -> None:
-        if self.notifier is not None:
-            self.notifier.ib_connection_changed(connected, detail)
+        self.notifier.ib_connection_changed(connected, detail)
         try:  # the dashboard sees the change now, not at the next beat
             self.ctx.redis.set(
                 self.heartbeat_key, json.dumps(self.heartbeat()), ex=keys.HEARTBEAT_TTL_SECONDS
@@ -225,7 +215,7 @@ class Worker:
         if not self.ib.wait_ready(self.settings.stale_alert_seconds):
             log.error("flatten requested by %s but IB is not connected", by)
             return "IB not connected"
-        result = self.ib.call(self.ib.flatten(), timeout=60)
+        result = self.ib.call(self.trading.flatten(), timeout=60)
         summary = f"flatten by {by}: {result}"
         log.warning("%s", summary)
         return summary

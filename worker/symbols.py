@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from worker.errors import Refused
+
 # Futures root → exchange. Small on purpose: symbol mapping files (a later issue) extend it.
 FUTURES_EXCHANGES: dict[str, str] = {
     "ES": "CME",
@@ -67,7 +69,7 @@ _EXPLICIT_FUT = re.compile(r"^([A-Z0-9]{1,5}?)([FGHJKMNQUVXZ])(\d{4}|\d{2}|\d)$"
 _FOREX = re.compile(r"^([A-Z]{3})[./]?([A-Z]{3})$")
 
 
-class UnknownSymbol(ValueError):
+class UnknownSymbol(Refused):
     """The ticker cannot be mapped to an IB contract description."""
 
 

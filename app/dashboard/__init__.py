@@ -39,7 +39,7 @@ from app import services
 from app.api import token_ok
 from app.context import AppContext
 from app.dashboard import session as dsession
-from app.models import AlertStatus
+from app.models import IB_ENDED_UNFILLED_STATUSES, AlertStatus
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def order_class(order: dict[str, Any]) -> str:
         return "st-working"
     if order.get("status") == "Filled":
         return "st-ok"
-    if order.get("status") in {"Inactive", "ApiCancelled", "Unknown"} or (
+    if order.get("status") in (IB_ENDED_UNFILLED_STATUSES - {"Cancelled"}) | {"Unknown"} or (
         order.get("last_error") and order.get("status") != "Cancelled"
     ):
         return "st-bad"

@@ -9,17 +9,27 @@ from decimal import Decimal
 import pytest
 
 from ibsim.testing import SimThread
-from worker.ib_session import ContractNotFound, IBSession
+from worker.ib import ContractNotFound, IBConnection, Trading
 from worker.symbols import resolve_ticker
 
 
+class _Session:
+    """The connection and its trading room, as the worker wires them (no recorder)."""
+
+    def __init__(self, port: int) -> None:
+        self.conn = IBConnection("127.0.0.1", port, 21, None, lambda fact: None)
+        self.trading = Trading(self.conn)
+        self.call = self.conn.call
+        self.instrument = self.trading.instrument
+
+
 @pytest.fixture
-def session(sim: SimThread) -> Iterator[IBSession]:
-    ib = IBSession("127.0.0.1", sim.port, 21, None, lambda kind, data: None)
-    ib.start()
-    assert ib.wait_ready(10)
-    yield ib
-    ib.stop()
+def session(sim: SimThread) -> Iterator[_Session]:
+    handle = _Session(sim.port)
+    handle.conn.start()
+    assert handle.conn.wait_ready(10)
+    yield handle
+    handle.conn.stop()
 
 
 @pytest.mark.parametrize(

@@ -219,7 +219,7 @@ def test_drop_with_fills_during_outage_recorded_once(sim, running_worker, redis_
     sim.fault("drop")
     wait_for(lambda: not running_worker.worker.ib.ready, timeout=5)
     wait_for(lambda: running_worker.worker.ib.ready, timeout=10)
-    running_worker.worker.recorder.call(lambda session, events: None)  # barrier: the replay is written
+    running_worker.worker.recorder.run(lambda uow: None).result(30)  # barrier: the replay is written
     fills = _fills(ctx, alert_id)
     assert len(fills) == 3 and len({f.exec_id for f in fills}) == 3
     assert all(f.commission is not None for f in fills)
@@ -313,8 +313,8 @@ def test_orders_sent_but_not_recorded_are_not_failed_nor_resent(sim, running_wor
     sim.set_price("AAPL", 190.0)
     calls = []
 
-    def broken(self, session, events, alert_id, plan, placed, adopted):
-        calls.append((len(placed), len(adopted)))
+    def broken(self, uow, fact):
+        calls.append((len(fact.placed), len(fact.adopted)))
         raise RuntimeError("database unavailable (simulated)")
 
     monkeypatch.setattr(Recorder, "_on_placement", broken)

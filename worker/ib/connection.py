@@ -1,0 +1,324 @@
+"""The ONE long-lived IB connection: an ib_async ``IB`` on its own asyncio loop thread.
+
+* Other threads hand it work with :meth:`IBConnection.call` (``asyncio.run_coroutine_threadsafe``)
+  and never touch ib_async objects themselves.
+* A supervisor task connects with exponential backoff and jitter, watches for loss (the socket
+  closing, error 1100, a periodic ``reqCurrentTime`` probe that times out), reconnects, and after
+  every connect reconciles: it hands the open orders, completed orders, executions and positions
+  that ib_async fetched on connect to the recorder.
+* Every IB event is turned into a :mod:`worker.snapshots` record and given to ``sink(fact)``,
+  which must not block (the recorder queues it for its own database thread). The loop never
+  waits on the database, Redis or Telegram.
+* Pacing: :attr:`pacer` (our :class:`~worker.pacing.Pacer`) gates order traffic at 40/s;
+  ib_async's client throttle (:data:`MAX_MESSAGES_PER_SECOND` per sliding second, queueing)
+  covers every message as a backstop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from ib_async import IB, Trade
+
+from worker.errors import TemporaryError
+from worker.ib.translate import fill_snapshot, order_snapshot, position_snapshot
+from worker.pacing import Pacer
+from worker.snapshots import IBFact, OrderError, Reconciliation
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# IB allows 50 messages per second per connection; ib_async queues beyond this sliding-window limit
+# (a backstop: our own Pacer keeps order traffic at 40 per second, see worker/pacing.py).
+MAX_MESSAGES_PER_SECOND = 45
+# IB codes that mean "the connection to IB's servers is down / back" while the socket stays open.
+CONNECTIVITY_LOST, RESTORED_DATA_LOST, RESTORED_DATA_KEPT = 1100, 1101, 1102
+PACING_VIOLATION = 100  # "Max rate of messages per second has been exceeded"
+
+Sink = Callable[[IBFact], "Future[Any] | None"]
+
+
+class IBUnavailable(TemporaryError):
+    """IB is not connected (temporary: the job waits and retries)."""
+
+
+class IBConnection:
+    """The long-lived IB connection on its own loop thread, with supervisor and reconciliation."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        client_id: int,
+        account: str | None,
+        sink: Sink,
+        *,
+        connect_timeout: float = 4.0,
+        probe_interval: float = 5.0,
+        probe_timeout: float = 3.0,
+        backoff_base: float = 0.25,
+        backoff_cap: float = 5.0,
+        on_connection_change: Callable[[bool, str], None] | None = None,
+    ) -> None:
+        self.host, self.port, self.client_id = host, port, client_id
+        self.account = account
+        self._sink = sink
+        self._connect_timeout = connect_timeout
+        self._probe_interval = probe_interval
+        self._probe_timeout = probe_timeout
+        self._backoff_base, self._backoff_cap = backoff_base, backoff_cap
+        self._on_connection_change = on_connection_change
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run_loop, name="ib", daemon=True)
+        self._ready = threading.Event()
+        self._stopping = False
+        self._supervisor: asyncio.Task[None] | None = None
+        self._lost = asyncio.Event()
+        self._outage = False  # between 1100 and 1101/1102
+        self._last_order: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self.pacer = Pacer()
+        self.ib = IB()
+        self.ib.RaiseRequestErrors = False
+        self.ib.client.MaxRequests = MAX_MESSAGES_PER_SECOND
+        self.ib.client.RequestsInterval = 1.0
+        self.connects = 0
+        self.pacing_violations = 0
+        self.last_change = ""
+
+    # ------------------------------------------------------------------ thread plumbing
+
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_forever()
+        self._loop.close()
+
+    def start(self) -> None:
+        """Start the IB thread and its supervisor (connecting happens in the background)."""
+        self._thread.start()
+        self.call(self._start(), timeout=5)
+
+    async def _start(self) -> None:
+        ib = self.ib
+        ib.disconnectedEvent += self._on_disconnected
+        ib.openOrderEvent += self._on_order
+        ib.orderStatusEvent += self._on_order
+        ib.execDetailsEvent += self._on_exec
+        ib.commissionReportEvent += self._on_commission
+        ib.errorEvent += self._on_error
+        ib.positionEvent += self._on_position
+        self._supervisor = asyncio.ensure_future(self._supervise())
+
+    def call(self, coro: Awaitable[T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the IB loop from another thread and wait for its result."""
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)  # type: ignore[arg-type]
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Disconnect cleanly and stop the IB thread."""
+        if not self._thread.is_alive():
+            return
+        with contextlib.suppress(Exception):
+            self.call(self._shutdown(), timeout=timeout)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout)
+
+    async def _shutdown(self) -> None:
+        self._stopping = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(BaseException):
+                await self._supervisor
+        if self.ib.isConnected():
+            self.ib.disconnect()
+        self._set_ready(False, "worker stopping")
+
+    @property
+    def ready(self) -> bool:
+        """Connected, reconciled and IB's servers reachable (no 1100 in force)."""
+        return self._ready.is_set()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Block (another thread) until ready or ``timeout``."""
+        return self._ready.wait(timeout)
+
+    def require_connected(self) -> None:
+        """Raise :class:`IBUnavailable` unless ready (called on the loop before IB requests)."""
+        if not self.ib.isConnected() or not self.ready:
+            raise IBUnavailable("IB is not connected")
+
+    def _set_ready(self, ready: bool, detail: str) -> None:
+        was = self._ready.is_set()
+        if ready:
+            self._ready.set()
+        else:
+            self._ready.clear()
+        if was != ready:
+            self.last_change = detail
+            log.info("IB %s: %s", "ready" if ready else "not ready", detail)
+            if self._on_connection_change is not None:
+                try:
+                    self._on_connection_change(ready, detail)
+                except Exception:  # noqa: BLE001 - a notifier problem never reaches the IB loop
+                    log.exception("connection-change callback failed")
+
+    # ------------------------------------------------------------------ supervisor
+
+    async def _supervise(self) -> None:
+        attempt = 0
+        while not self._stopping:
+            self._lost.clear()
+            self._outage = False
+            try:
+                await self.ib.connectAsync(
+                    self.host,
+                    self.port,
+                    clientId=self.client_id,
+                    timeout=self._connect_timeout,
+                    account=self.account or "",
+                    raiseSyncErrors=True,  # an incomplete sync would blind the exactly-once check
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure to connect is retried
+                self.ib.disconnect()
+                attempt += 1
+                delay = min(self._backoff_cap, self._backoff_base * 2 ** min(attempt, 10))
+                delay *= random.uniform(0.5, 1.0)  # jitter: many workers must not reconnect in step
+                log.warning(
+                    "IB connect to %s:%s failed (%s); retry in %.2fs", self.host, self.port, exc, delay
+                )
+                self._set_ready(False, f"cannot connect: {exc}")
+                await asyncio.sleep(delay)
+                continue
+            attempt = 0
+            self.connects += 1
+            self._last_order.clear()  # ib_async starts afresh on every connect; so do we
+            if not self.account:
+                accounts = self.ib.managedAccounts()
+                self.account = accounts[0] if accounts else None
+            log.info("IB connected to %s:%s as client %s (account %s)", self.host, self.port,
+                     self.client_id, self.account)  # fmt: skip
+            self._reconcile("connect")
+            if not self._outage:
+                self._set_ready(True, "connected")
+            await self._watch()
+            self._set_ready(False, "connection lost")
+            self.ib.disconnect()
+            if not self._stopping:
+                await asyncio.sleep(self._backoff_base * random.uniform(0.5, 1.0))
+
+    async def _watch(self) -> None:
+        """Return when the connection is lost or the periodic probe fails."""
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lost.wait(), self._probe_interval)
+            if self._lost.is_set() or not self.ib.isConnected():
+                return
+            busy = getattr(self.ib.client, "_isThrottling", False)
+            if time.time() - self.ib.wrapper.time < self._probe_interval or busy:
+                continue  # data arrived lately (or requests are queued behind the pacing): alive
+            try:
+                await asyncio.wait_for(self.ib.reqCurrentTimeAsync(), self._probe_timeout)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                log.warning("IB probe failed (%r); reconnecting", exc)
+                return
+
+    def _reconcile(self, why: str) -> None:
+        """Hand IB's view (fetched by ib_async on connect) to the recorder."""
+        ib = self.ib
+        trades = ib.trades()
+        by_perm = {t.order.permId: t for t in trades if t.order.permId}
+        fact = Reconciliation(
+            why=why,
+            client_id=self.client_id,
+            account=self.account,
+            orders=[order_snapshot(t) for t in trades],
+            fills=[fill_snapshot(by_perm.get(f.execution.permId), f) for f in ib.fills()],
+            positions=[position_snapshot(p) for p in ib.positions()],
+        )
+        log.info("reconcile (%s): %d orders, %d executions, %d positions", why, len(fact.orders),
+                 len(fact.fills), len(fact.positions))  # fmt: skip
+        self.emit(fact)
+
+    # ------------------------------------------------------------------ events → recorder
+
+    def emit(self, fact: IBFact) -> Future[Any] | None:
+        """Give a fact to the recorder; the loop survives a recorder problem."""
+        try:
+            return self._sink(fact)
+        except Exception:  # noqa: BLE001
+            log.exception("recorder sink failed for %s", type(fact).__name__)
+            return None
+
+    def _on_disconnected(self) -> None:
+        self._lost.set()
+        self._set_ready(False, "disconnected")
+
+    def _on_order(self, trade: Trade) -> None:
+        snap = order_snapshot(trade)
+        # openOrder and orderStatus often repeat the same facts: record a change only once
+        key = (snap.perm_id, snap.ib_order_id, snap.client_id)
+        digest = (snap.status, snap.filled, snap.perm_id, snap.limit_price, snap.stop_price,
+                  snap.quantity, snap.avg_fill_price)  # fmt: skip
+        if self._last_order.get(key) == digest:
+            return
+        self._last_order[key] = digest
+        self.emit(snap)
+
+    def _on_exec(self, trade: Trade, fill: Any) -> None:
+        self.emit(fill_snapshot(trade, fill))
+
+    def _on_commission(self, trade: Trade, fill: Any, report: Any) -> None:
+        self.emit(fill_snapshot(trade, fill))
+
+    def _on_position(self, pos: Any) -> None:
+        self.emit(position_snapshot(pos))
+
+    def _on_error(self, req_id: int, code: int, text: str, contract: Any = None) -> None:
+        if code == PACING_VIOLATION:
+            self.pacing_violations += 1
+            log.error("IB refused a message for pacing (%s): %s", req_id, text)
+        if code == CONNECTIVITY_LOST:
+            self._outage = True
+            self._set_ready(False, f"{code} {text}")
+            return
+        if code in (RESTORED_DATA_LOST, RESTORED_DATA_KEPT):
+            self._outage = False
+            if self.ib.isConnected():
+                asyncio.ensure_future(self._after_restore(code, text))
+            return
+        if req_id is None or req_id <= 0:
+            return
+        trade = self._trade_by_order_id(req_id)
+        if trade is None:
+            return
+        self.emit(OrderError(order_snapshot(trade), code, text))
+
+    async def _after_restore(self, code: int, text: str) -> None:
+        """IB's servers are back: re-read orders and executions (fills may have happened)."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.ib.reqOpenOrdersAsync(), 5)
+            await asyncio.wait_for(self.ib.reqExecutionsAsync(), 5)
+        self._reconcile(f"restored {code}")
+        if not self._outage:
+            self._set_ready(True, f"{code} {text}")
+
+    def _trade_by_order_id(self, order_id: int) -> Trade | None:
+        for trade in self.ib.trades():
+            if trade.order.orderId == order_id and trade.order.clientId in (self.client_id, 0):
+                return trade
+        return None

@@ -1,0 +1,167 @@
+"""Pure translation between ib_async objects and tv2ib's records (no I/O, no loop)."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from ib_async import Contract, Crypto, Forex, Stock, Trade
+from ib_async import Future as IBFuture
+from ib_async.util import UNSET_DOUBLE
+
+from worker.planner import Instrument
+from worker.snapshots import FillSnapshot, OrderSnapshot, PositionSnapshot
+from worker.symbols import ContractSpec
+
+# Exchanges for a contract IB returns without one (a position's contract, for closing it).
+DEFAULT_EXCHANGES = {"STK": "SMART", "CASH": "IDEALPRO", "CRYPTO": "PAXOS"}
+
+
+def num(value: float | None) -> Decimal | None:
+    """IB's float (UNSET_DOUBLE = unset) as a Decimal with the digits IB sent."""
+    if value is None or value == UNSET_DOUBLE or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return Decimal(str(value))
+
+
+def order_snapshot(trade: Trade) -> OrderSnapshot:
+    """A plain, thread-safe copy of an order's identity, terms and status."""
+    order, contract, status = trade.order, trade.contract, trade.orderStatus
+    return OrderSnapshot(
+        order_ref=order.orderRef or "",
+        ib_order_id=order.orderId or None,
+        perm_id=order.permId or status.permId or None,
+        parent_ib_order_id=order.parentId or None,
+        client_id=order.clientId,
+        account=order.account or None,
+        con_id=contract.conId or None,
+        symbol=contract.symbol,
+        local_symbol=contract.localSymbol,
+        sec_type=contract.secType,
+        action=order.action,
+        order_type=order.orderType,
+        quantity=num(order.totalQuantity) or Decimal(0),
+        limit_price=num(order.lmtPrice) if order.orderType in ("LMT", "STP LMT") else None,
+        stop_price=num(order.auxPrice) if order.orderType in ("STP", "STP LMT", "TRAIL") else None,
+        tif=order.tif or None,
+        oca_group=order.ocaGroup or None,
+        status=status.status or "PendingSubmit",
+        filled=num(status.filled) or Decimal(0),
+        remaining=num(status.remaining),
+        avg_fill_price=num(status.avgFillPrice) if status.filled else None,
+        why_held=status.whyHeld or None,
+        log=tuple((e.time.isoformat(), e.status, e.message, e.errorCode) for e in trade.log[-1:]),
+    )
+
+
+def fill_snapshot(trade: Trade | None, fill: Any) -> FillSnapshot:
+    """A plain copy of one execution (with its commission report when already received)."""
+    ex, contract, report = fill.execution, fill.contract, fill.commissionReport
+    reported = bool(report and report.execId)
+    when = ex.time if isinstance(ex.time, datetime) else datetime.now(UTC)
+    return FillSnapshot(
+        exec_id=ex.execId,
+        order_ref=ex.orderRef or (trade.order.orderRef if trade else "") or "",
+        ib_order_id=ex.orderId or None,
+        perm_id=ex.permId or None,
+        client_id=ex.clientId,
+        account=ex.acctNumber or None,
+        con_id=contract.conId or None,
+        symbol=contract.symbol,
+        local_symbol=contract.localSymbol,
+        sec_type=contract.secType,
+        side=ex.side,
+        quantity=num(ex.shares) or Decimal(0),
+        price=num(ex.price) or Decimal(0),
+        cum_quantity=num(ex.cumQty),
+        avg_price=num(ex.avgPrice),
+        order_quantity=num(trade.order.totalQuantity) if trade else None,
+        time=when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC),
+        commission=num(report.commission) if reported else None,
+        commission_currency=(report.currency or None) if reported else None,
+        realized_pnl=num(report.realizedPNL) if reported else None,
+    )
+
+
+def position_snapshot(pos: Any) -> PositionSnapshot:
+    """A plain copy of one position."""
+    contract = pos.contract
+    return PositionSnapshot(
+        account=pos.account,
+        con_id=contract.conId,
+        symbol=contract.symbol,
+        sec_type=contract.secType,
+        local_symbol=contract.localSymbol,
+        quantity=num(pos.position) or Decimal(0),
+        avg_cost=num(pos.avgCost),
+    )
+
+
+def request_contract(spec: ContractSpec) -> Contract:
+    """The contract to ask IB's contract details for."""
+    if spec.sec_type == "CASH":
+        return Forex(spec.symbol + spec.currency, exchange=spec.exchange)
+    if spec.sec_type == "CRYPTO":
+        return Crypto(spec.symbol, spec.exchange, spec.currency)
+    if spec.sec_type == "FUT":
+        return IBFuture(spec.symbol, spec.contract_month, spec.exchange, currency=spec.currency)
+    return Stock(spec.symbol, spec.exchange, spec.currency, primaryExchange=spec.primary_exchange)
+
+
+def describe(spec: ContractSpec) -> str:
+    """``FUT ES (front #1) on CME in USD`` (for refusals)."""
+    text = f"{spec.sec_type} {spec.symbol}"
+    if spec.contract_month:
+        text += f" {spec.contract_month}"
+    if spec.front_index:
+        text += f" (front #{spec.front_index})"
+    return f"{text} on {spec.exchange} in {spec.currency}"
+
+
+def pick_details(details: list[Any], spec: ContractSpec, today: str) -> list[Any]:
+    """The contract details that answer ``spec``: for a future, the n-th unexpired by expiry."""
+    details = [d for d in details if d.contract is not None]
+    if spec.sec_type != "FUT":
+        return details
+    details = [d for d in details if (d.contract.lastTradeDateOrContractMonth or "")[:8] >= today[:8]]
+    details.sort(key=lambda d: d.contract.lastTradeDateOrContractMonth)
+    if spec.front_index:
+        return details[spec.front_index - 1 : spec.front_index]
+    return details[:1]
+
+
+def instrument_of(detail: Any, spec: ContractSpec) -> tuple[Contract, Instrument]:
+    """The contract to trade and the facts the planner needs, from one contract detail."""
+    contract = detail.contract
+    if spec.sec_type != "STK" and not contract.exchange:
+        contract.exchange = spec.exchange
+    if spec.sec_type == "STK":
+        contract.exchange = "SMART"
+    increment = num(getattr(detail, "sizeIncrement", None)) or Decimal(0)
+    minimum = num(getattr(detail, "minSize", None)) or Decimal(0)
+    if increment <= 0:
+        increment = Decimal("0.00000001") if spec.sec_type == "CRYPTO" else Decimal(1)
+    if minimum <= 0:
+        minimum = increment
+    inst = Instrument(
+        con_id=contract.conId,
+        symbol=contract.symbol,
+        sec_type=contract.secType,
+        exchange=contract.exchange,
+        currency=contract.currency,
+        local_symbol=contract.localSymbol,
+        min_tick=num(detail.minTick) or Decimal("0.01"),
+        min_size=minimum,
+        size_increment=increment,
+        multiplier=contract.multiplier or "",
+    )
+    return contract, inst
+
+
+def closing_contract(contract: Contract) -> Contract:
+    """A position's contract made orderable (IB reports positions without an exchange)."""
+    if not contract.exchange:
+        contract.exchange = DEFAULT_EXCHANGES.get(contract.secType, contract.primaryExchange or "SMART")
+    return contract

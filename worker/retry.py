@@ -1,0 +1,52 @@
+"""One retry primitive: capped exponential backoff with jitter, for named exceptions only."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+def backoff_delay(attempt: int, base: float, cap: float, jitter: bool = True) -> float:
+    """The wait before retry number ``attempt`` (1-based): base * 2^(attempt-1), capped; with
+    jitter a uniform share of 50-100% of it, so many processes never retry in step."""
+    delay = min(cap, base * 2 ** min(attempt - 1, 16))
+    return delay * random.uniform(0.5, 1.0) if jitter else delay
+
+
+def retry(
+    fn: Callable[[], T],
+    *,
+    on: tuple[type[BaseException], ...],
+    what: str,
+    base: float = 0.2,
+    cap: float = 5.0,
+    attempts: int | None = None,
+    stop: threading.Event | None = None,
+) -> T:
+    """Call ``fn`` until it returns; retry only exceptions in ``on``, waiting with backoff.
+
+    ``attempts`` caps the calls (None: until ``stop`` is set). When ``stop`` is set while waiting,
+    the last exception is raised. Each retry is logged with ``what``.
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return fn()
+        except on as exc:
+            if attempts is not None and attempt >= attempts:
+                raise
+            delay = backoff_delay(attempt, base, cap)
+            log.warning("%s failed (%s); retry in %.1fs", what, exc, delay)
+            if stop is not None:
+                if stop.wait(delay):
+                    raise
+            else:
+                time.sleep(delay)
