@@ -85,6 +85,7 @@ class Executor:
         stale_after: float,
         stopping: threading.Event,
         ib_call_timeout: float = 30.0,
+        max_order_quantity: Decimal | None = None,
     ) -> None:
         self.sessions = sessions
         self.recorder = recorder
@@ -92,6 +93,7 @@ class Executor:
         self.stale_after = stale_after
         self.stopping = stopping
         self.ib_call_timeout = ib_call_timeout
+        self.max_order_quantity = max_order_quantity
         self.timings: dict[str, float] = {}
         self.sent = False  # some leg of the current job went out to IB
 
@@ -181,7 +183,7 @@ class Executor:
             if needs_market_reference(payload):
                 market, source = await self.ib.market_price(contract)
             try:
-                plan = plan_bracket(payload, inst, market, source)
+                plan = plan_bracket(payload, inst, market, source, max_quantity=self.max_order_quantity)
             except PlanRejected as exc:
                 return None, str(exc), None
             crash_point("before_place")
