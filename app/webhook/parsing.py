@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,9 +138,7 @@ def _duplicate_paths(root: dict[str, Any], repeated: dict[int, list[str]]) -> tu
     return tuple(sorted(paths))
 
 
-def _parse_text(
-    text: str, object_pairs_hook: Any
-) -> tuple[dict[str, Any] | None, str | None, str | None]:
+def _parse_text(text: str, object_pairs_hook: Any) -> tuple[dict[str, Any] | None, str | None, str | None]:
     try:
         value = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=object_pairs_hook)
     except RecursionError:

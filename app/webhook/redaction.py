@@ -119,7 +119,9 @@ def _decode(token: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def nest(paths: Iterable[tuple[str, ...]], message: str, errors: dict[str, Any] | None = None) -> dict[str, Any]:
+def nest(
+    paths: Iterable[tuple[str, ...]], message: str, errors: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Field errors (``{"takeProfit": {"percent": [message]}}``) for ``paths``, added to ``errors``."""
     errors = {} if errors is None else errors
     for path in paths:

@@ -583,9 +583,9 @@ def _over_ceiling(loaded: Mapping[str, Any], max_quantity: Decimal) -> dict[str,
     """Sizes above ``MAX_ORDER_QUANTITY`` (dollar and percent quantities are not sizes)."""
     errors: dict[str, Any] = {}
     message = f"must be at most MAX_ORDER_QUANTITY ({max_quantity}), a guard against absurd sizes"
-    if loaded.get("quantityType", "fixed_quantity") == "fixed_quantity":
-        if "quantity" in loaded and Decimal(str(loaded["quantity"])) > max_quantity:
-            errors["quantity"] = [message]
+    fixed = loaded.get("quantityType", "fixed_quantity") == "fixed_quantity"
+    if fixed and "quantity" in loaded and Decimal(str(loaded["quantity"])) > max_quantity:
+        errors["quantity"] = [message]
     if "positionSize" in loaded and abs(Decimal(str(loaded["positionSize"]))) > max_quantity:
         errors["positionSize"] = ["its size " + message]
     return errors

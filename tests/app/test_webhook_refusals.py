@@ -47,7 +47,11 @@ def _field(answer, *path):
             ("takeProfit", "amount"),
             "at or below 0",
         ),
-        ({"stopLoss": {"type": "trailing_stop", "trailPercent": 100}}, ("stopLoss", "trailPercent"), "below 100"),
+        (
+            {"stopLoss": {"type": "trailing_stop", "trailPercent": 100}},
+            ("stopLoss", "trailPercent"),
+            "below 100",
+        ),
         ({"orderType": "trailing_stop", "trailPercent": 100}, ("trailPercent",), "below 100"),
         ({"price": 0}, ("price",), "greater than 0"),
         ({"price": "1e-400"}, ("price",), "too close to 0"),
@@ -66,7 +70,9 @@ def test_prices_that_can_never_be_valid_are_422_naming_the_field(client, redis_c
 def test_exits_away_from_zero_stay_valid(client):
     # a long's take-profit may be 1000 % above; a short's stop-loss far above is its own business
     assert post(client, alert_body(price=10, takeProfit={"percent": 1000})).status_code == 202
-    answer = post(client, alert_body(action="sell", price=10, stopLoss={"amount": 50}, takeProfit={"percent": 99}))
+    answer = post(
+        client, alert_body(action="sell", price=10, stopLoss={"amount": 50}, takeProfit={"percent": 99})
+    )
     assert answer.status_code == 202, answer.get_json()
 
 
@@ -140,7 +146,10 @@ def _masked(body: str) -> str:
     [
         ('"quantity": 1, "quantity": 1000', ("quantity",)),
         ('"quantity": 1, "takeProfit": {"percent": 1, "percent": 50}', ("takeProfit", "percent")),
-        ('"quantity": 1, "stopLoss": {"stopPrice": 90, "type": "stop", "stopPrice": 1}', ("stopLoss", "stopPrice")),
+        (
+            '"quantity": 1, "stopLoss": {"stopPrice": 90, "type": "stop", "stopPrice": 1}',
+            ("stopLoss", "stopPrice"),
+        ),
         ('"quantity": 1, "extras": {"legs": [{"a": 1, "a": 2}]}', ("extras", "legs", "0", "a")),
         ('"quantity": 1, "action": "sell"', ("action",)),
     ],
@@ -157,7 +166,9 @@ def test_duplicate_keys_are_422_naming_the_key_and_stored_as_sent(client, ctx, r
 
 
 def test_duplicate_secret_key_is_refused_and_both_values_masked(client, ctx):
-    raw = '{"secret": "some-other-guess-value", "secret": "' + SECRET + '", "ticker": "AAPL", "action": "buy"}'
+    raw = (
+        '{"secret": "some-other-guess-value", "secret": "' + SECRET + '", "ticker": "AAPL", "action": "buy"}'
+    )
     answer = post(client, raw)
     assert answer.status_code == 422 and "more than once" in _field(answer, "secret")
     stored = get_alert(ctx, answer.get_json()["alert_id"]).raw_body
@@ -165,11 +176,18 @@ def test_duplicate_secret_key_is_refused_and_both_values_masked(client, ctx):
 
 
 def test_valid_body_is_stored_byte_for_byte_but_the_secret(client, ctx):
-    raw = '{ "ticker":"NASDAQ:AAPL",\n  "quantity" : 1.50, "action":"buy", "secret" :"' + SECRET + '", "price":1.0e2}'
+    raw = (
+        '{ "ticker":"NASDAQ:AAPL",\n  "quantity" : 1.50, "action":"buy", "secret" :"'
+        + SECRET
+        + '", "price":1.0e2}'
+    )
     answer = post(client, raw, content_type="text/plain")
     assert answer.status_code == 202, answer.get_json()
     stored = get_alert(ctx, answer.get_json()["alert_id"]).raw_body
-    assert stored == '{ "ticker":"NASDAQ:AAPL",\n  "quantity" : 1.50, "action":"buy", "secret" :"***", "price":1.0e2}'
+    assert (
+        stored
+        == '{ "ticker":"NASDAQ:AAPL",\n  "quantity" : 1.50, "action":"buy", "secret" :"***", "price":1.0e2}'
+    )
 
 
 def test_escaped_spelling_of_the_secret_is_masked_too(client, ctx):
@@ -189,7 +207,9 @@ def test_api_and_dashboard_show_the_body_as_sent(client):
     assert detail["errors"]["quantity"] and detail["status"] == "invalid"
     assert client.post("/login", data={"token": TOKEN}).status_code == 302
     page = client.get(f"/alerts/{alert_id}").get_data(as_text=True)
-    assert "&#34;quantity&#34;: 1, &#34;quantity&#34;: 1000" in page or '"quantity": 1, "quantity": 1000' in page
+    assert (
+        "&#34;quantity&#34;: 1, &#34;quantity&#34;: 1000" in page or '"quantity": 1, "quantity": 1000' in page
+    )
     assert SECRET not in page
 
 
@@ -215,7 +235,9 @@ def _no_secret_anywhere(text: str, *secrets: str) -> None:
         ({"extras": {"admin": TOKEN}}, ("extras", "admin")),  # any configured secret
     ],
 )
-def test_a_field_holding_the_secret_is_422_and_never_echoed_stored_or_shown(client, ctx, redis_client, fields, path):
+def test_a_field_holding_the_secret_is_422_and_never_echoed_stored_or_shown(
+    client, ctx, redis_client, fields, path
+):
     answer = post(client, alert_body(**fields))
     assert answer.status_code == 422, answer.get_json()
     assert "holds the secret" in _field(answer, *path)
@@ -226,7 +248,9 @@ def test_a_field_holding_the_secret_is_422_and_never_echoed_stored_or_shown(clie
               json.dumps(row.payload)]  # fmt: skip
     _no_secret_anywhere(" ".join(str(s) for s in stored), SECRET, TOKEN)
     alert_id = answer.get_json()["alert_id"]
-    _no_secret_anywhere(client.get(f"/api/alerts/{alert_id}", headers=AUTH).get_data(as_text=True), SECRET, TOKEN)
+    _no_secret_anywhere(
+        client.get(f"/api/alerts/{alert_id}", headers=AUTH).get_data(as_text=True), SECRET, TOKEN
+    )
     _no_secret_anywhere(client.get("/api/alerts", headers=AUTH).get_data(as_text=True), SECRET, TOKEN)
 
 
@@ -260,7 +284,9 @@ def test_placeholder_holding_the_secret_is_not_echoed_by_the_400(client, ctx):
 # ---- fuzz: duplicate keys at any depth never make a 5xx ---------------------------------------
 
 _keys = st.sampled_from(["quantity", "ticker", "action", "secret", "takeProfit", "percent", "extras", "a"])
-_leaf = st.one_of(st.integers(-5, 10**13), st.sampled_from(['"buy"', '"AAPL"', f'"{SECRET}"', "1e-400", '"x"', "null"]))
+_leaf = st.one_of(
+    st.integers(-5, 10**13), st.sampled_from(['"buy"', '"AAPL"', f'"{SECRET}"', "1e-400", '"x"', "null"])
+)
 
 
 def _object(children):

@@ -152,11 +152,17 @@ def test_exit_plan():
             r"stop-loss from stopLoss.percent=100 comes to 0(\.00)?: a price must be above 0",
         ),
         ({"action": "buy", "quantity": 1, "price": 5, "stopLoss": {"amount": 7}}, "stop-loss .* above 0"),
-        ({"action": "sell", "quantity": 1, "price": 1, "takeProfit": {"ticks": 500}}, "take-profit .* above 0"),
+        (
+            {"action": "sell", "quantity": 1, "price": 1, "takeProfit": {"ticks": 500}},
+            "take-profit .* above 0",
+        ),
         # a stop 0.004 above zero rounds onto 0.00 for a short's target (BUY limit rounds down)
         ({"action": "sell", "quantity": 1, "price": 1, "takeProfit": {"limitPrice": 0.004}}, "above 0"),
         # a limit entry smaller than a tick rounds down to 0
-        ({"action": "buy", "quantity": 1, "orderType": "limit", "limitPrice": 0.004}, "entry limit .* above 0"),
+        (
+            {"action": "buy", "quantity": 1, "orderType": "limit", "limitPrice": 0.004},
+            "entry limit .* above 0",
+        ),
     ],
 )
 def test_no_leg_is_planned_at_or_below_zero(payload, reason):

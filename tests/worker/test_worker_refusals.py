@@ -19,20 +19,37 @@ def _orders_of(sim, alert_id):
     [
         # the probe's LMT -1710
         (
-            {"ticker": "AAPL", "action": "sell", "quantity": 1, "price": 190, "takeProfit": {"percent": 1000}},
+            {
+                "ticker": "AAPL",
+                "action": "sell",
+                "quantity": 1,
+                "price": 190,
+                "takeProfit": {"percent": 1000},
+            },
             "take-profit from takeProfit.percent=1000 comes to -1710",
         ),
         # the probe's STP 0 (IB rejected it; the entry and the take-profit then sat PendingSubmit)
         (
-            {"ticker": "AAPL", "action": "buy", "quantity": 1, "price": 190,
-             "takeProfit": {"percent": 1}, "stopLoss": {"percent": 100}},
+            {
+                "ticker": "AAPL",
+                "action": "buy",
+                "quantity": 1,
+                "price": 190,
+                "takeProfit": {"percent": 1},
+                "stopLoss": {"percent": 100},
+            },
             "stop-loss from stopLoss.percent=100 comes to 0",
-        ),  # fmt: skip
+        ),
         # the probe's quantity 1e12, filled by ibsim
-        ({"ticker": "AAPL", "action": "buy", "quantity": 10**12, "price": 190}, "above MAX_ORDER_QUANTITY 1000000"),
+        (
+            {"ticker": "AAPL", "action": "buy", "quantity": 10**12, "price": 190},
+            "above MAX_ORDER_QUANTITY 1000000",
+        ),
     ],
 )
-def test_nonsense_orders_are_rejected_with_the_reason_and_nothing_is_placed(sim, running_worker, payload, reason):
+def test_nonsense_orders_are_rejected_with_the_reason_and_nothing_is_placed(
+    sim, running_worker, payload, reason
+):
     ctx = running_worker.ctx
     sim.set_price("AAPL", 190.0)
     alert_id = add_alert(ctx, payload)
