@@ -84,7 +84,7 @@ class Intake:
             (tuple(self.redactor.text(p)[:64] for p in path) for path in decoded.duplicate_keys[:20]),
             DUPLICATE_KEY_MESSAGE,
         )
-        return nest(self.redactor.holders(alert), HOLDER_MESSAGE, errors)
+        return nest(self.redactor.holders(alert, decoded.text), HOLDER_MESSAGE, errors)
 
     def _shown_columns(self, alert: dict[str, Any]) -> dict[str, Any]:
         return {k: self.redactor.text(v) for k in _SHOWN_COLUMNS if isinstance(v := alert.get(k), str)}

@@ -231,6 +231,7 @@ def _no_secret_anywhere(text: str, *secrets: str) -> None:
         ({"id": "tv-" + SECRET}, ("id",)),
         ({"extras": {"note": f"my secret is {SECRET}!"}}, ("extras", "note")),
         ({"extras": {SECRET: 1}}, ("extras", "***")),
+        ({"extras": {"secret": SECRET}}, ("extras", "secret")),  # a nested "secret" is a field
         ({"strategy": SECRET, "action": "buyy"}, ("strategy",)),  # invalid for other reasons too
         ({"extras": {"admin": TOKEN}}, ("extras", "admin")),  # any configured secret
     ],
@@ -252,6 +253,11 @@ def test_a_field_holding_the_secret_is_422_and_never_echoed_stored_or_shown(
         client.get(f"/api/alerts/{alert_id}", headers=AUTH).get_data(as_text=True), SECRET, TOKEN
     )
     _no_secret_anywhere(client.get("/api/alerts", headers=AUTH).get_data(as_text=True), SECRET, TOKEN)
+
+
+def test_secret_in_header_and_in_a_nested_secret_key_is_refused(client):
+    answer = post(client, alert_body(secret=None, extras={"secret": SECRET}), **{"X-Webhook-Secret": SECRET})
+    assert answer.status_code == 422 and "holds the secret" in _field(answer, "extras", "secret")
 
 
 def test_invalid_alert_columns_are_masked_in_lists(client, ctx):
