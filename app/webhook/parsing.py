@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,13 +180,6 @@ def secret_in_text(text: str | None) -> str | None:
         return None
     match = _SECRET_IN_TEXT.search(text)
     return match.group(1) if match else None
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret value in ``text`` with ``***``."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
 
 
 def stored_body(text: str | None, raw: bytes, redactor: Redactor) -> str:
