@@ -9,9 +9,18 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 MIN_SECRET_LENGTH = 16
+# A typo guard until per-contract risk limits exist, not a risk limit: IDEALPRO forex is sized in
+# units of the base currency (one standard lot = 100,000 EUR), so the ceiling must let a 10-lot
+# forex order through while refusing sizes no retail account sends (a timestamp, a volume or a
+# price pasted into the quantity: 1e12 was once accepted).
+DEFAULT_MAX_ORDER_QUANTITY = Decimal(1_000_000)
+# IB's finest size increment (crypto at PAXOS: 0.00000001); a quantity with more decimals can
+# never be a valid IB order size.
+MAX_QUANTITY_DECIMALS = 8
 DEFAULT_SQLITE_URL = "sqlite:///var/tv2ib.db"
 
 
@@ -45,6 +54,19 @@ def _float(name: str, raw: str, minimum: float | None = None) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
     if minimum is not None and value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _quantity(name: str, raw: str) -> Decimal:
+    """A positive order quantity with at most :data:`MAX_QUANTITY_DECIMALS` decimals."""
+    try:
+        value = Decimal(raw.strip())
+    except (InvalidOperation, ValueError):
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not value.is_finite() or value <= 0 or value > Decimal("1e12"):
+        raise SettingsError(f"{name} must be above 0 and at most 1000000000000, got {raw!r}")
+    if value != value.quantize(Decimal(1).scaleb(-MAX_QUANTITY_DECIMALS)):
+        raise SettingsError(f"{name} may have at most {MAX_QUANTITY_DECIMALS} decimals, got {raw!r}")
     return value
 
 
@@ -164,6 +186,7 @@ class Settings:
     ib_client_id: int = 1
     ib_account: str | None = None
     stale_alert_seconds: float = 120.0
+    max_order_quantity: Decimal = DEFAULT_MAX_ORDER_QUANTITY
     telegram_bot_token: str | None = None
     telegram_chat_ids: tuple[str, ...] = ()
     telegram_api_url: str = "https://api.telegram.org/bot"
@@ -238,6 +261,8 @@ class Settings:
                 kwargs[attr] = _float(name, get(name), minimum)
         for attr, name in (("rate_limit", "RATE_LIMIT"), ("auth_failure_limit", "AUTH_FAILURE_LIMIT")):
             _rate(name, str(kwargs[attr]))
+        if get("MAX_ORDER_QUANTITY") not in (None, ""):
+            kwargs["max_order_quantity"] = _quantity("MAX_ORDER_QUANTITY", get("MAX_ORDER_QUANTITY"))
         if get("TRADINGVIEW_IPS_ONLY") not in (None, ""):
             kwargs["tradingview_ips_only"] = _bool("TRADINGVIEW_IPS_ONLY", get("TRADINGVIEW_IPS_ONLY"))
         return cls(**kwargs)  # type: ignore[arg-type]

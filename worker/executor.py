@@ -116,6 +116,7 @@ class Executor:
         stale_after: float,
         stopping: threading.Event,
         ib_call_timeout: float = 30.0,
+        max_order_quantity: Decimal | None = None,
     ) -> None:
         self.sessions = sessions
         self.recorder = recorder
@@ -124,6 +125,7 @@ class Executor:
         self.stale_after = stale_after
         self.stopping = stopping
         self.ib_call_timeout = ib_call_timeout
+        self.max_order_quantity = max_order_quantity
 
     # ------------------------------------------------------------------ the job
 
@@ -205,7 +207,7 @@ class Executor:
             market, source = None, "ib"
             if needs_market_reference(payload):
                 market, source = await self.trading.market_price(contract)
-            plan = plan_bracket(payload, inst, market, source)
+            plan = plan_bracket(payload, inst, market, source, max_quantity=self.max_order_quantity)
             crash_point("before_place")
             placement = await self.trading.place_legs(
                 job.alert_id, contract, plan.legs, plan.oca_type,

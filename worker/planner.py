@@ -159,8 +159,9 @@ def needs_market_reference(payload: dict[str, Any]) -> bool:
     return payload.get("price") in (None, "") and payload.get("signalPrice") in (None, "")
 
 
-def quantity_of(payload: dict[str, Any], inst: Instrument) -> Decimal:
-    """The fixed quantity, checked against the contract's size rules."""
+def quantity_of(payload: dict[str, Any], inst: Instrument, max_quantity: Decimal | None = None) -> Decimal:
+    """The fixed quantity, checked against the contract's size rules and the ``MAX_ORDER_QUANTITY``
+    ceiling (``max_quantity``; None: no ceiling)."""
     if payload.get("positionSize") not in (None, ""):
         raise PlanRejected("positionSize (target position) is not supported yet; send quantity")
     qtype = payload.get("quantityType") or "fixed_quantity"
@@ -171,6 +172,11 @@ def quantity_of(payload: dict[str, Any], inst: Instrument) -> Decimal:
         raise PlanRejected("quantity is required")
     if qty <= 0:
         raise PlanRejected(f"quantity must be positive, got {qty}")
+    if max_quantity is not None and qty > max_quantity:
+        raise PlanRejected(
+            f"quantity {qty} is above MAX_ORDER_QUANTITY {max_quantity} (a guard against absurd sizes; "
+            "raise the setting if this size is meant)"
+        )
     if qty < inst.min_size:
         raise PlanRejected(f"quantity {qty} is below the contract's minimum size {inst.min_size}")
     if (
@@ -218,12 +224,18 @@ def plan_bracket(
     inst: Instrument,
     market_price: Decimal | None = None,
     market_source: str = "ib snapshot",
+    *,
+    max_quantity: Decimal | None = None,
 ) -> Plan:
-    """Entry (market or limit) with optional take-profit and stop-loss children on the tick grid."""
+    """Entry (market or limit) with optional take-profit and stop-loss children on the tick grid.
+
+    Refused (:class:`PlanRejected`) before anything is sent when any leg's price, after rounding,
+    is not strictly positive: a 100 % stop-loss below a long, a 1000 % take-profit below a short
+    or a tiny limit rounded down to 0 would otherwise reach IB as STP 0 or LMT -1710."""
     side = entry_side(payload)
     exit_side = "SELL" if side == "BUY" else "BUY"
     sign = 1 if side == "BUY" else -1  # +1: target above, stop below the entry
-    qty = quantity_of(payload, inst)
+    qty = quantity_of(payload, inst, max_quantity)
     tick = inst.min_tick
     tif_raw = str(payload.get("timeInForce") or "day").lower()
     if tif_raw not in TIF_MAP:
@@ -238,6 +250,7 @@ def plan_bracket(
         if asked is None or asked <= 0:
             raise PlanRejected("a limit entry needs a positive limitPrice")
         entry_price = round_to_tick(asked, tick, limit_direction(side))
+        _require_positive("entry limit", f"limit price {asked} on tick {tick}", entry_price)
         if entry_price != asked:
             plan.notes.append(f"entry limit {asked} rounded to {entry_price} (tick {tick})")
         entry = Leg("entry", side, "LMT", qty, limit_price=entry_price, tif=tif, outside_rth=outside_rth)
@@ -260,6 +273,7 @@ def plan_bracket(
     if tp_spec:
         raw, how = _offset_price(dict(tp_spec), "takeProfit", ref, tick, sign)
         price = round_to_tick(raw, tick, limit_direction(exit_side))
+        _require_positive("take-profit", how, price)
         if ref is not None and (price - ref) * sign <= 0:
             raise PlanRejected(
                 f"take-profit {price} is not {'above' if sign > 0 else 'below'} the entry reference {ref}"
@@ -274,6 +288,7 @@ def plan_bracket(
             raise PlanRejected(f"stopLoss type {sl_type!r} is not supported yet (stop)")
         raw, how = _offset_price(sl, "stopLoss", ref, tick, -sign)
         price = round_to_tick(raw, tick, protective_stop_direction(exit_side))
+        _require_positive("stop-loss", how, price)
         if ref is not None and (ref - price) * sign <= 0:
             raise PlanRejected(
                 f"stop-loss {price} is not {'below' if sign > 0 else 'above'} the entry reference {ref}"
@@ -285,10 +300,21 @@ def plan_bracket(
         raise PlanRejected("no reference price to check the take-profit / stop-loss against")
     # IB's bracket protocol: every leg but the last waits (transmit=False); the last sends them all.
     legs = [entry, *children]
+    for leg in legs:  # the last word before IB: no leg leaves with a price at or below zero
+        for kind, value in (("limit", leg.limit_price), ("stop", leg.stop_price)):
+            if value is not None:
+                _require_positive(f"{leg.leg} {kind} price", "the plan", value)
     plan.legs = [
         Leg(**{**leg.__dict__, "transmit": index == len(legs) - 1}) for index, leg in enumerate(legs)
     ]
     return plan
+
+
+def _require_positive(what: str, how: str, price: Decimal) -> None:
+    if price <= 0:
+        raise PlanRejected(
+            f"{what} from {how} comes to {price}: a price must be above 0; nothing was sent to IB"
+        )
 
 
 def plan_exit(inst: Instrument, position: Decimal, payload: dict[str, Any]) -> Plan:

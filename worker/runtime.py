@@ -77,6 +77,7 @@ class Worker:
             self.trading,
             stale_after=settings.stale_alert_seconds,
             stopping=self.stopping,
+            max_order_quantity=settings.max_order_quantity,
         )
         # blocking pops need a socket timeout above the block time (the context's client has 1 s)
         self.queue_redis = redis.Redis.from_url(

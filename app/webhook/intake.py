@@ -4,13 +4,13 @@ limit -> address -> media type -> body (bounded) -> parse -> authenticate -> val
 dedup + persist (committed) -> enqueue (outbox) -> answer.
 
 Every answer is an :class:`Outcome` (HTTP status, JSON body, a short outcome name for logs and
-metrics). Nothing secret is ever put in an answer, a stored row or a log line: the ``secret``
-key is dropped and any configured secret value still present is replaced by ``***``.
+metrics). Nothing secret is ever put in an answer, a stored row or a log line: an alert with a
+secret in any field but ``secret`` is refused (422 naming the field), the stored body has every
+secret replaced by ``***`` (:mod:`app.webhook.redaction`), and so has every stored column.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,7 +26,14 @@ from app.webhook.dedup import idempotency_key
 from app.webhook.enqueue import enqueue_alert
 from app.webhook.marker import QueuedMarker
 from app.webhook.ratelimit import WebhookLimiter
+from app.webhook.redaction import HOLDER_MESSAGE, Redactor, nest
 from app.webhook.schema import field_errors_summary, normalise
+
+# The columns of an invalid alert's row taken from the alert as sent (shown in lists).
+_SHOWN_COLUMNS = ("strategy", "account", "ticker", "action")
+DUPLICATE_KEY_MESSAGE = (
+    "the key appears more than once; send it once (which of the values was meant is unknown)"
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +62,7 @@ class Intake:
         self.ctx = ctx
         self.settings = ctx.settings
         self.secrets = ctx.settings.secrets()
+        self.redactor = Redactor(self.secrets)
         self.limiter = WebhookLimiter(ctx.redis, ctx.settings.rate_limit, ctx.settings.auth_failure_limit)
         self.marker = QueuedMarker(ctx.engine)
         self.fast_engine = store.make_fast_engine(ctx.engine)
@@ -66,10 +74,20 @@ class Intake:
             self.fast_engine.dispose()
 
     def _scrub(self, value: Any) -> Any:
-        """``value`` with every configured secret replaced by ``***`` (JSON round trip)."""
-        text = json.dumps(value, ensure_ascii=False)
-        cleaned = parsing.redact(text, self.secrets)
-        return value if cleaned == text else json.loads(cleaned)
+        """``value`` with every configured secret replaced by ``***`` (keys and strings)."""
+        return self.redactor.value(value)
+
+    def _refusals(self, decoded: parsing.Decoded, alert: dict[str, Any]) -> dict[str, Any]:
+        """Field errors that stop an alert before validation: duplicate keys (which value was
+        meant is unknown) and fields holding a secret (named, never echoed)."""
+        errors = nest(
+            (tuple(self.redactor.text(p)[:64] for p in path) for path in decoded.duplicate_keys[:20]),
+            DUPLICATE_KEY_MESSAGE,
+        )
+        return nest(self.redactor.holders(alert, decoded.text), HOLDER_MESSAGE, errors)
+
+    def _shown_columns(self, alert: dict[str, Any]) -> dict[str, Any]:
+        return {k: self.redactor.text(v) for k in _SHOWN_COLUMNS if isinstance(v := alert.get(k), str)}
 
     def _too_many(self, item: Any) -> Outcome:
         outcome = error_outcome(
@@ -97,7 +115,8 @@ class Intake:
             outcome = {408: "timeout", 413: "too_large", 415: "unsupported"}.get(exc.status, "bad_request")
             return error_outcome(exc.status, outcome, parsing_code(exc.status), exc.message)
 
-        alert, text, parse_error = parsing.parse_alert(raw)
+        decoded = parsing.decode_alert(raw)
+        alert, text, parse_error = decoded.alert, decoded.text, decoded.error
         if parse_error is not None or alert is None:
             return self._unparsable(
                 request, address, raw, text, parse_error or "unparsable body", auth_attempts_left
@@ -110,8 +129,11 @@ class Intake:
             self.limiter.record_auth_failure(address)
             return error_outcome(401, "unauthorized", "unauthorized", "missing or wrong secret")
 
-        body_text = parsing.stored_body(alert, text, raw, self.secrets)
-        payload, errors = normalise(alert)
+        body_text = parsing.stored_body(text, raw, self.redactor)
+        errors = self._refusals(decoded, alert)
+        payload = None
+        if not errors:
+            payload, errors = normalise(alert, max_quantity=settings.max_order_quantity)
         if payload is None:
             errors = self._scrub(errors)
             reason = "invalid alert: " + field_errors_summary(errors)
@@ -122,7 +144,7 @@ class Intake:
                     errors=errors,
                     reason=reason,
                     client_ip=address,
-                    alert=alert,
+                    alert=self._shown_columns(alert),
                 )
             return error_outcome(422, "invalid", "invalid_alert", reason, fields=errors, alert_id=alert_id)
 
@@ -158,6 +180,7 @@ class Intake:
         failure, and an address out of attempts gets 429, so "stored or not" is no oracle."""
         presented = request.headers.get(auth.SECRET_HEADER) or parsing.secret_in_text(text)
         alert_id = None
+        reason = self.redactor.text(reason)  # it may quote a placeholder holding the secret
         if presented is not None and not auth_attempts_left:
             return self._too_many(self.limiter.auth_failures)
         if presented is not None and not auth.secret_ok(self.settings, presented, any_configured=True):
@@ -166,7 +189,7 @@ class Intake:
             with self.ctx.engine.connect() as conn:
                 alert_id = store.record_invalid(
                     conn,
-                    raw_body=parsing.stored_body(None, text, raw, self.secrets),
+                    raw_body=parsing.stored_body(text, raw, self.redactor),
                     errors={"_body": [reason]},
                     reason=f"invalid alert: {reason}",
                     client_ip=address,

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Request
 from werkzeug.exceptions import ClientDisconnected, HTTPException
+
+from app.webhook.redaction import Redactor
 
 # A client that sent its headers gets this long between body packets before 408: a slow or
 # stalled client frees its gunicorn thread instead of holding it forever.
@@ -75,20 +77,69 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def parse_alert(raw: bytes) -> tuple[dict[str, Any] | None, str | None, str | None]:
-    """Decode and parse: (object, text, None) or (None, text or None, reason for a 400).
+@dataclass(frozen=True)
+class Decoded:
+    """A body decoded: the object (None when unusable), its text, the reason for a 400, and the
+    path of every key that appears more than once in its object (``("takeProfit", "percent")``)."""
 
-    Strict JSON: UTF-8 only, no NaN/Infinity literals, an object at the top.
+    alert: dict[str, Any] | None
+    text: str | None
+    error: str | None = None
+    duplicate_keys: tuple[tuple[str, ...], ...] = ()
+
+
+def parse_alert(raw: bytes) -> tuple[dict[str, Any] | None, str | None, str | None]:
+    """Decode and parse: (object, text, None) or (None, text or None, reason for a 400)."""
+    decoded = decode_alert(raw)
+    return decoded.alert, decoded.text, decoded.error
+
+
+def decode_alert(raw: bytes) -> Decoded:
+    """Decode and parse strictly: UTF-8 only, no NaN/Infinity literals, an object at the top.
+
+    Duplicate keys are found, not resolved: Python keeps the last value, TradingView's author
+    may have meant the first (``"quantity": 1, "quantity": 1000``), so intake refuses them.
     """
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        return None, None, "the body is not UTF-8 text"
+        return Decoded(None, None, "the body is not UTF-8 text")
     text = text.removeprefix("\ufeff")
     if not text.strip():
-        return None, text, "the body is empty; send the alert as a JSON object"
+        return Decoded(None, text, "the body is empty; send the alert as a JSON object")
+    repeated: dict[int, list[str]] = {}
+    keep: list[dict[str, Any]] = []  # keeps the objects alive, so their ids stay theirs
+
+    def build_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) != len(pairs):
+            seen: set[str] = set()
+            repeated[id(obj)] = sorted({k for k, _ in pairs if k in seen or seen.add(k)})  # type: ignore[func-returns-value]
+            keep.append(obj)
+        return obj
+
+    alert, _, error = _parse_text(text, build_object)
+    if alert is None:
+        return Decoded(None, text, error)
+    return Decoded(alert, text, None, _duplicate_paths(alert, repeated) if repeated else ())
+
+
+def _duplicate_paths(root: dict[str, Any], repeated: dict[int, list[str]]) -> tuple[tuple[str, ...], ...]:
+    paths: list[tuple[str, ...]] = []
+    stack: list[tuple[tuple[str, ...], Any]] = [((), root)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            paths.extend((*path, key) for key in repeated.get(id(value), ()))
+            stack.extend(((*path, str(k)), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend(((*path, str(i)), v) for i, v in enumerate(value))
+    return tuple(sorted(paths))
+
+
+def _parse_text(text: str, object_pairs_hook: Any) -> tuple[dict[str, Any] | None, str | None, str | None]:
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=object_pairs_hook)
     except RecursionError:
         return None, text, "the body is nested too deeply"
     except ValueError as exc:
@@ -131,27 +182,13 @@ def secret_in_text(text: str | None) -> str | None:
     return match.group(1) if match else None
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret value in ``text`` with ``***``."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
+def stored_body(text: str | None, raw: bytes, redactor: Redactor) -> str:
+    """The body as it will be stored: the text as received, secrets replaced by ``***``.
 
-
-def stored_body(alert: Mapping[str, Any] | None, text: str | None, raw: bytes, secrets: Iterable[str]) -> str:
-    """The body as it will be stored: the JSON without its ``secret`` key, else redacted text.
-
-    A parsed object is re-serialised without ``secret`` (formatting may differ from what was sent;
-    the content is the same). Text that is not a JSON object keeps its bytes with secrets
-    replaced by ``***``; non-UTF-8 bytes are shown with replacement characters.
+    Not re-serialised: duplicate keys, key order and number spellings stay as sent, so the trader
+    sees exactly what TradingView sent (see :meth:`Redactor.body`). Non-UTF-8 bytes are shown
+    with replacement characters.
     """
-    secrets = tuple(secrets)
-    if alert is not None:
-        try:
-            cleaned = {k: v for k, v in alert.items() if k != "secret"}
-            return redact(json.dumps(cleaned, ensure_ascii=False), secrets)
-        except (ValueError, RecursionError):
-            pass
     if text is None:
         text = raw.decode("utf-8", errors="replace")
-    return redact(text, secrets)
+    return redactor.body(text)

@@ -37,8 +37,11 @@ design.md camelCase names, enums lower-case, ``ticker``/``exchange`` upper-case:
 
 Numbers are JSON numbers: an int when the alert gave a whole number, else a float whose repr is
 the shortest exact round-trip of what was sent; convert with ``Decimal(str(value))`` for tick math.
-Every number is finite; prices, amounts and quantities are > 0; percents are in (0, 100].
-The secret is never part of the payload.
+Every number is finite; prices, amounts and quantities are > 0; stop-loss and trailing percents
+are in (0, 100), take-profit percents in (0, 1000] and below 100 for a ``sell`` (its target is
+below the entry). ``quantity`` and ``positionSize`` have at most 8 decimals (IB's finest size
+increment) and 15 significant digits (they travel to IB as floats), and a fixed quantity is at
+most ``MAX_ORDER_QUANTITY``. The secret is never part of the payload, and no field holds it.
 
 Input rules: numbers may arrive as numeric strings; enums are case-insensitive; unknown fields
 (top level and inside takeProfit/stopLoss) are refused with a "did you mean" hint; any string
@@ -58,6 +61,10 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
 
 MAX_ABS_NUMBER = Decimal("1e12")
+# Order sizes: IB's finest size increment is 0.00000001 (crypto); sizes travel to IB as floats,
+# exact to 15 significant digits.
+SIZE_DECIMALS = 8
+SIZE_DIGITS = 15
 MAX_NESTING = 16
 # Bounds on the work and the size of error reports an authenticated but broken alert can cause.
 MAX_REPORTED_UNKNOWN = 20
@@ -120,16 +127,44 @@ STOP_LOSS_FIELDS = (
 )
 
 
+def decimal_places(number: Decimal) -> int:
+    """Decimals of ``number`` as written, trailing zeros aside ("1.50" -> 1); exact at any size."""
+    _, digits, exponent = number.as_tuple()
+    if not isinstance(exponent, int) or exponent >= 0:
+        return 0
+    trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(0, -exponent - trailing)
+
+
+def significant_digits(number: Decimal) -> int:
+    """Digits between the first and the last non-zero digit ("0.00120" -> 2; "1200" -> 2)."""
+    text = "".join(map(str, number.as_tuple().digits)).strip("0")
+    return len(text)
+
+
 class Number(fields.Field):
-    """A finite number from a JSON number or a numeric string; booleans are refused."""
+    """A finite number from a JSON number or a numeric string; booleans are refused.
+
+    ``below`` is a strict upper bound, ``max_value`` an inclusive one; ``max_decimals`` (with
+    :data:`SIZE_DIGITS` significant digits) is for order sizes, which IB takes with limited
+    precision."""
 
     def __init__(
-        self, *, positive: bool = True, max_value: Decimal | None = None, integer: bool = False, **kw
+        self,
+        *,
+        positive: bool = True,
+        max_value: Decimal | None = None,
+        below: Decimal | None = None,
+        integer: bool = False,
+        max_decimals: int | None = None,
+        **kw: Any,
     ):
         super().__init__(**kw)
         self.positive = positive
         self.max_value = max_value
+        self.below = below
         self.integer = integer
+        self.max_decimals = max_decimals
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int | float:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
@@ -138,7 +173,8 @@ class Number(fields.Field):
             raise ValidationError(f"must be a finite number of at most {MAX_ABS_NUMBER:,.0f}")
         text = value.strip().replace("_", "x") if isinstance(value, str) else repr(value)
         try:
-            number = Decimal(text) if isinstance(value, str) else Decimal(value)
+            # via the text, so a float keeps the digits that were sent (0.1, not 0.1000000000000000055)
+            number = Decimal(text)
         except (InvalidOperation, ValueError):
             raise ValidationError(f"must be a number, got {value!r:.40}") from None
         if not number.is_finite() or abs(number) > MAX_ABS_NUMBER:
@@ -147,12 +183,25 @@ class Number(fields.Field):
             raise ValidationError("must be greater than 0")
         if self.max_value is not None and number > self.max_value:
             raise ValidationError(f"must be at most {self.max_value}")
+        if self.below is not None and number >= self.below:
+            raise ValidationError(f"must be below {self.below}")
+        if self.max_decimals is not None:
+            if decimal_places(number) > self.max_decimals:
+                raise ValidationError(
+                    f"has more than {self.max_decimals} decimals; IB takes sizes to "
+                    f"{self.max_decimals} decimals at most"
+                )
+            if significant_digits(number) > SIZE_DIGITS:
+                raise ValidationError(f"has more than {SIZE_DIGITS} significant digits")
         whole = number == number.to_integral_value()
         if self.integer and not whole:
             raise ValidationError("must be a whole number")
         if whole and (self.integer or "." not in text and "e" not in text.lower()):
             return int(number)
-        return float(number)
+        result = float(number)
+        if number != 0 and result == 0:  # "1e-400": a tiny exponent that no float can hold
+            raise ValidationError("is too close to 0 to be a price or a size")
+        return result
 
 
 class Choice(fields.Field):
@@ -270,11 +319,12 @@ class StopLossSchema(Schema):
     type = Choice(STOP_TYPES, load_default="stop")
     stopPrice = Number()  # noqa: N815
     limitPrice = Number()  # noqa: N815
-    percent = Number(max_value=Decimal(100))
+    # 100 % below a long's entry is a stop at 0: never a valid order
+    percent = Number(below=Decimal(100))
     amount = Number()
     ticks = Number(integer=True)
     trailAmount = Number()  # noqa: N815
-    trailPercent = Number(max_value=Decimal(100))  # noqa: N815
+    trailPercent = Number(below=Decimal(100))  # noqa: N815
 
     @validates_schema
     def forms(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -307,8 +357,8 @@ class AlertSchema(Schema):
     ticker = Ticker(required=True)
     action = Choice(ACTIONS, required=True)
     sentiment = Choice(SENTIMENTS, aliases=SENTIMENT_ALIASES)
-    positionSize = Number(positive=False)  # noqa: N815
-    quantity = Number()
+    positionSize = Number(positive=False, max_decimals=SIZE_DECIMALS)  # noqa: N815
+    quantity = Number(max_decimals=SIZE_DECIMALS)
     quantityType = Choice(QUANTITY_TYPES)  # noqa: N815
     orderType = Choice(ORDER_TYPES, load_default="market")  # noqa: N815
     price = Number()
@@ -316,7 +366,7 @@ class AlertSchema(Schema):
     limitPrice = Number()  # noqa: N815
     stopPrice = Number()  # noqa: N815
     trailAmount = Number()  # noqa: N815
-    trailPercent = Number(max_value=Decimal(100))  # noqa: N815
+    trailPercent = Number(below=Decimal(100))  # noqa: N815
     takeProfit = fields.Nested(TakeProfitSchema)  # noqa: N815
     stopLoss = fields.Nested(StopLossSchema)  # noqa: N815
     timeInForce = Choice(TIME_IN_FORCE)  # noqa: N815
@@ -346,8 +396,31 @@ class AlertSchema(Schema):
             errors.setdefault("quantity", []).append("quantityType needs a quantity")
         if qtype in ("percent_of_equity", "percent_of_position") and data.get("quantity", 0) > 100:
             errors.setdefault("quantity", []).append("a percentage must be at most 100")
+        errors.update(_offsets_past_zero(data))
         if errors:
             raise ValidationError(errors)
+
+
+def _offsets_past_zero(data: dict[str, Any]) -> dict[str, Any]:
+    """Exits that would land at or below 0: a sell's take-profit or a buy's stop-loss (both below
+    the entry) given as a percent of 100 or more, or an amount not below the alert's reference
+    price (the limit price of a limit entry, else ``price``; the planner's reference)."""
+    below_entry = {"sell": "takeProfit", "buy": "stopLoss"}.get(data.get("action", ""))
+    spec = data.get(below_entry) if below_entry else None
+    if not isinstance(spec, dict):
+        return {}
+    side = "short's take-profit" if below_entry == "takeProfit" else "long's stop-loss"
+    if spec.get("percent", 0) >= 100:
+        message = f"a {side} is below the entry: a percent of 100 or more puts it at or below 0"
+        return {below_entry: {"percent": [message]}}
+    reference = data.get("price", data.get("signalPrice"))
+    if data.get("orderType") == "limit":
+        reference = data.get("limitPrice", reference)
+    amount = spec.get("amount")
+    if amount is not None and reference is not None and amount >= reference:
+        message = f"a {side} is below the entry: {amount} from {reference} puts it at or below 0"
+        return {below_entry: {"amount": [message]}}
+    return {}
 
 
 _SCHEMA = AlertSchema()
@@ -462,11 +535,14 @@ def _add_error(errors: dict[str, Any], key: str, message: str) -> None:
         current.append(message)
 
 
-def normalise(alert: Mapping[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+def normalise(
+    alert: Mapping[str, Any], *, max_quantity: Decimal | None = None
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """Validate an alert object (without ``secret``); returns (payload, {}) or (None, field errors).
 
     Every problem is reported at once: unknown fields with hints, unfilled placeholders by name,
-    then the schema's type, range and cross-field rules for the remaining fields.
+    then the schema's type, range and cross-field rules for the remaining fields. ``max_quantity``
+    (``MAX_ORDER_QUANTITY``) bounds a fixed ``quantity`` and the size of ``positionSize``.
     """
     errors = check_unknown(alert)
     data = {k: v for k, v in alert.items() if k in TOP_LEVEL_FIELDS and k != "secret"}
@@ -493,12 +569,26 @@ def normalise(alert: Mapping[str, Any]) -> tuple[dict[str, Any] | None, dict[str
             elif isinstance(errors[key], dict) and isinstance(problems, dict):
                 errors[key].update(problems)
         loaded = None
+    if loaded is not None and max_quantity is not None:
+        errors.update(_over_ceiling(loaded, max_quantity))
     required_missing = [k for k in ("ticker", "action") if k in errors and k not in data and k not in alert]
     for key in required_missing:
         errors[key] = ["this field is required"]
     if errors or loaded is None:
         return None, errors
     return _to_payload(loaded), {}
+
+
+def _over_ceiling(loaded: Mapping[str, Any], max_quantity: Decimal) -> dict[str, Any]:
+    """Sizes above ``MAX_ORDER_QUANTITY`` (dollar and percent quantities are not sizes)."""
+    errors: dict[str, Any] = {}
+    message = f"must be at most MAX_ORDER_QUANTITY ({max_quantity}), a guard against absurd sizes"
+    fixed = loaded.get("quantityType", "fixed_quantity") == "fixed_quantity"
+    if fixed and "quantity" in loaded and Decimal(str(loaded["quantity"])) > max_quantity:
+        errors["quantity"] = [message]
+    if "positionSize" in loaded and abs(Decimal(str(loaded["positionSize"]))) > max_quantity:
+        errors["positionSize"] = ["its size " + message]
+    return errors
 
 
 def _to_payload(loaded: dict[str, Any]) -> dict[str, Any]:

@@ -137,3 +137,43 @@ def test_exit_plan():
     assert plan.legs[0].action == "BUY" and plan.legs[0].quantity == D("5") and plan.legs[0].leg == "exit"
     assert plan_exit(AAPL, D("0"), {}).legs == []
     assert plan.to_json()["legs"][0]["quantity"] == "5"
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        # the probe's two orders: LMT -1710 and STP 0
+        (
+            {"action": "sell", "quantity": 1, "price": 190, "takeProfit": {"percent": 1000}},
+            r"take-profit from takeProfit.percent=1000 comes to -1710(\.00)?: a price must be above 0",
+        ),
+        (
+            {"action": "buy", "quantity": 1, "price": 190, "stopLoss": {"percent": 100}},
+            r"stop-loss from stopLoss.percent=100 comes to 0(\.00)?: a price must be above 0",
+        ),
+        ({"action": "buy", "quantity": 1, "price": 5, "stopLoss": {"amount": 7}}, "stop-loss .* above 0"),
+        (
+            {"action": "sell", "quantity": 1, "price": 1, "takeProfit": {"ticks": 500}},
+            "take-profit .* above 0",
+        ),
+        # a stop 0.004 above zero rounds onto 0.00 for a short's target (BUY limit rounds down)
+        ({"action": "sell", "quantity": 1, "price": 1, "takeProfit": {"limitPrice": 0.004}}, "above 0"),
+        # a limit entry smaller than a tick rounds down to 0
+        (
+            {"action": "buy", "quantity": 1, "orderType": "limit", "limitPrice": 0.004},
+            "entry limit .* above 0",
+        ),
+    ],
+)
+def test_no_leg_is_planned_at_or_below_zero(payload, reason):
+    with pytest.raises(PlanRejected, match=reason):
+        plan_bracket(payload, AAPL)
+
+
+def test_quantity_ceiling():
+    payload = {"action": "buy", "quantity": 10**12}
+    with pytest.raises(PlanRejected, match="above MAX_ORDER_QUANTITY 1000000"):
+        plan_bracket(payload, AAPL, max_quantity=D(1_000_000))
+    assert plan_bracket({"action": "buy", "quantity": 1_000_000}, AAPL, max_quantity=D(1_000_000)).legs
+    # closing a position is never refused by the ceiling
+    assert plan_exit(AAPL, D(5_000_000), {}).legs[0].quantity == D(5_000_000)
