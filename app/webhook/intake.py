@@ -163,7 +163,9 @@ class Intake:
         status = self._enqueue(recorded.alert_id, payload.get("account"))
         return Outcome(202, {"alert_id": recorded.alert_id, "status": status}, "accepted", recorded.alert_id)
 
-    def _unparsable(self, request: Request, address: str, raw: bytes, text: str | None, reason: str) -> Outcome:
+    def _unparsable(
+        self, request: Request, address: str, raw: bytes, text: str | None, reason: str
+    ) -> Outcome:
         """400; stored as invalid when the request still proves it knows a secret.
 
         A secret presented here counts like any other attempt: a wrong one is an authentication
