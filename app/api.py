@@ -3,7 +3,8 @@ call the same functions, so both front ends say the same thing).
 
 Bearer ``ADMIN_TOKEN``, compared in constant time. Without ``ADMIN_TOKEN`` every route answers
 404 "admin API disabled" (fail closed, and nothing to probe). Failed tokens count towards the
-address's ``AUTH_FAILURE_LIMIT`` like failed webhook secrets.
+address's ``ADMIN_AUTH_FAILURE_LIMIT`` (shared with the dashboard and ``/readyz``, apart from the
+webhook's ``AUTH_FAILURE_LIMIT``: neither side's failures lock the other out).
 """
 
 from __future__ import annotations
@@ -18,12 +19,19 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from app import services
 from app.context import AppContext
 from app.errors import error_response
+from app.webhook.ratelimit import AuthFailureLockout
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+ADMIN_LIMITER_KEY = "tv2ib_admin_limiter"
 
 
 def _ctx() -> AppContext:
     return current_app.extensions["tv2ib"]
+
+
+def admin_limiter() -> AuthFailureLockout:
+    """The app's failed-admin-token counter (``ADMIN_AUTH_FAILURE_LIMIT``)."""
+    return current_app.extensions[ADMIN_LIMITER_KEY]
 
 
 def token_ok(expected: str | None, authorization: str | None) -> bool:
@@ -41,7 +49,7 @@ def _authenticate() -> Response | None:
     expected = _ctx().settings.admin_token
     if not expected:
         return error_response(404, "admin API disabled: set ADMIN_TOKEN to enable it")
-    limiter = current_app.extensions["tv2ib_intake"].limiter
+    limiter = admin_limiter()
     address = request.remote_addr or "unknown"
     if not limiter.auth_attempts_left(address):
         return error_response(429, "too many failed attempts; try again later")
@@ -136,4 +144,6 @@ def flatten() -> Any:
 
 
 def init_app(app: Flask) -> None:
+    ctx: AppContext = app.extensions["tv2ib"]
+    app.extensions[ADMIN_LIMITER_KEY] = AuthFailureLockout(ctx.redis, ctx.settings.admin_auth_failure_limit)
     app.register_blueprint(bp)

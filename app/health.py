@@ -5,6 +5,12 @@ needs: the database and Redis (503 naming the one that failed). It also reports 
 workers' heartbeats and their IB connection, but a missing worker does NOT make it 503: intake
 still stores alerts and the outbox relay enqueues them, so the web process is ready; the body
 says ``"worker": "down"`` for monitoring to alarm on.
+
+Anyone may probe it (load balancers send no credentials), so an anonymous caller gets only the
+status code and coarse ``ok`` / ``down`` words. The details (exception names, each worker's IB
+account, client id and pid) are for a caller presenting ``Authorization: Bearer $ADMIN_TOKEN``;
+a wrong token counts towards ``ADMIN_AUTH_FAILURE_LIMIT`` like anywhere else, so the two kinds of
+answer are no token oracle.
 """
 
 from __future__ import annotations
@@ -13,9 +19,10 @@ import logging
 from typing import Any
 
 import redis
-from flask import Blueprint, Flask, Response, current_app, jsonify
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from sqlalchemy import text
 
+from app.api import admin_limiter, token_ok
 from app.services import worker_heartbeats
 
 log = logging.getLogger(__name__)
@@ -54,10 +61,37 @@ def readiness(ctx: Any) -> tuple[bool, dict[str, Any]]:
     return ready, checks
 
 
+def coarse(checks: dict[str, Any]) -> dict[str, Any]:
+    """What an anonymous caller may see: ok/down per part, nothing that names an account or pid."""
+    body = {part: ("ok" if checks[part] == "ok" else "down") for part in ("database", "redis", "worker")}
+    body["ib"] = checks["ib"]
+    body["status"] = checks["status"]
+    return body
+
+
+def _admin_caller() -> bool:
+    """True when the request carries the right admin bearer token (counted like ``/api``'s)."""
+    expected = current_app.extensions["tv2ib"].settings.admin_token
+    authorization = request.headers.get("Authorization")
+    if not expected or not authorization:
+        return False
+    limiter = admin_limiter()
+    address = request.remote_addr or "unknown"
+    if not limiter.auth_attempts_left(address):
+        return False
+    if token_ok(expected, authorization):
+        return True
+    limiter.record_auth_failure(address)
+    return False
+
+
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    """200 when the database and Redis answer, else 503; worker and IB state in the body."""
+    """200 when the database and Redis answer, else 503; worker and IB state in the body
+    (coarse for anonymous callers, in full with the admin token)."""
     ready, body = readiness(current_app.extensions["tv2ib"])
+    if not _admin_caller():
+        body = coarse(body)
     return jsonify(body), (200 if ready else 503)
 
 

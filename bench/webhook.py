@@ -274,6 +274,7 @@ def main() -> None:
                         "DATABASE_URL": url,
                         "REDIS_URL": redis_url,
                         "RATE_LIMIT": "1000000/minute",
+                        "AUTHENTICATED_RATE_LIMIT": "1000000/minute",
                         "DEDUP_WINDOW_SECONDS": "60",
                     }
                     server = gunicorn("app:create_app()", port, env, str(ROOT))

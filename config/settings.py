@@ -179,8 +179,11 @@ class Settings:
     trusted_proxies: int = 0
     dedup_window_seconds: float = 60.0
     max_body_bytes: int = 64 * 1024
-    rate_limit: str = "120/minute"
-    auth_failure_limit: str = "10/minute"
+    rate_limit: str = "120/minute"  # requests WITHOUT a valid secret, per address (Redis)
+    auth_failure_limit: str = "10/minute"  # wrong webhook secrets per address (Redis)
+    # requests WITH a valid secret, per address, counted in each web process (bar-close bursts)
+    authenticated_rate_limit: str = "6000/minute"
+    admin_auth_failure_limit: str = "10/minute"  # wrong admin tokens per address (Redis)
     ib_host: str = "127.0.0.1"
     ib_port: int = 4002
     ib_client_id: int = 1
@@ -235,6 +238,8 @@ class Settings:
             "telegram_api_url": _optional(get("TELEGRAM_API_URL")) or "https://api.telegram.org/bot",
             "rate_limit": _optional(get("RATE_LIMIT")) or "120/minute",
             "auth_failure_limit": _optional(get("AUTH_FAILURE_LIMIT")) or "10/minute",
+            "authenticated_rate_limit": _optional(get("AUTHENTICATED_RATE_LIMIT")) or "6000/minute",
+            "admin_auth_failure_limit": _optional(get("ADMIN_AUTH_FAILURE_LIMIT")) or "10/minute",
             "notify_modes": _notify_modes(env),
             "daily_summary_time": _hhmm("DAILY_SUMMARY_TIME", get("DAILY_SUMMARY_TIME")),
         }
@@ -259,7 +264,12 @@ class Settings:
         for attr, (name, minimum) in floats.items():
             if get(name) not in (None, ""):
                 kwargs[attr] = _float(name, get(name), minimum)
-        for attr, name in (("rate_limit", "RATE_LIMIT"), ("auth_failure_limit", "AUTH_FAILURE_LIMIT")):
+        for attr, name in (
+            ("rate_limit", "RATE_LIMIT"),
+            ("auth_failure_limit", "AUTH_FAILURE_LIMIT"),
+            ("authenticated_rate_limit", "AUTHENTICATED_RATE_LIMIT"),
+            ("admin_auth_failure_limit", "ADMIN_AUTH_FAILURE_LIMIT"),
+        ):
             _rate(name, str(kwargs[attr]))
         if get("MAX_ORDER_QUANTITY") not in (None, ""):
             kwargs["max_order_quantity"] = _quantity("MAX_ORDER_QUANTITY", get("MAX_ORDER_QUANTITY"))

@@ -64,9 +64,10 @@ CURRENCIES = {
 }  # fmt: skip
 MONTH_CODES = "FGHJKMNQUVXZ"
 
-_CONTINUOUS = re.compile(r"^([A-Z0-9]{1,5}?)(\d)!$")
-_EXPLICIT_FUT = re.compile(r"^([A-Z0-9]{1,5}?)([FGHJKMNQUVXZ])(\d{4}|\d{2}|\d)$")
-_FOREX = re.compile(r"^([A-Z]{3})[./]?([A-Z]{3})$")
+# \Z, not $: "$" also matches before a trailing newline (the caller strips today; keep it exact anyway).
+_CONTINUOUS = re.compile(r"^([A-Z0-9]{1,5}?)(\d)!\Z")
+_EXPLICIT_FUT = re.compile(r"^([A-Z0-9]{1,5}?)([FGHJKMNQUVXZ])(\d{4}|\d{2}|\d)\Z")
+_FOREX = re.compile(r"^([A-Z]{3})[./]?([A-Z]{3})\Z")
 
 
 class UnknownSymbol(Refused):

@@ -36,7 +36,7 @@ from flask import (
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app import services
-from app.api import token_ok
+from app.api import admin_limiter, token_ok
 from app.context import AppContext
 from app.dashboard import session as dsession
 from app.models import IB_ENDED_UNFILLED_STATUSES, AlertStatus
@@ -149,7 +149,7 @@ def _page(template: str, status: int = 200, **context: Any) -> Response:
 
 
 def _limiter() -> Any:
-    return current_app.extensions["tv2ib_intake"].limiter
+    return admin_limiter()
 
 
 def _same_origin() -> bool:

@@ -1,7 +1,11 @@
 """The intake pipeline of one webhook request, in the order of design.md:
 
-limit -> address -> media type -> body (bounded) -> parse -> authenticate -> validate ->
+address -> media type -> body (bounded) -> parse -> authenticate -> limit -> validate ->
 dedup + persist (committed) -> enqueue (outbox) -> answer.
+
+The limit comes after authentication on purpose: a request with a valid secret pays only the
+in-process burst ceiling (no Redis call), every other request the per-address Redis limits
+(:mod:`app.webhook.ratelimit`), so nobody sharing a trader's address can get the trader refused.
 
 Every answer is an :class:`Outcome` (HTTP status, JSON body, a short outcome name for logs and
 metrics). Nothing secret is ever put in an answer, a stored row or a log line: an alert with a
@@ -63,7 +67,12 @@ class Intake:
         self.settings = ctx.settings
         self.secrets = ctx.settings.secrets()
         self.redactor = Redactor(self.secrets)
-        self.limiter = WebhookLimiter(ctx.redis, ctx.settings.rate_limit, ctx.settings.auth_failure_limit)
+        self.limiter = WebhookLimiter(
+            ctx.redis,
+            ctx.settings.rate_limit,
+            ctx.settings.auth_failure_limit,
+            ctx.settings.authenticated_rate_limit,
+        )
         self.marker = QueuedMarker(ctx.engine)
         self.fast_engine = store.make_fast_engine(ctx.engine)
 
@@ -89,45 +98,56 @@ class Intake:
     def _shown_columns(self, alert: dict[str, Any]) -> dict[str, Any]:
         return {k: self.redactor.text(v) for k in _SHOWN_COLUMNS if isinstance(v := alert.get(k), str)}
 
-    def _too_many(self, item: Any) -> Outcome:
+    def _too_many(self, item: Any, what: str) -> Outcome:
         outcome = error_outcome(
-            429, "rate_limited", "rate_limited", f"too many requests; the limit is {item}"
+            429, "rate_limited", "rate_limited", f"too many {what} from this address; the limit is {item}"
         )
         outcome.headers["Retry-After"] = str(item.get_expiry())
         return outcome
+
+    def _unauthenticated(self, address: str, outcome: Outcome, *, auth_failure: bool) -> Outcome:
+        """``outcome`` for a request without a valid secret, or 429 when its address is over
+        ``RATE_LIMIT`` or (for a failed authentication) ``AUTH_FAILURE_LIMIT``."""
+        exceeded = self.limiter.unauthenticated(address, auth_failure=auth_failure)
+        if exceeded is None:
+            return outcome
+        if exceeded is self.limiter.rate:
+            return self._too_many(exceeded, "requests without a valid secret")
+        return self._too_many(exceeded, "failed authentications")
+
+    def _authenticated_over_limit(self, address: str) -> Outcome | None:
+        """429 when a sender with a valid secret is over ``AUTHENTICATED_RATE_LIMIT`` (in process)."""
+        if self.limiter.authenticated_ok(address):
+            return None
+        return self._too_many(self.limiter.authenticated.item, "alerts")
 
     def handle(self, request: Request) -> Outcome:
         """Run the whole pipeline for ``request``. Database errors propagate (the view answers 503)."""
         settings = self.settings
         address = request.remote_addr or "unknown"
-        within_rate, auth_attempts_left = self.limiter.check(address)
-        if not within_rate:
-            return self._too_many(self.limiter.rate)
         if not auth.address_allowed(settings, address):
-            if not auth_attempts_left:
-                return self._too_many(self.limiter.auth_failures)
-            self.limiter.record_auth_failure(address)
-            return error_outcome(403, "forbidden", "forbidden", "this address may not send alerts")
+            refused = error_outcome(403, "forbidden", "forbidden", "this address may not send alerts")
+            return self._unauthenticated(address, refused, auth_failure=True)
         try:
             parsing.check_content_type(request)
             raw = parsing.read_body(request, settings.max_body_bytes)
         except parsing.BodyError as exc:
             outcome = {408: "timeout", 413: "too_large", 415: "unsupported"}.get(exc.status, "bad_request")
-            return error_outcome(exc.status, outcome, parsing_code(exc.status), exc.message)
+            refused = error_outcome(exc.status, outcome, parsing_code(exc.status), exc.message)
+            return self._unauthenticated(address, refused, auth_failure=False)
 
         decoded = parsing.decode_alert(raw)
         alert, text, parse_error = decoded.alert, decoded.text, decoded.error
         if parse_error is not None or alert is None:
-            return self._unparsable(
-                request, address, raw, text, parse_error or "unparsable body", auth_attempts_left
-            )
+            return self._unparsable(request, address, raw, text, parse_error or "unparsable body")
 
-        if not auth_attempts_left:
-            return self._too_many(self.limiter.auth_failures)
         presented = auth.presented_secret(alert, request.headers)
         if not auth.secret_ok(settings, presented, alert.get("strategy")):
-            self.limiter.record_auth_failure(address)
-            return error_outcome(401, "unauthorized", "unauthorized", "missing or wrong secret")
+            refused = error_outcome(401, "unauthorized", "unauthorized", "missing or wrong secret")
+            return self._unauthenticated(address, refused, auth_failure=True)
+        over_limit = self._authenticated_over_limit(address)
+        if over_limit is not None:
+            return over_limit
 
         body_text = parsing.stored_body(text, raw, self.redactor)
         errors = self._refusals(decoded, alert)
@@ -166,34 +186,28 @@ class Intake:
         return Outcome(202, {"alert_id": recorded.alert_id, "status": status}, "accepted", recorded.alert_id)
 
     def _unparsable(
-        self,
-        request: Request,
-        address: str,
-        raw: bytes,
-        text: str | None,
-        reason: str,
-        auth_attempts_left: bool,
+        self, request: Request, address: str, raw: bytes, text: str | None, reason: str
     ) -> Outcome:
         """400; stored as invalid when the request still proves it knows a secret.
 
         A secret presented here counts like any other attempt: a wrong one is an authentication
-        failure, and an address out of attempts gets 429, so "stored or not" is no oracle."""
+        failure (429 once the address is out of attempts), a right one is stored."""
         presented = request.headers.get(auth.SECRET_HEADER) or parsing.secret_in_text(text)
-        alert_id = None
         reason = self.redactor.text(reason)  # it may quote a placeholder holding the secret
-        if presented is not None and not auth_attempts_left:
-            return self._too_many(self.limiter.auth_failures)
-        if presented is not None and not auth.secret_ok(self.settings, presented, any_configured=True):
-            self.limiter.record_auth_failure(address)
-        elif presented is not None:
-            with self.ctx.engine.connect() as conn:
-                alert_id = store.record_invalid(
-                    conn,
-                    raw_body=parsing.stored_body(text, raw, self.redactor),
-                    errors={"_body": [reason]},
-                    reason=f"invalid alert: {reason}",
-                    client_ip=address,
-                )
+        refused = error_outcome(400, "bad_request", "bad_request", reason)
+        if presented is None or not auth.secret_ok(self.settings, presented, any_configured=True):
+            return self._unauthenticated(address, refused, auth_failure=presented is not None)
+        over_limit = self._authenticated_over_limit(address)
+        if over_limit is not None:
+            return over_limit
+        with self.ctx.engine.connect() as conn:
+            alert_id = store.record_invalid(
+                conn,
+                raw_body=parsing.stored_body(text, raw, self.redactor),
+                errors={"_body": [reason]},
+                reason=f"invalid alert: {reason}",
+                client_ip=address,
+            )
         return error_outcome(400, "bad_request", "bad_request", reason, alert_id=alert_id)
 
     def _enqueue(self, alert_id: str, account: str | None) -> str:

@@ -1,14 +1,22 @@
-"""Per-address rate limits for the webhook, counted in Redis (fixed windows).
+"""Per-address limits for the webhook and for the admin token.
 
-Two limits, both keyed by client address:
+Who pays which limit (all keyed by client address, fixed windows; the limits are parsed with the
+``limits`` library that flask-limiter is built on, the counting is ours):
 
-* ``RATE_LIMIT`` (default 120/minute): every webhook request.
-* ``AUTH_FAILURE_LIMIT`` (default 10/minute): requests refused with 401/403. Once exhausted, the
-  address gets 429 BEFORE its secret is even compared, so guessing gains no information.
-
-One Lua script counts the request and reads the address's failure count in a single round trip
-(the limits are parsed with the ``limits`` library that flask-limiter is built on; the counting
-is ours so intake pays one Redis call, not four).
+* A request carrying a **valid secret** (a trader's alert): only ``AUTHENTICATED_RATE_LIMIT``
+  (default 6000/minute), counted in this process by :class:`BurstAllowance`, no Redis call.
+  TradingView sends every alert of every trader from four fixed addresses, and a strategy on 100+
+  tickers fires them all in the same second at bar close: this ceiling is a fuse against a runaway
+  sender, not a throttle. Nothing else refuses a valid secret here: failures of OTHER senders on
+  the same address never lock a trader out.
+* A request **without a valid secret** (none, a wrong one, a body too broken to read one, an
+  address ``TRADINGVIEW_IPS_ONLY`` refuses): ``RATE_LIMIT`` (default 120/minute), and for failed
+  authentication ``AUTH_FAILURE_LIMIT`` (default 10/minute); past either, such requests get 429.
+  Counted in Redis (shared by every web process) in one Lua call per request.
+* A wrong **admin token** (``/api``, the dashboard, ``/readyz`` details): ``ADMIN_AUTH_FAILURE_LIMIT``
+  (default 10/minute) on its own Redis counter (:class:`AuthFailureLockout`), so webhook guessing
+  never locks the admin out and the reverse. Once exhausted the address gets 429 BEFORE the token
+  is compared, so guessing gains no information.
 
 Fail open: when Redis is unreachable the request is let through and a warning is logged at most
 every 30 s. Losing a real alert because the limiter's storage is down would be worse than
@@ -27,10 +35,18 @@ from limits import RateLimitItem, parse
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "tv2ib:limits"
-_CHECK = """
+# KEYS: request counter, failure counter. ARGV: request TTL, failure TTL, '1' for a failed
+# authentication (counted even past the limit: every refused guess was still a guess).
+_UNAUTHENTICATED = """
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-local failures = tonumber(redis.call('GET', KEYS[2]) or '0')
+local failures
+if ARGV[3] == '1' then
+  failures = redis.call('INCR', KEYS[2])
+  if failures == 1 then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+else
+  failures = tonumber(redis.call('GET', KEYS[2]) or '0')
+end
 return {n, failures}
 """
 _FAIL = """
@@ -40,52 +56,122 @@ return n
 """
 
 
-class WebhookLimiter:
-    """The two webhook limits on one Redis client."""
+def _window_key(kind: str, item: RateLimitItem, address: str) -> str:
+    window = int(time.time() // item.get_expiry())
+    return f"{KEY_PREFIX}:{kind}:{address}:{window}"
 
-    def __init__(self, client: redis.Redis, rate_limit: str, auth_failure_limit: str):
-        self._redis = client
-        self.rate: RateLimitItem = parse(rate_limit)
-        self.auth_failures: RateLimitItem = parse(auth_failure_limit)
-        self._check = client.register_script(_CHECK)
-        self._fail = client.register_script(_FAIL)
+
+class _StorageWarning:
+    """One warning per 30 s while Redis is unreachable (the limits then fail open)."""
+
+    def __init__(self) -> None:
         self._warned_at = 0.0
         self._lock = threading.Lock()
 
-    def _key(self, kind: str, item: RateLimitItem, address: str) -> str:
-        window = int(time.time() // item.get_expiry())
-        return f"{KEY_PREFIX}:{kind}:{address}:{window}"
-
-    def _storage_down(self, exc: Exception) -> None:
+    def __call__(self, exc: Exception) -> None:
         with self._lock:
             now = time.monotonic()
             if now - self._warned_at > 30:
                 self._warned_at = now
                 log.warning("rate limiter storage unreachable (%s); not limiting", type(exc).__name__)
 
-    def check(self, address: str) -> tuple[bool, bool]:
-        """Count one request: (within ``RATE_LIMIT``, failed-authentication attempts left)."""
-        keys = [self._key("req", self.rate, address), self._key("authfail", self.auth_failures, address)]
+
+class BurstAllowance:
+    """``AUTHENTICATED_RATE_LIMIT``: valid alerts per address, counted in THIS process.
+
+    Why not Redis: at intake's saturation the limiter's Redis round trip was 28% of the wall time
+    of a request, more than the database insert, for a ceiling a real trader almost never reaches.
+    Each gunicorn worker process keeps its own count, so an address gets at least the configured
+    number per window and at most ``WEB_WORKERS`` times it. That is the right side to err on: the
+    senders are authenticated, and refusing a valid alert loses a trade. Only the current window's
+    addresses are kept, so memory stays bounded by the senders of one window.
+    """
+
+    def __init__(self, limit: str):
+        self.item: RateLimitItem = parse(limit)
+        self._window = -1
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self, address: str) -> bool:
+        """Count one valid alert from ``address``: False when it is over the ceiling."""
+        window = int(time.time() // self.item.get_expiry())
+        with self._lock:
+            if window != self._window:
+                self._window = window
+                self._counts = {}
+            count = self._counts.get(address, 0) + 1
+            self._counts[address] = count
+        return count <= self.item.amount
+
+
+class WebhookLimiter:
+    """The webhook's limits: in process for valid secrets, in Redis for everything else."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        rate_limit: str,
+        auth_failure_limit: str,
+        authenticated_rate_limit: str,
+    ):
+        self.rate: RateLimitItem = parse(rate_limit)
+        self.auth_failures: RateLimitItem = parse(auth_failure_limit)
+        self.authenticated = BurstAllowance(authenticated_rate_limit)
+        self._unauthenticated = client.register_script(_UNAUTHENTICATED)
+        self._storage_down = _StorageWarning()
+
+    def authenticated_ok(self, address: str) -> bool:
+        """Count one request with a valid secret; False past ``AUTHENTICATED_RATE_LIMIT``."""
+        return self.authenticated.take(address)
+
+    def unauthenticated(self, address: str, *, auth_failure: bool) -> RateLimitItem | None:
+        """Count one request WITHOUT a valid secret (``auth_failure``: it presented a wrong one,
+        or came from an address that may not send). Returns the limit it is over (answer 429),
+        or None."""
+        keys = [
+            _window_key("req", self.rate, address),
+            _window_key("authfail", self.auth_failures, address),
+        ]
+        args = [self.rate.get_expiry() + 1, self.auth_failures.get_expiry() + 1, int(auth_failure)]
         try:
-            count, failures = self._check(keys=keys, args=[self.rate.get_expiry() + 1])
+            count, failures = self._unauthenticated(keys=keys, args=args)
         except (redis.RedisError, OSError) as exc:
             self._storage_down(exc)
-            return True, True
-        return int(count) <= self.rate.amount, int(failures) < self.auth_failures.amount
+            return None
+        if int(count) > self.rate.amount:
+            return self.rate
+        if auth_failure and int(failures) > self.auth_failures.amount:
+            return self.auth_failures
+        return None
+
+
+class AuthFailureLockout:
+    """Failed admin-token attempts per address (``ADMIN_AUTH_FAILURE_LIMIT``), in Redis.
+
+    Callers check :meth:`auth_attempts_left` BEFORE comparing the token and
+    :meth:`record_auth_failure` after a wrong one."""
+
+    def __init__(self, client: redis.Redis, limit: str, kind: str = "adminfail"):
+        self.limit: RateLimitItem = parse(limit)
+        self.kind = kind
+        self._redis = client
+        self._fail = client.register_script(_FAIL)
+        self._storage_down = _StorageWarning()
 
     def auth_attempts_left(self, address: str) -> bool:
         """False when ``address`` used up its failed-authentication allowance."""
         try:
-            failures = self._redis.get(self._key("authfail", self.auth_failures, address))
+            failures = self._redis.get(_window_key(self.kind, self.limit, address))
         except (redis.RedisError, OSError) as exc:
             self._storage_down(exc)
             return True
-        return int(failures or 0) < self.auth_failures.amount
+        return int(failures or 0) < self.limit.amount
 
     def record_auth_failure(self, address: str) -> None:
-        """Count one failed authentication (401/403) from ``address``."""
-        key = self._key("authfail", self.auth_failures, address)
+        """Count one failed authentication from ``address``."""
+        key = _window_key(self.kind, self.limit, address)
         try:
-            self._fail(keys=[key], args=[self.auth_failures.get_expiry() + 1])
+            self._fail(keys=[key], args=[self.limit.get_expiry() + 1])
         except (redis.RedisError, OSError) as exc:
             self._storage_down(exc)

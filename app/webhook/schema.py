@@ -70,9 +70,10 @@ MAX_NESTING = 16
 MAX_REPORTED_UNKNOWN = 20
 MAX_HINTED_NAME = 64
 PLACEHOLDER_RE = re.compile(r"\{\{[^{}]{0,200}\}\}")
-TICKER_RE = re.compile(r"^[A-Z0-9][A-Z0-9._!/&-]{0,31}$")
-EXCHANGE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_.-]{0,31}$")
-ACCOUNT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# \Z, not $: "$" also matches before a trailing newline, so "NASDAQ\n" would pass as an exchange.
+TICKER_RE = re.compile(r"^[A-Z0-9][A-Z0-9._!/&-]{0,31}\Z")
+EXCHANGE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_.-]{0,31}\Z")
+ACCOUNT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 
 ACTIONS = ("buy", "sell", "exit", "cancel", "add")
 SENTIMENTS = ("bullish", "bearish", "flat")

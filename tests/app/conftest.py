@@ -49,7 +49,13 @@ def make_settings(base_env: dict[str, str], db_url: str) -> Callable[..., Settin
     """Settings on the parametrized database and the private Redis DB, with overrides."""
 
     def build(**overrides: str) -> Settings:
-        env = dict(base_env, DATABASE_URL=db_url, RATE_LIMIT="10000/minute", AUTH_FAILURE_LIMIT="1000/minute")
+        env = dict(
+            base_env,
+            DATABASE_URL=db_url,
+            RATE_LIMIT="10000/minute",
+            AUTH_FAILURE_LIMIT="1000/minute",
+            ADMIN_AUTH_FAILURE_LIMIT="1000/minute",
+        )
         env.update(overrides)
         return Settings.from_mapping(env)
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from app_helpers import SECRET, alert_body, alerts, post
+from app_helpers import SECRET, alert_body, alerts, post, settle
 from sqlalchemy import text
 
 from app.db import make_engine
@@ -14,25 +15,77 @@ from app.webhook.store import make_fast_engine
 TV_IP = "52.89.214.238"
 
 
-def test_rate_limit_per_address_is_429_json(make_app):
+def _burst(app, bodies, address="10.1.1.1", threads=8):
+    """POST every body at once from one client address (``threads`` concurrent clients)."""
+
+    def send(body):
+        client = app.test_client()
+        return client.post("/webhook", json=body, environ_base={"REMOTE_ADDR": address})
+
+    with ThreadPoolExecutor(threads) as pool:
+        answers = list(pool.map(send, bodies))
+    settle(app)
+    return answers
+
+
+def test_a_bar_close_burst_of_valid_alerts_from_one_address_is_all_stored(make_app):
+    # the defaults (RATE_LIMIT 120/minute used to refuse 180 of these 300 with 429, never stored)
+    app = make_app(RATE_LIMIT="", AUTH_FAILURE_LIMIT="", AUTHENTICATED_RATE_LIMIT="")
+    answers = _burst(app, [alert_body(id=f"bar-close-{i}", ticker=f"T{i}") for i in range(300)])
+    assert [a.status_code for a in answers] == [202] * 300
+    stored = alerts(app.extensions["tv2ib"])
+    assert len(stored) == 300 and {a.status for a in stored} == {"queued"}
+
+
+def test_rate_limit_counts_only_requests_without_a_valid_secret(make_app):
     client = make_app(RATE_LIMIT="3/minute").test_client()
+    codes = [post(client, alert_body(secret=None, id=f"r{i}")).status_code for i in range(4)]
+    assert codes == [401, 401, 401, 429]
+    answer = post(client, alert_body(secret=None, id="r9"))
+    assert answer.get_json()["error"] == "rate_limited" and answer.headers["Retry-After"] == "60"
+    assert "without a valid secret" in answer.get_json()["message"]
+    # the same address's valid alerts are not refused by it
+    assert [post(client, alert_body(id=f"v{i}")).status_code for i in range(5)] == [202] * 5
+    # another address has its own allowance
+    other = client.post("/webhook", json=alert_body(secret=None), environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    assert other.status_code == 401
+
+
+def test_authenticated_rate_limit_is_the_ceiling_for_valid_alerts(make_app):
+    client = make_app(AUTHENTICATED_RATE_LIMIT="3/minute").test_client()
     codes = [post(client, alert_body(id=f"r{i}")).status_code for i in range(4)]
     assert codes == [202, 202, 202, 429]
     answer = post(client, alert_body(id="r9"))
     assert answer.get_json()["error"] == "rate_limited" and answer.headers["Retry-After"] == "60"
-    # another address has its own allowance
+    assert answer.get_json()["message"] == "too many alerts from this address; the limit is 3 per 1 minute"
     other = client.post("/webhook", json=alert_body(id="r10"), environ_base={"REMOTE_ADDR": "10.0.0.9"})
     assert other.status_code == 202
 
 
-def test_repeated_auth_failures_lock_the_address_out_before_checking_the_secret(make_app):
-    client = make_app(AUTH_FAILURE_LIMIT="2/minute").test_client()
-    assert post(client, alert_body(secret="wrong-wrong-wrong-wrong")).status_code == 401
-    assert post(client, alert_body(secret="wrong-wrong-wrong-wrong")).status_code == 401
-    # even the right secret is refused now: guessing gains no information
-    assert post(client, alert_body()).status_code == 429
-    other = client.post("/webhook", json=alert_body(), environ_base={"REMOTE_ADDR": "10.0.0.9"})
-    assert other.status_code == 202
+def test_wrong_secrets_lock_out_guessing_but_never_a_valid_secret(make_app):
+    app = make_app(AUTH_FAILURE_LIMIT="")  # the default, 10/minute
+    client = app.test_client()
+    wrong = alert_body(secret="wrong-wrong-wrong-wrong")
+    assert [post(client, wrong).status_code for _ in range(10)] == [401] * 10
+    assert post(client, wrong).status_code == 429
+    assert post(client, alert_body(secret=None)).status_code == 429  # a missing secret is a failure too
+    # the trader sharing that address (TradingView's senders, a proxy) is not switched off
+    answer = post(client, alert_body(id="after-lockout"))
+    assert answer.status_code == 202
+    assert [a.id for a in alerts(app.extensions["tv2ib"])] == [answer.get_json()["alert_id"]]
+    assert post(client, wrong).status_code == 429
+    other = client.post("/webhook", json=wrong, environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    assert other.status_code == 401
+
+
+def test_a_burst_of_wrong_secrets_mixed_into_valid_alerts_refuses_no_valid_one(make_app):
+    app = make_app(RATE_LIMIT="", AUTH_FAILURE_LIMIT="")
+    bodies = [alert_body(id=f"mix-{i}", secret=None if i % 3 == 0 else SECRET) for i in range(150)]
+    answers = _burst(app, bodies)
+    valid = [a.status_code for body, a in zip(bodies, answers, strict=True) if "secret" in body]
+    assert valid == [202] * 100
+    refused = [a.status_code for body, a in zip(bodies, answers, strict=True) if "secret" not in body]
+    assert set(refused) <= {401, 429} and refused.count(401) == 10
 
 
 def test_limiter_fails_open_when_redis_is_down(make_app):
@@ -165,10 +218,15 @@ def test_unparsable_rate_limit_is_a_settings_error(base_env):
 
 
 def test_secrets_in_unparsable_bodies_count_as_attempts(make_app):
-    client = make_app(AUTH_FAILURE_LIMIT="2/minute").test_client()
+    app = make_app(AUTH_FAILURE_LIMIT="2/minute")
+    client = app.test_client()
     broken = '{"secret": "guess-guess-guess-guess", "quantity": {{x}}}'
     assert post(client, broken, content_type="text/plain").status_code == 400
     assert post(client, broken, content_type="text/plain").status_code == 400
-    # out of attempts: no more 400-with-or-without-alert_id answers to learn from
+    # out of attempts: no more 400 answers to learn from for a wrong secret ...
+    assert post(client, broken, content_type="text/plain").status_code == 429
+    # ... while the right one is still stored for the trader to see
     right = '{"secret": "' + SECRET + '", "quantity": {{x}}}'
-    assert post(client, right, content_type="text/plain").status_code == 429
+    answer = post(client, right, content_type="text/plain")
+    assert answer.status_code == 400 and answer.get_json()["alert_id"]
+    assert [a.status for a in alerts(app.extensions["tv2ib"])] == ["invalid"]

@@ -265,6 +265,14 @@ def test_unicode_and_sql_looking_tickers_are_422_and_stored_safely(client, ctx, 
         assert conn.execute(text("SELECT count(*) FROM alerts")).scalar() >= 1
 
 
+@pytest.mark.parametrize("ticker", ["NASDAQ\n:AAPL", "NYSE\n:IBM"])
+def test_a_newline_inside_the_symbol_is_422(client, ticker):
+    # "$" in a pattern also matches before a trailing newline; the exchange part must not pass
+    answer = post(client, alert_body(ticker=ticker))
+    assert answer.status_code == 422, answer.get_json()
+    assert "ticker" in answer.get_json()["fields"]
+
+
 @pytest.mark.parametrize(
     "content_type",
     ["application/xml", "multipart/form-data; boundary=x", "image/png", "application/octet-stream"],

@@ -69,6 +69,22 @@ def test_bad_values_name_the_variable(name, value, message):
         Settings.from_mapping({"WEBHOOK_SECRET": SECRET, name: value})
 
 
+def test_limits_for_valid_alerts_and_admin_tokens_have_their_own_settings():
+    s = Settings.from_mapping({"WEBHOOK_SECRET": SECRET})
+    assert s.authenticated_rate_limit == "6000/minute" and s.admin_auth_failure_limit == "10/minute"
+    s = Settings.from_mapping(
+        {
+            "WEBHOOK_SECRET": SECRET,
+            "AUTHENTICATED_RATE_LIMIT": "200/second",
+            "ADMIN_AUTH_FAILURE_LIMIT": "5/hour",
+        }
+    )
+    assert s.authenticated_rate_limit == "200/second" and s.admin_auth_failure_limit == "5/hour"
+    for name in ("AUTHENTICATED_RATE_LIMIT", "ADMIN_AUTH_FAILURE_LIMIT"):
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_mapping({"WEBHOOK_SECRET": SECRET, name: "lots"})
+
+
 def test_repr_hides_secrets():
     s = Settings.from_mapping({"WEBHOOK_SECRET": SECRET, "ADMIN_TOKEN": "admin-token-0123456789"})
     text = repr(s)

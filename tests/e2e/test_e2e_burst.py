@@ -1,0 +1,54 @@
+"""A bar-close burst: 500 valid alerts from ONE address at once, with the default limits.
+
+TradingView sends every alert from four fixed addresses, and a strategy on 100+ tickers fires them
+in the same second. Real gunicorn (2 workers x 4 threads), ``python -m worker`` and ibsim: every
+alert gets 202 and leads to exactly one order at ibsim. Entries without take-profit / stop-loss
+keep it quick (one order message each; IB's pacing of 40 messages per second sets the pace).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from procs import Stack, wait_until
+
+pytestmark = pytest.mark.e2e
+
+BURST = 500
+
+
+def test_500_valid_alerts_from_one_address_all_accepted_each_one_order(stack: Stack):
+    stack.start_sim()
+    stack.sim_post("/price", {"symbol": "AAPL", "secType": "STK", "price": 190.0})
+    stack.start_web()
+    stack.start_worker()
+    secret = stack.env["WEBHOOK_SECRET"]
+    bodies = [
+        {"secret": secret, "id": f"bar-close-{i}", "ticker": "AAPL", "action": "buy", "quantity": 1,
+         "orderType": "market"}
+        for i in range(BURST)
+    ]  # fmt: skip
+
+    limits = httpx.Limits(max_connections=64)
+    with (
+        httpx.Client(base_url=stack.web_url, timeout=30, limits=limits) as http,
+        ThreadPoolExecutor(64) as pool,
+    ):
+        answers = list(pool.map(lambda body: http.post("/webhook", json=body), bodies))
+
+    codes = Counter(a.status_code for a in answers)
+    assert codes == {202: BURST}, f"{codes}: {[a.text for a in answers if a.status_code != 202][:3]}"
+    alert_ids = {a.json()["alert_id"] for a in answers}
+    assert len(alert_ids) == BURST
+
+    def all_filled() -> bool:
+        listed = stack.admin_get(f"/api/alerts?limit={BURST}").json()["alerts"]
+        return len(listed) == BURST and all(a["status"] == "filled" for a in listed)
+
+    wait_until(all_filled, 240, f"not every alert filled:\n{stack.logs('worker')}", interval=1.0)
+    refs = Counter(o["orderRef"] for o in stack.sim_state()["orders"])
+    assert set(refs) == {f"tv2ib:{alert_id}:entry" for alert_id in alert_ids}
+    assert set(refs.values()) == {1}
