@@ -36,6 +36,7 @@ from app.ids import order_ref
 from app.models import STATUS_RANK, Alert, AlertStatus, Control
 from app.services import PAUSED_KEY
 from worker.ib_session import ContractNotFound, IBSession, IBUnavailable, Placement
+from worker.metrics import WorkerMetrics
 from worker.planner import (
     Leg,
     Plan,
@@ -85,6 +86,7 @@ class Executor:
         stale_after: float,
         stopping: threading.Event,
         ib_call_timeout: float = 30.0,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.sessions = sessions
         self.recorder = recorder
@@ -92,6 +94,8 @@ class Executor:
         self.stale_after = stale_after
         self.stopping = stopping
         self.ib_call_timeout = ib_call_timeout
+        self.metrics = metrics
+        self.received_at: datetime | None = None  # the current job's alert arrival (for metrics)
         self.timings: dict[str, float] = {}
         self.sent = False  # some leg of the current job went out to IB
 
@@ -115,6 +119,7 @@ class Executor:
             payload = dict(row[1] or {})
             received_at = row[2]
             paused = row[3] == "1"
+        self.received_at = received_at
         self.timings["loaded"] = time.perf_counter()
         if status.is_terminal or STATUS_RANK[status] >= STATUS_RANK[AlertStatus.SUBMITTED]:
             log.info("alert %s is already %s; nothing to do", alert_id, status.value)
@@ -197,6 +202,7 @@ class Executor:
                 ),
             )
             self.timings["on_wire"] = time.perf_counter()
+            self._observe_on_wire(placement)
             return plan, None, placement
 
         plan, refused, placement = self.ib.call(place(), timeout=self.ib_call_timeout)
@@ -242,6 +248,7 @@ class Executor:
                     alert_id, plan_json, placed, adopted
                 ),
             )
+            self._observe_on_wire(placement)
             return plan, None, cancelled, placement
 
         plan, refused, cancelled, placement = self.ib.call(run(), timeout=self.ib_call_timeout)
@@ -273,6 +280,11 @@ class Executor:
         self.recorder.advance(session, events, alert_id, AlertStatus.CANCELLED, message, reason=message)
 
     # ------------------------------------------------------------------ helpers
+
+    def _observe_on_wire(self, placement: Placement) -> None:
+        """Alert -> wire latency, for legs sent now (not adopted after a restart); memory only."""
+        if self.metrics is not None and placement.placed and self.received_at is not None:
+            self.metrics.observe_alert_to_wire(time.time() - self.received_at.timestamp())
 
     def _leg_sent(self, leg: str) -> None:
         self.sent = True

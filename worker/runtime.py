@@ -33,6 +33,7 @@ from config.settings import Settings
 from worker.consumer import Consumer
 from worker.executor import Executor, Requeue, RetryLater
 from worker.ib_session import IBSession
+from worker.metrics import WorkerMetrics
 from worker.recorder import Recorder
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,16 @@ class Worker:
         self._signals = 0
         notifier_cls, enqueue_notices = _load_notify()
         self.notifier = notifier_cls(settings, ctx.sessions, ctx.redis) if notifier_cls else None
+        # read lazily at scrape time: the IB session and consumer are created below
+        self.metrics = WorkerMetrics(
+            account=settings.ib_account,
+            client_id=settings.ib_client_id,
+            ib_connected=lambda: self.ib.ready,
+            pacing=lambda: (self.ib.pacer.waits, self.ib.pacer.waited),
+            pacing_violations=lambda: self.ib.pacing_violations,
+            jobs_done=lambda: self.consumer.done,
+            notice_backlog=self._unsent_notices,
+        )
         self.recorder = Recorder(
             ctx.sessions,
             ctx.redis,
@@ -67,6 +78,7 @@ class Worker:
             settings.ib_client_id,
             enqueue_notices=enqueue_notices,
             wake=self.notifier.wake if self.notifier else None,
+            on_committed=self.metrics.count_events,
         )
         self.ib = IBSession(
             settings.ib_host,
@@ -83,6 +95,7 @@ class Worker:
             self.ib,
             stale_after=settings.stale_alert_seconds,
             stopping=self.stopping,
+            metrics=self.metrics,
         )
         # blocking pops need a socket timeout above the block time (the context's client has 1 s)
         self.queue_redis = redis.Redis.from_url(
@@ -125,6 +138,12 @@ class Worker:
             self.notifier.start()
         self.ib.start()
         self._heartbeat_thread.start()
+        if self.settings.worker_metrics_port:
+            try:
+                self.metrics.serve(self.settings.worker_metrics_host, self.settings.worker_metrics_port)
+            except OSError as exc:  # metrics are not worth refusing to trade over: say it loudly
+                log.error("worker metrics not served on %s:%s: %s", self.settings.worker_metrics_host,
+                          self.settings.worker_metrics_port, exc)  # fmt: skip
         try:
             self._recover()
             self._relay_once()
@@ -168,6 +187,7 @@ class Worker:
                 log.exception("notifier.worker_stopping failed")
         self.ib.stop()
         self.recorder.stop()
+        self.metrics.stop()
         if self.notifier is not None:
             try:
                 self.notifier.stop(timeout=5.0)
@@ -178,6 +198,13 @@ class Worker:
         except redis.RedisError:
             pass
         log.info("worker stopped (%s)", reason)
+
+    def _unsent_notices(self) -> int:
+        """Notices not yet delivered (sampled by the metrics thread every few seconds)."""
+        from worker.notify.outbox import pending_count
+
+        with self.ctx.sessions() as session:
+            return pending_count(session)
 
     # ------------------------------------------------------------------ heartbeat and alarms
 
