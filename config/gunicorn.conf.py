@@ -10,11 +10,20 @@ slow clients therefore cannot hold the threads and stall intake.
 Each worker starts the outbox relay thread after it boots (``post_worker_init``); a Redis lock
 makes only one of them relay at a time. Settings are validated in the master before any worker
 starts, so a missing ``WEBHOOK_SECRET`` stops gunicorn with one clear line and exit code 1.
+
+Metrics from every worker: before any worker forks, the master gives this server start a fresh,
+empty ``PROMETHEUS_MULTIPROC_DIR`` (a new temporary directory, or the operator's own directory
+emptied), where prometheus_client keeps each process's values; ``/metrics`` sums them
+(``app/metrics.py``). ``child_exit`` marks a dead worker's live gauges as gone, and the directory
+is removed when gunicorn exits (an operator's own directory is only emptied).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
 
 from config.settings import Settings, SettingsError, load_settings
 
@@ -51,6 +60,38 @@ def on_starting(server):  # noqa: ANN001 - gunicorn hook signature
     if _settings_error is not None:
         print(f"tv2ib: configuration error: {_settings_error}", file=sys.stderr, flush=True)
         sys.exit(1)
+    _fresh_metrics_dir()
+
+
+_METRICS_DIR_OWNED = "TV2IB_METRICS_DIR_OWNED"
+
+
+def _fresh_metrics_dir() -> None:
+    """A fresh multiprocess directory for this server start (leftover files would add old counts)."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given and os.environ.get(_METRICS_DIR_OWNED) != given:
+        os.makedirs(given, exist_ok=True)
+        for name in os.listdir(given):
+            if name.endswith(".db"):
+                os.unlink(os.path.join(given, name))
+        return
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tv2ib-metrics-")
+    os.environ[_METRICS_DIR_OWNED] = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
+def on_exit(server):  # noqa: ANN001 - gunicorn hook signature
+    """Remove the metrics directory this server created (an operator's own one is left)."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path and os.environ.get(_METRICS_DIR_OWNED) == path:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def child_exit(server, worker):  # noqa: ANN001 - gunicorn hook signature
+    """A dead worker's live gauges leave the totals; its counters stay (totals never go back)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
 
 
 def post_worker_init(worker):  # noqa: ANN001 - gunicorn hook signature

@@ -198,6 +198,9 @@ class Settings:
     ib_alarm_after_seconds: float = 60.0
     redis_alarm_after_seconds: float = 30.0
     daily_summary_time: str | None = None  # "HH:MM" UTC; None = no daily summary
+    # The execution worker's own /metrics (worker/metrics.py); port 0 = not served.
+    worker_metrics_port: int = 0
+    worker_metrics_host: str = "127.0.0.1"
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Settings:
@@ -242,6 +245,7 @@ class Settings:
             "admin_auth_failure_limit": _optional(get("ADMIN_AUTH_FAILURE_LIMIT")) or "10/minute",
             "notify_modes": _notify_modes(env),
             "daily_summary_time": _hhmm("DAILY_SUMMARY_TIME", get("DAILY_SUMMARY_TIME")),
+            "worker_metrics_host": _optional(get("WORKER_METRICS_HOST")) or "127.0.0.1",
         }
         ints = {
             "port": ("PORT", 1),
@@ -251,10 +255,15 @@ class Settings:
             "max_body_bytes": ("MAX_BODY_BYTES", 1024),
             "ib_port": ("IB_PORT", 1),
             "ib_client_id": ("IB_CLIENT_ID", 0),
+            "worker_metrics_port": ("WORKER_METRICS_PORT", 0),
         }
         for attr, (name, minimum) in ints.items():
             if get(name) not in (None, ""):
                 kwargs[attr] = _int(name, get(name), minimum)
+        if int(kwargs.get("worker_metrics_port", 0)) > 65535:  # type: ignore[call-overload]
+            raise SettingsError(
+                f"WORKER_METRICS_PORT must be a TCP port (0 = off), got {get('WORKER_METRICS_PORT')!r}"
+            )
         floats = {
             "dedup_window_seconds": ("DEDUP_WINDOW_SECONDS", 0.0),
             "stale_alert_seconds": ("STALE_ALERT_SECONDS", 1.0),

@@ -39,6 +39,7 @@ from app.models import STATUS_RANK, Alert, AlertStatus, Control
 from app.services import PAUSED_KEY
 from worker.errors import Refused, TemporaryError
 from worker.ib import IBConnection, Placement, Trading
+from worker.metrics import WorkerMetrics
 from worker.planner import Leg, Plan, alert_kind, needs_market_reference, plan_bracket, plan_exit
 from worker.recorder import PlacementFact, Recorder, UnitOfWork
 from worker.snapshots import OrderSnapshot
@@ -117,6 +118,7 @@ class Executor:
         stopping: threading.Event,
         ib_call_timeout: float = 30.0,
         max_order_quantity: Decimal | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.sessions = sessions
         self.recorder = recorder
@@ -126,6 +128,7 @@ class Executor:
         self.stopping = stopping
         self.ib_call_timeout = ib_call_timeout
         self.max_order_quantity = max_order_quantity
+        self.metrics = metrics
 
     # ------------------------------------------------------------------ the job
 
@@ -214,6 +217,7 @@ class Executor:
                 on_leg_sent=job.leg_sent, record=job.record_placement(self.recorder, plan),
             )  # fmt: skip
             job.mark("on_wire")
+            self._observe_on_wire(job, placement)
             return placement
 
         placement = self.conn.call(place(), timeout=self.ib_call_timeout)
@@ -248,6 +252,7 @@ class Executor:
                 alert_id, contract, plan.legs, plan.oca_type,
                 on_leg_sent=job.leg_sent, record=job.record_placement(self.recorder, plan),
             )  # fmt: skip
+            self._observe_on_wire(job, placement)
             return plan, cancelled, placement
 
         plan, cancelled, placement = self.conn.call(run(), timeout=self.ib_call_timeout)
@@ -273,6 +278,11 @@ class Executor:
             alert.plan = plan_json
         self._mark_processing(uow, alert_id)
         self.recorder.advance(uow, alert_id, AlertStatus.CANCELLED, message, reason=message)
+
+    def _observe_on_wire(self, job: AlertJob, placement: Placement) -> None:
+        """Alert -> wire latency, for legs sent now (not adopted after a restart); memory only."""
+        if self.metrics is not None and placement.placed:
+            self.metrics.observe_alert_to_wire(time.time() - job.received_at.timestamp())
 
     # ------------------------------------------------------------------ outcomes
 

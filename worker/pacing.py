@@ -34,12 +34,14 @@ class Pacer:
         self.window = window
         self._sent: deque[float] = deque()
         self._lock = asyncio.Lock()
-        self.waited = 0.0  # total seconds spent waiting (for logs and tests)
+        self.waited = 0.0  # total seconds spent waiting (for logs, tests and worker metrics)
+        self.waits = 0  # acquires that had to wait at least once
 
     async def acquire(self, count: int = 1) -> None:
         """Wait until ``count`` more messages keep the last window at or under the limit."""
         count = min(count, self.limit)
         async with self._lock:  # FIFO: earlier callers go first
+            waited = False
             while True:
                 now = time.monotonic()
                 while self._sent and now - self._sent[0] >= self.window:
@@ -49,6 +51,9 @@ class Pacer:
                     return
                 delay = self._sent[len(self._sent) + count - self.limit - 1] + self.window - now
                 self.waited += max(0.0, delay)
+                if not waited:
+                    waited = True
+                    self.waits += 1
                 await asyncio.sleep(max(delay, 0.001))
 
     def recent(self) -> int:

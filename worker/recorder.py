@@ -119,6 +119,7 @@ class Recorder:
         *,
         enqueue_notices: EnqueueNotices | None = None,
         wake: Callable[[], None] | None = None,
+        on_committed: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> None:
         self.sessions = sessions
         self.redis = redis_client
@@ -126,6 +127,7 @@ class Recorder:
         self.client_id = client_id
         self._enqueue_notices = enqueue_notices
         self._wake = wake
+        self._on_committed = on_committed  # counts committed facts for the worker's metrics
         self._queue: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]] | None] = (
             queue.SimpleQueue()
         )
@@ -205,6 +207,11 @@ class Recorder:
                 self._run_batch([item])
             return
         self.batches += 1
+        if self._on_committed is not None and uow.events:
+            try:
+                self._on_committed(uow.events)
+            except Exception:  # noqa: BLE001 - a metric never loses or delays a fact
+                log.exception("on_committed failed")
         self._publish(uow.events)
         for (_fn, _args, future), result in zip(batch, results, strict=True):
             future.set_result(result)

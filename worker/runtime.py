@@ -34,6 +34,7 @@ from config.settings import Settings
 from worker.consumer import Consumer
 from worker.executor import Executor, Requeue, RetryLater
 from worker.ib import IBConnection, Trading
+from worker.metrics import WorkerMetrics
 from worker.notify import Notifier, enqueue_notices
 from worker.recorder import Recorder
 
@@ -52,6 +53,16 @@ class Worker:
         self.stopping = threading.Event()
         self._signals = 0
         self.notifier = Notifier(settings, ctx.sessions, ctx.redis)
+        # read lazily at scrape time: the IB connection and consumer are created below
+        self.metrics = WorkerMetrics(
+            account=settings.ib_account,
+            client_id=settings.ib_client_id,
+            ib_connected=lambda: self.ib.ready,
+            pacing=lambda: (self.ib.pacer.waits, self.ib.pacer.waited),
+            pacing_violations=lambda: self.ib.pacing_violations,
+            jobs_done=lambda: self.consumer.done,
+            notice_backlog=self._unsent_notices,
+        )
         self.recorder = Recorder(
             ctx.sessions,
             ctx.redis,
@@ -59,6 +70,7 @@ class Worker:
             settings.ib_client_id,
             enqueue_notices=enqueue_notices,
             wake=self.notifier.wake,
+            on_committed=self.metrics.count_events,
         )
         self.ib = IBConnection(
             settings.ib_host,
@@ -78,6 +90,7 @@ class Worker:
             stale_after=settings.stale_alert_seconds,
             stopping=self.stopping,
             max_order_quantity=settings.max_order_quantity,
+            metrics=self.metrics,
         )
         # blocking pops need a socket timeout above the block time (the context's client has 1 s)
         self.queue_redis = redis.Redis.from_url(
@@ -119,6 +132,12 @@ class Worker:
         self.notifier.start()
         self.ib.start()
         self._heartbeat_thread.start()
+        if self.settings.worker_metrics_port:
+            try:
+                self.metrics.serve(self.settings.worker_metrics_host, self.settings.worker_metrics_port)
+            except OSError as exc:  # metrics are not worth refusing to trade over: say it loudly
+                log.error("worker metrics not served on %s:%s: %s", self.settings.worker_metrics_host,
+                          self.settings.worker_metrics_port, exc)  # fmt: skip
         try:
             self._recover()
             self._relay_once()
@@ -161,6 +180,7 @@ class Worker:
             log.exception("notifier.worker_stopping failed")
         self.ib.stop()
         self.recorder.stop()
+        self.metrics.stop()
         try:
             self.notifier.stop(timeout=5.0)
         except Exception:  # noqa: BLE001
@@ -170,6 +190,13 @@ class Worker:
         except redis.RedisError:
             pass
         log.info("worker stopped (%s)", reason)
+
+    def _unsent_notices(self) -> int:
+        """Notices not yet delivered (sampled by the metrics thread every few seconds)."""
+        from worker.notify.outbox import pending_count
+
+        with self.ctx.sessions() as session:
+            return pending_count(session)
 
     # ------------------------------------------------------------------ heartbeat and alarms
 

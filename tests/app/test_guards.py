@@ -200,14 +200,21 @@ def test_one_log_line_per_webhook_and_never_the_secret(client, ctx, caplog):
 
 
 def test_metrics_count_outcomes_and_latency(client):
+    from prometheus_client.parser import text_string_to_metric_families
+
     post(client, alert_body())
     post(client, alert_body(secret="wrong-secret-000000000"))
     text_body = client.get("/metrics").get_data(as_text=True)
-    assert 'tv2ib_webhook_requests_total{outcome="accepted",status="202"} 1' in text_body
-    assert 'tv2ib_webhook_requests_total{outcome="unauthorized",status="401"} 1' in text_body
-    assert "tv2ib_webhook_latency_seconds_count 2" in text_body
-    assert 'tv2ib_alerts_waiting{status="queued"} 1' in text_body
-    assert 'tv2ib_alerts_waiting{status="received"} 0' in text_body
+    found = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text_body)
+        for s in family.samples
+    }
+    assert found[("tv2ib_webhook_requests_total", (("outcome", "accepted"), ("status", "202")))] == 1
+    assert found[("tv2ib_webhook_requests_total", (("outcome", "unauthorized"), ("status", "401")))] == 1
+    assert found[("tv2ib_webhook_latency_seconds_count", ())] == 2
+    assert found[("tv2ib_alerts_waiting", (("status", "queued"),))] == 1
+    assert found[("tv2ib_alerts_waiting", (("status", "received"),))] == 0
 
 
 def test_unparsable_rate_limit_is_a_settings_error(base_env):
