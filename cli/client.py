@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -90,8 +90,9 @@ class ApiClient:
             raise _error_of(response)
         return response.json()
 
-    def stream_lines(self, path: str) -> Iterator[str]:
-        """GET a streaming path (server-sent events) and yield its lines as they arrive."""
+    def stream_lines(self, path: str, on_open: Callable[[], None] = lambda: None) -> Iterator[str]:
+        """GET a streaming path (server-sent events) and yield its lines as they arrive;
+        ``on_open`` runs once the server has answered 200 (the stream is live from then on)."""
         try:
             with httpx.stream(
                 "GET", f"{self.url}{path}", headers={**self._headers(), "Accept": "text/event-stream"},
@@ -100,6 +101,7 @@ class ApiClient:
                 if response.status_code >= 300:
                     response.read()
                     raise _error_of(response)
+                on_open()
                 yield from response.iter_lines()
         except httpx.HTTPError as exc:
             raise CliError(exitcodes.UNREACHABLE, f"lost the event stream from {self.url}: {exc}") from None

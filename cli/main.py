@@ -372,7 +372,10 @@ def tail(ctx: Ctx, kinds: tuple[str, ...], count: int | None) -> None:
     seen = 0
     with ctx.api() as client:
         try:
-            for kind, data in parse_sse(client.stream_lines("/api/events")):
+            opened = functools.partial(
+                ctx.err.print, f"following live events from {client.url} (Ctrl-C to stop)"
+            )
+            for kind, data in parse_sse(client.stream_lines("/api/events", on_open=opened)):
                 if kinds and kind not in kinds:
                     continue
                 if ctx.as_json:

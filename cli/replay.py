@@ -178,7 +178,7 @@ def replay_alert(client: ApiClient, stack: ProcessStack, line: ReplayLine, timeo
         row.update(
             outcome="refused",
             status="refused",
-            reason=f"{exc.message}{' (' + fields + ')' if fields else ''}",
+            reason=exc.message if not fields or fields in exc.message else f"{exc.message} ({fields})",
         )
         return row
     row["alert_id"] = answer.get("alert_id")
