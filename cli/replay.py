@@ -187,6 +187,34 @@ def replay_alert(client: ApiClient, stack: ProcessStack, line: ReplayLine, timeo
     return row
 
 
+def _run_on_stack(
+    stack: ProcessStack,
+    env: dict[str, str],
+    lines: list[ReplayLine],
+    result: ReplayResult,
+    timeout: float,
+    on_step: Callable[[dict[str, Any]], None],
+    on_phase: Callable[[str], None],
+) -> None:
+    on_phase("starting ibsim")
+    stack.start_sim()
+    on_phase("starting the web server")
+    stack.start_web()
+    on_phase("starting the worker")
+    stack.start_worker()
+    with ApiClient(stack.web_url, secret=env["WEBHOOK_SECRET"], token=env["ADMIN_TOKEN"]) as client:
+        for line in lines:
+            row = replay_alert(client, stack, line, timeout)
+            result.rows.append(row)
+            on_step(row)
+        on_phase("collecting the results")
+        for row in result.rows:
+            if row["alert_id"]:
+                result.fills.extend(client.get(f"/api/alerts/{row['alert_id']}").get("fills") or [])
+        result.orders = client.get("/api/orders").get("orders", [])
+        result.positions = client.get("/api/positions").get("positions", [])
+
+
 def run_replay(
     lines: list[ReplayLine],
     *,
@@ -197,37 +225,15 @@ def run_replay(
 ) -> ReplayResult:
     """Start the private stack, replay ``lines`` in order, collect the summary, stop everything."""
     result = ReplayResult()
-    with tempfile.TemporaryDirectory(prefix="tv2ib-replay-") as tmp:
-        workdir = Path(keep_dir or tmp)
-        workdir.mkdir(parents=True, exist_ok=True)
-        on_phase("starting redis-server")
-        with private_redis() as redis_url:
-            env = stack_env(workdir, redis_url)
-            stack = ProcessStack(workdir, env, cwd=workdir)
-            try:
-                on_phase("starting ibsim")
-                stack.start_sim()
-                on_phase("starting the web server")
-                stack.start_web()
-                on_phase("starting the worker")
-                stack.start_worker()
-                with ApiClient(
-                    stack.web_url, secret=env["WEBHOOK_SECRET"], token=env["ADMIN_TOKEN"]
-                ) as client:
-                    for line in lines:
-                        row = replay_alert(client, stack, line, timeout)
-                        result.rows.append(row)
-                        on_step(row)
-                    on_phase("collecting the results")
-                    for row in result.rows:
-                        if row["alert_id"]:
-                            result.fills.extend(
-                                client.get(f"/api/alerts/{row['alert_id']}").get("fills") or []
-                            )
-                    result.orders = client.get("/api/orders").get("orders", [])
-                    result.positions = client.get("/api/positions").get("positions", [])
-            except (RuntimeError, TimeoutError) as exc:
-                raise CliError(exitcodes.FAILED, f"the private stack failed: {exc}") from None
-            finally:
-                stack.stop()
+    try:
+        with tempfile.TemporaryDirectory(prefix="tv2ib-replay-") as tmp:
+            workdir = Path(keep_dir or tmp)
+            workdir.mkdir(parents=True, exist_ok=True)
+            on_phase("starting redis-server")
+            with private_redis() as redis_url:
+                env = stack_env(workdir, redis_url)
+                with ProcessStack(workdir, env, cwd=workdir) as stack:
+                    _run_on_stack(stack, env, lines, result, timeout, on_step, on_phase)
+    except (RuntimeError, TimeoutError) as exc:
+        raise CliError(exitcodes.FAILED, f"the private stack failed: {exc}") from None
     return result

@@ -3,25 +3,12 @@ real gunicorn + worker + ibsim (:class:`cli.stack.ProcessStack`, the core of tes
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cli.stack import ProcessStack
-
-TV2IB = Path(sys.executable).with_name("tv2ib")  # the console script installed next to this Python
-
-
-def run_cli(
-    *args: str, env: dict[str, str], cwd: Path, input: str | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    """Run ``tv2ib ARGS`` with exactly ``env`` (plus PATH) in ``cwd``; never raises on a non-zero exit."""
-    full_env = {"PATH": "/usr/bin:/bin", "COLUMNS": "200", **env}
-    return subprocess.run([str(TV2IB), *args], env=full_env, cwd=cwd, input=input, capture_output=True,
-                          text=True, timeout=timeout, check=False)  # fmt: skip
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TV2IB
+from cli_helpers import TV2IB
 
 from cli.stack import ProcessStack
 
