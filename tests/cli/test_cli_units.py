@@ -75,3 +75,31 @@ def test_cli_settings_need_only_what_the_command_uses():
     assert CliSettings.from_mapping({"TV2IB_URL": "http://h:1/"}, url=None).url == "http://h:1"
     assert CliSettings.from_mapping({"TV2IB_URL": "http://h:1"}, url="http://other:2").url == "http://other:2"
     assert "t" * 20 not in repr(settings)
+
+
+def test_the_command_line_never_imports_the_worker():
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, cli.main, cli.replay, cli.stack, cli.follow, cli.events; "
+        "print(sorted(m for m in sys.modules if m == 'worker' or m.startswith('worker.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_every_command_and_option_has_a_help_text():
+    import click
+
+    from cli.main import cli
+
+    def walk(command: click.Command, path: str) -> None:
+        assert command.help or command.short_help, f"{path} has no help"
+        for param in command.params:
+            if isinstance(param, click.Option):
+                assert param.help, f"{path} {param.opts} has no help"
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, f"{path} {name}")
+
+    walk(cli, "tv2ib")
