@@ -1,0 +1,77 @@
+"""Follow one alert to its outcome by polling ``GET /api/alerts/<id>``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cli import exitcodes
+from cli.client import ApiClient
+
+TERMINAL = frozenset({"filled", "cancelled", "rejected", "invalid", "duplicate", "failed"})
+FAILURES = frozenset({"cancelled", "rejected", "invalid", "failed"})
+# IB order states of an order that rests at the broker and can still fill.
+WORKING_ORDER = frozenset({"PendingSubmit", "ApiPending", "PreSubmitted", "Submitted"})
+EXIT_LEGS = frozenset({"tp", "sl"})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Where following stopped: ``state`` is the alert's status or ``working``; ``exit_code`` means it."""
+
+    state: str
+    exit_code: int
+    alert: dict[str, Any]
+
+
+def entry_working(alert: dict[str, Any]) -> bool:
+    """True when the alert's opening order rests at IB (a limit or stop waiting for its price).
+
+    A market entry is never "working" for this purpose: it fills in moments, so we wait for the fill.
+    """
+    if alert.get("status") not in {"submitted", "partially_filled"}:
+        return False
+    for order in alert.get("orders") or []:
+        if order.get("leg") in EXIT_LEGS:
+            continue
+        if order.get("status") in WORKING_ORDER and str(order.get("order_type") or "").upper() not in {
+            "MKT",
+            "MARKET",
+        }:
+            return True
+    return False
+
+
+def classify(alert: dict[str, Any]) -> Outcome | None:
+    """The outcome when following can stop, else None."""
+    status = str(alert.get("status"))
+    if status in FAILURES:
+        return Outcome(status, exitcodes.REJECTED, alert)
+    if status in TERMINAL:
+        return Outcome(status, exitcodes.OK, alert)
+    if entry_working(alert):
+        return Outcome("working", exitcodes.OK, alert)
+    return None
+
+
+def follow_alert(
+    client: ApiClient,
+    alert_id: str,
+    timeout: float,
+    on_update: Callable[[dict[str, Any]], None] = lambda alert: None,
+    interval: float = 0.2,
+) -> Outcome:
+    """Poll the alert until :func:`classify` says stop or ``timeout`` passes (then state ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    alert: dict[str, Any] = {"id": alert_id, "status": "received"}
+    while True:
+        alert = client.get(f"/api/alerts/{alert_id}")
+        on_update(alert)
+        outcome = classify(alert)
+        if outcome is not None:
+            return outcome
+        if time.monotonic() >= deadline:
+            return Outcome("timeout", exitcodes.TIMEOUT, alert)
+        time.sleep(interval)
