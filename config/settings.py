@@ -172,6 +172,9 @@ class Settings:
     ib_alarm_after_seconds: float = 60.0
     redis_alarm_after_seconds: float = 30.0
     daily_summary_time: str | None = None  # "HH:MM" UTC; None = no daily summary
+    # Live event streams (SSE) per web process, each holding a thread: default half of WEB_THREADS.
+    events_max_streams: int = 2
+    events_stream_seconds: float = 60.0
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Settings:
@@ -223,6 +226,7 @@ class Settings:
             "max_body_bytes": ("MAX_BODY_BYTES", 1024),
             "ib_port": ("IB_PORT", 1),
             "ib_client_id": ("IB_CLIENT_ID", 0),
+            "events_max_streams": ("EVENTS_MAX_STREAMS", 0),
         }
         for attr, (name, minimum) in ints.items():
             if get(name) not in (None, ""):
@@ -232,12 +236,15 @@ class Settings:
             "stale_alert_seconds": ("STALE_ALERT_SECONDS", 1.0),
             "ib_alarm_after_seconds": ("IB_ALARM_AFTER_SECONDS", 0.0),
             "redis_alarm_after_seconds": ("REDIS_ALARM_AFTER_SECONDS", 0.0),
+            "events_stream_seconds": ("EVENTS_STREAM_SECONDS", 1.0),
         }
         for attr, (name, minimum) in floats.items():
             if get(name) not in (None, ""):
                 kwargs[attr] = _float(name, get(name), minimum)
         for attr, name in (("rate_limit", "RATE_LIMIT"), ("auth_failure_limit", "AUTH_FAILURE_LIMIT")):
             _rate(name, str(kwargs[attr]))
+        if "events_max_streams" not in kwargs:
+            kwargs["events_max_streams"] = max(1, int(kwargs.get("web_threads", 4)) // 2)  # type: ignore[call-overload]
         if get("TRADINGVIEW_IPS_ONLY") not in (None, ""):
             kwargs["tradingview_ips_only"] = _bool("TRADINGVIEW_IPS_ONLY", get("TRADINGVIEW_IPS_ONLY"))
         return cls(**kwargs)  # type: ignore[arg-type]
