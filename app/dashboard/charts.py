@@ -178,4 +178,5 @@ def histogram(
         )
     ordered = sorted(values)
     median = ordered[len(ordered) // 2]
-    return _svg("hist", f"{label}: {len(values)} alerts, median {median * 1000:.0f} ms", body)
+    count = f"{len(values)} alert{'' if len(values) == 1 else 's'}"
+    return _svg("hist", f"{label}: {count}, median {median * 1000:.0f} ms", body)
