@@ -1,8 +1,9 @@
-"""A modest server-rendered operator dashboard at ``GET /`` (Jinja templates, one CSS file, no JS).
+"""A server-rendered operator dashboard at ``GET /`` (Jinja templates, one CSS file, one small script).
 
-Shows trading state (paused, database, Redis, workers and IB connection, queues), the newest
-alerts with a status filter, positions and all orders (working first), one alert in full, and
-pause / resume / flatten (flatten asks for confirmation first). Every figure comes from the same
+Shows trading state (paused, database, Redis, workers and IB connection, queues), today's SVG
+charts, alerts with search and pages, positions and all orders (working first), one alert in
+full, one strategy (:mod:`.pages`), and pause / resume / flatten (flatten asks for confirmation
+first). ``static/live.js`` keeps the page current from the server-sent events at ``/events``. Every figure comes from the same
 :mod:`app.services` functions as the admin API and the Telegram commands.
 
 Access: ``ADMIN_TOKEN`` through the login form or an ``Authorization: Bearer`` header (checked
