@@ -41,11 +41,10 @@ EXTENSION_KEY = "tv2ib_streams"
 KEEPALIVE_SECONDS = 15.0
 # Browser's reconnect delay after a stream ends (milliseconds, the SSE ``retry:`` field).
 RETRY_MS = 2000
-# WSGI environ flag on streaming requests: a whole-request deadline (gunicorn worker or a
-# middleware) must exempt them; their length is bounded by EVENTS_STREAM_SECONDS instead.
+# WSGI environ flag on streaming requests: a deadline on whole responses (if one is ever added
+# to the gunicorn worker or a middleware) must exempt them; EVENTS_STREAM_SECONDS bounds them.
+# The request-*read* deadline (REQUEST_TIMEOUT_SECONDS) does not concern them: a GET has no body.
 STREAMING_ENVIRON_KEY = "tv2ib.streaming"
-# Paths of the streaming routes, for deadline code that sees only the path.
-STREAMING_PATHS = ("/api/events", "/events")
 
 
 class StreamSlots:
