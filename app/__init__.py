@@ -27,7 +27,7 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     from flask import Flask
     from werkzeug.middleware.proxy_fix import ProxyFix
 
-    from app import api, dashboard, errors, health, metrics, webhook
+    from app import api, dashboard, errors, events, health, metrics, webhook
     from app.context import AppContext
     from config.logging_setup import configure_logging
     from config.settings import SettingsError, load_settings
@@ -57,5 +57,6 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     health.init_app(app)
     webhook.init_app(app)
     api.init_app(app)
+    events.init_app(app)
     dashboard.init_app(app)
     return app

@@ -16,7 +16,7 @@ import redis
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from app import services
+from app import events, services
 from app.context import AppContext
 from app.errors import error_response
 from app.webhook.ratelimit import AuthFailureLockout
@@ -127,13 +127,17 @@ def status() -> Any:
 @bp.post("/pause")
 def pause() -> Any:
     """Stop new entries (durable); exits and protective orders keep working."""
-    return jsonify(services.set_paused(_ctx().sessions, True, by="api"))
+    result = services.set_paused(_ctx().sessions, True, by="api")
+    events.publish(_ctx().redis, "paused", paused=True, by="api")
+    return jsonify(result)
 
 
 @bp.post("/resume")
 def resume() -> Any:
     """Allow new entries again."""
-    return jsonify(services.set_paused(_ctx().sessions, False, by="api"))
+    result = services.set_paused(_ctx().sessions, False, by="api")
+    events.publish(_ctx().redis, "paused", paused=False, by="api")
+    return jsonify(result)
 
 
 @bp.post("/flatten")
@@ -141,6 +145,12 @@ def flatten() -> Any:
     """Ask the worker to cancel working orders and close positions (``?account=`` optional)."""
     account = request.args.get("account") or None
     return jsonify(services.request_flatten(_ctx().redis, account, by="api")), 202
+
+
+@bp.get("/events")
+def event_stream() -> Response:
+    """Live events as ``text/event-stream`` (``event: <type>``, ``data: <json>``); see app.events."""
+    return events.stream_response()
 
 
 def init_app(app: Flask) -> None:

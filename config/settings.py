@@ -201,6 +201,9 @@ class Settings:
     # The execution worker's own /metrics (worker/metrics.py); port 0 = not served.
     worker_metrics_port: int = 0
     worker_metrics_host: str = "127.0.0.1"
+    # Live event streams (SSE) per web process, each holding a thread: default half of WEB_THREADS.
+    events_max_streams: int = 2
+    events_stream_seconds: float = 60.0
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Settings:
@@ -256,6 +259,7 @@ class Settings:
             "ib_port": ("IB_PORT", 1),
             "ib_client_id": ("IB_CLIENT_ID", 0),
             "worker_metrics_port": ("WORKER_METRICS_PORT", 0),
+            "events_max_streams": ("EVENTS_MAX_STREAMS", 0),
         }
         for attr, (name, minimum) in ints.items():
             if get(name) not in (None, ""):
@@ -269,6 +273,7 @@ class Settings:
             "stale_alert_seconds": ("STALE_ALERT_SECONDS", 1.0),
             "ib_alarm_after_seconds": ("IB_ALARM_AFTER_SECONDS", 0.0),
             "redis_alarm_after_seconds": ("REDIS_ALARM_AFTER_SECONDS", 0.0),
+            "events_stream_seconds": ("EVENTS_STREAM_SECONDS", 1.0),
         }
         for attr, (name, minimum) in floats.items():
             if get(name) not in (None, ""):
@@ -282,6 +287,8 @@ class Settings:
             _rate(name, str(kwargs[attr]))
         if get("MAX_ORDER_QUANTITY") not in (None, ""):
             kwargs["max_order_quantity"] = _quantity("MAX_ORDER_QUANTITY", get("MAX_ORDER_QUANTITY"))
+        if "events_max_streams" not in kwargs:
+            kwargs["events_max_streams"] = max(1, int(kwargs.get("web_threads", 4)) // 2)  # type: ignore[call-overload]
         if get("TRADINGVIEW_IPS_ONLY") not in (None, ""):
             kwargs["tradingview_ips_only"] = _bool("TRADINGVIEW_IPS_ONLY", get("TRADINGVIEW_IPS_ONLY"))
         return cls(**kwargs)  # type: ignore[arg-type]

@@ -1,8 +1,9 @@
-"""A modest server-rendered operator dashboard at ``GET /`` (Jinja templates, one CSS file, no JS).
+"""A server-rendered operator dashboard at ``GET /`` (Jinja templates, one CSS file, one small script).
 
-Shows trading state (paused, database, Redis, workers and IB connection, queues), the newest
-alerts with a status filter, positions and all orders (working first), one alert in full, and
-pause / resume / flatten (flatten asks for confirmation first). Every figure comes from the same
+Shows trading state (paused, database, Redis, workers and IB connection, queues), today's SVG
+charts, alerts with search and pages, positions and all orders (working first), one alert in
+full, one strategy (:mod:`.pages`), and pause / resume / flatten (flatten asks for confirmation
+first). ``static/live.js`` keeps the page current from the server-sent events at ``/events``. Every figure comes from the same
 :mod:`app.services` functions as the admin API and the Telegram commands.
 
 Access: ``ADMIN_TOKEN`` through the login form or an ``Authorization: Bearer`` header (checked
@@ -35,7 +36,7 @@ from flask import (
 )
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from app import services
+from app import events, services
 from app.api import admin_limiter, token_ok
 from app.context import AppContext
 from app.dashboard import session as dsession
@@ -193,11 +194,12 @@ def _guard() -> Response | None:
 
 @bp.after_request
 def _hardening(response: Response) -> Response:
-    # No framing (a framed Flatten button is clickjacking bait), no scripts at all, nothing cached.
+    # No framing (a framed Flatten button is clickjacking bait), scripts only from our own files
+    # (no inline script, no eval), fetch/EventSource only to ourselves, nothing cached.
     response.headers.setdefault(
         "Content-Security-Policy",
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-        "base-uri 'none'",
+        "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     )
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -261,15 +263,13 @@ def _working_first(sessions: Any) -> list[dict[str, Any]]:
 
 @bp.get("/")
 def home() -> Response:
-    """State, newest alerts (``?status=`` filter), positions and orders."""
+    """State, today's pictures, alerts (search and pages, see :mod:`.pages`), positions, orders."""
     ctx = _ctx()
-    wanted = request.args.get("status") or None
-    if wanted not in {s.value for s in AlertStatus}:
-        wanted = None
     try:
         state = services.status(ctx.sessions, ctx.redis)
         pnl = services.pnl_today(ctx.sessions)
-        alerts = services.recent_alerts(ctx.sessions, limit=50, status=wanted)
+        found = pages.search_context()
+        pictures = pages.charts_context()
         positions = services.list_positions(ctx.sessions)
         orders = _working_first(ctx.sessions)
     except (OperationalError, InterfaceError) as exc:
@@ -278,12 +278,11 @@ def home() -> Response:
     return _page(
         "home.html",
         database_ok=True,
-        refresh=True,
+        live=True,
         state=state,
         pnl=pnl,
-        alerts=alerts,
-        wanted=wanted,
-        statuses=[s.value for s in AlertStatus],
+        **found,
+        **pictures,
         positions=positions,
         orders=orders,
         working=services.WORKING_ORDER_STATUSES,
@@ -302,13 +301,17 @@ def alert(alert_id: str) -> Response:
     if isinstance(plan, dict):
         shown = {"kind", "legs", "reference_price", "reference_source", "notes", "instrument"}
         extra_plan = {k: v for k, v in plan.items() if k not in shown}
-    return _page("alert.html", a=doc, plan=plan, extra_plan=extra_plan)
+    return _page(
+        "alert.html", a=doc, plan=plan, extra_plan=extra_plan, live=True, timeline=pages.alert_timeline(doc)
+    )
 
 
 @bp.post("/control")
 def toggle() -> Response:
     """Pause or resume new entries (the same switch as /api/pause and Telegram's /pause)."""
-    services.set_paused(_ctx().sessions, request.form.get("paused") == "1", by="dashboard")
+    paused = request.form.get("paused") == "1"
+    services.set_paused(_ctx().sessions, paused, by="dashboard")
+    events.publish(_ctx().redis, "paused", paused=paused, by="dashboard")
     return redirect(url_for("dashboard.home"))
 
 
@@ -357,3 +360,7 @@ def init_app(app: Flask) -> None:
         status_class=status_class,
         order_class=order_class,
     )
+
+
+# Routes of the pictures, search, strategy page and live stream (they use ``bp`` defined above).
+from app.dashboard import pages  # noqa: E402

@@ -302,12 +302,20 @@ def test_database_unreachable_is_shown_not_a_traceback(client, ctx, db_url):
     assert answer.status_code == 503 and "Database unreachable" in answer.get_data(as_text=True)
 
 
-def test_pages_cannot_be_framed_or_run_scripts(client):
+def test_pages_cannot_be_framed_or_run_foreign_or_inline_scripts(client, ctx):
+    seed(ctx)
     sign_in(client)
     headers = client.get("/flatten").headers
-    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
-    assert "script-src" not in headers["Content-Security-Policy"]  # default-src 'none' covers it
+    policy = headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy and "script-src 'self';" in policy
+    assert "unsafe" not in policy and "connect-src 'self'" in policy
     assert headers["X-Frame-Options"] == "DENY" and headers["Cache-Control"] == "no-store"
+    page = client.get("/").get_data(as_text=True)
+    # the only script is our own file (no inline code, nothing from elsewhere)
+    assert re.findall(r"<script[^>]*>", page) == ['<script src="/dashboard-static/live.js" defer>']
+    assert "</script>" in page and not re.search(r"<script[^>]*>[^<]", page) and " on" + "click=" not in page
+    script = client.get("/dashboard-static/live.js")
+    assert script.status_code == 200 and "EventSource" in script.get_data(as_text=True)
 
 
 def test_login_from_another_site_is_refused(client):
