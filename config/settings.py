@@ -157,6 +157,8 @@ class Settings:
     trusted_proxies: int = 0
     dedup_window_seconds: float = 60.0
     max_body_bytes: int = 64 * 1024
+    # A request (headers and body) not complete this long after it started is answered 408.
+    request_timeout_seconds: float = 10.0
     rate_limit: str = "120/minute"
     auth_failure_limit: str = "10/minute"
     ib_host: str = "127.0.0.1"
@@ -172,6 +174,9 @@ class Settings:
     ib_alarm_after_seconds: float = 60.0
     redis_alarm_after_seconds: float = 30.0
     daily_summary_time: str | None = None  # "HH:MM" UTC; None = no daily summary
+    # Dashboard sign-in: ends this long after sign-in, or after this long without a request.
+    session_max_age_seconds: float = 12 * 3600.0
+    session_idle_seconds: float = 3600.0
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Settings:
@@ -232,6 +237,9 @@ class Settings:
             "stale_alert_seconds": ("STALE_ALERT_SECONDS", 1.0),
             "ib_alarm_after_seconds": ("IB_ALARM_AFTER_SECONDS", 0.0),
             "redis_alarm_after_seconds": ("REDIS_ALARM_AFTER_SECONDS", 0.0),
+            "request_timeout_seconds": ("REQUEST_TIMEOUT_SECONDS", 1.0),
+            "session_max_age_seconds": ("SESSION_MAX_AGE_SECONDS", 60.0),
+            "session_idle_seconds": ("SESSION_IDLE_SECONDS", 60.0),
         }
         for attr, (name, minimum) in floats.items():
             if get(name) not in (None, ""):

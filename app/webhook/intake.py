@@ -95,7 +95,11 @@ class Intake:
             raw = parsing.read_body(request, settings.max_body_bytes)
         except parsing.BodyError as exc:
             outcome = {408: "timeout", 413: "too_large", 415: "unsupported"}.get(exc.status, "bad_request")
-            return error_outcome(exc.status, outcome, parsing_code(exc.status), exc.message)
+            answer = error_outcome(exc.status, outcome, parsing_code(exc.status), exc.message)
+            if exc.status in (400, 408):
+                # Where this body ends is unknown: the next bytes are no request to trust.
+                answer.headers["Connection"] = "close"
+            return answer
 
         alert, text, parse_error = parsing.parse_alert(raw)
         if parse_error is not None or alert is None:

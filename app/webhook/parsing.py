@@ -15,6 +15,13 @@ from typing import Any
 from flask import Request
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
+try:  # what gunicorn's body readers raise for a malformed chunked body (bad size, no terminator)
+    from gunicorn.http.errors import ParseException as MalformedBody
+except ImportError:  # pragma: no cover - served by another WSGI server
+
+    class MalformedBody(Exception):  # type: ignore[no-redef]
+        pass
+
 # A client that sent its headers gets this long between body packets before 408: a slow or
 # stalled client frees its gunicorn thread instead of holding it forever.
 BODY_READ_TIMEOUT = 5.0
@@ -64,10 +71,15 @@ def read_body(request: Request, max_bytes: int) -> bytes:
         raise BodyError(400, "the body ended before its announced length") from None
     except HTTPException as exc:  # werkzeug's own limits, e.g. 413 for a chunked body
         raise BodyError(exc.code or 400, exc.description or "unreadable body") from None
+    except MalformedBody as exc:  # its text may quote body bytes (the secret): name the kind only
+        raise BodyError(400, f"the chunked body is malformed ({type(exc).__name__})") from None
     except OSError:
-        raise BodyError(400, "the connection failed while reading the body") from None
+        raise BodyError(400, "the body ended before it was complete") from None
     if total > max_bytes:
         raise BodyError(413, f"the body is over the limit of {max_bytes} bytes")
+    if length is not None and total < length:
+        # The client closed its side early: a truncated alert is not an alert.
+        raise BodyError(400, f"the body ended after {total} of its announced {length} bytes")
     return b"".join(chunks)
 
 
