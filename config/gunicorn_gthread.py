@@ -192,7 +192,8 @@ class TimeoutThreadWorker(ThreadWorker):
         for conn, state in [(c, s) for c, s in self.reading.items() if s.deadline <= now]:
             if state.data:
                 body = (
-                    b'{"error":"request_timeout","message":"the request did not arrive within %g s"}' % self.request_timeout
+                    b'{"error":"request_timeout","message":"the request did not arrive within %g s"}'
+                    % self.request_timeout
                 )
                 try:
                     conn.sock.send(_REQUEST_TIMEOUT_ANSWER % (len(body), body))

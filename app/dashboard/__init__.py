@@ -257,7 +257,9 @@ def logout() -> Response:
         try:
             _sessions().end(g.dash_nonce)
         except redis.RedisError:
-            return _page("login.html", status=503, message="Sign-out needs Redis, which is unreachable; try again.")
+            return _page(
+                "login.html", status=503, message="Sign-out needs Redis, which is unreachable; try again."
+            )
     response = redirect(url_for("dashboard.home"))
     response.delete_cookie(
         COOKIE,

@@ -22,6 +22,7 @@ except ImportError:  # pragma: no cover - served by another WSGI server
     class MalformedBody(Exception):  # type: ignore[no-redef]
         pass
 
+
 # A client that sent its headers gets this long between body packets before 408: a slow or
 # stalled client frees its gunicorn thread instead of holding it forever.
 BODY_READ_TIMEOUT = 5.0
