@@ -33,7 +33,8 @@ from config.request_buffer import request_ready
 SOCKET_TIMEOUT = 5.0
 DEFAULT_REQUEST_TIMEOUT = 10.0
 DEFAULT_MAX_BODY = 64 * 1024
-# Read this much beyond the body limit before handing over: the app then answers 413 itself.
+# Read at most this much beyond the body limit on the event loop (a request past the limit is
+# handed over at once and the app answers 413).
 BODY_SLACK = 16 * 1024
 _REQUEST_TIMEOUT_ANSWER = (
     b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: application/json\r\n"
@@ -98,8 +99,8 @@ class TimeoutThreadWorker(ThreadWorker):
 
     def init_process(self) -> None:
         self.log.error_log.addFilter(_QuietTimeouts())
-        self.request_timeout, max_body = _request_limits()
-        self.buffer_limit = max_body + BODY_SLACK
+        self.request_timeout, self.max_body = _request_limits()
+        self.buffer_limit = self.max_body + BODY_SLACK
         self.reading: dict[TConn, _Reading] = {}
         super().init_process()
 
@@ -116,7 +117,7 @@ class TimeoutThreadWorker(ThreadWorker):
             conn.parser.unreader.buf.seek(0)
             conn.parser.unreader.buf.truncate()
         state = _Reading(leftover, time.monotonic() + self.request_timeout)
-        if leftover and request_ready(state.data, self.buffer_limit):
+        if leftover and request_ready(state.data, self.max_body):
             self._hand_over(conn, state)
             return
         conn.sock.setblocking(False)
@@ -127,7 +128,7 @@ class TimeoutThreadWorker(ThreadWorker):
         state = self.reading[conn]
         closed = False
         try:
-            while len(state.data) <= self.buffer_limit + 65536:
+            while len(state.data) <= self.buffer_limit:
                 piece = conn.sock.recv(65536)
                 if not piece:
                     closed = True
@@ -140,7 +141,7 @@ class TimeoutThreadWorker(ThreadWorker):
             return
         if closed and not state.data:
             self._drop(conn)  # closed before sending anything (e.g. a kept-alive connection)
-        elif closed or request_ready(state.data, self.buffer_limit):
+        elif closed or request_ready(state.data, self.max_body):
             # A client that stopped sending gets its answer from the parser or the app (400).
             self._stop_reading(conn)
             self._hand_over(conn, state)
