@@ -242,7 +242,7 @@ def login() -> Response:
             dsession.new_cookie(token, nonce),
             httponly=True,
             samesite="Strict",
-            secure=dsession.came_over_https(request, _ctx().settings.trusted_proxies),
+            secure=request.is_secure,
             max_age=int(_ctx().settings.session_max_age_seconds),
         )
         return response
@@ -265,7 +265,7 @@ def logout() -> Response:
         COOKIE,
         httponly=True,
         samesite="Strict",
-        secure=dsession.came_over_https(request, _ctx().settings.trusted_proxies),
+        secure=request.is_secure,
     )
     return response
 

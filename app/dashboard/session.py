@@ -21,7 +21,6 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
 
 import redis
 
@@ -118,18 +117,3 @@ class SessionStore:
 
     def _ttl_ms(self, left: float) -> int:
         return max(1, int(min(self.idle, left) * 1000))
-
-
-def came_over_https(request: Any, trusted_proxies: int) -> bool:
-    """Did the browser use HTTPS? Directly, or as the trusted proxy says in X-Forwarded-Proto.
-
-    Like the client address (``TRUSTED_PROXIES``), the N-th value from the right is the one our
-    own proxy wrote; values further left come from the client and are not trusted.
-    """
-    if request.is_secure:
-        return True
-    if trusted_proxies <= 0:
-        return False
-    values = [v.strip().lower() for v in ",".join(request.headers.getlist("X-Forwarded-Proto")).split(",")]
-    values = [v for v in values if v]
-    return len(values) >= trusted_proxies and values[-trusted_proxies] == "https"
