@@ -8,16 +8,19 @@ REQUEST_TIMEOUT_SECONDS; a body that ends early or is malformed gets 400, never 
 from __future__ import annotations
 
 import json
+import random
 import selectors
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
-from app_helpers import alert_body
+from app_helpers import SECRET, alert_body
 from gunicorn_server import running_gunicorn
 from sqlalchemy import create_engine, text
 
@@ -193,3 +196,106 @@ def test_valid_chunked_alert_with_extensions_and_trailer_is_accepted(server):
     )
     status, doc = ask(server, HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunks)
     assert status == 202, doc
+
+
+# ---- fuzz: no request framing or body makes a 5xx, a crash, or an answer the README does not list
+
+README_CODES = {200, 202, 400, 401, 403, 408, 413, 415, 422, 429}
+FUZZ_CASES = 160
+
+
+def _fuzz_json(rng: random.Random) -> bytes:
+    """An alert as text: sometimes with duplicate keys, a wrong or missing secret, odd values."""
+    pairs = [("secret", SECRET), ("ticker", "NASDAQ:AAPL"), ("action", rng.choice(["buy", "sell", "hold"]))]
+    pairs.append(("quantity", rng.choice([1, 10, 0, -1, 1e12, "5", None])))
+    pairs.append(("id", f"fuzz-{rng.randrange(10**9)}"))
+    for _ in range(rng.randrange(3)):  # duplicate keys, last or first wins depending on the parser
+        pairs.insert(rng.randrange(len(pairs) + 1), rng.choice(pairs))
+    if rng.random() < 0.1:
+        pairs = [(k, v) for k, v in pairs if k != "secret"] + [("secret", "wrong-secret-000000000000")]
+    text = "{" + ", ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in pairs) + "}"
+    if rng.random() < 0.1:
+        text = text[: rng.randrange(len(text))]  # cut JSON
+    return text.encode()
+
+
+def _chunked(rng: random.Random, body: bytes) -> bytes:
+    out, pos = b"", 0
+    while pos < len(body):
+        size = rng.randint(1, max(1, len(body) - pos))
+        ext = b";x=y" if rng.random() < 0.2 else b""
+        out += b"%x%s\r\n%s\r\n" % (size, ext, body[pos : pos + size])
+        pos += size
+    return out + (b"0\r\nX-T: 1\r\n\r\n" if rng.random() < 0.2 else b"0\r\n\r\n")
+
+
+def _fuzz_request(rng: random.Random) -> tuple[bytes, bool, bool]:
+    """(bytes to send, close the sending side after them, expect a stall until the deadline)."""
+    body = (
+        _fuzz_json(rng)
+        if rng.random() < 0.9
+        else bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200)))
+    )
+    kind = rng.choice(["length", "short", "long", "chunked", "bad-chunk", "no-last-chunk", "both", "stall"])
+    if kind == "length":
+        return HEAD + b"Content-Length: %d\r\n\r\n" % len(body) + body, False, False
+    if kind == "short":  # fewer bytes than announced, then the client closes its side
+        return HEAD + b"Content-Length: %d\r\n\r\n" % (len(body) + rng.randint(1, 50)) + body, True, False
+    if kind == "long":  # more bytes than announced: the rest is a second, broken request
+        return HEAD + b"Content-Length: %d\r\n\r\n" % max(0, len(body) - 5) + body, True, False
+    chunked = HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
+    if kind == "chunked":
+        return chunked + _chunked(rng, body), False, False
+    if kind == "bad-chunk":
+        encoded = bytearray(_chunked(rng, body))
+        bad = rng.choice([b"zz", b"-1", b"0x10", b" 5", b"f" * 20, b"1_0", b""])
+        cut = rng.choice(["size", "crlf"])
+        if cut == "size":
+            return chunked + bad + b"\r\n" + bytes(encoded), True, False
+        crlf = encoded.find(b"\r\n", encoded.find(b"\r\n") + 2)
+        return chunked + bytes(encoded[:crlf]) + b"XX" + bytes(encoded[crlf + 2 :]), True, False
+    if kind == "no-last-chunk":
+        encoded = _chunked(rng, body)
+        return chunked + encoded[: encoded.rfind(b"0\r\n")], True, False
+    if kind == "both":  # Content-Length and Transfer-Encoding together (a smuggling attempt)
+        return (
+            HEAD + b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n" + _chunked(rng, body),
+            True,
+            False,
+        )
+    return HEAD + b"Content-Length: %d\r\n\r\n" % (len(body) + 10) + body, False, True
+
+
+def _send_fuzz(server: str, raw: bytes, close_after: bool, seed: int) -> int:
+    rng = random.Random(seed)
+    with connect(server) as conn:
+        pos = 0
+        while pos < len(raw):  # in random pieces, sometimes with a pause: framing split anywhere
+            step = rng.randint(1, max(1, len(raw) // 3))
+            conn.sendall(raw[pos : pos + step])
+            pos += step
+            if rng.random() < 0.2:
+                time.sleep(rng.uniform(0, 0.05))
+        if close_after:
+            conn.shutdown(socket.SHUT_WR)
+        return answer_of(conn)[0]
+
+
+def test_fuzzed_framing_and_bodies_never_get_a_5xx(server, tmp_path):
+    rng = random.Random(20261130)
+    cases = [(*_fuzz_request(rng), rng.randrange(2**32)) for _ in range(FUZZ_CASES)]
+    stalls = [c for c in cases if c[2]][:8]  # each waits for the deadline, all at the same time
+    cases = [c for c in cases if not c[2]] + stalls
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        statuses = list(pool.map(lambda c: _send_fuzz(server, c[0], c[1], c[3]), cases))
+    print("fuzz answers:", sorted(Counter(statuses).items()))
+    unexpected = sorted({s for s in statuses if s not in README_CODES})
+    assert not unexpected, f"answers the README does not list: {unexpected}"
+    assert statuses[-len(stalls) :] == [408] * len(stalls)
+    assert {400, 202}.issubset(statuses)  # the fuzz reached both the parser's refusals and intake
+    assert httpx.get(f"{server}/healthz", timeout=5).status_code == 200
+    log = (tmp_path / "gunicorn.log").read_text()
+    assert "Traceback" not in log
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    logged = [line["http_status"] for line in lines if "http_status" in line]
+    assert logged and max(logged) < 500
