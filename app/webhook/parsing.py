@@ -23,8 +23,9 @@ except ImportError:  # pragma: no cover - served by another WSGI server
         pass
 
 
-# A client that sent its headers gets this long between body packets before 408: a slow or
-# stalled client frees its gunicorn thread instead of holding it forever.
+# Under our gunicorn worker the whole body is in memory before the app runs (the request deadline
+# is REQUEST_TIMEOUT_SECONDS, config/gunicorn_gthread.py); this per-read limit is the backstop for
+# bodies still read from the socket (another server, a request handed over early).
 BODY_READ_TIMEOUT = 5.0
 ACCEPTED_CONTENT_TYPES = frozenset(
     {"", "application/json", "text/plain", "application/x-www-form-urlencoded", "text/json"}
