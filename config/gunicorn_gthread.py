@@ -125,7 +125,9 @@ class TimeoutThreadWorker(ThreadWorker):
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
 
     def _on_readable(self, conn: TConn, _sock: object) -> None:
-        state = self.reading[conn]
+        state = self.reading.get(conn)
+        if state is None:  # handed over or dropped earlier in this round of events
+            return
         closed = False
         try:
             while len(state.data) <= self.buffer_limit:
@@ -139,9 +141,14 @@ class TimeoutThreadWorker(ThreadWorker):
         except OSError:
             self._drop(conn)
             return
+        try:
+            ready = closed or request_ready(state.data, self.max_body)
+        except Exception:  # noqa: BLE001 - a bug here must not end the worker's event loop
+            self.log.exception("cannot judge a buffered request; handing it to the parser")
+            ready = True
         if closed and not state.data:
             self._drop(conn)  # closed before sending anything (e.g. a kept-alive connection)
-        elif closed or request_ready(state.data, self.max_body):
+        elif ready:
             # A client that stopped sending gets its answer from the parser or the app (400).
             self._stop_reading(conn)
             self._hand_over(conn, state)
