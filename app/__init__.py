@@ -49,9 +49,11 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION_KEY] = context
     if settings.trusted_proxies:
-        # ProxyFix takes the N-th address from the right of X-Forwarded-For: entries a client
-        # forged on the left are never reached, so a forged header gains nothing.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
+        # ProxyFix takes the N-th value from the right of X-Forwarded-For and X-Forwarded-Proto:
+        # entries a client forged on the left are never reached, so a forged header gains nothing.
+        # The scheme makes request.is_secure true behind a TLS proxy (Secure dashboard cookie).
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
     errors.init_app(app)
     metrics.init_app(app)
     health.init_app(app)

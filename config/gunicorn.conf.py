@@ -1,11 +1,9 @@
 """gunicorn settings for the web process: ``gunicorn 'app:create_app()' -c config/gunicorn.conf.py``.
 
-Worker class ``gthread`` (threads): each worker process serves ``WEB_THREADS`` requests at once,
-and its main loop waits for a new connection's first bytes without holding a thread. gunicorn
-then parses headers with a blocking socket, so our subclass (``config/gunicorn_gthread.py``)
-gives every client socket a 5 s timeout: a client that stalls in its headers loses the
-connection, one that stalls in its body gets 408 from the app (``app.webhook.parsing``). A few
-slow clients therefore cannot hold the threads and stall intake.
+Worker class ``gthread`` (threads): each worker process serves ``WEB_THREADS`` requests at once.
+Our subclass (``config/gunicorn_gthread.py``) reads every request, headers and whole body, on the
+worker's event loop and gives it to a thread only once it is complete; one not complete within
+``REQUEST_TIMEOUT_SECONDS`` gets 408. Slow clients therefore hold no thread and cannot stall intake.
 
 Each worker starts the outbox relay thread after it boots (``post_worker_init``); a Redis lock
 makes only one of them relay at a time. Settings are validated in the master before any worker
@@ -34,7 +32,7 @@ except SettingsError as exc:
     _settings, _settings_error = None, str(exc)
 
 bind = f"0.0.0.0:{_settings.port if _settings else 8000}"
-# gthread plus a socket timeout on every client connection (config/gunicorn_gthread.py).
+# gthread that reads whole requests before a thread takes them (config/gunicorn_gthread.py).
 worker_class = "config.gunicorn_gthread.TimeoutThreadWorker"
 workers = _settings.web_workers if _settings else 2
 threads = _settings.web_threads if _settings else 4

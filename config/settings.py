@@ -179,6 +179,8 @@ class Settings:
     trusted_proxies: int = 0
     dedup_window_seconds: float = 60.0
     max_body_bytes: int = 64 * 1024
+    # A request (headers and body) not complete this long after it started is answered 408.
+    request_timeout_seconds: float = 10.0
     rate_limit: str = "120/minute"  # requests WITHOUT a valid secret, per address (Redis)
     auth_failure_limit: str = "10/minute"  # wrong webhook secrets per address (Redis)
     # requests WITH a valid secret, per address, counted in each web process (bar-close bursts)
@@ -204,6 +206,9 @@ class Settings:
     # Live event streams (SSE) per web process, each holding a thread: default half of WEB_THREADS.
     events_max_streams: int = 2
     events_stream_seconds: float = 60.0
+    # Dashboard sign-in: ends this long after sign-in, or after this long without a request.
+    session_max_age_seconds: float = 12 * 3600.0
+    session_idle_seconds: float = 3600.0
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Settings:
@@ -274,6 +279,9 @@ class Settings:
             "ib_alarm_after_seconds": ("IB_ALARM_AFTER_SECONDS", 0.0),
             "redis_alarm_after_seconds": ("REDIS_ALARM_AFTER_SECONDS", 0.0),
             "events_stream_seconds": ("EVENTS_STREAM_SECONDS", 1.0),
+            "request_timeout_seconds": ("REQUEST_TIMEOUT_SECONDS", 1.0),
+            "session_max_age_seconds": ("SESSION_MAX_AGE_SECONDS", 60.0),
+            "session_idle_seconds": ("SESSION_IDLE_SECONDS", 60.0),
         }
         for attr, (name, minimum) in floats.items():
             if get(name) not in (None, ""):

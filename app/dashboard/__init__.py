@@ -8,7 +8,8 @@ first). ``static/live.js`` keeps the page current from the server-sent events at
 
 Access: ``ADMIN_TOKEN`` through the login form or an ``Authorization: Bearer`` header (checked
 by :func:`app.api.token_ok`, failures counted like the API's). The browser then holds a signed
-per-session cookie (:mod:`app.dashboard.session`), ``HttpOnly`` and ``SameSite=Strict``. The
+per-session cookie (:mod:`app.dashboard.session`: ``HttpOnly``, ``SameSite=Strict``, ``Secure``
+over HTTPS; the session lives on the server, ends at sign-out and expires). The
 token is never accepted in a URL: URLs end up in proxy logs and browser history. Every POST
 must carry the session's CSRF token and, when the browser sends ``Origin``, come from this
 host. Without ``ADMIN_TOKEN`` the dashboard answers 403 with a page saying how to enable it.
@@ -52,7 +53,7 @@ bp = Blueprint(
     static_url_path="/dashboard-static",
 )
 COOKIE = dsession.COOKIE
-COOKIE_MAX_AGE = 7 * 24 * 3600
+SESSIONS_KEY = "tv2ib_dashboard_sessions"
 # Endpoints reachable without signing in (the CSS holds nothing secret).
 PUBLIC_ENDPOINTS = {"dashboard.login", "dashboard.static"}
 STATUS_CLASS = {
@@ -149,6 +150,10 @@ def _page(template: str, status: int = 200, **context: Any) -> Response:
     return Response(render_template(f"dashboard/{template}", **context), status=status, mimetype="text/html")
 
 
+def _sessions() -> dsession.SessionStore:
+    return current_app.extensions[SESSIONS_KEY]
+
+
 def _limiter() -> Any:
     return admin_limiter()
 
@@ -181,7 +186,7 @@ def _guard() -> Response | None:
         g.dash_nonce = dsession.BEARER_NONCE
     else:
         nonce = dsession.cookie_nonce(token, request.cookies.get(COOKIE))
-        if nonce is None:
+        if nonce is None or not _sessions().touch(nonce):
             return _page("login.html", status=401, message=None)
         g.dash_nonce = nonce
     if request.method == "POST":
@@ -229,14 +234,18 @@ def login() -> Response:
     presented = request.form.get("token", "").strip()
     # The same constant-time check as the admin API (one token check in the code base).
     if presented and token_ok(token, f"Bearer {presented}"):
+        try:
+            nonce = _sessions().create()
+        except redis.RedisError:
+            return _page("login.html", status=503, message="Sign-in needs Redis, which is unreachable.")
         response = redirect(url_for("dashboard.home"))
         response.set_cookie(
             COOKIE,
-            dsession.new_cookie(token),
+            dsession.new_cookie(token, nonce),
             httponly=True,
             samesite="Strict",
             secure=request.is_secure,
-            max_age=COOKIE_MAX_AGE,
+            max_age=int(_ctx().settings.session_max_age_seconds),
         )
         return response
     _limiter().record_auth_failure(address)
@@ -245,9 +254,21 @@ def login() -> Response:
 
 @bp.post("/logout")
 def logout() -> Response:
-    """Forget the session cookie."""
+    """End the session on the server (a copy of the cookie stops working too) and drop the cookie."""
+    if g.dash_nonce != dsession.BEARER_NONCE:
+        try:
+            _sessions().end(g.dash_nonce)
+        except redis.RedisError:
+            return _page(
+                "login.html", status=503, message="Sign-out needs Redis, which is unreachable; try again."
+            )
     response = redirect(url_for("dashboard.home"))
-    response.delete_cookie(COOKIE)
+    response.delete_cookie(
+        COOKIE,
+        httponly=True,
+        samesite="Strict",
+        secure=request.is_secure,
+    )
     return response
 
 
@@ -352,6 +373,10 @@ def flatten() -> Response:
 def init_app(app: Flask) -> None:
     """Register the dashboard blueprint and its template filters."""
     app.register_blueprint(bp)
+    ctx: AppContext = app.extensions["tv2ib"]
+    app.extensions[SESSIONS_KEY] = dsession.SessionStore(
+        ctx.redis, ctx.settings.session_max_age_seconds, ctx.settings.session_idle_seconds
+    )
     app.jinja_env.filters.update(
         utc_iso=utc_iso,
         age=age,

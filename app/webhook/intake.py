@@ -134,6 +134,9 @@ class Intake:
         except parsing.BodyError as exc:
             outcome = {408: "timeout", 413: "too_large", 415: "unsupported"}.get(exc.status, "bad_request")
             refused = error_outcome(exc.status, outcome, parsing_code(exc.status), exc.message)
+            if exc.status in (400, 408):
+                # Where this body ends is unknown: the next bytes are no request to trust.
+                refused.headers["Connection"] = "close"
             return self._unauthenticated(address, refused, auth_failure=False)
 
         decoded = parsing.decode_alert(raw)

@@ -17,8 +17,17 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from app.webhook.redaction import Redactor
 
-# A client that sent its headers gets this long between body packets before 408: a slow or
-# stalled client frees its gunicorn thread instead of holding it forever.
+try:  # what gunicorn's body readers raise for a malformed chunked body (bad size, no terminator)
+    from gunicorn.http.errors import ParseException as MalformedBody
+except ImportError:  # pragma: no cover - served by another WSGI server
+
+    class MalformedBody(Exception):  # type: ignore[no-redef]
+        pass
+
+
+# Under our gunicorn worker the whole body is in memory before the app runs (the request deadline
+# is REQUEST_TIMEOUT_SECONDS, config/gunicorn_gthread.py); this per-read limit is the backstop for
+# bodies still read from the socket (another server, a request handed over early).
 BODY_READ_TIMEOUT = 5.0
 ACCEPTED_CONTENT_TYPES = frozenset(
     {"", "application/json", "text/plain", "application/x-www-form-urlencoded", "text/json"}
@@ -66,10 +75,15 @@ def read_body(request: Request, max_bytes: int) -> bytes:
         raise BodyError(400, "the body ended before its announced length") from None
     except HTTPException as exc:  # werkzeug's own limits, e.g. 413 for a chunked body
         raise BodyError(exc.code or 400, exc.description or "unreadable body") from None
+    except MalformedBody as exc:  # its text may quote body bytes (the secret): name the kind only
+        raise BodyError(400, f"the chunked body is malformed ({type(exc).__name__})") from None
     except OSError:
-        raise BodyError(400, "the connection failed while reading the body") from None
+        raise BodyError(400, "the body ended before it was complete") from None
     if total > max_bytes:
         raise BodyError(413, f"the body is over the limit of {max_bytes} bytes")
+    if length is not None and total < length:
+        # The client closed its side early: a truncated alert is not an alert.
+        raise BodyError(400, f"the body ended after {total} of its announced {length} bytes")
     return b"".join(chunks)
 
 

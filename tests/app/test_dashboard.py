@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -334,3 +335,74 @@ def test_no_secret_on_any_page(client, ctx):
     for answer in pages:
         body = answer.get_data(as_text=True)
         assert SECRET not in body and TOKEN not in body
+
+
+def session_cookie(answer) -> str:
+    """The tv2ib_session value a Set-Cookie header carries."""
+    match = re.search(r"tv2ib_session=([^;]+)", answer.headers["Set-Cookie"])
+    assert match, answer.headers["Set-Cookie"]
+    return match.group(1)
+
+
+def test_logout_ends_the_session_on_the_server(client):
+    value = session_cookie(client.post("/login", data={"token": TOKEN}))
+    copy = client.application.test_client()  # e.g. the cookie copied off a shared computer
+    copy.set_cookie("tv2ib_session", value)
+    assert copy.get("/").status_code == 200
+    csrf = csrf_of(client.get("/").get_data(as_text=True))
+    answer = client.post("/logout", data={"csrf_token": csrf})
+    assert answer.status_code == 302
+    assert "tv2ib_session=;" in answer.headers["Set-Cookie"] or "Max-Age=0" in answer.headers["Set-Cookie"]
+    assert client.get("/").status_code == 401
+    assert copy.get("/").status_code == 401  # the copy stopped working too
+
+
+@pytest.mark.parametrize(
+    ("trusted_proxies", "headers", "secure"),
+    [
+        pytest.param("1", {"X-Forwarded-Proto": "https"}, True, id="https-at-the-trusted-proxy"),
+        pytest.param("1", {"X-Forwarded-Proto": "http"}, False, id="http-at-the-trusted-proxy"),
+        pytest.param("1", {"X-Forwarded-Proto": "https, http"}, False, id="client-claims-https"),
+        pytest.param("2", {"X-Forwarded-Proto": "https, http"}, True, id="two-proxies-outer-https"),
+        pytest.param("0", {"X-Forwarded-Proto": "https"}, False, id="no-trusted-proxy"),
+    ],
+)
+def test_cookie_is_secure_when_the_trusted_proxy_says_https(make_app, trusted_proxies, headers, secure):
+    client = make_app(ADMIN_TOKEN=TOKEN, TRUSTED_PROXIES=trusted_proxies).test_client()
+    answer = client.post("/login", data={"token": TOKEN}, headers=headers)
+    assert answer.status_code == 302
+    assert ("Secure" in answer.headers["Set-Cookie"].split("; ")) is secure
+
+
+def test_cookie_is_secure_on_a_direct_https_request(client):
+    answer = client.post("/login", data={"token": TOKEN}, base_url="https://localhost")
+    assert "Secure" in answer.headers["Set-Cookie"].split("; ")
+
+
+def test_sessions_expire_on_the_server_idle_and_absolute(make_app):
+    app = make_app(ADMIN_TOKEN=TOKEN, SESSION_IDLE_SECONDS="600", SESSION_MAX_AGE_SECONDS="3600")
+    store = app.extensions["tv2ib_dashboard_sessions"]
+    client = app.test_client()
+    answer = client.post("/login", data={"token": TOKEN})
+    assert "Max-Age=3600" in answer.headers["Set-Cookie"]
+    key = "tv2ib:dashboard:session:" + session_cookie(answer).split(".")[0]
+    # idle: the record's lifetime is the idle time, renewed by each request
+    assert 0 < store.redis.pttl(key) <= 600_000
+    store.redis.pexpire(key, 1)  # as if ten idle minutes went by
+    time.sleep(0.01)
+    assert client.get("/").status_code == 401
+    # absolute: one hour after sign-in, however busy the session
+    client.post("/login", data={"token": TOKEN})
+    assert client.get("/").status_code == 200
+    signed_in = time.time()
+    store.clock = lambda: signed_in + 3601
+    assert client.get("/").status_code == 401
+    store.clock = time.time
+    assert client.get("/").status_code == 401  # ended for good, not only while the clock is late
+
+
+def test_sign_in_is_refused_while_redis_is_down(make_app):
+    app = make_app(ADMIN_TOKEN=TOKEN, REDIS_URL="redis://127.0.0.1:1/0")
+    answer = app.test_client().post("/login", data={"token": TOKEN})
+    assert answer.status_code == 503 and "Redis" in answer.get_data(as_text=True)
+    assert "Set-Cookie" not in answer.headers

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -14,55 +13,21 @@ from pathlib import Path
 import httpx
 import pytest
 from app_helpers import SECRET, alert_body, queued_jobs
+from gunicorn_server import gunicorn_env, running_gunicorn
 from support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = [sys.executable, "-m", "gunicorn", "app:create_app()", "-c", "config/gunicorn.conf.py"]
 
 pytestmark = pytest.mark.e2e
-
-
-def _env(**values: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WEBHOOK_", "DATABASE_", "REDIS_"))}
-    env.update(values)
-    return env
+_env = gunicorn_env
 
 
 @pytest.fixture
 def server(redis_url: str, tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    env = _env(
-        WEBHOOK_SECRET=SECRET,
-        DATABASE_URL=f"sqlite:///{tmp_path / 'tv2ib.db'}",
-        REDIS_URL=redis_url,
-        PORT=str(port),
-        WEB_WORKERS="1",
-        WEB_THREADS="2",
-        LOG_FORMAT="json",
-    )
-    log = open(tmp_path / "gunicorn.log", "w")
-    proc = subprocess.Popen(GUNICORN, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=0.5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None:
-                pytest.fail("gunicorn exited: " + (tmp_path / "gunicorn.log").read_text())
-            time.sleep(0.1)
-        else:
-            pytest.fail("gunicorn did not start: " + (tmp_path / "gunicorn.log").read_text())
+    # A short request deadline keeps the slow-client tests short.
+    with running_gunicorn(redis_url, tmp_path, REQUEST_TIMEOUT_SECONDS="3") as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def test_webhook_end_to_end(server, redis_client, tmp_path):
@@ -97,11 +62,11 @@ def test_slow_client_cannot_stall_intake_and_gets_408(server):
         + f"Content-Length: {len(body)}\r\n\r\n".encode()
         + body[:10]
     )
-    time.sleep(0.3)  # the slow request now holds one of the worker's two threads
+    time.sleep(0.3)  # the slow request is being read
     for i in range(4):
         answer = httpx.post(f"{server}/webhook", json=alert_body(id=f"fast-{i}"), timeout=3)
         assert answer.status_code == 202
-    reply = slow.recv(4096)  # blocks until the body read timeout answers
+    reply = slow.recv(4096)  # blocks until the request deadline answers
     assert reply.startswith(b"HTTP/1.1 408")
     slow.close()
 
@@ -117,8 +82,8 @@ def test_client_that_never_sends_a_body_after_headers_is_refused(server):
 
 
 def test_clients_stalling_in_their_headers_are_dropped_and_intake_goes_on(server):
-    # More stalled clients than the worker has threads (2): without the socket timeout of
-    # config/gunicorn_gthread.py they would hold both threads forever.
+    # More stalled clients than the worker has threads (2): config/gunicorn_gthread.py reads
+    # requests without a thread, so they hold none.
     stalled = [_connect(server) for _ in range(3)]
     for conn in stalled:
         conn.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\n")
@@ -127,7 +92,8 @@ def test_clients_stalling_in_their_headers_are_dropped_and_intake_goes_on(server
     assert answer.status_code == 202
     for conn in stalled:
         conn.settimeout(15)
-        assert conn.recv(4096) == b""  # closed by the server
+        assert conn.recv(4096).startswith(b"HTTP/1.1 408")  # at the request deadline
+        assert conn.recv(4096) == b""  # and closed
         conn.close()
 
 

@@ -14,12 +14,12 @@ from collections.abc import Callable
 import pytest
 from fakes.telegram_api import FakeTelegramAPI
 from notify_helpers import OWNER_CHATS, fill_event, wait_until
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import Notice
 from config.settings import Settings
-from worker.notify import Notifier, enqueue_notices
+from worker.notify import Notifier, enqueue_notices, lease
 from worker.notify.transport import plain_line
 
 EXEC_RE = re.compile(r"alert 01JD0000000000000000000001")
@@ -235,6 +235,66 @@ def test_stop_flushes_what_is_pending(
     for n in range(5):
         record(sqlite_sessions, tg_settings, None, n)  # no wake: stop() must still deliver them
     notifier.stop(timeout=5.0)
+    assert unsent(sqlite_sessions) == 0
+    assert prices_seen(fake_tg, "111") == list(range(5))
+
+
+def test_stop_during_the_first_lease_attempt_still_flushes(
+    fake_tg: FakeTelegramAPI,
+    tg_settings: Settings,
+    sqlite_sessions: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What made test_stop_flushes_what_is_pending flaky, made to happen every time.
+
+    stop() right after start() cancels the lease loop while its first try_acquire still runs on
+    an executor thread; stop's own final attempt then ran alongside it. Here the first attempt
+    reads "no lease yet" and waits (at most 2 s) until the final attempt has read the same, and
+    the final attempt's insert waits for the first one's commit: the final attempt lost on the
+    unique key, stop() sent nothing and left 10 notices. The notifier must not race itself.
+    """
+    engine = sqlite_sessions.kw["bind"]
+    real_try_acquire = lease.try_acquire
+    first_in_flight, final_has_read, first_done = threading.Event(), threading.Event(), threading.Event()
+    roles = threading.local()
+    calls: list[int] = []
+
+    def try_acquire(*args: object, **kwargs: object) -> bool:
+        calls.append(1)
+        roles.name = "first" if len(calls) == 1 else "later"
+        try:
+            if roles.name == "first":
+                first_in_flight.set()
+                final_has_read.wait(2.0)  # never set when the calls cannot overlap
+            return real_try_acquire(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            if roles.name == "first":
+                first_done.set()
+            roles.name = None
+
+    def hold_statements(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        if getattr(roles, "name", None) != "later":
+            return
+        if statement.lstrip().upper().startswith("INSERT INTO CONTROL"):
+            first_done.wait(2.0)  # the first attempt commits its lease row in between
+
+    def after_statement(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        if getattr(roles, "name", None) == "later" and statement.lstrip().upper().startswith("SELECT"):
+            final_has_read.set()
+
+    monkeypatch.setattr(lease, "try_acquire", try_acquire)
+    event.listen(engine, "before_cursor_execute", hold_statements)
+    event.listen(engine, "after_cursor_execute", after_statement)
+    try:
+        notifier = Notifier(tg_settings, sqlite_sessions, None, poll_timeout=1.0)
+        notifier.start()
+        assert first_in_flight.wait(5)
+        for n in range(5):
+            record(sqlite_sessions, tg_settings, None, n)
+        notifier.stop(timeout=5.0)
+    finally:
+        event.remove(engine, "before_cursor_execute", hold_statements)
+        event.remove(engine, "after_cursor_execute", after_statement)
     assert unsent(sqlite_sessions) == 0
     assert prices_seen(fake_tg, "111") == list(range(5))
 

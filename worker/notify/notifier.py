@@ -72,6 +72,8 @@ class Notifier:
         self._stop_requested: asyncio.Event | None = None
         self._stop_timeout = 5.0
         self._lock = threading.Lock()
+        # Lease calls run on executor threads; see _lease_call.
+        self._lease_lock = threading.Lock()
         self._ib_connected: bool | None = None
         self._ib_down_since: float | None = None
         self._ib_detail = ""
@@ -198,7 +200,9 @@ class Notifier:
             # Stopped before (or without) holding the lease: one last try, so a "worker stopping"
             # notice written a moment ago still leaves with this process when no one else sends.
             try:
-                if await self._db(lease.try_acquire, self.sessions, self.owner, self.lease_ttl):
+                if await self._db(
+                    self._lease_call, lease.try_acquire, self.sessions, self.owner, self.lease_ttl
+                ):
                     await self._step_up()
             except Exception:  # noqa: BLE001
                 log.exception("notifier: final lease attempt failed")
@@ -215,6 +219,19 @@ class Notifier:
     async def _db(self, func: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
 
+    def _lease_call(self, func: Callable[..., Any], *args: Any) -> Any:
+        """``func(*args)`` (a :mod:`lease` function) with no other lease call of this notifier running.
+
+        Cancelling an awaited executor call does not stop its thread. A stop() that lands while
+        the renewal loop is taking the lease cancels that loop mid-call, and the stop's final
+        attempt then ran *alongside* it: both read "no lease row", both inserted it, the loser
+        got False, and the notifier stopped without sending what was pending (the flaky
+        test_stop_flushes_what_is_pending). Serialised, the final attempt sees the lease its
+        own earlier call took and renews it.
+        """
+        with self._lease_lock:
+            return func(*args)
+
     # leadership: only the lease holder sends and runs the bot
 
     async def _leadership(self) -> None:
@@ -226,7 +243,9 @@ class Notifier:
             self._previous_holder = None
         while True:
             try:
-                held = await self._db(lease.try_acquire, self.sessions, self.owner, self.lease_ttl)
+                held = await self._db(
+                    self._lease_call, lease.try_acquire, self.sessions, self.owner, self.lease_ttl
+                )
             except Exception:  # noqa: BLE001
                 log.exception("notifier lease check failed")
                 held = self.is_leader  # keep the current role until the lease would expire
@@ -305,7 +324,7 @@ class Notifier:
             await self.bot.stop(timeout=1.5)
             self.bot = None
         if self.is_leader and release:
-            await self._db(lease.release, self.sessions, self.owner)
+            await self._db(self._lease_call, lease.release, self.sessions, self.owner)
         self.is_leader = False
 
     # alarms
