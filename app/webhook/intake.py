@@ -21,6 +21,7 @@ from flask import Request
 
 from app.context import AppContext
 from app.keys import queue_name
+from app.routing import ServedCache, account_refusal
 from app.webhook import auth, parsing, store
 from app.webhook.dedup import idempotency_key
 from app.webhook.enqueue import enqueue_alert
@@ -58,6 +59,8 @@ class Intake:
         self.limiter = WebhookLimiter(ctx.redis, ctx.settings.rate_limit, ctx.settings.auth_failure_limit)
         self.marker = QueuedMarker(ctx.engine)
         self.fast_engine = store.make_fast_engine(ctx.engine)
+        # served accounts from the workers' heartbeats, re-read every few seconds, not per alert
+        self.served = ServedCache(ctx.redis)
 
     def close(self) -> None:
         """Write pending ``queued`` marks and close the fast-path connections."""
@@ -112,6 +115,10 @@ class Intake:
 
         body_text = parsing.stored_body(alert, text, raw, self.secrets)
         payload, errors = normalise(alert)
+        if payload is not None:
+            refusal = account_refusal(payload.get("account"), self.served.get())
+            if refusal is not None:  # no worker would ever take it: say so now, not in 120 s
+                payload, errors = None, {"account": [refusal]}
         if payload is None:
             errors = self._scrub(errors)
             reason = "invalid alert: " + field_errors_summary(errors)
