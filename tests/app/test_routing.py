@@ -32,7 +32,9 @@ def age(ctx, alert_id: str, seconds: float) -> None:
     """Pretend the alert was received ``seconds`` ago."""
     with ctx.sessions.begin() as session:
         session.execute(
-            update(Alert).where(Alert.id == alert_id).values(received_at=utcnow() - timedelta(seconds=seconds))
+            update(Alert)
+            .where(Alert.id == alert_id)
+            .values(received_at=utcnow() - timedelta(seconds=seconds))
         )
 
 
@@ -63,9 +65,7 @@ def test_intake_refuses_an_account_no_worker_serves(client, ctx, redis_client):
     assert queued_jobs(redis_client, "DU2") == [] and queued_jobs(redis_client) == []
 
 
-def test_intake_accepts_any_account_while_no_worker_heartbeat_exists_or_one_is_learning(
-    client, redis_client
-):
+def test_intake_accepts_any_account_while_no_worker_heartbeat_exists_or_one_is_learning(client, redis_client):
     assert post(client, alert_body(account="DU2")).status_code == 202  # nobody to ask: the outbox keeps it
     beat(redis_client, None, None)  # a worker without IB_ACCOUNT that has not reached IB yet
     client.application.extensions["tv2ib_intake"].served.ttl = 0
@@ -78,7 +78,9 @@ def test_intake_accepts_any_account_while_no_worker_heartbeat_exists_or_one_is_l
 def test_api_flatten_refuses_malformed_and_unserved_accounts(client, redis_client):
     answer = client.post("/api/flatten?account=../../x", headers=AUTH)
     assert answer.status_code == 422
-    assert answer.get_json()["fields"]["account"] == ["not an account id: letters and digits only, at most 32"]
+    assert answer.get_json()["fields"]["account"] == [
+        "not an account id: letters and digits only, at most 32"
+    ]
     beat(redis_client, "DU1", ["DU1"])
     answer = client.post("/api/flatten?account=DU2", headers=AUTH)
     assert answer.status_code == 422
@@ -96,7 +98,9 @@ def test_dashboard_offers_only_the_served_accounts(make_app, redis_client):
     csrf = sign_in(client)
     page = client.get("/flatten").get_data(as_text=True)
     assert "<option>DU5</option>" in page and "<option>default</option>" in page and "DU777" not in page
-    refused = client.post("/flatten", data={"csrf_token": csrf_of(page), "account": "DU777", "confirm": "yes"})
+    refused = client.post(
+        "/flatten", data={"csrf_token": csrf_of(page), "account": "DU777", "confirm": "yes"}
+    )
     assert refused.status_code == 422 and "no worker serves account DU777" in refused.get_data(as_text=True)
     assert Queue(keys.queue_name("DU777"), connection=redis_client).count == 0
     done = client.post("/flatten", data={"csrf_token": csrf, "account": "DU5", "confirm": "yes"})
