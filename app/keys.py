@@ -16,6 +16,9 @@ HEARTBEAT_TTL_SECONDS = 15
 # Heartbeat field: the accounts whose queues the worker consumes (a list; ``null`` while a worker
 # without IB_ACCOUNT has not yet learned its managed account). See app/routing.py.
 HEARTBEAT_SERVES = "serves"
+# Set of the heartbeat keys of every worker that ever beat: readers GET them all in one MGET
+# instead of SCANning the keyspace (members whose key expired are dropped by the readers).
+WORKERS_SET = "tv2ib:workers"
 # The account name of alerts that name none (and of their queue).
 DEFAULT_ACCOUNT = "default"
 

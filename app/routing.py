@@ -13,6 +13,7 @@ listening on this account's queue?
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -62,10 +63,28 @@ def served_from(beats: Iterable[Mapping[str, Any]]) -> Served:
 
 
 def read_served(client: redis.Redis) -> Served:
-    """The served accounts now (one SCAN and one GET per worker; Redis down: unknown)."""
-    from app.services import worker_heartbeats  # local: services imports this module
-
-    return served_from(worker_heartbeats(client))  # [] when Redis is down: unknown
+    """The served accounts now: two Redis round trips (the workers' set, then one MGET of their
+    heartbeats), no keyspace scan. Redis down, or no live heartbeat: unknown."""
+    try:
+        members = sorted(m.decode() if isinstance(m, bytes) else m for m in client.smembers(keys.WORKERS_SET))
+        values = client.mget(members) if members else []
+        beats: list[Mapping[str, Any]] = []
+        gone = []
+        for member, raw in zip(members, values, strict=True):
+            if raw is None:
+                gone.append(member)  # that worker's heartbeat expired: it stopped
+                continue
+            try:
+                doc = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(doc, dict):
+                beats.append(doc)
+        if gone:
+            client.srem(keys.WORKERS_SET, *gone)
+    except redis.RedisError:
+        return UNKNOWN
+    return served_from(beats)
 
 
 def account_refusal(account: str | None, served: Served) -> str | None:
@@ -97,6 +116,7 @@ class ServedCache:
     others keep using the previous one meanwhile). A worker that starts or stops is therefore seen
     up to ``ttl`` seconds late: an alert for a newly served account may be refused that long, and
     an alert for an account whose worker just stopped is accepted (the relay's sweep ends it).
+    (A worker that stops stays counted until its heartbeat expires, 15 s.)
     """
 
     def __init__(self, client: redis.Redis, ttl: float = 3.0) -> None:

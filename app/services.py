@@ -207,11 +207,6 @@ class FlattenRefused(ValueError):  # noqa: N818 - an answer to the operator, not
     """The flatten names an account no worker serves, or is not an account id (the message says which)."""
 
 
-def flatten_accounts(client: redis.Redis) -> list[str]:
-    """The accounts a flatten can go to now: those live workers serve (``default`` included)."""
-    return sorted(routing.read_served(client).accounts)
-
-
 def request_flatten(client: redis.Redis, account: str | None = None, by: str = "api") -> dict[str, Any]:
     """Ask the worker of ``account`` to cancel all working orders and close all positions.
 

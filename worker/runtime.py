@@ -260,9 +260,10 @@ class Worker:
 
     def _write_heartbeat(self) -> None:
         try:
-            self.ctx.redis.set(
-                self.heartbeat_key, json.dumps(self.heartbeat()), ex=keys.HEARTBEAT_TTL_SECONDS
-            )
+            pipe = self.ctx.redis.pipeline(transaction=False)
+            pipe.set(self.heartbeat_key, json.dumps(self.heartbeat()), ex=keys.HEARTBEAT_TTL_SECONDS)
+            pipe.sadd(keys.WORKERS_SET, self.heartbeat_key)  # how app/routing.py finds it without SCAN
+            pipe.execute()
         except redis.RedisError as exc:
             log.debug("heartbeat not written: %s", exc)
 

@@ -25,7 +25,9 @@ def beat(redis_client, account: str | None, serves: list[str] | None, client_id:
     """A live worker heartbeat, as worker/runtime.py writes it."""
     doc = {"ts": time.time(), "ib_connected": True, "account": account, "client_id": client_id,
            "pid": 1, "queue": keys.queue_name(account), "serves": serves}  # fmt: skip
-    redis_client.set(keys.heartbeat_key(account, client_id), json.dumps(doc), ex=keys.HEARTBEAT_TTL_SECONDS)
+    key = keys.heartbeat_key(account, client_id)
+    redis_client.set(key, json.dumps(doc), ex=keys.HEARTBEAT_TTL_SECONDS)
+    redis_client.sadd("tv2ib:workers", key)
 
 
 def age(ctx, alert_id: str, seconds: float) -> None:

@@ -266,6 +266,7 @@ def test_flatten_refuses_an_account_no_worker_serves_or_a_malformed_one(
 ) -> None:
     beat = {"ts": time.time(), "account": "DU123", "client_id": 1, "serves": ["DU123"]}
     redis_client.set(keys.heartbeat_key("DU123", 1), json.dumps(beat), ex=keys.HEARTBEAT_TTL_SECONDS)
+    redis_client.sadd("tv2ib:workers", keys.heartbeat_key("DU123", 1))  # as the worker registers it
     for account in ("DU999", "../../x"):
         fake_tg.push_command(OWNER, f"/flatten {account}")
         wait_until(
