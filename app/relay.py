@@ -190,7 +190,12 @@ def sweep_unconsumed(ctx: AppContext) -> int:
         )
         if taken != 1 and not never_enqueued:
             continue  # a worker holds it (it rejects it as stale itself) or the relay re-enqueues it
-        reason = _why_untaken(account, served, limit)
+        if never_enqueued:
+            reason = (
+                f"no worker took it within {limit:.0f} s: it never reached a queue (Redis was unreachable)"
+            )
+        else:
+            reason = _why_untaken(account, served, limit)
         try:
             done = _reject_unconsumed(ctx, alert_id, reason)
         except Exception:
