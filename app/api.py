@@ -144,7 +144,10 @@ def resume() -> Any:
 def flatten() -> Any:
     """Ask the worker to cancel working orders and close positions (``?account=`` optional)."""
     account = request.args.get("account") or None
-    return jsonify(services.request_flatten(_ctx().redis, account, by="api")), 202
+    try:
+        return jsonify(services.request_flatten(_ctx().redis, account, by="api")), 202
+    except services.FlattenRefused as exc:
+        return error_response(422, f"flatten refused: {exc}", fields={"account": [str(exc)]})
 
 
 @bp.get("/events")

@@ -13,13 +13,31 @@ EVENTS_CHANNEL = "tv2ib:events"
 HEARTBEAT_PREFIX = "tv2ib:worker:heartbeat:"
 # A worker heartbeat older than this means the worker is gone.
 HEARTBEAT_TTL_SECONDS = 15
+# Heartbeat field: the accounts whose queues the worker consumes (a list; ``null`` while a worker
+# without IB_ACCOUNT has not yet learned its managed account). See app/routing.py.
+HEARTBEAT_SERVES = "serves"
+# Set of the heartbeat keys of every worker that ever beat: readers GET them all in one MGET
+# instead of SCANning the keyspace (members whose key expired are dropped by the readers).
+WORKERS_SET = "tv2ib:workers"
+# The account name of alerts that name none (and of their queue).
+DEFAULT_ACCOUNT = "default"
+
+# Set on a job a worker took and put back on its queue (retry, stop, crash recovery): its orders may
+# already be at IB, so the relay's sweep never takes such a job off the queue (app/relay.py).
+TAKEN_PREFIX = "tv2ib:taken:"
+TAKEN_TTL_SECONDS = 7 * 24 * 3600
+
+
+def taken_key(job_id: str) -> str:
+    """Marker key of a job that a worker took once (see :data:`TAKEN_PREFIX`)."""
+    return f"{TAKEN_PREFIX}{job_id}"
 
 
 def queue_name(account: str | None) -> str:
     """The rq queue of an account (``default`` when the alert names none)."""
-    return f"{QUEUE_PREFIX}{account or 'default'}"
+    return f"{QUEUE_PREFIX}{account or DEFAULT_ACCOUNT}"
 
 
 def heartbeat_key(account: str | None, client_id: int) -> str:
-    """Redis key a worker refreshes; value is JSON {"ts", "ib_connected", "account", "client_id", ...}."""
-    return f"{HEARTBEAT_PREFIX}{account or 'default'}:{client_id}"
+    """Redis key a worker refreshes; value is JSON {"ts", "ib_connected", "account", "client_id", "serves", ...}."""
+    return f"{HEARTBEAT_PREFIX}{account or DEFAULT_ACCOUNT}:{client_id}"

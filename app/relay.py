@@ -7,6 +7,9 @@ on disk here). :func:`relay_once` repairs both:
 1. ``received`` alerts are enqueued and marked ``queued``;
 2. ``queued`` alerts whose rq job no longer exists are enqueued again (same job id).
 
+3. alerts still ``received``/``queued`` longer than ``STALE_ALERT_SECONDS`` end as ``rejected``
+   with the reason and a notice (:func:`sweep_unconsumed`): no worker took them in time.
+
 Step 2 checks every ``queued`` alert against Redis, so it does not run on every tick: it runs
 when the marker key ``tv2ib:relay:scan`` is missing (Redis restarted empty or was flushed, which
 is exactly when jobs get lost), on ``relay_once(ctx, full_scan=True)``, and at least every
@@ -25,6 +28,7 @@ one per gunicorn worker from ``config/gunicorn.conf.py``'s ``post_worker_init``)
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -37,8 +41,10 @@ from rq.job import Job
 from sqlalchemy import select, update
 
 from app.context import AppContext
-from app.keys import queue_name
+from app.keys import DEFAULT_ACCOUNT, EVENTS_CHANNEL, queue_name, taken_key
 from app.models import Alert, AlertEvent, AlertStatus, utcnow
+from app.notices import alert_rejected_draft, enqueue_draft
+from app.routing import Served, read_served
 from app.webhook import store
 from app.webhook.enqueue import alert_job_id, enqueue_alert
 
@@ -51,6 +57,14 @@ LOCK_TTL_MS = 30_000
 BATCH = 500
 # A 'queued' alert younger than this is left alone: intake may be between enqueue and commit.
 REQUEUE_GRACE_SECONDS = 5.0
+# Take an alert's job off its queue unless a worker ever held it (then its orders may be at IB and
+# that worker decides): -1 held before, 0 not on the queue, 1 taken. Atomic against the worker's
+# BLMOVE, so a job is either taken by a worker or by the sweep, never both.
+_CLAIM = """
+if redis.call('exists', KEYS[2]) == 1 then return -1 end
+return redis.call('lrem', KEYS[1], 0, ARGV[1])
+"""
+_UNCONSUMED = (AlertStatus.RECEIVED.value, AlertStatus.QUEUED.value)
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
 
@@ -129,6 +143,101 @@ def _requeue_lost(ctx: AppContext) -> int:
         last_id = rows[-1][0]
 
 
+def _why_untaken(account: str | None, served: Served, limit: float) -> str:
+    """The reason stored on an alert no worker took within ``limit`` seconds."""
+    head = f"no worker took it within {limit:.0f} s"
+    name = account or DEFAULT_ACCOUNT
+    if served.workers == 0:
+        return f"{head}: workers were down (no worker heartbeat)"
+    if not served.known:
+        return f"{head}: the worker had not yet learned its account from IB (IB not connected?)"
+    if name not in served.accounts:
+        what = f"account {account}" if account else "alerts without an account"
+        return f"{head}: no worker serves {what} (workers serve: {served.names()})"
+    return f"{head}: the worker of {name} did not take it (stopped or stuck)"
+
+
+def sweep_unconsumed(ctx: AppContext) -> int:
+    """Reject alerts that waited in ``received``/``queued`` longer than ``STALE_ALERT_SECONDS``.
+
+    A worker that holds an alert's job rejects it as stale by itself, so this only ends alerts no
+    worker took: those whose job the sweep can take off its queue (:data:`_CLAIM`) and those never
+    enqueued (``received`` without a job). The state change is conditional (only from
+    received/queued) and a notice is written in the same transaction. A worker never places an
+    alert rejected here: it cannot hold the job any more, and a job id that reappears anyway
+    finds the alert ``rejected`` when the executor reads it. Returns how many it rejected.
+    """
+    limit = ctx.settings.stale_alert_seconds
+    cutoff = utcnow() - timedelta(seconds=limit)
+    with ctx.sessions() as session:
+        rows = session.execute(
+            select(Alert.id, Alert.account, Alert.status)
+            .where(Alert.status.in_(_UNCONSUMED), Alert.received_at < cutoff)
+            .order_by(Alert.id)
+            .limit(BATCH)
+        ).all()
+    if not rows:
+        return 0
+    served = read_served(ctx.redis)
+    claim = ctx.redis.register_script(_CLAIM)
+    rejected = 0
+    for alert_id, account, status in rows:
+        job_id = alert_job_id(alert_id)
+        queue_key = f"{Queue.redis_queue_namespace_prefix}{queue_name(account)}"
+        taken = claim(keys=[queue_key, taken_key(job_id)], args=[job_id])
+        never_enqueued = (
+            taken == 0 and status == AlertStatus.RECEIVED.value and not ctx.redis.exists(Job.key_for(job_id))
+        )
+        if taken != 1 and not never_enqueued:
+            continue  # a worker holds it (it rejects it as stale itself) or the relay re-enqueues it
+        if never_enqueued:
+            reason = (
+                f"no worker took it within {limit:.0f} s: it never reached a queue (Redis was unreachable)"
+            )
+        else:
+            reason = _why_untaken(account, served, limit)
+        try:
+            done = _reject_unconsumed(ctx, alert_id, reason)
+        except Exception:
+            if taken == 1:  # put the job back: nothing may get lost on a database error
+                ctx.redis.lpush(queue_key, job_id)
+            raise
+        if taken == 1:
+            ctx.redis.delete(Job.key_for(job_id))
+        if done:
+            rejected += 1
+    return rejected
+
+
+def _reject_unconsumed(ctx: AppContext, alert_id: str, reason: str) -> bool:
+    now = utcnow()
+    with ctx.sessions.begin() as session:
+        changed = session.execute(
+            update(Alert)
+            .where(Alert.id == alert_id, Alert.status.in_(_UNCONSUMED))
+            .values(status=AlertStatus.REJECTED.value, reason=reason, updated_at=now)
+        ).rowcount
+        if not changed:
+            return False
+        alert = session.get(Alert, alert_id)
+        assert alert is not None
+        session.add(AlertEvent(alert_id=alert_id, at=now, status=AlertStatus.REJECTED.value, message=reason))
+        draft = alert_rejected_draft(
+            alert_id, reason, action=alert.action, ticker=alert.ticker, strategy=alert.strategy
+        )
+        enqueue_draft(session, draft, ctx.settings)
+        event = {"alert_id": alert_id, "status": AlertStatus.REJECTED.value, "reason": reason}
+    log.warning("relay: alert %s rejected: %s", alert_id, reason)
+    try:  # live views (dashboard) learn it now; best effort like the worker's events
+        pipe = ctx.redis.pipeline(transaction=False)
+        pipe.publish(EVENTS_CHANNEL, json.dumps({"type": "alert_status", **event}))
+        pipe.publish(EVENTS_CHANNEL, json.dumps({"type": "alert_rejected", **event}))
+        pipe.execute()
+    except redis.RedisError:
+        pass
+    return True
+
+
 def _scan_due(ctx: AppContext) -> bool:
     last = ctx.redis.get(SCAN_MARKER_KEY)
     try:
@@ -150,6 +259,8 @@ def relay_once(ctx: AppContext, *, full_scan: bool = False) -> int:
     except redis.RedisError:
         return 0
     try:
+        # the sweep first: an alert that waited too long is ended, not enqueued now to trade late
+        sweep_unconsumed(ctx)
         count = _enqueue_received(ctx)
         if full_scan or _scan_due(ctx):
             started = time.time()

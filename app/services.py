@@ -16,7 +16,7 @@ import redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from app import keys
+from app import keys, routing
 from app.models import IB_WORKING_STATUSES, Alert, Control, Fill, Order, Position, utcnow
 
 PAUSED_KEY = "paused"
@@ -204,10 +204,22 @@ def worker_heartbeats(client: redis.Redis) -> list[dict[str, Any]]:
     return beats
 
 
+class FlattenRefused(ValueError):  # noqa: N818 - an answer to the operator, not a crash
+    """The flatten names an account no worker serves, or is not an account id (the message says which)."""
+
+
 def request_flatten(client: redis.Redis, account: str | None = None, by: str = "api") -> dict[str, Any]:
-    """Ask the worker of ``account`` to cancel all working orders and close all positions."""
+    """Ask the worker of ``account`` to cancel all working orders and close all positions.
+
+    Raises :class:`FlattenRefused` for a malformed account id, or one no live worker serves (when
+    no worker heartbeat exists the job is queued anyway: the worker takes it when it starts)."""
     from rq import Queue  # local: rq is only needed by this operator action
 
+    if account == keys.DEFAULT_ACCOUNT:
+        account = None
+    problem = routing.flatten_account_problem(account, routing.read_served(client))
+    if problem is not None:
+        raise FlattenRefused(problem)
     queue = Queue(keys.queue_name(account), connection=client)
     job = queue.enqueue(FLATTEN_JOB, account, by, job_timeout=300, result_ttl=3600)
     return {"flatten": "requested", "job_id": job.id, "account": account or "default"}

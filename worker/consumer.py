@@ -26,6 +26,8 @@ from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
+from app.keys import TAKEN_TTL_SECONDS, taken_key
+
 log = logging.getLogger(__name__)
 
 # Finished job hashes are kept this long for inspection (rq's default result_ttl is 500 s).
@@ -47,6 +49,7 @@ class Consumer:
         retry_exceptions: tuple[type[BaseException], ...] = (),
         retry_delay: float = 1.0,
         block_seconds: float = 1.0,
+        run_lock: threading.Lock | None = None,
     ) -> None:
         self.redis = connection
         self.queue = Queue(queue_name, connection=connection)
@@ -57,12 +60,27 @@ class Consumer:
         self.retry_exceptions = retry_exceptions
         self.retry_delay = retry_delay
         self.block_seconds = block_seconds
+        # Several consumers of one worker (one per served queue) share the executor: one job at a time.
+        self.run_lock = run_lock or threading.Lock()
         self.current: str | None = None
         self.done = 0
+
+    def _mark_taken(self, job_ids: list[str]) -> None:
+        """Mark jobs that go back on the queue after a worker held them: the relay's sweep leaves
+        them alone (their orders may be at IB; the worker that takes them decides)."""
+        if job_ids:
+            pipe = self.redis.pipeline(transaction=False)
+            for job_id in job_ids:
+                pipe.set(taken_key(job_id), "1", ex=TAKEN_TTL_SECONDS)
+            pipe.execute()
 
     def recover(self) -> int:
         """Requeue jobs a dead predecessor left behind; returns how many."""
         moved = 0
+        held = [
+            j.decode() if isinstance(j, bytes) else j for j in self.redis.lrange(self.processing_key, 0, -1)
+        ]
+        self._mark_taken(held)
         while self.redis.lmove(self.processing_key, self.queue.key, "RIGHT", "LEFT") is not None:
             moved += 1
         for registry_cls in (StartedJobRegistry, FailedJobRegistry):
@@ -80,6 +98,7 @@ class Consumer:
                 if job.func_name not in self.handlers:
                     continue
                 registry.remove(job)
+                self._mark_taken([job.id])
                 self.queue.push_job_id(job.id, at_front=True)
                 job.set_status(JobStatus.QUEUED)
                 moved += 1
@@ -122,35 +141,51 @@ class Consumer:
                 FailedJobRegistry(queue=self.queue).add(job, exc_string=f"unknown function {job.func_name}")
                 self._ack(job_id)
                 return
-            started = time.perf_counter()
+            if not self.run_lock.acquire(blocking=False):
+                self.run_lock.acquire()  # another queue's job is running: wait for it
+                if self.stopping.is_set():  # stopping meanwhile: this job never started
+                    self.run_lock.release()
+                    self._put_back(job_id)
+                    return
             try:
-                result = handler(*job.args, **job.kwargs)
-            except self.requeue_exceptions:
-                log.info("job %s put back on the queue (worker stopping)", job_id)
-                self._put_back(job_id)
-                return
-            except self.retry_exceptions:
-                log.warning("job %s put back on the queue to retry in %.1fs", job_id, self.retry_delay)
-                self.stopping.wait(self.retry_delay)
-                self._put_back(job_id)
-                return
-            except Exception:
-                # the handler records its own failures; an exception here means the database or
-                # Redis is down: keep the job for the next start rather than lose it
-                log.exception("job %s raised; it stays on the processing list", job_id)
-                self.stopping.wait(1.0)
-                self.redis.lmove(self.processing_key, self.queue.key, "RIGHT", "LEFT")
-                return
-            log.info("job %s %s(%s) -> %s in %.1f ms", job_id, job.func_name,
-                     ", ".join(map(str, job.args)), result, (time.perf_counter() - started) * 1000)  # fmt: skip
-            self.done += 1
-            self._ack(job_id, job)
+                self._run(job_id, job, handler)
+            finally:
+                self.run_lock.release()
         finally:
             self.current = None
 
+    def _run(self, job_id: str, job: Job, handler: Callable[..., Any]) -> None:
+        """Run the handler and acknowledge the job (or put it back on the queue)."""
+        started = time.perf_counter()
+        try:
+            result = handler(*job.args, **job.kwargs)
+        except self.requeue_exceptions:
+            log.info("job %s put back on the queue (worker stopping)", job_id)
+            self._put_back(job_id)
+            return
+        except self.retry_exceptions:
+            log.warning("job %s put back on the queue to retry in %.1fs", job_id, self.retry_delay)
+            self.stopping.wait(self.retry_delay)
+            self._put_back(job_id)
+            return
+        except Exception:
+            # the handler records its own failures; an exception here means the database or
+            # Redis is down: keep the job for the next start rather than lose it
+            log.exception("job %s raised; it stays on the processing list", job_id)
+            self.stopping.wait(1.0)
+            self._mark_taken([job_id])
+            self.redis.lmove(self.processing_key, self.queue.key, "RIGHT", "LEFT")
+            return
+        log.info("job %s %s(%s) -> %s in %.1f ms", job_id, job.func_name,
+                 ", ".join(map(str, job.args)), result, (time.perf_counter() - started) * 1000)  # fmt: skip
+        self.done += 1
+        self._ack(job_id, job)
+
     def _put_back(self, job_id: str) -> None:
-        """Move the job from the processing list back to the head of the queue (atomically)."""
+        """Move the job from the processing list back to the head of the queue (atomically),
+        marked as taken (see :meth:`_mark_taken`)."""
         pipe = self.redis.pipeline()
+        pipe.set(taken_key(job_id), "1", ex=TAKEN_TTL_SECONDS)
         pipe.lrem(self.processing_key, 1, job_id)
         pipe.lpush(self.queue.key, job_id)
         pipe.execute()

@@ -97,17 +97,73 @@ class Worker:
             settings.redis_url, socket_connect_timeout=2, socket_timeout=10
         )
         self.queue_name = keys.queue_name(settings.ib_account)
-        self.consumer = Consumer(
+        self._run_lock = threading.Lock()  # one job at a time across the queues this worker serves
+        self.consumer = self._make_consumer(self.queue_name)
+        # Without IB_ACCOUNT the worker also serves the account IB says it manages, on that
+        # account's queue, from its first connect on (see app/routing.py and _connection_changed).
+        self.account_consumer: Consumer | None = None
+        self._account_thread: threading.Thread | None = None
+        self._account_lock = threading.Lock()
+        self._heartbeat_thread = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        self.heartbeat_key = keys.heartbeat_key(settings.ib_account, settings.ib_client_id)
+
+    def _make_consumer(self, queue_name: str) -> Consumer:
+        return Consumer(
             self.queue_redis,
-            self.queue_name,
-            f"{settings.ib_account or 'default'}:{settings.ib_client_id}",
+            queue_name,
+            f"{self.settings.ib_account or keys.DEFAULT_ACCOUNT}:{self.settings.ib_client_id}",
             {keys.EXECUTE_ALERT_JOB: self.executor.execute_alert, FLATTEN_JOB: self.flatten_all},
             self.stopping,
             requeue_exceptions=(Requeue,),
             retry_exceptions=(RetryLater,),
+            run_lock=self._run_lock,
         )
-        self._heartbeat_thread = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
-        self.heartbeat_key = keys.heartbeat_key(settings.ib_account, settings.ib_client_id)
+
+    def served_accounts(self) -> list[str] | None:
+        """The accounts whose queues this worker consumes (``default``: alerts naming none), or
+        None while a worker without IB_ACCOUNT has not yet learned its managed account."""
+        if self.settings.ib_account:
+            return [self.settings.ib_account]
+        if self.account_consumer is None:
+            return None
+        return [keys.DEFAULT_ACCOUNT, str(self.ib.account)]
+
+    def _serve_managed_account(self) -> None:
+        """Start consuming the managed account's queue (once; called on every connect).
+
+        With several managed accounts the worker trades the first one IB lists (IB_ACCOUNT
+        unset), so it serves that one only; alerts naming the others are refused at intake."""
+        account = self.ib.account
+        if self.settings.ib_account or not account or self.stopping.is_set():
+            return
+        with self._account_lock:
+            if self.account_consumer is not None:
+                return
+            others = [a for a in self.ib.managed_accounts if a != account]
+            if others:
+                log.warning("IB manages several accounts; this worker serves %s (the first) and the "
+                            "default queue, not %s: run one worker per account with IB_ACCOUNT set",
+                            account, ", ".join(others))  # fmt: skip
+            consumer = self._make_consumer(keys.queue_name(account))
+            self._account_thread = threading.Thread(
+                target=self._run_account_consumer, args=(consumer,), name="consumer-account", daemon=True
+            )
+            self.account_consumer = consumer
+            self._account_thread.start()
+
+    def _run_account_consumer(self, consumer: Consumer) -> None:
+        log.info("worker also consuming %s (the account IB manages)", consumer.queue.name)
+        delay = 0.5
+        while not self.stopping.is_set():
+            try:
+                consumer.recover()
+                break
+            except redis.RedisError as exc:
+                log.warning("Redis unavailable (%s); retry in %.1fs", exc, delay)
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 5.0)
+        self._write_heartbeat()  # intake sees the new account now, not at the next beat
+        consumer.run()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -145,6 +201,8 @@ class Worker:
                      self.settings.ib_port, self.settings.ib_client_id)  # fmt: skip
             self.consumer.run()
         finally:
+            if self._account_thread is not None:
+                self._account_thread.join(60)  # it finishes the job in hand, like the main one
             self.shutdown("stopped by signal" if self._signals else "stopped")
         return 0
 
@@ -211,30 +269,33 @@ class Worker:
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "queue": self.queue_name,
-            "jobs_done": self.consumer.done,
-            "current_job": self.consumer.current,
+            keys.HEARTBEAT_SERVES: self.served_accounts(),
+            "jobs_done": self.consumer.done + (self.account_consumer.done if self.account_consumer else 0),
+            "current_job": self.consumer.current
+            or (self.account_consumer.current if self.account_consumer else None),
             "connects": self.ib.connects,
             "pacing_violations": self.ib.pacing_violations,
         }
 
+    def _write_heartbeat(self) -> None:
+        try:
+            pipe = self.ctx.redis.pipeline(transaction=False)
+            pipe.set(self.heartbeat_key, json.dumps(self.heartbeat()), ex=keys.HEARTBEAT_TTL_SECONDS)
+            pipe.sadd(keys.WORKERS_SET, self.heartbeat_key)  # how app/routing.py finds it without SCAN
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.debug("heartbeat not written: %s", exc)
+
     def _heartbeat_loop(self) -> None:
         while not self.stopping.is_set():
-            try:
-                self.ctx.redis.set(
-                    self.heartbeat_key, json.dumps(self.heartbeat()), ex=keys.HEARTBEAT_TTL_SECONDS
-                )
-            except redis.RedisError as exc:
-                log.debug("heartbeat not written: %s", exc)
+            self._write_heartbeat()
             self.stopping.wait(HEARTBEAT_INTERVAL)
 
     def _connection_changed(self, connected: bool, detail: str) -> None:
         self.notifier.ib_connection_changed(connected, detail)
-        try:  # the dashboard sees the change now, not at the next beat
-            self.ctx.redis.set(
-                self.heartbeat_key, json.dumps(self.heartbeat()), ex=keys.HEARTBEAT_TTL_SECONDS
-            )
-        except redis.RedisError:
-            pass
+        if connected:
+            self._serve_managed_account()
+        self._write_heartbeat()  # the dashboard sees the change now, not at the next beat
 
     # ------------------------------------------------------------------ operator jobs
 

@@ -37,7 +37,7 @@ from flask import (
 )
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from app import events, services
+from app import events, keys, routing, services
 from app.api import admin_limiter, token_ok
 from app.context import AppContext
 from app.dashboard import session as dsession
@@ -336,21 +336,26 @@ def toggle() -> Response:
     return redirect(url_for("dashboard.home"))
 
 
-def _accounts() -> list[str]:
-    """Accounts a flatten can go to: this deployment's IB_ACCOUNT and every live worker's."""
+def _accounts() -> tuple[list[str], bool]:
+    """Accounts a flatten can go to (those live workers serve), and whether any worker runs.
+
+    Without any worker heartbeat the deployment's own account is offered: the job waits on its
+    queue until the worker starts (the same rule as ``POST /api/flatten``)."""
     ctx = _ctx()
-    found = [ctx.settings.ib_account or "default"]
-    for beat in services.worker_heartbeats(ctx.redis):
-        name = beat.get("account") or "default"
-        if name not in found:
-            found.append(name)
-    return found
+    served = routing.read_served(ctx.redis)
+    fallback = [ctx.settings.ib_account or keys.DEFAULT_ACCOUNT]
+    return (sorted(served.accounts) or fallback), served.workers > 0
+
+
+def _confirm_page(status: int = 200, refused: str | None = None) -> Response:
+    accounts, workers = _accounts()
+    return _page("flatten_confirm.html", status=status, accounts=accounts, workers=workers, refused=refused)
 
 
 @bp.get("/flatten")
 def flatten_confirm() -> Response:
     """Ask for confirmation before flattening."""
-    return _page("flatten_confirm.html", accounts=_accounts())
+    return _confirm_page()
 
 
 @bp.post("/flatten")
@@ -358,11 +363,13 @@ def flatten() -> Response:
     """Enqueue ``worker.jobs.flatten_all`` on the chosen account's queue and show the job id."""
     account = request.form.get("account") or None
     if request.form.get("confirm") != "yes":
-        return _page("flatten_confirm.html", status=400, accounts=_accounts())
+        return _confirm_page(400)
     try:
         result = services.request_flatten(
-            _ctx().redis, None if account == "default" else account, by="dashboard"
+            _ctx().redis, None if account == keys.DEFAULT_ACCOUNT else account, by="dashboard"
         )
+    except services.FlattenRefused as exc:
+        return _confirm_page(422, refused=str(exc))
     except redis.RedisError as exc:
         log.warning("dashboard: flatten not enqueued: %s", type(exc).__name__)
         return _page("flatten_done.html", status=503, result=None)

@@ -25,6 +25,7 @@ from flask import Request
 
 from app.context import AppContext
 from app.keys import queue_name
+from app.routing import ServedCache, account_refusal
 from app.webhook import auth, parsing, store
 from app.webhook.dedup import idempotency_key
 from app.webhook.enqueue import enqueue_alert
@@ -75,6 +76,8 @@ class Intake:
         )
         self.marker = QueuedMarker(ctx.engine)
         self.fast_engine = store.make_fast_engine(ctx.engine)
+        # served accounts from the workers' heartbeats, re-read every few seconds, not per alert
+        self.served = ServedCache(ctx.redis)
 
     def close(self) -> None:
         """Write pending ``queued`` marks and close the fast-path connections."""
@@ -157,6 +160,10 @@ class Intake:
         payload = None
         if not errors:
             payload, errors = normalise(alert, max_quantity=settings.max_order_quantity)
+        if payload is not None:
+            refusal = account_refusal(payload.get("account"), self.served.get())
+            if refusal is not None:  # no worker would ever take it: say so now, not in 120 s
+                payload, errors = None, {"account": [refusal]}
         if payload is None:
             errors = self._scrub(errors)
             reason = "invalid alert: " + field_errors_summary(errors)

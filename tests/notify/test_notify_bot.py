@@ -259,3 +259,26 @@ def test_flatten_names_another_account(
     reply(fake_tg, OWNER, "Flatten requested")
     assert Queue(keys.queue_name("DU999"), connection=redis_client).count == 1
     assert Queue(keys.queue_name("DU123"), connection=redis_client).count == 0
+
+
+def test_flatten_refuses_an_account_no_worker_serves_or_a_malformed_one(
+    bot_notifier: Notifier, fake_tg: FakeTelegramAPI, redis_client: redis.Redis
+) -> None:
+    beat = {"ts": time.time(), "account": "DU123", "client_id": 1, "serves": ["DU123"]}
+    redis_client.set(keys.heartbeat_key("DU123", 1), json.dumps(beat), ex=keys.HEARTBEAT_TTL_SECONDS)
+    redis_client.sadd("tv2ib:workers", keys.heartbeat_key("DU123", 1))  # as the worker registers it
+    for account in ("DU999", "../../x"):
+        fake_tg.push_command(OWNER, f"/flatten {account}")
+        wait_until(
+            lambda account=account: any(f"Flatten {account}?" in m.text for m in fake_tg.messages(OWNER)), 8
+        )
+        fake_tg.push_command(OWNER, "/flatten confirm")
+
+    def refusals() -> list[str]:
+        return [m.text for m in fake_tg.messages(OWNER) if "Flatten refused" in m.text]
+
+    assert wait_until(lambda: len(refusals()) == 2, 8), [m.text for m in fake_tg.messages(OWNER)]
+    first, second = refusals()
+    assert "no worker serves account DU999; workers serve: DU123" in first
+    assert "not an account id" in second
+    assert redis_client.keys("rq:queue:*") == []

@@ -70,6 +70,7 @@ class IBConnection:
     ) -> None:
         self.host, self.port, self.client_id = host, port, client_id
         self.account = account
+        self.managed_accounts: list[str] = []  # as IB listed them at the last connect
         self._sink = sink
         self._connect_timeout = connect_timeout
         self._probe_interval = probe_interval
@@ -205,9 +206,9 @@ class IBConnection:
             attempt = 0
             self.connects += 1
             self._last_order.clear()  # ib_async starts afresh on every connect; so do we
+            self.managed_accounts = list(self.ib.managedAccounts())
             if not self.account:
-                accounts = self.ib.managedAccounts()
-                self.account = accounts[0] if accounts else None
+                self.account = self.managed_accounts[0] if self.managed_accounts else None
             log.info("IB connected to %s:%s as client %s (account %s)", self.host, self.port,
                      self.client_id, self.account)  # fmt: skip
             self._reconcile("connect")

@@ -337,6 +337,9 @@ class CommandBot:
         log.warning("flatten of %s requested by %s", account or "the default account", by)
         try:
             doc = await self._call(services.request_flatten, self.redis, account, by)
+        except services.FlattenRefused as exc:
+            await self._reply(update, f"⛔ Flatten refused: {replies.esc(str(exc))}")
+            return
         except Exception as exc:  # noqa: BLE001 - tell the owner rather than stay silent
             log.exception("flatten request failed")
             await self._reply(update, f"⛔ Flatten could not be requested: {type(exc).__name__}. Try again.")

@@ -18,26 +18,15 @@ import hashlib
 import html
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from app.notices import MAX_DEDUP_KEY, NoticeDraft  # plain data: the outbox row's shape
+
 MAX_TEXT = 4096  # Telegram's sendMessage limit
-MAX_DEDUP_KEY = 128  # Notice.dedup_key column width
 ELLIPSIS = "…"
 
 Event = Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class NoticeDraft:
-    """A notice ready for the outbox: its kind (for the on/silent/off switch), HTML text and the
-    key that makes the same event never produce it twice (None: not deduplicated)."""
-
-    kind: str
-    text: str
-    dedup_key: str | None
-    silent: bool = False
 
 
 Composer = Callable[[Event], NoticeDraft | None]

@@ -18,30 +18,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.models import Notice, utcnow
+from app.notices import LOG_CHAT, enqueue_draft, mode_of, target_chats
 from config.settings import Settings
-from worker.notify.compose import MAX_DEDUP_KEY, NoticeDraft, compose_safely
+from worker.notify.compose import compose_safely
 
 log = logging.getLogger(__name__)
 
-LOG_CHAT = "log"  # the pseudo chat whose notices go to the "tv2ib.notices" logger
-
-
-def target_chats(settings: Settings) -> tuple[str, ...]:
-    """The chats every notice goes to: the configured chat ids, or the log without a bot token."""
-    if settings.telegram_bot_token and settings.telegram_chat_ids:
-        return tuple(settings.telegram_chat_ids)
-    return (LOG_CHAT,)
-
-
-def mode_of(settings: Settings, kind: str) -> str:
-    """on | silent | off for ``kind`` (``NOTIFY`` setting; ``*`` is the default, itself ``on``)."""
-    modes: Mapping[str, str] = settings.notify_modes
-    return modes.get(kind) or modes.get("*") or "on"
+# Writing a notice row lives in app/notices.py so that app/ code (the relay's sweep) can add one
+# without importing worker/; these names stay importable from here.
+__all__ = ["LOG_CHAT", "enqueue_draft", "enqueue_notices", "mode_of", "target_chats"]
 
 
 def enqueue_notices(session: Session, event: Mapping[str, Any], settings: Settings) -> int:
@@ -55,58 +44,6 @@ def enqueue_notices(session: Session, event: Mapping[str, Any], settings: Settin
     if draft is None:
         return 0
     return enqueue_draft(session, draft, settings)
-
-
-def enqueue_draft(session: Session, draft: NoticeDraft, settings: Settings) -> int:
-    """Write ``draft`` once per target chat (insert-or-ignore on the dedup key)."""
-    mode = mode_of(settings, draft.kind)
-    if mode == "off":
-        return 0
-    silent = draft.silent or mode == "silent"
-    added = 0
-    for chat_id in target_chats(settings):
-        key = None if draft.dedup_key is None else f"{draft.dedup_key}:{chat_id}"[:MAX_DEDUP_KEY]
-        row = {
-            "chat_id": chat_id,
-            "kind": draft.kind[:32],
-            "text": draft.text,
-            "silent": silent,
-            "dedup_key": key,
-            "created_at": utcnow(),
-            "attempts": 0,
-        }
-        added += _insert_or_ignore(session, row)
-    return added
-
-
-def _insert_or_ignore(session: Session, row: dict[str, Any]) -> int:
-    if row["dedup_key"] is None:
-        session.execute(insert(Notice).values(**row))
-        return 1
-    dialect = session.get_bind().dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        # One statement, no savepoint: the caller's transaction is never disturbed.
-        stmt = (
-            dialect_insert(Notice)
-            .values(**row)
-            .on_conflict_do_nothing(index_elements=["dedup_key"])
-            .returning(Notice.id)  # rowcount is unreliable with RETURNING; count the ids back
-        )
-        return len(session.execute(stmt).all())
-    # Other databases: check, then insert inside a savepoint so a concurrent duplicate only
-    # rolls back the savepoint, never the caller's transaction.
-    if session.scalar(select(Notice.id).where(Notice.dedup_key == row["dedup_key"])) is not None:
-        return 0
-    try:
-        with session.begin_nested():
-            session.execute(insert(Notice).values(**row))
-    except IntegrityError:
-        return 0
-    return 1
 
 
 # --- the sender's side ---------------------------------------------------------------------------

@@ -1,0 +1,182 @@
+"""Alerts and flattens go only where a worker listens: intake and flatten refuse an account no
+worker serves, and the relay's sweep ends what nobody took within STALE_ALERT_SECONDS."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+
+from app_helpers import alert_body, get_alert, post, queued_jobs
+from rq import Queue
+from sqlalchemy import select, update
+from test_dashboard import csrf_of, sign_in
+
+from app import keys
+from app.models import Alert, AlertStatus, Notice, utcnow
+from app.relay import relay_once
+from app.services import FLATTEN_JOB
+from app.webhook.enqueue import alert_job_id
+
+AUTH = {"Authorization": "Bearer test-admin-token-0123456789"}
+
+
+def beat(redis_client, account: str | None, serves: list[str] | None, client_id: int = 1) -> None:
+    """A live worker heartbeat, as worker/runtime.py writes it."""
+    doc = {"ts": time.time(), "ib_connected": True, "account": account, "client_id": client_id,
+           "pid": 1, "queue": keys.queue_name(account), "serves": serves}  # fmt: skip
+    key = keys.heartbeat_key(account, client_id)
+    redis_client.set(key, json.dumps(doc), ex=keys.HEARTBEAT_TTL_SECONDS)
+    redis_client.sadd("tv2ib:workers", key)
+
+
+def age(ctx, alert_id: str, seconds: float) -> None:
+    """Pretend the alert was received ``seconds`` ago."""
+    with ctx.sessions.begin() as session:
+        session.execute(
+            update(Alert)
+            .where(Alert.id == alert_id)
+            .values(received_at=utcnow() - timedelta(seconds=seconds))
+        )
+
+
+def notices(ctx) -> list[Notice]:
+    with ctx.sessions() as session:
+        return list(session.scalars(select(Notice).order_by(Notice.id)))
+
+
+# ---------------------------------------------------------------------------------------- intake
+
+
+def test_intake_refuses_an_account_no_worker_serves(client, ctx, redis_client):
+    beat(redis_client, "DU1", ["DU1"])
+    refused = post(client, alert_body(account="DU2"))
+    assert refused.status_code == 422
+    body = refused.get_json()
+    assert "no worker serves account DU2" in body["fields"]["account"][0]
+    assert "DU1" in body["fields"]["account"][0] and "DU1" in body["message"]
+    stored = get_alert(ctx, body["alert_id"])
+    assert stored.status == AlertStatus.INVALID and "DU2" in stored.reason
+    # every worker has IB_ACCOUNT set: nobody consumes the default queue
+    no_account = post(client, alert_body())
+    assert no_account.status_code == 422
+    assert "without an account" in no_account.get_json()["fields"]["account"][0]
+    served = post(client, alert_body(account="DU1"))
+    assert served.status_code == 202
+    assert [j.args[0] for j in queued_jobs(redis_client, "DU1")] == [served.get_json()["alert_id"]]
+    assert queued_jobs(redis_client, "DU2") == [] and queued_jobs(redis_client) == []
+
+
+def test_intake_accepts_any_account_while_no_worker_heartbeat_exists_or_one_is_learning(client, redis_client):
+    assert post(client, alert_body(account="DU2")).status_code == 202  # nobody to ask: the outbox keeps it
+    beat(redis_client, None, None)  # a worker without IB_ACCOUNT that has not reached IB yet
+    client.application.extensions["tv2ib_intake"].served.ttl = 0
+    assert post(client, alert_body(account="DU3")).status_code == 202
+
+
+# --------------------------------------------------------------------------------------- flatten
+
+
+def test_api_flatten_refuses_malformed_and_unserved_accounts(client, redis_client):
+    answer = client.post("/api/flatten?account=../../x", headers=AUTH)
+    assert answer.status_code == 422
+    assert answer.get_json()["fields"]["account"] == [
+        "not an account id: letters and digits only, at most 32"
+    ]
+    beat(redis_client, "DU1", ["DU1"])
+    answer = client.post("/api/flatten?account=DU2", headers=AUTH)
+    assert answer.status_code == 422
+    assert answer.get_json()["fields"]["account"] == ["no worker serves account DU2; workers serve: DU1"]
+    assert client.post("/api/flatten", headers=AUTH).status_code == 422  # default: nobody serves it
+    assert redis_client.keys("rq:queue:*") == []  # nothing was queued where nobody listens
+    assert client.post("/api/flatten?account=DU1", headers=AUTH).status_code == 202
+    jobs = Queue(keys.queue_name("DU1"), connection=redis_client).jobs
+    assert [(j.func_name, j.args) for j in jobs] == [(FLATTEN_JOB, ("DU1", "api"))]
+
+
+def test_dashboard_offers_only_the_served_accounts(make_app, redis_client):
+    client = make_app(IB_ACCOUNT="DU777").test_client()  # the web's own setting is not what workers serve
+    beat(redis_client, None, ["default", "DU5"])
+    csrf = sign_in(client)
+    page = client.get("/flatten").get_data(as_text=True)
+    assert "<option>DU5</option>" in page and "<option>default</option>" in page and "DU777" not in page
+    refused = client.post(
+        "/flatten", data={"csrf_token": csrf_of(page), "account": "DU777", "confirm": "yes"}
+    )
+    assert refused.status_code == 422 and "no worker serves account DU777" in refused.get_data(as_text=True)
+    assert Queue(keys.queue_name("DU777"), connection=redis_client).count == 0
+    done = client.post("/flatten", data={"csrf_token": csrf, "account": "DU5", "confirm": "yes"})
+    assert done.status_code == 200
+    assert Queue(keys.queue_name("DU5"), connection=redis_client).count == 1
+
+
+# ----------------------------------------------------------------------------------------- sweep
+
+
+def test_sweep_rejects_alerts_nobody_took_with_the_reason_and_a_notice(client, ctx, redis_client):
+    down = post(client, alert_body(account="DU9", strategy="breakout")).get_json()["alert_id"]
+    age(ctx, down, 200)
+    young = post(client, alert_body(account="DU9", id="young")).get_json()["alert_id"]
+    relay_once(ctx)
+    alert = get_alert(ctx, down)
+    assert alert.status == AlertStatus.REJECTED
+    assert alert.reason == "no worker took it within 120 s: workers were down (no worker heartbeat)"
+    assert get_alert(ctx, young).status == AlertStatus.QUEUED  # not yet stale
+    assert [j.args[0] for j in queued_jobs(redis_client, "DU9")] == [young]  # the swept job is gone
+    [notice] = notices(ctx)
+    assert notice.kind == "alert_rejected" and notice.dedup_key == f"rejected:{down}:log"
+    assert "workers were down" in notice.text and "AAPL" in notice.text and "breakout" in notice.text
+
+    # with a worker serving another account, the reason says which accounts are served
+    beat(redis_client, "DU1", ["DU1"])
+    age(ctx, young, 200)
+    relay_once(ctx)
+    assert get_alert(ctx, young).reason == (
+        "no worker took it within 120 s: no worker serves account DU9 (workers serve: DU1)"
+    )
+    relay_once(ctx)  # nothing twice
+    assert len(notices(ctx)) == 2
+    events = [e.status for e in get_alert_events(ctx, young)]
+    assert events[-1] == "rejected" and events.count("rejected") == 1
+
+
+def get_alert_events(ctx, alert_id: str):
+    with ctx.sessions() as session:
+        return list(session.get(Alert, alert_id).events)
+
+
+def test_sweep_rejects_received_alerts_that_never_reached_a_queue(make_app, make_settings):
+    from app.context import AppContext
+
+    down = make_app(REDIS_URL="redis://127.0.0.1:1/0")
+    alert_id = post(down.test_client(), alert_body()).get_json()["alert_id"]
+    ctx = AppContext.build(make_settings())  # Redis is back, long after
+    try:
+        age(ctx, alert_id, 500)
+        assert relay_once(ctx) == 0  # ended, not enqueued to trade late
+        alert = get_alert(ctx, alert_id)
+        assert alert.status == AlertStatus.REJECTED
+        assert (
+            alert.reason == "no worker took it within 120 s: it never reached a queue (Redis was unreachable)"
+        )
+        assert queued_jobs(ctx.redis) == []
+    finally:
+        ctx.close()
+
+
+def test_sweep_leaves_jobs_a_worker_holds_or_held(client, ctx, redis_client):
+    """The race: a worker that took the job (BLMOVE to its processing list) decides, not the
+    sweep; nor does the sweep take a job a worker put back (its orders may be at IB)."""
+    held = post(client, alert_body(id="held")).get_json()["alert_id"]
+    put_back = post(client, alert_body(id="back")).get_json()["alert_id"]
+    queue_key = f"rq:queue:{keys.queue_name(None)}"
+    processing = f"tv2ib:processing:{keys.queue_name(None)}:default:1"
+    assert redis_client.blmove(queue_key, processing, 1, "LEFT", "RIGHT").decode() == alert_job_id(held)
+    redis_client.set(f"tv2ib:taken:{alert_job_id(put_back)}", "1")  # what Consumer._put_back does
+    for alert_id in (held, put_back):
+        age(ctx, alert_id, 200)
+    relay_once(ctx)
+    assert get_alert(ctx, held).status == AlertStatus.QUEUED
+    assert get_alert(ctx, put_back).status == AlertStatus.QUEUED
+    assert [j.args[0] for j in queued_jobs(redis_client)] == [put_back]
+    assert notices(ctx) == []
