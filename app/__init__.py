@@ -1,7 +1,8 @@
 """tv2ib web application: ``create_app`` builds the Flask app; gunicorn runs ``'app:create_app()'``.
 
 Nothing is created at import time: the database engine, Redis client and settings live in one
-:class:`~app.context.AppContext` kept in ``app.extensions["tv2ib"]``.
+:class:`~core.context.AppContext`, inside the process's :class:`~app.resources.WebResources`
+(reached with :func:`app.resources.resources` / :func:`app.resources.get_ctx`).
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from flask import Flask
 
-    from app.context import AppContext
     from config.settings import Settings
-
-EXTENSION_KEY = "tv2ib"
+    from core.context import AppContext
 
 
 def create_app(settings: Settings | None = None, *, context: AppContext | None = None) -> Flask:
@@ -28,9 +27,10 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from app import api, dashboard, errors, events, health, metrics, webhook
-    from app.context import AppContext
+    from app.resources import EXTENSION_KEY, WebResources
     from config.logging_setup import configure_logging
     from config.settings import SettingsError, load_settings
+    from core.context import AppContext
 
     if context is not None:
         settings = context.settings
@@ -40,14 +40,14 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
         except SettingsError as exc:
             raise SystemExit(f"tv2ib: configuration error: {exc}") from None
     configure_logging(settings.log_level, settings.log_format, settings.secrets())
-    # Alembic narrates every migration check at INFO; app.db logs the one line that matters.
+    # Alembic narrates every migration check at INFO; core.db logs the one line that matters.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     if context is None:
         context = AppContext.build(settings)
 
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions[EXTENSION_KEY] = context
+    app.extensions[EXTENSION_KEY] = WebResources(context)
     if settings.trusted_proxies:
         # ProxyFix takes the N-th value from the right of X-Forwarded-For and X-Forwarded-Proto:
         # entries a client forged on the left are never reached, so a forged header gains nothing.

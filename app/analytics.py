@@ -1,7 +1,7 @@
 """Read-only figures for the dashboard's search and pictures: alert search with pages, the day's
 realized PnL curve, per-strategy PnL and win rate, and webhook-to-wire latencies.
 
-Like :mod:`app.services`, every function takes a session factory and returns plain data.
+Like :mod:`core.services`, every function takes a session factory and returns plain data.
 Definitions (also in the README):
 
 * realized PnL of a fill is IB's ``realizedPNL`` minus its commission (opening fills realize
@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import Alert, Fill, Order
-from app.services import alert_to_dict
+from core.models import Alert, Fill, Order
+from core.services import alert_to_dict
 
 NO_STRATEGY = "(none)"
 

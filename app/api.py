@@ -1,4 +1,4 @@
-"""Admin JSON API under ``/api``: thin wrappers over :mod:`app.services` (the Telegram commands
+"""Admin JSON API under ``/api``: thin wrappers over :mod:`core.services` (the Telegram commands
 call the same functions, so both front ends say the same thing).
 
 Bearer ``ADMIN_TOKEN``, compared in constant time. Without ``ADMIN_TOKEN`` every route answers
@@ -13,25 +13,28 @@ import hmac
 from typing import Any
 
 import redis
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from app import events, services
-from app.context import AppContext
+from app import events
 from app.errors import error_response
+from app.resources import get_ctx, resources
 from app.webhook.ratelimit import AuthFailureLockout
+from core import services
+from core.context import AppContext
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-ADMIN_LIMITER_KEY = "tv2ib_admin_limiter"
 
 
 def _ctx() -> AppContext:
-    return current_app.extensions["tv2ib"]
+    return get_ctx()
 
 
 def admin_limiter() -> AuthFailureLockout:
     """The app's failed-admin-token counter (``ADMIN_AUTH_FAILURE_LIMIT``)."""
-    return current_app.extensions[ADMIN_LIMITER_KEY]
+    limiter = resources().admin_limiter
+    assert limiter is not None, "api.init_app not called"
+    return limiter
 
 
 def token_ok(expected: str | None, authorization: str | None) -> bool:
@@ -157,6 +160,6 @@ def event_stream() -> Response:
 
 
 def init_app(app: Flask) -> None:
-    ctx: AppContext = app.extensions["tv2ib"]
-    app.extensions[ADMIN_LIMITER_KEY] = AuthFailureLockout(ctx.redis, ctx.settings.admin_auth_failure_limit)
+    ctx = get_ctx(app)
+    resources(app).admin_limiter = AuthFailureLockout(ctx.redis, ctx.settings.admin_auth_failure_limit)
     app.register_blueprint(bp)

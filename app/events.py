@@ -30,14 +30,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, request
 
 from app.errors import error_response
-from app.keys import EVENTS_CHANNEL
+from app.resources import get_ctx, resources
+from core.keys import EVENTS_CHANNEL
 
 log = logging.getLogger(__name__)
 
-EXTENSION_KEY = "tv2ib_streams"
 KEEPALIVE_SECONDS = 15.0
 # Browser's reconnect delay after a stream ends (milliseconds, the SSE ``retry:`` field).
 RETRY_MS = 2000
@@ -132,8 +132,9 @@ def sse_stream(
 
 def stream_response() -> Response:
     """The ``text/event-stream`` response for the current request, or 503 when slots are full."""
-    ctx = current_app.extensions["tv2ib"]
-    slots: StreamSlots = current_app.extensions[EXTENSION_KEY]
+    ctx = get_ctx()
+    slots = resources().streams
+    assert slots is not None, "events.init_app not called"
     if not slots.take():
         response = error_response(
             503,
@@ -156,4 +157,4 @@ def stream_response() -> Response:
 
 def init_app(app: Flask) -> None:
     """Give the app its per-process stream slots."""
-    app.extensions[EXTENSION_KEY] = StreamSlots(app.extensions["tv2ib"].settings.events_max_streams)
+    resources(app).streams = StreamSlots(get_ctx(app).settings.events_max_streams)

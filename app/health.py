@@ -19,11 +19,12 @@ import logging
 from typing import Any
 
 import redis
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request
 from sqlalchemy import text
 
 from app.api import admin_limiter, token_ok
-from app.services import worker_heartbeats
+from app.resources import get_ctx
+from core.services import worker_heartbeats
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def coarse(checks: dict[str, Any]) -> dict[str, Any]:
 
 def _admin_caller() -> bool:
     """True when the request carries the right admin bearer token (counted like ``/api``'s)."""
-    expected = current_app.extensions["tv2ib"].settings.admin_token
+    expected = get_ctx().settings.admin_token
     authorization = request.headers.get("Authorization")
     if not expected or not authorization:
         return False
@@ -89,7 +90,7 @@ def _admin_caller() -> bool:
 def readyz() -> tuple[Response, int]:
     """200 when the database and Redis answer, else 503; worker and IB state in the body
     (coarse for anonymous callers, in full with the admin token)."""
-    ready, body = readiness(current_app.extensions["tv2ib"])
+    ready, body = readiness(get_ctx())
     if not _admin_caller():
         body = coarse(body)
     return jsonify(body), (200 if ready else 503)

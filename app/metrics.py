@@ -23,7 +23,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.models import Alert
+from app.resources import get_ctx, resources
+from core.models import Alert
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -117,13 +118,15 @@ class BacklogCollector:
 
 
 def get_metrics(app: Flask) -> WebhookMetrics:
-    return app.extensions["tv2ib_metrics"]
+    metrics = resources(app).metrics
+    assert metrics is not None, "metrics.init_app not called"
+    return metrics
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["tv2ib_metrics"] = WebhookMetrics()
+    resources(app).metrics = WebhookMetrics()
 
     @app.get("/metrics")
     def metrics() -> Response:
-        body = get_metrics(app).render(app.extensions["tv2ib"].engine)
+        body = get_metrics(app).render(get_ctx(app).engine)
         return Response(body, content_type=CONTENT_TYPE_LATEST)

@@ -40,10 +40,10 @@ from fakes.telegram_api import FakeTelegramAPI  # noqa: E402
 from sqlalchemy import create_engine, delete, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from app.db import make_engine, make_session_factory, migrate  # noqa: E402
-from app.models import Control, Notice  # noqa: E402
 from bench.benchtools import percentile  # noqa: E402
 from config.settings import Settings  # noqa: E402
+from core.db import make_engine, make_session_factory, migrate  # noqa: E402
+from core.models import Control, Notice  # noqa: E402
 from worker.notify import Notifier, enqueue_notices  # noqa: E402
 
 SEQ = re.compile(r"bench#(\d+)")

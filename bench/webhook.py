@@ -39,10 +39,10 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, insert, text  # noqa: E402
 
-from app.db import make_engine, migrate  # noqa: E402
-from app.ids import new_alert_id  # noqa: E402
-from app.models import Alert  # noqa: E402
 from bench.benchtools import free_port, percentile, private_redis  # noqa: E402
+from core.db import make_engine, migrate  # noqa: E402
+from core.ids import new_alert_id  # noqa: E402
+from core.models import Alert  # noqa: E402
 
 SECRET = "bench-webhook-secret-0123456789"
 PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

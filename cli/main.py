@@ -480,7 +480,7 @@ def upgrade(ctx: Ctx, database_url: str | None) -> None:
     """Run the Alembic migrations up to the latest schema (what the server does when it starts)."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from app.db import current_revision, head_revision, make_engine, migrate
+    from core.db import current_revision, head_revision, make_engine, migrate
 
     url = database_url or ctx.settings.database_url
     engine = make_engine(url)

@@ -11,7 +11,7 @@ scripts in ``bench/``::
         stack.stop()                    # every process is ended by its own PID
 
 Each process logs to ``workdir/<name>.log``; :meth:`ProcessStack.logs` returns the tail of one.
-Nothing here imports ``worker/``; ``app.keys`` is read only to find the worker's heartbeat.
+Nothing here imports ``worker/``; ``core.keys`` is read only to find the worker's heartbeat.
 """
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ class ProcessStack:
         """True when this worker's heartbeat in Redis says IB is connected."""
         import redis
 
-        from app.keys import heartbeat_key
+        from core.keys import heartbeat_key
 
         client = redis.Redis.from_url(self.env["REDIS_URL"])
         try:

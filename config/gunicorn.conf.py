@@ -94,22 +94,23 @@ def child_exit(server, worker):  # noqa: ANN001 - gunicorn hook signature
 
 def post_worker_init(worker):  # noqa: ANN001 - gunicorn hook signature
     """Start this worker's outbox relay thread (only one process relays at a time)."""
-    from app.relay import start_relay_thread
+    from core.relay import start_relay_thread
 
     # Request threads hold the GIL only briefly between I/O; a shorter switch interval (default
     # 5 ms) keeps one thread's CPU burst from adding milliseconds to the others' latency.
     sys.setswitchinterval(0.001)
 
+    from app.resources import EXTENSION_KEY
+
     extensions = getattr(worker.wsgi, "extensions", {})
-    if "tv2ib" in extensions:  # not for other apps served with this config (bench's bare app)
-        extensions["tv2ib_relay"] = start_relay_thread(extensions["tv2ib"])
+    web = extensions.get(EXTENSION_KEY)
+    if web is not None:  # not for other apps served with this config (bench's bare app)
+        web.relay = start_relay_thread(web.ctx)
 
 
 def worker_exit(server, worker):  # noqa: ANN001 - gunicorn hook signature
-    extensions = getattr(getattr(worker, "wsgi", None), "extensions", {})
-    relay = extensions.get("tv2ib_relay")
-    if relay is not None:
-        relay.stop()
-    intake = extensions.get("tv2ib_intake")
-    if intake is not None:  # write pending 'queued' marks (the relay would do it otherwise)
-        intake.close()
+    from app.resources import EXTENSION_KEY
+
+    web = getattr(getattr(worker, "wsgi", None), "extensions", {}).get(EXTENSION_KEY)
+    if web is not None:  # pending 'queued' marks are written (the relay would do it otherwise)
+        web.close()

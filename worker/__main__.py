@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from app.context import AppContext
 from config.logging_setup import configure_logging
 from config.settings import SettingsError, load_settings
+from core.context import AppContext
 from worker.runtime import Worker
 
 

@@ -26,7 +26,7 @@ from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-from app.keys import TAKEN_TTL_SECONDS, taken_key
+from core.keys import TAKEN_TTL_SECONDS, processing_key, taken_key
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class Consumer:
     ) -> None:
         self.redis = connection
         self.queue = Queue(queue_name, connection=connection)
-        self.processing_key = f"tv2ib:processing:{queue_name}:{worker_name}"
+        self.processing_key = processing_key(queue_name, worker_name)
         self.handlers = handlers
         self.stopping = stopping
         self.requeue_exceptions = requeue_exceptions

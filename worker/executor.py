@@ -34,9 +34,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.ids import order_ref
-from app.models import STATUS_RANK, Alert, AlertStatus, Control
-from app.services import PAUSED_KEY
+from core.ids import order_ref
+from core.models import STATUS_RANK, Alert, AlertStatus, Control
+from core.services import PAUSED_KEY
 from worker.errors import Refused, TemporaryError
 from worker.ib import IBConnection, Placement, Trading
 from worker.metrics import WorkerMetrics

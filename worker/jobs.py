@@ -1,4 +1,4 @@
-"""The job names the web app enqueues (``app.keys.EXECUTE_ALERT_JOB``, ``app.services.FLATTEN_JOB``).
+"""The job names the web app enqueues (``core.keys.EXECUTE_ALERT_JOB``, ``core.services.FLATTEN_JOB``).
 
 These jobs need the worker's one IB connection, so they run only inside ``python -m worker``,
 whose consumer dispatches them by name (see ``worker/consumer.py`` and ``worker/runtime.py``).

@@ -31,9 +31,10 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.ids import parse_order_ref
-from app.keys import EVENTS_CHANNEL
-from app.models import (
+from config.settings import Settings
+from core.ids import parse_order_ref
+from core.keys import EVENTS_CHANNEL
+from core.models import (
     IB_DONE_STATUSES,
     IB_ENDED_UNFILLED_STATUSES,
     IB_WORKING_STATUSES,
@@ -46,7 +47,6 @@ from app.models import (
     Position,
     utcnow,
 )
-from config.settings import Settings
 from worker.snapshots import (
     FillSnapshot,
     IBFact,

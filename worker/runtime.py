@@ -27,10 +27,10 @@ from typing import Any
 
 import redis
 
-from app import keys
-from app.context import AppContext
-from app.services import FLATTEN_JOB
 from config.settings import Settings
+from core import keys
+from core.context import AppContext
+from core.services import FLATTEN_JOB
 from worker.consumer import Consumer
 from worker.executor import Executor, Requeue, RetryLater
 from worker.ib import IBConnection, Trading
@@ -100,7 +100,7 @@ class Worker:
         self._run_lock = threading.Lock()  # one job at a time across the queues this worker serves
         self.consumer = self._make_consumer(self.queue_name)
         # Without IB_ACCOUNT the worker also serves the account IB says it manages, on that
-        # account's queue, from its first connect on (see app/routing.py and _connection_changed).
+        # account's queue, from its first connect on (see core/routing.py and _connection_changed).
         self.account_consumer: Consumer | None = None
         self._account_thread: threading.Thread | None = None
         self._account_lock = threading.Lock()
@@ -221,7 +221,7 @@ class Worker:
     def _relay_once(self) -> None:
         """Enqueue alerts the web app committed but could not enqueue, and re-enqueue 'queued'
         alerts whose job Redis lost (the outbox relay, with its full scan of every queued alert)."""
-        from app.relay import relay_once
+        from core.relay import relay_once
 
         try:
             count = relay_once(self.ctx, full_scan=True)
@@ -281,7 +281,7 @@ class Worker:
         try:
             pipe = self.ctx.redis.pipeline(transaction=False)
             pipe.set(self.heartbeat_key, json.dumps(self.heartbeat()), ex=keys.HEARTBEAT_TTL_SECONDS)
-            pipe.sadd(keys.WORKERS_SET, self.heartbeat_key)  # how app/routing.py finds it without SCAN
+            pipe.sadd(keys.WORKERS_SET, self.heartbeat_key)  # how core/routing.py finds it without SCAN
             pipe.execute()
         except redis.RedisError as exc:
             log.debug("heartbeat not written: %s", exc)

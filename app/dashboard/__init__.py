@@ -4,7 +4,7 @@ Shows trading state (paused, database, Redis, workers and IB connection, queues)
 charts, alerts with search and pages, positions and all orders (working first), one alert in
 full, one strategy (:mod:`.pages`), and pause / resume / flatten (flatten asks for confirmation
 first). ``static/live.js`` keeps the page current from the server-sent events at ``/events``. Every figure comes from the same
-:mod:`app.services` functions as the admin API and the Telegram commands.
+:mod:`core.services` functions as the admin API and the Telegram commands.
 
 Access: ``ADMIN_TOKEN`` through the login form or an ``Authorization: Bearer`` header (checked
 by :func:`app.api.token_ok`, failures counted like the API's). The browser then holds a signed
@@ -28,7 +28,6 @@ from flask import (
     Blueprint,
     Flask,
     Response,
-    current_app,
     g,
     redirect,
     render_template,
@@ -37,11 +36,13 @@ from flask import (
 )
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from app import events, keys, routing, services
+from app import events
 from app.api import admin_limiter, token_ok
-from app.context import AppContext
 from app.dashboard import session as dsession
-from app.models import IB_ENDED_UNFILLED_STATUSES, AlertStatus
+from app.resources import get_ctx, resources
+from core import keys, routing, services
+from core.context import AppContext
+from core.models import IB_ENDED_UNFILLED_STATUSES, AlertStatus
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,6 @@ bp = Blueprint(
     static_url_path="/dashboard-static",
 )
 COOKIE = dsession.COOKIE
-SESSIONS_KEY = "tv2ib_dashboard_sessions"
 # Endpoints reachable without signing in (the CSS holds nothing secret).
 PUBLIC_ENDPOINTS = {"dashboard.login", "dashboard.static"}
 STATUS_CLASS = {
@@ -72,7 +72,7 @@ STATUS_CLASS = {
 
 
 def _ctx() -> AppContext:
-    return current_app.extensions["tv2ib"]
+    return get_ctx()
 
 
 # ---- formatting helpers (Jinja filters) -------------------------------------------------------
@@ -151,7 +151,9 @@ def _page(template: str, status: int = 200, **context: Any) -> Response:
 
 
 def _sessions() -> dsession.SessionStore:
-    return current_app.extensions[SESSIONS_KEY]
+    store = resources().sessions
+    assert store is not None, "dashboard.init_app not called"
+    return store
 
 
 def _limiter() -> Any:
@@ -217,7 +219,7 @@ def _hardening(response: Response) -> Response:
 @bp.context_processor
 def _template_globals() -> dict[str, Any]:
     nonce = g.get("dash_nonce")
-    token = current_app.extensions["tv2ib"].settings.admin_token
+    token = get_ctx().settings.admin_token
     return {"csrf_token": dsession.csrf_token(token, nonce) if nonce and token else ""}
 
 
@@ -380,8 +382,8 @@ def flatten() -> Response:
 def init_app(app: Flask) -> None:
     """Register the dashboard blueprint and its template filters."""
     app.register_blueprint(bp)
-    ctx: AppContext = app.extensions["tv2ib"]
-    app.extensions[SESSIONS_KEY] = dsession.SessionStore(
+    ctx = get_ctx(app)
+    resources(app).sessions = dsession.SessionStore(
         ctx.redis, ctx.settings.session_max_age_seconds, ctx.settings.session_idle_seconds
     )
     app.jinja_env.filters.update(

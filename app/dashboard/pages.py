@@ -14,7 +14,7 @@ from markupsafe import Markup
 
 from app import analytics, events
 from app.dashboard import _ctx, _page, bp, charts
-from app.models import AlertStatus
+from core.models import AlertStatus
 
 PER_PAGE = 50
 # The strategy page's curve starts this long ago (a strategy's whole recent history).

@@ -24,10 +24,11 @@ from collections.abc import Callable
 
 import redis
 
+from core.keys import DASHBOARD_SESSION_PREFIX
+
 log = logging.getLogger(__name__)
 
 COOKIE = "tv2ib_session"
-SESSION_PREFIX = "tv2ib:dashboard:session:"
 # A Bearer-authenticated client has no cookie; browsers never attach a Bearer header on their
 # own, so such requests cannot be forged cross-site and share this fixed "nonce".
 BEARER_NONCE = "bearer"
@@ -91,12 +92,12 @@ class SessionStore:
     def create(self) -> str:
         """Record a new session; returns its nonce (raises ``redis.RedisError`` when Redis is down)."""
         nonce = new_nonce()
-        self.redis.set(SESSION_PREFIX + nonce, f"{self.clock():.3f}", px=self._ttl_ms(self.max_age))
+        self.redis.set(DASHBOARD_SESSION_PREFIX + nonce, f"{self.clock():.3f}", px=self._ttl_ms(self.max_age))
         return nonce
 
     def touch(self, nonce: str) -> bool:
         """True when the session is live (and extend its idle lifetime); False when ended or unknown."""
-        key = SESSION_PREFIX + nonce
+        key = DASHBOARD_SESSION_PREFIX + nonce
         try:
             started = self.redis.get(key)
             if started is None:
@@ -113,7 +114,7 @@ class SessionStore:
 
     def end(self, nonce: str) -> None:
         """Sign-out: the session stops working everywhere, whoever holds a copy of the cookie."""
-        self.redis.delete(SESSION_PREFIX + nonce)
+        self.redis.delete(DASHBOARD_SESSION_PREFIX + nonce)
 
     def _ttl_ms(self, left: float) -> int:
         return max(1, int(min(self.idle, left) * 1000))

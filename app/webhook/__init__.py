@@ -10,7 +10,7 @@ One module per step, in the order a request meets them:
 * :mod:`~app.webhook.schema`    validation and THE normalised payload contract the worker reads
 * :mod:`~app.webhook.dedup`     idempotency keys
 * :mod:`~app.webhook.store`     persistence (race-free dedup claims), committed before the answer
-* :mod:`~app.webhook.enqueue`   the rq job, at most once per alert (shared with :mod:`app.relay`)
+* :mod:`~core.enqueue`   the rq job, at most once per alert (shared with :mod:`core.relay`)
 * :mod:`~app.webhook.marker`    ``received -> queued`` after the answer, batched
 """
 

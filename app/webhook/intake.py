@@ -23,16 +23,16 @@ from typing import Any
 import redis
 from flask import Request
 
-from app.context import AppContext
-from app.keys import queue_name
-from app.routing import ServedCache, account_refusal
 from app.webhook import auth, parsing, store
 from app.webhook.dedup import idempotency_key
-from app.webhook.enqueue import enqueue_alert
 from app.webhook.marker import QueuedMarker
 from app.webhook.ratelimit import WebhookLimiter
 from app.webhook.redaction import HOLDER_MESSAGE, Redactor, nest
 from app.webhook.schema import field_errors_summary, normalise
+from core.context import AppContext
+from core.enqueue import enqueue_alert
+from core.keys import queue_name
+from core.routing import ServedCache, account_refusal
 
 # The columns of an invalid alert's row taken from the alert as sent (shown in lists).
 _SHOWN_COLUMNS = ("strategy", "account", "ticker", "action")

@@ -32,9 +32,10 @@ import time
 import redis
 from limits import RateLimitItem, parse
 
+from core.keys import RATE_LIMIT_PREFIX
+
 log = logging.getLogger(__name__)
 
-KEY_PREFIX = "tv2ib:limits"
 # KEYS: request counter, failure counter. ARGV: request TTL, failure TTL, '1' for a failed
 # authentication (counted even past the limit: every refused guess was still a guess).
 _UNAUTHENTICATED = """
@@ -58,7 +59,7 @@ return n
 
 def _window_key(kind: str, item: RateLimitItem, address: str) -> str:
     window = int(time.time() // item.get_expiry())
-    return f"{KEY_PREFIX}:{kind}:{address}:{window}"
+    return f"{RATE_LIMIT_PREFIX}:{kind}:{address}:{window}"
 
 
 class _StorageWarning:

@@ -29,7 +29,6 @@ from sqlalchemy import (
     Insert,
     bindparam,
     create_engine,
-    delete,
     insert,
     select,
     text,
@@ -39,8 +38,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
-from app.ids import new_alert_id
-from app.models import Alert, AlertEvent, AlertStatus, DedupClaim, utcnow
+from core.ids import new_alert_id
+from core.models import Alert, AlertEvent, AlertStatus, DedupClaim, utcnow
+from core.outbox import insert_event
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,6 @@ _ALERTS = Alert.__table__
 _EVENTS = AlertEvent.__table__
 _CLAIMS = DedupClaim.__table__
 _INSERT_ALERT = insert(_ALERTS)
-_INSERT_EVENT = insert(_EVENTS)
 _TAKE_EXPIRED_CLAIM = (
     update(_CLAIMS)
     .where(_CLAIMS.c.key == bindparam("b_key"), _CLAIMS.c.expires_at <= bindparam("b_now"))
@@ -65,17 +64,6 @@ _TAKE_EXPIRED_CLAIM = (
 )
 _CLAIM_OWNER = select(_CLAIMS.c.alert_id).where(_CLAIMS.c.key == bindparam("b_key"))
 _ALERT_STATUS = select(_ALERTS.c.status).where(_ALERTS.c.id == bindparam("b_id"))
-_MARK_QUEUED = (
-    update(_ALERTS)
-    .where(_ALERTS.c.id == bindparam("b_id"), _ALERTS.c.status == AlertStatus.RECEIVED.value)
-    .values(
-        status=AlertStatus.QUEUED.value,
-        queue_name=bindparam("b_queue"),
-        enqueued_at=bindparam("b_now"),
-        updated_at=bindparam("b_now"),
-        enqueue_attempts=_ALERTS.c.enqueue_attempts + 1,
-    )
-)
 
 
 @cache
@@ -92,10 +80,6 @@ def clean_text(value: str) -> str:
 
 def _short(value: Any, limit: int) -> str | None:
     return clean_text(value.strip())[:limit] if isinstance(value, str) and value.strip() else None
-
-
-def _event(conn: Connection, alert_id: str, at: datetime, status: str, message: str) -> None:
-    conn.execute(_INSERT_EVENT, {"alert_id": alert_id, "at": at, "status": status, "message": message})
 
 
 def record_invalid(
@@ -128,7 +112,7 @@ def record_invalid(
     }
     with conn.begin():
         conn.execute(_INSERT_ALERT, row)
-        _event(conn, alert_id, now, row["status"], row["reason"])
+        insert_event(conn, alert_id, now, row["status"], row["reason"])
     return alert_id
 
 
@@ -271,40 +255,7 @@ def record_valid(
                 f"duplicate of alert {owner} (same idempotency key within {window_seconds:g} s)"
             )
         conn.execute(_INSERT_ALERT, row)
-        _event(conn, alert_id, now, row["status"], message)
+        insert_event(conn, alert_id, now, row["status"], message)
     if owner == alert_id:
         return Recorded(alert_id=alert_id, status=row["status"])
     return Recorded(alert_id=alert_id, status=row["status"], duplicate_of=owner, first_status=first_status)
-
-
-def mark_queued(conn: Connection, alert_id: str, queue: str) -> bool:
-    """Move a ``received`` alert to ``queued`` (never backwards: the worker may be faster)."""
-    now = utcnow()
-    with conn.begin():
-        moved = conn.execute(_MARK_QUEUED, {"b_id": alert_id, "b_queue": queue, "b_now": now}).rowcount
-        if moved:
-            _event(conn, alert_id, now, AlertStatus.QUEUED.value, f"queued on {queue}")
-    return bool(moved)
-
-
-def mark_queued_many(conn: Connection, items: list[tuple[str, str]]) -> int:
-    """:func:`mark_queued` for several ``(alert_id, queue)`` pairs in one transaction."""
-    now = utcnow()
-    events = []
-    with conn.begin():
-        for alert_id, queue in items:
-            if conn.execute(_MARK_QUEUED, {"b_id": alert_id, "b_queue": queue, "b_now": now}).rowcount:
-                status = AlertStatus.QUEUED.value
-                events.append(
-                    {"alert_id": alert_id, "at": now, "status": status, "message": f"queued on {queue}"}
-                )
-        if events:
-            conn.execute(_INSERT_EVENT, events)
-    return len(events)
-
-
-def purge_expired_claims(conn: Connection, older_than_seconds: float = 3600) -> int:
-    """Delete dedup claims that expired long ago (housekeeping, run by the relay)."""
-    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
-    with conn.begin():
-        return conn.execute(delete(_CLAIMS).where(_CLAIMS.c.expires_at < cutoff)).rowcount

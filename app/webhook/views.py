@@ -14,19 +14,20 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.metrics import get_metrics
+from app.resources import get_ctx, resources
 from app.webhook.intake import Intake, error_outcome
 
 log = logging.getLogger("tv2ib.webhook")
 
 bp = Blueprint("webhook", __name__)
-INTAKE_KEY = "tv2ib_intake"
 
 
 @bp.post("/webhook")
 def webhook() -> Response:
     """Take one TradingView alert; see README "HTTP answers" for every status."""
     started = time.perf_counter()
-    intake: Intake = current_app.extensions[INTAKE_KEY]
+    intake = resources().intake
+    assert intake is not None
     try:
         result = intake.handle(request)
     except (OperationalError, InterfaceError, PoolTimeout) as exc:
@@ -65,5 +66,5 @@ def webhook() -> Response:
 
 
 def init_app(app: Flask) -> None:
-    app.extensions[INTAKE_KEY] = Intake(app.extensions["tv2ib"])
+    resources(app).intake = Intake(get_ctx(app))
     app.register_blueprint(bp)

@@ -10,9 +10,10 @@ from rq import Queue
 from rq.job import Job
 from sqlalchemy import select
 
-from app.context import AppContext
-from app.keys import queue_name
-from app.models import Alert
+from app.resources import resources
+from core.context import AppContext
+from core.keys import queue_name
+from core.models import Alert
 
 SECRET = "test-webhook-secret-0123456789"
 
@@ -39,7 +40,7 @@ def post(client: Any, body: Any, *, content_type: str = "application/json", **he
 
 def settle(app: Any) -> None:
     """Wait until the app recorded 'queued' for what it enqueued (done after the answer)."""
-    assert app.extensions["tv2ib_intake"].marker.flush(5)
+    assert resources(app).intake.marker.flush(5)
 
 
 def alerts(ctx: AppContext) -> list[Alert]:

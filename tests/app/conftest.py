@@ -16,8 +16,9 @@ from sqlalchemy import text
 from support import private_pg_database
 
 from app import create_app
-from app.context import AppContext
+from app.resources import get_ctx, resources
 from config.settings import Settings
+from core.context import AppContext
 
 TABLES = ("fills", "orders", "alert_events", "alerts", "positions", "notices", "control")
 
@@ -80,7 +81,7 @@ def make_app(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., F
 
     yield build
     for flask_app in apps:
-        flask_app.extensions["tv2ib_intake"].close()
+        resources(flask_app).intake.close()
     for ctx in contexts:
         ctx.close()
 
@@ -92,7 +93,7 @@ def app(make_app: Callable[..., Flask]) -> Flask:
 
 @pytest.fixture
 def ctx(app: Flask) -> AppContext:
-    return app.extensions["tv2ib"]
+    return get_ctx(app)
 
 
 @pytest.fixture

@@ -1,12 +1,12 @@
-"""Admin API: bearer token, disabled without ADMIN_TOKEN, thin wrappers over app.services."""
+"""Admin API: bearer token, disabled without ADMIN_TOKEN, thin wrappers over core.services."""
 
 from __future__ import annotations
 
 from app_helpers import alert_body, post
 from rq import Queue
 
-from app.keys import queue_name
-from app.services import FLATTEN_JOB
+from core.keys import queue_name
+from core.services import FLATTEN_JOB
 
 TOKEN = "test-admin-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -12,8 +12,9 @@ import pytest
 from app_helpers import SECRET, alert_body, post
 from rq import Queue
 
-from app.keys import queue_name
-from app.models import Alert, AlertEvent, Fill, Order, Position
+from app.resources import get_ctx, resources
+from core.keys import queue_name
+from core.models import Alert, AlertEvent, Fill, Order, Position
 
 TOKEN = "test-admin-token-0123456789"
 HOSTILE = "<script>alert(1)</script>"
@@ -261,7 +262,7 @@ def test_flatten_goes_to_the_queue_of_this_deployments_account(make_app):
     csrf = sign_in(client)
     assert "<b>DU777</b>" in client.get("/flatten").get_data(as_text=True)
     client.post("/flatten", data={"csrf_token": csrf, "account": "DU777", "confirm": "yes"})
-    ctx = client.application.extensions["tv2ib"]
+    ctx = get_ctx(client.application)
     jobs = Queue(queue_name("DU777"), connection=ctx.redis).jobs
     assert [(j.func_name, j.args) for j in jobs] == [("worker.jobs.flatten_all", ("DU777", "dashboard"))]
     assert Queue(queue_name(None), connection=ctx.redis).count == 0
@@ -381,7 +382,7 @@ def test_cookie_is_secure_on_a_direct_https_request(client):
 
 def test_sessions_expire_on_the_server_idle_and_absolute(make_app):
     app = make_app(ADMIN_TOKEN=TOKEN, SESSION_IDLE_SECONDS="600", SESSION_MAX_AGE_SECONDS="3600")
-    store = app.extensions["tv2ib_dashboard_sessions"]
+    store = resources(app).sessions
     client = app.test_client()
     answer = client.post("/login", data={"token": TOKEN})
     assert "Max-Age=3600" in answer.headers["Set-Cookie"]

@@ -9,7 +9,7 @@ from decimal import Decimal
 from test_dashboard import TOKEN
 
 from app import analytics
-from app.models import Alert, Fill, Order
+from core.models import Alert, Fill, Order
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

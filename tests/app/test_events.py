@@ -12,7 +12,8 @@ import uuid
 import pytest
 
 from app.events import format_event
-from app.keys import EVENTS_CHANNEL
+from app.resources import get_ctx
+from core.keys import EVENTS_CHANNEL
 
 TOKEN = "test-admin-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -65,7 +66,7 @@ def test_dashboard_events_need_a_session(client):
     answer, chunks, first = open_stream(client, "/events")
     try:
         marker = uuid.uuid4().hex
-        ctx_redis = client.application.extensions["tv2ib"].redis
+        ctx_redis = get_ctx(client.application).redis
         ctx_redis.publish(EVENTS_CHANNEL, json.dumps({"type": "alert_status", "alert_id": marker}))
         assert messages(chunks, marker)["event"] == "alert_status"
     finally:

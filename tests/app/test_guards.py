@@ -9,8 +9,9 @@ import pytest
 from app_helpers import SECRET, alert_body, alerts, post, settle
 from sqlalchemy import text
 
-from app.db import make_engine
+from app.resources import get_ctx, resources
 from app.webhook.store import make_fast_engine
+from core.db import make_engine
 
 TV_IP = "52.89.214.238"
 
@@ -33,7 +34,7 @@ def test_a_bar_close_burst_of_valid_alerts_from_one_address_is_all_stored(make_a
     app = make_app(RATE_LIMIT="", AUTH_FAILURE_LIMIT="", AUTHENTICATED_RATE_LIMIT="")
     answers = _burst(app, [alert_body(id=f"bar-close-{i}", ticker=f"T{i}") for i in range(300)])
     assert [a.status_code for a in answers] == [202] * 300
-    stored = alerts(app.extensions["tv2ib"])
+    stored = alerts(get_ctx(app))
     assert len(stored) == 300 and {a.status for a in stored} == {"queued"}
 
 
@@ -72,7 +73,7 @@ def test_wrong_secrets_lock_out_guessing_but_never_a_valid_secret(make_app):
     # the trader sharing that address (TradingView's senders, a proxy) is not switched off
     answer = post(client, alert_body(id="after-lockout"))
     assert answer.status_code == 202
-    assert [a.id for a in alerts(app.extensions["tv2ib"])] == [answer.get_json()["alert_id"]]
+    assert [a.id for a in alerts(get_ctx(app))] == [answer.get_json()["alert_id"]]
     assert post(client, wrong).status_code == 429
     other = client.post("/webhook", json=wrong, environ_base={"REMOTE_ADDR": "10.0.0.9"})
     assert other.status_code == 401
@@ -140,7 +141,7 @@ def test_database_down_is_503_and_recovers(app, ctx):
     good_engine = ctx.engine
     dead = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/none")
     ctx.engine = dead
-    intake = app.extensions["tv2ib_intake"]
+    intake = resources(app).intake
     good_fast = intake.fast_engine
     if good_fast is not None:  # PostgreSQL's one-statement path has its own pool
         intake.fast_engine = make_fast_engine(dead)
@@ -163,7 +164,7 @@ def test_database_connections_killed_recover_without_a_failed_request(make_app, 
     app = make_app(DATABASE_URL=app_pg_url)
     client = app.test_client()
     assert post(client, alert_body(id="k1")).status_code == 202
-    ctx = app.extensions["tv2ib"]
+    ctx = get_ctx(app)
     with ctx.engine.connect() as conn:
         name = conn.execute(text("SELECT current_database()")).scalar()
     admin = make_engine(app_pg_url)
@@ -236,4 +237,4 @@ def test_secrets_in_unparsable_bodies_count_as_attempts(make_app):
     right = '{"secret": "' + SECRET + '", "quantity": {{x}}}'
     answer = post(client, right, content_type="text/plain")
     assert answer.status_code == 400 and answer.get_json()["alert_id"]
-    assert [a.status for a in alerts(app.extensions["tv2ib"])] == ["invalid"]
+    assert [a.status for a in alerts(get_ctx(app))] == ["invalid"]

@@ -149,8 +149,8 @@ def test_short_secret_stops_create_app_without_traceback(tmp_path):
 
 def test_relay_thread_runs_inside_gunicorn(server, redis_client, tmp_path):
     """An alert committed while Redis was unreachable is enqueued by the web workers' relay."""
-    from app.db import make_engine
     from app.webhook import store
+    from core.db import make_engine
 
     engine = make_engine(f"sqlite:///{tmp_path / 'tv2ib.db'}")
     try:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from app import keys
+from core import keys
 
 
 def test_healthz(client):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.ids import new_alert_id, order_ref, parse_order_ref
+from core.ids import new_alert_id, order_ref, parse_order_ref
 
 
 def test_ids_are_unique_and_time_ordered():

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import create_engine, inspect
 from support import private_pg_database
 
-from app.db import alembic_config, current_revision, head_revision, make_engine, migrate
+from core.db import alembic_config, current_revision, head_revision, make_engine, migrate
 
 ROOT = Path(__file__).resolve().parents[2]
-MIGRATE = "import sys; from app.db import make_engine, migrate; migrate(make_engine(sys.argv[1]))"
+MIGRATE = "import sys; from core.db import make_engine, migrate; migrate(make_engine(sys.argv[1]))"
 
 
 def _tables(url: str) -> set[str]:

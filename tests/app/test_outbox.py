@@ -6,10 +6,12 @@ import threading
 
 from app_helpers import alert_body, alerts, get_alert, post, queued_jobs
 
-from app.context import AppContext
-from app.models import AlertStatus
-from app.relay import LOCK_KEY, relay_once, start_relay_thread
-from app.webhook.enqueue import alert_job_id
+from app.resources import get_ctx
+from core.context import AppContext
+from core.enqueue import alert_job_id
+from core.keys import RELAY_LOCK_KEY as LOCK_KEY
+from core.models import AlertStatus
+from core.relay import relay_once, start_relay_thread
 
 DOWN = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connection refused at once
 
@@ -19,7 +21,7 @@ def test_redis_down_still_answers_202_and_relay_enqueues_once_back_up(make_app, 
     answers = [post(down_app.test_client(), alert_body(id=f"a{i}")) for i in range(3)]
     assert [a.status_code for a in answers] == [202] * 3
     assert {a.get_json()["status"] for a in answers} == {"received"}
-    down_ctx = down_app.extensions["tv2ib"]
+    down_ctx = get_ctx(down_app)
     assert relay_once(down_ctx) == 0  # Redis still down: nothing, no error
 
     ctx = AppContext.build(make_settings())  # Redis is back (the real one)
@@ -36,7 +38,7 @@ def test_redis_down_still_answers_202_and_relay_enqueues_once_back_up(make_app, 
 
 
 def test_redis_flushed_relay_reenqueues_lost_jobs_exactly_once(app, ctx, client, redis_client, monkeypatch):
-    monkeypatch.setattr("app.relay.REQUEUE_GRACE_SECONDS", 0.0)
+    monkeypatch.setattr("core.relay.REQUEUE_GRACE_SECONDS", 0.0)
     first = post(client, alert_body(id="x1")).get_json()["alert_id"]
     second = post(client, alert_body(id="x2")).get_json()["alert_id"]
     assert relay_once(ctx) == 0  # jobs exist: nothing to do
@@ -52,7 +54,7 @@ def test_redis_flushed_relay_reenqueues_lost_jobs_exactly_once(app, ctx, client,
 def test_concurrent_relays_in_several_processes_enqueue_once(
     make_app, make_settings, redis_client, monkeypatch
 ):
-    monkeypatch.setattr("app.relay.REQUEUE_GRACE_SECONDS", 0.0)
+    monkeypatch.setattr("core.relay.REQUEUE_GRACE_SECONDS", 0.0)
     down_client = make_app(REDIS_URL=DOWN).test_client()
     ids = [post(down_client, alert_body(id=f"c{i}")).get_json()["alert_id"] for i in range(20)]
     contexts = [AppContext.build(make_settings()) for _ in range(4)]
@@ -114,7 +116,7 @@ def test_duplicates_and_invalid_alerts_are_never_relayed(make_app, make_settings
 def test_lost_job_scan_runs_when_redis_lost_its_marker_or_when_forced(ctx, client, redis_client, monkeypatch):
     from rq.job import Job
 
-    monkeypatch.setattr("app.relay.REQUEUE_GRACE_SECONDS", 0.0)
+    monkeypatch.setattr("core.relay.REQUEUE_GRACE_SECONDS", 0.0)
     alert_id = post(client, alert_body()).get_json()["alert_id"]
     assert relay_once(ctx) == 0  # first pass scans (no marker yet) and sets the marker
     redis_client.delete(Job.key_for(alert_job_id(alert_id)))  # one job lost, marker still there
@@ -127,7 +129,7 @@ def test_lost_job_scan_runs_when_redis_lost_its_marker_or_when_forced(ctx, clien
 def test_relay_marks_alerts_whose_job_is_queued_but_row_still_received(ctx, redis_client):
     """A web process that died between enqueue and the 'queued' mark leaves exactly this."""
     from app.webhook import store
-    from app.webhook.enqueue import enqueue_alert
+    from core.enqueue import enqueue_alert
 
     recorded = store.record_valid(
         ctx.engine,

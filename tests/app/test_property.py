@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app import create_app
-from app.context import AppContext
+from app.resources import resources
 from config.settings import Settings
+from core.context import AppContext
 
 FIELDS = [
     "ticker",
@@ -103,7 +104,7 @@ def shared_app(base_env: dict[str, str], db_url: str) -> Iterator[Flask]:
     ctx = AppContext.build(Settings.from_mapping(env))
     app = create_app(context=ctx)
     yield app
-    app.extensions["tv2ib_intake"].close()
+    resources(app).intake.close()
     ctx.close()
 
 

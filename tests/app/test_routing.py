@@ -12,11 +12,12 @@ from rq import Queue
 from sqlalchemy import select, update
 from test_dashboard import csrf_of, sign_in
 
-from app import keys
-from app.models import Alert, AlertStatus, Notice, utcnow
-from app.relay import relay_once
-from app.services import FLATTEN_JOB
-from app.webhook.enqueue import alert_job_id
+from app.resources import resources
+from core import keys
+from core.enqueue import alert_job_id
+from core.models import Alert, AlertStatus, Notice, utcnow
+from core.relay import relay_once
+from core.services import FLATTEN_JOB
 
 AUTH = {"Authorization": "Bearer test-admin-token-0123456789"}
 
@@ -70,7 +71,7 @@ def test_intake_refuses_an_account_no_worker_serves(client, ctx, redis_client):
 def test_intake_accepts_any_account_while_no_worker_heartbeat_exists_or_one_is_learning(client, redis_client):
     assert post(client, alert_body(account="DU2")).status_code == 202  # nobody to ask: the outbox keeps it
     beat(redis_client, None, None)  # a worker without IB_ACCOUNT that has not reached IB yet
-    client.application.extensions["tv2ib_intake"].served.ttl = 0
+    resources(client.application).intake.served.ttl = 0
     assert post(client, alert_body(account="DU3")).status_code == 202
 
 
@@ -146,7 +147,7 @@ def get_alert_events(ctx, alert_id: str):
 
 
 def test_sweep_rejects_received_alerts_that_never_reached_a_queue(make_app, make_settings):
-    from app.context import AppContext
+    from core.context import AppContext
 
     down = make_app(REDIS_URL="redis://127.0.0.1:1/0")
     alert_id = post(down.test_client(), alert_body()).get_json()["alert_id"]

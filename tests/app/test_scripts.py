@@ -22,6 +22,6 @@ def test_ci_run_fails_when_no_test_is_collected():
 
 
 def test_alembic_has_one_head():
-    from app.db import head_revision
+    from core.db import head_revision
 
     assert head_revision()  # raises when the migrations have more than one head

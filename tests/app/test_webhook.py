@@ -10,9 +10,9 @@ import pytest
 from app_helpers import SECRET, alert_body, alerts, get_alert, post, queued_jobs, raw_alert
 from sqlalchemy import text
 
-from app.keys import EXECUTE_ALERT_JOB
-from app.models import AlertStatus
-from app.webhook.enqueue import alert_job_id
+from core.enqueue import alert_job_id
+from core.keys import EXECUTE_ALERT_JOB
+from core.models import AlertStatus
 
 
 def test_valid_alert_is_stored_queued_and_enqueued_once(client, ctx, redis_client):
@@ -33,7 +33,7 @@ def test_valid_alert_is_stored_queued_and_enqueued_once(client, ctx, redis_clien
 
 
 def _events(ctx, alert_id):
-    from app.models import AlertEvent
+    from core.models import AlertEvent
 
     with ctx.sessions() as session:
         return list(session.query(AlertEvent).filter_by(alert_id=alert_id).order_by(AlertEvent.id))

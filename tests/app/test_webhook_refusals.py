@@ -12,7 +12,7 @@ from app_helpers import SECRET, alert_body, alerts, get_alert, post, queued_jobs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.models import AlertStatus
+from core.models import AlertStatus
 
 TOKEN = "test-admin-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from cli_helpers import run_cli
 
-from app.db import head_revision
 from cli import exitcodes
+from core.db import head_revision
 
 ALERT_LOG = """\
 # demo strategy, exported from the alert log

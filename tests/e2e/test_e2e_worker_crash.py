@@ -15,10 +15,10 @@ from rq import Queue
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import sessionmaker
 
-from app import keys
-from app.db import migrate
-from app.ids import new_alert_id
-from app.models import Alert, AlertStatus, Fill, utcnow
+from core import keys
+from core.db import migrate
+from core.ids import new_alert_id
+from core.models import Alert, AlertStatus, Fill, utcnow
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ import pytest
 import redis
 from procs import Stack, wait_until
 
-from app import keys
+from core import keys
 
 pytestmark = pytest.mark.e2e
 

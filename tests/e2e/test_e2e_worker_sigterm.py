@@ -14,10 +14,10 @@ from rq import Queue
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
-from app import keys
-from app.db import migrate
-from app.ids import new_alert_id
-from app.models import Alert, AlertStatus, utcnow
+from core import keys
+from core.db import migrate
+from core.ids import new_alert_id
+from core.models import Alert, AlertStatus, utcnow
 
 pytestmark = pytest.mark.e2e
 

@@ -12,9 +12,9 @@ from notify_helpers import OWNER_CHATS
 from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import make_engine, make_session_factory, migrate
-from app.models import Control, Notice
 from config.settings import Settings
+from core.db import make_engine, make_session_factory, migrate
+from core.models import Control, Notice
 from worker.notify import Notifier
 from worker.notify.sender import SenderConfig
 

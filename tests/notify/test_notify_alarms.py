@@ -14,8 +14,8 @@ from redis.retry import Retry
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import Notice
 from config.settings import Settings
+from core.models import Notice
 from worker.notify import Notifier
 
 
@@ -139,8 +139,8 @@ def test_daily_summary_breaks_down_by_strategy(any_sessions: sessionmaker[Sessio
     from datetime import UTC, datetime, timedelta
     from decimal import Decimal
 
-    from app.ids import new_alert_id
-    from app.models import Alert, Fill
+    from core.ids import new_alert_id
+    from core.models import Alert, Fill
     from worker.notify import summary
     from worker.notify.compose import compose
 

@@ -17,10 +17,10 @@ from notify_helpers import STRANGER, fill_event, wait_until
 from rq import Queue
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import keys, services
-from app.ids import new_alert_id
-from app.models import Alert, Fill, Order, Position
 from config.settings import Settings
+from core import keys, services
+from core.ids import new_alert_id
+from core.models import Alert, Fill, Order, Position
 from worker.notify import Notifier
 
 OWNER = 111

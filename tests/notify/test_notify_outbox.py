@@ -10,8 +10,8 @@ from notify_helpers import OWNER_CHATS, fill_event
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import Control, Notice
 from config.settings import Settings
+from core.models import Control, Notice
 from worker.notify import enqueue_notices, lease, outbox
 
 

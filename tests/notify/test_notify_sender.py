@@ -17,8 +17,8 @@ from notify_helpers import OWNER_CHATS, fill_event, wait_until
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import Notice
 from config.settings import Settings
+from core.models import Notice
 from worker.notify import Notifier, enqueue_notices, lease
 from worker.notify.transport import plain_line
 

@@ -12,10 +12,10 @@ from rq import Queue
 from sqlalchemy import func, select
 from worker_helpers import WorkerThread, add_alert, alert_status, wait_for
 
-from app import keys
-from app.keys import EVENTS_CHANNEL
-from app.models import Alert, Fill, Order, utcnow
-from app.services import get_alert, list_positions, set_paused
+from core import keys
+from core.keys import EVENTS_CHANNEL
+from core.models import Alert, Fill, Order, utcnow
+from core.services import get_alert, list_positions, set_paused
 
 BRACKET = {
     "ticker": "AAPL", "action": "buy", "quantity": 10, "orderType": "market", "price": 190.003,
@@ -288,7 +288,7 @@ def test_connectivity_loss_1100_holds_alerts_until_restored(sim, running_worker)
 
 
 def test_flatten_job_cancels_and_closes(sim, running_worker):
-    from app.services import request_flatten
+    from core.services import request_flatten
 
     ctx = running_worker.ctx
     sim.set_price("AAPL", 190.0)

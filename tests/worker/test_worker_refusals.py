@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from worker_helpers import WorkerThread, add_alert, alert_status, wait_for
 
-from app.services import get_alert
+from core.services import get_alert
 
 
 def _orders_of(sim, alert_id):

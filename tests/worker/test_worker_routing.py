@@ -10,12 +10,12 @@ from rq import Queue
 from sqlalchemy import update
 from worker_helpers import WorkerThread, add_alert, alert_status, wait_for
 
-from app import keys
-from app.context import AppContext
-from app.models import Alert, utcnow
-from app.relay import relay_once
-from app.webhook.enqueue import enqueue_alert
 from config.settings import Settings
+from core import keys
+from core.context import AppContext
+from core.enqueue import enqueue_alert
+from core.models import Alert, utcnow
+from core.relay import relay_once
 
 MANAGED = "DU1234567"  # the account ibsim manages by default
 BRACKET = {

@@ -9,11 +9,11 @@ from typing import Any
 
 from rq import Queue
 
-from app import keys
-from app.context import AppContext
-from app.ids import new_alert_id
-from app.models import Alert, AlertStatus, utcnow
 from config.settings import Settings
+from core import keys
+from core.context import AppContext
+from core.ids import new_alert_id
+from core.models import Alert, AlertStatus, utcnow
 from worker.runtime import Worker
 
 

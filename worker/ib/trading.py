@@ -18,8 +18,8 @@ from typing import Any
 
 from ib_async import Contract, MarketOrder, Order, Trade
 
-from app.ids import order_ref as make_order_ref
-from app.models import IB_DONE_STATUSES, IB_WORKING_STATUSES
+from core.ids import order_ref as make_order_ref
+from core.models import IB_DONE_STATUSES, IB_WORKING_STATUSES
 from worker.errors import Refused
 from worker.ib.connection import IBConnection, IBUnavailable
 from worker.ib.translate import (

@@ -3,7 +3,7 @@
 Runs on the notifier's loop beside the outbox sender: we call the Application's ``initialize``,
 ``start``, ``updater.start_polling`` and ``stop``/``shutdown`` ourselves (never ``run_polling``,
 which wants the whole thread). Commands call the same functions as the HTTP admin API
-(``app.services``); they block on the database and Redis, so they run in a thread executor.
+(``core.services``); they block on the database and Redis, so they run in a thread executor.
 
 Only the configured chat ids (``TELEGRAM_CHAT_ID``) are served; every other update is logged and
 dropped before any handler runs. Commands sent while the worker was down are dropped at start
@@ -37,8 +37,8 @@ from telegram.ext import (
     TypeHandler,
 )
 
-from app import services
 from config.settings import Settings
+from core import services
 from worker.notify import outbox, replies
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from app.notices import MAX_DEDUP_KEY, NoticeDraft  # plain data: the outbox row's shape
+from core.notices import MAX_DEDUP_KEY, NoticeDraft  # plain data: the outbox row's shape
 
 MAX_TEXT = 4096  # Telegram's sendMessage limit
 ELLIPSIS = "…"

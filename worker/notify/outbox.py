@@ -21,14 +21,14 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from app.models import Notice, utcnow
-from app.notices import LOG_CHAT, enqueue_draft, mode_of, target_chats
 from config.settings import Settings
+from core.models import Notice, utcnow
+from core.notices import LOG_CHAT, enqueue_draft, mode_of, target_chats
 from worker.notify.compose import compose_safely
 
 log = logging.getLogger(__name__)
 
-# Writing a notice row lives in app/notices.py so that app/ code (the relay's sweep) can add one
+# Writing a notice row lives in core/notices.py so that app/ code (the relay's sweep) can add one
 # without importing worker/; these names stay importable from here.
 __all__ = ["LOG_CHAT", "enqueue_draft", "enqueue_notices", "mode_of", "target_chats"]
 

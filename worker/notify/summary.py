@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import services
-from app.models import Alert, Fill
+from core import services
+from core.models import Alert, Fill
 
 
 def by_strategy(sessions: sessionmaker[Session], now: datetime, limit: int = 15) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from typing import Any
 
 import redis
 
-from app import keys
+from core import keys
 
 # IB account ids are letters and digits (DU1234567, U1234567, F1234567); ``default`` names the
 # queue of alerts that name no account. Nothing else may become part of a queue name.

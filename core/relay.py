@@ -16,7 +16,7 @@ is exactly when jobs get lost), on ``relay_once(ctx, full_scan=True)``, and at l
 ``FULL_SCAN_SECONDS`` as a safety net. Step 1 uses the status index and is cheap.
 
 Never twice on a queue: the job id is deterministic (``alert-<id>``) and created with rq's
-atomic ``unique=True`` (see :mod:`app.webhook.enqueue`), so concurrent relays, or a relay racing
+atomic ``unique=True`` (see :mod:`core.enqueue`), so concurrent relays, or a relay racing
 intake, cannot both enqueue; a second job can only appear after the first one is gone from Redis.
 A Redis lock (``tv2ib:relay:lock``) additionally makes one process do the scan at a time, which
 keeps the database work of N gunicorn workers plus the execution worker at one scan per tick.
@@ -40,18 +40,23 @@ from rq import Queue
 from rq.job import Job
 from sqlalchemy import select, update
 
-from app.context import AppContext
-from app.keys import DEFAULT_ACCOUNT, EVENTS_CHANNEL, queue_name, taken_key
-from app.models import Alert, AlertEvent, AlertStatus, utcnow
-from app.notices import alert_rejected_draft, enqueue_draft
-from app.routing import Served, read_served
-from app.webhook import store
-from app.webhook.enqueue import alert_job_id, enqueue_alert
+from core import outbox
+from core.context import AppContext
+from core.enqueue import alert_job_id, enqueue_alert
+from core.keys import (
+    DEFAULT_ACCOUNT,
+    EVENTS_CHANNEL,
+    RELAY_LOCK_KEY,
+    RELAY_SCAN_MARKER_KEY,
+    queue_name,
+    taken_key,
+)
+from core.models import Alert, AlertEvent, AlertStatus, utcnow
+from core.notices import alert_rejected_draft, enqueue_draft
+from core.routing import Served, read_served
 
 log = logging.getLogger(__name__)
 
-LOCK_KEY = "tv2ib:relay:lock"
-SCAN_MARKER_KEY = "tv2ib:relay:scan"  # time of the last lost-job scan; gone after a Redis restart
 FULL_SCAN_SECONDS = 600.0
 LOCK_TTL_MS = 30_000
 BATCH = 500
@@ -84,7 +89,7 @@ def _enqueue_received(ctx: AppContext) -> int:
                 enqueued += 1
                 log.info("relay: enqueued alert %s on %s", alert_id, queue_name(account))
             with ctx.engine.connect() as conn:
-                store.mark_queued(conn, alert_id, queue_name(account))
+                outbox.mark_queued(conn, alert_id, queue_name(account))
         if len(rows) < BATCH:
             return enqueued
         last_id = rows[-1][0]
@@ -239,7 +244,7 @@ def _reject_unconsumed(ctx: AppContext, alert_id: str, reason: str) -> bool:
 
 
 def _scan_due(ctx: AppContext) -> bool:
-    last = ctx.redis.get(SCAN_MARKER_KEY)
+    last = ctx.redis.get(RELAY_SCAN_MARKER_KEY)
     try:
         return last is None or time.time() - float(last) > FULL_SCAN_SECONDS
     except ValueError:
@@ -254,7 +259,7 @@ def relay_once(ctx: AppContext, *, full_scan: bool = False) -> int:
     it at start); otherwise that check runs only when due (see the module docstring)."""
     token = uuid.uuid4().hex
     try:
-        if not ctx.redis.set(LOCK_KEY, token, nx=True, px=LOCK_TTL_MS):
+        if not ctx.redis.set(RELAY_LOCK_KEY, token, nx=True, px=LOCK_TTL_MS):
             return 0
     except redis.RedisError:
         return 0
@@ -265,16 +270,16 @@ def relay_once(ctx: AppContext, *, full_scan: bool = False) -> int:
         if full_scan or _scan_due(ctx):
             started = time.time()
             count += _requeue_lost(ctx)
-            ctx.redis.set(SCAN_MARKER_KEY, repr(started))
+            ctx.redis.set(RELAY_SCAN_MARKER_KEY, repr(started))
         with ctx.engine.connect() as conn:
-            store.purge_expired_claims(conn)
+            outbox.purge_expired_claims(conn)
         return count
     except redis.RedisError as exc:
         log.info("relay: Redis unavailable (%s); will retry", type(exc).__name__)
         return 0
     finally:
         try:
-            ctx.redis.eval(_RELEASE, 1, LOCK_KEY, token)
+            ctx.redis.eval(_RELEASE, 1, RELAY_LOCK_KEY, token)
         except redis.RedisError:
             pass  # the lock expires by itself
 

@@ -1,11 +1,11 @@
-"""Alembic environment: runs on a connection handed in by app.db.migrate, or on the URL."""
+"""Alembic environment: runs on a connection handed in by core.db.migrate, or on the URL."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine
 
-from app.models import Base
+from core.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -16,14 +16,14 @@ import redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from app import keys, routing
-from app.models import IB_WORKING_STATUSES, Alert, Control, Fill, Order, Position, utcnow
+from core import keys, routing
+from core.models import IB_WORKING_STATUSES, Alert, Control, Fill, Order, Position, utcnow
 
 PAUSED_KEY = "paused"
 # Job the worker runs for /flatten: cancel every working order, then close every position.
-FLATTEN_JOB = "worker.jobs.flatten_all"
+FLATTEN_JOB = keys.FLATTEN_JOB  # kept here for the callers of the operator functions
 # IB order states that can still fill (what ``list_orders(working_only=True)`` returns).
-# kept under this name for the dashboard and the Telegram commands; defined in app.models
+# kept under this name for the dashboard and the Telegram commands; defined in core.models
 WORKING_ORDER_STATUSES = IB_WORKING_STATUSES
 
 

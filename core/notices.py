@@ -18,8 +18,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.models import Notice, utcnow
 from config.settings import Settings
+from core.models import Notice, utcnow
 
 MAX_DEDUP_KEY = 128  # Notice.dedup_key column width
 

@@ -1,6 +1,6 @@
 """The domain tables shared by the web app and the worker (SQLAlchemy 2 typed declarative).
 
-Every schema change goes through an Alembic migration in ``app/migrations``.
+Every schema change goes through an Alembic migration in ``core/migrations``.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from rq import Queue
 from rq.exceptions import DuplicateJobError
 from rq.job import Job
 
-from app.keys import EXECUTE_ALERT_JOB, queue_name
+from core.keys import EXECUTE_ALERT_JOB, queue_name
 
 log = logging.getLogger(__name__)
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 # rq job that executes one alert; its only argument is the alert id.
 EXECUTE_ALERT_JOB = "worker.jobs.execute_alert"
+# rq job that cancels every working order and closes every position of an account.
+FLATTEN_JOB = "worker.jobs.flatten_all"
 QUEUE_PREFIX = "tv2ib:orders:"
 # Live events (order status, fills, alert state changes) as JSON, for the dashboard and notifier.
 EVENTS_CHANNEL = "tv2ib:events"
@@ -14,7 +16,7 @@ HEARTBEAT_PREFIX = "tv2ib:worker:heartbeat:"
 # A worker heartbeat older than this means the worker is gone.
 HEARTBEAT_TTL_SECONDS = 15
 # Heartbeat field: the accounts whose queues the worker consumes (a list; ``null`` while a worker
-# without IB_ACCOUNT has not yet learned its managed account). See app/routing.py.
+# without IB_ACCOUNT has not yet learned its managed account). See core/routing.py.
 HEARTBEAT_SERVES = "serves"
 # Set of the heartbeat keys of every worker that ever beat: readers GET them all in one MGET
 # instead of SCANning the keyspace (members whose key expired are dropped by the readers).
@@ -23,7 +25,7 @@ WORKERS_SET = "tv2ib:workers"
 DEFAULT_ACCOUNT = "default"
 
 # Set on a job a worker took and put back on its queue (retry, stop, crash recovery): its orders may
-# already be at IB, so the relay's sweep never takes such a job off the queue (app/relay.py).
+# already be at IB, so the relay's sweep never takes such a job off the queue (core/relay.py).
 TAKEN_PREFIX = "tv2ib:taken:"
 TAKEN_TTL_SECONDS = 7 * 24 * 3600
 
@@ -41,3 +43,18 @@ def queue_name(account: str | None) -> str:
 def heartbeat_key(account: str | None, client_id: int) -> str:
     """Redis key a worker refreshes; value is JSON {"ts", "ib_connected", "account", "client_id", "serves", ...}."""
     return f"{HEARTBEAT_PREFIX}{account or DEFAULT_ACCOUNT}:{client_id}"
+
+
+# The relay's lock (one relay at a time across web processes) and the time of its last full scan
+# for lost jobs (gone after a Redis restart, which is exactly when a full scan is needed).
+RELAY_LOCK_KEY = "tv2ib:relay:lock"
+RELAY_SCAN_MARKER_KEY = "tv2ib:relay:scan"
+# Rate-limit counters: f"{RATE_LIMIT_PREFIX}:{kind}:{address}:{window}".
+RATE_LIMIT_PREFIX = "tv2ib:limits"
+# Dashboard sessions on the server: one key per signed-in session (value: its start time).
+DASHBOARD_SESSION_PREFIX = "tv2ib:dashboard:session:"
+
+
+def processing_key(queue: str, worker_name: str) -> str:
+    """The list a worker moves its job to while it runs it (BLMOVE), so a crash loses nothing."""
+    return f"tv2ib:processing:{queue}:{worker_name}"

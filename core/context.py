@@ -12,8 +12,8 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import make_engine, make_session_factory, migrate
 from config.settings import Settings
+from core.db import make_engine, make_session_factory, migrate
 
 
 @dataclass

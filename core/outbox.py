@@ -1,0 +1,68 @@
+"""The outbox's row transitions shared by intake, its queued-marker and the relay: an alert moves
+from ``received`` to ``queued`` (never backwards), each move with its audit row; and housekeeping
+of expired dedup claims. Plain SQLAlchemy Core on a connection: the intake fast path and the relay
+both call these without an ORM session.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, bindparam, delete, insert, update
+
+from core.models import Alert, AlertEvent, AlertStatus, DedupClaim, utcnow
+
+_ALERTS = Alert.__table__
+_EVENTS = AlertEvent.__table__
+_CLAIMS = DedupClaim.__table__
+INSERT_EVENT = insert(_EVENTS)
+
+_MARK_QUEUED = (
+    update(_ALERTS)
+    .where(_ALERTS.c.id == bindparam("b_id"), _ALERTS.c.status == AlertStatus.RECEIVED.value)
+    .values(
+        status=AlertStatus.QUEUED.value,
+        queue_name=bindparam("b_queue"),
+        enqueued_at=bindparam("b_now"),
+        updated_at=bindparam("b_now"),
+        enqueue_attempts=_ALERTS.c.enqueue_attempts + 1,
+    )
+)
+
+
+def insert_event(conn: Connection, alert_id: str, at: datetime, status: str, message: str) -> None:
+    """One audit row of an alert."""
+    conn.execute(INSERT_EVENT, {"alert_id": alert_id, "at": at, "status": status, "message": message})
+
+
+def mark_queued(conn: Connection, alert_id: str, queue: str) -> bool:
+    """Move a ``received`` alert to ``queued`` (never backwards: the worker may be faster)."""
+    now = utcnow()
+    with conn.begin():
+        moved = conn.execute(_MARK_QUEUED, {"b_id": alert_id, "b_queue": queue, "b_now": now}).rowcount
+        if moved:
+            insert_event(conn, alert_id, now, AlertStatus.QUEUED.value, f"queued on {queue}")
+    return bool(moved)
+
+
+def mark_queued_many(conn: Connection, items: list[tuple[str, str]]) -> int:
+    """:func:`mark_queued` for several ``(alert_id, queue)`` pairs in one transaction."""
+    now = utcnow()
+    events = []
+    with conn.begin():
+        for alert_id, queue in items:
+            if conn.execute(_MARK_QUEUED, {"b_id": alert_id, "b_queue": queue, "b_now": now}).rowcount:
+                status = AlertStatus.QUEUED.value
+                events.append(
+                    {"alert_id": alert_id, "at": now, "status": status, "message": f"queued on {queue}"}
+                )
+        if events:
+            conn.execute(INSERT_EVENT, events)
+    return len(events)
+
+
+def purge_expired_claims(conn: Connection, older_than_seconds: float = 3600) -> int:
+    """Delete dedup claims that expired long ago (housekeeping, run by the relay)."""
+    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    with conn.begin():
+        return conn.execute(delete(_CLAIMS).where(_CLAIMS.c.expires_at < cutoff)).rowcount
