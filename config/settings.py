@@ -209,6 +209,13 @@ class Settings:
     # Dashboard sign-in: ends this long after sign-in, or after this long without a request.
     session_max_age_seconds: float = 12 * 3600.0
     session_idle_seconds: float = 3600.0
+    # A reversal is a close then an open: how long the open waits for the close to fill completely
+    # (not filled by then: nothing is opened and the old protection is put back).
+    reversal_fill_timeout_seconds: float = 30.0
+    # The protective-order guard could not put a missing take-profit / stop-loss back: besides the
+    # `unprotected` alarm, close the position at market (off by default: closing a position is a
+    # trading decision the trader makes, unless they asked for it here).
+    flatten_unprotected: bool = False
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Settings:
@@ -282,6 +289,7 @@ class Settings:
             "request_timeout_seconds": ("REQUEST_TIMEOUT_SECONDS", 1.0),
             "session_max_age_seconds": ("SESSION_MAX_AGE_SECONDS", 60.0),
             "session_idle_seconds": ("SESSION_IDLE_SECONDS", 60.0),
+            "reversal_fill_timeout_seconds": ("REVERSAL_FILL_TIMEOUT_SECONDS", 1.0),
         }
         for attr, (name, minimum) in floats.items():
             if get(name) not in (None, ""):
@@ -299,6 +307,8 @@ class Settings:
             kwargs["events_max_streams"] = max(1, int(kwargs.get("web_threads", 4)) // 2)  # type: ignore[call-overload]
         if get("TRADINGVIEW_IPS_ONLY") not in (None, ""):
             kwargs["tradingview_ips_only"] = _bool("TRADINGVIEW_IPS_ONLY", get("TRADINGVIEW_IPS_ONLY"))
+        if get("FLATTEN_UNPROTECTED") not in (None, ""):
+            kwargs["flatten_unprotected"] = _bool("FLATTEN_UNPROTECTED", get("FLATTEN_UNPROTECTED"))
         return cls(**kwargs)  # type: ignore[arg-type]
 
     def secrets(self) -> tuple[str, ...]:
