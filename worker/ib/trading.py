@@ -6,21 +6,24 @@ Every coroutine here runs on the connection's loop (:meth:`IBConnection.call`); 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
+import re
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from ib_async import Contract, MarketOrder, Order, Trade
 
 from core.ids import order_ref as make_order_ref
-from core.models import IB_DONE_STATUSES, IB_WORKING_STATUSES
-from worker.errors import Refused
+from core.ids import parse_order_ref
+from core.models import IB_DONE_STATUSES, IB_ENDED_UNFILLED_STATUSES, IB_WORKING_STATUSES
+from worker.errors import Refused, TemporaryError
 from worker.ib.connection import IBConnection, IBUnavailable
 from worker.ib.translate import (
     closing_contract,
@@ -33,13 +36,16 @@ from worker.ib.translate import (
     request_contract,
 )
 from worker.pacing import wait_drained
-from worker.planner import Instrument, Leg
+from worker.planner import CHILD_TIF, OCA_TYPE, Instrument, Leg
+from worker.positions import ExitChange, WorkingExit
 from worker.snapshots import OrderSnapshot, PositionSnapshot
 from worker.symbols import ContractSpec
 
 log = logging.getLogger(__name__)
 
 FRONT_MONTH_CACHE_SECONDS = 3600.0
+# protective legs: the bracket's tp / sl and their re-attached or re-placed variants (tp2, sl3...)
+_EXIT_LEG = re.compile(r"(tp|sl)\d*")
 
 LegHook = Callable[[str], None]
 RecordPlacement = Callable[[list[OrderSnapshot], list[OrderSnapshot]], "Future[Any] | None"]
@@ -250,6 +256,247 @@ class Trading:
             await asyncio.sleep(0.02)
         return [order_snapshot(t) for t in targets]
 
+    # ------------------------------------------------------------------ positions and their exits
+    # The interface the protective-order guard (worker/guard.py) and the executor's position
+    # protocol share. Everything here runs on the IB loop.
+
+    def _ours(self, trade: Trade, con_id: int | None) -> bool:
+        """A working order of this worker (client id) with a tv2ib orderRef, on ``con_id``."""
+        return (
+            (con_id is None or trade.contract.conId == con_id)
+            and trade.order.clientId == self.conn.client_id
+            and (trade.order.orderRef or "").startswith("tv2ib:")
+            and trade.orderStatus.status in IB_WORKING_STATUSES
+        )
+
+    def _trade_by_id(self, order_id: int) -> Trade | None:
+        for trade in self.ib.trades():
+            if trade.order.orderId == order_id and trade.order.clientId == self.conn.client_id:
+                return trade
+        return None
+
+    def dormant(self, trade: Trade) -> bool:
+        """A bracket child waiting under a parent that is not completely filled (not an exit yet:
+        IB holds it ``PreSubmitted`` until the entry fills, and cancels it with the entry)."""
+        parent_id = trade.order.parentId
+        if not parent_id:
+            return False
+        parent = self._trade_by_id(parent_id)
+        return parent is None or parent.orderStatus.status != "Filled"
+
+    def working_exits(self, con_id: int) -> list[WorkingExit]:
+        """tv2ib's ACTIVE take-profit / stop-loss orders on the contract (legs ``tp`` / ``sl`` and
+        their re-attached variants ``tp2``, ``sl3``...), sized by what is left to fill. Orders being
+        cancelled (PendingCancel) and dormant bracket children are not counted."""
+        exits = []
+        for trade in self.ib.openTrades():
+            if not self._ours(trade, con_id) or trade.orderStatus.status == "PendingCancel":
+                continue
+            role = exit_role(trade.order.orderRef)
+            if role is None or self.dormant(trade):
+                continue
+            remaining = _remaining(trade)
+            if remaining > 0:
+                exits.append(WorkingExit(trade.order.orderRef, role, trade.order.action, remaining))
+        return exits
+
+    def resting_entries(self, con_id: int) -> list[Trade]:
+        """tv2ib's working entry orders on the contract (leg ``entry``, not completely filled)."""
+        return [
+            t
+            for t in self.ib.openTrades()
+            if self._ours(t, con_id) and leg_of(t.order.orderRef) == "entry" and _remaining(t) > 0
+        ]
+
+    def exit_prices(self, con_id: int) -> dict[str, Decimal]:
+        """The prices of the working exits by role (tp: limit, sl: stop), to put them back as they
+        were; dormant bracket children count here (their prices are what the plan asked for)."""
+        prices: dict[str, Decimal] = {}
+        for trade in self.ib.openTrades():
+            role = exit_role(trade.order.orderRef) if self._ours(trade, con_id) else None
+            if role is None:
+                continue
+            price = num(trade.order.lmtPrice if role == "tp" else trade.order.auxPrice)
+            if price is not None and price > 0:
+                prices.setdefault(role, price)
+        return prices
+
+    def exit_oca_group(self, con_id: int, alert_id: str) -> str:
+        """The OCA group of the contract's protective set: the group of its working exits (one set
+        per position), else a new one named after ``alert_id``."""
+        for trade in self.ib.openTrades():
+            if self._ours(trade, con_id) and exit_role(trade.order.orderRef) and trade.order.ocaGroup:
+                return trade.order.ocaGroup
+        return f"tv2ib:{alert_id}"
+
+    async def cancel_and_wait(self, trades: list[Trade], wait: float = 5.0) -> list[OrderSnapshot]:
+        """Cancel ``trades`` and wait (bounded) until IB confirms each is done (cancelled, or filled
+        meanwhile). Raises :class:`TemporaryError` when IB has not confirmed them all in time."""
+        self.conn.require_connected()
+        for trade in trades:
+            if (
+                trade.orderStatus.status not in IB_DONE_STATUSES
+                and trade.orderStatus.status != "PendingCancel"
+            ):
+                await self.conn.pacer.acquire(1)
+                self.ib.cancelOrder(trade.order)
+        await self._until(lambda: all(t.orderStatus.status in IB_DONE_STATUSES for t in trades), wait,
+                          f"IB did not confirm cancelling {[t.order.orderRef for t in trades]}")  # fmt: skip
+        return [order_snapshot(t) for t in trades]
+
+    async def apply_exit_changes(
+        self,
+        contract: Contract,
+        changes: list[ExitChange],
+        *,
+        alert_id: str,
+        prices: dict[str, Decimal],
+        oca_group: str,
+        wait: float = 5.0,
+    ) -> list[OrderSnapshot]:
+        """Apply :func:`worker.positions.exit_changes` at IB, in the given order, awaiting IB's
+        acknowledgement of each change before the next one (so a shrink is in force before the
+        order that reduces the position goes out):
+
+        * quantity 0: cancel the order (confirmed cancelled, or filled meanwhile);
+        * a ref and a quantity: modify the same order id to leave ``quantity`` to fill (re-priced
+          when ``prices`` has its role); a refused SHRINK falls back to cancelling (an exit larger
+          than the position is worse than none for a moment; the guard re-attaches);
+        * no ref: a new GTC exit for ``quantity`` at ``prices[role]`` (a stop for ``sl``, a limit
+          for ``tp``) in ``oca_group`` (type 2), orderRef ``tv2ib:<alert_id>:<role>[n]`` (unique:
+          the first free of ``tp``, ``tp2``, ``tp3``...). No price for the role: not placed.
+
+        Returns IB's view of every order touched. Raises :class:`TemporaryError` when IB does not
+        acknowledge a change within ``wait`` seconds. Paced through ``conn.pacer``.
+        """
+        self.conn.require_connected()
+        touched: list[OrderSnapshot] = []
+        for change in changes:
+            if change.ref is None:
+                trade = await self._place_exit(contract, change, alert_id, prices, oca_group)
+                if trade is None:
+                    log.warning("alert %s: no %s price known; %s exit not placed", alert_id, change.role,
+                                change.role)  # fmt: skip
+                    continue
+                await self._until(lambda t=trade: t.orderStatus.status not in ("PendingSubmit", "ApiPending"),
+                                  wait, f"IB did not acknowledge new exit {trade.order.orderRef}")  # fmt: skip
+                touched.append(order_snapshot(trade))
+                continue
+            trade = self._working_by_ref(change.ref)
+            if trade is None:  # gone meanwhile (filled or cancelled): nothing left to change
+                continue
+            if change.quantity <= 0:
+                touched += await self.cancel_and_wait([trade], wait)
+                continue
+            shrink = change.quantity < _remaining(trade)
+            if await self._modify_exit(trade, change, prices, wait) or not shrink:
+                touched.append(order_snapshot(trade))
+            else:
+                log.warning("IB refused shrinking %s; cancelling it instead", change.ref)
+                touched += await self.cancel_and_wait([trade], wait)
+        return touched
+
+    def _working_by_ref(self, ref: str) -> Trade | None:
+        for trade in self.ib.openTrades():
+            if trade.order.orderRef == ref and self._ours(trade, None):
+                return trade
+        return None
+
+    def free_ref(self, alert_id: str, leg: str) -> str:
+        """``tv2ib:<alert_id>:<leg>``, or with the first free number (``tp2``, ``tp3``...) when IB
+        already knows that ref (open, completed or executed)."""
+        taken = {t.order.orderRef for t in self.ib.trades()} | {f.execution.orderRef for f in self.ib.fills()}
+        ref, n = make_order_ref(alert_id, leg), 1
+        while ref in taken:
+            n += 1
+            ref = make_order_ref(alert_id, f"{leg}{n}")
+        return ref
+
+    async def _place_exit(
+        self,
+        contract: Contract,
+        change: ExitChange,
+        alert_id: str,
+        prices: dict[str, Decimal],
+        oca_group: str,
+    ) -> Trade | None:
+        price = prices.get(change.role)
+        if price is None:
+            return None
+        leg = Leg(
+            change.role,
+            change.action,
+            "LMT" if change.role == "tp" else "STP",
+            change.quantity,
+            limit_price=price if change.role == "tp" else None,
+            stop_price=price if change.role == "sl" else None,
+            tif=CHILD_TIF,
+        )
+        await self.conn.pacer.acquire(1)
+        self.conn.require_connected()
+        order = self._order_for(leg, self.free_ref(alert_id, change.role))
+        order.ocaGroup, order.ocaType = oca_group, OCA_TYPE
+        order.orderId = self.ib.client.getReqId()
+        return self.ib.placeOrder(contract, order)
+
+    async def _modify_exit(
+        self, trade: Trade, change: ExitChange, prices: dict[str, Decimal], wait: float
+    ) -> bool:
+        """Modify ``trade`` to leave ``change.quantity`` to fill; True when IB acknowledged it."""
+        await self.conn.pacer.acquire(1)
+        self.conn.require_connected()
+        order = trade.order
+        filled = num(trade.orderStatus.filled) or Decimal(0)
+        order.totalQuantity = float(filled + change.quantity)
+        price = prices.get(change.role)
+        if price is not None:
+            if change.role == "tp":
+                order.lmtPrice = float(price)
+            else:
+                order.auxPrice = float(price)
+        order.transmit = True
+        acked: list[Trade] = []
+        refused: list[int] = []
+
+        def on_order(t: Trade) -> None:
+            if t is trade:
+                acked.append(t)
+
+        def on_error(req_id: int, code: int, text: str, contract: Any = None) -> None:
+            if req_id == order.orderId and code not in (399,) and not 2100 <= code < 2200:
+                refused.append(code)
+
+        # IB answers a modification with openOrder + orderStatus (ib_async emits openOrderEvent for
+        # both new and known orders), or with an error for the order id
+        self.ib.openOrderEvent += on_order
+        self.ib.orderStatusEvent += on_order
+        self.ib.errorEvent += on_error
+        try:
+            self.ib.placeOrder(trade.contract, order)
+            await self._until(lambda: bool(acked or refused) or trade.orderStatus.status in IB_DONE_STATUSES,
+                              wait, f"IB did not acknowledge modifying {order.orderRef}")  # fmt: skip
+        finally:
+            self.ib.openOrderEvent -= on_order
+            self.ib.orderStatusEvent -= on_order
+            self.ib.errorEvent -= on_error
+        if refused:
+            # ib_async marks the trade Cancelled on the error; IB restates the unchanged order right
+            # after (ibsim does): wait for that, bounded, before anyone reads the order's state
+            with contextlib.suppress(TemporaryError):
+                await self._until(lambda: trade.orderStatus.status not in IB_ENDED_UNFILLED_STATUSES, wait,
+                                  "restatement")  # fmt: skip
+            log.warning("IB refused modifying %s (error %s)", order.orderRef, refused[0])
+        return not refused
+
+    async def _until(self, done: Callable[[], bool], wait: float, what: str) -> None:
+        deadline = time.monotonic() + wait
+        while not done():
+            if time.monotonic() > deadline:
+                raise TemporaryError(what)
+            if not self.ib.isConnected():
+                raise IBUnavailable(what + ": connection lost")
+            await asyncio.sleep(0.01)
+
     async def our_positions(self) -> list[PositionSnapshot]:
         """Every non-zero position of our account."""
         self.conn.require_connected()
@@ -279,3 +526,21 @@ class Trading:
             if pos.contract.conId == con_id:
                 return closing_contract(pos.contract)
         raise ContractNotFound(f"no position with conId {con_id}")
+
+
+def leg_of(ref: str | None) -> str | None:
+    """The leg of a tv2ib orderRef (``entry``, ``tp``, ``sl2``...), else None."""
+    parsed = parse_order_ref(ref)
+    return parsed[1] if parsed else None
+
+
+def exit_role(ref: str | None) -> Literal["tp", "sl"] | None:
+    """``tp`` / ``sl`` for a protective leg (``tp``, ``sl``, re-attached ``tp2``...), else None."""
+    match = _EXIT_LEG.fullmatch(leg_of(ref) or "")
+    return match.group(1) if match else None  # type: ignore[return-value]
+
+
+def _remaining(trade: Trade) -> Decimal:
+    total = num(trade.order.totalQuantity) or Decimal(0)
+    filled = num(trade.orderStatus.filled) or Decimal(0)
+    return max(Decimal(0), total - filled)
