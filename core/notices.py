@@ -45,9 +45,18 @@ def target_chats(settings: Settings) -> tuple[str, ...]:
     return (LOG_CHAT,)
 
 
+# Alarms about money at risk right now: a position without its protective orders, a position that
+# is not what the strategy believes. ``*=off`` (quiet the chatter) does not silence them; only
+# naming the kind in ``NOTIFY`` does (``unprotected=off``).
+MONEY_ALARM_KINDS = frozenset({"unprotected", "position_drift"})
+
+
 def mode_of(settings: Settings, kind: str) -> str:
-    """on | silent | off for ``kind`` (``NOTIFY`` setting; ``*`` is the default, itself ``on``)."""
+    """on | silent | off for ``kind`` (``NOTIFY`` setting; ``*`` is the default, itself ``on``;
+    the kinds in :data:`MONEY_ALARM_KINDS` are ``on`` unless named)."""
     modes: Mapping[str, str] = settings.notify_modes
+    if kind in MONEY_ALARM_KINDS:
+        return modes.get(kind) or "on"
     return modes.get(kind) or modes.get("*") or "on"
 
 

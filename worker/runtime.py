@@ -33,10 +33,12 @@ from core.context import AppContext
 from core.services import FLATTEN_JOB
 from worker.consumer import Consumer
 from worker.executor import Executor, Requeue, RetryLater
+from worker.guard import Guard
 from worker.ib import IBConnection, Trading
 from worker.metrics import WorkerMetrics
 from worker.notify import Notifier, enqueue_notices
-from worker.recorder import Recorder
+from worker.protection import ProtectionRegistry, ProtectionSpec, load_specs, save_spec
+from worker.recorder import Recorder, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,17 @@ class Worker:
             on_connection_change=self._connection_changed,
         )
         self.trading = Trading(self.ib)
+        # the protective-order guard: specs set by the jobs, persisted by the recorder, loaded at
+        # start (a position opened before a restart keeps its protection); hears IB's events
+        self.protection = ProtectionRegistry(persist=self._persist_protection)
+        self.guard = Guard(
+            self.trading,
+            self.protection,
+            self.recorder,
+            flatten_unprotected=settings.flatten_unprotected,
+            job_running=self._job_running,
+        )
+        self.ib.watcher = self.guard
         self.executor = Executor(
             ctx.sessions,
             self.recorder,
@@ -92,6 +105,7 @@ class Worker:
             max_order_quantity=settings.max_order_quantity,
             metrics=self.metrics,
         )
+        self.executor.guard = self.guard  # type: ignore[attr-defined]  # the job sets specs, restores exits
         # blocking pops need a socket timeout above the block time (the context's client has 1 s)
         self.queue_redis = redis.Redis.from_url(
             settings.redis_url, socket_connect_timeout=2, socket_timeout=10
@@ -185,6 +199,7 @@ class Worker:
 
     def run(self) -> int:
         """Start everything, consume until stopped, then shut down in order."""
+        self._load_protection()
         self.notifier.start()
         self.ib.start()
         self._heartbeat_thread.start()
@@ -205,6 +220,32 @@ class Worker:
                 self._account_thread.join(60)  # it finishes the job in hand, like the main one
             self.shutdown("stopped by signal" if self._signals else "stopped")
         return 0
+
+    def _load_protection(self) -> None:
+        """The protection specs of open positions, as the last run left them (before IB connects:
+        the guard's first check after the connect compares them with IB's working exits)."""
+        try:
+            with self.ctx.sessions() as session:
+                specs = load_specs(session, self.settings.ib_account)
+        except Exception:  # noqa: BLE001 - trading without the guard's memory beats not trading
+            log.exception("protection specs not loaded: the guard knows only what jobs set from now")
+            return
+        self.protection.load(specs)
+        if specs:
+            log.info("guard: protection of %d position(s) loaded: %s", len(specs),
+                     ", ".join(f"{s.symbol or s.con_id} {sorted(s.wanted_roles)}" for s in specs))  # fmt: skip
+
+    def _persist_protection(self, key: str, spec: ProtectionSpec | None) -> Any:
+        def write(uow: UnitOfWork) -> None:
+            save_spec(uow.session, key, spec)
+
+        return self.recorder.run(write)
+
+    def _job_running(self) -> bool:
+        """A job is executing (read from the IB loop: the guard leaves the exits to the job)."""
+        if self.consumer.current is not None:
+            return True
+        return self.account_consumer is not None and self.account_consumer.current is not None
 
     def _recover(self) -> None:
         """Requeue a dead predecessor's jobs; waits for Redis if it is down at start."""

@@ -24,10 +24,11 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ib_async import IB, Trade
 
+from core.models import IB_DONE_STATUSES
 from worker.errors import TemporaryError
 from worker.ib.translate import fill_snapshot, order_snapshot, position_snapshot
 from worker.pacing import Pacer
@@ -44,6 +45,19 @@ CONNECTIVITY_LOST, RESTORED_DATA_LOST, RESTORED_DATA_KEPT = 1100, 1101, 1102
 PACING_VIOLATION = 100  # "Max rate of messages per second has been exceeded"
 
 Sink = Callable[[IBFact], "Future[Any] | None"]
+
+
+class Watcher(Protocol):
+    """Who hears of fills, position changes, ended orders and reconnects on the IB loop (the
+    protective-order guard, worker/guard.py). Each call must return at once (schedule, not do)."""
+
+    def on_fill(self, con_id: int) -> None: ...
+
+    def on_position(self, con_id: int) -> None: ...
+
+    def on_order_ended(self, con_id: int, order_ref: str, status: str) -> None: ...
+
+    def on_reconciled(self) -> None: ...
 
 
 class IBUnavailable(TemporaryError):
@@ -86,6 +100,7 @@ class IBConnection:
         self._outage = False  # between 1100 and 1101/1102
         self._last_order: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self.pacer = Pacer()
+        self.watcher: Watcher | None = None  # set before start (worker/runtime.py: the guard)
         self.ib = IB()
         self.ib.RaiseRequestErrors = False
         self.ib.client.MaxRequests = MAX_MESSAGES_PER_SECOND
@@ -125,6 +140,11 @@ class IBConnection:
         except TimeoutError:
             future.cancel()
             raise
+
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on the IB loop soon (from any thread; does not wait)."""
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(fn, *args)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Disconnect cleanly and stop the IB thread."""
@@ -214,6 +234,7 @@ class IBConnection:
             self._reconcile("connect")
             if not self._outage:
                 self._set_ready(True, "connected")
+                self._tell("on_reconciled")
             await self._watch()
             self._set_ready(False, "connection lost")
             self.ib.disconnect()
@@ -279,15 +300,29 @@ class IBConnection:
             return
         self._last_order[key] = digest
         self.emit(snap)
+        if snap.status in IB_DONE_STATUSES and snap.con_id:
+            self._tell("on_order_ended", snap.con_id, snap.order_ref or "", snap.status)
 
     def _on_exec(self, trade: Trade, fill: Any) -> None:
         self.emit(fill_snapshot(trade, fill))
+        self._tell("on_fill", fill.contract.conId)
 
     def _on_commission(self, trade: Trade, fill: Any, report: Any) -> None:
         self.emit(fill_snapshot(trade, fill))
 
     def _on_position(self, pos: Any) -> None:
         self.emit(position_snapshot(pos))
+        if not self.account or pos.account == self.account:
+            self._tell("on_position", pos.contract.conId)
+
+    def _tell(self, what: str, *args: Any) -> None:
+        """Tell the watcher (the guard) of an event; the loop survives a watcher problem."""
+        if self.watcher is None:
+            return
+        try:
+            getattr(self.watcher, what)(*args)
+        except Exception:  # noqa: BLE001
+            log.exception("watcher %s failed", what)
 
     def _on_error(self, req_id: int, code: int, text: str, contract: Any = None) -> None:
         if code == PACING_VIOLATION:
@@ -317,6 +352,7 @@ class IBConnection:
         self._reconcile(f"restored {code}")
         if not self._outage:
             self._set_ready(True, f"{code} {text}")
+            self._tell("on_reconciled")
 
     def _trade_by_order_id(self, order_id: int) -> Trade | None:
         for trade in self.ib.trades():

@@ -421,6 +421,46 @@ def _daily_summary(event: Event) -> NoticeDraft:
     return NoticeDraft("daily_summary", "\n".join(lines), f"daily_summary:{event.get('date')}")
 
 
+@composer("unprotected")
+def _unprotected(event: Event) -> NoticeDraft:
+    """The guard could not put a position's take-profit / stop-loss back (it tried once)."""
+    symbol = esc(_symbol(event))
+    missing = ", ".join(LEG_NAMES.get(str(role), str(role)) for role in event.get("missing") or ()) or "exits"
+    lines = [
+        f"🚨 <b>Position unprotected</b> · {symbol} {esc(event.get('position_text') or num(event.get('position')))}",
+        f"missing: {esc(missing)}",
+    ]
+    if event.get("detail"):
+        lines.append(esc(_short(str(event["detail"]), 1500)))
+    lines.append(
+        esc(event.get("action_taken") or "the position is left as it is: protect or close it by hand")
+    )
+    origin = _origin(event)
+    if origin:
+        lines.append(origin)
+    if event.get("account"):
+        lines.append(f"account {esc(event['account'])}")
+    key = f"unprotected:{event.get('account')}:{event.get('con_id')}:{event.get('alert_id')}:{event.get('attempt') or 1}"
+    return NoticeDraft("unprotected", "\n".join(lines), key)
+
+
+@composer("position_drift")
+def _position_drift(event: Event) -> NoticeDraft:
+    """IB's position is not the one the strategy believed it had before this alert."""
+    lines = [
+        f"⚠️ <b>Position drift</b> · {esc(_symbol(event))}",
+        f"strategy expected {esc(event.get('expected') or '?')}, IB has <b>{esc(event.get('actual') or '?')}</b>",
+    ]
+    if event.get("detail"):
+        lines.append(esc(_short(str(event["detail"]), 1500)))
+    origin = _origin(event)
+    if origin:
+        lines.append(origin)
+    if event.get("account"):
+        lines.append(f"account {esc(event['account'])}")
+    return NoticeDraft("position_drift", "\n".join(lines), f"position_drift:{event.get('alert_id')}")
+
+
 @composer("alarm")
 def _alarm(event: Event) -> NoticeDraft:
     """A generic alarm: {"type": "alarm", "title", "detail", "dedup_key"?} (risk rules and the like)."""

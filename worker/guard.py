@@ -1,0 +1,395 @@
+"""The protective-order guard: the exits working at IB match the position and its protection spec.
+
+It runs on the IB loop and makes tv2ib's working exits on a contract equal
+``exit_changes(position, working_exits, wanted_roles)`` (worker/positions.py): exits on the wrong
+side or for a flat position are cancelled, exits larger than the position shrink (before anything
+grows), exits smaller than the position grow (after a fill of an ``add``), and an exit the spec
+wants but IB no longer works is re-attached, sized to the whole position.
+
+When it runs (each trigger only schedules a check a moment later, so a burst of IB events is one
+check, and position updates that follow an execution are in by then):
+
+* after every execution and position change on a contract with a spec or tv2ib exits;
+* after one of tv2ib's exits ends unfilled at IB (cancelled, expired, refused);
+* after every (re)connect, once IB's orders and positions are synchronised (every spec);
+* when the job asks (:meth:`Guard.restore`: a refused reversal puts the old exits back).
+
+It stays away from a contract while a job is executing (the job's own protocol changes the exits
+step by step and waits for IB at each; the guard checks after the job) and while an entry with
+dormant bracket children still rests (the children cover the entry once it fills; if IB cancels
+the rest of the entry, it cancels the children too and the guard re-attaches exits sized to what
+was filled).
+
+Once, not forever: each wanted exit is re-attached at most ONCE per spec (a new orderRef,
+``tv2ib:<alert>:sl2``). If IB refuses it or cancels it again, the guard does not loop: it raises
+the ``unprotected`` alarm naming the position, and with ``FLATTEN_UNPROTECTED=true`` it cancels
+tv2ib's exits on the contract and closes the position at market (orderRef
+``tv2ib:<alert>:flatten``).
+
+The guard never waits on the database: audit lines and alarms go to the recorder thread
+(``recorder.run``), and the spec's persistence is the registry's (worker/protection.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+from ib_async import MarketOrder
+
+from core.models import IB_ENDED_UNFILLED_STATUSES
+from worker.errors import TemporaryError
+from worker.ib.trading import Trading, exit_role
+from worker.positions import ExitChange, describe, exit_changes, exits_fit, side_closing
+from worker.protection import ProtectionRegistry, ProtectionSpec
+from worker.recorder import Recorder, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+# Wait this long after a trigger before checking: IB sends the position update after the
+# execution, and a bracket releases its children right after the parent's fill.
+CHECK_DELAY_SECONDS = 0.25
+# While a job works on the account, look again this often.
+BUSY_RETRY_SECONDS = 0.5
+# IB did not acknowledge a change in time (TemporaryError): check again after this long.
+RETRY_AFTER_TEMPORARY_SECONDS = 2.0
+ROLE_NAMES = {"tp": "take-profit", "sl": "stop-loss"}
+
+
+class Guard:
+    """One per worker; every method except :meth:`busy` runs on the IB loop."""
+
+    def __init__(
+        self,
+        trading: Trading,
+        registry: ProtectionRegistry,
+        recorder: Recorder,
+        *,
+        flatten_unprotected: bool = False,
+        job_running: Callable[[], bool] = lambda: False,
+        check_delay: float = CHECK_DELAY_SECONDS,
+    ) -> None:
+        self.trading = trading
+        self.conn = trading.conn
+        self.registry = registry
+        self.recorder = recorder
+        self.flatten_unprotected = flatten_unprotected
+        self.job_running = job_running
+        self.check_delay = check_delay
+        self._scheduled: dict[int, asyncio.TimerHandle] = {}
+        self._running: set[int] = set()
+        self._again: set[int] = set()
+        self._busy: dict[int, int] = {}
+        # per spec (its identity: a new spec starts afresh): roles re-attached once, and whether
+        # the unprotected alarm was raised for it
+        self._attached: dict[tuple[str, int], tuple[ProtectionSpec, set[str]]] = {}
+        self._alarmed: set[tuple[str, int, str]] = set()
+        self.checks = 0  # for tests and metrics: checks that ran to the end
+
+    # ------------------------------------------------------------------ the job's side
+
+    @contextlib.contextmanager
+    def busy(self, con_id: int) -> Iterator[None]:
+        """Keep the guard off ``con_id`` while the caller changes its exits step by step (the
+        guard checks the contract when the block ends). Usable on the IB loop or another thread."""
+        self._busy[con_id] = self._busy.get(con_id, 0) + 1
+        try:
+            yield
+        finally:
+            self._busy[con_id] -= 1
+            if self._busy[con_id] <= 0:
+                del self._busy[con_id]
+            self.conn.call_soon(self.poke, con_id)
+
+    def protect(self, spec: ProtectionSpec) -> ProtectionSpec | None:
+        """Make ``spec`` the position's protection (the job, when it plans); returns the previous
+        spec, to hand to :meth:`restore` if the order that was to change the position fails."""
+        return self.registry.set(spec)
+
+    async def restore(self, con_id: int, previous: ProtectionSpec | None, why: str = "") -> str:
+        """The order that was to reduce, close or reverse the position was refused (or did not
+        fill): the position is what it was, so make ``previous`` its protection again and put its
+        exits back now. Returns one sentence for the alert's notice. Runs on the IB loop."""
+        self.registry.restore(self.trading.account, con_id, previous)
+        self._attached.pop((self.trading.account or "", con_id), None)  # a fresh chance to attach
+        return await self.check(con_id, why or "restore after a refused order", forced=True)
+
+    async def settle(self, con_id: int, timeout: float = 10.0) -> None:
+        """Wait (bounded) until no guard check is changing ``con_id``'s exits: a job calls this
+        before its own changes so the two never interleave at IB."""
+        deadline = time.monotonic() + timeout
+        while con_id in self._running and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+    # ------------------------------------------------------------------ triggers (IB loop)
+
+    def poke(self, con_id: int) -> None:
+        """Check ``con_id`` a moment from now (coalesces bursts of events)."""
+        if con_id in self._running:
+            self._again.add(con_id)
+            return
+        if con_id in self._scheduled:
+            return
+        loop = asyncio.get_event_loop()
+        self._scheduled[con_id] = loop.call_later(self.check_delay, self._start_check, con_id)
+
+    def watches(self, con_id: int) -> bool:
+        """Whether events on ``con_id`` concern the guard (a spec, or tv2ib exits working)."""
+        if self.registry.get(self.trading.account, con_id) is not None:
+            return True
+        try:
+            return bool(self.trading.working_exits(con_id))
+        except Exception:  # noqa: BLE001 - a trigger never raises into ib_async's event loop
+            return False
+
+    def on_position(self, con_id: int) -> None:
+        if self.watches(con_id):
+            self.poke(con_id)
+
+    def on_fill(self, con_id: int) -> None:
+        if self.watches(con_id):
+            self.poke(con_id)
+
+    def on_order_ended(self, con_id: int, order_ref: str, status: str) -> None:
+        """An order of ours ended; an exit that ended unfilled is the guard's business."""
+        if status in IB_ENDED_UNFILLED_STATUSES and exit_role(order_ref) is not None:
+            self.poke(con_id)
+        elif exit_role(order_ref) is None and self.watches(con_id):
+            self.poke(con_id)  # an entry ended (its remainder cancelled): exits may be due now
+
+    def on_reconciled(self) -> None:
+        """After a (re)connect: check every contract with a spec or working exits."""
+        con_ids = set(self.registry.con_ids(self.trading.account))
+        with contextlib.suppress(Exception):
+            con_ids |= {t.contract.conId for t in self.trading.ib.openTrades() if exit_role(t.order.orderRef)}
+        for con_id in con_ids:
+            self.poke(con_id)
+
+    def _start_check(self, con_id: int) -> None:
+        self._scheduled.pop(con_id, None)
+        asyncio.ensure_future(self._check_task(con_id))
+
+    async def _check_task(self, con_id: int) -> None:
+        if con_id in self._running:
+            self._again.add(con_id)
+            return
+        self._running.add(con_id)
+        try:
+            while True:
+                self._again.discard(con_id)
+                await self.check(con_id, "event")
+                if con_id not in self._again:
+                    break
+        except TemporaryError as exc:
+            log.warning("guard: IB did not confirm a change on conId %s (%s); checking again", con_id, exc)
+            asyncio.get_event_loop().call_later(RETRY_AFTER_TEMPORARY_SECONDS, self.poke, con_id)
+        except Exception:  # noqa: BLE001 - the guard must never take the IB loop down
+            log.exception("guard check of conId %s failed", con_id)
+            asyncio.get_event_loop().call_later(RETRY_AFTER_TEMPORARY_SECONDS, self.poke, con_id)
+        finally:
+            self._running.discard(con_id)
+
+    # ------------------------------------------------------------------ the check
+
+    async def check(self, con_id: int, why: str, *, forced: bool = False) -> str:
+        """Make the exits on ``con_id`` match the position; returns what was done (one sentence)."""
+        if not self.conn.ready:
+            return "IB not connected: checked after the reconnect"
+        if not forced and (self._busy.get(con_id) or self.job_running()):
+            asyncio.get_event_loop().call_later(BUSY_RETRY_SECONDS, self.poke, con_id)
+            return "a job is working on the contract"
+        account = self.trading.account or ""
+        spec = self.registry.get(account, con_id)
+        position = self.trading.position_of(con_id)
+        exits = self.trading.working_exits(con_id)
+        if spec is None and not exits:
+            return "nothing to guard"
+        if position != 0 and self._dormant_bracket_resting(con_id):
+            return "an entry with its bracket still rests: its children cover it when it fills"
+        wanted: frozenset[str] = frozenset()
+        if spec is not None and spec.protects(position):
+            wanted = spec.wanted_roles
+        changes = exit_changes(position, exits, wanted)
+        new_roles = [c.role for c in changes if c.ref is None]
+        attached = self._attempts(account, con_id, spec)
+        refused_again = [role for role in new_roles if role in attached]
+        changes = [c for c in changes if c.ref is not None or c.role not in attached]
+        done = ""
+        if changes:
+            done = await self._apply(con_id, spec, position, changes, why)
+            attached.update(c.role for c in changes if c.ref is None)
+        self.checks += 1
+        if position == 0 and spec is not None and not self.trading.resting_entries(con_id):
+            # flat and no entry on its way: the spec has served (a new alert plans a new one)
+            self.registry.clear(account, con_id)
+            self._attached.pop((account, con_id), None)
+            return done or "flat: no exits needed"
+        missing = self._missing(con_id, position, spec)
+        if refused_again or (missing and not any(c.ref is None for c in changes)):
+            return await self._unprotected(con_id, position, spec, sorted(set(refused_again) | set(missing)))
+        if missing:
+            # just placed: IB may refuse it a moment later; the next check (triggered by that
+            # refusal) finds the role already attached once and raises the alarm
+            return done
+        return done or "exits match the position"
+
+    def _attempts(self, account: str, con_id: int, spec: ProtectionSpec | None) -> set[str]:
+        held = self._attached.get((account, con_id))
+        if held is None or held[0] != spec:
+            held = (spec, set())  # type: ignore[assignment]
+            self._attached[(account, con_id)] = held  # type: ignore[assignment]
+        return held[1]  # type: ignore[index]
+
+    def _missing(self, con_id: int, position: Decimal, spec: ProtectionSpec | None) -> list[str]:
+        """Roles the position should have that are not working (or all, for the wrong side)."""
+        if position == 0 or spec is None or not spec.wanted_roles:
+            return []
+        if not spec.protects(position):
+            return sorted(spec.wanted_roles)
+        working = {ex.role for ex in self.trading.working_exits(con_id)}
+        return sorted(spec.wanted_roles - working)
+
+    def _dormant_bracket_resting(self, con_id: int) -> bool:
+        entries = self.trading.resting_entries(con_id)
+        if not entries:
+            return False
+        ids = {t.order.orderId for t in entries}
+        return any(
+            t.order.parentId in ids and exit_role(t.order.orderRef) is not None
+            for t in self.trading.ib.openTrades()
+        )
+
+    async def _apply(
+        self, con_id: int, spec: ProtectionSpec | None, position: Decimal, changes: list[ExitChange], why: str
+    ) -> str:
+        contract = self.trading.contract_for(con_id) if position != 0 else self._contract_of_exits(con_id)
+        alert_id = spec.alert_id if spec is not None else ""
+        prices = dict(spec.prices) if spec is not None else {}
+        oca_group = self._oca_group(con_id, spec)
+        snaps = await self.trading.apply_exit_changes(
+            contract, changes, alert_id=alert_id, prices=prices, oca_group=oca_group
+        )
+        parts = []
+        for change in changes:
+            what = ROLE_NAMES[change.role]
+            if change.ref is None:
+                parts.append(
+                    f"re-attached {what} {change.action} {_num(change.quantity)} @ {_num(prices.get(change.role))}"
+                )
+            elif change.quantity == 0:
+                parts.append(f"cancelled {what} {change.ref.rsplit(':', 1)[-1]}")
+            else:
+                parts.append(f"resized {what} {change.ref.rsplit(':', 1)[-1]} to {_num(change.quantity)}")
+        refused = [s for s in snaps if s.status in IB_ENDED_UNFILLED_STATUSES and exit_role(s.order_ref)
+                   and s.order_ref not in {c.ref for c in changes}]  # fmt: skip
+        sentence = f"guard ({why}): {'; '.join(parts)} for {describe(position)}"
+        if refused:
+            sentence += "; IB refused " + ", ".join(s.order_ref.rsplit(":", 1)[-1] for s in refused)
+        log.warning("%s (conId %s)", sentence, con_id)
+        left = exits_fit(position, self.trading.working_exits(con_id))
+        if left is not None:  # never expected: the protocol shrinks first; say so loudly
+            log.error("guard: exits still do not fit conId %s after the check: %s", con_id, left)
+        if alert_id:
+            self.recorder.run(self._note, alert_id, sentence)
+        return sentence
+
+    def _oca_group(self, con_id: int, spec: ProtectionSpec | None) -> str:
+        """The group of the exits still working (one protective set), else a fresh one: IB may
+        refuse an order joining a group whose members are all done."""
+        alert_id = spec.alert_id if spec is not None else "guard"
+        group = self.trading.exit_oca_group(con_id, alert_id)
+        if group == f"tv2ib:{alert_id}":
+            group = f"tv2ib:{alert_id}:{int(time.time())}"
+        return group
+
+    def _contract_of_exits(self, con_id: int) -> Any:
+        for trade in self.trading.ib.openTrades():
+            if trade.contract.conId == con_id:
+                return trade.contract
+        return self.trading.contract_for(con_id)
+
+    # ------------------------------------------------------------------ when it cannot
+
+    async def _unprotected(
+        self, con_id: int, position: Decimal, spec: ProtectionSpec | None, missing: list[str]
+    ) -> str:
+        """The alarm (once per spec and role set) and, if asked, closing the position."""
+        account = self.trading.account or ""
+        alert_id = spec.alert_id if spec is not None else ""
+        key = (account, con_id, f"{alert_id}:{','.join(missing)}")
+        if key in self._alarmed:
+            return "unprotected (alarm already raised)"
+        self._alarmed.add(key)
+        symbol = (spec.symbol if spec is not None else "") or str(con_id)
+        if spec is not None and not spec.protects(position):
+            detail = (f"the protection planned by the alert is for a {'long' if spec.side > 0 else 'short'}; "
+                      f"IB has {describe(position)}")  # fmt: skip
+        else:
+            detail = (
+                "IB cancelled or refused the exit, and refused it again when the guard re-attached it once"
+            )
+        if self.flatten_unprotected:
+            action_taken = await self._flatten(con_id, position, spec)
+        else:
+            action_taken = "left as it is (FLATTEN_UNPROTECTED is off): protect or close it by hand"
+        event = {
+            "type": "unprotected",
+            "account": account,
+            "con_id": con_id,
+            "symbol": symbol,
+            "alert_id": alert_id or None,
+            "position": str(position),
+            "position_text": describe(position),
+            "missing": missing,
+            "detail": detail,
+            "action_taken": action_taken,
+        }
+        log.error("UNPROTECTED %s %s (missing %s): %s; %s", symbol, describe(position), missing, detail,
+                  action_taken)  # fmt: skip
+
+        def write(uow: UnitOfWork) -> None:
+            if alert_id:
+                self.recorder.note(uow, alert_id, f"unprotected {describe(position)}: missing "
+                                   f"{', '.join(missing)}; {action_taken}")  # fmt: skip
+            uow.emit(event)
+
+        self.recorder.run(write)
+        return f"unprotected: {action_taken}"
+
+    async def _flatten(self, con_id: int, position: Decimal, spec: ProtectionSpec | None) -> str:
+        """Cancel tv2ib's exits on the contract, then close the position at market."""
+        try:
+            exits = [t for t in self.trading.ib.openTrades()
+                     if t.contract.conId == con_id and exit_role(t.order.orderRef)
+                     and t.order.clientId == self.conn.client_id]  # fmt: skip
+            if exits:
+                await self.trading.cancel_and_wait(exits)
+            position = self.trading.position_of(con_id)
+            if position == 0:
+                return "the position is flat now: nothing to close"
+            contract = self.trading.contract_for(con_id)
+            order = MarketOrder(side_closing(position), float(abs(position)))
+            order.orderRef = self.trading.free_ref(spec.alert_id if spec else "guard", "flatten")
+            order.account = self.trading.account or ""
+            order.tif = "DAY"
+            await self.conn.pacer.acquire(1)
+            self.conn.require_connected()
+            self.trading.ib.placeOrder(contract, order)
+        except Exception as exc:  # noqa: BLE001 - the alarm must go out whatever happens here
+            log.exception("guard: closing the unprotected position on conId %s failed", con_id)
+            return f"closing it at market FAILED ({exc}): close it by hand"
+        return f"closing it at market (FLATTEN_UNPROTECTED): {side_closing(position)} {_num(abs(position))}"
+
+    def _note(self, uow: UnitOfWork, alert_id: str, message: str) -> None:
+        self.recorder.note(uow, alert_id, message)
+
+
+def _num(value: Decimal | None) -> str:
+    if value is None:
+        return "?"
+    return format(value.normalize(), "f")
