@@ -302,10 +302,9 @@ class Guard:
         """The group of the exits still working (one protective set), else a fresh one: IB may
         refuse an order joining a group whose members are all done."""
         alert_id = spec.alert_id if spec is not None else "guard"
-        group = self.trading.exit_oca_group(con_id, alert_id)
-        if group == f"tv2ib:{alert_id}":
-            group = f"tv2ib:{alert_id}:{int(time.time())}"
-        return group
+        if self.trading.working_exits(con_id):
+            return self.trading.exit_oca_group(con_id, alert_id)
+        return f"tv2ib:{alert_id}:{int(time.time())}"
 
     def _contract_of_exits(self, con_id: int) -> Any:
         for trade in self.trading.ib.openTrades():
