@@ -282,7 +282,10 @@ class Trading:
         if not parent_id:
             return False
         parent = self._trade_by_id(parent_id)
-        return parent is None or parent.orderStatus.status != "Filled"
+        # a parent we do not know is done: after a reconnect IB reports completed orders with
+        # orderId 0, and a parent still working is an open order we do know. Counting the child
+        # as an exit then is the safe side (never a second stop beside it)
+        return parent is not None and parent.orderStatus.status != "Filled"
 
     def working_exits(self, con_id: int) -> list[WorkingExit]:
         """tv2ib's ACTIVE take-profit / stop-loss orders on the contract (legs ``tp`` / ``sl`` and
