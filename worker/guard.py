@@ -26,6 +26,20 @@ the ``unprotected`` alarm naming the position, and with ``FLATTEN_UNPROTECTED=tr
 tv2ib's exits on the contract and closes the position at market (orderRef
 ``tv2ib:<alert>:flatten``).
 
+How a job uses it (worker/executor.py; ``executor.guard`` is set by worker/runtime.py), all on the
+IB loop:
+
+* ``previous = guard.protect(ProtectionSpec(...))`` when the job plans a position's exits, for
+  EVERY plan that changes the position (an empty ``prices`` when the alert asks for no exits: the
+  guard then leaves the position without exits, and an old spec for the other side is not used);
+* ``await guard.restore(con_id, previous, why)`` when the order that was to reduce, close or
+  reverse the position is refused or does not fill: the old exits come back for the unchanged
+  position (one re-attach each, then the alarm), and the returned sentence goes into the notice;
+* ``with guard.busy(con_id):`` / ``await guard.settle(con_id)`` to keep the guard off the
+  contract while the job changes its exits step by step (the guard already waits while any job
+  is executing; these make it explicit);
+* :func:`worker.drift.report_drift` for the drift check.
+
 The guard never waits on the database: audit lines and alarms go to the recorder thread
 (``recorder.run``), and the spec's persistence is the registry's (worker/protection.py).
 """

@@ -15,7 +15,7 @@ from worker_helpers import WorkerThread, add_alert, alert_status, wait_for
 from config.settings import Settings
 from core.models import Alert, Notice, Order
 from core.notices import mode_of
-from worker.drift import drift_event, drift_message
+from worker.drift import drift_event, drift_message, report_drift
 from worker.notify.compose import compose
 from worker.positions import WorkingExit, exits_fit
 from worker.protection import ProtectionSpec
@@ -253,6 +253,33 @@ def test_restart_on_postgresql_keeps_the_spec(sim, worker_env, pg_url):
         assert {r[0] for r in _roles(sim).values()} == {"tp2", "sl2"} and _invariant_7(sim) is None
     finally:
         handle.stop()
+
+
+def test_reconnect_puts_back_an_exit_cancelled_while_disconnected(sim, running_worker):
+    alert_id = _bracket_filled(sim, running_worker)
+    sim.fault("refuse", seconds=2.0)  # drops the worker and keeps it out for 2 s
+    wait_for(lambda: not running_worker.worker.ib.ready)
+    _ib_cancels(sim, f"tv2ib:{alert_id}:tp")
+    wait_for(lambda: set(_roles(sim)) == {"tp", "sl"}, timeout=15)
+    assert _roles(sim)["tp"] == ("tp2", 10, 195.0) and _invariant_7(sim) is None
+
+
+def test_drift_alarm_lands_in_the_notices_table(sim, running_worker):
+    ctx = running_worker.ctx
+    payload = {"ticker": "AAPL", "action": "sell", "quantity": 20, "prevMarketPosition": "long",
+               "prevMarketPositionSize": 10, "strategy": "rsi"}  # fmt: skip
+    alert_id = add_alert(ctx, payload, enqueue=False)
+    assert report_drift(running_worker.worker.recorder, alert_id, payload, Decimal(10), account="DU1") is None
+    done = report_drift(running_worker.worker.recorder, alert_id, payload, Decimal(-3), account="DU1")
+    done.result(10)
+    [notice] = _notices(ctx, "position_drift")
+    assert "strategy expected long 10, IB has <b>short 3</b>" in notice.text and alert_id in notice.text
+    with ctx.sessions() as session:
+        messages = [e.message for e in session.get(Alert, alert_id).events]
+    assert any(m.startswith("position drift: the strategy expected long 10") for m in messages)
+    # once per alert: a rerun of the job does not alarm twice
+    report_drift(running_worker.worker.recorder, alert_id, payload, Decimal(-3), account="DU1").result(10)
+    assert len(_notices(ctx, "position_drift")) == 1
 
 
 def test_flat_position_drops_the_spec_and_stray_exits(sim, running_worker):
