@@ -130,7 +130,9 @@ class Guard:
         fill): the position is what it was, so make ``previous`` its protection again and put its
         exits back now. Returns one sentence for the alert's notice. Runs on the IB loop."""
         self.registry.restore(self.trading.account, con_id, previous)
-        self._attached.pop((self.trading.account or "", con_id), None)  # a fresh chance to attach
+        account = self.trading.account or ""
+        self._attached.pop((account, con_id), None)  # a fresh chance to attach, and to alarm
+        self._alarmed = {key for key in self._alarmed if key[:2] != (account, con_id)}
         return await self.check(con_id, why or "restore after a refused order", forced=True)
 
     async def settle(self, con_id: int, timeout: float = 10.0) -> None:
@@ -214,7 +216,7 @@ class Guard:
         """Make the exits on ``con_id`` match the position; returns what was done (one sentence)."""
         if not self.conn.ready:
             return "IB not connected: checked after the reconnect"
-        if not forced and (self._busy.get(con_id) or self.job_running()):
+        if not forced and self._taken(con_id):
             asyncio.get_event_loop().call_later(BUSY_RETRY_SECONDS, self.poke, con_id)
             return "a job is working on the contract"
         account = self.trading.account or ""
@@ -235,8 +237,11 @@ class Guard:
         changes = [c for c in changes if c.ref is not None or c.role not in attached]
         done = ""
         if changes:
-            done = await self._apply(con_id, spec, position, changes, why)
-            attached.update(c.role for c in changes if c.ref is None)
+            done, applied = await self._apply(con_id, spec, position, changes, why, forced)
+            attached.update(c.role for c in applied if c.ref is None)
+            if len(applied) < len(changes):  # a job took the contract: it works from IB's view now
+                asyncio.get_event_loop().call_later(BUSY_RETRY_SECONDS, self.poke, con_id)
+                return done or "a job is working on the contract"
         self.checks += 1
         if position == 0 and spec is not None and not self.trading.resting_entries(con_id):
             # flat and no entry on its way: the spec has served (a new alert plans a new one)
@@ -278,18 +283,36 @@ class Guard:
             for t in self.trading.ib.openTrades()
         )
 
+    def _taken(self, con_id: int) -> bool:
+        """A job works on the contract (or any job runs): the guard steps aside."""
+        return bool(self._busy.get(con_id)) or self.job_running()
+
     async def _apply(
-        self, con_id: int, spec: ProtectionSpec | None, position: Decimal, changes: list[ExitChange], why: str
-    ) -> str:
+        self,
+        con_id: int,
+        spec: ProtectionSpec | None,
+        position: Decimal,
+        changes: list[ExitChange],
+        why: str,
+        forced: bool,
+    ) -> tuple[str, list[ExitChange]]:
+        """Apply ``changes`` one at a time (each acknowledged by IB), stopping early when a job
+        takes the contract meanwhile; returns the sentence and the changes applied."""
         contract = self.trading.contract_for(con_id) if position != 0 else self._contract_of_exits(con_id)
         alert_id = spec.alert_id if spec is not None else ""
         prices = dict(spec.prices) if spec is not None else {}
         oca_group = self._oca_group(con_id, spec)
-        snaps = await self.trading.apply_exit_changes(
-            contract, changes, alert_id=alert_id, prices=prices, oca_group=oca_group
-        )
-        parts = []
+        snaps = []
+        applied: list[ExitChange] = []
         for change in changes:
+            if applied and not forced and self._taken(con_id):
+                break
+            snaps += await self.trading.apply_exit_changes(
+                contract, [change], alert_id=alert_id, prices=prices, oca_group=oca_group
+            )
+            applied.append(change)
+        parts = []
+        for change in applied:
             what = ROLE_NAMES[change.role]
             if change.ref is None:
                 parts.append(
@@ -310,7 +333,7 @@ class Guard:
             log.error("guard: exits still do not fit conId %s after the check: %s", con_id, left)
         if alert_id:
             self.recorder.run(self._note, alert_id, sentence)
-        return sentence
+        return sentence, applied
 
     def _oca_group(self, con_id: int, spec: ProtectionSpec | None) -> str:
         """The group of the exits still working (one protective set), else a fresh one: IB may
@@ -338,6 +361,7 @@ class Guard:
         if key in self._alarmed:
             return "unprotected (alarm already raised)"
         self._alarmed.add(key)
+        raised_at = int(time.time())
         symbol = (spec.symbol if spec is not None else "") or str(con_id)
         if spec is not None and not spec.protects(position):
             detail = (f"the protection planned by the alert is for a {'long' if spec.side > 0 else 'short'}; "
@@ -361,6 +385,7 @@ class Guard:
             "missing": missing,
             "detail": detail,
             "action_taken": action_taken,
+            "raised_at": raised_at,  # part of the dedup key: a later loss of protection alarms again
         }
         log.error("UNPROTECTED %s %s (missing %s): %s; %s", symbol, describe(position), missing, detail,
                   action_taken)  # fmt: skip

@@ -440,7 +440,7 @@ def _unprotected(event: Event) -> NoticeDraft:
         lines.append(origin)
     if event.get("account"):
         lines.append(f"account {esc(event['account'])}")
-    key = f"unprotected:{event.get('account')}:{event.get('con_id')}:{event.get('alert_id')}:{event.get('attempt') or 1}"
+    key = f"unprotected:{event.get('account')}:{event.get('con_id')}:{event.get('alert_id')}:{event.get('raised_at') or ''}"
     return NoticeDraft("unprotected", "\n".join(lines), key)
 
 
