@@ -1,46 +1,89 @@
-"""One job: load the alert → risk gate → plan → place exactly once → record.
+"""One job: load the alert → decide against IB's position → write the decision → orders → record.
 
 Runs on the consumer (main) thread. IB work is handed to the IB thread through
 :meth:`IBConnection.call`; database writes go to the :class:`Recorder` thread. Per-job state lives in
 an :class:`AlertJob`, not on the long-lived executor. A refusal is raised as
 :class:`~worker.errors.Refused` anywhere below and caught here once.
 
+The position protocol (issue 10; the rules are in :mod:`worker.positions`):
+
+1. **Decide and write it down first.** IB's position for the account + contract and the alert give
+   a :class:`~worker.positions.Decision`; it is stored in the alert's plan (``plan["position"]``:
+   before, absolute target, kind, close / open quantities, reason, the protection before and
+   after) together with the legs, and the write is awaited BEFORE any order goes out. A rerun
+   (SIGKILL, retry) never decides again: it resumes toward the stored target from the position IB
+   reports now, each part capped by the stored one, each leg by its fixed orderRef. Nothing to do
+   (already at the target; an exit while flat) ends ``cancelled`` with the reason (not a failure).
+2. **The closing part first** (reduce, close, reverse): tv2ib's resting entries on the contract
+   are cancelled (IB's confirmation awaited), the exits are fitted to the position the close will
+   leave (cancelled when that is flat, shrunk by modification otherwise; each change confirmed),
+   then the closing order goes out (leg ``close``; ``exit`` for exit alerts), ``tv2ib:<alert>:close``.
+   The job follows it: a market close until it fills, a limit close until IB acknowledges it (a
+   reversal's close until it fills, up to ``REVERSAL_FILL_TIMEOUT_SECONDS``).
+3. **The opening part once the close is done**: from flat (an open, a reversal's second half) the
+   bracket as always (``entry`` + ``tp`` / ``sl`` children); an ``add`` is a plain ``entry`` whose
+   exits the guard (worker/guard.py) grows to the whole position after it fills. A close that IB
+   refuses, or that does not fill completely in time, opens nothing: the old protection is put
+   back for whatever position remains and the alert ends ``rejected`` saying so.
+4. The protection the position should have after the trade is handed to the guard
+   (:meth:`Executor._protect`) right before the opening part goes out (a reduce: after its close),
+   and the guard is kept off the contract while the job changes its exits.
+
 Exactly once (invariant 2) rests on three checks, in this order:
 
-1. the alert's state: at ``submitted`` or beyond, the job only re-reads (the database says done);
+1. the alert's state: terminal, or ``submitted`` without a position decision (an old plan), and
+   the job only re-reads; with a decision, a rerun resumes (every step below is idempotent);
 2. IB's own view of the legs' ``orderRef`` (open orders, completed orders, executions, all fetched
    on connect and kept current from events), checked on the IB loop in the same step that sends
    (see :meth:`Trading.place_legs`);
 3. the queue merely delivers at least once: a job whose worker died is run again and the checks
    above make the rerun harmless.
 
-No "intent" row is written before sending: a row would prove nothing about what reached IB, and
-IB's reports are the truth after any crash. Rows are written right after the send, in order with
-IB's events, by the single recorder thread.
+The decision row is the only thing written before sending (it fixes the absolute target, so that
+a rerun cannot read a relative ``sell 20`` twice); what reached IB is always read from IB's
+reports. Order rows are written right after the send, in order with IB's events, by the single
+recorder thread.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from ib_async import Contract, Trade
 from sqlalchemy import select
 
-from core.ids import order_ref
-from core.models import STATUS_RANK, Alert, AlertStatus, Control
+from core.ids import order_ref, parse_order_ref
+from core.models import IB_DONE_STATUSES, IB_ENDED_UNFILLED_STATUSES, STATUS_RANK, Alert, AlertStatus, Control
 from core.services import PAUSED_KEY
 from worker.errors import Refused, TemporaryError
 from worker.ib import IBConnection, Placement, Trading
+from worker.ib.translate import num
 from worker.metrics import WorkerMetrics
-from worker.planner import Leg, Plan, alert_kind, needs_market_reference, plan_bracket, plan_exit
+from worker.planner import (
+    OCA_TYPE,
+    Instrument,
+    Leg,
+    Plan,
+    alert_kind,
+    intent_of,
+    is_exit,
+    needs_market_reference,
+    plan_bracket,
+    plan_close,
+    protection_prices,
+)
+from worker.positions import ExitChange, decide, describe, exit_changes, toward
 from worker.recorder import PlacementFact, Recorder, UnitOfWork
 from worker.snapshots import OrderSnapshot
 from worker.symbols import ContractSpec, resolve_ticker
@@ -53,8 +96,13 @@ CRASH_ENV = "TV2IB_CRASH_AT"
 def crash_point(name: str) -> None:
     """Test instrumentation: SIGKILL this process at ``name`` when ``TV2IB_CRASH_AT`` names it.
 
-    Points: ``before_place``, ``after_entry_placed``, ``after_tp_placed``, ``after_sl_placed``,
-    ``after_exit_placed``, ``after_recorded``. Unset in production, so this is a dict lookup.
+    Points, in the order a reversal passes them: ``after_decision_recorded`` (the decision is in
+    the database, nothing sent), ``after_exits_cancelled`` (resting entries cancelled, exits fitted
+    to what the close leaves, confirmed by IB), ``after_close_placed`` (``after_exit_placed`` for an
+    exit alert), ``after_close_filled``, ``before_place`` (the opening part is next),
+    ``after_entry_placed``, ``after_tp_placed``, ``after_sl_placed``, ``after_recorded``; and
+    ``after_exits_restored`` (a refused close: the old protection is back, the alert not yet
+    ended). Unset in production, so this is a dict lookup.
     """
     if os.environ.get(CRASH_ENV) == name:
         log.warning("crash point %s reached: SIGKILL", name)
@@ -86,6 +134,9 @@ class AlertJob:
     paused: bool
     timings: dict[str, float] = field(default_factory=lambda: {"start": time.perf_counter()})
     sent: bool = False  # some leg of this job went out to IB
+    status: AlertStatus = AlertStatus.QUEUED
+    plan: dict[str, Any] | None = None  # the alert's stored plan
+    decided: dict[str, Any] | None = None  # its position decision (plan["position"]), once stored
 
     def mark(self, name: str) -> None:
         self.timings[name] = time.perf_counter()
@@ -94,12 +145,11 @@ class AlertJob:
         self.sent = True
         crash_point(f"after_{leg}_placed")
 
-    def record_placement(self, recorder: Recorder, plan: Plan) -> Callable[..., Any]:
+    def record_placement(self, recorder: Recorder, plan: dict[str, Any]) -> Callable[..., Any]:
         """The callback :meth:`Trading.place_legs` calls right after the sends (on the IB loop)."""
-        plan_json = plan.to_json()
 
         def record(placed: list[OrderSnapshot], adopted: list[OrderSnapshot]) -> Any:
-            return recorder.record(PlacementFact(self.alert_id, plan_json, placed, adopted))
+            return recorder.record(PlacementFact(self.alert_id, dict(plan), placed, adopted))
 
         return record
 
@@ -119,6 +169,7 @@ class Executor:
         ib_call_timeout: float = 30.0,
         max_order_quantity: Decimal | None = None,
         metrics: WorkerMetrics | None = None,
+        reversal_fill_timeout: float | None = None,
     ) -> None:
         self.sessions = sessions
         self.recorder = recorder
@@ -129,6 +180,12 @@ class Executor:
         self.ib_call_timeout = ib_call_timeout
         self.max_order_quantity = max_order_quantity
         self.metrics = metrics
+        if reversal_fill_timeout is None:  # REVERSAL_FILL_TIMEOUT_SECONDS (config/settings.py)
+            reversal_fill_timeout = float(getattr(recorder.settings, "reversal_fill_timeout_seconds", 30.0))
+        self.reversal_fill_timeout = reversal_fill_timeout
+        # the protective-order guard (worker/guard.py), set by worker/runtime.py: the job hands it
+        # the protection a position should have and asks it to put the old exits back
+        self.guard: Any = None
 
     # ------------------------------------------------------------------ the job
 
@@ -138,7 +195,7 @@ class Executor:
         with self.sessions() as session:
             # one round trip: the alert and the pause switch (the order path is latency-bound)
             row = session.execute(
-                select(Alert.status, Alert.payload, Alert.received_at, Control.value)
+                select(Alert.status, Alert.payload, Alert.received_at, Control.value, Alert.plan)
                 .outerjoin(Control, Control.key == PAUSED_KEY)
                 .where(Alert.id == alert_id)
             ).first()
@@ -148,9 +205,17 @@ class Executor:
             status = AlertStatus(row[0])
             job = AlertJob(alert_id, dict(row[1] or {}), row[2], row[3] == "1", {"start": started})
         job.mark("loaded")
-        if status.is_terminal or STATUS_RANK[status] >= STATUS_RANK[AlertStatus.SUBMITTED]:
+        job.status, job.plan = status, dict(row[4] or {}) or None
+        decided = (job.plan or {}).get("position")
+        job.decided = decided if isinstance(decided, dict) and decided.get("kind") != "none" else None
+        submitted = STATUS_RANK[status] >= STATUS_RANK[AlertStatus.SUBMITTED]
+        if status.is_terminal or (submitted and job.decided is None):
             log.info("alert %s is already %s; nothing to do", alert_id, status.value)
             return status.value
+        if submitted:
+            # a rerun of a decided alert whose first orders went out: resume (every step adopts
+            # what IB already has); only adopting and finishing is left, never "stale"
+            job.sent = True
         # 'processing' is written with the job's first record (the placement, a refusal, or the
         # wait for IB), not before: the database thread stays idle while the orders go out
         try:
@@ -174,14 +239,16 @@ class Executor:
     def _run(self, job: AlertJob) -> str:
         kind = alert_kind(job.payload)
         spec = resolve_ticker(str(job.payload.get("ticker") or ""), job.payload.get("exchange"))
-        if kind == "bracket" and job.paused:
+        action = str(job.payload.get("action") or "").lower()
+        opening = action in ("buy", "sell", "add") and not is_exit(job.payload)
+        if opening and job.paused and job.decided is None:
             raise Refused("trading paused")
         while True:  # wait for IB, up to the stale limit; then try; retry if IB drops meanwhile
             self._wait_for_ib(job)
             try:
-                if kind == "bracket":
-                    return self._bracket(job, spec)
-                return self._exit_or_cancel(job, kind, spec)
+                if kind == "cancel":
+                    return self._cancel(job, spec)
+                return self._position(job, spec)
             except (TemporaryError, ConnectionError, TimeoutError) as exc:
                 log.warning("alert %s: IB unavailable (%s); waiting", job.alert_id, exc)
                 time.sleep(0.2)
@@ -201,75 +268,396 @@ class Executor:
                 self.recorder.run(self._mark_processing, job.alert_id, "waiting for the IB connection")
             self.conn.wait_ready(min(0.5, max(0.05, self.stale_after - age)))
 
-    def _bracket(self, job: AlertJob, spec: ContractSpec) -> str:
-        payload = job.payload
+    # ------------------------------------------------------------------ cancel
 
-        async def place() -> Placement:
+    def _cancel(self, job: AlertJob, spec: ContractSpec) -> str:
+        """``cancel``: tv2ib's resting entry orders on the contract (their dormant bracket children
+        go with them); working exits and the position are left alone."""
+
+        async def run() -> list[OrderSnapshot]:
+            _contract, inst = await self.trading.instrument(spec)
+            return await self.trading.cancel_and_wait(self.trading.resting_entries(inst.con_id))
+
+        cancelled = self.conn.call(run(), timeout=self.ib_call_timeout)
+        message = f"cancel: cancelled {len(cancelled)} working entry order(s) for {job.payload.get('ticker')}"
+        plan_json = {"kind": "cancel", "cancelled": [c.order_ref for c in cancelled]}
+        self._write(self._finish_without_order, job.alert_id, plan_json, message)
+        return AlertStatus.CANCELLED.value
+
+    # ------------------------------------------------------------------ the position protocol
+
+    def _position(self, job: AlertJob, spec: ContractSpec) -> str:
+        """Decide against IB's position and write the decision down (first run), then move the
+        position toward the recorded target (every run); see the module docstring."""
+        if job.decided is None:
+            look = self.conn.call(self._look(job, spec), timeout=self.ib_call_timeout)
             job.mark("on_loop")
-            contract, inst = await self.trading.instrument(spec)
-            market, source = None, "ib"
-            if needs_market_reference(payload):
-                market, source = await self.trading.market_price(contract)
-            plan = plan_bracket(payload, inst, market, source, max_quantity=self.max_order_quantity)
-            crash_point("before_place")
-            placement = await self.trading.place_legs(
-                job.alert_id, contract, plan.legs, plan.oca_type,
-                on_leg_sent=job.leg_sent, record=job.record_placement(self.recorder, plan),
-            )  # fmt: skip
-            job.mark("on_wire")
-            self._observe_on_wire(job, placement)
-            return placement
-
-        placement = self.conn.call(place(), timeout=self.ib_call_timeout)
+            done = self._decide(job, look)
+            if done is not None:
+                return done
+            crash_point("after_decision_recorded")
+        timeout = self.ib_call_timeout + self.reversal_fill_timeout + 15
+        outcome = self.conn.call(self._act(job, spec), timeout=timeout)
         job.mark("placed")
-        if placement.recorded is not None:
-            placement.recorded.result(30)
+        for placement in outcome.placements:
+            if placement.recorded is not None:
+                placement.recorded.result(30)
+        if outcome.ended is not None:
+            status, reason = outcome.ended
+            self._write(self._end, job.alert_id, status, reason, outcome.plan)
+            crash_point("after_recorded")
+            return status.value
         crash_point("after_recorded")
         t = job.timings
+        legs = sum(len(p.placed) for p in outcome.placements)
         log.info("alert %s: %d leg(s) on the wire %.1f ms after pick-up (loaded %.1f, on IB loop %.1f), "
-                 "recorded after %.1f ms", job.alert_id, len(placement.placed),
+                 "recorded after %.1f ms", job.alert_id, legs,
                  (t.get("on_wire", t["placed"]) - t["start"]) * 1000, (t["loaded"] - t["start"]) * 1000,
                  (t.get("on_loop", t["placed"]) - t["start"]) * 1000,
                  (time.perf_counter() - t["start"]) * 1000)  # fmt: skip
-        return "submitted"
+        return AlertStatus.SUBMITTED.value
 
-    def _exit_or_cancel(self, job: AlertJob, kind: str, spec: ContractSpec) -> str:
-        alert_id, payload = job.alert_id, job.payload
+    async def _look(self, job: AlertJob, spec: ContractSpec) -> _Look:
+        """IB's view before deciding: contract, position, the protection it has, a reference price."""
+        contract, inst = await self.trading.instrument(spec)
+        position = self.trading.position_of(inst.con_id)
+        market, source = None, "ib"
+        if needs_market_reference(job.payload):
+            market, source = await self.trading.market_price(contract)
+        protection = self._protection_now(inst, position)
+        return _Look(contract, inst, position, market, source, protection, self.trading.account or "")
 
-        async def run() -> tuple[Plan | None, list[OrderSnapshot], Placement | None]:
-            contract, inst = await self.trading.instrument(spec)
-            cancelled = await self.trading.cancel_working(inst.con_id)
-            if kind == "cancel":
-                return None, cancelled, None
-            plan = plan_exit(inst, self.trading.position_of(inst.con_id), payload)
-            if not plan.legs and self.trading.known_refs([order_ref(alert_id, "exit")]):
-                # flat because our exit already went out before a restart: adopt it, send nothing
-                plan.legs = [Leg("exit", "SELL", "MKT", Decimal(0))]
-                plan.notes.append("exit order found at IB by orderRef (sent before a restart)")
-            if not plan.legs:
-                return plan, cancelled, None
-            placement = await self.trading.place_legs(
-                alert_id, contract, plan.legs, plan.oca_type,
-                on_leg_sent=job.leg_sent, record=job.record_placement(self.recorder, plan),
-            )  # fmt: skip
-            self._observe_on_wire(job, placement)
-            return plan, cancelled, placement
+    def _protection_now(self, inst: Instrument, position: Decimal) -> dict[str, Any] | None:
+        """The protection the position has now (to put back if the order that changes it fails):
+        the guard's spec when it has one for this side, else the prices of the working exits."""
+        if position == 0:
+            return None
+        account = self.trading.account or ""
+        guard = self.guard
+        if guard is not None:
+            current = guard.registry.get(account, inst.con_id)
+            if current is not None and current.protects(position):
+                return current.to_json()
+        prices = {}
+        owner = None
+        for ex in self.trading.working_exits(inst.con_id):
+            owner = owner or (parse_order_ref(ex.ref) or ("", ""))[0]
+        if owner:
+            prices = {role: str(price) for role, price in self.trading.exit_prices(inst.con_id).items()}
+        if not prices:
+            return None
+        return {"account": account, "con_id": inst.con_id, "alert_id": owner, "side": 1 if position > 0 else -1,
+                "prices": prices, "symbol": inst.local_symbol or inst.symbol}  # fmt: skip
 
-        plan, cancelled, placement = self.conn.call(run(), timeout=self.ib_call_timeout)
-        summary = f"cancelled {len(cancelled)} working order(s)"
-        if placement is not None:
-            if placement.recorded is not None:
-                placement.recorded.result(30)
-            self._write(self.recorder.note, alert_id, summary)
-            crash_point("after_recorded")
-            return "submitted"
-        if kind == "cancel":
-            message = f"cancel: {summary} for {payload.get('ticker')}"
+    def _decide(self, job: AlertJob, look: _Look) -> str | None:
+        """The decision, its orders and its protection, written down BEFORE any order goes out
+        (and awaited). Returns the final state when nothing is to be sent."""
+        payload, inst = job.payload, look.inst
+        decision = decide(look.position, intent_of(payload), inst.size_increment)
+        if decision.kind == "cancel":  # not reached: alert_kind routes cancel alerts  # pragma: no cover
+            raise Refused("cancel is not a position change")
+        if decision.kind == "none":
+            return self._nothing_to_do(job, look, decision)
+        # "bracket" (an open from flat, as before issue 10), "exit", or "position" (any other move)
+        plan_kind = "bracket" if decision.kind == "open" else "exit" if is_exit(payload) else "position"
+        plan = Plan(kind=plan_kind, instrument=inst)
+        close_leg = None
+        if decision.close_qty > 0:
+            leg = "exit" if is_exit(payload) else "close"
+            close_leg = plan_close(inst, decision.close_side or "", decision.close_qty, payload, leg=leg)
+        open_legs: list[Leg] = []
+        after: dict[str, Any] | None = None
+        before = look.protection
+        side = 1 if decision.target > 0 else -1
+        symbol = inst.local_symbol or inst.symbol
+        if decision.open_qty > 0:
+            opened = plan_bracket(payload, inst, look.market, look.source, max_quantity=self.max_order_quantity,
+                                  side=decision.open_side, quantity=decision.open_qty)  # fmt: skip
+            plan.reference_price, plan.reference_source = opened.reference_price, opened.reference_source
+            plan.notes += opened.notes
+            new_prices = protection_prices(opened.legs)
+            if decision.kind == "add":
+                # a plain entry: the exits grow to the whole position only after it fills (guard)
+                open_legs = [replace(opened.legs[0], transmit=True)]
+                prices = {
+                    **((before or {}).get("prices") or {}),
+                    **{k: str(v) for k, v in new_prices.items()},
+                }
+                after = _spec_json(look, job.alert_id, side, prices, symbol)
+                if new_prices:
+                    plan.notes.append("the position's exits are re-priced by this alert")
+            else:  # from flat, or the opening part of a reversal: a bracket, as always
+                open_legs = opened.legs
+                after = _spec_json(
+                    look, job.alert_id, side, {k: str(v) for k, v in new_prices.items()}, symbol
+                )
+        elif decision.target != 0:  # reduce: same side, exits shrink; re-priced when the alert says so
+            prices = dict((before or {}).get("prices") or {})
+            if payload.get("takeProfit") or payload.get("stopLoss"):
+                priced = plan_bracket(payload, inst, look.market, look.source, side="BUY" if side > 0 else "SELL",
+                                      quantity=abs(decision.target))  # fmt: skip
+                prices.update({k: str(v) for k, v in protection_prices(priced.legs).items()})
+                plan.notes.append("the position's exits are re-priced by this alert")
+            after = _spec_json(look, job.alert_id, side, prices, symbol)
+        plan.legs = ([close_leg] if close_leg else []) + open_legs
+        plan.notes.insert(0, decision.reason)
+        doc = plan.to_json()
+        doc["oca_type"] = OCA_TYPE if open_legs and len(open_legs) > 1 else None
+        doc["position"] = {
+            "before": str(decision.position),
+            "target": str(decision.target),
+            "kind": decision.kind,
+            "close_qty": str(decision.close_qty),
+            "open_qty": str(decision.open_qty),
+            "reason": decision.reason,
+            "protection_before": before,
+            "protection_after": after,
+        }
+        self._write(self._store_decision, job.alert_id, doc, decision.reason)
+        job.plan, job.decided = doc, doc["position"]
+        return None
+
+    def _nothing_to_do(self, job: AlertJob, look: _Look, decision: Any) -> str:
+        """Already at the target, or an exit with nothing held: no order; ``cancelled`` with the
+        reason (not a failure: no rejection notice). An exit still cancels what works on the
+        contract (a resting entry would otherwise open what the strategy just left)."""
+        plan_json = {"kind": "exit" if is_exit(job.payload) else "position", "contract": look.inst.to_json(), "legs": [], "notes": [decision.reason],
+                     "position": {"before": str(decision.position), "target": str(decision.target),
+                                  "kind": "none", "close_qty": "0", "open_qty": "0", "reason": decision.reason}}  # fmt: skip
+        if is_exit(job.payload):
+            cancelled = self.conn.call(
+                self.trading.cancel_working(look.inst.con_id), timeout=self.ib_call_timeout
+            )
+            plan_json["cancelled"] = [c.order_ref for c in cancelled]
+            message = (f"exit: no open position in {job.payload.get('ticker')}; "
+                       f"cancelled {len(cancelled)} working order(s)")  # fmt: skip
         else:
-            message = f"exit: no open position in {payload.get('ticker')}; {summary}"
-        plan_json = plan.to_json() if plan else {"kind": kind, "cancelled": [c.order_ref for c in cancelled]}
-        self._write(self._finish_without_order, alert_id, plan_json, message)
+            message = decision.reason
+        self._write(self._finish_without_order, job.alert_id, plan_json, message)
         return AlertStatus.CANCELLED.value
+
+    async def _act(self, job: AlertJob, spec: ContractSpec) -> _Outcome:
+        """On the IB loop: the closing part, then (once it filled) the opening part, each leg by
+        its fixed orderRef so that a rerun adopts what a previous run sent."""
+        contract, inst = await self.trading.instrument(spec)
+        with self._guard_off(inst.con_id):
+            return await self._act_on(job, contract, inst)
+
+    async def _act_on(self, job: AlertJob, contract: Contract, inst: Instrument) -> _Outcome:
+        trading, alert_id, con_id = self.trading, job.alert_id, inst.con_id
+        doc = dict(job.plan or {})
+        stored = job.decided or {}
+        before, target = Decimal(stored["before"]), Decimal(stored["target"])
+        close_qty, open_qty = Decimal(stored["close_qty"]), Decimal(stored["open_qty"])
+        legs = [Leg.from_json(leg) for leg in doc.get("legs") or []]
+        close_leg = next((leg for leg in legs if leg.leg in ("close", "exit")), None)
+        open_legs = [leg for leg in legs if leg is not close_leg]
+        outcome = _Outcome(plan=doc)
+        record = job.record_placement(self.recorder, doc)
+        # -------------------------------------------------------------- the closing part
+        if close_leg is not None:
+            close_ref = order_ref(alert_id, close_leg.leg)
+            if close_ref not in trading.known_refs([close_ref]):
+                now = trading.position_of(con_id)
+                qty = _close_part(now, before, target, close_qty)
+                if qty > 0:
+                    mine = f"tv2ib:{alert_id}:"
+                    resting = [
+                        t for t in trading.resting_entries(con_id) if not t.order.orderRef.startswith(mine)
+                    ]
+                    if resting:  # a reversal while the previous entry rests: that entry goes first
+                        await trading.cancel_and_wait(resting)
+                        now = trading.position_of(con_id)
+                        qty = _close_part(now, before, target, close_qty)
+                    leaves = now - qty if now > 0 else now + qty
+                    changes = exit_changes(leaves, trading.working_exits(con_id))
+                    reprice = _prices((stored.get("protection_after") or {}).get("prices"))
+                    await trading.apply_exit_changes(contract, changes, alert_id=alert_id,
+                                                     prices=reprice if target * before > 0 else {},
+                                                     oca_group=trading.exit_oca_group(con_id, alert_id))  # fmt: skip
+                    crash_point("after_exits_cancelled")
+                    if qty > 0:
+                        outcome.placements.append(await trading.place_legs(
+                            alert_id, contract, [replace(close_leg, quantity=qty)], OCA_TYPE,
+                            on_leg_sent=job.leg_sent, record=record))  # fmt: skip
+                        job.mark("on_wire")
+                        self._observe_on_wire(job, outcome.placements[-1])
+            else:  # sent by an earlier run: adopt it (recorded), then follow it like a fresh one
+                outcome.placements.append(await trading.place_legs(
+                    alert_id, contract, [close_leg], OCA_TYPE, on_leg_sent=job.leg_sent, record=record))  # fmt: skip
+            if close_ref in trading.known_refs([close_ref]):
+                reversal = open_qty > 0
+                result, trade = await self._await_close(close_ref, reversal)
+                if result == "filled":
+                    crash_point("after_close_filled")
+                elif result == "working":
+                    return outcome  # a resting limit close: the alert follows it (recorder)
+                else:
+                    if trade is not None and trade.orderStatus.status not in IB_DONE_STATUSES:
+                        await trading.cancel_and_wait([trade])  # no half-done reversal later on
+                    outcome.ended = await self._close_failed(
+                        job, contract, inst, close_leg, trade, result, doc
+                    )
+                    return outcome
+        # -------------------------------------------------------------- the opening part
+        after = stored.get("protection_after")
+        if open_legs:
+            refs = [order_ref(alert_id, leg.leg) for leg in open_legs]
+            known = trading.known_refs(refs)
+            qty = open_qty
+            if not known:
+                now = trading.position_of(con_id)
+                qty = _open_part(now, target, open_qty)
+            if known or qty > 0:
+                self._protect(inst, alert_id, after)
+                sized = [replace(leg, quantity=qty) for leg in open_legs] if not known else open_legs
+                crash_point("before_place")
+                outcome.placements.append(await trading.place_legs(
+                    alert_id, contract, sized, OCA_TYPE, on_leg_sent=job.leg_sent, record=record))  # fmt: skip
+                job.mark("on_wire")
+                self._observe_on_wire(job, outcome.placements[-1])
+            if stored.get("kind") == "add" and after and after.get("prices"):
+                await self._reprice(contract, inst, alert_id, _prices(after["prices"]))
+        elif after is not None and target != 0:
+            self._protect(inst, alert_id, after)  # a reduce keeps (or re-prices) the protection
+        if not outcome.placements:
+            outcome.ended = self._nothing_left(job, stored, trading.position_of(con_id))
+        return outcome
+
+    async def _await_close(self, ref: str, reversal: bool) -> tuple[str, Trade | None]:
+        """Follow the closing order: ``filled`` (completely), ``ended`` (refused or cancelled, maybe
+        after a partial fill), ``working`` (a limit close IB acknowledged; only when no opening part
+        waits for it) or ``timeout`` (not completely filled within REVERSAL_FILL_TIMEOUT_SECONDS)."""
+        deadline = time.monotonic() + self.reversal_fill_timeout
+        trade = None
+        while True:
+            item = self.trading.known_refs([ref]).get(ref)
+            trade = item.trade if item is not None else trade
+            if trade is not None:
+                status = trade.orderStatus.status
+                total = num(trade.order.totalQuantity) or Decimal(0)
+                filled = num(trade.orderStatus.filled) or Decimal(0)
+                if status == "Filled" or (total and filled >= total):
+                    return "filled", trade
+                if status in IB_ENDED_UNFILLED_STATUSES:
+                    return "ended", trade
+                if (
+                    not reversal
+                    and trade.order.orderType != "MKT"
+                    and status in ("Submitted", "PreSubmitted")
+                ):
+                    return "working", trade
+            if time.monotonic() > deadline:
+                return "timeout", trade
+            self.conn.require_connected()
+            await asyncio.sleep(0.02)
+
+    async def _close_failed(self, job: AlertJob, contract: Contract, inst: Instrument, close_leg: Leg,
+                            trade: Trade | None, result: str, doc: dict[str, Any]) -> tuple[AlertStatus, str]:  # fmt: skip
+        """The closing order did not fill completely: nothing opens; the position keeps (or gets
+        back) its old protection for whatever is left; the alert ends with the reason."""
+        con_id = inst.con_id
+        position = self.trading.position_of(con_id)
+        stored = doc.get("position") or {}
+        before = stored.get("protection_before")
+        restored = await self._restore(contract, inst, job.alert_id, before, position)
+        crash_point("after_exits_restored")
+        filled = num(trade.orderStatus.filled) if trade is not None else None
+        total = num(trade.order.totalQuantity) if trade is not None else close_leg.quantity
+        error = _ib_error(trade)
+        if result == "timeout":
+            what = (f"the {close_leg.leg} order did not fill completely within {self.reversal_fill_timeout:g}s "
+                    f"({_qty(filled)}/{_qty(total)} filled; the rest cancelled)")  # fmt: skip
+        elif error:
+            what = f"IB refused the {close_leg.leg} order: {error}"
+        else:
+            what = f"the {close_leg.leg} order ended unfilled at IB ({_qty(filled)}/{_qty(total)} filled)"
+        kept = "not reversed; " if Decimal(stored.get("open_qty") or 0) > 0 else ""
+        reason = f"{what}; {kept}position left {describe(position)}{'; ' + restored if restored else ''}"
+        doc["position"] = {**stored, "protection_after": before, "outcome": reason}
+        return AlertStatus.REJECTED, reason
+
+    async def _restore(self, contract: Contract, inst: Instrument, alert_id: str,
+                       before: dict[str, Any] | None, position: Decimal) -> str:  # fmt: skip
+        """Put the old protection back for ``position`` (the guard when it runs: it also owns the
+        spec; else directly). Returns what was done, for the notice."""
+        if self.guard is not None:
+            from worker.protection import ProtectionSpec  # the guard's module (worker/protection.py)
+
+            spec = ProtectionSpec.from_json(before) if before else None
+            return await self.guard.restore(
+                inst.con_id, spec, "the order that was to change the position failed"
+            )
+        if position == 0:
+            return ""
+        prices = _prices((before or {}).get("prices"))
+        side = 1 if position > 0 else -1
+        if before and before.get("side") != side:
+            prices = {}
+        changes = exit_changes(position, self.trading.working_exits(inst.con_id), frozenset(prices))
+        if not changes:
+            return "its exits are in place" if prices else ""
+        await self.trading.apply_exit_changes(contract, changes, alert_id=alert_id, prices=prices,
+                                              oca_group=self.trading.exit_oca_group(inst.con_id, alert_id))  # fmt: skip
+        return "its exits were put back: " + ", ".join(
+            f"{c.role} {c.action} {_qty(c.quantity)}" for c in changes if c.quantity > 0
+        )
+
+    async def _reprice(
+        self, contract: Contract, inst: Instrument, alert_id: str, prices: dict[str, Decimal]
+    ) -> None:
+        """An ``add`` with take-profit / stop-loss moves the existing exits to its prices now (their
+        size grows after the add fills, by the guard)."""
+        changes = []
+        current = self.trading.exit_prices(inst.con_id)
+        for ex in self.trading.working_exits(inst.con_id):
+            if ex.role in prices and current.get(ex.role) != prices[ex.role]:
+                changes.append(ExitChange(ex.ref, ex.role, ex.action, ex.quantity))
+        if changes:
+            await self.trading.apply_exit_changes(contract, changes, alert_id=alert_id, prices=prices,
+                                                  oca_group=self.trading.exit_oca_group(inst.con_id, alert_id))  # fmt: skip
+
+    def _protect(self, inst: Instrument, alert_id: str, after: dict[str, Any] | None) -> None:
+        """Hand the protection the position should have to the guard (worker/guard.py), which keeps
+        the exits equal to it after fills and reconnects. No guard (unit tests): nothing to do."""
+        guard = self.guard
+        if guard is None or after is None:
+            return
+        from worker.protection import ProtectionSpec
+
+        guard.protect(ProtectionSpec.from_json(after))
+
+    def _guard_off(self, con_id: int) -> Any:
+        """Keep the guard off the contract while the job changes its exits step by step."""
+        guard = self.guard
+        return guard.busy(con_id) if guard is not None else contextlib.nullcontext()
+
+    def _nothing_left(
+        self, job: AlertJob, stored: dict[str, Any], position: Decimal
+    ) -> tuple[AlertStatus, str] | None:
+        """A rerun found nothing to send and nothing to adopt: the position moved meanwhile."""
+        if STATUS_RANK[job.status] >= STATUS_RANK[AlertStatus.SUBMITTED]:
+            return None  # its orders are recorded; the alert follows them
+        return (AlertStatus.CANCELLED,
+                f"nothing sent: IB reports {describe(position)} (the decision was {stored.get('reason')})")  # fmt: skip
+
+    # ------------------------------------------------------------------ writes of the protocol
+
+    def _store_decision(self, uow: UnitOfWork, alert_id: str, doc: dict[str, Any], reason: str) -> None:
+        alert = uow.session.get(Alert, alert_id)
+        if alert is not None:
+            alert.plan = doc
+        self._mark_processing(uow, alert_id)
+        self.recorder.note(uow, alert_id, f"decided: {reason}")
+
+    def _end(
+        self, uow: UnitOfWork, alert_id: str, status: AlertStatus, reason: str, doc: dict[str, Any]
+    ) -> None:
+        alert = uow.session.get(Alert, alert_id)
+        if alert is not None:
+            alert.plan = doc
+        self._mark_processing(uow, alert_id)
+        self.recorder.advance(uow, alert_id, status, f"{status.value}: {reason}", reason=reason)
 
     def _finish_without_order(self, uow: UnitOfWork, alert_id: str, plan_json: dict[str, Any],
                               message: str) -> None:  # fmt: skip
@@ -309,3 +697,64 @@ class Executor:
     def _write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run ``fn(uow, *args)`` on the recorder thread and wait for it."""
         return self.recorder.run(lambda uow: fn(uow, *args, **kwargs)).result(30)
+
+
+@dataclass(frozen=True)
+class _Look:
+    """IB's view of the contract when the alert is decided."""
+
+    contract: Contract
+    inst: Instrument
+    position: Decimal
+    market: Decimal | None
+    source: str
+    protection: dict[str, Any] | None  # the protection the position has (ProtectionSpec JSON)
+    account: str = ""
+
+
+@dataclass
+class _Outcome:
+    """What one run of the protocol did: its placements (their records are awaited by the job
+    thread) and, when the alert ended here, its final state and reason."""
+
+    plan: dict[str, Any]
+    placements: list[Placement] = field(default_factory=list)
+    ended: tuple[AlertStatus, str] | None = None
+
+
+def _spec_json(look: _Look, alert_id: str, side: int, prices: dict[str, str], symbol: str) -> dict[str, Any]:
+    """A protection spec (worker/protection.py ``ProtectionSpec.to_json``) for the position after."""
+    return {"account": look.account, "con_id": look.inst.con_id, "alert_id": alert_id, "side": side,
+            "prices": {k: v for k, v in prices.items() if k in ("tp", "sl")}, "symbol": symbol}  # fmt: skip
+
+
+def _prices(raw: dict[str, Any] | None) -> dict[str, Decimal]:
+    return {role: Decimal(str(value)) for role, value in (raw or {}).items()}
+
+
+def _close_part(now: Decimal, before: Decimal, target: Decimal, close_qty: Decimal) -> Decimal:
+    """What is still to close: nothing once the position left the side it was on (closed by a
+    stop, or by this alert before a restart); never more than the recorded closing part."""
+    if now == 0 or (now > 0) != (before > 0):
+        return Decimal(0)
+    return min(close_qty, toward(now, target).close_qty)
+
+
+def _open_part(now: Decimal, target: Decimal, open_qty: Decimal) -> Decimal:
+    """What is still to open toward the target; never more than the recorded opening part (IB's
+    position report may trail the close's fill: from either side the opening part is the same)."""
+    return min(open_qty, toward(now, target).open_qty)
+
+
+def _ib_error(trade: Trade | None) -> str:
+    """IB's refusal text from the trade's log (``201 Order rejected - ...``), else empty."""
+    if trade is None:
+        return ""
+    for entry in reversed(trade.log):
+        if entry.errorCode:
+            return f"{entry.errorCode} {(entry.message or '').split(': ', 1)[-1]}"
+    return ""
+
+
+def _qty(value: Decimal | None) -> str:
+    return "?" if value is None else format(value.normalize(), "f")

@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from worker.errors import Refused
+from worker.positions import PositionIntent
 from worker.rounding import (
     limit_direction,
     protective_stop_direction,
@@ -93,6 +94,26 @@ class Leg:
             "parent_leg": self.parent_leg,
         }
 
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Leg:
+        """The leg as :meth:`to_json` stored it (a rerun sends exactly what was decided)."""
+
+        def dec(key: str) -> Decimal | None:
+            return None if doc.get(key) is None else Decimal(str(doc[key]))
+
+        return cls(
+            leg=doc["leg"],
+            action=doc["action"],
+            order_type=doc["order_type"],
+            quantity=Decimal(str(doc["quantity"])),
+            limit_price=dec("limit_price"),
+            stop_price=dec("stop_price"),
+            tif=doc.get("tif") or "DAY",
+            outside_rth=bool(doc.get("outside_rth")),
+            transmit=bool(doc.get("transmit", True)),
+            parent_leg=doc.get("parent_leg"),
+        )
+
 
 @dataclass
 class Plan:
@@ -131,17 +152,48 @@ def _dec(payload: dict[str, Any], key: str, *, what: str | None = None) -> Decim
 
 
 def alert_kind(payload: dict[str, Any]) -> str:
-    """``bracket``, ``exit`` or ``cancel`` from the action (``sentiment: flat`` means exit)."""
+    """``cancel`` (cancel resting entries) or ``position`` (buy, sell, add, exit: a move of the
+    position decided by :func:`worker.positions.decide`)."""
     action = str(payload.get("action") or "").lower()
-    if action in ("exit", "cancel"):
-        return action
-    if action in ("buy", "sell"):
-        if str(payload.get("sentiment") or "").lower() == "flat":
-            return "exit"
-        return "bracket"
-    if action == "add":
-        raise PlanRejected("action 'add' is not supported yet (send buy or sell with a quantity)")
+    if action == "cancel":
+        return "cancel"
+    if action in ("buy", "sell", "add", "exit"):
+        return "position"
     raise PlanRejected(f"unknown action {action!r}")
+
+
+def is_exit(payload: dict[str, Any]) -> bool:
+    """An alert that exits (``action: exit`` or ``sentiment: flat``): its closing leg is ``exit``."""
+    return (
+        str(payload.get("action") or "").lower() == "exit"
+        or str(payload.get("sentiment") or "").lower() == "flat"
+    )
+
+
+def intent_of(payload: dict[str, Any]) -> PositionIntent:
+    """What the alert asks for in position terms (quantities checked, not yet sized to IB's rules)."""
+    action = str(payload.get("action") or "").lower()
+    alert_kind(payload)
+    qtype = payload.get("quantityType") or "fixed_quantity"
+    if qtype not in ("fixed_quantity", "percent_of_position"):
+        raise PlanRejected(
+            f"quantityType {qtype!r} is not supported yet (use fixed_quantity or percent_of_position)"
+        )
+    qty = _dec(payload, "quantity")
+    if qty is not None and qty <= 0:
+        raise PlanRejected(f"quantity must be positive, got {qty}")
+    percent = None
+    if qtype == "percent_of_position" and qty is not None:
+        if qty > 100:
+            raise PlanRejected(f"percent_of_position must be at most 100, got {qty}")
+        percent, qty = qty, None
+    return PositionIntent(
+        action=action,
+        quantity=qty,
+        percent_of_position=percent,
+        position_size=_dec(payload, "positionSize"),
+        sentiment=(str(payload.get("sentiment")).lower() if payload.get("sentiment") else None),
+    )
 
 
 def entry_side(payload: dict[str, Any]) -> str:
@@ -150,8 +202,10 @@ def entry_side(payload: dict[str, Any]) -> str:
 
 
 def needs_market_reference(payload: dict[str, Any]) -> bool:
-    """True when a bracket needs IB's price: a market entry without ``price``/``signalPrice``."""
-    if alert_kind(payload) != "bracket":
+    """True when an opening order (or exits re-priced by the alert) needs IB's price: a market
+    order without ``price``/``signalPrice``."""
+    action = str(payload.get("action") or "").lower()
+    if action not in ("buy", "sell", "add") or is_exit(payload):
         return False
     order_type = str(payload.get("orderType") or "market").lower()
     if order_type == "limit":
@@ -160,31 +214,36 @@ def needs_market_reference(payload: dict[str, Any]) -> bool:
 
 
 def quantity_of(payload: dict[str, Any], inst: Instrument, max_quantity: Decimal | None = None) -> Decimal:
-    """The fixed quantity, checked against the contract's size rules and the ``MAX_ORDER_QUANTITY``
-    ceiling (``max_quantity``; None: no ceiling)."""
-    if payload.get("positionSize") not in (None, ""):
-        raise PlanRejected("positionSize (target position) is not supported yet; send quantity")
+    """The alert's fixed quantity, checked like any order quantity (:func:`check_quantity`)."""
     qtype = payload.get("quantityType") or "fixed_quantity"
     if qtype != "fixed_quantity":
-        raise PlanRejected(f"quantityType {qtype!r} is not supported yet (use fixed_quantity)")
+        raise PlanRejected(f"quantityType {qtype!r} is not supported yet for an entry (use fixed_quantity)")
     qty = _dec(payload, "quantity")
     if qty is None:
         raise PlanRejected("quantity is required")
+    return check_quantity(qty, inst, max_quantity)
+
+
+def check_quantity(
+    qty: Decimal, inst: Instrument, max_quantity: Decimal | None = None, what: str = "quantity"
+) -> Decimal:
+    """``qty`` checked against the contract's size rules and the ``MAX_ORDER_QUANTITY`` ceiling
+    (``max_quantity``; None: no ceiling)."""
     if qty <= 0:
-        raise PlanRejected(f"quantity must be positive, got {qty}")
+        raise PlanRejected(f"{what} must be positive, got {qty}")
     if max_quantity is not None and qty > max_quantity:
         raise PlanRejected(
-            f"quantity {qty} is above MAX_ORDER_QUANTITY {max_quantity} (a guard against absurd sizes; "
+            f"{what} {qty} is above MAX_ORDER_QUANTITY {max_quantity} (a guard against absurd sizes; "
             "raise the setting if this size is meant)"
         )
     if qty < inst.min_size:
-        raise PlanRejected(f"quantity {qty} is below the contract's minimum size {inst.min_size}")
+        raise PlanRejected(f"{what} {qty} is below the contract's minimum size {inst.min_size}")
     if (
         inst.size_increment > 0
         and (qty / inst.size_increment) != (qty / inst.size_increment).to_integral_value()
     ):
         raise PlanRejected(
-            f"quantity {qty} is not a multiple of the contract's size increment {inst.size_increment}"
+            f"{what} {qty} is not a multiple of the contract's size increment {inst.size_increment}"
         )
     return qty
 
@@ -226,16 +285,24 @@ def plan_bracket(
     market_source: str = "ib snapshot",
     *,
     max_quantity: Decimal | None = None,
+    side: str | None = None,
+    quantity: Decimal | None = None,
 ) -> Plan:
     """Entry (market or limit) with optional take-profit and stop-loss children on the tick grid.
+
+    ``side`` and ``quantity`` (the opening part of a position decision: a reversal's short after a
+    ``buy``-less ``positionSize``, an ``add``) override the alert's action and quantity.
 
     Refused (:class:`PlanRejected`) before anything is sent when any leg's price, after rounding,
     is not strictly positive: a 100 % stop-loss below a long, a 1000 % take-profit below a short
     or a tiny limit rounded down to 0 would otherwise reach IB as STP 0 or LMT -1710."""
-    side = entry_side(payload)
+    side = side or entry_side(payload)
     exit_side = "SELL" if side == "BUY" else "BUY"
     sign = 1 if side == "BUY" else -1  # +1: target above, stop below the entry
-    qty = quantity_of(payload, inst, max_quantity)
+    if quantity is not None:
+        qty = check_quantity(quantity, inst, max_quantity)
+    else:
+        qty = quantity_of(payload, inst, max_quantity)
     tick = inst.min_tick
     tif_raw = str(payload.get("timeInForce") or "day").lower()
     if tif_raw not in TIF_MAP:
@@ -324,8 +391,35 @@ def plan_exit(inst: Instrument, position: Decimal, payload: dict[str, Any]) -> P
         plan.notes.append("no open position")
         return plan
     action = "SELL" if position > 0 else "BUY"
-    plan.legs = [
-        Leg("exit", action, "MKT", abs(position), tif="DAY", outside_rth=bool(payload.get("extendedHours")))
-    ]
+    plan.legs = [plan_close(inst, action, abs(position), payload, leg="exit")]
     plan.notes.append(f"closing position of {position}")
     return plan
+
+
+def plan_close(
+    inst: Instrument, side: str, qty: Decimal, payload: dict[str, Any], *, leg: str = "close"
+) -> Leg:
+    """The order that reduces, closes or reverses-by-closing a position: the alert's order type
+    (market unless it says ``limit`` with a price), DAY. Its size is whatever the position needs,
+    not bounded by ``MAX_ORDER_QUANTITY`` (a ceiling on opening absurd sizes, not on closing)."""
+    order_type = str(payload.get("orderType") or "market").lower()
+    outside_rth = bool(payload.get("extendedHours"))
+    if order_type == "limit" and not is_exit(payload):
+        asked = _dec(payload, "limitPrice") or _dec(payload, "price")
+        if asked is None or asked <= 0:
+            raise PlanRejected("a limit order needs a positive limitPrice")
+        price = round_to_tick(asked, inst.min_tick, limit_direction(side))
+        _require_positive("close limit", f"limit price {asked} on tick {inst.min_tick}", price)
+        return Leg(leg, side, "LMT", qty, limit_price=price, tif="DAY", outside_rth=outside_rth)
+    return Leg(leg, side, "MKT", qty, tif="DAY", outside_rth=outside_rth)
+
+
+def protection_prices(legs: list[Leg]) -> dict[str, Decimal]:
+    """The exit prices a plan's legs carry: ``tp`` -> limit, ``sl`` -> stop."""
+    prices: dict[str, Decimal] = {}
+    for leg in legs:
+        if leg.leg == "tp" and leg.limit_price is not None:
+            prices["tp"] = leg.limit_price
+        elif leg.leg == "sl" and leg.stop_price is not None:
+            prices["sl"] = leg.stop_price
+    return prices

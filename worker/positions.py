@@ -148,6 +148,14 @@ def decide(position: Decimal, intent: PositionIntent, increment: Decimal = Decim
         raise PositionRefused(f"unknown action {action!r}")
     sign = 1 if action == "buy" else -1
     qty = intent.quantity
+    if qty is None and intent.percent_of_position is not None:
+        if position == 0:
+            raise PositionRefused(f"{action} with percent_of_position needs a position: the position is flat")
+        qty = part_of_position(position, intent.percent_of_position, increment)
+        if qty <= 0:
+            raise PositionRefused(
+                f"{_num(intent.percent_of_position)}% of {describe(position)} rounds down to 0"
+            )
     if sentiment in ("bullish", "bearish"):
         wanted_sign = 1 if sentiment == "bullish" else -1
         if qty is None:
@@ -171,6 +179,12 @@ def decide(position: Decimal, intent: PositionIntent, increment: Decimal = Decim
             raise PositionRefused(f"{action} needs a quantity when flat")
         return _to_target(position, ZERO, f"{action} without quantity")
     return _to_target(position, position + sign * qty, f"{action} {_num(qty)}")
+
+
+def toward(position: Decimal, target: Decimal) -> Decision:
+    """The way from ``position`` to a stored absolute ``target`` (a rerun resumes from what IB
+    reports now; the parts are then capped by the stored decision's, see worker/executor.py)."""
+    return _to_target(position, target, "resuming toward the recorded target")
 
 
 def _exit(position: Decimal, intent: PositionIntent, increment: Decimal) -> Decision:

@@ -9,9 +9,14 @@ exactly when the fact is); after the commit the events go out on Redis pub/sub (
 the dashboard can re-read the database) and the notifier is woken.
 
 Alert state follows its orders and only moves forward (``STATUS_RANK``): ``submitted`` when the
-legs are sent, ``partially_filled`` / ``filled`` as the ENTRY fills (``filled`` = entry complete;
-the take-profit and stop-loss live on and are recorded as they fill), ``cancelled`` when the entry
-is cancelled, ``rejected`` with IB's text when IB refuses the entry (or the bracket's last leg).
+legs are sent, ``partially_filled`` / ``filled`` as its LAST PRIMARY leg fills (``filled`` = the
+position reached the alert's target: the entry complete, or for an alert that only reduces or
+closes, its ``close`` / ``exit`` order complete; a reversal is ``filled`` when its ``entry`` -- the
+opening half -- is, its close's fill is an audit line; the take-profit and stop-loss live on and
+are recorded as they fill), ``cancelled`` when that leg is cancelled, ``rejected`` with IB's text
+when IB refuses the entry (or the bracket's last leg). A ``close`` / ``exit`` leg that IB refuses
+(or that a reversal gave up waiting for) is the job's to conclude: it puts the old protection back
+first and then ends the alert saying so (worker/executor.py).
 """
 
 from __future__ import annotations
@@ -63,7 +68,9 @@ REJECT_CODES = frozenset(
 )
 # Legs whose refusal means the alert did not trade: the entry, an exit, and the leg that transmits
 # a bracket (IB never transmits the staged parent when it refuses the last leg).
-PRIMARY_LEGS = frozenset({"entry", "exit"})
+PRIMARY_LEGS = frozenset({"entry", "exit", "close"})
+# The closing legs of a position plan (the executor follows them and concludes their failures).
+CLOSING_LEGS = frozenset({"exit", "close"})
 # Facts written per transaction at most (a burst of IB events becomes a few commits).
 MAX_BATCH = 200
 
@@ -397,6 +404,19 @@ class Recorder:
             return
         filled, total = row.filled_quantity or Decimal(0), row.quantity or Decimal(0)
         label = f"{row.leg} #{row.ib_order_id} {row.action} {_qty(total)} {row.symbol or ''}".rstrip()
+        position = _position_plan(alert)
+        opens_after = position is not None and Decimal(str(position.get("open_qty") or 0)) > 0
+        if row.leg in CLOSING_LEGS and position is not None:
+            if row.status == "Filled" or (total and filled >= total):
+                if opens_after:  # a reversal's first half: the entry's fill decides the alert
+                    self.note(uow, alert.id, f"{label} filled; the opening order follows")
+                    return
+            elif row.status in IB_ENDED_UNFILLED_STATUSES:
+                code = (row.last_error or "").partition(" ")[0]
+                if opens_after or (code.isdigit() and int(code) in REJECT_CODES):
+                    # the job concludes: it puts the old protection back, then ends the alert
+                    self.note(uow, alert.id, f"{label} ended: {row.last_error or row.status}")
+                    return
         if row.status == "Filled" or (total and filled >= total):
             price = f" @ {_qty(row.avg_fill_price)}" if row.avg_fill_price else ""
             self.advance(uow, alert.id, AlertStatus.FILLED, f"{label} filled{price}")
@@ -404,8 +424,8 @@ class Recorder:
             why = row.last_error or f"{row.status} at IB"
             code, _, text = why.partition(" ")
             if code.isdigit() and int(code) in REJECT_CODES and not filled:
-                self.advance(uow, alert.id, AlertStatus.REJECTED,
-                             f"IB refused the {row.leg} order: {why}", reason=f"IB: {text}")  # fmt: skip
+                self.advance(uow, alert.id, AlertStatus.REJECTED, f"IB refused the {row.leg} order: {why}",
+                             reason=f"IB: {text}{_after_close(alert, row.leg)}")  # fmt: skip
                 return
             done = f" after {_qty(filled)}/{_qty(total)} filled" if filled else ""
             self.advance(uow, alert.id, AlertStatus.CANCELLED, f"{label} cancelled{done}: {why}",
@@ -445,10 +465,15 @@ class Recorder:
         if alert is None:
             return
         last_leg = self._is_last_leg(alert, leg)
+        if leg in CLOSING_LEGS and _position_plan(alert) is not None:
+            # the job follows its closing order and concludes (old exits back first)
+            self.note(uow, alert.id, f"IB refused the {leg} order: {code} {text}")
+            return
         if leg in PRIMARY_LEGS or last_leg:
             what = "bracket not transmitted" if last_leg and leg not in PRIMARY_LEGS else "not placed"
             self.advance(uow, alert.id, AlertStatus.REJECTED,
-                         f"IB refused the {leg} order ({what}): {code} {text}", reason=f"IB: {text}")  # fmt: skip
+                         f"IB refused the {leg} order ({what}): {code} {text}",
+                         reason=f"IB: {text}{_after_close(alert, leg)}")  # fmt: skip
         else:
             self.note(uow, alert.id, f"IB refused the {leg} order: {code} {text}")
 
@@ -599,3 +624,19 @@ def _qty(value: Decimal | None) -> str:
         return "?"
     text = format(value.normalize(), "f")
     return text
+
+
+def _position_plan(alert: Alert) -> dict[str, Any] | None:
+    """The position decision of the alert's plan (worker/executor.py), if it has one."""
+    plan = alert.plan or {}
+    position = plan.get("position")
+    return position if isinstance(position, dict) else None
+
+
+def _after_close(alert: Alert, leg: str | None) -> str:
+    """For a reversal whose opening order IB refused: the close went through, so say where the
+    position is (flat, not on the old side without its exits)."""
+    position = _position_plan(alert)
+    if leg != "entry" or position is None or position.get("kind") != "reverse":
+        return ""
+    return " (the close went through: the position is flat, not reversed)"

@@ -6,12 +6,17 @@ import pytest
 
 from worker.planner import (
     Instrument,
+    Leg,
     PlanRejected,
     alert_kind,
+    intent_of,
     needs_market_reference,
     plan_bracket,
+    plan_close,
     plan_exit,
+    protection_prices,
 )
+from worker.positions import PositionIntent
 
 AAPL = Instrument(265598, "AAPL", "STK", "SMART", "USD", "AAPL", D("0.01"))
 ES = Instrument(637002612, "ES", "FUT", "CME", "USD", "ESZ6", D("0.25"), multiplier="50")
@@ -124,12 +129,80 @@ def test_refusals(payload, reason):
 
 
 def test_kinds():
-    assert alert_kind({"action": "buy"}) == "bracket"
-    assert alert_kind({"action": "sell", "sentiment": "flat"}) == "exit"
-    assert alert_kind({"action": "exit"}) == "exit"
+    assert alert_kind({"action": "buy"}) == "position"
+    assert alert_kind({"action": "sell", "sentiment": "flat"}) == "position"
+    assert alert_kind({"action": "exit"}) == "position"
+    assert alert_kind({"action": "add"}) == "position"
     assert alert_kind({"action": "cancel"}) == "cancel"
     with pytest.raises(PlanRejected):
-        alert_kind({"action": "add"})
+        alert_kind({"action": "hold"})
+
+
+@pytest.mark.parametrize(
+    ("payload", "intent"),
+    [
+        ({"action": "buy", "quantity": 20}, PositionIntent("buy", D(20))),
+        (
+            {"action": "sell", "quantity": 5, "sentiment": "bullish"},
+            PositionIntent("sell", D(5), sentiment="bullish"),
+        ),
+        (
+            {"action": "buy", "quantity": 1, "positionSize": -10},
+            PositionIntent("buy", D(1), position_size=D(-10)),
+        ),
+        (
+            {"action": "exit", "quantity": 50, "quantityType": "percent_of_position"},
+            PositionIntent("exit", None, percent_of_position=D(50)),
+        ),
+        ({"action": "add", "quantity": 3}, PositionIntent("add", D(3))),
+    ],
+)
+def test_intent_of_payload(payload, intent):
+    assert intent_of(payload) == intent
+
+
+@pytest.mark.parametrize(
+    ("payload", "says"),
+    [
+        ({"action": "buy", "quantity": 0}, "quantity must be positive"),
+        ({"action": "buy", "quantity": 1, "quantityType": "dollar_amount"}, "not supported yet"),
+        ({"action": "exit", "quantity": 150, "quantityType": "percent_of_position"}, "at most 100"),
+    ],
+)
+def test_intent_refusals(payload, says):
+    with pytest.raises(PlanRejected, match=says):
+        intent_of(payload)
+
+
+def test_bracket_sized_and_sided_by_the_decision():
+    """The opening part of a reversal: the side and size come from the decision, not the action."""
+    payload = {"action": "buy", "quantity": 1, "positionSize": -4, "price": 100,
+               "takeProfit": {"amount": 2}, "stopLoss": {"amount": 1}}  # fmt: skip
+    plan = plan_bracket(payload, AAPL, side="SELL", quantity=D(4))
+    assert [(leg.leg, leg.action, leg.quantity) for leg in plan.legs] == [
+        ("entry", "SELL", D(4)), ("tp", "BUY", D(4)), ("sl", "BUY", D(4))
+    ]  # fmt: skip
+    assert protection_prices(plan.legs) == {"tp": D("98.00"), "sl": D("101.00")}
+    with pytest.raises(PlanRejected, match="MAX_ORDER_QUANTITY"):
+        plan_bracket(payload, AAPL, side="SELL", quantity=D(40), max_quantity=D(10))
+
+
+def test_close_leg_market_or_limit_and_roundtrip():
+    close = plan_close(AAPL, "SELL", D(10), {"action": "sell", "quantity": 20})
+    assert (close.leg, close.action, close.order_type, close.quantity, close.tif) == (
+        "close",
+        "SELL",
+        "MKT",
+        D(10),
+        "DAY",
+    )
+    limit = plan_close(AAPL, "BUY", D(3), {"action": "buy", "orderType": "limit", "limitPrice": 100.004})
+    assert (limit.order_type, limit.limit_price) == ("LMT", D("100.00"))
+    exit_leg = plan_close(AAPL, "SELL", D(2), {"action": "exit", "orderType": "limit"}, leg="exit")
+    assert (exit_leg.leg, exit_leg.order_type) == ("exit", "MKT")  # an exit leaves at market
+    for leg in (close, limit, *plan_bracket({"action": "buy", "quantity": 2, "price": 50,
+                                             "stopLoss": {"percent": 2}}, AAPL).legs):  # fmt: skip
+        assert Leg.from_json(leg.to_json()) == leg
 
 
 def test_exit_plan():
