@@ -217,6 +217,16 @@ SCENARIOS: dict[str, list[Step]] = {
         (Send(alert("buy", 5), "rejected", r"already long 7"), Expect(7, [])),
         (Send(alert("sell", 5, sentiment="flat"), "filled"), Expect(0, [])),
     ],
+    "manual position reversed by sell": [
+        (Manual(7), Expect(7, [])),
+        (Send(alert("sell", 10, tp=5, sl=5), "filled"), Expect(-3, short_exits(3))),
+    ],
+    "manual trades on a protected position: the exits follow IB's position": [
+        long10(),
+        (Manual(-4), Expect(6, [("SELL", "LMT", 6, 195), ("SELL", "STP", 6, 185)])),
+        (Manual(3), Expect(9, [("SELL", "LMT", 9, 195), ("SELL", "STP", 9, 185)])),
+        (Manual(-9), Expect(0, [])),
+    ],
     "stop-out after a reversal: flat, not beyond": [
         long10(),
         (Send(alert("sell", 20, tp=5, sl=5), "filled"), Expect(-10, short_exits(10))),
