@@ -363,14 +363,20 @@ class Guard:
         self._alarmed.add(key)
         raised_at = int(time.time())
         symbol = (spec.symbol if spec is not None else "") or str(con_id)
-        if spec is not None and not spec.protects(position):
-            detail = (f"the protection planned by the alert is for a {'long' if spec.side > 0 else 'short'}; "
-                      f"IB has {describe(position)}")  # fmt: skip
+        wrong_side = spec is not None and not spec.protects(position)
+        if wrong_side:
+            assert spec is not None
+            detail = (f"the protection planned by alert {alert_id} is for a {'long' if spec.side > 0 else 'short'}; "
+                      f"IB has {describe(position)} (a manual trade?): tv2ib placed no exits for it")  # fmt: skip
         else:
             detail = (
                 "IB cancelled or refused the exit, and refused it again when the guard re-attached it once"
             )
-        if self.flatten_unprotected:
+        if wrong_side:
+            # tv2ib never planned this position (the trader flipped it by hand, most likely): closing
+            # it is not the guard's call, even with FLATTEN_UNPROTECTED
+            action_taken = "left as it is: protect or close it by hand"
+        elif self.flatten_unprotected:
             action_taken = await self._flatten(con_id, position, spec)
         else:
             action_taken = "left as it is (FLATTEN_UNPROTECTED is off): protect or close it by hand"

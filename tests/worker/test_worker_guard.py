@@ -291,6 +291,22 @@ def test_flat_position_drops_the_spec_and_stray_exits(sim, running_worker):
     assert _position(sim) == 0
 
 
+def test_manual_flip_cancels_the_exits_and_alarms_without_closing(sim, worker_env):
+    """The trader flips long 10 to short 5 by hand: the long's SELL exits would add to the short,
+    so they go; tv2ib planned nothing for a short, so it alarms and (even with
+    FLATTEN_UNPROTECTED) leaves the trader's position alone."""
+    handle = WorkerThread({**worker_env, "FLATTEN_UNPROTECTED": "true"}).start()
+    try:
+        _bracket_filled(sim, handle)
+        sim.trade(-15, symbol="AAPL")
+        wait_for(lambda: _working_exits(sim) == [])
+        [notice] = wait_for(lambda: _notices(handle.ctx, "unprotected"))
+        assert "short 5" in notice.text and "manual trade" in notice.text
+        assert _position(sim) == -5 and not [o for o in _ours(sim) if o["orderRef"].endswith(":flatten")]
+    finally:
+        handle.stop()
+
+
 def test_manual_partial_close_shrinks_the_exits(sim, running_worker):
     _bracket_filled(sim, running_worker)
     sim.trade(-4, symbol="AAPL")
