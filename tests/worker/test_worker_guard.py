@@ -94,8 +94,8 @@ def _notices(ctx, kind: str) -> list[Notice]:
 
 
 def _protect(handle, alert_id: str) -> ProtectionSpec:
-    """The spec a bracket's job hands the guard when it plans (``Guard.protect``, on the IB loop),
-    built from the plan the worker stored for the alert."""
+    """The spec the alert's job handed the guard when it planned (``Guard.protect``): the plan's
+    take-profit and stop-loss prices, for a long, named after the alert."""
 
     def stored_plan():
         with handle.ctx.sessions() as session:
@@ -103,19 +103,10 @@ def _protect(handle, alert_id: str) -> ProtectionSpec:
 
     plan = wait_for(stored_plan)
     legs = {leg["leg"]: leg for leg in plan["legs"]}
-    spec = ProtectionSpec(
-        handle.worker.ib.account,
-        plan["contract"]["con_id"],
-        alert_id,
-        1 if legs["entry"]["action"] == "BUY" else -1,
-        {"tp": Decimal(legs["tp"]["limit_price"]), "sl": Decimal(legs["sl"]["stop_price"])},
-        plan["contract"]["symbol"],
-    )
-
-    async def protect() -> None:
-        handle.worker.guard.protect(spec)
-
-    handle.worker.ib.call(protect(), timeout=5)
+    con_id = plan["contract"]["con_id"]
+    spec = wait_for(lambda: handle.worker.protection.get(handle.worker.ib.account, con_id), timeout=5)
+    assert spec.alert_id == alert_id and spec.side == 1
+    assert spec.prices == {"tp": Decimal(legs["tp"]["limit_price"]), "sl": Decimal(legs["sl"]["stop_price"])}
     return spec
 
 
