@@ -404,11 +404,11 @@ class Executor:
         doc = plan.to_json()
         doc["oca_type"] = OCA_TYPE if open_legs and len(open_legs) > 1 else None
         doc["position"] = {
-            "before": str(decision.position),
-            "target": str(decision.target),
+            "before": _qty(decision.position),
+            "target": _qty(decision.target),
             "kind": decision.kind,
-            "close_qty": str(decision.close_qty),
-            "open_qty": str(decision.open_qty),
+            "close_qty": _qty(decision.close_qty),
+            "open_qty": _qty(decision.open_qty),
             "reason": decision.reason,
             "protection_before": before,
             "protection_after": after,
@@ -422,7 +422,7 @@ class Executor:
         reason (not a failure: no rejection notice). An exit still cancels what works on the
         contract (a resting entry would otherwise open what the strategy just left)."""
         plan_json = {"kind": "exit" if is_exit(job.payload) else "position", "contract": look.inst.to_json(), "legs": [], "notes": [decision.reason],
-                     "position": {"before": str(decision.position), "target": str(decision.target),
+                     "position": {"before": _qty(decision.position), "target": _qty(decision.target),
                                   "kind": "none", "close_qty": "0", "open_qty": "0", "reason": decision.reason}}  # fmt: skip
         if is_exit(job.payload):
             cancelled = self.conn.call(
@@ -506,6 +506,11 @@ class Executor:
             known = trading.known_refs(refs)
             qty = open_qty
             if not known:
+                mine = f"tv2ib:{alert_id}:"
+                against = [t for t in trading.resting_entries(con_id)
+                           if t.order.action != open_legs[0].action and not t.order.orderRef.startswith(mine)]  # fmt: skip
+                if against:  # an entry resting on the other side would undo this one when it fills
+                    await trading.cancel_and_wait(against)
                 now = trading.position_of(con_id)
                 qty = _open_part(now, target, open_qty)
             if known or qty > 0:
