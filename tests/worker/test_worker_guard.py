@@ -148,6 +148,41 @@ def test_partial_entry_fill_then_remainder_cancelled_resizes_exits(sim, running_
     assert _notices(ctx, "unprotected") == []
 
 
+def test_partial_entry_fill_then_cancel_alert_resizes_exits(sim, running_worker):
+    """The trader's ``cancel`` alert cancels the rest of a partly filled entry (not the position):
+    the exits come back sized to the 4 held."""
+    ctx = running_worker.ctx
+    sim.set_price("AAPL", 190.0)
+    sim.set_fill_limit(4, symbol="AAPL")
+    alert_id = add_alert(ctx, BRACKET)
+    wait_for(lambda: _position(sim) == 4)
+    _protect(running_worker, alert_id)
+    cancel_id = add_alert(ctx, {"ticker": "AAPL", "action": "cancel"})
+    wait_for(lambda: alert_status(ctx, cancel_id) == "cancelled")
+    wait_for(lambda: set(_roles(sim)) == {"tp", "sl"})
+    roles = _roles(sim)
+    assert roles["tp"][1:] == (4, 195.0) and roles["sl"][1:] == (4, 185.0)
+    assert _position(sim) == 4 and _invariant_7(sim) is None
+
+
+def test_refused_reversal_puts_the_old_exits_back(sim, running_worker):
+    """Long 10; ``sell 20`` (a reversal): the job cancels the exits, IB refuses the close; the
+    position is still long 10, and it must not stay naked: its exits come back at their prices."""
+    ctx = running_worker.ctx
+    _bracket_filled(sim, running_worker)
+    sim.fault("reject_next", reason="Simulated margin check")
+    reversal = add_alert(ctx, {"ticker": "AAPL", "action": "sell", "quantity": 20, "orderType": "market"})
+    wait_for(lambda: alert_status(ctx, reversal) in ("rejected", "cancelled", "failed"))
+    wait_for(lambda: set(_roles(sim)) == {"tp", "sl"})
+    roles = _roles(sim)
+    assert roles["tp"][1:] == (10, 195.0) and roles["sl"][1:] == (10, 185.0)
+    assert _position(sim) == 10 and _invariant_7(sim) is None
+    assert _notices(ctx, "unprotected") == []
+    with ctx.sessions() as session:  # the trader reads why, and that the exits are back
+        reason = session.get(Alert, reversal).reason
+    assert "Simulated margin check" in reason and "re-attached stop-loss SELL 10 @ 185" in reason
+
+
 def test_exit_cancelled_by_ib_is_reattached_once(sim, running_worker):
     ctx = running_worker.ctx
     alert_id = _bracket_filled(sim, running_worker)
