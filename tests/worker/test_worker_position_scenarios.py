@@ -122,10 +122,10 @@ def short_exits(size: float) -> list[tuple]:
 
 
 def resting_long_bracket(name: str) -> Step:
-    """A buy limit at 186 (price 190: it rests) with take-profit 190 and stop-loss 182 waiting."""
-    payload = alert("buy", 10, tp=4, sl=4, orderType="limit", limitPrice=186)
+    """A buy limit at 186 (price 190: it rests) with take-profit 194 and stop-loss 182 waiting."""
+    payload = alert("buy", 10, tp=8, sl=4, orderType="limit", limitPrice=186)
     return Send(payload, "submitted", name=name), Expect(
-        0, [("BUY", "LMT", 10, 186), ("SELL", "LMT", 10, 190), ("SELL", "STP", 10, 182)]
+        0, [("BUY", "LMT", 10, 186), ("SELL", "LMT", 10, 194), ("SELL", "STP", 10, 182)]
     )
 
 
@@ -210,7 +210,7 @@ SCENARIOS: dict[str, list[Step]] = {
     "partial fill then cancel of the remainder: exits for what was filled": [
         resting_long_bracket("entry"),
         (Fill("entry", 4, 186), Expect(4)),
-        (Send(alert("cancel"), "cancelled"), Expect(4, [("SELL", "LMT", 4, 190), ("SELL", "STP", 4, 182)])),
+        (Send(alert("cancel"), "cancelled"), Expect(4, [("SELL", "LMT", 4, 194), ("SELL", "STP", 4, 182)])),
     ],
     "manual position: seen, refused a pyramid, closed by sentiment flat": [
         (Manual(7), Expect(7, [])),
@@ -311,11 +311,14 @@ def show(state: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def fitting_state(sim: SimThread) -> dict[str, Any]:
-    """One snapshot of IB, checked: invariant 7 and exactly-once hold at every observed moment."""
+def fitting_state(sim: SimThread, strict: bool = True) -> dict[str, Any]:
+    """One snapshot of IB, checked: invariant 7 and exactly-once hold at every observed moment.
+
+    Not ``strict`` while tv2ib catches up with a trade made by hand: that trade changes the
+    position under the exits, and only the guard's next check can resize them."""
     state = sim.state()
     problem = exits_fit(position(state), exits(state))
-    assert problem is None, f"invariant 7 broken at IB: {problem}\n{show(state)}"
+    assert problem is None or not strict, f"invariant 7 broken at IB: {problem}\n{show(state)}"
     twice = [ref for ref, n in Counter(o["orderRef"] for o in ours(state)).items() if n > 1]
     assert not twice, f"orderRef(s) sent to IB more than once: {twice}\n{show(state)}"
     return state
@@ -327,10 +330,10 @@ def matches(state: dict[str, Any], want: Expect) -> bool:
     return want.orders is None or rows(state) == sorted(want.orders)
 
 
-def settle(sim: SimThread, want: Expect, what: str) -> None:
+def settle(sim: SimThread, want: Expect, what: str, strict: bool = True) -> None:
     """Poll IB until it shows ``want`` (checking every snapshot), then make sure it stays so."""
     deadline = time.monotonic() + WAIT
-    state = fitting_state(sim)
+    state = fitting_state(sim, strict)
     while not matches(state, want):
         if time.monotonic() > deadline:
             raise AssertionError(
@@ -338,7 +341,7 @@ def settle(sim: SimThread, want: Expect, what: str) -> None:
                 f"IB shows {rows(state)}\n{show(state)}"
             )
         time.sleep(0.05)
-        state = fitting_state(sim)
+        state = fitting_state(sim, strict)
     for _ in range(6):  # nothing late: no second order, no exit grown past the position
         time.sleep(0.05)
         state = fitting_state(sim)
@@ -385,8 +388,8 @@ def run_step(sim: SimThread, worker: WorkerThread, step: Any, names: dict[str, s
         # the trader sends the next alert once tv2ib shows the position (the worker heard of it)
         want = position(sim.state())
         deadline = time.monotonic() + WAIT
-        while not any(p["symbol"] == SYMBOL and Decimal(str(p["quantity"])) == want
-                      for p in list_positions(worker.ctx.sessions)):  # fmt: skip
+        while sum((Decimal(str(p["quantity"])) for p in list_positions(worker.ctx.sessions)
+                   if p["symbol"] == SYMBOL), Decimal(0)) != want:  # fmt: skip
             assert time.monotonic() < deadline, f"{what}: the worker never saw the manual position"
             time.sleep(0.05)
     elif isinstance(step, CashAccount):
@@ -405,7 +408,7 @@ def play(sim: SimThread, worker: WorkerThread, steps: list[Step]) -> None:
     for number, (step, want) in enumerate(steps, 1):
         what = f"step {number} ({type(step).__name__})"
         run_step(sim, worker, step, names, what)
-        settle(sim, want, what)
+        settle(sim, want, what, strict=not isinstance(step, Manual))
 
 
 @pytest.mark.parametrize("steps", list(SCENARIOS.values()), ids=list(SCENARIOS))
