@@ -200,6 +200,27 @@ SAMPLES = {
         "positions": 1,
     },
     "alarm": {"type": "alarm", "title": "Daily loss limit <hit>", "detail": "-500 & more"},
+    "unprotected": {
+        "type": "unprotected",
+        "account": "DU1",
+        "con_id": 1,
+        "symbol": "BRK B",
+        "alert_id": "a",
+        "position": "10",
+        "position_text": "long 10",
+        "missing": ["sl"],
+        "detail": "IB refused <it> again",
+        "action_taken": "left as it is",
+        "raised_at": 1,
+    },
+    "position_drift": {
+        "type": "position_drift",
+        "alert_id": "a",
+        "ticker": "ES1!",
+        "expected": "long 10",
+        "actual": "short 3",
+        "detail": "a manual trade?",
+    },
 }
 
 
