@@ -35,6 +35,7 @@ CRASH_POINTS = [
     "after_exits_cancelled",  # the long's exits are gone (IB confirmed), the close not sent
     "after_close_placed",  # the close is at IB, not recorded
     "after_close_filled",  # flat, the open not sent
+    "before_place",  # the new side's protection handed to the guard, its bracket not sent
     "after_entry_placed",  # the new bracket's entry staged (transmit=False)
     "after_tp_placed",
     "after_sl_placed",  # the new bracket transmitted, not recorded
@@ -224,3 +225,47 @@ def test_sigkill_after_the_close_on_postgresql(tmp_path, base_env, pg_url):
         run_reversals(stack, ["after_close_placed", "after_exits_cancelled"])
     finally:
         stack.stop()
+
+
+def test_sigkill_after_a_refused_close_put_the_exits_back(stack):
+    """IB refuses the reversal's close (margin); the worker puts the long's exits back and is killed
+    before it records anything. The long is protected while no worker runs, and after the restart
+    the alert ends with a reason, either refused again (the refusal is IB's: real TWS reports the
+    rejected order) or retried to its target (ibsim forgets a rejected order, so the rerun cannot
+    know it was refused); never in between, never doubled, never over-protected."""
+    stack.start_sim()
+    stack.sim_post("/price", {"symbol": SYMBOL, "secType": "STK", "price": 190.0})
+    stack.start_web()
+    open_long(stack)
+    stack.sim_post("/fault", {"kind": "reject_next", "reason": "Insufficient margin", "code": 201})
+    with Watcher(stack) as watcher:
+        stack.start_worker(TV2IB_CRASH_AT="after_exits_restored")
+        alert_id = send(stack, reversal(10))
+        assert stack.wait_worker_exit(timeout=30) == -signal.SIGKILL, stack.logs("worker")
+        state = stack.sim_state()
+        rows = sorted((o["action"], o["orderType"], o["remaining"]) for o in working(state))
+        assert position(state) == 10 and rows == [("SELL", "LMT", 10), ("SELL", "STP", 10)], show(state)
+        stack.start_worker()
+        doc = wait(lambda: (d := alert_doc(stack, alert_id))["status"] in ("rejected", "filled") and d, 30,
+                   lambda: f"the alert did not end: {alert_doc(stack, alert_id)}\n{stack.logs('worker')}")  # fmt: skip
+        held = 10 if doc["status"] == "rejected" else -10
+        closing = "SELL" if held > 0 else "BUY"
+
+        def settled() -> dict[str, Any] | None:
+            state = stack.sim_state()
+            rows = sorted((o["action"], o["orderType"], o["remaining"]) for o in working(state))
+            return (
+                state
+                if position(state) == held and rows == [(closing, "LMT", 10), (closing, "STP", 10)]
+                else None
+            )
+
+        state = wait(settled, 30, lambda: f"{doc['status']}, but IB shows\n{show(stack.sim_state())}")
+        wait_until(lambda n=watcher.snapshots: watcher.snapshots >= n + 10, 10, "watcher stalled")
+    assert not watcher.broken, "invariant 7 broken at IB:\n" + "\n".join(watcher.broken)
+    if doc["status"] == "rejected":
+        assert "Insufficient margin" in doc["reason"], doc["reason"]
+    twice = [ref for ref, n in Counter(o["orderRef"] for o in transmitted(state)).items() if n > 1]
+    assert not twice, f"orderRef(s) sent twice: {twice}\n{show(state)}"
+    traded = sum(Decimal(str(e["shares"])) for e in state["executions"] if f":{alert_id}:" in e["orderRef"])
+    assert traded == (0 if held > 0 else 20), f"traded {traded}\n{show(state)}"
