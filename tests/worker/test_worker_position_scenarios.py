@@ -88,6 +88,18 @@ class RejectNext:
 
 
 @dataclass(frozen=True)
+class PauseFills:
+    """IB stops matching: a market order rests unfilled (a halted book, no liquidity)."""
+
+
+@dataclass(frozen=True)
+class FillLimit:
+    """IB fills at most this many shares per matching pass (partial fills)."""
+
+    quantity: float
+
+
+@dataclass(frozen=True)
 class Expect:
     position: float
     orders: list[tuple] | None = field(default=None)  # None: only the position and invariant 7
@@ -398,6 +410,10 @@ def run_step(sim: SimThread, worker: WorkerThread, step: Any, names: dict[str, s
         sim.halt(SYMBOL)
     elif isinstance(step, RejectNext):
         sim.fault("reject_next", reason=step.reason, code=201)
+    elif isinstance(step, PauseFills):
+        sim.fault("pause_fills")
+    elif isinstance(step, FillLimit):
+        sim.set_fill_limit(step.quantity, symbol=SYMBOL)
     else:  # pragma: no cover - a typo in the table
         raise TypeError(step)
 
@@ -420,5 +436,30 @@ def test_reversal_on_postgresql(sim, worker_env, pg_url):
     handle = WorkerThread({**worker_env, "DATABASE_URL": pg_url}).start()
     try:
         play(sim, handle, SCENARIOS["reversal by sell 2x"] + [(Price(196), Expect(0, []))])
+    finally:
+        handle.stop()
+
+
+# a reversal's close that does not fill completely within REVERSAL_FILL_TIMEOUT_SECONDS opens nothing
+SLOW_CLOSE: dict[str, list[Step]] = {
+    "close not filled in time: nothing opened, the exits back": [
+        long10(),
+        (PauseFills(), Expect(10, LONG_EXITS)),
+        (Send(alert("sell", 20, tp=5, sl=5), "rejected", r"did not fill completely"), Expect(10, LONG_EXITS)),
+    ],
+    "close partly filled in time: nothing opened, exits for what is left": [
+        long10(),
+        (FillLimit(4), Expect(10, LONG_EXITS)),
+        (Send(alert("sell", 20, tp=5, sl=5), "rejected", r"did not fill completely"),
+         Expect(6, [("SELL", "LMT", 6, 195), ("SELL", "STP", 6, 185)])),
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("steps", list(SLOW_CLOSE.values()), ids=list(SLOW_CLOSE))
+def test_reversal_whose_close_does_not_fill(sim, worker_env, steps):
+    handle = WorkerThread({**worker_env, "REVERSAL_FILL_TIMEOUT_SECONDS": "2"}).start()
+    try:
+        play(sim, handle, steps)
     finally:
         handle.stop()
