@@ -128,12 +128,24 @@ class Guard:
     async def restore(self, con_id: int, previous: ProtectionSpec | None, why: str = "") -> str:
         """The order that was to reduce, close or reverse the position was refused (or did not
         fill): the position is what it was, so make ``previous`` its protection again and put its
-        exits back now. Returns one sentence for the alert's notice. Runs on the IB loop."""
+        exits back now. Returns one sentence for the alert's notice. Runs on the IB loop; never
+        raises for IB trouble (the guard then checks again by itself)."""
         self.registry.restore(self.trading.account, con_id, previous)
         account = self.trading.account or ""
         self._attached.pop((account, con_id), None)  # a fresh chance to attach, and to alarm
         self._alarmed = {key for key in self._alarmed if key[:2] != (account, con_id)}
-        return await self.check(con_id, why or "restore after a refused order", forced=True)
+        await self.settle(con_id)  # a check already under way finishes first: never two re-attaches
+        self._running.add(con_id)
+        try:
+            return await self.check(con_id, why or "restore after a refused order", forced=True)
+        except Exception as exc:  # noqa: BLE001 - the job's outcome stands; the guard retries
+            log.warning("guard: restoring the exits of conId %s failed (%s); checking again", con_id, exc)
+            asyncio.get_event_loop().call_later(RETRY_AFTER_TEMPORARY_SECONDS, self.poke, con_id)
+            return f"the old exits are being put back (IB did not answer yet: {exc})"
+        finally:
+            self._running.discard(con_id)
+            if con_id in self._again:
+                self.poke(con_id)
 
     async def settle(self, con_id: int, timeout: float = 10.0) -> None:
         """Wait (bounded) until no guard check is changing ``con_id``'s exits: a job calls this
