@@ -262,6 +262,26 @@ SCENARIOS: dict[str, list[Step]] = {
         (Halt(), Expect(10, LONG_EXITS)),
         (Send(alert("exit", 4), "rejected", r"halted"), Expect(10, LONG_EXITS)),
     ],
+    "reversal without take-profit / stop-loss: the new side has no exits": [
+        long10(),
+        (Send(alert("sell", 20), "filled"), Expect(-10, [])),
+    ],
+    "reduce with take-profit / stop-loss re-prices the one set": [
+        long10(),
+        (Send(alert("sell", 4, tp=10, sl=3, positionSize=6), "filled"),
+         Expect(6, [("SELL", "LMT", 6, 200), ("SELL", "STP", 6, 187)])),
+    ],
+    "cancel keeps the position and its exits": [
+        long10(),
+        (Send(alert("cancel"), "cancelled"), Expect(10, LONG_EXITS)),
+    ],
+    "refusals that need a position or a quantity": [
+        (Send(alert("add", 5), "rejected", r"add needs a position"), Expect(0, [])),
+        (Send(alert("buy"), "rejected", r"needs a quantity"), Expect(0, [])),
+        (Send(alert("buy", 1), "filled"), Expect(1, [])),
+        (Send(alert("exit", 50, quantityType="percent_of_position"), "rejected", r"rounds down to 0"),
+         Expect(1, [])),
+    ],
     "buy while long is refused with the reason": [
         long10(),
         (Send(alert("buy", 5, tp=5, sl=5), "rejected", ALREADY_LONG), Expect(10, LONG_EXITS)),
