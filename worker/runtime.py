@@ -105,7 +105,7 @@ class Worker:
             max_order_quantity=settings.max_order_quantity,
             metrics=self.metrics,
         )
-        self.executor.guard = self.guard  # type: ignore[attr-defined]  # the job sets specs, restores exits
+        self.executor.guard = self.guard  # the job sets specs and has the old exits put back
         # blocking pops need a socket timeout above the block time (the context's client has 1 s)
         self.queue_redis = redis.Redis.from_url(
             settings.redis_url, socket_connect_timeout=2, socket_timeout=10
