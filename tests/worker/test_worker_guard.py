@@ -183,6 +183,23 @@ def test_refused_reversal_puts_the_old_exits_back(sim, running_worker):
     assert "Simulated margin check" in reason and "re-attached stop-loss SELL 10 @ 185" in reason
 
 
+def test_exits_grow_with_an_add_only_as_it_fills(sim, running_worker):
+    """Long 10 protected; ``add 5`` fills 2, 2, then 1: after each fill the guard grows the exits to
+    the position (modifying them: same orders), never beyond it."""
+    ctx = running_worker.ctx
+    _bracket_filled(sim, running_worker)
+    sim.set_fill_limit(2, symbol="AAPL")
+    add_id = add_alert(ctx, {"ticker": "AAPL", "action": "add", "quantity": 5, "orderType": "market"})
+    for held in (12, 14, 15):
+        wait_for(lambda held=held: _position(sim) == held)
+        assert _invariant_7(sim) is None
+        wait_for(lambda held=held: {r[1] for r in _roles(sim).values()} == {held})
+        assert _invariant_7(sim) is None
+        sim.set_price("AAPL", 190.0)  # the next match fills the next 2
+    assert alert_status(ctx, add_id) == "filled"
+    assert {r[0] for r in _roles(sim).values()} == {"tp", "sl"}  # the bracket's own orders, grown
+
+
 def test_exit_cancelled_by_ib_is_reattached_once(sim, running_worker):
     ctx = running_worker.ctx
     alert_id = _bracket_filled(sim, running_worker)
