@@ -259,16 +259,24 @@ def test_burst_of_100_is_paced_not_refused(sim, running_worker):
     ctx = running_worker.ctx
     sim.set_price("AAPL", 190.0)
     # store first, then enqueue all 100 jobs in one Redis round trip: a real burst, however slowly
-    # a loaded machine commits the rows
-    ids = [add_alert(ctx, {**BRACKET, "quantity": 1}, enqueue=False) for _ in range(100)]
+    # a loaded machine commits the rows. A strategy's burst goes long then flat 50 times (a second
+    # buy while long is refused): each buy is a bracket (3 orders), each sell cancels the two exits
+    # and closes (1 order)
+    payloads = [
+        {**BRACKET, "quantity": 1} if i % 2 == 0 else {"ticker": "AAPL", "action": "sell"} for i in range(100)
+    ]
+    ids = [add_alert(ctx, payload, enqueue=False) for payload in payloads]
     queue = Queue(keys.queue_name(None), connection=ctx.redis)
     queue.enqueue_many([Queue.prepare_data(keys.EXECUTE_ALERT_JOB, (a,)) for a in ids])
     wait_for(lambda: all(alert_status(ctx, a) == "filled" for a in ids), timeout=90, interval=0.2)
     state = sim.state()
     ours = [o for o in state["orders"] if any(a in o["orderRef"] for a in ids)]
-    assert len(ours) == 300 and all(o["transmit"] for o in ours)
-    assert running_worker.worker.ib.pacing_violations == 0  # ibsim answers error 100 beyond 50/s
-    assert running_worker.worker.ib.pacer.waited > 1.0  # the burst was paced, not refused
+    assert len(ours) == 200 and all(o["transmit"] for o in ours)
+    assert not [p for p in state["positions"] if p["symbol"] == "AAPL"]
+    # ibsim answers error 100 beyond 50/s. Whether the pacer had to wait depends on the machine:
+    # since issue 10 every job awaits its decision's write and follows its close, which keeps one
+    # worker near the 40/s pace by itself (tests/worker/test_worker_pacing.py tests the pacer)
+    assert running_worker.worker.ib.pacing_violations == 0
     with ctx.sessions() as s:
         errors = list(s.scalars(select(Order.last_error).where(Order.last_error.is_not(None))))
         assert not [e for e in errors if e and e.startswith("100 ")], errors

@@ -41,7 +41,9 @@ def test_worker_without_ib_account_serves_default_and_its_managed_account(sim, r
     with ctx.sessions.begin() as session:
         session.execute(update(Alert).where(Alert.id == named).values(account=MANAGED))
     Queue(keys.queue_name(MANAGED), connection=ctx.redis).enqueue(keys.EXECUTE_ALERT_JOB, named)
-    unnamed = add_alert(ctx, BRACKET)  # the default queue, as before
+    # the default queue, as before; another symbol: a second buy of AAPL while long is refused
+    sim.set_price("MSFT", 420.0)
+    unnamed = add_alert(ctx, {**BRACKET, "ticker": "MSFT", "price": 420})
     for alert_id in (named, unnamed):
         wait_for(lambda alert_id=alert_id: alert_status(ctx, alert_id) in ("submitted", "filled"))
         assert len(_legs(sim, alert_id)) == 3
