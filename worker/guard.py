@@ -237,12 +237,18 @@ class Guard:
         exits = self.trading.working_exits(con_id)
         if spec is None and not exits:
             return "nothing to guard"
-        if position != 0 and self._dormant_bracket_resting(con_id):
-            return "an entry with its bracket still rests: its children cover it when it fills"
         wanted: frozenset[str] = frozenset()
         if spec is not None and spec.protects(position):
             wanted = spec.wanted_roles
         changes = exit_changes(position, exits, wanted)
+        deferred = position != 0 and self._dormant_bracket_resting(con_id)
+        if deferred:
+            # the bracket's children cover its entry once it fills: add or grow nothing meanwhile
+            # (that would double the protection then), only shrink what exceeds the position
+            size = {ex.ref: ex.quantity for ex in exits}
+            changes = [c for c in changes if c.ref is not None and c.quantity < size[c.ref]]
+            if not changes:
+                return "an entry with its bracket still rests: its children cover it when it fills"
         new_roles = [c.role for c in changes if c.ref is None]
         attached = self._attempts(account, con_id, spec)
         refused_again = [role for role in new_roles if role in attached]
@@ -255,6 +261,8 @@ class Guard:
                 asyncio.get_event_loop().call_later(BUSY_RETRY_SECONDS, self.poke, con_id)
                 return done or "a job is working on the contract"
         self.checks += 1
+        if deferred:
+            return done
         if position == 0 and spec is not None and not self.trading.resting_entries(con_id):
             # flat and no entry on its way: the spec has served (a new alert plans a new one)
             self.registry.clear(account, con_id)
