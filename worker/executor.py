@@ -66,6 +66,7 @@ from sqlalchemy import select
 from core.ids import order_ref, parse_order_ref
 from core.models import IB_DONE_STATUSES, IB_ENDED_UNFILLED_STATUSES, STATUS_RANK, Alert, AlertStatus, Control
 from core.services import PAUSED_KEY
+from worker.drift import report_drift
 from worker.errors import Refused, TemporaryError
 from worker.ib import IBConnection, Placement, Trading
 from worker.ib.translate import num
@@ -353,6 +354,10 @@ class Executor:
         """The decision, its orders and its protection, written down BEFORE any order goes out
         (and awaited). Returns the final state when nothing is to be sent."""
         payload, inst = job.payload, look.inst
+        # the strategy's previous position (prevMarketPosition / Size) against IB's: an alarm, never
+        # a refusal (worker/drift.py); written by the recorder, not awaited
+        report_drift(self.recorder, job.alert_id, payload, look.position, account=look.account or None,
+                     symbol=inst.local_symbol or inst.symbol)  # fmt: skip
         decision = decide(look.position, intent_of(payload), inst.size_increment)
         if decision.kind == "cancel":  # not reached: alert_kind routes cancel alerts  # pragma: no cover
             raise Refused("cancel is not a position change")
@@ -490,8 +495,11 @@ class Executor:
                 result, trade = await self._await_close(close_ref, reversal)
                 if result == "filled":
                     crash_point("after_close_filled")
-                elif result == "working":
-                    return outcome  # a resting limit close: the alert follows it (recorder)
+                elif result == "working" or (result == "timeout" and not reversal):
+                    # a resting limit close, or a market close IB has not filled yet (closed
+                    # market): it stays working, its exits already fit what it leaves; the alert
+                    # follows it (recorder). Only a reversal gives up: nothing may open after it
+                    return outcome
                 else:
                     if trade is not None and trade.orderStatus.status not in IB_DONE_STATUSES:
                         await trading.cancel_and_wait([trade])  # no half-done reversal later on

@@ -22,7 +22,10 @@ from core.models import Alert, AlertStatus, Fill, utcnow
 
 pytestmark = pytest.mark.e2e
 
-CRASH_POINTS = ["before_place", "after_entry_placed", "after_tp_placed", "after_sl_placed", "after_recorded"]
+CRASH_POINTS = [
+    "after_decision_recorded", "before_place", "after_entry_placed", "after_tp_placed", "after_sl_placed",
+    "after_recorded",
+]  # fmt: skip
 PAYLOAD = {
     "ticker": "AAPL", "action": "buy", "quantity": 7, "orderType": "market", "price": 190,
     "takeProfit": {"amount": 3}, "stopLoss": {"amount": 2},
@@ -66,12 +69,19 @@ def test_sigkill_at_every_placement_step_places_each_leg_once(stack, base_env):
         bought = sum(e["shares"] for e in state["executions"] if e["orderRef"].endswith(f"{alert_id}:entry"))
         assert bought == 7, point
         wait_until(lambda a=alert_id: _fill_count(sessions, a) == 1, 10, f"{point}: fill not recorded once")
+        # back to flat for the next point (a second buy while long would be refused, by design)
+        flat_id = _add_alert(sessions, base_env["REDIS_URL"], {"ticker": "AAPL", "action": "exit"})
+        wait_until(lambda f=flat_id: _status(sessions, f) == "filled", 20, f"{point}: exit not filled")
         assert stack.kill_worker(signal.SIGTERM) == 0
-    # every alert ended filled, and the position is exactly 5 brackets' entries
-    position = [p for p in stack.sim_state()["positions"] if p["symbol"] == "AAPL"]
-    assert position[0]["position"] == 7 * len(CRASH_POINTS)
+    assert not [p for p in stack.sim_state()["positions"] if p["symbol"] == "AAPL"]
 
     # an exit killed right after its market order went out: flat once, alert filled, no second exit
+    stack.start_worker()
+    entry_id = _add_alert(sessions, base_env["REDIS_URL"], PAYLOAD)
+    wait_until(
+        lambda: _status(sessions, entry_id) == "filled", 20, f"entry not filled\n{stack.logs('worker')}"
+    )
+    assert stack.kill_worker(signal.SIGTERM) == 0
     stack.start_worker(TV2IB_CRASH_AT="after_exit_placed")
     exit_id = _add_alert(sessions, base_env["REDIS_URL"], {"ticker": "AAPL", "action": "exit"})
     assert stack.wait_worker_exit(timeout=20) == -signal.SIGKILL
@@ -79,7 +89,7 @@ def test_sigkill_at_every_placement_step_places_each_leg_once(stack, base_env):
     wait_until(lambda: _status(sessions, exit_id) == "filled", 20, f"exit not filled\n{stack.logs('worker')}")
     state = stack.sim_state()
     exits = [o for o in state["orders"] if o["orderRef"] == f"tv2ib:{exit_id}:exit"]
-    assert len(exits) == 1 and exits[0]["quantity"] == 7 * len(CRASH_POINTS)
+    assert len(exits) == 1 and exits[0]["quantity"] == 7
     assert not [p for p in state["positions"] if p["symbol"] == "AAPL"]
     engine.dispose()
 

@@ -210,3 +210,14 @@ def test_add_grows_the_position_and_its_exits_cover_it_once(sim, running_worker)
     ]
     wait_for(lambda: _working(sim) == [("sl", "SELL", "STP", 15, 187.0), ("tp", "SELL", "LMT", 15, 195.0)],
              timeout=15)  # fmt: skip
+
+
+def test_drift_from_the_strategys_previous_position_alarms_and_still_trades(sim, running_worker):
+    ctx = running_worker.ctx
+    _long_10(sim, ctx)
+    rev = add_alert(ctx, {"ticker": "AAPL", "action": "sell", "quantity": 20, "price": 190,
+                          "prevMarketPosition": "long", "prevMarketPositionSize": 5})  # fmt: skip
+    wait_for(lambda: alert_status(ctx, rev) == "filled", timeout=20)
+    wait_for(lambda: _position(sim) == -10)
+    messages = [e["message"] for e in get_alert(ctx.sessions, rev)["events"]]
+    assert any(m.startswith("position drift:") for m in messages), messages
