@@ -325,6 +325,30 @@ def test_drift_alarm_lands_in_the_notices_table(sim, running_worker):
     assert len(_notices(ctx, "position_drift")) == 1
 
 
+def test_drift_through_the_job_alarms_and_the_alert_goes_to_its_target(sim, running_worker):
+    """The strategy believes it is long 3; IB has long 7 (a manual buy). ``positionSize: 5`` still
+    goes to 5 (sells 2), and the alarm says what differed."""
+    ctx = running_worker.ctx
+    sim.set_price("AAPL", 190.0)
+    sim.trade(7, symbol="AAPL")
+    wait_for(lambda: running_worker.worker.trading.position_of(_aapl(sim)) == 7)
+    alert_id = add_alert(ctx, {"ticker": "AAPL", "action": "sell", "positionSize": 5, "orderType": "market",
+                               "prevMarketPosition": "long", "prevMarketPositionSize": 3})  # fmt: skip
+    wait_for(lambda: _position(sim) == 5)
+    [notice] = wait_for(lambda: _notices(ctx, "position_drift"))
+    assert "expected long 3, IB has <b>long 7</b>" in notice.text and "goes on to its target" in notice.text
+    # no drift, no alarm
+    quiet = add_alert(ctx, {"ticker": "AAPL", "action": "sell", "positionSize": 4, "orderType": "market",
+                            "prevMarketPosition": "long", "prevMarketPositionSize": 5})  # fmt: skip
+    wait_for(lambda: _position(sim) == 4)
+    wait_for(lambda: alert_status(ctx, quiet) == "filled")
+    assert len(_notices(ctx, "position_drift")) == 1 and alert_status(ctx, alert_id) == "filled"
+
+
+def _aapl(sim) -> int:
+    return sim.call(sim.sim.engine.find_instruments, "AAPL", "STK")[0].con_id
+
+
 def test_flat_position_drops_the_spec_and_stray_exits(sim, running_worker):
     """A manual trade closes the position: the guard cancels the exits (they would open a short)."""
     _bracket_filled(sim, running_worker)
