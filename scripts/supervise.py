@@ -12,12 +12,14 @@ supervisor's own lines use the name ``supervise``.
 
 Stopping (SIGINT, SIGTERM or SIGHUP to this process): each child gets one SIGTERM, so the worker
 makes its warm stop (the job in hand finishes) and gunicorn its graceful one; a child still
-running after ``--grace`` seconds, and anything left in its process group, gets SIGKILL. Every
+running after ``--grace`` seconds, and anything left in its process group, gets SIGKILL. The
+``--stop-last`` ones (``scripts/run``: ibsim) get their SIGTERM once the others are gone, so the
+worker finishing its job still has its (simulated) IB Gateway. Every
 child runs in its own process group, so a Ctrl-C in the terminal reaches only this supervisor,
 and the worker sees exactly one signal (a second one would make it exit at once).
 
 Production does not use this: there each process is its own systemd unit with ``Restart=always``
-(see the README, "Running it for real").
+(README, "On a fresh machine": what supervises what).
 """
 
 from __future__ import annotations
@@ -94,10 +96,13 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, processes: dict[str, str], output: Output, grace: float) -> None:
+    def __init__(
+        self, processes: dict[str, str], output: Output, grace: float, stop_last: frozenset[str] = frozenset()
+    ) -> None:
         self.children = [Child(name, command) for name, command in processes.items()]
         self.out = output
         self.grace = grace
+        self.stop_last = stop_last
         self.stop_signal: int | None = None
 
     def log(self, text: str) -> None:
@@ -168,18 +173,26 @@ class Supervisor:
             self.stop_signal = signum
 
     def stop_all(self) -> int:
-        running = [c for c in self.children if c.proc is not None]
+        """SIGTERM the processes, those in ``stop_last`` once the others are gone (all within grace)."""
+        running = [c.name for c in self.children if c.proc is not None]
         self.log(
             f"{signal.Signals(self.stop_signal or signal.SIGTERM).name}: stopping "
-            f"{', '.join(c.name for c in running) or 'nothing'} (SIGTERM, SIGKILL after {self.grace:g} s)"
+            f"{', '.join(running) or 'nothing'} (SIGTERM, SIGKILL after {self.grace:g} s)"
         )
-        for child in running:
-            assert child.proc is not None
-            with _ignore_gone():
-                child.proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + self.grace
-        while any(c.proc is not None for c in self.children):
-            for child in self.children:
+        first = [c for c in self.children if c.name not in self.stop_last]
+        self._stop(first, deadline)
+        self._stop([c for c in self.children if c.name in self.stop_last], deadline)
+        self.log("all stopped")
+        return 0
+
+    def _stop(self, children: list[Child], deadline: float) -> None:
+        for child in children:
+            if child.proc is not None:
+                with _ignore_gone():
+                    child.proc.send_signal(signal.SIGTERM)
+        while any(c.proc is not None for c in children):
+            for child in children:
                 if child.proc is None:
                     continue
                 code = child.proc.poll()
@@ -191,8 +204,6 @@ class Supervisor:
                     child.proc.wait()
                     self._reap(child, child.proc.returncode)
             time.sleep(POLL_INTERVAL)
-        self.log("all stopped")
-        return 0
 
 
 def _kill_group(pgid: int, sig: int) -> None:
@@ -215,6 +226,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-f", "--procfile", default="Procfile")
     parser.add_argument("--grace", type=float, default=30.0, help="seconds between SIGTERM and SIGKILL")
+    parser.add_argument(
+        "--stop-last",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="stop this process only after the others (e.g. the IB simulator the worker still needs)",
+    )
     parser.add_argument("names", nargs="*", help="process types to run (default: all, in Procfile order)")
     args = parser.parse_args(argv)
     processes = parse_procfile(Path(args.procfile).read_text())
@@ -222,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"not in {args.procfile}: {', '.join(unknown)} (it has {', '.join(processes)})")
     chosen = {n: processes[n] for n in (args.names or processes)}
-    supervisor = Supervisor(chosen, Output(list(chosen), sys.stdout), args.grace)
+    supervisor = Supervisor(chosen, Output(list(chosen), sys.stdout), args.grace, frozenset(args.stop_last))
     return supervisor.run()
 
 

@@ -190,6 +190,9 @@ def test_run_restarts_a_killed_worker_and_ibsim_keeps_the_web_up_and_stops_every
         assert run.wait(timeout=90) == 0, out.text()
         wait_until(lambda: not [p for p in everything if _alive(p)], 10, "every child gone")
         assert "supervise | all stopped" in out.text()
+        stopped = [line for line in out.lines if re.search(r"supervise \| (?!all )\w+ +stopped", line)]
+        order = [re.search(r"\| (\w+) +stopped", line).group(1) for line in stopped]
+        assert order[-1] == "sim", out.text()  # the worker's warm stop still had its IB Gateway
         assert not web_up()
     finally:
         if run.poll() is None:
