@@ -20,7 +20,7 @@ import httpx
 import pytest
 from support import free_port
 
-from app.keys import HEARTBEAT_PREFIX
+from core.keys import HEARTBEAT_PREFIX
 
 ROOT = Path(__file__).resolve().parents[2]
 
