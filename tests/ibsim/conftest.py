@@ -6,6 +6,8 @@ import itertools
 from collections.abc import Iterator
 
 import pytest
+from ib_async import IB
+from ibsim_helpers import connected
 
 from ibsim.testing import SimThread, run_in_thread
 
@@ -30,3 +32,10 @@ def fresh(sim: SimThread) -> SimThread:
 def client_id() -> int:
     """A client id no other test in this run uses."""
     return next(_client_ids)
+
+
+@pytest.fixture
+def ib(fresh: SimThread, client_id: int) -> Iterator[IB]:
+    """An ib_async client connected to the fresh simulator (ib_insync's tests define their own)."""
+    with connected(IB, fresh.port, client_id) as client:
+        yield client

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from ib_insync import IB, Crypto, Forex, Future, LimitOrder, MarketOrder, Stock
-from ibsim_helpers import wait_for
+from ibsim_helpers import connected, wait_for
 
 from ibsim.testing import SimThread
 
@@ -15,10 +15,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def ib(fresh: SimThread, client_id: int) -> Iterator[IB]:
-    client = IB()
-    client.connect("127.0.0.1", fresh.port, clientId=client_id, timeout=5)
-    yield client
-    client.disconnect()
+    with connected(IB, fresh.port, client_id) as client:  # ib_insync's IB
+        yield client
 
 
 def test_connect_and_qualify(fresh: SimThread, client_id: int, caplog: pytest.LogCaptureFixture) -> None:
