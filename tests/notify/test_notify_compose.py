@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from notify_helpers import fill_event
 
+from core import events
 from worker.notify import compose as c
 
 ALLOWED_TAGS = {"b", "i", "code", "pre", "u", "s", "a"}
@@ -129,16 +130,15 @@ def test_strategy_with_markup_cannot_inject_html() -> None:
 
 def test_order_rejected_names_ibs_reason() -> None:
     draft = c.compose(
-        {
-            "type": "order_rejected",
-            "alert_id": "01ALERT",
-            "strategy": "s&p <revert>",
-            "leg": "sl",
-            "symbol": "BRK.B",
-            "order_ref": "tv2ib:01ALERT:sl",
-            "error_code": 110,
-            "reason": "The price does not conform to the minimum price variation <0.25>",
-        }
+        events.order_rejected(
+            "01ALERT",
+            strategy="s&p <revert>",
+            leg="sl",
+            symbol="BRK.B",
+            order_ref="tv2ib:01ALERT:sl",
+            error_code=110,
+            reason="The price does not conform to the minimum price variation <0.25>",
+        )
     )
     shown = visible(draft.text)
     assert "Order rejected" in shown and "BRK.B" in shown and "stop-loss" in shown
@@ -146,7 +146,9 @@ def test_order_rejected_names_ibs_reason() -> None:
     assert "strategy s&p <revert>" in shown
     assert draft.dedup_key == "order_rejected:tv2ib:01ALERT:sl:110"  # a stop-loss leg: its own notice
     entry = c.compose(
-        {"type": "order_rejected", "alert_id": "01ALERT", "leg": "entry", "reason": "x", "error_code": 201}
+        events.order_rejected(
+            "01ALERT", strategy=None, leg="entry", symbol=None, order_ref="", error_code=201, reason="x"
+        )
     )
     assert entry.dedup_key == "rejected:01ALERT"  # shared with the alert's rejection: one notice
 
@@ -154,15 +156,14 @@ def test_order_rejected_names_ibs_reason() -> None:
 @pytest.mark.parametrize(("status", "word"), [("rejected", "refused"), ("failed", "failed")])
 def test_alert_rejected_with_reason(status: str, word: str) -> None:
     draft = c.compose(
-        {
-            "type": "alert_rejected",
-            "alert_id": "01ALERT",
-            "strategy": "x",
-            "ticker": "ES1!",
-            "action": "buy",
-            "status": status,
-            "reason": "unknown contract: no symbol mapping for ES1! & none in IB",
-        }
+        events.alert_rejected(
+            "01ALERT",
+            strategy="x",
+            ticker="ES1!",
+            action="buy",
+            status=status,
+            reason="unknown contract: no symbol mapping for ES1! & none in IB",
+        )
     )
     shown = visible(draft.text)
     assert f"Alert {word}" in shown and "buy ES1!" in shown
@@ -172,14 +173,12 @@ def test_alert_rejected_with_reason(status: str, word: str) -> None:
 
 SAMPLES = {
     "fill": fill_event(9),
-    "order_rejected": {
-        "type": "order_rejected",
-        "symbol": "ES",
-        "reason": "x",
-        "order_ref": "r",
-        "error_code": 201,
-    },
-    "alert_rejected": {"type": "alert_rejected", "alert_id": "a", "ticker": "ES1!", "reason": "stale"},
+    "order_rejected": events.order_rejected(
+        None, strategy=None, leg=None, symbol="ES", order_ref="r", error_code=201, reason="x"
+    ),
+    "alert_rejected": events.alert_rejected(
+        "a", strategy=None, ticker="ES1!", action=None, status="rejected", reason="stale"
+    ),
     "ib_lost": {
         "type": "ib_lost",
         "since": 1.5,
@@ -266,7 +265,9 @@ def test_explicit_dedup_key_wins_and_long_keys_are_bounded() -> None:
 
 def test_huge_reason_is_truncated_safely() -> None:
     reason = "<&>" * 5000
-    draft = c.compose({"type": "alert_rejected", "alert_id": "a", "ticker": "T", "reason": reason})
+    draft = c.compose(
+        events.alert_rejected("a", strategy=None, ticker="T", action=None, status="rejected", reason=reason)
+    )
     assert c.text_length(draft.text) <= c.MAX_TEXT
     visible(draft.text)
 

@@ -14,7 +14,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,8 +22,11 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
+from core import events
+from core.events import AlarmEvent, DailySummaryEvent, Event, OutageEvent
 from worker.notify import lease, outbox, summary
 from worker.notify.compose import known_kinds
+from worker.notify.outage import OutageAlarm
 from worker.notify.sender import OutboxSender, SenderConfig
 from worker.notify.transport import LogTransport, TelegramTransport, Transport
 
@@ -75,12 +78,9 @@ class Notifier:
         # Lease calls run on executor threads; see _lease_call.
         self._lease_lock = threading.Lock()
         self._ib_connected: bool | None = None
-        self._ib_down_since: float | None = None
-        self._ib_detail = ""
-        self._ib_alarmed = False
+        self.ib_outage = OutageAlarm("ib_lost", "ib_restored", settings.ib_alarm_after_seconds, with_detail=True)
         self._ib_timer: asyncio.TimerHandle | None = None
-        self._redis_down_since: float | None = None
-        self._redis_alarmed = False
+        self.redis_outage = OutageAlarm("redis_lost", "redis_restored", settings.redis_alarm_after_seconds)
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tv2ib-notifier-db")
         self.sender: OutboxSender | None = None
         self.bot: Any = None  # worker.notify.bot.CommandBot when a token is set
@@ -117,21 +117,20 @@ class Notifier:
 
     def worker_stopping(self, reason: str) -> None:
         """Write the "worker stopping" alarm now (synchronously: the process may be going away)."""
-        event = {
-            "type": "worker_stopped",
-            "reason": reason,
-            "account": self.settings.ib_account,
-            "client_id": self.settings.ib_client_id,
-            "pid": os.getpid(),
-            "host": self.host,
-            "at": round(self.clock(), 3),
-        }
+        event = events.worker_stopped(
+            reason,
+            account=self.settings.ib_account,
+            client_id=self.settings.ib_client_id,
+            pid=os.getpid(),
+            host=self.host,
+            at=self.clock(),
+        )
         try:
             self.enqueue_event(event)
         except Exception:  # noqa: BLE001 - never raise into the worker's shutdown path
             log.exception("cannot record the worker-stopped notice")
 
-    def enqueue_event(self, event: Mapping[str, Any]) -> int:
+    def enqueue_event(self, event: Event) -> int:
         """Record a notice for ``event`` in its own transaction and wake the sender (for callers
         that have no transaction of their own; facts belong in the caller's transaction)."""
         with self.sessions.begin() as session:
@@ -184,7 +183,7 @@ class Notifier:
         with self._lock:
             self._loop = loop
             # State reported before start: arm the alarm timer now.
-            if self._ib_down_since is not None and not self._ib_alarmed:
+            if self.ib_outage.pending:
                 self._arm_ib_timer()
         self._ready.set()
         self._tasks.append(loop.create_task(self._leadership(), name="notifier-lease"))
@@ -272,9 +271,7 @@ class Notifier:
             detail = f"worker {owner} stopped renewing its lease without a clean shutdown (crashed or hung)"
         else:
             return
-        await self._enqueue(
-            {"type": "alarm", "title": title, "detail": detail, "dedup_key": f"unclean:{owner}:{expires:.3f}"}
-        )
+        await self._enqueue(events.alarm(title, detail, dedup_key=f"unclean:{owner}:{expires:.3f}"))
 
     async def _step_up(self) -> None:
         self.is_leader = True
@@ -329,7 +326,7 @@ class Notifier:
 
     # alarms
 
-    async def _enqueue(self, event: dict[str, Any]) -> None:
+    async def _enqueue(self, event: OutageEvent | AlarmEvent | DailySummaryEvent) -> None:
         event.setdefault("account", self.settings.ib_account)
         event.setdefault("client_id", self.settings.ib_client_id)
 
@@ -340,52 +337,33 @@ class Notifier:
         try:
             await self._db(write)
         except Exception:  # noqa: BLE001
-            log.exception("cannot record %s notice", event.get("type"))
+            log.exception("cannot record %s notice", event["type"])
             return
         self._on_wake()
 
     def _apply_ib_state(self, connected: bool, detail: str, at: float, schedule: bool = True) -> None:
         self._ib_connected = connected
         if not connected:
-            self._ib_detail = detail or self._ib_detail
-            if self._ib_down_since is None:
-                self._ib_down_since = at
-                self._ib_alarmed = False
-                if schedule:
-                    self._arm_ib_timer()
+            if self.ib_outage.went_down(at, detail) and schedule:
+                self._arm_ib_timer()
             return
-        since, alarmed = self._ib_down_since, self._ib_alarmed
-        self._ib_down_since = None
-        self._ib_alarmed = False
         if self._ib_timer is not None:
             self._ib_timer.cancel()
             self._ib_timer = None
-        if since is not None and alarmed and schedule:
-            event = {
-                "type": "ib_restored",
-                "since": round(since, 3),
-                "down_seconds": at - since,
-                "detail": detail,
-            }
-            asyncio.get_running_loop().create_task(self._enqueue(event))
+        restored = self.ib_outage.came_back(at, detail)
+        if restored is not None and schedule:
+            asyncio.get_running_loop().create_task(self._enqueue(restored))
 
     def _arm_ib_timer(self) -> None:
-        assert self._loop is not None and self._ib_down_since is not None
-        delay = max(0.0, self._ib_down_since + self.settings.ib_alarm_after_seconds - self.clock())
-        self._ib_timer = self._loop.call_later(delay, self._ib_timer_fired)
+        due = self.ib_outage.alarm_due_at
+        assert self._loop is not None and due is not None
+        self._ib_timer = self._loop.call_later(max(0.0, due - self.clock()), self._ib_timer_fired)
 
     def _ib_timer_fired(self) -> None:
         self._ib_timer = None
-        if self._ib_down_since is None or self._ib_alarmed:
-            return
-        self._ib_alarmed = True
-        event = {
-            "type": "ib_lost",
-            "since": round(self._ib_down_since, 3),
-            "down_seconds": self.clock() - self._ib_down_since,
-            "detail": self._ib_detail,
-        }
-        asyncio.get_running_loop().create_task(self._enqueue(event))
+        event = self.ib_outage.alarm(self.clock())
+        if event is not None:
+            asyncio.get_running_loop().create_task(self._enqueue(event))
 
     def _ping_redis(self) -> bool:
         try:
@@ -397,28 +375,19 @@ class Notifier:
         # Only the sending worker watches: every worker shares the one Redis, one alarm is enough.
         while True:
             if not self.is_leader:
-                self._redis_down_since, self._redis_alarmed = None, False
+                self.redis_outage.reset()
                 await asyncio.sleep(self.redis_ping_seconds)
                 continue
             ok = await self._db(self._ping_redis)
             now = self.clock()
             if not ok:
-                if self._redis_down_since is None:
-                    self._redis_down_since = now
+                if self.redis_outage.went_down(now):
                     log.warning("Redis unreachable")
-                down = now - self._redis_down_since
-                if not self._redis_alarmed and down >= self.settings.redis_alarm_after_seconds:
-                    self._redis_alarmed = True
-                    since = round(self._redis_down_since, 3)
-                    await self._enqueue({"type": "redis_lost", "since": since, "down_seconds": down})
-            elif self._redis_down_since is not None:
-                since, down = self._redis_down_since, now - self._redis_down_since
-                self._redis_down_since = None
-                if self._redis_alarmed:
-                    self._redis_alarmed = False
-                    await self._enqueue(
-                        {"type": "redis_restored", "since": round(since, 3), "down_seconds": down}
-                    )
+                event = self.redis_outage.check(now)
+            else:
+                event = self.redis_outage.came_back(now)
+            if event is not None:
+                await self._enqueue(event)
             await asyncio.sleep(self.redis_ping_seconds)
 
     def summary_event(self, now: datetime) -> dict[str, Any]:
