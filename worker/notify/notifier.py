@@ -9,6 +9,7 @@ other notice, so they are durable and ordered with the fills.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.settings import Settings
 from core import events
 from core.events import AlarmEvent, DailySummaryEvent, Event, OutageEvent
-from worker.notify import lease, outbox, summary
+from worker.notify import jobs, lease, outbox, summary
 from worker.notify.compose import known_kinds
 from worker.notify.outage import OutageAlarm
 from worker.notify.sender import OutboxSender, SenderConfig
@@ -75,8 +76,7 @@ class Notifier:
         self._stop_requested: asyncio.Event | None = None
         self._stop_timeout = 5.0
         self._lock = threading.Lock()
-        # Lease calls run on executor threads; see _lease_call.
-        self._lease_lock = threading.Lock()
+        self.send_lease = lease.SendLease(sessions, self.owner, lease_ttl)
         self._ib_connected: bool | None = None
         self.ib_outage = OutageAlarm("ib_lost", "ib_restored", settings.ib_alarm_after_seconds, with_detail=True)
         self._ib_timer: asyncio.TimerHandle | None = None
@@ -190,7 +190,11 @@ class Notifier:
         if self.redis is not None:
             self._tasks.append(loop.create_task(self._watch_redis(), name="notifier-redis"))
         if self.settings.daily_summary_time:
-            self._tasks.append(loop.create_task(self._daily_summary(), name="notifier-summary"))
+            due = jobs.DailyAt.parse(self.settings.daily_summary_time)
+            summary_job = jobs.run_every(
+                SUMMARY_CHECK_SECONDS, functools.partial(self._send_daily_summary, due), "daily summary"
+            )
+            self._tasks.append(loop.create_task(summary_job, name="notifier-summary"))
         await self._stop_requested.wait()
         for task in self._tasks:
             task.cancel()
@@ -199,9 +203,7 @@ class Notifier:
             # Stopped before (or without) holding the lease: one last try, so a "worker stopping"
             # notice written a moment ago still leaves with this process when no one else sends.
             try:
-                if await self._db(
-                    self._lease_call, lease.try_acquire, self.sessions, self.owner, self.lease_ttl
-                ):
+                if await self._db(self.send_lease.acquire):
                     await self._step_up()
             except Exception:  # noqa: BLE001
                 log.exception("notifier: final lease attempt failed")
@@ -218,33 +220,18 @@ class Notifier:
     async def _db(self, func: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
 
-    def _lease_call(self, func: Callable[..., Any], *args: Any) -> Any:
-        """``func(*args)`` (a :mod:`lease` function) with no other lease call of this notifier running.
-
-        Cancelling an awaited executor call does not stop its thread. A stop() that lands while
-        the renewal loop is taking the lease cancels that loop mid-call, and the stop's final
-        attempt then ran *alongside* it: both read "no lease row", both inserted it, the loser
-        got False, and the notifier stopped without sending what was pending (the flaky
-        test_stop_flushes_what_is_pending). Serialised, the final attempt sees the lease its
-        own earlier call took and renews it.
-        """
-        with self._lease_lock:
-            return func(*args)
-
     # leadership: only the lease holder sends and runs the bot
 
     async def _leadership(self) -> None:
         try:
             # Who held the lease before us: a lease never released means its holder died without
             # a clean stop (SIGKILL, OOM, power), which no "worker stopping" notice reported.
-            self._previous_holder = await self._db(lease.holder, self.sessions)
+            self._previous_holder = await self._db(self.send_lease.holder)
         except Exception:  # noqa: BLE001
             self._previous_holder = None
         while True:
             try:
-                held = await self._db(
-                    self._lease_call, lease.try_acquire, self.sessions, self.owner, self.lease_ttl
-                )
+                held = await self._db(self.send_lease.acquire)
             except Exception:  # noqa: BLE001
                 log.exception("notifier lease check failed")
                 held = self.is_leader  # keep the current role until the lease would expire
@@ -289,23 +276,21 @@ class Notifier:
         self.sender = OutboxSender(self.sessions, transport, self._executor, self.sender_config)
         self.sender.start(outbox.target_chats(self.settings))
         if self._prune_task is None or self._prune_task.done():
-            self._prune_task = asyncio.get_running_loop().create_task(self._prune(), name="notifier-prune")
+            pruning = jobs.run_every(
+                PRUNE_EVERY_SECONDS, self._prune_once, "notice pruning", while_=lambda: self.is_leader
+            )
+            self._prune_task = asyncio.get_running_loop().create_task(pruning, name="notifier-prune")
         log.info("notifier sending notices (%s)", type(transport).__name__)
 
-    async def _prune(self) -> None:
-        def prune_once() -> int:
+    async def _prune_once(self) -> None:
+        def prune_rows() -> int:
             cutoff = datetime.fromtimestamp(self.clock(), UTC) - NOTICE_RETENTION
             with self.sessions.begin() as session:
                 return outbox.prune(session, cutoff)
 
-        while self.is_leader:
-            try:
-                removed = await self._db(prune_once)
-                if removed:
-                    log.info("pruned %d delivered notices older than %s", removed, NOTICE_RETENTION)
-            except Exception:  # noqa: BLE001
-                log.exception("notice pruning failed")
-            await asyncio.sleep(PRUNE_EVERY_SECONDS)
+        removed = await self._db(prune_rows)
+        if removed:
+            log.info("pruned %d delivered notices older than %s", removed, NOTICE_RETENTION)
 
     async def _step_down(self, timeout: float, release: bool = True) -> None:
         if self._prune_task is not None:
@@ -321,7 +306,7 @@ class Notifier:
             await self.bot.stop(timeout=1.5)
             self.bot = None
         if self.is_leader and release:
-            await self._db(self._lease_call, lease.release, self.sessions, self.owner)
+            await self._db(self.send_lease.release)
         self.is_leader = False
 
     # alarms
@@ -394,23 +379,11 @@ class Notifier:
         """The daily summary of ``now``'s UTC day (blocking: database)."""
         return summary.daily_summary_event(self.sessions, now)
 
-    async def _daily_summary(self) -> None:
-        # Checked periodically rather than slept-until: robust to clock jumps and suspends. The
-        # dedup key (date) makes it once per day across restarts and several workers; a worker
-        # started after the hour still sends the day's summary.
-        hours, minutes = (int(x) for x in (self.settings.daily_summary_time or "00:00").split(":"))
-        done_for: str | None = None
-        while True:
-            now = datetime.fromtimestamp(self.clock(), UTC)
-            today = now.date().isoformat()
-            if done_for != today and (now.hour, now.minute) >= (hours, minutes):
-                try:
-                    event = await self._db(self.summary_event, now)
-                    await self._enqueue(event)
-                    done_for = today
-                except Exception:  # noqa: BLE001
-                    log.exception("daily summary failed")
-            await asyncio.sleep(SUMMARY_CHECK_SECONDS)
+    async def _send_daily_summary(self, due: jobs.DailyAt) -> None:
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        if due.due(now):
+            await self._enqueue(await self._db(self.summary_event, now))
+            due.done(now)
 
     def _warn_unknown_kinds(self) -> None:
         unknown = set(self.settings.notify_modes) - known_kinds() - {"*"}
