@@ -169,7 +169,13 @@ def test_an_alert_rejected_because_ib_refused_its_order_makes_one_notice(
         "01R", strategy=None, ticker="AAPL", action=None, status="rejected", reason="IB: no"
     )
     order_rejected = events.order_rejected(
-        "01R", strategy=None, leg="entry", symbol=None, order_ref="tv2ib:01R:entry", error_code=201, reason="no"
+        "01R",
+        strategy=None,
+        leg="entry",
+        symbol=None,
+        order_ref="tv2ib:01R:entry",
+        error_code=201,
+        reason="no",
     )
     sl_rejected = events.OrderRejectedEvent(**{**order_rejected, "leg": "sl", "order_ref": "tv2ib:01R:sl"})
     with any_sessions.begin() as session:

@@ -360,7 +360,9 @@ def _where(event: Mapping[str, Any]) -> str:
     return " · ".join(parts)
 
 
-def _alarm_text(icon: str, title: str, event: OutageEvent | WorkerStoppedEvent | AlarmEvent, *extra: str) -> str:
+def _alarm_text(
+    icon: str, title: str, event: OutageEvent | WorkerStoppedEvent | AlarmEvent, *extra: str
+) -> str:
     lines = [f"{icon} <b>{title}</b>"]
     lines.extend(line for line in extra if line)
     detail = event.get("detail")

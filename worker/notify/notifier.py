@@ -78,7 +78,9 @@ class Notifier:
         self._lock = threading.Lock()
         self.send_lease = lease.SendLease(sessions, self.owner, lease_ttl)
         self._ib_connected: bool | None = None
-        self.ib_outage = OutageAlarm("ib_lost", "ib_restored", settings.ib_alarm_after_seconds, with_detail=True)
+        self.ib_outage = OutageAlarm(
+            "ib_lost", "ib_restored", settings.ib_alarm_after_seconds, with_detail=True
+        )
         self._ib_timer: asyncio.TimerHandle | None = None
         self.redis_outage = OutageAlarm("redis_lost", "redis_restored", settings.redis_alarm_after_seconds)
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tv2ib-notifier-db")
