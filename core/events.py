@@ -22,8 +22,6 @@ Adding an event kind (e.g. an "unprotected position" alarm):
    dashboard), or ``Notifier.enqueue_event`` for a notice that is no fact of the database.
 """
 
-from __future__ import annotations
-
 from typing import Literal, NotRequired, TypedDict
 
 # --- the recorder's facts (pub/sub and notices) --------------------------------------------------

@@ -41,6 +41,7 @@ from config.settings import Settings
 from core import services
 from worker.notify import outbox, replies
 from worker.notify.replies import Command
+from worker.retry import backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class CommandBot:
         self._task = asyncio.get_running_loop().create_task(self._lifecycle(), name="telegram-bot")
 
     async def _lifecycle(self) -> None:
-        delay = 1.0
+        failures = 0
         while True:
             try:
                 await self.app.initialize()  # getMe: checks the token
@@ -128,9 +129,10 @@ class CommandBot:
                 log.error("Telegram rejected TELEGRAM_BOT_TOKEN; notices wait in the outbox (retry in 300 s)")
                 await asyncio.sleep(300)
             except TelegramError as exc:
+                failures += 1
+                delay = backoff_delay(failures, 1.0, 30.0, jitter=False)
                 log.warning("Telegram unreachable at start (%s); retry in %.0f s", type(exc).__name__, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
         if not self.owners:
             log.warning("no TELEGRAM_CHAT_ID: the bot answers nobody")
         await self.app.start()
@@ -146,7 +148,7 @@ class CommandBot:
 
     async def _start_polling(self) -> None:
         """Drop the commands sent while no worker polled, then poll (returns once polling runs)."""
-        delay = 1.0
+        failures = 0
         while True:
             try:
                 # PTB's bootstrap calls deleteWebhook(drop_pending_updates) and retries network
@@ -161,9 +163,10 @@ class CommandBot:
                 )
                 return
             except TelegramError as exc:  # e.g. InvalidToken, which PTB does not retry
+                failures += 1
+                delay = backoff_delay(failures, 1.0, 300.0, jitter=False)
                 log.error("telegram polling did not start (%s); retry in %.0f s", type(exc).__name__, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 300.0)
 
     def _polling_error(self, exc: TelegramError) -> None:
         # PTB retries getUpdates itself; one line instead of a traceback per failed poll.
