@@ -22,7 +22,10 @@ Adding an event kind (e.g. an "unprotected position" alarm):
    dashboard), or ``Notifier.enqueue_event`` for a notice that is no fact of the database.
 """
 
+from decimal import Decimal
 from typing import Literal, NotRequired, TypedDict
+
+from core.models import Order
 
 # --- the recorder's facts (pub/sub and notices) --------------------------------------------------
 
@@ -187,6 +190,11 @@ Event = (
 # --- constructors ---------------------------------------------------------------------------------
 
 
+def _float(value: Decimal | None) -> float | None:
+    # Quantities and prices are Decimal in the database and numbers in JSON.
+    return None if value is None else float(value)
+
+
 def alert_status(alert_id: str, status: str, reason: str | None) -> AlertStatusEvent:
     return {"type": "alert_status", "alert_id": alert_id, "status": status, "reason": reason}
 
@@ -211,29 +219,20 @@ def alert_rejected(
     }
 
 
-def order_status(
-    alert_id: str,
-    *,
-    leg: str,
-    order_ref: str,
-    ib_order_id: int | None,
-    perm_id: int | None,
-    status: str,
-    filled: float | None,
-    remaining: float | None,
-    avg_fill_price: float | None,
-) -> OrderStatusEvent:
+def order_status(order: Order, remaining: Decimal | None) -> OrderStatusEvent:
+    """The state of an alert's ``order`` row as just recorded (``remaining``: IB's, not stored)."""
+    assert order.alert_id is not None, "order_status events are for an alert's orders"
     return {
         "type": "order_status",
-        "alert_id": alert_id,
-        "leg": leg,
-        "order_ref": order_ref,
-        "ib_order_id": ib_order_id,
-        "perm_id": perm_id,
-        "status": status,
-        "filled": filled,
-        "remaining": remaining,
-        "avg_fill_price": avg_fill_price,
+        "alert_id": order.alert_id,
+        "leg": order.leg,
+        "order_ref": order.order_ref,
+        "ib_order_id": order.ib_order_id,
+        "perm_id": order.perm_id,
+        "status": order.status,
+        "filled": _float(order.filled_quantity),
+        "remaining": _float(remaining),
+        "avg_fill_price": _float(order.avg_fill_price),
     }
 
 

@@ -372,19 +372,7 @@ class Recorder:
         row.updated_at = now
         changed = row.status != old_status or row.filled_quantity != old_filled
         if changed and row.alert_id:
-            uow.emit(
-                events.order_status(
-                    row.alert_id,
-                    leg=row.leg,
-                    order_ref=row.order_ref,
-                    ib_order_id=row.ib_order_id,
-                    perm_id=row.perm_id,
-                    status=row.status,
-                    filled=_f(row.filled_quantity),
-                    remaining=_f(snap.remaining),
-                    avg_fill_price=_f(row.avg_fill_price),
-                )
-            )
+            uow.emit(events.order_status(row, snap.remaining))
         if changed and alert is not None:
             self._follow(uow, alert, row)
         return row

@@ -130,15 +130,16 @@ def test_strategy_with_markup_cannot_inject_html() -> None:
 
 def test_order_rejected_names_ibs_reason() -> None:
     draft = c.compose(
-        events.order_rejected(
-            "01ALERT",
-            strategy="s&p <revert>",
-            leg="sl",
-            symbol="BRK.B",
-            order_ref="tv2ib:01ALERT:sl",
-            error_code=110,
-            reason="The price does not conform to the minimum price variation <0.25>",
-        )
+        {
+            "type": "order_rejected",
+            "alert_id": "01ALERT",
+            "strategy": "s&p <revert>",
+            "leg": "sl",
+            "symbol": "BRK.B",
+            "order_ref": "tv2ib:01ALERT:sl",
+            "error_code": 110,
+            "reason": "The price does not conform to the minimum price variation <0.25>",
+        }
     )
     shown = visible(draft.text)
     assert "Order rejected" in shown and "BRK.B" in shown and "stop-loss" in shown
@@ -156,14 +157,15 @@ def test_order_rejected_names_ibs_reason() -> None:
 @pytest.mark.parametrize(("status", "word"), [("rejected", "refused"), ("failed", "failed")])
 def test_alert_rejected_with_reason(status: str, word: str) -> None:
     draft = c.compose(
-        events.alert_rejected(
-            "01ALERT",
-            strategy="x",
-            ticker="ES1!",
-            action="buy",
-            status=status,
-            reason="unknown contract: no symbol mapping for ES1! & none in IB",
-        )
+        {
+            "type": "alert_rejected",
+            "alert_id": "01ALERT",
+            "strategy": "x",
+            "ticker": "ES1!",
+            "action": "buy",
+            "status": status,
+            "reason": "unknown contract: no symbol mapping for ES1! & none in IB",
+        }
     )
     shown = visible(draft.text)
     assert f"Alert {word}" in shown and "buy ES1!" in shown

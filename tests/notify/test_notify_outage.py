@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import typing
+from decimal import Decimal
 
 import pytest
+from notify_helpers import fill_event
 
 from core import events
+from core.models import Order
 from worker.notify.compose import compose
 from worker.notify.outage import OutageAlarm
 from worker.retry import retry_async
@@ -50,43 +53,24 @@ def test_ib_events_carry_the_reason_and_read_as_before() -> None:
     assert "IB connection restored" in compose(restored).text and "after 1 h 1 min" in compose(restored).text
 
 
+ORDER_ROW = {
+    "alert_id": "01A",
+    "leg": "entry",
+    "order_ref": "tv2ib:01A:entry",
+    "ib_order_id": 7,
+    "perm_id": 9,
+    "status": "Filled",
+    "filled_quantity": Decimal(1),
+    "avg_fill_price": Decimal("10.5"),
+}
 CONSTRUCTED = [
     events.alert_status("01A", "filled", None),
     events.alert_rejected("01A", strategy="s", ticker="ES1!", action="buy", status="rejected", reason="r"),
-    events.order_status(
-        "01A",
-        leg="entry",
-        order_ref="tv2ib:01A:entry",
-        ib_order_id=7,
-        perm_id=9,
-        status="Filled",
-        filled=1.0,
-        remaining=0.0,
-        avg_fill_price=10.5,
-    ),  # fmt: skip
+    events.order_status(Order(**ORDER_ROW), Decimal(0)),
     events.order_rejected(
         "01A", strategy=None, leg="sl", symbol="ES", order_ref="r", error_code=201, reason="x"
     ),
-    events.fill(
-        "e1",
-        alert_id="01A",
-        strategy=None,
-        leg="entry",
-        symbol="ES",
-        local_symbol="ESZ6",
-        sec_type="FUT",
-        side="BOT",
-        quantity=1.0,
-        price=2.0,
-        cum_quantity=1.0,
-        order_quantity=1.0,
-        order_ref="r",
-        time="2026-11-22T08:00:00+00:00",
-        commission=1.0,
-        commission_currency="USD",
-        realized_pnl=None,
-        account="DU1",
-    ),  # fmt: skip
+    events.fill(**{k: v for k, v in fill_event(1).items() if k not in ("type", "seq")}),
     events.paused(True, "api"),
     events.worker_stopped("SIGTERM", account="DU1", client_id=1, pid=2, host="h", at=3.0),
     events.alarm("t", "d", dedup_key="k"),
