@@ -4,6 +4,10 @@ Telegram command bot and watches for conditions worth an alarm.
 The execution worker never waits on it: every public method is thread-safe and returns at once
 (``worker_stopping`` does one small database insert). Alarms are written to the outbox like any
 other notice, so they are durable and ordered with the fills.
+
+It composes the pieces: who sends (``lease.SendLease``), what is down (``outage.OutageAlarm``, one
+for IB and one for Redis), what runs periodically (``jobs``), how notices leave (``sender``) and
+the command bot (``bot``).
 """
 
 from __future__ import annotations
