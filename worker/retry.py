@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -50,3 +51,28 @@ def retry(
                     raise
             else:
                 time.sleep(delay)
+
+
+async def retry_async(
+    fn: Callable[[], Awaitable[T]],
+    *,
+    on: tuple[type[BaseException], ...],
+    what: str,
+    base: float = 0.2,
+    cap: float = 5.0,
+    attempts: int | None = None,
+) -> T:
+    """:func:`retry` for a coroutine on an asyncio loop: awaits ``fn()`` until it returns, sleeping
+    with backoff (never blocking the loop) between attempts. ``attempts`` None retries until it
+    succeeds or the task is cancelled."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await fn()
+        except on as exc:
+            if attempts is not None and attempt >= attempts:
+                raise
+            delay = backoff_delay(attempt, base, cap)
+            log.warning("%s failed (%s); retry in %.1fs", what, exc, delay)
+            await asyncio.sleep(delay)
