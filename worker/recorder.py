@@ -218,26 +218,26 @@ class Recorder:
         for (_fn, _args, future), result in zip(batch, results, strict=True):
             future.set_result(result)
 
-    def _notices(self, session: Session, events: list[Event]) -> None:
+    def _notices(self, session: Session, batch: list[Event]) -> None:
         if self._enqueue_notices is None:
             return
-        for event in events:
+        for event in batch:
             try:
                 self._enqueue_notices(session, event, self.settings)
             except Exception:  # noqa: BLE001 - a notice problem never loses the fact
                 log.exception("enqueue_notices failed for %s", event["type"])
 
-    def _publish(self, events: list[Event]) -> None:
-        if not events:
+    def _publish(self, batch: list[Event]) -> None:
+        if not batch:
             return
         if self.redis is not None:
             try:
                 pipe = self.redis.pipeline(transaction=False)
-                for event in events:
+                for event in batch:
                     pipe.publish(EVENTS_CHANNEL, json.dumps(event, default=_jsonable))
                 pipe.execute()
             except redis.RedisError as exc:
-                log.warning("could not publish %d events: %s", len(events), exc)
+                log.warning("could not publish %d events: %s", len(batch), exc)
         if self._wake is not None:
             try:
                 self._wake()
