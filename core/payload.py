@@ -128,7 +128,7 @@ def _hints(cls: type) -> dict[str, Any]:
 def _from_doc(cls: type[Any], doc: Any, where: str) -> Any:
     """Build a payload dataclass from its JSON object; missing keys take the field's default."""
     if not isinstance(doc, Mapping):
-        raise PayloadError(f"{where or 'the payload'} is not a JSON object")
+        raise PayloadError(f"{where.rstrip('.') or 'the payload'} is not a JSON object")
     hints = _hints(cls)
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):

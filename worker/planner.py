@@ -303,8 +303,6 @@ def plan_exit(inst: Instrument, position: Decimal, payload: AlertPayload) -> Pla
         plan.notes.append("no open position")
         return plan
     action = "SELL" if position > 0 else "BUY"
-    plan.legs = [
-        Leg("exit", action, "MKT", abs(position), tif="DAY", outside_rth=payload.extended_hours)
-    ]
+    plan.legs = [Leg("exit", action, "MKT", abs(position), tif="DAY", outside_rth=payload.extended_hours)]
     plan.notes.append(f"closing position of {position}")
     return plan

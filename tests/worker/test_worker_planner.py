@@ -180,6 +180,8 @@ def test_quantity_ceiling():
     payload = {"action": "buy", "quantity": 10**12}
     with pytest.raises(PlanRejected, match="above MAX_ORDER_QUANTITY 1000000"):
         plan_bracket(_payload(payload), AAPL, max_quantity=D(1_000_000))
-    assert plan_bracket(_payload({"action": "buy", "quantity": 1_000_000}), AAPL, max_quantity=D(1_000_000)).legs
+    assert plan_bracket(
+        _payload({"action": "buy", "quantity": 1_000_000}), AAPL, max_quantity=D(1_000_000)
+    ).legs
     # closing a position is never refused by the ceiling
     assert plan_exit(AAPL, D(5_000_000), _payload({"action": "exit"})).legs[0].quantity == D(5_000_000)
