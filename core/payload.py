@@ -56,7 +56,7 @@ import dataclasses
 import functools
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, get_args
@@ -120,71 +120,100 @@ def number_to_json(number: Decimal) -> int | float:
     return float(number)
 
 
+Loader = Callable[[Any, str], Any]
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """One field of a payload dataclass: its attribute, its JSON key and how to load its value."""
+
+    attr: str
+    key: str
+    load: Loader
+    required: bool
+
+
 @functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+def _slots(cls: type) -> tuple[_Slot, ...]:
+    """The fields of ``cls`` with their loaders, worked out once from the annotations."""
+    hints = typing.get_type_hints(cls)
+    return tuple(
+        _Slot(f.name, json_name(f.name), _loader(hints[f.name]), f.default is dataclasses.MISSING)
+        for f in dataclasses.fields(cls)
+    )
+
+
+def _loader(hint: Any) -> Loader:
+    """How to turn a JSON value into a field of type ``hint`` (raising PayloadError)."""
+    options = get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    nullable = type(None) in options
+    kind = next(option for option in options if option is not type(None))
+    convert: Loader
+    if kind is Decimal:
+        convert = number_from_json
+    elif typing.get_origin(kind) is Literal:
+        choices = get_args(kind)
+
+        def convert(value: Any, where: str) -> Any:
+            if value not in choices:
+                raise PayloadError(f"{where} must be one of {', '.join(choices)}, got {value!r:.40}")
+            return value
+
+    elif dataclasses.is_dataclass(kind):
+        nested = typing.cast(type, kind)
+
+        def convert(value: Any, where: str) -> Any:
+            return _from_doc(nested, value, f"{where}.")
+
+    elif kind in (bool, str) or typing.get_origin(kind) is dict:
+        expected = typing.get_origin(kind) or kind
+        wanted = {bool: "true or false", str: "a string", dict: "a JSON object"}[expected]
+
+        def convert(value: Any, where: str) -> Any:
+            if not isinstance(value, expected):
+                raise PayloadError(f"{where} must be {wanted}")
+            return value
+
+    else:
+        raise TypeError(f"no JSON conversion for {hint!r}")  # a field type this module forgot
+
+    def load(value: Any, where: str) -> Any:
+        if value is None:
+            if not nullable:
+                raise PayloadError(f"{where} must not be null")
+            return None
+        return convert(value, where)
+
+    return load
 
 
 def _from_doc(cls: type[Any], doc: Any, where: str) -> Any:
     """Build a payload dataclass from its JSON object; missing keys take the field's default."""
     if not isinstance(doc, Mapping):
         raise PayloadError(f"{where.rstrip('.') or 'the payload'} is not a JSON object")
-    hints = _hints(cls)
     values: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        key = json_name(f.name)
-        if key not in doc:
-            if f.default is dataclasses.MISSING:
-                raise PayloadError(f"{where}{key} is missing")
-            continue
-        values[f.name] = _convert(hints[f.name], doc[key], f"{where}{key}")
+    for slot in _slots(cls):
+        if slot.key in doc:
+            values[slot.attr] = slot.load(doc[slot.key], where + slot.key)
+        elif slot.required:
+            raise PayloadError(f"{where}{slot.key} is missing")
     return cls(**values)
-
-
-def _convert(hint: Any, value: Any, where: str) -> Any:
-    """``value`` (JSON) as the field's type; the type comes from the field's annotation."""
-    options = get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
-    if value is None:
-        if type(None) not in options:
-            raise PayloadError(f"{where} must not be null")
-        return None
-    kind = next(option for option in options if option is not type(None))
-    if kind is Decimal:
-        return number_from_json(value, where)
-    if typing.get_origin(kind) is Literal:
-        if value not in get_args(kind):
-            raise PayloadError(f"{where} must be one of {', '.join(get_args(kind))}, got {value!r:.40}")
-        return value
-    if dataclasses.is_dataclass(kind):
-        return _from_doc(kind, value, f"{where}.")
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise PayloadError(f"{where} must be true or false")
-        return value
-    if kind is str:
-        if not isinstance(value, str):
-            raise PayloadError(f"{where} must be a string")
-        return value
-    if typing.get_origin(kind) is dict:
-        if not isinstance(value, dict):
-            raise PayloadError(f"{where} must be a JSON object")
-        return value
-    raise TypeError(f"no JSON conversion for {where}: {hint!r}")  # a field type this module forgot
 
 
 def _to_doc(item: Any, *, omit_none: bool) -> dict[str, Any]:
     doc: dict[str, Any] = {}
-    for f in dataclasses.fields(item):
-        value = getattr(item, f.name)
-        if value is None and omit_none:
-            continue
-        if isinstance(value, Decimal):
+    for slot in _slots(type(item)):
+        value = getattr(item, slot.attr)
+        if value is None:
+            if omit_none:
+                continue
+        elif isinstance(value, Decimal):
             value = number_to_json(value)
-        elif dataclasses.is_dataclass(value):
-            value = _to_doc(value, omit_none=True)
+        elif isinstance(value, (TakeProfit, StopLoss)):
+            value = value.to_json()
         elif isinstance(value, dict):
             value = dict(value)
-        doc[json_name(f.name)] = value
+        doc[slot.key] = value
     return doc
 
 
