@@ -387,7 +387,7 @@ def _offsets_past_zero(data: dict[str, Any]) -> dict[str, Any]:
 def _check_fields(schema: type[Schema], expected: tuple[str, ...]) -> None:
     """The marshmallow rules cover exactly the payload's fields (core.payload): a field added there
     without a rule here, or the other way round, stops the import instead of being ignored."""
-    declared = set(schema._declared_fields)
+    declared = set(schema().fields)
     if declared != set(expected):
         raise RuntimeError(
             f"{schema.__name__} does not match core.payload: missing rules for "
