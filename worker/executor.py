@@ -36,6 +36,7 @@ from sqlalchemy import select
 
 from core.ids import order_ref
 from core.models import STATUS_RANK, Alert, AlertStatus, Control
+from core.payload import AlertPayload, PayloadError
 from core.services import PAUSED_KEY
 from worker.errors import Refused, TemporaryError
 from worker.ib import IBConnection, Placement, Trading
@@ -81,7 +82,7 @@ class AlertJob:
     """One run of one alert: what was loaded, what went out, and when (for the job's log line)."""
 
     alert_id: str
-    payload: dict[str, Any]
+    payload: AlertPayload
     received_at: datetime
     paused: bool
     timings: dict[str, float] = field(default_factory=lambda: {"start": time.perf_counter()})
@@ -145,12 +146,16 @@ class Executor:
             if row is None:
                 log.warning("job for unknown alert %s dropped", alert_id)
                 return "unknown"
-            status = AlertStatus(row[0])
-            job = AlertJob(alert_id, dict(row[1] or {}), row[2], row[3] == "1", {"start": started})
-        job.mark("loaded")
+            status, stored, received_at, paused = row[0], row[1], row[2], row[3] == "1"
         if status.is_terminal or STATUS_RANK[status] >= STATUS_RANK[AlertStatus.SUBMITTED]:
             log.info("alert %s is already %s; nothing to do", alert_id, status.value)
             return status.value
+        try:
+            payload = AlertPayload.from_json(stored or {})
+        except PayloadError as exc:  # intake stored it validated: only a hand-edited row gets here
+            return self.reject(alert_id, f"the stored payload is unreadable: {exc}")
+        job = AlertJob(alert_id, payload, received_at, paused, {"start": started})
+        job.mark("loaded")
         # 'processing' is written with the job's first record (the placement, a refusal, or the
         # wait for IB), not before: the database thread stays idle while the orders go out
         try:
@@ -173,7 +178,7 @@ class Executor:
 
     def _run(self, job: AlertJob) -> str:
         kind = alert_kind(job.payload)
-        spec = resolve_ticker(str(job.payload.get("ticker") or ""), job.payload.get("exchange"))
+        spec = resolve_ticker(job.payload.ticker, job.payload.exchange)
         if kind == "bracket" and job.paused:
             raise Refused("trading paused")
         while True:  # wait for IB, up to the stale limit; then try; retry if IB drops meanwhile
@@ -264,9 +269,9 @@ class Executor:
             crash_point("after_recorded")
             return "submitted"
         if kind == "cancel":
-            message = f"cancel: {summary} for {payload.get('ticker')}"
+            message = f"cancel: {summary} for {payload.ticker}"
         else:
-            message = f"exit: no open position in {payload.get('ticker')}; {summary}"
+            message = f"exit: no open position in {payload.ticker}; {summary}"
         plan_json = plan.to_json() if plan else {"kind": kind, "cancelled": [c.order_ref for c in cancelled]}
         self._write(self._finish_without_order, alert_id, plan_json, message)
         return AlertStatus.CANCELLED.value

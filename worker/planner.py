@@ -21,13 +21,9 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from core.payload import AlertPayload, StopLoss, TakeProfit
 from worker.errors import Refused
-from worker.rounding import (
-    limit_direction,
-    protective_stop_direction,
-    round_to_tick,
-    to_decimal,
-)
+from worker.rounding import limit_direction, protective_stop_direction, round_to_tick
 
 TIF_MAP = {"day": "DAY", "gtc": "GTC", "opg": "OPG", "ioc": "IOC", "fok": "FOK"}
 # Children live until they fill or the operator cancels them: a DAY stop-loss would expire at the
@@ -120,54 +116,41 @@ class Plan:
         }
 
 
-def _dec(payload: dict[str, Any], key: str, *, what: str | None = None) -> Decimal | None:
-    raw = payload.get(key)
-    if raw is None or raw == "":
-        return None
-    try:
-        return to_decimal(raw)
-    except (ValueError, ArithmeticError):
-        raise PlanRejected(f"{what or key} is not a number: {raw!r}") from None
-
-
-def alert_kind(payload: dict[str, Any]) -> str:
+def alert_kind(payload: AlertPayload) -> str:
     """``bracket``, ``exit`` or ``cancel`` from the action (``sentiment: flat`` means exit)."""
-    action = str(payload.get("action") or "").lower()
+    action = payload.action
     if action in ("exit", "cancel"):
         return action
     if action in ("buy", "sell"):
-        if str(payload.get("sentiment") or "").lower() == "flat":
-            return "exit"
-        return "bracket"
+        return "exit" if payload.sentiment == "flat" else "bracket"
     if action == "add":
         raise PlanRejected("action 'add' is not supported yet (send buy or sell with a quantity)")
     raise PlanRejected(f"unknown action {action!r}")
 
 
-def entry_side(payload: dict[str, Any]) -> str:
+def entry_side(payload: AlertPayload) -> str:
     """BUY for ``buy``, SELL for ``sell``."""
-    return "BUY" if str(payload.get("action")).lower() == "buy" else "SELL"
+    return "BUY" if payload.action == "buy" else "SELL"
 
 
-def needs_market_reference(payload: dict[str, Any]) -> bool:
+def needs_market_reference(payload: AlertPayload) -> bool:
     """True when a bracket needs IB's price: a market entry without ``price``/``signalPrice``."""
     if alert_kind(payload) != "bracket":
         return False
-    order_type = str(payload.get("orderType") or "market").lower()
-    if order_type == "limit":
+    if payload.order_type == "limit":
         return False
-    return payload.get("price") in (None, "") and payload.get("signalPrice") in (None, "")
+    return payload.price is None
 
 
-def quantity_of(payload: dict[str, Any], inst: Instrument, max_quantity: Decimal | None = None) -> Decimal:
+def quantity_of(payload: AlertPayload, inst: Instrument, max_quantity: Decimal | None = None) -> Decimal:
     """The fixed quantity, checked against the contract's size rules and the ``MAX_ORDER_QUANTITY``
     ceiling (``max_quantity``; None: no ceiling)."""
-    if payload.get("positionSize") not in (None, ""):
+    if payload.position_size is not None:
         raise PlanRejected("positionSize (target position) is not supported yet; send quantity")
-    qtype = payload.get("quantityType") or "fixed_quantity"
+    qtype = payload.quantity_type or "fixed_quantity"
     if qtype != "fixed_quantity":
         raise PlanRejected(f"quantityType {qtype!r} is not supported yet (use fixed_quantity)")
-    qty = _dec(payload, "quantity")
+    qty = payload.quantity
     if qty is None:
         raise PlanRejected("quantity is required")
     if qty <= 0:
@@ -190,28 +173,26 @@ def quantity_of(payload: dict[str, Any], inst: Instrument, max_quantity: Decimal
 
 
 def _offset_price(
-    spec: dict[str, Any], name: str, reference: Decimal | None, tick: Decimal, away: int
+    spec: TakeProfit | StopLoss, name: str, reference: Decimal | None, tick: Decimal, away: int
 ) -> tuple[Decimal, str]:
     """The raw (unrounded) price of a take-profit / stop-loss spec; ``away`` is +1 above, -1 below."""
-    for key in ("limitPrice", "stopPrice", "price"):
-        value = _dec(spec, key, what=f"{name}.{key}")
-        if value is not None:
-            if value <= 0:
-                raise PlanRejected(f"{name}.{key} must be positive, got {value}")
-            return value, f"{name}.{key}"
+    absolute = spec.limit_price if isinstance(spec, TakeProfit) else spec.stop_price
+    if absolute is not None:
+        key = "limitPrice" if isinstance(spec, TakeProfit) else "stopPrice"
+        if absolute <= 0:
+            raise PlanRejected(f"{name}.{key} must be positive, got {absolute}")
+        return absolute, f"{name}.{key}"
     if reference is None:
         raise PlanRejected(f"{name} is relative but no reference price is known")
-    percent = _dec(spec, "percent", what=f"{name}.percent")
-    if percent is not None:
-        if percent <= 0:
-            raise PlanRejected(f"{name}.percent must be positive, got {percent}")
-        return reference * (1 + away * percent / 100), f"{name}.percent={percent}"
-    amount = _dec(spec, "amount", what=f"{name}.amount")
-    if amount is not None:
-        if amount <= 0:
-            raise PlanRejected(f"{name}.amount must be positive, got {amount}")
-        return reference + away * amount, f"{name}.amount={amount}"
-    ticks = _dec(spec, "ticks", what=f"{name}.ticks")
+    if spec.percent is not None:
+        if spec.percent <= 0:
+            raise PlanRejected(f"{name}.percent must be positive, got {spec.percent}")
+        return reference * (1 + away * spec.percent / 100), f"{name}.percent={spec.percent}"
+    if spec.amount is not None:
+        if spec.amount <= 0:
+            raise PlanRejected(f"{name}.amount must be positive, got {spec.amount}")
+        return reference + away * spec.amount, f"{name}.amount={spec.amount}"
+    ticks = spec.ticks
     if ticks is not None:
         if ticks <= 0 or ticks != ticks.to_integral_value():
             raise PlanRejected(f"{name}.ticks must be a positive whole number, got {ticks}")
@@ -220,7 +201,7 @@ def _offset_price(
 
 
 def plan_bracket(
-    payload: dict[str, Any],
+    payload: AlertPayload,
     inst: Instrument,
     market_price: Decimal | None = None,
     market_source: str = "ib snapshot",
@@ -237,16 +218,16 @@ def plan_bracket(
     sign = 1 if side == "BUY" else -1  # +1: target above, stop below the entry
     qty = quantity_of(payload, inst, max_quantity)
     tick = inst.min_tick
-    tif_raw = str(payload.get("timeInForce") or "day").lower()
+    tif_raw = payload.time_in_force or "day"
     if tif_raw not in TIF_MAP:
         raise PlanRejected(f"timeInForce {tif_raw!r} is not supported (day, gtc, opg, ioc, fok)")
     tif = TIF_MAP[tif_raw]
-    outside_rth = bool(payload.get("extendedHours"))
-    order_type = str(payload.get("orderType") or "market").lower()
-    plan = Plan(kind="bracket", instrument=inst, cancel_first=bool(payload.get("cancel")))
+    outside_rth = payload.extended_hours
+    order_type = payload.order_type
+    plan = Plan(kind="bracket", instrument=inst, cancel_first=payload.cancel)
 
     if order_type == "limit":
-        asked = _dec(payload, "limitPrice") or _dec(payload, "price")
+        asked = payload.limit_price or payload.price
         if asked is None or asked <= 0:
             raise PlanRejected("a limit entry needs a positive limitPrice")
         entry_price = round_to_tick(asked, tick, limit_direction(side))
@@ -257,7 +238,7 @@ def plan_bracket(
         plan.reference_price, plan.reference_source = entry_price, "limit price"
     elif order_type == "market":
         entry = Leg("entry", side, "MKT", qty, tif=tif, outside_rth=outside_rth)
-        signal = _dec(payload, "price") or _dec(payload, "signalPrice")
+        signal = payload.price
         if signal is not None:
             plan.reference_price, plan.reference_source = signal, "alert price"
         elif market_price is not None:
@@ -269,9 +250,9 @@ def plan_bracket(
 
     ref = plan.reference_price
     children: list[Leg] = []
-    tp_spec, sl_spec = payload.get("takeProfit"), payload.get("stopLoss")
-    if tp_spec:
-        raw, how = _offset_price(dict(tp_spec), "takeProfit", ref, tick, sign)
+    tp_spec, sl_spec = payload.take_profit, payload.stop_loss
+    if tp_spec is not None:
+        raw, how = _offset_price(tp_spec, "takeProfit", ref, tick, sign)
         price = round_to_tick(raw, tick, limit_direction(exit_side))
         _require_positive("take-profit", how, price)
         if ref is not None and (price - ref) * sign <= 0:
@@ -281,12 +262,10 @@ def plan_bracket(
         plan.notes.append(f"take-profit from {how}: {raw} -> {price}")
         children.append(Leg("tp", exit_side, "LMT", qty, limit_price=price, tif=CHILD_TIF,
                             outside_rth=outside_rth, parent_leg="entry"))  # fmt: skip
-    if sl_spec:
-        sl = dict(sl_spec)
-        sl_type = str(sl.get("type") or "stop").lower()
-        if sl_type != "stop":
-            raise PlanRejected(f"stopLoss type {sl_type!r} is not supported yet (stop)")
-        raw, how = _offset_price(sl, "stopLoss", ref, tick, -sign)
+    if sl_spec is not None:
+        if sl_spec.type != "stop":
+            raise PlanRejected(f"stopLoss type {sl_spec.type!r} is not supported yet (stop)")
+        raw, how = _offset_price(sl_spec, "stopLoss", ref, tick, -sign)
         price = round_to_tick(raw, tick, protective_stop_direction(exit_side))
         _require_positive("stop-loss", how, price)
         if ref is not None and (ref - price) * sign <= 0:
@@ -317,15 +296,13 @@ def _require_positive(what: str, how: str, price: Decimal) -> None:
         )
 
 
-def plan_exit(inst: Instrument, position: Decimal, payload: dict[str, Any]) -> Plan:
+def plan_exit(inst: Instrument, position: Decimal, payload: AlertPayload) -> Plan:
     """Close ``position`` (signed) with a market order; an empty plan when flat."""
     plan = Plan(kind="exit", instrument=inst, cancel_first=True)
     if position == 0:
         plan.notes.append("no open position")
         return plan
     action = "SELL" if position > 0 else "BUY"
-    plan.legs = [
-        Leg("exit", action, "MKT", abs(position), tif="DAY", outside_rth=bool(payload.get("extendedHours")))
-    ]
+    plan.legs = [Leg("exit", action, "MKT", abs(position), tif="DAY", outside_rth=payload.extended_hours)]
     plan.notes.append(f"closing position of {position}")
     return plan

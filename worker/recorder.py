@@ -263,7 +263,7 @@ class Recorder:
         current = AlertStatus(alert.status)
         if STATUS_RANK[status] <= STATUS_RANK[current]:
             return False
-        alert.status = status.value
+        alert.status = status
         if reason is not None or status.is_terminal:
             alert.reason = reason or message
         session.add(AlertEvent(alert_id=alert_id, status=status.value, message=message, at=utcnow()))

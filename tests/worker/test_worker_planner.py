@@ -4,6 +4,7 @@ from decimal import Decimal as D
 
 import pytest
 
+from core.payload import AlertPayload
 from worker.planner import (
     Instrument,
     PlanRejected,
@@ -16,6 +17,11 @@ from worker.planner import (
 AAPL = Instrument(265598, "AAPL", "STK", "SMART", "USD", "AAPL", D("0.01"))
 ES = Instrument(637002612, "ES", "FUT", "CME", "USD", "ESZ6", D("0.25"), multiplier="50")
 EUR = Instrument(12087792, "EUR", "CASH", "IDEALPRO", "USD", "EUR.USD", D("0.00005"))
+
+
+def _payload(doc):
+    """An alert as the worker loads it (numbers as JSON numbers, like a stored row)."""
+    return AlertPayload.from_json({"ticker": "AAPL", **doc})
 
 
 def _legs(plan):
@@ -31,7 +37,7 @@ def test_long_bracket_percent_sides_grid_and_transmit():
         "takeProfit": {"percent": 1},
         "stopLoss": {"percent": 0.5},
     }
-    plan = plan_bracket(payload, AAPL)
+    plan = plan_bracket(_payload(payload), AAPL)
     legs = _legs(plan)
     assert [leg.leg for leg in plan.legs] == ["entry", "tp", "sl"]
     assert legs["entry"].action == "BUY" and legs["entry"].order_type == "MKT"
@@ -46,13 +52,13 @@ def test_long_bracket_percent_sides_grid_and_transmit():
 def test_short_bracket_ticks_and_amount():
     payload = {
         "action": "sell",
-        "quantity": "2",
+        "quantity": 2,
         "orderType": "limit",
-        "limitPrice": "5000.1",
+        "limitPrice": 5000.1,
         "takeProfit": {"ticks": 8},
         "stopLoss": {"amount": 3.1},
     }
-    plan = plan_bracket(payload, ES)
+    plan = plan_bracket(_payload(payload), ES)
     legs = _legs(plan)
     # SELL limit rounds up (never sell cheaper): 5000.25
     assert legs["entry"].limit_price == D("5000.25") and legs["entry"].action == "SELL"
@@ -70,7 +76,7 @@ def test_absolute_prices_forex_rounding():
         "takeProfit": {"limitPrice": 1.090012},
         "stopLoss": {"stopPrice": 1.070012},
     }
-    legs = _legs(plan_bracket(payload, EUR))
+    legs = _legs(plan_bracket(_payload(payload), EUR))
     assert legs["entry"].limit_price == D("1.08000")  # BUY limit down
     assert legs["tp"].limit_price == D("1.09005")  # SELL limit up
     assert legs["sl"].stop_price == D("1.07005")  # SELL stop up (toward the entry)
@@ -78,15 +84,15 @@ def test_absolute_prices_forex_rounding():
 
 def test_market_without_price_uses_market_reference():
     payload = {"action": "buy", "quantity": 1, "takeProfit": {"amount": 5}}
-    assert needs_market_reference(payload)
-    plan = plan_bracket(payload, AAPL, market_price=D("100"), market_source="ib last")
+    assert needs_market_reference(_payload(payload))
+    plan = plan_bracket(_payload(payload), AAPL, market_price=D("100"), market_source="ib last")
     assert plan.reference_source == "ib last" and _legs(plan)["tp"].limit_price == D("105")
     with pytest.raises(PlanRejected, match="no reference price"):
-        plan_bracket(payload, AAPL)
+        plan_bracket(_payload(payload), AAPL)
 
 
 def test_entry_only_transmits():
-    plan = plan_bracket({"action": "buy", "quantity": 1}, AAPL)
+    plan = plan_bracket(_payload({"action": "buy", "quantity": 1}), AAPL)
     assert len(plan.legs) == 1 and plan.legs[0].transmit
 
 
@@ -120,22 +126,22 @@ def test_entry_only_transmits():
 )
 def test_refusals(payload, reason):
     with pytest.raises(PlanRejected, match=reason):
-        plan_bracket(payload, AAPL)
+        plan_bracket(_payload(payload), AAPL)
 
 
 def test_kinds():
-    assert alert_kind({"action": "buy"}) == "bracket"
-    assert alert_kind({"action": "sell", "sentiment": "flat"}) == "exit"
-    assert alert_kind({"action": "exit"}) == "exit"
-    assert alert_kind({"action": "cancel"}) == "cancel"
+    assert alert_kind(_payload({"action": "buy"})) == "bracket"
+    assert alert_kind(_payload({"action": "sell", "sentiment": "flat"})) == "exit"
+    assert alert_kind(_payload({"action": "exit"})) == "exit"
+    assert alert_kind(_payload({"action": "cancel"})) == "cancel"
     with pytest.raises(PlanRejected):
-        alert_kind({"action": "add"})
+        alert_kind(_payload({"action": "add"}))
 
 
 def test_exit_plan():
-    plan = plan_exit(AAPL, D("-5"), {})
+    plan = plan_exit(AAPL, D("-5"), _payload({"action": "exit"}))
     assert plan.legs[0].action == "BUY" and plan.legs[0].quantity == D("5") and plan.legs[0].leg == "exit"
-    assert plan_exit(AAPL, D("0"), {}).legs == []
+    assert plan_exit(AAPL, D("0"), _payload({"action": "exit"})).legs == []
     assert plan.to_json()["legs"][0]["quantity"] == "5"
 
 
@@ -167,13 +173,15 @@ def test_exit_plan():
 )
 def test_no_leg_is_planned_at_or_below_zero(payload, reason):
     with pytest.raises(PlanRejected, match=reason):
-        plan_bracket(payload, AAPL)
+        plan_bracket(_payload(payload), AAPL)
 
 
 def test_quantity_ceiling():
     payload = {"action": "buy", "quantity": 10**12}
     with pytest.raises(PlanRejected, match="above MAX_ORDER_QUANTITY 1000000"):
-        plan_bracket(payload, AAPL, max_quantity=D(1_000_000))
-    assert plan_bracket({"action": "buy", "quantity": 1_000_000}, AAPL, max_quantity=D(1_000_000)).legs
+        plan_bracket(_payload(payload), AAPL, max_quantity=D(1_000_000))
+    assert plan_bracket(
+        _payload({"action": "buy", "quantity": 1_000_000}), AAPL, max_quantity=D(1_000_000)
+    ).legs
     # closing a position is never refused by the ceiling
-    assert plan_exit(AAPL, D(5_000_000), {}).legs[0].quantity == D(5_000_000)
+    assert plan_exit(AAPL, D(5_000_000), _payload({"action": "exit"})).legs[0].quantity == D(5_000_000)

@@ -45,6 +45,11 @@ def _orders_of(sim, alert_id):
             {"ticker": "AAPL", "action": "buy", "quantity": 10**12, "price": 190},
             "above MAX_ORDER_QUANTITY 1000000",
         ),
+        # a row no intake wrote (edited by hand): refused naming the field, not a worker error
+        (
+            {"ticker": "AAPL", "action": "buy", "quantity": "lots", "price": 190},
+            "quantity is not a number",
+        ),
     ],
 )
 def test_nonsense_orders_are_rejected_with_the_reason_and_nothing_is_placed(
