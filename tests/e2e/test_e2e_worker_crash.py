@@ -10,10 +10,10 @@ import signal
 
 import pytest
 import redis
-from procs import wait_until
 from rq import Queue
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import sessionmaker
+from support import wait_until
 
 from core import keys
 from core.db import migrate

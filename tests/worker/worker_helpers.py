@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 from rq import Queue
+from support import free_port
 
 from config.settings import Settings
 from core import keys
@@ -15,18 +14,6 @@ from core.context import AppContext
 from core.ids import new_alert_id
 from core.models import Alert, AlertStatus, utcnow
 from worker.runtime import Worker
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """Poll ``predicate`` until truthy; fail the test with a clear message after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
 
 
 def add_alert(ctx: AppContext, payload: dict[str, Any], *, received_at=None, enqueue: bool = True) -> str:
@@ -81,13 +68,10 @@ class FreezableRelay:
 
     def __init__(self, target_port: int) -> None:
         import asyncio
-        import socket
 
         self._asyncio = asyncio
         self.target_port = target_port
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.frozen = threading.Event()
         self._loop = asyncio.new_event_loop()
         ready = threading.Event()
