@@ -78,6 +78,7 @@ def private_redis(timeout: float = 5.0) -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
     def listening() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"redis-server exited with {proc.returncode}")
