@@ -15,9 +15,17 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from cli.stack import free_port, private_pg_database, private_redis, wait_until
+from cli.stack import end_process, free_port, private_pg_database, private_redis, wait_until
 
-__all__ = ["free_port", "percentile", "private_pg_database", "private_redis", "test_module", "wait_until"]
+__all__ = [
+    "end_process",
+    "free_port",
+    "percentile",
+    "private_pg_database",
+    "private_redis",
+    "test_module",
+    "wait_until",
+]
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 

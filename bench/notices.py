@@ -37,30 +37,15 @@ from core.models import Control, Notice
 from worker.notify import Notifier, enqueue_notices
 
 FakeTelegramAPI = test_module("fakes/telegram_api.py").FakeTelegramAPI
+fill_event = test_module("notify/notify_helpers.py").fill_event
 
 SEQ = re.compile(r"bench#(\d+)")
 
 
 def fill(seq: int, run: str) -> dict[str, object]:
-    return {
-        "type": "fill",
-        "exec_id": f"bench.{run}.{seq}",
-        "alert_id": "01JBENCH000000000000000000",
-        "strategy": f"bench#{seq}",
-        "leg": "entry",
-        "symbol": "ES",
-        "local_symbol": "ESZ6",
-        "sec_type": "FUT",
-        "side": "BOT",
-        "quantity": 1,
-        "price": 5012.25,
-        "cum_quantity": 1,
-        "order_quantity": 1,
-        "commission": 2.25,
-        "commission_currency": "USD",
-        "realized_pnl": None,
-        "account": "DU123",
-    }
+    """The notifier tests' fill event, numbered for this run (``bench#<seq>`` in the notice)."""
+    return fill_event(seq, exec_id=f"bench.{run}.{seq}", alert_id="01JBENCH000000000000000000",
+                      strategy=f"bench#{seq}")  # fmt: skip
 
 
 def seqs_in(api: FakeTelegramAPI, chat: str | None = None) -> list[int]:

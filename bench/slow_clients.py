@@ -23,8 +23,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.benchtools import free_port, percentile, private_redis
-from bench.webhook import SECRET, gunicorn, stop
+from bench.benchtools import end_process, free_port, percentile, private_redis
+from bench.webhook import SECRET, gunicorn
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,7 +116,7 @@ def main() -> None:
                     outcomes[type(exc).__name__] += 1
                 conn.close()
         finally:
-            stop(server)
+            end_process(server, 15)
     print(
         f"tv2ib slow-client benchmark: {os.cpu_count()} cores, 1 gunicorn worker x {args.threads} threads, "
         f"{args.drippers} clients dripping one byte every {args.drip_every:g} s"

@@ -37,7 +37,14 @@ from pathlib import Path
 
 from sqlalchemy import insert, text
 
-from bench.benchtools import free_port, percentile, private_pg_database, private_redis, wait_until
+from bench.benchtools import (
+    end_process,
+    free_port,
+    percentile,
+    private_pg_database,
+    private_redis,
+    wait_until,
+)
 from core.db import make_engine, migrate
 from core.ids import new_alert_id
 from core.models import Alert
@@ -63,15 +70,6 @@ def wait_http(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
         return False
 
     wait_until(healthy, timeout, "server did not start", interval=0.1)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def prefill(url: str, rows: int) -> None:
@@ -257,7 +255,7 @@ def main() -> None:
             print("bare Flask endpoint (the floor):", flush=True)
             bare_fixed, _ = measure("bare", bare_port, args)
         finally:
-            stop(bare)
+            end_process(bare, 15)
         for db in dbs:
             url = f"sqlite:///{tmp / 'bench.db'}" if db == "sqlite" else pg_url
             for rows in rows_list:
@@ -278,7 +276,7 @@ def main() -> None:
                     ratio = fixed.p50 / bare_fixed.p50 if bare_fixed.latencies else float("nan")
                     print(f"  median vs bare endpoint at {args.rate:g}/s: {ratio:.1f}x", flush=True)
                 finally:
-                    stop(server)
+                    end_process(server, 15)
 
 
 if __name__ == "__main__":

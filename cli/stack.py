@@ -66,6 +66,17 @@ def wait_until(
         sleep(interval)
 
 
+def end_process(proc: subprocess.Popen[Any], timeout: float = 10.0) -> int:
+    """SIGTERM a process we started (by its PID), SIGKILL it after ``timeout`` s; its exit code."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(5)
+
+
 @contextlib.contextmanager
 def private_redis(timeout: float = 5.0) -> Iterator[str]:
     """A throwaway ``redis-server`` on a free loopback port (no persistence); yields its URL."""
@@ -89,8 +100,7 @@ def private_redis(timeout: float = 5.0) -> Iterator[str]:
         wait_until(listening, timeout, "redis-server did not start", interval=0.05)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        proc.terminate()
-        proc.wait(10)
+        end_process(proc)
 
 
 @contextlib.contextmanager

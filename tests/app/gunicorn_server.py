@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from app_helpers import SECRET
-from support import free_port, wait_until
+from support import end_process, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = [sys.executable, "-m", "gunicorn", "app:create_app()", "-c", "config/gunicorn.conf.py"]
@@ -63,9 +63,5 @@ def running_gunicorn(redis_url: str, tmp_path: Path, **settings: str) -> Iterato
             pytest.fail("gunicorn did not start: " + (tmp_path / "gunicorn.log").read_text())
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        end_process(proc, 15)
         log.close()

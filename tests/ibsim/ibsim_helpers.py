@@ -21,3 +21,13 @@ def wait_for(ib: IB, predicate: Callable[[], object], timeout: float = 3.0) -> N
             time.sleep(seconds)
 
     wait_until(predicate, timeout, "condition not reached in time", interval=0.02, sleep=pump)
+
+
+class FakeClock:
+    """A clock the test moves by hand (``clock.now += 1``); pass it where ibsim takes a clock."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

@@ -5,41 +5,21 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from rq import Queue
-from support import free_port
+from support import alert_status as stored_status
+from support import free_port, queue_alert
 
 from config.settings import Settings
-from core import keys
 from core.context import AppContext
-from core.ids import new_alert_id
-from core.models import Alert, AlertStatus, utcnow
 from worker.runtime import Worker
 
 
 def add_alert(ctx: AppContext, payload: dict[str, Any], *, received_at=None, enqueue: bool = True) -> str:
     """Commit an alert the way the web app does (status queued) and enqueue its job."""
-    alert_id = new_alert_id()
-    with ctx.sessions.begin() as session:
-        session.add(
-            Alert(
-                id=alert_id,
-                status=AlertStatus.QUEUED.value,
-                received_at=received_at or utcnow(),
-                payload=payload,
-                ticker=payload.get("ticker"),
-                action=payload.get("action"),
-                strategy=payload.get("strategy"),
-                queue_name=keys.queue_name(None),
-            )
-        )
-    if enqueue:
-        Queue(keys.queue_name(None), connection=ctx.redis).enqueue(keys.EXECUTE_ALERT_JOB, alert_id)
-    return alert_id
+    return queue_alert(ctx.sessions, ctx.redis, payload, received_at=received_at, enqueue=enqueue)
 
 
 def alert_status(ctx: AppContext, alert_id: str) -> str:
-    with ctx.sessions() as session:
-        return session.get(Alert, alert_id).status
+    return stored_status(ctx.sessions, alert_id)
 
 
 class WorkerThread:
