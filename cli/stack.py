@@ -12,6 +12,10 @@ scripts in ``bench/``::
 
 Each process logs to ``workdir/<name>.log``; :meth:`ProcessStack.logs` returns the tail of one.
 Nothing here imports ``worker/``; ``core.keys`` is read only to find the worker's heartbeat.
+
+The small pieces every private stack needs live here once, for the CLI, ``tests/support.py`` and
+``bench/benchtools.py`` alike: :func:`free_port`, :func:`wait_until` (the one polling loop),
+:func:`end_process`, :func:`private_redis` and :func:`private_pg_database`.
 """
 
 from __future__ import annotations

@@ -1,11 +1,17 @@
-"""The one retry primitive (worker/retry.py): pure logic, no sleeping longer than a few ms."""
+"""The one retry primitive (worker/retry.py) and the consumer's wait for Redis built on it."""
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry as RedisRetry
+from support import free_port, wait_until
 
+from worker.consumer import Consumer
 from worker.retry import backoff_delay, retry
 
 
@@ -63,3 +69,25 @@ def test_a_set_stop_event_ends_the_retries_with_the_last_error() -> None:
     with pytest.raises(ConnectionError):
         retry(down, on=(ConnectionError,), what="test", base=0.001, stop=stop)
     assert len(calls) == 2
+
+
+def test_the_consumer_waits_out_a_redis_outage_with_backoff_and_stops_when_asked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Redis down (a port nothing listens on): the consumer logs each retry with a doubling delay
+    (0.4 s, 0.8 s, ...), never raises, and returns once stopping is set."""
+    dead = redis.Redis(port=free_port(), socket_connect_timeout=0.2, retry=RedisRetry(NoBackoff(), 0))
+    stopping = threading.Event()
+    consumer = Consumer(dead, "tv2ib:orders:test", "w1", {}, stopping)
+    thread = threading.Thread(target=consumer.run, daemon=True)
+
+    def retries() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.getMessage().startswith("Redis unavailable")]
+
+    with caplog.at_level(logging.WARNING):
+        thread.start()
+        wait_until(lambda: len(retries()) >= 2, 10)
+        stopping.set()
+        thread.join(10)
+    assert not thread.is_alive(), "the consumer did not stop while Redis was down"
+    assert retries()[0].endswith("retry in 0.4s") and retries()[1].endswith("retry in 0.8s"), retries()
