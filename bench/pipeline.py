@@ -165,11 +165,10 @@ def run_floor(relay: Relay, count: int, gap: float) -> list[float]:
         t0 = time.perf_counter()
         for order in (parent, tp, sl):
             ib.placeOrder(contract, order)
-        deadline = time.monotonic() + 10
-        while f"tv2ib:{ref}:sl" not in relay.seen:  # ib.sleep keeps ib_async's loop running
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"floor bracket {ref} not seen; trades: {ib.trades()[-3:]}")
-            ib.sleep(0.0002)
+        # ib.sleep keeps ib_async's loop running while we poll
+        wait_until(lambda ref=ref: f"tv2ib:{ref}:sl" in relay.seen, 10,
+                   lambda ref=ref: f"floor bracket {ref} not seen; trades: {ib.trades()[-3:]}",
+                   interval=0.0002, sleep=ib.sleep)  # fmt: skip
         out.append((relay.seen[f"tv2ib:{ref}:sl"] - t0) * 1000)
         ib.sleep(gap)
     ib.disconnect()
