@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from app_helpers import alert_body, post
 from rq import Queue
+from support import TEST_ADMIN_TOKEN
 
 from core.keys import queue_name
 from core.services import FLATTEN_JOB
 
-TOKEN = "test-admin-token-0123456789"
+TOKEN = TEST_ADMIN_TOKEN
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from ib_async import IB
-from ibsim_helpers import connected
 
 from ibsim.testing import SimThread, run_in_thread
 
@@ -29,13 +28,16 @@ def fresh(sim: SimThread) -> SimThread:
 
 
 @pytest.fixture
-def client_id() -> int:
-    """A client id no other test in this run uses."""
-    return next(_client_ids)
+def ib(request: pytest.FixtureRequest, fresh: SimThread, client_id: int) -> Iterator[Any]:
+    """A client connected to the fresh simulator: the ``IB`` class the test module imports
+    (ib_async's, or ib_insync's in test_sim_ib_insync.py), so one fixture serves both libraries."""
+    client = request.module.IB()
+    client.connect("127.0.0.1", fresh.port, clientId=client_id, timeout=5)
+    yield client
+    client.disconnect()
 
 
 @pytest.fixture
-def ib(fresh: SimThread, client_id: int) -> Iterator[IB]:
-    """An ib_async client connected to the fresh simulator (ib_insync's tests define their own)."""
-    with connected(IB, fresh.port, client_id) as client:
-        yield client
+def client_id() -> int:
+    """A client id no other test in this run uses."""
+    return next(_client_ids)

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from ib_insync import IB, Crypto, Forex, Future, LimitOrder, MarketOrder, Stock
-from ibsim_helpers import connected, wait_for
+from ibsim_helpers import wait_for
 
 from ibsim.testing import SimThread
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def ib(fresh: SimThread, client_id: int) -> Iterator[IB]:
-    with connected(IB, fresh.port, client_id) as client:  # ib_insync's IB
-        yield client
 
 
 def test_connect_and_qualify(fresh: SimThread, client_id: int, caplog: pytest.LogCaptureFixture) -> None:

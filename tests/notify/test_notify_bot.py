@@ -13,9 +13,10 @@ from decimal import Decimal
 import pytest
 import redis
 from fakes.telegram_api import FakeTelegramAPI, SentMessage
-from notify_helpers import STRANGER, fill_event, wait_until
+from notify_helpers import STRANGER, fill_event
 from rq import Queue
 from sqlalchemy.orm import Session, sessionmaker
+from support import wait_until
 
 from config.settings import Settings
 from core import keys, services
