@@ -270,7 +270,7 @@ def test_a_burst_faster_than_the_pacer_waits_instead_of_being_refused(sim, runni
     ids = [add_alert(ctx, {**BRACKET, "quantity": 1}, enqueue=False) for _ in range(10)]
     queue = Queue(keys.queue_name(None), connection=ctx.redis)
     queue.enqueue_many([Queue.prepare_data(keys.EXECUTE_ALERT_JOB, (a,)) for a in ids])
-    wait_for(lambda: all(alert_status(ctx, a) == "filled" for a in ids), timeout=60, interval=0.2)
+    wait_until(lambda: all(alert_status(ctx, a) == "filled" for a in ids), timeout=60, interval=0.2)
     assert pacer.waited > 1.0 and pacer.waits > 0  # held back by the pacer ...
     assert running_worker.worker.ib.pacing_violations == 0  # ... and nothing refused by IB
     orders = [o for o in sim.state()["orders"] if any(a in o["orderRef"] for a in ids)]
