@@ -20,6 +20,7 @@ from app import events
 from app.errors import error_response
 from app.resources import get_ctx, resources
 from app.webhook.ratelimit import AuthFailureLockout
+from core import events as core_events
 from core import services
 from core.context import AppContext
 
@@ -131,7 +132,7 @@ def status() -> Any:
 def pause() -> Any:
     """Stop new entries (durable); exits and protective orders keep working."""
     result = services.set_paused(_ctx().sessions, True, by="api")
-    events.publish(_ctx().redis, "paused", paused=True, by="api")
+    events.publish(_ctx().redis, core_events.paused(True, by="api"))
     return jsonify(result)
 
 
@@ -139,7 +140,7 @@ def pause() -> Any:
 def resume() -> Any:
     """Allow new entries again."""
     result = services.set_paused(_ctx().sessions, False, by="api")
-    events.publish(_ctx().redis, "paused", paused=False, by="api")
+    events.publish(_ctx().redis, core_events.paused(False, by="api"))
     return jsonify(result)
 
 

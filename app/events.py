@@ -26,7 +26,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import redis
@@ -67,12 +67,13 @@ class StreamSlots:
             self.in_use = max(0, self.in_use - 1)
 
 
-def publish(client: redis.Redis, kind: str, **fields: Any) -> None:
-    """Publish one event from the web app; a Redis outage only costs the live update."""
+def publish(client: redis.Redis, event: Mapping[str, Any]) -> None:
+    """Publish one event (a :mod:`core.events` constructor's) from the web app; a Redis outage
+    only costs the live update."""
     try:
-        client.publish(EVENTS_CHANNEL, json.dumps({"type": kind, **fields}, default=str))
+        client.publish(EVENTS_CHANNEL, json.dumps(event, default=str))
     except redis.RedisError as exc:
-        log.warning("could not publish %s event: %s", kind, type(exc).__name__)
+        log.warning("could not publish %s event: %s", event.get("type"), type(exc).__name__)
 
 
 def format_event(raw: bytes | str) -> str | None:

@@ -1,6 +1,6 @@
 """Benchmark ibsim: connect time, acknowledged orders per second (pacing off), RSS with 10,000 orders.
 
-    python bench/ibsim.py [--orders 10000]
+    python -m bench.ibsim [--orders 10000]
 
 Starts ``python -m ibsim --no-pacing`` as a subprocess, drives it with one real ib_async client
 (its own 45 msg/s throttle switched off) and prints the figures. Targets from issue 3:

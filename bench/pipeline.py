@@ -12,8 +12,8 @@ is within tens of microseconds), t1 when the relay forwards the stop-loss leg. T
 plain ib_async script on the same relay placing the same bracket (parent + take-profit with
 transmit=False, stop-loss transmitting): t0 before the first ``placeOrder``, t1 as above.
 
-    .venv/bin/python bench/pipeline.py                 # 200 alerts spaced 100 ms, then a 100-alert burst
-    .venv/bin/python bench/pipeline.py --alerts 500 --gap 0.02 --burst 0
+    .venv/bin/python -m bench.pipeline             # 200 alerts spaced 100 ms, then a 100-alert burst
+    .venv/bin/python -m bench.pipeline --alerts 500 --gap 0.02 --burst 0
 """
 
 from __future__ import annotations
@@ -24,21 +24,15 @@ import os
 import secrets
 import socket
 import statistics
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-sys.path.insert(0, str(ROOT / "tests"))  # procs imports the tests' support module
+import httpx
 
-import httpx  # noqa: E402
-from procs import Stack, wait_until  # noqa: E402
-
-from bench.benchtools import free_port, percentile, private_redis  # noqa: E402
+from bench.benchtools import free_port, percentile, private_redis
+from cli.stack import ProcessStack, wait_until
 
 PLACE_ORDER = b"3"
 
@@ -117,7 +111,7 @@ def bracket(i: int, price: float) -> dict:
     }  # fmt: skip
 
 
-def run_pipeline(stack: Stack, relay: Relay, count: int, gap: float) -> list[float]:
+def run_pipeline(stack: ProcessStack, relay: Relay, count: int, gap: float) -> list[float]:
     client = httpx.Client(timeout=5)
     sent: dict[str, float] = {}
     answered: list[float] = []
@@ -138,7 +132,7 @@ def run_pipeline(stack: Stack, relay: Relay, count: int, gap: float) -> list[flo
     return [(relay.seen[ref] - t0) * 1000 for ref, t0 in sent.items()]
 
 
-def run_burst(stack: Stack, relay: Relay, count: int) -> tuple[float, float]:
+def run_burst(stack: ProcessStack, relay: Relay, count: int) -> tuple[float, float]:
     """``count`` alerts as fast as one client can post; returns (post seconds, last-leg seconds)."""
     client = httpx.Client(timeout=5)
     refs = []
@@ -171,11 +165,10 @@ def run_floor(relay: Relay, count: int, gap: float) -> list[float]:
         t0 = time.perf_counter()
         for order in (parent, tp, sl):
             ib.placeOrder(contract, order)
-        deadline = time.monotonic() + 10
-        while f"tv2ib:{ref}:sl" not in relay.seen:  # ib.sleep keeps ib_async's loop running
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"floor bracket {ref} not seen; trades: {ib.trades()[-3:]}")
-            ib.sleep(0.0002)
+        # ib.sleep keeps ib_async's loop running while we poll
+        wait_until(lambda ref=ref: f"tv2ib:{ref}:sl" in relay.seen, 10,
+                   lambda ref=ref: f"floor bracket {ref} not seen; trades: {ib.trades()[-3:]}",
+                   interval=0.0002, sleep=ib.sleep)  # fmt: skip
         out.append((relay.seen[f"tv2ib:{ref}:sl"] - t0) * 1000)
         ib.sleep(gap)
     ib.disconnect()
@@ -204,14 +197,14 @@ def main() -> None:
             "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
             "WEB_WORKERS": os.environ.get("WEB_WORKERS", "2"),
         }
-        stack = Stack(tmp, env)
+        stack = ProcessStack(tmp, env)
         try:
             run_benchmark(stack, env, args)
         finally:
             stack.stop()
 
 
-def run_benchmark(stack: Stack, env: dict[str, str], args: argparse.Namespace) -> None:
+def run_benchmark(stack: ProcessStack, env: dict[str, str], args: argparse.Namespace) -> None:
     stack.start_sim()
     stack.sim_post("/price", {"symbol": "AAPL", "secType": "STK", "price": 190.0})
     relay = Relay(stack.sim_port)

@@ -6,8 +6,8 @@ connections that each send a webhook request one byte every ``--drip-every`` sec
 meanwhile posts ``--alerts`` valid alerts one after the other. Prints p50/p99/max latency of
 the valid alerts with and without the drippers, and what the drippers got.
 
-    .venv/bin/python bench/slow_clients.py
-    .venv/bin/python bench/slow_clients.py --drippers 200 --drip-every 1
+    .venv/bin/python -m bench.slow_clients
+    .venv/bin/python -m bench.slow_clients --drippers 200 --drip-every 1
 """
 
 from __future__ import annotations
@@ -17,18 +17,16 @@ import http.client
 import json
 import os
 import socket
-import sys
 import tempfile
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.benchtools import end_process, free_port, percentile, private_redis
+from bench.webhook import SECRET, gunicorn
 
-from bench.benchtools import free_port, percentile, private_redis  # noqa: E402
-from bench.webhook import SECRET, gunicorn, stop  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 HEAD = (
     b"POST /webhook HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n"
@@ -118,7 +116,7 @@ def main() -> None:
                     outcomes[type(exc).__name__] += 1
                 conn.close()
         finally:
-            stop(server)
+            end_process(server, 15)
     print(
         f"tv2ib slow-client benchmark: {os.cpu_count()} cores, 1 gunicorn worker x {args.threads} threads, "
         f"{args.drippers} clients dripping one byte every {args.drip_every:g} s"

@@ -13,13 +13,14 @@ scheduled send time, so a stalled server cannot hide its queueing) and at the ma
 (closed loop, ``--concurrency`` clients back to back). Every alert is unique (no dedup hits) and
 is really stored and enqueued. The load generator shares the machine's cores with the server.
 
-    .venv/bin/python bench/webhook.py
-    .venv/bin/python bench/webhook.py --db postgresql --rows 1000 --seconds 5
+    .venv/bin/python -m bench.webhook
+    .venv/bin/python -m bench.webhook --db postgresql --rows 1000 --seconds 5
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -34,23 +35,28 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import insert, text
+
+from bench.benchtools import (
+    end_process,
+    free_port,
+    percentile,
+    private_pg_database,
+    private_redis,
+    wait_until,
+)
+from core.db import make_engine, migrate
+from core.ids import new_alert_id
+from core.models import Alert
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from sqlalchemy import create_engine, insert, text  # noqa: E402
-
-from bench.benchtools import free_port, percentile, private_redis  # noqa: E402
-from core.db import make_engine, migrate  # noqa: E402
-from core.ids import new_alert_id  # noqa: E402
-from core.models import Alert  # noqa: E402
 
 SECRET = "bench-webhook-secret-0123456789"
 PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def wait_http(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def healthy() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}")
         try:
@@ -58,20 +64,12 @@ def wait_http(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
             conn.request("GET", "/healthz")
             if conn.getresponse().status == 200:
                 conn.close()
-                return
+                return True
         except OSError:
             pass
-        time.sleep(0.1)
-    raise RuntimeError("server did not start")
+        return False
 
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    wait_until(healthy, timeout, "server did not start", interval=0.1)
 
 
 def prefill(url: str, rows: int) -> None:
@@ -235,66 +233,50 @@ def main() -> None:
     rows_list = [int(r) for r in args.rows.split(",")]
 
     tmp = Path(tempfile.mkdtemp(prefix="tv2ib-bench-"))
-    with private_redis() as redis_url:
-        pg_name = f"tv2ib_bench_{uuid.uuid4().hex[:8]}"
-        admin = None
-        dbs = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    dbs = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    with contextlib.ExitStack() as cleanup:
+        redis_url = cleanup.enter_context(private_redis())
+        pg_url = (
+            cleanup.enter_context(private_pg_database(PG_ADMIN, "tv2ib_bench")) if "postgresql" in dbs else ""
+        )
+        cleanup.callback(shutil.rmtree, tmp, ignore_errors=True)
+        print(
+            f"tv2ib webhook benchmark: {os.cpu_count()} cores, gunicorn gthread "
+            f"(WEB_WORKERS/WEB_THREADS defaults unless set), {args.concurrency} client threads, "
+            f"{args.seconds:g} s per run; load average {os.getloadavg()[0]:.1f} "
+            "(other processes share the cores: compare runs at similar load)",
+            flush=True,
+        )
+        bare_port = free_port()
+        bare = gunicorn(
+            "bare_app:create_app()", bare_port, {"WEBHOOK_SECRET": SECRET}, f"{ROOT / 'bench'}:{ROOT}"
+        )
         try:
-            if "postgresql" in dbs:
-                admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-                with admin.connect() as conn:
-                    conn.execute(text(f'CREATE DATABASE "{pg_name}"'))
-            print(
-                f"tv2ib webhook benchmark: {os.cpu_count()} cores, gunicorn gthread "
-                f"(WEB_WORKERS/WEB_THREADS defaults unless set), {args.concurrency} client threads, "
-                f"{args.seconds:g} s per run; load average {os.getloadavg()[0]:.1f} "
-                "(other processes share the cores: compare runs at similar load)",
-                flush=True,
-            )
-            bare_port = free_port()
-            bare = gunicorn(
-                "bare_app:create_app()", bare_port, {"WEBHOOK_SECRET": SECRET}, f"{ROOT / 'bench'}:{ROOT}"
-            )
-            try:
-                print("bare Flask endpoint (the floor):", flush=True)
-                bare_fixed, _ = measure("bare", bare_port, args)
-            finally:
-                stop(bare)
-            for db in dbs:
-                url = (
-                    f"sqlite:///{tmp / 'bench.db'}"
-                    if db == "sqlite"
-                    else PG_ADMIN.rsplit("/", 1)[0] + f"/{pg_name}"
-                )
-                for rows in rows_list:
-                    prefill(url, rows)
-                    port = free_port()
-                    env = {
-                        "WEBHOOK_SECRET": SECRET,
-                        "DATABASE_URL": url,
-                        "REDIS_URL": redis_url,
-                        "RATE_LIMIT": "1000000/minute",
-                        "AUTHENTICATED_RATE_LIMIT": "1000000/minute",
-                        "DEDUP_WINDOW_SECONDS": "60",
-                    }
-                    server = gunicorn("app:create_app()", port, env, str(ROOT))
-                    try:
-                        print(f"{db}, {rows:,} stored alerts:", flush=True)
-                        fixed, _ = measure(f"webhook {db} {rows // 1000}k", port, args)
-                        ratio = fixed.p50 / bare_fixed.p50 if bare_fixed.latencies else float("nan")
-                        print(f"  median vs bare endpoint at {args.rate:g}/s: {ratio:.1f}x", flush=True)
-                    finally:
-                        stop(server)
+            print("bare Flask endpoint (the floor):", flush=True)
+            bare_fixed, _ = measure("bare", bare_port, args)
         finally:
-            if admin is not None:
-                with admin.connect() as conn:
-                    conn.execute(
-                        text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                        {"n": pg_name},
-                    )
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "{pg_name}"'))
-                admin.dispose()
-            shutil.rmtree(tmp, ignore_errors=True)
+            end_process(bare, 15)
+        for db in dbs:
+            url = f"sqlite:///{tmp / 'bench.db'}" if db == "sqlite" else pg_url
+            for rows in rows_list:
+                prefill(url, rows)
+                port = free_port()
+                env = {
+                    "WEBHOOK_SECRET": SECRET,
+                    "DATABASE_URL": url,
+                    "REDIS_URL": redis_url,
+                    "RATE_LIMIT": "1000000/minute",
+                    "AUTHENTICATED_RATE_LIMIT": "1000000/minute",
+                    "DEDUP_WINDOW_SECONDS": "60",
+                }
+                server = gunicorn("app:create_app()", port, env, str(ROOT))
+                try:
+                    print(f"{db}, {rows:,} stored alerts:", flush=True)
+                    fixed, _ = measure(f"webhook {db} {rows // 1000}k", port, args)
+                    ratio = fixed.p50 / bare_fixed.p50 if bare_fixed.latencies else float("nan")
+                    print(f"  median vs bare endpoint at {args.rate:g}/s: {ratio:.1f}x", flush=True)
+                finally:
+                    end_process(server, 15)
 
 
 if __name__ == "__main__":

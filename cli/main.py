@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, get_args
 
 import click
 from rich.console import Console
@@ -22,19 +22,15 @@ from cli import exitcodes, render
 from cli.client import ApiClient, CliError
 from cli.payload import PayloadError, build_alert
 from cli.settings import DEFAULT_URL, CliConfigError, CliSettings, load_cli_settings
+from core.payload import Action, QuantityType
 
 EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
     f"  {code}  {meaning}" for code, meaning in sorted(exitcodes.MEANINGS.items())
 )
 
-ACTIONS = ("buy", "sell", "exit", "cancel", "add")
-QUANTITY_TYPES = (
-    "fixed_quantity",
-    "dollar_amount",
-    "risk_dollar_amount",
-    "percent_of_equity",
-    "percent_of_position",
-)
+# the choices come from the payload's one definition, so the CLI offers exactly what intake accepts
+ACTIONS: tuple[str, ...] = get_args(Action)
+QUANTITY_TYPES: tuple[str, ...] = get_args(QuantityType)
 
 
 class Ctx:

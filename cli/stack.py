@@ -12,6 +12,10 @@ scripts in ``bench/``::
 
 Each process logs to ``workdir/<name>.log``; :meth:`ProcessStack.logs` returns the tail of one.
 Nothing here imports ``worker/``; ``core.keys`` is read only to find the worker's heartbeat.
+
+The small pieces every private stack needs live here once, for the CLI, ``tests/support.py`` and
+``bench/benchtools.py`` alike: :func:`free_port`, :func:`wait_until` (the one polling loop),
+:func:`end_process`, :func:`private_redis` and :func:`private_pg_database`.
 """
 
 from __future__ import annotations
@@ -42,16 +46,39 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll ``predicate`` until truthy or raise ``TimeoutError(what)``."""
+def wait_until(
+    predicate: Callable[[], Any],
+    timeout: float = 10.0,
+    what: str | Callable[[], str] | None = None,
+    interval: float = 0.02,
+    sleep: Callable[[float], object] = time.sleep,
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy and return that; after ``timeout``
+    seconds raise ``TimeoutError(what)`` (``what`` may be a callable, read only then, e.g. to show
+    what did arrive). ``sleep`` waits between polls (a test pumping an event loop passes its own).
+
+    The one polling loop of the stack, the tests (``tests/support.py``) and ``bench/``.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(interval)
+            message = what() if callable(what) else what
+            raise TimeoutError(message or f"condition not met within {timeout}s")
+        sleep(interval)
+
+
+def end_process(proc: subprocess.Popen[Any], timeout: float = 10.0) -> int:
+    """SIGTERM a process we started (by its PID), SIGKILL it after ``timeout`` s; its exit code."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(5)
 
 
 @contextlib.contextmanager
@@ -66,19 +93,47 @@ def private_redis(timeout: float = 5.0) -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+    def listening() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"redis-server exited with {proc.returncode}")
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.05)
+        wait_until(listening, timeout, "redis-server did not start", interval=0.05)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        proc.terminate()
-        proc.wait(10)
+        end_process(proc)
+
+
+@contextlib.contextmanager
+def private_pg_database(server_url: str, prefix: str = "tv2ib") -> Iterator[str]:
+    """A new, empty database on the PostgreSQL server of ``server_url`` (a random name after
+    ``prefix``, so concurrent runs never share rows); yields its URL, then ends its connections
+    and drops it."""
+    import uuid
+
+    from sqlalchemy import create_engine, make_url, text
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - say which server, whatever the driver raised
+        admin.dispose()
+        raise RuntimeError(f"PostgreSQL is not reachable at {server_url}: {exc}") from exc
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                {"n": name},
+            )
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
 
 
 class ProcessStack:
@@ -133,7 +188,7 @@ class ProcessStack:
                 "--control-port", str(self.sim_control_port), *self.sim_args]  # fmt: skip
         self._spawn("ibsim", argv, self.env)
         self.env.update(IB_HOST="127.0.0.1", IB_PORT=str(self.sim_port))
-        wait_until(self._sim_up, 15, f"ibsim did not start:\n{self.logs('ibsim')}")
+        wait_until(self._sim_up, 15, lambda: f"ibsim did not start:\n{self.logs('ibsim')}", interval=0.05)
 
     def stop_sim(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
         """Stop ibsim (by its PID) like a gateway's nightly restart; returns its exit code."""
@@ -158,7 +213,7 @@ class ProcessStack:
         env.setdefault("WEB_WORKERS", "2")
         argv = [sys.executable, "-m", "gunicorn", "app:create_app()", "-c", str(GUNICORN_CONF)]
         self._spawn("web", argv, env)
-        wait_until(self._web_up, 20, f"gunicorn did not start:\n{self.logs('web')}")
+        wait_until(self._web_up, 20, lambda: f"gunicorn did not start:\n{self.logs('web')}", interval=0.05)
 
     def _web_up(self) -> bool:
         self._check_alive("web")
@@ -178,7 +233,7 @@ class ProcessStack:
         proc = self._spawn("worker", [sys.executable, "-m", "worker"], env)
         if wait_connected:
             wait_until(lambda: self._check_alive("worker") and self.worker_connected(), 20,
-                       f"worker did not connect:\n{self.logs('worker')}")  # fmt: skip
+                       lambda: f"worker did not connect:\n{self.logs('worker')}", interval=0.05)  # fmt: skip
         return proc
 
     def worker_connected(self) -> bool:

@@ -107,6 +107,21 @@ STATUS_RANK = {
 }
 
 
+class AlertStatusType(TypeDecorator[AlertStatus]):
+    """``AlertStatus`` in a plain ``VARCHAR(20)`` column (the schema is unchanged: no enum type, no
+    CHECK). Query filters may still pass plain strings (``?status=`` from the API): an unknown one
+    simply matches nothing, as before."""
+
+    impl = String(20)
+    cache_ok = True
+
+    def process_bind_param(self, value: AlertStatus | str | None, dialect: Any) -> str | None:
+        return None if value is None else str(value)  # a StrEnum's str is its value
+
+    def process_result_value(self, value: str | None, dialect: Any) -> AlertStatus | None:
+        return None if value is None else AlertStatus(value)
+
+
 class Alert(Base):
     """One webhook request that passed authentication, valid or not."""
 
@@ -117,7 +132,7 @@ class Alert(Base):
     )
 
     id: Mapped[str] = mapped_column(String(26), primary_key=True)
-    status: Mapped[str] = mapped_column(String(20), default=AlertStatus.RECEIVED.value)
+    status: Mapped[AlertStatus] = mapped_column(AlertStatusType(), default=AlertStatus.RECEIVED)
     reason: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -12,20 +12,21 @@ from sqlalchemy import Connection, bindparam, delete, insert, update
 
 from core.models import Alert, AlertEvent, AlertStatus, DedupClaim, utcnow
 
-_ALERTS = Alert.__table__
-_EVENTS = AlertEvent.__table__
-_CLAIMS = DedupClaim.__table__
-INSERT_EVENT = insert(_EVENTS)
+# the tables as SQLAlchemy Core sees them (intake's store builds its statements on them too)
+ALERTS = Alert.__table__
+EVENTS = AlertEvent.__table__
+CLAIMS = DedupClaim.__table__
+INSERT_EVENT = insert(EVENTS)
 
 _MARK_QUEUED = (
-    update(_ALERTS)
-    .where(_ALERTS.c.id == bindparam("b_id"), _ALERTS.c.status == AlertStatus.RECEIVED.value)
+    update(ALERTS)
+    .where(ALERTS.c.id == bindparam("b_id"), ALERTS.c.status == AlertStatus.RECEIVED.value)
     .values(
         status=AlertStatus.QUEUED.value,
         queue_name=bindparam("b_queue"),
         enqueued_at=bindparam("b_now"),
         updated_at=bindparam("b_now"),
-        enqueue_attempts=_ALERTS.c.enqueue_attempts + 1,
+        enqueue_attempts=ALERTS.c.enqueue_attempts + 1,
     )
 )
 
@@ -65,4 +66,4 @@ def purge_expired_claims(conn: Connection, older_than_seconds: float = 3600) -> 
     """Delete dedup claims that expired long ago (housekeeping, run by the relay)."""
     cutoff = utcnow() - timedelta(seconds=older_than_seconds)
     with conn.begin():
-        return conn.execute(delete(_CLAIMS).where(_CLAIMS.c.expires_at < cutoff)).rowcount
+        return conn.execute(delete(CLAIMS).where(CLAIMS.c.expires_at < cutoff)).rowcount

@@ -40,7 +40,7 @@ from rq import Queue
 from rq.job import Job
 from sqlalchemy import select, update
 
-from core import outbox
+from core import events, outbox
 from core.context import AppContext
 from core.enqueue import alert_job_id, enqueue_alert
 from core.keys import (
@@ -231,12 +231,19 @@ def _reject_unconsumed(ctx: AppContext, alert_id: str, reason: str) -> bool:
             alert_id, reason, action=alert.action, ticker=alert.ticker, strategy=alert.strategy
         )
         enqueue_draft(session, draft, ctx.settings)
-        event = {"alert_id": alert_id, "status": AlertStatus.REJECTED.value, "reason": reason}
+        status = AlertStatus.REJECTED.value
+        published = [
+            events.alert_status(alert_id, status, reason),
+            events.alert_rejected(
+                alert_id, strategy=alert.strategy, ticker=alert.ticker, action=alert.action,
+                status=status, reason=reason,
+            ),
+        ]  # fmt: skip
     log.warning("relay: alert %s rejected: %s", alert_id, reason)
     try:  # live views (dashboard) learn it now; best effort like the worker's events
         pipe = ctx.redis.pipeline(transaction=False)
-        pipe.publish(EVENTS_CHANNEL, json.dumps({"type": "alert_status", **event}))
-        pipe.publish(EVENTS_CHANNEL, json.dumps({"type": "alert_rejected", **event}))
+        for event in published:
+            pipe.publish(EVENTS_CHANNEL, json.dumps(event))
         pipe.execute()
     except redis.RedisError:
         pass

@@ -1,5 +1,6 @@
 """Fixtures that build real parts: Redis on a private DB number, a private PostgreSQL database,
-SQLite files in tmp. Importable helpers (free ports, private databases) live in tests/support.py.
+SQLite files in tmp. Importable helpers (waiting, free ports, the test secret, private databases) live in
+tests/support.py.
 
 Several pytest runs may share this machine's Redis and PostgreSQL (developers, CI): each run
 claims a Redis DB number with a file lock and creates its own PostgreSQL database.
@@ -14,11 +15,9 @@ from pathlib import Path
 
 import pytest
 import redis
-from support import private_pg_database
+from support import TEST_ADMIN_TOKEN, TEST_SECRET, private_pg_database
 
 REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
-TEST_SECRET = "test-webhook-secret-0123456789"
-TEST_ADMIN_TOKEN = "test-admin-token-0123456789"
 _LOCK_DIR = Path(os.environ.get("TMPDIR", "/tmp"))
 
 

@@ -27,6 +27,7 @@ from rq.queue import Queue
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from core.keys import TAKEN_TTL_SECONDS, processing_key, taken_key
+from worker.retry import retry
 
 log = logging.getLogger(__name__)
 
@@ -108,22 +109,19 @@ class Consumer:
 
     def run(self) -> None:
         """Consume until ``stopping`` is set (the job in hand is always finished first)."""
-        failures = 0
         while not self.stopping.is_set():
             try:
-                job_id = self.redis.blmove(
-                    self.queue.key, self.processing_key, self.block_seconds, "LEFT", "RIGHT"
-                )
-                failures = 0
-            except redis.RedisError as exc:
-                failures += 1
-                delay = min(5.0, 0.2 * 2**failures)
-                log.warning("Redis unavailable (%s); retry in %.1fs", exc, delay)
-                self.stopping.wait(delay)
-                continue
+                job_id = retry(self._take, on=(redis.RedisError,), what="Redis unavailable",
+                               base=0.4, cap=5.0, jitter=False, stop=self.stopping)  # fmt: skip
+            except redis.RedisError:
+                return  # stopping while Redis was down: nothing was taken
             if job_id is None:
                 continue
             self.handle(job_id.decode() if isinstance(job_id, bytes) else job_id)
+
+    def _take(self) -> bytes | str | None:
+        """Move the next job id onto the processing list (waits up to ``block_seconds``)."""
+        return self.redis.blmove(self.queue.key, self.processing_key, self.block_seconds, "LEFT", "RIGHT")
 
     def handle(self, job_id: str) -> None:
         """Run one job and take it off the processing list (or put it back on the queue)."""

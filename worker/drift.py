@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from core.payload import AlertPayload
 from worker.positions import describe
 
 if TYPE_CHECKING:
@@ -33,17 +34,16 @@ def _size(raw: Any) -> Decimal | None:
     return value if value.is_finite() else None
 
 
-def expected_position(payload: dict[str, Any]) -> tuple[int | None, Decimal | None]:
+def expected_position(payload: AlertPayload) -> tuple[int | None, Decimal | None]:
     """(side sign or None, absolute size or None) the alert says the strategy held before it."""
-    side_raw = str(payload.get("prevMarketPosition") or "").strip().lower()
-    side = SIDES.get(side_raw)
-    size = _size(payload.get("prevMarketPositionSize"))
+    side = SIDES.get(payload.prev_market_position or "")
+    size = _size(payload.prev_market_position_size)
     if size is not None and size < 0 and side is None:
         return -1, -size  # a signed size (strategy.position_size style) says the side too
     return side, None if size is None else abs(size)
 
 
-def drift_message(payload: dict[str, Any], ib_position: Decimal) -> str | None:
+def drift_message(payload: AlertPayload, ib_position: Decimal) -> str | None:
     """What differs between the strategy's previous position and IB's, or None when they agree
     (or the alert does not say what the strategy held)."""
     side, size = expected_position(payload)
@@ -67,10 +67,10 @@ def drift_message(payload: dict[str, Any], ib_position: Decimal) -> str | None:
     if agrees:
         return None
     given = []
-    if payload.get("prevMarketPosition") not in (None, ""):
-        given.append(f"prevMarketPosition {payload.get('prevMarketPosition')}")
-    if payload.get("prevMarketPositionSize") not in (None, ""):
-        given.append(f"prevMarketPositionSize {payload.get('prevMarketPositionSize')}")
+    if payload.prev_market_position is not None:
+        given.append(f"prevMarketPosition {payload.prev_market_position}")
+    if payload.prev_market_position_size is not None:
+        given.append(f"prevMarketPositionSize {format(payload.prev_market_position_size.normalize(), 'f')}")
     return (
         f"the strategy expected {expected_text} before this alert ({', '.join(given)}); "
         f"IB has {describe(ib_position)} (a missed alert or a manual trade?)"
@@ -79,7 +79,7 @@ def drift_message(payload: dict[str, Any], ib_position: Decimal) -> str | None:
 
 def drift_event(
     alert_id: str,
-    payload: dict[str, Any],
+    payload: AlertPayload,
     ib_position: Decimal,
     *,
     account: str | None,
@@ -101,16 +101,16 @@ def drift_event(
     return {
         "type": "position_drift",
         "alert_id": alert_id,
-        "strategy": payload.get("strategy"),
-        "ticker": payload.get("ticker"),
-        "symbol": symbol or payload.get("ticker"),
+        "strategy": payload.strategy,
+        "ticker": payload.ticker,
+        "symbol": symbol or payload.ticker,
         "account": account,
         "expected": expected,
         "actual": describe(ib_position),
         "detail": message
         + (
             "; the alert goes on to its target"
-            if payload.get("positionSize") not in (None, "")
+            if payload.position_size is not None
             else "; the alert goes on by the position table"
         ),  # fmt: skip
     }
@@ -119,7 +119,7 @@ def drift_event(
 def report_drift(
     recorder: Recorder,
     alert_id: str,
-    payload: dict[str, Any],
+    payload: AlertPayload,
     ib_position: Decimal,
     *,
     account: str | None,

@@ -65,6 +65,7 @@ from sqlalchemy import select
 
 from core.ids import order_ref, parse_order_ref
 from core.models import IB_DONE_STATUSES, IB_ENDED_UNFILLED_STATUSES, STATUS_RANK, Alert, AlertStatus, Control
+from core.payload import AlertPayload, PayloadError
 from core.services import PAUSED_KEY
 from worker.drift import report_drift
 from worker.errors import Refused, TemporaryError
@@ -130,7 +131,7 @@ class AlertJob:
     """One run of one alert: what was loaded, what went out, and when (for the job's log line)."""
 
     alert_id: str
-    payload: dict[str, Any]
+    payload: AlertPayload
     received_at: datetime
     paused: bool
     timings: dict[str, float] = field(default_factory=lambda: {"start": time.perf_counter()})
@@ -203,10 +204,16 @@ class Executor:
             if row is None:
                 log.warning("job for unknown alert %s dropped", alert_id)
                 return "unknown"
-            status = AlertStatus(row[0])
-            job = AlertJob(alert_id, dict(row[1] or {}), row[2], row[3] == "1", {"start": started})
+            status, stored, received_at, paused, plan = row[0], row[1], row[2], row[3] == "1", row[4]
+        try:
+            payload = AlertPayload.from_json(stored or {})
+        except PayloadError as exc:  # intake stored it validated: only a hand-edited row gets here
+            if status.is_terminal or STATUS_RANK[status] >= STATUS_RANK[AlertStatus.SUBMITTED]:
+                return status.value
+            return self.reject(alert_id, f"the stored payload is unreadable: {exc}")
+        job = AlertJob(alert_id, payload, received_at, paused, {"start": started})
         job.mark("loaded")
-        job.status, job.plan = status, dict(row[4] or {}) or None
+        job.status, job.plan = status, dict(plan or {}) or None
         decided = (job.plan or {}).get("position")
         job.decided = decided if isinstance(decided, dict) and decided.get("kind") != "none" else None
         submitted = STATUS_RANK[status] >= STATUS_RANK[AlertStatus.SUBMITTED]
@@ -239,8 +246,8 @@ class Executor:
 
     def _run(self, job: AlertJob) -> str:
         kind = alert_kind(job.payload)
-        spec = resolve_ticker(str(job.payload.get("ticker") or ""), job.payload.get("exchange"))
-        action = str(job.payload.get("action") or "").lower()
+        spec = resolve_ticker(job.payload.ticker, job.payload.exchange)
+        action = job.payload.action
         opening = action in ("buy", "sell", "add") and not is_exit(job.payload)
         if opening and job.paused and job.decided is None:
             raise Refused("trading paused")
@@ -280,7 +287,7 @@ class Executor:
             return await self.trading.cancel_and_wait(self.trading.resting_entries(inst.con_id))
 
         cancelled = self.conn.call(run(), timeout=self.ib_call_timeout)
-        message = f"cancel: cancelled {len(cancelled)} working entry order(s) for {job.payload.get('ticker')}"
+        message = f"cancel: cancelled {len(cancelled)} working entry order(s) for {job.payload.ticker}"
         plan_json = {"kind": "cancel", "cancelled": [c.order_ref for c in cancelled]}
         self._write(self._finish_without_order, job.alert_id, plan_json, message)
         return AlertStatus.CANCELLED.value
@@ -398,7 +405,7 @@ class Executor:
                 )
         elif decision.target != 0:  # reduce: same side, exits shrink; re-priced when the alert says so
             prices = dict((before or {}).get("prices") or {})
-            if payload.get("takeProfit") or payload.get("stopLoss"):
+            if payload.take_profit or payload.stop_loss:
                 priced = plan_bracket(payload, inst, look.market, look.source, side="BUY" if side > 0 else "SELL",
                                       quantity=abs(decision.target))  # fmt: skip
                 prices.update({k: str(v) for k, v in protection_prices(priced.legs).items()})
@@ -434,7 +441,7 @@ class Executor:
                 self.trading.cancel_working(look.inst.con_id), timeout=self.ib_call_timeout
             )
             plan_json["cancelled"] = [c.order_ref for c in cancelled]
-            message = (f"exit: no open position in {job.payload.get('ticker')}; "
+            message = (f"exit: no open position in {job.payload.ticker}; "
                        f"cancelled {len(cancelled)} working order(s)")  # fmt: skip
         else:
             message = decision.reason

@@ -21,14 +21,10 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from core.payload import AlertPayload, StopLoss, TakeProfit
 from worker.errors import Refused
 from worker.positions import PositionIntent
-from worker.rounding import (
-    limit_direction,
-    protective_stop_direction,
-    round_to_tick,
-    to_decimal,
-)
+from worker.rounding import limit_direction, protective_stop_direction, round_to_tick
 
 TIF_MAP = {"day": "DAY", "gtc": "GTC", "opg": "OPG", "ioc": "IOC", "fok": "FOK"}
 # Children live until they fill or the operator cancels them: a DAY stop-loss would expire at the
@@ -141,20 +137,10 @@ class Plan:
         }
 
 
-def _dec(payload: dict[str, Any], key: str, *, what: str | None = None) -> Decimal | None:
-    raw = payload.get(key)
-    if raw is None or raw == "":
-        return None
-    try:
-        return to_decimal(raw)
-    except (ValueError, ArithmeticError):
-        raise PlanRejected(f"{what or key} is not a number: {raw!r}") from None
-
-
-def alert_kind(payload: dict[str, Any]) -> str:
+def alert_kind(payload: AlertPayload) -> str:
     """``cancel`` (cancel resting entries) or ``position`` (buy, sell, add, exit: a move of the
     position decided by :func:`worker.positions.decide`)."""
-    action = str(payload.get("action") or "").lower()
+    action = payload.action
     if action == "cancel":
         return "cancel"
     if action in ("buy", "sell", "add", "exit"):
@@ -162,24 +148,20 @@ def alert_kind(payload: dict[str, Any]) -> str:
     raise PlanRejected(f"unknown action {action!r}")
 
 
-def is_exit(payload: dict[str, Any]) -> bool:
+def is_exit(payload: AlertPayload) -> bool:
     """An alert that exits (``action: exit`` or ``sentiment: flat``): its closing leg is ``exit``."""
-    return (
-        str(payload.get("action") or "").lower() == "exit"
-        or str(payload.get("sentiment") or "").lower() == "flat"
-    )
+    return payload.action == "exit" or payload.sentiment == "flat"
 
 
-def intent_of(payload: dict[str, Any]) -> PositionIntent:
+def intent_of(payload: AlertPayload) -> PositionIntent:
     """What the alert asks for in position terms (quantities checked, not yet sized to IB's rules)."""
-    action = str(payload.get("action") or "").lower()
     alert_kind(payload)
-    qtype = payload.get("quantityType") or "fixed_quantity"
+    qtype = payload.quantity_type or "fixed_quantity"
     if qtype not in ("fixed_quantity", "percent_of_position"):
         raise PlanRejected(
             f"quantityType {qtype!r} is not supported yet (use fixed_quantity or percent_of_position)"
         )
-    qty = _dec(payload, "quantity")
+    qty = payload.quantity
     if qty is not None and qty <= 0:
         raise PlanRejected(f"quantity must be positive, got {qty}")
     percent = None
@@ -188,37 +170,35 @@ def intent_of(payload: dict[str, Any]) -> PositionIntent:
             raise PlanRejected(f"percent_of_position must be at most 100, got {qty}")
         percent, qty = qty, None
     return PositionIntent(
-        action=action,
+        action=payload.action,
         quantity=qty,
         percent_of_position=percent,
-        position_size=_dec(payload, "positionSize"),
-        sentiment=(str(payload.get("sentiment")).lower() if payload.get("sentiment") else None),
+        position_size=payload.position_size,
+        sentiment=payload.sentiment,
     )
 
 
-def entry_side(payload: dict[str, Any]) -> str:
+def entry_side(payload: AlertPayload) -> str:
     """BUY for ``buy``, SELL for ``sell``."""
-    return "BUY" if str(payload.get("action")).lower() == "buy" else "SELL"
+    return "BUY" if payload.action == "buy" else "SELL"
 
 
-def needs_market_reference(payload: dict[str, Any]) -> bool:
+def needs_market_reference(payload: AlertPayload) -> bool:
     """True when an opening order (or exits re-priced by the alert) needs IB's price: a market
     order without ``price``/``signalPrice``."""
-    action = str(payload.get("action") or "").lower()
-    if action not in ("buy", "sell", "add") or is_exit(payload):
+    if payload.action not in ("buy", "sell", "add") or is_exit(payload):
         return False
-    order_type = str(payload.get("orderType") or "market").lower()
-    if order_type == "limit":
+    if payload.order_type == "limit":
         return False
-    return payload.get("price") in (None, "") and payload.get("signalPrice") in (None, "")
+    return payload.price is None
 
 
-def quantity_of(payload: dict[str, Any], inst: Instrument, max_quantity: Decimal | None = None) -> Decimal:
+def quantity_of(payload: AlertPayload, inst: Instrument, max_quantity: Decimal | None = None) -> Decimal:
     """The alert's fixed quantity, checked like any order quantity (:func:`check_quantity`)."""
-    qtype = payload.get("quantityType") or "fixed_quantity"
+    qtype = payload.quantity_type or "fixed_quantity"
     if qtype != "fixed_quantity":
         raise PlanRejected(f"quantityType {qtype!r} is not supported yet for an entry (use fixed_quantity)")
-    qty = _dec(payload, "quantity")
+    qty = payload.quantity
     if qty is None:
         raise PlanRejected("quantity is required")
     return check_quantity(qty, inst, max_quantity)
@@ -249,28 +229,26 @@ def check_quantity(
 
 
 def _offset_price(
-    spec: dict[str, Any], name: str, reference: Decimal | None, tick: Decimal, away: int
+    spec: TakeProfit | StopLoss, name: str, reference: Decimal | None, tick: Decimal, away: int
 ) -> tuple[Decimal, str]:
     """The raw (unrounded) price of a take-profit / stop-loss spec; ``away`` is +1 above, -1 below."""
-    for key in ("limitPrice", "stopPrice", "price"):
-        value = _dec(spec, key, what=f"{name}.{key}")
-        if value is not None:
-            if value <= 0:
-                raise PlanRejected(f"{name}.{key} must be positive, got {value}")
-            return value, f"{name}.{key}"
+    absolute = spec.limit_price if isinstance(spec, TakeProfit) else spec.stop_price
+    if absolute is not None:
+        key = "limitPrice" if isinstance(spec, TakeProfit) else "stopPrice"
+        if absolute <= 0:
+            raise PlanRejected(f"{name}.{key} must be positive, got {absolute}")
+        return absolute, f"{name}.{key}"
     if reference is None:
         raise PlanRejected(f"{name} is relative but no reference price is known")
-    percent = _dec(spec, "percent", what=f"{name}.percent")
-    if percent is not None:
-        if percent <= 0:
-            raise PlanRejected(f"{name}.percent must be positive, got {percent}")
-        return reference * (1 + away * percent / 100), f"{name}.percent={percent}"
-    amount = _dec(spec, "amount", what=f"{name}.amount")
-    if amount is not None:
-        if amount <= 0:
-            raise PlanRejected(f"{name}.amount must be positive, got {amount}")
-        return reference + away * amount, f"{name}.amount={amount}"
-    ticks = _dec(spec, "ticks", what=f"{name}.ticks")
+    if spec.percent is not None:
+        if spec.percent <= 0:
+            raise PlanRejected(f"{name}.percent must be positive, got {spec.percent}")
+        return reference * (1 + away * spec.percent / 100), f"{name}.percent={spec.percent}"
+    if spec.amount is not None:
+        if spec.amount <= 0:
+            raise PlanRejected(f"{name}.amount must be positive, got {spec.amount}")
+        return reference + away * spec.amount, f"{name}.amount={spec.amount}"
+    ticks = spec.ticks
     if ticks is not None:
         if ticks <= 0 or ticks != ticks.to_integral_value():
             raise PlanRejected(f"{name}.ticks must be a positive whole number, got {ticks}")
@@ -279,7 +257,7 @@ def _offset_price(
 
 
 def plan_bracket(
-    payload: dict[str, Any],
+    payload: AlertPayload,
     inst: Instrument,
     market_price: Decimal | None = None,
     market_source: str = "ib snapshot",
@@ -304,16 +282,16 @@ def plan_bracket(
     else:
         qty = quantity_of(payload, inst, max_quantity)
     tick = inst.min_tick
-    tif_raw = str(payload.get("timeInForce") or "day").lower()
+    tif_raw = payload.time_in_force or "day"
     if tif_raw not in TIF_MAP:
         raise PlanRejected(f"timeInForce {tif_raw!r} is not supported (day, gtc, opg, ioc, fok)")
     tif = TIF_MAP[tif_raw]
-    outside_rth = bool(payload.get("extendedHours"))
-    order_type = str(payload.get("orderType") or "market").lower()
-    plan = Plan(kind="bracket", instrument=inst, cancel_first=bool(payload.get("cancel")))
+    outside_rth = payload.extended_hours
+    order_type = payload.order_type
+    plan = Plan(kind="bracket", instrument=inst, cancel_first=payload.cancel)
 
     if order_type == "limit":
-        asked = _dec(payload, "limitPrice") or _dec(payload, "price")
+        asked = payload.limit_price or payload.price
         if asked is None or asked <= 0:
             raise PlanRejected("a limit entry needs a positive limitPrice")
         entry_price = round_to_tick(asked, tick, limit_direction(side))
@@ -324,7 +302,7 @@ def plan_bracket(
         plan.reference_price, plan.reference_source = entry_price, "limit price"
     elif order_type == "market":
         entry = Leg("entry", side, "MKT", qty, tif=tif, outside_rth=outside_rth)
-        signal = _dec(payload, "price") or _dec(payload, "signalPrice")
+        signal = payload.price
         if signal is not None:
             plan.reference_price, plan.reference_source = signal, "alert price"
         elif market_price is not None:
@@ -336,9 +314,9 @@ def plan_bracket(
 
     ref = plan.reference_price
     children: list[Leg] = []
-    tp_spec, sl_spec = payload.get("takeProfit"), payload.get("stopLoss")
-    if tp_spec:
-        raw, how = _offset_price(dict(tp_spec), "takeProfit", ref, tick, sign)
+    tp_spec, sl_spec = payload.take_profit, payload.stop_loss
+    if tp_spec is not None:
+        raw, how = _offset_price(tp_spec, "takeProfit", ref, tick, sign)
         price = round_to_tick(raw, tick, limit_direction(exit_side))
         _require_positive("take-profit", how, price)
         if ref is not None and (price - ref) * sign <= 0:
@@ -348,12 +326,10 @@ def plan_bracket(
         plan.notes.append(f"take-profit from {how}: {raw} -> {price}")
         children.append(Leg("tp", exit_side, "LMT", qty, limit_price=price, tif=CHILD_TIF,
                             outside_rth=outside_rth, parent_leg="entry"))  # fmt: skip
-    if sl_spec:
-        sl = dict(sl_spec)
-        sl_type = str(sl.get("type") or "stop").lower()
-        if sl_type != "stop":
-            raise PlanRejected(f"stopLoss type {sl_type!r} is not supported yet (stop)")
-        raw, how = _offset_price(sl, "stopLoss", ref, tick, -sign)
+    if sl_spec is not None:
+        if sl_spec.type != "stop":
+            raise PlanRejected(f"stopLoss type {sl_spec.type!r} is not supported yet (stop)")
+        raw, how = _offset_price(sl_spec, "stopLoss", ref, tick, -sign)
         price = round_to_tick(raw, tick, protective_stop_direction(exit_side))
         _require_positive("stop-loss", how, price)
         if ref is not None and (ref - price) * sign <= 0:
@@ -384,7 +360,7 @@ def _require_positive(what: str, how: str, price: Decimal) -> None:
         )
 
 
-def plan_exit(inst: Instrument, position: Decimal, payload: dict[str, Any]) -> Plan:
+def plan_exit(inst: Instrument, position: Decimal, payload: AlertPayload) -> Plan:
     """Close ``position`` (signed) with a market order; an empty plan when flat."""
     plan = Plan(kind="exit", instrument=inst, cancel_first=True)
     if position == 0:
@@ -397,15 +373,14 @@ def plan_exit(inst: Instrument, position: Decimal, payload: dict[str, Any]) -> P
 
 
 def plan_close(
-    inst: Instrument, side: str, qty: Decimal, payload: dict[str, Any], *, leg: str = "close"
+    inst: Instrument, side: str, qty: Decimal, payload: AlertPayload, *, leg: str = "close"
 ) -> Leg:
     """The order that reduces, closes or reverses-by-closing a position: the alert's order type
     (market unless it says ``limit`` with a price), DAY. Its size is whatever the position needs,
     not bounded by ``MAX_ORDER_QUANTITY`` (a ceiling on opening absurd sizes, not on closing)."""
-    order_type = str(payload.get("orderType") or "market").lower()
-    outside_rth = bool(payload.get("extendedHours"))
-    if order_type == "limit" and not is_exit(payload):
-        asked = _dec(payload, "limitPrice") or _dec(payload, "price")
+    outside_rth = payload.extended_hours
+    if payload.order_type == "limit" and not is_exit(payload):
+        asked = payload.limit_price or payload.price
         if asked is None or asked <= 0:
             raise PlanRejected("a limit order needs a positive limitPrice")
         price = round_to_tick(asked, inst.min_tick, limit_direction(side))

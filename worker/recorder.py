@@ -37,6 +37,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
+from core import events
+from core.events import Event
 from core.ids import parse_order_ref
 from core.keys import EVENTS_CHANNEL
 from core.models import (
@@ -74,7 +76,7 @@ CLOSING_LEGS = frozenset({"exit", "close"})
 # Facts written per transaction at most (a burst of IB events becomes a few commits).
 MAX_BATCH = 200
 
-EnqueueNotices = Callable[[Session, dict[str, Any], Settings], int]
+EnqueueNotices = Callable[[Session, Event, Settings], int]
 
 
 @dataclass
@@ -82,9 +84,9 @@ class UnitOfWork:
     """One transaction of the writer thread and the events it produced (published after commit)."""
 
     session: Session
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
 
-    def emit(self, event: dict[str, Any]) -> None:
+    def emit(self, event: Event) -> None:
         """An event for pub/sub and the notifier; goes out only if the transaction commits."""
         self.events.append(event)
 
@@ -126,7 +128,7 @@ class Recorder:
         *,
         enqueue_notices: EnqueueNotices | None = None,
         wake: Callable[[], None] | None = None,
-        on_committed: Callable[[list[dict[str, Any]]], None] | None = None,
+        on_committed: Callable[[list[Event]], None] | None = None,
     ) -> None:
         self.sessions = sessions
         self.redis = redis_client
@@ -223,26 +225,26 @@ class Recorder:
         for (_fn, _args, future), result in zip(batch, results, strict=True):
             future.set_result(result)
 
-    def _notices(self, session: Session, events: list[dict[str, Any]]) -> None:
+    def _notices(self, session: Session, batch: list[Event]) -> None:
         if self._enqueue_notices is None:
             return
-        for event in events:
+        for event in batch:
             try:
                 self._enqueue_notices(session, event, self.settings)
             except Exception:  # noqa: BLE001 - a notice problem never loses the fact
-                log.exception("enqueue_notices failed for %s", event.get("type"))
+                log.exception("enqueue_notices failed for %s", event["type"])
 
-    def _publish(self, events: list[dict[str, Any]]) -> None:
-        if not events:
+    def _publish(self, batch: list[Event]) -> None:
+        if not batch:
             return
         if self.redis is not None:
             try:
                 pipe = self.redis.pipeline(transaction=False)
-                for event in events:
+                for event in batch:
                     pipe.publish(EVENTS_CHANNEL, json.dumps(event, default=_jsonable))
                 pipe.execute()
             except redis.RedisError as exc:
-                log.warning("could not publish %d events: %s", len(events), exc)
+                log.warning("could not publish %d events: %s", len(batch), exc)
         if self._wake is not None:
             try:
                 self._wake()
@@ -268,24 +270,21 @@ class Recorder:
         current = AlertStatus(alert.status)
         if STATUS_RANK[status] <= STATUS_RANK[current]:
             return False
-        alert.status = status.value
+        alert.status = status
         if reason is not None or status.is_terminal:
             alert.reason = reason or message
         session.add(AlertEvent(alert_id=alert_id, status=status.value, message=message, at=utcnow()))
-        uow.emit(
-            {"type": "alert_status", "alert_id": alert_id, "status": status.value, "reason": alert.reason}
-        )
+        uow.emit(events.alert_status(alert_id, status.value, alert.reason))
         if status in (AlertStatus.REJECTED, AlertStatus.FAILED):
             uow.emit(
-                {
-                    "type": "alert_rejected",
-                    "alert_id": alert_id,
-                    "strategy": alert.strategy,
-                    "ticker": alert.ticker,
-                    "action": alert.action,
-                    "status": status.value,
-                    "reason": alert.reason,
-                }
+                events.alert_rejected(
+                    alert_id,
+                    strategy=alert.strategy,
+                    ticker=alert.ticker,
+                    action=alert.action,
+                    status=status.value,
+                    reason=alert.reason,
+                )
             )
         log.info("alert %s -> %s: %s", alert_id, status.value, message)
         return True
@@ -380,20 +379,7 @@ class Recorder:
         row.updated_at = now
         changed = row.status != old_status or row.filled_quantity != old_filled
         if changed and row.alert_id:
-            uow.emit(
-                {
-                    "type": "order_status",
-                    "alert_id": row.alert_id,
-                    "leg": row.leg,
-                    "order_ref": row.order_ref,
-                    "ib_order_id": row.ib_order_id,
-                    "perm_id": row.perm_id,
-                    "status": row.status,
-                    "filled": _f(row.filled_quantity),
-                    "remaining": _f(snap.remaining),
-                    "avg_fill_price": _f(row.avg_fill_price),
-                }
-            )
+            uow.emit(events.order_status(row, snap.remaining))
         if changed and alert is not None:
             self._follow(uow, alert, row)
         return row
@@ -449,16 +435,15 @@ class Recorder:
             return
         alert, leg = self._alert_of(uow.session, row.order_ref)
         uow.emit(
-            {
-                "type": "order_rejected",
-                "alert_id": alert.id if alert else None,
-                "strategy": alert.strategy if alert else None,
-                "leg": leg or row.leg,
-                "symbol": row.symbol,
-                "order_ref": row.order_ref,
-                "error_code": code,
-                "reason": text,
-            }
+            events.order_rejected(
+                alert.id if alert else None,
+                strategy=alert.strategy if alert else None,
+                leg=leg or row.leg,
+                symbol=row.symbol,
+                order_ref=row.order_ref,
+                error_code=code,
+                reason=text,
+            )
         )
         if row.status not in IB_ENDED_UNFILLED_STATUSES:
             row.status = "Inactive"
@@ -522,27 +507,26 @@ class Recorder:
         # reconciliation finds an execution we never saw together with its report
         if commission_new:
             uow.emit(
-                {
-                    "type": "fill",
-                    "exec_id": row.exec_id,
-                    "alert_id": row.alert_id,
-                    "strategy": alert.strategy if alert else None,
-                    "leg": row.leg,
-                    "symbol": snap.symbol,
-                    "local_symbol": snap.local_symbol,
-                    "sec_type": snap.sec_type,
-                    "side": row.side,
-                    "quantity": _f(row.quantity),
-                    "price": _f(row.price),
-                    "cum_quantity": _f(snap.cum_quantity),
-                    "order_quantity": _f(snap.order_quantity or (order.quantity if order else None)),
-                    "order_ref": row.order_ref,
-                    "time": row.time.isoformat() if row.time else None,
-                    "commission": _f(row.commission),
-                    "commission_currency": row.commission_currency,
-                    "realized_pnl": _f(row.realized_pnl),
-                    "account": row.account,
-                }
+                events.fill(
+                    row.exec_id,
+                    alert_id=row.alert_id,
+                    strategy=alert.strategy if alert else None,
+                    leg=row.leg,
+                    symbol=snap.symbol,
+                    local_symbol=snap.local_symbol,
+                    sec_type=snap.sec_type,
+                    side=row.side,
+                    quantity=_f(row.quantity),
+                    price=_f(row.price),
+                    cum_quantity=_f(snap.cum_quantity),
+                    order_quantity=_f(snap.order_quantity or (order.quantity if order else None)),
+                    order_ref=row.order_ref,
+                    time=row.time.isoformat() if row.time else None,
+                    commission=_f(row.commission),
+                    commission_currency=row.commission_currency,
+                    realized_pnl=_f(row.realized_pnl),
+                    account=row.account,
+                )
             )
         if new and alert is not None:
             self.note(uow, alert.id, f"fill {row.leg}: {row.side} {_qty(row.quantity)} @ {_qty(row.price)}"

@@ -16,6 +16,7 @@ job stays on the queue or on the processing list, which the next start requeues.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -39,6 +40,7 @@ from worker.metrics import WorkerMetrics
 from worker.notify import Notifier, enqueue_notices
 from worker.protection import ProtectionRegistry, ProtectionSpec, load_specs, save_spec
 from worker.recorder import Recorder, UnitOfWork
+from worker.retry import retry
 
 log = logging.getLogger(__name__)
 
@@ -167,15 +169,7 @@ class Worker:
 
     def _run_account_consumer(self, consumer: Consumer) -> None:
         log.info("worker also consuming %s (the account IB manages)", consumer.queue.name)
-        delay = 0.5
-        while not self.stopping.is_set():
-            try:
-                consumer.recover()
-                break
-            except redis.RedisError as exc:
-                log.warning("Redis unavailable (%s); retry in %.1fs", exc, delay)
-                self.stopping.wait(delay)
-                delay = min(delay * 2, 5.0)
+        self._recover(consumer, "Redis unavailable")
         self._write_heartbeat()  # intake sees the new account now, not at the next beat
         consumer.run()
 
@@ -210,7 +204,7 @@ class Worker:
                 log.error("worker metrics not served on %s:%s: %s", self.settings.worker_metrics_host,
                           self.settings.worker_metrics_port, exc)  # fmt: skip
         try:
-            self._recover()
+            self._recover(self.consumer, "Redis unavailable at start")
             self._relay_once()
             log.info("worker consuming %s (IB %s:%s client %s)", self.queue_name, self.settings.ib_host,
                      self.settings.ib_port, self.settings.ib_client_id)  # fmt: skip
@@ -247,17 +241,14 @@ class Worker:
             return True
         return self.account_consumer is not None and self.account_consumer.current is not None
 
-    def _recover(self) -> None:
-        """Requeue a dead predecessor's jobs; waits for Redis if it is down at start."""
-        delay = 0.5
-        while not self.stopping.is_set():
-            try:
-                self.consumer.recover()
-                return
-            except redis.RedisError as exc:
-                log.warning("Redis unavailable at start (%s); retry in %.1fs", exc, delay)
-                self.stopping.wait(delay)
-                delay = min(delay * 2, 5.0)
+    def _recover(self, consumer: Consumer, what: str) -> None:
+        """Requeue a dead predecessor's jobs of ``consumer``'s queue; waits for Redis if it is down
+        (until it answers or the worker stops)."""
+        if self.stopping.is_set():
+            return
+        with contextlib.suppress(redis.RedisError):  # raised only once stopping is set
+            retry(consumer.recover, on=(redis.RedisError,), what=what, base=0.5, cap=5.0,
+                  jitter=False, stop=self.stopping)  # fmt: skip
 
     def _relay_once(self) -> None:
         """Enqueue alerts the web app committed but could not enqueue, and re-enqueue 'queued'

@@ -40,6 +40,7 @@ from app import events
 from app.api import admin_limiter, token_ok
 from app.dashboard import session as dsession
 from app.resources import get_ctx, resources
+from core import events as core_events
 from core import keys, routing, services
 from core.context import AppContext
 from core.models import IB_ENDED_UNFILLED_STATUSES, AlertStatus
@@ -334,7 +335,7 @@ def toggle() -> Response:
     """Pause or resume new entries (the same switch as /api/pause and Telegram's /pause)."""
     paused = request.form.get("paused") == "1"
     services.set_paused(_ctx().sessions, paused, by="dashboard")
-    events.publish(_ctx().redis, "paused", paused=paused, by="dashboard")
+    events.publish(_ctx().redis, core_events.paused(paused, by="dashboard"))
     return redirect(url_for("dashboard.home"))
 
 

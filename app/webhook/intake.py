@@ -161,7 +161,7 @@ class Intake:
         if not errors:
             payload, errors = normalise(alert, max_quantity=settings.max_order_quantity)
         if payload is not None:
-            refusal = account_refusal(payload.get("account"), self.served.get())
+            refusal = account_refusal(payload.account, self.served.get())
             if refusal is not None:  # no worker would ever take it: say so now, not in 120 s
                 payload, errors = None, {"account": [refusal]}
         if payload is None:
@@ -178,21 +178,21 @@ class Intake:
                 )
             return error_outcome(422, "invalid", "invalid_alert", reason, fields=errors, alert_id=alert_id)
 
-        payload = self._scrub(payload)
+        stored = self._scrub(payload.to_json())
         recorded = store.record_valid(
             self.ctx.engine,
             fast_engine=self.fast_engine,
-            payload=payload,
+            payload=stored,
             raw_body=body_text,
             client_ip=address,
-            idempotency_key=idempotency_key(payload),
+            idempotency_key=idempotency_key(stored),
             window_seconds=settings.dedup_window_seconds,
-            signal_time=_signal_time(payload.get("time")),
+            signal_time=_signal_time(stored.get("time")),
         )
         if recorded.duplicate_of is not None:
             body = {"alert_id": recorded.duplicate_of, "status": recorded.first_status, "duplicate": True}
             return Outcome(200, body, "duplicate", alert_id=recorded.duplicate_of)
-        status = self._enqueue(recorded.alert_id, payload.get("account"))
+        status = self._enqueue(recorded.alert_id, payload.account)
         return Outcome(202, {"alert_id": recorded.alert_id, "status": status}, "accepted", recorded.alert_id)
 
     def _unparsable(

@@ -1,47 +1,8 @@
 """Alert validation and normalisation (marshmallow): what the worker plans from.
 
-THE NORMALISED PAYLOAD CONTRACT (``Alert.payload``, written by intake, read by the worker)
-------------------------------------------------------------------------------------------
-A JSON object with EVERY key below always present (``null`` when the alert did not give it), the
-design.md camelCase names, enums lower-case, ``ticker``/``exchange`` upper-case::
-
-    ticker          str    upper-case symbol WITHOUT exchange prefix ("NASDAQ:aapl" -> "AAPL"; "ES1!" kept)
-    exchange        str|null  the prefix of "EXCHANGE:TICKER", upper-case ("CME_MINI"), else null
-    action          str    buy | sell | exit | cancel | add
-    sentiment       str|null  bullish | bearish | flat  (TradingView's long/short are mapped to bullish/bearish)
-    positionSize    num|null  signed target position; wins over quantity (extension)
-    quantity        num|null  > 0
-    quantityType    str|null  fixed_quantity | dollar_amount | risk_dollar_amount | percent_of_equity |
-                              percent_of_position   ("fixed_quantity" when quantity is given without a type)
-    orderType       str    market | limit | stop | stop_limit | trailing_stop   (default "market")
-    price           num|null  reference price ({{close}}); ``signalPrice`` is accepted as its alias
-    limitPrice      num|null  for limit / stop_limit. A ``limit`` order given only ``price`` keeps
-                              limitPrice null: the worker uses limitPrice if set, else price.
-    stopPrice       num|null  required for stop / stop_limit
-    trailAmount     num|null  } exactly one of the two for trailing_stop
-    trailPercent    num|null  }
-    takeProfit      obj|null  exactly ONE of {"limitPrice"}, {"percent"}, {"amount"}, {"ticks"} (ticks: int)
-    stopLoss        obj|null  {"type": "stop"|"stop_limit"|"trailing_stop" (default "stop"),
-                               plus its keys among stopPrice, limitPrice, percent, amount, ticks,
-                               trailAmount, trailPercent}. stop: exactly one of stopPrice|percent|amount|ticks;
-                               stop_limit: that plus limitPrice; trailing_stop: exactly one of
-                               trailAmount|trailPercent. Only the keys given are present.
-    timeInForce     str|null  day | gtc | opg | cls | ioc | fok  (null: the worker's default)
-    extendedHours   bool   default false
-    cancel          bool   default false (cancel working orders for the ticker first)
-    time            str|null  ISO-8601 in UTC with "Z" ("2026-11-22T07:35:25Z"); {{timenow}}
-    account         str|null  routing: the rq queue is keys.queue_name(account)
-    strategy        str|null
-    extras          obj|null  free-form JSON object kept with the alert
-    id              str|null  the sender's idempotency key
-
-Numbers are JSON numbers: an int when the alert gave a whole number, else a float whose repr is
-the shortest exact round-trip of what was sent; convert with ``Decimal(str(value))`` for tick math.
-Every number is finite; prices, amounts and quantities are > 0; stop-loss and trailing percents
-are in (0, 100), take-profit percents in (0, 1000] and below 100 for a ``sell`` (its target is
-below the entry). ``quantity`` and ``positionSize`` have at most 8 decimals (IB's finest size
-increment) and 15 significant digits (they travel to IB as floats), and a fixed quantity is at
-most ``MAX_ORDER_QUANTITY``. The secret is never part of the payload, and no field holds it.
+The normalised payload contract (``Alert.payload``, written by intake, read by the worker) is
+:class:`core.payload.AlertPayload`: its docstring lists every field. The fields accepted here, the
+JSON keys and the choices are derived from it; this module adds only the validation rules.
 
 Input rules: numbers may arrive as numeric strings; enums are case-insensitive; unknown fields
 (top level and inside takeProfit/stopLoss) are refused with a "did you mean" hint; any string
@@ -56,9 +17,24 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, get_args
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
+
+from core.payload import (
+    Action,
+    AlertPayload,
+    MarketPosition,
+    OrderType,
+    QuantityType,
+    Sentiment,
+    StopLoss,
+    StopType,
+    TakeProfit,
+    TimeInForce,
+    json_names,
+    number_from_json,
+)
 
 MAX_ABS_NUMBER = Decimal("1e12")
 # Order sizes: IB's finest size increment is 0.00000001 (crypto); sizes travel to IB as floats,
@@ -75,57 +51,32 @@ TICKER_RE = re.compile(r"^[A-Z0-9][A-Z0-9._!/&-]{0,31}\Z")
 EXCHANGE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_.-]{0,31}\Z")
 ACCOUNT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 
-ACTIONS = ("buy", "sell", "exit", "cancel", "add")
-SENTIMENTS = ("bullish", "bearish", "flat")
+ACTIONS: tuple[str, ...] = get_args(Action)
+SENTIMENTS: tuple[str, ...] = get_args(Sentiment)
 SENTIMENT_ALIASES = {"long": "bullish", "short": "bearish"}
-QUANTITY_TYPES = (
-    "fixed_quantity",
-    "dollar_amount",
-    "risk_dollar_amount",
-    "percent_of_equity",
-    "percent_of_position",
-)
-ORDER_TYPES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
-STOP_TYPES = ("stop", "stop_limit", "trailing_stop")
-TIME_IN_FORCE = ("day", "gtc", "opg", "cls", "ioc", "fok")
+MARKET_POSITIONS: tuple[str, ...] = get_args(MarketPosition)
+QUANTITY_TYPES: tuple[str, ...] = get_args(QuantityType)
+ORDER_TYPES: tuple[str, ...] = get_args(OrderType)
+STOP_TYPES: tuple[str, ...] = get_args(StopType)
+TIME_IN_FORCE: tuple[str, ...] = get_args(TimeInForce)
 
+# Every field list comes from core.payload's dataclasses.
+PAYLOAD_KEYS = json_names(AlertPayload)
+# Accepted names that are not payload keys: an alias, folded into the payload key it names.
+INPUT_ALIASES = {"signalPrice": "price"}
+# Payload keys an alert does not send: ``exchange`` is the prefix of ``ticker``.
+DERIVED_KEYS = frozenset({"exchange"})
 TOP_LEVEL_FIELDS = (
     "secret",
-    "id",
-    "ticker",
-    "action",
-    "sentiment",
-    "positionSize",
-    "quantity",
-    "quantityType",
-    "orderType",
-    "price",
-    "signalPrice",
-    "limitPrice",
-    "stopPrice",
-    "trailAmount",
-    "trailPercent",
-    "takeProfit",
-    "stopLoss",
-    "timeInForce",
-    "extendedHours",
-    "cancel",
-    "time",
-    "account",
-    "strategy",
-    "extras",
+    *(
+        name
+        for key in PAYLOAD_KEYS
+        if key not in DERIVED_KEYS
+        for name in (key, *(alias for alias, target in INPUT_ALIASES.items() if target == key))
+    ),
 )
-TAKE_PROFIT_FIELDS = ("limitPrice", "percent", "amount", "ticks")
-STOP_LOSS_FIELDS = (
-    "type",
-    "stopPrice",
-    "limitPrice",
-    "percent",
-    "amount",
-    "ticks",
-    "trailAmount",
-    "trailPercent",
-)
+TAKE_PROFIT_FIELDS = json_names(TakeProfit)
+STOP_LOSS_FIELDS = json_names(StopLoss)
 
 
 def decimal_places(number: Decimal) -> int:
@@ -146,7 +97,9 @@ def significant_digits(number: Decimal) -> int:
 class Number(fields.Field):
     """A finite number from a JSON number or a numeric string; booleans are refused.
 
-    ``below`` is a strict upper bound, ``max_value`` an inclusive one; ``max_decimals`` (with
+    Returns a Decimal that remembers the JSON number the payload stores (an int when a whole
+    number was written without a point, else the float's shortest round-trip; see core.payload).
+    ``below`` is a strict upper bound, ``max_value`` and ``at_least`` inclusive bounds; ``max_decimals`` (with
     :data:`SIZE_DIGITS` significant digits) is for order sizes, which IB takes with limited
     precision."""
 
@@ -156,6 +109,7 @@ class Number(fields.Field):
         positive: bool = True,
         max_value: Decimal | None = None,
         below: Decimal | None = None,
+        at_least: Decimal | None = None,
         integer: bool = False,
         max_decimals: int | None = None,
         **kw: Any,
@@ -164,10 +118,11 @@ class Number(fields.Field):
         self.positive = positive
         self.max_value = max_value
         self.below = below
+        self.at_least = at_least
         self.integer = integer
         self.max_decimals = max_decimals
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int | float:
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise ValidationError("must be a number")
         if isinstance(value, float) and not math.isfinite(value):
@@ -182,6 +137,8 @@ class Number(fields.Field):
             raise ValidationError(f"must be a finite number of at most {MAX_ABS_NUMBER:,.0f}")
         if self.positive and number <= 0:
             raise ValidationError("must be greater than 0")
+        if self.at_least is not None and number < self.at_least:
+            raise ValidationError(f"must be at least {self.at_least}")
         if self.max_value is not None and number > self.max_value:
             raise ValidationError(f"must be at most {self.max_value}")
         if self.below is not None and number >= self.below:
@@ -198,11 +155,12 @@ class Number(fields.Field):
         if self.integer and not whole:
             raise ValidationError("must be a whole number")
         if whole and (self.integer or "." not in text and "e" not in text.lower()):
-            return int(number)
+            return number_from_json(int(number), self.name or "number")
         result = float(number)
         if number != 0 and result == 0:  # "1e-400": a tiny exponent that no float can hold
             raise ValidationError("is too close to 0 to be a price or a size")
-        return result
+        # what the stored JSON will say (a float), as a Decimal that goes back to it exactly
+        return number_from_json(result, self.name or "number")
 
 
 class Choice(fields.Field):
@@ -359,6 +317,8 @@ class AlertSchema(Schema):
     action = Choice(ACTIONS, required=True)
     sentiment = Choice(SENTIMENTS, aliases=SENTIMENT_ALIASES)
     positionSize = Number(positive=False, max_decimals=SIZE_DECIMALS)  # noqa: N815
+    prevMarketPosition = Choice(MARKET_POSITIONS)  # noqa: N815
+    prevMarketPositionSize = Number(positive=False, at_least=Decimal(0))  # noqa: N815
     quantity = Number(max_decimals=SIZE_DECIMALS)
     quantityType = Choice(QUANTITY_TYPES)  # noqa: N815
     orderType = Choice(ORDER_TYPES, load_default="market")  # noqa: N815
@@ -424,32 +384,21 @@ def _offsets_past_zero(data: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def _check_fields(schema: type[Schema], expected: tuple[str, ...]) -> None:
+    """The marshmallow rules cover exactly the payload's fields (core.payload): a field added there
+    without a rule here, or the other way round, stops the import instead of being ignored."""
+    declared = set(schema().fields)
+    if declared != set(expected):
+        raise RuntimeError(
+            f"{schema.__name__} does not match core.payload: missing rules for "
+            f"{sorted(set(expected) - declared)}, rules for unknown fields {sorted(declared - set(expected))}"
+        )
+
+
+_check_fields(AlertSchema, TOP_LEVEL_FIELDS[1:])
+_check_fields(TakeProfitSchema, TAKE_PROFIT_FIELDS)
+_check_fields(StopLossSchema, STOP_LOSS_FIELDS)
 _SCHEMA = AlertSchema()
-PAYLOAD_KEYS = (
-    "ticker",
-    "exchange",
-    "action",
-    "sentiment",
-    "positionSize",
-    "quantity",
-    "quantityType",
-    "orderType",
-    "price",
-    "limitPrice",
-    "stopPrice",
-    "trailAmount",
-    "trailPercent",
-    "takeProfit",
-    "stopLoss",
-    "timeInForce",
-    "extendedHours",
-    "cancel",
-    "time",
-    "account",
-    "strategy",
-    "extras",
-    "id",
-)
 
 
 # Names other webhook tools use for our fields.
@@ -538,7 +487,7 @@ def _add_error(errors: dict[str, Any], key: str, message: str) -> None:
 
 def normalise(
     alert: Mapping[str, Any], *, max_quantity: Decimal | None = None
-) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+) -> tuple[AlertPayload | None, dict[str, Any]]:
     """Validate an alert object (without ``secret``); returns (payload, {}) or (None, field errors).
 
     Every problem is reported at once: unknown fields with hints, unfilled placeholders by name,
@@ -592,16 +541,16 @@ def _over_ceiling(loaded: Mapping[str, Any], max_quantity: Decimal) -> dict[str,
     return errors
 
 
-def _to_payload(loaded: dict[str, Any]) -> dict[str, Any]:
+def _to_payload(loaded: dict[str, Any]) -> AlertPayload:
     exchange, ticker = loaded.pop("ticker")
-    if "signalPrice" in loaded:
-        signal = loaded.pop("signalPrice")
-        loaded.setdefault("price", signal)
+    for alias, key in INPUT_ALIASES.items():
+        if alias in loaded:
+            value = loaded.pop(alias)
+            loaded.setdefault(key, value)
     if loaded.get("quantity") is not None and not loaded.get("quantityType"):
         loaded["quantityType"] = "fixed_quantity"
-    payload = {key: loaded.get(key) for key in PAYLOAD_KEYS}
-    payload["ticker"], payload["exchange"] = ticker, exchange
-    return payload
+    loaded["ticker"], loaded["exchange"] = ticker, exchange
+    return AlertPayload.from_json(loaded)
 
 
 def field_errors_summary(errors: Mapping[str, Any], limit: int = 3) -> str:

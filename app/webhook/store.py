@@ -39,8 +39,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
 from core.ids import new_alert_id
-from core.models import Alert, AlertEvent, AlertStatus, DedupClaim, utcnow
-from core.outbox import insert_event
+from core.models import AlertStatus, utcnow
+from core.outbox import ALERTS, CLAIMS, insert_event
 
 
 @dataclass(frozen=True)
@@ -53,24 +53,21 @@ class Recorded:
     first_status: str | None = None
 
 
-_ALERTS = Alert.__table__
-_EVENTS = AlertEvent.__table__
-_CLAIMS = DedupClaim.__table__
-_INSERT_ALERT = insert(_ALERTS)
+_INSERT_ALERT = insert(ALERTS)
 _TAKE_EXPIRED_CLAIM = (
-    update(_CLAIMS)
-    .where(_CLAIMS.c.key == bindparam("b_key"), _CLAIMS.c.expires_at <= bindparam("b_now"))
+    update(CLAIMS)
+    .where(CLAIMS.c.key == bindparam("b_key"), CLAIMS.c.expires_at <= bindparam("b_now"))
     .values(alert_id=bindparam("b_alert_id"), expires_at=bindparam("b_expires"))
 )
-_CLAIM_OWNER = select(_CLAIMS.c.alert_id).where(_CLAIMS.c.key == bindparam("b_key"))
-_ALERT_STATUS = select(_ALERTS.c.status).where(_ALERTS.c.id == bindparam("b_id"))
+_CLAIM_OWNER = select(CLAIMS.c.alert_id).where(CLAIMS.c.key == bindparam("b_key"))
+_ALERT_STATUS = select(ALERTS.c.status).where(ALERTS.c.id == bindparam("b_id"))
 
 
 @cache
 def _insert_claim(dialect: str) -> Insert:
     # RETURNING, not rowcount: psycopg reports -1 for INSERT .. ON CONFLICT through SQLAlchemy.
     insert_for = pg_insert if dialect == "postgresql" else sqlite_insert
-    return insert_for(_CLAIMS).on_conflict_do_nothing(index_elements=["key"]).returning(_CLAIMS.c.key)
+    return insert_for(CLAIMS).on_conflict_do_nothing(index_elements=["key"]).returning(CLAIMS.c.key)
 
 
 def clean_text(value: str) -> str:

@@ -9,13 +9,14 @@ import redis
 from rq import Queue
 from rq.job import Job
 from sqlalchemy import select
+from support import TEST_SECRET
 
 from app.resources import resources
 from core.context import AppContext
 from core.keys import queue_name
 from core.models import Alert
 
-SECRET = "test-webhook-secret-0123456789"
+SECRET = TEST_SECRET  # the secret of the base_env fixture
 
 
 def alert_body(**fields: Any) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from app_helpers import SECRET
-from support import free_port
+from support import end_process, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = [sys.executable, "-m", "gunicorn", "app:create_app()", "-c", "config/gunicorn.conf.py"]
@@ -47,22 +46,22 @@ def running_gunicorn(redis_url: str, tmp_path: Path, **settings: str) -> Iterato
     proc = subprocess.Popen(GUNICORN, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(150):
+
+        def healthy() -> bool:
             try:
                 if httpx.get(f"{base}/healthz", timeout=0.5).status_code == 200:
-                    break
+                    return True
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None:
                 pytest.fail("gunicorn exited: " + (tmp_path / "gunicorn.log").read_text())
-            time.sleep(0.1)
-        else:
+            return False
+
+        try:
+            wait_until(healthy, 15, interval=0.1)
+        except TimeoutError:
             pytest.fail("gunicorn did not start: " + (tmp_path / "gunicorn.log").read_text())
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        end_process(proc, 15)
         log.close()

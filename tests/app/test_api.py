@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from app_helpers import alert_body, post
 from rq import Queue
+from support import TEST_ADMIN_TOKEN
 
 from core.keys import queue_name
 from core.services import FLATTEN_JOB
 
-TOKEN = "test-admin-token-0123456789"
+TOKEN = TEST_ADMIN_TOKEN
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -32,6 +33,8 @@ def test_alerts_list_filter_and_detail(client):
     assert [a["id"] for a in listed] == [invalid, accepted]
     only_invalid = client.get("/api/alerts?status=invalid&limit=5", headers=AUTH).get_json()["alerts"]
     assert [a["id"] for a in only_invalid] == [invalid]
+    # a status that does not exist matches nothing (the typed column takes any string as a filter)
+    assert client.get("/api/alerts?status=nonsense", headers=AUTH).get_json() == {"alerts": []}
     assert client.get("/api/alerts?limit=abc", headers=AUTH).status_code == 400
     detail = client.get(f"/api/alerts/{accepted}", headers=AUTH).get_json()
     assert detail["status"] == "queued" and detail["payload"]["ticker"] == "AAPL"

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from app_helpers import SECRET, alert_body, post
 from rq import Queue
+from support import TEST_ADMIN_TOKEN
 
 from app.resources import get_ctx, resources
 from core.keys import queue_name
 from core.models import Alert, AlertEvent, Fill, Order, Position
 
-TOKEN = "test-admin-token-0123456789"
+TOKEN = TEST_ADMIN_TOKEN
 HOSTILE = "<script>alert(1)</script>"
 
 

@@ -10,12 +10,13 @@ import json
 import uuid
 
 import pytest
+from support import TEST_ADMIN_TOKEN
 
 from app.events import format_event
 from app.resources import get_ctx
 from core.keys import EVENTS_CHANNEL
 
-TOKEN = "test-admin-token-0123456789"
+TOKEN = TEST_ADMIN_TOKEN
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from app_helpers import SECRET, alert_body, queued_jobs
 from gunicorn_server import gunicorn_env, running_gunicorn
-from support import free_port
+from support import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = [sys.executable, "-m", "gunicorn", "app:create_app()", "-c", "config/gunicorn.conf.py"]
@@ -164,7 +164,5 @@ def test_relay_thread_runs_inside_gunicorn(server, redis_client, tmp_path):
         )
     finally:
         engine.dispose()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not queued_jobs(redis_client):
-        time.sleep(0.1)
+    wait_until(lambda: queued_jobs(redis_client), 10, "the relay enqueued nothing", interval=0.1)
     assert [j.args for j in queued_jobs(redis_client)] == [(recorded.alert_id,)]

@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+from support import TEST_ADMIN_TOKEN
 
 from core import keys
 
@@ -24,7 +25,7 @@ def test_readyz_reports_database_redis_and_missing_worker(client):
     assert body["worker"] == "down" and body["ib"] == "disconnected"
 
 
-ADMIN = {"Authorization": "Bearer test-admin-token-0123456789"}
+ADMIN = {"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}
 
 
 def _beat(redis_client, account="DU1234567", client_id=7, pid=424242):

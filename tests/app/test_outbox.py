@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from app_helpers import alert_body, alerts, get_alert, post, queued_jobs
+from support import wait_until
 
 from app.resources import get_ctx
 from core.context import AppContext
@@ -89,10 +90,7 @@ def test_relay_thread_runs_and_stops(make_app, make_settings, redis_client):
     ctx = AppContext.build(make_settings())
     thread = start_relay_thread(ctx, interval=0.05)
     try:
-        for _ in range(200):
-            if queued_jobs(redis_client):
-                break
-            threading.Event().wait(0.02)
+        wait_until(lambda: queued_jobs(redis_client), 4, "the relay thread enqueued nothing")
         assert [j.args[0] for j in queued_jobs(redis_client)] == [alert_id]
     finally:
         thread.stop()

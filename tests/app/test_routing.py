@@ -10,6 +10,7 @@ from datetime import timedelta
 from app_helpers import alert_body, get_alert, post, queued_jobs
 from rq import Queue
 from sqlalchemy import select, update
+from support import TEST_ADMIN_TOKEN
 from test_dashboard import csrf_of, sign_in
 
 from app.resources import resources
@@ -19,7 +20,7 @@ from core.models import Alert, AlertStatus, Notice, utcnow
 from core.relay import relay_once
 from core.services import FLATTEN_JOB
 
-AUTH = {"Authorization": "Bearer test-admin-token-0123456789"}
+AUTH = {"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}
 
 
 def beat(redis_client, account: str | None, serves: list[str] | None, client_id: int = 1) -> None:

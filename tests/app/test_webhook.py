@@ -21,7 +21,7 @@ def test_valid_alert_is_stored_queued_and_enqueued_once(client, ctx, redis_clien
     body = answer.get_json()
     assert body["status"] == "queued"
     alert = get_alert(ctx, body["alert_id"])
-    assert alert.status == AlertStatus.QUEUED
+    assert alert.status is AlertStatus.QUEUED  # typed when read back, not a bare string
     assert alert.queue_name == "tv2ib:orders:default"
     assert alert.payload["ticker"] == "AAPL" and alert.payload["exchange"] == "NASDAQ"
     assert alert.payload["quantity"] == 10 and alert.payload["limitPrice"] == 187.5
@@ -360,3 +360,31 @@ def test_thousands_of_unknown_fields_are_reported_briefly(client):
     assert answer.status_code == 422
     fields = answer.get_json()["fields"]
     assert len(fields) <= 22 and "more unknown fields" in fields["_unknown"][0]
+
+
+def test_previous_market_position_is_validated_and_stored(client, ctx):
+    answer = post(client, alert_body(prevMarketPosition="Long", prevMarketPositionSize="3"))
+    assert answer.status_code == 202, answer.get_json()
+    payload = get_alert(ctx, answer.get_json()["alert_id"]).payload
+    assert payload["prevMarketPosition"] == "long" and payload["prevMarketPositionSize"] == 3
+    flat = post(client, alert_body(prevMarketPosition="flat", prevMarketPositionSize=0, id="flat"))
+    assert get_alert(ctx, flat.get_json()["alert_id"]).payload["prevMarketPositionSize"] == 0
+    # not given: present as null, like every other payload key
+    plain = get_alert(ctx, post(client, alert_body(id="plain")).get_json()["alert_id"]).payload
+    assert plain["prevMarketPosition"] is None and plain["prevMarketPositionSize"] is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "words"),
+    [
+        ({"prevMarketPosition": "sideways"}, "prevMarketPosition", "must be one of long, short, flat"),
+        ({"prevMarketPositionSize": -1}, "prevMarketPositionSize", "must be at least 0"),
+        ({"prevMarketPositionSize": "many"}, "prevMarketPositionSize", "must be a number"),
+        ({"prev_market_position": "long"}, "prev_market_position", "did you mean 'prevMarketPosition'"),
+    ],
+)
+def test_previous_market_position_refusals_name_the_field(client, redis_client, fields, field, words):
+    answer = post(client, alert_body(**fields))
+    assert answer.status_code == 422
+    assert words in answer.get_json()["fields"][field][0]
+    assert queued_jobs(redis_client) == []

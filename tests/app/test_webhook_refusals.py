@@ -11,10 +11,11 @@ import pytest
 from app_helpers import SECRET, alert_body, alerts, get_alert, post, queued_jobs, raw_alert
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import TEST_ADMIN_TOKEN
 
 from core.models import AlertStatus
 
-TOKEN = "test-admin-token-0123456789"
+TOKEN = TEST_ADMIN_TOKEN
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 

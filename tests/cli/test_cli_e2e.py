@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import run_cli
+from support import free_port, wait_until
 
 from cli import exitcodes
-from cli.stack import ProcessStack, free_port
+from cli.stack import ProcessStack
 
 pytestmark = pytest.mark.e2e
 
@@ -140,7 +141,5 @@ def test_pause_refuses_the_next_entry_resume_and_flatten(tmp_path: Path, cli_env
     assert declined.returncode == exitcodes.FAILED and "not flattened" in declined.stderr
     flat = run_cli("flatten", "--yes", "--json", env=cli_env, cwd=tmp_path)
     assert flat.returncode == 0 and json.loads(flat.stdout)["flatten"] == "requested"
-    from cli.stack import wait_until
-
     wait_until(lambda: json.loads(run_cli("positions", "--json", env=cli_env, cwd=tmp_path).stdout) == [], 20,
                f"the position was not closed\n{cli_stack.logs('worker')}")  # fmt: skip

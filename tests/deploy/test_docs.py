@@ -10,6 +10,7 @@ from test_deploy_files import _exposed_metric_names
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted((ROOT / "docs").glob("*.md"))
+PACKAGES = "app|core|worker|cli|config|ibsim|bench"
 
 
 def test_every_guide_is_linked_from_the_readme() -> None:
@@ -25,8 +26,29 @@ def test_relative_links_and_deploy_paths_exist() -> None:
         text = page.read_text()
         for target in re.findall(r"\]\(([^)#:]+)\)", text):
             assert (page.parent / target).exists(), f"{page.name}: broken link {target}"
-        for path in set(re.findall(r"`((?:deploy|scripts|config|worker|app)/[\w./@-]+)`", text)):
+        for path in set(re.findall(rf"`((?:{PACKAGES}|deploy|scripts|tests)/[\w./@-]+)`", text)):
             assert (ROOT / path).exists(), f"{page.name}: names {path}, which does not exist"
+
+
+def test_dotted_module_names_exist() -> None:
+    """`core.relay.relay_once`, `worker.notify` ...: the module exists and defines the name after it
+    (a module moved by a refactor leaves no stale name in the README or a guide)."""
+    for page in [*DOCS, ROOT / "README.md"]:
+        for dotted in set(re.findall(rf"`((?:{PACKAGES})(?:\.\w+)+)", page.read_text())):
+            parts = dotted.split(".")
+            if parts[-1] in {"ini", "py", "md", "yaml", "yml", "json", "toml", "conf"}:
+                continue  # a file name (IB Gateway's config.ini), not a module
+            for i in range(len(parts), 0, -1):
+                module = ROOT.joinpath(*parts[:i])
+                source = module / "__init__.py" if module.is_dir() else module.with_suffix(".py")
+                if source.exists():
+                    rest = parts[i:]
+                    assert not rest or re.search(rf"\b{rest[0]}\b", source.read_text()), (
+                        f"{page.name}: names {dotted}, but {rest[0]} is not in {source.relative_to(ROOT)}"
+                    )
+                    break
+            else:
+                raise AssertionError(f"{page.name}: names {dotted}, a module that does not exist")
 
 
 def test_production_metric_table_matches_the_code() -> None:

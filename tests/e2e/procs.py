@@ -23,9 +23,9 @@ from typing import Any
 
 import httpx
 
-from cli.stack import ROOT, ProcessStack, wait_until
+from cli.stack import ROOT, ProcessStack
 
-__all__ = ["ROOT", "Stack", "wait_until"]
+__all__ = ["ROOT", "Stack"]
 
 
 class Stack(ProcessStack):

@@ -13,7 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from procs import Stack, wait_until
+from procs import Stack
+from support import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from procs import Stack, wait_until
+from procs import Stack
 from prometheus_client.parser import text_string_to_metric_families
-from support import free_port
+from support import free_port, wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from procs import Stack, wait_until
+from procs import Stack
+from support import wait_until
 
 pytestmark = pytest.mark.e2e
 

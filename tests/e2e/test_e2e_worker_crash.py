@@ -9,16 +9,12 @@ from __future__ import annotations
 import signal
 
 import pytest
-import redis
-from procs import wait_until
-from rq import Queue
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import sessionmaker
+from support import alert_status, queue_alert, wait_until
 
-from core import keys
 from core.db import migrate
-from core.ids import new_alert_id
-from core.models import Alert, AlertStatus, Fill, utcnow
+from core.models import Fill
 
 pytestmark = pytest.mark.e2e
 
@@ -32,23 +28,7 @@ PAYLOAD = {
 }  # fmt: skip
 
 
-def _add_alert(sessions, redis_url: str, payload: dict) -> str:
-    alert_id = new_alert_id()
-    with sessions.begin() as session:
-        session.add(Alert(id=alert_id, status=AlertStatus.QUEUED.value, received_at=utcnow(), payload=payload,
-                          ticker=payload["ticker"], action=payload["action"]))  # fmt: skip
-    client = redis.Redis.from_url(redis_url)
-    Queue(keys.queue_name(None), connection=client).enqueue(keys.EXECUTE_ALERT_JOB, alert_id)
-    client.close()
-    return alert_id
-
-
-def _status(sessions, alert_id: str) -> str:
-    with sessions() as session:
-        return session.get(Alert, alert_id).status
-
-
-def test_sigkill_at_every_placement_step_places_each_leg_once(stack, base_env):
+def test_sigkill_at_every_placement_step_places_each_leg_once(stack, base_env, redis_client):
     stack.start_sim()
     stack.sim_post("/price", {"symbol": "AAPL", "secType": "STK", "price": 190.0})
     engine = create_engine(base_env["DATABASE_URL"])
@@ -56,11 +36,11 @@ def test_sigkill_at_every_placement_step_places_each_leg_once(stack, base_env):
     sessions = sessionmaker(engine, expire_on_commit=False)
     for point in CRASH_POINTS:
         stack.start_worker(TV2IB_CRASH_AT=point)
-        alert_id = _add_alert(sessions, base_env["REDIS_URL"], PAYLOAD)
+        alert_id = queue_alert(sessions, redis_client, PAYLOAD)
         code = stack.wait_worker_exit(timeout=20)
         assert code == -signal.SIGKILL, f"{point}: worker exited with {code}\n{stack.logs('worker')}"
         stack.start_worker()
-        wait_until(lambda a=alert_id: _status(sessions, a) == "filled", 20,
+        wait_until(lambda a=alert_id: alert_status(sessions, a) == "filled", 20,
                    f"{point}: alert not filled\n{stack.logs('worker')}")  # fmt: skip
         state = stack.sim_state()
         ours = [o for o in state["orders"] if alert_id in o["orderRef"]]
@@ -70,23 +50,25 @@ def test_sigkill_at_every_placement_step_places_each_leg_once(stack, base_env):
         assert bought == 7, point
         wait_until(lambda a=alert_id: _fill_count(sessions, a) == 1, 10, f"{point}: fill not recorded once")
         # back to flat for the next point (a second buy while long would be refused, by design)
-        flat_id = _add_alert(sessions, base_env["REDIS_URL"], {"ticker": "AAPL", "action": "exit"})
-        wait_until(lambda f=flat_id: _status(sessions, f) == "filled", 20, f"{point}: exit not filled")
+        flat_id = queue_alert(sessions, redis_client, {"ticker": "AAPL", "action": "exit"})
+        wait_until(lambda f=flat_id: alert_status(sessions, f) == "filled", 20, f"{point}: exit not filled")
         assert stack.kill_worker(signal.SIGTERM) == 0
     assert not [p for p in stack.sim_state()["positions"] if p["symbol"] == "AAPL"]
 
     # an exit killed right after its market order went out: flat once, alert filled, no second exit
     stack.start_worker()
-    entry_id = _add_alert(sessions, base_env["REDIS_URL"], PAYLOAD)
+    entry_id = queue_alert(sessions, redis_client, PAYLOAD)
     wait_until(
-        lambda: _status(sessions, entry_id) == "filled", 20, f"entry not filled\n{stack.logs('worker')}"
+        lambda: alert_status(sessions, entry_id) == "filled", 20, f"entry not filled\n{stack.logs('worker')}"
     )
     assert stack.kill_worker(signal.SIGTERM) == 0
     stack.start_worker(TV2IB_CRASH_AT="after_exit_placed")
-    exit_id = _add_alert(sessions, base_env["REDIS_URL"], {"ticker": "AAPL", "action": "exit"})
+    exit_id = queue_alert(sessions, redis_client, {"ticker": "AAPL", "action": "exit"})
     assert stack.wait_worker_exit(timeout=20) == -signal.SIGKILL
     stack.start_worker()
-    wait_until(lambda: _status(sessions, exit_id) == "filled", 20, f"exit not filled\n{stack.logs('worker')}")
+    wait_until(
+        lambda: alert_status(sessions, exit_id) == "filled", 20, f"exit not filled\n{stack.logs('worker')}"
+    )
     state = stack.sim_state()
     exits = [o for o in state["orders"] if o["orderRef"] == f"tv2ib:{exit_id}:exit"]
     assert len(exits) == 1 and exits[0]["quantity"] == 7

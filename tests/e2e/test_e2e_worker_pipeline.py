@@ -8,7 +8,8 @@ from decimal import Decimal
 
 import pytest
 import redis
-from procs import Stack, wait_until
+from procs import Stack
+from support import wait_until
 
 from core import keys
 

@@ -9,31 +9,15 @@ import time
 
 import pytest
 import redis
-from procs import wait_until
 from rq import Queue
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
+from support import alert_status, queue_alert, wait_until
 
 from core import keys
 from core.db import migrate
-from core.ids import new_alert_id
-from core.models import Alert, AlertStatus, utcnow
 
 pytestmark = pytest.mark.e2e
-
-
-def _add(sessions, client, payload):
-    alert_id = new_alert_id()
-    with sessions.begin() as session:
-        session.add(Alert(id=alert_id, status=AlertStatus.QUEUED.value, received_at=utcnow(), payload=payload,
-                          ticker=payload["ticker"], action=payload["action"]))  # fmt: skip
-    Queue(keys.queue_name(None), connection=client).enqueue(keys.EXECUTE_ALERT_JOB, alert_id)
-    return alert_id
-
-
-def _status(sessions, alert_id):
-    with sessions() as session:
-        return session.get(Alert, alert_id).status
 
 
 def test_sigterm_warm_then_cold_and_no_job_lost(stack, base_env):
@@ -55,11 +39,11 @@ def test_sigterm_warm_then_cold_and_no_job_lost(stack, base_env):
     # 2. a job in flight (a cancel waiting 2 s for IB's confirmation): the first SIGTERM waits for
     #    it, a second exits at once; the next start runs the job again, harmlessly
     stack.start_worker()
-    resting = _add(sessions, client, {"ticker": "MSFT", "action": "buy", "quantity": 1, "orderType": "limit",
+    resting = queue_alert(sessions, client, {"ticker": "MSFT", "action": "buy", "quantity": 1, "orderType": "limit",
                                       "limitPrice": 400})  # fmt: skip
-    wait_until(lambda: _status(sessions, resting) == "submitted", 10, stack.logs("worker"))
+    wait_until(lambda: alert_status(sessions, resting) == "submitted", 10, stack.logs("worker"))
     stack.sim_post("/fault", {"kind": "delay", "ms": 2000})
-    cancel = _add(sessions, client, {"ticker": "MSFT", "action": "cancel"})
+    cancel = queue_alert(sessions, client, {"ticker": "MSFT", "action": "cancel"})
     processing = f"tv2ib:processing:{keys.queue_name(None)}:default:11"
     wait_until(lambda: client.llen(processing) == 1, 10, "the job was not taken")
     time.sleep(0.2)
@@ -76,7 +60,7 @@ def test_sigterm_warm_then_cold_and_no_job_lost(stack, base_env):
     # 3. a job waiting for IB (ibsim refusing connections) goes back on the queue at SIGTERM
     stack.sim_post("/fault", {"kind": "refuse", "seconds": 5})
     stack.start_worker(wait_connected=False)
-    waiting = _add(sessions, client, payload)
+    waiting = queue_alert(sessions, client, payload)
     # the requeued cancel job comes first and waits for IB (the heartbeat names the job in hand)
     pid = stack.procs["worker"].pid
 
@@ -92,9 +76,9 @@ def test_sigterm_warm_then_cold_and_no_job_lost(stack, base_env):
 
     # both alerts are placed exactly once by the next worker, once ibsim accepts connections again
     stack.start_worker()
-    wait_until(lambda: _status(sessions, cancel) == "cancelled", 20, stack.logs("worker"))
-    assert _status(sessions, resting) == "cancelled"
-    wait_until(lambda: _status(sessions, waiting) == "filled", 20, stack.logs("worker"))
+    wait_until(lambda: alert_status(sessions, cancel) == "cancelled", 20, stack.logs("worker"))
+    assert alert_status(sessions, resting) == "cancelled"
+    wait_until(lambda: alert_status(sessions, waiting) == "filled", 20, stack.logs("worker"))
     ours = [o for o in stack.sim_state()["orders"] if waiting in o["orderRef"] and o["transmit"]]
     assert sorted(o["orderRef"].rsplit(":", 1)[1] for o in ours) == ["entry", "sl"]
     client.close()

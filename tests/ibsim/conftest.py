@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,16 @@ def fresh(sim: SimThread) -> SimThread:
     """The module's simulator, reset (no orders, fills, positions or faults)."""
     sim.reset()
     return sim
+
+
+@pytest.fixture
+def ib(request: pytest.FixtureRequest, fresh: SimThread, client_id: int) -> Iterator[Any]:
+    """A client connected to the fresh simulator: the ``IB`` class the test module imports
+    (ib_async's, or ib_insync's in test_sim_ib_insync.py), so one fixture serves both libraries."""
+    client = request.module.IB()
+    client.connect("127.0.0.1", fresh.port, clientId=client_id, timeout=5)
+    yield client
+    client.disconnect()
 
 
 @pytest.fixture

@@ -16,14 +16,6 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def ib(fresh: SimThread, client_id: int) -> Iterator[IB]:
-    client = IB()
-    client.connect("127.0.0.1", fresh.port, clientId=client_id, timeout=5)
-    yield client
-    client.disconnect()
-
-
-@pytest.fixture
 def http(fresh: SimThread) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=f"http://127.0.0.1:{fresh.control_port}", timeout=5) as client:
         yield client

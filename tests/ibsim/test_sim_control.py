@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import httpx
 import pytest
 from ib_async import IB, LimitOrder, MarketOrder, Stock
 from ibsim_helpers import wait_for
+from support import end_process
 
 from ibsim.testing import SimThread, run_in_thread
 
@@ -210,12 +210,7 @@ def _start_cli(*args: str) -> tuple[subprocess.Popen[str], int, int]:
 
 
 def _stop_cli(proc: subprocess.Popen[str]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+    end_process(proc, 5)
 
 
 def test_cli_and_state_file_survive_restart(tmp_path: Path, client_id: int) -> None:

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from ibsim_helpers import FakeClock
 
 from ibsim.catalog import ContractQuery, build_catalog
 from ibsim.engine import (
@@ -30,17 +31,12 @@ EUR = ContractQuery(symbol="EUR", sec_type="CASH", exchange="IDEALPRO", currency
 AAPL_ID = 265598
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_735_819_200.0
-
-    def __call__(self) -> float:
-        return self.now
+START = 1_735_819_200.0  # 2025-01-02 12:00 UTC, the catalog's today
 
 
 @pytest.fixture
 def engine() -> Engine:
-    return Engine(CATALOG, clock=Clock())
+    return Engine(CATALOG, clock=FakeClock(START))
 
 
 def req(order_id: int, action: str = "BUY", qty: float = 100, otype: str = "MKT", contract=AAPL, **kw: Any):
@@ -340,7 +336,7 @@ def test_dump_and_load_round_trip(engine: Engine) -> None:
     engine.place(1, req(1))
     engine.place(1, req(2, "SELL", otype="LMT", lmt_price=250.0, order_ref="tv2ib:1:tp"))
     engine.set_price(AAPL_ID, 191.0)
-    restored = Engine(CATALOG, clock=Clock())
+    restored = Engine(CATALOG, clock=FakeClock(START))
     restored.load(engine.dump())
     assert restored.state() == engine.state()
     assert restored.next_valid_id(1) == 3
@@ -360,7 +356,7 @@ def test_load_drops_contracts_that_left_the_catalog(engine: Engine) -> None:
     engine.place(1, req(1, contract=ES, qty=1))
     engine.place(1, req(2, otype="LMT", lmt_price=100.0, contract=ES, qty=1))
     engine.place(1, req(3))
-    rolled = Engine(build_catalog(today=dt.date(2025, 6, 1)), clock=Clock())  # ESH5 has expired
+    rolled = Engine(build_catalog(today=dt.date(2025, 6, 1)), clock=FakeClock(START))  # ESH5 has expired
     rolled.load(engine.dump())
     assert [o.order_id for o in rolled.orders.values()] == [3]
     assert [e.order_id for e in rolled.executions] == [3]
@@ -369,9 +365,9 @@ def test_load_drops_contracts_that_left_the_catalog(engine: Engine) -> None:
 
 
 def test_margin_check_is_opt_in() -> None:
-    lax = Engine(CATALOG, clock=Clock())
+    lax = Engine(CATALOG, clock=FakeClock(START))
     assert lax.place(1, req(1, contract=ES, qty=100))[0].order.status == "Submitted"  # 1.5 M margin, 1 M cash
-    strict = Engine(CATALOG, clock=Clock(), margin_check=True)
+    strict = Engine(CATALOG, clock=FakeClock(START), margin_check=True)
     (rejection,) = strict.place(1, req(1, contract=ES, qty=100))
     assert rejection.code == 201 and "MUST EXCEED THE INITIAL MARGIN" in rejection.text
     strict.place(1, req(2, contract=ES, qty=10))  # 150 k margin: fine

@@ -5,10 +5,11 @@ from __future__ import annotations
 import random
 import socket
 import struct
-import time
 
 import pytest
 from ib_async import IB, LimitOrder, Stock
+from ibsim_helpers import wait_for
+from support import wait_until
 
 from ibsim.framing import frame
 from ibsim.testing import SimThread, run_in_thread
@@ -70,9 +71,7 @@ def healthy(sim: SimThread, client_id: int) -> None:
     try:
         (contract,) = ib.qualifyContracts(Stock("AAPL", "SMART", "USD"))
         trade = ib.placeOrder(contract, LimitOrder("BUY", 1, 100.0))
-        deadline = time.monotonic() + 3
-        while trade.orderStatus.status != "Submitted" and time.monotonic() < deadline:
-            ib.sleep(0.02)
+        wait_for(ib, lambda: trade.orderStatus.status == "Submitted", 3)
         assert trade.orderStatus.status == "Submitted"
     finally:
         ib.disconnect()
@@ -162,9 +161,7 @@ def test_random_bytes_fuzz(fresh: SimThread, client_id: int) -> None:
             raw.send(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 64))))
         raw.close()
     healthy(fresh, client_id)
-    deadline = time.monotonic() + 2
-    while fresh.state()["clients"] and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: not fresh.state()["clients"], 2, "a client is still listed")
     assert fresh.state()["clients"] == []
 
 
@@ -178,9 +175,7 @@ def test_client_that_stops_reading_is_disconnected(client_id: int, monkeypatch: 
         raw.handshake(client_id)
         request = frame([9, 8, 1, 0, "ES", "FUT", "", 0.0, "", "", "CME", "", "USD", "", "", 0, "", ""])
         raw.send(request * 5000)  # ~7 MB of contract details that are never read
-        deadline = time.monotonic() + 5
-        while client_id in sim.state()["clients"] and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: client_id not in sim.state()["clients"], 5, "the client is still connected", 0.05)
         assert client_id not in sim.state()["clients"]
         raw.close()
         healthy(sim, client_id + 1)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from ib_async import (
     IB,
@@ -23,14 +21,6 @@ from ibsim_helpers import wait_for
 from ibsim.testing import SimThread
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def ib(fresh: SimThread, client_id: int) -> Iterator[IB]:
-    client = IB()
-    client.connect("127.0.0.1", fresh.port, clientId=client_id, timeout=5)
-    yield client
-    client.disconnect()
 
 
 def aapl(ib: IB) -> Contract:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from ibsim_helpers import FakeClock
 
 import ibsim.session
 from ibsim.session import Session
@@ -13,17 +14,9 @@ class _Writer:
         return None
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock(1000.0)
     monkeypatch.setattr(ibsim.session.time, "monotonic", fake)
     return fake
 
@@ -32,7 +25,7 @@ def session() -> Session:
     return Session(server=None, reader=None, writer=_Writer())  # type: ignore[arg-type]
 
 
-def test_a_burst_above_the_limit_is_refused(clock: Clock) -> None:
+def test_a_burst_above_the_limit_is_refused(clock: FakeClock) -> None:
     s = session()
     results = [s.over_pace(50) for _ in range(60)]
     assert results[:50] == [0] * 50
@@ -41,7 +34,7 @@ def test_a_burst_above_the_limit_is_refused(clock: Clock) -> None:
     assert [s.over_pace(50) for _ in range(6)] == [0, 0, 0, 0, 0, 66]  # 66 received in this second
 
 
-def test_a_client_at_45_per_second_is_never_refused_even_when_bunched(clock: Clock) -> None:
+def test_a_client_at_45_per_second_is_never_refused_even_when_bunched(clock: FakeClock) -> None:
     s = session()
     for second in range(10):
         # 45 messages a second, delivered in three bunches (a busy loop or the network)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 OWNER_CHATS = ("111", "222")
@@ -36,12 +34,3 @@ def fill_event(n: int, **extra: Any) -> dict[str, Any]:
     }
     event.update(extra)
     return event
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()

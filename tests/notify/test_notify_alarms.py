@@ -8,11 +8,11 @@ import time
 from collections.abc import Callable
 
 import redis
-from notify_helpers import wait_until
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+from support import wait_until
 
 from config.settings import Settings
 from core.models import Notice

@@ -13,9 +13,10 @@ from decimal import Decimal
 import pytest
 import redis
 from fakes.telegram_api import FakeTelegramAPI, SentMessage
-from notify_helpers import STRANGER, fill_event, wait_until
+from notify_helpers import STRANGER, fill_event
 from rq import Queue
 from sqlalchemy.orm import Session, sessionmaker
+from support import wait_until
 
 from config.settings import Settings
 from core import keys, services
@@ -282,3 +283,25 @@ def test_flatten_refuses_an_account_no_worker_serves_or_a_malformed_one(
     assert "no worker serves account DU999; workers serve: DU123" in first
     assert "not an account id" in second
     assert redis_client.keys("rq:queue:*") == []
+
+
+def test_help_lists_exactly_the_commands_the_bot_answers(
+    bot_notifier: Notifier, fake_tg: FakeTelegramAPI
+) -> None:
+    from telegram.ext import CommandHandler
+
+    from worker.notify.bot import COMMANDS, HELP_COMMANDS
+
+    answered = {
+        name
+        for handlers in bot_notifier.bot.app.handlers.values()
+        for handler in handlers
+        if isinstance(handler, CommandHandler)
+        for name in handler.commands
+    }
+    assert answered == {c.name for c in COMMANDS} | set(HELP_COMMANDS)
+    fake_tg.push_command(OWNER, "/help")
+    text = reply(fake_tg, OWNER, "commands").text
+    listed = {line.split()[0].lstrip("/") for line in text.splitlines() if line.startswith("/")}
+    assert listed == answered - set(HELP_COMMANDS)
+    assert "/flatten [account] - " in text and "/pnl - today's realized PnL" in text

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from notify_helpers import fill_event
 
+from core import events
 from worker.notify import compose as c
 
 ALLOWED_TAGS = {"b", "i", "code", "pre", "u", "s", "a"}
@@ -146,7 +147,9 @@ def test_order_rejected_names_ibs_reason() -> None:
     assert "strategy s&p <revert>" in shown
     assert draft.dedup_key == "order_rejected:tv2ib:01ALERT:sl:110"  # a stop-loss leg: its own notice
     entry = c.compose(
-        {"type": "order_rejected", "alert_id": "01ALERT", "leg": "entry", "reason": "x", "error_code": 201}
+        events.order_rejected(
+            "01ALERT", strategy=None, leg="entry", symbol=None, order_ref="", error_code=201, reason="x"
+        )
     )
     assert entry.dedup_key == "rejected:01ALERT"  # shared with the alert's rejection: one notice
 
@@ -172,14 +175,12 @@ def test_alert_rejected_with_reason(status: str, word: str) -> None:
 
 SAMPLES = {
     "fill": fill_event(9),
-    "order_rejected": {
-        "type": "order_rejected",
-        "symbol": "ES",
-        "reason": "x",
-        "order_ref": "r",
-        "error_code": 201,
-    },
-    "alert_rejected": {"type": "alert_rejected", "alert_id": "a", "ticker": "ES1!", "reason": "stale"},
+    "order_rejected": events.order_rejected(
+        None, strategy=None, leg=None, symbol="ES", order_ref="r", error_code=201, reason="x"
+    ),
+    "alert_rejected": events.alert_rejected(
+        "a", strategy=None, ticker="ES1!", action=None, status="rejected", reason="stale"
+    ),
     "ib_lost": {
         "type": "ib_lost",
         "since": 1.5,
@@ -287,7 +288,9 @@ def test_explicit_dedup_key_wins_and_long_keys_are_bounded() -> None:
 
 def test_huge_reason_is_truncated_safely() -> None:
     reason = "<&>" * 5000
-    draft = c.compose({"type": "alert_rejected", "alert_id": "a", "ticker": "T", "reason": reason})
+    draft = c.compose(
+        events.alert_rejected("a", strategy=None, ticker="T", action=None, status="rejected", reason=reason)
+    )
     assert c.text_length(draft.text) <= c.MAX_TEXT
     visible(draft.text)
 

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
+from core import events
 from core.models import Control, Notice
 from worker.notify import enqueue_notices, lease, outbox
 
@@ -60,13 +61,9 @@ def test_switches_off_and_silent(any_sessions: sessionmaker[Session], tg_env: di
     settings = Settings.from_mapping({**tg_env, "NOTIFY": "fill=silent,order_rejected=off"})
     with any_sessions.begin() as session:
         assert enqueue_notices(session, fill_event(4), settings) == 2
-        rejected = {
-            "type": "order_rejected",
-            "symbol": "ES",
-            "reason": "x",
-            "order_ref": "r",
-            "error_code": 201,
-        }
+        rejected = events.order_rejected(
+            None, strategy=None, leg=None, symbol="ES", order_ref="r", error_code=201, reason="x"
+        )
         assert enqueue_notices(session, rejected, settings) == 0
         assert enqueue_notices(session, {"type": "order_status", "status": "Filled"}, settings) == 0
     assert [r.silent for r in _notices(any_sessions)] == [True, True]
@@ -168,22 +165,19 @@ def test_prune_deletes_only_old_delivered_notices(
 def test_an_alert_rejected_because_ib_refused_its_order_makes_one_notice(
     any_sessions: sessionmaker[Session], tg_settings: Settings
 ) -> None:
-    alert_rejected = {
-        "type": "alert_rejected",
-        "alert_id": "01R",
-        "ticker": "AAPL",
-        "status": "rejected",
-        "reason": "IB: no",
-    }
-    order_rejected = {
-        "type": "order_rejected",
-        "alert_id": "01R",
-        "leg": "entry",
-        "order_ref": "tv2ib:01R:entry",
-        "error_code": 201,
-        "reason": "no",
-    }
-    sl_rejected = {**order_rejected, "leg": "sl", "order_ref": "tv2ib:01R:sl"}
+    alert_rejected = events.alert_rejected(
+        "01R", strategy=None, ticker="AAPL", action=None, status="rejected", reason="IB: no"
+    )
+    order_rejected = events.order_rejected(
+        "01R",
+        strategy=None,
+        leg="entry",
+        symbol=None,
+        order_ref="tv2ib:01R:entry",
+        error_code=201,
+        reason="no",
+    )
+    sl_rejected = events.OrderRejectedEvent(**{**order_rejected, "leg": "sl", "order_ref": "tv2ib:01R:sl"})
     with any_sessions.begin() as session:
         assert enqueue_notices(session, order_rejected, tg_settings) == 2
         assert enqueue_notices(session, alert_rejected, tg_settings) == 0

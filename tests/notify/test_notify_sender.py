@@ -13,9 +13,10 @@ from collections.abc import Callable
 
 import pytest
 from fakes.telegram_api import FakeTelegramAPI
-from notify_helpers import OWNER_CHATS, fill_event, wait_until
+from notify_helpers import OWNER_CHATS, fill_event
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
+from support import wait_until
 
 from config.settings import Settings
 from core.models import Notice
@@ -111,7 +112,7 @@ def test_outage_during_a_stream_of_fills_loses_nothing_and_keeps_order(
     start_notifier: Callable[..., Notifier],
 ) -> None:
     """Telegram unreachable for a while (SHORT here: TV2IB_TG_OUTAGE_SECONDS, default 3 s; the
-    issue's 30 s runs in bench/telegram.py --outage 30) while fills keep coming: afterwards every
+    issue's 30 s runs in bench/notices.py --outage 30) while fills keep coming: afterwards every
     notice has arrived exactly once, in order, in every chat."""
     outage = float(os.environ.get("TV2IB_TG_OUTAGE_SECONDS", "3"))
     notifier = start_notifier(tg_settings, sqlite_sessions)

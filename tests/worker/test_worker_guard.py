@@ -10,7 +10,8 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
-from worker_helpers import WorkerThread, add_alert, alert_status, wait_for
+from support import wait_until
+from worker_helpers import WorkerThread, add_alert, alert_status
 
 from config.settings import Settings
 from core.models import Alert, Notice, Order
@@ -101,10 +102,10 @@ def _protect(handle, alert_id: str) -> ProtectionSpec:
         with handle.ctx.sessions() as session:
             return session.get(Alert, alert_id).plan
 
-    plan = wait_for(stored_plan)
+    plan = wait_until(stored_plan)
     legs = {leg["leg"]: leg for leg in plan["legs"]}
     con_id = plan["contract"]["con_id"]
-    spec = wait_for(lambda: handle.worker.protection.get(handle.worker.ib.account, con_id), timeout=5)
+    spec = wait_until(lambda: handle.worker.protection.get(handle.worker.ib.account, con_id), timeout=5)
     assert spec.alert_id == alert_id and spec.side == 1
     assert spec.prices == {"tp": Decimal(legs["tp"]["limit_price"]), "sl": Decimal(legs["sl"]["stop_price"])}
     return spec
@@ -113,8 +114,8 @@ def _protect(handle, alert_id: str) -> ProtectionSpec:
 def _bracket_filled(sim, handle) -> str:
     sim.set_price("AAPL", 190.0)
     alert_id = add_alert(handle.ctx, BRACKET)
-    wait_for(lambda: alert_status(handle.ctx, alert_id) == "filled")
-    wait_for(lambda: set(_roles(sim)) == {"tp", "sl"})
+    wait_until(lambda: alert_status(handle.ctx, alert_id) == "filled")
+    wait_until(lambda: set(_roles(sim)) == {"tp", "sl"})
     _protect(handle, alert_id)
     return alert_id
 
@@ -133,11 +134,11 @@ def test_partial_entry_fill_then_remainder_cancelled_resizes_exits(sim, running_
     sim.set_price("AAPL", 190.0)
     sim.set_fill_limit(4, symbol="AAPL")
     alert_id = add_alert(ctx, BRACKET)
-    wait_for(lambda: _position(sim) == 4)
+    wait_until(lambda: _position(sim) == 4)
     _protect(running_worker, alert_id)
     assert _working_exits(sim) == []  # the children wait dormant under the resting entry
     sim.end_of_day()  # the entry's remainder expires; IB cancels its children with it
-    wait_for(lambda: set(_roles(sim)) == {"tp", "sl"})
+    wait_until(lambda: set(_roles(sim)) == {"tp", "sl"})
     roles = _roles(sim)
     assert roles["tp"][1:] == (4, 195.0) and roles["sl"][1:] == (4, 185.0)
     assert roles["tp"][0] != "tp" and roles["sl"][0] != "sl"  # new, unique orderRefs
@@ -155,11 +156,11 @@ def test_partial_entry_fill_then_cancel_alert_resizes_exits(sim, running_worker)
     sim.set_price("AAPL", 190.0)
     sim.set_fill_limit(4, symbol="AAPL")
     alert_id = add_alert(ctx, BRACKET)
-    wait_for(lambda: _position(sim) == 4)
+    wait_until(lambda: _position(sim) == 4)
     _protect(running_worker, alert_id)
     cancel_id = add_alert(ctx, {"ticker": "AAPL", "action": "cancel"})
-    wait_for(lambda: alert_status(ctx, cancel_id) == "cancelled")
-    wait_for(lambda: set(_roles(sim)) == {"tp", "sl"})
+    wait_until(lambda: alert_status(ctx, cancel_id) == "cancelled")
+    wait_until(lambda: set(_roles(sim)) == {"tp", "sl"})
     roles = _roles(sim)
     assert roles["tp"][1:] == (4, 195.0) and roles["sl"][1:] == (4, 185.0)
     assert _position(sim) == 4 and _invariant_7(sim) is None
@@ -172,8 +173,8 @@ def test_refused_reversal_puts_the_old_exits_back(sim, running_worker):
     _bracket_filled(sim, running_worker)
     sim.fault("reject_next", reason="Simulated margin check")
     reversal = add_alert(ctx, {"ticker": "AAPL", "action": "sell", "quantity": 20, "orderType": "market"})
-    wait_for(lambda: alert_status(ctx, reversal) in ("rejected", "cancelled", "failed"))
-    wait_for(lambda: set(_roles(sim)) == {"tp", "sl"})
+    wait_until(lambda: alert_status(ctx, reversal) in ("rejected", "cancelled", "failed"))
+    wait_until(lambda: set(_roles(sim)) == {"tp", "sl"})
     roles = _roles(sim)
     assert roles["tp"][1:] == (10, 195.0) and roles["sl"][1:] == (10, 185.0)
     assert _position(sim) == 10 and _invariant_7(sim) is None
@@ -191,9 +192,9 @@ def test_exits_grow_with_an_add_only_as_it_fills(sim, running_worker):
     sim.set_fill_limit(2, symbol="AAPL")
     add_id = add_alert(ctx, {"ticker": "AAPL", "action": "add", "quantity": 5, "orderType": "market"})
     for held in (12, 14, 15):
-        wait_for(lambda held=held: _position(sim) == held)
+        wait_until(lambda held=held: _position(sim) == held)
         assert _invariant_7(sim) is None
-        wait_for(lambda held=held: {r[1] for r in _roles(sim).values()} == {held})
+        wait_until(lambda held=held: {r[1] for r in _roles(sim).values()} == {held})
         assert _invariant_7(sim) is None
         sim.set_price("AAPL", 190.0)  # the next match fills the next 2
     assert alert_status(ctx, add_id) == "filled"
@@ -205,7 +206,7 @@ def test_exit_cancelled_by_ib_is_reattached_once(sim, running_worker):
     alert_id = _bracket_filled(sim, running_worker)
     tp_group = next(o["ocaGroup"] for o in _working_exits(sim) if o["orderRef"].endswith(":tp"))
     _ib_cancels(sim, f"tv2ib:{alert_id}:sl")
-    wait_for(lambda: set(_roles(sim)) == {"tp", "sl"})
+    wait_until(lambda: set(_roles(sim)) == {"tp", "sl"})
     roles = _roles(sim)
     assert roles["sl"] == ("sl2", 10, 185.0) and roles["tp"] == ("tp", 10, 195.0)
     sl2 = next(o for o in _working_exits(sim) if o["orderRef"].endswith(":sl2"))
@@ -214,8 +215,8 @@ def test_exit_cancelled_by_ib_is_reattached_once(sim, running_worker):
     # the re-attached stop still protects: a drop through it closes the position, and the OCA
     # group takes the take-profit with it (nothing left working, nothing overshoots)
     sim.set_price("AAPL", 184.0)
-    wait_for(lambda: _position(sim) == 0)
-    wait_for(lambda: _working_exits(sim) == [])
+    wait_until(lambda: _position(sim) == 0)
+    wait_until(lambda: _working_exits(sim) == [])
     assert _notices(ctx, "unprotected") == []
 
 
@@ -224,7 +225,7 @@ def test_reattach_refused_raises_the_unprotected_alarm(sim, running_worker):
     alert_id = _bracket_filled(sim, running_worker)
     sim.fault("reject_next", reason="Simulated risk check")
     _ib_cancels(sim, f"tv2ib:{alert_id}:sl")
-    [notice] = wait_for(lambda: _notices(ctx, "unprotected"))
+    [notice] = wait_until(lambda: _notices(ctx, "unprotected"))
     assert "AAPL" in notice.text and "long 10" in notice.text and "stop-loss" in notice.text
     assert alert_id in notice.text and "FLATTEN_UNPROTECTED is off" in notice.text
 
@@ -236,7 +237,7 @@ def test_reattach_refused_raises_the_unprotected_alarm(sim, running_worker):
             )
             return {o.leg: (o.status, o.last_error) for o in rows}
 
-    wait_for(lambda: stops().get("sl2", ("",))[0] in ("Cancelled", "Inactive"))
+    wait_until(lambda: stops().get("sl2", ("",))[0] in ("Cancelled", "Inactive"))
     assert set(stops()) == {"sl", "sl2"} and "Simulated risk check" in stops()["sl2"][1]
     assert _position(sim) == 10 and set(_roles(sim)) == {"tp"}
     assert _invariant_7(sim) is None
@@ -249,13 +250,13 @@ def test_flatten_unprotected_closes_the_position(sim, worker_env):
         alert_id = _bracket_filled(sim, handle)
         sim.fault("reject_next", reason="Simulated risk check")
         _ib_cancels(sim, f"tv2ib:{alert_id}:sl")
-        wait_for(lambda: _position(sim) == 0)
-        wait_for(lambda: _working_exits(sim) == [])  # the lone take-profit is cancelled first
-        [notice] = wait_for(lambda: _notices(ctx, "unprotected"))
+        wait_until(lambda: _position(sim) == 0)
+        wait_until(lambda: _working_exits(sim) == [])  # the lone take-profit is cancelled first
+        [notice] = wait_until(lambda: _notices(ctx, "unprotected"))
         assert "closing it at market" in notice.text
         closing = [o for o in _ours(sim) if o["orderRef"].endswith(":flatten")]
         assert [(o["action"], o["quantity"], o["status"]) for o in closing] == [("SELL", 10, "Filled")]
-        wait_for(lambda: handle.worker.protection.all() == [])  # flat: the spec has served
+        wait_until(lambda: handle.worker.protection.all() == [])  # flat: the spec has served
     finally:
         handle.stop()
 
@@ -270,7 +271,7 @@ def test_restart_restores_missing_exits_from_the_persisted_spec(sim, worker_env)
     assert set(_roles(sim)) == {"tp"}
     handle = WorkerThread(worker_env).start()
     try:
-        wait_for(lambda: set(_roles(sim)) == {"tp", "sl"})
+        wait_until(lambda: set(_roles(sim)) == {"tp", "sl"})
         roles = _roles(sim)
         # the take-profit that kept working is not doubled; the stop comes back at the plan's price
         assert roles["tp"] == ("tp", 10, 195.0) and roles["sl"] == ("sl2", 10, 185.0)
@@ -292,7 +293,7 @@ def test_restart_on_postgresql_keeps_the_spec(sim, worker_env, pg_url):
         _ib_cancels(sim, f"tv2ib:{alert_id}:{leg}")
     handle = WorkerThread(env).start()
     try:
-        wait_for(lambda: set(_roles(sim)) == {"tp", "sl"})
+        wait_until(lambda: set(_roles(sim)) == {"tp", "sl"})
         assert {r[0] for r in _roles(sim).values()} == {"tp2", "sl2"} and _invariant_7(sim) is None
     finally:
         handle.stop()
@@ -301,9 +302,9 @@ def test_restart_on_postgresql_keeps_the_spec(sim, worker_env, pg_url):
 def test_reconnect_puts_back_an_exit_cancelled_while_disconnected(sim, running_worker):
     alert_id = _bracket_filled(sim, running_worker)
     sim.fault("refuse", seconds=2.0)  # drops the worker and keeps it out for 2 s
-    wait_for(lambda: not running_worker.worker.ib.ready)
+    wait_until(lambda: not running_worker.worker.ib.ready)
     _ib_cancels(sim, f"tv2ib:{alert_id}:tp")
-    wait_for(lambda: set(_roles(sim)) == {"tp", "sl"}, timeout=15)
+    wait_until(lambda: set(_roles(sim)) == {"tp", "sl"}, timeout=15)
     assert _roles(sim)["tp"] == ("tp2", 10, 195.0) and _invariant_7(sim) is None
 
 
@@ -331,17 +332,17 @@ def test_drift_through_the_job_alarms_and_the_alert_goes_to_its_target(sim, runn
     ctx = running_worker.ctx
     sim.set_price("AAPL", 190.0)
     sim.trade(7, symbol="AAPL")
-    wait_for(lambda: running_worker.worker.trading.position_of(_aapl(sim)) == 7)
+    wait_until(lambda: running_worker.worker.trading.position_of(_aapl(sim)) == 7)
     alert_id = add_alert(ctx, {"ticker": "AAPL", "action": "sell", "positionSize": 5, "orderType": "market",
                                "prevMarketPosition": "long", "prevMarketPositionSize": 3})  # fmt: skip
-    wait_for(lambda: _position(sim) == 5)
-    [notice] = wait_for(lambda: _notices(ctx, "position_drift"))
+    wait_until(lambda: _position(sim) == 5)
+    [notice] = wait_until(lambda: _notices(ctx, "position_drift"))
     assert "expected long 3, IB has <b>long 7</b>" in notice.text and "goes on to its target" in notice.text
     # no drift, no alarm
     quiet = add_alert(ctx, {"ticker": "AAPL", "action": "sell", "positionSize": 4, "orderType": "market",
                             "prevMarketPosition": "long", "prevMarketPositionSize": 5})  # fmt: skip
-    wait_for(lambda: _position(sim) == 4)
-    wait_for(lambda: alert_status(ctx, quiet) == "filled")
+    wait_until(lambda: _position(sim) == 4)
+    wait_until(lambda: alert_status(ctx, quiet) == "filled")
     assert len(_notices(ctx, "position_drift")) == 1 and alert_status(ctx, alert_id) == "filled"
 
 
@@ -353,8 +354,8 @@ def test_flat_position_drops_the_spec_and_stray_exits(sim, running_worker):
     """A manual trade closes the position: the guard cancels the exits (they would open a short)."""
     _bracket_filled(sim, running_worker)
     sim.trade(-10, symbol="AAPL")
-    wait_for(lambda: _working_exits(sim) == [])
-    wait_for(lambda: running_worker.worker.protection.all() == [])
+    wait_until(lambda: _working_exits(sim) == [])
+    wait_until(lambda: running_worker.worker.protection.all() == [])
     assert _position(sim) == 0
 
 
@@ -366,8 +367,8 @@ def test_manual_flip_cancels_the_exits_and_alarms_without_closing(sim, worker_en
     try:
         _bracket_filled(sim, handle)
         sim.trade(-15, symbol="AAPL")
-        wait_for(lambda: _working_exits(sim) == [])
-        [notice] = wait_for(lambda: _notices(handle.ctx, "unprotected"))
+        wait_until(lambda: _working_exits(sim) == [])
+        [notice] = wait_until(lambda: _notices(handle.ctx, "unprotected"))
         assert "short 5" in notice.text and "manual trade" in notice.text
         assert _position(sim) == -5 and not [o for o in _ours(sim) if o["orderRef"].endswith(":flatten")]
     finally:
@@ -377,7 +378,7 @@ def test_manual_flip_cancels_the_exits_and_alarms_without_closing(sim, worker_en
 def test_manual_partial_close_shrinks_the_exits(sim, running_worker):
     _bracket_filled(sim, running_worker)
     sim.trade(-4, symbol="AAPL")
-    wait_for(lambda: {r[1] for r in _roles(sim).values()} == {6})
+    wait_until(lambda: {r[1] for r in _roles(sim).values()} == {6})
     assert _invariant_7(sim) is None and _roles(sim)["tp"][0] == "tp"  # modified, not replaced
 
 

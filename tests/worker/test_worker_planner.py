@@ -4,6 +4,7 @@ from decimal import Decimal as D
 
 import pytest
 
+from core.payload import AlertPayload
 from worker.planner import (
     Instrument,
     Leg,
@@ -23,6 +24,11 @@ ES = Instrument(637002612, "ES", "FUT", "CME", "USD", "ESZ6", D("0.25"), multipl
 EUR = Instrument(12087792, "EUR", "CASH", "IDEALPRO", "USD", "EUR.USD", D("0.00005"))
 
 
+def _payload(doc):
+    """An alert as the worker loads it (numbers as JSON numbers, like a stored row)."""
+    return AlertPayload.from_json({"ticker": "AAPL", **doc})
+
+
 def _legs(plan):
     return {leg.leg: leg for leg in plan.legs}
 
@@ -36,7 +42,7 @@ def test_long_bracket_percent_sides_grid_and_transmit():
         "takeProfit": {"percent": 1},
         "stopLoss": {"percent": 0.5},
     }
-    plan = plan_bracket(payload, AAPL)
+    plan = plan_bracket(_payload(payload), AAPL)
     legs = _legs(plan)
     assert [leg.leg for leg in plan.legs] == ["entry", "tp", "sl"]
     assert legs["entry"].action == "BUY" and legs["entry"].order_type == "MKT"
@@ -51,13 +57,13 @@ def test_long_bracket_percent_sides_grid_and_transmit():
 def test_short_bracket_ticks_and_amount():
     payload = {
         "action": "sell",
-        "quantity": "2",
+        "quantity": 2,
         "orderType": "limit",
-        "limitPrice": "5000.1",
+        "limitPrice": 5000.1,
         "takeProfit": {"ticks": 8},
         "stopLoss": {"amount": 3.1},
     }
-    plan = plan_bracket(payload, ES)
+    plan = plan_bracket(_payload(payload), ES)
     legs = _legs(plan)
     # SELL limit rounds up (never sell cheaper): 5000.25
     assert legs["entry"].limit_price == D("5000.25") and legs["entry"].action == "SELL"
@@ -75,7 +81,7 @@ def test_absolute_prices_forex_rounding():
         "takeProfit": {"limitPrice": 1.090012},
         "stopLoss": {"stopPrice": 1.070012},
     }
-    legs = _legs(plan_bracket(payload, EUR))
+    legs = _legs(plan_bracket(_payload(payload), EUR))
     assert legs["entry"].limit_price == D("1.08000")  # BUY limit down
     assert legs["tp"].limit_price == D("1.09005")  # SELL limit up
     assert legs["sl"].stop_price == D("1.07005")  # SELL stop up (toward the entry)
@@ -83,15 +89,15 @@ def test_absolute_prices_forex_rounding():
 
 def test_market_without_price_uses_market_reference():
     payload = {"action": "buy", "quantity": 1, "takeProfit": {"amount": 5}}
-    assert needs_market_reference(payload)
-    plan = plan_bracket(payload, AAPL, market_price=D("100"), market_source="ib last")
+    assert needs_market_reference(_payload(payload))
+    plan = plan_bracket(_payload(payload), AAPL, market_price=D("100"), market_source="ib last")
     assert plan.reference_source == "ib last" and _legs(plan)["tp"].limit_price == D("105")
     with pytest.raises(PlanRejected, match="no reference price"):
-        plan_bracket(payload, AAPL)
+        plan_bracket(_payload(payload), AAPL)
 
 
 def test_entry_only_transmits():
-    plan = plan_bracket({"action": "buy", "quantity": 1}, AAPL)
+    plan = plan_bracket(_payload({"action": "buy", "quantity": 1}), AAPL)
     assert len(plan.legs) == 1 and plan.legs[0].transmit
 
 
@@ -125,17 +131,15 @@ def test_entry_only_transmits():
 )
 def test_refusals(payload, reason):
     with pytest.raises(PlanRejected, match=reason):
-        plan_bracket(payload, AAPL)
+        plan_bracket(_payload(payload), AAPL)
 
 
 def test_kinds():
-    assert alert_kind({"action": "buy"}) == "position"
-    assert alert_kind({"action": "sell", "sentiment": "flat"}) == "position"
-    assert alert_kind({"action": "exit"}) == "position"
-    assert alert_kind({"action": "add"}) == "position"
-    assert alert_kind({"action": "cancel"}) == "cancel"
-    with pytest.raises(PlanRejected):
-        alert_kind({"action": "hold"})
+    assert alert_kind(_payload({"action": "buy"})) == "position"
+    assert alert_kind(_payload({"action": "sell", "sentiment": "flat"})) == "position"
+    assert alert_kind(_payload({"action": "exit"})) == "position"
+    assert alert_kind(_payload({"action": "add"})) == "position"
+    assert alert_kind(_payload({"action": "cancel"})) == "cancel"
 
 
 @pytest.mark.parametrize(
@@ -158,7 +162,7 @@ def test_kinds():
     ],
 )
 def test_intent_of_payload(payload, intent):
-    assert intent_of(payload) == intent
+    assert intent_of(_payload(payload)) == intent
 
 
 @pytest.mark.parametrize(
@@ -171,24 +175,24 @@ def test_intent_of_payload(payload, intent):
 )
 def test_intent_refusals(payload, says):
     with pytest.raises(PlanRejected, match=says):
-        intent_of(payload)
+        intent_of(_payload(payload))
 
 
 def test_bracket_sized_and_sided_by_the_decision():
     """The opening part of a reversal: the side and size come from the decision, not the action."""
     payload = {"action": "buy", "quantity": 1, "positionSize": -4, "price": 100,
                "takeProfit": {"amount": 2}, "stopLoss": {"amount": 1}}  # fmt: skip
-    plan = plan_bracket(payload, AAPL, side="SELL", quantity=D(4))
+    plan = plan_bracket(_payload(payload), AAPL, side="SELL", quantity=D(4))
     assert [(leg.leg, leg.action, leg.quantity) for leg in plan.legs] == [
         ("entry", "SELL", D(4)), ("tp", "BUY", D(4)), ("sl", "BUY", D(4))
     ]  # fmt: skip
     assert protection_prices(plan.legs) == {"tp": D("98.00"), "sl": D("101.00")}
     with pytest.raises(PlanRejected, match="MAX_ORDER_QUANTITY"):
-        plan_bracket(payload, AAPL, side="SELL", quantity=D(40), max_quantity=D(10))
+        plan_bracket(_payload(payload), AAPL, side="SELL", quantity=D(40), max_quantity=D(10))
 
 
 def test_close_leg_market_or_limit_and_roundtrip():
-    close = plan_close(AAPL, "SELL", D(10), {"action": "sell", "quantity": 20})
+    close = plan_close(AAPL, "SELL", D(10), _payload({"action": "sell", "quantity": 20}))
     assert (close.leg, close.action, close.order_type, close.quantity, close.tif) == (
         "close",
         "SELL",
@@ -196,19 +200,23 @@ def test_close_leg_market_or_limit_and_roundtrip():
         D(10),
         "DAY",
     )
-    limit = plan_close(AAPL, "BUY", D(3), {"action": "buy", "orderType": "limit", "limitPrice": 100.004})
+    limit = plan_close(
+        AAPL, "BUY", D(3), _payload({"action": "buy", "orderType": "limit", "limitPrice": 100.004})
+    )
     assert (limit.order_type, limit.limit_price) == ("LMT", D("100.00"))
-    exit_leg = plan_close(AAPL, "SELL", D(2), {"action": "exit", "orderType": "limit"}, leg="exit")
+    exit_leg = plan_close(AAPL, "SELL", D(2), _payload({"action": "exit", "orderType": "limit"}), leg="exit")
     assert (exit_leg.leg, exit_leg.order_type) == ("exit", "MKT")  # an exit leaves at market
-    for leg in (close, limit, *plan_bracket({"action": "buy", "quantity": 2, "price": 50,
-                                             "stopLoss": {"percent": 2}}, AAPL).legs):  # fmt: skip
+    bracket = plan_bracket(
+        _payload({"action": "buy", "quantity": 2, "price": 50, "stopLoss": {"percent": 2}}), AAPL
+    )
+    for leg in (close, limit, *bracket.legs):
         assert Leg.from_json(leg.to_json()) == leg
 
 
 def test_exit_plan():
-    plan = plan_exit(AAPL, D("-5"), {})
+    plan = plan_exit(AAPL, D("-5"), _payload({"action": "exit"}))
     assert plan.legs[0].action == "BUY" and plan.legs[0].quantity == D("5") and plan.legs[0].leg == "exit"
-    assert plan_exit(AAPL, D("0"), {}).legs == []
+    assert plan_exit(AAPL, D("0"), _payload({"action": "exit"})).legs == []
     assert plan.to_json()["legs"][0]["quantity"] == "5"
 
 
@@ -240,13 +248,15 @@ def test_exit_plan():
 )
 def test_no_leg_is_planned_at_or_below_zero(payload, reason):
     with pytest.raises(PlanRejected, match=reason):
-        plan_bracket(payload, AAPL)
+        plan_bracket(_payload(payload), AAPL)
 
 
 def test_quantity_ceiling():
     payload = {"action": "buy", "quantity": 10**12}
     with pytest.raises(PlanRejected, match="above MAX_ORDER_QUANTITY 1000000"):
-        plan_bracket(payload, AAPL, max_quantity=D(1_000_000))
-    assert plan_bracket({"action": "buy", "quantity": 1_000_000}, AAPL, max_quantity=D(1_000_000)).legs
+        plan_bracket(_payload(payload), AAPL, max_quantity=D(1_000_000))
+    assert plan_bracket(
+        _payload({"action": "buy", "quantity": 1_000_000}), AAPL, max_quantity=D(1_000_000)
+    ).legs
     # closing a position is never refused by the ceiling
-    assert plan_exit(AAPL, D(5_000_000), {}).legs[0].quantity == D(5_000_000)
+    assert plan_exit(AAPL, D(5_000_000), _payload({"action": "exit"})).legs[0].quantity == D(5_000_000)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from worker_helpers import add_alert, alert_status, wait_for
+from support import wait_until
+from worker_helpers import add_alert, alert_status
 
 from core.services import get_alert
 
@@ -41,8 +42,8 @@ def _refs_sent_once(sim) -> None:
 def _long_10(sim, ctx) -> str:
     sim.set_price("AAPL", 190.0)
     alert_id = add_alert(ctx, BRACKET)
-    wait_for(lambda: alert_status(ctx, alert_id) == "filled")
-    wait_for(lambda: _position(sim) == 10 and len(_working(sim)) == 2)
+    wait_until(lambda: alert_status(ctx, alert_id) == "filled")
+    wait_until(lambda: _position(sim) == 10 and len(_working(sim)) == 2)
     assert _working(sim) == [("sl", "SELL", "STP", 10, 187.0), ("tp", "SELL", "LMT", 10, 195.0)]
     return alert_id
 
@@ -52,8 +53,8 @@ def test_sell_twice_the_position_reverses_with_one_protective_set(sim, running_w
     long_id = _long_10(sim, ctx)
     rev = add_alert(ctx, {"ticker": "AAPL", "action": "sell", "quantity": 20, "price": 190,
                           "takeProfit": {"amount": 4}, "stopLoss": {"amount": 2}})  # fmt: skip
-    wait_for(lambda: alert_status(ctx, rev) == "filled", timeout=20)
-    wait_for(lambda: _position(sim) == -10 and len(_working(sim)) == 2)
+    wait_until(lambda: alert_status(ctx, rev) == "filled", timeout=20)
+    wait_until(lambda: _position(sim) == -10 and len(_working(sim)) == 2)
     # the long's exits are gone; the short has exactly one BUY stop and one BUY target of 10
     assert _working(sim) == [("sl", "BUY", "STP", 10, 192.0), ("tp", "BUY", "LMT", 10, 186.0)]
     state = sim.state()["orders"]
@@ -81,8 +82,8 @@ def test_reversal_without_exits_leaves_none_working(sim, running_worker):
     ctx = running_worker.ctx
     _long_10(sim, ctx)
     rev = add_alert(ctx, {"ticker": "AAPL", "action": "sell", "quantity": 20, "price": 190})
-    wait_for(lambda: alert_status(ctx, rev) == "filled", timeout=20)
-    wait_for(lambda: _position(sim) == -10)
+    wait_until(lambda: alert_status(ctx, rev) == "filled", timeout=20)
+    wait_until(lambda: _position(sim) == -10)
     assert _working(sim) == []
 
 
@@ -90,7 +91,7 @@ def test_buy_while_long_is_rejected_and_nothing_is_sent(sim, running_worker):
     ctx = running_worker.ctx
     _long_10(sim, ctx)
     again = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 5, "price": 190})
-    wait_for(lambda: alert_status(ctx, again) == "rejected")
+    wait_until(lambda: alert_status(ctx, again) == "rejected")
     assert "already long 10" in get_alert(ctx.sessions, again)["reason"]
     assert not [o for o in sim.state()["orders"] if again in o["orderRef"]]
     assert _position(sim) == 10
@@ -100,7 +101,7 @@ def test_position_size_already_held_is_cancelled_not_failed(sim, running_worker)
     ctx = running_worker.ctx
     _long_10(sim, ctx)
     held = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 1, "positionSize": 10})
-    wait_for(lambda: alert_status(ctx, held) == "cancelled")
+    wait_until(lambda: alert_status(ctx, held) == "cancelled")
     assert "already at target +10" in get_alert(ctx.sessions, held)["reason"]
     assert not [o for o in sim.state()["orders"] if held in o["orderRef"]]
     assert _working(sim) == [("sl", "SELL", "STP", 10, 187.0), ("tp", "SELL", "LMT", 10, 195.0)]
@@ -110,8 +111,8 @@ def test_reduce_shrinks_the_same_exits_before_the_close(sim, running_worker):
     ctx = running_worker.ctx
     long_id = _long_10(sim, ctx)
     reduce = add_alert(ctx, {"ticker": "AAPL", "action": "sell", "quantity": 4})
-    wait_for(lambda: alert_status(ctx, reduce) == "filled", timeout=20)
-    wait_for(lambda: _position(sim) == 6)
+    wait_until(lambda: alert_status(ctx, reduce) == "filled", timeout=20)
+    wait_until(lambda: _position(sim) == 6)
     assert _working(sim) == [("sl", "SELL", "STP", 6, 187.0), ("tp", "SELL", "LMT", 6, 195.0)]
     # the same orders, modified: no new exit was placed
     assert {o["orderRef"] for o in sim.state()["orders"] if o["status"] in WORKING} == {
@@ -126,8 +127,8 @@ def test_partial_exit_by_percent_of_position(sim, running_worker):
     half = add_alert(
         ctx, {"ticker": "AAPL", "action": "exit", "quantity": 50, "quantityType": "percent_of_position"}
     )
-    wait_for(lambda: alert_status(ctx, half) == "filled", timeout=20)
-    wait_for(lambda: _position(sim) == 5)
+    wait_until(lambda: alert_status(ctx, half) == "filled", timeout=20)
+    wait_until(lambda: _position(sim) == 5)
     assert _working(sim) == [("sl", "SELL", "STP", 5, 187.0), ("tp", "SELL", "LMT", 5, 195.0)]
     exit_leg = [o for o in sim.state()["orders"] if o["orderRef"] == f"tv2ib:{half}:exit"]
     assert len(exit_leg) == 1 and exit_leg[0]["quantity"] == 5
@@ -139,13 +140,13 @@ def test_refused_reversal_puts_the_old_exits_back(sim, running_worker):
     sim.fault("reject_next", reason="Order rejected - reason:Trading halted", code=201)
     rev = add_alert(ctx, {"ticker": "AAPL", "action": "sell", "quantity": 20, "price": 190,
                           "stopLoss": {"amount": 2}})  # fmt: skip
-    wait_for(lambda: alert_status(ctx, rev) == "rejected", timeout=20)
+    wait_until(lambda: alert_status(ctx, rev) == "rejected", timeout=20)
     reason = get_alert(ctx.sessions, rev)["reason"]
     assert "IB refused the close order" in reason and "not reversed" in reason, reason
     assert "position left long 10" in reason, reason
     assert _position(sim) == 10
     # the long is protected again, at its old prices, for its whole size; nothing on the other side
-    wait_for(
+    wait_until(
         lambda: [w[1:] for w in _working(sim)] == [("SELL", "STP", 10, 187.0), ("SELL", "LMT", 10, 195.0)]
     )
     assert not [o for o in sim.state()["orders"] if o["orderRef"] == f"tv2ib:{rev}:entry"]
@@ -157,7 +158,7 @@ def test_refused_short_after_the_close_leaves_the_account_flat(sim, running_work
     sim.set_cash_account(True)  # short sales refused: the close goes through, the open does not
     rev = add_alert(ctx, {"ticker": "AAPL", "action": "sell", "quantity": 20, "price": 190,
                           "stopLoss": {"amount": 2}})  # fmt: skip
-    wait_for(lambda: alert_status(ctx, rev) == "rejected", timeout=20)
+    wait_until(lambda: alert_status(ctx, rev) == "rejected", timeout=20)
     assert "the position is flat, not reversed" in get_alert(ctx.sessions, rev)["reason"]
     assert _position(sim) == 0
     assert _working(sim) == []
@@ -167,7 +168,7 @@ def test_exit_while_flat_places_nothing(sim, running_worker):
     ctx = running_worker.ctx
     sim.set_price("AAPL", 190.0)
     flat = add_alert(ctx, {"ticker": "AAPL", "action": "exit"})
-    wait_for(lambda: alert_status(ctx, flat) == "cancelled")
+    wait_until(lambda: alert_status(ctx, flat) == "cancelled")
     assert "no open position" in get_alert(ctx.sessions, flat)["reason"]
     assert not [o for o in sim.state()["orders"] if flat in o["orderRef"]]
 
@@ -177,10 +178,10 @@ def test_reversal_cancels_the_resting_entry_first(sim, running_worker):
     _long_10(sim, ctx)
     resting = add_alert(ctx, {"ticker": "AAPL", "action": "add", "quantity": 5, "orderType": "limit",
                               "limitPrice": 180})  # fmt: skip
-    wait_for(lambda: alert_status(ctx, resting) == "submitted")
+    wait_until(lambda: alert_status(ctx, resting) == "submitted")
     rev = add_alert(ctx, {"ticker": "AAPL", "action": "sell", "quantity": 20, "price": 190})
-    wait_for(lambda: alert_status(ctx, rev) == "filled", timeout=20)
-    wait_for(lambda: alert_status(ctx, resting) == "cancelled")
+    wait_until(lambda: alert_status(ctx, rev) == "filled", timeout=20)
+    wait_until(lambda: alert_status(ctx, resting) == "cancelled")
     assert _position(sim) == -10
     assert _working(sim) == []
 
@@ -190,10 +191,10 @@ def test_cancel_cancels_entries_and_keeps_the_exits(sim, running_worker):
     _long_10(sim, ctx)
     resting = add_alert(ctx, {"ticker": "AAPL", "action": "add", "quantity": 5, "orderType": "limit",
                               "limitPrice": 180})  # fmt: skip
-    wait_for(lambda: alert_status(ctx, resting) == "submitted")
+    wait_until(lambda: alert_status(ctx, resting) == "submitted")
     cancel = add_alert(ctx, {"ticker": "AAPL", "action": "cancel"})
-    wait_for(lambda: alert_status(ctx, cancel) == "cancelled")
-    wait_for(lambda: alert_status(ctx, resting) == "cancelled")
+    wait_until(lambda: alert_status(ctx, cancel) == "cancelled")
+    wait_until(lambda: alert_status(ctx, resting) == "cancelled")
     assert _working(sim) == [("sl", "SELL", "STP", 10, 187.0), ("tp", "SELL", "LMT", 10, 195.0)]
     assert _position(sim) == 10
 
@@ -202,13 +203,13 @@ def test_add_grows_the_position_and_its_exits_cover_it_once(sim, running_worker)
     ctx = running_worker.ctx
     _long_10(sim, ctx)
     add = add_alert(ctx, {"ticker": "AAPL", "action": "add", "quantity": 5, "price": 190})
-    wait_for(lambda: alert_status(ctx, add) == "filled", timeout=20)
-    wait_for(lambda: _position(sim) == 15)
+    wait_until(lambda: alert_status(ctx, add) == "filled", timeout=20)
+    wait_until(lambda: _position(sim) == 15)
     # the add is a plain entry (no children); the one protective set grows to the whole position
     assert [o["orderRef"].rsplit(":", 1)[1] for o in sim.state()["orders"] if add in o["orderRef"]] == [
         "entry"
     ]
-    wait_for(lambda: _working(sim) == [("sl", "SELL", "STP", 15, 187.0), ("tp", "SELL", "LMT", 15, 195.0)],
+    wait_until(lambda: _working(sim) == [("sl", "SELL", "STP", 15, 187.0), ("tp", "SELL", "LMT", 15, 195.0)],
              timeout=15)  # fmt: skip
 
 
@@ -217,7 +218,7 @@ def test_drift_from_the_strategys_previous_position_alarms_and_still_trades(sim,
     _long_10(sim, ctx)
     rev = add_alert(ctx, {"ticker": "AAPL", "action": "sell", "quantity": 20, "price": 190,
                           "prevMarketPosition": "long", "prevMarketPositionSize": 5})  # fmt: skip
-    wait_for(lambda: alert_status(ctx, rev) == "filled", timeout=20)
-    wait_for(lambda: _position(sim) == -10)
+    wait_until(lambda: alert_status(ctx, rev) == "filled", timeout=20)
+    wait_until(lambda: _position(sim) == -10)
     messages = [e["message"] for e in get_alert(ctx.sessions, rev)["events"]]
     assert any(m.startswith("position drift:") for m in messages), messages

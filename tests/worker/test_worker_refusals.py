@@ -5,7 +5,8 @@ web process with other settings). Real worker in a thread, real ib_async over TC
 from __future__ import annotations
 
 import pytest
-from worker_helpers import WorkerThread, add_alert, alert_status, wait_for
+from support import wait_until
+from worker_helpers import WorkerThread, add_alert, alert_status
 
 from core.services import get_alert
 
@@ -45,6 +46,11 @@ def _orders_of(sim, alert_id):
             {"ticker": "AAPL", "action": "buy", "quantity": 10**12, "price": 190},
             "above MAX_ORDER_QUANTITY 1000000",
         ),
+        # a row no intake wrote (edited by hand): refused naming the field, not a worker error
+        (
+            {"ticker": "AAPL", "action": "buy", "quantity": "lots", "price": 190},
+            "quantity is not a number",
+        ),
     ],
 )
 def test_nonsense_orders_are_rejected_with_the_reason_and_nothing_is_placed(
@@ -53,13 +59,13 @@ def test_nonsense_orders_are_rejected_with_the_reason_and_nothing_is_placed(
     ctx = running_worker.ctx
     sim.set_price("AAPL", 190.0)
     alert_id = add_alert(ctx, payload)
-    wait_for(lambda: alert_status(ctx, alert_id) == "rejected")
+    wait_until(lambda: alert_status(ctx, alert_id) == "rejected")
     doc = get_alert(ctx.sessions, alert_id)
     assert reason in doc["reason"]
     assert doc["orders"] == []
     # a valid alert after it goes through, so the sim saw the worker's traffic: none for the refused one
     ok = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 1, "price": 190})
-    wait_for(lambda: alert_status(ctx, ok) == "filled")
+    wait_until(lambda: alert_status(ctx, ok) == "filled")
     assert _orders_of(sim, alert_id) == [] and len(_orders_of(sim, ok)) == 1
 
 
@@ -69,7 +75,7 @@ def test_max_order_quantity_setting_reaches_the_worker(sim, worker_env):
         ctx = handle.ctx
         sim.set_price("AAPL", 190.0)
         refused = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 6, "price": 190})
-        wait_for(lambda: alert_status(ctx, refused) == "rejected")
+        wait_until(lambda: alert_status(ctx, refused) == "rejected")
         assert "above MAX_ORDER_QUANTITY 5" in get_alert(ctx.sessions, refused)["reason"]
         assert _orders_of(sim, refused) == []
     finally:

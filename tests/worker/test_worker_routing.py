@@ -8,7 +8,8 @@ from datetime import timedelta
 
 from rq import Queue
 from sqlalchemy import update
-from worker_helpers import WorkerThread, add_alert, alert_status, wait_for
+from support import wait_until
+from worker_helpers import WorkerThread, add_alert, alert_status
 
 from config.settings import Settings
 from core import keys
@@ -36,7 +37,7 @@ def _heartbeat(ctx, worker):
 def test_worker_without_ib_account_serves_default_and_its_managed_account(sim, running_worker):
     ctx, worker = running_worker.ctx, running_worker.worker
     sim.set_price("AAPL", 190.0)
-    wait_for(lambda: _heartbeat(ctx, worker).get("serves") == ["default", MANAGED])
+    wait_until(lambda: _heartbeat(ctx, worker).get("serves") == ["default", MANAGED])
     named = add_alert(ctx, {**BRACKET, "account": MANAGED}, enqueue=False)
     with ctx.sessions.begin() as session:
         session.execute(update(Alert).where(Alert.id == named).values(account=MANAGED))
@@ -45,7 +46,7 @@ def test_worker_without_ib_account_serves_default_and_its_managed_account(sim, r
     sim.set_price("MSFT", 420.0)
     unnamed = add_alert(ctx, {**BRACKET, "ticker": "MSFT", "price": 420})
     for alert_id in (named, unnamed):
-        wait_for(lambda alert_id=alert_id: alert_status(ctx, alert_id) in ("submitted", "filled"))
+        wait_until(lambda alert_id=alert_id: alert_status(ctx, alert_id) in ("submitted", "filled"))
         assert len(_legs(sim, alert_id)) == 3
 
 
@@ -64,7 +65,7 @@ def test_worker_does_not_place_an_alert_the_sweep_rejected(sim, worker_env):
         assert default_queue.count == 0  # the sweep took the job off the queue
         default_queue.enqueue(keys.EXECUTE_ALERT_JOB, alert_id)  # a stray second job for it
         handle = WorkerThread(worker_env).start()
-        wait_for(lambda: default_queue.count == 0 and handle.worker.consumer.done >= 1)
+        wait_until(lambda: default_queue.count == 0 and handle.worker.consumer.done >= 1)
         assert alert_status(relay_ctx, alert_id) == "rejected"
         assert _legs(sim, alert_id) == []
     finally:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
+from support import wait_until
 
 from ibsim.testing import SimThread
 from worker.ib import IBConnection, Trading
@@ -69,9 +70,7 @@ def _orders(sim, alert_id: str) -> dict[str, dict]:
 
 
 def _wait(predicate, timeout: float = 10.0):
-    from worker_helpers import wait_for
-
-    return wait_for(predicate, timeout=timeout)
+    return wait_until(predicate, timeout=timeout)
 
 
 def test_exit_roles_from_order_refs():

@@ -3,56 +3,23 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
-from rq import Queue
+from support import alert_status as stored_status
+from support import free_port, queue_alert
 
 from config.settings import Settings
-from core import keys
 from core.context import AppContext
-from core.ids import new_alert_id
-from core.models import Alert, AlertStatus, utcnow
 from worker.runtime import Worker
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """Poll ``predicate`` until truthy; fail the test with a clear message after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
 
 
 def add_alert(ctx: AppContext, payload: dict[str, Any], *, received_at=None, enqueue: bool = True) -> str:
     """Commit an alert the way the web app does (status queued) and enqueue its job."""
-    alert_id = new_alert_id()
-    with ctx.sessions.begin() as session:
-        session.add(
-            Alert(
-                id=alert_id,
-                status=AlertStatus.QUEUED.value,
-                received_at=received_at or utcnow(),
-                payload=payload,
-                ticker=payload.get("ticker"),
-                action=payload.get("action"),
-                strategy=payload.get("strategy"),
-                queue_name=keys.queue_name(None),
-            )
-        )
-    if enqueue:
-        Queue(keys.queue_name(None), connection=ctx.redis).enqueue(keys.EXECUTE_ALERT_JOB, alert_id)
-    return alert_id
+    return queue_alert(ctx.sessions, ctx.redis, payload, received_at=received_at, enqueue=enqueue)
 
 
 def alert_status(ctx: AppContext, alert_id: str) -> str:
-    with ctx.sessions() as session:
-        return session.get(Alert, alert_id).status
+    return stored_status(ctx.sessions, alert_id)
 
 
 class WorkerThread:
@@ -81,13 +48,10 @@ class FreezableRelay:
 
     def __init__(self, target_port: int) -> None:
         import asyncio
-        import socket
 
         self._asyncio = asyncio
         self.target_port = target_port
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.frozen = threading.Event()
         self._loop = asyncio.new_event_loop()
         ready = threading.Event()

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -32,6 +31,7 @@ from core.models import IB_DONE_STATUSES
 from worker.errors import TemporaryError
 from worker.ib.translate import fill_snapshot, order_snapshot, position_snapshot
 from worker.pacing import Pacer
+from worker.retry import backoff_delay
 from worker.snapshots import IBFact, OrderError, Reconciliation
 
 log = logging.getLogger(__name__)
@@ -215,8 +215,8 @@ class IBConnection:
             except Exception as exc:  # noqa: BLE001 - any failure to connect is retried
                 self.ib.disconnect()
                 attempt += 1
-                delay = min(self._backoff_cap, self._backoff_base * 2 ** min(attempt, 10))
-                delay *= random.uniform(0.5, 1.0)  # jitter: many workers must not reconnect in step
+                # base * 2^attempt, capped, jittered: many workers must not reconnect in step
+                delay = backoff_delay(attempt + 1, self._backoff_base, self._backoff_cap)
                 log.warning(
                     "IB connect to %s:%s failed (%s); retry in %.2fs", self.host, self.port, exc, delay
                 )
@@ -239,7 +239,7 @@ class IBConnection:
             self._set_ready(False, "connection lost")
             self.ib.disconnect()
             if not self._stopping:
-                await asyncio.sleep(self._backoff_base * random.uniform(0.5, 1.0))
+                await asyncio.sleep(backoff_delay(1, self._backoff_base, self._backoff_cap))
 
     async def _watch(self) -> None:
         """Return when the connection is lost or the periodic probe fails."""

@@ -40,21 +40,26 @@ from telegram.ext import (
 from config.settings import Settings
 from core import services
 from worker.notify import outbox, replies
+from worker.notify.replies import Command
+from worker.retry import backoff_delay
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 FLATTEN_CONFIRM_SECONDS = 60
-COMMANDS = [
-    ("status", "IB and worker state, queue depth, paused or not"),
-    ("positions", "open positions"),
-    ("orders", "working orders"),
-    ("pnl", "today's realized PnL and fees"),
-    ("last", "recent alerts and their outcomes"),
-    ("pause", "stop placing new orders"),
-    ("resume", "place orders again"),
-    ("flatten", "cancel all orders, close all positions (asks first)"),
-]
+# The one list of commands: the bot answers exactly these (handler ``CommandBot._<name>``), the
+# command menu (setMyCommands) and the /help text are made from it, so they cannot disagree.
+COMMANDS = (
+    Command("status", "IB and worker state, queue depth, paused or not"),
+    Command("positions", "open positions"),
+    Command("orders", "working orders"),
+    Command("pnl", "today's realized PnL and fees (UTC day)"),
+    Command("last", "recent alerts and their outcomes"),
+    Command("pause", "stop placing new orders"),
+    Command("resume", "place orders again"),
+    Command("flatten", "cancel all working orders and close all positions (asks first)", "[account]"),
+)
+HELP_COMMANDS = ("help", "start")  # both answer the help text (Telegram sends /start first)
 
 
 def build_application(settings: Settings, poll_timeout: float = 10.0) -> Application:
@@ -114,7 +119,7 @@ class CommandBot:
         self._task = asyncio.get_running_loop().create_task(self._lifecycle(), name="telegram-bot")
 
     async def _lifecycle(self) -> None:
-        delay = 1.0
+        failures = 0
         while True:
             try:
                 await self.app.initialize()  # getMe: checks the token
@@ -124,9 +129,10 @@ class CommandBot:
                 log.error("Telegram rejected TELEGRAM_BOT_TOKEN; notices wait in the outbox (retry in 300 s)")
                 await asyncio.sleep(300)
             except TelegramError as exc:
+                failures += 1
+                delay = backoff_delay(failures, 1.0, 30.0, jitter=False)
                 log.warning("Telegram unreachable at start (%s); retry in %.0f s", type(exc).__name__, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
         if not self.owners:
             log.warning("no TELEGRAM_CHAT_ID: the bot answers nobody")
         await self.app.start()
@@ -136,13 +142,13 @@ class CommandBot:
         self.ready.set()
         log.info("telegram bot @%s ready; commands from %d chat(s)", self.bot.username, len(self.owners))
         try:
-            await self.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
+            await self.bot.set_my_commands([BotCommand(c.name, c.summary) for c in COMMANDS])
         except TelegramError as exc:
             log.info("could not publish the command menu: %s", exc)
 
     async def _start_polling(self) -> None:
         """Drop the commands sent while no worker polled, then poll (returns once polling runs)."""
-        delay = 1.0
+        failures = 0
         while True:
             try:
                 # PTB's bootstrap calls deleteWebhook(drop_pending_updates) and retries network
@@ -157,9 +163,10 @@ class CommandBot:
                 )
                 return
             except TelegramError as exc:  # e.g. InvalidToken, which PTB does not retry
+                failures += 1
+                delay = backoff_delay(failures, 1.0, 300.0, jitter=False)
                 log.error("telegram polling did not start (%s); retry in %.0f s", type(exc).__name__, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 300.0)
 
     def _polling_error(self, exc: TelegramError) -> None:
         # PTB retries getUpdates itself; one line instead of a traceback per failed poll.
@@ -185,19 +192,9 @@ class CommandBot:
     def _register(self) -> None:
         app = self.app
         app.add_handler(TypeHandler(Update, self._gate), group=-1)
-        simple: dict[str, Callable[..., Any]] = {
-            "status": self._status,
-            "positions": self._positions,
-            "orders": self._orders,
-            "pnl": self._pnl,
-            "last": self._last,
-            "pause": self._pause,
-            "resume": self._resume,
-            "flatten": self._flatten,
-            "help": self._help,
-            "start": self._help,
-        }
-        for name, handler in simple.items():
+        handlers: dict[str, Callable[..., Any]] = {c.name: getattr(self, f"_{c.name}") for c in COMMANDS}
+        handlers.update(dict.fromkeys(HELP_COMMANDS, self._help))
+        for name, handler in handlers.items():
             app.add_handler(CommandHandler(name, handler))
         app.add_handler(CallbackQueryHandler(self._flatten_button, pattern=r"^flatten:"))
         app.add_error_handler(self._error)
@@ -234,7 +231,7 @@ class CommandBot:
         return f"telegram:{user.id if user else update.effective_chat.id if update.effective_chat else '?'}"
 
     async def _help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self._reply(update, replies.HELP)
+        await self._reply(update, replies.help_text(COMMANDS))
 
     async def _status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         doc = await self._call(services.status, self.sessions, self.redis)

@@ -1,14 +1,17 @@
-"""What a notice says: pure functions from a worker event (a dict) to a :class:`NoticeDraft`.
+"""What a notice says: pure functions from a typed event (``core/events.py``) to a :class:`NoticeDraft`.
 
 No I/O here (freqtrade's rpc/telegram split): the outbox stores drafts, the sender delivers them.
 Texts are Telegram HTML: every value that comes from outside (symbols such as ``ES1!`` or
 ``BRK.B``, strategy names with ``<``, ``>`` or ``&``, IB's reasons) goes through :func:`esc`, and
 :func:`fit` cuts a text to Telegram's 4096-character limit without splitting a tag or an entity.
 
-A new notice kind is one function away::
+Each composer takes the TypedDict of its kind and reads its keys as ``event["key"]``: a key the
+event type does not promise is a type error, not a silent None (only ``NotRequired`` keys are read
+with ``.get``). A new notice kind is its event type in ``core/events.py`` (see the steps there) and
+one function here::
 
     @composer("margin_call")
-    def _margin_call(event):
+    def _margin_call(event: MarginCallEvent) -> NoticeDraft:
         return NoticeDraft("margin_call", f"⚠️ margin call: {esc(event['detail'])}", None)
 """
 
@@ -21,15 +24,25 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from core.events import (
+    AlarmEvent,
+    AlertRejectedEvent,
+    DailySummaryEvent,
+    FillEvent,
+    OrderRejectedEvent,
+    OutageEvent,
+    WorkerStoppedEvent,
+)
 from core.notices import MAX_DEDUP_KEY, NoticeDraft  # plain data: the outbox row's shape
 
 MAX_TEXT = 4096  # Telegram's sendMessage limit
 ELLIPSIS = "…"
 
+# What the outbox hands in: a core.events.Event, or (from a caller with a bug) any mapping.
 Event = Mapping[str, Any]
 
-
-Composer = Callable[[Event], NoticeDraft | None]
+# Each composer takes its own event type; the registry dispatches on ``type``.
+Composer = Callable[[Any], NoticeDraft | None]
 COMPOSERS: dict[str, Composer] = {}
 
 # Event types that are facts for the dashboard only; they make no notice.
@@ -136,11 +149,13 @@ def _bounded_key(key: str | None) -> str | None:
     return f"{key[: room - 25]}#{digest}"
 
 
+def _fill_key(exec_id: str | None) -> str | None:
+    return f"fill:{exec_id}" if exec_id else None
+
+
 def _default_key(event: Event) -> str | None:
-    kind = event.get("type")
-    if kind == "fill" and event.get("exec_id"):
-        return f"fill:{event['exec_id']}"
-    return None
+    """The dedup key of a malformed event (read defensively: its keys are unknown)."""
+    return _fill_key(event.get("exec_id")) if event.get("type") == "fill" else None
 
 
 def _utf16_len(ch: str) -> int:
@@ -200,30 +215,26 @@ def fit(text: str, limit: int = MAX_TEXT) -> str:
     return text[:cut] + ELLIPSIS + closing
 
 
-def _symbol(event: Event) -> str:
-    sec_type = str(event.get("sec_type") or "").upper()
-    local = event.get("local_symbol")
-    symbol = event.get("symbol") or event.get("ticker") or "?"
-    if local and (sec_type in LOCAL_SYMBOL_TYPES or not event.get("symbol")):
-        return str(local)
-    return str(symbol)
+def _symbol(symbol: str | None, local_symbol: str | None = None, sec_type: str | None = None) -> str:
+    if local_symbol and ((sec_type or "").upper() in LOCAL_SYMBOL_TYPES or not symbol):
+        return str(local_symbol)
+    return str(symbol or "?")
 
 
-def _origin(event: Event) -> str:
+def _origin(strategy: str | None, alert_id: str | None, order_ref: str | None) -> str:
     """'strategy X · alert Y' (either may be missing: a manual order in TWS has neither)."""
     parts = []
-    if event.get("strategy"):
-        parts.append(f"strategy <b>{esc(_short(str(event['strategy']), 200))}</b>")
-    if event.get("alert_id"):
-        parts.append(f"alert <code>{esc(event['alert_id'])}</code>")
-    elif event.get("order_ref"):
-        parts.append(f"ref <code>{esc(_short(str(event['order_ref']), 100))}</code>")
+    if strategy:
+        parts.append(f"strategy <b>{esc(_short(str(strategy), 200))}</b>")
+    if alert_id:
+        parts.append(f"alert <code>{esc(alert_id)}</code>")
+    elif order_ref:
+        parts.append(f"ref <code>{esc(_short(str(order_ref), 100))}</code>")
     return " · ".join(parts)
 
 
-def _leg(event: Event) -> str:
-    leg = str(event.get("leg") or "")
-    return LEG_NAMES.get(leg, leg or "order")
+def _leg(leg: str | None) -> str:
+    return LEG_NAMES.get(leg or "", leg or "order")
 
 
 # --- composers ---------------------------------------------------------------------------------
@@ -232,10 +243,10 @@ def _leg(event: Event) -> str:
 CLOSING_LEGS = frozenset({"tp", "sl", "exit", "flatten"})
 
 
-def _realized(event: Event) -> Decimal | None:
+def _realized(event: FillEvent) -> Decimal | None:
     """The realized PnL worth showing: IB reports 0 (or an unset huge double) for a fill that opens
     a position; a closing leg shows even a breakeven 0."""
-    raw = event.get("realized_pnl")
+    raw: Any = event["realized_pnl"]
     if raw is None or raw == "":
         return None
     try:
@@ -244,20 +255,20 @@ def _realized(event: Event) -> Decimal | None:
         return None
     if not value.is_finite() or abs(value) >= Decimal("1e300"):
         return None
-    if value == 0 and str(event.get("leg") or "") not in CLOSING_LEGS:
+    if value == 0 and str(event["leg"] or "") not in CLOSING_LEGS:
         return None
     return value
 
 
 @composer("fill")
-def _fill(event: Event) -> NoticeDraft:
-    side = SIDE_NAMES.get(str(event.get("side") or "").upper(), str(event.get("side") or "?"))
+def _fill(event: FillEvent) -> NoticeDraft:
+    side = SIDE_NAMES.get(str(event["side"] or "").upper(), str(event["side"] or "?"))
     icon = "🟢" if side == "BUY" else "🔴" if side == "SELL" else "⚪"
-    symbol = esc(_symbol(event))
+    symbol = esc(_symbol(event["symbol"], event["local_symbol"], event["sec_type"]))
     lines = [
-        f"{icon} <b>{side} {num(event.get('quantity'))} {symbol} @ {num(event.get('price'))}</b> · {esc(_leg(event))}"
+        f"{icon} <b>{side} {num(event['quantity'])} {symbol} @ {num(event['price'])}</b> · {esc(_leg(event['leg']))}"
     ]
-    cum, total = event.get("cum_quantity"), event.get("order_quantity")
+    cum, total = event["cum_quantity"], event["order_quantity"]
     if cum is not None and total is not None:
         try:
             final = Decimal(str(cum)) >= Decimal(str(total))
@@ -265,64 +276,64 @@ def _fill(event: Event) -> NoticeDraft:
             final = True
         word = "filled" if final else "partial fill"
         lines.append(f"{word} {num(cum)}/{num(total)}")
-    origin = _origin(event)
+    origin = _origin(event["strategy"], event["alert_id"], event["order_ref"])
     if origin:
         lines.append(origin)
     money = []
-    if event.get("commission") is not None:
-        currency = event.get("commission_currency")
+    if event["commission"] is not None:
+        currency = event["commission_currency"]
         money.append(f"commission {num(event['commission'])}{' ' + esc(currency) if currency else ''}")
     if _realized(event) is not None:
         money.append(f"realized PnL <b>{signed(event['realized_pnl'])}</b>")
     if money:
         lines.append(" · ".join(money))
-    if event.get("account"):
+    if event["account"]:
         lines.append(f"account {esc(event['account'])}")
-    return NoticeDraft("fill", "\n".join(lines), _default_key(event))
+    return NoticeDraft("fill", "\n".join(lines), _fill_key(event["exec_id"]))
 
 
 # Legs whose rejection is the alert's rejection (a refused take-profit or stop-loss is its own news).
 ALERT_LEGS = frozenset({"entry", "exit"})
 
 
-def _rejection_key(event: Event) -> str:
-    return f"rejected:{event.get('alert_id')}"
+def _rejection_key(alert_id: str | None) -> str:
+    return f"rejected:{alert_id}"
 
 
 @composer("order_rejected")
-def _order_rejected(event: Event) -> NoticeDraft:
-    code = event.get("error_code")
-    head = f"⛔ <b>Order rejected</b> · {esc(_symbol(event))} {esc(_leg(event))}"
+def _order_rejected(event: OrderRejectedEvent) -> NoticeDraft:
+    code = event["error_code"]
+    head = f"⛔ <b>Order rejected</b> · {esc(_symbol(event['symbol']))} {esc(_leg(event['leg']))}"
     lines = [
         head,
-        f"IB{' ' + esc(code) if code not in (None, '') else ''}: {esc(_short(str(event.get('reason') or 'no reason given'), 1500))}",
+        f"IB{' ' + esc(code) if code not in (None, '') else ''}: {esc(_short(str(event['reason'] or 'no reason given'), 1500))}",
     ]
-    origin = _origin(event)
+    origin = _origin(event["strategy"], event["alert_id"], event["order_ref"])
     if origin:
         lines.append(origin)
-    ref = event.get("order_ref") or f"{event.get('alert_id')}:{event.get('leg')}"
+    ref = event["order_ref"] or f"{event['alert_id']}:{event['leg']}"
     key = f"order_rejected:{ref}:{code}"
-    if event.get("alert_id") and str(event.get("leg") or "entry") in ALERT_LEGS:
+    if event["alert_id"] and str(event["leg"] or "entry") in ALERT_LEGS:
         # The alert's own order refused: the worker also reports the alert as rejected. Both share
         # one key, so the trader gets one notice (whichever the worker records first).
-        key = _rejection_key(event)
+        key = _rejection_key(event["alert_id"])
     return NoticeDraft("order_rejected", "\n".join(lines), key)
 
 
 @composer("alert_rejected")
-def _alert_rejected(event: Event) -> NoticeDraft:
-    status = str(event.get("status") or "rejected")
+def _alert_rejected(event: AlertRejectedEvent) -> NoticeDraft:
+    status = str(event["status"] or "rejected")
     word = "failed" if status == "failed" else "refused"
-    action = esc(event.get("action") or "")
-    ticker = esc(event.get("ticker") or "?")
+    action = esc(event["action"] or "")
+    ticker = esc(event["ticker"] or "?")
     lines = [
         f"🚫 <b>Alert {word}</b> · {action + ' ' if action else ''}{ticker}",
-        esc(_short(str(event.get("reason") or "no reason given"), 1500)),
+        esc(_short(str(event["reason"] or "no reason given"), 1500)),
     ]
-    origin = _origin(event)
+    origin = _origin(event["strategy"], event["alert_id"], None)
     if origin:
         lines.append(origin)
-    return NoticeDraft("alert_rejected", "\n".join(lines), _rejection_key(event))
+    return NoticeDraft("alert_rejected", "\n".join(lines), _rejection_key(event["alert_id"]))
 
 
 def _duration(seconds: Any) -> str:
@@ -337,7 +348,8 @@ def _duration(seconds: Any) -> str:
     return f"{total // 3600} h {total % 3600 // 60} min"
 
 
-def _where(event: Event) -> str:
+def _where(event: Mapping[str, Any]) -> str:
+    # account and client_id: the notifier adds them to every alarm it raises (NotRequired keys).
     account = event.get("account")
     client_id = event.get("client_id")
     parts = []
@@ -348,77 +360,67 @@ def _where(event: Event) -> str:
     return " · ".join(parts)
 
 
-def _alarm_text(icon: str, title: str, event: Event, *extra: str) -> str:
+def _alarm_text(
+    icon: str, title: str, event: OutageEvent | WorkerStoppedEvent | AlarmEvent, *extra: str
+) -> str:
     lines = [f"{icon} <b>{title}</b>"]
     lines.extend(line for line in extra if line)
-    if event.get("detail"):
-        lines.append(esc(_short(str(event["detail"]), 1500)))
+    detail = event.get("detail")
+    if detail:
+        lines.append(esc(_short(str(detail), 1500)))
     where = _where(event)
     if where:
         lines.append(where)
     return "\n".join(lines)
 
 
-@composer("ib_lost")
-def _ib_lost(event: Event) -> NoticeDraft:
-    text = _alarm_text(
-        "🚨", "IB connection lost", event, f"down for {_duration(event.get('down_seconds'))} and counting"
-    )
-    return NoticeDraft("ib_lost", text, f"ib_lost:{event.get('account')}:{event.get('since')}")
+# The four outage notices: (icon, title, how long it was down).
+OUTAGE_TEXTS: dict[str, tuple[str, str, str]] = {
+    "ib_lost": ("🚨", "IB connection lost", "down for {down} and counting"),
+    "ib_restored": ("✅", "IB connection restored", "after {down}"),
+    "redis_lost": ("🚨", "Redis unreachable", "for {down}; new alerts wait in the database until it returns"),
+    "redis_restored": ("✅", "Redis reachable again", "after {down}"),
+}
 
 
-@composer("ib_restored")
-def _ib_restored(event: Event) -> NoticeDraft:
-    text = _alarm_text("✅", "IB connection restored", event, f"after {_duration(event.get('down_seconds'))}")
-    return NoticeDraft("ib_restored", text, f"ib_restored:{event.get('account')}:{event.get('since')}")
+def _outage(event: OutageEvent) -> NoticeDraft:
+    kind = event["type"]
+    icon, title, how_long = OUTAGE_TEXTS[kind]
+    text = _alarm_text(icon, title, event, how_long.format(down=_duration(event["down_seconds"])))
+    return NoticeDraft(kind, text, f"{kind}:{event.get('account')}:{event['since']}")
 
 
-@composer("redis_lost")
-def _redis_lost(event: Event) -> NoticeDraft:
-    text = _alarm_text(
-        "🚨",
-        "Redis unreachable",
-        event,
-        f"for {_duration(event.get('down_seconds'))}; new alerts wait in the database until it returns",
-    )
-    return NoticeDraft("redis_lost", text, f"redis_lost:{event.get('account')}:{event.get('since')}")
-
-
-@composer("redis_restored")
-def _redis_restored(event: Event) -> NoticeDraft:
-    text = _alarm_text("✅", "Redis reachable again", event, f"after {_duration(event.get('down_seconds'))}")
-    return NoticeDraft("redis_restored", text, f"redis_restored:{event.get('account')}:{event.get('since')}")
+for _kind in OUTAGE_TEXTS:
+    composer(_kind)(_outage)
 
 
 @composer("worker_stopped")
-def _worker_stopped(event: Event) -> NoticeDraft:
-    reason = esc(_short(str(event.get("reason") or "no reason given"), 1500))
+def _worker_stopped(event: WorkerStoppedEvent) -> NoticeDraft:
+    reason = esc(_short(str(event["reason"] or "no reason given"), 1500))
     text = _alarm_text("🛑", "Worker stopping", event, f"reason: {reason}")
-    key = (
-        f"worker_stopped:{event.get('account')}:{event.get('client_id')}:{event.get('pid')}:{event.get('at')}"
-    )
+    key = f"worker_stopped:{event.get('account')}:{event.get('client_id')}:{event['pid']}:{event['at']}"
     return NoticeDraft("worker_stopped", text, key)
 
 
 @composer("daily_summary")
-def _daily_summary(event: Event) -> NoticeDraft:
+def _daily_summary(event: DailySummaryEvent) -> NoticeDraft:
     lines = [
-        f"📊 <b>Daily summary {esc(event.get('date') or '')}</b> (UTC)",
-        f"trades (executions): {num(event.get('fills'))}",
-        f"realized PnL: <b>{signed(event.get('realized_pnl'))}</b>",
-        f"fees: {num(event.get('commissions'))}",
+        f"📊 <b>Daily summary {esc(event['date'] or '')}</b> (UTC)",
+        f"trades (executions): {num(event['fills'])}",
+        f"realized PnL: <b>{signed(event['realized_pnl'])}</b>",
+        f"fees: {num(event['commissions'])}",
     ]
     if event.get("positions") is not None:
         lines.append(f"open positions: {num(event.get('positions'))}")
     strategies = event.get("strategies") or []
-    if len(strategies) > 1 or (strategies and strategies[0].get("strategy")):
+    if len(strategies) > 1 or (strategies and strategies[0]["strategy"]):
         lines.append("<b>by strategy</b>")
         for row in strategies:
-            name = esc(_short(str(row.get("strategy") or "manual / unknown"), 60))
+            name = esc(_short(str(row["strategy"] or "manual / unknown"), 60))
             lines.append(
-                f"  {name}: {signed(row.get('realized_pnl'))} · {num(row.get('fills'))} exec · fees {num(row.get('commissions'))}"
+                f"  {name}: {signed(row['realized_pnl'])} · {num(row['fills'])} exec · fees {num(row['commissions'])}"
             )
-    return NoticeDraft("daily_summary", "\n".join(lines), f"daily_summary:{event.get('date')}")
+    return NoticeDraft("daily_summary", "\n".join(lines), f"daily_summary:{event['date']}")
 
 
 @composer("unprotected")
@@ -462,13 +464,13 @@ def _position_drift(event: Event) -> NoticeDraft:
 
 
 @composer("alarm")
-def _alarm(event: Event) -> NoticeDraft:
-    """A generic alarm: {"type": "alarm", "title", "detail", "dedup_key"?} (risk rules and the like)."""
-    title = esc(_short(str(event.get("title") or "Alarm"), 200))
+def _alarm(event: AlarmEvent) -> NoticeDraft:
+    """A generic alarm: {"type": "alarm", "title", "detail"?, "dedup_key"?} (risk rules and the like)."""
+    title = esc(_short(str(event["title"] or "Alarm"), 200))
     return NoticeDraft("alarm", _alarm_text("⚠️", title, event), None)
 
 
-def _unknown(event: Event) -> NoticeDraft:
+def _unknown(event: Mapping[str, Any]) -> NoticeDraft:
     """An event type nobody wrote a composer for: say so rather than lose it."""
     kind = str(event.get("type") or "event")
     fields = ", ".join(f"{esc(k)}={esc(_short(str(v), 200))}" for k, v in event.items() if k != "type")

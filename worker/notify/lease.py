@@ -12,6 +12,7 @@ connections with the same pair), so a restarted worker takes its own lease back 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from sqlalchemy import delete, update
@@ -72,3 +73,35 @@ def holder(sessions: sessionmaker[Session]) -> tuple[str, float] | None:
     with sessions() as session:
         row = session.get(Control, LEASE_KEY)
         return None if row is None else _parse(row.value)
+
+
+class SendLease:
+    """One notifier's hold on the lease: take/renew, release, and who held it before.
+
+    Calls are serialised. They run on executor threads, and cancelling an awaited executor call
+    does not stop its thread: a stop() that lands while the renewal loop is taking the lease
+    cancels that loop mid-call, and the stop's final attempt then ran *alongside* it: both read
+    "no lease row", both inserted it, the loser got False, and the notifier stopped without
+    sending what was pending (the flaky test_stop_flushes_what_is_pending). Serialised, the final
+    attempt sees the lease its own earlier call took and renews it.
+    """
+
+    def __init__(self, sessions: sessionmaker[Session], owner: str, ttl: float) -> None:
+        self.sessions = sessions
+        self.owner = owner
+        self.ttl = ttl
+        self._lock = threading.Lock()
+
+    def acquire(self) -> bool:
+        """Take or renew the lease for ``ttl`` seconds (blocking); False when another owner has it."""
+        with self._lock:
+            return try_acquire(self.sessions, self.owner, self.ttl)
+
+    def release(self) -> None:
+        """Give the lease up (blocking, best effort)."""
+        with self._lock:
+            release(self.sessions, self.owner)
+
+    def holder(self) -> tuple[str, float] | None:
+        """(owner, expiry epoch) of whoever holds the lease now (blocking)."""
+        return holder(self.sessions)

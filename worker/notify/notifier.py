@@ -4,17 +4,22 @@ Telegram command bot and watches for conditions worth an alarm.
 The execution worker never waits on it: every public method is thread-safe and returns at once
 (``worker_stopping`` does one small database insert). Alarms are written to the outbox like any
 other notice, so they are durable and ordered with the fills.
+
+It composes the pieces: who sends (``lease.SendLease``), what is down (``outage.OutageAlarm``, one
+for IB and one for Redis), what runs periodically (``jobs``), how notices leave (``sender``) and
+the command bot (``bot``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,8 +27,11 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
-from worker.notify import lease, outbox, summary
+from core import events
+from core.events import AlarmEvent, DailySummaryEvent, Event, OutageEvent
+from worker.notify import jobs, lease, outbox, summary
 from worker.notify.compose import known_kinds
+from worker.notify.outage import OutageAlarm
 from worker.notify.sender import OutboxSender, SenderConfig
 from worker.notify.transport import LogTransport, TelegramTransport, Transport
 
@@ -72,15 +80,13 @@ class Notifier:
         self._stop_requested: asyncio.Event | None = None
         self._stop_timeout = 5.0
         self._lock = threading.Lock()
-        # Lease calls run on executor threads; see _lease_call.
-        self._lease_lock = threading.Lock()
+        self.send_lease = lease.SendLease(sessions, self.owner, lease_ttl)
         self._ib_connected: bool | None = None
-        self._ib_down_since: float | None = None
-        self._ib_detail = ""
-        self._ib_alarmed = False
+        self.ib_outage = OutageAlarm(
+            "ib_lost", "ib_restored", settings.ib_alarm_after_seconds, with_detail=True
+        )
         self._ib_timer: asyncio.TimerHandle | None = None
-        self._redis_down_since: float | None = None
-        self._redis_alarmed = False
+        self.redis_outage = OutageAlarm("redis_lost", "redis_restored", settings.redis_alarm_after_seconds)
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tv2ib-notifier-db")
         self.sender: OutboxSender | None = None
         self.bot: Any = None  # worker.notify.bot.CommandBot when a token is set
@@ -117,21 +123,20 @@ class Notifier:
 
     def worker_stopping(self, reason: str) -> None:
         """Write the "worker stopping" alarm now (synchronously: the process may be going away)."""
-        event = {
-            "type": "worker_stopped",
-            "reason": reason,
-            "account": self.settings.ib_account,
-            "client_id": self.settings.ib_client_id,
-            "pid": os.getpid(),
-            "host": self.host,
-            "at": round(self.clock(), 3),
-        }
+        event = events.worker_stopped(
+            reason,
+            account=self.settings.ib_account,
+            client_id=self.settings.ib_client_id,
+            pid=os.getpid(),
+            host=self.host,
+            at=self.clock(),
+        )
         try:
             self.enqueue_event(event)
         except Exception:  # noqa: BLE001 - never raise into the worker's shutdown path
             log.exception("cannot record the worker-stopped notice")
 
-    def enqueue_event(self, event: Mapping[str, Any]) -> int:
+    def enqueue_event(self, event: Event) -> int:
         """Record a notice for ``event`` in its own transaction and wake the sender (for callers
         that have no transaction of their own; facts belong in the caller's transaction)."""
         with self.sessions.begin() as session:
@@ -184,14 +189,18 @@ class Notifier:
         with self._lock:
             self._loop = loop
             # State reported before start: arm the alarm timer now.
-            if self._ib_down_since is not None and not self._ib_alarmed:
+            if self.ib_outage.pending:
                 self._arm_ib_timer()
         self._ready.set()
         self._tasks.append(loop.create_task(self._leadership(), name="notifier-lease"))
         if self.redis is not None:
             self._tasks.append(loop.create_task(self._watch_redis(), name="notifier-redis"))
         if self.settings.daily_summary_time:
-            self._tasks.append(loop.create_task(self._daily_summary(), name="notifier-summary"))
+            due = jobs.DailyAt.parse(self.settings.daily_summary_time)
+            summary_job = jobs.run_every(
+                SUMMARY_CHECK_SECONDS, functools.partial(self._send_daily_summary, due), "daily summary"
+            )
+            self._tasks.append(loop.create_task(summary_job, name="notifier-summary"))
         await self._stop_requested.wait()
         for task in self._tasks:
             task.cancel()
@@ -200,9 +209,7 @@ class Notifier:
             # Stopped before (or without) holding the lease: one last try, so a "worker stopping"
             # notice written a moment ago still leaves with this process when no one else sends.
             try:
-                if await self._db(
-                    self._lease_call, lease.try_acquire, self.sessions, self.owner, self.lease_ttl
-                ):
+                if await self._db(self.send_lease.acquire):
                     await self._step_up()
             except Exception:  # noqa: BLE001
                 log.exception("notifier: final lease attempt failed")
@@ -219,33 +226,18 @@ class Notifier:
     async def _db(self, func: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
 
-    def _lease_call(self, func: Callable[..., Any], *args: Any) -> Any:
-        """``func(*args)`` (a :mod:`lease` function) with no other lease call of this notifier running.
-
-        Cancelling an awaited executor call does not stop its thread. A stop() that lands while
-        the renewal loop is taking the lease cancels that loop mid-call, and the stop's final
-        attempt then ran *alongside* it: both read "no lease row", both inserted it, the loser
-        got False, and the notifier stopped without sending what was pending (the flaky
-        test_stop_flushes_what_is_pending). Serialised, the final attempt sees the lease its
-        own earlier call took and renews it.
-        """
-        with self._lease_lock:
-            return func(*args)
-
     # leadership: only the lease holder sends and runs the bot
 
     async def _leadership(self) -> None:
         try:
             # Who held the lease before us: a lease never released means its holder died without
             # a clean stop (SIGKILL, OOM, power), which no "worker stopping" notice reported.
-            self._previous_holder = await self._db(lease.holder, self.sessions)
+            self._previous_holder = await self._db(self.send_lease.holder)
         except Exception:  # noqa: BLE001
             self._previous_holder = None
         while True:
             try:
-                held = await self._db(
-                    self._lease_call, lease.try_acquire, self.sessions, self.owner, self.lease_ttl
-                )
+                held = await self._db(self.send_lease.acquire)
             except Exception:  # noqa: BLE001
                 log.exception("notifier lease check failed")
                 held = self.is_leader  # keep the current role until the lease would expire
@@ -272,9 +264,7 @@ class Notifier:
             detail = f"worker {owner} stopped renewing its lease without a clean shutdown (crashed or hung)"
         else:
             return
-        await self._enqueue(
-            {"type": "alarm", "title": title, "detail": detail, "dedup_key": f"unclean:{owner}:{expires:.3f}"}
-        )
+        await self._enqueue(events.alarm(title, detail, dedup_key=f"unclean:{owner}:{expires:.3f}"))
 
     async def _step_up(self) -> None:
         self.is_leader = True
@@ -292,23 +282,21 @@ class Notifier:
         self.sender = OutboxSender(self.sessions, transport, self._executor, self.sender_config)
         self.sender.start(outbox.target_chats(self.settings))
         if self._prune_task is None or self._prune_task.done():
-            self._prune_task = asyncio.get_running_loop().create_task(self._prune(), name="notifier-prune")
+            pruning = jobs.run_every(
+                PRUNE_EVERY_SECONDS, self._prune_once, "notice pruning", while_=lambda: self.is_leader
+            )
+            self._prune_task = asyncio.get_running_loop().create_task(pruning, name="notifier-prune")
         log.info("notifier sending notices (%s)", type(transport).__name__)
 
-    async def _prune(self) -> None:
-        def prune_once() -> int:
+    async def _prune_once(self) -> None:
+        def prune_rows() -> int:
             cutoff = datetime.fromtimestamp(self.clock(), UTC) - NOTICE_RETENTION
             with self.sessions.begin() as session:
                 return outbox.prune(session, cutoff)
 
-        while self.is_leader:
-            try:
-                removed = await self._db(prune_once)
-                if removed:
-                    log.info("pruned %d delivered notices older than %s", removed, NOTICE_RETENTION)
-            except Exception:  # noqa: BLE001
-                log.exception("notice pruning failed")
-            await asyncio.sleep(PRUNE_EVERY_SECONDS)
+        removed = await self._db(prune_rows)
+        if removed:
+            log.info("pruned %d delivered notices older than %s", removed, NOTICE_RETENTION)
 
     async def _step_down(self, timeout: float, release: bool = True) -> None:
         if self._prune_task is not None:
@@ -324,12 +312,12 @@ class Notifier:
             await self.bot.stop(timeout=1.5)
             self.bot = None
         if self.is_leader and release:
-            await self._db(self._lease_call, lease.release, self.sessions, self.owner)
+            await self._db(self.send_lease.release)
         self.is_leader = False
 
     # alarms
 
-    async def _enqueue(self, event: dict[str, Any]) -> None:
+    async def _enqueue(self, event: OutageEvent | AlarmEvent | DailySummaryEvent) -> None:
         event.setdefault("account", self.settings.ib_account)
         event.setdefault("client_id", self.settings.ib_client_id)
 
@@ -340,52 +328,33 @@ class Notifier:
         try:
             await self._db(write)
         except Exception:  # noqa: BLE001
-            log.exception("cannot record %s notice", event.get("type"))
+            log.exception("cannot record %s notice", event["type"])
             return
         self._on_wake()
 
     def _apply_ib_state(self, connected: bool, detail: str, at: float, schedule: bool = True) -> None:
         self._ib_connected = connected
         if not connected:
-            self._ib_detail = detail or self._ib_detail
-            if self._ib_down_since is None:
-                self._ib_down_since = at
-                self._ib_alarmed = False
-                if schedule:
-                    self._arm_ib_timer()
+            if self.ib_outage.went_down(at, detail) and schedule:
+                self._arm_ib_timer()
             return
-        since, alarmed = self._ib_down_since, self._ib_alarmed
-        self._ib_down_since = None
-        self._ib_alarmed = False
         if self._ib_timer is not None:
             self._ib_timer.cancel()
             self._ib_timer = None
-        if since is not None and alarmed and schedule:
-            event = {
-                "type": "ib_restored",
-                "since": round(since, 3),
-                "down_seconds": at - since,
-                "detail": detail,
-            }
-            asyncio.get_running_loop().create_task(self._enqueue(event))
+        restored = self.ib_outage.came_back(at, detail)
+        if restored is not None and schedule:
+            asyncio.get_running_loop().create_task(self._enqueue(restored))
 
     def _arm_ib_timer(self) -> None:
-        assert self._loop is not None and self._ib_down_since is not None
-        delay = max(0.0, self._ib_down_since + self.settings.ib_alarm_after_seconds - self.clock())
-        self._ib_timer = self._loop.call_later(delay, self._ib_timer_fired)
+        due = self.ib_outage.alarm_due_at
+        assert self._loop is not None and due is not None
+        self._ib_timer = self._loop.call_later(max(0.0, due - self.clock()), self._ib_timer_fired)
 
     def _ib_timer_fired(self) -> None:
         self._ib_timer = None
-        if self._ib_down_since is None or self._ib_alarmed:
-            return
-        self._ib_alarmed = True
-        event = {
-            "type": "ib_lost",
-            "since": round(self._ib_down_since, 3),
-            "down_seconds": self.clock() - self._ib_down_since,
-            "detail": self._ib_detail,
-        }
-        asyncio.get_running_loop().create_task(self._enqueue(event))
+        event = self.ib_outage.alarm(self.clock())
+        if event is not None:
+            asyncio.get_running_loop().create_task(self._enqueue(event))
 
     def _ping_redis(self) -> bool:
         try:
@@ -397,51 +366,30 @@ class Notifier:
         # Only the sending worker watches: every worker shares the one Redis, one alarm is enough.
         while True:
             if not self.is_leader:
-                self._redis_down_since, self._redis_alarmed = None, False
+                self.redis_outage.reset()
                 await asyncio.sleep(self.redis_ping_seconds)
                 continue
             ok = await self._db(self._ping_redis)
             now = self.clock()
             if not ok:
-                if self._redis_down_since is None:
-                    self._redis_down_since = now
+                if self.redis_outage.went_down(now):
                     log.warning("Redis unreachable")
-                down = now - self._redis_down_since
-                if not self._redis_alarmed and down >= self.settings.redis_alarm_after_seconds:
-                    self._redis_alarmed = True
-                    since = round(self._redis_down_since, 3)
-                    await self._enqueue({"type": "redis_lost", "since": since, "down_seconds": down})
-            elif self._redis_down_since is not None:
-                since, down = self._redis_down_since, now - self._redis_down_since
-                self._redis_down_since = None
-                if self._redis_alarmed:
-                    self._redis_alarmed = False
-                    await self._enqueue(
-                        {"type": "redis_restored", "since": round(since, 3), "down_seconds": down}
-                    )
+                event = self.redis_outage.check(now)
+            else:
+                event = self.redis_outage.came_back(now)
+            if event is not None:
+                await self._enqueue(event)
             await asyncio.sleep(self.redis_ping_seconds)
 
     def summary_event(self, now: datetime) -> dict[str, Any]:
         """The daily summary of ``now``'s UTC day (blocking: database)."""
         return summary.daily_summary_event(self.sessions, now)
 
-    async def _daily_summary(self) -> None:
-        # Checked periodically rather than slept-until: robust to clock jumps and suspends. The
-        # dedup key (date) makes it once per day across restarts and several workers; a worker
-        # started after the hour still sends the day's summary.
-        hours, minutes = (int(x) for x in (self.settings.daily_summary_time or "00:00").split(":"))
-        done_for: str | None = None
-        while True:
-            now = datetime.fromtimestamp(self.clock(), UTC)
-            today = now.date().isoformat()
-            if done_for != today and (now.hour, now.minute) >= (hours, minutes):
-                try:
-                    event = await self._db(self.summary_event, now)
-                    await self._enqueue(event)
-                    done_for = today
-                except Exception:  # noqa: BLE001
-                    log.exception("daily summary failed")
-            await asyncio.sleep(SUMMARY_CHECK_SECONDS)
+    async def _send_daily_summary(self, due: jobs.DailyAt) -> None:
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        if due.due(now):
+            await self._enqueue(await self._db(self.summary_event, now))
+            due.done(now)
 
     def _warn_unknown_kinds(self) -> None:
         unknown = set(self.settings.notify_modes) - known_kinds() - {"*"}

@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import html
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from worker.notify.compose import esc, fit, num, signed
 
-HELP = (
-    "<b>tv2ib</b> commands\n"
-    "/status - IB and worker state, queue depth, paused or not\n"
-    "/positions - open positions\n"
-    "/orders - working orders\n"
-    "/pnl - today's realized PnL and fees (UTC day)\n"
-    "/last - recent alerts and their outcomes\n"
-    "/pause - stop placing new orders\n"
-    "/resume - place orders again\n"
-    "/flatten [account] - cancel all working orders and close all positions (asks first)"
-)
+
+@dataclass(frozen=True)
+class Command:
+    """A bot command: its name (without the slash), what it does (menu and help), its arguments."""
+
+    name: str
+    summary: str
+    args: str = ""
+
+
+def help_text(commands: Sequence[Command]) -> str:
+    """The /help answer, one line per command of ``commands`` (the bot's ``COMMANDS``)."""
+    lines = ["<b>tv2ib</b> commands"]
+    for command in commands:
+        usage = f"/{command.name} {command.args}".rstrip()
+        lines.append(f"{html.escape(usage, quote=False)} - {html.escape(command.summary, quote=False)}")
+    return "\n".join(lines)
+
 
 STATUS_ICONS = {
     "filled": "✅",

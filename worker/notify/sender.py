@@ -45,6 +45,7 @@ from worker.notify.transport import (
     TemporaryFailure,
     Transport,
 )
+from worker.retry import backoff_delay, retry_async
 
 log = logging.getLogger(__name__)
 
@@ -314,14 +315,14 @@ class _ChatQueue:
             sender.recovered_at = time.monotonic()
         self.failures = 0
         # The at-least-once window is from here to the commit below: keep it short.
-        marked = False
-        while not marked:
-            try:
-                await sender.db(self._mark_sent, ids)
-                marked = True
-            except Exception:  # noqa: BLE001 - must not resend: retry the mark, not the message
-                log.exception("cannot mark notices %s sent; retrying", ids)
-                await asyncio.sleep(0.5)
+        # Must not resend: retry the mark (until it succeeds), not the message.
+        await retry_async(
+            lambda: sender.db(self._mark_sent, ids),
+            on=(Exception,),
+            what=f"marking notices {ids} sent",
+            base=0.5,
+            cap=0.5,
+        )
         self._consume_single(len(batch))
         log.debug(
             "sent %d notice(s) to chat %s in %.0f ms",
@@ -339,8 +340,8 @@ class _ChatQueue:
 
     def _backoff(self) -> float:
         cfg = self.sender.config
-        base = min(cfg.backoff_max, cfg.backoff_first * 2 ** max(0, self.failures - 1))
-        return base * random.uniform(0.8, 1.2)  # jitter: several chats must not retry in lockstep
+        delay = backoff_delay(max(1, self.failures), cfg.backoff_first, cfg.backoff_max, jitter=False)
+        return delay * random.uniform(0.8, 1.2)  # jitter: several chats must not retry in lockstep
 
     async def _sleep(self, seconds: float, *, until_recovered: bool = True) -> None:
         # Backoff ignores kicks (new notices must not hammer a failing API) but not a stop, nor

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import services
+from core.events import DailySummaryEvent, StrategyTotals
 from core.models import Alert, Fill
 
 
-def by_strategy(sessions: sessionmaker[Session], now: datetime, limit: int = 15) -> list[dict[str, Any]]:
+def by_strategy(sessions: sessionmaker[Session], now: datetime, limit: int = 15) -> list[StrategyTotals]:
     """Executions, realized PnL and fees of ``now``'s UTC day per strategy (manual trades: None)."""
     start = datetime(now.year, now.month, now.day, tzinfo=UTC)
     with sessions() as session:
@@ -36,8 +36,16 @@ def by_strategy(sessions: sessionmaker[Session], now: datetime, limit: int = 15)
     ]
 
 
-def daily_summary_event(sessions: sessionmaker[Session], now: datetime) -> dict[str, Any]:
+def daily_summary_event(sessions: sessionmaker[Session], now: datetime) -> DailySummaryEvent:
     """The ``daily_summary`` event of ``now``'s UTC day: the admin API's totals plus a breakdown."""
     pnl = services.pnl_today(sessions, now)
     positions = len(services.list_positions(sessions))
-    return {"type": "daily_summary", **pnl, "positions": positions, "strategies": by_strategy(sessions, now)}
+    return {
+        "type": "daily_summary",
+        "date": pnl["date"],
+        "fills": pnl["fills"],
+        "realized_pnl": pnl["realized_pnl"],
+        "commissions": pnl["commissions"],
+        "positions": positions,
+        "strategies": by_strategy(sessions, now),
+    }

@@ -1,10 +1,10 @@
 """Benchmark the notice path: worker execution -> outbox -> Telegram (fake Bot API over HTTP).
 
-    python bench/telegram.py                      # latency, p50/p99 (target: p99 <= 250 ms)
-    python bench/telegram.py --count 120 --chats 6 --interval 1.1
-    python bench/telegram.py --outage 30          # Telegram down 30 s during a stream of fills
-    python bench/telegram.py --flood 100          # 100 fills at once, limits enforced
-    python bench/telegram.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+    python -m bench.notices                      # latency, p50/p99 (target: p99 <= 250 ms)
+    python -m bench.notices --count 120 --chats 6 --interval 1.1
+    python -m bench.notices --outage 30          # Telegram down 30 s during a stream of fills
+    python -m bench.notices --flood 100          # 100 fills at once, limits enforced
+    python -m bench.notices --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
                                                   # (a private database is created on that server and dropped)
 
 Latency is measured from the moment the worker has an execution in hand (just before
@@ -18,57 +18,34 @@ exceeded) and the run reports any violation.
 
 from __future__ import annotations
 
-import os
-import sys
+import argparse
+import contextlib
+import logging
+import re
+import statistics
+import tempfile
+import time
+import uuid
 
-# This file is named like the python-telegram-bot package: never let ``import telegram`` find it.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-_ROOT = os.path.dirname(_HERE)
-sys.path.insert(0, os.path.join(_ROOT, "tests"))  # the fake Bot API server lives with the tests
-sys.path.insert(0, _ROOT)
+from sqlalchemy import delete
+from sqlalchemy.engine import make_url
 
-import argparse  # noqa: E402
-import logging  # noqa: E402
-import re  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
+from bench.benchtools import percentile, private_pg_database, test_module
+from config.settings import Settings
+from core.db import make_engine, make_session_factory, migrate
+from core.models import Control, Notice
+from worker.notify import Notifier, enqueue_notices
 
-from fakes.telegram_api import FakeTelegramAPI  # noqa: E402
-from sqlalchemy import create_engine, delete, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-
-from bench.benchtools import percentile  # noqa: E402
-from config.settings import Settings  # noqa: E402
-from core.db import make_engine, make_session_factory, migrate  # noqa: E402
-from core.models import Control, Notice  # noqa: E402
-from worker.notify import Notifier, enqueue_notices  # noqa: E402
+FakeTelegramAPI = test_module("fakes/telegram_api.py").FakeTelegramAPI
+fill_event = test_module("notify/notify_helpers.py").fill_event
 
 SEQ = re.compile(r"bench#(\d+)")
 
 
 def fill(seq: int, run: str) -> dict[str, object]:
-    return {
-        "type": "fill",
-        "exec_id": f"bench.{run}.{seq}",
-        "alert_id": "01JBENCH000000000000000000",
-        "strategy": f"bench#{seq}",
-        "leg": "entry",
-        "symbol": "ES",
-        "local_symbol": "ESZ6",
-        "sec_type": "FUT",
-        "side": "BOT",
-        "quantity": 1,
-        "price": 5012.25,
-        "cum_quantity": 1,
-        "order_quantity": 1,
-        "commission": 2.25,
-        "commission_currency": "USD",
-        "realized_pnl": None,
-        "account": "DU123",
-    }
+    """The notifier tests' fill event, numbered for this run (``bench#<seq>`` in the notice)."""
+    return fill_event(seq, exec_id=f"bench.{run}.{seq}", alert_id="01JBENCH000000000000000000",
+                      strategy=f"bench#{seq}")  # fmt: skip
 
 
 def seqs_in(api: FakeTelegramAPI, chat: str | None = None) -> list[int]:
@@ -84,10 +61,10 @@ class Rig:
     def __init__(self, database_url: str | None, chats: int, enforce_limits: bool = True) -> None:
         self.api = FakeTelegramAPI(enforce_limits=enforce_limits).start()
         self.tmp = tempfile.TemporaryDirectory()
-        self.private_db: tuple[str, str] | None = None
+        self._cleanup = contextlib.ExitStack()
         url = database_url or f"sqlite:///{self.tmp.name}/bench.db"
-        if make_url(url).get_backend_name() == "postgresql":
-            url = self._private_database(url)
+        if make_url(url).get_backend_name() == "postgresql":  # a throw-away database on that server
+            url = self._cleanup.enter_context(private_pg_database(url, "tv2ib_bench"))
         self.engine = make_engine(url)
         migrate(self.engine)
         self.sessions = make_session_factory(self.engine)
@@ -111,16 +88,6 @@ class Rig:
             raise SystemExit("the bot did not start polling the fake Bot API")
         self.run_id = uuid.uuid4().hex[:8]
 
-    def _private_database(self, server_url: str) -> str:
-        """A throw-away database on the given PostgreSQL server (dropped in close())."""
-        name = f"tv2ib_bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
-        self.private_db = (server_url, name)
-        return make_url(server_url).set(database=name).render_as_string(hide_password=False)
-
     def record(self, seq: int, chat_index: int | None = None) -> tuple[float, float]:
         """What the worker does for one execution; returns (start, after commit+wake)."""
         settings = self.settings if chat_index is None else self.per_chat[chat_index]
@@ -135,12 +102,7 @@ class Rig:
         self.api.stop()
         self.engine.dispose()
         self.tmp.cleanup()
-        if self.private_db is not None:
-            server_url, name = self.private_db
-            admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+        self._cleanup.close()
 
 
 def bench_latency(args: argparse.Namespace) -> None:
