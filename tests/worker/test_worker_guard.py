@@ -16,6 +16,7 @@ from worker_helpers import WorkerThread, add_alert, alert_status
 from config.settings import Settings
 from core.models import Alert, Notice, Order
 from core.notices import mode_of
+from core.payload import AlertPayload
 from worker.drift import drift_event, drift_message, report_drift
 from worker.notify.compose import compose
 from worker.positions import WorkingExit, exits_fit
@@ -313,6 +314,7 @@ def test_drift_alarm_lands_in_the_notices_table(sim, running_worker):
     payload = {"ticker": "AAPL", "action": "sell", "quantity": 20, "prevMarketPosition": "long",
                "prevMarketPositionSize": 10, "strategy": "rsi"}  # fmt: skip
     alert_id = add_alert(ctx, payload, enqueue=False)
+    payload = AlertPayload.from_json(payload)  # as the worker loads it
     assert report_drift(running_worker.worker.recorder, alert_id, payload, Decimal(10), account="DU1") is None
     done = report_drift(running_worker.worker.recorder, alert_id, payload, Decimal(-3), account="DU1")
     done.result(10)
@@ -389,7 +391,7 @@ def test_manual_partial_close_shrinks_the_exits(sim, running_worker):
     ("prev", "size", "ib", "expected"),
     [
         ("long", 10, Decimal(10), None),
-        ("long", "10", Decimal(-3), "the strategy expected long 10 before this alert"),
+        ("long", 10, Decimal(-3), "the strategy expected long 10 before this alert"),
         ("flat", None, Decimal(5), "the strategy expected flat"),
         ("flat", 0, Decimal(0), None),
         ("short", None, Decimal(-2), None),
@@ -404,7 +406,7 @@ def test_drift_message(prev, size, ib, expected):
         payload["prevMarketPosition"] = prev
     if size is not None:
         payload["prevMarketPositionSize"] = size
-    message = drift_message(payload, ib)
+    message = drift_message(AlertPayload.from_json(payload), ib)
     if expected is None:
         assert message is None
     else:
@@ -412,8 +414,9 @@ def test_drift_message(prev, size, ib, expected):
 
 
 def test_drift_and_unprotected_notices_read_well():
-    event = drift_event("01J", {"ticker": "AAPL", "prevMarketPosition": "long", "prevMarketPositionSize": 10,
-                                "positionSize": -10, "strategy": "<rsi>"}, Decimal(-3), account="DU1")  # fmt: skip
+    event = drift_event("01J", AlertPayload.from_json({"ticker": "AAPL", "action": "sell", "prevMarketPosition": "long",
+                        "prevMarketPositionSize": 10, "positionSize": -10, "strategy": "<rsi>"}), Decimal(-3),
+                        account="DU1")  # fmt: skip
     draft = compose(event)
     assert draft.kind == "position_drift" and draft.dedup_key == "position_drift:01J"
     assert "expected long 10, IB has <b>short 3</b>" in draft.text and "&lt;rsi&gt;" in draft.text

@@ -426,7 +426,7 @@ def _daily_summary(event: DailySummaryEvent) -> NoticeDraft:
 @composer("unprotected")
 def _unprotected(event: Event) -> NoticeDraft:
     """The guard could not put a position's take-profit / stop-loss back (it tried once)."""
-    symbol = esc(_symbol(event))
+    symbol = esc(_symbol(event.get("symbol"), event.get("local_symbol"), event.get("sec_type")))
     missing = ", ".join(LEG_NAMES.get(str(role), str(role)) for role in event.get("missing") or ()) or "exits"
     lines = [
         f"🚨 <b>Position unprotected</b> · {symbol} {esc(event.get('position_text') or num(event.get('position')))}",
@@ -437,7 +437,7 @@ def _unprotected(event: Event) -> NoticeDraft:
     lines.append(
         esc(event.get("action_taken") or "the position is left as it is: protect or close it by hand")
     )
-    origin = _origin(event)
+    origin = _origin(event.get("strategy"), event.get("alert_id"), event.get("order_ref"))
     if origin:
         lines.append(origin)
     if event.get("account"):
@@ -450,12 +450,12 @@ def _unprotected(event: Event) -> NoticeDraft:
 def _position_drift(event: Event) -> NoticeDraft:
     """IB's position is not the one the strategy believed it had before this alert."""
     lines = [
-        f"⚠️ <b>Position drift</b> · {esc(_symbol(event))}",
+        f"⚠️ <b>Position drift</b> · {esc(_symbol(event.get('symbol'), event.get('local_symbol')))}",
         f"strategy expected {esc(event.get('expected') or '?')}, IB has <b>{esc(event.get('actual') or '?')}</b>",
     ]
     if event.get("detail"):
         lines.append(esc(_short(str(event["detail"]), 1500)))
-    origin = _origin(event)
+    origin = _origin(event.get("strategy"), event.get("alert_id"), event.get("order_ref"))
     if origin:
         lines.append(origin)
     if event.get("account"):
