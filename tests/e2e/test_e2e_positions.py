@@ -22,7 +22,8 @@ from typing import Any
 
 import httpx
 import pytest
-from procs import Stack, wait_until
+from procs import Stack
+from support import wait_until
 
 from worker.positions import WorkingExit, exits_fit
 
