@@ -385,8 +385,8 @@ def settle(sim: SimThread, want: Expect, what: str, strict: bool = True) -> None
 
 def validated(raw: dict[str, Any]) -> dict[str, Any]:
     payload, errors = normalise(raw)
-    assert not errors, f"the test's alert is invalid: {errors}"
-    return payload
+    assert payload is not None and not errors, f"the test's alert is invalid: {errors}"
+    return payload.to_json()  # stored as intake stores it
 
 
 def wait_status(worker: WorkerThread, alert_id: str, want: str, what: str) -> dict[str, Any]:
