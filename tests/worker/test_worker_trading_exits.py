@@ -175,3 +175,25 @@ def test_cancel_and_wait_returns_once_ib_confirmed(sim, session):
     assert [s.status for s in snaps] == ["Cancelled"]
     # the dormant children went with their parent
     assert {o["status"] for o in _orders(sim, "REST2").values()} == {"Cancelled"}
+
+
+def test_a_refused_modification_keeps_ibs_terms_in_view(sim, session):
+    """IB refuses to re-price an exit: it keeps working as it was, and the trading room reports
+    it as IB has it (not the terms it asked for)."""
+    sim.set_price("AAPL", 190.0)
+    contract, inst = _place(session, "LONG3", _bracket())
+    _wait(lambda: len(session.on_loop(session.trading.working_exits, inst.con_id)) == 2)
+    sim.fault("reject_next", reason="Order rejected - reason:no modifications now", code=201)
+    change = ExitChange("tv2ib:LONG3:sl", "sl", "SELL", D(10))
+    session.call(
+        session.trading.apply_exit_changes(
+            contract, [change], alert_id="LONG3", prices={"sl": D(180)}, oca_group=""
+        )
+    )
+    assert (_orders(sim, "LONG3")["sl"]["auxPrice"], _orders(sim, "LONG3")["sl"]["status"]) == (
+        187.0,
+        "Submitted",
+    )
+    assert session.on_loop(session.trading.exit_prices, inst.con_id)["sl"] == D(187)
+    exits = {e.role: e.quantity for e in session.on_loop(session.trading.working_exits, inst.con_id)}
+    assert exits == {"tp": D(10), "sl": D(10)}
