@@ -17,12 +17,14 @@ import signal
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 from procs import Stack, wait_until
+from support import private_pg_database
 
 from worker.positions import WorkingExit, exits_fit
 
@@ -219,8 +221,16 @@ def test_sigkill_at_every_step_of_a_reversal(stack):
     run_reversals(stack, CRASH_POINTS)
 
 
-def test_sigkill_after_the_close_on_postgresql(tmp_path, base_env, pg_url):
-    stack = Stack(tmp_path, {**base_env, "DATABASE_URL": pg_url})
+@pytest.fixture
+def own_pg_url() -> Iterator[str]:
+    """A PostgreSQL database of this test alone: the session's shared one would keep this test's
+    fills and protection, and the next test's fresh ibsim reuses the same execution ids."""
+    with private_pg_database("tv2ib_e2epos") as url:
+        yield url
+
+
+def test_sigkill_after_the_close_on_postgresql(tmp_path, base_env, own_pg_url):
+    stack = Stack(tmp_path, {**base_env, "DATABASE_URL": own_pg_url})
     try:
         run_reversals(stack, ["after_close_placed", "after_exits_cancelled"])
     finally:
