@@ -388,7 +388,8 @@ def settle(sim: SimThread, want: Expect, what: str, strict: bool = True) -> None
 def validated(raw: dict[str, Any]) -> dict[str, Any]:
     payload, errors = normalise(raw)
     assert not errors, f"the test's alert is invalid: {errors}"
-    return payload
+    # the stored form (a typed payload, once it replaces the dict, is stored as its JSON)
+    return payload.to_json() if hasattr(payload, "to_json") else payload
 
 
 def wait_status(worker: WorkerThread, alert_id: str, want: str, what: str) -> dict[str, Any]:
