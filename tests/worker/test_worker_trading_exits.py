@@ -85,7 +85,7 @@ def test_exit_roles_from_order_refs():
 def test_children_under_a_resting_entry_are_dormant_not_exits(sim, session):
     sim.set_price("AAPL", 190.0)
     contract, inst = _place(session, "RESTING1", _bracket("LMT", D(189)))
-    _wait(lambda: _orders(sim, "RESTING1")["entry"]["status"] == "Submitted")
+    _wait(lambda: _orders(sim, "RESTING1").get("entry", {}).get("status") == "Submitted")
     assert session.on_loop(session.trading.working_exits, inst.con_id) == []
     entries = session.on_loop(session.trading.resting_entries, inst.con_id)
     assert [t.order.orderRef for t in entries] == ["tv2ib:RESTING1:entry"]
@@ -169,7 +169,7 @@ def test_a_refused_shrink_cancels_the_exit_instead(sim, session):
 def test_cancel_and_wait_returns_once_ib_confirmed(sim, session):
     sim.set_price("AAPL", 190.0)
     contract, inst = _place(session, "REST2", _bracket("LMT", D(180)))
-    _wait(lambda: _orders(sim, "REST2")["entry"]["status"] == "Submitted")
+    _wait(lambda: _orders(sim, "REST2").get("entry", {}).get("status") == "Submitted")
     entries = session.on_loop(session.trading.resting_entries, inst.con_id)
     snaps = session.call(session.trading.cancel_and_wait(entries))
     assert [s.status for s in snaps] == ["Cancelled"]
