@@ -2,8 +2,11 @@
 
 TradingView sends every alert from four fixed addresses, and a strategy on 100+ tickers fires them
 in the same second. Real gunicorn (2 workers x 4 threads), ``python -m worker`` and ibsim: every
-alert gets 202 and leads to exactly one order at ibsim. Entries without take-profit / stop-loss
+alert gets 202 and leads to exactly one order at ibsim. Orders without take-profit / stop-loss
 keep it quick (one order message each; IB's pacing of 40 messages per second sets the pace).
+Each alert names its own target (``positionSize`` 1..500): whatever order the worker takes them
+in, each one is exactly one order (an entry that adds, or a close that reduces); 500 plain buys
+would be refused from the second on (a buy while long does not pyramid).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ def test_500_valid_alerts_from_one_address_all_accepted_each_one_order(stack: St
     secret = stack.env["WEBHOOK_SECRET"]
     bodies = [
         {"secret": secret, "id": f"bar-close-{i}", "ticker": "AAPL", "action": "buy", "quantity": 1,
-         "orderType": "market"}
+         "positionSize": i + 1, "orderType": "market"}
         for i in range(BURST)
     ]  # fmt: skip
 
@@ -51,5 +54,7 @@ def test_500_valid_alerts_from_one_address_all_accepted_each_one_order(stack: St
 
     wait_until(all_filled, 240, f"not every alert filled:\n{stack.logs('worker')}", interval=1.0)
     refs = Counter(o["orderRef"] for o in stack.sim_state()["orders"])
-    assert set(refs) == {f"tv2ib:{alert_id}:entry" for alert_id in alert_ids}
     assert set(refs.values()) == {1}
+    per_alert = Counter(ref.split(":")[1] for ref in refs)
+    assert set(per_alert) == alert_ids and set(per_alert.values()) == {1}
+    assert {ref.rsplit(":", 1)[1] for ref in refs} <= {"entry", "close"}

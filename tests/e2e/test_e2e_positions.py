@@ -17,13 +17,14 @@ import signal
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 from procs import Stack
-from support import wait_until
+from support import private_pg_database, wait_until
 
 from worker.positions import WorkingExit, exits_fit
 
@@ -220,8 +221,16 @@ def test_sigkill_at_every_step_of_a_reversal(stack):
     run_reversals(stack, CRASH_POINTS)
 
 
-def test_sigkill_after_the_close_on_postgresql(tmp_path, base_env, pg_url):
-    stack = Stack(tmp_path, {**base_env, "DATABASE_URL": pg_url})
+@pytest.fixture
+def own_pg_url() -> Iterator[str]:
+    """A PostgreSQL database of this test alone: the session's shared one would keep this test's
+    fills and protection, and the next test's fresh ibsim reuses the same execution ids."""
+    with private_pg_database("tv2ib_e2epos") as url:
+        yield url
+
+
+def test_sigkill_after_the_close_on_postgresql(tmp_path, base_env, own_pg_url):
+    stack = Stack(tmp_path, {**base_env, "DATABASE_URL": own_pg_url})
     try:
         run_reversals(stack, ["after_close_placed", "after_exits_cancelled"])
     finally:
@@ -270,3 +279,45 @@ def test_sigkill_after_a_refused_close_put_the_exits_back(stack):
     assert not twice, f"orderRef(s) sent twice: {twice}\n{show(state)}"
     traded = sum(Decimal(str(e["shares"])) for e in state["executions"] if f":{alert_id}:" in e["orderRef"])
     assert traded == (0 if held > 0 else 20), f"traded {traded}\n{show(state)}"
+
+
+def crash_then_restart(stack: Stack, point: str, payload: dict[str, Any], held: int, traded: int) -> None:
+    """Send ``payload`` to a worker that dies at ``point``, restart it; then IB holds ``held`` with
+    one take-profit and one stop-loss of that size, and the alert traded ``traded`` shares once."""
+    with Watcher(stack) as watcher:
+        stack.start_worker(TV2IB_CRASH_AT=point)
+        alert_id = send(stack, payload)
+        assert stack.wait_worker_exit(timeout=30) == -signal.SIGKILL, f"{point}\n{stack.logs('worker')}"
+        stack.start_worker()
+        doc = wait(lambda: (d := alert_doc(stack, alert_id))["status"] == "filled" and d, 30,
+                   lambda: f"{point}: not filled: {alert_doc(stack, alert_id)}\n{stack.logs('worker')}")  # fmt: skip
+        want = [("SELL", "LMT", held), ("SELL", "STP", held)]
+
+        def settled() -> dict[str, Any] | None:
+            state = stack.sim_state()
+            rows = sorted((o["action"], o["orderType"], o["remaining"]) for o in working(state))
+            return state if position(state) == held and rows == want else None
+
+        state = wait(settled, 30, lambda: f"{point}: expected {held} with {want}\n{show(stack.sim_state())}\n"
+                     + "\n".join(watcher.broken))  # fmt: skip
+        wait_until(lambda n=watcher.snapshots: watcher.snapshots >= n + 10, 10, "watcher stalled")
+    assert not watcher.broken, f"{point}: invariant 7 broken at IB:\n" + "\n".join(watcher.broken)
+    twice = [ref for ref, n in Counter(o["orderRef"] for o in transmitted(state)).items() if n > 1]
+    assert not twice, f"{point}: orderRef(s) sent twice: {twice}\n{show(state)}"
+    shares = sum(Decimal(str(e["shares"])) for e in state["executions"] if f":{alert_id}:" in e["orderRef"])
+    assert shares == traded, f"{point}: traded {shares}, not {traded}\n{show(state)}"
+    assert doc["reason"], point
+    assert stack.kill_worker(signal.SIGTERM) == 0
+
+
+def test_sigkill_in_a_partial_exit_and_an_add(stack):
+    """A partial exit killed after its exits shrank (before the close), an add killed right after
+    its entry went out (its exits grow only after the restart): each ends once, protected."""
+    stack.start_sim()
+    stack.sim_post("/price", {"symbol": SYMBOL, "secType": "STK", "price": 190.0})
+    stack.start_web()
+    open_long(stack)
+    exit_4 = {"ticker": SYMBOL, "action": "exit", "quantity": 4, "price": 190}
+    crash_then_restart(stack, "after_exits_cancelled", exit_4, held=6, traded=4)
+    add_4 = {"ticker": SYMBOL, "action": "add", "quantity": 4, "price": 190}
+    crash_then_restart(stack, "after_entry_placed", add_4, held=10, traded=4)

@@ -58,11 +58,15 @@ def test_webhook_to_bracket_fill_visible_in_admin_api_and_gateway_restart(tmp_pa
         wait_until(lambda: json.loads(client.get(beat) or "{}").get("connects", 0) >= 2 and
                    json.loads(client.get(beat))["ib_connected"], 20, stack.logs("worker"))  # fmt: skip
         stack.sim_post("/price", {"symbol": "AAPL", "secType": "STK", "price": 190.0})
-        second = stack.post_alert({**ALERT, "quantity": 5}).json()["alert_id"]
+        # the strategy reverses to short 5 (TradingView sends the old plus the new size): the long's
+        # exits go, a close, then the short's bracket
+        second = stack.post_alert({**ALERT, "action": "sell", "quantity": 15}).json()["alert_id"]
         wait_until(lambda: _alert(stack, second)["status"] == "filled", 20, stack.logs("worker"))
         state = stack.sim_state()
         assert len([o for o in state["orders"] if alert_id in o["orderRef"]]) == 3
-        assert len([o for o in state["orders"] if second in o["orderRef"]]) == 3
+        legs = {o["orderRef"].rsplit(":", 1)[1]: o for o in state["orders"] if second in o["orderRef"]}
+        assert sorted(legs) == ["close", "entry", "sl", "tp"] and legs["entry"]["quantity"] == 5
+        assert [p["position"] for p in state["positions"] if p["symbol"] == "AAPL"] == [-5]
         client.close()
     finally:
         stack.stop()

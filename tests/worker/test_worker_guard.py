@@ -6,11 +6,12 @@ with ``exits_fit``), and the notices table.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
-from support import wait_until
+from support import private_pg_database, wait_until
 from worker_helpers import WorkerThread, add_alert, alert_status
 
 from config.settings import Settings
@@ -283,8 +284,16 @@ def test_restart_restores_missing_exits_from_the_persisted_spec(sim, worker_env)
         handle.stop()
 
 
-def test_restart_on_postgresql_keeps_the_spec(sim, worker_env, pg_url):
-    env = {**worker_env, "DATABASE_URL": pg_url}
+@pytest.fixture
+def own_pg_url() -> Iterator[str]:
+    """A PostgreSQL database of this test alone: the session's shared one would keep this test's
+    fills, and the next test's fresh ibsim reuses the same execution ids."""
+    with private_pg_database("tv2ib_guard") as url:
+        yield url
+
+
+def test_restart_on_postgresql_keeps_the_spec(sim, worker_env, own_pg_url):
+    env = {**worker_env, "DATABASE_URL": own_pg_url}
     handle = WorkerThread(env).start()
     try:
         alert_id = _bracket_filled(sim, handle)

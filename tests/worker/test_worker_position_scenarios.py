@@ -18,11 +18,13 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from support import private_pg_database
 from worker_helpers import WorkerThread, add_alert, alert_status
 
 from app.webhook.schema import normalise
@@ -452,8 +454,16 @@ def test_position_scenario(sim, running_worker, steps):
     play(sim, running_worker, steps)
 
 
-def test_reversal_on_postgresql(sim, worker_env, pg_url):
-    handle = WorkerThread({**worker_env, "DATABASE_URL": pg_url}).start()
+@pytest.fixture
+def own_pg_url() -> Iterator[str]:
+    """A PostgreSQL database of this test alone: the session's shared one would keep this test's
+    fills and protection, and the next test's fresh ibsim reuses the same execution ids."""
+    with private_pg_database("tv2ib_scen") as url:
+        yield url
+
+
+def test_reversal_on_postgresql(sim, worker_env, own_pg_url):
+    handle = WorkerThread({**worker_env, "DATABASE_URL": own_pg_url}).start()
     try:
         play(sim, handle, SCENARIOS["reversal by sell 2x"] + [(Price(196), Expect(0, []))])
     finally:

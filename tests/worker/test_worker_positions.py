@@ -22,6 +22,7 @@ from worker.positions import (
     decide,
     exit_changes,
     exits_fit,
+    toward,
 )
 
 D = Decimal
@@ -61,6 +62,8 @@ TABLE = [
     (-10, intent("add", 5), "add", -15, 0, 5),
     (-10, intent("add", percent_of_position=D(50)), "add", -15, 0, 5),
     (7, intent("cancel"), "cancel", 7, 0, 0),
+    (10, intent("sell", percent_of_position=D(50)), "reduce", 5, 5, 0),  # sell half of a long
+    (-9, intent("buy", percent_of_position=D(100)), "close", 0, 9, 0),
 ]
 
 
@@ -80,6 +83,8 @@ def test_action_by_position_table(position, alert, kind, target, close, opened) 
         (0, intent("buy"), "buy needs a quantity when flat"),
         (0, intent("add", 5), "the position is flat"),
         (1, intent("exit", percent_of_position=D(10)), "rounds down to 0"),
+        (0, intent("sell", percent_of_position=D(50)), "needs a position: the position is flat"),
+        (1, intent("sell", percent_of_position=D(10)), "rounds down to 0"),
     ],
 )
 def test_refusals_say_why(position, alert, says) -> None:
@@ -92,6 +97,14 @@ def test_reasons_read_like_the_trade() -> None:
     assert decide(D(10), intent("sell", 20)).reason == (
         "sell 20: long 10 -> short 10 (close 10, then open 10)"
     )
+
+
+def test_resuming_toward_a_recorded_target_is_idempotent() -> None:
+    """A rerun resumes from IB's position toward the stored absolute target: at the target there
+    is nothing left to do, half-way (closed, not yet reopened) only the opening part is left."""
+    assert toward(D(-10), D(-10)).kind == "none"
+    assert (toward(D(0), D(-10)).close_qty, toward(D(0), D(-10)).open_qty) == (D(0), D(10))
+    assert (toward(D(10), D(-10)).close_qty, toward(D(10), D(-10)).open_qty) == (D(10), D(10))
 
 
 def test_exit_changes_shrink_before_growing_and_drop_wrong_side() -> None:

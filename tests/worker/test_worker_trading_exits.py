@@ -84,7 +84,7 @@ def test_exit_roles_from_order_refs():
 def test_children_under_a_resting_entry_are_dormant_not_exits(sim, session):
     sim.set_price("AAPL", 190.0)
     contract, inst = _place(session, "RESTING1", _bracket("LMT", D(189)))
-    _wait(lambda: _orders(sim, "RESTING1")["entry"]["status"] == "Submitted")
+    _wait(lambda: _orders(sim, "RESTING1").get("entry", {}).get("status") == "Submitted")
     assert session.on_loop(session.trading.working_exits, inst.con_id) == []
     entries = session.on_loop(session.trading.resting_entries, inst.con_id)
     assert [t.order.orderRef for t in entries] == ["tv2ib:RESTING1:entry"]
@@ -168,9 +168,31 @@ def test_a_refused_shrink_cancels_the_exit_instead(sim, session):
 def test_cancel_and_wait_returns_once_ib_confirmed(sim, session):
     sim.set_price("AAPL", 190.0)
     contract, inst = _place(session, "REST2", _bracket("LMT", D(180)))
-    _wait(lambda: _orders(sim, "REST2")["entry"]["status"] == "Submitted")
+    _wait(lambda: _orders(sim, "REST2").get("entry", {}).get("status") == "Submitted")
     entries = session.on_loop(session.trading.resting_entries, inst.con_id)
     snaps = session.call(session.trading.cancel_and_wait(entries))
     assert [s.status for s in snaps] == ["Cancelled"]
     # the dormant children went with their parent
     assert {o["status"] for o in _orders(sim, "REST2").values()} == {"Cancelled"}
+
+
+def test_a_refused_modification_keeps_ibs_terms_in_view(sim, session):
+    """IB refuses to re-price an exit: it keeps working as it was, and the trading room reports
+    it as IB has it (not the terms it asked for)."""
+    sim.set_price("AAPL", 190.0)
+    contract, inst = _place(session, "LONG3", _bracket())
+    _wait(lambda: len(session.on_loop(session.trading.working_exits, inst.con_id)) == 2)
+    sim.fault("reject_next", reason="Order rejected - reason:no modifications now", code=201)
+    change = ExitChange("tv2ib:LONG3:sl", "sl", "SELL", D(10))
+    session.call(
+        session.trading.apply_exit_changes(
+            contract, [change], alert_id="LONG3", prices={"sl": D(180)}, oca_group=""
+        )
+    )
+    assert (_orders(sim, "LONG3")["sl"]["auxPrice"], _orders(sim, "LONG3")["sl"]["status"]) == (
+        187.0,
+        "Submitted",
+    )
+    assert session.on_loop(session.trading.exit_prices, inst.con_id)["sl"] == D(187)
+    exits = {e.role: e.quantity for e in session.on_loop(session.trading.working_exits, inst.con_id)}
+    assert exits == {"tp": D(10), "sl": D(10)}

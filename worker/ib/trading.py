@@ -449,6 +449,7 @@ class Trading:
         await self.conn.pacer.acquire(1)
         self.conn.require_connected()
         order = trade.order
+        was = (order.totalQuantity, order.lmtPrice, order.auxPrice)
         filled = num(trade.orderStatus.filled) or Decimal(0)
         order.totalQuantity = float(filled + change.quantity)
         price = prices.get(change.role)
@@ -488,6 +489,8 @@ class Trading:
             with contextlib.suppress(TemporaryError):
                 await self._until(lambda: trade.orderStatus.status not in IB_ENDED_UNFILLED_STATUSES, wait,
                                   "restatement")  # fmt: skip
+            # ib_async changed its copy of the order when sending; IB kept the old terms
+            order.totalQuantity, order.lmtPrice, order.auxPrice = was
             log.warning("IB refused modifying %s (error %s)", order.orderRef, refused[0])
         return not refused
 
