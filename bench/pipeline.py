@@ -168,15 +168,17 @@ def run_floor(relay: Relay, count: int, gap: float) -> list[float]:
 
     ib = IB()
     ib.connect("127.0.0.1", relay.port, clientId=99, timeout=10)
-    contract = ib.qualifyContracts(Stock("AAPL", "SMART", "USD"))[0]
+    # another symbol than the pipeline's: the floor's fills are a position tv2ib's worker would see
+    # (a buy while long is refused since position semantics), so they must not land on AAPL
+    contract = ib.qualifyContracts(Stock("MSFT", "SMART", "USD"))[0]
     out = []
     for i in range(count):
         ref = f"floor{i}"
         parent = MarketOrder("BUY", 1, orderRef=f"tv2ib:{ref}:entry", transmit=False)
         parent.orderId = ib.client.getReqId()
-        tp = LimitOrder("SELL", 1, 191.9, orderRef=f"tv2ib:{ref}:tp", transmit=False, parentId=parent.orderId,
+        tp = LimitOrder("SELL", 1, 424.2, orderRef=f"tv2ib:{ref}:tp", transmit=False, parentId=parent.orderId,
                         ocaGroup=ref, ocaType=2, tif="GTC")  # fmt: skip
-        sl = StopOrder("SELL", 1, 189.05, orderRef=f"tv2ib:{ref}:sl", transmit=True, parentId=parent.orderId,
+        sl = StopOrder("SELL", 1, 417.9, orderRef=f"tv2ib:{ref}:sl", transmit=True, parentId=parent.orderId,
                        ocaGroup=ref, ocaType=2, tif="GTC")  # fmt: skip
         t0 = time.perf_counter()
         for order in (parent, tp, sl):
