@@ -12,13 +12,12 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from support import free_port
+from support import free_port, wait_until
 
 from core.keys import HEARTBEAT_PREFIX
 
@@ -42,18 +41,6 @@ def test_alembic_has_one_head():
 
 
 # ---------------------------------------------------------------------- scripts/run supervision
-
-
-def wait_until(predicate, timeout: float, what: str):
-    """Poll ``predicate`` until truthy (returned) or raise ``TimeoutError(what)``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.1)
 
 
 def _descendants(root_pid: int) -> set[int]:

@@ -257,6 +257,20 @@ def test_outage_longer_than_stale_limit(sim, worker_env):
         handle.stop()
 
 
+def _long_then_flat_burst(ctx, count: int) -> list[str]:
+    """``count`` alerts, long then flat in turn (a second buy while long is refused), stored first
+    and then enqueued in one Redis round trip: a real burst, however slowly a loaded machine
+    commits the rows. Returns their ids."""
+    payloads = [
+        {**BRACKET, "quantity": 1} if i % 2 == 0 else {"ticker": "AAPL", "action": "sell"}
+        for i in range(count)
+    ]
+    ids = [add_alert(ctx, payload, enqueue=False) for payload in payloads]
+    queue = Queue(keys.queue_name(None), connection=ctx.redis)
+    queue.enqueue_many([Queue.prepare_data(keys.EXECUTE_ALERT_JOB, (a,)) for a in ids])
+    return ids
+
+
 @pytest.mark.slow
 def test_a_burst_faster_than_the_pacer_waits_instead_of_being_refused(sim, running_worker):
     """The pacer holds a burst back rather than letting IB refuse it. With the limit at 6 messages
@@ -268,12 +282,7 @@ def test_a_burst_faster_than_the_pacer_waits_instead_of_being_refused(sim, runni
     pacer = running_worker.worker.ib.pacer
     pacer.limit = 6
     sim.set_price("AAPL", 190.0)
-    payloads = [
-        {**BRACKET, "quantity": 1} if i % 2 == 0 else {"ticker": "AAPL", "action": "sell"} for i in range(10)
-    ]
-    ids = [add_alert(ctx, payload, enqueue=False) for payload in payloads]
-    queue = Queue(keys.queue_name(None), connection=ctx.redis)
-    queue.enqueue_many([Queue.prepare_data(keys.EXECUTE_ALERT_JOB, (a,)) for a in ids])
+    ids = _long_then_flat_burst(ctx, 10)
     wait_until(lambda: all(alert_status(ctx, a) == "filled" for a in ids), timeout=60, interval=0.2)
     assert pacer.waited > 1.0 and pacer.waits > 0  # held back by the pacer ...
     assert running_worker.worker.ib.pacing_violations == 0  # ... and nothing refused by IB
@@ -285,16 +294,9 @@ def test_a_burst_faster_than_the_pacer_waits_instead_of_being_refused(sim, runni
 def test_burst_of_100_is_paced_not_refused(sim, running_worker):
     ctx = running_worker.ctx
     sim.set_price("AAPL", 190.0)
-    # store first, then enqueue all 100 jobs in one Redis round trip: a real burst, however slowly
-    # a loaded machine commits the rows. A strategy's burst goes long then flat 50 times (a second
-    # buy while long is refused): each buy is a bracket (3 orders), each sell cancels the two exits
-    # and closes (1 order)
-    payloads = [
-        {**BRACKET, "quantity": 1} if i % 2 == 0 else {"ticker": "AAPL", "action": "sell"} for i in range(100)
-    ]
-    ids = [add_alert(ctx, payload, enqueue=False) for payload in payloads]
-    queue = Queue(keys.queue_name(None), connection=ctx.redis)
-    queue.enqueue_many([Queue.prepare_data(keys.EXECUTE_ALERT_JOB, (a,)) for a in ids])
+    # long then flat 50 times: each buy is a bracket (3 orders), each sell cancels the two exits and
+    # closes (1 order)
+    ids = _long_then_flat_burst(ctx, 100)
     wait_until(lambda: all(alert_status(ctx, a) == "filled" for a in ids), timeout=90, interval=0.2)
     state = sim.state()
     ours = [o for o in state["orders"] if any(a in o["orderRef"] for a in ids)]
