@@ -99,3 +99,18 @@ def ctx(app: Flask) -> AppContext:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def one_limit_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every Redis-counted limit (rate, failed secrets, failed admin tokens) counts in one window
+    for the whole test. The limits use fixed windows (a minute by default): a test that counts up to
+    a limit on a slow machine could otherwise straddle a window boundary, and the new window would
+    start the count again (seen once: ten failed logins, the eleventh not refused)."""
+    from app.webhook import ratelimit
+
+    monkeypatch.setattr(
+        ratelimit,
+        "_window_key",
+        lambda kind, item, address: f"{ratelimit.RATE_LIMIT_PREFIX}:{kind}:{address}:test-window",
+    )

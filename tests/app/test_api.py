@@ -66,14 +66,14 @@ def test_flatten_with_redis_down_is_503(make_app):
     assert answer.status_code == 503 and answer.get_json()["error"] == "unavailable"
 
 
-def test_repeated_bad_tokens_lock_the_address_out(make_app):
+def test_repeated_bad_tokens_lock_the_address_out(make_app, one_limit_window):
     client = make_app(ADMIN_AUTH_FAILURE_LIMIT="2/minute").test_client()
     bad = {"Authorization": "Bearer wrong-wrong-wrong-wrong"}
     assert [client.get("/api/alerts", headers=bad).status_code for _ in range(2)] == [401, 401]
     assert client.get("/api/alerts", headers=AUTH).status_code == 429
 
 
-def test_admin_token_failures_do_not_lock_the_webhook(make_app):
+def test_admin_token_failures_do_not_lock_the_webhook(make_app, one_limit_window):
     # the defaults: 10 failures a minute each, on separate counters
     client = make_app(AUTH_FAILURE_LIMIT="", ADMIN_AUTH_FAILURE_LIMIT="").test_client()
     bad = {"Authorization": "Bearer wrong-wrong-wrong-wrong"}
@@ -84,7 +84,7 @@ def test_admin_token_failures_do_not_lock_the_webhook(make_app):
     assert post(client, alert_body(secret="wrong-secret-000000000")).status_code == 401
 
 
-def test_dashboard_login_failures_count_as_admin_failures_not_webhook_ones(make_app):
+def test_dashboard_login_failures_count_as_admin_failures_not_webhook_ones(make_app, one_limit_window):
     client = make_app(AUTH_FAILURE_LIMIT="", ADMIN_AUTH_FAILURE_LIMIT="").test_client()
     wrong = {"token": "wrong-wrong-wrong-wrong"}
     assert [client.post("/login", data=wrong).status_code for _ in range(10)] == [401] * 10
@@ -93,7 +93,7 @@ def test_dashboard_login_failures_count_as_admin_failures_not_webhook_ones(make_
     assert post(client, alert_body()).status_code == 202
 
 
-def test_webhook_secret_failures_do_not_lock_the_admin_out(make_app):
+def test_webhook_secret_failures_do_not_lock_the_admin_out(make_app, one_limit_window):
     client = make_app(AUTH_FAILURE_LIMIT="", ADMIN_AUTH_FAILURE_LIMIT="").test_client()
     wrong = alert_body(secret="wrong-secret-000000000")
     assert [post(client, wrong).status_code for _ in range(11)] == [401] * 10 + [429]

@@ -38,7 +38,7 @@ def test_a_bar_close_burst_of_valid_alerts_from_one_address_is_all_stored(make_a
     assert len(stored) == 300 and {a.status for a in stored} == {"queued"}
 
 
-def test_rate_limit_counts_only_requests_without_a_valid_secret(make_app):
+def test_rate_limit_counts_only_requests_without_a_valid_secret(make_app, one_limit_window):
     client = make_app(RATE_LIMIT="3/minute").test_client()
     codes = [post(client, alert_body(secret=None, id=f"r{i}")).status_code for i in range(4)]
     assert codes == [401, 401, 401, 429]
@@ -63,7 +63,7 @@ def test_authenticated_rate_limit_is_the_ceiling_for_valid_alerts(make_app):
     assert other.status_code == 202
 
 
-def test_wrong_secrets_lock_out_guessing_but_never_a_valid_secret(make_app):
+def test_wrong_secrets_lock_out_guessing_but_never_a_valid_secret(make_app, one_limit_window):
     app = make_app(AUTH_FAILURE_LIMIT="")  # the default, 10/minute
     client = app.test_client()
     wrong = alert_body(secret="wrong-wrong-wrong-wrong")
@@ -79,7 +79,7 @@ def test_wrong_secrets_lock_out_guessing_but_never_a_valid_secret(make_app):
     assert other.status_code == 401
 
 
-def test_a_burst_of_wrong_secrets_mixed_into_valid_alerts_refuses_no_valid_one(make_app):
+def test_a_burst_of_wrong_secrets_mixed_into_valid_alerts_refuses_no_valid_one(make_app, one_limit_window):
     app = make_app(RATE_LIMIT="", AUTH_FAILURE_LIMIT="")
     bodies = [alert_body(id=f"mix-{i}", secret=None if i % 3 == 0 else SECRET) for i in range(150)]
     answers = _burst(app, bodies)
@@ -225,7 +225,7 @@ def test_unparsable_rate_limit_is_a_settings_error(base_env):
         Settings.from_mapping(dict(base_env, RATE_LIMIT="lots"))
 
 
-def test_secrets_in_unparsable_bodies_count_as_attempts(make_app):
+def test_secrets_in_unparsable_bodies_count_as_attempts(make_app, one_limit_window):
     app = make_app(AUTH_FAILURE_LIMIT="2/minute")
     client = app.test_client()
     broken = '{"secret": "guess-guess-guess-guess", "quantity": {{x}}}'
