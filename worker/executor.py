@@ -171,7 +171,7 @@ class Executor:
         ib_call_timeout: float = 30.0,
         max_order_quantity: Decimal | None = None,
         metrics: WorkerMetrics | None = None,
-        reversal_fill_timeout: float | None = None,
+        reversal_fill_timeout: float = 30.0,
     ) -> None:
         self.sessions = sessions
         self.recorder = recorder
@@ -182,9 +182,7 @@ class Executor:
         self.ib_call_timeout = ib_call_timeout
         self.max_order_quantity = max_order_quantity
         self.metrics = metrics
-        if reversal_fill_timeout is None:  # REVERSAL_FILL_TIMEOUT_SECONDS (config/settings.py)
-            reversal_fill_timeout = float(getattr(recorder.settings, "reversal_fill_timeout_seconds", 30.0))
-        self.reversal_fill_timeout = reversal_fill_timeout
+        self.reversal_fill_timeout = reversal_fill_timeout  # REVERSAL_FILL_TIMEOUT_SECONDS
         # the protective-order guard (worker/guard.py), set by worker/runtime.py: the job hands it
         # the protection a position should have and asks it to put the old exits back
         self.guard: Any = None

@@ -106,6 +106,7 @@ class Worker:
             stopping=self.stopping,
             max_order_quantity=settings.max_order_quantity,
             metrics=self.metrics,
+            reversal_fill_timeout=settings.reversal_fill_timeout_seconds,
         )
         self.executor.guard = self.guard  # the job sets specs and has the old exits put back
         # blocking pops need a socket timeout above the block time (the context's client has 1 s)
