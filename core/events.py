@@ -12,7 +12,7 @@ constructor builds (keys in the order written here). Build events through the co
 rather than by hand: a forgotten key is then a type error at the call, and a reader can use
 ``event["key"]`` knowing the key is there.
 
-Adding an event kind (e.g. an "unprotected position" alarm):
+Adding an event kind (as the guard's "unprotected" alarm was added):
 
 1. a ``class UnprotectedEvent(TypedDict)`` here with ``type: Literal["unprotected"]`` and its
    keys, a constructor ``unprotected(...)``, and the class in :data:`Event`;
@@ -173,6 +173,36 @@ class AlarmEvent(_Where):
     dedup_key: NotRequired[str]
 
 
+class UnprotectedEvent(TypedDict):
+    """The guard could not put a position's take-profit / stop-loss back (it tried once)."""
+
+    type: Literal["unprotected"]
+    account: str
+    con_id: int
+    symbol: str
+    alert_id: str | None
+    position: str
+    position_text: str
+    missing: list[str]
+    detail: str
+    action_taken: str
+    raised_at: int  # part of the notice's dedup key: a later loss of protection alarms again
+
+
+class PositionDriftEvent(TypedDict):
+    """IB's position is not the one the strategy said it held before the alert."""
+
+    type: Literal["position_drift"]
+    alert_id: str
+    strategy: str | None
+    ticker: str
+    symbol: str
+    account: str | None
+    expected: str
+    actual: str
+    detail: str
+
+
 Event = (
     AlertStatusEvent
     | AlertRejectedEvent
@@ -184,6 +214,8 @@ Event = (
     | WorkerStoppedEvent
     | DailySummaryEvent
     | AlarmEvent
+    | UnprotectedEvent
+    | PositionDriftEvent
 )
 
 
@@ -299,6 +331,58 @@ def fill(
         "commission_currency": commission_currency,
         "realized_pnl": realized_pnl,
         "account": account,
+    }
+
+
+def unprotected(
+    *,
+    account: str,
+    con_id: int,
+    symbol: str,
+    alert_id: str | None,
+    position: Decimal,
+    position_text: str,
+    missing: list[str],
+    detail: str,
+    action_taken: str,
+    raised_at: int,
+) -> UnprotectedEvent:
+    return {
+        "type": "unprotected",
+        "account": account,
+        "con_id": con_id,
+        "symbol": symbol,
+        "alert_id": alert_id,
+        "position": str(position),
+        "position_text": position_text,
+        "missing": missing,
+        "detail": detail,
+        "action_taken": action_taken,
+        "raised_at": raised_at,
+    }
+
+
+def position_drift(
+    alert_id: str,
+    *,
+    strategy: str | None,
+    ticker: str,
+    symbol: str,
+    account: str | None,
+    expected: str,
+    actual: str,
+    detail: str,
+) -> PositionDriftEvent:
+    return {
+        "type": "position_drift",
+        "alert_id": alert_id,
+        "strategy": strategy,
+        "ticker": ticker,
+        "symbol": symbol,
+        "account": account,
+        "expected": expected,
+        "actual": actual,
+        "detail": detail,
     }
 
 

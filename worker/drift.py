@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from core import events
 from core.payload import AlertPayload
 from worker.positions import describe
 
@@ -84,7 +85,7 @@ def drift_event(
     *,
     account: str | None,
     symbol: str | None = None,
-) -> dict[str, Any] | None:
+) -> events.PositionDriftEvent | None:
     """The ``position_drift`` event (for the notice and the dashboard), or None without drift."""
     message = drift_message(payload, ib_position)
     if message is None:
@@ -98,22 +99,12 @@ def drift_event(
         expected = {1: "long", -1: "short"}[side]
     else:
         expected = f"a position of {format(size.normalize(), 'f')}" if size else "flat"
-    return {
-        "type": "position_drift",
-        "alert_id": alert_id,
-        "strategy": payload.strategy,
-        "ticker": payload.ticker,
-        "symbol": symbol or payload.ticker,
-        "account": account,
-        "expected": expected,
-        "actual": describe(ib_position),
-        "detail": message
-        + (
-            "; the alert goes on to its target"
-            if payload.position_size is not None
-            else "; the alert goes on by the position table"
-        ),  # fmt: skip
-    }
+    goes_on = "to its target" if payload.position_size is not None else "by the position table"
+    return events.position_drift(
+        alert_id, strategy=payload.strategy, ticker=payload.ticker, symbol=symbol or payload.ticker,
+        account=account, expected=expected, actual=describe(ib_position),
+        detail=f"{message}; the alert goes on {goes_on}",
+    )  # fmt: skip
 
 
 def report_drift(

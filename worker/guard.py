@@ -56,6 +56,7 @@ from typing import Any
 
 from ib_async import MarketOrder
 
+from core import events
 from core.models import IB_ENDED_UNFILLED_STATUSES
 from worker.errors import TemporaryError
 from worker.ib.trading import Trading, exit_role
@@ -400,19 +401,11 @@ class Guard:
             action_taken = await self._flatten(con_id, position, spec)
         else:
             action_taken = "left as it is (FLATTEN_UNPROTECTED is off): protect or close it by hand"
-        event = {
-            "type": "unprotected",
-            "account": account,
-            "con_id": con_id,
-            "symbol": symbol,
-            "alert_id": alert_id or None,
-            "position": str(position),
-            "position_text": describe(position),
-            "missing": missing,
-            "detail": detail,
-            "action_taken": action_taken,
-            "raised_at": raised_at,  # part of the dedup key: a later loss of protection alarms again
-        }
+        event = events.unprotected(
+            account=account, con_id=con_id, symbol=symbol, alert_id=alert_id or None, position=position,
+            position_text=describe(position), missing=missing, detail=detail, action_taken=action_taken,
+            raised_at=raised_at,
+        )  # fmt: skip
         log.error("UNPROTECTED %s %s (missing %s): %s; %s", symbol, describe(position), missing, detail,
                   action_taken)  # fmt: skip
 

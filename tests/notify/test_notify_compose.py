@@ -217,7 +217,10 @@ SAMPLES = {
     "position_drift": {
         "type": "position_drift",
         "alert_id": "a",
+        "strategy": None,
         "ticker": "ES1!",
+        "symbol": "ESZ6",
+        "account": "DU1",
         "expected": "long 10",
         "actual": "short 3",
         "detail": "a manual trade?",

@@ -15,6 +15,7 @@ from support import private_pg_database, wait_until
 from worker_helpers import WorkerThread, add_alert, alert_status
 
 from config.settings import Settings
+from core import events
 from core.models import Alert, Notice, Order
 from core.notices import mode_of
 from core.payload import AlertPayload
@@ -430,9 +431,9 @@ def test_drift_and_unprotected_notices_read_well():
     assert draft.kind == "position_drift" and draft.dedup_key == "position_drift:01J"
     assert "expected long 10, IB has <b>short 3</b>" in draft.text and "&lt;rsi&gt;" in draft.text
     assert "goes on to its target" in draft.text
-    draft = compose({"type": "unprotected", "account": "DU1", "con_id": 265598, "symbol": "BRK.B", "alert_id": "01J",
-                     "position": "10", "position_text": "long 10", "missing": ["sl"], "detail": "refused",
-                     "action_taken": "left as it is"})  # fmt: skip
+    draft = compose(events.unprotected(account="DU1", con_id=265598, symbol="BRK.B", alert_id="01J",
+                                       position=Decimal(10), position_text="long 10", missing=["sl"],
+                                       detail="refused", action_taken="left as it is", raised_at=1))  # fmt: skip
     assert draft.kind == "unprotected" and "Position unprotected" in draft.text and "stop-loss" in draft.text
 
 

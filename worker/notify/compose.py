@@ -31,6 +31,8 @@ from core.events import (
     FillEvent,
     OrderRejectedEvent,
     OutageEvent,
+    PositionDriftEvent,
+    UnprotectedEvent,
     WorkerStoppedEvent,
 )
 from core.notices import MAX_DEDUP_KEY, NoticeDraft  # plain data: the outbox row's shape
@@ -424,43 +426,38 @@ def _daily_summary(event: DailySummaryEvent) -> NoticeDraft:
 
 
 @composer("unprotected")
-def _unprotected(event: Event) -> NoticeDraft:
+def _unprotected(event: UnprotectedEvent) -> NoticeDraft:
     """The guard could not put a position's take-profit / stop-loss back (it tried once)."""
-    symbol = esc(_symbol(event.get("symbol"), event.get("local_symbol"), event.get("sec_type")))
-    missing = ", ".join(LEG_NAMES.get(str(role), str(role)) for role in event.get("missing") or ()) or "exits"
+    missing = ", ".join(LEG_NAMES.get(role, role) for role in event["missing"]) or "exits"
     lines = [
-        f"🚨 <b>Position unprotected</b> · {symbol} {esc(event.get('position_text') or num(event.get('position')))}",
+        f"🚨 <b>Position unprotected</b> · {esc(_symbol(event['symbol']))} {esc(event['position_text'])}",
         f"missing: {esc(missing)}",
+        esc(_short(event["detail"], 1500)),
+        esc(event["action_taken"]),
     ]
-    if event.get("detail"):
-        lines.append(esc(_short(str(event["detail"]), 1500)))
-    lines.append(
-        esc(event.get("action_taken") or "the position is left as it is: protect or close it by hand")
-    )
-    origin = _origin(event.get("strategy"), event.get("alert_id"), event.get("order_ref"))
+    origin = _origin(None, event["alert_id"], None)
     if origin:
         lines.append(origin)
-    if event.get("account"):
+    if event["account"]:
         lines.append(f"account {esc(event['account'])}")
-    key = f"unprotected:{event.get('account')}:{event.get('con_id')}:{event.get('alert_id')}:{event.get('raised_at') or ''}"
+    key = f"unprotected:{event['account']}:{event['con_id']}:{event['alert_id']}:{event['raised_at']}"
     return NoticeDraft("unprotected", "\n".join(lines), key)
 
 
 @composer("position_drift")
-def _position_drift(event: Event) -> NoticeDraft:
+def _position_drift(event: PositionDriftEvent) -> NoticeDraft:
     """IB's position is not the one the strategy believed it had before this alert."""
     lines = [
-        f"⚠️ <b>Position drift</b> · {esc(_symbol(event.get('symbol'), event.get('local_symbol')))}",
-        f"strategy expected {esc(event.get('expected') or '?')}, IB has <b>{esc(event.get('actual') or '?')}</b>",
+        f"⚠️ <b>Position drift</b> · {esc(_symbol(event['symbol']))}",
+        f"strategy expected {esc(event['expected'])}, IB has <b>{esc(event['actual'])}</b>",
+        esc(_short(event["detail"], 1500)),
     ]
-    if event.get("detail"):
-        lines.append(esc(_short(str(event["detail"]), 1500)))
-    origin = _origin(event.get("strategy"), event.get("alert_id"), event.get("order_ref"))
+    origin = _origin(event["strategy"], event["alert_id"], None)
     if origin:
         lines.append(origin)
-    if event.get("account"):
+    if event["account"]:
         lines.append(f"account {esc(event['account'])}")
-    return NoticeDraft("position_drift", "\n".join(lines), f"position_drift:{event.get('alert_id')}")
+    return NoticeDraft("position_drift", "\n".join(lines), f"position_drift:{event['alert_id']}")
 
 
 @composer("alarm")
