@@ -146,9 +146,13 @@ def test_partial_entry_fill_then_remainder_cancelled_resizes_exits(sim, running_
     assert roles["tp"][1:] == (4, 195.0) and roles["sl"][1:] == (4, 185.0)
     assert roles["tp"][0] != "tp" and roles["sl"][0] != "sl"  # new, unique orderRefs
     assert _position(sim) == 4 and _invariant_7(sim) is None
-    with ctx.sessions() as session:  # recorded under the alert that planned them
-        legs = {o.leg for o in session.scalars(select(Order).where(Order.alert_id == alert_id))}
-    assert {roles["tp"][0], roles["sl"][0]} <= legs
+
+    def legs() -> set[str]:
+        with ctx.sessions() as session:
+            return {o.leg for o in session.scalars(select(Order).where(Order.alert_id == alert_id))}
+
+    # recorded under the alert that planned them (the recorder writes a moment after IB reports)
+    wait_until(lambda: {roles["tp"][0], roles["sl"][0]} <= legs(), what=lambda: f"recorded legs: {legs()}")
     assert _notices(ctx, "unprotected") == []
 
 
