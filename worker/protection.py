@@ -103,19 +103,6 @@ class ProtectionSpec:
             symbol=str(doc.get("symbol") or ""),
         )
 
-    @classmethod
-    def from_legs(
-        cls, account: str, con_id: int, alert_id: str, side: int, legs: list[Any], symbol: str = ""
-    ) -> ProtectionSpec:
-        """The spec of a plan's legs (``worker.planner.Leg``: ``tp`` limit, ``sl`` stop price)."""
-        prices: dict[str, Decimal] = {}
-        for leg in legs:
-            if leg.leg == "tp" and leg.limit_price is not None:
-                prices["tp"] = leg.limit_price
-            elif leg.leg == "sl" and leg.stop_price is not None:
-                prices["sl"] = leg.stop_price
-        return cls(account, con_id, alert_id, side, prices, symbol)
-
 
 Persist = Callable[[str, "ProtectionSpec | None"], "Future[Any] | None"]
 
