@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from worker_helpers import WorkerThread
+from worker_helpers import IBHandle, WorkerThread
 
 from ibsim.testing import SimThread, run_in_thread
 
@@ -26,3 +26,13 @@ def running_worker(worker_env: dict[str, str]) -> Iterator[WorkerThread]:
     handle = WorkerThread(worker_env).start()
     yield handle
     handle.stop()
+
+
+@pytest.fixture
+def session(sim: SimThread) -> Iterator[IBHandle]:
+    """The IB connection and its trading room on the module's ibsim, as the worker wires them."""
+    handle = IBHandle(sim.port)
+    handle.conn.start()
+    assert handle.conn.wait_ready(10)
+    yield handle
+    handle.conn.stop()

@@ -2,34 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 
 import pytest
 
-from ibsim.testing import SimThread
-from worker.ib import ContractNotFound, IBConnection, Trading
+from worker.ib import ContractNotFound
 from worker.symbols import resolve_ticker
-
-
-class _Session:
-    """The connection and its trading room, as the worker wires them (no recorder)."""
-
-    def __init__(self, port: int) -> None:
-        self.conn = IBConnection("127.0.0.1", port, 21, None, lambda fact: None)
-        self.trading = Trading(self.conn)
-        self.call = self.conn.call
-        self.instrument = self.trading.instrument
-
-
-@pytest.fixture
-def session(sim: SimThread) -> Iterator[_Session]:
-    handle = _Session(sim.port)
-    handle.conn.start()
-    assert handle.conn.wait_ready(10)
-    yield handle
-    handle.conn.stop()
 
 
 @pytest.mark.parametrize(

@@ -8,44 +8,17 @@ fresh orderRef).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 
-import pytest
 from support import wait_until
+from worker_helpers import IBHandle
 
-from ibsim.testing import SimThread
-from worker.ib import IBConnection, Trading
 from worker.ib.trading import exit_role, leg_of
 from worker.planner import Leg
 from worker.positions import ExitChange, WorkingExit, exit_changes
 from worker.symbols import resolve_ticker
 
 D = Decimal
-
-
-class _Session:
-    def __init__(self, port: int) -> None:
-        self.conn = IBConnection("127.0.0.1", port, 23, None, lambda fact: None)
-        self.trading = Trading(self.conn)
-
-    def call(self, coro):
-        return self.conn.call(coro, timeout=20)
-
-    def on_loop(self, fn, *args):
-        async def run():
-            return fn(*args)
-
-        return self.call(run())
-
-
-@pytest.fixture
-def session(sim: SimThread) -> Iterator[_Session]:
-    handle = _Session(sim.port)
-    handle.conn.start()
-    assert handle.conn.wait_ready(10)
-    yield handle
-    handle.conn.stop()
 
 
 def _bracket(entry_type: str = "MKT", limit: Decimal | None = None) -> list[Leg]:
@@ -56,7 +29,7 @@ def _bracket(entry_type: str = "MKT", limit: Decimal | None = None) -> list[Leg]
     ]
 
 
-def _place(session: _Session, alert_id: str, legs: list[Leg]):
+def _place(session: IBHandle, alert_id: str, legs: list[Leg]):
     async def run():
         contract, inst = await session.trading.instrument(resolve_ticker("AAPL"))
         await session.trading.place_legs(alert_id, contract, legs, 2, lambda leg: None, lambda p, a: None)

@@ -10,6 +10,7 @@ from support import free_port, queue_alert
 
 from config.settings import Settings
 from core.context import AppContext
+from worker.ib import IBConnection, Trading
 from worker.runtime import Worker
 
 
@@ -89,3 +90,25 @@ class FreezableRelay:
                 dst.close()
 
         await self._asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+class IBHandle:
+    """The connection and its trading room, as the worker wires them (no recorder): for tests of
+    the IB layer without a worker."""
+
+    def __init__(self, port: int, client_id: int = 21) -> None:
+        self.conn = IBConnection("127.0.0.1", port, client_id, None, lambda fact: None)
+        self.trading = Trading(self.conn)
+        self.instrument = self.trading.instrument
+
+    def call(self, coro: Any, timeout: float = 20) -> Any:
+        """Run ``coro`` on the IB loop and wait for it."""
+        return self.conn.call(coro, timeout=timeout)
+
+    def on_loop(self, fn: Any, *args: Any) -> Any:
+        """Run the plain function ``fn`` on the IB loop (ib_async state is read there)."""
+
+        async def run() -> Any:
+            return fn(*args)
+
+        return self.call(run())
