@@ -24,6 +24,7 @@ from core.ids import order_ref as make_order_ref
 from core.ids import parse_order_ref
 from core.models import IB_DONE_STATUSES, IB_ENDED_UNFILLED_STATUSES, IB_WORKING_STATUSES
 from worker.errors import Refused, TemporaryError
+from worker.ib.account import AccountFigures, figures_from_values
 from worker.ib.connection import IBConnection, IBUnavailable
 from worker.ib.translate import (
     closing_contract,
@@ -88,6 +89,11 @@ class Trading:
     @property
     def account(self) -> str | None:
         return self.conn.account
+
+    def account_figures(self) -> AccountFigures:
+        """The account's figures from ib_async's live account subscription (no round trip)."""
+        account = self.account or ""
+        return figures_from_values(account, list(self.ib.accountValues(account)))
 
     # ------------------------------------------------------------------ contracts and prices
 

@@ -1,0 +1,81 @@
+"""The account's own figures as IB last reported them (NetLiquidation, funds, PnL).
+
+ib_async keeps the account's values current from the ``reqAccountUpdates`` subscription it opens
+at connect (for the worker's account), so reading them costs no round trip. Sizing
+(``percent_of_equity``, ``risk_percent``), the risk gate (gross exposure, daily loss) and the
+margin check all read the same :class:`AccountFigures` snapshot, taken once per alert and stored
+with the plan, so the numbers a decision names are the numbers it used.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+# IB reports most values per currency and once as "BASE" (the account's base currency). A value
+# tagged with the base currency's code is the same figure; BASE is preferred when both exist.
+_TAGS = {
+    "NetLiquidation": "net_liquidation",
+    "AvailableFunds": "available_funds",
+    "ExcessLiquidity": "excess_liquidity",
+    "BuyingPower": "buying_power",
+    "GrossPositionValue": "gross_position_value",
+    "InitMarginReq": "init_margin",
+    "MaintMarginReq": "maint_margin",
+    "UnrealizedPnL": "unrealized_pnl",
+    "RealizedPnL": "realized_pnl",
+}
+
+
+@dataclass(frozen=True)
+class AccountFigures:
+    """One account's figures (None: IB has not reported that value)."""
+
+    account: str
+    currency: str = ""
+    net_liquidation: Decimal | None = None
+    available_funds: Decimal | None = None
+    excess_liquidity: Decimal | None = None
+    buying_power: Decimal | None = None
+    gross_position_value: Decimal | None = None
+    init_margin: Decimal | None = None
+    maint_margin: Decimal | None = None
+    unrealized_pnl: Decimal | None = None
+    realized_pnl: Decimal | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            key: (str(value) if isinstance(value, Decimal) else value)
+            for key, value in self.__dict__.items()
+            if value is not None
+        }
+
+
+def figures_from_values(account: str, values: list[Any]) -> AccountFigures:
+    """Pure: ib_async ``AccountValue`` rows (``tag``, ``value``, ``currency``, ``account``) →
+    :class:`AccountFigures` for ``account``."""
+    found: dict[str, tuple[int, Decimal]] = {}
+    currency = ""
+    for row in values:
+        if account and getattr(row, "account", account) not in (account, "All", ""):
+            continue
+        if row.tag == "Currency" and row.currency == "BASE":
+            currency = str(row.value)
+        field_name = _TAGS.get(row.tag)
+        if field_name is None:
+            continue
+        try:
+            number = float(row.value)
+        except (TypeError, ValueError):
+            continue
+        if math.isnan(number) or math.isinf(number):
+            continue
+        rank = 2 if row.currency == "BASE" else 1 if row.currency else 0
+        if field_name not in found or rank > found[field_name][0]:
+            found[field_name] = (rank, Decimal(str(row.value)))
+        if not currency and row.currency and row.currency != "BASE":
+            currency = row.currency
+    return AccountFigures(account=account, currency=currency,
+                          **{name: value for name, (_rank, value) in found.items()})  # fmt: skip
