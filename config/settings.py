@@ -216,6 +216,9 @@ class Settings:
     # `unprotected` alarm, close the position at market (off by default: closing a position is a
     # trading decision the trader makes, unless they asked for it here).
     flatten_unprotected: bool = False
+    # The trader's limits, default sizing and fan-out accounts (core/risk_file.py). None: the
+    # default, config/risk.yaml when that file exists (else no limits).
+    risk_file: str | None = None
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Settings:
@@ -261,6 +264,7 @@ class Settings:
             "notify_modes": _notify_modes(env),
             "daily_summary_time": _hhmm("DAILY_SUMMARY_TIME", get("DAILY_SUMMARY_TIME")),
             "worker_metrics_host": _optional(get("WORKER_METRICS_HOST")) or "127.0.0.1",
+            "risk_file": _optional(get("RISK_FILE")),
         }
         ints = {
             "port": ("PORT", 1),
