@@ -252,6 +252,7 @@ class Executor:
         while True:  # wait for IB, up to the stale limit; then try; retry if IB drops meanwhile
             self._wait_for_ib(job)
             try:
+                self._check_stale_decision(job)
                 if kind == "cancel":
                     return self._cancel(job, spec)
                 return self._position(job, spec)
@@ -263,7 +264,9 @@ class Executor:
         announced = False
         while True:
             age = (datetime.now(UTC) - job.received_at).total_seconds()
-            if age > self.stale_after and not job.sent:  # once a leg went out, only adopting is left
+            # once a leg went out, only adopting is left; a stored decision may have sent legs that
+            # were never recorded (a crash between send and record): IB is asked first (below)
+            if age > self.stale_after and not job.sent and job.decided is None:
                 raise _Stale(age)
             if self.conn.ready:
                 return
@@ -273,6 +276,27 @@ class Executor:
                 announced = True
                 self.recorder.run(self._mark_processing, job.alert_id, "waiting for the IB connection")
             self.conn.wait_ready(min(0.5, max(0.05, self.stale_after - age)))
+
+    def _check_stale_decision(self, job: AlertJob) -> None:
+        """A decided alert past the stale limit: stale only if IB has none of its legs. A worker
+        killed between sending a leg and recording it leaves ``processing`` + a decision; its rerun
+        may come long after (the worker was down), and the legs at IB must then be adopted and
+        followed, never abandoned as "stale"."""
+        if job.sent or job.decided is None:
+            return
+        age = (datetime.now(UTC) - job.received_at).total_seconds()
+        if age <= self.stale_after:
+            return
+        refs = [order_ref(job.alert_id, leg.get("leg", "")) for leg in (job.plan or {}).get("legs") or []]
+
+        async def at_ib() -> bool:  # IB's view is read on its loop, like every other reading
+            return bool(self.trading.known_refs(refs))
+
+        if refs and self.conn.call(at_ib(), timeout=self.ib_call_timeout):
+            log.info("alert %s: %.0fs old, but IB has its orders: resuming", job.alert_id, age)
+            job.sent = True
+            return
+        raise _Stale(age)
 
     # ------------------------------------------------------------------ cancel
 

@@ -7,6 +7,7 @@ points are the one test hook in ``worker.executor.crash_point`` (env ``TV2IB_CRA
 from __future__ import annotations
 
 import signal
+import time
 
 import pytest
 from sqlalchemy import create_engine, select
@@ -79,3 +80,40 @@ def test_sigkill_at_every_placement_step_places_each_leg_once(stack, base_env, r
 def _fill_count(sessions, alert_id: str) -> int:
     with sessions() as session:
         return len(list(session.scalars(select(Fill).where(Fill.alert_id == alert_id))))
+
+
+def test_a_rerun_long_after_a_crash_adopts_the_orders_at_ib_instead_of_calling_the_alert_stale(
+    stack, base_env, redis_client
+):
+    """Killed right after the bracket went out (decision stored, nothing recorded), the worker comes
+    back after the stale limit: its legs are at IB, so the alert is resumed, not rejected "stale";
+    killed before anything went out, the same wait makes it stale (and nothing is sent)."""
+    stack.start_sim()
+    stack.sim_post("/price", {"symbol": "AAPL", "secType": "STK", "price": 190.0})
+    stack.sim_post("/price", {"symbol": "MSFT", "secType": "STK", "price": 400.0})
+    engine = create_engine(base_env["DATABASE_URL"])
+    migrate(engine)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    stale = {"STALE_ALERT_SECONDS": "2"}
+
+    stack.start_worker(TV2IB_CRASH_AT="after_sl_placed", **stale)
+    resting = {**PAYLOAD, "orderType": "limit", "limitPrice": 180}  # rests: nothing fills meanwhile
+    sent_id = queue_alert(sessions, redis_client, resting)
+    assert stack.wait_worker_exit(timeout=20) == -signal.SIGKILL
+    time.sleep(2.5)  # the worker is away past the stale limit
+    stack.start_worker(**stale)
+    wait_until(lambda: alert_status(sessions, sent_id) == "submitted", 20,
+               f"alert not resumed\n{stack.logs('worker')}")  # fmt: skip
+    ours = [o for o in stack.sim_state()["orders"] if sent_id in o["orderRef"]]
+    assert sorted(o["orderRef"].rsplit(":", 1)[1] for o in ours) == ["entry", "sl", "tp"]
+    assert stack.kill_worker(signal.SIGTERM) == 0
+
+    stack.start_worker(TV2IB_CRASH_AT="after_decision_recorded", **stale)
+    unsent_id = queue_alert(sessions, redis_client, {**PAYLOAD, "ticker": "MSFT", "price": 400})
+    assert stack.wait_worker_exit(timeout=20) == -signal.SIGKILL
+    time.sleep(2.5)
+    stack.start_worker(**stale)
+    wait_until(lambda: alert_status(sessions, unsent_id) == "rejected", 20,
+               f"alert not rejected\n{stack.logs('worker')}")  # fmt: skip
+    assert not [o for o in stack.sim_state()["orders"] if unsent_id in o["orderRef"]]
+    engine.dispose()
