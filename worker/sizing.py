@@ -161,10 +161,10 @@ def _role(payload: AlertPayload, position: Decimal) -> tuple[str, str]:
         return "add", "SELL" if position < 0 else "BUY"
     sign = 1 if payload.action == "buy" else -1
     side = "BUY" if sign > 0 else "SELL"
+    wanted = {"bullish": 1, "bearish": -1}.get(payload.sentiment or "")
+    if wanted is not None and wanted * sign < 0:  # a sell that must leave a long (or flat): reduces
+        return "reduce", side
     if position * sign < 0:
-        wanted = {"bullish": 1, "bearish": -1}.get(payload.sentiment or "")
-        if wanted is not None and wanted * position > 0:  # must stay on the position's side
-            return "reduce", side
         return "reverse", side
     return "open", side
 

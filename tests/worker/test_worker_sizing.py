@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from core.payload import AlertPayload
 from worker.ib.account import AccountFigures
-from worker.planner import Instrument, intent_of, plan_bracket
+from worker.planner import Instrument, intent_of, needs_market_reference, plan_bracket
 from worker.positions import decide
 from worker.sizing import SizingRefused, floor_to_increment, size_alert
 
@@ -385,6 +385,44 @@ def test_what_a_sized_quantity_means_for_the_position(doc, position, figures, or
     assert says in sized.text
     decision = decide(D(position), intent_of(_payload(doc), sized), AAPL.size_increment)
     assert decision.target == D(after)
+
+
+def test_a_sentiment_against_the_action_only_reduces_so_nothing_opens_from_flat():
+    doc = {
+        "action": "buy",
+        "sentiment": "bearish",
+        "quantity": 100,
+        "quantityType": "dollar_amount",
+        "price": 190,
+    }
+    sized = _size("AAPL", doc, position=D(0))  # 0.52 shares: not a refusal, there is nothing to reduce
+    assert sized.role == "reduce" and sized.order_quantity == 0
+    assert decide(D(0), intent_of(_payload(doc), sized)).kind == "none"
+
+
+@pytest.mark.parametrize(
+    ("doc", "needs"),
+    [
+        ({"action": "exit", "quantity": 950, "quantityType": "dollar_amount"}, True),
+        ({"action": "exit", "quantity": 950, "quantityType": "dollar_amount", "price": 190}, False),
+        ({"action": "exit", "quantity": 5, "quantityType": "percent_of_position"}, False),
+        ({"action": "exit", "quantity": 5}, False),
+        ({"action": "sell", "sentiment": "flat", "quantity": 5, "quantityType": "dollar_amount"}, False),
+        ({"action": "buy", "quantity": 950, "quantityType": "dollar_amount"}, True),
+        (
+            {
+                "action": "buy",
+                "quantity": 950,
+                "quantityType": "dollar_amount",
+                "orderType": "limit",
+                "limitPrice": 190,
+            },
+            False,
+        ),  # fmt: skip
+    ],
+)
+def test_a_market_reference_is_fetched_when_sizing_needs_one(doc, needs):
+    assert needs_market_reference(_payload(doc)) is needs
 
 
 def test_sized_opening_on_the_wrong_side_is_refused_by_the_position_rules():
