@@ -117,7 +117,8 @@ def size_alert(
         if rule not in SIZED_TYPES:
             return None  # TradingView's order quantity, or decide's percent of the position
     elif default is not None and action in ("buy", "sell", "add"):
-        rule, amount, source = default[0], Decimal(default[1]), "strategy default"
+        # via str: a float from YAML keeps the digits written, not its binary expansion
+        rule, amount, source = default[0], Decimal(str(default[1])), "strategy default"
     else:
         return None
     role, side = _role(payload, position)
