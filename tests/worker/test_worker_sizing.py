@@ -537,3 +537,37 @@ def test_floor_to_increment_rounds_down_onto_the_grid(raw, increment):
     qty = floor_to_increment(raw, increment)
     assert qty <= raw < qty + increment
     assert (qty / increment) == (qty / increment).to_integral_value()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    position=st.integers(min_value=-500, max_value=500),
+    dollars=st.integers(min_value=1, max_value=200_000),
+    action=st.sampled_from(["buy", "sell", "exit"]),
+    sentiment=st.sampled_from([None, "bullish", "bearish"]),
+)
+def test_a_sized_quantity_opens_exactly_itself_and_never_closes_more_than_the_position(
+    position, dollars, action, sentiment
+):
+    doc = {"action": action, "quantity": dollars, "quantityType": "dollar_amount", "price": 190}
+    if sentiment and action != "exit":
+        doc["sentiment"] = sentiment
+    position = D(position)
+    try:
+        sized = _size("AAPL", doc, position=position)
+    except SizingRefused:
+        return  # an opening below the minimum size
+    if sized is None:  # an exit while flat
+        assert action == "exit" and position == 0
+        return
+    try:
+        decision = decide(position, intent_of(_payload(doc), sized))
+    except Exception as refused:  # buy while long: the position rules say no, whatever the size
+        assert "already" in str(refused)
+        return
+    opened = decision.open_qty
+    assert decision.close_qty <= abs(position)
+    if sized.role in ("open", "reverse"):
+        assert opened == sized.quantity  # the sized quantity is the position the alert opens
+    else:
+        assert opened == 0 and decision.close_qty <= sized.quantity
