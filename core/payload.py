@@ -15,8 +15,10 @@ Python name in camelCase), enums lower-case, ``ticker``/``exchange`` upper-case:
                               order ({{strategy.prev_market_position}}); stored, not acted on yet
     prevMarketPositionSize  num|null  >= 0, its size ({{strategy.prev_market_position_size}})
     quantity        num|null  > 0
-    quantityType    str|null  fixed_quantity | dollar_amount | risk_dollar_amount | percent_of_equity |
-                              percent_of_position   ("fixed_quantity" when quantity is given without a type)
+    quantityType    str|null  fixed_quantity | dollar_amount | risk_dollar_amount | risk_percent |
+                              percent_of_equity | percent_of_position   ("fixed_quantity" when quantity
+                              is given without a type; the risk types need a stopLoss; the worker
+                              sizes all but fixed_quantity, see docs/sizing.md)
     orderType       str    market | limit | stop | stop_limit | trailing_stop   (default "market")
     price           num|null  reference price ({{close}}); ``signalPrice`` is accepted as its alias
     limitPrice      num|null  for limit / stop_limit. A ``limit`` order given only ``price`` keeps
@@ -68,6 +70,7 @@ QuantityType = Literal[
     "fixed_quantity",
     "dollar_amount",
     "risk_dollar_amount",
+    "risk_percent",  # percent of NetLiquidation at risk to the stop-loss (issue 11, worker/sizing.py)
     "percent_of_equity",
     "percent_of_position",
 ]

@@ -70,6 +70,7 @@ from core.services import PAUSED_KEY
 from worker.drift import report_drift
 from worker.errors import Refused, TemporaryError
 from worker.ib import IBConnection, Placement, Trading
+from worker.ib.account import AccountFigures
 from worker.ib.translate import num
 from worker.metrics import WorkerMetrics
 from worker.planner import (
@@ -87,6 +88,7 @@ from worker.planner import (
 )
 from worker.positions import ExitChange, decide, describe, exit_changes, toward
 from worker.recorder import PlacementFact, Recorder, UnitOfWork
+from worker.sizing import Sizing, size_alert
 from worker.snapshots import OrderSnapshot
 from worker.symbols import ContractSpec, resolve_ticker
 
@@ -186,6 +188,9 @@ class Executor:
         # the protective-order guard (worker/guard.py), set by worker/runtime.py: the job hands it
         # the protection a position should have and asks it to put the old exits back
         self.guard: Any = None
+        # sizing (issue 11): payload -> the strategy's default (quantity_type, quantity) from the risk
+        # file, for alerts without quantity and positionSize; set by the risk file's wiring
+        self.sizing_default: Callable[[AlertPayload], tuple[str, Decimal] | None] | None = None
 
     # ------------------------------------------------------------------ the job
 
@@ -355,7 +360,11 @@ class Executor:
         if needs_market_reference(job.payload):
             market, source = await self.trading.market_price(contract)
         protection = self._protection_now(inst, position)
-        return _Look(contract, inst, position, market, source, protection, self.trading.account or "")
+        # sizing (issue 11): IB's account figures as last reported (no round trip), read once per alert
+        figures = self.trading.account_figures()
+        return _Look(
+            contract, inst, position, market, source, protection, self.trading.account or "", figures
+        )
 
     def _protection_now(self, inst: Instrument, position: Decimal) -> dict[str, Any] | None:
         """The protection the position has now (to put back if the order that changes it fails):
@@ -387,11 +396,16 @@ class Executor:
         # a refusal (worker/drift.py); written by the recorder, not awaited
         report_drift(self.recorder, job.alert_id, payload, look.position, account=look.account or None,
                      symbol=inst.local_symbol or inst.symbol)  # fmt: skip
-        decision = decide(look.position, intent_of(payload), inst.size_increment)
+        # sizing (issue 11, worker/sizing.py): a dollar / risk / equity quantity, or the strategy's
+        # default, becomes the order quantity decide reads; None: the alert's own quantity as before
+        sizing = size_alert(payload, inst, position=look.position, market_price=look.market,
+                            figures=look.figures, default=self._sizing_default(payload),
+                            market_source=look.source)  # fmt: skip
+        decision = decide(look.position, intent_of(payload, sizing), inst.size_increment)
         if decision.kind == "cancel":  # not reached: alert_kind routes cancel alerts  # pragma: no cover
             raise Refused("cancel is not a position change")
         if decision.kind == "none":
-            return self._nothing_to_do(job, look, decision)
+            return self._nothing_to_do(job, look, decision, sizing)
         # "bracket" (an open from flat, as before issue 10), "exit", or "position" (any other move)
         plan_kind = "bracket" if decision.kind == "open" else "exit" if is_exit(payload) else "position"
         plan = Plan(kind=plan_kind, instrument=inst)
@@ -435,7 +449,11 @@ class Executor:
             after = _spec_json(look, job.alert_id, side, prices, symbol)
         plan.legs = ([close_leg] if close_leg else []) + open_legs
         plan.notes.insert(0, decision.reason)
+        if sizing is not None:
+            plan.notes.insert(0, sizing.text)
         doc = plan.to_json()
+        if sizing is not None:  # every number the sizing used (worker/sizing.py)
+            doc["sizing"] = sizing.to_json()
         doc["oca_type"] = OCA_TYPE if open_legs and len(open_legs) > 1 else None
         doc["position"] = {
             "before": _qty(decision.position),
@@ -451,13 +469,20 @@ class Executor:
         job.plan, job.decided = doc, doc["position"]
         return None
 
-    def _nothing_to_do(self, job: AlertJob, look: _Look, decision: Any) -> str:
+    def _sizing_default(self, payload: AlertPayload) -> tuple[str, Decimal] | None:
+        """The strategy's default sizing (the risk file; None until it is wired in)."""
+        default_of = self.sizing_default
+        return default_of(payload) if default_of is not None else None
+
+    def _nothing_to_do(self, job: AlertJob, look: _Look, decision: Any, sizing: Sizing | None = None) -> str:
         """Already at the target, or an exit with nothing held: no order; ``cancelled`` with the
         reason (not a failure: no rejection notice). An exit still cancels what works on the
         contract (a resting entry would otherwise open what the strategy just left)."""
         plan_json = {"kind": "exit" if is_exit(job.payload) else "position", "contract": look.inst.to_json(), "legs": [], "notes": [decision.reason],
                      "position": {"before": _qty(decision.position), "target": _qty(decision.target),
                                   "kind": "none", "close_qty": "0", "open_qty": "0", "reason": decision.reason}}  # fmt: skip
+        if sizing is not None:
+            plan_json["sizing"] = sizing.to_json()
         if is_exit(job.payload):
             cancelled = self.conn.call(
                 self.trading.cancel_working(look.inst.con_id), timeout=self.ib_call_timeout
@@ -752,6 +777,7 @@ class _Look:
     source: str
     protection: dict[str, Any] | None  # the protection the position has (ProtectionSpec JSON)
     account: str = ""
+    figures: AccountFigures | None = None  # IB's account figures (sizing, issue 11)
 
 
 @dataclass

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.payload import AlertPayload, StopLoss, TakeProfit
 from worker.errors import Refused
 from worker.positions import PositionIntent
 from worker.rounding import limit_direction, protective_stop_direction, round_to_tick
+
+if TYPE_CHECKING:  # worker/sizing.py imports this module
+    from worker.sizing import Sizing
 
 TIF_MAP = {"day": "DAY", "gtc": "GTC", "opg": "OPG", "ioc": "IOC", "fok": "FOK"}
 # Children live until they fill or the operator cancels them: a DAY stop-loss would expire at the
@@ -153,15 +156,31 @@ def is_exit(payload: AlertPayload) -> bool:
     return payload.action == "exit" or payload.sentiment == "flat"
 
 
-def intent_of(payload: AlertPayload) -> PositionIntent:
-    """What the alert asks for in position terms (quantities checked, not yet sized to IB's rules)."""
+def intent_of(payload: AlertPayload, sizing: Sizing | None = None) -> PositionIntent:
+    """What the alert asks for in position terms (quantities checked, not yet sized to IB's rules).
+
+    ``sizing`` (worker/sizing.py, issue 11) is the alert's dollar / risk / equity quantity (or the
+    strategy's default) already turned into the order quantity :func:`decide` reads."""
     alert_kind(payload)
     qtype = payload.quantity_type or "fixed_quantity"
-    if qtype not in ("fixed_quantity", "percent_of_position"):
-        raise PlanRejected(
-            f"quantityType {qtype!r} is not supported yet (use fixed_quantity or percent_of_position)"
+    if sizing is not None:
+        return PositionIntent(
+            action=payload.action,
+            quantity=sizing.order_quantity,
+            percent_of_position=sizing.percent_of_position,
+            position_size=payload.position_size,
+            sentiment=payload.sentiment,
         )
-    qty = payload.quantity
+    # nothing to size: positionSize wins, a flat sentiment closes, an exit while flat does nothing
+    # (worker/sizing.py returns None for these; the executor always sizes first)
+    unsized = payload.position_size is not None or payload.sentiment == "flat" or payload.action == "exit"
+    if (
+        qtype not in ("fixed_quantity", "percent_of_position")
+        and payload.quantity is not None
+        and not unsized
+    ):
+        raise PlanRejected(f"quantityType {qtype!r} needs sizing (worker/sizing.py) before the decision")
+    qty = payload.quantity if qtype in ("fixed_quantity", "percent_of_position") else None
     if qty is not None and qty <= 0:
         raise PlanRejected(f"quantity must be positive, got {qty}")
     percent = None
@@ -185,7 +204,12 @@ def entry_side(payload: AlertPayload) -> str:
 
 def needs_market_reference(payload: AlertPayload) -> bool:
     """True when an opening order (or exits re-priced by the alert) needs IB's price: a market
-    order without ``price``/``signalPrice``."""
+    order without ``price``/``signalPrice``; also an exit whose amount is sized (issue 11: an
+    ``exit`` with a ``dollar_amount``... needs a price to turn the amount into a quantity)."""
+    if payload.action == "exit" and payload.sentiment != "flat":
+        sized = payload.quantity is not None and (payload.quantity_type or "fixed_quantity") not in (
+            "fixed_quantity", "percent_of_position")  # fmt: skip
+        return sized and payload.price is None
     if payload.action not in ("buy", "sell", "add") or is_exit(payload):
         return False
     if payload.order_type == "limit":
@@ -194,10 +218,12 @@ def needs_market_reference(payload: AlertPayload) -> bool:
 
 
 def quantity_of(payload: AlertPayload, inst: Instrument, max_quantity: Decimal | None = None) -> Decimal:
-    """The alert's fixed quantity, checked like any order quantity (:func:`check_quantity`)."""
+    """The alert's fixed quantity, checked like any order quantity (:func:`check_quantity`). A sized
+    quantity (dollar / risk / equity, worker/sizing.py) reaches :func:`plan_bracket` as its
+    ``quantity`` argument, through the position decision."""
     qtype = payload.quantity_type or "fixed_quantity"
     if qtype != "fixed_quantity":
-        raise PlanRejected(f"quantityType {qtype!r} is not supported yet for an entry (use fixed_quantity)")
+        raise PlanRejected(f"quantityType {qtype!r} is sized by the worker before planning (pass quantity=)")
     qty = payload.quantity
     if qty is None:
         raise PlanRejected("quantity is required")

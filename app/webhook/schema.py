@@ -355,8 +355,16 @@ class AlertSchema(Schema):
         qtype = data.get("quantityType")
         if qtype and "quantity" not in data:
             errors.setdefault("quantity", []).append("quantityType needs a quantity")
-        if qtype in ("percent_of_equity", "percent_of_position") and data.get("quantity", 0) > 100:
+        if (
+            qtype in ("percent_of_equity", "percent_of_position", "risk_percent")
+            and data.get("quantity", 0) > 100
+        ):
             errors.setdefault("quantity", []).append("a percentage must be at most 100")
+        if qtype in ("risk_dollar_amount", "risk_percent") and "stopLoss" not in data:
+            # sizing (issue 11): the risk is the distance from the entry to the stop-loss
+            errors.setdefault("stopLoss", []).append(
+                f"quantityType {qtype} needs a stopLoss to size the risk"
+            )
         errors.update(_offsets_past_zero(data))
         if errors:
             raise ValidationError(errors)

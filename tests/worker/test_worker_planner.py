@@ -108,7 +108,7 @@ def test_entry_only_transmits():
         ({"action": "buy", "quantity": -3}, "quantity must be positive"),
         ({"action": "buy"}, "quantity is required"),
         ({"action": "buy", "quantity": 1.5}, "size increment"),
-        ({"action": "buy", "quantity": 1, "quantityType": "dollar_amount"}, "not supported yet"),
+        ({"action": "buy", "quantity": 1, "quantityType": "dollar_amount"}, "sized by the worker"),
         ({"action": "buy", "quantity": 1, "orderType": "stop"}, "not supported yet"),
         ({"action": "buy", "quantity": 1, "orderType": "limit"}, "limitPrice"),
         (
@@ -169,7 +169,7 @@ def test_intent_of_payload(payload, intent):
     ("payload", "says"),
     [
         ({"action": "buy", "quantity": 0}, "quantity must be positive"),
-        ({"action": "buy", "quantity": 1, "quantityType": "dollar_amount"}, "not supported yet"),
+        ({"action": "buy", "quantity": 1, "quantityType": "dollar_amount"}, "needs sizing"),
         ({"action": "exit", "quantity": 150, "quantityType": "percent_of_position"}, "at most 100"),
     ],
 )

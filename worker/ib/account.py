@@ -10,7 +10,7 @@ with the plan, so the numbers a decision names are the numbers it used.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -44,13 +44,19 @@ class AccountFigures:
     maint_margin: Decimal | None = None
     unrealized_pnl: Decimal | None = None
     realized_pnl: Decimal | None = None
+    # IB's ``ExchangeRate`` rows (sizing, issue 11): currency -> the value of one unit of it in the
+    # base currency (a EUR account reports USD 0.84). Sizing converts only with these, never guesses.
+    exchange_rates: dict[str, Decimal] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             key: (str(value) if isinstance(value, Decimal) else value)
             for key, value in self.__dict__.items()
-            if value is not None
+            if value is not None and key != "exchange_rates"
         }
+        if self.exchange_rates:
+            doc["exchange_rates"] = {ccy: str(rate) for ccy, rate in self.exchange_rates.items()}
+        return doc
 
 
 def figures_from_values(account: str, values: list[Any]) -> AccountFigures:
@@ -58,11 +64,22 @@ def figures_from_values(account: str, values: list[Any]) -> AccountFigures:
     :class:`AccountFigures` for ``account``."""
     found: dict[str, tuple[int, Decimal]] = {}
     currency = ""
+    # sizing (issue 11): real IB sends ("Currency", "BASE", "BASE") and per-currency rows of every
+    # tag in alphabetical order, so neither names the base currency; the account totals
+    # (NetLiquidation) are reported in it, so their currency is the base currency.
+    base_currency = ""
+    rates: dict[str, Decimal] = {}
     for row in values:
         if account and getattr(row, "account", account) not in (account, "All", ""):
             continue
-        if row.tag == "Currency" and row.currency == "BASE":
+        if row.tag == "Currency" and row.currency == "BASE" and row.value != "BASE":
             currency = str(row.value)
+        if row.tag == "NetLiquidation" and row.currency not in ("", "BASE"):
+            base_currency = row.currency
+        if row.tag == "ExchangeRate" and row.currency not in ("", "BASE"):
+            rate = _finite(row.value)
+            if rate is not None and rate > 0:
+                rates[row.currency] = rate
         field_name = _TAGS.get(row.tag)
         if field_name is None:
             continue
@@ -77,5 +94,13 @@ def figures_from_values(account: str, values: list[Any]) -> AccountFigures:
             found[field_name] = (rank, Decimal(str(row.value)))
         if not currency and row.currency and row.currency != "BASE":
             currency = row.currency
-    return AccountFigures(account=account, currency=currency,
+    return AccountFigures(account=account, currency=base_currency or currency, exchange_rates=rates,
                           **{name: value for name, (_rank, value) in found.items()})  # fmt: skip
+
+
+def _finite(value: Any) -> Decimal | None:
+    try:
+        number = Decimal(str(value))
+    except ArithmeticError:
+        return None
+    return number if number.is_finite() else None
