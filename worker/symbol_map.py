@@ -212,8 +212,10 @@ def _entry(key: str, entry: _Marked, roots: Mapping[str, FuturesRoot]) -> Contra
     _known(entry, SYMBOL_FIELDS, where)
     sec_type = _code(entry, "sec_type", where)
     if sec_type and sec_type not in SEC_TYPES:
-        raise _Invalid(entry.lines["sec_type"],
-                       f"{where}.sec_type must be one of {', '.join(sorted(SEC_TYPES))}, got {entry['sec_type']!r}")  # fmt: skip
+        allowed = ", ".join(sorted(SEC_TYPES))
+        raise _Invalid(
+            entry.lines["sec_type"], f"{where}.sec_type must be one of {allowed}, got {entry['sec_type']!r}"
+        )
     try:
         base: ContractSpec | None = resolve_ticker(key, futures_roots=roots)
     except UnknownSymbol:
@@ -291,8 +293,10 @@ def _contract_month(entry: _Marked, where: str) -> str:
     value = str(entry["contract_month"]).strip()
     month = int(value[4:6]) if _MONTH.fullmatch(value) else 0
     if not 1 <= month <= 12:
-        raise _Invalid(entry.lines["contract_month"],
-                       f"{where}.contract_month must be YYYYMM (or YYYYMMDD), got {entry['contract_month']!r}")  # fmt: skip
+        got = entry["contract_month"]
+        raise _Invalid(
+            entry.lines["contract_month"], f"{where}.contract_month must be YYYYMM (or YYYYMMDD), got {got!r}"
+        )
     return value
 
 
@@ -354,6 +358,7 @@ class SymbolResolver:
         with self._lock:
             fresh = load_symbol_map(self.path)  # raises SymbolMapError: the caller logs it
             self.map = fresh
-        message = f"symbol map {self.path} reloaded: {len(fresh.overrides)} ticker(s), {len(fresh.roots)} root rule(s)"
+        counts = f"{len(fresh.overrides)} ticker(s), {len(fresh.roots)} root rule(s)"
+        message = f"symbol map {self.path} reloaded: {counts}"
         log.info("%s", message)
         return message

@@ -81,9 +81,8 @@ def test_es1_rolls_and_an_exit_after_the_roll_closes_the_held_old_month(sim, run
     add = add_alert(ctx, {"ticker": "ES1!", "action": "add", "quantity": 1, "price": 5000})
     wait_until(lambda: alert_status(ctx, add) == "rejected")
     reason = get_alert(ctx.sessions, add)["reason"]
-    assert reason == (
-        f"ES position of 2 is held in {old.local_symbol}; roll it or flatten before opening {new.local_symbol}"
-    )
+    held_in, opening = old.local_symbol, new.local_symbol
+    assert reason == f"ES position of 2 is held in {held_in}; roll it or flatten before opening {opening}"
     assert orders_of(sim, add) == []
 
     # the exit closes the contract actually held, not the new front

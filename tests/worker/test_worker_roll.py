@@ -152,13 +152,14 @@ def test_alert_on_nq_of_one_is_a_decision_for_ten_mnq():
 
 
 def position(local: str, last: str, qty: float, con_id: int) -> SimpleNamespace:
-    contract = SimpleNamespace(secType="FUT", symbol="ES", conId=con_id, currency="USD", tradingClass="ES",
-                               multiplier="50", lastTradeDateOrContractMonth=last, localSymbol=local)  # fmt: skip
+    contract = SimpleNamespace(secType="FUT", symbol="ES", conId=con_id, currency="USD",
+                               tradingClass="ES", multiplier="50", lastTradeDateOrContractMonth=last,
+                               localSymbol=local)  # fmt: skip
     return SimpleNamespace(contract=contract, position=qty)
 
 
-FRONT = SimpleNamespace(secType="FUT", symbol="ES", conId=3, currency="USD", tradingClass="ES", multiplier="50",
-                        lastTradeDateOrContractMonth=ESH7)  # fmt: skip
+FRONT = SimpleNamespace(secType="FUT", symbol="ES", conId=3, currency="USD", tradingClass="ES",
+                        multiplier="50", lastTradeDateOrContractMonth=ESH7)  # fmt: skip
 
 
 def test_earlier_months_held_nearest_expiry_first():

@@ -42,7 +42,8 @@ def test_entry_fields_reach_the_spec(tmp_path):
         """
         symbols:
           mes1!: {trading_class: MES, multiplier: 5, roll_days: 3, quantity_multiplier: 0.5}
-          XYZ: {sec_type: FUT, symbol: XY, exchange: EUREX, currency: EUR, local_symbol: FXYZ DEC26, contract_month: "202612"}
+          XYZ: {sec_type: FUT, symbol: XY, exchange: EUREX, currency: EUR, local_symbol: FXYZ DEC26,
+                contract_month: "202612"}
           ANY: {sec_type: STK, con_id: 265598}
         """,
     )
