@@ -14,6 +14,7 @@ from support import wait_until
 from worker_helpers import WorkerThread, add_alert, alert_status
 
 from core.services import get_alert
+from worker.symbols import ContractSpec
 
 ROLL_DAYS = 8  # FUTURES_ROLL_DAYS's default
 
@@ -126,3 +127,19 @@ def test_a_bad_symbol_map_stops_the_worker_at_start(tmp_path, worker_env):
             Worker(ctx)
     finally:
         ctx.close()
+
+
+def test_the_cached_front_month_does_not_outlive_its_roll_date(sim, session):
+    old, new = listed(sim, "ES")[:2]
+    roll_date = datetime.strptime(old.last_trade_date, "%Y%m%d").date() - timedelta(days=ROLL_DAYS)
+    spec = ContractSpec("FUT", "ES", "CME", front_index=1, roll_days=ROLL_DAYS)
+    session.trading.clock = lambda: chicago_noon(roll_date - timedelta(days=1))
+    assert session.call(session.instrument(spec))[1].local_symbol == old.local_symbol
+    # 23:59 in Chicago the same day: still cached, still the old month
+    session.trading.clock = lambda: (
+        chicago_noon(roll_date - timedelta(days=1)) + timedelta(hours=11, minutes=59)
+    )
+    assert session.call(session.instrument(spec))[1].local_symbol == old.local_symbol
+    # midnight at the exchange: the roll date, well within FRONT_MONTH_CACHE_SECONDS
+    session.trading.clock = lambda: chicago_noon(roll_date) - timedelta(hours=12)
+    assert session.call(session.instrument(spec))[1].local_symbol == new.local_symbol

@@ -117,6 +117,11 @@ class Trading:
             and (cached.valid_until is None or wall < cached.valid_until)
         ):
             return cached.contract, cached.instrument
+        if spec.con_id:  # a contract pinned by conId (a decided alert's month): known already?
+            for known in list(self._contracts.values()):
+                if known.contract.conId == spec.con_id and known.expires > now:
+                    self._contracts[spec.cache_key] = _Cached(known.contract, known.instrument, math.inf)
+                    return known.contract, known.instrument
         self.conn.require_connected()
         errors: list[str] = []
 
