@@ -40,6 +40,7 @@ from worker.symbols import (
     ContractSpec,
     FuturesRoot,
     UnknownSymbol,
+    continuous_parts,
     is_continuous,
     resolve_ticker,
 )
@@ -230,7 +231,11 @@ def _entry(key: str, entry: _Marked, roots: Mapping[str, FuturesRoot]) -> Contra
         exchange = _code(entry, "exchange", where) or DEFAULT_EXCHANGES.get(sec_type, "")
         if not exchange and not con_id and sec_type not in OPTION_SEC_TYPES:
             raise _Invalid(entry.line, f"{where} needs exchange for sec_type {sec_type}")
-        base = ContractSpec(sec_type, key.partition(":")[2] or key, exchange)
+        root, index = continuous_parts(key)
+        if sec_type == "FUT" and index:  # ZZ1! on a root tv2ib does not know: still "the n-th"
+            base = ContractSpec(sec_type, root, exchange, front_index=index)
+        else:
+            base = ContractSpec(sec_type, key.partition(":")[2] or key, exchange)
     spec = base
     changes: dict[str, Any] = {}
     for name in ("symbol", "exchange", "primary_exchange", "currency", "trading_class", "local_symbol"):

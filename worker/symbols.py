@@ -190,8 +190,13 @@ def option_refusal(sym: str, prefix: str | None = None) -> OptionsNotSupported |
 
 def is_continuous(ticker: str) -> int:
     """``n`` for a continuous futures ticker ``ROOT<n>!`` (prefix allowed), else 0."""
+    return continuous_parts(ticker)[1]
+
+
+def continuous_parts(ticker: str) -> tuple[str, int]:
+    """``(ROOT, n)`` of a continuous futures ticker ``ROOT<n>!`` (prefix allowed), else ``("", 0)``."""
     match = _CONTINUOUS.match(_split_prefix(ticker, None)[0])
-    return int(match.group(2)) if match else 0
+    return (match.group(1), int(match.group(2))) if match else ("", 0)
 
 
 def resolve_ticker(

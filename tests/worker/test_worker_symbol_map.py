@@ -61,6 +61,13 @@ def test_entry_fields_reach_the_spec(tmp_path):
     assert smap.overrides["ANY"].con_id == 265598
 
 
+def test_a_continuous_ticker_on_an_unknown_root_is_still_the_front(tmp_path):
+    smap = load_symbol_map(write(tmp_path, "symbols:\n  FDAX1!: {exchange: EUREX, currency: EUR}\n"))
+    spec = smap.overrides["FDAX1!"]
+    assert (spec.sec_type, spec.symbol, spec.exchange, spec.currency, spec.front_index) == (
+        "FUT", "FDAX", "EUREX", "EUR", 1)  # fmt: skip
+
+
 def test_an_empty_file_is_an_empty_map(tmp_path):
     assert load_symbol_map(write(tmp_path, "# nothing yet\n")).overrides == {}
 
