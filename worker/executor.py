@@ -336,7 +336,7 @@ class Executor:
         """IB's view before deciding: contract, position, the protection it has, a reference price."""
         contract, inst = await self.trading.instrument(spec)
         roll = self.trading.roll_of(spec)
-        # contracts (worker/rollover.py): a position still held in the month before a roll is decided there
+        # contracts (worker/rollover.py): a position held in the month before a roll is decided there
         contract, inst, held = await held_month(self.trading, spec, contract, inst)
         position = self.trading.position_of(inst.con_id)
         market, source = None, "ib"
@@ -379,7 +379,7 @@ class Executor:
         # contracts (worker/contract_map.py): alert contracts × the symbol map's quantity_multiplier
         intent = scale_intent(intent_of(payload), payload, look.spec)
         decision = decide(look.position, intent, inst.size_increment)
-        decision = keep_to_held_month(decision, look.held)  # contracts: nothing opens beside a held old month
+        decision = keep_to_held_month(decision, look.held)  # contracts: no open beside a held old month
         if decision.kind == "cancel":  # not reached: alert_kind routes cancel alerts  # pragma: no cover
             raise Refused("cancel is not a position change")
         if decision.kind == "none":
