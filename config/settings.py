@@ -161,6 +161,12 @@ def _default_web_workers() -> int:
     return max(2, (os.cpu_count() or 1) + 1)
 
 
+# Continuous futures (ES1!) move to the next contract this many calendar days before the front's
+# last trade date: CME's equity index futures roll on the Thursday 8 days before expiry (the third
+# Friday), when volume (and TradingView's ES1!) moves to the next quarter. docs/contracts.md.
+DEFAULT_FUTURES_ROLL_DAYS = 8
+
+
 @dataclass(frozen=True, repr=False)
 class Settings:
     """Every tunable of tv2ib. Build with :meth:`from_mapping`; ``repr`` hides secrets."""
@@ -219,6 +225,10 @@ class Settings:
     # The trader's limits, default sizing and fan-out accounts (core/risk_file.py). None: the
     # default, config/risk.yaml when that file exists (else no limits).
     risk_file: str | None = None
+    # Contracts (docs/contracts.md): the symbol-map file (YAML; None: the built-in rules only) and
+    # the default roll of continuous futures (calendar days before the last trade date).
+    symbol_map_file: str | None = None
+    futures_roll_days: int = DEFAULT_FUTURES_ROLL_DAYS
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Settings:
@@ -265,6 +275,7 @@ class Settings:
             "daily_summary_time": _hhmm("DAILY_SUMMARY_TIME", get("DAILY_SUMMARY_TIME")),
             "worker_metrics_host": _optional(get("WORKER_METRICS_HOST")) or "127.0.0.1",
             "risk_file": _optional(get("RISK_FILE")),
+            "symbol_map_file": _optional(get("SYMBOL_MAP_FILE")),
         }
         ints = {
             "port": ("PORT", 1),
@@ -276,10 +287,13 @@ class Settings:
             "ib_client_id": ("IB_CLIENT_ID", 0),
             "worker_metrics_port": ("WORKER_METRICS_PORT", 0),
             "events_max_streams": ("EVENTS_MAX_STREAMS", 0),
+            "futures_roll_days": ("FUTURES_ROLL_DAYS", 0),
         }
         for attr, (name, minimum) in ints.items():
             if get(name) not in (None, ""):
                 kwargs[attr] = _int(name, get(name), minimum)
+        if int(kwargs.get("futures_roll_days", 0)) > 365:  # type: ignore[call-overload]
+            raise SettingsError(f"FUTURES_ROLL_DAYS must be at most 365, got {get('FUTURES_ROLL_DAYS')!r}")
         if int(kwargs.get("worker_metrics_port", 0)) > 65535:  # type: ignore[call-overload]
             raise SettingsError(
                 f"WORKER_METRICS_PORT must be a TCP port (0 = off), got {get('WORKER_METRICS_PORT')!r}"

@@ -22,7 +22,12 @@ def main() -> int:
     # the default 5 ms so an order never waits a whole slice behind a busy database write.
     sys.setswitchinterval(0.0005)
     ctx = AppContext.build(settings)
-    worker = Worker(ctx)
+    try:
+        worker = Worker(ctx)
+    except SettingsError as exc:  # a bad SYMBOL_MAP_FILE (or risk file): its file, line and reason
+        print(f"tv2ib worker: {exc}", file=sys.stderr)
+        ctx.close()
+        return 2
     worker.install_signal_handlers()
     try:
         return worker.run()

@@ -63,10 +63,12 @@ from typing import Any
 from ib_async import Contract, Trade
 from sqlalchemy import select
 
+from config.settings import DEFAULT_FUTURES_ROLL_DAYS
 from core.ids import order_ref, parse_order_ref
 from core.models import IB_DONE_STATUSES, IB_ENDED_UNFILLED_STATUSES, STATUS_RANK, Alert, AlertStatus, Control
 from core.payload import AlertPayload, PayloadError
 from core.services import PAUSED_KEY
+from worker.contract_map import chart_position, contract_map_doc, decided_spec, scale_intent
 from worker.drift import report_drift
 from worker.errors import Refused, TemporaryError
 from worker.ib import IBConnection, Placement, Trading
@@ -88,9 +90,12 @@ from worker.planner import (
 )
 from worker.positions import ExitChange, decide, describe, exit_changes, toward
 from worker.recorder import PlacementFact, Recorder, UnitOfWork
+from worker.roll import Pick
+from worker.rollover import HeldMonth, held_month, keep_to_held_month
 from worker.sizing import Sizing, size_alert
 from worker.snapshots import OrderSnapshot
-from worker.symbols import ContractSpec, resolve_ticker
+from worker.symbol_map import SymbolResolver
+from worker.symbols import ContractSpec
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +179,12 @@ class Executor:
         max_order_quantity: Decimal | None = None,
         metrics: WorkerMetrics | None = None,
         reversal_fill_timeout: float = 30.0,
+        symbols: SymbolResolver | None = None,
     ) -> None:
         self.sessions = sessions
+        # TradingView ticker → IB contract: the symbol map (SYMBOL_MAP_FILE) and the futures roll
+        # rule (FUTURES_ROLL_DAYS); worker/symbol_map.py
+        self.symbols = symbols or SymbolResolver(None, DEFAULT_FUTURES_ROLL_DAYS)
         self.recorder = recorder
         self.conn = conn
         self.trading = trading
@@ -249,7 +258,7 @@ class Executor:
 
     def _run(self, job: AlertJob) -> str:
         kind = alert_kind(job.payload)
-        spec = resolve_ticker(job.payload.ticker, job.payload.exchange)
+        spec = self.symbols.resolve(job.payload.ticker, job.payload.exchange)
         action = job.payload.action
         opening = action in ("buy", "sell", "add") and not is_exit(job.payload)
         if opening and job.paused and job.decided is None:
@@ -355,6 +364,9 @@ class Executor:
     async def _look(self, job: AlertJob, spec: ContractSpec) -> _Look:
         """IB's view before deciding: contract, position, the protection it has, a reference price."""
         contract, inst = await self.trading.instrument(spec)
+        roll = self.trading.roll_of(spec)
+        # contracts (worker/rollover.py): a position held in the month before a roll is decided there
+        contract, inst, held = await held_month(self.trading, spec, contract, inst)
         position = self.trading.position_of(inst.con_id)
         market, source = None, "ib"
         if needs_market_reference(job.payload):
@@ -362,9 +374,8 @@ class Executor:
         protection = self._protection_now(inst, position)
         # sizing (issue 11): IB's account figures as last reported (no round trip), read once per alert
         figures = self.trading.account_figures()
-        return _Look(
-            contract, inst, position, market, source, protection, self.trading.account or "", figures
-        )
+        return _Look(contract, inst, position, market, source, protection, self.trading.account or "",
+                     figures=figures, spec=spec, roll=roll, held=held)  # fmt: skip
 
     def _protection_now(self, inst: Instrument, position: Decimal) -> dict[str, Any] | None:
         """The protection the position has now (to put back if the order that changes it fails):
@@ -394,14 +405,18 @@ class Executor:
         payload, inst = job.payload, look.inst
         # the strategy's previous position (prevMarketPosition / Size) against IB's: an alarm, never
         # a refusal (worker/drift.py); written by the recorder, not awaited
-        report_drift(self.recorder, job.alert_id, payload, look.position, account=look.account or None,
-                     symbol=inst.local_symbol or inst.symbol)  # fmt: skip
+        report_drift(self.recorder, job.alert_id, payload, chart_position(look.position, look.spec),
+                     account=look.account or None, symbol=inst.local_symbol or inst.symbol)  # fmt: skip
         # sizing (issue 11, worker/sizing.py): a dollar / risk / equity quantity, or the strategy's
         # default, becomes the order quantity decide reads; None: the alert's own quantity as before
         sizing = size_alert(payload, inst, position=look.position, market_price=look.market,
                             figures=look.figures, default=self._sizing_default(payload),
                             market_source=look.source)  # fmt: skip
-        decision = decide(look.position, intent_of(payload, sizing), inst.size_increment)
+        intent = intent_of(payload, sizing)
+        if sizing is None:  # contracts: the alert's own contracts × the map's quantity_multiplier
+            intent = scale_intent(intent, payload, look.spec)  # (a sized quantity is already in traded units)
+        decision = decide(look.position, intent, inst.size_increment)
+        decision = keep_to_held_month(decision, look.held)  # contracts: no open beside a held old month
         if decision.kind == "cancel":  # not reached: alert_kind routes cancel alerts  # pragma: no cover
             raise Refused("cancel is not a position change")
         if decision.kind == "none":
@@ -465,6 +480,9 @@ class Executor:
             "protection_before": before,
             "protection_after": after,
         }
+        contract_map = contract_map_doc(payload, look.spec, inst, look.roll, look.held)
+        if contract_map is not None:
+            doc["contract_map"] = contract_map
         self._write(self._store_decision, job.alert_id, doc, decision.reason)
         job.plan, job.decided = doc, doc["position"]
         return None
@@ -498,7 +516,8 @@ class Executor:
     async def _act(self, job: AlertJob, spec: ContractSpec) -> _Outcome:
         """On the IB loop: the closing part, then (once it filled) the opening part, each leg by
         its fixed orderRef so that a rerun adopts what a previous run sent."""
-        contract, inst = await self.trading.instrument(spec)
+        # contracts: act on the month decided on (a roll since, or a held old month)
+        contract, inst = await self.trading.instrument(decided_spec(spec, job.plan))
         with self._guard_off(inst.con_id):
             return await self._act_on(job, contract, inst)
 
@@ -778,6 +797,9 @@ class _Look:
     protection: dict[str, Any] | None  # the protection the position has (ProtectionSpec JSON)
     account: str = ""
     figures: AccountFigures | None = None  # IB's account figures (sizing, issue 11)
+    spec: ContractSpec | None = None  # what the ticker resolved to (symbol map, roll rule)
+    roll: Pick | None = None  # a continuous future's roll facts
+    held: HeldMonth | None = None  # the earlier month the position is held in (after a roll)
 
 
 @dataclass

@@ -24,6 +24,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -41,6 +42,7 @@ from worker.notify import Notifier, enqueue_notices
 from worker.protection import ProtectionRegistry, ProtectionSpec, load_specs, save_spec
 from worker.recorder import Recorder, UnitOfWork
 from worker.retry import retry
+from worker.symbol_map import SymbolResolver
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,11 @@ class Worker:
         self.ctx = ctx
         settings: Settings = ctx.settings
         self.settings = settings
+        # contracts (worker/symbol_map.py): SYMBOL_MAP_FILE is validated first, before any thread
+        # starts: a bad file stops the worker with the file, the line and the reason
+        self.symbols = SymbolResolver(settings.symbol_map_file, settings.futures_roll_days)
+        # what SIGHUP re-reads, in order (each returns what it did or raises; see reload())
+        self.reloaders: list[Callable[[], str]] = [self.symbols.reload]
         self.stopping = threading.Event()
         self._signals = 0
         self.notifier = Notifier(settings, ctx.sessions, ctx.redis)
@@ -107,6 +114,7 @@ class Worker:
             max_order_quantity=settings.max_order_quantity,
             metrics=self.metrics,
             reversal_fill_timeout=settings.reversal_fill_timeout_seconds,
+            symbols=self.symbols,
         )
         self.executor.guard = self.guard  # the job sets specs and has the old exits put back
         # blocking pops need a socket timeout above the block time (the context's client has 1 s)
@@ -180,6 +188,24 @@ class Worker:
         """First SIGTERM/SIGINT: warm stop; second: exit now (jobs stay recoverable)."""
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_hup)
+
+    def _on_hup(self, _signum: int, _frame: Any) -> None:
+        """SIGHUP: re-read the configuration files, on a thread of its own (a signal handler runs
+        between two bytecodes of the job in hand: it must neither block nor raise there)."""
+        threading.Thread(target=self.reload, name="reload", daemon=True).start()
+
+    def reload(self) -> list[str]:
+        """Run every reloader (symbol map, risk file...). A file that fails keeps the version in
+        force; the error is logged (file, line, reason) and the others still reload."""
+        results = []
+        for reloader in self.reloaders:
+            try:
+                results.append(reloader())
+            except Exception as exc:  # noqa: BLE001 - a bad file must not stop the worker
+                log.error("reload failed, the previous version stays in force: %s", exc)
+                results.append(f"reload failed: {exc}")
+        return results
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self._signals += 1

@@ -2,16 +2,22 @@
 
 This module is pure: it turns ``ES1!``, ``MESZ2026``, ``EURUSD``, ``BTCUSD`` or ``AAPL`` into a
 :class:`ContractSpec` that the IB session then qualifies through IB itself (so an unknown symbol is
-refused with IB's own reason). A later issue adds user mapping files; they plug in by passing a
-``overrides`` mapping to :func:`resolve_ticker` (ticker → ContractSpec) before these rules apply.
+refused with IB's own reason). The symbol-map file (``SYMBOL_MAP_FILE``, loaded by
+:mod:`worker.symbol_map`) plugs in by passing ``overrides`` (ticker → ContractSpec, keys with or
+without the ``EXCHANGE:`` prefix) and ``futures_roots`` (root → :class:`FuturesRoot`) to
+:func:`resolve_ticker`.
 
 Rules, in order:
 
-1. ``overrides[ticker]`` when given.
+0. Options (``AAPL250117C00150000`` OCC style, ``OPRA:`` tickers, or an override with
+   ``sec_type: OPT``/``FOP``/``WAR``) are refused: :class:`OptionsNotSupported`.
+1. ``overrides["EXCHANGE:TICKER"]``, then ``overrides["TICKER"]`` when given.
 2. Continuous futures ``ROOT<n>!`` (``ES1!``, ``MNQ2!``): the n-th listed contract of ``ROOT`` by
-   expiry, found through reqContractDetails on the FUT symbol.
+   expiry that has not reached its roll date (:mod:`worker.roll`), found through
+   reqContractDetails on the FUT symbol; ``roll_days`` from ``futures_roots[ROOT]`` when it has one.
 3. Explicit futures ``ROOT<month code><year>`` (``MESZ2026``, ``ESZ26``, ``ESZ6``) when ``ROOT`` is
-   in :data:`FUTURES_EXCHANGES` (or the alert's exchange prefix is a futures exchange).
+   in :data:`FUTURES_EXCHANGES` or ``futures_roots`` (or the alert's exchange prefix is a futures
+   exchange).
 4. Crypto ``BTCUSD`` / ``ETHUSD`` ... → ``Crypto(base, 'PAXOS', 'USD')``.
 5. Forex ``EURUSD`` / ``EUR.USD`` / ``EUR/USD`` when both halves are ISO currencies → CASH on IDEALPRO.
 6. Anything else is a US stock on SMART in USD (``BRK.B`` → ``BRK B``), with the primary exchange
@@ -24,6 +30,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from worker.errors import Refused
@@ -68,34 +75,77 @@ MONTH_CODES = "FGHJKMNQUVXZ"
 _CONTINUOUS = re.compile(r"^([A-Z0-9]{1,5}?)(\d)!\Z")
 _EXPLICIT_FUT = re.compile(r"^([A-Z0-9]{1,5}?)([FGHJKMNQUVXZ])(\d{4}|\d{2}|\d)\Z")
 _FOREX = re.compile(r"^([A-Z]{3})[./]?([A-Z]{3})\Z")
+# OCC option symbol (root, YYMMDD, C/P, strike × 1000 in 8 digits; the root may be space-padded)
+# and TradingView's form (strike as a decimal): AAPL250117C00150000, AAPL250117C150.0
+_OPTION = re.compile(r"^([A-Z]{1,6}) *(\d{6})([CP])(\d{8}|\d+(?:\.\d+)?)\Z")
+_OPTION_PREFIXES = {"OPRA", "CBOE_OPT"}
+OPTION_SEC_TYPES = {"OPT", "FOP", "WAR"}
 
 
 class UnknownSymbol(Refused):
     """The ticker cannot be mapped to an IB contract description."""
 
 
+class OptionsNotSupported(UnknownSymbol):
+    """The ticker names an option: tv2ib does not trade options (no exercise, assignment or
+    expiry handling, no option-aware sizing or risk), so it refuses rather than guess."""
+
+
+@dataclass(frozen=True)
+class FuturesRoot:
+    """Per-root futures rules from the symbol map (``futures:`` section)."""
+
+    exchange: str = ""
+    currency: str = ""
+    roll_days: int | None = None  # days before the last trade date ROOT1! moves on; None: default
+
+
 @dataclass(frozen=True)
 class ContractSpec:
-    """What to ask IB for. ``front_index`` > 0 means "the n-th future by expiry" (``ES1!``)."""
+    """What to ask IB for. ``front_index`` > 0 means "the n-th future by expiry" (``ES1!``),
+    skipping contracts at or past their roll date (``roll_days`` before the last trade date)."""
 
     sec_type: str  # STK, CASH, FUT, CRYPTO
     symbol: str
     exchange: str
     currency: str = "USD"
     primary_exchange: str = ""
-    contract_month: str = ""  # YYYYMM for an explicit future
+    contract_month: str = ""  # YYYYMM (or YYYYMMDD) for an explicit future
     front_index: int = 0
+    # from the symbol map (all optional): what IB needs to tell similar contracts apart
+    con_id: int = 0
+    trading_class: str = ""
+    local_symbol: str = ""
+    multiplier: str = ""
+    # continuous futures: roll this many calendar days before the last trade date (None: roll
+    # only once expired; the worker's resolver always fills it from the map or FUTURES_ROLL_DAYS)
+    roll_days: int | None = None
+    # an alert's contract counts × this = contracts traded (alert on NQ1!, trade MNQ × 10); not
+    # part of what IB is asked for
+    quantity_multiplier: Decimal = Decimal(1)
+    # the map pins the month of a continuous ticker (ES1! → 202703): a position held in an
+    # earlier month is then treated like one held across a roll (worker/rollover.py)
+    pinned_continuous: bool = False
 
     @property
     def cache_key(self) -> str:
         """Key of the qualified-contract cache."""
         return "|".join(
             [self.sec_type, self.symbol, self.exchange, self.currency, self.primary_exchange,
-             self.contract_month, str(self.front_index)]
+             self.contract_month, str(self.front_index), str(self.con_id), self.trading_class,
+             self.local_symbol, self.multiplier, str(self.roll_days)]
         )  # fmt: skip
 
+    @property
+    def follows_front(self) -> bool:
+        """The alert trades "the front month" (``ES1!``, or a map entry pinning its month): a
+        position in an earlier month is the one the ticker held before a roll."""
+        return self.sec_type == "FUT" and (self.front_index == 1 or self.pinned_continuous)
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        doc = asdict(self)
+        doc["quantity_multiplier"] = str(self.quantity_multiplier)
+        return doc
 
 
 def _split_prefix(ticker: str, exchange: str | None) -> tuple[str, str | None]:
@@ -117,11 +167,44 @@ def _year_from(text: str, month: int, today_year: int) -> int:
     return year + 10 if year < today_year else year
 
 
+def option_refusal(sym: str, prefix: str | None = None) -> OptionsNotSupported | None:
+    """The refusal for an option ticker (OCC or TradingView style, or an options prefix), else None."""
+    match = _OPTION.match(sym)
+    if match:
+        root, yymmdd, right, strike_text = match.groups()
+        strike = (
+            Decimal(strike_text) / 1000
+            if len(strike_text) == 8 and "." not in strike_text
+            else Decimal(strike_text)
+        )
+        when = f"20{yymmdd[:2]}-{yymmdd[2:4]}-{yymmdd[4:]}"
+        kind = "call" if right == "C" else "put"
+        return OptionsNotSupported(
+            f"options are not supported: {sym!r} is an option ({root} {when} {kind} {strike.normalize():f}); "
+            "tv2ib trades stocks, futures, forex and crypto"
+        )
+    if prefix in _OPTION_PREFIXES:
+        return OptionsNotSupported(f"options are not supported: {prefix}:{sym} is an options ticker")
+    return None
+
+
+def is_continuous(ticker: str) -> int:
+    """``n`` for a continuous futures ticker ``ROOT<n>!`` (prefix allowed), else 0."""
+    return continuous_parts(ticker)[1]
+
+
+def continuous_parts(ticker: str) -> tuple[str, int]:
+    """``(ROOT, n)`` of a continuous futures ticker ``ROOT<n>!`` (prefix allowed), else ``("", 0)``."""
+    match = _CONTINUOUS.match(_split_prefix(ticker, None)[0])
+    return (match.group(1), int(match.group(2))) if match else ("", 0)
+
+
 def resolve_ticker(
     ticker: str,
     exchange: str | None = None,
     *,
     overrides: Mapping[str, ContractSpec] | None = None,
+    futures_roots: Mapping[str, FuturesRoot] | None = None,
     today_year: int | None = None,
 ) -> ContractSpec:
     """Map a TradingView ticker (optionally ``EXCHANGE:``-prefixed) to a :class:`ContractSpec`."""
@@ -129,25 +212,43 @@ def resolve_ticker(
     today_year = today_year or datetime.now(UTC).year
     if not sym:
         raise UnknownSymbol("empty ticker")
-    if overrides and sym in overrides:
-        return overrides[sym]
+    if overrides:
+        spec = overrides.get(f"{prefix}:{sym}") if prefix else None
+        spec = spec or overrides.get(sym)
+        if spec is not None:
+            if spec.sec_type in OPTION_SEC_TYPES:
+                raise OptionsNotSupported(
+                    f"options are not supported: the symbol map names {sym!r} a {spec.sec_type} "
+                    "(tv2ib trades stocks, futures, forex and crypto)"
+                )
+            return spec
+    refusal = option_refusal(sym, prefix)
+    if refusal is not None:
+        raise refusal
+    roots = futures_roots or {}
     fut_exchange = _FUTURES_PREFIXES.get(prefix or "")
 
     match = _CONTINUOUS.match(sym)
     if match:
         root, index = match.group(1), int(match.group(2))
-        venue = FUTURES_EXCHANGES.get(root) or fut_exchange
+        rule = roots.get(root, FuturesRoot())
+        venue = rule.exchange or FUTURES_EXCHANGES.get(root) or fut_exchange
         if venue is None or index < 1:
             raise UnknownSymbol(f"unknown futures root {root!r} in {sym!r}")
-        return ContractSpec("FUT", root, venue, front_index=index)
+        return ContractSpec(
+            "FUT", root, venue, rule.currency or "USD", front_index=index, roll_days=rule.roll_days
+        )
 
     match = _EXPLICIT_FUT.match(sym)
-    if match and (match.group(1) in FUTURES_EXCHANGES or fut_exchange):
+    if match and (match.group(1) in FUTURES_EXCHANGES or match.group(1) in roots or fut_exchange):
         root, code, year_text = match.groups()
+        rule = roots.get(root, FuturesRoot())
         month = MONTH_CODES.index(code) + 1
         year = _year_from(year_text, month, today_year)
-        venue = FUTURES_EXCHANGES.get(root) or fut_exchange or ""
-        return ContractSpec("FUT", root, venue, contract_month=f"{year:04d}{month:02d}")
+        venue = rule.exchange or FUTURES_EXCHANGES.get(root) or fut_exchange or ""
+        return ContractSpec(
+            "FUT", root, venue, rule.currency or "USD", contract_month=f"{year:04d}{month:02d}"
+        )
 
     if prefix in _CRYPTO_PREFIXES or any(sym == f"{b}USD" for b in CRYPTO_BASES):
         for base in CRYPTO_BASES:

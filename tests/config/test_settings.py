@@ -124,3 +124,15 @@ def test_json_log_lines_carry_extras_without_secrets():
     assert line["alert_id"] == "A1" and line["msg"] == "webhook ***" and line["level"] == "info"
     assert SECRET not in buffer.getvalue()
     assert isinstance(JsonFormatter().format(logging.makeLogRecord({"msg": "m"})), str)
+
+
+def test_contract_settings_symbol_map_file_and_futures_roll_days():
+    s = Settings.from_mapping({"WEBHOOK_SECRET": SECRET})
+    assert s.symbol_map_file is None and s.futures_roll_days == 8
+    s = Settings.from_mapping(
+        {"WEBHOOK_SECRET": SECRET, "SYMBOL_MAP_FILE": " config/symbols.yaml ", "FUTURES_ROLL_DAYS": "0"}
+    )
+    assert s.symbol_map_file == "config/symbols.yaml" and s.futures_roll_days == 0
+    for value, message in (("-1", "at least 0"), ("soon", "whole number"), ("400", "at most 365")):
+        with pytest.raises(SettingsError, match=f"FUTURES_ROLL_DAYS must be .*{message}"):
+            Settings.from_mapping({"WEBHOOK_SECRET": SECRET, "FUTURES_ROLL_DAYS": value})

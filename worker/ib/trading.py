@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from ib_async import Contract, MarketOrder, Order, Trade
 
@@ -39,6 +40,7 @@ from worker.ib.translate import (
 from worker.pacing import wait_drained
 from worker.planner import CHILD_TIF, OCA_TYPE, Instrument, Leg
 from worker.positions import ExitChange, WorkingExit
+from worker.roll import Pick, next_midnight
 from worker.snapshots import OrderSnapshot, PositionSnapshot
 from worker.symbols import ContractSpec
 
@@ -70,6 +72,10 @@ class _Cached:
     contract: Contract
     instrument: Instrument
     expires: float
+    # a continuous future's pick holds until the exchange's next midnight (a roll happens on a
+    # date at the exchange: a cached front month must not outlive its roll date)
+    valid_until: datetime | None = None
+    roll: Pick | None = None
 
 
 @dataclass
@@ -81,10 +87,12 @@ class _Known:
 class Trading:
     """The trading room of the IB connection: one instance per worker, used on the IB loop."""
 
-    def __init__(self, conn: IBConnection) -> None:
+    def __init__(self, conn: IBConnection, clock: Callable[[], datetime] | None = None) -> None:
         self.conn = conn
         self.ib = conn.ib
         self._contracts: dict[str, _Cached] = {}
+        # wall clock for futures rolls (the exchange's date); tests set it to a day near a roll
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
 
     @property
     def account(self) -> str | None:
@@ -98,11 +106,22 @@ class Trading:
     # ------------------------------------------------------------------ contracts and prices
 
     async def instrument(self, spec: ContractSpec) -> tuple[Contract, Instrument]:
-        """The qualified contract for ``spec`` (cached; front months for an hour)."""
+        """The qualified contract for ``spec`` (cached; front months for an hour, and never past
+        the exchange's midnight: the next day may be a roll date)."""
         cached = self._contracts.get(spec.cache_key)
         now = time.monotonic()
-        if cached is not None and cached.expires > now:
+        wall = self.clock()
+        if (
+            cached is not None
+            and cached.expires > now
+            and (cached.valid_until is None or wall < cached.valid_until)
+        ):
             return cached.contract, cached.instrument
+        if spec.con_id:  # a contract pinned by conId (a decided alert's month): known already?
+            for known in list(self._contracts.values()):
+                if known.contract.conId == spec.con_id and known.expires > now:
+                    self._contracts[spec.cache_key] = _Cached(known.contract, known.instrument, math.inf)
+                    return known.contract, known.instrument
         self.conn.require_connected()
         errors: list[str] = []
 
@@ -115,14 +134,24 @@ class Trading:
             details = await asyncio.wait_for(self.ib.reqContractDetailsAsync(request_contract(spec)), 10)
         finally:
             self.ib.errorEvent -= collect
-        details = pick_details(details, spec, date.today().strftime("%Y%m%d"))
+        details, roll = pick_details(details, spec, wall)
         if len(details) != 1:
             reason = errors[-1] if errors else f"{len(details)} matching contracts"
+            if roll is not None and not errors:
+                reason = (
+                    f"no listed contract #{spec.front_index} left after the roll ({roll.to_json()['rule']})"
+                )
             raise ContractNotFound(f"IB has no unique contract for {describe(spec)}: {reason}")
         contract, inst = instrument_of(details[0], spec)
         ttl = FRONT_MONTH_CACHE_SECONDS if spec.front_index else math.inf
-        self._contracts[spec.cache_key] = _Cached(contract, inst, now + ttl)
+        until = next_midnight(wall, ZoneInfo(roll.zone)) if roll is not None else None
+        self._contracts[spec.cache_key] = _Cached(contract, inst, now + ttl, until, roll)
         return contract, inst
+
+    def roll_of(self, spec: ContractSpec) -> Pick | None:
+        """The roll facts of a continuous future's cached pick (for the plan), else None."""
+        cached = self._contracts.get(spec.cache_key)
+        return cached.roll if cached is not None else None
 
     async def market_price(self, contract: Contract, timeout: float = 3.0) -> tuple[Decimal | None, str]:
         """A reference price from a market-data snapshot: last, else midpoint, else close."""

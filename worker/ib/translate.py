@@ -12,6 +12,7 @@ from ib_async import Future as IBFuture
 from ib_async.util import UNSET_DOUBLE
 
 from worker.planner import Instrument
+from worker.roll import Pick, exchange_today, exchange_zone, last_trade_date, pick_front
 from worker.snapshots import FillSnapshot, OrderSnapshot, PositionSnapshot
 from worker.symbols import ContractSpec
 
@@ -100,7 +101,21 @@ def position_snapshot(pos: Any) -> PositionSnapshot:
 
 
 def request_contract(spec: ContractSpec) -> Contract:
-    """The contract to ask IB's contract details for."""
+    """The contract to ask IB's contract details for (a map's con_id alone pins it)."""
+    if spec.con_id:
+        return Contract(conId=spec.con_id, exchange=spec.exchange if spec.sec_type != "STK" else "")
+    contract = _request_contract(spec)
+    # the symbol map's fields that tell similar contracts apart (MNQ vs NQ, a class, a local name)
+    if spec.trading_class:
+        contract.tradingClass = spec.trading_class
+    if spec.local_symbol:
+        contract.localSymbol = spec.local_symbol
+    if spec.multiplier:
+        contract.multiplier = spec.multiplier
+    return contract
+
+
+def _request_contract(spec: ContractSpec) -> Contract:
     if spec.sec_type == "CASH":
         return Forex(spec.symbol + spec.currency, exchange=spec.exchange)
     if spec.sec_type == "CRYPTO":
@@ -117,19 +132,25 @@ def describe(spec: ContractSpec) -> str:
         text += f" {spec.contract_month}"
     if spec.front_index:
         text += f" (front #{spec.front_index})"
+    if spec.con_id:
+        text += f" (conId {spec.con_id})"
     return f"{text} on {spec.exchange} in {spec.currency}"
 
 
-def pick_details(details: list[Any], spec: ContractSpec, today: str) -> list[Any]:
-    """The contract details that answer ``spec``: for a future, the n-th unexpired by expiry."""
+def pick_details(details: list[Any], spec: ContractSpec, now: datetime) -> tuple[list[Any], Pick | None]:
+    """The contract details that answer ``spec``: for a continuous future the n-th listed one not
+    rolled at the exchange's today (worker/roll.py), with the roll facts; for an explicit month
+    the first unexpired one."""
     details = [d for d in details if d.contract is not None]
     if spec.sec_type != "FUT":
-        return details
-    details = [d for d in details if (d.contract.lastTradeDateOrContractMonth or "")[:8] >= today[:8]]
-    details.sort(key=lambda d: d.contract.lastTradeDateOrContractMonth)
+        return details, None
     if spec.front_index:
-        return details[spec.front_index - 1 : spec.front_index]
-    return details[:1]
+        pick = pick_front(details, spec.front_index, now, spec.roll_days, spec.exchange)
+        return ([pick.chosen.detail] if pick.chosen else []), pick
+    today = exchange_today(now, exchange_zone(details[0] if details else None, spec.exchange))
+    details = [d for d in details if (last_trade_date(d) or today) >= today]
+    details.sort(key=lambda d: d.contract.lastTradeDateOrContractMonth)
+    return details[:1], None
 
 
 def instrument_of(detail: Any, spec: ContractSpec) -> tuple[Contract, Instrument]:
