@@ -216,6 +216,10 @@ class Settings:
     # `unprotected` alarm, close the position at market (off by default: closing a position is a
     # trading decision the trader makes, unless they asked for it here).
     flatten_unprotected: bool = False
+    # extendedHours: a stop becomes a stop-limit this many ticks beyond the stop, a market order a
+    # limit this many ticks through the reference (IB does not trigger stops outside regular hours;
+    # worker/order_types.py, docs/orders.md)
+    extended_hours_stop_limit_ticks: int = 10
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Settings:
@@ -272,6 +276,7 @@ class Settings:
             "ib_client_id": ("IB_CLIENT_ID", 0),
             "worker_metrics_port": ("WORKER_METRICS_PORT", 0),
             "events_max_streams": ("EVENTS_MAX_STREAMS", 0),
+            "extended_hours_stop_limit_ticks": ("EXTENDED_HOURS_STOP_LIMIT_TICKS", 1),
         }
         for attr, (name, minimum) in ints.items():
             if get(name) not in (None, ""):
