@@ -791,7 +791,9 @@ def _orders_json(orders: dict[str, ExitOrder], roles: Any) -> dict[str, Any]:
 
 def _merge_orders(before: dict[str, Any] | None, new: dict[str, ExitOrder], roles: Any) -> dict[str, Any]:
     """The position's exit terms after an alert re-prices ``roles``: theirs replace the old ones."""
-    merged = {role: terms for role, terms in ((before or {}).get("orders") or {}).items() if role not in roles}
+    merged = {
+        role: terms for role, terms in ((before or {}).get("orders") or {}).items() if role not in roles
+    }
     return {**merged, **_orders_json(new, roles)}
 
 

@@ -431,7 +431,9 @@ def _entry_leg(
     elif order_type == "trailing_stop":
         if ext:
             refuse_trailing_outside_rth("a trailing_stop entry")
-        amount, percent = _trail(payload.trail_amount, payload.trail_percent, tick, "the trailing entry", plan)
+        amount, percent = _trail(
+            payload.trail_amount, payload.trail_percent, tick, "the trailing entry", plan
+        )
         ib_type, fields["trail_amount"], fields["trail_percent"] = "TRAIL", amount, percent
         if base is not None:
             distance = amount if amount is not None else base * (percent or 0) / 100
@@ -499,7 +501,9 @@ def _stop_loss_leg(
         how = f"trailAmount={amount}" if amount is not None else f"trailPercent={percent}"
         _require_positive("trailing stop-loss", how, initial)
         if (ref - initial) * sign <= 0:
-            raise PlanRejected(f"trailing stop-loss starts at {initial}, not {below} the entry reference {ref}")
+            raise PlanRejected(
+                f"trailing stop-loss starts at {initial}, not {below} the entry reference {ref}"
+            )
         plan.notes.append(f"stop-loss TRAIL {how}: starts at {initial} from the reference {ref}")
         return Leg("sl", exit_side, "TRAIL", qty, trail_amount=amount, trail_percent=percent,
                    trail_stop_price=initial, **common)  # fmt: skip
@@ -525,7 +529,9 @@ def _stop_loss_leg(
         plan.notes.append(f"stop-loss STP LMT: limit {asked} -> {limit}")
         return Leg("sl", exit_side, "STP LMT", qty, stop_price=price, limit_price=limit, **common)
     if ext:
-        limit = round_to_tick(price - sign * rules.extended_hours_offset(tick), tick, limit_direction(exit_side))
+        limit = round_to_tick(
+            price - sign * rules.extended_hours_offset(tick), tick, limit_direction(exit_side)
+        )
         _require_positive("extended-hours stop-loss limit",
                           f"{price} - {rules.extended_hours_stop_limit_ticks} ticks", limit)  # fmt: skip
         plan.notes.append(
@@ -651,5 +657,7 @@ def exit_leg(role: str, action: str, quantity: Decimal, price: Decimal, terms: E
         return Leg(role, action, "TRAIL", quantity, trail_amount=terms.trail_amount,
                    trail_percent=terms.trail_percent, **common)  # fmt: skip
     if terms.order_type == "STP LMT" and terms.limit_price is not None:
-        return Leg(role, action, "STP LMT", quantity, stop_price=price, limit_price=terms.limit_price, **common)
+        return Leg(
+            role, action, "STP LMT", quantity, stop_price=price, limit_price=terms.limit_price, **common
+        )
     return Leg(role, action, "STP", quantity, stop_price=price, **common)

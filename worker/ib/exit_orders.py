@@ -53,7 +53,9 @@ def reprice_exit(order: Order, role: str, price: Decimal | None, terms: ExitOrde
             and not terms.same_trail(working.trail_amount, working.trail_percent)
         ):
             order.auxPrice = float(terms.trail_amount) if terms.trail_amount is not None else UNSET_DOUBLE
-            order.trailingPercent = float(terms.trail_percent) if terms.trail_percent is not None else UNSET_DOUBLE
+            order.trailingPercent = (
+                float(terms.trail_percent) if terms.trail_percent is not None else UNSET_DOUBLE
+            )
             order.trailStopPrice = float(price) if price is not None else UNSET_DOUBLE
         else:
             order.trailStopPrice = UNSET_DOUBLE

@@ -482,7 +482,13 @@ class Trading:
         await self.conn.pacer.acquire(1)
         self.conn.require_connected()
         order = trade.order
-        was = (order.totalQuantity, order.lmtPrice, order.auxPrice, order.trailingPercent, order.trailStopPrice)
+        was = (
+            order.totalQuantity,
+            order.lmtPrice,
+            order.auxPrice,
+            order.trailingPercent,
+            order.trailStopPrice,
+        )
         filled = num(trade.orderStatus.filled) or Decimal(0)
         order.totalQuantity = float(filled + change.quantity)
         reprice_exit(order, change.role, prices.get(change.role), (orders or {}).get(change.role))
