@@ -11,6 +11,7 @@ from decimal import Decimal
 from support import wait_until
 from worker_helpers import add_alert, alert_status
 
+from core.services import get_alert
 from worker.positions import WorkingExit, exits_fit
 
 WORKING = ("PreSubmitted", "Submitted")
@@ -30,6 +31,11 @@ def _working(sim, symbol: str) -> dict[str, dict]:
         for o in sim.state()["orders"]
         if o["symbol"] == symbol and o["status"] in WORKING and o["orderRef"].startswith("tv2ib:")
     }
+
+
+def _submitted(sim, symbol: str) -> set[str]:
+    """The legs working at IB (a bracket child under a resting entry is PreSubmitted: dormant)."""
+    return {leg for leg, o in _working(sim, symbol).items() if o["status"] == "Submitted"}
 
 
 def _position(sim, symbol: str) -> float:
@@ -52,7 +58,8 @@ def test_stop_entry_rests_as_stp_with_its_bracket_and_an_opg_entry(sim, running_
                                "stopPrice": 192, "price": 190, "takeProfit": {"amount": 5},
                                "stopLoss": {"amount": 3}})  # fmt: skip
     wait_until(lambda: alert_status(ctx, alert_id) == "submitted")
-    legs = wait_until(lambda: (lambda o: o if len(o) == 3 else None)(_orders(sim, alert_id)))
+    wait_until(lambda: len(_orders(sim, alert_id)) == 3)
+    legs = _orders(sim, alert_id)
     entry, tp, sl = legs["entry"], legs["tp"], legs["sl"]
     assert (entry["orderType"], entry["action"], entry["auxPrice"], entry["status"]) == ("STP", "BUY", 192.0,
                                                                                           "Submitted")  # fmt: skip
@@ -67,11 +74,7 @@ def test_stop_entry_rests_as_stp_with_its_bracket_and_an_opg_entry(sim, running_
                                                                                "PreSubmitted")  # fmt: skip
     sim.set_price("AAPL", 192.5)  # the breakout: the entry triggers and fills, its children work
     wait_until(lambda: alert_status(ctx, alert_id) == "filled")
-    wait_until(
-        lambda: (
-            {leg for leg, o in _working(sim, "AAPL").items() if o["status"] == "Submitted"} == {"tp", "sl"}
-        )
-    )
+    wait_until(lambda: _submitted(sim, "AAPL") == {"tp", "sl"})
     assert _position(sim, "AAPL") == 10 and _invariant_7(sim, "AAPL") is None
 
     # timeInForce opg: a market-on-open order (IB's OPG TIF on a MKT)
@@ -152,7 +155,5 @@ def test_stop_limit_stop_loss_and_an_extended_hours_stop(sim, running_worker):
     assert (sl["orderType"], sl["action"], sl["auxPrice"], sl["lmtPrice"], sl["outsideRth"]) == (
         "STP LMT", "BUY", 425.0, 425.1, True
     )  # fmt: skip
-    from core.services import get_alert
-
     notes = get_alert(ctx.sessions, ext)["plan"]["notes"]
     assert any("IB does not trigger plain stops outside regular hours" in note for note in notes)
