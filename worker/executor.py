@@ -384,7 +384,8 @@ class Executor:
         if decision.close_qty > 0:
             leg = "exit" if is_exit(payload) else "close"
             close_leg = plan_close(inst, decision.close_side or "", decision.close_qty, payload, leg=leg,
-                                   reference=look.market, rules=self.order_rules, notes=plan.notes)  # fmt: skip
+                                   reference=look.market, rules=self.order_rules, notes=plan.notes,
+                                   reversal=decision.open_qty > 0)  # fmt: skip
         open_legs: list[Leg] = []
         after: dict[str, Any] | None = None
         before = look.protection

@@ -572,6 +572,7 @@ def plan_close(
     reference: Decimal | None = None,
     rules: OrderRules | None = None,
     notes: list[str] | None = None,
+    reversal: bool = False,
 ) -> Leg:
     """The order that reduces, closes or reverses-by-closing a position: the alert's order type
     (market unless it says ``limit`` with a price) with its ``timeInForce`` (DAY by default). Its
@@ -581,7 +582,9 @@ def plan_close(
     Never refused for a rule that only concerns opening: with ``extendedHours`` a market close is a
     marketable limit at the reference (``price``, else ``reference``: IB's price) ± the
     extended-hours offset, and without any reference it stays MKT (IB may hold it until regular
-    hours; the note says so); a ``timeInForce`` that cannot apply to it is dropped for DAY."""
+    hours; the note says so); a ``timeInForce`` that cannot apply to it is dropped for DAY, and so is
+    an auction TIF (``opg`` / ``cls``) on a ``reversal``'s close: the opening part waits for the
+    close to fill (``REVERSAL_FILL_TIMEOUT_SECONDS``), which an auction order does not."""
     rules = rules or OrderRules()
     notes = notes if notes is not None else []
     ext = payload.extended_hours
@@ -608,6 +611,8 @@ def plan_close(
             notes.append(f"extendedHours: no reference price, the {leg} order goes as MKT (IB may hold it "
                          "until regular hours); an exit is never refused for it")  # fmt: skip
     try:
+        if reversal and payload.time_in_force in ("opg", "cls"):
+            raise OrderTypeRefused("the close of a reversal must fill before the opening part goes")
         ib_type, tif = time_in_force(payload.time_in_force, ib_type, extended_hours=ext)
     except OrderTypeRefused as exc:
         tif = "DAY"

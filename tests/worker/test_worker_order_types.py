@@ -242,6 +242,9 @@ def test_closing_orders_follow_tif_and_are_never_refused_for_it():
     leg = plan_close(AAPL, "SELL", D(10), _payload({"action": "exit", "timeInForce": "opg", "extendedHours": True,
                                                     "price": 190}), notes=notes)  # fmt: skip
     assert (leg.order_type, leg.tif) == ("LMT", "DAY") and "not applied" in notes[-1]
+    leg = plan_close(AAPL, "SELL", D(10), _payload({"action": "sell", "quantity": 20, "timeInForce": "cls"}),
+                     notes=notes, reversal=True)  # fmt: skip
+    assert (leg.order_type, leg.tif) == ("MKT", "DAY") and "must fill before the opening part" in notes[-1]
 
 
 # ------------------------------------------------------------------ the terms the guard keeps
