@@ -157,3 +157,27 @@ def test_stop_limit_stop_loss_and_an_extended_hours_stop(sim, running_worker):
     )  # fmt: skip
     notes = get_alert(ctx.sessions, ext)["plan"]["notes"]
     assert any("IB does not trigger plain stops outside regular hours" in note for note in notes)
+
+
+def test_an_add_that_changes_the_stop_type_replaces_the_stop_never_doubles_it(sim, running_worker):
+    """IB modifies prices, not kinds: an ``add`` whose stop-loss is a trailing stop cancels the
+    position's plain stop (IB's confirmation awaited), then places the TRAIL; the guard grows it to
+    the whole position once the add fills. At no point two stops."""
+    ctx = running_worker.ctx
+    sim.set_price("AAPL", 190.0)
+    first = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 10, "price": 190,
+                            "takeProfit": {"amount": 10}, "stopLoss": {"amount": 3}})  # fmt: skip
+    wait_until(lambda: alert_status(ctx, first) == "filled")
+    wait_until(lambda: _submitted(sim, "AAPL") == {"tp", "sl"})
+    add = add_alert(ctx, {"ticker": "AAPL", "action": "add", "quantity": 5, "price": 190,
+                          "stopLoss": {"type": "trailing_stop", "trailPercent": 1}})  # fmt: skip
+    wait_until(lambda: alert_status(ctx, add) == "filled", timeout=20)
+    wait_until(lambda: _position(sim, "AAPL") == 15)
+    wait_until(lambda: {o["remaining"] for o in _working(sim, "AAPL").values()} == {15})
+    stops = [o for o in sim.state()["orders"] if o["orderRef"].rsplit(":", 1)[1].startswith("sl")]
+    assert [(o["orderRef"], o["orderType"], o["status"]) for o in stops] == [
+        (f"tv2ib:{first}:sl", "STP", "Cancelled"),
+        (f"tv2ib:{add}:sl", "TRAIL", "Submitted"),
+    ]
+    assert (stops[1]["trailingPercent"], stops[1]["remaining"]) == (1.0, 15)
+    assert _invariant_7(sim, "AAPL") is None
