@@ -418,7 +418,8 @@ class Executor:
             orders = dict((before or {}).get("orders") or {})
             if payload.take_profit or payload.stop_loss:
                 priced = plan_bracket(payload, inst, look.market, look.source, side="BUY" if side > 0 else "SELL",
-                                      quantity=abs(decision.target), rules=self.order_rules)  # fmt: skip
+                                      quantity=abs(decision.target), rules=self.order_rules,
+                                      exits_only=True)  # fmt: skip
                 new_prices = protection_prices(priced.legs)
                 prices.update({k: str(v) for k, v in new_prices.items()})
                 orders = _merge_orders(before, protection_orders(priced.legs), new_prices)
@@ -556,6 +557,10 @@ class Executor:
                                     orders_from_json(after.get("orders")))  # fmt: skip
         elif after is not None and target != 0:
             self._protect(inst, alert_id, after)  # a reduce keeps (or re-prices) the protection
+            if job.payload.stop_loss or job.payload.take_profit:
+                # an exit of another kind than the working one (STP -> TRAIL) is replaced, not modified
+                await self._reprice(contract, inst, alert_id, _prices(after["prices"]),
+                                    orders_from_json(after.get("orders")))  # fmt: skip
         if not outcome.placements:
             outcome.ended = self._nothing_left(job, stored, trading.position_of(con_id))
         return outcome

@@ -291,13 +291,17 @@ def plan_bracket(
     side: str | None = None,
     quantity: Decimal | None = None,
     rules: OrderRules | None = None,
+    exits_only: bool = False,
 ) -> Plan:
     """Entry (market, limit, stop, stop-limit or trailing) with optional take-profit and stop-loss
     children on the tick grid. The IB order each becomes: worker/order_types.py, docs/orders.md.
 
     ``side`` and ``quantity`` (the opening part of a position decision: a reversal's short after a
     ``buy``-less ``positionSize``, an ``add``) override the alert's action and quantity. ``rules``:
-    the order-type settings (``EXTENDED_HOURS_STOP_LIMIT_TICKS``).
+    the order-type settings (``EXTENDED_HOURS_STOP_LIMIT_TICKS``). ``exits_only``: only the exits
+    count (re-pricing the exits of a position being reduced): the entry is a placeholder market
+    order (a limit's price stays the reference), so the entry's own type, TIF and session rules
+    neither apply nor refuse.
 
     Refused (:class:`PlanRejected`) before anything is sent when any leg's price, after rounding,
     is not strictly positive: a 100 % stop-loss below a long, a 1000 % take-profit below a short
@@ -313,7 +317,13 @@ def plan_bracket(
     tick = inst.min_tick
     outside_rth = payload.extended_hours
     plan = Plan(kind="bracket", instrument=inst, cancel_first=payload.cancel)
-    entry = _entry_leg(payload, side, qty, inst, market_price, market_source, rules, plan)
+    if exits_only and payload.order_type != "limit":  # a limit: its price stays the reference
+        base = payload.price if payload.price is not None else market_price
+        entry = Leg("entry", side, "MKT", qty)
+        plan.reference_price = base
+        plan.reference_source = "alert price" if payload.price is not None else market_source
+    else:
+        entry = _entry_leg(payload, side, qty, inst, market_price, market_source, rules, plan)
     if plan.reference_price is not None and plan.reference_price <= 0:
         raise PlanRejected(f"reference price must be positive, got {plan.reference_price}")
 

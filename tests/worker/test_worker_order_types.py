@@ -304,3 +304,21 @@ def test_entry_stops_never_trigger_before_the_price_asked(price, tick, action):
     stop = round_to_tick(price, tick, entry_stop_direction(action))
     assert on_grid(stop, tick) and abs(stop - price) < tick
     assert (stop >= price) if action == "BUY" else (stop <= price)
+
+
+def test_re_pricing_a_reduced_positions_exits_ignores_the_entry_rules():
+    """A reduce (``sell 4`` of a long 10) carrying a new stop-loss: the closing order is the alert's
+    order; re-pricing the exits of the 6 left must not be refused for entry-only rules (an auction
+    TIF outside regular hours) nor take the entry's conversions."""
+    payload = _payload({"action": "sell", "quantity": 4, "price": 190, "extendedHours": True,
+                        "timeInForce": "cls", "stopLoss": {"stopPrice": 185}})  # fmt: skip
+    with pytest.raises(Refused, match="drop extendedHours"):
+        plan_bracket(payload, AAPL, side="BUY", quantity=D(6))
+    plan = plan_bracket(payload, AAPL, side="BUY", quantity=D(6), exits_only=True)
+    sl = {leg.leg: leg for leg in plan.legs}["sl"]
+    assert (sl.order_type, sl.stop_price, sl.limit_price, sl.outside_rth) == (
+        "STP LMT",
+        D(185),
+        D("184.90"),
+        True,
+    )
