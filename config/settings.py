@@ -229,6 +229,10 @@ class Settings:
     # the default roll of continuous futures (calendar days before the last trade date).
     symbol_map_file: str | None = None
     futures_roll_days: int = DEFAULT_FUTURES_ROLL_DAYS
+    # extendedHours: a stop becomes a stop-limit this many ticks beyond the stop, a market order a
+    # limit this many ticks through the reference (IB does not trigger stops outside regular hours;
+    # worker/order_types.py, docs/orders.md)
+    extended_hours_stop_limit_ticks: int = 10
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Settings:
@@ -288,6 +292,7 @@ class Settings:
             "worker_metrics_port": ("WORKER_METRICS_PORT", 0),
             "events_max_streams": ("EVENTS_MAX_STREAMS", 0),
             "futures_roll_days": ("FUTURES_ROLL_DAYS", 0),
+            "extended_hours_stop_limit_ticks": ("EXTENDED_HOURS_STOP_LIMIT_TICKS", 1),
         }
         for attr, (name, minimum) in ints.items():
             if get(name) not in (None, ""):

@@ -15,6 +15,9 @@ Simulator policies (documented, deliberately simple):
   limit of the order or its contract, so partial fills come one chunk per price event.
 * DAY and GTC both rest until cancelled (no session calendar). IOC fills what it can on
   arrival and cancels the rest; FOK fills completely on arrival or is cancelled.
+* MOC / LOC (market / limit on close) rest until :meth:`Engine.end_of_day`, the closing auction:
+  MOC fills at the current price, LOC when that price is at or better than its limit; an
+  unfilled LOC then expires with the other DAY orders.
 * Bracket children (same parentId) act as one OCA group: a partial fill of one reduces the
   others, a complete fill cancels them. Explicit OCA groups follow ocaType: 1 cancels the
   siblings on any fill, 2 and 3 reduce them by the filled quantity.
@@ -38,7 +41,8 @@ from ibsim.model import Account, Execution, Order, OrderRequest, Position, unset
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_TYPES = frozenset({"MKT", "LMT", "STP", "STP LMT", "TRAIL"})
+SUPPORTED_TYPES = frozenset({"MKT", "LMT", "STP", "STP LMT", "TRAIL", "MOC", "LOC"})
+ON_CLOSE_TYPES = frozenset({"MOC", "LOC"})  # fill only in the closing auction (end_of_day)
 SUPPORTED_TIFS = frozenset({"", "DAY", "GTC", "IOC", "FOK", "GTD", "OPG"})
 DEFAULT_ACCOUNT = "DU1234567"
 INITIAL_CASH = 1_000_000.0
@@ -202,6 +206,7 @@ class Engine:
         self.exec_seq = itertools.count(1)
         self._exec_count = 0
         self.fills_paused = False
+        self._closing_auction = False  # True while end_of_day fills MOC / LOC orders
         self.reject_queue: list[tuple[int, str]] = []
         self.contract_fill_limits: dict[int, float] = {}
         #: cash accounts: a SELL that would take the position below zero is refused (no shorting)
@@ -327,7 +332,7 @@ class Engine:
                 201, f"Order rejected - reason:Order size is below the minimum of {inst.min_size}"
             )
         lmt, aux = unset_to_none(req.lmt_price), unset_to_none(req.aux_price)
-        if otype in ("LMT", "STP LMT") and lmt is None:
+        if otype in ("LMT", "STP LMT", "LOC") and lmt is None:
             raise OrderRejected(201, "Order rejected - reason:A limit price is required")
         if otype in ("STP", "STP LMT") and aux is None:
             raise OrderRejected(201, "Order rejected - reason:A stop price is required")
@@ -336,7 +341,10 @@ class Engine:
             raise OrderRejected(201, "Order rejected - reason:A trailing amount or percent is required")
         if otype == "TRAIL" and pct is not None and not 0 < pct < 100:
             raise OrderRejected(201, "Order rejected - reason:The trailing percent must be between 0 and 100")
-        for value in (lmt if otype in ("LMT", "STP LMT") else None, aux if otype != "MKT" else None):
+        for value in (
+            lmt if otype in ("LMT", "STP LMT", "LOC") else None,
+            aux if otype not in ("MKT", "MOC", "LOC") else None,
+        ):
             if value is None:
                 continue
             if value <= 0 or math.isinf(value):
@@ -503,8 +511,16 @@ class Engine:
         return events
 
     def end_of_day(self) -> list[Event]:
-        """Session close: DAY (and OPG) orders expire as Cancelled; GTC/GTD orders keep working."""
+        """Session close: the closing auction fills MOC / LOC orders, then DAY (and OPG) orders
+        expire as Cancelled; GTC/GTD orders keep working."""
         events: list[Event] = []
+        self._closing_auction = True
+        try:
+            for order in list(self.orders.values()):
+                if order.is_active and order.order_type in ON_CLOSE_TYPES:
+                    events += self._match(order)
+        finally:
+            self._closing_auction = False
         for order in list(self.orders.values()):
             if order.is_active and order.tif in ("DAY", "OPG", ""):
                 events += self._cancel(order, "Expired")
@@ -610,6 +626,10 @@ class Engine:
         price = self.price(order.con_id)
         buy = order.is_buy
         otype = order.order_type
+        if otype in ON_CLOSE_TYPES:
+            if not self._closing_auction:
+                return None
+            otype, arriving = ("MKT" if otype == "MOC" else "LMT"), True  # the auction's price
         if otype == "TRAIL":
             self._update_trail(order, price)
             stop = order.trail_stop_price

@@ -638,10 +638,15 @@ class SimServer(RequestHandlers):
         return [inst.con_id for inst in found]
 
     def end_of_day(self) -> dict[str, Any]:
-        """Close the trading day: every working DAY order expires (Cancelled, error 202 to its owner)."""
+        """Close the trading day: MOC / LOC orders fill in the closing auction, then every working
+        DAY order expires (Cancelled, error 202 to its owner)."""
         events = self.engine.end_of_day()
         self.apply(events)
-        return {"expired": sum(1 for e in events if isinstance(e, OrderStatusEvent))}
+        return {
+            "expired": sum(
+                1 for e in events if isinstance(e, OrderStatusEvent) and e.order.status == "Cancelled"
+            )
+        }
 
     def state(self) -> dict[str, Any]:
         """The GET /state document (orders, executions, positions, account values, faults)."""

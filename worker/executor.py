@@ -75,6 +75,7 @@ from worker.ib import IBConnection, Placement, Trading
 from worker.ib.account import AccountFigures
 from worker.ib.translate import num
 from worker.metrics import WorkerMetrics
+from worker.order_types import ExitOrder, OrderRules, default_exit_order
 from worker.planner import (
     OCA_TYPE,
     Instrument,
@@ -86,9 +87,11 @@ from worker.planner import (
     needs_market_reference,
     plan_bracket,
     plan_close,
+    protection_orders,
     protection_prices,
 )
 from worker.positions import ExitChange, decide, describe, exit_changes, toward
+from worker.protection import orders_from_json
 from worker.recorder import PlacementFact, Recorder, UnitOfWork
 from worker.roll import Pick
 from worker.rollover import HeldMonth, held_month, keep_to_held_month
@@ -180,6 +183,7 @@ class Executor:
         metrics: WorkerMetrics | None = None,
         reversal_fill_timeout: float = 30.0,
         symbols: SymbolResolver | None = None,
+        order_rules: OrderRules | None = None,
     ) -> None:
         self.sessions = sessions
         # TradingView ticker → IB contract: the symbol map (SYMBOL_MAP_FILE) and the futures roll
@@ -194,6 +198,7 @@ class Executor:
         self.max_order_quantity = max_order_quantity
         self.metrics = metrics
         self.reversal_fill_timeout = reversal_fill_timeout  # REVERSAL_FILL_TIMEOUT_SECONDS
+        self.order_rules = order_rules or OrderRules()  # EXTENDED_HOURS_STOP_LIMIT_TICKS (order_types.py)
         # the protective-order guard (worker/guard.py), set by worker/runtime.py: the job hands it
         # the protection a position should have and asks it to put the old exits back
         self.guard: Any = None
@@ -396,8 +401,12 @@ class Executor:
             prices = {role: str(price) for role, price in self.trading.exit_prices(inst.con_id).items()}
         if not prices:
             return None
-        return {"account": account, "con_id": inst.con_id, "alert_id": owner, "side": 1 if position > 0 else -1,
-                "prices": prices, "symbol": inst.local_symbol or inst.symbol}  # fmt: skip
+        doc = {"account": account, "con_id": inst.con_id, "alert_id": owner, "side": 1 if position > 0 else -1,
+               "prices": prices, "symbol": inst.local_symbol or inst.symbol}  # fmt: skip
+        orders = _orders_json(self.trading.exit_orders(inst.con_id), prices)  # a TRAIL is put back as one
+        if orders:
+            doc["orders"] = orders
+        return doc
 
     def _decide(self, job: AlertJob, look: _Look) -> str | None:
         """The decision, its orders and its protection, written down BEFORE any order goes out
@@ -427,7 +436,9 @@ class Executor:
         close_leg = None
         if decision.close_qty > 0:
             leg = "exit" if is_exit(payload) else "close"
-            close_leg = plan_close(inst, decision.close_side or "", decision.close_qty, payload, leg=leg)
+            close_leg = plan_close(inst, decision.close_side or "", decision.close_qty, payload, leg=leg,
+                                   reference=look.market, rules=self.order_rules, notes=plan.notes,
+                                   reversal=decision.open_qty > 0)  # fmt: skip
         open_legs: list[Leg] = []
         after: dict[str, Any] | None = None
         before = look.protection
@@ -435,7 +446,8 @@ class Executor:
         symbol = inst.local_symbol or inst.symbol
         if decision.open_qty > 0:
             opened = plan_bracket(payload, inst, look.market, look.source, max_quantity=self.max_order_quantity,
-                                  side=decision.open_side, quantity=decision.open_qty)  # fmt: skip
+                                  side=decision.open_side, quantity=decision.open_qty,
+                                  rules=self.order_rules)  # fmt: skip
             plan.reference_price, plan.reference_source = opened.reference_price, opened.reference_source
             plan.notes += opened.notes
             new_prices = protection_prices(opened.legs)
@@ -446,22 +458,26 @@ class Executor:
                     **((before or {}).get("prices") or {}),
                     **{k: str(v) for k, v in new_prices.items()},
                 }
-                after = _spec_json(look, job.alert_id, side, prices, symbol)
+                orders = _merge_orders(before, protection_orders(opened.legs), new_prices)
+                after = _spec_json(look, job.alert_id, side, prices, symbol, orders)
                 if new_prices:
                     plan.notes.append("the position's exits are re-priced by this alert")
             else:  # from flat, or the opening part of a reversal: a bracket, as always
                 open_legs = opened.legs
-                after = _spec_json(
-                    look, job.alert_id, side, {k: str(v) for k, v in new_prices.items()}, symbol
-                )
+                after = _spec_json(look, job.alert_id, side, {k: str(v) for k, v in new_prices.items()}, symbol,
+                                   _orders_json(protection_orders(opened.legs), new_prices))  # fmt: skip
         elif decision.target != 0:  # reduce: same side, exits shrink; re-priced when the alert says so
             prices = dict((before or {}).get("prices") or {})
+            orders = dict((before or {}).get("orders") or {})
             if payload.take_profit or payload.stop_loss:
                 priced = plan_bracket(payload, inst, look.market, look.source, side="BUY" if side > 0 else "SELL",
-                                      quantity=abs(decision.target))  # fmt: skip
-                prices.update({k: str(v) for k, v in protection_prices(priced.legs).items()})
+                                      quantity=abs(decision.target), rules=self.order_rules,
+                                      exits_only=True)  # fmt: skip
+                new_prices = protection_prices(priced.legs)
+                prices.update({k: str(v) for k, v in new_prices.items()})
+                orders = _merge_orders(before, protection_orders(priced.legs), new_prices)
                 plan.notes.append("the position's exits are re-priced by this alert")
-            after = _spec_json(look, job.alert_id, side, prices, symbol)
+            after = _spec_json(look, job.alert_id, side, prices, symbol, orders)
         plan.legs = ([close_leg] if close_leg else []) + open_legs
         plan.notes.insert(0, decision.reason)
         if sizing is not None:
@@ -550,9 +566,11 @@ class Executor:
                     leaves = now - qty if now > 0 else now + qty
                     changes = exit_changes(leaves, trading.working_exits(con_id))
                     reprice = _prices((stored.get("protection_after") or {}).get("prices"))
+                    terms = orders_from_json((stored.get("protection_after") or {}).get("orders"))
                     await trading.apply_exit_changes(contract, changes, alert_id=alert_id,
                                                      prices=reprice if target * before > 0 else {},
-                                                     oca_group=trading.exit_oca_group(con_id, alert_id))  # fmt: skip
+                                                     oca_group=trading.exit_oca_group(con_id, alert_id),
+                                                     orders=terms if target * before > 0 else {})  # fmt: skip
                     crash_point("after_exits_cancelled")
                     if qty > 0:
                         outcome.placements.append(await trading.place_legs(
@@ -603,9 +621,14 @@ class Executor:
                 job.mark("on_wire")
                 self._observe_on_wire(job, outcome.placements[-1])
             if stored.get("kind") == "add" and after and after.get("prices"):
-                await self._reprice(contract, inst, alert_id, _prices(after["prices"]))
+                await self._reprice(contract, inst, alert_id, _prices(after["prices"]),
+                                    orders_from_json(after.get("orders")))  # fmt: skip
         elif after is not None and target != 0:
             self._protect(inst, alert_id, after)  # a reduce keeps (or re-prices) the protection
+            if job.payload.stop_loss or job.payload.take_profit:
+                # an exit of another kind than the working one (STP -> TRAIL) is replaced, not modified
+                await self._reprice(contract, inst, alert_id, _prices(after["prices"]),
+                                    orders_from_json(after.get("orders")))  # fmt: skip
         if not outcome.placements:
             outcome.ended = self._nothing_left(job, stored, trading.position_of(con_id))
         return outcome
@@ -684,24 +707,39 @@ class Executor:
         if not changes:
             return "its exits are in place" if prices else ""
         await self.trading.apply_exit_changes(contract, changes, alert_id=alert_id, prices=prices,
-                                              oca_group=self.trading.exit_oca_group(inst.con_id, alert_id))  # fmt: skip
+                                              oca_group=self.trading.exit_oca_group(inst.con_id, alert_id),
+                                              orders=orders_from_json((before or {}).get("orders")))  # fmt: skip
         return "its exits were put back: " + ", ".join(
             f"{c.role} {c.action} {_qty(c.quantity)}" for c in changes if c.quantity > 0
         )
 
-    async def _reprice(
-        self, contract: Contract, inst: Instrument, alert_id: str, prices: dict[str, Decimal]
-    ) -> None:
+    async def _reprice(self, contract: Contract, inst: Instrument, alert_id: str, prices: dict[str, Decimal],
+                       orders: dict[str, ExitOrder] | None = None) -> None:  # fmt: skip
         """An ``add`` with take-profit / stop-loss moves the existing exits to its prices now (their
-        size grows after the add fills, by the guard)."""
+        size grows after the add fills, by the guard). An exit whose order type the add changes
+        (a STP that becomes a TRAIL) is cancelled, then placed anew: IB modifies prices, not kinds;
+        never both at once (two stops would exceed the position). A TRAIL is re-trailed only for
+        another trail (its stop moves with the market, not to a price)."""
         changes = []
         current = self.trading.exit_prices(inst.con_id)
+        working_terms = self.trading.exit_orders(inst.con_id)
         for ex in self.trading.working_exits(inst.con_id):
-            if ex.role in prices and current.get(ex.role) != prices[ex.role]:
+            if ex.role not in prices:
+                continue
+            wanted = (orders or {}).get(ex.role) or default_exit_order(ex.role)
+            working = working_terms.get(ex.role) or default_exit_order(ex.role)
+            if wanted.order_type != working.order_type:
+                changes += [ExitChange(ex.ref, ex.role, ex.action, Decimal(0)),
+                            ExitChange(None, ex.role, ex.action, ex.quantity)]  # fmt: skip
+            elif working.order_type == "TRAIL":
+                if not wanted.same_trail(working.trail_amount, working.trail_percent):
+                    changes.append(ExitChange(ex.ref, ex.role, ex.action, ex.quantity))
+            elif current.get(ex.role) != prices[ex.role] or wanted.limit_price != working.limit_price:
                 changes.append(ExitChange(ex.ref, ex.role, ex.action, ex.quantity))
         if changes:
             await self.trading.apply_exit_changes(contract, changes, alert_id=alert_id, prices=prices,
-                                                  oca_group=self.trading.exit_oca_group(inst.con_id, alert_id))  # fmt: skip
+                                                  oca_group=self.trading.exit_oca_group(inst.con_id, alert_id),
+                                                  orders=orders)  # fmt: skip
 
     def _protect(self, inst: Instrument, alert_id: str, after: dict[str, Any] | None) -> None:
         """Hand the protection the position should have to the guard (worker/guard.py), which keeps
@@ -812,10 +850,29 @@ class _Outcome:
     ended: tuple[AlertStatus, str] | None = None
 
 
-def _spec_json(look: _Look, alert_id: str, side: int, prices: dict[str, str], symbol: str) -> dict[str, Any]:
+def _spec_json(look: _Look, alert_id: str, side: int, prices: dict[str, str], symbol: str,
+               orders: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """A protection spec (worker/protection.py ``ProtectionSpec.to_json``) for the position after."""
-    return {"account": look.account, "con_id": look.inst.con_id, "alert_id": alert_id, "side": side,
-            "prices": {k: v for k, v in prices.items() if k in ("tp", "sl")}, "symbol": symbol}  # fmt: skip
+    doc = {"account": look.account, "con_id": look.inst.con_id, "alert_id": alert_id, "side": side,
+           "prices": {k: v for k, v in prices.items() if k in ("tp", "sl")}, "symbol": symbol}  # fmt: skip
+    kept = {role: terms for role, terms in (orders or {}).items() if role in doc["prices"]}
+    if kept:  # the exits' IB terms (order_types.py); absent for plain LMT / STP exits, as before
+        doc["orders"] = kept
+    return doc
+
+
+def _orders_json(orders: dict[str, ExitOrder], roles: Any) -> dict[str, Any]:
+    """The terms of ``roles``' exits as spec JSON, leaving out plain LMT / STP (the default)."""
+    return {role: terms.to_json() for role, terms in orders.items()
+            if role in roles and terms != default_exit_order(role)}  # fmt: skip
+
+
+def _merge_orders(before: dict[str, Any] | None, new: dict[str, ExitOrder], roles: Any) -> dict[str, Any]:
+    """The position's exit terms after an alert re-prices ``roles``: theirs replace the old ones."""
+    merged = {
+        role: terms for role, terms in ((before or {}).get("orders") or {}).items() if role not in roles
+    }
+    return {**merged, **_orders_json(new, roles)}
 
 
 def _prices(raw: dict[str, Any] | None) -> dict[str, Decimal]:

@@ -322,6 +322,7 @@ class Guard:
         contract = self.trading.contract_for(con_id) if position != 0 else self._contract_of_exits(con_id)
         alert_id = spec.alert_id if spec is not None else ""
         prices = dict(spec.prices) if spec is not None else {}
+        orders = dict(spec.orders) if spec is not None else {}  # a TRAIL stays a TRAIL (order_types.py)
         oca_group = self._oca_group(con_id, spec)
         snaps = []
         applied: list[ExitChange] = []
@@ -329,16 +330,17 @@ class Guard:
             if applied and not forced and self._taken(con_id):
                 break
             snaps += await self.trading.apply_exit_changes(
-                contract, [change], alert_id=alert_id, prices=prices, oca_group=oca_group
+                contract, [change], alert_id=alert_id, prices=prices, oca_group=oca_group, orders=orders
             )
             applied.append(change)
         parts = []
         for change in applied:
             what = ROLE_NAMES[change.role]
             if change.ref is None:
-                parts.append(
-                    f"re-attached {what} {change.action} {_num(change.quantity)} @ {_num(prices.get(change.role))}"
-                )
+                kind = spec.order_for(change.role).order_type if spec is not None else ""
+                kind = f" {kind}" if kind in ("STP LMT", "TRAIL") else ""  # a plain STP / LMT: as before
+                parts.append(f"re-attached {what} {change.action} {_num(change.quantity)}{kind} @ "
+                             f"{_num(prices.get(change.role))}")  # fmt: skip
             elif change.quantity == 0:
                 parts.append(f"cancelled {what} {change.ref.rsplit(':', 1)[-1]}")
             else:

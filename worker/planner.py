@@ -23,13 +23,20 @@ from typing import TYPE_CHECKING, Any
 
 from core.payload import AlertPayload, StopLoss, TakeProfit
 from worker.errors import Refused
+from worker.order_types import (
+    ExitOrder,
+    OrderRules,
+    OrderTypeRefused,
+    default_exit_order,
+    refuse_trailing_outside_rth,
+    time_in_force,
+)
 from worker.positions import PositionIntent
-from worker.rounding import limit_direction, protective_stop_direction, round_to_tick
+from worker.rounding import entry_stop_direction, limit_direction, protective_stop_direction, round_to_tick
 
 if TYPE_CHECKING:  # worker/sizing.py imports this module
     from worker.sizing import Sizing
 
-TIF_MAP = {"day": "DAY", "gtc": "GTC", "opg": "OPG", "ioc": "IOC", "fok": "FOK"}
 # Children live until they fill or the operator cancels them: a DAY stop-loss would expire at the
 # close and leave an open position unprotected overnight.
 CHILD_TIF = "GTC"
@@ -70,7 +77,7 @@ class Leg:
 
     leg: str  # entry, tp, sl, exit
     action: str  # BUY / SELL
-    order_type: str  # MKT LMT STP
+    order_type: str  # MKT LMT STP "STP LMT" TRAIL MOC LOC (worker/order_types.py)
     quantity: Decimal
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
@@ -78,9 +85,13 @@ class Leg:
     outside_rth: bool = False
     transmit: bool = True
     parent_leg: str | None = None
+    # TRAIL (worker/order_types.py): one of the trail's forms, and its initial stop when known
+    trail_amount: Decimal | None = None
+    trail_percent: Decimal | None = None
+    trail_stop_price: Decimal | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc = {
             "leg": self.leg,
             "action": self.action,
             "order_type": self.order_type,
@@ -92,6 +103,12 @@ class Leg:
             "transmit": self.transmit,
             "parent_leg": self.parent_leg,
         }
+        # only a trailing order has them (older plans, and every other leg, keep their shape)
+        for key in ("trail_amount", "trail_percent", "trail_stop_price"):
+            value = getattr(self, key)
+            if value is not None:
+                doc[key] = str(value)
+        return doc
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Leg:
@@ -111,6 +128,9 @@ class Leg:
             outside_rth=bool(doc.get("outside_rth")),
             transmit=bool(doc.get("transmit", True)),
             parent_leg=doc.get("parent_leg"),
+            trail_amount=dec("trail_amount"),
+            trail_percent=dec("trail_percent"),
+            trail_stop_price=dec("trail_stop_price"),
         )
 
 
@@ -204,12 +224,16 @@ def entry_side(payload: AlertPayload) -> str:
 
 def needs_market_reference(payload: AlertPayload) -> bool:
     """True when an opening order (or exits re-priced by the alert) needs IB's price: a market
-    order without ``price``/``signalPrice``; also an exit whose amount is sized (issue 11: an
-    ``exit`` with a ``dollar_amount``... needs a price to turn the amount into a quantity)."""
+    order without ``price``/``signalPrice``; an ``extendedHours`` market close (it goes as a
+    marketable limit around that price, worker/order_types.py); and an exit whose amount is sized
+    (an ``exit`` with a ``dollar_amount`` needs a price to turn the amount into a quantity)."""
+    if payload.action == "cancel" or payload.price is not None:
+        return False
+    if payload.extended_hours and payload.order_type == "market":
+        return True
     if payload.action == "exit" and payload.sentiment != "flat":
-        sized = payload.quantity is not None and (payload.quantity_type or "fixed_quantity") not in (
+        return payload.quantity is not None and (payload.quantity_type or "fixed_quantity") not in (
             "fixed_quantity", "percent_of_position")  # fmt: skip
-        return sized and payload.price is None
     if payload.action not in ("buy", "sell", "add") or is_exit(payload):
         return False
     if payload.order_type == "limit":
@@ -291,15 +315,23 @@ def plan_bracket(
     max_quantity: Decimal | None = None,
     side: str | None = None,
     quantity: Decimal | None = None,
+    rules: OrderRules | None = None,
+    exits_only: bool = False,
 ) -> Plan:
-    """Entry (market or limit) with optional take-profit and stop-loss children on the tick grid.
+    """Entry (market, limit, stop, stop-limit or trailing) with optional take-profit and stop-loss
+    children on the tick grid. The IB order each becomes: worker/order_types.py, docs/orders.md.
 
     ``side`` and ``quantity`` (the opening part of a position decision: a reversal's short after a
-    ``buy``-less ``positionSize``, an ``add``) override the alert's action and quantity.
+    ``buy``-less ``positionSize``, an ``add``) override the alert's action and quantity. ``rules``:
+    the order-type settings (``EXTENDED_HOURS_STOP_LIMIT_TICKS``). ``exits_only``: only the exits
+    count (re-pricing the exits of a position being reduced): the entry is a placeholder market
+    order (a limit's price stays the reference), so the entry's own type, TIF and session rules
+    neither apply nor refuse.
 
     Refused (:class:`PlanRejected`) before anything is sent when any leg's price, after rounding,
     is not strictly positive: a 100 % stop-loss below a long, a 1000 % take-profit below a short
     or a tiny limit rounded down to 0 would otherwise reach IB as STP 0 or LMT -1710."""
+    rules = rules or OrderRules()
     side = side or entry_side(payload)
     exit_side = "SELL" if side == "BUY" else "BUY"
     sign = 1 if side == "BUY" else -1  # +1: target above, stop below the entry
@@ -308,33 +340,15 @@ def plan_bracket(
     else:
         qty = quantity_of(payload, inst, max_quantity)
     tick = inst.min_tick
-    tif_raw = payload.time_in_force or "day"
-    if tif_raw not in TIF_MAP:
-        raise PlanRejected(f"timeInForce {tif_raw!r} is not supported (day, gtc, opg, ioc, fok)")
-    tif = TIF_MAP[tif_raw]
     outside_rth = payload.extended_hours
-    order_type = payload.order_type
     plan = Plan(kind="bracket", instrument=inst, cancel_first=payload.cancel)
-
-    if order_type == "limit":
-        asked = payload.limit_price or payload.price
-        if asked is None or asked <= 0:
-            raise PlanRejected("a limit entry needs a positive limitPrice")
-        entry_price = round_to_tick(asked, tick, limit_direction(side))
-        _require_positive("entry limit", f"limit price {asked} on tick {tick}", entry_price)
-        if entry_price != asked:
-            plan.notes.append(f"entry limit {asked} rounded to {entry_price} (tick {tick})")
-        entry = Leg("entry", side, "LMT", qty, limit_price=entry_price, tif=tif, outside_rth=outside_rth)
-        plan.reference_price, plan.reference_source = entry_price, "limit price"
-    elif order_type == "market":
-        entry = Leg("entry", side, "MKT", qty, tif=tif, outside_rth=outside_rth)
-        signal = payload.price
-        if signal is not None:
-            plan.reference_price, plan.reference_source = signal, "alert price"
-        elif market_price is not None:
-            plan.reference_price, plan.reference_source = market_price, market_source
+    if exits_only and payload.order_type != "limit":  # a limit: its price stays the reference
+        base = payload.price if payload.price is not None else market_price
+        entry = Leg("entry", side, "MKT", qty)
+        plan.reference_price = base
+        plan.reference_source = "alert price" if payload.price is not None else market_source
     else:
-        raise PlanRejected(f"orderType {order_type!r} is not supported yet (market or limit)")
+        entry = _entry_leg(payload, side, qty, inst, market_price, market_source, rules, plan)
     if plan.reference_price is not None and plan.reference_price <= 0:
         raise PlanRejected(f"reference price must be positive, got {plan.reference_price}")
 
@@ -353,30 +367,215 @@ def plan_bracket(
         children.append(Leg("tp", exit_side, "LMT", qty, limit_price=price, tif=CHILD_TIF,
                             outside_rth=outside_rth, parent_leg="entry"))  # fmt: skip
     if sl_spec is not None:
-        if sl_spec.type != "stop":
-            raise PlanRejected(f"stopLoss type {sl_spec.type!r} is not supported yet (stop)")
-        raw, how = _offset_price(sl_spec, "stopLoss", ref, tick, -sign)
-        price = round_to_tick(raw, tick, protective_stop_direction(exit_side))
-        _require_positive("stop-loss", how, price)
-        if ref is not None and (ref - price) * sign <= 0:
-            raise PlanRejected(
-                f"stop-loss {price} is not {'below' if sign > 0 else 'above'} the entry reference {ref}"
-            )
-        plan.notes.append(f"stop-loss from {how}: {raw} -> {price}")
-        children.append(Leg("sl", exit_side, "STP", qty, stop_price=price, tif=CHILD_TIF,
-                            outside_rth=outside_rth, parent_leg="entry"))  # fmt: skip
+        children.append(_stop_loss_leg(sl_spec, exit_side, qty, inst, ref, outside_rth, rules, plan))
     if children and ref is None:
         raise PlanRejected("no reference price to check the take-profit / stop-loss against")
     # IB's bracket protocol: every leg but the last waits (transmit=False); the last sends them all.
     legs = [entry, *children]
     for leg in legs:  # the last word before IB: no leg leaves with a price at or below zero
-        for kind, value in (("limit", leg.limit_price), ("stop", leg.stop_price)):
+        for kind, value in (("limit", leg.limit_price), ("stop", leg.stop_price),
+                            ("trailing stop", leg.trail_stop_price)):  # fmt: skip
             if value is not None:
                 _require_positive(f"{leg.leg} {kind} price", "the plan", value)
     plan.legs = [
         Leg(**{**leg.__dict__, "transmit": index == len(legs) - 1}) for index, leg in enumerate(legs)
     ]
     return plan
+
+
+def _entry_leg(
+    payload: AlertPayload,
+    side: str,
+    qty: Decimal,
+    inst: Instrument,
+    market_price: Decimal | None,
+    market_source: str,
+    rules: OrderRules,
+    plan: Plan,
+) -> Leg:
+    """The entry order for ``orderType``; sets the plan's reference price (what the children are
+    checked against): a limit's limit, a stop's (or stop-limit's) stop, a trailing entry's initial
+    trigger, a market entry's alert price or IB's price."""
+    tick = inst.min_tick
+    sign = 1 if side == "BUY" else -1
+    ext = payload.extended_hours
+    order_type = payload.order_type
+    fields: dict[str, Any] = {}
+    if payload.price is not None:
+        base: Decimal | None = payload.price
+        base_source = "alert price"
+    else:
+        base, base_source = market_price, market_source
+    if order_type == "limit":
+        asked = payload.limit_price or payload.price
+        if asked is None or asked <= 0:
+            raise PlanRejected("a limit entry needs a positive limitPrice")
+        entry_price = round_to_tick(asked, tick, limit_direction(side))
+        _require_positive("entry limit", f"limit price {asked} on tick {tick}", entry_price)
+        if entry_price != asked:
+            plan.notes.append(f"entry limit {asked} rounded to {entry_price} (tick {tick})")
+        ib_type, fields["limit_price"] = "LMT", entry_price
+        plan.reference_price, plan.reference_source = entry_price, "limit price"
+    elif order_type == "market":
+        if base is not None:
+            plan.reference_price, plan.reference_source = base, base_source
+        ib_type = "MKT"
+        if ext:
+            if base is None:
+                raise OrderTypeRefused(
+                    "an extendedHours market entry goes to IB as a marketable limit (IB holds or refuses "
+                    "market orders outside regular hours) and needs a reference price: give price in "
+                    "the alert (IB sent no market data)"
+                )
+            raw = base + sign * rules.extended_hours_offset(tick)
+            ib_type, fields["limit_price"] = "LMT", round_to_tick(raw, tick, limit_direction(side))
+            _require_positive("extended-hours entry limit", f"{base} {'+' if sign > 0 else '-'} "
+                              f"{rules.extended_hours_stop_limit_ticks} ticks", fields["limit_price"])  # fmt: skip
+            plan.notes.append(
+                f"extendedHours: market entry sent as a marketable LMT {fields['limit_price']} ({base_source} "
+                f"{base} {'+' if sign > 0 else '-'} {rules.extended_hours_stop_limit_ticks} ticks): IB does "
+                "not execute market orders outside regular hours"
+            )
+    elif order_type in ("stop", "stop_limit"):
+        asked = payload.stop_price
+        if asked is None or asked <= 0:
+            raise PlanRejected(f"a {order_type} entry needs a positive stopPrice")
+        stop = round_to_tick(asked, tick, entry_stop_direction(side))
+        _require_positive("entry stop", f"stop price {asked} on tick {tick}", stop)
+        if stop != asked:
+            plan.notes.append(f"entry stop {asked} rounded {'up' if sign > 0 else 'down'} to {stop} (tick "
+                              f"{tick}: it never triggers before the price asked)")  # fmt: skip
+        ib_type, fields["stop_price"] = "STP", stop
+        if order_type == "stop_limit":
+            limit = payload.limit_price
+            if limit is None or limit <= 0:
+                raise PlanRejected("a stop_limit entry needs a positive limitPrice")
+            ib_type, fields["limit_price"] = "STP LMT", round_to_tick(limit, tick, limit_direction(side))
+            _require_positive("entry limit", f"limit price {limit} on tick {tick}", fields["limit_price"])
+        elif ext:
+            raw = stop + sign * rules.extended_hours_offset(tick)
+            ib_type, fields["limit_price"] = "STP LMT", round_to_tick(raw, tick, limit_direction(side))
+            _require_positive("extended-hours stop limit", f"{stop} - {rules.extended_hours_stop_limit_ticks} "
+                              "ticks", fields["limit_price"])  # fmt: skip
+            plan.notes.append(
+                f"extendedHours: stop entry sent as STP LMT {stop} / limit {fields['limit_price']} "
+                f"({rules.extended_hours_stop_limit_ticks} ticks beyond the stop): IB does not trigger plain "
+                "stops outside regular hours"
+            )
+        plan.reference_price, plan.reference_source = stop, "entry stop price"
+    elif order_type == "trailing_stop":
+        if ext:
+            refuse_trailing_outside_rth("a trailing_stop entry")
+        amount, percent = _trail(
+            payload.trail_amount, payload.trail_percent, tick, "the trailing entry", plan
+        )
+        ib_type, fields["trail_amount"], fields["trail_percent"] = "TRAIL", amount, percent
+        if base is not None:
+            distance = amount if amount is not None else base * (percent or 0) / 100
+            trigger = round_to_tick(base + sign * distance, tick, entry_stop_direction(side))
+            fields["trail_stop_price"] = trigger
+            plan.reference_price = trigger
+            plan.reference_source = f"trailing entry's initial stop ({base_source} {base})"
+    else:
+        raise PlanRejected(f"orderType {order_type!r} is not supported")
+    ib_type, tif = time_in_force(payload.time_in_force, ib_type, extended_hours=ext)
+    if ib_type in ("MOC", "LOC"):
+        plan.notes.append(f"timeInForce cls: sent as {ib_type} (IB has no close time in force)")
+    return Leg("entry", side, ib_type, qty, tif=tif, outside_rth=ext, **fields)
+
+
+def _trail(
+    amount: Decimal | None, percent: Decimal | None, tick: Decimal, what: str, plan: Plan
+) -> tuple[Decimal | None, Decimal | None]:
+    """``(trailAmount on the tick grid, trailPercent)``: exactly one is set. An amount rounds down
+    to the tick (IB refuses an off-grid trail; the smaller trail follows the price closer)."""
+    if (amount is None) == (percent is None):
+        raise PlanRejected(f"{what} needs exactly one of trailAmount or trailPercent")
+    if percent is not None:
+        if not 0 < percent < 100:
+            raise PlanRejected(f"{what}: trailPercent must be above 0 and below 100, got {percent}")
+        return None, percent
+    assert amount is not None
+    if amount <= 0:
+        raise PlanRejected(f"{what}: trailAmount must be positive, got {amount}")
+    rounded = round_to_tick(amount, tick, "down")
+    if rounded <= 0:
+        raise PlanRejected(f"{what}: trailAmount {amount} is below the contract's tick {tick}")
+    if rounded != amount:
+        plan.notes.append(f"{what}: trailAmount {amount} rounded down to {rounded} (tick {tick})")
+    return rounded, None
+
+
+def _stop_loss_leg(
+    spec: StopLoss,
+    exit_side: str,
+    qty: Decimal,
+    inst: Instrument,
+    ref: Decimal | None,
+    ext: bool,
+    rules: OrderRules,
+    plan: Plan,
+) -> Leg:
+    """The stop-loss child: STP, STP LMT (``stop_limit``, or a stop with ``extendedHours``) or TRAIL.
+
+    A ``stop_limit`` stop-loss's ``limitPrice`` is an ABSOLUTE price (also when the stop is
+    relative: percent / amount / ticks), at or beyond the stop on the losing side: a limit on the
+    other side would leave the triggered stop unfilled while the price runs away, so it is refused."""
+    tick = inst.min_tick
+    sign = 1 if exit_side == "SELL" else -1  # +1: protects a long (stop below the entry)
+    below = "below" if sign > 0 else "above"
+    common: dict[str, Any] = {"tif": CHILD_TIF, "outside_rth": ext, "parent_leg": "entry"}
+    if spec.type == "trailing_stop":
+        if ext:
+            refuse_trailing_outside_rth("a trailing_stop stop-loss")
+        amount, percent = _trail(spec.trail_amount, spec.trail_percent, tick, "stopLoss", plan)
+        if ref is None:
+            raise PlanRejected("no reference price to start the trailing stop-loss from")
+        distance = amount if amount is not None else ref * (percent or 0) / 100
+        initial = round_to_tick(ref - sign * distance, tick, protective_stop_direction(exit_side))
+        how = f"trailAmount={amount}" if amount is not None else f"trailPercent={percent}"
+        _require_positive("trailing stop-loss", how, initial)
+        if (ref - initial) * sign <= 0:
+            raise PlanRejected(
+                f"trailing stop-loss starts at {initial}, not {below} the entry reference {ref}"
+            )
+        plan.notes.append(f"stop-loss TRAIL {how}: starts at {initial} from the reference {ref}")
+        return Leg("sl", exit_side, "TRAIL", qty, trail_amount=amount, trail_percent=percent,
+                   trail_stop_price=initial, **common)  # fmt: skip
+    if spec.type not in ("stop", "stop_limit"):
+        raise PlanRejected(f"stopLoss type {spec.type!r} is not supported (stop, stop_limit, trailing_stop)")
+    raw, how = _offset_price(spec, "stopLoss", ref, tick, -sign)
+    price = round_to_tick(raw, tick, protective_stop_direction(exit_side))
+    _require_positive("stop-loss", how, price)
+    if ref is not None and (ref - price) * sign <= 0:
+        raise PlanRejected(f"stop-loss {price} is not {below} the entry reference {ref}")
+    plan.notes.append(f"stop-loss from {how}: {raw} -> {price}")
+    if spec.type == "stop_limit":
+        asked = spec.limit_price
+        if asked is None or asked <= 0:
+            raise PlanRejected("a stop_limit stop-loss needs a positive limitPrice (an absolute price)")
+        limit = round_to_tick(asked, tick, limit_direction(exit_side))
+        if (price - limit) * sign < 0:
+            raise PlanRejected(
+                f"stop-loss limit {limit} is {'above' if sign > 0 else 'below'} its stop {price}: once "
+                f"triggered it could not {exit_side.lower()} at the stop (a stop_limit stopLoss.limitPrice "
+                f"is an absolute price at or {below} the stop)"
+            )
+        plan.notes.append(f"stop-loss STP LMT: limit {asked} -> {limit}")
+        return Leg("sl", exit_side, "STP LMT", qty, stop_price=price, limit_price=limit, **common)
+    if ext:
+        limit = round_to_tick(
+            price - sign * rules.extended_hours_offset(tick), tick, limit_direction(exit_side)
+        )
+        _require_positive("extended-hours stop-loss limit",
+                          f"{price} - {rules.extended_hours_stop_limit_ticks} ticks", limit)  # fmt: skip
+        plan.notes.append(
+            f"extendedHours: stop-loss sent as STP LMT {price} / limit {limit} "
+            f"({rules.extended_hours_stop_limit_ticks} ticks beyond the stop): IB does not trigger plain "
+            "stops outside regular hours"
+        )
+        return Leg("sl", exit_side, "STP LMT", qty, stop_price=price, limit_price=limit, **common)
+    return Leg("sl", exit_side, "STP", qty, stop_price=price, **common)
 
 
 def _require_positive(what: str, how: str, price: Decimal) -> None:
@@ -399,28 +598,106 @@ def plan_exit(inst: Instrument, position: Decimal, payload: AlertPayload) -> Pla
 
 
 def plan_close(
-    inst: Instrument, side: str, qty: Decimal, payload: AlertPayload, *, leg: str = "close"
+    inst: Instrument,
+    side: str,
+    qty: Decimal,
+    payload: AlertPayload,
+    *,
+    leg: str = "close",
+    reference: Decimal | None = None,
+    rules: OrderRules | None = None,
+    notes: list[str] | None = None,
+    reversal: bool = False,
 ) -> Leg:
     """The order that reduces, closes or reverses-by-closing a position: the alert's order type
-    (market unless it says ``limit`` with a price), DAY. Its size is whatever the position needs,
-    not bounded by ``MAX_ORDER_QUANTITY`` (a ceiling on opening absurd sizes, not on closing)."""
-    outside_rth = payload.extended_hours
+    (market unless it says ``limit`` with a price) with its ``timeInForce`` (DAY by default). Its
+    size is whatever the position needs, not bounded by ``MAX_ORDER_QUANTITY`` (a ceiling on
+    opening absurd sizes, not on closing).
+
+    Never refused for a rule that only concerns opening: with ``extendedHours`` a market close is a
+    marketable limit at the reference (``price``, else ``reference``: IB's price) ± the
+    extended-hours offset, and without any reference it stays MKT (IB may hold it until regular
+    hours; the note says so); a ``timeInForce`` that cannot apply to it is dropped for DAY, and so is
+    an auction TIF (``opg`` / ``cls``) on a ``reversal``'s close: the opening part waits for the
+    close to fill (``REVERSAL_FILL_TIMEOUT_SECONDS``), which an auction order does not."""
+    rules = rules or OrderRules()
+    notes = notes if notes is not None else []
+    ext = payload.extended_hours
+    fields: dict[str, Any] = {}
     if payload.order_type == "limit" and not is_exit(payload):
         asked = payload.limit_price or payload.price
         if asked is None or asked <= 0:
             raise PlanRejected("a limit order needs a positive limitPrice")
         price = round_to_tick(asked, inst.min_tick, limit_direction(side))
         _require_positive("close limit", f"limit price {asked} on tick {inst.min_tick}", price)
-        return Leg(leg, side, "LMT", qty, limit_price=price, tif="DAY", outside_rth=outside_rth)
-    return Leg(leg, side, "MKT", qty, tif="DAY", outside_rth=outside_rth)
+        ib_type, fields["limit_price"] = "LMT", price
+    else:
+        ib_type = "MKT"
+        base = payload.price if payload.price is not None else reference
+        if ext and base is not None:
+            sign = 1 if side == "BUY" else -1
+            raw = base + sign * rules.extended_hours_offset(inst.min_tick)
+            price = round_to_tick(raw, inst.min_tick, limit_direction(side))
+            if price > 0:
+                ib_type, fields["limit_price"] = "LMT", price
+                notes.append(f"extendedHours: the {leg} order is a marketable LMT {price} ({base} "
+                             f"{'+' if sign > 0 else '-'} {rules.extended_hours_stop_limit_ticks} ticks)")  # fmt: skip
+        elif ext:
+            notes.append(f"extendedHours: no reference price, the {leg} order goes as MKT (IB may hold it "
+                         "until regular hours); an exit is never refused for it")  # fmt: skip
+    try:
+        if reversal and payload.time_in_force in ("opg", "cls"):
+            raise OrderTypeRefused("the close of a reversal must fill before the opening part goes")
+        ib_type, tif = time_in_force(payload.time_in_force, ib_type, extended_hours=ext)
+    except OrderTypeRefused as exc:
+        tif = "DAY"
+        notes.append(f"timeInForce {payload.time_in_force} not applied to the {leg} order ({exc}): DAY")
+    return Leg(leg, side, ib_type, qty, tif=tif, outside_rth=ext, **fields)
 
 
 def protection_prices(legs: list[Leg]) -> dict[str, Decimal]:
-    """The exit prices a plan's legs carry: ``tp`` -> limit, ``sl`` -> stop."""
+    """The exit prices a plan's legs carry: ``tp`` -> limit, ``sl`` -> stop (a TRAIL: its initial
+    stop)."""
     prices: dict[str, Decimal] = {}
     for leg in legs:
         if leg.leg == "tp" and leg.limit_price is not None:
             prices["tp"] = leg.limit_price
-        elif leg.leg == "sl" and leg.stop_price is not None:
-            prices["sl"] = leg.stop_price
+        elif leg.leg == "sl":
+            stop = leg.stop_price if leg.stop_price is not None else leg.trail_stop_price
+            if stop is not None:
+                prices["sl"] = stop
     return prices
+
+
+def protection_orders(legs: list[Leg]) -> dict[str, ExitOrder]:
+    """The IB terms of a plan's exits beyond price and size (kept in the protection spec, so the
+    guard and the executor resize or re-attach a TRAIL as a TRAIL, a STP LMT with its limit)."""
+    return {
+        leg.leg: ExitOrder(
+            leg.order_type,
+            limit_price=leg.limit_price if leg.order_type == "STP LMT" else None,
+            trail_amount=leg.trail_amount,
+            trail_percent=leg.trail_percent,
+            outside_rth=leg.outside_rth,
+        )
+        for leg in legs
+        if leg.leg in ("tp", "sl")
+    }
+
+
+def exit_leg(role: str, action: str, quantity: Decimal, price: Decimal, terms: ExitOrder | None) -> Leg:
+    """A protective exit placed on its own (re-attached by the guard, or new by the executor), GTC,
+    with the terms the plan gave it. A TRAIL gets no initial stop: IB starts the trail from the
+    market price when it receives it (the plan's initial stop may be long stale by then)."""
+    terms = terms or default_exit_order(role)
+    common: dict[str, Any] = {"tif": CHILD_TIF, "outside_rth": terms.outside_rth}
+    if role == "tp":
+        return Leg(role, action, "LMT", quantity, limit_price=price, **common)
+    if terms.order_type == "TRAIL":
+        return Leg(role, action, "TRAIL", quantity, trail_amount=terms.trail_amount,
+                   trail_percent=terms.trail_percent, **common)  # fmt: skip
+    if terms.order_type == "STP LMT" and terms.limit_price is not None:
+        return Leg(
+            role, action, "STP LMT", quantity, stop_price=price, limit_price=terms.limit_price, **common
+        )
+    return Leg(role, action, "STP", quantity, stop_price=price, **common)

@@ -32,6 +32,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from core.models import Control, utcnow
+from worker.order_types import ExitOrder, default_exit_order
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,14 @@ class ProtectionSpec:
     """The exits one position (account + contract) should have at IB.
 
     ``prices`` maps a role to its price: ``tp`` -> the take-profit's limit price, ``sl`` -> the
-    stop-loss's stop price. The roles present are the exits wanted; an empty mapping means the
-    position is deliberately unprotected (the alert asked for no exits), which the guard respects.
+    stop-loss's stop price (a trailing stop: its initial stop). The roles present are the exits
+    wanted; an empty mapping means the position is deliberately unprotected (the alert asked for no
+    exits), which the guard respects.
+
+    ``orders`` maps a role to its IB terms beyond price and size (worker/order_types.py
+    ``ExitOrder``: STP, STP LMT and its limit, TRAIL and its trail, outsideRth), so an exit the
+    guard re-attaches or resizes keeps its kind. A role without terms (every spec stored before
+    order types existed) is a plain LMT take-profit / STP stop-loss.
     """
 
     account: str
@@ -59,11 +66,12 @@ class ProtectionSpec:
     side: int  # +1: the prices protect a long; -1: a short
     prices: Mapping[str, Decimal] = field(default_factory=dict)
     symbol: str = ""  # for notices
+    orders: Mapping[str, ExitOrder] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.side not in (1, -1):
             raise ValueError(f"side must be 1 (long) or -1 (short), got {self.side!r}")
-        unknown = set(self.prices) - set(ROLES)
+        unknown = (set(self.prices) | set(self.orders)) - set(ROLES)
         if unknown:
             raise ValueError(f"unknown exit roles {sorted(unknown)} (tp, sl)")
 
@@ -71,6 +79,10 @@ class ProtectionSpec:
     def wanted_roles(self) -> frozenset[str]:
         """The exits the position should have (``tp`` and/or ``sl``)."""
         return frozenset(self.prices)
+
+    def order_for(self, role: str) -> ExitOrder:
+        """The IB terms of ``role``'s exit (LMT / STP for a spec without terms)."""
+        return self.orders.get(role) or default_exit_order(role)
 
     @property
     def oca_group(self) -> str:
@@ -82,7 +94,7 @@ class ProtectionSpec:
         return (position > 0 and self.side > 0) or (position < 0 and self.side < 0)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "account": self.account,
             "con_id": self.con_id,
             "alert_id": self.alert_id,
@@ -90,6 +102,9 @@ class ProtectionSpec:
             "prices": {role: str(price) for role, price in self.prices.items()},
             "symbol": self.symbol,
         }
+        if self.orders:  # absent for plain LMT / STP exits: older readers see the same document
+            doc["orders"] = {role: terms.to_json() for role, terms in self.orders.items()}
+        return doc
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> ProtectionSpec:
@@ -101,7 +116,13 @@ class ProtectionSpec:
             side=int(doc["side"]),
             prices=prices,
             symbol=str(doc.get("symbol") or ""),
+            orders=orders_from_json(doc.get("orders")),
         )
+
+
+def orders_from_json(raw: Mapping[str, Any] | None) -> dict[str, ExitOrder]:
+    """The ``orders`` of a stored spec (absent in specs written before order types: empty)."""
+    return {str(role): ExitOrder.from_json(terms) for role, terms in (raw or {}).items()}
 
 
 Persist = Callable[[str, "ProtectionSpec | None"], "Future[Any] | None"]

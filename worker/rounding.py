@@ -8,6 +8,9 @@
 * a **protective stop** (stop-loss) never risks more than asked: it rounds **toward the entry**.
   A long's stop-loss is a SELL stop below the entry, so it rounds **up**; a short's is a BUY stop
   above the entry, so it rounds **down**.
+* an **entry stop** (stop or stop-limit entry, a trailing entry's initial trigger) never triggers
+  on a price the trader did not ask for: a BUY stop (a breakout above) rounds **up**, a SELL stop
+  rounds **down**. The entry may trigger up to a tick later, never earlier.
 
 After rounding, the planner re-checks that the stop and the target are still strictly on their
 side of the entry reference (a stop-loss less than a tick away could otherwise land on it).
@@ -55,6 +58,12 @@ def limit_direction(action: str) -> Direction:
 def protective_stop_direction(action: str) -> Direction:
     """Rounding direction of a stop-loss: toward the entry (a SELL stop up, a BUY stop down)."""
     return "up" if action.upper() == "SELL" else "down"
+
+
+def entry_stop_direction(action: str) -> Direction:
+    """Rounding direction of an entry's stop (trigger): away from the market (a BUY stop up, a SELL
+    stop down), so it never triggers before the price the alert named."""
+    return "up" if action.upper() == "BUY" else "down"
 
 
 def on_grid(price: Decimal, tick: Decimal) -> bool:

@@ -39,6 +39,7 @@ from worker.guard import Guard
 from worker.ib import IBConnection, Trading
 from worker.metrics import WorkerMetrics
 from worker.notify import Notifier, enqueue_notices
+from worker.order_types import OrderRules
 from worker.protection import ProtectionRegistry, ProtectionSpec, load_specs, save_spec
 from worker.recorder import Recorder, UnitOfWork
 from worker.retry import retry
@@ -115,6 +116,8 @@ class Worker:
             metrics=self.metrics,
             reversal_fill_timeout=settings.reversal_fill_timeout_seconds,
             symbols=self.symbols,
+            # order types (worker/order_types.py): the extended-hours stop-limit / marketable-limit offset
+            order_rules=OrderRules(settings.extended_hours_stop_limit_ticks),
         )
         self.executor.guard = self.guard  # the job sets specs and has the old exits put back
         # blocking pops need a socket timeout above the block time (the context's client has 1 s)

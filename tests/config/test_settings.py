@@ -85,6 +85,15 @@ def test_limits_for_valid_alerts_and_admin_tokens_have_their_own_settings():
             Settings.from_mapping({"WEBHOOK_SECRET": SECRET, name: "lots"})
 
 
+def test_extended_hours_stop_limit_ticks():
+    assert Settings.from_mapping({"WEBHOOK_SECRET": SECRET}).extended_hours_stop_limit_ticks == 10
+    s = Settings.from_mapping({"WEBHOOK_SECRET": SECRET, "EXTENDED_HOURS_STOP_LIMIT_TICKS": "4"})
+    assert s.extended_hours_stop_limit_ticks == 4
+    for bad in ("0", "-2", "1.5", "many"):
+        with pytest.raises(SettingsError, match="EXTENDED_HOURS_STOP_LIMIT_TICKS"):
+            Settings.from_mapping({"WEBHOOK_SECRET": SECRET, "EXTENDED_HOURS_STOP_LIMIT_TICKS": bad})
+
+
 def test_repr_hides_secrets():
     s = Settings.from_mapping({"WEBHOOK_SECRET": SECRET, "ADMIN_TOKEN": "admin-token-0123456789"})
     text = repr(s)

@@ -222,7 +222,7 @@ def test_global_cancel_spans_clients(engine: Engine) -> None:
     [
         (req(1, otype="LMT", lmt_price=190.003), 110),
         (req(1, "SELL", otype="STP", aux_price=185.001), 110),
-        (req(1, otype="MOC"), 201),
+        (req(1, otype="PEG MID"), 201),  # an order type ibsim does not simulate
         (req(1, qty=0), 201),
         (req(1, qty=-5), 201),
         (req(1, qty=1.5), 201),
@@ -374,6 +374,22 @@ def test_margin_check_is_opt_in() -> None:
     assert strict.orders[(1, 2)].status == "Filled"
     strict.place(1, req(3, "SELL", contract=ES, qty=10))  # closing frees margin: always accepted
     assert strict.orders[(1, 3)].status == "Filled"
+
+
+def test_on_close_orders_fill_only_in_the_closing_auction(engine: Engine) -> None:
+    """MOC / LOC (tv2ib's timeInForce cls) rest through price moves and fill at end_of_day: MOC at
+    the closing price, LOC only when that price reaches its limit (else it expires)."""
+    engine.place(1, req(1, otype="MOC", tif="DAY"))
+    engine.place(1, req(2, "SELL", otype="LOC", lmt_price=195.0, tif="DAY"))
+    engine.place(1, req(3, otype="LOC", lmt_price=191.0, tif="DAY"))
+    engine.set_price(AAPL_ID, 190.5)
+    assert [status(engine, n) for n in (1, 2, 3)] == ["Submitted"] * 3
+    events = engine.end_of_day()
+    assert (status(engine, 1), engine.orders[(1, 1)].avg_fill_price) == ("Filled", 190.5)
+    assert (status(engine, 3), engine.orders[(1, 3)].avg_fill_price) == ("Filled", 190.5)
+    assert status(engine, 2) == "Cancelled"  # the close (190.5) never reached its 195 limit
+    assert "Error:2:202" in kinds(events)
+    assert kinds(engine.place(1, req(4, otype="LOC", tif="DAY"))) == ["Error:4:201"]  # a LOC needs a limit
 
 
 def test_end_of_day_expires_day_orders_only(engine: Engine) -> None:

@@ -181,7 +181,7 @@ def test_rejections(ib: IB, fresh: SimThread) -> None:
     off_tick = ib.placeOrder(contract, LimitOrder("BUY", 1, 190.003))
     wait_for(ib, lambda: off_tick.orderStatus.status == "Cancelled")
     assert off_tick.log[-1].errorCode == 110
-    unsupported = ib.placeOrder(contract, Order(action="BUY", totalQuantity=1, orderType="MOC"))
+    unsupported = ib.placeOrder(contract, Order(action="BUY", totalQuantity=1, orderType="PEG MID"))
     wait_for(ib, lambda: unsupported.orderStatus.status == "Cancelled")
     assert unsupported.log[-1].errorCode == 201
     zero = ib.placeOrder(contract, MarketOrder("BUY", 0))
@@ -293,7 +293,7 @@ def test_refused_modification_keeps_the_order_working(ib: IB, fresh: SimThread) 
     order = LimitOrder("BUY", 10, 180.0)
     trade = ib.placeOrder(contract, order)
     wait_for(ib, lambda: trade.orderStatus.status == "Submitted")
-    order.orderType = "MOC"  # unsupported: the modification is refused, the order stays as it was
+    order.orderType = "PEG MID"  # unsupported: the modification is refused, the order stays as it was
     ib.placeOrder(contract, order)
     wait_for(ib, lambda: any(e.errorCode == 201 for e in trade.log))
     wait_for(ib, lambda: trade.orderStatus.status == "Submitted")

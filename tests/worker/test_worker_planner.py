@@ -5,6 +5,7 @@ from decimal import Decimal as D
 import pytest
 
 from core.payload import AlertPayload
+from worker.errors import Refused
 from worker.planner import (
     Instrument,
     Leg,
@@ -109,7 +110,7 @@ def test_entry_only_transmits():
         ({"action": "buy"}, "quantity is required"),
         ({"action": "buy", "quantity": 1.5}, "size increment"),
         ({"action": "buy", "quantity": 1, "quantityType": "dollar_amount"}, "sized by the worker"),
-        ({"action": "buy", "quantity": 1, "orderType": "stop"}, "not supported yet"),
+        ({"action": "buy", "quantity": 1, "orderType": "stop"}, "needs a positive stopPrice"),
         ({"action": "buy", "quantity": 1, "orderType": "limit"}, "limitPrice"),
         (
             {"action": "buy", "quantity": 1, "price": 100, "takeProfit": {"limitPrice": 99}},
@@ -126,11 +127,14 @@ def test_entry_only_transmits():
         ),
         ({"action": "buy", "quantity": 1, "price": 100, "takeProfit": {"percent": -1}}, "positive"),
         ({"action": "buy", "quantity": 1, "price": 100, "stopLoss": {"ticks": 2.5}}, "whole number"),
-        ({"action": "buy", "quantity": 1, "timeInForce": "cls"}, "timeInForce"),
+        (
+            {"action": "buy", "quantity": 1, "orderType": "stop", "stopPrice": 100, "timeInForce": "cls"},
+            "timeInForce cls",
+        ),
     ],
 )
 def test_refusals(payload, reason):
-    with pytest.raises(PlanRejected, match=reason):
+    with pytest.raises(Refused, match=reason):
         plan_bracket(_payload(payload), AAPL)
 
 

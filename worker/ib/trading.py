@@ -11,7 +11,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +27,7 @@ from core.models import IB_DONE_STATUSES, IB_ENDED_UNFILLED_STATUSES, IB_WORKING
 from worker.errors import Refused, TemporaryError
 from worker.ib.account import AccountFigures, figures_from_values
 from worker.ib.connection import IBConnection, IBUnavailable
+from worker.ib.exit_orders import exit_order_of, reprice_exit
 from worker.ib.translate import (
     closing_contract,
     describe,
@@ -37,8 +38,9 @@ from worker.ib.translate import (
     position_snapshot,
     request_contract,
 )
+from worker.order_types import ExitOrder
 from worker.pacing import wait_drained
-from worker.planner import CHILD_TIF, OCA_TYPE, Instrument, Leg
+from worker.planner import OCA_TYPE, Instrument, Leg, exit_leg
 from worker.positions import ExitChange, WorkingExit
 from worker.roll import Pick, next_midnight
 from worker.snapshots import OrderSnapshot, PositionSnapshot
@@ -267,6 +269,13 @@ class Trading:
             order.lmtPrice = float(leg.limit_price)
         if leg.stop_price is not None:
             order.auxPrice = float(leg.stop_price)
+        # TRAIL: IB's auxPrice is the trail AMOUNT (not a stop); the stop it starts at is its own field
+        if leg.trail_amount is not None:
+            order.auxPrice = float(leg.trail_amount)
+        if leg.trail_percent is not None:
+            order.trailingPercent = float(leg.trail_percent)
+        if leg.trail_stop_price is not None:
+            order.trailStopPrice = float(leg.trail_stop_price)
         return order
 
     async def cancel_working(self, con_id: int | None, wait: float = 5.0) -> list[OrderSnapshot]:
@@ -354,10 +363,23 @@ class Trading:
             role = exit_role(trade.order.orderRef) if self._ours(trade, con_id) else None
             if role is None:
                 continue
-            price = num(trade.order.lmtPrice if role == "tp" else trade.order.auxPrice)
+            order = trade.order
+            # a TRAIL's auxPrice is its trail amount; its stop is trailStopPrice (as last sent / reported)
+            stop = order.trailStopPrice if order.orderType == "TRAIL" else order.auxPrice
+            price = num(order.lmtPrice if role == "tp" else stop)
             if price is not None and price > 0:
                 prices.setdefault(role, price)
         return prices
+
+    def exit_orders(self, con_id: int) -> dict[str, ExitOrder]:
+        """The IB terms of the working exits by role (order type, a STP LMT's limit, a TRAIL's
+        trail), read from IB's orders: what a position's protection is when no spec says it."""
+        terms: dict[str, ExitOrder] = {}
+        for trade in self.ib.openTrades():
+            role = exit_role(trade.order.orderRef) if self._ours(trade, con_id) else None
+            if role is not None:
+                terms.setdefault(role, exit_order_of(trade.order))
+        return terms
 
     def exit_oca_group(self, con_id: int, alert_id: str) -> str:
         """The OCA group of the contract's protective set: the group of its working exits (one set
@@ -391,6 +413,7 @@ class Trading:
         prices: dict[str, Decimal],
         oca_group: str,
         wait: float = 5.0,
+        orders: Mapping[str, ExitOrder] | None = None,
     ) -> list[OrderSnapshot]:
         """Apply :func:`worker.positions.exit_changes` at IB, in the given order, awaiting IB's
         acknowledgement of each change before the next one (so a shrink is in force before the
@@ -400,9 +423,14 @@ class Trading:
         * a ref and a quantity: modify the same order id to leave ``quantity`` to fill (re-priced
           when ``prices`` has its role); a refused SHRINK falls back to cancelling (an exit larger
           than the position is worse than none for a moment; the guard re-attaches);
-        * no ref: a new GTC exit for ``quantity`` at ``prices[role]`` (a stop for ``sl``, a limit
-          for ``tp``) in ``oca_group`` (type 2), orderRef ``tv2ib:<alert_id>:<role>[n]`` (unique:
-          the first free of ``tp``, ``tp2``, ``tp3``...). No price for the role: not placed.
+        * no ref: a new GTC exit for ``quantity`` at ``prices[role]`` (a limit for ``tp``; for
+          ``sl`` the order type of ``orders["sl"]``: STP, STP LMT with its limit, TRAIL with its
+          trail; STP without terms) in ``oca_group`` (type 2), orderRef ``tv2ib:<alert_id>:<role>[n]``
+          (unique: the first free of ``tp``, ``tp2``, ``tp3``...). No price for the role: not placed.
+
+        A modification never changes an exit's order type: a TRAIL keeps trailing (resized, its
+        trail stop left where IB has ratcheted it; re-trailed only when ``orders`` asks for another
+        trail), a STP LMT keeps its limit (re-priced: the limit given, else moved with the stop).
 
         Returns IB's view of every order touched. Raises :class:`TemporaryError` when IB does not
         acknowledge a change within ``wait`` seconds. Paced through ``conn.pacer``.
@@ -411,7 +439,7 @@ class Trading:
         touched: list[OrderSnapshot] = []
         for change in changes:
             if change.ref is None:
-                trade = await self._place_exit(contract, change, alert_id, prices, oca_group)
+                trade = await self._place_exit(contract, change, alert_id, prices, oca_group, orders)
                 if trade is None:
                     log.warning("alert %s: no %s price known; %s exit not placed", alert_id, change.role,
                                 change.role)  # fmt: skip
@@ -427,7 +455,7 @@ class Trading:
                 touched += await self.cancel_and_wait([trade], wait)
                 continue
             shrink = change.quantity < _remaining(trade)
-            if await self._modify_exit(trade, change, prices, wait) or not shrink:
+            if await self._modify_exit(trade, change, prices, wait, orders) or not shrink:
                 touched.append(order_snapshot(trade))
             else:
                 log.warning("IB refused shrinking %s; cancelling it instead", change.ref)
@@ -457,19 +485,12 @@ class Trading:
         alert_id: str,
         prices: dict[str, Decimal],
         oca_group: str,
+        orders: Mapping[str, ExitOrder] | None = None,
     ) -> Trade | None:
         price = prices.get(change.role)
         if price is None:
             return None
-        leg = Leg(
-            change.role,
-            change.action,
-            "LMT" if change.role == "tp" else "STP",
-            change.quantity,
-            limit_price=price if change.role == "tp" else None,
-            stop_price=price if change.role == "sl" else None,
-            tif=CHILD_TIF,
-        )
+        leg = exit_leg(change.role, change.action, change.quantity, price, (orders or {}).get(change.role))
         await self.conn.pacer.acquire(1)
         self.conn.require_connected()
         order = self._order_for(leg, self.free_ref(alert_id, change.role))
@@ -478,21 +499,28 @@ class Trading:
         return self.ib.placeOrder(contract, order)
 
     async def _modify_exit(
-        self, trade: Trade, change: ExitChange, prices: dict[str, Decimal], wait: float
+        self,
+        trade: Trade,
+        change: ExitChange,
+        prices: dict[str, Decimal],
+        wait: float,
+        orders: Mapping[str, ExitOrder] | None = None,
     ) -> bool:
-        """Modify ``trade`` to leave ``change.quantity`` to fill; True when IB acknowledged it."""
+        """Modify ``trade`` to leave ``change.quantity`` to fill, keeping its order type (see
+        :meth:`apply_exit_changes`); True when IB acknowledged it."""
         await self.conn.pacer.acquire(1)
         self.conn.require_connected()
         order = trade.order
-        was = (order.totalQuantity, order.lmtPrice, order.auxPrice)
+        was = (
+            order.totalQuantity,
+            order.lmtPrice,
+            order.auxPrice,
+            order.trailingPercent,
+            order.trailStopPrice,
+        )
         filled = num(trade.orderStatus.filled) or Decimal(0)
         order.totalQuantity = float(filled + change.quantity)
-        price = prices.get(change.role)
-        if price is not None:
-            if change.role == "tp":
-                order.lmtPrice = float(price)
-            else:
-                order.auxPrice = float(price)
+        reprice_exit(order, change.role, prices.get(change.role), (orders or {}).get(change.role))
         order.transmit = True
         acked: list[Trade] = []
         refused: list[int] = []
@@ -525,7 +553,8 @@ class Trading:
                 await self._until(lambda: trade.orderStatus.status not in IB_ENDED_UNFILLED_STATUSES, wait,
                                   "restatement")  # fmt: skip
             # ib_async changed its copy of the order when sending; IB kept the old terms
-            order.totalQuantity, order.lmtPrice, order.auxPrice = was
+            (order.totalQuantity, order.lmtPrice, order.auxPrice, order.trailingPercent,
+             order.trailStopPrice) = was  # fmt: skip
             log.warning("IB refused modifying %s (error %s)", order.orderRef, refused[0])
         return not refused
 

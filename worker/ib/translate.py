@@ -44,8 +44,11 @@ def order_snapshot(trade: Trade) -> OrderSnapshot:
         action=order.action,
         order_type=order.orderType,
         quantity=num(order.totalQuantity) or Decimal(0),
-        limit_price=num(order.lmtPrice) if order.orderType in ("LMT", "STP LMT") else None,
-        stop_price=num(order.auxPrice) if order.orderType in ("STP", "STP LMT", "TRAIL") else None,
+        limit_price=num(order.lmtPrice) if order.orderType in ("LMT", "STP LMT", "LOC") else None,
+        # a TRAIL's auxPrice is its trail amount: its stop is trailStopPrice (as sent or reported)
+        stop_price=num(order.trailStopPrice if order.orderType == "TRAIL" else order.auxPrice)
+        if order.orderType in ("STP", "STP LMT", "TRAIL")
+        else None,
         tif=order.tif or None,
         oca_group=order.ocaGroup or None,
         status=status.status or "PendingSubmit",
