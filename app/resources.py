@@ -6,10 +6,12 @@ its own field. Views call :func:`resources` (or :func:`get_ctx`) instead of look
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
+
+from core.risk_file import RiskFile
 
 if TYPE_CHECKING:
     from app.dashboard.session import SessionStore
@@ -28,6 +30,9 @@ class WebResources:
     """The shared context plus the per-process parts the blueprints add in ``init_app``."""
 
     ctx: AppContext
+    # RISK_FILE, read once when the process starts (the web uses its fan-out accounts); a HUP to
+    # gunicorn starts new workers, which read it again.
+    risk_file: RiskFile = field(default_factory=RiskFile)
     intake: Intake | None = None
     metrics: WebhookMetrics | None = None
     admin_limiter: AuthFailureLockout | None = None
@@ -47,6 +52,17 @@ class WebResources:
 def resources(app: Flask | None = None) -> WebResources:
     """This process's resources (the current app's unless ``app`` is given)."""
     return (app or current_app).extensions[EXTENSION_KEY]
+
+
+def load_web_risk_file(risk_file_setting: str | None) -> RiskFile:
+    """``RISK_FILE`` for the web (default ``config/risk.yaml`` when present). A bad file ends the
+    process like a bad setting: ``SystemExit`` with the file, the line and the reason, exit code 1."""
+    from core.risk_file import RiskFileError, load_risk_file, resolve_path
+
+    try:
+        return load_risk_file(resolve_path(risk_file_setting))
+    except RiskFileError as exc:
+        raise SystemExit(f"tv2ib: risk file error: {exc}") from None
 
 
 def get_ctx(app: Flask | None = None) -> AppContext:

@@ -58,7 +58,33 @@ def on_starting(server):  # noqa: ANN001 - gunicorn hook signature
     if _settings_error is not None:
         print(f"tv2ib: configuration error: {_settings_error}", file=sys.stderr, flush=True)
         sys.exit(1)
+    _check_risk_file()
     _fresh_metrics_dir()
+
+
+def _check_risk_file() -> None:
+    """A bad RISK_FILE stops the server before any worker starts, like a bad setting (each worker
+    then reads the file itself in create_app; a HUP starts new workers, which read it again)."""
+    from core.risk_file import RiskFileError, load_risk_file, resolve_path
+
+    try:
+        load_risk_file(resolve_path(_settings.risk_file if _settings else None))
+    except RiskFileError as exc:
+        print(f"tv2ib: risk file error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
+def on_reload(server):  # noqa: ANN001 - gunicorn hook signature
+    """HUP: new workers read RISK_FILE again. Say so, and say loudly when the file is now bad: the
+    new workers would refuse to start (fix the file; until then no alert is taken)."""
+    from core.risk_file import RiskFileError, load_risk_file, resolve_path
+
+    try:
+        loaded = load_risk_file(resolve_path(_settings.risk_file if _settings else None))
+    except RiskFileError as exc:
+        server.log.error("tv2ib: risk file error after HUP: %s; new web workers will not start", exc)
+        return
+    server.log.info("tv2ib: HUP: web workers restart with risk file %s", loaded.path or "(none)")
 
 
 _METRICS_DIR_OWNED = "TV2IB_METRICS_DIR_OWNED"
