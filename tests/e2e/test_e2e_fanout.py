@@ -53,7 +53,9 @@ def test_one_alert_to_two_accounts_orders_once_per_account_across_a_worker_kill(
         for account, child_id in children.items():
             orders = [o for o in state["orders"] if o["orderRef"] == f"tv2ib:{child_id}:entry"]
             assert [(o["account"], o["quantity"]) for o in orders] == [(account, 5)], state["orders"]
-            bought = sum(e["shares"] for e in state["executions"] if e["orderRef"] == f"tv2ib:{child_id}:entry")
+            bought = sum(
+                e["shares"] for e in state["executions"] if e["orderRef"] == f"tv2ib:{child_id}:entry"
+            )
             assert bought == 5, (account, state["executions"])
             assert all(e["account"] == account for e in state["executions"] if child_id in e["orderRef"])
             child = stack.admin_get(f"/api/alerts/{child_id}").json()
