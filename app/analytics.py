@@ -149,6 +149,8 @@ def strategy_stats(
             .group_by(Alert.strategy, Alert.status)
         )
         for name, status, count in counts:
+            if status == "fanned_out":
+                continue  # a fan-out parent trades nothing: its children (one per account) count
             entry = row(name)
             entry["alerts"] += int(count)
             if status == "filled":

@@ -6,6 +6,8 @@ its own field. Views call :func:`resources` (or :func:`get_ctx`) instead of look
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -22,7 +24,12 @@ if TYPE_CHECKING:
     from core.context import AppContext
     from core.relay import RelayThread
 
+log = logging.getLogger(__name__)
+
 EXTENSION_KEY = "tv2ib"
+# Set by gunicorn's master (config/gunicorn.conf.py) once it has read RISK_FILE itself: its workers
+# then take the master's last good rules, so a file broken before a HUP does not stop them.
+RISK_FILE_FROM_MASTER = "TV2IB_RISK_FILE_FROM_MASTER"
 
 
 @dataclass
@@ -40,6 +47,12 @@ class WebResources:
     sessions: SessionStore | None = None
     relay: RelayThread | None = None  # started by gunicorn's post_worker_init (one per process)
 
+    def use_risk_file(self, risk_file: RiskFile) -> None:
+        """Route alerts with ``risk_file`` from now on (gunicorn hands each worker the master's copy)."""
+        self.risk_file = risk_file
+        if self.intake is not None:
+            self.intake.risk_file = risk_file
+
     def close(self) -> None:
         """Where the process ends (gunicorn's worker_exit): stop the relay, then write pending
         ``queued`` marks and close intake's fast-path connections."""
@@ -56,12 +69,19 @@ def resources(app: Flask | None = None) -> WebResources:
 
 def load_web_risk_file(risk_file_setting: str | None) -> RiskFile:
     """``RISK_FILE`` for the web (default ``config/risk.yaml`` when present). A bad file ends the
-    process like a bad setting: ``SystemExit`` with the file, the line and the reason, exit code 1."""
+    process like a bad setting: ``SystemExit`` with the file, the line and the reason, exit code 1.
+
+    Under gunicorn the master has read the file already (it refused to start on a bad one) and
+    hands its copy to each worker before the worker serves a request; a file broken since (before a
+    HUP) is then logged here and the master's copy, the last good one, is used."""
     from core.risk_file import RiskFileError, load_risk_file, resolve_path
 
     try:
         return load_risk_file(resolve_path(risk_file_setting))
     except RiskFileError as exc:
+        if os.environ.get(RISK_FILE_FROM_MASTER):
+            log.error("risk file error: %s; using the rules gunicorn's master read last", exc)
+            return RiskFile()  # replaced by the master's copy in post_worker_init, before any request
         raise SystemExit(f"tv2ib: risk file error: {exc}") from None
 
 

@@ -230,3 +230,24 @@ def test_dashboard_shows_the_children_with_links(client, ctx):
     assert f'href="/alerts/{body["alert_id"]}"' in child_page and "DU2" in child_page
     home = client.get("/").get_data(as_text=True)
     assert 'class="child"' in home and "fanned_out" in home
+
+
+def test_a_child_no_worker_took_is_rejected_by_the_sweep_with_a_notice_naming_its_account(
+    client, ctx, redis_client
+):
+    from sqlalchemy import select
+    from test_routing import age
+
+    from core.models import Notice
+    from core.relay import relay_once
+
+    body = post(client, alert_body(account=["DU1", "DU2"])).get_json()
+    du2 = body["children"][1]["alert_id"]
+    age(ctx, du2, 600)
+    relay_once(ctx)
+    child = get_alert(ctx, du2)
+    assert child.status == AlertStatus.REJECTED and child.reason.startswith("no worker took it within")
+    assert get_alert(ctx, body["alert_id"]).status == AlertStatus.FANNED_OUT  # the parent stays as it is
+    with ctx.sessions() as session:
+        [notice] = session.scalars(select(Notice)).all()
+    assert notice.text.endswith("account DU2") and du2 in notice.text
