@@ -208,13 +208,12 @@ class Intake:
             if recorded.children:
                 body["children"] = [{"alert_id": c, "account": a} for c, a in recorded.children]
             return Outcome(200, body, "duplicate", alert_id=recorded.duplicate_of)
-        if recorded.status == AlertStatus.FANNED_OUT.value:
-            # every child is committed already; one whose enqueue fails stays 'received' for the relay
-            listed = [
-                {"alert_id": child, "account": account, "status": self._enqueue(child, account)}
-                for child, account in recorded.children
-            ]
-            body = {"alert_id": recorded.alert_id, "status": recorded.status, "children": listed}
+        if recorded.status == AlertStatus.FANNED_OUT.value:  # parent and children are committed already
+            body = {
+                "alert_id": recorded.alert_id,
+                "status": recorded.status,
+                "children": self._enqueue_children(recorded.children),
+            }
             return Outcome(202, body, "accepted", recorded.alert_id)
         status = self._enqueue(recorded.alert_id, routed.payload.account)
         return Outcome(202, {"alert_id": recorded.alert_id, "status": status}, "accepted", recorded.alert_id)
@@ -243,6 +242,18 @@ class Intake:
                 client_ip=address,
             )
         return error_outcome(400, "bad_request", "bad_request", reason, alert_id=alert_id)
+
+    def _enqueue_children(self, children: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
+        """Enqueue a fan-out's committed children, each on its account's queue. Once Redis fails,
+        the rest are not tried (each try could cost its connect timeout, and TradingView waits 3 s
+        at most): they stay ``received`` and the relay enqueues them."""
+        listed = []
+        redis_up = True
+        for child, account in children:
+            status = self._enqueue(child, account) if redis_up else "received"
+            redis_up = status == "queued"
+            listed.append({"alert_id": child, "account": account, "status": status})
+        return listed
 
     def _enqueue(self, alert_id: str, account: str | None) -> str:
         """Outbox step: enqueue after commit; if Redis is down the relay does it later.

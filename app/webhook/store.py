@@ -3,6 +3,8 @@
 * valid      -> status ``received`` (committed BEFORE the answer), then ``queued`` once on rq
 * invalid    -> status ``invalid`` with ``errors`` (field -> problems) and a one-line ``reason``
 * duplicate  -> status ``duplicate`` with ``duplicate_of`` = the first alert's id; never enqueued
+* fan-out    -> a parent ``fanned_out`` (terminal) plus one ``received`` child per account
+                (``parent_id``), in the parent's transaction (:mod:`app.webhook.fanout`)
 
 Dedup is race-free on both databases: the first alert claims its idempotency key in
 ``dedup_claims`` (primary key) in the SAME transaction that inserts it. A concurrent identical
