@@ -30,15 +30,22 @@ GUNICORN = [
 BAD = "strategies:\n  trend:\n    accounts: [DU1, DU1]\n"
 
 
-def test_a_bad_risk_file_stops_create_app_naming_the_line(make_settings, tmp_path):
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (BAD, "strategies.trend.accounts names an account twice"),
+        (
+            "strategies:\n  trend:\n    accounts: [DU1, 'DU 2']\n",
+            "strategies.trend.accounts names 'DU 2', not an IB account id (letters, digits, _ . - only)",
+        ),
+    ],
+)
+def test_a_bad_risk_file_stops_create_app_naming_the_line(make_settings, tmp_path, text, reason):
     path = tmp_path / "risk.yaml"
-    path.write_text(BAD)
+    path.write_text(text)
     with pytest.raises(SystemExit) as stopped:
         create_app(make_settings(RISK_FILE=str(path)))
-    assert (
-        str(stopped.value)
-        == f"tv2ib: risk file error: {path}:3: strategies.trend.accounts names an account twice"
-    )
+    assert str(stopped.value) == f"tv2ib: risk file error: {path}:3: {reason}"
 
 
 @pytest.mark.e2e
