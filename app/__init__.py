@@ -21,13 +21,14 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     """Build the web app. Without arguments, settings come from the environment and ``.env``.
 
     A missing or too short ``WEBHOOK_SECRET`` ends the process with a clear message and exit code 1
-    (``SystemExit``), not a traceback. Starting migrates the database to the latest schema.
+    (``SystemExit``), not a traceback; so does a bad ``RISK_FILE`` (naming its line and the reason).
+    Starting migrates the database to the latest schema.
     """
     from flask import Flask
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from app import api, dashboard, errors, events, health, metrics, webhook
-    from app.resources import EXTENSION_KEY, WebResources
+    from app.resources import EXTENSION_KEY, WebResources, load_web_risk_file
     from config.logging_setup import configure_logging
     from config.settings import SettingsError, load_settings
     from core.context import AppContext
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
         except SettingsError as exc:
             raise SystemExit(f"tv2ib: configuration error: {exc}") from None
     configure_logging(settings.log_level, settings.log_format, settings.secrets())
+    risk_file = load_web_risk_file(settings.risk_file)  # before connecting: a bad file stops us here
     # Alembic narrates every migration check at INFO; core.db logs the one line that matters.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     if context is None:
@@ -47,7 +49,7 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
 
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions[EXTENSION_KEY] = WebResources(context)
+    app.extensions[EXTENSION_KEY] = WebResources(context, risk_file=risk_file)
     if settings.trusted_proxies:
         # ProxyFix takes the N-th value from the right of X-Forwarded-For and X-Forwarded-Proto:
         # entries a client forged on the left are never reached, so a forged header gains nothing.

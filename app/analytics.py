@@ -71,7 +71,24 @@ def search_alerts(sessions: sessionmaker[Session], query: AlertQuery) -> tuple[l
             .offset((max(1, query.page) - 1) * per_page)
             .limit(per_page)
         )
-        return [alert_to_dict(a) for a in rows], int(total)
+        return nest_children([alert_to_dict(a) for a in rows]), int(total)
+
+
+def nest_children(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The page's alerts with every fan-out child moved right under its parent (when the parent is
+    on the page; the list shows children indented there). Order otherwise kept: newest first."""
+    on_page = {a["id"] for a in alerts}
+    children: dict[str, list[dict[str, Any]]] = {}
+    for alert in alerts:
+        if alert.get("parent_id") in on_page:
+            children.setdefault(alert["parent_id"], []).append(alert)
+    nested: list[dict[str, Any]] = []
+    for alert in alerts:
+        if alert.get("parent_id") in on_page:
+            continue
+        nested.append(alert)
+        nested.extend(sorted(children.get(alert["id"], []), key=lambda c: c["id"]))
+    return nested
 
 
 def strategy_names(sessions: sessionmaker[Session]) -> list[str]:
@@ -132,6 +149,8 @@ def strategy_stats(
             .group_by(Alert.strategy, Alert.status)
         )
         for name, status, count in counts:
+            if status == "fanned_out":
+                continue  # a fan-out parent trades nothing: its children (one per account) count
             entry = row(name)
             entry["alerts"] += int(count)
             if status == "filled":

@@ -6,10 +6,14 @@ its own field. Views call :func:`resources` (or :func:`get_ctx`) instead of look
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import os
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
+
+from core.risk_file import RiskFile
 
 if TYPE_CHECKING:
     from app.dashboard.session import SessionStore
@@ -20,7 +24,12 @@ if TYPE_CHECKING:
     from core.context import AppContext
     from core.relay import RelayThread
 
+log = logging.getLogger(__name__)
+
 EXTENSION_KEY = "tv2ib"
+# Set by gunicorn's master (config/gunicorn.conf.py) once it has read RISK_FILE itself: its workers
+# then take the master's last good rules, so a file broken before a HUP does not stop them.
+RISK_FILE_FROM_MASTER = "TV2IB_RISK_FILE_FROM_MASTER"
 
 
 @dataclass
@@ -28,12 +37,21 @@ class WebResources:
     """The shared context plus the per-process parts the blueprints add in ``init_app``."""
 
     ctx: AppContext
+    # RISK_FILE, read once when the process starts (the web uses its fan-out accounts); a HUP to
+    # gunicorn starts new workers, which read it again.
+    risk_file: RiskFile = field(default_factory=RiskFile)
     intake: Intake | None = None
     metrics: WebhookMetrics | None = None
     admin_limiter: AuthFailureLockout | None = None
     streams: StreamSlots | None = None
     sessions: SessionStore | None = None
     relay: RelayThread | None = None  # started by gunicorn's post_worker_init (one per process)
+
+    def use_risk_file(self, risk_file: RiskFile) -> None:
+        """Route alerts with ``risk_file`` from now on (gunicorn hands each worker the master's copy)."""
+        self.risk_file = risk_file
+        if self.intake is not None:
+            self.intake.risk_file = risk_file
 
     def close(self) -> None:
         """Where the process ends (gunicorn's worker_exit): stop the relay, then write pending
@@ -47,6 +65,24 @@ class WebResources:
 def resources(app: Flask | None = None) -> WebResources:
     """This process's resources (the current app's unless ``app`` is given)."""
     return (app or current_app).extensions[EXTENSION_KEY]
+
+
+def load_web_risk_file(risk_file_setting: str | None) -> RiskFile:
+    """``RISK_FILE`` for the web (default ``config/risk.yaml`` when present). A bad file ends the
+    process like a bad setting: ``SystemExit`` with the file, the line and the reason, exit code 1.
+
+    Under gunicorn the master has read the file already (it refused to start on a bad one) and
+    hands its copy to each worker before the worker serves a request; a file broken since (before a
+    HUP) is then logged here and the master's copy, the last good one, is used."""
+    from core.risk_file import RiskFileError, load_risk_file, resolve_path
+
+    try:
+        return load_risk_file(resolve_path(risk_file_setting))
+    except RiskFileError as exc:
+        if os.environ.get(RISK_FILE_FROM_MASTER):
+            log.error("risk file error: %s; using the rules gunicorn's master read last", exc)
+            return RiskFile()  # replaced by the master's copy in post_worker_init, before any request
+        raise SystemExit(f"tv2ib: risk file error: {exc}") from None
 
 
 def get_ctx(app: Flask | None = None) -> AppContext:

@@ -10,7 +10,8 @@ from typing import Any
 from cli import exitcodes
 from cli.client import ApiClient
 
-TERMINAL = frozenset({"filled", "cancelled", "rejected", "invalid", "duplicate", "failed"})
+# fanned_out: a parent whose children trade on their accounts; the detail lists them
+TERMINAL = frozenset({"filled", "cancelled", "rejected", "invalid", "duplicate", "failed", "fanned_out"})
 FAILURES = frozenset({"cancelled", "rejected", "invalid", "failed"})
 # IB order states of an order that rests at the broker and can still fill.
 WORKING_ORDER = frozenset({"PendingSubmit", "ApiPending", "PreSubmitted", "Submitted"})

@@ -20,6 +20,7 @@ STATUS_STYLE = {
     "failed": "red",
     "cancelled": "magenta",
     "duplicate": "dim",
+    "fanned_out": "dim",
 }
 
 
@@ -94,6 +95,18 @@ def positions_table(positions: list[dict[str, Any]]) -> Table:
     return table
 
 
+def children_table(children: list[dict[str, Any]]) -> Table:
+    """A fan-out parent's child alerts, one per account (``tv2ib alert <child id>`` for one)."""
+    table = Table(title=f"Children ({len(children)})", title_justify="left")
+    for column in ("account", "alert", "status", "reason"):
+        table.add_column(column, overflow="fold")
+    for c in children:
+        table.add_row(
+            c.get("account") or "", c.get("id") or "", status_text(c.get("status")), c.get("reason") or ""
+        )
+    return table
+
+
 def alert_detail(alert: dict[str, Any]) -> list[Any]:
     """Header table, orders, fills and the audit trail of one alert."""
     head = Table.grid(padding=(0, 2))
@@ -105,7 +118,7 @@ def alert_detail(alert: dict[str, Any]) -> list[Any]:
         head.add_row("reason", alert["reason"])
     head.add_row("received", _time(alert.get("received_at")))
     head.add_row("signal", " ".join(str(alert.get(k) or "") for k in ("ticker", "action")).strip())
-    for key in ("strategy", "account", "duplicate_of"):
+    for key in ("strategy", "account", "parent_id", "duplicate_of"):
         if alert.get(key):
             head.add_row(key, str(alert[key]))
     for field, errors in (alert.get("errors") or {}).items():
@@ -114,6 +127,8 @@ def alert_detail(alert: dict[str, Any]) -> list[Any]:
             "; ".join(map(str, errors)) if isinstance(errors, list) else str(errors),
         )
     parts: list[Any] = [head]
+    if alert.get("children"):
+        parts.append(children_table(alert["children"]))
     if alert.get("orders"):
         parts.append(orders_table(alert["orders"]))
     if alert.get("fills"):

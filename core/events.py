@@ -49,6 +49,8 @@ class AlertRejectedEvent(TypedDict):
     action: str | None
     status: str
     reason: str | None
+    # the account of a fan-out child (one alert of several accounts): its notice names it
+    account: NotRequired[str]
 
 
 class OrderStatusEvent(TypedDict):
@@ -78,6 +80,7 @@ class OrderRejectedEvent(TypedDict):
     order_ref: str
     error_code: int
     reason: str
+    account: NotRequired[str]  # as in AlertRejectedEvent: set for a fan-out child's order
 
 
 class FillEvent(TypedDict):
@@ -239,8 +242,9 @@ def alert_rejected(
     action: str | None,
     status: str,
     reason: str | None,
+    account: str | None = None,
 ) -> AlertRejectedEvent:
-    return {
+    event: AlertRejectedEvent = {
         "type": "alert_rejected",
         "alert_id": alert_id,
         "strategy": strategy,
@@ -249,6 +253,9 @@ def alert_rejected(
         "status": status,
         "reason": reason,
     }
+    if account:
+        event["account"] = account
+    return event
 
 
 def order_status(order: Order, remaining: Decimal | None) -> OrderStatusEvent:
@@ -277,8 +284,9 @@ def order_rejected(
     order_ref: str,
     error_code: int,
     reason: str,
+    account: str | None = None,
 ) -> OrderRejectedEvent:
-    return {
+    event: OrderRejectedEvent = {
         "type": "order_rejected",
         "alert_id": alert_id,
         "strategy": strategy,
@@ -288,6 +296,9 @@ def order_rejected(
         "error_code": error_code,
         "reason": reason,
     }
+    if account:
+        event["account"] = account
+    return event
 
 
 def fill(

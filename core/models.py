@@ -70,6 +70,10 @@ class AlertStatus(enum.StrEnum):
     INVALID = "invalid"
     DUPLICATE = "duplicate"
     FAILED = "failed"
+    # A fan-out parent: the alert named several accounts (or its strategy has ``accounts`` in the
+    # risk file), so intake made one child alert per account in the same transaction. The parent
+    # itself trades nothing and ends here at once; each child lives the trading lifecycle above.
+    FANNED_OUT = "fanned_out"
 
     @property
     def is_terminal(self) -> bool:
@@ -84,6 +88,7 @@ TERMINAL_STATUSES = frozenset(
         AlertStatus.INVALID,
         AlertStatus.DUPLICATE,
         AlertStatus.FAILED,
+        AlertStatus.FANNED_OUT,
     }
 )
 # IB's order states (``Order.status``), defined once for the web app and the worker. "Unknown" is
@@ -104,6 +109,7 @@ STATUS_RANK = {
     AlertStatus.INVALID: 5,
     AlertStatus.DUPLICATE: 5,
     AlertStatus.FAILED: 5,
+    AlertStatus.FANNED_OUT: 5,
 }
 
 
@@ -154,10 +160,19 @@ class Alert(Base):
     plan: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # TradingView's {{timenow}} when given: staleness checks and end-to-end latency.
     signal_time: Mapped[datetime | None] = mapped_column()
+    # A child alert of a fan-out (one per account) points at its parent; None for every other alert.
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("alerts.id"), index=True)
 
+    children: Mapped[list[Alert]] = relationship(order_by="Alert.id", viewonly=True)
     orders: Mapped[list[Order]] = relationship(back_populates="alert", order_by="Order.id")
     fills: Mapped[list[Fill]] = relationship(back_populates="alert", order_by="Fill.id")
     events: Mapped[list[AlertEvent]] = relationship(back_populates="alert", order_by="AlertEvent.id")
+
+    @property
+    def fanout_account(self) -> str | None:
+        """The account of a fan-out child, which its notices name (one alert, several accounts:
+        the trader must see which account refused or filled); None for any other alert."""
+        return self.account if self.parent_id else None
 
 
 class AlertEvent(Base):

@@ -113,7 +113,13 @@ def _insert_or_ignore(session: Session, row: dict[str, Any]) -> int:
 
 
 def alert_rejected_draft(
-    alert_id: str, reason: str, *, action: str | None, ticker: str | None, strategy: str | None
+    alert_id: str,
+    reason: str,
+    *,
+    action: str | None,
+    ticker: str | None,
+    strategy: str | None,
+    account: str | None = None,
 ) -> NoticeDraft:
     """The notice of an alert refused outside the worker, worded like the worker's own
     ``alert_rejected`` notice and sharing its dedup key (``rejected:<alert id>``): an alert is
@@ -123,6 +129,7 @@ def alert_rejected_draft(
     origin = f"alert <code>{esc(alert_id)}</code>"
     if strategy:
         origin = f"strategy <b>{esc(strategy[:200])}</b> · {origin}"
-    return NoticeDraft(
-        "alert_rejected", "\n".join([head, esc(reason[:1500]), origin]), f"rejected:{alert_id}"
-    )
+    lines = [head, esc(reason[:1500]), origin]
+    if account:  # a fan-out child names its account, as the worker's notice does
+        lines.append(f"account {esc(account)}")
+    return NoticeDraft("alert_rejected", "\n".join(lines), f"rejected:{alert_id}")

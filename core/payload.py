@@ -36,7 +36,9 @@ Python name in camelCase), enums lower-case, ``ticker``/``exchange`` upper-case:
     extendedHours   bool   default false
     cancel          bool   default false (cancel working orders for the ticker first)
     time            str|null  ISO-8601 in UTC with "Z" ("2026-11-22T07:35:25Z"); {{timenow}}
-    account         str|null  routing: the rq queue is keys.queue_name(account)
+    account         str|null  routing: the rq queue is keys.queue_name(account). Exception: the stored
+                              payload of a fan-out PARENT (status fanned_out, never executed) keeps the
+                              list of accounts as sent; each child's has one (app/webhook/fanout.py)
     strategy        str|null
     extras          obj|null  free-form JSON object kept with the alert
     id              str|null  the sender's idempotency key

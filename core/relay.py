@@ -228,7 +228,12 @@ def _reject_unconsumed(ctx: AppContext, alert_id: str, reason: str) -> bool:
         assert alert is not None
         session.add(AlertEvent(alert_id=alert_id, at=now, status=AlertStatus.REJECTED.value, message=reason))
         draft = alert_rejected_draft(
-            alert_id, reason, action=alert.action, ticker=alert.ticker, strategy=alert.strategy
+            alert_id,
+            reason,
+            action=alert.action,
+            ticker=alert.ticker,
+            strategy=alert.strategy,
+            account=alert.fanout_account,
         )
         enqueue_draft(session, draft, ctx.settings)
         status = AlertStatus.REJECTED.value
@@ -236,7 +241,7 @@ def _reject_unconsumed(ctx: AppContext, alert_id: str, reason: str) -> bool:
             events.alert_status(alert_id, status, reason),
             events.alert_rejected(
                 alert_id, strategy=alert.strategy, ticker=alert.ticker, action=alert.action,
-                status=status, reason=reason,
+                status=status, reason=reason, account=alert.fanout_account,
             ),
         ]  # fmt: skip
     log.warning("relay: alert %s rejected: %s", alert_id, reason)

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from core import keys, routing
-from core.models import IB_WORKING_STATUSES, Alert, Control, Fill, Order, Position, utcnow
+from core.models import IB_WORKING_STATUSES, Alert, AlertStatus, Control, Fill, Order, Position, utcnow
 
 PAUSED_KEY = "paused"
 # Job the worker runs for /flatten: cancel every working order, then close every position.
@@ -85,6 +85,7 @@ def alert_to_dict(alert: Alert, *, detail: bool = False) -> dict[str, Any]:
         "action": alert.action,
         "strategy": alert.strategy,
         "account": alert.account,
+        "parent_id": alert.parent_id,
     }
     if detail:
         doc.update(
@@ -92,6 +93,7 @@ def alert_to_dict(alert: Alert, *, detail: bool = False) -> dict[str, Any]:
             raw_body=alert.raw_body,
             errors=alert.errors,
             duplicate_of=alert.duplicate_of,
+            children=[child_to_dict(c) for c in alert.children],
             plan=alert.plan,
             orders=[order_to_dict(o) for o in alert.orders],
             fills=[fill_to_dict(f) for f in alert.fills],
@@ -100,13 +102,24 @@ def alert_to_dict(alert: Alert, *, detail: bool = False) -> dict[str, Any]:
     return doc
 
 
+def child_to_dict(alert: Alert) -> dict[str, Any]:
+    """One child of a fan-out as its parent lists it."""
+    return {"id": alert.id, "account": alert.account, "status": alert.status, "reason": alert.reason}
+
+
 def get_alert(sessions: sessionmaker[Session], alert_id: str) -> dict[str, Any] | None:
-    """One alert with its plan, orders, fills and audit trail; None when unknown."""
+    """One alert with its plan, orders, fills, audit trail and (for a fan-out parent) its children
+    ``[{id, account, status, reason}]``; a child has ``parent_id``. None when unknown."""
     with sessions() as session:
         alert = session.scalar(
             select(Alert)
             .where(Alert.id == alert_id)
-            .options(selectinload(Alert.orders), selectinload(Alert.fills), selectinload(Alert.events))
+            .options(
+                selectinload(Alert.orders),
+                selectinload(Alert.fills),
+                selectinload(Alert.events),
+                selectinload(Alert.children),
+            )
         )
         return None if alert is None else alert_to_dict(alert, detail=True)
 
@@ -114,12 +127,22 @@ def get_alert(sessions: sessionmaker[Session], alert_id: str) -> dict[str, Any] 
 def recent_alerts(
     sessions: sessionmaker[Session], limit: int = 20, status: str | None = None
 ) -> list[dict[str, Any]]:
-    """The newest alerts first (ids are time-ordered)."""
+    """The newest alerts first (ids are time-ordered). A fan-out parent (``fanned_out``) carries
+    its ``children`` ``[{id, account, status, reason}]``; each child is also listed on its own,
+    with its ``parent_id``."""
     with sessions() as session:
         query = select(Alert).order_by(Alert.id.desc()).limit(max(1, min(limit, 500)))
         if status:
             query = query.where(Alert.status == status)
-        return [alert_to_dict(a) for a in session.scalars(query)]
+        rows = list(session.scalars(query))
+        return [_listed(a) for a in rows]
+
+
+def _listed(alert: Alert) -> dict[str, Any]:
+    doc = alert_to_dict(alert)
+    if alert.status == AlertStatus.FANNED_OUT:
+        doc["children"] = [child_to_dict(c) for c in alert.children]  # a parent is rare: lazy load
+    return doc
 
 
 def list_orders(

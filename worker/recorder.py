@@ -284,6 +284,7 @@ class Recorder:
                     action=alert.action,
                     status=status.value,
                     reason=alert.reason,
+                    account=alert.fanout_account,  # fan-out (issue 11): a child's notice names its account
                 )
             )
         log.info("alert %s -> %s: %s", alert_id, status.value, message)
@@ -443,6 +444,7 @@ class Recorder:
                 order_ref=row.order_ref,
                 error_code=code,
                 reason=text,
+                account=alert.fanout_account if alert else None,  # fan-out (issue 11)
             )
         )
         if row.status not in IB_ENDED_UNFILLED_STATUSES:

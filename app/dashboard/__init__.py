@@ -69,6 +69,7 @@ STATUS_CLASS = {
     "rejected": "st-bad",
     "invalid": "st-bad",
     "failed": "st-bad",
+    "fanned_out": "st-muted",  # a fan-out parent: its children carry the trading states
 }
 
 

@@ -8,6 +8,7 @@ One module per step, in the order a request meets them:
 * :mod:`~app.webhook.auth`      secret (constant time), per-strategy secrets, TradingView addresses
 * :mod:`~app.webhook.parsing`   bounded body read, strict JSON, secret removal for storage
 * :mod:`~app.webhook.schema`    validation into THE normalised payload (:class:`core.payload.AlertPayload`)
+* :mod:`~app.webhook.fanout`    one alert, several accounts: the accounts an alert goes to
 * :mod:`~app.webhook.dedup`     idempotency keys
 * :mod:`~app.webhook.store`     persistence (race-free dedup claims), committed before the answer
 * :mod:`~core.enqueue`   the rq job, at most once per alert (shared with :mod:`core.relay`)

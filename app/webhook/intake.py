@@ -25,14 +25,17 @@ from flask import Request
 
 from app.webhook import auth, parsing, store
 from app.webhook.dedup import idempotency_key
+from app.webhook.fanout import Route, route
 from app.webhook.marker import QueuedMarker
 from app.webhook.ratelimit import WebhookLimiter
 from app.webhook.redaction import HOLDER_MESSAGE, Redactor, nest
-from app.webhook.schema import field_errors_summary, normalise
+from app.webhook.schema import field_errors_summary, normalise_alert
 from core.context import AppContext
 from core.enqueue import enqueue_alert
 from core.keys import queue_name
-from core.routing import ServedCache, account_refusal
+from core.models import AlertStatus
+from core.risk_file import RiskFile
+from core.routing import Served, ServedCache, account_refusal
 
 # The columns of an invalid alert's row taken from the alert as sent (shown in lists).
 _SHOWN_COLUMNS = ("strategy", "account", "ticker", "action")
@@ -63,8 +66,10 @@ def error_outcome(status: int, outcome: str, code: str, message: str, **extra: A
 class Intake:
     """Turns webhook requests into stored, enqueued alerts. One per app, thread-safe."""
 
-    def __init__(self, ctx: AppContext):
+    def __init__(self, ctx: AppContext, risk_file: RiskFile | None = None):
         self.ctx = ctx
+        # the risk file's fan-out accounts per strategy (read once per process; HUP reloads it)
+        self.risk_file = risk_file or RiskFile()
         self.settings = ctx.settings
         self.secrets = ctx.settings.secrets()
         self.redactor = Redactor(self.secrets)
@@ -157,14 +162,16 @@ class Intake:
 
         body_text = parsing.stored_body(text, raw, self.redactor)
         errors = self._refusals(decoded, alert)
-        payload = None
+        normalised = None
         if not errors:
-            payload, errors = normalise(alert, max_quantity=settings.max_order_quantity)
-        if payload is not None:
-            refusal = account_refusal(payload.account, self.served.get())
-            if refusal is not None:  # no worker would ever take it: say so now, not in 120 s
-                payload, errors = None, {"account": [refusal]}
-        if payload is None:
+            normalised, errors = normalise_alert(alert, max_quantity=settings.max_order_quantity)
+        routed = None
+        if normalised is not None:
+            routed = route(normalised, self.risk_file)
+            refusals = _account_refusals(routed, self.served.get())
+            if refusals:  # no worker would ever take it: say so now, not in 120 s; store no child
+                routed, errors = None, {"account": refusals}
+        if normalised is None or routed is None:
             errors = self._scrub(errors)
             reason = "invalid alert: " + field_errors_summary(errors)
             with self.ctx.engine.connect() as conn:
@@ -178,21 +185,37 @@ class Intake:
                 )
             return error_outcome(422, "invalid", "invalid_alert", reason, fields=errors, alert_id=alert_id)
 
-        stored = self._scrub(payload.to_json())
+        # The idempotency key is that of the alert as SENT (a list of accounts, or none), not of
+        # where the risk file routed it: a resend after the file changed is still a duplicate.
+        sent = self._scrub(normalised.to_json())
+        fan_out = None
+        if routed.fans_out:
+            children = tuple(store.Child(a, self._scrub(routed.child_payload(a))) for a in routed.accounts)
+            fan_out = store.FanOutRows(children, routed.parent_reason())
         recorded = store.record_valid(
             self.ctx.engine,
             fast_engine=self.fast_engine,
-            payload=stored,
+            payload=sent if routed.fans_out else self._scrub(routed.payload.to_json()),
             raw_body=body_text,
             client_ip=address,
-            idempotency_key=idempotency_key(stored),
+            idempotency_key=idempotency_key(sent),
             window_seconds=settings.dedup_window_seconds,
-            signal_time=_signal_time(stored.get("time")),
+            signal_time=_signal_time(sent.get("time")),
+            fan_out=fan_out,
         )
         if recorded.duplicate_of is not None:
             body = {"alert_id": recorded.duplicate_of, "status": recorded.first_status, "duplicate": True}
+            if recorded.children:
+                body["children"] = [{"alert_id": c, "account": a} for c, a in recorded.children]
             return Outcome(200, body, "duplicate", alert_id=recorded.duplicate_of)
-        status = self._enqueue(recorded.alert_id, payload.account)
+        if recorded.status == AlertStatus.FANNED_OUT.value:  # parent and children are committed already
+            body = {
+                "alert_id": recorded.alert_id,
+                "status": recorded.status,
+                "children": self._enqueue_children(recorded.children),
+            }
+            return Outcome(202, body, "accepted", recorded.alert_id)
+        status = self._enqueue(recorded.alert_id, routed.payload.account)
         return Outcome(202, {"alert_id": recorded.alert_id, "status": status}, "accepted", recorded.alert_id)
 
     def _unparsable(
@@ -220,6 +243,18 @@ class Intake:
             )
         return error_outcome(400, "bad_request", "bad_request", reason, alert_id=alert_id)
 
+    def _enqueue_children(self, children: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
+        """Enqueue a fan-out's committed children, each on its account's queue. Once Redis fails,
+        the rest are not tried (each try could cost its connect timeout, and TradingView waits 3 s
+        at most): they stay ``received`` and the relay enqueues them."""
+        listed = []
+        redis_up = True
+        for child, account in children:
+            status = self._enqueue(child, account) if redis_up else "received"
+            redis_up = status == "queued"
+            listed.append({"alert_id": child, "account": account, "status": status})
+        return listed
+
     def _enqueue(self, alert_id: str, account: str | None) -> str:
         """Outbox step: enqueue after commit; if Redis is down the relay does it later.
 
@@ -236,6 +271,16 @@ class Intake:
             return "received"
         self.marker.mark(alert_id, queue_name(account))
         return "queued"
+
+
+def _account_refusals(routed: Route, served: Served) -> list[str]:
+    """Why the alert's account(s) would never be taken: each account of a fan-out is checked like
+    a single alert's (:func:`core.routing.account_refusal`); one refused account refuses the alert."""
+    accounts: tuple[str | None, ...] = routed.accounts if routed.fans_out else (routed.payload.account,)
+    refusals = [r for a in accounts if (r := account_refusal(a, served)) is not None]
+    if refusals and routed.from_risk_file:
+        refusals = [f"{routed.source}: {r}" for r in refusals]
+    return refusals
 
 
 def parsing_code(status: int) -> str:

@@ -15,6 +15,7 @@ import difflib
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, get_args
@@ -50,6 +51,8 @@ PLACEHOLDER_RE = re.compile(r"\{\{[^{}]{0,200}\}\}")
 TICKER_RE = re.compile(r"^[A-Z0-9][A-Z0-9._!/&-]{0,31}\Z")
 EXCHANGE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_.-]{0,31}\Z")
 ACCOUNT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
+# A fan-out writes one child row per account before the answer: a bound on that work.
+MAX_FANOUT_ACCOUNTS = 20
 
 ACTIONS: tuple[str, ...] = get_args(Action)
 SENTIMENTS: tuple[str, ...] = get_args(Sentiment)
@@ -222,6 +225,37 @@ class Text(fields.Field):
         return text
 
 
+class Accounts(fields.Field):
+    """``account``: one IB account id, or a list of them (a fan-out: one child alert per account).
+
+    Returns the string, or a tuple of distinct ids for a list. A one-element list is that account
+    (no fan-out). Each id follows :data:`ACCOUNT_RE`; an account named twice is refused rather than
+    guessed at (two orders for one account, or one?)."""
+
+    def __init__(self, *, max_accounts: int, **kw: Any):
+        super().__init__(**kw)
+        self.one = Text(max_length=64, pattern=ACCOUNT_RE)
+        self.max_accounts = max_accounts
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str | tuple[str, ...]:
+        if not isinstance(value, list):
+            return self.one.deserialize(value)
+        if not value:
+            raise ValidationError("an empty list names no account; give one account or several")
+        if len(value) > self.max_accounts:
+            raise ValidationError(f"at most {self.max_accounts} accounts in one alert, got {len(value)}")
+        accounts: list[str] = []
+        for position, item in enumerate(value):
+            try:
+                account = self.one.deserialize(item)
+            except ValidationError as exc:
+                raise ValidationError(f"item {position + 1}: {exc.messages[0]}") from None
+            if account in accounts:
+                raise ValidationError(f"names account {account} twice; name each account once")
+            accounts.append(account)
+        return accounts[0] if len(accounts) == 1 else tuple(accounts)
+
+
 class Ticker(fields.Field):
     """``AAPL`` or ``EXCHANGE:TICKER``; returns (exchange or None, ticker), upper-case."""
 
@@ -334,7 +368,7 @@ class AlertSchema(Schema):
     extendedHours = Flag(load_default=False)  # noqa: N815
     cancel = Flag(load_default=False)
     time = Timestamp()
-    account = Text(max_length=64, pattern=ACCOUNT_RE)
+    account = Accounts(max_accounts=MAX_FANOUT_ACCOUNTS)
     strategy = Text(max_length=128)
     extras = fields.Dict()
 
@@ -493,10 +527,29 @@ def _add_error(errors: dict[str, Any], key: str, message: str) -> None:
         current.append(message)
 
 
-def normalise(
+@dataclass(frozen=True)
+class Normalised:
+    """A valid alert: its payload, and the accounts it fans out to when it named several.
+
+    ``payload.account`` is None for a fan-out (``accounts`` then holds two or more ids, in the
+    order given); a child's payload is ``payload`` with one of them as its account."""
+
+    payload: AlertPayload
+    accounts: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored payload: a fan-out parent keeps the list it was sent (``"account": [..]``), so
+        its idempotency key differs from the same alert without an account and a replay fans out again."""
+        doc = self.payload.to_json()
+        if self.accounts:
+            doc["account"] = list(self.accounts)
+        return doc
+
+
+def normalise_alert(
     alert: Mapping[str, Any], *, max_quantity: Decimal | None = None
-) -> tuple[AlertPayload | None, dict[str, Any]]:
-    """Validate an alert object (without ``secret``); returns (payload, {}) or (None, field errors).
+) -> tuple[Normalised | None, dict[str, Any]]:
+    """Validate an alert object (without ``secret``); returns (normalised, {}) or (None, field errors).
 
     Every problem is reported at once: unknown fields with hints, unfilled placeholders by name,
     then the schema's type, range and cross-field rules for the remaining fields. ``max_quantity``
@@ -534,7 +587,21 @@ def normalise(
         errors[key] = ["this field is required"]
     if errors or loaded is None:
         return None, errors
-    return _to_payload(loaded), {}
+    accounts = loaded.pop("account") if isinstance(loaded.get("account"), tuple) else ()
+    return Normalised(_to_payload(loaded), accounts), {}
+
+
+def normalise(
+    alert: Mapping[str, Any], *, max_quantity: Decimal | None = None
+) -> tuple[AlertPayload | None, dict[str, Any]]:
+    """:func:`normalise_alert` for an alert that goes to one account (or none): the payload the
+    worker executes. A list of several accounts is a field error here; only intake fans out."""
+    result, errors = normalise_alert(alert, max_quantity=max_quantity)
+    if result is None:
+        return None, errors
+    if result.accounts:
+        return None, {"account": ["names several accounts: a fan-out, which only the webhook makes"]}
+    return result.payload, {}
 
 
 def _over_ceiling(loaded: Mapping[str, Any], max_quantity: Decimal) -> dict[str, Any]:

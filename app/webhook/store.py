@@ -3,6 +3,8 @@
 * valid      -> status ``received`` (committed BEFORE the answer), then ``queued`` once on rq
 * invalid    -> status ``invalid`` with ``errors`` (field -> problems) and a one-line ``reason``
 * duplicate  -> status ``duplicate`` with ``duplicate_of`` = the first alert's id; never enqueued
+* fan-out    -> a parent ``fanned_out`` (terminal) plus one ``received`` child per account
+                (``parent_id``), in the parent's transaction (:mod:`app.webhook.fanout`)
 
 Dedup is race-free on both databases: the first alert claims its idempotency key in
 ``dedup_claims`` (primary key) in the SAME transaction that inserts it. A concurrent identical
@@ -40,17 +42,38 @@ from sqlalchemy.exc import DBAPIError
 
 from core.ids import new_alert_id
 from core.models import AlertStatus, utcnow
-from core.outbox import ALERTS, CLAIMS, insert_event
+from core.outbox import ALERTS, CLAIMS, INSERT_EVENT, insert_event
+
+
+@dataclass(frozen=True)
+class Child:
+    """One child alert of a fan-out to write with its parent: its account and stored payload."""
+
+    account: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FanOutRows:
+    """What :func:`record_valid` writes for a fan-out besides the parent: the children, and the
+    parent's terminal reason."""
+
+    children: tuple[Child, ...]
+    reason: str
 
 
 @dataclass(frozen=True)
 class Recorded:
-    """What intake answers: this request's row and, for a duplicate, the first alert."""
+    """What intake answers: this request's row and, for a duplicate, the first alert.
+
+    ``children``: ``(alert id, account)`` of a fan-out's children (this request's, or for a
+    duplicate of a fan-out, the first alert's)."""
 
     alert_id: str
     status: str
     duplicate_of: str | None = None
     first_status: str | None = None
+    children: tuple[tuple[str, str], ...] = ()
 
 
 _INSERT_ALERT = insert(ALERTS)
@@ -61,6 +84,9 @@ _TAKE_EXPIRED_CLAIM = (
 )
 _CLAIM_OWNER = select(CLAIMS.c.alert_id).where(CLAIMS.c.key == bindparam("b_key"))
 _ALERT_STATUS = select(ALERTS.c.status).where(ALERTS.c.id == bindparam("b_id"))
+_CHILDREN = (
+    select(ALERTS.c.id, ALERTS.c.account).where(ALERTS.c.parent_id == bindparam("b_id")).order_by(ALERTS.c.id)
+)
 
 
 @cache
@@ -205,11 +231,17 @@ def record_valid(
     idempotency_key: str,
     window_seconds: float,
     signal_time: datetime | None = None,
+    fan_out: FanOutRows | None = None,
 ) -> Recorded:
     """Store a valid alert as ``received``, or as a ``duplicate`` of the key's first alert.
 
     Committed when this returns (the caller answers only after that). ``fast_engine`` (from
-    :func:`make_fast_engine`) enables PostgreSQL's one-statement path."""
+    :func:`make_fast_engine`) enables PostgreSQL's one-statement path.
+
+    With ``fan_out`` the alert is a parent: it is stored ``fanned_out`` (terminal, with
+    ``fan_out.reason``) together with one ``received`` child per account, all in the SAME
+    transaction as the dedup claim, so either the whole fan-out is committed or nothing is, and
+    a resend finds the claim and becomes a duplicate of the parent with no new children."""
     now = utcnow()
     alert_id = new_alert_id()
     row: dict[str, Any] = {
@@ -230,7 +262,7 @@ def record_valid(
         "signal_time": signal_time,
         "enqueue_attempts": 0,
     }
-    if window_seconds > 0 and fast_engine is not None:
+    if window_seconds > 0 and fast_engine is not None and fan_out is None:
         params = dict(row, payload=json.dumps(payload), expires_at=now + timedelta(seconds=window_seconds))
         inserted = _record_fresh(fast_engine, params)
         if inserted is not None:
@@ -251,8 +283,63 @@ def record_valid(
             row["reason"] = message = (
                 f"duplicate of alert {owner} (same idempotency key within {window_seconds:g} s)"
             )
+        children: tuple[tuple[str, str], ...] = ()
+        if owner != alert_id:
+            if first_status == AlertStatus.FANNED_OUT.value:
+                children = tuple((c, a) for c, a in conn.execute(_CHILDREN, {"b_id": owner}).all())
+        elif fan_out is not None:
+            row["status"] = AlertStatus.FANNED_OUT.value
+            row["reason"] = fan_out.reason
+            row["account"] = None  # the accounts are the children's; the payload keeps what was sent
         conn.execute(_INSERT_ALERT, row)
-        insert_event(conn, alert_id, now, row["status"], message)
+        if owner == alert_id and fan_out is not None:
+            insert_event(conn, alert_id, now, AlertStatus.RECEIVED.value, message)
+            insert_event(conn, alert_id, now, row["status"], fan_out.reason)
+            children = _insert_children(conn, row, fan_out.children, now)
+        else:
+            insert_event(conn, alert_id, now, row["status"], message)
     if owner == alert_id:
-        return Recorded(alert_id=alert_id, status=row["status"])
-    return Recorded(alert_id=alert_id, status=row["status"], duplicate_of=owner, first_status=first_status)
+        return Recorded(alert_id=alert_id, status=row["status"], children=children)
+    return Recorded(
+        alert_id=alert_id,
+        status=row["status"],
+        duplicate_of=owner,
+        first_status=first_status,
+        children=children,
+    )
+
+
+def _insert_children(
+    conn: Connection, parent: dict[str, Any], children: tuple[Child, ...], now: datetime
+) -> tuple[tuple[str, str], ...]:
+    """The ``received`` child rows of ``parent`` (inserted after it: the foreign key), each with
+    its own id (hence its own orderRefs) and no idempotency key (the parent holds the claim)."""
+    rows = []
+    # ids in the order the accounts were given (ids are time-ordered, random within a millisecond):
+    # every list of the children (by id) then shows them in that order
+    ids = sorted(new_alert_id() for _ in children)
+    for child_id, child in zip(ids, children, strict=True):
+        rows.append(
+            dict(
+                parent,
+                id=child_id,
+                status=AlertStatus.RECEIVED.value,
+                reason=None,
+                payload=child.payload,
+                idempotency_key=None,
+                account=_short(child.account, 64),
+                parent_id=parent["id"],
+            )
+        )
+    conn.execute(_INSERT_ALERT, rows)
+    events = [
+        {
+            "alert_id": r["id"],
+            "at": now,
+            "status": AlertStatus.RECEIVED.value,
+            "message": f"received: account {r['account']} of fan-out {parent['id']}",
+        }
+        for r in rows
+    ]
+    conn.execute(INSERT_EVENT, events)
+    return tuple((r["id"], r["account"]) for r in rows)

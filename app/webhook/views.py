@@ -14,7 +14,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.metrics import get_metrics
-from app.resources import get_ctx, resources
+from app.resources import resources
 from app.webhook.intake import Intake, error_outcome
 
 log = logging.getLogger("tv2ib.webhook")
@@ -66,5 +66,6 @@ def webhook() -> Response:
 
 
 def init_app(app: Flask) -> None:
-    resources(app).intake = Intake(get_ctx(app))
+    web = resources(app)
+    web.intake = Intake(web.ctx, web.risk_file)
     app.register_blueprint(bp)

@@ -19,11 +19,16 @@ process logs to ``tmp_path/<name>.log``; :meth:`Stack.logs` returns them for fai
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from typing import Any
 
 import httpx
+import redis
 
-from cli.stack import ROOT, ProcessStack
+from cli.stack import ROOT, ProcessStack, wait_until
+from core.keys import heartbeat_key
 
 __all__ = ["ROOT", "Stack"]
 
@@ -31,6 +36,28 @@ __all__ = ["ROOT", "Stack"]
 class Stack(ProcessStack):
     """A set of real tv2ib processes (started by :class:`cli.stack.ProcessStack`, shared with
     ``tv2ib replay`` and ``bench/``) plus the HTTP helpers tests use; see the module docstring."""
+
+    # ------------------------------------------------------------------ one worker per account
+
+    def start_account_worker(self, account: str, client_id: int, **extra_env: str) -> subprocess.Popen[bytes]:
+        """Start ``python -m worker`` for ``account`` (its own clientId; logs in ``worker-<account>.log``)
+        and wait until its heartbeat says IB is connected. Several run side by side (fan-out tests)."""
+        name = f"worker-{account}"
+        env = {**self.env, "IB_ACCOUNT": account, "IB_CLIENT_ID": str(client_id), **extra_env}
+        proc = self._spawn(name, [sys.executable, "-m", "worker"], env)
+
+        def connected() -> bool:
+            self._check_alive(name)
+            client = redis.Redis.from_url(self.env["REDIS_URL"])
+            try:
+                raw = client.get(heartbeat_key(account, client_id))
+            finally:
+                client.close()
+            doc = json.loads(raw) if raw else {}
+            return bool(doc.get("ib_connected")) and doc.get("pid") == proc.pid
+
+        wait_until(connected, 20, lambda: f"{name} did not connect:\n{self.logs(name)}", interval=0.05)
+        return proc
 
     # ------------------------------------------------------------------ HTTP helpers
 

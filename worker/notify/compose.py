@@ -313,6 +313,8 @@ def _order_rejected(event: OrderRejectedEvent) -> NoticeDraft:
     origin = _origin(event["strategy"], event["alert_id"], event["order_ref"])
     if origin:
         lines.append(origin)
+    if event.get("account"):  # a fan-out child: which of its accounts
+        lines.append(f"account {esc(event.get('account'))}")
     ref = event["order_ref"] or f"{event['alert_id']}:{event['leg']}"
     key = f"order_rejected:{ref}:{code}"
     if event["alert_id"] and str(event["leg"] or "entry") in ALERT_LEGS:
@@ -335,6 +337,8 @@ def _alert_rejected(event: AlertRejectedEvent) -> NoticeDraft:
     origin = _origin(event["strategy"], event["alert_id"], None)
     if origin:
         lines.append(origin)
+    if event.get("account"):  # a fan-out child: which of its accounts
+        lines.append(f"account {esc(event.get('account'))}")
     return NoticeDraft("alert_rejected", "\n".join(lines), _rejection_key(event["alert_id"]))
 
 

@@ -38,6 +38,7 @@ STATUS_ICONS = {
     "invalid": "❓",
     "duplicate": "♊",
     "cancelled": "✖️",
+    "fanned_out": "🔀",  # a fan-out parent; its children (one per account) follow as their own lines
 }
 
 
@@ -89,6 +90,8 @@ def _alert_line(alert: Mapping[str, Any]) -> str:
     text = f"{icon} {head.strip()} → <b>{esc(status)}</b>"
     if alert.get("strategy"):
         text += f" · {esc(alert['strategy'])}"
+    if alert.get("parent_id"):  # a fan-out child: which account
+        text += f" · account {esc(alert.get('account') or '?')}"
     if alert.get("reason") and status not in ("filled", "submitted"):
         reason = str(alert["reason"])
         text += f"\n    {esc(reason if len(reason) <= 200 else reason[:199] + '…')}"
