@@ -85,8 +85,9 @@ from worker.planner import (
     plan_close,
     protection_prices,
 )
-from worker.positions import ExitChange, decide, describe, exit_changes, toward
+from worker.positions import Decision, ExitChange, decide, describe, exit_changes, toward
 from worker.recorder import PlacementFact, Recorder, UnitOfWork
+from worker.risk.gate import RiskRefused, describe_legs
 from worker.snapshots import OrderSnapshot
 from worker.symbols import ContractSpec, resolve_ticker
 
@@ -186,6 +187,9 @@ class Executor:
         # the protective-order guard (worker/guard.py), set by worker/runtime.py: the job hands it
         # the protection a position should have and asks it to put the old exits back
         self.guard: Any = None
+        # the risk gate (worker/risk/gate.py, the risk file's limits), set by worker/runtime.py;
+        # None (unit tests): no limits
+        self.risk: Any = None
 
     # ------------------------------------------------------------------ the job
 
@@ -229,7 +233,7 @@ class Executor:
         except Requeue:
             raise
         except Refused as exc:
-            return self.reject(alert_id, str(exc))
+            return self.reject(alert_id, str(exc), plan=getattr(exc, "plan", None))
         except _Stale as exc:
             return self.reject_stale(alert_id, exc.age)
         except Exception as exc:
@@ -409,10 +413,25 @@ class Executor:
                 prices.update({k: str(v) for k, v in protection_prices(priced.legs).items()})
                 plan.notes.append("the position's exits are re-priced by this alert")
             after = _spec_json(look, job.alert_id, side, prices, symbol)
+        # RISK gate (worker/risk/gate.py): the opening part against the risk file's limits; a close
+        # or an exit is never refused. A refused opening part of a reversal keeps its close.
+        verdict = None
+        if self.risk is not None:
+            verdict = self.risk.check(payload, look, decision, open_legs, plan.reference_price)
+            if verdict.refusal and decision.close_qty == 0:
+                raise RiskRefused(verdict.refusal, plan=_refused_plan(plan, open_legs, decision, verdict))
+            if verdict.refusal:
+                plan.notes.append(f"opening part not sent: {verdict.refusal}")
+                decision = Decision("close", decision.position, Decimal(0), f"{decision.reason}; close only: "
+                                    "the opening part was refused by the risk gate")  # fmt: skip
+                open_legs, after = [], None
+        # MARGIN what-if on the opening part (ib-data helper) goes here
         plan.legs = ([close_leg] if close_leg else []) + open_legs
         plan.notes.insert(0, decision.reason)
         doc = plan.to_json()
         doc["oca_type"] = OCA_TYPE if open_legs and len(open_legs) > 1 else None
+        if verdict is not None:
+            doc["risk"] = verdict.to_json()
         doc["position"] = {
             "before": _qty(decision.position),
             "target": _qty(decision.target),
@@ -423,6 +442,14 @@ class Executor:
             "protection_before": before,
             "protection_after": after,
         }
+        if verdict is not None and verdict.refusal:
+            doc["position"]["refused_open"] = verdict.refusal  # the job ends the alert with it
+        if verdict is not None and verdict.dry_run:  # dry_run (risk file): recorded, nothing is sent
+            message = "dry run: would send " + (describe_legs(plan.legs, symbol) or "nothing")
+            if verdict.refusal:
+                message += f"; opening part refused: {verdict.refusal}"
+            self._write(self._finish_without_order, job.alert_id, doc, message)
+            return AlertStatus.CANCELLED.value
         self._write(self._store_decision, job.alert_id, doc, decision.reason)
         job.plan, job.decided = doc, doc["position"]
         return None
@@ -496,10 +523,15 @@ class Executor:
                 outcome.placements.append(await trading.place_legs(
                     alert_id, contract, [close_leg], OCA_TYPE, on_leg_sent=job.leg_sent, record=record))  # fmt: skip
             if close_ref in trading.known_refs([close_ref]):
-                reversal = open_qty > 0
+                refused_open = stored.get("refused_open")  # the risk gate refused the opening part
+                reversal = open_qty > 0 or bool(refused_open)
                 result, trade = await self._await_close(close_ref, reversal)
                 if result == "filled":
                     crash_point("after_close_filled")
+                    if refused_open:
+                        outcome.ended = (AlertStatus.REJECTED,
+                                         f"{refused_open}; the close went through: the position is flat, not reversed")  # fmt: skip
+                        return outcome
                 elif result == "working" or (result == "timeout" and not reversal):
                     # a resting limit close, or a market close IB has not filled yet (closed
                     # market): it stays working, its exits already fit what it leaves; the alert
@@ -590,7 +622,9 @@ class Executor:
             what = f"IB refused the {close_leg.leg} order: {error}"
         else:
             what = f"the {close_leg.leg} order ended unfilled at IB ({_qty(filled)}/{_qty(total)} filled)"
-        kept = "not reversed; " if Decimal(stored.get("open_qty") or 0) > 0 else ""
+        kept = (
+            "not reversed; " if Decimal(stored.get("open_qty") or 0) > 0 or stored.get("refused_open") else ""
+        )
         reason = f"{what}; {kept}position left {describe(position)}{'; ' + restored if restored else ''}"
         doc["position"] = {**stored, "protection_after": before, "outcome": reason}
         return AlertStatus.REJECTED, reason
@@ -692,10 +726,15 @@ class Executor:
 
     # ------------------------------------------------------------------ outcomes
 
-    def reject(self, alert_id: str, reason: str) -> str:
-        """End the alert ``rejected`` with ``reason`` (shown to the trader and in the notice)."""
+    def reject(self, alert_id: str, reason: str, plan: dict[str, Any] | None = None) -> str:
+        """End the alert ``rejected`` with ``reason`` (shown to the trader and in the notice);
+        ``plan``: what was decided before the refusal (the risk gate's numbers), stored with it."""
 
         def write(uow: UnitOfWork) -> None:
+            if plan is not None:
+                alert = uow.session.get(Alert, alert_id)
+                if alert is not None:
+                    alert.plan = plan
             self._mark_processing(uow, alert_id)
             self.recorder.advance(uow, alert_id, AlertStatus.REJECTED, f"rejected: {reason}", reason=reason)
 
@@ -744,6 +783,16 @@ def _spec_json(look: _Look, alert_id: str, side: int, prices: dict[str, str], sy
     """A protection spec (worker/protection.py ``ProtectionSpec.to_json``) for the position after."""
     return {"account": look.account, "con_id": look.inst.con_id, "alert_id": alert_id, "side": side,
             "prices": {k: v for k, v in prices.items() if k in ("tp", "sl")}, "symbol": symbol}  # fmt: skip
+
+
+def _refused_plan(plan: Plan, open_legs: list[Leg], decision: Decision, verdict: Any) -> dict[str, Any]:
+    """The plan stored with a risk refusal: what would have been sent, and the numbers compared."""
+    doc = plan.to_json()
+    doc["legs"] = []
+    doc["refused_legs"] = [leg.to_json() for leg in open_legs]
+    doc["notes"] = [decision.reason, *doc["notes"]]
+    doc["risk"] = verdict.to_json()
+    return doc
 
 
 def _prices(raw: dict[str, Any] | None) -> dict[str, Decimal]:

@@ -9,6 +9,10 @@ Threads of one worker process:
 * ``heartbeat``: refreshes the Redis heartbeat every :data:`HEARTBEAT_INTERVAL` seconds;
 * the notifier's own thread (``worker.notify``).
 
+SIGHUP re-reads what can change while the worker runs (the risk file; each helper appends its
+reloader to :attr:`Worker.reloaders`): the reload runs on the ``housekeeping`` thread, which also
+checks the daily loss every few seconds (worker/risk/gate.py).
+
 Shutdown: the first SIGTERM/SIGINT lets the job in hand finish (a job still waiting for IB goes
 back on the queue), then disconnects from IB cleanly; a second one exits at once. Either way the
 job stays on the queue or on the processing list, which the next start requeues.
@@ -24,13 +28,15 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
 
 from config.settings import Settings
-from core import keys
+from core import events, keys
 from core.context import AppContext
+from core.risk_file import RiskFile, load_risk_file, resolve_path
 from core.services import FLATTEN_JOB
 from worker.consumer import Consumer
 from worker.executor import Executor, Requeue, RetryLater
@@ -41,6 +47,7 @@ from worker.notify import Notifier, enqueue_notices
 from worker.protection import ProtectionRegistry, ProtectionSpec, load_specs, save_spec
 from worker.recorder import Recorder, UnitOfWork
 from worker.retry import retry
+from worker.risk.gate import DAILY_LOSS_CHECK_SECONDS, RiskGate, describe_rules
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +57,20 @@ HEARTBEAT_INTERVAL = 3.0
 class Worker:
     """One execution worker: one IB connection (host, port, client id, account), one queue."""
 
-    def __init__(self, ctx: AppContext, *, probe_interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        ctx: AppContext,
+        *,
+        probe_interval: float = 5.0,
+        risk_file: RiskFile | None = None,
+        housekeeping_interval: float = DAILY_LOSS_CHECK_SECONDS,
+    ) -> None:
         self.ctx = ctx
         settings: Settings = ctx.settings
         self.settings = settings
+        # the risk file (RISK_FILE): a bad one raises RiskFileError here, before anything starts
+        if risk_file is None:
+            risk_file = load_risk_file(resolve_path(settings.risk_file))
         self.stopping = threading.Event()
         self._signals = 0
         self.notifier = Notifier(settings, ctx.sessions, ctx.redis)
@@ -109,6 +126,19 @@ class Worker:
             reversal_fill_timeout=settings.reversal_fill_timeout_seconds,
         )
         self.executor.guard = self.guard  # the job sets specs and has the old exits put back
+        # the risk gate: the executor checks every opening order with it; the housekeeping thread
+        # runs its daily-loss check; SIGHUP reloads its file (one of self.reloaders)
+        self.risk = RiskGate(risk_file, ctx.sessions, self.ib, self.trading, recorder=self.recorder,
+                             ib_call_timeout=30.0)  # fmt: skip
+        self.risk.flatten = lambda by: self.flatten_all(by=by)
+        self.executor.risk = self.risk
+        # SIGHUP: each reloader re-reads one file and logs what changed (the symbol map appends its own)
+        self.reloaders: list[Callable[[], None]] = [self.reload_risk_file]
+        self._reload_requested = threading.Event()
+        self._housekeeping_interval = housekeeping_interval
+        self._housekeeping_thread = threading.Thread(
+            target=self._housekeeping, name="housekeeping", daemon=True
+        )
         # blocking pops need a socket timeout above the block time (the context's client has 1 s)
         self.queue_redis = redis.Redis.from_url(
             settings.redis_url, socket_connect_timeout=2, socket_timeout=10
@@ -180,6 +210,44 @@ class Worker:
         """First SIGTERM/SIGINT: warm stop; second: exit now (jobs stay recoverable)."""
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_hup)
+
+    def _on_hup(self, _signum: int, _frame: Any) -> None:
+        """SIGHUP: reload the files (on the housekeeping thread: a signal handler does no I/O)."""
+        self._reload_requested.set()
+
+    def reload(self) -> None:
+        """Run every reloader (SIGHUP); one failing does not stop the others."""
+        for reloader in list(self.reloaders):
+            try:
+                reloader()
+            except Exception:  # noqa: BLE001
+                log.exception("reloader %s failed", getattr(reloader, "__name__", reloader))
+
+    def reload_risk_file(self) -> None:
+        """Re-read the risk file: a good one replaces the rules (what changed is logged), a bad
+        one keeps the rules in force, logged and sent as an alarm notice."""
+        loaded, message = self.risk.reload()
+        if loaded or self.risk.risk_file.path is None:
+            log.warning("%s", message)
+            return
+        log.error("%s", message)
+        try:
+            self.notifier.enqueue_event(events.alarm("Risk file not reloaded", message))
+        except Exception:  # noqa: BLE001 - the log line above already says it
+            log.exception("the risk file alarm was not queued")
+
+    def _housekeeping(self) -> None:
+        """Reloads asked for by SIGHUP, and the daily-loss check every few seconds."""
+        while not self.stopping.is_set():
+            if self._reload_requested.wait(self._housekeeping_interval):
+                self._reload_requested.clear()
+                self.reload()
+                continue
+            try:
+                self.risk.watch_once()
+            except Exception:  # noqa: BLE001 - checked again at the next period
+                log.exception("daily-loss check failed")
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self._signals += 1
@@ -195,9 +263,11 @@ class Worker:
     def run(self) -> int:
         """Start everything, consume until stopped, then shut down in order."""
         self._load_protection()
+        log.info("%s", describe_rules(self.risk.risk_file))
         self.notifier.start()
         self.ib.start()
         self._heartbeat_thread.start()
+        self._housekeeping_thread.start()
         if self.settings.worker_metrics_port:
             try:
                 self.metrics.serve(self.settings.worker_metrics_host, self.settings.worker_metrics_port)
