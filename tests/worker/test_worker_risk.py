@@ -113,6 +113,51 @@ def test_dry_run_records_the_plan_and_sends_nothing(sim, worker_env, tmp_path):
         handle.stop()
 
 
+COUNTS = """\
+strategies:
+  crowded:
+    max_open_orders: 4
+  busy:
+    max_orders_per_minute: 1
+  wide:
+    max_gross_exposure: 2500
+"""
+
+
+def test_open_orders_orders_per_minute_and_gross_exposure_are_read_from_ib_and_the_database(
+    sim, worker_env, tmp_path
+):
+    handle = start(worker_env, tmp_path, COUNTS)
+    try:
+        ctx = handle.ctx
+        sim.set_price("AAPL", 190.0)
+        sim.set_price("MSFT", 100.0)
+        first = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 10, "price": 190,
+                                "takeProfit": {"amount": 5}, "stopLoss": {"amount": 3}, "strategy": "crowded"})  # fmt: skip
+        wait_until(lambda: alert_status(ctx, first) == "filled", timeout=20)
+        wait_until(
+            lambda: (
+                len([o for o in orders_of(sim, first) if o["status"] in ("PreSubmitted", "Submitted")]) == 2
+            )
+        )
+        ends = {}
+        for strategy in ("crowded", "busy", "wide"):
+            alert_id = add_alert(ctx, {"ticker": "MSFT", "action": "buy", "quantity": 10, "price": 100,
+                                       "takeProfit": {"amount": 5}, "stopLoss": {"amount": 3},
+                                       "strategy": strategy})  # fmt: skip
+            wait_until(lambda a=alert_id: alert_status(ctx, a) == "rejected", timeout=20)
+            ends[strategy] = get_alert(ctx.sessions, alert_id)["reason"]
+            assert orders_of(sim, alert_id) == []
+        assert ends["crowded"] == ('risk: max_open_orders 4 (strategy "crowded") exceeded: 2 working at IB '
+                                   "(2 tv2ib, 0 other) + 3 of this alert = 5")  # fmt: skip
+        assert ends["busy"].startswith('risk: max_orders_per_minute 1 (strategy "busy") exceeded: 1 opening '
+                                       "order(s) sent for account "), ends["busy"]  # fmt: skip
+        assert ends["wide"] == ('risk: max_gross_exposure 2,500 USD (strategy "wide") exceeded: other positions '
+                                "1,900 + MSFT after this order 1,000 = 2,900 USD")  # fmt: skip
+    finally:
+        handle.stop()
+
+
 def test_daily_loss_halts_flattens_alarms_and_lifts_at_the_next_trading_day(sim, worker_env, tmp_path):
     now = [datetime.now(UTC)]
     handle = start(worker_env, tmp_path, DAILY, _housekeeping_interval=0.2)
