@@ -130,7 +130,7 @@ class Worker:
         # runs its daily-loss check; SIGHUP reloads its file (one of self.reloaders)
         self.risk = RiskGate(risk_file, ctx.sessions, self.ib, self.trading, recorder=self.recorder,
                              ib_call_timeout=30.0)  # fmt: skip
-        self.risk.flatten = lambda by: self.flatten_all(by=by)
+        self.risk.flatten = self._flatten_on_daily_loss
         self.executor.risk = self.risk
         # SIGHUP: each reloader re-reads one file and logs what changed (the symbol map appends its own)
         self.reloaders: list[Callable[[], None]] = [self.reload_risk_file]
@@ -237,8 +237,21 @@ class Worker:
         except Exception:  # noqa: BLE001 - the log line above already says it
             log.exception("the risk file alarm was not queued")
 
+    def _flatten_on_daily_loss(self, by: str) -> str:
+        """``flatten_on_daily_loss``. From the housekeeping thread it waits for the job in hand (one
+        job at a time, like ``POST /api/flatten``); from a job (the alert that found the loss) the
+        job already holds the lock."""
+        if threading.current_thread() is self._housekeeping_thread:
+            with self._run_lock:
+                return self.flatten_all(by=by)
+        return self.flatten_all(by=by)
+
     def _housekeeping(self) -> None:
         """Reloads asked for by SIGHUP, and the daily-loss check every few seconds."""
+        try:
+            self.risk.warm()
+        except Exception:  # noqa: BLE001 - the first alert builds the calendar then
+            log.exception("exchange calendars not prepared")
         while not self.stopping.is_set():
             if self._reload_requested.wait(self._housekeeping_interval):
                 self._reload_requested.clear()

@@ -136,7 +136,7 @@ class RiskGate:
         self.recorder = recorder
         self.clock = clock
         self.ib_call_timeout = ib_call_timeout
-        self._halting = threading.Lock()  # the job and the watcher may both see the loss
+        self._halting = threading.Lock()  # guards the halt row's read-then-write
         self.flatten: Callable[[str], str] | None = None  # set by worker/runtime.py
 
     # ------------------------------------------------------------------ rules and reload
@@ -177,18 +177,30 @@ class RiskGate:
         entry = open_legs[0]
         inst, contract = look.inst, look.contract
         price, price_source = _order_price(entry, reference_price, look.market, look.source)
+        # only what the rules in force need: no limits, no extra hop to the IB loop or the database
         needs_quote = rules.max_price_deviation_percent is not None and payload.price is not None
         needs_price = price is None and any(
             v is not None
             for v in (rules.max_order_notional, rules.max_position_notional, rules.max_gross_exposure)
         )
-        view = self.conn.call(self._ib_view(contract, inst.con_id, look.market, look.source,
-                                            needs_quote or needs_price), timeout=self.ib_call_timeout)  # fmt: skip
+        view = _IBView(None, 0, 0, look.market, look.source if look.market is not None else "", None, "")
+        if (
+            needs_quote
+            or needs_price
+            or any(
+                v is not None
+                for v in (rules.max_gross_exposure, rules.max_open_orders, rules.daily_loss_limit)
+            )
+        ):
+            view = self.conn.call(self._ib_view(contract, inst.con_id, look.market, look.source,
+                                                needs_quote or needs_price), timeout=self.ib_call_timeout)  # fmt: skip
         if price is None and view.quote is not None:
             price, price_source = view.quote, view.quote_source
         now = self.clock()
-        with self.sessions() as session:
-            db = state.snapshot(session, account, now)
+        db: dict[str, Any] = {"realized": Decimal(0), "orders_last_minute": 0, "halt": None}
+        if rules.daily_loss_limit is not None or rules.max_orders_per_minute is not None:
+            with self.sessions() as session:
+                db = state.snapshot(session, account, now)
         order = OpeningOrder(
             ticker=payload.ticker, symbol=inst.symbol, local_symbol=inst.local_symbol, side=entry.action,
             quantity=decision.open_qty, price=price, price_source=price_source,
@@ -294,36 +306,34 @@ class RiskGate:
         limit = rules.daily_loss_limit
         assert limit is not None
         day = state.trading_day(now)
-        with self._halting:
-            reason = (f"today's PnL {signed(daily.total)} (realized {signed(daily.realized)} + unrealized "
-                      f"{'?' if daily.unrealized is None else signed(daily.unrealized)}) reached the daily "
-                      f"loss limit {money(limit)} ({rules.source_of('daily_loss_limit')})")  # fmt: skip
-            halt = state.Halt(day, reason, now.astimezone(UTC).isoformat())
-            with self.sessions.begin() as session:
-                fresh = state.write_halt(session, account, halt)
-            if not fresh:
-                return "already halted"
-            flatten = rules.flatten_on_daily_loss
-            action = "entries halted; positions left open (flatten_on_daily_loss is off)"
-            if flatten and self.flatten is not None:
-                try:
-                    action = (
-                        f"entries halted; flatten_on_daily_loss: {self.flatten('risk: daily loss limit')}"
-                    )
-                except Exception as exc:  # noqa: BLE001 - the alarm must go out even if the flatten fails
-                    log.exception("flatten on daily loss failed")
-                    action = (
-                        f"entries halted; flatten_on_daily_loss FAILED: {exc}: close the positions by hand"
-                    )
-            log.error("DAILY LOSS LIMIT account %s: %s; %s until %s", account or "(default)", reason, action,
-                      state.describe_end(day))  # fmt: skip
-            event = events.daily_loss(
-                account=account, day=day.isoformat(), pnl=str(daily.total), realized=str(daily.realized),
-                unrealized=None if daily.unrealized is None else str(daily.unrealized), limit=str(limit),
-                source=rules.source_of("daily_loss_limit"), action=action, until=state.describe_end(day),
-            )  # fmt: skip
-            self._emit(event)
-            return action
+        reason = (f"today's PnL {signed(daily.total)} (realized {signed(daily.realized)} + unrealized "
+                  f"{'?' if daily.unrealized is None else signed(daily.unrealized)}) reached the daily "
+                  f"loss limit {money(limit)} ({rules.source_of('daily_loss_limit')})")  # fmt: skip
+        halt = state.Halt(day, reason, now.astimezone(UTC).isoformat())
+        # the job and the watcher may both find the loss: one halt, one alarm, one flatten
+        with self._halting, self.sessions.begin() as session:
+            fresh = state.write_halt(session, account, halt)
+        # the lock is not held while flattening: the flatten waits for the job in hand, which may be
+        # waiting here
+        if not fresh:
+            return "already halted"
+        flatten = rules.flatten_on_daily_loss
+        action = "entries halted; positions left open (flatten_on_daily_loss is off)"
+        if flatten and self.flatten is not None:
+            try:
+                action = f"entries halted; flatten_on_daily_loss: {self.flatten('risk: daily loss limit')}"
+            except Exception as exc:  # noqa: BLE001 - the alarm must go out even if the flatten fails
+                log.exception("flatten on daily loss failed")
+                action = f"entries halted; flatten_on_daily_loss FAILED: {exc}: close the positions by hand"
+        log.error("DAILY LOSS LIMIT account %s: %s; %s until %s", account or "(default)", reason, action,
+                  state.describe_end(day))  # fmt: skip
+        event = events.daily_loss(
+            account=account, day=day.isoformat(), pnl=str(daily.total), realized=str(daily.realized),
+            unrealized=None if daily.unrealized is None else str(daily.unrealized), limit=str(limit),
+            source=rules.source_of("daily_loss_limit"), action=action, until=state.describe_end(day),
+        )  # fmt: skip
+        self._emit(event)
+        return action
 
     def _emit(self, event: Any) -> None:
         recorder = self.recorder
@@ -335,13 +345,17 @@ class RiskGate:
 
         recorder.run(write).result(30)
 
-    def run_watcher(self, stopping: threading.Event, interval: float = DAILY_LOSS_CHECK_SECONDS) -> None:
-        """The periodic daily-loss check, until ``stopping`` (the worker's ``risk-watch`` thread)."""
-        while not stopping.wait(interval):
-            try:
-                self.watch_once()
-            except Exception:  # noqa: BLE001 - a failed check is retried at the next period
-                log.exception("daily-loss check failed")
+    def warm(self) -> None:
+        """Build the exchange calendars now when some rule uses ``trading_hours`` (importing pandas
+        and building a calendar takes about a second: not on the first alert's path)."""
+        sections = [
+            self.risk_file.defaults,
+            *self.risk_file.strategies.values(),
+            *self.risk_file.accounts.values(),
+        ]
+        if any(section.get("trading_hours", "always") != "always" for section in sections):
+            session_at("STK", "SMART", self.clock(), primary_exchange="NYSE", currency="USD")
+            session_at("FUT", "CME", self.clock())
 
 
 def _order_price(entry: Any, reference: Decimal | None, market: Decimal | None, source: str) -> tuple[Decimal | None, str]:  # fmt: skip
