@@ -266,3 +266,18 @@ def test_day_bounds():
     assert start == datetime(2026, 11, 29, 22, 0, tzinfo=UTC) and end == datetime(
         2026, 11, 30, 22, 0, tzinfo=UTC
     )
+
+
+@given(
+    quantity=st.integers(min_value=1, max_value=10**6),
+    cents=st.integers(min_value=1, max_value=10**7),
+    limit=st.integers(min_value=1, max_value=10**9),
+    multiplier=st.sampled_from([1, 5, 50, 100]),
+)
+def test_the_notional_rule_refuses_exactly_above_the_limit(quantity, cents, limit, multiplier):
+    order = replace(ORDER, quantity=D(quantity), price=D(cents) / 100, multiplier=D(multiplier))
+    notional = D(quantity) * D(cents) / 100 * multiplier
+    message = refusal(rules(max_order_notional=D(limit)), replace(CTX, order=order))
+    assert (message is not None) == (notional > limit)
+    if message:
+        assert message.endswith(f"= {money(notional)} USD")

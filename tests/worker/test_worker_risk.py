@@ -3,6 +3,7 @@ alert's final state and reason, the plan's numbers, the daily-loss halt and its 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -179,6 +180,10 @@ def test_daily_loss_halts_flattens_alarms_and_lifts_at_the_next_trading_day(sim,
         day = trading_day(now[0])
         assert reason.startswith("risk: daily_loss_limit 2,000 USD (defaults) reached"), reason
         assert f"entries halted until {day.isoformat()} 17:00 America/New_York" in reason, reason
+        # the flatten sold 100 at 165 what cost 190: IB's realized PnL on its fill, recorded, is the loss now
+        assert re.search(
+            r"today's PnL -2,5\d\d(\.\d\d)? USD \(realized -2,5\d\d(\.\d\d)? \+ unrealized 0\)", reason
+        ), reason
         assert orders_of(sim, refused) == []
 
         now[0] = day_bounds(day)[1] + timedelta(minutes=1)  # 17:01 New York: the next trading day
