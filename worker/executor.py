@@ -283,6 +283,12 @@ class Executor:
     def _cancel(self, job: AlertJob, spec: ContractSpec) -> str:
         """``cancel``: tv2ib's resting entry orders on the contract (their dormant bracket children
         go with them); working exits and the position are left alone."""
+        if self._dry_run(job):  # dry_run (risk file): cancels nothing either
+            message = f"dry run: would cancel tv2ib's working entry orders for {job.payload.ticker}"
+            self._write(
+                self._finish_without_order, job.alert_id, {"kind": "cancel", "dry_run": True}, message
+            )
+            return AlertStatus.CANCELLED.value
 
         async def run() -> list[OrderSnapshot]:
             _contract, inst = await self.trading.instrument(spec)
@@ -461,7 +467,11 @@ class Executor:
         plan_json = {"kind": "exit" if is_exit(job.payload) else "position", "contract": look.inst.to_json(), "legs": [], "notes": [decision.reason],
                      "position": {"before": _qty(decision.position), "target": _qty(decision.target),
                                   "kind": "none", "close_qty": "0", "open_qty": "0", "reason": decision.reason}}  # fmt: skip
-        if is_exit(job.payload):
+        if is_exit(job.payload) and self._dry_run(job):  # dry_run (risk file): cancels nothing either
+            message = (
+                f"dry run: no open position in {job.payload.ticker}; would cancel tv2ib's working orders"
+            )
+        elif is_exit(job.payload):
             cancelled = self.conn.call(
                 self.trading.cancel_working(look.inst.con_id), timeout=self.ib_call_timeout
             )
@@ -678,6 +688,11 @@ class Executor:
         from worker.protection import ProtectionSpec
 
         guard.protect(ProtectionSpec.from_json(after))
+
+    def _dry_run(self, job: AlertJob) -> bool:
+        """The risk file puts this alert's strategy / account in dry run (send nothing)."""
+        account = self.trading.account or job.payload.account
+        return self.risk is not None and self.risk.rules_for(job.payload.strategy, account or None).dry_run
 
     def _guard_off(self, con_id: int) -> Any:
         """Keep the guard off the contract while the job changes its exits step by step."""

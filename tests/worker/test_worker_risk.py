@@ -110,6 +110,16 @@ def test_dry_run_records_the_plan_and_sends_nothing(sim, worker_env, tmp_path):
         assert alert["plan"]["risk"]["rules"]["dry_run"] is True
         assert alert["plan"]["position"]["target"] == "52"
         assert orders_of(sim, paper) == [] and position(sim) == 0
+
+        # a resting entry of a live strategy: the paper strategy's cancel and exit leave it working
+        resting = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 5, "orderType": "limit",
+                                  "limitPrice": 150})  # fmt: skip
+        wait_until(lambda: alert_status(ctx, resting) == "submitted", timeout=20)
+        for action in ("cancel", "exit"):
+            ignored = add_alert(ctx, {"ticker": "AAPL", "action": action, "strategy": "paper"})
+            wait_until(lambda a=ignored: alert_status(ctx, a) == "cancelled", timeout=20)
+            assert get_alert(ctx.sessions, ignored)["reason"].startswith("dry run: ")
+        assert [o["status"] for o in orders_of(sim, resting)] in (["Submitted"], ["PreSubmitted"])
     finally:
         handle.stop()
 
