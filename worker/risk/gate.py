@@ -229,10 +229,10 @@ class RiskGate:
     async def _ib_view(self, contract: Any, con_id: int, market: Decimal | None, source: str,
                        want_quote: bool) -> _IBView:  # fmt: skip
         """On the IB loop: the portfolio, the working orders, the account's figures, a quote."""
-        ib, account = self.trading.ib, self.trading.account or ""
+        account = self.trading.account or ""
         exposure: Decimal | None = Decimal(0)
-        items = list(ib.portfolio(account)) if account else list(ib.portfolio())
-        if not items and any(p.position for p in ib.positions(account)):
+        items = self.trading.portfolio()
+        if not items and any(p.position for p in self.trading.ib.positions(account)):
             exposure = None  # positions without portfolio rows: IB has not sent the values yet
         for item in items:
             if item.contract.conId == con_id or not item.position:
@@ -244,7 +244,7 @@ class RiskGate:
             assert exposure is not None
             exposure += abs(value)
         working = tv2ib = 0
-        for trade in ib.openTrades():
+        for trade in self.trading.open_trades():
             if account and trade.order.account and trade.order.account != account:
                 continue
             if trade.orderStatus.status in ("PendingSubmit", "PreSubmitted", "Submitted", "ApiPending"):
