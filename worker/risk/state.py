@@ -87,8 +87,8 @@ class Halt:
             return None
 
 
-def _naive_utc(moment: datetime) -> datetime:
-    """Comparable with the columns (``UTCDateTime`` stores UTC; SQLite hands back naive values)."""
+def _utc(moment: datetime) -> datetime:
+    """An aware UTC instant, as the ``UTCDateTime`` columns store and compare them."""
     return moment.astimezone(UTC)
 
 
@@ -96,7 +96,7 @@ def realized_today(session: Session, account: str, now: datetime) -> Decimal:
     """The sum of IB's realized PnL over the fills recorded for ``account`` this trading day."""
     start, _end = day_bounds(trading_day(now))
     query = select(func.coalesce(func.sum(Fill.realized_pnl), 0)).where(
-        Fill.time >= _naive_utc(start), Fill.realized_pnl.is_not(None)
+        Fill.time >= _utc(start), Fill.realized_pnl.is_not(None)
     )
     if account:
         query = query.where(Fill.account == account)
@@ -105,7 +105,7 @@ def realized_today(session: Session, account: str, now: datetime) -> Decimal:
 
 def opening_orders_since(session: Session, account: str, since: datetime) -> int:
     """Opening orders (``entry`` legs) created for ``account`` since ``since``."""
-    query = select(func.count(Order.id)).where(Order.leg == "entry", Order.created_at >= _naive_utc(since))
+    query = select(func.count(Order.id)).where(Order.leg == "entry", Order.created_at >= _utc(since))
     if account:
         query = query.where(Order.account == account)
     return int(session.scalar(query) or 0)
