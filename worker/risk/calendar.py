@@ -60,8 +60,6 @@ OTHER_STOCK_EXCHANGES = {
 ROUND_THE_CLOCK = frozenset({"CASH", "CRYPTO"})
 PRE_MARKET_OPENS = (4, 0)  # 04:00 exchange time (US stocks)
 AFTER_HOURS_LENGTH = timedelta(hours=4)  # after-hours end: 4 hours after the close (20:00 / 17:00)
-# the calendars are built once for this range (a few years around today; building is the slow part)
-CALENDAR_YEARS_BACK = 2
 
 
 def calendar_name(sec_type: str, exchange: str, primary_exchange: str = "", currency: str = "") -> str | None:
@@ -79,11 +77,12 @@ def calendar_name(sec_type: str, exchange: str, primary_exchange: str = "", curr
 
 
 @functools.lru_cache(maxsize=16)
-def _calendar(name: str) -> Any:
+def _calendar(name: str, year: int) -> Any:
+    """The calendar for the year before ``year`` to the year after (built once per year: a worker
+    running for years never asks a calendar about a minute past its end)."""
     import exchange_calendars as xcals  # pandas underneath: imported on first use only
 
-    start = (datetime.now(UTC) - timedelta(days=365 * CALENDAR_YEARS_BACK)).strftime("%Y-%m-%d")
-    return xcals.get_calendar(name, start=start)
+    return xcals.get_calendar(name, start=f"{year - 1}-01-01", end=f"{year + 1}-12-31")
 
 
 def session_at(sec_type: str, exchange: str, now: datetime, *, primary_exchange: str = "",
@@ -101,7 +100,7 @@ def session_at(sec_type: str, exchange: str, now: datetime, *, primary_exchange:
 def _session(name: str, now: datetime, *, us_extended: bool) -> Session:
     import pandas as pd
 
-    cal = _calendar(name)
+    cal = _calendar(name, now.astimezone(UTC).year)
     tz = cal.tz
     local = now.astimezone(tz)
     stamp = pd.Timestamp(now.astimezone(UTC)).floor("min")
