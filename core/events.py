@@ -206,6 +206,22 @@ class PositionDriftEvent(TypedDict):
     detail: str
 
 
+class DailyLossEvent(TypedDict):
+    """Today's loss reached the account's ``daily_loss_limit`` (risk file): entries are halted until
+    the trading day ends (worker/risk/gate.py); ``action`` says whether positions were flattened."""
+
+    type: Literal["daily_loss"]
+    account: str
+    day: str  # the trading day (ends 17:00 America/New_York)
+    pnl: str  # today's PnL, realized + unrealized, base currency
+    realized: str
+    unrealized: str | None
+    limit: str
+    source: str  # where the limit came from: defaults, account "DU1"
+    action: str
+    until: str
+
+
 Event = (
     AlertStatusEvent
     | AlertRejectedEvent
@@ -219,6 +235,7 @@ Event = (
     | AlarmEvent
     | UnprotectedEvent
     | PositionDriftEvent
+    | DailyLossEvent
 )
 
 
@@ -394,6 +411,32 @@ def position_drift(
         "expected": expected,
         "actual": actual,
         "detail": detail,
+    }
+
+
+def daily_loss(
+    *,
+    account: str,
+    day: str,
+    pnl: str,
+    realized: str,
+    unrealized: str | None,
+    limit: str,
+    source: str,
+    action: str,
+    until: str,
+) -> DailyLossEvent:
+    return {
+        "type": "daily_loss",
+        "account": account,
+        "day": day,
+        "pnl": pnl,
+        "realized": realized,
+        "unrealized": unrealized,
+        "limit": limit,
+        "source": source,
+        "action": action,
+        "until": until,
     }
 
 

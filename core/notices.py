@@ -48,7 +48,7 @@ def target_chats(settings: Settings) -> tuple[str, ...]:
 # Alarms about money at risk right now: a position without its protective orders, a position that
 # is not what the strategy believes. ``*=off`` (quiet the chatter) does not silence them; only
 # naming the kind in ``NOTIFY`` does (``unprotected=off``).
-MONEY_ALARM_KINDS = frozenset({"unprotected", "position_drift"})
+MONEY_ALARM_KINDS = frozenset({"unprotected", "position_drift", "daily_loss"})
 
 
 def mode_of(settings: Settings, kind: str) -> str:

@@ -7,6 +7,7 @@ import sys
 from config.logging_setup import configure_logging
 from config.settings import SettingsError, load_settings
 from core.context import AppContext
+from core.risk_file import RiskFileError, load_risk_file, resolve_path
 from worker.runtime import Worker
 
 
@@ -17,14 +18,19 @@ def main() -> int:
     except SettingsError as exc:
         print(f"tv2ib worker: {exc}", file=sys.stderr)
         return 2
+    try:  # a bad risk file stops the worker before it trades, naming the line and the reason
+        risk_file = load_risk_file(resolve_path(settings.risk_file))
+    except RiskFileError as exc:
+        print(f"tv2ib worker: {exc}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level, settings.log_format, settings.secrets())
     # The IB loop shares the GIL with the database and notifier threads: switch more often than
     # the default 5 ms so an order never waits a whole slice behind a busy database write.
     sys.setswitchinterval(0.0005)
     ctx = AppContext.build(settings)
     try:
-        worker = Worker(ctx)
-    except SettingsError as exc:  # a bad SYMBOL_MAP_FILE (or risk file): its file, line and reason
+        worker = Worker(ctx, risk_file=risk_file)
+    except SettingsError as exc:  # a bad SYMBOL_MAP_FILE: its file, line and reason
         print(f"tv2ib worker: {exc}", file=sys.stderr)
         ctx.close()
         return 2

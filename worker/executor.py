@@ -90,9 +90,10 @@ from worker.planner import (
     protection_orders,
     protection_prices,
 )
-from worker.positions import ExitChange, decide, describe, exit_changes, toward
+from worker.positions import Decision, ExitChange, decide, describe, exit_changes, toward
 from worker.protection import orders_from_json
 from worker.recorder import PlacementFact, Recorder, UnitOfWork
+from worker.risk.gate import RiskRefused, describe_legs
 from worker.roll import Pick
 from worker.rollover import HeldMonth, held_month, keep_to_held_month
 from worker.sizing import Sizing, size_alert
@@ -205,6 +206,9 @@ class Executor:
         # sizing (issue 11): payload -> the strategy's default (quantity_type, quantity) from the risk
         # file, for alerts without quantity and positionSize; set by the risk file's wiring
         self.sizing_default: Callable[[AlertPayload], tuple[str, Decimal] | None] | None = None
+        # the risk gate (worker/risk/gate.py, the risk file's limits), set by worker/runtime.py;
+        # None (unit tests): no limits
+        self.risk: Any = None
 
     # ------------------------------------------------------------------ the job
 
@@ -248,7 +252,7 @@ class Executor:
         except Requeue:
             raise
         except Refused as exc:
-            return self.reject(alert_id, str(exc))
+            return self.reject(alert_id, str(exc), plan=getattr(exc, "plan", None))
         except _Stale as exc:
             return self.reject_stale(alert_id, exc.age)
         except Exception as exc:
@@ -322,6 +326,12 @@ class Executor:
     def _cancel(self, job: AlertJob, spec: ContractSpec) -> str:
         """``cancel``: tv2ib's resting entry orders on the contract (their dormant bracket children
         go with them); working exits and the position are left alone."""
+        if self._dry_run(job):  # dry_run (risk file): cancels nothing either
+            message = f"dry run: would cancel tv2ib's working entry orders for {job.payload.ticker}"
+            self._write(
+                self._finish_without_order, job.alert_id, {"kind": "cancel", "dry_run": True}, message
+            )
+            return AlertStatus.CANCELLED.value
 
         async def run() -> list[OrderSnapshot]:
             _contract, inst = await self.trading.instrument(spec)
@@ -478,6 +488,19 @@ class Executor:
                 orders = _merge_orders(before, protection_orders(priced.legs), new_prices)
                 plan.notes.append("the position's exits are re-priced by this alert")
             after = _spec_json(look, job.alert_id, side, prices, symbol, orders)
+        # RISK gate (worker/risk/gate.py): the opening part against the risk file's limits; a close
+        # or an exit is never refused. A refused opening part of a reversal keeps its close.
+        verdict = None
+        if self.risk is not None:
+            verdict = self.risk.check(payload, look, decision, open_legs, plan.reference_price)
+            if verdict.refusal and decision.close_qty == 0:
+                raise RiskRefused(verdict.refusal, plan=_refused_plan(plan, open_legs, decision, verdict))
+            if verdict.refusal:
+                plan.notes.append(f"opening part not sent: {verdict.refusal}")
+                decision = Decision("close", decision.position, Decimal(0), f"{decision.reason}; close only: "
+                                    "the opening part was refused by the risk gate")  # fmt: skip
+                open_legs, after = [], None
+        # MARGIN what-if on the opening part (ib-data helper) goes here
         plan.legs = ([close_leg] if close_leg else []) + open_legs
         plan.notes.insert(0, decision.reason)
         if sizing is not None:
@@ -486,6 +509,8 @@ class Executor:
         if sizing is not None:  # every number the sizing used (worker/sizing.py)
             doc["sizing"] = sizing.to_json()
         doc["oca_type"] = OCA_TYPE if open_legs and len(open_legs) > 1 else None
+        if verdict is not None:
+            doc["risk"] = verdict.to_json()
         doc["position"] = {
             "before": _qty(decision.position),
             "target": _qty(decision.target),
@@ -499,6 +524,14 @@ class Executor:
         contract_map = contract_map_doc(payload, look.spec, inst, look.roll, look.held)
         if contract_map is not None:
             doc["contract_map"] = contract_map
+        if verdict is not None and verdict.refusal:
+            doc["position"]["refused_open"] = verdict.refusal  # the job ends the alert with it
+        if verdict is not None and verdict.dry_run:  # dry_run (risk file): recorded, nothing is sent
+            message = "dry run: would send " + (describe_legs(plan.legs, symbol) or "nothing")
+            if verdict.refusal:
+                message += f"; opening part refused: {verdict.refusal}"
+            self._write(self._finish_without_order, job.alert_id, doc, message)
+            return AlertStatus.CANCELLED.value
         self._write(self._store_decision, job.alert_id, doc, decision.reason)
         job.plan, job.decided = doc, doc["position"]
         return None
@@ -517,7 +550,11 @@ class Executor:
                                   "kind": "none", "close_qty": "0", "open_qty": "0", "reason": decision.reason}}  # fmt: skip
         if sizing is not None:
             plan_json["sizing"] = sizing.to_json()
-        if is_exit(job.payload):
+        if is_exit(job.payload) and self._dry_run(job):  # dry_run (risk file): cancels nothing either
+            message = (
+                f"dry run: no open position in {job.payload.ticker}; would cancel tv2ib's working orders"
+            )
+        elif is_exit(job.payload):
             cancelled = self.conn.call(
                 self.trading.cancel_working(look.inst.con_id), timeout=self.ib_call_timeout
             )
@@ -582,10 +619,15 @@ class Executor:
                 outcome.placements.append(await trading.place_legs(
                     alert_id, contract, [close_leg], OCA_TYPE, on_leg_sent=job.leg_sent, record=record))  # fmt: skip
             if close_ref in trading.known_refs([close_ref]):
-                reversal = open_qty > 0
+                refused_open = stored.get("refused_open")  # the risk gate refused the opening part
+                reversal = open_qty > 0 or bool(refused_open)
                 result, trade = await self._await_close(close_ref, reversal)
                 if result == "filled":
                     crash_point("after_close_filled")
+                    if refused_open:
+                        outcome.ended = (AlertStatus.REJECTED,
+                                         f"{refused_open}; the close went through: the position is flat, not reversed")  # fmt: skip
+                        return outcome
                 elif result == "working" or (result == "timeout" and not reversal):
                     # a resting limit close, or a market close IB has not filled yet (closed
                     # market): it stays working, its exits already fit what it leaves; the alert
@@ -681,7 +723,9 @@ class Executor:
             what = f"IB refused the {close_leg.leg} order: {error}"
         else:
             what = f"the {close_leg.leg} order ended unfilled at IB ({_qty(filled)}/{_qty(total)} filled)"
-        kept = "not reversed; " if Decimal(stored.get("open_qty") or 0) > 0 else ""
+        kept = (
+            "not reversed; " if Decimal(stored.get("open_qty") or 0) > 0 or stored.get("refused_open") else ""
+        )
         reason = f"{what}; {kept}position left {describe(position)}{'; ' + restored if restored else ''}"
         doc["position"] = {**stored, "protection_after": before, "outcome": reason}
         return AlertStatus.REJECTED, reason
@@ -751,6 +795,11 @@ class Executor:
 
         guard.protect(ProtectionSpec.from_json(after))
 
+    def _dry_run(self, job: AlertJob) -> bool:
+        """The risk file puts this alert's strategy / account in dry run (send nothing)."""
+        account = self.trading.account or job.payload.account
+        return self.risk is not None and self.risk.rules_for(job.payload.strategy, account or None).dry_run
+
     def _guard_off(self, con_id: int) -> Any:
         """Keep the guard off the contract while the job changes its exits step by step."""
         guard = self.guard
@@ -798,10 +847,15 @@ class Executor:
 
     # ------------------------------------------------------------------ outcomes
 
-    def reject(self, alert_id: str, reason: str) -> str:
-        """End the alert ``rejected`` with ``reason`` (shown to the trader and in the notice)."""
+    def reject(self, alert_id: str, reason: str, plan: dict[str, Any] | None = None) -> str:
+        """End the alert ``rejected`` with ``reason`` (shown to the trader and in the notice);
+        ``plan``: what was decided before the refusal (the risk gate's numbers), stored with it."""
 
         def write(uow: UnitOfWork) -> None:
+            if plan is not None:
+                alert = uow.session.get(Alert, alert_id)
+                if alert is not None:
+                    alert.plan = plan
             self._mark_processing(uow, alert_id)
             self.recorder.advance(uow, alert_id, AlertStatus.REJECTED, f"rejected: {reason}", reason=reason)
 
@@ -873,6 +927,16 @@ def _merge_orders(before: dict[str, Any] | None, new: dict[str, ExitOrder], role
         role: terms for role, terms in ((before or {}).get("orders") or {}).items() if role not in roles
     }
     return {**merged, **_orders_json(new, roles)}
+
+
+def _refused_plan(plan: Plan, open_legs: list[Leg], decision: Decision, verdict: Any) -> dict[str, Any]:
+    """The plan stored with a risk refusal: what would have been sent, and the numbers compared."""
+    doc = plan.to_json()
+    doc["legs"] = []
+    doc["refused_legs"] = [leg.to_json() for leg in open_legs]
+    doc["notes"] = [decision.reason, *doc["notes"]]
+    doc["risk"] = verdict.to_json()
+    return doc
 
 
 def _prices(raw: dict[str, Any] | None) -> dict[str, Decimal]:

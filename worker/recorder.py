@@ -393,6 +393,8 @@ class Recorder:
         label = f"{row.leg} #{row.ib_order_id} {row.action} {_qty(total)} {row.symbol or ''}".rstrip()
         position = _position_plan(alert)
         opens_after = position is not None and Decimal(str(position.get("open_qty") or 0)) > 0
+        if position is not None and position.get("refused_open"):
+            opens_after = True  # the risk gate refused the opening part: the job ends the alert
         if row.leg in CLOSING_LEGS and position is not None:
             if row.status == "Filled" or (total and filled >= total):
                 if opens_after:  # a reversal's first half: the entry's fill decides the alert

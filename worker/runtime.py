@@ -9,6 +9,10 @@ Threads of one worker process:
 * ``heartbeat``: refreshes the Redis heartbeat every :data:`HEARTBEAT_INTERVAL` seconds;
 * the notifier's own thread (``worker.notify``).
 
+SIGHUP re-reads what can change while the worker runs (the risk file; each helper appends its
+reloader to :attr:`Worker.reloaders`): the reload runs on the ``housekeeping`` thread, which also
+checks the daily loss every few seconds (worker/risk/gate.py).
+
 Shutdown: the first SIGTERM/SIGINT lets the job in hand finish (a job still waiting for IB goes
 back on the queue), then disconnects from IB cleanly; a second one exits at once. Either way the
 job stays on the queue or on the processing list, which the next start requeues.
@@ -25,13 +29,15 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import redis
 
 from config.settings import Settings
-from core import keys
+from core import events, keys
 from core.context import AppContext
+from core.risk_file import RiskFile, load_risk_file, resolve_path
 from core.services import FLATTEN_JOB
 from worker.consumer import Consumer
 from worker.executor import Executor, Requeue, RetryLater
@@ -43,6 +49,7 @@ from worker.order_types import OrderRules
 from worker.protection import ProtectionRegistry, ProtectionSpec, load_specs, save_spec
 from worker.recorder import Recorder, UnitOfWork
 from worker.retry import retry
+from worker.risk.gate import DAILY_LOSS_CHECK_SECONDS, RiskGate, describe_rules
 from worker.symbol_map import SymbolResolver
 
 log = logging.getLogger(__name__)
@@ -53,15 +60,23 @@ HEARTBEAT_INTERVAL = 3.0
 class Worker:
     """One execution worker: one IB connection (host, port, client id, account), one queue."""
 
-    def __init__(self, ctx: AppContext, *, probe_interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        ctx: AppContext,
+        *,
+        probe_interval: float = 5.0,
+        risk_file: RiskFile | None = None,
+        housekeeping_interval: float = DAILY_LOSS_CHECK_SECONDS,
+    ) -> None:
         self.ctx = ctx
         settings: Settings = ctx.settings
         self.settings = settings
         # contracts (worker/symbol_map.py): SYMBOL_MAP_FILE is validated first, before any thread
         # starts: a bad file stops the worker with the file, the line and the reason
         self.symbols = SymbolResolver(settings.symbol_map_file, settings.futures_roll_days)
-        # what SIGHUP re-reads, in order (each returns what it did or raises; see reload())
-        self.reloaders: list[Callable[[], str]] = [self.symbols.reload]
+        # the risk file (RISK_FILE): a bad one raises RiskFileError here, before anything starts
+        if risk_file is None:
+            risk_file = load_risk_file(resolve_path(settings.risk_file))
         self.stopping = threading.Event()
         self._signals = 0
         self.notifier = Notifier(settings, ctx.sessions, ctx.redis)
@@ -120,6 +135,21 @@ class Worker:
             order_rules=OrderRules(settings.extended_hours_stop_limit_ticks),
         )
         self.executor.guard = self.guard  # the job sets specs and has the old exits put back
+        # the risk gate: the executor checks every opening order with it; the housekeeping thread
+        # runs its daily-loss check; SIGHUP reloads its file (one of self.reloaders)
+        self.risk = RiskGate(risk_file, ctx.sessions, self.ib, self.trading, recorder=self.recorder,
+                             ib_call_timeout=30.0)  # fmt: skip
+        self.risk.flatten = self._flatten_on_daily_loss
+        self.executor.risk = self.risk
+        # sizing: the risk file's default_sizing for alerts that name no quantity (worker/sizing.py)
+        self.executor.sizing_default = self._default_sizing
+        # SIGHUP: each reloader re-reads one file and logs what changed (see reload())
+        self.reloaders: list[Callable[[], object]] = [self.symbols.reload, self.reload_risk_file]
+        self._reload_requested = threading.Event()
+        self._housekeeping_interval = housekeeping_interval
+        self._housekeeping_thread = threading.Thread(
+            target=self._housekeeping, name="housekeeping", daemon=True
+        )
         # blocking pops need a socket timeout above the block time (the context's client has 1 s)
         self.queue_redis = redis.Redis.from_url(
             settings.redis_url, socket_connect_timeout=2, socket_timeout=10
@@ -194,21 +224,66 @@ class Worker:
         signal.signal(signal.SIGHUP, self._on_hup)
 
     def _on_hup(self, _signum: int, _frame: Any) -> None:
-        """SIGHUP: re-read the configuration files, on a thread of its own (a signal handler runs
-        between two bytecodes of the job in hand: it must neither block nor raise there)."""
-        threading.Thread(target=self.reload, name="reload", daemon=True).start()
+        """SIGHUP: reload the files on the housekeeping thread (a signal handler runs between two
+        bytecodes of the job in hand: it must neither block nor raise there)."""
+        self._reload_requested.set()
 
     def reload(self) -> list[str]:
-        """Run every reloader (symbol map, risk file...). A file that fails keeps the version in
+        """Run every reloader (symbol map, risk file). A file that fails keeps the version in
         force; the error is logged (file, line, reason) and the others still reload."""
         results = []
-        for reloader in self.reloaders:
+        for reloader in list(self.reloaders):
             try:
-                results.append(reloader())
+                results.append(str(reloader() or ""))
             except Exception as exc:  # noqa: BLE001 - a bad file must not stop the worker
                 log.error("reload failed, the previous version stays in force: %s", exc)
                 results.append(f"reload failed: {exc}")
         return results
+
+    def reload_risk_file(self) -> None:
+        """Re-read the risk file: a good one replaces the rules (what changed is logged), a bad
+        one keeps the rules in force, logged and sent as an alarm notice."""
+        loaded, message = self.risk.reload()
+        if loaded or self.risk.risk_file.path is None:
+            log.warning("%s", message)
+            return
+        log.error("%s", message)
+        try:
+            self.notifier.enqueue_event(events.alarm("Risk file not reloaded", message))
+        except Exception:  # noqa: BLE001 - the log line above already says it
+            log.exception("the risk file alarm was not queued")
+
+    def _default_sizing(self, payload: Any) -> tuple[str, Decimal] | None:
+        """The risk file's ``default_sizing`` for the alert's strategy and this worker's account
+        (read at each alert, so a SIGHUP reload applies to the next one)."""
+        rules = self.risk.risk_file.rules_for(payload.strategy, self.trading.account)
+        default = rules.default_sizing
+        return None if default is None else (default.quantity_type, default.quantity)
+
+    def _flatten_on_daily_loss(self, by: str) -> str:
+        """``flatten_on_daily_loss``. From the housekeeping thread it waits for the job in hand (one
+        job at a time, like ``POST /api/flatten``); from a job (the alert that found the loss) the
+        job already holds the lock."""
+        if threading.current_thread() is self._housekeeping_thread:
+            with self._run_lock:
+                return self.flatten_all(by=by)
+        return self.flatten_all(by=by)
+
+    def _housekeeping(self) -> None:
+        """Reloads asked for by SIGHUP, and the daily-loss check every few seconds."""
+        try:
+            self.risk.warm()
+        except Exception:  # noqa: BLE001 - the first alert builds the calendar then
+            log.exception("exchange calendars not prepared")
+        while not self.stopping.is_set():
+            if self._reload_requested.wait(self._housekeeping_interval):
+                self._reload_requested.clear()
+                self.reload()
+                continue
+            try:
+                self.risk.watch_once()
+            except Exception:  # noqa: BLE001 - checked again at the next period
+                log.exception("daily-loss check failed")
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self._signals += 1
@@ -224,9 +299,11 @@ class Worker:
     def run(self) -> int:
         """Start everything, consume until stopped, then shut down in order."""
         self._load_protection()
+        log.info("%s", describe_rules(self.risk.risk_file))
         self.notifier.start()
         self.ib.start()
         self._heartbeat_thread.start()
+        self._housekeeping_thread.start()
         if self.settings.worker_metrics_port:
             try:
                 self.metrics.serve(self.settings.worker_metrics_host, self.settings.worker_metrics_port)

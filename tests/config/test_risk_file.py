@@ -92,3 +92,14 @@ def test_missing_file_and_default_path(tmp_path):
     assert resolve_path("/elsewhere/r.yaml", tmp_path) == Path("/elsewhere/r.yaml")
     assert load_risk_file(None).rules_for("x", "y").max_order_quantity is None
     assert load_risk_file(write(tmp_path, "")).accounts_for("x") == ()
+
+
+def test_the_shipped_example_loads_and_names_every_key():
+    from core.risk_file import RULE_KEYS
+
+    example = Path(__file__).resolve().parents[2] / "config" / "risk.example.yaml"
+    risk = load_risk_file(example)
+    text = example.read_text()
+    assert [key for key in RULE_KEYS if f"{key}:" not in text] == []
+    assert risk.rules_for("paper", None).dry_run is True
+    assert risk.rules_for("trend", "DU111111").source_of("daily_loss_limit") == 'account "DU111111"'

@@ -225,6 +225,17 @@ SAMPLES = {
         "actual": "short 3",
         "detail": "a manual trade?",
     },
+    "daily_loss": events.daily_loss(
+        account="DU1",
+        day="2026-11-30",
+        pnl="-2150.5",
+        realized="-1900",
+        unrealized="-250.5",
+        limit="2000",
+        source='account "DU1"',
+        action="entries halted; flatten_on_daily_loss: closing AAPL 100",
+        until="2026-11-30 17:00 America/New_York",
+    ),  # fmt: skip
 }
 
 
@@ -248,6 +259,9 @@ def test_alarm_texts() -> None:
     summary = visible(c.compose(SAMPLES["daily_summary"]).text)
     assert "trades (executions): 4" in summary and "realized PnL: +10" in summary and "fees: 9" in summary
     assert c.compose(SAMPLES["daily_summary"]).dedup_key == "daily_summary:2026-11-22"
+    loss = c.compose(SAMPLES["daily_loss"])
+    assert "today's PnL -2150.5" in visible(loss.text) and "until 2026-11-30 17:00" in visible(loss.text)
+    assert "closing AAPL 100" in visible(loss.text) and loss.dedup_key == "daily_loss:DU1:2026-11-30"
 
 
 def test_dashboard_only_events_make_no_notice() -> None:

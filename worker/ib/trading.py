@@ -105,6 +105,15 @@ class Trading:
         account = self.account or ""
         return figures_from_values(account, list(self.ib.accountValues(account)))
 
+    def portfolio(self) -> list[Any]:
+        """The account's portfolio rows (position, market value) from ib_async's account
+        subscription (no round trip); read by the risk gate (worker/risk/gate.py)."""
+        return list(self.ib.portfolio(self.account or ""))
+
+    def open_trades(self) -> list[Trade]:
+        """Every order IB reports to this connection as not done yet (tv2ib's and others')."""
+        return list(self.ib.openTrades())
+
     # ------------------------------------------------------------------ contracts and prices
 
     async def instrument(self, spec: ContractSpec) -> tuple[Contract, Instrument]:

@@ -27,6 +27,7 @@ from typing import Any
 from core.events import (
     AlarmEvent,
     AlertRejectedEvent,
+    DailyLossEvent,
     DailySummaryEvent,
     FillEvent,
     OrderRejectedEvent,
@@ -462,6 +463,22 @@ def _position_drift(event: PositionDriftEvent) -> NoticeDraft:
     if event["account"]:
         lines.append(f"account {esc(event['account'])}")
     return NoticeDraft("position_drift", "\n".join(lines), f"position_drift:{event['alert_id']}")
+
+
+@composer("daily_loss")
+def _daily_loss(event: DailyLossEvent) -> NoticeDraft:
+    """The account's daily loss limit was reached: entries halted until the day ends (risk file)."""
+    unrealized = event["unrealized"]
+    lines = [
+        f"🚨 <b>Daily loss limit reached</b> · today's PnL <b>{signed(event['pnl'])}</b>",
+        f"realized {signed(event['realized'])} + unrealized {signed(unrealized) if unrealized is not None else '?'}; "
+        f"limit {num(event['limit'])} ({esc(event['source'])})",
+        esc(_short(event["action"], 1500)),
+        f"new entries refused until {esc(event['until'])}; exits still go out",
+    ]
+    if event["account"]:
+        lines.append(f"account {esc(event['account'])}")
+    return NoticeDraft("daily_loss", "\n".join(lines), f"daily_loss:{event['account']}:{event['day']}")
 
 
 @composer("alarm")

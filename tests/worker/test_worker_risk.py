@@ -1,0 +1,214 @@
+"""The risk gate through a real worker thread and ibsim: what reaches IB (ibsim's state), the
+alert's final state and reason, the plan's numbers, the daily-loss halt and its flatten."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+from support import wait_until
+from worker_helpers import WorkerThread, add_alert, alert_status
+
+from core.models import Notice
+from core.services import get_alert
+from worker.risk.state import day_bounds, trading_day
+
+RISK = """\
+defaults:
+  max_order_notional: 1,000,000
+strategies:
+  trend:
+    max_order_notional: 50,000
+  paper:
+    dry_run: true
+"""
+DAILY = """\
+defaults:
+  daily_loss_limit: 2000
+  flatten_on_daily_loss: true
+"""
+
+
+def start(worker_env: dict[str, str], tmp_path: Path, text: str, **attrs) -> WorkerThread:
+    path = tmp_path / "risk.yaml"
+    path.write_text(text)
+    handle = WorkerThread({**worker_env, "RISK_FILE": str(path)})
+    for name, value in attrs.items():
+        setattr(handle.worker, name, value)
+    return handle.start()
+
+
+def position(sim, symbol: str = "AAPL") -> float:
+    return sum(p["position"] for p in sim.state()["positions"] if p["symbol"] == symbol)
+
+
+def orders_of(sim, alert_id: str) -> list[dict]:
+    return [o for o in sim.state()["orders"] if alert_id in o["orderRef"]]
+
+
+def test_a_notional_refusal_sends_nothing_and_its_exit_is_never_blocked(sim, worker_env, tmp_path):
+    handle = start(worker_env, tmp_path, RISK)
+    try:
+        ctx = handle.ctx
+        sim.set_price("AAPL", 190.0)
+        big = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 300, "price": 190,
+                              "strategy": "trend"})  # fmt: skip
+        wait_until(lambda: alert_status(ctx, big) == "rejected", timeout=20)
+        alert = get_alert(ctx.sessions, big)
+        assert alert["reason"] == (
+            'risk: max_order_notional 50,000 USD (strategy "trend") exceeded: 300 AAPL × 190.00 = 57,000 USD'
+        )
+        assert orders_of(sim, big) == [] and position(sim) == 0
+        check = next(c for c in alert["plan"]["risk"]["checks"] if c["rule"] == "max_order_notional")
+        assert (check["limit"], check["value"], check["passed"]) == ("50000", "57000", False)
+        assert alert["plan"]["refused_legs"][0]["quantity"] == "300"
+
+        # a position as big as the refused entry (bought by hand): its exit goes out all the same
+        sim.trade(300, symbol="AAPL", price=190.0)
+        wait_until(lambda: handle.worker.trading.position_of(_con_id(handle, sim)) == 300)
+        out = add_alert(ctx, {"ticker": "AAPL", "action": "exit", "strategy": "trend"})
+        wait_until(lambda: alert_status(ctx, out) == "filled", timeout=20)
+        assert position(sim) == 0
+        assert get_alert(ctx.sessions, out)["plan"]["risk"]["checks"] == []
+    finally:
+        handle.stop()
+
+
+def test_a_refused_open_of_a_reversal_still_closes(sim, worker_env, tmp_path):
+    handle = start(worker_env, tmp_path, RISK)
+    try:
+        ctx = handle.ctx
+        sim.set_price("AAPL", 190.0)
+        sim.trade(10, symbol="AAPL", price=190.0)
+        wait_until(lambda: handle.worker.trading.position_of(_con_id(handle, sim)) == 10)
+        rev = add_alert(ctx, {"ticker": "AAPL", "action": "sell", "quantity": 310, "price": 190,
+                              "strategy": "trend"})  # fmt: skip
+        wait_until(lambda: alert_status(ctx, rev) == "rejected", timeout=20)
+        reason = get_alert(ctx.sessions, rev)["reason"]
+        assert reason == ('risk: max_order_notional 50,000 USD (strategy "trend") exceeded: 300 AAPL × 190.00 '
+                          "= 57,000 USD; the close went through: the position is flat, not reversed")  # fmt: skip
+        assert position(sim) == 0
+        assert [o["orderRef"].rsplit(":", 1)[1] for o in orders_of(sim, rev)] == ["close"]
+    finally:
+        handle.stop()
+
+
+def test_dry_run_records_the_plan_and_sends_nothing(sim, worker_env, tmp_path):
+    handle = start(worker_env, tmp_path, RISK)
+    try:
+        ctx = handle.ctx
+        sim.set_price("AAPL", 190.0)
+        paper = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 52, "orderType": "market",
+                                "price": 190, "takeProfit": {"limitPrice": 195}, "stopLoss": {"stopPrice": 188},
+                                "strategy": "paper"})  # fmt: skip
+        wait_until(lambda: alert_status(ctx, paper) == "cancelled", timeout=20)
+        alert = get_alert(ctx.sessions, paper)
+        assert alert["reason"] == "dry run: would send BUY 52 AAPL MKT + TP 195.00 + SL 188.00"
+        assert [leg["leg"] for leg in alert["plan"]["legs"]] == ["entry", "tp", "sl"]
+        assert alert["plan"]["risk"]["rules"]["dry_run"] is True
+        assert alert["plan"]["position"]["target"] == "52"
+        assert orders_of(sim, paper) == [] and position(sim) == 0
+
+        # a resting entry of a live strategy: the paper strategy's cancel and exit leave it working
+        resting = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 5, "orderType": "limit",
+                                  "limitPrice": 150})  # fmt: skip
+        wait_until(lambda: alert_status(ctx, resting) == "submitted", timeout=20)
+        for action in ("cancel", "exit"):
+            ignored = add_alert(ctx, {"ticker": "AAPL", "action": action, "strategy": "paper"})
+            wait_until(lambda a=ignored: alert_status(ctx, a) == "cancelled", timeout=20)
+            assert get_alert(ctx.sessions, ignored)["reason"].startswith("dry run: ")
+        assert [o["status"] for o in orders_of(sim, resting)] in (["Submitted"], ["PreSubmitted"])
+    finally:
+        handle.stop()
+
+
+COUNTS = """\
+strategies:
+  crowded:
+    max_open_orders: 4
+  busy:
+    max_orders_per_minute: 1
+  wide:
+    max_gross_exposure: 2500
+"""
+
+
+def test_open_orders_orders_per_minute_and_gross_exposure_are_read_from_ib_and_the_database(
+    sim, worker_env, tmp_path
+):
+    handle = start(worker_env, tmp_path, COUNTS)
+    try:
+        ctx = handle.ctx
+        sim.set_price("AAPL", 190.0)
+        sim.set_price("MSFT", 100.0)
+        first = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 10, "price": 190,
+                                "takeProfit": {"amount": 5}, "stopLoss": {"amount": 3}, "strategy": "crowded"})  # fmt: skip
+        wait_until(lambda: alert_status(ctx, first) == "filled", timeout=20)
+        wait_until(
+            lambda: (
+                len([o for o in orders_of(sim, first) if o["status"] in ("PreSubmitted", "Submitted")]) == 2
+            )
+        )
+        ends = {}
+        for strategy in ("crowded", "busy", "wide"):
+            alert_id = add_alert(ctx, {"ticker": "MSFT", "action": "buy", "quantity": 10, "price": 100,
+                                       "takeProfit": {"amount": 5}, "stopLoss": {"amount": 3},
+                                       "strategy": strategy})  # fmt: skip
+            wait_until(lambda a=alert_id: alert_status(ctx, a) == "rejected", timeout=20)
+            ends[strategy] = get_alert(ctx.sessions, alert_id)["reason"]
+            assert orders_of(sim, alert_id) == []
+        assert ends["crowded"] == ('risk: max_open_orders 4 (strategy "crowded") exceeded: 2 working at IB '
+                                   "(2 tv2ib, 0 other) + 3 of this alert = 5")  # fmt: skip
+        assert ends["busy"].startswith('risk: max_orders_per_minute 1 (strategy "busy") exceeded: 1 opening '
+                                       "order(s) sent for account "), ends["busy"]  # fmt: skip
+        assert ends["wide"] == ('risk: max_gross_exposure 2,500 USD (strategy "wide") exceeded: other positions '
+                                "1,900 + MSFT after this order 1,000 = 2,900 USD")  # fmt: skip
+    finally:
+        handle.stop()
+
+
+def test_daily_loss_halts_flattens_alarms_and_lifts_at_the_next_trading_day(sim, worker_env, tmp_path):
+    now = [datetime.now(UTC)]
+    handle = start(worker_env, tmp_path, DAILY, _housekeeping_interval=0.2)
+    handle.worker.risk.clock = lambda: now[0]
+    try:
+        ctx = handle.ctx
+        sim.set_price("AAPL", 190.0)
+        sim.trade(100, symbol="AAPL", price=190.0)
+        wait_until(lambda: handle.worker.trading.position_of(_con_id(handle, sim)) == 100)
+        sim.set_price("AAPL", 165.0)  # unrealized -2,500: the periodic check halts and flattens
+        wait_until(lambda: position(sim) == 0, timeout=20)
+        wait_until(lambda: _notices(ctx, "daily_loss") != [], timeout=10)
+        text = _notices(ctx, "daily_loss")[0]
+        assert "Daily loss limit reached" in text and "flatten_on_daily_loss" in text, text
+
+        refused = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 1, "price": 165})
+        wait_until(lambda: alert_status(ctx, refused) == "rejected", timeout=20)
+        reason = get_alert(ctx.sessions, refused)["reason"]
+        day = trading_day(now[0])
+        assert reason.startswith("risk: daily_loss_limit 2,000 USD (defaults) reached"), reason
+        assert f"entries halted until {day.isoformat()} 17:00 America/New_York" in reason, reason
+        # the flatten sold 100 at 165 what cost 190: IB's realized PnL on its fill, recorded, is the loss now
+        assert re.search(
+            r"today's PnL -2,5\d\d(\.\d\d)? USD \(realized -2,5\d\d(\.\d\d)? \+ unrealized 0\)", reason
+        ), reason
+        assert orders_of(sim, refused) == []
+
+        now[0] = day_bounds(day)[1] + timedelta(minutes=1)  # 17:01 New York: the next trading day
+        allowed = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 1, "price": 165})
+        wait_until(lambda: alert_status(ctx, allowed) == "filled", timeout=20)
+        assert position(sim) == 1
+        assert len(_notices(ctx, "daily_loss")) == 1  # one alarm for the day
+    finally:
+        handle.stop()
+
+
+def _con_id(handle: WorkerThread, sim) -> int:
+    return next(p["conId"] for p in sim.state()["positions"] if p["symbol"] == "AAPL")
+
+
+def _notices(ctx, kind: str) -> list[str]:
+    with ctx.sessions() as session:
+        return list(session.scalars(select(Notice.text).where(Notice.kind == kind)))

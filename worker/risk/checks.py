@@ -1,0 +1,464 @@
+"""The risk rules as pure checks: the numbers of one opening order in, a list of checks out.
+
+Nothing here talks to IB, the database or the clock: :mod:`worker.risk.gate` gathers the numbers
+(IB's portfolio, working orders, the live quote, today's PnL, the exchange's session) into a
+:class:`RiskContext`, and :func:`evaluate` runs every rule the trader set against it. Each rule
+gives one :class:`Check` with its limit, the value it compared and the sentence a refusal shows::
+
+    risk: max_order_notional 50,000 USD (strategy "trend") exceeded: 300 AAPL × 190.00 = 57,000 USD
+
+Only the OPENING part of a decision comes here (an entry, an add, a reversal's second half);
+closes, exits and flattens are never checked (worker/executor.py does not call the gate for them).
+
+A rule that cannot be evaluated because a number is missing (no price for a notional limit, no
+quote for the deviation rule, no calendar for the exchange) refuses: the trader set the limit, and
+an order that cannot be shown to respect it does not go out (design.md invariant 3, fail closed).
+The one exception is ``max_price_deviation_percent`` for an alert without a ``price``: there is
+nothing to compare, so the check is recorded as skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from core.risk_file import RiskRules
+
+HUNDRED = Decimal(100)
+
+
+@dataclass(frozen=True)
+class OpeningOrder:
+    """The opening part of a decision, as the rules see it."""
+
+    ticker: str  # the TradingView ticker of the alert (AAPL, ES1!, NASDAQ:AAPL)
+    symbol: str  # IB's symbol (AAPL, ES)
+    local_symbol: str  # IB's local symbol (AAPL, ESZ6)
+    side: str  # BUY / SELL
+    quantity: Decimal  # the opening part's quantity (shares, contracts, units)
+    price: Decimal | None  # the entry's limit / stop price, else the reference price
+    price_source: str  # "limit price", "stop price", "IB last price" ...
+    multiplier: Decimal  # contract multiplier (1 for stocks and forex)
+    currency: str  # the contract's currency
+    legs: int  # orders this part puts at IB (entry + take-profit + stop-loss)
+    position_before: Decimal  # IB's signed position in the contract before the decision
+    position_after: Decimal  # the signed position the decision aims at
+
+    @property
+    def notional(self) -> Decimal | None:
+        if self.price is None:
+            return None
+        return self.quantity * self.price * self.multiplier
+
+    @property
+    def label(self) -> str:
+        return self.local_symbol or self.symbol or self.ticker
+
+
+@dataclass(frozen=True)
+class DailyPnl:
+    """Today's PnL of the account and whether entries are halted for the rest of the day."""
+
+    realized: Decimal  # from the fills recorded since the trading day began
+    unrealized: Decimal | None  # IB's UnrealizedPnL (None: IB has not reported it)
+    halted: bool  # the loss limit was reached earlier today (persisted)
+    day_ends: str  # "2026-11-30 17:00 America/New_York", for the refusal
+
+    @property
+    def total(self) -> Decimal:
+        return self.realized + (self.unrealized or Decimal(0))
+
+
+@dataclass(frozen=True)
+class Session:
+    """Where the exchange's calendar puts "now" for the contract."""
+
+    state: str  # "regular", "extended", "closed"; "always" (forex, crypto); "unknown" (no calendar)
+    calendar: str  # "XNYS", "CMES", or "" (none)
+    detail: str  # "Saturday", "holiday 2026-12-25", "pre-market 08:15 America/New_York" ...
+
+
+@dataclass(frozen=True)
+class RiskContext:
+    """Every number the rules compare, gathered by the gate for one opening order."""
+
+    order: OpeningOrder
+    account: str
+    base_currency: str = "USD"
+    other_exposure: Decimal | None = None  # sum of |market value| of the account's OTHER positions
+    working_orders: int | None = None  # the account's working orders at IB (all)
+    working_tv2ib: int = 0  # ... of which tv2ib's
+    orders_last_minute: int = 0  # opening orders sent for the account in the last 60 s
+    daily: DailyPnl | None = None
+    session: Session | None = None
+    alert_price: Decimal | None = None  # the alert's "price" field
+    quote: Decimal | None = None  # IB's live quote for the contract
+    quote_source: str = ""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One rule against one number; ``passed`` None: skipped (said why in ``message``)."""
+
+    rule: str
+    limit: Any
+    value: Any
+    passed: bool | None
+    source: str
+    message: str = ""  # the refusal (or the skip) in words
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "rule": self.rule,
+            "limit": _plain(self.limit),
+            "value": _plain(self.value),
+            "passed": self.passed,
+            "source": self.source,
+        }
+        if self.message:
+            doc["message"] = self.message
+        return doc
+
+
+# ---------------------------------------------------------------------- formatting
+
+
+def money(value: Decimal) -> str:
+    """57,000 / 1,234.50 / -2,150 (thousands separators; cents only when there are some)."""
+    value = Decimal(value)
+    if value == value.to_integral_value():
+        return f"{int(value):,}"
+    return f"{value:,.2f}"
+
+
+def price(value: Decimal) -> str:
+    """190.00 / 0.6512 / 6,000.25: at least two decimals, never fewer than IB sent."""
+    value = Decimal(value).normalize()
+    exponent = int(value.as_tuple().exponent)  # type: ignore[arg-type]
+    places = max(2, -exponent)
+    return f"{value:,.{places}f}"
+
+
+def qty(value: Decimal) -> str:
+    """52 / 0.5 / 25,000."""
+    value = Decimal(value).normalize()
+    if value == value.to_integral_value():
+        return f"{int(value):,}"
+    return format(value, ",f")
+
+
+def percent(value: Decimal) -> str:
+    return f"{Decimal(value).quantize(Decimal('0.01'))}%"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+# ---------------------------------------------------------------------- the rules
+
+
+def evaluate(rules: RiskRules, ctx: RiskContext) -> list[Check]:
+    """Every rule the trader set, in a fixed order (the first failed one is the refusal)."""
+    checks: list[Check] = []
+    for rule in _RULES:
+        check = rule(rules, ctx)
+        if check is not None:
+            checks.append(check)
+    return checks
+
+
+def first_failure(checks: list[Check]) -> Check | None:
+    return next((c for c in checks if c.passed is False), None)
+
+
+def _head(rules: RiskRules, key: str, limit: str) -> str:
+    return f"risk: {key} {limit} ({rules.source_of(key)})"
+
+
+def _symbols(rules: RiskRules, ctx: RiskContext) -> Check | None:
+    """``deny`` wins over ``allow``; either matches the TradingView ticker (with or without its
+    ``EXCHANGE:`` prefix), IB's symbol or IB's local symbol."""
+    names = _names(ctx.order)
+    denied = sorted(names & set(rules.deny))
+    if denied:
+        return Check("deny", list(rules.deny), denied[0], False, rules.source_of("deny"),
+                     f"{_head(rules, 'deny', 'list')}: {denied[0]} is on it")  # fmt: skip
+    if rules.allow is not None:
+        allowed = names & set(rules.allow)
+        if not allowed:
+            shown = ", ".join(rules.allow[:10]) + (" ..." if len(rules.allow) > 10 else "")
+            return Check("allow", list(rules.allow), sorted(names)[0], False, rules.source_of("allow"),
+                         f"{_head(rules, 'allow', 'list')}: {ctx.order.ticker} ({ctx.order.label} at IB) "
+                         f"is not on it ({shown})")  # fmt: skip
+        return Check("allow", list(rules.allow), sorted(allowed)[0], True, rules.source_of("allow"))
+    if rules.deny:
+        return Check("deny", list(rules.deny), ctx.order.ticker, True, rules.source_of("deny"))
+    return None
+
+
+def _names(order: OpeningOrder) -> set[str]:
+    ticker = order.ticker.strip().upper()
+    names = {ticker, ticker.rpartition(":")[2], order.symbol.upper(), order.local_symbol.upper()}
+    return {n for n in names if n}
+
+
+def _trading_hours(rules: RiskRules, ctx: RiskContext) -> Check | None:
+    wanted = rules.trading_hours
+    if wanted == "always":
+        return None
+    source = rules.source_of("trading_hours")
+    session = ctx.session
+    if session is not None and session.state == "always":  # forex, crypto: no closing bell
+        return Check("trading_hours", wanted, "always", True, source, session.detail)
+    if session is None or session.state not in ("regular", "extended", "closed"):
+        detail = session.detail if session is not None else "no calendar"
+        return Check("trading_hours", wanted, "unknown", False, source,
+                     f"{_head(rules, 'trading_hours', wanted)}: cannot tell whether {ctx.order.label} "
+                     f"trades now: {detail}")  # fmt: skip
+    ok = session.state == "regular" or (wanted == "extended" and session.state == "extended")
+    where = f"{session.calendar}: {session.detail}" if session.detail else session.calendar
+    message = (
+        ""
+        if ok
+        else (
+            f"{_head(rules, 'trading_hours', wanted)}: {ctx.order.label} is "
+            f"{'in extended hours' if session.state == 'extended' else 'closed'} now ({where})"
+        )
+    )
+    return Check("trading_hours", wanted, session.state, ok, source, message)
+
+
+def _order_quantity(rules: RiskRules, ctx: RiskContext) -> Check | None:
+    limit = rules.max_order_quantity
+    if limit is None:
+        return None
+    order = ctx.order
+    ok = order.quantity <= limit
+    message = (
+        ""
+        if ok
+        else (
+            f"{_head(rules, 'max_order_quantity', qty(limit))} exceeded: {order.side} {qty(order.quantity)} {order.label}"
+        )
+    )
+    return Check(
+        "max_order_quantity", limit, order.quantity, ok, rules.source_of("max_order_quantity"), message
+    )
+
+
+def _no_price(rules: RiskRules, key: str, limit: str, ctx: RiskContext) -> Check:
+    return Check(key, None, None, False, rules.source_of(key),
+                 f"{_head(rules, key, limit)}: cannot be checked: no price for {ctx.order.label} "
+                 f"({ctx.order.price_source or 'no limit price and no market data'})")  # fmt: skip
+
+
+def _times(order: OpeningOrder, quantity: Decimal) -> str:
+    """``300 AAPL × 190.00`` (× the multiplier for futures)."""
+    text = f"{qty(quantity)} {order.label} × {price(order.price or Decimal(0))}"
+    if order.multiplier != 1:
+        text += f" × {qty(order.multiplier)}"
+    return text
+
+
+def _order_notional(rules: RiskRules, ctx: RiskContext) -> Check | None:
+    limit = rules.max_order_notional
+    if limit is None:
+        return None
+    cur = ctx.base_currency
+    notional = ctx.order.notional
+    if notional is None:
+        return _no_price(rules, "max_order_notional", f"{money(limit)} {cur}", ctx)
+    ok = notional <= limit
+    message = (
+        ""
+        if ok
+        else (
+            f"{_head(rules, 'max_order_notional', f'{money(limit)} {cur}')} exceeded: "
+            f"{_times(ctx.order, ctx.order.quantity)} = {money(notional)} {ctx.order.currency or cur}"
+        )
+    )
+    return Check("max_order_notional", limit, notional, ok, rules.source_of("max_order_notional"), message)
+
+
+def _position_quantity(rules: RiskRules, ctx: RiskContext) -> Check | None:
+    limit = rules.max_position_quantity
+    if limit is None:
+        return None
+    order = ctx.order
+    after = abs(order.position_after)
+    ok = after <= limit
+    message = (
+        ""
+        if ok
+        else (
+            f"{_head(rules, 'max_position_quantity', qty(limit))} exceeded: {order.label} would be "
+            f"{'long' if order.position_after > 0 else 'short'} {qty(after)} after this order "
+            f"(now {qty(order.position_before)})"
+        )
+    )
+    return Check("max_position_quantity", limit, after, ok, rules.source_of("max_position_quantity"), message)
+
+
+def _position_notional(rules: RiskRules, ctx: RiskContext) -> Check | None:
+    limit = rules.max_position_notional
+    if limit is None:
+        return None
+    order, cur = ctx.order, ctx.base_currency
+    if order.price is None:
+        return _no_price(rules, "max_position_notional", f"{money(limit)} {cur}", ctx)
+    after = abs(order.position_after)
+    value = after * order.price * order.multiplier
+    ok = value <= limit
+    message = (
+        ""
+        if ok
+        else (
+            f"{_head(rules, 'max_position_notional', f'{money(limit)} {cur}')} exceeded: the position after "
+            f"this order, {_times(order, after)} = {money(value)} {order.currency or cur}"
+        )
+    )
+    return Check("max_position_notional", limit, value, ok, rules.source_of("max_position_notional"), message)
+
+
+def _gross_exposure(rules: RiskRules, ctx: RiskContext) -> Check | None:
+    """The other positions' |market value| (IB's portfolio) + this contract's position after the
+    order at the order's price (a reversal's close removes the old position's value first)."""
+    limit = rules.max_gross_exposure
+    if limit is None:
+        return None
+    order, cur = ctx.order, ctx.base_currency
+    if order.price is None:
+        return _no_price(rules, "max_gross_exposure", f"{money(limit)} {cur}", ctx)
+    if ctx.other_exposure is None:
+        return Check("max_gross_exposure", limit, None, False, rules.source_of("max_gross_exposure"),
+                     f"{_head(rules, 'max_gross_exposure', f'{money(limit)} {cur}')}: cannot be checked: "
+                     "IB has not reported the account's portfolio")  # fmt: skip
+    this = abs(order.position_after) * order.price * order.multiplier
+    value = ctx.other_exposure + this
+    ok = value <= limit
+    message = (
+        ""
+        if ok
+        else (
+            f"{_head(rules, 'max_gross_exposure', f'{money(limit)} {cur}')} exceeded: other positions "
+            f"{money(ctx.other_exposure)} + {order.label} after this order {money(this)} = {money(value)} {cur}"
+        )
+    )
+    return Check("max_gross_exposure", limit, value, ok, rules.source_of("max_gross_exposure"), message)
+
+
+def _open_orders(rules: RiskRules, ctx: RiskContext) -> Check | None:
+    """Every working order of the account IB reports to this connection (tv2ib's entries and
+    exits, and any other order it sees), plus the legs this alert would add."""
+    limit = rules.max_open_orders
+    if limit is None:
+        return None
+    working = ctx.working_orders or 0
+    value = working + ctx.order.legs
+    ok = value <= limit
+    others = working - ctx.working_tv2ib
+    message = (
+        ""
+        if ok
+        else (
+            f"{_head(rules, 'max_open_orders', str(limit))} exceeded: {working} working at IB "
+            f"({ctx.working_tv2ib} tv2ib, {others} other) + {ctx.order.legs} of this alert = {value}"
+        )
+    )
+    return Check("max_open_orders", limit, value, ok, rules.source_of("max_open_orders"), message)
+
+
+def _orders_per_minute(rules: RiskRules, ctx: RiskContext) -> Check | None:
+    limit = rules.max_orders_per_minute
+    if limit is None:
+        return None
+    value = ctx.orders_last_minute + 1
+    ok = value <= limit
+    message = (
+        ""
+        if ok
+        else (
+            f"{_head(rules, 'max_orders_per_minute', str(limit))} exceeded: {ctx.orders_last_minute} opening "
+            f"order(s) sent for account {ctx.account or '(default)'} in the last 60 s; this would be {value}"
+        )
+    )
+    return Check("max_orders_per_minute", limit, value, ok, rules.source_of("max_orders_per_minute"), message)
+
+
+def _daily_loss(rules: RiskRules, ctx: RiskContext) -> Check | None:
+    limit = rules.daily_loss_limit
+    if limit is None:
+        return None
+    cur = ctx.base_currency
+    head = _head(rules, "daily_loss_limit", f"{money(limit)} {cur}")
+    daily = ctx.daily
+    if daily is None:
+        return Check("daily_loss_limit", limit, None, False, rules.source_of("daily_loss_limit"),
+                     f"{head}: cannot be checked: today's PnL is unknown")  # fmt: skip
+    loss = -daily.total
+    reached = loss >= limit
+    ok = not (daily.halted or reached)
+    message = (
+        ""
+        if ok
+        else (
+            f"{head} reached: entries halted until {daily.day_ends}; today's PnL {signed(daily.total)} {cur} "
+            f"(realized {signed(daily.realized)} + unrealized "
+            f"{'?' if daily.unrealized is None else signed(daily.unrealized)})"
+        )
+    )
+    if daily.halted and not reached:
+        message = message.replace(" reached:", " reached earlier today:")
+    return Check("daily_loss_limit", limit, daily.total, ok, rules.source_of("daily_loss_limit"), message)
+
+
+def signed(value: Decimal) -> str:
+    return ("+" if value > 0 else "") + money(value)
+
+
+def _price_deviation(rules: RiskRules, ctx: RiskContext) -> Check | None:
+    limit = rules.max_price_deviation_percent
+    if limit is None:
+        return None
+    source = rules.source_of("max_price_deviation_percent")
+    if ctx.alert_price is None:
+        return Check("max_price_deviation_percent", limit, None, None, source,
+                     "skipped: the alert has no price to compare with IB's quote")  # fmt: skip
+    head = _head(rules, "max_price_deviation_percent", percent(limit))
+    if ctx.quote is None or ctx.quote <= 0:
+        return Check("max_price_deviation_percent", limit, None, False, source,
+                     f"{head}: cannot be checked: no quote from IB for {ctx.order.label}")  # fmt: skip
+    deviation = abs(ctx.alert_price - ctx.quote) / ctx.quote * HUNDRED
+    ok = deviation <= limit
+    message = (
+        ""
+        if ok
+        else (
+            f"{head} exceeded: the alert's price {price(ctx.alert_price)} is {percent(deviation)} from IB's "
+            f"{ctx.quote_source or 'quote'} {price(ctx.quote)} for {ctx.order.label} (a stale alert, or another symbol?)"
+        )
+    )
+    return Check(
+        "max_price_deviation_percent", limit, deviation.quantize(Decimal("0.0001")), ok, source, message
+    )
+
+
+_RULES = (
+    _symbols,
+    _trading_hours,
+    _daily_loss,
+    _price_deviation,
+    _order_quantity,
+    _order_notional,
+    _position_quantity,
+    _position_notional,
+    _gross_exposure,
+    _open_orders,
+    _orders_per_minute,
+)

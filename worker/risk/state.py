@@ -1,0 +1,145 @@
+"""What the risk rules remember: the trading day, today's realized PnL, the daily-loss halt and the
+opening orders of the last minute, all read from (and written to) the database so that a worker
+restart forgets none of it.
+
+* **The trading day** ends at 17:00 America/New_York (:data:`DAY_ENDS`), IB's own day boundary for
+  US products and the CME's session change: an order at 16:59 New York counts toward day D, one at
+  17:00 toward D+1. A daily-loss halt holds until that boundary and lifts by itself after it.
+* **Realized PnL** of the day is the sum of the ``realized_pnl`` IB's commission reports gave for
+  the fills recorded since the day began (``Fill.realized_pnl``; IB's figure is net of the
+  commissions of both sides of the round trip, so commissions are not subtracted again). Every
+  fill of the account that the worker's IB connection hears is recorded, the flatten's and the
+  guard's included. Chosen over ``reqPnL``'s dailyPnL because its day boundary is ours (documented
+  and testable with an injected clock), it survives restarts with the database, and it is the
+  figure the daily summary already reports.
+* **The halt** is one :class:`~core.models.Control` row per account, ``risk:halt:<account>`` =
+  ``{"day": "2026-11-30", ...}``: halted while its day is today's trading day.
+* **Opening orders per minute** are counted from the ``Order`` rows: the ``entry`` legs created for
+  the account in the last 60 seconds (one per opening alert; a bracket's take-profit and stop-loss
+  are not counted again), so the count survives a restart.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.models import Control, Fill, Order
+
+DAY_ZONE = ZoneInfo("America/New_York")
+DAY_ENDS = time(17, 0)  # the trading day's boundary, New York time
+ORDER_WINDOW = timedelta(seconds=60)
+HALT_KEY_PREFIX = "risk:halt:"
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def trading_day(now: datetime) -> date:
+    """The trading day ``now`` belongs to: from 17:00 New York the evening before to 17:00."""
+    local = now.astimezone(DAY_ZONE)
+    return (local + timedelta(days=1)).date() if local.time() >= DAY_ENDS else local.date()
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The UTC instants the trading day ``day`` starts and ends."""
+    end = datetime.combine(day, DAY_ENDS, tzinfo=DAY_ZONE)
+    start = datetime.combine(day - timedelta(days=1), DAY_ENDS, tzinfo=DAY_ZONE)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def describe_end(day: date) -> str:
+    return f"{day.isoformat()} {DAY_ENDS:%H:%M} {DAY_ZONE.key}"
+
+
+def halt_key(account: str) -> str:
+    return HALT_KEY_PREFIX + (account or "default")
+
+
+@dataclass(frozen=True)
+class Halt:
+    """A daily-loss halt as stored: the trading day it holds for and why."""
+
+    day: date
+    reason: str
+    at: str
+
+    def to_json(self) -> str:
+        return json.dumps({"day": self.day.isoformat(), "reason": self.reason, "at": self.at})
+
+    @classmethod
+    def from_json(cls, text: str) -> Halt | None:
+        try:
+            doc = json.loads(text)
+            return cls(date.fromisoformat(doc["day"]), str(doc.get("reason") or ""), str(doc.get("at") or ""))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+def _utc(moment: datetime) -> datetime:
+    """An aware UTC instant, as the ``UTCDateTime`` columns store and compare them."""
+    return moment.astimezone(UTC)
+
+
+def realized_today(session: Session, account: str, now: datetime) -> Decimal:
+    """The sum of IB's realized PnL over the fills recorded for ``account`` this trading day."""
+    start, _end = day_bounds(trading_day(now))
+    query = select(func.coalesce(func.sum(Fill.realized_pnl), 0)).where(
+        Fill.time >= _utc(start), Fill.realized_pnl.is_not(None)
+    )
+    if account:
+        query = query.where(Fill.account == account)
+    return Decimal(str(session.scalar(query) or 0))
+
+
+def opening_orders_since(session: Session, account: str, since: datetime) -> int:
+    """Opening orders (``entry`` legs) created for ``account`` since ``since``."""
+    query = select(func.count(Order.id)).where(Order.leg == "entry", Order.created_at >= _utc(since))
+    if account:
+        query = query.where(Order.account == account)
+    return int(session.scalar(query) or 0)
+
+
+def read_halt(session: Session, account: str, now: datetime) -> Halt | None:
+    """The account's halt if it holds for the current trading day (an older one has lifted)."""
+    row = session.get(Control, halt_key(account))
+    if row is None:
+        return None
+    halt = Halt.from_json(row.value)
+    if halt is None or halt.day != trading_day(now):
+        return None
+    return halt
+
+
+def write_halt(session: Session, account: str, halt: Halt) -> bool:
+    """Store the halt; False when the same day's halt was already there (alarm once per day)."""
+    key = halt_key(account)
+    row = session.get(Control, key)
+    if row is not None:
+        old = Halt.from_json(row.value)
+        if old is not None and old.day == halt.day:
+            return False
+        row.value = halt.to_json()
+    else:
+        session.add(Control(key=key, value=halt.to_json()))
+    return True
+
+
+def snapshot(session: Session, account: str, now: datetime) -> dict[str, Any]:
+    """What the gate reads from the database for one alert, in one session."""
+    return {
+        "realized": realized_today(session, account, now),
+        "orders_last_minute": opening_orders_since(session, account, now - ORDER_WINDOW),
+        "halt": read_halt(session, account, now),
+    }
