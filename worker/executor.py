@@ -454,10 +454,21 @@ class Executor:
         before = look.protection
         side = 1 if decision.target > 0 else -1
         symbol = inst.local_symbol or inst.symbol
+        # a refusal of the opening part (its plan, the risk gate, the margin check): an entry or an
+        # add is refused whole; a reversal keeps its close (an exit is never blocked) and ends
+        # rejected with this reason once the close is done
+        refused_open: str | None = None
+        opened: Plan | None = None
         if decision.open_qty > 0:
-            opened = plan_bracket(payload, inst, look.market, look.source, max_quantity=self.max_order_quantity,
-                                  side=decision.open_side, quantity=decision.open_qty,
-                                  rules=self.order_rules)  # fmt: skip
+            try:
+                opened = plan_bracket(payload, inst, look.market, look.source, max_quantity=self.max_order_quantity,
+                                      side=decision.open_side, quantity=decision.open_qty,
+                                      rules=self.order_rules)  # fmt: skip
+            except Refused as exc:
+                if decision.close_qty == 0:
+                    raise
+                refused_open = str(exc)
+        if opened is not None:
             plan.reference_price, plan.reference_source = opened.reference_price, opened.reference_source
             plan.notes += opened.notes
             new_prices = protection_prices(opened.legs)
@@ -495,12 +506,13 @@ class Executor:
             verdict = self.risk.check(payload, look, decision, open_legs, plan.reference_price)
             if verdict.refusal and decision.close_qty == 0:
                 raise RiskRefused(verdict.refusal, plan=_refused_plan(plan, open_legs, decision, verdict))
-            if verdict.refusal:
-                plan.notes.append(f"opening part not sent: {verdict.refusal}")
-                decision = Decision("close", decision.position, Decimal(0), f"{decision.reason}; close only: "
-                                    "the opening part was refused by the risk gate")  # fmt: skip
-                open_legs, after = [], None
+            refused_open = refused_open or verdict.refusal or None
         # MARGIN what-if on the opening part (ib-data helper) goes here
+        if refused_open:
+            plan.notes.append(f"opening part not sent: {refused_open}")
+            decision = Decision("close", decision.position, Decimal(0), f"{decision.reason}; close only: "
+                                "the opening part was refused")  # fmt: skip
+            open_legs, after = [], None
         plan.legs = ([close_leg] if close_leg else []) + open_legs
         plan.notes.insert(0, decision.reason)
         if sizing is not None:
@@ -524,12 +536,12 @@ class Executor:
         contract_map = contract_map_doc(payload, look.spec, inst, look.roll, look.held)
         if contract_map is not None:
             doc["contract_map"] = contract_map
-        if verdict is not None and verdict.refusal:
-            doc["position"]["refused_open"] = verdict.refusal  # the job ends the alert with it
+        if refused_open:
+            doc["position"]["refused_open"] = refused_open  # the job ends the alert with it
         if verdict is not None and verdict.dry_run:  # dry_run (risk file): recorded, nothing is sent
             message = "dry run: would send " + (describe_legs(plan.legs, symbol) or "nothing")
-            if verdict.refusal:
-                message += f"; opening part refused: {verdict.refusal}"
+            if refused_open:
+                message += f"; opening part refused: {refused_open}"
             self._write(self._finish_without_order, job.alert_id, doc, message)
             return AlertStatus.CANCELLED.value
         self._write(self._store_decision, job.alert_id, doc, decision.reason)

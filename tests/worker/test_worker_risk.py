@@ -212,3 +212,23 @@ def _con_id(handle: WorkerThread, sim) -> int:
 def _notices(ctx, kind: str) -> list[str]:
     with ctx.sessions() as session:
         return list(session.scalars(select(Notice.text).where(Notice.kind == kind)))
+
+
+def test_a_reversal_whose_opening_part_cannot_be_planned_still_closes(sim, worker_env, tmp_path):
+    """MAX_ORDER_QUANTITY (a plan refusal, not the risk file) refuses the reversal's short of 300,
+    never its close: the long is closed and the alert ends rejected saying so."""
+    handle = start({**worker_env, "MAX_ORDER_QUANTITY": "100"}, tmp_path, "defaults: {}\n")
+    try:
+        ctx = handle.ctx
+        sim.set_price("AAPL", 190.0)
+        sim.trade(10, symbol="AAPL", price=190.0)
+        wait_until(lambda: handle.worker.trading.position_of(_con_id(handle, sim)) == 10)
+        rev = add_alert(ctx, {"ticker": "AAPL", "action": "sell", "quantity": 310, "price": 190})
+        wait_until(lambda: alert_status(ctx, rev) == "rejected", timeout=20)
+        reason = get_alert(ctx.sessions, rev)["reason"]
+        assert re.match(r"quantity 300(\.0)? is above MAX_ORDER_QUANTITY 100", reason), reason
+        assert reason.endswith("the close went through: the position is flat, not reversed"), reason
+        assert position(sim) == 0
+        assert [o["orderRef"].rsplit(":", 1)[1] for o in orders_of(sim, rev)] == ["close"]
+    finally:
+        handle.stop()
