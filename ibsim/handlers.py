@@ -255,16 +255,24 @@ class RequestHandlers:
         asked = session.market_data_type
         if asked in (3, 4):
             if self.market_data == "delayed":
-                session.error(req_id, 10167, "Requested market data is not subscribed. Displaying delayed market data.")
+                session.error(
+                    req_id, 10167, "Requested market data is not subscribed. Displaying delayed market data."
+                )
                 return asked
-            session.error(req_id, 10168, "Requested market data is not subscribed. Delayed market data is not enabled.")
+            session.error(
+                req_id, 10168, "Requested market data is not subscribed. Delayed market data is not enabled."
+            )
             return None
         venue = f"{inst.symbol} {inst.primary_exchange or inst.exchange}/TOP/ALL"
         if self.market_data == "delayed" and self.live_data_error == 10089:
             session.error(req_id, 10089, "Requested market data requires additional subscription for API. See link "
                           f"in 'Market Data Connections' dialog for more details.Delayed market data is available.{venue}")  # fmt: skip
         elif self.market_data == "delayed":
-            session.error(req_id, 354, f"Requested market data is not subscribed.Delayed market data is available.{venue}")
+            session.error(
+                req_id,
+                354,
+                f"Requested market data is not subscribed.Delayed market data is available.{venue}",
+            )
         else:
             session.error(req_id, 354, "Requested market data is not subscribed.")
         return None
