@@ -327,11 +327,13 @@ class Executor:
         """IB's view before deciding: contract, position, the protection it has, a reference price."""
         contract, inst = await self.trading.instrument(spec)
         position = self.trading.position_of(inst.con_id)
-        market, source = None, "ib"
+        market, source, quote = None, "ib", None
         if needs_market_reference(job.payload):
-            market, source = await self.trading.market_price(contract)
+            quote = await self.trading.market_price(contract)  # live, else delayed (worker/ib/market_data.py)
+            market, source = quote.price, quote.source
         protection = self._protection_now(inst, position)
-        return _Look(contract, inst, position, market, source, protection, self.trading.account or "")
+        return _Look(contract, inst, position, market, source, protection, self.trading.account or "",
+                     market_data=quote.to_json() if quote is not None else None)  # fmt: skip
 
     def _protection_now(self, inst: Instrument, position: Decimal) -> dict[str, Any] | None:
         """The protection the position has now (to put back if the order that changes it fails):
@@ -413,6 +415,8 @@ class Executor:
         plan.notes.insert(0, decision.reason)
         doc = plan.to_json()
         doc["oca_type"] = OCA_TYPE if open_legs and len(open_legs) > 1 else None
+        if look.market_data is not None:
+            doc["market_data"] = look.market_data  # live or delayed, and why (worker/ib/market_data.py)
         doc["position"] = {
             "before": _qty(decision.position),
             "target": _qty(decision.target),
@@ -728,6 +732,7 @@ class _Look:
     source: str
     protection: dict[str, Any] | None  # the protection the position has (ProtectionSpec JSON)
     account: str = ""
+    market_data: dict[str, Any] | None = None  # which data type gave the reference price (Quote JSON)
 
 
 @dataclass

@@ -229,8 +229,9 @@ def check_quantity(
 
 
 def _offset_price(
-    spec: TakeProfit | StopLoss, name: str, reference: Decimal | None, tick: Decimal, away: int
-) -> tuple[Decimal, str]:
+    spec: TakeProfit | StopLoss, name: str, reference: Decimal | None, tick: Decimal, away: int,
+    missing: str = "",
+) -> tuple[Decimal, str]:  # fmt: skip
     """The raw (unrounded) price of a take-profit / stop-loss spec; ``away`` is +1 above, -1 below."""
     absolute = spec.limit_price if isinstance(spec, TakeProfit) else spec.stop_price
     if absolute is not None:
@@ -239,7 +240,10 @@ def _offset_price(
             raise PlanRejected(f"{name}.{key} must be positive, got {absolute}")
         return absolute, f"{name}.{key}"
     if reference is None:
-        raise PlanRejected(f"{name} is relative but no reference price is known")
+        # ``missing``: why IB gave no price (no subscription, no delayed data; worker/ib/market_data.py)
+        raise PlanRejected(
+            f"{name} is relative but no reference price is known" + (f" ({missing})" if missing else "")
+        )
     if spec.percent is not None:
         if spec.percent <= 0:
             raise PlanRejected(f"{name}.percent must be positive, got {spec.percent}")
@@ -313,10 +317,11 @@ def plan_bracket(
         raise PlanRejected(f"reference price must be positive, got {plan.reference_price}")
 
     ref = plan.reference_price
+    missing = market_source if ref is None and market_source.startswith("no market data") else ""
     children: list[Leg] = []
     tp_spec, sl_spec = payload.take_profit, payload.stop_loss
     if tp_spec is not None:
-        raw, how = _offset_price(tp_spec, "takeProfit", ref, tick, sign)
+        raw, how = _offset_price(tp_spec, "takeProfit", ref, tick, sign, missing)
         price = round_to_tick(raw, tick, limit_direction(exit_side))
         _require_positive("take-profit", how, price)
         if ref is not None and (price - ref) * sign <= 0:
@@ -329,7 +334,7 @@ def plan_bracket(
     if sl_spec is not None:
         if sl_spec.type != "stop":
             raise PlanRejected(f"stopLoss type {sl_spec.type!r} is not supported yet (stop)")
-        raw, how = _offset_price(sl_spec, "stopLoss", ref, tick, -sign)
+        raw, how = _offset_price(sl_spec, "stopLoss", ref, tick, -sign, missing)
         price = round_to_tick(raw, tick, protective_stop_direction(exit_side))
         _require_positive("stop-loss", how, price)
         if ref is not None and (ref - price) * sign <= 0:

@@ -84,6 +84,7 @@ class Worker:
             self.recorder.record,
             probe_interval=probe_interval,
             on_connection_change=self._connection_changed,
+            market_data_type=settings.ib_market_data_type,
         )
         self.trading = Trading(self.ib)
         # the protective-order guard: specs set by the jobs, persisted by the recorder, loaded at

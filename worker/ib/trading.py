@@ -26,6 +26,7 @@ from core.models import IB_DONE_STATUSES, IB_ENDED_UNFILLED_STATUSES, IB_WORKING
 from worker.errors import Refused, TemporaryError
 from worker.ib.account import AccountFigures, figures_from_values
 from worker.ib.connection import IBConnection, IBUnavailable
+from worker.ib.market_data import MarketData, Quote
 from worker.ib.translate import (
     closing_contract,
     describe,
@@ -85,6 +86,8 @@ class Trading:
         self.conn = conn
         self.ib = conn.ib
         self._contracts: dict[str, _Cached] = {}
+        # reference prices under IB_MARKET_DATA_TYPE, with the delayed fall back (issue 11)
+        self.market_data = MarketData(conn.ib, conn.market_data_type)
 
     @property
     def account(self) -> str | None:
@@ -124,20 +127,12 @@ class Trading:
         self._contracts[spec.cache_key] = _Cached(contract, inst, now + ttl)
         return contract, inst
 
-    async def market_price(self, contract: Contract, timeout: float = 3.0) -> tuple[Decimal | None, str]:
-        """A reference price from a market-data snapshot: last, else midpoint, else close."""
+    async def market_price(self, contract: Contract, timeout: float = 3.0) -> Quote:
+        """A reference price from a market-data snapshot (last, else midpoint, else close) under
+        ``IB_MARKET_DATA_TYPE``, falling back to delayed data when IB refuses live data
+        (worker/ib/market_data.py). The :class:`Quote` unpacks as ``(price, source)``."""
         self.conn.require_connected()
-        try:
-            tickers = await asyncio.wait_for(self.ib.reqTickersAsync(contract), timeout)
-        except (TimeoutError, ConnectionError):
-            return None, "no market data"
-        if not tickers:
-            return None, "no market data"
-        ticker = tickers[0]
-        for name, value in (("last", ticker.last), ("midpoint", ticker.midpoint()), ("close", ticker.close)):
-            if value is not None and not math.isnan(value) and value > 0:
-                return Decimal(str(value)), f"IB {name} price"
-        return None, "no market data"
+        return await self.market_data.quote(contract, timeout)
 
     def position_of(self, con_id: int) -> Decimal:
         """Our position in ``con_id`` as IB last reported it."""
