@@ -71,6 +71,7 @@ from worker.drift import report_drift
 from worker.errors import Refused, TemporaryError
 from worker.ib import IBConnection, Placement, Trading
 from worker.ib.translate import num
+from worker.margin import MarginGate
 from worker.metrics import WorkerMetrics
 from worker.planner import (
     OCA_TYPE,
@@ -172,8 +173,10 @@ class Executor:
         max_order_quantity: Decimal | None = None,
         metrics: WorkerMetrics | None = None,
         reversal_fill_timeout: float = 30.0,
+        margin: MarginGate | None = None,
     ) -> None:
         self.sessions = sessions
+        self.margin = margin  # IB's what-if before an opening order (worker/margin.py); None: unchecked
         self.recorder = recorder
         self.conn = conn
         self.trading = trading
@@ -229,7 +232,7 @@ class Executor:
         except Requeue:
             raise
         except Refused as exc:
-            return self.reject(alert_id, str(exc))
+            return self.reject(alert_id, str(exc), plan=getattr(exc, "plan", None))
         except _Stale as exc:
             return self.reject_stale(alert_id, exc.age)
         except Exception as exc:
@@ -411,12 +414,19 @@ class Executor:
                 prices.update({k: str(v) for k, v in protection_prices(priced.legs).items()})
                 plan.notes.append("the position's exits are re-priced by this alert")
             after = _spec_json(look, job.alert_id, side, prices, symbol)
+        # MARGIN: IB's what-if on the opening part (worker/margin.py). Refused: an open raises; a
+        # reversal keeps its close and opens nothing, the reason in its decision
+        margin = self.margin.check(look.contract, symbol, decision, open_legs) if self.margin else None
+        if margin is not None and margin.refused:
+            decision, open_legs, after = margin.close_only(decision), [], None
         plan.legs = ([close_leg] if close_leg else []) + open_legs
         plan.notes.insert(0, decision.reason)
         doc = plan.to_json()
         doc["oca_type"] = OCA_TYPE if open_legs and len(open_legs) > 1 else None
         if look.market_data is not None:
             doc["market_data"] = look.market_data  # live or delayed, and why (worker/ib/market_data.py)
+        if margin is not None:
+            doc["margin"] = margin.doc  # IB's what-if figures and the verdict (worker/margin.py)
         doc["position"] = {
             "before": _qty(decision.position),
             "target": _qty(decision.target),
@@ -696,10 +706,13 @@ class Executor:
 
     # ------------------------------------------------------------------ outcomes
 
-    def reject(self, alert_id: str, reason: str) -> str:
-        """End the alert ``rejected`` with ``reason`` (shown to the trader and in the notice)."""
+    def reject(self, alert_id: str, reason: str, plan: dict[str, Any] | None = None) -> str:
+        """End the alert ``rejected`` with ``reason`` (shown to the trader and in the notice); ``plan``:
+        the numbers the refusal names (e.g. the margin figures), stored as the alert's plan."""
 
         def write(uow: UnitOfWork) -> None:
+            if plan is not None and (alert := uow.session.get(Alert, alert_id)) is not None:
+                alert.plan = plan
             self._mark_processing(uow, alert_id)
             self.recorder.advance(uow, alert_id, AlertStatus.REJECTED, f"rejected: {reason}", reason=reason)
 

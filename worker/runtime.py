@@ -36,6 +36,7 @@ from worker.consumer import Consumer
 from worker.executor import Executor, Requeue, RetryLater
 from worker.guard import Guard
 from worker.ib import IBConnection, Trading
+from worker.margin import MarginGate
 from worker.metrics import WorkerMetrics
 from worker.notify import Notifier, enqueue_notices
 from worker.protection import ProtectionRegistry, ProtectionSpec, load_specs, save_spec
@@ -108,6 +109,13 @@ class Worker:
             max_order_quantity=settings.max_order_quantity,
             metrics=self.metrics,
             reversal_fill_timeout=settings.reversal_fill_timeout_seconds,
+            # IB's what-if margin check before every opening order (worker/margin.py)
+            margin=MarginGate(
+                self.ib,
+                self.trading,
+                enabled=settings.margin_check,
+                timeout=settings.margin_check_timeout_seconds,
+            ),
         )
         self.executor.guard = self.guard  # the job sets specs and has the old exits put back
         # blocking pops need a socket timeout above the block time (the context's client has 1 s)
