@@ -24,7 +24,7 @@ from typing import Any
 from core.payload import AlertPayload, StopLoss, TakeProfit
 from worker.errors import Refused
 from worker.positions import PositionIntent
-from worker.rounding import limit_direction, protective_stop_direction, round_to_tick
+from worker.rounding import PriceGrid, limit_direction, protective_stop_direction
 
 TIF_MAP = {"day": "DAY", "gtc": "GTC", "opg": "OPG", "ioc": "IOC", "fok": "FOK"}
 # Children live until they fill or the operator cancels them: a DAY stop-loss would expire at the
@@ -53,11 +53,19 @@ class Instrument:
     min_size: Decimal = Decimal(1)
     size_increment: Decimal = Decimal(1)
     multiplier: str = ""
+    # IB's market rule for the order's exchange: (low edge, increment) bands; empty: min_tick only
+    price_bands: tuple[tuple[Decimal, Decimal], ...] = ()
+
+    @property
+    def grid(self) -> PriceGrid:
+        """The prices IB accepts (worker/rounding.py): the price bands, else min_tick."""
+        return PriceGrid(self.min_tick, self.price_bands)
 
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
         for key in ("min_tick", "min_size", "size_increment"):
             doc[key] = str(doc[key])
+        doc["price_bands"] = [[str(low), str(inc)] for low, inc in self.price_bands]
         return doc
 
 
@@ -285,7 +293,7 @@ def plan_bracket(
         qty = check_quantity(quantity, inst, max_quantity)
     else:
         qty = quantity_of(payload, inst, max_quantity)
-    tick = inst.min_tick
+    grid = inst.grid  # IB's price bands (market rule), else minTick
     tif_raw = payload.time_in_force or "day"
     if tif_raw not in TIF_MAP:
         raise PlanRejected(f"timeInForce {tif_raw!r} is not supported (day, gtc, opg, ioc, fok)")
@@ -298,7 +306,8 @@ def plan_bracket(
         asked = payload.limit_price or payload.price
         if asked is None or asked <= 0:
             raise PlanRejected("a limit entry needs a positive limitPrice")
-        entry_price = round_to_tick(asked, tick, limit_direction(side))
+        entry_price = grid.round(asked, limit_direction(side))
+        tick = grid.increment_at(entry_price)
         _require_positive("entry limit", f"limit price {asked} on tick {tick}", entry_price)
         if entry_price != asked:
             plan.notes.append(f"entry limit {asked} rounded to {entry_price} (tick {tick})")
@@ -317,12 +326,13 @@ def plan_bracket(
         raise PlanRejected(f"reference price must be positive, got {plan.reference_price}")
 
     ref = plan.reference_price
+    tick = grid.increment_at(ref) if ref is not None else inst.min_tick  # the unit of ``ticks`` offsets
     missing = market_source if ref is None and market_source.startswith("no market data") else ""
     children: list[Leg] = []
     tp_spec, sl_spec = payload.take_profit, payload.stop_loss
     if tp_spec is not None:
         raw, how = _offset_price(tp_spec, "takeProfit", ref, tick, sign, missing)
-        price = round_to_tick(raw, tick, limit_direction(exit_side))
+        price = grid.round(raw, limit_direction(exit_side))
         _require_positive("take-profit", how, price)
         if ref is not None and (price - ref) * sign <= 0:
             raise PlanRejected(
@@ -335,7 +345,7 @@ def plan_bracket(
         if sl_spec.type != "stop":
             raise PlanRejected(f"stopLoss type {sl_spec.type!r} is not supported yet (stop)")
         raw, how = _offset_price(sl_spec, "stopLoss", ref, tick, -sign, missing)
-        price = round_to_tick(raw, tick, protective_stop_direction(exit_side))
+        price = grid.round(raw, protective_stop_direction(exit_side))
         _require_positive("stop-loss", how, price)
         if ref is not None and (ref - price) * sign <= 0:
             raise PlanRejected(
@@ -388,8 +398,10 @@ def plan_close(
         asked = payload.limit_price or payload.price
         if asked is None or asked <= 0:
             raise PlanRejected("a limit order needs a positive limitPrice")
-        price = round_to_tick(asked, inst.min_tick, limit_direction(side))
-        _require_positive("close limit", f"limit price {asked} on tick {inst.min_tick}", price)
+        price = inst.grid.round(asked, limit_direction(side))
+        _require_positive(
+            "close limit", f"limit price {asked} on tick {inst.grid.increment_at(price)}", price
+        )
         return Leg(leg, side, "LMT", qty, limit_price=price, tif="DAY", outside_rth=outside_rth)
     return Leg(leg, side, "MKT", qty, tif="DAY", outside_rth=outside_rth)
 

@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
@@ -27,6 +27,7 @@ from worker.errors import Refused, TemporaryError
 from worker.ib.account import AccountFigures, figures_from_values
 from worker.ib.connection import IBConnection, IBUnavailable
 from worker.ib.market_data import MarketData, Quote
+from worker.ib.market_rules import MarketRules
 from worker.ib.translate import (
     closing_contract,
     describe,
@@ -88,6 +89,7 @@ class Trading:
         self._contracts: dict[str, _Cached] = {}
         # reference prices under IB_MARKET_DATA_TYPE, with the delayed fall back (issue 11)
         self.market_data = MarketData(conn.ib, conn.market_data_type)
+        self.market_rules = MarketRules(conn.ib)  # price bands per rule id, cached for the process
 
     @property
     def account(self) -> str | None:
@@ -123,6 +125,8 @@ class Trading:
             reason = errors[-1] if errors else f"{len(details)} matching contracts"
             raise ContractNotFound(f"IB has no unique contract for {describe(spec)}: {reason}")
         contract, inst = instrument_of(details[0], spec)
+        # prices on IB's market rule (price bands) for the order's exchange (worker/ib/market_rules.py)
+        inst = replace(inst, price_bands=await self.market_rules.bands_for(details[0], contract.exchange))
         ttl = FRONT_MONTH_CACHE_SECONDS if spec.front_index else math.inf
         self._contracts[spec.cache_key] = _Cached(contract, inst, now + ttl)
         return contract, inst
