@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import ib_async
 import ib_insync
 import pytest
 from ibsim_helpers import wait_for
 
+from ibsim.__main__ import parse_args
 from ibsim.testing import SimThread
 
 pytestmark = pytest.mark.e2e
@@ -137,3 +139,17 @@ def test_a_cash_account_pays_in_full(client, fresh: SimThread) -> None:
     fresh.set_cash_account(True)
     state = ib.whatIfOrder(_aapl(lib, ib), lib.MarketOrder("BUY", 10))
     assert float(state.initMarginChange) == 1900.0
+
+
+def test_control_route_cli_option_and_reset(fresh: SimThread) -> None:
+    with httpx.Client(base_url=f"http://127.0.0.1:{fresh.control_port}", timeout=5) as http:
+        answer = http.post("/market_data", json={"mode": "delayed", "liveError": 10089})
+        assert answer.json() == {"ok": True, "marketData": "delayed", "liveError": 10089}
+        assert http.get("/state").json()["marketData"] == "delayed"
+        for body in ({"mode": "sometimes"}, {"mode": "delayed", "liveError": 200}):
+            refused = http.post("/market_data", json=body)
+            assert refused.status_code == 422 and refused.json()["error"] == "invalid"
+        http.post("/reset")
+        assert http.get("/state").json()["marketData"] == "live"  # reset: the starting mode
+    assert parse_args(["--market-data", "delayed"]).market_data == "delayed"
+    assert parse_args([]).market_data == "live"
