@@ -82,6 +82,23 @@ def test_margin_check_off_is_recorded_and_skips_ib(sim, worker_env):
         handle.stop()
 
 
+def test_a_what_if_without_answer_refuses_the_entry_with_the_reason(sim, worker_env):
+    handle = WorkerThread({**worker_env, "MARGIN_CHECK_TIMEOUT_SECONDS": "0.5"}).start()
+    try:
+        ctx = handle.ctx
+        sim.fault("delay", ms=1500)  # IB's order answers (the what-if's too) come late
+        alert_id = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 1, "price": 190})
+        wait_until(lambda: alert_status(ctx, alert_id) == "rejected")
+        assert get_alert(ctx.sessions, alert_id)["reason"] == (
+            "margin: IB's what-if for BUY 1 AAPL MKT failed (no answer within 0.5s); nothing sent "
+            "(MARGIN_CHECK=off skips the check)"
+        )
+        assert _orders_of(sim, alert_id) == []
+    finally:
+        sim.fault("clear")
+        handle.stop()
+
+
 def test_without_live_data_the_stop_loss_is_placed_from_delayed_data(sim, running_worker):
     ctx = running_worker.ctx
     sim.set_market_data("delayed", live_error=10089)
