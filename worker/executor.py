@@ -70,6 +70,7 @@ from core.services import PAUSED_KEY
 from worker.drift import report_drift
 from worker.errors import Refused, TemporaryError
 from worker.ib import IBConnection, Placement, Trading
+from worker.ib.market_data import close_without_reference
 from worker.ib.translate import num
 from worker.margin import MarginGate
 from worker.metrics import WorkerMetrics
@@ -373,6 +374,9 @@ class Executor:
             raise Refused("cancel is not a position change")
         if decision.kind == "none":
             return self._nothing_to_do(job, look, decision)
+        # a data problem never blocks a close (worker/ib/market_data.py): without IB's price for relative
+        # exits a reversal only closes, a reduce keeps its exits' prices
+        decision, unpriced = close_without_reference(decision, payload, look.market, look.source)
         # "bracket" (an open from flat, as before issue 10), "exit", or "position" (any other move)
         plan_kind = "bracket" if decision.kind == "open" else "exit" if is_exit(payload) else "position"
         plan = Plan(kind=plan_kind, instrument=inst)
@@ -408,7 +412,7 @@ class Executor:
                 )
         elif decision.target != 0:  # reduce: same side, exits shrink; re-priced when the alert says so
             prices = dict((before or {}).get("prices") or {})
-            if payload.take_profit or payload.stop_loss:
+            if (payload.take_profit or payload.stop_loss) and not unpriced:
                 priced = plan_bracket(payload, inst, look.market, look.source, side="BUY" if side > 0 else "SELL",
                                       quantity=abs(decision.target))  # fmt: skip
                 prices.update({k: str(v) for k, v in protection_prices(priced.legs).items()})

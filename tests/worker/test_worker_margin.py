@@ -126,3 +126,16 @@ def test_without_live_data_the_stop_loss_is_placed_from_delayed_data(sim, runnin
         in reason
     )
     assert _orders_of(sim, refused) == []
+    # ... but a data problem never blocks a close: long 5 -> sell 10 (a reversal) only closes
+    reversal = add_alert(
+        ctx, {"ticker": "AAPL", "action": "sell", "quantity": 10, "stopLoss": {"percent": 2}}
+    )
+    wait_until(lambda: _position(sim) == 0 and alert_status(ctx, reversal) in ("filled", "submitted"),
+               timeout=10, what=lambda: (sim.state()["positions"], get_alert(ctx.sessions, reversal)))  # fmt: skip
+    position = get_alert(ctx.sessions, reversal)["plan"]["position"]
+    assert (position["target"], position["open_qty"]) == ("0", "0")
+    assert (
+        "not reversed: no reference price for the relative take-profit / stop-loss (no market data"
+        in (position["reason"])
+    )
+    assert [o["orderRef"].rsplit(":", 1)[1] for o in _orders_of(sim, reversal)] == ["close"]

@@ -121,3 +121,14 @@ def test_describe_errors_keeps_the_first_text_per_code():
     assert describe_errors(errors) == (
         "IB error 354 Requested market data is not subscribed.; IB error 10168 not enabled"
     )
+
+
+def test_a_refused_snapshot_never_returns_the_previous_price(sim, connect):
+    # ib_async keeps one Ticker per contract: a later snapshot that IB refuses must not hand back
+    # the earlier snapshot's price as if it were fresh
+    handle = connect("live")
+    assert quote(handle).price == Decimal("190.0")
+    sim.set_market_data("none")
+    sim.set_price("AAPL", 150.0)
+    got = quote(handle)
+    assert got.price is None and got.source.startswith("no market data: IB error 354")

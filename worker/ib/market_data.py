@@ -29,11 +29,15 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
 from ib_async import IB, Contract, Ticker
+
+from core.payload import AlertPayload
+from worker.planner import needs_market_reference
+from worker.positions import Decision
 
 DATA_TYPES = {"live": 1, "frozen": 2, "delayed": 3, "delayed-frozen": 4}
 TYPE_NAMES = {number: name for name, number in DATA_TYPES.items()}
@@ -67,6 +71,18 @@ class Quote:
         if self.why:
             doc["why"] = self.why
         return doc
+
+
+def forget_last_snapshot(ticker: Ticker | None) -> None:
+    """ib_async keeps ONE Ticker per contract for the whole connection and a new snapshot fills
+    the same object: a snapshot that IB refuses (354, 10168) or that times out would otherwise
+    hand back the PREVIOUS snapshot's prices, possibly hours old, as if they were fresh. The
+    prices read here are blanked before each request, so only what IB sends now counts."""
+    if ticker is None:
+        return
+    for name in ("last", "bid", "ask", "close"):
+        setattr(ticker, name, math.nan)
+    ticker.marketDataType = 0
 
 
 def fallback_type(requested: int) -> int | None:
@@ -146,6 +162,7 @@ class MarketData:
         whether it timed out. A refused request ends at once (ib_async ends it on the error)."""
         errors: list[tuple[int, str]] = []
         con_id = contract.conId
+        forget_last_snapshot(self.ib.ticker(contract))
 
         def collect(req_id: int, code: int, text: str, about: Any = None) -> None:
             if code in MARKET_DATA_CODES and (about is None or not con_id or about.conId == con_id):
@@ -159,3 +176,30 @@ class MarketData:
         finally:
             self.ib.errorEvent -= collect
         return (tickers[0] if tickers else None), errors, False
+
+
+def has_relative_exits(payload: AlertPayload) -> bool:
+    """Pure: the alert's take-profit / stop-loss needs a reference price (percent, amount, ticks)."""
+    tp, sl = payload.take_profit, payload.stop_loss
+    relative_tp = tp is not None and tp.limit_price is None
+    relative_sl = (
+        sl is not None and sl.stop_price is None and sl.trail_amount is None and sl.trail_percent is None
+    )
+    return relative_tp or relative_sl
+
+
+def close_without_reference(
+    decision: Decision, payload: AlertPayload, market: Decimal | None, source: str
+) -> tuple[Decision, bool]:
+    """Pure: a data problem never blocks a close. Without IB's price for relative exits, a reversal
+    only closes ("close, then no open", the reason in its decision) and a reduce keeps its exits'
+    prices; returns the decision and whether the alert's exits cannot be priced. An open from flat
+    is left alone: the planner refuses it, saying why."""
+    if market is not None or decision.close_qty <= 0:
+        return decision, False
+    if not needs_market_reference(payload) or not has_relative_exits(payload):
+        return decision, False
+    why = f"no reference price for the relative take-profit / stop-loss ({source})"
+    if decision.open_qty > 0:
+        return replace(decision, target=Decimal(0), reason=f"{decision.reason}; not reversed: {why}"), True
+    return replace(decision, reason=f"{decision.reason}; the exits keep their prices: {why}"), True
