@@ -13,7 +13,9 @@ from decimal import Decimal
 import pytest
 from worker_helpers import IBHandle
 
-from worker.ib.market_data import Quote, describe_errors, fallback_type
+from core.payload import AlertPayload
+from worker.ib.market_data import Quote, close_without_reference, describe_errors, fallback_type
+from worker.positions import Decision
 from worker.symbols import resolve_ticker
 
 
@@ -132,3 +134,49 @@ def test_a_refused_snapshot_never_returns_the_previous_price(sim, connect):
     sim.set_price("AAPL", 150.0)
     got = quote(handle)
     assert got.price is None and got.source.startswith("no market data: IB error 354")
+
+
+@pytest.mark.parametrize(
+    ("position", "target", "alert", "market", "expected_target", "unpriced", "says"),
+    [
+        # a reversal with a relative stop-loss and no IB price: close only
+        (
+            10,
+            -10,
+            {"action": "sell", "quantity": 20, "stopLoss": {"percent": 2}},
+            None,
+            0,
+            True,
+            "not reversed",
+        ),
+        # a reduce that re-prices the exits relatively: the exits keep their prices
+        (
+            10,
+            5,
+            {"action": "sell", "quantity": 5, "takeProfit": {"amount": 3}},
+            None,
+            5,
+            True,
+            "keep their prices",
+        ),
+        # an open from flat: left to the planner, which refuses it saying why
+        (0, 10, {"action": "buy", "quantity": 10, "stopLoss": {"percent": 2}}, None, 10, False, ""),
+        # absolute exits, or a price known: nothing to change
+        (10, -10, {"action": "sell", "quantity": 20, "stopLoss": {"stopPrice": 200}}, None, -10, False, ""),
+        (
+            10,
+            -10,
+            {"action": "sell", "quantity": 20, "stopLoss": {"percent": 2}},
+            Decimal(190),
+            -10,
+            False,
+            "",
+        ),
+    ],
+)
+def test_close_without_reference(position, target, alert, market, expected_target, unpriced, says):
+    payload = AlertPayload.from_json({"ticker": "AAPL", **alert})
+    decision = Decision("reverse", Decimal(position), Decimal(target), "why")
+    got, flag = close_without_reference(decision, payload, market, "no market data: IB error 354 ...")
+    assert (got.target, flag) == (Decimal(expected_target), unpriced)
+    assert says in got.reason
