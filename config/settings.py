@@ -140,6 +140,21 @@ def _notify_modes(env: Mapping[str, str]) -> dict[str, str]:
     return modes
 
 
+MARKET_DATA_TYPES = ("live", "frozen", "delayed", "delayed-frozen")  # IB's reqMarketDataType 1-4
+
+
+def _market_data_type(raw: str) -> str:
+    """``IB_MARKET_DATA_TYPE``: a name (``delayed_frozen`` accepted) or IB's number 1-4."""
+    value = raw.strip().lower().replace("_", "-")
+    if value in ("1", "2", "3", "4"):
+        return MARKET_DATA_TYPES[int(value) - 1]
+    if value not in MARKET_DATA_TYPES:
+        raise SettingsError(
+            f"IB_MARKET_DATA_TYPE must be one of {', '.join(MARKET_DATA_TYPES)} (or 1-4), got {raw!r}"
+        )
+    return value
+
+
 def _hhmm(name: str, raw: str | None) -> str | None:
     """A UTC time of day ``HH:MM`` (normalised to two digits each), or None when unset."""
     raw = _optional(raw)
@@ -233,6 +248,12 @@ class Settings:
     # limit this many ticks through the reference (IB does not trigger stops outside regular hours;
     # worker/order_types.py, docs/orders.md)
     extended_hours_stop_limit_ticks: int = 10
+    # Market data and margin (docs/market-data-and-margin.md): IB's reqMarketDataType for reference
+    # prices (live, frozen, delayed, delayed-frozen; a refused live request falls back to delayed),
+    # and IB's what-if margin check before every opening order (off: skipped), with its timeout.
+    ib_market_data_type: str = "live"
+    margin_check: bool = True
+    margin_check_timeout_seconds: float = 5.0
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Settings:
@@ -313,6 +334,7 @@ class Settings:
             "session_max_age_seconds": ("SESSION_MAX_AGE_SECONDS", 60.0),
             "session_idle_seconds": ("SESSION_IDLE_SECONDS", 60.0),
             "reversal_fill_timeout_seconds": ("REVERSAL_FILL_TIMEOUT_SECONDS", 1.0),
+            "margin_check_timeout_seconds": ("MARGIN_CHECK_TIMEOUT_SECONDS", 0.5),
         }
         for attr, (name, minimum) in floats.items():
             if get(name) not in (None, ""):
@@ -332,6 +354,10 @@ class Settings:
             kwargs["tradingview_ips_only"] = _bool("TRADINGVIEW_IPS_ONLY", get("TRADINGVIEW_IPS_ONLY"))
         if get("FLATTEN_UNPROTECTED") not in (None, ""):
             kwargs["flatten_unprotected"] = _bool("FLATTEN_UNPROTECTED", get("FLATTEN_UNPROTECTED"))
+        if get("IB_MARKET_DATA_TYPE") not in (None, ""):
+            kwargs["ib_market_data_type"] = _market_data_type(get("IB_MARKET_DATA_TYPE"))
+        if get("MARGIN_CHECK") not in (None, ""):
+            kwargs["margin_check"] = _bool("MARGIN_CHECK", get("MARGIN_CHECK"))
         return cls(**kwargs)  # type: ignore[arg-type]
 
     def secrets(self) -> tuple[str, ...]:

@@ -33,6 +33,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="refuse orders whose initial margin would exceed the equity (like IB)",
     )
+    p.add_argument(
+        "--market-data",
+        choices=("live", "delayed", "none"),
+        default="live",
+        help="the login's market data: live; delayed (no live API subscription: live requests get "
+        "error 354, delayed ones 10167 and delayed ticks); none (354 / 10168)",
+    )
     p.add_argument("--seed", type=int, help="random-walk seed (reproducible demos)")
     p.add_argument("--no-pacing", action="store_true", help="do not reject clients above 50 messages/s")
     p.add_argument("--log-level", default="INFO")
@@ -53,6 +60,7 @@ async def run(args: argparse.Namespace) -> None:
         pacing=not args.no_pacing,
         initial_cash=args.cash,
         margin_check=args.margin_check,
+        market_data=args.market_data,
         seed=args.seed,
     )
     stop = asyncio.Event()

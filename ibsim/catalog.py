@@ -177,6 +177,27 @@ class Catalog:
             return [inst] if inst and _matches(inst, query) else []
         return [inst for inst in self._by_con_id.values() if _matches(inst, query)]
 
+    def market_rule(self, rule_id: int) -> tuple[tuple[float, float], ...]:
+        """The price bands of a market rule (``MARKET_RULES``, else one band of the smallest
+        minTick among the instruments carrying the rule, else 0.01)."""
+        if rule_id in MARKET_RULES:
+            return MARKET_RULES[rule_id]
+        ticks = [i.min_tick for i in self if str(rule_id) in i.market_rule_ids.split(",")]
+        return ((0.0, min(ticks) if ticks else 0.01),)
+
+    def increment_at(self, inst: Instrument, price: float) -> float:
+        """The price increment IB enforces for ``inst`` at ``price``: the band of its first market
+        rule that ``price`` falls in (a band starts at its lowEdge), else its minTick."""
+        first = next((r for r in inst.market_rule_ids.split(",") if r.strip()), "")
+        if not first.strip().isdigit():
+            return inst.min_tick
+        bands = self.market_rule(int(first))
+        increment = bands[0][1]
+        for low, inc in bands:
+            if abs(price) >= low - 1e-12:
+                increment = inc
+        return increment
+
     def find(self, symbol: str, sec_type: str = "", **kw: str) -> list[Instrument]:
         """Operator-friendly lookup by symbol or local symbol (``EUR.USD``, ``EURUSD``, ``ESZ6``)."""
         sym = symbol.upper().strip()
@@ -440,10 +461,23 @@ _FOREX = (
 )
 
 _CRYPTO = (
-    # symbol, conId, minTick, price, long name
-    ("BTC", 479624278, 0.25, 60000.0, "Bitcoin"),
-    ("ETH", 495759171, 0.05, 3000.0, "Ethereum"),
+    # symbol, conId, minTick, price, long name, market rule id
+    ("BTC", 479624278, 0.25, 60000.0, "Bitcoin", "1100"),
+    ("ETH", 495759171, 0.05, 3000.0, "Ethereum", "1101"),
 )
+
+#: reqMarketRule answers: rule id -> price bands (lowEdge, increment), lowest edge first. A rule
+#: not listed here answers one band: the smallest minTick of the instruments that carry it.
+MARKET_RULES: dict[int, tuple[tuple[float, float], ...]] = {
+    26: ((0.0, 0.0001), (1.0, 0.01)),  # US stocks (SMART and the listing exchanges): Rule 612
+    67: ((0.0, 0.25),),  # CME equity index futures
+    32: ((0.0, 0.01),),  # NYMEX crude
+    94: ((0.0, 0.1),),  # COMEX gold
+    239: ((0.0, 0.00005),),  # IDEALPRO majors
+    240: ((0.0, 0.005),),  # IDEALPRO JPY pairs
+    1100: ((0.0, 0.25),),  # PAXOS BTC
+    1101: ((0.0, 0.05),),  # PAXOS ETH
+}
 
 _STK_HOURS = "{d}:0930-{d}:1600"
 
@@ -453,6 +487,7 @@ def default_instruments(today: dt.date | None = None) -> list[Instrument]:
     today = today or dt.date.today()
     out: list[Instrument] = []
     for symbol, con_id, primary, name, price, industry in _STOCKS:
+        exchanges = f"SMART,{primary},NYSE,ARCA,BATS,IEX" if primary != "NYSE" else "SMART,NYSE"
         out.append(
             Instrument(
                 con_id=con_id,
@@ -465,12 +500,13 @@ def default_instruments(today: dt.date | None = None) -> list[Instrument]:
                 min_tick=0.01,
                 default_price=price,
                 primary_exchange=primary,
-                valid_exchanges=f"SMART,{primary},NYSE,ARCA,BATS,IEX" if primary != "NYSE" else "SMART,NYSE",
+                valid_exchanges=exchanges,
                 long_name=name,
                 market_name="NMS" if primary == "NASDAQ" else symbol,
                 industry=industry,
                 stock_type="ETF" if industry == "Funds" else "COMMON",
-                market_rule_ids="26,26",
+                # one rule id per valid exchange, as IB lists them (26: US stocks' price bands)
+                market_rule_ids=",".join("26" for _ in exchanges.split(",")),
             )
         )
     for product in FUTURE_PRODUCTS:
@@ -496,7 +532,7 @@ def default_instruments(today: dt.date | None = None) -> list[Instrument]:
                 min_size=1.0,
             )
         )
-    for symbol, con_id, tick, price, name in _CRYPTO:
+    for symbol, con_id, tick, price, name, rule in _CRYPTO:
         out.append(
             Instrument(
                 con_id=con_id,
@@ -511,7 +547,7 @@ def default_instruments(today: dt.date | None = None) -> list[Instrument]:
                 valid_exchanges="PAXOS",
                 long_name=name,
                 market_name=symbol,
-                market_rule_ids="1000",
+                market_rule_ids=rule,
                 min_size=0.0001,
                 size_increment=0.00000001,
                 order_types="DAY,GTC,IOC,LMT,MKT,STP,STPLMT,TRAIL,WHATIF",

@@ -2,7 +2,8 @@
 
 Routes: ``GET /state``, ``GET /health``, ``POST /price``, ``POST /fault``, ``POST /reset``,
 ``POST /fill_limit``, ``POST /fill``, ``POST /notice``, ``POST /end_of_day``, ``POST /trade`` (a manual
-trade outside the API), ``POST /account`` (cash account: no short sales), ``POST /halt``. Errors answer
+trade outside the API), ``POST /account`` (cash account: no short sales), ``POST /market_data`` (an
+account without live data), ``POST /halt``. Errors answer
 ``{"error": "<code>", "message": "<sentence>"}`` with a 4xx status.
 """
 
@@ -183,6 +184,9 @@ class ControlServer:
                     "ok": True,
                     **sim.set_account_type(str(body.get("account", "")), bool(body.get("cash", True))),
                 }
+            if path == "/market_data":
+                return {"ok": True, **sim.set_market_data(
+                    str(body.get("mode", "live")), int(body.get("liveError", 354)))}  # fmt: skip
             if path == "/halt":
                 con_ids = sim.set_halted(
                     bool(body.get("halted", True)),

@@ -47,8 +47,9 @@ SUPPORTED_TIFS = frozenset({"", "DAY", "GTC", "IOC", "FOK", "GTD", "OPG"})
 DEFAULT_ACCOUNT = "DU1234567"
 INITIAL_CASH = 1_000_000.0
 VENUES = {"STK": "ISLAND", "FUT": "CME", "CASH": "IDEALPRO", "CRYPTO": "PAXOS"}
-# initial margin as a share of notional, by secType (maintenance is 80% of it)
-MARGIN_RATE = {"STK": 0.25, "FUT": 0.06, "CASH": 0.03, "CRYPTO": 0.5}
+# initial margin as a share of notional, by secType, in a margin account (maintenance is 80% of
+# it). Crypto is not marginable at IB (paid in full); a cash account pays everything in full.
+MARGIN_RATE = {"STK": 0.25, "FUT": 0.06, "CASH": 0.03, "CRYPTO": 1.0}
 
 
 # ------------------------------------------------------------------ events
@@ -349,7 +350,10 @@ class Engine:
                 continue
             if value <= 0 or math.isinf(value):
                 raise OrderRejected(201, "Order rejected - reason:The price must be positive")
-            if not on_tick(value, inst.min_tick):
+            # the price band's increment at this price (IB's market rule), not minTick alone; a
+            # trailing amount is an offset: on the increment at the contract's current price
+            at = self.price(inst.con_id) if otype == "TRAIL" else value
+            if not on_tick(value, self.catalog.increment_at(inst, at)):
                 raise OrderRejected(
                     110,
                     "The price does not conform to the minimum price variation for this contract.",
@@ -864,7 +868,7 @@ class Engine:
         price = self.price(inst.con_id)
         ref = unset_to_none(order.lmt_price) or price
         fx = self.fx_to_usd(inst.currency)
-        rate = MARGIN_RATE.get(inst.sec_type, 0.25)
+        rate = self.margin_rate(order.account, inst.sec_type)
         values = self.account_values(order.account)
         init_before = float(values["InitMarginReq"])
         maint_before = float(values["MaintMarginReq"])
@@ -918,6 +922,13 @@ class Engine:
             "realizedPnL": round(pos.realized_pnl, 6),
         }
 
+    def margin_rate(self, account_id: str, sec_type: str) -> float:
+        """Initial margin per unit of notional: the same rate for the account's figures and for a
+        whatIf answer, so IB's ``initMarginChange`` and ``AvailableFunds`` always agree."""
+        if account_id in self.cash_accounts and sec_type != "FUT":
+            return 1.0
+        return MARGIN_RATE.get(sec_type, 0.25)
+
     def account_values(self, account_id: str) -> dict[str, float | str]:
         """Account figures (USD) consistent with cash, positions and current prices."""
         account = self.accounts[account_id]
@@ -931,7 +942,7 @@ class Engine:
             value = pos.quantity * self.price(con_id) * inst.mult * fx
             upnl = value - pos.quantity * pos.avg_cost * fx
             unrealized += upnl
-            init_margin += abs(value) * MARGIN_RATE.get(inst.sec_type, 0.25)
+            init_margin += abs(value) * self.margin_rate(account_id, inst.sec_type)
             by_type[inst.sec_type] = by_type.get(inst.sec_type, 0.0) + value
             if inst.sec_type == "FUT":
                 fut_unrealized += upnl

@@ -202,8 +202,7 @@ class RequestHandlers:
 
     def _h_market_rule(self, session: Session, fields: list[str]) -> None:
         rule_id = FieldReader(fields, 1).int()
-        ticks = {inst.min_tick for inst in self.catalog if str(rule_id) in inst.market_rule_ids.split(",")}
-        session.send(msg.market_rule(rule_id, [(0.0, min(ticks) if ticks else 0.01)]))
+        session.send(msg.market_rule(rule_id, list(self.catalog.market_rule(rule_id))))
 
     def _h_ids(self, session: Session, fields: list[str]) -> None:
         session.send(msg.next_valid_id(self.engine.next_valid_id(session.client_id or 0)))
@@ -214,6 +213,17 @@ class RequestHandlers:
     def _h_current_time(self, session: Session, fields: list[str]) -> None:
         session.send(msg.current_time(int(self.engine.clock())))
 
+    #: what the login's market data subscriptions allow (``SimServer.market_data``): ``live``,
+    #: ``delayed`` (no live API subscription; delayed data on request) or ``none``
+    market_data: str
+    #: the error a ``delayed`` account answers to a live request: 354 or 10089
+    live_data_error: int
+
+    def _h_market_data_type(self, session: Session, fields: list[str]) -> None:
+        data_type = FieldReader(fields, 2).int()
+        if data_type in (1, 2, 3, 4):
+            session.market_data_type = data_type
+
     def _h_mkt_data(self, session: Session, fields: list[str]) -> None:
         req = msg.parse_mkt_data_request(fields)
         found = self.catalog.match(req.contract)
@@ -221,28 +231,76 @@ class RequestHandlers:
             session.error(req.req_id, 200, "No security definition has been found for the request")
             return
         inst = found[0]
-        session.send(msg.market_data_type(req.req_id, 1))
-        self._send_ticks(session, req.req_id, inst.con_id, full=True)
+        data_type = self._data_type_for(session, req.req_id, inst)
+        if data_type is None:
+            return  # the error went out; IB sends no ticks and no snapshot end
+        session.send(msg.market_data_type(req.req_id, data_type))
+        self._send_ticks(session, req.req_id, inst.con_id, full=True, data_type=data_type)
         if req.snapshot or req.regulatory_snapshot:
             session.send(msg.tick_snapshot_end(req.req_id))
         else:
             session.mkt[req.req_id] = inst.con_id
+            session.mkt_type[req.req_id] = data_type
 
-    def _send_ticks(self, session: Session, req_id: int, con_id: int, full: bool = False) -> None:
+    def _data_type_for(self, session: Session, req_id: int, inst: Any) -> int | None:
+        """The data type IB would deliver for this request, or None after sending its error.
+
+        With a live subscription IB sends live data whatever type was asked (frozen only applies
+        when the market is closed; ibsim's never is). Without one, a live or frozen request is an
+        error (354, or 10089 "delayed market data is available"); a delayed request gets warning
+        10167 and the delayed data; an account without delayed data either gets 10168.
+        """
+        if self.market_data == "live":
+            return 1
+        asked = session.market_data_type
+        if asked in (3, 4):
+            if self.market_data == "delayed":
+                session.error(
+                    req_id, 10167, "Requested market data is not subscribed. Displaying delayed market data."
+                )
+                return asked
+            session.error(
+                req_id, 10168, "Requested market data is not subscribed. Delayed market data is not enabled."
+            )
+            return None
+        venue = f"{inst.symbol} {inst.primary_exchange or inst.exchange}/TOP/ALL"
+        if self.market_data == "delayed" and self.live_data_error == 10089:
+            session.error(req_id, 10089, "Requested market data requires additional subscription for API. See link "
+                          f"in 'Market Data Connections' dialog for more details.Delayed market data is available.{venue}")  # fmt: skip
+        elif self.market_data == "delayed":
+            session.error(
+                req_id,
+                354,
+                f"Requested market data is not subscribed.Delayed market data is available.{venue}",
+            )
+        else:
+            session.error(req_id, 354, "Requested market data is not subscribed.")
+        return None
+
+    def _send_ticks(
+        self, session: Session, req_id: int, con_id: int, full: bool = False, data_type: int | None = None
+    ) -> None:
         inst = self.engine.instrument(con_id)
         price = self.engine.price(con_id)
-        tick = inst.min_tick
+        tick = self.catalog.increment_at(inst, price)
         bid = round_to_tick(price - tick, tick)
         ask = round_to_tick(price + tick, tick)
-        session.send(msg.tick_price(req_id, 1, bid, 100, 1))
-        session.send(msg.tick_price(req_id, 2, ask, 100, 1))
-        session.send(msg.tick_price(req_id, 4, price, 1, 0))
+        if data_type is None:
+            data_type = session.mkt_type.get(req_id, 1)
+        # delayed data uses its own tick types: bid 66, ask 67, last 68, volume 74, close 75
+        delayed = data_type in (3, 4)
+        bid_t, ask_t, last_t, vol_t, close_t = (66, 67, 68, 74, 75) if delayed else (1, 2, 4, 8, 9)
+        session.send(msg.tick_price(req_id, bid_t, bid, 100, 1))
+        session.send(msg.tick_price(req_id, ask_t, ask, 100, 1))
+        session.send(msg.tick_price(req_id, last_t, price, 1, 0))
         if full:
-            session.send(msg.tick_size(req_id, 8, 1000))
-            session.send(msg.tick_price(req_id, 9, inst.default_price, 0, 0))
+            session.send(msg.tick_size(req_id, vol_t, 1000))
+            session.send(msg.tick_price(req_id, close_t, inst.default_price, 0, 0))
 
     def _h_cancel_mkt_data(self, session: Session, fields: list[str]) -> None:
-        session.mkt.pop(FieldReader(fields, 2).int(), None)
+        req_id = FieldReader(fields, 2).int()
+        session.mkt.pop(req_id, None)
+        session.mkt_type.pop(req_id, None)
 
     def _h_pnl(self, session: Session, fields: list[str]) -> None:
         r = FieldReader(fields, 1)
@@ -337,7 +395,7 @@ class RequestHandlers:
         msg.REQ_CURRENT_TIME: _h_current_time,
         msg.REQ_MKT_DATA: _h_mkt_data,
         msg.CANCEL_MKT_DATA: _h_cancel_mkt_data,
-        msg.REQ_MARKET_DATA_TYPE: _h_ignore,
+        msg.REQ_MARKET_DATA_TYPE: _h_market_data_type,
         msg.REQ_PNL: _h_pnl,
         msg.CANCEL_PNL: _h_cancel_pnl,
         msg.REQ_PNL_SINGLE: _h_pnl_single,

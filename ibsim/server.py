@@ -83,6 +83,7 @@ UNSERVED_REQUESTS = {
     86: (1, 162, "Historical news is not available in the simulator"),
     22: (1, 162, "Scanner is not available in the simulator"),
 }
+MARKET_DATA_MODES = ("live", "delayed", "none")
 ORDER_EVENTS = (
     OpenOrderEvent,
     OrderStatusEvent,
@@ -122,8 +123,13 @@ class SimServer(RequestHandlers):
         seed: int | None = None,
         initial_cash: float = 1_000_000.0,
         margin_check: bool = False,
+        market_data: str = "live",
     ) -> None:
         self.host = host
+        self.market_data = "live"
+        self.live_data_error = 354
+        self.set_market_data(market_data)
+        self._market_data_default = market_data  # what reset() goes back to
         self._port = port
         self._control_port = control_port
         self.catalog = catalog or build_catalog(extension=catalog_file)
@@ -626,6 +632,17 @@ class SimServer(RequestHandlers):
         (self.engine.cash_accounts.add if cash else self.engine.cash_accounts.discard)(acct)
         return {"account": acct, "cash": cash}
 
+    def set_market_data(self, mode: str = "live", live_error: int = 354) -> dict[str, Any]:
+        """What the login's market data subscriptions allow: ``live``; ``delayed`` (no live API
+        subscription: a live request is refused with ``live_error``, 354 or 10089, a delayed one
+        gets 10167 and delayed ticks); ``none`` (354 live, 10168 delayed). Applies to later requests."""
+        if mode not in MARKET_DATA_MODES:
+            raise ValueError(f"market data must be one of {', '.join(MARKET_DATA_MODES)}, got {mode!r}")
+        if live_error not in (354, 10089):
+            raise ValueError(f"the live-data error must be 354 or 10089, got {live_error!r}")
+        self.market_data, self.live_data_error = mode, live_error
+        return {"marketData": mode, "liveError": live_error}
+
     def set_halted(
         self, halted: bool = True, symbol: str = "", sec_type: str = "", con_id: int | None = None
     ) -> list[int]:
@@ -659,6 +676,7 @@ class SimServer(RequestHandlers):
             "fillsPaused": self.engine.fills_paused,
             "rejectNext": len(self.engine.reject_queue),
         }
+        doc["marketData"] = self.market_data
         doc["port"] = self._port
         doc["stats"] = dict(self.stats)
         return doc
@@ -666,6 +684,7 @@ class SimServer(RequestHandlers):
     def reset(self) -> None:
         """Forget orders, fills, positions, prices and faults (connections stay open)."""
         self.engine.reset()
+        self.set_market_data(self._market_data_default)
         self.ack_delay = 0.0
         self.refusing_until = 0.0
         self._schedule_save()

@@ -33,6 +33,11 @@ class Session:
         self.multi: dict[int, str] = {}
         self.summary: dict[int, tuple[str, set[str] | None]] = {}
         self.mkt: dict[int, int] = {}
+        #: reqMarketDataType of this connection (1 live, 2 frozen, 3 delayed, 4 delayed frozen); TWS
+        #: keeps it per API connection until the client changes it
+        self.market_data_type = 1
+        #: the data type each streaming subscription delivers (3/4: delayed tick types 66...)
+        self.mkt_type: dict[int, int] = {}
         self.pnl: dict[int, str] = {}
         self.pnl_single: dict[int, tuple[str, int]] = {}
         self.pace_api = False

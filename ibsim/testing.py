@@ -149,6 +149,12 @@ class SimThread:
         """A cash account refuses short sales; ``cash=False`` makes it a margin account again."""
         return self.call(self.sim.set_account_type, account, cash)
 
+    def set_market_data(self, mode: str = "live", live_error: int = 354) -> dict[str, Any]:
+        """``delayed``: an account without live API data (a live request answers ``live_error``,
+        354 or 10089; a delayed one gets 10167 and delayed ticks); ``none``: no data at all;
+        ``live`` again. ``reset()`` goes back to the server's starting mode."""
+        return self.call(self.sim.set_market_data, mode, live_error)
+
     def halt(self, symbol: str, halted: bool = True, **kw: Any) -> list[int]:
         """Refuse every new order on the matching contracts (``halted=False`` resumes)."""
         return self.call(self.sim.set_halted, halted, symbol=symbol, **kw)

@@ -73,7 +73,9 @@ from worker.drift import report_drift
 from worker.errors import Refused, TemporaryError
 from worker.ib import IBConnection, Placement, Trading
 from worker.ib.account import AccountFigures
+from worker.ib.market_data import close_without_reference
 from worker.ib.translate import num
+from worker.margin import MarginGate
 from worker.metrics import WorkerMetrics
 from worker.order_types import ExitOrder, OrderRules, default_exit_order
 from worker.planner import (
@@ -185,11 +187,13 @@ class Executor:
         reversal_fill_timeout: float = 30.0,
         symbols: SymbolResolver | None = None,
         order_rules: OrderRules | None = None,
+        margin: MarginGate | None = None,
     ) -> None:
         self.sessions = sessions
         # TradingView ticker → IB contract: the symbol map (SYMBOL_MAP_FILE) and the futures roll
         # rule (FUTURES_ROLL_DAYS); worker/symbol_map.py
         self.symbols = symbols or SymbolResolver(None, DEFAULT_FUTURES_ROLL_DAYS)
+        self.margin = margin  # IB's what-if before an opening order (worker/margin.py); None: unchecked
         self.recorder = recorder
         self.conn = conn
         self.trading = trading
@@ -383,14 +387,16 @@ class Executor:
         # contracts (worker/rollover.py): a position held in the month before a roll is decided there
         contract, inst, held = await held_month(self.trading, spec, contract, inst)
         position = self.trading.position_of(inst.con_id)
-        market, source = None, "ib"
+        market, source, quote = None, "ib", None
         if needs_market_reference(job.payload):
-            market, source = await self.trading.market_price(contract)
+            quote = await self.trading.market_price(contract)  # live, else delayed (worker/ib/market_data.py)
+            market, source = quote.price, quote.source
         protection = self._protection_now(inst, position)
         # sizing (issue 11): IB's account figures as last reported (no round trip), read once per alert
         figures = self.trading.account_figures()
         return _Look(contract, inst, position, market, source, protection, self.trading.account or "",
-                     figures=figures, spec=spec, roll=roll, held=held)  # fmt: skip
+                     figures=figures, spec=spec, roll=roll, held=held,
+                     market_data=quote.to_json() if quote is not None else None)  # fmt: skip
 
     def _protection_now(self, inst: Instrument, position: Decimal) -> dict[str, Any] | None:
         """The protection the position has now (to put back if the order that changes it fails):
@@ -440,6 +446,12 @@ class Executor:
             raise Refused("cancel is not a position change")
         if decision.kind == "none":
             return self._nothing_to_do(job, look, decision, sizing)
+        # a data problem never blocks a close (worker/ib/market_data.py): without IB's price for relative
+        # exits a reversal only closes, a reduce keeps its exits' prices
+        # (a reversal's opening part that cannot be priced is refused below like any refused open)
+        unpriced = False
+        if decision.open_qty == 0:
+            decision, unpriced = close_without_reference(decision, payload, look.market, look.source)
         # "bracket" (an open from flat, as before issue 10), "exit", or "position" (any other move)
         plan_kind = "bracket" if decision.kind == "open" else "exit" if is_exit(payload) else "position"
         plan = Plan(kind=plan_kind, instrument=inst)
@@ -490,7 +502,7 @@ class Executor:
         elif decision.target != 0:  # reduce: same side, exits shrink; re-priced when the alert says so
             prices = dict((before or {}).get("prices") or {})
             orders = dict((before or {}).get("orders") or {})
-            if payload.take_profit or payload.stop_loss:
+            if (payload.take_profit or payload.stop_loss) and not unpriced:
                 priced = plan_bracket(payload, inst, look.market, look.source, side="BUY" if side > 0 else "SELL",
                                       quantity=abs(decision.target), rules=self.order_rules,
                                       exits_only=True)  # fmt: skip
@@ -507,7 +519,13 @@ class Executor:
             if verdict.refusal and decision.close_qty == 0:
                 raise RiskRefused(verdict.refusal, plan=_refused_plan(plan, open_legs, decision, verdict))
             refused_open = refused_open or verdict.refusal or None
-        # MARGIN what-if on the opening part (ib-data helper) goes here
+        # MARGIN: IB's what-if on the opening part (worker/margin.py). Refused: an open raises; a
+        # reversal keeps its close and opens nothing (below)
+        margin = None
+        if self.margin is not None and not refused_open:
+            margin = self.margin.check(look.contract, symbol, decision, open_legs)
+            if margin is not None and margin.refused:
+                refused_open = margin.refused
         if refused_open:
             plan.notes.append(f"opening part not sent: {refused_open}")
             decision = Decision("close", decision.position, Decimal(0), f"{decision.reason}; close only: "
@@ -523,6 +541,10 @@ class Executor:
         doc["oca_type"] = OCA_TYPE if open_legs and len(open_legs) > 1 else None
         if verdict is not None:
             doc["risk"] = verdict.to_json()
+        if look.market_data is not None:
+            doc["market_data"] = look.market_data  # live or delayed, and why (worker/ib/market_data.py)
+        if margin is not None:
+            doc["margin"] = margin.doc  # IB's what-if figures and the verdict (worker/margin.py)
         doc["position"] = {
             "before": _qty(decision.position),
             "target": _qty(decision.target),
@@ -861,13 +883,12 @@ class Executor:
 
     def reject(self, alert_id: str, reason: str, plan: dict[str, Any] | None = None) -> str:
         """End the alert ``rejected`` with ``reason`` (shown to the trader and in the notice);
-        ``plan``: what was decided before the refusal (the risk gate's numbers), stored with it."""
+        ``plan``: what was decided before the refusal (the risk gate's or the margin check's
+        numbers), stored with it."""
 
         def write(uow: UnitOfWork) -> None:
-            if plan is not None:
-                alert = uow.session.get(Alert, alert_id)
-                if alert is not None:
-                    alert.plan = plan
+            if plan is not None and (alert := uow.session.get(Alert, alert_id)) is not None:
+                alert.plan = plan
             self._mark_processing(uow, alert_id)
             self.recorder.advance(uow, alert_id, AlertStatus.REJECTED, f"rejected: {reason}", reason=reason)
 
@@ -904,6 +925,7 @@ class _Look:
     spec: ContractSpec | None = None  # what the ticker resolved to (symbol map, roll rule)
     roll: Pick | None = None  # a continuous future's roll facts
     held: HeldMonth | None = None  # the earlier month the position is held in (after a roll)
+    market_data: dict[str, Any] | None = None  # which data type gave the reference price (Quote JSON)
 
 
 @dataclass

@@ -32,7 +32,13 @@ from worker.order_types import (
     time_in_force,
 )
 from worker.positions import PositionIntent
-from worker.rounding import entry_stop_direction, limit_direction, protective_stop_direction, round_to_tick
+from worker.rounding import (
+    PriceGrid,
+    entry_stop_direction,
+    limit_direction,
+    protective_stop_direction,
+    round_to_tick,
+)
 
 if TYPE_CHECKING:  # worker/sizing.py imports this module
     from worker.sizing import Sizing
@@ -63,11 +69,19 @@ class Instrument:
     min_size: Decimal = Decimal(1)
     size_increment: Decimal = Decimal(1)
     multiplier: str = ""
+    # IB's market rule for the order's exchange: (low edge, increment) bands; empty: min_tick only
+    price_bands: tuple[tuple[Decimal, Decimal], ...] = ()
+
+    @property
+    def grid(self) -> PriceGrid:
+        """The prices IB accepts (worker/rounding.py): the price bands, else min_tick."""
+        return PriceGrid(self.min_tick, self.price_bands)
 
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
         for key in ("min_tick", "min_size", "size_increment"):
             doc[key] = str(doc[key])
+        doc["price_bands"] = [[str(low), str(inc)] for low, inc in self.price_bands]
         return doc
 
 
@@ -279,8 +293,9 @@ def check_quantity(
 
 
 def _offset_price(
-    spec: TakeProfit | StopLoss, name: str, reference: Decimal | None, tick: Decimal, away: int
-) -> tuple[Decimal, str]:
+    spec: TakeProfit | StopLoss, name: str, reference: Decimal | None, tick: Decimal, away: int,
+    missing: str = "",
+) -> tuple[Decimal, str]:  # fmt: skip
     """The raw (unrounded) price of a take-profit / stop-loss spec; ``away`` is +1 above, -1 below."""
     absolute = spec.limit_price if isinstance(spec, TakeProfit) else spec.stop_price
     if absolute is not None:
@@ -289,7 +304,10 @@ def _offset_price(
             raise PlanRejected(f"{name}.{key} must be positive, got {absolute}")
         return absolute, f"{name}.{key}"
     if reference is None:
-        raise PlanRejected(f"{name} is relative but no reference price is known")
+        # ``missing``: why IB gave no price (no subscription, no delayed data; worker/ib/market_data.py)
+        raise PlanRejected(
+            f"{name} is relative but no reference price is known" + (f" ({missing})" if missing else "")
+        )
     if spec.percent is not None:
         if spec.percent <= 0:
             raise PlanRejected(f"{name}.percent must be positive, got {spec.percent}")
@@ -353,11 +371,14 @@ def plan_bracket(
         raise PlanRejected(f"reference price must be positive, got {plan.reference_price}")
 
     ref = plan.reference_price
+    tick = inst.grid.increment_at(ref) if ref is not None else tick  # the unit of ``ticks`` offsets
+    # why IB gave no price (no subscription, no delayed data), for a relative exit's refusal
+    missing = market_source if ref is None and market_source.startswith("no market data") else ""
     children: list[Leg] = []
     tp_spec, sl_spec = payload.take_profit, payload.stop_loss
     if tp_spec is not None:
-        raw, how = _offset_price(tp_spec, "takeProfit", ref, tick, sign)
-        price = round_to_tick(raw, tick, limit_direction(exit_side))
+        raw, how = _offset_price(tp_spec, "takeProfit", ref, tick, sign, missing)
+        price = inst.grid.round(raw, limit_direction(exit_side))
         _require_positive("take-profit", how, price)
         if ref is not None and (price - ref) * sign <= 0:
             raise PlanRejected(
@@ -367,7 +388,7 @@ def plan_bracket(
         children.append(Leg("tp", exit_side, "LMT", qty, limit_price=price, tif=CHILD_TIF,
                             outside_rth=outside_rth, parent_leg="entry"))  # fmt: skip
     if sl_spec is not None:
-        children.append(_stop_loss_leg(sl_spec, exit_side, qty, inst, ref, outside_rth, rules, plan))
+        children.append(_stop_loss_leg(sl_spec, exit_side, qty, inst, ref, outside_rth, rules, plan, missing))
     if children and ref is None:
         raise PlanRejected("no reference price to check the take-profit / stop-loss against")
     # IB's bracket protocol: every leg but the last waits (transmit=False); the last sends them all.
@@ -410,7 +431,7 @@ def _entry_leg(
         asked = payload.limit_price or payload.price
         if asked is None or asked <= 0:
             raise PlanRejected("a limit entry needs a positive limitPrice")
-        entry_price = round_to_tick(asked, tick, limit_direction(side))
+        entry_price = inst.grid.round(asked, limit_direction(side))
         _require_positive("entry limit", f"limit price {asked} on tick {tick}", entry_price)
         if entry_price != asked:
             plan.notes.append(f"entry limit {asked} rounded to {entry_price} (tick {tick})")
@@ -428,7 +449,7 @@ def _entry_leg(
                     "the alert (IB sent no market data)"
                 )
             raw = base + sign * rules.extended_hours_offset(tick)
-            ib_type, fields["limit_price"] = "LMT", round_to_tick(raw, tick, limit_direction(side))
+            ib_type, fields["limit_price"] = "LMT", inst.grid.round(raw, limit_direction(side))
             _require_positive("extended-hours entry limit", f"{base} {'+' if sign > 0 else '-'} "
                               f"{rules.extended_hours_stop_limit_ticks} ticks", fields["limit_price"])  # fmt: skip
             plan.notes.append(
@@ -440,7 +461,7 @@ def _entry_leg(
         asked = payload.stop_price
         if asked is None or asked <= 0:
             raise PlanRejected(f"a {order_type} entry needs a positive stopPrice")
-        stop = round_to_tick(asked, tick, entry_stop_direction(side))
+        stop = inst.grid.round(asked, entry_stop_direction(side))
         _require_positive("entry stop", f"stop price {asked} on tick {tick}", stop)
         if stop != asked:
             plan.notes.append(f"entry stop {asked} rounded {'up' if sign > 0 else 'down'} to {stop} (tick "
@@ -450,11 +471,11 @@ def _entry_leg(
             limit = payload.limit_price
             if limit is None or limit <= 0:
                 raise PlanRejected("a stop_limit entry needs a positive limitPrice")
-            ib_type, fields["limit_price"] = "STP LMT", round_to_tick(limit, tick, limit_direction(side))
+            ib_type, fields["limit_price"] = "STP LMT", inst.grid.round(limit, limit_direction(side))
             _require_positive("entry limit", f"limit price {limit} on tick {tick}", fields["limit_price"])
         elif ext:
             raw = stop + sign * rules.extended_hours_offset(tick)
-            ib_type, fields["limit_price"] = "STP LMT", round_to_tick(raw, tick, limit_direction(side))
+            ib_type, fields["limit_price"] = "STP LMT", inst.grid.round(raw, limit_direction(side))
             _require_positive("extended-hours stop limit", f"{stop} - {rules.extended_hours_stop_limit_ticks} "
                               "ticks", fields["limit_price"])  # fmt: skip
             plan.notes.append(
@@ -472,7 +493,7 @@ def _entry_leg(
         ib_type, fields["trail_amount"], fields["trail_percent"] = "TRAIL", amount, percent
         if base is not None:
             distance = amount if amount is not None else base * (percent or 0) / 100
-            trigger = round_to_tick(base + sign * distance, tick, entry_stop_direction(side))
+            trigger = inst.grid.round(base + sign * distance, entry_stop_direction(side))
             fields["trail_stop_price"] = trigger
             plan.reference_price = trigger
             plan.reference_source = f"trailing entry's initial stop ({base_source} {base})"
@@ -515,13 +536,14 @@ def _stop_loss_leg(
     ext: bool,
     rules: OrderRules,
     plan: Plan,
+    missing: str = "",
 ) -> Leg:
     """The stop-loss child: STP, STP LMT (``stop_limit``, or a stop with ``extendedHours``) or TRAIL.
 
     A ``stop_limit`` stop-loss's ``limitPrice`` is an ABSOLUTE price (also when the stop is
     relative: percent / amount / ticks), at or beyond the stop on the losing side: a limit on the
     other side would leave the triggered stop unfilled while the price runs away, so it is refused."""
-    tick = inst.min_tick
+    tick = inst.grid.increment_at(ref) if ref is not None else inst.min_tick
     sign = 1 if exit_side == "SELL" else -1  # +1: protects a long (stop below the entry)
     below = "below" if sign > 0 else "above"
     common: dict[str, Any] = {"tif": CHILD_TIF, "outside_rth": ext, "parent_leg": "entry"}
@@ -532,7 +554,7 @@ def _stop_loss_leg(
         if ref is None:
             raise PlanRejected("no reference price to start the trailing stop-loss from")
         distance = amount if amount is not None else ref * (percent or 0) / 100
-        initial = round_to_tick(ref - sign * distance, tick, protective_stop_direction(exit_side))
+        initial = inst.grid.round(ref - sign * distance, protective_stop_direction(exit_side))
         how = f"trailAmount={amount}" if amount is not None else f"trailPercent={percent}"
         _require_positive("trailing stop-loss", how, initial)
         if (ref - initial) * sign <= 0:
@@ -544,8 +566,8 @@ def _stop_loss_leg(
                    trail_stop_price=initial, **common)  # fmt: skip
     if spec.type not in ("stop", "stop_limit"):
         raise PlanRejected(f"stopLoss type {spec.type!r} is not supported (stop, stop_limit, trailing_stop)")
-    raw, how = _offset_price(spec, "stopLoss", ref, tick, -sign)
-    price = round_to_tick(raw, tick, protective_stop_direction(exit_side))
+    raw, how = _offset_price(spec, "stopLoss", ref, tick, -sign, missing)
+    price = inst.grid.round(raw, protective_stop_direction(exit_side))
     _require_positive("stop-loss", how, price)
     if ref is not None and (ref - price) * sign <= 0:
         raise PlanRejected(f"stop-loss {price} is not {below} the entry reference {ref}")
@@ -554,7 +576,7 @@ def _stop_loss_leg(
         asked = spec.limit_price
         if asked is None or asked <= 0:
             raise PlanRejected("a stop_limit stop-loss needs a positive limitPrice (an absolute price)")
-        limit = round_to_tick(asked, tick, limit_direction(exit_side))
+        limit = inst.grid.round(asked, limit_direction(exit_side))
         if (price - limit) * sign < 0:
             raise PlanRejected(
                 f"stop-loss limit {limit} is {'above' if sign > 0 else 'below'} its stop {price}: once "
@@ -564,9 +586,7 @@ def _stop_loss_leg(
         plan.notes.append(f"stop-loss STP LMT: limit {asked} -> {limit}")
         return Leg("sl", exit_side, "STP LMT", qty, stop_price=price, limit_price=limit, **common)
     if ext:
-        limit = round_to_tick(
-            price - sign * rules.extended_hours_offset(tick), tick, limit_direction(exit_side)
-        )
+        limit = inst.grid.round(price - sign * rules.extended_hours_offset(tick), limit_direction(exit_side))
         _require_positive("extended-hours stop-loss limit",
                           f"{price} - {rules.extended_hours_stop_limit_ticks} ticks", limit)  # fmt: skip
         plan.notes.append(
@@ -628,7 +648,7 @@ def plan_close(
         asked = payload.limit_price or payload.price
         if asked is None or asked <= 0:
             raise PlanRejected("a limit order needs a positive limitPrice")
-        price = round_to_tick(asked, inst.min_tick, limit_direction(side))
+        price = inst.grid.round(asked, limit_direction(side))
         _require_positive("close limit", f"limit price {asked} on tick {inst.min_tick}", price)
         ib_type, fields["limit_price"] = "LMT", price
     else:
@@ -637,7 +657,7 @@ def plan_close(
         if ext and base is not None:
             sign = 1 if side == "BUY" else -1
             raw = base + sign * rules.extended_hours_offset(inst.min_tick)
-            price = round_to_tick(raw, inst.min_tick, limit_direction(side))
+            price = inst.grid.round(raw, limit_direction(side))
             if price > 0:
                 ib_type, fields["limit_price"] = "LMT", price
                 notes.append(f"extendedHours: the {leg} order is a marketable LMT {price} ({base} "

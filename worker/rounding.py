@@ -14,11 +14,20 @@
 
 After rounding, the planner re-checks that the stop and the target are still strictly on their
 side of the entry reference (a stop-loss less than a tick away could otherwise land on it).
-Market rules with price bands (``marketRuleIds``) are not applied yet: ``minTick`` is used.
+
+The grid is IB's **market rule** for the contract when IB gave one (:class:`PriceGrid`): price
+bands, each a low edge and the increment from that edge up (US stocks: 0.0001 below 1.00, 0.01
+from 1.00), fetched with ``reqMarketRule`` for the rule id of the order's exchange
+(worker/ib/market_rules.py). ``minTick`` alone is the grid when there is no rule. At a band
+boundary the increment is the one of the band the **rounded** price lands in: 0.99996 rounded up
+is 1.00 (the upper band, on its 0.01 grid), never 1.0000 judged by the lower band's 0.0001; and a
+price that rounds down out of its band takes the largest price of the band below. Every result is
+a valid IB price, and the safe direction is kept across the boundary.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Literal
 
@@ -69,3 +78,61 @@ def entry_stop_direction(action: str) -> Direction:
 def on_grid(price: Decimal, tick: Decimal) -> bool:
     """True when ``price`` is a whole number of ticks."""
     return (price / tick) == (price / tick).to_integral_value()
+
+
+Band = tuple[Decimal, Decimal]  # (low edge, increment from that edge up)
+
+
+@dataclass(frozen=True)
+class PriceGrid:
+    """The prices IB accepts for a contract: its market rule's bands, else ``minTick`` everywhere."""
+
+    min_tick: Decimal
+    bands: tuple[Band, ...] = ()  # sorted by low edge; empty: min_tick only
+
+    def _band_index(self, price: Decimal) -> int:
+        index = 0
+        for i, (low, _inc) in enumerate(self.bands):
+            if price >= low:
+                index = i
+        return index
+
+    def increment_at(self, price: Decimal) -> Decimal:
+        """The increment IB requires at ``price`` (the band ``price`` falls in; a band starts at its
+        low edge, inclusive)."""
+        if not self.bands:
+            return self.min_tick
+        return self.bands[self._band_index(price)][1]
+
+    def round(self, price: Decimal, direction: Direction) -> Decimal:
+        """``price`` on the grid, up or down (see the module docstring for band boundaries)."""
+        if not self.bands:
+            return round_to_tick(price, self.min_tick, direction)
+        i = self._band_index(price)
+        if direction == "up":
+            rounded = round_to_tick(price, self.bands[i][1], "up")
+            if i + 1 < len(self.bands) and rounded >= self.bands[i + 1][0]:
+                # it lands in the next band: the smallest price on that band's grid
+                return self.round(self.bands[i + 1][0], "up")
+            return rounded
+        while True:
+            low, inc = self.bands[i]
+            rounded = round_to_tick(price, inc, "down")
+            if rounded >= low or i == 0:
+                return rounded
+            # it falls out of its band: the largest price of the band below, strictly under this edge
+            i -= 1
+            below = round_to_tick(low, self.bands[i][1], "down")
+            price = below - self.bands[i][1] if below >= low else below
+
+    def on_grid(self, price: Decimal) -> bool:
+        """True when IB accepts ``price`` (a whole number of its band's increments)."""
+        return on_grid(price, self.increment_at(price))
+
+    def describe(self) -> str:
+        """``tick 0.01`` or ``bands 0.0001 from 0, 0.01 from 1`` (for the plan's notes)."""
+        if not self.bands:
+            return f"tick {self.min_tick}"
+        return "bands " + ", ".join(
+            f"{inc.normalize():f} from {low.normalize():f}" for low, inc in self.bands
+        )

@@ -43,6 +43,7 @@ from worker.consumer import Consumer
 from worker.executor import Executor, Requeue, RetryLater
 from worker.guard import Guard
 from worker.ib import IBConnection, Trading
+from worker.margin import MarginGate
 from worker.metrics import WorkerMetrics
 from worker.notify import Notifier, enqueue_notices
 from worker.order_types import OrderRules
@@ -107,6 +108,7 @@ class Worker:
             self.recorder.record,
             probe_interval=probe_interval,
             on_connection_change=self._connection_changed,
+            market_data_type=settings.ib_market_data_type,
         )
         self.trading = Trading(self.ib)
         # the protective-order guard: specs set by the jobs, persisted by the recorder, loaded at
@@ -133,6 +135,13 @@ class Worker:
             symbols=self.symbols,
             # order types (worker/order_types.py): the extended-hours stop-limit / marketable-limit offset
             order_rules=OrderRules(settings.extended_hours_stop_limit_ticks),
+            # IB's what-if margin check before every opening order (worker/margin.py)
+            margin=MarginGate(
+                self.ib,
+                self.trading,
+                enabled=settings.margin_check,
+                timeout=settings.margin_check_timeout_seconds,
+            ),
         )
         self.executor.guard = self.guard  # the job sets specs and has the old exits put back
         # the risk gate: the executor checks every opening order with it; the housekeeping thread

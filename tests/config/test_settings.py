@@ -145,3 +145,44 @@ def test_contract_settings_symbol_map_file_and_futures_roll_days():
     for value, message in (("-1", "at least 0"), ("soon", "whole number"), ("400", "at most 365")):
         with pytest.raises(SettingsError, match=f"FUTURES_ROLL_DAYS must be .*{message}"):
             Settings.from_mapping({"WEBHOOK_SECRET": SECRET, "FUTURES_ROLL_DAYS": value})
+
+
+@pytest.mark.parametrize(
+    ("env", "data_type", "margin", "timeout"),
+    [
+        ({}, "live", True, 5.0),
+        ({"IB_MARKET_DATA_TYPE": "delayed", "MARGIN_CHECK": "off"}, "delayed", False, 5.0),
+        (
+            {"IB_MARKET_DATA_TYPE": "Delayed_Frozen", "MARGIN_CHECK_TIMEOUT_SECONDS": "2"},
+            "delayed-frozen",
+            True,
+            2.0,
+        ),
+        ({"IB_MARKET_DATA_TYPE": "2", "MARGIN_CHECK": "on"}, "frozen", True, 5.0),
+    ],
+)
+def test_market_data_type_and_margin_check(env, data_type, margin, timeout):
+    s = Settings.from_mapping({"WEBHOOK_SECRET": SECRET, **env})
+    assert (s.ib_market_data_type, s.margin_check, s.margin_check_timeout_seconds) == (
+        data_type,
+        margin,
+        timeout,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        (
+            "IB_MARKET_DATA_TYPE",
+            "realtime",
+            "IB_MARKET_DATA_TYPE must be one of live, frozen, delayed, delayed-frozen",
+        ),
+        ("IB_MARKET_DATA_TYPE", "5", "IB_MARKET_DATA_TYPE must be one of"),
+        ("MARGIN_CHECK", "sometimes", "MARGIN_CHECK must be true or false"),
+        ("MARGIN_CHECK_TIMEOUT_SECONDS", "0.1", "MARGIN_CHECK_TIMEOUT_SECONDS must be at least 0.5"),
+    ],
+)
+def test_bad_market_data_and_margin_settings_name_the_variable(name, value, message):
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_mapping({"WEBHOOK_SECRET": SECRET, name: value})

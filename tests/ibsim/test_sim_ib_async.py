@@ -318,7 +318,8 @@ def test_misc_requests_answer_promptly(ib: IB, fresh: SimThread) -> None:
     daily = ib.reqHistoricalData(contract, "", "1 M", "1 day", "MIDPOINT", True)
     assert len(daily) == 30 and daily[-1].date.year >= 2025
     assert ib.reqHeadTimeStamp(contract, "TRADES", True).year >= 2024
-    assert ib.reqMarketRule(26)[0].increment == 0.01
+    # US stocks' price bands: 0.0001 below 1.00, 0.01 from 1.00
+    assert [(b.lowEdge, b.increment) for b in ib.reqMarketRule(26)] == [(0.0, 0.0001), (1.0, 0.01)]
     ib.placeOrder(contract, MarketOrder("BUY", 10))
     wait_for(ib, lambda: len(ib.fills()) == 1)
     single = ib.reqPnLSingle("DU1234567", "", contract.conId)

@@ -23,6 +23,7 @@ SECRET = "s" * 24
         ("positionSize (target position) is not supported yet; send quantity", "rejected", "not_supported"),
         ("take-profit 189 is not above the entry reference 190", "rejected", "plan"),
         ("worker error: KeyError: 'x'", "failed", "error"),
+        ("margin: needs 4,750,000 USD initial, available 1,000,000 USD (IB what-if ...)", "rejected", "risk"),
         ("", "rejected", "other"),
     ],
 )

@@ -29,6 +29,7 @@ from ib_async import IB, Trade
 
 from core.models import IB_DONE_STATUSES
 from worker.errors import TemporaryError
+from worker.ib.market_data import DATA_TYPES
 from worker.ib.translate import fill_snapshot, order_snapshot, position_snapshot
 from worker.pacing import Pacer
 from worker.retry import backoff_delay
@@ -81,8 +82,10 @@ class IBConnection:
         backoff_base: float = 0.25,
         backoff_cap: float = 5.0,
         on_connection_change: Callable[[bool, str], None] | None = None,
+        market_data_type: str = "live",
     ) -> None:
         self.host, self.port, self.client_id = host, port, client_id
+        self.market_data_type = market_data_type  # IB_MARKET_DATA_TYPE (worker/ib/market_data.py)
         self.account = account
         self.managed_accounts: list[str] = []  # as IB listed them at the last connect
         self._sink = sink
@@ -226,6 +229,8 @@ class IBConnection:
             attempt = 0
             self.connects += 1
             self._last_order.clear()  # ib_async starts afresh on every connect; so do we
+            # TWS keeps reqMarketDataType per API connection: set it again on every connect
+            self.ib.reqMarketDataType(DATA_TYPES[self.market_data_type])
             self.managed_accounts = list(self.ib.managedAccounts())
             if not self.account:
                 self.account = self.managed_accounts[0] if self.managed_accounts else None

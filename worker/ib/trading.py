@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -28,6 +28,8 @@ from worker.errors import Refused, TemporaryError
 from worker.ib.account import AccountFigures, figures_from_values
 from worker.ib.connection import IBConnection, IBUnavailable
 from worker.ib.exit_orders import exit_order_of, reprice_exit
+from worker.ib.market_data import MarketData, Quote
+from worker.ib.market_rules import MarketRules
 from worker.ib.translate import (
     closing_contract,
     describe,
@@ -95,6 +97,9 @@ class Trading:
         self._contracts: dict[str, _Cached] = {}
         # wall clock for futures rolls (the exchange's date); tests set it to a day near a roll
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        # reference prices under IB_MARKET_DATA_TYPE, with the delayed fall back (issue 11)
+        self.market_data = MarketData(conn.ib, conn.market_data_type)
+        self.market_rules = MarketRules(conn.ib)  # price bands per rule id, cached for the process
 
     @property
     def account(self) -> str | None:
@@ -154,6 +159,8 @@ class Trading:
                 )
             raise ContractNotFound(f"IB has no unique contract for {describe(spec)}: {reason}")
         contract, inst = instrument_of(details[0], spec)
+        # prices on IB's market rule (price bands) for the order's exchange (worker/ib/market_rules.py)
+        inst = replace(inst, price_bands=await self.market_rules.bands_for(details[0], contract.exchange))
         ttl = FRONT_MONTH_CACHE_SECONDS if spec.front_index else math.inf
         until = next_midnight(wall, ZoneInfo(roll.zone)) if roll is not None else None
         self._contracts[spec.cache_key] = _Cached(contract, inst, now + ttl, until, roll)
@@ -164,20 +171,12 @@ class Trading:
         cached = self._contracts.get(spec.cache_key)
         return cached.roll if cached is not None else None
 
-    async def market_price(self, contract: Contract, timeout: float = 3.0) -> tuple[Decimal | None, str]:
-        """A reference price from a market-data snapshot: last, else midpoint, else close."""
+    async def market_price(self, contract: Contract, timeout: float = 3.0) -> Quote:
+        """A reference price from a market-data snapshot (last, else midpoint, else close) under
+        ``IB_MARKET_DATA_TYPE``, falling back to delayed data when IB refuses live data
+        (worker/ib/market_data.py). The :class:`Quote` unpacks as ``(price, source)``."""
         self.conn.require_connected()
-        try:
-            tickers = await asyncio.wait_for(self.ib.reqTickersAsync(contract), timeout)
-        except (TimeoutError, ConnectionError):
-            return None, "no market data"
-        if not tickers:
-            return None, "no market data"
-        ticker = tickers[0]
-        for name, value in (("last", ticker.last), ("midpoint", ticker.midpoint()), ("close", ticker.close)):
-            if value is not None and not math.isnan(value) and value > 0:
-                return Decimal(str(value)), f"IB {name} price"
-        return None, "no market data"
+        return await self.market_data.quote(contract, timeout)
 
     def position_of(self, con_id: int) -> Decimal:
         """Our position in ``con_id`` as IB last reported it."""
