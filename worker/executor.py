@@ -499,7 +499,8 @@ class Executor:
                 open_legs = opened.legs
                 after = _spec_json(look, job.alert_id, side, {k: str(v) for k, v in new_prices.items()}, symbol,
                                    _orders_json(protection_orders(opened.legs), new_prices))  # fmt: skip
-        elif decision.target != 0:  # reduce: same side, exits shrink; re-priced when the alert says so
+        elif decision.open_qty == 0 and decision.target != 0:  # reduce: same side, exits shrink;
+            # re-priced when the alert says so
             prices = dict((before or {}).get("prices") or {})
             orders = dict((before or {}).get("orders") or {})
             if (payload.take_profit or payload.stop_loss) and not unpriced:

@@ -432,6 +432,7 @@ def _entry_leg(
         if asked is None or asked <= 0:
             raise PlanRejected("a limit entry needs a positive limitPrice")
         entry_price = inst.grid.round(asked, limit_direction(side))
+        tick = inst.grid.increment_at(entry_price)  # the price band the limit lands in
         _require_positive("entry limit", f"limit price {asked} on tick {tick}", entry_price)
         if entry_price != asked:
             plan.notes.append(f"entry limit {asked} rounded to {entry_price} (tick {tick})")
@@ -462,6 +463,7 @@ def _entry_leg(
         if asked is None or asked <= 0:
             raise PlanRejected(f"a {order_type} entry needs a positive stopPrice")
         stop = inst.grid.round(asked, entry_stop_direction(side))
+        tick = inst.grid.increment_at(stop)
         _require_positive("entry stop", f"stop price {asked} on tick {tick}", stop)
         if stop != asked:
             plan.notes.append(f"entry stop {asked} rounded {'up' if sign > 0 else 'down'} to {stop} (tick "

@@ -280,7 +280,7 @@ def reference_price(payload: AlertPayload, inst: Instrument, side: str, market_p
     if payload.order_type == "limit" and not is_exit(payload):
         asked = payload.limit_price or payload.price
         if asked is not None and asked > 0:
-            return round_to_tick(asked, inst.min_tick, limit_direction(side)), "limit price"
+            return inst.grid.round(asked, limit_direction(side)), "limit price"
     if payload.order_type in ("stop", "stop_limit") and payload.stop_price is not None:
         return payload.stop_price, "stop price"
     if payload.price is not None:
@@ -299,7 +299,7 @@ def stop_distance(
     if spec is None:
         raise _CannotSize(f"{rule} needs a stopLoss: the risk is the distance from the entry to the stop")
     long = side == "BUY" if role != "reduce" else side == "SELL"
-    tick = inst.min_tick
+    tick = inst.grid.increment_at(reference)  # IB's price band at the entry (the planner's unit too)
     if spec.type == "trailing_stop":
         if spec.trail_amount is not None:
             distance = spec.trail_amount
@@ -317,7 +317,7 @@ def stop_distance(
         raw, _how = _offset_price(spec, "stopLoss", reference, tick, away)
     except PlanRejected as exc:
         raise _CannotSize(str(exc)) from exc
-    stop = round_to_tick(raw, tick, protective_stop_direction("SELL" if long else "BUY"))
+    stop = inst.grid.round(raw, protective_stop_direction("SELL" if long else "BUY"))
     distance = (reference - stop) if long else (stop - reference)
     if distance <= 0:
         where = "below" if long else "above"
