@@ -124,6 +124,17 @@ def number(value: Any) -> str:
     return f"{as_float:.10f}".rstrip("0").rstrip(".") if as_float != int(as_float) else str(int(as_float))
 
 
+def money(value: Any) -> str:
+    """Money with thousands separators (``4,123,456`` / ``1,234.50``); empty for None."""
+    if value is None or value == "":
+        return ""
+    try:
+        amount = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return f"{amount:,.0f}" if amount == int(amount) else f"{amount:,.2f}"
+
+
 def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
 
@@ -392,6 +403,7 @@ def init_app(app: Flask) -> None:
         utc_iso=utc_iso,
         age=age,
         number=number,
+        money=money,
         pretty_json=pretty_json,
         status_class=status_class,
         order_class=order_class,

@@ -408,3 +408,34 @@ def test_sign_in_is_refused_while_redis_is_down(make_app):
     answer = app.test_client().post("/login", data={"token": TOKEN})
     assert answer.status_code == 503 and "Redis" in answer.get_data(as_text=True)
     assert "Set-Cookie" not in answer.headers
+
+
+def test_alert_page_shows_the_checks_before_ib_with_their_numbers(client, ctx):
+    """Sizing, market data, margin and every risk rule compared: readable on the alert page, not
+    only as JSON (issue 11: every decision visible)."""
+    alert_id = seed(ctx)
+    with ctx.sessions.begin() as s:
+        alert = s.get(Alert, alert_id)
+        alert.plan = {
+            **(alert.plan or {}),
+            "sizing": {"rule": "risk_percent", "source": "alert",
+                       "text": "sizing: 1% of 1,003,211.00 USD NetLiquidation = 10,032.11 USD risk ÷ (190.00 − 186.20) × 1 = 2640.0289 → 2640"},
+            "market_data": {"type": "delayed", "requested": "live", "why": "IB error 10089"},
+            "margin": {"verdict": "ok", "order": "BUY 2640 AAPL MKT", "init_margin_change": "125400",
+                       "currency": "USD", "available_funds": "998000"},
+            "risk": {"checks": [
+                {"rule": "max_order_notional", "limit": "600000", "value": "501600", "passed": True,
+                 "source": 'strategy "trend"'},
+                {"rule": "max_open_orders", "limit": "2", "value": "3", "passed": False, "source": "defaults",
+                 "message": "risk: max_open_orders 2 (defaults) exceeded: 3"},
+            ]},
+        }  # fmt: skip
+    sign_in(client)
+    page = client.get(f"/alerts/{alert_id}").get_data(as_text=True)
+    assert "Checks before IB" in page
+    assert "NetLiquidation = 10,032.11 USD risk" in page and "risk_percent" in page
+    assert "delayed" in page and "asked live" in page and "IB error 10089" in page
+    assert "BUY 2640 AAPL MKT" in page and "125,400" in page
+    assert "max_order_notional" in page
+    assert "strategy &#34;trend&#34;" in page or "strategy &quot;trend&quot;" in page
+    assert "risk: max_open_orders 2 (defaults) exceeded: 3" in page and "refused" in page
