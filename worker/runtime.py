@@ -50,8 +50,11 @@ HEARTBEAT_INTERVAL = 3.0
 class Worker:
     """One execution worker: one IB connection (host, port, client id, account), one queue."""
 
-    def __init__(self, ctx: AppContext, *, probe_interval: float = 5.0) -> None:
+    def __init__(self, ctx: AppContext, *, probe_interval: float = 5.0, queue_wait: float = 1.0) -> None:
         self.ctx = ctx
+        # the blocking pop's wait for the next job, so also the longest a stop waits for it (test hook:
+        # tests/worker's WorkerThread passes 0.1 s, so each of its hundred stops does not wait ~1 s)
+        self.queue_wait = queue_wait
         settings: Settings = ctx.settings
         self.settings = settings
         self.stopping = threading.Event()
@@ -134,6 +137,7 @@ class Worker:
             requeue_exceptions=(Requeue,),
             retry_exceptions=(RetryLater,),
             run_lock=self._run_lock,
+            block_seconds=self.queue_wait,
         )
 
     def served_accounts(self) -> list[str] | None:

@@ -92,7 +92,8 @@ def test_a_limit_entry_is_followed_until_it_works_at_ib(tmp_path: Path, cli_env,
 
     def resting_at_ib() -> bool:
         orders = [o for o in cli_stack.sim_state()["orders"] if o["orderRef"] == ref]
-        return [(o["status"] in {"Submitted", "PreSubmitted"}, o["lmtPrice"]) for o in orders] == [(True, 150)]
+        resting = [o["lmtPrice"] for o in orders if o["status"] in {"Submitted", "PreSubmitted"}]
+        return len(orders) == 1 and resting == [150]
 
     wait_until(resting_at_ib, 10, lambda: f"the entry does not rest at IB: {cli_stack.sim_state()['orders']}")
 
