@@ -39,11 +39,35 @@ ROOT = Path(__file__).resolve().parents[1]
 GUNICORN_CONF = ROOT / "config" / "gunicorn.conf.py"
 
 
+# Ports handed out by free_port, one empty file each, so that no two callers on this machine get the
+# same port while neither has bound it yet (pytest-xdist workers, several test runs, a replay).
+PORT_CLAIMS = Path(os.environ.get("TMPDIR", "/tmp")) / "tv2ib-port-claims"
+PORT_CLAIM_SECONDS = 300.0  # long enough for any process to start and bind the port it was given
+
+
 def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on loopback that nothing listens on right now and that no other ``free_port`` call
+    on this machine handed out in the last ``PORT_CLAIM_SECONDS``.
+
+    The kernel's free port is free only until someone binds it: between this call and the bind of
+    the process the port is meant for (a second or two: a Python process starting), another process
+    asking the kernel could be given the same one. A claim file per port (created exclusively) closes
+    that gap; claims older than ``PORT_CLAIM_SECONDS`` are stale and removed.
+    """
+    PORT_CLAIMS.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        claim = PORT_CLAIMS / str(port)
+        try:
+            os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return port
+        except FileExistsError:
+            with contextlib.suppress(OSError):  # another caller may remove or renew it meanwhile
+                if time.time() - claim.stat().st_mtime > PORT_CLAIM_SECONDS:
+                    claim.unlink()
+    raise RuntimeError(f"no unclaimed free port after 100 tries (claims in {PORT_CLAIMS})")
 
 
 def wait_until(

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 import redis
@@ -21,22 +23,42 @@ REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 _LOCK_DIR = Path(os.environ.get("TMPDIR", "/tmp"))
 
 
-@pytest.fixture(scope="session")
-def _redis_db_number() -> Iterator[int]:
-    # DB 0 is the developer's own; 1..15 are claimed by an exclusive lock for this whole run.
+# How long a test process waits for one of the 15 Redis DB numbers before it gives up: with
+# pytest-xdist every worker process claims its own, so several parallel runs on one machine can
+# briefly hold all of them; the next run's workers wait for one to be released rather than fail.
+# (Within the first test's own pytest-timeout of 300 s.)
+REDIS_DB_WAIT_SECONDS = float(os.environ.get("TEST_REDIS_DB_WAIT_SECONDS", "240"))
+
+
+def _claim_redis_db_number() -> tuple[int, IO[str]] | None:
+    """Lock the first free DB number 1..15 (DB 0 is the developer's own); None when all are held."""
     for number in range(1, 16):
-        handle = open(_LOCK_DIR / f"tv2ib-test-redis-db-{number}.lock", "w")
+        handle = open(_LOCK_DIR / f"tv2ib-test-redis-db-{number}.lock", "w")  # noqa: SIM115 - held for the run
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.close()
             continue
-        try:
-            yield number
-        finally:
-            handle.close()
-        return
-    pytest.fail("all Redis test DB numbers 1..15 are claimed by other test runs")
+        return number, handle
+    return None
+
+
+@pytest.fixture(scope="session")
+def _redis_db_number() -> Iterator[int]:
+    # Claimed by an exclusive lock for this whole test process (each xdist worker has its own).
+    deadline = time.monotonic() + REDIS_DB_WAIT_SECONDS
+    while (claimed := _claim_redis_db_number()) is None:
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"all Redis test DB numbers 1..15 are claimed by other test processes "
+                f"(waited {REDIS_DB_WAIT_SECONDS:.0f} s)"
+            )
+        time.sleep(0.5)
+    number, handle = claimed
+    try:
+        yield number
+    finally:
+        handle.close()
 
 
 @pytest.fixture
@@ -82,3 +104,24 @@ def base_env(redis_url: str, sqlite_url: str) -> dict[str, str]:
         "DATABASE_URL": sqlite_url,
         "REDIS_URL": redis_url,
     }
+
+
+def _run_order(item: pytest.Item) -> int:
+    """Where a test goes in a parallel run: the slow ones first, then the other end-to-end ones."""
+    if item.get_closest_marker("slow"):
+        return 0
+    if item.get_closest_marker("e2e"):
+        return 1
+    return 2
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``scripts/test`` runs several workers), hand out the longest tests first.
+
+    xdist deals the collected tests to its workers in collection order; a minute-long end-to-end test
+    dealt last would run alone while the other workers idle. Sorting is stable (each module's tests
+    keep their order within a group) and the same in every worker, as xdist requires. A serial run
+    keeps the plain file order, so module-scoped fixtures start once per module there.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=_run_order)

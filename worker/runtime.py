@@ -68,8 +68,12 @@ class Worker:
         probe_interval: float = 5.0,
         risk_file: RiskFile | None = None,
         housekeeping_interval: float = DAILY_LOSS_CHECK_SECONDS,
+        queue_wait: float = 1.0,
     ) -> None:
         self.ctx = ctx
+        # the blocking pop's wait for the next job, so also the longest a stop waits for it (test hook:
+        # tests/worker's WorkerThread passes 0.1 s, so each of its hundred stops does not wait ~1 s)
+        self.queue_wait = queue_wait
         settings: Settings = ctx.settings
         self.settings = settings
         # contracts (worker/symbol_map.py): SYMBOL_MAP_FILE is validated first, before any thread
@@ -184,6 +188,7 @@ class Worker:
             requeue_exceptions=(Requeue,),
             retry_exceptions=(RetryLater,),
             run_lock=self._run_lock,
+            block_seconds=self.queue_wait,
         )
 
     def served_accounts(self) -> list[str] | None:

@@ -11,6 +11,7 @@ from cli_helpers import run_cli
 from support import free_port, wait_until
 
 from cli import exitcodes
+from cli.follow import WORKING_ORDER
 from cli.stack import ProcessStack
 
 pytestmark = pytest.mark.e2e
@@ -84,7 +85,17 @@ def test_a_limit_entry_is_followed_until_it_works_at_ib(tmp_path: Path, cli_env,
     doc = json.loads(sent.stdout)
     assert doc["outcome"] == "working"
     entry = next(o for o in doc["alert"]["orders"] if o["leg"] == "entry")
-    assert entry["limit_price"] == 150 and entry["status"] in {"Submitted", "PreSubmitted"}
+    # "working" as the CLI means it (cli.follow.WORKING_ORDER): on a busy machine the CLI may see the
+    # order before IB's Submitted arrives (PendingSubmit); IB itself then has it resting at 150
+    assert entry["limit_price"] == 150 and entry["status"] in WORKING_ORDER, entry
+    ref = f"tv2ib:{doc['alert_id']}:entry"
+
+    def resting_at_ib() -> bool:
+        orders = [o for o in cli_stack.sim_state()["orders"] if o["orderRef"] == ref]
+        resting = [o["lmtPrice"] for o in orders if o["status"] in {"Submitted", "PreSubmitted"}]
+        return len(orders) == 1 and resting == [150]
+
+    wait_until(resting_at_ib, 10, lambda: f"the entry does not rest at IB: {cli_stack.sim_state()['orders']}")
 
 
 def test_refusals_and_failures_have_their_own_exit_codes(tmp_path: Path, cli_env, cli_stack):

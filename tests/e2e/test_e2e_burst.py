@@ -22,6 +22,7 @@ from support import wait_until
 pytestmark = pytest.mark.e2e
 
 BURST = 500
+NOT_FILLED = frozenset({"cancelled", "rejected", "failed", "invalid", "duplicate"})  # final, not filled
 
 
 def test_500_valid_alerts_from_one_address_all_accepted_each_one_order(stack: Stack):
@@ -50,9 +51,12 @@ def test_500_valid_alerts_from_one_address_all_accepted_each_one_order(stack: St
 
     def all_filled() -> bool:
         listed = stack.admin_get(f"/api/alerts?limit={BURST}").json()["alerts"]
+        # an alert that ended otherwise will never fill: say which and why now, not after the timeout
+        ended = [f"{a['id']} {a['status']}: {a.get('reason')}" for a in listed if a["status"] in NOT_FILLED]
+        assert not ended, "alerts that ended without a fill:\n" + "\n".join(ended[:5])
         return len(listed) == BURST and all(a["status"] == "filled" for a in listed)
 
-    wait_until(all_filled, 240, f"not every alert filled:\n{stack.logs('worker')}", interval=1.0)
+    wait_until(all_filled, 240, lambda: f"not every alert filled:\n{stack.logs('worker')}", interval=1.0)
     refs = Counter(o["orderRef"] for o in stack.sim_state()["orders"])
     assert set(refs.values()) == {1}
     per_alert = Counter(ref.split(":")[1] for ref in refs)
