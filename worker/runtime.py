@@ -252,6 +252,14 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - a bad file must not stop the worker
                 log.error("reload failed, the previous version stays in force: %s", exc)
                 results.append(f"reload failed: {exc}")
+                try:  # the trader edited a file and expects it in force: say it is not
+                    self.notifier.enqueue_event(
+                        events.alarm(
+                            "Configuration not reloaded", f"{exc}; the previous version stays in force"
+                        )
+                    )
+                except Exception:  # noqa: BLE001 - the log line above already says it
+                    log.exception("the reload alarm was not queued")
         return results
 
     def reload_risk_file(self) -> None:

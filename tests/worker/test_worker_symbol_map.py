@@ -137,9 +137,15 @@ def test_worker_reload_runs_every_reloader_even_after_one_fails(tmp_path):
     def bad() -> str:
         raise SymbolMapError("SYMBOL_MAP_FILE x line 3: broken")
 
-    holder = type("W", (), {"reloaders": [bad, lambda: calls.append(1) or "risk reloaded"]})()
+    alarms = []
+    notifier = type("N", (), {"enqueue_event": staticmethod(alarms.append)})()
+    holder = type(
+        "W", (), {"reloaders": [bad, lambda: calls.append(1) or "risk reloaded"], "notifier": notifier}
+    )()
     assert Worker.reload(holder) == ["reload failed: SYMBOL_MAP_FILE x line 3: broken", "risk reloaded"]
     assert calls == [1]
+    # the trader hears that the edit is not in force (an alarm notice naming the line)
+    assert len(alarms) == 1 and "SYMBOL_MAP_FILE x line 3: broken" in str(alarms[0])
 
 
 # ------------------------------------------------------------------ resolve_ticker with overrides
