@@ -55,6 +55,7 @@ FAULT_KINDS = (
     "refuse",
     "connectivity",
     "delay",
+    "position_delay",
     "reject_next",
     "pause_fills",
     "resume_fills",
@@ -150,6 +151,7 @@ class SimServer(RequestHandlers):
         self.sessions: set[Session] = set()
         self.by_client: dict[int, Session] = {}
         self.ack_delay = 0.0
+        self.position_delay = 0.0  # extra hold on position reports (fault position_delay)
         self.outage = False
         self.refusing_until = 0.0
         self._server: asyncio.base_events.Server | None = None
@@ -387,8 +389,8 @@ class SimServer(RequestHandlers):
                 for req_id, cid in session.mkt.items():
                     if cid == con_id:
                         self._send_ticks(session, req_id, con_id)
-        if changed:
-            self._send_position_updates(list(changed), delay)
+        if changed:  # TWS reports positions a moment after the fill (fault position_delay widens it)
+            self._send_position_updates(list(changed), delay + self.position_delay)
         self._schedule_save()
 
     def _send_order_event(self, event: Event, delay: float) -> None:
@@ -497,6 +499,11 @@ class SimServer(RequestHandlers):
         if kind == "delay":
             self.ack_delay = max(0.0, float(kw.get("ms", 0.0)) / 1000.0)
             return {"delayMs": self.ack_delay * 1000.0}
+        if kind == "position_delay":
+            # position reports trail the executions (as TWS's do): a client deciding on its
+            # position right after its own fill sees the old one unless it waits for the report
+            self.position_delay = max(0.0, float(kw.get("ms", 0.0)) / 1000.0)
+            return {"positionDelayMs": self.position_delay * 1000.0}
         if kind == "reject_next":
             count = int(kw.get("count", 1))
             code = int(kw.get("code", 201))
@@ -516,6 +523,7 @@ class SimServer(RequestHandlers):
             return {"fillsPaused": False}
         if kind == "clear":
             self.ack_delay = 0.0
+            self.position_delay = 0.0
             self.engine.reject_queue.clear()
             self.refusing_until = 0.0
             self.apply(self.engine.resume_fills())

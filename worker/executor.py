@@ -386,7 +386,9 @@ class Executor:
         roll = self.trading.roll_of(spec)
         # contracts (worker/rollover.py): a position held in the month before a roll is decided there
         contract, inst, held = await held_month(self.trading, spec, contract, inst)
-        position = self.trading.position_of(inst.con_id)
+        # the position including the previous alert's market order and fills (IB reports a
+        # position a moment after the fill; a decision must not read the report before it)
+        position = await self.trading.settled_position(inst.con_id)
         market, source, quote = None, "ib", None
         if needs_market_reference(job.payload):
             quote = await self.trading.market_price(contract)  # live, else delayed (worker/ib/market_data.py)
