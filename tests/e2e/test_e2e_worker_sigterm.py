@@ -58,7 +58,9 @@ def test_sigterm_warm_then_cold_and_no_job_lost(stack, base_env):
     stack.sim_post("/fault", {"kind": "delay", "ms": 0})
 
     # 3. a job waiting for IB (ibsim refusing connections) goes back on the queue at SIGTERM
-    stack.sim_post("/fault", {"kind": "refuse", "seconds": 5})
+    # 8 s: the worker must start and take the job while ibsim still refuses, also on a loaded
+    # machine (parallel test workers); 5 s was once too short there
+    stack.sim_post("/fault", {"kind": "refuse", "seconds": 8})
     stack.start_worker(wait_connected=False)
     waiting = queue_alert(sessions, client, payload)
     # the requeued cancel job comes first and waits for IB (the heartbeat names the job in hand)

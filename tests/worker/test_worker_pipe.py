@@ -271,6 +271,21 @@ def _long_then_flat_burst(ctx, count: int) -> list[str]:
     return ids
 
 
+ENDED_UNFILLED = frozenset({"cancelled", "rejected", "failed", "invalid", "duplicate"})
+
+
+def _all_filled(ctx, ids: list[str]) -> bool:
+    """True once every alert of ``ids`` is filled (one query); fails at once, naming the alert and
+    its reason, when one ended otherwise: it never will fill, so waiting for the timeout only hides why."""
+    with ctx.sessions() as session:
+        statuses = dict(session.execute(select(Alert.id, Alert.status).where(Alert.id.in_(ids))).all())
+    ended = [a for a in ids if statuses.get(a) in ENDED_UNFILLED]
+    assert not ended, "alerts that ended without a fill:\n" + "\n".join(
+        f"{a} {statuses[a]}: {get_alert(ctx.sessions, a)['reason']}" for a in ended[:5]
+    )
+    return all(statuses.get(a) == "filled" for a in ids)
+
+
 @pytest.mark.slow
 def test_a_burst_faster_than_the_pacer_waits_instead_of_being_refused(sim, running_worker):
     """The pacer holds a burst back rather than letting IB refuse it. With the limit at 6 messages
@@ -283,7 +298,7 @@ def test_a_burst_faster_than_the_pacer_waits_instead_of_being_refused(sim, runni
     pacer.limit = 6
     sim.set_price("AAPL", 190.0)
     ids = _long_then_flat_burst(ctx, 10)
-    wait_until(lambda: all(alert_status(ctx, a) == "filled" for a in ids), timeout=60, interval=0.2)
+    wait_until(lambda: _all_filled(ctx, ids), timeout=60, interval=0.2)
     assert pacer.waited > 1.0 and pacer.waits > 0  # held back by the pacer ...
     assert running_worker.worker.ib.pacing_violations == 0  # ... and nothing refused by IB
     orders = [o for o in sim.state()["orders"] if any(a in o["orderRef"] for a in ids)]
@@ -297,7 +312,7 @@ def test_burst_of_100_is_paced_not_refused(sim, running_worker):
     # long then flat 50 times: each buy is a bracket (3 orders), each sell cancels the two exits and
     # closes (1 order)
     ids = _long_then_flat_burst(ctx, 100)
-    wait_until(lambda: all(alert_status(ctx, a) == "filled" for a in ids), timeout=90, interval=0.2)
+    wait_until(lambda: _all_filled(ctx, ids), timeout=90, interval=0.2)
     state = sim.state()
     ours = [o for o in state["orders"] if any(a in o["orderRef"] for a in ids)]
     assert len(ours) == 200 and all(o["transmit"] for o in ours)
