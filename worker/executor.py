@@ -339,7 +339,14 @@ class Executor:
 
         async def run() -> list[OrderSnapshot]:
             _contract, inst = await self.trading.instrument(spec)
-            return await self.trading.cancel_and_wait(self.trading.resting_entries(inst.con_id))
+            resting = self.trading.resting_entries(inst.con_id)
+            if spec.front_index and inst.sec_type == "FUT":
+                # a continuous future (ES1!): entries left resting in a month it rolled away from
+                # are the strategy's too (placed on ES1! before the roll)
+                resting += [t for t in self.trading.resting_entries(None)
+                            if t.contract.secType == "FUT" and t.contract.symbol == inst.symbol
+                            and t.contract.conId != inst.con_id]  # fmt: skip
+            return await self.trading.cancel_and_wait(resting)
 
         cancelled = self.conn.call(run(), timeout=self.ib_call_timeout)
         message = f"cancel: cancelled {len(cancelled)} working entry order(s) for {job.payload.ticker}"

@@ -143,3 +143,21 @@ def test_the_cached_front_month_does_not_outlive_its_roll_date(sim, session):
     # midnight at the exchange: the roll date, well within FRONT_MONTH_CACHE_SECONDS
     session.trading.clock = lambda: chicago_noon(roll_date) - timedelta(hours=12)
     assert session.call(session.instrument(spec))[1].local_symbol == new.local_symbol
+
+
+def test_cancel_on_es1_after_the_roll_also_cancels_the_entry_resting_in_the_old_month(sim, running_worker):
+    ctx, trading = running_worker.ctx, running_worker.worker.trading
+    old, new = listed(sim, "ES")[:2]
+    roll_date = datetime.strptime(old.last_trade_date, "%Y%m%d").date() - timedelta(days=ROLL_DAYS)
+    trading.clock = lambda: chicago_noon(roll_date - timedelta(days=1))
+    resting = add_alert(ctx, {"ticker": "ES1!", "action": "buy", "quantity": 1, "orderType": "limit",
+                              "limitPrice": 100})  # fmt: skip
+    wait_until(lambda: alert_status(ctx, resting) == "submitted")
+    (entry,) = orders_of(sim, resting)
+    assert entry["localSymbol"] == old.local_symbol
+
+    trading.clock = lambda: chicago_noon(roll_date)  # ES1! is now the next month
+    cancel = add_alert(ctx, {"ticker": "ES1!", "action": "cancel"})
+    wait_until(lambda: alert_status(ctx, cancel) == "cancelled")
+    assert get_alert(ctx.sessions, cancel)["plan"]["cancelled"] == [f"tv2ib:{resting}:entry"]
+    wait_until(lambda: orders_of(sim, resting)[0]["status"] == "Cancelled")

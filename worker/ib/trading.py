@@ -408,8 +408,9 @@ class Trading:
                 exits.append(WorkingExit(trade.order.orderRef, role, trade.order.action, remaining))
         return exits
 
-    def resting_entries(self, con_id: int) -> list[Trade]:
-        """tv2ib's working entry orders on the contract (leg ``entry``, not completely filled)."""
+    def resting_entries(self, con_id: int | None) -> list[Trade]:
+        """tv2ib's working entry orders on the contract (None: every contract; leg ``entry``, not
+        completely filled)."""
         return [
             t
             for t in self.ib.openTrades()
