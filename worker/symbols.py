@@ -35,7 +35,7 @@ from typing import Any
 
 from worker.errors import Refused
 
-# Futures root → exchange. Small on purpose: symbol mapping files (a later issue) extend it.
+# Futures root → exchange. Small on purpose: the symbol map (SYMBOL_MAP_FILE) extends it.
 FUTURES_EXCHANGES: dict[str, str] = {
     "ES": "CME",
     "MES": "CME",
