@@ -19,6 +19,7 @@ nothing to compare, so the check is recorded as skipped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -177,6 +178,11 @@ def first_failure(checks: list[Check]) -> Check | None:
     return next((c for c in checks if c.passed is False), None)
 
 
+def _verdict(rules: RiskRules, key: str, limit: Any, value: Any, ok: bool, why: Callable[[], str]) -> Check:
+    """The check of ``key``; ``why`` (the refusal's sentence) is written only when it failed."""
+    return Check(key, limit, value, ok, rules.source_of(key), "" if ok else why())
+
+
 def _head(rules: RiskRules, key: str, limit: str) -> str:
     return f"risk: {key} {limit} ({rules.source_of(key)})"
 
@@ -240,16 +246,8 @@ def _order_quantity(rules: RiskRules, ctx: RiskContext) -> Check | None:
         return None
     order = ctx.order
     ok = order.quantity <= limit
-    message = (
-        ""
-        if ok
-        else (
-            f"{_head(rules, 'max_order_quantity', qty(limit))} exceeded: {order.side} {qty(order.quantity)} {order.label}"
-        )
-    )
-    return Check(
-        "max_order_quantity", limit, order.quantity, ok, rules.source_of("max_order_quantity"), message
-    )
+    return _verdict(rules, "max_order_quantity", limit, order.quantity, ok, lambda: (
+        f"{_head(rules, 'max_order_quantity', qty(limit))} exceeded: {order.side} {qty(order.quantity)} {order.label}"))  # fmt: skip
 
 
 def _no_price(rules: RiskRules, key: str, limit: str, ctx: RiskContext) -> Check:
@@ -275,15 +273,9 @@ def _order_notional(rules: RiskRules, ctx: RiskContext) -> Check | None:
     if notional is None:
         return _no_price(rules, "max_order_notional", f"{money(limit)} {cur}", ctx)
     ok = notional <= limit
-    message = (
-        ""
-        if ok
-        else (
-            f"{_head(rules, 'max_order_notional', f'{money(limit)} {cur}')} exceeded: "
-            f"{_times(ctx.order, ctx.order.quantity)} = {money(notional)} {ctx.order.currency or cur}"
-        )
-    )
-    return Check("max_order_notional", limit, notional, ok, rules.source_of("max_order_notional"), message)
+    return _verdict(rules, "max_order_notional", limit, notional, ok, lambda: (
+        f"{_head(rules, 'max_order_notional', f'{money(limit)} {cur}')} exceeded: "
+        f"{_times(ctx.order, ctx.order.quantity)} = {money(notional)} {ctx.order.currency or cur}"))  # fmt: skip
 
 
 def _position_quantity(rules: RiskRules, ctx: RiskContext) -> Check | None:
@@ -293,16 +285,10 @@ def _position_quantity(rules: RiskRules, ctx: RiskContext) -> Check | None:
     order = ctx.order
     after = abs(order.position_after)
     ok = after <= limit
-    message = (
-        ""
-        if ok
-        else (
-            f"{_head(rules, 'max_position_quantity', qty(limit))} exceeded: {order.label} would be "
-            f"{'long' if order.position_after > 0 else 'short'} {qty(after)} after this order "
-            f"(now {qty(order.position_before)})"
-        )
-    )
-    return Check("max_position_quantity", limit, after, ok, rules.source_of("max_position_quantity"), message)
+    return _verdict(rules, "max_position_quantity", limit, after, ok, lambda: (
+        f"{_head(rules, 'max_position_quantity', qty(limit))} exceeded: {order.label} would be "
+        f"{'long' if order.position_after > 0 else 'short'} {qty(after)} after this order "
+        f"(now {qty(order.position_before)})"))  # fmt: skip
 
 
 def _position_notional(rules: RiskRules, ctx: RiskContext) -> Check | None:
@@ -315,15 +301,9 @@ def _position_notional(rules: RiskRules, ctx: RiskContext) -> Check | None:
     after = abs(order.position_after)
     value = after * order.price * order.multiplier
     ok = value <= limit
-    message = (
-        ""
-        if ok
-        else (
-            f"{_head(rules, 'max_position_notional', f'{money(limit)} {cur}')} exceeded: the position after "
-            f"this order, {_times(order, after)} = {money(value)} {order.currency or cur}"
-        )
-    )
-    return Check("max_position_notional", limit, value, ok, rules.source_of("max_position_notional"), message)
+    return _verdict(rules, "max_position_notional", limit, value, ok, lambda: (
+        f"{_head(rules, 'max_position_notional', f'{money(limit)} {cur}')} exceeded: the position after "
+        f"this order, {_times(order, after)} = {money(value)} {order.currency or cur}"))  # fmt: skip
 
 
 def _gross_exposure(rules: RiskRules, ctx: RiskContext) -> Check | None:
@@ -342,15 +322,9 @@ def _gross_exposure(rules: RiskRules, ctx: RiskContext) -> Check | None:
     this = abs(order.position_after) * order.price * order.multiplier
     value = ctx.other_exposure + this
     ok = value <= limit
-    message = (
-        ""
-        if ok
-        else (
-            f"{_head(rules, 'max_gross_exposure', f'{money(limit)} {cur}')} exceeded: other positions "
-            f"{money(ctx.other_exposure)} + {order.label} after this order {money(this)} = {money(value)} {cur}"
-        )
-    )
-    return Check("max_gross_exposure", limit, value, ok, rules.source_of("max_gross_exposure"), message)
+    return _verdict(rules, "max_gross_exposure", limit, value, ok, lambda: (
+        f"{_head(rules, 'max_gross_exposure', f'{money(limit)} {cur}')} exceeded: other positions "
+        f"{money(ctx.other_exposure)} + {order.label} after this order {money(this)} = {money(value)} {cur}"))  # fmt: skip
 
 
 def _open_orders(rules: RiskRules, ctx: RiskContext) -> Check | None:
@@ -363,15 +337,9 @@ def _open_orders(rules: RiskRules, ctx: RiskContext) -> Check | None:
     value = working + ctx.order.legs
     ok = value <= limit
     others = working - ctx.working_tv2ib
-    message = (
-        ""
-        if ok
-        else (
-            f"{_head(rules, 'max_open_orders', str(limit))} exceeded: {working} working at IB "
-            f"({ctx.working_tv2ib} tv2ib, {others} other) + {ctx.order.legs} of this alert = {value}"
-        )
-    )
-    return Check("max_open_orders", limit, value, ok, rules.source_of("max_open_orders"), message)
+    return _verdict(rules, "max_open_orders", limit, value, ok, lambda: (
+        f"{_head(rules, 'max_open_orders', str(limit))} exceeded: {working} working at IB "
+        f"({ctx.working_tv2ib} tv2ib, {others} other) + {ctx.order.legs} of this alert = {value}"))  # fmt: skip
 
 
 def _orders_per_minute(rules: RiskRules, ctx: RiskContext) -> Check | None:
@@ -380,15 +348,9 @@ def _orders_per_minute(rules: RiskRules, ctx: RiskContext) -> Check | None:
         return None
     value = ctx.orders_last_minute + 1
     ok = value <= limit
-    message = (
-        ""
-        if ok
-        else (
-            f"{_head(rules, 'max_orders_per_minute', str(limit))} exceeded: {ctx.orders_last_minute} opening "
-            f"order(s) sent for account {ctx.account or '(default)'} in the last 60 s; this would be {value}"
-        )
-    )
-    return Check("max_orders_per_minute", limit, value, ok, rules.source_of("max_orders_per_minute"), message)
+    return _verdict(rules, "max_orders_per_minute", limit, value, ok, lambda: (
+        f"{_head(rules, 'max_orders_per_minute', str(limit))} exceeded: {ctx.orders_last_minute} opening "
+        f"order(s) sent for account {ctx.account or '(default)'} in the last 60 s; this would be {value}"))  # fmt: skip
 
 
 def _daily_loss(rules: RiskRules, ctx: RiskContext) -> Check | None:
