@@ -581,7 +581,8 @@ class Executor:
         return None
 
     def _sizing_default(self, payload: AlertPayload) -> tuple[str, Decimal] | None:
-        """The strategy's default sizing (the risk file; None until it is wired in)."""
+        """The strategy's default sizing from the risk file (``default_sizing``; set by
+        worker/runtime.py; None in unit tests without a risk file)."""
         default_of = self.sizing_default
         return default_of(payload) if default_of is not None else None
 
