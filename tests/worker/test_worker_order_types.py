@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from ib_async import Order
 from ib_async.util import UNSET_DOUBLE
+from worker_helpers import AAPL, ES
 
 from core.payload import AlertPayload
 from worker.errors import Refused
@@ -27,9 +28,6 @@ from worker.planner import (
 )
 from worker.protection import ProtectionSpec
 from worker.rounding import entry_stop_direction, on_grid, round_to_tick
-
-AAPL = Instrument(265598, "AAPL", "STK", "SMART", "USD", "AAPL", D("0.01"))
-ES = Instrument(637002612, "ES", "FUT", "CME", "USD", "ESZ6", D("0.25"), multiplier="50")
 
 
 def _payload(doc: dict) -> AlertPayload:

@@ -3,11 +3,11 @@
 from decimal import Decimal as D
 
 import pytest
+from worker_helpers import AAPL, ES, EURUSD
 
 from core.payload import AlertPayload
 from worker.errors import Refused
 from worker.planner import (
-    Instrument,
     Leg,
     PlanRejected,
     alert_kind,
@@ -19,10 +19,6 @@ from worker.planner import (
     protection_prices,
 )
 from worker.positions import PositionIntent
-
-AAPL = Instrument(265598, "AAPL", "STK", "SMART", "USD", "AAPL", D("0.01"))
-ES = Instrument(637002612, "ES", "FUT", "CME", "USD", "ESZ6", D("0.25"), multiplier="50")
-EUR = Instrument(12087792, "EUR", "CASH", "IDEALPRO", "USD", "EUR.USD", D("0.00005"))
 
 
 def _payload(doc):
@@ -82,7 +78,7 @@ def test_absolute_prices_forex_rounding():
         "takeProfit": {"limitPrice": 1.090012},
         "stopLoss": {"stopPrice": 1.070012},
     }
-    legs = _legs(plan_bracket(_payload(payload), EUR))
+    legs = _legs(plan_bracket(_payload(payload), EURUSD))
     assert legs["entry"].limit_price == D("1.08000")  # BUY limit down
     assert legs["tp"].limit_price == D("1.09005")  # SELL limit up
     assert legs["sl"].stop_price == D("1.07005")  # SELL stop up (toward the entry)

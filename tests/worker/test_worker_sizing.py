@@ -9,6 +9,7 @@ from decimal import Decimal as D
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from worker_helpers import AAPL, EURUSD, MES
 
 from core.payload import AlertPayload
 from worker.ib.account import AccountFigures
@@ -16,11 +17,6 @@ from worker.planner import Instrument, intent_of, needs_market_reference, plan_b
 from worker.positions import decide
 from worker.sizing import SizingRefused, floor_to_increment, size_alert
 
-AAPL = Instrument(265598, "AAPL", "STK", "SMART", "USD", "AAPL", D("0.01"))
-MES = Instrument(730283085, "MES", "FUT", "CME", "USD", "MESZ6", D("0.25"), multiplier="5")
-# IDEALPRO: the quantity is in base-currency units (EUR); the price in USD per EUR. ibsim (server
-# version 157) sends no minSize/sizeIncrement, so the worker's defaults apply: 1 and 1.
-EURUSD = Instrument(12087792, "EUR", "CASH", "IDEALPRO", "USD", "EUR.USD", D("0.00005"))
 BTC = Instrument(479624278, "BTC", "CRYPTO", "PAXOS", "USD", "BTC.USD", D("0.25"),
                  min_size=D("0.0001"), size_increment=D("0.00000001"))  # fmt: skip
 SMALL = AccountFigures("DU1", "USD", net_liquidation=D("10000"))

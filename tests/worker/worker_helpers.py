@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from decimal import Decimal
 from typing import Any
 
 from support import alert_status as stored_status
@@ -11,7 +12,16 @@ from support import free_port, queue_alert
 from config.settings import Settings
 from core.context import AppContext
 from worker.ib import IBConnection, Trading
+from worker.planner import Instrument
 from worker.runtime import Worker
+
+# Contracts as IB's details describe them, for the planner's and sizing's pure tests (ibsim's conIds).
+AAPL = Instrument(265598, "AAPL", "STK", "SMART", "USD", "AAPL", Decimal("0.01"))
+ES = Instrument(637002612, "ES", "FUT", "CME", "USD", "ESZ6", Decimal("0.25"), multiplier="50")
+MES = Instrument(730283085, "MES", "FUT", "CME", "USD", "MESZ6", Decimal("0.25"), multiplier="5")
+# IDEALPRO: the quantity is in base-currency units (EUR); the price in USD per EUR. ibsim (server
+# version 157) sends no minSize/sizeIncrement, so the worker's defaults apply: 1 and 1.
+EURUSD = Instrument(12087792, "EUR", "CASH", "IDEALPRO", "USD", "EUR.USD", Decimal("0.00005"))
 
 
 def add_alert(ctx: AppContext, payload: dict[str, Any], *, received_at=None, enqueue: bool = True) -> str:
