@@ -232,3 +232,24 @@ def test_a_reversal_whose_opening_part_cannot_be_planned_still_closes(sim, worke
         assert [o["orderRef"].rsplit(":", 1)[1] for o in orders_of(sim, rev)] == ["close"]
     finally:
         handle.stop()
+
+
+def test_a_strategys_default_sizing_from_the_risk_file_sizes_an_alert_without_quantity(
+    sim, worker_env, tmp_path
+):
+    text = "strategies:\n  trend:\n    default_sizing: {quantity_type: dollar_amount, quantity: 10000}\n"
+    handle = start(worker_env, tmp_path, text)
+    try:
+        ctx = handle.ctx
+        sim.set_price("AAPL", 190.0)
+        sized = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "price": 190, "strategy": "trend"})
+        wait_until(lambda: alert_status(ctx, sized) == "filled", timeout=20)
+        assert [o["quantity"] for o in orders_of(sim, sized)] == [52]  # 10,000 / 190 = 52.63 -> 52
+        plan = get_alert(ctx.sessions, sized)["plan"]
+        assert plan["sizing"]["source"] == "strategy default" and plan["sizing"]["quantity"] == "52"
+        # another strategy has no default: an alert without quantity is refused, as before
+        other = add_alert(ctx, {"ticker": "MSFT", "action": "buy", "price": 400, "strategy": "other"})
+        wait_until(lambda: alert_status(ctx, other) == "rejected", timeout=20)
+        assert orders_of(sim, other) == []
+    finally:
+        handle.stop()
