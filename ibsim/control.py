@@ -180,10 +180,10 @@ class ControlServer:
                     price=None if body.get("price") is None else float(body["price"]),
                 )}  # fmt: skip
             if path == "/account":
-                return {
-                    "ok": True,
-                    **sim.set_account_type(str(body.get("account", "")), bool(body.get("cash", True))),
-                }
+                balance = body.get("balance")
+                return {"ok": True, **sim.set_account_type(
+                    str(body.get("account", "")), bool(body.get("cash", True)),
+                    None if balance is None else float(balance))}  # fmt: skip
             if path == "/market_data":
                 return {"ok": True, **sim.set_market_data(
                     str(body.get("mode", "live")), int(body.get("liveError", 354)))}  # fmt: skip

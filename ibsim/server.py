@@ -632,13 +632,21 @@ class SimServer(RequestHandlers):
         pos = self.engine.positions.get((acct, found[0].con_id))
         return {"account": acct, "conId": found[0].con_id, "position": pos.quantity if pos else 0.0}
 
-    def set_account_type(self, account: str = "", cash: bool = True) -> dict[str, Any]:
-        """Make an account a cash account (no short sales) or a margin account again."""
+    def set_account_type(
+        self, account: str = "", cash: bool = True, balance: float | None = None
+    ) -> dict[str, Any]:
+        """Make an account a cash account (no short sales) or a margin account again; ``balance``
+        sets its cash (so two accounts can differ in NetLiquidation; clients subscribing after
+        this see it)."""
         acct = account or self.engine.default_account
         if acct not in self.engine.accounts:
             raise LookupError(f"account {acct} is not managed here")
         (self.engine.cash_accounts.add if cash else self.engine.cash_accounts.discard)(acct)
-        return {"account": acct, "cash": cash}
+        if balance is not None:
+            if not balance > 0:
+                raise ValueError(f"balance must be above 0, got {balance}")
+            self.engine.accounts[acct].cash = float(balance)
+        return {"account": acct, "cash": cash, "balance": self.engine.accounts[acct].cash}
 
     def set_market_data(self, mode: str = "live", live_error: int = 354) -> dict[str, Any]:
         """What the login's market data subscriptions allow: ``live``; ``delayed`` (no live API

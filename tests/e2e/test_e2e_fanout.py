@@ -16,7 +16,10 @@ from support import wait_until
 
 pytestmark = pytest.mark.e2e
 
-ALERT = {"ticker": "AAPL", "action": "buy", "quantity": 5, "orderType": "market", "price": 190}
+# sized by each account's own NetLiquidation: 1% of 1,000,000 at 190 -> 52; 1% of 500,000 -> 26
+ALERT = {"ticker": "AAPL", "action": "buy", "quantity": 1, "quantityType": "percent_of_equity",
+         "orderType": "market", "price": 190}  # fmt: skip
+SIZED = {"DU1": 52, "DU2": 26}
 
 
 def test_one_alert_to_two_accounts_orders_once_per_account_across_a_worker_kill(tmp_path, base_env):
@@ -24,6 +27,8 @@ def test_one_alert_to_two_accounts_orders_once_per_account_across_a_worker_kill(
     try:
         stack.start_sim()
         stack.sim_post("/price", {"symbol": "AAPL", "secType": "STK", "price": 190.0})
+        # DU2 is a margin account half DU1's size: each child is sized by its own account
+        stack.sim_post("/account", {"account": "DU2", "cash": False, "balance": 500000})
         crashing = stack.start_account_worker("DU1", 21, TV2IB_CRASH_AT="after_entry_placed")
         stack.start_account_worker("DU2", 22)
         stack.start_web()
@@ -52,16 +57,19 @@ def test_one_alert_to_two_accounts_orders_once_per_account_across_a_worker_kill(
         state = stack.sim_state()
         for account, child_id in children.items():
             orders = [o for o in state["orders"] if o["orderRef"] == f"tv2ib:{child_id}:entry"]
-            assert [(o["account"], o["quantity"]) for o in orders] == [(account, 5)], state["orders"]
+            placed = [(o["account"], o["quantity"]) for o in orders]
+            assert placed == [(account, SIZED[account])], state["orders"]
             bought = sum(
                 e["shares"] for e in state["executions"] if e["orderRef"] == f"tv2ib:{child_id}:entry"
             )
-            assert bought == 5, (account, state["executions"])
+            assert bought == SIZED[account], (account, state["executions"])
             assert all(e["account"] == account for e in state["executions"] if child_id in e["orderRef"])
             child = stack.admin_get(f"/api/alerts/{child_id}").json()
             assert child["parent_id"] == parent_id and child["payload"]["account"] == account
+            net = "1,000,000.00" if account == "DU1" else "500,000.00"
+            assert f"1% of {net} USD NetLiquidation" in child["plan"]["sizing"]["text"], child["plan"]
         held = {p["account"]: p["position"] for p in state["positions"] if p["symbol"] == "AAPL"}
-        assert held == {"DU1": 5, "DU2": 5}
+        assert held == SIZED
         # a resend of the same alert: the parent again, no new order anywhere
         again = stack.post_alert({**ALERT, "account": ["DU1", "DU2"], "strategy": "trend"})
         assert again.status_code == 200 and again.json()["alert_id"] == parent_id
