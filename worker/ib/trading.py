@@ -207,6 +207,7 @@ class Trading:
             order = trade.order
             if (trade.contract.conId == con_id and order.orderType == "MKT"
                     and order.orderRef.startswith("tv2ib:")
+                    and (not self.account or order.account in ("", self.account))
                     and trade.orderStatus.status not in IB_DONE_STATUSES):  # fmt: skip
                 return f"market order {order.orderRef} still working"
         if self._last_fill.get(con_id, 0) > self._last_report.get(con_id, 0):
