@@ -117,6 +117,14 @@ class IBConnection:
     def _run_loop(self) -> None:
         asyncio.set_event_loop(self._loop)
         self._loop.run_forever()
+        # what is still scheduled when the loop stops (a guard check poked as the worker stopped):
+        # cancelled and run out, so nothing is left "never awaited" or half-run on a closed loop
+        pending = asyncio.all_tasks(self._loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            with contextlib.suppress(Exception):
+                self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self._loop.close()
 
     def start(self) -> None:
