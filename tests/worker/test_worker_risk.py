@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import select
@@ -13,7 +14,7 @@ from worker_helpers import WorkerThread, add_alert, alert_status
 
 from core.models import Notice
 from core.services import get_alert
-from worker.risk.state import day_bounds, trading_day
+from worker.risk.state import day_bounds, realized_today, trading_day
 
 RISK = """\
 defaults:
@@ -183,6 +184,14 @@ def test_daily_loss_halts_flattens_alarms_and_lifts_at_the_next_trading_day(sim,
         wait_until(lambda: _notices(ctx, "daily_loss") != [], timeout=10)
         text = _notices(ctx, "daily_loss")[0]
         assert "Daily loss limit reached" in text and "flatten_on_daily_loss" in text, text
+        # the flatten's fill and its realized PnL are recorded a moment after IB reports them
+        account = handle.worker.trading.account
+
+        def realized() -> Decimal:
+            with ctx.sessions() as session:
+                return realized_today(session, account, now[0])
+
+        wait_until(lambda: realized() < -2000, timeout=10)
 
         refused = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 1, "price": 165})
         wait_until(lambda: alert_status(ctx, refused) == "rejected", timeout=20)
