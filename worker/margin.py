@@ -34,12 +34,13 @@ from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ib_async import Contract, Order
+from ib_async import Contract
 
 from worker.errors import Refused
 from worker.ib.account import AccountFigures
 from worker.planner import Leg
 from worker.positions import Decision
+from worker.text import money, qty
 
 RULE = "IB what-if initMarginChange <= AvailableFunds"
 _UNSET = Decimal("1e300")  # IB's UNSET_DOUBLE (1.797e308) and anything near it means "not given"
@@ -53,23 +54,11 @@ class MarginRefused(Refused):
         self.plan = plan  # what the alert's plan shows for the refusal (the margin figures)
 
 
-@dataclass(frozen=True)
-class WhatIfOrder:
-    """The order IB is asked about (the opening part; a reversal's whole move)."""
-
-    action: str
-    quantity: Decimal
-    order_type: str
-    limit_price: Decimal | None = None
-    stop_price: Decimal | None = None
-    tif: str = "DAY"
-    outside_rth: bool = False
-
-    def describe(self, symbol: str) -> str:
-        """``BUY 100,000 AAPL MKT`` / ``SELL 2 MESZ6 LMT 5000.25``."""
-        price = self.limit_price if self.limit_price is not None else self.stop_price
-        text = f"{self.action} {_amount(self.quantity)} {symbol} {self.order_type}"
-        return text if price is None else f"{text} {price}"
+def describe_order(order: Leg, symbol: str) -> str:
+    """``BUY 100,000 AAPL MKT`` / ``SELL 2 MESZ6 LMT 5000.25``."""
+    price = order.limit_price if order.limit_price is not None else order.stop_price
+    text = f"{order.action} {qty(order.quantity)} {symbol} {order.order_type}"
+    return text if price is None else f"{text} {price}"
 
 
 @dataclass(frozen=True)
@@ -125,18 +114,18 @@ def ib_number(value: Any) -> Decimal | None:
     return number
 
 
-def what_if_order(decision: Decision, open_legs: list[Leg]) -> WhatIfOrder | None:
+def what_if_order(decision: Decision, open_legs: list[Leg]) -> Leg | None:
     """Pure: the order to ask IB about, None when the decision opens nothing (a close, an exit).
 
-    The entry leg gives side, type, prices and time in force; the quantity is the opening part, or
-    for a reversal the whole move (close + open), since IB's what-if nets against today's position."""
+    The entry leg itself (side, type, prices, trail, time in force), with the quantity of the
+    opening part, or for a reversal the whole move (close + open), since IB's what-if nets against
+    today's position."""
     entry = next((leg for leg in open_legs if leg.leg == "entry"), open_legs[0] if open_legs else None)
     if entry is None or decision.open_qty <= 0:
         return None
     reversal = decision.position != 0 and decision.position * decision.target < 0
     quantity = decision.open_qty + (decision.close_qty if reversal else Decimal(0))
-    return WhatIfOrder(entry.action, quantity, entry.order_type, entry.limit_price, entry.stop_price,
-                       entry.tif, entry.outside_rth)  # fmt: skip
+    return replace(entry, quantity=quantity, transmit=True, parent_leg=None)
 
 
 def judge(answer: WhatIf, figures: AccountFigures, described: str) -> MarginCheck:
@@ -176,17 +165,6 @@ def judge(answer: WhatIf, figures: AccountFigures, described: str) -> MarginChec
     return MarginCheck({**doc, "verdict": "refused", "reason": reason}, refused=reason)
 
 
-def money(value: Decimal) -> str:
-    """``4,750,000`` / ``1,234.50``: thousands separators, cents only when there are any."""
-    if value == value.to_integral_value():
-        return f"{value:,.0f}"
-    return f"{value:,.2f}"
-
-
-def _amount(value: Decimal) -> str:
-    return f"{value.normalize():,f}"
-
-
 def _text(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
@@ -208,7 +186,7 @@ class MarginGate:
         order = what_if_order(decision, open_legs)
         if order is None:
             return None
-        described = order.describe(symbol)
+        described = describe_order(order, symbol)
         if not self.enabled:
             return MarginCheck({"check": "off", "rule": "MARGIN_CHECK=off", "order": described})
         try:
@@ -230,21 +208,14 @@ class MarginGate:
                                                  "legs": [leg.to_json() for leg in open_legs]})  # fmt: skip
         return result
 
-    async def _ask(
-        self, contract: Contract, order: WhatIfOrder
-    ) -> tuple[Any, list[tuple[int, str]], AccountFigures]:
+    async def _ask(self, contract: Contract, order: Leg) -> tuple[Any, list[tuple[int, str]], AccountFigures]:
         """On the IB loop: the what-if (IB's OrderState, or None with IB's errors) and the account's
         figures at the same moment."""
         trading = self.trading
         self.conn.require_connected()
         await self.conn.pacer.acquire(1)  # a what-if is a placeOrder message: same pacing
         figures = trading.account_figures()
-        ib_order = Order(action=order.action, totalQuantity=float(order.quantity), orderType=order.order_type,
-                         tif=order.tif, outsideRth=order.outside_rth, account=trading.account or "")  # fmt: skip
-        if order.limit_price is not None:
-            ib_order.lmtPrice = float(order.limit_price)
-        if order.stop_price is not None:
-            ib_order.auxPrice = float(order.stop_price)
+        ib_order = trading.order_for(order, ref="")  # the order as it would be sent, trail included
         errors: list[tuple[int, str]] = []
 
         def collect(req_id: int, code: int, text: str, about: Any = None) -> None:

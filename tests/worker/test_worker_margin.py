@@ -140,3 +140,17 @@ def test_without_live_data_the_stop_loss_is_placed_from_delayed_data(sim, runnin
     assert doc["reason"].startswith("stopLoss is relative but no reference price is known (no market data")
     assert doc["reason"].endswith("the close went through: the position is flat, not reversed")
     assert [o["orderRef"].rsplit(":", 1)[1] for o in _orders_of(sim, reversal)] == ["close"]
+
+
+def test_a_trailing_entry_is_asked_about_with_its_trail(sim, running_worker):
+    """The what-if is the entry as it will be sent: a TRAIL entry carries its trail amount (IB
+    refuses a TRAIL without one, which would refuse every trailing entry as 'margin')."""
+    ctx = running_worker.ctx
+    sim.set_price("AAPL", 190.0)
+    alert_id = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 10, "orderType": "trailing_stop",
+                               "trailAmount": 2, "price": 190})  # fmt: skip
+    wait_until(lambda: alert_status(ctx, alert_id) in ("submitted", "filled", "rejected"))
+    doc = get_alert(ctx.sessions, alert_id)
+    assert doc["status"] != "rejected", doc["reason"]
+    assert doc["plan"]["margin"]["verdict"] == "ok" and doc["plan"]["margin"]["order"] == "BUY 10 AAPL TRAIL"
+    assert [o["orderType"] for o in _orders_of(sim, alert_id)] == ["TRAIL"]

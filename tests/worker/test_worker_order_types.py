@@ -40,8 +40,8 @@ def _legs(payload: dict, inst: Instrument = AAPL, market: D | None = None, rules
 
 
 def _ib(leg) -> dict:
-    """The IB order fields the trading room sends for ``leg`` (Trading._order_for)."""
-    order = Trading._order_for(SimpleNamespace(account="DU1"), leg, "tv2ib:T:x")  # type: ignore[arg-type]
+    """The IB order fields the trading room sends for ``leg`` (Trading.order_for)."""
+    order = Trading.order_for(SimpleNamespace(account="DU1"), leg, "tv2ib:T:x")  # type: ignore[arg-type]
     fields = {"orderType": order.orderType, "action": order.action, "tif": order.tif}
     for name in ("lmtPrice", "auxPrice", "trailingPercent", "trailStopPrice"):
         value = getattr(order, name)

@@ -299,7 +299,7 @@ class Trading:
             item = known.get(ref)
             staged = item.trade if item is not None else None
             reuse = staged is not None and staged.orderStatus.status in IB_WORKING_STATUSES
-            order = self._order_for(leg, ref)
+            order = self.order_for(leg, ref)
             if leg.parent_leg:
                 order.parentId = ids[leg.parent_leg]
                 order.ocaGroup = oca_group
@@ -316,7 +316,8 @@ class Trading:
         result.recorded = record(result.placed, [])
         return result
 
-    def _order_for(self, leg: Leg, ref: str) -> Order:
+    def order_for(self, leg: Leg, ref: str) -> Order:
+        """The IB order for ``leg`` (placement, exit changes and the margin check's what-if)."""
         order = Order(
             action=leg.action,
             totalQuantity=float(leg.quantity),
@@ -556,7 +557,7 @@ class Trading:
         leg = exit_leg(change.role, change.action, change.quantity, price, (orders or {}).get(change.role))
         await self.conn.pacer.acquire(1)
         self.conn.require_connected()
-        order = self._order_for(leg, self.free_ref(alert_id, change.role))
+        order = self.order_for(leg, self.free_ref(alert_id, change.role))
         order.ocaGroup, order.ocaType = oca_group, OCA_TYPE
         order.orderId = self.ib.client.getReqId()
         return self.ib.placeOrder(contract, order)

@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from core.risk_file import RiskRules
+from worker.text import money, price, qty
 
 HUNDRED = Decimal(100)
 
@@ -123,30 +124,6 @@ class Check:
 
 
 # ---------------------------------------------------------------------- formatting
-
-
-def money(value: Decimal) -> str:
-    """57,000 / 1,234.50 / -2,150 (thousands separators; cents only when there are some)."""
-    value = Decimal(value)
-    if value == value.to_integral_value():
-        return f"{int(value):,}"
-    return f"{value:,.2f}"
-
-
-def price(value: Decimal) -> str:
-    """190.00 / 0.6512 / 6,000.25: at least two decimals, never fewer than IB sent."""
-    value = Decimal(value).normalize()
-    exponent = int(value.as_tuple().exponent)  # type: ignore[arg-type]
-    places = max(2, -exponent)
-    return f"{value:,.{places}f}"
-
-
-def qty(value: Decimal) -> str:
-    """52 / 0.5 / 25,000."""
-    value = Decimal(value).normalize()
-    if value == value.to_integral_value():
-        return f"{int(value):,}"
-    return format(value, ",f")
 
 
 def percent(value: Decimal) -> str:
