@@ -166,3 +166,14 @@ def test_relay_thread_runs_inside_gunicorn(server, redis_client, tmp_path):
         engine.dispose()
     wait_until(lambda: queued_jobs(redis_client), 10, "the relay enqueued nothing", interval=0.1)
     assert [j.args for j in queued_jobs(redis_client)] == [(recorded.alert_id,)]
+
+
+def test_event_streams_that_would_starve_intake_stop_gunicorn_with_a_clear_message(tmp_path):
+    env = _env(WEBHOOK_SECRET=SECRET, PORT=str(free_port()), DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}",
+               WEB_THREADS="2", EVENTS_MAX_STREAMS="2", PYTHONPATH=str(ROOT))  # fmt: skip
+    command = [*GUNICORN[:-1], str(ROOT / "config" / "gunicorn.conf.py")]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    output = result.stdout + result.stderr
+    assert "tv2ib: configuration error: EVENTS_MAX_STREAMS (2) must be less than WEB_THREADS (2)" in output
+    assert "Traceback" not in output and "Booting worker" not in output
