@@ -177,3 +177,20 @@ def test_event_streams_that_would_starve_intake_stop_gunicorn_with_a_clear_messa
     output = result.stdout + result.stderr
     assert "tv2ib: configuration error: EVENTS_MAX_STREAMS (2) must be less than WEB_THREADS (2)" in output
     assert "Traceback" not in output and "Booting worker" not in output
+
+
+FORWARDED_HTTPS = {"X-Forwarded-Proto": "https", "X-Forwarded-Ssl": "on", "X-Forwarded-Protocol": "ssl"}
+
+
+@pytest.mark.parametrize(("trusted_proxies", "secure"), [("0", False), ("1", True)])
+def test_only_trusted_proxies_make_a_request_https(redis_url, tmp_path, trusted_proxies, secure):
+    # A plain-HTTP sign-in from loopback that claims https in forwarded headers: gunicorn must not
+    # believe it (its default trusts loopback); only the app's TRUSTED_PROXIES may, and the
+    # dashboard's cookie is Secure exactly when the app believes the request is https.
+    token = "admin-token-0123456789"
+    with running_gunicorn(redis_url, tmp_path, ADMIN_TOKEN=token, TRUSTED_PROXIES=trusted_proxies) as base:
+        answer = httpx.post(f"{base}/login", data={"token": token}, headers=FORWARDED_HTTPS, timeout=5)
+    assert answer.status_code == 302, answer.text
+    cookie = answer.headers["Set-Cookie"]
+    assert cookie.startswith("tv2ib_session=")
+    assert ("; Secure" in cookie) is secure, cookie
