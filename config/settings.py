@@ -6,6 +6,8 @@ purpose: without ``WEBHOOK_SECRET`` (at least 16 characters) nothing starts (fai
 
 from __future__ import annotations
 
+import codecs
+import io
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -392,12 +394,25 @@ class Settings:
 
 
 def read_dotenv(path: str | os.PathLike[str] = ".env") -> dict[str, str]:
-    """Read a `.env` file if present (values in the real environment win)."""
+    """Read a `.env` file if present (values in the real environment win); one that cannot be read
+    or is not UTF-8 text is a :class:`SettingsError` naming the file and the line."""
     if not Path(path).is_file():
         return {}
     from dotenv import dotenv_values
 
-    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise SettingsError(f"cannot read {path}: {exc.strerror or exc}") from None
+    raw = raw.removeprefix(codecs.BOM_UTF8)  # editors on Windows write one
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise SettingsError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8"
+        ) from None
+    return {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
 
 
 def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str = ".env") -> Settings:

@@ -109,6 +109,17 @@ def test_dotenv_is_read_and_environment_wins(tmp_path):
     assert s.webhook_secret == SECRET and s.port == 7001 and s.ib_port == 4001
 
 
+def test_a_dotenv_that_is_not_utf8_is_a_settings_error_naming_the_line(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_bytes(
+        b"\xef\xbb\xbf# r\xc3\xa9glage\nWEBHOOK_SECRET=" + SECRET.encode() + b"\nPORT=7000 # r\xe9glage\n"
+    )
+    with pytest.raises(SettingsError, match=r"\.env:3: not UTF-8 text \(byte 0xe9\); save the file as UTF-8"):
+        load_settings({}, dotenv_path=str(env_file))
+    env_file.write_bytes(env_file.read_bytes().replace(b"\xe9", b"\xc3\xa9"))  # the BOM is fine
+    assert load_settings({}, dotenv_path=str(env_file)).port == 7000
+
+
 def test_redaction_filter_scrubs_messages_args_and_extras():
     record = logging.LogRecord(
         "x", logging.INFO, __file__, 1, "body=%s", (f'{{"secret": "{SECRET}"}}',), None
