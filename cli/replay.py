@@ -7,8 +7,10 @@ CSV-quoted messages with doubled quotes work too). Blank lines and lines startin
 
 The private stack is started here and stopped at the end: a throwaway ``redis-server``, ``python -m
 ibsim``, gunicorn and ``python -m worker`` on free loopback ports, SQLite in a temp dir, a random
-secret, no Telegram, no ``.env`` of the user. So a replay never touches the live server's queues,
-database or broker account. Each alert is posted as TradingView would post it, after the simulator's
+secret, no Telegram, no ``.env`` of the user, and none of the shell's environment but ``PATH``,
+``HOME``, the locale and ``TMPDIR`` (:func:`cli.stack.clean_environment`: a live server's
+``PROMETHEUS_MULTIPROC_DIR`` or ``RISK_FILE`` in the shell stays the live server's). So a replay never
+touches the live server's queues, database, metric files or broker account. Each alert is posted as TradingView would post it, after the simulator's
 price for its ticker is set to the alert's ``price`` (``{{close}}``) when it has one, so market
 orders fill where the strategy saw the market. The alert's own ``secret`` and ``account`` are
 dropped (one simulated account); ``time`` is kept, and the staleness check is switched off, since
@@ -255,7 +257,8 @@ def run_replay(
             on_phase("starting redis-server")
             with private_redis() as redis_url:
                 env = stack_env(workdir, redis_url)
-                with ProcessStack(workdir, env, cwd=workdir) as stack:
+                # a clean environment: the caller's shell may hold a live server's settings
+                with ProcessStack(workdir, env, cwd=workdir, inherit=False) as stack:
                     _run_on_stack(stack, env, lines, result, timeout, on_step, on_phase)
     except (RuntimeError, TimeoutError) as exc:
         raise CliError(exitcodes.FAILED, f"the private stack failed: {exc}") from None
