@@ -275,6 +275,10 @@ class WorkerClaims:
                 return self.claim(str(self.conn.account))
         return False
 
+    def release(self) -> None:
+        """Give every claim up (a clean stop: the next worker need not wait for the TTL)."""
+        self.claims.release()
+
     def renew(self) -> None:
         """Renew the claims (the heartbeat thread). One that another worker holds now means this
         one stalled past the TTL and was replaced: it stops serving at once (the guard first,
