@@ -7,6 +7,9 @@ without ``IB_ACCOUNT`` serves ``default`` and, once connected, the account IB sa
 (the first one when IB lists several); until it has learned that account its ``"serves"`` is
 ``null`` and the served accounts count as unknown.
 
+One live worker per IB account, and one for ``default`` (worker/claims.py), so an account in
+``"serves"`` names the one connection that trades it.
+
 Intake, the relay's sweep and every flatten front end ask the same question here: is anyone
 listening on this account's queue?
 """

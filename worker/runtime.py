@@ -9,6 +9,11 @@ Threads of one worker process:
 * ``heartbeat``: refreshes the Redis heartbeat every :data:`HEARTBEAT_INTERVAL` seconds;
 * the notifier's own thread (``worker.notify``).
 
+Start: the worker claims its IB account (or, without IB_ACCOUNT, the queue of alerts naming none,
+then at the first connect the account IB manages) before it consumes a queue, and its guard acts
+only while it holds that claim; a live worker holding it makes this one refuse, exit code 2
+(worker/claims.py: one live worker per IB account).
+
 SIGHUP re-reads what can change while the worker runs (the risk file; each helper appends its
 reloader to :attr:`Worker.reloaders`): the reload runs on the ``housekeeping`` thread, which also
 checks the daily loss every few seconds (worker/risk/gate.py).

@@ -132,7 +132,9 @@ def test_default_in_an_account_list_is_refused_at_intake_with_the_field_named(cl
     refused = post(client, alert_body(account=["DU1", "default"], action="add", quantity=2))
     assert refused.status_code == 422
     body = refused.get_json()
-    assert body["fields"]["account"][0].startswith("item 2: 'default' is not an account id: it is tv2ib's name")
+    assert body["fields"]["account"][0].startswith(
+        "item 2: 'default' is not an account id: it is tv2ib's name"
+    )
     [row] = alerts(ctx)
     assert row.status == AlertStatus.INVALID
     assert queued_jobs(redis_client, "DU1") == [] and queued_jobs(redis_client) == []
