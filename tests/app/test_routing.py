@@ -17,7 +17,8 @@ from app.resources import resources
 from core import keys
 from core.enqueue import alert_job_id
 from core.models import Alert, AlertStatus, Notice, utcnow
-from core.relay import relay_once
+from core.relay import _why_untaken, relay_once
+from core.routing import Served
 from core.services import FLATTEN_JOB
 
 AUTH = {"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}
@@ -205,3 +206,14 @@ def test_sweep_leaves_jobs_a_worker_holds_or_held(client, ctx, redis_client):
     assert get_alert(ctx, put_back).status == AlertStatus.QUEUED
     assert [j.args[0] for j in queued_jobs(redis_client)] == [put_back]
     assert notices(ctx) == []
+
+
+def test_sweep_reasons_never_name_default_as_an_account():
+    served = Served(frozenset({"default", "DU1"}), True, 1)
+    assert _why_untaken(None, served, 120) == (
+        "no worker took it within 120 s: the worker of alerts without an account did not take it (stopped or stuck)"
+    )
+    assert _why_untaken("DU9", served, 120) == (
+        "no worker took it within 120 s: no worker serves account DU9 (workers serve: DU1 and alerts that name "
+        "no account)"
+    )
