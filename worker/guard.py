@@ -40,10 +40,10 @@ IB loop:
   is executing; these make it explicit);
 * :func:`worker.drift.report_drift` for the drift check.
 
-Whose orders: the guard changes only orders of its own connection (client id: IB reports an
-order only to the client that placed it, and only that client can modify it; ``Trading._ours``),
-and it acts only while its worker holds the claim of the account (``active``: worker/claims.py,
-one live worker per IB account). So it never sees a position whose exits another connection
+Whose orders: the guard changes only tv2ib's orders of its own connection on its account (client
+id: IB reports an order only to the client that placed it, and only that client can modify it;
+``Trading._ours``), and it acts only while its worker holds the claim of that account (``active``:
+worker/claims.py, one live worker per IB account). So it never sees a position whose exits another connection
 placed: a second worker on the account would see no exits and attach a second set (two stops for
 one position, a fill of both reverses it), which is why that second worker refuses to start. Exits
 a previous run placed under another ``IB_CLIENT_ID`` are invisible to it too: keep a worker's
