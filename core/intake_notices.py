@@ -39,6 +39,9 @@ CAUSE_TEXTS = {
     CAUSE_ADDRESS: "address not allowed by TRADINGVIEW_IPS_ONLY (403)",
 }
 MAX_ERROR_LINES = 12
+# How intake's pseudo fields read in a notice: the whole body, the alert as a whole.
+_PSEUDO_FIELDS = {"_body": "body", "_schema": "alert"}
+_REASON_PREFIX = "invalid alert: "
 MAX_SHOWN = 300  # characters of one shown value (an error message, a strategy name)
 MASK = "***"
 
@@ -64,11 +67,11 @@ def error_lines(errors: Mapping[str, Any], limit: int = MAX_ERROR_LINES) -> list
     """Field errors as ``path: message`` lines (``takeProfit.percent: must be > 0``), at most
     ``limit`` plus a line saying how many more."""
     lines: list[str] = []
-    stack: list[tuple[str, Any]] = list(reversed(list(errors.items())))
+    stack = [(_PSEUDO_FIELDS.get(k, k), v) for k, v in reversed(list(errors.items()))]
     while stack:
         path, problems = stack.pop()
         if isinstance(problems, Mapping):
-            inner = [(p if k == "_schema" else f"{path}.{k}", v) for k, v in problems.items()]
+            inner = [(path if k == "_schema" else f"{path}.{k}", v) for k, v in problems.items()]
             stack.extend(reversed(inner))
         elif isinstance(problems, list):
             lines.extend(f"{path}: {p}" for p in problems)
@@ -112,7 +115,7 @@ def invalid_alert_draft(
     if client_ip:
         origin.append(f"from {_shown(client_ip, secrets, 64)}")
     lines.append(" · ".join(origin))
-    lines.extend(f"• {_shown(line, secrets)}" for line in error_lines(errors))
+    lines.extend(f"• {_shown(line, secrets, 200)}" for line in error_lines(errors))
     lines.append(
         "TradingView does not show this answer: fix the alert's message. More invalid alerts of "
         f"this strategy within {_duration(digest_seconds)} come in one digest."
@@ -138,10 +141,10 @@ def invalid_digest_draft(
         f"⚠️ <b>{count} more invalid {noun}, not executed</b> · {_strategy(strategy, secrets)}",
         f"since {_clock(first_at)} (one digest per {_duration(digest_seconds)})",
     ]
-    if last_id:
-        lines.append(f"latest: alert <code>{_shown(last_id, secrets, 64)}</code>")
-    if last_reason:
-        lines.append(_shown(last_reason, secrets, 1000))
+    if last_id or last_reason:
+        reason = (last_reason or "").removeprefix(_REASON_PREFIX)
+        latest = f"latest: alert <code>{_shown(last_id or '?', secrets, 64)}</code>"
+        lines.append(f"{latest}: {_shown(reason, secrets, 1000)}" if reason else latest)
     lines.append("The dashboard lists each one with its field errors.")
     return NoticeDraft(ALERT_INVALID, mask_secrets("\n".join(lines), secrets), dedup_key)
 
@@ -162,7 +165,9 @@ def auth_failures_draft(
     noun = "request" if total == 1 else "requests"
     lines = [f"🔒 <b>{total} {noun} refused: authentication failed</b> · since {_clock(started_at)}"]
     for cause, address, n in rows:
-        lines.append(f"• {_shown(address, secrets, 64)}: {n} × {CAUSE_TEXTS.get(cause, _shown(cause, secrets))}")
+        lines.append(
+            f"• {_shown(address, secrets, 64)}: {n} × {CAUSE_TEXTS.get(cause, _shown(cause, secrets))}"
+        )
     if others:
         lines.append(f"• other addresses: {others}")
     lines.append(

@@ -239,7 +239,9 @@ class Intake:
         if over_limit is not None:
             return over_limit
         body_text = parsing.stored_body(text, raw, self.redactor)
-        alert_id = self._record_invalid(body_text, {"_body": [reason]}, f"invalid alert: {reason}", address, {})
+        alert_id = self._record_invalid(
+            body_text, {"_body": [reason]}, f"invalid alert: {reason}", address, {}
+        )
         return error_outcome(400, "bad_request", "bad_request", reason, alert_id=alert_id)
 
     def _record_invalid(

@@ -168,7 +168,13 @@ class WebhookLimiter:
         ]
         window = self.failure_digest_seconds
         if auth_failure and window is not None:
-            args += [auth_field(cause, address), repr(time.time()), window, MAX_AUTH_ADDRESSES, bucket_ttl(window)]
+            args += [
+                auth_field(cause, address),
+                repr(time.time()),
+                window,
+                MAX_AUTH_ADDRESSES,
+                bucket_ttl(window),
+            ]
         else:
             args.append("")
         try:
