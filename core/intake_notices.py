@@ -9,8 +9,10 @@ event, so they live here and not in ``worker/notify/compose.py``:
   for a body that cannot be read), with its field errors. The first of a strategy goes at once;
   the ones after it within ``NOTIFY_DIGEST_SECONDS`` are counted and reported in one digest
   (:func:`invalid_digest_draft`), so a template firing on every bar does not flood the chat.
-* ``auth_failed``: requests refused for a wrong or missing secret (401) or an address that may not
-  send (403), counted per address and reported in one notice per run (:func:`auth_failures_draft`).
+* ``auth_failed``: requests refused without a valid secret: a wrong or missing one (401), an
+  address that may not send (403), a body that is no JSON and holds no secret (400: a template
+  that lost its JSON); counted per address, reported in one notice per run
+  (:func:`auth_failures_draft`).
 
 Never the secret: every value shown was already redacted by intake, and each text is masked once
 more here (:func:`mask_secrets`) as a last net, in any letter case.
@@ -34,9 +36,11 @@ WEB_NOTICE_KINDS = frozenset({ALERT_INVALID, AUTH_FAILED})
 # Why an authentication failed, as counted in Redis (core/notice_digest.py) and as shown.
 CAUSE_SECRET = "secret"
 CAUSE_ADDRESS = "address"
+CAUSE_UNREADABLE = "unreadable"
 CAUSE_TEXTS = {
     CAUSE_SECRET: "wrong or missing secret (401)",
     CAUSE_ADDRESS: "address not allowed by TRADINGVIEW_IPS_ONLY (403)",
+    CAUSE_UNREADABLE: "body not JSON and no secret in it (400)",
 }
 MAX_ERROR_LINES = 12
 # How intake's pseudo fields read in a notice: the whole body, the alert as a whole.
@@ -163,7 +167,7 @@ def auth_failures_draft(
     rows = sorted(counts, key=lambda row: (-row[2], row[1], row[0]))
     total = sum(n for _, _, n in rows) + others
     noun = "request" if total == 1 else "requests"
-    lines = [f"🔒 <b>{total} {noun} refused: authentication failed</b> · since {_clock(started_at)}"]
+    lines = [f"🔒 <b>{total} {noun} refused: no valid secret</b> · since {_clock(started_at)}"]
     for cause, address, n in rows:
         lines.append(
             f"• {_shown(address, secrets, 64)}: {n} × {CAUSE_TEXTS.get(cause, _shown(cause, secrets))}"

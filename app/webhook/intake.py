@@ -39,7 +39,7 @@ from app.webhook.schema import field_errors_summary, normalise_alert
 from core.context import AppContext
 from core.enqueue import enqueue_alert
 from core.ids import new_alert_id
-from core.intake_notices import CAUSE_ADDRESS, CAUSE_SECRET
+from core.intake_notices import CAUSE_ADDRESS, CAUSE_SECRET, CAUSE_UNREADABLE
 from core.keys import queue_name
 from core.models import AlertStatus
 from core.risk_file import RiskFile
@@ -124,11 +124,11 @@ class Intake:
         return outcome
 
     def _unauthenticated(
-        self, address: str, outcome: Outcome, *, auth_failure: bool, cause: str = CAUSE_SECRET
+        self, address: str, outcome: Outcome, *, auth_failure: bool, cause: str | None = None
     ) -> Outcome:
         """``outcome`` for a request without a valid secret, or 429 when its address is over
-        ``RATE_LIMIT`` or (for a failed authentication) ``AUTH_FAILURE_LIMIT``. A failed
-        authentication is counted for the ``auth_failed`` notice in the same Redis call."""
+        ``RATE_LIMIT`` or (for a failed authentication) ``AUTH_FAILURE_LIMIT``. With a ``cause``
+        it is counted for the ``auth_failed`` notice in the same Redis call."""
         exceeded = self.limiter.unauthenticated(address, auth_failure=auth_failure, cause=cause)
         if exceeded is None:
             return outcome
@@ -168,7 +168,7 @@ class Intake:
         presented = auth.presented_secret(alert, request.headers)
         if not auth.secret_ok(settings, presented, alert.get("strategy")):
             refused = error_outcome(401, "unauthorized", "unauthorized", "missing or wrong secret")
-            return self._unauthenticated(address, refused, auth_failure=True)
+            return self._unauthenticated(address, refused, auth_failure=True, cause=CAUSE_SECRET)
         over_limit = self._authenticated_over_limit(address)
         if over_limit is not None:
             return over_limit
@@ -234,7 +234,9 @@ class Intake:
         reason = self.redactor.text(reason)  # it may quote a placeholder holding the secret
         refused = error_outcome(400, "bad_request", "bad_request", reason)
         if presented is None or not auth.secret_ok(self.settings, presented, any_configured=True):
-            return self._unauthenticated(address, refused, auth_failure=presented is not None)
+            # no secret at all: a template that lost its JSON is reported like a wrong secret
+            cause = CAUSE_UNREADABLE if presented is None else CAUSE_SECRET
+            return self._unauthenticated(address, refused, auth_failure=presented is not None, cause=cause)
         over_limit = self._authenticated_over_limit(address)
         if over_limit is not None:
             return over_limit

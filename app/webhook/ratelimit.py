@@ -33,7 +33,6 @@ import time
 import redis
 from limits import RateLimitItem, parse
 
-from core.intake_notices import CAUSE_SECRET
 from core.keys import RATE_LIMIT_PREFIX
 from core.notice_digest import (
     AUTH_BUCKET,
@@ -48,7 +47,7 @@ log = logging.getLogger(__name__)
 
 # KEYS: request counter, failure counter, then the auth_failed notice's bucket and due set.
 # ARGV: request TTL, failure TTL, '1' for a failed authentication (counted even past the limit:
-# every refused guess was still a guess), then, to count it for the notice, ARGV 4-8 of
+# every refused guess was still a guess), then, to count the request for the notice, ARGV 4-8 of
 # core.notice_digest.COUNT_AUTH_FAILURE (ARGV[4] empty: not counted).
 _UNAUTHENTICATED = (
     """
@@ -58,13 +57,13 @@ local failures
 if ARGV[3] == '1' then
   failures = redis.call('INCR', KEYS[2])
   if failures == 1 then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
-  if ARGV[4] ~= '' then
+else
+  failures = tonumber(redis.call('GET', KEYS[2]) or '0')
+end
+if ARGV[4] ~= '' then
 """
     + COUNT_AUTH_FAILURE
     + """
-  end
-else
-  failures = tonumber(redis.call('GET', KEYS[2]) or '0')
 end
 return {n, failures}
 """
@@ -150,11 +149,13 @@ class WebhookLimiter:
         return self.authenticated.take(address)
 
     def unauthenticated(
-        self, address: str, *, auth_failure: bool, cause: str = CAUSE_SECRET
+        self, address: str, *, auth_failure: bool, cause: str | None = None
     ) -> RateLimitItem | None:
         """Count one request WITHOUT a valid secret (``auth_failure``: it presented a wrong one,
-        or came from an address that may not send, which ``cause`` tells the notice). Returns the
-        limit it is over (answer 429), or None. One Redis call, the notice's count included."""
+        or came from an address that may not send). ``cause`` (see
+        :data:`core.intake_notices.CAUSE_TEXTS`) counts it for the ``auth_failed`` notice too.
+        Returns the limit it is over (answer 429), or None. One Redis call, the notice's count
+        included."""
         keys = [
             _window_key("req", self.rate, address),
             _window_key("authfail", self.auth_failures, address),
@@ -167,7 +168,7 @@ class WebhookLimiter:
             int(auth_failure),
         ]
         window = self.failure_digest_seconds
-        if auth_failure and window is not None:
+        if cause is not None and window is not None:
             args += [
                 auth_field(cause, address),
                 repr(time.time()),

@@ -214,7 +214,7 @@ def test_twenty_bad_secrets_from_one_address_yield_one_notice_with_the_address_a
 
     assert _flush_after_window(ctx) == 1
     (text,) = _delivered(ctx, fake_tg, "auth_failed", 1)
-    assert "20 requests refused: authentication failed" in text
+    assert "20 requests refused: no valid secret" in text
     assert f"{ATTACKER}: 20 × wrong or missing secret (401)" in text
     _secrets_absent(text)
     assert _flush_after_window(ctx) == 0
@@ -238,6 +238,27 @@ def test_refused_addresses_are_counted_and_many_addresses_make_one_bounded_notic
     assert "198.51.100.0: 1 × address not allowed by TRADINGVIEW_IPS_ONLY (403)" in text
     assert "• other addresses:" in text
     assert text.count("• ") <= notice_digest.MAX_AUTH_ADDRESSES + 2
+
+
+def test_a_template_that_lost_its_json_is_reported_like_a_wrong_secret(
+    tg_app: Callable[..., Flask], fake_tg: FakeTelegramAPI, notifier: Callable[[AppContext], Notifier]
+) -> None:
+    app = tg_app()
+    ctx = get_ctx(app)
+    notifier(ctx)
+    answer = app.test_client().post(
+        "/webhook",
+        data="Order buy @ 1 filled on AAPL",  # a message that is no JSON and holds no secret
+        content_type="text/plain",
+        environ_base={"REMOTE_ADDR": "52.89.214.238"},
+    )
+    assert answer.status_code == 400
+
+    assert _flush_after_window(ctx) == 1
+    (text,) = _delivered(ctx, fake_tg, "auth_failed", 1)
+    assert "1 request refused: no valid secret" in text
+    assert "52.89.214.238: 1 × body not JSON and no secret in it (400)" in text
+    assert _alerts(ctx) == []
 
 
 def test_a_failed_authentication_costs_one_redis_call_and_a_valid_alert_none_for_notices(

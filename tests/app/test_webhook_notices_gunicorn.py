@@ -66,10 +66,10 @@ def test_gunicorn_reports_a_422_at_once_and_twenty_bad_secrets_in_one_notice(
                 assert httpx.post(f"{base}/webhook", json=wrong, timeout=5).status_code in (401, 429)
 
             def reported(api: FakeTelegramAPI) -> bool:
-                return any("authentication failed" in m.text for m in api.messages(CHAT))
+                return any("no valid secret" in m.text for m in api.messages(CHAT))
 
             assert fake_tg.wait_for(reported, 40), [m.text for m in fake_tg.messages(CHAT)]
-            (auth,) = [m.text for m in fake_tg.messages(CHAT) if "authentication failed" in m.text]
+            (auth,) = [m.text for m in fake_tg.messages(CHAT) if "no valid secret" in m.text]
             assert "20 requests refused" in auth
             assert "127.0.0.1: 20 × wrong or missing secret (401)" in auth
             with make_session_factory(engine)() as session:
