@@ -48,6 +48,10 @@ _PSEUDO_FIELDS = {"_body": "body", "_schema": "alert"}
 _REASON_PREFIX = "invalid alert: "
 MAX_SHOWN = 300  # characters of one shown value (an error message, a strategy name)
 MASK = "***"
+# Control characters (NUL is refused by PostgreSQL's text columns) and lone surrogates (not
+# encodable): an alert may send either in any field, a notice shows a replacement character.
+_UNSHOWABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
 
 
 def mask_secrets(text: str, secrets: Iterable[str]) -> str:
@@ -59,9 +63,9 @@ def mask_secrets(text: str, secrets: Iterable[str]) -> str:
 
 
 def _shown(value: Any, secrets: Iterable[str], limit: int = MAX_SHOWN) -> str:
-    """An outside value as shown in a notice: masked, cut, then HTML-escaped (masked first: escaping
-    would change a secret holding ``&`` or ``<``)."""
-    text = mask_secrets("" if value is None else str(value), secrets)
+    """An outside value as shown in a notice: masked, on one line, cut, then HTML-escaped (masked
+    first: escaping would change a secret holding ``&`` or ``<``)."""
+    text = _UNSHOWABLE.sub(REPLACEMENT, mask_secrets("" if value is None else str(value), secrets))
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return html.escape(text, quote=True)

@@ -13,6 +13,7 @@ path never comes here.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +23,8 @@ from config.settings import Settings
 from core.intake_notices import ALERT_INVALID, AUTH_FAILED, invalid_alert_draft
 from core.notice_digest import InvalidAlertGate
 from core.notices import NoticeDraft, mode_of
+
+log = logging.getLogger(__name__)
 
 
 class IntakeNotices:
@@ -57,11 +60,16 @@ class IntakeNotices:
         ``errors``, ``reason`` and ``shown`` are redacted already (they are what intake stores)."""
         if self._gate is None or not self._gate.first(shown.get("strategy"), alert_id, reason):
             return None
-        return invalid_alert_draft(
-            alert_id,
-            errors=errors,
-            shown=shown,
-            client_ip=client_ip,
-            digest_seconds=self.settings.notify_digest_seconds,
-            secrets=self.secrets,
-        )
+        try:
+            return invalid_alert_draft(
+                alert_id,
+                errors=errors,
+                shown=shown,
+                client_ip=client_ip,
+                digest_seconds=self.settings.notify_digest_seconds,
+                secrets=self.secrets,
+            )
+        except Exception:  # noqa: BLE001 - a formatting bug must never cost the alert's row
+            log.exception("alert_invalid notice of %s not composed", alert_id)
+            text = f"⚠️ <b>Invalid alert, not executed</b>\nalert <code>{alert_id}</code>: see the dashboard"
+            return NoticeDraft(ALERT_INVALID, text, f"invalid:{alert_id}")
