@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import get_args, get_type_hints
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from test_notify_compose import visible
 
+from core import events
 from core import intake_notices as n
 from core.notices import MONEY_ALARM_KINDS
 from worker.notify import compose as c
@@ -111,3 +113,14 @@ def test_a_secret_that_slipped_through_is_masked(spelling: str) -> None:
     text = _worst_invalid(f"x{spelling}y")
     assert SECRET.lower() not in visible(text).lower()
     assert "x***y" in visible(text)
+
+
+def test_every_event_type_makes_a_notice_or_is_documented_as_making_none() -> None:
+    event_types: set[str] = set()
+    for event_class in get_args(events.Event):
+        event_types |= set(get_args(get_type_hints(event_class)["type"]))
+    silent = event_types - c.known_kinds()
+    assert silent == set(c.IGNORED_TYPES) | {"paused"}
+    text = DOC.read_text(encoding="utf-8")
+    stream = text.split("make no notice:", 1)[1].split("\n\n", 1)[0]
+    assert set(re.findall(r"`([a-z_]+)`", stream)) == silent
