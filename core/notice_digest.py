@@ -84,6 +84,7 @@ if redis.call('EXISTS', KEYS[3]) == 0 then
   redis.call('HSET', KEYS[3], '_first', ARGV[5])
   redis.call('ZADD', KEYS[4], tonumber(ARGV[5]) + tonumber(ARGV[6]), KEYS[3])
 end
+-- HLEN counts '_first' too: a new address is listed while fewer than ARGV[7] are
 if redis.call('HEXISTS', KEYS[3], ARGV[4]) == 1 or redis.call('HLEN', KEYS[3]) <= tonumber(ARGV[7]) then
   redis.call('HINCRBY', KEYS[3], ARGV[4], 1)
 else

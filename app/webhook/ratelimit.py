@@ -13,7 +13,7 @@ Who pays which limit (all keyed by client address, fixed windows; the limits are
   address ``TRADINGVIEW_IPS_ONLY`` refuses): ``RATE_LIMIT`` (default 120/minute), and for failed
   authentication ``AUTH_FAILURE_LIMIT`` (default 10/minute); past either, such requests get 429.
   Counted in Redis (shared by every web process) in one Lua call per request; the same call
-  counts a failed authentication for the ``auth_failed`` notice (:mod:`core.notice_digest`).
+  counts the request for the ``auth_failed`` notice (:mod:`core.notice_digest`).
 * A wrong **admin token** (``/api``, the dashboard, ``/readyz`` details): ``ADMIN_AUTH_FAILURE_LIMIT``
   (default 10/minute) on its own Redis counter (:class:`AuthFailureLockout`), so webhook guessing
   never locks the admin out and the reverse. Once exhausted the address gets 429 BEFORE the token
