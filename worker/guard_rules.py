@@ -16,9 +16,9 @@ The rules, in order:
   cover the entry when it fills), only what exceeds the position shrinks;
 * each role is re-attached ONCE per record: missing again, it is alarmed, not placed again;
   a position on the other side than the record's is alarmed at once (tv2ib planned nothing for it);
-* the record is cleared only for a flat position with no entry on its way, and only once IB's
-  report includes every execution (a flat that only tv2ib's executions show is acted on, the
-  exits go, but the record waits for the report).
+* the record is cleared only for a flat position with no entry on its way, and only when IB's
+  report shows flat too (a flat that only tv2ib's executions show yet is acted on, the exits go,
+  but the record waits for the report: it is never cleared on a read the executions contradict).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class GuardInput:
     exits: tuple[WorkingExit, ...] = ()  # tv2ib's active exits (dormant bracket children excluded)
     side: int | None = None  # the record's side (+1 long, -1 short); None: no record
     wanted: frozenset[str] = frozenset()  # the exits the record asks for
-    settled: bool = True  # IB's report includes every execution tv2ib saw
+    settled: bool = True  # IB's last report shows the same position (no execution contradicts it)
     entry_resting: bool = False  # a tv2ib entry on the contract still works
     dormant_bracket: bool = False  # ... and bracket children wait under it
     attached: frozenset[str] = frozenset()  # roles already re-attached once for this record

@@ -8,13 +8,15 @@ that depends on the position (the executor's plan, the guard's exits) therefore 
 :meth:`ExecutionLedger.view`: the last report, plus the live executions of tv2ib's orders that no
 report has covered yet.
 
-Which executions a report covers: a report is a snapshot of the position some time after the
-executions before it, so it normally equals the previous report plus the executions that arrived
-since, or plus only the first few of them (a report sent before a later fill, delivered after it:
-ibsim's ``position_delay``, and a busy TWS, do that). The ledger takes the longest such run of
-executions the report equals as covered and keeps the rest as not yet reported. A report that
-equals no run (someone else traded the contract: a manual order, another client) is IB's word
-for everything up to it: every pending execution counts as covered.
+Which executions a report covers: a report is a snapshot of the position taken some time after
+an execution, and reports arrive in the order they were taken, so a report normally equals the
+previous report plus the first few executions that arrived since (all of them, or fewer: a
+report taken before a later fill and delivered after it, as ibsim's ``position_delay`` and a
+busy TWS do). The ledger takes the SHORTEST such run as covered and keeps the rest pending:
+taking a longer one (when executions cancel out, +5 then -5) would leave the next report in line
+matching nothing. A report that equals no run (someone else traded the contract too: a manual
+order, another client) is IB's word for everything up to it: every pending execution counts as
+covered.
 
 Nothing here talks to IB; worker/ib/trading.py feeds it from ib_async's events (on the IB loop)
 and clears it when the connection drops (the snapshot after a reconnect is the whole truth).
@@ -46,11 +48,12 @@ class PositionView:
 
     @property
     def settled(self) -> bool:
-        """True when IB's report already includes every execution tv2ib saw."""
-        return not self.unreported
+        """True when IB's last report agrees with tv2ib's executions (any still pending add up to
+        nothing: a fill and its exit, both a moment old). False: the report contradicts them."""
+        return self.position == self.reported
 
     def __str__(self) -> str:
-        if self.settled:
+        if not self.unreported:
             return f"{self.position} (reported)"
         moves = ", ".join(f"{q:+}" for q in self.unreported)
         return f"{self.position} (IB reported {self.reported}; executions since: {moves})"
@@ -100,15 +103,15 @@ class ExecutionLedger:
     def reset(self) -> None:
         """The connection dropped: IB's snapshot after the reconnect is the whole truth."""
         self._books.clear()
+        self._seen.clear()
 
 
 def _covered(reported: Decimal, pending: list[Decimal], position: Decimal) -> int | None:
-    """The largest k such that ``reported`` + the first k pending quantities is ``position``."""
-    found, total = None, reported
-    if total == position:
-        found = 0
-    for k, quantity in enumerate(pending, start=1):
-        total += quantity
+    """The smallest k such that ``reported`` + the first k pending quantities is ``position``."""
+    total = reported
+    for k in range(len(pending) + 1):
         if total == position:
-            found = k
-    return found
+            return k
+        if k < len(pending):
+            total += pending[k]
+    return None

@@ -76,7 +76,7 @@ class PositionReader:
                 return f"market order {order.orderRef} still working"
         view = self.view(con_id)
         if not view.settled:
-            return f"{len(view.unreported)} execution(s) not yet in IB's position report"
+            return f"IB's report ({view.reported}) does not show {len(view.unreported)} execution(s) yet"
         return ""
 
     async def settled(self, con_id: int, wait: float = SETTLE_SECONDS) -> PositionView:
