@@ -4,12 +4,24 @@ It runs on the IB loop and makes tv2ib's working exits on a contract equal
 ``exit_changes(position, working_exits, wanted_roles)`` (worker/positions.py): exits on the wrong
 side or for a flat position are cancelled, exits larger than the position shrink (before anything
 grows), exits smaller than the position grow (after a fill of an ``add``), and an exit the spec
-wants but IB no longer works is re-attached, sized to the whole position.
+wants but IB no longer works is re-attached, sized to the whole position. What to do is decided by
+the pure :func:`worker.guard_rules.guard_decision`; this module gathers its input and acts on it.
+
+How it reads the position: exactly as the executor does (``Trading.settled_view``,
+worker/ib/position_reader.py): IB's last position report PLUS the live executions of tv2ib's
+orders that arrived after it (worker/ledger.py), after waiting (at most ``SETTLE_SECONDS``) for
+IB's report to agree with them. IB reports a position a moment after the fill (a second or more
+on a busy gateway); a guard that read the report alone saw a position just opened as flat and
+cancelled its new stop and target (issue 16). Past the wait it decides on the report plus the
+executions, never on the report alone; and it clears a position's spec only when IB's report
+shows it flat too (a flat that only the executions show yet cancels the exits, and keeps the
+spec until the report comes: its arrival triggers the next check).
 
 When it runs (each trigger only schedules a check a moment later, so a burst of IB events is one
 check, and position updates that follow an execution are in by then):
 
-* after every execution and position change on a contract with a spec or tv2ib exits;
+* after every execution and position change on a contract with a spec, tv2ib exits, or tv2ib
+  executions IB's report does not show yet;
 * after one of tv2ib's exits ends unfilled at IB (cancelled, expired, refused);
 * after every (re)connect, once IB's orders and positions are synchronised (every spec);
 * when the job asks (:meth:`Guard.restore`: a refused reversal puts the old exits back).

@@ -54,9 +54,9 @@ class PositionView:
 
     def __str__(self) -> str:
         if not self.unreported:
-            return f"{self.position} (reported)"
-        moves = ", ".join(f"{q:+}" for q in self.unreported)
-        return f"{self.position} (IB reported {self.reported}; executions since: {moves})"
+            return f"{_num(self.position)} (reported)"
+        moves = ", ".join(("+" if q > 0 else "") + _num(q) for q in self.unreported)
+        return f"{_num(self.position)} (IB reported {_num(self.reported)}; executions since: {moves})"
 
 
 @dataclass
@@ -115,3 +115,7 @@ def _covered(reported: Decimal, pending: list[Decimal], position: Decimal) -> in
         if k < len(pending):
             total += pending[k]
     return None
+
+
+def _num(value: Decimal) -> str:
+    return format(value.normalize(), "f")

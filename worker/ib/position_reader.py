@@ -76,7 +76,8 @@ class PositionReader:
                 return f"market order {order.orderRef} still working"
         view = self.view(con_id)
         if not view.settled:
-            return f"IB's report ({view.reported}) does not show {len(view.unreported)} execution(s) yet"
+            reported = format(view.reported.normalize(), "f")
+            return f"IB's report ({reported}) does not show {len(view.unreported)} execution(s) yet"
         return ""
 
     async def settled(self, con_id: int, wait: float = SETTLE_SECONDS) -> PositionView:
