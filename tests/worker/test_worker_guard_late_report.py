@@ -5,7 +5,7 @@ fault widens that moment. The guard checks a contract 0.25 s after a fill: readi
 then, it saw "flat" for a position that had just been opened, cancelled the bracket's stop and
 target and forgot the position's protection, so not even a restart put them back. The guard now
 decides on the same position as the executor: IB's last report plus tv2ib's own executions that
-arrived after it (worker/ib/ledger.py).
+arrived after it (worker/ledger.py).
 
 Each test checks what a trader would: IB's position, the exits ibsim reports working, the
 protection the worker keeps, and the notices table.
@@ -141,3 +141,24 @@ def test_exits_ib_cancels_after_a_late_report_are_reattached_once_then_alarmed(s
     [notice] = wait_until(lambda: _notices(ctx, "unprotected"))
     assert "AMD" in notice.text and "long 5" in notice.text and "stop-loss" in notice.text
     assert _position(sim) == 5 and set(_roles(sim)) == {"tp"} and _invariant_7(sim) is None
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("delay_ms", [400, 1000])
+def test_a_close_whose_report_trails_gets_no_exits_back(sim, running_worker, delay_ms):
+    """Long 5 with its exits; an ``exit`` alert closes it while IB's report still says long 5: the
+    guard must not re-attach a stop and a target for 5 to the flat position (they would open a
+    short if the price crossed them). Once the report shows flat, the protection is forgotten."""
+    ctx = running_worker.ctx
+    _opened_with_late_report(sim, running_worker, BRACKET, 0)
+    assert set(_roles(sim)) == {"tp", "sl"}
+    sim.fault("position_delay", ms=delay_ms)
+    close_id = add_alert(ctx, {"ticker": "AMD", "action": "exit"})
+    wait_until(lambda: alert_status(ctx, close_id) == "filled", timeout=20)
+    con_id = _amd(sim)
+    wait_until(lambda: _reported(running_worker, con_id) == 0, timeout=10)  # the late report is in
+    wait_until(lambda: _quiet(running_worker) and running_worker.worker.protection.all() == [], timeout=10)
+    assert _position(sim) == 0 and _exits(sim) == []
+    placed = [o["orderRef"].rsplit(":", 1)[1] for o in sim.state()["orders"] if o["clientId"] == CLIENT]
+    assert not [leg for leg in placed if leg[:2] in ("tp", "sl") and leg not in ("tp", "sl")], placed
+    assert _notices(ctx, "unprotected") == []
