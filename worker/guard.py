@@ -254,13 +254,15 @@ class Guard:
         if not forced and self._taken(con_id):
             asyncio.get_event_loop().call_later(BUSY_RETRY_SECONDS, self.poke, con_id)
             return "a job is working on the contract"
+        account = self.trading.account or ""
+        if self.registry.get(account, con_id) is None and not self.trading.working_exits(con_id):
+            return "nothing to guard"
         # the same position the executor decides on: IB's report once it includes our executions
         # (bounded wait), else the report PLUS the executions since, never a report that trails them
         view = await self.trading.settled_view(con_id, self.settle_wait)
         if not forced and self._taken(con_id):  # a job took the contract while we waited
             asyncio.get_event_loop().call_later(BUSY_RETRY_SECONDS, self.poke, con_id)
             return "a job is working on the contract"
-        account = self.trading.account or ""
         spec = self.registry.get(account, con_id)
         position = view.position
         state = GuardInput(
