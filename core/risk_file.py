@@ -25,7 +25,6 @@ from so that a refusal can say "max_order_notional 50,000 (strategy \"trend\")".
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -34,9 +33,9 @@ from typing import Any
 
 import yaml
 
+from core.account_ids import CHARACTERS, RESERVED, account_id_problem
+
 DEFAULT_RISK_FILE = Path("config/risk.yaml")
-# The alert schema's account rule (app/webhook/schema.py ACCOUNT_RE): a fan-out account becomes a queue name.
-ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 TRADING_HOURS = ("regular", "extended", "always")
 SIZING_TYPES = (
     "fixed_quantity",
@@ -199,10 +198,13 @@ def _accounts(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
         raise ValueError("must be a non-empty list of IB account ids")
     accounts = tuple(v.strip() for v in value)
-    # fan-out (issue 11): each id names a child alert's rq queue, so it follows the alert schema's rule
-    wrong = [a for a in accounts if not ACCOUNT_ID_RE.match(a)]
-    if wrong:
-        raise ValueError(f"names {wrong[0]!r}, not an IB account id (letters, digits, _ . - only)")
+    # fan-out (issue 11): each id names a child alert's rq queue, so it follows the alerts' rule
+    for account in accounts:
+        problem = account_id_problem(account)
+        if problem == RESERVED:
+            raise ValueError(f"names {account!r}: {problem}")
+        if problem is not None:
+            raise ValueError(f"names {account!r}, not an IB account id ({CHARACTERS})")
     if len(set(accounts)) != len(accounts):
         raise ValueError("names an account twice")
     return accounts
@@ -322,6 +324,9 @@ def load_risk_file(path: str | Path | None) -> RiskFile:
                     if fan:
                         fanout[name_text] = fan
                 else:
+                    problem = account_id_problem(name_text)  # a section no account could ever match
+                    if problem is not None:
+                        raise fail(name_node, f"accounts: {name_text!r}: {problem}")
                     accounts[name_text], _ = rules(body, where, allow_accounts=False)
         else:
             raise fail(
