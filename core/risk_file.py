@@ -42,7 +42,15 @@ from core import risk_values as values
 from core.risk_rules import RULE_KEYS, RiskRules, merge
 from core.risk_values import DefaultSizing
 
-__all__ = ["RULE_KEYS", "DefaultSizing", "RiskFile", "RiskFileError", "RiskRules", "load_risk_file", "resolve_path"]
+__all__ = [
+    "RULE_KEYS",
+    "DefaultSizing",
+    "RiskFile",
+    "RiskFileError",
+    "RiskRules",
+    "load_risk_file",
+    "resolve_path",
+]
 
 DEFAULT_RISK_FILE = Path("config/risk.yaml")
 MAX_FILE_BYTES = 1 << 20  # a risk file is a few kilobytes; /dev/zero or a log file is not one
@@ -233,7 +241,9 @@ class _Loader:
         except (yaml.YAMLError, ArithmeticError, TypeError, ValueError) as exc:
             raise ValueError(f"cannot be read: {getattr(exc, 'problem', None) or exc}") from None
 
-    def rules(self, node: yaml.Node, where: str, allow_accounts: bool) -> tuple[dict[str, Any], tuple[str, ...]]:
+    def rules(
+        self, node: yaml.Node, where: str, allow_accounts: bool
+    ) -> tuple[dict[str, Any], tuple[str, ...]]:
         parsed: dict[str, Any] = {}
         fan: tuple[str, ...] = ()
         for key, value in self.mapping(node, where):
@@ -246,7 +256,10 @@ class _Loader:
             parser = _PARSERS.get(key.value)
             if parser is None:
                 hint = " (accounts: only under a strategy)" if key.value == "accounts" else ""
-                raise self.fail(key, f"{where}: unknown key {values.shown(key.value)}{hint}; known: {', '.join(RULE_KEYS)}")
+                raise self.fail(
+                    key,
+                    f"{where}: unknown key {values.shown(key.value)}{hint}; known: {', '.join(RULE_KEYS)}",
+                )
             try:
                 parsed[key.value] = parser(value, self.construct)
             except ValueError as exc:
@@ -264,7 +277,8 @@ class _Loader:
                 continue
             if key.value not in sections:
                 raise self.fail(
-                    key, f"unknown section {values.shown(key.value)}; the risk file has defaults, strategies, accounts"
+                    key,
+                    f"unknown section {values.shown(key.value)}; the risk file has defaults, strategies, accounts",
                 )
             if isinstance(value, yaml.ScalarNode) and value.value in (None, "", "null", "~"):
                 continue

@@ -68,9 +68,10 @@ def shown(text: str) -> str:
 
 
 def _number_text(node: yaml.Node) -> str:
-    if not isinstance(node, yaml.ScalarNode) or node.tag not in _NUMBER_TAGS:
-        got = node.value if isinstance(node, yaml.ScalarNode) else "a list or a mapping"
-        raise ValueError(f"must be a number, got {shown(str(got)) if got else 'nothing'}")
+    if not isinstance(node, yaml.ScalarNode):
+        raise ValueError("must be a number, got a list or a mapping")
+    if node.tag not in _NUMBER_TAGS:
+        raise ValueError(f"must be a number, got {shown(str(node.value)) if node.value else 'nothing'}")
     return str(node.value).strip()
 
 
