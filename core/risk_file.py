@@ -147,7 +147,7 @@ def load_risk_file(path: str | Path | None) -> RiskFile:
     except RiskFileError:
         raise
     except Exception as exc:  # noqa: BLE001 - RecursionError, MemoryError...: never a traceback for a file
-        raise RiskFileError(f"{name}: cannot be loaded: {type(exc).__name__}: {exc}") from None
+        raise RiskFileError(f"{name}: cannot be loaded: {type(exc).__name__}: {str(exc)[:300]}") from None
 
 
 def _read(path: str | Path, name: str) -> str:

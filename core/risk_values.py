@@ -62,8 +62,12 @@ class DefaultSizing:
         return {"quantity_type": self.quantity_type, "quantity": str(self.quantity)}
 
 
-def shown(text: str) -> str:
-    """A value as the error repeats it: quoted, and cut when long."""
+def shown(value: Any) -> str:
+    """A value as the error repeats it: quoted and cut when long; a list or a mapping is never
+    written out (a few YAML aliases make one of a billion items)."""
+    if isinstance(value, (list, dict, tuple, set)):
+        return "a list or a mapping"
+    text = str(value)
     return repr(text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + "...")
 
 
@@ -71,7 +75,7 @@ def _number_text(node: yaml.Node) -> str:
     if not isinstance(node, yaml.ScalarNode):
         raise ValueError("must be a number, got a list or a mapping")
     if node.tag not in _NUMBER_TAGS:
-        raise ValueError(f"must be a number, got {shown(str(node.value)) if node.value else 'nothing'}")
+        raise ValueError(f"must be a number, got {shown(node.value) if node.value else 'nothing'}")
     return str(node.value).strip()
 
 
@@ -147,7 +151,7 @@ def percent(node: yaml.Node, _construct: Construct) -> Decimal:
 def switch(node: yaml.Node, construct: Construct) -> bool:
     value = construct(node)
     if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, got {shown(str(value))}")
+        raise ValueError(f"must be true or false, got {shown(value)}")
     return value
 
 
@@ -163,7 +167,7 @@ def symbols(node: yaml.Node, construct: Construct) -> tuple[str, ...]:
 def hours(node: yaml.Node, construct: Construct) -> str:
     value = construct(node)
     if value not in TRADING_HOURS:
-        raise ValueError(f"must be one of {', '.join(TRADING_HOURS)}, got {shown(str(value))}")
+        raise ValueError(f"must be one of {', '.join(TRADING_HOURS)}, got {shown(value)}")
     return str(value)
 
 
@@ -177,7 +181,7 @@ def sizing(node: yaml.Node, construct: Construct) -> DefaultSizing:
         raise ValueError("must be a mapping with exactly quantity_type and quantity")
     qtype = construct(fields["quantity_type"])
     if qtype not in SIZING_TYPES:
-        raise ValueError(f"quantity_type must be one of {', '.join(SIZING_TYPES)}, got {shown(str(qtype))}")
+        raise ValueError(f"quantity_type must be one of {', '.join(SIZING_TYPES)}, got {shown(qtype)}")
     text = _number_text(fields["quantity"])
     try:
         if qtype in PERCENT_SIZING:

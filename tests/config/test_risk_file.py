@@ -350,6 +350,22 @@ def test_an_unreadable_file_is_the_risk_files_own_error_with_its_line(tmp_path, 
     assert reason in message, message
 
 
+def _alias_bomb(level: int) -> str:
+    """A flow list of 10 ** (level + 1) items in a few hundred characters of YAML aliases."""
+    if level == 0:
+        return "[" + ", ".join(["X"] * 10) + "]"
+    return f"[&l{level - 1} {_alias_bomb(level - 1)}, " + ", ".join([f"*l{level - 1}"] * 9) + "]"
+
+
+def test_a_value_built_of_aliases_is_refused_without_being_written_out(tmp_path):
+    path = write(tmp_path, f"defaults:\n  trading_hours: {_alias_bomb(5)}\n")
+    with pytest.raises(RiskFileError) as info:
+        load_risk_file(path)
+    assert str(info.value) == (
+        f"{path}:2: defaults.trading_hours must be one of regular, extended, always, got a list or a mapping"
+    )
+
+
 def test_a_file_too_big_to_be_a_risk_file_is_refused_unread(tmp_path):
     path = tmp_path / "risk.yaml"
     path.write_bytes(b"#" * (2 << 20))
