@@ -226,7 +226,10 @@ def _notices(ctx, kind: str) -> list[str]:
 def test_a_reversal_whose_opening_part_cannot_be_planned_still_closes(sim, worker_env, tmp_path):
     """MAX_ORDER_QUANTITY (a plan refusal, not the risk file) refuses the reversal's short of 300,
     never its close: the long is closed and the alert ends rejected saying so."""
-    handle = start({**worker_env, "MAX_ORDER_QUANTITY": "100"}, tmp_path, "defaults: {}\n")
+    # a limit far away (a risk file in use sets at least one rule: an empty one is a load error)
+    handle = start(
+        {**worker_env, "MAX_ORDER_QUANTITY": "100"}, tmp_path, "defaults:\n  max_order_notional: 1e9\n"
+    )
     try:
         ctx = handle.ctx
         sim.set_price("AAPL", 190.0)
