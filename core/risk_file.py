@@ -54,11 +54,8 @@ __all__ = [
 
 DEFAULT_RISK_FILE = Path("config/risk.yaml")
 MAX_FILE_BYTES = 1 << 20  # a risk file is a few kilobytes; /dev/zero or a log file is not one
-MAX_DEPTH = 16  # the file's own nesting is 4 (defaults_sizing under a strategy)
+MAX_DEPTH = 16  # the file's own nesting is 4 (default_sizing under a strategy)
 _PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map")}
-TRADING_HOURS = values.TRADING_HOURS
-SIZING_TYPES = values.SIZING_TYPES
-ACCOUNT_ID_RE = values.ACCOUNT_ID_RE
 
 
 class RiskFileError(ValueError):
