@@ -22,6 +22,7 @@ from cli import exitcodes, render
 from cli.client import ApiClient, CliError
 from cli.payload import PayloadError, build_alert
 from cli.settings import DEFAULT_URL, CliConfigError, CliSettings, load_cli_settings
+from core.account_ids import account_id_problem
 from core.payload import Action, QuantityType
 
 EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
@@ -326,8 +327,17 @@ def resume(ctx: Ctx) -> None:
     ctx.emit_json(doc) if ctx.as_json else ctx.out.print("trading resumed: new entries are accepted")
 
 
+def _account_id(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """``--account``: an account id by the alerts' own rule (core/account_ids.py), checked before
+    the question is asked."""
+    if value is not None and (problem := account_id_problem(value)) is not None:
+        raise click.BadParameter(problem)
+    return value
+
+
 @cli.command(epilog=EXIT_CODES_HELP)
-@click.option("--account", help="Only this IB account (default: the worker's account).")
+@click.option("--account", callback=_account_id,
+              help="Only this IB account (default: the worker that takes alerts naming no account).")  # fmt: skip
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @command
 def flatten(ctx: Ctx, account: str | None, yes: bool) -> None:
@@ -345,7 +355,8 @@ def flatten(ctx: Ctx, account: str | None, yes: bool) -> None:
         ctx.emit_json(doc)
     else:
         ctx.out.print(
-            f"flatten requested for {doc.get('account')} (job {doc.get('job_id')}); watch it with tv2ib orders"
+            f"flatten requested for {doc.get('account') or 'the default account'} (job {doc.get('job_id')}); "
+            "watch it with tv2ib orders"
         )
 
 

@@ -21,8 +21,11 @@ HEARTBEAT_SERVES = "serves"
 # Set of the heartbeat keys of every worker that ever beat: readers GET them all in one MGET
 # instead of SCANning the keyspace (members whose key expired are dropped by the readers).
 WORKERS_SET = "tv2ib:workers"
-# The account name of alerts that name none (and of their queue).
+# The internal name of the queue of alerts that name no account (never an account id:
+# core/account_ids.py refuses it wherever an account is named).
 DEFAULT_ACCOUNT = "default"
+# A worker's claim on an IB account, or on ``default``: one live worker each (worker/claims.py).
+CLAIM_PREFIX = "tv2ib:claim:"
 
 # Set on a job a worker took and put back on its queue (retry, stop, crash recovery): its orders may
 # already be at IB, so the relay's sweep never takes such a job off the queue (core/relay.py).
@@ -38,6 +41,11 @@ def taken_key(job_id: str) -> str:
 def queue_name(account: str | None) -> str:
     """The rq queue of an account (``default`` when the alert names none)."""
     return f"{QUEUE_PREFIX}{account or DEFAULT_ACCOUNT}"
+
+
+def claim_key(name: str) -> str:
+    """The claim key of an IB account, or of ``default`` (the queue of alerts naming none)."""
+    return f"{CLAIM_PREFIX}{name}"
 
 
 def heartbeat_key(account: str | None, client_id: int) -> str:

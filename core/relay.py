@@ -156,10 +156,10 @@ def _why_untaken(account: str | None, served: Served, limit: float) -> str:
         return f"{head}: workers were down (no worker heartbeat)"
     if not served.known:
         return f"{head}: the worker had not yet learned its account from IB (IB not connected?)"
+    what = f"account {account}" if account else "alerts without an account"
     if name not in served.accounts:
-        what = f"account {account}" if account else "alerts without an account"
         return f"{head}: no worker serves {what} (workers serve: {served.names()})"
-    return f"{head}: the worker of {name} did not take it (stopped or stuck)"
+    return f"{head}: the worker of {what} did not take it (stopped or stuck)"
 
 
 def sweep_unconsumed(ctx: AppContext) -> int:

@@ -39,6 +39,7 @@ from typing import Any
 import yaml
 
 from core import risk_values as values
+from core.account_ids import account_id_problem
 from core.risk_rules import RULE_KEYS, RiskRules, merge
 from core.risk_values import DefaultSizing
 
@@ -285,6 +286,9 @@ class _Loader:
                     raise self.fail(name_node, f"{key.value}: empty name")
                 where = f"{key.value}.{name}"
                 if key.value == "accounts":
+                    problem = account_id_problem(name)  # a section no account could ever match
+                    if problem is not None:
+                        raise self.fail(name_node, f"accounts: {name!r}: {problem}")
                     sections["accounts"][name], _ = self.rules(body, where, allow_accounts=False)
                     continue
                 twin = folded.setdefault(name.casefold(), name)

@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from core.account_ids import CHARACTERS, RESERVED, account_id_problem
+
 # The alert schema's bound on every number (app/webhook/schema.py MAX_ABS_NUMBER): money in the
 # account's base currency and quantities in contract units, a trillion is beyond any account.
 MAX_AMOUNT = Decimal("1e12")
@@ -38,8 +40,6 @@ SIZING_TYPES = (
     "percent_of_equity",
 )
 PERCENT_SIZING = ("risk_percent", "percent_of_equity")  # a share of NetLiquidation: at most 100
-# The alert schema's rule (app/webhook/schema.py ACCOUNT_RE): a fan-out account becomes a queue name.
-ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 
 _TAG = "tag:yaml.org,2002:"
 _NUMBER_TAGS = (_TAG + "int", _TAG + "float", _TAG + "str")
@@ -202,9 +202,13 @@ def accounts(node: yaml.Node, construct: Construct) -> tuple[str, ...]:
     if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
         raise ValueError("must be a non-empty list of IB account ids")
     names = tuple(v.strip() for v in value)
-    wrong = [a for a in names if not ACCOUNT_ID_RE.match(a)]
-    if wrong:
-        raise ValueError(f"names {wrong[0]!r}, not an IB account id (letters, digits, _ . - only)")
+    # fan-out (issue 11): each id names a child alert's rq queue, so it follows the alerts' rule
+    for account in names:
+        problem = account_id_problem(account)
+        if problem == RESERVED:
+            raise ValueError(f"names {account!r}: {problem}")
+        if problem is not None:
+            raise ValueError(f"names {shown(account)}, not an IB account id ({CHARACTERS})")
     if len(set(names)) != len(names):
         raise ValueError("names an account twice")
     return names

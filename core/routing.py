@@ -7,6 +7,9 @@ without ``IB_ACCOUNT`` serves ``default`` and, once connected, the account IB sa
 (the first one when IB lists several); until it has learned that account its ``"serves"`` is
 ``null`` and the served accounts count as unknown.
 
+One live worker per IB account, and one for ``default`` (worker/claims.py), so an account in
+``"serves"`` names the one connection that trades it.
+
 Intake, the relay's sweep and every flatten front end ask the same question here: is anyone
 listening on this account's queue?
 """
@@ -14,7 +17,6 @@ listening on this account's queue?
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -24,10 +26,7 @@ from typing import Any
 import redis
 
 from core import keys
-
-# IB account ids are letters and digits (DU1234567, U1234567, F1234567); ``default`` names the
-# queue of alerts that name no account. Nothing else may become part of a queue name.
-ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9]{1,32}$")
+from core.account_ids import account_id_problem
 
 
 @dataclass(frozen=True)
@@ -40,8 +39,12 @@ class Served:
     workers: int
 
     def names(self) -> str:
-        """'DU1, default' or 'none' for messages."""
-        return ", ".join(sorted(self.accounts)) or "none"
+        """'DU1, DU2', 'DU1 and alerts that name no account' or 'none', for messages (``default``
+        is the queue's internal name, not an account a user could name)."""
+        names = ", ".join(sorted(a for a in self.accounts if a != keys.DEFAULT_ACCOUNT))
+        if keys.DEFAULT_ACCOUNT in self.accounts:
+            names = f"{names} and alerts that name no account" if names else "alerts that name no account"
+        return names or "none"
 
 
 UNKNOWN = Served(frozenset(), False, 0)
@@ -102,9 +105,12 @@ def account_refusal(account: str | None, served: Served) -> str | None:
 
 
 def flatten_account_problem(account: str | None, served: Served) -> str | None:
-    """Why a flatten for ``account`` is refused (malformed id, or no worker serves it)."""
-    if account is not None and not ACCOUNT_ID_RE.match(account):
-        return "not an account id: letters and digits only, at most 32"
+    """Why a flatten for ``account`` is refused (not an account id by the alerts' own rule, or no
+    worker serves it). None flattens the worker that takes the alerts naming no account."""
+    if account is not None:
+        problem = account_id_problem(account)
+        if problem is not None:
+            return f"not an account id: {problem}"
     return account_refusal(account, served)
 
 

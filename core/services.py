@@ -238,14 +238,13 @@ def request_flatten(client: redis.Redis, account: str | None = None, by: str = "
     no worker heartbeat exists the job is queued anyway: the worker takes it when it starts)."""
     from rq import Queue  # local: rq is only needed by this operator action
 
-    if account == keys.DEFAULT_ACCOUNT:
-        account = None
     problem = routing.flatten_account_problem(account, routing.read_served(client))
     if problem is not None:
         raise FlattenRefused(problem)
     queue = Queue(keys.queue_name(account), connection=client)
     job = queue.enqueue(FLATTEN_JOB, account, by, job_timeout=300, result_ttl=3600)
-    return {"flatten": "requested", "job_id": job.id, "account": account or "default"}
+    # account None: the worker that takes the alerts naming no account ("default" is no account id)
+    return {"flatten": "requested", "job_id": job.id, "account": account}
 
 
 def status(sessions: sessionmaker[Session], client: redis.Redis) -> dict[str, Any]:

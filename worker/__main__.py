@@ -36,9 +36,12 @@ def main() -> int:
         return 2
     worker.install_signal_handlers()
     try:
-        return worker.run()
+        code = worker.run()
     finally:
         ctx.close()
+    if worker.refused:  # another live worker serves this account: exit 2 with the reason, like a bad setting
+        print(f"tv2ib worker: {worker.refused}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -40,6 +40,15 @@ IB loop:
   is executing; these make it explicit);
 * :func:`worker.drift.report_drift` for the drift check.
 
+Whose orders: the guard changes only tv2ib's orders of its own connection on its account (client
+id: IB reports an order only to the client that placed it, and only that client can modify it;
+``Trading._ours``), and it acts only while its worker holds the claim of that account (``active``:
+worker/claims.py, one live worker per IB account). So it never sees a position whose exits another connection
+placed: a second worker on the account would see no exits and attach a second set (two stops for
+one position, a fill of both reverses it), which is why that second worker refuses to start. Exits
+a previous run placed under another ``IB_CLIENT_ID`` are invisible to it too: keep a worker's
+client id fixed (docs/scaling.md).
+
 The guard never waits on the database: audit lines and alarms go to the recorder thread
 (``recorder.run``), and the spec's persistence is the registry's (worker/protection.py).
 """
@@ -88,6 +97,7 @@ class Guard:
         flatten_unprotected: bool = False,
         job_running: Callable[[], bool] = lambda: False,
         check_delay: float = CHECK_DELAY_SECONDS,
+        active: Callable[[], bool] = lambda: True,
     ) -> None:
         self.trading = trading
         self.conn = trading.conn
@@ -96,6 +106,7 @@ class Guard:
         self.flatten_unprotected = flatten_unprotected
         self.job_running = job_running
         self.check_delay = check_delay
+        self.active = active  # the worker holds its account's claim (see "Whose orders" above)
         self._scheduled: dict[int, asyncio.TimerHandle] = {}
         self._running: set[int] = set()
         self._again: set[int] = set()
@@ -201,6 +212,8 @@ class Guard:
 
     def _start_check(self, con_id: int) -> None:
         self._scheduled.pop(con_id, None)
+        if not self.active():  # not (or no longer) the account's only worker: hands off
+            return
         asyncio.ensure_future(self._check_task(con_id))
 
     async def _check_task(self, con_id: int) -> None:

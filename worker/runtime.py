@@ -9,6 +9,11 @@ Threads of one worker process:
 * ``heartbeat``: refreshes the Redis heartbeat every :data:`HEARTBEAT_INTERVAL` seconds;
 * the notifier's own thread (``worker.notify``).
 
+Start: the worker claims its IB account (or, without IB_ACCOUNT, the queue of alerts naming none,
+then at the first connect the account IB manages) before it consumes a queue, and its guard acts
+only while it holds that claim; a live worker holding it makes this one refuse, exit code 2
+(worker/claims.py: one live worker per IB account).
+
 SIGHUP re-reads what can change while the worker runs (the risk file; each helper appends its
 reloader to :attr:`Worker.reloaders`): the reload runs on the ``housekeeping`` thread, which also
 checks the daily loss every few seconds (worker/risk/gate.py).
@@ -39,6 +44,7 @@ from core import events, keys
 from core.context import AppContext
 from core.risk_file import RiskFile, load_risk_file, resolve_path
 from core.services import FLATTEN_JOB
+from worker.claims import Claims, WorkerClaims
 from worker.consumer import Consumer
 from worker.executor import Executor, Requeue, RetryLater
 from worker.guard import Guard
@@ -118,12 +124,19 @@ class Worker:
         # the protective-order guard: specs set by the jobs, persisted by the recorder, loaded at
         # start (a position opened before a restart keeps its protection); hears IB's events
         self.protection = ProtectionRegistry(persist=self._persist_protection)
+        # one IB account, one live worker (worker/claims.py): nothing trades on an account, the
+        # guard included, before this worker holds its claim
+        self.claims = WorkerClaims(
+            Claims(ctx.redis, client_id=settings.ib_client_id, ib=f"{settings.ib_host}:{settings.ib_port}"),
+            self.ib, configured=settings.ib_account, stopping=self.stopping,
+        )  # fmt: skip
         self.guard = Guard(
             self.trading,
             self.protection,
             self.recorder,
             flatten_unprotected=settings.flatten_unprotected,
             job_running=self._job_running,
+            active=self.claims.serves_alone,
         )
         self.ib.watcher = self.guard
         self.executor = Executor(
@@ -176,6 +189,7 @@ class Worker:
         self._account_thread: threading.Thread | None = None
         self._account_lock = threading.Lock()
         self._heartbeat_thread = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        self._heartbeat_stop = threading.Event()  # set by shutdown: the claims live until then
         self.heartbeat_key = keys.heartbeat_key(settings.ib_account, settings.ib_client_id)
 
     def _make_consumer(self, queue_name: str) -> Consumer:
@@ -201,7 +215,7 @@ class Worker:
         return [keys.DEFAULT_ACCOUNT, str(self.ib.account)]
 
     def _serve_managed_account(self) -> None:
-        """Start consuming the managed account's queue (once; called on every connect).
+        """Start consuming the managed account's queue (once its claim is held).
 
         With several managed accounts the worker trades the first one IB lists (IB_ACCOUNT
         unset), so it serves that one only; alerts naming the others are refused at intake."""
@@ -319,13 +333,17 @@ class Worker:
         os._exit(1)
 
     def run(self) -> int:
-        """Start everything, consume until stopped, then shut down in order."""
+        """Claim what it serves, start everything, consume until stopped, then shut down in
+        order. Returns the exit code: 2 when another live worker serves the same account."""
         self._load_protection()
         log.info("%s", describe_rules(self.risk.risk_file))
+        # IB_ACCOUNT's account, or the queue of alerts naming none: claimed before IB connects
+        if not self.claims.claim(self.settings.ib_account or keys.DEFAULT_ACCOUNT):
+            self.shutdown(self.refused or "stopped", notice=False)
+            return 2 if self.refused else 0
         self.notifier.start()
         self.ib.start()
         self._heartbeat_thread.start()
-        self._housekeeping_thread.start()
         if self.settings.worker_metrics_port:
             try:
                 self.metrics.serve(self.settings.worker_metrics_host, self.settings.worker_metrics_port)
@@ -333,16 +351,26 @@ class Worker:
                 log.error("worker metrics not served on %s:%s: %s", self.settings.worker_metrics_host,
                           self.settings.worker_metrics_port, exc)  # fmt: skip
         try:
-            self._recover(self.consumer, "Redis unavailable at start")
-            self._relay_once()
-            log.info("worker consuming %s (IB %s:%s client %s)", self.queue_name, self.settings.ib_host,
-                     self.settings.ib_port, self.settings.ib_client_id)  # fmt: skip
-            self.consumer.run()
+            if self.settings.ib_account or self.claims.claim_managed_account():
+                self._serve()
         finally:
             if self._account_thread is not None:
                 self._account_thread.join(60)  # it finishes the job in hand, like the main one
-            self.shutdown("stopped by signal" if self._signals else "stopped")
-        return 0
+            reason = self.refused or ("stopped by signal" if self._signals else "stopped")
+            self.shutdown(reason, notice=not self.refused or self.claims.replaced)
+        return 2 if self.refused else 0
+
+    def _serve(self) -> None:
+        """The claims are held: trade (daily-loss watch, guard, queues) until stopped."""
+        self._housekeeping_thread.start()
+        if not self.settings.ib_account:
+            self.ib.call_soon(self.guard.on_reconciled)  # the connect's own check ran before the claim
+            self._serve_managed_account()
+        self._recover(self.consumer, "Redis unavailable at start")
+        self._relay_once()
+        log.info("worker consuming %s (IB %s:%s client %s)", self.queue_name, self.settings.ib_host,
+                 self.settings.ib_port, self.settings.ib_client_id)  # fmt: skip
+        self.consumer.run()
 
     def _load_protection(self) -> None:
         """The protection specs of open positions, as the last run left them (before IB connects:
@@ -390,14 +418,21 @@ class Worker:
         except Exception:  # noqa: BLE001 - the relay also runs in the web app; never block start
             log.exception("relay at start failed")
 
-    def shutdown(self, reason: str) -> None:
-        """Disconnect from IB, drain the recorder, stop notices, drop the heartbeat."""
+    def shutdown(self, reason: str, notice: bool = True) -> None:
+        """Disconnect from IB, give the claims up, drain the recorder, stop notices, drop the
+        heartbeat. ``notice``: the "worker stopped" alarm (not for a refusal, which a restart
+        loop would repeat every few seconds; it is logged and is the exit's message)."""
         self.stopping.set()
-        try:
-            self.notifier.worker_stopping(reason)
-        except Exception:  # noqa: BLE001
-            log.exception("notifier.worker_stopping failed")
+        if notice:
+            try:
+                self.notifier.worker_stopping(reason)
+            except Exception:  # noqa: BLE001
+                log.exception("notifier.worker_stopping failed")
         self.ib.stop()
+        self._heartbeat_stop.set()
+        if self._heartbeat_thread.is_alive():
+            self._heartbeat_thread.join(5)
+        self.claims.release()  # after IB: the next worker never overlaps this connection
         self.recorder.stop()
         self.metrics.stop()
         try:
@@ -409,6 +444,11 @@ class Worker:
         except redis.RedisError:
             pass
         log.info("worker stopped (%s)", reason)
+
+    @property
+    def refused(self) -> str | None:
+        """Why this worker refused to serve (another live worker serves its account), or None."""
+        return self.claims.refused
 
     def _unsent_notices(self) -> int:
         """Notices not yet delivered (sampled by the metrics thread every few seconds)."""
@@ -448,14 +488,14 @@ class Worker:
             log.debug("heartbeat not written: %s", exc)
 
     def _heartbeat_loop(self) -> None:
-        while not self.stopping.is_set():
+        """Until shutdown (a warm stop still finishes the job in hand under its claims)."""
+        while not self._heartbeat_stop.is_set():
+            self.claims.renew()
             self._write_heartbeat()
-            self.stopping.wait(HEARTBEAT_INTERVAL)
+            self._heartbeat_stop.wait(HEARTBEAT_INTERVAL)
 
     def _connection_changed(self, connected: bool, detail: str) -> None:
         self.notifier.ib_connection_changed(connected, detail)
-        if connected:
-            self._serve_managed_account()
         self._write_heartbeat()  # the dashboard sees the change now, not at the next beat
 
     # ------------------------------------------------------------------ operator jobs

@@ -354,12 +354,14 @@ def toggle() -> Response:
 def _accounts() -> tuple[list[str], bool]:
     """Accounts a flatten can go to (those live workers serve), and whether any worker runs.
 
-    Without any worker heartbeat the deployment's own account is offered: the job waits on its
-    queue until the worker starts (the same rule as ``POST /api/flatten``)."""
+    ``default`` (the queue of alerts naming no account) is no account: its worker trades the
+    account it also serves by name, listed already. Without any account known the deployment's own
+    account is offered, else "" (the worker that takes alerts naming no account): the job waits on
+    its queue until the worker starts (the same rule as ``POST /api/flatten``)."""
     ctx = _ctx()
     served = routing.read_served(ctx.redis)
-    fallback = [ctx.settings.ib_account or keys.DEFAULT_ACCOUNT]
-    return (sorted(served.accounts) or fallback), served.workers > 0
+    accounts = sorted(a for a in served.accounts if a != keys.DEFAULT_ACCOUNT)
+    return (accounts or [ctx.settings.ib_account or ""]), served.workers > 0
 
 
 def _confirm_page(status: int = 200, refused: str | None = None) -> Response:
@@ -380,15 +382,14 @@ def flatten() -> Response:
     if request.form.get("confirm") != "yes":
         return _confirm_page(400)
     try:
-        result = services.request_flatten(
-            _ctx().redis, None if account == keys.DEFAULT_ACCOUNT else account, by="dashboard"
-        )
+        result = services.request_flatten(_ctx().redis, account, by="dashboard")
     except services.FlattenRefused as exc:
         return _confirm_page(422, refused=str(exc))
     except redis.RedisError as exc:
         log.warning("dashboard: flatten not enqueued: %s", type(exc).__name__)
         return _page("flatten_done.html", status=503, result=None)
-    log.warning("dashboard: flatten requested for %s (job %s)", result["account"], result["job_id"])
+    log.warning("dashboard: flatten requested for %s (job %s)", result["account"] or "the default account",
+                result["job_id"])  # fmt: skip
     return _page("flatten_done.html", result=result)
 
 

@@ -22,6 +22,7 @@ from typing import Any, get_args
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
 
+from core.account_ids import account_id_problem
 from core.payload import (
     Action,
     AlertPayload,
@@ -50,7 +51,6 @@ PLACEHOLDER_RE = re.compile(r"\{\{[^{}]{0,200}\}\}")
 # \Z, not $: "$" also matches before a trailing newline, so "NASDAQ\n" would pass as an exchange.
 TICKER_RE = re.compile(r"^[A-Z0-9][A-Z0-9._!/&-]{0,31}\Z")
 EXCHANGE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_.-]{0,31}\Z")
-ACCOUNT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 # A fan-out writes one child row per account before the answer: a bound on that work.
 MAX_FANOUT_ACCOUNTS = 20
 
@@ -229,17 +229,25 @@ class Accounts(fields.Field):
     """``account``: one IB account id, or a list of them (a fan-out: one child alert per account).
 
     Returns the string, or a tuple of distinct ids for a list. A one-element list is that account
-    (no fan-out). Each id follows :data:`ACCOUNT_RE`; an account named twice is refused rather than
-    guessed at (two orders for one account, or one?)."""
+    (no fan-out). Each id is an account id by core/account_ids.py (``default`` is not one); an
+    account named twice is refused rather than guessed at (two orders for one account, or one?)."""
 
     def __init__(self, *, max_accounts: int, **kw: Any):
         super().__init__(**kw)
-        self.one = Text(max_length=64, pattern=ACCOUNT_RE)
         self.max_accounts = max_accounts
+
+    def one(self, value: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise ValidationError("must be a string")
+        text = str(value).strip()
+        problem = account_id_problem(text)
+        if problem is not None:
+            raise ValidationError(problem)
+        return text
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str | tuple[str, ...]:
         if not isinstance(value, list):
-            return self.one.deserialize(value)
+            return self.one(value)
         if not value:
             raise ValidationError("an empty list names no account; give one account or several")
         if len(value) > self.max_accounts:
@@ -247,7 +255,7 @@ class Accounts(fields.Field):
         accounts: list[str] = []
         for position, item in enumerate(value):
             try:
-                account = self.one.deserialize(item)
+                account = self.one(item)
             except ValidationError as exc:
                 raise ValidationError(f"item {position + 1}: {exc.messages[0]}") from None
             if account in accounts:

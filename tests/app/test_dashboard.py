@@ -248,9 +248,10 @@ def test_flatten_requires_confirmation_and_enqueues_the_job(client, ctx):
     confirm = client.get("/flatten").get_data(as_text=True)
     assert "Flatten ALL positions and cancel all working orders?" in confirm and "Confirm" in confirm
     queue = Queue(queue_name(None), connection=ctx.redis)
-    unconfirmed = client.post("/flatten", data={"csrf_token": csrf, "account": "default"})
+    assert "the default account" in confirm  # no worker, no IB_ACCOUNT: the queue of alerts naming none
+    unconfirmed = client.post("/flatten", data={"csrf_token": csrf, "account": ""})
     assert unconfirmed.status_code == 400 and queue.count == 0
-    done = client.post("/flatten", data={"csrf_token": csrf, "account": "default", "confirm": "yes"})
+    done = client.post("/flatten", data={"csrf_token": csrf, "account": "", "confirm": "yes"})
     page = done.get_data(as_text=True)
     assert done.status_code == 200 and queue.count == 1
     job = queue.jobs[0]

@@ -68,6 +68,10 @@ def test_route_table(fields, accounts, single_account):
         (["DU1", "DU1"], "names account DU1 twice"),
         (["DU1", "a b"], "item 2: contains characters that are not allowed"),
         (["DU1", 7.5], "item 2: must be a string"),
+        # "default" names the queue of alerts without an account, whose worker trades DU1 too
+        (["DU1", "default"], "item 2: 'default' is not an account id"),
+        (["Default", "DU2"], "item 1: 'default' is not an account id"),
+        ("default", "'default' is not an account id"),
         ([f"DU{i}" for i in range(21)], "at most 20 accounts in one alert, got 21"),
     ],
 )
@@ -120,6 +124,20 @@ def test_a_resend_answers_the_parent_and_makes_no_new_children(client, ctx, redi
     assert len([r for r in rows if r.parent_id]) == 2
     assert [r.status for r in rows].count(AlertStatus.DUPLICATE) == 1
     assert len(queued_jobs(redis_client, "DU1")) == 1 and len(queued_jobs(redis_client, "DU2")) == 1
+
+
+def test_default_in_an_account_list_is_refused_at_intake_with_the_field_named(client, ctx, redis_client):
+    """The worker without IB_ACCOUNT serves "default" and DU1: ["DU1", "default"] was two orders on DU1."""
+    beat(redis_client, None, ["default", "DU1"])
+    refused = post(client, alert_body(account=["DU1", "default"], action="add", quantity=2))
+    assert refused.status_code == 422
+    body = refused.get_json()
+    assert body["fields"]["account"][0].startswith(
+        "item 2: 'default' is not an account id: it is tv2ib's name"
+    )
+    [row] = alerts(ctx)
+    assert row.status == AlertStatus.INVALID
+    assert queued_jobs(redis_client, "DU1") == [] and queued_jobs(redis_client) == []
 
 
 def test_a_list_with_an_unserved_account_is_refused_and_stores_no_child(client, ctx, redis_client):

@@ -17,7 +17,8 @@ from app.resources import resources
 from core import keys
 from core.enqueue import alert_job_id
 from core.models import Alert, AlertStatus, Notice, utcnow
-from core.relay import relay_once
+from core.relay import _why_untaken, relay_once
+from core.routing import Served
 from core.services import FLATTEN_JOB
 
 AUTH = {"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}
@@ -83,7 +84,7 @@ def test_api_flatten_refuses_malformed_and_unserved_accounts(client, redis_clien
     answer = client.post("/api/flatten?account=../../x", headers=AUTH)
     assert answer.status_code == 422
     assert answer.get_json()["fields"]["account"] == [
-        "not an account id: letters and digits only, at most 32"
+        "not an account id: contains characters that are not allowed (letters, digits, _ . - only)"
     ]
     beat(redis_client, "DU1", ["DU1"])
     answer = client.post("/api/flatten?account=DU2", headers=AUTH)
@@ -96,12 +97,35 @@ def test_api_flatten_refuses_malformed_and_unserved_accounts(client, redis_clien
     assert [(j.func_name, j.args) for j in jobs] == [(FLATTEN_JOB, ("DU1", "api"))]
 
 
+def test_flatten_takes_the_account_ids_alerts_take_and_never_default(client, redis_client):
+    beat(redis_client, None, ["default", "DU_1.a-b"])  # alerts accept _ . - in account ids
+    answer = client.post("/api/flatten?account=DU_1.a-b", headers=AUTH)
+    assert answer.status_code == 202, answer.get_json()
+    assert answer.get_json()["account"] == "DU_1.a-b"
+    assert [j.args for j in Queue(keys.queue_name("DU_1.a-b"), connection=redis_client).jobs] == [
+        ("DU_1.a-b", "api")
+    ]
+    refused = client.post("/api/flatten?account=default", headers=AUTH)
+    assert refused.status_code == 422
+    assert refused.get_json()["fields"]["account"][0].startswith(
+        "not an account id: 'default' is not an account id: it is tv2ib's name for alerts that name no account"
+    )
+    assert Queue(keys.queue_name(None), connection=redis_client).count == 0
+    # no account named: the worker that takes the alerts naming none (its own account)
+    plain = client.post("/api/flatten", headers=AUTH)
+    assert plain.status_code == 202 and plain.get_json()["account"] is None
+    assert Queue(keys.queue_name(None), connection=redis_client).count == 1
+
+
 def test_dashboard_offers_only_the_served_accounts(make_app, redis_client):
     client = make_app(IB_ACCOUNT="DU777").test_client()  # the web's own setting is not what workers serve
     beat(redis_client, None, ["default", "DU5"])
+    beat(redis_client, "DU6", ["DU6"])
     csrf = sign_in(client)
     page = client.get("/flatten").get_data(as_text=True)
-    assert "<option>DU5</option>" in page and "<option>default</option>" in page and "DU777" not in page
+    # "default" is the queue of the worker that trades DU5, not an account to offer
+    assert '<option value="DU5">DU5</option>' in page and '<option value="DU6">DU6</option>' in page
+    assert ">default<" not in page and "DU777" not in page
     refused = client.post(
         "/flatten", data={"csrf_token": csrf_of(page), "account": "DU777", "confirm": "yes"}
     )
@@ -182,3 +206,14 @@ def test_sweep_leaves_jobs_a_worker_holds_or_held(client, ctx, redis_client):
     assert get_alert(ctx, put_back).status == AlertStatus.QUEUED
     assert [j.args[0] for j in queued_jobs(redis_client)] == [put_back]
     assert notices(ctx) == []
+
+
+def test_sweep_reasons_never_name_default_as_an_account():
+    served = Served(frozenset({"default", "DU1"}), True, 1)
+    assert _why_untaken(None, served, 120) == (
+        "no worker took it within 120 s: the worker of alerts without an account did not take it (stopped or stuck)"
+    )
+    assert _why_untaken("DU9", served, 120) == (
+        "no worker took it within 120 s: no worker serves account DU9 (workers serve: DU1 and alerts that name "
+        "no account)"
+    )

@@ -103,3 +103,15 @@ def test_every_command_and_option_has_a_help_text():
             walk(sub, f"{path} {name}")
 
     walk(cli, "tv2ib")
+
+
+def test_flatten_takes_the_account_ids_alerts_take_and_never_default(tmp_path):
+    from cli_helpers import run_cli
+
+    refused = run_cli("flatten", "--account", "default", "--yes", env={"ADMIN_TOKEN": "t" * 20}, cwd=tmp_path)
+    assert refused.returncode == exitcodes.USAGE
+    assert "'default' is not an account id" in refused.stderr and "Traceback" not in refused.stderr
+    # DU_1 passes the check: the command goes on to the server (none listens here)
+    taken = run_cli("--url", "http://127.0.0.1:9", "flatten", "--account", "DU_1", "--yes",
+                    env={"ADMIN_TOKEN": "t" * 20}, cwd=tmp_path)  # fmt: skip
+    assert taken.returncode == exitcodes.UNREACHABLE, taken.stderr

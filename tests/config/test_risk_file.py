@@ -59,6 +59,18 @@ def test_account_overrides_strategy_overrides_defaults_and_each_value_knows_its_
         ("defaults:\n  max_oder_quantity: 5\n", 2, "unknown key 'max_oder_quantity'"),
         ("strategies:\n  a:\n    accounts: []\n", 3, "strategies.a.accounts must be a non-empty list"),
         ("accounts:\n  DU1:\n    accounts: [DU2]\n", 3, "accounts: only under a strategy"),
+        # "default" is the queue of alerts naming no account: as a fan-out account it doubled DU1's orders
+        (
+            "strategies:\n  a:\n    accounts: [DU1, default]\n",
+            3,
+            "strategies.a.accounts names 'default': 'default' is not an account id",
+        ),
+        (
+            "accounts:\n  DEFAULT:\n    max_open_orders: 1\n",
+            2,
+            "accounts: 'DEFAULT': 'default' is not an account id",
+        ),
+        ("accounts:\n  DU 1:\n    max_open_orders: 1\n", 2, "accounts: 'DU 1': contains characters"),
         ("defaults:\n  dry_run: yes please\n", 2, "defaults.dry_run must be true or false"),
         ("defaults:\n  trading_hours: night\n", 2, "must be one of regular, extended, always"),
         ("defaults:\n  dry_run: true\n  dry_run: false\n", 3, "'dry_run' appears twice"),

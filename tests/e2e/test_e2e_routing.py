@@ -33,7 +33,7 @@ def test_alerts_route_to_the_accounts_workers_serve(stack: Stack) -> None:
     refused = stack.post_alert({**ALERT, "account": "DU999"})
     assert refused.status_code == 422, refused.text
     assert refused.json()["fields"]["account"] == [
-        f"no worker serves account DU999; workers serve: {MANAGED}, default"
+        f"no worker serves account DU999; workers serve: {MANAGED} and alerts that name no account"
     ]
 
     headers = {"Authorization": f"Bearer {stack.env['ADMIN_TOKEN']}"}

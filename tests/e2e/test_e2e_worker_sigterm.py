@@ -19,6 +19,8 @@ from core.db import migrate
 
 pytestmark = pytest.mark.e2e
 
+MANAGED = "DU1234567"  # the account ibsim manages
+
 
 def test_sigterm_warm_then_cold_and_no_job_lost(stack, base_env):
     stack.start_sim()
@@ -57,26 +59,33 @@ def test_sigterm_warm_then_cold_and_no_job_lost(stack, base_env):
     assert client.llen(processing) == 1
     stack.sim_post("/fault", {"kind": "delay", "ms": 0})
 
-    # 3. a job waiting for IB (ibsim refusing connections) goes back on the queue at SIGTERM
+    # 3. a job waiting for IB (ibsim refusing connections) goes back on the queue at SIGTERM. A
+    # worker with IB_ACCOUNT claims its account and takes its jobs at once (one without IB_ACCOUNT
+    # takes nothing before IB has told it which account it trades: docs/scaling.md).
     # 8 s: the worker must start and take the job while ibsim still refuses, also on a loaded
     # machine (parallel test workers); 5 s was once too short there
     stack.sim_post("/fault", {"kind": "refuse", "seconds": 8})
-    stack.start_worker(wait_connected=False)
-    waiting = queue_alert(sessions, client, payload)
-    # the requeued cancel job comes first and waits for IB (the heartbeat names the job in hand)
+    stack.start_worker(wait_connected=False, IB_ACCOUNT=MANAGED)
+    waiting = queue_alert(sessions, client, {**payload, "account": MANAGED}, enqueue=False)
+    account_queue = Queue(keys.queue_name(MANAGED), connection=client)
+    account_queue.enqueue(keys.EXECUTE_ALERT_JOB, waiting)
     pid = stack.procs["worker"].pid
+    account_beat = keys.heartbeat_key(MANAGED, int(stack.env["IB_CLIENT_ID"]))
 
-    def holding_a_job() -> bool:
-        raw = client.get(beat)
+    def holding_a_job() -> bool:  # the heartbeat names the job in hand, waiting for IB
+        raw = client.get(account_beat)
         doc = json.loads(raw) if raw else {}
         return doc.get("pid") == pid and doc.get("current_job") is not None
 
     wait_until(holding_a_job, 15, stack.logs("worker"))
     assert stack.kill_worker(signal.SIGTERM) == 0
-    queued = client.lrange(Queue(keys.queue_name(None), connection=client).key, 0, -1)
-    assert len(queued) == 2 and client.llen(processing) == 0
+    assert (
+        account_queue.count == 1 and client.llen(f"tv2ib:processing:{account_queue.name}:{MANAGED}:11") == 0
+    )
+    assert client.llen(processing) == 1  # the cancel job waits for the worker of its own queue
 
-    # both alerts are placed exactly once by the next worker, once ibsim accepts connections again
+    # both alerts are placed exactly once by the next worker (without IB_ACCOUNT it serves both
+    # queues), once ibsim accepts connections again
     stack.start_worker()
     wait_until(lambda: alert_status(sessions, cancel) == "cancelled", 20, stack.logs("worker"))
     assert alert_status(sessions, resting) == "cancelled"

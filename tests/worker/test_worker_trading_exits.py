@@ -13,6 +13,7 @@ from decimal import Decimal
 from support import wait_until
 from worker_helpers import IBHandle
 
+from ibsim.testing import run_in_thread
 from worker.ib.trading import exit_role, leg_of
 from worker.planner import Leg
 from worker.positions import ExitChange, WorkingExit, exit_changes
@@ -169,3 +170,24 @@ def test_a_refused_modification_keeps_ibs_terms_in_view(sim, session):
     assert session.on_loop(session.trading.exit_prices, inst.con_id)["sl"] == D(187)
     exits = {e.role: e.quantity for e in session.on_loop(session.trading.working_exits, inst.con_id)}
     assert exits == {"tp": D(10), "sl": D(10)}
+
+
+def test_exits_this_client_id_placed_on_another_account_are_not_this_accounts():
+    """The guard and the jobs touch only their own client id's orders ON their account: the client
+    id may have traded another account under an earlier IB_ACCOUNT (docs/scaling.md)."""
+    with run_in_thread(port=0, control_port=None, farm_notices=False, accounts=("DU1", "DU2")) as sim:
+        session = IBHandle(sim.port)
+        session.conn.start()
+        try:
+            assert session.conn.wait_ready(10) and session.conn.account == "DU1"
+            sim.set_price("AAPL", 190.0)
+            session.conn.account = "DU2"  # the same client id, serving DU2 then
+            contract, inst = _place(session, "ELSEWHERE", _bracket())
+            _wait(lambda: len(session.on_loop(session.trading.working_exits, inst.con_id)) == 2)
+            session.conn.account = "DU1"  # and DU1 now: DU2's exits are none of its business
+            assert session.on_loop(session.trading.working_exits, inst.con_id) == []
+            assert session.on_loop(session.trading.exit_prices, inst.con_id) == {}
+            assert session.call(session.trading.cancel_working(None)) == []
+            assert {o["status"] for o in _orders(sim, "ELSEWHERE").values() if o["parentId"]} == {"Submitted"}
+        finally:
+            session.conn.stop()

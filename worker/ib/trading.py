@@ -349,6 +349,7 @@ class Trading:
             for t in self.ib.openTrades()
             if (con_id is None or t.contract.conId == con_id)
             and t.order.clientId == self.conn.client_id
+            and self._on_account(t)
             and (t.order.orderRef or "").startswith("tv2ib")
             and t.orderStatus.status in IB_WORKING_STATUSES
         ]
@@ -368,13 +369,19 @@ class Trading:
     # protocol share. Everything here runs on the IB loop.
 
     def _ours(self, trade: Trade, con_id: int | None) -> bool:
-        """A working order of this worker (client id) with a tv2ib orderRef, on ``con_id``."""
+        """A working order of this worker (client id) on its account, with a tv2ib orderRef, on
+        ``con_id``: what the guard and the jobs may change (one worker per account, worker/claims.py;
+        the client id may have traded another account under an earlier IB_ACCOUNT)."""
         return (
             (con_id is None or trade.contract.conId == con_id)
             and trade.order.clientId == self.conn.client_id
+            and self._on_account(trade)
             and (trade.order.orderRef or "").startswith("tv2ib:")
             and trade.orderStatus.status in IB_WORKING_STATUSES
         )
+
+    def _on_account(self, trade: Trade) -> bool:
+        return not self.account or trade.order.account in ("", self.account)
 
     def _trade_by_id(self, order_id: int) -> Trade | None:
         for trade in self.ib.trades():

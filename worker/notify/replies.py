@@ -162,6 +162,6 @@ def flatten_question(account: str | None, seconds: int) -> str:
 
 def flatten_done(doc: Mapping[str, Any]) -> str:
     return (
-        f"🧹 <b>Flatten requested</b> for {esc(doc.get('account') or 'default')} "
+        f"🧹 <b>Flatten requested</b> for {esc(doc.get('account') or 'the default account')} "
         f"(job <code>{esc(doc.get('job_id') or '?')}</code>). Fills will be reported here."
     )
