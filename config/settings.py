@@ -218,6 +218,9 @@ class Settings:
     telegram_api_url: str = "https://api.telegram.org/bot"
     # Notices: per-kind mode on|silent|off, NOTIFY="fill=on,daily_summary=silent,*=on".
     notify_modes: Mapping[str, str] = field(default_factory=dict)
+    # Invalid alerts of one strategy after the first, and failed authentications, are reported
+    # together in one notice per this many seconds (core/notice_digest.py), not one per request.
+    notify_digest_seconds: float = 300.0
     ib_alarm_after_seconds: float = 60.0
     redis_alarm_after_seconds: float = 30.0
     daily_summary_time: str | None = None  # "HH:MM" UTC; None = no daily summary
@@ -328,6 +331,7 @@ class Settings:
             "dedup_window_seconds": ("DEDUP_WINDOW_SECONDS", 0.0),
             "stale_alert_seconds": ("STALE_ALERT_SECONDS", 1.0),
             "ib_alarm_after_seconds": ("IB_ALARM_AFTER_SECONDS", 0.0),
+            "notify_digest_seconds": ("NOTIFY_DIGEST_SECONDS", 1.0),
             "redis_alarm_after_seconds": ("REDIS_ALARM_AFTER_SECONDS", 0.0),
             "events_stream_seconds": ("EVENTS_STREAM_SECONDS", 1.0),
             "request_timeout_seconds": ("REQUEST_TIMEOUT_SECONDS", 1.0),

@@ -59,6 +59,8 @@ RELAY_LOCK_KEY = "tv2ib:relay:lock"
 RELAY_SCAN_MARKER_KEY = "tv2ib:relay:scan"
 # Rate-limit counters: f"{RATE_LIMIT_PREFIX}:{kind}:{address}:{window}".
 RATE_LIMIT_PREFIX = "tv2ib:limits"
+# Counts of intake's refusals waiting for their digest notice (core/notice_digest.py).
+NOTICE_DIGEST_PREFIX = "tv2ib:notices:digest:"
 # Dashboard sessions on the server: one key per signed-in session (value: its start time).
 DASHBOARD_SESSION_PREFIX = "tv2ib:dashboard:session:"
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -60,8 +60,9 @@ def mode_of(settings: Settings, kind: str) -> str:
     return modes.get(kind) or modes.get("*") or "on"
 
 
-def enqueue_draft(session: Session, draft: NoticeDraft, settings: Settings) -> int:
-    """Write ``draft`` once per target chat (insert-or-ignore on the dedup key)."""
+def enqueue_draft(session: Session | Connection, draft: NoticeDraft, settings: Settings) -> int:
+    """Write ``draft`` once per target chat (insert-or-ignore on the dedup key), in the caller's
+    transaction: an ORM session, or a Core connection (intake's path)."""
     mode = mode_of(settings, draft.kind)
     if mode == "off":
         return 0
@@ -82,11 +83,12 @@ def enqueue_draft(session: Session, draft: NoticeDraft, settings: Settings) -> i
     return added
 
 
-def _insert_or_ignore(session: Session, row: dict[str, Any]) -> int:
+def _insert_or_ignore(session: Session | Connection, row: dict[str, Any]) -> int:
     if row["dedup_key"] is None:
         session.execute(insert(Notice).values(**row))
         return 1
-    dialect = session.get_bind().dialect.name
+    bind = session if isinstance(session, Connection) else session.get_bind()
+    dialect = bind.dialect.name
     if dialect in ("postgresql", "sqlite"):
         if dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as dialect_insert

@@ -10,6 +10,8 @@ on disk here). :func:`relay_once` repairs both:
 3. alerts still ``received``/``queued`` longer than ``STALE_ALERT_SECONDS`` end as ``rejected``
    with the reason and a notice (:func:`sweep_unconsumed`): no worker took them in time.
 
+4. the digest notices of intake's refusals that are due are written (:mod:`core.notice_digest`).
+
 Step 2 checks every ``queued`` alert against Redis, so it does not run on every tick: it runs
 when the marker key ``tv2ib:relay:scan`` is missing (Redis restarted empty or was flushed, which
 is exactly when jobs get lost), on ``relay_once(ctx, full_scan=True)``, and at least every
@@ -40,7 +42,7 @@ from rq import Queue
 from rq.job import Job
 from sqlalchemy import select, update
 
-from core import events, outbox
+from core import events, notice_digest, outbox
 from core.context import AppContext
 from core.enqueue import alert_job_id, enqueue_alert
 from core.keys import (
@@ -285,6 +287,7 @@ def relay_once(ctx: AppContext, *, full_scan: bool = False) -> int:
             ctx.redis.set(RELAY_SCAN_MARKER_KEY, repr(started))
         with ctx.engine.connect() as conn:
             outbox.purge_expired_claims(conn)
+        _flush_notice_digests(ctx)
         return count
     except redis.RedisError as exc:
         log.info("relay: Redis unavailable (%s); will retry", type(exc).__name__)
@@ -294,6 +297,15 @@ def relay_once(ctx: AppContext, *, full_scan: bool = False) -> int:
             ctx.redis.eval(_RELEASE, 1, RELAY_LOCK_KEY, token)
         except redis.RedisError:
             pass  # the lock expires by itself
+
+
+def _flush_notice_digests(ctx: AppContext) -> None:
+    """Write the due digests of intake's refusals (``alert_invalid``, ``auth_failed``). Last and
+    on its own: a failure here never costs the alerts of this pass; the counts wait in Redis."""
+    try:
+        notice_digest.flush_due(ctx)
+    except Exception as exc:  # noqa: BLE001 - e.g. the database is down: the next pass retries
+        log.warning("relay: notice digests not written (%s: %s)", type(exc).__name__, exc)
 
 
 class RelayThread(threading.Thread):

@@ -4,12 +4,24 @@ It runs on the IB loop and makes tv2ib's working exits on a contract equal
 ``exit_changes(position, working_exits, wanted_roles)`` (worker/positions.py): exits on the wrong
 side or for a flat position are cancelled, exits larger than the position shrink (before anything
 grows), exits smaller than the position grow (after a fill of an ``add``), and an exit the spec
-wants but IB no longer works is re-attached, sized to the whole position.
+wants but IB no longer works is re-attached, sized to the whole position. What to do is decided by
+the pure :func:`worker.guard_rules.guard_decision`; this module gathers its input and acts on it.
+
+How it reads the position: exactly as the executor does (``Trading.settled_view``,
+worker/ib/position_reader.py): IB's last position report PLUS the live executions of tv2ib's
+orders that arrived after it (worker/ledger.py), after waiting (at most ``SETTLE_SECONDS``) for
+IB's report to agree with them. IB reports a position a moment after the fill (a second or more
+on a busy gateway); a guard that read the report alone saw a position just opened as flat and
+cancelled its new stop and target (issue 16). Past the wait it decides on the report plus the
+executions, never on the report alone; and it clears a position's spec only when IB's report
+shows it flat too (a flat that only the executions show yet cancels the exits, and keeps the
+spec until the report comes: its arrival triggers the next check).
 
 When it runs (each trigger only schedules a check a moment later, so a burst of IB events is one
 check, and position updates that follow an execution are in by then):
 
-* after every execution and position change on a contract with a spec or tv2ib exits;
+* after every execution and position change on a contract with a spec, tv2ib exits, or tv2ib
+  executions IB's report does not show yet;
 * after one of tv2ib's exits ends unfilled at IB (cancelled, expired, refused);
 * after every (re)connect, once IB's orders and positions are synchronised (every spec);
 * when the job asks (:meth:`Guard.restore`: a refused reversal puts the old exits back).
@@ -68,8 +80,10 @@ from ib_async import MarketOrder
 from core import events
 from core.models import IB_ENDED_UNFILLED_STATUSES
 from worker.errors import TemporaryError
+from worker.guard_rules import GuardInput, guard_decision
+from worker.ib.position_reader import SETTLE_SECONDS
 from worker.ib.trading import Trading, exit_role
-from worker.positions import ExitChange, describe, exit_changes, exits_fit, side_closing
+from worker.positions import ExitChange, describe, exits_fit, side_closing
 from worker.protection import ProtectionRegistry, ProtectionSpec
 from worker.recorder import Recorder, UnitOfWork
 
@@ -98,6 +112,7 @@ class Guard:
         job_running: Callable[[], bool] = lambda: False,
         check_delay: float = CHECK_DELAY_SECONDS,
         active: Callable[[], bool] = lambda: True,
+        settle_wait: float = SETTLE_SECONDS,
     ) -> None:
         self.trading = trading
         self.conn = trading.conn
@@ -107,6 +122,7 @@ class Guard:
         self.job_running = job_running
         self.check_delay = check_delay
         self.active = active  # the worker holds its account's claim (see "Whose orders" above)
+        self.settle_wait = settle_wait
         self._scheduled: dict[int, asyncio.TimerHandle] = {}
         self._running: set[int] = set()
         self._again: set[int] = set()
@@ -179,13 +195,19 @@ class Guard:
         self._scheduled[con_id] = loop.call_later(self.check_delay, self._start_check, con_id)
 
     def watches(self, con_id: int) -> bool:
-        """Whether events on ``con_id`` concern the guard (a spec, or tv2ib exits working)."""
+        """Whether events on ``con_id`` concern the guard: a spec, tv2ib exits working, or our
+        executions IB has not reported in a position yet (the report that follows them is the
+        moment the position settles: it is checked, whatever it shows)."""
         if self.registry.get(self.trading.account, con_id) is not None:
             return True
         try:
-            return bool(self.trading.working_exits(con_id))
+            return bool(self.trading.working_exits(con_id)) or not self.trading.position_view(con_id).settled
         except Exception:  # noqa: BLE001 - a trigger never raises into ib_async's event loop
             return False
+
+    def idle(self) -> bool:
+        """No check scheduled or running (for tests and the status: the guard has caught up)."""
+        return not self._scheduled and not self._running
 
     def on_position(self, con_id: int) -> None:
         if self.watches(con_id):
@@ -246,50 +268,45 @@ class Guard:
             asyncio.get_event_loop().call_later(BUSY_RETRY_SECONDS, self.poke, con_id)
             return "a job is working on the contract"
         account = self.trading.account or ""
-        spec = self.registry.get(account, con_id)
-        position = self.trading.position_of(con_id)
-        exits = self.trading.working_exits(con_id)
-        if spec is None and not exits:
+        if self.registry.get(account, con_id) is None and not self.trading.working_exits(con_id):
             return "nothing to guard"
-        wanted: frozenset[str] = frozenset()
-        if spec is not None and spec.protects(position):
-            wanted = spec.wanted_roles
-        changes = exit_changes(position, exits, wanted)
-        deferred = position != 0 and self._dormant_bracket_resting(con_id)
-        if deferred:
-            # the bracket's children cover its entry once it fills: add or grow nothing meanwhile
-            # (that would double the protection then), only shrink what exceeds the position
-            size = {ex.ref: ex.quantity for ex in exits}
-            changes = [c for c in changes if c.ref is not None and c.quantity < size[c.ref]]
-            if not changes:
-                return "an entry with its bracket still rests: its children cover it when it fills"
-        new_roles = [c.role for c in changes if c.ref is None]
-        attached = self._attempts(account, con_id, spec)
-        refused_again = [role for role in new_roles if role in attached]
-        changes = [c for c in changes if c.ref is not None or c.role not in attached]
+        # the same position the executor decides on: IB's report once it includes our executions
+        # (bounded wait), else the report PLUS the executions since, never a report that trails them
+        view = await self.trading.settled_view(con_id, self.settle_wait)
+        if not forced and self._taken(con_id):  # a job took the contract while we waited
+            asyncio.get_event_loop().call_later(BUSY_RETRY_SECONDS, self.poke, con_id)
+            return "a job is working on the contract"
+        spec = self.registry.get(account, con_id)
+        position = view.position
+        state = GuardInput(
+            position=position,
+            exits=tuple(self.trading.working_exits(con_id)),
+            side=spec.side if spec is not None else None,
+            wanted=spec.wanted_roles if spec is not None else frozenset(),
+            settled=view.settled,
+            entry_resting=bool(self.trading.resting_entries(con_id)),
+            dormant_bracket=self._dormant_bracket_resting(con_id),
+            attached=frozenset(self._attempts(account, con_id, spec)),
+        )
+        decision = guard_decision(state)
+        if spec is None and not state.exits:
+            return decision.note
+        changes = list(decision.changes)
         done = ""
         if changes:
             done, applied = await self._apply(con_id, spec, position, changes, why, forced)
-            attached.update(c.role for c in applied if c.ref is None)
+            self._attempts(account, con_id, spec).update(c.role for c in applied if c.ref is None)
             if len(applied) < len(changes):  # a job took the contract: it works from IB's view now
                 asyncio.get_event_loop().call_later(BUSY_RETRY_SECONDS, self.poke, con_id)
                 return done or "a job is working on the contract"
         self.checks += 1
-        if deferred:
-            return done
-        if position == 0 and spec is not None and not self.trading.resting_entries(con_id):
-            # flat and no entry on its way: the spec has served (a new alert plans a new one)
+        if decision.clear_record:
+            # flat, IB's report says so too, and no entry on its way: the spec has served
             self.registry.clear(account, con_id)
             self._attached.pop((account, con_id), None)
-            return done or "flat: no exits needed"
-        missing = self._missing(con_id, position, spec)
-        if refused_again or (missing and not any(c.ref is None for c in changes)):
-            return await self._unprotected(con_id, position, spec, sorted(set(refused_again) | set(missing)))
-        if missing:
-            # just placed: IB may refuse it a moment later; the next check (triggered by that
-            # refusal) finds the role already attached once and raises the alarm
-            return done
-        return done or "exits match the position"
+        elif decision.alarm:
+            return await self._unprotected(con_id, position, spec, list(decision.alarm))
+        return done or decision.note
 
     def _attempts(self, account: str, con_id: int, spec: ProtectionSpec | None) -> set[str]:
         held = self._attached.get((account, con_id))
@@ -297,15 +314,6 @@ class Guard:
             held = (spec, set())  # type: ignore[assignment]
             self._attached[(account, con_id)] = held  # type: ignore[assignment]
         return held[1]  # type: ignore[index]
-
-    def _missing(self, con_id: int, position: Decimal, spec: ProtectionSpec | None) -> list[str]:
-        """Roles the position should have that are not working (or all, for the wrong side)."""
-        if position == 0 or spec is None or not spec.wanted_roles:
-            return []
-        if not spec.protects(position):
-            return sorted(spec.wanted_roles)
-        working = {ex.role for ex in self.trading.working_exits(con_id)}
-        return sorted(spec.wanted_roles - working)
 
     def _dormant_bracket_resting(self, con_id: int) -> bool:
         entries = self.trading.resting_entries(con_id)

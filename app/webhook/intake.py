@@ -11,6 +11,11 @@ Every answer is an :class:`Outcome` (HTTP status, JSON body, a short outcome nam
 metrics). Nothing secret is ever put in an answer, a stored row or a log line: an alert with a
 secret in any field but ``secret`` is refused (422 naming the field), the stored body has every
 secret replaced by ``***`` (:mod:`app.webhook.redaction`), and so has every stored column.
+
+TradingView never shows the answer, so a refusal is also told to the trader
+(:mod:`app.webhook.notices`): an alert stored ``invalid`` gets an ``alert_invalid`` notice in its
+own transaction, and a failed authentication is counted for the ``auth_failed`` digest in the rate
+limiter's Redis call. A valid alert pays nothing for either.
 """
 
 from __future__ import annotations
@@ -27,11 +32,14 @@ from app.webhook import auth, parsing, store
 from app.webhook.dedup import idempotency_key
 from app.webhook.fanout import Route, route
 from app.webhook.marker import QueuedMarker
+from app.webhook.notices import IntakeNotices
 from app.webhook.ratelimit import WebhookLimiter
 from app.webhook.redaction import HOLDER_MESSAGE, Redactor, nest
 from app.webhook.schema import field_errors_summary, normalise_alert
 from core.context import AppContext
 from core.enqueue import enqueue_alert
+from core.ids import new_alert_id
+from core.intake_notices import CAUSE_ADDRESS, CAUSE_SECRET, CAUSE_UNREADABLE
 from core.keys import queue_name
 from core.models import AlertStatus
 from core.risk_file import RiskFile
@@ -73,11 +81,13 @@ class Intake:
         self.settings = ctx.settings
         self.secrets = ctx.settings.secrets()
         self.redactor = Redactor(self.secrets)
+        self.notices = IntakeNotices(ctx.settings, ctx.redis)
         self.limiter = WebhookLimiter(
             ctx.redis,
             ctx.settings.rate_limit,
             ctx.settings.auth_failure_limit,
             ctx.settings.authenticated_rate_limit,
+            self.notices.failure_digest_seconds,
         )
         self.marker = QueuedMarker(ctx.engine)
         self.fast_engine = store.make_fast_engine(ctx.engine)
@@ -113,10 +123,13 @@ class Intake:
         outcome.headers["Retry-After"] = str(item.get_expiry())
         return outcome
 
-    def _unauthenticated(self, address: str, outcome: Outcome, *, auth_failure: bool) -> Outcome:
+    def _unauthenticated(
+        self, address: str, outcome: Outcome, *, auth_failure: bool, cause: str | None = None
+    ) -> Outcome:
         """``outcome`` for a request without a valid secret, or 429 when its address is over
-        ``RATE_LIMIT`` or (for a failed authentication) ``AUTH_FAILURE_LIMIT``."""
-        exceeded = self.limiter.unauthenticated(address, auth_failure=auth_failure)
+        ``RATE_LIMIT`` or (for a failed authentication) ``AUTH_FAILURE_LIMIT``. With a ``cause``
+        it is counted for the ``auth_failed`` notice in the same Redis call."""
+        exceeded = self.limiter.unauthenticated(address, auth_failure=auth_failure, cause=cause)
         if exceeded is None:
             return outcome
         if exceeded is self.limiter.rate:
@@ -135,7 +148,7 @@ class Intake:
         address = request.remote_addr or "unknown"
         if not auth.address_allowed(settings, address):
             refused = error_outcome(403, "forbidden", "forbidden", "this address may not send alerts")
-            return self._unauthenticated(address, refused, auth_failure=True)
+            return self._unauthenticated(address, refused, auth_failure=True, cause=CAUSE_ADDRESS)
         try:
             parsing.check_content_type(request)
             raw = parsing.read_body(request, settings.max_body_bytes)
@@ -155,7 +168,7 @@ class Intake:
         presented = auth.presented_secret(alert, request.headers)
         if not auth.secret_ok(settings, presented, alert.get("strategy")):
             refused = error_outcome(401, "unauthorized", "unauthorized", "missing or wrong secret")
-            return self._unauthenticated(address, refused, auth_failure=True)
+            return self._unauthenticated(address, refused, auth_failure=True, cause=CAUSE_SECRET)
         over_limit = self._authenticated_over_limit(address)
         if over_limit is not None:
             return over_limit
@@ -174,15 +187,7 @@ class Intake:
         if normalised is None or routed is None:
             errors = self._scrub(errors)
             reason = "invalid alert: " + field_errors_summary(errors)
-            with self.ctx.engine.connect() as conn:
-                alert_id = store.record_invalid(
-                    conn,
-                    raw_body=body_text,
-                    errors=errors,
-                    reason=reason,
-                    client_ip=address,
-                    alert=self._shown_columns(alert),
-                )
+            alert_id = self._record_invalid(body_text, errors, reason, address, self._shown_columns(alert))
             return error_outcome(422, "invalid", "invalid_alert", reason, fields=errors, alert_id=alert_id)
 
         # The idempotency key is that of the alert as SENT (a list of accounts, or none), not of
@@ -229,19 +234,40 @@ class Intake:
         reason = self.redactor.text(reason)  # it may quote a placeholder holding the secret
         refused = error_outcome(400, "bad_request", "bad_request", reason)
         if presented is None or not auth.secret_ok(self.settings, presented, any_configured=True):
-            return self._unauthenticated(address, refused, auth_failure=presented is not None)
+            # no secret at all: a template that lost its JSON is reported like a wrong secret
+            cause = CAUSE_UNREADABLE if presented is None else CAUSE_SECRET
+            return self._unauthenticated(address, refused, auth_failure=presented is not None, cause=cause)
         over_limit = self._authenticated_over_limit(address)
         if over_limit is not None:
             return over_limit
-        with self.ctx.engine.connect() as conn:
-            alert_id = store.record_invalid(
-                conn,
-                raw_body=parsing.stored_body(text, raw, self.redactor),
-                errors={"_body": [reason]},
-                reason=f"invalid alert: {reason}",
-                client_ip=address,
-            )
+        body_text = parsing.stored_body(text, raw, self.redactor)
+        alert_id = self._record_invalid(
+            body_text, {"_body": [reason]}, f"invalid alert: {reason}", address, {}
+        )
         return error_outcome(400, "bad_request", "bad_request", reason, alert_id=alert_id)
+
+    def _record_invalid(
+        self, body_text: str, errors: dict[str, Any], reason: str, address: str, shown: dict[str, Any]
+    ) -> str:
+        """Store an authenticated request that cannot be executed, with its ``alert_invalid``
+        notice in the same transaction (unless it is counted for a digest); returns its id.
+        Everything passed in is redacted already."""
+        alert_id = new_alert_id()
+        notice = self.notices.invalid_alert(
+            alert_id, errors=errors, reason=reason, client_ip=address, shown=shown
+        )
+        with self.ctx.engine.connect() as conn:
+            return store.record_invalid(
+                conn,
+                alert_id=alert_id,
+                raw_body=body_text,
+                errors=errors,
+                reason=reason,
+                client_ip=address,
+                alert=shown,
+                notice=notice,
+                settings=self.settings,
+            )
 
     def _enqueue_children(self, children: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
         """Enqueue a fan-out's committed children, each on its account's queue. Once Redis fails,

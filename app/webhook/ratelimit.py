@@ -12,7 +12,8 @@ Who pays which limit (all keyed by client address, fixed windows; the limits are
 * A request **without a valid secret** (none, a wrong one, a body too broken to read one, an
   address ``TRADINGVIEW_IPS_ONLY`` refuses): ``RATE_LIMIT`` (default 120/minute), and for failed
   authentication ``AUTH_FAILURE_LIMIT`` (default 10/minute); past either, such requests get 429.
-  Counted in Redis (shared by every web process) in one Lua call per request.
+  Counted in Redis (shared by every web process) in one Lua call per request; the same call
+  counts the request for the ``auth_failed`` notice (:mod:`core.notice_digest`).
 * A wrong **admin token** (``/api``, the dashboard, ``/readyz`` details): ``ADMIN_AUTH_FAILURE_LIMIT``
   (default 10/minute) on its own Redis counter (:class:`AuthFailureLockout`), so webhook guessing
   never locks the admin out and the reverse. Once exhausted the address gets 429 BEFORE the token
@@ -33,12 +34,23 @@ import redis
 from limits import RateLimitItem, parse
 
 from core.keys import RATE_LIMIT_PREFIX
+from core.notice_digest import (
+    AUTH_BUCKET,
+    COUNT_AUTH_FAILURE,
+    DUE_KEY,
+    MAX_AUTH_ADDRESSES,
+    auth_field,
+    bucket_ttl,
+)
 
 log = logging.getLogger(__name__)
 
-# KEYS: request counter, failure counter. ARGV: request TTL, failure TTL, '1' for a failed
-# authentication (counted even past the limit: every refused guess was still a guess).
-_UNAUTHENTICATED = """
+# KEYS: request counter, failure counter, then the auth_failed notice's bucket and due set.
+# ARGV: request TTL, failure TTL, '1' for a failed authentication (counted even past the limit:
+# every refused guess was still a guess), then, to count the request for the notice, ARGV 4-8 of
+# core.notice_digest.COUNT_AUTH_FAILURE (ARGV[4] empty: not counted).
+_UNAUTHENTICATED = (
+    """
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 local failures
@@ -48,8 +60,14 @@ if ARGV[3] == '1' then
 else
   failures = tonumber(redis.call('GET', KEYS[2]) or '0')
 end
+if ARGV[4] ~= '' then
+"""
+    + COUNT_AUTH_FAILURE
+    + """
+end
 return {n, failures}
 """
+)
 _FAIL = """
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
@@ -115,8 +133,12 @@ class WebhookLimiter:
         rate_limit: str,
         auth_failure_limit: str,
         authenticated_rate_limit: str,
+        failure_digest_seconds: float | None = None,
     ):
+        """``failure_digest_seconds``: count failed authentications for the ``auth_failed``
+        notice, reported once per run of this many seconds (None: not counted)."""
         self.rate: RateLimitItem = parse(rate_limit)
+        self.failure_digest_seconds = failure_digest_seconds
         self.auth_failures: RateLimitItem = parse(auth_failure_limit)
         self.authenticated = BurstAllowance(authenticated_rate_limit)
         self._unauthenticated = client.register_script(_UNAUTHENTICATED)
@@ -126,15 +148,36 @@ class WebhookLimiter:
         """Count one request with a valid secret; False past ``AUTHENTICATED_RATE_LIMIT``."""
         return self.authenticated.take(address)
 
-    def unauthenticated(self, address: str, *, auth_failure: bool) -> RateLimitItem | None:
+    def unauthenticated(
+        self, address: str, *, auth_failure: bool, cause: str | None = None
+    ) -> RateLimitItem | None:
         """Count one request WITHOUT a valid secret (``auth_failure``: it presented a wrong one,
-        or came from an address that may not send). Returns the limit it is over (answer 429),
-        or None."""
+        or came from an address that may not send). ``cause`` (see
+        :data:`core.intake_notices.CAUSE_TEXTS`) counts it for the ``auth_failed`` notice too.
+        Returns the limit it is over (answer 429), or None. One Redis call, the notice's count
+        included."""
         keys = [
             _window_key("req", self.rate, address),
             _window_key("authfail", self.auth_failures, address),
+            AUTH_BUCKET,
+            DUE_KEY,
         ]
-        args = [self.rate.get_expiry() + 1, self.auth_failures.get_expiry() + 1, int(auth_failure)]
+        args: list[str | int | float] = [
+            self.rate.get_expiry() + 1,
+            self.auth_failures.get_expiry() + 1,
+            int(auth_failure),
+        ]
+        window = self.failure_digest_seconds
+        if cause is not None and window is not None:
+            args += [
+                auth_field(cause, address),
+                repr(time.time()),
+                window,
+                MAX_AUTH_ADDRESSES,
+                bucket_ttl(window),
+            ]
+        else:
+            args.append("")
         try:
             count, failures = self._unauthenticated(keys=keys, args=args)
         except (redis.RedisError, OSError) as exc:

@@ -1,7 +1,8 @@
 """Persistence of webhook requests: every authenticated request becomes an Alert row.
 
 * valid      -> status ``received`` (committed BEFORE the answer), then ``queued`` once on rq
-* invalid    -> status ``invalid`` with ``errors`` (field -> problems) and a one-line ``reason``
+* invalid    -> status ``invalid`` with ``errors`` (field -> problems) and a one-line ``reason``,
+                and its ``alert_invalid`` notice when one is due (:mod:`app.webhook.notices`)
 * duplicate  -> status ``duplicate`` with ``duplicate_of`` = the first alert's id; never enqueued
 * fan-out    -> a parent ``fanned_out`` (terminal) plus one ``received`` child per account
                 (``parent_id``), in the parent's transaction (:mod:`app.webhook.fanout`)
@@ -40,8 +41,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
+from config.settings import Settings
 from core.ids import new_alert_id
 from core.models import AlertStatus, utcnow
+from core.notices import NoticeDraft, enqueue_draft
 from core.outbox import ALERTS, CLAIMS, INSERT_EVENT, insert_event
 
 
@@ -113,11 +116,17 @@ def record_invalid(
     reason: str,
     client_ip: str | None,
     alert: dict[str, Any] | None = None,
+    alert_id: str | None = None,
+    notice: NoticeDraft | None = None,
+    settings: Settings | None = None,
 ) -> str:
-    """Store a request that authenticated but cannot be executed; returns its alert id."""
+    """Store a request that authenticated but cannot be executed; returns its alert id.
+
+    ``notice`` (with ``settings``: its chats and mode) is written in the same transaction: the
+    trader hears of the alert exactly when it is stored."""
     alert = alert or {}
     now = utcnow()
-    alert_id = new_alert_id()
+    alert_id = alert_id or new_alert_id()
     row = {
         "id": alert_id,
         "status": AlertStatus.INVALID.value,
@@ -136,6 +145,8 @@ def record_invalid(
     with conn.begin():
         conn.execute(_INSERT_ALERT, row)
         insert_event(conn, alert_id, now, row["status"], row["reason"])
+        if notice is not None and settings is not None:
+            enqueue_draft(conn, notice, settings)
     return alert_id
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
+from worker.guard_rules import GuardInput, guard_decision
+from worker.ledger import ExecutionLedger
 from worker.positions import (
     PositionIntent,
     PositionRefused,
@@ -122,14 +124,21 @@ def test_exit_changes_shrink_before_growing_and_drop_wrong_side() -> None:
 
 # ------------------------------------------------------------------ invariant 7 as a property
 
+ACCOUNT, CON_ID = "DU1", 1
+
 
 class Book:
-    """IB's side of one account and contract: the position and tv2ib's working exits."""
+    """IB's side of one account and contract: the position, tv2ib's working exits, and the
+    position reports IB has sent that the worker has not read yet (they trail the executions)."""
 
     def __init__(self, position: Decimal, exits: list[WorkingExit]) -> None:
         self.position = position
         self.exits = {ex.ref: ex for ex in exits}
         self.serial = 0
+        self.executions = 0
+        self.ledger = ExecutionLedger()  # the worker's: reports read plus executions since
+        self.ledger.report(ACCOUNT, CON_ID, position)
+        self.reports: list[Decimal] = []  # sent by IB, not read by the worker yet (in order)
 
     def apply(self, changes) -> None:
         # a book that already fits must fit after every single change (each is one IB message);
@@ -150,8 +159,20 @@ class Book:
         self.check()
 
     def fill(self, side: str, qty: Decimal) -> None:
+        """An execution: the worker hears it at once; IB's position report of it comes later."""
         self.position += qty if side == "BUY" else -qty
+        if qty:
+            self.executions += 1
+            self.ledger.execution(ACCOUNT, CON_ID, f"x{self.executions}", qty if side == "BUY" else -qty)
+            self.reports.append(self.position)
         self.check()
+
+    def deliver(self, count: int, coalesce: bool = False) -> None:
+        """The next ``count`` reports reach the worker (``coalesce``: only the last of them, as a
+        gateway that skips the intermediate ones)."""
+        arrived, self.reports = self.reports[:count], self.reports[count:]
+        for position in arrived[-1:] if coalesce else arrived:
+            self.ledger.report(ACCOUNT, CON_ID, position)
 
     def trigger(self, role: str, fraction: Decimal) -> None:
         """An exit fills (part of) its quantity. Its own remainder and, by OCA type 2 ("reduce with
@@ -169,30 +190,89 @@ class Book:
                 self.exits[other.ref] = WorkingExit(other.ref, other.role, other.action, left)
         self.fill(ex.action, qty)
 
+    def covered(self) -> set[str]:
+        """The roles with an exit on the closing side of the (true) position."""
+        closing = "SELL" if self.position > 0 else "BUY"
+        return {ex.role for ex in self.exits.values() if self.position and ex.action == closing}
+
     def check(self) -> None:
         problem = exits_fit(self.position, list(self.exits.values()))
         assert problem is None, problem
 
 
-def run_protocol(book: Book, decision, wanted, outcome) -> bool:
-    """What the worker does for a decision, with IB's answers drawn by ``outcome``; True when every
-    order of the decision was filled."""
+class GuardActor:
+    """The protective-order guard as an actor (worker/guard.py): it reads the position through the
+    ledger (IB's last report read, plus the executions since) and acts on the pure decision
+    (worker/guard_rules.py). With ``raw`` it reads the last report alone, as it did before issue
+    16 (the property must then fail: see the test below)."""
+
+    def __init__(self, book: Book, raw: bool = False) -> None:
+        self.book, self.raw = book, raw
+        self.side: int | None = None
+        self.wanted: frozenset[str] = frozenset()
+        self.attached: set[str] = set()
+
+    def protect(self, position: Decimal, wanted: frozenset[str]) -> None:
+        """The job's protection record for a position on ``position``'s side (none when flat)."""
+        self.side = (1 if position > 0 else -1) if position else None
+        self.wanted, self.attached = wanted, set()
+
+    def look(self) -> None:
+        book = self.book
+        view = book.ledger.view(ACCOUNT, CON_ID)
+        position, settled = (view.reported, True) if self.raw else (view.position, view.settled)
+        state = GuardInput(position, tuple(book.exits.values()), self.side, self.wanted, settled,
+                           attached=frozenset(self.attached))  # fmt: skip
+        decision = guard_decision(state)
+        before = book.covered()
+        book.apply(decision.changes)  # invariant 7 against IB's true position, change by change
+        self.attached |= {c.role for c in decision.changes if c.ref is None}
+        if book.position:
+            # exits are never removed from a position that is not flat
+            assert before <= book.covered(), (
+                f"the guard stripped {before - book.covered()} from {book.position}"
+            )
+            assert not decision.clear_record, f"the guard forgot the protection of {book.position}"
+        if decision.clear_record:
+            self.side, self.wanted = None, frozenset()
+
+
+def meanwhile(book: Book, guard: GuardActor | None, outcome) -> None:
+    """IB's position reports reach the worker late (some, all or none of those sent); the guard
+    may look at the contract (``None``: a job is changing the exits, the guard stays off)."""
+    if book.reports:
+        count = outcome.draw(st.integers(0, len(book.reports)), label="reports read")
+        book.deliver(count, coalesce=outcome.draw(st.booleans(), label="coalesced"))
+    # the ledger's promise: whatever the reports read so far, the view is IB's true position
+    assert book.ledger.view(ACCOUNT, CON_ID).position == book.position
+    if guard is not None and outcome.draw(st.booleans(), label="the guard looks"):
+        guard.look()
+
+
+def run_protocol(book: Book, decision, wanted, outcome, guard: GuardActor) -> bool:
+    """What the worker does for a decision, with IB's answers drawn by ``outcome`` and the guard
+    looking in between; True when every order of the decision was filled."""
     before = book.position
     protected = frozenset(role for role in ("tp", "sl") if any(e.role == role for e in book.exits.values()))
+    guard.protect(before, protected)
     if decision.close_qty:
         # exits fitted to what the closing part leaves, confirmed before the close goes out
         leaves = before - (decision.close_qty if before > 0 else -decision.close_qty)
         book.apply(exit_changes(leaves, list(book.exits.values())))
         if outcome.draw(st.booleans(), label="an exit triggers meanwhile"):
             book.trigger(outcome.draw(st.sampled_from(["tp", "sl"])), D("0.5"))
+        meanwhile(book, None, outcome)
         remaining = min(decision.close_qty, abs(book.position))
         filled = outcome.draw(st.integers(0, int(remaining)), label="close filled")
         book.fill(decision.close_side, D(filled))
+        meanwhile(book, None, outcome)
         if filled < remaining:  # refused or partly filled: the old protection comes back, resized
             book.apply(exit_changes(book.position, list(book.exits.values()), protected))
+            meanwhile(book, guard, outcome)
             return False
     complete = True
     if decision.open_qty and book.position * decision.target >= 0:
+        guard.protect(decision.target, wanted)  # the job sets the record before the entry goes out
         step = outcome.draw(st.integers(1, max(1, int(decision.open_qty))), label="fill step")
         filled = D(0)
         while filled < decision.open_qty:  # partial fills, exits grown after each
@@ -202,10 +282,13 @@ def run_protocol(book: Book, decision, wanted, outcome) -> bool:
                 break
             book.fill(decision.open_side, part)
             filled += part
+            meanwhile(book, guard, outcome)  # the guard may look before the exits grow
             book.apply(exit_changes(book.position, list(book.exits.values()), wanted))
+            meanwhile(book, guard, outcome)
     book.apply(
         exit_changes(book.position, list(book.exits.values()), wanted if book.position else frozenset())
     )
+    meanwhile(book, guard, outcome)
     return complete
 
 
@@ -223,26 +306,64 @@ intent_st = st.builds(
     position_size=st.one_of(st.none(), st.integers(-30, 30).map(D)),
     sentiment=st.sampled_from([None, "bullish", "bearish", "flat"]),
 )
-
-
-@settings(max_examples=400, deadline=None)
-@given(
+book_st = dict(
     position=st.integers(-30, 30).map(D),
     exits=st.lists(exit_st, max_size=4),
-    alert=intent_st,
+    alerts=st.lists(intent_st, min_size=1, max_size=3),
     protect=st.sets(st.sampled_from(["tp", "sl"])).map(frozenset),
     outcome=st.data(),
 )
-def test_planned_steps_keep_exits_within_the_position(position, exits, alert, protect, outcome) -> None:
+
+
+def play(position, exits, alerts, protect, outcome, raw: bool = False) -> None:
+    """Alerts back to back against one book, the guard looking in between, IB's position reports
+    trailing the fills (across alerts too)."""
     book = Book(position, [])
     book.exits = {ex.ref: ex for ex in exits}  # whatever was working, right or wrong
-    # first thing on every alert: exits that do not fit the position as it is are brought in line
+    # first thing: exits that do not fit the position as it is are brought in line
     book.apply(exit_changes(book.position, list(book.exits.values())))
-    try:
-        decision = decide(position, alert)
-    except PositionRefused:
-        return
-    if run_protocol(book, decision, protect, outcome) and book.position == decision.target:
-        # done as planned: the protection asked for covers the whole position, once
-        for role in protect if decision.target else ():
-            assert sum(e.quantity for e in book.exits.values() if e.role == role) == abs(decision.target)
+    guard = GuardActor(book, raw=raw)
+    for alert in alerts:
+        try:  # the executor decides on the ledger's view (the reports may still trail)
+            decision = decide(book.ledger.view(ACCOUNT, CON_ID).position, alert)
+        except PositionRefused:
+            continue
+        if run_protocol(book, decision, protect, outcome, guard) and book.position == decision.target:
+            # done as planned: the protection asked for covers the whole position, once
+            for role in protect if decision.target else ():
+                assert sum(e.quantity for e in book.exits.values() if e.role == role) == abs(decision.target)
+        if outcome.draw(st.booleans(), label="a protective exit triggers"):  # later, its report trailing
+            book.trigger(
+                outcome.draw(st.sampled_from(["tp", "sl"])), outcome.draw(st.sampled_from([D("0.5"), D(1)]))
+            )
+            meanwhile(book, guard, outcome)
+    book.deliver(len(book.reports))  # every report read at last: the ledger agrees with IB
+    view = book.ledger.view(ACCOUNT, CON_ID)
+    assert view.settled and view.position == book.position
+    guard.look()
+
+
+@settings(max_examples=400, deadline=None)
+@given(**book_st)
+def test_planned_steps_keep_exits_within_the_position(position, exits, alerts, protect, outcome) -> None:
+    play(position, exits, alerts, protect, outcome)
+
+
+def test_a_guard_reading_the_report_alone_breaks_invariant_7() -> None:
+    """The property has teeth: the same guard deciding on IB's last report alone (a report that
+    trails the fill) strips a new position's exits or puts exits on a flat one."""
+
+    @settings(
+        max_examples=400,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.generate],
+        report_multiple_bugs=False,
+    )
+    @given(**book_st)
+    def raw(position, exits, alerts, protect, outcome) -> None:
+        play(position, exits, alerts, protect, outcome, raw=True)
+
+    with pytest.raises(AssertionError, match="stripped|forgot|working while flat|exceeds"):
+        raw()

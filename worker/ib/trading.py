@@ -30,6 +30,7 @@ from worker.ib.connection import IBConnection, IBUnavailable
 from worker.ib.exit_orders import exit_order_of, reprice_exit
 from worker.ib.market_data import MarketData, Quote
 from worker.ib.market_rules import MarketRules
+from worker.ib.position_reader import SETTLE_SECONDS, PositionReader
 from worker.ib.translate import (
     closing_contract,
     describe,
@@ -40,6 +41,7 @@ from worker.ib.translate import (
     position_snapshot,
     request_contract,
 )
+from worker.ledger import PositionView
 from worker.order_types import ExitOrder
 from worker.pacing import wait_drained
 from worker.planner import OCA_TYPE, Instrument, Leg, exit_leg
@@ -51,8 +53,6 @@ from worker.symbols import ContractSpec
 log = logging.getLogger(__name__)
 
 FRONT_MONTH_CACHE_SECONDS = 3600.0
-# how long a decision waits for IB's position to include tv2ib's own market orders and fills
-SETTLE_SECONDS = 3.0
 # protective legs: the bracket's tp / sl and their re-attached or re-placed variants (tp2, sl3...)
 _EXIT_LEG = re.compile(r"(tp|sl)\d*")
 
@@ -102,13 +102,9 @@ class Trading:
         # reference prices under IB_MARKET_DATA_TYPE, with the delayed fall back (issue 11)
         self.market_data = MarketData(conn.ib, conn.market_data_type)
         self.market_rules = MarketRules(conn.ib)  # price bands per rule id, cached for the process
-        # IB reports a position a moment after the fill that changed it: per contract, the order in
-        # which the last live fill and the last position report arrived (see settled_position)
-        self._arrivals = 0
-        self._last_fill: dict[int, int] = {}
-        self._last_report: dict[int, int] = {}
-        self.ib.execDetailsEvent += self._on_live_fill
-        self.ib.positionEvent += self._on_position_report
+        # IB reports a position a moment after the fill that changed it: every decision reads IB's
+        # last report plus our executions since (see position_view)
+        self.positions = PositionReader(conn)
 
     @property
     def account(self) -> str | None:
@@ -187,58 +183,23 @@ class Trading:
         self.conn.require_connected()
         return await self.market_data.quote(contract, timeout)
 
-    def _on_live_fill(self, _trade: Any, fill: Any) -> None:
-        # ib_async emits execDetailsEvent for live fills only (not for reqExecutions' replay)
-        if self.account and fill.execution.acctNumber not in ("", self.account):
-            return
-        self._arrivals += 1
-        self._last_fill[fill.contract.conId] = self._arrivals
-
-    def _on_position_report(self, position: Any) -> None:
-        if self.account and position.account != self.account:
-            return
-        self._arrivals += 1
-        self._last_report[position.contract.conId] = self._arrivals
-
-    def _unsettled(self, con_id: int) -> str:
-        """Why IB's position for ``con_id`` may not be final yet ('' when it is): a tv2ib market
-        order on it still working, or a fill that IB has not reported in a position yet."""
-        for trade in self.ib.openTrades():
-            order = trade.order
-            if (trade.contract.conId == con_id and order.orderType == "MKT"
-                    and order.orderRef.startswith("tv2ib:")
-                    and (not self.account or order.account in ("", self.account))
-                    and trade.orderStatus.status not in IB_DONE_STATUSES):  # fmt: skip
-                return f"market order {order.orderRef} still working"
-        if self._last_fill.get(con_id, 0) > self._last_report.get(con_id, 0):
-            return "a fill not yet in IB's position report"
-        return ""
-
-    async def settled_position(self, con_id: int, wait: float = SETTLE_SECONDS) -> Decimal:
-        """IB's position for ``con_id`` once it includes tv2ib's own orders: while a market order
-        tv2ib sent on the contract still works, or a live fill has come that no position report
-        has followed yet, wait (up to ``wait`` seconds). Alerts run back to back: the one after a
-        market entry must decide on the position that entry made, not on the report before its
-        fill (a positionSize burst would otherwise overshoot its targets). Past ``wait``: the last
-        report, and a warning."""
-        deadline = time.monotonic() + wait
-        why = self._unsettled(con_id)
-        while why and time.monotonic() < deadline:
-            self.conn.require_connected()
-            await asyncio.sleep(0.002)
-            why = self._unsettled(con_id)
-        if why:
-            log.warning("position of conId %s not settled after %.1fs (%s): deciding on IB's last "
-                        "report", con_id, wait, why)  # fmt: skip
-        return self.position_of(con_id)
+    def position_view(self, con_id: int) -> PositionView:
+        """Our position in ``con_id`` as every decision reads it: IB's last position report plus
+        our executions since (worker/ib/position_reader.py)."""
+        return self.positions.view(con_id)
 
     def position_of(self, con_id: int) -> Decimal:
-        """Our position in ``con_id`` as IB last reported it."""
-        total = Decimal(0)
-        for pos in self.ib.positions(self.account or ""):
-            if pos.contract.conId == con_id:
-                total += num(pos.position) or Decimal(0)
-        return total
+        """Our position in ``con_id`` now: :meth:`position_view`'s position (does not wait)."""
+        return self.positions.view(con_id).position
+
+    async def settled_view(self, con_id: int, wait: float = SETTLE_SECONDS) -> PositionView:
+        """:meth:`position_view` once IB's report includes our executions and our market orders on
+        the contract are done (waits up to ``wait``; past it, the view as it is)."""
+        return await self.positions.settled(con_id, wait)
+
+    async def settled_position(self, con_id: int, wait: float = SETTLE_SECONDS) -> Decimal:
+        """The position of :meth:`settled_view` (what the executor decides on)."""
+        return (await self.positions.settled(con_id, wait)).position
 
     # ------------------------------------------------------------------ exactly-once placement
 
@@ -662,10 +623,14 @@ class Trading:
         return f"cancelled {len(cancelled)} order(s); closing {', '.join(closing) or 'nothing'}"
 
     def contract_for(self, con_id: int) -> Contract:
-        """The contract of a position (for closing it)."""
+        """The contract of a position (for closing or protecting it): from IB's position report,
+        else from one of our orders on it (a position only our executions show yet)."""
         for pos in self.ib.positions(self.account or ""):
             if pos.contract.conId == con_id:
                 return closing_contract(pos.contract)
+        for trade in self.ib.trades():
+            if trade.contract.conId == con_id and trade.order.clientId == self.conn.client_id:
+                return closing_contract(trade.contract)
         raise ContractNotFound(f"no position with conId {con_id}")
 
 

@@ -37,6 +37,7 @@ from core.events import (
     UnprotectedEvent,
     WorkerStoppedEvent,
 )
+from core.intake_notices import WEB_NOTICE_KINDS
 from core.notices import MAX_DEDUP_KEY, NoticeDraft  # plain data: the outbox row's shape
 
 MAX_TEXT = 4096  # Telegram's sendMessage limit
@@ -76,8 +77,10 @@ def composer(kind: str) -> Callable[[Composer], Composer]:
 
 
 def known_kinds() -> frozenset[str]:
-    """Every notice kind a composer exists for (used to warn about typos in ``NOTIFY``)."""
-    return frozenset(COMPOSERS)
+    """Every notice kind: those a composer exists for, and those the web writes itself
+    (``core/intake_notices.py``, ``core/notices.py``). Used to warn about typos in ``NOTIFY``;
+    ``docs/telegram.md`` lists the same set (a test holds them equal)."""
+    return frozenset(COMPOSERS) | WEB_NOTICE_KINDS
 
 
 def compose(event: Event) -> NoticeDraft | None:
