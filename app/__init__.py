@@ -21,7 +21,8 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     """Build the web app. Without arguments, settings come from the environment and ``.env``.
 
     A missing or too short ``WEBHOOK_SECRET`` ends the process with a clear message and exit code 1
-    (``SystemExit``), not a traceback; so does a bad ``RISK_FILE`` (naming its line and the reason).
+    (``SystemExit``), not a traceback; a bad ``RISK_FILE`` ends it with its line and the reason on
+    stderr and exit code 2.
     Starting migrates the database to the latest schema.
     """
     from flask import Flask

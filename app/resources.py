@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -69,7 +70,8 @@ def resources(app: Flask | None = None) -> WebResources:
 
 def load_web_risk_file(risk_file_setting: str | None) -> RiskFile:
     """``RISK_FILE`` for the web (default ``config/risk.yaml`` when present). A bad file ends the
-    process like a bad setting: ``SystemExit`` with the file, the line and the reason, exit code 1.
+    process: the file, the line and the reason on stderr, ``SystemExit`` with exit code 2 (as the
+    worker for the same file).
 
     Under gunicorn the master has read the file already (it refused to start on a bad one) and
     hands its copy to each worker before the worker serves a request; a file broken since (before a
@@ -82,7 +84,8 @@ def load_web_risk_file(risk_file_setting: str | None) -> RiskFile:
         if os.environ.get(RISK_FILE_FROM_MASTER):
             log.error("risk file error: %s; using the rules gunicorn's master read last", exc)
             return RiskFile()  # replaced by the master's copy in post_worker_init, before any request
-        raise SystemExit(f"tv2ib: risk file error: {exc}") from None
+        print(f"tv2ib: risk file error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
 
 
 def get_ctx(app: Flask | None = None) -> AppContext:

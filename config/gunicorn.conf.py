@@ -66,41 +66,27 @@ def on_starting(server):  # noqa: ANN001 - gunicorn hook signature
     _fresh_metrics_dir()
 
 
-def _load_risk_file():  # noqa: ANN202 - core.risk_file.RiskFile, imported late like the other hooks
-    from core.risk_file import load_risk_file, resolve_path
-
-    return load_risk_file(resolve_path(_settings.risk_file if _settings else None))
-
-
 def _check_risk_file(server) -> None:  # noqa: ANN001 - gunicorn's Arbiter
-    """A bad RISK_FILE stops the server before any worker starts, like a bad setting.
+    """A bad RISK_FILE stops the server before any worker starts: exit code 2, file:line: reason.
 
     The master keeps the file it read on ``server.app`` (gunicorn's application object, which every
     worker inherits when it forks): each worker takes its rules from there (``post_worker_init``),
-    so a HUP with a broken file keeps the rules the web had instead of leaving it without workers."""
+    so a HUP with a broken file keeps the rules the web had instead of leaving it without workers
+    (app/risk_reload.py)."""
     from app.resources import RISK_FILE_FROM_MASTER
-    from core.risk_file import RiskFileError
+    from app.risk_reload import load_at_start
 
-    try:
-        server.app.tv2ib_risk_file = _load_risk_file()
-    except RiskFileError as exc:
-        print(f"tv2ib: risk file error: {exc}", file=sys.stderr, flush=True)
-        sys.exit(1)
+    load_at_start(server, _settings)
     os.environ[RISK_FILE_FROM_MASTER] = "1"
 
 
 def on_reload(server):  # noqa: ANN001 - gunicorn hook signature
-    """HUP: read RISK_FILE again for the new workers; a broken file is reported and the previous
-    rules stay (the new workers get them from the master, see :func:`_check_risk_file`)."""
-    from core.risk_file import RiskFileError
+    """HUP: read RISK_FILE again for the new workers; a broken file (or any error reading it) is
+    logged, the previous rules stay and an alarm notice is raised. Never raises: an exception in
+    this hook ends gunicorn's master."""
+    from app.risk_reload import reload_on_hup
 
-    try:
-        loaded = _load_risk_file()
-    except RiskFileError as exc:
-        server.log.error("tv2ib: risk file error after HUP, the web keeps the rules it had: %s", exc)
-        return
-    server.app.tv2ib_risk_file = loaded
-    server.log.info("tv2ib: HUP: web workers restart with the risk file %s", loaded.path or "(none)")
+    reload_on_hup(server, _settings, _settings_error)
 
 
 _METRICS_DIR_OWNED = "TV2IB_METRICS_DIR_OWNED"
@@ -147,9 +133,12 @@ def post_worker_init(worker):  # noqa: ANN001 - gunicorn hook signature
     extensions = getattr(worker.wsgi, "extensions", {})
     web = extensions.get(EXTENSION_KEY)
     if web is not None:  # not for other apps served with this config (bench's bare app)
-        kept = getattr(worker.app, "tv2ib_risk_file", None)
+        from app.risk_reload import ALARM, KEPT, raise_alarm
+
+        kept = getattr(worker.app, KEPT, None)
         if kept is not None:  # the master's last good RISK_FILE (see _check_risk_file)
             web.use_risk_file(kept)
+        raise_alarm(web.ctx, getattr(worker.app, ALARM, None))  # a HUP that kept the rules
         web.relay = start_relay_thread(web.ctx)
 
 

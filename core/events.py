@@ -222,6 +222,18 @@ class DailyLossEvent(TypedDict):
     until: str
 
 
+class UnknownStrategyEvent(TypedDict):
+    """An alert named a strategy the risk file does not know (case aside): it was checked against
+    the defaults and its account's section only (a warning; worker/risk/gate.py)."""
+
+    type: Literal["unknown_strategy"]
+    alert_id: str
+    strategy: str
+    account: str | None
+    risk_file: str
+    known: list[str]  # the strategies the file has (at most 10)
+
+
 Event = (
     AlertStatusEvent
     | AlertRejectedEvent
@@ -236,6 +248,7 @@ Event = (
     | UnprotectedEvent
     | PositionDriftEvent
     | DailyLossEvent
+    | UnknownStrategyEvent
 )
 
 
@@ -437,6 +450,19 @@ def daily_loss(
         "source": source,
         "action": action,
         "until": until,
+    }
+
+
+def unknown_strategy(
+    alert_id: str, *, strategy: str, account: str | None, risk_file: str, known: list[str]
+) -> UnknownStrategyEvent:
+    return {
+        "type": "unknown_strategy",
+        "alert_id": alert_id,
+        "strategy": strategy,
+        "account": account,
+        "risk_file": risk_file,
+        "known": known[:10],
     }
 
 

@@ -2,24 +2,30 @@
 
 Shared by the web (which fans a strategy's alert out to its ``accounts``) and the worker (which
 checks every opening order against the limits). Loading is strict: an unknown key, a wrong type,
-a duplicate key or a negative limit stops the process at start with the file, the line and the
-reason; a running worker re-reads the file on SIGHUP and keeps the old rules if the new file is bad.
+a duplicate key, a number out of its bounds, a file that is not UTF-8, nested too deep, carries a
+YAML tag other than the plain ones, or sets no rule at all (empty, comments only, truncated) is a
+:class:`RiskFileError` naming the file, the line and the reason, whatever went wrong underneath.
+At start that stops the process (exit 2); on a reload (SIGHUP) the rules in force stay and an
+alarm says why.
 
 Layout::
 
     defaults:                      # applies to every alert
       max_order_notional: 50000
     strategies:
-      trend:                       # the alert's "strategy"
+      trend:                       # the alert's "strategy" (matched without regard to case)
         accounts: [DU111, DU222]   # fan-out: one child alert per account
         max_order_quantity: 500
     accounts:
       DU111:                       # the account the order goes to
         daily_loss_limit: 2000
 
-Precedence, per key: ``defaults``, then the alert's strategy, then the account (the account's word
-is last: its limits are about its own money). :class:`RiskRules` remembers where each value came
-from so that a refusal can say "max_order_notional 50,000 (strategy \"trend\")".
+How the sections combine (core/risk_rules.py): a layer never undoes a safety rule of another.
+``dry_run`` and ``flatten_on_daily_loss`` true anywhere win; ``deny`` lists add up; every ``allow``
+list applies. A limit (a number, ``trading_hours``) in a strategy or an account section replaces
+the default, and where both set one the tighter holds. ``default_sizing``: the most specific
+section's. :class:`RiskRules` remembers where each value came from so that a refusal can say
+"max_order_notional 50,000 (strategy \"trend\")".
 """
 
 from __future__ import annotations
@@ -27,187 +33,55 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from core.account_ids import CHARACTERS, RESERVED, account_id_problem
+from core import risk_values as values
+from core.account_ids import account_id_problem
+from core.risk_rules import RULE_KEYS, RiskRules, merge
+from core.risk_values import DefaultSizing
+
+__all__ = [
+    "RULE_KEYS",
+    "DefaultSizing",
+    "RiskFile",
+    "RiskFileError",
+    "RiskRules",
+    "load_risk_file",
+    "resolve_path",
+]
 
 DEFAULT_RISK_FILE = Path("config/risk.yaml")
-TRADING_HOURS = ("regular", "extended", "always")
-SIZING_TYPES = (
-    "fixed_quantity",
-    "dollar_amount",
-    "risk_dollar_amount",
-    "risk_percent",
-    "percent_of_equity",
-)
+MAX_FILE_BYTES = 1 << 20  # a risk file is a few kilobytes; /dev/zero or a log file is not one
+MAX_DEPTH = 16  # the file's own nesting is 4 (default_sizing under a strategy)
+_PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map")}
 
 
 class RiskFileError(ValueError):
     """The risk file cannot be used; the message names the file, the line and the reason."""
 
 
-@dataclass(frozen=True)
-class DefaultSizing:
-    """``default_sizing: {quantity_type: risk_percent, quantity: 1}``: how to size an alert that
-    names no quantity (and no ``positionSize``)."""
-
-    quantity_type: str
-    quantity: Decimal
-
-    def to_json(self) -> dict[str, str]:
-        return {"quantity_type": self.quantity_type, "quantity": str(self.quantity)}
-
-
-@dataclass(frozen=True)
-class RiskRules:
-    """The limits that apply to one (strategy, account); None: no such limit.
-
-    Money limits are in the account's base currency (as IB reports NetLiquidation); quantity
-    limits in the traded contract's units (shares, contracts, currency units)."""
-
-    max_order_quantity: Decimal | None = None
-    max_order_notional: Decimal | None = None
-    max_position_quantity: Decimal | None = None
-    max_position_notional: Decimal | None = None
-    max_gross_exposure: Decimal | None = None
-    max_open_orders: int | None = None
-    max_orders_per_minute: int | None = None
-    daily_loss_limit: Decimal | None = None
-    flatten_on_daily_loss: bool = False
-    allow: tuple[str, ...] | None = None
-    deny: tuple[str, ...] = ()
-    trading_hours: str = "always"
-    max_price_deviation_percent: Decimal | None = None
-    dry_run: bool = False
-    default_sizing: DefaultSizing | None = None
-    #: key -> where its value came from: "defaults", 'strategy "trend"', 'account "DU111"'
-    sources: Mapping[str, str] = field(default_factory=dict)
-
-    def source_of(self, key: str) -> str:
-        return self.sources.get(key, "defaults")
-
-    def to_json(self) -> dict[str, Any]:
-        """The rules in force, for the plan (only the keys that are set)."""
-        doc: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name == "sources" or value is None or value == () or value is False:
-                continue
-            if f.name == "trading_hours" and value == "always":
-                continue
-            if isinstance(value, Decimal):
-                value = str(value)
-            elif isinstance(value, DefaultSizing):
-                value = value.to_json()
-            elif isinstance(value, tuple):
-                value = list(value)
-            doc[f.name] = value
-        if doc:
-            doc["sources"] = {k: v for k, v in self.sources.items() if k in doc}
-        return doc
-
-
-def _decimal(minimum_exclusive: bool = True) -> Callable[[Any], Decimal]:
-    def parse(value: Any) -> Decimal:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise ValueError("must be a number")
-        try:
-            number = Decimal(str(value).replace(",", "").replace("_", ""))
-        except InvalidOperation:
-            raise ValueError(f"must be a number, got {value!r}") from None
-        if not number.is_finite():
-            raise ValueError("must be a finite number")
-        if number < 0 or (minimum_exclusive and number == 0):
-            raise ValueError(f"must be {'above' if minimum_exclusive else 'at least'} 0, got {value}")
-        return number
-
-    return parse
-
-
-def _count(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"must be a whole number, got {value!r}")
-    if value < 0:
-        raise ValueError(f"must be at least 0, got {value}")
-    return value
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, got {value!r}")
-    return value
-
-
-def _symbols(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise ValueError("must be a list of symbols (TradingView tickers such as AAPL or ES1!)")
-    return tuple(v.strip().upper() for v in value)
-
-
-def _hours(value: Any) -> str:
-    if value not in TRADING_HOURS:
-        raise ValueError(f"must be one of {', '.join(TRADING_HOURS)}, got {value!r}")
-    return str(value)
-
-
-def _percent(value: Any) -> Decimal:
-    number = _decimal()(value)
-    if number > 100:
-        raise ValueError(f"must be at most 100, got {value}")
-    return number
-
-
-def _sizing(value: Any) -> DefaultSizing:
-    if not isinstance(value, dict) or set(value) != {"quantity_type", "quantity"}:
-        raise ValueError("must be a mapping with exactly quantity_type and quantity")
-    qtype = value["quantity_type"]
-    if qtype not in SIZING_TYPES:
-        raise ValueError(f"quantity_type must be one of {', '.join(SIZING_TYPES)}, got {qtype!r}")
-    return DefaultSizing(qtype, _decimal()(value["quantity"]))
-
-
-_PARSERS: dict[str, Callable[[Any], Any]] = {
-    "max_order_quantity": _decimal(),
-    "max_order_notional": _decimal(),
-    "max_position_quantity": _decimal(minimum_exclusive=False),
-    "max_position_notional": _decimal(minimum_exclusive=False),
-    "max_gross_exposure": _decimal(minimum_exclusive=False),
-    "max_open_orders": _count,
-    "max_orders_per_minute": _count,
-    "daily_loss_limit": _decimal(),
-    "flatten_on_daily_loss": _bool,
-    "allow": _symbols,
-    "deny": _symbols,
-    "trading_hours": _hours,
-    "max_price_deviation_percent": _percent,
-    "dry_run": _bool,
-    "default_sizing": _sizing,
+Parser = Callable[[yaml.Node, values.Construct], Any]
+_PARSERS: dict[str, Parser] = {
+    "max_order_quantity": values.amount(),
+    "max_order_notional": values.amount(),
+    "max_position_quantity": values.amount(above_zero=False),
+    "max_position_notional": values.amount(above_zero=False),
+    "max_gross_exposure": values.amount(above_zero=False),
+    "max_open_orders": values.count,
+    "max_orders_per_minute": values.count,
+    "daily_loss_limit": values.amount(),
+    "flatten_on_daily_loss": values.switch,
+    "allow": values.symbols,
+    "deny": values.symbols,
+    "trading_hours": values.hours,
+    "max_price_deviation_percent": values.percent,
+    "dry_run": values.switch,
+    "default_sizing": values.sizing,
 }
-RULE_KEYS = tuple(_PARSERS)
-
-
-def _accounts(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
-        raise ValueError("must be a non-empty list of IB account ids")
-    accounts = tuple(v.strip() for v in value)
-    # fan-out (issue 11): each id names a child alert's rq queue, so it follows the alerts' rule
-    for account in accounts:
-        problem = account_id_problem(account)
-        if problem == RESERVED:
-            raise ValueError(f"names {account!r}: {problem}")
-        if problem is not None:
-            raise ValueError(f"names {account!r}, not an IB account id ({CHARACTERS})")
-    if len(set(accounts)) != len(accounts):
-        raise ValueError("names an account twice")
-    return accounts
+assert tuple(_PARSERS) == RULE_KEYS, "a key of the risk file without its parser, or the other way round"
 
 
 @dataclass(frozen=True)
@@ -220,24 +94,36 @@ class RiskFile:
     accounts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     fanout: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # strategy -> accounts
 
+    def strategy_named(self, name: str | None) -> str | None:
+        """The file's spelling of strategy ``name`` (``TINY`` finds ``tiny``); None: not in it."""
+        if not name:
+            return None
+        folded = name.strip().casefold()
+        return next((s for s in (*self.strategies, *self.fanout) if s.casefold() == folded), None)
+
     def rules_for(self, strategy: str | None, account: str | None) -> RiskRules:
         """The merged rules for an alert of ``strategy`` going to ``account``."""
-        merged: dict[str, Any] = {}
-        sources: dict[str, str] = {}
-        layers = [("defaults", self.defaults)]
-        if strategy and strategy in self.strategies:
-            layers.append((f'strategy "{strategy}"', self.strategies[strategy]))
+        layers: list[tuple[str, Mapping[str, Any]]] = [("defaults", self.defaults)]
+        named = self.strategy_named(strategy)
+        if named is not None:
+            layers.append((f'strategy "{named}"', self.strategies.get(named, {})))
         if account and account in self.accounts:
             layers.append((f'account "{account}"', self.accounts[account]))
-        for where, layer in layers:
-            for key, value in layer.items():
-                merged[key] = value
-                sources[key] = where
-        return RiskRules(**merged, sources=sources)
+        rules = merge(layers)
+        if strategy and named is None and self.strategies:
+            return dataclasses.replace(rules, unknown_strategy=strategy, notes=(self._unknown(strategy),))
+        return rules
+
+    def _unknown(self, strategy: str) -> str:
+        known = sorted(self.strategies, key=str.casefold)
+        shown = ", ".join(known[:10]) + (f" and {len(known) - 10} more" if len(known) > 10 else "")
+        return (f'strategy "{strategy[:128]}" is not in the risk file {self.path or ""} (it has {shown}): '
+                "no strategy section applies, only defaults and the account's")  # fmt: skip
 
     def accounts_for(self, strategy: str | None) -> tuple[str, ...]:
         """The accounts a strategy's alerts fan out to (empty: no fan-out)."""
-        return self.fanout.get(strategy or "", ())
+        named = self.strategy_named(strategy)
+        return self.fanout.get(named, ()) if named is not None else ()
 
 
 def resolve_path(setting: str | None, base: Path | None = None) -> Path | None:
@@ -249,87 +135,168 @@ def resolve_path(setting: str | None, base: Path | None = None) -> Path | None:
 
 
 def load_risk_file(path: str | Path | None) -> RiskFile:
-    """Parse and validate ``path`` (None: the empty risk file). Raises :class:`RiskFileError`."""
+    """Parse and validate ``path`` (None: the empty risk file). Raises :class:`RiskFileError`, and
+    nothing else: whatever fails underneath is reported as the file's own error."""
     if path is None:
         return RiskFile()
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return _Loader(name, _read(path, name)).load()
+    except RiskFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - RecursionError, MemoryError...: never a traceback for a file
+        raise RiskFileError(f"{name}: cannot be loaded: {type(exc).__name__}: {str(exc)[:300]}") from None
+
+
+def _read(path: str | Path, name: str) -> str:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise RiskFileError(f"{name}: cannot read the risk file: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise RiskFileError(f"{name}: larger than {MAX_FILE_BYTES >> 20} MB: not a risk file")
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise RiskFileError(f"{name}{line}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
-    if root is None:
-        return RiskFile(path=name)
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise RiskFileError(
+            f"{name}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}): save the file as UTF-8"
+        ) from None
 
-    def fail(node: yaml.Node, reason: str) -> RiskFileError:
-        return RiskFileError(f"{name}:{node.start_mark.line + 1}: {reason}")
 
-    def mapping(node: yaml.Node, where: str) -> list[tuple[yaml.Node, yaml.Node]]:
+def _yaml_error(name: str, text: str, exc: yaml.YAMLError) -> RiskFileError:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is not None:
+        line = f":{mark.line + 1}"
+    elif isinstance(exc, yaml.reader.ReaderError):  # a control character: where it sits
+        line = f":{text.count(chr(10), 0, exc.position) + 1}"
+    else:
+        line = ""
+    reason = getattr(exc, "problem", None) or exc
+    return RiskFileError(f"{name}{line}: not valid YAML: {reason}")
+
+
+class _Loader:
+    """One pass over one file's text: its YAML events (shape), its nodes (rules)."""
+
+    def __init__(self, name: str, text: str) -> None:
+        self.name, self.text = name, text
+
+    def fail(self, node: yaml.Node | yaml.Event, reason: str) -> RiskFileError:
+        return RiskFileError(f"{self.name}:{node.start_mark.line + 1}: {reason}")
+
+    def load(self) -> RiskFile:
+        try:
+            self._check_shape()
+            root = yaml.compose(self.text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError as exc:
+            raise _yaml_error(self.name, self.text, exc) from None
+        if root is None:
+            raise RiskFileError(self._empty("is empty (or only comments)"))
+        risk = self._walk(root)
+        if not (risk.defaults or risk.fanout or any(risk.strategies.values()) or any(risk.accounts.values())):
+            raise RiskFileError(self._empty("sets no rule"))
+        return risk
+
+    def _empty(self, what: str) -> str:
+        # a file truncated by an editor or a copy must not lift every limit: to run without a risk
+        # file is a decision, taken by unsetting RISK_FILE
+        return (f"{self.name}:1: the risk file {what}: truncated? A risk file in use must set its "
+                "rules; to run without limits, unset RISK_FILE (and remove config/risk.yaml)")  # fmt: skip
+
+    def _check_shape(self) -> None:
+        """Before building anything: nesting (5,000 ``[`` would exhaust the composer's recursion)
+        and tags (only plain YAML: ``!!python/name:`` and the like are refused, not constructed)."""
+        depth = 0
+        for event in yaml.parse(self.text, Loader=yaml.SafeLoader):
+            tag = getattr(event, "tag", None)
+            if tag is not None and tag not in _PLAIN_TAGS:
+                raise self.fail(event, f"the YAML tag {values.shown(tag)} has no place in a risk file")
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise self.fail(event, f"nested deeper than {MAX_DEPTH} levels: not a risk file")
+            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                depth -= 1
+
+    def mapping(self, node: yaml.Node, where: str) -> list[tuple[yaml.Node, yaml.Node]]:
         if not isinstance(node, yaml.MappingNode):
-            raise fail(node, f"{where} must be a mapping")
+            raise self.fail(node, f"{where} must be a mapping")
         seen: set[str] = set()
         for key, _value in node.value:
             if not isinstance(key, yaml.ScalarNode):
-                raise fail(key, f"{where}: keys must be plain names")
+                raise self.fail(key, f"{where}: keys must be plain names")
             if key.value in seen:
-                raise fail(key, f"{where}: {key.value!r} appears twice")
+                raise self.fail(key, f"{where}: {key.value!r} appears twice")
             seen.add(key.value)
         return list(node.value)
 
-    def plain(node: yaml.Node) -> Any:
-        return yaml.SafeLoader(text).construct_document(node)  # type: ignore[no-untyped-call]
+    def construct(self, node: yaml.Node) -> Any:
+        """A node's plain value (YAML's safe constructor); its failure is the value's error."""
+        try:
+            return yaml.SafeLoader(self.text).construct_document(node)  # type: ignore[no-untyped-call]
+        except (yaml.YAMLError, ArithmeticError, TypeError, ValueError) as exc:
+            raise ValueError(f"cannot be read: {getattr(exc, 'problem', None) or exc}") from None
 
-    def rules(node: yaml.Node, where: str, allow_accounts: bool) -> tuple[dict[str, Any], tuple[str, ...]]:
+    def rules(
+        self, node: yaml.Node, where: str, allow_accounts: bool
+    ) -> tuple[dict[str, Any], tuple[str, ...]]:
         parsed: dict[str, Any] = {}
         fan: tuple[str, ...] = ()
-        for key, value in mapping(node, where):
+        for key, value in self.mapping(node, where):
             if key.value == "accounts" and allow_accounts:
                 try:
-                    fan = _accounts(plain(value))
+                    fan = values.accounts(value, self.construct)
                 except ValueError as exc:
-                    raise fail(value, f"{where}.accounts {exc}") from None
+                    raise self.fail(value, f"{where}.accounts {exc}") from None
                 continue
             parser = _PARSERS.get(key.value)
             if parser is None:
                 hint = " (accounts: only under a strategy)" if key.value == "accounts" else ""
-                raise fail(key, f"{where}: unknown key {key.value!r}{hint}; known: {', '.join(RULE_KEYS)}")
+                raise self.fail(
+                    key,
+                    f"{where}: unknown key {values.shown(key.value)}{hint}; known: {', '.join(RULE_KEYS)}",
+                )
             try:
-                parsed[key.value] = parser(plain(value))
+                parsed[key.value] = parser(value, self.construct)
             except ValueError as exc:
-                raise fail(value, f"{where}.{key.value} {exc}") from None
+                raise self.fail(value, f"{where}.{key.value} {exc}") from None
         return parsed, fan
 
-    defaults: dict[str, Any] = {}
-    strategies: dict[str, dict[str, Any]] = {}
-    accounts: dict[str, dict[str, Any]] = {}
-    fanout: dict[str, tuple[str, ...]] = {}
-    for key, value in mapping(root, "the risk file"):
-        if key.value == "defaults":
-            defaults, _ = rules(value, "defaults", allow_accounts=False)
-        elif key.value in ("strategies", "accounts"):
-            if value.value in (None, "", "null") and isinstance(value, yaml.ScalarNode):
+    def _walk(self, root: yaml.Node) -> RiskFile:
+        defaults: dict[str, Any] = {}
+        sections: dict[str, dict[str, dict[str, Any]]] = {"strategies": {}, "accounts": {}}
+        fanout: dict[str, tuple[str, ...]] = {}
+        folded: dict[str, str] = {}  # strategy names match without regard to case: one per name
+        for key, value in self.mapping(root, "the risk file"):
+            if key.value == "defaults":
+                defaults, _ = self.rules(value, "defaults", allow_accounts=False)
                 continue
-            for name_node, body in mapping(value, key.value):
-                name_text = str(name_node.value).strip()
-                if not name_text:
-                    raise fail(name_node, f"{key.value}: empty name")
-                where = f"{key.value}.{name_text}"
-                if key.value == "strategies":
-                    strategies[name_text], fan = rules(body, where, allow_accounts=True)
-                    if fan:
-                        fanout[name_text] = fan
-                else:
-                    problem = account_id_problem(name_text)  # a section no account could ever match
+            if key.value not in sections:
+                raise self.fail(
+                    key,
+                    f"unknown section {values.shown(key.value)}; the risk file has defaults, strategies, accounts",
+                )
+            if isinstance(value, yaml.ScalarNode) and value.value in (None, "", "null", "~"):
+                continue
+            for name_node, body in self.mapping(value, key.value):
+                name = str(name_node.value).strip()
+                if not name:
+                    raise self.fail(name_node, f"{key.value}: empty name")
+                where = f"{key.value}.{name}"
+                if key.value == "accounts":
+                    problem = account_id_problem(name)  # a section no account could ever match
                     if problem is not None:
-                        raise fail(name_node, f"accounts: {name_text!r}: {problem}")
-                    accounts[name_text], _ = rules(body, where, allow_accounts=False)
-        else:
-            raise fail(
-                key, f"unknown section {key.value!r}; the risk file has defaults, strategies, accounts"
-            )
-    return RiskFile(path=name, defaults=defaults, strategies=strategies, accounts=accounts, fanout=fanout)
+                        raise self.fail(name_node, f"accounts: {name!r}: {problem}")
+                    sections["accounts"][name], _ = self.rules(body, where, allow_accounts=False)
+                    continue
+                twin = folded.setdefault(name.casefold(), name)
+                if twin != name:
+                    raise self.fail(name_node, f"strategies: {values.shown(name)} and {values.shown(twin)} differ "
+                                               "only by case (an alert's strategy matches either)")  # fmt: skip
+                sections["strategies"][name], fan = self.rules(body, where, allow_accounts=True)
+                if fan:
+                    fanout[name] = fan
+        return RiskFile(path=self.name, defaults=defaults, strategies=sections["strategies"],
+                        accounts=sections["accounts"], fanout=fanout)  # fmt: skip

@@ -441,6 +441,10 @@ class Executor:
         # a refusal (worker/drift.py); written by the recorder, not awaited
         report_drift(self.recorder, job.alert_id, payload, chart_position(look.position, look.spec),
                      account=look.account or None, symbol=inst.local_symbol or inst.symbol)  # fmt: skip
+        if self.risk is not None:  # a strategy the risk file does not know: a warning, never a refusal
+            self.risk.warn_unknown_strategy(
+                job.alert_id, payload.strategy, look.account or payload.account or None
+            )
         # sizing (issue 11, worker/sizing.py): a dollar / risk / equity quantity, or the strategy's
         # default, becomes the order quantity decide reads; None: the alert's own quantity as before
         sizing = size_alert(payload, inst, position=look.position, market_price=look.market,

@@ -25,6 +25,7 @@ and clears it when the connection drops (the snapshot after a reconnect is the w
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -59,6 +60,9 @@ class PositionView:
         return f"{_num(self.position)} (IB reported {_num(self.reported)}; executions since: {moves})"
 
 
+SEEN_EXECUTIONS = 10_000
+
+
 @dataclass
 class _Book:
     reported: Decimal = ZERO
@@ -70,14 +74,18 @@ class ExecutionLedger:
 
     def __init__(self) -> None:
         self._books: dict[Key, _Book] = {}
-        self._seen: set[str] = set()  # execIds counted (IB may repeat an execution)
+        # execIds counted (IB may repeat an execution), the newest SEEN_EXECUTIONS only: a repeat
+        # comes within moments, and a worker that runs for months must not keep every execId
+        self._seen: OrderedDict[str, None] = OrderedDict()
 
     def execution(self, account: str, con_id: int, exec_id: str, quantity: Decimal) -> None:
         """A live execution of one of our orders (``quantity`` signed: a buy positive)."""
         if not quantity or (exec_id and exec_id in self._seen):
             return
         if exec_id:
-            self._seen.add(exec_id)
+            self._seen[exec_id] = None
+            if len(self._seen) > SEEN_EXECUTIONS:
+                self._seen.popitem(last=False)
         self._books.setdefault((account, con_id), _Book()).pending.append((exec_id, quantity))
 
     def report(self, account: str, con_id: int, position: Decimal) -> int:
@@ -99,6 +107,12 @@ class ExecutionLedger:
         if book is None:
             return PositionView(ZERO)
         return PositionView(book.reported, tuple(q for _, q in book.pending))
+
+    def con_ids(self, account: str) -> set[int]:
+        """The contracts of ``account`` whose position (report plus pending executions) is not flat."""
+        return {
+            con_id for (acct, con_id) in self._books if acct == account and self.view(acct, con_id).position
+        }
 
     def reset(self) -> None:
         """The connection dropped: IB's snapshot after the reconnect is the whole truth."""

@@ -236,6 +236,13 @@ SAMPLES = {
         action="entries halted; flatten_on_daily_loss: closing AAPL 100",
         until="2026-11-30 17:00 America/New_York",
     ),  # fmt: skip
+    "unknown_strategy": events.unknown_strategy(
+        "01JD0000000000000000000009",
+        strategy="Tiny <2>",
+        account="DU1",
+        risk_file="config/risk.yaml",
+        known=["tiny", "trend & co"],
+    ),  # fmt: skip
 }
 
 
@@ -262,6 +269,16 @@ def test_alarm_texts() -> None:
     loss = c.compose(SAMPLES["daily_loss"])
     assert "today's PnL -2150.5" in visible(loss.text) and "until 2026-11-30 17:00" in visible(loss.text)
     assert "closing AAPL 100" in visible(loss.text) and loss.dedup_key == "daily_loss:DU1:2026-11-30"
+
+
+def test_an_unknown_strategy_warning_names_the_strategy_and_what_the_file_has() -> None:
+    draft = c.compose(SAMPLES["unknown_strategy"])
+    shown = visible(draft.text)
+    assert "Strategy not in the risk file · Tiny <2>" in shown
+    assert "config/risk.yaml has: tiny, trend & co" in shown and "account DU1" in shown
+    assert (
+        draft.kind == "unknown_strategy" and draft.dedup_key == "unknown_strategy:01JD0000000000000000000009"
+    )
 
 
 def test_dashboard_only_events_make_no_notice() -> None:

@@ -169,6 +169,32 @@ def test_within_every_limit_nothing_is_refused_and_every_check_is_recorded():
                                   "passed": True, "source": "defaults"}  # fmt: skip
 
 
+def test_a_passing_check_formats_no_number_however_large_the_limit():
+    """A limit is formatted only for a refusal: 1e5000 (which the loader now refuses) once failed
+    every alert, formatting it needs more digits than Python converts (issue 16, item 5)."""
+    huge = D("1e5000")
+    everything = rules(
+        max_order_quantity=huge, max_order_notional=huge, max_position_quantity=huge, max_position_notional=huge,
+        max_gross_exposure=huge, daily_loss_limit=huge, max_price_deviation_percent=D(100),
+    )  # fmt: skip
+    checks = evaluate(everything, CTX)
+    assert first_failure(checks) is None and all(c.message == "" for c in checks)
+    assert len(checks) == 7
+
+
+def test_each_sections_allow_list_must_name_the_symbol_and_the_refusal_names_the_section():
+    both = RiskRules(
+        allow=("AAPL",), allow_layers=(("defaults", ("AAPL", "MSFT")), ('account "DU1"', ("MSFT",)))
+    )
+    checks = evaluate(both, CTX)
+    assert [(c.rule, c.source, c.passed) for c in checks] == [
+        ("allow", "defaults", True), ("allow", 'account "DU1"', False)
+    ]  # fmt: skip
+    assert checks[-1].message == 'risk: allow list (account "DU1"): AAPL (AAPL at IB) is not on it (MSFT)'
+    prefixed = replace(both, allow_layers=(("defaults", ("AAPL",)), ('account "DU1"', ("NASDAQ:AAPL",))))
+    assert refusal(prefixed, replace(CTX, order=replace(ORDER, ticker="NASDAQ:AAPL"))) is None
+
+
 def test_no_alert_price_skips_the_deviation_rule_and_says_so():
     checks = evaluate(rules(max_price_deviation_percent=D(1)), replace(CTX, alert_price=None, quote=None))
     assert [(c.rule, c.passed) for c in checks] == [("max_price_deviation_percent", None)]

@@ -69,6 +69,23 @@ def test_ledger_counts_an_execution_once_per_account_and_forgets_on_reset() -> N
     assert "IB reported 0; executions since: +5" in str(_heard("+5"))
 
 
+def test_ledger_remembers_recent_execution_ids_only_and_lists_open_contracts() -> None:
+    from worker.ledger import SEEN_EXECUTIONS
+
+    ledger = ExecutionLedger()
+    for n in range(SEEN_EXECUTIONS + 50):  # a long session: every execution reported in turn
+        ledger.execution("DU1", 1, f"x{n}", D(1))
+        ledger.report("DU1", 1, D(n + 1))
+    last = f"x{SEEN_EXECUTIONS + 49}"
+    ledger.execution("DU1", 1, last, D(1))  # a repeat of a recent one is still recognised
+    assert ledger.view("DU1", 1).position == SEEN_EXECUTIONS + 50
+    assert len(ledger._seen) == SEEN_EXECUTIONS  # bounded, whatever the session's length
+    ledger.execution("DU1", 2, "y", D(-2))  # a position only our execution shows yet
+    ledger.report("DU2", 3, D(4))  # another account's
+    ledger.report("DU1", 4, D(0))
+    assert ledger.con_ids("DU1") == {1, 2}
+
+
 # ------------------------------------------------------------------ the guard's decision
 
 

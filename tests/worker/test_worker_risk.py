@@ -226,7 +226,10 @@ def _notices(ctx, kind: str) -> list[str]:
 def test_a_reversal_whose_opening_part_cannot_be_planned_still_closes(sim, worker_env, tmp_path):
     """MAX_ORDER_QUANTITY (a plan refusal, not the risk file) refuses the reversal's short of 300,
     never its close: the long is closed and the alert ends rejected saying so."""
-    handle = start({**worker_env, "MAX_ORDER_QUANTITY": "100"}, tmp_path, "defaults: {}\n")
+    # a limit far away (a risk file in use sets at least one rule: an empty one is a load error)
+    handle = start(
+        {**worker_env, "MAX_ORDER_QUANTITY": "100"}, tmp_path, "defaults:\n  max_order_notional: 1e9\n"
+    )
     try:
         ctx = handle.ctx
         sim.set_price("AAPL", 190.0)
@@ -260,5 +263,65 @@ def test_a_strategys_default_sizing_from_the_risk_file_sizes_an_alert_without_qu
         other = add_alert(ctx, {"ticker": "MSFT", "action": "buy", "price": 400, "strategy": "other"})
         wait_until(lambda: alert_status(ctx, other) == "rejected", timeout=20)
         assert orders_of(sim, other) == []
+    finally:
+        handle.stop()
+
+
+LAYERS = """\
+defaults:
+  deny: [GME, INTC]
+strategies:
+  tiny:
+    max_order_quantity: 1
+  paper:
+    dry_run: true
+accounts:
+  DU1234567:                      # ibsim's account: the defaults block pasted here
+    dry_run: false
+    deny: [TSLA]
+    max_order_quantity: 1000
+"""
+
+
+def test_the_account_section_cannot_undo_a_strategys_rules_and_an_unknown_strategy_is_warned(
+    sim, worker_env, tmp_path
+):
+    """Issue 16, item 3, as the probe sent it: a paper strategy stays on paper, INTC stays denied,
+    TINY is tiny; a strategy the file does not know goes on with a warning in the plan and a notice."""
+    handle = start(worker_env, tmp_path, LAYERS)
+    try:
+        ctx = handle.ctx
+        for symbol, price in (("AAPL", 190.0), ("INTC", 20.0)):
+            sim.set_price(symbol, price)
+        paper = add_alert(
+            ctx, {"ticker": "AAPL", "action": "buy", "quantity": 2, "price": 190, "strategy": "paper"}
+        )
+        wait_until(lambda: alert_status(ctx, paper) == "cancelled", timeout=20)
+        assert get_alert(ctx.sessions, paper)["reason"].startswith("dry run: would send BUY 2 AAPL")
+        intc = add_alert(ctx, {"ticker": "INTC", "action": "buy", "quantity": 2, "price": 20})
+        wait_until(lambda: alert_status(ctx, intc) == "rejected", timeout=20)
+        assert get_alert(ctx.sessions, intc)["reason"] == (
+            'risk: deny list (defaults + account "DU1234567"): INTC is on it'
+        )
+        tiny = add_alert(
+            ctx, {"ticker": "AAPL", "action": "buy", "quantity": 5, "price": 190, "strategy": "TINY"}
+        )
+        wait_until(lambda: alert_status(ctx, tiny) == "rejected", timeout=20)
+        assert (
+            get_alert(ctx.sessions, tiny)["reason"]
+            == 'risk: max_order_quantity 1 (strategy "tiny") exceeded: BUY 5 AAPL'
+        )
+        assert orders_of(sim, paper) == orders_of(sim, intc) == orders_of(sim, tiny) == []
+
+        typo = add_alert(
+            ctx, {"ticker": "AAPL", "action": "buy", "quantity": 1, "price": 190, "strategy": "tinny"}
+        )
+        wait_until(lambda: alert_status(ctx, typo) == "filled", timeout=20)
+        warning = (f'strategy "tinny" is not in the risk file {tmp_path / "risk.yaml"} (it has paper, tiny): '
+                   "no strategy section applies, only defaults and the account's")  # fmt: skip
+        assert get_alert(ctx.sessions, typo)["plan"]["risk"]["notes"] == [warning]
+        wait_until(lambda: _notices(ctx, "unknown_strategy") != [], timeout=10)
+        (notice,) = _notices(ctx, "unknown_strategy")
+        assert "Strategy not in the risk file" in notice and "tinny" in notice and typo in notice
     finally:
         handle.stop()

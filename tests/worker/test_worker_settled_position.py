@@ -31,3 +31,21 @@ def test_back_to_back_targets_wait_for_the_position_report_of_the_previous_fill(
     # each decision names the position it started from: 0, then 1, then 2
     befores = [get_alert(ctx.sessions, a)["plan"]["position"]["before"] for a in ids]
     assert befores == ["0", "1", "2"]
+
+
+def test_a_flatten_right_after_a_fill_closes_what_the_fill_made(sim, running_worker):
+    """The kill switch sizes its closing orders on the position a decision reads (IB's report plus
+    our executions since), not on a report that trails the fill: with the report a second late, a
+    flatten sent as the entry fills closed nothing and left the position open."""
+    from core.services import request_flatten
+
+    ctx = running_worker.ctx
+    sim.set_price("AAPL", 190.0)
+    sim.fault("position_delay", ms=1000)
+    alert_id = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 5, "price": 190})
+    wait_until(lambda: alert_status(ctx, alert_id) == "filled", timeout=10)
+    request_flatten(ctx.redis, None, by="test")
+    closes = lambda: [e for e in sim.state()["executions"] if e["orderRef"].startswith("tv2ib-flatten:")]  # noqa: E731
+    wait_until(lambda: closes(), timeout=10)
+    wait_until(lambda: _position(sim) == 0, timeout=10, what=lambda: sim.state()["positions"])
+    assert sum(e["shares"] for e in closes()) == 5

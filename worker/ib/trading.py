@@ -600,9 +600,19 @@ class Trading:
             await asyncio.sleep(0.01)
 
     async def our_positions(self) -> list[PositionSnapshot]:
-        """Every non-zero position of our account."""
+        """Every non-zero position of our account as IB last reported it (the API's list)."""
         self.conn.require_connected()
         return [position_snapshot(p) for p in self.ib.positions(self.account or "") if p.position]
+
+    async def positions_to_close(self) -> dict[int, Decimal]:
+        """Every non-zero position of our account, each as a decision reads it (IB's report plus
+        our executions since, once settled): a flatten right after a fill closes what the fill
+        made, not what the report before it said."""
+        self.conn.require_connected()
+        reported = {p.contract.conId for p in self.ib.positions(self.account or "") if p.position}
+        con_ids = reported | self.positions.ledger.con_ids(self.account or "")
+        sizes = {con_id: (await self.settled_view(con_id)).position for con_id in sorted(con_ids)}
+        return {con_id: qty for con_id, qty in sizes.items() if qty}
 
     async def flatten(self) -> str:
         """Cancel all our working orders, wait for IB, then close every position at market."""
@@ -610,15 +620,14 @@ class Trading:
         cancelled = await self.cancel_working(None)
         closing = []
         stamp = int(time.time())
-        for pos in await self.our_positions():
-            contract = self.contract_for(pos.con_id)
-            qty = pos.quantity
+        for con_id, qty in (await self.positions_to_close()).items():
+            contract = self.contract_for(con_id)
             order = MarketOrder("SELL" if qty > 0 else "BUY", float(abs(qty)))
-            order.orderRef = f"tv2ib-flatten:{stamp}:{pos.con_id}"
+            order.orderRef = f"tv2ib-flatten:{stamp}:{con_id}"
             order.account = self.account or ""
             await self.conn.pacer.acquire(1)
             self.ib.placeOrder(contract, order)
-            closing.append(f"{pos.local_symbol or pos.symbol} {qty}")
+            closing.append(f"{contract.localSymbol or contract.symbol} {format(qty.normalize(), 'f')}")
         await wait_drained(self.ib.client)
         return f"cancelled {len(cancelled)} order(s); closing {', '.join(closing) or 'nothing'}"
 

@@ -33,6 +33,7 @@ from core.events import (
     OrderRejectedEvent,
     OutageEvent,
     PositionDriftEvent,
+    UnknownStrategyEvent,
     UnprotectedEvent,
     WorkerStoppedEvent,
 )
@@ -492,6 +493,21 @@ def _daily_loss(event: DailyLossEvent) -> NoticeDraft:
     if event["account"]:
         lines.append(f"account {esc(event['account'])}")
     return NoticeDraft("daily_loss", "\n".join(lines), f"daily_loss:{event['account']}:{event['day']}")
+
+
+@composer("unknown_strategy")
+def _unknown_strategy(event: UnknownStrategyEvent) -> NoticeDraft:
+    """A warning, not an alarm: the alert went on with the defaults' and the account's limits only
+    (``NOTIFY=unknown_strategy=off`` silences it)."""
+    known = ", ".join(esc(_short(name, 60)) for name in event["known"]) or "none"
+    lines = [
+        f"⚠️ <b>Strategy not in the risk file</b> · {esc(_short(event['strategy'], 128))}",
+        f"checked against the defaults and the account's limits only; {esc(event['risk_file'])} has: {known}",
+        f"alert <code>{esc(event['alert_id'])}</code>",
+    ]
+    if event["account"]:
+        lines.append(f"account {esc(event['account'])}")
+    return NoticeDraft("unknown_strategy", "\n".join(lines), f"unknown_strategy:{event['alert_id']}")
 
 
 @composer("alarm")

@@ -143,7 +143,7 @@ def _plain(value: Any) -> Any:
 
 def evaluate(rules: RiskRules, ctx: RiskContext) -> list[Check]:
     """Every rule the trader set, in a fixed order (the first failed one is the refusal)."""
-    checks: list[Check] = []
+    checks: list[Check] = _symbols(rules, ctx)
     for rule in _RULES:
         check = rule(rules, ctx)
         if check is not None:
@@ -164,25 +164,27 @@ def _head(rules: RiskRules, key: str, limit: str) -> str:
     return f"risk: {key} {limit} ({rules.source_of(key)})"
 
 
-def _symbols(rules: RiskRules, ctx: RiskContext) -> Check | None:
+def _symbols(rules: RiskRules, ctx: RiskContext) -> list[Check]:
     """``deny`` wins over ``allow``; either matches the TradingView ticker (with or without its
-    ``EXCHANGE:`` prefix), IB's symbol or IB's local symbol."""
+    ``EXCHANGE:`` prefix), IB's symbol or IB's local symbol. The deny lists of every section add
+    up; each section's allow list must name the symbol (one check each)."""
     names = _names(ctx.order)
     denied = sorted(names & set(rules.deny))
     if denied:
-        return Check("deny", list(rules.deny), denied[0], False, rules.source_of("deny"),
-                     f"{_head(rules, 'deny', 'list')}: {denied[0]} is on it")  # fmt: skip
-    if rules.allow is not None:
-        allowed = names & set(rules.allow)
+        return [Check("deny", list(rules.deny), denied[0], False, rules.source_of("deny"),
+                      f"{_head(rules, 'deny', 'list')}: {denied[0]} is on it")]  # fmt: skip
+    checks: list[Check] = []
+    for source, listed in rules.allow_lists():
+        allowed = names & set(listed)
         if not allowed:
-            shown = ", ".join(rules.allow[:10]) + (" ..." if len(rules.allow) > 10 else "")
-            return Check("allow", list(rules.allow), sorted(names)[0], False, rules.source_of("allow"),
-                         f"{_head(rules, 'allow', 'list')}: {ctx.order.ticker} ({ctx.order.label} at IB) "
-                         f"is not on it ({shown})")  # fmt: skip
-        return Check("allow", list(rules.allow), sorted(allowed)[0], True, rules.source_of("allow"))
-    if rules.deny:
-        return Check("deny", list(rules.deny), ctx.order.ticker, True, rules.source_of("deny"))
-    return None
+            shown = ", ".join(listed[:10]) + (" ..." if len(listed) > 10 else "")
+            return [*checks, Check("allow", list(listed), sorted(names)[0], False, source,
+                                   f"risk: allow list ({source}): {ctx.order.ticker} ({ctx.order.label} at IB) "
+                                   f"is not on it ({shown or 'an empty list'})")]  # fmt: skip
+        checks.append(Check("allow", list(listed), sorted(allowed)[0], True, source))
+    if not checks and rules.deny:
+        checks.append(Check("deny", list(rules.deny), ctx.order.ticker, True, rules.source_of("deny")))
+    return checks
 
 
 def _names(order: OpeningOrder) -> set[str]:
@@ -335,26 +337,19 @@ def _daily_loss(rules: RiskRules, ctx: RiskContext) -> Check | None:
     if limit is None:
         return None
     cur = ctx.base_currency
-    head = _head(rules, "daily_loss_limit", f"{money(limit)} {cur}")
+
+    def head() -> str:  # written only for a refusal: a passing check formats nothing
+        return _head(rules, "daily_loss_limit", f"{money(limit)} {cur}")
+
     daily = ctx.daily
     if daily is None:
         return Check("daily_loss_limit", limit, None, False, rules.source_of("daily_loss_limit"),
-                     f"{head}: cannot be checked: today's PnL is unknown")  # fmt: skip
-    loss = -daily.total
-    reached = loss >= limit
-    ok = not (daily.halted or reached)
-    message = (
-        ""
-        if ok
-        else (
-            f"{head} reached: entries halted until {daily.day_ends}; today's PnL {signed(daily.total)} {cur} "
-            f"(realized {signed(daily.realized)} + unrealized "
-            f"{'?' if daily.unrealized is None else signed(daily.unrealized)})"
-        )
-    )
-    if daily.halted and not reached:
-        message = message.replace(" reached:", " reached earlier today:")
-    return Check("daily_loss_limit", limit, daily.total, ok, rules.source_of("daily_loss_limit"), message)
+                     f"{head()}: cannot be checked: today's PnL is unknown")  # fmt: skip
+    reached = -daily.total >= limit
+    return _verdict(rules, "daily_loss_limit", limit, daily.total, not (daily.halted or reached), lambda: (
+        f"{head()} {'reached' if reached else 'reached earlier today'}: entries halted until {daily.day_ends}; "
+        f"today's PnL {signed(daily.total)} {cur} (realized {signed(daily.realized)} + unrealized "
+        f"{'?' if daily.unrealized is None else signed(daily.unrealized)})"))  # fmt: skip
 
 
 def signed(value: Decimal) -> str:
@@ -369,18 +364,22 @@ def _price_deviation(rules: RiskRules, ctx: RiskContext) -> Check | None:
     if ctx.alert_price is None:
         return Check("max_price_deviation_percent", limit, None, None, source,
                      "skipped: the alert has no price to compare with IB's quote")  # fmt: skip
-    head = _head(rules, "max_price_deviation_percent", percent(limit))
+
+    def head() -> str:
+        return _head(rules, "max_price_deviation_percent", percent(limit))
+
     if ctx.quote is None or ctx.quote <= 0:
         return Check("max_price_deviation_percent", limit, None, False, source,
-                     f"{head}: cannot be checked: no quote from IB for {ctx.order.label}")  # fmt: skip
-    deviation = abs(ctx.alert_price - ctx.quote) / ctx.quote * HUNDRED
+                     f"{head()}: cannot be checked: no quote from IB for {ctx.order.label}")  # fmt: skip
+    quote = ctx.quote
+    deviation = abs(ctx.alert_price - quote) / quote * HUNDRED
     ok = deviation <= limit
     message = (
         ""
         if ok
         else (
-            f"{head} exceeded: the alert's price {price(ctx.alert_price)} is {percent(deviation)} from IB's "
-            f"{ctx.quote_source or 'quote'} {price(ctx.quote)} for {ctx.order.label} (a stale alert, or another symbol?)"
+            f"{head()} exceeded: the alert's price {price(ctx.alert_price)} is {percent(deviation)} from IB's "
+            f"{ctx.quote_source or 'quote'} {price(quote)} for {ctx.order.label} (a stale alert, or another symbol?)"
         )
     )
     return Check(
@@ -388,8 +387,7 @@ def _price_deviation(rules: RiskRules, ctx: RiskContext) -> Check | None:
     )
 
 
-_RULES = (
-    _symbols,
+_RULES = (  # after _symbols (allow / deny: one check per list)
     _trading_hours,
     _daily_loss,
     _price_deviation,

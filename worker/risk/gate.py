@@ -161,6 +161,28 @@ class RiskGate:
         self.risk_file = new
         return True, f"risk file {path} reloaded: " + ("; ".join(changes) if changes else "no change")
 
+    def warn_unknown_strategy(self, alert_id: str, strategy: str | None, account: str | None) -> str | None:
+        """An alert naming a strategy the file does not know (case aside) is checked against the
+        defaults and its account's section only: say so in the log, on the alert and in a notice
+        (``unknown_strategy``, once per alert). Never blocks: the recorder writes it."""
+        rules = self.rules_for(strategy, account)
+        if rules.unknown_strategy is None:
+            return None
+        warning = rules.notes[0]
+        log.warning("alert %s: %s", alert_id, warning)
+        risk = self.risk_file
+        event = events.unknown_strategy(alert_id, strategy=rules.unknown_strategy, account=account,
+                                        risk_file=risk.path or "", known=sorted(risk.strategies, key=str.casefold))  # fmt: skip
+        recorder = self.recorder
+        if recorder is not None:
+
+            def write(uow: Any) -> None:
+                recorder.note(uow, alert_id, f"risk file: {warning}")
+                uow.emit(event)
+
+            recorder.run(write)
+        return warning
+
     # ------------------------------------------------------------------ the gate
 
     def check(self, payload: Any, look: Any, decision: Any, open_legs: list[Any],
@@ -169,7 +191,7 @@ class RiskGate:
         part: nothing is checked, only the rules in force and ``dry_run`` are reported)."""
         account = look.account or payload.account or ""
         rules = self.rules_for(payload.strategy, account or None)
-        verdict = Verdict(rules)
+        verdict = Verdict(rules, notes=list(rules.notes))  # an unknown strategy is said in the plan
         if decision.open_qty <= 0 or not open_legs:
             if decision.close_qty > 0:
                 verdict.notes.append("closing only: no limit applies to a close, an exit or a flatten")
