@@ -23,6 +23,7 @@ from app.webhook.ratelimit import AuthFailureLockout
 from core import events as core_events
 from core import services
 from core.context import AppContext
+from core.models import ALERT_STATUSES
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -94,6 +95,11 @@ def list_alerts() -> Any:
     if isinstance(limit, Response):
         return limit
     status = request.args.get("status") or None
+    if status is not None and status not in ALERT_STATUSES:
+        valid = ", ".join(ALERT_STATUSES)
+        return error_response(
+            400, f"status must be one of {valid}", fields={"status": [f"not one of {valid}"]}
+        )
     return jsonify({"alerts": services.recent_alerts(_ctx().sessions, limit=limit, status=status)})
 
 

@@ -23,6 +23,8 @@ from cli.client import ApiClient, CliError
 from cli.payload import PayloadError, build_alert
 from cli.settings import DEFAULT_URL, CliConfigError, CliSettings, load_cli_settings
 from core.account_ids import account_id_problem
+from core.events import published_kinds
+from core.models import ALERT_STATUSES
 from core.payload import Action, QuantityType
 
 EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
@@ -32,6 +34,8 @@ EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
 # the choices come from the payload's one definition, so the CLI offers exactly what intake accepts
 ACTIONS: tuple[str, ...] = get_args(Action)
 QUANTITY_TYPES: tuple[str, ...] = get_args(QuantityType)
+# what the event stream can carry (a kind it never carries would make ``tail`` wait forever)
+EVENT_KINDS: tuple[str, ...] = tuple(sorted(published_kinds()))
 
 
 class Ctx:
@@ -233,7 +237,10 @@ def _follow(ctx: Ctx, client: ApiClient, alert_id: str, timeout: float) -> Any:
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.option(
-    "--status", help="Only alerts in this state (received, queued, submitted, filled, rejected, ...)."
+    "--status",
+    type=click.Choice(ALERT_STATUSES, case_sensitive=False),
+    metavar="STATE",
+    help=f"Only alerts in this state: {', '.join(ALERT_STATUSES)}.",
 )
 @click.option(
     "--limit",
@@ -364,7 +371,8 @@ def flatten(ctx: Ctx, account: str | None, yes: bool) -> None:
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
-@click.option("--kind", "kinds", multiple=True, metavar="KIND", help="Only events of this kind (fill, order_status, alert_status, order_rejected, alert_rejected, ...); repeatable.")  # fmt: skip
+@click.option("--kind", "kinds", multiple=True, metavar="KIND", type=click.Choice(EVENT_KINDS),
+              help=f"Only events of this kind: {', '.join(EVENT_KINDS)}; repeatable.")  # fmt: skip
 @click.option("--count", type=click.IntRange(min=1), help="Stop after this many events.")
 @command
 def tail(ctx: Ctx, kinds: tuple[str, ...], count: int | None) -> None:

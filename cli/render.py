@@ -165,6 +165,8 @@ def status_panel(doc: dict[str, Any]) -> Table:
         )
         line = Text(f"{w.get('account') or 'default'} client {w.get('client_id')} pid {w.get('pid')} "
                     f"(heartbeat {w.get('age_seconds')} s ago) ")  # fmt: skip
+        if w.get("ib_simulator"):  # the worker trades ibsim: nothing reaches Interactive Brokers
+            ib += Text(" SIMULATOR (ibsim, not IB)", style="bold yellow")
         grid.add_row("worker", line + ib)
     for queue, depth in (doc.get("queues") or {}).items():
         grid.add_row("queue", f"{queue}: {depth} waiting")

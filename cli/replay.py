@@ -7,8 +7,10 @@ CSV-quoted messages with doubled quotes work too). Blank lines and lines startin
 
 The private stack is started here and stopped at the end: a throwaway ``redis-server``, ``python -m
 ibsim``, gunicorn and ``python -m worker`` on free loopback ports, SQLite in a temp dir, a random
-secret, no Telegram, no ``.env`` of the user. So a replay never touches the live server's queues,
-database or broker account. Each alert is posted as TradingView would post it, after the simulator's
+secret, no Telegram, no ``.env`` of the user, and none of the shell's environment but ``PATH``,
+``HOME``, the locale and ``TMPDIR`` (:func:`cli.stack.clean_environment`: a live server's
+``PROMETHEUS_MULTIPROC_DIR`` or ``RISK_FILE`` in the shell stays the live server's). So a replay never
+touches the live server's queues, database, metric files or broker account. Each alert is posted as TradingView would post it, after the simulator's
 price for its ticker is set to the alert's ``price`` (``{{close}}``) when it has one, so market
 orders fill where the strategy saw the market. The alert's own ``secret`` and ``account`` are
 dropped (one simulated account); ``time`` is kept, and the staleness check is switched off, since
@@ -17,6 +19,7 @@ old alerts are the point of a replay.
 
 from __future__ import annotations
 
+import codecs
 import json
 import secrets
 import tempfile
@@ -30,6 +33,9 @@ from cli.client import ApiClient, CliError
 from cli.follow import follow_alert
 from cli.stack import ProcessStack, free_port, private_redis
 
+# A replay file is an alert log (a year of a busy strategy is a few MiB); reading stops beyond this
+# (a device such as /dev/zero, or a wrong file, ends in a message rather than a MemoryError).
+MAX_FILE_BYTES = 16 * 2**20
 # Ten years: alerts from a log are old by nature; the live server's staleness rule does not apply.
 REPLAY_STALE_SECONDS = str(10 * 365 * 24 * 3600)
 
@@ -81,8 +87,27 @@ def parse_lines(lines: Iterable[str]) -> ReplayFile:
 
 
 def read_file(path: Path) -> ReplayFile:
-    with open(path, encoding="utf-8-sig") as handle:  # utf-8-sig: exports from Windows carry a BOM
-        return parse_lines(handle)
+    """The alerts of ``path``. A file that cannot be read, is larger than :data:`MAX_FILE_BYTES`,
+    holds NUL bytes (a binary) or is not UTF-8 text is a usage error naming it (and the line)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)  # bounded: /dev/zero never ends
+    except OSError as exc:
+        raise CliError(exitcodes.USAGE, f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise CliError(exitcodes.USAGE, f"{path}: larger than {MAX_FILE_BYTES // 2**20} MiB; "
+                       "replay an alert log of that size in parts")  # fmt: skip
+    if b"\0" in data:
+        raise CliError(exitcodes.USAGE, f"{path}: not a text file (it holds NUL bytes); replay reads "
+                       "an alert log with one JSON alert per line")  # fmt: skip
+    data = data.removeprefix(codecs.BOM_UTF8)  # exports from Windows carry one
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise CliError(exitcodes.USAGE, f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
+                       "save the file as UTF-8") from None  # fmt: skip
+    return parse_lines(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
 
 
 @dataclass
@@ -232,7 +257,8 @@ def run_replay(
             on_phase("starting redis-server")
             with private_redis() as redis_url:
                 env = stack_env(workdir, redis_url)
-                with ProcessStack(workdir, env, cwd=workdir) as stack:
+                # a clean environment: the caller's shell may hold a live server's settings
+                with ProcessStack(workdir, env, cwd=workdir, inherit=False) as stack:
                     _run_on_stack(stack, env, lines, result, timeout, on_step, on_phase)
     except (RuntimeError, TimeoutError) as exc:
         raise CliError(exitcodes.FAILED, f"the private stack failed: {exc}") from None

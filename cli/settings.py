@@ -11,7 +11,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from config.settings import DEFAULT_SQLITE_URL, MIN_SECRET_LENGTH, read_dotenv
+import httpx
+
+from config.settings import DEFAULT_SQLITE_URL, MIN_SECRET_LENGTH, SettingsError, read_dotenv
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -42,6 +44,12 @@ class CliSettings:
         address = (url or opt("TV2IB_URL") or DEFAULT_URL).rstrip("/")
         if not address.startswith(("http://", "https://")):
             raise CliConfigError(f"the server URL must start with http:// or https://, got {address!r}")
+        try:
+            host = httpx.URL(address).host
+        except httpx.InvalidURL as exc:
+            raise CliConfigError(f"the server URL {address!r} is not a valid URL: {exc}") from None
+        if not host:
+            raise CliConfigError(f"the server URL {address!r} names no host")
         return cls(
             url=address,
             webhook_secret=opt("WEBHOOK_SECRET"),
@@ -75,6 +83,9 @@ def load_cli_settings(
     url: str | None = None, environ: Mapping[str, str] | None = None, dotenv_path: str = ".env"
 ) -> CliSettings:
     """Settings from ``.env`` overlaid by the environment (the server's rule)."""
-    merged = read_dotenv(dotenv_path)
+    try:
+        merged = read_dotenv(dotenv_path)
+    except SettingsError as exc:  # unreadable, or not UTF-8: the file and the line
+        raise CliConfigError(str(exc)) from None
     merged.update(os.environ if environ is None else environ)
     return CliSettings.from_mapping(merged, url)

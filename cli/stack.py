@@ -160,12 +160,29 @@ def private_pg_database(server_url: str, prefix: str = "tv2ib") -> Iterator[str]
         admin.dispose()
 
 
+# What a stack that must not inherit the caller's environment (``tv2ib replay``) still takes from
+# it: where programs are (redis-server, PATH), the home directory, the locale, the temp directory.
+PASSED_THROUGH = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR"})
+
+
+def clean_environment() -> dict[str, str]:
+    """The base environment of a private stack that must not see the caller's settings: nothing
+    but :data:`PASSED_THROUGH` and ``LC_*``, and ``PYTHONPATH`` set to this code's root (the
+    processes run the code this module belongs to). A live server's ``PROMETHEUS_MULTIPROC_DIR``
+    (its metric files, which gunicorn empties at start), its ``RISK_FILE``, ``SYMBOL_MAP_FILE``,
+    database or Telegram bot are therefore never the stack's."""
+    env = {k: v for k, v in os.environ.items() if k in PASSED_THROUGH or k.startswith("LC_")}
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
 class ProcessStack:
     """A set of real tv2ib processes; see the module docstring.
 
-    ``env`` is laid over the current environment (minus ``TV2IB_*``); ``cwd`` is where the processes
-    run (the repository by default, so relative paths such as ``config/risk.yaml`` resolve as for
-    ``scripts/run``; ``tv2ib replay`` passes its temp dir so no ``.env`` of the user is read).
+    ``env`` is laid over the current environment (minus ``TV2IB_*``), or with ``inherit=False``
+    over :func:`clean_environment` only; ``cwd`` is where the processes run (the repository by
+    default, so relative paths such as ``config/risk.yaml`` resolve as for ``scripts/run``;
+    ``tv2ib replay`` passes its temp dir so no ``.env`` or risk file of the user is read).
     """
 
     def __init__(
@@ -175,11 +192,13 @@ class ProcessStack:
         *,
         sim_args: tuple[str, ...] = (),
         cwd: Path | None = None,
+        inherit: bool = True,
     ) -> None:
         self.dir = Path(workdir)
         self.cwd = Path(cwd) if cwd is not None else ROOT
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("TV2IB_")}
         self.env: dict[str, str] = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("TV2IB_")},
+            **(inherited if inherit else clean_environment()),
             "LOG_LEVEL": "INFO",
             "IB_CLIENT_ID": "11",
             "STALE_ALERT_SECONDS": "60",

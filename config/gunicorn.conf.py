@@ -49,8 +49,12 @@ proc_name = "tv2ib-web"
 # (tests, benchmarks, a second deployment) would take it from each other. We do not use gunicornc.
 control_socket_disable = True
 # TRUSTED_PROXIES is applied by the app (werkzeug ProxyFix); gunicorn itself must not rewrite
-# the client address or scheme from forwarded headers.
-forwarded_allow_ips = "127.0.0.1,::1"
+# the client address or scheme from forwarded headers. Its defaults trust X-Forwarded-Proto (and
+# -Ssl, -Protocol) from loopback: any local process, or a proxy passing the client's own header,
+# could then make a plain-HTTP request "https" (the dashboard's Secure cookie follows it) even
+# with TRUSTED_PROXIES=0. No address is trusted and no header sets the scheme here.
+forwarded_allow_ips = ""
+secure_scheme_headers: dict[str, str] = {}
 
 
 def on_starting(server):  # noqa: ANN001 - gunicorn hook signature

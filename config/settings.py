@@ -6,6 +6,8 @@ purpose: without ``WEBHOOK_SECRET`` (at least 16 characters) nothing starts (fai
 
 from __future__ import annotations
 
+import codecs
+import io
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -170,6 +172,22 @@ def _hhmm(name: str, raw: str | None) -> str | None:
     return f"{h:02d}:{m:02d}"
 
 
+def _check_stream_threads(kwargs: dict[str, object]) -> None:
+    """Default ``EVENTS_MAX_STREAMS`` to half of ``WEB_THREADS`` (rounded down), and refuse a value
+    that leaves webhook intake no thread: a live event stream holds one of a web process's
+    ``WEB_THREADS`` threads for its whole life (app/events.py), so with as many streams as threads,
+    open dashboards starve ``/webhook`` and ``/healthz``."""
+    threads = int(kwargs.get("web_threads", 4))  # type: ignore[call-overload]
+    streams = int(kwargs.setdefault("events_max_streams", threads // 2))  # type: ignore[call-overload]
+    if streams >= threads:
+        raise SettingsError(
+            f"EVENTS_MAX_STREAMS ({streams}) must be less than WEB_THREADS ({threads}): each live event "
+            "stream holds one web thread for its whole life, and at least one thread per web process must "
+            "stay free for /webhook and /healthz. Lower EVENTS_MAX_STREAMS (0 turns live streams off) "
+            "or raise WEB_THREADS"
+        )
+
+
 def _default_web_workers() -> int:
     # gunicorn's rule of thumb is 2*cores+1; intake is I/O bound (DB commit, Redis push), so
     # fewer processes with a few threads each use less memory for the same throughput.
@@ -227,7 +245,8 @@ class Settings:
     # The execution worker's own /metrics (worker/metrics.py); port 0 = not served.
     worker_metrics_port: int = 0
     worker_metrics_host: str = "127.0.0.1"
-    # Live event streams (SSE) per web process, each holding a thread: default half of WEB_THREADS.
+    # Live event streams (SSE) per web process, each holding a thread: default half of WEB_THREADS
+    # (rounded down), always fewer than WEB_THREADS (intake keeps at least one thread).
     events_max_streams: int = 2
     events_stream_seconds: float = 60.0
     # Dashboard sign-in: ends this long after sign-in, or after this long without a request.
@@ -352,8 +371,7 @@ class Settings:
             _rate(name, str(kwargs[attr]))
         if get("MAX_ORDER_QUANTITY") not in (None, ""):
             kwargs["max_order_quantity"] = _quantity("MAX_ORDER_QUANTITY", get("MAX_ORDER_QUANTITY"))
-        if "events_max_streams" not in kwargs:
-            kwargs["events_max_streams"] = max(1, int(kwargs.get("web_threads", 4)) // 2)  # type: ignore[call-overload]
+        _check_stream_threads(kwargs)
         if get("TRADINGVIEW_IPS_ONLY") not in (None, ""):
             kwargs["tradingview_ips_only"] = _bool("TRADINGVIEW_IPS_ONLY", get("TRADINGVIEW_IPS_ONLY"))
         if get("FLATTEN_UNPROTECTED") not in (None, ""):
@@ -380,12 +398,25 @@ class Settings:
 
 
 def read_dotenv(path: str | os.PathLike[str] = ".env") -> dict[str, str]:
-    """Read a `.env` file if present (values in the real environment win)."""
+    """Read a `.env` file if present (values in the real environment win); one that cannot be read
+    or is not UTF-8 text is a :class:`SettingsError` naming the file and the line."""
     if not Path(path).is_file():
         return {}
     from dotenv import dotenv_values
 
-    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise SettingsError(f"cannot read {path}: {exc.strerror or exc}") from None
+    raw = raw.removeprefix(codecs.BOM_UTF8)  # editors on Windows write one
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise SettingsError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8"
+        ) from None
+    return {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
 
 
 def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str = ".env") -> Settings:

@@ -23,7 +23,7 @@ Adding an event kind (as the guard's "unprotected" alarm was added):
 """
 
 from decimal import Decimal
-from typing import Literal, NotRequired, TypedDict
+from typing import Literal, NotRequired, TypedDict, get_args, get_type_hints
 
 from core.models import Order
 
@@ -499,3 +499,19 @@ def alarm(title: str, detail: str, *, dedup_key: str | None = None) -> AlarmEven
     if dedup_key is not None:
         event["dedup_key"] = dedup_key
     return event
+
+
+# --- kinds ------------------------------------------------------------------------------------------
+
+# The notifier's alarms: written to the notice outbox only, never published on EVENTS_CHANNEL.
+OUTBOX_ONLY: tuple[type, ...] = (OutageEvent, WorkerStoppedEvent, DailySummaryEvent, AlarmEvent)
+
+
+def _kinds(types: tuple[type, ...]) -> frozenset[str]:
+    return frozenset(kind for cls in types for kind in get_args(get_type_hints(cls)["type"]))
+
+
+def published_kinds() -> frozenset[str]:
+    """Every ``type`` a subscriber of ``EVENTS_CHANNEL`` can receive (the dashboard's stream,
+    ``tv2ib tail --kind``): the kinds of :data:`Event` but the notifier's alarms."""
+    return _kinds(get_args(Event)) - _kinds(OUTBOX_ONLY)

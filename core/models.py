@@ -91,6 +91,8 @@ TERMINAL_STATUSES = frozenset(
         AlertStatus.FANNED_OUT,
     }
 )
+# Every alert state's name, in lifecycle order (the admin API's and the CLI's ``status`` filter).
+ALERT_STATUSES: tuple[str, ...] = tuple(status.value for status in AlertStatus)
 # IB's order states (``Order.status``), defined once for the web app and the worker. "Unknown" is
 # ours: a working order IB no longer reported after a reconnect.
 IB_WORKING_STATUSES = frozenset({"PendingSubmit", "ApiPending", "PreSubmitted", "Submitted", "PendingCancel"})

@@ -19,6 +19,10 @@ from ibsim.framing import FieldReader
 from ibsim.session import Session
 
 ACCOUNT_TAGS_UNITLESS = {"Cushion", "Leverage", "DayTradesRemaining"}
+# ibsim says what it is through the real protocol: one more account value (key, value), sent with
+# every account's values (reqAccountUpdates, reqAccountUpdatesMulti, reqAccountSummary), which no
+# IB server sends. A client (tv2ib's worker) that finds it knows it trades a simulator.
+SIMULATOR_VALUE = ("Simulator", "ibsim")
 
 
 def hhmm() -> str:
@@ -108,6 +112,7 @@ class RequestHandlers:
             ("Currency", "USD", "USD"),
             ("ExchangeRate", "1.00", "USD"),
             ("DayTradesRemaining", "-1", ""),
+            (*SIMULATOR_VALUE, ""),
         ]
         for key, value in values.items():
             currency = "" if key in ACCOUNT_TAGS_UNITLESS else "USD"

@@ -33,7 +33,8 @@ from decimal import Decimal
 from typing import Any
 
 import redis
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
@@ -541,18 +542,12 @@ class Recorder:
         self.record_fill(uow, snap)
 
     def _on_position(self, uow: UnitOfWork, snap: PositionSnapshot) -> None:
-        """The position as IB last reported it."""
-        session = uow.session
-        row = session.scalar(
-            select(Position).where(Position.account == snap.account, Position.con_id == snap.con_id)
-        )
-        if row is None:
-            row = Position(account=snap.account, con_id=snap.con_id, symbol=snap.symbol,
-                           sec_type=snap.sec_type, quantity=snap.quantity)  # fmt: skip
-            session.add(row)
-        row.symbol, row.sec_type, row.local_symbol = snap.symbol, snap.sec_type, snap.local_symbol
-        row.quantity, row.avg_cost = snap.quantity, snap.avg_cost
-        row.updated_at = utcnow()
+        """The position as IB last reported it: one upsert, since IB reports every position of an
+        account to every worker connected to it, and a look-then-insert lost the race when two
+        workers recorded the same new position ("UNIQUE constraint failed")."""
+        values = {"symbol": snap.symbol, "sec_type": snap.sec_type, "local_symbol": snap.local_symbol,
+                  "quantity": snap.quantity, "avg_cost": snap.avg_cost, "updated_at": utcnow()}  # fmt: skip
+        upsert_position(uow.session, snap.account, snap.con_id, values)
 
     # ------------------------------------------------------------------ reconciliation
 
@@ -570,7 +565,12 @@ class Recorder:
             self._on_position(uow, position)
             reported.add(position.con_id)
         if account:
-            for row in session.scalars(select(Position).where(Position.account == account)):
+            # populate_existing: the upserts above went to the database, not to rows this session
+            # may hold from earlier in the transaction
+            query = (
+                select(Position).where(Position.account == account).execution_options(populate_existing=True)
+            )
+            for row in session.scalars(query):
                 if row.con_id not in reported and row.quantity != 0:
                     row.quantity = Decimal(0)
                     row.updated_at = utcnow()
@@ -597,6 +597,30 @@ class Recorder:
         log.info("reconciled (%s): %d orders, %d new fills, %d positions, %d vanished", data.why,
                  len(data.orders), new_fills, len(data.positions), vanished)  # fmt: skip
         return {"orders": len(data.orders), "new_fills": new_fills, "vanished": vanished}
+
+
+def upsert_position(session: Session, account: str, con_id: int, values: dict[str, Any]) -> None:
+    """Insert or update the ``positions`` row of (account, con_id) in one statement, race-free
+    between concurrent writers (PostgreSQL and SQLite: INSERT ... ON CONFLICT DO UPDATE)."""
+    dialect = session.get_bind().dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        stmt = dialect_insert(Position).values(account=account, con_id=con_id, **values)
+        session.execute(stmt.on_conflict_do_update(index_elements=["account", "con_id"], set_=values))
+        return
+    # other databases: look, then insert in a savepoint; a concurrent insert turns into an update
+    where = (Position.account == account, Position.con_id == con_id)
+    if session.scalar(select(Position.id).where(*where)) is None:
+        try:
+            with session.begin_nested():
+                session.add(Position(account=account, con_id=con_id, **values))
+            return
+        except IntegrityError:
+            pass
+    session.execute(update(Position).where(*where).values(**values))
 
 
 def _price(snap: OrderSnapshot) -> str:

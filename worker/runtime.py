@@ -90,7 +90,7 @@ class Worker:
             risk_file = load_risk_file(resolve_path(settings.risk_file))
         self.stopping = threading.Event()
         self._signals = 0
-        self.notifier = Notifier(settings, ctx.sessions, ctx.redis)
+        self.notifier = Notifier(settings, ctx.sessions, ctx.redis, simulator=self._on_simulator)
         # read lazily at scrape time: the IB connection and consumer are created below
         self.metrics = WorkerMetrics(
             account=settings.ib_account,
@@ -106,7 +106,7 @@ class Worker:
             ctx.redis,
             settings,
             settings.ib_client_id,
-            enqueue_notices=enqueue_notices,
+            enqueue_notices=self._enqueue_notices,
             wake=self.notifier.wake,
             on_committed=self.metrics.count_events,
         )
@@ -191,6 +191,15 @@ class Worker:
         self._heartbeat_thread = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         self._heartbeat_stop = threading.Event()  # set by shutdown: the claims live until then
         self.heartbeat_key = keys.heartbeat_key(settings.ib_account, settings.ib_client_id)
+
+    def _on_simulator(self) -> bool:
+        """The IB connection's server is ibsim, not IB (known from the first connect on)."""
+        ib = getattr(self, "ib", None)  # the notifier and recorder are built before the connection
+        return ib is not None and ib.simulator
+
+    def _enqueue_notices(self, session: Any, event: Any, settings: Settings) -> int:
+        """The recorder's notices, marked SIMULATOR while the worker trades ibsim."""
+        return enqueue_notices(session, event, settings, simulator=self._on_simulator())
 
     def _make_consumer(self, queue_name: str) -> Consumer:
         return Consumer(
@@ -465,6 +474,8 @@ class Worker:
             "ts": time.time(),
             "ib_connected": self.ib.ready,
             "ib_detail": self.ib.last_change,
+            # connected to ibsim, not IB (the dashboard and /status say SIMULATOR)
+            "ib_simulator": self._on_simulator(),
             "account": self.ib.account or self.settings.ib_account,
             "client_id": self.settings.ib_client_id,
             "pid": os.getpid(),

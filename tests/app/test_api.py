@@ -33,8 +33,11 @@ def test_alerts_list_filter_and_detail(client):
     assert [a["id"] for a in listed] == [invalid, accepted]
     only_invalid = client.get("/api/alerts?status=invalid&limit=5", headers=AUTH).get_json()["alerts"]
     assert [a["id"] for a in only_invalid] == [invalid]
-    # a status that does not exist matches nothing (the typed column takes any string as a filter)
-    assert client.get("/api/alerts?status=nonsense", headers=AUTH).get_json() == {"alerts": []}
+    # a status that does not exist is refused, naming the ones that do (it used to match nothing)
+    nonsense = client.get("/api/alerts?status=nonsense", headers=AUTH)
+    assert nonsense.status_code == 400
+    assert "status must be one of received, queued, processing" in nonsense.get_json()["message"]
+    assert "fanned_out" in nonsense.get_json()["fields"]["status"][0]
     assert client.get("/api/alerts?limit=abc", headers=AUTH).status_code == 400
     detail = client.get(f"/api/alerts/{accepted}", headers=AUTH).get_json()
     assert detail["status"] == "queued" and detail["payload"]["ticker"] == "AAPL"

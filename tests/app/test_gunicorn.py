@@ -166,3 +166,31 @@ def test_relay_thread_runs_inside_gunicorn(server, redis_client, tmp_path):
         engine.dispose()
     wait_until(lambda: queued_jobs(redis_client), 10, "the relay enqueued nothing", interval=0.1)
     assert [j.args for j in queued_jobs(redis_client)] == [(recorded.alert_id,)]
+
+
+def test_event_streams_that_would_starve_intake_stop_gunicorn_with_a_clear_message(tmp_path):
+    env = _env(WEBHOOK_SECRET=SECRET, PORT=str(free_port()), DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}",
+               WEB_THREADS="2", EVENTS_MAX_STREAMS="2", PYTHONPATH=str(ROOT))  # fmt: skip
+    command = [*GUNICORN[:-1], str(ROOT / "config" / "gunicorn.conf.py")]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    output = result.stdout + result.stderr
+    assert "tv2ib: configuration error: EVENTS_MAX_STREAMS (2) must be less than WEB_THREADS (2)" in output
+    assert "Traceback" not in output and "Booting worker" not in output
+
+
+FORWARDED_HTTPS = {"X-Forwarded-Proto": "https", "X-Forwarded-Ssl": "on", "X-Forwarded-Protocol": "ssl"}
+
+
+@pytest.mark.parametrize(("trusted_proxies", "secure"), [("0", False), ("1", True)])
+def test_only_trusted_proxies_make_a_request_https(redis_url, tmp_path, trusted_proxies, secure):
+    # A plain-HTTP sign-in from loopback that claims https in forwarded headers: gunicorn must not
+    # believe it (its default trusts loopback); only the app's TRUSTED_PROXIES may, and the
+    # dashboard's cookie is Secure exactly when the app believes the request is https.
+    token = "admin-token-0123456789"
+    with running_gunicorn(redis_url, tmp_path, ADMIN_TOKEN=token, TRUSTED_PROXIES=trusted_proxies) as base:
+        answer = httpx.post(f"{base}/login", data={"token": token}, headers=FORWARDED_HTTPS, timeout=5)
+    assert answer.status_code == 302, answer.text
+    cookie = answer.headers["Set-Cookie"]
+    assert cookie.startswith("tv2ib_session=")
+    assert ("; Secure" in cookie) is secure, cookie

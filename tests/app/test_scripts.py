@@ -122,7 +122,7 @@ def test_run_restarts_a_killed_worker_and_ibsim_keeps_the_web_up_and_stops_every
         "NO_COLOR": "1",
     }
     run = subprocess.Popen(
-        [str(ROOT / "scripts" / "run")],
+        [str(ROOT / "scripts" / "run"), "--sim"],  # IB_PORT is set: the simulator only when asked for
         cwd=ROOT,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -190,6 +190,84 @@ def test_run_restarts_a_killed_worker_and_ibsim_keeps_the_web_up_and_stops_every
                     os.kill(pid, signal.SIGKILL)
             run.kill()
             run.wait()
+
+
+def _run_env(tmp_path: Path, redis_url: str, **values: str) -> dict[str, str]:
+    """scripts/run's environment: none of this machine's tv2ib or IB settings, plus ``values``."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TV2IB_", "IB_", "WEBHOOK", "ADMIN"))},
+        "PORT": str(free_port()),
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}",
+        "WEBHOOK_SECRET": "run-test-secret-0123456789",
+        "WEB_WORKERS": "1",
+        "NO_COLOR": "1",
+        **values,
+    }
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_run_never_starts_the_simulator_on_an_ib_port_the_user_set(tmp_path, redis_url):
+    # IB Gateway's live port while the gateway restarts: nothing answers there. A simulator there
+    # would be traded by the worker, and would keep the gateway from binding its port.
+    if _port_answers("tcp://127.0.0.1:4001"):
+        pytest.skip("something listens on 127.0.0.1:4001 on this machine")
+    run = subprocess.Popen(
+        [str(ROOT / "scripts" / "run")],
+        cwd=ROOT,
+        env=_run_env(tmp_path, redis_url, IB_PORT="4001"),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    out = _Lines(run.stdout)
+    try:
+        out.wait_for(
+            r"^run: nothing answers at 127\.0\.0\.1:4001 \(IB Gateway's live port\): NOT starting", 120
+        )
+        assert "never puts its simulator on one of IB's own ports" in out.text()
+        # the worker runs and keeps retrying the gateway; no ibsim among the processes
+        out.wait_for(r"worker +\| .*IB connect to 127\.0\.0\.1:4001 failed", 120)
+        assert not [p for p in _descendants(run.pid) if "ibsim" in _cmdline(p)], out.text()
+        assert "supervise | sim" not in out.text() and "starting ibsim" not in out.text()
+        assert not _port_answers("tcp://127.0.0.1:4001")
+        assert "docs/production.md" in out.text()  # the going-live guide, not "the only change needed"
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(timeout=90) == 0, out.text()
+    finally:
+        if run.poll() is None:
+            for pid in _descendants(run.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            run.kill()
+            run.wait()
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"IB_PORT": "7497"},
+            "run: --sim refused: IB_PORT=7497 is TWS's paper port; tv2ib never starts its simulator",
+        ),
+        ({"IB_HOST": "10.1.2.3"}, "run: --sim runs the simulator on this machine, but IB_HOST is 10.1.2.3"),
+    ],
+)
+def test_run_sim_refuses_an_ib_port_or_another_host(tmp_path, redis_url, values, message):
+    done = subprocess.run([str(ROOT / "scripts" / "run"), "--sim"], cwd=ROOT, env=_run_env(tmp_path, redis_url, **values),
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr
 
 
 def _get_ok(url: str) -> bool:

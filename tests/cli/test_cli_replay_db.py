@@ -58,6 +58,27 @@ def test_replay_runs_a_strategys_alerts_on_a_private_stack_and_summarises_them(t
     assert b"from-the-log-0123456789" not in stored
 
 
+@pytest.mark.e2e
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="replay starts a private redis-server")
+def test_replay_leaves_the_live_servers_settings_in_the_shell_alone(tmp_path: Path):
+    # the trader's shell holds the live server's settings: its metrics directory (gunicorn empties the
+    # one it is given at start) and its risk file (which would refuse AAPL here)
+    live_metrics = tmp_path / "live-metrics"
+    live_metrics.mkdir()
+    (live_metrics / "counter_4242.db").write_bytes(b"the live server's counts")
+    risk = tmp_path / "risk.yaml"
+    risk.write_text("defaults:\n  deny: [AAPL]\n")
+    log = tmp_path / "alerts.jsonl"
+    log.write_text('{"ticker": "AAPL", "action": "buy", "quantity": 3, "price": 190}\n')
+    shell = {"PROMETHEUS_MULTIPROC_DIR": str(live_metrics), "RISK_FILE": str(risk), "LOG_LEVEL": "DEBUG",
+             "TELEGRAM_BOT_TOKEN": "123:live-bot-token"}  # fmt: skip
+    done = run_cli("replay", str(log), "--json", env=shell, cwd=tmp_path, timeout=240)
+    assert done.returncode == exitcodes.OK, done.stdout + done.stderr
+    [row] = json.loads(done.stdout)["alerts"]
+    assert (row["outcome"], row["status"]) == ("accepted", "filled"), row
+    assert (live_metrics / "counter_4242.db").read_bytes() == b"the live server's counts"
+
+
 def test_replay_of_a_file_without_alerts_says_so(tmp_path: Path):
     log = tmp_path / "empty.jsonl"
     log.write_text("# nothing\n\nnot json\n")

@@ -109,6 +109,17 @@ def test_dotenv_is_read_and_environment_wins(tmp_path):
     assert s.webhook_secret == SECRET and s.port == 7001 and s.ib_port == 4001
 
 
+def test_a_dotenv_that_is_not_utf8_is_a_settings_error_naming_the_line(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_bytes(
+        b"\xef\xbb\xbf# r\xc3\xa9glage\nWEBHOOK_SECRET=" + SECRET.encode() + b"\nPORT=7000 # r\xe9glage\n"
+    )
+    with pytest.raises(SettingsError, match=r"\.env:3: not UTF-8 text \(byte 0xe9\); save the file as UTF-8"):
+        load_settings({}, dotenv_path=str(env_file))
+    env_file.write_bytes(env_file.read_bytes().replace(b"\xe9", b"\xc3\xa9"))  # the BOM is fine
+    assert load_settings({}, dotenv_path=str(env_file)).port == 7000
+
+
 def test_redaction_filter_scrubs_messages_args_and_extras():
     record = logging.LogRecord(
         "x", logging.INFO, __file__, 1, "body=%s", (f'{{"secret": "{SECRET}"}}',), None
@@ -186,3 +197,38 @@ def test_market_data_type_and_margin_check(env, data_type, margin, timeout):
 def test_bad_market_data_and_margin_settings_name_the_variable(name, value, message):
     with pytest.raises(SettingsError, match=message):
         Settings.from_mapping({"WEBHOOK_SECRET": SECRET, name: value})
+
+
+# Each live event stream holds a web thread for its whole life: intake must keep at least one.
+@pytest.mark.parametrize(
+    ("env", "streams"),
+    [
+        ({}, 2),  # 4 threads by default: 2 streams, 2 threads for intake
+        ({"WEB_THREADS": "2"}, 1),
+        ({"WEB_THREADS": "3"}, 1),
+        ({"WEB_THREADS": "1"}, 0),  # one thread: no live streams, intake keeps it
+        ({"WEB_THREADS": "2", "EVENTS_MAX_STREAMS": "1"}, 1),
+        ({"WEB_THREADS": "8", "EVENTS_MAX_STREAMS": "7"}, 7),
+        ({"WEB_THREADS": "1", "EVENTS_MAX_STREAMS": "0"}, 0),
+        ({"EVENTS_MAX_STREAMS": "3"}, 3),
+    ],
+)
+def test_event_streams_leave_intake_a_thread(env, streams):
+    assert Settings.from_mapping({"WEBHOOK_SECRET": SECRET, **env}).events_max_streams == streams
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"WEB_THREADS": "2", "EVENTS_MAX_STREAMS": "2"},  # the probe's setting: two streams starve /webhook
+        {"WEB_THREADS": "2", "EVENTS_MAX_STREAMS": "5"},
+        {"WEB_THREADS": "1", "EVENTS_MAX_STREAMS": "1"},
+        {"EVENTS_MAX_STREAMS": "4"},  # WEB_THREADS' default is 4
+    ],
+)
+def test_event_streams_that_would_take_every_thread_are_refused(env):
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_mapping({"WEBHOOK_SECRET": SECRET, **env})
+    message = str(refused.value)
+    assert "EVENTS_MAX_STREAMS" in message and "WEB_THREADS" in message
+    assert "must be less than" in message and "/webhook" in message

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import time
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import create_engine, select
@@ -15,7 +16,7 @@ from sqlalchemy.orm import sessionmaker
 from support import alert_status, queue_alert, wait_until
 
 from core.db import migrate
-from core.models import Fill
+from core.models import Fill, Order
 
 pytestmark = pytest.mark.e2e
 
@@ -50,6 +51,9 @@ def test_sigkill_at_every_placement_step_places_each_leg_once(stack, base_env, r
         bought = sum(e["shares"] for e in state["executions"] if e["orderRef"].endswith(f"{alert_id}:entry"))
         assert bought == 7, point
         wait_until(lambda a=alert_id: _fill_count(sessions, a) == 1, 10, f"{point}: fill not recorded once")
+        # the recovered entry's order row carries IB's fill, not "Filled" with nothing filled
+        status, filled, average, fill_price = _entry_row(sessions, alert_id)
+        assert (status, filled, average) == ("Filled", 7, fill_price), f"{point}: entry order row"
         # back to flat for the next point (a second buy while long would be refused, by design)
         flat_id = queue_alert(sessions, redis_client, {"ticker": "AAPL", "action": "exit"})
         wait_until(lambda f=flat_id: alert_status(sessions, f) == "filled", 20, f"{point}: exit not filled")
@@ -75,6 +79,14 @@ def test_sigkill_at_every_placement_step_places_each_leg_once(stack, base_env, r
     assert len(exits) == 1 and exits[0]["quantity"] == 7
     assert not [p for p in state["positions"] if p["symbol"] == "AAPL"]
     engine.dispose()
+
+
+def _entry_row(sessions, alert_id: str) -> tuple[str, Decimal | None, Decimal | None, Decimal]:
+    """The entry order row's status, filled quantity and average price, and its fill's price."""
+    with sessions() as session:
+        order = session.scalar(select(Order).where(Order.order_ref == f"tv2ib:{alert_id}:entry"))
+        fill = session.scalar(select(Fill).where(Fill.alert_id == alert_id, Fill.leg == "entry"))
+        return order.status, order.filled_quantity, order.avg_fill_price, fill.price
 
 
 def _fill_count(sessions, alert_id: str) -> int:

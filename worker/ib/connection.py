@@ -21,7 +21,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Future
 from typing import Any, Protocol, TypeVar
 
@@ -44,8 +44,16 @@ MAX_MESSAGES_PER_SECOND = 45
 # IB codes that mean "the connection to IB's servers is down / back" while the socket stays open.
 CONNECTIVITY_LOST, RESTORED_DATA_LOST, RESTORED_DATA_KEPT = 1100, 1101, 1102
 PACING_VIOLATION = 100  # "Max rate of messages per second has been exceeded"
+# ibsim, the simulated gateway, sends this account value with every account's values; no IB server
+# does (ibsim/README.md). A worker connected to it says SIMULATOR in its log, heartbeat and notices.
+SIMULATOR_TAG, SIMULATOR_VALUE = "Simulator", "ibsim"
 
 Sink = Callable[[IBFact], "Future[Any] | None"]
+
+
+def is_simulator(account_values: Iterable[Any]) -> bool:
+    """Whether the account values a server sent carry ibsim's marker (:data:`SIMULATOR_TAG`)."""
+    return any(v.tag == SIMULATOR_TAG and v.value == SIMULATOR_VALUE for v in account_values)
 
 
 class Watcher(Protocol):
@@ -88,6 +96,8 @@ class IBConnection:
         self.market_data_type = market_data_type  # IB_MARKET_DATA_TYPE (worker/ib/market_data.py)
         self.account = account
         self.managed_accounts: list[str] = []  # as IB listed them at the last connect
+        # the server at the last connect is ibsim, the simulator, not IB (read from its account values)
+        self.simulator = False
         self._sink = sink
         self._connect_timeout = connect_timeout
         self._probe_interval = probe_interval
@@ -242,8 +252,7 @@ class IBConnection:
             self.managed_accounts = list(self.ib.managedAccounts())
             if not self.account:
                 self.account = self.managed_accounts[0] if self.managed_accounts else None
-            log.info("IB connected to %s:%s as client %s (account %s)", self.host, self.port,
-                     self.client_id, self.account)  # fmt: skip
+            self._log_connected()
             self._reconcile("connect")
             if not self._outage:
                 self._set_ready(True, "connected")
@@ -253,6 +262,17 @@ class IBConnection:
             self.ib.disconnect()
             if not self._stopping:
                 await asyncio.sleep(backoff_delay(1, self._backoff_base, self._backoff_cap))
+
+    def _log_connected(self) -> None:
+        """Say whom the worker trades with; ibsim (its account values carry its marker) loudly."""
+        self.simulator = is_simulator(self.ib.accountValues())
+        if self.simulator:
+            log.warning("IB connected to %s:%s as client %s (account %s): SIMULATOR - this is ibsim, not "
+                        "Interactive Brokers; no order reaches a real account", self.host, self.port,
+                        self.client_id, self.account)  # fmt: skip
+            return
+        log.info("IB connected to %s:%s as client %s (account %s)", self.host, self.port,
+                 self.client_id, self.account)  # fmt: skip
 
     async def _watch(self) -> None:
         """Return when the connection is lost or the periodic probe fails."""

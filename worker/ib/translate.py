@@ -30,6 +30,7 @@ def num(value: float | None) -> Decimal | None:
 def order_snapshot(trade: Trade) -> OrderSnapshot:
     """A plain, thread-safe copy of an order's identity, terms and status."""
     order, contract, status = trade.order, trade.contract, trade.orderStatus
+    filled, average = _filled(trade)
     return OrderSnapshot(
         order_ref=order.orderRef or "",
         ib_order_id=order.orderId or None,
@@ -52,12 +53,28 @@ def order_snapshot(trade: Trade) -> OrderSnapshot:
         tif=order.tif or None,
         oca_group=order.ocaGroup or None,
         status=status.status or "PendingSubmit",
-        filled=num(status.filled) or Decimal(0),
+        filled=filled,
         remaining=num(status.remaining),
-        avg_fill_price=num(status.avgFillPrice) if status.filled else None,
+        avg_fill_price=average,
         why_held=status.whyHeld or None,
         log=tuple((e.time.isoformat(), e.status, e.message, e.errorCode) for e in trade.log[-1:]),
     )
+
+
+def _filled(trade: Trade) -> tuple[Decimal, Decimal | None]:
+    """The filled quantity and average price of an order: IB's order status, or, when that says
+    nothing was filled, the order's executions. An order known only from reqCompletedOrders (a
+    worker restarted after IB filled it) has a status without quantities in ib_async: "Filled"
+    with 0 filled, while its executions (reqExecutions, attached to the trade) hold the fill."""
+    status = trade.orderStatus
+    if status.filled:
+        return num(status.filled) or Decimal(0), num(status.avgFillPrice)
+    shares, cost = Decimal(0), Decimal(0)
+    for fill in trade.fills:
+        quantity, price = num(fill.execution.shares), num(fill.execution.price)
+        if quantity and price is not None:
+            shares, cost = shares + quantity, cost + quantity * price
+    return shares, (cost / shares if shares else None)
 
 
 def fill_snapshot(trade: Trade | None, fill: Any) -> FillSnapshot:

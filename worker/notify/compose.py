@@ -97,6 +97,16 @@ def compose(event: Event) -> NoticeDraft | None:
     return NoticeDraft(draft.kind, fit(draft.text), _bounded_key(key), draft.silent)
 
 
+# Every notice a worker connected to ibsim (the simulator) writes starts with this: nothing it
+# reports happened at Interactive Brokers. One prefix for every kind (outbox.enqueue_notices).
+SIMULATOR_MARK = "🧪 <b>SIMULATOR</b> (ibsim, not Interactive Brokers)"
+
+
+def simulator_marked(draft: NoticeDraft) -> NoticeDraft:
+    """``draft`` with :data:`SIMULATOR_MARK` on a line of its own before its text."""
+    return NoticeDraft(draft.kind, fit(f"{SIMULATOR_MARK}\n{draft.text}"), draft.dedup_key, draft.silent)
+
+
 def compose_safely(event: Event) -> NoticeDraft | None:
     """Like :func:`compose` but never raises: a malformed event still tells the trader something."""
     try:

@@ -61,8 +61,11 @@ class Notifier:
         poll_timeout: float = 10.0,
         lease_ttl: float = LEASE_TTL,
         redis_ping_seconds: float = REDIS_PING_SECONDS,
+        simulator: Callable[[], bool] = lambda: False,
     ) -> None:
         self.settings = settings
+        # whether the worker trades ibsim right now: its notices then say SIMULATOR first
+        self.simulator = simulator
         self.sessions = sessions
         self.redis = redis_client
         self.sender_config = sender_config or SenderConfig()
@@ -140,7 +143,7 @@ class Notifier:
         """Record a notice for ``event`` in its own transaction and wake the sender (for callers
         that have no transaction of their own; facts belong in the caller's transaction)."""
         with self.sessions.begin() as session:
-            added = outbox.enqueue_notices(session, event, self.settings)
+            added = outbox.enqueue_notices(session, event, self.settings, simulator=self.simulator())
         self.wake()
         return added
 
@@ -323,7 +326,7 @@ class Notifier:
 
         def write() -> int:
             with self.sessions.begin() as session:
-                return outbox.enqueue_notices(session, event, self.settings)
+                return outbox.enqueue_notices(session, event, self.settings, simulator=self.simulator())
 
         try:
             await self._db(write)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from config.settings import Settings
 from core.models import Notice, utcnow
 from core.notices import LOG_CHAT, enqueue_draft, mode_of, target_chats
-from worker.notify.compose import compose_safely
+from worker.notify.compose import compose_safely, simulator_marked
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +33,21 @@ log = logging.getLogger(__name__)
 __all__ = ["LOG_CHAT", "enqueue_draft", "enqueue_notices", "mode_of", "target_chats"]
 
 
-def enqueue_notices(session: Session, event: Mapping[str, Any], settings: Settings) -> int:
+def enqueue_notices(
+    session: Session, event: Mapping[str, Any], settings: Settings, *, simulator: bool = False
+) -> int:
     """Add the notice rows for ``event`` to the caller's transaction; returns how many were added.
 
     Never raises for formatting problems (a malformed event still yields a notice saying so) and
     respects the per-kind switch. Database errors propagate: the caller's transaction is failing
-    anyway. Idempotent per event: a replayed event adds nothing.
+    anyway. Idempotent per event: a replayed event adds nothing. ``simulator``: the worker trades
+    ibsim, and the notice says so first (whatever its kind).
     """
     draft = compose_safely(event)
     if draft is None:
         return 0
+    if simulator:
+        draft = simulator_marked(draft)
     return enqueue_draft(session, draft, settings)
 
 

@@ -62,6 +62,8 @@ def status_text(doc: Mapping[str, Any], now: float | None = None) -> str:
         ib = "IB connected ✅" if worker.get("ib_connected") else "IB 🚨 <b>disconnected</b>"
         if not worker.get("ib_connected") and worker.get("ib_detail"):
             ib += f" ({esc(str(worker['ib_detail'])[:120])})"
+        if worker.get("ib_simulator"):  # the worker trades ibsim: nothing reaches Interactive Brokers
+            ib += " 🧪 <b>SIMULATOR</b> (ibsim, not IB)"
         age = worker.get("age_seconds")
         if age is None and worker.get("ts") is not None:
             age = round(now - float(worker["ts"]), 1)
