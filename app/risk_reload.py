@@ -92,6 +92,7 @@ def raise_alarm(ctx: Any, alarm: ReloadAlarm | None) -> threading.Thread | None:
 
 def _write_alarm(ctx: Any, alarm: ReloadAlarm) -> None:
     from core.notices import NoticeDraft, enqueue_draft
+    from core.routing import read_served
 
     text = "\n".join(
         [
@@ -101,7 +102,10 @@ def _write_alarm(ctx: Any, alarm: ReloadAlarm) -> None:
         ]
     )
     try:
+        simulator = read_served(ctx.redis).simulator  # the workers trade ibsim: say so
         with ctx.sessions.begin() as session:
-            enqueue_draft(session, NoticeDraft("alarm", text, alarm.dedup_key), ctx.settings)
+            enqueue_draft(
+                session, NoticeDraft("alarm", text, alarm.dedup_key), ctx.settings, simulator=simulator
+            )
     except Exception:  # noqa: BLE001 - the master's log line already says it
         log.exception("the risk file alarm was not written")

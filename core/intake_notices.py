@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from core.notice_text import fit
 from core.notices import NoticeDraft
 
 ALERT_INVALID = "alert_invalid"
@@ -90,6 +91,12 @@ def error_lines(errors: Mapping[str, Any], limit: int = MAX_ERROR_LINES) -> list
     return lines
 
 
+def _draft(kind: str, lines: list[str], secrets: Iterable[str], dedup_key: str) -> NoticeDraft:
+    """The notice: its lines masked (the last net for a secret), then cut to Telegram's limit
+    (a value of astral characters counts twice there)."""
+    return NoticeDraft(kind, fit(mask_secrets("\n".join(lines), secrets)), dedup_key)
+
+
 def _duration(seconds: float) -> str:
     return f"{seconds:g} s" if seconds < 120 else f"{seconds / 60:g} min"
 
@@ -128,7 +135,7 @@ def invalid_alert_draft(
         "TradingView does not show this answer: fix the alert's message. More invalid alerts of "
         f"this strategy within {_duration(digest_seconds)} come in one digest."
     )
-    return NoticeDraft(ALERT_INVALID, mask_secrets("\n".join(lines), secrets), f"invalid:{alert_id}")
+    return _draft(ALERT_INVALID, lines, secrets, f"invalid:{alert_id}")
 
 
 def invalid_digest_draft(
@@ -154,7 +161,7 @@ def invalid_digest_draft(
         latest = f"latest: alert <code>{_shown(last_id or '?', secrets, 64)}</code>"
         lines.append(f"{latest}: {_shown(reason, secrets, 1000)}" if reason else latest)
     lines.append("The dashboard lists each one with its field errors.")
-    return NoticeDraft(ALERT_INVALID, mask_secrets("\n".join(lines), secrets), dedup_key)
+    return _draft(ALERT_INVALID, lines, secrets, dedup_key)
 
 
 def auth_failures_draft(
@@ -183,4 +190,4 @@ def auth_failures_draft(
         "(or TRUSTED_PROXIES behind a proxy). Not yours? Someone is guessing; each address gets "
         "429 after AUTH_FAILURE_LIMIT."
     )
-    return NoticeDraft(AUTH_FAILED, mask_secrets("\n".join(lines), secrets), dedup_key)
+    return _draft(AUTH_FAILED, lines, secrets, dedup_key)

@@ -18,6 +18,8 @@ HEARTBEAT_TTL_SECONDS = 15
 # Heartbeat field: the accounts whose queues the worker consumes (a list; ``null`` while a worker
 # without IB_ACCOUNT has not yet learned its managed account). See core/routing.py.
 HEARTBEAT_SERVES = "serves"
+# The heartbeat field that says the worker is connected to ibsim, not Interactive Brokers.
+HEARTBEAT_SIMULATOR = "ib_simulator"
 # Set of the heartbeat keys of every worker that ever beat: readers GET them all in one MGET
 # instead of SCANning the keyspace (members whose key expired are dropped by the readers).
 WORKERS_SET = "tv2ib:workers"

@@ -47,6 +47,7 @@ from core.intake_notices import (
 )
 from core.keys import NOTICE_DIGEST_PREFIX
 from core.notices import NoticeDraft, enqueue_draft, mode_of
+from core.routing import read_served
 
 log = logging.getLogger(__name__)
 
@@ -241,8 +242,9 @@ def flush_due(ctx: AppContext, now: float | None = None) -> int:
             kind = AUTH_FAILED if key == AUTH_BUCKET else ALERT_INVALID
             if mode_of(settings, kind) != "off":
                 draft = _digest(key, data, counts, settings)
+                simulator = read_served(client).simulator  # the workers trade ibsim: say so
                 with ctx.sessions.begin() as session:
-                    enqueue_draft(session, draft, settings)
+                    enqueue_draft(session, draft, settings, simulator=simulator)
         gate = key.replace(INVALID_BUCKET_PREFIX, INVALID_GATE_PREFIX, 1)
         pairs: list[Any] = [x for field, n in counts.items() for x in (field, n)]
         rearm = "1" if counts and key.startswith(INVALID_BUCKET_PREFIX) else "0"

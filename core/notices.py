@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from core.models import Notice, utcnow
+from core.notice_text import fit, simulator_marked_text
 
 MAX_DEDUP_KEY = 128  # Notice.dedup_key column width
 
@@ -33,6 +34,11 @@ class NoticeDraft:
     text: str
     dedup_key: str | None
     silent: bool = False
+
+
+def simulator_marked(draft: NoticeDraft) -> NoticeDraft:
+    """``draft`` with the SIMULATOR line before its text (core/notice_text.py)."""
+    return NoticeDraft(draft.kind, simulator_marked_text(draft.text), draft.dedup_key, draft.silent)
 
 
 LOG_CHAT = "log"  # the pseudo chat whose notices go to the "tv2ib.notices" logger
@@ -60,12 +66,17 @@ def mode_of(settings: Settings, kind: str) -> str:
     return modes.get(kind) or modes.get("*") or "on"
 
 
-def enqueue_draft(session: Session | Connection, draft: NoticeDraft, settings: Settings) -> int:
+def enqueue_draft(
+    session: Session | Connection, draft: NoticeDraft, settings: Settings, *, simulator: bool = False
+) -> int:
     """Write ``draft`` once per target chat (insert-or-ignore on the dedup key), in the caller's
-    transaction: an ORM session, or a Core connection (intake's path)."""
+    transaction: an ORM session, or a Core connection (intake's path). Every row fits Telegram's
+    limit, whoever composed it; ``simulator``: the deployment trades ibsim, and the text says so
+    on its first line."""
     mode = mode_of(settings, draft.kind)
     if mode == "off":
         return 0
+    text = simulator_marked_text(draft.text) if simulator else fit(draft.text)
     silent = draft.silent or mode == "silent"
     added = 0
     for chat_id in target_chats(settings):
@@ -73,7 +84,7 @@ def enqueue_draft(session: Session | Connection, draft: NoticeDraft, settings: S
         row = {
             "chat_id": chat_id,
             "kind": draft.kind[:32],
-            "text": draft.text,
+            "text": text,
             "silent": silent,
             "dedup_key": key,
             "created_at": utcnow(),

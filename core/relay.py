@@ -204,7 +204,7 @@ def sweep_unconsumed(ctx: AppContext) -> int:
         else:
             reason = _why_untaken(account, served, limit)
         try:
-            done = _reject_unconsumed(ctx, alert_id, reason)
+            done = _reject_unconsumed(ctx, alert_id, reason, simulator=served.simulator)
         except Exception:
             if taken == 1:  # put the job back: nothing may get lost on a database error
                 ctx.redis.lpush(queue_key, job_id)
@@ -216,7 +216,7 @@ def sweep_unconsumed(ctx: AppContext) -> int:
     return rejected
 
 
-def _reject_unconsumed(ctx: AppContext, alert_id: str, reason: str) -> bool:
+def _reject_unconsumed(ctx: AppContext, alert_id: str, reason: str, *, simulator: bool = False) -> bool:
     now = utcnow()
     with ctx.sessions.begin() as session:
         changed = session.execute(
@@ -237,7 +237,7 @@ def _reject_unconsumed(ctx: AppContext, alert_id: str, reason: str) -> bool:
             strategy=alert.strategy,
             account=alert.fanout_account,
         )
-        enqueue_draft(session, draft, ctx.settings)
+        enqueue_draft(session, draft, ctx.settings, simulator=simulator)
         status = AlertStatus.REJECTED.value
         published = [
             events.alert_status(alert_id, status, reason),

@@ -37,6 +37,9 @@ class Served:
     accounts: frozenset[str]
     known: bool
     workers: int
+    # a live worker trades ibsim (its heartbeat's ``ib_simulator``): notices the web writes say
+    # SIMULATOR too, as the worker's own do
+    simulator: bool = False
 
     def names(self) -> str:
         """'DU1, DU2', 'DU1 and alerts that name no account' or 'none', for messages (``default``
@@ -55,14 +58,16 @@ def served_from(beats: Iterable[Mapping[str, Any]]) -> Served:
     accounts: set[str] = set()
     known = True
     count = 0
+    simulator = False
     for beat in beats:
         count += 1
+        simulator = simulator or beat.get(keys.HEARTBEAT_SIMULATOR) is True
         serves = beat.get(keys.HEARTBEAT_SERVES)
         if not isinstance(serves, list):
             known = False  # still learning its account (or an older worker): refuse nothing
             continue
         accounts.update(str(a) for a in serves)
-    return Served(frozenset(accounts), known and count > 0, count)
+    return Served(frozenset(accounts), known and count > 0, count, simulator)
 
 
 def read_served(client: redis.Redis) -> Served:

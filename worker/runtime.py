@@ -475,7 +475,7 @@ class Worker:
             "ib_connected": self.ib.ready,
             "ib_detail": self.ib.last_change,
             # connected to ibsim, not IB (the dashboard and /status say SIMULATOR)
-            "ib_simulator": self._on_simulator(),
+            keys.HEARTBEAT_SIMULATOR: self._on_simulator(),
             "account": self.ib.account or self.settings.ib_account,
             "client_id": self.settings.ib_client_id,
             "pid": os.getpid(),

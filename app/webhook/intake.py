@@ -42,6 +42,7 @@ from core.ids import new_alert_id
 from core.intake_notices import CAUSE_ADDRESS, CAUSE_SECRET, CAUSE_UNREADABLE
 from core.keys import queue_name
 from core.models import AlertStatus
+from core.notices import simulator_marked
 from core.risk_file import RiskFile
 from core.routing import Served, ServedCache, account_refusal
 
@@ -256,6 +257,8 @@ class Intake:
         notice = self.notices.invalid_alert(
             alert_id, errors=errors, reason=reason, client_ip=address, shown=shown
         )
+        if notice is not None and self.served.get().simulator:  # the workers trade ibsim: say so
+            notice = simulator_marked(notice)
         with self.ctx.engine.connect() as conn:
             return store.record_invalid(
                 conn,

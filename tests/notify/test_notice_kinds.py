@@ -15,6 +15,7 @@ from test_notify_compose import visible
 
 from core import events
 from core import intake_notices as n
+from core import notice_text as t
 from core.notices import MONEY_ALARM_KINDS
 from worker.notify import compose as c
 
@@ -102,7 +103,7 @@ def test_texts_are_well_formed_and_fit_whatever_was_sent(value: str) -> None:
     ).text
     for text in (_worst_invalid(value), digest, auth):
         visible(text)
-        assert c.text_length(text) <= c.MAX_TEXT
+        assert t.text_length(text) <= t.MAX_TEXT
         assert "\x00" not in text
         text.encode("utf-8")  # storable and sendable
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.notify.compose import MAX_TEXT, text_length
+from core.notice_text import MAX_TEXT, text_length
 from worker.notify.sender import BATCH_SEPARATOR, PendingNotice, TokenBucket, batch_text, build_batch
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from notify_helpers import fill_event
 
 from core import events
+from core import notice_text as t
 from worker.notify import compose as c
 
 ALLOWED_TAGS = {"b", "i", "code", "pre", "u", "s", "a"}
@@ -255,7 +256,7 @@ def test_every_kind_composes_well_formed_text(kind: str) -> None:
     draft = c.compose(SAMPLES[kind])
     assert draft is not None and draft.kind == kind
     assert visible(draft.text).strip()
-    assert c.text_length(draft.text) <= c.MAX_TEXT
+    assert t.text_length(draft.text) <= t.MAX_TEXT
 
 
 def test_alarm_texts() -> None:
@@ -325,27 +326,27 @@ def test_huge_reason_is_truncated_safely() -> None:
     draft = c.compose(
         events.alert_rejected("a", strategy=None, ticker="T", action=None, status="rejected", reason=reason)
     )
-    assert c.text_length(draft.text) <= c.MAX_TEXT
+    assert t.text_length(draft.text) <= t.MAX_TEXT
     visible(draft.text)
 
 
 def test_fit_cuts_outside_tags_and_entities_and_closes_tags() -> None:
     text = "<b>" + "&amp;" * 2000 + "</b>"
-    cut = c.fit(text, 100)
-    assert c.text_length(cut) <= 100
+    cut = t.fit(text, 100)
+    assert t.text_length(cut) <= 100
     assert cut.endswith("…</b>")
     assert set(visible(cut)) <= {"&", "…"}
 
 
 def test_fit_counts_utf16_units() -> None:
     text = "📈" * 3000  # each emoji is two UTF-16 units: 6000 in total
-    cut = c.fit(text)
-    assert c.text_length(cut) <= c.MAX_TEXT
+    cut = t.fit(text)
+    assert t.text_length(cut) <= t.MAX_TEXT
     assert len(cut) < 2100
 
 
 def test_fit_keeps_short_text() -> None:
-    assert c.fit("<b>x</b>") == "<b>x</b>"
+    assert t.fit("<b>x</b>") == "<b>x</b>"
 
 
 @settings(max_examples=150, deadline=None)
@@ -359,8 +360,8 @@ def test_fit_always_yields_well_formed_text_within_limit(
     parts: list[tuple[str | None, str]], limit: int
 ) -> None:
     text = "\n".join(f"<{t}>{c.esc(s)}</{t}>" if t else c.esc(s) for t, s in parts)
-    cut = c.fit(text, limit)
-    assert c.text_length(cut) <= max(limit, 0)
+    cut = t.fit(text, limit)
+    assert t.text_length(cut) <= max(limit, 0)
     shown = visible(cut)
     if cut == text:
         assert shown == html.unescape(re.sub(r"<[^>]+>", "", text))

@@ -20,9 +20,10 @@ from ib_async import AccountValue
 
 from core import events
 from core.keys import heartbeat_key
-from core.notices import NoticeDraft
+from core.notice_text import SIMULATOR_MARK
+from core.notices import NoticeDraft, simulator_marked
 from worker.ib.connection import is_simulator
-from worker.notify.compose import SIMULATOR_MARK, compose, simulator_marked
+from worker.notify.compose import compose
 from worker.notify.replies import status_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
@@ -74,6 +75,11 @@ def test_a_worker_on_ibsim_says_simulator_in_its_log_heartbeat_dashboard_and_not
         return any(alert_id in m.text and "entry" in m.text for m in api.messages(OWNER))
 
     assert fake_tg.wait_for(fill_notice, 20), [m.text for m in fake_tg.messages(OWNER)]
+    # the web's own notices say it too: an invalid alert's notice is written by intake
+    invalid = stack.post_alert({"ticker": "AAPL", "action": "buy", "quantity": -1, "price": 190})
+    assert invalid.status_code == 422, invalid.text
+    bad_id = invalid.json()["alert_id"]
+    assert fake_tg.wait_for(lambda api: any(bad_id in m.text for m in api.messages(OWNER)), 20)
     texts = [m.text for m in fake_tg.messages(OWNER)]
     assert texts and all(t.startswith(SIMULATOR_MARK + "\n") for t in texts), texts
 

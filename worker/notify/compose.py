@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -38,10 +37,8 @@ from core.events import (
     WorkerStoppedEvent,
 )
 from core.intake_notices import WEB_NOTICE_KINDS
+from core.notice_text import ELLIPSIS, fit
 from core.notices import MAX_DEDUP_KEY, NoticeDraft  # plain data: the outbox row's shape
-
-MAX_TEXT = 4096  # Telegram's sendMessage limit
-ELLIPSIS = "…"
 
 # What the outbox hands in: a core.events.Event, or (from a caller with a bug) any mapping.
 Event = Mapping[str, Any]
@@ -95,16 +92,6 @@ def compose(event: Event) -> NoticeDraft | None:
     explicit = event.get("dedup_key")
     key = str(explicit) if explicit else draft.dedup_key
     return NoticeDraft(draft.kind, fit(draft.text), _bounded_key(key), draft.silent)
-
-
-# Every notice a worker connected to ibsim (the simulator) writes starts with this: nothing it
-# reports happened at Interactive Brokers. One prefix for every kind (outbox.enqueue_notices).
-SIMULATOR_MARK = "🧪 <b>SIMULATOR</b> (ibsim, not Interactive Brokers)"
-
-
-def simulator_marked(draft: NoticeDraft) -> NoticeDraft:
-    """``draft`` with :data:`SIMULATOR_MARK` on a line of its own before its text."""
-    return NoticeDraft(draft.kind, fit(f"{SIMULATOR_MARK}\n{draft.text}"), draft.dedup_key, draft.silent)
 
 
 def compose_safely(event: Event) -> NoticeDraft | None:
@@ -173,63 +160,6 @@ def _fill_key(exec_id: str | None) -> str | None:
 def _default_key(event: Event) -> str | None:
     """The dedup key of a malformed event (read defensively: its keys are unknown)."""
     return _fill_key(event.get("exec_id")) if event.get("type") == "fill" else None
-
-
-def _utf16_len(ch: str) -> int:
-    # Telegram counts UTF-16 code units: an emoji outside the BMP costs two.
-    return 2 if ord(ch) > 0xFFFF else 1
-
-
-def text_length(text: str) -> int:
-    """Length of ``text`` as Telegram counts it (UTF-16 code units; markup counted, conservatively)."""
-    return sum(_utf16_len(ch) for ch in text)
-
-
-_TOKEN = re.compile(
-    r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)\b[^<>]*>|&(?:#[0-9]+|#x[0-9a-fA-F]+|[a-zA-Z][a-zA-Z0-9]*);"
-)
-
-
-def fit(text: str, limit: int = MAX_TEXT) -> str:
-    """Cut ``text`` to at most ``limit`` UTF-16 units, never inside a tag or an entity, closing
-    any tag left open and marking the cut with an ellipsis (preferably at a line end)."""
-    if text_length(text) <= limit:
-        return text
-    stack: list[str] = []
-    best: tuple[int, tuple[str, ...]] = (0, ())
-    best_line: tuple[int, tuple[str, ...]] | None = None
-    used = 0  # UTF-16 units before position pos
-    pos = 0
-    ellipsis_cost = text_length(ELLIPSIS)
-    while pos < len(text):
-        closing_cost = sum(len(name) + 3 for name in stack)
-        if used + ellipsis_cost + closing_cost <= limit:
-            best = (pos, tuple(stack))
-            if text[pos] == "\n":
-                best_line = best
-        else:
-            break
-        match = _TOKEN.match(text, pos)
-        if match:
-            token = match.group(0)
-            if token.startswith("<"):
-                name = match.group(2).lower()
-                if match.group(1):
-                    if name in stack:
-                        del stack[len(stack) - 1 - stack[::-1].index(name)]
-                elif not token.endswith("/>"):
-                    stack.append(name)
-            used += text_length(token)
-            pos = match.end()
-        else:
-            used += _utf16_len(text[pos])
-            pos += 1
-    cut, open_tags = best
-    # A line end close to the limit reads better than a word cut in half.
-    if best_line is not None and best_line[0] >= cut - 400:
-        cut, open_tags = best_line
-    closing = "".join(f"</{name}>" for name in reversed(open_tags))
-    return text[:cut] + ELLIPSIS + closing
 
 
 def _symbol(symbol: str | None, local_symbol: str | None = None, sec_type: str | None = None) -> str:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from config.settings import Settings
 from core.models import Notice, utcnow
 from core.notices import LOG_CHAT, enqueue_draft, mode_of, target_chats
-from worker.notify.compose import compose_safely, simulator_marked
+from worker.notify.compose import compose_safely
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +46,7 @@ def enqueue_notices(
     draft = compose_safely(event)
     if draft is None:
         return 0
-    if simulator:
-        draft = simulator_marked(draft)
-    return enqueue_draft(session, draft, settings)
+    return enqueue_draft(session, draft, settings, simulator=simulator)
 
 
 # --- the sender's side ---------------------------------------------------------------------------

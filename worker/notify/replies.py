@@ -8,7 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from worker.notify.compose import esc, fit, num, signed
+from core.notice_text import fit
+from worker.notify.compose import esc, num, signed
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.notice_text import MAX_TEXT, text_length
 from worker.notify import outbox
-from worker.notify.compose import MAX_TEXT, text_length
 from worker.notify.transport import (
     ChatUnavailable,
     LogTransport,
