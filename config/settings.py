@@ -268,7 +268,7 @@ class Settings:
     futures_roll_days: int = DEFAULT_FUTURES_ROLL_DAYS
     # extendedHours: a stop becomes a stop-limit this many ticks beyond the stop, a market order a
     # limit this many ticks through the reference (IB does not trigger stops outside regular hours;
-    # worker/order_types.py, docs/orders.md)
+    # worker/decision/order_types.py, docs/orders.md)
     extended_hours_stop_limit_ticks: int = 10
     # Market data and margin (docs/market-data-and-margin.md): IB's reqMarketDataType for reference
     # prices (live, frozen, delayed, delayed-frozen; a refused live request falls back to delayed),

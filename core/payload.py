@@ -72,7 +72,7 @@ QuantityType = Literal[
     "fixed_quantity",
     "dollar_amount",
     "risk_dollar_amount",
-    "risk_percent",  # percent of NetLiquidation at risk to the stop-loss (issue 11, worker/sizing.py)
+    "risk_percent",  # percent of NetLiquidation at risk to the stop-loss (issue 11, worker/decision/sizing.py)
     "percent_of_equity",
     "percent_of_position",
 ]

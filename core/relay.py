@@ -42,7 +42,7 @@ from rq import Queue
 from rq.job import Job
 from sqlalchemy import select, update
 
-from core import events, notice_digest, outbox
+from core import alert_rows, events, notice_digest
 from core.context import AppContext
 from core.enqueue import alert_job_id, enqueue_alert
 from core.keys import (
@@ -91,7 +91,7 @@ def _enqueue_received(ctx: AppContext) -> int:
                 enqueued += 1
                 log.info("relay: enqueued alert %s on %s", alert_id, queue_name(account))
             with ctx.engine.connect() as conn:
-                outbox.mark_queued(conn, alert_id, queue_name(account))
+                alert_rows.mark_queued(conn, alert_id, queue_name(account))
         if len(rows) < BATCH:
             return enqueued
         last_id = rows[-1][0]
@@ -286,7 +286,7 @@ def relay_once(ctx: AppContext, *, full_scan: bool = False) -> int:
             count += _requeue_lost(ctx)
             ctx.redis.set(RELAY_SCAN_MARKER_KEY, repr(started))
         with ctx.engine.connect() as conn:
-            outbox.purge_expired_claims(conn)
+            alert_rows.purge_expired_claims(conn)
         _flush_notice_digests(ctx)
         return count
     except redis.RedisError as exc:

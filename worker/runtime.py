@@ -5,7 +5,7 @@ Threads of one worker process:
 * main: the queue :class:`~worker.consumer.Consumer` (blocking Redis pops) and the executor;
 * ``ib``: the asyncio loop that owns the ib_async connection (:class:`~worker.ib.IBConnection`; the
   jobs' requests go through :class:`~worker.ib.Trading` on that loop);
-* ``recorder``: the single database writer (:class:`~worker.recorder.Recorder`);
+* ``recorder``: the single database writer (:class:`~worker.recording.recorder.Recorder`);
 * ``heartbeat``: refreshes the Redis heartbeat every :data:`HEARTBEAT_INTERVAL` seconds;
 * the notifier's own thread (``worker.notify``).
 
@@ -46,18 +46,18 @@ from core.risk_file import RiskFile, load_risk_file, resolve_path
 from core.services import FLATTEN_JOB
 from worker.claims import Claims, WorkerClaims
 from worker.consumer import Consumer
-from worker.executor import Executor, Requeue, RetryLater
-from worker.guard import Guard
+from worker.contracts.symbol_map import SymbolResolver
+from worker.decision.order_types import OrderRules
+from worker.execution.executor import Executor, Requeue, RetryLater
+from worker.execution.guard import Guard
+from worker.execution.margin import MarginGate
 from worker.ib import IBConnection, Trading
-from worker.margin import MarginGate
 from worker.metrics import WorkerMetrics
 from worker.notify import Notifier, enqueue_notices
-from worker.order_types import OrderRules
-from worker.protection import ProtectionRegistry, ProtectionSpec, load_specs, save_spec
-from worker.recorder import Recorder, UnitOfWork
+from worker.recording.protection import ProtectionRegistry, ProtectionSpec, load_specs, save_spec
+from worker.recording.recorder import Recorder, UnitOfWork
 from worker.retry import retry
 from worker.risk.gate import DAILY_LOSS_CHECK_SECONDS, RiskGate, describe_rules
-from worker.symbol_map import SymbolResolver
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class Worker:
         self.queue_wait = queue_wait
         settings: Settings = ctx.settings
         self.settings = settings
-        # contracts (worker/symbol_map.py): SYMBOL_MAP_FILE is validated first, before any thread
+        # contracts (worker/contracts/symbol_map.py): SYMBOL_MAP_FILE is validated first, before any thread
         # starts: a bad file stops the worker with the file, the line and the reason
         self.symbols = SymbolResolver(settings.symbol_map_file, settings.futures_roll_days)
         # the risk file (RISK_FILE): a bad one raises RiskFileError here, before anything starts
@@ -150,9 +150,9 @@ class Worker:
             metrics=self.metrics,
             reversal_fill_timeout=settings.reversal_fill_timeout_seconds,
             symbols=self.symbols,
-            # order types (worker/order_types.py): the extended-hours stop-limit / marketable-limit offset
+            # order types (worker/decision/order_types.py): the extended-hours stop-limit / marketable-limit offset
             order_rules=OrderRules(settings.extended_hours_stop_limit_ticks),
-            # IB's what-if margin check before every opening order (worker/margin.py)
+            # IB's what-if margin check before every opening order (worker/execution/margin.py)
             margin=MarginGate(
                 self.ib,
                 self.trading,
@@ -167,7 +167,7 @@ class Worker:
                              ib_call_timeout=30.0)  # fmt: skip
         self.risk.flatten = self._flatten_on_daily_loss
         self.executor.risk = self.risk
-        # sizing: the risk file's default_sizing for alerts that name no quantity (worker/sizing.py)
+        # sizing: the risk file's default_sizing for alerts that name no quantity (worker/decision/sizing.py)
         self.executor.sizing_default = self._default_sizing
         # SIGHUP: each reloader re-reads one file and logs what changed (see reload())
         self.reloaders: list[Callable[[], object]] = [self.symbols.reload, self.reload_risk_file]
@@ -461,7 +461,7 @@ class Worker:
 
     def _unsent_notices(self) -> int:
         """Notices not yet delivered (sampled by the metrics thread every few seconds)."""
-        from worker.notify.outbox import pending_count
+        from worker.notify.notice_rows import pending_count
 
         with self.ctx.sessions() as session:
             return pending_count(session)

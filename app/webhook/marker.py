@@ -15,7 +15,7 @@ import threading
 
 from sqlalchemy import Engine
 
-from core import outbox
+from core import alert_rows
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class QueuedMarker:
                     break
             try:
                 with self._engine.connect() as conn:
-                    outbox.mark_queued_many(conn, batch)
+                    alert_rows.mark_queued_many(conn, batch)
             except Exception as exc:  # noqa: BLE001 - the relay marks them later
                 log.warning(
                     "could not mark %d alerts queued (%s); the relay will", len(batch), type(exc).__name__

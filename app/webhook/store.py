@@ -42,10 +42,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
 from config.settings import Settings
+from core.alert_rows import ALERTS, CLAIMS, INSERT_EVENT, insert_event
 from core.ids import new_alert_id
 from core.models import AlertStatus, utcnow
 from core.notices import NoticeDraft, enqueue_draft
-from core.outbox import ALERTS, CLAIMS, INSERT_EVENT, insert_event
 
 
 @dataclass(frozen=True)

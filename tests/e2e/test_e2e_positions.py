@@ -3,9 +3,9 @@ by more than the position.
 
 Real processes: ``python -m ibsim``, gunicorn (alerts go in through ``POST /webhook``) and
 ``python -m worker``; the worker is killed at a named crash point (``TV2IB_CRASH_AT``, see
-:func:`worker.executor.crash_point`) in the middle of a reversal, then started again. A watcher
+:func:`worker.execution.executor.crash_point`) in the middle of a reversal, then started again. A watcher
 polls ibsim's ``/state`` all the while (through the kill and the restart) and checks invariant 7
-on every snapshot (:func:`worker.positions.exits_fit`: tv2ib's stops and targets on the closing
+on every snapshot (:func:`worker.decision.positions.exits_fit`: tv2ib's stops and targets on the closing
 side, never larger than the position). After the restart: the position is the alert's target,
 every orderRef reached IB once, and the alert traded exactly its 20 shares (close 10, open 10).
 """
@@ -26,7 +26,7 @@ import pytest
 from procs import Stack
 from support import private_pg_database, wait_until
 
-from worker.positions import WorkingExit, exits_fit
+from worker.decision.positions import WorkingExit, exits_fit
 
 pytestmark = pytest.mark.e2e
 

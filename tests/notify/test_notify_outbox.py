@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.settings import Settings
 from core import events
 from core.models import Control, Notice
-from worker.notify import enqueue_notices, lease, outbox
+from worker.notify import enqueue_notices, lease, notice_rows
 
 
 def _notices(sessions: sessionmaker[Session]) -> list[Notice]:
@@ -79,7 +79,7 @@ def test_without_token_the_log_is_the_chat(
     settings = Settings.from_mapping({**base_env, "TELEGRAM_CHAT_ID": "111"})
     with any_sessions.begin() as session:
         assert enqueue_notices(session, fill_event(6), settings) == 1
-    assert [r.chat_id for r in _notices(any_sessions)] == [outbox.LOG_CHAT]
+    assert [r.chat_id for r in _notices(any_sessions)] == [notice_rows.LOG_CHAT]
 
 
 def test_pending_in_order_and_marked_once(any_sessions: sessionmaker[Session], tg_settings: Settings) -> None:
@@ -87,20 +87,20 @@ def test_pending_in_order_and_marked_once(any_sessions: sessionmaker[Session], t
         with any_sessions.begin() as session:
             enqueue_notices(session, fill_event(10 + n), tg_settings)
     with any_sessions() as session:
-        rows = outbox.pending(session, "111")
+        rows = notice_rows.pending(session, "111")
         assert [r.text.count("ESZ6") for r in rows] == [1] * 5
         ids = [r.id for r in rows]
         assert ids == sorted(ids)
-        assert outbox.pending_chats(session) == sorted(OWNER_CHATS) or set(
-            outbox.pending_chats(session)
+        assert notice_rows.pending_chats(session) == sorted(OWNER_CHATS) or set(
+            notice_rows.pending_chats(session)
         ) == set(OWNER_CHATS)
     with any_sessions.begin() as session:
-        assert outbox.mark_sent(session, ids[:2]) == 2
-        assert outbox.mark_sent(session, ids[:3]) == 1  # already sent rows are not touched again
+        assert notice_rows.mark_sent(session, ids[:2]) == 2
+        assert notice_rows.mark_sent(session, ids[:3]) == 1  # already sent rows are not touched again
     with any_sessions() as session:
-        assert [r.id for r in outbox.pending(session, "111")] == ids[3:]
-        assert outbox.pending_count(session, "111") == 2
-        assert outbox.pending_count(session) == 7
+        assert [r.id for r in notice_rows.pending(session, "111")] == ids[3:]
+        assert notice_rows.pending_count(session, "111") == 2
+        assert notice_rows.pending_count(session) == 7
 
 
 def test_concurrent_replays_insert_once(any_sessions: sessionmaker[Session], tg_settings: Settings) -> None:
@@ -150,13 +150,13 @@ def test_prune_deletes_only_old_delivered_notices(
         with any_sessions.begin() as session:
             enqueue_notices(session, fill_event(60 + n), tg_settings)
     with any_sessions() as session:
-        ids = [r.id for r in outbox.pending(session, "111")]
+        ids = [r.id for r in notice_rows.pending(session, "111")]
     long_ago = datetime.now(UTC) - timedelta(days=40)
     with any_sessions.begin() as session:
-        outbox.mark_sent(session, ids[:1], at=long_ago)
-        outbox.mark_sent(session, ids[1:2])
+        notice_rows.mark_sent(session, ids[:1], at=long_ago)
+        notice_rows.mark_sent(session, ids[1:2])
     with any_sessions.begin() as session:
-        assert outbox.prune(session, datetime.now(UTC) - timedelta(days=30)) == 1
+        assert notice_rows.prune(session, datetime.now(UTC) - timedelta(days=30)) == 1
     with any_sessions() as session:
         remaining = {r.id for r in session.scalars(select(Notice).where(Notice.chat_id == "111"))}
     assert remaining == set(ids[1:])

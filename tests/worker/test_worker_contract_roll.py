@@ -14,7 +14,7 @@ from support import wait_until
 from worker_helpers import WorkerThread, add_alert, alert_status
 
 from core.services import get_alert
-from worker.symbols import ContractSpec
+from worker.contracts.tickers import ContractSpec
 
 ROLL_DAYS = 8  # FUTURES_ROLL_DAYS's default
 
@@ -116,8 +116,8 @@ def test_an_option_alert_is_rejected_with_the_reason(sim, running_worker):
 def test_a_bad_symbol_map_stops_the_worker_at_start(tmp_path, worker_env):
     from config.settings import Settings
     from core.context import AppContext
+    from worker.contracts.symbol_map import SymbolMapError
     from worker.runtime import Worker
-    from worker.symbol_map import SymbolMapError
 
     path = tmp_path / "symbols.yaml"
     path.write_text("symbols:\n  NQ1!:\n    quantity_multiplier: 0\n", encoding="utf-8")

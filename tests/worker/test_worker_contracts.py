@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
+from worker.contracts.tickers import resolve_ticker
 from worker.ib import ContractNotFound
-from worker.symbols import resolve_ticker
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pytest
 from config.settings import Settings
 from core.context import AppContext
 from core.models import Alert, AlertStatus
-from worker.recorder import Recorder, UnitOfWork
+from worker.recording.recorder import Recorder, UnitOfWork
 
 
 @pytest.fixture

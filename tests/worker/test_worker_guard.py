@@ -19,10 +19,10 @@ from core import events
 from core.models import Alert, Notice, Order
 from core.notices import mode_of
 from core.payload import AlertPayload
-from worker.drift import drift_event, drift_message, report_drift
+from worker.decision.drift import drift_event, drift_message, report_drift
+from worker.decision.positions import WorkingExit, exits_fit
 from worker.notify.compose import compose
-from worker.positions import WorkingExit, exits_fit
-from worker.protection import ProtectionSpec
+from worker.recording.protection import ProtectionSpec
 
 CLIENT = 7  # worker_env's IB_CLIENT_ID
 BRACKET = {

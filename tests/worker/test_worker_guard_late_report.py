@@ -5,7 +5,7 @@ fault widens that moment. The guard checks a contract 0.25 s after a fill: readi
 then, it saw "flat" for a position that had just been opened, cancelled the bracket's stop and
 target and forgot the position's protection, so not even a restart put them back. The guard now
 decides on the same position as the executor: IB's last report plus tv2ib's own executions that
-arrived after it (worker/ledger.py).
+arrived after it (worker/decision/ledger.py).
 
 Each test checks what a trader would: IB's position, the exits ibsim reports working, the
 protection the worker keeps, and the notices table.
@@ -21,7 +21,7 @@ from support import wait_until
 from worker_helpers import WorkerThread, add_alert, alert_status
 
 from core.models import Notice
-from worker.positions import WorkingExit, exits_fit
+from worker.decision.positions import WorkingExit, exits_fit
 
 CLIENT = 7  # worker_env's IB_CLIENT_ID
 BRACKET = {"ticker": "AMD", "action": "buy", "quantity": 5, "price": 143,

@@ -1,4 +1,4 @@
-"""The position a decision reads (worker/ledger.py) and the guard's decision (worker/guard_rules.py),
+"""The position a decision reads (worker/decision/ledger.py) and the guard's decision (worker/decision/guard_rules.py),
 as tables (pure: no IB, no database).
 
 The ledger rows are sequences of what the worker hears: ``+5`` / ``-5`` an execution of one of
@@ -12,9 +12,9 @@ from decimal import Decimal
 
 import pytest
 
-from worker.guard_rules import GuardInput, guard_decision
-from worker.ledger import ExecutionLedger, PositionView
-from worker.positions import WorkingExit
+from worker.decision.guard_rules import GuardInput, guard_decision
+from worker.decision.ledger import ExecutionLedger, PositionView
+from worker.decision.positions import WorkingExit
 
 D = Decimal
 
@@ -70,7 +70,7 @@ def test_ledger_counts_an_execution_once_per_account_and_forgets_on_reset() -> N
 
 
 def test_ledger_remembers_recent_execution_ids_only_and_lists_open_contracts() -> None:
-    from worker.ledger import SEEN_EXECUTIONS
+    from worker.decision.ledger import SEEN_EXECUTIONS
 
     ledger = ExecutionLedger()
     for n in range(SEEN_EXECUTIONS + 50):  # a long session: every execution reported in turn

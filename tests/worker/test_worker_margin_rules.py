@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from worker.decision.planner import Leg
+from worker.decision.positions import Decision
+from worker.execution.margin import WhatIf, ib_number, judge, money, what_if_order
 from worker.ib.account import AccountFigures
-from worker.margin import WhatIf, ib_number, judge, money, what_if_order
-from worker.planner import Leg
-from worker.positions import Decision
 
 ENTRY = Leg("entry", "BUY", "LMT", D(10), limit_price=D("189.5"), tif="DAY")
 SHORT = Leg("entry", "SELL", "MKT", D(10))

@@ -14,9 +14,9 @@ import pytest
 from worker_helpers import IBHandle
 
 from core.payload import AlertPayload
+from worker.contracts.tickers import resolve_ticker
+from worker.decision.positions import Decision
 from worker.ib.market_data import Quote, close_without_reference, describe_errors, fallback_type
-from worker.positions import Decision
-from worker.symbols import resolve_ticker
 
 
 @pytest.fixture

@@ -14,11 +14,8 @@ from ib_async.util import UNSET_DOUBLE
 from worker_helpers import AAPL, ES
 
 from core.payload import AlertPayload
-from worker.errors import Refused
-from worker.ib.exit_orders import exit_order_of, reprice_exit
-from worker.ib.trading import Trading
-from worker.order_types import ExitOrder, OrderRules, time_in_force
-from worker.planner import (
+from worker.decision.order_types import ExitOrder, OrderRules, time_in_force
+from worker.decision.planner import (
     Instrument,
     exit_leg,
     plan_bracket,
@@ -26,8 +23,11 @@ from worker.planner import (
     protection_orders,
     protection_prices,
 )
-from worker.protection import ProtectionSpec
-from worker.rounding import entry_stop_direction, on_grid, round_to_tick
+from worker.decision.rounding import entry_stop_direction, on_grid, round_to_tick
+from worker.errors import Refused
+from worker.ib.exit_orders import exit_order_of, reprice_exit
+from worker.ib.trading import Trading
+from worker.recording.protection import ProtectionSpec
 
 
 def _payload(doc: dict) -> AlertPayload:

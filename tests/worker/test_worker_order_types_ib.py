@@ -12,7 +12,7 @@ from support import wait_until
 from worker_helpers import add_alert, alert_status
 
 from core.services import get_alert
-from worker.positions import WorkingExit, exits_fit
+from worker.decision.positions import WorkingExit, exits_fit
 
 WORKING = ("PreSubmitted", "Submitted")
 

@@ -3,7 +3,7 @@
 import asyncio
 import time
 
-from worker.pacing import Pacer
+from worker.ib.pacing import Pacer
 
 
 def test_pacer_never_exceeds_the_window_and_serves_everyone():

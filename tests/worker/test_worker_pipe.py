@@ -359,7 +359,7 @@ def test_flatten_job_cancels_and_closes(sim, running_worker):
 def test_orders_sent_but_not_recorded_are_not_failed_nor_resent(sim, running_worker, monkeypatch):
     """A database error while recording a placement must not mark the alert failed nor send twice:
     the job is retried; the alert follows IB's events and its rows are written from them."""
-    from worker.recorder import Recorder
+    from worker.recording.recorder import Recorder
 
     ctx = running_worker.ctx
     sim.set_price("AAPL", 190.0)

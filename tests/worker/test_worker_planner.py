@@ -6,8 +6,7 @@ import pytest
 from worker_helpers import AAPL, ES, EURUSD
 
 from core.payload import AlertPayload
-from worker.errors import Refused
-from worker.planner import (
+from worker.decision.planner import (
     Leg,
     PlanRejected,
     alert_kind,
@@ -18,7 +17,8 @@ from worker.planner import (
     plan_exit,
     protection_prices,
 )
-from worker.positions import PositionIntent
+from worker.decision.positions import PositionIntent
+from worker.errors import Refused
 
 
 def _payload(doc):

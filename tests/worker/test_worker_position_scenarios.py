@@ -4,7 +4,7 @@ Black box: each alert is validated by the webhook schema (the payload intake sto
 to a real worker thread through the real queue; everything checked is what IB itself reports
 (ibsim's ``/state``): the position, and tv2ib's working orders (side, type, size left, price).
 After every step, and on EVERY snapshot polled while waiting for it, invariant 7 must hold
-(:func:`worker.positions.exits_fit` on the exits ibsim reports: no stop or target on the opening
+(:func:`worker.decision.positions.exits_fit` on the exits ibsim reports: no stop or target on the opening
 side, none larger than the position), and no orderRef ever reaches IB twice (exactly-once).
 
 Prices are fixed (AAPL at 190, the alert's ``price`` 190, exits as amounts) so every expected
@@ -30,7 +30,7 @@ from worker_helpers import WorkerThread, add_alert, alert_status
 from app.webhook.schema import normalise
 from core.services import get_alert, list_positions
 from ibsim.testing import SimThread
-from worker.positions import WorkingExit, exits_fit
+from worker.decision.positions import WorkingExit, exits_fit
 
 SYMBOL = "AAPL"
 PRICE = 190.0

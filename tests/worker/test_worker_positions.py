@@ -15,9 +15,9 @@ import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from worker.guard_rules import GuardInput, guard_decision
-from worker.ledger import ExecutionLedger
-from worker.positions import (
+from worker.decision.guard_rules import GuardInput, guard_decision
+from worker.decision.ledger import ExecutionLedger
+from worker.decision.positions import (
     PositionIntent,
     PositionRefused,
     WorkingExit,
@@ -201,9 +201,9 @@ class Book:
 
 
 class GuardActor:
-    """The protective-order guard as an actor (worker/guard.py): it reads the position through the
+    """The protective-order guard as an actor (worker/execution/guard.py): it reads the position through the
     ledger (IB's last report read, plus the executions since) and acts on the pure decision
-    (worker/guard_rules.py). With ``raw`` it reads the last report alone, as it did before issue
+    (worker/decision/guard_rules.py). With ``raw`` it reads the last report alone, as it did before issue
     16 (the property must then fail: see the test below)."""
 
     def __init__(self, book: Book, raw: bool = False) -> None:

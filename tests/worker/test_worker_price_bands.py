@@ -12,8 +12,8 @@ from support import wait_until
 from worker_helpers import add_alert, alert_status
 
 from core.services import get_alert
+from worker.decision.rounding import PriceGrid
 from worker.ib.market_rules import bands_of, rule_id_for
-from worker.rounding import PriceGrid
 
 # US stocks (IB rule 26): 0.0001 below 1.00, 0.01 from 1.00
 US_STOCKS = PriceGrid(D("0.01"), ((D(0), D("0.0001")), (D(1), D("0.01"))))

@@ -16,8 +16,8 @@ from sqlalchemy import select
 from config.settings import Settings
 from core.context import AppContext
 from core.models import Position
-from worker.recorder import Recorder, UnitOfWork
-from worker.snapshots import PositionSnapshot, Reconciliation
+from worker.recording.recorder import Recorder, UnitOfWork
+from worker.recording.snapshots import PositionSnapshot, Reconciliation
 
 WORKERS = 3
 POSITIONS = 40

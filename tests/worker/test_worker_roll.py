@@ -13,12 +13,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.payload import AlertPayload
-from worker.contract_map import chart_position, decided_spec, scale_intent
+from worker.contracts.effects import chart_position, decided_spec, scale_intent
+from worker.contracts.held_month import HeldMonth, RolledPositionHeld, earlier_months_held, keep_to_held_month
+from worker.contracts.roll import exchange_today, is_current, next_midnight, pick_front, roll_date
+from worker.contracts.tickers import ContractSpec
+from worker.decision.positions import PositionIntent, decide
 from worker.ib.translate import pick_details
-from worker.positions import PositionIntent, decide
-from worker.roll import exchange_today, is_current, next_midnight, pick_front, roll_date
-from worker.rollover import HeldMonth, RolledPositionHeld, earlier_months_held, keep_to_held_month
-from worker.symbols import ContractSpec
 
 CHICAGO = "US/Central"
 # ES's quarterly months as IB lists them (third Fridays)

@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.rounding import limit_direction, on_grid, protective_stop_direction, round_to_tick, to_decimal
+from worker.decision.rounding import (
+    limit_direction,
+    on_grid,
+    protective_stop_direction,
+    round_to_tick,
+    to_decimal,
+)
 
 
 @pytest.mark.parametrize(

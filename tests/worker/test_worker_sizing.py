@@ -1,6 +1,6 @@
-"""Sizing (issue 11, worker/sizing.py): payload + contract + account figures + IB's position → the
+"""Sizing (issue 11, worker/decision/sizing.py): payload + contract + account figures + IB's position → the
 quantity, or a refusal naming the rule and its numbers. Pure logic; the sized quantity then goes
-through the real position decision (worker/positions.py) to the position a trader would check."""
+through the real position decision (worker/decision/positions.py) to the position a trader would check."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from worker_helpers import AAPL, EURUSD, MES
 
 from core.payload import AlertPayload
+from worker.decision.planner import Instrument, intent_of, needs_market_reference, plan_bracket
+from worker.decision.positions import decide
+from worker.decision.sizing import SizingRefused, floor_to_increment, size_alert
 from worker.ib.account import AccountFigures
-from worker.planner import Instrument, intent_of, needs_market_reference, plan_bracket
-from worker.positions import decide
-from worker.sizing import SizingRefused, floor_to_increment, size_alert
 
 BTC = Instrument(479624278, "BTC", "CRYPTO", "PAXOS", "USD", "BTC.USD", D("0.25"),
                  min_size=D("0.0001"), size_increment=D("0.00000001"))  # fmt: skip

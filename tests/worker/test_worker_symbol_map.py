@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.symbol_map import SymbolMapError, SymbolResolver, load_symbol_map
-from worker.symbols import ContractSpec, OptionsNotSupported, UnknownSymbol, resolve_ticker
+from worker.contracts.symbol_map import SymbolMapError, SymbolResolver, load_symbol_map
+from worker.contracts.tickers import ContractSpec, OptionsNotSupported, UnknownSymbol, resolve_ticker
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "symbols.example.yaml"
 
@@ -183,7 +183,7 @@ def test_an_option_in_the_map_loads_but_is_refused_at_the_alert(tmp_path):
 
 
 def test_futures_roots_extend_the_built_in_ones():
-    from worker.symbols import FuturesRoot
+    from worker.contracts.tickers import FuturesRoot
 
     roots = {"ZN": FuturesRoot(exchange="CBOT", roll_days=5)}
     assert resolve_ticker("ZN1!", futures_roots=roots) == ContractSpec(

@@ -2,7 +2,7 @@
 
 import pytest
 
-from worker.symbols import ContractSpec, UnknownSymbol, resolve_ticker
+from worker.contracts.tickers import ContractSpec, UnknownSymbol, resolve_ticker
 
 
 @pytest.mark.parametrize(

@@ -14,10 +14,10 @@ from support import wait_until
 from worker_helpers import IBHandle
 
 from ibsim.testing import run_in_thread
+from worker.contracts.tickers import resolve_ticker
+from worker.decision.planner import Leg
+from worker.decision.positions import ExitChange, WorkingExit, exit_changes
 from worker.ib.trading import exit_role, leg_of
-from worker.planner import Leg
-from worker.positions import ExitChange, WorkingExit, exit_changes
-from worker.symbols import resolve_ticker
 
 D = Decimal
 

@@ -11,8 +11,8 @@ from support import free_port, queue_alert
 
 from config.settings import Settings
 from core.context import AppContext
+from worker.decision.planner import Instrument
 from worker.ib import IBConnection, Trading
-from worker.planner import Instrument
 from worker.runtime import Worker
 
 # Contracts as IB's details describe them, for the planner's and sizing's pure tests (ibsim's conIds).

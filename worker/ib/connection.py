@@ -6,10 +6,10 @@
   closing, error 1100, a periodic ``reqCurrentTime`` probe that times out), reconnects, and after
   every connect reconciles: it hands the open orders, completed orders, executions and positions
   that ib_async fetched on connect to the recorder.
-* Every IB event is turned into a :mod:`worker.snapshots` record and given to ``sink(fact)``,
+* Every IB event is turned into a :mod:`worker.recording.snapshots` record and given to ``sink(fact)``,
   which must not block (the recorder queues it for its own database thread). The loop never
   waits on the database, Redis or Telegram.
-* Pacing: :attr:`pacer` (our :class:`~worker.pacing.Pacer`) gates order traffic at 40/s;
+* Pacing: :attr:`pacer` (our :class:`~worker.ib.pacing.Pacer`) gates order traffic at 40/s;
   ib_async's client throttle (:data:`MAX_MESSAGES_PER_SECOND` per sliding second, queueing)
   covers every message as a backstop.
 """
@@ -30,16 +30,16 @@ from ib_async import IB, Trade
 from core.models import IB_DONE_STATUSES
 from worker.errors import TemporaryError
 from worker.ib.market_data import DATA_TYPES
+from worker.ib.pacing import Pacer
 from worker.ib.translate import fill_snapshot, order_snapshot, position_snapshot
-from worker.pacing import Pacer
+from worker.recording.snapshots import IBFact, OrderError, Reconciliation
 from worker.retry import backoff_delay
-from worker.snapshots import IBFact, OrderError, Reconciliation
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 # IB allows 50 messages per second per connection; ib_async queues beyond this sliding-window limit
-# (a backstop: our own Pacer keeps order traffic at 40 per second, see worker/pacing.py).
+# (a backstop: our own Pacer keeps order traffic at 40 per second, see worker/ib/pacing.py).
 MAX_MESSAGES_PER_SECOND = 45
 # IB codes that mean "the connection to IB's servers is down / back" while the socket stays open.
 CONNECTIVITY_LOST, RESTORED_DATA_LOST, RESTORED_DATA_KEPT = 1100, 1101, 1102
@@ -58,7 +58,7 @@ def is_simulator(account_values: Iterable[Any]) -> bool:
 
 class Watcher(Protocol):
     """Who hears of fills, position changes, ended orders and reconnects on the IB loop (the
-    protective-order guard, worker/guard.py). Each call must return at once (schedule, not do)."""
+    protective-order guard, worker/execution/guard.py). Each call must return at once (schedule, not do)."""
 
     def on_fill(self, con_id: int) -> None: ...
 

@@ -3,7 +3,7 @@
 :func:`exit_order_of` reads what kind of exit IB works (so the executor can describe a position's
 protection when no spec names it); :func:`reprice_exit` changes a working exit's price in place
 for a modification WITHOUT changing its kind: a TRAIL keeps trailing, a STP LMT keeps a limit.
-The rules are in worker/order_types.py and docs/orders.md.
+The rules are in worker/decision/order_types.py and docs/orders.md.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from decimal import Decimal
 from ib_async import Order
 from ib_async.util import UNSET_DOUBLE
 
+from worker.decision.order_types import ExitOrder
 from worker.ib.translate import num
-from worker.order_types import ExitOrder
 
 
 def exit_order_of(order: Order) -> ExitOrder:

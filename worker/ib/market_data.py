@@ -36,8 +36,8 @@ from typing import Any
 from ib_async import IB, Contract, Ticker
 
 from core.payload import AlertPayload
-from worker.planner import needs_market_reference
-from worker.positions import Decision
+from worker.decision.planner import needs_market_reference
+from worker.decision.positions import Decision
 
 DATA_TYPES = {"live": 1, "frozen": 2, "delayed": 3, "delayed-frozen": 4}
 TYPE_NAMES = {number: name for name, number in DATA_TYPES.items()}

@@ -4,7 +4,7 @@ A contract detail lists ``validExchanges`` and, in the same order, ``marketRuleI
 exchange: ``SMART,NASDAQ,NYSE`` / ``26,26,26``). The rule of the exchange the order goes to
 (SMART for stocks) is fetched once per rule id for the life of the process (rules are IB-wide
 and do not change intraday) and turned into (low edge, increment) bands for
-:class:`~worker.rounding.PriceGrid`. A rule IB does not answer leaves the contract on ``minTick``
+:class:`~worker.decision.rounding.PriceGrid`. A rule IB does not answer leaves the contract on ``minTick``
 (logged; not cached, so the next contract asks again).
 
 Runs on the IB loop (called from :meth:`Trading.instrument`).

@@ -2,8 +2,8 @@
 
 TWS reports an execution at once and the position it changed a moment later (on a busy gateway a
 second or more). This reader feeds ib_async's live executions of our orders and IB's position
-reports into the :class:`~worker.ledger.ExecutionLedger` (pure), and answers with its view, so the
-executor's plans and the guard's exits (worker/guard.py) decide on one and the same position:
+reports into the :class:`~worker.decision.ledger.ExecutionLedger` (pure), and answers with its view, so the
+executor's plans and the guard's exits (worker/execution/guard.py) decide on one and the same position:
 never a report that trails the fill. Runs on the IB loop; the ledger is cleared when the
 connection drops (the snapshot after the reconnect is the whole truth).
 """
@@ -17,9 +17,9 @@ from decimal import Decimal
 from typing import Any
 
 from core.models import IB_DONE_STATUSES
+from worker.decision.ledger import ExecutionLedger, PositionView
 from worker.ib.connection import IBConnection
 from worker.ib.translate import num
-from worker.ledger import ExecutionLedger, PositionView
 
 log = logging.getLogger(__name__)
 

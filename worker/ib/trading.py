@@ -24,12 +24,19 @@ from ib_async import Contract, MarketOrder, Order, Trade
 from core.ids import order_ref as make_order_ref
 from core.ids import parse_order_ref
 from core.models import IB_DONE_STATUSES, IB_ENDED_UNFILLED_STATUSES, IB_WORKING_STATUSES
+from worker.contracts.roll import Pick, next_midnight
+from worker.contracts.tickers import ContractSpec
+from worker.decision.ledger import PositionView
+from worker.decision.order_types import ExitOrder
+from worker.decision.planner import OCA_TYPE, Instrument, Leg, exit_leg
+from worker.decision.positions import ExitChange, WorkingExit
 from worker.errors import Refused, TemporaryError
 from worker.ib.account import AccountFigures, figures_from_values
 from worker.ib.connection import IBConnection, IBUnavailable
 from worker.ib.exit_orders import exit_order_of, reprice_exit
 from worker.ib.market_data import MarketData, Quote
 from worker.ib.market_rules import MarketRules
+from worker.ib.pacing import wait_drained
 from worker.ib.position_reader import SETTLE_SECONDS, PositionReader
 from worker.ib.translate import (
     closing_contract,
@@ -41,14 +48,7 @@ from worker.ib.translate import (
     position_snapshot,
     request_contract,
 )
-from worker.ledger import PositionView
-from worker.order_types import ExitOrder
-from worker.pacing import wait_drained
-from worker.planner import OCA_TYPE, Instrument, Leg, exit_leg
-from worker.positions import ExitChange, WorkingExit
-from worker.roll import Pick, next_midnight
-from worker.snapshots import OrderSnapshot, PositionSnapshot
-from worker.symbols import ContractSpec
+from worker.recording.snapshots import OrderSnapshot, PositionSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -326,7 +326,7 @@ class Trading:
         return [order_snapshot(t) for t in targets]
 
     # ------------------------------------------------------------------ positions and their exits
-    # The interface the protective-order guard (worker/guard.py) and the executor's position
+    # The interface the protective-order guard (worker/execution/guard.py) and the executor's position
     # protocol share. Everything here runs on the IB loop.
 
     def _ours(self, trade: Trade, con_id: int | None) -> bool:
@@ -447,7 +447,7 @@ class Trading:
         wait: float = 5.0,
         orders: Mapping[str, ExitOrder] | None = None,
     ) -> list[OrderSnapshot]:
-        """Apply :func:`worker.positions.exit_changes` at IB, in the given order, awaiting IB's
+        """Apply :func:`worker.decision.positions.exit_changes` at IB, in the given order, awaiting IB's
         acknowledgement of each change before the next one (so a shrink is in force before the
         order that reduces the position goes out):
 

@@ -11,10 +11,10 @@ from ib_async import Contract, Crypto, Forex, Stock, Trade
 from ib_async import Future as IBFuture
 from ib_async.util import UNSET_DOUBLE
 
-from worker.planner import Instrument
-from worker.roll import Pick, exchange_today, exchange_zone, last_trade_date, pick_front
-from worker.snapshots import FillSnapshot, OrderSnapshot, PositionSnapshot
-from worker.symbols import ContractSpec
+from worker.contracts.roll import Pick, exchange_today, exchange_zone, last_trade_date, pick_front
+from worker.contracts.tickers import ContractSpec
+from worker.decision.planner import Instrument
+from worker.recording.snapshots import FillSnapshot, OrderSnapshot, PositionSnapshot
 
 # Exchanges for a contract IB returns without one (a position's contract, for closing it).
 DEFAULT_EXCHANGES = {"STK": "SMART", "CASH": "IDEALPRO", "CRYPTO": "PAXOS"}
@@ -159,7 +159,7 @@ def describe(spec: ContractSpec) -> str:
 
 def pick_details(details: list[Any], spec: ContractSpec, now: datetime) -> tuple[list[Any], Pick | None]:
     """The contract details that answer ``spec``: for a continuous future the n-th listed one not
-    rolled at the exchange's today (worker/roll.py), with the roll facts; for an explicit month
+    rolled at the exchange's today (worker/contracts/roll.py), with the roll facts; for an explicit month
     the first unexpired one."""
     details = [d for d in details if d.contract is not None]
     if spec.sec_type != "FUT":

@@ -14,7 +14,7 @@ The worker calls exactly two things::
 """
 
 from worker.notify.compose import NoticeDraft
+from worker.notify.notice_rows import enqueue_notices
 from worker.notify.notifier import Notifier
-from worker.notify.outbox import enqueue_notices
 
 __all__ = ["Notifier", "NoticeDraft", "enqueue_notices"]

@@ -39,7 +39,7 @@ from telegram.ext import (
 
 from config.settings import Settings
 from core import services
-from worker.notify import outbox, replies
+from worker.notify import notice_rows, replies
 from worker.notify.replies import Command
 from worker.retry import backoff_delay
 
@@ -243,7 +243,7 @@ class CommandBot:
 
     def _notices_pending(self) -> int:
         with self.sessions() as session:
-            return outbox.pending_count(session)
+            return notice_rows.pending_count(session)
 
     async def _positions(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self._reply(

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.settings import Settings
 from core import events
 from core.events import AlarmEvent, DailySummaryEvent, Event, OutageEvent
-from worker.notify import jobs, lease, outbox, summary
+from worker.notify import jobs, lease, notice_rows, summary
 from worker.notify.compose import known_kinds
 from worker.notify.outage import OutageAlarm
 from worker.notify.sender import OutboxSender, SenderConfig
@@ -143,7 +143,7 @@ class Notifier:
         """Record a notice for ``event`` in its own transaction and wake the sender (for callers
         that have no transaction of their own; facts belong in the caller's transaction)."""
         with self.sessions.begin() as session:
-            added = outbox.enqueue_notices(session, event, self.settings, simulator=self.simulator())
+            added = notice_rows.enqueue_notices(session, event, self.settings, simulator=self.simulator())
         self.wake()
         return added
 
@@ -283,7 +283,7 @@ class Notifier:
         else:
             transport = LogTransport()
         self.sender = OutboxSender(self.sessions, transport, self._executor, self.sender_config)
-        self.sender.start(outbox.target_chats(self.settings))
+        self.sender.start(notice_rows.target_chats(self.settings))
         if self._prune_task is None or self._prune_task.done():
             pruning = jobs.run_every(
                 PRUNE_EVERY_SECONDS, self._prune_once, "notice pruning", while_=lambda: self.is_leader
@@ -295,7 +295,7 @@ class Notifier:
         def prune_rows() -> int:
             cutoff = datetime.fromtimestamp(self.clock(), UTC) - NOTICE_RETENTION
             with self.sessions.begin() as session:
-                return outbox.prune(session, cutoff)
+                return notice_rows.prune(session, cutoff)
 
         removed = await self._db(prune_rows)
         if removed:
@@ -326,7 +326,7 @@ class Notifier:
 
         def write() -> int:
             with self.sessions.begin() as session:
-                return outbox.enqueue_notices(session, event, self.settings, simulator=self.simulator())
+                return notice_rows.enqueue_notices(session, event, self.settings, simulator=self.simulator())
 
         try:
             await self._db(write)

@@ -1,7 +1,7 @@
 """The risk gate: the trader's limits (the risk file) checked against the opening part of every
 decision before IB sees it, the daily-loss halt, and the rules reloaded on SIGHUP.
 
-Where it sits (worker/executor.py ``Executor._decide``): look → size → decide → plan the legs →
+Where it sits (worker/execution/executor.py ``Executor._decide``): look → size → decide → plan the legs →
 **risk gate** → margin what-if → **dry run stops here** → store the decision → act.
 
 * Only the OPENING part is checked (an entry, an add, a reversal's second half). A decision with

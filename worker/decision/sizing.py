@@ -1,5 +1,5 @@
 """Quantity sizing (issue 11): the alert's ``quantity`` + ``quantityType`` → the order quantity that
-:func:`worker.positions.decide` reads. Pure logic, no I/O: the executor hands in IB's contract
+:func:`worker.decision.positions.decide` reads. Pure logic, no I/O: the executor hands in IB's contract
 facts, its position, a reference price and the account's figures (docs/sizing.md has the worked
 examples).
 
@@ -43,10 +43,10 @@ from decimal import ROUND_DOWN, ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
 from core.payload import AlertPayload, StopLoss
+from worker.decision.planner import Instrument, PlanRejected, _offset_price, is_exit
+from worker.decision.rounding import limit_direction, protective_stop_direction, round_to_tick
 from worker.errors import Refused
 from worker.ib.account import AccountFigures
-from worker.planner import Instrument, PlanRejected, _offset_price, is_exit
-from worker.rounding import limit_direction, protective_stop_direction, round_to_tick
 
 SIZED_TYPES = ("dollar_amount", "risk_dollar_amount", "risk_percent", "percent_of_equity")
 RISK_TYPES = ("risk_dollar_amount", "risk_percent")

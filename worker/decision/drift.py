@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from core import events
 from core.payload import AlertPayload
-from worker.positions import describe
+from worker.decision.positions import describe
 
 if TYPE_CHECKING:
-    from worker.recorder import Recorder, UnitOfWork
+    from worker.recording.recorder import Recorder, UnitOfWork
 
 SIDES = {"long": 1, "short": -1, "flat": 0}
 

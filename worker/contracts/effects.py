@@ -20,10 +20,10 @@ from decimal import Decimal
 from typing import Any
 
 from core.payload import AlertPayload
-from worker.planner import Instrument
-from worker.positions import PositionIntent
-from worker.roll import Pick
-from worker.symbols import ContractSpec
+from worker.contracts.roll import Pick
+from worker.contracts.tickers import ContractSpec
+from worker.decision.planner import Instrument
+from worker.decision.positions import PositionIntent
 
 CHART_COUNT_TYPES = (None, "", "fixed_quantity")
 

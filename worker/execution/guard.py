@@ -1,15 +1,15 @@
 """The protective-order guard: the exits working at IB match the position and its protection spec.
 
 It runs on the IB loop and makes tv2ib's working exits on a contract equal
-``exit_changes(position, working_exits, wanted_roles)`` (worker/positions.py): exits on the wrong
+``exit_changes(position, working_exits, wanted_roles)`` (worker/decision/positions.py): exits on the wrong
 side or for a flat position are cancelled, exits larger than the position shrink (before anything
 grows), exits smaller than the position grow (after a fill of an ``add``), and an exit the spec
 wants but IB no longer works is re-attached, sized to the whole position. What to do is decided by
-the pure :func:`worker.guard_rules.guard_decision`; this module gathers its input and acts on it.
+the pure :func:`worker.decision.guard_rules.guard_decision`; this module gathers its input and acts on it.
 
 How it reads the position: exactly as the executor does (``Trading.settled_view``,
 worker/ib/position_reader.py): IB's last position report PLUS the live executions of tv2ib's
-orders that arrived after it (worker/ledger.py), after waiting (at most ``SETTLE_SECONDS``) for
+orders that arrived after it (worker/decision/ledger.py), after waiting (at most ``SETTLE_SECONDS``) for
 IB's report to agree with them. IB reports a position a moment after the fill (a second or more
 on a busy gateway); a guard that read the report alone saw a position just opened as flat and
 cancelled its new stop and target (issue 16). Past the wait it decides on the report plus the
@@ -38,7 +38,7 @@ the ``unprotected`` alarm naming the position, and with ``FLATTEN_UNPROTECTED=tr
 tv2ib's exits on the contract and closes the position at market (orderRef
 ``tv2ib:<alert>:flatten``).
 
-How a job uses it (worker/executor.py; ``executor.guard`` is set by worker/runtime.py), all on the
+How a job uses it (worker/execution/executor.py; ``executor.guard`` is set by worker/runtime.py), all on the
 IB loop:
 
 * ``previous = guard.protect(ProtectionSpec(...))`` when the job plans a position's exits, for
@@ -50,7 +50,7 @@ IB loop:
 * ``with guard.busy(con_id):`` / ``await guard.settle(con_id)`` to keep the guard off the
   contract while the job changes its exits step by step (the guard already waits while any job
   is executing; these make it explicit);
-* :func:`worker.drift.report_drift` for the drift check.
+* :func:`worker.decision.drift.report_drift` for the drift check.
 
 Whose orders: the guard changes only tv2ib's orders of its own connection on its account (client
 id: IB reports an order only to the client that placed it, and only that client can modify it;
@@ -62,7 +62,7 @@ a previous run placed under another ``IB_CLIENT_ID`` are invisible to it too: ke
 client id fixed (docs/scaling.md).
 
 The guard never waits on the database: audit lines and alarms go to the recorder thread
-(``recorder.run``), and the spec's persistence is the registry's (worker/protection.py).
+(``recorder.run``), and the spec's persistence is the registry's (worker/recording/protection.py).
 """
 
 from __future__ import annotations
@@ -79,13 +79,13 @@ from ib_async import MarketOrder
 
 from core import events
 from core.models import IB_ENDED_UNFILLED_STATUSES
+from worker.decision.guard_rules import GuardInput, guard_decision
+from worker.decision.positions import ExitChange, describe, exits_fit, side_closing
 from worker.errors import TemporaryError
-from worker.guard_rules import GuardInput, guard_decision
 from worker.ib.position_reader import SETTLE_SECONDS
 from worker.ib.trading import Trading, exit_role
-from worker.positions import ExitChange, describe, exits_fit, side_closing
-from worker.protection import ProtectionRegistry, ProtectionSpec
-from worker.recorder import Recorder, UnitOfWork
+from worker.recording.protection import ProtectionRegistry, ProtectionSpec
+from worker.recording.recorder import Recorder, UnitOfWork
 
 log = logging.getLogger(__name__)
 

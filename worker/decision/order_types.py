@@ -1,8 +1,8 @@
 """The order-type rules: which IB order an alert's ``orderType``, ``stopLoss.type``,
 ``timeInForce`` and ``extendedHours`` become (pure logic; docs/orders.md is the trader's table).
 
-The planner (worker/planner.py) builds the legs with these rules; the trading room
-(worker/ib/trading.py) and the protective-order guard (worker/guard.py) use :class:`ExitOrder` to
+The planner (worker/decision/planner.py) builds the legs with these rules; the trading room
+(worker/ib/trading.py) and the protective-order guard (worker/execution/guard.py) use :class:`ExitOrder` to
 place, resize and re-price a position's exits without changing their kind: a trailing stop-loss
 the guard re-attaches or the executor shrinks stays a TRAIL with its trail (design.md invariant 7
 is about sizes; this module keeps the terms).
@@ -14,7 +14,7 @@ Decisions (the issue is silent on them; docs/orders.md says the same to traders)
   has no IB TIF: a market order becomes IB's MOC order type, a limit order LOC (both DAY). Both
   auction TIFs are for market and limit orders only, and never with ``extendedHours`` (an auction
   is not outside regular hours): anything else is refused with the reason. A bracket's children
-  stay GTC whatever the entry's TIF (worker/planner.py ``CHILD_TIF``).
+  stay GTC whatever the entry's TIF (worker/decision/planner.py ``CHILD_TIF``).
 * **extendedHours** sets ``outsideRth`` on every leg. IB does not trigger plain stop orders
   outside regular hours and holds (or refuses) market orders there, so tv2ib never sends those
   with ``extendedHours``: a stop (entry or stop-loss) becomes a stop-limit whose limit is

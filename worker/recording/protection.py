@@ -1,9 +1,9 @@
 """What protection a position should have: one :class:`ProtectionSpec` per account + contract.
 
-The job that plans a position's exits (worker/executor.py) writes the spec here: which exits the
+The job that plans a position's exits (worker/execution/executor.py) writes the spec here: which exits the
 position wants (take-profit and/or stop-loss), at which prices, for which side, and the alert that
 asked for them (its id names any exit the guard re-attaches: ``tv2ib:<alert>:sl2``). The
-protective-order guard (worker/guard.py) reads it to put back what IB cancelled or refused.
+protective-order guard (worker/execution/guard.py) reads it to put back what IB cancelled or refused.
 
 The registry lives in memory and is used on the IB loop (a lock makes it safe from the job thread
 too). Every change is persisted by the recorder thread (the IB loop never waits on the database)
@@ -32,7 +32,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from core.models import Control, utcnow
-from worker.order_types import ExitOrder, default_exit_order
+from worker.decision.order_types import ExitOrder, default_exit_order
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class ProtectionSpec:
     wanted; an empty mapping means the position is deliberately unprotected (the alert asked for no
     exits), which the guard respects.
 
-    ``orders`` maps a role to its IB terms beyond price and size (worker/order_types.py
+    ``orders`` maps a role to its IB terms beyond price and size (worker/decision/order_types.py
     ``ExitOrder``: STP, STP LMT and its limit, TRAIL and its trail, outsideRth), so an exit the
     guard re-attaches or resizes keeps its kind. A role without terms (every spec stored before
     order types existed) is a plain LMT take-profit / STP stop-loss.

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from ib_async import Contract
 
+from worker.contracts.tickers import ContractSpec
+from worker.decision.planner import Instrument
+from worker.decision.positions import Decision
 from worker.errors import Refused
-from worker.planner import Instrument
-from worker.positions import Decision
-from worker.symbols import ContractSpec
 
 if TYPE_CHECKING:
     from worker.ib.trading import Trading

@@ -22,8 +22,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from core.payload import AlertPayload, StopLoss, TakeProfit
-from worker.errors import Refused
-from worker.order_types import (
+from worker.decision.order_types import (
     ExitOrder,
     OrderRules,
     OrderTypeRefused,
@@ -31,17 +30,18 @@ from worker.order_types import (
     refuse_trailing_outside_rth,
     time_in_force,
 )
-from worker.positions import PositionIntent
-from worker.rounding import (
+from worker.decision.positions import PositionIntent
+from worker.decision.rounding import (
     PriceGrid,
     entry_stop_direction,
     limit_direction,
     protective_stop_direction,
     round_to_tick,
 )
+from worker.errors import Refused
 
-if TYPE_CHECKING:  # worker/sizing.py imports this module
-    from worker.sizing import Sizing
+if TYPE_CHECKING:  # worker/decision/sizing.py imports this module
+    from worker.decision.sizing import Sizing
 
 # Children live until they fill or the operator cancels them: a DAY stop-loss would expire at the
 # close and leave an open position unprotected overnight.
@@ -74,7 +74,7 @@ class Instrument:
 
     @property
     def grid(self) -> PriceGrid:
-        """The prices IB accepts (worker/rounding.py): the price bands, else min_tick."""
+        """The prices IB accepts (worker/decision/rounding.py): the price bands, else min_tick."""
         return PriceGrid(self.min_tick, self.price_bands)
 
     def to_json(self) -> dict[str, Any]:
@@ -91,7 +91,7 @@ class Leg:
 
     leg: str  # entry, tp, sl, exit
     action: str  # BUY / SELL
-    order_type: str  # MKT LMT STP "STP LMT" TRAIL MOC LOC (worker/order_types.py)
+    order_type: str  # MKT LMT STP "STP LMT" TRAIL MOC LOC (worker/decision/order_types.py)
     quantity: Decimal
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
@@ -99,7 +99,7 @@ class Leg:
     outside_rth: bool = False
     transmit: bool = True
     parent_leg: str | None = None
-    # TRAIL (worker/order_types.py): one of the trail's forms, and its initial stop when known
+    # TRAIL (worker/decision/order_types.py): one of the trail's forms, and its initial stop when known
     trail_amount: Decimal | None = None
     trail_percent: Decimal | None = None
     trail_stop_price: Decimal | None = None
@@ -176,7 +176,7 @@ class Plan:
 
 def alert_kind(payload: AlertPayload) -> str:
     """``cancel`` (cancel resting entries) or ``position`` (buy, sell, add, exit: a move of the
-    position decided by :func:`worker.positions.decide`)."""
+    position decided by :func:`worker.decision.positions.decide`)."""
     action = payload.action
     if action == "cancel":
         return "cancel"
@@ -193,7 +193,7 @@ def is_exit(payload: AlertPayload) -> bool:
 def intent_of(payload: AlertPayload, sizing: Sizing | None = None) -> PositionIntent:
     """What the alert asks for in position terms (quantities checked, not yet sized to IB's rules).
 
-    ``sizing`` (worker/sizing.py, issue 11) is the alert's dollar / risk / equity quantity (or the
+    ``sizing`` (worker/decision/sizing.py, issue 11) is the alert's dollar / risk / equity quantity (or the
     strategy's default) already turned into the order quantity :func:`decide` reads."""
     alert_kind(payload)
     qtype = payload.quantity_type or "fixed_quantity"
@@ -206,14 +206,16 @@ def intent_of(payload: AlertPayload, sizing: Sizing | None = None) -> PositionIn
             sentiment=payload.sentiment,
         )
     # nothing to size: positionSize wins, a flat sentiment closes, an exit while flat does nothing
-    # (worker/sizing.py returns None for these; the executor always sizes first)
+    # (worker/decision/sizing.py returns None for these; the executor always sizes first)
     unsized = payload.position_size is not None or payload.sentiment == "flat" or payload.action == "exit"
     if (
         qtype not in ("fixed_quantity", "percent_of_position")
         and payload.quantity is not None
         and not unsized
     ):
-        raise PlanRejected(f"quantityType {qtype!r} needs sizing (worker/sizing.py) before the decision")
+        raise PlanRejected(
+            f"quantityType {qtype!r} needs sizing (worker/decision/sizing.py) before the decision"
+        )
     qty = payload.quantity if qtype in ("fixed_quantity", "percent_of_position") else None
     if qty is not None and qty <= 0:
         raise PlanRejected(f"quantity must be positive, got {qty}")
@@ -239,7 +241,7 @@ def entry_side(payload: AlertPayload) -> str:
 def needs_market_reference(payload: AlertPayload) -> bool:
     """True when an opening order (or exits re-priced by the alert) needs IB's price: a market
     order without ``price``/``signalPrice``; an ``extendedHours`` market close (it goes as a
-    marketable limit around that price, worker/order_types.py); and an exit whose amount is sized
+    marketable limit around that price, worker/decision/order_types.py); and an exit whose amount is sized
     (an ``exit`` with a ``dollar_amount`` needs a price to turn the amount into a quantity)."""
     if payload.action == "cancel" or payload.price is not None:
         return False
@@ -257,7 +259,7 @@ def needs_market_reference(payload: AlertPayload) -> bool:
 
 def quantity_of(payload: AlertPayload, inst: Instrument, max_quantity: Decimal | None = None) -> Decimal:
     """The alert's fixed quantity, checked like any order quantity (:func:`check_quantity`). A sized
-    quantity (dollar / risk / equity, worker/sizing.py) reaches :func:`plan_bracket` as its
+    quantity (dollar / risk / equity, worker/decision/sizing.py) reaches :func:`plan_bracket` as its
     ``quantity`` argument, through the position decision."""
     qtype = payload.quantity_type or "fixed_quantity"
     if qtype != "fixed_quantity":
@@ -337,7 +339,7 @@ def plan_bracket(
     exits_only: bool = False,
 ) -> Plan:
     """Entry (market, limit, stop, stop-limit or trailing) with optional take-profit and stop-loss
-    children on the tick grid. The IB order each becomes: worker/order_types.py, docs/orders.md.
+    children on the tick grid. The IB order each becomes: worker/decision/order_types.py, docs/orders.md.
 
     ``side`` and ``quantity`` (the opening part of a position decision: a reversal's short after a
     ``buy``-less ``positionSize``, an ``add``) override the alert's action and quantity. ``rules``:

@@ -3,7 +3,7 @@
 This module is pure: it turns ``ES1!``, ``MESZ2026``, ``EURUSD``, ``BTCUSD`` or ``AAPL`` into a
 :class:`ContractSpec` that the IB session then qualifies through IB itself (so an unknown symbol is
 refused with IB's own reason). The symbol-map file (``SYMBOL_MAP_FILE``, loaded by
-:mod:`worker.symbol_map`) plugs in by passing ``overrides`` (ticker → ContractSpec, keys with or
+:mod:`worker.contracts.symbol_map`) plugs in by passing ``overrides`` (ticker → ContractSpec, keys with or
 without the ``EXCHANGE:`` prefix) and ``futures_roots`` (root → :class:`FuturesRoot`) to
 :func:`resolve_ticker`.
 
@@ -13,7 +13,7 @@ Rules, in order:
    ``sec_type: OPT``/``FOP``/``WAR``) are refused: :class:`OptionsNotSupported`.
 1. ``overrides["EXCHANGE:TICKER"]``, then ``overrides["TICKER"]`` when given.
 2. Continuous futures ``ROOT<n>!`` (``ES1!``, ``MNQ2!``): the n-th listed contract of ``ROOT`` by
-   expiry that has not reached its roll date (:mod:`worker.roll`), found through
+   expiry that has not reached its roll date (:mod:`worker.contracts.roll`), found through
    reqContractDetails on the FUT symbol; ``roll_days`` from ``futures_roots[ROOT]`` when it has one.
 3. Explicit futures ``ROOT<month code><year>`` (``MESZ2026``, ``ESZ26``, ``ESZ6``) when ``ROOT`` is
    in :data:`FUTURES_EXCHANGES` or ``futures_roots`` (or the alert's exchange prefix is a futures
@@ -124,7 +124,7 @@ class ContractSpec:
     # part of what IB is asked for
     quantity_multiplier: Decimal = Decimal(1)
     # the map pins the month of a continuous ticker (ES1! → 202703): a position held in an
-    # earlier month is then treated like one held across a roll (worker/rollover.py)
+    # earlier month is then treated like one held across a roll (worker/contracts/held_month.py)
     pinned_continuous: bool = False
 
     @property

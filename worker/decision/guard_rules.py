@@ -1,9 +1,9 @@
-"""What the protective-order guard does about one position (pure logic: worker/guard.py acts on it).
+"""What the protective-order guard does about one position (pure logic: worker/execution/guard.py acts on it).
 
-Given the position (worker/ledger.py: IB's last report plus tv2ib's executions since, and whether
+Given the position (worker/decision/ledger.py: IB's last report plus tv2ib's executions since, and whether
 the report has caught up), tv2ib's working exits and the position's protection record,
 :func:`decide` says which exits to cancel, shrink, grow or re-attach
-(:func:`worker.positions.exit_changes`), whether the record has served, and which exits are
+(:func:`worker.decision.positions.exit_changes`), whether the record has served, and which exits are
 missing for good (the ``unprotected`` alarm). Nothing here talks to IB or the database.
 
 The rules, in order:
@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from worker.positions import ExitChange, WorkingExit, exit_changes
+from worker.decision.positions import ExitChange, WorkingExit, exit_changes
 
 
 @dataclass(frozen=True)

@@ -36,11 +36,11 @@ from typing import Any
 
 from ib_async import Contract
 
+from worker.decision.numbers import money, qty
+from worker.decision.planner import Leg
+from worker.decision.positions import Decision
 from worker.errors import Refused
 from worker.ib.account import AccountFigures
-from worker.planner import Leg
-from worker.positions import Decision
-from worker.text import money, qty
 
 RULE = "IB what-if initMarginChange <= AvailableFunds"
 _UNSET = Decimal("1e300")  # IB's UNSET_DOUBLE (1.797e308) and anything near it means "not given"

@@ -14,7 +14,7 @@ example)::
       ES1!: {contract_month: 202703}
       SPX500: {sec_type: STK, symbol: SPY, primary_exchange: ARCA}
 
-An entry's fields lie over what the built-in rules (:func:`worker.symbols.resolve_ticker`) make
+An entry's fields lie over what the built-in rules (:func:`worker.contracts.tickers.resolve_ticker`) make
 of the key itself (``NQ1!`` → FUT NQ on CME, front month), so an entry names only what differs;
 an entry whose ``sec_type`` differs from that (or whose key the rules do not know) starts from
 nothing and needs ``symbol`` (default: the key) and, beyond STK / CASH / CRYPTO, ``exchange``.
@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 
 from config.settings import SettingsError
-from worker.symbols import (
+from worker.contracts.tickers import (
     FUTURES_EXCHANGES,
     OPTION_SEC_TYPES,
     ContractSpec,
@@ -247,7 +247,7 @@ def _entry(key: str, entry: _Marked, roots: Mapping[str, FuturesRoot]) -> Contra
     month = _contract_month(entry, where)
     if month or con_id:
         # a pinned contract: no longer "the n-th by expiry"; an ES1! entry pinned to a month
-        # still follows the front for a position held in an earlier month (worker/rollover.py)
+        # still follows the front for a position held in an earlier month (worker/contracts/held_month.py)
         changes.update(contract_month=month, con_id=con_id, front_index=0,
                        pinned_continuous=spec.front_index == 1 or is_continuous(key) == 1)  # fmt: skip
         if spec.sec_type != "FUT" and month:

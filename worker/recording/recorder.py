@@ -16,7 +16,7 @@ opening half -- is, its close's fill is an audit line; the take-profit and stop-
 are recorded as they fill), ``cancelled`` when that leg is cancelled, ``rejected`` with IB's text
 when IB refuses the entry (or the bracket's last leg). A ``close`` / ``exit`` leg that IB refuses
 (or that a reversal gave up waiting for) is the job's to conclude: it puts the old protection back
-first and then ends the alert saying so (worker/executor.py).
+first and then ends the alert saying so (worker/execution/executor.py).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from core.models import (
     Position,
     utcnow,
 )
-from worker.snapshots import (
+from worker.recording.snapshots import (
     FillSnapshot,
     IBFact,
     OrderError,
@@ -639,7 +639,7 @@ def _qty(value: Decimal | None) -> str:
 
 
 def _position_plan(alert: Alert) -> dict[str, Any] | None:
-    """The position decision of the alert's plan (worker/executor.py), if it has one."""
+    """The position decision of the alert's plan (worker/execution/executor.py), if it has one."""
     plan = alert.plan or {}
     position = plan.get("position")
     return position if isinstance(position, dict) else None

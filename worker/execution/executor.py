@@ -5,10 +5,10 @@ Runs on the consumer (main) thread. IB work is handed to the IB thread through
 an :class:`AlertJob`, not on the long-lived executor. A refusal is raised as
 :class:`~worker.errors.Refused` anywhere below and caught here once.
 
-The position protocol (issue 10; the rules are in :mod:`worker.positions`):
+The position protocol (issue 10; the rules are in :mod:`worker.decision.positions`):
 
 1. **Decide and write it down first.** IB's position for the account + contract and the alert give
-   a :class:`~worker.positions.Decision`; it is stored in the alert's plan (``plan["position"]``:
+   a :class:`~worker.decision.positions.Decision`; it is stored in the alert's plan (``plan["position"]``:
    before, absolute target, kind, close / open quantities, reason, the protection before and
    after) together with the legs, and the write is awaited BEFORE any order goes out. A rerun
    (SIGKILL, retry) never decides again: it resumes toward the stored target from the position IB
@@ -22,7 +22,7 @@ The position protocol (issue 10; the rules are in :mod:`worker.positions`):
    reversal's close until it fills, up to ``REVERSAL_FILL_TIMEOUT_SECONDS``).
 3. **The opening part once the close is done**: from flat (an open, a reversal's second half) the
    bracket as always (``entry`` + ``tp`` / ``sl`` children); an ``add`` is a plain ``entry`` whose
-   exits the guard (worker/guard.py) grows to the whole position after it fills. A close that IB
+   exits the guard (worker/execution/guard.py) grows to the whole position after it fills. A close that IB
    refuses, or that does not fill completely in time, opens nothing: the old protection is put
    back for whatever position remains and the alert ends ``rejected`` saying so.
 4. The protection the position should have after the trade is handed to the guard
@@ -68,17 +68,14 @@ from core.ids import order_ref, parse_order_ref
 from core.models import IB_DONE_STATUSES, IB_ENDED_UNFILLED_STATUSES, STATUS_RANK, Alert, AlertStatus, Control
 from core.payload import AlertPayload, PayloadError
 from core.services import PAUSED_KEY
-from worker.contract_map import chart_position, contract_map_doc, decided_spec, scale_intent
-from worker.drift import report_drift
-from worker.errors import Refused, TemporaryError
-from worker.ib import IBConnection, Placement, Trading
-from worker.ib.account import AccountFigures
-from worker.ib.market_data import close_without_reference
-from worker.ib.translate import num
-from worker.margin import MarginGate
-from worker.metrics import WorkerMetrics
-from worker.order_types import ExitOrder, OrderRules, default_exit_order
-from worker.planner import (
+from worker.contracts.effects import chart_position, contract_map_doc, decided_spec, scale_intent
+from worker.contracts.held_month import HeldMonth, held_month, keep_to_held_month
+from worker.contracts.roll import Pick
+from worker.contracts.symbol_map import SymbolResolver
+from worker.contracts.tickers import ContractSpec
+from worker.decision.drift import report_drift
+from worker.decision.order_types import ExitOrder, OrderRules, default_exit_order
+from worker.decision.planner import (
     OCA_TYPE,
     Instrument,
     Leg,
@@ -92,16 +89,19 @@ from worker.planner import (
     protection_orders,
     protection_prices,
 )
-from worker.positions import Decision, ExitChange, decide, describe, exit_changes, toward
-from worker.protection import orders_from_json
-from worker.recorder import PlacementFact, Recorder, UnitOfWork
+from worker.decision.positions import Decision, ExitChange, decide, describe, exit_changes, toward
+from worker.decision.sizing import Sizing, size_alert
+from worker.errors import Refused, TemporaryError
+from worker.execution.margin import MarginGate
+from worker.ib import IBConnection, Placement, Trading
+from worker.ib.account import AccountFigures
+from worker.ib.market_data import close_without_reference
+from worker.ib.translate import num
+from worker.metrics import WorkerMetrics
+from worker.recording.protection import orders_from_json
+from worker.recording.recorder import PlacementFact, Recorder, UnitOfWork
+from worker.recording.snapshots import OrderSnapshot
 from worker.risk.gate import RiskRefused, describe_legs
-from worker.roll import Pick
-from worker.rollover import HeldMonth, held_month, keep_to_held_month
-from worker.sizing import Sizing, size_alert
-from worker.snapshots import OrderSnapshot
-from worker.symbol_map import SymbolResolver
-from worker.symbols import ContractSpec
 
 log = logging.getLogger(__name__)
 
@@ -191,9 +191,11 @@ class Executor:
     ) -> None:
         self.sessions = sessions
         # TradingView ticker → IB contract: the symbol map (SYMBOL_MAP_FILE) and the futures roll
-        # rule (FUTURES_ROLL_DAYS); worker/symbol_map.py
+        # rule (FUTURES_ROLL_DAYS); worker/contracts/symbol_map.py
         self.symbols = symbols or SymbolResolver(None, DEFAULT_FUTURES_ROLL_DAYS)
-        self.margin = margin  # IB's what-if before an opening order (worker/margin.py); None: unchecked
+        self.margin = (
+            margin  # IB's what-if before an opening order (worker/execution/margin.py); None: unchecked
+        )
         self.recorder = recorder
         self.conn = conn
         self.trading = trading
@@ -204,7 +206,7 @@ class Executor:
         self.metrics = metrics
         self.reversal_fill_timeout = reversal_fill_timeout  # REVERSAL_FILL_TIMEOUT_SECONDS
         self.order_rules = order_rules or OrderRules()  # EXTENDED_HOURS_STOP_LIMIT_TICKS (order_types.py)
-        # the protective-order guard (worker/guard.py), set by worker/runtime.py: the job hands it
+        # the protective-order guard (worker/execution/guard.py), set by worker/runtime.py: the job hands it
         # the protection a position should have and asks it to put the old exits back
         self.guard: Any = None
         # sizing (issue 11): payload -> the strategy's default (quantity_type, quantity) from the risk
@@ -391,7 +393,7 @@ class Executor:
         """IB's view before deciding: contract, position, the protection it has, a reference price."""
         contract, inst = await self.trading.instrument(spec)
         roll = self.trading.roll_of(spec)
-        # contracts (worker/rollover.py): a position held in the month before a roll is decided there
+        # contracts (worker/contracts/held_month.py): a position held in the month before a roll is decided there
         contract, inst, held = await held_month(self.trading, spec, contract, inst)
         # the position including the previous alert's market order and fills (IB reports a
         # position a moment after the fill; a decision must not read the report before it)
@@ -438,14 +440,14 @@ class Executor:
         (and awaited). Returns the final state when nothing is to be sent."""
         payload, inst = job.payload, look.inst
         # the strategy's previous position (prevMarketPosition / Size) against IB's: an alarm, never
-        # a refusal (worker/drift.py); written by the recorder, not awaited
+        # a refusal (worker/decision/drift.py); written by the recorder, not awaited
         report_drift(self.recorder, job.alert_id, payload, chart_position(look.position, look.spec),
                      account=look.account or None, symbol=inst.local_symbol or inst.symbol)  # fmt: skip
         if self.risk is not None:  # a strategy the risk file does not know: a warning, never a refusal
             self.risk.warn_unknown_strategy(
                 job.alert_id, payload.strategy, look.account or payload.account or None
             )
-        # sizing (issue 11, worker/sizing.py): a dollar / risk / equity quantity, or the strategy's
+        # sizing (issue 11, worker/decision/sizing.py): a dollar / risk / equity quantity, or the strategy's
         # default, becomes the order quantity decide reads; None: the alert's own quantity as before
         sizing = size_alert(payload, inst, position=look.position, market_price=look.market,
                             figures=look.figures, default=self._sizing_default(payload),
@@ -533,7 +535,7 @@ class Executor:
             if verdict.refusal and decision.close_qty == 0:
                 raise RiskRefused(verdict.refusal, plan=_refused_plan(plan, open_legs, decision, verdict))
             refused_open = refused_open or verdict.refusal or None
-        # MARGIN: IB's what-if on the opening part (worker/margin.py). Refused: an open raises; a
+        # MARGIN: IB's what-if on the opening part (worker/execution/margin.py). Refused: an open raises; a
         # reversal keeps its close and opens nothing (below)
         margin = None
         if self.margin is not None and not refused_open:
@@ -550,7 +552,7 @@ class Executor:
         if sizing is not None:
             plan.notes.insert(0, sizing.text)
         doc = plan.to_json()
-        if sizing is not None:  # every number the sizing used (worker/sizing.py)
+        if sizing is not None:  # every number the sizing used (worker/decision/sizing.py)
             doc["sizing"] = sizing.to_json()
         doc["oca_type"] = OCA_TYPE if open_legs and len(open_legs) > 1 else None
         if verdict is not None:
@@ -558,7 +560,7 @@ class Executor:
         if look.market_data is not None:
             doc["market_data"] = look.market_data  # live or delayed, and why (worker/ib/market_data.py)
         if margin is not None:
-            doc["margin"] = margin.doc  # IB's what-if figures and the verdict (worker/margin.py)
+            doc["margin"] = margin.doc  # IB's what-if figures and the verdict (worker/execution/margin.py)
         doc["position"] = {
             "before": _qty(decision.position),
             "target": _qty(decision.target),
@@ -784,7 +786,9 @@ class Executor:
         """Put the old protection back for ``position`` (the guard when it runs: it also owns the
         spec; else directly). Returns what was done, for the notice."""
         if self.guard is not None:
-            from worker.protection import ProtectionSpec  # the guard's module (worker/protection.py)
+            from worker.recording.protection import (
+                ProtectionSpec,  # the guard's module (worker/recording/protection.py)
+            )
 
             spec = ProtectionSpec.from_json(before) if before else None
             return await self.guard.restore(
@@ -835,12 +839,12 @@ class Executor:
                                                   orders=orders)  # fmt: skip
 
     def _protect(self, inst: Instrument, alert_id: str, after: dict[str, Any] | None) -> None:
-        """Hand the protection the position should have to the guard (worker/guard.py), which keeps
+        """Hand the protection the position should have to the guard (worker/execution/guard.py), which keeps
         the exits equal to it after fills and reconnects. No guard (unit tests): nothing to do."""
         guard = self.guard
         if guard is None or after is None:
             return
-        from worker.protection import ProtectionSpec
+        from worker.recording.protection import ProtectionSpec
 
         guard.protect(ProtectionSpec.from_json(after))
 
@@ -955,7 +959,7 @@ class _Outcome:
 
 def _spec_json(look: _Look, alert_id: str, side: int, prices: dict[str, str], symbol: str,
                orders: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
-    """A protection spec (worker/protection.py ``ProtectionSpec.to_json``) for the position after."""
+    """A protection spec (worker/recording/protection.py ``ProtectionSpec.to_json``) for the position after."""
     doc = {"account": look.account, "con_id": look.inst.con_id, "alert_id": alert_id, "side": side,
            "prices": {k: v for k, v in prices.items() if k in ("tp", "sl")}, "symbol": symbol}  # fmt: skip
     kept = {role: terms for role, terms in (orders or {}).items() if role in doc["prices"]}
