@@ -35,9 +35,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from ibsim.catalog import Catalog, ContractQuery, Instrument, on_tick, round_to_tick
-from ibsim.framing import UNSET_DOUBLE
-from ibsim.messages import ExecFilter, WhatIfState
-from ibsim.model import Account, Execution, Order, OrderRequest, Position, unset_to_none
+from ibsim.framing import UNSET_DOUBLE, parse_time_field
+from ibsim.model import (
+    Account,
+    ExecFilter,
+    Execution,
+    Order,
+    OrderRequest,
+    Position,
+    WhatIfState,
+    unset_to_none,
+)
 
 log = logging.getLogger(__name__)
 
@@ -999,7 +1007,7 @@ class Engine:
 
     def executions_matching(self, flt: ExecFilter) -> list[Execution]:
         """Executions selected by a reqExecutions filter (empty fields and clientId 0 match all)."""
-        after = _parse_filter_time(flt.time)
+        after = parse_time_field(flt.time, date_only=True)
         out = []
         for ex in self.executions:
             if flt.client_id and ex.client_id != flt.client_id:
@@ -1114,19 +1122,3 @@ class Engine:
         self.next_perm_id = int(data.get("nextPermId", self.next_perm_id))
         self._exec_count = int(data.get("execCount", len(self.executions)))
         self.exec_seq = itertools.count(self._exec_count + 1)
-
-
-def _parse_filter_time(text: str) -> float | None:
-    """reqExecutions filter time ``yyyymmdd hh:mm:ss [tz]`` / ``yyyymmdd-hh:mm:ss`` as unix seconds (UTC)."""
-    text = text.strip()
-    if not text:
-        return None
-    parts = text.replace("-", " ").split()
-    try:
-        stamp = dt.datetime.strptime(" ".join(parts[:2]), "%Y%m%d %H:%M:%S")
-    except ValueError:
-        try:
-            stamp = dt.datetime.strptime(parts[0], "%Y%m%d")
-        except ValueError:
-            return None
-    return stamp.replace(tzinfo=dt.UTC).timestamp()

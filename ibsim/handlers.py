@@ -16,6 +16,7 @@ from ibsim import messages as msg
 from ibsim.catalog import Catalog, round_to_tick
 from ibsim.engine import Engine, Event
 from ibsim.framing import FieldReader
+from ibsim.messages import ids
 from ibsim.session import Session
 
 ACCOUNT_TAGS_UNITLESS = {"Cushion", "Leverage", "DayTradesRemaining"}
@@ -51,7 +52,7 @@ class RequestHandlers:
         self.apply(self.engine.global_cancel())
 
     def _h_open_orders(self, session: Session, fields: list[str]) -> None:
-        all_clients = int(fields[0]) == msg.REQ_ALL_OPEN_ORDERS
+        all_clients = int(fields[0]) == ids.REQ_ALL_OPEN_ORDERS
         for order in self.engine.open_orders(None if all_clients else session.client_id):
             inst = self.engine.instrument(order.con_id)
             session.send(msg.open_order(order, inst))
@@ -377,35 +378,35 @@ class RequestHandlers:
         return None
 
     _handlers: dict[int, Callable[[Any, Session, list[str]], None]] = {
-        msg.PLACE_ORDER: _h_place_order,
-        msg.CANCEL_ORDER: _h_cancel_order,
-        msg.REQ_GLOBAL_CANCEL: _h_global_cancel,
-        msg.REQ_OPEN_ORDERS: _h_open_orders,
-        msg.REQ_ALL_OPEN_ORDERS: _h_open_orders,
-        msg.REQ_AUTO_OPEN_ORDERS: _h_ignore,
-        msg.REQ_COMPLETED_ORDERS: _h_completed_orders,
-        msg.REQ_EXECUTIONS: _h_executions,
-        msg.REQ_POSITIONS: _h_positions,
-        msg.CANCEL_POSITIONS: _h_cancel_positions,
-        msg.REQ_ACCT_DATA: _h_account_updates,
-        msg.REQ_ACCOUNT_UPDATES_MULTI: _h_account_updates_multi,
-        msg.CANCEL_ACCOUNT_UPDATES_MULTI: _h_cancel_multi,
-        msg.REQ_ACCOUNT_SUMMARY: _h_account_summary,
-        msg.CANCEL_ACCOUNT_SUMMARY: _h_cancel_summary,
-        msg.REQ_CONTRACT_DATA: _h_contract_details,
-        msg.REQ_MATCHING_SYMBOLS: _h_matching_symbols,
-        msg.REQ_MARKET_RULE: _h_market_rule,
-        msg.REQ_IDS: _h_ids,
-        msg.REQ_MANAGED_ACCTS: _h_managed_accounts,
-        msg.REQ_CURRENT_TIME: _h_current_time,
-        msg.REQ_MKT_DATA: _h_mkt_data,
-        msg.CANCEL_MKT_DATA: _h_cancel_mkt_data,
-        msg.REQ_MARKET_DATA_TYPE: _h_market_data_type,
-        msg.REQ_PNL: _h_pnl,
-        msg.CANCEL_PNL: _h_cancel_pnl,
-        msg.REQ_PNL_SINGLE: _h_pnl_single,
-        msg.CANCEL_PNL_SINGLE: _h_cancel_pnl,
-        msg.START_API: _h_ignore,
-        msg.REQ_HISTORICAL_DATA: _h_historical_data,
-        msg.REQ_HEAD_TIMESTAMP: _h_head_timestamp,
+        ids.PLACE_ORDER: _h_place_order,
+        ids.CANCEL_ORDER: _h_cancel_order,
+        ids.REQ_GLOBAL_CANCEL: _h_global_cancel,
+        ids.REQ_OPEN_ORDERS: _h_open_orders,
+        ids.REQ_ALL_OPEN_ORDERS: _h_open_orders,
+        ids.REQ_AUTO_OPEN_ORDERS: _h_ignore,
+        ids.REQ_COMPLETED_ORDERS: _h_completed_orders,
+        ids.REQ_EXECUTIONS: _h_executions,
+        ids.REQ_POSITIONS: _h_positions,
+        ids.CANCEL_POSITIONS: _h_cancel_positions,
+        ids.REQ_ACCT_DATA: _h_account_updates,
+        ids.REQ_ACCOUNT_UPDATES_MULTI: _h_account_updates_multi,
+        ids.CANCEL_ACCOUNT_UPDATES_MULTI: _h_cancel_multi,
+        ids.REQ_ACCOUNT_SUMMARY: _h_account_summary,
+        ids.CANCEL_ACCOUNT_SUMMARY: _h_cancel_summary,
+        ids.REQ_CONTRACT_DATA: _h_contract_details,
+        ids.REQ_MATCHING_SYMBOLS: _h_matching_symbols,
+        ids.REQ_MARKET_RULE: _h_market_rule,
+        ids.REQ_IDS: _h_ids,
+        ids.REQ_MANAGED_ACCTS: _h_managed_accounts,
+        ids.REQ_CURRENT_TIME: _h_current_time,
+        ids.REQ_MKT_DATA: _h_mkt_data,
+        ids.CANCEL_MKT_DATA: _h_cancel_mkt_data,
+        ids.REQ_MARKET_DATA_TYPE: _h_market_data_type,
+        ids.REQ_PNL: _h_pnl,
+        ids.CANCEL_PNL: _h_cancel_pnl,
+        ids.REQ_PNL_SINGLE: _h_pnl_single,
+        ids.CANCEL_PNL_SINGLE: _h_cancel_pnl,
+        ids.START_API: _h_ignore,
+        ids.REQ_HISTORICAL_DATA: _h_historical_data,
+        ids.REQ_HEAD_TIMESTAMP: _h_head_timestamp,
     }

@@ -44,6 +44,7 @@ from ibsim.framing import (
     unpack_length,
 )
 from ibsim.handlers import RequestHandlers, hhmm
+from ibsim.messages import ids
 from ibsim.session import Session
 
 log = logging.getLogger(__name__)
@@ -274,8 +275,8 @@ class SimServer(RequestHandlers):
         header = await asyncio.wait_for(session.reader.readexactly(4), HANDSHAKE_TIMEOUT)
         payload = await asyncio.wait_for(session.reader.readexactly(unpack_length(header)), HANDSHAKE_TIMEOUT)
         low, high = parse_version_range(payload)
-        if not low <= msg.SERVER_VERSION <= high:
-            raise ProtocolError(f"client versions {low}..{high} exclude {msg.SERVER_VERSION}")
+        if not low <= ids.SERVER_VERSION <= high:
+            raise ProtocolError(f"client versions {low}..{high} exclude {ids.SERVER_VERSION}")
         session.pace_api = b"+PACEAPI" in payload
         now = dt.datetime.now(dt.UTC).strftime("%Y%m%d %H:%M:%S UTC")
         session.send(msg.handshake_reply(now))
@@ -317,7 +318,7 @@ class SimServer(RequestHandlers):
     def _bad_request(self, session: Session, fields: list[str], exc: Exception) -> None:
         log.warning("client %s sent a malformed message %r: %s", session.client_id, fields[:3], exc)
         msg_id = fields[0]
-        if msg_id == str(msg.PLACE_ORDER) and len(fields) > 1 and fields[1].lstrip("-").isdigit():
+        if msg_id == str(ids.PLACE_ORDER) and len(fields) > 1 and fields[1].lstrip("-").isdigit():
             session.error(int(fields[1]), 201, f"Order rejected - reason:Error reading request: {exc}")
         else:
             session.error(_request_id(fields), 320, f"Error reading request: {exc}")
@@ -332,7 +333,7 @@ class SimServer(RequestHandlers):
         if session.refused:
             return
         if session.client_id is None:
-            if msg_id == msg.START_API:
+            if msg_id == ids.START_API:
                 self._start_api(session, fields)
             else:
                 log.warning("message %s before startApi from %s ignored", msg_id, session.peer)
@@ -749,16 +750,16 @@ def _request_id(fields: list[str]) -> int:
     except (ValueError, IndexError):
         return -1
     index = {
-        msg.PLACE_ORDER: 1,
-        msg.CANCEL_ORDER: 2,
-        msg.REQ_CONTRACT_DATA: 2,
-        msg.REQ_MKT_DATA: 2,
-        msg.REQ_EXECUTIONS: 2,
-        msg.REQ_ACCOUNT_SUMMARY: 2,
-        msg.REQ_ACCOUNT_UPDATES_MULTI: 2,
-        msg.REQ_MATCHING_SYMBOLS: 1,
-        msg.REQ_PNL: 1,
-        msg.REQ_PNL_SINGLE: 1,
+        ids.PLACE_ORDER: 1,
+        ids.CANCEL_ORDER: 2,
+        ids.REQ_CONTRACT_DATA: 2,
+        ids.REQ_MKT_DATA: 2,
+        ids.REQ_EXECUTIONS: 2,
+        ids.REQ_ACCOUNT_SUMMARY: 2,
+        ids.REQ_ACCOUNT_UPDATES_MULTI: 2,
+        ids.REQ_MATCHING_SYMBOLS: 1,
+        ids.REQ_PNL: 1,
+        ids.REQ_PNL_SINGLE: 1,
     }.get(msg_id)
     if index is None:
         index = UNSERVED_REQUESTS.get(msg_id, (None,))[0]
