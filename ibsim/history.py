@@ -10,7 +10,8 @@ import datetime as dt
 import math
 import random
 
-from ibsim.catalog import Instrument, round_to_tick
+from ibsim.catalog.instruments import Instrument
+from ibsim.catalog.ticks import round_to_tick
 from ibsim.framing import parse_time_field
 from ibsim.model import Bar
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ibsim.catalog import ContractQuery
+from ibsim.catalog.instruments import ContractQuery
 from ibsim.framing import UNSET_DOUBLE
 
 ACTIVE_STATUSES = frozenset({"PendingSubmit", "PreSubmitted", "Submitted", "PendingCancel"})

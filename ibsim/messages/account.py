@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ibsim.catalog import Instrument
+from ibsim.catalog.instruments import Instrument
 from ibsim.messages.contracts import contract_head
 from ibsim.messages.ids import (
     ACCOUNT_SUMMARY,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ibsim.catalog import ContractQuery, Instrument
+from ibsim.catalog.instruments import ContractQuery, Instrument
 from ibsim.framing import FieldReader
 from ibsim.messages.ids import CONTRACT_DATA, CONTRACT_DATA_END, MARKET_RULE, SYMBOL_SAMPLES
 from ibsim.messages.layout import Fields

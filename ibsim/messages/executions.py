@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ibsim.catalog import Instrument
+from ibsim.catalog.instruments import Instrument
 from ibsim.framing import UNSET_DOUBLE_TEXT, FieldReader
 from ibsim.messages.contracts import contract_head
 from ibsim.messages.ids import COMMISSION_REPORT, EXECUTION_DATA, EXECUTION_DATA_END

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ibsim.catalog import ContractQuery
+from ibsim.catalog.instruments import ContractQuery
 from ibsim.framing import FieldReader
 from ibsim.messages.contracts import read_contract
 from ibsim.messages.ids import MARKET_DATA_TYPE, TICK_PRICE, TICK_SIZE, TICK_SNAPSHOT_END

@@ -7,7 +7,7 @@ named segments in wire order; each row names its field as the protocol reference
 
 from __future__ import annotations
 
-from ibsim.catalog import Instrument
+from ibsim.catalog.instruments import Instrument
 from ibsim.messages.contracts import contract_head
 from ibsim.messages.ids import COMPLETED_ORDER, COMPLETED_ORDERS_END, OPEN_ORDER, OPEN_ORDER_END, ORDER_STATUS
 from ibsim.messages.layout import Fields, Row, as_float, attr, blanks, encode, unset_blank
