@@ -53,22 +53,22 @@ class RequestHandlers:
 
     def _h_open_orders(self, session: Session, fields: list[str]) -> None:
         all_clients = int(fields[0]) == ids.REQ_ALL_OPEN_ORDERS
-        for order in self.engine.open_orders(None if all_clients else session.client_id):
-            inst = self.engine.instrument(order.con_id)
+        for order in self.engine.book.open_orders(None if all_clients else session.client_id):
+            inst = self.engine.market.instrument(order.con_id)
             session.send(msg.open_order(order, inst))
             session.send(msg.order_status(order))
         session.send(msg.open_order_end())
 
     def _h_completed_orders(self, session: Session, fields: list[str]) -> None:
-        for order in self.engine.completed_orders():
-            inst = self.engine.instrument(order.con_id)
+        for order in self.engine.book.completed_orders():
+            inst = self.engine.market.instrument(order.con_id)
             session.send(msg.completed_order(order, inst))
         session.send(msg.completed_orders_end())
 
     def _h_executions(self, session: Session, fields: list[str]) -> None:
         req_id, flt = msg.parse_executions_request(fields)
         for ex in self.engine.executions_matching(flt):
-            inst = self.engine.instrument(ex.con_id)
+            inst = self.engine.market.instrument(ex.con_id)
             session.send(msg.exec_details(req_id, ex, inst))
             session.send(msg.commission_report(ex))
         session.send(msg.exec_details_end(req_id))
@@ -78,7 +78,7 @@ class RequestHandlers:
         for (account, con_id), pos in self.engine.positions.items():
             if pos.quantity:
                 session.send(
-                    msg.position(account, self.engine.instrument(con_id), pos.quantity, pos.avg_cost)
+                    msg.position(account, self.engine.market.instrument(con_id), pos.quantity, pos.avg_cost)
                 )
         session.send(msg.position_end())
 
@@ -88,7 +88,7 @@ class RequestHandlers:
     def _h_account_updates(self, session: Session, fields: list[str]) -> None:
         r = FieldReader(fields, 2)
         subscribe = r.bool()
-        account = r.str() or self.engine.default_account
+        account = r.str() or self.engine.ledger.default_account
         if not subscribe:
             session.account_updates = None
             return
@@ -97,7 +97,7 @@ class RequestHandlers:
             return
         session.account_updates = account
         self._send_account_values(session, account)
-        for row in self.engine.portfolio(account):
+        for row in self.engine.ledger.portfolio(account):
             if row["position"]:
                 session.send(self._portfolio_fields(row))
         session.send(msg.update_account_time(hhmm()))
@@ -132,7 +132,7 @@ class RequestHandlers:
             session.send(msg.update_account_value(key, value, currency, account))
 
     def _portfolio_fields(self, row: dict[str, Any]) -> list[object]:
-        inst = self.engine.instrument(row["conId"])
+        inst = self.engine.market.instrument(row["conId"])
         return msg.update_portfolio(
             inst,
             row["position"],
@@ -147,7 +147,7 @@ class RequestHandlers:
     def _h_account_updates_multi(self, session: Session, fields: list[str]) -> None:
         r = FieldReader(fields, 2)
         req_id = r.int()
-        account = r.str() or self.engine.default_account
+        account = r.str() or self.engine.ledger.default_account
         accounts = self.engine.account_ids if account.upper() == "ALL" else [account]
         for acct in accounts:
             if acct not in self.engine.accounts:
@@ -286,8 +286,8 @@ class RequestHandlers:
     def _send_ticks(
         self, session: Session, req_id: int, con_id: int, full: bool = False, data_type: int | None = None
     ) -> None:
-        inst = self.engine.instrument(con_id)
-        price = self.engine.price(con_id)
+        inst = self.engine.market.instrument(con_id)
+        price = self.engine.market.price(con_id)
         tick = self.catalog.increment_at(inst, price)
         bid = round_to_tick(price - tick, tick)
         ask = round_to_tick(price + tick, tick)
@@ -311,17 +311,17 @@ class RequestHandlers:
     def _h_pnl(self, session: Session, fields: list[str]) -> None:
         r = FieldReader(fields, 1)
         req_id = r.int()
-        account = r.str() or self.engine.default_account
+        account = r.str() or self.engine.ledger.default_account
         if account not in self.engine.accounts:
             session.error(req_id, 321, f"Error validating request: invalid account {account}")
             return
         session.pnl[req_id] = account
-        session.send(msg.pnl(req_id, *self.engine.daily_pnl(account)))
+        session.send(msg.pnl(req_id, *self.engine.ledger.daily_pnl(account)))
 
     def _h_pnl_single(self, session: Session, fields: list[str]) -> None:
         r = FieldReader(fields, 1)
         req_id = r.int()
-        account = r.str() or self.engine.default_account
+        account = r.str() or self.engine.ledger.default_account
         r.str()
         con_id = r.int()
         if account not in self.engine.accounts or self.catalog.get(con_id) is None:
@@ -331,7 +331,7 @@ class RequestHandlers:
         self._send_pnl_single(session, req_id, account, con_id)
 
     def _send_pnl_single(self, session: Session, req_id: int, account: str, con_id: int) -> None:
-        row = self.engine.portfolio_row(account, con_id)
+        row = self.engine.ledger.portfolio_row(account, con_id)
         session.send(
             msg.pnl_single(
                 req_id,
@@ -359,7 +359,7 @@ class RequestHandlers:
         end = history.parse_end(req.end, now)
         try:
             bars = history.synthetic_bars(
-                inst, self.engine.price(inst.con_id), req.bar_size, req.duration, end
+                inst, self.engine.market.price(inst.con_id), req.bar_size, req.duration, end
             )
         except ValueError as exc:
             session.error(req.req_id, 162, f"Historical Market Data Service error message:{exc}")

@@ -407,7 +407,7 @@ class SimServer(RequestHandlers):
             if session is None:
                 return
             if isinstance(event, ExecutionEvent):
-                session.send(msg.exec_details(-1, ex, engine.instrument(ex.con_id)), delay)
+                session.send(msg.exec_details(-1, ex, engine.market.instrument(ex.con_id)), delay)
             else:
                 session.send(msg.commission_report(ex), delay)
             return
@@ -416,12 +416,13 @@ class SimServer(RequestHandlers):
         if session is None:
             return
         if isinstance(event, OpenOrderEvent):
-            session.send(msg.open_order(order, engine.instrument(order.con_id)), delay)
+            session.send(msg.open_order(order, engine.market.instrument(order.con_id)), delay)
         elif isinstance(event, OrderStatusEvent):
             session.send(msg.order_status(order), delay)
         elif isinstance(event, WhatIfEvent):
             session.send(
-                msg.open_order(order, engine.instrument(order.con_id), "PreSubmitted", event.state), delay
+                msg.open_order(order, engine.market.instrument(order.con_id), "PreSubmitted", event.state),
+                delay,
             )
 
     def _send_position_updates(self, changed: list[tuple[str, int]], delay: float) -> None:
@@ -434,12 +435,12 @@ class SimServer(RequestHandlers):
                 for account, con_id in changed:
                     pos = engine.positions.get((account, con_id))
                     qty, cost = (pos.quantity, pos.avg_cost) if pos else (0.0, 0.0)
-                    session.send(msg.position(account, engine.instrument(con_id), qty, cost), delay)
+                    session.send(msg.position(account, engine.market.instrument(con_id), qty, cost), delay)
             if session.account_updates in accounts:
                 account = session.account_updates
                 for acct, con_id in changed:
                     if acct == account:
-                        session.send(self._portfolio_fields(engine.portfolio_row(acct, con_id)), delay)
+                        session.send(self._portfolio_fields(engine.ledger.portfolio_row(acct, con_id)), delay)
                 for key, value, currency in self._account_rows(account):
                     session.send(msg.update_account_value(key, value, currency, account), delay)
                 session.send(msg.update_account_time(hhmm()), delay)
@@ -449,7 +450,7 @@ class SimServer(RequestHandlers):
                         session.send(msg.account_update_multi(req_id, account, key, value, currency), delay)
             for req_id, account in session.pnl.items():
                 if account in accounts:
-                    session.send(msg.pnl(req_id, *engine.daily_pnl(account)), delay)
+                    session.send(msg.pnl(req_id, *engine.ledger.daily_pnl(account)), delay)
             for req_id, (account, con_id) in session.pnl_single.items():
                 if (account, con_id) in changed:
                     self._send_pnl_single(session, req_id, account, con_id)
@@ -506,16 +507,12 @@ class SimServer(RequestHandlers):
             self.position_delay = max(0.0, float(kw.get("ms", 0.0)) / 1000.0)
             return {"positionDelayMs": self.position_delay * 1000.0}
         if kind == "reject_next":
-            count = int(kw.get("count", 1))
-            code = int(kw.get("code", 201))
-            reason = str(kw.get("reason", "Simulated rejection"))
-            text = (
-                reason
-                if code != 201 or reason.startswith("Order rejected")
-                else f"Order rejected - reason:{reason}"
+            pending = self.engine.faults.queue_rejections(
+                int(kw.get("code", 201)),
+                str(kw.get("reason", "Simulated rejection")),
+                int(kw.get("count", 1)),
             )
-            self.engine.reject_queue.extend([(code, text)] * count)
-            return {"pending": len(self.engine.reject_queue)}
+            return {"pending": pending}
         if kind == "pause_fills":
             self.engine.pause_fills()
             return {"fillsPaused": True}
@@ -628,7 +625,7 @@ class SimServer(RequestHandlers):
             raise LookupError(
                 f"{len(found)} contracts match symbol={symbol!r} secType={sec_type!r} conId={con_id!r}"
             )
-        acct = account or self.engine.default_account
+        acct = account or self.engine.ledger.default_account
         self.apply(self.engine.external_trade(acct, found[0].con_id, float(quantity), price))
         pos = self.engine.positions.get((acct, found[0].con_id))
         return {"account": acct, "conId": found[0].con_id, "position": pos.quantity if pos else 0.0}
@@ -639,7 +636,7 @@ class SimServer(RequestHandlers):
         """Make an account a cash account (no short sales) or a margin account again; ``balance``
         sets its cash (so two accounts can differ in NetLiquidation; clients subscribing after
         this see it)."""
-        acct = account or self.engine.default_account
+        acct = account or self.engine.ledger.default_account
         if acct not in self.engine.accounts:
             raise LookupError(f"account {acct} is not managed here")
         (self.engine.cash_accounts.add if cash else self.engine.cash_accounts.discard)(acct)
@@ -734,7 +731,7 @@ class SimServer(RequestHandlers):
             await asyncio.sleep(self.walk_interval)
             events: list[Event] = []
             for inst in list(self.catalog):
-                price = self.engine.price(inst.con_id)
+                price = self.engine.market.price(inst.con_id)
                 step = math.exp(self._rng.gauss(0.0, self.walk_volatility))
                 new = round_to_tick(price * step, inst.min_tick)
                 if new > 0 and new != price:
