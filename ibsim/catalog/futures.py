@@ -61,13 +61,13 @@ class FutureProduct:
     count: int  # how many upcoming expiries to list
     last_trade: Callable[[int, int], dt.date]  # (year, month) -> last trade date
     last_trade_time: str
-    time_zone: str
+    time_zone_id: str
     long_name: str
     under_con_id: int
     under_sec_type: str
     con_id_base: int
     default_price: float
-    market_rule: str
+    market_rule_ids: str
     trading_hours_note: str = ""
 
 
@@ -139,36 +139,33 @@ def future_expiries(product: FutureProduct, today: dt.date) -> list[tuple[int, i
     return out
 
 
+#: the fields an expiry takes from its product as they are (every product field of the same name)
+_FROM_PRODUCT = (
+    "symbol", "exchange", "multiplier", "min_tick", "default_price", "last_trade_time", "long_name",
+    "time_zone_id", "under_con_id", "under_sec_type", "market_rule_ids",
+)  # fmt: skip
+
+
 def future_instruments(product: FutureProduct, today: dt.date) -> list[Instrument]:
     """The listed expiries of one product on ``today``."""
+    spec = {name: getattr(product, name) for name in _FROM_PRODUCT}
+    root = product.symbol
     out = []
     for year, month, last in future_expiries(product, today):
-        code = MONTH_CODES[month - 1]
         out.append(
             Instrument(
+                **spec,
                 # deterministic per (product, month), so conIds survive restarts and --state
                 con_id=product.con_id_base + (year % 100) * 100 + month,
-                symbol=product.symbol,
                 sec_type="FUT",
                 currency="USD",
-                exchange=product.exchange,
-                local_symbol=f"{product.symbol}{code}{year % 10}",
-                trading_class=product.symbol,
-                min_tick=product.min_tick,
-                default_price=product.default_price,
-                multiplier=product.multiplier,
-                primary_exchange="",
-                valid_exchanges=product.exchange,
+                local_symbol=f"{root}{MONTH_CODES[month - 1]}{year % 10}",
                 last_trade_date=last.strftime("%Y%m%d"),
-                last_trade_time=product.last_trade_time,
                 contract_month=f"{year:04d}{month:02d}",
-                long_name=product.long_name,
-                market_name=product.symbol,
-                time_zone_id=product.time_zone,
-                under_con_id=product.under_con_id,
-                under_symbol=product.symbol,
-                under_sec_type=product.under_sec_type,
-                market_rule_ids=product.market_rule,
+                trading_class=root,
+                market_name=root,
+                under_symbol=root,
+                valid_exchanges=product.exchange,
             )
         )
     return out

@@ -1,10 +1,10 @@
 """The engine: orders, fills, positions and accounts of one simulated TWS (all clients, all
 accounts). Pure: no I/O, no clock of its own.
 
-:class:`Engine` assembles the parts and is what the server and the tests hold: the market
-(prices, halts), the order book, the ledger (positions, cash, account figures), the executions
-log, order entry, matching, fills (with their OCA / bracket consequences) and the engine faults.
-Every public operation returns a list of events (:mod:`ibsim.engine.events`).
+:class:`Engine` is what the server and the tests hold: its state (:mod:`.state`: the market, the
+order book, the ledger, the executions log, the engine faults) and the parts that act on it
+(order entry, matching, fills with their OCA / bracket consequences). Every public operation
+returns a list of events (:mod:`ibsim.engine.events`).
 """
 
 from __future__ import annotations
@@ -16,25 +16,21 @@ from typing import Any
 
 from ibsim.catalog.instruments import Instrument
 from ibsim.catalog.lookup import Catalog
-from ibsim.engine.book import OrderBook
 from ibsim.engine.entry import OrderEntry
 from ibsim.engine.events import Event, ExecutionEvent, PositionEvent, PriceEvent
-from ibsim.engine.executions import ExecutionLog
-from ibsim.engine.faults import EngineFaults
 from ibsim.engine.fills import Fills
-from ibsim.engine.ledger import Ledger
-from ibsim.engine.market import Market
 from ibsim.engine.matching import Matcher
 from ibsim.engine.persistence import dump as dump_state
 from ibsim.engine.persistence import restore as restore_state
 from ibsim.engine.persistence import state_view
-from ibsim.model import Account, ExecFilter, Execution, Order, OrderRequest, Position
+from ibsim.engine.state import EngineState
+from ibsim.model import ExecFilter, Execution, Order, OrderRequest
 
 DEFAULT_ACCOUNT = "DU1234567"
 INITIAL_CASH = 1_000_000.0
 
 
-class Engine:
+class Engine(EngineState):
     """Orders, fills, positions and accounts of one simulated TWS (all clients, all accounts)."""
 
     def __init__(
@@ -45,91 +41,12 @@ class Engine:
         initial_cash: float = INITIAL_CASH,
         margin_check: bool = False,
     ) -> None:
-        self.catalog = catalog
-        self.clock = clock or time.time
-        self.margin_check = margin_check
-        self.market = Market(catalog)
-        self.ledger = Ledger(self.market, list(accounts) or [DEFAULT_ACCOUNT], initial_cash)
-        self.book = OrderBook()
-        self.log = ExecutionLog(catalog)
-        self._assemble()
-
-    def _assemble(self) -> None:
-        self.faults = EngineFaults()
-        self.fills = Fills(self.market, self.book, self.ledger, self.log, self.clock)
-        self.matcher = Matcher(self.market, self.book, self.fills, self.faults)
-        self.entry = OrderEntry(
-            self.market,
-            self.book,
-            self.ledger,
-            self.fills,
-            self.matcher,
-            self.faults,
-            self.clock,
-            self.margin_check,
-        )
-
-    def reset(self, keep_ids: bool = True) -> None:
-        """Forget every order, fill and position; prices back to defaults; faults cleared.
-
-        Order ids, permIds and execIds stay unique for the life of the process (``keep_ids``), so
-        a client still holding trades from before the reset never sees an id twice.
-        """
-        self.market.reset()
-        self.ledger.reset()
-        if keep_ids:
-            self.book = OrderBook(self.book.max_order_id, self.book.next_perm_id)
-            self.log = ExecutionLog(self.catalog, self.log.count)
-        else:
-            self.book, self.log = OrderBook(), ExecutionLog(self.catalog)
-        self._assemble()
+        super().__init__(catalog, list(accounts) or [DEFAULT_ACCOUNT], clock or time.time, initial_cash)
+        self.fills = Fills(self)
+        self.matcher = Matcher(self, self.fills)
+        self.entry = OrderEntry(self, self.fills, self.matcher, margin_check)
 
     # ---------------------------------------------------------------- what the server and tests read
-
-    @property
-    def account_ids(self) -> list[str]:
-        """The managed accounts, the default first."""
-        return self.ledger.account_ids
-
-    @property
-    def orders(self) -> dict[tuple[int, int], Order]:
-        """Every order by (clientId, orderId)."""
-        return self.book.orders
-
-    @property
-    def executions(self) -> list[Execution]:
-        """Every fill, oldest first."""
-        return self.log.executions
-
-    @property
-    def positions(self) -> dict[tuple[str, int], Position]:
-        """Positions by (account, conId)."""
-        return self.ledger.positions
-
-    @property
-    def accounts(self) -> dict[str, Account]:
-        """Cash and realised P&L by account."""
-        return self.ledger.accounts
-
-    @property
-    def cash_accounts(self) -> set[str]:
-        """Accounts that may not sell short."""
-        return self.ledger.cash_accounts
-
-    @property
-    def halted(self) -> set[int]:
-        """conIds on which new orders are refused."""
-        return self.market.halted
-
-    @property
-    def reject_queue(self) -> list[tuple[int, str]]:
-        """(code, text) errors the next orders get."""
-        return self.faults.reject_queue
-
-    @property
-    def fills_paused(self) -> bool:
-        """Whether matching is stopped."""
-        return self.faults.fills_paused
 
     def next_valid_id(self, client_id: int) -> int:
         """One more than the highest order id this client ever used (at least 1)."""
@@ -141,7 +58,7 @@ class Engine:
 
     def executions_matching(self, flt: ExecFilter) -> list[Execution]:
         """Executions selected by a reqExecutions filter."""
-        return self.log.matching(flt)
+        return self.execution_log.matching(flt)
 
     def find_instruments(
         self, symbol: str = "", sec_type: str = "", con_id: int | None = None, **kw: str
@@ -255,13 +172,13 @@ class Engine:
 
     def state(self) -> dict[str, Any]:
         """The GET /state document's engine part."""
-        return state_view(self.book, self.ledger, self.log, self.market, self.faults)
+        return state_view(self)
 
     def dump(self) -> dict[str, Any]:
         """Everything a restart must keep (--state)."""
-        return dump_state(self.book, self.ledger, self.log, self.market)
+        return dump_state(self)
 
     def load(self, data: dict[str, Any]) -> None:
         """Restore a dump() (unknown conIds are skipped: the catalog may have rolled)."""
         self.reset(keep_ids=False)
-        restore_state(data, self.book, self.ledger, self.log, self.market)
+        restore_state(data, self)

@@ -8,11 +8,9 @@ modifying a done order is ``104``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from copy import copy
 
 from ibsim.catalog.instruments import Instrument
-from ibsim.engine.book import OrderBook
 from ibsim.engine.brackets import held, transmit_batch
 from ibsim.engine.events import (
     Event,
@@ -22,11 +20,9 @@ from ibsim.engine.events import (
     WhatIfEvent,
     rejected,
 )
-from ibsim.engine.faults import EngineFaults
 from ibsim.engine.fills import Fills, order_events
-from ibsim.engine.ledger import Ledger
-from ibsim.engine.market import Market
 from ibsim.engine.matching import Matcher, update_trail
+from ibsim.engine.state import EngineState
 from ibsim.engine.validation import check_fields, check_restrictions, resolve
 from ibsim.engine.what_if import check_margin, what_if_state
 from ibsim.model import Order, OrderRequest, unset_to_none
@@ -46,32 +42,20 @@ class OrderEntry:
     """placeOrder and cancelOrder of one simulated TWS, for every client."""
 
     def __init__(
-        self,
-        market: Market,
-        book: OrderBook,
-        ledger: Ledger,
-        fills: Fills,
-        matcher: Matcher,
-        faults: EngineFaults,
-        clock: Callable[[], float],
-        margin_check: bool = False,
+        self, state: EngineState, fills: Fills, matcher: Matcher, margin_check: bool = False
     ) -> None:
-        self.market = market
-        self.book = book
-        self.ledger = ledger
+        self.state = state
         self.fills = fills
         self.matcher = matcher
-        self.faults = faults
-        self.clock = clock
         #: refuse new orders whose initial margin would exceed the equity with loan (as IB does)
         self.margin_check = margin_check
 
     def place(self, client_id: int, req: OrderRequest) -> list[Event]:
         """Handle placeOrder: new order, modify, whatIf or rejection."""
-        prev_max = self.book.note_order_id(client_id, req.order_id)
-        existing = self.book.get(client_id, req.order_id)
+        prev_max = self.state.book.note_order_id(client_id, req.order_id)
+        existing = self.state.book.get(client_id, req.order_id)
         try:
-            rejection = None if req.what_if else self.faults.next_rejection()
+            rejection = None if req.what_if else self.state.faults.next_rejection()
             if rejection is not None:
                 raise OrderRejected(*rejection)
             if existing is not None:
@@ -89,45 +73,47 @@ class OrderEntry:
         if req.order_id <= 0 or (req.order_id <= prev_max and not req.what_if):
             # TWS never reuses an order id: one at or below the client's highest is a duplicate
             raise OrderRejected(103, "Duplicate order id")
-        inst, account = resolve(req, self.market, self.ledger)
+        market, ledger, book = self.state.market, self.state.ledger, self.state.book
+        inst, account = resolve(req, market, ledger)
         order = self._order_from(client_id, req, inst, account)
         if req.what_if:
-            return [WhatIfEvent(order, what_if_state(order, inst, self.market, self.ledger))]
-        check_restrictions(order, inst, self.market, self.ledger)
+            return [WhatIfEvent(order, what_if_state(order, inst, market, ledger))]
+        check_restrictions(order, inst, market, ledger)
         if self.margin_check:
-            check_margin(order, inst, self.market, self.ledger)
+            check_margin(order, inst, market, ledger)
         if req.parent_id:
-            parent = self.book.get(client_id, req.parent_id)
+            parent = book.get(client_id, req.parent_id)
             if parent is None or not (parent.is_active or parent.status == "Filled"):
                 raise rejected("Parent order is not active")
             order.parent_perm_id = parent.perm_id
-        self.book.register(order)
-        self.book.next_perm_id += 1
+        book.register(order)
+        book.next_perm_id += 1
         return self.transmit(order) if req.transmit else []
 
     def _order_from(self, client_id: int, req: OrderRequest, inst: Instrument, account: str) -> Order:
         return Order(
             client_id=client_id,
-            perm_id=self.book.next_perm_id,
+            perm_id=self.state.book.next_perm_id,
             con_id=inst.con_id,
             exchange=req.contract.exchange or inst.exchange,
             total_quantity=float(req.total_quantity),
             tif=req.tif or "DAY",
             account=account,
             status="PendingSubmit",
-            created=self.clock(),
+            created=self.state.clock(),
             **{name: getattr(req, name) for name in _FROM_REQUEST},
         )
 
     def transmit(self, order: Order) -> list[Event]:
         """Send a transmitting leg together with its staged parent and siblings, then match them."""
-        batch = transmit_batch(order, self.book)
+        book, market = self.state.book, self.state.market
+        batch = transmit_batch(order, book)
         events: list[Event] = []
         for o in batch:
             o.transmit = True
-            o.status = "PreSubmitted" if held(o, self.book) else "Submitted"
+            o.status = "PreSubmitted" if held(o, book) else "Submitted"
             if o.order_type == "TRAIL":
-                update_trail(o, self.market.price(o.con_id), self.market.instrument(o.con_id).min_tick)
+                update_trail(o, market.price(o.con_id), market.instrument(o.con_id).min_tick)
             events += order_events(o)
         for o in batch:
             events += self.matcher.match(o, arriving=True)
@@ -150,7 +136,7 @@ class OrderEntry:
             order.trail_stop_price = req.trail_stop_price
         if req.oca_group:
             if req.oca_group != order.oca_group:
-                self.book.join_oca(order, req.oca_group)
+                self.state.book.join_oca(order, req.oca_group)
             order.oca_group, order.oca_type = req.oca_group, req.oca_type
         if not order.transmit:
             return self.transmit(order) if req.transmit else []
@@ -159,10 +145,10 @@ class OrderEntry:
         return order_events(order) + self.matcher.match(order, arriving=True)
 
     def _check_modify(self, order: Order, req: OrderRequest) -> None:
-        inst = self.market.instrument(order.con_id)
+        inst = self.state.market.instrument(order.con_id)
         if req.contract.con_id and req.contract.con_id != order.con_id:
             raise rejected("The contract of an order cannot be changed")
-        check_fields(req, inst, self.market)
+        check_fields(req, inst, self.state.market)
         if req.total_quantity < order.filled:
             raise rejected("Quantity is below the filled quantity")
         if req.action != order.action:
@@ -170,7 +156,7 @@ class OrderEntry:
 
     def cancel(self, client_id: int, order_id: int, reason: str = "") -> list[Event]:
         """Handle cancelOrder from its owner."""
-        order = self.book.get(client_id, order_id)
+        order = self.state.book.get(client_id, order_id)
         if order is None:
             text = f"OrderId {order_id} that needs to be cancelled is not found."
             return [OrderErrorEvent(client_id, order_id, 10147, text)]

@@ -9,11 +9,9 @@ owner, then position / portfolio / account updates to subscribers.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from copy import copy
 
 from ibsim.catalog.ticks import on_tick, round_to_tick
-from ibsim.engine.book import OrderBook
 from ibsim.engine.brackets import CANCEL, released_children, sibling_reactions
 from ibsim.engine.costs import commission_for
 from ibsim.engine.events import (
@@ -25,9 +23,7 @@ from ibsim.engine.events import (
     OrderStatusEvent,
     PositionEvent,
 )
-from ibsim.engine.executions import ExecutionLog
-from ibsim.engine.ledger import Ledger
-from ibsim.engine.market import Market
+from ibsim.engine.state import EngineState
 from ibsim.model import Order
 
 
@@ -39,32 +35,27 @@ def order_events(order: Order) -> list[Event]:
 class Fills:
     """Books fills and applies their consequences; cancels and reductions with their events."""
 
-    def __init__(
-        self, market: Market, book: OrderBook, ledger: Ledger, log: ExecutionLog, clock: Callable[[], float]
-    ) -> None:
-        self.market = market
-        self.book = book
-        self.ledger = ledger
-        self.log = log
-        self.clock = clock
+    def __init__(self, state: EngineState) -> None:
+        self.state = state
 
     def time_text(self) -> str:
         """The completion time of an order as completedOrder carries it."""
-        return dt.datetime.fromtimestamp(self.clock(), dt.UTC).strftime("%Y%m%d %H:%M:%S UTC")
+        return dt.datetime.fromtimestamp(self.state.clock(), dt.UTC).strftime("%Y%m%d %H:%M:%S UTC")
 
     def fill(self, order: Order, qty: float, price: float) -> tuple[list[Event], list[Order]]:
         """Fill ``qty`` at ``price``: its events, and the bracket children it released (the caller
         matches those, as they arrive now)."""
-        inst = self.market.instrument(order.con_id)
+        state = self.state
+        inst = state.market.instrument(order.con_id)
         price = round_to_tick(price, inst.min_tick) if on_tick(price, inst.min_tick) else price
-        fx = self.market.fx_to_usd(inst.currency)
+        fx = state.market.fx_to_usd(inst.currency)
         commission = commission_for(inst, qty, price, fx)
-        realized = self.ledger.book(order.account, inst, order.is_buy, qty, price, commission, fx)
+        realized = state.ledger.book(order.account, inst, order.is_buy, qty, price, commission, fx)
         prev_value = order.avg_fill_price * order.filled
         order.filled = round(order.filled + qty, 10)
         order.avg_fill_price = (prev_value + qty * price) / order.filled
         order.last_fill_price = price
-        execution = self.log.record(order, inst, (qty, price), commission, realized, self.clock())
+        execution = state.execution_log.record(order, inst, (qty, price), commission, realized, state.clock())
         done = order.remaining <= 1e-12
         events: list[Event] = [ExecutionEvent(execution)]
         if done:
@@ -74,9 +65,9 @@ class Fills:
             order.status = "Submitted"
             events.append(OrderStatusEvent(copy(order)))
         events += [CommissionEvent(execution), PositionEvent(order.account, order.con_id)]
-        for sibling, reaction in sibling_reactions(order, done, self.book):
+        for sibling, reaction in sibling_reactions(order, done, state.book):
             events += self.cancel(sibling) if reaction == CANCEL else self.reduce(sibling, qty)
-        released = released_children(order, self.book) if done else []
+        released = released_children(order, state.book) if done else []
         for child in released:
             child.status = "Submitted"
             events += order_events(child)
@@ -99,7 +90,7 @@ class Fills:
             OrderStatusEvent(copy(order)),
             OrderErrorEvent(order.client_id, order.order_id, 202, f"Order Canceled - reason:{reason}"),
         ]
-        for child in self.book.children(order):
+        for child in self.state.book.children(order):
             if child.is_active:
                 events += self.cancel(child, reason)
         return events

@@ -16,12 +16,10 @@ Simulator policies (documented, deliberately simple):
 from __future__ import annotations
 
 from ibsim.catalog.ticks import round_to_tick
-from ibsim.engine.book import OrderBook
 from ibsim.engine.brackets import held
 from ibsim.engine.events import Event
-from ibsim.engine.faults import EngineFaults
 from ibsim.engine.fills import Fills
-from ibsim.engine.market import Market
+from ibsim.engine.state import EngineState
 from ibsim.model import Order, unset_to_none
 
 ON_CLOSE_TYPES = frozenset({"MOC", "LOC"})  # fill only in the closing auction (end_of_day)
@@ -76,23 +74,22 @@ def executable_price(
 class Matcher:
     """Matches working orders against the current price and hands executable ones to the fills."""
 
-    def __init__(self, market: Market, book: OrderBook, fills: Fills, faults: EngineFaults) -> None:
-        self.market = market
-        self.book = book
+    def __init__(self, state: EngineState, fills: Fills) -> None:
+        self.state = state
         self.fills = fills
-        self.faults = faults
         self.closing_auction = False  # True while the closing auction fills MOC / LOC orders
 
     def match(self, order: Order, arriving: bool = False) -> list[Event]:
         """Fill what the order can take now (at most its fill-size limit); IOC / FOK cancel the rest."""
-        if not order.is_active or not order.transmit or held(order, self.book) or self.faults.fills_paused:
+        state = self.state
+        if not order.is_active or not order.transmit or held(order, state.book) or state.faults.fills_paused:
             return []
         tif = order.tif
-        inst = self.market.instrument(order.con_id)
+        inst = state.market.instrument(order.con_id)
         fill_price = executable_price(
-            order, self.market.price(order.con_id), inst.min_tick, arriving, self.closing_auction
+            order, state.market.price(order.con_id), inst.min_tick, arriving, self.closing_auction
         )
-        limit = self.faults.fill_limit(order)
+        limit = state.faults.fill_limit(order)
         if fill_price is None:
             if arriving and tif in ("IOC", "FOK"):
                 return self.fills.cancel(order)
@@ -122,13 +119,13 @@ class Matcher:
 
     def rematch_all(self) -> list[Event]:
         """Match every working order (after resume_fills or a fill-limit change)."""
-        return self.match_all(self.book.by_placement())
+        return self.match_all(self.state.book.by_placement())
 
     def closing_auction_fills(self) -> list[Event]:
         """The closing auction: MOC / LOC orders fill at the current price (LOC within its limit)."""
         self.closing_auction = True
         try:
-            on_close = [o for o in self.book.orders.values() if o.order_type in ON_CLOSE_TYPES]
+            on_close = [o for o in self.state.book.orders.values() if o.order_type in ON_CLOSE_TYPES]
             return self.match_all(on_close)
         finally:
             self.closing_auction = False

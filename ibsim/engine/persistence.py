@@ -6,11 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ibsim.engine.book import OrderBook
-from ibsim.engine.executions import ExecutionLog
-from ibsim.engine.faults import EngineFaults
-from ibsim.engine.ledger import Ledger
-from ibsim.engine.market import Market
+from ibsim.engine.state import EngineState
 from ibsim.model import Account, Execution, Order, Position
 
 logger = logging.getLogger(__name__)
@@ -20,10 +16,9 @@ def _by_con_id(values: dict[int, float]) -> dict[str, float]:
     return {str(k): v for k, v in values.items()}
 
 
-def state_view(
-    book: OrderBook, ledger: Ledger, execution_log: ExecutionLog, market: Market, faults: EngineFaults
-) -> dict[str, Any]:
+def state_view(state: EngineState) -> dict[str, Any]:
     """The GET /state document's engine part."""
+    book, ledger, market, faults = state.book, state.ledger, state.market, state.faults
     orders = []
     for o in book.orders.values():
         inst = market.catalog.get(o.con_id)
@@ -40,7 +35,7 @@ def state_view(
     return {
         "accounts": list(ledger.account_ids),
         "orders": orders,
-        "executions": [e.to_json() for e in execution_log.executions],
+        "executions": [e.to_json() for e in state.execution_log.executions],
         "positions": positions,
         "accountValues": {a: ledger.account_values(a) for a in ledger.account_ids},
         "prices": _by_con_id(market.prices),
@@ -50,26 +45,26 @@ def state_view(
     }
 
 
-def dump(book: OrderBook, ledger: Ledger, execution_log: ExecutionLog, market: Market) -> dict[str, Any]:
+def dump(state: EngineState) -> dict[str, Any]:
     """Everything a restart must keep (--state)."""
+    book, ledger, market = state.book, state.ledger, state.market
     return {
         "version": 1,
         "orders": [o.dump() for o in book.orders.values()],
-        "executions": [e.dump() for e in execution_log.executions],
+        "executions": [e.dump() for e in state.execution_log.executions],
         "positions": [p.dump() for p in ledger.positions.values()],
         "accounts": [a.dump() for a in ledger.accounts.values()],
         "prices": _by_con_id(market.prices),
         "maxOrderId": {str(k): v for k, v in book.max_order_id.items()},
         "nextPermId": book.next_perm_id,
-        "execCount": execution_log.count,
+        "execCount": state.execution_log.count,
     }
 
 
-def restore(
-    data: dict[str, Any], book: OrderBook, ledger: Ledger, execution_log: ExecutionLog, market: Market
-) -> None:
+def restore(data: dict[str, Any], state: EngineState) -> None:
     """Load a :func:`dump` into freshly reset parts. Orders, fills, positions and prices of conIds
     the catalog no longer lists (expired futures) are dropped: they cannot be served."""
+    book, ledger, market, execution_log = state.book, state.ledger, state.market, state.execution_log
     known = market.catalog.get
     for row in data.get("orders", []):
         order = Order(**row)

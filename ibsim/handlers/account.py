@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ibsim.engine.core import Engine
 from ibsim.framing import FieldReader
-from ibsim.handlers.dispatch import Handler
+from ibsim.handlers.dispatch import RequestGroup, answers
 from ibsim.handlers.feeds import Feeds
 from ibsim.messages import ids
 from ibsim.messages.account import (
@@ -17,32 +17,17 @@ from ibsim.messages.account import (
 from ibsim.session import Session
 
 
-class AccountRequests:
+class AccountRequests(RequestGroup):
     """The account, position and P&L subscriptions of every client."""
 
     def __init__(self, engine: Engine, feeds: Feeds) -> None:
         self.engine = engine
         self.feeds = feeds
 
-    def table(self) -> dict[int, Handler]:
-        """Message id -> handler."""
-        return {
-            ids.REQ_POSITIONS: self.positions,
-            ids.CANCEL_POSITIONS: self.cancel_positions,
-            ids.REQ_ACCT_DATA: self.account_updates,
-            ids.REQ_ACCOUNT_UPDATES_MULTI: self.account_updates_multi,
-            ids.CANCEL_ACCOUNT_UPDATES_MULTI: self.cancel_multi,
-            ids.REQ_ACCOUNT_SUMMARY: self.account_summary,
-            ids.CANCEL_ACCOUNT_SUMMARY: self.cancel_summary,
-            ids.REQ_PNL: self.pnl,
-            ids.CANCEL_PNL: self.cancel_pnl,
-            ids.REQ_PNL_SINGLE: self.pnl_single,
-            ids.CANCEL_PNL_SINGLE: self.cancel_pnl,
-        }
-
     def _account_or_default(self, r: FieldReader) -> str:
         return r.str() or self.engine.ledger.default_account
 
+    @answers(ids.REQ_POSITIONS)
     def positions(self, session: Session, fields: list[str]) -> None:
         """reqPositions: every open position of every account, then the end; updates follow."""
         session.positions = True
@@ -51,10 +36,7 @@ class AccountRequests:
                 self.feeds.send_position(session, account, con_id)
         session.send(position_end())
 
-    def cancel_positions(self, session: Session, fields: list[str]) -> None:
-        """cancelPositions."""
-        session.positions = False
-
+    @answers(ids.REQ_ACCT_DATA)
     def account_updates(self, session: Session, fields: list[str]) -> None:
         """reqAccountUpdates: values, portfolio, time, download end; or unsubscribe."""
         r = FieldReader(fields, 2)
@@ -74,6 +56,7 @@ class AccountRequests:
         self.feeds.send_account_time(session)
         session.send(account_download_end(account))
 
+    @answers(ids.REQ_ACCOUNT_UPDATES_MULTI)
     def account_updates_multi(self, session: Session, fields: list[str]) -> None:
         """reqAccountUpdatesMulti (one account or ``All``), then the end."""
         r = FieldReader(fields, 2)
@@ -87,10 +70,7 @@ class AccountRequests:
             self.feeds.send_account_multi(session, req_id, acct)
         session.send(account_update_multi_end(req_id))
 
-    def cancel_multi(self, session: Session, fields: list[str]) -> None:
-        """cancelAccountUpdatesMulti."""
-        session.multi.pop(FieldReader(fields, 2).int(), None)
-
+    @answers(ids.REQ_ACCOUNT_SUMMARY)
     def account_summary(self, session: Session, fields: list[str]) -> None:
         """reqAccountSummary (the tags asked for, or all), then the end."""
         r = FieldReader(fields, 2)
@@ -102,10 +82,7 @@ class AccountRequests:
         self.feeds.send_summary(session, req_id, wanted)
         session.send(account_summary_end(req_id))
 
-    def cancel_summary(self, session: Session, fields: list[str]) -> None:
-        """cancelAccountSummary."""
-        session.summary.pop(FieldReader(fields, 2).int(), None)
-
+    @answers(ids.REQ_PNL)
     def pnl(self, session: Session, fields: list[str]) -> None:
         """reqPnL of one account."""
         r = FieldReader(fields, 1)
@@ -117,6 +94,7 @@ class AccountRequests:
         session.pnl[req_id] = account
         self.feeds.send_pnl(session, req_id, account)
 
+    @answers(ids.REQ_PNL_SINGLE)
     def pnl_single(self, session: Session, fields: list[str]) -> None:
         """reqPnLSingle of one position."""
         r = FieldReader(fields, 1)
@@ -130,6 +108,22 @@ class AccountRequests:
         session.pnl_single[req_id] = (account, con_id)
         self.feeds.send_pnl_single(session, req_id, account, con_id)
 
+    @answers(ids.CANCEL_POSITIONS)
+    def cancel_positions(self, session: Session, fields: list[str]) -> None:
+        """cancelPositions."""
+        session.positions = False
+
+    @answers(ids.CANCEL_ACCOUNT_UPDATES_MULTI)
+    def cancel_multi(self, session: Session, fields: list[str]) -> None:
+        """cancelAccountUpdatesMulti."""
+        session.multi.pop(FieldReader(fields, 2).int(), None)
+
+    @answers(ids.CANCEL_ACCOUNT_SUMMARY)
+    def cancel_summary(self, session: Session, fields: list[str]) -> None:
+        """cancelAccountSummary."""
+        session.summary.pop(FieldReader(fields, 2).int(), None)
+
+    @answers(ids.CANCEL_PNL, ids.CANCEL_PNL_SINGLE)
     def cancel_pnl(self, session: Session, fields: list[str]) -> None:
         """cancelPnL / cancelPnLSingle."""
         req_id = FieldReader(fields, 1).int()

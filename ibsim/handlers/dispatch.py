@@ -5,12 +5,40 @@ where each message carries its request id (for error replies)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 from ibsim.messages import ids
 from ibsim.session import Session
 
 #: answers one client message (its fields, the id first)
 Handler = Callable[[Session, list[str]], None]
+Method = TypeVar("Method", bound=Callable[..., None])
+
+#: handler method -> the message ids it answers (see :func:`answers`)
+_ANSWERS: dict[Any, tuple[int, ...]] = {}
+
+
+def answers(*msg_ids: int) -> Callable[[Method], Method]:
+    """Mark a method of a :class:`RequestGroup` as the handler of these message ids."""
+
+    def mark(method: Method) -> Method:
+        _ANSWERS[method] = msg_ids
+        return method
+
+    return mark
+
+
+class RequestGroup:
+    """A family of request handlers: the methods marked with :func:`answers`."""
+
+    def table(self) -> dict[int, Handler]:
+        """Message id -> bound handler, for every marked method."""
+        table: dict[int, Handler] = {}
+        for name, value in vars(type(self)).items():
+            for msg_id in _ANSWERS.get(value, ()):
+                table[msg_id] = getattr(self, name)
+        return table
+
 
 # awaited requests the simulator does not serve: answer with an error on their reqId so the
 # client's future ends at once (msgId -> (index of reqId, error code, text))

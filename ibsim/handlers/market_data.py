@@ -9,7 +9,7 @@ from ibsim.catalog.instruments import Instrument
 from ibsim.engine.core import Engine
 from ibsim.framing import FieldReader
 from ibsim.handlers.contracts import one_contract
-from ibsim.handlers.dispatch import Handler
+from ibsim.handlers.dispatch import RequestGroup, answers
 from ibsim.handlers.feeds import Feeds
 from ibsim.messages import ids
 from ibsim.messages.market_data import market_data_type, parse_mkt_data_request, tick_snapshot_end
@@ -19,7 +19,7 @@ MARKET_DATA_MODES = ("live", "delayed", "none")
 
 
 @dataclass
-class Entitlement:
+class Entitlement(RequestGroup):
     """What the login's market data subscriptions allow: ``live``; ``delayed`` (no live API
     subscription: a live request is refused with ``live_error``, 354 or 10089, a delayed one gets
     10167 and delayed ticks); ``none`` (354 live, 10168 delayed)."""
@@ -37,7 +37,7 @@ class Entitlement:
         return {"marketData": mode, "liveError": live_error}
 
 
-class MarketDataRequests:
+class MarketDataRequests(RequestGroup):
     """Market-data subscriptions of every client, within the login's entitlement."""
 
     def __init__(self, engine: Engine, feeds: Feeds, entitlement: Entitlement) -> None:
@@ -45,24 +45,18 @@ class MarketDataRequests:
         self.feeds = feeds
         self.entitlement = entitlement
 
-    def table(self) -> dict[int, Handler]:
-        """Message id -> handler."""
-        return {
-            ids.REQ_MKT_DATA: self.mkt_data,
-            ids.CANCEL_MKT_DATA: self.cancel_mkt_data,
-            ids.REQ_MARKET_DATA_TYPE: self.market_data_type,
-        }
-
+    @answers(ids.REQ_MARKET_DATA_TYPE)
     def market_data_type(self, session: Session, fields: list[str]) -> None:
         """reqMarketDataType: kept per connection until the client changes it."""
         data_type = FieldReader(fields, 2).int()
         if data_type in (1, 2, 3, 4):
             session.market_data_type = data_type
 
+    @answers(ids.REQ_MKT_DATA)
     def mkt_data(self, session: Session, fields: list[str]) -> None:
         """reqMktData: the data type, a full round of ticks, then a snapshot's end or the subscription."""
         req = parse_mkt_data_request(fields)
-        inst = one_contract(self.engine.catalog, session, req.req_id, req.contract)
+        inst = one_contract(self.engine.catalog, session, req)
         if inst is None:
             return
         data_type = self._data_type_for(session, req.req_id, inst)
@@ -76,6 +70,7 @@ class MarketDataRequests:
             session.mkt[req.req_id] = inst.con_id
             session.mkt_type[req.req_id] = data_type
 
+    @answers(ids.CANCEL_MKT_DATA)
     def cancel_mkt_data(self, session: Session, fields: list[str]) -> None:
         """cancelMktData."""
         req_id = FieldReader(fields, 2).int()

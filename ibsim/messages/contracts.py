@@ -4,11 +4,20 @@ and the reqContractDetails decoder."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from ibsim.catalog.instruments import ContractQuery, Instrument
 from ibsim.framing import FieldReader
 from ibsim.messages.ids import CONTRACT_DATA, CONTRACT_DATA_END, MARKET_RULE, SYMBOL_SAMPLES
 from ibsim.messages.layout import Fields
+
+
+@dataclass(frozen=True)
+class ContractRequest:
+    """A request about one contract: its request id and the contract block."""
+
+    req_id: int
+    contract: ContractQuery
 
 
 def contract_head(inst: Instrument, exchange: str) -> Fields:
@@ -44,6 +53,14 @@ def read_contract(r: FieldReader) -> ContractQuery:
         local_symbol=r.str(),
         trading_class=r.str(),
     )
+
+
+def read_request_head(fields: Sequence[str], start: int) -> tuple[FieldReader, int, ContractQuery]:
+    """The request id and the contract block that open a request at field ``start``, and the
+    reader past them."""
+    r = FieldReader(fields, start)
+    req_id = r.int()
+    return r, req_id, read_contract(r)
 
 
 def contract_details(req_id: int, inst: Instrument, exchange: str = "") -> Fields:
@@ -122,6 +139,5 @@ def market_rule(rule_id: int, increments: Sequence[tuple[float, float]]) -> Fiel
 
 def parse_contract_details_request(fields: Sequence[str]) -> tuple[int, ContractQuery]:
     """reqContractDetails 9: (reqId, contract)."""
-    r = FieldReader(fields, 2)
-    req_id = r.int()
-    return req_id, read_contract(r)
+    _, req_id, contract = read_request_head(fields, 2)
+    return req_id, contract

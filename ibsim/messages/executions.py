@@ -62,12 +62,5 @@ def parse_executions_request(fields: Sequence[str]) -> tuple[int, ExecFilter]:
     """reqExecutions 7: (reqId, filter)."""
     r = FieldReader(fields, 2)
     req_id = r.int()
-    return req_id, ExecFilter(
-        client_id=r.int(),
-        account=r.str(),
-        time=r.str(),
-        symbol=r.str(),
-        sec_type=r.str(),
-        exchange=r.str(),
-        side=r.str(),
-    )
+    # clientId, then account, time, symbol, secType, exchange and side (ExecFilter's field order)
+    return req_id, ExecFilter(r.int(), r.str(), r.str(), r.str(), r.str(), r.str(), r.str())

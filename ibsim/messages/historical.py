@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ibsim.catalog.instruments import ContractQuery
-from ibsim.framing import FieldReader
-from ibsim.messages.contracts import read_contract
+from ibsim.messages.contracts import ContractRequest, read_request_head
 from ibsim.messages.ids import HEAD_TIMESTAMP, HISTORICAL_DATA
 from ibsim.messages.layout import Fields
 from ibsim.model import Bar
@@ -27,11 +25,9 @@ def head_timestamp(req_id: int, stamp: str) -> Fields:
 
 
 @dataclass(frozen=True)
-class HistoricalRequest:
+class HistoricalRequest(ContractRequest):
     """reqHistoricalData 20."""
 
-    req_id: int
-    contract: ContractQuery
     end: str
     bar_size: str
     duration: str
@@ -43,9 +39,7 @@ class HistoricalRequest:
 
 def parse_historical_request(fields: Sequence[str]) -> HistoricalRequest:
     """reqHistoricalData 20 at version 157 (no version field)."""
-    r = FieldReader(fields, 1)
-    req_id = r.int()
-    contract = read_contract(r)
+    r, req_id, contract = read_request_head(fields, 1)
     r.skip(1)  # includeExpired
     end = r.str()
     bar_size = r.str()

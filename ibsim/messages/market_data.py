@@ -6,9 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ibsim.catalog.instruments import ContractQuery
-from ibsim.framing import FieldReader
-from ibsim.messages.contracts import read_contract
+from ibsim.messages.contracts import ContractRequest, read_request_head
 from ibsim.messages.ids import MARKET_DATA_TYPE, TICK_PRICE, TICK_SIZE, TICK_SNAPSHOT_END
 from ibsim.messages.layout import Fields
 
@@ -34,11 +32,9 @@ def tick_snapshot_end(req_id: int) -> Fields:
 
 
 @dataclass(frozen=True)
-class MktDataRequest:
+class MktDataRequest(ContractRequest):
     """reqMktData 1."""
 
-    req_id: int
-    contract: ContractQuery
     generic_ticks: str
     snapshot: bool
     regulatory_snapshot: bool
@@ -46,9 +42,7 @@ class MktDataRequest:
 
 def parse_mkt_data_request(fields: Sequence[str]) -> MktDataRequest:
     """reqMktData 1 (BAG legs are skipped)."""
-    r = FieldReader(fields, 2)
-    req_id = r.int()
-    contract = read_contract(r)
+    r, req_id, contract = read_request_head(fields, 2)
     if contract.sec_type.upper() == "BAG":
         r.skip(4 * r.int())
     if r.bool():  # deltaNeutralContract

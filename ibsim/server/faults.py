@@ -11,7 +11,7 @@ from typing import Any
 
 from ibsim.engine.core import Engine
 from ibsim.engine.events import Event
-from ibsim.server.conditions import CONNECTIVITY_TEXT, Conditions
+from ibsim.server.conditions import CONNECTIVITY_TEXT
 from ibsim.server.connections import Connections
 
 Answer = dict[str, Any]
@@ -37,13 +37,13 @@ class FaultInjector:
         self,
         engine: Engine,
         connections: Connections,
-        conditions: Conditions,
         apply: Callable[[Sequence[Event]], None],
         spawn: Callable[[Coroutine[Any, Any, None]], object],
     ) -> None:
         self.engine = engine
         self.connections = connections
-        self.conditions = conditions
+        #: the conditions the connections and the router read
+        self.conditions = connections.conditions
         self.apply = apply
         self.spawn = spawn
 

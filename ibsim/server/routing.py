@@ -21,7 +21,6 @@ from ibsim.engine.events import (
 from ibsim.handlers.feeds import Feeds
 from ibsim.messages.executions import commission_report, exec_details
 from ibsim.messages.orders import open_order, order_status
-from ibsim.server.conditions import Conditions
 from ibsim.server.connections import Connections
 from ibsim.session import Session
 
@@ -29,20 +28,19 @@ ORDER_EVENTS = (OrderEvent, FillEvent, OrderErrorEvent, WhatIfEvent)
 
 
 class Router:
-    """Turns engine events into messages for owners and subscribers (with the fault latency)."""
+    """Turns engine events into messages for owners and subscribers (with the latency of the
+    connections' conditions)."""
 
     def __init__(
         self,
         engine: Engine,
         connections: Connections,
         feeds: Feeds,
-        conditions: Conditions,
         on_change: Callable[[], None],
     ) -> None:
         self.engine = engine
         self.connections = connections
         self.feeds = feeds
-        self.conditions = conditions
         #: called after every batch (the --state file is saved a moment later)
         self.on_change = on_change
 
@@ -50,7 +48,7 @@ class Router:
         """Send what a batch of events means to each connection."""
         if not events:
             return
-        latency = self.conditions.latency
+        latency = self.connections.conditions.latency
         changed: dict[tuple[str, int], None] = {}
         prices: dict[int, float] = {}
         for event in events:

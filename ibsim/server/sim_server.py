@@ -90,8 +90,8 @@ class SimServer(OperatorControls):
         feeds = Feeds(self.engine)
         handlers = request_handlers(self.engine, self.apply, feeds, self.entitlement)
         self.connections = Connections(self.engine, handlers, self.conditions, settings, port)
-        self.router = Router(self.engine, self.connections, feeds, self.conditions, self.state_file.schedule)
-        self.injector = FaultInjector(self.engine, self.connections, self.conditions, self.apply, self._spawn)
+        self.router = Router(self.engine, self.connections, feeds, self.state_file.schedule)
+        self.injector = FaultInjector(self.engine, self.connections, self.apply, self._spawn)
 
     # ------------------------------------------------------------- lifecycle
 
