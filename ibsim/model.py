@@ -9,6 +9,9 @@ from typing import Any
 from ibsim.catalog.instruments import ContractQuery
 from ibsim.framing import UNSET_DOUBLE
 
+#: a JSON object: the control API's bodies and answers, the /state and --state documents
+Json = dict[str, Any]
+
 ACTIVE_STATUSES = frozenset({"PendingSubmit", "PreSubmitted", "Submitted", "PendingCancel"})
 DONE_STATUSES = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive"})
 

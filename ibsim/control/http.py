@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from ibsim.control.routes import HttpError, route
+from ibsim.model import Json
 from ibsim.server.operator import OperatorControls
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ class ControlServer:
         if length > MAX_BODY:
             raise HttpError(413, "too_large", "body over 64 KiB")
         raw = await reader.readexactly(length) if length else b""
-        body: dict[str, Any] = {}
+        body: Json = {}
         if raw.strip():
             try:
                 parsed = json.loads(raw)
@@ -114,6 +115,6 @@ class ControlServer:
         path = target.split("?", 1)[0].rstrip("/") or "/"
         return 200, self.route(method, path, body)
 
-    def route(self, method: str, path: str, body: dict[str, Any]) -> Any:
+    def route(self, method: str, path: str, body: Json) -> Any:
         """Dispatch one request (also usable without HTTP)."""
         return route(self.sim, method, path, body)

@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ibsim.model import Json
 from ibsim.server.operator import OperatorControls
-
-Body = dict[str, Any]
 
 
 class HttpError(Exception):
@@ -30,13 +29,13 @@ def _opt_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def _required(body: Body, name: str, why: str = "") -> Any:
+def _required(body: Json, name: str, why: str = "") -> Any:
     if name not in body:
         raise HttpError(422, "invalid", f"field {name!r} is required{why}")
     return body[name]
 
 
-def _contract(body: Body) -> dict[str, Any]:
+def _contract(body: Json) -> Json:
     """The contract fields of a body as the operator API's keyword arguments."""
     return {
         "symbol": str(body.get("symbol", "")),
@@ -45,7 +44,7 @@ def _contract(body: Body) -> dict[str, Any]:
     }
 
 
-def price(sim: OperatorControls, body: Body) -> Any:
+def price(sim: OperatorControls, body: Json) -> Json:
     """POST /price: set a price by symbol (+ secType, currency, exchange, expiry) or conId."""
     _required(body, "price")
     if not body.get("symbol") and not body.get("conId"):
@@ -57,7 +56,7 @@ def price(sim: OperatorControls, body: Body) -> Any:
     return {"ok": True, "conIds": con_ids, "price": value}
 
 
-def fault(sim: OperatorControls, body: Body) -> Any:
+def fault(sim: OperatorControls, body: Json) -> Json:
     """POST /fault: inject a fault of ``kind`` with its fields."""
     kind = body.get("kind")
     if not isinstance(kind, str):
@@ -66,13 +65,13 @@ def fault(sim: OperatorControls, body: Body) -> Any:
     return {"ok": True, "kind": kind, **sim.fault(kind, **kw)}
 
 
-def reset(sim: OperatorControls, body: Body) -> Any:
+def reset(sim: OperatorControls, body: Json) -> Json:
     """POST /reset."""
     sim.reset()
     return {"ok": True}
 
 
-def fill_limit(sim: OperatorControls, body: Body) -> Any:
+def fill_limit(sim: OperatorControls, body: Json) -> Json:
     """POST /fill_limit: per-fill quantity limit on a contract or an order (null removes)."""
     result = sim.set_fill_limit(
         _opt_float(body.get("quantity")),
@@ -83,7 +82,7 @@ def fill_limit(sim: OperatorControls, body: Body) -> Any:
     return {"ok": True, **result}
 
 
-def fill(sim: OperatorControls, body: Body) -> Any:
+def fill(sim: OperatorControls, body: Json) -> Json:
     """POST /fill: force a (partial) fill of a working order."""
     _required(body, "orderId")
     client_id, order_id = int(body.get("clientId", 0)), int(body["orderId"])
@@ -91,7 +90,7 @@ def fill(sim: OperatorControls, body: Body) -> Any:
     return {"ok": True, "order": order}
 
 
-def trade(sim: OperatorControls, body: Body) -> Any:
+def trade(sim: OperatorControls, body: Json) -> Json:
     """POST /trade: a manual trade outside the API (signed quantity)."""
     quantity = float(_required(body, "quantity", " (signed: negative sells)"))
     contract = _contract(body)
@@ -99,7 +98,7 @@ def trade(sim: OperatorControls, body: Body) -> Any:
     return {"ok": True, **sim.external_trade(quantity, **contract, account=account, price=at)}
 
 
-def account(sim: OperatorControls, body: Body) -> Any:
+def account(sim: OperatorControls, body: Json) -> Json:
     """POST /account: cash or margin account, and its balance."""
     balance = _opt_float(body.get("balance"))
     return {
@@ -108,29 +107,29 @@ def account(sim: OperatorControls, body: Body) -> Any:
     }
 
 
-def market_data(sim: OperatorControls, body: Body) -> Any:
+def market_data(sim: OperatorControls, body: Json) -> Json:
     """POST /market_data: the login's market data (live, delayed, none)."""
     return {"ok": True, **sim.set_market_data(str(body.get("mode", "live")), int(body.get("liveError", 354)))}
 
 
-def halt(sim: OperatorControls, body: Body) -> Any:
+def halt(sim: OperatorControls, body: Json) -> Json:
     """POST /halt: refuse (or accept again) new orders on the matching contracts."""
     halted = bool(body.get("halted", True))
     return {"ok": True, "conIds": sim.set_halted(halted, **_contract(body)), "halted": halted}
 
 
-def end_of_day(sim: OperatorControls, body: Body) -> Any:
+def end_of_day(sim: OperatorControls, body: Json) -> Json:
     """POST /end_of_day: the closing auction, then DAY orders expire."""
     return {"ok": True, **sim.end_of_day()}
 
 
-def notice(sim: OperatorControls, body: Body) -> Any:
+def notice(sim: OperatorControls, body: Json) -> Json:
     """POST /notice: error(-1, code, message) to every client."""
     sim.notice(int(body.get("code", 2103)), str(body.get("message", "")))
     return {"ok": True}
 
 
-Route = Callable[[OperatorControls, Body], Any]
+Route = Callable[[OperatorControls, Json], Json]
 GET_ROUTES: dict[str, Route] = {
     "/state": lambda sim, body: sim.state(),
     "/health": lambda sim, body: {"ok": True, "port": sim.port},
@@ -150,7 +149,7 @@ POST_ROUTES: dict[str, Route] = {
 }
 
 
-def route(sim: OperatorControls, method: str, path: str, body: Body) -> Any:
+def route(sim: OperatorControls, method: str, path: str, body: Json) -> Json:
     """Dispatch one request (also usable without HTTP)."""
     if method == "GET":
         if path in GET_ROUTES:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from ibsim.catalog.instruments import Instrument
 from ibsim.catalog.lookup import Catalog
@@ -24,7 +23,7 @@ from ibsim.engine.persistence import dump as dump_state
 from ibsim.engine.persistence import restore as restore_state
 from ibsim.engine.persistence import state_view
 from ibsim.engine.state import EngineState
-from ibsim.model import ExecFilter, Execution, Order, OrderRequest
+from ibsim.model import ExecFilter, Execution, Json, Order, OrderRequest
 
 DEFAULT_ACCOUNT = "DU1234567"
 INITIAL_CASH = 1_000_000.0
@@ -170,15 +169,15 @@ class Engine(EngineState):
 
     # ---------------------------------------------------------------- views and persistence
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> Json:
         """The GET /state document's engine part."""
         return state_view(self)
 
-    def dump(self) -> dict[str, Any]:
+    def dump(self) -> Json:
         """Everything a restart must keep (--state)."""
         return dump_state(self)
 
-    def load(self, data: dict[str, Any]) -> None:
+    def load(self, data: Json) -> None:
         """Restore a dump() (unknown conIds are skipped: the catalog may have rolled)."""
         self.reset(keep_ids=False)
         restore_state(data, self)

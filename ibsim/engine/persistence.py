@@ -4,10 +4,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from ibsim.engine.state import EngineState
-from ibsim.model import Account, Execution, Order, Position
+from ibsim.model import Account, Execution, Json, Order, Position
 
 logger = logging.getLogger(__name__)
 
@@ -16,7 +15,7 @@ def _by_con_id(values: dict[int, float]) -> dict[str, float]:
     return {str(k): v for k, v in values.items()}
 
 
-def state_view(state: EngineState) -> dict[str, Any]:
+def state_view(state: EngineState) -> Json:
     """The GET /state document's engine part."""
     book, ledger, market, faults = state.book, state.ledger, state.market, state.faults
     orders = []
@@ -45,7 +44,7 @@ def state_view(state: EngineState) -> dict[str, Any]:
     }
 
 
-def dump(state: EngineState) -> dict[str, Any]:
+def dump(state: EngineState) -> Json:
     """Everything a restart must keep (--state)."""
     book, ledger, market = state.book, state.ledger, state.market
     return {
@@ -61,7 +60,7 @@ def dump(state: EngineState) -> dict[str, Any]:
     }
 
 
-def restore(data: dict[str, Any], state: EngineState) -> None:
+def restore(data: Json, state: EngineState) -> None:
     """Load a :func:`dump` into freshly reset parts. Orders, fills, positions and prices of conIds
     the catalog no longer lists (expired futures) are dropped: they cannot be served."""
     book, ledger, market, execution_log = state.book, state.ledger, state.market, state.execution_log

@@ -11,10 +11,9 @@ from typing import Any
 
 from ibsim.engine.core import Engine
 from ibsim.engine.events import Event
+from ibsim.model import Json
 from ibsim.server.conditions import CONNECTIVITY_TEXT
 from ibsim.server.connections import Connections
-
-Answer = dict[str, Any]
 
 
 class FaultInjector:
@@ -47,20 +46,20 @@ class FaultInjector:
         self.apply = apply
         self.spawn = spawn
 
-    def inject(self, kind: str, **kw: Any) -> Answer:
+    def inject(self, kind: str, **kw: Any) -> Json:
         """Inject one fault; the control API's answer (ValueError for an unknown kind)."""
         method = self.KINDS.get(kind)
         if method is None:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(self.KINDS)}")
-        answer: Answer = getattr(self, method)(kw)
+        answer: Json = getattr(self, method)(kw)
         return answer
 
-    def _drop(self, kw: dict[str, Any]) -> Answer:
+    def _drop(self, kw: Json) -> Json:
         """Close every client connection, or only ``clientId``'s (orders keep working)."""
         client_id = kw.get("clientId", kw.get("client_id"))
         return {"dropped": self.connections.drop(None if client_id is None else int(client_id))}
 
-    def _refuse(self, kw: dict[str, Any]) -> Answer:
+    def _refuse(self, kw: Json) -> Json:
         """Drop every connection and stop listening for ``seconds``."""
         seconds = float(kw.get("seconds", 5.0))
         dropped = self.connections.drop()
@@ -68,7 +67,7 @@ class FaultInjector:
         self.spawn(self.connections.refuse_for(seconds))
         return {"dropped": dropped, "refusingFor": seconds}
 
-    def _connectivity(self, kw: dict[str, Any]) -> Answer:
+    def _connectivity(self, kw: Json) -> Json:
         """Error 1100 now, ``code`` (1101 or 1102) after ``seconds``; no fills meanwhile."""
         code = int(kw.get("code", 1102))
         if code not in (1101, 1102):
@@ -93,33 +92,33 @@ class FaultInjector:
             if not was_paused:
                 self.apply(self.engine.resume_fills())
 
-    def _delay(self, kw: dict[str, Any]) -> Answer:
+    def _delay(self, kw: Json) -> Json:
         """Hold order messages back ``ms`` (0 clears)."""
         self.conditions.latency.orders = _seconds(kw)
         return {"delayMs": self.conditions.latency.orders * 1000.0}
 
-    def _position_delay(self, kw: dict[str, Any]) -> Answer:
+    def _position_delay(self, kw: Json) -> Json:
         """Hold position reports back ``ms`` more than the fill: a client deciding on its position
         right after its own fill sees the old one unless it waits for the report."""
         self.conditions.latency.positions = _seconds(kw)
         return {"positionDelayMs": self.conditions.latency.positions * 1000.0}
 
-    def _reject_next(self, kw: dict[str, Any]) -> Answer:
+    def _reject_next(self, kw: Json) -> Json:
         """Refuse the next ``count`` orders with ``code`` and ``reason``."""
         count = int(kw.get("count", 1))
         code = int(kw.get("code", 201))
         reason = str(kw.get("reason", "Simulated rejection"))
         return {"pending": self.engine.faults.queue_rejections(code, reason, count)}
 
-    def _pause_fills(self, kw: dict[str, Any]) -> Answer:
+    def _pause_fills(self, kw: Json) -> Json:
         self.engine.pause_fills()
         return {"fillsPaused": True}
 
-    def _resume_fills(self, kw: dict[str, Any]) -> Answer:
+    def _resume_fills(self, kw: Json) -> Json:
         self.apply(self.engine.resume_fills())
         return {"fillsPaused": False}
 
-    def _clear(self, kw: dict[str, Any]) -> Answer:
+    def _clear(self, kw: Json) -> Json:
         """No latency, no pending rejections, the refusal over, fills resumed."""
         self.conditions.latency.orders = 0.0
         self.conditions.latency.positions = 0.0
@@ -129,5 +128,5 @@ class FaultInjector:
         return {"cleared": True}
 
 
-def _seconds(kw: dict[str, Any]) -> float:
+def _seconds(kw: Json) -> float:
     return max(0.0, float(kw.get("ms", 0.0)) / 1000.0)

@@ -13,6 +13,7 @@ from typing import Any
 from ibsim.engine.core import Engine
 from ibsim.engine.events import OrderStatusEvent
 from ibsim.handlers.market_data import Entitlement
+from ibsim.model import Json
 from ibsim.server.conditions import CONNECTIVITY_TEXT, Conditions
 from ibsim.server.connections import Connections
 from ibsim.server.faults import FaultInjector
@@ -58,7 +59,7 @@ class OperatorControls:
             self.router.apply(self.engine.set_price(inst.con_id, price))
         return [inst.con_id for inst in found]
 
-    def fault(self, kind: str, **kw: Any) -> dict[str, Any]:
+    def fault(self, kind: str, **kw: Any) -> Json:
         """Inject a fault (see README: drop, refuse, connectivity, delay, reject_next, pause/resume_fills)."""
         return self.injector.inject(kind, **kw)
 
@@ -74,7 +75,7 @@ class OperatorControls:
         con_id: int | None = None,
         client_id: int | None = None,
         order_id: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> Json:
         """Limit the quantity per fill event for an order (clientId+orderId) or contracts; None removes."""
         if order_id is not None:
             self.engine.set_fill_limit(quantity, client_id=client_id or 0, order_id=order_id)
@@ -90,7 +91,7 @@ class OperatorControls:
 
     def fill(
         self, client_id: int, order_id: int, quantity: float | None = None, price: float | None = None
-    ) -> dict[str, Any]:
+    ) -> Json:
         """Force a fill of a working order (partial when ``quantity`` is below the remaining)."""
         self.router.apply(self.engine.manual_fill(client_id, order_id, quantity, price))
         return self.engine.orders[(client_id, order_id)].to_json()
@@ -98,7 +99,7 @@ class OperatorControls:
     def external_trade(
         self, quantity: float, symbol: str = "", sec_type: str = "", con_id: int | None = None,
         account: str = "", price: float | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> Json:  # fmt: skip
         """A manual trade outside the API (signed quantity); returns the new position."""
         found = self.engine.market.find_instruments(symbol, sec_type, con_id)
         if len(found) != 1:
@@ -110,9 +111,7 @@ class OperatorControls:
         self.router.apply(self.engine.external_trade(acct, con, float(quantity), price))
         return {"account": acct, "conId": con, "position": self.engine.ledger.quantity(acct, con)}
 
-    def set_account_type(
-        self, account: str = "", cash: bool = True, balance: float | None = None
-    ) -> dict[str, Any]:
+    def set_account_type(self, account: str = "", cash: bool = True, balance: float | None = None) -> Json:
         """Make an account a cash account (no short sales) or a margin account again; ``balance``
         sets its cash (so two accounts can differ in NetLiquidation; clients subscribing after
         this see it)."""
@@ -126,7 +125,7 @@ class OperatorControls:
             self.engine.accounts[acct].cash = float(balance)
         return {"account": acct, "cash": cash, "balance": self.engine.accounts[acct].cash}
 
-    def set_market_data(self, mode: str = "live", live_error: int = 354) -> dict[str, Any]:
+    def set_market_data(self, mode: str = "live", live_error: int = 354) -> Json:
         """What the login's market data subscriptions allow (see :class:`Entitlement`); applies to
         later requests."""
         return self.entitlement.set(mode, live_error)
@@ -140,7 +139,7 @@ class OperatorControls:
             (self.engine.halted.add if halted else self.engine.halted.discard)(inst.con_id)
         return [inst.con_id for inst in found]
 
-    def end_of_day(self) -> dict[str, Any]:
+    def end_of_day(self) -> Json:
         """Close the trading day: MOC / LOC orders fill in the closing auction, then every working
         DAY order expires (Cancelled, error 202 to its owner)."""
         events = self.engine.end_of_day()
@@ -148,7 +147,7 @@ class OperatorControls:
         expired = sum(1 for e in events if isinstance(e, OrderStatusEvent) and e.order.status == "Cancelled")
         return {"expired": expired}
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> Json:
         """The GET /state document (orders, executions, positions, account values, faults)."""
         doc = self.engine.state()
         doc["clients"] = sorted(self.connections.by_client)
