@@ -19,19 +19,6 @@ from ibsim.server.connections import Connections
 class FaultInjector:
     """Injects the faults of the control API into one server."""
 
-    #: fault kind -> method name, in the order the error for an unknown kind lists them
-    KINDS = {
-        "drop": "_drop",
-        "refuse": "_refuse",
-        "connectivity": "_connectivity",
-        "delay": "_delay",
-        "position_delay": "_position_delay",
-        "reject_next": "_reject_next",
-        "pause_fills": "_pause_fills",
-        "resume_fills": "_resume_fills",
-        "clear": "_clear",
-    }
-
     def __init__(
         self,
         engine: Engine,
@@ -48,11 +35,10 @@ class FaultInjector:
 
     def inject(self, kind: str, **kw: Any) -> Json:
         """Inject one fault; the control API's answer (ValueError for an unknown kind)."""
-        method = self.KINDS.get(kind)
-        if method is None:
+        inject = self.KINDS.get(kind)
+        if inject is None:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(self.KINDS)}")
-        answer: Json = getattr(self, method)(kw)
-        return answer
+        return inject(self, kw)
 
     def _drop(self, kw: Json) -> Json:
         """Close every client connection, or only ``clientId``'s (orders keep working)."""
@@ -126,6 +112,19 @@ class FaultInjector:
         self.conditions.refusing_until = 0.0
         self.apply(self.engine.resume_fills())
         return {"cleared": True}
+
+    #: fault kind -> its method, in the order the error for an unknown kind lists them
+    KINDS: dict[str, Callable[[FaultInjector, Json], Json]] = {
+        "drop": _drop,
+        "refuse": _refuse,
+        "connectivity": _connectivity,
+        "delay": _delay,
+        "position_delay": _position_delay,
+        "reject_next": _reject_next,
+        "pause_fills": _pause_fills,
+        "resume_fills": _resume_fills,
+        "clear": _clear,
+    }
 
 
 def _seconds(kw: Json) -> float:
