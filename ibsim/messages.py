@@ -2,7 +2,8 @@
 
 Encoders build the field lists of server → client messages (frame them with
 :func:`ibsim.framing.frame`); decoders turn client → server field lists into typed requests.
-Layouts follow ``shared/reference/tws-protocol.md`` §5 and §6; the field counts the clients
+The layouts are the ones both clients' decoders read at that version (docs/ibsim-protocol.md says how
+they were found and which rules they keep); the field counts the clients
 check strictly (execDetails 31, commissionReport 8, position 16, updatePortfolio 20,
 tickPrice 7, nextValidId/managedAccounts 3) are pinned by tests.
 """
@@ -695,7 +696,7 @@ _CONDITION_WIDTH = {1: 7, 3: 4, 4: 4, 5: 5, 6: 6, 7: 6}
 
 
 def parse_place_order(fields: Sequence[str]) -> OrderRequest:
-    """Decode placeOrder 3 at version 157 (§5.4); every field must be consumed."""
+    """Decode placeOrder 3 at version 157 (110 fields for a plain order); every field must be consumed."""
     r = FieldReader(fields, 1)
     order_id = r.int()
     contract = read_contract(r)
