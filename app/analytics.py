@@ -2,7 +2,7 @@
 realized PnL curve, per-strategy PnL and win rate, and webhook-to-wire latencies.
 
 Like :mod:`core.services`, every function takes a session factory and returns plain data.
-Definitions (also in the README):
+Definitions (also in docs/dashboard.md):
 
 * realized PnL of a fill is IB's ``realizedPNL`` minus its commission (opening fills realize
   nothing but still pay commission);

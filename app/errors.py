@@ -1,4 +1,4 @@
-"""JSON error answers in the shape of design.md: ``{"error", "message", "fields"}``.
+"""JSON error answers in the shape of docs/design.md: ``{"error", "message", "fields"}``.
 
 Every HTTP error of the app, including werkzeug's own (404, 405, 413, ...) and unexpected
 exceptions, leaves as JSON, so TradingView's alert log and curl users see a sentence, not HTML.

@@ -1,7 +1,7 @@
 """Live events as server-sent events: ``GET /api/events`` (Bearer) and the dashboard's stream.
 
 The worker publishes every recorded fact as one JSON object on ``keys.EVENTS_CHANNEL``
-(``{"type": "fill", ...}``, see README "Recording"); the web app publishes ``paused`` when an
+(``{"type": "fill", ...}``, see docs/worker.md "Recording"); the web app publishes ``paused`` when an
 operator pauses or resumes. :func:`sse_stream` turns that channel into ``text/event-stream``:
 
     retry: 2000

@@ -1,4 +1,4 @@
-"""What a ``tv2ib`` exit code means (scripts branch on these; README "Command line" lists them)."""
+"""What a ``tv2ib`` exit code means (scripts branch on these; docs/cli.md "Exit codes" lists them)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Build the JSON a TradingView alert would send (design.md "Alert payload") from command options."""
+"""Build the JSON a TradingView alert would send (docs/design.md "Alert payload") from command options."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 fields it accepts and the JSON keys from these dataclasses (:func:`json_names`).
 
 The JSON form (``AlertPayload.to_json``) is an object with EVERY top-level key below always present
-(``null`` when the alert did not give it), the design.md camelCase names (a field's JSON name is its
+(``null`` when the alert did not give it), the docs/design.md camelCase names (a field's JSON name is its
 Python name in camelCase), enums lower-case, ``ticker``/``exchange`` upper-case::
 
     ticker          str    upper-case symbol WITHOUT exchange prefix ("NASDAQ:aapl" -> "AAPL"; "ES1!" kept)

@@ -19,7 +19,7 @@ child runs in its own process group, so a Ctrl-C in the terminal reaches only th
 and the worker sees exactly one signal (a second one would make it exit at once).
 
 Production does not use this: there each process is its own systemd unit with ``Restart=always``
-(README, "On a fresh machine": what supervises what).
+(docs/development.md, "What supervises what").
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from typing import Any
 
 from config.settings import Settings
 
-# TradingView's published webhook sender addresses (see shared/reference/platform-facts.md).
+# TradingView's published webhook sender addresses (TradingView's support page, cited in docs/tradingview.md).
 TRADINGVIEW_IPS = frozenset({"52.89.214.238", "34.212.75.30", "54.218.53.128", "52.32.178.7"})
 SECRET_HEADER = "X-Webhook-Secret"
 

@@ -1,4 +1,4 @@
-"""The intake pipeline of one webhook request, in the order of design.md:
+"""The intake pipeline of one webhook request, in the order of docs/design.md:
 
 address -> media type -> body (bounded) -> parse -> authenticate -> limit -> validate ->
 dedup + persist (committed) -> enqueue (outbox) -> answer.

@@ -24,7 +24,7 @@ bp = Blueprint("webhook", __name__)
 
 @bp.post("/webhook")
 def webhook() -> Response:
-    """Take one TradingView alert; see README "HTTP answers" for every status."""
+    """Take one TradingView alert; see docs/intake.md "HTTP answers" for every status."""
     started = time.perf_counter()
     intake = resources().intake
     assert intake is not None

@@ -2,9 +2,10 @@
 
 Encoders build the field lists of server → client messages (frame them with
 :func:`ibsim.framing.frame`); decoders turn client → server field lists into typed requests.
-Layouts follow ``shared/reference/tws-protocol.md`` §5 and §6; the field counts the clients
-check strictly (execDetails 31, commissionReport 8, position 16, updatePortfolio 20,
-tickPrice 7, nextValidId/managedAccounts 3) are pinned by tests.
+The layouts are the ones both clients' decoders read at that version (docs/ibsim-protocol.md says
+how they were found and which rules they keep); the field counts the clients check strictly
+(execDetails 31, commissionReport 8, position 16, updatePortfolio 20, tickPrice 7,
+nextValidId/managedAccounts 3) are pinned by tests.
 
 This package only gathers the families under one name (``ibsim.messages.open_order``); modules
 inside ibsim import the family module they need.

@@ -1,4 +1,4 @@
-"""The server version ibsim speaks and the message ids of both directions (tws-protocol.md §3)."""
+"""The server version ibsim speaks and the message ids of both directions (docs/ibsim-protocol.md)."""
 
 from __future__ import annotations
 

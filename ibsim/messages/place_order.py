@@ -1,4 +1,4 @@
-"""The placeOrder decoder (id 3, 110 fields for a plain order at version 157; tws-protocol.md §5.4).
+"""The placeOrder decoder (id 3, 110 fields for a plain order at version 157).
 
 The layout is a table of steps in wire order: ``(name, reader)`` reads a field the simulator uses
 into the request, :func:`skip` names fields it passes over, and a function reads a conditional

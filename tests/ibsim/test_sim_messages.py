@@ -136,7 +136,7 @@ def test_frame_is_length_prefixed() -> None:
 
 
 def test_strict_field_counts() -> None:
-    # the counts the clients unpack exactly (see tws-protocol.md §2.5)
+    # the counts the clients unpack exactly (docs/ibsim-protocol.md, "How strictly each message is read")
     assert len(m.exec_details(-1, EXECUTION, AAPL)) == 31
     assert len(m.commission_report(EXECUTION)) == 8
     assert len(m.position("DU1", AAPL, 1, 1)) == 16
@@ -166,7 +166,7 @@ ZEROS = "0"
 
 
 def test_open_order_bytes() -> None:
-    # indices from tws-protocol.md §6.4
+    # field indices of openOrder at version 157, as the clients' decoders read them
     spec: dict[int, object] = {
         0: 5,
         1: 12,
@@ -234,7 +234,7 @@ def test_open_order_what_if_carries_numeric_margins() -> None:
 
 
 def test_completed_order_bytes() -> None:
-    # indices from tws-protocol.md §6.9
+    # field indices of completedOrder at version 157, as the clients' decoders read them
     spec: dict[int, object] = {
         0: 101,
         1: 265598,

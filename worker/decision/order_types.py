@@ -4,7 +4,7 @@
 The planner (worker/decision/planner.py) builds the legs with these rules; the trading room
 (worker/ib/trading.py) and the protective-order guard (worker/execution/guard.py) use :class:`ExitOrder` to
 place, resize and re-price a position's exits without changing their kind: a trailing stop-loss
-the guard re-attaches or the executor shrinks stays a TRAIL with its trail (design.md invariant 7
+the guard re-attaches or the executor shrinks stays a TRAIL with its trail (docs/design.md invariant 7
 is about sizes; this module keeps the terms).
 
 Decisions (the issue is silent on them; docs/orders.md says the same to traders):

@@ -3,9 +3,9 @@
 TradingView strategies describe positions; this module turns one alert plus IB's signed position
 into a :class:`Decision`: the position wanted after the trade and how to get there. It also holds
 the exit rule (:func:`exit_changes`) that keeps tv2ib's protective orders matching the position
-(design.md invariant 7). Nothing here talks to IB or the database.
+(docs/design.md invariant 7). Nothing here talks to IB or the database.
 
-Rules (TradersPost-compatible; the README has the full table):
+Rules (TradersPost-compatible; docs/positions.md has the full table):
 
 * ``positionSize`` (signed) is the target and wins over everything else; already there: no order.
 * ``sentiment: flat`` (or ``action: exit``) closes; ``exit`` with a quantity or

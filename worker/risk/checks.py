@@ -12,7 +12,7 @@ closes, exits and flattens are never checked (worker/execution/executor.py does 
 
 A rule that cannot be evaluated because a number is missing (no price for a notional limit, no
 quote for the deviation rule, no calendar for the exchange) refuses: the trader set the limit, and
-an order that cannot be shown to respect it does not go out (design.md invariant 3, fail closed).
+an order that cannot be shown to respect it does not go out (docs/design.md invariant 3, fail closed).
 The one exception is ``max_price_deviation_percent`` for an alert without a ``price``: there is
 nothing to compare, so the check is recorded as skipped.
 """
