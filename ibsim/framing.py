@@ -6,6 +6,7 @@ a UTF-8 payload of NUL-terminated text fields (the last field is terminated too)
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import struct
 from collections.abc import Iterable, Sequence
@@ -106,6 +107,23 @@ def parse_version_range(payload: bytes) -> tuple[int, int]:
         return int(low), int(high or low)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError(f"bad handshake payload {payload[:40]!r}") from exc
+
+
+def parse_time_field(text: str, date_only: bool = False) -> float | None:
+    """A request's time field, ``yyyymmdd hh:mm:ss [tz]`` or ``yyyymmdd-hh:mm:ss`` (with
+    ``date_only`` also ``yyyymmdd``), as unix seconds read as UTC (the zone is ignored); None when
+    it is none of those."""
+    parts = text.strip().replace("-", " ").split()
+    try:
+        stamp = dt.datetime.strptime(" ".join(parts[:2]), "%Y%m%d %H:%M:%S")
+    except ValueError:
+        if not date_only or not parts:
+            return None
+        try:
+            stamp = dt.datetime.strptime(parts[0], "%Y%m%d")
+        except ValueError:
+            return None
+    return stamp.replace(tzinfo=dt.UTC).timestamp()
 
 
 def connect_options(payload: bytes) -> str:

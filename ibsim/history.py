@@ -10,8 +10,10 @@ import datetime as dt
 import math
 import random
 
-from ibsim.catalog import Instrument, round_to_tick
-from ibsim.messages import Bar
+from ibsim.catalog.instruments import Instrument
+from ibsim.catalog.ticks import round_to_tick
+from ibsim.framing import parse_time_field
+from ibsim.model import Bar
 
 MAX_BARS = 5000
 _UNIT_SECONDS = {
@@ -21,35 +23,30 @@ _UNIT_SECONDS = {
 _DURATION_SECONDS = {"S": 1, "D": 86400, "W": 7 * 86400, "M": 30 * 86400, "Y": 365 * 86400}
 
 
+def _count_of(text: str, units: dict[str, int], upper: bool, what: str) -> int:
+    """``"<count> <unit>"`` in seconds; raises ValueError naming ``what`` when it is not one."""
+    count, _, unit = text.strip().partition(" ")
+    unit = unit.strip()
+    seconds = units.get(unit.upper() if upper else unit.lower())
+    if seconds is None or not count.isdigit() or int(count) <= 0:
+        raise ValueError(f"unsupported {what} {text!r}")
+    return int(count) * seconds
+
+
 def bar_seconds(bar_size: str) -> int:
     """``"5 mins"`` -> 300; raises ValueError for an unknown size."""
-    count, _, unit = bar_size.strip().partition(" ")
-    seconds = _UNIT_SECONDS.get(unit.strip().lower())
-    if seconds is None or not count.isdigit() or int(count) <= 0:
-        raise ValueError(f"unsupported bar size {bar_size!r}")
-    return int(count) * seconds
+    return _count_of(bar_size, _UNIT_SECONDS, False, "bar size")
 
 
 def duration_seconds(duration: str) -> int:
     """``"2 D"`` -> 172800; raises ValueError for an unknown duration."""
-    count, _, unit = duration.strip().partition(" ")
-    seconds = _DURATION_SECONDS.get(unit.strip().upper())
-    if seconds is None or not count.isdigit() or int(count) <= 0:
-        raise ValueError(f"unsupported duration {duration!r}")
-    return int(count) * seconds
+    return _count_of(duration, _DURATION_SECONDS, True, "duration")
 
 
 def parse_end(text: str, now: float) -> float:
     """endDateTime (``""`` = now, ``YYYYMMDD HH:MM:SS [tz]``, ``YYYYMMDD-HH:MM:SS``) as unix seconds (UTC)."""
-    text = text.strip()
-    if not text:
-        return now
-    parts = text.replace("-", " ").split()
-    try:
-        stamp = dt.datetime.strptime(" ".join(parts[:2]), "%Y%m%d %H:%M:%S")
-    except ValueError:
-        return now
-    return stamp.replace(tzinfo=dt.UTC).timestamp()
+    stamp = parse_time_field(text)
+    return now if stamp is None else stamp
 
 
 def synthetic_bars(

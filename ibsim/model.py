@@ -1,12 +1,16 @@
-"""Plain data records shared by the codecs and the engine: order requests, orders, executions."""
+"""Plain data records shared by the codecs and the engine: order requests, orders, executions,
+positions, accounts, what-if figures, the reqExecutions filter and historical bars."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ibsim.catalog import ContractQuery
+from ibsim.catalog.instruments import ContractQuery
 from ibsim.framing import UNSET_DOUBLE
+
+#: a JSON object: the control API's bodies and answers, the /state and --state documents
+Json = dict[str, Any]
 
 ACTIVE_STATUSES = frozenset({"PendingSubmit", "PreSubmitted", "Submitted", "PendingCancel"})
 DONE_STATUSES = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive"})
@@ -15,6 +19,25 @@ DONE_STATUSES = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive"})
 def unset_to_none(value: float) -> float | None:
     """UNSET_DOUBLE as None (for JSON and arithmetic)."""
     return None if value is None or value >= UNSET_DOUBLE else value
+
+
+def camel_view(record: object, names: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """The control API's camelCase view of a record: (camelCase key, attribute) pairs, unset
+    doubles as None."""
+    view: dict[str, Any] = {}
+    for key, attr in names:
+        value = getattr(record, attr)
+        view[key] = unset_to_none(value) if isinstance(value, float) else value
+    return view
+
+
+class Dumpable:
+    """A record that --state persistence writes whole."""
+
+    def dump(self) -> dict[str, Any]:
+        """Full record for --state persistence."""
+        record: Any = self  # every subclass is a dataclass
+        return asdict(record)
 
 
 @dataclass
@@ -49,8 +72,19 @@ class OrderRequest:
     conditions_count: int = 0
 
 
+_ORDER_VIEW = (
+    ("orderId", "order_id"), ("clientId", "client_id"), ("permId", "perm_id"), ("orderRef", "order_ref"),
+    ("conId", "con_id"), ("action", "action"), ("quantity", "total_quantity"), ("orderType", "order_type"),
+    ("lmtPrice", "lmt_price"), ("auxPrice", "aux_price"), ("trailStopPrice", "trail_stop_price"),
+    ("trailingPercent", "trailing_percent"), ("tif", "tif"), ("parentId", "parent_id"),
+    ("ocaGroup", "oca_group"), ("ocaType", "oca_type"), ("account", "account"), ("transmit", "transmit"),
+    ("outsideRth", "outside_rth"), ("status", "status"), ("filled", "filled"), ("remaining", "remaining"),
+    ("avgFillPrice", "avg_fill_price"), ("lastFillPrice", "last_fill_price"), ("fillLimit", "fill_limit"),
+)  # fmt: skip
+
+
 @dataclass
-class Order:
+class Order(Dumpable):
     """An order as the simulated TWS holds it."""
 
     client_id: int
@@ -107,41 +141,19 @@ class Order:
 
     def to_json(self) -> dict[str, Any]:
         """The /state view of the order (camelCase like the rest of the control API)."""
-        return {
-            "orderId": self.order_id,
-            "clientId": self.client_id,
-            "permId": self.perm_id,
-            "orderRef": self.order_ref,
-            "conId": self.con_id,
-            "action": self.action,
-            "quantity": self.total_quantity,
-            "orderType": self.order_type,
-            "lmtPrice": unset_to_none(self.lmt_price),
-            "auxPrice": unset_to_none(self.aux_price),
-            "trailStopPrice": unset_to_none(self.trail_stop_price),
-            "trailingPercent": unset_to_none(self.trailing_percent),
-            "tif": self.tif,
-            "parentId": self.parent_id,
-            "ocaGroup": self.oca_group,
-            "ocaType": self.oca_type,
-            "account": self.account,
-            "transmit": self.transmit,
-            "outsideRth": self.outside_rth,
-            "status": self.status,
-            "filled": self.filled,
-            "remaining": self.remaining,
-            "avgFillPrice": self.avg_fill_price,
-            "lastFillPrice": self.last_fill_price,
-            "fillLimit": self.fill_limit,
-        }
+        return camel_view(self, _ORDER_VIEW)
 
-    def dump(self) -> dict[str, Any]:
-        """Full record for --state persistence."""
-        return asdict(self)
+
+_EXECUTION_VIEW = (
+    ("execId", "exec_id"), ("clientId", "client_id"), ("orderId", "order_id"), ("permId", "perm_id"),
+    ("conId", "con_id"), ("account", "account"), ("side", "side"), ("shares", "shares"), ("price", "price"),
+    ("cumQty", "cum_qty"), ("avgPrice", "avg_price"), ("orderRef", "order_ref"), ("time", "time"),
+    ("exchange", "exchange"), ("commission", "commission"), ("realizedPnL", "realized_pnl"),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
-class Execution:
+class Execution(Dumpable):
     """One fill."""
 
     exec_id: str
@@ -166,32 +178,11 @@ class Execution:
 
     def to_json(self) -> dict[str, Any]:
         """The /state view of the execution."""
-        return {
-            "execId": self.exec_id,
-            "clientId": self.client_id,
-            "orderId": self.order_id,
-            "permId": self.perm_id,
-            "conId": self.con_id,
-            "account": self.account,
-            "side": self.side,
-            "shares": self.shares,
-            "price": self.price,
-            "cumQty": self.cum_qty,
-            "avgPrice": self.avg_price,
-            "orderRef": self.order_ref,
-            "time": self.time,
-            "exchange": self.exchange,
-            "commission": self.commission,
-            "realizedPnL": self.realized_pnl,
-        }
-
-    def dump(self) -> dict[str, Any]:
-        """Full record for --state persistence."""
-        return asdict(self)
+        return camel_view(self, _EXECUTION_VIEW)
 
 
 @dataclass
-class Position:
+class Position(Dumpable):
     """A position per (account, conId); avg_cost follows IB: price × multiplier."""
 
     account: str
@@ -200,13 +191,9 @@ class Position:
     avg_cost: float = 0.0
     realized_pnl: float = 0.0
 
-    def dump(self) -> dict[str, Any]:
-        """Full record for --state persistence."""
-        return asdict(self)
-
 
 @dataclass
-class Account:
+class Account(Dumpable):
     """Cash and realised P&L of one account, in USD."""
 
     account_id: str
@@ -215,6 +202,48 @@ class Account:
     commissions: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def dump(self) -> dict[str, Any]:
-        """Full record for --state persistence."""
-        return asdict(self)
+
+@dataclass(frozen=True)
+class WhatIfState:
+    """Margin and commission figures of a whatIf answer (numeric, never unset)."""
+
+    init_margin_before: float
+    maint_margin_before: float
+    equity_with_loan_before: float
+    init_margin_change: float
+    maint_margin_change: float
+    equity_with_loan_change: float
+    init_margin_after: float
+    maint_margin_after: float
+    equity_with_loan_after: float
+    commission: float
+    min_commission: float
+    max_commission: float
+    commission_currency: str = "USD"
+
+
+@dataclass(frozen=True)
+class ExecFilter:
+    """reqExecutions filter; empty fields and clientId 0 are wildcards."""
+
+    client_id: int = 0
+    account: str = ""
+    time: str = ""
+    symbol: str = ""
+    sec_type: str = ""
+    exchange: str = ""
+    side: str = ""
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One historical bar; ``date`` is already in wire form (``YYYYMMDD`` or unix seconds)."""
+
+    date: str
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    average: float
+    bar_count: int

@@ -10,8 +10,8 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from ibsim import messages as msg
 from ibsim.framing import frame
+from ibsim.messages.connection import error as error_message
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class Session:
 
     def error(self, req_id: int, code: int, text: str, delay: float = 0.0) -> None:
         """Send error 4."""
-        self.send(msg.error(req_id, code, text), delay)
+        self.send(error_message(req_id, code, text), delay)
 
     def close(self) -> None:
         """Close the socket (the client sees EOF)."""

@@ -1,0 +1,72 @@
+"""Contract requests: reqContractDetails, reqMatchingSymbols and reqMarketRule, from the catalog."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ibsim.catalog.instruments import Instrument
+from ibsim.catalog.lookup import Catalog
+from ibsim.framing import FieldReader
+from ibsim.handlers.dispatch import RequestGroup, answers
+from ibsim.messages import ids
+from ibsim.messages.contracts import (
+    ContractRequest,
+    contract_details,
+    contract_details_end,
+    market_rule,
+    parse_contract_details_request,
+    symbol_samples,
+)
+from ibsim.session import Session
+
+NO_DEFINITION = "No security definition has been found for the request"
+
+
+def one_contract(catalog: Catalog, session: Session, req: ContractRequest) -> Instrument | None:
+    """The one instrument a request names, or None after answering error 200 on its request id."""
+    found = catalog.match(req.contract)
+    if len(found) != 1:
+        session.error(req.req_id, 200, NO_DEFINITION)
+        return None
+    return found[0]
+
+
+class ContractRequests(RequestGroup):
+    """Contract lookups against the catalog."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    @answers(ids.REQ_CONTRACT_DATA)
+    def contract_details(self, session: Session, fields: list[str]) -> None:
+        """Every matching instrument (on the exchange asked for), then the end; none is error 200."""
+        req_id, query = parse_contract_details_request(fields)
+        found = self.catalog.match(query)
+        if not found:
+            session.error(req_id, 200, NO_DEFINITION)
+            return
+        exchange = query.exchange.upper() if query.exchange else ""
+        for inst in found:
+            session.send(contract_details(req_id, inst, exchange if exchange else inst.exchange))
+        session.send(contract_details_end(req_id))
+
+    @answers(ids.REQ_MATCHING_SYMBOLS)
+    def matching_symbols(self, session: Session, fields: list[str]) -> None:
+        """Up to 16 symbols starting with the pattern (or whose name contains it), one per product."""
+        r = FieldReader(fields, 1)
+        req_id = r.int()
+        pattern = r.str().upper().strip()
+        seen: dict[tuple[str, str], Any] = {}
+        for inst in self.catalog:
+            if not pattern:
+                break
+            if inst.symbol.upper().startswith(pattern) or pattern in inst.long_name.upper():
+                key = (inst.symbol, "FUT" if inst.sec_type == "FUT" else inst.sec_type + inst.currency)
+                seen.setdefault(key, inst)
+        session.send(symbol_samples(req_id, list(seen.values())[:16]))
+
+    @answers(ids.REQ_MARKET_RULE)
+    def market_rule(self, session: Session, fields: list[str]) -> None:
+        """The price bands of a market rule."""
+        rule_id = FieldReader(fields, 1).int()
+        session.send(market_rule(rule_id, list(self.catalog.market_rule(rule_id))))

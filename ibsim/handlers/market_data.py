@@ -1,0 +1,114 @@
+"""Market-data requests and the login's entitlement: reqMarketDataType, reqMktData (snapshot or
+streaming, live or delayed) and cancelMktData."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ibsim.catalog.instruments import Instrument
+from ibsim.engine.core import Engine
+from ibsim.framing import FieldReader
+from ibsim.handlers.contracts import one_contract
+from ibsim.handlers.dispatch import RequestGroup, answers
+from ibsim.handlers.feeds import Feeds
+from ibsim.messages import ids
+from ibsim.messages.market_data import market_data_type, parse_mkt_data_request, tick_snapshot_end
+from ibsim.session import Session
+
+MARKET_DATA_MODES = ("live", "delayed", "none")
+
+
+@dataclass
+class Entitlement(RequestGroup):
+    """What the login's market data subscriptions allow: ``live``; ``delayed`` (no live API
+    subscription: a live request is refused with ``live_error``, 354 or 10089, a delayed one gets
+    10167 and delayed ticks); ``none`` (354 live, 10168 delayed)."""
+
+    mode: str = "live"
+    live_error: int = 354
+
+    def set(self, mode: str = "live", live_error: int = 354) -> dict[str, object]:
+        """Change it (applies to later requests); the control API's answer."""
+        if mode not in MARKET_DATA_MODES:
+            raise ValueError(f"market data must be one of {', '.join(MARKET_DATA_MODES)}, got {mode!r}")
+        if live_error not in (354, 10089):
+            raise ValueError(f"the live-data error must be 354 or 10089, got {live_error!r}")
+        self.mode, self.live_error = mode, live_error
+        return {"marketData": mode, "liveError": live_error}
+
+
+class MarketDataRequests(RequestGroup):
+    """Market-data subscriptions of every client, within the login's entitlement."""
+
+    def __init__(self, engine: Engine, feeds: Feeds, entitlement: Entitlement) -> None:
+        self.engine = engine
+        self.feeds = feeds
+        self.entitlement = entitlement
+
+    @answers(ids.REQ_MARKET_DATA_TYPE)
+    def market_data_type(self, session: Session, fields: list[str]) -> None:
+        """reqMarketDataType: kept per connection until the client changes it."""
+        data_type = FieldReader(fields, 2).int()
+        if data_type in (1, 2, 3, 4):
+            session.market_data_type = data_type
+
+    @answers(ids.REQ_MKT_DATA)
+    def mkt_data(self, session: Session, fields: list[str]) -> None:
+        """reqMktData: the data type, a full round of ticks, then a snapshot's end or the subscription."""
+        req = parse_mkt_data_request(fields)
+        inst = one_contract(self.engine.catalog, session, req)
+        if inst is None:
+            return
+        data_type = self._data_type_for(session, req.req_id, inst)
+        if data_type is None:
+            return  # the error went out; IB sends no ticks and no snapshot end
+        session.send(market_data_type(req.req_id, data_type))
+        self.feeds.send_ticks(session, req.req_id, inst.con_id, full=True, data_type=data_type)
+        if req.snapshot or req.regulatory_snapshot:
+            session.send(tick_snapshot_end(req.req_id))
+        else:
+            session.mkt[req.req_id] = inst.con_id
+            session.mkt_type[req.req_id] = data_type
+
+    @answers(ids.CANCEL_MKT_DATA)
+    def cancel_mkt_data(self, session: Session, fields: list[str]) -> None:
+        """cancelMktData."""
+        req_id = FieldReader(fields, 2).int()
+        session.mkt.pop(req_id, None)
+        session.mkt_type.pop(req_id, None)
+
+    def _data_type_for(self, session: Session, req_id: int, inst: Instrument) -> int | None:
+        """The data type IB would deliver for this request, or None after sending its error.
+
+        With a live subscription IB sends live data whatever type was asked (frozen only applies
+        when the market is closed; ibsim's never is). Without one, a live or frozen request is an
+        error (354, or 10089 "delayed market data is available"); a delayed request gets warning
+        10167 and the delayed data; an account without delayed data either gets 10168.
+        """
+        mode = self.entitlement.mode
+        if mode == "live":
+            return 1
+        asked = session.market_data_type
+        if asked in (3, 4):
+            if mode == "delayed":
+                session.error(
+                    req_id, 10167, "Requested market data is not subscribed. Displaying delayed market data."
+                )
+                return asked
+            session.error(
+                req_id, 10168, "Requested market data is not subscribed. Delayed market data is not enabled."
+            )
+            return None
+        venue = f"{inst.symbol} {inst.primary_exchange or inst.exchange}/TOP/ALL"
+        if mode == "delayed" and self.entitlement.live_error == 10089:
+            session.error(req_id, 10089, "Requested market data requires additional subscription for API. See link "
+                          f"in 'Market Data Connections' dialog for more details.Delayed market data is available.{venue}")  # fmt: skip
+        elif mode == "delayed":
+            session.error(
+                req_id,
+                354,
+                f"Requested market data is not subscribed.Delayed market data is available.{venue}",
+            )
+        else:
+            session.error(req_id, 354, "Requested market data is not subscribed.")
+        return None

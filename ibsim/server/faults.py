@@ -1,0 +1,131 @@
+"""Fault injection (the control API's ``POST /fault``): one method per fault kind, in the table
+:data:`FaultInjector.KINDS`. Connection-level faults act on the connections and the server's
+conditions; the rest on the engine's faults."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from ibsim.engine.core import Engine
+from ibsim.engine.events import Event
+from ibsim.model import Json
+from ibsim.server.conditions import CONNECTIVITY_TEXT
+from ibsim.server.connections import Connections
+
+
+class FaultInjector:
+    """Injects the faults of the control API into one server."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        connections: Connections,
+        apply: Callable[[Sequence[Event]], None],
+        spawn: Callable[[Coroutine[Any, Any, None]], object],
+    ) -> None:
+        self.engine = engine
+        self.connections = connections
+        #: the conditions the connections and the router read
+        self.conditions = connections.conditions
+        self.apply = apply
+        self.spawn = spawn
+
+    def inject(self, kind: str, **kw: Any) -> Json:
+        """Inject one fault; the control API's answer (ValueError for an unknown kind)."""
+        inject = self.KINDS.get(kind)
+        if inject is None:
+            raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(self.KINDS)}")
+        return inject(self, kw)
+
+    def _drop(self, kw: Json) -> Json:
+        """Close every client connection, or only ``clientId``'s (orders keep working)."""
+        client_id = kw.get("clientId", kw.get("client_id"))
+        return {"dropped": self.connections.drop(None if client_id is None else int(client_id))}
+
+    def _refuse(self, kw: Json) -> Json:
+        """Drop every connection and stop listening for ``seconds``."""
+        seconds = float(kw.get("seconds", 5.0))
+        dropped = self.connections.drop()
+        self.conditions.refusing_until = time.monotonic() + seconds
+        self.spawn(self.connections.refuse_for(seconds))
+        return {"dropped": dropped, "refusingFor": seconds}
+
+    def _connectivity(self, kw: Json) -> Json:
+        """Error 1100 now, ``code`` (1101 or 1102) after ``seconds``; no fills meanwhile."""
+        code = int(kw.get("code", 1102))
+        if code not in (1101, 1102):
+            raise ValueError("connectivity code must be 1101 or 1102")
+        seconds = float(kw.get("seconds", kw.get("after", 1.0)))
+        self.spawn(self._outage(code, seconds))
+        return {"code": code, "seconds": seconds}
+
+    async def _outage(self, code: int, seconds: float) -> None:
+        self.conditions.outage = True
+        self.connections.broadcast(1100, CONNECTIVITY_TEXT[1100])
+        was_paused = self.engine.fills_paused
+        self.engine.pause_fills()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.conditions.outage = False
+            if code == 1101:
+                for session in self.connections.sessions:
+                    session.mkt.clear()
+            self.connections.broadcast(code, CONNECTIVITY_TEXT[code])
+            if not was_paused:
+                self.apply(self.engine.resume_fills())
+
+    def _delay(self, kw: Json) -> Json:
+        """Hold order messages back ``ms`` (0 clears)."""
+        self.conditions.latency.orders = _seconds(kw)
+        return {"delayMs": self.conditions.latency.orders * 1000.0}
+
+    def _position_delay(self, kw: Json) -> Json:
+        """Hold position reports back ``ms`` more than the fill: a client deciding on its position
+        right after its own fill sees the old one unless it waits for the report."""
+        self.conditions.latency.positions = _seconds(kw)
+        return {"positionDelayMs": self.conditions.latency.positions * 1000.0}
+
+    def _reject_next(self, kw: Json) -> Json:
+        """Refuse the next ``count`` orders with ``code`` and ``reason``."""
+        count = int(kw.get("count", 1))
+        code = int(kw.get("code", 201))
+        reason = str(kw.get("reason", "Simulated rejection"))
+        return {"pending": self.engine.faults.queue_rejections(code, reason, count)}
+
+    def _pause_fills(self, kw: Json) -> Json:
+        self.engine.pause_fills()
+        return {"fillsPaused": True}
+
+    def _resume_fills(self, kw: Json) -> Json:
+        self.apply(self.engine.resume_fills())
+        return {"fillsPaused": False}
+
+    def _clear(self, kw: Json) -> Json:
+        """No latency, no pending rejections, the refusal over, fills resumed."""
+        self.conditions.latency.orders = 0.0
+        self.conditions.latency.positions = 0.0
+        self.engine.reject_queue.clear()
+        self.conditions.refusing_until = 0.0
+        self.apply(self.engine.resume_fills())
+        return {"cleared": True}
+
+    #: fault kind -> its method, in the order the error for an unknown kind lists them
+    KINDS: dict[str, Callable[[FaultInjector, Json], Json]] = {
+        "drop": _drop,
+        "refuse": _refuse,
+        "connectivity": _connectivity,
+        "delay": _delay,
+        "position_delay": _position_delay,
+        "reject_next": _reject_next,
+        "pause_fills": _pause_fills,
+        "resume_fills": _resume_fills,
+        "clear": _clear,
+    }
+
+
+def _seconds(kw: Json) -> float:
+    return max(0.0, float(kw.get("ms", 0.0)) / 1000.0)
