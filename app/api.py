@@ -9,17 +9,16 @@ webhook's ``AUTH_FAILURE_LIMIT``: neither side's failures lock the other out).
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 import redis
 from flask import Blueprint, Flask, Response, jsonify, request
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from app import events
+from app.admin_auth import admin_limiter, token_ok
 from app.errors import error_response
+from app.events import publish, stream_response
 from app.resources import get_ctx, resources
-from app.webhook.ratelimit import AuthFailureLockout
 from core import events as core_events
 from core import services
 from core.context import AppContext
@@ -30,23 +29,6 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 def _ctx() -> AppContext:
     return get_ctx()
-
-
-def admin_limiter() -> AuthFailureLockout:
-    """The app's failed-admin-token counter (``ADMIN_AUTH_FAILURE_LIMIT``)."""
-    limiter = resources().admin_limiter
-    assert limiter is not None, "api.init_app not called"
-    return limiter
-
-
-def token_ok(expected: str | None, authorization: str | None) -> bool:
-    """Constant-time check of an ``Authorization: Bearer <token>`` header."""
-    if not expected or not authorization:
-        return False
-    scheme, _, presented = authorization.partition(" ")
-    if scheme.lower() != "bearer":
-        return False
-    return hmac.compare_digest(presented.strip().encode(), expected.encode())
 
 
 @bp.before_request
@@ -138,7 +120,7 @@ def status() -> Any:
 def pause() -> Any:
     """Stop new entries (durable); exits and protective orders keep working."""
     result = services.set_paused(_ctx().sessions, True, by="api")
-    events.publish(_ctx().redis, core_events.paused(True, by="api"))
+    publish(_ctx().redis, core_events.paused(True, by="api"))
     return jsonify(result)
 
 
@@ -146,7 +128,7 @@ def pause() -> Any:
 def resume() -> Any:
     """Allow new entries again."""
     result = services.set_paused(_ctx().sessions, False, by="api")
-    events.publish(_ctx().redis, core_events.paused(False, by="api"))
+    publish(_ctx().redis, core_events.paused(False, by="api"))
     return jsonify(result)
 
 
@@ -163,10 +145,8 @@ def flatten() -> Any:
 @bp.get("/events")
 def event_stream() -> Response:
     """Live events as ``text/event-stream`` (``event: <type>``, ``data: <json>``); see app.events."""
-    return events.stream_response()
+    return stream_response(get_ctx(), resources().streams)
 
 
 def init_app(app: Flask) -> None:
-    ctx = get_ctx(app)
-    resources(app).admin_limiter = AuthFailureLockout(ctx.redis, ctx.settings.admin_auth_failure_limit)
     app.register_blueprint(bp)

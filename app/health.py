@@ -22,7 +22,7 @@ import redis
 from flask import Blueprint, Flask, Response, jsonify, request
 from sqlalchemy import text
 
-from app.api import admin_limiter, token_ok
+from app.admin_auth import admin_limiter, token_ok
 from app.resources import get_ctx
 from core.services import worker_heartbeats
 
