@@ -36,7 +36,15 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.notice_text import MAX_TEXT, text_length
-from worker.notify import notice_rows
+from worker.notify.notice_rows import (
+    LOG_CHAT,
+    give_up,
+    mark_sent,
+    pending,
+    pending_chats,
+    pending_count,
+    record_failure,
+)
 from worker.notify.transport import (
     ChatUnavailable,
     LogTransport,
@@ -177,7 +185,7 @@ class OutboxSender:
 
     def _pending_chats(self) -> list[str]:
         with self.sessions() as session:
-            return notice_rows.pending_chats(session)
+            return pending_chats(session)
 
     async def stop(self, timeout: float = 5.0) -> int:
         """Deliver what can be delivered within ``timeout`` (no backoff waits), then stop.
@@ -201,7 +209,7 @@ class OutboxSender:
 
     def _count_pending(self) -> int:
         with self.sessions() as session:
-            return notice_rows.pending_count(session)
+            return pending_count(session)
 
 
 class _ChatQueue:
@@ -214,7 +222,7 @@ class _ChatQueue:
         cfg = sender.config
         # Rows of the "log" pseudo chat (written while no token was configured) go to the log even
         # after a token is set: Telegram has no such chat.
-        self.transport: Transport = LogTransport() if chat_id == notice_rows.LOG_CHAT else sender.transport
+        self.transport: Transport = LogTransport() if chat_id == LOG_CHAT else sender.transport
         rate = cfg.per_chat_rate
         if chat_id.startswith("-"):
             # Groups and channels: Telegram allows 20 messages a minute. Pace here (where waiting
@@ -264,7 +272,7 @@ class _ChatQueue:
         with self.sender.sessions() as session:
             return [
                 PendingNotice(n.id, n.kind, n.text, bool(n.silent))
-                for n in notice_rows.pending(session, self.chat_id, self.sender.config.fetch_limit)
+                for n in pending(session, self.chat_id, self.sender.config.fetch_limit)
             ]
 
     async def _deliver(self, batch: list[PendingNotice]) -> bool:
@@ -364,12 +372,12 @@ class _ChatQueue:
 
     def _mark_sent(self, ids: list[int]) -> None:
         with self.sender.sessions.begin() as session:
-            notice_rows.mark_sent(session, ids)
+            mark_sent(session, ids)
 
     def _record_failure(self, ids: list[int], error: str) -> None:
         with self.sender.sessions.begin() as session:
-            notice_rows.record_failure(session, ids, error)
+            record_failure(session, ids, error)
 
     def _give_up(self, ids: list[int], error: str) -> None:
         with self.sender.sessions.begin() as session:
-            notice_rows.give_up(session, ids, error)
+            give_up(session, ids, error)
