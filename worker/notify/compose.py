@@ -1,4 +1,4 @@
-"""What a notice says: pure functions from a typed event (``core/events.py``) to a :class:`NoticeDraft`.
+"""What a notice says: pure functions from a typed event (``core/events/``) to a :class:`NoticeDraft`.
 
 No I/O here (freqtrade's rpc/telegram split): the outbox stores drafts, the sender delivers them.
 Texts are Telegram HTML: every value that comes from outside (symbols such as ``ES1!`` or
@@ -7,7 +7,7 @@ Texts are Telegram HTML: every value that comes from outside (symbols such as ``
 
 Each composer takes the TypedDict of its kind and reads its keys as ``event["key"]``: a key the
 event type does not promise is a type error, not a silent None (only ``NotRequired`` keys are read
-with ``.get``). A new notice kind is its event type in ``core/events.py`` (see the steps there) and
+with ``.get``). A new notice kind is its event type in ``core/events/`` (see the steps there) and
 one function here::
 
     @composer("margin_call")
