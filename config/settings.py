@@ -172,13 +172,13 @@ def _hhmm(name: str, raw: str | None) -> str | None:
     return f"{h:02d}:{m:02d}"
 
 
-def _check_stream_threads(kwargs: dict[str, object]) -> None:
+def _check_stream_threads(numbers: dict[str, int | float | Decimal]) -> None:
     """Default ``EVENTS_MAX_STREAMS`` to half of ``WEB_THREADS`` (rounded down), and refuse a value
     that leaves webhook intake no thread: a live event stream holds one of a web process's
     ``WEB_THREADS`` threads for its whole life (app/events.py), so with as many streams as threads,
     open dashboards starve ``/webhook`` and ``/healthz``."""
-    threads = int(kwargs.get("web_threads", 4))  # type: ignore[call-overload]
-    streams = int(kwargs.setdefault("events_max_streams", threads // 2))  # type: ignore[call-overload]
+    threads = int(numbers.get("web_threads", 4))
+    streams = int(numbers.setdefault("events_max_streams", threads // 2))
     if streams >= threads:
         raise SettingsError(
             f"EVENTS_MAX_STREAMS ({streams}) must be less than WEB_THREADS ({threads}): each live event "
@@ -192,6 +192,130 @@ def _default_web_workers() -> int:
     # gunicorn's rule of thumb is 2*cores+1; intake is I/O bound (DB commit, Redis push), so
     # fewer processes with a few threads each use less memory for the same throughput.
     return max(2, (os.cpu_count() or 1) + 1)
+
+
+def _given(env: Mapping[str, str], name: str) -> str | None:
+    """The variable's text, or None when it is unset or empty (the default then applies)."""
+    raw = env.get(name)
+    return None if raw is None or raw == "" else raw
+
+
+def _credentials(env: Mapping[str, str]) -> dict[str, object]:
+    """``WEBHOOK_SECRET`` (required: nothing starts without it) and ``ADMIN_TOKEN`` (optional), both
+    long enough not to be guessed."""
+    secret = env.get("WEBHOOK_SECRET", "")
+    if not secret.strip():
+        raise SettingsError(
+            "WEBHOOK_SECRET is not set. Every alert must carry this shared secret; set it to a "
+            f"random string of at least {MIN_SECRET_LENGTH} characters, for example: "
+            "export WEBHOOK_SECRET=$(python -c 'import secrets; print(secrets.token_urlsafe(24))')"
+        )
+    secret = secret.strip()
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise SettingsError(
+            f"WEBHOOK_SECRET is {len(secret)} characters long; it must be at least "
+            f"{MIN_SECRET_LENGTH} so it cannot be guessed"
+        )
+    admin_token = _optional(env.get("ADMIN_TOKEN"))
+    if admin_token is not None and len(admin_token) < MIN_SECRET_LENGTH:
+        raise SettingsError(f"ADMIN_TOKEN must be at least {MIN_SECRET_LENGTH} characters")
+    return {"webhook_secret": secret, "admin_token": admin_token}
+
+
+def _texts(env: Mapping[str, str]) -> dict[str, object]:
+    """The settings written as text: addresses, names, files, rate limits, notice modes."""
+    log_format = env.get("LOG_FORMAT", "text").strip().lower()
+    if log_format not in {"text", "json"}:
+        raise SettingsError(f"LOG_FORMAT must be text or json, got {log_format!r}")
+    get = env.get
+    return {
+        "strategy_secrets": _strategy_secrets(get("STRATEGY_SECRETS")),
+        "database_url": _optional(get("DATABASE_URL")) or DEFAULT_SQLITE_URL,
+        "redis_url": _optional(get("REDIS_URL")) or "redis://127.0.0.1:6379/0",
+        "log_format": log_format,
+        "log_level": (get("LOG_LEVEL") or "INFO").strip().upper(),
+        "ib_host": _optional(get("IB_HOST")) or "127.0.0.1",
+        "ib_account": _optional(get("IB_ACCOUNT")),
+        "telegram_bot_token": _optional(get("TELEGRAM_BOT_TOKEN")),
+        "telegram_chat_ids": _csv(get("TELEGRAM_CHAT_ID") or get("TELEGRAM_CHAT_IDS")),
+        "telegram_api_url": _optional(get("TELEGRAM_API_URL")) or "https://api.telegram.org/bot",
+        "rate_limit": _optional(get("RATE_LIMIT")) or "120/minute",
+        "auth_failure_limit": _optional(get("AUTH_FAILURE_LIMIT")) or "10/minute",
+        "authenticated_rate_limit": _optional(get("AUTHENTICATED_RATE_LIMIT")) or "6000/minute",
+        "admin_auth_failure_limit": _optional(get("ADMIN_AUTH_FAILURE_LIMIT")) or "10/minute",
+        "notify_modes": _notify_modes(env),
+        "daily_summary_time": _hhmm("DAILY_SUMMARY_TIME", get("DAILY_SUMMARY_TIME")),
+        "worker_metrics_host": _optional(get("WORKER_METRICS_HOST")) or "127.0.0.1",
+        "risk_file": _optional(get("RISK_FILE")),
+        "symbol_map_file": _optional(get("SYMBOL_MAP_FILE")),
+    }
+
+
+# Whole-number settings: field -> (variable, minimum). Unset: the field's default.
+_INTS = {
+    "port": ("PORT", 1),
+    "web_workers": ("WEB_WORKERS", 1),
+    "web_threads": ("WEB_THREADS", 1),
+    "trusted_proxies": ("TRUSTED_PROXIES", 0),
+    "max_body_bytes": ("MAX_BODY_BYTES", 1024),
+    "ib_port": ("IB_PORT", 1),
+    "ib_client_id": ("IB_CLIENT_ID", 0),
+    "worker_metrics_port": ("WORKER_METRICS_PORT", 0),
+    "events_max_streams": ("EVENTS_MAX_STREAMS", 0),
+    "futures_roll_days": ("FUTURES_ROLL_DAYS", 0),
+    "extended_hours_stop_limit_ticks": ("EXTENDED_HOURS_STOP_LIMIT_TICKS", 1),
+}
+# Numbers of seconds: field -> (variable, minimum).
+_FLOATS = {
+    "dedup_window_seconds": ("DEDUP_WINDOW_SECONDS", 0.0),
+    "stale_alert_seconds": ("STALE_ALERT_SECONDS", 1.0),
+    "ib_alarm_after_seconds": ("IB_ALARM_AFTER_SECONDS", 0.0),
+    "notify_digest_seconds": ("NOTIFY_DIGEST_SECONDS", 1.0),
+    "redis_alarm_after_seconds": ("REDIS_ALARM_AFTER_SECONDS", 0.0),
+    "events_stream_seconds": ("EVENTS_STREAM_SECONDS", 1.0),
+    "request_timeout_seconds": ("REQUEST_TIMEOUT_SECONDS", 1.0),
+    "session_max_age_seconds": ("SESSION_MAX_AGE_SECONDS", 60.0),
+    "session_idle_seconds": ("SESSION_IDLE_SECONDS", 60.0),
+    "reversal_fill_timeout_seconds": ("REVERSAL_FILL_TIMEOUT_SECONDS", 1.0),
+    "margin_check_timeout_seconds": ("MARGIN_CHECK_TIMEOUT_SECONDS", 0.5),
+}
+_RATES = (
+    ("rate_limit", "RATE_LIMIT"),
+    ("auth_failure_limit", "AUTH_FAILURE_LIMIT"),
+    ("authenticated_rate_limit", "AUTHENTICATED_RATE_LIMIT"),
+    ("admin_auth_failure_limit", "ADMIN_AUTH_FAILURE_LIMIT"),
+)
+
+
+def _numbers(env: Mapping[str, str]) -> dict[str, int | float | Decimal]:
+    """The whole numbers and the seconds that are set, each within its bounds."""
+    ints = {attr: _int(name, raw, minimum) for attr, (name, minimum) in _INTS.items()
+            if (raw := _given(env, name)) is not None}  # fmt: skip
+    if ints.get("futures_roll_days", 0) > 365:
+        raise SettingsError(f"FUTURES_ROLL_DAYS must be at most 365, got {env.get('FUTURES_ROLL_DAYS')!r}")
+    if ints.get("worker_metrics_port", 0) > 65535:
+        raise SettingsError(
+            f"WORKER_METRICS_PORT must be a TCP port (0 = off), got {env.get('WORKER_METRICS_PORT')!r}"
+        )
+    floats = {attr: _float(name, raw, minimum) for attr, (name, minimum) in _FLOATS.items()
+              if (raw := _given(env, name)) is not None}  # fmt: skip
+    return {**ints, **floats}
+
+
+def _switches(env: Mapping[str, str]) -> dict[str, object]:
+    """The on/off settings and the market data type, where set."""
+    values: dict[str, object] = {}
+    for attr, name in (
+        ("tradingview_ips_only", "TRADINGVIEW_IPS_ONLY"),
+        ("flatten_unprotected", "FLATTEN_UNPROTECTED"),
+    ):
+        if (raw := _given(env, name)) is not None:
+            values[attr] = _bool(name, raw)
+    if (raw := _given(env, "IB_MARKET_DATA_TYPE")) is not None:
+        values["ib_market_data_type"] = _market_data_type(raw)
+    if (raw := _given(env, "MARGIN_CHECK")) is not None:
+        values["margin_check"] = _bool("MARGIN_CHECK", raw)
+    return values
 
 
 # Continuous futures (ES1!) move to the next contract this many calendar days before the front's
@@ -280,107 +404,15 @@ class Settings:
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Settings:
         """Build settings from an environment-like mapping, raising :class:`SettingsError`."""
-        secret = env.get("WEBHOOK_SECRET", "")
-        if not secret.strip():
-            raise SettingsError(
-                "WEBHOOK_SECRET is not set. Every alert must carry this shared secret; set it to a "
-                f"random string of at least {MIN_SECRET_LENGTH} characters, for example: "
-                "export WEBHOOK_SECRET=$(python -c 'import secrets; print(secrets.token_urlsafe(24))')"
-            )
-        secret = secret.strip()
-        if len(secret) < MIN_SECRET_LENGTH:
-            raise SettingsError(
-                f"WEBHOOK_SECRET is {len(secret)} characters long; it must be at least "
-                f"{MIN_SECRET_LENGTH} so it cannot be guessed"
-            )
-        admin_token = _optional(env.get("ADMIN_TOKEN"))
-        if admin_token is not None and len(admin_token) < MIN_SECRET_LENGTH:
-            raise SettingsError(f"ADMIN_TOKEN must be at least {MIN_SECRET_LENGTH} characters")
-        log_format = env.get("LOG_FORMAT", "text").strip().lower()
-        if log_format not in {"text", "json"}:
-            raise SettingsError(f"LOG_FORMAT must be text or json, got {log_format!r}")
-        chat_ids = _csv(env.get("TELEGRAM_CHAT_ID") or env.get("TELEGRAM_CHAT_IDS"))
-        get = env.get
-        kwargs: dict[str, object] = {
-            "webhook_secret": secret,
-            "admin_token": admin_token,
-            "strategy_secrets": _strategy_secrets(get("STRATEGY_SECRETS")),
-            "database_url": _optional(get("DATABASE_URL")) or DEFAULT_SQLITE_URL,
-            "redis_url": _optional(get("REDIS_URL")) or "redis://127.0.0.1:6379/0",
-            "log_format": log_format,
-            "log_level": (get("LOG_LEVEL") or "INFO").strip().upper(),
-            "ib_host": _optional(get("IB_HOST")) or "127.0.0.1",
-            "ib_account": _optional(get("IB_ACCOUNT")),
-            "telegram_bot_token": _optional(get("TELEGRAM_BOT_TOKEN")),
-            "telegram_chat_ids": chat_ids,
-            "telegram_api_url": _optional(get("TELEGRAM_API_URL")) or "https://api.telegram.org/bot",
-            "rate_limit": _optional(get("RATE_LIMIT")) or "120/minute",
-            "auth_failure_limit": _optional(get("AUTH_FAILURE_LIMIT")) or "10/minute",
-            "authenticated_rate_limit": _optional(get("AUTHENTICATED_RATE_LIMIT")) or "6000/minute",
-            "admin_auth_failure_limit": _optional(get("ADMIN_AUTH_FAILURE_LIMIT")) or "10/minute",
-            "notify_modes": _notify_modes(env),
-            "daily_summary_time": _hhmm("DAILY_SUMMARY_TIME", get("DAILY_SUMMARY_TIME")),
-            "worker_metrics_host": _optional(get("WORKER_METRICS_HOST")) or "127.0.0.1",
-            "risk_file": _optional(get("RISK_FILE")),
-            "symbol_map_file": _optional(get("SYMBOL_MAP_FILE")),
-        }
-        ints = {
-            "port": ("PORT", 1),
-            "web_workers": ("WEB_WORKERS", 1),
-            "web_threads": ("WEB_THREADS", 1),
-            "trusted_proxies": ("TRUSTED_PROXIES", 0),
-            "max_body_bytes": ("MAX_BODY_BYTES", 1024),
-            "ib_port": ("IB_PORT", 1),
-            "ib_client_id": ("IB_CLIENT_ID", 0),
-            "worker_metrics_port": ("WORKER_METRICS_PORT", 0),
-            "events_max_streams": ("EVENTS_MAX_STREAMS", 0),
-            "futures_roll_days": ("FUTURES_ROLL_DAYS", 0),
-            "extended_hours_stop_limit_ticks": ("EXTENDED_HOURS_STOP_LIMIT_TICKS", 1),
-        }
-        for attr, (name, minimum) in ints.items():
-            if get(name) not in (None, ""):
-                kwargs[attr] = _int(name, get(name), minimum)
-        if int(kwargs.get("futures_roll_days", 0)) > 365:  # type: ignore[call-overload]
-            raise SettingsError(f"FUTURES_ROLL_DAYS must be at most 365, got {get('FUTURES_ROLL_DAYS')!r}")
-        if int(kwargs.get("worker_metrics_port", 0)) > 65535:  # type: ignore[call-overload]
-            raise SettingsError(
-                f"WORKER_METRICS_PORT must be a TCP port (0 = off), got {get('WORKER_METRICS_PORT')!r}"
-            )
-        floats = {
-            "dedup_window_seconds": ("DEDUP_WINDOW_SECONDS", 0.0),
-            "stale_alert_seconds": ("STALE_ALERT_SECONDS", 1.0),
-            "ib_alarm_after_seconds": ("IB_ALARM_AFTER_SECONDS", 0.0),
-            "notify_digest_seconds": ("NOTIFY_DIGEST_SECONDS", 1.0),
-            "redis_alarm_after_seconds": ("REDIS_ALARM_AFTER_SECONDS", 0.0),
-            "events_stream_seconds": ("EVENTS_STREAM_SECONDS", 1.0),
-            "request_timeout_seconds": ("REQUEST_TIMEOUT_SECONDS", 1.0),
-            "session_max_age_seconds": ("SESSION_MAX_AGE_SECONDS", 60.0),
-            "session_idle_seconds": ("SESSION_IDLE_SECONDS", 60.0),
-            "reversal_fill_timeout_seconds": ("REVERSAL_FILL_TIMEOUT_SECONDS", 1.0),
-            "margin_check_timeout_seconds": ("MARGIN_CHECK_TIMEOUT_SECONDS", 0.5),
-        }
-        for attr, (name, minimum) in floats.items():
-            if get(name) not in (None, ""):
-                kwargs[attr] = _float(name, get(name), minimum)
-        for attr, name in (
-            ("rate_limit", "RATE_LIMIT"),
-            ("auth_failure_limit", "AUTH_FAILURE_LIMIT"),
-            ("authenticated_rate_limit", "AUTHENTICATED_RATE_LIMIT"),
-            ("admin_auth_failure_limit", "ADMIN_AUTH_FAILURE_LIMIT"),
-        ):
-            _rate(name, str(kwargs[attr]))
-        if get("MAX_ORDER_QUANTITY") not in (None, ""):
-            kwargs["max_order_quantity"] = _quantity("MAX_ORDER_QUANTITY", get("MAX_ORDER_QUANTITY"))
-        _check_stream_threads(kwargs)
-        if get("TRADINGVIEW_IPS_ONLY") not in (None, ""):
-            kwargs["tradingview_ips_only"] = _bool("TRADINGVIEW_IPS_ONLY", get("TRADINGVIEW_IPS_ONLY"))
-        if get("FLATTEN_UNPROTECTED") not in (None, ""):
-            kwargs["flatten_unprotected"] = _bool("FLATTEN_UNPROTECTED", get("FLATTEN_UNPROTECTED"))
-        if get("IB_MARKET_DATA_TYPE") not in (None, ""):
-            kwargs["ib_market_data_type"] = _market_data_type(get("IB_MARKET_DATA_TYPE"))
-        if get("MARGIN_CHECK") not in (None, ""):
-            kwargs["margin_check"] = _bool("MARGIN_CHECK", get("MARGIN_CHECK"))
-        return cls(**kwargs)  # type: ignore[arg-type]
+        values = {**_credentials(env), **_texts(env)}
+        numbers = _numbers(env)
+        for attr, name in _RATES:
+            _rate(name, str(values[attr]))
+        if (raw := _given(env, "MAX_ORDER_QUANTITY")) is not None:
+            numbers["max_order_quantity"] = _quantity("MAX_ORDER_QUANTITY", raw)
+        _check_stream_threads(numbers)
+        # each helper's names are fields of this class; their values' types are checked where read
+        return cls(**values, **numbers, **_switches(env))  # type: ignore[arg-type]
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value, for redaction filters."""
