@@ -276,7 +276,8 @@ class _ChatQueue:
             ]
 
     async def _deliver(self, batch: list[PendingNotice]) -> bool:
-        sender, cfg = self.sender, self.sender.config
+        """Send one batch: True when it is done with (sent, or refused for good), False when it
+        waits for another try."""
         ids = [row.id for row in batch]
         text = batch_text(batch)
         silent = all(row.silent for row in batch)
@@ -298,18 +299,7 @@ class _ChatQueue:
             self._consume_single()
             return True
         except TemporaryFailure as exc:
-            self.failures += 1
-            unavailable = isinstance(exc, ChatUnavailable)
-            wait = cfg.unavailable_backoff if unavailable else self._backoff()
-            (log.error if unavailable or self.failures == 1 else log.warning)(
-                "notice to chat %s not delivered (attempt %d, retry in %.1f s): %s",
-                self.chat_id,
-                self.failures,
-                wait,
-                exc,
-            )
-            await self._db_quietly(self._record_failure, ids, str(exc))
-            await self._sleep(wait, until_recovered=not unavailable)  # a blocked chat stays blocked
+            await self._not_delivered(ids, exc)
             return False
         except Exception as exc:  # noqa: BLE001 - an unexpected bug: keep the notice, back off
             self.failures += 1
@@ -317,6 +307,28 @@ class _ChatQueue:
             await self._db_quietly(self._record_failure, ids, repr(exc))
             await self._sleep(self._backoff())
             return False
+        await self._sent(ids, started)
+        return True
+
+    async def _not_delivered(self, ids: list[int], exc: TemporaryFailure) -> None:
+        """A failure worth another try: count it, and wait (a blocked chat stays blocked; the
+        others wait out their backoff, or until another chat gets through)."""
+        self.failures += 1
+        unavailable = isinstance(exc, ChatUnavailable)
+        wait = self.sender.config.unavailable_backoff if unavailable else self._backoff()
+        (log.error if unavailable or self.failures == 1 else log.warning)(
+            "notice to chat %s not delivered (attempt %d, retry in %.1f s): %s",
+            self.chat_id,
+            self.failures,
+            wait,
+            exc,
+        )
+        await self._db_quietly(self._record_failure, ids, str(exc))
+        await self._sleep(wait, until_recovered=not unavailable)
+
+    async def _sent(self, ids: list[int], started: float) -> None:
+        """Telegram took the batch: mark its rows sent (retried until it is: never resent)."""
+        sender = self.sender
         if self.failures:
             log.info("notices to chat %s flow again after %d failed attempts", self.chat_id, self.failures)
             # Telegram is back: chats still sleeping off their backoff try again now.
@@ -331,16 +343,15 @@ class _ChatQueue:
             base=0.5,
             cap=0.5,
         )
-        self._consume_single(len(batch))
+        self._consume_single(len(ids))
         log.debug(
             "sent %d notice(s) to chat %s in %.0f ms",
-            len(batch),
+            len(ids),
             self.chat_id,
             (time.monotonic() - started) * 1000,
         )
         if sender.on_sent is not None:
             sender.on_sent(self.chat_id, ids)
-        return True
 
     def _consume_single(self, count: int = 1) -> None:
         if self.one_at_a_time:
