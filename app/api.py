@@ -9,10 +9,9 @@ webhook's ``AUTH_FAILURE_LIMIT``: neither side's failures lock the other out).
 
 from __future__ import annotations
 
-from typing import Any
-
 import redis
 from flask import Blueprint, Flask, Response, jsonify, request
+from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app.admin_auth import admin_limiter, token_ok
@@ -71,7 +70,7 @@ def _int_arg(name: str, default: int, lo: int, hi: int) -> int | Response:
 
 
 @bp.get("/alerts")
-def list_alerts() -> Any:
+def list_alerts() -> ResponseReturnValue:
     """Newest alerts first; ``?limit=`` (1..500, default 50) and ``?status=``."""
     limit = _int_arg("limit", 50, 1, 500)
     if isinstance(limit, Response):
@@ -86,7 +85,7 @@ def list_alerts() -> Any:
 
 
 @bp.get("/alerts/<alert_id>")
-def get_alert(alert_id: str) -> Any:
+def get_alert(alert_id: str) -> ResponseReturnValue:
     """One alert with payload, plan, orders, fills and its audit trail."""
     alert = services.get_alert(_ctx().sessions, alert_id[:26])
     if alert is None:
@@ -95,20 +94,20 @@ def get_alert(alert_id: str) -> Any:
 
 
 @bp.get("/orders")
-def list_orders() -> Any:
+def list_orders() -> ResponseReturnValue:
     """Orders as IB last reported them; ``?working=1`` for working orders only."""
     working = request.args.get("working", "").lower() in {"1", "true", "yes"}
     return jsonify({"orders": services.list_orders(_ctx().sessions, working_only=working)})
 
 
 @bp.get("/positions")
-def list_positions() -> Any:
+def list_positions() -> ResponseReturnValue:
     """Non-zero positions as IB last reported them."""
     return jsonify({"positions": services.list_positions(_ctx().sessions)})
 
 
 @bp.get("/status")
-def status() -> Any:
+def status() -> ResponseReturnValue:
     """Paused?, workers and IB connection, queue depths, last alert, today's PnL."""
     ctx = _ctx()
     body = services.status(ctx.sessions, ctx.redis)
@@ -117,7 +116,7 @@ def status() -> Any:
 
 
 @bp.post("/pause")
-def pause() -> Any:
+def pause() -> ResponseReturnValue:
     """Stop new entries (durable); exits and protective orders keep working."""
     result = services.set_paused(_ctx().sessions, True, by="api")
     publish(_ctx().redis, core_events.paused(True, by="api"))
@@ -125,7 +124,7 @@ def pause() -> Any:
 
 
 @bp.post("/resume")
-def resume() -> Any:
+def resume() -> ResponseReturnValue:
     """Allow new entries again."""
     result = services.set_paused(_ctx().sessions, False, by="api")
     publish(_ctx().redis, core_events.paused(False, by="api"))
@@ -133,7 +132,7 @@ def resume() -> Any:
 
 
 @bp.post("/flatten")
-def flatten() -> Any:
+def flatten() -> ResponseReturnValue:
     """Ask the worker to cancel working orders and close positions (``?account=`` optional)."""
     account = request.args.get("account") or None
     try:

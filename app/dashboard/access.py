@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import redis
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from app.admin_auth import admin_limiter, token_ok
 from app.dashboard.session import (
@@ -115,7 +116,7 @@ def _template_globals() -> dict[str, Any]:
 
 
 @bp.post("/login")
-def login() -> Response:
+def login() -> ResponseReturnValue:
     """Check the admin token from the form and set the signed session cookie."""
     token = get_ctx().settings.admin_token or ""
     address = request.remote_addr or "unknown"
@@ -146,7 +147,7 @@ def login() -> Response:
 
 
 @bp.post("/logout")
-def logout() -> Response:
+def logout() -> ResponseReturnValue:
     """End the session on the server (a copy of the cookie stops working too) and drop the cookie."""
     if g.dash_nonce != BEARER_NONCE:
         try:

@@ -9,6 +9,7 @@ import logging
 
 import redis
 from flask import Response, redirect, request, url_for
+from flask.typing import ResponseReturnValue
 
 from app.dashboard.access import bp, page
 from app.events import publish
@@ -20,7 +21,7 @@ log = logging.getLogger("app.dashboard")
 
 
 @bp.post("/control")
-def toggle() -> Response:
+def toggle() -> ResponseReturnValue:
     """Pause or resume new entries (the same switch as /api/pause and Telegram's /pause)."""
     paused = request.form.get("paused") == "1"
     services.set_paused(get_ctx().sessions, paused, by="dashboard")

@@ -4,11 +4,13 @@ colour class of an alert's and an order's status). Pure functions."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from core import services
 from core.models import IB_ENDED_UNFILLED_STATUSES
+from core.services import OrderDoc
 
 STATUS_CLASS = {
     "received": "st-pending",
@@ -93,7 +95,7 @@ def status_class(value: str | None) -> str:
     return STATUS_CLASS.get(value or "", "st-muted")
 
 
-def order_class(order: dict[str, Any]) -> str:
+def order_class(order: OrderDoc) -> str:
     """Colour of an IB order status: working blue, filled green, refused red, else grey."""
     if order.get("status") in services.WORKING_ORDER_STATUSES:
         return "st-working"
@@ -106,7 +108,7 @@ def order_class(order: dict[str, Any]) -> str:
     return "st-muted"
 
 
-FILTERS = {
+FILTERS: dict[str, Callable[..., str]] = {
     "utc_iso": utc_iso,
     "age": age,
     "number": number,

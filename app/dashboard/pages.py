@@ -14,6 +14,7 @@ from typing import Any
 from flask import Response, request, url_for
 from markupsafe import Markup
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.analytics import (
     AlertQuery,
@@ -30,6 +31,7 @@ from app.events import stream_response
 from app.resources import get_ctx, resources
 from core import services
 from core.models import AlertStatus
+from core.services import AlertDoc, OrderDoc
 
 log = logging.getLogger("app.dashboard")
 
@@ -125,7 +127,7 @@ def charts_context() -> dict[str, Any]:
     }
 
 
-def _working_first(sessions: Any) -> list[dict[str, Any]]:
+def _working_first(sessions: sessionmaker[Session]) -> list[OrderDoc]:
     # Every working order (however old) on top, then the newest others; each group newest first.
     working = services.list_orders(sessions, working_only=True, limit=500)
     refs = {o["order_ref"] for o in working}
@@ -206,7 +208,7 @@ def strategy(name: str) -> Response:
     )
 
 
-def alert_timeline(doc: dict[str, Any]) -> Markup:
+def alert_timeline(doc: AlertDoc) -> Markup:
     """Seconds from receipt to each step of the alert's audit trail, as bars."""
     received = _when(doc.get("received_at"))
     items = []

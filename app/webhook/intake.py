@@ -238,6 +238,7 @@ class Intake:
 
     def _answer(self, recorded: Recorded, routed: Route) -> Outcome:
         """200 for a duplicate (the first alert's id and status), else 202 once enqueued."""
+        body: dict[str, Any]
         if recorded.duplicate_of is not None:
             body = {"alert_id": recorded.duplicate_of, "status": recorded.first_status, "duplicate": True}
             if recorded.children:
@@ -301,7 +302,7 @@ class Intake:
                 settings=self.settings,
             )
 
-    def _enqueue_children(self, children: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
+    def _enqueue_children(self, children: tuple[tuple[str, str | None], ...]) -> list[dict[str, str | None]]:
         """Enqueue a fan-out's committed children, each on its account's queue. Once Redis fails,
         the rest are not tried (each try could cost its connect timeout, and TradingView waits 3 s
         at most): they stay ``received`` and the relay enqueues them."""

@@ -99,7 +99,7 @@ class Recorded:
     status: str
     duplicate_of: str | None = None
     first_status: str | None = None
-    children: tuple[tuple[str, str], ...] = ()
+    children: tuple[tuple[str, str | None], ...] = ()
 
 
 _INSERT_ALERT = insert(ALERTS)
@@ -150,10 +150,11 @@ def record_invalid(
     alert = alert or {}
     now = utcnow()
     alert_id = alert_id or new_alert_id()
+    reason = clean_text(reason)
     row: AlertRow = {
         "id": alert_id,
         "status": AlertStatus.INVALID.value,
-        "reason": clean_text(reason),
+        "reason": reason,
         "received_at": now,
         "updated_at": now,
         "raw_body": clean_text(raw_body),
@@ -167,7 +168,7 @@ def record_invalid(
     }
     with conn.begin():
         conn.execute(_INSERT_ALERT, row)
-        insert_event(conn, alert_id, now, row["status"], row["reason"])
+        insert_event(conn, alert_id, now, row["status"], reason)
         if notice is not None and settings is not None:
             enqueue_draft(conn, notice, settings)
     return alert_id
@@ -334,8 +335,8 @@ def _record_duplicate(conn: Connection, row: AlertRow, owner: str, window_second
     status and, when it fanned out, its children."""
     first_status = conn.scalar(_ALERT_STATUS, {"b_id": owner})
     message = f"duplicate of alert {owner} (same idempotency key within {window_seconds:g} s)"
-    row.update(status=AlertStatus.DUPLICATE.value, duplicate_of=owner, reason=message)
-    children: tuple[tuple[str, str], ...] = ()
+    row["status"], row["duplicate_of"], row["reason"] = AlertStatus.DUPLICATE.value, owner, message
+    children: tuple[tuple[str, str | None], ...] = ()
     if first_status == AlertStatus.FANNED_OUT.value:
         children = tuple((c, a) for c, a in conn.execute(_CHILDREN, {"b_id": owner}).all())
     conn.execute(_INSERT_ALERT, row)
@@ -353,7 +354,7 @@ def _record_fan_out(conn: Connection, row: AlertRow, fan_out: FanOutRows) -> Rec
     """``row`` stored as a fan-out parent (terminal) with its ``received`` children."""
     now = row["received_at"]
     # the accounts are the children's; the payload keeps what was sent
-    row.update(status=AlertStatus.FANNED_OUT.value, reason=fan_out.reason, account=None)
+    row["status"], row["reason"], row["account"] = AlertStatus.FANNED_OUT.value, fan_out.reason, None
     conn.execute(_INSERT_ALERT, row)
     insert_event(conn, row["id"], now, AlertStatus.RECEIVED.value, "received")
     insert_event(conn, row["id"], now, row["status"], fan_out.reason)
@@ -363,7 +364,7 @@ def _record_fan_out(conn: Connection, row: AlertRow, fan_out: FanOutRows) -> Rec
 
 def _insert_children(
     conn: Connection, parent: AlertRow, children: tuple[Child, ...], now: datetime
-) -> tuple[tuple[str, str], ...]:
+) -> tuple[tuple[str, str | None], ...]:
     """The ``received`` child rows of ``parent`` (inserted after it: the foreign key), each with
     its own id (hence its own orderRefs) and no idempotency key (the parent holds the claim)."""
     rows: list[AlertRow] = []

@@ -20,7 +20,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Update
@@ -54,6 +54,9 @@ from worker.notify.replies import (
     status_text,
 )
 from worker.retry import backoff_delay
+
+if TYPE_CHECKING:
+    import redis
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +107,7 @@ class CommandBot:
         self,
         settings: Settings,
         sessions: sessionmaker[Session],
-        redis_client: Any,
+        redis_client: redis.Redis | None,
         *,
         poll_timeout: float = 10.0,
         confirm_seconds: int = FLATTEN_CONFIRM_SECONDS,

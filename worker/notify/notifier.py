@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,6 +37,11 @@ from worker.notify.outage import OutageAlarm
 from worker.notify.sender import OutboxSender, SenderConfig
 from worker.notify.summary import daily_summary_event
 from worker.notify.transport import LogTransport, TelegramTransport, Transport
+
+if TYPE_CHECKING:
+    import redis
+
+    from worker.notify.bot import CommandBot
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +61,7 @@ class Notifier:
         self,
         settings: Settings,
         sessions: sessionmaker[Session],
-        redis_client: Any = None,
+        redis_client: redis.Redis | None = None,
         *,
         sender_config: SenderConfig | None = None,
         clock: Callable[[], float] = time.time,
@@ -95,7 +100,7 @@ class Notifier:
         self.redis_outage = OutageAlarm("redis_lost", "redis_restored", settings.redis_alarm_after_seconds)
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tv2ib-notifier-db")
         self.sender: OutboxSender | None = None
-        self.bot: Any = None  # worker.notify.bot.CommandBot when a token is set
+        self.bot: CommandBot | None = None  # when a token is set
         self.is_leader = False
         self._tasks: list[asyncio.Task[Any]] = []
         self._prune_task: asyncio.Task[None] | None = None
@@ -364,7 +369,7 @@ class Notifier:
 
     def _ping_redis(self) -> bool:
         try:
-            return bool(self.redis.ping())
+            return self.redis is not None and bool(self.redis.ping())
         except Exception:  # noqa: BLE001 - any failure means unreachable
             return False
 
@@ -387,7 +392,7 @@ class Notifier:
                 await self._enqueue(event)
             await asyncio.sleep(self.redis_ping_seconds)
 
-    def summary_event(self, now: datetime) -> dict[str, Any]:
+    def summary_event(self, now: datetime) -> DailySummaryEvent:
         """The daily summary of ``now``'s UTC day (blocking: database)."""
         return daily_summary_event(self.sessions, now)
 
