@@ -4,7 +4,7 @@ stack) and ``db upgrade`` (the migrations the server runs when it starts)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -13,6 +13,9 @@ from rich.table import Table
 from cli import exitcodes, render
 from cli.client import CliError
 from cli.context import EXIT_CODES_HELP, Ctx, command
+
+if TYPE_CHECKING:
+    from cli.replay import ReplayResult, ReplayRow
 
 
 @click.command(epilog=EXIT_CODES_HELP)
@@ -50,7 +53,7 @@ def replay(ctx: Ctx, file: Path, timeout: float, keep: Path | None) -> None:
         with progress:
             task = progress.add_task("starting", total=len(parsed.alerts))
 
-            def step(row: dict[str, Any]) -> None:
+            def step(row: ReplayRow) -> None:
                 progress.update(
                     task,
                     advance=1,
@@ -66,7 +69,7 @@ def replay(ctx: Ctx, file: Path, timeout: float, keep: Path | None) -> None:
     _print_replay(ctx, result)
 
 
-def _print_replay(ctx: Ctx, result: Any) -> None:
+def _print_replay(ctx: Ctx, result: ReplayResult) -> None:
     table = Table(title="Alerts replayed", title_justify="left")
     for column in ("line", "time", "ticker", "action", "outcome", "status", "reason"):
         table.add_column(column, overflow="fold")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 import click
 
@@ -12,6 +12,9 @@ from cli.client import ApiClient
 from cli.context import EXIT_CODES_HELP, Ctx, command
 from cli.payload import build_alert
 from core.payload import Action, QuantityType
+
+if TYPE_CHECKING:
+    from cli.follow import Outcome
 
 # the choices come from the payload's one definition, so the CLI offers exactly what intake accepts
 ACTIONS: tuple[str, ...] = get_args(Action)
@@ -118,7 +121,7 @@ def send(
     sys.exit(outcome.exit_code)
 
 
-def _follow(ctx: Ctx, client: ApiClient, alert_id: str, timeout: float) -> Any:
+def _follow(ctx: Ctx, client: ApiClient, alert_id: str, timeout: float) -> Outcome:
     from cli.follow import follow_alert
 
     if ctx.as_json or not ctx.out.is_terminal:
