@@ -26,6 +26,7 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     Starting migrates the database to the latest schema.
     """
     from flask import Flask
+    from flask.json.provider import DefaultJSONProvider
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from app import api, dashboard, errors, health, metrics, webhook
@@ -49,7 +50,8 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
         context = AppContext.build(settings)
 
     app = Flask(__name__)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    assert isinstance(app.json, DefaultJSONProvider)  # Flask's own, unless replaced
+    app.json.sort_keys = False
     web = app.extensions[EXTENSION_KEY] = WebResources.build(context, risk_file)
     if settings.trusted_proxies:
         # ProxyFix takes the N-th value from the right of X-Forwarded-For and X-Forwarded-Proto:
