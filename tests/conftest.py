@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from fakes.telegram_api import FakeTelegramAPI
 from support import TEST_ADMIN_TOKEN, TEST_SECRET, claim_redis_db_number, private_pg_database
 
 REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
@@ -89,6 +90,14 @@ def base_env(redis_url: str, sqlite_url: str) -> dict[str, str]:
         "DATABASE_URL": sqlite_url,
         "REDIS_URL": redis_url,
     }
+
+
+@pytest.fixture
+def fake_tg() -> Iterator[FakeTelegramAPI]:
+    """A local fake of the Telegram Bot API (tests/fakes/telegram_api.py), running for one test."""
+    api = FakeTelegramAPI().start()
+    yield api
+    api.stop()
 
 
 def _run_order(item: pytest.Item) -> int:

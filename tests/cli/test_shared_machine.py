@@ -72,13 +72,21 @@ def claim_number(lock_dir: Path) -> int | None:
     return None if claimed is None else claimed[0]
 
 
-def test_a_redis_lock_file_another_user_left_is_a_free_number(shared_tmp: Path) -> None:
-    # The suite run as root left its lock file (created 0644, as the test fixture created it):
-    # nobody holds it, so the number is free for the next user
+@pytest.mark.parametrize(
+    ("mode", "number"),
+    [
+        # The suite run as root left its lock file (created 0644, as the test fixture created it):
+        # nobody holds it, so the number is free for the next user
+        pytest.param(0o644, 1, id="readable-and-free"),
+        # Never shared by mistake: a number whose lock this user cannot take is not its to use
+        pytest.param(0o600, 2, id="unreadable-counts-as-taken"),
+    ],
+)
+def test_a_redis_lock_file_another_user_left(shared_tmp: Path, mode: int, number: int) -> None:
     left = shared_tmp / "tv2ib-test-redis-db-1.lock"
     left.touch()
-    closed_to_others(left, 0o644)
-    assert as_another_user(lambda: claim_number(shared_tmp)) == 1
+    closed_to_others(left, mode)
+    assert as_another_user(lambda: claim_number(shared_tmp)) == number
 
 
 def test_a_redis_db_number_another_user_holds_is_taken(shared_tmp: Path) -> None:
@@ -89,14 +97,6 @@ def test_a_redis_db_number_another_user_holds_is_taken(shared_tmp: Path) -> None
         assert as_another_user(lambda: claim_number(shared_tmp)) == 2
     finally:
         os.close(held[1])
-
-
-def test_a_redis_lock_file_this_user_cannot_open_counts_as_taken(shared_tmp: Path) -> None:
-    # Never shared by mistake: a number whose lock this user cannot take is not its to use
-    unreadable = shared_tmp / "tv2ib-test-redis-db-1.lock"
-    unreadable.touch()
-    closed_to_others(unreadable, 0o600)
-    assert as_another_user(lambda: claim_number(shared_tmp)) == 2
 
 
 def test_the_lock_file_a_run_creates_is_one_other_users_can_lock(shared_tmp: Path) -> None:

@@ -26,6 +26,7 @@ from worker.notify.wording import (
     signed,
     symbol_text,
     where_text,
+    with_account,
 )
 
 
@@ -105,10 +106,8 @@ def _unprotected(event: UnprotectedEvent) -> NoticeDraft:
     origin = origin_text(None, event["alert_id"], None)
     if origin:
         lines.append(origin)
-    if event["account"]:
-        lines.append(f"account {esc(event['account'])}")
     key = f"unprotected:{event['account']}:{event['con_id']}:{event['alert_id']}:{event['raised_at']}"
-    return NoticeDraft("unprotected", "\n".join(lines), key)
+    return NoticeDraft("unprotected", with_account(lines, event.get("account")), key)
 
 
 @composer("position_drift")
@@ -122,9 +121,9 @@ def _position_drift(event: PositionDriftEvent) -> NoticeDraft:
     origin = origin_text(event["strategy"], event["alert_id"], None)
     if origin:
         lines.append(origin)
-    if event["account"]:
-        lines.append(f"account {esc(event['account'])}")
-    return NoticeDraft("position_drift", "\n".join(lines), f"position_drift:{event['alert_id']}")
+    return NoticeDraft(
+        "position_drift", with_account(lines, event.get("account")), f"position_drift:{event['alert_id']}"
+    )
 
 
 @composer("daily_loss")
@@ -138,9 +137,11 @@ def _daily_loss(event: DailyLossEvent) -> NoticeDraft:
         esc(shorten(event["action"], 1500)),
         f"new entries refused until {esc(event['until'])}; exits still go out",
     ]
-    if event["account"]:
-        lines.append(f"account {esc(event['account'])}")
-    return NoticeDraft("daily_loss", "\n".join(lines), f"daily_loss:{event['account']}:{event['day']}")
+    return NoticeDraft(
+        "daily_loss",
+        with_account(lines, event.get("account")),
+        f"daily_loss:{event['account']}:{event['day']}",
+    )
 
 
 @composer("unknown_strategy")
@@ -153,9 +154,9 @@ def _unknown_strategy(event: UnknownStrategyEvent) -> NoticeDraft:
         f"checked against the defaults and the account's limits only; {esc(event['risk_file'])} has: {known}",
         f"alert <code>{esc(event['alert_id'])}</code>",
     ]
-    if event["account"]:
-        lines.append(f"account {esc(event['account'])}")
-    return NoticeDraft("unknown_strategy", "\n".join(lines), f"unknown_strategy:{event['alert_id']}")
+    return NoticeDraft(
+        "unknown_strategy", with_account(lines, event.get("account")), f"unknown_strategy:{event['alert_id']}"
+    )
 
 
 @composer("alarm")

@@ -9,7 +9,17 @@ from typing import Any
 from core.events import AlertRejectedEvent, FillEvent, OrderRejectedEvent
 from core.notices import NoticeDraft
 from worker.notify.registry import composer
-from worker.notify.wording import SIDE_NAMES, esc, leg_name, num, origin_text, shorten, signed, symbol_text
+from worker.notify.wording import (
+    SIDE_NAMES,
+    esc,
+    leg_name,
+    num,
+    origin_text,
+    shorten,
+    signed,
+    symbol_text,
+    with_account,
+)
 
 
 def fill_key(exec_id: str | None) -> str | None:
@@ -64,9 +74,7 @@ def _fill(event: FillEvent) -> NoticeDraft:
         money.append(f"realized PnL <b>{signed(event['realized_pnl'])}</b>")
     if money:
         lines.append(" · ".join(money))
-    if event["account"]:
-        lines.append(f"account {esc(event['account'])}")
-    return NoticeDraft("fill", "\n".join(lines), fill_key(event["exec_id"]))
+    return NoticeDraft("fill", with_account(lines, event.get("account")), fill_key(event["exec_id"]))
 
 
 # Legs whose rejection is the alert's rejection (a refused take-profit or stop-loss is its own news).
@@ -88,15 +96,13 @@ def _order_rejected(event: OrderRejectedEvent) -> NoticeDraft:
     origin = origin_text(event["strategy"], event["alert_id"], event["order_ref"])
     if origin:
         lines.append(origin)
-    if event.get("account"):  # a fan-out child: which of its accounts
-        lines.append(f"account {esc(event.get('account'))}")
     ref = event["order_ref"] or f"{event['alert_id']}:{event['leg']}"
     key = f"order_rejected:{ref}:{code}"
     if event["alert_id"] and str(event["leg"] or "entry") in ALERT_LEGS:
         # The alert's own order refused: the worker also reports the alert as rejected. Both share
         # one key, so the trader gets one notice (whichever the worker records first).
         key = _rejection_key(event["alert_id"])
-    return NoticeDraft("order_rejected", "\n".join(lines), key)
+    return NoticeDraft("order_rejected", with_account(lines, event.get("account")), key)
 
 
 @composer("alert_rejected")
@@ -112,6 +118,6 @@ def _alert_rejected(event: AlertRejectedEvent) -> NoticeDraft:
     origin = origin_text(event["strategy"], event["alert_id"], None)
     if origin:
         lines.append(origin)
-    if event.get("account"):  # a fan-out child: which of its accounts
-        lines.append(f"account {esc(event.get('account'))}")
-    return NoticeDraft("alert_rejected", "\n".join(lines), _rejection_key(event["alert_id"]))
+    return NoticeDraft(
+        "alert_rejected", with_account(lines, event.get("account")), _rejection_key(event["alert_id"])
+    )

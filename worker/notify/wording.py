@@ -102,3 +102,8 @@ def where_text(event: Mapping[str, Any]) -> str:
     if client_id is not None:
         parts.append(f"client id {esc(client_id)}")
     return " · ".join(parts)
+
+
+def with_account(lines: list[str], account: str | None) -> str:
+    """The notice's lines, and last the account it concerns when it names one."""
+    return "\n".join([*lines, f"account {esc(account)}"] if account else lines)
