@@ -19,6 +19,7 @@ from flask import Flask, current_app
 from app.dashboard.session import SessionStore
 from app.events import StreamSlots
 from app.metrics import WebhookMetrics
+from app.risk_reload import RISK_FILE_FROM_MASTER
 from app.webhook.intake import Intake
 from app.webhook.ratelimit import AuthFailureLockout
 from core.risk_file import RiskFile
@@ -30,9 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "tv2ib"
-# Set by gunicorn's master (app/server_hooks.py) once it has read RISK_FILE itself: its workers
-# then take the master's last good rules, so a file broken before a HUP does not stop them.
-RISK_FILE_FROM_MASTER = "TV2IB_RISK_FILE_FROM_MASTER"
 
 
 @dataclass

@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 EXIT_RISK_FILE = 2  # as the worker (worker/__main__.py) and a bad SYMBOL_MAP_FILE
 KEPT = "tv2ib_risk_file"  # server.app attribute: the last good rules
 ALARM = "tv2ib_risk_alarm"  # server.app attribute: the failed reload's alarm, for the next worker
+# Set by gunicorn's master once it has read RISK_FILE itself: its workers then take the master's
+# last good rules (app/resources.py), so a file broken before a HUP does not stop them.
+RISK_FILE_FROM_MASTER = "TV2IB_RISK_FILE_FROM_MASTER"
 
 
 @dataclass(frozen=True)

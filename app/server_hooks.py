@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from gunicorn.workers.base import Worker
 
 _METRICS_DIR_OWNED = "TV2IB_METRICS_DIR_OWNED"
+# The master imports only what its hooks need, never app.resources (the web's parts) nor
+# prometheus_client: prometheus_client picks its value store when imported, so imported in the
+# master before _fresh_metrics_dir sets PROMETHEUS_MULTIPROC_DIR, every worker it forks would count
+# alone and /metrics would show one worker's counts.
 
 
 def _settings() -> tuple[Settings | None, str | None]:
@@ -56,8 +60,7 @@ def _check_risk_file(server: Arbiter, settings: Settings | None) -> None:
     worker inherits when it forks): each worker takes its rules from there (``post_worker_init``),
     so a HUP with a broken file keeps the rules the web had instead of leaving it without workers
     (app/risk_reload.py)."""
-    from app.resources import RISK_FILE_FROM_MASTER
-    from app.risk_reload import load_at_start
+    from app.risk_reload import RISK_FILE_FROM_MASTER, load_at_start
 
     load_at_start(server, settings)
     os.environ[RISK_FILE_FROM_MASTER] = "1"
