@@ -26,9 +26,10 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     Starting migrates the database to the latest schema.
     """
     from flask import Flask
+    from flask.json.provider import DefaultJSONProvider
     from werkzeug.middleware.proxy_fix import ProxyFix
 
-    from app import api, dashboard, errors, events, health, metrics, webhook
+    from app import api, dashboard, errors, health, metrics, webhook
     from app.resources import EXTENSION_KEY, WebResources, load_web_risk_file
     from config.logging_setup import configure_logging
     from config.settings import SettingsError, load_settings
@@ -49,8 +50,9 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
         context = AppContext.build(settings)
 
     app = Flask(__name__)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions[EXTENSION_KEY] = WebResources(context, risk_file=risk_file)
+    assert isinstance(app.json, DefaultJSONProvider)  # Flask's own, unless replaced
+    app.json.sort_keys = False
+    web = app.extensions[EXTENSION_KEY] = WebResources.build(context, risk_file)
     if settings.trusted_proxies:
         # ProxyFix takes the N-th value from the right of X-Forwarded-For and X-Forwarded-Proto:
         # entries a client forged on the left are never reached, so a forged header gains nothing.
@@ -58,10 +60,9 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
     errors.init_app(app)
-    metrics.init_app(app)
+    metrics.init_app(app, web.metrics, context.engine)
     health.init_app(app)
     webhook.init_app(app)
     api.init_app(app)
-    events.init_app(app)
     dashboard.init_app(app)
     return app

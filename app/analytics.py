@@ -15,15 +15,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from decimal import Decimal
+from typing import TypedDict
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.models import Alert, Fill, Order
-from core.services import alert_to_dict
+from core.services import AlertDoc, alert_to_dict
 
 NO_STRATEGY = "(none)"
+
+
+class StrategyStats(TypedDict):
+    """One strategy's figures (``strategy`` is :data:`NO_STRATEGY` for alerts that named none)."""
+
+    strategy: str
+    alerts: int
+    filled: int
+    trades: int
+    wins: int
+    win_rate: float | None
+    pnl: float
 
 
 @dataclass(frozen=True)
@@ -46,7 +59,7 @@ def day_bounds(now: datetime | None = None) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def search_alerts(sessions: sessionmaker[Session], query: AlertQuery) -> tuple[list[dict[str, Any]], int]:
+def search_alerts(sessions: sessionmaker[Session], query: AlertQuery) -> tuple[list[AlertDoc], int]:
     """One page of alerts matching ``query``, newest first, and how many match in total."""
     conditions = []
     if query.ticker:
@@ -74,15 +87,16 @@ def search_alerts(sessions: sessionmaker[Session], query: AlertQuery) -> tuple[l
         return nest_children([alert_to_dict(a) for a in rows]), int(total)
 
 
-def nest_children(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def nest_children(alerts: list[AlertDoc]) -> list[AlertDoc]:
     """The page's alerts with every fan-out child moved right under its parent (when the parent is
     on the page; the list shows children indented there). Order otherwise kept: newest first."""
     on_page = {a["id"] for a in alerts}
-    children: dict[str, list[dict[str, Any]]] = {}
+    children: dict[str, list[AlertDoc]] = {}
     for alert in alerts:
-        if alert.get("parent_id") in on_page:
-            children.setdefault(alert["parent_id"], []).append(alert)
-    nested: list[dict[str, Any]] = []
+        parent = alert["parent_id"]
+        if parent is not None and parent in on_page:
+            children.setdefault(parent, []).append(alert)
+    nested: list[AlertDoc] = []
     for alert in alerts:
         if alert.get("parent_id") in on_page:
             continue
@@ -98,7 +112,7 @@ def strategy_names(sessions: sessionmaker[Session]) -> list[str]:
         return sorted(n for n in names if n)
 
 
-def _net(fill_pnl: Any, commission: Any) -> float:
+def _net(fill_pnl: Decimal | float | None, commission: Decimal | float | None) -> float:
     return float(fill_pnl or 0) - float(commission or 0)
 
 
@@ -122,20 +136,20 @@ def pnl_curve(
     return points
 
 
-def _strategy_is(strategy: str) -> Any:
+def _strategy_is(strategy: str) -> ColumnElement[bool]:
     return Alert.strategy.is_(None) if strategy == NO_STRATEGY else Alert.strategy == strategy
 
 
 def strategy_stats(
     sessions: sessionmaker[Session], since: datetime | None = None, strategy: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[StrategyStats]:
     """Per strategy: alerts, filled alerts, trades, wins, win rate, realized PnL net of fees."""
     alert_filter = [] if since is None else [Alert.received_at >= since]
     if strategy is not None:
         alert_filter.append(_strategy_is(strategy))
-    stats: dict[str, dict[str, Any]] = {}
+    stats: dict[str, StrategyStats] = {}
 
-    def row(name: str | None) -> dict[str, Any]:
+    def row(name: str | None) -> StrategyStats:
         key = name or NO_STRATEGY
         return stats.setdefault(
             key,

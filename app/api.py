@@ -9,17 +9,15 @@ webhook's ``AUTH_FAILURE_LIMIT``: neither side's failures lock the other out).
 
 from __future__ import annotations
 
-import hmac
-from typing import Any
-
 import redis
 from flask import Blueprint, Flask, Response, jsonify, request
+from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from app import events
+from app.admin_auth import admin_limiter, token_ok
 from app.errors import error_response
+from app.events import publish, stream_response
 from app.resources import get_ctx, resources
-from app.webhook.ratelimit import AuthFailureLockout
 from core import events as core_events
 from core import services
 from core.context import AppContext
@@ -30,23 +28,6 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 def _ctx() -> AppContext:
     return get_ctx()
-
-
-def admin_limiter() -> AuthFailureLockout:
-    """The app's failed-admin-token counter (``ADMIN_AUTH_FAILURE_LIMIT``)."""
-    limiter = resources().admin_limiter
-    assert limiter is not None, "api.init_app not called"
-    return limiter
-
-
-def token_ok(expected: str | None, authorization: str | None) -> bool:
-    """Constant-time check of an ``Authorization: Bearer <token>`` header."""
-    if not expected or not authorization:
-        return False
-    scheme, _, presented = authorization.partition(" ")
-    if scheme.lower() != "bearer":
-        return False
-    return hmac.compare_digest(presented.strip().encode(), expected.encode())
 
 
 @bp.before_request
@@ -89,7 +70,7 @@ def _int_arg(name: str, default: int, lo: int, hi: int) -> int | Response:
 
 
 @bp.get("/alerts")
-def list_alerts() -> Any:
+def list_alerts() -> ResponseReturnValue:
     """Newest alerts first; ``?limit=`` (1..500, default 50) and ``?status=``."""
     limit = _int_arg("limit", 50, 1, 500)
     if isinstance(limit, Response):
@@ -104,7 +85,7 @@ def list_alerts() -> Any:
 
 
 @bp.get("/alerts/<alert_id>")
-def get_alert(alert_id: str) -> Any:
+def get_alert(alert_id: str) -> ResponseReturnValue:
     """One alert with payload, plan, orders, fills and its audit trail."""
     alert = services.get_alert(_ctx().sessions, alert_id[:26])
     if alert is None:
@@ -113,20 +94,20 @@ def get_alert(alert_id: str) -> Any:
 
 
 @bp.get("/orders")
-def list_orders() -> Any:
+def list_orders() -> ResponseReturnValue:
     """Orders as IB last reported them; ``?working=1`` for working orders only."""
     working = request.args.get("working", "").lower() in {"1", "true", "yes"}
     return jsonify({"orders": services.list_orders(_ctx().sessions, working_only=working)})
 
 
 @bp.get("/positions")
-def list_positions() -> Any:
+def list_positions() -> ResponseReturnValue:
     """Non-zero positions as IB last reported them."""
     return jsonify({"positions": services.list_positions(_ctx().sessions)})
 
 
 @bp.get("/status")
-def status() -> Any:
+def status() -> ResponseReturnValue:
     """Paused?, workers and IB connection, queue depths, last alert, today's PnL."""
     ctx = _ctx()
     body = services.status(ctx.sessions, ctx.redis)
@@ -135,23 +116,23 @@ def status() -> Any:
 
 
 @bp.post("/pause")
-def pause() -> Any:
+def pause() -> ResponseReturnValue:
     """Stop new entries (durable); exits and protective orders keep working."""
     result = services.set_paused(_ctx().sessions, True, by="api")
-    events.publish(_ctx().redis, core_events.paused(True, by="api"))
+    publish(_ctx().redis, core_events.paused(True, by="api"))
     return jsonify(result)
 
 
 @bp.post("/resume")
-def resume() -> Any:
+def resume() -> ResponseReturnValue:
     """Allow new entries again."""
     result = services.set_paused(_ctx().sessions, False, by="api")
-    events.publish(_ctx().redis, core_events.paused(False, by="api"))
+    publish(_ctx().redis, core_events.paused(False, by="api"))
     return jsonify(result)
 
 
 @bp.post("/flatten")
-def flatten() -> Any:
+def flatten() -> ResponseReturnValue:
     """Ask the worker to cancel working orders and close positions (``?account=`` optional)."""
     account = request.args.get("account") or None
     try:
@@ -163,10 +144,8 @@ def flatten() -> Any:
 @bp.get("/events")
 def event_stream() -> Response:
     """Live events as ``text/event-stream`` (``event: <type>``, ``data: <json>``); see app.events."""
-    return events.stream_response()
+    return stream_response(get_ctx(), resources().streams)
 
 
 def init_app(app: Flask) -> None:
-    ctx = get_ctx(app)
-    resources(app).admin_limiter = AuthFailureLockout(ctx.redis, ctx.settings.admin_auth_failure_limit)
     app.register_blueprint(bp)

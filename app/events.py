@@ -30,10 +30,10 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import redis
-from flask import Flask, Response, request
+from flask import Response, request
 
 from app.errors import error_response
-from app.resources import get_ctx, resources
+from core.context import AppContext
 from core.keys import EVENTS_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -131,11 +131,9 @@ def sse_stream(
             pass
 
 
-def stream_response() -> Response:
-    """The ``text/event-stream`` response for the current request, or 503 when slots are full."""
-    ctx = get_ctx()
-    slots = resources().streams
-    assert slots is not None, "events.init_app not called"
+def stream_response(ctx: AppContext, slots: StreamSlots) -> Response:
+    """The ``text/event-stream`` response for the current request, or 503 when ``slots`` (the
+    process's) are full."""
     if not slots.take():
         response = error_response(
             503,
@@ -154,8 +152,3 @@ def stream_response() -> Response:
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Accel-Buffering"] = "no"  # nginx: pass each event through at once
     return response
-
-
-def init_app(app: Flask) -> None:
-    """Give the app its per-process stream slots."""
-    resources(app).streams = StreamSlots(get_ctx(app).settings.events_max_streams)

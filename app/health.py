@@ -16,14 +16,15 @@ answer are no token oracle.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypedDict
 
 import redis
 from flask import Blueprint, Flask, Response, jsonify, request
 from sqlalchemy import text
 
-from app.api import admin_limiter, token_ok
+from app.admin_auth import admin_limiter, token_ok
 from app.resources import get_ctx
+from core.context import AppContext
 from core.services import worker_heartbeats
 
 log = logging.getLogger(__name__)
@@ -37,37 +38,65 @@ def healthz() -> Response:
     return jsonify({"status": "ok"})
 
 
-def readiness(ctx: Any) -> tuple[bool, dict[str, Any]]:
+class Readiness(TypedDict):
+    """What ``/readyz`` says in full: ``ok`` or ``error: <exception name>`` per part, the workers'
+    heartbeats (account, client id, IB connection, age, pid) and the verdict."""
+
+    database: str
+    redis: str
+    worker: str  # ok / down: any live worker heartbeat
+    ib: str  # connected / disconnected: any worker connected to IB
+    workers: list[dict[str, Any]]
+    status: str  # ready / not_ready
+
+
+class CoarseReadiness(TypedDict):
+    """What an anonymous caller may see: ok/down per part, nothing that names an account or pid."""
+
+    database: str
+    redis: str
+    worker: str
+    ib: str
+    status: str
+
+
+def readiness(ctx: AppContext) -> tuple[bool, Readiness]:
     """Check the database and Redis; report workers and IB. Returns (ready, body)."""
-    checks: dict[str, Any] = {}
     try:
         with ctx.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-        checks["database"] = "ok"
+        database = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready", with its name
-        checks["database"] = f"error: {type(exc).__name__}"
+        database = f"error: {type(exc).__name__}"
     try:
         ctx.redis.ping()
-        checks["redis"] = "ok"
+        redis_state = "ok"
     except redis.RedisError as exc:
-        checks["redis"] = f"error: {type(exc).__name__}"
-    beats = worker_heartbeats(ctx.redis) if checks["redis"] == "ok" else []
-    checks["worker"] = "ok" if beats else "down"
-    checks["ib"] = "connected" if any(b.get("ib_connected") for b in beats) else "disconnected"
-    checks["workers"] = [
-        {k: b.get(k) for k in ("account", "client_id", "ib_connected", "age_seconds", "pid")} for b in beats
-    ]
-    ready = checks["database"] == "ok" and checks["redis"] == "ok"
-    checks["status"] = "ready" if ready else "not_ready"
-    return ready, checks
+        redis_state = f"error: {type(exc).__name__}"
+    beats = worker_heartbeats(ctx.redis) if redis_state == "ok" else []
+    ready = database == "ok" and redis_state == "ok"
+    return ready, {
+        "database": database,
+        "redis": redis_state,
+        "worker": "ok" if beats else "down",
+        "ib": "connected" if any(b.get("ib_connected") for b in beats) else "disconnected",
+        "workers": [
+            {k: b.get(k) for k in ("account", "client_id", "ib_connected", "age_seconds", "pid")}
+            for b in beats
+        ],
+        "status": "ready" if ready else "not_ready",
+    }
 
 
-def coarse(checks: dict[str, Any]) -> dict[str, Any]:
+def coarse(checks: Readiness) -> CoarseReadiness:
     """What an anonymous caller may see: ok/down per part, nothing that names an account or pid."""
-    body = {part: ("ok" if checks[part] == "ok" else "down") for part in ("database", "redis", "worker")}
-    body["ib"] = checks["ib"]
-    body["status"] = checks["status"]
-    return body
+    return {
+        "database": "ok" if checks["database"] == "ok" else "down",
+        "redis": "ok" if checks["redis"] == "ok" else "down",
+        "worker": "ok" if checks["worker"] == "ok" else "down",
+        "ib": checks["ib"],
+        "status": checks["status"],
+    }
 
 
 def _admin_caller() -> bool:
@@ -90,9 +119,8 @@ def _admin_caller() -> bool:
 def readyz() -> tuple[Response, int]:
     """200 when the database and Redis answer, else 503; worker and IB state in the body
     (coarse for anonymous callers, in full with the admin token)."""
-    ready, body = readiness(get_ctx())
-    if not _admin_caller():
-        body = coarse(body)
+    ready, checks = readiness(get_ctx())
+    body: Readiness | CoarseReadiness = checks if _admin_caller() else coarse(checks)
     return jsonify(body), (200 if ready else 503)
 
 

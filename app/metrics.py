@@ -1,6 +1,6 @@
 """``GET /metrics`` in the Prometheus text format: webhook answers by outcome and a latency histogram.
 
-Under gunicorn the counts cover **every worker process**: ``config/gunicorn.conf.py`` gives each
+Under gunicorn the counts cover **every worker process**: its hooks (``app/server_hooks.py``) give each
 server start a fresh ``PROMETHEUS_MULTIPROC_DIR`` before the workers fork, prometheus_client then
 keeps every process's values in small memory-mapped files there, and a scrape (whichever worker
 answers it) sums them with ``MultiProcessCollector``. Counters of a worker that exited stay in the
@@ -23,7 +23,6 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.resources import get_ctx, resources
 from core.models import Alert
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -117,16 +116,9 @@ class BacklogCollector:
         yield family
 
 
-def get_metrics(app: Flask) -> WebhookMetrics:
-    metrics = resources(app).metrics
-    assert metrics is not None, "metrics.init_app not called"
-    return metrics
-
-
-def init_app(app: Flask) -> None:
-    resources(app).metrics = WebhookMetrics()
+def init_app(app: Flask, counters: WebhookMetrics, engine: Engine) -> None:
+    """Serve ``counters`` (the process's) and the backlog in ``engine``'s database at ``/metrics``."""
 
     @app.get("/metrics")
     def metrics() -> Response:
-        body = get_metrics(app).render(get_ctx(app).engine)
-        return Response(body, content_type=CONTENT_TYPE_LATEST)
+        return Response(counters.render(engine), content_type=CONTENT_TYPE_LATEST)

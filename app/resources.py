@@ -1,7 +1,9 @@
 """What one web process builds once, reached through one typed accessor (as flaskr's ``get_db()``).
 
-``create_app`` puts a :class:`WebResources` in ``app.extensions``; each part's ``init_app`` fills
-its own field. Views call :func:`resources` (or :func:`get_ctx`) instead of looking up strings.
+``create_app`` puts a :class:`WebResources` in ``app.extensions``, its parts all built at once
+(:meth:`WebResources.build`); each blueprint's ``init_app`` only registers routes. Views call
+:func:`resources` (or :func:`get_ctx`) instead of looking up strings. The parts' own modules never
+import this one: they take what they need as arguments.
 """
 
 from __future__ import annotations
@@ -9,28 +11,26 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
 
+from app.dashboard.session import SessionStore
+from app.events import StreamSlots
+from app.metrics import WebhookMetrics
+from app.risk_reload import RISK_FILE_FROM_MASTER
+from app.webhook.intake import Intake
+from app.webhook.ratelimit import AuthFailureLockout
 from core.risk_file import RiskFile
 
 if TYPE_CHECKING:
-    from app.dashboard.session import SessionStore
-    from app.events import StreamSlots
-    from app.metrics import WebhookMetrics
-    from app.webhook.intake import Intake
-    from app.webhook.ratelimit import AuthFailureLockout
     from core.context import AppContext
     from core.relay import RelayThread
 
 log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "tv2ib"
-# Set by gunicorn's master (config/gunicorn.conf.py) once it has read RISK_FILE itself: its workers
-# then take the master's last good rules, so a file broken before a HUP does not stop them.
-RISK_FILE_FROM_MASTER = "TV2IB_RISK_FILE_FROM_MASTER"
 
 
 @dataclass
@@ -40,27 +40,39 @@ class WebResources:
     ctx: AppContext
     # RISK_FILE, read once when the process starts (the web uses its fan-out accounts); a HUP to
     # gunicorn starts new workers, which read it again.
-    risk_file: RiskFile = field(default_factory=RiskFile)
-    intake: Intake | None = None
-    metrics: WebhookMetrics | None = None
-    admin_limiter: AuthFailureLockout | None = None
-    streams: StreamSlots | None = None
-    sessions: SessionStore | None = None
+    risk_file: RiskFile
+    intake: Intake
+    metrics: WebhookMetrics
+    admin_limiter: AuthFailureLockout  # failed admin tokens (API, dashboard, /readyz)
+    streams: StreamSlots  # live event streams this process may serve at once
+    sessions: SessionStore  # the dashboard's server-side sessions
     relay: RelayThread | None = None  # started by gunicorn's post_worker_init (one per process)
+
+    @classmethod
+    def build(cls, ctx: AppContext, risk_file: RiskFile) -> WebResources:
+        """Every part of one web process, from its context and its risk file."""
+        settings = ctx.settings
+        return cls(
+            ctx,
+            risk_file,
+            intake=Intake(ctx, risk_file),
+            metrics=WebhookMetrics(),
+            admin_limiter=AuthFailureLockout(ctx.redis, settings.admin_auth_failure_limit),
+            streams=StreamSlots(settings.events_max_streams),
+            sessions=SessionStore(ctx.redis, settings.session_max_age_seconds, settings.session_idle_seconds),
+        )
 
     def use_risk_file(self, risk_file: RiskFile) -> None:
         """Route alerts with ``risk_file`` from now on (gunicorn hands each worker the master's copy)."""
         self.risk_file = risk_file
-        if self.intake is not None:
-            self.intake.risk_file = risk_file
+        self.intake.risk_file = risk_file
 
     def close(self) -> None:
         """Where the process ends (gunicorn's worker_exit): stop the relay, then write pending
         ``queued`` marks and close intake's fast-path connections."""
         if self.relay is not None:
             self.relay.stop()
-        if self.intake is not None:
-            self.intake.close()
+        self.intake.close()
 
 
 def resources(app: Flask | None = None) -> WebResources:

@@ -22,16 +22,24 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from config.settings import Settings
 from core.risk_file import RiskFile, RiskFileError, load_risk_file, resolve_path
+
+if TYPE_CHECKING:
+    from gunicorn.arbiter import Arbiter
+
+    from core.context import AppContext
 
 log = logging.getLogger(__name__)
 
 EXIT_RISK_FILE = 2  # as the worker (worker/__main__.py) and a bad SYMBOL_MAP_FILE
 KEPT = "tv2ib_risk_file"  # server.app attribute: the last good rules
 ALARM = "tv2ib_risk_alarm"  # server.app attribute: the failed reload's alarm, for the next worker
+# Set by gunicorn's master once it has read RISK_FILE itself: its workers then take the master's
+# last good rules (app/resources.py), so a file broken before a HUP does not stop them.
+RISK_FILE_FROM_MASTER = "TV2IB_RISK_FILE_FROM_MASTER"
 
 
 @dataclass(frozen=True)
@@ -53,7 +61,7 @@ def read(settings: Settings | None) -> RiskFile:
         raise RiskFileError(f"the risk file cannot be loaded: {type(exc).__name__}: {exc}") from None
 
 
-def load_at_start(server: Any, settings: Settings | None) -> None:
+def load_at_start(server: Arbiter, settings: Settings | None) -> None:
     """gunicorn's ``on_starting``: a bad file ends the master with exit code 2 and one line."""
     try:
         setattr(server.app, KEPT, read(settings))
@@ -63,7 +71,7 @@ def load_at_start(server: Any, settings: Settings | None) -> None:
     setattr(server.app, ALARM, None)
 
 
-def reload_on_hup(server: Any, settings: Settings | None, settings_error: str | None) -> None:
+def reload_on_hup(server: Arbiter, settings: Settings | None, settings_error: str | None) -> None:
     """gunicorn's ``on_reload``: the new rules, or the previous ones and an alarm. Never raises:
     an exception here would end the master (exit 255) and close the port."""
     try:
@@ -80,7 +88,7 @@ def reload_on_hup(server: Any, settings: Settings | None, settings_error: str | 
     server.log.info("tv2ib: HUP: web workers restart with the risk file %s", loaded.path or "(none)")
 
 
-def raise_alarm(ctx: Any, alarm: ReloadAlarm | None) -> threading.Thread | None:
+def raise_alarm(ctx: AppContext, alarm: ReloadAlarm | None) -> threading.Thread | None:
     """Write the failed reload's alarm to the outbox, on a thread of its own (a worker's boot does
     not wait for the database). Every new worker tries; the dedup key keeps it to one notice."""
     if alarm is None:
@@ -90,7 +98,7 @@ def raise_alarm(ctx: Any, alarm: ReloadAlarm | None) -> threading.Thread | None:
     return thread
 
 
-def _write_alarm(ctx: Any, alarm: ReloadAlarm) -> None:
+def _write_alarm(ctx: AppContext, alarm: ReloadAlarm) -> None:
     from core.notices import NoticeDraft, enqueue_draft
     from core.routing import read_served
 

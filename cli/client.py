@@ -76,16 +76,16 @@ class ApiClient:
 
     def get(self, path: str, **params: Any) -> Any:
         """GET an admin API path; the JSON answer or CliError."""
-        params = {k: v for k, v in params.items() if v is not None}
-        response = self._send("GET", path, params=params, headers=self._headers())
-        if response.status_code >= 300:
-            raise _error_of(response)
-        return response.json()
+        return self._admin("GET", path, params)
 
     def post(self, path: str, **params: Any) -> Any:
         """POST an admin API path (no body); the JSON answer or CliError."""
-        params = {k: v for k, v in params.items() if v is not None}
-        response = self._send("POST", path, params=params, headers=self._headers())
+        return self._admin("POST", path, params)
+
+    def _admin(self, method: str, path: str, params: dict[str, Any]) -> Any:
+        """An admin API call with the token and the query parameters that are set."""
+        present = {k: v for k, v in params.items() if v is not None}
+        response = self._send(method, path, params=present, headers=self._headers())
         if response.status_code >= 300:
             raise _error_of(response)
         return response.json()

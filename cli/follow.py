@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from cli import exitcodes
 from cli.client import ApiClient
+
+if TYPE_CHECKING:
+    from core.services import AlertDoc
 
 # fanned_out: a parent whose children trade on their accounts; the detail lists them
 TERMINAL = frozenset({"filled", "cancelled", "rejected", "invalid", "duplicate", "failed", "fanned_out"})
@@ -24,10 +27,10 @@ class Outcome:
 
     state: str
     exit_code: int
-    alert: dict[str, Any]
+    alert: AlertDoc
 
 
-def entry_working(alert: dict[str, Any]) -> bool:
+def entry_working(alert: AlertDoc) -> bool:
     """True when the alert's opening order rests at IB (a limit or stop waiting for its price).
 
     A market entry is never "working" for this purpose: it fills in moments, so we wait for the fill.
@@ -45,7 +48,7 @@ def entry_working(alert: dict[str, Any]) -> bool:
     return False
 
 
-def classify(alert: dict[str, Any]) -> Outcome | None:
+def classify(alert: AlertDoc) -> Outcome | None:
     """The outcome when following can stop, else None."""
     status = str(alert.get("status"))
     if status in FAILURES:
@@ -61,14 +64,13 @@ def follow_alert(
     client: ApiClient,
     alert_id: str,
     timeout: float,
-    on_update: Callable[[dict[str, Any]], None] = lambda alert: None,
+    on_update: Callable[[AlertDoc], None] = lambda alert: None,
     interval: float = 0.2,
 ) -> Outcome:
     """Poll the alert until :func:`classify` says stop or ``timeout`` passes (then state ``timeout``)."""
     deadline = time.monotonic() + timeout
-    alert: dict[str, Any] = {"id": alert_id, "status": "received"}
     while True:
-        alert = client.get(f"/api/alerts/{alert_id}")
+        alert: AlertDoc = client.get(f"/api/alerts/{alert_id}")
         on_update(alert)
         outcome = classify(alert)
         if outcome is not None:

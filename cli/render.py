@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from core.services import AlertDoc, ChildDoc, FillDoc, OrderDoc, PositionDoc, StatusDoc
 
 STATUS_STYLE = {
     "filled": "green",
@@ -40,7 +43,7 @@ def _time(value: str | None) -> str:
     return (value or "").replace("T", " ")[:19]
 
 
-def alerts_table(alerts: list[dict[str, Any]]) -> Table:
+def alerts_table(alerts: list[AlertDoc]) -> Table:
     table = Table(title=f"Alerts ({len(alerts)})", title_justify="left")
     for column in ("id", "received (UTC)", "ticker", "action", "strategy", "status", "reason"):
         table.add_column(column, overflow="fold")
@@ -50,7 +53,7 @@ def alerts_table(alerts: list[dict[str, Any]]) -> Table:
     return table
 
 
-def orders_table(orders: list[dict[str, Any]], title: str = "Orders") -> Table:
+def orders_table(orders: list[OrderDoc], title: str = "Orders") -> Table:
     table = Table(title=f"{title} ({len(orders)})", title_justify="left")
     for column in (
         "ib id",
@@ -75,7 +78,7 @@ def orders_table(orders: list[dict[str, Any]], title: str = "Orders") -> Table:
     return table
 
 
-def fills_table(fills: list[dict[str, Any]]) -> Table:
+def fills_table(fills: list[FillDoc]) -> Table:
     table = Table(title=f"Fills ({len(fills)})", title_justify="left")
     for column in ("time (UTC)", "leg", "side", "qty", "price", "commission", "realized PnL"):
         table.add_column(column)
@@ -85,7 +88,7 @@ def fills_table(fills: list[dict[str, Any]]) -> Table:
     return table
 
 
-def positions_table(positions: list[dict[str, Any]]) -> Table:
+def positions_table(positions: list[PositionDoc]) -> Table:
     table = Table(title=f"Positions ({len(positions)})", title_justify="left")
     for column in ("account", "symbol", "type", "qty", "avg cost", "updated (UTC)"):
         table.add_column(column)
@@ -95,7 +98,7 @@ def positions_table(positions: list[dict[str, Any]]) -> Table:
     return table
 
 
-def children_table(children: list[dict[str, Any]]) -> Table:
+def children_table(children: list[ChildDoc]) -> Table:
     """A fan-out parent's child alerts, one per account (``tv2ib alert <child id>`` for one)."""
     table = Table(title=f"Children ({len(children)})", title_justify="left")
     for column in ("account", "alert", "status", "reason"):
@@ -107,7 +110,7 @@ def children_table(children: list[dict[str, Any]]) -> Table:
     return table
 
 
-def alert_detail(alert: dict[str, Any]) -> list[Any]:
+def alert_detail(alert: AlertDoc) -> list[Table]:
     """Header table, orders, fills and the audit trail of one alert."""
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
@@ -126,7 +129,7 @@ def alert_detail(alert: dict[str, Any]) -> list[Any]:
             Text(f"error {field}", style="red"),
             "; ".join(map(str, errors)) if isinstance(errors, list) else str(errors),
         )
-    parts: list[Any] = [head]
+    parts = [head]
     if alert.get("children"):
         parts.append(children_table(alert["children"]))
     if alert.get("orders"):
@@ -143,7 +146,7 @@ def alert_detail(alert: dict[str, Any]) -> list[Any]:
     return parts
 
 
-def status_panel(doc: dict[str, Any]) -> Table:
+def status_panel(doc: StatusDoc) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
@@ -177,14 +180,14 @@ def status_panel(doc: dict[str, Any]) -> Table:
             Text(f"{last.get('id')} {last.get('ticker')} {last.get('action')} ")
             + status_text(last.get("status")),
         )
-    pnl = doc.get("pnl_today") or {}
+    pnl = doc.get("pnl_today")
     if pnl:
         grid.add_row("today", f"{pnl.get('fills', 0)} fills, realized PnL {_fmt(pnl.get('realized_pnl'))}, "
                               f"commissions {_fmt(pnl.get('commissions'))}")  # fmt: skip
     return grid
 
 
-def alert_line(alert: dict[str, Any]) -> Text:
+def alert_line(alert: AlertDoc) -> Text:
     """The live status line of ``tv2ib send``: status, reason, orders and fills so far."""
     line = Text(f"{alert.get('id')} ") + status_text(alert.get("status"))
     if alert.get("reason"):

@@ -26,12 +26,15 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from cli import exitcodes
 from cli.client import ApiClient, CliError
 from cli.follow import follow_alert
 from cli.stack import ProcessStack, free_port, private_redis
+
+if TYPE_CHECKING:
+    from core.services import FillDoc, OrderDoc, PositionDoc
 
 # A replay file is an alert log (a year of a busy strategy is a few MiB); reading stops beyond this
 # (a device such as /dev/zero, or a wrong file, ends in a message rather than a MemoryError).
@@ -110,24 +113,40 @@ def read_file(path: Path) -> ReplayFile:
     return parse_lines(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
 
 
+class ReplayRow(TypedDict):
+    """What became of one alert of the file: ``outcome`` is accepted, rejected, refused or timeout;
+    ``status`` the alert's last status (``refused``: intake did not take it)."""
+
+    line: int
+    time: str | None
+    ticker: str | None
+    action: str | None
+    strategy: str | None
+    alert_id: str | None
+    status: str | None
+    outcome: str | None
+    reason: str | None
+
+
 @dataclass
 class ReplayResult:
     """What would have been traded: one row per alert, then orders, positions and PnL at the end."""
 
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[ReplayRow] = field(default_factory=list)
     bad_lines: list[tuple[int, str]] = field(default_factory=list)
-    orders: list[dict[str, Any]] = field(default_factory=list)
-    positions: list[dict[str, Any]] = field(default_factory=list)
-    fills: list[dict[str, Any]] = field(default_factory=list)
+    orders: list[OrderDoc] = field(default_factory=list)
+    positions: list[PositionDoc] = field(default_factory=list)
+    fills: list[FillDoc] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for row in self.rows:
-            out[row["outcome"]] = out.get(row["outcome"], 0) + 1
+            outcome = str(row["outcome"])
+            out[outcome] = out.get(outcome, 0) + 1
         return out
 
     def realized_pnl(self) -> float | None:
-        values = [f["realized_pnl"] for f in self.fills if f.get("realized_pnl") is not None]
+        values = [pnl for f in self.fills if (pnl := f.get("realized_pnl")) is not None]
         return round(sum(values), 6) if values else None
 
     def to_json(self) -> dict[str, Any]:
@@ -184,10 +203,10 @@ def _set_sim_price(stack: ProcessStack, alert: dict[str, Any]) -> None:
         return
 
 
-def replay_alert(client: ApiClient, stack: ProcessStack, line: ReplayLine, timeout: float) -> dict[str, Any]:
+def replay_alert(client: ApiClient, stack: ProcessStack, line: ReplayLine, timeout: float) -> ReplayRow:
     """Post one alert and follow it; the summary row."""
     body = {k: v for k, v in line.alert.items() if k not in {"secret", "account"}}
-    row: dict[str, Any] = {
+    row: ReplayRow = {
         "line": line.number, "time": line.time, "ticker": body.get("ticker"), "action": body.get("action"),
         "strategy": body.get("strategy"), "alert_id": None, "status": None, "outcome": None, "reason": None,
     }  # fmt: skip
@@ -200,15 +219,13 @@ def replay_alert(client: ApiClient, stack: ProcessStack, line: ReplayLine, timeo
         fields = "; ".join(
             f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in exc.fields.items()
         )
-        row.update(
-            outcome="refused",
-            status="refused",
-            reason=exc.message if not fields or fields in exc.message else f"{exc.message} ({fields})",
-        )
+        row["outcome"] = row["status"] = "refused"
+        row["reason"] = exc.message if not fields or fields in exc.message else f"{exc.message} ({fields})"
         return row
-    row["alert_id"] = answer.get("alert_id")
-    outcome = follow_alert(client, row["alert_id"], timeout)
-    row.update(status=outcome.state, outcome=outcome_of(outcome.state), reason=outcome.alert.get("reason"))
+    row["alert_id"] = alert_id = answer["alert_id"]
+    outcome = follow_alert(client, alert_id, timeout)
+    row["status"], row["outcome"] = outcome.state, outcome_of(outcome.state)
+    row["reason"] = outcome.alert.get("reason")
     return row
 
 
@@ -218,7 +235,7 @@ def _run_on_stack(
     lines: list[ReplayLine],
     result: ReplayResult,
     timeout: float,
-    on_step: Callable[[dict[str, Any]], None],
+    on_step: Callable[[ReplayRow], None],
     on_phase: Callable[[str], None],
 ) -> None:
     on_phase("starting ibsim")
@@ -244,7 +261,7 @@ def run_replay(
     lines: list[ReplayLine],
     *,
     timeout: float = 20.0,
-    on_step: Callable[[dict[str, Any]], None] = lambda row: None,
+    on_step: Callable[[ReplayRow], None] = lambda row: None,
     on_phase: Callable[[str], None] = lambda what: None,
     keep_dir: Path | None = None,
 ) -> ReplayResult:

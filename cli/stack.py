@@ -40,9 +40,29 @@ GUNICORN_CONF = ROOT / "config" / "gunicorn.conf.py"
 
 
 # Ports handed out by free_port, one empty file each, so that no two callers on this machine get the
-# same port while neither has bound it yet (pytest-xdist workers, several test runs, a replay).
+# same port while neither has bound it yet (pytest-xdist workers, several test runs, a replay), whoever
+# runs them: the folder is shared by every user, sticky and writable by all (as /tmp itself).
 PORT_CLAIMS = Path(os.environ.get("TMPDIR", "/tmp")) / "tv2ib-port-claims"
 PORT_CLAIM_SECONDS = 300.0  # long enough for any process to start and bind the port it was given
+_SHARED_FOLDER_MODE = 0o1777
+
+
+def port_claims_dir() -> Path:
+    """The folder of port claims: :data:`PORT_CLAIMS`, shared by every user of the machine; this
+    user's own beside it when another user's copy of the folder is closed to it (one made before
+    the folder was shared)."""
+    try:
+        PORT_CLAIMS.mkdir(parents=True)
+    except FileExistsError:
+        pass
+    with contextlib.suppress(OSError):  # mkdir's mode passes through the umask; only the owner may chmod
+        if PORT_CLAIMS.stat().st_uid == os.geteuid():
+            PORT_CLAIMS.chmod(_SHARED_FOLDER_MODE)
+    if os.access(PORT_CLAIMS, os.W_OK | os.X_OK):
+        return PORT_CLAIMS
+    own = PORT_CLAIMS.with_name(f"{PORT_CLAIMS.name}-{os.geteuid()}")
+    own.mkdir(mode=0o700, exist_ok=True)
+    return own
 
 
 def free_port() -> int:
@@ -52,22 +72,23 @@ def free_port() -> int:
     The kernel's free port is free only until someone binds it: between this call and the bind of
     the process the port is meant for (a second or two: a Python process starting), another process
     asking the kernel could be given the same one. A claim file per port (created exclusively) closes
-    that gap; claims older than ``PORT_CLAIM_SECONDS`` are stale and removed.
+    that gap; claims older than ``PORT_CLAIM_SECONDS`` are stale and removed (another user's stay
+    until that user's next call: the port is passed over meanwhile).
     """
-    PORT_CLAIMS.mkdir(parents=True, exist_ok=True)
+    claims = port_claims_dir()
     for _ in range(100):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        claim = PORT_CLAIMS / str(port)
+        claim = claims / str(port)
         try:
-            os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
             return port
         except FileExistsError:
             with contextlib.suppress(OSError):  # another caller may remove or renew it meanwhile
                 if time.time() - claim.stat().st_mtime > PORT_CLAIM_SECONDS:
                     claim.unlink()
-    raise RuntimeError(f"no unclaimed free port after 100 tries (claims in {PORT_CLAIMS})")
+    raise RuntimeError(f"no unclaimed free port after 100 tries (claims in {claims})")
 
 
 def wait_until(

@@ -11,174 +11,40 @@ import io
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
-MIN_SECRET_LENGTH = 16
+from config.values import (
+    MIN_SECRET_LENGTH,
+    SettingsError,
+    boolean,
+    check_rate,
+    csv_items,
+    market_data_type,
+    notify_modes,
+    number,
+    optional,
+    quantity,
+    strategy_secrets,
+    time_of_day,
+    whole_number,
+)
+
 # A typo guard until per-contract risk limits exist, not a risk limit: IDEALPRO forex is sized in
 # units of the base currency (one standard lot = 100,000 EUR), so the ceiling must let a 10-lot
 # forex order through while refusing sizes no retail account sends (a timestamp, a volume or a
 # price pasted into the quantity: 1e12 was once accepted).
 DEFAULT_MAX_ORDER_QUANTITY = Decimal(1_000_000)
-# IB's finest size increment (crypto at PAXOS: 0.00000001); a quantity with more decimals can
-# never be a valid IB order size.
-MAX_QUANTITY_DECIMALS = 8
 DEFAULT_SQLITE_URL = "sqlite:///var/tv2ib.db"
 
 
-class SettingsError(ValueError):
-    """A setting is missing or malformed; the message names the variable and the fix."""
-
-
-def _bool(name: str, raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off", ""}:
-        return False
-    raise SettingsError(f"{name} must be true or false, got {raw!r}")
-
-
-def _int(name: str, raw: str, minimum: int | None = None) -> int:
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
-    if minimum is not None and value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def _float(name: str, raw: str, minimum: float | None = None) -> float:
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-    if minimum is not None and value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def _quantity(name: str, raw: str) -> Decimal:
-    """A positive order quantity with at most :data:`MAX_QUANTITY_DECIMALS` decimals."""
-    try:
-        value = Decimal(raw.strip())
-    except (InvalidOperation, ValueError):
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-    if not value.is_finite() or value <= 0 or value > Decimal("1e12"):
-        raise SettingsError(f"{name} must be above 0 and at most 1000000000000, got {raw!r}")
-    if value != value.quantize(Decimal(1).scaleb(-MAX_QUANTITY_DECIMALS)):
-        raise SettingsError(f"{name} may have at most {MAX_QUANTITY_DECIMALS} decimals, got {raw!r}")
-    return value
-
-
-def _rate(name: str, raw: str) -> None:
-    """Refuse a rate limit the limiter could not parse (``120/minute``, ``5 per second``)."""
-    from limits import parse  # local: only this check needs it
-
-    try:
-        parse(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must look like 120/minute or 5/second, got {raw!r}") from None
-
-
-def _optional(raw: str | None) -> str | None:
-    if raw is None:
-        return None
-    raw = raw.strip()
-    return raw or None
-
-
-def _csv(raw: str | None) -> tuple[str, ...]:
-    if not raw:
-        return ()
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
-
-
-def _strategy_secrets(raw: str | None) -> dict[str, str]:
-    """Parse ``STRATEGY_SECRETS`` = ``name=secret,other=secret2``."""
-    secrets: dict[str, str] = {}
-    for item in _csv(raw):
-        name, sep, secret = item.partition("=")
-        if not sep or not name.strip() or not secret.strip():
-            raise SettingsError("STRATEGY_SECRETS must look like 'strategy=secret,other=secret2'")
-        if len(secret.strip()) < MIN_SECRET_LENGTH:
-            raise SettingsError(
-                f"STRATEGY_SECRETS: the secret for strategy {name.strip()!r} must be at least "
-                f"{MIN_SECRET_LENGTH} characters"
-            )
-        secrets[name.strip()] = secret.strip()
-    return secrets
-
-
-NOTIFY_MODES = ("on", "silent", "off")
-
-
-def _notify_modes(env: Mapping[str, str]) -> dict[str, str]:
-    """Per-kind notice modes from ``NOTIFY=kind=mode,...`` (one variable on purpose: a prefix scan of
-    ``NOTIFY_*`` would trip over unrelated variables such as systemd's ``NOTIFY_SOCKET``).
-
-    ``*`` (or ``default``) sets the mode of every kind not named. Kinds are not checked here (new
-    alarm kinds must not need a settings change); the notifier warns about kinds it does not know.
-    """
-    modes: dict[str, str] = {}
-
-    def put(name: str, kind: str, mode: str) -> None:
-        kind = kind.strip().lower()
-        mode = mode.strip().lower()
-        if kind == "default":
-            kind = "*"
-        if not kind or not (kind == "*" or kind.replace("_", "").isalnum()):
-            raise SettingsError(f"{name}: {kind!r} is not a notice kind")
-        if mode not in NOTIFY_MODES:
-            raise SettingsError(f"{name}: the mode of {kind!r} must be on, silent or off, got {mode!r}")
-        modes[kind] = mode
-
-    for item in _csv(env.get("NOTIFY")):
-        kind, sep, mode = item.partition("=")
-        if not sep:
-            raise SettingsError("NOTIFY must look like 'fill=on,order_rejected=silent,daily_summary=off'")
-        put("NOTIFY", kind, mode)
-    return modes
-
-
-MARKET_DATA_TYPES = ("live", "frozen", "delayed", "delayed-frozen")  # IB's reqMarketDataType 1-4
-
-
-def _market_data_type(raw: str) -> str:
-    """``IB_MARKET_DATA_TYPE``: a name (``delayed_frozen`` accepted) or IB's number 1-4."""
-    value = raw.strip().lower().replace("_", "-")
-    if value in ("1", "2", "3", "4"):
-        return MARKET_DATA_TYPES[int(value) - 1]
-    if value not in MARKET_DATA_TYPES:
-        raise SettingsError(
-            f"IB_MARKET_DATA_TYPE must be one of {', '.join(MARKET_DATA_TYPES)} (or 1-4), got {raw!r}"
-        )
-    return value
-
-
-def _hhmm(name: str, raw: str | None) -> str | None:
-    """A UTC time of day ``HH:MM`` (normalised to two digits each), or None when unset."""
-    raw = _optional(raw)
-    if raw is None:
-        return None
-    hours, sep, minutes = raw.partition(":")
-    try:
-        h, m = int(hours), int(minutes)
-    except ValueError:
-        h = m = -1
-    if not sep or not (0 <= h < 24 and 0 <= m < 60):
-        raise SettingsError(f"{name} must be a UTC time of day HH:MM, got {raw!r}")
-    return f"{h:02d}:{m:02d}"
-
-
-def _check_stream_threads(kwargs: dict[str, object]) -> None:
+def _check_stream_threads(numbers: dict[str, int | float | Decimal]) -> None:
     """Default ``EVENTS_MAX_STREAMS`` to half of ``WEB_THREADS`` (rounded down), and refuse a value
     that leaves webhook intake no thread: a live event stream holds one of a web process's
     ``WEB_THREADS`` threads for its whole life (app/events.py), so with as many streams as threads,
     open dashboards starve ``/webhook`` and ``/healthz``."""
-    threads = int(kwargs.get("web_threads", 4))  # type: ignore[call-overload]
-    streams = int(kwargs.setdefault("events_max_streams", threads // 2))  # type: ignore[call-overload]
+    threads = int(numbers.get("web_threads", 4))
+    streams = int(numbers.setdefault("events_max_streams", threads // 2))
     if streams >= threads:
         raise SettingsError(
             f"EVENTS_MAX_STREAMS ({streams}) must be less than WEB_THREADS ({threads}): each live event "
@@ -192,6 +58,130 @@ def _default_web_workers() -> int:
     # gunicorn's rule of thumb is 2*cores+1; intake is I/O bound (DB commit, Redis push), so
     # fewer processes with a few threads each use less memory for the same throughput.
     return max(2, (os.cpu_count() or 1) + 1)
+
+
+def _given(env: Mapping[str, str], name: str) -> str | None:
+    """The variable's text, or None when it is unset or empty (the default then applies)."""
+    raw = env.get(name)
+    return None if raw is None or raw == "" else raw
+
+
+def _credentials(env: Mapping[str, str]) -> dict[str, object]:
+    """``WEBHOOK_SECRET`` (required: nothing starts without it) and ``ADMIN_TOKEN`` (optional), both
+    long enough not to be guessed."""
+    secret = env.get("WEBHOOK_SECRET", "")
+    if not secret.strip():
+        raise SettingsError(
+            "WEBHOOK_SECRET is not set. Every alert must carry this shared secret; set it to a "
+            f"random string of at least {MIN_SECRET_LENGTH} characters, for example: "
+            "export WEBHOOK_SECRET=$(python -c 'import secrets; print(secrets.token_urlsafe(24))')"
+        )
+    secret = secret.strip()
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise SettingsError(
+            f"WEBHOOK_SECRET is {len(secret)} characters long; it must be at least "
+            f"{MIN_SECRET_LENGTH} so it cannot be guessed"
+        )
+    admin_token = optional(env.get("ADMIN_TOKEN"))
+    if admin_token is not None and len(admin_token) < MIN_SECRET_LENGTH:
+        raise SettingsError(f"ADMIN_TOKEN must be at least {MIN_SECRET_LENGTH} characters")
+    return {"webhook_secret": secret, "admin_token": admin_token}
+
+
+def _texts(env: Mapping[str, str]) -> dict[str, object]:
+    """The settings written as text: addresses, names, files, rate limits, notice modes."""
+    log_format = env.get("LOG_FORMAT", "text").strip().lower()
+    if log_format not in {"text", "json"}:
+        raise SettingsError(f"LOG_FORMAT must be text or json, got {log_format!r}")
+    get = env.get
+    return {
+        "strategy_secrets": strategy_secrets(get("STRATEGY_SECRETS")),
+        "database_url": optional(get("DATABASE_URL")) or DEFAULT_SQLITE_URL,
+        "redis_url": optional(get("REDIS_URL")) or "redis://127.0.0.1:6379/0",
+        "log_format": log_format,
+        "log_level": (get("LOG_LEVEL") or "INFO").strip().upper(),
+        "ib_host": optional(get("IB_HOST")) or "127.0.0.1",
+        "ib_account": optional(get("IB_ACCOUNT")),
+        "telegram_bot_token": optional(get("TELEGRAM_BOT_TOKEN")),
+        "telegram_chat_ids": csv_items(get("TELEGRAM_CHAT_ID") or get("TELEGRAM_CHAT_IDS")),
+        "telegram_api_url": optional(get("TELEGRAM_API_URL")) or "https://api.telegram.org/bot",
+        "rate_limit": optional(get("RATE_LIMIT")) or "120/minute",
+        "auth_failure_limit": optional(get("AUTH_FAILURE_LIMIT")) or "10/minute",
+        "authenticated_rate_limit": optional(get("AUTHENTICATED_RATE_LIMIT")) or "6000/minute",
+        "admin_auth_failure_limit": optional(get("ADMIN_AUTH_FAILURE_LIMIT")) or "10/minute",
+        "notify_modes": notify_modes(env),
+        "daily_summary_time": time_of_day("DAILY_SUMMARY_TIME", get("DAILY_SUMMARY_TIME")),
+        "worker_metrics_host": optional(get("WORKER_METRICS_HOST")) or "127.0.0.1",
+        "risk_file": optional(get("RISK_FILE")),
+        "symbol_map_file": optional(get("SYMBOL_MAP_FILE")),
+    }
+
+
+# Whole-number settings: field -> (variable, minimum). Unset: the field's default.
+_INTS = {
+    "port": ("PORT", 1),
+    "web_workers": ("WEB_WORKERS", 1),
+    "web_threads": ("WEB_THREADS", 1),
+    "trusted_proxies": ("TRUSTED_PROXIES", 0),
+    "max_body_bytes": ("MAX_BODY_BYTES", 1024),
+    "ib_port": ("IB_PORT", 1),
+    "ib_client_id": ("IB_CLIENT_ID", 0),
+    "worker_metrics_port": ("WORKER_METRICS_PORT", 0),
+    "events_max_streams": ("EVENTS_MAX_STREAMS", 0),
+    "futures_roll_days": ("FUTURES_ROLL_DAYS", 0),
+    "extended_hours_stop_limit_ticks": ("EXTENDED_HOURS_STOP_LIMIT_TICKS", 1),
+}
+# Numbers of seconds: field -> (variable, minimum).
+_FLOATS = {
+    "dedup_window_seconds": ("DEDUP_WINDOW_SECONDS", 0.0),
+    "stale_alert_seconds": ("STALE_ALERT_SECONDS", 1.0),
+    "ib_alarm_after_seconds": ("IB_ALARM_AFTER_SECONDS", 0.0),
+    "notify_digest_seconds": ("NOTIFY_DIGEST_SECONDS", 1.0),
+    "redis_alarm_after_seconds": ("REDIS_ALARM_AFTER_SECONDS", 0.0),
+    "events_stream_seconds": ("EVENTS_STREAM_SECONDS", 1.0),
+    "request_timeout_seconds": ("REQUEST_TIMEOUT_SECONDS", 1.0),
+    "session_max_age_seconds": ("SESSION_MAX_AGE_SECONDS", 60.0),
+    "session_idle_seconds": ("SESSION_IDLE_SECONDS", 60.0),
+    "reversal_fill_timeout_seconds": ("REVERSAL_FILL_TIMEOUT_SECONDS", 1.0),
+    "margin_check_timeout_seconds": ("MARGIN_CHECK_TIMEOUT_SECONDS", 0.5),
+}
+_RATES = (
+    ("rate_limit", "RATE_LIMIT"),
+    ("auth_failure_limit", "AUTH_FAILURE_LIMIT"),
+    ("authenticated_rate_limit", "AUTHENTICATED_RATE_LIMIT"),
+    ("admin_auth_failure_limit", "ADMIN_AUTH_FAILURE_LIMIT"),
+)
+
+
+def _numbers(env: Mapping[str, str]) -> dict[str, int | float | Decimal]:
+    """The whole numbers and the seconds that are set, each within its bounds."""
+    ints = {attr: whole_number(name, raw, minimum) for attr, (name, minimum) in _INTS.items()
+            if (raw := _given(env, name)) is not None}  # fmt: skip
+    if ints.get("futures_roll_days", 0) > 365:
+        raise SettingsError(f"FUTURES_ROLL_DAYS must be at most 365, got {env.get('FUTURES_ROLL_DAYS')!r}")
+    if ints.get("worker_metrics_port", 0) > 65535:
+        raise SettingsError(
+            f"WORKER_METRICS_PORT must be a TCP port (0 = off), got {env.get('WORKER_METRICS_PORT')!r}"
+        )
+    floats = {attr: number(name, raw, minimum) for attr, (name, minimum) in _FLOATS.items()
+              if (raw := _given(env, name)) is not None}  # fmt: skip
+    return {**ints, **floats}
+
+
+def _switches(env: Mapping[str, str]) -> dict[str, object]:
+    """The on/off settings and the market data type, where set."""
+    values: dict[str, object] = {}
+    for attr, name in (
+        ("tradingview_ips_only", "TRADINGVIEW_IPS_ONLY"),
+        ("flatten_unprotected", "FLATTEN_UNPROTECTED"),
+    ):
+        if (raw := _given(env, name)) is not None:
+            values[attr] = boolean(name, raw)
+    if (raw := _given(env, "IB_MARKET_DATA_TYPE")) is not None:
+        values["ib_market_data_type"] = market_data_type(raw)
+    if (raw := _given(env, "MARGIN_CHECK")) is not None:
+        values["margin_check"] = boolean("MARGIN_CHECK", raw)
+    return values
 
 
 # Continuous futures (ES1!) move to the next contract this many calendar days before the front's
@@ -280,107 +270,15 @@ class Settings:
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Settings:
         """Build settings from an environment-like mapping, raising :class:`SettingsError`."""
-        secret = env.get("WEBHOOK_SECRET", "")
-        if not secret.strip():
-            raise SettingsError(
-                "WEBHOOK_SECRET is not set. Every alert must carry this shared secret; set it to a "
-                f"random string of at least {MIN_SECRET_LENGTH} characters, for example: "
-                "export WEBHOOK_SECRET=$(python -c 'import secrets; print(secrets.token_urlsafe(24))')"
-            )
-        secret = secret.strip()
-        if len(secret) < MIN_SECRET_LENGTH:
-            raise SettingsError(
-                f"WEBHOOK_SECRET is {len(secret)} characters long; it must be at least "
-                f"{MIN_SECRET_LENGTH} so it cannot be guessed"
-            )
-        admin_token = _optional(env.get("ADMIN_TOKEN"))
-        if admin_token is not None and len(admin_token) < MIN_SECRET_LENGTH:
-            raise SettingsError(f"ADMIN_TOKEN must be at least {MIN_SECRET_LENGTH} characters")
-        log_format = env.get("LOG_FORMAT", "text").strip().lower()
-        if log_format not in {"text", "json"}:
-            raise SettingsError(f"LOG_FORMAT must be text or json, got {log_format!r}")
-        chat_ids = _csv(env.get("TELEGRAM_CHAT_ID") or env.get("TELEGRAM_CHAT_IDS"))
-        get = env.get
-        kwargs: dict[str, object] = {
-            "webhook_secret": secret,
-            "admin_token": admin_token,
-            "strategy_secrets": _strategy_secrets(get("STRATEGY_SECRETS")),
-            "database_url": _optional(get("DATABASE_URL")) or DEFAULT_SQLITE_URL,
-            "redis_url": _optional(get("REDIS_URL")) or "redis://127.0.0.1:6379/0",
-            "log_format": log_format,
-            "log_level": (get("LOG_LEVEL") or "INFO").strip().upper(),
-            "ib_host": _optional(get("IB_HOST")) or "127.0.0.1",
-            "ib_account": _optional(get("IB_ACCOUNT")),
-            "telegram_bot_token": _optional(get("TELEGRAM_BOT_TOKEN")),
-            "telegram_chat_ids": chat_ids,
-            "telegram_api_url": _optional(get("TELEGRAM_API_URL")) or "https://api.telegram.org/bot",
-            "rate_limit": _optional(get("RATE_LIMIT")) or "120/minute",
-            "auth_failure_limit": _optional(get("AUTH_FAILURE_LIMIT")) or "10/minute",
-            "authenticated_rate_limit": _optional(get("AUTHENTICATED_RATE_LIMIT")) or "6000/minute",
-            "admin_auth_failure_limit": _optional(get("ADMIN_AUTH_FAILURE_LIMIT")) or "10/minute",
-            "notify_modes": _notify_modes(env),
-            "daily_summary_time": _hhmm("DAILY_SUMMARY_TIME", get("DAILY_SUMMARY_TIME")),
-            "worker_metrics_host": _optional(get("WORKER_METRICS_HOST")) or "127.0.0.1",
-            "risk_file": _optional(get("RISK_FILE")),
-            "symbol_map_file": _optional(get("SYMBOL_MAP_FILE")),
-        }
-        ints = {
-            "port": ("PORT", 1),
-            "web_workers": ("WEB_WORKERS", 1),
-            "web_threads": ("WEB_THREADS", 1),
-            "trusted_proxies": ("TRUSTED_PROXIES", 0),
-            "max_body_bytes": ("MAX_BODY_BYTES", 1024),
-            "ib_port": ("IB_PORT", 1),
-            "ib_client_id": ("IB_CLIENT_ID", 0),
-            "worker_metrics_port": ("WORKER_METRICS_PORT", 0),
-            "events_max_streams": ("EVENTS_MAX_STREAMS", 0),
-            "futures_roll_days": ("FUTURES_ROLL_DAYS", 0),
-            "extended_hours_stop_limit_ticks": ("EXTENDED_HOURS_STOP_LIMIT_TICKS", 1),
-        }
-        for attr, (name, minimum) in ints.items():
-            if get(name) not in (None, ""):
-                kwargs[attr] = _int(name, get(name), minimum)
-        if int(kwargs.get("futures_roll_days", 0)) > 365:  # type: ignore[call-overload]
-            raise SettingsError(f"FUTURES_ROLL_DAYS must be at most 365, got {get('FUTURES_ROLL_DAYS')!r}")
-        if int(kwargs.get("worker_metrics_port", 0)) > 65535:  # type: ignore[call-overload]
-            raise SettingsError(
-                f"WORKER_METRICS_PORT must be a TCP port (0 = off), got {get('WORKER_METRICS_PORT')!r}"
-            )
-        floats = {
-            "dedup_window_seconds": ("DEDUP_WINDOW_SECONDS", 0.0),
-            "stale_alert_seconds": ("STALE_ALERT_SECONDS", 1.0),
-            "ib_alarm_after_seconds": ("IB_ALARM_AFTER_SECONDS", 0.0),
-            "notify_digest_seconds": ("NOTIFY_DIGEST_SECONDS", 1.0),
-            "redis_alarm_after_seconds": ("REDIS_ALARM_AFTER_SECONDS", 0.0),
-            "events_stream_seconds": ("EVENTS_STREAM_SECONDS", 1.0),
-            "request_timeout_seconds": ("REQUEST_TIMEOUT_SECONDS", 1.0),
-            "session_max_age_seconds": ("SESSION_MAX_AGE_SECONDS", 60.0),
-            "session_idle_seconds": ("SESSION_IDLE_SECONDS", 60.0),
-            "reversal_fill_timeout_seconds": ("REVERSAL_FILL_TIMEOUT_SECONDS", 1.0),
-            "margin_check_timeout_seconds": ("MARGIN_CHECK_TIMEOUT_SECONDS", 0.5),
-        }
-        for attr, (name, minimum) in floats.items():
-            if get(name) not in (None, ""):
-                kwargs[attr] = _float(name, get(name), minimum)
-        for attr, name in (
-            ("rate_limit", "RATE_LIMIT"),
-            ("auth_failure_limit", "AUTH_FAILURE_LIMIT"),
-            ("authenticated_rate_limit", "AUTHENTICATED_RATE_LIMIT"),
-            ("admin_auth_failure_limit", "ADMIN_AUTH_FAILURE_LIMIT"),
-        ):
-            _rate(name, str(kwargs[attr]))
-        if get("MAX_ORDER_QUANTITY") not in (None, ""):
-            kwargs["max_order_quantity"] = _quantity("MAX_ORDER_QUANTITY", get("MAX_ORDER_QUANTITY"))
-        _check_stream_threads(kwargs)
-        if get("TRADINGVIEW_IPS_ONLY") not in (None, ""):
-            kwargs["tradingview_ips_only"] = _bool("TRADINGVIEW_IPS_ONLY", get("TRADINGVIEW_IPS_ONLY"))
-        if get("FLATTEN_UNPROTECTED") not in (None, ""):
-            kwargs["flatten_unprotected"] = _bool("FLATTEN_UNPROTECTED", get("FLATTEN_UNPROTECTED"))
-        if get("IB_MARKET_DATA_TYPE") not in (None, ""):
-            kwargs["ib_market_data_type"] = _market_data_type(get("IB_MARKET_DATA_TYPE"))
-        if get("MARGIN_CHECK") not in (None, ""):
-            kwargs["margin_check"] = _bool("MARGIN_CHECK", get("MARGIN_CHECK"))
-        return cls(**kwargs)  # type: ignore[arg-type]
+        values = {**_credentials(env), **_texts(env)}
+        numbers = _numbers(env)
+        for attr, name in _RATES:
+            check_rate(name, str(values[attr]))
+        if (raw := _given(env, "MAX_ORDER_QUANTITY")) is not None:
+            numbers["max_order_quantity"] = quantity("MAX_ORDER_QUANTITY", raw)
+        _check_stream_threads(numbers)
+        # each helper's names are fields of this class; their values' types are checked where read
+        return cls(**values, **numbers, **_switches(env))  # type: ignore[arg-type]
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value, for redaction filters."""

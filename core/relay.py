@@ -25,7 +25,7 @@ keeps the database work of N gunicorn workers plus the execution worker at one s
 
 Interfaces: ``relay_once(ctx, *, full_scan=False) -> int`` (safe to call from any process at any time; the worker
 calls it at start), ``start_relay_thread(ctx, interval=2.0) -> RelayThread`` (the web app starts
-one per gunicorn worker from ``config/gunicorn.conf.py``'s ``post_worker_init``).
+one per gunicorn worker from ``app/server_hooks.py``'s ``post_worker_init``).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ import yaml
 
 from core.account_ids import CHARACTERS, RESERVED, account_id_problem
 
-# The alert schema's bound on every number (app/webhook/schema.py MAX_ABS_NUMBER): money in the
+# The alert schema's bound on every number (app/webhook/fields.py MAX_ABS_NUMBER): money in the
 # account's base currency and quantities in contract units, a trillion is beyond any account.
 MAX_AMOUNT = Decimal("1e12")
 MAX_DECIMALS = 8  # quantities go to IB with at most 8 decimals; a limit finer than that means nothing

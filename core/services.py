@@ -10,7 +10,7 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import redis
 from sqlalchemy import func, select
@@ -27,6 +27,135 @@ FLATTEN_JOB = keys.FLATTEN_JOB  # kept here for the callers of the operator func
 WORKING_ORDER_STATUSES = IB_WORKING_STATUSES
 
 
+# --- what the operator functions return (the API sends them as JSON) ----------------------------
+
+
+class OrderDoc(TypedDict):
+    """An order as IB last reported it."""
+
+    leg: str
+    ib_order_id: int | None
+    perm_id: int | None
+    order_ref: str
+    parent_ib_order_id: int | None
+    symbol: str | None
+    sec_type: str | None
+    action: str
+    order_type: str
+    quantity: float | None
+    limit_price: float | None
+    stop_price: float | None
+    tif: str | None
+    oca_group: str | None
+    status: str
+    filled_quantity: float | None
+    avg_fill_price: float | None
+    last_error: str | None
+    alert_id: str | None
+    updated_at: str | None
+
+
+class FillDoc(TypedDict):
+    """One execution of an alert's order."""
+
+    exec_id: str
+    leg: str | None
+    symbol: str | None
+    side: str
+    price: float | None
+    quantity: float | None
+    commission: float | None
+    realized_pnl: float | None
+    time: str | None
+    alert_id: str | None
+
+
+class ChildDoc(TypedDict):
+    """One child of a fan-out as its parent lists it."""
+
+    id: str
+    account: str | None
+    status: str
+    reason: str | None
+
+
+class AlertEventDoc(TypedDict):
+    """One step of an alert's audit trail."""
+
+    at: str | None
+    status: str
+    message: str | None
+
+
+class AlertDoc(TypedDict):
+    """An alert as lists show it; with ``detail``, everything that is known about it."""
+
+    id: str
+    status: str
+    reason: str | None
+    received_at: str | None
+    ticker: str | None
+    action: str | None
+    strategy: str | None
+    account: str | None
+    parent_id: str | None
+    children: NotRequired[list[ChildDoc]]  # a fan-out parent's
+    payload: NotRequired[dict[str, Any] | None]
+    raw_body: NotRequired[str | None]
+    errors: NotRequired[dict[str, Any] | None]
+    duplicate_of: NotRequired[str | None]
+    plan: NotRequired[dict[str, Any] | None]
+    orders: NotRequired[list[OrderDoc]]
+    fills: NotRequired[list[FillDoc]]
+    events: NotRequired[list[AlertEventDoc]]
+
+
+class PositionDoc(TypedDict):
+    """A non-zero position as IB last reported it."""
+
+    account: str
+    con_id: int
+    symbol: str
+    sec_type: str
+    local_symbol: str | None
+    quantity: float | None
+    avg_cost: float | None
+    updated_at: str | None
+
+
+class PnlDoc(TypedDict):
+    """Today's (UTC) executions."""
+
+    date: str
+    fills: int
+    realized_pnl: float
+    commissions: float
+
+
+class PausedDoc(TypedDict):
+    paused: bool
+    by: str
+
+
+class FlattenDoc(TypedDict):
+    flatten: str
+    job_id: str
+    account: str | None
+
+
+class StatusDoc(TypedDict):
+    """What an operator checks first. ``workers``: each live worker's heartbeat (the worker's own
+    JSON, with ``age_seconds``); the API adds ``pnl_today``, the bot ``notices_pending``."""
+
+    paused: bool
+    redis: bool
+    workers: list[dict[str, Any]]
+    queues: dict[str, int]
+    last_alert: AlertDoc | None
+    pnl_today: NotRequired[PnlDoc]
+    notices_pending: NotRequired[int]
+
+
 def _num(value: Decimal | None) -> float | None:
     return None if value is None else float(value)
 
@@ -35,7 +164,7 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def order_to_dict(order: Order) -> dict[str, Any]:
+def order_to_dict(order: Order) -> OrderDoc:
     return {
         "leg": order.leg,
         "ib_order_id": order.ib_order_id,
@@ -60,7 +189,7 @@ def order_to_dict(order: Order) -> dict[str, Any]:
     }
 
 
-def fill_to_dict(fill: Fill) -> dict[str, Any]:
+def fill_to_dict(fill: Fill) -> FillDoc:
     return {
         "exec_id": fill.exec_id,
         "leg": fill.leg,
@@ -75,8 +204,8 @@ def fill_to_dict(fill: Fill) -> dict[str, Any]:
     }
 
 
-def alert_to_dict(alert: Alert, *, detail: bool = False) -> dict[str, Any]:
-    doc: dict[str, Any] = {
+def alert_to_dict(alert: Alert, *, detail: bool = False) -> AlertDoc:
+    doc: AlertDoc = {
         "id": alert.id,
         "status": alert.status,
         "reason": alert.reason,
@@ -88,26 +217,24 @@ def alert_to_dict(alert: Alert, *, detail: bool = False) -> dict[str, Any]:
         "parent_id": alert.parent_id,
     }
     if detail:
-        doc.update(
-            payload=alert.payload,
-            raw_body=alert.raw_body,
-            errors=alert.errors,
-            duplicate_of=alert.duplicate_of,
-            children=[child_to_dict(c) for c in alert.children],
-            plan=alert.plan,
-            orders=[order_to_dict(o) for o in alert.orders],
-            fills=[fill_to_dict(f) for f in alert.fills],
-            events=[{"at": _iso(e.at), "status": e.status, "message": e.message} for e in alert.events],
-        )
+        doc["payload"] = alert.payload
+        doc["raw_body"] = alert.raw_body
+        doc["errors"] = alert.errors
+        doc["duplicate_of"] = alert.duplicate_of
+        doc["children"] = [child_to_dict(c) for c in alert.children]
+        doc["plan"] = alert.plan
+        doc["orders"] = [order_to_dict(o) for o in alert.orders]
+        doc["fills"] = [fill_to_dict(f) for f in alert.fills]
+        doc["events"] = [{"at": _iso(e.at), "status": e.status, "message": e.message} for e in alert.events]
     return doc
 
 
-def child_to_dict(alert: Alert) -> dict[str, Any]:
+def child_to_dict(alert: Alert) -> ChildDoc:
     """One child of a fan-out as its parent lists it."""
     return {"id": alert.id, "account": alert.account, "status": alert.status, "reason": alert.reason}
 
 
-def get_alert(sessions: sessionmaker[Session], alert_id: str) -> dict[str, Any] | None:
+def get_alert(sessions: sessionmaker[Session], alert_id: str) -> AlertDoc | None:
     """One alert with its plan, orders, fills, audit trail and (for a fan-out parent) its children
     ``[{id, account, status, reason}]``; a child has ``parent_id``. None when unknown."""
     with sessions() as session:
@@ -126,7 +253,7 @@ def get_alert(sessions: sessionmaker[Session], alert_id: str) -> dict[str, Any] 
 
 def recent_alerts(
     sessions: sessionmaker[Session], limit: int = 20, status: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[AlertDoc]:
     """The newest alerts first (ids are time-ordered). A fan-out parent (``fanned_out``) carries
     its ``children`` ``[{id, account, status, reason}]``; each child is also listed on its own,
     with its ``parent_id``."""
@@ -138,7 +265,7 @@ def recent_alerts(
         return [_listed(a) for a in rows]
 
 
-def _listed(alert: Alert) -> dict[str, Any]:
+def _listed(alert: Alert) -> AlertDoc:
     doc = alert_to_dict(alert)
     if alert.status == AlertStatus.FANNED_OUT:
         doc["children"] = [child_to_dict(c) for c in alert.children]  # a parent is rare: lazy load
@@ -147,7 +274,7 @@ def _listed(alert: Alert) -> dict[str, Any]:
 
 def list_orders(
     sessions: sessionmaker[Session], *, working_only: bool = False, limit: int = 100
-) -> list[dict[str, Any]]:
+) -> list[OrderDoc]:
     """Orders as IB last reported them, newest first."""
     with sessions() as session:
         query = select(Order).order_by(Order.id.desc()).limit(max(1, min(limit, 1000)))
@@ -156,7 +283,7 @@ def list_orders(
         return [order_to_dict(o) for o in session.scalars(query)]
 
 
-def list_positions(sessions: sessionmaker[Session]) -> list[dict[str, Any]]:
+def list_positions(sessions: sessionmaker[Session]) -> list[PositionDoc]:
     """Non-zero positions as IB last reported them."""
     with sessions() as session:
         rows = session.scalars(select(Position).where(Position.quantity != 0).order_by(Position.symbol))
@@ -175,7 +302,7 @@ def list_positions(sessions: sessionmaker[Session]) -> list[dict[str, Any]]:
         ]
 
 
-def pnl_today(sessions: sessionmaker[Session], now: datetime | None = None) -> dict[str, Any]:
+def pnl_today(sessions: sessionmaker[Session], now: datetime | None = None) -> PnlDoc:
     """Today's (UTC) executions: trade count, realized PnL and commissions."""
     now = now or utcnow()
     start = datetime(now.year, now.month, now.day, tzinfo=UTC)
@@ -201,7 +328,7 @@ def is_paused(session: Session) -> bool:
     return row is not None and row.value == "1"
 
 
-def set_paused(sessions: sessionmaker[Session], paused: bool, by: str = "api") -> dict[str, Any]:
+def set_paused(sessions: sessionmaker[Session], paused: bool, by: str = "api") -> PausedDoc:
     """Pause or resume new entries; durable in the database (Redis keeps nothing on disk)."""
     with sessions.begin() as session:
         row = session.get(Control, PAUSED_KEY)
@@ -231,7 +358,7 @@ class FlattenRefused(ValueError):  # noqa: N818 - an answer to the operator, not
     """The flatten names an account no worker serves, or is not an account id (the message says which)."""
 
 
-def request_flatten(client: redis.Redis, account: str | None = None, by: str = "api") -> dict[str, Any]:
+def request_flatten(client: redis.Redis, account: str | None = None, by: str = "api") -> FlattenDoc:
     """Ask the worker of ``account`` to cancel all working orders and close all positions.
 
     Raises :class:`FlattenRefused` for a malformed account id, or one no live worker serves (when
@@ -247,7 +374,7 @@ def request_flatten(client: redis.Redis, account: str | None = None, by: str = "
     return {"flatten": "requested", "job_id": job.id, "account": account}
 
 
-def status(sessions: sessionmaker[Session], client: redis.Redis) -> dict[str, Any]:
+def status(sessions: sessionmaker[Session], client: redis.Redis) -> StatusDoc:
     """What an operator checks first: paused, workers and IB connection, queue depth, last alert."""
     with sessions() as session:
         paused = is_paused(session)

@@ -8,16 +8,15 @@ claims a Redis DB number with a file lock and creates its own PostgreSQL databas
 
 from __future__ import annotations
 
-import fcntl
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 import pytest
 import redis
-from support import TEST_ADMIN_TOKEN, TEST_SECRET, private_pg_database
+from fakes.telegram_api import FakeTelegramAPI
+from support import TEST_ADMIN_TOKEN, TEST_SECRET, claim_redis_db_number, private_pg_database
 
 REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 _LOCK_DIR = Path(os.environ.get("TMPDIR", "/tmp"))
@@ -30,35 +29,22 @@ _LOCK_DIR = Path(os.environ.get("TMPDIR", "/tmp"))
 REDIS_DB_WAIT_SECONDS = float(os.environ.get("TEST_REDIS_DB_WAIT_SECONDS", "240"))
 
 
-def _claim_redis_db_number() -> tuple[int, IO[str]] | None:
-    """Lock the first free DB number 1..15 (DB 0 is the developer's own); None when all are held."""
-    for number in range(1, 16):
-        handle = open(_LOCK_DIR / f"tv2ib-test-redis-db-{number}.lock", "w")  # noqa: SIM115 - held for the run
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            continue
-        return number, handle
-    return None
-
-
 @pytest.fixture(scope="session")
 def _redis_db_number() -> Iterator[int]:
     # Claimed by an exclusive lock for this whole test process (each xdist worker has its own).
     deadline = time.monotonic() + REDIS_DB_WAIT_SECONDS
-    while (claimed := _claim_redis_db_number()) is None:
+    while (claimed := claim_redis_db_number(_LOCK_DIR)) is None:
         if time.monotonic() > deadline:
             pytest.fail(
                 f"all Redis test DB numbers 1..15 are claimed by other test processes "
                 f"(waited {REDIS_DB_WAIT_SECONDS:.0f} s)"
             )
         time.sleep(0.5)
-    number, handle = claimed
+    number, lock = claimed
     try:
         yield number
     finally:
-        handle.close()
+        os.close(lock)
 
 
 @pytest.fixture
@@ -104,6 +90,14 @@ def base_env(redis_url: str, sqlite_url: str) -> dict[str, str]:
         "DATABASE_URL": sqlite_url,
         "REDIS_URL": redis_url,
     }
+
+
+@pytest.fixture
+def fake_tg() -> Iterator[FakeTelegramAPI]:
+    """A local fake of the Telegram Bot API (tests/fakes/telegram_api.py), running for one test."""
+    api = FakeTelegramAPI().start()
+    yield api
+    api.stop()
 
 
 def _run_order(item: pytest.Item) -> int:

@@ -1,19 +1,22 @@
 """Helpers any test module can import (``from support import ...``; tests/ is on ``sys.path``):
 waiting for a condition, free loopback ports, the test secret and admin token, private PostgreSQL
-databases, an alert queued as the web app queues it.
+databases, a Redis DB number of one's own, an alert queued as the web app queues it.
 
 ``wait_until`` and ``free_port`` are the ones ``tv2ib replay`` and ``bench/`` use (``cli/stack.py``:
 the product cannot import the tests), so there is one polling loop and one port finder in the tree.
 
 Several pytest runs share this machine's PostgreSQL; each creates databases with random names, so
-no run sees another's rows.
+no run sees another's rows. They share its Redis too: each test process claims one of the DB
+numbers 1..15 by a lock file in the temporary directory, whichever user runs the tests.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -29,6 +32,7 @@ from core.models import Alert, AlertStatus, utcnow
 __all__ = [
     "PG_ADMIN_URL",
     "alert_status",
+    "claim_redis_db_number",
     "end_process",
     "queue_alert",
     "TEST_ADMIN_TOKEN",
@@ -47,6 +51,51 @@ def private_pg_database(prefix: str = "tv2ib_test") -> contextlib.AbstractContex
     """A new, empty database on the test PostgreSQL server (``TEST_PG_URL``); yields its URL and
     drops it on exit (see :func:`cli.stack.private_pg_database`)."""
     return stack.private_pg_database(PG_ADMIN_URL, prefix)
+
+
+def _open_lock(path: Path) -> int | None:
+    """A descriptor to ``flock`` the lock file on, whoever created it; None when this user may not
+    open it (another user's file it cannot read, or a folder it cannot write): a number taken.
+
+    Read-only on purpose: ``flock`` needs no write access, and a file another user created (the
+    suite run as root before) is one this user can read but not write. A file this process creates
+    is made readable by everyone, whatever the umask, so that other users can lock it in turn."""
+    for _ in range(2):
+        try:
+            return os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            pass
+        except PermissionError:
+            return None
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:  # another process created it in between: open that one
+            continue
+        except PermissionError:
+            return None
+        os.fchmod(fd, 0o644)
+        return fd
+    return None
+
+
+def claim_redis_db_number(lock_dir: Path) -> tuple[int, int] | None:
+    """Lock the first free Redis DB number 1..15 (DB 0 is the developer's own) for as long as the
+    returned descriptor stays open: ``(number, descriptor)``; None when all are held.
+
+    One lock file per number, shared by every user of the machine (they share its Redis): a number
+    is free when nobody holds its lock, whoever created the file; one whose file this user cannot
+    open counts as taken, never as free."""
+    for number in range(1, 16):
+        fd = _open_lock(lock_dir / f"tv2ib-test-redis-db-{number}.lock")
+        if fd is None:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        return number, fd
+    return None
 
 
 def queue_alert(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from html import escape
 
@@ -49,10 +49,10 @@ def _scale(lo: float, hi: float, out_lo: float, out_hi: float) -> tuple[float, f
     return lo, hi, (out_hi - out_lo) / (hi - lo)
 
 
-def _y_axis(lo: float, hi: float, y_of: object) -> list[str]:
+def _y_axis(lo: float, hi: float, y_of: Callable[[float], float]) -> list[str]:
     parts = []
     for value in (lo, (lo + hi) / 2, hi):
-        y = y_of(value)  # type: ignore[operator]
+        y = y_of(value)
         parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>')
         parts.append(
             f'<text class="tick" x="{LEFT - 4}" y="{y + 4:.1f}" text-anchor="end">{escape(_fmt(value))}</text>'

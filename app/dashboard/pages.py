@@ -1,20 +1,39 @@
-"""Dashboard pictures, alert search, the strategy page and the live event stream.
+"""The dashboard's pages: home (state, today's pictures, alert search, positions, orders), one
+alert in full, one strategy, and the live event stream.
 
-Registered on the dashboard blueprint (imported at the end of :mod:`app.dashboard`), so they
-share its sign-in guard and security headers.
+Routes of the dashboard blueprint (:mod:`app.dashboard.access`), so they pass its sign-in guard
+and carry its security headers.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Response, request, url_for
 from markupsafe import Markup
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
 
-from app import analytics, events
-from app.dashboard import _ctx, _page, bp, charts
+from app.analytics import (
+    AlertQuery,
+    day_bounds,
+    latencies,
+    pnl_curve,
+    search_alerts,
+    strategy_names,
+    strategy_stats,
+)
+from app.dashboard.access import bp, page
+from app.dashboard.charts import bars, histogram, step_line
+from app.events import stream_response
+from app.resources import get_ctx, resources
+from core import services
 from core.models import AlertStatus
+from core.services import AlertDoc, OrderDoc
+
+log = logging.getLogger("app.dashboard")
 
 PER_PAGE = 50
 # The strategy page's curve starts this long ago (a strategy's whole recent history).
@@ -32,7 +51,7 @@ def _when(raw: str | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def alert_query(strategy: str | None = None) -> tuple[analytics.AlertQuery, list[str]]:
+def alert_query(strategy: str | None = None) -> tuple[AlertQuery, list[str]]:
     """The search criteria in the request's query string, and a note per ignored value."""
     problems = []
     status = request.args.get("status") or None
@@ -49,7 +68,7 @@ def alert_query(strategy: str | None = None) -> tuple[analytics.AlertQuery, list
         page = max(1, int(request.args.get("page") or 1))
     except ValueError:
         page = 1
-    query = analytics.AlertQuery(
+    query = AlertQuery(
         ticker=(request.args.get("ticker") or "").strip()[:64] or None,
         strategy=strategy if strategy is not None else (request.args.get("strategy") or None),
         status=status,
@@ -63,9 +82,9 @@ def alert_query(strategy: str | None = None) -> tuple[analytics.AlertQuery, list
 
 def search_context(strategy: str | None = None) -> dict[str, Any]:
     """Template values of the alerts list: the page of alerts, pagination links, the form."""
-    ctx = _ctx()
+    ctx = get_ctx()
     query, problems = alert_query(strategy)
-    alerts, total = analytics.search_alerts(ctx.sessions, query)
+    alerts, total = search_alerts(ctx.sessions, query)
     pages = max(1, -(-total // PER_PAGE))
     args = {k: v for k, v in request.args.items() if v and k != "page"}
     endpoint = request.endpoint or "dashboard.home"
@@ -86,62 +105,110 @@ def search_context(strategy: str | None = None) -> dict[str, Any]:
         "search_problems": problems,
         "filtered": any(k in args for k in ("ticker", "strategy", "status", "since", "until")),
         "statuses": [s.value for s in AlertStatus],
-        "strategies": analytics.strategy_names(ctx.sessions),
+        "strategies": strategy_names(ctx.sessions),
     }
 
 
 def charts_context() -> dict[str, Any]:
     """The home page's pictures: today's PnL curve, PnL and win rate per strategy, latency."""
-    ctx = _ctx()
-    start, end = analytics.day_bounds()
-    stats = analytics.strategy_stats(ctx.sessions, since=start)
+    ctx = get_ctx()
+    start, end = day_bounds()
+    stats = strategy_stats(ctx.sessions, since=start)
     return {
         "day": start.date().isoformat(),
         "stats": stats,
-        "pnl_chart": charts.step_line(
-            analytics.pnl_curve(ctx.sessions, start, end), "Realized PnL today (net of fees)"
-        ),
-        "strategy_chart": charts.bars(
+        "pnl_chart": step_line(pnl_curve(ctx.sessions, start, end), "Realized PnL today (net of fees)"),
+        "strategy_chart": bars(
             [(s["strategy"], s["pnl"]) for s in stats if s["pnl"] or s["trades"]],
             "PnL per strategy today",
             empty="no fills today",
         ),
-        "latency_chart": charts.histogram(
-            analytics.latencies(ctx.sessions, start, end), "Webhook to order on the wire today"
-        ),
+        "latency_chart": histogram(latencies(ctx.sessions, start, end), "Webhook to order on the wire today"),
     }
+
+
+def _working_first(sessions: sessionmaker[Session]) -> list[OrderDoc]:
+    # Every working order (however old) on top, then the newest others; each group newest first.
+    working = services.list_orders(sessions, working_only=True, limit=500)
+    refs = {o["order_ref"] for o in working}
+    return working + [o for o in services.list_orders(sessions, limit=100) if o["order_ref"] not in refs]
+
+
+@bp.get("/")
+def home() -> Response:
+    """State, today's pictures, alerts (with search and pages), positions, orders."""
+    ctx = get_ctx()
+    try:
+        state = services.status(ctx.sessions, ctx.redis)
+        pnl = services.pnl_today(ctx.sessions)
+        found = search_context()
+        pictures = charts_context()
+        positions = services.list_positions(ctx.sessions)
+        orders = _working_first(ctx.sessions)
+    except (OperationalError, InterfaceError) as exc:
+        log.warning("dashboard: database unreachable: %s", type(exc).__name__)
+        return page("home.html", status=503, database_ok=False, refresh=True, statuses=list(AlertStatus))
+    return page(
+        "home.html",
+        database_ok=True,
+        live=True,
+        state=state,
+        pnl=pnl,
+        **found,
+        **pictures,
+        positions=positions,
+        orders=orders,
+        working=services.WORKING_ORDER_STATUSES,
+        webhook_url=request.host_url + "webhook",
+    )
+
+
+@bp.get("/alerts/<alert_id>")
+def alert(alert_id: str) -> Response:
+    """One alert in full: summary, raw body, payload, errors, plan, orders, fills, audit trail."""
+    doc = services.get_alert(get_ctx().sessions, alert_id[:26])
+    if doc is None:
+        return page("not_found.html", status=404, alert_id=alert_id[:26])
+    plan = doc.get("plan") or None
+    extra_plan = {}
+    if isinstance(plan, dict):
+        shown = {"kind", "legs", "reference_price", "reference_source", "notes", "instrument"}
+        extra_plan = {k: v for k, v in plan.items() if k not in shown}
+    return page(
+        "alert.html", a=doc, plan=plan, extra_plan=extra_plan, live=True, timeline=alert_timeline(doc)
+    )
 
 
 @bp.get("/strategies/<path:name>")
 def strategy(name: str) -> Response:
     """One strategy: its figures (alerts, trades, win rate, PnL), PnL curve, latency and alerts."""
-    ctx = _ctx()
+    ctx = get_ctx()
     name = name[:128]
     now = datetime.now(UTC)
-    stats = analytics.strategy_stats(ctx.sessions, strategy=name)
+    stats = strategy_stats(ctx.sessions, strategy=name)
     figures = stats[0] if stats else None
     if figures is None:
-        return _page("strategy.html", status=404, name=name, figures=None)
+        return page("strategy.html", status=404, name=name, figures=None)
     since = now - STRATEGY_HISTORY
     context = search_context(strategy=name)
-    return _page(
+    return page(
         "strategy.html",
         name=name,
         figures=figures,
         live=True,
-        pnl_chart=charts.step_line(
-            analytics.pnl_curve(ctx.sessions, since, now + timedelta(minutes=1), strategy=name),
+        pnl_chart=step_line(
+            pnl_curve(ctx.sessions, since, now + timedelta(minutes=1), strategy=name),
             f"Realized PnL of {name} (net of fees, last 90 days)",
         ),
-        latency_chart=charts.histogram(
-            analytics.latencies(ctx.sessions, since, now + timedelta(minutes=1), strategy=name),
+        latency_chart=histogram(
+            latencies(ctx.sessions, since, now + timedelta(minutes=1), strategy=name),
             f"Webhook to order on the wire, {name}",
         ),
         **context,
     )
 
 
-def alert_timeline(doc: dict[str, Any]) -> Markup:
+def alert_timeline(doc: AlertDoc) -> Markup:
     """Seconds from receipt to each step of the alert's audit trail, as bars."""
     received = _when(doc.get("received_at"))
     items = []
@@ -149,10 +216,10 @@ def alert_timeline(doc: dict[str, Any]) -> Markup:
         at = _when(event.get("at"))
         if received is not None and at is not None:
             items.append((str(event.get("status")), max(0.0, (at - received).total_seconds())))
-    return charts.bars(items, "Seconds from receipt to each step", empty="no steps recorded yet", unit=" s")
+    return bars(items, "Seconds from receipt to each step", empty="no steps recorded yet", unit=" s")
 
 
 @bp.get("/events")
 def event_stream() -> Response:
     """The live event stream for this signed-in browser (same stream as ``GET /api/events``)."""
-    return events.stream_response()
+    return stream_response(get_ctx(), resources().streams)

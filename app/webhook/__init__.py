@@ -7,7 +7,9 @@ One module per step, in the order a request meets them:
 * :mod:`~app.webhook.ratelimit` per-address request and auth-failure limits in Redis (fail open)
 * :mod:`~app.webhook.auth`      secret (constant time), per-strategy secrets, TradingView addresses
 * :mod:`~app.webhook.parsing`   bounded body read, strict JSON, secret removal for storage
-* :mod:`~app.webhook.schema`    validation into THE normalised payload (:class:`core.payload.AlertPayload`)
+* :mod:`~app.webhook.screening` unknown keys (with hints), unfilled placeholders, deep nesting
+* :mod:`~app.webhook.schema`    validation into THE normalised payload (:class:`core.payload.AlertPayload`),
+  field by field (:mod:`~app.webhook.fields`) and across fields
 * :mod:`~app.webhook.fanout`    one alert, several accounts: the accounts an alert goes to
 * :mod:`~app.webhook.dedup`     idempotency keys
 * :mod:`~app.webhook.store`     persistence (race-free dedup claims), committed before the answer

@@ -28,14 +28,24 @@ from typing import Any
 import redis
 from flask import Request
 
-from app.webhook import auth, parsing, store
+from app.webhook.auth import SECRET_HEADER, address_allowed, presented_secret, secret_ok
 from app.webhook.dedup import idempotency_key
 from app.webhook.fanout import Route, route
 from app.webhook.marker import QueuedMarker
 from app.webhook.notices import IntakeNotices
+from app.webhook.parsing import (
+    BodyError,
+    Decoded,
+    check_content_type,
+    decode_alert,
+    read_body,
+    secret_in_text,
+    stored_body,
+)
 from app.webhook.ratelimit import WebhookLimiter
 from app.webhook.redaction import HOLDER_MESSAGE, Redactor, nest
-from app.webhook.schema import field_errors_summary, normalise_alert
+from app.webhook.schema import Normalised, field_errors_summary, normalise_alert
+from app.webhook.store import Child, FanOutRows, Recorded, make_fast_engine, record_invalid, record_valid
 from core.context import AppContext
 from core.enqueue import enqueue_alert
 from core.ids import new_alert_id
@@ -91,7 +101,7 @@ class Intake:
             self.notices.failure_digest_seconds,
         )
         self.marker = QueuedMarker(ctx.engine)
-        self.fast_engine = store.make_fast_engine(ctx.engine)
+        self.fast_engine = make_fast_engine(ctx.engine)
         # served accounts from the workers' heartbeats, re-read every few seconds, not per alert
         self.served = ServedCache(ctx.redis)
 
@@ -105,7 +115,7 @@ class Intake:
         """``value`` with every configured secret replaced by ``***`` (keys and strings)."""
         return self.redactor.value(value)
 
-    def _refusals(self, decoded: parsing.Decoded, alert: dict[str, Any]) -> dict[str, Any]:
+    def _refusals(self, decoded: Decoded, alert: dict[str, Any]) -> dict[str, Any]:
         """Field errors that stop an alert before validation: duplicate keys (which value was
         meant is unknown) and fields holding a secret (named, never echoed)."""
         errors = nest(
@@ -145,15 +155,35 @@ class Intake:
 
     def handle(self, request: Request) -> Outcome:
         """Run the whole pipeline for ``request``. Database errors propagate (the view answers 503)."""
-        settings = self.settings
         address = request.remote_addr or "unknown"
-        if not auth.address_allowed(settings, address):
+        raw = self._read(request, address)
+        if isinstance(raw, Outcome):
+            return raw
+        decoded = decode_alert(raw)
+        alert, text = decoded.alert, decoded.text
+        if decoded.error is not None or alert is None:
+            return self._unparsable(request, address, raw, text, decoded.error or "unparsable body")
+        refused = self._authenticate(request, address, alert)
+        if refused is not None:
+            return refused
+        body_text = stored_body(text, raw, self.redactor)
+        checked = self._validate(decoded, alert)
+        if isinstance(checked, dict):
+            errors = self._scrub(checked)
+            reason = "invalid alert: " + field_errors_summary(errors)
+            alert_id = self._record_invalid(body_text, errors, reason, address, self._shown_columns(alert))
+            return error_outcome(422, "invalid", "invalid_alert", reason, fields=errors, alert_id=alert_id)
+        return self._store(*checked, body_text, address)
+
+    def _read(self, request: Request, address: str) -> bytes | Outcome:
+        """The body, once the address may send alerts and the body is one to read; else the refusal."""
+        if not address_allowed(self.settings, address):
             refused = error_outcome(403, "forbidden", "forbidden", "this address may not send alerts")
             return self._unauthenticated(address, refused, auth_failure=True, cause=CAUSE_ADDRESS)
         try:
-            parsing.check_content_type(request)
-            raw = parsing.read_body(request, settings.max_body_bytes)
-        except parsing.BodyError as exc:
+            check_content_type(request)
+            return read_body(request, self.settings.max_body_bytes)
+        except BodyError as exc:
             outcome = {408: "timeout", 413: "too_large", 415: "unsupported"}.get(exc.status, "bad_request")
             refused = error_outcome(exc.status, outcome, parsing_code(exc.status), exc.message)
             if exc.status in (400, 408):
@@ -161,54 +191,54 @@ class Intake:
                 refused.headers["Connection"] = "close"
             return self._unauthenticated(address, refused, auth_failure=False)
 
-        decoded = parsing.decode_alert(raw)
-        alert, text, parse_error = decoded.alert, decoded.text, decoded.error
-        if parse_error is not None or alert is None:
-            return self._unparsable(request, address, raw, text, parse_error or "unparsable body")
-
-        presented = auth.presented_secret(alert, request.headers)
-        if not auth.secret_ok(settings, presented, alert.get("strategy")):
+    def _authenticate(self, request: Request, address: str, alert: dict[str, Any]) -> Outcome | None:
+        """None when the alert carries a valid secret and its sender is within its limit; else the
+        refusal (401, or 429 once the address is out of attempts or over its limit)."""
+        presented = presented_secret(alert, request.headers)
+        if not secret_ok(self.settings, presented, alert.get("strategy")):
             refused = error_outcome(401, "unauthorized", "unauthorized", "missing or wrong secret")
             return self._unauthenticated(address, refused, auth_failure=True, cause=CAUSE_SECRET)
-        over_limit = self._authenticated_over_limit(address)
-        if over_limit is not None:
-            return over_limit
+        return self._authenticated_over_limit(address)
 
-        body_text = parsing.stored_body(text, raw, self.redactor)
+    def _validate(self, decoded: Decoded, alert: dict[str, Any]) -> tuple[Normalised, Route] | dict[str, Any]:
+        """The alert normalised and routed to its account(s), or the field errors that refuse it."""
         errors = self._refusals(decoded, alert)
-        normalised = None
-        if not errors:
-            normalised, errors = normalise_alert(alert, max_quantity=settings.max_order_quantity)
-        routed = None
-        if normalised is not None:
-            routed = route(normalised, self.risk_file)
-            refusals = _account_refusals(routed, self.served.get())
-            if refusals:  # no worker would ever take it: say so now, not in 120 s; store no child
-                routed, errors = None, {"account": refusals}
-        if normalised is None or routed is None:
-            errors = self._scrub(errors)
-            reason = "invalid alert: " + field_errors_summary(errors)
-            alert_id = self._record_invalid(body_text, errors, reason, address, self._shown_columns(alert))
-            return error_outcome(422, "invalid", "invalid_alert", reason, fields=errors, alert_id=alert_id)
+        if errors:
+            return errors
+        normalised, errors = normalise_alert(alert, max_quantity=self.settings.max_order_quantity)
+        if normalised is None:
+            return errors
+        routed = route(normalised, self.risk_file)
+        refusals = _account_refusals(routed, self.served.get())
+        if refusals:  # no worker would ever take it: say so now, not in 120 s; store no child
+            return {"account": refusals}
+        return normalised, routed
 
+    def _store(self, normalised: Normalised, routed: Route, body_text: str, address: str) -> Outcome:
+        """Commit the valid alert (or find the one it repeats), enqueue it, and say so."""
         # The idempotency key is that of the alert as SENT (a list of accounts, or none), not of
         # where the risk file routed it: a resend after the file changed is still a duplicate.
         sent = self._scrub(normalised.to_json())
         fan_out = None
         if routed.fans_out:
-            children = tuple(store.Child(a, self._scrub(routed.child_payload(a))) for a in routed.accounts)
-            fan_out = store.FanOutRows(children, routed.parent_reason())
-        recorded = store.record_valid(
+            children = tuple(Child(a, self._scrub(routed.child_payload(a))) for a in routed.accounts)
+            fan_out = FanOutRows(children, routed.parent_reason())
+        recorded = record_valid(
             self.ctx.engine,
             fast_engine=self.fast_engine,
             payload=sent if routed.fans_out else self._scrub(routed.payload.to_json()),
             raw_body=body_text,
             client_ip=address,
             idempotency_key=idempotency_key(sent),
-            window_seconds=settings.dedup_window_seconds,
+            window_seconds=self.settings.dedup_window_seconds,
             signal_time=_signal_time(sent.get("time")),
             fan_out=fan_out,
         )
+        return self._answer(recorded, routed)
+
+    def _answer(self, recorded: Recorded, routed: Route) -> Outcome:
+        """200 for a duplicate (the first alert's id and status), else 202 once enqueued."""
+        body: dict[str, Any]
         if recorded.duplicate_of is not None:
             body = {"alert_id": recorded.duplicate_of, "status": recorded.first_status, "duplicate": True}
             if recorded.children:
@@ -231,17 +261,17 @@ class Intake:
 
         A secret presented here counts like any other attempt: a wrong one is an authentication
         failure (429 once the address is out of attempts), a right one is stored."""
-        presented = request.headers.get(auth.SECRET_HEADER) or parsing.secret_in_text(text)
+        presented = request.headers.get(SECRET_HEADER) or secret_in_text(text)
         reason = self.redactor.text(reason)  # it may quote a placeholder holding the secret
         refused = error_outcome(400, "bad_request", "bad_request", reason)
-        if presented is None or not auth.secret_ok(self.settings, presented, any_configured=True):
+        if presented is None or not secret_ok(self.settings, presented, any_configured=True):
             # no secret at all: a template that lost its JSON is reported like a wrong secret
             cause = CAUSE_UNREADABLE if presented is None else CAUSE_SECRET
             return self._unauthenticated(address, refused, auth_failure=presented is not None, cause=cause)
         over_limit = self._authenticated_over_limit(address)
         if over_limit is not None:
             return over_limit
-        body_text = parsing.stored_body(text, raw, self.redactor)
+        body_text = stored_body(text, raw, self.redactor)
         alert_id = self._record_invalid(
             body_text, {"_body": [reason]}, f"invalid alert: {reason}", address, {}
         )
@@ -260,7 +290,7 @@ class Intake:
         if notice is not None and self.served.get().simulator:  # the workers trade ibsim: say so
             notice = simulator_marked(notice)
         with self.ctx.engine.connect() as conn:
-            return store.record_invalid(
+            return record_invalid(
                 conn,
                 alert_id=alert_id,
                 raw_body=body_text,
@@ -272,7 +302,7 @@ class Intake:
                 settings=self.settings,
             )
 
-    def _enqueue_children(self, children: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
+    def _enqueue_children(self, children: tuple[tuple[str, str | None], ...]) -> list[dict[str, str | None]]:
         """Enqueue a fan-out's committed children, each on its account's queue. Once Redis fails,
         the rest are not tried (each try could cost its connect timeout, and TradingView waits 3 s
         at most): they stay ``received`` and the relay enqueues them."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,8 +128,8 @@ def decode_alert(raw: bytes) -> Decoded:
     def build_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         obj = dict(pairs)
         if len(obj) != len(pairs):
-            seen: set[str] = set()
-            repeated[id(obj)] = sorted({k for k, _ in pairs if k in seen or seen.add(k)})  # type: ignore[func-returns-value]
+            counts = Counter(k for k, _ in pairs)
+            repeated[id(obj)] = sorted(k for k, n in counts.items() if n > 1)
             keep.append(obj)
         return obj
 

@@ -7,22 +7,32 @@ JSON keys and the choices are derived from it; this module adds only the validat
 Input rules: numbers may arrive as numeric strings; enums are case-insensitive; unknown fields
 (top level and inside takeProfit/stopLoss) are refused with a "did you mean" hint; any string
 still holding a TradingView placeholder ``{{...}}`` is refused naming the placeholder.
+
+* :mod:`app.webhook.fields`    the kinds of value (numbers, choices, texts, accounts, tickers, times)
+* :mod:`app.webhook.screening` unknown keys, unfilled placeholders and deep nesting, before the schema
+* this module                  the schemas of an alert and its exits, cross-field rules, the result
 """
 
 from __future__ import annotations
 
-import difflib
-import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, get_args
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
 
-from core.account_ids import account_id_problem
+from app.webhook.fields import SIZE_DECIMALS, Accounts, Choice, Flag, Number, Text, Ticker, Timestamp
+from app.webhook.screening import (
+    INPUT_ALIASES,
+    MAX_NESTING,
+    STOP_LOSS_FIELDS,
+    TAKE_PROFIT_FIELDS,
+    TOP_LEVEL_FIELDS,
+    check_unknown,
+    find_placeholders,
+    nesting_depth,
+)
 from core.payload import (
     Action,
     AlertPayload,
@@ -30,27 +40,10 @@ from core.payload import (
     OrderType,
     QuantityType,
     Sentiment,
-    StopLoss,
     StopType,
-    TakeProfit,
     TimeInForce,
-    json_names,
-    number_from_json,
 )
 
-MAX_ABS_NUMBER = Decimal("1e12")
-# Order sizes: IB's finest size increment is 0.00000001 (crypto); sizes travel to IB as floats,
-# exact to 15 significant digits.
-SIZE_DECIMALS = 8
-SIZE_DIGITS = 15
-MAX_NESTING = 16
-# Bounds on the work and the size of error reports an authenticated but broken alert can cause.
-MAX_REPORTED_UNKNOWN = 20
-MAX_HINTED_NAME = 64
-PLACEHOLDER_RE = re.compile(r"\{\{[^{}]{0,200}\}\}")
-# \Z, not $: "$" also matches before a trailing newline, so "NASDAQ\n" would pass as an exchange.
-TICKER_RE = re.compile(r"^[A-Z0-9][A-Z0-9._!/&-]{0,31}\Z")
-EXCHANGE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_.-]{0,31}\Z")
 # A fan-out writes one child row per account before the answer: a bound on that work.
 MAX_FANOUT_ACCOUNTS = 20
 
@@ -62,238 +55,6 @@ QUANTITY_TYPES: tuple[str, ...] = get_args(QuantityType)
 ORDER_TYPES: tuple[str, ...] = get_args(OrderType)
 STOP_TYPES: tuple[str, ...] = get_args(StopType)
 TIME_IN_FORCE: tuple[str, ...] = get_args(TimeInForce)
-
-# Every field list comes from core.payload's dataclasses.
-PAYLOAD_KEYS = json_names(AlertPayload)
-# Accepted names that are not payload keys: an alias, folded into the payload key it names.
-INPUT_ALIASES = {"signalPrice": "price"}
-# Payload keys an alert does not send: ``exchange`` is the prefix of ``ticker``.
-DERIVED_KEYS = frozenset({"exchange"})
-TOP_LEVEL_FIELDS = (
-    "secret",
-    *(
-        name
-        for key in PAYLOAD_KEYS
-        if key not in DERIVED_KEYS
-        for name in (key, *(alias for alias, target in INPUT_ALIASES.items() if target == key))
-    ),
-)
-TAKE_PROFIT_FIELDS = json_names(TakeProfit)
-STOP_LOSS_FIELDS = json_names(StopLoss)
-
-
-def decimal_places(number: Decimal) -> int:
-    """Decimals of ``number`` as written, trailing zeros aside ("1.50" -> 1); exact at any size."""
-    _, digits, exponent = number.as_tuple()
-    if not isinstance(exponent, int) or exponent >= 0:
-        return 0
-    trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
-    return max(0, -exponent - trailing)
-
-
-def significant_digits(number: Decimal) -> int:
-    """Digits between the first and the last non-zero digit ("0.00120" -> 2; "1200" -> 2)."""
-    text = "".join(map(str, number.as_tuple().digits)).strip("0")
-    return len(text)
-
-
-class Number(fields.Field):
-    """A finite number from a JSON number or a numeric string; booleans are refused.
-
-    Returns a Decimal that remembers the JSON number the payload stores (an int when a whole
-    number was written without a point, else the float's shortest round-trip; see core.payload).
-    ``below`` is a strict upper bound, ``max_value`` and ``at_least`` inclusive bounds; ``max_decimals`` (with
-    :data:`SIZE_DIGITS` significant digits) is for order sizes, which IB takes with limited
-    precision."""
-
-    def __init__(
-        self,
-        *,
-        positive: bool = True,
-        max_value: Decimal | None = None,
-        below: Decimal | None = None,
-        at_least: Decimal | None = None,
-        integer: bool = False,
-        max_decimals: int | None = None,
-        **kw: Any,
-    ):
-        super().__init__(**kw)
-        self.positive = positive
-        self.max_value = max_value
-        self.below = below
-        self.at_least = at_least
-        self.integer = integer
-        self.max_decimals = max_decimals
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise ValidationError("must be a number")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValidationError(f"must be a finite number of at most {MAX_ABS_NUMBER:,.0f}")
-        text = value.strip().replace("_", "x") if isinstance(value, str) else repr(value)
-        try:
-            # via the text, so a float keeps the digits that were sent (0.1, not 0.1000000000000000055)
-            number = Decimal(text)
-        except (InvalidOperation, ValueError):
-            raise ValidationError(f"must be a number, got {value!r:.40}") from None
-        if not number.is_finite() or abs(number) > MAX_ABS_NUMBER:
-            raise ValidationError(f"must be a finite number of at most {MAX_ABS_NUMBER:,.0f}")
-        if self.positive and number <= 0:
-            raise ValidationError("must be greater than 0")
-        if self.at_least is not None and number < self.at_least:
-            raise ValidationError(f"must be at least {self.at_least}")
-        if self.max_value is not None and number > self.max_value:
-            raise ValidationError(f"must be at most {self.max_value}")
-        if self.below is not None and number >= self.below:
-            raise ValidationError(f"must be below {self.below}")
-        if self.max_decimals is not None:
-            if decimal_places(number) > self.max_decimals:
-                raise ValidationError(
-                    f"has more than {self.max_decimals} decimals; IB takes sizes to "
-                    f"{self.max_decimals} decimals at most"
-                )
-            if significant_digits(number) > SIZE_DIGITS:
-                raise ValidationError(f"has more than {SIZE_DIGITS} significant digits")
-        whole = number == number.to_integral_value()
-        if self.integer and not whole:
-            raise ValidationError("must be a whole number")
-        if whole and (self.integer or "." not in text and "e" not in text.lower()):
-            return number_from_json(int(number), self.name or "number")
-        result = float(number)
-        if number != 0 and result == 0:  # "1e-400": a tiny exponent that no float can hold
-            raise ValidationError("is too close to 0 to be a price or a size")
-        # what the stored JSON will say (a float), as a Decimal that goes back to it exactly
-        return number_from_json(result, self.name or "number")
-
-
-class Choice(fields.Field):
-    """A case-insensitive enum value, returned lower-case."""
-
-    def __init__(self, choices: tuple[str, ...], aliases: Mapping[str, str] | None = None, **kw: Any):
-        super().__init__(**kw)
-        self.choices = choices
-        self.aliases = aliases or {}
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        if not isinstance(value, str):
-            raise ValidationError(f"must be one of {', '.join(self.choices)}")
-        lowered = value.strip().lower()
-        lowered = self.aliases.get(lowered, lowered)
-        if lowered not in self.choices:
-            hint = []
-            if len(lowered) <= MAX_HINTED_NAME:
-                hint = difflib.get_close_matches(lowered, self.choices, n=1, cutoff=0.6)
-            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise ValidationError(f"must be one of {', '.join(self.choices)}, got {value!r:.40}{extra}")
-        return lowered
-
-
-class Flag(fields.Field):
-    """A boolean from true/false or the strings TradingView users quote ("true", "1", "yes")."""
-
-    TRUE = {"true", "1", "yes", "on"}
-    FALSE = {"false", "0", "no", "off", ""}
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        if isinstance(value, str) and value.strip().lower() in self.TRUE | self.FALSE:
-            return value.strip().lower() in self.TRUE
-        raise ValidationError("must be true or false")
-
-
-class Text(fields.Field):
-    """A short string (numbers are accepted and turned into strings, e.g. an ``id`` of 42)."""
-
-    def __init__(self, *, max_length: int, pattern: re.Pattern[str] | None = None, **kw: Any):
-        super().__init__(**kw)
-        self.max_length = max_length
-        self.pattern = pattern
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise ValidationError("must be a string")
-        text = str(value).strip()
-        if not text:
-            raise ValidationError("must not be empty")
-        if len(text) > self.max_length:
-            raise ValidationError(f"must be at most {self.max_length} characters")
-        if self.pattern is not None and not self.pattern.match(text):
-            raise ValidationError("contains characters that are not allowed (letters, digits, _ . - only)")
-        return text
-
-
-class Accounts(fields.Field):
-    """``account``: one IB account id, or a list of them (a fan-out: one child alert per account).
-
-    Returns the string, or a tuple of distinct ids for a list. A one-element list is that account
-    (no fan-out). Each id is an account id by core/account_ids.py (``default`` is not one); an
-    account named twice is refused rather than guessed at (two orders for one account, or one?)."""
-
-    def __init__(self, *, max_accounts: int, **kw: Any):
-        super().__init__(**kw)
-        self.max_accounts = max_accounts
-
-    def one(self, value: Any) -> str:
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise ValidationError("must be a string")
-        text = str(value).strip()
-        problem = account_id_problem(text)
-        if problem is not None:
-            raise ValidationError(problem)
-        return text
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str | tuple[str, ...]:
-        if not isinstance(value, list):
-            return self.one(value)
-        if not value:
-            raise ValidationError("an empty list names no account; give one account or several")
-        if len(value) > self.max_accounts:
-            raise ValidationError(f"at most {self.max_accounts} accounts in one alert, got {len(value)}")
-        accounts: list[str] = []
-        for position, item in enumerate(value):
-            try:
-                account = self.one(item)
-            except ValidationError as exc:
-                raise ValidationError(f"item {position + 1}: {exc.messages[0]}") from None
-            if account in accounts:
-                raise ValidationError(f"names account {account} twice; name each account once")
-            accounts.append(account)
-        return accounts[0] if len(accounts) == 1 else tuple(accounts)
-
-
-class Ticker(fields.Field):
-    """``AAPL`` or ``EXCHANGE:TICKER``; returns (exchange or None, ticker), upper-case."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[str | None, str]:
-        if not isinstance(value, str) or not value.strip():
-            raise ValidationError("must be a symbol such as AAPL, NASDAQ:AAPL or ES1!")
-        exchange, sep, ticker = value.strip().upper().rpartition(":")
-        if sep and not EXCHANGE_RE.match(exchange):
-            raise ValidationError(f"exchange prefix {exchange[:40]!r} is not a valid exchange name")
-        if not TICKER_RE.match(ticker):
-            raise ValidationError(
-                "must be a symbol of letters, digits and . _ ! / & - (at most 32 characters), "
-                f"got {value.strip()[:40]!r}"
-            )
-        return (exchange or None), ticker
-
-
-class Timestamp(fields.Field):
-    """ISO-8601 (``{{timenow}}``); returned as UTC ISO text with ``Z``."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        if not isinstance(value, str) or len(value) > 64:
-            raise ValidationError("must be an ISO-8601 time such as 2026-11-22T07:35:25Z")
-        try:
-            parsed = datetime.fromisoformat(value.strip().replace("z", "Z").replace("Z", "+00:00"))
-        except ValueError:
-            raise ValidationError("must be an ISO-8601 time such as 2026-11-22T07:35:25Z") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)  # TradingView's times are UTC
-        return parsed.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class TakeProfitSchema(Schema):
@@ -449,81 +210,6 @@ _check_fields(AlertSchema, TOP_LEVEL_FIELDS[1:])
 _check_fields(TakeProfitSchema, TAKE_PROFIT_FIELDS)
 _check_fields(StopLossSchema, STOP_LOSS_FIELDS)
 _SCHEMA = AlertSchema()
-
-
-# Names other webhook tools use for our fields.
-ALIASES = {
-    "qty": "quantity",
-    "contracts": "quantity",
-    "size": "quantity",
-    "side": "action",
-    "symbol": "ticker",
-    "tp": "takeProfit",
-    "sl": "stopLoss",
-    "type": "orderType",
-    "tif": "timeInForce",
-}
-
-
-def _hint(name: str, known: tuple[str, ...], fallback: str = "put free-form data in 'extras'") -> str:
-    lowered = {k.lower(): k for k in known}
-    match = lowered.get(name.lower().replace("_", "").replace("-", ""))
-    if match is None and ALIASES.get(name.lower()) in known:
-        match = ALIASES[name.lower()]
-    if match is None and len(name) <= MAX_HINTED_NAME:  # difflib's cost grows with the length
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        match = close[0] if close else None
-    if match is not None:
-        return f"unknown field; did you mean {match!r}?"
-    return f"unknown field; {fallback}"
-
-
-def check_unknown(alert: Mapping[str, Any]) -> dict[str, Any]:
-    """Errors for unknown keys at the top level and inside takeProfit / stopLoss."""
-    errors: dict[str, Any] = {}
-    unknown = [str(key) for key in alert if key not in TOP_LEVEL_FIELDS]
-    for key in unknown[:MAX_REPORTED_UNKNOWN]:
-        errors[key[:MAX_HINTED_NAME]] = [_hint(key, TOP_LEVEL_FIELDS[1:])]
-    if len(unknown) > MAX_REPORTED_UNKNOWN:
-        errors["_unknown"] = [f"{len(unknown) - MAX_REPORTED_UNKNOWN} more unknown fields not listed"]
-    for parent, known in (("takeProfit", TAKE_PROFIT_FIELDS), ("stopLoss", STOP_LOSS_FIELDS)):
-        nested = alert.get(parent)
-        if isinstance(nested, Mapping):
-            fallback = f"{parent} takes {', '.join(known)}"
-            for key in [str(k) for k in nested if k not in known][:MAX_REPORTED_UNKNOWN]:
-                errors.setdefault(parent, {})[key[:MAX_HINTED_NAME]] = [_hint(key, known, fallback)]
-    return errors
-
-
-def find_placeholders(value: Any) -> list[str]:
-    """TradingView ``{{...}}`` placeholders left unexpanded anywhere in ``value`` (strings only)."""
-    found: list[str] = []
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            found.extend(PLACEHOLDER_RE.findall(item))
-        elif isinstance(item, Mapping):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return sorted(set(found))
-
-
-def nesting_depth(value: Any) -> int:
-    """Depth of nested objects/arrays, computed without recursion."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if deepest > MAX_NESTING:
-            return deepest
-        if isinstance(item, Mapping):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return deepest
 
 
 def _add_error(errors: dict[str, Any], key: str, message: str) -> None:

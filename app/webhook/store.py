@@ -24,7 +24,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from sqlalchemy import (
     Connection,
@@ -46,6 +46,29 @@ from core.alert_rows import ALERTS, CLAIMS, INSERT_EVENT, insert_event
 from core.ids import new_alert_id
 from core.models import AlertStatus, utcnow
 from core.notices import NoticeDraft, enqueue_draft
+
+
+class AlertRow(TypedDict):
+    """The columns intake writes for one alert (every other column keeps its default)."""
+
+    id: str
+    status: str
+    reason: str | None
+    received_at: datetime
+    updated_at: datetime
+    raw_body: str
+    client_ip: str | None
+    strategy: str | None
+    account: str | None
+    ticker: str | None
+    action: str | None
+    enqueue_attempts: int
+    errors: NotRequired[dict[str, Any]]  # an invalid alert's: field -> problems
+    payload: NotRequired[dict[str, Any]]  # a valid alert's normalised payload
+    idempotency_key: NotRequired[str | None]
+    duplicate_of: NotRequired[str | None]
+    signal_time: NotRequired[datetime | None]
+    parent_id: NotRequired[str]  # a fan-out child's parent
 
 
 @dataclass(frozen=True)
@@ -76,7 +99,7 @@ class Recorded:
     status: str
     duplicate_of: str | None = None
     first_status: str | None = None
-    children: tuple[tuple[str, str], ...] = ()
+    children: tuple[tuple[str, str | None], ...] = ()
 
 
 _INSERT_ALERT = insert(ALERTS)
@@ -127,10 +150,11 @@ def record_invalid(
     alert = alert or {}
     now = utcnow()
     alert_id = alert_id or new_alert_id()
-    row = {
+    reason = clean_text(reason)
+    row: AlertRow = {
         "id": alert_id,
         "status": AlertStatus.INVALID.value,
-        "reason": clean_text(reason),
+        "reason": reason,
         "received_at": now,
         "updated_at": now,
         "raw_body": clean_text(raw_body),
@@ -144,7 +168,7 @@ def record_invalid(
     }
     with conn.begin():
         conn.execute(_INSERT_ALERT, row)
-        insert_event(conn, alert_id, now, row["status"], row["reason"])
+        insert_event(conn, alert_id, now, row["status"], reason)
         if notice is not None and settings is not None:
             enqueue_draft(conn, notice, settings)
     return alert_id
@@ -253,10 +277,41 @@ def record_valid(
     ``fan_out.reason``) together with one ``received`` child per account, all in the SAME
     transaction as the dedup claim, so either the whole fan-out is committed or nothing is, and
     a resend finds the claim and becomes a duplicate of the parent with no new children."""
+    row = _valid_row(payload, raw_body, client_ip, idempotency_key, signal_time)
+    now = row["received_at"]
+    if window_seconds > 0 and fast_engine is not None and fan_out is None:
+        params = dict(row, payload=json.dumps(payload), expires_at=now + timedelta(seconds=window_seconds))
+        inserted = _record_fresh(fast_engine, params)
+        if inserted is not None:
+            return Recorded(alert_id=inserted, status=row["status"])
+        row["id"] = new_alert_id()  # the fallback below must not reuse an id tried here
+    with engine.connect() as conn, conn.begin():
+        # The claim is the transaction's first statement (a write): on SQLite it takes the write
+        # lock at once, so no stale read snapshot can make the transaction fail to upgrade.
+        alert_id = row["id"]
+        owner = (
+            _claim(conn, idempotency_key, alert_id, now, window_seconds) if window_seconds > 0 else alert_id
+        )
+        if owner != alert_id:
+            return _record_duplicate(conn, row, owner, window_seconds)
+        if fan_out is not None:
+            return _record_fan_out(conn, row, fan_out)
+        conn.execute(_INSERT_ALERT, row)
+        insert_event(conn, alert_id, now, row["status"], "received")
+    return Recorded(alert_id=alert_id, status=row["status"])
+
+
+def _valid_row(
+    payload: dict[str, Any],
+    raw_body: str,
+    client_ip: str | None,
+    idempotency_key: str,
+    signal_time: datetime | None,
+) -> AlertRow:
+    """The ``received`` row of a valid alert, with a new id."""
     now = utcnow()
-    alert_id = new_alert_id()
-    row: dict[str, Any] = {
-        "id": alert_id,
+    return {
+        "id": new_alert_id(),
         "status": AlertStatus.RECEIVED.value,
         "reason": None,
         "received_at": now,
@@ -273,46 +328,21 @@ def record_valid(
         "signal_time": signal_time,
         "enqueue_attempts": 0,
     }
-    if window_seconds > 0 and fast_engine is not None and fan_out is None:
-        params = dict(row, payload=json.dumps(payload), expires_at=now + timedelta(seconds=window_seconds))
-        inserted = _record_fresh(fast_engine, params)
-        if inserted is not None:
-            return Recorded(alert_id=inserted, status=row["status"])
-        alert_id = row["id"] = new_alert_id()  # the fallback below must not reuse an id tried here
-    first_status = None
-    message = "received"
-    with engine.connect() as conn, conn.begin():
-        # The claim is the transaction's first statement (a write): on SQLite it takes the write
-        # lock at once, so no stale read snapshot can make the transaction fail to upgrade.
-        owner = (
-            _claim(conn, idempotency_key, alert_id, now, window_seconds) if window_seconds > 0 else alert_id
-        )
-        if owner != alert_id:
-            first_status = conn.scalar(_ALERT_STATUS, {"b_id": owner})
-            row["status"] = AlertStatus.DUPLICATE.value
-            row["duplicate_of"] = owner
-            row["reason"] = message = (
-                f"duplicate of alert {owner} (same idempotency key within {window_seconds:g} s)"
-            )
-        children: tuple[tuple[str, str], ...] = ()
-        if owner != alert_id:
-            if first_status == AlertStatus.FANNED_OUT.value:
-                children = tuple((c, a) for c, a in conn.execute(_CHILDREN, {"b_id": owner}).all())
-        elif fan_out is not None:
-            row["status"] = AlertStatus.FANNED_OUT.value
-            row["reason"] = fan_out.reason
-            row["account"] = None  # the accounts are the children's; the payload keeps what was sent
-        conn.execute(_INSERT_ALERT, row)
-        if owner == alert_id and fan_out is not None:
-            insert_event(conn, alert_id, now, AlertStatus.RECEIVED.value, message)
-            insert_event(conn, alert_id, now, row["status"], fan_out.reason)
-            children = _insert_children(conn, row, fan_out.children, now)
-        else:
-            insert_event(conn, alert_id, now, row["status"], message)
-    if owner == alert_id:
-        return Recorded(alert_id=alert_id, status=row["status"], children=children)
+
+
+def _record_duplicate(conn: Connection, row: AlertRow, owner: str, window_seconds: float) -> Recorded:
+    """``row`` stored as a duplicate of ``owner`` (the key's first alert), with the first alert's
+    status and, when it fanned out, its children."""
+    first_status = conn.scalar(_ALERT_STATUS, {"b_id": owner})
+    message = f"duplicate of alert {owner} (same idempotency key within {window_seconds:g} s)"
+    row["status"], row["duplicate_of"], row["reason"] = AlertStatus.DUPLICATE.value, owner, message
+    children: tuple[tuple[str, str | None], ...] = ()
+    if first_status == AlertStatus.FANNED_OUT.value:
+        children = tuple((c, a) for c, a in conn.execute(_CHILDREN, {"b_id": owner}).all())
+    conn.execute(_INSERT_ALERT, row)
+    insert_event(conn, row["id"], row["received_at"], row["status"], message)
     return Recorded(
-        alert_id=alert_id,
+        alert_id=row["id"],
         status=row["status"],
         duplicate_of=owner,
         first_status=first_status,
@@ -320,27 +350,39 @@ def record_valid(
     )
 
 
+def _record_fan_out(conn: Connection, row: AlertRow, fan_out: FanOutRows) -> Recorded:
+    """``row`` stored as a fan-out parent (terminal) with its ``received`` children."""
+    now = row["received_at"]
+    # the accounts are the children's; the payload keeps what was sent
+    row["status"], row["reason"], row["account"] = AlertStatus.FANNED_OUT.value, fan_out.reason, None
+    conn.execute(_INSERT_ALERT, row)
+    insert_event(conn, row["id"], now, AlertStatus.RECEIVED.value, "received")
+    insert_event(conn, row["id"], now, row["status"], fan_out.reason)
+    children = _insert_children(conn, row, fan_out.children, now)
+    return Recorded(alert_id=row["id"], status=row["status"], children=children)
+
+
 def _insert_children(
-    conn: Connection, parent: dict[str, Any], children: tuple[Child, ...], now: datetime
-) -> tuple[tuple[str, str], ...]:
+    conn: Connection, parent: AlertRow, children: tuple[Child, ...], now: datetime
+) -> tuple[tuple[str, str | None], ...]:
     """The ``received`` child rows of ``parent`` (inserted after it: the foreign key), each with
     its own id (hence its own orderRefs) and no idempotency key (the parent holds the claim)."""
-    rows = []
+    rows: list[AlertRow] = []
     # ids in the order the accounts were given (ids are time-ordered, random within a millisecond):
     # every list of the children (by id) then shows them in that order
     ids = sorted(new_alert_id() for _ in children)
     for child_id, child in zip(ids, children, strict=True):
         rows.append(
-            dict(
-                parent,
-                id=child_id,
-                status=AlertStatus.RECEIVED.value,
-                reason=None,
-                payload=child.payload,
-                idempotency_key=None,
-                account=_short(child.account, 64),
-                parent_id=parent["id"],
-            )
+            {
+                **parent,
+                "id": child_id,
+                "status": AlertStatus.RECEIVED.value,
+                "reason": None,
+                "payload": child.payload,
+                "idempotency_key": None,
+                "account": _short(child.account, 64),
+                "parent_id": parent["id"],
+            }
         )
     conn.execute(_INSERT_ALERT, rows)
     events = [

@@ -9,13 +9,12 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from app.metrics import get_metrics
 from app.resources import resources
-from app.webhook.intake import Intake, error_outcome
+from app.webhook.intake import error_outcome
 
 log = logging.getLogger("tv2ib.webhook")
 
@@ -26,10 +25,9 @@ bp = Blueprint("webhook", __name__)
 def webhook() -> Response:
     """Take one TradingView alert; see docs/intake.md "HTTP answers" for every status."""
     started = time.perf_counter()
-    intake = resources().intake
-    assert intake is not None
+    web = resources()
     try:
-        result = intake.handle(request)
+        result = web.intake.handle(request)
     except (OperationalError, InterfaceError, PoolTimeout) as exc:
         # TradingView resends after a 5xx; the pool's pre-ping reconnects once the database is back.
         log.warning("database unavailable during intake: %s", type(exc).__name__)
@@ -44,7 +42,7 @@ def webhook() -> Response:
     response.status_code = result.status
     response.headers.update(result.headers)
     elapsed = time.perf_counter() - started
-    get_metrics(current_app).observe(result.outcome, result.status, elapsed)
+    web.metrics.observe(result.outcome, result.status, elapsed)
     reason = result.body.get("message", "")
     log.info(
         "webhook %s alert=%s status=%s latency_ms=%.1f client=%s%s",
@@ -66,6 +64,4 @@ def webhook() -> Response:
 
 
 def init_app(app: Flask) -> None:
-    web = resources(app)
-    web.intake = Intake(web.ctx, web.risk_file)
     app.register_blueprint(bp)

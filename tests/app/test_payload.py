@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.webhook.schema import STOP_LOSS_FIELDS, TAKE_PROFIT_FIELDS, TOP_LEVEL_FIELDS, normalise
+from app.webhook.schema import normalise
+from app.webhook.screening import STOP_LOSS_FIELDS, TAKE_PROFIT_FIELDS, TOP_LEVEL_FIELDS
 from core.payload import AlertPayload, PayloadError, StopLoss, TakeProfit
 
 

@@ -104,6 +104,30 @@ class _Lines:
             pytest.fail(f"no line matching {pattern!r} in scripts/run's output:\n{self.text()}")
 
 
+def _kill_what_is_left(run: subprocess.Popen[str]) -> None:
+    """scripts/run and every process below it, when a test ends before they did."""
+    if run.poll() is None:
+        for pid in _descendants(run.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        run.kill()
+        run.wait()
+
+
+def _start_run(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """scripts/run in a session of its own, its output (stdout and stderr) on one pipe."""
+    return subprocess.Popen(
+        [str(ROOT / "scripts" / "run"), *args],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_run_restarts_a_killed_worker_and_ibsim_keeps_the_web_up_and_stops_everything(
@@ -121,16 +145,7 @@ def test_run_restarts_a_killed_worker_and_ibsim_keeps_the_web_up_and_stops_every
         "WEB_WORKERS": "1",
         "NO_COLOR": "1",
     }
-    run = subprocess.Popen(
-        [str(ROOT / "scripts" / "run"), "--sim"],  # IB_PORT is set: the simulator only when asked for
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    run = _start_run("--sim", env=env)  # IB_PORT is set: the simulator only when asked for
     out = _Lines(run.stdout)
     healthz = f"http://127.0.0.1:{port}/healthz"
 
@@ -184,12 +199,7 @@ def test_run_restarts_a_killed_worker_and_ibsim_keeps_the_web_up_and_stops_every
         assert order[-1] == "sim", out.text()  # the worker's warm stop still had its IB Gateway
         assert not web_up()
     finally:
-        if run.poll() is None:
-            for pid in _descendants(run.pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            run.kill()
-            run.wait()
+        _kill_what_is_left(run)
 
 
 def _run_env(tmp_path: Path, redis_url: str, **values: str) -> dict[str, str]:
@@ -220,16 +230,7 @@ def test_run_never_starts_the_simulator_on_an_ib_port_the_user_set(tmp_path, red
     # would be traded by the worker, and would keep the gateway from binding its port.
     if _port_answers("tcp://127.0.0.1:4001"):
         pytest.skip("something listens on 127.0.0.1:4001 on this machine")
-    run = subprocess.Popen(
-        [str(ROOT / "scripts" / "run")],
-        cwd=ROOT,
-        env=_run_env(tmp_path, redis_url, IB_PORT="4001"),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    run = _start_run(env=_run_env(tmp_path, redis_url, IB_PORT="4001"))
     out = _Lines(run.stdout)
     try:
         out.wait_for(
@@ -245,12 +246,7 @@ def test_run_never_starts_the_simulator_on_an_ib_port_the_user_set(tmp_path, red
         run.send_signal(signal.SIGTERM)
         assert run.wait(timeout=90) == 0, out.text()
     finally:
-        if run.poll() is None:
-            for pid in _descendants(run.pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            run.kill()
-            run.wait()
+        _kill_what_is_left(run)
 
 
 @pytest.mark.parametrize(

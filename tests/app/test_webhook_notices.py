@@ -36,13 +36,6 @@ FAST = SenderConfig(poll_seconds=0.1, backoff_first=0.2, backoff_max=1.0)
 
 
 @pytest.fixture
-def fake_tg() -> Iterator[FakeTelegramAPI]:
-    api = FakeTelegramAPI().start()
-    yield api
-    api.stop()
-
-
-@pytest.fixture
 def tg_app(make_app: Callable[..., Flask], fake_tg: FakeTelegramAPI) -> Callable[..., Flask]:
     """An app whose notices go to the fake Bot API's chat ``CHAT`` (overrides: more settings)."""
 

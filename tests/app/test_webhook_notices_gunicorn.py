@@ -6,7 +6,6 @@ reach the chat through the notifier)."""
 from __future__ import annotations
 
 import html
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -25,13 +24,6 @@ pytestmark = pytest.mark.e2e
 
 CHAT = "4343"
 WINDOW = "8"  # NOTIFY_DIGEST_SECONDS: long enough for the 20 requests to fall in one run
-
-
-@pytest.fixture
-def fake_tg() -> Iterator[FakeTelegramAPI]:
-    api = FakeTelegramAPI().start()
-    yield api
-    api.stop()
 
 
 def test_gunicorn_reports_a_422_at_once_and_twenty_bad_secrets_in_one_notice(

@@ -132,13 +132,19 @@ def test_redaction_filter_scrubs_messages_args_and_extras():
 
 def test_json_log_lines_carry_extras_without_secrets():
     configure_logging("INFO", "json", [SECRET])
-    handler = next(h for h in logging.getLogger().handlers if getattr(h, "_tv2ib_configured", False))
+    handler = next(
+        h
+        for h in logging.getLogger().handlers
+        if isinstance(h, logging.StreamHandler) and getattr(h, "_tv2ib_configured", False)
+    )
     buffer = io.StringIO()
-    previous = handler.setStream(buffer)
+    # not setStream: it flushes the handler's stream first, and when an earlier test in this process
+    # made the handler, that stream is the earlier test's capture file, closed since
+    previous, handler.stream = handler.stream, buffer
     try:
         logging.getLogger("tv2ib.test").info("webhook %s", SECRET, extra={"alert_id": "A1"})
     finally:
-        handler.setStream(previous)
+        handler.stream = previous
         configure_logging("INFO", "text", [])
     line = json.loads(buffer.getvalue().strip().splitlines()[-1])
     assert line["alert_id"] == "A1" and line["msg"] == "webhook ***" and line["level"] == "info"

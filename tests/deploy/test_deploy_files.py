@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -66,11 +67,16 @@ def test_nginx_site_passes_nginx_t(tmp_path: Path) -> None:
                 "-days", "1", "-subj", "/CN=tv2ib.example.com"])  # fmt: skip
     assert made.returncode == 0, made.stderr
     site = (DEPLOY / "nginx" / "tv2ib.conf").read_text()
-    # the certificate paths are the only change: certbot's files do not exist here
+    # two changes only: certbot's files do not exist here (a fresh certificate instead), and
     live = "/etc/letsencrypt/live/tv2ib.example.com/"
     assert site.count(live) == 2
     site = site.replace(live + "fullchain.pem", str(cert)).replace(live + "privkey.pem", str(key))
-    (tmp_path / "site.conf").write_text(site)
+    # nginx -t binds every listen address, where ports 80 and 443 need root (free high ports instead)
+    listens = {"80": str(free_port()), "443": str(free_port())}
+    directive = re.compile(r"^(\s*listen (?:\[::\]:)?)(80|443)\b", re.MULTILINE)
+    tested, changed = directive.subn(lambda m: m[1] + listens[m[2]], site)
+    assert changed == 4
+    (tmp_path / "site.conf").write_text(tested)
     temps = " ".join(
         f"{kind}_temp_path {tmp_path / kind};"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")

@@ -49,13 +49,6 @@ def any_sessions(request: pytest.FixtureRequest) -> sessionmaker[Session]:
 
 
 @pytest.fixture
-def fake_tg() -> Iterator[FakeTelegramAPI]:
-    api = FakeTelegramAPI().start()
-    yield api
-    api.stop()
-
-
-@pytest.fixture
 def tg_env(base_env: dict[str, str], fake_tg: FakeTelegramAPI) -> dict[str, str]:
     return {
         **base_env,

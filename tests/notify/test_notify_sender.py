@@ -233,10 +233,18 @@ def test_stop_flushes_what_is_pending(
 ) -> None:
     notifier = Notifier(tg_settings, sqlite_sessions, None, poll_timeout=1.0)
     notifier.start()
+    write_five_then_stop(notifier, sqlite_sessions, tg_settings)
+    assert_five_delivered(sqlite_sessions, fake_tg)
+
+
+def write_five_then_stop(notifier: Notifier, sessions: sessionmaker[Session], settings: Settings) -> None:
     for n in range(5):
-        record(sqlite_sessions, tg_settings, None, n)  # no wake: stop() must still deliver them
+        record(sessions, settings, None, n)  # no wake: stop() must still deliver them
     notifier.stop(timeout=5.0)
-    assert unsent(sqlite_sessions) == 0
+
+
+def assert_five_delivered(sessions: sessionmaker[Session], fake_tg: FakeTelegramAPI) -> None:
+    assert unsent(sessions) == 0
     assert prices_seen(fake_tg, "111") == list(range(5))
 
 
@@ -290,14 +298,11 @@ def test_stop_during_the_first_lease_attempt_still_flushes(
         notifier = Notifier(tg_settings, sqlite_sessions, None, poll_timeout=1.0)
         notifier.start()
         assert first_in_flight.wait(5)
-        for n in range(5):
-            record(sqlite_sessions, tg_settings, None, n)
-        notifier.stop(timeout=5.0)
+        write_five_then_stop(notifier, sqlite_sessions, tg_settings)
     finally:
         event.remove(engine, "before_cursor_execute", hold_statements)
         event.remove(engine, "after_cursor_execute", after_statement)
-    assert unsent(sqlite_sessions) == 0
-    assert prices_seen(fake_tg, "111") == list(range(5))
+    assert_five_delivered(sqlite_sessions, fake_tg)
 
 
 def test_notices_written_while_stopped_go_out_after_start(

@@ -9,7 +9,7 @@ The worker calls exactly two things::
     notifier.start(); notifier.wake(); notifier.ib_connection_changed(False, "1100 ...")
     notifier.worker_stopping("SIGTERM"); notifier.stop(timeout=5.0)
 
-``compose`` says what a notice reads like (pure), ``outbox`` stores it durably, ``sender`` and
+``compose`` says what a notice reads like (pure), ``notice_rows`` stores it durably, ``sender`` and
 ``transport`` deliver it, ``bot`` answers commands, ``notifier`` runs it all on one thread.
 """
 

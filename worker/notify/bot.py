@@ -20,7 +20,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Update
@@ -39,9 +39,24 @@ from telegram.ext import (
 
 from config.settings import Settings
 from core import services
-from worker.notify import notice_rows, replies
-from worker.notify.replies import Command
+from worker.notify.notice_rows import pending_count
+from worker.notify.replies import (
+    Command,
+    esc,
+    flatten_done,
+    flatten_question,
+    help_text,
+    last_text,
+    orders_text,
+    paused_text,
+    pnl_text,
+    positions_text,
+    status_text,
+)
 from worker.retry import backoff_delay
+
+if TYPE_CHECKING:
+    import redis
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +107,7 @@ class CommandBot:
         self,
         settings: Settings,
         sessions: sessionmaker[Session],
-        redis_client: Any,
+        redis_client: redis.Redis | None,
         *,
         poll_timeout: float = 10.0,
         confirm_seconds: int = FLATTEN_CONFIRM_SECONDS,
@@ -231,7 +246,7 @@ class CommandBot:
         return f"telegram:{user.id if user else update.effective_chat.id if update.effective_chat else '?'}"
 
     async def _help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self._reply(update, replies.help_text(COMMANDS))
+        await self._reply(update, help_text(COMMANDS))
 
     async def _status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         doc = await self._call(services.status, self.sessions, self.redis)
@@ -239,38 +254,34 @@ class CommandBot:
             doc["notices_pending"] = await self._call(self._notices_pending)
         except Exception:  # noqa: BLE001 - the count is a nicety
             pass
-        await self._reply(update, replies.status_text(doc))
+        await self._reply(update, status_text(doc))
 
     def _notices_pending(self) -> int:
         with self.sessions() as session:
-            return notice_rows.pending_count(session)
+            return pending_count(session)
 
     async def _positions(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self._reply(
-            update, replies.positions_text(await self._call(services.list_positions, self.sessions))
-        )
+        await self._reply(update, positions_text(await self._call(services.list_positions, self.sessions)))
 
     async def _orders(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         rows = await self._call(services.list_orders, self.sessions, working_only=True, limit=40)
-        await self._reply(update, replies.orders_text(rows))
+        await self._reply(update, orders_text(rows))
 
     async def _pnl(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self._reply(update, replies.pnl_text(await self._call(services.pnl_today, self.sessions)))
+        await self._reply(update, pnl_text(await self._call(services.pnl_today, self.sessions)))
 
     async def _last(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self._reply(
-            update, replies.last_text(await self._call(services.recent_alerts, self.sessions, 10))
-        )
+        await self._reply(update, last_text(await self._call(services.recent_alerts, self.sessions, 10)))
 
     async def _pause(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self._call(services.set_paused, self.sessions, True, self._by(update))
         log.warning("trading paused by %s", self._by(update))
-        await self._reply(update, replies.paused_text(True))
+        await self._reply(update, paused_text(True))
 
     async def _resume(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self._call(services.set_paused, self.sessions, False, self._by(update))
         log.warning("trading resumed by %s", self._by(update))
-        await self._reply(update, replies.paused_text(False))
+        await self._reply(update, paused_text(False))
 
     async def _flatten(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat_id = str(update.effective_chat.id) if update.effective_chat else ""
@@ -296,7 +307,7 @@ class CommandBot:
         )
         await self._reply(
             update,
-            replies.flatten_question(account, self.confirm_seconds),
+            flatten_question(account, self.confirm_seconds),
             reply_markup=keyboard,
         )
 
@@ -335,13 +346,13 @@ class CommandBot:
         try:
             doc = await self._call(services.request_flatten, self.redis, account, by)
         except services.FlattenRefused as exc:
-            await self._reply(update, f"⛔ Flatten refused: {replies.esc(str(exc))}")
+            await self._reply(update, f"⛔ Flatten refused: {esc(str(exc))}")
             return
         except Exception as exc:  # noqa: BLE001 - tell the owner rather than stay silent
             log.exception("flatten request failed")
             await self._reply(update, f"⛔ Flatten could not be requested: {type(exc).__name__}. Try again.")
             return
-        await self._reply(update, replies.flatten_done(doc))
+        await self._reply(update, flatten_done(doc))
 
     async def _error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("telegram command failed", exc_info=context.error)

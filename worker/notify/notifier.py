@@ -22,18 +22,26 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from core import events
 from core.events import AlarmEvent, DailySummaryEvent, Event, OutageEvent
-from worker.notify import jobs, lease, notice_rows, summary
 from worker.notify.compose import known_kinds
+from worker.notify.jobs import DailyAt, run_every
+from worker.notify.lease import SendLease
+from worker.notify.notice_rows import enqueue_notices, prune, target_chats
 from worker.notify.outage import OutageAlarm
 from worker.notify.sender import OutboxSender, SenderConfig
+from worker.notify.summary import daily_summary_event
 from worker.notify.transport import LogTransport, TelegramTransport, Transport
+
+if TYPE_CHECKING:
+    import redis
+
+    from worker.notify.bot import CommandBot
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +61,7 @@ class Notifier:
         self,
         settings: Settings,
         sessions: sessionmaker[Session],
-        redis_client: Any = None,
+        redis_client: redis.Redis | None = None,
         *,
         sender_config: SenderConfig | None = None,
         clock: Callable[[], float] = time.time,
@@ -83,7 +91,7 @@ class Notifier:
         self._stop_requested: asyncio.Event | None = None
         self._stop_timeout = 5.0
         self._lock = threading.Lock()
-        self.send_lease = lease.SendLease(sessions, self.owner, lease_ttl)
+        self.send_lease = SendLease(sessions, self.owner, lease_ttl)
         self._ib_connected: bool | None = None
         self.ib_outage = OutageAlarm(
             "ib_lost", "ib_restored", settings.ib_alarm_after_seconds, with_detail=True
@@ -92,7 +100,7 @@ class Notifier:
         self.redis_outage = OutageAlarm("redis_lost", "redis_restored", settings.redis_alarm_after_seconds)
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tv2ib-notifier-db")
         self.sender: OutboxSender | None = None
-        self.bot: Any = None  # worker.notify.bot.CommandBot when a token is set
+        self.bot: CommandBot | None = None  # when a token is set
         self.is_leader = False
         self._tasks: list[asyncio.Task[Any]] = []
         self._prune_task: asyncio.Task[None] | None = None
@@ -143,7 +151,7 @@ class Notifier:
         """Record a notice for ``event`` in its own transaction and wake the sender (for callers
         that have no transaction of their own; facts belong in the caller's transaction)."""
         with self.sessions.begin() as session:
-            added = notice_rows.enqueue_notices(session, event, self.settings, simulator=self.simulator())
+            added = enqueue_notices(session, event, self.settings, simulator=self.simulator())
         self.wake()
         return added
 
@@ -199,8 +207,8 @@ class Notifier:
         if self.redis is not None:
             self._tasks.append(loop.create_task(self._watch_redis(), name="notifier-redis"))
         if self.settings.daily_summary_time:
-            due = jobs.DailyAt.parse(self.settings.daily_summary_time)
-            summary_job = jobs.run_every(
+            due = DailyAt.parse(self.settings.daily_summary_time)
+            summary_job = run_every(
                 SUMMARY_CHECK_SECONDS, functools.partial(self._send_daily_summary, due), "daily summary"
             )
             self._tasks.append(loop.create_task(summary_job, name="notifier-summary"))
@@ -283,9 +291,9 @@ class Notifier:
         else:
             transport = LogTransport()
         self.sender = OutboxSender(self.sessions, transport, self._executor, self.sender_config)
-        self.sender.start(notice_rows.target_chats(self.settings))
+        self.sender.start(target_chats(self.settings))
         if self._prune_task is None or self._prune_task.done():
-            pruning = jobs.run_every(
+            pruning = run_every(
                 PRUNE_EVERY_SECONDS, self._prune_once, "notice pruning", while_=lambda: self.is_leader
             )
             self._prune_task = asyncio.get_running_loop().create_task(pruning, name="notifier-prune")
@@ -295,7 +303,7 @@ class Notifier:
         def prune_rows() -> int:
             cutoff = datetime.fromtimestamp(self.clock(), UTC) - NOTICE_RETENTION
             with self.sessions.begin() as session:
-                return notice_rows.prune(session, cutoff)
+                return prune(session, cutoff)
 
         removed = await self._db(prune_rows)
         if removed:
@@ -326,7 +334,7 @@ class Notifier:
 
         def write() -> int:
             with self.sessions.begin() as session:
-                return notice_rows.enqueue_notices(session, event, self.settings, simulator=self.simulator())
+                return enqueue_notices(session, event, self.settings, simulator=self.simulator())
 
         try:
             await self._db(write)
@@ -361,7 +369,7 @@ class Notifier:
 
     def _ping_redis(self) -> bool:
         try:
-            return bool(self.redis.ping())
+            return self.redis is not None and bool(self.redis.ping())
         except Exception:  # noqa: BLE001 - any failure means unreachable
             return False
 
@@ -384,11 +392,11 @@ class Notifier:
                 await self._enqueue(event)
             await asyncio.sleep(self.redis_ping_seconds)
 
-    def summary_event(self, now: datetime) -> dict[str, Any]:
+    def summary_event(self, now: datetime) -> DailySummaryEvent:
         """The daily summary of ``now``'s UTC day (blocking: database)."""
-        return summary.daily_summary_event(self.sessions, now)
+        return daily_summary_event(self.sessions, now)
 
-    async def _send_daily_summary(self, due: jobs.DailyAt) -> None:
+    async def _send_daily_summary(self, due: DailyAt) -> None:
         now = datetime.fromtimestamp(self.clock(), UTC)
         if due.due(now):
             await self._enqueue(await self._db(self.summary_event, now))

@@ -32,7 +32,9 @@ class OutageAlarm:
 
     @property
     def alarm_due_at(self) -> float | None:
-        return self.down_since + self.alarm_after if self.pending else None  # type: ignore[operator]
+        if self.down_since is None or self.alarmed:
+            return None
+        return self.down_since + self.alarm_after
 
     def went_down(self, at: float, detail: str = "") -> bool:
         """Record the connection down at ``at``; True when this starts a new outage."""

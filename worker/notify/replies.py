@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.notice_text import fit
-from worker.notify.compose import esc, num, signed
+from worker.notify.wording import esc, num, signed
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,15 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.notice_text import MAX_TEXT, text_length
-from worker.notify import notice_rows
+from worker.notify.notice_rows import (
+    LOG_CHAT,
+    give_up,
+    mark_sent,
+    pending,
+    pending_chats,
+    pending_count,
+    record_failure,
+)
 from worker.notify.transport import (
     ChatUnavailable,
     LogTransport,
@@ -177,7 +185,7 @@ class OutboxSender:
 
     def _pending_chats(self) -> list[str]:
         with self.sessions() as session:
-            return notice_rows.pending_chats(session)
+            return pending_chats(session)
 
     async def stop(self, timeout: float = 5.0) -> int:
         """Deliver what can be delivered within ``timeout`` (no backoff waits), then stop.
@@ -201,7 +209,7 @@ class OutboxSender:
 
     def _count_pending(self) -> int:
         with self.sessions() as session:
-            return notice_rows.pending_count(session)
+            return pending_count(session)
 
 
 class _ChatQueue:
@@ -214,7 +222,7 @@ class _ChatQueue:
         cfg = sender.config
         # Rows of the "log" pseudo chat (written while no token was configured) go to the log even
         # after a token is set: Telegram has no such chat.
-        self.transport: Transport = LogTransport() if chat_id == notice_rows.LOG_CHAT else sender.transport
+        self.transport: Transport = LogTransport() if chat_id == LOG_CHAT else sender.transport
         rate = cfg.per_chat_rate
         if chat_id.startswith("-"):
             # Groups and channels: Telegram allows 20 messages a minute. Pace here (where waiting
@@ -264,11 +272,12 @@ class _ChatQueue:
         with self.sender.sessions() as session:
             return [
                 PendingNotice(n.id, n.kind, n.text, bool(n.silent))
-                for n in notice_rows.pending(session, self.chat_id, self.sender.config.fetch_limit)
+                for n in pending(session, self.chat_id, self.sender.config.fetch_limit)
             ]
 
     async def _deliver(self, batch: list[PendingNotice]) -> bool:
-        sender, cfg = self.sender, self.sender.config
+        """Send one batch: True when it is done with (sent, or refused for good), False when it
+        waits for another try."""
         ids = [row.id for row in batch]
         text = batch_text(batch)
         silent = all(row.silent for row in batch)
@@ -290,18 +299,7 @@ class _ChatQueue:
             self._consume_single()
             return True
         except TemporaryFailure as exc:
-            self.failures += 1
-            unavailable = isinstance(exc, ChatUnavailable)
-            wait = cfg.unavailable_backoff if unavailable else self._backoff()
-            (log.error if unavailable or self.failures == 1 else log.warning)(
-                "notice to chat %s not delivered (attempt %d, retry in %.1f s): %s",
-                self.chat_id,
-                self.failures,
-                wait,
-                exc,
-            )
-            await self._db_quietly(self._record_failure, ids, str(exc))
-            await self._sleep(wait, until_recovered=not unavailable)  # a blocked chat stays blocked
+            await self._not_delivered(ids, exc)
             return False
         except Exception as exc:  # noqa: BLE001 - an unexpected bug: keep the notice, back off
             self.failures += 1
@@ -309,6 +307,28 @@ class _ChatQueue:
             await self._db_quietly(self._record_failure, ids, repr(exc))
             await self._sleep(self._backoff())
             return False
+        await self._sent(ids, started)
+        return True
+
+    async def _not_delivered(self, ids: list[int], exc: TemporaryFailure) -> None:
+        """A failure worth another try: count it, and wait (a blocked chat stays blocked; the
+        others wait out their backoff, or until another chat gets through)."""
+        self.failures += 1
+        unavailable = isinstance(exc, ChatUnavailable)
+        wait = self.sender.config.unavailable_backoff if unavailable else self._backoff()
+        (log.error if unavailable or self.failures == 1 else log.warning)(
+            "notice to chat %s not delivered (attempt %d, retry in %.1f s): %s",
+            self.chat_id,
+            self.failures,
+            wait,
+            exc,
+        )
+        await self._db_quietly(self._record_failure, ids, str(exc))
+        await self._sleep(wait, until_recovered=not unavailable)
+
+    async def _sent(self, ids: list[int], started: float) -> None:
+        """Telegram took the batch: mark its rows sent (retried until it is: never resent)."""
+        sender = self.sender
         if self.failures:
             log.info("notices to chat %s flow again after %d failed attempts", self.chat_id, self.failures)
             # Telegram is back: chats still sleeping off their backoff try again now.
@@ -323,16 +343,15 @@ class _ChatQueue:
             base=0.5,
             cap=0.5,
         )
-        self._consume_single(len(batch))
+        self._consume_single(len(ids))
         log.debug(
             "sent %d notice(s) to chat %s in %.0f ms",
-            len(batch),
+            len(ids),
             self.chat_id,
             (time.monotonic() - started) * 1000,
         )
         if sender.on_sent is not None:
             sender.on_sent(self.chat_id, ids)
-        return True
 
     def _consume_single(self, count: int = 1) -> None:
         if self.one_at_a_time:
@@ -364,12 +383,12 @@ class _ChatQueue:
 
     def _mark_sent(self, ids: list[int]) -> None:
         with self.sender.sessions.begin() as session:
-            notice_rows.mark_sent(session, ids)
+            mark_sent(session, ids)
 
     def _record_failure(self, ids: list[int], error: str) -> None:
         with self.sender.sessions.begin() as session:
-            notice_rows.record_failure(session, ids, error)
+            record_failure(session, ids, error)
 
     def _give_up(self, ids: list[int], error: str) -> None:
         with self.sender.sessions.begin() as session:
-            notice_rows.give_up(session, ids, error)
+            give_up(session, ids, error)

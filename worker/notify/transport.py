@@ -15,7 +15,10 @@ import asyncio
 import html
 import logging
 import re
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from telegram import Bot
 
 log = logging.getLogger(__name__)
 notices_log = logging.getLogger("tv2ib.notices")
@@ -97,7 +100,7 @@ class TelegramTransport:
     batching = True
     paced = True
 
-    def __init__(self, bot: object, ready: asyncio.Event | None = None, ready_wait: float = 5.0) -> None:
+    def __init__(self, bot: Bot, ready: asyncio.Event | None = None, ready_wait: float = 5.0) -> None:
         self.bot = bot
         self.ready = ready
         self.ready_wait = ready_wait
@@ -122,7 +125,7 @@ class TelegramTransport:
         )
 
         try:
-            await self.bot.send_message(  # type: ignore[attr-defined]
+            await self.bot.send_message(
                 chat_id=chat_ref(chat_id),
                 text=text,
                 parse_mode=ParseMode.HTML,

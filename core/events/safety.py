@@ -1,0 +1,155 @@
+"""What the worker's safety nets report: a position the guard could not protect again, a position
+that drifted from the one the strategy said it held, the daily loss limit reached, an alert of a
+strategy the risk file does not know."""
+
+from decimal import Decimal
+from typing import Literal, TypedDict
+
+
+class UnprotectedEvent(TypedDict):
+    """The guard could not put a position's take-profit / stop-loss back (it tried once)."""
+
+    type: Literal["unprotected"]
+    account: str
+    con_id: int
+    symbol: str
+    alert_id: str | None
+    position: str
+    position_text: str
+    missing: list[str]
+    detail: str
+    action_taken: str
+    raised_at: int  # part of the notice's dedup key: a later loss of protection alarms again
+
+
+class PositionDriftEvent(TypedDict):
+    """IB's position is not the one the strategy said it held before the alert."""
+
+    type: Literal["position_drift"]
+    alert_id: str
+    strategy: str | None
+    ticker: str
+    symbol: str
+    account: str | None
+    expected: str
+    actual: str
+    detail: str
+
+
+class DailyLossEvent(TypedDict):
+    """Today's loss reached the account's ``daily_loss_limit`` (risk file): entries are halted until
+    the trading day ends (worker/risk/gate.py); ``action`` says whether positions were flattened."""
+
+    type: Literal["daily_loss"]
+    account: str
+    day: str  # the trading day (ends 17:00 America/New_York)
+    pnl: str  # today's PnL, realized + unrealized, base currency
+    realized: str
+    unrealized: str | None
+    limit: str
+    source: str  # where the limit came from: defaults, account "DU1"
+    action: str
+    until: str
+
+
+class UnknownStrategyEvent(TypedDict):
+    """An alert named a strategy the risk file does not know (case aside): it was checked against
+    the defaults and its account's section only (a warning; worker/risk/gate.py)."""
+
+    type: Literal["unknown_strategy"]
+    alert_id: str
+    strategy: str
+    account: str | None
+    risk_file: str
+    known: list[str]  # the strategies the file has (at most 10)
+
+
+def unprotected(
+    *,
+    account: str,
+    con_id: int,
+    symbol: str,
+    alert_id: str | None,
+    position: Decimal,
+    position_text: str,
+    missing: list[str],
+    detail: str,
+    action_taken: str,
+    raised_at: int,
+) -> UnprotectedEvent:
+    return {
+        "type": "unprotected",
+        "account": account,
+        "con_id": con_id,
+        "symbol": symbol,
+        "alert_id": alert_id,
+        "position": str(position),
+        "position_text": position_text,
+        "missing": missing,
+        "detail": detail,
+        "action_taken": action_taken,
+        "raised_at": raised_at,
+    }
+
+
+def position_drift(
+    alert_id: str,
+    *,
+    strategy: str | None,
+    ticker: str,
+    symbol: str,
+    account: str | None,
+    expected: str,
+    actual: str,
+    detail: str,
+) -> PositionDriftEvent:
+    return {
+        "type": "position_drift",
+        "alert_id": alert_id,
+        "strategy": strategy,
+        "ticker": ticker,
+        "symbol": symbol,
+        "account": account,
+        "expected": expected,
+        "actual": actual,
+        "detail": detail,
+    }
+
+
+def daily_loss(
+    *,
+    account: str,
+    day: str,
+    pnl: str,
+    realized: str,
+    unrealized: str | None,
+    limit: str,
+    source: str,
+    action: str,
+    until: str,
+) -> DailyLossEvent:
+    return {
+        "type": "daily_loss",
+        "account": account,
+        "day": day,
+        "pnl": pnl,
+        "realized": realized,
+        "unrealized": unrealized,
+        "limit": limit,
+        "source": source,
+        "action": action,
+        "until": until,
+    }
+
+
+def unknown_strategy(
+    alert_id: str, *, strategy: str, account: str | None, risk_file: str, known: list[str]
+) -> UnknownStrategyEvent:
+    return {
+        "type": "unknown_strategy",
+        "alert_id": alert_id,
+        "strategy": strategy,
+        "account": account,
+        "risk_file": risk_file,
+        "known": known[:10],
+    }
