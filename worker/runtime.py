@@ -34,7 +34,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 import redis
@@ -50,7 +49,7 @@ from worker.contracts.symbol_map import SymbolResolver
 from worker.decision.order_types import OrderRules
 from worker.execution.executor import Executor, Requeue, RetryLater
 from worker.execution.guard import Guard
-from worker.execution.margin import MarginGate
+from worker.execution.what_if import MarginAsker
 from worker.ib import IBConnection, Trading
 from worker.metrics import WorkerMetrics
 from worker.notify import Notifier, enqueue_notices
@@ -139,6 +138,11 @@ class Worker:
             active=self.claims.serves_alone,
         )
         self.ib.watcher = self.guard
+        # the risk gate: the decision checks every opening order against its rules; the housekeeping
+        # thread runs its daily-loss check; SIGHUP reloads its file (one of self.reloaders)
+        self.risk = RiskGate(risk_file, ctx.sessions, self.ib, self.trading, recorder=self.recorder,
+                             ib_call_timeout=30.0)  # fmt: skip
+        self.risk.flatten = self._flatten_on_daily_loss
         self.executor = Executor(
             ctx.sessions,
             self.recorder,
@@ -152,23 +156,16 @@ class Worker:
             symbols=self.symbols,
             # order types (worker/decision/order_types.py): the extended-hours stop-limit / marketable-limit offset
             order_rules=OrderRules(settings.extended_hours_stop_limit_ticks),
-            # IB's what-if margin check before every opening order (worker/execution/margin.py)
-            margin=MarginGate(
+            # IB's what-if margin check before every opening order (worker/execution/what_if.py)
+            margin=MarginAsker(
                 self.ib,
                 self.trading,
                 enabled=settings.margin_check,
                 timeout=settings.margin_check_timeout_seconds,
             ),
+            guard=self.guard,  # the job sets specs and has the old exits put back
+            risk=self.risk,  # the risk file's limits, its default sizing and dry runs
         )
-        self.executor.guard = self.guard  # the job sets specs and has the old exits put back
-        # the risk gate: the executor checks every opening order with it; the housekeeping thread
-        # runs its daily-loss check; SIGHUP reloads its file (one of self.reloaders)
-        self.risk = RiskGate(risk_file, ctx.sessions, self.ib, self.trading, recorder=self.recorder,
-                             ib_call_timeout=30.0)  # fmt: skip
-        self.risk.flatten = self._flatten_on_daily_loss
-        self.executor.risk = self.risk
-        # sizing: the risk file's default_sizing for alerts that name no quantity (worker/decision/sizing.py)
-        self.executor.sizing_default = self._default_sizing
         # SIGHUP: each reloader re-reads one file and logs what changed (see reload())
         self.reloaders: list[Callable[[], object]] = [self.symbols.reload, self.reload_risk_file]
         self._reload_requested = threading.Event()
@@ -297,13 +294,6 @@ class Worker:
             self.notifier.enqueue_event(events.alarm("Risk file not reloaded", message))
         except Exception:  # noqa: BLE001 - the log line above already says it
             log.exception("the risk file alarm was not queued")
-
-    def _default_sizing(self, payload: Any) -> tuple[str, Decimal] | None:
-        """The risk file's ``default_sizing`` for the alert's strategy and this worker's account
-        (read at each alert, so a SIGHUP reload applies to the next one)."""
-        rules = self.risk.risk_file.rules_for(payload.strategy, self.trading.account)
-        default = rules.default_sizing
-        return None if default is None else (default.quantity_type, default.quantity)
 
     def _flatten_on_daily_loss(self, by: str) -> str:
         """``flatten_on_daily_loss``. From the housekeeping thread it waits for the job in hand (one

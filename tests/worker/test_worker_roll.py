@@ -14,10 +14,11 @@ from hypothesis import strategies as st
 
 from core.payload import AlertPayload
 from worker.contracts.effects import chart_position, decided_spec, scale_intent
-from worker.contracts.held_month import HeldMonth, RolledPositionHeld, earlier_months_held, keep_to_held_month
+from worker.contracts.held_month import HeldMonth, RolledPositionHeld, keep_to_held_month
 from worker.contracts.roll import exchange_today, is_current, next_midnight, pick_front, roll_date
 from worker.contracts.tickers import ContractSpec
 from worker.decision.positions import PositionIntent, decide
+from worker.ib.contracts import earlier_months_held
 from worker.ib.translate import pick_details
 
 CHICAGO = "US/Central"
@@ -210,8 +211,8 @@ def test_opening_while_the_old_month_is_held_is_refused(intent):
 
 def test_a_decided_future_acts_on_the_month_it_was_decided_on():
     spec = ContractSpec("FUT", "ES", "CME", front_index=1, roll_days=8)
-    pinned = decided_spec(spec, {"contract": {"con_id": 637002612}})
+    pinned = decided_spec(spec, 637002612)
     assert (pinned.con_id, pinned.front_index) == (637002612, 0)
     assert decided_spec(spec, None) == spec
     stock = ContractSpec("STK", "AAPL", "SMART")
-    assert decided_spec(stock, {"contract": {"con_id": 265598}}) == stock
+    assert decided_spec(stock, 265598) == stock

@@ -43,10 +43,12 @@ from decimal import ROUND_DOWN, ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
 from core.payload import AlertPayload, StopLoss
-from worker.decision.planner import Instrument, PlanRejected, _offset_price, is_exit
+from worker.decision.model import Instrument, PlanRejected
+from worker.decision.offsets import offset_price
+from worker.decision.positions import is_exit
 from worker.decision.rounding import limit_direction, protective_stop_direction, round_to_tick
 from worker.errors import Refused
-from worker.ib.account import AccountFigures
+from worker.recording.snapshots import AccountFigures
 
 SIZED_TYPES = ("dollar_amount", "risk_dollar_amount", "risk_percent", "percent_of_equity")
 RISK_TYPES = ("risk_dollar_amount", "risk_percent")
@@ -85,6 +87,16 @@ class Sizing:
             "quantity": None if self.quantity is None else _plain(self.quantity),
             "order_quantity": None if self.order_quantity is None else _plain(self.order_quantity),
         }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Sizing:
+        """The sizing as :meth:`to_json` stored it (``percent_of_position`` is not stored: None)."""
+
+        def dec(key: str) -> Decimal | None:
+            return None if doc.get(key) is None else Decimal(str(doc[key]))
+
+        return cls(str(doc["rule"]), str(doc["source"]), str(doc["role"]), str(doc["text"]), dec("quantity"),
+                   dec("order_quantity"), inputs={str(k): str(v) for k, v in (doc.get("inputs") or {}).items()})  # fmt: skip
 
 
 def size_alert(
@@ -314,7 +326,7 @@ def stop_distance(
         return None, distance
     away = -1 if long else 1
     try:
-        raw, _how = _offset_price(spec, "stopLoss", reference, tick, away)
+        raw, _how = offset_price(spec, "stopLoss", reference, tick, away)
     except PlanRejected as exc:
         raise _CannotSize(str(exc)) from exc
     stop = inst.grid.round(raw, protective_stop_direction("SELL" if long else "BUY"))

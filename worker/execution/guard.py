@@ -73,17 +73,15 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import Any
-
-from ib_async import MarketOrder
 
 from core import events
 from core.models import IB_ENDED_UNFILLED_STATUSES
 from worker.decision.guard_rules import GuardInput, guard_decision
 from worker.decision.positions import ExitChange, describe, exits_fit, side_closing
 from worker.errors import TemporaryError
+from worker.ib.orders import exit_role
 from worker.ib.position_reader import SETTLE_SECONDS
-from worker.ib.trading import Trading, exit_role
+from worker.ib.trading import Trading
 from worker.recording.protection import ProtectionRegistry, ProtectionSpec
 from worker.recording.recorder import Recorder, UnitOfWork
 
@@ -115,7 +113,6 @@ class Guard:
         settle_wait: float = SETTLE_SECONDS,
     ) -> None:
         self.trading = trading
-        self.conn = trading.conn
         self.registry = registry
         self.recorder = recorder
         self.flatten_unprotected = flatten_unprotected
@@ -129,7 +126,7 @@ class Guard:
         self._busy: dict[int, int] = {}
         # per spec (its identity: a new spec starts afresh): roles re-attached once, and whether
         # the unprotected alarm was raised for it
-        self._attached: dict[tuple[str, int], tuple[ProtectionSpec, set[str]]] = {}
+        self._attached: dict[tuple[str, int], tuple[ProtectionSpec | None, set[str]]] = {}
         self._alarmed: set[tuple[str, int, str]] = set()
         self.checks = 0  # for tests and metrics: checks that ran to the end
 
@@ -146,7 +143,7 @@ class Guard:
             self._busy[con_id] -= 1
             if self._busy[con_id] <= 0:
                 del self._busy[con_id]
-            self.conn.call_soon(self.poke, con_id)
+            self.trading.call_soon(self.poke, con_id)
 
     def protect(self, spec: ProtectionSpec) -> ProtectionSpec | None:
         """Make ``spec`` the position's protection (the job, when it plans); returns the previous
@@ -228,7 +225,7 @@ class Guard:
         """After a (re)connect: check every contract with a spec or working exits."""
         con_ids = set(self.registry.con_ids(self.trading.account))
         with contextlib.suppress(Exception):
-            con_ids |= {t.contract.conId for t in self.trading.ib.openTrades() if exit_role(t.order.orderRef)}
+            con_ids |= self.trading.exit_con_ids()
         for con_id in con_ids:
             self.poke(con_id)
 
@@ -262,7 +259,7 @@ class Guard:
 
     async def check(self, con_id: int, why: str, *, forced: bool = False) -> str:
         """Make the exits on ``con_id`` match the position; returns what was done (one sentence)."""
-        if not self.conn.ready:
+        if not self.trading.ready:
             return "IB not connected: checked after the reconnect"
         if not forced and self._taken(con_id):
             asyncio.get_event_loop().call_later(BUSY_RETRY_SECONDS, self.poke, con_id)
@@ -285,7 +282,7 @@ class Guard:
             wanted=spec.wanted_roles if spec is not None else frozenset(),
             settled=view.settled,
             entry_resting=bool(self.trading.resting_entries(con_id)),
-            dormant_bracket=self._dormant_bracket_resting(con_id),
+            dormant_bracket=self.trading.has_dormant_bracket(con_id),
             attached=frozenset(self._attempts(account, con_id, spec)),
         )
         decision = guard_decision(state)
@@ -311,19 +308,9 @@ class Guard:
     def _attempts(self, account: str, con_id: int, spec: ProtectionSpec | None) -> set[str]:
         held = self._attached.get((account, con_id))
         if held is None or held[0] != spec:
-            held = (spec, set())  # type: ignore[assignment]
-            self._attached[(account, con_id)] = held  # type: ignore[assignment]
-        return held[1]  # type: ignore[index]
-
-    def _dormant_bracket_resting(self, con_id: int) -> bool:
-        entries = self.trading.resting_entries(con_id)
-        if not entries:
-            return False
-        ids = {t.order.orderId for t in entries}
-        return any(
-            t.order.parentId in ids and exit_role(t.order.orderRef) is not None
-            for t in self.trading.ib.openTrades()
-        )
+            held = (spec, set())
+            self._attached[(account, con_id)] = held
+        return held[1]
 
     def _taken(self, con_id: int) -> bool:
         """A job works on the contract (or any job runs): the guard steps aside."""
@@ -340,7 +327,6 @@ class Guard:
     ) -> tuple[str, list[ExitChange]]:
         """Apply ``changes`` one at a time (each acknowledged by IB), stopping early when a job
         takes the contract meanwhile; returns the sentence and the changes applied."""
-        contract = self.trading.contract_for(con_id) if position != 0 else self._contract_of_exits(con_id)
         alert_id = spec.alert_id if spec is not None else ""
         prices = dict(spec.prices) if spec is not None else {}
         orders = dict(spec.orders) if spec is not None else {}  # a TRAIL stays a TRAIL (order_types.py)
@@ -351,7 +337,7 @@ class Guard:
             if applied and not forced and self._taken(con_id):
                 break
             snaps += await self.trading.apply_exit_changes(
-                contract, [change], alert_id=alert_id, prices=prices, oca_group=oca_group, orders=orders
+                con_id, [change], alert_id=alert_id, prices=prices, oca_group=oca_group, orders=orders
             )
             applied.append(change)
         parts = []
@@ -386,12 +372,6 @@ class Guard:
         if self.trading.working_exits(con_id):
             return self.trading.exit_oca_group(con_id, alert_id)
         return f"tv2ib:{alert_id}:{int(time.time())}"
-
-    def _contract_of_exits(self, con_id: int) -> Any:
-        for trade in self.trading.ib.openTrades():
-            if trade.contract.conId == con_id:
-                return trade.contract
-        return self.trading.contract_for(con_id)
 
     # ------------------------------------------------------------------ when it cannot
 
@@ -444,25 +424,12 @@ class Guard:
     async def _flatten(self, con_id: int, position: Decimal, spec: ProtectionSpec | None) -> str:
         """Cancel tv2ib's exits on the contract, then close the position at market."""
         try:
-            exits = [t for t in self.trading.ib.openTrades()
-                     if t.contract.conId == con_id and exit_role(t.order.orderRef)
-                     and t.order.clientId == self.conn.client_id]  # fmt: skip
-            if exits:
-                await self.trading.cancel_and_wait(exits)
-            position = self.trading.position_of(con_id)
-            if position == 0:
-                return "the position is flat now: nothing to close"
-            contract = self.trading.contract_for(con_id)
-            order = MarketOrder(side_closing(position), float(abs(position)))
-            order.orderRef = self.trading.free_ref(spec.alert_id if spec else "guard", "flatten")
-            order.account = self.trading.account or ""
-            order.tif = "DAY"
-            await self.conn.pacer.acquire(1)
-            self.conn.require_connected()
-            self.trading.ib.placeOrder(contract, order)
+            position = await self.trading.close_unprotected(con_id, spec.alert_id if spec else "guard")
         except Exception as exc:  # noqa: BLE001 - the alarm must go out whatever happens here
             log.exception("guard: closing the unprotected position on conId %s failed", con_id)
             return f"closing it at market FAILED ({exc}): close it by hand"
+        if position == 0:
+            return "the position is flat now: nothing to close"
         return f"closing it at market (FLATTEN_UNPROTECTED): {side_closing(position)} {_num(abs(position))}"
 
     def _note(self, uow: UnitOfWork, alert_id: str, message: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ib_async import Contract, Crypto, Forex, Stock, Trade
@@ -13,9 +13,11 @@ from ib_async.util import UNSET_DOUBLE
 
 from worker.contracts.roll import Pick, exchange_today, exchange_zone, last_trade_date, pick_front
 from worker.contracts.tickers import ContractSpec
-from worker.decision.planner import Instrument
+from worker.decision.margin import WhatIf
+from worker.decision.model import Instrument
 from worker.recording.snapshots import FillSnapshot, OrderSnapshot, PositionSnapshot
 
+_UNSET = Decimal("1e300")  # IB's UNSET_DOUBLE (1.797e308) and anything near it means "not given"
 # Exchanges for a contract IB returns without one (a position's contract, for closing it).
 DEFAULT_EXCHANGES = {"STK": "SMART", "CASH": "IDEALPRO", "CRYPTO": "PAXOS"}
 
@@ -25,6 +27,35 @@ def num(value: float | None) -> Decimal | None:
     if value is None or value == UNSET_DOUBLE or (isinstance(value, float) and math.isnan(value)):
         return None
     return Decimal(str(value))
+
+
+def ib_number(value: Any) -> Decimal | None:
+    """IB's figure given as text (a what-if's margins) as a Decimal; None for empty, NaN or IB's
+    UNSET_DOUBLE (1.797e308, and anything near it)."""
+    if value is None or value == "":
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        return None
+    if not number.is_finite() or abs(number) >= _UNSET:
+        return None
+    return number
+
+
+def what_if_of(state: Any) -> WhatIf:
+    """IB's answer to a what-if, from ib_async's ``OrderState`` (margin figures are strings there,
+    commissions floats)."""
+    return WhatIf(
+        init_margin_change=ib_number(state.initMarginChange),
+        maint_margin_change=ib_number(state.maintMarginChange),
+        init_margin_before=ib_number(state.initMarginBefore),
+        init_margin_after=ib_number(state.initMarginAfter),
+        equity_with_loan_before=ib_number(state.equityWithLoanBefore),
+        equity_with_loan_after=ib_number(state.equityWithLoanAfter),
+        commission=ib_number(state.commission),
+        commission_currency=state.commissionCurrency or "",
+    )
 
 
 def order_snapshot(trade: Trade) -> OrderSnapshot:

@@ -55,6 +55,7 @@ from core.models import (
     Position,
     utcnow,
 )
+from worker.decision.stored import StoredDecision, position_move_of
 from worker.recording.snapshots import (
     FillSnapshot,
     IBFact,
@@ -94,10 +95,10 @@ class UnitOfWork:
 
 @dataclass(frozen=True)
 class PlacementFact:
-    """Legs just sent to IB (or found there by orderRef) for one alert, with its plan."""
+    """Legs just sent to IB (or found there by orderRef) for one alert, with its decision."""
 
     alert_id: str
-    plan: dict[str, Any]
+    decision: StoredDecision
     placed: list[OrderSnapshot]
     adopted: list[OrderSnapshot]
 
@@ -303,7 +304,7 @@ class Recorder:
         alert_id = fact.alert_id
         alert = uow.session.get(Alert, alert_id)
         if alert is not None:
-            alert.plan = fact.plan
+            alert.plan = fact.decision.to_json()
         self.advance(uow, alert_id, AlertStatus.PROCESSING, "picked up by the worker")
         for snap in [*fact.placed, *fact.adopted]:
             self.upsert_order(uow, snap)
@@ -392,10 +393,9 @@ class Recorder:
             return
         filled, total = row.filled_quantity or Decimal(0), row.quantity or Decimal(0)
         label = f"{row.leg} #{row.ib_order_id} {row.action} {_qty(total)} {row.symbol or ''}".rstrip()
-        position = _position_plan(alert)
-        opens_after = position is not None and Decimal(str(position.get("open_qty") or 0)) > 0
-        if position is not None and position.get("refused_open"):
-            opens_after = True  # the risk gate refused the opening part: the job ends the alert
+        position = position_move_of(alert.plan)
+        # a reversal's close (or one whose opening part was refused): the job concludes the alert
+        opens_after = position is not None and position.reversal
         if row.leg in CLOSING_LEGS and position is not None:
             if row.status == "Filled" or (total and filled >= total):
                 if opens_after:  # a reversal's first half: the entry's fill decides the alert
@@ -455,7 +455,7 @@ class Recorder:
         if alert is None:
             return
         last_leg = self._is_last_leg(alert, leg)
-        if leg in CLOSING_LEGS and _position_plan(alert) is not None:
+        if leg in CLOSING_LEGS and position_move_of(alert.plan) is not None:
             # the job follows its closing order and concludes (old exits back first)
             self.note(uow, alert.id, f"IB refused the {leg} order: {code} {text}")
             return
@@ -469,8 +469,8 @@ class Recorder:
 
     @staticmethod
     def _is_last_leg(alert: Alert, leg: str | None) -> bool:
-        legs = (alert.plan or {}).get("legs") or []
-        return bool(legs) and legs[-1].get("leg") == leg and len(legs) > 1
+        legs = StoredDecision.from_json(alert.plan).legs if alert.plan else ()
+        return len(legs) > 1 and legs[-1].leg == leg
 
     # ------------------------------------------------------------------ fills and positions
 
@@ -638,17 +638,10 @@ def _qty(value: Decimal | None) -> str:
     return text
 
 
-def _position_plan(alert: Alert) -> dict[str, Any] | None:
-    """The position decision of the alert's plan (worker/execution/executor.py), if it has one."""
-    plan = alert.plan or {}
-    position = plan.get("position")
-    return position if isinstance(position, dict) else None
-
-
 def _after_close(alert: Alert, leg: str | None) -> str:
     """For a reversal whose opening order IB refused: the close went through, so say where the
     position is (flat, not on the old side without its exits)."""
-    position = _position_plan(alert)
-    if leg != "entry" or position is None or position.get("kind") != "reverse":
+    position = position_move_of(alert.plan)
+    if leg != "entry" or position is None or position.kind != "reverse":
         return ""
     return " (the close went through: the position is flat, not reversed)"

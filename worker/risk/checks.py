@@ -122,6 +122,12 @@ class Check:
             doc["message"] = self.message
         return doc
 
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Check:
+        """A check as :meth:`to_json` stored it (limits and values as the plan shows them)."""
+        return cls(doc["rule"], doc.get("limit"), doc.get("value"), doc.get("passed"), doc.get("source") or "",
+                   doc.get("message") or "")  # fmt: skip
+
 
 # ---------------------------------------------------------------------- formatting
 
