@@ -19,7 +19,7 @@ from worker.contracts.roll import exchange_today, is_current, next_midnight, pic
 from worker.contracts.tickers import ContractSpec
 from worker.decision.positions import PositionIntent, decide
 from worker.ib.contracts import earlier_months_held
-from worker.ib.translate import pick_details
+from worker.ib.translate import listed_of, pick_details
 
 CHICAGO = "US/Central"
 # ES's quarterly months as IB lists them (third Fridays)
@@ -56,12 +56,12 @@ def at_chicago(day: str, hour: int = 12) -> datetime:
     ],
 )
 def test_front_month_before_on_and_after_the_roll_date(today, roll_days, index, expected):
-    pick = pick_front(ES, index, at_chicago(today), roll_days)
+    pick = pick_front(listed_of(ES), index, at_chicago(today), roll_days)
     assert pick.chosen is not None and pick.chosen.local_symbol == expected
 
 
 def test_the_plan_names_the_roll():
-    pick = pick_front(ES, 1, at_chicago("2026-12-11"), 8)
+    pick = pick_front(listed_of(ES), 1, at_chicago("2026-12-11"), 8)
     doc = pick.to_json()
     assert doc["contract"] == "ESH7" and doc["rolled_from"] == "ESZ6" and doc["rolled_on"] == "2026-12-10"
     assert doc["exchange_date"] == "2026-12-11" and doc["time_zone"] == CHICAGO
@@ -73,18 +73,18 @@ def test_today_is_the_exchanges_date_not_utcs():
     # 01:00 UTC on the roll date is still the evening before in Chicago: not rolled yet
     late = datetime(2026, 12, 10, 1, 0, tzinfo=UTC)
     assert exchange_today(late, ZoneInfo(CHICAGO)) == date(2026, 12, 9)
-    assert pick_front(ES, 1, late, 8).chosen.local_symbol == "ESZ6"
-    assert pick_front(ES, 1, late + timedelta(hours=6), 8).chosen.local_symbol == "ESH7"
+    assert pick_front(listed_of(ES), 1, late, 8).chosen.local_symbol == "ESZ6"
+    assert pick_front(listed_of(ES), 1, late + timedelta(hours=6), 8).chosen.local_symbol == "ESH7"
 
 
 def test_unknown_zone_falls_back_to_the_exchanges():
     odd = [detail("ESZ6", ESZ6, zone="Mars/Olympus"), detail("ESH7", ESH7, zone="Mars/Olympus")]
     late = datetime(2026, 12, 10, 1, 0, tzinfo=UTC)  # 9 Dec in Chicago, 10 Dec in New York
-    assert pick_front(odd, 1, late, 8, exchange="CME").chosen.local_symbol == "ESZ6"
+    assert pick_front(listed_of(odd), 1, late, 8, exchange="CME").chosen.local_symbol == "ESZ6"
 
 
 def test_no_contract_left_is_no_pick():
-    assert pick_front(ES[:1], 2, at_chicago("2026-12-01"), 8).chosen is None
+    assert pick_front(listed_of(ES[:1]), 2, at_chicago("2026-12-01"), 8).chosen is None
 
 
 def test_explicit_month_is_never_rolled():

@@ -63,11 +63,12 @@ from worker.decision.stored import PositionMove, StoredDecision
 from worker.errors import Refused, TemporaryError
 from worker.execution.gather import Gatherer
 from worker.execution.guard import Guard
+from worker.execution.job_writes import JobWrites
 from worker.execution.protocol import ExecutionProtocol, Outcome, Run, crash_point
 from worker.execution.what_if import MarginAsker
 from worker.ib import IBConnection, Placement, Trading
 from worker.metrics import WorkerMetrics
-from worker.recording.recorder import PlacementFact, Recorder, UnitOfWork
+from worker.recording.recorder import PlacementFact, Recorder
 from worker.recording.snapshots import OrderSnapshot
 from worker.risk.gate import RiskGate
 
@@ -149,6 +150,7 @@ class Executor:
     ) -> None:
         self.sessions = sessions
         self.recorder = recorder
+        self.writes = JobWrites(recorder)  # the job's writes, each awaited (worker/execution/job_writes.py)
         self.conn = conn
         self.trading = trading
         self.stale_after = stale_after
@@ -219,8 +221,7 @@ class Executor:
                 log.exception("alert %s: orders sent but not recorded; retrying later", alert_id)
                 raise RetryLater(alert_id) from exc
             log.exception("alert %s failed", alert_id)
-            self._write(self.recorder.advance, alert_id, AlertStatus.FAILED, f"worker error: {exc}",
-                        reason=f"worker error: {type(exc).__name__}: {exc}")  # fmt: skip
+            self.writes.failed(alert_id, exc)
             return AlertStatus.FAILED.value
 
     def _run(self, job: AlertJob) -> str:
@@ -254,7 +255,7 @@ class Executor:
                 raise Requeue(job.alert_id)
             if not announced:
                 announced = True
-                self.recorder.run(self._mark_processing, job.alert_id, "waiting for the IB connection")
+                self.writes.waiting_for_ib(job.alert_id)
             self.conn.wait_ready(min(0.5, max(0.05, self.stale_after - age)))
 
     def _check_stale_decision(self, job: AlertJob) -> None:
@@ -285,9 +286,7 @@ class Executor:
         go with them); working exits and the position are left alone."""
         if self._dry_run(job):  # dry_run (risk file): cancels nothing either
             message = f"dry run: would cancel tv2ib's working entry orders for {job.payload.ticker}"
-            self._write(
-                self._finish_without_order, job.alert_id, StoredDecision("cancel", dry_run=True), message
-            )
+            self.writes.without_order(job.alert_id, StoredDecision("cancel", dry_run=True), message)
             return AlertStatus.CANCELLED.value
 
         async def run() -> list[OrderSnapshot]:
@@ -303,7 +302,7 @@ class Executor:
         cancelled = self.conn.call(run(), timeout=self.ib_call_timeout)
         message = f"cancel: cancelled {len(cancelled)} working entry order(s) for {job.payload.ticker}"
         decision = StoredDecision("cancel", cancelled=tuple(c.order_ref for c in cancelled))
-        self._write(self._finish_without_order, job.alert_id, decision, message)
+        self.writes.without_order(job.alert_id, decision, message)
         return AlertStatus.CANCELLED.value
 
     # ------------------------------------------------------------------ the position
@@ -324,7 +323,7 @@ class Executor:
                 placement.recorded.result(30)
         if outcome.ended is not None:
             status, reason = outcome.ended
-            self._write(self._end, job.alert_id, status, reason, outcome.decision)
+            self.writes.ended(job.alert_id, status, reason, outcome.decision)
             crash_point("after_recorded")
             return status.value
         crash_point("after_recorded")
@@ -357,10 +356,10 @@ class Executor:
             proposal = with_margin(proposal, self.margin.ask(look.inst.con_id, proposal.margin_ask))
         stored = proposal.stored()
         if proposal.dry_run:  # dry_run (risk file): recorded, nothing is sent
-            self._write(self._finish_without_order, job.alert_id, stored, proposal.dry_run_message())
+            self.writes.without_order(job.alert_id, stored, proposal.dry_run_message())
             return AlertStatus.CANCELLED.value
         assert stored.position is not None
-        self._write(self._store_decision, job.alert_id, stored, stored.position.reason)
+        self.writes.decided(job.alert_id, stored, stored.position.reason)
         job.decision = stored
         return None
 
@@ -402,7 +401,7 @@ class Executor:
             )
         else:
             message = proposal.decision.reason
-        self._write(self._finish_without_order, job.alert_id, stored, message)
+        self.writes.without_order(job.alert_id, stored, message)
         return AlertStatus.CANCELLED.value
 
     async def _act(self, job: AlertJob, spec: ContractSpec) -> Outcome:
@@ -425,52 +424,16 @@ class Executor:
         account = self.trading.account or job.payload.account
         return self.risk is not None and self.risk.rules_for(job.payload.strategy, account or None).dry_run
 
-    # ------------------------------------------------------------------ writes
-
-    def _store_decision(self, uow: UnitOfWork, alert_id: str, decision: StoredDecision, reason: str) -> None:
-        self._set_plan(uow, alert_id, decision)
-        self.recorder.note(uow, alert_id, f"decided: {reason}")
-
-    def _end(
-        self, uow: UnitOfWork, alert_id: str, status: AlertStatus, reason: str, decision: StoredDecision
-    ) -> None:
-        self._set_plan(uow, alert_id, decision)
-        self.recorder.advance(uow, alert_id, status, f"{status.value}: {reason}", reason=reason)
-
-    def _finish_without_order(
-        self, uow: UnitOfWork, alert_id: str, decision: StoredDecision, message: str
-    ) -> None:
-        self._set_plan(uow, alert_id, decision)
-        self.recorder.advance(uow, alert_id, AlertStatus.CANCELLED, message, reason=message)
-
-    def _set_plan(self, uow: UnitOfWork, alert_id: str, decision: StoredDecision | None) -> None:
-        """Store ``decision`` as the alert's plan (None: keep it) and mark the alert processing."""
-        if decision is not None and (alert := uow.session.get(Alert, alert_id)) is not None:
-            alert.plan = decision.to_json()
-        self._mark_processing(uow, alert_id)
+    # ------------------------------------------------------------------ outcomes
 
     def reject(self, alert_id: str, reason: str, plan: StoredDecision | None = None) -> str:
         """End the alert ``rejected`` with ``reason`` (shown to the trader and in the notice);
         ``plan``: what was decided before the refusal (the risk gate's or the margin check's
         numbers), stored with it."""
-
-        def write(uow: UnitOfWork) -> None:
-            self._set_plan(uow, alert_id, plan)
-            self.recorder.advance(uow, alert_id, AlertStatus.REJECTED, f"rejected: {reason}", reason=reason)
-
-        self._write(write)
+        self.writes.ended(alert_id, AlertStatus.REJECTED, reason, plan)
         return AlertStatus.REJECTED.value
 
     def reject_stale(self, alert_id: str, age: float) -> str:
         """Refuse an alert that waited too long (IB down, or the worker was away)."""
         reason = f"stale: {age:.0f}s old (limit {self.stale_after:.0f}s), IB was not available in time"
         return self.reject(alert_id, reason)
-
-    def _mark_processing(self, uow: UnitOfWork, alert_id: str, note: str | None = None) -> None:
-        self.recorder.advance(uow, alert_id, AlertStatus.PROCESSING, "picked up by the worker")
-        if note:
-            self.recorder.note(uow, alert_id, note)
-
-    def _write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run ``fn(uow, *args)`` on the recorder thread and wait for it."""
-        return self.recorder.run(lambda uow: fn(uow, *args, **kwargs)).result(30)
