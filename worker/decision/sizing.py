@@ -117,22 +117,10 @@ def size_alert(
     the alert has no quantity and no ``positionSize`` (and never for an exit). ``market_price`` is
     IB's price, the reference when the alert has neither a limit price nor ``price``.
     Raises :class:`SizingRefused` for an opening that cannot be sized."""
-    action = payload.action
-    if action == "cancel" or (payload.position_size is not None and action != "exit"):
+    asked = _what_to_size(payload, position, default)
+    if asked is None:
         return None
-    if payload.sentiment == "flat" or (action == "exit" and payload.quantity is None):
-        return None  # closes the whole position
-    if action == "exit" and position == 0:
-        return None  # nothing to exit: decide says so
-    if payload.quantity is not None:
-        rule, amount, source = payload.quantity_type or "fixed_quantity", payload.quantity, "alert"
-        if rule not in SIZED_TYPES:
-            return None  # TradingView's order quantity, or decide's percent of the position
-    elif default is not None and action in ("buy", "sell", "add"):
-        # via str: a float from YAML keeps the digits written, not its binary expansion
-        rule, amount, source = default[0], Decimal(str(default[1])), "strategy default"
-    else:
-        return None
+    rule, amount, source = asked
     role, side = _role(payload, position)
     prefix = f"sizing ({source}): " if source != "alert" else "sizing: "
     if rule == "percent_of_position":  # a default: decide takes the percent of IB's position
@@ -154,16 +142,43 @@ def size_alert(
     shown = "" if rule == "fixed_quantity" else f" = {_raw(raw, inst.size_increment)}"
     text = f"{prefix}{calc}{shown} → {_plain(qty)}"
     if qty < inst.min_size or qty <= 0:
-        below = f"{text}: below the minimum size {_plain(inst.min_size)}"
-        if role == "reduce":  # an exit is never blocked: close the smallest amount IB takes
-            qty = min(inst.min_size, abs(position))
-            return _sized(rule, source, role, position, qty,
-                          f"{below}; closes the minimum size {_plain(qty)} (exits are never blocked by sizing)",
-                          inputs)  # fmt: skip
-        if role == "reverse":
-            return _fallback(rule, source, role, position, below, inputs)
-        raise SizingRefused(f"{below}; nothing sent")
+        return _below_minimum(rule, source, role, position, inst, f"{text}: below the minimum size "
+                              f"{_plain(inst.min_size)}", inputs)  # fmt: skip
     return _sized(rule, source, role, position, qty, text, inputs)
+
+
+def _what_to_size(payload: AlertPayload, position: Decimal,
+                  default: tuple[str, Decimal] | None) -> tuple[str, Decimal, str] | None:  # fmt: skip
+    """(rule, amount, source) of what the alert asks sized, None when nothing is to be sized."""
+    action = payload.action
+    if action == "cancel" or (payload.position_size is not None and action != "exit"):
+        return None
+    if payload.sentiment == "flat" or (action == "exit" and payload.quantity is None):
+        return None  # closes the whole position
+    if action == "exit" and position == 0:
+        return None  # nothing to exit: decide says so
+    if payload.quantity is not None:
+        rule = payload.quantity_type or "fixed_quantity"
+        # not sized: TradingView's order quantity, or decide's percent of the position
+        return (rule, payload.quantity, "alert") if rule in SIZED_TYPES else None
+    if default is not None and action in ("buy", "sell", "add"):
+        # via str: a float from YAML keeps the digits written, not its binary expansion
+        return default[0], Decimal(str(default[1])), "strategy default"
+    return None
+
+
+def _below_minimum(rule: str, source: str, role: str, position: Decimal, inst: Instrument, below: str,
+                   inputs: dict[str, str]) -> Sizing:  # fmt: skip
+    """A sized quantity below the contract's minimum: a reduce closes the minimum (an exit is never
+    blocked), a reversal only closes, an opening is refused."""
+    if role == "reduce":  # an exit is never blocked: close the smallest amount IB takes
+        qty = min(inst.min_size, abs(position))
+        return _sized(rule, source, role, position, qty,
+                      f"{below}; closes the minimum size {_plain(qty)} (exits are never blocked by sizing)",
+                      inputs)  # fmt: skip
+    if role == "reverse":
+        return _fallback(rule, source, role, position, below, inputs)
+    raise SizingRefused(f"{below}; nothing sent")
 
 
 def _role(payload: AlertPayload, position: Decimal) -> tuple[str, str]:

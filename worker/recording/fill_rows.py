@@ -8,6 +8,7 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from core import events
+from core.events import Event
 from core.models import Fill, Order, utcnow
 from worker.recording.alert_state import note, qty_text
 from worker.recording.order_rows import alert_of
@@ -27,56 +28,33 @@ def record_fill(uow: UnitOfWork, snap: FillSnapshot) -> bool:
     order = session.scalar(select(Order).where(Order.order_ref == snap.order_ref)) if snap.order_ref else None
     new = row is None
     if row is None:
-        row = Fill(
-            exec_id=snap.exec_id,
-            alert_id=alert.id if alert else None,
-            order_id=order.id if order else None,
-            order_ref=snap.order_ref or None,
-            leg=leg,
-            account=snap.account,
-            perm_id=snap.perm_id,
-            ib_order_id=snap.ib_order_id,
-            symbol=snap.local_symbol or snap.symbol,
-            sec_type=snap.sec_type,
-            side=snap.side,
-            price=snap.price,
-            quantity=snap.quantity,
-            time=snap.time,
-            recorded_at=utcnow(),
-        )
+        row = Fill(exec_id=snap.exec_id, alert_id=alert.id if alert else None, order_id=order.id if order else None,
+                   order_ref=snap.order_ref or None, leg=leg, account=snap.account, perm_id=snap.perm_id,
+                   ib_order_id=snap.ib_order_id, symbol=snap.local_symbol or snap.symbol, sec_type=snap.sec_type,
+                   side=snap.side, price=snap.price, quantity=snap.quantity, time=snap.time,
+                   recorded_at=utcnow())  # fmt: skip
         session.add(row)
         session.flush()
-    commission_new = snap.commission is not None and row.commission is None
-    if commission_new:
+    # one event per execution, carrying its commission: when the report arrives, or when a
+    # reconciliation finds an execution we never saw together with its report
+    if snap.commission is not None and row.commission is None:
         row.commission = snap.commission
         row.commission_currency = snap.commission_currency
         row.realized_pnl = snap.realized_pnl
-    # one event per execution, carrying its commission: when the report arrives, or when a
-    # reconciliation finds an execution we never saw together with its report
-    if commission_new:
-        uow.emit(
-            events.fill(
-                row.exec_id,
-                alert_id=row.alert_id,
-                strategy=alert.strategy if alert else None,
-                leg=row.leg,
-                symbol=snap.symbol,
-                local_symbol=snap.local_symbol,
-                sec_type=snap.sec_type,
-                side=row.side,
-                quantity=_f(row.quantity),
-                price=_f(row.price),
-                cum_quantity=_f(snap.cum_quantity),
-                order_quantity=_f(snap.order_quantity or (order.quantity if order else None)),
-                order_ref=row.order_ref,
-                time=row.time.isoformat() if row.time else None,
-                commission=_f(row.commission),
-                commission_currency=row.commission_currency,
-                realized_pnl=_f(row.realized_pnl),
-                account=row.account,
-            )
-        )
+        uow.emit(_fill_event(row, snap, alert.strategy if alert else None, order))
     if new and alert is not None:
         note(uow, alert.id, f"fill {row.leg}: {row.side} {qty_text(row.quantity)} @ {qty_text(row.price)}"
                   f" (exec {row.exec_id})")  # fmt: skip
     return new
+
+
+def _fill_event(row: Fill, snap: FillSnapshot, strategy: str | None, order: Order | None) -> Event:
+    """The ``fill`` event of one execution with its commission (for the notice and the dashboard)."""
+    return events.fill(
+        row.exec_id, alert_id=row.alert_id, strategy=strategy, leg=row.leg, symbol=snap.symbol,
+        local_symbol=snap.local_symbol, sec_type=snap.sec_type, side=row.side, quantity=_f(row.quantity),
+        price=_f(row.price), cum_quantity=_f(snap.cum_quantity),
+        order_quantity=_f(snap.order_quantity or (order.quantity if order else None)), order_ref=row.order_ref,
+        time=row.time.isoformat() if row.time else None, commission=_f(row.commission),
+        commission_currency=row.commission_currency, realized_pnl=_f(row.realized_pnl), account=row.account,
+    )  # fmt: skip

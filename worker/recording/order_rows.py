@@ -66,21 +66,30 @@ def upsert_order(uow: UnitOfWork, snap: OrderSnapshot) -> Order:
     alert, leg = alert_of(session, ref)
     now = utcnow()
     if row is None:
-        row = Order(
-            order_ref=ref,
-            alert_id=alert.id if alert else None,
-            leg=leg or "other",
-            action=snap.action,
-            order_type=snap.order_type,
-            quantity=snap.quantity,
-            status="PendingSubmit",
-            status_history={"items": []},
-            created_at=now,
-        )
+        row = Order(order_ref=ref, alert_id=alert.id if alert else None, leg=leg or "other", action=snap.action,
+                    order_type=snap.order_type, quantity=snap.quantity, status="PendingSubmit",
+                    status_history={"items": []}, created_at=now)  # fmt: skip
         session.add(row)
     # a leg re-placed after its staged twin vanished carries a new IB order id
     replaced = bool(snap.ib_order_id and row.ib_order_id and snap.ib_order_id != row.ib_order_id)
     old_status, old_filled = row.status, row.filled_quantity
+    _copy_terms(row, snap)
+    _take_status(row, snap, replaced)
+    if row.status != old_status:
+        items = list((row.status_history or {}).get("items", []))
+        items.append([now.isoformat(), row.status])
+        row.status_history = {"items": items}
+    row.updated_at = now
+    changed = row.status != old_status or row.filled_quantity != old_filled
+    if changed and row.alert_id:
+        uow.emit(events.order_status(row, snap.remaining))
+    if changed and alert is not None:
+        follow(uow, alert, row)
+    return row
+
+
+def _copy_terms(row: Order, snap: OrderSnapshot) -> None:
+    """The order's identity and terms as IB reports them (what IB left unset is kept)."""
     for attr in ("ib_order_id", "perm_id", "parent_ib_order_id", "account", "con_id", "symbol",
                  "sec_type", "tif", "oca_group"):  # fmt: skip
         value = getattr(snap, attr)
@@ -94,7 +103,12 @@ def upsert_order(uow: UnitOfWork, snap: OrderSnapshot) -> Order:
         row.limit_price = snap.limit_price
     if snap.stop_price is not None:
         row.stop_price = snap.stop_price
-    new_status = snap.status
+
+
+def _take_status(row: Order, snap: OrderSnapshot, replaced: bool) -> None:
+    """IB's status, fills and refusal, unless the report is stale or a step back (``replaced``:
+    the order carries a new IB order id, a re-placed leg)."""
+    new_status, old_status = snap.status, row.status
     # a late, stale report must not revive a finished order (unless IB gave it a new id), and
     # the placement's own "PendingSubmit" must not overwrite what IB already reported
     stale = old_status in IB_DONE_STATUSES and new_status in IB_WORKING_STATUSES
@@ -109,17 +123,6 @@ def upsert_order(uow: UnitOfWork, snap: OrderSnapshot) -> Order:
     if error is not None and (error[0] in REJECT_CODES or error[0] == 202):
         # ib_async reports a refusal as a status change first, the error event after it
         row.last_error = f"{error[0]} {error[1]}"
-    if row.status != old_status:
-        items = list((row.status_history or {}).get("items", []))
-        items.append([now.isoformat(), row.status])
-        row.status_history = {"items": items}
-    row.updated_at = now
-    changed = row.status != old_status or row.filled_quantity != old_filled
-    if changed and row.alert_id:
-        uow.emit(events.order_status(row, snap.remaining))
-    if changed and alert is not None:
-        follow(uow, alert, row)
-    return row
 
 
 def record_order_error(uow: UnitOfWork, fact: OrderError) -> None:
