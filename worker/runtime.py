@@ -46,7 +46,7 @@ from worker.consumer import Consumer
 from worker.contracts.symbol_map import SymbolResolver
 from worker.decision.order_types import OrderRules
 from worker.execution.executor import Executor, Requeue, RetryLater
-from worker.execution.guard import Guard
+from worker.execution.guard import Guard, GuardSettings
 from worker.execution.what_if import MarginAsker
 from worker.heartbeat import Heartbeat
 from worker.housekeeping import Housekeeping
@@ -134,8 +134,8 @@ class Worker:
         # the protective-order guard: specs set by the jobs, persisted by the recorder, loaded at
         # start (a position opened before a restart keeps its protection); hears IB's events
         self.protection = ProtectionRegistry(persist=self._persist_protection)
-        self.guard = Guard(self.trading, self.protection, self.recorder, flatten_unprotected=settings.flatten_unprotected,
-                           job_running=self._job_running, active=self.claims.serves_alone)  # fmt: skip
+        self.guard = Guard(self.trading, self.protection, self.recorder,
+                           GuardSettings(flatten_unprotected=settings.flatten_unprotected), host=self)  # fmt: skip
         self.ib.watcher = self.guard
         # the risk gate: the decision checks every opening order against its rules; the housekeeping
         # thread runs its daily-loss check; SIGHUP reloads its file
@@ -326,7 +326,11 @@ class Worker:
 
         return self.recorder.run(write)
 
-    def _job_running(self) -> bool:
+    def serves_alone(self) -> bool:
+        """This worker holds its account's claim (worker/claims.py): its guard may act."""
+        return self.claims.serves_alone()
+
+    def job_running(self) -> bool:
         """A job is executing (read from the IB loop: the guard leaves the exits to the job)."""
         if self.consumer.current is not None:
             return True

@@ -23,7 +23,7 @@ from worker.decision.margin import WhatIf, judge
 from worker.decision.model import Leg
 from worker.decision.quote import Quote
 from worker.decision.stored import StoredDecision
-from worker.execution.guard import Guard
+from worker.execution.guard import Guard, GuardSettings
 from worker.execution.protocol import ExecutionProtocol, Run
 from worker.recording.protection import ProtectionRegistry, ProtectionSpec
 
@@ -177,7 +177,7 @@ def test_a_reversal_with_the_guard_hands_it_the_protection_after():
     fake = FakeTrading(AAPL)
     _bracket(fake)
     registry = ProtectionRegistry()
-    guard = Guard(fake, registry, FakeRecorder(), check_delay=0.0)
+    guard = Guard(fake, registry, FakeRecorder(), GuardSettings(check_delay=0.0))
     proposal = _decide(fake, {"action": "sell", "quantity": 20, "price": 190, "stopLoss": {"percent": 1}})
 
     async def run() -> Any:
@@ -198,7 +198,7 @@ def _guarded(flatten: bool = False) -> tuple[FakeTrading, Guard, FakeRecorder]:
     registry = ProtectionRegistry()
     registry.set(ProtectionSpec("DU1", CON_ID, "A1", 1, {"tp": D(195), "sl": D(187)}, "AAPL"))
     recorder = FakeRecorder()
-    return fake, Guard(fake, registry, recorder, flatten_unprotected=flatten, check_delay=0.0), recorder
+    return fake, Guard(fake, registry, recorder, GuardSettings(flatten, check_delay=0.0)), recorder
 
 
 def _check(guard: Guard) -> str:
@@ -239,7 +239,7 @@ def test_the_guard_shrinks_exits_larger_than_the_position():
     fake.hold(D(4))  # a partial close by hand: the exits would exceed the position
     registry = ProtectionRegistry()
     registry.set(ProtectionSpec("DU1", CON_ID, "OPEN", 1, {"tp": D(195), "sl": D(187)}, "AAPL"))
-    guard = Guard(fake, registry, FakeRecorder(), check_delay=0.0)
+    guard = Guard(fake, registry, FakeRecorder(), GuardSettings(check_delay=0.0))
     _check(guard)
     assert sorted(fake.calls) == ["modify sl 4 @ 187", "modify tp 4 @ 195"]
     assert sorted(fake.exits().values()) == [("sl", D(4), D(187)), ("tp", D(4), D(195))]
@@ -252,7 +252,7 @@ def test_the_guard_cancels_exits_on_a_flat_or_flipped_position(position):
     fake.hold(position)
     registry = ProtectionRegistry()
     registry.set(ProtectionSpec("DU1", CON_ID, "OPEN", 1, {"tp": D(195), "sl": D(187)}, "AAPL"))
-    guard = Guard(fake, registry, FakeRecorder(), check_delay=0.0)
+    guard = Guard(fake, registry, FakeRecorder(), GuardSettings(check_delay=0.0))
     _check(guard)
     assert fake.exits() == {}  # never on the opening side, never while flat
     assert (registry.get("DU1", CON_ID) is None) == (position == 0)

@@ -29,15 +29,17 @@ def intent_of(payload: AlertPayload, sizing: Sizing | None = None) -> PositionIn
     ``sizing`` (worker/decision/sizing.py, issue 11) is the alert's dollar / risk / equity quantity (or the
     strategy's default) already turned into the order quantity :func:`decide` reads."""
     alert_kind(payload)
-    qtype = payload.quantity_type or "fixed_quantity"
     if sizing is not None:
-        return PositionIntent(
-            action=payload.action,
-            quantity=sizing.order_quantity,
-            percent_of_position=sizing.percent_of_position,
-            position_size=payload.position_size,
-            sentiment=payload.sentiment,
-        )
+        quantity, percent = sizing.order_quantity, sizing.percent_of_position
+    else:
+        quantity, percent = _unsized_quantity(payload)
+    return PositionIntent(action=payload.action, quantity=quantity, percent_of_position=percent,
+                          position_size=payload.position_size, sentiment=payload.sentiment)  # fmt: skip
+
+
+def _unsized_quantity(payload: AlertPayload) -> tuple[Decimal | None, Decimal | None]:
+    """(quantity, percent of the position) of an alert sizing had nothing to do for."""
+    qtype = payload.quantity_type or "fixed_quantity"
     # nothing to size: positionSize wins, a flat sentiment closes, an exit while flat does nothing
     # (worker/decision/sizing.py returns None for these; the executor always sizes first)
     unsized = payload.position_size is not None or payload.sentiment == "flat" or payload.action == "exit"
@@ -52,18 +54,11 @@ def intent_of(payload: AlertPayload, sizing: Sizing | None = None) -> PositionIn
     qty = payload.quantity if qtype in ("fixed_quantity", "percent_of_position") else None
     if qty is not None and qty <= 0:
         raise PlanRejected(f"quantity must be positive, got {qty}")
-    percent = None
     if qtype == "percent_of_position" and qty is not None:
         if qty > 100:
             raise PlanRejected(f"percent_of_position must be at most 100, got {qty}")
-        percent, qty = qty, None
-    return PositionIntent(
-        action=payload.action,
-        quantity=qty,
-        percent_of_position=percent,
-        position_size=payload.position_size,
-        sentiment=payload.sentiment,
-    )
+        return None, qty
+    return qty, None
 
 
 def entry_side(payload: AlertPayload) -> str:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from worker.decision.model import Leg
+from worker.decision.model import Leg, present
 from worker.decision.numbers import money, qty
 from worker.decision.positions import Decision
 from worker.errors import Refused
@@ -124,15 +124,12 @@ class MarginCheck:
         return self.to_json()
 
     def to_json(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {"check": self.check} if self.check is not None else {}
-        doc.update(rule=self.rule, order=self.order)
-        if self.figures is not None:
-            doc.update(self.figures.to_json())
-        if self.verdict is not None:
-            doc["verdict"] = self.verdict
-        if self.reason is not None:
-            doc["reason"] = self.reason
-        return doc
+        figures = self.figures.to_json() if self.figures is not None else {}
+        return (
+            present(check=self.check, rule=self.rule, order=self.order)
+            | figures
+            | present(verdict=self.verdict, reason=self.reason)
+        )
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> MarginCheck:

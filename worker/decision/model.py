@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from worker.decision.numbers import decimal_of
 from worker.decision.rounding import PriceGrid
 from worker.errors import Refused
 
@@ -21,6 +22,11 @@ CHILD_TIF = "GTC"
 # Reduce the sibling by the filled quantity, with IB's overfill protection ("with block"): a partly
 # filled take-profit leaves the stop-loss protecting exactly the rest of the position.
 OCA_TYPE = 2
+
+
+def present(**parts: Any) -> dict[str, Any]:
+    """The JSON parts that are there, in order: an absent (None) part is left out, not null."""
+    return {key: value for key, value in parts.items() if value is not None}
 
 
 class PlanRejected(Refused):
@@ -118,24 +124,20 @@ class Leg:
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Leg:
         """The leg as :meth:`to_json` stored it (a rerun sends exactly what was decided)."""
-
-        def dec(key: str) -> Decimal | None:
-            return None if doc.get(key) is None else Decimal(str(doc[key]))
-
         return cls(
             leg=doc["leg"],
             action=doc["action"],
             order_type=doc["order_type"],
             quantity=Decimal(str(doc["quantity"])),
-            limit_price=dec("limit_price"),
-            stop_price=dec("stop_price"),
+            limit_price=decimal_of(doc.get("limit_price")),
+            stop_price=decimal_of(doc.get("stop_price")),
             tif=doc.get("tif") or "DAY",
             outside_rth=bool(doc.get("outside_rth")),
             transmit=bool(doc.get("transmit", True)),
             parent_leg=doc.get("parent_leg"),
-            trail_amount=dec("trail_amount"),
-            trail_percent=dec("trail_percent"),
-            trail_stop_price=dec("trail_stop_price"),
+            trail_amount=decimal_of(doc.get("trail_amount")),
+            trail_percent=decimal_of(doc.get("trail_percent")),
+            trail_stop_price=decimal_of(doc.get("trail_stop_price")),
         )
 
 

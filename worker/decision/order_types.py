@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from worker.decision.numbers import decimal_of
 from worker.errors import Refused
 
 # The limit of a stop converted for extended hours sits this many ticks beyond the stop: far
@@ -94,14 +95,11 @@ class ExitOrder:
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> ExitOrder:
-        def dec(key: str) -> Decimal | None:
-            return None if doc.get(key) is None else Decimal(str(doc[key]))
-
         return cls(
             order_type=str(doc["order_type"]),
-            limit_price=dec("limit_price"),
-            trail_amount=dec("trail_amount"),
-            trail_percent=dec("trail_percent"),
+            limit_price=decimal_of(doc.get("limit_price")),
+            trail_amount=decimal_of(doc.get("trail_amount")),
+            trail_percent=decimal_of(doc.get("trail_percent")),
             outside_rth=bool(doc.get("outside_rth")),
         )
 

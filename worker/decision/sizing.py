@@ -44,6 +44,7 @@ from typing import Any
 
 from core.payload import AlertPayload, StopLoss
 from worker.decision.model import Instrument, PlanRejected
+from worker.decision.numbers import decimal_of
 from worker.decision.offsets import offset_price
 from worker.decision.positions import is_exit
 from worker.decision.rounding import limit_direction, protective_stop_direction, round_to_tick
@@ -91,12 +92,9 @@ class Sizing:
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Sizing:
         """The sizing as :meth:`to_json` stored it (``percent_of_position`` is not stored: None)."""
-
-        def dec(key: str) -> Decimal | None:
-            return None if doc.get(key) is None else Decimal(str(doc[key]))
-
-        return cls(str(doc["rule"]), str(doc["source"]), str(doc["role"]), str(doc["text"]), dec("quantity"),
-                   dec("order_quantity"), inputs={str(k): str(v) for k, v in (doc.get("inputs") or {}).items()})  # fmt: skip
+        inputs = {str(k): str(v) for k, v in (doc.get("inputs") or {}).items()}
+        return cls(str(doc["rule"]), str(doc["source"]), str(doc["role"]), str(doc["text"]),
+                   decimal_of(doc.get("quantity")), decimal_of(doc.get("order_quantity")), inputs=inputs)  # fmt: skip
 
 
 def size_alert(

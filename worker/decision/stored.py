@@ -28,7 +28,7 @@ from typing import Any
 
 from worker.contracts.effects import ContractMap
 from worker.decision.margin import MarginCheck
-from worker.decision.model import Instrument, Leg
+from worker.decision.model import Instrument, Leg, present
 from worker.decision.positions import Decision
 from worker.decision.quote import Quote
 from worker.decision.sizing import Sizing
@@ -78,11 +78,7 @@ class PositionMove:
             return doc
         doc["protection_before"] = _spec_json(self.protection_before)
         doc["protection_after"] = _spec_json(self.protection_after)
-        if self.refused_open is not None:
-            doc["refused_open"] = self.refused_open
-        if self.outcome is not None:
-            doc["outcome"] = self.outcome
-        return doc
+        return doc | present(refused_open=self.refused_open, outcome=self.outcome)
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> PositionMove:
@@ -152,7 +148,7 @@ class StoredDecision:
             return {"kind": "refused", "margin": _part(self.margin), "legs": _legs(self.legs)}
         contract = None if self.contract is None else self.contract.to_json()
         if self.position is not None and self.position.kind == "none":  # nothing to do
-            return _present(kind=self.kind, contract=contract, legs=_legs(self.legs), notes=list(self.notes),
+            return present(kind=self.kind, contract=contract, legs=_legs(self.legs), notes=list(self.notes),
                             position=self.position.to_json(), sizing=_part(self.sizing),
                             cancelled=None if self.cancelled is None else list(self.cancelled))  # fmt: skip
         doc: Json = {
@@ -165,7 +161,7 @@ class StoredDecision:
             "oca_type": self.oca_type,
             "notes": list(self.notes),
         }
-        return doc | _present(
+        return doc | present(
             refused_legs=None if self.refused_legs is None else _legs(self.refused_legs),
             sizing=_part(self.sizing), risk=_part(self.risk), market_data=_part(self.market_data),
             margin=_part(self.margin), position=_part(self.position), contract_map=_part(self.contract_map),
@@ -213,11 +209,6 @@ def _part(value: Any) -> Json | None:
 
 def _load(kind: Any, doc: Any) -> Any:
     return None if doc is None else kind.from_json(doc)
-
-
-def _present(**parts: Any) -> Json:
-    """The parts that are there, in order (an absent part is left out of the JSON, not null)."""
-    return {key: value for key, value in parts.items() if value is not None}
 
 
 def _spec_json(spec: ProtectionSpec | None) -> Json | None:

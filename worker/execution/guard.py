@@ -38,8 +38,8 @@ the ``unprotected`` alarm naming the position, and with ``FLATTEN_UNPROTECTED=tr
 tv2ib's exits on the contract and closes the position at market (orderRef
 ``tv2ib:<alert>:flatten``).
 
-How a job uses it (worker/execution/executor.py; ``executor.guard`` is set by worker/runtime.py), all on the
-IB loop:
+How a job uses it (the execution protocol, worker/execution/protocol.py; the runtime,
+worker/runtime.py, hands the guard to the executor at construction), all on the IB loop:
 
 * ``previous = guard.protect(ProtectionSpec(...))`` when the job plans a position's exits, for
   EVERY plan that changes the position (an empty ``prices`` when the alert asks for no exits: the
@@ -54,8 +54,8 @@ IB loop:
 
 Whose orders: the guard changes only tv2ib's orders of its own connection on its account (client
 id: IB reports an order only to the client that placed it, and only that client can modify it;
-``Trading._ours``), and it acts only while its worker holds the claim of that account (``active``:
-worker/claims.py, one live worker per IB account). So it never sees a position whose exits another connection
+worker/ib/orders.py ``OrderBook.ours``), and it acts only while its worker holds the claim of that
+account (``active``: worker/claims.py, one live worker per IB account). So it never sees a position whose exits another connection
 placed: a second worker on the account would see no exits and attach a second set (two stops for
 one position, a fill of both reverses it), which is why that second worker refuses to start. Exits
 a previous run placed under another ``IB_CLIENT_ID`` are invisible to it too: keep a worker's
@@ -71,8 +71,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import Protocol
 
 from core import events
 from core.models import IB_ENDED_UNFILLED_STATUSES
@@ -97,29 +99,47 @@ RETRY_AFTER_TEMPORARY_SECONDS = 2.0
 ROLE_NAMES = {"tp": "take-profit", "sl": "stop-loss"}
 
 
+@dataclass(frozen=True)
+class GuardSettings:
+    """How the guard acts (FLATTEN_UNPROTECTED) and how long it waits before and during a check."""
+
+    flatten_unprotected: bool = False
+    check_delay: float = CHECK_DELAY_SECONDS
+    settle_wait: float = SETTLE_SECONDS
+
+
+class Host(Protocol):
+    """What the guard asks the worker it runs in (worker/runtime.py)."""
+
+    def job_running(self) -> bool:
+        """A job is executing: the guard leaves the exits to it."""
+        ...
+
+    def serves_alone(self) -> bool:
+        """The worker holds its account's claim (see "Whose orders" above)."""
+        ...
+
+
+class _Alone:
+    """A host without jobs that always holds its account (tests of the guard alone)."""
+
+    def job_running(self) -> bool:
+        return False
+
+    def serves_alone(self) -> bool:
+        return True
+
+
 class Guard:
     """One per worker; every method except :meth:`busy` runs on the IB loop."""
 
-    def __init__(
-        self,
-        trading: Trading,
-        registry: ProtectionRegistry,
-        recorder: Recorder,
-        *,
-        flatten_unprotected: bool = False,
-        job_running: Callable[[], bool] = lambda: False,
-        check_delay: float = CHECK_DELAY_SECONDS,
-        active: Callable[[], bool] = lambda: True,
-        settle_wait: float = SETTLE_SECONDS,
-    ) -> None:
+    def __init__(self, trading: Trading, registry: ProtectionRegistry, recorder: Recorder,
+                 settings: GuardSettings | None = None, host: Host | None = None) -> None:  # fmt: skip
         self.trading = trading
         self.registry = registry
         self.recorder = recorder
-        self.flatten_unprotected = flatten_unprotected
-        self.job_running = job_running
-        self.check_delay = check_delay
-        self.active = active  # the worker holds its account's claim (see "Whose orders" above)
-        self.settle_wait = settle_wait
+        self.settings = settings or GuardSettings()
+        self.host = host or _Alone()
         self._scheduled: dict[int, asyncio.TimerHandle] = {}
         self._running: set[int] = set()
         self._again: set[int] = set()
@@ -129,6 +149,10 @@ class Guard:
         self._attached: dict[tuple[str, int], tuple[ProtectionSpec | None, set[str]]] = {}
         self._alarmed: set[tuple[str, int, str]] = set()
         self.checks = 0  # for tests and metrics: checks that ran to the end
+
+    def active(self) -> bool:
+        """The worker holds its account's claim: the guard may act (see "Whose orders" above)."""
+        return self.host.serves_alone()
 
     # ------------------------------------------------------------------ the job's side
 
@@ -189,7 +213,7 @@ class Guard:
         if con_id in self._scheduled:
             return
         loop = asyncio.get_event_loop()
-        self._scheduled[con_id] = loop.call_later(self.check_delay, self._start_check, con_id)
+        self._scheduled[con_id] = loop.call_later(self.settings.check_delay, self._start_check, con_id)
 
     def watches(self, con_id: int) -> bool:
         """Whether events on ``con_id`` concern the guard: a spec, tv2ib exits working, or our
@@ -269,7 +293,7 @@ class Guard:
             return "nothing to guard"
         # the same position the executor decides on: IB's report once it includes our executions
         # (bounded wait), else the report PLUS the executions since, never a report that trails them
-        view = await self.trading.settled_view(con_id, self.settle_wait)
+        view = await self.trading.settled_view(con_id, self.settings.settle_wait)
         if not forced and self._taken(con_id):  # a job took the contract while we waited
             asyncio.get_event_loop().call_later(BUSY_RETRY_SECONDS, self.poke, con_id)
             return "a job is working on the contract"
@@ -314,7 +338,7 @@ class Guard:
 
     def _taken(self, con_id: int) -> bool:
         """A job works on the contract (or any job runs): the guard steps aside."""
-        return bool(self._busy.get(con_id)) or self.job_running()
+        return bool(self._busy.get(con_id)) or self.host.job_running()
 
     async def _apply(
         self,
@@ -400,7 +424,7 @@ class Guard:
             # tv2ib never planned this position (the trader flipped it by hand, most likely): closing
             # it is not the guard's call, even with FLATTEN_UNPROTECTED
             action_taken = "left as it is: protect or close it by hand"
-        elif self.flatten_unprotected:
+        elif self.settings.flatten_unprotected:
             action_taken = await self._flatten(con_id, position, spec)
         else:
             action_taken = "left as it is (FLATTEN_UNPROTECTED is off): protect or close it by hand"

@@ -40,17 +40,9 @@ class ExitDesk:
         self.orders = orders
         self.cancels = cancels
 
-    async def apply(
-        self,
-        contract_of: Callable[[], Contract],
-        changes: list[ExitChange],
-        *,
-        alert_id: str,
-        prices: Mapping[str, Decimal],
-        oca_group: str,
-        wait: float = 5.0,
-        orders: Mapping[str, ExitOrder] | None = None,
-    ) -> list[OrderSnapshot]:
+    async def apply(self, contract_of: Callable[[], Contract], changes: list[ExitChange], alert_id: str,
+                    prices: Mapping[str, Decimal], oca_group: str, wait: float,
+                    orders: Mapping[str, ExitOrder] | None) -> list[OrderSnapshot]:  # fmt: skip
         """Apply ``changes`` in order, each acknowledged by IB before the next (``Trading.apply_exit_changes``
         says how); ``contract_of`` gives the contract a new exit is placed on."""
         self.conn.require_connected()

@@ -241,8 +241,8 @@ class Trading:
         Returns IB's view of every order touched. Raises :class:`TemporaryError` when IB does not
         acknowledge a change within ``wait`` seconds. Paced through ``conn.pacer``.
         """
-        return await self.exits.apply(lambda: self.contracts.orderable(con_id), changes, alert_id=alert_id,
-                                      prices=prices, oca_group=oca_group, wait=wait, orders=orders)  # fmt: skip
+        contract_of = lambda: self.contracts.orderable(con_id)  # noqa: E731 - only a new exit needs it
+        return await self.exits.apply(contract_of, changes, alert_id, prices, oca_group, wait, orders)
 
     # ------------------------------------------------------------------ cancelling and closing
 
