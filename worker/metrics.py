@@ -62,7 +62,7 @@ def reason_class(reason: str | None, status: str | None = None) -> str:
         return "stale"
     if text.startswith("ib:"):
         return "broker"
-    if text.startswith(("risk", "margin:")):  # margin: IB's what-if refusal (worker/execution/margin.py)
+    if text.startswith(("risk", "margin:")):  # margin: IB's what-if refusal (worker/decision/margin.py)
         return "risk"
     if "not supported" in text:
         return "not_supported"

@@ -1,8 +1,8 @@
 """The order-type rules: which IB order an alert's ``orderType``, ``stopLoss.type``,
 ``timeInForce`` and ``extendedHours`` become (pure logic; docs/orders.md is the trader's table).
 
-The planner (worker/decision/planner.py) builds the legs with these rules; the trading room
-(worker/ib/trading.py) and the protective-order guard (worker/execution/guard.py) use :class:`ExitOrder` to
+The planner (worker/decision/planner.py) builds the legs with these rules; the IB layer
+(worker/ib/exit_changes.py, worker/ib/exit_orders.py) and the protective-order guard (worker/execution/guard.py) use :class:`ExitOrder` to
 place, resize and re-price a position's exits without changing their kind: a trailing stop-loss
 the guard re-attaches or the executor shrinks stays a TRAIL with its trail (design.md invariant 7
 is about sizes; this module keeps the terms).

@@ -189,7 +189,7 @@ def decide(position: Decimal, intent: PositionIntent, increment: Decimal = Decim
 
 def toward(position: Decimal, target: Decimal) -> Decision:
     """The way from ``position`` to a stored absolute ``target`` (a rerun resumes from what IB
-    reports now; the parts are then capped by the stored decision's, see worker/execution/executor.py)."""
+    reports now; the parts are then capped by the stored decision's, see worker/execution/protocol.py)."""
     return _to_target(position, target, "resuming toward the recorded target")
 
 

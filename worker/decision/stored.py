@@ -2,7 +2,7 @@
 
 Written before any order goes out (a rerun never decides again, it resumes toward the stored
 target) and read back by the job (worker/execution/executor.py, worker/execution/protocol.py) and
-the recorder (worker/recording/follow.py). The API (``GET /api/alerts/<id>``), the dashboard and
+the recorder (worker/recording/alert_state.py). The API (``GET /api/alerts/<id>``), the dashboard and
 the CLI show the JSON as it is, so its shape is the contract: :meth:`StoredDecision.to_json` writes
 exactly what earlier versions wrote, and ``from_json(doc).to_json() == doc`` for every plan the
 worker stores (tests/worker/test_decision_stored.py, over plans recorded from the end-to-end runs).
