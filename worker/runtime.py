@@ -32,13 +32,17 @@ import signal
 import socket
 import threading
 import time
+from concurrent.futures import Future
+from types import FrameType
 from typing import Any
 
 import redis
+from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from core import keys
 from core.context import AppContext
+from core.events import Event
 from core.risk_file import RiskFile, load_risk_file, resolve_path
 from core.services import FLATTEN_JOB
 from worker.claims import Claims, WorkerClaims
@@ -179,7 +183,7 @@ class Worker:
         ib = getattr(self, "ib", None)  # the notifier and recorder are built before the connection
         return ib is not None and ib.simulator
 
-    def _enqueue_notices(self, session: Any, event: Any, settings: Settings) -> int:
+    def _enqueue_notices(self, session: Session, event: Event, settings: Settings) -> int:
         """The recorder's notices, marked SIMULATOR while the worker trades ibsim."""
         return enqueue_notices(session, event, settings, simulator=self._on_simulator())
 
@@ -242,7 +246,7 @@ class Worker:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGHUP, self._on_hup)
 
-    def _on_hup(self, _signum: int, _frame: Any) -> None:
+    def _on_hup(self, _signum: int, _frame: FrameType | None) -> None:
         """SIGHUP: reload the files on the housekeeping thread (worker/housekeeping.py)."""
         self.housekeeping.request_reload()
 
@@ -255,7 +259,7 @@ class Worker:
                 return self.flatten_all(by=by)
         return self.flatten_all(by=by)
 
-    def _on_signal(self, signum: int, _frame: Any) -> None:
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self._signals += 1
         if self._signals == 1:
             log.warning("signal %s: finishing the job in hand, then stopping (again to exit now)", signum)
@@ -320,7 +324,7 @@ class Worker:
             log.info("guard: protection of %d position(s) loaded: %s", len(specs),
                      ", ".join(f"{s.symbol or s.con_id} {sorted(s.wanted_roles)}" for s in specs))  # fmt: skip
 
-    def _persist_protection(self, key: str, spec: ProtectionSpec | None) -> Any:
+    def _persist_protection(self, key: str, spec: ProtectionSpec | None) -> Future[None]:
         def write(uow: UnitOfWork) -> None:
             save_spec(uow.session, key, spec)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TypedDict
 
 from core.payload import AlertPayload
 from worker.decision.model import Instrument, Leg, Plan, PlanRejected
@@ -23,8 +23,19 @@ from worker.decision.order_types import (
 )
 from worker.decision.rounding import entry_stop_direction, limit_direction
 
-# the IB order type and the leg's price fields (limit_price, stop_price, trail_*)
-Terms = tuple[str, dict[str, Any]]
+
+class PriceFields(TypedDict, total=False):
+    """The price fields of an entry leg (worker/decision/model.py ``Leg``) its order type sets."""
+
+    limit_price: Decimal
+    stop_price: Decimal
+    trail_amount: Decimal | None
+    trail_percent: Decimal | None
+    trail_stop_price: Decimal
+
+
+# the IB order type and the leg's price fields
+Terms = tuple[str, PriceFields]
 
 
 @dataclass(frozen=True)
@@ -126,7 +137,7 @@ def _stop(entry: _Entry) -> Terms:
         plan.notes.append(f"entry stop {asked} rounded {'up' if entry.sign > 0 else 'down'} to {stop} (tick "
                           f"{tick}: it never triggers before the price asked)")  # fmt: skip
     plan.reference_price, plan.reference_source = stop, "entry stop price"
-    fields: dict[str, Any] = {"stop_price": stop}
+    fields: PriceFields = {"stop_price": stop}
     if order_type == "stop_limit":
         limit = payload.limit_price
         if limit is None or limit <= 0:
@@ -153,7 +164,7 @@ def _trailing(entry: _Entry) -> Terms:
         refuse_trailing_outside_rth("a trailing_stop entry")
     amount, percent = trail(payload.trail_amount, payload.trail_percent, entry.inst.min_tick,
                             "the trailing entry", plan)  # fmt: skip
-    fields: dict[str, Any] = {"trail_amount": amount, "trail_percent": percent}
+    fields: PriceFields = {"trail_amount": amount, "trail_percent": percent}
     if base is not None:
         distance = amount if amount is not None else base * (percent or 0) / 100
         trigger = entry.inst.grid.round(base + entry.sign * distance, entry_stop_direction(entry.side))

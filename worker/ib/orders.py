@@ -180,7 +180,7 @@ class OrderBook:
                 continue
             left = remaining(trade)
             if left > 0:
-                exits.append(WorkingExit(trade.order.orderRef, role, trade.order.action, left))  # type: ignore[arg-type]
+                exits.append(WorkingExit(trade.order.orderRef, role, trade.order.action, left))
         return exits
 
     def resting_entry_trades(self, con_id: int | None) -> list[Trade]:
