@@ -49,7 +49,7 @@ from worker.claims import Claims, WorkerClaims
 from worker.consumer import Consumer
 from worker.contracts.symbol_map import SymbolResolver
 from worker.decision.order_types import OrderRules
-from worker.execution.executor import Executor, Requeue, RetryLater
+from worker.execution.executor import Executor, JobLimits, Requeue, RetryLater
 from worker.execution.guard import Guard, GuardSettings
 from worker.execution.what_if import MarginAsker
 from worker.heartbeat import Heartbeat
@@ -148,9 +148,9 @@ class Worker:
         self.risk.flatten = self._flatten_on_daily_loss
         self.executor = Executor(
             ctx.sessions, self.recorder, self.ib, self.trading,
-            stale_after=settings.stale_alert_seconds, stopping=self.stopping,
+            JobLimits(settings.stale_alert_seconds, reversal_fill=settings.reversal_fill_timeout_seconds), self.stopping,
             max_order_quantity=settings.max_order_quantity, metrics=self.metrics,
-            reversal_fill_timeout=settings.reversal_fill_timeout_seconds, symbols=self.symbols,
+            symbols=self.symbols,
             # order types (worker/decision/order_types.py): the extended-hours stop-limit / marketable-limit offset
             order_rules=OrderRules(settings.extended_hours_stop_limit_ticks),
             # IB's what-if margin check before every opening order (worker/execution/what_if.py)

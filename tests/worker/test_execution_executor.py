@@ -1,6 +1,6 @@
 """The job's lifecycle (worker/execution/executor.py) on a fake Trading (tests/worker/fake_trading.py)
 and a real SQLite database: load, look, decide, write the decision down BEFORE any order goes out,
-act, record, end. No ibsim: the fake plays IB."""
+act, record, end. No simulated broker: the fake plays IB."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from config.settings import Settings
 from core.context import AppContext
 from core.models import Alert, AlertEvent, Order
 from worker.decision.model import Leg
-from worker.execution.executor import Executor
+from worker.execution.executor import Executor, JobLimits
 from worker.recording.recorder import Recorder
 
 D = Decimal
@@ -49,8 +49,8 @@ def ctx(base_env: dict[str, str]) -> Iterator[AppContext]:
 def job(ctx: AppContext) -> Iterator[tuple[Executor, FakeTrading]]:
     recorder = Recorder(ctx.sessions, None, ctx.settings, 7)
     fake = FakeTrading(AAPL)
-    executor = Executor(ctx.sessions, recorder, FakeConn(), fake, stale_after=30, stopping=threading.Event(),
-                        reversal_fill_timeout=0.2)  # type: ignore[arg-type]  # fmt: skip
+    executor = Executor(ctx.sessions, recorder, FakeConn(), fake, JobLimits(30, reversal_fill=0.2),  # type: ignore[arg-type]
+                        threading.Event())  # fmt: skip
     yield executor, fake
     recorder.stop()
 

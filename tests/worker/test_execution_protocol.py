@@ -1,7 +1,7 @@
 """The execution protocol (close → confirm → open, restore, reprice) and the protective-order guard,
-on a fake Trading (tests/worker/fake_trading.py): no ibsim, no database. The decisions are the
-pure core's (worker/decision/core.py) on the fake's state; the end-to-end tests cover the same
-paths against ibsim."""
+on a fake Trading (tests/worker/fake_trading.py): no simulated broker, no database. The decisions
+are the pure core's (worker/decision/core.py) on the fake's state; the end-to-end tests cover the
+same paths against the simulator."""
 
 from __future__ import annotations
 

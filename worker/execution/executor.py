@@ -74,7 +74,7 @@ from worker.risk.gate import RiskGate
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AlertJob", "Executor", "Requeue", "RetryLater", "crash_point"]
+__all__ = ["AlertJob", "Executor", "JobLimits", "Requeue", "RetryLater", "crash_point"]
 
 
 class Requeue(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -90,6 +90,16 @@ class _Stale(Exception):  # noqa: N818
     def __init__(self, age: float) -> None:
         super().__init__(age)
         self.age = age
+
+
+@dataclass(frozen=True)
+class JobLimits:
+    """How long a job waits: the alert's age before it is stale (STALE_ALERT_SECONDS), one request
+    on the IB loop, and a reversal's close to fill before nothing opens (REVERSAL_FILL_TIMEOUT_SECONDS)."""
+
+    stale_after: float
+    ib_call: float = 30.0
+    reversal_fill: float = 30.0
 
 
 @dataclass
@@ -135,13 +145,11 @@ class Executor:
         recorder: Recorder,
         conn: IBConnection,
         trading: Trading,
-        *,
-        stale_after: float,
+        limits: JobLimits,
         stopping: threading.Event,
-        ib_call_timeout: float = 30.0,
+        *,
         max_order_quantity: Decimal | None = None,
         metrics: WorkerMetrics | None = None,
-        reversal_fill_timeout: float = 30.0,
         symbols: SymbolResolver | None = None,
         order_rules: OrderRules | None = None,
         margin: MarginAsker | None = None,
@@ -153,11 +161,9 @@ class Executor:
         self.writes = JobWrites(recorder)  # the job's writes, each awaited (worker/execution/job_writes.py)
         self.conn = conn
         self.trading = trading
-        self.stale_after = stale_after
-        self.stopping = stopping
-        self.ib_call_timeout = ib_call_timeout
+        self.limits = limits
+        self.stopping = stopping  # the worker's warm stop: a job still waiting for IB goes back on the queue
         self.metrics = metrics
-        self.reversal_fill_timeout = reversal_fill_timeout  # REVERSAL_FILL_TIMEOUT_SECONDS
         # TradingView ticker → IB contract: the symbol map (SYMBOL_MAP_FILE) and the futures roll
         # rule (FUTURES_ROLL_DAYS); worker/contracts/symbol_map.py
         self.symbols = symbols or SymbolResolver(None, DEFAULT_FUTURES_ROLL_DAYS)
@@ -168,9 +174,9 @@ class Executor:
         self.config = DecisionConfig(order_rules or OrderRules(), max_order_quantity,
                                      None if margin is None else margin.enabled)  # fmt: skip
         registry = guard.registry if guard is not None else None
-        self.gather = Gatherer(conn, trading, protection=registry, risk=risk, timeout=ib_call_timeout)
+        self.gather = Gatherer(conn, trading, protection=registry, risk=risk, timeout=limits.ib_call)
         # close → confirm → open; the guard (worker/execution/guard.py) keeps the exits after it
-        self.protocol = ExecutionProtocol(trading, guard, reversal_fill_timeout=reversal_fill_timeout)
+        self.protocol = ExecutionProtocol(trading, guard, reversal_fill_timeout=limits.reversal_fill)
 
     # ------------------------------------------------------------------ the job
 
@@ -247,7 +253,7 @@ class Executor:
             age = (datetime.now(UTC) - job.received_at).total_seconds()
             # once a leg went out, only adopting is left; a stored decision may have sent legs that
             # were never recorded (a crash between send and record): IB is asked first (below)
-            if age > self.stale_after and not job.sent and job.decided is None:
+            if age > self.limits.stale_after and not job.sent and job.decided is None:
                 raise _Stale(age)
             if self.conn.ready:
                 return
@@ -256,7 +262,7 @@ class Executor:
             if not announced:
                 announced = True
                 self.writes.waiting_for_ib(job.alert_id)
-            self.conn.wait_ready(min(0.5, max(0.05, self.stale_after - age)))
+            self.conn.wait_ready(min(0.5, max(0.05, self.limits.stale_after - age)))
 
     def _check_stale_decision(self, job: AlertJob) -> None:
         """A decided alert past the stale limit: stale only if IB has none of its legs. A worker
@@ -266,14 +272,14 @@ class Executor:
         if job.sent or job.decision is None or job.decided is None:
             return
         age = (datetime.now(UTC) - job.received_at).total_seconds()
-        if age <= self.stale_after:
+        if age <= self.limits.stale_after:
             return
         refs = [order_ref(job.alert_id, leg.leg) for leg in job.decision.legs]
 
         async def at_ib() -> bool:  # IB's view is read on its loop, like every other reading
             return bool(self.trading.known_refs(refs))
 
-        if refs and self.conn.call(at_ib(), timeout=self.ib_call_timeout):
+        if refs and self.conn.call(at_ib(), timeout=self.limits.ib_call):
             log.info("alert %s: %.0fs old, but IB has its orders: resuming", job.alert_id, age)
             job.sent = True
             return
@@ -299,7 +305,7 @@ class Executor:
                             if s.sec_type == "FUT" and s.symbol == inst.symbol and s.con_id != inst.con_id]  # fmt: skip
             return await self.trading.cancel_and_wait(resting)
 
-        cancelled = self.conn.call(run(), timeout=self.ib_call_timeout)
+        cancelled = self.conn.call(run(), timeout=self.limits.ib_call)
         message = f"cancel: cancelled {len(cancelled)} working entry order(s) for {job.payload.ticker}"
         decision = StoredDecision("cancel", cancelled=tuple(c.order_ref for c in cancelled))
         self.writes.without_order(job.alert_id, decision, message)
@@ -315,7 +321,7 @@ class Executor:
             if done is not None:
                 return done
             crash_point("after_decision_recorded")
-        timeout = self.ib_call_timeout + self.reversal_fill_timeout + 15
+        timeout = self.limits.ib_call + self.limits.reversal_fill + 15
         outcome = self.conn.call(self._act(job, spec), timeout=timeout)
         job.mark("placed")
         for placement in outcome.placements:
@@ -393,7 +399,7 @@ class Executor:
             )
         elif is_exit(job.payload):
             cancelled = self.conn.call(
-                self.trading.cancel_working(proposal.look.inst.con_id), timeout=self.ib_call_timeout
+                self.trading.cancel_working(proposal.look.inst.con_id), timeout=self.limits.ib_call
             )
             stored = replace(stored, cancelled=tuple(c.order_ref for c in cancelled))
             message = (
@@ -435,5 +441,5 @@ class Executor:
 
     def reject_stale(self, alert_id: str, age: float) -> str:
         """Refuse an alert that waited too long (IB down, or the worker was away)."""
-        reason = f"stale: {age:.0f}s old (limit {self.stale_after:.0f}s), IB was not available in time"
+        reason = f"stale: {age:.0f}s old (limit {self.limits.stale_after:.0f}s), IB was not available in time"
         return self.reject(alert_id, reason)

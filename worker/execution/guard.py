@@ -34,9 +34,9 @@ was filled).
 
 Once, not forever: each wanted exit is re-attached at most ONCE per spec (a new orderRef,
 ``tv2ib:<alert>:sl2``). If IB refuses it or cancels it again, the guard does not loop: it raises
-the ``unprotected`` alarm naming the position, and with ``FLATTEN_UNPROTECTED=true`` it cancels
-tv2ib's exits on the contract and closes the position at market (orderRef
-``tv2ib:<alert>:flatten``).
+the ``unprotected`` alarm naming the position (worker/execution/unprotected.py), and with
+``FLATTEN_UNPROTECTED=true`` it cancels tv2ib's exits on the contract and closes the position at
+market (orderRef ``tv2ib:<alert>:flatten``).
 
 How a job uses it (the execution protocol, worker/execution/protocol.py; the runtime,
 worker/runtime.py, hands the guard to the executor at construction), all on the IB loop:
@@ -76,11 +76,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-from core import events
 from core.models import IB_ENDED_UNFILLED_STATUSES
 from worker.decision.guard_rules import GuardInput, guard_decision
-from worker.decision.positions import ExitChange, describe, exits_fit, side_closing
+from worker.decision.positions import ExitChange, describe, exits_fit
 from worker.errors import TemporaryError
+from worker.execution.unprotected import UnprotectedAlarm
 from worker.ib.orders import exit_role
 from worker.ib.position_reader import SETTLE_SECONDS
 from worker.ib.trading import Trading
@@ -144,10 +144,10 @@ class Guard:
         self._running: set[int] = set()
         self._again: set[int] = set()
         self._busy: dict[int, int] = {}
-        # per spec (its identity: a new spec starts afresh): roles re-attached once, and whether
-        # the unprotected alarm was raised for it
+        # per spec (its identity: a new spec starts afresh): roles re-attached once; the alarm
+        # remembers for which spec and missing roles it was raised
         self._attached: dict[tuple[str, int], tuple[ProtectionSpec | None, set[str]]] = {}
-        self._alarmed: set[tuple[str, int, str]] = set()
+        self.alarm = UnprotectedAlarm(trading, recorder, self.settings.flatten_unprotected)
         self.checks = 0  # for tests and metrics: checks that ran to the end
 
     def active(self) -> bool:
@@ -182,7 +182,7 @@ class Guard:
         self.registry.restore(self.trading.account, con_id, previous)
         account = self.trading.account or ""
         self._attached.pop((account, con_id), None)  # a fresh chance to attach, and to alarm
-        self._alarmed = {key for key in self._alarmed if key[:2] != (account, con_id)}
+        self.alarm.forget(account, con_id)
         await self.settle(con_id)  # a check already under way finishes first: never two re-attaches
         self._running.add(con_id)
         try:
@@ -326,7 +326,7 @@ class Guard:
             self.registry.clear(account, con_id)
             self._attached.pop((account, con_id), None)
         elif decision.alarm:
-            return await self._unprotected(con_id, position, spec, list(decision.alarm))
+            return await self.alarm.raise_for(con_id, position, spec, list(decision.alarm))
         return done or decision.note
 
     def _attempts(self, account: str, con_id: int, spec: ProtectionSpec | None) -> set[str]:
@@ -396,65 +396,6 @@ class Guard:
         if self.trading.working_exits(con_id):
             return self.trading.exit_oca_group(con_id, alert_id)
         return f"tv2ib:{alert_id}:{int(time.time())}"
-
-    # ------------------------------------------------------------------ when it cannot
-
-    async def _unprotected(
-        self, con_id: int, position: Decimal, spec: ProtectionSpec | None, missing: list[str]
-    ) -> str:
-        """The alarm (once per spec and role set) and, if asked, closing the position."""
-        account = self.trading.account or ""
-        alert_id = spec.alert_id if spec is not None else ""
-        key = (account, con_id, f"{alert_id}:{','.join(missing)}")
-        if key in self._alarmed:
-            return "unprotected (alarm already raised)"
-        self._alarmed.add(key)
-        raised_at = int(time.time())
-        symbol = (spec.symbol if spec is not None else "") or str(con_id)
-        wrong_side = spec is not None and not spec.protects(position)
-        if wrong_side:
-            assert spec is not None
-            detail = (f"the protection planned by alert {alert_id} is for a {'long' if spec.side > 0 else 'short'}; "
-                      f"IB has {describe(position)} (a manual trade?): tv2ib placed no exits for it")  # fmt: skip
-        else:
-            detail = (
-                "IB cancelled or refused the exit, and refused it again when the guard re-attached it once"
-            )
-        if wrong_side:
-            # tv2ib never planned this position (the trader flipped it by hand, most likely): closing
-            # it is not the guard's call, even with FLATTEN_UNPROTECTED
-            action_taken = "left as it is: protect or close it by hand"
-        elif self.settings.flatten_unprotected:
-            action_taken = await self._flatten(con_id, position, spec)
-        else:
-            action_taken = "left as it is (FLATTEN_UNPROTECTED is off): protect or close it by hand"
-        event = events.unprotected(
-            account=account, con_id=con_id, symbol=symbol, alert_id=alert_id or None, position=position,
-            position_text=describe(position), missing=missing, detail=detail, action_taken=action_taken,
-            raised_at=raised_at,
-        )  # fmt: skip
-        log.error("UNPROTECTED %s %s (missing %s): %s; %s", symbol, describe(position), missing, detail,
-                  action_taken)  # fmt: skip
-
-        def write(uow: UnitOfWork) -> None:
-            if alert_id:
-                self.recorder.note(uow, alert_id, f"unprotected {describe(position)}: missing "
-                                   f"{', '.join(missing)}; {action_taken}")  # fmt: skip
-            uow.emit(event)
-
-        self.recorder.run(write)
-        return f"unprotected: {action_taken}"
-
-    async def _flatten(self, con_id: int, position: Decimal, spec: ProtectionSpec | None) -> str:
-        """Cancel tv2ib's exits on the contract, then close the position at market."""
-        try:
-            position = await self.trading.close_unprotected(con_id, spec.alert_id if spec else "guard")
-        except Exception as exc:  # noqa: BLE001 - the alarm must go out whatever happens here
-            log.exception("guard: closing the unprotected position on conId %s failed", con_id)
-            return f"closing it at market FAILED ({exc}): close it by hand"
-        if position == 0:
-            return "the position is flat now: nothing to close"
-        return f"closing it at market (FLATTEN_UNPROTECTED): {side_closing(position)} {_num(abs(position))}"
 
     def _note(self, uow: UnitOfWork, alert_id: str, message: str) -> None:
         self.recorder.note(uow, alert_id, message)
