@@ -9,10 +9,9 @@ an :class:`AlertJob`, not on the long-lived executor. A refusal is raised as
 2. the decision core (worker/decision/core.py), pure: the position move, the sizing, the legs, the
    risk rules' verdicts, what the margin check needs; the what-if round trip
    (worker/execution/what_if.py) and its pure judgement settle the margin;
-3. **the decision is written down first**, and the write awaited, BEFORE any order goes out (the
-   stored decision, worker/decision/stored.py, fixes the absolute target, so that a rerun cannot
-   read a relative ``sell 20`` twice); nothing to do (already at the target; an exit while flat)
-   ends ``cancelled`` with the reason (not a failure); a dry run ends there too;
+3. **the decision is written down first**, awaited, BEFORE any order goes out (its absolute
+   target, worker/decision/stored.py: a rerun cannot read a relative ``sell 20`` twice); nothing to
+   do (already there, an exit while flat) or a dry run ends ``cancelled`` with the reason;
 4. the execution protocol (worker/execution/protocol.py) works the stored decision at IB: close →
    confirm → open, restore, reprice. A rerun (SIGKILL, retry) never decides again: it resumes.
 
@@ -26,8 +25,7 @@ Exactly once (invariant 2) rests on three checks, in this order:
 3. the queue merely delivers at least once: a job whose worker died is run again and the checks
    above make the rerun harmless.
 
-What reached IB is always read from IB's reports. Order rows are written right after the send, in
-order with IB's events, by the single recorder thread.
+What reached IB is always read from IB's reports, and recorded by the single recorder thread.
 """
 
 from __future__ import annotations
@@ -73,8 +71,6 @@ from worker.recording.snapshots import OrderSnapshot
 from worker.risk.gate import RiskGate
 
 log = logging.getLogger(__name__)
-
-__all__ = ["AlertJob", "Executor", "JobLimits", "Requeue", "RetryLater", "crash_point"]
 
 
 class Requeue(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -200,11 +196,19 @@ class Executor:
             if status.is_terminal or STATUS_RANK[status] >= STATUS_RANK[AlertStatus.SUBMITTED]:
                 return status.value
             return self.reject(alert_id, f"the stored payload is unreadable: {exc}")
-        job = AlertJob(alert_id, payload, received_at, paused, {"start": started}, status=status,
-                       decision=StoredDecision.from_json(plan) if plan else None)  # fmt: skip
+        job = AlertJob(alert_id, payload, received_at, paused, {"start": started}, status=status)
+        if status.is_terminal:  # only re-read: its plan is not even parsed
+            log.info("alert %s is already %s; nothing to do", alert_id, status.value)
+            return status.value
+        try:  # the stored decision (a hand-edited, unreadable plan fails the alert, nothing is sent)
+            job.decision = StoredDecision.from_json(plan) if plan else None
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            log.exception("alert %s: the stored plan is unreadable", alert_id)
+            self.writes.failed(alert_id, exc)
+            return AlertStatus.FAILED.value
         job.mark("loaded")
         submitted = STATUS_RANK[status] >= STATUS_RANK[AlertStatus.SUBMITTED]
-        if status.is_terminal or (submitted and job.decided is None):
+        if submitted and job.decided is None:
             log.info("alert %s is already %s; nothing to do", alert_id, status.value)
             return status.value
         if submitted:
