@@ -62,7 +62,7 @@ def reason_class(reason: str | None, status: str | None = None) -> str:
         return "stale"
     if text.startswith("ib:"):
         return "broker"
-    if text.startswith(("risk", "margin:")):  # margin: IB's what-if refusal (worker/execution/margin.py)
+    if text.startswith(("risk", "margin:")):  # margin: IB's what-if refusal (worker/decision/margin.py)
         return "risk"
     if "not supported" in text:
         return "not_supported"
@@ -180,23 +180,16 @@ class WorkerMetrics:
             buckets=cumulative,
             sum_value=total,
         )
-        family = CounterMetricFamily(
-            "tv2ib_worker_fills", "Executions recorded, by order leg.", labels=["leg"]
-        )
-        for leg, n in fills.items():
-            family.add_metric([leg], n)
-        yield family
-        family = CounterMetricFamily(
-            "tv2ib_worker_alerts_rejected",
-            "Alerts refused or failed by the worker, by reason class (" + ", ".join(REASON_CLASSES) + ").",
-            labels=["reason"],
-        )
-        for cls, n in rejections.items():
-            family.add_metric([cls], n)
-        yield family
+        yield _by_label("tv2ib_worker_fills", "Executions recorded, by order leg.", "leg", fills)
+        yield _by_label("tv2ib_worker_alerts_rejected", "Alerts refused or failed by the worker, by reason class ("
+                        + ", ".join(REASON_CLASSES) + ").", "reason", rejections)  # fmt: skip
         yield CounterMetricFamily(
             "tv2ib_worker_order_rejections", "Orders IB refused (any leg).", value=order_rejections
         )
+        yield from self._sampled(backlog)
+
+    def _sampled(self, backlog: int | None) -> Iterator[Metric]:
+        """The figures read from the worker's parts at scrape time (those it was given)."""
         if self._ib_connected is not None:
             yield GaugeMetricFamily(
                 "tv2ib_worker_ib_connected", "1 while the IB connection is up and usable, else 0.",
@@ -264,6 +257,13 @@ class WorkerMetrics:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+def _by_label(name: str, documentation: str, label: str, counts: dict[str, int]) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for value, n in counts.items():
+        family.add_metric([value], n)
+    return family
 
 
 def _le(bound: float) -> str:

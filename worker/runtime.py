@@ -6,7 +6,7 @@ Threads of one worker process:
 * ``ib``: the asyncio loop that owns the ib_async connection (:class:`~worker.ib.IBConnection`; the
   jobs' requests go through :class:`~worker.ib.Trading` on that loop);
 * ``recorder``: the single database writer (:class:`~worker.recording.recorder.Recorder`);
-* ``heartbeat``: refreshes the Redis heartbeat every :data:`HEARTBEAT_INTERVAL` seconds;
+* ``heartbeat``: refreshes the Redis heartbeat every few seconds (worker/heartbeat.py);
 * the notifier's own thread (``worker.notify``).
 
 Start: the worker claims its IB account (or, without IB_ACCOUNT, the queue of alerts naming none,
@@ -14,9 +14,9 @@ then at the first connect the account IB manages) before it consumes a queue, an
 only while it holds that claim; a live worker holding it makes this one refuse, exit code 2
 (worker/claims.py: one live worker per IB account).
 
-SIGHUP re-reads what can change while the worker runs (the risk file; each helper appends its
-reloader to :attr:`Worker.reloaders`): the reload runs on the ``housekeeping`` thread, which also
-checks the daily loss every few seconds (worker/risk/gate.py).
+SIGHUP re-reads what can change while the worker runs (the symbol map, the risk file): the reload
+runs on the ``housekeeping`` thread (worker/housekeeping.py), which also checks the daily loss
+every few seconds (worker/risk/gate.py). The heartbeat (worker/heartbeat.py) beats on its own.
 
 Shutdown: the first SIGTERM/SIGINT lets the job in hand finish (a job still waiting for IB goes
 back on the queue), then disconnects from IB cleanly; a second one exits at once. Either way the
@@ -26,31 +26,34 @@ job stays on the queue or on the processing list, which the next start requeues.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
-from decimal import Decimal
+from concurrent.futures import Future
+from types import FrameType
 from typing import Any
 
 import redis
+from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from core import events, keys
+from core import keys
 from core.context import AppContext
+from core.events import Event
 from core.risk_file import RiskFile, load_risk_file, resolve_path
 from core.services import FLATTEN_JOB
 from worker.claims import Claims, WorkerClaims
 from worker.consumer import Consumer
 from worker.contracts.symbol_map import SymbolResolver
 from worker.decision.order_types import OrderRules
-from worker.execution.executor import Executor, Requeue, RetryLater
-from worker.execution.guard import Guard
-from worker.execution.margin import MarginGate
+from worker.execution.executor import Executor, JobLimits, Requeue, RetryLater
+from worker.execution.guard import Guard, GuardSettings
+from worker.execution.what_if import MarginAsker
+from worker.heartbeat import Heartbeat
+from worker.housekeeping import Housekeeping
 from worker.ib import IBConnection, Trading
 from worker.metrics import WorkerMetrics
 from worker.notify import Notifier, enqueue_notices
@@ -61,11 +64,10 @@ from worker.risk.gate import DAILY_LOSS_CHECK_SECONDS, RiskGate, describe_rules
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_INTERVAL = 3.0
-
 
 class Worker:
-    """One execution worker: one IB connection (host, port, client id, account), one queue."""
+    """One execution worker: one IB connection (host, port, client id, account), one queue. Its parts
+    are built here, each given what it uses (rq's worker builds its parts in ``__init__`` too)."""
 
     def __init__(
         self,
@@ -90,6 +92,16 @@ class Worker:
             risk_file = load_risk_file(resolve_path(settings.risk_file))
         self.stopping = threading.Event()
         self._signals = 0
+        self._build_recording()
+        self._build_ib(probe_interval)
+        self._build_trading(risk_file)
+        self.housekeeping = Housekeeping(self.risk, self.notifier, self.stopping, housekeeping_interval,
+                                         [self.symbols.reload])  # fmt: skip
+        self._build_queues()
+
+    def _build_recording(self) -> None:
+        """The notifier, the metrics and the single database writer."""
+        ctx, settings = self.ctx, self.settings
         self.notifier = Notifier(settings, ctx.sessions, ctx.redis, simulator=self._on_simulator)
         # read lazily at scrape time: the IB connection and consumer are created below
         self.metrics = WorkerMetrics(
@@ -101,81 +113,56 @@ class Worker:
             jobs_done=lambda: self.consumer.done,
             notice_backlog=self._unsent_notices,
         )
-        self.recorder = Recorder(
-            ctx.sessions,
-            ctx.redis,
-            settings,
-            settings.ib_client_id,
-            enqueue_notices=self._enqueue_notices,
-            wake=self.notifier.wake,
-            on_committed=self.metrics.count_events,
-        )
-        self.ib = IBConnection(
-            settings.ib_host,
-            settings.ib_port,
-            settings.ib_client_id,
-            settings.ib_account,
-            self.recorder.record,
-            probe_interval=probe_interval,
-            on_connection_change=self._connection_changed,
-            market_data_type=settings.ib_market_data_type,
-        )
+        self.recorder = Recorder(ctx.sessions, ctx.redis, settings, settings.ib_client_id,
+                                 enqueue_notices=self._enqueue_notices, wake=self.notifier.wake,
+                                 on_committed=self.metrics.count_events)  # fmt: skip
+
+    def _build_ib(self, probe_interval: float) -> None:
+        """The IB connection, its trading room, and this worker's claim of its account."""
+        settings = self.settings
+        self.ib = IBConnection(settings.ib_host, settings.ib_port, settings.ib_client_id, settings.ib_account,
+                               self.recorder.record, probe_interval=probe_interval,
+                               on_connection_change=self._connection_changed,
+                               market_data_type=settings.ib_market_data_type)  # fmt: skip
         self.trading = Trading(self.ib)
-        # the protective-order guard: specs set by the jobs, persisted by the recorder, loaded at
-        # start (a position opened before a restart keeps its protection); hears IB's events
-        self.protection = ProtectionRegistry(persist=self._persist_protection)
         # one IB account, one live worker (worker/claims.py): nothing trades on an account, the
         # guard included, before this worker holds its claim
         self.claims = WorkerClaims(
-            Claims(ctx.redis, client_id=settings.ib_client_id, ib=f"{settings.ib_host}:{settings.ib_port}"),
+            Claims(self.ctx.redis, client_id=settings.ib_client_id, ib=f"{settings.ib_host}:{settings.ib_port}"),
             self.ib, configured=settings.ib_account, stopping=self.stopping,
         )  # fmt: skip
-        self.guard = Guard(
-            self.trading,
-            self.protection,
-            self.recorder,
-            flatten_unprotected=settings.flatten_unprotected,
-            job_running=self._job_running,
-            active=self.claims.serves_alone,
-        )
+
+    def _build_trading(self, risk_file: RiskFile) -> None:
+        """The protective-order guard, the risk gate and the executor (given both at construction)."""
+        ctx, settings = self.ctx, self.settings
+        # the protective-order guard: specs set by the jobs, persisted by the recorder, loaded at
+        # start (a position opened before a restart keeps its protection); hears IB's events
+        self.protection = ProtectionRegistry(persist=self._persist_protection)
+        self.guard = Guard(self.trading, self.protection, self.recorder,
+                           GuardSettings(flatten_unprotected=settings.flatten_unprotected), host=self)  # fmt: skip
         self.ib.watcher = self.guard
-        self.executor = Executor(
-            ctx.sessions,
-            self.recorder,
-            self.ib,
-            self.trading,
-            stale_after=settings.stale_alert_seconds,
-            stopping=self.stopping,
-            max_order_quantity=settings.max_order_quantity,
-            metrics=self.metrics,
-            reversal_fill_timeout=settings.reversal_fill_timeout_seconds,
-            symbols=self.symbols,
-            # order types (worker/decision/order_types.py): the extended-hours stop-limit / marketable-limit offset
-            order_rules=OrderRules(settings.extended_hours_stop_limit_ticks),
-            # IB's what-if margin check before every opening order (worker/execution/margin.py)
-            margin=MarginGate(
-                self.ib,
-                self.trading,
-                enabled=settings.margin_check,
-                timeout=settings.margin_check_timeout_seconds,
-            ),
-        )
-        self.executor.guard = self.guard  # the job sets specs and has the old exits put back
-        # the risk gate: the executor checks every opening order with it; the housekeeping thread
-        # runs its daily-loss check; SIGHUP reloads its file (one of self.reloaders)
+        # the risk gate: the decision checks every opening order against its rules; the housekeeping
+        # thread runs its daily-loss check; SIGHUP reloads its file
         self.risk = RiskGate(risk_file, ctx.sessions, self.ib, self.trading, recorder=self.recorder,
                              ib_call_timeout=30.0)  # fmt: skip
         self.risk.flatten = self._flatten_on_daily_loss
-        self.executor.risk = self.risk
-        # sizing: the risk file's default_sizing for alerts that name no quantity (worker/decision/sizing.py)
-        self.executor.sizing_default = self._default_sizing
-        # SIGHUP: each reloader re-reads one file and logs what changed (see reload())
-        self.reloaders: list[Callable[[], object]] = [self.symbols.reload, self.reload_risk_file]
-        self._reload_requested = threading.Event()
-        self._housekeeping_interval = housekeeping_interval
-        self._housekeeping_thread = threading.Thread(
-            target=self._housekeeping, name="housekeeping", daemon=True
-        )
+        self.executor = Executor(
+            ctx.sessions, self.recorder, self.ib, self.trading,
+            JobLimits(settings.stale_alert_seconds, reversal_fill=settings.reversal_fill_timeout_seconds), self.stopping,
+            max_order_quantity=settings.max_order_quantity, metrics=self.metrics,
+            symbols=self.symbols,
+            # order types (worker/decision/order_types.py): the extended-hours stop-limit / marketable-limit offset
+            order_rules=OrderRules(settings.extended_hours_stop_limit_ticks),
+            # IB's what-if margin check before every opening order (worker/execution/what_if.py)
+            margin=MarginAsker(self.ib, self.trading, enabled=settings.margin_check,
+                               timeout=settings.margin_check_timeout_seconds),
+            guard=self.guard,  # the job sets specs and has the old exits put back
+            risk=self.risk,  # the risk file's limits, its default sizing and dry runs
+        )  # fmt: skip
+
+    def _build_queues(self) -> None:
+        """The queue consumers and the heartbeat."""
+        settings = self.settings
         # blocking pops need a socket timeout above the block time (the context's client has 1 s)
         self.queue_redis = redis.Redis.from_url(
             settings.redis_url, socket_connect_timeout=2, socket_timeout=10
@@ -188,16 +175,15 @@ class Worker:
         self.account_consumer: Consumer | None = None
         self._account_thread: threading.Thread | None = None
         self._account_lock = threading.Lock()
-        self._heartbeat_thread = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
-        self._heartbeat_stop = threading.Event()  # set by shutdown: the claims live until then
         self.heartbeat_key = keys.heartbeat_key(settings.ib_account, settings.ib_client_id)
+        self.beat = Heartbeat(self.ctx.redis, self.heartbeat_key, self.heartbeat, self.claims.renew)
 
     def _on_simulator(self) -> bool:
         """The IB connection's server is ibsim, not IB (known from the first connect on)."""
         ib = getattr(self, "ib", None)  # the notifier and recorder are built before the connection
         return ib is not None and ib.simulator
 
-    def _enqueue_notices(self, session: Any, event: Any, settings: Settings) -> int:
+    def _enqueue_notices(self, session: Session, event: Event, settings: Settings) -> int:
         """The recorder's notices, marked SIMULATOR while the worker trades ibsim."""
         return enqueue_notices(session, event, settings, simulator=self._on_simulator())
 
@@ -249,7 +235,7 @@ class Worker:
     def _run_account_consumer(self, consumer: Consumer) -> None:
         log.info("worker also consuming %s (the account IB manages)", consumer.queue.name)
         self._recover(consumer, "Redis unavailable")
-        self._write_heartbeat()  # intake sees the new account now, not at the next beat
+        self.beat.write()  # intake sees the new account now, not at the next beat
         consumer.run()
 
     # ------------------------------------------------------------------ lifecycle
@@ -260,77 +246,20 @@ class Worker:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGHUP, self._on_hup)
 
-    def _on_hup(self, _signum: int, _frame: Any) -> None:
-        """SIGHUP: reload the files on the housekeeping thread (a signal handler runs between two
-        bytecodes of the job in hand: it must neither block nor raise there)."""
-        self._reload_requested.set()
-
-    def reload(self) -> list[str]:
-        """Run every reloader (symbol map, risk file). A file that fails keeps the version in
-        force; the error is logged (file, line, reason) and the others still reload."""
-        results = []
-        for reloader in list(self.reloaders):
-            try:
-                results.append(str(reloader() or ""))
-            except Exception as exc:  # noqa: BLE001 - a bad file must not stop the worker
-                log.error("reload failed, the previous version stays in force: %s", exc)
-                results.append(f"reload failed: {exc}")
-                try:  # the trader edited a file and expects it in force: say it is not
-                    self.notifier.enqueue_event(
-                        events.alarm(
-                            "Configuration not reloaded", f"{exc}; the previous version stays in force"
-                        )
-                    )
-                except Exception:  # noqa: BLE001 - the log line above already says it
-                    log.exception("the reload alarm was not queued")
-        return results
-
-    def reload_risk_file(self) -> None:
-        """Re-read the risk file: a good one replaces the rules (what changed is logged), a bad
-        one keeps the rules in force, logged and sent as an alarm notice."""
-        loaded, message = self.risk.reload()
-        if loaded or self.risk.risk_file.path is None:
-            log.warning("%s", message)
-            return
-        log.error("%s", message)
-        try:
-            self.notifier.enqueue_event(events.alarm("Risk file not reloaded", message))
-        except Exception:  # noqa: BLE001 - the log line above already says it
-            log.exception("the risk file alarm was not queued")
-
-    def _default_sizing(self, payload: Any) -> tuple[str, Decimal] | None:
-        """The risk file's ``default_sizing`` for the alert's strategy and this worker's account
-        (read at each alert, so a SIGHUP reload applies to the next one)."""
-        rules = self.risk.risk_file.rules_for(payload.strategy, self.trading.account)
-        default = rules.default_sizing
-        return None if default is None else (default.quantity_type, default.quantity)
+    def _on_hup(self, _signum: int, _frame: FrameType | None) -> None:
+        """SIGHUP: reload the files on the housekeeping thread (worker/housekeeping.py)."""
+        self.housekeeping.request_reload()
 
     def _flatten_on_daily_loss(self, by: str) -> str:
         """``flatten_on_daily_loss``. From the housekeeping thread it waits for the job in hand (one
         job at a time, like ``POST /api/flatten``); from a job (the alert that found the loss) the
         job already holds the lock."""
-        if threading.current_thread() is self._housekeeping_thread:
+        if threading.current_thread() is self.housekeeping.thread:
             with self._run_lock:
                 return self.flatten_all(by=by)
         return self.flatten_all(by=by)
 
-    def _housekeeping(self) -> None:
-        """Reloads asked for by SIGHUP, and the daily-loss check every few seconds."""
-        try:
-            self.risk.warm()
-        except Exception:  # noqa: BLE001 - the first alert builds the calendar then
-            log.exception("exchange calendars not prepared")
-        while not self.stopping.is_set():
-            if self._reload_requested.wait(self._housekeeping_interval):
-                self._reload_requested.clear()
-                self.reload()
-                continue
-            try:
-                self.risk.watch_once()
-            except Exception:  # noqa: BLE001 - checked again at the next period
-                log.exception("daily-loss check failed")
-
-    def _on_signal(self, signum: int, _frame: Any) -> None:
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self._signals += 1
         if self._signals == 1:
             log.warning("signal %s: finishing the job in hand, then stopping (again to exit now)", signum)
@@ -352,7 +281,7 @@ class Worker:
             return 2 if self.refused else 0
         self.notifier.start()
         self.ib.start()
-        self._heartbeat_thread.start()
+        self.beat.start()
         if self.settings.worker_metrics_port:
             try:
                 self.metrics.serve(self.settings.worker_metrics_host, self.settings.worker_metrics_port)
@@ -371,7 +300,7 @@ class Worker:
 
     def _serve(self) -> None:
         """The claims are held: trade (daily-loss watch, guard, queues) until stopped."""
-        self._housekeeping_thread.start()
+        self.housekeeping.start()
         if not self.settings.ib_account:
             self.ib.call_soon(self.guard.on_reconciled)  # the connect's own check ran before the claim
             self._serve_managed_account()
@@ -395,13 +324,17 @@ class Worker:
             log.info("guard: protection of %d position(s) loaded: %s", len(specs),
                      ", ".join(f"{s.symbol or s.con_id} {sorted(s.wanted_roles)}" for s in specs))  # fmt: skip
 
-    def _persist_protection(self, key: str, spec: ProtectionSpec | None) -> Any:
+    def _persist_protection(self, key: str, spec: ProtectionSpec | None) -> Future[None]:
         def write(uow: UnitOfWork) -> None:
             save_spec(uow.session, key, spec)
 
         return self.recorder.run(write)
 
-    def _job_running(self) -> bool:
+    def serves_alone(self) -> bool:
+        """This worker holds its account's claim (worker/claims.py): its guard may act."""
+        return self.claims.serves_alone()
+
+    def job_running(self) -> bool:
         """A job is executing (read from the IB loop: the guard leaves the exits to the job)."""
         if self.consumer.current is not None:
             return True
@@ -438,9 +371,7 @@ class Worker:
             except Exception:  # noqa: BLE001
                 log.exception("notifier.worker_stopping failed")
         self.ib.stop()
-        self._heartbeat_stop.set()
-        if self._heartbeat_thread.is_alive():
-            self._heartbeat_thread.join(5)
+        self.beat.stop()
         self.claims.release()  # after IB: the next worker never overlaps this connection
         self.recorder.stop()
         self.metrics.stop()
@@ -448,10 +379,7 @@ class Worker:
             self.notifier.stop(timeout=5.0)
         except Exception:  # noqa: BLE001
             log.exception("notifier.stop failed")
-        try:
-            self.ctx.redis.delete(self.heartbeat_key)
-        except redis.RedisError:
-            pass
+        self.beat.drop()
         log.info("worker stopped (%s)", reason)
 
     @property
@@ -489,25 +417,9 @@ class Worker:
             "pacing_violations": self.ib.pacing_violations,
         }
 
-    def _write_heartbeat(self) -> None:
-        try:
-            pipe = self.ctx.redis.pipeline(transaction=False)
-            pipe.set(self.heartbeat_key, json.dumps(self.heartbeat()), ex=keys.HEARTBEAT_TTL_SECONDS)
-            pipe.sadd(keys.WORKERS_SET, self.heartbeat_key)  # how core/routing.py finds it without SCAN
-            pipe.execute()
-        except redis.RedisError as exc:
-            log.debug("heartbeat not written: %s", exc)
-
-    def _heartbeat_loop(self) -> None:
-        """Until shutdown (a warm stop still finishes the job in hand under its claims)."""
-        while not self._heartbeat_stop.is_set():
-            self.claims.renew()
-            self._write_heartbeat()
-            self._heartbeat_stop.wait(HEARTBEAT_INTERVAL)
-
     def _connection_changed(self, connected: bool, detail: str) -> None:
         self.notifier.ib_connection_changed(connected, detail)
-        self._write_heartbeat()  # the dashboard sees the change now, not at the next beat
+        self.beat.write()  # the dashboard sees the change now, not at the next beat
 
     # ------------------------------------------------------------------ operator jobs
 

@@ -7,10 +7,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from worker.decision.planner import Leg
+from worker.decision.margin import WhatIf, judge, what_if_order
+from worker.decision.model import Leg
+from worker.decision.numbers import money
 from worker.decision.positions import Decision
-from worker.execution.margin import WhatIf, ib_number, judge, money, what_if_order
 from worker.ib.account import AccountFigures
+from worker.ib.translate import ib_number, what_if_of
 
 ENTRY = Leg("entry", "BUY", "LMT", D(10), limit_price=D("189.5"), tif="DAY")
 SHORT = Leg("entry", "SELL", "MKT", D(10))
@@ -65,7 +67,7 @@ def test_what_if_from_ib_order_state():
     state = SimpleNamespace(initMarginChange="4750000.0", maintMarginChange="3800000.0", initMarginBefore="0.0",
                             initMarginAfter="4750000.0", equityWithLoanBefore="1000000.0",
                             equityWithLoanAfter="999500.0", commission=1.0, commissionCurrency="USD")  # fmt: skip
-    answer = WhatIf.from_state(state)
+    answer = what_if_of(state)
     assert answer.init_margin_change == D("4750000.0") and answer.commission == D("1.0")
 
 

@@ -15,8 +15,9 @@ from worker_helpers import IBHandle
 
 from core.payload import AlertPayload
 from worker.contracts.tickers import resolve_ticker
+from worker.decision.intent import close_without_reference
 from worker.decision.positions import Decision
-from worker.ib.market_data import Quote, close_without_reference, describe_errors, fallback_type
+from worker.ib.market_data import Quote, describe_errors, fallback_type
 
 
 @pytest.fixture
@@ -40,8 +41,8 @@ def connect(sim) -> Iterator:
 
 def quote(handle: IBHandle, ticker: str = "AAPL") -> Quote:
     async def run() -> Quote:
-        contract, _inst = await handle.instrument(resolve_ticker(ticker))
-        return await handle.trading.market_price(contract)
+        _contract, inst = await handle.instrument(resolve_ticker(ticker))
+        return await handle.trading.market_price(inst.con_id)
 
     return handle.call(run())
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from decimal import Decimal as D
-from types import SimpleNamespace
 
 import pytest
 from hypothesis import given
@@ -14,19 +13,15 @@ from ib_async.util import UNSET_DOUBLE
 from worker_helpers import AAPL, ES
 
 from core.payload import AlertPayload
+from worker.decision.closing import plan_close
+from worker.decision.exits import exit_leg, protection_orders, protection_prices
+from worker.decision.model import Instrument
 from worker.decision.order_types import ExitOrder, OrderRules, time_in_force
-from worker.decision.planner import (
-    Instrument,
-    exit_leg,
-    plan_bracket,
-    plan_close,
-    protection_orders,
-    protection_prices,
-)
+from worker.decision.planner import plan_bracket
 from worker.decision.rounding import entry_stop_direction, on_grid, round_to_tick
 from worker.errors import Refused
 from worker.ib.exit_orders import exit_order_of, reprice_exit
-from worker.ib.trading import Trading
+from worker.ib.placement import order_for
 from worker.recording.protection import ProtectionSpec
 
 
@@ -40,8 +35,8 @@ def _legs(payload: dict, inst: Instrument = AAPL, market: D | None = None, rules
 
 
 def _ib(leg) -> dict:
-    """The IB order fields the trading room sends for ``leg`` (Trading.order_for)."""
-    order = Trading.order_for(SimpleNamespace(account="DU1"), leg, "tv2ib:T:x")  # type: ignore[arg-type]
+    """The IB order fields the trading room sends for ``leg`` (worker/ib/placement.py order_for)."""
+    order = order_for(leg, "tv2ib:T:x", "DU1")
     fields = {"orderType": order.orderType, "action": order.action, "tif": order.tif}
     for name in ("lmtPrice", "auxPrice", "trailingPercent", "trailStopPrice"):
         value = getattr(order, name)

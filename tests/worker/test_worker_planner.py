@@ -6,17 +6,11 @@ import pytest
 from worker_helpers import AAPL, ES, EURUSD
 
 from core.payload import AlertPayload
-from worker.decision.planner import (
-    Leg,
-    PlanRejected,
-    alert_kind,
-    intent_of,
-    needs_market_reference,
-    plan_bracket,
-    plan_close,
-    plan_exit,
-    protection_prices,
-)
+from worker.decision.closing import plan_close, plan_exit
+from worker.decision.exits import protection_prices
+from worker.decision.intent import alert_kind, intent_of, needs_market_reference
+from worker.decision.model import Leg, PlanRejected
+from worker.decision.planner import plan_bracket
 from worker.decision.positions import PositionIntent
 from worker.errors import Refused
 

@@ -14,11 +14,12 @@ from hypothesis import strategies as st
 
 from core.payload import AlertPayload
 from worker.contracts.effects import chart_position, decided_spec, scale_intent
-from worker.contracts.held_month import HeldMonth, RolledPositionHeld, earlier_months_held, keep_to_held_month
+from worker.contracts.held_month import HeldMonth, RolledPositionHeld, keep_to_held_month
 from worker.contracts.roll import exchange_today, is_current, next_midnight, pick_front, roll_date
 from worker.contracts.tickers import ContractSpec
 from worker.decision.positions import PositionIntent, decide
-from worker.ib.translate import pick_details
+from worker.ib.contracts import earlier_months_held
+from worker.ib.translate import listed_of, pick_details
 
 CHICAGO = "US/Central"
 # ES's quarterly months as IB lists them (third Fridays)
@@ -55,12 +56,12 @@ def at_chicago(day: str, hour: int = 12) -> datetime:
     ],
 )
 def test_front_month_before_on_and_after_the_roll_date(today, roll_days, index, expected):
-    pick = pick_front(ES, index, at_chicago(today), roll_days)
+    pick = pick_front(listed_of(ES), index, at_chicago(today), roll_days)
     assert pick.chosen is not None and pick.chosen.local_symbol == expected
 
 
 def test_the_plan_names_the_roll():
-    pick = pick_front(ES, 1, at_chicago("2026-12-11"), 8)
+    pick = pick_front(listed_of(ES), 1, at_chicago("2026-12-11"), 8)
     doc = pick.to_json()
     assert doc["contract"] == "ESH7" and doc["rolled_from"] == "ESZ6" and doc["rolled_on"] == "2026-12-10"
     assert doc["exchange_date"] == "2026-12-11" and doc["time_zone"] == CHICAGO
@@ -72,18 +73,18 @@ def test_today_is_the_exchanges_date_not_utcs():
     # 01:00 UTC on the roll date is still the evening before in Chicago: not rolled yet
     late = datetime(2026, 12, 10, 1, 0, tzinfo=UTC)
     assert exchange_today(late, ZoneInfo(CHICAGO)) == date(2026, 12, 9)
-    assert pick_front(ES, 1, late, 8).chosen.local_symbol == "ESZ6"
-    assert pick_front(ES, 1, late + timedelta(hours=6), 8).chosen.local_symbol == "ESH7"
+    assert pick_front(listed_of(ES), 1, late, 8).chosen.local_symbol == "ESZ6"
+    assert pick_front(listed_of(ES), 1, late + timedelta(hours=6), 8).chosen.local_symbol == "ESH7"
 
 
 def test_unknown_zone_falls_back_to_the_exchanges():
     odd = [detail("ESZ6", ESZ6, zone="Mars/Olympus"), detail("ESH7", ESH7, zone="Mars/Olympus")]
     late = datetime(2026, 12, 10, 1, 0, tzinfo=UTC)  # 9 Dec in Chicago, 10 Dec in New York
-    assert pick_front(odd, 1, late, 8, exchange="CME").chosen.local_symbol == "ESZ6"
+    assert pick_front(listed_of(odd), 1, late, 8, exchange="CME").chosen.local_symbol == "ESZ6"
 
 
 def test_no_contract_left_is_no_pick():
-    assert pick_front(ES[:1], 2, at_chicago("2026-12-01"), 8).chosen is None
+    assert pick_front(listed_of(ES[:1]), 2, at_chicago("2026-12-01"), 8).chosen is None
 
 
 def test_explicit_month_is_never_rolled():
@@ -210,8 +211,8 @@ def test_opening_while_the_old_month_is_held_is_refused(intent):
 
 def test_a_decided_future_acts_on_the_month_it_was_decided_on():
     spec = ContractSpec("FUT", "ES", "CME", front_index=1, roll_days=8)
-    pinned = decided_spec(spec, {"contract": {"con_id": 637002612}})
+    pinned = decided_spec(spec, 637002612)
     assert (pinned.con_id, pinned.front_index) == (637002612, 0)
     assert decided_spec(spec, None) == spec
     stock = ContractSpec("STK", "AAPL", "SMART")
-    assert decided_spec(stock, {"contract": {"con_id": 265598}}) == stock
+    assert decided_spec(stock, 265598) == stock

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from worker_helpers import AAPL, EURUSD, MES
 
 from core.payload import AlertPayload
-from worker.decision.planner import Instrument, intent_of, needs_market_reference, plan_bracket
+from worker.decision.intent import intent_of, needs_market_reference
+from worker.decision.model import Instrument
+from worker.decision.planner import plan_bracket
 from worker.decision.positions import decide
 from worker.decision.sizing import SizingRefused, floor_to_increment, size_alert
 from worker.ib.account import AccountFigures

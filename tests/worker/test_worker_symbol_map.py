@@ -130,7 +130,7 @@ def test_reload_swaps_the_map_and_a_bad_edit_keeps_the_old_one(tmp_path):
 
 
 def test_worker_reload_runs_every_reloader_even_after_one_fails(tmp_path):
-    from worker.runtime import Worker
+    from worker.housekeeping import Housekeeping
 
     calls = []
 
@@ -142,7 +142,7 @@ def test_worker_reload_runs_every_reloader_even_after_one_fails(tmp_path):
     holder = type(
         "W", (), {"reloaders": [bad, lambda: calls.append(1) or "risk reloaded"], "notifier": notifier}
     )()
-    assert Worker.reload(holder) == ["reload failed: SYMBOL_MAP_FILE x line 3: broken", "risk reloaded"]
+    assert Housekeeping.reload(holder) == ["reload failed: SYMBOL_MAP_FILE x line 3: broken", "risk reloaded"]
     assert calls == [1]
     # the trader hears that the edit is not in force (an alarm notice naming the line)
     assert len(alarms) == 1 and "SYMBOL_MAP_FILE x line 3: broken" in str(alarms[0])

@@ -15,9 +15,9 @@ from worker_helpers import IBHandle
 
 from ibsim.testing import run_in_thread
 from worker.contracts.tickers import resolve_ticker
-from worker.decision.planner import Leg
+from worker.decision.model import Leg
 from worker.decision.positions import ExitChange, WorkingExit, exit_changes
-from worker.ib.trading import exit_role, leg_of
+from worker.ib.orders import exit_role, leg_of
 
 D = Decimal
 
@@ -32,9 +32,9 @@ def _bracket(entry_type: str = "MKT", limit: Decimal | None = None) -> list[Leg]
 
 def _place(session: IBHandle, alert_id: str, legs: list[Leg]):
     async def run():
-        contract, inst = await session.trading.instrument(resolve_ticker("AAPL"))
-        await session.trading.place_legs(alert_id, contract, legs, 2, lambda leg: None, lambda p, a: None)
-        return contract, inst
+        inst = await session.trading.instrument(resolve_ticker("AAPL"))
+        await session.trading.place_legs(alert_id, inst.con_id, legs, 2, lambda leg: None, lambda p, a: None)
+        return inst.con_id, inst
 
     return session.call(run())
 
@@ -57,11 +57,11 @@ def test_exit_roles_from_order_refs():
 
 def test_children_under_a_resting_entry_are_dormant_not_exits(sim, session):
     sim.set_price("AAPL", 190.0)
-    contract, inst = _place(session, "RESTING1", _bracket("LMT", D(189)))
+    con_id, inst = _place(session, "RESTING1", _bracket("LMT", D(189)))
     _wait(lambda: _orders(sim, "RESTING1").get("entry", {}).get("status") == "Submitted")
     assert session.on_loop(session.trading.working_exits, inst.con_id) == []
     entries = session.on_loop(session.trading.resting_entries, inst.con_id)
-    assert [t.order.orderRef for t in entries] == ["tv2ib:RESTING1:entry"]
+    assert [s.order_ref for s in entries] == ["tv2ib:RESTING1:entry"]
     # the prices the plan asked for are readable (to put them back after a refused close)
     assert session.on_loop(session.trading.exit_prices, inst.con_id) == {"tp": D(195), "sl": D(187)}
     sim.set_price("AAPL", 188.5)  # the entry fills: its children become the position's exits
@@ -76,7 +76,7 @@ def test_children_under_a_resting_entry_are_dormant_not_exits(sim, session):
 
 def test_apply_exit_changes_cancel_shrink_and_new_each_confirmed(sim, session):
     sim.set_price("AAPL", 190.0)
-    contract, inst = _place(session, "LONG1", _bracket())
+    con_id, inst = _place(session, "LONG1", _bracket())
     _wait(lambda: len(session.on_loop(session.trading.working_exits, inst.con_id)) == 2)
     before = _orders(sim, "LONG1")
     changes = [
@@ -86,7 +86,7 @@ def test_apply_exit_changes_cancel_shrink_and_new_each_confirmed(sim, session):
     ]
     snaps = session.call(
         session.trading.apply_exit_changes(
-            contract,
+            con_id,
             changes,
             alert_id="LONG1",
             prices={"tp": D(196), "sl": D(186)},
@@ -121,19 +121,19 @@ def test_a_refused_shrink_cancels_the_exit_instead(sim, session):
     """An exit larger than the position the close leaves must not stay: if IB refuses to shrink
     it, it is cancelled (the guard re-attaches one sized to the position afterwards)."""
     sim.set_price("AAPL", 190.0)
-    contract, inst = _place(session, "LONG2", _bracket())
+    con_id, inst = _place(session, "LONG2", _bracket())
     _wait(lambda: len(session.on_loop(session.trading.working_exits, inst.con_id)) == 2)
     exits = session.on_loop(session.trading.working_exits, inst.con_id)
     sim.fault("reject_next", reason="Order rejected - reason:no modifications now", code=201)
     changes = exit_changes(D(3), exits)
     assert {c.quantity for c in changes} == {D(3)}
     session.call(
-        session.trading.apply_exit_changes(contract, changes[:1], alert_id="LONG2", prices={}, oca_group="")
+        session.trading.apply_exit_changes(con_id, changes[:1], alert_id="LONG2", prices={}, oca_group="")
     )
     refused = _orders(sim, "LONG2")[changes[0].role]
     assert (refused["status"], refused["quantity"]) == ("Cancelled", 10)
     session.call(
-        session.trading.apply_exit_changes(contract, changes[1:], alert_id="LONG2", prices={}, oca_group="")
+        session.trading.apply_exit_changes(con_id, changes[1:], alert_id="LONG2", prices={}, oca_group="")
     )
     left = session.on_loop(session.trading.working_exits, inst.con_id)
     assert [(e.role, e.quantity) for e in left] == [(changes[1].role, D(3))]
@@ -141,7 +141,7 @@ def test_a_refused_shrink_cancels_the_exit_instead(sim, session):
 
 def test_cancel_and_wait_returns_once_ib_confirmed(sim, session):
     sim.set_price("AAPL", 190.0)
-    contract, inst = _place(session, "REST2", _bracket("LMT", D(180)))
+    con_id, inst = _place(session, "REST2", _bracket("LMT", D(180)))
     _wait(lambda: _orders(sim, "REST2").get("entry", {}).get("status") == "Submitted")
     entries = session.on_loop(session.trading.resting_entries, inst.con_id)
     snaps = session.call(session.trading.cancel_and_wait(entries))
@@ -154,13 +154,13 @@ def test_a_refused_modification_keeps_ibs_terms_in_view(sim, session):
     """IB refuses to re-price an exit: it keeps working as it was, and the trading room reports
     it as IB has it (not the terms it asked for)."""
     sim.set_price("AAPL", 190.0)
-    contract, inst = _place(session, "LONG3", _bracket())
+    con_id, inst = _place(session, "LONG3", _bracket())
     _wait(lambda: len(session.on_loop(session.trading.working_exits, inst.con_id)) == 2)
     sim.fault("reject_next", reason="Order rejected - reason:no modifications now", code=201)
     change = ExitChange("tv2ib:LONG3:sl", "sl", "SELL", D(10))
     session.call(
         session.trading.apply_exit_changes(
-            contract, [change], alert_id="LONG3", prices={"sl": D(180)}, oca_group=""
+            con_id, [change], alert_id="LONG3", prices={"sl": D(180)}, oca_group=""
         )
     )
     assert (_orders(sim, "LONG3")["sl"]["auxPrice"], _orders(sim, "LONG3")["sl"]["status"]) == (
@@ -182,7 +182,7 @@ def test_exits_this_client_id_placed_on_another_account_are_not_this_accounts():
             assert session.conn.wait_ready(10) and session.conn.account == "DU1"
             sim.set_price("AAPL", 190.0)
             session.conn.account = "DU2"  # the same client id, serving DU2 then
-            contract, inst = _place(session, "ELSEWHERE", _bracket())
+            con_id, inst = _place(session, "ELSEWHERE", _bracket())
             _wait(lambda: len(session.on_loop(session.trading.working_exits, inst.con_id)) == 2)
             session.conn.account = "DU1"  # and DU1 now: DU2's exits are none of its business
             assert session.on_loop(session.trading.working_exits, inst.con_id) == []

@@ -11,7 +11,7 @@ from support import free_port, queue_alert
 
 from config.settings import Settings
 from core.context import AppContext
-from worker.decision.planner import Instrument
+from worker.decision.model import Instrument
 from worker.ib import IBConnection, Trading
 from worker.runtime import Worker
 
@@ -113,7 +113,7 @@ class IBHandle:
     def __init__(self, port: int, client_id: int = 21) -> None:
         self.conn = IBConnection("127.0.0.1", port, client_id, None, lambda fact: None)
         self.trading = Trading(self.conn)
-        self.instrument = self.trading.instrument
+        self.instrument = self.trading.contracts.qualify  # (ib_async contract, instrument)
 
     def call(self, coro: Any, timeout: float = 20) -> Any:
         """Run ``coro`` on the IB loop and wait for it."""

@@ -8,21 +8,23 @@
   is held, so neither is multiplied.
 * :func:`chart_position`: IB's position in the alert's units (for the drift check, which compares
   it with the strategy's previous position).
-* :func:`contract_map_doc`: ``plan["contract_map"]``, what the map and the roll did.
+* :func:`contract_map_of`: ``plan["contract_map"]``, what the map and the roll did.
 * :func:`decided_spec`: the contract a decided alert acts on (its plan's conId), so a rerun
   after a roll, or a decision on a held old month, never trades another month.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
 from core.payload import AlertPayload
+from worker.contracts.held_month import HeldMonth
 from worker.contracts.roll import Pick
 from worker.contracts.tickers import ContractSpec
-from worker.decision.planner import Instrument
+from worker.decision.model import Instrument
 from worker.decision.positions import PositionIntent
 
 CHART_COUNT_TYPES = (None, "", "fixed_quantity")
@@ -50,15 +52,41 @@ def chart_position(position: Decimal, spec: ContractSpec | None) -> Decimal:
     return position if factor == 1 else position / factor
 
 
-def contract_map_doc(
+@dataclass(frozen=True)
+class ContractMap:
+    """``plan["contract_map"]``: the ticker, what was traded and why (the map, the roll, a held month)."""
+
+    ticker: str
+    traded: str  # IB's local symbol (MNQZ6)
+    traded_symbol: str
+    con_id: int
+    quantity_multiplier: str
+    quantity_rule: str
+    pinned: str | None = None  # a map entry pinning a continuous ticker's month
+    roll: Mapping[str, Any] | None = None  # the roll facts (worker/contracts/roll.py ``Pick.to_json``)
+    held_month: Mapping[str, Any] | None = None  # worker/contracts/held_month.py ``HeldMonth.to_json``
+
+    def to_json(self) -> dict[str, Any]:
+        doc = {key: value for key, value in self.__dict__.items() if value is not None}
+        for key in ("roll", "held_month"):
+            if key in doc:
+                doc[key] = dict(doc[key])
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> ContractMap:
+        return cls(**{name: doc.get(name) for name in cls.__dataclass_fields__})
+
+
+def contract_map_of(
     payload: AlertPayload,
     spec: ContractSpec | None,
     inst: Instrument,
     roll: Pick | None,
-    held: Any = None,
-) -> dict[str, Any] | None:
-    """``plan["contract_map"]``: the ticker, what was traded and why (None: nothing to say, a
-    ticker the built-in rules resolved to a non-continuous contract)."""
+    held: HeldMonth | None = None,
+) -> ContractMap | None:
+    """What the map and the roll did (None: nothing to say, a ticker the built-in rules resolved to
+    a non-continuous contract)."""
     if spec is None:
         return None
     mapped = spec.quantity_multiplier != 1 or bool(
@@ -66,21 +94,17 @@ def contract_map_doc(
     )
     if not mapped and roll is None and held is None:
         return None
-    doc: dict[str, Any] = {
-        "ticker": payload.ticker,
-        "traded": inst.local_symbol or inst.symbol,
-        "traded_symbol": inst.symbol,
-        "con_id": inst.con_id,
-        "quantity_multiplier": format(spec.quantity_multiplier.normalize(), "f"),
-        "quantity_rule": _quantity_rule(payload, spec.quantity_multiplier),
-    }
-    if spec.pinned_continuous:
-        doc["pinned"] = spec.contract_month or f"conId {spec.con_id}"
-    if roll is not None:
-        doc["roll"] = roll.to_json()
-    if held is not None:
-        doc["held_month"] = held.to_json()
-    return doc
+    return ContractMap(
+        ticker=payload.ticker,
+        traded=inst.local_symbol or inst.symbol,
+        traded_symbol=inst.symbol,
+        con_id=inst.con_id,
+        quantity_multiplier=format(spec.quantity_multiplier.normalize(), "f"),
+        quantity_rule=_quantity_rule(payload, spec.quantity_multiplier),
+        pinned=(spec.contract_month or f"conId {spec.con_id}") if spec.pinned_continuous else None,
+        roll=roll.to_json() if roll is not None else None,
+        held_month=held.to_json() if held is not None else None,
+    )
 
 
 def _quantity_rule(payload: AlertPayload, factor: Decimal) -> str:
@@ -93,12 +117,12 @@ def _quantity_rule(payload: AlertPayload, factor: Decimal) -> str:
             f"(positionSize would be × {text})")  # fmt: skip
 
 
-def decided_spec(spec: ContractSpec, plan: dict[str, Any] | None) -> ContractSpec:
-    """A future's spec pinned to the conId its stored decision was made on (a continuous ticker
-    may resolve to another month by the time the job acts or runs again); other specs as they are."""
+def decided_spec(spec: ContractSpec, con_id: int | None) -> ContractSpec:
+    """A future's spec pinned to the conId its stored decision was made on (``con_id``: the
+    decision's contract; a continuous ticker may resolve to another month by the time the job acts
+    or runs again); other specs as they are."""
     if spec.sec_type != "FUT":
         return spec
-    con_id = ((plan or {}).get("contract") or {}).get("con_id")
     if not isinstance(con_id, int) or con_id <= 0:
         return spec
     return replace(spec, con_id=con_id, front_index=0, contract_month="", pinned_continuous=False)

@@ -1,4 +1,5 @@
-"""A position still held in an earlier month after ``ROOT1!`` rolled (the executor's seam).
+"""A position still held in an earlier month after ``ROOT1!`` rolled (pure; the IB side that finds
+it is ``ContractBook.held_month``, worker/ib/contracts.py).
 
 After the roll date ``ES1!`` resolves to the next contract (ESH7) while the account may still hold
 the old one (ESZ6): the strategy's position is there. The rules (docs/contracts.md):
@@ -20,17 +21,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ib_async import Contract
-
-from worker.contracts.tickers import ContractSpec
-from worker.decision.planner import Instrument
 from worker.decision.positions import Decision
 from worker.errors import Refused
-
-if TYPE_CHECKING:
-    from worker.ib.trading import Trading
 
 
 class RolledPositionHeld(Refused):
@@ -67,61 +61,6 @@ class HeldMonth:
 
 def _qty(value: Decimal) -> str:
     return format(value.normalize(), "f")
-
-
-def _expiry(contract: Any) -> str:
-    return str(getattr(contract, "lastTradeDateOrContractMonth", "") or "")[:8]
-
-
-def same_root(held: Any, front: Contract) -> bool:
-    """Whether ``held`` (a position's contract) is another month of ``front``'s product: same
-    symbol, currency and (when IB gives them) trading class and multiplier."""
-    if held.secType != "FUT" or held.conId == front.conId or held.symbol != front.symbol:
-        return False
-    if held.currency and front.currency and held.currency != front.currency:
-        return False
-    if held.tradingClass and front.tradingClass and held.tradingClass != front.tradingClass:
-        return False
-    return not (held.multiplier and front.multiplier and _num(held.multiplier) != _num(front.multiplier))
-
-
-def _num(text: str) -> Decimal:
-    try:
-        return Decimal(str(text))
-    except ArithmeticError:
-        return Decimal(0)
-
-
-def earlier_months_held(positions: list[Any], front: Contract) -> list[tuple[Any, Decimal]]:
-    """(contract, signed quantity) of every earlier month of ``front``'s root with a position,
-    nearest expiry first."""
-    out: dict[int, tuple[Any, Decimal]] = {}
-    for pos in positions:
-        contract = pos.contract
-        qty = Decimal(str(pos.position or 0))
-        if qty and same_root(contract, front) and _expiry(contract) < _expiry(front):
-            held = out.get(contract.conId)
-            out[contract.conId] = (contract, qty + (held[1] if held else 0))
-    return sorted(out.values(), key=lambda item: _expiry(item[0]))
-
-
-async def held_month(
-    trading: Trading, spec: ContractSpec, contract: Contract, inst: Instrument
-) -> tuple[Contract, Instrument, HeldMonth | None]:
-    """The contract to decide on: the held earlier month when there is one (see the module
-    docstring), else the one the ticker resolves to."""
-    if not spec.follows_front:
-        return contract, inst, None
-    held = earlier_months_held(list(trading.ib.positions(trading.account or "")), contract)
-    if not held:
-        return contract, inst, None
-    old, qty = held[0]
-    pinned = ContractSpec("FUT", old.symbol, spec.exchange, old.currency or spec.currency, con_id=old.conId)
-    old_contract, old_inst = await trading.instrument(pinned)
-    front = inst.local_symbol or inst.symbol
-    others = tuple(str(c.localSymbol or c.conId) for c, _ in held[1:])
-    info = HeldMonth(inst.symbol, old_inst.local_symbol or str(old.conId), old.conId, qty, front, others)
-    return old_contract, old_inst, info
 
 
 def keep_to_held_month(decision: Decision, held: HeldMonth | None) -> Decision:

@@ -40,14 +40,13 @@ _DATE = re.compile(r"(\d{8})")
 
 @dataclass(frozen=True)
 class Listed:
-    """One listed contract with the dates the roll needs."""
+    """One listed contract with the dates the roll needs (from IB's contract details:
+    worker/ib/translate.py ``listed_of``)."""
 
-    detail: Any  # ib_async ContractDetails
+    local_symbol: str
     last_trade: date
-
-    @property
-    def local_symbol(self) -> str:
-        return str(self.detail.contract.localSymbol or self.detail.contract.symbol)
+    time_zone: str = ""  # IB's timeZoneId for the contract's exchange
+    key: int = 0  # which of IB's contract details it is (the IB layer maps the pick back)
 
 
 @dataclass(frozen=True)
@@ -88,12 +87,9 @@ def _rule_text(roll_days: int | None) -> str:
     return f"front by expiry, rolled {roll_days} calendar day(s) before the last trade date"
 
 
-def last_trade_date(detail: Any) -> date | None:
-    """The contract's last trade date from its details (see the module docstring)."""
-    for text in (
-        getattr(detail.contract, "lastTradeDateOrContractMonth", ""),
-        getattr(detail, "realExpirationDate", ""),
-    ):
+def last_trade_of(*texts: str) -> date | None:
+    """The first of ``texts`` that starts with a ``YYYYMMDD`` date (see the module docstring)."""
+    for text in texts:
         match = _DATE.match(str(text or ""))
         if match:
             try:
@@ -103,10 +99,9 @@ def last_trade_date(detail: Any) -> date | None:
     return None
 
 
-def exchange_zone(detail: Any | None, exchange: str = "") -> ZoneInfo:
+def exchange_zone(time_zone: str, exchange: str = "") -> ZoneInfo:
     """The exchange's time zone: IB's timeZoneId, else a known exchange's, else New York."""
-    names = [getattr(detail, "timeZoneId", "") or "" if detail is not None else ""]
-    names += [EXCHANGE_ZONES.get(exchange.upper(), ""), FALLBACK_ZONE]
+    names = [time_zone or "", EXCHANGE_ZONES.get(exchange.upper(), ""), FALLBACK_ZONE]
     for name in names:
         if not name:
             continue
@@ -149,14 +144,11 @@ def is_current(last_trade: date, today: date, roll_days: int | None) -> bool:
 
 
 def pick_front(
-    details: list[Any], index: int, now: datetime, roll_days: int | None, exchange: str = ""
+    listings: list[Listed], index: int, now: datetime, roll_days: int | None, exchange: str = ""
 ) -> Pick:
     """The ``index``-th (1-based) listed contract not rolled at the exchange's ``today``."""
-    listed = sorted(
-        (Listed(d, last) for d in details if (last := last_trade_date(d)) is not None),
-        key=lambda item: item.last_trade,
-    )
-    zone = exchange_zone(listed[0].detail if listed else None, exchange)
+    listed = sorted(listings, key=lambda item: item.last_trade)
+    zone = exchange_zone(listed[0].time_zone if listed else "", exchange)
     today = exchange_today(now, zone)
     current = [item for item in listed if is_current(item.last_trade, today, roll_days)]
     skipped = tuple(item for item in listed if not is_current(item.last_trade, today, roll_days))

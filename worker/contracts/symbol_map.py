@@ -217,52 +217,9 @@ def _entry(key: str, entry: _Marked, roots: Mapping[str, FuturesRoot]) -> Contra
         raise _Invalid(
             entry.lines["sec_type"], f"{where}.sec_type must be one of {allowed}, got {entry['sec_type']!r}"
         )
-    try:
-        base: ContractSpec | None = resolve_ticker(key, futures_roots=roots)
-    except UnknownSymbol:
-        base = None
-    if base is not None and sec_type and sec_type != base.sec_type:
-        base = None  # another kind of contract than the key suggests: nothing carries over
     con_id = _con_id(entry, where)
-    if base is None:
-        sec_type = sec_type or ("FUT" if is_continuous(key) else "STK" if not con_id else "")
-        if not sec_type:
-            raise _Invalid(entry.line, f"{where} needs sec_type (STK, FUT, CASH, CRYPTO)")
-        exchange = _code(entry, "exchange", where) or DEFAULT_EXCHANGES.get(sec_type, "")
-        if not exchange and not con_id and sec_type not in OPTION_SEC_TYPES:
-            raise _Invalid(entry.line, f"{where} needs exchange for sec_type {sec_type}")
-        root, index = continuous_parts(key)
-        if sec_type == "FUT" and index:  # ZZ1! on a root tv2ib does not know: still "the n-th"
-            base = ContractSpec(sec_type, root, exchange, front_index=index)
-        else:
-            base = ContractSpec(sec_type, key.partition(":")[2] or key, exchange)
-    spec = base
-    changes: dict[str, Any] = {}
-    for name in ("symbol", "exchange", "primary_exchange", "currency", "trading_class", "local_symbol"):
-        value = _code(entry, name, where)
-        if value:
-            changes[name] = value.replace(".", " ") if name == "symbol" and spec.sec_type == "STK" else value
-    if "multiplier" in entry:
-        changes["multiplier"] = _multiplier(entry, where)
-    month = _contract_month(entry, where)
-    if month or con_id:
-        # a pinned contract: no longer "the n-th by expiry"; an ES1! entry pinned to a month
-        # still follows the front for a position held in an earlier month (worker/contracts/held_month.py)
-        changes.update(contract_month=month, con_id=con_id, front_index=0,
-                       pinned_continuous=spec.front_index == 1 or is_continuous(key) == 1)  # fmt: skip
-        if spec.sec_type != "FUT" and month:
-            raise _Invalid(
-                entry.lines["contract_month"], f"{where}.contract_month is for futures (sec_type FUT)"
-            )
-    if "quantity_multiplier" in entry:
-        changes["quantity_multiplier"] = _quantity_multiplier(entry, where)
-    if spec.sec_type == "FUT" and "symbol" in changes and "exchange" not in changes:
-        # another root than the key's (NQ1! traded as MYM): that root's exchange
-        root_rule = roots.get(changes["symbol"])
-        venue = (root_rule.exchange if root_rule else "") or FUTURES_EXCHANGES.get(changes["symbol"], "")
-        if venue:
-            changes["exchange"] = venue
-    spec = replace(spec, **changes)
+    base = _base(key, entry, roots, sec_type, con_id, where)
+    spec = replace(base, **_changes(key, base, entry, roots, con_id, where))
     if spec.sec_type == "FUT" and spec.front_index:
         root_rule = roots.get(spec.symbol)
         roll = _roll_days(entry, where)
@@ -279,6 +236,60 @@ def _entry(key: str, entry: _Marked, roots: Mapping[str, FuturesRoot]) -> Contra
         log.warning("%s: sec_type %s is accepted in the map but alerts on it are refused (no options)",
                     where, spec.sec_type)  # fmt: skip
     return spec
+
+
+def _base(key: str, entry: _Marked, roots: Mapping[str, FuturesRoot], sec_type: str, con_id: int,
+          where: str) -> ContractSpec:  # fmt: skip
+    """What the key resolves to by the built-in rules (the entry's fields change it), else a bare
+    spec of the entry's kind."""
+    try:
+        base: ContractSpec | None = resolve_ticker(key, futures_roots=roots)
+    except UnknownSymbol:
+        base = None
+    if base is not None and (not sec_type or sec_type == base.sec_type):
+        return base  # (another kind of contract than the key suggests: nothing carries over)
+    sec_type = sec_type or ("FUT" if is_continuous(key) else "STK" if not con_id else "")
+    if not sec_type:
+        raise _Invalid(entry.line, f"{where} needs sec_type (STK, FUT, CASH, CRYPTO)")
+    exchange = _code(entry, "exchange", where) or DEFAULT_EXCHANGES.get(sec_type, "")
+    if not exchange and not con_id and sec_type not in OPTION_SEC_TYPES:
+        raise _Invalid(entry.line, f"{where} needs exchange for sec_type {sec_type}")
+    root, index = continuous_parts(key)
+    if sec_type == "FUT" and index:  # ZZ1! on a root tv2ib does not know: still "the n-th"
+        return ContractSpec(sec_type, root, exchange, front_index=index)
+    return ContractSpec(sec_type, key.partition(":")[2] or key, exchange)
+
+
+def _changes(key: str, base: ContractSpec, entry: _Marked, roots: Mapping[str, FuturesRoot], con_id: int,
+             where: str) -> dict[str, Any]:  # fmt: skip
+    """The entry's fields, as changes to the base spec (``sec_type`` aside)."""
+    spec_type = base.sec_type
+    changes: dict[str, Any] = {}
+    for name in ("symbol", "exchange", "primary_exchange", "currency", "trading_class", "local_symbol"):
+        value = _code(entry, name, where)
+        if value:
+            changes[name] = value.replace(".", " ") if name == "symbol" and spec_type == "STK" else value
+    if "multiplier" in entry:
+        changes["multiplier"] = _multiplier(entry, where)
+    month = _contract_month(entry, where)
+    if month or con_id:
+        # a pinned contract: no longer "the n-th by expiry"; an ES1! entry pinned to a month
+        # still follows the front for a position held in an earlier month (worker/contracts/held_month.py)
+        changes.update(contract_month=month, con_id=con_id, front_index=0,
+                       pinned_continuous=base.front_index == 1 or is_continuous(key) == 1)  # fmt: skip
+        if spec_type != "FUT" and month:
+            raise _Invalid(
+                entry.lines["contract_month"], f"{where}.contract_month is for futures (sec_type FUT)"
+            )
+    if "quantity_multiplier" in entry:
+        changes["quantity_multiplier"] = _quantity_multiplier(entry, where)
+    if spec_type == "FUT" and "symbol" in changes and "exchange" not in changes:
+        # another root than the key's (NQ1! traded as MYM): that root's exchange
+        root_rule = roots.get(changes["symbol"])
+        venue = (root_rule.exchange if root_rule else "") or FUTURES_EXCHANGES.get(changes["symbol"], "")
+        if venue:
+            changes["exchange"] = venue
+    return changes
 
 
 def _con_id(entry: _Marked, where: str) -> int:

@@ -209,7 +209,6 @@ def resolve_ticker(
 ) -> ContractSpec:
     """Map a TradingView ticker (optionally ``EXCHANGE:``-prefixed) to a :class:`ContractSpec`."""
     sym, prefix = _split_prefix(ticker, exchange)
-    today_year = today_year or datetime.now(UTC).year
     if not sym:
         raise UnknownSymbol("empty ticker")
     if overrides:
@@ -225,9 +224,15 @@ def resolve_ticker(
     refusal = option_refusal(sym, prefix)
     if refusal is not None:
         raise refusal
-    roots = futures_roots or {}
-    fut_exchange = _FUTURES_PREFIXES.get(prefix or "")
+    future = _future(sym, prefix, futures_roots or {}, today_year or datetime.now(UTC).year)
+    return future if future is not None else _cash_or_stock(sym, prefix)
 
+
+def _future(
+    sym: str, prefix: str | None, roots: Mapping[str, FuturesRoot], today_year: int
+) -> ContractSpec | None:
+    """A continuous (``ES1!``) or explicit-month (``ESZ2026``) futures ticker, else None."""
+    fut_exchange = _FUTURES_PREFIXES.get(prefix or "")
     match = _CONTINUOUS.match(sym)
     if match:
         root, index = match.group(1), int(match.group(2))
@@ -238,7 +243,6 @@ def resolve_ticker(
         return ContractSpec(
             "FUT", root, venue, rule.currency or "USD", front_index=index, roll_days=rule.roll_days
         )
-
     match = _EXPLICIT_FUT.match(sym)
     if match and (match.group(1) in FUTURES_EXCHANGES or match.group(1) in roots or fut_exchange):
         root, code, year_text = match.groups()
@@ -249,7 +253,11 @@ def resolve_ticker(
         return ContractSpec(
             "FUT", root, venue, rule.currency or "USD", contract_month=f"{year:04d}{month:02d}"
         )
+    return None
 
+
+def _cash_or_stock(sym: str, prefix: str | None) -> ContractSpec:
+    """A crypto pair, a currency pair, else a stock (refused when it looks like none)."""
     if prefix in _CRYPTO_PREFIXES or any(sym == f"{b}USD" for b in CRYPTO_BASES):
         for base in CRYPTO_BASES:
             if sym in (f"{base}USD", f"{base}.USD", f"{base}/USD"):

@@ -18,7 +18,7 @@ matching nothing. A report that equals no run (someone else traded the contract 
 order, another client) is IB's word for everything up to it: every pending execution counts as
 covered.
 
-Nothing here talks to IB; worker/ib/trading.py feeds it from ib_async's events (on the IB loop)
+Nothing here talks to IB; worker/ib/position_reader.py feeds it from ib_async's events (on the IB loop)
 and clears it when the connection drops (the snapshot after a reconnect is the whole truth).
 """
 

@@ -4,6 +4,7 @@ and the margin check write ``57,000``, ``25,000`` and ``190.00`` the same way)."
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 
 def money(value: Decimal) -> str:
@@ -28,3 +29,8 @@ def qty(value: Decimal) -> str:
     if value == value.to_integral_value():
         return f"{int(value):,}"
     return format(value, ",f")
+
+
+def decimal_of(value: Any) -> Decimal | None:
+    """A stored number (its text, or a JSON number) as a Decimal with the same digits; None stays None."""
+    return None if value is None else Decimal(str(value))

@@ -1,8 +1,8 @@
 """The order-type rules: which IB order an alert's ``orderType``, ``stopLoss.type``,
 ``timeInForce`` and ``extendedHours`` become (pure logic; docs/orders.md is the trader's table).
 
-The planner (worker/decision/planner.py) builds the legs with these rules; the trading room
-(worker/ib/trading.py) and the protective-order guard (worker/execution/guard.py) use :class:`ExitOrder` to
+The planner (worker/decision/planner.py) builds the legs with these rules; the IB layer
+(worker/ib/exit_changes.py, worker/ib/exit_orders.py) and the protective-order guard (worker/execution/guard.py) use :class:`ExitOrder` to
 place, resize and re-price a position's exits without changing their kind: a trailing stop-loss
 the guard re-attaches or the executor shrinks stays a TRAIL with its trail (docs/design.md invariant 7
 is about sizes; this module keeps the terms).
@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from worker.decision.numbers import decimal_of
 from worker.errors import Refused
 
 # The limit of a stop converted for extended hours sits this many ticks beyond the stop: far
@@ -94,14 +95,11 @@ class ExitOrder:
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> ExitOrder:
-        def dec(key: str) -> Decimal | None:
-            return None if doc.get(key) is None else Decimal(str(doc[key]))
-
         return cls(
             order_type=str(doc["order_type"]),
-            limit_price=dec("limit_price"),
-            trail_amount=dec("trail_amount"),
-            trail_percent=dec("trail_percent"),
+            limit_price=decimal_of(doc.get("limit_price")),
+            trail_amount=decimal_of(doc.get("trail_amount")),
+            trail_percent=decimal_of(doc.get("trail_percent")),
             outside_rth=bool(doc.get("outside_rth")),
         )
 

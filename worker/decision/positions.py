@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 from typing import Literal
 
+from core.payload import AlertPayload
 from worker.errors import Refused
 
 Side = Literal["BUY", "SELL"]
@@ -98,6 +99,11 @@ class Decision:
     @property
     def sends_order(self) -> bool:
         return self.kind not in ("none", "refuse", "cancel")
+
+
+def is_exit(payload: AlertPayload) -> bool:
+    """An alert that exits (``action: exit`` or ``sentiment: flat``): its closing leg is ``exit``."""
+    return payload.action == "exit" or payload.sentiment == "flat"
 
 
 def side_closing(position: Decimal) -> Side:
@@ -183,7 +189,7 @@ def decide(position: Decimal, intent: PositionIntent, increment: Decimal = Decim
 
 def toward(position: Decimal, target: Decimal) -> Decision:
     """The way from ``position`` to a stored absolute ``target`` (a rerun resumes from what IB
-    reports now; the parts are then capped by the stored decision's, see worker/execution/executor.py)."""
+    reports now; the parts are then capped by the stored decision's, see worker/execution/protocol.py)."""
     return _to_target(position, target, "resuming toward the recorded target")
 
 

@@ -43,10 +43,13 @@ from decimal import ROUND_DOWN, ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
 from core.payload import AlertPayload, StopLoss
-from worker.decision.planner import Instrument, PlanRejected, _offset_price, is_exit
+from worker.decision.model import Instrument, PlanRejected
+from worker.decision.numbers import decimal_of
+from worker.decision.offsets import offset_price
+from worker.decision.positions import is_exit
 from worker.decision.rounding import limit_direction, protective_stop_direction, round_to_tick
 from worker.errors import Refused
-from worker.ib.account import AccountFigures
+from worker.recording.snapshots import AccountFigures
 
 SIZED_TYPES = ("dollar_amount", "risk_dollar_amount", "risk_percent", "percent_of_equity")
 RISK_TYPES = ("risk_dollar_amount", "risk_percent")
@@ -86,6 +89,13 @@ class Sizing:
             "order_quantity": None if self.order_quantity is None else _plain(self.order_quantity),
         }
 
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Sizing:
+        """The sizing as :meth:`to_json` stored it (``percent_of_position`` is not stored: None)."""
+        inputs = {str(k): str(v) for k, v in (doc.get("inputs") or {}).items()}
+        return cls(str(doc["rule"]), str(doc["source"]), str(doc["role"]), str(doc["text"]),
+                   decimal_of(doc.get("quantity")), decimal_of(doc.get("order_quantity")), inputs=inputs)  # fmt: skip
+
 
 def size_alert(
     payload: AlertPayload,
@@ -105,22 +115,10 @@ def size_alert(
     the alert has no quantity and no ``positionSize`` (and never for an exit). ``market_price`` is
     IB's price, the reference when the alert has neither a limit price nor ``price``.
     Raises :class:`SizingRefused` for an opening that cannot be sized."""
-    action = payload.action
-    if action == "cancel" or (payload.position_size is not None and action != "exit"):
+    asked = _what_to_size(payload, position, default)
+    if asked is None:
         return None
-    if payload.sentiment == "flat" or (action == "exit" and payload.quantity is None):
-        return None  # closes the whole position
-    if action == "exit" and position == 0:
-        return None  # nothing to exit: decide says so
-    if payload.quantity is not None:
-        rule, amount, source = payload.quantity_type or "fixed_quantity", payload.quantity, "alert"
-        if rule not in SIZED_TYPES:
-            return None  # TradingView's order quantity, or decide's percent of the position
-    elif default is not None and action in ("buy", "sell", "add"):
-        # via str: a float from YAML keeps the digits written, not its binary expansion
-        rule, amount, source = default[0], Decimal(str(default[1])), "strategy default"
-    else:
-        return None
+    rule, amount, source = asked
     role, side = _role(payload, position)
     prefix = f"sizing ({source}): " if source != "alert" else "sizing: "
     if rule == "percent_of_position":  # a default: decide takes the percent of IB's position
@@ -142,16 +140,43 @@ def size_alert(
     shown = "" if rule == "fixed_quantity" else f" = {_raw(raw, inst.size_increment)}"
     text = f"{prefix}{calc}{shown} → {_plain(qty)}"
     if qty < inst.min_size or qty <= 0:
-        below = f"{text}: below the minimum size {_plain(inst.min_size)}"
-        if role == "reduce":  # an exit is never blocked: close the smallest amount IB takes
-            qty = min(inst.min_size, abs(position))
-            return _sized(rule, source, role, position, qty,
-                          f"{below}; closes the minimum size {_plain(qty)} (exits are never blocked by sizing)",
-                          inputs)  # fmt: skip
-        if role == "reverse":
-            return _fallback(rule, source, role, position, below, inputs)
-        raise SizingRefused(f"{below}; nothing sent")
+        return _below_minimum(rule, source, role, position, inst, f"{text}: below the minimum size "
+                              f"{_plain(inst.min_size)}", inputs)  # fmt: skip
     return _sized(rule, source, role, position, qty, text, inputs)
+
+
+def _what_to_size(payload: AlertPayload, position: Decimal,
+                  default: tuple[str, Decimal] | None) -> tuple[str, Decimal, str] | None:  # fmt: skip
+    """(rule, amount, source) of what the alert asks sized, None when nothing is to be sized."""
+    action = payload.action
+    if action == "cancel" or (payload.position_size is not None and action != "exit"):
+        return None
+    if payload.sentiment == "flat" or (action == "exit" and payload.quantity is None):
+        return None  # closes the whole position
+    if action == "exit" and position == 0:
+        return None  # nothing to exit: decide says so
+    if payload.quantity is not None:
+        rule = payload.quantity_type or "fixed_quantity"
+        # not sized: TradingView's order quantity, or decide's percent of the position
+        return (rule, payload.quantity, "alert") if rule in SIZED_TYPES else None
+    if default is not None and action in ("buy", "sell", "add"):
+        # via str: a float from YAML keeps the digits written, not its binary expansion
+        return default[0], Decimal(str(default[1])), "strategy default"
+    return None
+
+
+def _below_minimum(rule: str, source: str, role: str, position: Decimal, inst: Instrument, below: str,
+                   inputs: dict[str, str]) -> Sizing:  # fmt: skip
+    """A sized quantity below the contract's minimum: a reduce closes the minimum (an exit is never
+    blocked), a reversal only closes, an opening is refused."""
+    if role == "reduce":  # an exit is never blocked: close the smallest amount IB takes
+        qty = min(inst.min_size, abs(position))
+        return _sized(rule, source, role, position, qty,
+                      f"{below}; closes the minimum size {_plain(qty)} (exits are never blocked by sizing)",
+                      inputs)  # fmt: skip
+    if role == "reverse":
+        return _fallback(rule, source, role, position, below, inputs)
+    raise SizingRefused(f"{below}; nothing sent")
 
 
 def _role(payload: AlertPayload, position: Decimal) -> tuple[str, str]:
@@ -314,7 +339,7 @@ def stop_distance(
         return None, distance
     away = -1 if long else 1
     try:
-        raw, _how = _offset_price(spec, "stopLoss", reference, tick, away)
+        raw, _how = offset_price(spec, "stopLoss", reference, tick, away)
     except PlanRejected as exc:
         raise _CannotSize(str(exc)) from exc
     stop = inst.grid.round(raw, protective_stop_direction("SELL" if long else "BUY"))

@@ -34,12 +34,12 @@ was filled).
 
 Once, not forever: each wanted exit is re-attached at most ONCE per spec (a new orderRef,
 ``tv2ib:<alert>:sl2``). If IB refuses it or cancels it again, the guard does not loop: it raises
-the ``unprotected`` alarm naming the position, and with ``FLATTEN_UNPROTECTED=true`` it cancels
-tv2ib's exits on the contract and closes the position at market (orderRef
-``tv2ib:<alert>:flatten``).
+the ``unprotected`` alarm naming the position (worker/execution/unprotected.py), and with
+``FLATTEN_UNPROTECTED=true`` it cancels tv2ib's exits on the contract and closes the position at
+market (orderRef ``tv2ib:<alert>:flatten``).
 
-How a job uses it (worker/execution/executor.py; ``executor.guard`` is set by worker/runtime.py), all on the
-IB loop:
+How a job uses it (the execution protocol, worker/execution/protocol.py; the runtime,
+worker/runtime.py, hands the guard to the executor at construction), all on the IB loop:
 
 * ``previous = guard.protect(ProtectionSpec(...))`` when the job plans a position's exits, for
   EVERY plan that changes the position (an empty ``prices`` when the alert asks for no exits: the
@@ -54,8 +54,8 @@ IB loop:
 
 Whose orders: the guard changes only tv2ib's orders of its own connection on its account (client
 id: IB reports an order only to the client that placed it, and only that client can modify it;
-``Trading._ours``), and it acts only while its worker holds the claim of that account (``active``:
-worker/claims.py, one live worker per IB account). So it never sees a position whose exits another connection
+worker/ib/orders.py ``OrderBook.ours``), and it acts only while its worker holds the claim of that
+account (``active``: worker/claims.py, one live worker per IB account). So it never sees a position whose exits another connection
 placed: a second worker on the account would see no exits and attach a second set (two stops for
 one position, a fill of both reverses it), which is why that second worker refuses to start. Exits
 a previous run placed under another ``IB_CLIENT_ID`` are invisible to it too: keep a worker's
@@ -71,19 +71,19 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Protocol
 
-from ib_async import MarketOrder
-
-from core import events
 from core.models import IB_ENDED_UNFILLED_STATUSES
 from worker.decision.guard_rules import GuardInput, guard_decision
-from worker.decision.positions import ExitChange, describe, exits_fit, side_closing
+from worker.decision.positions import ExitChange, describe, exits_fit
 from worker.errors import TemporaryError
+from worker.execution.unprotected import UnprotectedAlarm
+from worker.ib.orders import exit_role
 from worker.ib.position_reader import SETTLE_SECONDS
-from worker.ib.trading import Trading, exit_role
+from worker.ib.trading import Trading
 from worker.recording.protection import ProtectionRegistry, ProtectionSpec
 from worker.recording.recorder import Recorder, UnitOfWork
 
@@ -99,39 +99,60 @@ RETRY_AFTER_TEMPORARY_SECONDS = 2.0
 ROLE_NAMES = {"tp": "take-profit", "sl": "stop-loss"}
 
 
+@dataclass(frozen=True)
+class GuardSettings:
+    """How the guard acts (FLATTEN_UNPROTECTED) and how long it waits before and during a check."""
+
+    flatten_unprotected: bool = False
+    check_delay: float = CHECK_DELAY_SECONDS
+    settle_wait: float = SETTLE_SECONDS
+
+
+class Host(Protocol):
+    """What the guard asks the worker it runs in (worker/runtime.py)."""
+
+    def job_running(self) -> bool:
+        """A job is executing: the guard leaves the exits to it."""
+        ...
+
+    def serves_alone(self) -> bool:
+        """The worker holds its account's claim (see "Whose orders" above)."""
+        ...
+
+
+class _Alone:
+    """A host without jobs that always holds its account (tests of the guard alone)."""
+
+    def job_running(self) -> bool:
+        return False
+
+    def serves_alone(self) -> bool:
+        return True
+
+
 class Guard:
     """One per worker; every method except :meth:`busy` runs on the IB loop."""
 
-    def __init__(
-        self,
-        trading: Trading,
-        registry: ProtectionRegistry,
-        recorder: Recorder,
-        *,
-        flatten_unprotected: bool = False,
-        job_running: Callable[[], bool] = lambda: False,
-        check_delay: float = CHECK_DELAY_SECONDS,
-        active: Callable[[], bool] = lambda: True,
-        settle_wait: float = SETTLE_SECONDS,
-    ) -> None:
+    def __init__(self, trading: Trading, registry: ProtectionRegistry, recorder: Recorder,
+                 settings: GuardSettings | None = None, host: Host | None = None) -> None:  # fmt: skip
         self.trading = trading
-        self.conn = trading.conn
         self.registry = registry
         self.recorder = recorder
-        self.flatten_unprotected = flatten_unprotected
-        self.job_running = job_running
-        self.check_delay = check_delay
-        self.active = active  # the worker holds its account's claim (see "Whose orders" above)
-        self.settle_wait = settle_wait
+        self.settings = settings or GuardSettings()
+        self.host = host or _Alone()
         self._scheduled: dict[int, asyncio.TimerHandle] = {}
         self._running: set[int] = set()
         self._again: set[int] = set()
         self._busy: dict[int, int] = {}
-        # per spec (its identity: a new spec starts afresh): roles re-attached once, and whether
-        # the unprotected alarm was raised for it
-        self._attached: dict[tuple[str, int], tuple[ProtectionSpec, set[str]]] = {}
-        self._alarmed: set[tuple[str, int, str]] = set()
+        # per spec (its identity: a new spec starts afresh): roles re-attached once; the alarm
+        # remembers for which spec and missing roles it was raised
+        self._attached: dict[tuple[str, int], tuple[ProtectionSpec | None, set[str]]] = {}
+        self.alarm = UnprotectedAlarm(trading, recorder, self.settings.flatten_unprotected)
         self.checks = 0  # for tests and metrics: checks that ran to the end
+
+    def active(self) -> bool:
+        """The worker holds its account's claim: the guard may act (see "Whose orders" above)."""
+        return self.host.serves_alone()
 
     # ------------------------------------------------------------------ the job's side
 
@@ -146,7 +167,7 @@ class Guard:
             self._busy[con_id] -= 1
             if self._busy[con_id] <= 0:
                 del self._busy[con_id]
-            self.conn.call_soon(self.poke, con_id)
+            self.trading.call_soon(self.poke, con_id)
 
     def protect(self, spec: ProtectionSpec) -> ProtectionSpec | None:
         """Make ``spec`` the position's protection (the job, when it plans); returns the previous
@@ -161,7 +182,7 @@ class Guard:
         self.registry.restore(self.trading.account, con_id, previous)
         account = self.trading.account or ""
         self._attached.pop((account, con_id), None)  # a fresh chance to attach, and to alarm
-        self._alarmed = {key for key in self._alarmed if key[:2] != (account, con_id)}
+        self.alarm.forget(account, con_id)
         await self.settle(con_id)  # a check already under way finishes first: never two re-attaches
         self._running.add(con_id)
         try:
@@ -192,7 +213,7 @@ class Guard:
         if con_id in self._scheduled:
             return
         loop = asyncio.get_event_loop()
-        self._scheduled[con_id] = loop.call_later(self.check_delay, self._start_check, con_id)
+        self._scheduled[con_id] = loop.call_later(self.settings.check_delay, self._start_check, con_id)
 
     def watches(self, con_id: int) -> bool:
         """Whether events on ``con_id`` concern the guard: a spec, tv2ib exits working, or our
@@ -228,7 +249,7 @@ class Guard:
         """After a (re)connect: check every contract with a spec or working exits."""
         con_ids = set(self.registry.con_ids(self.trading.account))
         with contextlib.suppress(Exception):
-            con_ids |= {t.contract.conId for t in self.trading.ib.openTrades() if exit_role(t.order.orderRef)}
+            con_ids |= self.trading.exit_con_ids()
         for con_id in con_ids:
             self.poke(con_id)
 
@@ -262,7 +283,7 @@ class Guard:
 
     async def check(self, con_id: int, why: str, *, forced: bool = False) -> str:
         """Make the exits on ``con_id`` match the position; returns what was done (one sentence)."""
-        if not self.conn.ready:
+        if not self.trading.ready:
             return "IB not connected: checked after the reconnect"
         if not forced and self._taken(con_id):
             asyncio.get_event_loop().call_later(BUSY_RETRY_SECONDS, self.poke, con_id)
@@ -272,7 +293,7 @@ class Guard:
             return "nothing to guard"
         # the same position the executor decides on: IB's report once it includes our executions
         # (bounded wait), else the report PLUS the executions since, never a report that trails them
-        view = await self.trading.settled_view(con_id, self.settle_wait)
+        view = await self.trading.settled_view(con_id, self.settings.settle_wait)
         if not forced and self._taken(con_id):  # a job took the contract while we waited
             asyncio.get_event_loop().call_later(BUSY_RETRY_SECONDS, self.poke, con_id)
             return "a job is working on the contract"
@@ -285,7 +306,7 @@ class Guard:
             wanted=spec.wanted_roles if spec is not None else frozenset(),
             settled=view.settled,
             entry_resting=bool(self.trading.resting_entries(con_id)),
-            dormant_bracket=self._dormant_bracket_resting(con_id),
+            dormant_bracket=self.trading.has_dormant_bracket(con_id),
             attached=frozenset(self._attempts(account, con_id, spec)),
         )
         decision = guard_decision(state)
@@ -305,29 +326,19 @@ class Guard:
             self.registry.clear(account, con_id)
             self._attached.pop((account, con_id), None)
         elif decision.alarm:
-            return await self._unprotected(con_id, position, spec, list(decision.alarm))
+            return await self.alarm.raise_for(con_id, position, spec, list(decision.alarm))
         return done or decision.note
 
     def _attempts(self, account: str, con_id: int, spec: ProtectionSpec | None) -> set[str]:
         held = self._attached.get((account, con_id))
         if held is None or held[0] != spec:
-            held = (spec, set())  # type: ignore[assignment]
-            self._attached[(account, con_id)] = held  # type: ignore[assignment]
-        return held[1]  # type: ignore[index]
-
-    def _dormant_bracket_resting(self, con_id: int) -> bool:
-        entries = self.trading.resting_entries(con_id)
-        if not entries:
-            return False
-        ids = {t.order.orderId for t in entries}
-        return any(
-            t.order.parentId in ids and exit_role(t.order.orderRef) is not None
-            for t in self.trading.ib.openTrades()
-        )
+            held = (spec, set())
+            self._attached[(account, con_id)] = held
+        return held[1]
 
     def _taken(self, con_id: int) -> bool:
         """A job works on the contract (or any job runs): the guard steps aside."""
-        return bool(self._busy.get(con_id)) or self.job_running()
+        return bool(self._busy.get(con_id)) or self.host.job_running()
 
     async def _apply(
         self,
@@ -340,7 +351,6 @@ class Guard:
     ) -> tuple[str, list[ExitChange]]:
         """Apply ``changes`` one at a time (each acknowledged by IB), stopping early when a job
         takes the contract meanwhile; returns the sentence and the changes applied."""
-        contract = self.trading.contract_for(con_id) if position != 0 else self._contract_of_exits(con_id)
         alert_id = spec.alert_id if spec is not None else ""
         prices = dict(spec.prices) if spec is not None else {}
         orders = dict(spec.orders) if spec is not None else {}  # a TRAIL stays a TRAIL (order_types.py)
@@ -351,7 +361,7 @@ class Guard:
             if applied and not forced and self._taken(con_id):
                 break
             snaps += await self.trading.apply_exit_changes(
-                contract, [change], alert_id=alert_id, prices=prices, oca_group=oca_group, orders=orders
+                con_id, [change], alert_id=alert_id, prices=prices, oca_group=oca_group, orders=orders
             )
             applied.append(change)
         parts = []
@@ -386,84 +396,6 @@ class Guard:
         if self.trading.working_exits(con_id):
             return self.trading.exit_oca_group(con_id, alert_id)
         return f"tv2ib:{alert_id}:{int(time.time())}"
-
-    def _contract_of_exits(self, con_id: int) -> Any:
-        for trade in self.trading.ib.openTrades():
-            if trade.contract.conId == con_id:
-                return trade.contract
-        return self.trading.contract_for(con_id)
-
-    # ------------------------------------------------------------------ when it cannot
-
-    async def _unprotected(
-        self, con_id: int, position: Decimal, spec: ProtectionSpec | None, missing: list[str]
-    ) -> str:
-        """The alarm (once per spec and role set) and, if asked, closing the position."""
-        account = self.trading.account or ""
-        alert_id = spec.alert_id if spec is not None else ""
-        key = (account, con_id, f"{alert_id}:{','.join(missing)}")
-        if key in self._alarmed:
-            return "unprotected (alarm already raised)"
-        self._alarmed.add(key)
-        raised_at = int(time.time())
-        symbol = (spec.symbol if spec is not None else "") or str(con_id)
-        wrong_side = spec is not None and not spec.protects(position)
-        if wrong_side:
-            assert spec is not None
-            detail = (f"the protection planned by alert {alert_id} is for a {'long' if spec.side > 0 else 'short'}; "
-                      f"IB has {describe(position)} (a manual trade?): tv2ib placed no exits for it")  # fmt: skip
-        else:
-            detail = (
-                "IB cancelled or refused the exit, and refused it again when the guard re-attached it once"
-            )
-        if wrong_side:
-            # tv2ib never planned this position (the trader flipped it by hand, most likely): closing
-            # it is not the guard's call, even with FLATTEN_UNPROTECTED
-            action_taken = "left as it is: protect or close it by hand"
-        elif self.flatten_unprotected:
-            action_taken = await self._flatten(con_id, position, spec)
-        else:
-            action_taken = "left as it is (FLATTEN_UNPROTECTED is off): protect or close it by hand"
-        event = events.unprotected(
-            account=account, con_id=con_id, symbol=symbol, alert_id=alert_id or None, position=position,
-            position_text=describe(position), missing=missing, detail=detail, action_taken=action_taken,
-            raised_at=raised_at,
-        )  # fmt: skip
-        log.error("UNPROTECTED %s %s (missing %s): %s; %s", symbol, describe(position), missing, detail,
-                  action_taken)  # fmt: skip
-
-        def write(uow: UnitOfWork) -> None:
-            if alert_id:
-                self.recorder.note(uow, alert_id, f"unprotected {describe(position)}: missing "
-                                   f"{', '.join(missing)}; {action_taken}")  # fmt: skip
-            uow.emit(event)
-
-        self.recorder.run(write)
-        return f"unprotected: {action_taken}"
-
-    async def _flatten(self, con_id: int, position: Decimal, spec: ProtectionSpec | None) -> str:
-        """Cancel tv2ib's exits on the contract, then close the position at market."""
-        try:
-            exits = [t for t in self.trading.ib.openTrades()
-                     if t.contract.conId == con_id and exit_role(t.order.orderRef)
-                     and t.order.clientId == self.conn.client_id]  # fmt: skip
-            if exits:
-                await self.trading.cancel_and_wait(exits)
-            position = self.trading.position_of(con_id)
-            if position == 0:
-                return "the position is flat now: nothing to close"
-            contract = self.trading.contract_for(con_id)
-            order = MarketOrder(side_closing(position), float(abs(position)))
-            order.orderRef = self.trading.free_ref(spec.alert_id if spec else "guard", "flatten")
-            order.account = self.trading.account or ""
-            order.tif = "DAY"
-            await self.conn.pacer.acquire(1)
-            self.conn.require_connected()
-            self.trading.ib.placeOrder(contract, order)
-        except Exception as exc:  # noqa: BLE001 - the alarm must go out whatever happens here
-            log.exception("guard: closing the unprotected position on conId %s failed", con_id)
-            return f"closing it at market FAILED ({exc}): close it by hand"
-        return f"closing it at market (FLATTEN_UNPROTECTED): {side_closing(position)} {_num(abs(position))}"
 
     def _note(self, uow: UnitOfWork, alert_id: str, message: str) -> None:
         self.recorder.note(uow, alert_id, message)

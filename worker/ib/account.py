@@ -10,9 +10,10 @@ with the plan, so the numbers a decision names are the numbers it used.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+
+from worker.recording.snapshots import AccountFigures
 
 # IB reports most values per currency and once as "BASE" (the account's base currency). A value
 # tagged with the base currency's code is the same figure; BASE is preferred when both exist.
@@ -27,36 +28,6 @@ _TAGS = {
     "UnrealizedPnL": "unrealized_pnl",
     "RealizedPnL": "realized_pnl",
 }
-
-
-@dataclass(frozen=True)
-class AccountFigures:
-    """One account's figures (None: IB has not reported that value)."""
-
-    account: str
-    currency: str = ""
-    net_liquidation: Decimal | None = None
-    available_funds: Decimal | None = None
-    excess_liquidity: Decimal | None = None
-    buying_power: Decimal | None = None
-    gross_position_value: Decimal | None = None
-    init_margin: Decimal | None = None
-    maint_margin: Decimal | None = None
-    unrealized_pnl: Decimal | None = None
-    realized_pnl: Decimal | None = None
-    # IB's ``ExchangeRate`` rows (sizing, issue 11): currency -> the value of one unit of it in the
-    # base currency (a EUR account reports USD 0.84). Sizing converts only with these, never guesses.
-    exchange_rates: dict[str, Decimal] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            key: (str(value) if isinstance(value, Decimal) else value)
-            for key, value in self.__dict__.items()
-            if value is not None and key != "exchange_rates"
-        }
-        if self.exchange_rates:
-            doc["exchange_rates"] = {ccy: str(rate) for ccy, rate in self.exchange_rates.items()}
-        return doc
 
 
 def figures_from_values(account: str, values: list[Any]) -> AccountFigures:

@@ -28,16 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
 from ib_async import IB, Contract, Ticker
 
-from core.payload import AlertPayload
-from worker.decision.planner import needs_market_reference
-from worker.decision.positions import Decision
+from worker.decision.quote import Quote
 
 DATA_TYPES = {"live": 1, "frozen": 2, "delayed": 3, "delayed-frozen": 4}
 TYPE_NAMES = {number: name for name, number in DATA_TYPES.items()}
@@ -46,31 +42,6 @@ FALLBACK_CODES = frozenset({354, 10089, 10167})
 # every market-data refusal worth naming in a reason (10168: delayed data not enabled either;
 # 10090: part of the data not subscribed; 10197: no data during a competing live session)
 MARKET_DATA_CODES = FALLBACK_CODES | {10090, 10168, 10186, 10197}
-
-
-@dataclass(frozen=True)
-class Quote:
-    """A reference price and where it came from (``price`` None: none, ``why`` says why)."""
-
-    price: Decimal | None
-    source: str  # "IB last price", "IB midpoint price (delayed)", or "no market data: ..."
-    data_type: str  # the type that produced the price (live, frozen, delayed, delayed-frozen), or ""
-    requested: str  # IB_MARKET_DATA_TYPE
-    why: str = ""  # IB's error that made the fall back (or the absence) happen
-
-    def __iter__(self) -> Iterator[Any]:
-        """Unpacks as the ``(price, source)`` pair ``Trading.market_price`` used to return."""
-        yield self.price
-        yield self.source
-
-    def to_json(self) -> dict[str, Any]:
-        """``plan["market_data"]``: which data type gave the reference price, and why."""
-        doc: dict[str, Any] = {"type": self.data_type or None, "requested": self.requested}
-        doc["price"] = None if self.price is None else str(self.price)
-        doc["source"] = self.source
-        if self.why:
-            doc["why"] = self.why
-        return doc
 
 
 def forget_last_snapshot(ticker: Ticker | None) -> None:
@@ -176,30 +147,3 @@ class MarketData:
         finally:
             self.ib.errorEvent -= collect
         return (tickers[0] if tickers else None), errors, False
-
-
-def has_relative_exits(payload: AlertPayload) -> bool:
-    """Pure: the alert's take-profit / stop-loss needs a reference price (percent, amount, ticks)."""
-    tp, sl = payload.take_profit, payload.stop_loss
-    relative_tp = tp is not None and tp.limit_price is None
-    relative_sl = (
-        sl is not None and sl.stop_price is None and sl.trail_amount is None and sl.trail_percent is None
-    )
-    return relative_tp or relative_sl
-
-
-def close_without_reference(
-    decision: Decision, payload: AlertPayload, market: Decimal | None, source: str
-) -> tuple[Decision, bool]:
-    """Pure: a data problem never blocks a close. Without IB's price for relative exits, a reversal
-    only closes ("close, then no open", the reason in its decision) and a reduce keeps its exits'
-    prices; returns the decision and whether the alert's exits cannot be priced. An open from flat
-    is left alone: the planner refuses it, saying why."""
-    if market is not None or decision.close_qty <= 0:
-        return decision, False
-    if not needs_market_reference(payload) or not has_relative_exits(payload):
-        return decision, False
-    why = f"no reference price for the relative take-profit / stop-loss ({source})"
-    if decision.open_qty > 0:
-        return replace(decision, target=Decimal(0), reason=f"{decision.reason}; not reversed: {why}"), True
-    return replace(decision, reason=f"{decision.reason}; the exits keep their prices: {why}"), True

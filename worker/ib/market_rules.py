@@ -7,7 +7,7 @@ and do not change intraday) and turned into (low edge, increment) bands for
 :class:`~worker.decision.rounding.PriceGrid`. A rule IB does not answer leaves the contract on ``minTick``
 (logged; not cached, so the next contract asks again).
 
-Runs on the IB loop (called from :meth:`Trading.instrument`).
+Runs on the IB loop (called from ``ContractBook.qualify``, worker/ib/contracts.py).
 """
 
 from __future__ import annotations

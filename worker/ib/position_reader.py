@@ -28,7 +28,7 @@ SETTLE_SECONDS = 3.0
 
 
 class PositionReader:
-    """One per connection (worker/ib/trading.py ``Trading.positions``)."""
+    """One per connection (``Trading.positions``, worker/ib/trading.py)."""
 
     def __init__(self, conn: IBConnection) -> None:
         self.conn = conn

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ib_async import Contract, Crypto, Forex, Stock, Trade
 from ib_async import Future as IBFuture
 from ib_async.util import UNSET_DOUBLE
 
-from worker.contracts.roll import Pick, exchange_today, exchange_zone, last_trade_date, pick_front
+from worker.contracts.roll import Listed, Pick, exchange_today, exchange_zone, last_trade_of, pick_front
 from worker.contracts.tickers import ContractSpec
-from worker.decision.planner import Instrument
+from worker.decision.margin import WhatIf
+from worker.decision.model import Instrument
 from worker.recording.snapshots import FillSnapshot, OrderSnapshot, PositionSnapshot
 
+_UNSET = Decimal("1e300")  # IB's UNSET_DOUBLE (1.797e308) and anything near it means "not given"
 # Exchanges for a contract IB returns without one (a position's contract, for closing it).
 DEFAULT_EXCHANGES = {"STK": "SMART", "CASH": "IDEALPRO", "CRYPTO": "PAXOS"}
 
@@ -25,6 +27,35 @@ def num(value: float | None) -> Decimal | None:
     if value is None or value == UNSET_DOUBLE or (isinstance(value, float) and math.isnan(value)):
         return None
     return Decimal(str(value))
+
+
+def ib_number(value: Any) -> Decimal | None:
+    """IB's figure given as text (a what-if's margins) as a Decimal; None for empty, NaN or IB's
+    UNSET_DOUBLE (1.797e308, and anything near it)."""
+    if value is None or value == "":
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        return None
+    if not number.is_finite() or abs(number) >= _UNSET:
+        return None
+    return number
+
+
+def what_if_of(state: Any) -> WhatIf:
+    """IB's answer to a what-if, from ib_async's ``OrderState`` (margin figures are strings there,
+    commissions floats)."""
+    return WhatIf(
+        init_margin_change=ib_number(state.initMarginChange),
+        maint_margin_change=ib_number(state.maintMarginChange),
+        init_margin_before=ib_number(state.initMarginBefore),
+        init_margin_after=ib_number(state.initMarginAfter),
+        equity_with_loan_before=ib_number(state.equityWithLoanBefore),
+        equity_with_loan_after=ib_number(state.equityWithLoanAfter),
+        commission=ib_number(state.commission),
+        commission_currency=state.commissionCurrency or "",
+    )
 
 
 def order_snapshot(trade: Trade) -> OrderSnapshot:
@@ -165,12 +196,31 @@ def pick_details(details: list[Any], spec: ContractSpec, now: datetime) -> tuple
     if spec.sec_type != "FUT":
         return details, None
     if spec.front_index:
-        pick = pick_front(details, spec.front_index, now, spec.roll_days, spec.exchange)
-        return ([pick.chosen.detail] if pick.chosen else []), pick
-    today = exchange_today(now, exchange_zone(details[0] if details else None, spec.exchange))
-    details = [d for d in details if (last_trade_date(d) or today) >= today]
+        pick = pick_front(listed_of(details), spec.front_index, now, spec.roll_days, spec.exchange)
+        return ([details[pick.chosen.key]] if pick.chosen else []), pick
+    zone = exchange_zone(getattr(details[0], "timeZoneId", "") if details else "", spec.exchange)
+    today = exchange_today(now, zone)
+    details = [d for d in details if (_last_trade(d) or today) >= today]
     details.sort(key=lambda d: d.contract.lastTradeDateOrContractMonth)
     return details[:1], None
+
+
+def listed_of(details: list[Any]) -> list[Listed]:
+    """The roll's view of IB's contract details (those with a last trade date), keyed by position."""
+    listed = []
+    for key, detail in enumerate(details):
+        last = _last_trade(detail)
+        if last is not None:
+            contract = detail.contract
+            listed.append(Listed(str(contract.localSymbol or contract.symbol), last,
+                                 getattr(detail, "timeZoneId", "") or "", key))  # fmt: skip
+    return listed
+
+
+def _last_trade(detail: Any) -> date | None:
+    """The contract's last trade date: ``lastTradeDateOrContractMonth``, else ``realExpirationDate``."""
+    return last_trade_of(getattr(detail.contract, "lastTradeDateOrContractMonth", ""),
+                         getattr(detail, "realExpirationDate", ""))  # fmt: skip
 
 
 def instrument_of(detail: Any, spec: ContractSpec) -> tuple[Contract, Instrument]:

@@ -1,6 +1,7 @@
 """What protection a position should have: one :class:`ProtectionSpec` per account + contract.
 
-The job that plans a position's exits (worker/execution/executor.py) writes the spec here: which exits the
+The decision that plans a position's exits (worker/decision/core.py) names the spec, and the execution
+protocol (worker/execution/protocol.py) hands it to the guard, which keeps it here: which exits the
 position wants (take-profit and/or stop-loss), at which prices, for which side, and the alert that
 asked for them (its id names any exit the guard re-attaches: ``tv2ib:<alert>:sl2``). The
 protective-order guard (worker/execution/guard.py) reads it to put back what IB cancelled or refused.

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,20 @@ class OrderSnapshot:
             if code:
                 return int(code), (message or "").split(": ", 1)[-1]
         return None
+
+
+@dataclass(frozen=True)
+class OrderState:
+    """One of our orders as IB reports it now: what the job follows its closing order by
+    (worker/execution/protocol.py). Quantities as IB gave them (None: unset)."""
+
+    order_ref: str
+    ib_order_id: int | None
+    status: str
+    order_type: str
+    quantity: Decimal | None
+    filled: Decimal | None
+    error: str = ""  # IB's refusal from the order's log ("201 Order rejected - ..."), else ""
 
 
 @dataclass(frozen=True)
@@ -113,6 +128,36 @@ class Reconciliation:
     orders: list[OrderSnapshot] = field(default_factory=list)
     fills: list[FillSnapshot] = field(default_factory=list)
     positions: list[PositionSnapshot] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AccountFigures:
+    """One account's figures (None: IB has not reported that value)."""
+
+    account: str
+    currency: str = ""
+    net_liquidation: Decimal | None = None
+    available_funds: Decimal | None = None
+    excess_liquidity: Decimal | None = None
+    buying_power: Decimal | None = None
+    gross_position_value: Decimal | None = None
+    init_margin: Decimal | None = None
+    maint_margin: Decimal | None = None
+    unrealized_pnl: Decimal | None = None
+    realized_pnl: Decimal | None = None
+    # IB's ``ExchangeRate`` rows (sizing, issue 11): currency -> the value of one unit of it in the
+    # base currency (a EUR account reports USD 0.84). Sizing converts only with these, never guesses.
+    exchange_rates: dict[str, Decimal] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            key: (str(value) if isinstance(value, Decimal) else value)
+            for key, value in self.__dict__.items()
+            if value is not None and key != "exchange_rates"
+        }
+        if self.exchange_rates:
+            doc["exchange_rates"] = {ccy: str(rate) for ccy, rate in self.exchange_rates.items()}
+        return doc
 
 
 IBFact = OrderSnapshot | OrderError | FillSnapshot | PositionSnapshot | Reconciliation

@@ -8,7 +8,7 @@ gives one :class:`Check` with its limit, the value it compared and the sentence 
     risk: max_order_notional 50,000 USD (strategy "trend") exceeded: 300 AAPL × 190.00 = 57,000 USD
 
 Only the OPENING part of a decision comes here (an entry, an add, a reversal's second half);
-closes, exits and flattens are never checked (worker/execution/executor.py does not call the gate for them).
+closes, exits and flattens are never checked (worker/risk/verdict.py checks only an opening part).
 
 A rule that cannot be evaluated because a number is missing (no price for a notional limit, no
 quote for the deviation rule, no calendar for the exchange) refuses: the trader set the limit, and
@@ -121,6 +121,12 @@ class Check:
         if self.message:
             doc["message"] = self.message
         return doc
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Check:
+        """A check as :meth:`to_json` stored it (limits and values as the plan shows them)."""
+        return cls(doc["rule"], doc.get("limit"), doc.get("value"), doc.get("passed"), doc.get("source") or "",
+                   doc.get("message") or "")  # fmt: skip
 
 
 # ---------------------------------------------------------------------- formatting

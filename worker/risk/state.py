@@ -26,7 +26,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -136,10 +135,19 @@ def write_halt(session: Session, account: str, halt: Halt) -> bool:
     return True
 
 
-def snapshot(session: Session, account: str, now: datetime) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RiskCounters:
+    """What the risk rules read from the database for one alert (worker/risk/verdict.py)."""
+
+    realized: Decimal = Decimal(0)  # today's realized PnL
+    orders_last_minute: int = 0
+    halt: Halt | None = None
+
+
+def counters(session: Session, account: str, now: datetime) -> RiskCounters:
     """What the gate reads from the database for one alert, in one session."""
-    return {
-        "realized": realized_today(session, account, now),
-        "orders_last_minute": opening_orders_since(session, account, now - ORDER_WINDOW),
-        "halt": read_halt(session, account, now),
-    }
+    return RiskCounters(
+        realized=realized_today(session, account, now),
+        orders_last_minute=opening_orders_since(session, account, now - ORDER_WINDOW),
+        halt=read_halt(session, account, now),
+    )

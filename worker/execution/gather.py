@@ -1,0 +1,123 @@
+"""The look: what IB and the database say, gathered before the decision (the I/O half of deciding).
+
+One hop to the IB loop reads the contract (qualified, its roll, a held earlier month), IB's
+settled position, a reference price when the alert needs one, the protection the position has,
+the account's figures, and the views the risk rules compare (exposure, working orders: ib_async
+keeps them current, no round trip). What only some decisions need is gathered when the decision
+asks for it (worker/risk/verdict.py ``missing_inputs``): the database's counters on the job
+thread, one more quote on the IB loop. The pure decision (worker/decision/core.py) reads nothing
+else.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from core.ids import parse_order_ref
+from core.payload import AlertPayload
+from worker.contracts.tickers import ContractSpec
+from worker.decision.exits import kept_terms
+from worker.decision.intent import needs_market_reference
+from worker.decision.look import Look
+from worker.decision.model import Instrument
+from worker.ib.connection import IBConnection
+from worker.ib.trading import Trading
+from worker.recording.protection import ProtectionRegistry, ProtectionSpec
+from worker.recording.snapshots import AccountFigures
+from worker.risk.gate import RiskGate
+from worker.risk.verdict import COUNTERS, QUOTE, AccountView, RiskInputs
+
+# the rules whose check reads IB's account views (exposure, working orders, PnL, a quote)
+_VIEW_RULES = ("max_gross_exposure", "max_open_orders", "daily_loss_limit", "max_price_deviation_percent",
+               "max_order_notional", "max_position_notional")  # fmt: skip
+
+
+class Gatherer:
+    """Gathers the look for the executor (one per worker)."""
+
+    def __init__(
+        self,
+        conn: IBConnection,
+        trading: Trading,
+        *,
+        protection: ProtectionRegistry | None = None,
+        risk: RiskGate | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.conn = conn
+        self.trading = trading
+        self.protection = protection  # the guard's specs (None: no guard, unit tests)
+        self.risk = risk  # the risk gate (None: no limits, unit tests)
+        self.timeout = timeout
+
+    def look(self, alert_id: str, payload: AlertPayload, spec: ContractSpec) -> Look:
+        """The look, from the job thread (one hop to the IB loop)."""
+        return self.conn.call(self.look_on_loop(alert_id, payload, spec), timeout=self.timeout)
+
+    async def look_on_loop(self, alert_id: str, payload: AlertPayload, spec: ContractSpec) -> Look:
+        """IB's view before deciding: contract, position, the protection it has, a reference price."""
+        trading = self.trading
+        inst = await trading.instrument(spec)
+        roll = trading.roll_of(spec)
+        # contracts (worker/contracts/held_month.py): a position held in the month before a roll is decided there
+        inst, held = await trading.held_month(spec, inst)
+        # the position including the previous alert's market order and fills (IB reports a
+        # position a moment after the fill; a decision must not read the report before it)
+        position = await trading.settled_position(inst.con_id)
+        quote = None
+        if needs_market_reference(payload):
+            quote = await trading.market_price(inst.con_id)  # live, else delayed (worker/ib/market_data.py)
+        account = trading.account or ""
+        # sizing (issue 11): IB's account figures as last reported (no round trip), read once per alert
+        figures = trading.account_figures()
+        return Look(alert_id, inst, position, account, quote, self.protection_now(inst, position), figures, spec,
+                    roll, held, self._risk_inputs(payload, account, inst, figures))  # fmt: skip
+
+    def more(self, look: Look, payload: AlertPayload, missing: frozenset[str]) -> Look:
+        """The look with what the risk rules asked for (job thread): the database's counters,
+        another quote (a hop to the IB loop)."""
+        risk, gate = look.risk, self.risk
+        assert risk is not None and gate is not None
+        counters = gate.counters(risk.account, risk.now) if COUNTERS in missing else None
+        quote = None
+        if QUOTE in missing:
+            quote = self.conn.call(self.trading.market_price(look.inst.con_id), timeout=self.timeout)
+        return look.with_risk(counters=counters, quote=quote)
+
+    def protection_now(self, inst: Instrument, position: Decimal) -> ProtectionSpec | None:
+        """The protection the position has now (to put back if the order that changes it fails):
+        the guard's spec when it has one for this side, else the prices of the working exits."""
+        if position == 0:
+            return None
+        account = self.trading.account or ""
+        if self.protection is not None:
+            current = self.protection.get(account, inst.con_id)
+            if current is not None and current.protects(position):
+                return current
+        owner = None
+        for ex in self.trading.working_exits(inst.con_id):
+            owner = owner or (parse_order_ref(ex.ref) or ("", ""))[0]
+        prices = self.trading.exit_prices(inst.con_id) if owner else {}
+        if not owner or not prices:
+            return None
+        orders = kept_terms(self.trading.exit_orders(inst.con_id), prices)  # a TRAIL is put back as one
+        return ProtectionSpec(account, inst.con_id, owner, 1 if position > 0 else -1, prices,
+                              inst.local_symbol or inst.symbol, orders)  # fmt: skip
+
+    def _risk_inputs(
+        self, payload: AlertPayload, account: str, inst: Instrument, figures: AccountFigures
+    ) -> RiskInputs | None:
+        """What the risk rules in force compare that the IB loop knows (no round trip)."""
+        gate = self.risk
+        if gate is None:
+            return None
+        account = account or payload.account or ""
+        rules = gate.rules_for(payload.strategy, account or None)
+        view = AccountView()
+        if any(getattr(rules, name) is not None for name in _VIEW_RULES):
+            working, tv2ib = self.trading.working_order_counts()
+            view = AccountView(self.trading.other_exposure(inst.con_id), working, tv2ib, figures.unrealized_pnl,
+                               figures.currency)  # fmt: skip
+        return RiskInputs(
+            rules, account, gate.clock(), view, primary_exchange=self.trading.primary_exchange(inst.con_id)
+        )

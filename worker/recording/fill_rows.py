@@ -1,0 +1,60 @@
+"""Fill rows from IB's executions (the recorder thread): insert-or-ignore by exec id, the ``fill``
+event once, with its commission."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from core import events
+from core.events import Event
+from core.models import Fill, Order, utcnow
+from worker.recording.alert_state import note, qty_text
+from worker.recording.order_rows import alert_of
+from worker.recording.snapshots import FillSnapshot
+from worker.recording.unit import UnitOfWork
+
+
+def _f(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def record_fill(uow: UnitOfWork, snap: FillSnapshot) -> bool:
+    """Insert-or-ignore by exec id; the "fill" event goes out once, with its commission."""
+    session = uow.session
+    row = session.scalar(select(Fill).where(Fill.exec_id == snap.exec_id))
+    alert, leg = alert_of(session, snap.order_ref)
+    order = session.scalar(select(Order).where(Order.order_ref == snap.order_ref)) if snap.order_ref else None
+    new = row is None
+    if row is None:
+        row = Fill(exec_id=snap.exec_id, alert_id=alert.id if alert else None, order_id=order.id if order else None,
+                   order_ref=snap.order_ref or None, leg=leg, account=snap.account, perm_id=snap.perm_id,
+                   ib_order_id=snap.ib_order_id, symbol=snap.local_symbol or snap.symbol, sec_type=snap.sec_type,
+                   side=snap.side, price=snap.price, quantity=snap.quantity, time=snap.time,
+                   recorded_at=utcnow())  # fmt: skip
+        session.add(row)
+        session.flush()
+    # one event per execution, carrying its commission: when the report arrives, or when a
+    # reconciliation finds an execution we never saw together with its report
+    if snap.commission is not None and row.commission is None:
+        row.commission = snap.commission
+        row.commission_currency = snap.commission_currency
+        row.realized_pnl = snap.realized_pnl
+        uow.emit(_fill_event(row, snap, alert.strategy if alert else None, order))
+    if new and alert is not None:
+        note(uow, alert.id, f"fill {row.leg}: {row.side} {qty_text(row.quantity)} @ {qty_text(row.price)}"
+                  f" (exec {row.exec_id})")  # fmt: skip
+    return new
+
+
+def _fill_event(row: Fill, snap: FillSnapshot, strategy: str | None, order: Order | None) -> Event:
+    """The ``fill`` event of one execution with its commission (for the notice and the dashboard)."""
+    return events.fill(
+        row.exec_id, alert_id=row.alert_id, strategy=strategy, leg=row.leg, symbol=snap.symbol,
+        local_symbol=snap.local_symbol, sec_type=snap.sec_type, side=row.side, quantity=_f(row.quantity),
+        price=_f(row.price), cum_quantity=_f(snap.cum_quantity),
+        order_quantity=_f(snap.order_quantity or (order.quantity if order else None)), order_ref=row.order_ref,
+        time=row.time.isoformat() if row.time else None, commission=_f(row.commission),
+        commission_currency=row.commission_currency, realized_pnl=_f(row.realized_pnl), account=row.account,
+    )  # fmt: skip
