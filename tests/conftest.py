@@ -77,6 +77,14 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def own_pg_url() -> Iterator[str]:
+    """A PostgreSQL database of this test alone, dropped after it: the session's shared one (pg_url)
+    keeps earlier tests' fills and protection, and a test's fresh ibsim reuses the same execution ids."""
+    with private_pg_database("tv2ib_own") as url:
+        yield url
+
+
+@pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'tv2ib.db'}"
 

@@ -6,12 +6,11 @@ with ``exits_fit``), and the notices table.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
-from support import private_pg_database, wait_until
+from support import wait_until
 from worker_helpers import WorkerThread, add_alert, alert_status
 
 from config.settings import Settings
@@ -288,14 +287,6 @@ def test_restart_restores_missing_exits_from_the_persisted_spec(sim, worker_env)
         assert spec.alert_id == alert_id and spec.wanted_roles == {"tp", "sl"}
     finally:
         handle.stop()
-
-
-@pytest.fixture
-def own_pg_url() -> Iterator[str]:
-    """A PostgreSQL database of this test alone: the session's shared one would keep this test's
-    fills, and the next test's fresh ibsim reuses the same execution ids."""
-    with private_pg_database("tv2ib_guard") as url:
-        yield url
 
 
 def test_restart_on_postgresql_keeps_the_spec(sim, worker_env, own_pg_url):

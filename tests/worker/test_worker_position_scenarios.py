@@ -18,13 +18,12 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from support import private_pg_database
 from worker_helpers import WorkerThread, add_alert, alert_status
 
 from app.webhook.schema import normalise
@@ -442,14 +441,6 @@ def play(sim: SimThread, worker: WorkerThread, steps: list[Step]) -> None:
 @pytest.mark.parametrize("steps", list(SCENARIOS.values()), ids=list(SCENARIOS))
 def test_position_scenario(sim, running_worker, steps):
     play(sim, running_worker, steps)
-
-
-@pytest.fixture
-def own_pg_url() -> Iterator[str]:
-    """A PostgreSQL database of this test alone: the session's shared one would keep this test's
-    fills and protection, and the next test's fresh ibsim reuses the same execution ids."""
-    with private_pg_database("tv2ib_scen") as url:
-        yield url
 
 
 def test_reversal_on_postgresql(sim, worker_env, own_pg_url):
