@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 
 from support import wait_until
-from worker_helpers import add_alert, alert_status
+from worker_helpers import add_alert, alert_ends, alert_status
 
 from core.services import get_alert
 
@@ -59,8 +59,7 @@ def _long_10_and_a_resting_add(sim, ctx) -> str:
 
 def _ends_unsent(sim, ctx, alert: dict, status: str) -> str:
     """Send ``alert`` and wait for its final ``status``: nothing of it reached IB. Its reason."""
-    alert_id = add_alert(ctx, alert)
-    wait_until(lambda: alert_status(ctx, alert_id) == status)
+    alert_id = alert_ends(ctx, alert, status)
     assert not [o for o in sim.state()["orders"] if alert_id in o["orderRef"]]
     return get_alert(ctx.sessions, alert_id)["reason"]
 

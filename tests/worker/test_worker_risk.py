@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 from support import wait_until
-from worker_helpers import WorkerThread, add_alert, alert_status
+from worker_helpers import WorkerThread, alert_ends
 
 from core.models import Notice
 from core.services import get_alert
@@ -49,13 +49,6 @@ def running(worker_env: dict[str, str], tmp_path: Path, text: str, **attrs) -> I
         handle.stop()
 
 
-def ends(ctx, alert: dict, status: str) -> str:
-    """Send ``alert`` and wait for its final ``status``: its id."""
-    alert_id = add_alert(ctx, alert)
-    wait_until(lambda: alert_status(ctx, alert_id) == status, timeout=20)
-    return alert_id
-
-
 def bought_by_hand(sim, handle: WorkerThread, quantity: int) -> None:
     """AAPL bought in TWS at 190, once the worker has heard of the position."""
     sim.trade(quantity, symbol="AAPL", price=190.0)
@@ -67,7 +60,7 @@ def refused_reversal_of_a_long_10(sim, handle: WorkerThread, alert: dict) -> str
     The alert's reason."""
     sim.set_price("AAPL", 190.0)
     bought_by_hand(sim, handle, 10)
-    rev = ends(handle.ctx, alert, "rejected")
+    rev = alert_ends(handle.ctx, alert, "rejected")
     assert position(sim) == 0
     assert [o["orderRef"].rsplit(":", 1)[1] for o in orders_of(sim, rev)] == ["close"]
     return get_alert(handle.ctx.sessions, rev)["reason"]
@@ -85,8 +78,8 @@ def test_a_notional_refusal_sends_nothing_and_its_exit_is_never_blocked(sim, wor
     with running(worker_env, tmp_path, RISK) as handle:
         ctx = handle.ctx
         sim.set_price("AAPL", 190.0)
-        big = ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 300, "price": 190, "strategy": "trend"},
-                   "rejected")  # fmt: skip
+        big = alert_ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 300, "price": 190, "strategy": "trend"},
+                         "rejected")  # fmt: skip
         alert = get_alert(ctx.sessions, big)
         assert alert["reason"] == (
             'risk: max_order_notional 50,000 USD (strategy "trend") exceeded: 300 AAPL × 190.00 = 57,000 USD'
@@ -98,7 +91,7 @@ def test_a_notional_refusal_sends_nothing_and_its_exit_is_never_blocked(sim, wor
 
         # a position as big as the refused entry (bought by hand): its exit goes out all the same
         bought_by_hand(sim, handle, 300)
-        out = ends(ctx, {"ticker": "AAPL", "action": "exit", "strategy": "trend"}, "filled")
+        out = alert_ends(ctx, {"ticker": "AAPL", "action": "exit", "strategy": "trend"}, "filled")
         assert position(sim) == 0
         assert get_alert(ctx.sessions, out)["plan"]["risk"]["checks"] == []
 
@@ -115,9 +108,9 @@ def test_dry_run_records_the_plan_and_sends_nothing(sim, worker_env, tmp_path):
     with running(worker_env, tmp_path, RISK) as handle:
         ctx = handle.ctx
         sim.set_price("AAPL", 190.0)
-        paper = ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 52, "orderType": "market", "price": 190,
-                           "takeProfit": {"limitPrice": 195}, "stopLoss": {"stopPrice": 188}, "strategy": "paper"},
-                     "cancelled")  # fmt: skip
+        paper = alert_ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 52, "orderType": "market", "price": 190,
+                                 "takeProfit": {"limitPrice": 195}, "stopLoss": {"stopPrice": 188}, "strategy": "paper"},
+                           "cancelled")  # fmt: skip
         alert = get_alert(ctx.sessions, paper)
         assert alert["reason"] == "dry run: would send BUY 52 AAPL MKT + TP 195.00 + SL 188.00"
         assert [leg["leg"] for leg in alert["plan"]["legs"]] == ["entry", "tp", "sl"]
@@ -126,10 +119,10 @@ def test_dry_run_records_the_plan_and_sends_nothing(sim, worker_env, tmp_path):
         assert orders_of(sim, paper) == [] and position(sim) == 0
 
         # a resting entry of a live strategy: the paper strategy's cancel and exit leave it working
-        resting = ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 5, "orderType": "limit",
-                             "limitPrice": 150}, "submitted")  # fmt: skip
+        resting = alert_ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 5, "orderType": "limit",
+                                   "limitPrice": 150}, "submitted")  # fmt: skip
         for action in ("cancel", "exit"):
-            ignored = ends(ctx, {"ticker": "AAPL", "action": action, "strategy": "paper"}, "cancelled")
+            ignored = alert_ends(ctx, {"ticker": "AAPL", "action": action, "strategy": "paper"}, "cancelled")
             assert get_alert(ctx.sessions, ignored)["reason"].startswith("dry run: ")
         assert [o["status"] for o in orders_of(sim, resting)] in (["Submitted"], ["PreSubmitted"])
 
@@ -152,9 +145,9 @@ def test_open_orders_orders_per_minute_and_gross_exposure_are_read_from_ib_and_t
         ctx = handle.ctx
         sim.set_price("AAPL", 190.0)
         sim.set_price("MSFT", 100.0)
-        first = ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 10, "price": 190,
-                           "takeProfit": {"amount": 5}, "stopLoss": {"amount": 3}, "strategy": "crowded"},
-                     "filled")  # fmt: skip
+        first = alert_ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 10, "price": 190,
+                                 "takeProfit": {"amount": 5}, "stopLoss": {"amount": 3}, "strategy": "crowded"},
+                           "filled")  # fmt: skip
         wait_until(
             lambda: (
                 len([o for o in orders_of(sim, first) if o["status"] in ("PreSubmitted", "Submitted")]) == 2
@@ -162,9 +155,9 @@ def test_open_orders_orders_per_minute_and_gross_exposure_are_read_from_ib_and_t
         )
         reasons = {}
         for strategy in ("crowded", "busy", "wide"):
-            alert_id = ends(ctx, {"ticker": "MSFT", "action": "buy", "quantity": 10, "price": 100,
-                                  "takeProfit": {"amount": 5}, "stopLoss": {"amount": 3}, "strategy": strategy},
-                            "rejected")  # fmt: skip
+            alert_id = alert_ends(ctx, {"ticker": "MSFT", "action": "buy", "quantity": 10, "price": 100,
+                                        "takeProfit": {"amount": 5}, "stopLoss": {"amount": 3}, "strategy": strategy},
+                                  "rejected")  # fmt: skip
             reasons[strategy] = get_alert(ctx.sessions, alert_id)["reason"]
             assert orders_of(sim, alert_id) == []
         assert reasons["crowded"] == ('risk: max_open_orders 4 (strategy "crowded") exceeded: 2 working at IB '
@@ -196,7 +189,9 @@ def test_daily_loss_halts_flattens_alarms_and_lifts_at_the_next_trading_day(sim,
 
         wait_until(lambda: realized() < -2000, timeout=10)
 
-        refused = ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 1, "price": 165}, "rejected")
+        refused = alert_ends(
+            ctx, {"ticker": "AAPL", "action": "buy", "quantity": 1, "price": 165}, "rejected"
+        )
         reason = get_alert(ctx.sessions, refused)["reason"]
         day = trading_day(now[0])
         assert reason.startswith("risk: daily_loss_limit 2,000 USD (defaults) reached"), reason
@@ -208,7 +203,7 @@ def test_daily_loss_halts_flattens_alarms_and_lifts_at_the_next_trading_day(sim,
         assert orders_of(sim, refused) == []
 
         now[0] = day_bounds(day)[1] + timedelta(minutes=1)  # 17:01 New York: the next trading day
-        ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 1, "price": 165}, "filled")
+        alert_ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 1, "price": 165}, "filled")
         assert position(sim) == 1
         assert len(_notices(ctx, "daily_loss")) == 1  # one alarm for the day
 
@@ -241,12 +236,16 @@ def test_a_strategys_default_sizing_from_the_risk_file_sizes_an_alert_without_qu
     with running(worker_env, tmp_path, text) as handle:
         ctx = handle.ctx
         sim.set_price("AAPL", 190.0)
-        sized = ends(ctx, {"ticker": "AAPL", "action": "buy", "price": 190, "strategy": "trend"}, "filled")
+        sized = alert_ends(
+            ctx, {"ticker": "AAPL", "action": "buy", "price": 190, "strategy": "trend"}, "filled"
+        )
         assert [o["quantity"] for o in orders_of(sim, sized)] == [52]  # 10,000 / 190 = 52.63 -> 52
         plan = get_alert(ctx.sessions, sized)["plan"]
         assert plan["sizing"]["source"] == "strategy default" and plan["sizing"]["quantity"] == "52"
         # another strategy has no default: an alert without quantity is refused, as before
-        other = ends(ctx, {"ticker": "MSFT", "action": "buy", "price": 400, "strategy": "other"}, "rejected")
+        other = alert_ends(
+            ctx, {"ticker": "MSFT", "action": "buy", "price": 400, "strategy": "other"}, "rejected"
+        )
         assert orders_of(sim, other) == []
 
 
@@ -275,23 +274,23 @@ def test_the_account_section_cannot_undo_a_strategys_rules_and_an_unknown_strate
         ctx = handle.ctx
         for symbol, price in (("AAPL", 190.0), ("INTC", 20.0)):
             sim.set_price(symbol, price)
-        paper = ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 2, "price": 190, "strategy": "paper"},
-                     "cancelled")  # fmt: skip
+        paper = alert_ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 2, "price": 190, "strategy": "paper"},
+                           "cancelled")  # fmt: skip
         assert get_alert(ctx.sessions, paper)["reason"].startswith("dry run: would send BUY 2 AAPL")
-        intc = ends(ctx, {"ticker": "INTC", "action": "buy", "quantity": 2, "price": 20}, "rejected")
+        intc = alert_ends(ctx, {"ticker": "INTC", "action": "buy", "quantity": 2, "price": 20}, "rejected")
         assert get_alert(ctx.sessions, intc)["reason"] == (
             'risk: deny list (defaults + account "DU1234567"): INTC is on it'
         )
-        tiny = ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 5, "price": 190, "strategy": "TINY"},
-                    "rejected")  # fmt: skip
+        tiny = alert_ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 5, "price": 190, "strategy": "TINY"},
+                          "rejected")  # fmt: skip
         assert (
             get_alert(ctx.sessions, tiny)["reason"]
             == 'risk: max_order_quantity 1 (strategy "tiny") exceeded: BUY 5 AAPL'
         )
         assert orders_of(sim, paper) == orders_of(sim, intc) == orders_of(sim, tiny) == []
 
-        typo = ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 1, "price": 190, "strategy": "tinny"},
-                    "filled")  # fmt: skip
+        typo = alert_ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 1, "price": 190, "strategy": "tinny"},
+                          "filled")  # fmt: skip
         warning = (f'strategy "tinny" is not in the risk file {tmp_path / "risk.yaml"} (it has paper, tiny): '
                    "no strategy section applies, only defaults and the account's")  # fmt: skip
         assert get_alert(ctx.sessions, typo)["plan"]["risk"]["notes"] == [warning]
