@@ -97,6 +97,12 @@ class Rig:
         self.notifier.wake()
         return start, time.time()
 
+    def __enter__(self) -> Rig:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         self.notifier.stop(5.0)
         self.api.stop()
@@ -106,8 +112,7 @@ class Rig:
 
 
 def bench_latency(args: argparse.Namespace) -> None:
-    rig = Rig(args.database_url, args.chats)
-    try:
+    with Rig(args.database_url, args.chats) as rig:
         started: dict[int, float] = {}
         commit_ms: list[float] = []
         step = args.interval / args.chats  # each chat: one notice per interval
@@ -145,13 +150,10 @@ def bench_latency(args: argparse.Namespace) -> None:
             f"  messages {len(rig.api.messages())} (batched: {batched}), limit violations (429 from the fake): {rig.api.violations}"
         )
         print(f"  target p99 <= 250 ms: {'met' if percentile(latencies, 99) <= 250 else 'NOT met'}")
-    finally:
-        rig.close()
 
 
 def bench_outage(args: argparse.Namespace) -> None:
-    rig = Rig(args.database_url, 2)
-    try:
+    with Rig(args.database_url, 2) as rig:
         rate = 5.0
         lead, tail = 2.0, 3.0
         total = int((lead + args.outage + tail) * rate)
@@ -179,13 +181,10 @@ def bench_outage(args: argparse.Namespace) -> None:
                 f"first message {recovered:.1f} s after Telegram returned; {len(rig.api.messages(chat))} messages"
             )
         print(f"  all delivered: {ok}; limit violations: {rig.api.violations}")
-    finally:
-        rig.close()
 
 
 def bench_flood(args: argparse.Namespace) -> None:
-    rig = Rig(args.database_url, 2)
-    try:
+    with Rig(args.database_url, 2) as rig:
         start = time.time()
         for seq in range(args.flood):
             rig.record(seq)
@@ -202,8 +201,6 @@ def bench_flood(args: argparse.Namespace) -> None:
                 f"in order once: {seen == list(range(args.flood))}, all delivered after {done:.1f} s"
             )
         print(f"  limit violations: {rig.api.violations}")
-    finally:
-        rig.close()
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict, cast
 
 import redis
 from sqlalchemy import func, select
@@ -87,8 +87,8 @@ class AlertEventDoc(TypedDict):
     message: str | None
 
 
-class AlertDoc(TypedDict):
-    """An alert as lists show it; with ``detail``, everything that is known about it."""
+class AlertRow(TypedDict):
+    """An alert's own columns, as lists show them."""
 
     id: str
     status: str
@@ -99,6 +99,11 @@ class AlertDoc(TypedDict):
     strategy: str | None
     account: str | None
     parent_id: str | None
+
+
+class AlertDoc(AlertRow):
+    """An alert as lists show it; with ``detail``, everything that is known about it."""
+
     children: NotRequired[list[ChildDoc]]  # a fan-out parent's
     payload: NotRequired[dict[str, Any] | None]
     raw_body: NotRequired[str | None]
@@ -156,66 +161,30 @@ class StatusDoc(TypedDict):
     notices_pending: NotRequired[int]
 
 
-def _num(value: Decimal | None) -> float | None:
-    return None if value is None else float(value)
+def _columns(row: object, doc: type) -> dict[str, Any]:
+    """The row's columns named as the keys of the TypedDict ``doc`` (in its order), ready for JSON:
+    a Decimal as a number, a datetime as ISO text."""
+    return {name: _json_value(getattr(row, name)) for name in doc.__annotations__}
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
+def _json_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
 
 
 def order_to_dict(order: Order) -> OrderDoc:
-    return {
-        "leg": order.leg,
-        "ib_order_id": order.ib_order_id,
-        "perm_id": order.perm_id,
-        "order_ref": order.order_ref,
-        "parent_ib_order_id": order.parent_ib_order_id,
-        "symbol": order.symbol,
-        "sec_type": order.sec_type,
-        "action": order.action,
-        "order_type": order.order_type,
-        "quantity": _num(order.quantity),
-        "limit_price": _num(order.limit_price),
-        "stop_price": _num(order.stop_price),
-        "tif": order.tif,
-        "oca_group": order.oca_group,
-        "status": order.status,
-        "filled_quantity": _num(order.filled_quantity),
-        "avg_fill_price": _num(order.avg_fill_price),
-        "last_error": order.last_error,
-        "alert_id": order.alert_id,
-        "updated_at": _iso(order.updated_at),
-    }
+    return cast(OrderDoc, _columns(order, OrderDoc))
 
 
 def fill_to_dict(fill: Fill) -> FillDoc:
-    return {
-        "exec_id": fill.exec_id,
-        "leg": fill.leg,
-        "symbol": fill.symbol,
-        "side": fill.side,
-        "price": _num(fill.price),
-        "quantity": _num(fill.quantity),
-        "commission": _num(fill.commission),
-        "realized_pnl": _num(fill.realized_pnl),
-        "time": _iso(fill.time),
-        "alert_id": fill.alert_id,
-    }
+    return cast(FillDoc, _columns(fill, FillDoc))
 
 
 def alert_to_dict(alert: Alert, *, detail: bool = False) -> AlertDoc:
-    doc: AlertDoc = {
-        "id": alert.id,
-        "status": alert.status,
-        "reason": alert.reason,
-        "received_at": _iso(alert.received_at),
-        "ticker": alert.ticker,
-        "action": alert.action,
-        "strategy": alert.strategy,
-        "account": alert.account,
-        "parent_id": alert.parent_id,
-    }
+    doc = cast(AlertDoc, _columns(alert, AlertRow))
     if detail:
         doc["payload"] = alert.payload
         doc["raw_body"] = alert.raw_body
@@ -225,13 +194,13 @@ def alert_to_dict(alert: Alert, *, detail: bool = False) -> AlertDoc:
         doc["plan"] = alert.plan
         doc["orders"] = [order_to_dict(o) for o in alert.orders]
         doc["fills"] = [fill_to_dict(f) for f in alert.fills]
-        doc["events"] = [{"at": _iso(e.at), "status": e.status, "message": e.message} for e in alert.events]
+        doc["events"] = [cast(AlertEventDoc, _columns(e, AlertEventDoc)) for e in alert.events]
     return doc
 
 
 def child_to_dict(alert: Alert) -> ChildDoc:
     """One child of a fan-out as its parent lists it."""
-    return {"id": alert.id, "account": alert.account, "status": alert.status, "reason": alert.reason}
+    return cast(ChildDoc, _columns(alert, ChildDoc))
 
 
 def get_alert(sessions: sessionmaker[Session], alert_id: str) -> AlertDoc | None:
@@ -287,19 +256,7 @@ def list_positions(sessions: sessionmaker[Session]) -> list[PositionDoc]:
     """Non-zero positions as IB last reported them."""
     with sessions() as session:
         rows = session.scalars(select(Position).where(Position.quantity != 0).order_by(Position.symbol))
-        return [
-            {
-                "account": p.account,
-                "con_id": p.con_id,
-                "symbol": p.symbol,
-                "sec_type": p.sec_type,
-                "local_symbol": p.local_symbol,
-                "quantity": _num(p.quantity),
-                "avg_cost": _num(p.avg_cost),
-                "updated_at": _iso(p.updated_at),
-            }
-            for p in rows
-        ]
+        return [cast(PositionDoc, _columns(p, PositionDoc)) for p in rows]
 
 
 def pnl_today(sessions: sessionmaker[Session], now: datetime | None = None) -> PnlDoc:

@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 from fakes.telegram_api import FakeTelegramAPI
+from sqlalchemy.orm import Session, sessionmaker
 from support import TEST_ADMIN_TOKEN, TEST_SECRET, claim_redis_db_number, private_pg_database
+
+from config.settings import Settings
+from worker.notify import Notifier
+from worker.notify.sender import SenderConfig
 
 REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 _LOCK_DIR = Path(os.environ.get("TMPDIR", "/tmp"))
@@ -77,6 +83,14 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def own_pg_url() -> Iterator[str]:
+    """A PostgreSQL database of this test alone, dropped after it: the session's shared one (pg_url)
+    keeps earlier tests' fills and protection, and a test's fresh ibsim reuses the same execution ids."""
+    with private_pg_database("tv2ib_own") as url:
+        yield url
+
+
+@pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'tv2ib.db'}"
 
@@ -98,6 +112,29 @@ def fake_tg() -> Iterator[FakeTelegramAPI]:
     api = FakeTelegramAPI().start()
     yield api
     api.stop()
+
+
+FAST = SenderConfig(poll_seconds=0.2, backoff_first=0.2, backoff_max=1.0)
+
+
+@pytest.fixture
+def start_notifier() -> Iterator[Callable[..., Notifier]]:
+    """Build and start notifiers (fast polling and backoff); all are stopped at teardown."""
+    started: list[Notifier] = []
+
+    def start(
+        settings: Settings, sessions: sessionmaker[Session], redis_client: Any = None, **kw: Any
+    ) -> Notifier:
+        kw.setdefault("sender_config", FAST)
+        kw.setdefault("poll_timeout", 1.0)
+        notifier = Notifier(settings, sessions, redis_client, **kw)
+        notifier.start()
+        started.append(notifier)
+        return notifier
+
+    yield start
+    for notifier in started:
+        notifier.stop(timeout=2.0)
 
 
 def _run_order(item: pytest.Item) -> int:

@@ -4,7 +4,7 @@ app's (an operator paused or resumed trading). They reach the Redis channel (the
 stream, ``tv2ib tail``) and the notices."""
 
 from decimal import Decimal
-from typing import Literal, NotRequired, TypedDict
+from typing import Literal, NotRequired, TypedDict, TypeVar
 
 from core.models import Order
 
@@ -95,6 +95,16 @@ class PausedEvent(TypedDict):
     by: str
 
 
+_Refusal = TypeVar("_Refusal", AlertRejectedEvent, OrderRejectedEvent)
+
+
+def _of_account(event: _Refusal, account: str | None) -> _Refusal:
+    """A refusal with the account of a fan-out child (its notice names it); without, as it is."""
+    if account:
+        event["account"] = account
+    return event
+
+
 def _float(value: Decimal | None) -> float | None:
     # Quantities and prices are Decimal in the database and numbers in JSON.
     return None if value is None else float(value)
@@ -123,9 +133,7 @@ def alert_rejected(
         "status": status,
         "reason": reason,
     }
-    if account:
-        event["account"] = account
-    return event
+    return _of_account(event, account)
 
 
 def order_status(order: Order, remaining: Decimal | None) -> OrderStatusEvent:
@@ -166,9 +174,7 @@ def order_rejected(
         "error_code": error_code,
         "reason": reason,
     }
-    if account:
-        event["account"] = account
-    return event
+    return _of_account(event, account)
 
 
 def fill(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -54,19 +54,19 @@ def tg_app(make_app: Callable[..., Flask], fake_tg: FakeTelegramAPI) -> Callable
 
 
 @pytest.fixture
-def notifier() -> Iterator[Callable[[AppContext], Notifier]]:
-    """Start the real notifier on an app's database (stopped at teardown)."""
-    started: list[Notifier] = []
+def notified_app(
+    tg_app: Callable[..., Flask], start_notifier: Callable[..., Notifier]
+) -> Callable[..., tuple[Flask, AppContext]]:
+    """tg_app's app (``overrides``: more settings) with the real notifier started on its database
+    (stopped at teardown): the app and its context."""
 
-    def start(ctx: AppContext) -> Notifier:
-        running = Notifier(ctx.settings, ctx.sessions, None, sender_config=FAST, poll_timeout=1.0)
-        running.start()
-        started.append(running)
-        return running
+    def build(**overrides: str) -> tuple[Flask, AppContext]:
+        app = tg_app(**overrides)
+        ctx = get_ctx(app)
+        start_notifier(ctx.settings, ctx.sessions, sender_config=FAST)
+        return app, ctx
 
-    yield start
-    for running in started:
-        running.stop(timeout=2.0)
+    return build
 
 
 def _rows(ctx: AppContext, kind: str) -> list[Notice]:
@@ -102,11 +102,9 @@ def _bad_secret(app: Flask, address: str = ATTACKER, **extra: Any) -> int:
 
 
 def test_a_422_alert_yields_one_notice_with_its_field_errors(
-    tg_app: Callable[..., Flask], fake_tg: FakeTelegramAPI, notifier: Callable[[AppContext], Notifier]
+    notified_app: Callable[..., tuple[Flask, AppContext]], fake_tg: FakeTelegramAPI
 ) -> None:
-    app = tg_app()
-    ctx = get_ctx(app)
-    notifier(ctx)
+    app, ctx = notified_app()
     answer = post(app.test_client(), alert_body(strategy="breakout", quantity=-5, takeProfit={"percent": 0}))
     assert answer.status_code == 422
     fields = answer.get_json()["fields"]
@@ -135,15 +133,9 @@ def test_a_422_alert_yields_one_notice_with_its_field_errors(
     ids=["ticker", "upper-case", "nested-value", "key", "strategy-secret", "duplicate-key", "unparsable"],
 )
 def test_the_secret_never_reaches_the_notice(
-    tg_app: Callable[..., Flask],
-    fake_tg: FakeTelegramAPI,
-    notifier: Callable[[AppContext], Notifier],
-    body: Any,
-    named: str,
+    notified_app: Callable[..., tuple[Flask, AppContext]], fake_tg: FakeTelegramAPI, body: Any, named: str
 ) -> None:
-    app = tg_app()
-    ctx = get_ctx(app)
-    notifier(ctx)
+    app, ctx = notified_app()
     answer = post(app.test_client(), body)
     assert answer.status_code in (400, 422), answer.get_json()
 
@@ -155,11 +147,9 @@ def test_the_secret_never_reaches_the_notice(
 
 
 def test_a_template_firing_every_bar_gets_one_notice_then_one_digest_per_window(
-    tg_app: Callable[..., Flask], fake_tg: FakeTelegramAPI, notifier: Callable[[AppContext], Notifier]
+    notified_app: Callable[..., tuple[Flask, AppContext]], fake_tg: FakeTelegramAPI
 ) -> None:
-    app = tg_app()
-    ctx = get_ctx(app)
-    notifier(ctx)
+    app, ctx = notified_app()
     client = app.test_client()
     for _ in range(6):
         assert post(client, alert_body(strategy="every bar", quantity=-1)).status_code == 422
@@ -195,11 +185,9 @@ def _alerts(ctx: AppContext) -> list[Alert]:
 
 @pytest.mark.usefixtures("one_limit_window")
 def test_twenty_bad_secrets_from_one_address_yield_one_notice_with_the_address_and_count(
-    tg_app: Callable[..., Flask], fake_tg: FakeTelegramAPI, notifier: Callable[[AppContext], Notifier]
+    notified_app: Callable[..., tuple[Flask, AppContext]], fake_tg: FakeTelegramAPI
 ) -> None:
-    app = tg_app(AUTH_FAILURE_LIMIT="10/minute")
-    ctx = get_ctx(app)
-    notifier(ctx)
+    app, ctx = notified_app(AUTH_FAILURE_LIMIT="10/minute")
     statuses = [_bad_secret(app) for _ in range(20)]
     assert statuses.count(401) == 10 and statuses.count(429) == 10  # past the limit: still counted
     assert _rows(ctx, "auth_failed") == []  # the run is not over yet
@@ -216,11 +204,9 @@ def test_twenty_bad_secrets_from_one_address_yield_one_notice_with_the_address_a
 
 @pytest.mark.usefixtures("one_limit_window")
 def test_refused_addresses_are_counted_and_many_addresses_make_one_bounded_notice(
-    tg_app: Callable[..., Flask], fake_tg: FakeTelegramAPI, notifier: Callable[[AppContext], Notifier]
+    notified_app: Callable[..., tuple[Flask, AppContext]], fake_tg: FakeTelegramAPI
 ) -> None:
-    app = tg_app(TRADINGVIEW_IPS_ONLY="true")
-    ctx = get_ctx(app)
-    notifier(ctx)
+    app, ctx = notified_app(TRADINGVIEW_IPS_ONLY="true")
     for n in range(notice_digest.MAX_AUTH_ADDRESSES + 15):
         assert _bad_secret(app, address=f"198.51.100.{n}", secret=SECRET) == 403
     assert _bad_secret(app, address="52.89.214.238") == 401  # a TradingView address, wrong secret
@@ -234,11 +220,9 @@ def test_refused_addresses_are_counted_and_many_addresses_make_one_bounded_notic
 
 
 def test_a_template_that_lost_its_json_is_reported_like_a_wrong_secret(
-    tg_app: Callable[..., Flask], fake_tg: FakeTelegramAPI, notifier: Callable[[AppContext], Notifier]
+    notified_app: Callable[..., tuple[Flask, AppContext]], fake_tg: FakeTelegramAPI
 ) -> None:
-    app = tg_app()
-    ctx = get_ctx(app)
-    notifier(ctx)
+    app, ctx = notified_app()
     answer = app.test_client().post(
         "/webhook",
         data="Order buy @ 1 filled on AAPL",  # a message that is no JSON and holds no secret
@@ -303,11 +287,9 @@ def test_auth_failed_off_is_silent(tg_app: Callable[..., Flask], notify: str) ->
 
 
 def test_silent_mode_delivers_without_sound(
-    tg_app: Callable[..., Flask], fake_tg: FakeTelegramAPI, notifier: Callable[[AppContext], Notifier]
+    notified_app: Callable[..., tuple[Flask, AppContext]], fake_tg: FakeTelegramAPI
 ) -> None:
-    app = tg_app(NOTIFY="alert_invalid=silent,auth_failed=silent")
-    ctx = get_ctx(app)
-    notifier(ctx)
+    app, ctx = notified_app(NOTIFY="alert_invalid=silent,auth_failed=silent")
     assert post(app.test_client(), alert_body(quantity=-1)).status_code == 422
     assert _bad_secret(app) == 401
     assert _flush_after_window(ctx) == 1

@@ -17,14 +17,13 @@ import signal
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 from procs import Stack
-from support import private_pg_database, wait_until
+from support import wait_until
 
 from worker.decision.positions import WorkingExit, exits_fit
 
@@ -219,14 +218,6 @@ def run_reversals(stack: Stack, points: list[str]) -> None:
 
 def test_sigkill_at_every_step_of_a_reversal(stack):
     run_reversals(stack, CRASH_POINTS)
-
-
-@pytest.fixture
-def own_pg_url() -> Iterator[str]:
-    """A PostgreSQL database of this test alone: the session's shared one would keep this test's
-    fills and protection, and the next test's fresh ibsim reuses the same execution ids."""
-    with private_pg_database("tv2ib_e2epos") as url:
-        yield url
 
 
 def test_sigkill_after_the_close_on_postgresql(tmp_path, base_env, own_pg_url):

@@ -375,58 +375,37 @@ class FakeTelegramAPI:
         reply_markup = params.get("reply_markup")
         if isinstance(reply_markup, str):
             reply_markup = json.loads(reply_markup)
-        with self._cond:
-            message_id = self._next_message_id
-            self._next_message_id += 1
-            self.sent.append(
-                SentMessage(
-                    at=time.time(),
-                    chat_id=chat_id,
-                    text=text,
-                    parse_mode=params.get("parse_mode"),
-                    disable_notification=_truthy(params.get("disable_notification")),
-                    message_id=message_id,
-                    reply_markup=reply_markup,
-                )
-            )
-            self._cond.notify_all()
-        return 200, {
-            "ok": True,
-            "result": {
-                "message_id": message_id,
-                "date": int(time.time()),
-                "chat": {"id": _as_int(chat_id), "type": "private"},
-                "from": BOT_USER,
-                "text": text,
-            },
-        }
+        return self._keep(
+            SentMessage(time.time(), chat_id, text, params.get("parse_mode"),
+                        _truthy(params.get("disable_notification")), 0, reply_markup)
+        )  # fmt: skip
 
     def _m_editMessageText(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         chat_id = str(params.get("chat_id"))
         text = str(params.get("text") or "")
         message_id = int(params.get("message_id") or 0)
+        return self._keep(
+            SentMessage(time.time(), chat_id, text, params.get("parse_mode"), False, message_id, None,
+                        "editMessageText")
+        )  # fmt: skip
+
+    def _keep(self, message: SentMessage) -> tuple[int, dict[str, Any]]:
+        """Record an accepted message (a new one, message_id 0, gets the next id) and answer with it
+        as Telegram does."""
         with self._cond:
-            self.sent.append(
-                SentMessage(
-                    time.time(),
-                    chat_id,
-                    text,
-                    params.get("parse_mode"),
-                    False,
-                    message_id,
-                    None,
-                    "editMessageText",
-                )
-            )
+            if not message.message_id:
+                message.message_id = self._next_message_id
+                self._next_message_id += 1
+            self.sent.append(message)
             self._cond.notify_all()
         return 200, {
             "ok": True,
             "result": {
-                "message_id": message_id,
+                "message_id": message.message_id,
                 "date": int(time.time()),
-                "chat": {"id": _as_int(chat_id), "type": "private"},
+                "chat": {"id": _as_int(message.chat_id), "type": "private"},
                 "from": BOT_USER,
-                "text": text,
+                "text": message.text,
             },
         }
 

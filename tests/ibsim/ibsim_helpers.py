@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from types import ModuleType
+from typing import Any
 
 from ib_async import IB
 from support import wait_until
@@ -21,6 +23,24 @@ def wait_for(ib: IB, predicate: Callable[[], object], timeout: float = 3.0) -> N
             time.sleep(seconds)
 
     wait_until(predicate, timeout, "condition not reached in time", interval=0.02, sleep=pump)
+
+
+def reconnected_after_a_fill(
+    lib: ModuleType, port: int, client_id: int, contract_of: Callable[[Any], Any], ref: str, tp: float
+) -> Any:
+    """With ``lib``'s client (ib_async or ib_insync): a market entry of 3 that fills and a take-profit
+    at ``tp`` that rests (orderRefs ``<ref>:entry`` and ``<ref>:tp``), then a disconnect. A new ``IB``
+    connected again with the same client id: what it rebuilds is the test's to check."""
+    ib = lib.IB()
+    ib.connect("127.0.0.1", port, clientId=client_id, timeout=5)
+    contract = contract_of(ib)
+    ib.placeOrder(contract, lib.MarketOrder("BUY", 3, orderRef=f"{ref}:entry"))
+    ib.placeOrder(contract, lib.LimitOrder("SELL", 3, tp, orderRef=f"{ref}:tp"))
+    wait_for(ib, lambda: len(ib.fills()) == 1 and len(ib.openTrades()) == 1)
+    ib.disconnect()
+    again = lib.IB()
+    again.connect("127.0.0.1", port, clientId=client_id, timeout=5)
+    return again
 
 
 class FakeClock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ib_async
 import pytest
 from ib_async import (
     IB,
@@ -16,7 +17,7 @@ from ib_async import (
     Stock,
     StopOrder,
 )
-from ibsim_helpers import wait_for
+from ibsim_helpers import reconnected_after_a_fill, wait_for
 
 from ibsim.testing import SimThread
 
@@ -221,15 +222,7 @@ def test_what_if(ib: IB) -> None:
 
 
 def test_reconnect_rebuilds_orders_and_fills(fresh: SimThread, client_id: int) -> None:
-    ib = IB()
-    ib.connect("127.0.0.1", fresh.port, clientId=client_id, timeout=5)
-    contract = aapl(ib)
-    ib.placeOrder(contract, MarketOrder("BUY", 3, orderRef="tv2ib:9:entry"))
-    ib.placeOrder(contract, LimitOrder("SELL", 3, 250.0, orderRef="tv2ib:9:tp"))
-    wait_for(ib, lambda: len(ib.fills()) == 1 and len(ib.openTrades()) == 1)
-    ib.disconnect()
-    ib2 = IB()
-    ib2.connect("127.0.0.1", fresh.port, clientId=client_id, timeout=5)
+    ib2 = reconnected_after_a_fill(ib_async, fresh.port, client_id, aapl, "tv2ib:9", 250.0)
     try:
         assert [t.order.orderRef for t in ib2.openTrades()] == ["tv2ib:9:tp"]
         assert [f.execution.orderRef for f in ib2.fills()] == ["tv2ib:9:entry"]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ib_insync
 import pytest
 from ib_insync import IB, Crypto, Forex, Future, LimitOrder, MarketOrder, Stock
-from ibsim_helpers import wait_for
+from ibsim_helpers import reconnected_after_a_fill, wait_for
 
 from ibsim.testing import SimThread
 
@@ -76,15 +77,11 @@ def test_modify_cancel_global_cancel_and_what_if(ib: IB, fresh: SimThread) -> No
 
 
 def test_reconnect_rebuilds(fresh: SimThread, client_id: int) -> None:
-    ib = IB()
-    ib.connect("127.0.0.1", fresh.port, clientId=client_id, timeout=5)
-    (contract,) = ib.qualifyContracts(Stock("AMD", "SMART", "USD"))
-    ib.placeOrder(contract, MarketOrder("BUY", 3, orderRef="tv2ib:3:entry"))
-    ib.placeOrder(contract, LimitOrder("SELL", 3, 200.0, orderRef="tv2ib:3:tp"))
-    wait_for(ib, lambda: len(ib.fills()) == 1 and len(ib.openTrades()) == 1)
-    ib.disconnect()
-    ib = IB()
-    ib.connect("127.0.0.1", fresh.port, clientId=client_id, timeout=5)
+    def amd(ib: IB) -> Stock:
+        (contract,) = ib.qualifyContracts(Stock("AMD", "SMART", "USD"))
+        return contract
+
+    ib = reconnected_after_a_fill(ib_insync, fresh.port, client_id, amd, "tv2ib:3", 200.0)
     try:
         assert [t.order.orderRef for t in ib.openTrades()] == ["tv2ib:3:tp"]
         assert [f.execution.orderRef for f in ib.fills()] == ["tv2ib:3:entry"]

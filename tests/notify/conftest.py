@@ -1,10 +1,9 @@
-"""Fixtures for the notifier: real databases (SQLite, PostgreSQL), the fake Bot API server, and
-notifiers that are always stopped."""
+"""Fixtures for the notifier: real databases (SQLite, PostgreSQL) and the fake Bot API server
+(notifiers that are always stopped: ``start_notifier`` in tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 from fakes.telegram_api import FakeTelegramAPI
@@ -15,8 +14,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.settings import Settings
 from core.db import make_engine, make_session_factory, migrate
 from core.models import Control, Notice
-from worker.notify import Notifier
-from worker.notify.sender import SenderConfig
 
 
 @pytest.fixture
@@ -62,26 +59,3 @@ def tg_env(base_env: dict[str, str], fake_tg: FakeTelegramAPI) -> dict[str, str]
 @pytest.fixture
 def tg_settings(tg_env: dict[str, str]) -> Settings:
     return Settings.from_mapping(tg_env)
-
-
-FAST = SenderConfig(poll_seconds=0.2, backoff_first=0.2, backoff_max=1.0)
-
-
-@pytest.fixture
-def start_notifier() -> Iterator[Callable[..., Notifier]]:
-    """Build and start notifiers (fast polling and backoff); all are stopped at teardown."""
-    started: list[Notifier] = []
-
-    def start(
-        settings: Settings, sessions: sessionmaker[Session], redis_client: Any = None, **kw: Any
-    ) -> Notifier:
-        kw.setdefault("sender_config", FAST)
-        kw.setdefault("poll_timeout", 1.0)
-        notifier = Notifier(settings, sessions, redis_client, **kw)
-        notifier.start()
-        started.append(notifier)
-        return notifier
-
-    yield start
-    for notifier in started:
-        notifier.stop(timeout=2.0)

@@ -10,6 +10,8 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from fakes.telegram_api import FakeTelegramAPI
@@ -50,6 +52,41 @@ def unsent(sessions: sessionmaker[Session]) -> int:
         return len(list(session.scalars(select(Notice.id).where(Notice.sent_at.is_(None)))))
 
 
+@dataclass(frozen=True)
+class Outbox:
+    """The notices table on SQLite, the fake Bot API the notifier sends to, and notifiers started
+    on that table (all stopped at teardown)."""
+
+    api: FakeTelegramAPI
+    sessions: sessionmaker[Session]
+    start_notifier: Callable[..., Notifier]
+
+    def start(self, settings: Settings, **kw: Any) -> Notifier:
+        return self.start_notifier(settings, self.sessions, **kw)
+
+    def record(self, settings: Settings, notifier: Notifier | None, n: int) -> None:
+        record(self.sessions, settings, notifier, n)
+
+    def unsent(self) -> int:
+        return unsent(self.sessions)
+
+    def seen(self, chat_id: str) -> list[int]:
+        return prices_seen(self.api, chat_id)
+
+
+@pytest.fixture
+def outbox(
+    fake_tg: FakeTelegramAPI, sqlite_sessions: sessionmaker[Session], start_notifier: Callable[..., Notifier]
+) -> Outbox:
+    return Outbox(fake_tg, sqlite_sessions, start_notifier)
+
+
+@pytest.fixture
+def one_chat(tg_env: dict[str, str]) -> Settings:
+    """The Telegram settings with one owner chat, 111."""
+    return Settings.from_mapping({**tg_env, "TELEGRAM_CHAT_ID": "111"})
+
+
 def test_fill_notice_reaches_every_owner_chat_as_html(
     fake_tg: FakeTelegramAPI,
     tg_settings: Settings,
@@ -68,31 +105,20 @@ def test_fill_notice_reaches_every_owner_chat_as_html(
         assert all(n.attempts == 1 and n.last_error is None for n in session.scalars(select(Notice)))
 
 
-def test_silent_switch_sends_without_notification(
-    fake_tg: FakeTelegramAPI,
-    tg_env: dict[str, str],
-    sqlite_sessions: sessionmaker[Session],
-    start_notifier: Callable[..., Notifier],
-) -> None:
+def test_silent_switch_sends_without_notification(outbox: Outbox, tg_env: dict[str, str]) -> None:
     settings = Settings.from_mapping({**tg_env, "NOTIFY": "fill=silent", "TELEGRAM_CHAT_ID": "111"})
-    notifier = start_notifier(settings, sqlite_sessions)
-    record(sqlite_sessions, settings, notifier, 1)
-    [message] = fake_tg.wait_messages(1, "111")
+    outbox.record(settings, outbox.start(settings), 1)
+    [message] = outbox.api.wait_messages(1, "111")
     assert message.disable_notification
 
 
-def test_429_retry_after_is_honoured(
-    fake_tg: FakeTelegramAPI,
-    tg_env: dict[str, str],
-    sqlite_sessions: sessionmaker[Session],
-    start_notifier: Callable[..., Notifier],
-) -> None:
-    settings = Settings.from_mapping({**tg_env, "TELEGRAM_CHAT_ID": "111"})
-    notifier = start_notifier(settings, sqlite_sessions)
+def test_429_retry_after_is_honoured(outbox: Outbox, one_chat: Settings) -> None:
+    fake_tg = outbox.api
+    notifier = outbox.start(one_chat)
     fake_tg.wait_for(lambda api: api.count("getMe") >= 1, 5)
     fake_tg.fail_next(429, retry_after=2)
     started = time.time()
-    record(sqlite_sessions, settings, notifier, 1)
+    outbox.record(one_chat, notifier, 1)
     [message] = fake_tg.wait_messages(1, "111", timeout=10)
     refused = [t for t, method, status in fake_tg.requests if method == "sendMessage" and status == 429]
     assert len(refused) == 1
@@ -105,19 +131,16 @@ def test_429_retry_after_is_honoured(
 
 @pytest.mark.parametrize("mode", ["refuse", "5xx", "drop"])
 def test_outage_during_a_stream_of_fills_loses_nothing_and_keeps_order(
-    mode: str,
-    fake_tg: FakeTelegramAPI,
-    tg_settings: Settings,
-    sqlite_sessions: sessionmaker[Session],
-    start_notifier: Callable[..., Notifier],
+    mode: str, outbox: Outbox, tg_settings: Settings
 ) -> None:
     """Telegram unreachable for a while (SHORT here: TV2IB_TG_OUTAGE_SECONDS, default 3 s; the
     issue's 30 s runs in bench/notices.py --outage 30) while fills keep coming: afterwards every
     notice has arrived exactly once, in order, in every chat."""
     outage = float(os.environ.get("TV2IB_TG_OUTAGE_SECONDS", "3"))
-    notifier = start_notifier(tg_settings, sqlite_sessions)
+    fake_tg = outbox.api
+    notifier = outbox.start(tg_settings)
     total = 40
-    record(sqlite_sessions, tg_settings, notifier, 0)
+    outbox.record(tg_settings, notifier, 0)
     fake_tg.wait_messages(1, "111")
     stop_at = time.monotonic() + outage
     for n in range(1, total):
@@ -127,15 +150,15 @@ def test_outage_during_a_stream_of_fills_loses_nothing_and_keeps_order(
             # the last fills arrive after Telegram is back
             time.sleep(max(0.0, stop_at - time.monotonic()))
             fake_tg.come_back()
-        record(sqlite_sessions, tg_settings, notifier, n)
+        outbox.record(tg_settings, notifier, n)
         time.sleep(outage / 30)
     for chat in OWNER_CHATS:
-        assert fake_tg.wait_for(lambda api, chat=chat: len(prices_seen(api, chat)) >= total, 20), prices_seen(
-            fake_tg, chat
+        assert fake_tg.wait_for(lambda api, chat=chat: len(prices_seen(api, chat)) >= total, 20), outbox.seen(
+            chat
         )
-        assert prices_seen(fake_tg, chat) == list(range(total))  # once each, in order
-    assert wait_until(lambda: unsent(sqlite_sessions) == 0, 5)
-    with sqlite_sessions() as session:
+        assert outbox.seen(chat) == list(range(total))  # once each, in order
+    assert wait_until(lambda: outbox.unsent() == 0, 5)
+    with outbox.sessions() as session:
         failed = [n for n in session.scalars(select(Notice)) if n.attempts > 1]
     assert failed and all(n.last_error for n in failed)  # the outage was real and recorded
 
@@ -170,23 +193,19 @@ def test_flood_of_100_fills_respects_limits_and_loses_nothing(
 
 
 def test_a_refused_text_is_given_up_alone_and_later_notices_follow(
-    fake_tg: FakeTelegramAPI,
-    tg_env: dict[str, str],
-    sqlite_sessions: sessionmaker[Session],
-    start_notifier: Callable[..., Notifier],
+    outbox: Outbox, one_chat: Settings
 ) -> None:
-    settings = Settings.from_mapping({**tg_env, "TELEGRAM_CHAT_ID": "111"})
-    record(sqlite_sessions, settings, None, 1)
-    record(sqlite_sessions, settings, None, 2)
+    outbox.record(one_chat, None, 1)
+    outbox.record(one_chat, None, 2)
     # "can't parse entities" twice: for the batch of both, then for the first one alone.
-    fake_tg.fail_next(400, count=2)
-    start_notifier(settings, sqlite_sessions)
-    assert fake_tg.wait_for(lambda api: 2 in prices_seen(api, "111"), 10)
-    assert wait_until(lambda: unsent(sqlite_sessions) == 0, 5)
-    with sqlite_sessions() as session:
+    outbox.api.fail_next(400, count=2)
+    outbox.start(one_chat)
+    assert outbox.api.wait_for(lambda api: 2 in prices_seen(api, "111"), 10)
+    assert wait_until(lambda: outbox.unsent() == 0, 5)
+    with outbox.sessions() as session:
         errors = [n.last_error for n in session.scalars(select(Notice).order_by(Notice.id))]
     assert errors[0] and errors[0].startswith("given up") and errors[1] is None
-    assert prices_seen(fake_tg, "111") == [2]
+    assert outbox.seen("111") == [2]
 
 
 def test_without_token_notices_go_to_the_log(
@@ -305,102 +324,76 @@ def test_stop_during_the_first_lease_attempt_still_flushes(
     assert_five_delivered(sqlite_sessions, fake_tg)
 
 
-def test_notices_written_while_stopped_go_out_after_start(
-    fake_tg: FakeTelegramAPI,
-    tg_settings: Settings,
-    sqlite_sessions: sessionmaker[Session],
-    start_notifier: Callable[..., Notifier],
-) -> None:
+def test_notices_written_while_stopped_go_out_after_start(outbox: Outbox, tg_settings: Settings) -> None:
     for n in range(3):
-        record(sqlite_sessions, tg_settings, None, n)
-    start_notifier(tg_settings, sqlite_sessions)
-    assert fake_tg.wait_for(lambda api: len(prices_seen(api, "222")) >= 3, 10)
-    assert prices_seen(fake_tg, "222") == [0, 1, 2]
+        outbox.record(tg_settings, None, n)
+    outbox.start(tg_settings)
+    assert outbox.api.wait_for(lambda api: len(prices_seen(api, "222")) >= 3, 10)
+    assert outbox.seen("222") == [0, 1, 2]
 
 
-def test_two_workers_send_each_notice_once(
-    fake_tg: FakeTelegramAPI,
-    tg_env: dict[str, str],
-    sqlite_sessions: sessionmaker[Session],
-    start_notifier: Callable[..., Notifier],
-) -> None:
+def test_two_workers_send_each_notice_once(outbox: Outbox, tg_env: dict[str, str]) -> None:
     """Two worker processes (accounts) share the outbox: only the lease holder sends and polls;
     when it stops, the other takes over."""
     settings_a = Settings.from_mapping({**tg_env, "IB_ACCOUNT": "DU1", "TELEGRAM_CHAT_ID": "111"})
     settings_b = Settings.from_mapping({**tg_env, "IB_ACCOUNT": "DU2", "TELEGRAM_CHAT_ID": "111"})
-    a = start_notifier(settings_a, sqlite_sessions, lease_ttl=1.5)
+    a = outbox.start(settings_a, lease_ttl=1.5)
     assert wait_until(lambda: a.is_leader, 5)
-    b = start_notifier(settings_b, sqlite_sessions, lease_ttl=1.5)
+    b = outbox.start(settings_b, lease_ttl=1.5)
     stop_writers = threading.Event()
     for n in range(10):
-        record(sqlite_sessions, settings_a if n % 2 else settings_b, a if n % 2 else b, n)
-    assert fake_tg.wait_for(lambda api: len(prices_seen(api, "111")) >= 10, 10)
+        outbox.record(settings_a if n % 2 else settings_b, a if n % 2 else b, n)
+    assert outbox.api.wait_for(lambda api: len(prices_seen(api, "111")) >= 10, 10)
     assert not b.is_leader
     a.stop(timeout=2.0)
     assert wait_until(lambda: b.is_leader, 6)
     for n in range(10, 15):
-        record(sqlite_sessions, settings_b, b, n)
-    assert fake_tg.wait_for(lambda api: len(prices_seen(api, "111")) >= 15, 10)
+        outbox.record(settings_b, b, n)
+    assert outbox.api.wait_for(lambda api: len(prices_seen(api, "111")) >= 15, 10)
     stop_writers.set()
     time.sleep(0.5)
-    assert prices_seen(fake_tg, "111") == list(range(15))
+    assert outbox.seen("111") == list(range(15))
 
 
 def test_rows_written_without_token_still_go_to_the_log_after_a_token_is_set(
-    fake_tg: FakeTelegramAPI,
-    base_env: dict[str, str],
-    tg_settings: Settings,
-    sqlite_sessions: sessionmaker[Session],
-    start_notifier: Callable[..., Notifier],
-    caplog: pytest.LogCaptureFixture,
+    outbox: Outbox, base_env: dict[str, str], tg_settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="tv2ib.notices")
-    record(sqlite_sessions, Settings.from_mapping(base_env), None, 1)  # no token at the time
-    notifier = start_notifier(tg_settings, sqlite_sessions)
-    record(sqlite_sessions, tg_settings, notifier, 2)
-    assert fake_tg.wait_for(lambda api: prices_seen(api, "111") == [2], 10)
-    assert wait_until(lambda: unsent(sqlite_sessions) == 0, 5)
+    outbox.record(Settings.from_mapping(base_env), None, 1)  # no token at the time
+    outbox.record(tg_settings, outbox.start(tg_settings), 2)
+    assert outbox.api.wait_for(lambda api: prices_seen(api, "111") == [2], 10)
+    assert wait_until(lambda: outbox.unsent() == 0, 5)
     assert any(
         "BUY 1 ESZ6 @ 1 · entry" in r.getMessage() for r in caplog.records if r.name == "tv2ib.notices"
     )
-    assert all(1 not in prices_seen(fake_tg, chat) for chat in OWNER_CHATS)
+    assert all(1 not in outbox.seen(chat) for chat in OWNER_CHATS)
 
 
-def test_telegram_down_when_the_worker_starts(
-    fake_tg: FakeTelegramAPI,
-    tg_settings: Settings,
-    sqlite_sessions: sessionmaker[Session],
-    start_notifier: Callable[..., Notifier],
-) -> None:
+def test_telegram_down_when_the_worker_starts(outbox: Outbox, tg_settings: Settings) -> None:
     """getMe fails at start: the bot keeps trying in the background, notices wait, then flow."""
-    fake_tg.go_down("refuse", seconds=2.0)
-    notifier = start_notifier(tg_settings, sqlite_sessions)
+    outbox.api.go_down("refuse", seconds=2.0)
+    notifier = outbox.start(tg_settings)
     for n in range(3):
-        record(sqlite_sessions, tg_settings, notifier, n)
-    assert fake_tg.wait_for(lambda api: len(prices_seen(api, "111")) >= 3, 15)
-    assert prices_seen(fake_tg, "111") == [0, 1, 2]
+        outbox.record(tg_settings, notifier, n)
+    assert outbox.api.wait_for(lambda api: len(prices_seen(api, "111")) >= 3, 15)
+    assert outbox.seen("111") == [0, 1, 2]
     # ... and the bot polls for commands once Telegram is back.
-    assert fake_tg.wait_for(lambda api: api.count("getUpdates") >= 1, 10)
+    assert outbox.api.wait_for(lambda api: api.count("getUpdates") >= 1, 10)
 
 
-def test_persistent_429_is_waited_out_by_the_sender_too(
-    fake_tg: FakeTelegramAPI,
-    tg_env: dict[str, str],
-    sqlite_sessions: sessionmaker[Session],
-    start_notifier: Callable[..., Notifier],
-) -> None:
+def test_persistent_429_is_waited_out_by_the_sender_too(outbox: Outbox, one_chat: Settings) -> None:
     """More 429s than the rate limiter retries (3): the sender itself waits retry_after and tries
     again, without counting it as a failure of the notice."""
-    settings = Settings.from_mapping({**tg_env, "TELEGRAM_CHAT_ID": "111"})
-    notifier = start_notifier(settings, sqlite_sessions)
+    fake_tg = outbox.api
+    notifier = outbox.start(one_chat)
     fake_tg.wait_for(lambda api: api.count("getMe") >= 1, 5)
     fake_tg.fail_next(429, retry_after=0.3, count=5)
-    record(sqlite_sessions, settings, notifier, 1)
+    outbox.record(one_chat, notifier, 1)
     assert fake_tg.wait_for(lambda api: prices_seen(api, "111") == [1], 15)
     refused = [status for _, method, status in fake_tg.requests if method == "sendMessage" and status == 429]
     assert len(refused) == 5
     time.sleep(0.3)
-    assert prices_seen(fake_tg, "111") == [1]
+    assert outbox.seen("111") == [1]
 
 
 def test_stop_returns_while_telegram_is_unreachable(

@@ -352,8 +352,8 @@ class FakeTrading:
     def _snapshot(self, order: FakeOrder) -> OrderSnapshot:
         inst = self.inst
         return OrderSnapshot(
-            order.ref, order.order_id, None, order.parent_id or None, 7, self.account, order.con_id, inst.symbol,
-            inst.local_symbol, inst.sec_type, order.action, order.order_type, order.quantity, order.limit_price,
+            order.ref, order.order_id, None, 7, self.account, order.con_id, inst.symbol, inst.local_symbol,
+            inst.sec_type, order.parent_id or None, order.action, order.order_type, order.quantity, order.limit_price,
             order.stop_price, "DAY", order.oca_group or None, order.status, order.filled, order.remaining, None, None,
         )  # fmt: skip
 

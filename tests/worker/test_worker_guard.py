@@ -6,12 +6,11 @@ with ``exits_fit``), and the notices table.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
-from support import private_pg_database, wait_until
+from support import wait_until
 from worker_helpers import WorkerThread, add_alert, alert_status
 
 from config.settings import Settings
@@ -123,6 +122,26 @@ def _bracket_filled(sim, handle) -> str:
     return alert_id
 
 
+def _entry_filled_4_of_10(sim, handle) -> str:
+    """The bracket of 10 whose entry IB fills 4 of (the rest resting): the alert's id, once the guard
+    holds its spec."""
+    sim.set_price("AAPL", 190.0)
+    sim.set_fill_limit(4, symbol="AAPL")
+    alert_id = add_alert(handle.ctx, BRACKET)
+    wait_until(lambda: _position(sim) == 4)
+    _protect(handle, alert_id)
+    return alert_id
+
+
+def _exits_for_the_4_held(sim) -> dict[str, tuple[str, float, float | None]]:
+    """Waits for a take-profit and a stop-loss of 4 at the plan's prices (long 4, invariant 7 kept)."""
+    wait_until(lambda: set(_roles(sim)) == {"tp", "sl"})
+    roles = _roles(sim)
+    assert roles["tp"][1:] == (4, 195.0) and roles["sl"][1:] == (4, 185.0)
+    assert _position(sim) == 4 and _invariant_7(sim) is None
+    return roles
+
+
 def _con_id(sim) -> int:
     return next(o["conId"] for o in _ours(sim))
 
@@ -134,18 +153,11 @@ def test_partial_entry_fill_then_remainder_cancelled_resizes_exits(sim, running_
     """IB fills 4 of 10, then expires the rest of the DAY entry (its bracket children go with it):
     the guard attaches a take-profit and a stop-loss for the 4 held, at the plan's prices."""
     ctx = running_worker.ctx
-    sim.set_price("AAPL", 190.0)
-    sim.set_fill_limit(4, symbol="AAPL")
-    alert_id = add_alert(ctx, BRACKET)
-    wait_until(lambda: _position(sim) == 4)
-    _protect(running_worker, alert_id)
+    alert_id = _entry_filled_4_of_10(sim, running_worker)
     assert _working_exits(sim) == []  # the children wait dormant under the resting entry
     sim.end_of_day()  # the entry's remainder expires; IB cancels its children with it
-    wait_until(lambda: set(_roles(sim)) == {"tp", "sl"})
-    roles = _roles(sim)
-    assert roles["tp"][1:] == (4, 195.0) and roles["sl"][1:] == (4, 185.0)
+    roles = _exits_for_the_4_held(sim)
     assert roles["tp"][0] != "tp" and roles["sl"][0] != "sl"  # new, unique orderRefs
-    assert _position(sim) == 4 and _invariant_7(sim) is None
 
     def legs() -> set[str]:
         with ctx.sessions() as session:
@@ -160,17 +172,10 @@ def test_partial_entry_fill_then_cancel_alert_resizes_exits(sim, running_worker)
     """The trader's ``cancel`` alert cancels the rest of a partly filled entry (not the position):
     the exits come back sized to the 4 held."""
     ctx = running_worker.ctx
-    sim.set_price("AAPL", 190.0)
-    sim.set_fill_limit(4, symbol="AAPL")
-    alert_id = add_alert(ctx, BRACKET)
-    wait_until(lambda: _position(sim) == 4)
-    _protect(running_worker, alert_id)
+    _entry_filled_4_of_10(sim, running_worker)
     cancel_id = add_alert(ctx, {"ticker": "AAPL", "action": "cancel"})
     wait_until(lambda: alert_status(ctx, cancel_id) == "cancelled")
-    wait_until(lambda: set(_roles(sim)) == {"tp", "sl"})
-    roles = _roles(sim)
-    assert roles["tp"][1:] == (4, 195.0) and roles["sl"][1:] == (4, 185.0)
-    assert _position(sim) == 4 and _invariant_7(sim) is None
+    _exits_for_the_4_held(sim)
 
 
 def test_refused_reversal_puts_the_old_exits_back(sim, running_worker):
@@ -288,14 +293,6 @@ def test_restart_restores_missing_exits_from_the_persisted_spec(sim, worker_env)
         assert spec.alert_id == alert_id and spec.wanted_roles == {"tp", "sl"}
     finally:
         handle.stop()
-
-
-@pytest.fixture
-def own_pg_url() -> Iterator[str]:
-    """A PostgreSQL database of this test alone: the session's shared one would keep this test's
-    fills, and the next test's fresh ibsim reuses the same execution ids."""
-    with private_pg_database("tv2ib_guard") as url:
-        yield url
 
 
 def test_restart_on_postgresql_keeps_the_spec(sim, worker_env, own_pg_url):

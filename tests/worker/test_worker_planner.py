@@ -24,58 +24,46 @@ def _legs(plan):
     return {leg.leg: leg for leg in plan.legs}
 
 
-def test_long_bracket_percent_sides_grid_and_transmit():
-    payload = {
-        "action": "buy",
-        "quantity": 10,
-        "orderType": "market",
-        "price": 190.003,
-        "takeProfit": {"percent": 1},
-        "stopLoss": {"percent": 0.5},
+LONG_PERCENT = {"action": "buy", "quantity": 10, "orderType": "market", "price": 190.003,
+                "takeProfit": {"percent": 1}, "stopLoss": {"percent": 0.5}}  # fmt: skip
+
+
+# the alert, the contract, each leg's (action, price): the entry's and take-profit's limit, the
+# stop-loss's stop price; every price rounds onto the contract's grid away from a worse fill
+BRACKETS = [
+    # 190.003 * 1.01 = 191.90303 -> SELL limit rounds up; 190.003 * 0.995 = 189.052985 -> SELL stop rounds up
+    (LONG_PERCENT, AAPL, {"entry": ("BUY", None), "tp": ("SELL", "191.91"), "sl": ("SELL", "189.06")}),
+    # SELL limit rounds up (never sell cheaper): 5000.25; the take-profit 8 ticks below;
+    # 5000.25 + 3.1 = 5003.35 -> BUY stop rounds down (toward the entry): 5003.25
+    ({"action": "sell", "quantity": 2, "orderType": "limit", "limitPrice": 5000.1, "takeProfit": {"ticks": 8},
+      "stopLoss": {"amount": 3.1}},
+     ES, {"entry": ("SELL", "5000.25"), "tp": ("BUY", "4998.25"), "sl": ("BUY", "5003.25")}),
+    # forex, absolute prices: BUY limit down; SELL limit up; SELL stop up (toward the entry)
+    ({"action": "buy", "quantity": 20000, "orderType": "limit", "limitPrice": 1.080012,
+      "takeProfit": {"limitPrice": 1.090012}, "stopLoss": {"stopPrice": 1.070012}},
+     EURUSD, {"entry": ("BUY", "1.08000"), "tp": ("SELL", "1.09005"), "sl": ("SELL", "1.07005")}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("payload", "contract", "expected"), BRACKETS, ids=["long-percent", "short-ticks", "forex"]
+)
+def test_bracket_sides_and_prices_on_the_grid(payload, contract, expected):
+    legs = _legs(plan_bracket(_payload(payload), contract))
+    got = {
+        name: (leg.action, leg.stop_price if name == "sl" else leg.limit_price) for name, leg in legs.items()
     }
-    plan = plan_bracket(_payload(payload), AAPL)
+    assert got == {name: (action, None if p is None else D(p)) for name, (action, p) in expected.items()}
+
+
+def test_long_bracket_order_types_parents_and_transmit():
+    plan = plan_bracket(_payload(LONG_PERCENT), AAPL)
     legs = _legs(plan)
     assert [leg.leg for leg in plan.legs] == ["entry", "tp", "sl"]
-    assert legs["entry"].action == "BUY" and legs["entry"].order_type == "MKT"
-    # 190.003 * 1.01 = 191.90303 -> SELL limit rounds up; 190.003 * 0.995 = 189.052985 -> SELL stop rounds up
-    assert legs["tp"].action == "SELL" and legs["tp"].limit_price == D("191.91")
-    assert legs["sl"].action == "SELL" and legs["sl"].stop_price == D("189.06")
+    assert legs["entry"].order_type == "MKT"
     assert [leg.transmit for leg in plan.legs] == [False, False, True]
     assert legs["tp"].parent_leg == legs["sl"].parent_leg == "entry"
     assert plan.reference_source == "alert price"
-
-
-def test_short_bracket_ticks_and_amount():
-    payload = {
-        "action": "sell",
-        "quantity": 2,
-        "orderType": "limit",
-        "limitPrice": 5000.1,
-        "takeProfit": {"ticks": 8},
-        "stopLoss": {"amount": 3.1},
-    }
-    plan = plan_bracket(_payload(payload), ES)
-    legs = _legs(plan)
-    # SELL limit rounds up (never sell cheaper): 5000.25
-    assert legs["entry"].limit_price == D("5000.25") and legs["entry"].action == "SELL"
-    assert legs["tp"].action == "BUY" and legs["tp"].limit_price == D("4998.25")  # 8 ticks below
-    # 5000.25 + 3.1 = 5003.35 -> BUY stop rounds down (toward the entry): 5003.25
-    assert legs["sl"].action == "BUY" and legs["sl"].stop_price == D("5003.25")
-
-
-def test_absolute_prices_forex_rounding():
-    payload = {
-        "action": "buy",
-        "quantity": 20000,
-        "orderType": "limit",
-        "limitPrice": 1.080012,
-        "takeProfit": {"limitPrice": 1.090012},
-        "stopLoss": {"stopPrice": 1.070012},
-    }
-    legs = _legs(plan_bracket(_payload(payload), EURUSD))
-    assert legs["entry"].limit_price == D("1.08000")  # BUY limit down
-    assert legs["tp"].limit_price == D("1.09005")  # SELL limit up
-    assert legs["sl"].stop_price == D("1.07005")  # SELL stop up (toward the entry)
 
 
 def test_market_without_price_uses_market_reference():

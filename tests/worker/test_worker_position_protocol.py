@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 
 from support import wait_until
-from worker_helpers import add_alert, alert_status
+from worker_helpers import add_alert, alert_ends, alert_status
 
 from core.services import get_alert
 
@@ -46,6 +46,22 @@ def _long_10(sim, ctx) -> str:
     wait_until(lambda: _position(sim) == 10 and len(_working(sim)) == 2)
     assert _working(sim) == [("sl", "SELL", "STP", 10, 187.0), ("tp", "SELL", "LMT", 10, 195.0)]
     return alert_id
+
+
+def _long_10_and_a_resting_add(sim, ctx) -> str:
+    """Long 10 with its exits, and an add of 5 resting at a limit of 180 (submitted): its id."""
+    _long_10(sim, ctx)
+    resting = add_alert(ctx, {"ticker": "AAPL", "action": "add", "quantity": 5, "orderType": "limit",
+                              "limitPrice": 180})  # fmt: skip
+    wait_until(lambda: alert_status(ctx, resting) == "submitted")
+    return resting
+
+
+def _ends_unsent(sim, ctx, alert: dict, status: str) -> str:
+    """Send ``alert`` and wait for its final ``status``: nothing of it reached IB. Its reason."""
+    alert_id = alert_ends(ctx, alert, status)
+    assert not [o for o in sim.state()["orders"] if alert_id in o["orderRef"]]
+    return get_alert(ctx.sessions, alert_id)["reason"]
 
 
 def test_sell_twice_the_position_reverses_with_one_protective_set(sim, running_worker):
@@ -90,20 +106,16 @@ def test_reversal_without_exits_leaves_none_working(sim, running_worker):
 def test_buy_while_long_is_rejected_and_nothing_is_sent(sim, running_worker):
     ctx = running_worker.ctx
     _long_10(sim, ctx)
-    again = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 5, "price": 190})
-    wait_until(lambda: alert_status(ctx, again) == "rejected")
-    assert "already long 10" in get_alert(ctx.sessions, again)["reason"]
-    assert not [o for o in sim.state()["orders"] if again in o["orderRef"]]
+    again = {"ticker": "AAPL", "action": "buy", "quantity": 5, "price": 190}
+    assert "already long 10" in _ends_unsent(sim, ctx, again, "rejected")
     assert _position(sim) == 10
 
 
 def test_position_size_already_held_is_cancelled_not_failed(sim, running_worker):
     ctx = running_worker.ctx
     _long_10(sim, ctx)
-    held = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 1, "positionSize": 10})
-    wait_until(lambda: alert_status(ctx, held) == "cancelled")
-    assert "already at target +10" in get_alert(ctx.sessions, held)["reason"]
-    assert not [o for o in sim.state()["orders"] if held in o["orderRef"]]
+    held = {"ticker": "AAPL", "action": "buy", "quantity": 1, "positionSize": 10}
+    assert "already at target +10" in _ends_unsent(sim, ctx, held, "cancelled")
     assert _working(sim) == [("sl", "SELL", "STP", 10, 187.0), ("tp", "SELL", "LMT", 10, 195.0)]
 
 
@@ -167,18 +179,12 @@ def test_refused_short_after_the_close_leaves_the_account_flat(sim, running_work
 def test_exit_while_flat_places_nothing(sim, running_worker):
     ctx = running_worker.ctx
     sim.set_price("AAPL", 190.0)
-    flat = add_alert(ctx, {"ticker": "AAPL", "action": "exit"})
-    wait_until(lambda: alert_status(ctx, flat) == "cancelled")
-    assert "no open position" in get_alert(ctx.sessions, flat)["reason"]
-    assert not [o for o in sim.state()["orders"] if flat in o["orderRef"]]
+    assert "no open position" in _ends_unsent(sim, ctx, {"ticker": "AAPL", "action": "exit"}, "cancelled")
 
 
 def test_reversal_cancels_the_resting_entry_first(sim, running_worker):
     ctx = running_worker.ctx
-    _long_10(sim, ctx)
-    resting = add_alert(ctx, {"ticker": "AAPL", "action": "add", "quantity": 5, "orderType": "limit",
-                              "limitPrice": 180})  # fmt: skip
-    wait_until(lambda: alert_status(ctx, resting) == "submitted")
+    resting = _long_10_and_a_resting_add(sim, ctx)
     rev = add_alert(ctx, {"ticker": "AAPL", "action": "sell", "quantity": 20, "price": 190})
     wait_until(lambda: alert_status(ctx, rev) == "filled", timeout=20)
     wait_until(lambda: alert_status(ctx, resting) == "cancelled")
@@ -188,10 +194,7 @@ def test_reversal_cancels_the_resting_entry_first(sim, running_worker):
 
 def test_cancel_cancels_entries_and_keeps_the_exits(sim, running_worker):
     ctx = running_worker.ctx
-    _long_10(sim, ctx)
-    resting = add_alert(ctx, {"ticker": "AAPL", "action": "add", "quantity": 5, "orderType": "limit",
-                              "limitPrice": 180})  # fmt: skip
-    wait_until(lambda: alert_status(ctx, resting) == "submitted")
+    resting = _long_10_and_a_resting_add(sim, ctx)
     cancel = add_alert(ctx, {"ticker": "AAPL", "action": "cancel"})
     wait_until(lambda: alert_status(ctx, cancel) == "cancelled")
     wait_until(lambda: alert_status(ctx, resting) == "cancelled")

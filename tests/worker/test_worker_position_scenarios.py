@@ -18,13 +18,12 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from support import private_pg_database
 from worker_helpers import WorkerThread, add_alert, alert_status
 
 from app.webhook.schema import normalise
@@ -52,11 +51,6 @@ class Send:
 
 
 @dataclass(frozen=True)
-class Price:
-    price: float
-
-
-@dataclass(frozen=True)
 class Fill:
     """A forced (partial) fill of the entry of the alert named ``alert``."""
 
@@ -73,32 +67,37 @@ class Manual:
 
 
 @dataclass(frozen=True)
-class CashAccount:
-    """The account becomes a cash account: IB refuses a SELL larger than the position."""
+class AtIB:
+    """Something that happens at IB alone (ibsim): a price move, a refusal, a halt, a slow book."""
+
+    event: str
+    act: Callable[[SimThread], object]
 
 
-@dataclass(frozen=True)
-class Halt:
-    """IB refuses every new order on the symbol (modifications and cancels still go through)."""
+def price_to(value: float) -> AtIB:
+    return AtIB(f"price {value}", lambda sim: sim.set_price(SYMBOL, value))
 
 
-@dataclass(frozen=True)
-class RejectNext:
+def reject_next(reason: str) -> AtIB:
     """IB refuses the next order placed (a margin refusal)."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class PauseFills:
-    """IB stops matching: a market order rests unfilled (a halted book, no liquidity)."""
+    return AtIB(
+        f"IB refuses the next order: {reason}", lambda sim: sim.fault("reject_next", reason=reason, code=201)
+    )
 
 
-@dataclass(frozen=True)
-class FillLimit:
+def fill_limit(quantity: float) -> AtIB:
     """IB fills at most this many shares per matching pass (partial fills)."""
+    return AtIB(
+        f"IB fills at most {quantity} at a time", lambda sim: sim.set_fill_limit(quantity, symbol=SYMBOL)
+    )
 
-    quantity: float
+
+CASH_ACCOUNT = AtIB(
+    "a cash account: IB refuses a SELL larger than the position", lambda sim: sim.set_cash_account(True)
+)
+# modifications and cancels still go through a halt
+HALT = AtIB("halted: IB refuses every new order on the symbol", lambda sim: sim.halt(SYMBOL))
+PAUSE_FILLS = AtIB("IB stops matching: a market order rests unfilled", lambda sim: sim.fault("pause_fills"))
 
 
 @dataclass(frozen=True)
@@ -213,13 +212,13 @@ SCENARIOS: dict[str, list[Step]] = {
         resting_long_bracket("entry"),
         # the resting buy must not stay behind the short: it would fill later and undo the target
         (Send(alert("sell", 10, tp=5, sl=5, positionSize=-10), "filled"), Expect(-10, short_exits(10))),
-        (Price(186), Expect(-10, short_exits(10))),
+        (price_to(186), Expect(-10, short_exits(10))),
     ],
     "partial fill then reversal": [
         resting_long_bracket("entry"),
         (Fill("entry", 4, 186), Expect(4)),
         (Send(alert("sell", 14, tp=5, sl=5, positionSize=-10), "filled"), Expect(-10, short_exits(10))),
-        (Price(186), Expect(-10, short_exits(10))),
+        (price_to(186), Expect(-10, short_exits(10))),
     ],
     "partial fill then cancel of the remainder: exits for what was filled": [
         resting_long_bracket("entry"),
@@ -244,24 +243,24 @@ SCENARIOS: dict[str, list[Step]] = {
     "stop-out after a reversal: flat, not beyond": [
         long10(),
         (Send(alert("sell", 20, tp=5, sl=5), "filled"), Expect(-10, short_exits(10))),
-        (Price(196), Expect(0, [])),  # the short's stop (195) fills; its take-profit is cancelled (OCA)
-        (Price(184), Expect(0, [])),  # the old long's stop (185) is gone: nothing sells
-        (Price(200), Expect(0, [])),
+        (price_to(196), Expect(0, [])),  # the short's stop (195) fills; its take-profit is cancelled (OCA)
+        (price_to(184), Expect(0, [])),  # the old long's stop (185) is gone: nothing sells
+        (price_to(200), Expect(0, [])),
     ],
     "refused reversal in a cash account: flat, not long and unprotected": [
         long10(),
-        (CashAccount(), Expect(10, LONG_EXITS)),
+        (CASH_ACCOUNT, Expect(10, LONG_EXITS)),
         (Send(alert("sell", 20, tp=5, sl=5), "rejected", r"Short sales are not permitted"), Expect(0, [])),
     ],
     "refused close (margin): the exits are put back for the unchanged position": [
         long10(),
-        (RejectNext("Insufficient margin"), Expect(10, LONG_EXITS)),
+        (reject_next("Insufficient margin"), Expect(10, LONG_EXITS)),
         (Send(alert("sell", 20, tp=5, sl=5), "rejected", r"Insufficient margin"), Expect(10, LONG_EXITS)),
-        (Price(184), Expect(0, [])),  # and they protect it
+        (price_to(184), Expect(0, [])),  # and they protect it
     ],
     "refused partial exit (halted): the exits are resized back": [
         long10(),
-        (Halt(), Expect(10, LONG_EXITS)),
+        (HALT, Expect(10, LONG_EXITS)),
         (Send(alert("exit", 4), "rejected", r"halted"), Expect(10, LONG_EXITS)),
     ],
     "reversal without take-profit / stop-loss: the new side has no exits": [
@@ -411,8 +410,8 @@ def run_step(sim: SimThread, worker: WorkerThread, step: Any, names: dict[str, s
         doc = wait_status(worker, alert_id, step.status, what)
         if step.reason:
             assert re.search(step.reason, doc["reason"] or ""), f"{what}: reason {doc['reason']!r}"
-    elif isinstance(step, Price):
-        sim.set_price(SYMBOL, step.price)
+    elif isinstance(step, AtIB):
+        step.act(sim)
     elif isinstance(step, Fill):
         entry = [o for o in ours(sim.state()) if o["orderRef"] == f"tv2ib:{names[step.alert]}:entry"]
         assert len(entry) == 1, f"{what}: the entry of {step.alert} is not at IB"
@@ -426,16 +425,6 @@ def run_step(sim: SimThread, worker: WorkerThread, step: Any, names: dict[str, s
                    if p["symbol"] == SYMBOL), Decimal(0)) != want:  # fmt: skip
             assert time.monotonic() < deadline, f"{what}: the worker never saw the manual position"
             time.sleep(0.05)
-    elif isinstance(step, CashAccount):
-        sim.set_cash_account(True)
-    elif isinstance(step, Halt):
-        sim.halt(SYMBOL)
-    elif isinstance(step, RejectNext):
-        sim.fault("reject_next", reason=step.reason, code=201)
-    elif isinstance(step, PauseFills):
-        sim.fault("pause_fills")
-    elif isinstance(step, FillLimit):
-        sim.set_fill_limit(step.quantity, symbol=SYMBOL)
     else:  # pragma: no cover - a typo in the table
         raise TypeError(step)
 
@@ -444,7 +433,7 @@ def play(sim: SimThread, worker: WorkerThread, steps: list[Step]) -> None:
     sim.set_price(SYMBOL, PRICE)
     names: dict[str, str] = {}
     for number, (step, want) in enumerate(steps, 1):
-        what = f"step {number} ({type(step).__name__})"
+        what = f"step {number} ({step.event if isinstance(step, AtIB) else type(step).__name__})"
         run_step(sim, worker, step, names, what)
         settle(sim, want, what, strict=not isinstance(step, Manual))
 
@@ -454,18 +443,10 @@ def test_position_scenario(sim, running_worker, steps):
     play(sim, running_worker, steps)
 
 
-@pytest.fixture
-def own_pg_url() -> Iterator[str]:
-    """A PostgreSQL database of this test alone: the session's shared one would keep this test's
-    fills and protection, and the next test's fresh ibsim reuses the same execution ids."""
-    with private_pg_database("tv2ib_scen") as url:
-        yield url
-
-
 def test_reversal_on_postgresql(sim, worker_env, own_pg_url):
     handle = WorkerThread({**worker_env, "DATABASE_URL": own_pg_url}).start()
     try:
-        play(sim, handle, SCENARIOS["reversal by sell 2x"] + [(Price(196), Expect(0, []))])
+        play(sim, handle, SCENARIOS["reversal by sell 2x"] + [(price_to(196), Expect(0, []))])
     finally:
         handle.stop()
 
@@ -474,12 +455,12 @@ def test_reversal_on_postgresql(sim, worker_env, own_pg_url):
 SLOW_CLOSE: dict[str, list[Step]] = {
     "close not filled in time: nothing opened, the exits back": [
         long10(),
-        (PauseFills(), Expect(10, LONG_EXITS)),
+        (PAUSE_FILLS, Expect(10, LONG_EXITS)),
         (Send(alert("sell", 20, tp=5, sl=5), "rejected", r"did not fill completely"), Expect(10, LONG_EXITS)),
     ],
     "close partly filled in time: nothing opened, exits for what is left": [
         long10(),
-        (FillLimit(4), Expect(10, LONG_EXITS)),
+        (fill_limit(4), Expect(10, LONG_EXITS)),
         (Send(alert("sell", 20, tp=5, sl=5), "rejected", r"did not fill completely"),
          Expect(6, [("SELL", "LMT", 6, 195), ("SELL", "STP", 6, 185)])),
     ],

@@ -4,13 +4,15 @@ alert's final state and reason, the plan's numbers, the daily-loss halt and its 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import select
 from support import wait_until
-from worker_helpers import WorkerThread, add_alert, alert_status
+from worker_helpers import WorkerThread, alert_ends
 
 from core.models import Notice
 from core.services import get_alert
@@ -32,13 +34,36 @@ defaults:
 """
 
 
-def start(worker_env: dict[str, str], tmp_path: Path, text: str, **attrs) -> WorkerThread:
+@contextmanager
+def running(worker_env: dict[str, str], tmp_path: Path, text: str, **attrs) -> Iterator[WorkerThread]:
+    """A worker thread with ``text`` as its risk file (``attrs`` set on the worker), stopped after."""
     path = tmp_path / "risk.yaml"
     path.write_text(text)
     handle = WorkerThread({**worker_env, "RISK_FILE": str(path)})
     for name, value in attrs.items():
         setattr(handle.worker, name, value)
-    return handle.start()
+    handle.start()
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def bought_by_hand(sim, handle: WorkerThread, quantity: int) -> None:
+    """AAPL bought in TWS at 190, once the worker has heard of the position."""
+    sim.trade(quantity, symbol="AAPL", price=190.0)
+    wait_until(lambda: handle.worker.trading.position_of(_con_id(handle, sim)) == quantity)
+
+
+def refused_reversal_of_a_long_10(sim, handle: WorkerThread, alert: dict) -> str:
+    """A reversal whose opening part is refused: the close goes through, nothing else reaches IB.
+    The alert's reason."""
+    sim.set_price("AAPL", 190.0)
+    bought_by_hand(sim, handle, 10)
+    rev = alert_ends(handle.ctx, alert, "rejected")
+    assert position(sim) == 0
+    assert [o["orderRef"].rsplit(":", 1)[1] for o in orders_of(sim, rev)] == ["close"]
+    return get_alert(handle.ctx.sessions, rev)["reason"]
 
 
 def position(sim, symbol: str = "AAPL") -> float:
@@ -50,13 +75,11 @@ def orders_of(sim, alert_id: str) -> list[dict]:
 
 
 def test_a_notional_refusal_sends_nothing_and_its_exit_is_never_blocked(sim, worker_env, tmp_path):
-    handle = start(worker_env, tmp_path, RISK)
-    try:
+    with running(worker_env, tmp_path, RISK) as handle:
         ctx = handle.ctx
         sim.set_price("AAPL", 190.0)
-        big = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 300, "price": 190,
-                              "strategy": "trend"})  # fmt: skip
-        wait_until(lambda: alert_status(ctx, big) == "rejected", timeout=20)
+        big = alert_ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 300, "price": 190, "strategy": "trend"},
+                         "rejected")  # fmt: skip
         alert = get_alert(ctx.sessions, big)
         assert alert["reason"] == (
             'risk: max_order_notional 50,000 USD (strategy "trend") exceeded: 300 AAPL × 190.00 = 57,000 USD'
@@ -67,44 +90,27 @@ def test_a_notional_refusal_sends_nothing_and_its_exit_is_never_blocked(sim, wor
         assert alert["plan"]["refused_legs"][0]["quantity"] == "300"
 
         # a position as big as the refused entry (bought by hand): its exit goes out all the same
-        sim.trade(300, symbol="AAPL", price=190.0)
-        wait_until(lambda: handle.worker.trading.position_of(_con_id(handle, sim)) == 300)
-        out = add_alert(ctx, {"ticker": "AAPL", "action": "exit", "strategy": "trend"})
-        wait_until(lambda: alert_status(ctx, out) == "filled", timeout=20)
+        bought_by_hand(sim, handle, 300)
+        out = alert_ends(ctx, {"ticker": "AAPL", "action": "exit", "strategy": "trend"}, "filled")
         assert position(sim) == 0
         assert get_alert(ctx.sessions, out)["plan"]["risk"]["checks"] == []
-    finally:
-        handle.stop()
 
 
 def test_a_refused_open_of_a_reversal_still_closes(sim, worker_env, tmp_path):
-    handle = start(worker_env, tmp_path, RISK)
-    try:
-        ctx = handle.ctx
-        sim.set_price("AAPL", 190.0)
-        sim.trade(10, symbol="AAPL", price=190.0)
-        wait_until(lambda: handle.worker.trading.position_of(_con_id(handle, sim)) == 10)
-        rev = add_alert(ctx, {"ticker": "AAPL", "action": "sell", "quantity": 310, "price": 190,
-                              "strategy": "trend"})  # fmt: skip
-        wait_until(lambda: alert_status(ctx, rev) == "rejected", timeout=20)
-        reason = get_alert(ctx.sessions, rev)["reason"]
+    with running(worker_env, tmp_path, RISK) as handle:
+        rev = {"ticker": "AAPL", "action": "sell", "quantity": 310, "price": 190, "strategy": "trend"}
+        reason = refused_reversal_of_a_long_10(sim, handle, rev)
         assert reason == ('risk: max_order_notional 50,000 USD (strategy "trend") exceeded: 300 AAPL × 190.00 '
                           "= 57,000 USD; the close went through: the position is flat, not reversed")  # fmt: skip
-        assert position(sim) == 0
-        assert [o["orderRef"].rsplit(":", 1)[1] for o in orders_of(sim, rev)] == ["close"]
-    finally:
-        handle.stop()
 
 
 def test_dry_run_records_the_plan_and_sends_nothing(sim, worker_env, tmp_path):
-    handle = start(worker_env, tmp_path, RISK)
-    try:
+    with running(worker_env, tmp_path, RISK) as handle:
         ctx = handle.ctx
         sim.set_price("AAPL", 190.0)
-        paper = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 52, "orderType": "market",
-                                "price": 190, "takeProfit": {"limitPrice": 195}, "stopLoss": {"stopPrice": 188},
-                                "strategy": "paper"})  # fmt: skip
-        wait_until(lambda: alert_status(ctx, paper) == "cancelled", timeout=20)
+        paper = alert_ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 52, "orderType": "market", "price": 190,
+                                 "takeProfit": {"limitPrice": 195}, "stopLoss": {"stopPrice": 188}, "strategy": "paper"},
+                           "cancelled")  # fmt: skip
         alert = get_alert(ctx.sessions, paper)
         assert alert["reason"] == "dry run: would send BUY 52 AAPL MKT + TP 195.00 + SL 188.00"
         assert [leg["leg"] for leg in alert["plan"]["legs"]] == ["entry", "tp", "sl"]
@@ -113,16 +119,12 @@ def test_dry_run_records_the_plan_and_sends_nothing(sim, worker_env, tmp_path):
         assert orders_of(sim, paper) == [] and position(sim) == 0
 
         # a resting entry of a live strategy: the paper strategy's cancel and exit leave it working
-        resting = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 5, "orderType": "limit",
-                                  "limitPrice": 150})  # fmt: skip
-        wait_until(lambda: alert_status(ctx, resting) == "submitted", timeout=20)
+        resting = alert_ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 5, "orderType": "limit",
+                                   "limitPrice": 150}, "submitted")  # fmt: skip
         for action in ("cancel", "exit"):
-            ignored = add_alert(ctx, {"ticker": "AAPL", "action": action, "strategy": "paper"})
-            wait_until(lambda a=ignored: alert_status(ctx, a) == "cancelled", timeout=20)
+            ignored = alert_ends(ctx, {"ticker": "AAPL", "action": action, "strategy": "paper"}, "cancelled")
             assert get_alert(ctx.sessions, ignored)["reason"].startswith("dry run: ")
         assert [o["status"] for o in orders_of(sim, resting)] in (["Submitted"], ["PreSubmitted"])
-    finally:
-        handle.stop()
 
 
 COUNTS = """\
@@ -139,46 +141,40 @@ strategies:
 def test_open_orders_orders_per_minute_and_gross_exposure_are_read_from_ib_and_the_database(
     sim, worker_env, tmp_path
 ):
-    handle = start(worker_env, tmp_path, COUNTS)
-    try:
+    with running(worker_env, tmp_path, COUNTS) as handle:
         ctx = handle.ctx
         sim.set_price("AAPL", 190.0)
         sim.set_price("MSFT", 100.0)
-        first = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 10, "price": 190,
-                                "takeProfit": {"amount": 5}, "stopLoss": {"amount": 3}, "strategy": "crowded"})  # fmt: skip
-        wait_until(lambda: alert_status(ctx, first) == "filled", timeout=20)
+        first = alert_ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 10, "price": 190,
+                                 "takeProfit": {"amount": 5}, "stopLoss": {"amount": 3}, "strategy": "crowded"},
+                           "filled")  # fmt: skip
         wait_until(
             lambda: (
                 len([o for o in orders_of(sim, first) if o["status"] in ("PreSubmitted", "Submitted")]) == 2
             )
         )
-        ends = {}
+        reasons = {}
         for strategy in ("crowded", "busy", "wide"):
-            alert_id = add_alert(ctx, {"ticker": "MSFT", "action": "buy", "quantity": 10, "price": 100,
-                                       "takeProfit": {"amount": 5}, "stopLoss": {"amount": 3},
-                                       "strategy": strategy})  # fmt: skip
-            wait_until(lambda a=alert_id: alert_status(ctx, a) == "rejected", timeout=20)
-            ends[strategy] = get_alert(ctx.sessions, alert_id)["reason"]
+            alert_id = alert_ends(ctx, {"ticker": "MSFT", "action": "buy", "quantity": 10, "price": 100,
+                                        "takeProfit": {"amount": 5}, "stopLoss": {"amount": 3}, "strategy": strategy},
+                                  "rejected")  # fmt: skip
+            reasons[strategy] = get_alert(ctx.sessions, alert_id)["reason"]
             assert orders_of(sim, alert_id) == []
-        assert ends["crowded"] == ('risk: max_open_orders 4 (strategy "crowded") exceeded: 2 working at IB '
+        assert reasons["crowded"] == ('risk: max_open_orders 4 (strategy "crowded") exceeded: 2 working at IB '
                                    "(2 tv2ib, 0 other) + 3 of this alert = 5")  # fmt: skip
-        assert ends["busy"].startswith('risk: max_orders_per_minute 1 (strategy "busy") exceeded: 1 opening '
-                                       "order(s) sent for account "), ends["busy"]  # fmt: skip
-        assert ends["wide"] == ('risk: max_gross_exposure 2,500 USD (strategy "wide") exceeded: other positions '
+        assert reasons["busy"].startswith('risk: max_orders_per_minute 1 (strategy "busy") exceeded: 1 opening '
+                                       "order(s) sent for account "), reasons["busy"]  # fmt: skip
+        assert reasons["wide"] == ('risk: max_gross_exposure 2,500 USD (strategy "wide") exceeded: other positions '
                                 "1,900 + MSFT after this order 1,000 = 2,900 USD")  # fmt: skip
-    finally:
-        handle.stop()
 
 
 def test_daily_loss_halts_flattens_alarms_and_lifts_at_the_next_trading_day(sim, worker_env, tmp_path):
     now = [datetime.now(UTC)]
-    handle = start(worker_env, tmp_path, DAILY, _housekeeping_interval=0.2)
-    handle.worker.risk.clock = lambda: now[0]
-    try:
+    with running(worker_env, tmp_path, DAILY, _housekeeping_interval=0.2) as handle:
+        handle.worker.risk.clock = lambda: now[0]
         ctx = handle.ctx
         sim.set_price("AAPL", 190.0)
-        sim.trade(100, symbol="AAPL", price=190.0)
-        wait_until(lambda: handle.worker.trading.position_of(_con_id(handle, sim)) == 100)
+        bought_by_hand(sim, handle, 100)
         sim.set_price("AAPL", 165.0)  # unrealized -2,500: the periodic check halts and flattens
         wait_until(lambda: position(sim) == 0, timeout=20)
         wait_until(lambda: _notices(ctx, "daily_loss") != [], timeout=10)
@@ -193,8 +189,9 @@ def test_daily_loss_halts_flattens_alarms_and_lifts_at_the_next_trading_day(sim,
 
         wait_until(lambda: realized() < -2000, timeout=10)
 
-        refused = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 1, "price": 165})
-        wait_until(lambda: alert_status(ctx, refused) == "rejected", timeout=20)
+        refused = alert_ends(
+            ctx, {"ticker": "AAPL", "action": "buy", "quantity": 1, "price": 165}, "rejected"
+        )
         reason = get_alert(ctx.sessions, refused)["reason"]
         day = trading_day(now[0])
         assert reason.startswith("risk: daily_loss_limit 2,000 USD (defaults) reached"), reason
@@ -206,12 +203,9 @@ def test_daily_loss_halts_flattens_alarms_and_lifts_at_the_next_trading_day(sim,
         assert orders_of(sim, refused) == []
 
         now[0] = day_bounds(day)[1] + timedelta(minutes=1)  # 17:01 New York: the next trading day
-        allowed = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 1, "price": 165})
-        wait_until(lambda: alert_status(ctx, allowed) == "filled", timeout=20)
+        alert_ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 1, "price": 165}, "filled")
         assert position(sim) == 1
         assert len(_notices(ctx, "daily_loss")) == 1  # one alarm for the day
-    finally:
-        handle.stop()
 
 
 def _con_id(handle: WorkerThread, sim) -> int:
@@ -227,44 +221,32 @@ def test_a_reversal_whose_opening_part_cannot_be_planned_still_closes(sim, worke
     """MAX_ORDER_QUANTITY (a plan refusal, not the risk file) refuses the reversal's short of 300,
     never its close: the long is closed and the alert ends rejected saying so."""
     # a limit far away (a risk file in use sets at least one rule: an empty one is a load error)
-    handle = start(
-        {**worker_env, "MAX_ORDER_QUANTITY": "100"}, tmp_path, "defaults:\n  max_order_notional: 1e9\n"
-    )
-    try:
-        ctx = handle.ctx
-        sim.set_price("AAPL", 190.0)
-        sim.trade(10, symbol="AAPL", price=190.0)
-        wait_until(lambda: handle.worker.trading.position_of(_con_id(handle, sim)) == 10)
-        rev = add_alert(ctx, {"ticker": "AAPL", "action": "sell", "quantity": 310, "price": 190})
-        wait_until(lambda: alert_status(ctx, rev) == "rejected", timeout=20)
-        reason = get_alert(ctx.sessions, rev)["reason"]
+    env = {**worker_env, "MAX_ORDER_QUANTITY": "100"}
+    with running(env, tmp_path, "defaults:\n  max_order_notional: 1e9\n") as handle:
+        rev = {"ticker": "AAPL", "action": "sell", "quantity": 310, "price": 190}
+        reason = refused_reversal_of_a_long_10(sim, handle, rev)
         assert re.match(r"quantity 300(\.0)? is above MAX_ORDER_QUANTITY 100", reason), reason
         assert reason.endswith("the close went through: the position is flat, not reversed"), reason
-        assert position(sim) == 0
-        assert [o["orderRef"].rsplit(":", 1)[1] for o in orders_of(sim, rev)] == ["close"]
-    finally:
-        handle.stop()
 
 
 def test_a_strategys_default_sizing_from_the_risk_file_sizes_an_alert_without_quantity(
     sim, worker_env, tmp_path
 ):
     text = "strategies:\n  trend:\n    default_sizing: {quantity_type: dollar_amount, quantity: 10000}\n"
-    handle = start(worker_env, tmp_path, text)
-    try:
+    with running(worker_env, tmp_path, text) as handle:
         ctx = handle.ctx
         sim.set_price("AAPL", 190.0)
-        sized = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "price": 190, "strategy": "trend"})
-        wait_until(lambda: alert_status(ctx, sized) == "filled", timeout=20)
+        sized = alert_ends(
+            ctx, {"ticker": "AAPL", "action": "buy", "price": 190, "strategy": "trend"}, "filled"
+        )
         assert [o["quantity"] for o in orders_of(sim, sized)] == [52]  # 10,000 / 190 = 52.63 -> 52
         plan = get_alert(ctx.sessions, sized)["plan"]
         assert plan["sizing"]["source"] == "strategy default" and plan["sizing"]["quantity"] == "52"
         # another strategy has no default: an alert without quantity is refused, as before
-        other = add_alert(ctx, {"ticker": "MSFT", "action": "buy", "price": 400, "strategy": "other"})
-        wait_until(lambda: alert_status(ctx, other) == "rejected", timeout=20)
+        other = alert_ends(
+            ctx, {"ticker": "MSFT", "action": "buy", "price": 400, "strategy": "other"}, "rejected"
+        )
         assert orders_of(sim, other) == []
-    finally:
-        handle.stop()
 
 
 LAYERS = """\
@@ -288,40 +270,30 @@ def test_the_account_section_cannot_undo_a_strategys_rules_and_an_unknown_strate
 ):
     """Issue 16, item 3, as the probe sent it: a paper strategy stays on paper, INTC stays denied,
     TINY is tiny; a strategy the file does not know goes on with a warning in the plan and a notice."""
-    handle = start(worker_env, tmp_path, LAYERS)
-    try:
+    with running(worker_env, tmp_path, LAYERS) as handle:
         ctx = handle.ctx
         for symbol, price in (("AAPL", 190.0), ("INTC", 20.0)):
             sim.set_price(symbol, price)
-        paper = add_alert(
-            ctx, {"ticker": "AAPL", "action": "buy", "quantity": 2, "price": 190, "strategy": "paper"}
-        )
-        wait_until(lambda: alert_status(ctx, paper) == "cancelled", timeout=20)
+        paper = alert_ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 2, "price": 190, "strategy": "paper"},
+                           "cancelled")  # fmt: skip
         assert get_alert(ctx.sessions, paper)["reason"].startswith("dry run: would send BUY 2 AAPL")
-        intc = add_alert(ctx, {"ticker": "INTC", "action": "buy", "quantity": 2, "price": 20})
-        wait_until(lambda: alert_status(ctx, intc) == "rejected", timeout=20)
+        intc = alert_ends(ctx, {"ticker": "INTC", "action": "buy", "quantity": 2, "price": 20}, "rejected")
         assert get_alert(ctx.sessions, intc)["reason"] == (
             'risk: deny list (defaults + account "DU1234567"): INTC is on it'
         )
-        tiny = add_alert(
-            ctx, {"ticker": "AAPL", "action": "buy", "quantity": 5, "price": 190, "strategy": "TINY"}
-        )
-        wait_until(lambda: alert_status(ctx, tiny) == "rejected", timeout=20)
+        tiny = alert_ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 5, "price": 190, "strategy": "TINY"},
+                          "rejected")  # fmt: skip
         assert (
             get_alert(ctx.sessions, tiny)["reason"]
             == 'risk: max_order_quantity 1 (strategy "tiny") exceeded: BUY 5 AAPL'
         )
         assert orders_of(sim, paper) == orders_of(sim, intc) == orders_of(sim, tiny) == []
 
-        typo = add_alert(
-            ctx, {"ticker": "AAPL", "action": "buy", "quantity": 1, "price": 190, "strategy": "tinny"}
-        )
-        wait_until(lambda: alert_status(ctx, typo) == "filled", timeout=20)
+        typo = alert_ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 1, "price": 190, "strategy": "tinny"},
+                          "filled")  # fmt: skip
         warning = (f'strategy "tinny" is not in the risk file {tmp_path / "risk.yaml"} (it has paper, tiny): '
                    "no strategy section applies, only defaults and the account's")  # fmt: skip
         assert get_alert(ctx.sessions, typo)["plan"]["risk"]["notes"] == [warning]
         wait_until(lambda: _notices(ctx, "unknown_strategy") != [], timeout=10)
         (notice,) = _notices(ctx, "unknown_strategy")
         assert "Strategy not in the risk file" in notice and "tinny" in notice and typo in notice
-    finally:
-        handle.stop()

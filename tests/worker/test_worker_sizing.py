@@ -38,195 +38,72 @@ def _size(inst, doc, *, figures=SMALL, position=D(0), market=None, default=None)
                       figures=figures, default=default)  # fmt: skip
 
 
+def sized(kind: str, amount, **more) -> dict:
+    """An alert's sizing fields (``quantityType`` ``kind`` of ``quantity`` ``amount``) and the rest."""
+    return {"quantity": amount, "quantityType": kind, **more}
+
+
+def opening(inst: str, doc: dict, expected: str, figures=SMALL, market=None) -> tuple:
+    """A row of OPENING: the account SMALL and no market price unless said."""
+    return inst, doc, figures, market, expected
+
+
 # (instrument, payload, figures, market price, expected quantity or the refusal's words)
 OPENING = [
     # ---- AAPL
-    ("AAPL", {"quantity": 10000, "quantityType": "dollar_amount", "price": 190}, SMALL, None, "52"),
-    ("AAPL", {"quantity": 10000, "quantityType": "dollar_amount"}, SMALL, D("200"), "50"),
-    (
-        "AAPL",
-        {"quantity": 10000, "quantityType": "dollar_amount", "orderType": "limit", "limitPrice": 199.999},
-        SMALL,
-        None,
-        "50",
-    ),  # BUY limit rounds down to 199.99: 50.0025 -> 50  # fmt: skip
-    (
-        "AAPL",
-        {"quantity": 100, "quantityType": "risk_dollar_amount", "price": 190, "stopLoss": {"stopPrice": 150}},
-        SMALL,
-        None,
-        "2",
-    ),  # fmt: skip
-    (
-        "AAPL",
-        {"quantity": 1, "quantityType": "risk_percent", "price": 190, "stopLoss": {"stopPrice": 150}},
-        SMALL,
-        None,
-        "2",
-    ),  # fmt: skip
+    opening("AAPL", sized("dollar_amount", 10000, price=190), "52"),
+    opening("AAPL", sized("dollar_amount", 10000), "50", market=D("200")),
+    # BUY limit rounds down to 199.99: 50.0025 -> 50
+    opening("AAPL", sized("dollar_amount", 10000, orderType="limit", limitPrice=199.999), "50"),
+    opening("AAPL", sized("risk_dollar_amount", 100, price=190, stopLoss={"stopPrice": 150}), "2"),
+    opening("AAPL", sized("risk_percent", 1, price=190, stopLoss={"stopPrice": 150}), "2"),
     # 1% of 1,003,211 = 10,032.11 at risk; stop 2% under 190 = 186.20: 10,032.11 / 3.80 = 2640.02
-    (
-        "AAPL",
-        {"quantity": 1, "quantityType": "risk_percent", "price": 190, "stopLoss": {"percent": 2}},
-        BIG,
-        None,
-        "2640",
-    ),  # fmt: skip
-    ("AAPL", {"quantity": 10, "quantityType": "percent_of_equity", "price": 190}, BIG, None, "528"),
+    opening("AAPL", sized("risk_percent", 1, price=190, stopLoss={"percent": 2}), "2640", BIG),
+    opening("AAPL", sized("percent_of_equity", 10, price=190), "528", BIG),
     # a short: the stop is above; 190 + 5 = 195, risk 5 per share
-    (
-        "AAPL",
-        {
-            "action": "sell",
-            "quantity": 100,
-            "quantityType": "risk_dollar_amount",
-            "price": 190,
-            "stopLoss": {"amount": 5},
-        },
-        SMALL,
-        None,
-        "20",
-    ),  # fmt: skip
+    opening("AAPL", sized("risk_dollar_amount", 100, action="sell", price=190, stopLoss={"amount": 5}), "20"),
     # a trailing stop-loss: the distance is its trail (here 2.5% of 190 = 4.75)
-    (
-        "AAPL",
-        {
-            "quantity": 95,
-            "quantityType": "risk_dollar_amount",
-            "price": 190,
-            "stopLoss": {"type": "trailing_stop", "trailPercent": 2.5},
-        },
-        SMALL,
-        None,
-        "20",
-    ),  # fmt: skip
-    (
-        "AAPL",
-        {"quantity": 100, "quantityType": "dollar_amount", "price": 190},
-        SMALL,
-        None,
-        "100.00 USD ÷ (190.00 × 1) = 0.5263 → 0: below the minimum size 1; nothing sent",
-    ),  # fmt: skip
-    (
-        "AAPL",
-        {"quantity": 1, "quantityType": "risk_percent", "price": 190, "stopLoss": {"stopPrice": 150}},
-        AccountFigures("DU1", "USD", net_liquidation=D("3000")),
-        None,
-        "1% of 3,000.00 USD NetLiquidation = 30.00 USD risk ÷ (190.00 − 150.00) × 1 = 0.75 → 0: "
-        "below the minimum size 1; nothing sent",
-    ),  # fmt: skip
-    (
-        "AAPL",
-        {"quantity": 10, "quantityType": "percent_of_equity", "price": 190},
-        NONE_YET,
-        None,
-        "IB has not reported NetLiquidation for DU1 yet; nothing sent",
-    ),  # fmt: skip
-    (
-        "AAPL",
-        {"quantity": 10, "quantityType": "percent_of_equity", "price": 190},
-        None,
-        None,
-        "IB has not reported NetLiquidation",
-    ),  # fmt: skip
-    (
-        "AAPL",
-        {"quantity": 1, "quantityType": "risk_percent", "price": 190},
-        SMALL,
-        None,
-        "risk_percent needs a stopLoss",
-    ),  # fmt: skip
-    (
-        "AAPL",
-        {"quantity": 10000, "quantityType": "dollar_amount"},
-        SMALL,
-        None,
-        "dollar_amount needs a price: the alert has none and IB gave none",
-    ),  # fmt: skip
-    (
-        "AAPL",
-        {"quantity": 100, "quantityType": "risk_dollar_amount", "price": 190, "stopLoss": {"stopPrice": 191}},
-        SMALL,
-        None,
-        "the stop-loss 191 is not below the entry reference 190",
-    ),  # fmt: skip
+    opening("AAPL", sized("risk_dollar_amount", 95, price=190,
+                          stopLoss={"type": "trailing_stop", "trailPercent": 2.5}), "20"),
+    opening("AAPL", sized("dollar_amount", 100, price=190),
+            "100.00 USD ÷ (190.00 × 1) = 0.5263 → 0: below the minimum size 1; nothing sent"),
+    opening("AAPL", sized("risk_percent", 1, price=190, stopLoss={"stopPrice": 150}),
+            "1% of 3,000.00 USD NetLiquidation = 30.00 USD risk ÷ (190.00 − 150.00) × 1 = 0.75 → 0: "
+            "below the minimum size 1; nothing sent", AccountFigures("DU1", "USD", net_liquidation=D("3000"))),
+    opening("AAPL", sized("percent_of_equity", 10, price=190),
+            "IB has not reported NetLiquidation for DU1 yet; nothing sent", NONE_YET),
+    opening("AAPL", sized("percent_of_equity", 10, price=190), "IB has not reported NetLiquidation", None),
+    opening("AAPL", sized("risk_percent", 1, price=190), "risk_percent needs a stopLoss"),
+    opening("AAPL", sized("dollar_amount", 10000), "dollar_amount needs a price: the alert has none and IB gave none"),
+    opening("AAPL", sized("risk_dollar_amount", 100, price=190, stopLoss={"stopPrice": 191}),
+            "the stop-loss 191 is not below the entry reference 190"),
     # the account in EUR: 10% of 10,000 EUR = 1,000 EUR = 1,190.48 USD at IB's rate; / 190 = 6.27
-    ("AAPL", {"quantity": 10, "quantityType": "percent_of_equity", "price": 190}, EUR_ACCOUNT, None, "6"),
-    (
-        "AAPL",
-        {"quantity": 10, "quantityType": "percent_of_equity", "price": 190},
-        EUR_NO_RATE,
-        None,
-        "the contract trades in USD and IB reported no USD exchange rate for DU2 (base EUR)",
-    ),  # fmt: skip
+    opening("AAPL", sized("percent_of_equity", 10, price=190), "6", EUR_ACCOUNT),
+    opening("AAPL", sized("percent_of_equity", 10, price=190),
+            "the contract trades in USD and IB reported no USD exchange rate for DU2 (base EUR)", EUR_NO_RATE),
     # dollar amounts are in the contract's currency: no conversion, an EUR account sizes the same
-    ("AAPL", {"quantity": 10000, "quantityType": "dollar_amount", "price": 190}, EUR_NO_RATE, None, "52"),
+    opening("AAPL", sized("dollar_amount", 10000, price=190), "52", EUR_NO_RATE),
     # ---- MES (multiplier 5)
-    ("MES", {"quantity": 60000, "quantityType": "dollar_amount", "price": 6000}, SMALL, None, "2"),
-    ("MES", {"quantity": 59999, "quantityType": "dollar_amount", "price": 6000}, SMALL, None, "1"),
+    opening("MES", sized("dollar_amount", 60000, price=6000), "2"),
+    opening("MES", sized("dollar_amount", 59999, price=6000), "1"),
     # 8 ticks of 0.25 = 2 points × 5 = 10 USD per contract
-    (
-        "MES",
-        {"quantity": 500, "quantityType": "risk_dollar_amount", "price": 6000, "stopLoss": {"ticks": 8}},
-        SMALL,
-        None,
-        "50",
-    ),  # fmt: skip
+    opening("MES", sized("risk_dollar_amount", 500, price=6000, stopLoss={"ticks": 8}), "50"),
     # SELL limit 6000.1 rounds up to 6000.25; stop 10 above = 6010.25; 1,000 / (10 × 5) = 20
-    (
-        "MES",
-        {
-            "action": "sell",
-            "quantity": 1000,
-            "quantityType": "risk_dollar_amount",
-            "orderType": "limit",
-            "limitPrice": 6000.1,
-            "stopLoss": {"amount": 10},
-        },
-        SMALL,
-        None,
-        "20",
-    ),  # fmt: skip
-    (
-        "MES",
-        {"quantity": 1, "quantityType": "risk_percent", "price": 6000, "stopLoss": {"amount": 30}},
-        SMALL,
-        None,
-        "(6,000.00 − 5,970.00) × 5 = 0.6666 → 0: below the minimum size 1; nothing sent",
-    ),  # fmt: skip
-    ("MES", {"quantity": 50, "quantityType": "percent_of_equity", "price": 6000}, BIG, None, "16"),
+    opening("MES", sized("risk_dollar_amount", 1000, action="sell", orderType="limit", limitPrice=6000.1,
+                         stopLoss={"amount": 10}), "20"),
+    opening("MES", sized("risk_percent", 1, price=6000, stopLoss={"amount": 30}),
+            "(6,000.00 − 5,970.00) × 5 = 0.6666 → 0: below the minimum size 1; nothing sent"),
+    opening("MES", sized("percent_of_equity", 50, price=6000), "16", BIG),
     # ---- EUR.USD (quantity in EUR, notional in USD)
-    ("EURUSD", {"quantity": 10000, "quantityType": "dollar_amount", "price": 1.08}, SMALL, None, "9259"),
-    (
-        "EURUSD",
-        {
-            "quantity": 200,
-            "quantityType": "risk_dollar_amount",
-            "price": 1.08,
-            "stopLoss": {"stopPrice": 1.075},
-        },
-        SMALL,
-        None,
-        "40000",
-    ),  # fmt: skip
-    ("EURUSD", {"quantity": 50, "quantityType": "percent_of_equity", "price": 1.08}, SMALL, None, "4629"),
-    (
-        "EURUSD",
-        {"quantity": 0.5, "quantityType": "risk_percent", "price": 1.08, "stopLoss": {"ticks": 20}},
-        SMALL,
-        None,
-        "50000",
-    ),  # 50 USD / 0.001 per EUR  # fmt: skip
+    opening("EURUSD", sized("dollar_amount", 10000, price=1.08), "9259"),
+    opening("EURUSD", sized("risk_dollar_amount", 200, price=1.08, stopLoss={"stopPrice": 1.075}), "40000"),
+    opening("EURUSD", sized("percent_of_equity", 50, price=1.08), "4629"),
+    # 50 USD / 0.001 per EUR
+    opening("EURUSD", sized("risk_percent", 0.5, price=1.08, stopLoss={"ticks": 20}), "50000"),
     # ---- crypto: fractional size increment
-    ("BTC", {"quantity": 100, "quantityType": "dollar_amount", "price": 60000}, SMALL, None, "0.00166666"),
-    (
-        "BTC",
-        {"quantity": 5, "quantityType": "dollar_amount", "price": 60000},
-        SMALL,
-        None,
-        "→ 0.00008333: below the minimum size 0.0001; nothing sent",
-    ),  # fmt: skip
-]
+    opening("BTC", sized("dollar_amount", 100, price=60000), "0.00166666"),
+    opening("BTC", sized("dollar_amount", 5, price=60000), "→ 0.00008333: below the minimum size 0.0001; nothing sent"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("inst", "doc", "figures", "market", "expected"), OPENING)
@@ -274,106 +151,35 @@ def test_the_text_shows_the_unrounded_quantity_cut_not_rounded():
     assert sized.inputs["raw_quantity"] == "1.99996666"
 
 
+def positioned(doc: dict, position: int, order: str, after: str, says: str, figures=SMALL) -> tuple:
+    """A row of POSITIONED: the account SMALL unless said."""
+    return doc, position, figures, order, after, says
+
+
 # (payload, IB's position, figures, expected order quantity, the position after decide, text words)
 POSITIONED = [
     # a reversal: the sized 10 is the short it opens; the order also closes the long 10
-    (
-        {"action": "sell", "quantity": 1900, "quantityType": "dollar_amount", "price": 190},
-        10,
-        SMALL,
-        "20",
-        "-10",
-        "reversal: close 10, then open 10 (order 20)",
-    ),  # fmt: skip
-    (
-        {"action": "buy", "quantity": 1900, "quantityType": "dollar_amount", "price": 190},
-        -4,
-        SMALL,
-        "14",
-        "10",
-        "reversal: close 4, then open 10",
-    ),  # fmt: skip
+    positioned(sized("dollar_amount", 1900, action="sell", price=190), 10, "20", "-10",
+               "reversal: close 10, then open 10 (order 20)"),
+    positioned(sized("dollar_amount", 1900, action="buy", price=190), -4, "14", "10", "reversal: close 4, then open 10"),
     # its opening part sized to 0: the long is closed, nothing opens, the reason says why
-    (
-        {"action": "sell", "quantity": 100, "quantityType": "dollar_amount", "price": 190},
-        10,
-        SMALL,
-        "10",
-        "0",
-        "→ 0: below the minimum size 1; the opening part of the reversal is not sent",
-    ),  # fmt: skip
-    (
-        {"action": "sell", "quantity": 5, "quantityType": "percent_of_equity", "price": 190},
-        10,
-        NONE_YET,
-        "10",
-        "0",
-        "IB has not reported NetLiquidation for DU1 yet; the opening part",
-    ),  # fmt: skip
+    positioned(sized("dollar_amount", 100, action="sell", price=190), 10, "10", "0",
+               "→ 0: below the minimum size 1; the opening part of the reversal is not sent"),
+    positioned(sized("percent_of_equity", 5, action="sell", price=190), 10, "10", "0",
+               "IB has not reported NetLiquidation for DU1 yet; the opening part", NONE_YET),
     # a sell that may only reduce the long: the sized amount is what it closes
-    (
-        {
-            "action": "sell",
-            "sentiment": "bullish",
-            "quantity": 950,
-            "quantityType": "dollar_amount",
-            "price": 190,
-        },
-        10,
-        SMALL,
-        "5",
-        "5",
-        "→ 5",
-    ),  # fmt: skip
-    (
-        {
-            "action": "sell",
-            "sentiment": "bullish",
-            "quantity": 5000,
-            "quantityType": "dollar_amount",
-            "price": 190,
-        },
-        10,
-        SMALL,
-        "10",
-        "0",
-        "→ 26; capped at the position 10",
-    ),  # fmt: skip
+    positioned(sized("dollar_amount", 950, action="sell", sentiment="bullish", price=190), 10, "5", "5", "→ 5"),
+    positioned(sized("dollar_amount", 5000, action="sell", sentiment="bullish", price=190), 10, "10", "0",
+               "→ 26; capped at the position 10"),
     # an exit with an amount: closes that much, never more than the position, never blocked
-    (
-        {"action": "exit", "quantity": 950, "quantityType": "dollar_amount", "price": 190},
-        10,
-        SMALL,
-        "5",
-        "5",
-        "→ 5",
-    ),
-    (
-        {"action": "exit", "quantity": 100, "quantityType": "dollar_amount", "price": 190},
-        -10,
-        SMALL,
-        "1",
-        "-9",
-        "below the minimum size 1; closes the minimum size 1",
-    ),  # fmt: skip
-    (
-        {"action": "exit", "quantity": 10, "quantityType": "percent_of_equity", "price": 190},
-        10,
-        NONE_YET,
-        "10",
-        "0",
-        "the whole position is closed (exits are never blocked by sizing)",
-    ),  # fmt: skip
+    positioned(sized("dollar_amount", 950, action="exit", price=190), 10, "5", "5", "→ 5"),
+    positioned(sized("dollar_amount", 100, action="exit", price=190), -10, "1", "-9",
+               "below the minimum size 1; closes the minimum size 1"),
+    positioned(sized("percent_of_equity", 10, action="exit", price=190), 10, "10", "0",
+               "the whole position is closed (exits are never blocked by sizing)", NONE_YET),
     # an add: the sized amount is the addition
-    (
-        {"action": "add", "quantity": 1900, "quantityType": "dollar_amount", "price": 190},
-        -10,
-        SMALL,
-        "10",
-        "-20",
-        "→ 10",
-    ),  # fmt: skip
-]
+    positioned(sized("dollar_amount", 1900, action="add", price=190), -10, "10", "-20", "→ 10"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("doc", "position", "figures", "order", "after", "says"), POSITIONED)

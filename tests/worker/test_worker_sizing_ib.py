@@ -6,7 +6,7 @@ NetLiquidation 1,000,000 USD."""
 from __future__ import annotations
 
 from support import wait_until
-from worker_helpers import add_alert, alert_status
+from worker_helpers import add_alert, alert_ends, alert_status
 
 from core.services import get_alert
 
@@ -18,15 +18,13 @@ def _orders_of(sim, alert_id):
 def test_dollar_amount_buys_the_sized_quantity_and_a_zero_size_is_refused(sim, running_worker):
     ctx = running_worker.ctx
     sim.set_price("AAPL", 190.0)
-    tiny = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 100, "quantityType": "dollar_amount",
-                           "price": 190})  # fmt: skip
-    wait_until(lambda: alert_status(ctx, tiny) == "rejected")
+    tiny = alert_ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 100, "quantityType": "dollar_amount",
+                            "price": 190}, "rejected")  # fmt: skip
     assert get_alert(ctx.sessions, tiny)["reason"] == (
         "sizing: 100.00 USD ÷ (190.00 × 1) = 0.5263 → 0: below the minimum size 1; nothing sent"
     )
-    alert_id = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 10000,
-                               "quantityType": "dollar_amount", "price": 190})  # fmt: skip
-    wait_until(lambda: alert_status(ctx, alert_id) == "filled")
+    alert_id = alert_ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 10000,
+                                "quantityType": "dollar_amount", "price": 190}, "filled")  # fmt: skip
     orders = _orders_of(sim, alert_id)
     assert [(o["action"], o["orderType"], o["quantity"]) for o in orders.values()] == [("BUY", "MKT", 52)]
     sizing = get_alert(ctx.sessions, alert_id)["plan"]["sizing"]
@@ -42,9 +40,8 @@ def test_dollar_amount_buys_the_sized_quantity_and_a_zero_size_is_refused(sim, r
 def test_risk_percent_sizes_from_ibs_net_liquidation_and_the_stop(sim, running_worker):
     ctx = running_worker.ctx
     sim.set_price("AAPL", 190.0)
-    alert_id = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 0.1, "quantityType": "risk_percent",
-                               "price": 190, "stopLoss": {"stopPrice": 180}})  # fmt: skip
-    wait_until(lambda: alert_status(ctx, alert_id) == "filled")
+    alert_id = alert_ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 0.1, "quantityType": "risk_percent",
+                                "price": 190, "stopLoss": {"stopPrice": 180}}, "filled")  # fmt: skip
     orders = _orders_of(sim, alert_id)
     assert (orders["entry"]["action"], orders["entry"]["quantity"]) == ("BUY", 100)
     assert (orders["sl"]["action"], orders["sl"]["orderType"], orders["sl"]["quantity"],
@@ -64,12 +61,10 @@ def _position(sim, symbol="AAPL"):
 def test_a_sized_reversal_opens_the_sized_quantity_and_an_unsizable_opening_only_closes(sim, running_worker):
     ctx = running_worker.ctx
     sim.set_price("AAPL", 190.0)
-    long10 = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 10, "price": 190})
-    wait_until(lambda: alert_status(ctx, long10) == "filled")
+    alert_ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 10, "price": 190}, "filled")
     # long 10, sell 1,900 USD: the sized 10 is the short it opens; the long is closed first
-    reverse = add_alert(ctx, {"ticker": "AAPL", "action": "sell", "quantity": 1900, "quantityType": "dollar_amount",
-                              "price": 190})  # fmt: skip
-    wait_until(lambda: alert_status(ctx, reverse) == "filled")
+    reverse = alert_ends(ctx, {"ticker": "AAPL", "action": "sell", "quantity": 1900, "quantityType": "dollar_amount",
+                               "price": 190}, "filled")  # fmt: skip
     orders = _orders_of(sim, reverse)
     assert {leg: (o["action"], o["quantity"]) for leg, o in orders.items()} == {
         "close": ("SELL", 10), "entry": ("SELL", 10)}  # fmt: skip

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from support import alert_status as stored_status
-from support import free_port, queue_alert
+from support import free_port, queue_alert, wait_until
 
 from config.settings import Settings
 from core.context import AppContext
@@ -31,6 +31,14 @@ def add_alert(ctx: AppContext, payload: dict[str, Any], *, received_at=None, enq
 
 def alert_status(ctx: AppContext, alert_id: str) -> str:
     return stored_status(ctx.sessions, alert_id)
+
+
+def alert_ends(ctx: AppContext, payload: dict[str, Any], status: str, timeout: float = 20.0) -> str:
+    """Send ``payload`` as an alert (:func:`add_alert`) and wait until it is ``status``: its id.
+    (At most ``timeout`` seconds: a loaded 2-core machine.)"""
+    alert_id = add_alert(ctx, payload)
+    wait_until(lambda: alert_status(ctx, alert_id) == status, timeout=timeout)
+    return alert_id
 
 
 class WorkerThread:

@@ -66,13 +66,10 @@ def order_snapshot(trade: Trade) -> OrderSnapshot:
         order_ref=order.orderRef or "",
         ib_order_id=order.orderId or None,
         perm_id=order.permId or status.permId or None,
-        parent_ib_order_id=order.parentId or None,
         client_id=order.clientId,
         account=order.account or None,
-        con_id=contract.conId or None,
-        symbol=contract.symbol,
-        local_symbol=contract.localSymbol,
-        sec_type=contract.secType,
+        **_on_contract(contract),
+        parent_ib_order_id=order.parentId or None,
         action=order.action,
         order_type=order.orderType,
         quantity=num(order.totalQuantity) or Decimal(0),
@@ -90,6 +87,12 @@ def order_snapshot(trade: Trade) -> OrderSnapshot:
         why_held=status.whyHeld or None,
         log=tuple((e.time.isoformat(), e.status, e.message, e.errorCode) for e in trade.log[-1:]),
     )
+
+
+def _on_contract(contract: Contract) -> dict[str, Any]:
+    """The contract part of an order's or an execution's snapshot (:class:`Placed`)."""
+    return {"con_id": contract.conId or None, "symbol": contract.symbol, "local_symbol": contract.localSymbol,
+            "sec_type": contract.secType}  # fmt: skip
 
 
 def _filled(trade: Trade) -> tuple[Decimal, Decimal | None]:
@@ -120,10 +123,7 @@ def fill_snapshot(trade: Trade | None, fill: Any) -> FillSnapshot:
         perm_id=ex.permId or None,
         client_id=ex.clientId,
         account=ex.acctNumber or None,
-        con_id=contract.conId or None,
-        symbol=contract.symbol,
-        local_symbol=contract.localSymbol,
-        sec_type=contract.secType,
+        **_on_contract(contract),
         side=ex.side,
         quantity=num(ex.shares) or Decimal(0),
         price=num(ex.price) or Decimal(0),

@@ -15,19 +15,25 @@ from typing import Any
 
 
 @dataclass(frozen=True)
-class OrderSnapshot:
-    """An order's identity, terms and status."""
+class Placed:
+    """Whose order, on which contract: what an order and each of its executions both carry."""
 
     order_ref: str
     ib_order_id: int | None
     perm_id: int | None
-    parent_ib_order_id: int | None
     client_id: int | None
     account: str | None
     con_id: int | None
     symbol: str
     local_symbol: str
     sec_type: str
+
+
+@dataclass(frozen=True)
+class OrderSnapshot(Placed):
+    """An order's identity, terms and status."""
+
+    parent_ib_order_id: int | None
     action: str
     order_type: str
     quantity: Decimal
@@ -80,19 +86,10 @@ class OrderError:
 
 
 @dataclass(frozen=True)
-class FillSnapshot:
+class FillSnapshot(Placed):
     """One execution, with its commission report when already received."""
 
     exec_id: str
-    order_ref: str
-    ib_order_id: int | None
-    perm_id: int | None
-    client_id: int | None
-    account: str | None
-    con_id: int | None
-    symbol: str
-    local_symbol: str
-    sec_type: str
     side: str  # BOT / SLD
     quantity: Decimal
     price: Decimal

@@ -150,8 +150,11 @@ def _plain(value: Any) -> Any:
 def evaluate(rules: RiskRules, ctx: RiskContext) -> list[Check]:
     """Every rule the trader set, in a fixed order (the first failed one is the refusal)."""
     checks: list[Check] = _symbols(rules, ctx)
-    for rule in _RULES:
-        check = rule(rules, ctx)
+    for key, write, rule in _RULES:
+        limit = getattr(rules, key)
+        if limit is None:  # the trader did not set it
+            continue
+        check = rule(_Limit(rules, key, limit, ctx.base_currency, write), ctx)
         if check is not None:
             checks.append(check)
     return checks
@@ -161,13 +164,59 @@ def first_failure(checks: list[Check]) -> Check | None:
     return next((c for c in checks if c.passed is False), None)
 
 
-def _verdict(rules: RiskRules, key: str, limit: Any, value: Any, ok: bool, why: Callable[[], str]) -> Check:
-    """The check of ``key``; ``why`` (the refusal's sentence) is written only when it failed."""
-    return Check(key, limit, value, ok, rules.source_of(key), "" if ok else why())
-
-
 def _head(rules: RiskRules, key: str, limit: str) -> str:
     return f"risk: {key} {limit} ({rules.source_of(key)})"
+
+
+@dataclass(frozen=True)
+class _Limit:
+    """One limit the trader set, as its rule reads it: the key, the limit, and the limit in words
+    (``write``) for the head of a refusal, which is formatted only when a check fails."""
+
+    rules: RiskRules
+    key: str
+    limit: Any
+    currency: str  # the account's base currency: money limits are in it
+    write: Callable[[Any, str], str]  # (limit, currency) -> "50,000 USD", "250", "1.00%"
+
+    @property
+    def source(self) -> str:
+        return self.rules.source_of(self.key)
+
+    @property
+    def head(self) -> str:
+        """``risk: max_order_notional 50,000 USD (strategy "trend")``."""
+        return _head(self.rules, self.key, self.write(self.limit, self.currency))
+
+    def verdict(self, value: Any, ok: bool, why: Callable[[], str]) -> Check:
+        """The check; ``why`` (the refusal's sentence) is written only when it failed."""
+        return Check(self.key, self.limit, value, ok, self.source, "" if ok else why())
+
+    def at_most(self, value: Any, why: Callable[[], str]) -> Check:
+        """A ceiling: ``value`` may not exceed the limit; the refusal is ``<head> exceeded: <why>``."""
+        return self.verdict(value, value <= self.limit, lambda: f"{self.head} exceeded: {why()}")
+
+    def unknown(self, reason: str) -> Check:
+        """The number to compare is missing: the check refuses (fail closed)."""
+        return Check(
+            self.key, self.limit, None, False, self.source, f"{self.head}: cannot be checked: {reason}"
+        )
+
+
+def _as_text(limit: Any, currency: str) -> str:
+    return str(limit)
+
+
+def _as_quantity(limit: Decimal, currency: str) -> str:
+    return qty(limit)
+
+
+def _as_money(limit: Decimal, currency: str) -> str:
+    return f"{money(limit)} {currency}"
+
+
+def _as_percent(limit: Decimal, currency: str) -> str:
+    return percent(limit)
 
 
 def _symbols(rules: RiskRules, ctx: RiskContext) -> list[Check]:
@@ -199,45 +248,32 @@ def _names(order: OpeningOrder) -> set[str]:
     return {n for n in names if n}
 
 
-def _trading_hours(rules: RiskRules, ctx: RiskContext) -> Check | None:
-    wanted = rules.trading_hours
+def _trading_hours(lim: _Limit, ctx: RiskContext) -> Check | None:
+    wanted = lim.limit
     if wanted == "always":
         return None
-    source = rules.source_of("trading_hours")
     session = ctx.session
     if session is not None and session.state == "always":  # forex, crypto: no closing bell
-        return Check("trading_hours", wanted, "always", True, source, session.detail)
+        return Check(lim.key, wanted, "always", True, lim.source, session.detail)
     if session is None or session.state not in ("regular", "extended", "closed"):
         detail = session.detail if session is not None else "no calendar"
-        return Check("trading_hours", wanted, "unknown", False, source,
-                     f"{_head(rules, 'trading_hours', wanted)}: cannot tell whether {ctx.order.label} "
-                     f"trades now: {detail}")  # fmt: skip
+        return Check(lim.key, wanted, "unknown", False, lim.source,
+                     f"{lim.head}: cannot tell whether {ctx.order.label} trades now: {detail}")  # fmt: skip
     ok = session.state == "regular" or (wanted == "extended" and session.state == "extended")
     where = f"{session.calendar}: {session.detail}" if session.detail else session.calendar
-    message = (
-        ""
-        if ok
-        else (
-            f"{_head(rules, 'trading_hours', wanted)}: {ctx.order.label} is "
-            f"{'in extended hours' if session.state == 'extended' else 'closed'} now ({where})"
-        )
-    )
-    return Check("trading_hours", wanted, session.state, ok, source, message)
+    return lim.verdict(session.state, ok, lambda: (
+        f"{lim.head}: {ctx.order.label} is "
+        f"{'in extended hours' if session.state == 'extended' else 'closed'} now ({where})"))  # fmt: skip
 
 
-def _order_quantity(rules: RiskRules, ctx: RiskContext) -> Check | None:
-    limit = rules.max_order_quantity
-    if limit is None:
-        return None
+def _order_quantity(lim: _Limit, ctx: RiskContext) -> Check:
     order = ctx.order
-    ok = order.quantity <= limit
-    return _verdict(rules, "max_order_quantity", limit, order.quantity, ok, lambda: (
-        f"{_head(rules, 'max_order_quantity', qty(limit))} exceeded: {order.side} {qty(order.quantity)} {order.label}"))  # fmt: skip
+    return lim.at_most(order.quantity, lambda: f"{order.side} {qty(order.quantity)} {order.label}")
 
 
-def _no_price(rules: RiskRules, key: str, limit: str, ctx: RiskContext) -> Check:
-    return Check(key, None, None, False, rules.source_of(key),
-                 f"{_head(rules, key, limit)}: cannot be checked: no price for {ctx.order.label} "
+def _no_price(lim: _Limit, ctx: RiskContext) -> Check:
+    return Check(lim.key, None, None, False, lim.source,
+                 f"{lim.head}: cannot be checked: no price for {ctx.order.label} "
                  f"({ctx.order.price_source or 'no limit price and no market data'})")  # fmt: skip
 
 
@@ -249,111 +285,73 @@ def _times(order: OpeningOrder, quantity: Decimal) -> str:
     return text
 
 
-def _order_notional(rules: RiskRules, ctx: RiskContext) -> Check | None:
-    limit = rules.max_order_notional
-    if limit is None:
-        return None
-    cur = ctx.base_currency
-    notional = ctx.order.notional
+def _order_notional(lim: _Limit, ctx: RiskContext) -> Check:
+    order, notional = ctx.order, ctx.order.notional
     if notional is None:
-        return _no_price(rules, "max_order_notional", f"{money(limit)} {cur}", ctx)
-    ok = notional <= limit
-    return _verdict(rules, "max_order_notional", limit, notional, ok, lambda: (
-        f"{_head(rules, 'max_order_notional', f'{money(limit)} {cur}')} exceeded: "
-        f"{_times(ctx.order, ctx.order.quantity)} = {money(notional)} {ctx.order.currency or cur}"))  # fmt: skip
+        return _no_price(lim, ctx)
+    return lim.at_most(notional, lambda: (
+        f"{_times(order, order.quantity)} = {money(notional)} {order.currency or ctx.base_currency}"))  # fmt: skip
 
 
-def _position_quantity(rules: RiskRules, ctx: RiskContext) -> Check | None:
-    limit = rules.max_position_quantity
-    if limit is None:
-        return None
+def _position_quantity(lim: _Limit, ctx: RiskContext) -> Check:
     order = ctx.order
     after = abs(order.position_after)
-    ok = after <= limit
-    return _verdict(rules, "max_position_quantity", limit, after, ok, lambda: (
-        f"{_head(rules, 'max_position_quantity', qty(limit))} exceeded: {order.label} would be "
-        f"{'long' if order.position_after > 0 else 'short'} {qty(after)} after this order "
-        f"(now {qty(order.position_before)})"))  # fmt: skip
+    return lim.at_most(after, lambda: (
+        f"{order.label} would be {'long' if order.position_after > 0 else 'short'} {qty(after)} "
+        f"after this order (now {qty(order.position_before)})"))  # fmt: skip
 
 
-def _position_notional(rules: RiskRules, ctx: RiskContext) -> Check | None:
-    limit = rules.max_position_notional
-    if limit is None:
-        return None
-    order, cur = ctx.order, ctx.base_currency
+def _position_notional(lim: _Limit, ctx: RiskContext) -> Check:
+    order = ctx.order
     if order.price is None:
-        return _no_price(rules, "max_position_notional", f"{money(limit)} {cur}", ctx)
+        return _no_price(lim, ctx)
     after = abs(order.position_after)
     value = after * order.price * order.multiplier
-    ok = value <= limit
-    return _verdict(rules, "max_position_notional", limit, value, ok, lambda: (
-        f"{_head(rules, 'max_position_notional', f'{money(limit)} {cur}')} exceeded: the position after "
-        f"this order, {_times(order, after)} = {money(value)} {order.currency or cur}"))  # fmt: skip
+    return lim.at_most(value, lambda: (
+        f"the position after this order, {_times(order, after)} = {money(value)} "
+        f"{order.currency or ctx.base_currency}"))  # fmt: skip
 
 
-def _gross_exposure(rules: RiskRules, ctx: RiskContext) -> Check | None:
+def _gross_exposure(lim: _Limit, ctx: RiskContext) -> Check:
     """The other positions' |market value| (IB's portfolio) + this contract's position after the
     order at the order's price (a reversal's close removes the old position's value first)."""
-    limit = rules.max_gross_exposure
-    if limit is None:
-        return None
-    order, cur = ctx.order, ctx.base_currency
+    order, others = ctx.order, ctx.other_exposure
     if order.price is None:
-        return _no_price(rules, "max_gross_exposure", f"{money(limit)} {cur}", ctx)
-    if ctx.other_exposure is None:
-        return Check("max_gross_exposure", limit, None, False, rules.source_of("max_gross_exposure"),
-                     f"{_head(rules, 'max_gross_exposure', f'{money(limit)} {cur}')}: cannot be checked: "
-                     "IB has not reported the account's portfolio")  # fmt: skip
+        return _no_price(lim, ctx)
+    if others is None:
+        return lim.unknown("IB has not reported the account's portfolio")
     this = abs(order.position_after) * order.price * order.multiplier
-    value = ctx.other_exposure + this
-    ok = value <= limit
-    return _verdict(rules, "max_gross_exposure", limit, value, ok, lambda: (
-        f"{_head(rules, 'max_gross_exposure', f'{money(limit)} {cur}')} exceeded: other positions "
-        f"{money(ctx.other_exposure)} + {order.label} after this order {money(this)} = {money(value)} {cur}"))  # fmt: skip
+    value = others + this
+    return lim.at_most(value, lambda: (
+        f"other positions {money(others)} + {order.label} after this order {money(this)} = "
+        f"{money(value)} {ctx.base_currency}"))  # fmt: skip
 
 
-def _open_orders(rules: RiskRules, ctx: RiskContext) -> Check | None:
+def _open_orders(lim: _Limit, ctx: RiskContext) -> Check:
     """Every working order of the account IB reports to this connection (tv2ib's entries and
     exits, and any other order it sees), plus the legs this alert would add."""
-    limit = rules.max_open_orders
-    if limit is None:
-        return None
     working = ctx.working_orders or 0
     value = working + ctx.order.legs
-    ok = value <= limit
     others = working - ctx.working_tv2ib
-    return _verdict(rules, "max_open_orders", limit, value, ok, lambda: (
-        f"{_head(rules, 'max_open_orders', str(limit))} exceeded: {working} working at IB "
-        f"({ctx.working_tv2ib} tv2ib, {others} other) + {ctx.order.legs} of this alert = {value}"))  # fmt: skip
+    return lim.at_most(value, lambda: (
+        f"{working} working at IB ({ctx.working_tv2ib} tv2ib, {others} other) + {ctx.order.legs} "
+        f"of this alert = {value}"))  # fmt: skip
 
 
-def _orders_per_minute(rules: RiskRules, ctx: RiskContext) -> Check | None:
-    limit = rules.max_orders_per_minute
-    if limit is None:
-        return None
+def _orders_per_minute(lim: _Limit, ctx: RiskContext) -> Check:
     value = ctx.orders_last_minute + 1
-    ok = value <= limit
-    return _verdict(rules, "max_orders_per_minute", limit, value, ok, lambda: (
-        f"{_head(rules, 'max_orders_per_minute', str(limit))} exceeded: {ctx.orders_last_minute} opening "
-        f"order(s) sent for account {ctx.account or '(default)'} in the last 60 s; this would be {value}"))  # fmt: skip
+    return lim.at_most(value, lambda: (
+        f"{ctx.orders_last_minute} opening order(s) sent for account {ctx.account or '(default)'} "
+        f"in the last 60 s; this would be {value}"))  # fmt: skip
 
 
-def _daily_loss(rules: RiskRules, ctx: RiskContext) -> Check | None:
-    limit = rules.daily_loss_limit
-    if limit is None:
-        return None
-    cur = ctx.base_currency
-
-    def head() -> str:  # written only for a refusal: a passing check formats nothing
-        return _head(rules, "daily_loss_limit", f"{money(limit)} {cur}")
-
-    daily = ctx.daily
+def _daily_loss(lim: _Limit, ctx: RiskContext) -> Check:
+    daily, cur = ctx.daily, ctx.base_currency
     if daily is None:
-        return Check("daily_loss_limit", limit, None, False, rules.source_of("daily_loss_limit"),
-                     f"{head()}: cannot be checked: today's PnL is unknown")  # fmt: skip
-    reached = -daily.total >= limit
-    return _verdict(rules, "daily_loss_limit", limit, daily.total, not (daily.halted or reached), lambda: (
-        f"{head()} {'reached' if reached else 'reached earlier today'}: entries halted until {daily.day_ends}; "
+        return lim.unknown("today's PnL is unknown")
+    reached = -daily.total >= lim.limit
+    return lim.verdict(daily.total, not (daily.halted or reached), lambda: (
+        f"{lim.head} {'reached' if reached else 'reached earlier today'}: entries halted until {daily.day_ends}; "
         f"today's PnL {signed(daily.total)} {cur} (realized {signed(daily.realized)} + unrealized "
         f"{'?' if daily.unrealized is None else signed(daily.unrealized)})"))  # fmt: skip
 
@@ -362,46 +360,30 @@ def signed(value: Decimal) -> str:
     return ("+" if value > 0 else "") + money(value)
 
 
-def _price_deviation(rules: RiskRules, ctx: RiskContext) -> Check | None:
-    limit = rules.max_price_deviation_percent
-    if limit is None:
-        return None
-    source = rules.source_of("max_price_deviation_percent")
+def _price_deviation(lim: _Limit, ctx: RiskContext) -> Check:
     if ctx.alert_price is None:
-        return Check("max_price_deviation_percent", limit, None, None, source,
+        return Check(lim.key, lim.limit, None, None, lim.source,
                      "skipped: the alert has no price to compare with IB's quote")  # fmt: skip
-
-    def head() -> str:
-        return _head(rules, "max_price_deviation_percent", percent(limit))
-
     if ctx.quote is None or ctx.quote <= 0:
-        return Check("max_price_deviation_percent", limit, None, False, source,
-                     f"{head()}: cannot be checked: no quote from IB for {ctx.order.label}")  # fmt: skip
-    quote = ctx.quote
-    deviation = abs(ctx.alert_price - quote) / quote * HUNDRED
-    ok = deviation <= limit
-    message = (
-        ""
-        if ok
-        else (
-            f"{head()} exceeded: the alert's price {price(ctx.alert_price)} is {percent(deviation)} from IB's "
-            f"{ctx.quote_source or 'quote'} {price(quote)} for {ctx.order.label} (a stale alert, or another symbol?)"
-        )
-    )
-    return Check(
-        "max_price_deviation_percent", limit, deviation.quantize(Decimal("0.0001")), ok, source, message
-    )
+        return lim.unknown(f"no quote from IB for {ctx.order.label}")
+    alert_price, quote = ctx.alert_price, ctx.quote
+    deviation = abs(alert_price - quote) / quote * HUNDRED
+    return lim.verdict(deviation.quantize(Decimal("0.0001")), deviation <= lim.limit, lambda: (
+        f"{lim.head} exceeded: the alert's price {price(alert_price)} is {percent(deviation)} from IB's "
+        f"{ctx.quote_source or 'quote'} {price(quote)} for {ctx.order.label} (a stale alert, or another symbol?)"))  # fmt: skip
 
 
-_RULES = (  # after _symbols (allow / deny: one check per list)
-    _trading_hours,
-    _daily_loss,
-    _price_deviation,
-    _order_quantity,
-    _order_notional,
-    _position_quantity,
-    _position_notional,
-    _gross_exposure,
-    _open_orders,
-    _orders_per_minute,
+Rule = Callable[[_Limit, RiskContext], Check | None]
+
+_RULES: tuple[tuple[str, Callable[[Any, str], str], Rule], ...] = (  # after _symbols (allow / deny)
+    ("trading_hours", _as_text, _trading_hours),
+    ("daily_loss_limit", _as_money, _daily_loss),
+    ("max_price_deviation_percent", _as_percent, _price_deviation),
+    ("max_order_quantity", _as_quantity, _order_quantity),
+    ("max_order_notional", _as_money, _order_notional),
+    ("max_position_quantity", _as_quantity, _position_quantity),
+    ("max_position_notional", _as_money, _position_notional),
+    ("max_gross_exposure", _as_money, _gross_exposure),
+    ("max_open_orders", _as_text, _open_orders),
+    ("max_orders_per_minute", _as_text, _orders_per_minute),
 )
