@@ -12,7 +12,7 @@ Python name in camelCase), enums lower-case, ``ticker``/``exchange`` upper-case:
     sentiment       str|null  bullish | bearish | flat  (TradingView's long/short are mapped to bullish/bearish)
     positionSize    num|null  signed target position; wins over quantity (extension)
     prevMarketPosition      str|null  long | short | flat: the strategy's position before this
-                              order ({{strategy.prev_market_position}}); stored, not acted on yet
+                              order ({{strategy.prev_market_position}}); compared with IB's position (worker/decision/drift.py)
     prevMarketPositionSize  num|null  >= 0, its size ({{strategy.prev_market_position_size}})
     quantity        num|null  > 0
     quantityType    str|null  fixed_quantity | dollar_amount | risk_dollar_amount | risk_percent |

@@ -3,7 +3,7 @@ across a SIGKILL of one worker right after its entry went out (issue 11, "One al
 
 Real processes: ``python -m ibsim`` managing DU1 and DU2, gunicorn, and one ``python -m worker`` per
 account (``IB_ACCOUNT`` and ``IB_CLIENT_ID`` of its own). The crash point is the worker's one test
-hook (``TV2IB_CRASH_AT``, ``worker.execution.executor.crash_point``).
+hook (``TV2IB_CRASH_AT``, ``worker.execution.protocol.crash_point``).
 """
 
 from __future__ import annotations

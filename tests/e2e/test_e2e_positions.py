@@ -3,7 +3,7 @@ by more than the position.
 
 Real processes: ``python -m ibsim``, gunicorn (alerts go in through ``POST /webhook``) and
 ``python -m worker``; the worker is killed at a named crash point (``TV2IB_CRASH_AT``, see
-:func:`worker.execution.executor.crash_point`) in the middle of a reversal, then started again. A watcher
+:func:`worker.execution.protocol.crash_point`) in the middle of a reversal, then started again. A watcher
 polls ibsim's ``/state`` all the while (through the kill and the restart) and checks invariant 7
 on every snapshot (:func:`worker.decision.positions.exits_fit`: tv2ib's stops and targets on the closing
 side, never larger than the position). After the restart: the position is the alert's target,

@@ -1,7 +1,7 @@
 """The worker is SIGKILLed at every step of a placement, restarted, and each leg exists exactly once.
 
 Real processes: ``python -m ibsim`` and ``python -m worker`` (SQLite, private Redis DB). The crash
-points are the one test hook in ``worker.execution.executor.crash_point`` (env ``TV2IB_CRASH_AT``).
+points are the one test hook in ``worker.execution.protocol.crash_point`` (env ``TV2IB_CRASH_AT``).
 """
 
 from __future__ import annotations
