@@ -138,9 +138,10 @@ class OperatorControls:
     def set_latency(self, profile: str = "none", **figures_ms: float) -> Json:
         """The latency profile (``none``, ``ib``; figures replaced in milliseconds, e.g.
         ``whatIfMs=800``): how long answers are held back and how often the account stream
-        pushes. Returns the profile's figures."""
+        pushes; the log of held answers starts afresh. Returns the profile's figures."""
         latency = self.conditions.latency
         latency.profile = profile_named(profile, figures_ms)
+        latency.log.clear()
         self.account_stream.restart()
         return latency.profile.to_json()
 
@@ -187,7 +188,6 @@ class OperatorControls:
         self.engine.reset()
         self.set_market_data(self.market_data_default)
         self.conditions.latency.orders = 0.0
-        self.conditions.latency.log.clear()
         self.set_latency(self.latency_default)
         self.conditions.refusing_until = 0.0
         self.state_file.schedule()

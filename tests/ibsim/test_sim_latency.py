@@ -156,12 +156,13 @@ def test_the_control_endpoint_sets_and_clears_the_profile(
         assert answer.status_code == 422 and word in answer.json()["message"]
     assert http.get("/latency").json()["whatIfMs"] == 800.0  # a refused change changes nothing
 
+    (contract,) = ib.qualifyContracts(Stock("AAPL", "SMART", "USD"))
+    assert [row["kind"] for row in http.get("/latency").json()["held"]] == ["contractDetails"]
     cleared = http.post("/latency", json={"profile": "none"}).json()
     assert cleared["profile"] == "none" and all(cleared[key] == 0.0 for key in _FIGURES)
-    before = len(http.get("/latency").json()["held"])
-    (contract,) = ib.qualifyContracts(Stock("AAPL", "SMART", "USD"))
+    assert http.get("/latency").json()["held"] == []  # a new profile, a new log
     ib.whatIfOrder(contract, MarketOrder("BUY", 1))
-    assert len(http.get("/latency").json()["held"]) == before  # nothing held back any more
+    assert http.get("/latency").json()["held"] == []  # nothing held back any more
 
     http.post("/latency", json={"profile": "ib"})
     assert http.post("/reset").json()["ok"]
