@@ -203,7 +203,7 @@ def main() -> None:
     )
     parser.add_argument("--samples", type=int, default=100, help="warm samples and floor brackets on ibsim")
     parser.add_argument("--ib-samples", type=int, default=25, help="the same under the IB-like profile")
-    parser.add_argument("--cold", type=int, default=20, help="cold samples per run (one new symbol each)")
+    parser.add_argument("--cold", type=int, default=15, help="cold samples per run (one new symbol each)")
     parser.add_argument(
         "--period", type=float, default=0.25, help="seconds from one sample's start to the next"
     )
