@@ -74,34 +74,34 @@ class Relay:
         await asyncio.gather(self._upstream(reader, up_writer), self._pipe(up_reader, writer))
 
     async def _upstream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            writer.write(await reader.readexactly(4))  # "API\0"
-            while True:
-                header = await reader.readexactly(4)
-                payload = await reader.readexactly(int.from_bytes(header, "big"))
-                writer.write(header + payload)
-                if payload.startswith(PLACE_ORDER + b"\x00") and self.wanted_suffix in payload:
-                    self._note(payload, self.seen)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    def _note(self, payload: bytes, into: dict[str, float]) -> None:
-        now = time.perf_counter()
-        for field in payload.split(b"\x00"):
-            if field.startswith(b"tv2ib:") and field.endswith(b":sl"):
-                into.setdefault(field.decode(), now)
+        """client → ibsim: the greeting, then frame by frame, stamping each last leg placed."""
+        await self._frames(reader, writer, PLACE_ORDER, self.seen, greeting=True)
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """ibsim → client, frame by frame (the handshake answer is framed too)."""
+        """ibsim → client, frame by frame (the handshake answer is framed too), stamping each last
+        leg's first openOrder: its acknowledgement."""
+        await self._frames(reader, writer, OPEN_ORDER, self.acked)
+
+    async def _frames(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        msg_id: bytes,
+        into: dict[str, float],
+        greeting: bool = False,
+    ) -> None:
         try:
+            if greeting:
+                writer.write(await reader.readexactly(4))  # "API\0"
             while True:
                 header = await reader.readexactly(4)
                 payload = await reader.readexactly(int.from_bytes(header, "big"))
                 writer.write(header + payload)
-                if payload.startswith(OPEN_ORDER + b"\x00") and self.wanted_suffix in payload:
-                    self._note(payload, self.acked)
+                if payload.startswith(msg_id + b"\x00") and self.wanted_suffix in payload:
+                    now = time.perf_counter()
+                    for field in payload.split(b"\x00"):
+                        if field.startswith(b"tv2ib:") and field.endswith(b":sl"):
+                            into.setdefault(field.decode(), now)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
