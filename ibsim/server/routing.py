@@ -148,8 +148,10 @@ class Router:
                 fields = open_order(order, instrument(order.con_id))
             elif isinstance(event, OrderStatusEvent):
                 fields = order_status(order)
-            else:
+            elif isinstance(event, WhatIfEvent):
                 fields = open_order(order, instrument(order.con_id), "PreSubmitted", event.state)
+            else:
+                return
             timing.send(session, event, order.order_id, fields)
 
     def _holding(self, session: Session, delay: float) -> contextlib.AbstractContextManager[None]:
