@@ -35,15 +35,18 @@ from bench.benchtools import free_port, percentile, private_redis
 from cli.stack import ProcessStack, wait_until
 
 PLACE_ORDER = b"3"
+OPEN_ORDER = b"5"
 
 
 class Relay:
-    """TCP relay worker ↔ ibsim on its own loop thread; records when a last leg passes."""
+    """TCP relay worker ↔ ibsim on its own loop thread; records when a last leg passes to ibsim
+    (``seen``) and when ibsim's first ``openOrder`` of it passes back (``acked``: its acknowledgement)."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.port = free_port()
         self.seen: dict[str, float] = {}  # order ref -> perf_counter when forwarded
+        self.acked: dict[str, float] = {}  # order ref -> perf_counter when ibsim's openOrder passed back
         self.wanted_suffix = b":sl\x00"
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -71,30 +74,44 @@ class Relay:
         await asyncio.gather(self._upstream(reader, up_writer), self._pipe(up_reader, writer))
 
     async def _upstream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """client → ibsim: the greeting, then frame by frame, stamping each last leg placed."""
+        await self._frames(reader, writer, PLACE_ORDER, self.seen, greeting=True)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """ibsim → client, frame by frame (the handshake answer is framed too), stamping each last
+        leg's first openOrder: its acknowledgement."""
+        await self._frames(reader, writer, OPEN_ORDER, self.acked)
+
+    async def _frames(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        msg_id: bytes,
+        into: dict[str, float],
+        greeting: bool = False,
+    ) -> None:
         try:
-            writer.write(await reader.readexactly(4))  # "API\0"
+            if greeting:
+                writer.write(await reader.readexactly(4))  # "API\0"
             while True:
                 header = await reader.readexactly(4)
                 payload = await reader.readexactly(int.from_bytes(header, "big"))
                 writer.write(header + payload)
-                if payload.startswith(PLACE_ORDER + b"\x00") and self.wanted_suffix in payload:
+                if payload.startswith(msg_id + b"\x00") and self.wanted_suffix in payload:
                     now = time.perf_counter()
                     for field in payload.split(b"\x00"):
                         if field.startswith(b"tv2ib:") and field.endswith(b":sl"):
-                            self.seen.setdefault(field.decode(), now)
+                            into.setdefault(field.decode(), now)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
             writer.close()
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
+    def latencies(self, sent: dict[str, float], acked: bool = False) -> list[float]:
+        """Milliseconds from each ref's start (perf_counter) to its last leg at ibsim, or to
+        ibsim's acknowledgement of it."""
+        marks = self.acked if acked else self.seen
+        return [(marks[ref] - t0) * 1000 for ref, t0 in sent.items()]
 
 
 def describe(name: str, values_ms: list[float]) -> str:
@@ -163,7 +180,13 @@ def run_burst(stack: ProcessStack, relay: Relay, count: int) -> tuple[float, flo
     return posted, max(relay.seen[r] for r in refs) - t0
 
 
-def run_floor(relay: Relay, count: int, gap: float) -> list[float]:
+def run_floor(
+    relay: Relay, count: int, gap: float, tag: str = "floor", clean_up: bool = False
+) -> dict[str, float]:
+    """A plain ib_async script placing ``count`` brackets through the relay, each once the last one's
+    acknowledgement is back; returns each last leg's ref and start (perf_counter). ``clean_up``: at
+    the end cancel every working order (reqGlobalCancel) and sell what the floor bought, so a run of
+    tv2ib after it sees an account without the floor's orders and position."""
     from ib_async import IB, LimitOrder, MarketOrder, Stock, StopOrder
 
     ib = IB()
@@ -171,9 +194,9 @@ def run_floor(relay: Relay, count: int, gap: float) -> list[float]:
     # another symbol than the pipeline's: the floor's fills are a position tv2ib's worker would see
     # (a buy while long is refused since position semantics), so they must not land on AAPL
     contract = ib.qualifyContracts(Stock("MSFT", "SMART", "USD"))[0]
-    out = []
+    sent: dict[str, float] = {}
     for i in range(count):
-        ref = f"floor{i}"
+        ref = f"{tag}{i}"
         parent = MarketOrder("BUY", 1, orderRef=f"tv2ib:{ref}:entry", transmit=False)
         parent.orderId = ib.client.getReqId()
         tp = LimitOrder("SELL", 1, 424.2, orderRef=f"tv2ib:{ref}:tp", transmit=False, parentId=parent.orderId,
@@ -183,14 +206,21 @@ def run_floor(relay: Relay, count: int, gap: float) -> list[float]:
         t0 = time.perf_counter()
         for order in (parent, tp, sl):
             ib.placeOrder(contract, order)
+        sent[f"tv2ib:{ref}:sl"] = t0
         # ib.sleep keeps ib_async's loop running while we poll
-        wait_until(lambda ref=ref: f"tv2ib:{ref}:sl" in relay.seen, 10,
-                   lambda ref=ref: f"floor bracket {ref} not seen; trades: {ib.trades()[-3:]}",
+        wait_until(lambda ref=ref: f"tv2ib:{ref}:sl" in relay.acked, 10,
+                   lambda ref=ref: f"floor bracket {ref} not acknowledged; trades: {ib.trades()[-3:]}",
                    interval=0.0002, sleep=ib.sleep)  # fmt: skip
-        out.append((relay.seen[f"tv2ib:{ref}:sl"] - t0) * 1000)
         ib.sleep(gap)
+    if clean_up:
+        ib.reqGlobalCancel()
+        wait_until(lambda: not ib.openTrades(), 30, "the floor's orders were not cancelled", sleep=ib.sleep)
+        held = sum(p.position for p in ib.positions() if p.contract.conId == contract.conId)
+        if held:
+            close = ib.placeOrder(contract, MarketOrder("SELL", held))
+            wait_until(lambda: close.isDone(), 30, "the floor's position was not closed", sleep=ib.sleep)
     ib.disconnect()
-    return out
+    return sent
 
 
 def main() -> None:
@@ -233,7 +263,7 @@ def run_benchmark(stack: ProcessStack, env: dict[str, str], args: argparse.Names
           f"{args.alerts} alerts {args.gap * 1000:.0f} ms apart")  # fmt: skip
     run_pipeline(stack, relay, 10, args.gap)  # warm-up: contract cache, connections, JIT-free paths
     pipe = run_pipeline(stack, relay, args.alerts, args.gap)
-    floor = run_floor(relay, args.alerts, args.gap)
+    floor = relay.latencies(run_floor(relay, args.alerts, args.gap))
     print(describe("webhook -> last leg at ibsim (tv2ib)", pipe))
     print(describe("floor: ib_async places bracket -> ibsim", floor))
     print("targets: p50 <= 10 ms, p99 <= 30 ms")

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import signal
 
+from ibsim.latency import PROFILES
 from ibsim.server import SimServer
 
 
@@ -40,6 +41,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the login's market data: live; delayed (no live API subscription: live requests get "
         "error 354, delayed ones 10167 and delayed ticks); none (354 / 10168)",
     )
+    p.add_argument(
+        "--latency",
+        choices=tuple(PROFILES),
+        default="none",
+        help="hold answers back as a live IB account does: ib (acks, fills, what-ifs, contract "
+        "lookups, first market data, account stream; figures in docs/ibsim-protocol.md); "
+        "none (default): at once",
+    )
     p.add_argument("--seed", type=int, help="random-walk seed (reproducible demos)")
     p.add_argument("--no-pacing", action="store_true", help="do not reject clients above 50 messages/s")
     p.add_argument("--log-level", default="INFO")
@@ -61,6 +70,7 @@ async def run(args: argparse.Namespace) -> None:
         initial_cash=args.cash,
         margin_check=args.margin_check,
         market_data=args.market_data,
+        latency=args.latency,
         seed=args.seed,
     )
     stop = asyncio.Event()

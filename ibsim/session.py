@@ -1,4 +1,5 @@
-"""One client connection: its clientId, subscriptions, pacing window and ordered output queue."""
+"""One client connection: its clientId, subscriptions, pacing window, ordered output queue and the
+lanes a latency profile holds answers back in (:mod:`ibsim.lanes`)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ibsim.framing import frame
+from ibsim.lanes import Lanes
+from ibsim.latency import Held
 from ibsim.messages.connection import error as error_message
 
 log = logging.getLogger(__name__)
@@ -47,26 +50,56 @@ class Session:
         self._window_count = 0
         self._queue: deque[tuple[float, bytes]] = deque()
         self._sender: asyncio.Task[None] | None = None
+        self._lanes = Lanes(self._write)
+        #: (lane, delay, held) for every message sent inside :meth:`holding`
+        self._hold: tuple[str, float, Held | None] | None = None
         self.closed = False
         self.refused = False
 
     # ------------------------------------------------------------- output
 
-    def send(self, fields: Sequence[object], delay: float = 0.0) -> None:
-        """Queue one message; ``delay`` seconds hold it back (FIFO order is kept)."""
+    def send(
+        self, fields: Sequence[object], delay: float = 0.0, lane: str = "", held: Held | None = None
+    ) -> float:
+        """Queue one message; ``delay`` seconds hold it back. Without ``lane`` (or with an idle lane
+        and no delay) it takes the connection's ordered queue (FIFO order is kept); in a ``lane``
+        it waits only for that lane's earlier messages. Returns when it is due (``time.monotonic()``)."""
         if self.closed:
-            return
+            return 0.0
         data = frame(fields)
+        if self._hold is not None:
+            hold_lane, hold_delay, hold_held = self._hold
+            lane, delay, held = lane or hold_lane, max(delay, hold_delay), held or hold_held
+        if lane and (delay > 0 or self._lanes.busy(lane)):
+            return self._lanes.put(lane, delay, data, held)
+        now = time.monotonic()
         if delay <= 0 and not self._queue:
-            self.writer.write(data)
-            if self.writer.transport.get_write_buffer_size() > MAX_OUTPUT_BUFFER:
-                # a client that stopped reading would otherwise grow our memory without bound
-                log.warning("client %s does not read its messages; disconnecting it", self.client_id)
-                self.close()
-            return
-        self._queue.append((time.monotonic() + max(0.0, delay), data))
+            self._write(data)
+            return now
+        self._queue.append((now + max(0.0, delay), data))
         if self._sender is None or self._sender.done():
             self._sender = asyncio.get_running_loop().create_task(self._drain_queue())
+        return self._queue[-1][0]
+
+    @contextlib.contextmanager
+    def holding(self, lane: str, delay: float, held: Held | None = None) -> Iterator[None]:
+        """Every message sent inside goes to ``lane``, held back at least ``delay`` seconds (a
+        handler's whole answer under the latency profile); ``held`` is stamped when it is written."""
+        previous = self._hold
+        self._hold = (lane, delay, held)
+        try:
+            yield
+        finally:
+            self._hold = previous
+
+    def _write(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self.writer.write(data)
+        if self.writer.transport.get_write_buffer_size() > MAX_OUTPUT_BUFFER:
+            # a client that stopped reading would otherwise grow our memory without bound
+            log.warning("client %s does not read its messages; disconnecting it", self.client_id)
+            self.close()
 
     async def _drain_queue(self) -> None:
         while self._queue and not self.closed:
@@ -78,9 +111,9 @@ class Session:
             self._queue.popleft()
             self.writer.write(data)
 
-    def error(self, req_id: int, code: int, text: str, delay: float = 0.0) -> None:
-        """Send error 4."""
-        self.send(error_message(req_id, code, text), delay)
+    def error(self, req_id: int, code: int, text: str, delay: float = 0.0, lane: str = "") -> float:
+        """Send error 4 (see :meth:`send`)."""
+        return self.send(error_message(req_id, code, text), delay, lane)
 
     def close(self) -> None:
         """Close the socket (the client sees EOF)."""
@@ -89,6 +122,7 @@ class Session:
         self.closed = True
         if self._sender is not None:
             self._sender.cancel()
+        self._lanes.cancel()
         with contextlib.suppress(Exception):
             self.writer.close()
 

@@ -159,6 +159,15 @@ class SimThread:
         """Refuse every new order on the matching contracts (``halted=False`` resumes)."""
         return self.call(self.sim.set_halted, halted, symbol=symbol, **kw)
 
+    def set_latency(self, profile: str = "none", **figures_ms: float) -> dict[str, Any]:
+        """The latency profile (``ib``; ``none`` clears it), figures replaced in milliseconds
+        (``whatIfMs=800``); ``reset()`` goes back to the server's starting profile."""
+        return self.call(self.sim.set_latency, profile, **figures_ms)
+
+    def latency(self) -> dict[str, Any]:
+        """The same document as GET /latency: the profile and the answers it held back."""
+        return self.call(self.sim.latency_state)
+
     def notice(self, code: int, text: str = "") -> None:
         """Send error(-1, code, text) to every client."""
         self.call(self.sim.notice, code, text)

@@ -118,6 +118,15 @@ def halt(sim: OperatorControls, body: Json) -> Json:
     return {"ok": True, "conIds": sim.set_halted(halted, **_contract(body)), "halted": halted}
 
 
+def latency(sim: OperatorControls, body: Json) -> Json:
+    """POST /latency: the latency profile (``none`` clears it), figures replaced in milliseconds."""
+    name = body.get("profile", "none")
+    if not isinstance(name, str):
+        raise HttpError(422, "invalid", "field 'profile' must be a profile name")
+    figures = {k: v for k, v in body.items() if k != "profile"}
+    return {"ok": True, **sim.set_latency(name, **figures)}
+
+
 def end_of_day(sim: OperatorControls, body: Json) -> Json:
     """POST /end_of_day: the closing auction, then DAY orders expire."""
     return {"ok": True, **sim.end_of_day()}
@@ -133,6 +142,7 @@ Route = Callable[[OperatorControls, Json], Json]
 GET_ROUTES: dict[str, Route] = {
     "/state": lambda sim, body: sim.state(),
     "/health": lambda sim, body: {"ok": True, "port": sim.port},
+    "/latency": lambda sim, body: sim.latency_state(),
 }
 POST_ROUTES: dict[str, Route] = {
     "/price": price,
@@ -144,6 +154,7 @@ POST_ROUTES: dict[str, Route] = {
     "/account": account,
     "/market_data": market_data,
     "/halt": halt,
+    "/latency": latency,
     "/end_of_day": end_of_day,
     "/notice": notice,
 }

@@ -1,13 +1,17 @@
-"""Contract requests: reqContractDetails, reqMatchingSymbols and reqMarketRule, from the catalog."""
+"""Contract requests: reqContractDetails, reqMatchingSymbols and reqMarketRule, from the catalog
+(held back by the latency profile's ``contract_details``: IB answers them from its servers)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from ibsim.catalog.instruments import Instrument
+from ibsim.catalog.instruments import ContractQuery, Instrument
 from ibsim.catalog.lookup import Catalog
 from ibsim.framing import FieldReader
 from ibsim.handlers.dispatch import RequestGroup, answers
+from ibsim.latency import Latency
 from ibsim.messages import ids
 from ibsim.messages.contracts import (
     ContractRequest,
@@ -34,13 +38,26 @@ def one_contract(catalog: Catalog, session: Session, req: ContractRequest) -> In
 class ContractRequests(RequestGroup):
     """Contract lookups against the catalog."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, latency: Latency) -> None:
         self.catalog = catalog
+        self.latency = latency
+
+    @contextmanager
+    def _held(self, session: Session, req_id: int) -> Iterator[None]:
+        """The whole answer in the contracts lane, held back by the profile's figure."""
+        delay = self.latency.profile.contract_details
+        held = self.latency.log.note("contractDetails", session.client_id, req_id, delay)
+        with session.holding("contracts", delay, held):
+            yield
 
     @answers(ids.REQ_CONTRACT_DATA)
     def contract_details(self, session: Session, fields: list[str]) -> None:
         """Every matching instrument (on the exchange asked for), then the end; none is error 200."""
         req_id, query = parse_contract_details_request(fields)
+        with self._held(session, req_id):
+            self._details(session, req_id, query)
+
+    def _details(self, session: Session, req_id: int, query: ContractQuery) -> None:
         found = self.catalog.match(query)
         if not found:
             session.error(req_id, 200, NO_DEFINITION)
@@ -63,10 +80,12 @@ class ContractRequests(RequestGroup):
             if inst.symbol.upper().startswith(pattern) or pattern in inst.long_name.upper():
                 key = (inst.symbol, "FUT" if inst.sec_type == "FUT" else inst.sec_type + inst.currency)
                 seen.setdefault(key, inst)
-        session.send(symbol_samples(req_id, list(seen.values())[:16]))
+        with self._held(session, req_id):
+            session.send(symbol_samples(req_id, list(seen.values())[:16]))
 
     @answers(ids.REQ_MARKET_RULE)
     def market_rule(self, session: Session, fields: list[str]) -> None:
         """The price bands of a market rule."""
         rule_id = FieldReader(fields, 1).int()
-        session.send(market_rule(rule_id, list(self.catalog.market_rule(rule_id))))
+        with self._held(session, rule_id):
+            session.send(market_rule(rule_id, list(self.catalog.market_rule(rule_id))))

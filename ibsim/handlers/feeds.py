@@ -34,6 +34,12 @@ _LIVE_TICKS = (1, 2, 4, 8, 9)
 _DELAYED_TICKS = (66, 67, 68, 74, 75)
 
 
+def market_lane(req_id: int) -> str:
+    """The lane of one market-data request: its later ticks wait behind its first round while a
+    latency profile holds that back (a stale first round must never follow a newer price)."""
+    return f"mkt:{req_id}"
+
+
 def hhmm() -> str:
     """updateAccountTime's clock text."""
     return dt.datetime.now().strftime("%H:%M")
@@ -131,9 +137,10 @@ class Feeds:
         if data_type is None:
             data_type = session.mkt_type.get(req_id, 1)
         bid_t, ask_t, last_t, vol_t, close_t = _DELAYED_TICKS if data_type in (3, 4) else _LIVE_TICKS
-        session.send(tick_price(req_id, bid_t, round_to_tick(price - tick, tick), 100, 1))
-        session.send(tick_price(req_id, ask_t, round_to_tick(price + tick, tick), 100, 1))
-        session.send(tick_price(req_id, last_t, price, 1, 0))
+        lane = market_lane(req_id)
+        session.send(tick_price(req_id, bid_t, round_to_tick(price - tick, tick), 100, 1), lane=lane)
+        session.send(tick_price(req_id, ask_t, round_to_tick(price + tick, tick), 100, 1), lane=lane)
+        session.send(tick_price(req_id, last_t, price, 1, 0), lane=lane)
         if full:
-            session.send(tick_size(req_id, vol_t, 1000))
-            session.send(tick_price(req_id, close_t, inst.default_price, 0, 0))
+            session.send(tick_size(req_id, vol_t, 1000), lane=lane)
+            session.send(tick_price(req_id, close_t, inst.default_price, 0, 0), lane=lane)

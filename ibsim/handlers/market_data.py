@@ -1,5 +1,6 @@
 """Market-data requests and the login's entitlement: reqMarketDataType, reqMktData (snapshot or
-streaming, live or delayed) and cancelMktData."""
+streaming, live or delayed; its answer held back by the latency profile's ``snapshot``) and
+cancelMktData."""
 
 from __future__ import annotations
 
@@ -10,9 +11,15 @@ from ibsim.engine.core import Engine
 from ibsim.framing import FieldReader
 from ibsim.handlers.contracts import one_contract
 from ibsim.handlers.dispatch import RequestGroup, answers
-from ibsim.handlers.feeds import Feeds
+from ibsim.handlers.feeds import Feeds, market_lane
+from ibsim.latency import Latency
 from ibsim.messages import ids
-from ibsim.messages.market_data import market_data_type, parse_mkt_data_request, tick_snapshot_end
+from ibsim.messages.market_data import (
+    MktDataRequest,
+    market_data_type,
+    parse_mkt_data_request,
+    tick_snapshot_end,
+)
 from ibsim.session import Session
 
 MARKET_DATA_MODES = ("live", "delayed", "none")
@@ -40,10 +47,11 @@ class Entitlement(RequestGroup):
 class MarketDataRequests(RequestGroup):
     """Market-data subscriptions of every client, within the login's entitlement."""
 
-    def __init__(self, engine: Engine, feeds: Feeds, entitlement: Entitlement) -> None:
+    def __init__(self, engine: Engine, feeds: Feeds, entitlement: Entitlement, latency: Latency) -> None:
         self.engine = engine
         self.feeds = feeds
         self.entitlement = entitlement
+        self.latency = latency
 
     @answers(ids.REQ_MARKET_DATA_TYPE)
     def market_data_type(self, session: Session, fields: list[str]) -> None:
@@ -54,8 +62,15 @@ class MarketDataRequests(RequestGroup):
 
     @answers(ids.REQ_MKT_DATA)
     def mkt_data(self, session: Session, fields: list[str]) -> None:
-        """reqMktData: the data type, a full round of ticks, then a snapshot's end or the subscription."""
+        """reqMktData: the data type, a full round of ticks, then a snapshot's end or the subscription
+        (the whole answer in the request's market-data lane, held back by the latency profile)."""
         req = parse_mkt_data_request(fields)
+        profile = self.latency.profile
+        held = self.latency.log.note("snapshot", session.client_id, req.req_id, profile.snapshot)
+        with session.holding(market_lane(req.req_id), profile.snapshot, held):
+            self._answer(session, req, profile.snapshot_end)
+
+    def _answer(self, session: Session, req: MktDataRequest, end_delay: float) -> None:
         inst = one_contract(self.engine.catalog, session, req)
         if inst is None:
             return
@@ -65,7 +80,7 @@ class MarketDataRequests(RequestGroup):
         session.send(market_data_type(req.req_id, data_type))
         self.feeds.send_ticks(session, req.req_id, inst.con_id, full=True, data_type=data_type)
         if req.snapshot or req.regulatory_snapshot:
-            session.send(tick_snapshot_end(req.req_id))
+            session.send(tick_snapshot_end(req.req_id), end_delay)
         else:
             session.mkt[req.req_id] = inst.con_id
             session.mkt_type[req.req_id] = data_type

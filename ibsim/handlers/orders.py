@@ -26,7 +26,8 @@ from ibsim.messages.orders import (
 from ibsim.messages.place_order import parse_place_order
 from ibsim.session import Session
 
-#: hands engine events to the router (SimServer.apply)
+#: hands the engine events answering a client's order request to the router (SimServer.answer:
+#: the latency profile's acknowledgement applies to them)
 Apply = Callable[[Sequence[Event]], None]
 
 

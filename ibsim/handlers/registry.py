@@ -11,18 +11,20 @@ from ibsim.handlers.feeds import Feeds
 from ibsim.handlers.historical import HistoricalRequests
 from ibsim.handlers.market_data import Entitlement, MarketDataRequests
 from ibsim.handlers.orders import Apply, OrderRequests
+from ibsim.latency import Latency
 
 
 def request_handlers(
-    engine: Engine, apply: Apply, feeds: Feeds, entitlement: Entitlement
+    engine: Engine, answer: Apply, feeds: Feeds, entitlement: Entitlement, latency: Latency
 ) -> dict[int, Handler]:
-    """Message id -> handler, for every request ibsim answers."""
+    """Message id -> handler, for every request ibsim answers (``latency``: the profile holding
+    answers back)."""
     groups = (
         ConnectionRequests(engine),
-        OrderRequests(engine, apply),
+        OrderRequests(engine, answer),
         AccountRequests(engine, feeds),
-        ContractRequests(engine.catalog),
-        MarketDataRequests(engine, feeds, entitlement),
+        ContractRequests(engine.catalog, latency),
+        MarketDataRequests(engine, feeds, entitlement, latency),
         HistoricalRequests(engine),
     )
     table: dict[int, Handler] = {}

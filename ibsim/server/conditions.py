@@ -1,27 +1,19 @@
 """The server's current fault conditions, read by the connections and the router and set by the
-fault injector: message latency, an IB connectivity outage, refused connections."""
+fault injector: message latency (the fault delays and the latency profile, :mod:`ibsim.latency`),
+an IB connectivity outage, refused connections."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 
+from ibsim.latency import Latency
+
 CONNECTIVITY_TEXT = {
     1100: "Connectivity between IB and Trader Workstation has been lost.",
     1101: "Connectivity between IB and Trader Workstation has been restored - data lost.",
     1102: "Connectivity between IB and Trader Workstation has been restored - data maintained.",
 }
-
-
-@dataclass
-class Latency:
-    """Seconds a family of messages is held back (messages to one client stay in order)."""
-
-    #: order messages: acks, statuses, fills, order errors, whatIf answers (fault ``delay``)
-    orders: float = 0.0
-    #: position / portfolio / account updates a fill causes, on top of ``orders`` (fault
-    #: ``position_delay``: TWS reports positions a moment after the execution)
-    positions: float = 0.0
 
 
 @dataclass

@@ -13,7 +13,9 @@ from typing import Any
 from ibsim.engine.core import Engine
 from ibsim.engine.events import OrderStatusEvent
 from ibsim.handlers.market_data import Entitlement
+from ibsim.latency import profile_named
 from ibsim.model import Json
+from ibsim.server.account_stream import AccountStream
 from ibsim.server.conditions import CONNECTIVITY_TEXT, Conditions
 from ibsim.server.connections import Connections
 from ibsim.server.faults import FaultInjector
@@ -33,6 +35,9 @@ class OperatorControls:
     state_file: StateFile
     #: the market-data mode reset() goes back to
     market_data_default: str
+    account_stream: AccountStream
+    #: the latency profile reset() goes back to
+    latency_default: str
 
     @property
     def port(self) -> int:
@@ -130,6 +135,21 @@ class OperatorControls:
         later requests."""
         return self.entitlement.set(mode, live_error)
 
+    def set_latency(self, profile: str = "none", **figures_ms: float) -> Json:
+        """The latency profile (``none``, ``ib``; figures replaced in milliseconds, e.g.
+        ``whatIfMs=800``): how long answers are held back and how often the account stream
+        pushes; the log of held answers starts afresh. Returns the profile's figures."""
+        latency = self.conditions.latency
+        latency.profile = profile_named(profile, figures_ms)
+        latency.log.clear()
+        self.account_stream.restart()
+        return latency.profile.to_json()
+
+    def latency_state(self) -> Json:
+        """The profile in force and the answers it held back (``GET /latency``)."""
+        latency = self.conditions.latency
+        return {**latency.profile.to_json(), "held": latency.log.rows()}
+
     def set_halted(
         self, halted: bool = True, symbol: str = "", sec_type: str = "", con_id: int | None = None
     ) -> list[int]:
@@ -168,5 +188,6 @@ class OperatorControls:
         self.engine.reset()
         self.set_market_data(self.market_data_default)
         self.conditions.latency.orders = 0.0
+        self.set_latency(self.latency_default)
         self.conditions.refusing_until = 0.0
         self.state_file.schedule()

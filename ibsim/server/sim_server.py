@@ -23,6 +23,8 @@ from ibsim.engine.events import Event
 from ibsim.handlers.feeds import Feeds
 from ibsim.handlers.market_data import Entitlement
 from ibsim.handlers.registry import request_handlers
+from ibsim.latency import profile_named
+from ibsim.server.account_stream import AccountStream
 from ibsim.server.conditions import Conditions
 from ibsim.server.connections import PACING_LIMIT, Connections, ConnectionSettings
 from ibsim.server.faults import FaultInjector
@@ -65,6 +67,7 @@ class SimServer(OperatorControls):
         initial_cash: float = 1_000_000.0,
         margin_check: bool = False,
         market_data: str = "live",
+        latency: str = "none",
     ) -> None:
         self.entitlement = Entitlement()
         self.set_market_data(market_data)
@@ -84,14 +87,19 @@ class SimServer(OperatorControls):
         self._control: ControlServer | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._assemble(ConnectionSettings(host, pacing, pacing_limit, farm_notices), port)
+        self.conditions.latency.profile = profile_named(latency)  # the account stream starts with start()
+        self.latency_default = latency
 
     def _assemble(self, settings: ConnectionSettings, port: int) -> None:
         self.conditions = Conditions()
         feeds = Feeds(self.engine)
-        handlers = request_handlers(self.engine, self.apply, feeds, self.entitlement)
+        handlers = request_handlers(
+            self.engine, self.answer, feeds, self.entitlement, self.conditions.latency
+        )
         self.connections = Connections(self.engine, handlers, self.conditions, settings, port)
         self.router = Router(self.engine, self.connections, feeds, self.state_file.schedule)
         self.injector = FaultInjector(self.engine, self.connections, self.apply, self._spawn)
+        self.account_stream = AccountStream(self.engine, self.connections, feeds, self._spawn)
 
     # ------------------------------------------------------------- lifecycle
 
@@ -114,6 +122,7 @@ class SimServer(OperatorControls):
             self._control = ControlServer(self, "127.0.0.1", self._control_port)
             await self._control.start()
             self._control_port = self._control.port
+        self.account_stream.restart()
         if self.walk:
             self._spawn(
                 random_walk(self.engine, self.apply, self._rng, self.walk_interval, self.walk_volatility)
@@ -158,6 +167,11 @@ class SimServer(OperatorControls):
     def apply(self, events: Sequence[Event]) -> None:
         """Turn engine events into messages for owners and subscribers."""
         self.router.apply(events)
+
+    def answer(self, events: Sequence[Event]) -> None:
+        """:meth:`apply` for the events answering a client's order request (under a latency
+        profile its acknowledgement holds them back)."""
+        self.router.apply(events, answering=True)
 
     @property
     def sessions(self) -> set[Session]:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 from ib_async import IB
-from support import wait_until
+from support import end_process, wait_until
 
 
 def wait_for(ib: IB, predicate: Callable[[], object], timeout: float = 3.0) -> None:
@@ -51,3 +54,24 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def start_cli(*args: str) -> tuple[subprocess.Popen[str], int, int]:
+    """``python -m ibsim`` on free ports with ``args``: (process, API port, control port)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ibsim", "--port", "0", "--control-port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("ibsim ready"), line
+    parts = dict(p.split("=") for p in line.split()[2:])
+    return proc, int(parts["port"]), int(parts["control_port"])
+
+
+def stop_cli(proc: subprocess.Popen[str]) -> None:
+    """End a :func:`start_cli` process (by its PID)."""
+    end_process(proc, 5)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,8 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from ib_async import IB, LimitOrder, MarketOrder, Stock
-from ibsim_helpers import wait_for
-from support import end_process
+from ibsim_helpers import start_cli, stop_cli, wait_for
 
 from ibsim.testing import SimThread, run_in_thread
 
@@ -194,28 +190,9 @@ def test_several_clients_see_only_their_orders(fresh: SimThread, client_id: int)
     second.disconnect()
 
 
-def _start_cli(*args: str) -> tuple[subprocess.Popen[str], int, int]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ibsim", "--port", "0", "--control-port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.startswith("ibsim ready"), line
-    parts = dict(p.split("=") for p in line.split()[2:])
-    return proc, int(parts["port"]), int(parts["control_port"])
-
-
-def _stop_cli(proc: subprocess.Popen[str]) -> None:
-    end_process(proc, 5)
-
-
 def test_cli_and_state_file_survive_restart(tmp_path: Path, client_id: int) -> None:
     state_file = tmp_path / "ibsim-state.json"
-    proc, port, control = _start_cli("--state", str(state_file))
+    proc, port, control = start_cli("--state", str(state_file))
     try:
         ib = IB()
         ib.connect("127.0.0.1", port, clientId=client_id, timeout=5)
@@ -226,10 +203,10 @@ def test_cli_and_state_file_survive_restart(tmp_path: Path, client_id: int) -> N
         httpx.post(f"http://127.0.0.1:{control}/price", json={"symbol": "AAPL", "price": 200.0})
         ib.disconnect()
     finally:
-        _stop_cli(proc)
+        stop_cli(proc)
     assert proc.returncode == 0 and state_file.exists()
 
-    proc, port, control = _start_cli("--state", str(state_file))
+    proc, port, control = start_cli("--state", str(state_file))
     try:
         ib = IB()
         ib.connect("127.0.0.1", port, clientId=client_id, timeout=5)
@@ -241,18 +218,18 @@ def test_cli_and_state_file_survive_restart(tmp_path: Path, client_id: int) -> N
         assert state["prices"]["265598"] == 200.0
         ib.disconnect()
     finally:
-        _stop_cli(proc)
+        stop_cli(proc)
 
 
 def test_cli_walk_moves_prices(tmp_path: Path) -> None:
-    proc, _port, control = _start_cli("--walk", "--walk-interval", "0.05")
+    proc, _port, control = start_cli("--walk", "--walk-interval", "0.05")
     try:
         first = httpx.get(f"http://127.0.0.1:{control}/state").json()["prices"]
         time.sleep(0.3)
         later = httpx.get(f"http://127.0.0.1:{control}/state").json()["prices"]
         assert first != later
     finally:
-        _stop_cli(proc)
+        stop_cli(proc)
 
 
 def test_several_accounts_and_continuous_future(client_id: int) -> None:

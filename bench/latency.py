@@ -1,0 +1,237 @@
+"""Latency with every check on: webhook → the bracket's last leg, warm and cold, on ibsim and under
+ibsim's IB-like latency profile, beside the plain ib_async floor. One command, one table.
+
+Real processes on free loopback ports (as ``bench/pipeline.py``): a private ``redis-server``,
+``python -m ibsim`` with an extension catalog of made-up stocks, gunicorn and ``python -m worker``
+with ``MARGIN_CHECK=on`` and the risk file ``bench/risk.yaml`` (every limit set), on a fresh SQLite
+file (or ``--database-url``). The worker reaches ibsim through the pipeline's relay, which stamps
+the moment the last leg (the transmitting stop-loss) reaches ibsim and the moment ibsim's first
+``openOrder`` for it passes back (its acknowledgement).
+
+Each sample is one bracket from flat: post it (t0), wait for the last leg and its acknowledgement,
+wait until the worker has recorded the entry's fill, post an exit back to flat (not measured) and
+wait until it is done; samples start at least ``--period`` seconds apart, so the worker's order
+pacer (40 messages/s) never holds one back. The runs, in order:
+
+1. ibsim answering at once: WARM (AAPL, seen in the warm-up), COLD (a stock the worker has never
+   seen: contract lookup and what-if), the FLOOR (a plain ib_async script placing the same bracket
+   through the same relay).
+2. ``POST /latency {"profile": "ib"}`` (docs/ibsim-protocol.md, "Latency profiles"), then the same
+   three runs. The worker keeps its connection and its caches: AAPL stays warm.
+
+COLD: every sample is a symbol of its own (``QZAA``, ``QZAB``, ... from the extension catalog),
+so the worker has seen none of them: no contract, market-rule or margin figure of it is cached.
+Restarting the worker per sample would measure its start-up and first connection too.
+
+    .venv/bin/python -m bench.latency                    # about two minutes
+    .venv/bin/python -m bench.latency --samples 50 --ib-samples 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.benchtools import percentile, private_redis, wait_until
+from bench.pipeline import Relay, run_floor
+from cli.stack import ProcessStack
+
+RISK_FILE = Path(__file__).with_name("risk.yaml")
+WARM = ("AAPL", 190.0)
+COLD_PRICE = 50.0
+DONE = {"filled", "cancelled", "rejected", "invalid", "duplicate", "failed"}
+REFUSED = {"rejected", "invalid", "duplicate", "failed", "cancelled"}
+
+
+def cold_symbols(count: int) -> list[str]:
+    """``count`` made-up stock symbols: QZAA, QZAB, ... (no built-in instrument, forex pair or
+    futures root looks like them)."""
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    return [f"QZ{letters[i // 26]}{letters[i % 26]}" for i in range(count)]
+
+
+def write_catalog(path: Path, symbols: list[str]) -> None:
+    """ibsim's extension catalog: one NASDAQ stock per symbol, priced COLD_PRICE, US stock rules."""
+    entries = [
+        {"conId": 990_001 + i, "symbol": symbol, "secType": "STK", "primaryExchange": "NASDAQ",
+         "price": COLD_PRICE, "tradingClass": "NMS", "validExchanges": "SMART,NASDAQ",
+         "market_rule_ids": "26,26", "longName": f"BENCH COLD {symbol}", "stock_type": "COMMON"}
+        for i, symbol in enumerate(symbols)
+    ]  # fmt: skip
+    path.write_text(json.dumps(entries))
+
+
+class Samples:
+    """Posts brackets and exits through the webhook and reads their fate from the admin API."""
+
+    def __init__(self, stack: ProcessStack, relay: Relay, period: float) -> None:
+        self.stack, self.relay, self.period = stack, relay, period
+        self.http = httpx.Client(timeout=5)
+        self.admin = {"Authorization": f"Bearer {stack.env['ADMIN_TOKEN']}"}
+
+    def post(self, body: dict[str, Any]) -> str:
+        payload = {"secret": self.stack.env["WEBHOOK_SECRET"], "strategy": "bench", **body}
+        answer = self.http.post(f"{self.stack.web_url}/webhook", json=payload)
+        if answer.status_code != 202:
+            raise SystemExit(f"webhook answered {answer.status_code}: {answer.text}")
+        return str(answer.json()["alert_id"])
+
+    def status(self, alert_id: str) -> tuple[str, str]:
+        doc = self.http.get(f"{self.stack.web_url}/api/alerts/{alert_id}", headers=self.admin).json()
+        return str(doc.get("status")), str(doc.get("reason") or "")
+
+    def until(self, what: Callable[[], bool], alert_id: str, timeout: float = 20) -> None:
+        """Wait for ``what`` (checked every millisecond: keep it cheap); an alert the worker refused
+        (asked every 50 ms, so the polling barely loads the web) ends the benchmark with its reason."""
+        asked = time.monotonic()
+
+        def reached() -> bool:
+            nonlocal asked
+            if what():
+                return True
+            if time.monotonic() - asked > 0.05:
+                asked = time.monotonic()
+                status, reason = self.status(alert_id)
+                if status in REFUSED:
+                    raise SystemExit(f"alert {alert_id} {status}: {reason}")
+            return False
+
+        wait_until(reached, timeout, lambda: f"alert {alert_id}: {self.status(alert_id)}\n"
+                   f"{self.stack.logs('worker', 30)}", interval=0.001)  # fmt: skip
+
+    def one(self, i: int, symbol: str, price: float) -> tuple[str, float]:
+        """One bracket from flat and its exit back to flat; returns its last leg's ref and t0."""
+        started = time.perf_counter()
+        body = {"ticker": symbol, "action": "buy", "quantity": 1, "orderType": "market", "price": price,
+                "takeProfit": {"percent": 1}, "stopLoss": {"percent": 0.5}, "id": f"lat-{i}-{secrets.token_hex(4)}"}  # fmt: skip
+        t0 = time.perf_counter()
+        alert = self.post(body)
+        ref = f"tv2ib:{alert}:sl"
+        self.until(lambda: ref in self.relay.acked, alert)
+        self.settle(lambda: self.status(alert)[0] == "filled", alert)
+        exit_alert = self.post(
+            {"ticker": symbol, "action": "exit", "id": f"lat-exit-{i}-{secrets.token_hex(4)}"}
+        )
+        self.settle(lambda: self.status(exit_alert)[0] in DONE and self._flat(symbol), exit_alert)
+        time.sleep(max(0.0, self.period - (time.perf_counter() - started)))
+        return ref, t0
+
+    def settle(self, what: Callable[[], bool], alert_id: str) -> None:
+        """Wait, not measured, for a condition that asks the web or ibsim (every 10 ms)."""
+        wait_until(what, 20, lambda: f"alert {alert_id}: {self.status(alert_id)}\n{self.stack.logs('worker', 30)}",
+                   interval=0.01)  # fmt: skip
+
+    def _flat(self, symbol: str) -> bool:
+        """Flat at ibsim and in the worker's view (the positions it recorded from IB's reports: a
+        position report the worker still waits for would otherwise be in the next sample)."""
+        state = self.stack.sim_state()
+        if any(p["symbol"] == symbol and p["position"] for p in state["positions"]):
+            return False
+        seen = self.http.get(f"{self.stack.web_url}/api/positions", headers=self.admin).json()["positions"]
+        return not any(p["symbol"] == symbol for p in seen)
+
+    def run(self, symbols: list[str], price: float, tag: int) -> dict[str, float]:
+        """One sample per symbol (repeat a symbol for warm samples)."""
+        return dict(self.one(tag + i, symbol, price) for i, symbol in enumerate(symbols))
+
+
+def figures(name: str, relay: Relay, sent: dict[str, float]) -> str:
+    """One row: webhook (or the floor's first placeOrder) to the last leg at ibsim, and to ibsim's
+    acknowledgement of it back through the relay, p50 / p99 in ms."""
+    placed, acked = relay.latencies(sent), relay.latencies(sent, acked=True)
+    return (
+        f"{name:<34} n={len(placed):<3} at ibsim {percentile(placed, 50):6.1f} / {percentile(placed, 99):6.1f}"
+        f" | acked {percentile(acked, 50):6.1f} / {percentile(acked, 99):6.1f}"
+    )
+
+
+def waited(stack: ProcessStack, profile: str, samples: int) -> str:
+    """Under a profile: the answers per sample (bracket and exit) ibsim held back that the worker
+    waits for before the last leg (what-if, market data, contract lookups), from ibsim's log."""
+    if profile == "none" or not samples:
+        return ""
+    held = httpx.get(f"http://127.0.0.1:{stack.sim_control_port}/latency", timeout=5).json()["held"]
+    kinds = {"whatIf": "what-if", "snapshot": "market data", "contractDetails": "lookup"}
+    counts = {name: sum(row["kind"] == kind for row in held) / samples for kind, name in kinds.items()}
+    return " | waited for: " + ", ".join(f"{name} {n:.1f}" for name, n in counts.items())
+
+
+def run_benchmark(stack: ProcessStack, args: argparse.Namespace, unseen: list[str]) -> None:
+    stack.start_sim()
+    relay = Relay(stack.sim_port)
+    stack.env["IB_PORT"] = str(relay.port)
+    stack.start_web()
+    stack.start_worker()
+    samples = Samples(stack, relay, args.period)
+    print(f"tv2ib latency benchmark - {os.cpu_count()} CPUs, database {stack.env['DATABASE_URL'].split(':')[0]}, "
+          f"MARGIN_CHECK=on, RISK_FILE={RISK_FILE.relative_to(RISK_FILE.parents[1])}")  # fmt: skip
+    samples.run([WARM[0]] * 10, WARM[1], 0)  # warm-up: AAPL's contract, market rule, connections
+    rows = []
+    phases = (("instant", "none", args.samples), ("IB-like", "ib", args.ib_samples))
+    for n, (label, profile, count) in enumerate(phases):
+        profile_figures = stack.sim_post("/latency", {"profile": profile})
+        if profile != "none":
+            print(f"{label} '{profile}' (ms): " + ", ".join(f"{k[:-2]} {v:g}" for k, v in profile_figures.items()
+                                                         if k.endswith("Ms")), flush=True)  # fmt: skip
+        warm = samples.run([WARM[0]] * count, WARM[1], 1000 * (n + 1))
+        rows.append(figures(f"{label}: warm (AAPL)", relay, warm) + waited(stack, profile, count))
+        stack.sim_post("/latency", {"profile": profile})  # a new log of what ibsim held back
+        first_sight = unseen[args.cold * n : args.cold * (n + 1)]
+        cold = samples.run(first_sight, COLD_PRICE, 1000 * (n + 1) + 500)
+        rows.append(figures(f"{label}: cold (first sight)", relay, cold) + waited(stack, profile, len(cold)))
+        floor = run_floor(relay, count, args.period / 2, tag=f"floor{profile}-", clean_up=True)
+        rows.append(figures(f"{label}: plain ib_async floor", relay, floor))
+        print("\n".join(rows[-3:]), flush=True)
+    print("\nwebhook -> the bracket's last leg at ibsim, and until ibsim's acknowledgement of it is back:"
+          " p50 / p99 ms; waited for: answers per sample ibsim held back before the last leg")  # fmt: skip
+    print("\n".join(rows))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--samples", type=int, default=100, help="warm samples and floor brackets on ibsim")
+    parser.add_argument("--ib-samples", type=int, default=25, help="the same under the IB-like profile")
+    parser.add_argument("--cold", type=int, default=15, help="cold samples per run (one new symbol each)")
+    parser.add_argument(
+        "--period", type=float, default=0.25, help="seconds from one sample's start to the next"
+    )
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    args = parser.parse_args()
+    logging.getLogger("ib_async").setLevel(logging.CRITICAL)  # the floor's clean-up: one 202 per order
+
+    tmp = Path(tempfile.mkdtemp(prefix="tv2ib-latency-"))
+    cold = cold_symbols(2 * args.cold)
+    write_catalog(tmp / "catalog.json", cold)
+    with private_redis() as redis_url:
+        env = {
+            "WEBHOOK_SECRET": secrets.token_urlsafe(24),
+            "ADMIN_TOKEN": secrets.token_urlsafe(24),
+            "DATABASE_URL": args.database_url or f"sqlite:///{tmp / 'bench.db'}",
+            "REDIS_URL": redis_url,
+            "RATE_LIMIT": "1000000/minute",
+            "MARGIN_CHECK": "on",
+            "RISK_FILE": str(RISK_FILE),
+            "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
+            "WEB_WORKERS": os.environ.get("WEB_WORKERS", "2"),
+        }
+        stack = ProcessStack(tmp, env, sim_args=("--catalog", str(tmp / "catalog.json")))
+        try:
+            run_benchmark(stack, args, cold)
+        finally:
+            stack.stop()
+
+
+if __name__ == "__main__":
+    main()
