@@ -1,0 +1,206 @@
+"""The decision write: what the awaited write before any order leaves costs, per durability setting.
+
+The write is the product's own: ``JobWrites.decided`` (worker/execution/job_writes.py) through the
+worker's single database writer (worker/recording/recorder.py, with the notices' hook), storing a
+real decision (the first plan of tests/worker/data/stored_plans.jsonl) on a queued alert and
+marking it ``processing``, then waiting for the commit, as the job does. Timed per write from the
+job thread's call to its return, one write every ``--gap`` seconds (alerts come one by one).
+
+SQLite (a fresh file per setting, on the repository's disk unless ``--dir``): WAL with
+``synchronous`` NORMAL (the product's setting, core/db.py), FULL and OFF, and the rollback journal
+with FULL (SQLite's own default). PostgreSQL (a private database on ``BENCH_PG_URL``):
+``synchronous_commit`` on (the product's), off per transaction (``SET LOCAL``, one more
+statement), off for the connection, and on without the pool's pre-ping (the worker's engine pings
+the server when a transaction takes a connection). What each survives: docs/durability.md.
+
+    .venv/bin/python -m bench.decision_write                 # SQLite and PostgreSQL, 500 writes each
+    .venv/bin/python -m bench.decision_write --db sqlite --writes 2000 --gap 0.002
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, event
+from sqlalchemy.orm import sessionmaker
+
+from bench.benchtools import TESTS, percentile, private_pg_database
+from config.settings import Settings
+from core.db import make_engine, make_session_factory, migrate
+from core.ids import new_alert_id
+from core.models import Alert, AlertStatus, utcnow
+from worker.decision.stored import StoredDecision
+from worker.execution.job_writes import JobWrites
+from worker.notify import enqueue_notices
+from worker.recording.recorder import Recorder
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PLAN = TESTS / "worker" / "data" / "stored_plans.jsonl"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    survives: str  # what a committed decision survives
+    tune: Callable[[Engine], None]  # listeners added after the product's own
+    pre_ping: bool = True
+
+
+def _on_connect(*statements: str) -> Callable[[Engine], None]:
+    def tune(engine: Engine) -> None:
+        @event.listens_for(engine, "connect")
+        def run(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            for statement in statements:
+                cur.execute(statement)
+            cur.close()
+            if engine.dialect.name == "postgresql":
+                dbapi_conn.commit()
+
+    return tune
+
+
+def _set_local_off(engine: Engine) -> None:
+    @event.listens_for(engine, "begin")
+    def run(conn: Any) -> None:
+        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+
+
+def _unchanged(_engine: Engine) -> None:
+    return None
+
+
+KILL = "process crash, SIGKILL"
+SQLITE = [
+    Setting("WAL, synchronous=NORMAL (product)", f"{KILL}; power loss may lose the last commits", _unchanged),
+    Setting("WAL, synchronous=FULL", f"{KILL}, power loss", _on_connect("PRAGMA synchronous=FULL")),
+    Setting("WAL, synchronous=OFF", f"{KILL}; power loss may corrupt the file", _on_connect("PRAGMA synchronous=OFF")),
+    Setting("rollback journal, synchronous=FULL", f"{KILL}, power loss",
+            _on_connect("PRAGMA journal_mode=DELETE", "PRAGMA synchronous=FULL")),
+]  # fmt: skip
+POSTGRESQL = [
+    Setting("synchronous_commit=on (product)", f"{KILL}, a PostgreSQL or OS crash, power loss", _unchanged),
+    Setting("synchronous_commit=off, SET LOCAL per transaction",
+            f"{KILL}; a PostgreSQL/OS crash loses up to ~3 x wal_writer_delay", _set_local_off),
+    Setting("synchronous_commit=off for the connection",
+            f"{KILL}; a PostgreSQL/OS crash loses up to ~3 x wal_writer_delay", _on_connect("SET synchronous_commit TO OFF")),
+    Setting("synchronous_commit=on, no pre-ping", f"{KILL}, a PostgreSQL or OS crash, power loss", _unchanged,
+            pre_ping=False),
+]  # fmt: skip
+
+
+def decision() -> StoredDecision:
+    with PLAN.open() as lines:
+        return StoredDecision.from_json(json.loads(lines.readline()))
+
+
+def settings_for(url: str) -> Settings:
+    return Settings.from_mapping({"WEBHOOK_SECRET": secrets.token_urlsafe(24), "DATABASE_URL": url,
+                                  "REDIS_URL": "redis://127.0.0.1:6379/15"})  # fmt: skip
+
+
+def queued_alerts(sessions: sessionmaker[Any], count: int) -> list[str]:
+    ids = [new_alert_id() for _ in range(count)]
+    payload = {"ticker": "AMD", "action": "buy", "quantity": 5, "price": 143}
+    with sessions.begin() as session:
+        session.add_all(Alert(id=i, status=AlertStatus.QUEUED.value, received_at=utcnow(), payload=payload,
+                              ticker="AMD", action="buy", queue_name="tv2ib:alerts") for i in ids)  # fmt: skip
+    return ids
+
+
+def measure(url: str, setting: Setting, writes: int, gap: float) -> tuple[list[float], list[float]]:
+    """(the decision writes' ms, the recorder's hop alone in ms: an empty unit of work)."""
+    engine = make_engine(url)
+    if not setting.pre_ping:
+        engine.pool._pre_ping = False  # type: ignore[attr-defined]  # the bench's engine only
+    setting.tune(engine)
+    migrate(engine)
+    sessions = make_session_factory(engine)
+    warm = 20
+    ids = queued_alerts(sessions, writes + warm)
+    recorder = Recorder(sessions, None, settings_for(url), 1,
+                        enqueue_notices=lambda s, e, st: enqueue_notices(s, e, st, simulator=False))  # fmt: skip
+    job = JobWrites(recorder)
+    stored = decision()
+    timed: list[float] = []
+    hops: list[float] = []
+    try:
+        for n, alert_id in enumerate(ids):
+            t0 = time.perf_counter()
+            job.decided(alert_id, stored, "buy 5: flat -> long 5")
+            if n >= warm:
+                timed.append((time.perf_counter() - t0) * 1000)
+            t0 = time.perf_counter()
+            recorder.run(lambda _uow: None).result(30)
+            if n >= warm:
+                hops.append((time.perf_counter() - t0) * 1000)
+            time.sleep(gap)
+    finally:
+        recorder.stop()
+        engine.dispose()
+    return timed, hops
+
+
+def line(name: str, values: list[float]) -> str:
+    return (f"  {name:<52} p50 {percentile(values, 50):6.3f} ms  p99 {percentile(values, 99):6.3f} ms  "
+            f"mean {statistics.fmean(values):6.3f}")  # fmt: skip
+
+
+def run(
+    backend: str,
+    settings: list[Setting],
+    database: Callable[[], ContextManager[str]],
+    args: argparse.Namespace,
+) -> None:
+    print(
+        f"{backend}: {args.writes} decision writes, one every {args.gap * 1000:.0f} ms, a fresh database per setting"
+    )
+    for setting in settings:
+        with database() as url:
+            timed, hops = measure(url, setting, args.writes, args.gap)
+        print(line(setting.name, timed))
+        print(f"  {'':<52} survives: {setting.survives}")
+        if setting is settings[0]:
+            print(line("  of which the recorder's hop (an empty unit of work)", hops))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--writes", type=int, default=500)
+    parser.add_argument("--gap", type=float, default=0.005, help="seconds between two decisions")
+    parser.add_argument(
+        "--dir", type=Path, default=ROOT, help="where the SQLite files go (default: the repository's disk)"
+    )
+    args = parser.parse_args()
+    print(f"decision write benchmark - {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    if args.db in ("sqlite", "both"):
+        with tempfile.TemporaryDirectory(prefix="tv2ib-decision-", dir=args.dir) as tmp:
+
+            @contextlib.contextmanager
+            def sqlite_file() -> Iterator[str]:
+                yield f"sqlite:///{Path(tmp) / (secrets.token_hex(4) + '.db')}"
+
+            run("SQLite", SQLITE, sqlite_file, args)
+    if args.db in ("postgresql", "both"):
+        run("PostgreSQL", POSTGRESQL, lambda: private_pg_database(PG_ADMIN, "tv2ib_decision"), args)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
