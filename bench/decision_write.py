@@ -4,7 +4,8 @@ The write is the product's own: ``JobWrites.decided`` (worker/execution/job_writ
 worker's single database writer (worker/recording/recorder.py, with the notices' hook), storing a
 real decision (the first plan of tests/worker/data/stored_plans.jsonl) on a queued alert and
 marking it ``processing``, then waiting for the commit, as the job does. Timed per write from the
-job thread's call to its return, one write every ``--gap`` seconds (alerts come one by one).
+job thread's call to its return, one write every ``--gap`` seconds (alerts come one by one), the
+settings' writes interleaved so that a shared machine's changing load weighs on each alike.
 
 SQLite (a fresh file per setting, on the repository's disk unless ``--dir``): WAL with
 ``synchronous`` NORMAL (the product's setting, core/db.py), FULL and OFF, and the rollback journal
@@ -121,37 +122,36 @@ def queued_alerts(sessions: sessionmaker[Any], count: int) -> list[str]:
     return ids
 
 
-def measure(url: str, setting: Setting, writes: int, gap: float) -> tuple[list[float], list[float]]:
-    """(the decision writes' ms, the recorder's hop alone in ms: an empty unit of work)."""
-    engine = make_engine(url)
-    if not setting.pre_ping:
-        engine.pool._pre_ping = False  # type: ignore[attr-defined]  # the bench's engine only
-    setting.tune(engine)
-    migrate(engine)
-    sessions = make_session_factory(engine)
-    warm = 20
-    ids = queued_alerts(sessions, writes + warm)
-    recorder = Recorder(sessions, None, settings_for(url), 1,
-                        enqueue_notices=lambda s, e, st: enqueue_notices(s, e, st, simulator=False))  # fmt: skip
-    job = JobWrites(recorder)
-    stored = decision()
-    timed: list[float] = []
-    hops: list[float] = []
-    try:
-        for n, alert_id in enumerate(ids):
-            t0 = time.perf_counter()
-            job.decided(alert_id, stored, "buy 5: flat -> long 5")
-            if n >= warm:
-                timed.append((time.perf_counter() - t0) * 1000)
-            t0 = time.perf_counter()
-            recorder.run(lambda _uow: None).result(30)
-            if n >= warm:
-                hops.append((time.perf_counter() - t0) * 1000)
-            time.sleep(gap)
-    finally:
-        recorder.stop()
-        engine.dispose()
-    return timed, hops
+class Bench:
+    """One setting's database, engine and recorder, ready to time decision writes."""
+
+    def __init__(self, url: str, setting: Setting, count: int) -> None:
+        self.setting = setting
+        self.engine = make_engine(url)
+        if not setting.pre_ping:
+            self.engine.pool._pre_ping = False  # type: ignore[attr-defined]  # the bench's engine only
+        setting.tune(self.engine)
+        migrate(self.engine)
+        sessions = make_session_factory(self.engine)
+        self.ids = queued_alerts(sessions, count)
+        self.recorder = Recorder(sessions, None, settings_for(url), 1,
+                                 enqueue_notices=lambda s, e, st: enqueue_notices(s, e, st, simulator=False))  # fmt: skip
+        self.job = JobWrites(self.recorder)
+        self.writes: list[float] = []  # ms per decision write
+        self.hops: list[float] = []  # ms per empty unit of work (the recorder's hop alone)
+
+    def once(self, n: int, stored: StoredDecision, keep: bool) -> None:
+        t0 = time.perf_counter()
+        self.job.decided(self.ids[n], stored, "buy 5: flat -> long 5")
+        t1 = time.perf_counter()
+        self.recorder.run(lambda _uow: None).result(30)
+        if keep:
+            self.writes.append((t1 - t0) * 1000)
+            self.hops.append((time.perf_counter() - t1) * 1000)
+
+    def close(self) -> None:
+        self.recorder.stop()
+        self.engine.dispose()
 
 
 def line(name: str, values: list[float]) -> str:
@@ -159,22 +159,26 @@ def line(name: str, values: list[float]) -> str:
             f"mean {statistics.fmean(values):6.3f}")  # fmt: skip
 
 
-def run(
-    backend: str,
-    settings: list[Setting],
-    database: Callable[[], ContextManager[str]],
-    args: argparse.Namespace,
-) -> None:
+def run(backend: str, settings: list[Setting], database: Callable[[], ContextManager[str]], args: argparse.Namespace) -> None:  # fmt: skip
+    """Every setting on a database of its own, their writes interleaved (setting 1, 2, ... then
+    again), so that the machine's changing load weighs on every setting alike."""
+    warm = 20
     print(
-        f"{backend}: {args.writes} decision writes, one every {args.gap * 1000:.0f} ms, a fresh database per setting"
+        f"{backend}: {args.writes} decision writes per setting, interleaved, one every {args.gap * 1000:.0f} ms"
     )
-    for setting in settings:
-        with database() as url:
-            timed, hops = measure(url, setting, args.writes, args.gap)
-        print(line(setting.name, timed))
-        print(f"  {'':<52} survives: {setting.survives}")
-        if setting is settings[0]:
-            print(line("  of which the recorder's hop (an empty unit of work)", hops))
+    stored = decision()
+    with contextlib.ExitStack() as stack:
+        benches = [Bench(stack.enter_context(database()), s, args.writes + warm) for s in settings]
+        for bench in benches:
+            stack.callback(bench.close)
+        for n in range(args.writes + warm):
+            for bench in benches:
+                bench.once(n, stored, n >= warm)
+                time.sleep(args.gap / len(benches))
+        for bench in benches:
+            print(line(bench.setting.name, bench.writes))
+            print(f"  {'':<52} survives: {bench.setting.survives}")
+        print(line("the recorder's hop alone (an empty unit of work)", [h for b in benches for h in b.hops]))
 
 
 def main() -> None:
@@ -183,7 +187,7 @@ def main() -> None:
     )
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--writes", type=int, default=500)
-    parser.add_argument("--gap", type=float, default=0.005, help="seconds between two decisions")
+    parser.add_argument("--gap", type=float, default=0.01, help="seconds between two decisions")
     parser.add_argument(
         "--dir", type=Path, default=ROOT, help="where the SQLite files go (default: the repository's disk)"
     )
