@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import random
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 from support import wait_until
 from worker_helpers import WorkerThread, add_alert, alert_status
@@ -115,9 +117,25 @@ defaults:
 """
 
 
-def _start(env: dict[str, str]) -> WorkerThread:
+def _counters_query(statement: str, parameters: object) -> bool:
+    """One of worker/risk/state.py ``counters``' three queries (the start-up load reads rows:
+    no sum, no count, the halt rows by LIKE)."""
+    text = statement.lower()
+    halt_row = "from controls" in text and "like" not in text and "risk:halt:" in str(parameters)
+    return "sum(fills.realized_pnl)" in text or "count(orders.id)" in text or halt_row
+
+
+def _start(env: dict[str, str], asked: list[str]) -> WorkerThread:
+    """A worker; ``asked`` collects the counters' queries it runs outside the recorder thread (the
+    probe below runs them there on purpose): an alert's path must run none."""
     handle = WorkerThread(env)
     handle.worker.housekeeping.interval = 0.2  # the daily-loss watcher's period
+
+    @event.listens_for(handle.ctx.engine, "before_cursor_execute")
+    def watch(_conn, _cursor, statement: str, parameters, _context, _many) -> None:  # noqa: ANN001
+        if threading.current_thread().name != "recorder" and _counters_query(statement, parameters):
+            asked.append(f"{threading.current_thread().name}: {statement}")
+
     return handle.start()
 
 
@@ -158,7 +176,8 @@ def test_a_worker_on_ibsim_keeps_the_counters_the_database_query_gives(
     env = {**worker_env, "RISK_FILE": str(risk)}
     if backend == "postgresql":
         env["DATABASE_URL"] = request.getfixturevalue("pg_url")
-    handle = _start(env)
+    asked: list[str] = []
+    handle = _start(env, asked)
     try:
         sim.set_price("AAPL", 190.0)
         start = agreed(handle)  # the database may hold earlier tests' rows (PostgreSQL): all loaded
@@ -179,7 +198,7 @@ def test_a_worker_on_ibsim_keeps_the_counters_the_database_query_gives(
     finally:
         handle.stop()
 
-    handle = _start(env)  # rebuilt from the database
+    handle = _start(env, asked)  # rebuilt from the database
     try:
         after_restart = agreed(handle)
         assert after_restart.realized == before_restart.realized
@@ -194,8 +213,12 @@ def test_a_worker_on_ibsim_keeps_the_counters_the_database_query_gives(
     finally:
         handle.stop()
 
-    handle = _start(env)  # the halt too is rebuilt from the database
+    handle = _start(env, asked)  # the halt too is rebuilt from the database
     try:
         assert agreed(handle).halt == halted.halt
     finally:
         handle.stop()
+    # nothing queried the counters, neither the alerts nor the watcher, but the watcher's halt as
+    # it wrote it (read, written, read back: once a day)
+    assert [a for a in asked if not a.startswith("housekeeping: ")] == [], asked
+    assert len(asked) <= 3, asked
