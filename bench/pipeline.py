@@ -233,6 +233,8 @@ def main() -> None:
     )
     parser.add_argument("--burst", type=int, default=100, help="alerts in the throughput burst (0: skip)")
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument("--risk-file", default=None,
+                        help="the worker's RISK_FILE (e.g. bench/risk_counters.yaml); default: none")  # fmt: skip
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="tv2ib-bench-"))
@@ -245,6 +247,8 @@ def main() -> None:
             "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
             "WEB_WORKERS": os.environ.get("WEB_WORKERS", "2"),
         }
+        if args.risk_file:
+            env["RISK_FILE"] = str(Path(args.risk_file).resolve())
         stack = ProcessStack(tmp, env)
         try:
             run_benchmark(stack, env, args)
@@ -260,7 +264,7 @@ def run_benchmark(stack: ProcessStack, env: dict[str, str], args: argparse.Names
     stack.start_web()
     stack.start_worker()
     print(f"tv2ib pipeline benchmark - {os.cpu_count()} CPUs, database {env['DATABASE_URL'].split(':')[0]}, "
-          f"{args.alerts} alerts {args.gap * 1000:.0f} ms apart")  # fmt: skip
+          f"{args.alerts} alerts {args.gap * 1000:.0f} ms apart, risk file {env.get('RISK_FILE') or 'none'}")  # fmt: skip
     run_pipeline(stack, relay, 10, args.gap)  # warm-up: contract cache, connections, JIT-free paths
     pipe = run_pipeline(stack, relay, args.alerts, args.gap)
     floor = relay.latencies(run_floor(relay, args.alerts, args.gap))

@@ -146,6 +146,7 @@ class Worker:
         self.risk = RiskGate(risk_file, ctx.sessions, self.ib, self.trading, recorder=self.recorder,
                              ib_call_timeout=30.0)  # fmt: skip
         self.risk.flatten = self._flatten_on_daily_loss
+        self.recorder.on_counted = self.risk.tally.apply  # the risk counters follow every commit
         self.executor = Executor(
             ctx.sessions, self.recorder, self.ib, self.trading,
             JobLimits(settings.stale_alert_seconds, reversal_fill=settings.reversal_fill_timeout_seconds), self.stopping,
@@ -274,6 +275,7 @@ class Worker:
         """Claim what it serves, start everything, consume until stopped, then shut down in
         order. Returns the exit code: 2 when another live worker serves the same account."""
         self._load_protection()
+        self.risk.preload_counters()  # before IB connects: no alert's decision queries them
         log.info("%s", describe_rules(self.risk.risk_file))
         # IB_ACCOUNT's account, or the queue of alerts naming none: claimed before IB connects
         if not self.claims.claim(self.settings.ib_account or keys.DEFAULT_ACCOUNT):

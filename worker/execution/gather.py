@@ -3,10 +3,10 @@
 One hop to the IB loop reads the contract (qualified, its roll, a held earlier month), IB's
 settled position, a reference price when the alert needs one, the protection the position has,
 the account's figures, and the views the risk rules compare (exposure, working orders: ib_async
-keeps them current, no round trip). What only some decisions need is gathered when the decision
-asks for it (worker/risk/verdict.py ``missing_inputs``): the database's counters on the job
-thread, one more quote on the IB loop. The pure decision (worker/decision/core.py) reads nothing
-else.
+keeps them current, no round trip). The risk counters, when a rule in force reads them, come
+from memory on the job thread (worker/risk/tally.py: no query). What only some decisions need is
+gathered when the decision asks for it (worker/risk/verdict.py ``missing_inputs``): one more quote
+on the IB loop. The pure decision (worker/decision/core.py) reads nothing else.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from worker.ib.trading import Trading
 from worker.recording.protection import ProtectionRegistry, ProtectionSpec
 from worker.recording.snapshots import AccountFigures
 from worker.risk.gate import RiskGate
-from worker.risk.verdict import COUNTERS, QUOTE, AccountView, RiskInputs
+from worker.risk.verdict import COUNTERS, QUOTE, AccountView, RiskInputs, reads_counters
 
 # the rules whose check reads IB's account views (exposure, working orders, PnL, a quote)
 _VIEW_RULES = ("max_gross_exposure", "max_open_orders", "daily_loss_limit", "max_price_deviation_percent",
@@ -51,8 +51,10 @@ class Gatherer:
         self.timeout = timeout
 
     def look(self, alert_id: str, payload: AlertPayload, spec: ContractSpec) -> Look:
-        """The look, from the job thread (one hop to the IB loop)."""
-        return self.conn.call(self.look_on_loop(alert_id, payload, spec), timeout=self.timeout)
+        """The look, from the job thread (one hop to the IB loop), with the risk counters."""
+        return self._with_counters(
+            self.conn.call(self.look_on_loop(alert_id, payload, spec), timeout=self.timeout)
+        )
 
     async def look_on_loop(self, alert_id: str, payload: AlertPayload, spec: ContractSpec) -> Look:
         """IB's view before deciding: contract, position, the protection it has, a reference price."""
@@ -73,9 +75,17 @@ class Gatherer:
         return Look(alert_id, inst, position, account, quote, self.protection_now(inst, position), figures, spec,
                     roll, held, self._risk_inputs(payload, account, inst, figures))  # fmt: skip
 
+    def _with_counters(self, look: Look) -> Look:
+        """The risk counters when a rule in force reads them (memory: worker/risk/tally.py), at
+        the look's instant, so that the decision needs no second pass for them."""
+        risk, gate = look.risk, self.risk
+        if risk is None or gate is None or not reads_counters(risk.rules):
+            return look
+        return look.with_risk(counters=gate.counters(risk.account, risk.now))
+
     def more(self, look: Look, payload: AlertPayload, missing: frozenset[str]) -> Look:
-        """The look with what the risk rules asked for (job thread): the database's counters,
-        another quote (a hop to the IB loop)."""
+        """The look with what the risk rules asked for (job thread): the counters (when the look
+        had none), another quote (a hop to the IB loop)."""
         risk, gate = look.risk, self.risk
         assert risk is not None and gate is not None
         counters = gate.counters(risk.account, risk.now) if COUNTERS in missing else None

@@ -14,6 +14,7 @@ from worker.recording.alert_state import note, qty_text
 from worker.recording.order_rows import alert_of
 from worker.recording.snapshots import FillSnapshot
 from worker.recording.unit import UnitOfWork
+from worker.risk.state import RealizedFillRow
 
 
 def _f(value: Decimal | None) -> float | None:
@@ -42,6 +43,8 @@ def record_fill(uow: UnitOfWork, snap: FillSnapshot) -> bool:
         row.commission_currency = snap.commission_currency
         row.realized_pnl = snap.realized_pnl
         uow.emit(_fill_event(row, snap, alert.strategy if alert else None, order))
+    if row.realized_pnl is not None and row.time is not None:  # also a row another worker wrote
+        uow.count(RealizedFillRow(row.exec_id, row.account or "", row.time, row.realized_pnl))
     if new and alert is not None:
         note(uow, alert.id, f"fill {row.leg}: {row.side} {qty_text(row.quantity)} @ {qty_text(row.price)}"
                   f" (exec {row.exec_id})")  # fmt: skip

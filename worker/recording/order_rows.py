@@ -30,6 +30,7 @@ from worker.recording.alert_state import (
 )
 from worker.recording.snapshots import OrderError, OrderSnapshot
 from worker.recording.unit import PlacementFact, UnitOfWork
+from worker.risk.state import EntryOrderRow
 
 
 def record_placement(uow: UnitOfWork, fact: PlacementFact) -> None:
@@ -80,6 +81,8 @@ def upsert_order(uow: UnitOfWork, snap: OrderSnapshot) -> Order:
         items.append([now.isoformat(), row.status])
         row.status_history = {"items": items}
     row.updated_at = now
+    if row.leg == "entry":  # an opening order (the risk rules' orders per minute)
+        uow.count(EntryOrderRow(row.order_ref, row.account or "", row.created_at))
     changed = row.status != old_status or row.filled_quantity != old_filled
     if changed and row.alert_id:
         uow.emit(events.order_status(row, snap.remaining))

@@ -44,6 +44,7 @@ from worker.recording.snapshots import (
     Reconciliation,
 )
 from worker.recording.unit import Fact, PlacementFact, UnitOfWork
+from worker.risk.state import CountedRow
 
 log = logging.getLogger(__name__)
 # Facts written per transaction at most (a burst of IB events becomes a few commits).
@@ -81,6 +82,9 @@ class Recorder:
         self._enqueue_notices = enqueue_notices
         self._wake = wake
         self._on_committed = on_committed  # counts committed facts for the worker's metrics
+        # the risk counters in memory (worker/risk/tally.py), told what each commit wrote that they
+        # count, before the writes' futures resolve (a job that awaited its placement sees them)
+        self.on_counted: Callable[[list[CountedRow]], None] | None = None
         self._queue: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]] | None] = (
             queue.SimpleQueue()
         )
@@ -160,6 +164,7 @@ class Recorder:
                 self._run_batch([item])
             return
         self.batches += 1
+        self._counted(uow.counted)
         if self._on_committed is not None and uow.events:
             try:
                 self._on_committed(uow.events)
@@ -168,6 +173,14 @@ class Recorder:
         self._publish(uow.events)
         for (_fn, _args, future), result in zip(batch, results, strict=True):
             future.set_result(result)
+
+    def _counted(self, rows: list[CountedRow]) -> None:
+        if self.on_counted is None or not rows:
+            return
+        try:
+            self.on_counted(rows)
+        except Exception:  # noqa: BLE001 - the fact is committed; the counters are rebuilt at the next start
+            log.exception("the risk counters could not take %d committed row(s)", len(rows))
 
     def _notices(self, session: Session, batch: list[Event]) -> None:
         if self._enqueue_notices is None:

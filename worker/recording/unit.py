@@ -9,18 +9,25 @@ from sqlalchemy.orm import Session
 from core.events import Event
 from worker.decision.stored import StoredDecision
 from worker.recording.snapshots import IBFact, OrderSnapshot
+from worker.risk.state import CountedRow
 
 
 @dataclass
 class UnitOfWork:
-    """One transaction of the writer thread and the events it produced (published after commit)."""
+    """One transaction of the writer thread, the events it produced (published after commit) and
+    the rows the risk counters count (handed to them after commit: worker/risk/tally.py)."""
 
     session: Session
     events: list[Event] = field(default_factory=list)
+    counted: list[CountedRow] = field(default_factory=list)
 
     def emit(self, event: Event) -> None:
         """An event for pub/sub and the notifier; goes out only if the transaction commits."""
         self.events.append(event)
+
+    def count(self, row: CountedRow) -> None:
+        """A row the risk counters count; reaches them only if the transaction commits."""
+        self.counted.append(row)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,9 @@ counters, and halts the account when today's loss reaches its limit.
   through: the position is flat, not reversed"), as when IB refuses a reversal's open.
 * The numbers come from IB's views that ib_async keeps current (portfolio, working orders, account
   values: no round trip), one quote request when a rule needs a price the alert and the look did
-  not give, and the database (today's fills, the last minute's orders, the halt row). They are
+  not give, and the counters the database holds (today's fills, the last minute's orders, the
+  halt row), read from memory (worker/risk/tally.py: built at start, kept current from the
+  recorder's commits; no query on an alert's path). They are
   stored in the plan: ``plan["risk"] = {"rules": ..., "checks": [{rule, limit, value, passed,
   source}], ...}`` so ``GET /api/alerts/<id>`` shows what was compared.
 * ``dry_run``: the alert is planned and recorded and nothing is sent, closing part included (a
@@ -27,7 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -46,6 +48,7 @@ from worker.risk.checks import (
     money,
     signed,
 )
+from worker.risk.tally import KEEP_DAYS, KEEP_ORDERS, RiskTally
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,8 @@ class RiskGate:
         self.clock = clock
         self.ib_call_timeout = ib_call_timeout
         self._halting = threading.Lock()  # guards the halt row's read-then-write
+        # the counters in memory (worker/risk/tally.py); the worker has the recorder feed them
+        self.tally = RiskTally()
         self.flatten: Callable[[str], str] | None = None  # set by worker/runtime.py
 
     # ------------------------------------------------------------------ rules and reload
@@ -120,12 +125,35 @@ class RiskGate:
             recorder.run(write)
         return warning
 
-    # ------------------------------------------------------------------ the database's side
+    # ------------------------------------------------------------------ the counters
+
+    def load_counters(self) -> None:
+        """Build the counters in memory from the database (at the worker's start, before IB
+        connects; else at their first reading)."""
+        now = self.clock()
+        with self.sessions() as session:
+            rows, halts = state.tally_rows(session, state.trading_day(now) - timedelta(days=KEEP_DAYS),
+                                           now - KEEP_ORDERS)  # fmt: skip
+        self.tally.load(rows, halts)
+
+    def preload_counters(self) -> None:
+        """:meth:`load_counters` at the worker's start; a failure is logged and the load retried at
+        the first reading (where a failure fails that alert, as the query did)."""
+        try:
+            self.load_counters()
+        except Exception:  # noqa: BLE001 - trading starts anyway; the first reading loads them
+            log.exception("risk counters not loaded at start: they are loaded at their first reading")
 
     def counters(self, account: str, now: datetime) -> state.RiskCounters:
-        """What the rules read from the database for one alert (worker/risk/state.py)."""
-        with self.sessions() as session:
-            return state.counters(session, account, now)
+        """What the rules read for one alert: the database's counters (worker/risk/state.py), from
+        memory. A worker that does not know its account (IB named none) asks the database, whose
+        rows other workers' accounts write too."""
+        if not account:
+            with self.sessions() as session:
+                return state.counters(session, account, now)
+        if not self.tally.loaded:
+            self.load_counters()
+        return self.tally.counters(account, now)
 
     # ------------------------------------------------------------------ the daily loss
 
@@ -140,10 +168,9 @@ class RiskGate:
         if rules.daily_loss_limit is None:
             return None
         now = self.clock()
-        with self.sessions() as session:
-            halt = state.read_halt(session, account, now)
-            realized = state.realized_today(session, account, now)
-        if halt is not None:
+        counted = self.counters(account, now)
+        realized = counted.realized
+        if counted.halt is not None:
             return None
 
         async def figures() -> AccountFigures:
@@ -165,8 +192,11 @@ class RiskGate:
                   f"loss limit {money(limit)} ({rules.source_of('daily_loss_limit')})")  # fmt: skip
         halt = state.Halt(day, reason, now.astimezone(UTC).isoformat())
         # the job and the watcher may both find the loss: one halt, one alarm, one flatten
-        with self._halting, self.sessions.begin() as session:
-            fresh = state.write_halt(session, account, halt)
+        with self._halting:
+            with self.sessions.begin() as session:
+                fresh = state.write_halt(session, account, halt)
+                stored = state.read_halt(session, account, now)
+            self.tally.set_halt(account, stored)
         # the lock is not held while flattening: the flatten waits for the job in hand, which may be
         # waiting here
         if not fresh:

@@ -17,6 +17,10 @@ restart forgets none of it.
 * **Opening orders per minute** are counted from the ``Order`` rows: the ``entry`` legs created for
   the account in the last 60 seconds (one per opening alert; a bracket's take-profit and stop-loss
   are not counted again), so the count survives a restart.
+
+The queries below are what the counters MEAN. An alert's decision does not run them: it reads the
+same figures from memory (worker/risk/tally.py), built from :func:`tally_rows` at the worker's
+start and kept current from the worker's own commits.
 """
 
 from __future__ import annotations
@@ -137,11 +141,33 @@ def write_halt(session: Session, account: str, halt: Halt) -> bool:
 
 @dataclass(frozen=True)
 class RiskCounters:
-    """What the risk rules read from the database for one alert (worker/risk/verdict.py)."""
+    """What the risk rules read of the database's counters for one alert (worker/risk/verdict.py)."""
 
     realized: Decimal = Decimal(0)  # today's realized PnL
     orders_last_minute: int = 0
     halt: Halt | None = None
+
+
+@dataclass(frozen=True)
+class EntryOrderRow:
+    """An ``entry`` leg's Order row as a recorder transaction left it (the orders per minute)."""
+
+    order_ref: str
+    account: str  # "" while IB has not named it
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class RealizedFillRow:
+    """A Fill row with IB's realized PnL as a recorder transaction left it (today's realized PnL)."""
+
+    exec_id: str
+    account: str  # "" when IB named none
+    time: datetime
+    realized: Decimal
+
+
+CountedRow = EntryOrderRow | RealizedFillRow
 
 
 def counters(session: Session, account: str, now: datetime) -> RiskCounters:
@@ -151,3 +177,32 @@ def counters(session: Session, account: str, now: datetime) -> RiskCounters:
         orders_last_minute=opening_orders_since(session, account, now - ORDER_WINDOW),
         halt=read_halt(session, account, now),
     )
+
+
+def tally_rows(
+    session: Session, fills_from: date, orders_since: datetime
+) -> tuple[list[CountedRow], dict[str, Halt]]:
+    """What the counters in memory are built from at start (worker/risk/tally.py): every fill with
+    a realized PnL from the trading day ``fills_from`` on, every ``entry`` order created since
+    ``orders_since``, every account's halt row (all accounts: the queries' account "" sums them)."""
+    start, _end = day_bounds(fills_from)
+    fills = session.execute(
+        select(Fill.exec_id, Fill.account, Fill.time, Fill.realized_pnl).where(
+            Fill.time >= _utc(start), Fill.realized_pnl.is_not(None)
+        )
+    )
+    rows: list[CountedRow] = [RealizedFillRow(ex, account or "", at, pnl) for ex, account, at, pnl in fills]
+    orders = session.execute(
+        select(Order.order_ref, Order.account, Order.created_at).where(
+            Order.leg == "entry", Order.created_at >= _utc(orders_since)
+        )
+    )
+    rows += [EntryOrderRow(ref, account or "", at) for ref, account, at in orders]
+    halts = {}
+    for key, value in session.execute(
+        select(Control.key, Control.value).where(Control.key.startswith(HALT_KEY_PREFIX))
+    ):
+        halt = Halt.from_json(value)
+        if halt is not None:
+            halts[key] = halt
+    return rows, halts

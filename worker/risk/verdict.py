@@ -3,9 +3,10 @@
 What the rules compare beyond the decision is gathered by the look (worker/execution/gather.py):
 IB's views that ib_async keeps current (portfolio, working orders, account values: no round trip,
 :class:`AccountView`), the database's counters (today's realized PnL, the last minute's opening
-orders, the halt row: :class:`RiskCounters`) and, when a rule needs a price the alert and the look
-did not give, one more quote. The last two are asked for only when the decision has an opening
-part that a rule needs them for (:func:`missing_inputs`): the job gathers them and decides again.
+orders, the halt row: :class:`RiskCounters`, read from memory: worker/risk/tally.py) when a rule
+in force reads them (:func:`reads_counters`) and, when a rule needs a price the alert and the look
+did not give, one more quote. What the look did not gather and an opening part needs is named by
+:func:`missing_inputs`: the job gathers it and decides again.
 
 Only the OPENING part is checked (an entry, an add, a reversal's second half). A decision with
 only a closing part (an exit, a reduce, a close) is never refused by a limit. The verdict is
@@ -121,12 +122,14 @@ def missing_inputs(case: RiskCase) -> frozenset[str]:
     missing = set()
     if _wants_quote(case) and case.market is None and case.inputs.quote is None:
         missing.add(QUOTE)
-    rules = case.rules
-    if (
-        rules.daily_loss_limit is not None or rules.max_orders_per_minute is not None
-    ) and case.inputs.counters is None:
+    if reads_counters(case.rules) and case.inputs.counters is None:
         missing.add(COUNTERS)
     return frozenset(missing)
+
+
+def reads_counters(rules: RiskRules) -> bool:
+    """Whether a rule in force compares the counters (today's PnL and halt, the last minute's orders)."""
+    return rules.daily_loss_limit is not None or rules.max_orders_per_minute is not None
 
 
 def judge_risk(case: RiskCase) -> Verdict:
