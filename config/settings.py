@@ -144,6 +144,9 @@ _FLOATS = {
     "session_idle_seconds": ("SESSION_IDLE_SECONDS", 60.0),
     "reversal_fill_timeout_seconds": ("REVERSAL_FILL_TIMEOUT_SECONDS", 1.0),
     "margin_check_timeout_seconds": ("MARGIN_CHECK_TIMEOUT_SECONDS", 0.5),
+    "margin_refresh_seconds": ("MARGIN_REFRESH_SECONDS", 5.0),
+    "margin_max_age_seconds": ("MARGIN_MAX_AGE_SECONDS", 0.0),
+    "margin_safety_factor": ("MARGIN_SAFETY_FACTOR", 1.0),
 }
 _RATES = (
     ("rate_limit", "RATE_LIMIT"),
@@ -266,6 +269,12 @@ class Settings:
     ib_market_data_type: str = "live"
     margin_check: bool = True
     margin_check_timeout_seconds: float = 5.0
+    # A warm contract's margin without a round trip: per-unit figures learned from IB's what-ifs,
+    # asked again in the background this often, used on the hot path up to this age (0: never,
+    # every entry asks IB) with this safety factor (quantity x per unit x factor <= AvailableFunds).
+    margin_refresh_seconds: float = 60.0
+    margin_max_age_seconds: float = 300.0
+    margin_safety_factor: float = 1.1
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Settings:
