@@ -49,11 +49,15 @@ class MarginBook:
             entry = self._entries.get((account, con_id, side))
             return entry.unit if entry is not None else None
 
-    def want(self, account: str, con_id: int, symbol: str, quantity: Decimal = Decimal(1)) -> None:
-        """Keep both sides of the contract learned (a start-up name, a contract seen first)."""
+    def want(
+        self, account: str, con_id: int, symbol: str, quantity: Decimal = Decimal(1), *, now: bool
+    ) -> None:
+        """Keep both sides of the contract learned: a start-up name ``now``, a contract an alert
+        saw first at the next interval (its own side is learned from the alert's what-if)."""
+        asked_at = float("-inf") if now else self.clock()
         with self._lock:
             for side in SIDES:
-                self._entries.setdefault((account, con_id, side), _Entry(quantity, symbol))
+                self._entries.setdefault((account, con_id, side), _Entry(quantity, symbol, asked_at=asked_at))
 
     def take(
         self, account: str, con_id: int, order: Leg, reply: WhatIfAnswer, described: str

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 
@@ -88,7 +87,7 @@ class MarginRefresher:
         self.timeout = timeout  # MARGIN_CHECK_TIMEOUT_SECONDS
         self.busy = busy  # a job is running: wait
         self._named: set[str] = set()
-        self._filled: dict[int, float] = {}  # conId -> last fill (monotonic)
+        self._filled: dict[int, float] = {}  # conId -> its last fill (the book's clock)
         self._task: asyncio.Task[None] | None = None
         self.asked = 0  # what-ifs sent (logs, tests)
 
@@ -100,7 +99,7 @@ class MarginRefresher:
 
     def on_fill(self, con_id: int) -> None:
         """A fill on ``con_id`` (on the IB loop): ask again once the contract is quiet."""
-        self._filled[con_id] = time.monotonic()
+        self._filled[con_id] = self.book.clock()
 
     async def _run(self) -> None:
         while True:
@@ -108,14 +107,15 @@ class MarginRefresher:
             if not self.conn.ready or not self.trading.account:
                 continue
             try:
-                await self._tick()
+                await self.tick()
             except Exception:  # noqa: BLE001 - the refresh is an optimisation: it never stops the worker
                 log.exception("margin refresh failed; trying again")
 
-    async def _tick(self) -> None:
+    async def tick(self) -> None:
+        """One round: new names learned, contracts quiet after a fill asked again, then what is due."""
         if not await self._learn_names():
             return
-        now = time.monotonic()
+        now = self.book.clock()
         quiet = {con_id: at for con_id, at in self._filled.items() if now - at >= AFTER_FILL_SETTLE}
         if quiet:
             if not await self._ask_all(self.book.due(AFTER_FILL_GAP, set(quiet))):
@@ -140,9 +140,8 @@ class MarginRefresher:
                 log.info("margin: %s not learned ahead (%s)", ticker, exc)
                 continue
             if inst.sec_type in LINEAR:
-                self.book.want(
-                    account, inst.con_id, inst.local_symbol or inst.symbol, max(Decimal(1), inst.min_size)
-                )
+                symbol = inst.local_symbol or inst.symbol
+                self.book.want(account, inst.con_id, symbol, max(Decimal(1), inst.min_size), now=True)
         return True
 
     async def _ask_all(self, due: list[tuple[Key, Decimal, str]]) -> bool:

@@ -74,7 +74,7 @@ class MarginAsker:
         except TimeoutError:
             return what_if_failed(ask.described, f"no answer within {self.timeout:g}s")
         if self.book is not None and ask.learnable:
-            self.book.want(account, con_id, ask.symbol, ask.order.quantity)
+            self.book.want(account, con_id, ask.symbol, ask.order.quantity, now=False)
             self.book.take(account, con_id, ask.order, reply, ask.described)
         if reply.answer is None:
             why = "; ".join(f"IB error {code} {text}" for code, text in reply.errors)
