@@ -116,7 +116,9 @@ def test_max_age_zero_never_uses_a_cached_figure():
 
 
 def test_not_linear_is_never_settled_from_the_cache():
-    assert from_cache(ask(sec_type="OPT"), UNIT, FUNDS, D(0), NOW, POLICY).startswith("not linear in quantity")
+    assert from_cache(ask(sec_type="OPT"), UNIT, FUNDS, D(0), NOW, POLICY).startswith(
+        "not linear in quantity"
+    )
 
 
 @pytest.mark.parametrize(
@@ -139,7 +141,11 @@ def test_the_plan_says_which_figure_was_used_its_age_and_source():
         "learned_at": "2026-12-09T14:59:30Z", "age_seconds": "30.0", "safety_factor": "1.1",
         "needs": "522.50", "reserved": "0",
     }  # fmt: skip
-    assert (doc["init_margin_change"], doc["maint_margin_change"], doc["available_funds"]) == ("475.0", "380", "1000")
+    assert (doc["init_margin_change"], doc["maint_margin_change"], doc["available_funds"]) == (
+        "475.0",
+        "380",
+        "1000",
+    )
     assert MarginCheck.from_json(doc).to_json() == doc  # the stored plan round-trips
 
 

@@ -91,7 +91,9 @@ def test_a_figure_older_than_its_limit_is_refreshed_before_it_is_used(sim, worke
         margin = _trade(ctx, sim, {"action": "buy", "quantity": 10})["plan"]["margin"]
         assert _what_ifs(sim) == count + 1  # asked again before the decision was written down
         assert margin["source"] == "what-if now" and "per_unit" not in margin  # the stale figure was not used
-        assert re.fullmatch(r"the cached per-unit figure is \d+s old \(MARGIN_MAX_AGE_SECONDS 1\)", margin["why"])
+        assert re.fullmatch(
+            r"the cached per-unit figure is \d+s old \(MARGIN_MAX_AGE_SECONDS 1\)", margin["why"]
+        )
         assert D(margin["init_margin_change"]) == D(625)  # IB's figure at the new price
         fresh = book.figure(account, AAPL.con_id, "BUY")
         assert fresh.initial == D("62.5") and fresh.learned_at > old.learned_at  # learned anew
@@ -111,7 +113,9 @@ def test_contracts_the_risk_file_names_are_learned_at_start(sim, worker_env, tmp
         margin = _trade(handle.ctx, sim, {"action": "sell", "quantity": 3})["plan"]["margin"]
         assert _what_ifs(sim) == before + 4  # the first alert on AAPL is already warm
         assert margin["source"].startswith("cached per-unit from what-if at")
-        assert margin["per_unit"]["learned_from"] == "SELL 1 AAPL MKT" and margin["order"] == "SELL 3 AAPL MKT"
+        assert (
+            margin["per_unit"]["learned_from"] == "SELL 1 AAPL MKT" and margin["order"] == "SELL 3 AAPL MKT"
+        )
     finally:
         handle.stop()
 
