@@ -47,25 +47,31 @@ def ask(order: Leg = BUY, sec_type: str = "STK", position: int = 0, target: int 
 # ------------------------------------------------------------------ not linear: IB's what-if
 
 
+LMT = D("189.5")
+
+
 @pytest.mark.parametrize(
-    ("sec_type", "position", "target", "order_qty", "cached_qty", "why"),
+    ("sec_type", "position", "target", "order_qty", "limit", "cached_qty", "why"),
     [
-        ("STK", 0, 10, 10, D(10), ""),  # from flat
-        ("FUT", 0, -3, 3, D(3), ""),  # a short future from flat: linear too
-        ("STK", 10, 15, 5, D(5), ""),  # an add: the added units
-        ("STK", 10, -10, 20, D(10), ""),  # a reversal: the new side's opening part alone
-        ("OPT", 0, -1, 1, None, "not linear in quantity: an option"),  # a short option
-        ("OPT", 0, 1, 1, None, "not linear in quantity: an option"),
-        ("FOP", 0, -1, 1, None, "not linear in quantity: a future option"),
-        ("BAG", 0, 1, 1, None, "not linear in quantity: a combination: IB nets its legs"),
-        ("CASH", 0, 20000, 20000, None, "not linear in quantity: a CASH order: only stock and future"),
-        ("CRYPTO", 0, 1, 1, None, "not linear in quantity: a CRYPTO order"),
-        ("", 0, 1, 1, None, "not linear in quantity: a contract order"),
+        ("STK", 0, 10, 10, None, D(10), ""),  # from flat, at market
+        ("FUT", 0, -3, 3, None, D(3), ""),  # a short future from flat: linear too
+        ("STK", 10, 15, 5, None, D(5), ""),  # an add: the added units
+        ("STK", 10, -10, 20, None, D(10), ""),  # a reversal: the new side's opening part alone
+        ("STK", 0, 10, 10, LMT, None, "a stock order with a price of its own (LMT): IB's margin follows"),
+        ("FUT", 0, 10, 10, LMT, D(10), ""),  # a future's margin is per contract, whatever the limit
+        ("OPT", 0, -1, 1, None, None, "not linear in quantity: an option"),  # a short option
+        ("OPT", 0, 1, 1, None, None, "not linear in quantity: an option"),
+        ("FOP", 0, -1, 1, None, None, "not linear in quantity: a future option"),
+        ("BAG", 0, 1, 1, None, None, "not linear in quantity: a combination: IB nets its legs"),
+        ("CASH", 0, 20000, 20000, None, None, "not linear in quantity: a CASH order: only stock and future"),
+        ("CRYPTO", 0, 1, 1, None, None, "not linear in quantity: a CRYPTO order"),
+        ("", 0, 1, 1, None, None, "not linear in quantity: a contract order"),
     ],
 )
-def test_cache_rule(sec_type, position, target, order_qty, cached_qty, why):
+def test_cache_rule(sec_type, position, target, order_qty, limit, cached_qty, why):
     decision = Decision("open", D(position), D(target), "why")
-    cached, reason = cache_rule(sec_type, decision, replace(BUY, quantity=D(order_qty)))
+    order = replace(BUY, quantity=D(order_qty), order_type="LMT" if limit else "MKT", limit_price=limit)
+    cached, reason = cache_rule(sec_type, decision, order)
     assert (None if cached is None else cached.quantity) == cached_qty
     assert reason.startswith(why) and bool(reason) == (cached is None)
 

@@ -21,6 +21,8 @@ docs/market-data-and-margin.md):
 opening                            margin check
 =================================  ===========================================================
 stock / future, from flat          cached figure when fresh, else IB's what-if
+stock with a price (LMT, STP ...)  IB's what-if (a stock's margin follows the order's price; a
+                                   figure is learned from market orders only)
 stock / future, an ``add``         cached figure (the added units alone) when fresh, else what-if
 stock / future, a reversal         cached figure of the NEW side for the opening part alone,
                                    without the margin the close frees (stricter than IB's netted
@@ -31,8 +33,8 @@ combination (BAG)                  IB's what-if (IB nets the legs)
 anything else (forex, crypto ...)  IB's what-if (the default)
 =================================  ===========================================================
 
-A figure is learned only from a what-if of a plain opening of a stock or future, and only from a
-whole answer: IB's ``warningText``, an unset / huge / infinite field (1.7976931348623157E308 is
+A figure is learned only from a what-if of a plain opening of a stock (at market) or a future,
+and only from a whole answer: IB's ``warningText``, an unset / huge / infinite field (1.7976931348623157E308 is
 IB's "unset", read as None at the IB boundary), a change that is not positive, or an absurd
 per-unit value teach nothing (:func:`learned`).
 """
@@ -108,10 +110,25 @@ def cache_rule(sec_type: str, decision: Decision, order: Leg) -> tuple[Leg | Non
         why = NOT_LINEAR.get(sec_type, f"a {sec_type or 'contract'} order: only stock and future openings use a "
                                        "cached figure")  # fmt: skip
         return None, f"not linear in quantity: {why}"
+    if sec_type == "STK" and _priced(order):
+        return None, (f"a stock order with a price of its own ({order.order_type}): IB's margin follows the order's "
+                      "price, a per-unit figure learned at the market does not")  # fmt: skip
     reversal = decision.position != 0 and decision.position * decision.target < 0
     if reversal:  # the new side's opening part alone; IB's what-if nets the whole move
         return replace(order, quantity=decision.open_qty), ""
     return order, ""
+
+
+def _priced(order: Leg) -> bool:
+    """The order names a price (limit, stop, trail): not a market order (MKT, MOC)."""
+    prices = (
+        order.limit_price,
+        order.stop_price,
+        order.trail_amount,
+        order.trail_percent,
+        order.trail_stop_price,
+    )
+    return any(price is not None for price in prices)
 
 
 def margin_ask(sec_type: str, decision: Decision, order: Leg, symbol: str) -> MarginAsk:
