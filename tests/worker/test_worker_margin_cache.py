@@ -21,10 +21,16 @@ from worker_helpers import AAPL, WorkerThread, add_alert, alert_status
 from core.risk_file import load_risk_file
 from core.services import get_alert
 from worker.contracts.symbol_map import SymbolResolver, parse_symbol_map
+from worker.decision.look import Look
 from worker.decision.margin import WhatIf
+from worker.decision.margin_book import margin_ask
+from worker.decision.model import Leg
+from worker.decision.positions import Decision
 from worker.execution.margin_cache import MarginBook
 from worker.execution.margin_refresh import AFTER_FILL_GAP, MarginRefresher, named_tickers
+from worker.execution.what_if import MarginAsker
 from worker.ib.pacing import Pacer
+from worker.recording.snapshots import AccountFigures
 
 QUIET = {"MARGIN_REFRESH_SECONDS": "3600"}  # no interval refresh during a test: every what-if is an alert's
 
@@ -145,6 +151,30 @@ def test_an_entry_the_cached_figure_does_not_cover_is_decided_by_ibs_what_if(sim
 class _Conn:
     ready = True
     pacer = Pacer()
+
+    def call(self, coro, timeout=None):
+        return asyncio.run(coro)
+
+
+def test_two_quick_entries_cannot_spend_the_same_funds():
+    """IB reports the account's funds every few minutes: what a check approved counts against
+    AvailableFunds until IB reports a new figure."""
+    fake = FakeTrading(AAPL, what_if_answer=WhatIf(D("475"), D("380")),
+                       figures=AccountFigures("DU1", "USD", available_funds=D(1_000)))  # fmt: skip
+    asker = MarginAsker(_Conn(), fake, book=MarginBook())  # type: ignore[arg-type]
+    ask = margin_ask("STK", Decision("open", D(0), D(10), ""), Leg("entry", "BUY", "MKT", D(10)), "AAPL")
+
+    def check(available: int):
+        return asker.ask(Look("A1", AAPL, D(0), "DU1", None, None, AccountFigures("DU1", "USD", available_funds=D(available))), ask)  # fmt: skip
+
+    assert check(1_000).source == "what-if now" and fake.calls == ["what-if BUY 10"]  # 475 held back
+    assert check(1_000).source.startswith("cached per-unit")  # 522.50 + 475 <= 1,000
+    third = check(1_000)  # 522.50 + 997.50 > 1,000: IB decides
+    assert third.source == "what-if now" and fake.calls == ["what-if BUY 10"] * 2
+    assert third.why == (
+        "the cached figure does not cover it (needs 522.50 USD + 997.50 USD just approved, available 1,000 USD)"
+    )
+    assert check(900).source.startswith("cached per-unit")  # IB reported the funds again
 
 
 def test_the_refresh_learns_names_asks_again_after_fills_and_at_its_interval():

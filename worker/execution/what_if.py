@@ -51,7 +51,7 @@ class MarginAsker:
         IB's reason: not knowing the margin is not a yes)."""
         account, con_id = look.account, look.inst.con_id
         figures = look.figures if look.figures is not None else AccountFigures(account=account)
-        why = ask.why or "no cached per-unit figure (no margin book)"
+        why = ask.why or "cached figures are off (MARGIN_MAX_AGE_SECONDS=0)"
         if self.book is not None and ask.cached is not None:
             unit = self.book.figure(account, con_id, ask.cached.action)
             held = self.book.reserved(account, figures.available_funds)
