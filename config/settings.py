@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -144,6 +145,9 @@ _FLOATS = {
     "session_idle_seconds": ("SESSION_IDLE_SECONDS", 60.0),
     "reversal_fill_timeout_seconds": ("REVERSAL_FILL_TIMEOUT_SECONDS", 1.0),
     "margin_check_timeout_seconds": ("MARGIN_CHECK_TIMEOUT_SECONDS", 0.5),
+    "margin_refresh_seconds": ("MARGIN_REFRESH_SECONDS", 5.0),
+    "margin_max_age_seconds": ("MARGIN_MAX_AGE_SECONDS", 0.0),
+    "margin_safety_factor": ("MARGIN_SAFETY_FACTOR", 1.0),
 }
 _RATES = (
     ("rate_limit", "RATE_LIMIT"),
@@ -165,6 +169,11 @@ def _numbers(env: Mapping[str, str]) -> dict[str, int | float | Decimal]:
         )
     floats = {attr: number(name, raw, minimum) for attr, (name, minimum) in _FLOATS.items()
               if (raw := _given(env, name)) is not None}  # fmt: skip
+    for attr in ("margin_refresh_seconds", "margin_max_age_seconds", "margin_safety_factor"):
+        if not math.isfinite(floats.get(attr, 0.0)):  # nan would make every cached figure fresh
+            raise SettingsError(
+                f"{_FLOATS[attr][0]} must be a finite number, got {env.get(_FLOATS[attr][0])!r}"
+            )
     return {**ints, **floats}
 
 
@@ -266,6 +275,12 @@ class Settings:
     ib_market_data_type: str = "live"
     margin_check: bool = True
     margin_check_timeout_seconds: float = 5.0
+    # A warm contract's margin without a round trip: per-unit figures learned from IB's what-ifs,
+    # asked again in the background this often, used on the hot path up to this age (0: never,
+    # every entry asks IB) with this safety factor (quantity x per unit x factor <= AvailableFunds).
+    margin_refresh_seconds: float = 60.0
+    margin_max_age_seconds: float = 300.0
+    margin_safety_factor: float = 1.1
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Settings:

@@ -51,7 +51,7 @@ from worker.contracts.symbol_map import SymbolResolver
 from worker.decision.order_types import OrderRules
 from worker.execution.executor import Executor, JobLimits, Requeue, RetryLater
 from worker.execution.guard import Guard, GuardSettings
-from worker.execution.what_if import MarginAsker
+from worker.execution.margin_refresh import FillTap, margin_parts
 from worker.heartbeat import Heartbeat
 from worker.housekeeping import Housekeeping
 from worker.ib import IBConnection, Trading
@@ -140,7 +140,11 @@ class Worker:
         self.protection = ProtectionRegistry(persist=self._persist_protection)
         self.guard = Guard(self.trading, self.protection, self.recorder,
                            GuardSettings(flatten_unprotected=settings.flatten_unprotected), host=self)  # fmt: skip
-        self.ib.watcher = self.guard
+        # per-unit margin figures (worker/execution/margin_cache.py), kept warm in the background; the
+        # refresh hears fills through the guard's watcher seat
+        self.margin, self.margin_refresh = margin_parts(settings, self.ib, self.trading, self.symbols,
+                                                        lambda: self.risk.risk_file, busy=self.job_running)  # fmt: skip
+        self.ib.watcher = FillTap(self.guard, self.margin_refresh)
         # the risk gate: the decision checks every opening order against its rules; the housekeeping
         # thread runs its daily-loss check; SIGHUP reloads its file
         self.risk = RiskGate(risk_file, ctx.sessions, self.ib, self.trading, recorder=self.recorder,
@@ -154,9 +158,7 @@ class Worker:
             symbols=self.symbols,
             # order types (worker/decision/order_types.py): the extended-hours stop-limit / marketable-limit offset
             order_rules=OrderRules(settings.extended_hours_stop_limit_ticks),
-            # IB's what-if margin check before every opening order (worker/execution/what_if.py)
-            margin=MarginAsker(self.ib, self.trading, enabled=settings.margin_check,
-                               timeout=settings.margin_check_timeout_seconds),
+            margin=self.margin,  # before every opening order: a cached figure or IB's what-if (what_if.py)
             guard=self.guard,  # the job sets specs and has the old exits put back
             risk=self.risk,  # the risk file's limits, its default sizing and dry runs
         )  # fmt: skip
@@ -303,6 +305,8 @@ class Worker:
     def _serve(self) -> None:
         """The claims are held: trade (daily-loss watch, guard, queues) until stopped."""
         self.housekeeping.start()
+        if self.settings.margin_check and self.settings.margin_max_age_seconds > 0:
+            self.margin_refresh.start()  # in the background, on the IB loop, once IB is ready
         if not self.settings.ib_account:
             self.ib.call_soon(self.guard.on_reconciled)  # the connect's own check ran before the claim
             self._serve_managed_account()

@@ -149,6 +149,7 @@ class Router:
             elif isinstance(event, OrderStatusEvent):
                 fields = order_status(order)
             elif isinstance(event, WhatIfEvent):
+                self.connections.stats["what_ifs"] += 1  # what-ifs answered (GET /state "stats")
                 fields = open_order(order, instrument(order.con_id), "PreSubmitted", event.state)
             else:
                 return

@@ -17,8 +17,9 @@ the executor runs it (worker/execution/executor.py)::
   ``rejected`` with the reason once the close is done.
 * **What must be asked.** When a risk rule needs what the look did not gather (another quote, the
   database's counters) the proposal says so (``missing``) and the job decides again with them.
-  The margin check is a round trip to IB: the proposal names the what-if (``margin_ask``) and
-  :func:`with_margin` settles it with the pure judgement of IB's answer (worker/decision/margin.py).
+  The margin check: the proposal names the what-if (``margin_ask``) and what a cached per-unit
+  figure may approve instead (worker/decision/margin_book.py); :func:`with_margin` settles it with
+  the cached figure or the pure judgement of IB's answer (worker/decision/margin.py).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from worker.decision.margin import (
     margin_off,
     what_if_order,
 )
+from worker.decision.margin_book import margin_ask
 from worker.decision.model import OCA_TYPE, Leg
 from worker.decision.order_types import ExitOrder, OrderRules
 from worker.decision.planner import plan_bracket
@@ -227,7 +229,9 @@ def _judged(proposal: Proposal, config: DecisionConfig) -> Proposal:
     if config.margin_check is not None and not refused_open and order is not None:
         described = describe_order(order, look.symbol)
         margin, ask = (
-            (None, MarginAsk(order, described)) if config.margin_check else (margin_off(described), None)
+            (None, margin_ask(look.inst.sec_type, decision, order, look.symbol))  # a cached figure, else IB
+            if config.margin_check
+            else (margin_off(described), None)
         )
     return replace(proposal, risk=verdict, refused_open=refused_open, margin=margin, margin_ask=ask)
 

@@ -25,7 +25,10 @@ Decisions where the issue is silent:
   ``MARGIN_CHECK=off`` skips the check (the plan records ``{"check": "off"}``). A lost connection
   is not a refusal: the job waits for IB and decides again.
 
-The what-if is one IB round trip per entry; it counts against the order pacing like a placement.
+The what-if is one IB round trip; it counts against the order pacing like a placement. A warm
+contract needs none: a per-unit figure learned from an earlier what-if (worker/decision/margin_book.py,
+issue 18) may approve a plain stock or future opening; the plan says which figure decided
+(``source``: ``what-if now``, or ``cached per-unit from what-if at <time>, age Ns``).
 """
 
 from __future__ import annotations
@@ -71,14 +74,35 @@ class WhatIf:
     equity_with_loan_after: Decimal | None = None
     commission: Decimal | None = None
     commission_currency: str = ""
+    warning_text: str = ""  # IB's warningText (a broken answer often carries one)
+
+    @property
+    def unusable(self) -> bool:
+        """IB warned and left a margin figure unset (or huge, or infinite: read as unset): broken."""
+        figures = (
+            self.init_margin_change,
+            self.maint_margin_change,
+            self.init_margin_before,
+            self.init_margin_after,
+        )
+        return bool(self.warning_text.strip()) and any(value is None for value in figures)
 
 
 @dataclass(frozen=True)
 class MarginAsk:
-    """What the margin check needs from IB: a what-if of ``order`` (``described`` for the trader)."""
+    """What the margin check needs: IB's what-if of ``order`` (``described`` for the trader), unless
+    a cached per-unit figure approves ``cached`` (the opening part; None: only IB can say, ``why``)."""
 
     order: Leg
     described: str
+    cached: Leg | None = None
+    why: str = ""
+    symbol: str = ""  # the contract as the trader reads it (to describe ``cached``)
+
+    @property
+    def learnable(self) -> bool:
+        """IB's answer to ``order`` is a plain opening's: its change per unit is a per-unit figure."""
+        return self.cached is not None and self.cached.quantity == self.order.quantity
 
 
 @dataclass(frozen=True)
@@ -104,6 +128,27 @@ class MarginFigures:
 
 
 @dataclass(frozen=True)
+class PerUnitUse:
+    """``plan["margin"]["per_unit"]``: the cached per-unit figure a decision used, and its sum."""
+
+    initial: str  # initial margin per unit, as learned
+    maintenance: str | None
+    learned_from: str  # the what-if it was learned from, described ("BUY 1 AAPL MKT")
+    learned_at: str  # when IB answered it (UTC, ISO 8601)
+    age_seconds: str
+    safety_factor: str  # MARGIN_SAFETY_FACTOR
+    needs: str  # quantity x initial x safety factor
+    reserved: str  # approved in the last moments, not yet in AvailableFunds
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> PerUnitUse:
+        return cls(**{name: doc.get(name) for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
 class MarginCheck:
     """The outcome for one decision: ``plan["margin"]`` and, when refused, the reason."""
 
@@ -113,6 +158,9 @@ class MarginCheck:
     reason: str | None = None  # the refusal's sentence
     check: str | None = None  # "off": MARGIN_CHECK=off
     figures: MarginFigures | None = None  # IB's figures (None: IB gave none)
+    source: str | None = None  # "what-if now", or "cached per-unit from what-if at <time>, age Ns"
+    why: str | None = None  # why IB was asked now (no cached figure, too old, not linear...)
+    per_unit: PerUnitUse | None = None  # the cached figure used (source: cached)
 
     @property
     def refused(self) -> str:
@@ -125,17 +173,20 @@ class MarginCheck:
 
     def to_json(self) -> dict[str, Any]:
         figures = self.figures.to_json() if self.figures is not None else {}
+        per_unit = None if self.per_unit is None else self.per_unit.to_json()
         return (
             present(check=self.check, rule=self.rule, order=self.order)
             | figures
+            | present(source=self.source, why=self.why, per_unit=per_unit)
             | present(verdict=self.verdict, reason=self.reason)
         )
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> MarginCheck:
         figures = MarginFigures.from_json(doc) if "available_from" in doc else None
+        per_unit = PerUnitUse.from_json(doc["per_unit"]) if doc.get("per_unit") else None
         return cls(str(doc.get("rule") or ""), str(doc.get("order") or ""), doc.get("verdict"), doc.get("reason"),
-                   doc.get("check"), figures)  # fmt: skip
+                   doc.get("check"), figures, doc.get("source"), doc.get("why"), per_unit)  # fmt: skip
 
 
 def margin_off(described: str) -> MarginCheck:
@@ -182,6 +233,9 @@ def judge(answer: WhatIf, figures: AccountFigures, described: str) -> MarginChec
     change = answer.init_margin_change
     if change is None:
         reason = f"margin: IB's what-if for {described} gave no initMarginChange; nothing sent"
+    elif answer.unusable:  # IB warned and left figures unset: never read as "enough margin"
+        reason = (f"margin: IB's what-if for {described} gave unusable figures "
+                  f"(IB warns: {' '.join(answer.warning_text.split())}); nothing sent")  # fmt: skip
     elif available is None:
         reason = "margin: the account's AvailableFunds is unknown (IB has not reported it); nothing sent"
     elif change > available:

@@ -7,8 +7,8 @@ an :class:`AlertJob`, not on the long-lived executor. A refusal is raised as
 
 1. the look (worker/execution/gather.py): what IB and the database say, gathered first;
 2. the decision core (worker/decision/core.py), pure: the position move, the sizing, the legs, the
-   risk rules' verdicts, what the margin check needs; the what-if round trip
-   (worker/execution/what_if.py) and its pure judgement settle the margin;
+   risk rules' verdicts, what the margin check needs; a cached per-unit figure or the what-if
+   round trip (worker/execution/what_if.py) and its pure judgement settle the margin;
 3. **the decision is written down first**, awaited, BEFORE any order goes out (its absolute
    target, worker/decision/stored.py: a rerun cannot read a relative ``sell 20`` twice); nothing to
    do (already there, an exit while flat) or a dry run ends ``cancelled`` with the reason;
@@ -363,7 +363,7 @@ class Executor:
         if proposal.risk_refusal:  # an alert that only opens: refused whole
             raise RiskRefused(proposal.risk_refusal, plan=proposal.refused_record())
         if proposal.margin_ask is not None and self.margin is not None:
-            proposal = with_margin(proposal, self.margin.ask(look.inst.con_id, proposal.margin_ask))
+            proposal = with_margin(proposal, self.margin.ask(look, proposal.margin_ask))
         stored = proposal.stored()
         if proposal.dry_run:  # dry_run (risk file): recorded, nothing is sent
             self.writes.without_order(job.alert_id, stored, proposal.dry_run_message())

@@ -55,6 +55,7 @@ def what_if_of(state: Any) -> WhatIf:
         equity_with_loan_after=ib_number(state.equityWithLoanAfter),
         commission=ib_number(state.commission),
         commission_currency=state.commissionCurrency or "",
+        warning_text=str(getattr(state, "warningText", "") or ""),
     )
 
 
