@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import codecs
 import io
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -169,11 +168,6 @@ def _numbers(env: Mapping[str, str]) -> dict[str, int | float | Decimal]:
         )
     floats = {attr: number(name, raw, minimum) for attr, (name, minimum) in _FLOATS.items()
               if (raw := _given(env, name)) is not None}  # fmt: skip
-    for attr in ("margin_refresh_seconds", "margin_max_age_seconds", "margin_safety_factor"):
-        if not math.isfinite(floats.get(attr, 0.0)):  # nan would make every cached figure fresh
-            raise SettingsError(
-                f"{_FLOATS[attr][0]} must be a finite number, got {env.get(_FLOATS[attr][0])!r}"
-            )
     return {**ints, **floats}
 
 

@@ -5,6 +5,7 @@ notice modes, market data types, times of day. A value that cannot be read is a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import TypeVar
@@ -47,8 +48,12 @@ def whole_number(name: str, raw: str, minimum: int | None = None) -> int:
 
 
 def number(name: str, raw: str, minimum: float | None = None) -> float:
-    """A number, at least ``minimum``."""
-    return _bounded(name, raw, float, "a number", minimum)
+    """A finite number, at least ``minimum`` (``nan`` compares false with every bound and ``inf``
+    never elapses: either would quietly switch a limit off)."""
+    value = _bounded(name, raw, float, "a number", minimum)
+    if not math.isfinite(value):
+        raise SettingsError(f"{name} must be a finite number, got {raw!r}")
+    return value
 
 
 def quantity(name: str, raw: str) -> Decimal:

@@ -62,6 +62,8 @@ def test_typed_values_and_chat_ids_stay_strings():
         ("STRATEGY_SECRETS", "trend", "STRATEGY_SECRETS must look like"),
         ("STRATEGY_SECRETS", "trend=short", "at least 16"),
         ("ADMIN_TOKEN", "short", "ADMIN_TOKEN must be at least 16"),
+        ("STALE_ALERT_SECONDS", "nan", "STALE_ALERT_SECONDS must be a finite number"),  # never stale
+        ("REQUEST_TIMEOUT_SECONDS", "inf", "REQUEST_TIMEOUT_SECONDS must be a finite number"),
     ],
 )
 def test_bad_values_name_the_variable(name, value, message):
