@@ -149,3 +149,40 @@ def test_queue_is_registered_for_rq_tools(client, redis_client):
 
     post(client, alert_body(account="DU77"))
     assert "tv2ib:orders:DU77" in [q.name for q in Queue.all(connection=redis_client)]
+
+
+def test_intake_writes_the_job_rq_itself_would_write(redis_client):
+    """The consumer, the relay and ``rq info`` read intake's job as rq's own: same hash fields and
+    values (but the alert's id, call and timestamps), same queue, same registry; at most once."""
+    from rq import Queue
+    from rq.job import Job
+
+    from core import enqueue
+
+    queue = Queue("tv2ib:orders:DU5", connection=redis_client)
+    queue.enqueue_call(
+        "worker.jobs.execute_alert",
+        args=("RQ1",),
+        job_id=alert_job_id("RQ1"),
+        unique=True,
+        timeout=enqueue.JOB_TIMEOUT,
+        result_ttl=enqueue.JOB_RESULT_TTL,
+        failure_ttl=enqueue.JOB_FAILURE_TTL,
+        description="execute alert RQ1",
+    )
+    assert enqueue.enqueue_alert(redis_client, "OURS1", "DU5")
+    assert not enqueue.enqueue_alert(redis_client, "OURS1", "DU5")  # already there: not twice
+    by_rq = redis_client.hgetall(Job.key_for(alert_job_id("RQ1")))
+    ours = redis_client.hgetall(Job.key_for(alert_job_id("OURS1")))
+    per_alert = {b"data", b"description", b"created_at", b"enqueued_at"}
+    assert set(ours) == set(by_rq)
+    assert {k: v for k, v in ours.items() if k not in per_alert} == {
+        k: v for k, v in by_rq.items() if k not in per_alert
+    }
+    assert redis_client.ttl(Job.key_for(alert_job_id("OURS1"))) == -1  # kept, as rq keeps it
+    assert queue.job_ids == [alert_job_id("RQ1"), alert_job_id("OURS1")]
+    job = Job.fetch(alert_job_id("OURS1"), connection=redis_client)
+    assert (job.func_name, job.args, job.kwargs) == ("worker.jobs.execute_alert", ("OURS1",), {})
+    assert (job.origin, job.description, job.timeout) == ("tv2ib:orders:DU5", "execute alert OURS1", 300)
+    assert job.get_status() == "queued" and job.enqueued_at is not None
+    assert "tv2ib:orders:DU5" in [q.name for q in Queue.all(connection=redis_client)]
