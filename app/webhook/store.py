@@ -41,6 +41,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
+from app.webhook import fast_sqlite
 from config.settings import Settings
 from core.alert_rows import ALERTS, CLAIMS, INSERT_EVENT, insert_event
 from core.ids import new_alert_id
@@ -271,7 +272,8 @@ def record_valid(
     """Store a valid alert as ``received``, or as a ``duplicate`` of the key's first alert.
 
     Committed when this returns (the caller answers only after that). ``fast_engine`` (from
-    :func:`make_fast_engine`) enables PostgreSQL's one-statement path.
+    :func:`make_fast_engine`) enables PostgreSQL's one-statement path; on SQLite a fresh key takes
+    :mod:`app.webhook.fast_sqlite`'s one DB-API transaction.
 
     With ``fan_out`` the alert is a parent: it is stored ``fanned_out`` (terminal, with
     ``fan_out.reason``) together with one ``received`` child per account, all in the SAME
@@ -279,9 +281,13 @@ def record_valid(
     a resend finds the claim and becomes a duplicate of the parent with no new children."""
     row = _valid_row(payload, raw_body, client_ip, idempotency_key, signal_time)
     now = row["received_at"]
-    if window_seconds > 0 and fast_engine is not None and fan_out is None:
-        params = dict(row, payload=json.dumps(payload), expires_at=now + timedelta(seconds=window_seconds))
-        inserted = _record_fresh(fast_engine, params)
+    if window_seconds > 0 and fan_out is None:
+        expires = now + timedelta(seconds=window_seconds)
+        inserted: str | None = None
+        if fast_engine is not None:
+            inserted = _record_fresh(fast_engine, dict(row, payload=json.dumps(payload), expires_at=expires))
+        elif engine.dialect.name == "sqlite":
+            inserted = row["id"] if fast_sqlite.record_fresh(engine, row, expires) else None
         if inserted is not None:
             return Recorded(alert_id=inserted, status=row["status"])
         row["id"] = new_alert_id()  # the fallback below must not reuse an id tried here
