@@ -1,8 +1,8 @@
 """Intake's fast paths store exactly what its transactional path stores.
 
 A fresh valid alert goes through one statement on PostgreSQL and one DB-API transaction on SQLite
-(app/webhook/fast_sqlite.py); an alert with dedup off (or a repeated key) goes through the
-SQLAlchemy transaction. The worker, the API and the dashboard read both kinds of rows, so the
+(app/webhook/fast_path.py); an alert whose key is claimed (an expired claim, a duplicate) goes
+through the SQLAlchemy transaction. The worker, the API and the dashboard read both kinds of rows, so the
 stored values (timestamps' form, JSON, the audit row, the claim) must not tell them apart.
 """
 
