@@ -17,8 +17,9 @@ down or locked, which the view answers with 503), as on every other path.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -190,6 +191,10 @@ class _SqlitePlan:
     claim: _Statement
     alert: _Statement
     event: _Statement
+    # One writer of this process at a time: SQLite has one write lock per database, and a thread
+    # that finds it taken sleeps in SQLite's busy handler (1 ms, 2 ms, 5 ms ...) instead of
+    # waking when it is released. Waiting here wakes at once.
+    writing: threading.Lock = field(default_factory=threading.Lock)
 
 
 @lru_cache(maxsize=8)
@@ -209,7 +214,7 @@ def record_fresh_sqlite(engine: Engine, row: Mapping[str, Any], expires_at: date
     claim = {"key": row["idempotency_key"], "alert_id": row["id"], "expires_at": expires_at}
     status = AlertStatus.RECEIVED.value
     event = {"alert_id": row["id"], "at": row["received_at"], "status": status, "message": "received"}
-    with _dbapi(engine) as raw:
+    with plan.writing, _dbapi(engine) as raw:
         cursor = raw.cursor()
         # The claim is the first statement (a write): it takes SQLite's write lock at once.
         if cursor.execute(plan.claim.sql, plan.claim.values(claim)).fetchone() is None:

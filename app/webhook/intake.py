@@ -224,10 +224,12 @@ class Intake:
         if routed.fans_out:
             children = tuple(Child(a, self._scrub(routed.child_payload(a))) for a in routed.accounts)
             fan_out = FanOutRows(children, routed.parent_reason())
+        # The payload executed: the one sent, unless the risk file gave the alert its account.
+        same = routed.fans_out or (routed.payload is normalised.payload and not normalised.accounts)
         recorded = record_valid(
             self.ctx.engine,
             fast_engine=self.fast_engine,
-            payload=sent if routed.fans_out else self._scrub(routed.payload.to_json()),
+            payload=sent if same else self._scrub(routed.payload.to_json()),
             raw_body=body_text,
             client_ip=address,
             idempotency_key=idempotency_key(sent),

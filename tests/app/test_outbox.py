@@ -186,3 +186,50 @@ def test_intake_writes_the_job_rq_itself_would_write(redis_client):
     assert (job.origin, job.description, job.timeout) == ("tv2ib:orders:DU5", "execute alert OURS1", 300)
     assert job.get_status() == "queued" and job.enqueued_at is not None
     assert "tv2ib:orders:DU5" in [q.name for q in Queue.all(connection=redis_client)]
+
+
+def test_queued_marks_of_a_batch_move_only_received_alerts_each_once(ctx):
+    """The marker's batch: alerts on two queues move to 'queued' with one audit row each; an alert
+    a worker already took stays where it is (never backwards), and marking again changes nothing."""
+    from sqlalchemy import select, update
+
+    from app.webhook import store
+    from core import alert_rows
+    from core.models import Alert, AlertEvent
+
+    ids = [
+        store.record_valid(
+            ctx.engine,
+            payload={"ticker": "AAPL", "action": "buy"},
+            raw_body="{}",
+            client_ip=None,
+            idempotency_key=f"batch-{i}",
+            window_seconds=60,
+        ).alert_id
+        for i in range(4)
+    ]
+    with ctx.engine.begin() as conn:  # a worker was faster than the mark
+        conn.execute(update(Alert).where(Alert.id == ids[2]).values(status=AlertStatus.PROCESSING))
+    batch = [(ids[0], "tv2ib:orders:DU1"), (ids[1], "tv2ib:orders:DU2"), (ids[2], "tv2ib:orders:DU1")]
+    batch.append((ids[3], "tv2ib:orders:DU1"))
+    with ctx.engine.connect() as conn:
+        assert alert_rows.mark_queued_many(conn, batch) == 3
+        assert alert_rows.mark_queued_many(conn, batch) == 0
+    assert [(get_alert(ctx, i).status, get_alert(ctx, i).queue_name) for i in ids] == [
+        (AlertStatus.QUEUED, "tv2ib:orders:DU1"),
+        (AlertStatus.QUEUED, "tv2ib:orders:DU2"),
+        (AlertStatus.PROCESSING, None),
+        (AlertStatus.QUEUED, "tv2ib:orders:DU1"),
+    ]
+    with ctx.sessions() as session:
+        queued = session.execute(
+            select(AlertEvent.alert_id, AlertEvent.message).where(AlertEvent.status == "queued")
+        ).all()
+    assert sorted(queued) == sorted(
+        [
+            (ids[0], "queued on tv2ib:orders:DU1"),
+            (ids[1], "queued on tv2ib:orders:DU2"),
+            (ids[3], "queued on tv2ib:orders:DU1"),
+        ]
+    )
+    assert get_alert(ctx, ids[0]).enqueue_attempts == 1
