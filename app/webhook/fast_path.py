@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -197,14 +198,27 @@ class _SqlitePlan:
     writing: threading.Lock = field(default_factory=threading.Lock)
 
 
-@lru_cache(maxsize=8)
+# One plan (and so one writers' lock) per engine's dialect, for as long as the engine lives.
+_SQLITE_PLANS: weakref.WeakKeyDictionary[Dialect, _SqlitePlan] = weakref.WeakKeyDictionary()
+_SQLITE_PLANS_LOCK = threading.Lock()
+
+
 def _sqlite_plan(dialect: Dialect) -> _SqlitePlan:
-    claim = sqlite_insert(CLAIMS).on_conflict_do_nothing(index_elements=["key"]).returning(CLAIMS.c.key)
-    return _SqlitePlan(
-        claim=_compiled(claim, CLAIMS, ("key", "alert_id", "expires_at"), dialect),
-        alert=_compiled(ALERTS.insert(), ALERTS, ALERT_COLUMNS, dialect),
-        event=_compiled(INSERT_EVENT, EVENTS, ("alert_id", "at", "status", "message"), dialect),
-    )
+    plan = _SQLITE_PLANS.get(dialect)
+    if plan is not None:
+        return plan
+    with _SQLITE_PLANS_LOCK:
+        plan = _SQLITE_PLANS.get(dialect)
+        if plan is None:
+            claim = (
+                sqlite_insert(CLAIMS).on_conflict_do_nothing(index_elements=["key"]).returning(CLAIMS.c.key)
+            )
+            plan = _SQLITE_PLANS[dialect] = _SqlitePlan(
+                claim=_compiled(claim, CLAIMS, ("key", "alert_id", "expires_at"), dialect),
+                alert=_compiled(ALERTS.insert(), ALERTS, ALERT_COLUMNS, dialect),
+                event=_compiled(INSERT_EVENT, EVENTS, ("alert_id", "at", "status", "message"), dialect),
+            )
+    return plan
 
 
 def record_fresh_sqlite(engine: Engine, row: Mapping[str, Any], expires_at: datetime) -> bool:
