@@ -22,6 +22,7 @@ the intake median and their ratio for each database (the goal: at most 3x).
     .venv/bin/python -m bench.webhook
     .venv/bin/python -m bench.webhook --db postgresql --rows 1000 --seconds 5
     .venv/bin/python -m bench.webhook --saturation-only --clients 4 --rounds 3   # the ratio alone
+    .venv/bin/python -m bench.webhook --saturation-only --against /tmp/main   # A/B with that checkout
 """
 
 from __future__ import annotations
@@ -208,10 +209,14 @@ def run_load(port: int, *, rate: float | None, seconds: float, concurrency: int)
     return Result(latencies, errors[0], seconds)
 
 
-def gunicorn(app_spec: str, port: int, env: dict[str, str], pythonpath: str) -> subprocess.Popen:
+def gunicorn(
+    app_spec: str, port: int, env: dict[str, str], pythonpath: str, root: Path = ROOT
+) -> subprocess.Popen:
+    """``app_spec`` served by gunicorn with ``root``'s settings (``root``: this checkout, or the
+    one given with ``--against``)."""
     full_env = dict(os.environ, **env, PORT=str(port), PYTHONPATH=pythonpath)
-    cmd = [sys.executable, "-m", "gunicorn", app_spec, "-c", str(ROOT / "config" / "gunicorn.conf.py")]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = [sys.executable, "-m", "gunicorn", app_spec, "-c", str(root / "config" / "gunicorn.conf.py")]
+    proc = subprocess.Popen(cmd, cwd=root, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_http(port, proc)
     return proc
 
@@ -231,26 +236,32 @@ def saturation(port: int, args: argparse.Namespace) -> Result:
     return run_load(port, rate=None, seconds=args.seconds, concurrency=args.clients)
 
 
-def saturation_ratio(label: str, bare_port: int, port: int, args: argparse.Namespace) -> float:
-    """Alternate the bare endpoint and intake ``--rounds`` times; print both medians and the ratio."""
-    bare = Result([], 0, 0.0)
-    intake = Result([], 0, 0.0)
-    for _ in range(args.rounds):
-        for pooled, target in ((bare, bare_port), (intake, port)):
-            run = saturation(target, args)
-            pooled.latencies += run.latencies
-            pooled.errors += run.errors
-            pooled.elapsed += run.elapsed
-    ratio = intake.p50 / bare.p50 if bare.latencies and intake.latencies else float("nan")
-    print(f"  bare    {bare.line()}", flush=True)
-    print(f"  intake  {intake.line()}", flush=True)
-    print(
-        f"  {label}: at saturation ({args.clients} closed-loop clients, 1 worker): bare median "
-        f"{bare.p50 * 1000:.2f} ms, intake median {intake.p50 * 1000:.2f} ms, ratio {ratio:.2f}x  "
-        f"load={os.getloadavg()[0]:.1f}",
-        flush=True,
-    )
-    return ratio
+def saturation_ratio(label: str, targets: dict[str, int], args: argparse.Namespace) -> None:
+    """Alternate the servers of ``targets`` (name -> port, the bare endpoint first) ``--rounds``
+    times; print each one's median and every other's ratio to the bare endpoint's."""
+    pooled = {name: Result([], 0, 0.0) for name in targets}
+    for i in range(args.rounds):
+        names = list(targets)
+        if i % 2:  # the servers after the bare one in turns first and last
+            names[1:] = reversed(names[1:])
+        for name in names:
+            run = saturation(targets[name], args)
+            pooled[name].latencies += run.latencies
+            pooled[name].errors += run.errors
+            pooled[name].elapsed += run.elapsed
+    bare_name, *others = targets
+    bare = pooled[bare_name]
+    for name, result in pooled.items():
+        print(f"  {name:<8} {result.line()}", flush=True)
+    for name in others:
+        intake = pooled[name]
+        ratio = intake.p50 / bare.p50 if bare.latencies and intake.latencies else float("nan")
+        print(
+            f"  {label}{'' if name == 'intake' else f' ({name})'}: at saturation ({args.clients} "
+            f"closed-loop clients, 1 worker): bare median {bare.p50 * 1000:.2f} ms, intake median "
+            f"{intake.p50 * 1000:.2f} ms, ratio {ratio:.2f}x  load={os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
 
 
 def app_env(url: str, redis_url: str) -> dict[str, str]:
@@ -265,8 +276,11 @@ def app_env(url: str, redis_url: str) -> dict[str, str]:
     }
 
 
-def run_saturation(dbs: dict[str, str], redis_url: str, rows: int, args: argparse.Namespace) -> None:
-    """The intake ratio at saturation for each database in ``dbs`` (name -> URL)."""
+def run_saturation(
+    dbs: dict[str, tuple[str, str]], redis_url: str, rows: int, args: argparse.Namespace
+) -> None:
+    """The intake ratio at saturation for each database in ``dbs`` (name -> URL for this
+    checkout's app, URL for the ``--against`` checkout's)."""
     one = {"WEB_WORKERS": "1"}
     print(
         f"intake at saturation: {args.clients} closed-loop clients, one gunicorn worker each, "
@@ -278,15 +292,22 @@ def run_saturation(dbs: dict[str, str], redis_url: str, rows: int, args: argpars
         "bare_app:create_app()", bare_port, {"WEBHOOK_SECRET": SECRET, **one}, f"{ROOT / 'bench'}:{ROOT}"
     )
     try:
-        for db, url in dbs.items():
-            prefill(url, rows)
-            port = free_port()
-            server = gunicorn("app:create_app()", port, {**app_env(url, redis_url), **one}, str(ROOT))
+        for db, (url, against_url) in dbs.items():
+            apps = {"intake": (ROOT, url)}
+            if args.against is not None:
+                apps["against"] = (args.against, against_url)
+            targets, servers = {"bare": bare_port}, []
             try:
+                for name, (root, app_url) in apps.items():
+                    prefill(app_url, rows)
+                    targets[name] = free_port()
+                    env = {**app_env(app_url, redis_url), **one}
+                    servers.append(gunicorn("app:create_app()", targets[name], env, str(root), root))
                 print(f"{db}:", flush=True)
-                saturation_ratio(db, bare_port, port, args)
+                saturation_ratio(db, targets, args)
             finally:
-                end_process(server, 15)
+                for server in servers:
+                    end_process(server, 15)
     finally:
         end_process(bare, 15)
 
@@ -334,6 +355,12 @@ def main() -> None:
     parser.add_argument(
         "--saturation-only", action="store_true", help="print only the intake ratio at saturation"
     )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="another checkout (e.g. a worktree of main): its app joins the saturation rounds, "
+        "on its own database, for an A/B under the same load",
+    )
     args = parser.parse_args()
     rows_list = [int(r) for r in args.rows.split(",")]
 
@@ -341,9 +368,10 @@ def main() -> None:
     dbs = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     with contextlib.ExitStack() as cleanup:
         redis_url = cleanup.enter_context(private_redis())
-        pg_url = (
+        pg_urls = [
             cleanup.enter_context(private_pg_database(PG_ADMIN, "tv2ib_bench")) if "postgresql" in dbs else ""
-        )
+            for _ in range(2 if args.against else 1)
+        ]
         cleanup.callback(shutil.rmtree, tmp, ignore_errors=True)
         print(
             f"tv2ib webhook benchmark: {os.cpu_count()} cores, gunicorn gthread "
@@ -352,10 +380,11 @@ def main() -> None:
             "(other processes share the cores: compare runs at similar load)",
             flush=True,
         )
-        urls = {db: f"sqlite:///{tmp / 'bench.db'}" if db == "sqlite" else pg_url for db in dbs}
+        urls = {db: f"sqlite:///{tmp / 'bench.db'}" if db == "sqlite" else pg_urls[0] for db in dbs}
         if not args.saturation_only:
             fixed_and_max(urls, redis_url, rows_list, args)
-        run_saturation(urls, redis_url, rows_list[0], args)
+        against = {db: f"sqlite:///{tmp / 'against.db'}" if db == "sqlite" else pg_urls[-1] for db in dbs}
+        run_saturation({db: (urls[db], against[db]) for db in dbs}, redis_url, rows_list[0], args)
 
 
 if __name__ == "__main__":
