@@ -13,8 +13,16 @@ scheduled send time, so a stalled server cannot hide its queueing) and at the ma
 (closed loop, ``--concurrency`` clients back to back). Every alert is unique (no dedup hits) and
 is really stored and enqueued. The load generator shares the machine's cores with the server.
 
+Then the intake ratio at saturation: the bare endpoint and the real app, each served by ONE
+gunicorn worker (``WEB_WORKERS=1``, ``WEB_THREADS`` default), driven by ``--clients`` closed-loop
+clients. The two servers run side by side and are measured in alternation (``--rounds`` pairs of
+``--seconds`` each), so a change in the machine's load falls on both; it prints the bare median,
+the intake median and their ratio for each database (the goal: at most 3x).
+
     .venv/bin/python -m bench.webhook
     .venv/bin/python -m bench.webhook --db postgresql --rows 1000 --seconds 5
+    .venv/bin/python -m bench.webhook --saturation-only --clients 4 --rounds 3   # the ratio alone
+    .venv/bin/python -m bench.webhook --saturation-only --against /tmp/main   # A/B with that checkout
 """
 
 from __future__ import annotations
@@ -201,10 +209,14 @@ def run_load(port: int, *, rate: float | None, seconds: float, concurrency: int)
     return Result(latencies, errors[0], seconds)
 
 
-def gunicorn(app_spec: str, port: int, env: dict[str, str], pythonpath: str) -> subprocess.Popen:
+def gunicorn(
+    app_spec: str, port: int, env: dict[str, str], pythonpath: str, root: Path = ROOT
+) -> subprocess.Popen:
+    """``app_spec`` served by gunicorn with ``root``'s settings (``root``: this checkout, or the
+    one given with ``--against``)."""
     full_env = dict(os.environ, **env, PORT=str(port), PYTHONPATH=pythonpath)
-    cmd = [sys.executable, "-m", "gunicorn", app_spec, "-c", str(ROOT / "config" / "gunicorn.conf.py")]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = [sys.executable, "-m", "gunicorn", app_spec, "-c", str(root / "config" / "gunicorn.conf.py")]
+    proc = subprocess.Popen(cmd, cwd=root, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_http(port, proc)
     return proc
 
@@ -218,6 +230,115 @@ def measure(label: str, port: int, args: argparse.Namespace) -> tuple[Result, Re
     return fixed, top
 
 
+def saturation(port: int, args: argparse.Namespace) -> Result:
+    """``--clients`` closed-loop clients for ``--seconds`` (after a short warm-up)."""
+    run_load(port, rate=None, seconds=0.5, concurrency=args.clients)
+    return run_load(port, rate=None, seconds=args.seconds, concurrency=args.clients)
+
+
+def saturation_ratio(label: str, targets: dict[str, int], args: argparse.Namespace) -> None:
+    """Alternate the servers of ``targets`` (name -> port, the bare endpoint first) ``--rounds``
+    times; print each one's median and every other's ratio to the bare endpoint's."""
+    pooled = {name: Result([], 0, 0.0) for name in targets}
+    for i in range(args.rounds):
+        names = list(targets)
+        if i % 2:  # the servers after the bare one in turns first and last
+            names[1:] = reversed(names[1:])
+        for name in names:
+            run = saturation(targets[name], args)
+            pooled[name].latencies += run.latencies
+            pooled[name].errors += run.errors
+            pooled[name].elapsed += run.elapsed
+    bare_name, *others = targets
+    bare = pooled[bare_name]
+    for name, result in pooled.items():
+        print(f"  {name:<8} {result.line()}", flush=True)
+    for name in others:
+        intake = pooled[name]
+        ratio = intake.p50 / bare.p50 if bare.latencies and intake.latencies else float("nan")
+        print(
+            f"  {label}{'' if name == 'intake' else f' ({name})'}: at saturation ({args.clients} "
+            f"closed-loop clients, 1 worker): bare median {bare.p50 * 1000:.2f} ms, intake median "
+            f"{intake.p50 * 1000:.2f} ms, ratio {ratio:.2f}x  load={os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
+
+
+def app_env(url: str, redis_url: str) -> dict[str, str]:
+    """The real app's settings: limits lifted (every alert unique, all from one address)."""
+    return {
+        "WEBHOOK_SECRET": SECRET,
+        "DATABASE_URL": url,
+        "REDIS_URL": redis_url,
+        "RATE_LIMIT": "1000000/minute",
+        "AUTHENTICATED_RATE_LIMIT": "1000000/minute",
+        "DEDUP_WINDOW_SECONDS": "60",
+    }
+
+
+def run_saturation(
+    dbs: dict[str, tuple[str, str]], redis_url: str, rows: int, args: argparse.Namespace
+) -> None:
+    """The intake ratio at saturation for each database in ``dbs`` (name -> URL for this
+    checkout's app, URL for the ``--against`` checkout's)."""
+    one = {"WEB_WORKERS": "1"}
+    print(
+        f"intake at saturation: {args.clients} closed-loop clients, one gunicorn worker each, "
+        f"{args.rounds} alternating rounds of {args.seconds:g} s, {rows:,} stored alerts",
+        flush=True,
+    )
+    bare_port = free_port()
+    bare = gunicorn(
+        "bare_app:create_app()", bare_port, {"WEBHOOK_SECRET": SECRET, **one}, f"{ROOT / 'bench'}:{ROOT}"
+    )
+    try:
+        for db, (url, against_url) in dbs.items():
+            apps = {"intake": (ROOT, url)}
+            if args.against is not None:
+                apps["against"] = (args.against, against_url)
+            targets, servers = {"bare": bare_port}, []
+            try:
+                for name, (root, app_url) in apps.items():
+                    prefill(app_url, rows)
+                    targets[name] = free_port()
+                    env = {**app_env(app_url, redis_url), **one}
+                    servers.append(gunicorn("app:create_app()", targets[name], env, str(root), root))
+                print(f"{db}:", flush=True)
+                saturation_ratio(db, targets, args)
+            finally:
+                for server in servers:
+                    end_process(server, 15)
+    finally:
+        end_process(bare, 15)
+
+
+def fixed_and_max(
+    urls: dict[str, str], redis_url: str, rows_list: list[int], args: argparse.Namespace
+) -> None:
+    """The fixed-rate and maximum-rate runs (default gunicorn settings) beside the bare endpoint."""
+    bare_port = free_port()
+    bare = gunicorn(
+        "bare_app:create_app()", bare_port, {"WEBHOOK_SECRET": SECRET}, f"{ROOT / 'bench'}:{ROOT}"
+    )
+    try:
+        print("bare Flask endpoint (the floor):", flush=True)
+        bare_fixed, _ = measure("bare", bare_port, args)
+    finally:
+        end_process(bare, 15)
+    for db, url in urls.items():
+        for rows in rows_list:
+            prefill(url, rows)
+            port = free_port()
+            server = gunicorn("app:create_app()", port, app_env(url, redis_url), str(ROOT))
+            try:
+                print(f"{db}, {rows:,} stored alerts:", flush=True)
+                fixed, _ = measure(f"webhook {db} {rows // 1000}k", port, args)
+                ratio = fixed.p50 / bare_fixed.p50 if bare_fixed.latencies else float("nan")
+                print(f"  median vs bare endpoint at {args.rate:g}/s: {ratio:.1f}x", flush=True)
+            finally:
+                end_process(server, 15)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -229,6 +350,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each measurement")
     parser.add_argument("--rate", type=float, default=200.0, help="offered rate of the fixed-rate run")
     parser.add_argument("--concurrency", type=int, default=8, help="client threads")
+    parser.add_argument("--clients", type=int, default=4, help="closed-loop clients of the saturation ratio")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating bare/intake pairs of the ratio")
+    parser.add_argument(
+        "--saturation-only", action="store_true", help="print only the intake ratio at saturation"
+    )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="another checkout (e.g. a worktree of main): its app joins the saturation rounds, "
+        "on its own database, for an A/B under the same load",
+    )
     args = parser.parse_args()
     rows_list = [int(r) for r in args.rows.split(",")]
 
@@ -236,9 +368,10 @@ def main() -> None:
     dbs = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     with contextlib.ExitStack() as cleanup:
         redis_url = cleanup.enter_context(private_redis())
-        pg_url = (
+        pg_urls = [
             cleanup.enter_context(private_pg_database(PG_ADMIN, "tv2ib_bench")) if "postgresql" in dbs else ""
-        )
+            for _ in range(2 if args.against else 1)
+        ]
         cleanup.callback(shutil.rmtree, tmp, ignore_errors=True)
         print(
             f"tv2ib webhook benchmark: {os.cpu_count()} cores, gunicorn gthread "
@@ -247,36 +380,11 @@ def main() -> None:
             "(other processes share the cores: compare runs at similar load)",
             flush=True,
         )
-        bare_port = free_port()
-        bare = gunicorn(
-            "bare_app:create_app()", bare_port, {"WEBHOOK_SECRET": SECRET}, f"{ROOT / 'bench'}:{ROOT}"
-        )
-        try:
-            print("bare Flask endpoint (the floor):", flush=True)
-            bare_fixed, _ = measure("bare", bare_port, args)
-        finally:
-            end_process(bare, 15)
-        for db in dbs:
-            url = f"sqlite:///{tmp / 'bench.db'}" if db == "sqlite" else pg_url
-            for rows in rows_list:
-                prefill(url, rows)
-                port = free_port()
-                env = {
-                    "WEBHOOK_SECRET": SECRET,
-                    "DATABASE_URL": url,
-                    "REDIS_URL": redis_url,
-                    "RATE_LIMIT": "1000000/minute",
-                    "AUTHENTICATED_RATE_LIMIT": "1000000/minute",
-                    "DEDUP_WINDOW_SECONDS": "60",
-                }
-                server = gunicorn("app:create_app()", port, env, str(ROOT))
-                try:
-                    print(f"{db}, {rows:,} stored alerts:", flush=True)
-                    fixed, _ = measure(f"webhook {db} {rows // 1000}k", port, args)
-                    ratio = fixed.p50 / bare_fixed.p50 if bare_fixed.latencies else float("nan")
-                    print(f"  median vs bare endpoint at {args.rate:g}/s: {ratio:.1f}x", flush=True)
-                finally:
-                    end_process(server, 15)
+        urls = {db: f"sqlite:///{tmp / 'bench.db'}" if db == "sqlite" else pg_urls[0] for db in dbs}
+        if not args.saturation_only:
+            fixed_and_max(urls, redis_url, rows_list, args)
+        against = {db: f"sqlite:///{tmp / 'against.db'}" if db == "sqlite" else pg_urls[-1] for db in dbs}
+        run_saturation({db: (urls[db], against[db]) for db in dbs}, redis_url, rows_list[0], args)
 
 
 if __name__ == "__main__":

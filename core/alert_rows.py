@@ -18,16 +18,28 @@ EVENTS = AlertEvent.__table__
 CLAIMS = DedupClaim.__table__
 INSERT_EVENT = insert(EVENTS)
 
+_QUEUED_VALUES = {
+    "status": AlertStatus.QUEUED.value,
+    "queue_name": bindparam("b_queue"),
+    "enqueued_at": bindparam("b_now"),
+    "updated_at": bindparam("b_now"),
+    "enqueue_attempts": ALERTS.c.enqueue_attempts + 1,
+}
 _MARK_QUEUED = (
     update(ALERTS)
     .where(ALERTS.c.id == bindparam("b_id"), ALERTS.c.status == AlertStatus.RECEIVED.value)
-    .values(
-        status=AlertStatus.QUEUED.value,
-        queue_name=bindparam("b_queue"),
-        enqueued_at=bindparam("b_now"),
-        updated_at=bindparam("b_now"),
-        enqueue_attempts=ALERTS.c.enqueue_attempts + 1,
+    .values(_QUEUED_VALUES)
+)
+# Several alerts by id. The status test is an expression (status || '') so that no database looks
+# the rows up through the status index (SQLite would: every 'received' alert read per batch).
+_MARK_QUEUED_RETURNING = (
+    update(ALERTS)
+    .where(
+        ALERTS.c.id.in_(bindparam("b_ids", expanding=True)),
+        ALERTS.c.status.concat("") == AlertStatus.RECEIVED.value,
     )
+    .values(_QUEUED_VALUES)
+    .returning(ALERTS.c.id)
 )
 
 
@@ -47,12 +59,17 @@ def mark_queued(conn: Connection, alert_id: str, queue: str) -> bool:
 
 
 def mark_queued_many(conn: Connection, items: list[tuple[str, str]]) -> int:
-    """:func:`mark_queued` for several ``(alert_id, queue)`` pairs in one transaction."""
+    """:func:`mark_queued` for several ``(alert_id, queue)`` pairs in one transaction: one UPDATE
+    per queue (where the database returns the rows it moved; else one per alert) and one INSERT
+    of their audit rows."""
     now = utcnow()
+    by_queue: dict[str, list[str]] = {}
+    for alert_id, queue in items:
+        by_queue.setdefault(queue, []).append(alert_id)
     events = []
     with conn.begin():
-        for alert_id, queue in items:
-            if conn.execute(_MARK_QUEUED, {"b_id": alert_id, "b_queue": queue, "b_now": now}).rowcount:
+        for queue, ids in by_queue.items():
+            for alert_id in _move_to_queued(conn, ids, queue, now):
                 status = AlertStatus.QUEUED.value
                 events.append(
                     {"alert_id": alert_id, "at": now, "status": status, "message": f"queued on {queue}"}
@@ -60,6 +77,19 @@ def mark_queued_many(conn: Connection, items: list[tuple[str, str]]) -> int:
         if events:
             conn.execute(INSERT_EVENT, events)
     return len(events)
+
+
+def _move_to_queued(conn: Connection, ids: list[str], queue: str, now: datetime) -> list[str]:
+    """Of ``ids``, those moved from ``received`` to ``queued`` on ``queue``, in the given order."""
+    if conn.dialect.update_returning:  # PostgreSQL, SQLite >= 3.35
+        params = {"b_ids": ids, "b_queue": queue, "b_now": now}
+        moved = set(conn.scalars(_MARK_QUEUED_RETURNING, params))
+        return [alert_id for alert_id in ids if alert_id in moved]
+    return [
+        alert_id
+        for alert_id in ids
+        if conn.execute(_MARK_QUEUED, {"b_id": alert_id, "b_queue": queue, "b_now": now}).rowcount
+    ]
 
 
 def purge_expired_claims(conn: Connection, older_than_seconds: float = 3600) -> int:

@@ -1,33 +1,72 @@
 """Putting an alert on its account's rq queue, at most once (shared by intake and the relay).
 
-Job id scheme: ``alert-<alert id>`` (:func:`alert_job_id`). The job is created with rq's
-``unique=True``: one Lua script checks that no job with that id exists, saves it and pushes it,
-atomically. So however many processes try at once (intake, several relays), the alert is on its
-queue once. When Redis loses everything (it keeps nothing on disk here), the job vanishes with it
-and the relay may enqueue the alert again; that is the only way an alert is enqueued twice, and
-then only after its first job is gone.
+Job id scheme: ``alert-<alert id>`` (:func:`alert_job_id`). The job is an ordinary rq job (the
+worker's consumer reads it with ``Job.fetch``; ``rq info`` lists it), written by ONE Lua script
+that checks that no job with that id exists, saves the job hash, pushes the id on the queue and
+adds the queue to rq's queue registry, atomically. So however many processes try at once (intake,
+several relays), the alert is on its queue once. When Redis loses everything (it keeps nothing on
+disk here), the job vanishes with it and the relay may enqueue the alert again; that is the only
+way an alert is enqueued twice, and then only after its first job is gone.
+
+Why not ``Queue.enqueue_call(..., unique=True)``: it runs the same kind of script, but builds an
+rq ``Job`` object, its dictionary and twenty-odd script arguments per alert, and adds the queue to
+the registry in a round trip of its own. On the intake's hot path that cost as much CPU as the
+round trip itself. Here the fields that are the same for every alert are constants of the script
+(sent once: the script is called by its SHA), and an alert sends its id, queue, pickled call and
+timestamp. The hash is field for field the one rq writes (tests/app/test_outbox.py compares them).
 """
 
 from __future__ import annotations
 
-import logging
-import time
+import zlib
 
 import redis
-from redis.client import Pipeline
-from rq import Queue
-from rq.exceptions import DuplicateJobError
+from redis.commands.core import Script
 from rq.job import Job
+from rq.queue import Queue
+from rq.serializers import DefaultSerializer
+from rq.utils import now, utcformat
 
 from core.keys import EXECUTE_ALERT_JOB, queue_name
-
-log = logging.getLogger(__name__)
 
 # Keep finished/failed jobs long enough that "job gone" reliably means "Redis lost it".
 JOB_RESULT_TTL = 7 * 24 * 3600
 JOB_FAILURE_TTL = 30 * 24 * 3600
 JOB_TIMEOUT = 300
-REGISTRY_REFRESH_SECONDS = 60.0
+
+# The job hash fields rq writes for a new queued job without callbacks, retries, meta or TTL
+# (rq.job.Job.to_dict), other than the per-alert ones the script takes as arguments.
+_CONSTANT_FIELDS: dict[str, str | int] = {
+    "success_callback_name": "",
+    "failure_callback_name": "",
+    "stopped_callback_name": "",
+    "started_at": "",
+    "ended_at": "",
+    "last_heartbeat": "",
+    "worker_name": "",
+    "group_id": "",
+    "timeout": JOB_TIMEOUT,
+    "result_ttl": JOB_RESULT_TTL,
+    "failure_ttl": JOB_FAILURE_TTL,
+    "status": "queued",
+}
+
+
+def _lua_pairs(fields: dict[str, str | int]) -> str:
+    """``'k1', 'v1', 'k2', 'v2'`` as Lua literals (the values above hold no quote or backslash)."""
+    return ", ".join(f"'{k}', '{v}'" for k, v in fields.items())
+
+
+# KEYS: job hash, queue list, rq's queue registry set. ARGV: job id, queue name (rq's "origin"),
+# pickled and compressed call, timestamp (created and enqueued), description.
+_ENQUEUE = f"""
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'created_at', ARGV[4], 'data', ARGV[3], 'origin', ARGV[2],
+  'description', ARGV[5], 'enqueued_at', ARGV[4], {_lua_pairs(_CONSTANT_FIELDS)})
+redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('SADD', KEYS[3], KEYS[2])
+return 1
+"""
 
 
 def alert_job_id(alert_id: str) -> str:
@@ -35,46 +74,27 @@ def alert_job_id(alert_id: str) -> str:
     return f"alert-{alert_id}"
 
 
+def _script(client: redis.Redis) -> Script:
+    # Kept on the client object, like rq caches the server version there: no module state.
+    script: Script | None = client.__dict__.get("_tv2ib_enqueue_script")
+    if script is None:
+        script = client.__dict__["_tv2ib_enqueue_script"] = client.register_script(_ENQUEUE)
+    return script
+
+
 def enqueue_alert(client: redis.Redis, alert_id: str, account: str | None) -> bool:
-    """Enqueue ``worker.jobs.execute_alert(alert_id)`` on ``queue_name(account)``.
+    """Enqueue ``worker.jobs.execute_alert(alert_id)`` on ``queue_name(account)``: one Redis call.
 
     Returns True when this call put the job on the queue, False when a job with that id already
     exists. Raises ``redis.RedisError`` when Redis is unreachable (the caller leaves the alert
     'received' for the relay).
     """
-    queue = Queue(queue_name(account), connection=client)
-    # rq adds the queue to its registry set ("rq:queues", read by `rq info`) in a separate round
-    # trip before the atomic unique-enqueue script. Collect that on a pipeline and send it only
-    # once a minute per queue and process: one Redis round trip less per alert.
-    registry = client.pipeline(transaction=False)
-    try:
-        queue.enqueue_call(
-            EXECUTE_ALERT_JOB,
-            args=(alert_id,),
-            job_id=alert_job_id(alert_id),
-            unique=True,
-            timeout=JOB_TIMEOUT,
-            result_ttl=JOB_RESULT_TTL,
-            failure_ttl=JOB_FAILURE_TTL,
-            description=f"execute alert {alert_id}",
-            pipeline=registry,
-        )
-    except DuplicateJobError:
-        return False
-    finally:
-        _register_queue(client, queue.key, registry)
-    return True
-
-
-def _register_queue(client: redis.Redis, key: str, registry: Pipeline) -> None:
-    # Kept on the client object, like rq caches the server version there: no module state.
-    seen: dict[str, float] = client.__dict__.setdefault("_tv2ib_registered_queues", {})
-    now = time.monotonic()
-    if now - seen.get(key, -REGISTRY_REFRESH_SECONDS) >= REGISTRY_REFRESH_SECONDS:
-        registry.execute()
-        seen[key] = now
-    else:
-        registry.reset()
+    job_id = alert_job_id(alert_id)
+    queue = queue_name(account)
+    call = zlib.compress(DefaultSerializer.dumps((EXECUTE_ALERT_JOB, None, (alert_id,), {})))
+    keys = [Job.key_for(job_id), Queue.redis_queue_namespace_prefix + queue, Queue.redis_queues_keys]
+    args = [job_id, queue, call, utcformat(now()), f"execute alert {alert_id}"]
+    return bool(_script(client)(keys=keys, args=args))
 
 
 def job_exists(client: redis.Redis, alert_id: str) -> bool:

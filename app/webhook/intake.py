@@ -31,6 +31,7 @@ from flask import Request
 from app.webhook.auth import SECRET_HEADER, address_allowed, presented_secret, secret_ok
 from app.webhook.dedup import idempotency_key
 from app.webhook.fanout import Route, route
+from app.webhook.fast_path import make_fast_engine
 from app.webhook.marker import QueuedMarker
 from app.webhook.notices import IntakeNotices
 from app.webhook.parsing import (
@@ -45,7 +46,7 @@ from app.webhook.parsing import (
 from app.webhook.ratelimit import WebhookLimiter
 from app.webhook.redaction import HOLDER_MESSAGE, Redactor, nest
 from app.webhook.schema import Normalised, field_errors_summary, normalise_alert
-from app.webhook.store import Child, FanOutRows, Recorded, make_fast_engine, record_invalid, record_valid
+from app.webhook.store import Child, FanOutRows, Recorded, record_invalid, record_valid
 from core.context import AppContext
 from core.enqueue import enqueue_alert
 from core.ids import new_alert_id
@@ -223,10 +224,12 @@ class Intake:
         if routed.fans_out:
             children = tuple(Child(a, self._scrub(routed.child_payload(a))) for a in routed.accounts)
             fan_out = FanOutRows(children, routed.parent_reason())
+        # The payload executed: the one sent, unless the risk file gave the alert its account.
+        same = routed.fans_out or (routed.payload is normalised.payload and not normalised.accounts)
         recorded = record_valid(
             self.ctx.engine,
             fast_engine=self.fast_engine,
-            payload=sent if routed.fans_out else self._scrub(routed.payload.to_json()),
+            payload=sent if same else self._scrub(routed.payload.to_json()),
             raw_body=body_text,
             client_ip=address,
             idempotency_key=idempotency_key(sent),

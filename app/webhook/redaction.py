@@ -27,6 +27,8 @@ _KEY_SEPARATOR = re.compile(r"\s*:\s*")
 # Without backslashes every quote delimits a string, so this finds each "secret" key's value.
 _PLAIN_SECRET_VALUE = re.compile(r'("secret"\s*:\s*)"[^"]*"')
 SECRET_KEY = "secret"
+# JSON values without text in them (exact types: a str subclass is still masked)
+_SCALARS = frozenset({int, float, bool, type(None)})
 # Bounds on what a broken alert can make intake report (like schema.MAX_REPORTED_UNKNOWN).
 MAX_REPORTED = 20
 MAX_SHOWN_KEY = 64
@@ -55,6 +57,9 @@ class Redactor:
 
     def value(self, value: Any) -> Any:
         """A copy of a JSON value with every secret in its strings (keys too) masked."""
+        kind = type(value)
+        if kind in _SCALARS:  # most of a payload: checked first, and without isinstance's ABC walk
+            return value
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, Mapping):

@@ -19,6 +19,8 @@ from core.payload import AlertPayload, StopLoss, TakeProfit, json_names
 MAX_NESTING = 16
 MAX_REPORTED_UNKNOWN = 20
 PLACEHOLDER_RE = re.compile(r"\{\{[^{}]{0,200}\}\}")
+# JSON values that hold no other value (exact types: subclasses take the general walk)
+_FLAT = frozenset({str, int, float, bool, type(None)})
 
 # Every field list comes from core.payload's dataclasses.
 PAYLOAD_KEYS = json_names(AlertPayload)
@@ -85,6 +87,8 @@ def check_unknown(alert: Mapping[str, Any]) -> dict[str, Any]:
 
 def find_placeholders(value: Any) -> list[str]:
     """TradingView ``{{...}}`` placeholders left unexpanded anywhere in ``value`` (strings only)."""
+    if type(value) in _FLAT:  # most fields: nothing to walk
+        return sorted(set(PLACEHOLDER_RE.findall(value))) if type(value) is str and "{{" in value else []
     found: list[str] = []
     stack = [value]
     while stack:
@@ -100,6 +104,8 @@ def find_placeholders(value: Any) -> list[str]:
 
 def nesting_depth(value: Any) -> int:
     """Depth of nested objects/arrays, computed without recursion."""
+    if type(value) in _FLAT:
+        return 0
     deepest = 0
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:

@@ -13,9 +13,11 @@ request blocks on that key (PostgreSQL) or on the database write lock (SQLite) a
 claim, so two identical requests at the same instant yield one ``received`` alert and one
 ``duplicate``. An expired claim is taken over by a conditional UPDATE, equally atomic.
 
-Hot path: functions take a Core ``Connection`` (intake holds one connection for the whole
-request) and execute statements built once at import; building SQLAlchemy statements per
-request and the ORM unit of work cost more CPU than the database round trips themselves.
+Hot path: a fresh valid alert (its key unclaimed) is written by :mod:`app.webhook.fast_path`
+through the DB-API, in one round trip on PostgreSQL and one transaction on SQLite. Everything
+else takes a Core ``Connection`` and executes statements built once at import; building
+SQLAlchemy statements per request and the ORM unit of work cost more CPU than the database round
+trips themselves.
 """
 
 from __future__ import annotations
@@ -31,16 +33,15 @@ from sqlalchemy import (
     Engine,
     Insert,
     bindparam,
-    create_engine,
     insert,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError
 
+from app.webhook import fast_path
+from app.webhook.fast_path import make_fast_engine as make_fast_engine
 from config.settings import Settings
 from core.alert_rows import ALERTS, CLAIMS, INSERT_EVENT, insert_event
 from core.ids import new_alert_id
@@ -191,71 +192,6 @@ def _claim(conn: Connection, key: str, alert_id: str, now: datetime, window: flo
     raise RuntimeError(f"could not resolve idempotency key {key}")
 
 
-# PostgreSQL fast path: claim + alert + event in ONE autocommitted statement (atomic, one round
-# trip instead of BEGIN / three INSERTs / COMMIT). It inserts nothing when the key is already
-# claimed; the transactional path below then sorts out "expired claim" versus "duplicate".
-_PG_RECORD_FRESH = text(
-    """
-WITH claim AS (
-    INSERT INTO dedup_claims (key, alert_id, expires_at) VALUES (:idempotency_key, :id, :expires_at)
-    ON CONFLICT (key) DO NOTHING RETURNING key
-), alert AS (
-    INSERT INTO alerts (id, status, reason, received_at, updated_at, client_ip, raw_body, payload,
-                        idempotency_key, duplicate_of, strategy, account, ticker, action,
-                        signal_time, enqueue_attempts)
-    SELECT :id, :status, NULL, :received_at, :received_at, :client_ip, :raw_body, CAST(:payload AS JSON),
-           :idempotency_key, NULL, :strategy, :account, :ticker, :action, :signal_time, 0
-    FROM claim RETURNING id
-), event AS (
-    INSERT INTO alert_events (alert_id, at, status, message)
-    SELECT id, :received_at, :status, 'received' FROM alert
-)
-SELECT count(*) FROM alert
-"""
-)
-
-
-def make_fast_engine(engine: Engine) -> Engine | None:
-    """For PostgreSQL, a small autocommit engine without pre-ping for :func:`record_valid`'s fast path.
-
-    The pool's pre-ping costs a transaction (BEGIN, SELECT 1, ROLLBACK) per request, as much as the
-    insert itself. Without it a connection PostgreSQL dropped fails on first use; that failure is
-    detected (``connection_invalidated``) and retried once on a fresh connection, which is safe
-    because the statement is atomic and the retry uses a new alert id under the same idempotency
-    key (see :func:`_record_fresh`). None for other databases (SQLite has no pre-ping to save).
-    """
-    if engine.dialect.name != "postgresql":
-        return None
-    return create_engine(
-        engine.url,
-        isolation_level="AUTOCOMMIT",
-        pool_pre_ping=False,
-        pool_reset_on_return=None,  # autocommit: no transaction to roll back
-        pool_size=engine.pool.size(),  # type: ignore[attr-defined]
-        max_overflow=engine.pool.size(),  # type: ignore[attr-defined]
-        pool_recycle=1800,
-        connect_args={"connect_timeout": 3},
-    )
-
-
-def _record_fresh(fast_engine: Engine, params: dict[str, Any]) -> str | None:
-    """Run the fast path; the alert id it stored, or None when the key is already claimed.
-
-    A retry after a dropped connection cannot double an alert: if the first attempt did commit,
-    the retry (new id, same key) finds the key claimed and returns None, the caller records a
-    duplicate of the first alert, and the relay enqueues that first alert (still ``received``).
-    """
-    for attempt in (1, 2):
-        try:
-            with fast_engine.connect() as conn:
-                return params["id"] if conn.scalar(_PG_RECORD_FRESH, params) else None
-        except DBAPIError as exc:
-            if attempt == 2 or not exc.connection_invalidated:
-                raise
-            params = dict(params, id=new_alert_id())
-    return None
-
-
 def record_valid(
     engine: Engine,
     *,
@@ -270,8 +206,9 @@ def record_valid(
 ) -> Recorded:
     """Store a valid alert as ``received``, or as a ``duplicate`` of the key's first alert.
 
-    Committed when this returns (the caller answers only after that). ``fast_engine`` (from
-    :func:`make_fast_engine`) enables PostgreSQL's one-statement path.
+    Committed when this returns (the caller answers only after that). A fresh key takes
+    :mod:`app.webhook.fast_path` (``fast_engine``, from :func:`make_fast_engine`, enables
+    PostgreSQL's one-statement path; SQLite needs none).
 
     With ``fan_out`` the alert is a parent: it is stored ``fanned_out`` (terminal, with
     ``fan_out.reason``) together with one ``received`` child per account, all in the SAME
@@ -279,9 +216,14 @@ def record_valid(
     a resend finds the claim and becomes a duplicate of the parent with no new children."""
     row = _valid_row(payload, raw_body, client_ip, idempotency_key, signal_time)
     now = row["received_at"]
-    if window_seconds > 0 and fast_engine is not None and fan_out is None:
-        params = dict(row, payload=json.dumps(payload), expires_at=now + timedelta(seconds=window_seconds))
-        inserted = _record_fresh(fast_engine, params)
+    if window_seconds > 0 and fan_out is None:
+        expires = now + timedelta(seconds=window_seconds)
+        inserted: str | None = None
+        if fast_engine is not None:
+            params = dict(row, payload=json.dumps(payload), expires_at=expires)
+            inserted = fast_path.record_fresh_pg(fast_engine, params)
+        elif engine.dialect.name == "sqlite":
+            inserted = row["id"] if fast_path.record_fresh_sqlite(engine, row, expires) else None
         if inserted is not None:
             return Recorded(alert_id=inserted, status=row["status"])
         row["id"] = new_alert_id()  # the fallback below must not reuse an id tried here

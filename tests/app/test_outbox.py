@@ -149,3 +149,87 @@ def test_queue_is_registered_for_rq_tools(client, redis_client):
 
     post(client, alert_body(account="DU77"))
     assert "tv2ib:orders:DU77" in [q.name for q in Queue.all(connection=redis_client)]
+
+
+def test_intake_writes_the_job_rq_itself_would_write(redis_client):
+    """The consumer, the relay and ``rq info`` read intake's job as rq's own: same hash fields and
+    values (but the alert's id, call and timestamps), same queue, same registry; at most once."""
+    from rq import Queue
+    from rq.job import Job
+
+    from core import enqueue
+
+    queue = Queue("tv2ib:orders:DU5", connection=redis_client)
+    queue.enqueue_call(
+        "worker.jobs.execute_alert",
+        args=("RQ1",),
+        job_id=alert_job_id("RQ1"),
+        unique=True,
+        timeout=enqueue.JOB_TIMEOUT,
+        result_ttl=enqueue.JOB_RESULT_TTL,
+        failure_ttl=enqueue.JOB_FAILURE_TTL,
+        description="execute alert RQ1",
+    )
+    assert enqueue.enqueue_alert(redis_client, "OURS1", "DU5")
+    assert not enqueue.enqueue_alert(redis_client, "OURS1", "DU5")  # already there: not twice
+    by_rq = redis_client.hgetall(Job.key_for(alert_job_id("RQ1")))
+    ours = redis_client.hgetall(Job.key_for(alert_job_id("OURS1")))
+    per_alert = {b"data", b"description", b"created_at", b"enqueued_at"}
+    assert set(ours) == set(by_rq)
+    assert {k: v for k, v in ours.items() if k not in per_alert} == {
+        k: v for k, v in by_rq.items() if k not in per_alert
+    }
+    assert redis_client.ttl(Job.key_for(alert_job_id("OURS1"))) == -1  # kept, as rq keeps it
+    assert queue.job_ids == [alert_job_id("RQ1"), alert_job_id("OURS1")]
+    job = Job.fetch(alert_job_id("OURS1"), connection=redis_client)
+    assert (job.func_name, job.args, job.kwargs) == ("worker.jobs.execute_alert", ("OURS1",), {})
+    assert (job.origin, job.description, job.timeout) == ("tv2ib:orders:DU5", "execute alert OURS1", 300)
+    assert job.get_status() == "queued" and job.enqueued_at is not None
+    assert "tv2ib:orders:DU5" in [q.name for q in Queue.all(connection=redis_client)]
+
+
+def test_queued_marks_of_a_batch_move_only_received_alerts_each_once(ctx):
+    """The marker's batch: alerts on two queues move to 'queued' with one audit row each; an alert
+    a worker already took stays where it is (never backwards), and marking again changes nothing."""
+    from sqlalchemy import select, update
+
+    from app.webhook import store
+    from core import alert_rows
+    from core.models import Alert, AlertEvent
+
+    ids = [
+        store.record_valid(
+            ctx.engine,
+            payload={"ticker": "AAPL", "action": "buy"},
+            raw_body="{}",
+            client_ip=None,
+            idempotency_key=f"batch-{i}",
+            window_seconds=60,
+        ).alert_id
+        for i in range(4)
+    ]
+    with ctx.engine.begin() as conn:  # a worker was faster than the mark
+        conn.execute(update(Alert).where(Alert.id == ids[2]).values(status=AlertStatus.PROCESSING))
+    batch = [(ids[0], "tv2ib:orders:DU1"), (ids[1], "tv2ib:orders:DU2"), (ids[2], "tv2ib:orders:DU1")]
+    batch.append((ids[3], "tv2ib:orders:DU1"))
+    with ctx.engine.connect() as conn:
+        assert alert_rows.mark_queued_many(conn, batch) == 3
+        assert alert_rows.mark_queued_many(conn, batch) == 0
+    assert [(get_alert(ctx, i).status, get_alert(ctx, i).queue_name) for i in ids] == [
+        (AlertStatus.QUEUED, "tv2ib:orders:DU1"),
+        (AlertStatus.QUEUED, "tv2ib:orders:DU2"),
+        (AlertStatus.PROCESSING, None),
+        (AlertStatus.QUEUED, "tv2ib:orders:DU1"),
+    ]
+    with ctx.sessions() as session:
+        queued = session.execute(
+            select(AlertEvent.alert_id, AlertEvent.message).where(AlertEvent.status == "queued")
+        ).all()
+    assert sorted(queued) == sorted(
+        [
+            (ids[0], "queued on tv2ib:orders:DU1"),
+            (ids[1], "queued on tv2ib:orders:DU2"),
+            (ids[3], "queued on tv2ib:orders:DU1"),
+        ]
+    )
+    assert get_alert(ctx, ids[0]).enqueue_attempts == 1
