@@ -40,8 +40,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from app.webhook import fast_path
 from app.webhook.fast_path import make_fast_engine as make_fast_engine
+from app.webhook.fast_path import record_fresh_pg, record_fresh_sqlite
 from config.settings import Settings
 from core.alert_rows import ALERTS, CLAIMS, INSERT_EVENT, insert_event
 from core.ids import new_alert_id
@@ -221,9 +221,9 @@ def record_valid(
         inserted: str | None = None
         if fast_engine is not None:
             params = dict(row, payload=json.dumps(payload), expires_at=expires)
-            inserted = fast_path.record_fresh_pg(fast_engine, params)
+            inserted = record_fresh_pg(fast_engine, params)
         elif engine.dialect.name == "sqlite":
-            inserted = row["id"] if fast_path.record_fresh_sqlite(engine, row, expires) else None
+            inserted = row["id"] if record_fresh_sqlite(engine, row, expires) else None
         if inserted is not None:
             return Recorded(alert_id=inserted, status=row["status"])
         row["id"] = new_alert_id()  # the fallback below must not reuse an id tried here
