@@ -13,8 +13,9 @@ from decimal import Decimal
 
 import pytest
 from support import wait_until
-from worker_helpers import IBHandle
+from worker_helpers import IBHandle, WorkerThread, alert_ends
 
+from core.services import get_alert
 from worker.contracts.tickers import resolve_ticker
 from worker.decision.quote import Quote
 from worker.ib.quote_streams import StreamView, unusable
@@ -213,6 +214,32 @@ def test_a_stream_ib_ends_is_not_read(sim, connect):
     assert got.price is None and got.source.startswith("no market data: IB error 354")
     assert "delayed data: IB error 10168" in got.why
     assert lines(sim, handle) == []
+
+
+@pytest.mark.parametrize("lines_kept", ["0", "20"])
+def test_entries_checked_against_ibs_quote_under_an_11_second_snapshot_end(
+    sim, worker_env, tmp_path, lines_kept
+):
+    # the risk file's price-deviation rule asks IB for a quote on every entry that has a price
+    risk = tmp_path / "risk.yaml"
+    risk.write_text("defaults:\n  max_price_deviation_percent: 2\n")
+    sim.set_latency("ib", snapshotEndMs=11000)
+    handle = WorkerThread({**worker_env, "RISK_FILE": str(risk), "MARKET_DATA_LINES": lines_kept}).start()
+    try:
+        before = asked(sim)
+        for action in ("buy", "add"):  # an entry, then a second one on the same contract
+            alert = {"ticker": "AAPL", "action": action, "quantity": 1, "price": 190}
+            alert_id = alert_ends(handle.ctx, alert, "filled")
+            checks = get_alert(handle.ctx.sessions, alert_id)["plan"]["risk"]["checks"]
+            deviation = [c for c in checks if c["rule"] == "max_price_deviation_percent"]
+            assert [c["passed"] for c in deviation] == [True]
+        after = asked(sim)
+        made = {kind: after[kind] - before[kind] for kind in after}
+        # kept streams: one subscription for both entries; without: a snapshot per entry
+        assert made == ({"streams": 1, "snapshots": 0, "cancels": 0} if lines_kept == "20"
+                        else {"streams": 0, "snapshots": 2, "cancels": 0})  # fmt: skip
+    finally:
+        handle.stop()
 
 
 def _view(**changes) -> StreamView:
