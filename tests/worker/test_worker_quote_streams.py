@@ -175,6 +175,19 @@ def test_streams_are_subscribed_again_after_an_outage(sim, connect, code):
     assert quote(handle).origin == "stream"
 
 
+def test_a_broken_market_data_farm_stops_reading_until_it_is_back(sim, connect):
+    handle = connect()
+    quote(handle)
+    streams = handle.trading.market_data.streams
+    sim.notice(2103, "Market data farm connection is broken:usfarm")
+    wait_until(lambda: handle.on_loop(streams.read, AAPL, 1) is None)
+    before = asked(sim)
+    sim.notice(2104, "Market data farm connection is OK:usfarm")
+    wait_until(lambda: asked(sim)["streams"] == before["streams"] + 1 and lines(sim, handle) == [AAPL])
+    wait_until(lambda: handle.on_loop(streams.read, AAPL, 1) is not None)
+    assert quote(handle).origin == "stream"
+
+
 @pytest.mark.parametrize("lines_kept", [0, 20])
 def test_a_quote_does_not_wait_for_an_11_second_snapshot_end(sim, connect, lines_kept):
     # IB sends tickSnapshotEnd 11 s after the request when a tick type never came; the first

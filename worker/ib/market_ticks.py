@@ -66,6 +66,7 @@ class MarketRequest:
         self.ib, self.contract, self.data_type, self.snapshot = ib, contract, data_type, snapshot
         self.errors: list[tuple[int, str]] = []
         self.lost = False  # the connection dropped while it was open
+        self.closed = False
         self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.req_id = ib.client.getReqId()
         # a snapshot is a request of ib_async's (its future ends at tickSnapshotEnd or an error)
@@ -106,6 +107,9 @@ class MarketRequest:
 
     def close(self, cancel: bool) -> None:
         """Stop listening; ``cancel`` a subscription still open at IB (cancelMktData)."""
+        if self.closed:
+            return  # ib_async's ticker may serve a newer request for the contract by now
+        self.closed = True
         self.ib.errorEvent -= self._heard
         self.ib.wrapper.endTicker(self.ticker, self._kind)
         if cancel and not self.snapshot and self.alive and self.ib.isConnected():
