@@ -45,9 +45,7 @@ def connect(sim) -> Iterator:
         handle.clock = Clock()
         if handle.trading.market_data.streams is not None:
             handle.trading.market_data.streams.clock = handle.clock
-        handle.conn.start()
-        assert handle.conn.wait_ready(10)
-        handles.append(handle)
+        handles.append(handle.started())
         return handle
 
     yield make
@@ -89,12 +87,7 @@ def lines(sim, handle: IBHandle) -> list[int]:
 def test_a_warm_contract_is_read_from_its_stream_without_asking_ib(sim, connect):
     handle = connect()
     first = quote(handle)
-    assert (first.price, first.origin, first.source, first.data_type) == (
-        Decimal("190.0"),
-        "snapshot",
-        "IB last price",
-        "live",
-    )
+    assert (first.price, first.origin, first.source, first.data_type) == (Decimal("190.0"), "snapshot", "IB last price", "live")  # fmt: skip
     after_first = asked(sim)
     assert (after_first["streams"], after_first["snapshots"]) == (1, 0)
     warm = quote(handle)
@@ -205,12 +198,7 @@ def test_delayed_data_is_kept_in_a_stream_and_says_why(sim, connect):
     first = quote(handle)
     assert (first.price, first.data_type, first.origin) == (Decimal("187.5"), "delayed", "snapshot")
     warm = quote(handle)
-    assert (warm.price, warm.data_type, warm.requested, warm.origin) == (
-        Decimal("187.5"),
-        "delayed",
-        "live",
-        "stream",
-    )
+    assert (warm.price, warm.data_type, warm.requested, warm.origin) == (Decimal("187.5"), "delayed", "live", "stream")  # fmt: skip
     assert warm.source == "IB last price (delayed)" and warm.why == first.why
     assert warm.why.startswith("IB error 10089") and warm.why.endswith("delayed data used")
     assert lines(sim, handle) == [AAPL]  # the refused live request left no line behind

@@ -123,6 +123,12 @@ class IBHandle:
         self.trading = Trading(self.conn, **trading)  # e.g. market_data_lines=2
         self.instrument = self.trading.contracts.qualify  # (ib_async contract, instrument)
 
+    def started(self) -> IBHandle:
+        """Connect (in the background, as the worker does) and wait until ready."""
+        self.conn.start()
+        assert self.conn.wait_ready(10), "the connection did not get ready"
+        return self
+
     def call(self, coro: Any, timeout: float = 20) -> Any:
         """Run ``coro`` on the IB loop and wait for it."""
         return self.conn.call(coro, timeout=timeout)
