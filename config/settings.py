@@ -130,6 +130,7 @@ _INTS = {
     "events_max_streams": ("EVENTS_MAX_STREAMS", 0),
     "futures_roll_days": ("FUTURES_ROLL_DAYS", 0),
     "extended_hours_stop_limit_ticks": ("EXTENDED_HOURS_STOP_LIMIT_TICKS", 1),
+    "market_data_lines": ("MARKET_DATA_LINES", 0),
 }
 # Numbers of seconds: field -> (variable, minimum).
 _FLOATS = {
@@ -147,6 +148,7 @@ _FLOATS = {
     "margin_refresh_seconds": ("MARGIN_REFRESH_SECONDS", 5.0),
     "margin_max_age_seconds": ("MARGIN_MAX_AGE_SECONDS", 0.0),
     "margin_safety_factor": ("MARGIN_SAFETY_FACTOR", 1.0),
+    "market_data_max_age_seconds": ("MARKET_DATA_MAX_AGE_SECONDS", 1.0),
 }
 _RATES = (
     ("rate_limit", "RATE_LIMIT"),
@@ -267,6 +269,10 @@ class Settings:
     # prices (live, frozen, delayed, delayed-frozen; a refused live request falls back to delayed),
     # and IB's what-if margin check before every opening order (off: skipped), with its timeout.
     ib_market_data_type: str = "live"
+    # Market-data subscriptions kept open for the contracts traded (0: a snapshot per quote), and
+    # how old a kept subscription's last update may be when its price is used (worker/ib/quote_streams.py)
+    market_data_lines: int = 20
+    market_data_max_age_seconds: float = 300.0
     margin_check: bool = True
     margin_check_timeout_seconds: float = 5.0
     # A warm contract's margin without a round trip: per-unit figures learned from IB's what-ifs,

@@ -124,7 +124,8 @@ class Worker:
                                self.recorder.record, probe_interval=probe_interval,
                                on_connection_change=self._connection_changed,
                                market_data_type=settings.ib_market_data_type)  # fmt: skip
-        self.trading = Trading(self.ib)
+        self.trading = Trading(self.ib, market_data_lines=settings.market_data_lines,
+                               market_data_max_age=settings.market_data_max_age_seconds)  # fmt: skip
         # one IB account, one live worker (worker/claims.py): nothing trades on an account, the
         # guard included, before this worker holds its claim
         self.claims = WorkerClaims(

@@ -1,9 +1,12 @@
 """Market-data requests and the login's entitlement: reqMarketDataType, reqMktData (snapshot or
 streaming, live or delayed; its answer held back by the latency profile's ``snapshot``) and
-cancelMktData."""
+cancelMktData. A change of the entitlement ends the streams it no longer covers, with the error a
+new request would get (as IB ends a stream with 10197 when a competing session takes the data).
+Every request and cancel is counted in ``GET /state``'s ``stats``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ibsim.catalog.instruments import Instrument
@@ -43,6 +46,35 @@ class Entitlement(RequestGroup):
         self.mode, self.live_error = mode, live_error
         return {"marketData": mode, "liveError": live_error}
 
+    def refusal(self, data_type: int, inst: Instrument) -> tuple[int, str] | None:
+        """The error IB answers a request of ``data_type`` (1-4) for ``inst`` with, or None when the
+        login's data covers it (a delayed request on a delayed login: data, with warning 10167)."""
+        if self.mode == "live" or (self.mode == "delayed" and data_type in (3, 4)):
+            return None
+        if data_type in (3, 4):
+            return 10168, "Requested market data is not subscribed. Delayed market data is not enabled."
+        venue = f"{inst.symbol} {inst.primary_exchange or inst.exchange}/TOP/ALL"
+        if self.mode == "delayed" and self.live_error == 10089:
+            return 10089, ("Requested market data requires additional subscription for API. See link in 'Market "
+                           f"Data Connections' dialog for more details.Delayed market data is available.{venue}")  # fmt: skip
+        if self.mode == "delayed":
+            return 354, f"Requested market data is not subscribed.Delayed market data is available.{venue}"
+        return 354, "Requested market data is not subscribed."
+
+    def end_uncovered(self, session: Session, instrument: Callable[[int], Instrument]) -> int:
+        """End the session's streams the login's data no longer covers, each with its error (in the
+        request's market-data lane, after any ticks still held); returns how many."""
+        ended = 0
+        for req_id, con_id in list(session.mkt.items()):
+            refused = self.refusal(session.mkt_type.get(req_id, 1), instrument(con_id))
+            if refused is None:
+                continue
+            session.mkt.pop(req_id, None)
+            session.mkt_type.pop(req_id, None)
+            session.error(req_id, *refused, lane=market_lane(req_id))
+            ended += 1
+        return ended
+
 
 class MarketDataRequests(RequestGroup):
     """Market-data subscriptions of every client, within the login's entitlement."""
@@ -65,6 +97,7 @@ class MarketDataRequests(RequestGroup):
         """reqMktData: the data type, a full round of ticks, then a snapshot's end or the subscription
         (the whole answer in the request's market-data lane, held back by the latency profile)."""
         req = parse_mkt_data_request(fields)
+        session.server.stats["mkt_data_snapshots" if req.snapshot or req.regulatory_snapshot else "mkt_data_streams"] += 1  # fmt: skip
         profile = self.latency.profile
         held = self.latency.log.note("snapshot", session.client_id, req.req_id, profile.snapshot)
         with session.holding(market_lane(req.req_id), profile.snapshot, held):
@@ -89,6 +122,7 @@ class MarketDataRequests(RequestGroup):
     def cancel_mkt_data(self, session: Session, fields: list[str]) -> None:
         """cancelMktData."""
         req_id = FieldReader(fields, 2).int()
+        session.server.stats["mkt_data_cancels"] += 1
         session.mkt.pop(req_id, None)
         session.mkt_type.pop(req_id, None)
 
@@ -100,30 +134,12 @@ class MarketDataRequests(RequestGroup):
         error (354, or 10089 "delayed market data is available"); a delayed request gets warning
         10167 and the delayed data; an account without delayed data either gets 10168.
         """
-        mode = self.entitlement.mode
-        if mode == "live":
-            return 1
-        asked = session.market_data_type
-        if asked in (3, 4):
-            if mode == "delayed":
+        refused = self.entitlement.refusal(session.market_data_type, inst)
+        if refused is None:
+            if self.entitlement.mode == "delayed":
                 session.error(
                     req_id, 10167, "Requested market data is not subscribed. Displaying delayed market data."
                 )
-                return asked
-            session.error(
-                req_id, 10168, "Requested market data is not subscribed. Delayed market data is not enabled."
-            )
-            return None
-        venue = f"{inst.symbol} {inst.primary_exchange or inst.exchange}/TOP/ALL"
-        if mode == "delayed" and self.entitlement.live_error == 10089:
-            session.error(req_id, 10089, "Requested market data requires additional subscription for API. See link "
-                          f"in 'Market Data Connections' dialog for more details.Delayed market data is available.{venue}")  # fmt: skip
-        elif mode == "delayed":
-            session.error(
-                req_id,
-                354,
-                f"Requested market data is not subscribed.Delayed market data is available.{venue}",
-            )
-        else:
-            session.error(req_id, 354, "Requested market data is not subscribed.")
+            return 1 if self.entitlement.mode == "live" else session.market_data_type
+        session.error(req_id, *refused)
         return None

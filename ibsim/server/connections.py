@@ -72,7 +72,8 @@ class Connections:
         self.settings = settings
         self.sessions: set[Session] = set()
         self.by_client: dict[int, Session] = {}
-        self.stats = {"connections": 0, "messages": 0, "protocol_errors": 0, "what_ifs": 0}
+        self.stats = {"connections": 0, "messages": 0, "protocol_errors": 0, "what_ifs": 0,
+                      "mkt_data_snapshots": 0, "mkt_data_streams": 0, "mkt_data_cancels": 0}  # fmt: skip
         #: the API port: as asked until :meth:`listen` binds it, then the bound one
         self.port = port
         self.stopping = False

@@ -132,8 +132,11 @@ class OperatorControls:
 
     def set_market_data(self, mode: str = "live", live_error: int = 354) -> Json:
         """What the login's market data subscriptions allow (see :class:`Entitlement`); applies to
-        later requests."""
-        return self.entitlement.set(mode, live_error)
+        later requests, and ends the open streams it no longer covers (each with its error)."""
+        doc = self.entitlement.set(mode, live_error)
+        for session in list(self.connections.sessions):
+            self.entitlement.end_uncovered(session, self.engine.market.instrument)
+        return doc
 
     def set_latency(self, profile: str = "none", **figures_ms: float) -> Json:
         """The latency profile (``none``, ``ib``; figures replaced in milliseconds, e.g.
@@ -181,6 +184,9 @@ class OperatorControls:
         doc["marketData"] = self.entitlement.mode
         doc["port"] = self.connections.port
         doc["stats"] = dict(self.connections.stats)
+        # every open market-data stream (reqMktData without snapshot) of every connected client
+        doc["marketDataLines"] = [{"clientId": session.client_id, "reqId": req_id, "conId": con_id}
+                                  for session in self.connections.sessions for req_id, con_id in session.mkt.items()]  # fmt: skip
         return doc
 
     def reset(self) -> None:

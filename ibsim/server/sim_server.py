@@ -70,7 +70,7 @@ class SimServer(OperatorControls):
         latency: str = "none",
     ) -> None:
         self.entitlement = Entitlement()
-        self.set_market_data(market_data)
+        self.entitlement.set(market_data)  # no client yet: no stream to end
         self.market_data_default = market_data  # what reset() goes back to
         self.catalog = catalog or build_catalog(extension=catalog_file)
         self.engine = Engine(

@@ -77,6 +77,43 @@ def test_delayed_stream_follows_the_price_and_frozen_asks_get_type_4(client, fre
     ib.cancelMktData(contract)
 
 
+def test_streams_are_counted_listed_and_ended_when_the_login_loses_their_data(
+    client, fresh: SimThread
+) -> None:
+    lib, ib = client
+    errors = _errors(ib)
+    contract = _aapl(lib, ib)
+    before = fresh.state()["stats"]
+    ticker = ib.reqMktData(contract)
+    wait_for(ib, lambda: ticker.last == 190.0)
+    ib.reqTickers(contract)
+    state = fresh.state()
+    assert [(line["clientId"], line["conId"]) for line in state["marketDataLines"]] == [
+        (ib.client.clientId, 265598)
+    ]
+    counted = {
+        k: state["stats"][k] - before[k]
+        for k in ("mkt_data_streams", "mkt_data_snapshots", "mkt_data_cancels")
+    }
+    assert counted == {"mkt_data_streams": 1, "mkt_data_snapshots": 1, "mkt_data_cancels": 0}
+    # the login loses live data: the live stream ends with the error a new request would get
+    fresh.set_market_data("delayed", live_error=10089)
+    wait_for(ib, lambda: any(code == 10089 for code, _ in errors))
+    assert fresh.state()["marketDataLines"] == []
+    fresh.set_price("AAPL", 191.0)
+    ib.sleep(0.1)
+    assert ticker.last == 190.0  # nothing follows on the ended stream
+    # a delayed stream survives going back to live data, and ends (10168) when no data is left
+    ib.reqMarketDataType(3)
+    delayed = ib.reqMktData(contract)
+    wait_for(ib, lambda: delayed.last == 191.0 and delayed.marketDataType == 3)
+    fresh.set_market_data("live")
+    assert len(fresh.state()["marketDataLines"]) == 1
+    fresh.set_market_data("none")
+    wait_for(ib, lambda: errors[-1][0] == 10168)
+    assert fresh.state()["marketDataLines"] == []
+
+
 def test_no_data_at_all(client, fresh: SimThread) -> None:
     lib, ib = client
     fresh.set_market_data("none")

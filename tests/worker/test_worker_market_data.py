@@ -29,9 +29,7 @@ def connect(sim) -> Iterator:
         handle = IBHandle(sim.port, client_id=31 + len(handles))
         handle.conn.market_data_type = data_type
         handle.trading.market_data.requested = data_type
-        handle.conn.start()
-        assert handle.conn.wait_ready(10)
-        handles.append(handle)
+        handles.append(handle.started())
         return handle
 
     yield make

@@ -118,10 +118,16 @@ class IBHandle:
     """The connection and its trading room, as the worker wires them (no recorder): for tests of
     the IB layer without a worker."""
 
-    def __init__(self, port: int, client_id: int = 21) -> None:
+    def __init__(self, port: int, client_id: int = 21, **trading: Any) -> None:
         self.conn = IBConnection("127.0.0.1", port, client_id, None, lambda fact: None)
-        self.trading = Trading(self.conn)
+        self.trading = Trading(self.conn, **trading)  # e.g. market_data_lines=2
         self.instrument = self.trading.contracts.qualify  # (ib_async contract, instrument)
+
+    def started(self) -> IBHandle:
+        """Connect (in the background, as the worker does) and wait until ready."""
+        self.conn.start()
+        assert self.conn.wait_ready(10), "the connection did not get ready"
+        return self
 
     def call(self, coro: Any, timeout: float = 20) -> Any:
         """Run ``coro`` on the IB loop and wait for it."""

@@ -11,6 +11,7 @@ on the IB loop. The pure decision (worker/decision/core.py) reads nothing else.
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 from core.ids import parse_order_ref
@@ -20,6 +21,7 @@ from worker.decision.exits import kept_terms
 from worker.decision.intent import needs_market_reference
 from worker.decision.look import Look
 from worker.decision.model import Instrument
+from worker.decision.quote import Quote
 from worker.ib.connection import IBConnection
 from worker.ib.trading import Trading
 from worker.recording.protection import ProtectionRegistry, ProtectionSpec
@@ -63,12 +65,20 @@ class Gatherer:
         roll = trading.roll_of(spec)
         # contracts (worker/contracts/held_month.py): a position held in the month before a roll is decided there
         inst, held = await trading.held_month(spec, inst)
-        # the position including the previous alert's market order and fills (IB reports a
-        # position a moment after the fill; a decision must not read the report before it)
-        position = await trading.settled_position(inst.con_id)
-        quote = None
-        if needs_market_reference(payload):
-            quote = await trading.market_price(inst.con_id)  # live, else delayed (worker/ib/market_data.py)
+        # a reference price when the alert needs one (live, else delayed: worker/ib/market_data.py),
+        # asked while the position settles: at once from a kept subscription, else one round trip
+        asking = (
+            asyncio.ensure_future(trading.market_price(inst.con_id))
+            if needs_market_reference(payload)
+            else None
+        )
+        try:
+            # the position including the previous alert's market order and fills (IB reports a
+            # position a moment after the fill; a decision must not read the report before it)
+            position = await trading.settled_position(inst.con_id)
+            quote = None if asking is None else await asking
+        finally:
+            _settle(asking)
         account = trading.account or ""
         # sizing (issue 11): IB's account figures as last reported (no round trip), read once per alert
         figures = trading.account_figures()
@@ -131,3 +141,14 @@ class Gatherer:
         return RiskInputs(
             rules, account, gate.clock(), view, primary_exchange=self.trading.primary_exchange(inst.con_id)
         )
+
+
+def _settle(task: asyncio.Task[Quote] | None) -> None:
+    """The look's quote once the look is over: cancelled when the look failed first (it is not
+    wanted), its failure read when both failed (asyncio would report it as never retrieved)."""
+    if task is None:
+        return
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()

@@ -13,13 +13,18 @@ and no ticks:
 * 10167 "Requested market data is not subscribed. Displaying delayed market data." (a warning in
   ib_async and ib_insync: the delayed data then follows on its own).
 
-On those the snapshot is asked again under the delayed type (3; 4 when frozen was asked) and the
-connection is put back to the configured type right after, so no other request is affected. A
-delayed answer carries the delayed tick types (66 bid, 67 ask, 68 last, 75 close ...), which
-ib_async files under the same ``bid`` / ``ask`` / ``last`` / ``close`` fields, and IB's
+On those the request is made again under the delayed type (3; 4 when frozen was asked), the
+connection switched to it for that one request and put back at once, so no other request is
+affected. A delayed answer carries the delayed tick types (66 bid, 67 ask, 68 last, 75 close ...),
+which ib_async files under the same ``bid`` / ``ask`` / ``last`` / ``close`` fields, and IB's
 ``marketDataType`` message tells which type produced them (``Ticker.marketDataType``). The
 :class:`Quote` says which type gave the price, which was asked, and why it differs; without any
 price it says why (no subscription, no delayed data, no answer), for the refusal.
+
+Where the price comes from (``MARKET_DATA_LINES``): with lines, a contract's first quote opens a
+subscription that stays open (worker/ib/quote_streams.py) and later quotes read it at once
+(``origin`` ``stream``); without, every quote is a one-off snapshot. Either way a request is
+answered by its first usable price (worker/ib/market_ticks.py), never after IB's snapshot end.
 
 Runs on the IB loop (called from :class:`~worker.ib.trading.Trading`).
 """
@@ -27,48 +32,24 @@ Runs on the IB loop (called from :class:`~worker.ib.trading.Trading`).
 from __future__ import annotations
 
 import asyncio
-import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from ib_async import IB, Contract, Ticker
 
 from worker.decision.quote import Quote
+from worker.ib.market_ticks import FALLBACK_CODES, MarketRequest, price_of
+from worker.ib.quote_streams import DEFAULT_MAX_AGE, QuoteStreams, Stream
 
 DATA_TYPES = {"live": 1, "frozen": 2, "delayed": 3, "delayed-frozen": 4}
 TYPE_NAMES = {number: name for name, number in DATA_TYPES.items()}
-# IB's answers meaning "no live subscription for this, delayed data exists": ask for delayed data
-FALLBACK_CODES = frozenset({354, 10089, 10167})
-# every market-data refusal worth naming in a reason (10168: delayed data not enabled either;
-# 10090: part of the data not subscribed; 10197: no data during a competing live session)
-MARKET_DATA_CODES = FALLBACK_CODES | {10090, 10168, 10186, 10197}
-
-
-def forget_last_snapshot(ticker: Ticker | None) -> None:
-    """ib_async keeps ONE Ticker per contract for the whole connection and a new snapshot fills
-    the same object: a snapshot that IB refuses (354, 10168) or that times out would otherwise
-    hand back the PREVIOUS snapshot's prices, possibly hours old, as if they were fresh. The
-    prices read here are blanked before each request, so only what IB sends now counts."""
-    if ticker is None:
-        return
-    for name in ("last", "bid", "ask", "close"):
-        setattr(ticker, name, math.nan)
-    ticker.marketDataType = 0
 
 
 def fallback_type(requested: int) -> int | None:
     """The delayed type to ask for when ``requested`` is refused (None: already delayed)."""
     return {1: 3, 2: 4}.get(requested)
-
-
-def price_of(ticker: Ticker | None) -> tuple[Decimal | None, str]:
-    """Pure: last, else midpoint, else close (positive, not NaN), with its name."""
-    if ticker is None:
-        return None, ""
-    for name, value in (("last", ticker.last), ("midpoint", ticker.midpoint()), ("close", ticker.close)):
-        if value is not None and not math.isnan(value) and value > 0:
-            return Decimal(str(value)), name
-    return None, ""
 
 
 def describe_errors(errors: list[tuple[int, str]]) -> str:
@@ -79,71 +60,115 @@ def describe_errors(errors: list[tuple[int, str]]) -> str:
     return "; ".join(f"IB error {code} {text}" for code, text in seen.items())
 
 
-class MarketData:
-    """Snapshots for one IB connection under the configured data type, with the delayed fall back."""
+@dataclass
+class Answer:
+    """What one request got: its Ticker, IB's market-data errors, whether it timed out, and the
+    stream it opened (None: a snapshot)."""
 
-    def __init__(self, ib: IB, requested: str = "live", timeout: float = 3.0) -> None:
+    ticker: Ticker
+    errors: list[tuple[int, str]]
+    timed_out: bool
+    stream: Stream | None = None
+
+
+class MarketData:
+    """Reference prices for one IB connection under the configured data type, with the delayed
+    fall back; from kept subscriptions when ``lines`` > 0, else from snapshots."""
+
+    def __init__(self, ib: IB, requested: str = "live", timeout: float = 3.0, *, lines: int = 0,
+                 max_age: float = DEFAULT_MAX_AGE, clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         if requested not in DATA_TYPES:
             raise ValueError(f"unknown market data type {requested!r}")
         self.ib = ib
         self.requested = requested
         self.timeout = timeout
+        self.streams = (
+            None if lines <= 0 else QuoteStreams(ib, lines, max_age, renew=self._renew, clock=clock)
+        )
 
     async def quote(self, contract: Contract, timeout: float | None = None) -> Quote:
         """A reference price for ``contract`` (ConnectionError propagates: the job waits for IB)."""
         wait = self.timeout if timeout is None else timeout
+        streams = self.streams
+        if streams is None:
+            return await self._ask(contract, wait)
         asked = DATA_TYPES[self.requested]
-        ticker, errors, timed_out = await self._snapshot(contract, wait)
-        price, name = price_of(ticker)
+        read = streams.read(contract.conId, asked)
+        if read is not None:
+            stream, age = read
+            price, name = price_of(stream.request.ticker)
+            assert price is not None  # read() returns only a stream with a usable price
+            return self._quote(price, name, stream.request.ticker, asked, stream.why, "stream", age)
+        # a new subscription (or the one being opened, e.g. after a reconnect), its first price awaited
+        return await asyncio.shield(streams.opening(contract.conId, lambda: self._ask(contract, wait)))
+
+    async def _renew(self, contract: Contract) -> Quote:
+        """Open ``contract``'s stream again (after a reconnect or an outage; the stream book's)."""
+        return await self._ask(contract, self.timeout)
+
+    async def _ask(self, contract: Contract, wait: float) -> Quote:
+        """Ask IB under the configured type, and under the delayed type when that is refused."""
+        asked = DATA_TYPES[self.requested]
+        first = await self._request(contract, asked, wait)
+        price, name = price_of(first.ticker)
         if price is not None:
-            return self._quote(price, name, ticker, asked, describe_errors(errors))
+            return self._kept(
+                first, self._quote(price, name, first.ticker, asked, describe_errors(first.errors))
+            )
+        self._dropped(first)
         delayed = fallback_type(asked)
-        refused = [e for e in errors if e[0] in FALLBACK_CODES]
+        refused = [e for e in first.errors if e[0] in FALLBACK_CODES]
         if delayed is None or not refused:
-            why = describe_errors(errors) or (
-                f"no answer within {wait:g}s" if timed_out else "IB sent no price"
+            why = describe_errors(first.errors) or (
+                f"no answer within {wait:g}s" if first.timed_out else "IB sent no price"
             )
             return Quote(None, f"no market data: {why}", "", self.requested, why)
-        try:
-            self.ib.reqMarketDataType(delayed)
-            ticker, more, timed_out = await self._snapshot(contract, wait)
-        finally:
-            if self.ib.isConnected():
-                self.ib.reqMarketDataType(asked)  # the connection keeps the configured type
-        first = describe_errors(refused)
-        price, name = price_of(ticker)
+        then = await self._request(contract, delayed, wait)
+        reason = describe_errors(refused)
+        price, name = price_of(then.ticker)
         if price is not None:
-            return self._quote(price, name, ticker, delayed, f"{first}; {TYPE_NAMES[delayed]} data used")
-        then = describe_errors(more) or (f"no answer within {wait:g}s" if timed_out else "no price either")
-        why = f"{first}; {TYPE_NAMES[delayed]} data: {then}"
+            why = f"{reason}; {TYPE_NAMES[delayed]} data used"
+            return self._kept(then, self._quote(price, name, then.ticker, delayed, why))
+        self._dropped(then)
+        more = describe_errors(then.errors) or (
+            f"no answer within {wait:g}s" if then.timed_out else "no price either"
+        )
+        why = f"{reason}; {TYPE_NAMES[delayed]} data: {more}"
         return Quote(None, f"no market data: {why}", "", self.requested, why)
 
-    def _quote(self, price: Decimal, name: str, ticker: Ticker | None, asked: int, why: str) -> Quote:
+    def _quote(self, price: Decimal, name: str, ticker: Ticker, asked: int, why: str,
+               origin: str = "snapshot", age: float = 0.0) -> Quote:  # fmt: skip
         # IB's marketDataType message says which type delivered the ticks (live data is sent
         # whatever was asked when the account has it)
         delivered = getattr(ticker, "marketDataType", None) or asked
         data_type = TYPE_NAMES.get(int(delivered), TYPE_NAMES[asked])
         suffix = "" if data_type == "live" else f" ({data_type})"
-        return Quote(price, f"IB {name} price{suffix}", data_type, self.requested, why)
+        return Quote(price, f"IB {name} price{suffix}", data_type, self.requested, why, origin, age)
 
-    async def _snapshot(
-        self, contract: Contract, timeout: float
-    ) -> tuple[Ticker | None, list[tuple[int, str]], bool]:
-        """One snapshot: the ticker (None on timeout), IB's market-data errors for the contract, and
-        whether it timed out. A refused request ends at once (ib_async ends it on the error)."""
-        errors: list[tuple[int, str]] = []
-        con_id = contract.conId
-        forget_last_snapshot(self.ib.ticker(contract))
-
-        def collect(req_id: int, code: int, text: str, about: Any = None) -> None:
-            if code in MARKET_DATA_CODES and (about is None or not con_id or about.conId == con_id):
-                errors.append((code, text))
-
-        self.ib.errorEvent += collect
+    async def _request(self, contract: Contract, data_type: int, wait: float) -> Answer:
+        """One request under ``data_type``, answered by its first usable price (a stream stays open
+        until :meth:`_kept` or :meth:`_dropped`)."""
+        configured = DATA_TYPES[self.requested]
+        if self.streams is None:
+            request = MarketRequest(self.ib, contract, data_type, configured, snapshot=True)
+            try:
+                timed_out = await request.first_price(wait)
+            finally:
+                request.close(cancel=False)
+            return Answer(request.ticker, list(request.errors), timed_out)
+        stream = self.streams.open(contract, data_type, configured)
         try:
-            tickers = await asyncio.wait_for(self.ib.reqTickersAsync(contract), timeout)
-        except TimeoutError:
-            return None, errors, True
-        finally:
-            self.ib.errorEvent -= collect
-        return (tickers[0] if tickers else None), errors, False
+            timed_out = await stream.request.first_price(wait)
+        except BaseException:
+            self.streams.drop(stream)
+            raise
+        return Answer(stream.request.ticker, list(stream.request.errors), timed_out, stream)
+
+    def _kept(self, answer: Answer, quote: Quote) -> Quote:
+        if answer.stream is not None and self.streams is not None:
+            self.streams.kept(answer.stream, quote.why)
+        return quote
+
+    def _dropped(self, answer: Answer) -> None:
+        if answer.stream is not None and self.streams is not None:
+            self.streams.drop(answer.stream)

@@ -33,6 +33,7 @@ from worker.ib.market_rules import MarketRules
 from worker.ib.orders import OrderBook
 from worker.ib.placement import LegHook, Placement, Placer, RecordPlacement, WhatIfAnswer
 from worker.ib.position_reader import SETTLE_SECONDS, PositionReader
+from worker.ib.quote_streams import DEFAULT_MAX_AGE
 from worker.ib.translate import num, position_snapshot
 from worker.recording.snapshots import AccountFigures, OrderSnapshot, OrderState, PositionSnapshot
 
@@ -42,14 +43,18 @@ __all__ = ["ContractNotFound", "Placement", "Trading"]
 class Trading:
     """The trading room of the IB connection: one instance per worker, used on the IB loop."""
 
-    def __init__(self, conn: IBConnection, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, conn: IBConnection, clock: Callable[[], datetime] | None = None, *,
+                 market_data_lines: int = 0, market_data_max_age: float = DEFAULT_MAX_AGE) -> None:  # fmt: skip
         self.conn = conn
         ib = conn.ib
         self.ib = ib
         # wall clock for futures rolls (the exchange's date); tests set it to a day near a roll
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
-        # reference prices under IB_MARKET_DATA_TYPE, with the delayed fall back (issue 11)
-        self.market_data = MarketData(ib, conn.market_data_type)
+        # reference prices under IB_MARKET_DATA_TYPE, with the delayed fall back (issue 11), read from
+        # up to MARKET_DATA_LINES kept subscriptions (issue 18; 0, the default here: snapshots)
+        self.market_data = MarketData(
+            ib, conn.market_data_type, lines=market_data_lines, max_age=market_data_max_age
+        )
         self.contracts = ContractBook(conn, lambda: self.clock(), MarketRules(ib))
         # IB reports a position a moment after the fill that changed it: every decision reads IB's
         # last report plus our executions since (see position_view)
@@ -120,9 +125,10 @@ class Trading:
         return self.contracts.primary_exchange(con_id)
 
     async def market_price(self, con_id: int, timeout: float = 3.0) -> Quote:
-        """A reference price from a market-data snapshot (last, else midpoint, else close) under
-        ``IB_MARKET_DATA_TYPE``, falling back to delayed data when IB refuses live data
-        (worker/ib/market_data.py)."""
+        """A reference price (last, else midpoint, else close) under ``IB_MARKET_DATA_TYPE``, falling
+        back to delayed data when IB refuses live data: read at once from the contract's kept
+        subscription when it is open and fresh, else IB's first answer to a new request, within
+        ``timeout`` (worker/ib/market_data.py, worker/ib/quote_streams.py)."""
         self.conn.require_connected()
         return await self.market_data.quote(self.contracts.orderable(con_id), timeout)
 
