@@ -109,7 +109,10 @@ def test_hup_reads_the_risk_file_again_and_a_broken_one_keeps_the_rules_the_web_
 
     def fanned_to() -> list[str]:
         body = alert_body(strategy="trend", id=f"hup-{next(sent)}")
-        return [c["account"] for c in httpx.post(f"{base}/webhook", json=body, timeout=5).json()["children"]]
+        # the answer is checked, not its speed: right after a HUP a loaded machine's new
+        # gunicorn worker may still be importing the app (seen past 5 s at load average 10)
+        answer = httpx.post(f"{base}/webhook", json=body, timeout=30)
+        return [c["account"] for c in answer.json()["children"]]
 
     def up() -> bool:
         try:

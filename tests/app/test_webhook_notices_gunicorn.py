@@ -23,7 +23,8 @@ from worker.notify import Notifier
 pytestmark = pytest.mark.e2e
 
 CHAT = "4343"
-WINDOW = "8"  # NOTIFY_DIGEST_SECONDS: long enough for the 20 requests to fall in one run
+WINDOW = "20"  # NOTIFY_DIGEST_SECONDS: long enough for the 20 requests to fall in one run (at load
+# average 10, twenty new connections took more than 8 s and the notice said 19)
 
 
 def test_gunicorn_reports_a_422_at_once_and_twenty_bad_secrets_in_one_notice(
@@ -60,7 +61,7 @@ def test_gunicorn_reports_a_422_at_once_and_twenty_bad_secrets_in_one_notice(
             def reported(api: FakeTelegramAPI) -> bool:
                 return any("no valid secret" in m.text for m in api.messages(CHAT))
 
-            assert fake_tg.wait_for(reported, 40), [m.text for m in fake_tg.messages(CHAT)]
+            assert fake_tg.wait_for(reported, 60), [m.text for m in fake_tg.messages(CHAT)]
             (auth,) = [m.text for m in fake_tg.messages(CHAT) if "no valid secret" in m.text]
             assert "20 requests refused" in auth
             assert "127.0.0.1: 20 × wrong or missing secret (401)" in auth
