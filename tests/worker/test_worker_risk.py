@@ -36,12 +36,18 @@ defaults:
 
 @contextmanager
 def running(worker_env: dict[str, str], tmp_path: Path, text: str, **attrs) -> Iterator[WorkerThread]:
-    """A worker thread with ``text`` as its risk file (``attrs`` set on the worker), stopped after."""
+    """A worker thread with ``text`` as its risk file (``attrs`` set on the worker; a dotted name
+    on one of its parts), stopped after."""
     path = tmp_path / "risk.yaml"
     path.write_text(text)
     handle = WorkerThread({**worker_env, "RISK_FILE": str(path)})
     for name, value in attrs.items():
-        setattr(handle.worker, name, value)
+        *parts, last = name.split("__")
+        target = handle.worker
+        for part in parts:
+            target = getattr(target, part)
+        assert hasattr(target, last), f"the worker has no {name.replace('__', '.')}"
+        setattr(target, last, value)
     handle.start()
     try:
         yield handle
@@ -170,7 +176,7 @@ def test_open_orders_orders_per_minute_and_gross_exposure_are_read_from_ib_and_t
 
 def test_daily_loss_halts_flattens_alarms_and_lifts_at_the_next_trading_day(sim, worker_env, tmp_path):
     now = [datetime.now(UTC)]
-    with running(worker_env, tmp_path, DAILY, _housekeeping_interval=0.2) as handle:
+    with running(worker_env, tmp_path, DAILY, housekeeping__interval=0.2) as handle:
         handle.worker.risk.clock = lambda: now[0]
         ctx = handle.ctx
         sim.set_price("AAPL", 190.0)

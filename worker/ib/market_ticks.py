@@ -28,6 +28,11 @@ MARKET_DATA_CODES = FALLBACK_CODES | {10090, 10168, 10186, 10197}
 # IB's warnings about a request whose data still follows (10167: delayed data shown instead;
 # 10090: part of the data not subscribed): every other error for a request ends it
 DATA_FOLLOWS = frozenset({10167, 10090})
+# IB's first round of a request carries bid, ask and last in a few messages that may be read in
+# separate batches: a price from bid/ask (or a close) waits this long for the round's last trade,
+# so the reference price (last, else midpoint, else close) does not depend on how the socket split
+# the round. A last trade ends the wait at once; a contract with no trade pays this once, when cold.
+LAST_TRADE_GRACE_SECONDS = 0.05
 
 
 def forget_last_snapshot(ticker: Ticker | None) -> None:
@@ -130,11 +135,22 @@ class MarketRequest:
 
     async def _wait(self, timeout: float) -> bool:
         """Wait for a usable price, the request's end, or ``timeout`` (True)."""
-        priced: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        priced: asyncio.Future[None] = loop.create_future()
+        grace: list[asyncio.TimerHandle] = []
+
+        def settle() -> None:
+            if not priced.done():
+                priced.set_result(None)
 
         def update(ticker: Ticker) -> None:
-            if not priced.done() and price_of(ticker)[0] is not None:
-                priced.set_result(None)
+            price, name = price_of(ticker)
+            if priced.done() or price is None:
+                return
+            if name == "last":
+                settle()
+            elif not grace:  # bid/ask (or a close) came first: the round's last trade is a tick away
+                grace.append(loop.call_later(LAST_TRADE_GRACE_SECONDS, settle))
 
         waits: list[asyncio.Future[Any]] = [priced, self.ended]
         if self.snapshot_end is not None:
@@ -145,6 +161,8 @@ class MarketRequest:
         finally:
             self.ticker.updateEvent -= update
             priced.cancel()
+            for handle in grace:
+                handle.cancel()
         return not done
 
 
