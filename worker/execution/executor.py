@@ -33,12 +33,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -57,8 +54,9 @@ from worker.decision.intent import alert_kind
 from worker.decision.look import Look
 from worker.decision.order_types import OrderRules
 from worker.decision.positions import is_exit
-from worker.decision.stored import PositionMove, StoredDecision
+from worker.decision.stored import StoredDecision
 from worker.errors import Refused, TemporaryError
+from worker.execution.alert_job import AlertJob
 from worker.execution.gather import Gatherer
 from worker.execution.guard import Guard
 from worker.execution.job_writes import JobWrites
@@ -66,7 +64,7 @@ from worker.execution.protocol import ExecutionProtocol, Outcome, Run, crash_poi
 from worker.execution.what_if import MarginAsker
 from worker.ib import IBConnection, Placement, Trading
 from worker.metrics import WorkerMetrics
-from worker.recording.recorder import PlacementFact, Recorder
+from worker.recording.recorder import Recorder
 from worker.recording.snapshots import OrderSnapshot
 from worker.risk.gate import RiskGate
 
@@ -96,40 +94,6 @@ class JobLimits:
     stale_after: float
     ib_call: float = 30.0
     reversal_fill: float = 30.0
-
-
-@dataclass
-class AlertJob:
-    """One run of one alert: what was loaded, what went out, and when (for the job's log line)."""
-
-    alert_id: str
-    payload: AlertPayload
-    received_at: datetime
-    paused: bool
-    timings: dict[str, float] = field(default_factory=lambda: {"start": time.perf_counter()})
-    sent: bool = False  # some leg of this job went out to IB
-    status: AlertStatus = AlertStatus.QUEUED
-    decision: StoredDecision | None = None  # the alert's stored plan
-
-    @property
-    def decided(self) -> PositionMove | None:
-        """Its position decision, once stored (None: not decided yet, or nothing to act on)."""
-        return self.decision.decided if self.decision is not None else None
-
-    def mark(self, name: str) -> None:
-        self.timings[name] = time.perf_counter()
-
-    def leg_sent(self, leg: str) -> None:
-        self.sent = True
-        crash_point(f"after_{leg}_placed")
-
-    def record_placement(self, recorder: Recorder, decision: StoredDecision) -> Callable[..., Future[Any]]:
-        """The callback :meth:`Trading.place_legs` calls right after the sends (on the IB loop)."""
-
-        def record(placed: list[OrderSnapshot], adopted: list[OrderSnapshot]) -> Future[Any]:
-            return recorder.record(PlacementFact(self.alert_id, decision, placed, adopted))
-
-        return record
 
 
 class Executor:
@@ -337,13 +301,9 @@ class Executor:
             crash_point("after_recorded")
             return status.value
         crash_point("after_recorded")
-        t = job.timings
-        legs = sum(len(p.placed) for p in outcome.placements)
-        log.info("alert %s: %d leg(s) on the wire %.1f ms after pick-up (loaded %.1f, on IB loop %.1f), "
-                 "recorded after %.1f ms", job.alert_id, legs,
-                 (t.get("on_wire", t["placed"]) - t["start"]) * 1000, (t["loaded"] - t["start"]) * 1000,
-                 (t.get("on_loop", t["placed"]) - t["start"]) * 1000,
-                 (time.perf_counter() - t["start"]) * 1000)  # fmt: skip
+        log.info(
+            "alert %s: %s", job.alert_id, job.timing_line(sum(len(p.placed) for p in outcome.placements))
+        )
         return AlertStatus.SUBMITTED.value
 
     def _decide(self, job: AlertJob, spec: ContractSpec) -> str | None:
@@ -365,11 +325,13 @@ class Executor:
         if proposal.margin_ask is not None and self.margin is not None:
             proposal = with_margin(proposal, self.margin.ask(look, proposal.margin_ask))
         stored = proposal.stored()
+        job.mark("decided")
         if proposal.dry_run:  # dry_run (risk file): recorded, nothing is sent
             self.writes.without_order(job.alert_id, stored, proposal.dry_run_message())
             return AlertStatus.CANCELLED.value
         assert stored.position is not None
         self.writes.decided(job.alert_id, stored, stored.position.reason)
+        job.mark("written")
         job.decision = stored
         return None
 
