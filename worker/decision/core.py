@@ -16,7 +16,7 @@ the executor runs it (worker/execution/executor.py)::
   refuses an entry or an add whole; a reversal keeps its close (an exit is never blocked) and ends
   ``rejected`` with the reason once the close is done.
 * **What must be asked.** When a risk rule needs what the look did not gather (another quote, the
-  database's counters) the proposal says so (``missing``) and the job decides again with them.
+  risk counters) the proposal says so (``missing``) and the job decides again with them.
   The margin check: the proposal names the what-if (``margin_ask``) and what a cached per-unit
   figure may approve instead (worker/decision/margin_book.py); :func:`with_margin` settles it with
   the cached figure or the pure judgement of IB's answer (worker/decision/margin.py).

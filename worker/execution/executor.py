@@ -313,7 +313,7 @@ class Executor:
         job.mark("on_loop")
         self._before_deciding(job, look)
         proposal = propose(look, job.payload, self.config)
-        if proposal.missing:  # a risk rule needs the database's counters or another quote
+        if proposal.missing:  # a risk rule needs counters the look lacks or another quote
             proposal = propose(
                 self.gather.more(look, job.payload, proposal.missing), job.payload, self.config
             )

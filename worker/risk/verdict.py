@@ -34,7 +34,7 @@ from worker.risk.checks import qty as fmt_qty
 from worker.risk.state import RiskCounters
 
 QUOTE = "quote"  # one more market-data snapshot (a rule needs a price the look did not give)
-COUNTERS = "counters"  # the database's counters (daily loss, orders per minute)
+COUNTERS = "counters"  # the risk counters (daily loss, orders per minute; in memory: worker/risk/tally.py)
 
 
 @dataclass(frozen=True)
