@@ -11,6 +11,7 @@ from typing import Any
 
 from core.models import Alert, AlertStatus
 from worker.decision.stored import StoredDecision
+from worker.recording.alert_state import store_decision
 from worker.recording.recorder import Recorder, UnitOfWork
 
 WRITE_TIMEOUT_SECONDS = 30.0
@@ -26,8 +27,10 @@ class JobWrites:
         """The decision, written down BEFORE any order goes out."""
 
         def write(uow: UnitOfWork) -> None:
-            self._set_plan(uow, alert_id, decision)
-            self.recorder.note(uow, alert_id, f"decided: {reason}")
+            message = f"decided: {reason}"
+            if not store_decision(uow, alert_id, decision.to_json(), message):  # not the first write
+                self._set_plan(uow, alert_id, decision)
+                self.recorder.note(uow, alert_id, message)
 
         self._wait(write)
 

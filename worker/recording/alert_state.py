@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import insert, update
 
 from core import events
 from core.models import IB_ENDED_UNFILLED_STATUSES, STATUS_RANK, Alert, AlertEvent, AlertStatus, Order, utcnow
@@ -68,6 +71,48 @@ def advance(
             )
         )
     log.info("alert %s -> %s: %s", alert_id, status.value, message)
+    return True
+
+
+# the states an alert leaves when a job first writes about it (picked up -> processing)
+_BEFORE_PROCESSING = tuple(s for s in AlertStatus if STATUS_RANK[s] < STATUS_RANK[AlertStatus.PROCESSING])
+PICKED_UP = "picked up by the worker"
+
+
+def store_decision(uow: UnitOfWork, alert_id: str, plan: dict[str, Any], message: str) -> bool:
+    """The job's decision on an alert not yet picked up: its plan stored and the alert moved to
+    ``processing``, with the two audit lines (picked up, ``message``), as plain SQL statements.
+
+    This is the write every order waits for, so it skips the ORM's unit of work (about three
+    quarters of its cost): one conditional UPDATE and one INSERT. Returns False, having written
+    nothing, when the alert is not in a state before ``processing`` (a rerun, or a job that waited
+    for IB and said so): the caller then takes the general path, :func:`advance` and :func:`note`.
+    """
+    session = uow.session
+    if session.new or session.dirty:  # an earlier fact of this batch: its rows go first
+        session.flush()
+    alerts, now = Alert.__table__, utcnow()
+    moved = (
+        session.connection()
+        .execute(
+            update(alerts)
+            .where(alerts.c.id == alert_id, alerts.c.status.in_(_BEFORE_PROCESSING))
+            .values(plan=plan, status=AlertStatus.PROCESSING, updated_at=now)
+            .returning(alerts.c.reason)
+        )
+        .first()
+    )
+    if moved is None:
+        return False
+    loaded = session.identity_map.get(session.identity_key(Alert, alert_id))
+    if loaded is not None:  # an earlier fact of this batch read the row: it must read it again
+        session.expire(loaded)
+    session.connection().execute(insert(AlertEvent.__table__), [
+        {"alert_id": alert_id, "status": AlertStatus.PROCESSING.value, "message": PICKED_UP, "at": now},
+        {"alert_id": alert_id, "status": AlertStatus.PROCESSING.value, "message": message, "at": now},
+    ])  # fmt: skip
+    uow.emit(events.alert_status(alert_id, AlertStatus.PROCESSING.value, moved[0]))
+    log.info("alert %s -> %s: %s", alert_id, AlertStatus.PROCESSING.value, PICKED_UP)
     return True
 
 

@@ -164,15 +164,18 @@ class Recorder:
                 self._run_batch([item])
             return
         self.batches += 1
+        # the risk counters (and metrics) take the committed rows before any waiter goes on (the
+        # next job's risk check must count them); the events are published after the waiters are
+        # released (a job waiting for its decision's commit does not wait for Redis)
         self._counted(uow.counted)
         if self._on_committed is not None and uow.events:
             try:
                 self._on_committed(uow.events)
             except Exception:  # noqa: BLE001 - a metric never loses or delays a fact
                 log.exception("on_committed failed")
-        self._publish(uow.events)
         for (_fn, _args, future), result in zip(batch, results, strict=True):
             future.set_result(result)
+        self._publish(uow.events)
 
     def _counted(self, rows: list[CountedRow]) -> None:
         if self.on_counted is None or not rows:

@@ -1,0 +1,112 @@
+"""The decision write (worker/recording/alert_state.py ``store_decision``, through
+``JobWrites.decided``): plain SQL for the first write about an alert, the ORM's general path for
+every other case, and the same rows either way. On SQLite and PostgreSQL, through the real
+recorder thread."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from support import queue_alert
+
+from config.settings import Settings
+from core.context import AppContext
+from core.models import Alert, AlertEvent, AlertStatus
+from worker.decision.stored import StoredDecision
+from worker.execution.job_writes import JobWrites
+from worker.recording.alert_state import store_decision
+from worker.recording.recorder import Recorder
+
+STORED_PLANS = Path(__file__).parent / "data" / "stored_plans.jsonl"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ctx(request: pytest.FixtureRequest, base_env: dict[str, str]) -> Iterator[AppContext]:
+    env = dict(base_env)
+    if request.param == "postgresql":
+        env["DATABASE_URL"] = request.getfixturevalue("pg_url")
+    context = AppContext.build(Settings.from_mapping(env))
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def recorder(ctx: AppContext) -> Iterator[Recorder]:
+    rec = Recorder(ctx.sessions, None, ctx.settings, 7)
+    yield rec
+    rec.stop()
+
+
+def _decision() -> StoredDecision:
+    with STORED_PLANS.open() as lines:
+        return StoredDecision.from_json(json.loads(lines.readline()))
+
+
+def _rows(ctx: AppContext, alert_id: str) -> tuple[Alert, list[tuple[str, str]]]:
+    with ctx.sessions() as session:
+        alert = session.get(Alert, alert_id)
+        session.expunge(alert)
+        trail = session.execute(select(AlertEvent.status, AlertEvent.message)
+                                .where(AlertEvent.alert_id == alert_id).order_by(AlertEvent.id)).all()  # fmt: skip
+        return alert, [tuple(row) for row in trail]
+
+
+def _queued(ctx: AppContext) -> str:
+    return queue_alert(
+        ctx.sessions, ctx.redis, {"ticker": "AAPL", "action": "buy", "quantity": 5}, enqueue=False
+    )
+
+
+def test_the_first_write_stores_the_plan_moves_to_processing_and_says_both(ctx, recorder):
+    alert_id, decision = _queued(ctx), _decision()
+    JobWrites(recorder).decided(alert_id, decision, "buy 5: flat -> long 5")
+    alert, trail = _rows(ctx, alert_id)
+    assert alert.status == AlertStatus.PROCESSING and alert.plan == decision.to_json()
+    assert trail == [
+        ("processing", "picked up by the worker"),
+        ("processing", "decided: buy 5: flat -> long 5"),
+    ]
+
+
+def test_a_job_that_waited_for_ib_first_takes_the_general_path_with_the_same_rows(ctx, recorder):
+    alert_id, decision = _queued(ctx), _decision()
+    writes = JobWrites(recorder)
+    writes.waiting_for_ib(alert_id)
+    writes.decided(alert_id, decision, "buy 5: flat -> long 5")
+    alert, trail = _rows(ctx, alert_id)
+    assert alert.status == AlertStatus.PROCESSING and alert.plan == decision.to_json()
+    assert trail == [("processing", "picked up by the worker"), ("processing", "waiting for the IB connection"),
+                     ("processing", "decided: buy 5: flat -> long 5")]  # fmt: skip
+
+
+@pytest.mark.parametrize("status", [AlertStatus.PROCESSING, AlertStatus.SUBMITTED, AlertStatus.CANCELLED])
+def test_an_alert_past_queued_is_left_to_the_general_path(ctx, recorder, status):
+    alert_id = _queued(ctx)
+    with ctx.sessions.begin() as session:
+        session.get(Alert, alert_id).status = status
+    assert (
+        recorder.run(lambda uow: store_decision(uow, alert_id, {"kind": "x"}, "decided: x")).result(10)
+        is False
+    )
+    alert, trail = _rows(ctx, alert_id)
+    assert alert.status == status and alert.plan is None and trail == []
+
+
+def test_an_alert_read_earlier_in_the_same_transaction_is_read_again(ctx, recorder):
+    """Another fact of the same batch loaded the alert: after the plain UPDATE it must not keep
+    (or write back) the old state."""
+    alert_id = _queued(ctx)
+
+    def batch(uow):
+        before = uow.session.get(Alert, alert_id).status
+        assert store_decision(uow, alert_id, {"kind": "x"}, "decided: x")
+        return before, uow.session.get(Alert, alert_id).status, [e["type"] for e in uow.events]
+
+    before, after, events = recorder.run(batch).result(10)
+    assert (before, after) == (AlertStatus.QUEUED, AlertStatus.PROCESSING)
+    assert events == ["alert_status"]
+    assert _rows(ctx, alert_id)[0].plan == {"kind": "x"}
