@@ -33,10 +33,11 @@ import argparse
 import json
 import logging
 import os
+import re
 import secrets
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +167,28 @@ def waited(stack: ProcessStack, profile: str, samples: int) -> str:
     return " | waited for: " + ", ".join(f"{name} {n:.1f}" for name, n in counts.items())
 
 
+STEP = re.compile(
+    r"alert (\S+): \d+ leg\(s\) on the wire ([\d.]+) ms after pick-up \(loaded ([\d.]+), "
+    r"looked ([\d.]+), decided ([\d.]+), written ([\d.]+)\).*picked up ([\d.]+) ms"
+)
+
+
+def steps(stack: ProcessStack, alert_ids: Iterable[str]) -> str:
+    """--steps: the worker's own account of the warm samples (its log line per job), p50 of each
+    step in ms: intake -> pick-up, then from the pick-up to each mark."""
+    wanted, found = set(alert_ids), []
+    for line in (stack.dir / "worker.log").read_text(errors="replace").splitlines():
+        if (m := STEP.search(line)) and m[1] in wanted:
+            found.append([float(m[i]) for i in (7, 3, 4, 5, 6, 2)])
+    if not found:
+        return "  steps: no timing lines in the worker's log (LOG_LEVEL must be INFO)"
+    names = ("intake->pick-up", "loaded", "looked", "decided", "written", "on wire")
+    medians = [percentile([f[i] for f in found], 50) for i in range(len(names))]
+    return f"  steps (p50 ms, n={len(found)}): " + ", ".join(
+        f"{k} {v:.1f}" for k, v in zip(names, medians, strict=True)
+    )
+
+
 def run_benchmark(stack: ProcessStack, args: argparse.Namespace, unseen: list[str]) -> None:
     stack.start_sim()
     relay = Relay(stack.sim_port)
@@ -185,6 +208,8 @@ def run_benchmark(stack: ProcessStack, args: argparse.Namespace, unseen: list[st
                                                          if k.endswith("Ms")), flush=True)  # fmt: skip
         warm = samples.run([WARM[0]] * count, WARM[1], 1000 * (n + 1))
         rows.append(figures(f"{label}: warm (AAPL)", relay, warm) + waited(stack, profile, count))
+        if args.steps:
+            rows.append(steps(stack, (ref.split(":")[1] for ref in warm)))
         stack.sim_post("/latency", {"profile": profile})  # a new log of what ibsim held back
         first_sight = unseen[args.cold * n : args.cold * (n + 1)]
         cold = samples.run(first_sight, COLD_PRICE, 1000 * (n + 1) + 500)
@@ -208,6 +233,8 @@ def main() -> None:
         "--period", type=float, default=0.25, help="seconds from one sample's start to the next"
     )
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument("--steps", action="store_true",
+                        help="log at INFO and print where a warm alert's time goes (the worker's own marks)")  # fmt: skip
     args = parser.parse_args()
     logging.getLogger("ib_async").setLevel(logging.CRITICAL)  # the floor's clean-up: one 202 per order
 
@@ -223,7 +250,7 @@ def main() -> None:
             "RATE_LIMIT": "1000000/minute",
             "MARGIN_CHECK": "on",
             "RISK_FILE": str(RISK_FILE),
-            "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
+            "LOG_LEVEL": "INFO" if args.steps else os.environ.get("LOG_LEVEL", "WARNING"),
             "WEB_WORKERS": os.environ.get("WEB_WORKERS", "2"),
         }
         stack = ProcessStack(tmp, env, sim_args=("--catalog", str(tmp / "catalog.json")))

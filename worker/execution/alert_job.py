@@ -27,6 +27,7 @@ class AlertJob:
     received_at: datetime
     paused: bool
     timings: dict[str, float] = field(default_factory=lambda: {"start": time.perf_counter()})
+    picked_up_at: float = field(default_factory=time.time)  # wall clock, as intake's received_at
     sent: bool = False  # some leg of this job went out to IB
     status: AlertStatus = AlertStatus.QUEUED
     decision: StoredDecision | None = None  # the alert's stored plan
@@ -59,6 +60,8 @@ class AlertJob:
         def since(mark: str, fallback: str = "placed") -> float:
             return (t.get(mark, t.get(fallback, t["start"])) - t["start"]) * 1000
 
+        queued = (self.picked_up_at - self.received_at.timestamp()) * 1000
         return (f"{legs} leg(s) on the wire {since('on_wire'):.1f} ms after pick-up (loaded {since('loaded'):.1f}, "
                 f"looked {since('on_loop'):.1f}, decided {since('decided'):.1f}, written {since('written'):.1f}), "
-                f"recorded after {(time.perf_counter() - t['start']) * 1000:.1f} ms")  # fmt: skip
+                f"recorded after {(time.perf_counter() - t['start']) * 1000:.1f} ms; picked up {queued:.1f} ms "
+                f"after intake received it")  # fmt: skip

@@ -142,7 +142,7 @@ class Executor:
 
     def execute_alert(self, alert_id: str) -> str:
         """Run one alert to the point where IB has its orders (or it is refused); returns its state."""
-        started = time.perf_counter()
+        started, picked_up_at = time.perf_counter(), time.time()
         with self.sessions() as session:
             # one round trip: the alert and the pause switch (the order path is latency-bound)
             row = session.execute(
@@ -160,7 +160,9 @@ class Executor:
             if status.is_terminal or STATUS_RANK[status] >= STATUS_RANK[AlertStatus.SUBMITTED]:
                 return status.value
             return self.reject(alert_id, f"the stored payload is unreadable: {exc}")
-        job = AlertJob(alert_id, payload, received_at, paused, {"start": started}, status=status)
+        job = AlertJob(
+            alert_id, payload, received_at, paused, {"start": started}, picked_up_at, status=status
+        )
         if status.is_terminal:  # only re-read: its plan is not even parsed
             log.info("alert %s is already %s; nothing to do", alert_id, status.value)
             return status.value

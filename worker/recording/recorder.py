@@ -153,7 +153,7 @@ class Recorder:
                 uow = UnitOfWork(session)
                 for fn, args, _future in batch:
                     results.append(fn(uow, *args))
-                self._notices(session, uow.events)
+                notices = self._notices(session, uow.events)
         except Exception as exc:
             if len(batch) == 1:
                 self.errors += 1
@@ -175,7 +175,7 @@ class Recorder:
                 log.exception("on_committed failed")
         for (_fn, _args, future), result in zip(batch, results, strict=True):
             future.set_result(result)
-        self._publish(uow.events)
+        self._publish(uow.events, wake=notices > 0)
 
     def _counted(self, rows: list[CountedRow]) -> None:
         if self.on_counted is None or not rows:
@@ -185,16 +185,20 @@ class Recorder:
         except Exception:  # noqa: BLE001 - the fact is committed; the counters are rebuilt at the next start
             log.exception("the risk counters could not take %d committed row(s)", len(rows))
 
-    def _notices(self, session: Session, batch: list[Event]) -> None:
+    def _notices(self, session: Session, batch: list[Event]) -> int:
+        """The batch's notices, added to its transaction; how many (the notifier is woken only for
+        some: a wake makes it query the database, beside the next order's hot path)."""
         if self._enqueue_notices is None:
-            return
+            return 0
+        added = 0
         for event in batch:
             try:
-                self._enqueue_notices(session, event, self.settings)
+                added += self._enqueue_notices(session, event, self.settings) or 0
             except Exception:  # noqa: BLE001 - a notice problem never loses the fact
                 log.exception("enqueue_notices failed for %s", event["type"])
+        return added
 
-    def _publish(self, batch: list[Event]) -> None:
+    def _publish(self, batch: list[Event], *, wake: bool) -> None:
         if not batch:
             return
         if self.redis is not None:
@@ -205,7 +209,7 @@ class Recorder:
                 pipe.execute()
             except redis.RedisError as exc:
                 log.warning("could not publish %d events: %s", len(batch), exc)
-        if self._wake is not None:
+        if self._wake is not None and wake:
             try:
                 self._wake()
             except Exception:  # noqa: BLE001
