@@ -126,10 +126,13 @@ class Held:
     sent: float | None = None
 
     def to_json(self) -> Json:
-        """``GET /latency``'s row: the delay asked and the time the answer was held."""
+        """``GET /latency``'s row: the delay asked, the time the answer was held, and when it was
+        asked and written (ibsim's monotonic clock, ms: the order of events across rows)."""
         held = None if self.sent is None else round((self.sent - self.asked) * 1000.0, 3)
+        sent = None if self.sent is None else round(self.sent * 1000.0, 3)
         return {"kind": self.kind, "clientId": self.client_id, "id": self.ref,
-                "delayMs": round(self.delay * 1000.0, 3), "heldMs": held}  # fmt: skip
+                "delayMs": round(self.delay * 1000.0, 3), "heldMs": held,
+                "askedAtMs": round(self.asked * 1000.0, 3), "sentAtMs": sent}  # fmt: skip
 
 
 class HeldLog:

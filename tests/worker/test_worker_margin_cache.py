@@ -64,9 +64,15 @@ def test_a_second_alert_on_the_same_contract_sends_no_what_if(sim, worker_env):
     try:
         ctx, before = handle.ctx, _what_ifs(sim)
         first = _trade(ctx, sim, {"action": "buy", "quantity": 10})["plan"]["margin"]
-        assert _what_ifs(sim) == before + 1  # the first sight of AAPL pays one what-if
-        assert (first["source"], first["why"]) == ("what-if now", "no cached per-unit figure yet")
-        assert D(first["init_margin_change"]) == D(475)
+        assert _what_ifs(sim) == before + 1  # the first sight of AAPL pays one what-if, beside its quote
+        assert first["why"] == "first sight of the contract: IB's what-if asked beside the quote, per unit"
+        assert first["source"].startswith("cached per-unit from what-if at") and first["source"].endswith(
+            "age 0s"
+        )
+        assert (
+            first["per_unit"]["initial"] == "47.500000"
+            and first["per_unit"]["learned_from"] == "BUY 10 AAPL MKT"
+        )
         _flat(ctx, sim)
         second = _trade(ctx, sim, {"action": "buy", "quantity": 10})["plan"]["margin"]
         assert _what_ifs(sim) == before + 1  # no round trip for the second entry
@@ -77,6 +83,25 @@ def test_a_second_alert_on_the_same_contract_sends_no_what_if(sim, worker_env):
         assert (per_unit["initial"], per_unit["learned_from"], per_unit["safety_factor"]) == (
             "47.500000", "BUY 10 AAPL MKT", "1.1")  # fmt: skip
         assert D(per_unit["needs"]) == D("522.50") and D(second["available_funds"]) > D(990_000)
+    finally:
+        handle.stop()
+
+
+def test_a_cold_entrys_what_if_is_asked_while_its_quote_is_still_on_its_way(sim, worker_env):
+    """Under IB-like latency (a snapshot 300 ms, a what-if 350 ms), the first alert on a contract
+    asks the what-if beside the quote, not after it: the entry waits for the slower, not the sum."""
+    sim.set_price("AAPL", 190.0)
+    sim.set_latency("ib", accountIntervalMs=0, pnlIntervalMs=0)
+    handle = WorkerThread({**worker_env, **QUIET}).start()
+    try:
+        doc = _trade(handle.ctx, sim, {"action": "buy", "quantity": 10, "orderType": "market",
+                                       "stopLoss": {"percent": 1}})  # fmt: skip
+        held = sim.latency()["held"]
+        snapshot = next(row for row in held if row["kind"] == "snapshot")
+        what_if = next(row for row in held if row["kind"] == "whatIf")
+        assert what_if["askedAtMs"] < snapshot["sentAtMs"], held  # asked while the quote was held
+        assert doc["plan"]["margin"]["why"].startswith("first sight of the contract")
+        assert [row["kind"] for row in held].count("whatIf") == 1
     finally:
         handle.stop()
 

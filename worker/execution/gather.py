@@ -12,6 +12,7 @@ on the IB loop. The pure decision (worker/decision/core.py) reads nothing else.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from decimal import Decimal
 
 from core.ids import parse_order_ref
@@ -45,12 +46,14 @@ class Gatherer:
         protection: ProtectionRegistry | None = None,
         risk: RiskGate | None = None,
         timeout: float = 30.0,
+        prefetch: Callable[[AlertPayload, Instrument], None] | None = None,
     ) -> None:
         self.conn = conn
         self.trading = trading
         self.protection = protection  # the guard's specs (None: no guard, unit tests)
         self.risk = risk  # the risk gate (None: no limits, unit tests)
         self.timeout = timeout
+        self.prefetch = prefetch  # a cold contract's what-if beside its quote (worker/execution/what_if.py)
 
     def look(self, alert_id: str, payload: AlertPayload, spec: ContractSpec) -> Look:
         """The look, from the job thread (one hop to the IB loop), with the risk counters."""
@@ -65,6 +68,8 @@ class Gatherer:
         roll = trading.roll_of(spec)
         # contracts (worker/contracts/held_month.py): a position held in the month before a roll is decided there
         inst, held = await trading.held_month(spec, inst)
+        if self.prefetch is not None:
+            self.prefetch(payload, inst)
         # a reference price when the alert needs one (live, else delayed: worker/ib/market_data.py),
         # asked while the position settles: at once from a kept subscription, else one round trip
         asking = (

@@ -7,20 +7,30 @@ worker/decision/margin_book.py). The job asks from its own thread; the what-if r
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal
 
+from core.payload import AlertPayload
 from worker.decision.look import Look
-from worker.decision.margin import MarginAsk, MarginCheck, judge, what_if_failed
-from worker.decision.margin_book import MarginPolicy, from_cache
-from worker.execution.margin_cache import MarginBook
+from worker.decision.margin import MarginAsk, MarginCheck, describe_order, judge, what_if_failed
+from worker.decision.margin_book import LINEAR, MarginPolicy, from_cache
+from worker.decision.model import Instrument, Leg
+from worker.decision.positions import is_exit
+from worker.execution.margin_cache import Key, MarginBook
 from worker.ib.connection import IBConnection
 from worker.ib.trading import Trading
 from worker.recording.snapshots import AccountFigures
 
+log = logging.getLogger(__name__)
+
 WHAT_IF_NOW = "what-if now"
+BESIDE_THE_QUOTE = "first sight of the contract: IB's what-if asked beside the quote, per unit"
+_SIDE = {"buy": "BUY", "sell": "SELL"}
 
 
 class MarginAsker:
@@ -44,6 +54,50 @@ class MarginAsker:
         self.book = book  # None: every check asks IB
         self.policy = policy or MarginPolicy()  # MARGIN_SAFETY_FACTOR, MARGIN_MAX_AGE_SECONDS
         self.clock = clock
+        self._learning: dict[Key, asyncio.Task[None]] = {}  # a cold contract's what-if (the IB loop's)
+
+    def prefetch(self, payload: AlertPayload, inst: Instrument) -> None:
+        """On the IB loop, as the look begins: a stock or future the book has no figure for on the
+        alert's side gets its what-if at once, beside the quote. A cold entry then waits for the
+        slower of the two instead of one after the other; :meth:`ask` waits for it and decides from
+        the figure it learned (exactly as from the background refresh's). Not for an exit, nor for
+        a side the position is against (IB would net the what-if with it)."""
+        side, account = _SIDE.get(payload.action), self.trading.account or ""
+        if not self.enabled or self.book is None or side is None or is_exit(payload):
+            return
+        key = (account, inst.con_id, side)
+        running = self._learning.get(key)
+        if inst.sec_type not in LINEAR or (running is not None and not running.done()):
+            return
+        position = self.trading.position_of(inst.con_id)
+        if self.book.figure(*key) is not None or (position < 0 if side == "BUY" else position > 0):
+            return
+        explicit = payload.quantity if payload.quantity_type in (None, "fixed_quantity") else None
+        leg = Leg("entry", side, "MKT", explicit or max(Decimal(1), inst.min_size))
+        self._learning[key] = asyncio.ensure_future(self._learn(key, leg, inst.local_symbol or inst.symbol))
+
+    async def _learn(self, key: Key, leg: Leg, symbol: str) -> None:
+        account, con_id, _side = key
+        try:
+            reply = await self.trading.what_if(con_id, leg, self.timeout)
+            assert self.book is not None
+            self.book.want(account, con_id, symbol, leg.quantity, now=False)
+            self.book.take(account, con_id, leg, reply, describe_order(leg, symbol))
+        except Exception as exc:  # noqa: BLE001 - the check asks IB itself, as without it
+            log.info("margin: the what-if beside %s's first quote failed (%s)", symbol, exc)
+
+    def _await_learning(self, key: Key) -> bool:
+        """The job thread waits for the what-if :meth:`prefetch` started for ``key``; False: none."""
+        task = self._learning.pop(key, None)
+        if task is None:
+            return False
+
+        async def learned() -> None:
+            await asyncio.wait({task}, timeout=self.timeout)
+
+        with contextlib.suppress(TimeoutError):
+            self.conn.call(learned(), timeout=self.timeout + 5)
+        return True
 
     def ask(self, look: Look, ask: MarginAsk) -> MarginCheck:
         """The check: approved by a fresh cached figure, else IB's figures for ``ask`` judged
@@ -53,12 +107,13 @@ class MarginAsker:
         figures = look.figures if look.figures is not None else AccountFigures(account=account)
         why = ask.why or "cached figures are off (MARGIN_MAX_AGE_SECONDS=0)"
         if self.book is not None and ask.cached is not None:
+            beside = self._await_learning((account, con_id, ask.cached.action))
             unit = self.book.figure(account, con_id, ask.cached.action)
             held = self.book.reserved(account, figures.available_funds)
             settled = from_cache(ask, unit, figures, held, self.clock(), self.policy)
             if isinstance(settled, MarginCheck):
                 self._reserve(account, settled, figures)
-                return settled
+                return replace(settled, why=BESIDE_THE_QUOTE) if beside else settled
             why = settled
         check = replace(self._what_if(account, con_id, ask), source=WHAT_IF_NOW, why=why)
         if self.book is not None and not check.refused:
