@@ -57,7 +57,8 @@ def test_reset_window_entries_go_stale_exits_and_flatten_go_out_when_ib_is_back(
     alert_ends(ctx, {"ticker": "MSFT", "action": "buy", "quantity": 3, "price": 420}, "filled")
     wait_until(lambda: streams(sim) == [AAPL])
     opened = sim.state()["stats"]["mkt_data_streams"]
-    sim.fault("reset_window", refuseSeconds=3, outageSeconds=1.5, code=1102)
+    # the outage outlasts the worker's longest reconnect backoff (5 s): it reconnects into the 1100
+    sim.fault("reset_window", refuseSeconds=2, outageSeconds=6, code=1102)
     wait_until(lambda: not ib.ready, timeout=5)
     exit_id = add_alert(ctx, {"ticker": "AAPL", "action": "exit"})
     entry_id = add_alert(ctx, {"ticker": "TSLA", "action": "buy", "quantity": 1, "price": 250})
@@ -71,8 +72,9 @@ def test_reset_window_entries_go_stale_exits_and_flatten_go_out_when_ib_is_back(
     wait_until(lambda: not sim.state()["positions"], timeout=30)  # the flatten closed MSFT
     # the same client id throughout; the AAPL stream subscribed again after the reconnect and
     # again after 1102 ("data maintained": IB sent no prices during the outage)
-    assert sim.state()["clients"] == [7]
-    wait_until(lambda: streams(sim) == [AAPL] and sim.state()["stats"]["mkt_data_streams"] >= opened + 2)
+    assert sim.state()["clients"] == [7] and not sim.state()["faults"]["outage"]
+    wait_until(lambda: streams(sim) == [AAPL] and sim.state()["stats"]["mkt_data_streams"] >= opened + 2,
+               what=lambda: f"streams {streams(sim)}, opened {opened} -> {sim.state()['stats']}")  # fmt: skip
 
 
 def test_326_after_a_quick_reconnect_is_retried_with_the_same_id_and_alarmed(sim, start_worker):
@@ -135,7 +137,7 @@ def test_farm_messages_stay_data_only_and_an_entry_needing_a_price_is_refused_na
     connects = ib.connects
     for farm in ("hmds", "secdef"):
         sim.fault("farm", farm=farm, seconds=1)
-    sim.fault("farm", farm="market", seconds=6)
+    sim.fault("farm", farm="market", seconds=10)  # outlasts the two alerts below on a loaded machine
     wait_until(lambda: sim.state()["faults"]["marketFarmBroken"])
     refused = alert_ends(ctx, {**PRICED_BY_IB, "ticker": "MSFT"}, "rejected")
     assert "market data farm is down (IB 2103 Market data farm connection is broken:usfarm)" in reason(
@@ -144,7 +146,7 @@ def test_farm_messages_stay_data_only_and_an_entry_needing_a_price_is_refused_na
     # an entry that needs no price from IB goes out: trading is not market data
     alert_ends(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 1, "price": 190}, "filled")
     assert ib.ready and ib.connects == connects  # no reconnect, no teardown
-    wait_until(lambda: not sim.state()["faults"]["marketFarmBroken"], timeout=15)
+    wait_until(lambda: not sim.state()["faults"]["marketFarmBroken"], timeout=20)
     alert_ends(ctx, {**PRICED_BY_IB, "ticker": "MSFT"}, "filled")
     assert ib.connects == connects and not notices(handle, "ib_lost")
 
