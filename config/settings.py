@@ -137,6 +137,7 @@ _FLOATS = {
     "dedup_window_seconds": ("DEDUP_WINDOW_SECONDS", 0.0),
     "stale_alert_seconds": ("STALE_ALERT_SECONDS", 1.0),
     "ib_alarm_after_seconds": ("IB_ALARM_AFTER_SECONDS", 0.0),
+    "ib_alarm_repeat_seconds": ("IB_ALARM_REPEAT_SECONDS", 0.0),
     "notify_digest_seconds": ("NOTIFY_DIGEST_SECONDS", 1.0),
     "redis_alarm_after_seconds": ("REDIS_ALARM_AFTER_SECONDS", 0.0),
     "events_stream_seconds": ("EVENTS_STREAM_SECONDS", 1.0),
@@ -235,6 +236,8 @@ class Settings:
     # together in one notice per this many seconds (core/notice_digest.py), not one per request.
     notify_digest_seconds: float = 300.0
     ib_alarm_after_seconds: float = 60.0
+    # the IB outage alarm again every this many seconds while IB stays down (0 = once per outage)
+    ib_alarm_repeat_seconds: float = 3600.0
     redis_alarm_after_seconds: float = 30.0
     daily_summary_time: str | None = None  # "HH:MM" UTC; None = no daily summary
     # The execution worker's own /metrics (worker/metrics.py); port 0 = not served.

@@ -431,10 +431,17 @@ class Worker:
     # ------------------------------------------------------------------ operator jobs
 
     def flatten_all(self, account: str | None = None, by: str = "api") -> str:
-        """Cancel every working order of ours, then close every position with market orders."""
-        if not self.ib.wait_ready(self.settings.stale_alert_seconds):
-            log.error("flatten requested by %s but IB is not connected", by)
-            return "IB not connected"
+        """Cancel every working order of ours, then close every position with market orders. Never
+        stale: while IB is down it waits and goes out once IB is back (a stop requeues the job)."""
+        for waited in range(1 << 62):
+            if self.ib.wait_ready(0.5 if waited else 0):
+                break
+            if self.stopping.is_set():  # the daily-loss watch (not a queued job) tries at its next check
+                if threading.current_thread() is self.housekeeping.thread:
+                    return "IB not connected"
+                raise Requeue(f"flatten by {by}")
+            if waited == 0:
+                log.warning("flatten requested by %s: waiting for IB (%s)", by, self.ib.last_change)
         result = self.ib.call(self.trading.flatten(), timeout=60)
         summary = f"flatten by {by}: {result}"
         log.warning("%s", summary)

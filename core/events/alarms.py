@@ -18,6 +18,10 @@ class OutageEvent(_Where):
     since: float
     down_seconds: float
     detail: NotRequired[str]
+    # the how-many-th alarm of this outage, from the second on (IB_ALARM_REPEAT_SECONDS)
+    repeat: NotRequired[int]
+    # the "restored" notice: what the outage cost (alerts that went stale meanwhile)
+    missed: NotRequired[str]
 
 
 class WorkerStoppedEvent(_Where):

@@ -50,6 +50,8 @@ class Feeds:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        #: the market-data farm is broken (the ``farm`` fault, between 2103 and 2104): no ticks flow
+        self.farm_broken = False
 
     def account_rows(self, account: str) -> list[tuple[str, str, str]]:
         """(key, value, currency) rows for updateAccountValue / accountUpdateMulti / accountSummary."""
@@ -129,7 +131,9 @@ class Feeds:
         self, session: Session, req_id: int, con_id: int, full: bool = False, data_type: int | None = None
     ) -> None:
         """Bid, ask and last around the current price (and volume and close when ``full``), in the
-        tick types of the subscription's data type (3/4: delayed)."""
+        tick types of the subscription's data type (3/4: delayed). None while the farm is broken."""
+        if self.farm_broken:
+            return
         engine = self.engine
         inst = engine.market.instrument(con_id)
         price = engine.market.price(con_id)

@@ -25,6 +25,20 @@ class Conditions:
     outage: bool = False
     #: connections are refused until this time.monotonic() instant
     refusing_until: float = 0.0
+    #: clientId -> time.monotonic() instant until which IB still holds its old session: a startApi
+    #: with that id gets error 326 (the ``hold_session`` fault)
+    held_sessions: dict[int, float] = field(default_factory=dict)
+    #: message id -> time.monotonic() instant until which requests of that kind get no answer
+    #: (the ``stall_sync`` fault: a connect whose positions or open orders never come)
+    unanswered: dict[int, float] = field(default_factory=dict)
+
+    def held(self, client_id: int) -> bool:
+        """Whether IB still holds ``client_id``'s old session (a new one gets 326)."""
+        return time.monotonic() < self.held_sessions.get(client_id, 0.0)
+
+    def stalled(self, msg_id: int) -> bool:
+        """Whether requests with message id ``msg_id`` go unanswered now."""
+        return time.monotonic() < self.unanswered.get(msg_id, 0.0)
 
     @property
     def refusing(self) -> bool:

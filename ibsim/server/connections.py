@@ -1,7 +1,8 @@
 """Client connections: listening (and refusing), the handshake, the read loop with pacing,
 startApi, and dispatch of each message to its request handler.
 
-A duplicate clientId gets error 326 and the socket is closed. Pacing: each client has a token
+A duplicate clientId (or one whose old session IB still holds: the ``hold_session`` fault) gets
+error 326 and the socket is closed; requests the ``stall_sync`` fault names go unanswered. Pacing: each client has a token
 bucket ``pacing_limit`` messages deep refilled at that rate; a message that finds it empty is
 answered with error 100 and dropped (clients that connect with ``+PACEAPI`` are slowed down
 instead). A client silent for 10 s before its handshake is closed; malformed messages get error
@@ -73,7 +74,8 @@ class Connections:
         self.sessions: set[Session] = set()
         self.by_client: dict[int, Session] = {}
         self.stats = {"connections": 0, "messages": 0, "protocol_errors": 0, "what_ifs": 0,
-                      "mkt_data_snapshots": 0, "mkt_data_streams": 0, "mkt_data_cancels": 0}  # fmt: skip
+                      "mkt_data_snapshots": 0, "mkt_data_streams": 0, "mkt_data_cancels": 0,
+                      "client_id_in_use": 0}  # fmt: skip
         #: the API port: as asked until :meth:`listen` binds it, then the bound one
         self.port = port
         self.stopping = False
@@ -225,6 +227,9 @@ class Connections:
             raise FieldError(f"bad message id {fields[0]!r}") from exc
         if session.refused:
             return
+        if self.conditions.stalled(msg_id):
+            log.info("client %s: message %s left unanswered (stall_sync fault)", session.client_id, msg_id)
+            return
         if session.client_id is None:
             if msg_id == ids.START_API:
                 self._start_api(session, fields)
@@ -240,7 +245,8 @@ class Connections:
     def _start_api(self, session: Session, fields: list[str]) -> None:
         client_id = FieldReader(fields, 2).int()
         other = self.by_client.get(client_id)
-        if other is not None and not other.closed:
+        if (other is not None and not other.closed) or self.conditions.held(client_id):
+            self.stats["client_id_in_use"] += 1
             text = "Unable to connect as the client id is already in use. Retry with a unique client id."
             session.error(-1, 326, text)
             asyncio.get_running_loop().call_later(0.05, session.close)

@@ -11,12 +11,14 @@ from typing import Any
 
 from ibsim.engine.core import Engine
 from ibsim.engine.events import Event
+from ibsim.handlers.feeds import Feeds
 from ibsim.model import Json
 from ibsim.server.conditions import CONNECTIVITY_TEXT
+from ibsim.server.connection_faults import ConnectionFaults
 from ibsim.server.connections import Connections
 
 
-class FaultInjector:
+class FaultInjector(ConnectionFaults):
     """Injects the faults of the control API into one server."""
 
     def __init__(
@@ -25,6 +27,7 @@ class FaultInjector:
         connections: Connections,
         apply: Callable[[Sequence[Event]], None],
         spawn: Callable[[Coroutine[Any, Any, None]], object],
+        feeds: Feeds | None = None,
     ) -> None:
         self.engine = engine
         self.connections = connections
@@ -32,6 +35,7 @@ class FaultInjector:
         self.conditions = connections.conditions
         self.apply = apply
         self.spawn = spawn
+        self.feeds = feeds  # the market-data farm (the ``farm`` fault stops its ticks)
 
     def inject(self, kind: str, **kw: Any) -> Json:
         """Inject one fault; the control API's answer (ValueError for an unknown kind)."""
@@ -110,6 +114,8 @@ class FaultInjector:
         self.conditions.latency.positions = 0.0
         self.engine.reject_queue.clear()
         self.conditions.refusing_until = 0.0
+        self.conditions.held_sessions.clear()
+        self.conditions.unanswered.clear()
         self.apply(self.engine.resume_fills())
         return {"cleared": True}
 
@@ -125,6 +131,8 @@ class FaultInjector:
         "resume_fills": _resume_fills,
         "clear": _clear,
     }
+    # IB's everyday connection failures (ibsim/server/connection_faults.py)
+    KINDS.update(ConnectionFaults.CONNECTION_KINDS)
 
 
 def _seconds(kw: Json) -> float:

@@ -180,6 +180,8 @@ class OperatorControls:
             "outage": self.conditions.outage,
             "fillsPaused": self.engine.fills_paused,
             "rejectNext": len(self.engine.reject_queue),
+            "heldSessions": sorted(c for c in self.conditions.held_sessions if self.conditions.held(c)),
+            "marketFarmBroken": bool(self.injector.feeds and self.injector.feeds.farm_broken),
         }
         doc["marketData"] = self.entitlement.mode
         doc["port"] = self.connections.port
@@ -196,4 +198,6 @@ class OperatorControls:
         self.conditions.latency.orders = 0.0
         self.set_latency(self.latency_default)
         self.conditions.refusing_until = 0.0
+        self.conditions.held_sessions.clear()
+        self.conditions.unanswered.clear()
         self.state_file.schedule()

@@ -98,7 +98,7 @@ class SimServer(OperatorControls):
         )
         self.connections = Connections(self.engine, handlers, self.conditions, settings, port)
         self.router = Router(self.engine, self.connections, feeds, self.state_file.schedule)
-        self.injector = FaultInjector(self.engine, self.connections, self.apply, self._spawn)
+        self.injector = FaultInjector(self.engine, self.connections, self.apply, self._spawn, feeds=feeds)
         self.account_stream = AccountStream(self.engine, self.connections, feeds, self._spawn)
 
     # ------------------------------------------------------------- lifecycle

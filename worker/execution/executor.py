@@ -48,6 +48,7 @@ from core.services import PAUSED_KEY
 from worker.contracts.effects import chart_position, decided_spec
 from worker.contracts.symbol_map import SymbolResolver
 from worker.contracts.tickers import ContractSpec
+from worker.decision.connectivity import job_wait
 from worker.decision.core import DecisionConfig, Proposal, RiskRefused, propose, with_margin
 from worker.decision.drift import report_drift
 from worker.decision.intent import alert_kind
@@ -219,13 +220,17 @@ class Executor:
 
     def _wait_for_ib(self, job: AlertJob) -> None:
         announced = False
+        exit_only = is_exit(job.payload)
         while True:
             age = (datetime.now(UTC) - job.received_at).total_seconds()
             # once a leg went out, only adopting is left; a stored decision may have sent legs that
-            # were never recorded (a crash between send and record): IB is asked first (below)
-            if age > self.limits.stale_after and not job.sent and job.decided is None:
+            # were never recorded (a crash between send and record): IB is asked first (below).
+            # An exit never goes stale: it waits for IB (worker/decision/connectivity.py)
+            verdict = job_wait(ready=self.conn.ready, age=age, stale_after=self.limits.stale_after,
+                               exit_only=exit_only, sent=job.sent, decided=job.decided is not None)  # fmt: skip
+            if verdict == "stale":
                 raise _Stale(age)
-            if self.conn.ready:
+            if verdict == "go":
                 return
             if self.stopping.is_set():
                 raise Requeue(job.alert_id)
@@ -239,8 +244,8 @@ class Executor:
         killed between sending a leg and recording it leaves ``processing`` + a decision; its rerun
         may come long after (the worker was down), and the legs at IB must then be adopted and
         followed, never abandoned as "stale"."""
-        if job.sent or job.decision is None or job.decided is None:
-            return
+        if job.sent or job.decision is None or job.decided is None or is_exit(job.payload):
+            return  # an exit is followed whatever its age (its target is flat, never more)
         age = (datetime.now(UTC) - job.received_at).total_seconds()
         if age <= self.limits.stale_after:
             return

@@ -28,6 +28,7 @@ from typing import Any, Protocol, TypeVar
 from ib_async import IB, Trade
 
 from core.models import IB_DONE_STATUSES
+from worker.decision.connectivity import classify, outage_detail, sync_timeout_detail
 from worker.errors import TemporaryError
 from worker.ib.market_data import DATA_TYPES
 from worker.ib.pacing import Pacer
@@ -111,6 +112,7 @@ class IBConnection:
         self._supervisor: asyncio.Task[None] | None = None
         self._lost = asyncio.Event()
         self._outage = False  # between 1100 and 1101/1102
+        self._attempt_problem = ""  # what IB said during the connect attempt under way (326)
         self._last_order: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self.pacer = Pacer()
         self.watcher: Watcher | None = None  # set before start (worker/runtime.py: the guard)
@@ -206,14 +208,18 @@ class IBConnection:
             self._ready.set()
         else:
             self._ready.clear()
+        if was == ready and (ready or detail == self.last_change):
+            return
         if was != ready:
-            self.last_change = detail
             log.info("IB %s: %s", "ready" if ready else "not ready", detail)
-            if self._on_connection_change is not None:
-                try:
-                    self._on_connection_change(ready, detail)
-                except Exception:  # noqa: BLE001 - a notifier problem never reaches the IB loop
-                    log.exception("connection-change callback failed")
+        # still down for a new reason (a refused reconnect, 326, a competing session): the outage
+        # alarm says the latest one
+        self.last_change = detail
+        if self._on_connection_change is not None:
+            try:
+                self._on_connection_change(ready, detail)
+            except Exception:  # noqa: BLE001 - a notifier problem never reaches the IB loop
+                log.exception("connection-change callback failed")
 
     # ------------------------------------------------------------------ supervisor
 
@@ -222,6 +228,7 @@ class IBConnection:
         while not self._stopping:
             self._lost.clear()
             self._outage = False
+            self._attempt_problem = ""
             try:
                 await self.ib.connectAsync(
                     self.host,
@@ -241,7 +248,7 @@ class IBConnection:
                 log.warning(
                     "IB connect to %s:%s failed (%s); retry in %.2fs", self.host, self.port, exc, delay
                 )
-                self._set_ready(False, f"cannot connect: {exc}")
+                self._set_ready(False, self._connect_failure(exc))
                 await asyncio.sleep(delay)
                 continue
             attempt = 0
@@ -262,6 +269,15 @@ class IBConnection:
             self.ib.disconnect()
             if not self._stopping:
                 await asyncio.sleep(backoff_delay(1, self._backoff_base, self._backoff_cap))
+
+    def _connect_failure(self, exc: Exception) -> str:
+        """Why a connect attempt failed, as the outage alarm says it: IB's 326 (the same client id is
+        retried, never another), start-up requests never answered (ib_async #84), or the error."""
+        if self._attempt_problem:
+            return self._attempt_problem
+        if isinstance(exc, ConnectionError) and "timed out" in str(exc):
+            return sync_timeout_detail(str(exc), self._connect_timeout)
+        return f"cannot connect: {exc}"
 
     def _log_connected(self) -> None:
         """Say whom the worker trades with; ibsim (its account values carry its marker) loudly."""
@@ -361,6 +377,16 @@ class IBConnection:
         if code == PACING_VIOLATION:
             self.pacing_violations += 1
             log.error("IB refused a message for pacing (%s): %s", req_id, text)
+        notice = classify(code, text)
+        if notice.kind == "client_id_in_use":
+            self._attempt_problem = outage_detail(notice, code, text, self.client_id)
+            log.error("IB refused client id %s: %s", self.client_id, text)
+            self._set_ready(False, self._attempt_problem)  # the alarm names it from now on
+            return
+        if notice.kind == "competing_session" and (self._outage or code == CONNECTIVITY_LOST):
+            self._outage = True
+            self._set_ready(False, outage_detail(notice, code, text, self.client_id))
+            return
         if code == CONNECTIVITY_LOST:
             self._outage = True
             self._set_ready(False, f"{code} {text}")

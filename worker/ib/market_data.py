@@ -39,6 +39,7 @@ from decimal import Decimal
 
 from ib_async import IB, Contract, Ticker
 
+from worker.decision.connectivity import classify
 from worker.decision.quote import Quote
 from worker.ib.market_ticks import FALLBACK_CODES, MarketRequest, price_of
 from worker.ib.quote_streams import DEFAULT_MAX_AGE, QuoteStreams, Stream
@@ -58,6 +59,27 @@ def describe_errors(errors: list[tuple[int, str]]) -> str:
     for code, text in errors:
         seen.setdefault(code, " ".join(text.split()))
     return "; ".join(f"IB error {code} {text}" for code, text in seen.items())
+
+
+class FarmWatch:
+    """Which of IB's data farms said they are broken (2103 / 2105 / 2157) and not yet OK again
+    (2104 / 2106 / 2158). Data only: the connection stays ready; a price that does not come while
+    the market-data farm is down is refused naming it."""
+
+    def __init__(self, ib: IB) -> None:
+        self.broken: dict[str, str] = {}  # farm name -> IB's message
+        ib.errorEvent += self._on_error
+
+    def _on_error(self, req_id: int, code: int, text: str, about: object = None) -> None:
+        notice = classify(code, text)
+        if notice.kind == "farm_broken":
+            self.broken[notice.farm] = f"IB {code} {' '.join(text.split())}"
+        elif notice.kind == "farm_ok":
+            self.broken.pop(notice.farm, None)
+
+    def market_data_down(self) -> str:
+        """IB's message while the market-data farm is broken, else ""."""
+        return self.broken.get("market data", "")
 
 
 @dataclass
@@ -82,6 +104,7 @@ class MarketData:
         self.ib = ib
         self.requested = requested
         self.timeout = timeout
+        self.farms = FarmWatch(ib)
         self.streams = (
             None if lines <= 0 else QuoteStreams(ib, lines, max_age, renew=self._renew, clock=clock)
         )
@@ -122,6 +145,8 @@ class MarketData:
             why = describe_errors(first.errors) or (
                 f"no answer within {wait:g}s" if first.timed_out else "IB sent no price"
             )
+            if farm := self.farms.market_data_down():
+                why = f"the market data farm is down ({farm}); {why}"
             return Quote(None, f"no market data: {why}", "", self.requested, why)
         then = await self._request(contract, delayed, wait)
         reason = describe_errors(refused)

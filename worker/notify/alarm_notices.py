@@ -56,8 +56,13 @@ OUTAGE_TEXTS: dict[str, tuple[str, str, str]] = {
 def _outage(event: OutageEvent) -> NoticeDraft:
     kind = event["type"]
     icon, title, how_long = OUTAGE_TEXTS[kind]
-    text = _alarm_text(icon, title, event, how_long.format(down=duration_text(event["down_seconds"])))
-    return NoticeDraft(kind, text, f"{kind}:{event.get('account')}:{event['since']}")
+    repeat = event.get("repeat")
+    if repeat:  # IB_ALARM_REPEAT_SECONDS: the same outage, still going on
+        title = f"{title.replace(' lost', ' still lost')} (alarm {repeat})"
+    missed = esc(str(event.get("missed") or ""))
+    text = _alarm_text(icon, title, event, how_long.format(down=duration_text(event["down_seconds"])), missed)
+    key = f"{kind}:{event.get('account')}:{event['since']}" + (f":{repeat}" if repeat else "")
+    return NoticeDraft(kind, text, key)
 
 
 for _kind in OUTAGE_TEXTS:

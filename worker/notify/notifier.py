@@ -29,13 +29,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.settings import Settings
 from core import events
 from core.events import AlarmEvent, DailySummaryEvent, Event, OutageEvent
+from worker.decision.connectivity import missed_text
 from worker.notify.compose import known_kinds
 from worker.notify.jobs import DailyAt, run_every
 from worker.notify.lease import SendLease
 from worker.notify.notice_rows import enqueue_notices, prune, target_chats
 from worker.notify.outage import OutageAlarm
 from worker.notify.sender import OutboxSender, SenderConfig
-from worker.notify.summary import daily_summary_event
+from worker.notify.summary import daily_summary_event, stale_since
 from worker.notify.transport import LogTransport, TelegramTransport, Transport
 
 if TYPE_CHECKING:
@@ -93,9 +94,8 @@ class Notifier:
         self._lock = threading.Lock()
         self.send_lease = SendLease(sessions, self.owner, lease_ttl)
         self._ib_connected: bool | None = None
-        self.ib_outage = OutageAlarm(
-            "ib_lost", "ib_restored", settings.ib_alarm_after_seconds, with_detail=True
-        )
+        self.ib_outage = OutageAlarm("ib_lost", "ib_restored", settings.ib_alarm_after_seconds,
+                                     with_detail=True, repeat_every=settings.ib_alarm_repeat_seconds)  # fmt: skip
         self._ib_timer: asyncio.TimerHandle | None = None
         self.redis_outage = OutageAlarm("redis_lost", "redis_restored", settings.redis_alarm_after_seconds)
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tv2ib-notifier-db")
@@ -354,7 +354,18 @@ class Notifier:
             self._ib_timer = None
         restored = self.ib_outage.came_back(at, detail)
         if restored is not None and schedule:
-            asyncio.get_running_loop().create_task(self._enqueue(restored))
+            asyncio.get_running_loop().create_task(self._announce_restored(restored))
+
+    async def _announce_restored(self, event: OutageEvent) -> None:
+        """The "restored" notice, with what the outage cost (alerts that went stale meanwhile)."""
+        try:
+            missed = await self._db(stale_since, self.sessions, event["since"], self.settings.ib_account)
+        except Exception:  # noqa: BLE001 - the notice matters more than its count
+            log.exception("cannot count the alerts missed during the IB outage")
+        else:
+            if text := missed_text(len(missed), tuple(missed)):
+                event["missed"] = text
+        await self._enqueue(event)
 
     def _arm_ib_timer(self) -> None:
         due = self.ib_outage.alarm_due_at
@@ -366,6 +377,8 @@ class Notifier:
         event = self.ib_outage.alarm(self.clock())
         if event is not None:
             asyncio.get_running_loop().create_task(self._enqueue(event))
+        if self.ib_outage.pending:  # IB_ALARM_REPEAT_SECONDS: the next alarm while it stays down
+            self._arm_ib_timer()
 
     def _ping_redis(self) -> bool:
         try:

@@ -1,4 +1,5 @@
-"""One outage alarm: a connection down for longer than its alarm delay raises one "lost" notice,
+"""One outage alarm: a connection down for longer than its alarm delay raises a "lost" notice,
+repeated every ``repeat_every`` seconds while it stays down (IB_ALARM_REPEAT_SECONDS; 0: once),
 and its return after such an alarm one "restored" notice; a shorter blip sends nothing.
 
 The notifier keeps one for IB (reported by the connection, alarmed by a timer) and one for Redis
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.events import OutageEvent, OutageKind, outage
+from worker.decision.connectivity import next_alarm_at
 
 
 @dataclass
@@ -21,39 +23,46 @@ class OutageAlarm:
     restored: OutageKind
     alarm_after: float  # seconds down before the alarm (IB_ALARM_AFTER_SECONDS, ...)
     with_detail: bool = False  # events carry a ``detail`` (IB's reason); Redis has none
+    repeat_every: float = 0.0  # seconds between repeated "lost" alarms (0: one per outage)
     down_since: float | None = None
     alarmed: bool = False
     detail: str = ""
+    alarms: int = 0  # "lost" alarms sent in this outage
 
     @property
     def pending(self) -> bool:
-        """Down and not alarmed yet: an alarm is due at :attr:`alarm_due_at`."""
-        return self.down_since is not None and not self.alarmed
+        """Down and another alarm still to come: it is due at :attr:`alarm_due_at`."""
+        return self.alarm_due_at is not None
 
     @property
     def alarm_due_at(self) -> float | None:
-        if self.down_since is None or self.alarmed:
+        if self.down_since is None:
             return None
-        return self.down_since + self.alarm_after
+        return next_alarm_at(self.down_since, self.alarm_after, self.repeat_every, self.alarms)
 
     def went_down(self, at: float, detail: str = "") -> bool:
         """Record the connection down at ``at``; True when this starts a new outage."""
         self.detail = detail or self.detail
         if self.down_since is not None:
             return False
-        self.down_since, self.alarmed = at, False
+        self.down_since, self.alarmed, self.alarms = at, False, 0
         return True
 
     def alarm(self, now: float) -> OutageEvent | None:
-        """The "lost" event, once per outage (None when up or already alarmed)."""
+        """The "lost" event: the first of the outage, then each repeat (None when up or no alarm
+        is left to send)."""
         if not self.pending:
             return None
         assert self.down_since is not None
         self.alarmed = True
-        return outage(self.lost, self.down_since, now - self.down_since, self._detail(self.detail))
+        self.alarms += 1
+        event = outage(self.lost, self.down_since, now - self.down_since, self._detail(self.detail))
+        if self.alarms > 1:
+            event["repeat"] = self.alarms
+        return event
 
     def check(self, now: float) -> OutageEvent | None:
-        """The "lost" event when the outage has lasted ``alarm_after`` seconds by ``now``."""
+        """The "lost" event when the next alarm is due by ``now``."""
         due = self.alarm_due_at
         return self.alarm(now) if due is not None and now >= due else None
 
@@ -67,7 +76,7 @@ class OutageAlarm:
 
     def reset(self) -> None:
         """Forget the outage without a notice (e.g. this worker no longer watches it)."""
-        self.down_since, self.alarmed = None, False
+        self.down_since, self.alarmed, self.alarms = None, False, 0
 
     def _detail(self, detail: str) -> str | None:
         return detail if self.with_detail else None

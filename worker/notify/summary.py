@@ -1,4 +1,5 @@
-"""The daily summary's facts (blocking database reads; the notifier runs them in its executor)."""
+"""The daily summary's facts, and what an IB outage cost (blocking database reads; the notifier
+runs them in its executor)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core import services
 from core.events import DailySummaryEvent, StrategyTotals
-from core.models import Alert, Fill
+from core.models import Alert, AlertStatus, Fill
 
 
 def by_strategy(sessions: sessionmaker[Session], now: datetime, limit: int = 15) -> list[StrategyTotals]:
@@ -49,3 +50,19 @@ def daily_summary_event(sessions: sessionmaker[Session], now: datetime) -> Daily
         "positions": positions,
         "strategies": by_strategy(sessions, now),
     }
+
+
+def stale_since(
+    sessions: sessionmaker[Session], since: float, account: str | None, limit: int = 500
+) -> list[str]:
+    """The ids of the alerts refused as stale (IB was not available in time) since the epoch
+    ``since``: ``account``'s, or every account's for a worker without IB_ACCOUNT."""
+    query = select(Alert.id).where(
+        Alert.status == AlertStatus.REJECTED,
+        Alert.reason.like("stale:%"),
+        Alert.updated_at >= datetime.fromtimestamp(since, UTC),
+    )
+    if account:
+        query = query.where(Alert.account == account)
+    with sessions() as session:
+        return list(session.scalars(query.order_by(Alert.id).limit(limit)))
