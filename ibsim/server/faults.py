@@ -96,6 +96,19 @@ class FaultInjector:
         reason = str(kw.get("reason", "Simulated rejection"))
         return {"pending": self.engine.faults.queue_rejections(code, reason, count)}
 
+    def _broken_what_if(self, kw: Json) -> Json:
+        """Answer the next ``count`` what-ifs with a ``warningText`` and their margin figures
+        ``figures``: ``unset`` (IB's 1.7976931348623157E308) or ``infinite`` (erdewit/ib_insync#380)."""
+        count = int(kw.get("count", 1))
+        figures = str(kw.get("figures", "unset"))
+        warning = str(
+            kw.get("warningText", kw.get("warning", "Margin impact is not available for this order"))
+        )
+        return {
+            "pending": self.engine.faults.queue_broken_what_ifs(figures, warning, count),
+            "figures": figures,
+        }
+
     def _pause_fills(self, kw: Json) -> Json:
         self.engine.pause_fills()
         return {"fillsPaused": True}
@@ -109,6 +122,7 @@ class FaultInjector:
         self.conditions.latency.orders = 0.0
         self.conditions.latency.positions = 0.0
         self.engine.reject_queue.clear()
+        self.engine.faults.broken_what_ifs.clear()
         self.conditions.refusing_until = 0.0
         self.apply(self.engine.resume_fills())
         return {"cleared": True}
@@ -121,6 +135,7 @@ class FaultInjector:
         "delay": _delay,
         "position_delay": _position_delay,
         "reject_next": _reject_next,
+        "broken_what_if": _broken_what_if,
         "pause_fills": _pause_fills,
         "resume_fills": _resume_fills,
         "clear": _clear,
