@@ -11,7 +11,7 @@ from typing import Any
 
 from ibsim.engine.core import Engine
 from ibsim.engine.events import Event
-from ibsim.model import Json
+from ibsim.model import Json, Order
 from ibsim.server.conditions import CONNECTIVITY_TEXT
 from ibsim.server.connections import Connections
 
@@ -52,6 +52,41 @@ class FaultInjector:
         self.conditions.refusing_until = time.monotonic() + seconds
         self.spawn(self.connections.refuse_for(seconds))
         return {"dropped": dropped, "refusingFor": seconds}
+
+    def _fill_while_away(self, kw: Json) -> Json:
+        """Drop the order's owner and refuse connections for ``seconds``; meanwhile fill the working
+        order (``orderRef``, or ``clientId`` + ``orderId``) by ``quantity`` (all) at ``price`` (the
+        market's): the owner hears of the fill only by asking for its executions on reconnect."""
+        order = self._working_order(kw)
+        seconds = float(kw.get("seconds", 2.0))
+        dropped = self._refuse({"seconds": seconds})["dropped"]
+        quantity, price = kw.get("quantity"), kw.get("price")
+        self.apply(
+            self.engine.manual_fill(
+                order.client_id,
+                order.order_id,
+                None if quantity is None else float(quantity),
+                None if price is None else float(price),
+            )
+        )
+        done = self.engine.orders[(order.client_id, order.order_id)]
+        return {"dropped": dropped, "refusingFor": seconds, "orderId": done.order_id,
+                "clientId": done.client_id, "filled": done.filled, "status": done.status}  # fmt: skip
+
+    def _working_order(self, kw: Json) -> Order:
+        """The working order a fault names: ``orderRef``, or ``clientId`` + ``orderId`` (KeyError)."""
+        ref = kw.get("orderRef")
+        for order in self.engine.orders.values():
+            if ref is not None and order.order_ref != ref:
+                continue
+            if ref is None and (order.client_id, order.order_id) != (
+                int(kw.get("clientId", 0)),
+                int(kw.get("orderId", -1)),
+            ):
+                continue
+            if order.is_active and order.transmit:
+                return order
+        raise KeyError(f"no working order {ref or kw.get('orderId')!r}")
 
     def _connectivity(self, kw: Json) -> Json:
         """Error 1100 now, ``code`` (1101 or 1102) after ``seconds``; no fills meanwhile."""
@@ -131,6 +166,7 @@ class FaultInjector:
     KINDS: dict[str, Callable[[FaultInjector, Json], Json]] = {
         "drop": _drop,
         "refuse": _refuse,
+        "fill_while_away": _fill_while_away,
         "connectivity": _connectivity,
         "delay": _delay,
         "position_delay": _position_delay,
