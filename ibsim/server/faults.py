@@ -144,6 +144,26 @@ class FaultInjector:
             "figures": figures,
         }
 
+    def _cancel_working(self, kw: Json) -> Json:
+        """IB cancels working orders by itself (a purge, a risk system): every working order whose
+        orderRef starts with ``prefix`` (all), of ``clientId`` (any), at most ``count`` (all), each
+        with orderStatus Cancelled and error 202 ``reason``; a parent takes its children with it."""
+        prefix = str(kw.get("prefix", ""))
+        client_id = kw.get("clientId")
+        count = kw.get("count")
+        reason = str(kw.get("reason", "Cancelled by IB"))
+        chosen = [
+            o for o in self.engine.orders.values()
+            if o.is_active and o.transmit and o.order_ref.startswith(prefix)
+            and (client_id is None or o.client_id == int(client_id))
+        ]  # fmt: skip
+        cancelled = 0
+        for order in chosen[: None if count is None else int(count)]:
+            if order.is_active:  # not gone with a parent cancelled before it
+                self.apply(self.engine._cancel(order, reason))
+                cancelled += 1
+        return {"cancelled": cancelled, "reason": reason}
+
     def _pause_fills(self, kw: Json) -> Json:
         self.engine.pause_fills()
         return {"fillsPaused": True}
@@ -171,6 +191,7 @@ class FaultInjector:
         "delay": _delay,
         "position_delay": _position_delay,
         "reject_next": _reject_next,
+        "cancel_working": _cancel_working,
         "broken_what_if": _broken_what_if,
         "pause_fills": _pause_fills,
         "resume_fills": _resume_fills,
