@@ -12,14 +12,16 @@ waits until every alert is terminal and every notice delivered, and prints the c
 expected values (``bench/chaos_checks.py``). Exit code 1 when a count misses its expectation.
 
 The run's log (every alert, fault and miss) is ``--log`` (default ``var/chaos-<time>/chaos.log``);
-the processes' logs are beside it. bench/README.md describes the run and its figures.
+the processes' logs and ``counts.json`` (the table, for tests) are beside it. bench/README.md describes the run and its figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import random
+import signal
 import sys
 import threading
 import time
@@ -151,8 +153,10 @@ def run(args: argparse.Namespace) -> int:
         sampler.sample()
         sampler.stop()
         stack.stop_supervising()
+        state = stack.sim_state()
+        (args.log.parent / "ibsim-state.json").write_text(json.dumps(state, indent=1))
         rows = final_counts(
-            chaos.pg.url, stream.sent, stack.sim_state(), [m.text for m in chaos.tg.messages(CHAT)],
+            chaos.pg.url, stream.sent, state, [m.text for m in chaos.tg.messages(CHAT)],
             http_5xx=stream.http_5xx, pg_windows=chaos.pg.windows, sampler=sampler,
             worker_kills=sum(1 for _, name, did in chaos.fired if name == "kill_worker" and "SIGKILL" in did),
             note=log,
@@ -161,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
     log(f"faults fired ({len(chaos.fired)}): {fired}; worker restarts {stack.restarts}", echo=True)
     table = render(rows)
     log("counts:\n" + table)
+    counts = {r.name: {"value": r.value, "expected": r.expected, "ok": r.ok} for r in rows}
+    (args.log.parent / "counts.json").write_text(json.dumps({"seed": args.seed, "counts": counts}, indent=1))
     print(table, flush=True)
     missed = [r.name for r in rows if not r.ok]
     print(
@@ -170,7 +176,12 @@ def run(args: argparse.Namespace) -> int:
     return 1 if missed else 0
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds run(): every process and private server is stopped
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     return run(parse_args(argv))
 
 

@@ -50,10 +50,19 @@ def exit_mismatches(state: dict[str, Any]) -> list[str]:
         wrong = [o["orderRef"] for o in working if position == 0 or o["action"] != closing]
         if wrong or stops > abs(position) or targets > abs(position):
             symbol = working[0]["symbol"]
-            refs = [(o["orderRef"], o["action"], o["remaining"], o["status"]) for o in working]
             found.append(f"{account} {symbol}: position {position:g}, stops {stops:g}, targets {targets:g}, "
-                         f"wrong side/flat {wrong}; exits {refs}")  # fmt: skip
+                         f"wrong side/flat {wrong}; {_history(state, account, con_id)}")  # fmt: skip
     return found
+
+
+def _history(state: dict[str, Any], account: str, con_id: int) -> str:
+    """The orders and the last executions of one account and contract, for the log."""
+    orders = [(o["orderId"], o["orderRef"], o["action"], o["quantity"], o["remaining"], o["status"],
+               o.get("ocaGroup"), o.get("parentId")) for o in state["orders"]
+              if o["account"] == account and o["conId"] == con_id][-12:]  # fmt: skip
+    fills = [(e["orderId"], e["orderRef"], e["side"], e["shares"], e["price"], e["time"]) for e in state["executions"]
+             if e["account"] == account and e["conId"] == con_id][-8:]  # fmt: skip
+    return f"orders {orders}; executions {fills}"
 
 
 class ExitSampler:
