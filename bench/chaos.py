@@ -139,7 +139,9 @@ def run(args: argparse.Namespace) -> int:
         sampler = ExitSampler(f"http://127.0.0.1:{stack.sim_control_port}", log)
         stream = AlertStream(stack.web_url, SECRET, random.Random(args.seed + 1), chaos.prices,
                              rate=args.rate, bar_seconds=15, resend_after=max(1.0, 5 * chaos.scale), note=log)  # fmt: skip
-        scheduler = Scheduler(chaos, gap=min(10.0, max(2.0, 0.7 * seconds / 16)))
+        scheduler = Scheduler(
+            chaos, gap=min(10.0, max(2.0, seconds / 30)), first_pass=min(0.6 * seconds, 300)
+        )
         for part in (sampler, stream, scheduler):
             part.start()
         stack.supervise()

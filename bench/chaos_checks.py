@@ -183,6 +183,7 @@ def final_counts(
     unexplained_5xx = [x for x in http_5xx if not (x[1] == 503 and during_pg(x[0]))]
     for at, status, body in unexplained_5xx:
         note(f"5xx to an alert at {at:.3f}: {status} {body}")
+    refused = [s for s in sent if s.kind != "invalid" and s.status is not None and 400 <= s.status < 500]
     rejected = Counter((a.reason or "")[:60] for a in alerts.values() if a.status == AlertStatus.REJECTED)
     note(f"rejected alerts by reason: {dict(rejected.most_common(12))}")
     return [
@@ -199,6 +200,7 @@ def final_counts(
         Row("notices never delivered", unsent, "0", unsent == 0),
         Row("moments where the working exits did not match the position", sampler.bad,
             f"0 (of {sampler.samples} samples)", sampler.bad == 0),
+        Row("valid alerts refused (4xx)", len(refused), "0", not refused),
         Row("5xx answers to input", len(unexplained_5xx), "0", not unexplained_5xx),
         Row("503 while PostgreSQL was down (documented)", len(http_5xx) - len(unexplained_5xx), "—"),
     ]  # fmt: skip

@@ -150,11 +150,13 @@ FAULTS: dict[str, tuple[int, Callable[[Chaos], str]]] = {
 
 
 class Scheduler:
-    """Fires faults at exponential gaps (mean ``gap`` s) until :meth:`stop`; a fault still active
-    (its end pending) is not fired again. Moves prices meanwhile, so exits fill."""
+    """Fires every fault once within the first ``first_pass`` seconds (in a seeded order, one in each
+    slot of equal length, at a random instant of it), then faults by weight at exponential gaps
+    (mean ``gap`` s) until :meth:`stop`; a fault still active (its end pending) is not fired again.
+    Moves prices meanwhile, so exits fill."""
 
-    def __init__(self, chaos: Chaos, gap: float) -> None:
-        self.chaos, self.gap = chaos, gap
+    def __init__(self, chaos: Chaos, gap: float, first_pass: float) -> None:
+        self.chaos, self.gap, self.first_pass = chaos, gap, first_pass
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._faults, name="chaos-faults", daemon=True),
                          threading.Thread(target=self._market, name="chaos-market", daemon=True)]  # fmt: skip
@@ -168,27 +170,28 @@ class Scheduler:
         for thread in self._threads:
             thread.join(30)
 
-    def _next(self, deck: list[str]) -> str:
-        rng = self.chaos.rng
-        with self.chaos.lock:
-            busy = set(self.chaos.active)
-        if deck:
-            return deck.pop(0)
-        names = [n for n in FAULTS if n not in busy]
-        return rng.choices(names, weights=[FAULTS[n][0] for n in names])[0]
-
     def _faults(self) -> None:
-        rng, chaos = self.chaos.rng, self.chaos
+        rng = self.chaos.rng
         deck = list(FAULTS)
         rng.shuffle(deck)
+        slot = self.first_pass / len(deck)
+        start = time.monotonic()
+        for i, name in enumerate(deck):
+            if self._stop.wait(max(0.0, start + (i + rng.random()) * slot - time.monotonic())):
+                return
+            self._fire(name)
         while not self._stop.wait(rng.expovariate(1 / self.gap)):
-            name = self._next(deck)
-            try:
-                did = FAULTS[name][1](chaos)
-            except Exception as exc:  # noqa: BLE001 - a fault that could not be made is reported, not fatal
-                did = f"could not be made: {exc!r}"
-            chaos.fired.append((time.time(), name, did))
-            chaos.note(f"fault {name}: {did}")
+            with self.chaos.lock:
+                names = [n for n in FAULTS if n not in self.chaos.active]
+            self._fire(rng.choices(names, weights=[FAULTS[n][0] for n in names])[0])
+
+    def _fire(self, name: str) -> None:
+        try:
+            did = FAULTS[name][1](self.chaos)
+        except Exception as exc:  # noqa: BLE001 - a fault that could not be made is reported, not fatal
+            did = f"could not be made: {exc!r}"
+        self.chaos.fired.append((time.time(), name, did))
+        self.chaos.note(f"fault {name}: {did}")
 
     def _market(self) -> None:
         """Every ~2 s one ticker jumps 0.3 % to 2.5 % (both ways), so stops and targets fill."""
