@@ -39,7 +39,9 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 import redis
 from rq import Queue
@@ -155,6 +157,19 @@ def _requeue_lost(ctx: AppContext) -> tuple[int, int]:
         last_id = rows[-1][0]
 
 
+def waits_for_its_worker(payload: Mapping[str, Any] | None, account: str | None, served: Served) -> bool:
+    """An exit or a flatten (``action: exit``, ``sentiment: flat``) a live worker serves the queue
+    of stays queued, however old: the worker runs it once IB is back (a job it already holds
+    waits the same way; worker/decision/connectivity.py). With no live worker, or only workers of
+    other accounts, it is swept like any other alert, so that the trader hears of it."""
+    doc = payload or {}
+    exits = doc.get("action") == "exit" or doc.get("sentiment") == "flat"
+    # a live worker that has not learned its account yet (IB down since it started) may be its own
+    return (
+        exits and served.workers > 0 and (not served.known or (account or DEFAULT_ACCOUNT) in served.accounts)
+    )
+
+
 def _why_untaken(account: str | None, served: Served, limit: float) -> str:
     """The reason stored on an alert no worker took within ``limit`` seconds."""
     head = f"no worker took it within {limit:.0f} s"
@@ -183,7 +198,7 @@ def sweep_unconsumed(ctx: AppContext) -> int:
     cutoff = utcnow() - timedelta(seconds=limit)
     with ctx.sessions() as session:
         rows = session.execute(
-            select(Alert.id, Alert.account, Alert.status)
+            select(Alert.id, Alert.account, Alert.status, Alert.payload)
             .where(Alert.status.in_(_UNCONSUMED), Alert.received_at < cutoff)
             .order_by(Alert.id)
             .limit(BATCH)
@@ -193,7 +208,9 @@ def sweep_unconsumed(ctx: AppContext) -> int:
     served = read_served(ctx.redis)
     claim = ctx.redis.register_script(_CLAIM)
     rejected = 0
-    for alert_id, account, status in rows:
+    for alert_id, account, status, payload in rows:
+        if waits_for_its_worker(payload, account, served):
+            continue  # an exit waits for IB like the job the worker holds (it never goes stale)
         job_id = alert_job_id(alert_id)
         queue_key = f"{Queue.redis_queue_namespace_prefix}{queue_name(account)}"
         taken = claim(keys=[queue_key, taken_key(job_id)], args=[job_id])
