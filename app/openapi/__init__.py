@@ -140,7 +140,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
             m.lower(): _operation(app, rule.endpoint, route, typed, spec)
             for m in sorted((rule.methods or set()) - SKIPPED_METHODS)
         }
-        spec.path(path=path, operations=operations, parameters=_path_parameters(rule.rule))
+        spec.path(path=path, operations=operations, parameters=_path_parameters(rule.rule) or None)
     missing = set(ROUTES) - described
     if missing:
         raise RuntimeError(f"app.openapi.paths describes endpoints the app does not have: {sorted(missing)}")

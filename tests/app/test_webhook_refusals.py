@@ -59,6 +59,8 @@ def _field(answer, *path):
         ({"takeProfit": {"limitPrice": -5}}, ("takeProfit", "limitPrice"), "greater than 0"),
         ({"stopLoss": {"ticks": 0}}, ("stopLoss", "ticks"), "greater than 0"),
         ({"takeProfit": {"amount": -1}}, ("takeProfit", "amount"), "greater than 0"),
+        # an exponent past the decimal context's limit (found by tests/app/test_openapi.py: a 500)
+        ({"takeProfit": {"amount": "9e+1000000"}}, ("takeProfit", "amount"), "at most"),
     ],
 )
 def test_prices_that_can_never_be_valid_are_422_naming_the_field(client, redis_client, fields, path, words):
@@ -94,6 +96,11 @@ def test_exits_away_from_zero_stay_valid(client):
         ({"quantity": "1e-999999999"}, "quantity", "8 decimals"),
         ({"quantity": "1e999999"}, "quantity", "at most"),
         ({"quantity": "1e9999999999999999999"}, "quantity", "must be a number"),
+        # found by the fuzz (tests/app/test_openapi.py): an exponent past the decimal context's
+        # limit passed Decimal() and overflowed in abs(), a 500
+        ({"quantity": "2e+28908732903"}, "quantity", "at most"),
+        ({"quantity": None, "positionSize": "-1e+99999999"}, "positionSize", "at most"),
+        ({"price": "\t.2e+28908732903\n"}, "price", "at most"),
         ({"quantity": "NaN"}, "quantity", "finite"),
         ({"quantity": "-Infinity"}, "quantity", "finite"),
         ({"quantity": None, "positionSize": "0.5000000001"}, "positionSize", "8 decimals"),
