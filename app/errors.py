@@ -63,6 +63,10 @@ def init_app(app: Flask) -> None:
             response.headers["Connection"] = "close"
         if status == 429 and exc.description:
             response = error_response(429, f"too many requests: over the limit of {exc.description}")
+        # werkzeug's own headers but its media type: a 405 names the allowed methods (RFC 9110)
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
         return response
 
     @app.errorhandler(Exception)
