@@ -158,7 +158,9 @@ def resume() -> ResponseReturnValue:
 @bp.post("/flatten")
 def flatten() -> ResponseReturnValue:
     """Ask the worker to cancel working orders and close positions (``?account=`` optional)."""
-    account = request.args.get("account") or None
+    # An empty ``account=`` (a script's unset variable) is refused, not read as "no account":
+    # that would flatten the worker of the alerts naming none, maybe not the account meant.
+    account = request.args.get("account")
     try:
         return jsonify(services.request_flatten(_ctx().redis, account, by="api")), 202
     except services.FlattenRefused as exc:
