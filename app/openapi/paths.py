@@ -107,7 +107,11 @@ ROUTES: dict[str, Route] = {
         {200: Answer("alerts, newest first", AlertList), 400: Answer("limit or status is not valid")},
         [
             _query("limit", {"type": "integer"}, "how many, 1 to 500 (taken into that range); default 50"),
-            _query("status", {"type": "string", "enum": list(ALERT_STATUSES)}, "only alerts in this status"),
+            _query(
+                "status",
+                {"type": "string", "enum": [*ALERT_STATUSES, ""]},
+                "only alerts in this status (empty: every status)",
+            ),
         ],
     ),
     "api.get_alert": _admin(
