@@ -62,6 +62,7 @@ _SHOWN_COLUMNS = ("strategy", "account", "ticker", "action")
 DUPLICATE_KEY_MESSAGE = (
     "the key appears more than once; send it once (which of the values was meant is unknown)"
 )
+SECRET_NOT_TEXT = "must be a string: the secret as text (or leave it out and send X-Webhook-Secret)"
 
 log = logging.getLogger(__name__)
 
@@ -150,12 +151,16 @@ class Intake:
 
     def _refusals(self, decoded: Decoded, alert: dict[str, Any]) -> dict[str, Any]:
         """Field errors that stop an alert before validation: duplicate keys (which value was
-        meant is unknown) and fields holding a secret (named, never echoed)."""
+        meant is unknown), fields holding a secret (named, never echoed) and a ``secret`` that is
+        no string."""
         errors = nest(
             (tuple(self.redactor.text(p)[:64] for p in path) for path in decoded.duplicate_keys[:20]),
             DUPLICATE_KEY_MESSAGE,
         )
-        return nest(self.redactor.holders(alert, decoded.text), HOLDER_MESSAGE, errors)
+        errors = nest(self.redactor.holders(alert, decoded.text), HOLDER_MESSAGE, errors)
+        if not isinstance(alert.get("secret", ""), str):  # authenticated by the header; stored masked
+            errors.setdefault("secret", []).append(SECRET_NOT_TEXT)
+        return errors
 
     def _shown_columns(self, alert: dict[str, Any]) -> dict[str, Any]:
         return {k: self.redactor.text(v) for k in _SHOWN_COLUMNS if isinstance(v := alert.get(k), str)}
