@@ -42,7 +42,7 @@ from config.settings import Settings
 
 ADMIN_TOKEN = "fuzz-admin-token-0123456789abcdef"
 # Examples per operation and generation mode (the webhook, where most can go wrong, gets three
-# times as many); the fuzz takes about 30 s on a busy 2-core machine. FUZZ_EXAMPLES=300 runs a longer one
+# times as many); with the coverage phase, 34 to 46 s on a loaded 2-core machine. FUZZ_EXAMPLES=300 runs a longer one
 # (docs/testing.md).
 MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))
 WEBHOOK_FACTOR = 3
