@@ -109,6 +109,12 @@ def test_api_flatten_refuses_malformed_and_unserved_accounts(client, redis_clien
     assert answer.status_code == 422
     assert answer.get_json()["fields"]["account"] == ["no worker serves account DU2; workers serve: DU1"]
     assert client.post("/api/flatten", headers=AUTH).status_code == 422  # default: nobody serves it
+    # an empty account (a script's unset variable) is no account, not "the default worker's"
+    # (found by schemathesis: it flattened the default worker's account)
+    beat(redis_client, None, ["default"])
+    empty = client.post("/api/flatten?account=", headers=AUTH)
+    assert empty.status_code == 422
+    assert empty.get_json()["fields"]["account"] == ["not an account id: must not be empty"]
     assert redis_client.keys("rq:queue:*") == []  # nothing was queued where nobody listens
     assert client.post("/api/flatten?account=DU1", headers=AUTH).status_code == 202
     jobs = Queue(keys.queue_name("DU1"), connection=redis_client).jobs
