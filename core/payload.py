@@ -35,6 +35,10 @@ Python name in camelCase), enums lower-case, ``ticker``/``exchange`` upper-case:
     timeInForce     str|null  day | gtc | opg | cls | ioc | fok  (null: the worker's default)
     extendedHours   bool   default false
     cancel          bool   default false (cancel working orders for the ticker first)
+    test            bool   default false: decided, recorded and shown, nothing sent (TradersPost's
+                           ``test``; the risk file's ``dry_run`` for one alert: worker/decision/core.py)
+    ignoreTradingWindows  bool  default false: skip the risk file's ``trading_hours`` where the risk
+                           file allows it (``allow_ignore_trading_windows``), else the opening is refused
     time            str|null  ISO-8601 in UTC with "Z" ("2026-11-22T07:35:25Z"); {{timenow}}
     account         str|null  routing: the rq queue is keys.queue_name(account). Exception: the stored
                               payload of a fan-out PARENT (status fanned_out, never executed) keeps the
@@ -278,6 +282,8 @@ class AlertPayload:
     time_in_force: TimeInForce | None = None
     extended_hours: bool = False
     cancel: bool = False
+    test: bool = False
+    ignore_trading_windows: bool = False
     time: str | None = None
     account: str | None = None
     strategy: str | None = None

@@ -22,7 +22,7 @@ Layout::
 
 How the sections combine (core/risk_rules.py): a layer never undoes a safety rule of another.
 ``dry_run`` and ``flatten_on_daily_loss`` true anywhere win; ``deny`` lists add up; every ``allow``
-list applies. A limit (a number, ``trading_hours``) in a strategy or an account section replaces
+list applies. A limit (a number, ``trading_hours``, ``allow_ignore_trading_windows``) in a strategy or an account section replaces
 the default, and where both set one the tighter holds. ``default_sizing``: the most specific
 section's. :class:`RiskRules` remembers where each value came from so that a refusal can say
 "max_order_notional 50,000 (strategy \"trend\")".
@@ -77,6 +77,7 @@ _PARSERS: dict[str, Parser] = {
     "allow": values.symbols,
     "deny": values.symbols,
     "trading_hours": values.hours,
+    "allow_ignore_trading_windows": values.switch,
     "max_price_deviation_percent": values.percent,
     "dry_run": values.switch,
     "default_sizing": values.sizing,

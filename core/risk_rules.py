@@ -12,6 +12,9 @@
   default is the trader's choice); when both the strategy and the account set one, the tighter
   holds. A limit written for a strategy or an account therefore always holds: copying the defaults
   into an account section cannot raise a small strategy's limit.
+* ``allow_ignore_trading_windows`` (an alert's ``ignoreTradingWindows`` may skip ``trading_hours``)
+  combines like a limit, ``false`` the tighter: a strategy's or an account's value replaces the
+  default, and ``false`` in either of those two sections wins over ``true`` in the other.
 * ``default_sizing`` is not a limit: the most specific section's (account, then strategy, then
   defaults); the limits above still bound what it sizes.
 """
@@ -46,6 +49,8 @@ class RiskRules:
     allow: tuple[str, ...] | None = None  # the most specific section's list (all of them: allow_lists)
     deny: tuple[str, ...] = ()
     trading_hours: str = "always"
+    # an alert's ``ignoreTradingWindows: true`` may skip ``trading_hours`` (else it is refused)
+    allow_ignore_trading_windows: bool = False
     max_price_deviation_percent: Decimal | None = None
     dry_run: bool = False
     default_sizing: DefaultSizing | None = None

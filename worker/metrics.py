@@ -54,6 +54,7 @@ NOTICE_SAMPLE_SECONDS = 15.0
 def reason_class(reason: str | None, status: str | None = None) -> str:
     """Map a refusal's free text to one of :data:`REASON_CLASSES` (first match wins)."""
     text = (reason or "").strip().lower()
+    text = text.removeprefix("test: would be refused: ")  # a test alert's: classed by what refused it
     if status == "failed" or text.startswith("worker error"):
         return "error"
     if text.startswith("trading paused") or text == "paused":

@@ -25,6 +25,14 @@ def address_allowed(settings: Settings, address: str | None) -> bool:
     return address in TRADINGVIEW_IPS
 
 
+def address_refusal(address: str) -> str:
+    """The 403's reason (TradersPost calls it ``not-trading-view``): the address as tv2ib saw it,
+    so that a proxy's own address (``TRUSTED_PROXIES`` too low) shows at once."""
+    return (f"not sent by TradingView: TRADINGVIEW_IPS_ONLY accepts alerts only from TradingView's "
+            f"addresses ({', '.join(sorted(TRADINGVIEW_IPS))}), and this request came from "
+            f"{address[:64]!r} (behind a reverse proxy, TRUSTED_PROXIES must count it)")  # fmt: skip
+
+
 def presented_secret(alert: Mapping[str, Any] | None, headers: Mapping[str, str]) -> str | None:
     """The secret the request carries: the ``X-Webhook-Secret`` header, else the body's ``secret``."""
     header = headers.get(SECRET_HEADER)

@@ -28,7 +28,7 @@ from typing import Any, NotRequired, TypedDict
 import redis
 from flask import Request
 
-from app.webhook.auth import SECRET_HEADER, address_allowed, presented_secret, secret_ok
+from app.webhook.auth import SECRET_HEADER, address_allowed, address_refusal, presented_secret, secret_ok
 from app.webhook.dedup import idempotency_key
 from app.webhook.fanout import Route, route
 from app.webhook.fast_path import make_fast_engine
@@ -216,7 +216,7 @@ class Intake:
     def _read(self, request: Request, address: str) -> bytes | Outcome:
         """The body, once the address may send alerts and the body is one to read; else the refusal."""
         if not address_allowed(self.settings, address):
-            refused = error_outcome(403, "forbidden", "forbidden", "this address may not send alerts")
+            refused = error_outcome(403, "forbidden", "forbidden", address_refusal(address))
             return self._unauthenticated(address, refused, auth_failure=True, cause=CAUSE_ADDRESS)
         try:
             check_content_type(request)

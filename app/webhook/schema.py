@@ -136,6 +136,8 @@ class AlertSchema(Schema):
     timeInForce = Choice(TIME_IN_FORCE)  # noqa: N815
     extendedHours = Flag(load_default=False)  # noqa: N815
     cancel = Flag(load_default=False)
+    test = Flag(load_default=False)  # TradersPost's: decide and record, send nothing
+    ignoreTradingWindows = Flag(load_default=False)  # noqa: N815 - honoured where the risk file allows it
     time = Timestamp()
     account = Accounts(max_accounts=MAX_FANOUT_ACCOUNTS)
     strategy = Text(max_length=128)

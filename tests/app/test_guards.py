@@ -99,7 +99,12 @@ def test_tradingview_only_refuses_other_addresses(make_app):
     client = make_app(TRADINGVIEW_IPS_ONLY="true").test_client()
     answer = post(client, alert_body())
     assert answer.status_code == 403
-    assert answer.get_json() == {"error": "forbidden", "message": "this address may not send alerts"}
+    assert answer.get_json() == {
+        "error": "forbidden",
+        "message": "not sent by TradingView: TRADINGVIEW_IPS_ONLY accepts alerts only from TradingView's "
+        "addresses (34.212.75.30, 52.32.178.7, 52.89.214.238, 54.218.53.128), and this request came from "
+        "'127.0.0.1' (behind a reverse proxy, TRUSTED_PROXIES must count it)",
+    }
     ok = client.post("/webhook", json=alert_body(), environ_base={"REMOTE_ADDR": TV_IP})
     assert ok.status_code == 202
 

@@ -194,3 +194,45 @@ def test_only_trusted_proxies_make_a_request_https(redis_url, tmp_path, trusted_
     cookie = answer.headers["Set-Cookie"]
     assert cookie.startswith("tv2ib_session=")
     assert ("; Secure" in cookie) is secure, cookie
+
+
+def test_tradingview_only_behind_a_trusted_proxy_refuses_other_senders_with_the_reason(
+    redis_url, redis_client, tmp_path
+):
+    """``TRADINGVIEW_IPS_ONLY`` through the real server, as behind one reverse proxy on the same host
+    (loopback, ``TRUSTED_PROXIES=1``): the proxy's own ``X-Forwarded-For`` entry (the rightmost)
+    decides; a refusal is a 403 saying why, logged, counted in /metrics and for ``auth_failed``."""
+    from core.notice_digest import AUTH_BUCKET
+
+    def send(forwarded: str | None) -> httpx.Response:
+        headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+        return httpx.post(
+            f"{base}/webhook", json=alert_body(id=f"tv-{forwarded}"), headers=headers, timeout=5
+        )
+
+    with running_gunicorn(redis_url, tmp_path, TRADINGVIEW_IPS_ONLY="true", TRUSTED_PROXIES="1") as base:
+        assert send("198.51.100.7, 52.89.214.238").status_code == 202  # the proxy saw TradingView
+        forged = send("52.89.214.238, 203.0.113.9")  # a client's own entry on the left gains nothing
+        direct = send(None)  # loopback itself, no proxy header
+        metrics = httpx.get(f"{base}/metrics", timeout=5).text
+    assert (forged.status_code, direct.status_code) == (403, 403)
+    assert forged.json()["error"] == "forbidden"
+    message = forged.json()["message"]
+    assert message.startswith("not sent by TradingView: TRADINGVIEW_IPS_ONLY accepts alerts only from")
+    assert "52.89.214.238" in message and "this request came from '203.0.113.9'" in message
+    assert "came from '127.0.0.1'" in direct.json()["message"]
+    assert len(queued_jobs(redis_client)) == 1  # only TradingView's alert was taken
+    lines = [
+        json.loads(line)
+        for line in (tmp_path / "gunicorn.log").read_text().splitlines()
+        if line.startswith("{")
+    ]
+    refused = [doc for doc in lines if doc.get("outcome") == "forbidden"]
+    assert [(doc["client"], doc["http_status"]) for doc in refused] == [
+        ("203.0.113.9", 403),
+        ("127.0.0.1", 403),
+    ]
+    assert 'reason="not sent by TradingView' in refused[0]["msg"]
+    assert 'tv2ib_webhook_requests_total{outcome="forbidden",status="403"} 2.0' in metrics
+    counted = {k.decode(): v.decode() for k, v in redis_client.hgetall(AUTH_BUCKET).items()}
+    assert counted["address 203.0.113.9"] == "1" and counted["address 127.0.0.1"] == "1"

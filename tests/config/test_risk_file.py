@@ -73,6 +73,12 @@ def test_account_overrides_strategy_overrides_defaults_and_each_value_knows_its_
         ("accounts:\n  DU 1:\n    max_open_orders: 1\n", 2, "accounts: 'DU 1': contains characters"),
         ("defaults:\n  dry_run: yes please\n", 2, "defaults.dry_run must be true or false"),
         ("defaults:\n  trading_hours: night\n", 2, "must be one of regular, extended, always"),
+        (
+            "strategies:\n  s:\n    allow_ignore_trading_windows: sometimes\n",
+            3,
+            "strategies.s.allow_ignore_trading_windows must be true or false, got 'sometimes'",
+        ),
+        ("defaults:\n  allow_ignore_trading_window: true\n", 2, "unknown key 'allow_ignore_trading_window'"),
         ("defaults:\n  dry_run: true\n  dry_run: false\n", 3, "'dry_run' appears twice"),
         ("limits:\n  x: 1\n", 1, "unknown section 'limits'"),
         ("defaults: [1, 2]\n", 1, "defaults must be a mapping"),
@@ -160,6 +166,18 @@ def rules(tmp_path: Path, text: str, strategy: str | None, account: str | None):
          "s", None, "trading_hours", "extended", 'strategy "s"'),
         ("strategies:\n  s:\n    trading_hours: always\naccounts:\n  DU1:\n    trading_hours: regular\n",
          "s", "DU1", "trading_hours", "regular", 'account "DU1"'),
+        # allow_ignore_trading_windows: an opt-in per strategy or in defaults; false, the tighter,
+        # holds where a strategy and an account disagree
+        ("strategies:\n  night:\n    allow_ignore_trading_windows: true\n",
+         "night", None, "allow_ignore_trading_windows", True, 'strategy "night"'),
+        ("defaults:\n  allow_ignore_trading_windows: true\n",
+         "any", None, "allow_ignore_trading_windows", True, "defaults"),
+        ("defaults:\n  allow_ignore_trading_windows: true\nstrategies:\n  s:\n    allow_ignore_trading_windows: false\n",
+         "s", None, "allow_ignore_trading_windows", False, 'strategy "s"'),
+        ("strategies:\n  s:\n    allow_ignore_trading_windows: true\n"
+         "accounts:\n  DU1:\n    allow_ignore_trading_windows: false\n",
+         "s", "DU1", "allow_ignore_trading_windows", False, 'account "DU1"'),
+        ("defaults:\n  trading_hours: regular\n", None, None, "allow_ignore_trading_windows", False, "defaults"),
         # default_sizing is no limit: the most specific section's
         ("defaults:\n  default_sizing: {quantity_type: risk_percent, quantity: 1}\n"
          "accounts:\n  DU1:\n    default_sizing: {quantity_type: fixed_quantity, quantity: 3}\n",

@@ -15,7 +15,7 @@ from worker_helpers import AAPL, ES
 from core.payload import AlertPayload
 from core.risk_rules import RiskRules
 from core.risk_values import DefaultSizing
-from worker.decision.core import DecisionConfig, Proposal, propose, with_margin
+from worker.decision.core import DecisionConfig, Proposal, propose, rehearsal, rehearsal_reason, with_margin
 from worker.decision.look import Look
 from worker.decision.margin import MarginRefused, WhatIf, judge
 from worker.decision.quote import Quote
@@ -291,6 +291,80 @@ def test_dry_run_records_what_would_be_sent():
     assert (
         proposal.dry_run and proposal.dry_run_message() == "dry run: would send BUY 10 AAPL MKT + SL 185.00"
     )
+
+
+@pytest.mark.parametrize(
+    ("doc", "position", "rules", "label", "message"),
+    [
+        # the alert's test: true runs the whole decision and sends nothing; the reason starts "test:"
+        ({"action": "buy", "quantity": 10, "test": True, "takeProfit": {"percent": 10}, "stopLoss": {"percent": 5}},
+         0, None, "test", "test: would send BUY 10 AAPL MKT + TP 209.00 + SL 180.50"),
+        ({"action": "sell", "quantity": 20, "test": True}, 10, None, "test",
+         "test: would send SELL 10 AAPL MKT (close) + SELL 10 AAPL MKT"),
+        ({"action": "exit", "test": True}, 10, None, "test", "test: would send SELL 10 AAPL MKT (exit)"),
+        # with the risk file's dry_run too, the alert's own word names it
+        ({"action": "buy", "quantity": 10, "test": True}, 0, RiskRules(dry_run=True), "test",
+         "test: would send BUY 10 AAPL MKT"),
+        ({"action": "buy", "quantity": 10}, 0, RiskRules(dry_run=True), "dry run", "dry run: would send BUY 10 AAPL MKT"),
+        ({"action": "buy", "quantity": 10, "test": False}, 0, RiskRules(), None, None),
+        ({"action": "buy", "quantity": 10}, 0, None, None, None),
+    ],
+)  # fmt: skip
+def test_a_test_alert_is_decided_whole_and_says_what_would_be_sent(doc, position, rules, label, message):
+    proposal = decide({"price": 190, **doc}, position, rules=rules)
+    assert proposal.rehearsal == label and proposal.dry_run is (label is not None)
+    if message is not None:
+        assert proposal.dry_run_message() == message
+        assert proposal.stored().legs  # the plan is stored in full, as for any alert
+
+
+def test_a_test_alert_still_meets_the_risk_rules_and_its_refusal_says_test():
+    proposal = decide({"action": "buy", "quantity": 10, "price": 190, "test": True},
+                      rules=RiskRules(max_order_quantity=D(5)))  # fmt: skip
+    payload = proposal.payload
+    assert proposal.risk_refusal.startswith("risk: max_order_quantity 5 (defaults) exceeded")
+    assert (
+        rehearsal_reason(payload, proposal.risk_refusal) == "test: would be refused: " + proposal.risk_refusal
+    )
+    real = AlertPayload.from_json({"ticker": "AAPL", "action": "buy"})
+    assert rehearsal_reason(real, "trading paused") == "trading paused"
+    assert (
+        rehearsal(payload, False) == "test"
+        and rehearsal(real, True) == "dry run"
+        and rehearsal(real, False) is None
+    )
+
+
+SATURDAY = datetime(2026, 12, 12, 15, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("ignore", "allowed", "position", "refusal", "legs_sent"),
+    [
+        (False, False, 0, "risk: trading_hours regular (defaults): AAPL is closed now", []),
+        (True, True, 0, None, [("entry", "BUY", 10)]),  # allowed: the entry goes out on a Saturday
+        (True, False, 0, "risk: trading_hours regular (defaults): the alert's ignoreTradingWindows: true is not "
+                         "allowed: the risk file does not set allow_ignore_trading_windows: true", []),
+        (False, True, 0, "risk: trading_hours regular (defaults): AAPL is closed now", []),  # not asked: the rule
+        # a reversal whose opening part is refused still closes (an exit is never blocked)
+        (True, False, -5, None, [("close", "BUY", 5)]),
+    ],
+)  # fmt: skip
+def test_ignore_trading_windows_skips_trading_hours_only_where_the_risk_file_allows_it(
+    ignore, allowed, position, refusal, legs_sent
+):
+    rules = RiskRules(trading_hours="regular", allow_ignore_trading_windows=allowed)
+    payload = AlertPayload.from_json({"ticker": "AAPL", "action": "buy", "quantity": 15 if position else 10,
+                                      "price": 190, "ignoreTradingWindows": ignore})  # fmt: skip
+    risk = RiskInputs(rules, "DU1", SATURDAY, AccountView(D(0), 0, 0, D(0), "USD"), RiskCounters())
+    proposal = propose(Look("A1", AAPL, D(position), "DU1", Quote(D(190), "IB last price", "live", "live"),
+                            figures=FIGURES, risk=risk), payload, DecisionConfig())  # fmt: skip
+    if refusal is None:
+        assert proposal.risk_refusal is None and legs(proposal) == legs_sent
+    else:
+        assert proposal.risk_refusal.startswith(refusal)
+    (check,) = [c for c in proposal.risk.checks if c.rule == "trading_hours"]
+    assert check.passed is (refusal is None and position == 0)
 
 
 # ------------------------------------------------------------------ the refused opening part

@@ -125,6 +125,24 @@ TRIPS = [
         {"session": Session("unknown", "", "no calendar for STK on KSE")},
         "risk: trading_hours regular (defaults): cannot tell whether AAPL trades now: no calendar for STK on KSE",
     ),
+    (  # an alert's ignoreTradingWindows, not allowed: refused whatever the hour, naming both
+        rules(trading_hours="regular"),
+        {"ignore_trading_windows": True},
+        "risk: trading_hours regular (defaults): the alert's ignoreTradingWindows: true is not allowed: the risk "
+        "file does not set allow_ignore_trading_windows: true (set it in the strategy's section or in defaults "
+        "to let its alerts skip trading_hours)",
+    ),
+    (
+        RiskRules(
+            trading_hours="extended",
+            allow_ignore_trading_windows=False,
+            sources={"trading_hours": "defaults", "allow_ignore_trading_windows": 'account "DU1"'},
+        ),
+        {"ignore_trading_windows": True, "session": Session("closed", "XNYS", "weekend, Sat")},
+        "risk: trading_hours extended (defaults): the alert's ignoreTradingWindows: true is not allowed: "
+        'allow_ignore_trading_windows is false (account "DU1") (set it in the strategy\'s section or in defaults '
+        "to let its alerts skip trading_hours)",
+    ),  # fmt: skip
     (
         rules(max_price_deviation_percent=D(1)),
         {"quote": D(200)},
@@ -199,6 +217,37 @@ def test_no_alert_price_skips_the_deviation_rule_and_says_so():
     checks = evaluate(rules(max_price_deviation_percent=D(1)), replace(CTX, alert_price=None, quote=None))
     assert [(c.rule, c.passed) for c in checks] == [("max_price_deviation_percent", None)]
     assert "skipped: the alert has no price" in checks[0].message
+
+
+@pytest.mark.parametrize(
+    ("session", "ignore", "allowed", "passed", "message"),
+    [
+        # allowed: trading_hours is not applied, at any hour, and the check says why
+        (Session("closed", "XNYS", "weekend, Sat"), True, True, True,
+         'not applied: the alert\'s ignoreTradingWindows, allowed by allow_ignore_trading_windows (strategy "night")'),
+        (Session("unknown", "", "no calendar for STK on KSE"), True, True, True,
+         'not applied: the alert\'s ignoreTradingWindows, allowed by allow_ignore_trading_windows (strategy "night")'),
+        # allowed but not asked: the rule holds as always
+        (Session("closed", "XNYS", "weekend, Sat"), False, True, False,
+         "risk: trading_hours regular (defaults): AAPL is closed now (XNYS: weekend, Sat)"),
+        (Session("regular", "XNYS", "regular session"), False, True, True, ""),
+        # asked, not allowed: refused even inside the session (said on the first alert, not at night)
+        (Session("regular", "XNYS", "regular session"), True, False, False,
+         "risk: trading_hours regular (defaults): the alert's ignoreTradingWindows: true is not allowed"),
+    ],
+)  # fmt: skip
+def test_ignore_trading_windows_is_honoured_only_where_the_risk_file_allows_it(
+    session, ignore, allowed, passed, message
+):
+    sources = {"trading_hours": "defaults", "allow_ignore_trading_windows": 'strategy "night"'}
+    rule_set = RiskRules(trading_hours="regular", allow_ignore_trading_windows=allowed, sources=sources)
+    (check,) = evaluate(rule_set, replace(CTX, session=session, ignore_trading_windows=ignore))
+    assert (check.rule, check.passed) == ("trading_hours", passed)
+    assert check.message.startswith(message) and (message or not check.message)
+
+
+def test_ignore_trading_windows_without_a_trading_hours_rule_changes_nothing():
+    assert evaluate(RiskRules(), replace(CTX, ignore_trading_windows=True)) == []
 
 
 def test_no_rules_no_checks_and_forex_passes_any_hours_rule():

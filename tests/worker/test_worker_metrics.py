@@ -25,6 +25,9 @@ SECRET = "s" * 24
         ("worker error: KeyError: 'x'", "failed", "error"),
         ("margin: needs 4,750,000 USD initial, available 1,000,000 USD (IB what-if ...)", "rejected", "risk"),
         ("", "rejected", "other"),
+        # a test alert's refusal is classed by what refused it
+        ("test: would be refused: risk: max_order_quantity 5 (defaults) exceeded", "rejected", "risk"),
+        ("test: would be refused: trading paused", "rejected", "paused"),
     ],
 )
 def test_reason_classes(reason, status, expected):

@@ -15,6 +15,10 @@ the executor runs it (worker/execution/executor.py)::
 * **The refused opening part.** A refusal of the opening part (its plan, a risk rule, IB's margin)
   refuses an entry or an add whole; a reversal keeps its close (an exit is never blocked) and ends
   ``rejected`` with the reason once the close is done.
+* **Nothing sent** (:func:`rehearsal`): the alert's ``test: true`` or the risk file's ``dry_run``
+  runs the whole decision (contract, sizing, position, risk, margin), records it and sends nothing;
+  the reason says what would have been sent (``test: would send BUY 10 AAPL MKT + ...``), and a
+  test alert's refusal says it was a test (:func:`rehearsal_reason`).
 * **What must be asked.** When a risk rule needs what the look did not gather (another quote, the
   risk counters) the proposal says so (``missing``) and the job decides again with them.
   The margin check: the proposal names the what-if (``margin_ask``) and what a cached per-unit
@@ -52,6 +56,24 @@ from worker.decision.stored import PositionMove, StoredDecision
 from worker.errors import Refused
 from worker.recording.protection import ProtectionSpec
 from worker.risk.verdict import RiskCase, Verdict, describe_legs, judge_risk, missing_inputs
+
+TEST_REFUSED = "test: would be refused: "
+
+
+def rehearsal(payload: AlertPayload, dry_run: bool) -> str | None:
+    """Why nothing is sent for this alert: ``"test"`` (the alert's own ``test: true``, which wins)
+    or ``"dry run"`` (the risk file's ``dry_run`` for its strategy / account); None: it trades."""
+    if payload.test:
+        return "test"
+    return "dry run" if dry_run else None
+
+
+def rehearsal_reason(payload: AlertPayload, reason: str) -> str:
+    """The reason a test alert ends with: every one starts with ``test:`` (a refusal reads
+    ``test: would be refused: risk: ...``); a real alert's reason as it is."""
+    if not payload.test or reason.startswith("test:"):
+        return reason
+    return TEST_REFUSED + reason
 
 
 class RiskRefused(Refused):
@@ -107,9 +129,14 @@ class Proposal:
         return self.decision.kind == "none"
 
     @property
+    def rehearsal(self) -> str | None:
+        """``"test"`` / ``"dry run"``: decided and recorded, nothing sent (:func:`rehearsal`)."""
+        return rehearsal(self.payload, self.risk is not None and self.risk.dry_run)
+
+    @property
     def dry_run(self) -> bool:
-        """The risk file puts the alert's strategy / account in dry run (record, send nothing)."""
-        return self.risk is not None and self.risk.dry_run
+        """Nothing is sent: the alert's ``test`` or the risk file's ``dry_run``."""
+        return self.rehearsal is not None
 
     @property
     def risk_refusal(self) -> str | None:
@@ -153,9 +180,10 @@ class Proposal:
         )  # fmt: skip
 
     def dry_run_message(self) -> str:
-        """``dry run: would send BUY 52 AAPL MKT + TP 195.00 + SL 188.00``."""
+        """``dry run: would send BUY 52 AAPL MKT + TP 195.00 + SL 188.00`` (``test:`` for a test alert)."""
         stored = self.stored()
-        message = "dry run: would send " + (describe_legs(stored.legs, self.look.symbol) or "nothing")
+        label = self.rehearsal or "dry run"
+        message = f"{label}: would send " + (describe_legs(stored.legs, self.look.symbol) or "nothing")
         if self.refused_open:
             message += f"; opening part refused: {self.refused_open}"
         return message
@@ -215,8 +243,9 @@ def _judged(proposal: Proposal, config: DecisionConfig) -> Proposal:
     refused_open = proposal.refused_open
     verdict = None
     if look.risk is not None:  # a close or an exit is never refused by a limit
-        case = RiskCase(look.risk, proposal.payload.ticker, proposal.payload.price, look.inst, decision,
-                        proposal.opening.legs, proposal.opening.reference_price, look.market, look.source)  # fmt: skip
+        payload = proposal.payload
+        case = RiskCase(look.risk, payload.ticker, payload.price, look.inst, decision, proposal.opening.legs,
+                        proposal.opening.reference_price, look.market, look.source, payload.ignore_trading_windows)  # fmt: skip
         missing = missing_inputs(case)
         if missing:
             return replace(proposal, missing=missing)

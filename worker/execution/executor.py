@@ -49,7 +49,15 @@ from worker.contracts.effects import chart_position, decided_spec
 from worker.contracts.symbol_map import SymbolResolver
 from worker.contracts.tickers import ContractSpec
 from worker.decision.connectivity import job_wait
-from worker.decision.core import DecisionConfig, Proposal, RiskRefused, propose, with_margin
+from worker.decision.core import (
+    DecisionConfig,
+    Proposal,
+    RiskRefused,
+    propose,
+    rehearsal,
+    rehearsal_reason,
+    with_margin,
+)
 from worker.decision.drift import report_drift
 from worker.decision.intent import alert_kind
 from worker.decision.look import Look
@@ -189,10 +197,10 @@ class Executor:
             return self._run(job)
         except Requeue:
             raise
-        except Refused as exc:
-            return self.reject(alert_id, str(exc), plan=getattr(exc, "plan", None))
+        except Refused as exc:  # a test alert's refusal says it was a test ("test: would be refused: ...")
+            return self.reject(alert_id, rehearsal_reason(payload, str(exc)), plan=getattr(exc, "plan", None))
         except _Stale as exc:
-            return self.reject_stale(alert_id, exc.age)
+            return self.reject_stale(alert_id, exc.age, payload)
         except Exception as exc:
             if job.sent:
                 # never call an alert failed once its orders are at IB: retry and adopt them
@@ -266,8 +274,9 @@ class Executor:
     def _cancel(self, job: AlertJob, spec: ContractSpec) -> str:
         """``cancel``: tv2ib's resting entry orders on the contract (their dormant bracket children
         go with them); working exits and the position are left alone."""
-        if self._dry_run(job):  # dry_run (risk file): cancels nothing either
-            message = f"dry run: would cancel tv2ib's working entry orders for {job.payload.ticker}"
+        label = self._rehearsal(job)
+        if label:  # test (the alert) / dry_run (risk file): cancels nothing either
+            message = f"{label}: would cancel tv2ib's working entry orders for {job.payload.ticker}"
             self.writes.without_order(job.alert_id, StoredDecision("cancel", dry_run=True), message)
             return AlertStatus.CANCELLED.value
 
@@ -334,7 +343,7 @@ class Executor:
             proposal = with_margin(proposal, self.margin.ask(look, proposal.margin_ask))
         stored = proposal.stored()
         job.mark("decided")
-        if proposal.dry_run:  # dry_run (risk file): recorded, nothing is sent
+        if proposal.dry_run:  # test (the alert) / dry_run (risk file): recorded, nothing is sent
             self.writes.without_order(job.alert_id, stored, proposal.dry_run_message())
             return AlertStatus.CANCELLED.value
         assert stored.position is not None
@@ -367,9 +376,10 @@ class Executor:
         reason (not a failure: no rejection notice). An exit still cancels what works on the
         contract (a resting entry would otherwise open what the strategy just left)."""
         stored = proposal.stored()
-        if is_exit(job.payload) and self._dry_run(job):  # dry_run (risk file): cancels nothing either
+        label = self._rehearsal(job) if is_exit(job.payload) else None
+        if label:  # test (the alert) / dry_run (risk file): cancels nothing either
             message = (
-                f"dry run: no open position in {job.payload.ticker}; would cancel tv2ib's working orders"
+                f"{label}: no open position in {job.payload.ticker}; would cancel tv2ib's working orders"
             )
         elif is_exit(job.payload):
             cancelled = self.conn.call(
@@ -380,7 +390,7 @@ class Executor:
                 f"exit: no open position in {job.payload.ticker}; cancelled {len(cancelled)} working order(s)"
             )
         else:
-            message = proposal.decision.reason
+            message = f"test: {proposal.decision.reason}" if job.payload.test else proposal.decision.reason
         self.writes.without_order(job.alert_id, stored, message)
         return AlertStatus.CANCELLED.value
 
@@ -399,10 +409,13 @@ class Executor:
         if self.metrics is not None and placement.placed:
             self.metrics.observe_alert_to_wire(time.time() - job.received_at.timestamp())
 
-    def _dry_run(self, job: AlertJob) -> bool:
-        """The risk file puts this alert's strategy / account in dry run (send nothing)."""
+    def _rehearsal(self, job: AlertJob) -> str | None:
+        """``"test"`` (the alert's) / ``"dry run"`` (the risk file's for its strategy / account): send nothing."""
         account = self.trading.account or job.payload.account
-        return self.risk is not None and self.risk.rules_for(job.payload.strategy, account or None).dry_run
+        risk = self.risk
+        return rehearsal(
+            job.payload, risk is not None and risk.rules_for(job.payload.strategy, account or None).dry_run
+        )
 
     # ------------------------------------------------------------------ outcomes
 
@@ -413,7 +426,7 @@ class Executor:
         self.writes.ended(alert_id, AlertStatus.REJECTED, reason, plan)
         return AlertStatus.REJECTED.value
 
-    def reject_stale(self, alert_id: str, age: float) -> str:
+    def reject_stale(self, alert_id: str, age: float, payload: AlertPayload | None = None) -> str:
         """Refuse an alert that waited too long (IB down, or the worker was away)."""
         reason = f"stale: {age:.0f}s old (limit {self.limits.stale_after:.0f}s), IB was not available in time"
-        return self.reject(alert_id, reason)
+        return self.reject(alert_id, reason if payload is None else rehearsal_reason(payload, reason))

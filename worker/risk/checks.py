@@ -97,6 +97,7 @@ class RiskContext:
     alert_price: Decimal | None = None  # the alert's "price" field
     quote: Decimal | None = None  # IB's live quote for the contract
     quote_source: str = ""
+    ignore_trading_windows: bool = False  # the alert's ignoreTradingWindows (honoured if the rules allow it)
 
 
 @dataclass(frozen=True)
@@ -252,6 +253,8 @@ def _trading_hours(lim: _Limit, ctx: RiskContext) -> Check | None:
     wanted = lim.limit
     if wanted == "always":
         return None
+    if ctx.ignore_trading_windows:
+        return _windows_ignored(lim, ctx)
     session = ctx.session
     if session is not None and session.state == "always":  # forex, crypto: no closing bell
         return Check(lim.key, wanted, "always", True, lim.source, session.detail)
@@ -264,6 +267,22 @@ def _trading_hours(lim: _Limit, ctx: RiskContext) -> Check | None:
     return lim.verdict(session.state, ok, lambda: (
         f"{lim.head}: {ctx.order.label} is "
         f"{'in extended hours' if session.state == 'extended' else 'closed'} now ({where})"))  # fmt: skip
+
+
+def _windows_ignored(lim: _Limit, ctx: RiskContext) -> Check:
+    """The alert's ``ignoreTradingWindows: true``: ``trading_hours`` is skipped where the rules
+    allow it (``allow_ignore_trading_windows``), else the opening is refused, whatever the hour, so
+    that a strategy sending the field learns it on its first alert, not on its first one at night."""
+    rules, key = lim.rules, "allow_ignore_trading_windows"
+    where = rules.source_of(key) if key in rules.sources else None
+    state = ctx.session.state if ctx.session is not None else "unknown"
+    if rules.allow_ignore_trading_windows:
+        return Check(lim.key, lim.limit, state, True, lim.source,
+                     f"not applied: the alert's ignoreTradingWindows, allowed by {key} ({where})")  # fmt: skip
+    setting = f"{key} is false ({where})" if where else f"the risk file does not set {key}: true"
+    return Check(lim.key, lim.limit, state, False, lim.source,
+                 f"{lim.head}: the alert's ignoreTradingWindows: true is not allowed: {setting} "
+                 "(set it in the strategy's section or in defaults to let its alerts skip trading_hours)")  # fmt: skip
 
 
 def _order_quantity(lim: _Limit, ctx: RiskContext) -> Check:

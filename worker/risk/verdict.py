@@ -104,6 +104,7 @@ class RiskCase:
     reference_price: Decimal | None  # the planner's
     market: Decimal | None  # the look's price for the contract
     market_source: str
+    ignore_trading_windows: bool = False  # the alert's ignoreTradingWindows
 
     @property
     def opens(self) -> bool:
@@ -194,6 +195,7 @@ def _context(case: RiskCase) -> RiskContext:
         other_exposure=view.other_exposure, working_orders=view.working, working_tv2ib=view.working_tv2ib,
         orders_last_minute=counters.orders_last_minute, daily=daily, session=session_now,
         alert_price=case.alert_price, quote=quote, quote_source=quote_source,
+        ignore_trading_windows=case.ignore_trading_windows,
     )  # fmt: skip
 
 
