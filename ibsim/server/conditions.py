@@ -1,6 +1,6 @@
 """The server's current fault conditions, read by the connections and the router and set by the
 fault injector: message latency (the fault delays and the latency profile, :mod:`ibsim.latency`),
-an IB connectivity outage, refused connections."""
+an IB connectivity outage, refused connections, order messages refused for pacing."""
 
 from __future__ import annotations
 
@@ -31,6 +31,23 @@ class Conditions:
     #: message id -> time.monotonic() instant until which requests of that kind get no answer
     #: (the ``stall_sync`` fault: a connect whose positions or open orders never come)
     unanswered: dict[int, float] = field(default_factory=dict)
+    #: the ``pacing`` fault: order messages (placeOrder, cancelOrder) answered with error 100 and
+    #: dropped: this many more, and every one until this time.monotonic() instant
+    paced_count: int = 0
+    paced_until: float = 0.0
+    #: only this client's order messages (None: every client's)
+    paced_client: int | None = None
+
+    def pacing_refuses(self, client_id: int | None) -> bool:
+        """Whether the ``pacing`` fault refuses an order message of ``client_id`` now (counts it)."""
+        if self.paced_client is not None and client_id != self.paced_client:
+            return False
+        if time.monotonic() < self.paced_until:
+            return True
+        if self.paced_count > 0:
+            self.paced_count -= 1
+            return True
+        return False
 
     def held(self, client_id: int) -> bool:
         """Whether IB still holds ``client_id``'s old session (a new one gets 326)."""

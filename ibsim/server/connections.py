@@ -30,6 +30,7 @@ from ibsim.framing import (
 from ibsim.handlers.dispatch import Handler, answer_unserved, request_id
 from ibsim.messages import ids
 from ibsim.messages.connection import handshake_reply, managed_accounts, next_valid_id
+from ibsim.messages.place_order import parse_place_order
 from ibsim.server.conditions import CONNECTIVITY_TEXT, Conditions
 from ibsim.session import Session
 
@@ -236,11 +237,30 @@ class Connections:
             else:
                 log.warning("message %s before startApi from %s ignored", msg_id, session.peer)
             return
+        if msg_id in (ids.PLACE_ORDER, ids.CANCEL_ORDER) and self._paced(session, msg_id, fields):
+            return
         handler = self.handlers.get(msg_id)
         if handler is not None:
             handler(session, fields)
         elif not answer_unserved(session, msg_id, fields):
             log.debug("client %s: ignoring message %s", session.client_id, msg_id)
+
+    def _paced(self, session: Session, msg_id: int, fields: list[str]) -> bool:
+        """The ``pacing`` fault: IB drops the order message and answers error 100 on its order id
+        (no order is created, cancelled or modified; a what-if is not counted)."""
+        conditions = self.conditions
+        if not conditions.paced_count and not conditions.paced_until:
+            return False
+        if msg_id == ids.PLACE_ORDER and parse_place_order(fields).what_if:
+            return False
+        if not conditions.pacing_refuses(session.client_id):
+            return False
+        self.stats["pacing_refused"] = self.stats.get("pacing_refused", 0) + 1
+        limit = self.settings.pacing_limit
+        text = f"Max rate of messages per second has been exceeded:max={limit} rec={limit + 1}"
+        session.error(request_id(fields), 100, text)
+        log.info("client %s: message %s refused for pacing (pacing fault)", session.client_id, msg_id)
+        return True
 
     def _start_api(self, session: Session, fields: list[str]) -> None:
         client_id = FieldReader(fields, 2).int()

@@ -168,6 +168,21 @@ class FaultInjector(ConnectionFaults):
                 cancelled += 1
         return {"cancelled": cancelled, "reason": reason}
 
+    def _pacing(self, kw: Json) -> Json:
+        """A pacing storm: IB answers error 100 ("Max rate of messages per second has been
+        exceeded") to the next ``count`` order messages (placeOrder, cancelOrder; not what-ifs), or
+        to every one for ``seconds``, of ``clientId`` (every client's), and drops them: no order
+        is created, cancelled or modified. ``count`` 0 and ``seconds`` 0 end it."""
+        count = int(kw.get("count", 0 if "seconds" in kw else 1))
+        seconds = float(kw.get("seconds", 0.0))
+        if count < 0 or not seconds >= 0:
+            raise ValueError("count and seconds must be 0 or more")
+        client_id = kw.get("clientId", kw.get("client_id"))
+        self.conditions.paced_count = count
+        self.conditions.paced_until = time.monotonic() + seconds if seconds else 0.0
+        self.conditions.paced_client = None if client_id is None else int(client_id)
+        return {"count": count, "seconds": seconds, "clientId": self.conditions.paced_client}
+
     def _pause_fills(self, kw: Json) -> Json:
         self.engine.pause_fills()
         return {"fillsPaused": True}
@@ -177,7 +192,7 @@ class FaultInjector(ConnectionFaults):
         return {"fillsPaused": False}
 
     def _clear(self, kw: Json) -> Json:
-        """No latency, no pending rejections, the refusal over, fills resumed."""
+        """No latency, no pending rejections, the refusal and the pacing storm over, fills resumed."""
         self.conditions.latency.orders = 0.0
         self.conditions.latency.positions = 0.0
         self.engine.reject_queue.clear()
@@ -185,6 +200,7 @@ class FaultInjector(ConnectionFaults):
         self.conditions.refusing_until = 0.0
         self.conditions.held_sessions.clear()
         self.conditions.unanswered.clear()
+        self.conditions.paced_count, self.conditions.paced_until = 0, 0.0
         self.apply(self.engine.resume_fills())
         return {"cleared": True}
 
@@ -199,6 +215,7 @@ class FaultInjector(ConnectionFaults):
         "reject_next": _reject_next,
         "cancel_working": _cancel_working,
         "broken_what_if": _broken_what_if,
+        "pacing": _pacing,
         "pause_fills": _pause_fills,
         "resume_fills": _resume_fills,
         "clear": _clear,

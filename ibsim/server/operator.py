@@ -200,4 +200,5 @@ class OperatorControls:
         self.conditions.refusing_until = 0.0
         self.conditions.held_sessions.clear()
         self.conditions.unanswered.clear()
+        self.conditions.paced_count, self.conditions.paced_until = 0, 0.0
         self.state_file.schedule()

@@ -169,3 +169,42 @@ def test_drop_one_client(fresh: SimThread, client_id: int, lib) -> None:
 def test_unknown_fault_is_refused(fresh: SimThread) -> None:
     with pytest.raises(ValueError):
         fresh.fault("meteor")
+
+
+def test_pacing_refuses_the_next_order_messages_with_100_and_drops_them(
+    fresh: SimThread, client_id: int, lib
+) -> None:
+    ib = connect(fresh, client_id, lib=lib)
+    (contract,) = ib.qualifyContracts(lib.Stock("AAPL", "SMART", "USD"))
+    resting = ib.placeOrder(contract, lib.LimitOrder("BUY", 1, 100.0))
+    wait_for(ib, lambda: resting.orderStatus.status == "Submitted")
+    assert fresh.fault("pacing", count=2, clientId=client_id)["count"] == 2
+    refused = ib.placeOrder(contract, lib.LimitOrder("BUY", 1, 101.0))
+    ib.cancelOrder(resting.order)  # the second order message: refused too, the order keeps working
+    accepted = ib.placeOrder(contract, lib.LimitOrder("BUY", 2, 102.0))
+    wait_for(ib, lambda: accepted.orderStatus.status == "Submitted" and refused.log[-1].errorCode == 100)
+    assert "Max rate of messages per second has been exceeded" in refused.log[-1].message
+    by_id = {o["orderId"]: o for o in fresh.state()["orders"] if o["clientId"] == client_id}
+    assert refused.order.orderId not in by_id  # IB dropped the message: no order
+    assert by_id[resting.order.orderId]["status"] == "Submitted"  # the cancel was dropped
+    # the refused id was never used at IB, so the same id can be sent again once IB accepts
+    again = ib.placeOrder(contract, lib.LimitOrder("BUY", 1, 101.0, orderId=accepted.order.orderId + 1))
+    wait_for(ib, lambda: again.orderStatus.status == "Submitted")
+    ib.disconnect()
+
+
+def test_pacing_for_seconds_spares_other_clients(fresh: SimThread, client_id: int) -> None:
+    ib, other = connect(fresh, client_id), connect(fresh, client_id + 1000)
+    (contract,) = ib.qualifyContracts(ib_async.Stock("AAPL", "SMART", "USD"))
+    fresh.fault("pacing", seconds=60, clientId=client_id)
+    refused = ib.placeOrder(contract, ib_async.LimitOrder("BUY", 1, 100.0))
+    spared = other.placeOrder(contract, ib_async.LimitOrder("BUY", 1, 100.0))
+    wait_for(ib, lambda: refused.log[-1].errorCode == 100)
+    wait_for(other, lambda: spared.orderStatus.status == "Submitted")
+    fresh.fault("pacing", count=0, seconds=0)  # over
+    accepted = ib.placeOrder(contract, ib_async.LimitOrder("BUY", 1, 100.0))
+    wait_for(ib, lambda: accepted.orderStatus.status == "Submitted")
+    with pytest.raises(ValueError):
+        fresh.fault("pacing", count=-1)
+    ib.disconnect()
+    other.disconnect()

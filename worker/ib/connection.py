@@ -44,7 +44,7 @@ T = TypeVar("T")
 MAX_MESSAGES_PER_SECOND = 45
 # IB codes that mean "the connection to IB's servers is down / back" while the socket stays open.
 CONNECTIVITY_LOST, RESTORED_DATA_LOST, RESTORED_DATA_KEPT = 1100, 1101, 1102
-PACING_VIOLATION = 100  # "Max rate of messages per second has been exceeded"
+PACING_VIOLATION = 100  # "Max rate of messages per second has been exceeded" (caught in worker/ib/paced.py)
 # ibsim, the simulated gateway, sends this account value with every account's values; no IB server
 # does (ibsim/README.md). A worker connected to it says SIMULATOR in its log, heartbeat and notices.
 SIMULATOR_TAG, SIMULATOR_VALUE = "Simulator", "ibsim"
@@ -374,9 +374,6 @@ class IBConnection:
             log.exception("watcher %s failed", what)
 
     def _on_error(self, req_id: int, code: int, text: str, contract: Any = None) -> None:
-        if code == PACING_VIOLATION:
-            self.pacing_violations += 1
-            log.error("IB refused a message for pacing (%s): %s", req_id, text)
         notice = classify(code, text)
         if notice.kind == "client_id_in_use":
             self._attempt_problem = outage_detail(notice, code, text, self.client_id)

@@ -8,6 +8,10 @@ Two layers, both sliding windows over the last second:
 * ib_async's client throttle (``MaxRequests`` = 45 per ``RequestsInterval`` = 1 s) covers every
   message, including probes and contract requests, as a backstop.
 
+When IB answers error 100 all the same (another program on the client id, a pacing storm), the
+pacer slows down for a while (:meth:`Pacer.refused`, the rule in worker/decision/pacing.py) and the
+refused message is sent again (worker/ib/paced.py).
+
 Because our pacer keeps order traffic under ib_async's limit, a placement's messages leave at once
 and are on the wire when the placement returns; :func:`wait_drained` checks that, so a job is
 never recorded as placed while its orders still sit in a client-side queue a disconnect would drop.
@@ -19,6 +23,8 @@ import asyncio
 import time
 from collections import deque
 from typing import Any
+
+from worker.decision.pacing import Backoff, after_refusal, limit_at
 
 ORDER_MESSAGES_PER_SECOND = 40
 WINDOW_SECONDS = 1.0
@@ -36,20 +42,30 @@ class Pacer:
         self._lock = asyncio.Lock()
         self.waited = 0.0  # total seconds spent waiting (for logs, tests and worker metrics)
         self.waits = 0  # acquires that had to wait at least once
+        self.backoff = Backoff()  # lowered after IB's error 100
+
+    def refused(self) -> None:
+        """IB refused a message for pacing (error 100): slow down for a while."""
+        self.backoff = after_refusal(self.backoff, self.limit, time.monotonic())
+
+    def current_limit(self) -> int:
+        """Messages per window now: the limit, lower while a back-off holds."""
+        return limit_at(self.backoff, self.limit, time.monotonic())
 
     async def acquire(self, count: int = 1) -> None:
         """Wait until ``count`` more messages keep the last window at or under the limit."""
-        count = min(count, self.limit)
         async with self._lock:  # FIFO: earlier callers go first
             waited = False
             while True:
                 now = time.monotonic()
+                limit = limit_at(self.backoff, self.limit, now)
+                wanted = min(count, limit)
                 while self._sent and now - self._sent[0] >= self.window:
                     self._sent.popleft()
-                if len(self._sent) + count <= self.limit:
-                    self._sent.extend([now] * count)
+                if len(self._sent) + wanted <= limit:
+                    self._sent.extend([now] * wanted)
                     return
-                delay = self._sent[len(self._sent) + count - self.limit - 1] + self.window - now
+                delay = self._sent[max(0, len(self._sent) + wanted - limit - 1)] + self.window - now
                 self.waited += max(0.0, delay)
                 if not waited:
                     waited = True

@@ -24,6 +24,7 @@ from worker.decision.margin import WhatIf
 from worker.decision.model import Leg
 from worker.ib.connection import IBConnection, IBUnavailable
 from worker.ib.orders import OrderBook
+from worker.ib.paced import Batch, PacedOrders
 from worker.ib.pacing import wait_drained
 from worker.ib.translate import order_snapshot, what_if_of
 from worker.recording.snapshots import AccountFigures, OrderSnapshot
@@ -112,6 +113,7 @@ class Placer:
         self.ib = conn.ib
         self.orders = orders
         end_broken_what_ifs(self.ib.wrapper)
+        self.paced = PacedOrders(conn, self._send_again, self.orders.known_refs)
 
     async def place_legs(
         self,
@@ -135,18 +137,37 @@ class Placer:
         await self.conn.pacer.acquire(len(legs))
         # from here to the last send nothing awaits: no IB event can interleave with the decision
         self.conn.require_connected()
+        result = Placement()
+        sent = self.send_once(alert_id, contract, legs, oca_type, on_leg_sent, result)
+        if not sent:
+            result.recorded = record([], result.adopted)
+            return result
+        # IB may answer error 100 (pacing) to some legs: they are placed again (worker/ib/paced.py)
+        self.paced.watch(Batch(alert_id, contract, legs, oca_type, record, sent))
+        # recorded only once the messages are on the wire: a disconnect drops ib_async's queue,
+        # and a rerun must then find the alert unplaced (IB does not know the refs either)
+        if not await wait_drained(self.ib.client) or not self.ib.isConnected():
+            raise IBUnavailable(f"alert {alert_id}: connection lost before the orders were sent")
+        result.recorded = record(result.placed, [])
+        return result
+
+    def send_once(
+        self, alert_id: str, contract: Contract, legs: list[Leg], oca_type: int, on_leg_sent: LegHook,
+        result: Placement,
+    ) -> list[Any]:  # fmt: skip
+        """One idempotent step, without awaits (see :meth:`place_legs`): adopt what IB has, else
+        send the legs IB does not hold; returns the trades sent (empty: adopted)."""
         refs = [make_order_ref(alert_id, leg.leg) for leg in legs]
         known = self.orders.known(refs)
-        result = Placement()
         if refs[-1] in known:
             for ref in refs:
                 item = known.get(ref)
                 if item is not None and item.trade is not None:
                     result.adopted.append(order_snapshot(item.trade))
             log.info("alert %s: IB already has %s; nothing sent", alert_id, sorted(known))
-            result.recorded = record([], result.adopted)
-            return result
+            return []
         ids: dict[str, int] = {}
+        sent = []
         oca_group = f"tv2ib:{alert_id}" if len(legs) > 1 else ""
         for leg, ref in zip(legs, refs, strict=True):
             item = known.get(ref)
@@ -154,20 +175,27 @@ class Placer:
             reuse = staged is not None and staged.orderStatus.status in IB_WORKING_STATUSES
             order = order_for(leg, ref, self.conn.account or "")
             if leg.parent_leg:
-                order.parentId = ids[leg.parent_leg]
-                order.ocaGroup = oca_group
+                parent = known.get(make_order_ref(alert_id, leg.parent_leg))
+                order.parentId = ids.get(leg.parent_leg) or (
+                    parent.trade.order.orderId if parent and parent.trade else 0
+                )
+                order.ocaGroup = oca_group or f"tv2ib:{alert_id}"
                 order.ocaType = oca_type
             order.orderId = staged.order.orderId if reuse and staged else self.ib.client.getReqId()
             ids[leg.leg] = order.orderId
             trade = self.ib.placeOrder(contract, order)
+            sent.append(trade)
             result.placed.append(order_snapshot(trade))
             on_leg_sent(leg.leg)
-        # recorded only once the messages are on the wire: a disconnect drops ib_async's queue,
-        # and a rerun must then find the alert unplaced (IB does not know the refs either)
-        if not await wait_drained(self.ib.client) or not self.ib.isConnected():
-            raise IBUnavailable(f"alert {alert_id}: connection lost before the orders were sent")
-        result.recorded = record(result.placed, [])
-        return result
+        return sent
+
+    def _send_again(
+        self, alert_id: str, contract: Contract, legs: list[Leg], oca_type: int
+    ) -> tuple[list[Any], list[OrderSnapshot]]:
+        """:meth:`send_once` for a re-send after IB's error 100 (worker/ib/paced.py)."""
+        result = Placement()
+        sent = self.send_once(alert_id, contract, legs, oca_type, lambda leg: None, result)
+        return sent, result.placed
 
     async def what_if(
         self, contract: Contract, leg: Leg, timeout: float, figures: Callable[[], AccountFigures]

@@ -29,7 +29,15 @@ log = logging.getLogger(__name__)
 # IB error codes that mean "this order was refused" (not warnings, not cancel confirmations).
 REJECT_CODES = frozenset(
     {103, 104, 105, 106, 107, 109, 110, 111, 135, 136, 200, 201, 203, 321, 382, 383, 404}
-)
+) | {100}  # 100: refused for pacing every time it was sent (worker/ib/paced.py gave up)
+PACING = 100
+
+
+def ib_reason(code: int | str, text: str) -> str:
+    """An alert's reason for IB's refusal: ``IB pacing: ...`` for error 100, else ``IB: ...``."""
+    return f"IB pacing: {text}" if str(code) == str(PACING) else f"IB: {text}"
+
+
 # Legs whose refusal means the alert did not trade: the entry, an exit, and the leg that transmits
 # a bracket (IB never transmits the staged parent when it refuses the last leg).
 PRIMARY_LEGS = frozenset({"entry", "exit", "close"})
@@ -151,7 +159,7 @@ def follow(uow: UnitOfWork, alert: Alert, row: Order) -> None:
         code, _, text = why.partition(" ")
         if code.isdigit() and int(code) in REJECT_CODES and not filled:
             advance(uow, alert.id, AlertStatus.REJECTED, f"IB refused the {row.leg} order: {why}",
-                         reason=f"IB: {text}{after_close(alert, row.leg)}")  # fmt: skip
+                         reason=f"{ib_reason(code, text)}{after_close(alert, row.leg)}")  # fmt: skip
             return
         done = f" after {qty_text(filled)}/{qty_text(total)} filled" if filled else ""
         advance(uow, alert.id, AlertStatus.CANCELLED, f"{label} cancelled{done}: {why}",

@@ -26,6 +26,7 @@ from worker.recording.alert_state import (
     after_close,
     explain_cancel,
     follow,
+    ib_reason,
     note,
     qty_text,
 )
@@ -166,7 +167,7 @@ def record_order_error(uow: UnitOfWork, fact: OrderError) -> None:
         what = "bracket not transmitted" if last_leg and leg not in PRIMARY_LEGS else "not placed"
         advance(uow, alert.id, AlertStatus.REJECTED,
                      f"IB refused the {leg} order ({what}): {code} {text}",
-                     reason=f"IB: {text}{after_close(alert, leg)}")  # fmt: skip
+                     reason=f"{ib_reason(code, text)}{after_close(alert, leg)}")  # fmt: skip
     else:
         note(uow, alert.id, f"IB refused the {leg} order: {code} {text}")
 
