@@ -91,6 +91,7 @@ IBSIM_FAULTS: dict[str, tuple[str, dict[str, Any], float, dict[str, Any] | None]
     "stall_sync": ("/fault", {"kind": "stall_sync", "what": "openOrders", "seconds": 6}, 0, None),
     "cancel_working": ("/fault", {"kind": "cancel_working", "prefix": "tv2ib:", "count": 2,
                                   "reason": "Chaos: cancelled by IB"}, 0, None),
+    "pacing": ("/fault", {"kind": "pacing", "seconds": 2}, 0, None),
     "broken_what_if": ("/fault", {"kind": "broken_what_if", "figures": "unset",
                                   "warningText": "Chaos: margin impact not available"}, 0, None),
 }  # fmt: skip
