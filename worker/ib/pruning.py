@@ -60,7 +60,7 @@ class Pruner:
         now = time.monotonic()
         if self.margin <= 0 or now < self._next:
             return False
-        self._next = now + PRUNE_EVERY
+        self._next = now + min(PRUNE_EVERY, self.margin)
         return True
 
     def prune(self, connected_at: float, now: float | None = None) -> set[int]:
