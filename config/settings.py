@@ -150,6 +150,7 @@ _FLOATS = {
     "margin_max_age_seconds": ("MARGIN_MAX_AGE_SECONDS", 0.0),
     "margin_safety_factor": ("MARGIN_SAFETY_FACTOR", 1.0),
     "market_data_max_age_seconds": ("MARKET_DATA_MAX_AGE_SECONDS", 1.0),
+    "ib_prune_done_after_seconds": ("IB_PRUNE_DONE_AFTER_SECONDS", 0.0),
 }
 _RATES = (
     ("rate_limit", "RATE_LIMIT"),
@@ -276,6 +277,9 @@ class Settings:
     # how old a kept subscription's last update may be when its price is used (worker/ib/quote_streams.py)
     market_data_lines: int = 20
     market_data_max_age_seconds: float = 300.0
+    # Finished orders (and their fills) the worker's IB session forgets this long after their final
+    # state was recorded (worker/ib/pruning.py: memory stays bounded); 0: never
+    ib_prune_done_after_seconds: float = 3600.0
     margin_check: bool = True
     margin_check_timeout_seconds: float = 5.0
     # A warm contract's margin without a round trip: per-unit figures learned from IB's what-ifs,

@@ -67,6 +67,18 @@ NOTICE_DIGEST_PREFIX = "tv2ib:notices:digest:"
 DASHBOARD_SESSION_PREFIX = "tv2ib:dashboard:session:"
 
 
+PROCESSING_PREFIX = "tv2ib:processing:"
+# Set of every processing list a consumer ever used: a worker finds the lists of dead workers of its
+# queue in it (worker/consumer.py ``reclaim``) without SCANning the keyspace.
+PROCESSING_LISTS = "tv2ib:processing-lists"
+
+
 def processing_key(queue: str, worker_name: str) -> str:
-    """The list a worker moves its job to while it runs it (BLMOVE), so a crash loses nothing."""
-    return f"tv2ib:processing:{queue}:{worker_name}"
+    """The list a worker moves its job to while it runs it (BLMOVE), so a crash loses nothing.
+    ``worker_name`` is ``<account|default>:<client id>``, the suffix of the worker's heartbeat key."""
+    return f"{PROCESSING_PREFIX}{queue}:{worker_name}"
+
+
+def heartbeat_of_worker(worker_name: str) -> str:
+    """The heartbeat key of the worker that owns processing lists named ``worker_name``."""
+    return f"{HEARTBEAT_PREFIX}{worker_name}"

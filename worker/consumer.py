@@ -10,6 +10,14 @@ only when the handler is done. On start, :meth:`recover` puts everything left on
 list (the worker died mid-job) back at the head of the queue, and requeues this queue's jobs that
 an rq worker filed as failed/abandoned. Running a job twice is harmless (the executor's orderRef
 checks), losing one is not.
+
+A worker that dies and is never restarted under the same name (another client id takes its account,
+or a worker with IB_ACCOUNT replaces one without) would leave its job on its own processing list
+forever. So :meth:`reclaim` (at start, then every few seconds between jobs) moves the jobs of every
+other processing list of this queue whose owner's heartbeat is gone (older than
+``keys.HEARTBEAT_TTL_SECONDS``) back to the head of the queue, in one Lua script that checks the
+heartbeat and moves the ids atomically. Only the worker holding the queue's claim consumes it
+(worker/claims.py), so the jobs go to the one worker allowed to run them.
 """
 
 from __future__ import annotations
@@ -26,13 +34,45 @@ from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-from core.keys import TAKEN_TTL_SECONDS, processing_key, taken_key
+from core.keys import (
+    HEARTBEAT_TTL_SECONDS,
+    PROCESSING_LISTS,
+    TAKEN_PREFIX,
+    TAKEN_TTL_SECONDS,
+    heartbeat_of_worker,
+    processing_key,
+    taken_key,
+)
 from worker.retry import retry
 
 log = logging.getLogger(__name__)
 
 # Finished job hashes are kept this long for inspection (rq's default result_ttl is 500 s).
 FINISHED_TTL = 3600
+# How often a running consumer looks for processing lists of dead workers of its queue.
+RECLAIM_EVERY = 5.0
+
+# KEYS: a processing list, the queue, its owner's heartbeat, the set of processing lists.
+# ARGV: now (unix s), the heartbeat age that means dead, the taken marker's prefix and TTL.
+# Returns -1 while the owner beats; else the ids moved to the head of the queue (order kept), each
+# marked taken first (the relay's sweep leaves them), and the list is forgotten.
+_RECLAIM = """
+local beat = redis.call('GET', KEYS[3])
+if beat then
+  local ok, doc = pcall(cjson.decode, beat)
+  if not ok or type(doc) ~= 'table' or not tonumber(doc['ts']) then return -1 end
+  if tonumber(ARGV[1]) - tonumber(doc['ts']) < tonumber(ARGV[2]) then return -1 end
+end
+local moved = {}
+while true do
+  local id = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
+  if not id then break end
+  redis.call('SET', ARGV[3] .. id, '1', 'EX', ARGV[4])
+  table.insert(moved, id)
+end
+redis.call('SREM', KEYS[4], KEYS[1])
+return moved
+"""
 
 
 class Consumer:
@@ -54,7 +94,11 @@ class Consumer:
     ) -> None:
         self.redis = connection
         self.queue = Queue(queue_name, connection=connection)
+        self.worker_name = worker_name
         self.processing_key = processing_key(queue_name, worker_name)
+        self.reclaim_after = float(HEARTBEAT_TTL_SECONDS)
+        self._reclaim_script = connection.register_script(_RECLAIM)
+        self._next_reclaim = 0.0
         self.handlers = handlers
         self.stopping = stopping
         self.requeue_exceptions = requeue_exceptions
@@ -76,8 +120,10 @@ class Consumer:
             pipe.execute()
 
     def recover(self) -> int:
-        """Requeue jobs a dead predecessor left behind; returns how many."""
+        """Requeue jobs a dead predecessor left behind (this worker's name, and any dead worker's
+        list of this queue: :meth:`reclaim`); returns how many."""
         moved = 0
+        self._register_lists()
         held = [
             j.decode() if isinstance(j, bytes) else j for j in self.redis.lrange(self.processing_key, 0, -1)
         ]
@@ -105,11 +151,53 @@ class Consumer:
                 moved += 1
         if moved:
             log.warning("requeued %d job(s) abandoned by a previous worker", moved)
+        return moved + self.reclaim()
+
+    def _register_lists(self) -> None:
+        """Put this consumer's processing list, and any list of its queue an older release left
+        (found once by SCAN), in the set :meth:`reclaim` reads."""
+        found = set(
+            self.redis.scan_iter(match=self.processing_key.removesuffix(self.worker_name) + "*", count=1000)
+        )
+        self.redis.sadd(PROCESSING_LISTS, self.processing_key, *found)
+
+    def reclaim(self) -> int:
+        """Move the jobs of dead workers' processing lists of this queue back to the head of the
+        queue (a worker is dead when its heartbeat is older than ``reclaim_after``); returns how many."""
+        prefix = self.processing_key.removesuffix(self.worker_name)
+        moved = 0
+        for raw in self.redis.smembers(PROCESSING_LISTS):
+            key = raw.decode() if isinstance(raw, bytes) else raw
+            owner = key.removeprefix(prefix)
+            if not key.startswith(prefix) or key == self.processing_key or ":" not in owner:
+                continue  # another queue's list (or a queue whose name continues this one's), or ours
+            ids = self._reclaim_script(
+                keys=[key, self.queue.key, heartbeat_of_worker(owner), PROCESSING_LISTS],
+                args=[time.time(), self.reclaim_after, TAKEN_PREFIX, TAKEN_TTL_SECONDS],
+            )
+            if isinstance(ids, list) and ids:
+                names = ", ".join(i.decode() if isinstance(i, bytes) else str(i) for i in ids)
+                log.warning("took back %d job(s) of worker %s, whose heartbeat is older than %.0f s: %s",
+                            len(ids), owner, self.reclaim_after, names)  # fmt: skip
+                moved += len(ids)
         return moved
+
+    def _reclaim_due(self) -> None:
+        """:meth:`reclaim` every :data:`RECLAIM_EVERY` seconds, between jobs (a Redis problem waits
+        for the next turn: the take below reports it)."""
+        now = time.monotonic()
+        if now < self._next_reclaim:
+            return
+        self._next_reclaim = now + RECLAIM_EVERY
+        try:
+            self.reclaim()
+        except redis.RedisError as exc:
+            log.debug("reclaim skipped: %s", exc)
 
     def run(self) -> None:
         """Consume until ``stopping`` is set (the job in hand is always finished first)."""
         while not self.stopping.is_set():
+            self._reclaim_due()
             try:
                 job_id = retry(self._take, on=(redis.RedisError,), what="Redis unavailable",
                                base=0.4, cap=5.0, jitter=False, stop=self.stopping)  # fmt: skip

@@ -123,7 +123,8 @@ class Worker:
         self.ib = IBConnection(settings.ib_host, settings.ib_port, settings.ib_client_id, settings.ib_account,
                                self.recorder.record, probe_interval=probe_interval,
                                on_connection_change=self._connection_changed,
-                               market_data_type=settings.ib_market_data_type)  # fmt: skip
+                               market_data_type=settings.ib_market_data_type,
+                               prune_after=settings.ib_prune_done_after_seconds)  # fmt: skip
         self.trading = Trading(self.ib, market_data_lines=settings.market_data_lines,
                                market_data_max_age=settings.market_data_max_age_seconds)  # fmt: skip
         # one IB account, one live worker (worker/claims.py): nothing trades on an account, the

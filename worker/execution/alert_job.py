@@ -31,6 +31,7 @@ class AlertJob:
     sent: bool = False  # some leg of this job went out to IB
     status: AlertStatus = AlertStatus.QUEUED
     decision: StoredDecision | None = None  # the alert's stored plan
+    resumed: bool = False  # a rerun of a decided alert (its orders may be at IB, maybe another client's)
 
     @property
     def decided(self) -> PositionMove | None:

@@ -178,6 +178,7 @@ class Executor:
             return status.value
         try:  # the stored decision (a hand-edited, unreadable plan fails the alert, nothing is sent)
             job.decision = StoredDecision.from_json(plan) if plan else None
+            job.resumed = job.decided is not None
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
             log.exception("alert %s: the stored plan is unreadable", alert_id)
             self.writes.failed(alert_id, exc)
@@ -219,6 +220,8 @@ class Executor:
         while True:  # wait for IB, up to the stale limit; then try; retry if IB drops meanwhile
             self._wait_for_ib(job)
             try:
+                if job.resumed:  # its legs may be another client's (a dead worker's): see them all
+                    self.conn.call(self.trading.see_other_clients(), timeout=self.limits.ib_call)
                 self._check_stale_decision(job)
                 if kind == "cancel":
                     return self._cancel(job, spec)

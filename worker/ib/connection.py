@@ -32,6 +32,7 @@ from worker.decision.connectivity import classify, outage_detail, sync_timeout_d
 from worker.errors import TemporaryError
 from worker.ib.market_data import DATA_TYPES
 from worker.ib.pacing import Pacer
+from worker.ib.pruning import Pruner
 from worker.ib.translate import fill_snapshot, order_snapshot, position_snapshot
 from worker.recording.snapshots import IBFact, OrderError, Reconciliation
 from worker.retry import backoff_delay
@@ -92,6 +93,7 @@ class IBConnection:
         backoff_cap: float = 5.0,
         on_connection_change: Callable[[bool, str], None] | None = None,
         market_data_type: str = "live",
+        prune_after: float = 3600.0,
     ) -> None:
         self.host, self.port, self.client_id = host, port, client_id
         self.market_data_type = market_data_type  # IB_MARKET_DATA_TYPE (worker/ib/market_data.py)
@@ -120,6 +122,9 @@ class IBConnection:
         self.ib.RaiseRequestErrors = False
         self.ib.client.MaxRequests = MAX_MESSAGES_PER_SECOND
         self.ib.client.RequestsInterval = 1.0
+        # finished orders are forgotten after IB_PRUNE_DONE_AFTER_SECONDS (worker/ib/pruning.py)
+        self.pruner = Pruner(self.ib, prune_after)
+        self.connected_at = 0.0
         self.connects = 0
         self.pacing_violations = 0
         self.last_change = ""
@@ -254,6 +259,8 @@ class IBConnection:
             attempt = 0
             self.connects += 1
             self._last_order.clear()  # ib_async starts afresh on every connect; so do we
+            self.pruner.reset()
+            self.connected_at = time.time()
             # TWS keeps reqMarketDataType per API connection: set it again on every connect
             self.ib.reqMarketDataType(DATA_TYPES[self.market_data_type])
             self.managed_accounts = list(self.ib.managedAccounts())
@@ -297,6 +304,8 @@ class IBConnection:
                 await asyncio.wait_for(self._lost.wait(), self._probe_interval)
             if self._lost.is_set() or not self.ib.isConnected():
                 return
+            if self.pruner.due():
+                self._prune()
             busy = getattr(self.ib.client, "_isThrottling", False)
             if time.time() - self.ib.wrapper.time < self._probe_interval or busy:
                 continue  # data arrived lately (or requests are queued behind the pacing): alive
@@ -307,6 +316,12 @@ class IBConnection:
             except Exception as exc:  # noqa: BLE001
                 log.warning("IB probe failed (%r); reconnecting", exc)
                 return
+
+    def _prune(self) -> None:
+        """Forget finished orders (worker/ib/pruning.py), and this connection's memory of them."""
+        perm_ids = self.pruner.prune(self.connected_at)
+        if perm_ids:
+            self._last_order = {k: v for k, v in self._last_order.items() if k[0] not in perm_ids}
 
     def _reconcile(self, why: str) -> None:
         """Hand IB's view (fetched by ib_async on connect) to the recorder."""
@@ -348,7 +363,9 @@ class IBConnection:
         if self._last_order.get(key) == digest:
             return
         self._last_order[key] = digest
-        self.emit(snap)
+        recorded = self.emit(snap)
+        if recorded is not None and snap.status in IB_DONE_STATUSES and snap.perm_id:
+            recorded.add_done_callback(lambda f, p=snap.perm_id: f.exception() or self.pruner.recorded(p))
         if snap.status in IB_DONE_STATUSES and snap.con_id:
             self._tell("on_order_ended", snap.con_id, snap.order_ref or "", snap.status)
 

@@ -11,6 +11,7 @@ ib_async leaves this package.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -176,6 +177,17 @@ class Trading:
     def order_state(self, ref: str) -> OrderState | None:
         """The order IB reports for ``ref`` now (None: none, maybe only executions)."""
         return self.orders.order_state(ref)
+
+    async def see_other_clients(self, timeout: float = 5.0) -> None:
+        """Ask IB for the open orders of EVERY client (reqAllOpenOrders), so :meth:`known_refs` sees
+        the legs another client id placed. A connection is sent only its own open orders, while
+        completed orders and executions are everyone's; a job rerun after its worker died and was
+        replaced under another client id (worker/consumer.py ``reclaim``) must still find a working
+        bracket the dead worker sent, or it would send it again. Those orders stay in ib_async's
+        list without updates (IB does not keep another client's orders in sync) until the next
+        connect starts it afresh."""
+        self.conn.require_connected()
+        await asyncio.wait_for(self.ib.reqAllOpenOrdersAsync(), timeout)
 
     async def place_legs(self, alert_id: str, con_id: int, legs: list[Leg], oca_type: int,
                          on_leg_sent: LegHook, record: RecordPlacement) -> Placement:  # fmt: skip
