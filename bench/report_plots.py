@@ -52,7 +52,6 @@ def _absolute(ax: plt.Axes, figures: list[Figure], unit: str, floor_name: str) -
     _log_if_wide(ax, values + [v for v in floors if not math.isnan(v)])
     ax.set_xlabel(unit or "count")
     ax.set_title(f"absolute ({unit or 'count'})", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
     ax.margins(x=0.18)
 
 
@@ -68,7 +67,6 @@ def _ratios(ax: plt.Axes, figures: list[Figure]) -> None:
     _log_if_wide(ax, ratios + [1.0])
     ax.set_xlabel("ratio to the floor (x, same run)")
     ax.set_title("ratio to the floor", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
     ax.margins(x=0.18)
 
 
@@ -111,8 +109,15 @@ def plot(section: Section, path: Path) -> None:
             _ratios(ax, figures)
         else:
             _absolute(ax, figures, kind, section.floor_name)
-    fig.suptitle(section.title, fontsize=11, fontweight="bold")
-    fig.tight_layout()
+    fig.suptitle(section.title, fontsize=11, fontweight="bold", x=0.02, ha="left")
+    legend: dict[str, object] = {}
+    for ax in axes[:, 0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    if legend:
+        fig.legend(legend.values(), legend.keys(), loc="upper right", ncol=len(legend), fontsize=8, frameon=False)
+    top = 1 - 0.32 / (sum(heights) + 0.6)
+    fig.tight_layout(rect=(0, 0, 1, top))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
