@@ -15,7 +15,11 @@ on disk here). :func:`relay_once` repairs both:
 Step 2 checks every ``queued`` alert against Redis, so it does not run on every tick: it runs
 when the marker key ``tv2ib:relay:scan`` is missing (Redis restarted empty or was flushed, which
 is exactly when jobs get lost), on ``relay_once(ctx, full_scan=True)``, and at least every
-``FULL_SCAN_SECONDS`` as a safety net. Step 1 uses the status index and is cheap.
+``FULL_SCAN_SECONDS`` as a safety net. An alert queued less than ``REQUEUE_GRACE_SECONDS`` before
+the scan whose job is gone is not enqueued then (its worker may have finished the job before the
+recorder wrote the alert's next state); the scan runs again once the grace has passed, so an alert
+accepted just before Redis restarted is re-enqueued seconds later, not after the safety net's ten
+minutes (found by the chaos run, ``bench/chaos.py``). Step 1 uses the status index and is cheap.
 
 Never twice on a queue: the job id is deterministic (``alert-<id>``) and created with rq's
 atomic ``unique=True`` (see :mod:`core.enqueue`), so concurrent relays, or a relay racing
@@ -97,29 +101,30 @@ def _enqueue_received(ctx: AppContext) -> int:
         last_id = rows[-1][0]
 
 
-def _requeue_lost(ctx: AppContext) -> int:
-    enqueued = 0
+def _requeue_lost(ctx: AppContext) -> tuple[int, int]:
+    """Enqueue again the ``queued`` alerts whose job is gone; (enqueued, left for later): an alert
+    queued less than ``REQUEUE_GRACE_SECONDS`` ago whose job is gone is left to the next scan."""
+    enqueued = young = 0
     last_id = ""
     cutoff = utcnow() - timedelta(seconds=REQUEUE_GRACE_SECONDS)
     while True:
         with ctx.sessions() as session:
             rows = session.execute(
-                select(Alert.id, Alert.account)
-                .where(
-                    Alert.status == AlertStatus.QUEUED.value,
-                    Alert.enqueued_at < cutoff,
-                    Alert.id > last_id,
-                )
+                select(Alert.id, Alert.account, Alert.enqueued_at)
+                .where(Alert.status == AlertStatus.QUEUED.value, Alert.id > last_id)
                 .order_by(Alert.id)
                 .limit(BATCH)
             ).all()
         if rows:
             pipe = ctx.redis.pipeline(transaction=False)
-            for alert_id, _ in rows:
+            for alert_id, _, _ in rows:
                 pipe.exists(Job.key_for(alert_job_id(alert_id)))
             present = pipe.execute()
-            for (alert_id, account), exists in zip(rows, present, strict=True):
+            for (alert_id, account, enqueued_at), exists in zip(rows, present, strict=True):
                 if exists:
+                    continue
+                if enqueued_at is not None and enqueued_at >= cutoff:
+                    young += 1  # its worker may have just finished it; the scan after the grace decides
                     continue
                 # A job hash can vanish while its id is still listed (keys deleted by hand):
                 # drop the stale id so the queue cannot hold the alert twice.
@@ -146,7 +151,7 @@ def _requeue_lost(ctx: AppContext) -> int:
                         )
                     )
         if len(rows) < BATCH:
-            return enqueued
+            return enqueued, young
         last_id = rows[-1][0]
 
 
@@ -283,7 +288,10 @@ def relay_once(ctx: AppContext, *, full_scan: bool = False) -> int:
         count = _enqueue_received(ctx)
         if full_scan or _scan_due(ctx):
             started = time.time()
-            count += _requeue_lost(ctx)
+            requeued, young = _requeue_lost(ctx)
+            count += requeued
+            if young:  # scan again once they are old enough, not only after FULL_SCAN_SECONDS
+                started -= FULL_SCAN_SECONDS - REQUEUE_GRACE_SECONDS
             ctx.redis.set(RELAY_SCAN_MARKER_KEY, repr(started))
         with ctx.engine.connect() as conn:
             alert_rows.purge_expired_claims(conn)

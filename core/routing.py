@@ -16,6 +16,7 @@ listening on this account's queue?
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -51,6 +52,8 @@ class Served:
 
 
 UNKNOWN = Served(frozenset(), False, 0)
+# How long an account stays served in intake's eyes after its worker's heartbeat was last seen.
+REMEMBER_SECONDS = 30.0
 
 
 def served_from(beats: Iterable[Mapping[str, Any]]) -> Served:
@@ -128,13 +131,21 @@ class ServedCache:
     up to ``ttl`` seconds late: an alert for a newly served account may be refused that long, and
     an alert for an account whose worker just stopped is accepted (the relay's sweep ends it).
     (A worker that stops stays counted until its heartbeat expires, 15 s.)
+
+    An account seen served in the last ``remember`` seconds still counts as served: after Redis
+    restarted empty the heartbeats come back one by one (each worker beats every 3 s), and an
+    alert for the account whose worker has not yet beaten again must not be refused meanwhile
+    (found by the chaos run, ``bench/chaos.py``). A worker that stopped for good is therefore
+    seen gone ``remember`` seconds after its heartbeat expired.
     """
 
-    def __init__(self, client: redis.Redis, ttl: float = 3.0) -> None:
+    def __init__(self, client: redis.Redis, ttl: float = 3.0, remember: float = REMEMBER_SECONDS) -> None:
         self.client = client
         self.ttl = ttl
+        self.remember = remember
         self._value = UNKNOWN
         self._read_at = float("-inf")
+        self._seen: dict[str, float] = {}  # account -> when a heartbeat last said it was served
         self._lock = threading.Lock()
 
     def get(self) -> Served:
@@ -142,8 +153,17 @@ class ServedCache:
         if time.monotonic() - self._read_at < self.ttl or not self._lock.acquire(blocking=False):
             return self._value
         try:
-            self._value = read_served(self.client)
+            self._value = self._with_recent(read_served(self.client))
             self._read_at = time.monotonic()
         finally:
             self._lock.release()
         return self._value
+
+    def _with_recent(self, served: Served) -> Served:
+        now = time.monotonic()
+        for account in served.accounts:
+            self._seen[account] = now
+        recent = {a for a, at in self._seen.items() if now - at < self.remember}
+        if not served.known or recent <= served.accounts:
+            return served
+        return dataclasses.replace(served, accounts=served.accounts | recent)

@@ -205,7 +205,9 @@ class Account(Dumpable):
 
 @dataclass(frozen=True)
 class WhatIfState:
-    """Margin and commission figures of a whatIf answer (numeric, never unset)."""
+    """Margin and commission figures of a whatIf answer (numeric), IB's ``warningText``, and the
+    figures sent as text instead (the fault ``broken_what_if``: IB's unset 1.7976931348623157E308
+    or ``Infinity``, as erdewit/ib_insync#380 shows)."""
 
     init_margin_before: float
     maint_margin_before: float
@@ -220,6 +222,9 @@ class WhatIfState:
     min_commission: float
     max_commission: float
     commission_currency: str = "USD"
+    warning_text: str = ""
+    #: figure name -> the text sent in its place
+    texts: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

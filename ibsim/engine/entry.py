@@ -77,7 +77,8 @@ class OrderEntry:
         inst, account = resolve(req, market, ledger)
         order = self._order_from(client_id, req, inst, account)
         if req.what_if:
-            return [WhatIfEvent(order, what_if_state(order, inst, market, ledger))]
+            state = self.state.faults.what_if_answer(what_if_state(order, inst, market, ledger))
+            return [WhatIfEvent(order, state)]
         check_restrictions(order, inst, market, ledger)
         if self.margin_check:
             check_margin(order, inst, market, ledger)

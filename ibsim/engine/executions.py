@@ -3,6 +3,8 @@ filter over them."""
 
 from __future__ import annotations
 
+import secrets
+
 from ibsim.catalog.instruments import Instrument
 from ibsim.catalog.lookup import Catalog
 from ibsim.framing import parse_time_field
@@ -14,13 +16,18 @@ _SIDES = {"BUY": "BOT", "SELL": "SLD", "SSHORT": "SLD"}
 
 
 class ExecutionLog:
-    """Executions in the order they happened; execIds stay unique for the life of the process."""
+    """Executions in the order they happened. execIds are unique as IB's are: they number on
+    across resets, and each simulator (each engine, and each start of one) puts its own random
+    ``prefix`` first, so two ibsims, or one restarted without its state file, never report the
+    same execId for different fills to a client that keeps them (tv2ib's database)."""
 
-    def __init__(self, catalog: Catalog, count: int = 0) -> None:
+    def __init__(self, catalog: Catalog, count: int = 0, prefix: str | None = None) -> None:
         self.catalog = catalog
         self.executions: list[Execution] = []
         #: executions ever recorded (execIds number on from it, across resets)
         self.count = count
+        #: the execIds' first part: 8 hex digits, random per engine and kept across resets
+        self.prefix = prefix or secrets.token_hex(4)
 
     def record(
         self,
@@ -35,7 +42,7 @@ class ExecutionLog:
         qty, price = fill
         self.count += 1
         execution = Execution(
-            exec_id=f"0000e0d5.{order.perm_id:08x}.{self.count:02d}.01",
+            exec_id=f"{self.prefix}.{order.perm_id:08x}.{self.count:02d}.01",
             client_id=order.client_id,
             order_id=order.order_id,
             perm_id=order.perm_id,

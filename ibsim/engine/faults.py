@@ -1,9 +1,22 @@
-"""What the control API can make the engine do wrong: refuse the next orders, stop matching, and
-fill in small pieces. (Connection-level faults live in the server.)"""
+"""What the control API can make the engine do wrong: refuse the next orders, stop matching,
+fill in small pieces, and answer the next what-ifs with broken figures. (Connection-level faults
+live in the server.)"""
 
 from __future__ import annotations
 
-from ibsim.model import Order
+from dataclasses import replace
+
+from ibsim.framing import UNSET_DOUBLE_TEXT
+from ibsim.model import Order, WhatIfState
+
+#: how a broken what-if sends its margin figures: IB's unset double, or Java's infinity
+BROKEN_FIGURES = {"unset": UNSET_DOUBLE_TEXT, "infinite": "Infinity"}
+#: the figures a broken what-if leaves unset (the commission stays)
+MARGIN_FIGURES = (
+    "init_margin_before", "maint_margin_before", "equity_with_loan_before",
+    "init_margin_change", "maint_margin_change", "equity_with_loan_change",
+    "init_margin_after", "maint_margin_after", "equity_with_loan_after",
+)  # fmt: skip
 
 
 class EngineFaults:
@@ -15,6 +28,24 @@ class EngineFaults:
         self.fills_paused = False
         #: max quantity per fill event, per conId (an order's own ``fill_limit`` wins)
         self.contract_fill_limits: dict[int, float] = {}
+        #: (figures, warningText) the next what-ifs are answered with
+        self.broken_what_ifs: list[tuple[str, str]] = []
+
+    def queue_broken_what_ifs(self, figures: str, warning: str, count: int) -> int:
+        """Answer the next ``count`` what-ifs with ``warning`` and their margin figures ``figures``
+        (unset or infinite); how many wait. ValueError for other figures."""
+        if figures not in BROKEN_FIGURES:
+            raise ValueError(f"figures must be one of {', '.join(BROKEN_FIGURES)}, got {figures!r}")
+        self.broken_what_ifs.extend([(figures, warning)] * count)
+        return len(self.broken_what_ifs)
+
+    def what_if_answer(self, state: WhatIfState) -> WhatIfState:
+        """The what-if answer to send: ``state``, or broken as the next queued fault says."""
+        if not self.broken_what_ifs:
+            return state
+        figures, warning = self.broken_what_ifs.pop(0)
+        text = BROKEN_FIGURES[figures]
+        return replace(state, warning_text=warning, texts=dict.fromkeys(MARGIN_FIGURES, text))
 
     def queue_rejections(self, code: int, reason: str, count: int) -> int:
         """Refuse the next ``count`` orders with ``code`` (201 reasons get IB's prefix); how many wait."""

@@ -80,7 +80,9 @@ class EngineState:
         self.ledger.reset()
         if keep_ids:
             self.book = OrderBook(self.book.max_order_id, self.book.next_perm_id)
-            self.execution_log = ExecutionLog(self.catalog, self.execution_log.count)
+            self.execution_log = ExecutionLog(
+                self.catalog, self.execution_log.count, self.execution_log.prefix
+            )
         else:
             self.book, self.execution_log = OrderBook(), ExecutionLog(self.catalog)
         self.faults = EngineFaults()

@@ -136,8 +136,8 @@ def open_order(
     if what_if is None:
         fields += [""] * (len(WHAT_IF_FIELDS) + 1)
     else:
-        fields += [getattr(what_if, name) for name in WHAT_IF_FIELDS]
-        fields.append("")  # warningText
+        fields += [what_if.texts.get(name, getattr(what_if, name)) for name in WHAT_IF_FIELDS]
+        fields.append(what_if.warning_text)
     fields += encode(OPEN_ORDER_TAIL, order)
     return fields
 

@@ -12,7 +12,7 @@ from typing import Any
 from ibsim.engine.core import Engine
 from ibsim.engine.events import Event
 from ibsim.handlers.feeds import Feeds
-from ibsim.model import Json
+from ibsim.model import Json, Order
 from ibsim.server.conditions import CONNECTIVITY_TEXT
 from ibsim.server.connection_faults import ConnectionFaults
 from ibsim.server.connections import Connections
@@ -57,6 +57,41 @@ class FaultInjector(ConnectionFaults):
         self.spawn(self.connections.refuse_for(seconds))
         return {"dropped": dropped, "refusingFor": seconds}
 
+    def _fill_while_away(self, kw: Json) -> Json:
+        """Drop the order's owner and refuse connections for ``seconds``; meanwhile fill the working
+        order (``orderRef``, or ``clientId`` + ``orderId``) by ``quantity`` (all) at ``price`` (the
+        market's): the owner hears of the fill only by asking for its executions on reconnect."""
+        order = self._working_order(kw)
+        seconds = float(kw.get("seconds", 2.0))
+        dropped = self._refuse({"seconds": seconds})["dropped"]
+        quantity, price = kw.get("quantity"), kw.get("price")
+        self.apply(
+            self.engine.manual_fill(
+                order.client_id,
+                order.order_id,
+                None if quantity is None else float(quantity),
+                None if price is None else float(price),
+            )
+        )
+        done = self.engine.orders[(order.client_id, order.order_id)]
+        return {"dropped": dropped, "refusingFor": seconds, "orderId": done.order_id,
+                "clientId": done.client_id, "filled": done.filled, "status": done.status}  # fmt: skip
+
+    def _working_order(self, kw: Json) -> Order:
+        """The working order a fault names: ``orderRef``, or ``clientId`` + ``orderId`` (KeyError)."""
+        ref = kw.get("orderRef")
+        for order in self.engine.orders.values():
+            if ref is not None and order.order_ref != ref:
+                continue
+            if ref is None and (order.client_id, order.order_id) != (
+                int(kw.get("clientId", 0)),
+                int(kw.get("orderId", -1)),
+            ):
+                continue
+            if order.is_active and order.transmit:
+                return order
+        raise KeyError(f"no working order {ref or kw.get('orderId')!r}")
+
     def _connectivity(self, kw: Json) -> Json:
         """Error 1100 now, ``code`` (1101 or 1102) after ``seconds``; no fills meanwhile."""
         code = int(kw.get("code", 1102))
@@ -100,6 +135,39 @@ class FaultInjector(ConnectionFaults):
         reason = str(kw.get("reason", "Simulated rejection"))
         return {"pending": self.engine.faults.queue_rejections(code, reason, count)}
 
+    def _broken_what_if(self, kw: Json) -> Json:
+        """Answer the next ``count`` what-ifs with a ``warningText`` and their margin figures
+        ``figures``: ``unset`` (IB's 1.7976931348623157E308) or ``infinite`` (erdewit/ib_insync#380)."""
+        count = int(kw.get("count", 1))
+        figures = str(kw.get("figures", "unset"))
+        warning = str(
+            kw.get("warningText", kw.get("warning", "Margin impact is not available for this order"))
+        )
+        return {
+            "pending": self.engine.faults.queue_broken_what_ifs(figures, warning, count),
+            "figures": figures,
+        }
+
+    def _cancel_working(self, kw: Json) -> Json:
+        """IB cancels working orders by itself (a purge, a risk system): every working order whose
+        orderRef starts with ``prefix`` (all), of ``clientId`` (any), at most ``count`` (all), each
+        with orderStatus Cancelled and error 202 ``reason``; a parent takes its children with it."""
+        prefix = str(kw.get("prefix", ""))
+        client_id = kw.get("clientId")
+        count = kw.get("count")
+        reason = str(kw.get("reason", "Cancelled by IB"))
+        chosen = [
+            o for o in self.engine.orders.values()
+            if o.is_active and o.transmit and o.order_ref.startswith(prefix)
+            and (client_id is None or o.client_id == int(client_id))
+        ]  # fmt: skip
+        cancelled = 0
+        for order in chosen[: None if count is None else int(count)]:
+            if order.is_active:  # not gone with a parent cancelled before it
+                self.apply(self.engine._cancel(order, reason))
+                cancelled += 1
+        return {"cancelled": cancelled, "reason": reason}
+
     def _pause_fills(self, kw: Json) -> Json:
         self.engine.pause_fills()
         return {"fillsPaused": True}
@@ -113,6 +181,7 @@ class FaultInjector(ConnectionFaults):
         self.conditions.latency.orders = 0.0
         self.conditions.latency.positions = 0.0
         self.engine.reject_queue.clear()
+        self.engine.faults.broken_what_ifs.clear()
         self.conditions.refusing_until = 0.0
         self.conditions.held_sessions.clear()
         self.conditions.unanswered.clear()
@@ -123,10 +192,13 @@ class FaultInjector(ConnectionFaults):
     KINDS: dict[str, Callable[[FaultInjector, Json], Json]] = {
         "drop": _drop,
         "refuse": _refuse,
+        "fill_while_away": _fill_while_away,
         "connectivity": _connectivity,
         "delay": _delay,
         "position_delay": _position_delay,
         "reject_next": _reject_next,
+        "cancel_working": _cancel_working,
+        "broken_what_if": _broken_what_if,
         "pause_fills": _pause_fills,
         "resume_fills": _resume_fills,
         "clear": _clear,

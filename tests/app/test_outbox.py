@@ -52,6 +52,22 @@ def test_redis_flushed_relay_reenqueues_lost_jobs_exactly_once(app, ctx, client,
     assert get_alert(ctx, first).enqueue_attempts == 2
 
 
+def test_an_alert_queued_just_before_redis_restarted_is_reenqueued_after_the_grace(
+    ctx, client, redis_client, monkeypatch
+):
+    """Found by the chaos run: the scan right after Redis came back empty leaves an alert queued
+    less than the grace before (its job may be finished); it must not then wait for the next
+    scan in ten minutes (FULL_SCAN_SECONDS), but be enqueued once the grace has passed."""
+    monkeypatch.setattr("core.relay.REQUEUE_GRACE_SECONDS", 1.0)
+    alert_id = post(client, alert_body(id="young")).get_json()["alert_id"]
+    wait_until(lambda: get_alert(ctx, alert_id).status == AlertStatus.QUEUED, 5, "never marked queued")
+    redis_client.flushdb()  # Redis restarted empty a moment after intake enqueued the alert
+    assert relay_once(ctx) == 0  # the scan runs (marker gone) but the alert is within its grace
+    assert wait_until(lambda: relay_once(ctx), 10, "the young alert was never re-enqueued") == 1
+    assert [j.id for j in queued_jobs(redis_client)] == [alert_job_id(alert_id)]
+    assert relay_once(ctx) == 0
+
+
 def test_concurrent_relays_in_several_processes_enqueue_once(
     make_app, make_settings, redis_client, monkeypatch
 ):

@@ -18,7 +18,7 @@ from core import keys
 from core.enqueue import alert_job_id
 from core.models import Alert, AlertStatus, Notice, utcnow
 from core.relay import _why_untaken, relay_once
-from core.routing import Served
+from core.routing import Served, ServedCache, account_refusal
 from core.services import FLATTEN_JOB
 
 AUTH = {"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}
@@ -78,6 +78,23 @@ def test_intake_accepts_any_account_while_no_worker_heartbeat_exists_or_one_is_l
 
 
 # --------------------------------------------------------------------------------------- flatten
+
+
+def test_an_account_served_a_moment_ago_is_not_refused_after_redis_restarted(redis_client):
+    """Found by the chaos run: Redis restarted empty, DU1's worker beat again before DU2's, and
+    alerts for DU2 were refused (422) meanwhile. An account seen served within ``remember``
+    seconds stays served; one never served, or not for longer, is refused."""
+    cache = ServedCache(redis_client, ttl=0)
+    beat(redis_client, "DU1", ["DU1"], client_id=1)
+    beat(redis_client, "DU2", ["DU2"], client_id=2)
+    assert cache.get().accounts == {"DU1", "DU2"}
+    redis_client.flushdb()  # Redis restarted empty
+    beat(redis_client, "DU1", ["DU1"], client_id=1)  # DU1's worker beats first
+    served = cache.get()
+    assert account_refusal("DU2", served) is None
+    assert "no worker serves account DU3" in account_refusal("DU3", served)
+    forgetful = ServedCache(redis_client, ttl=0, remember=0)
+    assert "no worker serves account DU2" in account_refusal("DU2", forgetful.get())
 
 
 def test_api_flatten_refuses_malformed_and_unserved_accounts(client, redis_client):

@@ -7,7 +7,8 @@ records every sendMessage with its arrival time, and misbehaves on command:
 
 * :meth:`fail_next` - the next N calls answer 429 ``retry_after`` or a 5xx;
 * :meth:`go_down` / :meth:`come_back` - "refuse" (listening socket closed: connection refused),
-  "drop" (connections closed without an answer) or "5xx" (502 Bad Gateway) for a while;
+  "drop" (connections closed without an answer), "5xx" (502 Bad Gateway) or "429" (flood control:
+  Too Many Requests with ``retry_after`` 1 s) for a while;
 * :meth:`slow` - every call of a method answers only after a delay (a slow Bot API, or a
   start-up step that loses a race);
 * ``enforce_limits`` - Telegram's flood control: per chat a bucket of ``chat_burst`` messages
@@ -99,7 +100,7 @@ class FakeTelegramAPI:
         self._next_message_id = 1
         self._failures: list[tuple[str | None, int, float]] = []  # (method or None, status, retry_after)
         self._delays: dict[str, float] = {}  # method -> seconds before it is served
-        self._mode = "up"  # up | refuse | drop | 5xx
+        self._mode = "up"  # up | refuse | drop | 5xx | 429
         self._down_until: float | None = None
         self._chat_buckets: dict[str, _Bucket] = {}
         self._global_bucket = _Bucket(global_rate, global_rate, global_rate)
@@ -167,8 +168,8 @@ class FakeTelegramAPI:
             self._delays[method] = seconds
 
     def go_down(self, mode: str = "refuse", seconds: float | None = None) -> None:
-        """Become unreachable: "refuse", "drop" or "5xx"; back by itself after ``seconds``."""
-        assert mode in ("refuse", "drop", "5xx")
+        """Become unreachable: "refuse", "drop", "5xx" or "429"; back by itself after ``seconds``."""
+        assert mode in ("refuse", "drop", "5xx", "429")
         with self._cond:
             self._mode = mode
             self._down_until = None if seconds is None else time.monotonic() + seconds
@@ -296,6 +297,8 @@ class FakeTelegramAPI:
             return None
         if mode == "5xx":
             return 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}
+        if mode == "429" and method != "getUpdates":  # flood control limits sending, not polling
+            return self._error(429, 1)
         with self._cond:
             delay = self._delays.get(method, 0.0)
         if delay > 0:

@@ -119,6 +119,44 @@ def test_reject_next_only_once(fresh: SimThread, client_id: int, lib) -> None:
     ib.disconnect()
 
 
+def test_broken_what_if_sends_ibs_warning_and_infinite_figures(fresh: SimThread, client_id: int, lib) -> None:
+    ib = connect(fresh, client_id, lib=lib)
+    (contract,) = ib.qualifyContracts(lib.Stock("AAPL", "SMART", "USD"))
+    answer = fresh.fault("broken_what_if", figures="infinite", warningText="Margin impact not available")
+    assert answer["pending"] == 1
+    state = ib.whatIfOrder(contract, lib.MarketOrder("BUY", 10))
+    assert state.warningText == "Margin impact not available"
+    assert state.initMarginChange == state.maintMarginChange == state.initMarginAfter == "Infinity"
+    assert float(state.commission) > 0  # the commission stays
+    healthy = ib.whatIfOrder(contract, lib.MarketOrder("BUY", 10))  # one only
+    assert not healthy.warningText and float(healthy.initMarginChange) > 0
+    ib.disconnect()
+
+
+def test_broken_what_if_unset_figures_are_ibs_unset_double(fresh: SimThread, client_id: int) -> None:
+    """ib_async takes an answer whose initMarginChange is unset for a preliminary one and keeps
+    waiting: read the message itself."""
+    ib = connect(fresh, client_id)
+    (contract,) = ib.qualifyContracts(ib_async.Stock("AAPL", "SMART", "USD"))
+    seen: list[tuple[str, str]] = []
+    original = ib.wrapper.openOrder
+
+    def open_order(order_id, contract, order, state):
+        if order.whatIf:
+            seen.append((state.initMarginChange, state.warningText))
+        original(order_id, contract, order, state)
+
+    ib.wrapper.openOrder = open_order
+    fresh.fault("broken_what_if", figures="unset", warningText="Margin impact not available", count=1)
+    ib.RequestTimeout = 1.0
+    with pytest.raises(TimeoutError):  # ib_async: no answer
+        ib.whatIfOrder(contract, ib_async.MarketOrder("BUY", 10))
+    assert seen == [("1.7976931348623157E308", "Margin impact not available")]
+    with pytest.raises(ValueError):
+        fresh.fault("broken_what_if", figures="zero")
+    ib.disconnect()
+
+
 def test_drop_one_client(fresh: SimThread, client_id: int, lib) -> None:
     target, bystander = connect(fresh, client_id, lib=lib), connect(fresh, client_id + 1000, lib=lib)
     assert fresh.fault("drop", clientId=client_id)["dropped"] == 1

@@ -195,8 +195,14 @@ def test_a_broken_answer_is_never_read_as_enough_margin():
         "margin: IB's what-if for BUY 10 AAPL MKT gave unusable figures (IB warns: Margin calculation "
         "unavailable); nothing sent"
     )
-    unset = judge(WhatIf(None, warning_text="x"), FUNDS, "BUY 10 AAPL MKT")  # huge / infinite read as None
-    assert unset.refused == "margin: IB's what-if for BUY 10 AAPL MKT gave no initMarginChange; nothing sent"
+    # huge / infinite read as None; IB's text is the reason
+    unset = judge(WhatIf(None, warning_text="Margin impact\n not available"), FUNDS, "BUY 10 AAPL MKT")
+    assert unset.refused == (
+        "margin: IB's what-if for BUY 10 AAPL MKT gave unusable figures (IB warns: Margin impact not "
+        "available); nothing sent"
+    )
+    silent = judge(WhatIf(None), FUNDS, "BUY 10 AAPL MKT")  # no warning: the missing figure is the reason
+    assert silent.refused == "margin: IB's what-if for BUY 10 AAPL MKT gave no initMarginChange; nothing sent"
     # a warning with every figure given is judged as before (IB's figures hold)
     whole = WhatIf(D("10"), D("8"), D("0"), D("10"), warning_text="Note")
     assert judge(whole, FUNDS, "BUY 10 AAPL MKT").verdict == "ok"

@@ -65,14 +65,11 @@ def test_a_second_alert_on_the_same_contract_sends_no_what_if(sim, worker_env):
         ctx, before = handle.ctx, _what_ifs(sim)
         first = _trade(ctx, sim, {"action": "buy", "quantity": 10})["plan"]["margin"]
         assert _what_ifs(sim) == before + 1  # the first sight of AAPL pays one what-if, beside its quote
-        assert first["why"] == "first sight of the contract: IB's what-if asked beside the quote, per unit"
-        assert first["source"].startswith("cached per-unit from what-if at") and first["source"].endswith(
-            "age 0s"
+        assert (first["source"], first["why"]) == (
+            "what-if beside the quote",
+            "first sight of the contract: IB's what-if asked beside the quote",
         )
-        assert (
-            first["per_unit"]["initial"] == "47.500000"
-            and first["per_unit"]["learned_from"] == "BUY 10 AAPL MKT"
-        )
+        assert D(first["init_margin_change"]) == D(475)  # IB's answer for this very order
         _flat(ctx, sim)
         second = _trade(ctx, sim, {"action": "buy", "quantity": 10})["plan"]["margin"]
         assert _what_ifs(sim) == before + 1  # no round trip for the second entry
@@ -244,3 +241,34 @@ def test_named_tickers_are_the_risk_files_allow_lists_and_the_symbol_maps_keys(t
                                     "strategies": {"trend": {"allow": ["MSFT", "AAPL"]}}}))  # fmt: skip
     symbols = parse_symbol_map("symbols:\n  NQ1!:\n    symbol: MNQ\n    quantity_multiplier: 10\n")
     assert named_tickers(load_risk_file(risk), symbols) == ["AAPL", "ES1!", "MSFT", "NQ1!"]
+
+
+def test_a_broken_what_if_refuses_with_ibs_text_and_forgets_the_figure(sim, worker_env):
+    """IB's what-if answers with a warningText and its margin figures unset (1.7976931348623157E308,
+    which ib_async would wait past) or infinite (erdewit/ib_insync#380): the entry is refused with
+    IB's text, at once, and the figure learned before is forgotten, never replaced by those."""
+    sim.set_price("AAPL", 190.0)
+    handle = WorkerThread({**worker_env, **QUIET, "MARGIN_MAX_AGE_SECONDS": "1",
+                           "MARGIN_CHECK_TIMEOUT_SECONDS": "30"}).start()  # fmt: skip
+    try:
+        ctx, book, account = handle.ctx, handle.worker.margin.book, handle.worker.ib.account
+        _trade(ctx, sim, {"action": "buy", "quantity": 10})
+        learned = book.figure(account, AAPL.con_id, "BUY")
+        assert learned is not None and learned.initial == D("47.5")
+        _flat(ctx, sim)
+        wait_until(lambda: time.time() - learned.learned_at > 1.05)  # the next entry asks IB again
+        for figures in ("unset", "infinite"):
+            warning = f"Margin impact is not available ({figures})"
+            sim.fault("broken_what_if", figures=figures, warningText=warning)
+            alert_id = add_alert(ctx, {"ticker": "AAPL", "action": "buy", "quantity": 10})
+            wait_until(lambda a=alert_id: alert_status(ctx, a) == "rejected")
+            doc = get_alert(ctx.sessions, alert_id)
+            assert doc["reason"] == (f"margin: IB's what-if for BUY 10 AAPL MKT gave unusable figures "
+                                     f"(IB warns: {warning}); nothing sent")  # fmt: skip
+            margin = doc["plan"]["margin"]
+            assert margin["verdict"] == "refused" and margin["init_margin_change"] is None, margin
+            assert book.figure(account, AAPL.con_id, "BUY") is None  # never learned from such figures
+            assert not [o for o in sim.state()["orders"] if alert_id in o["orderRef"]]
+        assert _position(sim) == 0  # nothing of the refused entries reached IB
+    finally:
+        handle.stop()

@@ -231,11 +231,11 @@ def judge(answer: WhatIf, figures: AccountFigures, described: str) -> MarginChec
         _text(answer.commission), _text(available), available_from,
     )  # fmt: skip
     change = answer.init_margin_change
-    if change is None:
-        reason = f"margin: IB's what-if for {described} gave no initMarginChange; nothing sent"
-    elif answer.unusable:  # IB warned and left figures unset: never read as "enough margin"
+    if answer.unusable:  # IB warned and left figures unset: never read as "enough margin"
         reason = (f"margin: IB's what-if for {described} gave unusable figures "
                   f"(IB warns: {' '.join(answer.warning_text.split())}); nothing sent")  # fmt: skip
+    elif change is None:
+        reason = f"margin: IB's what-if for {described} gave no initMarginChange; nothing sent"
     elif available is None:
         reason = "margin: the account's AvailableFunds is unknown (IB has not reported it); nothing sent"
     elif change > available:

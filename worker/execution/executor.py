@@ -135,7 +135,8 @@ class Executor:
         self.config = DecisionConfig(order_rules or OrderRules(), max_order_quantity,
                                      None if margin is None else margin.enabled)  # fmt: skip
         registry = guard.registry if guard is not None else None
-        self.gather = Gatherer(conn, trading, protection=registry, risk=risk, timeout=limits.ib_call)
+        self.gather = Gatherer(conn, trading, protection=registry, risk=risk, timeout=limits.ib_call,
+                               prefetch=None if margin is None else margin.prefetch)  # fmt: skip
         # close → confirm → open; the guard (worker/execution/guard.py) keeps the exits after it
         self.protocol = ExecutionProtocol(trading, guard, reversal_fill_timeout=limits.reversal_fill)
 

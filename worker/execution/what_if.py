@@ -8,7 +8,6 @@ worker/decision/margin_book.py). The job asks from its own thread; the what-if r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -23,14 +22,17 @@ from worker.decision.model import Instrument, Leg
 from worker.decision.positions import is_exit
 from worker.execution.margin_cache import Key, MarginBook
 from worker.ib.connection import IBConnection
+from worker.ib.placement import WhatIfAnswer
 from worker.ib.trading import Trading
 from worker.recording.snapshots import AccountFigures
 
 log = logging.getLogger(__name__)
 
 WHAT_IF_NOW = "what-if now"
-BESIDE_THE_QUOTE = "first sight of the contract: IB's what-if asked beside the quote, per unit"
+WHAT_IF_BESIDE = "what-if beside the quote"
+FIRST_SIGHT = "first sight of the contract: IB's what-if asked beside the quote"
 _SIDE = {"buy": "BUY", "sell": "SELL"}
+Learned = tuple[Leg, WhatIfAnswer]  # the order a what-if beside the quote asked about, and IB's answer
 
 
 class MarginAsker:
@@ -54,7 +56,9 @@ class MarginAsker:
         self.book = book  # None: every check asks IB
         self.policy = policy or MarginPolicy()  # MARGIN_SAFETY_FACTOR, MARGIN_MAX_AGE_SECONDS
         self.clock = clock
-        self._learning: dict[Key, asyncio.Task[None]] = {}  # a cold contract's what-if (the IB loop's)
+        self._learning: dict[
+            Key, asyncio.Task[Learned | None]
+        ] = {}  # a cold contract's what-if (the IB loop's)
 
     def prefetch(self, payload: AlertPayload, inst: Instrument) -> None:
         """On the IB loop, as the look begins: a stock or future the book has no figure for on the
@@ -76,44 +80,55 @@ class MarginAsker:
         leg = Leg("entry", side, "MKT", explicit or max(Decimal(1), inst.min_size))
         self._learning[key] = asyncio.ensure_future(self._learn(key, leg, inst.local_symbol or inst.symbol))
 
-    async def _learn(self, key: Key, leg: Leg, symbol: str) -> None:
+    async def _learn(self, key: Key, leg: Leg, symbol: str) -> Learned | None:
         account, con_id, _side = key
         try:
             reply = await self.trading.what_if(con_id, leg, self.timeout)
-            assert self.book is not None
-            self.book.want(account, con_id, symbol, leg.quantity, now=False)
-            self.book.take(account, con_id, leg, reply, describe_order(leg, symbol))
         except Exception as exc:  # noqa: BLE001 - the check asks IB itself, as without it
             log.info("margin: the what-if beside %s's first quote failed (%s)", symbol, exc)
+            return None
+        assert self.book is not None
+        self.book.want(account, con_id, symbol, leg.quantity, now=False)
+        self.book.take(account, con_id, leg, reply, describe_order(leg, symbol))
+        return leg, reply
 
-    def _await_learning(self, key: Key) -> bool:
-        """The job thread waits for the what-if :meth:`prefetch` started for ``key``; False: none."""
+    def _await_learning(self, key: Key) -> tuple[bool, Learned | None]:
+        """The job thread waits for the what-if :meth:`prefetch` started for ``key``: whether one
+        was started, and its order and IB's answer (None: it failed or did not answer in time)."""
         task = self._learning.pop(key, None)
         if task is None:
-            return False
+            return False, None
 
-        async def learned() -> None:
-            await asyncio.wait({task}, timeout=self.timeout)
+        async def learned() -> Learned | None:
+            done, _ = await asyncio.wait({task}, timeout=self.timeout)
+            return task.result() if done else None
 
-        with contextlib.suppress(TimeoutError):
-            self.conn.call(learned(), timeout=self.timeout + 5)
-        return True
+        try:
+            return True, self.conn.call(learned(), timeout=self.timeout + 5)
+        except TimeoutError:
+            return True, None
 
     def ask(self, look: Look, ask: MarginAsk) -> MarginCheck:
-        """The check: approved by a fresh cached figure, else IB's figures for ``ask`` judged
-        against the account's AvailableFunds (a what-if that fails or times out is a refusal with
-        IB's reason: not knowing the margin is not a yes)."""
+        """The check: IB's answer to the what-if asked beside the quote when it was for this very
+        order, else approved by a fresh cached figure, else IB's figures for ``ask`` judged against
+        the account's AvailableFunds (a what-if that fails or times out is a refusal with IB's
+        reason: not knowing the margin is not a yes)."""
         account, con_id = look.account, look.inst.con_id
         figures = look.figures if look.figures is not None else AccountFigures(account=account)
         why = ask.why or "cached figures are off (MARGIN_MAX_AGE_SECONDS=0)"
         if self.book is not None and ask.cached is not None:
-            beside = self._await_learning((account, con_id, ask.cached.action))
+            beside, learned = self._await_learning((account, con_id, ask.cached.action))
+            if learned is not None and _same_order(learned[0], ask.order):
+                check = replace(self._judged(learned[1], ask), source=WHAT_IF_BESIDE, why=FIRST_SIGHT)
+                if not check.refused:
+                    self._reserve(account, check, figures)
+                return check
             unit = self.book.figure(account, con_id, ask.cached.action)
             held = self.book.reserved(account, figures.available_funds)
             settled = from_cache(ask, unit, figures, held, self.clock(), self.policy)
             if isinstance(settled, MarginCheck):
                 self._reserve(account, settled, figures)
-                return replace(settled, why=BESIDE_THE_QUOTE) if beside else settled
+                return replace(settled, why=FIRST_SIGHT) if beside else settled
             why = settled
         check = replace(self._what_if(account, con_id, ask), source=WHAT_IF_NOW, why=why)
         if self.book is not None and not check.refused:
@@ -131,6 +146,9 @@ class MarginAsker:
         if self.book is not None and ask.learnable:
             self.book.want(account, con_id, ask.symbol, ask.order.quantity, now=False)
             self.book.take(account, con_id, ask.order, reply, ask.described)
+        return self._judged(reply, ask)
+
+    def _judged(self, reply: WhatIfAnswer, ask: MarginAsk) -> MarginCheck:
         if reply.answer is None:
             why = "; ".join(f"IB error {code} {text}" for code, text in reply.errors)
             return what_if_failed(ask.described, why or f"no answer within {self.timeout:g}s")
@@ -149,3 +167,12 @@ class MarginAsker:
         )
         if needs is not None:
             self.book.reserve(account, Decimal(needs), figures.available_funds)
+
+
+def _same_order(asked: Leg, order: Leg) -> bool:
+    """The what-if beside the quote was for this very order (a market order of that side and size)."""
+    return (asked.action, asked.quantity, asked.order_type) == (
+        order.action,
+        order.quantity,
+        order.order_type,
+    )

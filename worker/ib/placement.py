@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ib_async import Contract, Order
+from ib_async.util import UNSET_DOUBLE
 
 from core.ids import order_ref as make_order_ref
 from core.models import IB_WORKING_STATUSES
@@ -78,6 +79,31 @@ def order_for(leg: Leg, ref: str, account: str) -> Order:
     return order
 
 
+def broken_what_if(order: Any, state: Any) -> bool:
+    """A what-if answer ib_async would drop: its initMarginChange unset (ib_async waits for a
+    second answer with figures) while IB's ``warningText`` says why (erdewit/ib_insync#380)."""
+    if not getattr(order, "whatIf", False) or not str(getattr(state, "warningText", "") or "").strip():
+        return False
+    try:
+        return float(state.initMarginChange) == UNSET_DOUBLE
+    except (TypeError, ValueError):
+        return True  # not a number at all: as unusable as unset
+
+
+def end_broken_what_ifs(wrapper: Any) -> None:
+    """Make ib_async end a what-if on a broken answer (:func:`broken_what_if`) with that answer, so
+    the margin check refuses at once with IB's text instead of timing out without it."""
+    original = wrapper.openOrder
+
+    def open_order(order_id: int, contract: Any, order: Any, state: Any) -> None:
+        if broken_what_if(order, state):
+            wrapper._endReq(order.orderId, state)
+            return
+        original(order_id, contract, order, state)
+
+    wrapper.openOrder = open_order
+
+
 class Placer:
     """Sends legs (and what-ifs) for one connection."""
 
@@ -85,6 +111,7 @@ class Placer:
         self.conn = conn
         self.ib = conn.ib
         self.orders = orders
+        end_broken_what_ifs(self.ib.wrapper)
 
     async def place_legs(
         self,

@@ -163,6 +163,20 @@ def follow(uow: UnitOfWork, alert: Alert, row: Order) -> None:
         advance(uow, alert.id, AlertStatus.SUBMITTED, f"{label} working at IB")
 
 
+def explain_cancel(uow: UnitOfWork, alert: Alert, leg: str | None, why: str) -> None:
+    """IB's 202 ("Order Canceled - reason:...") for a primary leg, after its Cancelled status
+    already ended the alert without a reason (ib_async reports the status first): the alert's
+    reason takes IB's words. Nothing else changes."""
+    if leg not in PRIMARY_LEGS or alert.status != AlertStatus.CANCELLED or not alert.reason:
+        return
+    head, sep, tail = alert.reason.rpartition(": ")
+    if not sep or not head.startswith(f"{leg} cancelled") or not tail.endswith(" at IB"):
+        return
+    alert.reason = f"{head}: {why}"
+    note(uow, alert.id, f"IB's reason for the {leg} cancel: {why}")
+    uow.emit(events.alert_status(alert.id, AlertStatus(alert.status).value, alert.reason))
+
+
 def after_close(alert: Alert, leg: str | None) -> str:
     """For a reversal whose opening order IB refused: the close went through, so say where the
     position is (flat, not on the old side without its exits)."""

@@ -3,6 +3,7 @@ event once, with its commission."""
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -16,6 +17,8 @@ from worker.recording.snapshots import FillSnapshot
 from worker.recording.unit import UnitOfWork
 from worker.risk.state import RealizedFillRow
 
+log = logging.getLogger(__name__)
+
 
 def _f(value: Decimal | None) -> float | None:
     return None if value is None else float(value)
@@ -27,6 +30,9 @@ def record_fill(uow: UnitOfWork, snap: FillSnapshot) -> bool:
     row = session.scalar(select(Fill).where(Fill.exec_id == snap.exec_id))
     alert, leg = alert_of(session, snap.order_ref)
     order = session.scalar(select(Order).where(Order.order_ref == snap.order_ref)) if snap.order_ref else None
+    if row is not None and not same_execution(row, snap):
+        _conflict(uow, row, snap, alert.id if alert else None)
+        return False
     new = row is None
     if row is None:
         row = Fill(exec_id=snap.exec_id, alert_id=alert.id if alert else None, order_id=order.id if order else None,
@@ -49,6 +55,30 @@ def record_fill(uow: UnitOfWork, snap: FillSnapshot) -> bool:
         note(uow, alert.id, f"fill {row.leg}: {row.side} {qty_text(row.quantity)} @ {qty_text(row.price)}"
                   f" (exec {row.exec_id})")  # fmt: skip
     return new
+
+
+def same_execution(row: Fill, snap: FillSnapshot) -> bool:
+    """Whether the stored fill ``row`` is the execution ``snap`` reports (same exec id, and the
+    same order and account where both say). IB's exec ids are unique; a simulator restarted
+    without its state, or a database shared by two simulators, can repeat one for another fill."""
+    pairs = (
+        (row.perm_id, snap.perm_id),
+        (row.account, snap.account),
+        (row.order_ref, snap.order_ref or None),
+    )
+    return all(a is None or b is None or a == b for a, b in pairs)
+
+
+def _conflict(uow: UnitOfWork, row: Fill, snap: FillSnapshot, alert_id: str | None) -> None:
+    """An execution whose exec id is already stored for another fill: not recorded, and said loudly
+    (the fill row cannot take a second execution under the same id)."""
+    text = (f"execution {snap.exec_id} ({snap.side} {qty_text(snap.quantity)} @ {qty_text(snap.price)},"
+            f" order {snap.order_ref or snap.perm_id}) not recorded: that exec id is already stored for"
+            f" another fill (order {row.order_ref or row.perm_id}); IB's exec ids are unique, so the"
+            " gateway was replaced or reset under a database that kept its fills")  # fmt: skip
+    log.error("%s", text)
+    if alert_id is not None:
+        note(uow, alert_id, text)
 
 
 def _fill_event(row: Fill, snap: FillSnapshot, strategy: str | None, order: Order | None) -> Event:

@@ -24,6 +24,7 @@ from worker.recording.alert_state import (
     REJECT_CODES,
     advance,
     after_close,
+    explain_cancel,
     follow,
     note,
     qty_text,
@@ -135,6 +136,9 @@ def record_order_error(uow: UnitOfWork, fact: OrderError) -> None:
         return  # warnings (399, 2109 ...) are not the order's fate
     row.last_error = f"{code} {text}"
     if code not in REJECT_CODES:
+        alert, leg = alert_of(uow.session, row.order_ref)
+        if alert is not None:
+            explain_cancel(uow, alert, leg, row.last_error)
         return
     alert, leg = alert_of(uow.session, row.order_ref)
     uow.emit(

@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 import redis
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
@@ -49,6 +50,22 @@ from worker.risk.state import CountedRow
 log = logging.getLogger(__name__)
 # Facts written per transaction at most (a burst of IB events becomes a few commits).
 MAX_BATCH = 200
+# While the database is unreachable, IB's facts are held and tried again after these waits.
+HOLD_FIRST_SECONDS = 0.2
+HOLD_MAX_SECONDS = 2.0
+
+# A queued write: the function, its arguments, its future, and whether it is a fact from IB to
+# hold while the database is unreachable (True) or a write a caller waits for (False).
+Item = tuple[Callable[..., Any], tuple[Any, ...], Future[Any], bool]
+
+
+class _Unreachable(Exception):
+    """The database refused a transaction for a reason that passes (``OperationalError``)."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
 
 EnqueueNotices = Callable[[Session, Event, Settings], int]
 
@@ -85,9 +102,8 @@ class Recorder:
         # the risk counters in memory (worker/risk/tally.py), told what each commit wrote that they
         # count, before the writes' futures resolve (a job that awaited its placement sees them)
         self.on_counted: Callable[[list[CountedRow]], None] | None = None
-        self._queue: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]] | None] = (
-            queue.SimpleQueue()
-        )
+        self._queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._writer, name="recorder", daemon=True)
         self._thread.start()
         self.errors = 0
@@ -106,7 +122,7 @@ class Recorder:
             Reconciliation: self._on_reconcile,
             PlacementFact: self._on_placement,
         }
-        return self._put(handlers[type(fact)], fact)
+        return self._put(handlers[type(fact)], fact, held=True)
 
     def run(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         """Queue ``fn(uow, *args)`` to run on the writer thread, in submission order; wait on the
@@ -117,11 +133,12 @@ class Recorder:
         """Finish what is queued, then stop the writer thread."""
         if self._thread.is_alive():
             self._queue.put(None)
+            self._stopping.set()  # a fact held for an unreachable database is given up now
             self._thread.join(timeout)
 
-    def _put(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+    def _put(self, fn: Callable[..., Any], *args: Any, held: bool = False) -> Future[Any]:
         future: Future[Any] = Future()
-        self._queue.put((fn, args, future))
+        self._queue.put((fn, args, future, held))
         return future
 
     def _writer(self) -> None:
@@ -142,18 +159,43 @@ class Recorder:
                     stop = True
                     break
                 batch.append(more)
-            self._run_batch(batch)
+            self._run_held(batch)
             if stop:
                 return
 
-    def _run_batch(self, batch: list[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]]]) -> None:
+    def _run_held(self, batch: list[Item]) -> None:
+        """Write ``batch``; while the database is unreachable (or a transaction is refused for a
+        transient reason: a deadlock, a restart), hold IB's facts and try again, in order, until
+        they are written. A fact dropped here would be lost for good: an order's last status, and
+        with it the alert's terminal state, arrives only once (found by the chaos run,
+        ``bench/chaos.py``). Writes a caller waits for (:meth:`run`) fail at once instead."""
+        delay = HOLD_FIRST_SECONDS
+        while batch:
+            try:
+                self._run_batch(batch)
+                return
+            except _Unreachable as exc:
+                for _fn, _args, future, held in batch:
+                    if not held or self._stopping.is_set():
+                        self.errors += 1
+                        future.set_exception(exc.cause)
+                batch = [item for item in batch if item[3] and not self._stopping.is_set()]
+                if batch:
+                    log.warning("database unreachable (%s): %d fact(s) held, retry in %.1f s",
+                                type(exc.cause).__name__, len(batch), delay)  # fmt: skip
+                    self._stopping.wait(delay)
+                    delay = min(HOLD_MAX_SECONDS, delay * 2)
+
+    def _run_batch(self, batch: list[Item]) -> None:
         results: list[Any] = []
         try:
             with self.sessions.begin() as session:
                 uow = UnitOfWork(session)
-                for fn, args, _future in batch:
+                for fn, args, _future, _held in batch:
                     results.append(fn(uow, *args))
                 notices = self._notices(session, uow.events)
+        except OperationalError as exc:
+            raise _Unreachable(exc) from exc
         except Exception as exc:
             if len(batch) == 1:
                 self.errors += 1
@@ -161,7 +203,7 @@ class Recorder:
                 batch[0][2].set_exception(exc)
                 return
             for item in batch:  # isolate the failing fact; the others are written alone
-                self._run_batch([item])
+                self._run_held([item])
             return
         self.batches += 1
         # the risk counters (and metrics) take the committed rows before any waiter goes on (the
@@ -173,7 +215,7 @@ class Recorder:
                 self._on_committed(uow.events)
             except Exception:  # noqa: BLE001 - a metric never loses or delays a fact
                 log.exception("on_committed failed")
-        for (_fn, _args, future), result in zip(batch, results, strict=True):
+        for (_fn, _args, future, _held), result in zip(batch, results, strict=True):
             future.set_result(result)
         self._publish(uow.events, wake=notices > 0)
 
