@@ -24,10 +24,13 @@ def _label(f: Figure) -> str:
     return f"{f.row}\n{f.metric}" if f.metric else f.row
 
 
-def _log_if_wide(ax: plt.Axes, values: list[float]) -> None:
+def _log_if_wide(ax: plt.Axes, values: list[float], label: str) -> None:
+    """The x axis's label; a log scale (said in the label) when the values span more than 30x."""
     positive = [v for v in values if v and v > 0 and not math.isnan(v)]
     if positive and max(positive) / min(positive) > 30:
         ax.set_xscale("log")
+        label += ", log scale"
+    ax.set_xlabel(label)
 
 
 def _absolute(ax: plt.Axes, figures: list[Figure], unit: str, floor_name: str) -> None:
@@ -49,8 +52,7 @@ def _absolute(ax: plt.Axes, figures: list[Figure], unit: str, floor_name: str) -
                         textcoords="offset points", va="center", fontsize=7, color="#555")  # fmt: skip
     ax.set_yticks(y, [_label(f) for f in figures], fontsize=7)
     ax.invert_yaxis()
-    _log_if_wide(ax, values + [v for v in floors if not math.isnan(v)])
-    ax.set_xlabel(unit or "count")
+    _log_if_wide(ax, values + [v for v in floors if not math.isnan(v)], unit or "count")
     ax.set_title(f"absolute ({unit or 'count'})", fontsize=9)
     ax.margins(x=0.18)
 
@@ -64,8 +66,7 @@ def _ratios(ax: plt.Axes, figures: list[Figure]) -> None:
         ax.annotate(ratio_text(r), (r, i), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
     ax.set_yticks(y, [_label(f) for f in figures], fontsize=7)
     ax.invert_yaxis()
-    _log_if_wide(ax, ratios + [1.0])
-    ax.set_xlabel("ratio to the floor (x, same run)")
+    _log_if_wide(ax, ratios + [1.0], "ratio to the floor (x, same run)")
     ax.set_title("ratio to the floor", fontsize=9)
     ax.margins(x=0.18)
 
@@ -115,7 +116,9 @@ def plot(section: Section, path: Path) -> None:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             legend.setdefault(label, handle)
     if legend:
-        fig.legend(legend.values(), legend.keys(), loc="upper right", ncol=len(legend), fontsize=8, frameon=False)
+        fig.legend(
+            legend.values(), legend.keys(), loc="upper right", ncol=len(legend), fontsize=8, frameon=False
+        )
     top = 1 - 0.32 / (sum(heights) + 0.6)
     fig.tight_layout(rect=(0, 0, 1, top))
     path.parent.mkdir(parents=True, exist_ok=True)

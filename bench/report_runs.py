@@ -81,6 +81,14 @@ def webhook(quick: bool) -> list[Section]:
     growth.notes = [
         "Every query of intake goes by primary key or index: the figures should not grow with the rows."
     ]
+    near = [f"{db} {rows:,}" for (db, rows), (_, top) in figures.rates.items()
+            if db != "bare" and top.throughput < 1.5 * args.rate]  # fmt: skip
+    if near:
+        warning = (f"Maximum throughput under 1.5x the offered {args.rate:g}/s ({', '.join(near)}): on this "
+                   "machine at this load the fixed-rate run is near saturation, so its latency is mostly "
+                   "queueing (requests wait for a free thread), not the cost of one alert.")  # fmt: skip
+        intake.notes.append(warning)
+        growth.notes.append(warning)
     return [intake, growth]
 
 
@@ -241,7 +249,7 @@ def chaos(quick: bool) -> list[Section]:
     counts = json.loads(counts_file.read_text())["counts"]
     section = Section(
         "chaos", "The chaos run's counts", command,
-        "none: a count has no floor; its expected value stands in the ratio's place", "",
+        "none (a count has no floor: its expected value stands in the ratio's place)", "",
     )  # fmt: skip
     for name, count in counts.items():
         value = count["value"]
