@@ -29,7 +29,7 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     from flask.json.provider import DefaultJSONProvider
     from werkzeug.middleware.proxy_fix import ProxyFix
 
-    from app import api, dashboard, errors, health, metrics, webhook
+    from app import api, dashboard, errors, health, metrics, openapi, webhook
     from app.resources import EXTENSION_KEY, WebResources, load_web_risk_file
     from config.logging_setup import configure_logging
     from config.settings import SettingsError, load_settings
@@ -65,4 +65,5 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     webhook.init_app(app)
     api.init_app(app)
     dashboard.init_app(app)
+    openapi.init_app(app)
     return app

@@ -9,6 +9,8 @@ webhook's ``AUTH_FAILURE_LIMIT``: neither side's failures lock the other out).
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import redis
 from flask import Blueprint, Flask, Response, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -22,8 +24,27 @@ from core import events as core_events
 from core import services
 from core.context import AppContext
 from core.models import ALERT_STATUSES
+from core.services import AlertDoc, OrderDoc, PositionDoc
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+class AlertList(TypedDict):
+    """``GET /api/alerts``: newest first."""
+
+    alerts: list[AlertDoc]
+
+
+class OrderList(TypedDict):
+    """``GET /api/orders``: newest first."""
+
+    orders: list[OrderDoc]
+
+
+class PositionList(TypedDict):
+    """``GET /api/positions``."""
+
+    positions: list[PositionDoc]
 
 
 def _ctx() -> AppContext:
@@ -81,7 +102,8 @@ def list_alerts() -> ResponseReturnValue:
         return error_response(
             400, f"status must be one of {valid}", fields={"status": [f"not one of {valid}"]}
         )
-    return jsonify({"alerts": services.recent_alerts(_ctx().sessions, limit=limit, status=status)})
+    body: AlertList = {"alerts": services.recent_alerts(_ctx().sessions, limit=limit, status=status)}
+    return jsonify(body)
 
 
 @bp.get("/alerts/<alert_id>")
@@ -97,13 +119,15 @@ def get_alert(alert_id: str) -> ResponseReturnValue:
 def list_orders() -> ResponseReturnValue:
     """Orders as IB last reported them; ``?working=1`` for working orders only."""
     working = request.args.get("working", "").lower() in {"1", "true", "yes"}
-    return jsonify({"orders": services.list_orders(_ctx().sessions, working_only=working)})
+    body: OrderList = {"orders": services.list_orders(_ctx().sessions, working_only=working)}
+    return jsonify(body)
 
 
 @bp.get("/positions")
 def list_positions() -> ResponseReturnValue:
     """Non-zero positions as IB last reported them."""
-    return jsonify({"positions": services.list_positions(_ctx().sessions)})
+    body: PositionList = {"positions": services.list_positions(_ctx().sessions)}
+    return jsonify(body)
 
 
 @bp.get("/status")
@@ -134,7 +158,9 @@ def resume() -> ResponseReturnValue:
 @bp.post("/flatten")
 def flatten() -> ResponseReturnValue:
     """Ask the worker to cancel working orders and close positions (``?account=`` optional)."""
-    account = request.args.get("account") or None
+    # An empty ``account=`` (a script's unset variable) is refused, not read as "no account":
+    # that would flatten the worker of the alerts naming none, maybe not the account meant.
+    account = request.args.get("account")
     try:
         return jsonify(services.request_flatten(_ctx().redis, account, by="api")), 202
     except services.FlattenRefused as exc:

@@ -7,7 +7,7 @@ exceptions, leaves as JSON, so TradingView's alert log and curl users see a sent
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
@@ -30,11 +30,20 @@ _CODES = {
 }
 
 
+class ErrorBody(TypedDict):
+    """Every error answer's body (``/openapi.json`` describes it from this class)."""
+
+    error: str  # a short code: bad_request, unauthorized, invalid_alert, rate_limited, ...
+    message: str  # one sentence a person can act on
+    fields: NotRequired[dict[str, Any]]  # field name -> its problems (a list, or a dict for nested fields)
+    alert_id: NotRequired[str]  # the webhook's: the id an authenticated but refused alert was stored under
+
+
 def error_response(
     status: int, message: str, *, code: str | None = None, fields: dict[str, Any] | None = None
 ) -> Response:
     """A JSON error answer; ``fields`` maps a field name to its list of problems."""
-    body: dict[str, Any] = {"error": code or _CODES.get(status, "error"), "message": message}
+    body: ErrorBody = {"error": code or _CODES.get(status, "error"), "message": message}
     if fields:
         body["fields"] = fields
     response = jsonify(body)
@@ -54,6 +63,10 @@ def init_app(app: Flask) -> None:
             response.headers["Connection"] = "close"
         if status == 429 and exc.description:
             response = error_response(429, f"too many requests: over the limit of {exc.description}")
+        # werkzeug's own headers but its media type: a 405 names the allowed methods (RFC 9110)
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
         return response
 
     @app.errorhandler(Exception)

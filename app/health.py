@@ -32,10 +32,17 @@ log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)
 
 
+class Alive(TypedDict):
+    """``/healthz``'s answer: ``{"status": "ok"}``."""
+
+    status: str
+
+
 @bp.get("/healthz")
 def healthz() -> Response:
     """The process is alive and answering."""
-    return jsonify({"status": "ok"})
+    body: Alive = {"status": "ok"}
+    return jsonify(body)
 
 
 class Readiness(TypedDict):

@@ -121,4 +121,5 @@ def init_app(app: Flask, counters: WebhookMetrics, engine: Engine) -> None:
 
     @app.get("/metrics")
     def metrics() -> Response:
+        """Prometheus text: webhook answers by outcome and status, latency, the alerts waiting."""
         return Response(counters.render(engine), content_type=CONTENT_TYPE_LATEST)

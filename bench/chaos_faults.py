@@ -84,6 +84,15 @@ IBSIM_FAULTS: dict[str, tuple[str, dict[str, Any], float, dict[str, Any] | None]
     "position_delay": ("/fault", {"kind": "position_delay", "ms": 1500}, 30, {"kind": "position_delay", "ms": 0}),
     "pause_fills": ("/fault", {"kind": "pause_fills"}, 20, {"kind": "resume_fills"}),
     "farm_broken": ("/notice", FARM_DOWN, 20, FARM_BACK),
+    "farm": ("/fault", {"kind": "farm", "farm": "market", "seconds": 5}, 0, None),
+    "reset_window": ("/fault", {"kind": "reset_window", "refuseSeconds": 3, "outageSeconds": 2, "code": 1101}, 0, None),
+    "hold_session": ("/fault", {"kind": "hold_session", "seconds": 3}, 0, None),
+    "competing_session": ("/fault", {"kind": "competing_session", "seconds": 3, "code": 1102}, 0, None),
+    "stall_sync": ("/fault", {"kind": "stall_sync", "what": "openOrders", "seconds": 6}, 0, None),
+    "cancel_working": ("/fault", {"kind": "cancel_working", "prefix": "tv2ib:", "count": 2,
+                                  "reason": "Chaos: cancelled by IB"}, 0, None),
+    "broken_what_if": ("/fault", {"kind": "broken_what_if", "figures": "unset",
+                                  "warningText": "Chaos: margin impact not available"}, 0, None),
 }  # fmt: skip
 
 

@@ -5,7 +5,8 @@ the alert stays ``received``; when Redis restarts it forgets every queued job (i
 on disk here). :func:`relay_once` repairs both:
 
 1. ``received`` alerts are enqueued and marked ``queued``;
-2. ``queued`` alerts whose rq job no longer exists are enqueued again (same job id).
+2. ``queued`` and ``processing`` alerts whose rq job no longer exists are enqueued again (same
+   job id).
 
 3. alerts still ``received``/``queued`` longer than ``STALE_ALERT_SECONDS`` end as ``rejected``
    with the reason and a notice (:func:`sweep_unconsumed`): no worker took them in time.
@@ -39,7 +40,9 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 import redis
 from rq import Queue
@@ -76,6 +79,7 @@ if redis.call('exists', KEYS[2]) == 1 then return -1 end
 return redis.call('lrem', KEYS[1], 0, ARGV[1])
 """
 _UNCONSUMED = (AlertStatus.RECEIVED.value, AlertStatus.QUEUED.value)
+_IN_FLIGHT = (AlertStatus.QUEUED.value, AlertStatus.PROCESSING.value)  # a job of theirs should exist
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
 
@@ -102,25 +106,29 @@ def _enqueue_received(ctx: AppContext) -> int:
 
 
 def _requeue_lost(ctx: AppContext) -> tuple[int, int]:
-    """Enqueue again the ``queued`` alerts whose job is gone; (enqueued, left for later): an alert
-    queued less than ``REQUEUE_GRACE_SECONDS`` ago whose job is gone is left to the next scan."""
+    """Enqueue again the ``queued`` and ``processing`` alerts whose job is gone; (enqueued, left
+    for later): an alert queued less than ``REQUEUE_GRACE_SECONDS`` ago whose job is gone is left
+    to the next scan. A ``processing`` alert's job lived on its worker's processing list, which a
+    Redis restarted empty forgets with the rest (found by the chaos run: a worker killed while its
+    job waited for IB, then Redis restarted, left the alert ``processing`` for good); running it
+    again is harmless (the executor re-reads a finished alert and resumes a decided one)."""
     enqueued = young = 0
     last_id = ""
     cutoff = utcnow() - timedelta(seconds=REQUEUE_GRACE_SECONDS)
     while True:
         with ctx.sessions() as session:
             rows = session.execute(
-                select(Alert.id, Alert.account, Alert.enqueued_at)
-                .where(Alert.status == AlertStatus.QUEUED.value, Alert.id > last_id)
+                select(Alert.id, Alert.account, Alert.enqueued_at, Alert.status)
+                .where(Alert.status.in_(_IN_FLIGHT), Alert.id > last_id)
                 .order_by(Alert.id)
                 .limit(BATCH)
             ).all()
         if rows:
             pipe = ctx.redis.pipeline(transaction=False)
-            for alert_id, _, _ in rows:
+            for alert_id, *_ in rows:
                 pipe.exists(Job.key_for(alert_job_id(alert_id)))
             present = pipe.execute()
-            for (alert_id, account, enqueued_at), exists in zip(rows, present, strict=True):
+            for (alert_id, account, enqueued_at, status), exists in zip(rows, present, strict=True):
                 if exists:
                     continue
                 if enqueued_at is not None and enqueued_at >= cutoff:
@@ -146,13 +154,26 @@ def _requeue_lost(ctx: AppContext) -> tuple[int, int]:
                         AlertEvent(
                             alert_id=alert_id,
                             at=now,
-                            status=AlertStatus.QUEUED.value,
+                            status=str(status),
                             message="re-enqueued: its job was gone from Redis (restart?)",
                         )
                     )
         if len(rows) < BATCH:
             return enqueued, young
         last_id = rows[-1][0]
+
+
+def waits_for_its_worker(payload: Mapping[str, Any] | None, account: str | None, served: Served) -> bool:
+    """An exit or a flatten (``action: exit``, ``sentiment: flat``) a live worker serves the queue
+    of stays queued, however old: the worker runs it once IB is back (a job it already holds
+    waits the same way; worker/decision/connectivity.py). With no live worker, or only workers of
+    other accounts, it is swept like any other alert, so that the trader hears of it."""
+    doc = payload or {}
+    exits = doc.get("action") == "exit" or doc.get("sentiment") == "flat"
+    # a live worker that has not learned its account yet (IB down since it started) may be its own
+    return (
+        exits and served.workers > 0 and (not served.known or (account or DEFAULT_ACCOUNT) in served.accounts)
+    )
 
 
 def _why_untaken(account: str | None, served: Served, limit: float) -> str:
@@ -183,7 +204,7 @@ def sweep_unconsumed(ctx: AppContext) -> int:
     cutoff = utcnow() - timedelta(seconds=limit)
     with ctx.sessions() as session:
         rows = session.execute(
-            select(Alert.id, Alert.account, Alert.status)
+            select(Alert.id, Alert.account, Alert.status, Alert.payload)
             .where(Alert.status.in_(_UNCONSUMED), Alert.received_at < cutoff)
             .order_by(Alert.id)
             .limit(BATCH)
@@ -193,7 +214,9 @@ def sweep_unconsumed(ctx: AppContext) -> int:
     served = read_served(ctx.redis)
     claim = ctx.redis.register_script(_CLAIM)
     rejected = 0
-    for alert_id, account, status in rows:
+    for alert_id, account, status, payload in rows:
+        if waits_for_its_worker(payload, account, served):
+            continue  # an exit waits for IB like the job the worker holds (it never goes stale)
         job_id = alert_job_id(alert_id)
         queue_key = f"{Queue.redis_queue_namespace_prefix}{queue_name(account)}"
         taken = claim(keys=[queue_key, taken_key(job_id)], args=[job_id])

@@ -86,7 +86,13 @@ class Number(fields.Field):
             number = Decimal(text)
         except (InvalidOperation, ValueError):
             raise ValidationError(f"must be a number, got {value!r:.40}") from None
-        if not number.is_finite() or abs(number) > MAX_ABS_NUMBER:
+        # adjusted() (the exponent of the first digit) before any arithmetic: abs() of "1e+999999999"
+        # overflows the decimal context, which would end the request in a 500
+        if (
+            not number.is_finite()
+            or (number.adjusted() > MAX_ABS_NUMBER.adjusted() and not number.is_zero())
+            or abs(number) > MAX_ABS_NUMBER
+        ):
             raise ValidationError(f"must be a finite number of at most {MAX_ABS_NUMBER:,.0f}")
         if self.positive and number <= 0:
             raise ValidationError("must be greater than 0")

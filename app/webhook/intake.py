@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import redis
 from flask import Request
@@ -62,8 +62,41 @@ _SHOWN_COLUMNS = ("strategy", "account", "ticker", "action")
 DUPLICATE_KEY_MESSAGE = (
     "the key appears more than once; send it once (which of the values was meant is unknown)"
 )
+SECRET_NOT_TEXT = "must be a string: the secret as text (or leave it out and send X-Webhook-Secret)"
 
 log = logging.getLogger(__name__)
+
+
+class ChildQueued(TypedDict):
+    """One child of a fan-out in the 202 answer."""
+
+    alert_id: str
+    account: str | None
+    status: str  # queued, or received when Redis is down (the relay enqueues it)
+
+
+class Accepted(TypedDict):
+    """202: the alert is committed; ``status`` ``queued``, ``received`` (Redis down) or ``fanned_out``."""
+
+    alert_id: str
+    status: str
+    children: NotRequired[list[ChildQueued]]  # a fan-out's
+
+
+class ChildRepeated(TypedDict):
+    """One child of the fan-out a duplicate repeats."""
+
+    alert_id: str
+    account: str | None
+
+
+class Duplicate(TypedDict):
+    """200: the alert repeats one already taken; that alert's id and status."""
+
+    alert_id: str
+    status: str | None  # the first alert's
+    duplicate: bool
+    children: NotRequired[list[ChildRepeated]]
 
 
 @dataclass
@@ -118,12 +151,16 @@ class Intake:
 
     def _refusals(self, decoded: Decoded, alert: dict[str, Any]) -> dict[str, Any]:
         """Field errors that stop an alert before validation: duplicate keys (which value was
-        meant is unknown) and fields holding a secret (named, never echoed)."""
+        meant is unknown), fields holding a secret (named, never echoed) and a ``secret`` that is
+        no string."""
         errors = nest(
             (tuple(self.redactor.text(p)[:64] for p in path) for path in decoded.duplicate_keys[:20]),
             DUPLICATE_KEY_MESSAGE,
         )
-        return nest(self.redactor.holders(alert, decoded.text), HOLDER_MESSAGE, errors)
+        errors = nest(self.redactor.holders(alert, decoded.text), HOLDER_MESSAGE, errors)
+        if not isinstance(alert.get("secret", ""), str):  # authenticated by the header; stored masked
+            errors.setdefault("secret", []).append(SECRET_NOT_TEXT)
+        return errors
 
     def _shown_columns(self, alert: dict[str, Any]) -> dict[str, Any]:
         return {k: self.redactor.text(v) for k in _SHOWN_COLUMNS if isinstance(v := alert.get(k), str)}
@@ -241,21 +278,26 @@ class Intake:
 
     def _answer(self, recorded: Recorded, routed: Route) -> Outcome:
         """200 for a duplicate (the first alert's id and status), else 202 once enqueued."""
-        body: dict[str, Any]
         if recorded.duplicate_of is not None:
-            body = {"alert_id": recorded.duplicate_of, "status": recorded.first_status, "duplicate": True}
+            repeated: Duplicate = {
+                "alert_id": recorded.duplicate_of,
+                "status": recorded.first_status,
+                "duplicate": True,
+            }
             if recorded.children:
-                body["children"] = [{"alert_id": c, "account": a} for c, a in recorded.children]
-            return Outcome(200, body, "duplicate", alert_id=recorded.duplicate_of)
+                repeated["children"] = [{"alert_id": c, "account": a} for c, a in recorded.children]
+            return Outcome(200, dict(repeated), "duplicate", alert_id=recorded.duplicate_of)
+        accepted: Accepted
         if recorded.status == AlertStatus.FANNED_OUT.value:  # parent and children are committed already
-            body = {
+            accepted = {
                 "alert_id": recorded.alert_id,
                 "status": recorded.status,
                 "children": self._enqueue_children(recorded.children),
             }
-            return Outcome(202, body, "accepted", recorded.alert_id)
-        status = self._enqueue(recorded.alert_id, routed.payload.account)
-        return Outcome(202, {"alert_id": recorded.alert_id, "status": status}, "accepted", recorded.alert_id)
+        else:
+            status = self._enqueue(recorded.alert_id, routed.payload.account)
+            accepted = {"alert_id": recorded.alert_id, "status": status}
+        return Outcome(202, dict(accepted), "accepted", recorded.alert_id)
 
     def _unparsable(
         self, request: Request, address: str, raw: bytes, text: str | None, reason: str
@@ -305,11 +347,11 @@ class Intake:
                 settings=self.settings,
             )
 
-    def _enqueue_children(self, children: tuple[tuple[str, str | None], ...]) -> list[dict[str, str | None]]:
+    def _enqueue_children(self, children: tuple[tuple[str, str | None], ...]) -> list[ChildQueued]:
         """Enqueue a fan-out's committed children, each on its account's queue. Once Redis fails,
         the rest are not tried (each try could cost its connect timeout, and TradingView waits 3 s
         at most): they stay ``received`` and the relay enqueues them."""
-        listed = []
+        listed: list[ChildQueued] = []
         redis_up = True
         for child, account in children:
             status = self._enqueue(child, account) if redis_up else "received"

@@ -27,6 +27,9 @@ _KEY_SEPARATOR = re.compile(r"\s*:\s*")
 # Without backslashes every quote delimits a string, so this finds each "secret" key's value.
 _PLAIN_SECRET_VALUE = re.compile(r'("secret"\s*:\s*)"[^"]*"')
 SECRET_KEY = "secret"
+# A "secret" key whose value is no string (in text without escapes).
+_OTHER_SECRET_VALUE = re.compile(r'"secret"\s*:\s*[^"\s]')
+_JSON = json.JSONDecoder()
 # JSON values without text in them (exact types: a str subclass is still masked)
 _SCALARS = frozenset({int, float, bool, type(None)})
 # Bounds on what a broken alert can make intake report (like schema.MAX_REPORTED_UNKNOWN).
@@ -101,6 +104,7 @@ class Redactor:
     def body(self, text: str) -> str:
         """The body as stored: ``text`` unchanged but for the values of ``secret`` keys and any
         string or stretch of text holding a secret (escaped spellings included)."""
+        text = _mask_other_secret_values(text)
         if "\\" not in text:  # no escapes: strings read as written, one regex pass suffices
             return self.text(_PLAIN_SECRET_VALUE.sub(rf'\1"{MASK}"', text))
         out: list[str] = []
@@ -122,6 +126,32 @@ class Redactor:
                 position = match.end()
         out.append(text[position:])
         return self.text("".join(out))
+
+
+def _mask_other_secret_values(text: str) -> str:
+    """``text`` with each ``secret`` key holding something other than a string (a list, an object,
+    a number: found by the fuzz, stored as sent) holding ``"***"`` instead: its strings need not be
+    configured secrets to be secret. Text that is not JSON keeps what cannot be read."""
+    if "\\" not in text and _OTHER_SECRET_VALUE.search(text) is None:
+        return text  # the common case: every "secret" holds a string
+    out: list[str] = []
+    position = 0
+    for match in _STRING_TOKEN.finditer(text):
+        if match.start() < position or _decode(match.group()) != SECRET_KEY:
+            continue  # inside a value masked already, or not the key
+        separator = _KEY_SEPARATOR.match(text, match.end())
+        start = separator.end() if separator is not None and ":" in separator.group() else -1
+        if start < 0 or text.startswith('"', start):
+            continue
+        try:
+            _, end = _JSON.raw_decode(text, start)
+        except ValueError:
+            continue
+        out.append(text[position:start])
+        out.append(f'"{MASK}"')
+        position = end
+    out.append(text[position:])
+    return "".join(out)
 
 
 def _decode(token: str) -> str | None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import threading
 
 from app_helpers import alert_body, alerts, get_alert, post, queued_jobs
+from sqlalchemy import update
 from support import wait_until
 
 from app.resources import get_ctx
 from core.context import AppContext
 from core.enqueue import alert_job_id
 from core.keys import RELAY_LOCK_KEY as LOCK_KEY
-from core.models import AlertStatus
+from core.models import Alert, AlertStatus
 from core.relay import relay_once, start_relay_thread
 
 DOWN = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connection refused at once
@@ -50,6 +51,27 @@ def test_redis_flushed_relay_reenqueues_lost_jobs_exactly_once(app, ctx, client,
         [alert_job_id(first), alert_job_id(second)]
     )
     assert get_alert(ctx, first).enqueue_attempts == 2
+
+
+def test_an_alert_a_worker_was_processing_when_redis_restarted_empty_is_enqueued_again(
+    ctx, client, redis_client, monkeypatch
+):
+    """Found by the chaos run: a worker took the job (its processing list), wrote 'processing'
+    (waiting for IB) and was killed; Redis then restarted empty and forgot the list. The alert
+    must get a job again (a rerun is harmless), not stay 'processing' for good."""
+    monkeypatch.setattr("core.relay.REQUEUE_GRACE_SECONDS", 0.0)
+    alert_id = post(client, alert_body(id="held")).get_json()["alert_id"]
+    wait_until(lambda: get_alert(ctx, alert_id).status == AlertStatus.QUEUED, 5, "never marked queued")
+    processing = "tv2ib:processing:tv2ib:orders:default:1"
+    assert redis_client.blmove("rq:queue:tv2ib:orders:default", processing, 1, "LEFT", "RIGHT")
+    with ctx.sessions.begin() as session:
+        session.execute(update(Alert).where(Alert.id == alert_id).values(status=AlertStatus.PROCESSING))
+    assert relay_once(ctx, full_scan=True) == 0  # the worker holds its job: nothing to do
+    redis_client.flushdb()  # the worker died, then Redis restarted without persistence
+    assert relay_once(ctx) == 1
+    assert [j.id for j in queued_jobs(redis_client)] == [alert_job_id(alert_id)]
+    assert get_alert(ctx, alert_id).status == AlertStatus.PROCESSING  # the worker moves it on
+    assert relay_once(ctx, full_scan=True) == 0
 
 
 def test_an_alert_queued_just_before_redis_restarted_is_reenqueued_after_the_grace(

@@ -7,6 +7,7 @@ import json
 import time
 from datetime import timedelta
 
+import pytest
 from app_helpers import alert_body, get_alert, post, queued_jobs
 from rq import Queue
 from sqlalchemy import select, update
@@ -17,7 +18,7 @@ from app.resources import resources
 from core import keys
 from core.enqueue import alert_job_id
 from core.models import Alert, AlertStatus, Notice, utcnow
-from core.relay import _why_untaken, relay_once
+from core.relay import _why_untaken, relay_once, waits_for_its_worker
 from core.routing import Served, ServedCache, account_refusal
 from core.services import FLATTEN_JOB
 
@@ -108,6 +109,12 @@ def test_api_flatten_refuses_malformed_and_unserved_accounts(client, redis_clien
     assert answer.status_code == 422
     assert answer.get_json()["fields"]["account"] == ["no worker serves account DU2; workers serve: DU1"]
     assert client.post("/api/flatten", headers=AUTH).status_code == 422  # default: nobody serves it
+    # an empty account (a script's unset variable) is no account, not "the default worker's"
+    # (found by schemathesis: it flattened the default worker's account)
+    beat(redis_client, None, ["default"])
+    empty = client.post("/api/flatten?account=", headers=AUTH)
+    assert empty.status_code == 422
+    assert empty.get_json()["fields"]["account"] == ["not an account id: must not be empty"]
     assert redis_client.keys("rq:queue:*") == []  # nothing was queued where nobody listens
     assert client.post("/api/flatten?account=DU1", headers=AUTH).status_code == 202
     jobs = Queue(keys.queue_name("DU1"), connection=redis_client).jobs
@@ -234,3 +241,49 @@ def test_sweep_reasons_never_name_default_as_an_account():
         "no worker took it within 120 s: no worker serves account DU9 (workers serve: DU1 and alerts that name "
         "no account)"
     )
+
+
+def test_sweep_leaves_an_exit_queued_while_a_worker_serves_its_account(client, ctx, redis_client):
+    """A worker waiting for IB holds one job; the exits queued behind it must not be swept as
+    stale (they go out as soon as IB is back), but an entry beside them is."""
+    beat(redis_client, "DU1", ["DU1"])
+    exit_id = post(client, alert_body(account="DU1", action="exit", id="x")).get_json()["alert_id"]
+    flat_id = post(client, alert_body(account="DU1", sentiment="flat", action="sell", id="f")).get_json()[
+        "alert_id"
+    ]
+    entry_id = post(client, alert_body(account="DU1", id="e")).get_json()["alert_id"]
+    for alert_id in (exit_id, flat_id, entry_id):
+        age(ctx, alert_id, 10_000)
+    relay_once(ctx)
+    assert get_alert(ctx, exit_id).status == AlertStatus.QUEUED
+    assert get_alert(ctx, flat_id).status == AlertStatus.QUEUED
+    assert get_alert(ctx, entry_id).status == AlertStatus.REJECTED
+    assert sorted(j.args[0] for j in queued_jobs(redis_client, "DU1")) == sorted([exit_id, flat_id])
+
+
+@pytest.mark.parametrize(
+    ("payload", "account", "served", "waits"),
+    [
+        ({"action": "exit"}, "DU1", Served(frozenset({"DU1"}), True, 1), True),
+        ({"action": "sell", "sentiment": "flat"}, "DU1", Served(frozenset({"DU1"}), True, 1), True),
+        ({"action": "exit"}, None, Served(frozenset({"default"}), True, 1), True),
+        (
+            {"action": "exit"},
+            "DU1",
+            Served(frozenset(), False, 1),
+            True,
+        ),  # its worker has not learned its account
+        (
+            {"action": "exit"},
+            "DU9",
+            Served(frozenset({"DU1"}), True, 1),
+            False,
+        ),  # nobody serves DU9: the trader hears
+        ({"action": "exit"}, "DU1", Served(frozenset(), False, 0), False),  # no worker at all
+        ({"action": "buy"}, "DU1", Served(frozenset({"DU1"}), True, 1), False),  # an entry goes stale
+        ({"action": "sell", "sentiment": "bearish"}, "DU1", Served(frozenset({"DU1"}), True, 1), False),
+        (None, "DU1", Served(frozenset({"DU1"}), True, 1), False),
+    ],
+)
+def test_which_old_alerts_wait_for_their_worker(payload, account, served, waits):
+    assert waits_for_its_worker(payload, account, served) is waits

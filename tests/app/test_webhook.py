@@ -286,6 +286,14 @@ def test_wrong_content_types_are_415(client, ctx, content_type):
 def test_get_is_405_json(client):
     answer = client.get("/webhook")
     assert answer.status_code == 405 and answer.get_json()["error"] == "method_not_allowed"
+    # the methods that are allowed, as RFC 9110 asks (found by schemathesis: the JSON answer had lost it)
+    assert answer.headers["Allow"] == "OPTIONS, POST" and answer.mimetype == "application/json"
+    answer = client.open("/api/status", method="TRACE")
+    assert answer.status_code == 405 and set(answer.headers["Allow"].split(", ")) == {
+        "GET",
+        "HEAD",
+        "OPTIONS",
+    }
 
 
 # ---- dedup ---------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import TEST_ADMIN_TOKEN
 
+from app.webhook import intake
 from core.models import AlertStatus
 
 TOKEN = TEST_ADMIN_TOKEN
@@ -59,6 +60,8 @@ def _field(answer, *path):
         ({"takeProfit": {"limitPrice": -5}}, ("takeProfit", "limitPrice"), "greater than 0"),
         ({"stopLoss": {"ticks": 0}}, ("stopLoss", "ticks"), "greater than 0"),
         ({"takeProfit": {"amount": -1}}, ("takeProfit", "amount"), "greater than 0"),
+        # an exponent past the decimal context's limit (found by tests/app/test_openapi.py: a 500)
+        ({"takeProfit": {"amount": "9e+1000000"}}, ("takeProfit", "amount"), "at most"),
     ],
 )
 def test_prices_that_can_never_be_valid_are_422_naming_the_field(client, redis_client, fields, path, words):
@@ -94,6 +97,11 @@ def test_exits_away_from_zero_stay_valid(client):
         ({"quantity": "1e-999999999"}, "quantity", "8 decimals"),
         ({"quantity": "1e999999"}, "quantity", "at most"),
         ({"quantity": "1e9999999999999999999"}, "quantity", "must be a number"),
+        # found by the fuzz (tests/app/test_openapi.py): an exponent past the decimal context's
+        # limit passed Decimal() and overflowed in abs(), a 500
+        ({"quantity": "2e+28908732903"}, "quantity", "at most"),
+        ({"quantity": None, "positionSize": "-1e+99999999"}, "positionSize", "at most"),
+        ({"price": "\t.2e+28908732903\n"}, "price", "at most"),
         ({"quantity": "NaN"}, "quantity", "finite"),
         ({"quantity": "-Infinity"}, "quantity", "finite"),
         ({"quantity": None, "positionSize": "0.5000000001"}, "positionSize", "8 decimals"),
@@ -189,6 +197,23 @@ def test_valid_body_is_stored_byte_for_byte_but_the_secret(client, ctx):
         stored
         == '{ "ticker":"NASDAQ:AAPL",\n  "quantity" : 1.50, "action":"buy", "secret" :"***", "price":1.0e2}'
     )
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['["an-old-password", {"k": "v"}]', '{"pw": "an-old-password"}', "123456789", "null"],
+)
+@pytest.mark.parametrize("key", ['"secret"', '"\\u0073ecret"'])
+def test_a_secret_that_is_no_string_is_422_and_stored_masked_whole(client, ctx, redis_client, key, value):
+    """Found by the fuzz (tests/app/test_openapi.py): with the header's secret, a list in the body's
+    ``secret`` was accepted and stored as sent, its strings unmasked (none was a configured secret)."""
+    raw = '{"ticker": "AAPL", "action": "buy", ' + key + ": " + value + ', "quantity": 1}'
+    answer = post(client, raw, **{"X-Webhook-Secret": SECRET})
+    assert answer.status_code == 422, answer.get_json()
+    assert answer.get_json()["fields"] == {"secret": [intake.SECRET_NOT_TEXT]}
+    stored = get_alert(ctx, answer.get_json()["alert_id"]).raw_body
+    assert stored == '{"ticker": "AAPL", "action": "buy", ' + key + ': "***", "quantity": 1}'
+    assert queued_jobs(redis_client) == []
 
 
 def test_escaped_spelling_of_the_secret_is_masked_too(client, ctx):

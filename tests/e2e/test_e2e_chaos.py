@@ -47,7 +47,7 @@ def test_chaos_run_meets_every_count(tmp_path):
         "fills recorded twice",
         "fills at IB never recorded",
         "notices never delivered",
-        "moments where the working exits did not match the position",
+        "moments where the working exits did not match the position, its worker connected >= 5 s",
         "valid alerts refused (4xx)",
         "5xx answers to input",
     ):
