@@ -37,7 +37,8 @@ import re
 import secrets
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -146,50 +147,75 @@ class Samples:
         return dict(self.one(tag + i, symbol, price) for i, symbol in enumerate(symbols))
 
 
-def figures(name: str, relay: Relay, sent: dict[str, float]) -> str:
-    """One row: webhook (or the floor's first placeOrder) to the last leg at ibsim, and to ibsim's
-    acknowledgement of it back through the relay, p50 / p99 in ms."""
-    placed, acked = relay.latencies(sent), relay.latencies(sent, acked=True)
-    return (
-        f"{name:<34} n={len(placed):<3} at ibsim {percentile(placed, 50):6.1f} / {percentile(placed, 99):6.1f}"
-        f" | acked {percentile(acked, 50):6.1f} / {percentile(acked, 99):6.1f}"
-    )
+@dataclass
+class Row:
+    """One run's samples: webhook (or the floor's first placeOrder) to the last leg at ibsim and to
+    ibsim's acknowledgement of it (ms); under a profile, the answers per sample ibsim held back
+    (``waited``); with --steps, the worker's own marks (p50 ms, ``steps``)."""
+
+    name: str
+    placed: list[float]
+    acked: list[float]
+    waited: dict[str, float] = field(default_factory=dict)
+    steps: dict[str, float] = field(default_factory=dict)
+    steps_n: int = 0
+    alert_ids: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        """The row as printed: p50 / p99 in ms, and what the samples waited for."""
+        placed, acked = self.placed, self.acked
+        text = (
+            f"{self.name:<34} n={len(placed):<3} at ibsim {percentile(placed, 50):6.1f} / {percentile(placed, 99):6.1f}"
+            f" | acked {percentile(acked, 50):6.1f} / {percentile(acked, 99):6.1f}"
+        )
+        if self.waited:
+            text += " | waited for: " + ", ".join(f"{name} {n:.1f}" for name, n in self.waited.items())
+        return text
+
+    def steps_line(self) -> str:
+        if not self.steps:
+            return "  steps: no timing lines in the worker's log (LOG_LEVEL must be INFO)"
+        return f"  steps (p50 ms, n={self.steps_n}): " + ", ".join(
+            f"{k} {v:.1f}" for k, v in self.steps.items()
+        )
 
 
-def waited(stack: ProcessStack, profile: str, samples: int) -> str:
+def figures(name: str, relay: Relay, sent: dict[str, float]) -> Row:
+    """One row from the relay's marks of the samples ``sent`` (last-leg ref -> t0)."""
+    ids = [ref.split(":")[1] for ref in sent]
+    return Row(name, relay.latencies(sent), relay.latencies(sent, acked=True), alert_ids=ids)
+
+
+def waited(stack: ProcessStack, profile: str, samples: int) -> dict[str, float]:
     """Under a profile: the answers per sample (bracket and exit) ibsim held back that the worker
     waits for before the last leg (what-if, market data, contract lookups), from ibsim's log."""
     if profile == "none" or not samples:
-        return ""
+        return {}
     held = httpx.get(f"http://127.0.0.1:{stack.sim_control_port}/latency", timeout=5).json()["held"]
     kinds = {"whatIf": "what-if", "snapshot": "market data", "contractDetails": "lookup"}
-    counts = {name: sum(row["kind"] == kind for row in held) / samples for kind, name in kinds.items()}
-    return " | waited for: " + ", ".join(f"{name} {n:.1f}" for name, n in counts.items())
+    return {name: sum(row["kind"] == kind for row in held) / samples for kind, name in kinds.items()}
 
 
 STEP = re.compile(
     r"alert (\S+): \d+ leg\(s\) on the wire ([\d.]+) ms after pick-up \(loaded ([\d.]+), "
     r"looked ([\d.]+), decided ([\d.]+), written ([\d.]+)\).*picked up ([\d.]+) ms"
 )
+STEP_NAMES = ("intake->pick-up", "loaded", "looked", "decided", "written", "on wire")
 
 
-def steps(stack: ProcessStack, alert_ids: Iterable[str]) -> str:
-    """--steps: the worker's own account of the warm samples (its log line per job), p50 of each
-    step in ms: intake -> pick-up, then from the pick-up to each mark."""
-    wanted, found = set(alert_ids), []
+def steps(stack: ProcessStack, row: Row) -> None:
+    """--steps: the worker's own account of the row's samples (its log line per job), p50 of each
+    step in ms: intake -> pick-up, then from the pick-up to each mark; into ``row.steps``."""
+    wanted, found = set(row.alert_ids), []
     for line in (stack.dir / "worker.log").read_text(errors="replace").splitlines():
         if (m := STEP.search(line)) and m[1] in wanted:
             found.append([float(m[i]) for i in (7, 3, 4, 5, 6, 2)])
-    if not found:
-        return "  steps: no timing lines in the worker's log (LOG_LEVEL must be INFO)"
-    names = ("intake->pick-up", "loaded", "looked", "decided", "written", "on wire")
-    medians = [percentile([f[i] for f in found], 50) for i in range(len(names))]
-    return f"  steps (p50 ms, n={len(found)}): " + ", ".join(
-        f"{k} {v:.1f}" for k, v in zip(names, medians, strict=True)
-    )
+    row.steps_n = len(found)
+    if found:
+        row.steps = {k: percentile([f[i] for f in found], 50) for i, k in enumerate(STEP_NAMES)}
 
 
-def run_benchmark(stack: ProcessStack, args: argparse.Namespace, unseen: list[str]) -> None:
+def run_benchmark(stack: ProcessStack, args: argparse.Namespace, unseen: list[str]) -> list[Row]:
     stack.start_sim()
     relay = Relay(stack.sim_port)
     stack.env["IB_PORT"] = str(relay.port)
@@ -199,30 +225,45 @@ def run_benchmark(stack: ProcessStack, args: argparse.Namespace, unseen: list[st
     print(f"tv2ib latency benchmark - {os.cpu_count()} CPUs, database {stack.env['DATABASE_URL'].split(':')[0]}, "
           f"MARGIN_CHECK=on, RISK_FILE={RISK_FILE.relative_to(RISK_FILE.parents[1])}")  # fmt: skip
     samples.run([WARM[0]] * 10, WARM[1], 0)  # warm-up: AAPL's contract, market rule, connections
-    rows = []
+    rows: list[Row] = []
     phases = (("instant", "none", args.samples), ("IB-like", "ib", args.ib_samples))
     for n, (label, profile, count) in enumerate(phases):
         profile_figures = stack.sim_post("/latency", {"profile": profile})
         if profile != "none":
             print(f"{label} '{profile}' (ms): " + ", ".join(f"{k[:-2]} {v:g}" for k, v in profile_figures.items()
                                                          if k.endswith("Ms")), flush=True)  # fmt: skip
-        warm = samples.run([WARM[0]] * count, WARM[1], 1000 * (n + 1))
-        rows.append(figures(f"{label}: warm (AAPL)", relay, warm) + waited(stack, profile, count))
+        warm = figures(
+            f"{label}: warm (AAPL)", relay, samples.run([WARM[0]] * count, WARM[1], 1000 * (n + 1))
+        )
+        warm.waited = waited(stack, profile, count)
         if args.steps:
-            rows.append(steps(stack, (ref.split(":")[1] for ref in warm)))
+            steps(stack, warm)
         stack.sim_post("/latency", {"profile": profile})  # a new log of what ibsim held back
         first_sight = unseen[args.cold * n : args.cold * (n + 1)]
-        cold = samples.run(first_sight, COLD_PRICE, 1000 * (n + 1) + 500)
-        rows.append(figures(f"{label}: cold (first sight)", relay, cold) + waited(stack, profile, len(cold)))
+        cold = figures(
+            f"{label}: cold (first sight)", relay, samples.run(first_sight, COLD_PRICE, 1000 * (n + 1) + 500)
+        )
+        cold.waited = waited(stack, profile, len(first_sight))
         floor = run_floor(relay, count, args.period / 2, tag=f"floor{profile}-", clean_up=True)
-        rows.append(figures(f"{label}: plain ib_async floor", relay, floor))
-        print("\n".join(rows[-3:]), flush=True)
+        rows += [warm, cold, figures(f"{label}: plain ib_async floor", relay, floor)]
+        print("\n".join(lines(rows[-3:], args.steps)), flush=True)
     print("\nwebhook -> the bracket's last leg at ibsim, and until ibsim's acknowledgement of it is back:"
           " p50 / p99 ms; waited for: answers per sample ibsim held back before the last leg")  # fmt: skip
-    print("\n".join(rows))
+    print("\n".join(lines(rows, args.steps)))
+    return rows
 
 
-def main() -> None:
+def lines(rows: list[Row], with_steps: bool) -> list[str]:
+    """The rows as printed; with --steps each warm row followed by its steps line."""
+    out = []
+    for row in rows:
+        out.append(row.line())
+        if with_steps and "warm" in row.name:
+            out.append(row.steps_line())
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -235,7 +276,11 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--steps", action="store_true",
                         help="log at INFO and print where a warm alert's time goes (the worker's own marks)")  # fmt: skip
-    args = parser.parse_args()
+    return parser
+
+
+def run(args: argparse.Namespace) -> list[Row]:
+    """The whole benchmark (printing as it goes); returns its rows."""
     logging.getLogger("ib_async").setLevel(logging.CRITICAL)  # the floor's clean-up: one 202 per order
 
     tmp = Path(tempfile.mkdtemp(prefix="tv2ib-latency-"))
@@ -255,9 +300,13 @@ def main() -> None:
         }
         stack = ProcessStack(tmp, env, sim_args=("--catalog", str(tmp / "catalog.json")))
         try:
-            run_benchmark(stack, args, cold)
+            return run_benchmark(stack, args, cold)
         finally:
             stack.stop()
+
+
+def main() -> None:
+    run(build_parser().parse_args())
 
 
 if __name__ == "__main__":

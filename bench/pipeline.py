@@ -27,6 +27,7 @@ import statistics
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -47,6 +48,7 @@ class Relay:
         self.port = free_port()
         self.seen: dict[str, float] = {}  # order ref -> perf_counter when forwarded
         self.acked: dict[str, float] = {}  # order ref -> perf_counter when ibsim's openOrder passed back
+        self.sent_at: list[float] = []  # perf_counter of every message any client sent ibsim (pacing)
         self.wanted_suffix = b":sl\x00"
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -97,6 +99,8 @@ class Relay:
                 header = await reader.readexactly(4)
                 payload = await reader.readexactly(int.from_bytes(header, "big"))
                 writer.write(header + payload)
+                if greeting:
+                    self.sent_at.append(time.perf_counter())
                 if payload.startswith(msg_id + b"\x00") and self.wanted_suffix in payload:
                     now = time.perf_counter()
                     for field in payload.split(b"\x00"):
@@ -160,10 +164,21 @@ def run_pipeline(stack: ProcessStack, relay: Relay, count: int, gap: float) -> l
     return [(relay.seen[ref] - t0) * 1000 for ref, t0 in sent.items()]
 
 
-def run_burst(stack: ProcessStack, relay: Relay, count: int) -> tuple[float, float]:
+@dataclass
+class Burst:
+    """A burst's figures: ``brackets`` brackets, each followed by an exit (2 x ``brackets`` alerts),
+    posted in ``posted`` s, the last bracket's last leg at ibsim after ``done`` s, ``messages``
+    messages sent to ibsim in between (every message counts against IB's 50 per second)."""
+
+    brackets: int
+    posted: float
+    done: float
+    messages: int
+
+
+def run_burst(stack: ProcessStack, relay: Relay, count: int) -> Burst:
     """``count`` brackets as fast as one client can post, each followed by an exit back to flat
-    (2 x ``count`` alerts: a bracket is 3 order messages, an exit 3: two cancels and a close);
-    returns (post seconds, seconds until the last bracket's last leg)."""
+    (2 x ``count`` alerts: a bracket is 3 order messages, an exit 3: two cancels and a close)."""
     client = httpx.Client(timeout=5)
     refs = []
     t0 = time.perf_counter()
@@ -177,7 +192,8 @@ def run_burst(stack: ProcessStack, relay: Relay, count: int) -> tuple[float, flo
     posted = time.perf_counter() - t0
     wait_until(lambda: all(ref in relay.seen for ref in refs), 120, "burst did not complete")
     client.close()
-    return posted, max(relay.seen[r] for r in refs) - t0
+    last = max(relay.seen[r] for r in refs)
+    return Burst(count, posted, last - t0, sum(t0 <= t <= last for t in relay.sent_at))
 
 
 def run_floor(
@@ -223,7 +239,16 @@ def run_floor(
     return sent
 
 
-def main() -> None:
+@dataclass
+class Figures:
+    """One run's figures (ms): webhook -> last leg, the floor's, and the burst's (None: skipped)."""
+
+    pipe: list[float] = field(default_factory=list)
+    floor: list[float] = field(default_factory=list)
+    burst: Burst | None = None
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -235,8 +260,15 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--risk-file", default=None,
                         help="the worker's RISK_FILE (e.g. bench/risk_counters.yaml); default: none")  # fmt: skip
-    args = parser.parse_args()
+    return parser
 
+
+def main() -> None:
+    run(build_parser().parse_args())
+
+
+def run(args: argparse.Namespace) -> Figures:
+    """The whole benchmark (printing as it goes); returns its figures. ``--alerts 0``: the burst alone."""
     tmp = Path(tempfile.mkdtemp(prefix="tv2ib-bench-"))
     with private_redis() as redis_url:
         env = {
@@ -251,12 +283,12 @@ def main() -> None:
             env["RISK_FILE"] = str(Path(args.risk_file).resolve())
         stack = ProcessStack(tmp, env)
         try:
-            run_benchmark(stack, env, args)
+            return run_benchmark(stack, env, args)
         finally:
             stack.stop()
 
 
-def run_benchmark(stack: ProcessStack, env: dict[str, str], args: argparse.Namespace) -> None:
+def run_benchmark(stack: ProcessStack, env: dict[str, str], args: argparse.Namespace) -> Figures:
     stack.start_sim()
     stack.sim_post("/price", {"symbol": "AAPL", "secType": "STK", "price": 190.0})
     relay = Relay(stack.sim_port)
@@ -266,16 +298,19 @@ def run_benchmark(stack: ProcessStack, env: dict[str, str], args: argparse.Names
     print(f"tv2ib pipeline benchmark - {os.cpu_count()} CPUs, database {env['DATABASE_URL'].split(':')[0]}, "
           f"{args.alerts} alerts {args.gap * 1000:.0f} ms apart, risk file {env.get('RISK_FILE') or 'none'}")  # fmt: skip
     run_pipeline(stack, relay, 10, args.gap)  # warm-up: contract cache, connections, JIT-free paths
-    pipe = run_pipeline(stack, relay, args.alerts, args.gap)
-    floor = relay.latencies(run_floor(relay, args.alerts, args.gap))
-    print(describe("webhook -> last leg at ibsim (tv2ib)", pipe))
-    print(describe("floor: ib_async places bracket -> ibsim", floor))
-    print("targets: p50 <= 10 ms, p99 <= 30 ms")
+    figures = Figures()
+    if args.alerts:
+        figures.pipe = run_pipeline(stack, relay, args.alerts, args.gap)
+        figures.floor = relay.latencies(run_floor(relay, args.alerts, args.gap))
+        print(describe("webhook -> last leg at ibsim (tv2ib)", figures.pipe))
+        print(describe("floor: ib_async places bracket -> ibsim", figures.floor))
+        print("targets: p50 <= 10 ms, p99 <= 30 ms")
     if args.burst:
-        posted, done = run_burst(stack, relay, args.burst)
-        print(f"burst of {args.burst} brackets, each followed by an exit: posted in {posted:.2f} s, last bracket's "
-              f"last leg at ibsim after {done:.2f} s ({args.burst / done:.1f} brackets/s + as many exits; "
+        burst = figures.burst = run_burst(stack, relay, args.burst)
+        print(f"burst of {args.burst} brackets, each followed by an exit: posted in {burst.posted:.2f} s, last bracket's "
+              f"last leg at ibsim after {burst.done:.2f} s ({args.burst / burst.done:.1f} brackets/s + as many exits; "
               "the order pacer, 40 messages/s under IB's 50, allows 6.7 such pairs/s)")  # fmt: skip
+    return figures
 
 
 if __name__ == "__main__":

@@ -139,6 +139,15 @@ class Result:
     def p50(self) -> float:
         return percentile(self.latencies, 50)
 
+    @property
+    def p99(self) -> float:
+        return percentile(self.latencies, 99)
+
+    @property
+    def throughput(self) -> float:
+        """Successful requests per second."""
+        return len(self.latencies) / self.elapsed if self.elapsed else float("nan")
+
 
 def _body(expected: tuple[int, ...]) -> tuple[bytes, tuple[int, ...]]:
     alert = {
@@ -236,9 +245,10 @@ def saturation(port: int, args: argparse.Namespace) -> Result:
     return run_load(port, rate=None, seconds=args.seconds, concurrency=args.clients)
 
 
-def saturation_ratio(label: str, targets: dict[str, int], args: argparse.Namespace) -> None:
+def saturation_ratio(label: str, targets: dict[str, int], args: argparse.Namespace) -> dict[str, Result]:
     """Alternate the servers of ``targets`` (name -> port, the bare endpoint first) ``--rounds``
-    times; print each one's median and every other's ratio to the bare endpoint's."""
+    times; print each one's median and every other's ratio to the bare endpoint's; returns each
+    server's pooled result."""
     pooled = {name: Result([], 0, 0.0) for name in targets}
     for i in range(args.rounds):
         names = list(targets)
@@ -262,6 +272,7 @@ def saturation_ratio(label: str, targets: dict[str, int], args: argparse.Namespa
             f"{intake.p50 * 1000:.2f} ms, ratio {ratio:.2f}x  load={os.getloadavg()[0]:.1f}",
             flush=True,
         )
+    return pooled
 
 
 def app_env(url: str, redis_url: str) -> dict[str, str]:
@@ -278,9 +289,10 @@ def app_env(url: str, redis_url: str) -> dict[str, str]:
 
 def run_saturation(
     dbs: dict[str, tuple[str, str]], redis_url: str, rows: int, args: argparse.Namespace
-) -> None:
+) -> dict[str, dict[str, Result]]:
     """The intake ratio at saturation for each database in ``dbs`` (name -> URL for this
-    checkout's app, URL for the ``--against`` checkout's)."""
+    checkout's app, URL for the ``--against`` checkout's); returns database -> server -> result."""
+    pooled: dict[str, dict[str, Result]] = {}
     one = {"WEB_WORKERS": "1"}
     print(
         f"intake at saturation: {args.clients} closed-loop clients, one gunicorn worker each, "
@@ -304,27 +316,31 @@ def run_saturation(
                     env = {**app_env(app_url, redis_url), **one}
                     servers.append(gunicorn("app:create_app()", targets[name], env, str(root), root))
                 print(f"{db}:", flush=True)
-                saturation_ratio(db, targets, args)
+                pooled[db] = saturation_ratio(db, targets, args)
             finally:
                 for server in servers:
                     end_process(server, 15)
     finally:
         end_process(bare, 15)
+    return pooled
 
 
 def fixed_and_max(
     urls: dict[str, str], redis_url: str, rows_list: list[int], args: argparse.Namespace
-) -> None:
-    """The fixed-rate and maximum-rate runs (default gunicorn settings) beside the bare endpoint."""
+) -> dict[tuple[str, int], tuple[Result, Result]]:
+    """The fixed-rate and maximum-rate runs (default gunicorn settings) beside the bare endpoint;
+    returns (database, stored alerts) -> (fixed-rate, maximum-rate) results, the bare endpoint's
+    under ("bare", 0)."""
     bare_port = free_port()
     bare = gunicorn(
         "bare_app:create_app()", bare_port, {"WEBHOOK_SECRET": SECRET}, f"{ROOT / 'bench'}:{ROOT}"
     )
     try:
         print("bare Flask endpoint (the floor):", flush=True)
-        bare_fixed, _ = measure("bare", bare_port, args)
+        bare_fixed, bare_top = measure("bare", bare_port, args)
     finally:
         end_process(bare, 15)
+    results = {("bare", 0): (bare_fixed, bare_top)}
     for db, url in urls.items():
         for rows in rows_list:
             prefill(url, rows)
@@ -332,14 +348,24 @@ def fixed_and_max(
             server = gunicorn("app:create_app()", port, app_env(url, redis_url), str(ROOT))
             try:
                 print(f"{db}, {rows:,} stored alerts:", flush=True)
-                fixed, _ = measure(f"webhook {db} {rows // 1000}k", port, args)
+                fixed, top = measure(f"webhook {db} {rows // 1000}k", port, args)
+                results[(db, rows)] = (fixed, top)
                 ratio = fixed.p50 / bare_fixed.p50 if bare_fixed.latencies else float("nan")
                 print(f"  median vs bare endpoint at {args.rate:g}/s: {ratio:.1f}x", flush=True)
             finally:
                 end_process(server, 15)
+    return results
 
 
-def main() -> None:
+@dataclass
+class Figures:
+    """What one run measured: ``fixed_and_max``'s and ``run_saturation``'s results."""
+
+    rates: dict[tuple[str, int], tuple[Result, Result]]
+    saturation: dict[str, dict[str, Result]]
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -361,7 +387,11 @@ def main() -> None:
         help="another checkout (e.g. a worktree of main): its app joins the saturation rounds, "
         "on its own database, for an A/B under the same load",
     )
-    args = parser.parse_args()
+    return parser
+
+
+def run(args: argparse.Namespace) -> Figures:
+    """The whole benchmark (printing as it goes); returns its figures."""
     rows_list = [int(r) for r in args.rows.split(",")]
 
     tmp = Path(tempfile.mkdtemp(prefix="tv2ib-bench-"))
@@ -381,10 +411,14 @@ def main() -> None:
             flush=True,
         )
         urls = {db: f"sqlite:///{tmp / 'bench.db'}" if db == "sqlite" else pg_urls[0] for db in dbs}
-        if not args.saturation_only:
-            fixed_and_max(urls, redis_url, rows_list, args)
+        rates = {} if args.saturation_only else fixed_and_max(urls, redis_url, rows_list, args)
         against = {db: f"sqlite:///{tmp / 'against.db'}" if db == "sqlite" else pg_urls[-1] for db in dbs}
-        run_saturation({db: (urls[db], against[db]) for db in dbs}, redis_url, rows_list[0], args)
+        pairs = {db: (urls[db], against[db]) for db in dbs}
+        return Figures(rates, run_saturation(pairs, redis_url, rows_list[0], args))
+
+
+def main() -> None:
+    run(build_parser().parse_args())
 
 
 if __name__ == "__main__":
