@@ -287,7 +287,8 @@ def test_get_is_405_json(client):
     answer = client.get("/webhook")
     assert answer.status_code == 405 and answer.get_json()["error"] == "method_not_allowed"
     # the methods that are allowed, as RFC 9110 asks (found by schemathesis: the JSON answer had lost it)
-    assert answer.headers["Allow"] == "OPTIONS, POST" and answer.mimetype == "application/json"
+    assert set(answer.headers["Allow"].split(", ")) == {"OPTIONS", "POST"}  # werkzeug's order is a set's
+    assert answer.mimetype == "application/json"
     answer = client.open("/api/status", method="TRACE")
     assert answer.status_code == 405 and set(answer.headers["Allow"].split(", ")) == {
         "GET",
