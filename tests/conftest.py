@@ -17,10 +17,12 @@ from typing import Any
 import pytest
 import redis
 from fakes.telegram_api import FakeTelegramAPI
+from sqlalchemy import bindparam, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 from support import TEST_ADMIN_TOKEN, TEST_SECRET, claim_redis_db_number, private_pg_database
 
 from config.settings import Settings
+from core.models import TERMINAL_STATUSES
 from worker.notify import Notifier
 from worker.notify.sender import SenderConfig
 
@@ -76,10 +78,29 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A private PostgreSQL database for this test run, dropped at the end."""
+def _pg_session_url() -> Iterator[str]:
     with private_pg_database("tv2ib_test") as url:
         yield url
+
+
+@pytest.fixture
+def pg_url(_pg_session_url: str) -> str:
+    """A private PostgreSQL database for this test run (shared by the tests of one xdist worker,
+    dropped at the end). Alerts an earlier test left in flight are ended first: a worker's relay
+    would otherwise find them without a job (Redis is flushed between tests) and run them again,
+    placing their orders at this test's fresh ibsim."""
+    engine = create_engine(_pg_session_url)
+    try:
+        with engine.begin() as conn:
+            if conn.execute(text("SELECT to_regclass('alerts')")).scalar() is not None:
+                conn.execute(
+                    text("UPDATE alerts SET status = 'cancelled', reason = 'left in flight by an earlier test' "
+                         "WHERE status NOT IN :ended").bindparams(bindparam("ended", expanding=True)),
+                    {"ended": sorted(s.value for s in TERMINAL_STATUSES)},
+                )  # fmt: skip
+    finally:
+        engine.dispose()
+    return _pg_session_url
 
 
 @pytest.fixture
