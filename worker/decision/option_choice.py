@@ -14,10 +14,14 @@ The rules, in order:
 * **right and side**: the direction table (:data:`worker.decision.options.DIRECTIONS`);
 * **at the money**: the listed strike nearest the underlying's price (halfway: the lower one);
 * **strike**: ``strikePrice`` exactly; else ``intrinsicValue`` with ``strikesAway`` (default 1):
-  the N-th strike in (or out of) the money for that right, counted from the money (a strike equal
-  to the price is neither); else ``delta``: the strike whose model delta is nearest the target in
-  size; else the at-the-money strike. ``strikeCount`` limits the scan to that many strikes nearest
-  the price (:func:`scan_window`; :data:`DELTA_STRIKE_COUNT` for a delta without it).
+  the N-th listed strike past the at-the-money one, on the side where that right is in (or out
+  of) the money (a call is in the money below the price, a put above). Counting from the
+  at-the-money strike, never from the price, makes every pick really in (or out of) the money and
+  never the at-the-money strike itself; else ``delta``: the strike whose model delta is nearest the
+  target in size (a tie: the one nearer the money); else the at-the-money strike. ``strikeCount``
+  limits the scan to the at-the-money strike and ``strikeCount // 2`` strikes on each side of it
+  (:func:`scan_window`; :data:`DELTA_STRIKE_COUNT` for a delta without it), so any ``strikesAway``
+  up to half of it is inside the scan, as TradersPost says.
 
 Decision rules only: the worker does not call this yet (docs/contracts.md).
 """
@@ -169,22 +173,21 @@ def atm_strike(strikes: Sequence[Decimal], underlying_price: Decimal) -> Decimal
     return min(strikes, key=lambda s: (abs(s - underlying_price), s))
 
 
-def scan_window(
-    strikes: Sequence[Decimal], underlying_price: Decimal, count: int | None
-) -> tuple[Decimal, ...]:
-    """The ``count`` listed strikes nearest the price, ascending (all of them when ``count`` is None):
-    the strikes whose quotes and greeks the worker asks IB for."""
-    ordered = sorted(set(strikes), key=lambda s: (abs(s - underlying_price), s))
-    return tuple(sorted(ordered if count is None else ordered[:count]))
+def scan_window(strikes: Sequence[Decimal], atm: Decimal, count: int | None) -> tuple[Decimal, ...]:
+    """The strikes scanned, ascending: ``atm`` and ``count // 2`` listed strikes on each side of it
+    (all of them when ``count`` is None); the strikes whose quotes and greeks the worker asks for."""
+    ordered = sorted(set(strikes))
+    if count is None:
+        return tuple(ordered)
+    at, half = ordered.index(atm), count // 2
+    return tuple(ordered[max(0, at - half) : at + half + 1])
 
 
-def side_of_money(
-    strikes: Sequence[Decimal], underlying_price: Decimal, right: Right, itm: bool
-) -> tuple[Decimal, ...]:
-    """The strikes in (``itm``) or out of the money for ``right``, nearest the money first. A call is
-    in the money below the price, a put above; a strike equal to the price is neither."""
-    below = sorted((s for s in strikes if s < underlying_price), reverse=True)
-    above = sorted(s for s in strikes if s > underlying_price)
+def side_of_money(strikes: Sequence[Decimal], atm: Decimal, right: Right, itm: bool) -> tuple[Decimal, ...]:
+    """The strikes past ``atm`` on the side where ``right`` is in (``itm``) or out of the money,
+    nearest the money first: a call's in-the-money side is below, a put's above."""
+    below = sorted((s for s in strikes if s < atm), reverse=True)
+    above = sorted(s for s in strikes if s > atm)
     return tuple(below if (right == "C") == itm else above)
 
 
@@ -224,17 +227,23 @@ def _by_intrinsic(
 ) -> _Pick | OptionRefusal:
     itm = request.intrinsic_value == "itm"
     away = request.strikes_away or 1
-    scanned = scan_window(strikes, price, request.strike_count)
-    side = side_of_money(scanned, price, right, itm)
+    atm = atm_strike(strikes, price)
+    scanned = scan_window(strikes, atm, request.strike_count)
+    side = side_of_money(scanned, atm, right, itm)
     money = "in the money" if itm else "out of the money"
     rule = f"intrinsicValue {request.intrinsic_value}, strikesAway {away}"
     if len(side) < away:
-        among = f" among the {len(scanned)} nearest the price (strikeCount)" if request.strike_count else ""
-        return OptionRefusal(
-            "strikesAway", f"strikesAway {away}: {where} has only {len(side)} strike(s) {money}{among} at {fmt_price(price)}"
-        )  # fmt: skip
+        among = (
+            f" among the {len(scanned)} scanned (strikeCount {request.strike_count})"
+            if request.strike_count
+            else ""
+        )
+        return OptionRefusal("strikesAway", (
+            f"strikesAway {away}: the {where} list {len(side)} strike(s) {money} past the "
+            f"at-the-money {strike_text(atm)}{among}"
+        ))  # fmt: skip
     chosen = side[away - 1]
-    sentence = f"strike {strike_text(chosen)}: the {_ordinal(away)} strike {money} for a {_right_name(right)} ({rule}), counted out from the money: {_listed(side[:away])}"
+    sentence = f"strike {strike_text(chosen)}: the {_ordinal(away)} strike {money} for a {_right_name(right)} ({rule}), counted from the at-the-money {strike_text(atm)}: {_listed(side[:away])}"
     return _Pick(chosen, "intrinsicValue", side[:away], sentence)
 
 
@@ -243,7 +252,7 @@ def _by_delta(
 ) -> _Pick | OptionRefusal:
     target = abs(request.delta or 0)
     count = request.strike_count or DELTA_STRIKE_COUNT
-    scanned = scan_window(chain.strikes[expiry], price, count)
+    scanned = scan_window(chain.strikes[expiry], atm_strike(chain.strikes[expiry], price), count)
     known: dict[Decimal, Decimal] = {}
     for strike in scanned:
         quote = chain.quotes.get((expiry, strike, right))
@@ -258,7 +267,7 @@ def _by_delta(
     gaps = f"; no greeks for {_listed(missing)}" if missing else ""
     sentence = (
         f"strike {strike_text(chosen)}: its delta {known[chosen]:.3f} is the nearest to the delta target {target} "
-        f"among the {len(scanned)} strikes nearest the price ({_listed(scanned)}{gaps})"
+        f"among the {len(scanned)} strikes scanned around the money ({_listed(scanned)}{gaps})"
     )
     return _Pick(chosen, "delta", scanned, sentence, known[chosen])
 

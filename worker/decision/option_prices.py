@@ -114,7 +114,8 @@ def marketable_limit(
         limit = step(grid, grid.round(mid, "up"), ticks, "down")
         bottom = max(grid.round(bid, "down"), floor)
         capped, limit = limit < bottom, max(limit, bottom)
-        edge = f"held at the bid {fmt(bottom)}" if capped else ""
+        at_bid = "the bid" if bottom == grid.round(bid, "down") else "the smallest price"
+        edge = f"held at {at_bid} {fmt(bottom)}" if capped else ""
     how = f"{'plus' if side == 'BUY' else 'minus'} {ticks} tick{'s' if ticks != 1 else ''}"
     why = f"{side} limit {fmt(limit)}: the mid {fmt(mid)} (bid {fmt(bid)}, ask {fmt(ask)}) {how} ({grid.describe()})"
     return EntryLimit(limit, mid, why + (f", {edge}" if edge else ""))

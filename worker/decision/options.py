@@ -193,8 +193,8 @@ def _combination_errors(given: Mapping[str, Any], values: Mapping[str, Any]) -> 
     away, count = values.get("strikesAway"), values.get("strikeCount")
     if away is not None and count is not None and away > count // 2:
         errors.append(OptionFieldError(
-            "strikesAway", f"must be at most half of strikeCount ({away} > {count} // 2): "
-            f"{count} strikes scanned hold {count // 2} on each side of the money",
+            "strikesAway", f"must be at most half of strikeCount ({away} > {count} // 2): strikeCount "
+            f"{count} scans the at-the-money strike and {count // 2} on each side of it",
         ))  # fmt: skip
     low, high = values.get("dteMin"), values.get("dteMax")
     if low is not None and high is not None and low > high:
