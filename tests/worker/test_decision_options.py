@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core.payload import StopLoss, TakeProfit
 from worker.decision.option_choice import (
@@ -340,12 +342,15 @@ LISTED = (
          "delta 0.3: IB gave no model greeks for any of the 5 AAPL 2026-08-21 calls scanned (strikes 182.50, 185, 187.50, 190, 192.50)"),
         ({"expiration": "2026-08-21", "optionType": "put"}, OptionChain("AAPL", STRIKES, rights=frozenset({"C"})), "187.40",
          "optionType", "IB lists no puts on AAPL (sell with optionType put (inverted): buy puts to open)"),
-        ({"expiration": "2026-08-21"}, CHAIN, "0", None, "no usable price for AAPL (0): the money cannot be placed"),
+        ({"expiration": "2026-08-21"}, CHAIN, "0", None, "no usable price for AAPL (0.00): the money cannot be placed"),
+        ({"expiration": "2026-08-21"}, CHAIN, None, None, "no usable price for AAPL (none): the money cannot be placed"),
     ],
 )  # fmt: skip
 def test_refusals(fields, chain, price, field, reason):
     req = request(**{"optionType": "call", **fields})
-    refusal = choose(req, chain, D(price), TODAY, "sell" if req.option_type == "put" else "buy")
+    refusal = choose(
+        req, chain, None if price is None else D(price), TODAY, "sell" if req.option_type == "put" else "buy"
+    )
     assert refusal == OptionRefusal(field, reason)
 
 
@@ -420,6 +425,15 @@ CALL = "AAPL 2026-08-21 call 190"
         ("penny_pilot", "2.96", "3.05", "SELL", 2, "2.99", ""),
         ("standard", "0.05", "0.10", "SELL", 3, "0.05", ", held at the bid 0.05"),
         ("standard", "0", "0.10", "SELL", 2, "0.05", ", held at the smallest price 0.05"),
+        (
+            "standard",
+            "0",
+            "0.05",
+            "BUY",
+            0,
+            "0.05",
+            ", raised to the smallest price 0.05",
+        ),  # the mid 0.025 is below the smallest price
     ],
 )
 def test_marketable_limit(rule, bid, ask, side, ticks, limit, edge):
@@ -504,3 +518,42 @@ def test_exits_on_the_premium(entry, side, tp, sl, rule, expected):
         assert (found.take_profit - D(entry)) * (1 if side == "BUY" else -1) > 0
     if found.stop_loss is not None:
         assert (found.stop_loss - D(entry)) * (1 if side == "BUY" else -1) < 0
+
+
+# --- properties over many quotes, chains and prices ---------------------------------------------
+
+RULES = st.sampled_from(["standard", "penny_pilot", "penny"])
+CENTS = st.integers(min_value=0, max_value=2000).map(lambda n: D(n) / 100)
+
+
+@given(RULES, CENTS, CENTS, st.sampled_from(["BUY", "SELL"]), st.integers(min_value=0, max_value=6))
+def test_an_entry_limit_is_on_the_grid_and_never_past_the_quote(rule, low, width, side, ticks):
+    grid = tick_grid(rule)
+    bid, ask = grid.round(low, "down"), grid.round(low + width + D("0.01"), "up")
+    entry = marketable_limit(bid, ask, side, ticks, grid, CALL)
+    assert not isinstance(entry, OptionRefusal)
+    assert grid.on_grid(entry.price) and entry.price > 0
+    if side == "BUY":
+        assert entry.price <= ask
+    else:
+        assert entry.price >= bid
+
+
+@given(
+    st.integers(min_value=1, max_value=40).map(lambda n: D(n) * D("2.5") + 100),
+    st.integers(min_value=10000, max_value=20000).map(lambda n: D(n) / 100),
+    st.sampled_from(["itm", "otm"]),
+    st.integers(min_value=1, max_value=4),
+    st.sampled_from(["call", "put"]),
+)
+def test_intrinsic_picks_are_really_in_or_out_of_the_money(top, underlying, intrinsic, away, option_type):
+    strikes = _range("100", str(top), "2.5")
+    chain = OptionChain("XYZ", {AUG: strikes})
+    req = request(optionType=option_type, expiration="2026-08-21", intrinsicValue=intrinsic, strikesAway=away)
+    choice = choose(req, chain, underlying, TODAY, "buy")
+    if isinstance(choice, OptionRefusal):
+        assert choice.field == "strikesAway"
+        return
+    in_the_money = choice.strike < underlying if choice.right == "C" else choice.strike > underlying
+    assert in_the_money == (intrinsic == "itm")
+    assert choice.strike != choice.atm_strike

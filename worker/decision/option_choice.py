@@ -273,12 +273,13 @@ def _by_delta(
 
 
 def choose(
-    request: OptionRequest, chain: OptionChain, underlying_price: Decimal, today: date, signal: Signal
+    request: OptionRequest, chain: OptionChain, underlying_price: Decimal | None, today: date, signal: Signal
 ) -> OptionChoice | OptionRefusal:
     """The contract the alert trades and the order that opens it, or why none (see the module)."""
-    if underlying_price <= 0:
+    if underlying_price is None or underlying_price <= 0:
+        shown = "none" if underlying_price is None else fmt_price(underlying_price)
         return OptionRefusal(
-            None, f"no usable price for {chain.symbol} ({underlying_price}): the money cannot be placed"
+            None, f"no usable price for {chain.symbol} ({shown}): the money cannot be placed"
         )
     row = direction(request.option_type, signal)
     if row.right not in chain.rights:

@@ -38,6 +38,7 @@ TICK_RULES: dict[TickRule, PriceGrid] = {
     "penny_pilot": PriceGrid(D("0.01"), ((D(0), D("0.01")), (D(3), D("0.05")))),
     "penny": PriceGrid(D("0.01")),
 }
+MAX_ENTRY_TICKS = 100  # the entry's ticks from the mid (a setting): beyond, the far side caps it anyway
 _EPSILON = D("1e-12")  # smaller than any tick: one step off a grid price
 
 
@@ -97,8 +98,8 @@ def marketable_limit(
 ) -> EntryLimit | OptionRefusal:
     """The entry's limit: the mid, ``ticks`` grid steps toward the side that fills, never past the
     far side of the quote, on the grid (see the module)."""
-    if ticks < 0:
-        raise ValueError(f"ticks must be 0 or more, got {ticks}")
+    if not 0 <= ticks <= MAX_ENTRY_TICKS:
+        raise ValueError(f"ticks must be from 0 to {MAX_ENTRY_TICKS}, got {ticks}")  # a setting's bound
     problem = _quote_problem(bid, ask, what)
     if problem is not None:
         return problem
@@ -106,10 +107,11 @@ def marketable_limit(
     mid = (bid + ask) / 2
     floor = grid.increment_at(D(0))  # the smallest price IB takes
     if side == "BUY":
-        limit = step(grid, grid.round(mid, "down"), ticks, "up")
+        raw = step(grid, grid.round(mid, "down"), ticks, "up")
         cap = grid.round(ask, "up")
-        capped, limit = limit > cap, min(limit, cap)
-        edge = f"capped at the ask {fmt(cap)}" if capped else ""
+        limit = min(max(raw, floor), cap)  # a bid of 0 can put the mid below the smallest price
+        edge = f"capped at the ask {fmt(cap)}" if raw > cap else ""
+        edge = f"raised to the smallest price {fmt(floor)}" if raw < floor else edge
     else:
         limit = step(grid, grid.round(mid, "up"), ticks, "down")
         bottom = max(grid.round(bid, "down"), floor)
