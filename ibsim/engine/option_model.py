@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from ibsim.catalog.instruments import Instrument
+from ibsim.model import Greeks
 
 NEW_YORK = ZoneInfo("America/New_York")
 _YEAR_SECONDS = 365.0 * 86400.0
@@ -53,19 +54,6 @@ class OptionSettings:
             "spreadPct": self.spread_pct,
             "volatilities": dict(self.volatilities),
         }
-
-
-@dataclass(frozen=True)
-class Greeks:
-    """One option computation, as tickOptionComputation carries it."""
-
-    implied_vol: float | None
-    delta: float
-    opt_price: float
-    gamma: float
-    vega: float
-    theta: float
-    und_price: float
 
 
 @dataclass(frozen=True)
