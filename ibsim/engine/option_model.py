@@ -37,7 +37,7 @@ class OptionSettings:
     volatility: float = 0.20
     rate: float = 0.04
     spread: float = 0.04  # the quote's smallest width, in dollars
-    spread_pct: float = 1.0  # the quote's width as a percentage of the model price, when wider
+    spread_pct: float = 0.5  # the quote's width as a percentage of the model price, when wider
     #: volatility per underlying symbol, replacing ``volatility``
     volatilities: dict[str, float] = field(default_factory=dict)
 
