@@ -81,10 +81,11 @@ class OperatorControls:
         for value, low, high, name in checks:
             if value is not None and not low <= float(value) <= high:
                 raise ValueError(f"{name} must be between {low:g} and {high:g}, got {value!r}")
-        if symbol and (chains is None or chains.root_for(symbol) is None):
+        root = chains.root_for(symbol) if chains is not None and symbol else None
+        if symbol and root is None:
             raise LookupError(f"no options on {symbol!r}")
-        if volatility is not None and symbol:
-            settings.volatilities[chains.root_for(symbol).symbol] = float(volatility)  # type: ignore[union-attr]
+        if volatility is not None and root is not None:
+            settings.volatilities[root.symbol] = float(volatility)
         elif volatility is not None:
             settings.volatility, settings.volatilities = float(volatility), {}
         for value, name in ((rate, "rate"), (spread, "spread"), (spread_pct, "spread_pct")):
