@@ -1,5 +1,5 @@
 """Plain data records shared by the codecs and the engine: order requests, orders, executions,
-positions, accounts, what-if figures, the reqExecutions filter and historical bars."""
+positions, accounts, what-if figures, the reqExecutions filter, historical bars and option greeks."""
 
 from __future__ import annotations
 
@@ -252,3 +252,17 @@ class Bar:
     volume: float
     average: float
     bar_count: int
+
+
+@dataclass(frozen=True)
+class Greeks:
+    """One option computation, as tickOptionComputation carries it (``implied_vol`` None: not
+    computed, IB's unset markers go instead)."""
+
+    implied_vol: float | None
+    delta: float
+    opt_price: float
+    gamma: float
+    vega: float
+    theta: float
+    und_price: float

@@ -168,6 +168,11 @@ class SimThread:
         """The same document as GET /latency: the profile and the answers it held back."""
         return self.call(self.sim.latency_state)
 
+    def set_options(self, **kw: Any) -> dict[str, Any]:
+        """The option model's inputs (``volatility=0.3``, ``symbol="AAPL"``, ``rate``, ``spread``,
+        ``spread_pct``); options are repriced at once. ``reset()`` goes back to the defaults."""
+        return self.call(self.sim.set_options, **kw)
+
     def notice(self, code: int, text: str = "") -> None:
         """Send error(-1, code, text) to every client."""
         self.call(self.sim.notice, code, text)

@@ -1,8 +1,9 @@
-"""The built-in catalog for a given day (stocks, futures, forex, crypto), plus an optional
-extension file.
+"""The built-in catalog for a given day (stocks, futures, forex, crypto, and the options on the
+stocks, made on demand), plus an optional extension file.
 
-Each family of instruments has its own module and builder; a new family (options chains around
-the underlyings, say) is one more module and one more line in :func:`default_instruments`.
+Each family of instruments has its own module and builder; a new family is one more module and one
+more line in :func:`default_instruments` (options, too many to list, are the catalog's on-demand
+family: :mod:`ibsim.catalog.options`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def default_instruments(today: dt.date | None = None) -> list[Instrument]:
 
 def build_catalog(today: dt.date | None = None, extension: str | Path | None = None) -> Catalog:
     """The built-in catalog plus an optional extension file (its entries win on equal conId)."""
-    catalog = Catalog(default_instruments(today))
+    catalog = Catalog(default_instruments(today), options=True)
     if extension:
         for inst in load_extension(extension):
             catalog.add(inst)

@@ -44,6 +44,8 @@ class Instrument:
     order_types: str = DEFAULT_ORDER_TYPES
     min_size: float = 1.0  # smallest quantity accepted (crypto: fractional)
     size_increment: float = 1.0
+    strike: float = 0.0  # options only
+    right: str = ""  # options only: C or P
 
     @property
     def mult(self) -> float:
@@ -123,6 +125,15 @@ def matches(inst: Instrument, q: ContractQuery) -> bool:
         inst.exchange.upper(),
     ):
         return False
-    if q.strike and q.strike != 0.0:
-        return False  # no options in the catalog
-    return not q.right or q.right in ("0", "?")
+    if q.strike and abs(q.strike - inst.strike) > 1e-9:
+        return False
+    return normal_right(q.right) in ("", inst.right)
+
+
+def normal_right(right: str) -> str:
+    """A request's right as contractDetails spells it: ``C``, ``P``, or empty for any
+    (``CALL`` / ``PUT`` / lower case accepted; ``0`` and ``?`` are the clients' "unset")."""
+    text = right.strip().upper()
+    if text in ("", "0", "?"):
+        return ""
+    return {"CALL": "C", "PUT": "P"}.get(text, text)

@@ -1,5 +1,6 @@
 """The catalog: a set of instruments with TWS-like lookup (reqContractDetails matching, CONTFUT,
-the operator's symbol lookup) and the price increments of their market rules."""
+the operator's symbol lookup) and the price increments of their market rules. Options are a family
+made on demand (:mod:`ibsim.catalog.options`): reached by conId and by OPT requests, never iterated."""
 
 from __future__ import annotations
 
@@ -7,16 +8,19 @@ from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
 from ibsim.catalog.instruments import ContractQuery, Instrument, matches
+from ibsim.catalog.options import OptionChains, parse_occ
 from ibsim.catalog.ticks import MARKET_RULES
 
 
 class Catalog:
     """A set of instruments with TWS-like lookup."""
 
-    def __init__(self, instruments: Iterable[Instrument] = ()) -> None:
+    def __init__(self, instruments: Iterable[Instrument] = (), options: bool = False) -> None:
         self._by_con_id: dict[int, Instrument] = {}
         for inst in instruments:
             self.add(inst)
+        #: the option chains on the catalog's stocks (``options=True``), else None
+        self.options = OptionChains(list(self._by_con_id.values())) if options else None
 
     def add(self, inst: Instrument) -> None:
         """Add or replace an instrument (keyed by conId)."""
@@ -29,8 +33,11 @@ class Catalog:
         return len(self._by_con_id)
 
     def get(self, con_id: int) -> Instrument | None:
-        """The instrument with this conId, if any."""
-        return self._by_con_id.get(con_id)
+        """The instrument with this conId, if any (an option made on demand)."""
+        inst = self._by_con_id.get(con_id)
+        if inst is None and self.options is not None:
+            return self.options.get(con_id)
+        return inst
 
     def match(self, query: ContractQuery) -> list[Instrument]:
         """Every instrument matching the query, like reqContractDetails."""
@@ -42,10 +49,19 @@ class Catalog:
             for inst in futs:
                 front.setdefault(inst.trading_class, inst)
             return list(front.values())
+        if self.options is not None and self._is_option(query):
+            return self.options.match(query)
         if query.con_id:
             inst = self._by_con_id.get(query.con_id)
             return [inst] if inst and matches(inst, query) else []
         return [inst for inst in self._by_con_id.values() if matches(inst, query)]
+
+    def _is_option(self, query: ContractQuery) -> bool:
+        if query.sec_type:
+            return query.sec_type.upper() == "OPT"
+        if query.con_id:
+            return query.con_id not in self._by_con_id
+        return parse_occ(query.local_symbol) is not None
 
     def market_rule(self, rule_id: int) -> tuple[tuple[float, float], ...]:
         """The price bands of a market rule (``MARKET_RULES``, else one band of the smallest
@@ -90,6 +106,6 @@ class Catalog:
             if kw.get("exchange") and kw["exchange"].upper() not in (e.upper() for e in inst.exchanges):
                 continue
             out.append(inst)
-        if sym and not out and not sec_type:
-            return []
+        if not out and self.options is not None and parse_occ(sym) and sec_type.upper() in ("", "OPT"):
+            return self.options.match(ContractQuery(sec_type="OPT", local_symbol=sym))
         return out

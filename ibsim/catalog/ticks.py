@@ -13,6 +13,8 @@ MARKET_RULES: dict[int, tuple[tuple[float, float], ...]] = {
     240: ((0.0, 0.005),),  # IDEALPRO JPY pairs
     1100: ((0.0, 0.25),),  # PAXOS BTC
     1101: ((0.0, 0.05),),  # PAXOS ETH
+    110: ((0.0, 0.01),),  # ibsim's: US options quoted in pennies at every price (SPY, QQQ)
+    111: ((0.0, 0.01), (3.0, 0.05)),  # ibsim's: US options of the Penny Interval Program
 }
 
 

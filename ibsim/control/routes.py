@@ -127,6 +127,18 @@ def latency(sim: OperatorControls, body: Json) -> Json:
     return {"ok": True, **sim.set_latency(name, **figures)}
 
 
+def options(sim: OperatorControls, body: Json) -> Json:
+    """POST /options: the option model's volatility (per ``symbol`` or all), rate and quote width."""
+    settings = sim.set_options(
+        volatility=_opt_float(body.get("volatility")),
+        symbol=str(body.get("symbol", "")),
+        rate=_opt_float(body.get("rate")),
+        spread=_opt_float(body.get("spread")),
+        spread_pct=_opt_float(body.get("spreadPct")),
+    )
+    return {"ok": True, **settings}
+
+
 def end_of_day(sim: OperatorControls, body: Json) -> Json:
     """POST /end_of_day: the closing auction, then DAY orders expire."""
     return {"ok": True, **sim.end_of_day()}
@@ -155,6 +167,7 @@ POST_ROUTES: dict[str, Route] = {
     "/market_data": market_data,
     "/halt": halt,
     "/latency": latency,
+    "/options": options,
     "/end_of_day": end_of_day,
     "/notice": notice,
 }

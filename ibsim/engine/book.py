@@ -73,6 +73,10 @@ class OrderBook:
             del book[key]
         return sorted(book.values(), key=lambda o: o.perm_id)
 
+    def working_con_ids(self) -> list[int]:
+        """The contracts with working orders (some may have just finished: pruned lazily)."""
+        return [con_id for con_id, book in self._working_by_con.items() if book]
+
     def by_placement(self) -> list[Order]:
         """Every order, oldest permId first."""
         return sorted(self.orders.values(), key=lambda o: o.perm_id)

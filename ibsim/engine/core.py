@@ -93,10 +93,28 @@ class Engine(EngineState):
         """New current price: tick event, then every working order on the contract is re-matched."""
         events: list[Event] = [PriceEvent(con_id, self.market.set_price(con_id, price))]
         events += self.matcher.match_all(self.book.working_on(con_id))
+        options = self._options_on(con_id)  # their quotes follow the underlying
+        for option in options:
+            events += self.matcher.match_all(self.book.working_on(option))
+        marks = [
+            PositionEvent(account, option) for option in options for account in self.ledger.holders(option)
+        ]
         if any(isinstance(e, ExecutionEvent) for e in events):
-            return events
+            return events + marks
         # positions are marked to the new price even without fills
-        return events + [PositionEvent(account, con_id) for account in self.ledger.holders(con_id)]
+        return events + [PositionEvent(account, con_id) for account in self.ledger.holders(con_id)] + marks
+
+    def _options_on(self, con_id: int) -> list[int]:
+        """The options on ``con_id`` with working orders or positions."""
+        if self.catalog.options is None:
+            return []
+        held = {cid for (_, cid), pos in self.positions.items() if pos.quantity}
+        out = []
+        for cid in sorted(held.union(self.book.working_con_ids())):
+            inst = self.catalog.get(cid)
+            if inst is not None and inst.sec_type == "OPT" and inst.under_con_id == con_id:
+                out.append(cid)
+        return out
 
     def end_of_day(self) -> list[Event]:
         """Session close: the closing auction fills MOC / LOC orders, then DAY (and OPG) orders

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ibsim.catalog.instruments import Instrument
-from ibsim.engine.costs import MAINTENANCE_SHARE, margin_rate
+from ibsim.engine.costs import MAINTENANCE_SHARE, margin_rate, position_margin
 from ibsim.engine.market import Market
 from ibsim.model import Account, Position
 
@@ -106,6 +106,13 @@ class Ledger:
         """Initial margin per unit of notional in this account (see :func:`costs.margin_rate`)."""
         return margin_rate(sec_type, account_id in self.cash_accounts)
 
+    def position_margin(self, account_id: str, inst: Instrument, quantity: float, price: float) -> float:
+        """Initial margin (USD) of a signed position in this account at ``price`` (an option's
+        with its underlying's current price)."""
+        und = self.market.price(inst.under_con_id) if inst.sec_type == "OPT" else 0.0
+        rate = self.margin_rate(account_id, inst.sec_type)
+        return position_margin(inst, quantity, price, und, rate) * self.market.fx_to_usd(inst.currency)
+
     def portfolio(self, account_id: str) -> list[dict[str, Any]]:
         """Portfolio rows (positions marked to the current price), as updatePortfolio carries them."""
         return [
@@ -144,7 +151,7 @@ class Ledger:
             value = pos.quantity * market.price(con_id) * inst.mult * fx
             upnl = value - pos.quantity * pos.avg_cost * fx
             x.unrealized += upnl
-            x.init_margin += abs(value) * self.margin_rate(account_id, inst.sec_type)
+            x.init_margin += self.position_margin(account_id, inst, pos.quantity, market.price(con_id))
             x.by_type[inst.sec_type] = x.by_type.get(inst.sec_type, 0.0) + value
             if inst.sec_type == "FUT":
                 x.fut_unrealized += upnl

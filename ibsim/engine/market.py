@@ -1,32 +1,78 @@
-"""The market the engine sees: current prices, currency conversion and trading halts."""
+"""The market the engine sees: current prices and quotes (an option's from its model on the
+underlying's price), currency conversion and trading halts."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+import time
+from collections.abc import Callable
 
 from ibsim.catalog.instruments import ContractQuery, Instrument
 from ibsim.catalog.lookup import Catalog
+from ibsim.catalog.ticks import round_to_tick
+from ibsim.engine.option_model import NEW_YORK, OptionQuote, OptionSettings, option_quote
 
 
 class Market:
-    """Current prices (a contract's default until set), USD conversion and halted contracts."""
+    """Current prices (a contract's default until set; an option's from its model), quotes, USD
+    conversion and halted contracts."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, clock: Callable[[], float] = time.time) -> None:
         self.catalog = catalog
+        self.clock = clock
+        if catalog.options is not None:  # the chains list expiries from the engine's day
+            catalog.options.bind(self.today, self.price)
         self.reset()
 
     def reset(self) -> None:
-        """Prices back to the catalog's defaults; no halts."""
+        """Prices back to the catalog's defaults; no halts; the option model's defaults."""
         self.prices: dict[int, float] = {i.con_id: i.default_price for i in self.catalog}
         #: halted contracts: every new order on them is refused
         self.halted: set[int] = set()
+        #: the option model's volatility, rate and quote width (``POST /options``)
+        self.options = OptionSettings()
+
+    def today(self) -> dt.date:
+        """The engine clock's day in New York (the options' listing day)."""
+        return dt.datetime.fromtimestamp(self.clock(), NEW_YORK).date()
 
     def price(self, con_id: int) -> float:
-        """Current price of a contract (its default when never set)."""
+        """Current price of a contract (its default when never set; an option's model price on its
+        tick grid, or the price the operator set for it)."""
+        inst = self.catalog.get(con_id)
+        if inst is not None and inst.sec_type == "OPT":
+            return self.option_quote(inst).price
         if con_id in self.prices:
             return self.prices[con_id]
-        inst = self.catalog.get(con_id)
         return inst.default_price if inst else 0.0
+
+    def option_quote(self, inst: Instrument) -> OptionQuote:
+        """An option's quote and greeks now (``self.prices`` holds a model price the operator set)."""
+        und = self.price(inst.under_con_id)
+        return option_quote(
+            inst, und, self.clock(), self.options, lambda p: self.catalog.increment_at(inst, p),
+            self.prices.get(inst.con_id),
+        )  # fmt: skip
+
+    def quote(self, con_id: int) -> tuple[float, float]:
+        """(bid, ask) now: an option's from its model; anything else one increment around its price."""
+        inst = self.instrument(con_id)
+        if inst.sec_type == "OPT":
+            quote = self.option_quote(inst)
+            return quote.bid, quote.ask
+        price = self.price(con_id)
+        tick = self.catalog.increment_at(inst, price)
+        return round_to_tick(price - tick, tick), round_to_tick(price + tick, tick)
+
+    def trade_price(self, con_id: int, buy: bool) -> float:
+        """The price an order executes against: an option's ask for a buy and bid for a sell (its
+        spread is paid); anything else its price (simulator policy for stocks and futures)."""
+        inst = self.catalog.get(con_id)
+        if inst is not None and inst.sec_type == "OPT":
+            bid, ask = self.quote(con_id)
+            return ask if buy else bid
+        return self.price(con_id)
 
     def set_price(self, con_id: int, price: float) -> float:
         """A new current price (positive and finite); returns it as a float."""

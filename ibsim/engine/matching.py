@@ -2,7 +2,7 @@
 
 Simulator policies (documented, deliberately simple):
 
-* MKT fills at the current price. A marketable LMT fills at the current price on arrival; a
+* MKT fills at the current price (an option's: its ask for a buy, its bid for a sell). A marketable LMT fills at the current price on arrival; a
   resting LMT fills at its limit when the price touches it. STP / TRAIL trigger at the stop
   and fill at the current price; STP LMT triggers, then behaves as LMT.
 * Each matching pass (placement, every price change, resume) fills at most the fill-size
@@ -87,8 +87,9 @@ class Matcher:
         tif = order.tif
         inst = state.market.instrument(order.con_id)
         fill_price = executable_price(
-            order, state.market.price(order.con_id), inst.min_tick, arriving, self.closing_auction
-        )
+            order, state.market.trade_price(order.con_id, order.is_buy), inst.min_tick, arriving,
+            self.closing_auction,
+        )  # fmt: skip
         limit = state.faults.fill_limit(order)
         if fill_price is None:
             if arriving and tif in ("IOC", "FOK"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from ibsim.catalog.instruments import Instrument
 from ibsim.engine.state import EngineState
 from ibsim.model import Account, Execution, Json, Order, Position
 
@@ -13,6 +14,15 @@ logger = logging.getLogger(__name__)
 
 def _by_con_id(values: dict[int, float]) -> dict[str, float]:
     return {str(k): v for k, v in values.items()}
+
+
+def _option_fields(row: Json, inst: Instrument | None) -> Json:
+    """An option's row also shows its right, strike and expiry (YYYYMMDD) and multiplier."""
+    if inst is not None and inst.sec_type == "OPT":
+        row.update(
+            right=inst.right, strike=inst.strike, expiry=inst.last_trade_date, multiplier=inst.multiplier
+        )
+    return row
 
 
 def state_view(state: EngineState) -> Json:
@@ -25,9 +35,9 @@ def state_view(state: EngineState) -> Json:
         row["symbol"] = inst.symbol if inst else ""
         row["secType"] = inst.sec_type if inst else ""
         row["localSymbol"] = inst.local_symbol if inst else ""
-        orders.append(row)
+        orders.append(_option_fields(row, inst))
     positions = [
-        ledger.portfolio_row(account, con_id)
+        _option_fields(ledger.portfolio_row(account, con_id), market.catalog.get(con_id))
         for (account, con_id), pos in ledger.positions.items()
         if pos.quantity
     ]

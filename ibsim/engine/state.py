@@ -64,7 +64,7 @@ class EngineState:
     ) -> None:
         self.catalog = catalog
         self.clock = clock
-        self.market = Market(catalog)
+        self.market = Market(catalog, clock)
         self.ledger = Ledger(self.market, account_ids, initial_cash)
         self.book = OrderBook()
         self.execution_log = ExecutionLog(catalog)

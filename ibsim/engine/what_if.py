@@ -14,17 +14,18 @@ from ibsim.model import Order, WhatIfState, unset_to_none
 def what_if_state(order: Order, inst: Instrument, market: Market, ledger: Ledger) -> WhatIfState:
     """Margin before / change / after and the commission, were the order to fill completely (a
     limit order at its limit price, anything else at the current price)."""
-    ref = unset_to_none(order.lmt_price) or market.price(inst.con_id)
+    ref = unset_to_none(order.lmt_price) or market.trade_price(inst.con_id, order.is_buy)
     fx = market.fx_to_usd(inst.currency)
-    rate = ledger.margin_rate(order.account, inst.sec_type)
     values = ledger.account_values(order.account)
     init_before = float(values["InitMarginReq"])
     maint_before = float(values["MaintMarginReq"])
     equity = float(values["EquityWithLoanValue"])
     current = ledger.quantity(order.account, inst.con_id)
     signed = order.total_quantity if order.is_buy else -order.total_quantity
-    # margin changes with the absolute exposure, so a closing order frees margin
-    change = (abs(current + signed) - abs(current)) * ref * inst.mult * fx * rate
+    # margin changes with the exposure, so a closing order frees margin (a short option's by the
+    # Reg-T formula: costs.short_option_margin)
+    margin = ledger.position_margin
+    change = margin(order.account, inst, current + signed, ref) - margin(order.account, inst, current, ref)
     commission = commission_for(inst, order.total_quantity, ref, fx)
     return WhatIfState(
         init_margin_before=round(init_before, 2),

@@ -1,5 +1,6 @@
-"""Contract requests: reqContractDetails, reqMatchingSymbols and reqMarketRule, from the catalog
-(held back by the latency profile's ``contract_details``: IB answers them from its servers)."""
+"""Contract requests: reqContractDetails, reqMatchingSymbols, reqMarketRule and reqSecDefOptParams
+(the option chains), from the catalog (held back by the latency profile's ``contract_details``: IB
+answers them from its servers)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from ibsim.catalog.instruments import ContractQuery, Instrument
 from ibsim.catalog.lookup import Catalog
+from ibsim.catalog.options import SECDEF_EXCHANGES
 from ibsim.framing import FieldReader
 from ibsim.handlers.dispatch import RequestGroup, answers
 from ibsim.latency import Latency
@@ -20,6 +22,12 @@ from ibsim.messages.contracts import (
     market_rule,
     parse_contract_details_request,
     symbol_samples,
+)
+from ibsim.messages.options import (
+    SecDefOptParamsRequest,
+    parse_sec_def_opt_params,
+    security_definition_option_parameter,
+    security_definition_option_parameter_end,
 )
 from ibsim.session import Session
 
@@ -89,3 +97,31 @@ class ContractRequests(RequestGroup):
         rule_id = FieldReader(fields, 1).int()
         with self._held(session, rule_id):
             session.send(market_rule(rule_id, list(self.catalog.market_rule(rule_id))))
+
+    @answers(ids.REQ_SEC_DEF_OPT_PARAMS)
+    def sec_def_opt_params(self, session: Session, fields: list[str]) -> None:
+        """An underlying's option chain: one message per exchange (SMART, CBOE) with today's
+        expiries and strikes, then the end (the end alone for an underlying without options)."""
+        req = parse_sec_def_opt_params(fields)
+        with self._held(session, req.req_id):
+            self._chains(session, req)
+
+    def _chains(self, session: Session, req: SecDefOptParamsRequest) -> None:
+        chains = self.catalog.options
+        root = None
+        if chains is not None and req.underlying_sec_type.upper() in ("", "STK"):
+            root = chains.root_for(req.underlying_symbol, req.underlying_con_id)
+        if chains is not None and root is not None:
+            expirations = [f"{day:%Y%m%d}" for day in chains.expiries()]
+            strikes = chains.strikes(root)
+            under = chains.underlyings[root.symbol].con_id
+            wanted = req.fut_fop_exchange.upper()
+            for exchange in SECDEF_EXCHANGES:
+                if wanted and wanted != exchange:
+                    continue
+                session.send(
+                    security_definition_option_parameter(
+                        req.req_id, exchange, under, root.symbol, "100", expirations, strikes
+                    )
+                )
+        session.send(security_definition_option_parameter_end(req.req_id))

@@ -45,7 +45,6 @@ class RequestGroup:
 UNSERVED_REQUESTS = {
     96: (1, 162, "Historical Market Data Service error message:no ticks in the simulator"),
     88: (1, 162, "Historical Market Data Service error message:no histogram in the simulator"),
-    78: (1, 200, "No security definition has been found for the request"),
     50: (2, 162, "Historical Market Data Service error message:no real-time bars in the simulator"),
     10: (2, 354, "Requested market data is not subscribed."),
     54: (2, 200, "No security definition has been found for the request"),
@@ -63,6 +62,7 @@ _REQUEST_ID_INDEX = {
     ids.REQ_ACCOUNT_SUMMARY: 2,
     ids.REQ_ACCOUNT_UPDATES_MULTI: 2,
     ids.REQ_MATCHING_SYMBOLS: 1,
+    ids.REQ_SEC_DEF_OPT_PARAMS: 1,
     ids.REQ_PNL: 1,
     ids.REQ_PNL_SINGLE: 1,
 }

@@ -5,9 +5,10 @@ causes, as TWS reports them a moment after the execution)."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import Any
 
-from ibsim.catalog.ticks import round_to_tick
+from ibsim.catalog.instruments import Instrument
 from ibsim.engine.core import Engine
 from ibsim.messages.account import (
     account_summary,
@@ -20,6 +21,14 @@ from ibsim.messages.account import (
     update_portfolio,
 )
 from ibsim.messages.market_data import tick_price, tick_size
+from ibsim.messages.options import (
+    ASK_OPTION,
+    BID_OPTION,
+    DELAYED_OFFSET,
+    LAST_OPTION,
+    MODEL_OPTION,
+    tick_option_computation,
+)
 from ibsim.session import Session
 
 ACCOUNT_TAGS_UNITLESS = {"Cushion", "Leverage", "DayTradesRemaining"}
@@ -131,20 +140,35 @@ class Feeds:
         self, session: Session, req_id: int, con_id: int, full: bool = False, data_type: int | None = None
     ) -> None:
         """Bid, ask and last around the current price (and volume and close when ``full``), in the
-        tick types of the subscription's data type (3/4: delayed). None while the farm is broken."""
+        tick types of the subscription's data type (3/4: delayed), then an option's greeks. None
+        while the farm is broken."""
         if self.farm_broken:
             return
-        engine = self.engine
-        inst = engine.market.instrument(con_id)
-        price = engine.market.price(con_id)
-        tick = engine.catalog.increment_at(inst, price)
+        market = self.engine.market
+        inst = market.instrument(con_id)
+        price = market.price(con_id)
+        bid, ask = market.quote(con_id)
         if data_type is None:
             data_type = session.mkt_type.get(req_id, 1)
-        bid_t, ask_t, last_t, vol_t, close_t = _DELAYED_TICKS if data_type in (3, 4) else _LIVE_TICKS
+        delayed = data_type in (3, 4)
+        bid_t, ask_t, last_t, vol_t, close_t = _DELAYED_TICKS if delayed else _LIVE_TICKS
         lane = market_lane(req_id)
-        session.send(tick_price(req_id, bid_t, round_to_tick(price - tick, tick), 100, 1), lane=lane)
-        session.send(tick_price(req_id, ask_t, round_to_tick(price + tick, tick), 100, 1), lane=lane)
+        session.send(tick_price(req_id, bid_t, bid, 100, 1), lane=lane)
+        session.send(tick_price(req_id, ask_t, ask, 100, 1), lane=lane)
         session.send(tick_price(req_id, last_t, price, 1, 0), lane=lane)
         if full:
             session.send(tick_size(req_id, vol_t, 1000), lane=lane)
-            session.send(tick_price(req_id, close_t, inst.default_price, 0, 0), lane=lane)
+            session.send(tick_price(req_id, close_t, inst.default_price if inst.sec_type != "OPT" else price, 0, 0), lane=lane)  # fmt: skip
+        if inst.sec_type == "OPT":
+            self._send_greeks(session, req_id, inst, DELAYED_OFFSET if delayed else 0)
+
+    def _send_greeks(self, session: Session, req_id: int, inst: Instrument, offset: int) -> None:
+        """tickOptionComputation: the bid's, the ask's, the last's (the model price's) and the
+        model's greeks, as IB sends them with every option quote (no generic tick needed)."""
+        quote = self.engine.market.option_quote(inst)
+        last = replace(quote.model, opt_price=quote.price)
+        rows = ((BID_OPTION, quote.bid_greeks), (ASK_OPTION, quote.ask_greeks), (LAST_OPTION, last), (MODEL_OPTION, quote.model))  # fmt: skip
+        for tick_type, greeks in rows:
+            session.send(
+                tick_option_computation(req_id, tick_type + offset, greeks), lane=market_lane(req_id)
+            )

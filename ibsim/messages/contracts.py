@@ -27,8 +27,8 @@ def contract_head(inst: Instrument, exchange: str) -> Fields:
         inst.symbol,
         inst.sec_type,
         inst.last_trade_date,
-        0.0,  # strike
-        "",  # right
+        float(inst.strike),
+        inst.right,
         inst.multiplier,
         exchange,
         inst.currency,
@@ -72,8 +72,8 @@ def contract_details(req_id: int, inst: Instrument, exchange: str = "") -> Field
         inst.symbol,
         inst.sec_type,
         inst.packed_expiry,
-        0,  # strike
-        "",  # right
+        float(inst.strike) if inst.right else 0,
+        inst.right,
         exchange or inst.exchange,
         inst.currency,
         inst.local_symbol,

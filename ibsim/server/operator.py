@@ -64,6 +64,37 @@ class OperatorControls:
             self.router.apply(self.engine.set_price(inst.con_id, price))
         return [inst.con_id for inst in found]
 
+    def set_options(
+        self,
+        volatility: float | None = None,
+        symbol: str = "",
+        rate: float | None = None,
+        spread: float | None = None,
+        spread_pct: float | None = None,
+    ) -> Json:
+        """The option model's inputs: the volatility (of one underlying's options with ``symbol``),
+        the rate, the quote's width (dollars, percent of the price); options are repriced at once
+        (their streams tick, their working orders are matched). Returns the settings."""
+        settings, chains = self.engine.market.options, self.engine.catalog.options
+        checks = ((volatility, 0.001, 5.0, "volatility"), (rate, -0.1, 1.0, "rate"),
+                  (spread, 0.0, 1000.0, "spread"), (spread_pct, 0.0, 100.0, "spreadPct"))  # fmt: skip
+        for value, low, high, name in checks:
+            if value is not None and not low <= float(value) <= high:
+                raise ValueError(f"{name} must be between {low:g} and {high:g}, got {value!r}")
+        root = chains.root_for(symbol) if chains is not None and symbol else None
+        if symbol and root is None:
+            raise LookupError(f"no options on {symbol!r}")
+        if volatility is not None and root is not None:
+            settings.volatilities[root.symbol] = float(volatility)
+        elif volatility is not None:
+            settings.volatility, settings.volatilities = float(volatility), {}
+        for value, name in ((rate, "rate"), (spread, "spread"), (spread_pct, "spread_pct")):
+            if value is not None:
+                setattr(settings, name, float(value))
+        for under in chains.underlyings.values() if chains else ():
+            self.router.apply(self.engine.set_price(under.con_id, self.engine.market.price(under.con_id)))
+        return settings.to_json()
+
     def fault(self, kind: str, **kw: Any) -> Json:
         """Inject a fault (see README: drop, refuse, connectivity, delay, reject_next, pause/resume_fills)."""
         return self.injector.inject(kind, **kw)
@@ -184,6 +215,7 @@ class OperatorControls:
             "marketFarmBroken": bool(self.injector.feeds and self.injector.feeds.farm_broken),
         }
         doc["marketData"] = self.entitlement.mode
+        doc["options"] = self.engine.market.options.to_json()
         doc["port"] = self.connections.port
         doc["stats"] = dict(self.connections.stats)
         # every open market-data stream (reqMktData without snapshot) of every connected client

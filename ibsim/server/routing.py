@@ -109,14 +109,19 @@ class Router:
                 changed[(event.account, event.con_id)] = None
             elif isinstance(event, PriceEvent):
                 prices[event.con_id] = event.price
-        for con_id in prices:
+        if prices:  # a stream on an option follows its underlying's price too
             for session in list(self.connections.sessions):
-                for req_id, cid in session.mkt.items():
-                    if cid == con_id:
-                        self.feeds.send_ticks(session, req_id, con_id)
+                for req_id, cid in list(session.mkt.items()):
+                    if cid in prices or self._underlying(cid) in prices:
+                        self.feeds.send_ticks(session, req_id, cid)
         if changed:  # TWS reports positions a moment after the fill (fault position_delay widens it)
             self._send_position_updates(list(changed), timing.positions_delay())
         self.on_change()
+
+    def _underlying(self, con_id: int) -> int:
+        """An option's underlying conId (0 for anything else)."""
+        inst = self.engine.catalog.get(con_id)
+        return inst.under_con_id if inst is not None and inst.sec_type == "OPT" else 0
 
     def _owner(self, client_id: int) -> Session | None:
         return self.connections.by_client.get(client_id)
