@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from rq import Queue
 from sqlalchemy.orm import sessionmaker
 
 from cli import stack
 from cli.stack import end_process, free_port, wait_until
 from core import keys
+from core.enqueue import enqueue_alert
 from core.ids import new_alert_id
 from core.models import Alert, AlertStatus, utcnow
 
@@ -116,10 +116,11 @@ def queue_alert(
                 action=payload.get("action"),
                 strategy=payload.get("strategy"),
                 queue_name=keys.queue_name(None),
+                enqueued_at=utcnow() if enqueue else None,
             )
         )
-    if enqueue:
-        Queue(keys.queue_name(None), connection=client).enqueue(keys.EXECUTE_ALERT_JOB, alert_id)
+    if enqueue:  # the web's own enqueue: job id ``alert-<id>``, which the relay checks for
+        enqueue_alert(client, alert_id, None)
     return alert_id
 
 

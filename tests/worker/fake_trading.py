@@ -164,6 +164,9 @@ class FakeTrading:
     def known_refs(self, refs: Sequence[str]) -> set[str]:
         return {o.ref for o in self.orders.values() if o.ref in set(refs)}
 
+    async def see_other_clients(self, timeout: float = 5.0) -> None:
+        """One client in the fake: every order is already in view."""
+
     def order_state(self, ref: str) -> OrderState | None:
         order = self._by_ref(ref)
         if order is None:
