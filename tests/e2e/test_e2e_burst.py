@@ -26,6 +26,10 @@ NOT_FILLED = frozenset({"cancelled", "rejected", "failed", "invalid", "duplicate
 
 
 def test_500_valid_alerts_from_one_address_all_accepted_each_one_order(stack: Stack):
+    # IB's pacing alone makes the burst take about 40 s on a quiet machine; beside the suite's other
+    # end-to-end tests (the chaos run) it can pass the stack's 60 s stale limit. This test is about
+    # every alert accepted and placed exactly once, not about that limit.
+    stack.env["STALE_ALERT_SECONDS"] = "300"
     stack.start_sim()
     stack.sim_post("/price", {"symbol": "AAPL", "secType": "STK", "price": 190.0})
     stack.start_web()
