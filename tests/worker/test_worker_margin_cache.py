@@ -18,6 +18,7 @@ from fake_trading import FakeTrading
 from support import wait_until
 from worker_helpers import AAPL, WorkerThread, add_alert, alert_status
 
+from core.payload import AlertPayload
 from core.risk_file import load_risk_file
 from core.services import get_alert
 from worker.contracts.symbol_map import SymbolResolver, parse_symbol_map
@@ -176,6 +177,32 @@ class _Conn:
 
     def call(self, coro, timeout=None):
         return asyncio.run(coro)
+
+
+def test_a_what_if_asked_beside_a_quote_serves_only_its_own_alert():
+    """An alert whose what-if was asked beside its quote but that never reached the margin check
+    (refused before it): a later alert on the same contract must not take that old answer for
+    its own."""
+    fake = FakeTrading(AAPL, what_if_answer=WhatIf(D("475"), D("380")),
+                       figures=AccountFigures("DU1", "USD", available_funds=D(1_000_000)))  # fmt: skip
+    fake.account = "DU1"
+    asker = MarginAsker(_Conn(), fake, book=MarginBook())  # type: ignore[arg-type]
+    payload = AlertPayload.from_json({"ticker": "AAPL", "action": "buy", "quantity": 10})
+    ask = margin_ask("STK", Decision("open", D(0), D(10), ""), Leg("entry", "BUY", "MKT", D(10)), "AAPL")
+    figures = AccountFigures("DU1", "USD", available_funds=D(1_000_000))
+
+    async def looked(alert_id: str) -> None:  # the look, on the IB loop
+        asker.prefetch(alert_id, payload, AAPL)
+        await asyncio.gather(*(task for _key, task in asker._learning.values()))
+
+    asyncio.run(looked("A1"))  # A1 is refused by a risk rule: it never asks for margin
+    later = asker.ask(Look("A2", AAPL, D(0), "DU1", None, None, figures), ask)
+    assert (
+        later.source.startswith("cached per-unit") and later.why is None
+    )  # the book's figure, not A1's answer
+    asyncio.run(looked("A3"))  # a figure is known now: no what-if beside the quote
+    assert fake.calls == ["what-if BUY 10"]
+    assert asker.ask(Look("A3", AAPL, D(0), "DU1", None, None, figures), ask).source.startswith("cached")
 
 
 def test_two_quick_entries_cannot_spend_the_same_funds():

@@ -46,7 +46,7 @@ class Gatherer:
         protection: ProtectionRegistry | None = None,
         risk: RiskGate | None = None,
         timeout: float = 30.0,
-        prefetch: Callable[[AlertPayload, Instrument], None] | None = None,
+        prefetch: Callable[[str, AlertPayload, Instrument], None] | None = None,
     ) -> None:
         self.conn = conn
         self.trading = trading
@@ -69,7 +69,7 @@ class Gatherer:
         # contracts (worker/contracts/held_month.py): a position held in the month before a roll is decided there
         inst, held = await trading.held_month(spec, inst)
         if self.prefetch is not None:
-            self.prefetch(payload, inst)
+            self.prefetch(alert_id, payload, inst)
         # a reference price when the alert needs one (live, else delayed: worker/ib/market_data.py),
         # asked while the position settles: at once from a kept subscription, else one round trip
         asking = (

@@ -33,6 +33,7 @@ WHAT_IF_BESIDE = "what-if beside the quote"
 FIRST_SIGHT = "first sight of the contract: IB's what-if asked beside the quote"
 _SIDE = {"buy": "BUY", "sell": "SELL"}
 Learned = tuple[Leg, WhatIfAnswer]  # the order a what-if beside the quote asked about, and IB's answer
+Prefetch = asyncio.Task[Learned | None]
 
 
 class MarginAsker:
@@ -56,29 +57,32 @@ class MarginAsker:
         self.book = book  # None: every check asks IB
         self.policy = policy or MarginPolicy()  # MARGIN_SAFETY_FACTOR, MARGIN_MAX_AGE_SECONDS
         self.clock = clock
-        self._learning: dict[
-            Key, asyncio.Task[Learned | None]
-        ] = {}  # a cold contract's what-if (the IB loop's)
+        # alert id -> the what-if asked beside its first quote: (account, conId, side), the IB loop's task
+        self._learning: dict[str, tuple[Key, Prefetch]] = {}
 
-    def prefetch(self, payload: AlertPayload, inst: Instrument) -> None:
+    def prefetch(self, alert_id: str, payload: AlertPayload, inst: Instrument) -> None:
         """On the IB loop, as the look begins: a stock or future the book has no figure for on the
         alert's side gets its what-if at once, beside the quote. A cold entry then waits for the
         slower of the two instead of one after the other; :meth:`ask` waits for it and decides from
         the figure it learned (exactly as from the background refresh's). Not for an exit, nor for
-        a side the position is against (IB would net the what-if with it)."""
+        a side the position is against (IB would net the what-if with it). Its answer serves only
+        this alert: one job runs at a time, so an earlier alert's that no check took is dropped."""
+        self._learning = {a: entry for a, entry in self._learning.items() if a == alert_id}
         side, account = _SIDE.get(payload.action), self.trading.account or ""
         if not self.enabled or self.book is None or side is None or is_exit(payload):
             return
         key = (account, inst.con_id, side)
-        running = self._learning.get(key)
-        if inst.sec_type not in LINEAR or (running is not None and not running.done()):
+        if inst.sec_type not in LINEAR:
             return
         position = self.trading.position_of(inst.con_id)
         if self.book.figure(*key) is not None or (position < 0 if side == "BUY" else position > 0):
             return
         explicit = payload.quantity if payload.quantity_type in (None, "fixed_quantity") else None
         leg = Leg("entry", side, "MKT", explicit or max(Decimal(1), inst.min_size))
-        self._learning[key] = asyncio.ensure_future(self._learn(key, leg, inst.local_symbol or inst.symbol))
+        self._learning[alert_id] = (
+            key,
+            asyncio.ensure_future(self._learn(key, leg, inst.local_symbol or inst.symbol)),
+        )
 
     async def _learn(self, key: Key, leg: Leg, symbol: str) -> Learned | None:
         account, con_id, _side = key
@@ -92,12 +96,14 @@ class MarginAsker:
         self.book.take(account, con_id, leg, reply, describe_order(leg, symbol))
         return leg, reply
 
-    def _await_learning(self, key: Key) -> tuple[bool, Learned | None]:
-        """The job thread waits for the what-if :meth:`prefetch` started for ``key``: whether one
-        was started, and its order and IB's answer (None: it failed or did not answer in time)."""
-        task = self._learning.pop(key, None)
-        if task is None:
+    def _await_learning(self, alert_id: str, key: Key) -> tuple[bool, Learned | None]:
+        """The job thread waits for the what-if :meth:`prefetch` started for this alert on ``key``:
+        whether one was started, and its order and IB's answer (None: it failed or did not answer
+        in time)."""
+        entry = self._learning.pop(alert_id, None)
+        if entry is None or entry[0] != key:
             return False, None
+        task = entry[1]
 
         async def learned() -> Learned | None:
             done, _ = await asyncio.wait({task}, timeout=self.timeout)
@@ -117,7 +123,7 @@ class MarginAsker:
         figures = look.figures if look.figures is not None else AccountFigures(account=account)
         why = ask.why or "cached figures are off (MARGIN_MAX_AGE_SECONDS=0)"
         if self.book is not None and ask.cached is not None:
-            beside, learned = self._await_learning((account, con_id, ask.cached.action))
+            beside, learned = self._await_learning(look.alert_id, (account, con_id, ask.cached.action))
             if learned is not None and _same_order(learned[0], ask.order):
                 check = replace(self._judged(learned[1], ask), source=WHAT_IF_BESIDE, why=FIRST_SIGHT)
                 if not check.refused:
