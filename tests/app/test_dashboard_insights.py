@@ -31,7 +31,9 @@ def seed_trades(ctx, now: datetime) -> None:
     ]
     with ctx.sessions.begin() as s:
         for n, strategy, ticker, status, pnl, latency in rows:
-            received = now - timedelta(minutes=10 - n)
+            received = now - timedelta(
+                seconds=30 - 5 * n
+            )  # seconds, not minutes: "today" even just after midnight
             s.add(
                 Alert(
                     id=_alert_id(n),
