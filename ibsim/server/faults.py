@@ -109,13 +109,7 @@ class FaultInjector(ConnectionFaults):
         try:
             await asyncio.sleep(seconds)
         finally:
-            self.conditions.outage = False
-            if code == 1101:
-                for session in self.connections.sessions:
-                    session.mkt.clear()
-            self.connections.broadcast(code, CONNECTIVITY_TEXT[code])
-            if not was_paused:
-                self.apply(self.engine.resume_fills())
+            self._restored(code, was_paused)  # the reset window's end, the same (connection_faults.py)
 
     def _delay(self, kw: Json) -> Json:
         """Hold order messages back ``ms`` (0 clears)."""
