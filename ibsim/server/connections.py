@@ -81,6 +81,8 @@ class Connections:
         self.port = port
         self.stopping = False
         self._server: asyncio.base_events.Server | None = None
+        #: set by :meth:`end_refusal` to listen again before a refusal's time is up
+        self._refusal_over: asyncio.Event | None = None
 
     # ------------------------------------------------------------- the listener
 
@@ -102,11 +104,15 @@ class Connections:
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
 
     async def refuse_for(self, seconds: float) -> None:
-        """Stop listening for ``seconds``, then listen on the same port again."""
+        """Stop listening for ``seconds`` (or until :meth:`end_refusal`), then listen on the same
+        port again."""
         self.close_listener()
-        await asyncio.sleep(seconds)
-        if self.stopping:
-            return
+        self._refusal_over = over = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(over.wait(), seconds)
+        if self.stopping or self._refusal_over is not over:
+            return  # stopping, or a later refusal owns the listener now
+        self._refusal_over = None
         for _ in range(50):
             try:
                 await self.listen(self.port)
@@ -116,6 +122,11 @@ class Connections:
             except OSError as exc:
                 log.warning("re-listen on %s failed: %s", self.port, exc)
                 await asyncio.sleep(0.2)
+
+    def end_refusal(self) -> None:
+        """Listen again now if a refusal is under way (the ``clear`` fault)."""
+        if self._refusal_over is not None:
+            self._refusal_over.set()
 
     # ------------------------------------------------------------- sessions
 

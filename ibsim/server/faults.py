@@ -192,6 +192,7 @@ class FaultInjector(ConnectionFaults):
         self.engine.reject_queue.clear()
         self.engine.faults.broken_what_ifs.clear()
         self.conditions.refusing_until = 0.0
+        self.connections.end_refusal()
         self.conditions.held_sessions.clear()
         self.conditions.unanswered.clear()
         self.conditions.paced_count, self.conditions.paced_until = 0, 0.0

@@ -230,6 +230,7 @@ class OperatorControls:
         self.conditions.latency.orders = 0.0
         self.set_latency(self.latency_default)
         self.conditions.refusing_until = 0.0
+        self.connections.end_refusal()
         self.conditions.held_sessions.clear()
         self.conditions.unanswered.clear()
         self.conditions.paced_count, self.conditions.paced_until = 0, 0.0

@@ -62,9 +62,9 @@ def test_sigterm_warm_then_cold_and_no_job_lost(stack, base_env):
     # 3. a job waiting for IB (ibsim refusing connections) goes back on the queue at SIGTERM. A
     # worker with IB_ACCOUNT claims its account and takes its jobs at once (one without IB_ACCOUNT
     # takes nothing before IB has told it which account it trades: docs/scaling.md).
-    # 8 s: the worker must start and take the job while ibsim still refuses, also on a loaded
-    # machine (parallel test workers); 5 s was once too short there
-    stack.sim_post("/fault", {"kind": "refuse", "seconds": 8})
+    # ibsim refuses until the test clears the fault: on a loaded machine (parallel test workers) a
+    # timed refusal (5 s, then 8 s) once ended before the worker had started and taken the job
+    stack.sim_post("/fault", {"kind": "refuse", "seconds": 120})
     stack.start_worker(wait_connected=False, IB_ACCOUNT=MANAGED)
     waiting = queue_alert(sessions, client, {**payload, "account": MANAGED}, enqueue=False)
     account_queue = Queue(keys.queue_name(MANAGED), connection=client)
@@ -83,9 +83,10 @@ def test_sigterm_warm_then_cold_and_no_job_lost(stack, base_env):
         account_queue.count == 1 and client.llen(f"tv2ib:processing:{account_queue.name}:{MANAGED}:11") == 0
     )
     assert client.llen(processing) == 1  # the cancel job waits for the worker of its own queue
+    stack.sim_post("/fault", {"kind": "clear"})  # ibsim accepts connections again
 
     # both alerts are placed exactly once by the next worker (without IB_ACCOUNT it serves both
-    # queues), once ibsim accepts connections again
+    # queues)
     stack.start_worker()
     wait_until(lambda: alert_status(sessions, cancel) == "cancelled", 20, stack.logs("worker"))
     assert alert_status(sessions, resting) == "cancelled"

@@ -64,6 +64,26 @@ def test_refuse_for_seconds(fresh: SimThread, client_id: int, lib) -> None:
     back.disconnect()
 
 
+def test_clear_ends_a_refusal_before_its_time(fresh: SimThread, client_id: int) -> None:
+    fresh.fault("refuse", seconds=120.0)
+    refused = ib_async.IB()
+    with pytest.raises((ConnectionRefusedError, ConnectionError, TimeoutError, OSError)):
+        refused.connect("127.0.0.1", fresh.port, clientId=client_id, timeout=0.5)
+    refused.disconnect()
+    fresh.fault("clear")
+
+    def reconnected():
+        try:
+            return connect(fresh, client_id)
+        except OSError:  # the listener is a moment away
+            time.sleep(0.1)
+            return None
+
+    back = wait_until(reconnected, 10, "clear did not end the 120 s refusal")
+    assert back.isConnected()
+    back.disconnect()
+
+
 @pytest.mark.parametrize("code", [1101, 1102])
 def test_connectivity_notices_and_fills_held_during_outage(
     fresh: SimThread, client_id: int, code: int, lib
