@@ -8,14 +8,15 @@ from datetime import timedelta
 
 import pytest
 import redis
-from rq import Queue
 from sqlalchemy import func, select
 from support import wait_until
 from worker_helpers import WorkerThread, add_alert, alert_status
 
 from core import keys
+from core.enqueue import enqueue_alert
+from core.ids import new_alert_id
 from core.keys import EVENTS_CHANNEL
-from core.models import Alert, Fill, Order, utcnow
+from core.models import Alert, AlertStatus, Fill, Order, utcnow
 from core.services import get_alert, list_positions, set_paused
 
 BRACKET = {
@@ -258,16 +259,32 @@ def test_outage_longer_than_stale_limit(sim, worker_env):
 
 
 def _long_then_flat_burst(ctx, count: int) -> list[str]:
-    """``count`` alerts, long then flat in turn (a second buy while long is refused), stored first
-    and then enqueued in one Redis round trip: a real burst, however slowly a loaded machine
-    commits the rows. Returns their ids."""
+    """``count`` alerts, long then flat in turn (a second buy while long is refused), stored in one
+    transaction and then enqueued the way intake does (job ``alert-<id>``), back to back: a real
+    burst, however slowly a loaded machine commits. Stored one by one without their jobs, the first
+    ones looked lost to the relay, which enqueued them out of turn ("already long"). Returns their ids."""
     payloads = [
         {**BRACKET, "quantity": 1} if i % 2 == 0 else {"ticker": "AAPL", "action": "sell"}
         for i in range(count)
     ]
-    ids = [add_alert(ctx, payload, enqueue=False) for payload in payloads]
-    queue = Queue(keys.queue_name(None), connection=ctx.redis)
-    queue.enqueue_many([Queue.prepare_data(keys.EXECUTE_ALERT_JOB, (a,)) for a in ids])
+    ids = [new_alert_id() for _ in payloads]
+    now = utcnow()
+    with ctx.sessions.begin() as session:
+        session.add_all(
+            Alert(
+                id=a,
+                status=AlertStatus.QUEUED.value,
+                received_at=now,
+                payload=p,
+                ticker=p["ticker"],
+                action=p["action"],
+                queue_name=keys.queue_name(None),
+                enqueued_at=now,
+            )  # fmt: skip
+            for a, p in zip(ids, payloads, strict=True)
+        )
+    for alert_id in ids:
+        enqueue_alert(ctx.redis, alert_id, None)
     return ids
 
 
