@@ -111,6 +111,10 @@ def _texts(env: Mapping[str, str]) -> dict[str, object]:
         "admin_auth_failure_limit": optional(get("ADMIN_AUTH_FAILURE_LIMIT")) or "10/minute",
         "notify_modes": notify_modes(env),
         "daily_summary_time": time_of_day("DAILY_SUMMARY_TIME", get("DAILY_SUMMARY_TIME")),
+        "option_last_entry_time": time_of_day(
+            "OPTION_LAST_ENTRY_TIME", get("OPTION_LAST_ENTRY_TIME"), "New York"
+        )
+        or "15:00",
         "worker_metrics_host": optional(get("WORKER_METRICS_HOST")) or "127.0.0.1",
         "risk_file": optional(get("RISK_FILE")),
         "symbol_map_file": optional(get("SYMBOL_MAP_FILE")),
@@ -131,6 +135,7 @@ _INTS = {
     "futures_roll_days": ("FUTURES_ROLL_DAYS", 0),
     "extended_hours_stop_limit_ticks": ("EXTENDED_HOURS_STOP_LIMIT_TICKS", 1),
     "market_data_lines": ("MARKET_DATA_LINES", 0),
+    "option_entry_ticks": ("OPTION_ENTRY_TICKS", 0),
 }
 # Numbers of seconds: field -> (variable, minimum).
 _FLOATS = {
@@ -151,6 +156,7 @@ _FLOATS = {
     "margin_safety_factor": ("MARGIN_SAFETY_FACTOR", 1.0),
     "market_data_max_age_seconds": ("MARKET_DATA_MAX_AGE_SECONDS", 1.0),
     "ib_prune_done_after_seconds": ("IB_PRUNE_DONE_AFTER_SECONDS", 0.0),
+    "option_max_spread_percent": ("OPTION_MAX_SPREAD_PERCENT", 0.0),
 }
 _RATES = (
     ("rate_limit", "RATE_LIMIT"),
@@ -166,6 +172,8 @@ def _numbers(env: Mapping[str, str]) -> dict[str, int | float | Decimal]:
             if (raw := _given(env, name)) is not None}  # fmt: skip
     if ints.get("futures_roll_days", 0) > 365:
         raise SettingsError(f"FUTURES_ROLL_DAYS must be at most 365, got {env.get('FUTURES_ROLL_DAYS')!r}")
+    if ints.get("option_entry_ticks", 0) > 100:
+        raise SettingsError(f"OPTION_ENTRY_TICKS must be at most 100, got {env.get('OPTION_ENTRY_TICKS')!r}")
     if ints.get("worker_metrics_port", 0) > 65535:
         raise SettingsError(
             f"WORKER_METRICS_PORT must be a TCP port (0 = off), got {env.get('WORKER_METRICS_PORT')!r}"
@@ -288,6 +296,12 @@ class Settings:
     margin_refresh_seconds: float = 60.0
     margin_max_age_seconds: float = 300.0
     margin_safety_factor: float = 1.1
+    # Options (docs/contracts.md): an entry is a limit at the quote's mid this many ticks toward
+    # the side that fills (never past the far side); refused when the spread is wider than this
+    # percent of the mid; no new position in an option expiring today after this time (New York)
+    option_entry_ticks: int = 1
+    option_max_spread_percent: float = 10.0
+    option_last_entry_time: str = "15:00"
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Settings:

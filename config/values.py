@@ -154,8 +154,8 @@ def market_data_type(raw: str) -> str:
     return value
 
 
-def time_of_day(name: str, raw: str | None) -> str | None:
-    """A UTC time of day ``HH:MM`` (normalised to two digits each), or None when unset."""
+def time_of_day(name: str, raw: str | None, zone: str = "UTC") -> str | None:
+    """A time of day ``HH:MM`` in ``zone`` (normalised to two digits each), or None when unset."""
     raw = optional(raw)
     if raw is None:
         return None
@@ -165,5 +165,5 @@ def time_of_day(name: str, raw: str | None) -> str | None:
     except ValueError:
         h = m = -1
     if not sep or not (0 <= h < 24 and 0 <= m < 60):
-        raise SettingsError(f"{name} must be a UTC time of day HH:MM, got {raw!r}")
+        raise SettingsError(f"{name} must be a {zone} time of day HH:MM, got {raw!r}")
     return f"{h:02d}:{m:02d}"

@@ -52,6 +52,7 @@ from worker.decision.order_types import OrderRules
 from worker.execution.executor import Executor, JobLimits, Requeue, RetryLater
 from worker.execution.guard import Guard, GuardSettings
 from worker.execution.margin_refresh import FillTap, margin_parts
+from worker.execution.option_orders import OptionRules
 from worker.heartbeat import Heartbeat
 from worker.housekeeping import Housekeeping
 from worker.ib import IBConnection, Trading
@@ -156,13 +157,13 @@ class Worker:
         self.executor = Executor(
             ctx.sessions, self.recorder, self.ib, self.trading,
             JobLimits(settings.stale_alert_seconds, reversal_fill=settings.reversal_fill_timeout_seconds), self.stopping,
-            max_order_quantity=settings.max_order_quantity, metrics=self.metrics,
-            symbols=self.symbols,
+            max_order_quantity=settings.max_order_quantity, metrics=self.metrics, symbols=self.symbols,
             # order types (worker/decision/order_types.py): the extended-hours stop-limit / marketable-limit offset
             order_rules=OrderRules(settings.extended_hours_stop_limit_ticks),
             margin=self.margin,  # before every opening order: a cached figure or IB's what-if (what_if.py)
             guard=self.guard,  # the job sets specs and has the old exits put back
             risk=self.risk,  # the risk file's limits, its default sizing and dry runs
+            option_rules=OptionRules.of(settings),  # option entries' price and expiry rules
         )  # fmt: skip
 
     def _build_queues(self) -> None:

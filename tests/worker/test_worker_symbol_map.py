@@ -160,19 +160,26 @@ def test_prefixed_override_wins_over_the_bare_one():
 
 
 @pytest.mark.parametrize(
-    ("ticker", "reason"),
+    ("ticker", "expiry", "right", "strike"),
     [
-        ("AAPL250117C00150000", "'AAPL250117C00150000' is an option (AAPL 2025-01-17 call 150)"),
-        ("SPY  261218P00500500", "(SPY 2026-12-18 put 500.5)"),
-        ("OPRA:AAPL250117C150.0", "(AAPL 2025-01-17 call 150)"),
-        ("OPRA:SOMETHING", "OPRA:SOMETHING is an options ticker"),
+        ("AAPL250117C00150000", "20250117", "C", "150"),
+        ("SPY  261218P00500500", "20261218", "P", "500.5"),
+        ("OPRA:AAPL250117C150.0", "20250117", "C", "150"),
+        ("SPY 250624C596", "20250624", "C", "596"),
     ],
 )
-def test_options_are_refused_with_the_reason(ticker, reason):
+def test_an_option_ticker_names_that_contract(ticker, expiry, right, strike):
+    spec = resolve_ticker(ticker)
+    assert (spec.sec_type, spec.exchange, spec.contract_month, spec.right, spec.strike) == (
+        "OPT", "SMART", expiry, right, strike,
+    )  # fmt: skip
+
+
+def test_an_options_ticker_tv2ib_cannot_read_is_refused_with_the_forms_it_reads():
     with pytest.raises(OptionsNotSupported) as info:
-        resolve_ticker(ticker)
-    assert str(info.value).startswith("options are not supported") and reason in str(info.value)
-    assert isinstance(info.value, UnknownSymbol)
+        resolve_ticker("OPRA:SOMETHING")
+    assert "OPRA:SOMETHING is an options ticker tv2ib cannot read" in str(info.value)
+    assert "AAPL250117C00150000" in str(info.value) and isinstance(info.value, UnknownSymbol)
 
 
 def test_an_option_in_the_map_loads_but_is_refused_at_the_alert(tmp_path):

@@ -9,8 +9,12 @@ without the ``EXCHANGE:`` prefix) and ``futures_roots`` (root → :class:`Future
 
 Rules, in order:
 
-0. Options (``AAPL250117C00150000`` OCC style, ``OPRA:`` tickers, or an override with
-   ``sec_type: OPT``/``FOP``/``WAR``) are refused: :class:`OptionsNotSupported`.
+0. An option ticker names that exact contract: OCC style (``AAPL250117C00150000``, the root
+   space-padded or not) or TradersPost's (``SPY 250624C596``) → an ``OPT`` spec on SMART (expiry,
+   strike, right). ``OPRA:`` tickers that are not of that form, and a symbol-map entry with
+   ``sec_type: OPT``/``FOP``/``WAR``, are refused: :class:`OptionsNotSupported`. Options chosen
+   from an alert on the underlying (``optionType``...) are picked by the worker
+   (worker/execution/option_target.py), not here.
 1. ``overrides["EXCHANGE:TICKER"]``, then ``overrides["TICKER"]`` when given.
 2. Continuous futures ``ROOT<n>!`` (``ES1!``, ``MNQ2!``): the n-th listed contract of ``ROOT`` by
    expiry that has not reached its roll date (:mod:`worker.contracts.roll`), found through
@@ -87,8 +91,8 @@ class UnknownSymbol(Refused):
 
 
 class OptionsNotSupported(UnknownSymbol):
-    """The ticker names an option: tv2ib does not trade options (no exercise, assignment or
-    expiry handling, no option-aware sizing or risk), so it refuses rather than guess."""
+    """An option ticker tv2ib cannot read (an ``OPRA:`` symbol not in OCC form), or an option
+    named by the symbol map (not made yet: send the OCC ticker, or ``optionType`` on the underlying)."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,9 @@ class ContractSpec:
     # the map pins the month of a continuous ticker (ES1! → 202703): a position held in an
     # earlier month is then treated like one held across a roll (worker/contracts/held_month.py)
     pinned_continuous: bool = False
+    # an option named by its ticker (``contract_month`` holds the expiry, YYYYMMDD)
+    strike: str = ""
+    right: str = ""  # C or P
 
     @property
     def cache_key(self) -> str:
@@ -133,7 +140,7 @@ class ContractSpec:
         return "|".join(
             [self.sec_type, self.symbol, self.exchange, self.currency, self.primary_exchange,
              self.contract_month, str(self.front_index), str(self.con_id), self.trading_class,
-             self.local_symbol, self.multiplier, str(self.roll_days)]
+             self.local_symbol, self.multiplier, str(self.roll_days), self.strike, self.right]
         )  # fmt: skip
 
     @property
@@ -167,24 +174,31 @@ def _year_from(text: str, month: int, today_year: int) -> int:
     return year + 10 if year < today_year else year
 
 
-def option_refusal(sym: str, prefix: str | None = None) -> OptionsNotSupported | None:
-    """The refusal for an option ticker (OCC or TradingView style, or an options prefix), else None."""
+def option_spec(sym: str) -> ContractSpec | None:
+    """The exact option an OCC (``AAPL250117C00150000``) or TradersPost (``SPY 250624C596``) ticker
+    names, as an ``OPT`` spec on SMART in USD; None when the ticker is not of either form."""
     match = _OPTION.match(sym)
-    if match:
-        root, yymmdd, right, strike_text = match.groups()
-        strike = (
-            Decimal(strike_text) / 1000
-            if len(strike_text) == 8 and "." not in strike_text
-            else Decimal(strike_text)
-        )
-        when = f"20{yymmdd[:2]}-{yymmdd[2:4]}-{yymmdd[4:]}"
-        kind = "call" if right == "C" else "put"
+    if match is None:
+        return None
+    root, yymmdd, right, strike_text = match.groups()
+    strike = (
+        Decimal(strike_text) / 1000
+        if len(strike_text) == 8 and "." not in strike_text
+        else Decimal(strike_text)
+    )
+    if strike <= 0:
+        raise UnknownSymbol(f"{sym!r} names an option with a strike of 0")
+    return ContractSpec("OPT", root, "SMART", "USD", contract_month=f"20{yymmdd}",
+                        strike=f"{strike.normalize():f}", right=right)  # fmt: skip
+
+
+def option_refusal(sym: str, prefix: str | None = None) -> OptionsNotSupported | None:
+    """The refusal for an options-exchange ticker tv2ib cannot read (not OCC), else None."""
+    if prefix in _OPTION_PREFIXES and _OPTION.match(sym) is None:
         return OptionsNotSupported(
-            f"options are not supported: {sym!r} is an option ({root} {when} {kind} {strike.normalize():f}); "
-            "tv2ib trades stocks, futures, forex and crypto"
+            f"{prefix}:{sym} is an options ticker tv2ib cannot read: send the OCC symbol "
+            "(AAPL250117C00150000), TradersPost's form (AAPL 250117C150), or optionType on the underlying"
         )
-    if prefix in _OPTION_PREFIXES:
-        return OptionsNotSupported(f"options are not supported: {prefix}:{sym} is an options ticker")
     return None
 
 
@@ -217,13 +231,16 @@ def resolve_ticker(
         if spec is not None:
             if spec.sec_type in OPTION_SEC_TYPES:
                 raise OptionsNotSupported(
-                    f"options are not supported: the symbol map names {sym!r} a {spec.sec_type} "
-                    "(tv2ib trades stocks, futures, forex and crypto)"
+                    f"the symbol map names {sym!r} a {spec.sec_type}: options in the symbol map are not "
+                    "made yet; send the OCC symbol (AAPL250117C00150000) or optionType on the underlying"
                 )
             return spec
     refusal = option_refusal(sym, prefix)
     if refusal is not None:
         raise refusal
+    option = option_spec(sym)
+    if option is not None:
+        return option
     future = _future(sym, prefix, futures_roots or {}, today_year or datetime.now(UTC).year)
     return future if future is not None else _cash_or_stock(sym, prefix)
 

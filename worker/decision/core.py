@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from typing import Any
 
 from core.payload import AlertPayload
 from worker.contracts.effects import ContractMap, contract_map_of, scale_intent
@@ -123,6 +124,7 @@ class Proposal:
     margin_ask: MarginAsk | None = None  # the what-if IB must answer before the decision is final
     missing: frozenset[str] = frozenset()  # risk inputs to gather, then decide again
     contract_map: ContractMap | None = None
+    option: dict[str, Any] | None = None  # an option alert: the contract chosen and why (plan["option"])
 
     @property
     def nothing_to_do(self) -> bool:
@@ -148,7 +150,7 @@ class Proposal:
         """What a risk refusal stores: what would have been sent, and the numbers compared."""
         return StoredDecision(self.plan_kind, self.look.inst, (), self.opening.reference_price,
                               self.opening.reference_source, notes=(self.decision.reason, *self.notes),
-                              refused_legs=self.opening.legs, risk=self.risk)  # fmt: skip
+                              refused_legs=self.opening.legs, risk=self.risk, option=self.option)  # fmt: skip
 
     def final(self) -> tuple[Decision, tuple[Leg, ...], ProtectionSpec | None, tuple[str, ...]]:
         """The move, the opening legs, the protection after and the notes, once a refused opening
@@ -167,7 +169,7 @@ class Proposal:
         if self.nothing_to_do:
             return StoredDecision("exit" if is_exit(self.payload) else "position", look.inst,
                                   notes=(self.decision.reason,), sizing=self.sizing,
-                                  position=PositionMove.of(self.decision))  # fmt: skip
+                                  position=PositionMove.of(self.decision), option=self.option)  # fmt: skip
         decision, open_legs, after, notes = self.final()
         notes = (*((self.sizing.text,) if self.sizing else ()), decision.reason, *notes)
         legs = ((self.close_leg,) if self.close_leg else ()) + open_legs
@@ -176,7 +178,7 @@ class Proposal:
             oca_type=OCA_TYPE if len(open_legs) > 1 else None, notes=notes, sizing=self.sizing,
             risk=self.risk, market_data=look.quote, margin=self.margin,
             position=PositionMove.of(decision, look.protection, after, self.refused_open),
-            contract_map=self.contract_map,
+            contract_map=self.contract_map, option=self.option,
         )  # fmt: skip
 
     def dry_run_message(self) -> str:

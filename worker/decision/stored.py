@@ -111,6 +111,9 @@ class StoredDecision:
     contract_map: ContractMap | None = None
     cancelled: tuple[str, ...] | None = None  # orderRefs a cancel (or an exit while flat) cancelled
     dry_run: bool = False  # a cancel in dry run (nothing cancelled)
+    option: Json | None = (
+        None  # an option alert: the contract chosen and why (worker/decision/option_target.py)
+    )
 
     # ------------------------------------------------------------------ what the job reads
 
@@ -149,7 +152,7 @@ class StoredDecision:
         contract = None if self.contract is None else self.contract.to_json()
         if self.position is not None and self.position.kind == "none":  # nothing to do
             return present(kind=self.kind, contract=contract, legs=_legs(self.legs), notes=list(self.notes),
-                            position=self.position.to_json(), sizing=_part(self.sizing),
+                            position=self.position.to_json(), sizing=_part(self.sizing), option=self.option,
                             cancelled=None if self.cancelled is None else list(self.cancelled))  # fmt: skip
         doc: Json = {
             "kind": self.kind,
@@ -165,6 +168,7 @@ class StoredDecision:
             refused_legs=None if self.refused_legs is None else _legs(self.refused_legs),
             sizing=_part(self.sizing), risk=_part(self.risk), market_data=_part(self.market_data),
             margin=_part(self.margin), position=_part(self.position), contract_map=_part(self.contract_map),
+            option=self.option,
         )  # fmt: skip
 
     @classmethod
@@ -190,6 +194,7 @@ class StoredDecision:
             contract_map=_load(ContractMap, doc.get("contract_map")),
             cancelled=None if cancelled is None else tuple(cancelled),
             dry_run=bool(doc.get("dry_run")),
+            option=doc.get("option"),
         )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from core.models import AlertStatus
 from core.payload import AlertPayload
+from worker.contracts.tickers import ContractSpec
 from worker.decision.stored import PositionMove, StoredDecision
 from worker.execution.protocol import crash_point
 from worker.recording.recorder import PlacementFact, Recorder
@@ -32,6 +33,10 @@ class AlertJob:
     status: AlertStatus = AlertStatus.QUEUED
     decision: StoredDecision | None = None  # the alert's stored plan
     resumed: bool = False  # a rerun of a decided alert (its orders may be at IB, maybe another client's)
+    # an option alert made an alert on one option (worker/execution/option_orders.py): its contract
+    # and the plan's record of the choice (the payload is then the option order's)
+    option_spec: ContractSpec | None = None
+    option_plan: dict[str, Any] | None = None
 
     @property
     def decided(self) -> PositionMove | None:

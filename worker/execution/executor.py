@@ -69,6 +69,7 @@ from worker.execution.alert_job import AlertJob
 from worker.execution.gather import Gatherer
 from worker.execution.guard import Guard
 from worker.execution.job_writes import JobWrites
+from worker.execution.option_orders import OptionOrders, OptionRules, is_option_alert
 from worker.execution.protocol import ExecutionProtocol, Outcome, Run, crash_point
 from worker.execution.what_if import MarginAsker
 from worker.ib import IBConnection, Placement, Trading
@@ -124,6 +125,7 @@ class Executor:
         margin: MarginAsker | None = None,
         guard: Guard | None = None,
         risk: RiskGate | None = None,
+        option_rules: OptionRules | None = None,
     ) -> None:
         self.sessions = sessions
         self.recorder = recorder
@@ -147,6 +149,8 @@ class Executor:
                                prefetch=None if margin is None else margin.prefetch)  # fmt: skip
         # close → confirm → open; the guard (worker/execution/guard.py) keeps the exits after it
         self.protocol = ExecutionProtocol(trading, guard, reversal_fill_timeout=limits.reversal_fill)
+        # an option alert becomes an alert on one option contract first (worker/execution/option_orders.py)
+        self.options = OptionOrders(trading, option_rules or OptionRules())
 
     # ------------------------------------------------------------------ the job
 
@@ -225,7 +229,10 @@ class Executor:
                 self._check_stale_decision(job)
                 if kind == "cancel":
                     return self._cancel(job, spec)
-                return self._position(job, spec)
+                target = self._option_contract(job, spec) if is_option_alert(job.payload, spec) else spec
+                if isinstance(target, str):
+                    return target
+                return self._position(job, target)
             except (TemporaryError, ConnectionError, TimeoutError) as exc:
                 log.warning("alert %s: IB unavailable (%s); waiting", job.alert_id, exc)
                 time.sleep(0.2)
@@ -272,6 +279,17 @@ class Executor:
             return
         raise _Stale(age)
 
+    def _option_contract(self, job: AlertJob, spec: ContractSpec) -> ContractSpec | str:
+        """The option an option alert acts on (worker/execution/option_orders.py); ``cancelled``
+        with the reason when nothing is to be sent (an exit with no option held)."""
+        target = self.options.for_job(job, spec, self.conn, self.limits.ib_call)
+        if isinstance(target, ContractSpec):
+            return target
+        label = self._rehearsal(job)
+        self.writes.without_order(job.alert_id, StoredDecision("exit", notes=(target,)),
+                                  f"{label}: {target}" if label else target)  # fmt: skip
+        return AlertStatus.CANCELLED.value
+
     # ------------------------------------------------------------------ cancel
 
     def _cancel(self, job: AlertJob, spec: ContractSpec) -> str:
@@ -284,14 +302,8 @@ class Executor:
             return AlertStatus.CANCELLED.value
 
         async def run() -> list[OrderSnapshot]:
-            inst = await self.trading.instrument(spec)
-            resting = self.trading.resting_entries(inst.con_id)
-            if spec.front_index and inst.sec_type == "FUT":
-                # a continuous future (ES1!): entries left resting in a month it rolled away from
-                # are the strategy's too (placed on ES1! before the roll)
-                resting += [s for s in self.trading.resting_entries(None)
-                            if s.sec_type == "FUT" and s.symbol == inst.symbol and s.con_id != inst.con_id]  # fmt: skip
-            return await self.trading.cancel_and_wait(resting)
+            options = job.payload.option_type is not None  # the entries on the underlying's options
+            return await self.trading.cancel_and_wait(await self.trading.entries_to_cancel(spec, options))
 
         cancelled = self.conn.call(run(), timeout=self.limits.ib_call)
         message = f"cancel: cancelled {len(cancelled)} working entry order(s) for {job.payload.ticker}"
@@ -337,6 +349,8 @@ class Executor:
             proposal = propose(
                 self.gather.more(look, job.payload, proposal.missing), job.payload, self.config
             )
+        if job.option_plan is not None:  # the option chosen and why, in the plan
+            proposal = replace(proposal, option=job.option_plan)
         if proposal.nothing_to_do:
             return self._nothing_to_do(job, proposal)
         self._halt_if_due(proposal)

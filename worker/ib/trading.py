@@ -31,6 +31,7 @@ from worker.ib.contracts import ContractBook, ContractNotFound
 from worker.ib.exit_changes import ExitDesk
 from worker.ib.market_data import MarketData
 from worker.ib.market_rules import MarketRules
+from worker.ib.option_desk import OptionDesk
 from worker.ib.orders import OrderBook
 from worker.ib.placement import LegHook, Placement, Placer, RecordPlacement, WhatIfAnswer
 from worker.ib.position_reader import SETTLE_SECONDS, PositionReader
@@ -64,6 +65,8 @@ class Trading:
         self.cancels = Canceller(conn, self.orders)
         self.placer = Placer(conn, self.orders)
         self.exits = ExitDesk(conn, self.orders, self.cancels)
+        # an underlying's option chain, an option's quote and greeks, the options held (issue 20)
+        self.options = OptionDesk(conn, self.contracts, self.positions)
 
     @property
     def account(self) -> str | None:
@@ -212,6 +215,19 @@ class Trading:
 
     def resting_entries(self, con_id: int | None) -> list[OrderSnapshot]:
         return self.orders.resting_entries(con_id)
+
+    async def entries_to_cancel(self, spec: ContractSpec, options: bool = False) -> list[OrderSnapshot]:
+        """A ``cancel``'s orders: tv2ib's resting entries on the contract; with ``options``, on every
+        option of the underlying; for a continuous future (ES1!), also those left in a month it
+        rolled away from (placed on ES1! before the roll: the strategy's too)."""
+        inst = await self.instrument(spec)
+        if options:
+            return [s for s in self.resting_entries(None) if s.sec_type == "OPT" and s.symbol == inst.symbol]
+        resting = self.resting_entries(inst.con_id)
+        if spec.front_index and inst.sec_type == "FUT":
+            resting += [s for s in self.resting_entries(None)
+                        if s.sec_type == "FUT" and s.symbol == inst.symbol and s.con_id != inst.con_id]  # fmt: skip
+        return resting
 
     def has_dormant_bracket(self, con_id: int) -> bool:
         return self.orders.has_dormant_bracket(con_id)

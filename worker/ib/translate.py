@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ib_async import Contract, Crypto, Forex, Stock, Trade
+from ib_async import Contract, Crypto, Forex, Option, Stock, Trade
 from ib_async import Future as IBFuture
 from ib_async.util import UNSET_DOUBLE
 
@@ -174,6 +174,9 @@ def _request_contract(spec: ContractSpec) -> Contract:
         return Crypto(spec.symbol, spec.exchange, spec.currency)
     if spec.sec_type == "FUT":
         return IBFuture(spec.symbol, spec.contract_month, spec.exchange, currency=spec.currency)
+    if spec.sec_type == "OPT":
+        return Option(spec.symbol, spec.contract_month, float(spec.strike), spec.right, spec.exchange,
+                      currency=spec.currency)  # fmt: skip
     return Stock(spec.symbol, spec.exchange, spec.currency, primaryExchange=spec.primary_exchange)
 
 
@@ -182,6 +185,8 @@ def describe(spec: ContractSpec) -> str:
     text = f"{spec.sec_type} {spec.symbol}"
     if spec.contract_month:
         text += f" {spec.contract_month}"
+    if spec.right:
+        text += f" {spec.right} {spec.strike}"
     if spec.front_index:
         text += f" (front #{spec.front_index})"
     if spec.con_id:

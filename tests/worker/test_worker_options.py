@@ -1,0 +1,171 @@
+"""Options traded from an alert on the underlying, and by an option ticker: the real worker (in a
+thread) against ibsim's option chains over TCP, with the real ib_async client."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from support import wait_until
+from worker_helpers import add_alert, alert_status
+
+from core.services import get_alert
+
+pytestmark = pytest.mark.e2e
+
+AAPL = 190.0
+CALLS = {"ticker": "AAPL", "optionType": "call", "expiration": "+30 days"}
+ENDED = {"filled", "cancelled", "rejected", "failed", "submitted"}
+
+
+def _ended(ctx, alert_id: str, timeout: float = 20) -> dict:
+    wait_until(lambda: alert_status(ctx, alert_id) in ENDED, timeout=timeout)
+    return get_alert(ctx.sessions, alert_id)
+
+
+def _filled(ctx, alert_id: str) -> dict:
+    doc = _ended(ctx, alert_id)
+    assert doc["status"] == "filled", (doc["status"], doc["reason"])
+    return doc
+
+
+def _legs(sim, alert_id: str) -> dict[str, dict]:
+    return {o["orderRef"].rsplit(":", 1)[1]: o for o in sim.state()["orders"] if alert_id in o["orderRef"]}
+
+
+def _option_positions(sim) -> dict[int, float]:
+    return {
+        p["conId"]: p["position"]
+        for p in sim.state()["positions"]
+        if p.get("secType") == "OPT" and p["position"]
+    }
+
+
+def _working_exits(sim, con_id: int) -> dict[str, float]:
+    """The working take-profit and stop-loss quantities on ``con_id`` (the guard's, by leg name)."""
+    exits: dict[str, float] = {}
+    for order in sim.state()["orders"]:
+        if order["conId"] == con_id and order["status"] in ("Submitted", "PreSubmitted"):
+            leg = order["orderRef"].rsplit(":", 1)[1]
+            exits[leg] = exits.get(leg, 0) + order["totalQuantity"] - order.get("filled", 0)
+    return exits
+
+
+def _first_friday_on_or_after(day: date) -> date:
+    return day + timedelta(days=(4 - day.weekday()) % 7)
+
+
+def test_buy_with_call_buys_the_chosen_call_at_a_marketable_limit_with_exits_on_the_premium(
+    sim, running_worker
+):
+    ctx = running_worker.ctx
+    sim.set_price("AAPL", AAPL)
+    alert = {**CALLS, "action": "buy", "quantity": 2, "intrinsicValue": "otm", "strikesAway": 2,
+             "price": 190.0, "takeProfit": {"percent": 50}, "stopLoss": {"percent": 30}}  # fmt: skip
+    doc = _filled(ctx, add_alert(ctx, alert))
+    option = doc["plan"]["option"]
+    choice = option["choice"]
+    # the money at 190 (strikes 5 apart), two strikes out of the money for a call: 200
+    assert (choice["atmStrike"], choice["strike"], choice["right"], choice["side"]) == (
+        "190",
+        "200",
+        "C",
+        "BUY",
+    )
+    assert date.fromisoformat(choice["expiry"]) >= datetime.now(UTC).date() + timedelta(days=29)
+    assert "AAPL at 190.00" in option["why"] and "buy calls to open" in option["why"]
+    legs = _legs(sim, doc["id"])
+    entry, tp, sl = legs["entry"], legs["tp"], legs["sl"]
+    assert entry["secType"] == "OPT" and entry["strike"] == 200 and entry["right"] == "C"
+    assert (entry["action"], entry["totalQuantity"], entry["orderType"]) == ("BUY", 2, "LMT")
+    limit = Decimal(str(entry["lmtPrice"]))
+    assert Decimal(option["entry"]["limit"]) == limit and "mid" in option["entry"]["why"]
+    # exits on the premium: 50 % above and 30 % below the entry, on the option's grid (a tick 0.05 at most)
+    assert abs(Decimal(str(tp["lmtPrice"])) - limit * Decimal("1.5")) <= Decimal("0.05")
+    assert abs(Decimal(str(sl["auxPrice"])) - limit * Decimal("0.7")) <= Decimal("0.05")
+    assert (tp["action"], sl["action"], tp["totalQuantity"], sl["totalQuantity"]) == ("SELL", "SELL", 2, 2)
+    con_id = entry["conId"]
+    assert _option_positions(sim) == {con_id: 2}
+
+    # a partial sell with optionType call meets the calls held: the exits shrink with the position
+    part = _filled(ctx, add_alert(ctx, {**CALLS, "action": "sell", "quantity": 1}))
+    assert _legs(sim, part["id"])["close"]["conId"] == con_id
+    assert _option_positions(sim) == {con_id: 1}
+    wait_until(lambda: _working_exits(sim, con_id) == {"tp": 1, "sl": 1}, timeout=10)
+
+    # exit closes the option held and its exits go
+    closed = _filled(ctx, add_alert(ctx, {**CALLS, "action": "exit"}))
+    assert closed["plan"]["option"]["held"]["conId"] == con_id
+    assert _option_positions(sim) == {}
+    wait_until(lambda: _working_exits(sim, con_id) == {}, timeout=10)
+
+
+def test_buy_with_put_sells_puts_and_sell_closes_them(sim, running_worker):
+    ctx = running_worker.ctx
+    sim.set_price("AAPL", AAPL)
+    puts = {
+        "ticker": "AAPL",
+        "optionType": "put",
+        "expiration": "+14 days",
+        "intrinsicValue": "otm",
+        "strikesAway": 1,
+    }
+    opened = _filled(ctx, add_alert(ctx, {**puts, "action": "buy", "quantity": 1}))
+    entry = _legs(sim, opened["id"])["entry"]
+    # bullish on a put strategy: SELL a put below the money (185), priced at least at the bid
+    assert (entry["action"], entry["right"], entry["strike"], entry["orderType"]) == ("SELL", "P", 185, "LMT")
+    assert opened["plan"]["option"]["choice"]["side"] == "SELL"
+    assert opened["plan"]["margin"] is not None  # a short option went through IB's what-if
+    assert _option_positions(sim) == {entry["conId"]: -1}
+    closed = _filled(ctx, add_alert(ctx, {**puts, "action": "sell"}))
+    close = _legs(sim, closed["id"])["close"]
+    assert (close["action"], close["conId"]) == ("BUY", entry["conId"])
+    assert _option_positions(sim) == {}
+
+
+def test_a_delta_target_picks_the_strike_by_ibs_model_greeks(sim, running_worker):
+    ctx = running_worker.ctx
+    sim.set_price("AAPL", AAPL)
+    alert = {"ticker": "AAPL", "optionType": "call", "delta": 0.3, "dteMin": 20, "dteMax": 60,
+             "action": "buy", "quantity": 1}  # fmt: skip
+    choice = _filled(ctx, add_alert(ctx, alert))["plan"]["option"]["choice"]
+    assert choice["rule"] == "delta" and Decimal(choice["strike"]) > 190
+    assert abs(Decimal(choice["delta"]) - Decimal("0.3")) < Decimal("0.1")
+    assert 20 <= choice["daysToExpiry"] <= 60
+
+
+def test_an_occ_ticker_trades_exactly_that_contract(sim, running_worker):
+    ctx = running_worker.ctx
+    sim.set_price("AAPL", AAPL)
+    expiry = _first_friday_on_or_after(datetime.now(UTC).date() + timedelta(days=10))
+    ticker = f"AAPL{expiry:%y%m%d}C00195000"
+    doc = _filled(ctx, add_alert(ctx, {"ticker": ticker, "action": "buy", "quantity": 3}))
+    entry = _legs(sim, doc["id"])["entry"]
+    assert (entry["strike"], entry["right"], entry["action"], entry["totalQuantity"], entry["orderType"]) == (
+        195, "C", "BUY", 3, "LMT",
+    )  # fmt: skip
+    assert entry["lastTradeDateOrContractMonth"].startswith(f"{expiry:%Y%m%d}")
+
+
+def test_refusals_a_trader_can_act_on(sim, running_worker):
+    ctx = running_worker.ctx
+    sim.set_price("AAPL", AAPL)
+    nothing = _ended(ctx, add_alert(ctx, {**CALLS, "action": "exit"}))
+    assert (nothing["status"], nothing["reason"]) == ("cancelled", "exit: no open option position on AAPL")
+
+    sim.set_options(spread=3.0)  # a quote 3 dollars wide
+    wide = _ended(ctx, add_alert(ctx, {**CALLS, "action": "buy", "quantity": 1}))
+    assert wide["status"] == "rejected" and "the spread of" in wide["reason"] and "too wide" in wide["reason"]
+    sim.set_options(spread=0.04)
+
+    chart = _ended(
+        ctx, add_alert(ctx, {**CALLS, "action": "buy", "quantity": 1, "stopLoss": {"stopPrice": 185}})
+    )
+    assert chart["status"] == "rejected" and "measured on its premium" in chart["reason"]
+
+    calls = _filled(ctx, add_alert(ctx, {**CALLS, "optionType": "both", "action": "buy", "quantity": 1}))
+    assert calls["plan"]["option"]["choice"]["right"] == "C"
+    reversal = _ended(ctx, add_alert(ctx, {**CALLS, "optionType": "both", "action": "sell", "quantity": 1}))
+    assert reversal["status"] == "rejected" and "send exit first" in reversal["reason"]
+    assert len(_option_positions(sim)) == 1  # nothing was sent for the refused reversal

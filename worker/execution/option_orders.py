@@ -1,0 +1,211 @@
+"""An option alert made into an alert on one option contract, before the usual decision (IB loop).
+
+Two kinds of alert trade options:
+
+* an option ticker (``AAPL250117C00150000``, ``SPY 250624C596``): that contract, the action as
+  for shares;
+* an alert on the underlying with ``optionType``: the contract the options held on the underlying
+  or IB's chain give (worker/decision/option_target.py, worker/decision/option_choice.py), the
+  action from the direction table.
+
+Either way an entry is priced at the option's own quote: the spread filter, a marketable limit
+and the exits on the premium (worker/decision/option_prices.py). What comes out is an ordinary
+alert on an ``OPT`` contract pinned by conId; the decision core, the protocol and the guard then
+treat it like any other contract (positions, sizing in contracts with the multiplier, IB's
+what-if, invariant 7). The choice is written into the plan (``plan["option"]``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from config.settings import Settings
+from core.payload import AlertPayload
+from worker.contracts.tickers import ContractSpec
+from worker.decision.model import Instrument
+from worker.decision.option_choice import (
+    DELTA_STRIKE_COUNT,
+    OptionChain,
+    OptionChoice,
+    OptionRefusal,
+    atm_strike,
+    choose,
+    pick_expiry,
+    scan_window,
+)
+from worker.decision.option_prices import marketable_limit, premium_exits, spread_refusal
+from worker.decision.option_target import (
+    ChooseNew,
+    NothingHeld,
+    UseHeld,
+    expiry_refusal,
+    option_payload,
+    plan_doc,
+    target_of,
+)
+from worker.decision.options import OptionRequest, Side
+from worker.errors import Refused
+from worker.execution.alert_job import AlertJob
+from worker.ib import IBConnection, Trading
+
+NEW_YORK = ZoneInfo("America/New_York")  # US equity options: the exchange's date and clock
+
+
+@dataclass(frozen=True)
+class OptionRules:
+    """The settings of option entries (OPTION_ENTRY_TICKS, OPTION_MAX_SPREAD_PERCENT, OPTION_LAST_ENTRY_TIME)."""
+
+    entry_ticks: int = 1
+    max_spread_percent: Decimal = Decimal(10)
+    last_entry: time = time(15, 0)
+
+    @classmethod
+    def of(cls, settings: Settings) -> OptionRules:
+        hours, minutes = settings.option_last_entry_time.split(":")
+        return cls(settings.option_entry_ticks, Decimal(str(settings.option_max_spread_percent)),
+                   time(int(hours), int(minutes)))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class OptionOrder:
+    """The alert as an order on one option (``spec`` pinned by conId), and the plan's record;
+    ``ended``: nothing to send (an exit with no option held), with the reason."""
+
+    spec: ContractSpec | None
+    payload: AlertPayload
+    plan: dict[str, Any] | None = None
+    ended: str | None = None
+
+
+def is_option_alert(payload: AlertPayload, spec: ContractSpec) -> bool:
+    """An alert that trades options: an option ticker, or ``optionType`` on the underlying."""
+    return spec.sec_type == "OPT" or payload.option_type is not None
+
+
+def pinned(inst: Instrument) -> ContractSpec:
+    """The option's spec by conId (what the decision, the protocol and a rerun use)."""
+    return ContractSpec("OPT", inst.symbol, "SMART", inst.currency or "USD", con_id=inst.con_id)
+
+
+class OptionOrders:
+    """Makes an option alert an alert on one option contract; its coroutines run on the IB loop."""
+
+    def __init__(self, trading: Trading, rules: OptionRules) -> None:
+        self.trading = trading
+        self.rules = rules
+
+    def for_job(
+        self, job: AlertJob, spec: ContractSpec, conn: IBConnection, timeout: float
+    ) -> ContractSpec | str:
+        """The option ``job`` acts on, its payload made the order on it (once per job: a retry
+        after IB dropped reuses it); a rerun of a decided alert acts on the option decided. The
+        reason instead when nothing is to be sent (an exit with no option held)."""
+        if job.option_spec is not None:
+            return job.option_spec
+        if job.decision is not None and job.decision.con_id:
+            job.option_spec = ContractSpec(
+                "OPT", spec.symbol, "SMART", spec.currency, con_id=job.decision.con_id
+            )
+            return job.option_spec
+        order = conn.call(self.order(job.payload, spec), timeout=timeout)
+        if order.ended is not None or order.spec is None:
+            return order.ended or "nothing to send"
+        job.payload, job.option_plan, job.option_spec = order.payload, order.plan, order.spec
+        return order.spec
+
+    def _now(self) -> datetime:
+        return self.trading.clock().astimezone(NEW_YORK)
+
+    async def order(self, payload: AlertPayload, spec: ContractSpec) -> OptionOrder:
+        """The option order for ``payload`` (raises :class:`Refused` with the reason)."""
+        if spec.sec_type == "OPT":  # the ticker names the contract: the action as for shares
+            inst = await self.trading.instrument(spec)
+            if payload.action in ("exit", "cancel") or payload.sentiment == "flat":
+                return OptionOrder(pinned(inst), payload, {"rule": "the ticker names the option"})
+            return await self._priced(payload, inst, payload.action, "the ticker names the option", None)
+        request = payload.option_request()
+        assert request is not None
+        underlying = await self.trading.instrument(spec)
+        held = self.trading.options.held(underlying.symbol)
+        target = target_of(payload, request, underlying.symbol, held)
+        if isinstance(target, OptionRefusal):
+            raise Refused(target.reason)
+        if isinstance(target, NothingHeld):
+            return OptionOrder(None, payload, ended=target.reason)
+        if isinstance(target, UseHeld):
+            inst = await self.trading.instrument(
+                ContractSpec("OPT", underlying.symbol, "SMART", con_id=target.held.con_id)
+            )
+            grows = target.action == "add" or (target.action == "buy") == (target.held.position > 0)
+            if target.action == "exit" or not grows:  # a close goes out as the stock rules send it
+                plan = plan_doc(target, None, None, None)
+                return OptionOrder(pinned(inst), option_payload(payload, target.action, None, None), plan)
+            return await self._priced(payload, inst, target.action, target.why, None, target)
+        signal = payload.action
+        choice, trading_class = await self._choose(request, underlying, target, signal)
+        refusal = expiry_refusal(choice.expiry, self._now(), self.rules.last_entry)
+        if refusal is not None:
+            raise Refused(f"{choice.describe()}: {refusal.reason}")
+        inst = await self.trading.options.contract(underlying.symbol, choice.expiry, choice.strike, choice.right,
+                                                   trading_class)  # fmt: skip
+        return await self._priced(payload, inst, target.action, target.why, choice, target)
+
+    async def _choose(
+        self, request: OptionRequest, underlying: Instrument, target: ChooseNew, signal: str
+    ) -> tuple[OptionChoice, str]:
+        """The contract from IB's chain, the underlying's price and (for ``delta``) the model
+        greeks; and the chain's trading class."""
+        chain, trading_class = await self.trading.options.chain(underlying)
+        quote = await self.trading.market_price(underlying.con_id)
+        today = self._now().date()
+        if request.delta is not None and quote.price is not None:
+            chain = await self._with_deltas(request, chain, quote.price, today, target, trading_class)
+        choice = choose(request, chain, quote.price, today, signal)  # type: ignore[arg-type]
+        if isinstance(choice, OptionRefusal):
+            raise Refused(choice.reason)
+        return choice, trading_class
+
+    async def _with_deltas(self, request: OptionRequest, chain: OptionChain, price: Decimal, today: date,
+                           target: ChooseNew, trading_class: str) -> OptionChain:  # fmt: skip
+        """The chain with the model delta of each strike a delta target scans."""
+        picked = pick_expiry(request, chain.symbol, [e for e, s in chain.strikes.items() if s], today)
+        if isinstance(picked, OptionRefusal):
+            return chain  # choose() refuses with the same reason
+        expiry = picked[0]
+        strikes = sorted(chain.strikes[expiry])
+        window = scan_window(strikes, atm_strike(strikes, price), request.strike_count or DELTA_STRIKE_COUNT)
+        right = target.direction.right
+        desk = self.trading.options
+        contracts = [await desk.contract(chain.symbol, expiry, s, right, trading_class) for s in window]
+        quotes = await desk.quotes(contracts, greeks=True)
+        known = {(expiry, s, right): q for s, q in zip(window, quotes, strict=True)}
+        return OptionChain(chain.symbol, chain.strikes, chain.rights, {**chain.quotes, **known})
+
+    async def _priced(self, payload: AlertPayload, inst: Instrument, action: str, why: str,
+                      choice: OptionChoice | None, target: UseHeld | ChooseNew | None = None) -> OptionOrder:  # fmt: skip
+        """An entry at the option's quote: the spread filter, the marketable limit, the exits on the premium."""
+        # add grows the position held, whichever side it is
+        long = action == "buy" or (
+            action == "add" and isinstance(target, UseHeld) and target.held.position > 0
+        )
+        side: Side = "BUY" if long else "SELL"
+        what = inst.local_symbol or (choice.describe() if choice else inst.symbol)
+        quote = await self.trading.options.quote(inst.con_id)
+        refusal = spread_refusal(quote.bid, quote.ask, self.rules.max_spread_percent, what)
+        if refusal is not None:
+            raise Refused(refusal.reason)
+        entry = marketable_limit(quote.bid, quote.ask, side, self.rules.entry_ticks, inst.grid, what)
+        if isinstance(entry, OptionRefusal):
+            raise Refused(entry.reason)
+        exits = premium_exits(entry.price, side, payload.take_profit, payload.stop_loss, inst.grid)
+        if isinstance(exits, OptionRefusal):
+            raise Refused(exits.reason)
+        if target is not None:
+            plan = plan_doc(target, choice, entry, exits)
+        else:
+            plan = {"rule": why, "action": action, "entry": {"limit": str(entry.price), "why": entry.why}}
+        return OptionOrder(pinned(inst), option_payload(payload, action, entry, exits), plan)
