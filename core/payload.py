@@ -39,6 +39,18 @@ Python name in camelCase), enums lower-case, ``ticker``/``exchange`` upper-case:
                            ``test``; the risk file's ``dry_run`` for one alert: worker/decision/core.py)
     ignoreTradingWindows  bool  default false: skip the risk file's ``trading_hours`` where the risk
                            file allows it (``allow_ignore_trading_windows``), else the opening is refused
+    optionType      str|null  call | put | both: trade options on the underlying (the ticker), chosen by
+                              the fields below; null for every other alert. All nine option fields
+                              are checked together by core/option_fields.py (``option_request``)
+    expiration      str|null  normalised: an ISO date ("2026-03-20") or a time from today ("+6 months",
+                              "+1 week"), as ``Expiration.describe`` writes it
+    intrinsicValue  str|null  itm | otm  (``instrinsicValue``, TradersPost's spelling, is its alias)
+    strikesAway     num|null  whole, 1 to 50
+    strikeCount     num|null  whole, 1 to 100
+    strikePrice     num|null  > 0
+    delta           num|null  above 0 and below 1 in size (0.30, -0.30)
+    dteMin          num|null  whole, 0 to 3660 (days to expiry)
+    dteMax          num|null  whole, 0 to 3660, not below dteMin
     time            str|null  ISO-8601 in UTC with "Z" ("2026-11-22T07:35:25Z"); {{timenow}}
     account         str|null  routing: the rq queue is keys.queue_name(account). Exception: the stored
                               payload of a fan-out PARENT (status fanned_out, never executed) keeps the
@@ -68,6 +80,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, get_args
+
+from core.option_fields import FIELDS as OPTION_FIELDS
+from core.option_fields import Intrinsic, OptionRequest, OptionType, parse_option_request
 
 Action = Literal["buy", "sell", "exit", "cancel", "add"]
 Sentiment = Literal["bullish", "bearish", "flat"]
@@ -284,6 +299,15 @@ class AlertPayload:
     cancel: bool = False
     test: bool = False
     ignore_trading_windows: bool = False
+    option_type: OptionType | None = None
+    expiration: str | None = None
+    intrinsic_value: Intrinsic | None = None
+    strikes_away: Decimal | None = None
+    strike_count: Decimal | None = None
+    strike_price: Decimal | None = None
+    delta: Decimal | None = None
+    dte_min: Decimal | None = None
+    dte_max: Decimal | None = None
     time: str | None = None
     account: str | None = None
     strategy: str | None = None
@@ -302,3 +326,12 @@ class AlertPayload:
         rows load. Decimals are taken as they are (the schema builds the payload through here)."""
         built: AlertPayload = _from_doc(cls, doc, "")
         return built
+
+    def option_request(self) -> OptionRequest | None:
+        """The option the alert asks for, None for an alert on the ticker itself (no option field).
+        Raises :class:`PayloadError` for option fields that the schema would have refused."""
+        doc = _to_doc(self, omit_none=True)
+        request, errors = parse_option_request({name: doc[name] for name in OPTION_FIELDS if name in doc})
+        if errors:
+            raise PayloadError("; ".join(str(error) for error in errors))
+        return request

@@ -9,7 +9,7 @@ number may arrive as ``"4.5"``, a flag as ``"true"``), so most are an ``anyOf``.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, get_args
 
 from marshmallow import fields
 
@@ -22,12 +22,15 @@ from app.webhook.fields import (
     Choice,
     Flag,
     Number,
+    OptionValue,
     Text,
     Ticker,
     Timestamp,
 )
 from core.account_ids import ACCOUNT_ID_RE
 from core.account_ids import MAX_LENGTH as ACCOUNT_MAX_LENGTH
+from core.option_fields import MAX_DTE, MAX_STRIKES, Intrinsic, OptionType
+from core.option_tickers import OPTION_TICKER_RE
 
 JsonSchema = dict[str, Any]
 # A number written as text: what Decimal() takes from a TradingView placeholder such as {{close}}.
@@ -109,11 +112,64 @@ def accounts_schema(field: Accounts) -> JsonSchema:
 def ticker_schema(field: Ticker) -> JsonSchema:
     exchange = _ecma(EXCHANGE_RE, any_case=True)
     ticker = _ecma(TICKER_RE, any_case=True)
+    option = _ecma(OPTION_TICKER_RE, any_case=True).replace("[CP]", "[CPcp]")
     return {
         "type": "string",
-        "pattern": rf"^\s*({exchange}:)?{ticker}\s*$",
-        "description": "AAPL, NASDAQ:AAPL, ES1!, EURUSD; in any letter case",
+        "pattern": rf"^\s*({exchange}:)?({ticker}|{option})\s*$",
+        "description": "AAPL, NASDAQ:AAPL, ES1!, EURUSD, or an option: AAPL250117C00150000 (OCC, the "
+        "root may be padded with spaces to 6 characters), SPY 250624C596 (TradersPost); in any letter case",
     }
+
+
+# ``expiration`` (core/option_fields.py): a date, or an amount of days, weeks, months or years
+_UNITS = "|".join("".join(f"[{c.upper()}{c}]" for c in unit) for unit in ("day", "week", "month", "year"))
+EXPIRATION_PATTERN = rf"^\s*([0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}|\+?\s*[0-9]{{1,5}}\s*({_UNITS})[Ss]?)\s*$"
+
+
+def _whole_schema(low: int, high: int) -> JsonSchema:
+    number = {"type": "integer", "minimum": low, "maximum": high}
+    return {"anyOf": [number, {"type": "string", "pattern": NUMBER_TEXT}]}
+
+
+def option_schema(field: OptionValue) -> JsonSchema:
+    """An option field (core/option_fields.py); ``null`` is the field left out. The rules between
+    the fields (which go together) are in the description of the webhook, not here."""
+    limit = int(MAX_ABS_NUMBER)
+    text = {"type": "string", "pattern": NUMBER_TEXT, "description": "the same number written as text"}
+    schemas: dict[str, JsonSchema] = {
+        "optionType": {
+            "type": "string",
+            "enum": list(get_args(OptionType)),
+            "description": "in any letter case",
+        },
+        "expiration": {
+            "type": "string",
+            "pattern": EXPIRATION_PATTERN,
+            "description": "a date (2026-03-20) or a time from today (+30 days, +2 weeks, +6 months, +1 year)",
+        },
+        "intrinsicValue": {
+            "type": "string",
+            "enum": list(get_args(Intrinsic)),
+            "description": "in any letter case",
+        },
+        "strikesAway": _whole_schema(1, MAX_STRIKES // 2),
+        "strikeCount": _whole_schema(1, MAX_STRIKES),
+        "strikePrice": {"anyOf": [{"type": "number", "exclusiveMinimum": 0, "maximum": limit}, text]},
+        "delta": {
+            "anyOf": [{"type": "number", "exclusiveMinimum": -1, "exclusiveMaximum": 1}, text],
+            "description": "not 0: the size is the target (0.30, or -0.30 for a put)",
+        },
+        "dteMin": _whole_schema(0, MAX_DTE),
+        "dteMax": _whole_schema(0, MAX_DTE),
+    }
+    kind = schemas[field.option_field]
+    null = {"type": "null", "description": "the field left out"}
+    out: JsonSchema = (
+        {**kind, "anyOf": [*kind["anyOf"], null]} if "anyOf" in kind else {"anyOf": [kind, null]}
+    )
+    if field.name != field.option_field:
+        out["description"] = f"an alias of {field.option_field} (TradersPost's examples spell it so)"
+    return out
 
 
 def timestamp_schema(field: Timestamp) -> JsonSchema:
@@ -127,6 +183,7 @@ _BY_CLASS: tuple[tuple[type[fields.Field], Any], ...] = (
     (Text, text_schema),
     (Accounts, accounts_schema),
     (Ticker, ticker_schema),
+    (OptionValue, option_schema),
     (Timestamp, timestamp_schema),
 )
 

@@ -2,7 +2,8 @@
 texts, accounts, tickers and times, each with the rules and messages an alert is refused by.
 
 Input rules: numbers may arrive as numeric strings and keep the digits that were sent; choices are
-case-insensitive, with a "did you mean" hint; a ticker may carry its exchange (``NASDAQ:AAPL``).
+case-insensitive, with a "did you mean" hint; a ticker may carry its exchange (``NASDAQ:AAPL``) or
+name an option (core/option_tickers.py). The option fields' values follow core/option_fields.py.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 from marshmallow import ValidationError, fields
 
 from core.account_ids import account_id_problem
+from core.option_fields import Expiration, OptionFieldError, parse_option_field
+from core.option_tickers import OptionTickerError, parse_option_ticker
 from core.payload import number_from_json
 
 MAX_ABS_NUMBER = Decimal("1e12")
@@ -29,6 +32,7 @@ SIZE_DIGITS = 15
 MAX_HINTED_NAME = 64
 # \Z, not $: "$" also matches before a trailing newline, so "NASDAQ\n" would pass as an exchange.
 TICKER_RE = re.compile(r"^[A-Z0-9][A-Z0-9._!/&-]{0,31}\Z")
+MAX_TICKER_LENGTH = 32  # an option's too (core/option_tickers.py), spaces included
 EXCHANGE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_.-]{0,31}\Z")
 
 
@@ -221,7 +225,9 @@ class Accounts(fields.Field):
 
 
 class Ticker(fields.Field):
-    """``AAPL`` or ``EXCHANGE:TICKER``; returns (exchange or None, ticker), upper-case."""
+    """``AAPL`` or ``EXCHANGE:TICKER``, or an option's ticker (core/option_tickers.py: OCC's
+    ``AAPL250117C00150000``, space-padded or not, TradersPost's ``SPY 250624C596``); returns
+    (exchange or None, ticker), upper-case, an option's spaces kept."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[str | None, str]:
         if not isinstance(value, str) or not value.strip():
@@ -229,12 +235,40 @@ class Ticker(fields.Field):
         exchange, sep, ticker = value.strip().upper().rpartition(":")
         if sep and not EXCHANGE_RE.match(exchange):
             raise ValidationError(f"exchange prefix {exchange[:40]!r} is not a valid exchange name")
-        if not TICKER_RE.match(ticker):
+        try:
+            option = parse_option_ticker(ticker) if len(ticker) <= MAX_TICKER_LENGTH else None
+        except OptionTickerError as exc:
+            raise ValidationError(f"is not an option symbol: {exc}, got {value.strip()[:40]!r}") from None
+        if option is None and not TICKER_RE.match(ticker):
             raise ValidationError(
-                "must be a symbol of letters, digits and . _ ! / & - (at most 32 characters), "
-                f"got {value.strip()[:40]!r}"
+                "must be a symbol of letters, digits and . _ ! / & - (at most 32 characters), or an "
+                f"option's (AAPL250117C00150000, SPY 250624C596), got {value.strip()[:40]!r}"
             )
         return (exchange or None), ticker
+
+
+class OptionValue(fields.Field):
+    """One of the option fields (``optionType``, ``expiration``, ...), checked by
+    core/option_fields.py with its reasons; returned as the payload stores it: a choice lower-case,
+    ``expiration`` normalised (``+6 months``), a number as the alert gave it (see :class:`Number`).
+    ``null`` is the field left out. The rules between the fields are the schema's (the same module's)."""
+
+    def __init__(self, option_field: str, **kw: Any):
+        super().__init__(allow_none=True, **kw)
+        self.option_field = option_field
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        try:
+            parsed = parse_option_field(self.option_field, value)
+        except OptionFieldError as exc:
+            raise ValidationError(exc.reason) from None
+        if isinstance(parsed, Expiration):
+            return parsed.describe()
+        if isinstance(parsed, str):
+            return parsed
+        exponent = Decimal(parsed).as_tuple().exponent
+        whole = isinstance(exponent, int) and exponent >= 0
+        return number_from_json(int(parsed) if whole else float(parsed), self.option_field)
 
 
 class Timestamp(fields.Field):

@@ -22,7 +22,17 @@ from typing import Any, get_args
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
 
-from app.webhook.fields import SIZE_DECIMALS, Accounts, Choice, Flag, Number, Text, Ticker, Timestamp
+from app.webhook.fields import (
+    SIZE_DECIMALS,
+    Accounts,
+    Choice,
+    Flag,
+    Number,
+    OptionValue,
+    Text,
+    Ticker,
+    Timestamp,
+)
 from app.webhook.screening import (
     INPUT_ALIASES,
     MAX_NESTING,
@@ -33,6 +43,9 @@ from app.webhook.screening import (
     find_placeholders,
     nesting_depth,
 )
+from core.option_fields import FIELDS as OPTION_FIELDS
+from core.option_fields import field_errors, parse_option_request
+from core.option_tickers import parse_option_ticker
 from core.payload import (
     Action,
     AlertPayload,
@@ -138,6 +151,17 @@ class AlertSchema(Schema):
     cancel = Flag(load_default=False)
     test = Flag(load_default=False)  # TradersPost's: decide and record, send nothing
     ignoreTradingWindows = Flag(load_default=False)  # noqa: N815 - honoured where the risk file allows it
+    # options on the underlying (core/option_fields.py): each value here, their rules in cross_field
+    optionType = OptionValue("optionType")  # noqa: N815
+    expiration = OptionValue("expiration")
+    intrinsicValue = OptionValue("intrinsicValue")  # noqa: N815
+    instrinsicValue = OptionValue("intrinsicValue")  # noqa: N815 - TradersPost's spelling, an alias
+    strikesAway = OptionValue("strikesAway")  # noqa: N815
+    strikeCount = OptionValue("strikeCount")  # noqa: N815
+    strikePrice = OptionValue("strikePrice")  # noqa: N815
+    delta = OptionValue("delta")
+    dteMin = OptionValue("dteMin")  # noqa: N815
+    dteMax = OptionValue("dteMax")  # noqa: N815
     time = Timestamp()
     account = Accounts(max_accounts=MAX_FANOUT_ACCOUNTS)
     strategy = Text(max_length=128)
@@ -171,8 +195,35 @@ class AlertSchema(Schema):
                 f"quantityType {qtype} needs a stopLoss to size the risk"
             )
         errors.update(_offsets_past_zero(data))
+        errors.update(_option_errors(data))
         if errors:
             raise ValidationError(errors)
+
+
+def _option_errors(data: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The option fields' rules between themselves (core/option_fields.py's, its reasons), and with
+    the ticker and the action: an option's ticker already names the contract, and a cancel opens
+    nothing to choose a contract for."""
+    raw = {name: data.get(name) for name in OPTION_FIELDS}
+    if raw["intrinsicValue"] is None:
+        raw["intrinsicValue"] = data.get("instrinsicValue")
+    given = [name for name, value in raw.items() if value is not None]
+    if not given:
+        return {}
+    ticker = data.get("ticker")
+    option = parse_option_ticker(ticker[1]) if isinstance(ticker, tuple) else None
+    if option is not None:
+        return {given[0]: [
+            f"the ticker {ticker[1]} already names the contract ({option.describe()}); the option "
+            "fields choose one for an alert on the underlying: send its ticker, or leave them out",
+        ]}  # fmt: skip
+    if data.get("action") == "cancel":
+        return {given[0]: [
+            "is not read with action cancel: a cancel cancels the working entry orders on the "
+            f"ticker and chooses no contract; leave out {', '.join(given)}",
+        ]}  # fmt: skip
+    _, problems = parse_option_request(raw)
+    return field_errors(problems)
 
 
 def _offsets_past_zero(data: dict[str, Any]) -> dict[str, Any]:
@@ -317,7 +368,8 @@ def _to_payload(loaded: dict[str, Any]) -> AlertPayload:
     for alias, key in INPUT_ALIASES.items():
         if alias in loaded:
             value = loaded.pop(alias)
-            loaded.setdefault(key, value)
+            if loaded.get(key) is None:  # the field itself wins; its null is the field left out
+                loaded[key] = value
     if loaded.get("quantity") is not None and not loaded.get("quantityType"):
         loaded["quantityType"] = "fixed_quantity"
     loaded["ticker"], loaded["exchange"] = ticker, exchange

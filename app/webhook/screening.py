@@ -24,8 +24,9 @@ _FLAT = frozenset({str, int, float, bool, type(None)})
 
 # Every field list comes from core.payload's dataclasses.
 PAYLOAD_KEYS = json_names(AlertPayload)
-# Accepted names that are not payload keys: an alias, folded into the payload key it names.
-INPUT_ALIASES = {"signalPrice": "price"}
+# Accepted names that are not payload keys: an alias, folded into the payload key it names
+# (``instrinsicValue``: TradersPost's own examples spell it so).
+INPUT_ALIASES = {"signalPrice": "price", "instrinsicValue": "intrinsicValue"}
 # Payload keys an alert does not send: ``exchange`` is the prefix of ``ticker``.
 DERIVED_KEYS = frozenset({"exchange"})
 TOP_LEVEL_FIELDS = (

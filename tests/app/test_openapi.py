@@ -26,6 +26,7 @@ from app_helpers import SECRET
 from flask import Flask
 from gunicorn_server import running_gunicorn
 from hypothesis import HealthCheck, Phase, given, settings
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -38,7 +39,9 @@ from schemathesis.specs.openapi.checks import (
 
 from app import create_app
 from app.openapi.paths import ROUTES
+from app.webhook.schema import normalise
 from config.settings import Settings
+from core.option_fields import FIELDS as OPTION_FIELDS
 
 ADMIN_TOKEN = "fuzz-admin-token-0123456789abcdef"
 # Examples per operation and generation mode (the webhook, where most can go wrong, gets three
@@ -140,6 +143,26 @@ def test_the_description_names_the_auth_and_the_error_body(described: tuple[Flas
     error = doc["components"]["schemas"]["ErrorBody"]
     assert error["required"] == ["error", "message"] and error["additionalProperties"] is False
     assert doc["paths"]["/api/status"]["get"]["security"] == [{"adminToken": []}]
+
+
+def test_the_option_fields_and_tickers_are_described(described: tuple[Flask, dict[str, Any]]) -> None:
+    """Each option field (and TradersPost's spelling ``instrinsicValue``) is a property, and the
+    alerts intake accepts with them are valid by the description (choices are listed lower-case,
+    as every choice is; the description says any letter case)."""
+    _, doc = described
+    alert = doc["components"]["schemas"]["Alert"]
+    assert {*OPTION_FIELDS, "instrinsicValue"} <= set(alert["properties"])
+    accepted = [
+        {"ticker": "SPY", "action": "buy", "optionType": "call", "expiration": "+6 Months", "instrinsicValue": "otm",
+         "strikesAway": "1", "strikeCount": 10.0, "dteMin": None},
+        {"ticker": "spy", "action": "sell", "optionType": "put", "expiration": "2026-03-20", "delta": "-0.30", "dteMax": 45},
+        {"ticker": "AAPL  250117C00150000", "action": "buy"},
+        {"ticker": "opra:spy 250624p596.5", "action": "buy"},
+    ]  # fmt: skip
+    validator = Draft202012Validator({**alert, "components": doc["components"]})
+    for body in accepted:
+        assert normalise(body)[1] == {}, body
+        assert not list(validator.iter_errors(body)), body
 
 
 def test_a_refusal_matches_the_described_error_body(described: tuple[Flask, dict[str, Any]]) -> None:

@@ -35,6 +35,13 @@ FIELDS = [
     "timeInForce",
     "extendedHours",
     "trailPercent",
+    "optionType",
+    "expiration",
+    "instrinsicValue",
+    "strikesAway",
+    "strikePrice",
+    "delta",
+    "dteMin",
 ]
 json_leaf = st.one_of(
     st.none(),
@@ -49,6 +56,9 @@ json_leaf = st.one_of(
             "limit",
             "stop_limit",
             "NASDAQ:AAPL",
+            "SPY 250624C596",
+            "call",
+            "+6 months",
             "{{close}}",
             "1e400",
             "-0",

@@ -1,6 +1,7 @@
 """TradersPost's published webhook description (its ``webhook-spec.json``) at POST /webhook: its own
-example request is accepted, ``test`` and ``ignoreTradingWindows`` are validated like every other
-field, and the option fields (not built yet) stay refused, each named."""
+example request is accepted, with its option fields too (stored normalised; their rules are
+tests/app/test_webhook_options.py's), and ``test`` and ``ignoreTradingWindows`` are validated like
+every other field."""
 
 from __future__ import annotations
 
@@ -59,13 +60,21 @@ def test_a_wrong_switch_is_a_422_naming_it(client, redis_client, fields, field, 
     assert queued_jobs(redis_client) == []
 
 
-def test_the_option_fields_are_still_refused_each_by_name(client, redis_client):
-    """Options (issue 20's second part) are not built: an alert naming a contract to choose must
-    not trade the underlying instead."""
-    options = {"optionType": "call", "intrinsicValue": "otm", "expiration": "+6 months", "strikeCount": 10,
-               "strikesAway": 1, "strikePrice": 200}  # fmt: skip
-    answer = post(client, {"secret": SECRET, **EXAMPLE, **options})
-    assert answer.status_code == 422
-    fields = answer.get_json()["fields"]
-    assert sorted(fields) == sorted(options) and all("unknown field" in fields[k][0] for k in options)
-    assert queued_jobs(redis_client) == []
+def test_the_example_with_option_fields_is_accepted_and_stores_them_normalised(client, ctx, redis_client):
+    """An alert on the underlying that asks for an option (TradersPost's fields, its own spelling
+    ``instrinsicValue`` included): accepted like any alert, the fields stored as the worker reads them."""
+    options = {"optionType": "Call", "instrinsicValue": "OTM", "expiration": "+6 Months", "strikeCount": "10",
+               "strikesAway": 1}  # fmt: skip
+    answer = post(client, {"secret": SECRET, **EXAMPLE, "ticker": "SPY", **options})
+    assert answer.status_code == 202, answer.get_json()
+    payload = get_alert(ctx, answer.get_json()["alert_id"]).payload
+    assert {key: payload[key] for key in ("optionType", "intrinsicValue", "expiration", "strikeCount", "strikesAway")} == {
+        "optionType": "call", "intrinsicValue": "otm", "expiration": "+6 months", "strikeCount": 10, "strikesAway": 1,
+    }  # fmt: skip
+    assert "instrinsicValue" not in payload and payload["strikePrice"] is None and payload["ticker"] == "SPY"
+    assert len(queued_jobs(redis_client)) == 1
+    again = post(client, {"secret": SECRET, **EXAMPLE, "ticker": "SPY", **options})
+    assert again.status_code == 200 and again.get_json()["alert_id"] == answer.get_json()["alert_id"]
+    # the option fields are part of the alert's identity: another strike is another alert
+    other = post(client, {"secret": SECRET, **EXAMPLE, "ticker": "SPY", **options, "strikesAway": 2})
+    assert other.status_code == 202 and len(queued_jobs(redis_client)) == 2
