@@ -124,10 +124,12 @@ class OptionRequest:
 
 
 def parse_option_request(
-    raw: Mapping[str, Any],
+    raw: Mapping[str, Any], *, opens: bool = True
 ) -> tuple[OptionRequest | None, tuple[OptionFieldError, ...]]:
     """The alert's option fields as a request: ``(None, ())`` when it names none (a stock alert),
     ``(request, ())`` when all are good, else ``(None, errors)`` with one error per problem.
+    ``opens`` false (an exit, a flatten, a cancel: they act on the options held or working, and
+    choose no contract): ``optionType`` alone is enough, no expiry is needed.
 
     Values may be JSON numbers or numeric strings (as TradingView placeholders send them); choices
     are case-insensitive; ``null`` counts as absent."""
@@ -141,7 +143,7 @@ def parse_option_request(
             values[name] = _PARSERS[name](value)
         except OptionFieldError as error:
             errors.append(error)
-    errors.extend(_combination_errors(given, values))
+    errors.extend(_combination_errors(given, values, opens))
     if errors:
         return None, tuple(errors)
     request = OptionRequest(
@@ -173,13 +175,15 @@ def parse_option_field(name: str, value: Any) -> Any:
     return _PARSERS[name](value)
 
 
-def _combination_errors(given: Mapping[str, Any], values: Mapping[str, Any]) -> list[OptionFieldError]:
+def _combination_errors(
+    given: Mapping[str, Any], values: Mapping[str, Any], opens: bool = True
+) -> list[OptionFieldError]:
     """The rules between fields (checked on the fields given, even when a value was bad)."""
     errors: list[OptionFieldError] = []
     if "optionType" not in given:
         names = ", ".join(given)
         errors.append(OptionFieldError("optionType", f"is needed with {names}: call, put or both"))
-    elif not {"expiration", "dteMin", "dteMax"} & given.keys():
+    elif opens and not {"expiration", "dteMin", "dteMax"} & given.keys():
         errors.append(OptionFieldError(
             "expiration", "is needed with optionType: a date (2026-03-20) or a time from today "
             "(+30 days, +2 weeks, +6 months), or a dteMin/dteMax window of days to expiry",

@@ -331,7 +331,9 @@ class AlertPayload:
         """The option the alert asks for, None for an alert on the ticker itself (no option field).
         Raises :class:`PayloadError` for option fields that the schema would have refused."""
         doc = _to_doc(self, omit_none=True)
-        request, errors = parse_option_request({name: doc[name] for name in OPTION_FIELDS if name in doc})
+        closes = self.action in ("exit", "cancel") or self.sentiment == "flat" or self.position_size == 0
+        fields = {name: doc[name] for name in OPTION_FIELDS if name in doc}
+        request, errors = parse_option_request(fields, opens=not closes)
         if errors:
             raise PayloadError("; ".join(str(error) for error in errors))
         return request

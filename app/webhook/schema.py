@@ -202,8 +202,8 @@ class AlertSchema(Schema):
 
 def _option_errors(data: Mapping[str, Any]) -> dict[str, list[str]]:
     """The option fields' rules between themselves (core/option_fields.py's, its reasons), and with
-    the ticker and the action: an option's ticker already names the contract, and a cancel opens
-    nothing to choose a contract for."""
+    the ticker and the action: an option's ticker already names the contract; an exit, a flatten
+    or a cancel needs no expiry (it acts on the options held or working on the underlying)."""
     raw = {name: data.get(name) for name in OPTION_FIELDS}
     if raw["intrinsicValue"] is None:
         raw["intrinsicValue"] = data.get("instrinsicValue")
@@ -217,12 +217,13 @@ def _option_errors(data: Mapping[str, Any]) -> dict[str, list[str]]:
             f"the ticker {ticker[1]} already names the contract ({option.describe()}); the option "
             "fields choose one for an alert on the underlying: send its ticker, or leave them out",
         ]}  # fmt: skip
-    if data.get("action") == "cancel":
-        return {given[0]: [
-            "is not read with action cancel: a cancel cancels the working entry orders on the "
-            f"ticker and chooses no contract; leave out {', '.join(given)}",
-        ]}  # fmt: skip
-    _, problems = parse_option_request(raw)
+    # an exit, a flatten or a cancel acts on the options held or working: no expiry to choose
+    closes = (
+        data.get("action") in ("exit", "cancel")
+        or data.get("sentiment") == "flat"
+        or data.get("positionSize") == 0
+    )
+    _, problems = parse_option_request(raw, opens=not closes)
     return field_errors(problems)
 
 

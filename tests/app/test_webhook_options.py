@@ -56,7 +56,6 @@ def _payload(client, ctx, **fields):
         # with the ticker and the action
         ({**OPTIONS, "ticker": "AAPL250117C00150000"}, "optionType", "already names the contract (AAPL 2025-01-17 call 150)"),
         ({"ticker": "SPY 250624C596", "strikePrice": 596}, "strikePrice", "already names the contract"),
-        ({**OPTIONS, "action": "cancel"}, "optionType", "is not read with action cancel"),
     ],
 )  # fmt: skip
 def test_a_bad_option_value_or_combination_is_a_422_naming_the_field(
@@ -166,3 +165,13 @@ def test_parse_option_ticker(text, parsed):
     assert found == parsed
     if found is not None:
         assert found.describe().startswith(f"{found.root} {found.expiry.isoformat()} ")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"action": "exit"}, {"action": "cancel"}, {"action": "sell", "sentiment": "flat"}, {"positionSize": 0}],
+)
+def test_an_exit_flatten_or_cancel_needs_optiontype_alone(client, redis_client, fields):
+    """They act on the options held (or working) on the underlying: no expiry to choose."""
+    answer = post(client, alert_body(optionType="call", **fields))
+    assert answer.status_code == 202, answer.get_json()

@@ -104,12 +104,13 @@ def test_es1_rolls_and_an_exit_after_the_roll_closes_the_held_old_month(sim, run
         new.local_symbol, old.local_symbol, roll_date.isoformat())  # fmt: skip
 
 
-def test_an_option_alert_is_rejected_with_the_reason(sim, running_worker):
+def test_an_expired_option_ticker_is_rejected_with_ibs_reason(sim, running_worker):
     ctx = running_worker.ctx
     alert_id = add_alert(ctx, {"ticker": "AAPL250117C00150000", "action": "buy", "quantity": 1})
     wait_until(lambda: alert_status(ctx, alert_id) == "rejected")
-    assert get_alert(ctx.sessions, alert_id)["reason"].startswith(
-        "options are not supported: 'AAPL250117C00150000' is an option (AAPL 2025-01-17 call 150)"
+    assert get_alert(ctx.sessions, alert_id)["reason"] == (
+        "IB has no unique contract for OPT AAPL 20250117 C 150 on SMART in USD: "
+        "200 No security definition has been found for the request"
     )
 
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 from support import wait_until
-from worker_helpers import add_alert, alert_status
+from worker_helpers import WorkerThread, add_alert, alert_status
 
 from core.services import get_alert
 
@@ -16,7 +16,16 @@ pytestmark = pytest.mark.e2e
 
 AAPL = 190.0
 CALLS = {"ticker": "AAPL", "optionType": "call", "expiration": "+30 days"}
-ENDED = {"filled", "cancelled", "rejected", "failed", "submitted"}
+ENDED = {"filled", "cancelled", "rejected", "failed"}
+
+
+@pytest.fixture
+def eager_worker(worker_env):
+    """A worker whose option entries are limits at the far side of the quote (OPTION_ENTRY_TICKS
+    100, capped there): marketable at once, so the tests' entries fill."""
+    handle = WorkerThread({**worker_env, "OPTION_ENTRY_TICKS": "100"}).start()
+    yield handle
+    handle.stop()
 
 
 def _ended(ctx, alert_id: str, timeout: float = 20) -> dict:
@@ -48,7 +57,7 @@ def _working_exits(sim, con_id: int) -> dict[str, float]:
     for order in sim.state()["orders"]:
         if order["conId"] == con_id and order["status"] in ("Submitted", "PreSubmitted"):
             leg = order["orderRef"].rsplit(":", 1)[1]
-            exits[leg] = exits.get(leg, 0) + order["totalQuantity"] - order.get("filled", 0)
+            exits[leg] = exits.get(leg, 0) + order["quantity"] - order.get("filled", 0)
     return exits
 
 
@@ -57,34 +66,30 @@ def _first_friday_on_or_after(day: date) -> date:
 
 
 def test_buy_with_call_buys_the_chosen_call_at_a_marketable_limit_with_exits_on_the_premium(
-    sim, running_worker
+    sim, eager_worker
 ):
-    ctx = running_worker.ctx
+    ctx = eager_worker.ctx
     sim.set_price("AAPL", AAPL)
     alert = {**CALLS, "action": "buy", "quantity": 2, "intrinsicValue": "otm", "strikesAway": 2,
              "price": 190.0, "takeProfit": {"percent": 50}, "stopLoss": {"percent": 30}}  # fmt: skip
     doc = _filled(ctx, add_alert(ctx, alert))
     option = doc["plan"]["option"]
     choice = option["choice"]
-    # the money at 190 (strikes 5 apart), two strikes out of the money for a call: 200
-    assert (choice["atmStrike"], choice["strike"], choice["right"], choice["side"]) == (
-        "190",
-        "200",
-        "C",
-        "BUY",
-    )
+    # the money at 190 (strikes 2.50 apart near it), two strikes out of the money for a call: 195
+    picked = (choice["atmStrike"], choice["strike"], choice["right"], choice["side"])
+    assert picked == ("190", "195", "C", "BUY")
     assert date.fromisoformat(choice["expiry"]) >= datetime.now(UTC).date() + timedelta(days=29)
     assert "AAPL at 190.00" in option["why"] and "buy calls to open" in option["why"]
     legs = _legs(sim, doc["id"])
     entry, tp, sl = legs["entry"], legs["tp"], legs["sl"]
-    assert entry["secType"] == "OPT" and entry["strike"] == 200 and entry["right"] == "C"
-    assert (entry["action"], entry["totalQuantity"], entry["orderType"]) == ("BUY", 2, "LMT")
+    assert entry["secType"] == "OPT" and entry["strike"] == 195 and entry["right"] == "C"
+    assert (entry["action"], entry["quantity"], entry["orderType"]) == ("BUY", 2, "LMT")
     limit = Decimal(str(entry["lmtPrice"]))
     assert Decimal(option["entry"]["limit"]) == limit and "mid" in option["entry"]["why"]
     # exits on the premium: 50 % above and 30 % below the entry, on the option's grid (a tick 0.05 at most)
     assert abs(Decimal(str(tp["lmtPrice"])) - limit * Decimal("1.5")) <= Decimal("0.05")
     assert abs(Decimal(str(sl["auxPrice"])) - limit * Decimal("0.7")) <= Decimal("0.05")
-    assert (tp["action"], sl["action"], tp["totalQuantity"], sl["totalQuantity"]) == ("SELL", "SELL", 2, 2)
+    assert (tp["action"], sl["action"], tp["quantity"], sl["quantity"]) == ("SELL", "SELL", 2, 2)
     con_id = entry["conId"]
     assert _option_positions(sim) == {con_id: 2}
 
@@ -101,8 +106,8 @@ def test_buy_with_call_buys_the_chosen_call_at_a_marketable_limit_with_exits_on_
     wait_until(lambda: _working_exits(sim, con_id) == {}, timeout=10)
 
 
-def test_buy_with_put_sells_puts_and_sell_closes_them(sim, running_worker):
-    ctx = running_worker.ctx
+def test_buy_with_put_sells_puts_and_sell_closes_them(sim, eager_worker):
+    ctx = eager_worker.ctx
     sim.set_price("AAPL", AAPL)
     puts = {
         "ticker": "AAPL",
@@ -113,8 +118,8 @@ def test_buy_with_put_sells_puts_and_sell_closes_them(sim, running_worker):
     }
     opened = _filled(ctx, add_alert(ctx, {**puts, "action": "buy", "quantity": 1}))
     entry = _legs(sim, opened["id"])["entry"]
-    # bullish on a put strategy: SELL a put below the money (185), priced at least at the bid
-    assert (entry["action"], entry["right"], entry["strike"], entry["orderType"]) == ("SELL", "P", 185, "LMT")
+    # bullish on a put strategy: SELL a put below the money (187.50), priced at least at the bid
+    assert (entry["action"], entry["right"], entry["strike"], entry["orderType"]) == ("SELL", "P", 187.5, "LMT")
     assert opened["plan"]["option"]["choice"]["side"] == "SELL"
     assert opened["plan"]["margin"] is not None  # a short option went through IB's what-if
     assert _option_positions(sim) == {entry["conId"]: -1}
@@ -124,8 +129,8 @@ def test_buy_with_put_sells_puts_and_sell_closes_them(sim, running_worker):
     assert _option_positions(sim) == {}
 
 
-def test_a_delta_target_picks_the_strike_by_ibs_model_greeks(sim, running_worker):
-    ctx = running_worker.ctx
+def test_a_delta_target_picks_the_strike_by_ibs_model_greeks(sim, eager_worker):
+    ctx = eager_worker.ctx
     sim.set_price("AAPL", AAPL)
     alert = {"ticker": "AAPL", "optionType": "call", "delta": 0.3, "dteMin": 20, "dteMax": 60,
              "action": "buy", "quantity": 1}  # fmt: skip
@@ -135,21 +140,21 @@ def test_a_delta_target_picks_the_strike_by_ibs_model_greeks(sim, running_worker
     assert 20 <= choice["daysToExpiry"] <= 60
 
 
-def test_an_occ_ticker_trades_exactly_that_contract(sim, running_worker):
-    ctx = running_worker.ctx
+def test_an_occ_ticker_trades_exactly_that_contract(sim, eager_worker):
+    ctx = eager_worker.ctx
     sim.set_price("AAPL", AAPL)
     expiry = _first_friday_on_or_after(datetime.now(UTC).date() + timedelta(days=10))
     ticker = f"AAPL{expiry:%y%m%d}C00195000"
     doc = _filled(ctx, add_alert(ctx, {"ticker": ticker, "action": "buy", "quantity": 3}))
     entry = _legs(sim, doc["id"])["entry"]
-    assert (entry["strike"], entry["right"], entry["action"], entry["totalQuantity"], entry["orderType"]) == (
+    assert (entry["strike"], entry["right"], entry["action"], entry["quantity"], entry["orderType"]) == (
         195, "C", "BUY", 3, "LMT",
     )  # fmt: skip
-    assert entry["lastTradeDateOrContractMonth"].startswith(f"{expiry:%Y%m%d}")
+    assert entry["expiry"] == f"{expiry:%Y%m%d}"
 
 
-def test_refusals_a_trader_can_act_on(sim, running_worker):
-    ctx = running_worker.ctx
+def test_refusals_a_trader_can_act_on(sim, eager_worker):
+    ctx = eager_worker.ctx
     sim.set_price("AAPL", AAPL)
     nothing = _ended(ctx, add_alert(ctx, {**CALLS, "action": "exit"}))
     assert (nothing["status"], nothing["reason"]) == ("cancelled", "exit: no open option position on AAPL")
@@ -169,3 +174,19 @@ def test_refusals_a_trader_can_act_on(sim, running_worker):
     reversal = _ended(ctx, add_alert(ctx, {**CALLS, "optionType": "both", "action": "sell", "quantity": 1}))
     assert reversal["status"] == "rejected" and "send exit first" in reversal["reason"]
     assert len(_option_positions(sim)) == 1  # nothing was sent for the refused reversal
+
+
+def test_an_entry_rests_at_the_mid_plus_one_tick_until_the_quote_comes_to_it(sim, running_worker):
+    ctx = running_worker.ctx
+    sim.set_price("AAPL", AAPL)
+    sim.set_options(spread=0.30)  # 0.30 wide: the mid plus one tick (0.05 above 3.00) is below the ask
+    alert_id = add_alert(ctx, {**CALLS, "action": "buy", "quantity": 1, "strikePrice": 190})
+    wait_until(lambda: alert_status(ctx, alert_id) == "submitted", timeout=20)
+    entry = _legs(sim, alert_id)["entry"]
+    why = get_alert(ctx.sessions, alert_id)["plan"]["option"]["entry"]["why"]
+    assert "plus 1 tick" in why and entry["orderType"] == "LMT"
+    assert _option_positions(sim) == {}
+    sim.set_price("AAPL", AAPL - 3)  # the call gets cheaper: its ask comes down to the limit
+    wait_until(lambda: alert_status(ctx, alert_id) == "filled", timeout=20)
+    assert _option_positions(sim) == {entry["conId"]: 1}
+    sim.set_options(spread=0.04)

@@ -198,8 +198,9 @@ def plan_doc(
         doc["held"] = {"conId": target.held.con_id, "position": f"{target.held.position.normalize():f}",
                        "contract": target.held.describe()}  # fmt: skip
     if choice is not None:
+        doc["contract"] = choice.describe()
         doc["choice"] = choice.to_json()
-        doc["why"] = choice.describe()
+        doc["why"] = choice.why
     if entry is not None:
         doc["entry"] = {"limit": fmt_price(entry.price), "mid": fmt_price(entry.mid), "why": entry.why}
     if exits is not None and exits.notes:

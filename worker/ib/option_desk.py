@@ -9,10 +9,12 @@ The rest of the worker reads the pure shapes of worker/decision/option_choice.py
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from ib_async import Contract
 
@@ -62,7 +64,7 @@ class OptionDesk:
         if not smart or not smart[0].expirations:
             raise Refused(f"IB lists no options on {underlying.symbol}")
         listed = smart[0]
-        strikes = tuple(sorted({Decimal(str(s)) for s in listed.strikes}))
+        strikes = tuple(sorted({_strike(s) for s in listed.strikes}))
         # IB lists every strike of every expiry together; the chosen one is confirmed by its
         # contract details (a strike an expiry lacks is refused with IB's reason)
         chain = OptionChain(underlying.symbol, {_expiry(e): strikes for e in sorted(listed.expirations)})
@@ -82,18 +84,28 @@ class OptionDesk:
         waits for both sides (and the delta) up to ``timeout``, then returns what came."""
         self.conn.require_connected()
         contract = self.contracts.orderable(con_id)
+        old = self.ib.ticker(contract)
+        if old is not None and old in self.ib.wrapper.ticker2ReqId["mktData"]:
+            return await self._read(old, greeks, timeout)  # a stream is open already (a kept quote line)
+        if old is not None:  # ib_async keeps a cancelled subscription's last quote: never read it again
+            old.bid = old.ask = math.nan
+            old.modelGreeks = None
         ticker = self.ib.reqMktData(contract, "", False, False)
         try:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                bid, ask = _side(ticker.bid), _side(ticker.ask)
-                delta = _delta(ticker)
-                if bid is not None and ask is not None and (delta is not None or not greeks):
-                    break
-                await asyncio.sleep(_POLL)
-            return OptionQuote(_side(ticker.bid), _side(ticker.ask), _delta(ticker))
+            return await self._read(ticker, greeks, timeout)
         finally:
             self.ib.cancelMktData(contract)
+
+    @staticmethod
+    async def _read(ticker: Any, greeks: bool, timeout: float) -> OptionQuote:
+        """The ticker's bid and ask (and delta) once both came, or what came within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            bid, ask = _side(ticker.bid), _side(ticker.ask)
+            if bid is not None and ask is not None and (not greeks or _delta(ticker) is not None):
+                break
+            await asyncio.sleep(_POLL)
+        return OptionQuote(_side(ticker.bid), _side(ticker.ask), _delta(ticker))
 
     async def quotes(self, contracts: Sequence[Instrument], greeks: bool) -> list[OptionQuote]:
         """:meth:`quote` for several options at once."""
@@ -116,8 +128,14 @@ class OptionDesk:
             if position:
                 held.append(HeldOption(con_id, "C" if contract.right.upper().startswith("C") else "P",
                                        _expiry(contract.lastTradeDateOrContractMonth),
-                                       Decimal(str(contract.strike)), position, contract.localSymbol or ""))  # fmt: skip
+                                       _strike(contract.strike), position, contract.localSymbol or ""))  # fmt: skip
         return held
+
+
+def _strike(value: float) -> Decimal:
+    """IB's strike (a float) as the Decimal it names: 190.0 is 190, 187.5 is 187.5."""
+    number = Decimal(str(value))
+    return number.to_integral_value() if number == number.to_integral_value() else number.normalize()
 
 
 def _side(value: float | None) -> Decimal | None:
