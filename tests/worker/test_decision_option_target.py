@@ -14,6 +14,7 @@ from worker.decision.option_target import (
     ChooseNew,
     HeldOption,
     NothingHeld,
+    Reverse,
     UseHeld,
     expiry_refusal,
     option_payload,
@@ -37,6 +38,8 @@ def kind(target) -> tuple:
         return ("new", target.direction.right, target.action)
     if isinstance(target, NothingHeld):
         return ("nothing", target.reason)
+    if isinstance(target, Reverse):
+        return ("reverse", target.held.con_id, target.direction.right, target.direction.side)
     return ("refused", target.reason)
 
 
@@ -61,6 +64,10 @@ def kind(target) -> tuple:
         ("call", {"action": "sell", "position_size": D(0)}, [CALL], ("held", 11, "exit")),
         ("call", {"action": "exit"}, [], ("nothing", "exit: no open option position on AAPL")),
         ("call", {"action": "add"}, [CALL], ("held", 11, "add")),
+        # the other right while one option is held: a reversal (close it, then open the new right)
+        ("both", {"action": "sell"}, [CALL], ("reverse", 11, "P", "BUY")),
+        ("call", {"action": "buy"}, [SHORT_PUT], ("reverse", 12, "C", "BUY")),
+        ("put", {"action": "buy"}, [CALL], ("reverse", 11, "P", "SELL")),
         # a position of zero is not held
         (
             "call",
@@ -78,8 +85,6 @@ def test_which_contract_and_which_action(option_type, fields, held, expected):
 @pytest.mark.parametrize(
     ("option_type", "fields", "held", "words"),
     [
-        ("both", {"action": "sell"}, [CALL], "a reversal from calls to puts in one alert is not made yet"),
-        ("call", {"action": "buy"}, [SHORT_PUT], "a reversal from puts to calls"),
         ("call", {"action": "exit"}, [CALL, SHORT_PUT], "exit: 2 option positions on AAPL"),
         ("call", {"action": "buy"}, [CALL, SHORT_PUT], "2 option positions are open"),
         ("call", {"action": "add"}, [], "add: no option held on AAPL"),

@@ -119,7 +119,12 @@ def test_buy_with_put_sells_puts_and_sell_closes_them(sim, eager_worker):
     opened = _filled(ctx, add_alert(ctx, {**puts, "action": "buy", "quantity": 1}))
     entry = _legs(sim, opened["id"])["entry"]
     # bullish on a put strategy: SELL a put below the money (187.50), priced at least at the bid
-    assert (entry["action"], entry["right"], entry["strike"], entry["orderType"]) == ("SELL", "P", 187.5, "LMT")
+    assert (entry["action"], entry["right"], entry["strike"], entry["orderType"]) == (
+        "SELL",
+        "P",
+        187.5,
+        "LMT",
+    )
     assert opened["plan"]["option"]["choice"]["side"] == "SELL"
     assert opened["plan"]["margin"] is not None  # a short option went through IB's what-if
     assert _option_positions(sim) == {entry["conId"]: -1}
@@ -169,11 +174,55 @@ def test_refusals_a_trader_can_act_on(sim, eager_worker):
     )
     assert chart["status"] == "rejected" and "measured on its premium" in chart["reason"]
 
-    calls = _filled(ctx, add_alert(ctx, {**CALLS, "optionType": "both", "action": "buy", "quantity": 1}))
-    assert calls["plan"]["option"]["choice"]["right"] == "C"
-    reversal = _ended(ctx, add_alert(ctx, {**CALLS, "optionType": "both", "action": "sell", "quantity": 1}))
-    assert reversal["status"] == "rejected" and "send exit first" in reversal["reason"]
-    assert len(_option_positions(sim)) == 1  # nothing was sent for the refused reversal
+
+def test_a_call_to_put_reversal_closes_the_calls_first_and_ends_with_only_puts(sim, eager_worker):
+    ctx = eager_worker.ctx
+    sim.set_price("AAPL", AAPL)
+    both = {**CALLS, "optionType": "both", "intrinsicValue": "otm", "strikesAway": 1}
+    calls = _filled(ctx, add_alert(ctx, {**both, "action": "buy", "quantity": 2,
+                                         "takeProfit": {"percent": 40}, "stopLoss": {"percent": 25}}))  # fmt: skip
+    call_id = _legs(sim, calls["id"])["entry"]["conId"]
+    assert _option_positions(sim) == {call_id: 2}
+    puts = _filled(ctx, add_alert(ctx, {**both, "action": "sell", "quantity": 1}))
+    closed = puts["plan"]["option"]["closed_first"]
+    child = get_alert(ctx.sessions, closed["alert"])
+    # the calls were closed by an exit alert of their own, before the puts were chosen
+    assert child["status"] == "filled" and child["parent_id"] == puts["id"]
+    assert _legs(sim, child["id"])["exit"]["conId"] == call_id
+    entry = _legs(sim, puts["id"])["entry"]
+    assert (entry["right"], entry["action"], entry["strike"]) == ("P", "BUY", 187.5)
+    assert _option_positions(sim) == {entry["conId"]: 1}  # only puts
+    wait_until(lambda: _working_exits(sim, call_id) == {}, timeout=10)  # the calls' exits went with them
+
+
+def test_sell_with_put_buys_a_put_and_exit_sells_it(sim, eager_worker):
+    ctx = eager_worker.ctx
+    sim.set_price("AAPL", AAPL)
+    puts = {
+        "ticker": "AAPL",
+        "optionType": "put",
+        "expiration": "+30 days",
+        "intrinsicValue": "otm",
+        "strikesAway": 1,
+    }
+    bought = _filled(ctx, add_alert(ctx, {**puts, "action": "sell", "quantity": 1}))
+    entry = _legs(sim, bought["id"])["entry"]
+    assert (entry["action"], entry["right"]) == ("BUY", "P")
+    assert _option_positions(sim) == {entry["conId"]: 1}
+    sold = _filled(ctx, add_alert(ctx, {"ticker": "AAPL", "optionType": "put", "action": "exit"}))
+    assert _legs(sim, sold["id"])["exit"]["action"] == "SELL"
+    assert _option_positions(sim) == {}
+
+
+def test_traderspost_ticker_form_trades_that_very_contract(sim, eager_worker):
+    ctx = eager_worker.ctx
+    sim.set_price("AAPL", AAPL)
+    expiry = _first_friday_on_or_after(datetime.now(UTC).date() + timedelta(days=10))
+    doc = _filled(
+        ctx, add_alert(ctx, {"ticker": f"AAPL {expiry:%y%m%d}P187.5", "action": "buy", "quantity": 1})
+    )
+    entry = _legs(sim, doc["id"])["entry"]
+    assert (entry["strike"], entry["right"], entry["expiry"]) == (187.5, "P", f"{expiry:%Y%m%d}")
 
 
 def test_an_entry_rests_at_the_mid_plus_one_tick_until_the_quote_comes_to_it(sim, running_worker):

@@ -23,7 +23,7 @@ The rules, in order:
   (:func:`scan_window`; :data:`DELTA_STRIKE_COUNT` for a delta without it), so any ``strikesAway``
   up to half of it is inside the scan, as TradersPost says.
 
-Decision rules only: the worker does not call this yet (docs/contracts.md).
+Pure: the worker calls it through worker/execution/option_orders.py (docs/contracts.md).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ take-profit and stop-loss measured on the premium (pure).
   is above the entry, its stop below; a short option's the other way round. Rounded on the grid the
   safe way (worker/decision/rounding.py): a target never closer, a stop never further.
 
-Decision rules only: the worker does not call this yet (docs/contracts.md).
+Pure: the worker calls it through worker/execution/option_orders.py (docs/contracts.md).
 """
 
 from __future__ import annotations

@@ -15,8 +15,12 @@ An alert with ``optionType`` names the underlying (``AAPL``). Before the usual d
   and stop-loss are measured on the premium. The alert's ``price``, ``limitPrice`` and
   ``stopPrice`` are the underlying chart's and are not used for the option.
 
-Not made yet, each refused with its reason: a reversal from calls to puts (or back) in one alert,
-an exit of several option contracts on one underlying at once, and ``positionSize`` other than 0.
+A signal that opens the other right while one option is held (``sell`` with ``both`` while long
+calls) is a reversal (:class:`Reverse`): the option held is closed first, by an exit alert of its
+own (worker/execution/option_reversal.py), then the new right is chosen and opened.
+
+Not made yet, each refused with its reason: an exit of several option contracts on one underlying
+at once, a signal while options of both rights are held, and ``positionSize`` other than 0.
 """
 
 from __future__ import annotations
@@ -78,13 +82,23 @@ class ChooseNew:
 
 
 @dataclass(frozen=True)
+class Reverse:
+    """The signal opens the other right while one option is held (``sell`` with ``both`` while
+    long calls): close the option held first, then choose and open ``direction``'s."""
+
+    held: HeldOption
+    direction: Direction
+    why: str
+
+
+@dataclass(frozen=True)
 class NothingHeld:
     """An exit with no option held on the underlying: nothing to send."""
 
     reason: str
 
 
-Target = UseHeld | ChooseNew | NothingHeld | OptionRefusal
+Target = UseHeld | ChooseNew | Reverse | NothingHeld | OptionRefusal
 
 
 def _exits(payload: AlertPayload) -> bool:
@@ -132,11 +146,10 @@ def target_of(
     way = direction(request.option_type, payload.action)  # type: ignore[arg-type]
     same = [h for h in held if h.right == way.right]
     other = [h for h in held if h.right != way.right]
-    if other and not same:
-        return OptionRefusal(None, (
-            f"{symbol}: {way.rule}, but {_listed(other)} is open; a reversal from "
-            f"{_right_name(other[0].right)} to {_right_name(way.right)} in one alert is not made yet: "
-            "send exit first"
+    if len(other) == 1 and not same:
+        return Reverse(other[0], way, (
+            f"{way.rule}; {other[0].describe()} is closed first (a reversal from "
+            f"{_right_name(other[0].right)} to {_right_name(way.right)})"
         ))  # fmt: skip
     if len(same) > 1 or other:
         return OptionRefusal(None, (

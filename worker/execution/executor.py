@@ -70,6 +70,7 @@ from worker.execution.gather import Gatherer
 from worker.execution.guard import Guard
 from worker.execution.job_writes import JobWrites
 from worker.execution.option_orders import OptionOrders, OptionRules, is_option_alert
+from worker.execution.option_reversal import OptionReversal
 from worker.execution.protocol import ExecutionProtocol, Outcome, Run, crash_point
 from worker.execution.what_if import MarginAsker
 from worker.ib import IBConnection, Placement, Trading
@@ -138,9 +139,7 @@ class Executor:
         # TradingView ticker → IB contract: the symbol map (SYMBOL_MAP_FILE) and the futures roll
         # rule (FUTURES_ROLL_DAYS); worker/contracts/symbol_map.py
         self.symbols = symbols or SymbolResolver(None, DEFAULT_FUTURES_ROLL_DAYS)
-        self.margin = (
-            margin  # IB's what-if before an opening order (worker/execution/what_if.py); None: unchecked
-        )
+        self.margin = margin  # IB's what-if before an opening (worker/execution/what_if.py); None: unchecked
         self.risk = risk  # the risk file's limits (worker/risk/gate.py); None (unit tests): no limits
         self.config = DecisionConfig(order_rules or OrderRules(), max_order_quantity,
                                      None if margin is None else margin.enabled)  # fmt: skip
@@ -149,8 +148,9 @@ class Executor:
                                prefetch=None if margin is None else margin.prefetch)  # fmt: skip
         # close → confirm → open; the guard (worker/execution/guard.py) keeps the exits after it
         self.protocol = ExecutionProtocol(trading, guard, reversal_fill_timeout=limits.reversal_fill)
-        # an option alert becomes an alert on one option contract first (worker/execution/option_orders.py)
+        # an option alert becomes an alert on one option contract first (option_orders.py, option_reversal.py)
         self.options = OptionOrders(trading, option_rules or OptionRules())
+        self.reversals = OptionReversal(sessions, conn, trading, self.execute_alert, limits.reversal_fill)
 
     # ------------------------------------------------------------------ the job
 
@@ -282,10 +282,10 @@ class Executor:
     def _option_contract(self, job: AlertJob, spec: ContractSpec) -> ContractSpec | str:
         """The option an option alert acts on (worker/execution/option_orders.py); ``cancelled``
         with the reason when nothing is to be sent (an exit with no option held)."""
-        target = self.options.for_job(job, spec, self.conn, self.limits.ib_call)
+        label = self._rehearsal(job)
+        target = self.options.for_job(job, spec, self.conn, self.limits.ib_call, self.reversals.close, label)
         if isinstance(target, ContractSpec):
             return target
-        label = self._rehearsal(job)
         self.writes.without_order(job.alert_id, StoredDecision("exit", notes=(target,)),
                                   f"{label}: {target}" if label else target)  # fmt: skip
         return AlertStatus.CANCELLED.value

@@ -17,6 +17,7 @@ what-if, invariant 7). The choice is written into the plan (``plan["option"]``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -40,7 +41,9 @@ from worker.decision.option_choice import (
 from worker.decision.option_prices import marketable_limit, premium_exits, spread_refusal
 from worker.decision.option_target import (
     ChooseNew,
+    HeldOption,
     NothingHeld,
+    Reverse,
     UseHeld,
     expiry_refusal,
     option_payload,
@@ -53,6 +56,8 @@ from worker.execution.alert_job import AlertJob
 from worker.ib import IBConnection, Trading
 
 NEW_YORK = ZoneInfo("America/New_York")  # US equity options: the exchange's date and clock
+#: closes the option held before a reversal: (the closing alert's id, why it stopped, or None)
+CloseFirst = Callable[[AlertJob, HeldOption], tuple[str, str | None]]
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,7 @@ class OptionOrder:
     payload: AlertPayload
     plan: dict[str, Any] | None = None
     ended: str | None = None
+    close_first: HeldOption | None = None  # a reversal: this option is closed before anything opens
 
 
 def is_option_alert(payload: AlertPayload, spec: ContractSpec) -> bool:
@@ -99,11 +105,13 @@ class OptionOrders:
         self.rules = rules
 
     def for_job(
-        self, job: AlertJob, spec: ContractSpec, conn: IBConnection, timeout: float
-    ) -> ContractSpec | str:
+        self, job: AlertJob, spec: ContractSpec, conn: IBConnection, timeout: float,
+        close: CloseFirst, rehearsal: str | None = None,
+    ) -> ContractSpec | str:  # fmt: skip
         """The option ``job`` acts on, its payload made the order on it (once per job: a retry
         after IB dropped reuses it); a rerun of a decided alert acts on the option decided. The
-        reason instead when nothing is to be sent (an exit with no option held)."""
+        reason instead when nothing is to be sent (an exit with no option held). A reversal has
+        ``close`` close the option held first (worker/execution/option_reversal.py)."""
         if job.option_spec is not None:
             return job.option_spec
         if job.decision is not None and job.decision.con_id:
@@ -112,9 +120,22 @@ class OptionOrders:
             )
             return job.option_spec
         order = conn.call(self.order(job.payload, spec), timeout=timeout)
+        closed = None
+        if order.close_first is not None:
+            held = order.close_first
+            if rehearsal:
+                return f"would close {held.describe()} first (a reversal), then open the other right"
+            child, stopped = close(job, held)
+            if stopped:
+                raise Refused(stopped)
+            closed = {"alert": child, "contract": held.describe()}
+            order = conn.call(self.order(job.payload, spec), timeout=timeout)
+            if order.close_first is not None:
+                raise Refused(f"{order.close_first.describe()} is still held after its close (alert {child})")
         if order.ended is not None or order.spec is None:
             return order.ended or "nothing to send"
-        job.payload, job.option_plan, job.option_spec = order.payload, order.plan, order.spec
+        plan = order.plan if closed is None else {**(order.plan or {}), "closed_first": closed}
+        job.payload, job.option_plan, job.option_spec = order.payload, plan, order.spec
         return order.spec
 
     def _now(self) -> datetime:
@@ -136,6 +157,8 @@ class OptionOrders:
             raise Refused(target.reason)
         if isinstance(target, NothingHeld):
             return OptionOrder(None, payload, ended=target.reason)
+        if isinstance(target, Reverse):
+            return OptionOrder(None, payload, close_first=target.held)
         if isinstance(target, UseHeld):
             inst = await self.trading.instrument(
                 ContractSpec("OPT", underlying.symbol, "SMART", con_id=target.held.con_id)
