@@ -172,7 +172,16 @@ def alert(alert_id: str) -> Response:
     plan = doc.get("plan") or None
     extra_plan = {}
     if isinstance(plan, dict):
-        shown = {"kind", "legs", "reference_price", "reference_source", "notes", "instrument"}
+        shown = {
+            "kind",
+            "legs",
+            "reference_price",
+            "reference_source",
+            "notes",
+            "instrument",
+            "contract",
+            "option",
+        }
         extra_plan = {k: v for k, v in plan.items() if k not in shown}
     return page(
         "alert.html", a=doc, plan=plan, extra_plan=extra_plan, live=True, timeline=alert_timeline(doc)

@@ -440,3 +440,30 @@ def test_alert_page_shows_the_checks_before_ib_with_their_numbers(client, ctx):
     assert "max_order_notional" in page
     assert "strategy &#34;trend&#34;" in page or "strategy &quot;trend&quot;" in page
     assert "risk: max_open_orders 2 (defaults) exceeded: 3" in page and "refused" in page
+
+
+def test_alert_page_shows_the_contract_the_worker_stored_and_the_option_chosen(client, ctx):
+    """The worker stores the contract under ``plan["contract"]`` and an option's choice under
+    ``plan["option"]`` (worker/decision/stored.py): both readable on the page, not only as JSON."""
+    alert_id = seed(ctx)
+    with ctx.sessions.begin() as s:
+        alert = s.get(Alert, alert_id)
+        plan = {k: v for k, v in (alert.plan or {}).items() if k != "instrument"}
+        alert.plan = {
+            **plan,
+            "contract": {"symbol": "AAPL", "local_symbol": "AAPL  270108P00187500", "sec_type": "OPT",
+                         "exchange": "SMART", "currency": "USD", "con_id": 1138735996, "min_tick": "0.01"},
+            "option": {"rule": "sell (bearish) with optionType both: buy puts to open", "action": "buy",
+                       "contract": "AAPL 2027-01-08 put 187.50",
+                       "why": "AAPL at 190.00, at the money 190. Strike 187.50: the 1st strike out of the money.",
+                       "entry": {"limit": "3.40", "mid": "3.38", "why": "BUY limit 3.40: the mid 3.38 plus 1 tick"},
+                       "closed_first": {"alert": "01JDASHBOARDCHILD000000001", "contract": "long 2 AAPL  270108C00192500"}},
+        }  # fmt: skip
+    sign_in(client)
+    page = client.get(f"/alerts/{alert_id}").get_data(as_text=True)
+    assert "Contract <b>AAPL  270108P00187500</b>" in page and "OPT SMART USD" in page
+    assert "AAPL 2027-01-08 put 187.50" in page and "the 1st strike out of the money" in page
+    assert "BUY limit 3.40: the mid 3.38 plus 1 tick" in page
+    assert (
+        "closed first: long 2 AAPL  270108C00192500" in page and "/alerts/01JDASHBOARDCHILD000000001" in page
+    )
