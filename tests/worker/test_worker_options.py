@@ -239,3 +239,26 @@ def test_an_entry_rests_at_the_mid_plus_one_tick_until_the_quote_comes_to_it(sim
     wait_until(lambda: alert_status(ctx, alert_id) == "filled", timeout=20)
     assert _option_positions(sim) == {entry["conId"]: 1}
     sim.set_options(spread=0.04)
+
+
+def test_a_dollar_amount_buys_as_many_contracts_as_the_premium_times_100_allows(sim, eager_worker):
+    ctx = eager_worker.ctx
+    sim.set_price("AAPL", AAPL)
+    alert = {**CALLS, "action": "buy", "quantity": 2000, "quantityType": "dollar_amount", "strikePrice": 190}
+    doc = _filled(ctx, add_alert(ctx, alert))
+    entry = _legs(sim, doc["id"])["entry"]
+    premium = Decimal(str(entry["lmtPrice"]))
+    # whole contracts of premium x 100 within 2,000 dollars (the option's multiplier, from IB)
+    assert entry["quantity"] == int(Decimal(2000) / (premium * 100)) >= 1
+    assert "× 100" in doc["plan"]["sizing"]["text"]
+
+
+def test_a_test_alert_chooses_the_option_and_sends_nothing(sim, eager_worker):
+    ctx = eager_worker.ctx
+    sim.set_price("AAPL", AAPL)
+    doc = _ended(
+        ctx, add_alert(ctx, {**CALLS, "action": "buy", "quantity": 1, "strikePrice": 195, "test": True})
+    )
+    assert doc["status"] == "cancelled" and doc["reason"].startswith("test: would send BUY 1 ")
+    assert doc["plan"]["option"]["contract"].endswith("call 195")
+    assert not _legs(sim, doc["id"]) and _option_positions(sim) == {}
