@@ -8,7 +8,8 @@ Python name in camelCase), enums lower-case, ``ticker``/``exchange`` upper-case:
 
     ticker          str    upper-case symbol WITHOUT exchange prefix ("NASDAQ:aapl" -> "AAPL"; "ES1!" kept)
     exchange        str|null  the prefix of "EXCHANGE:TICKER", upper-case ("CME_MINI"), else null
-    action          str    buy | sell | exit | cancel | add
+    action          str    buy | sell | exit | cancel | add | update (tv2ib's own: move the working
+                           stop-loss / take-profit of the position without trading it)
     sentiment       str|null  bullish | bearish | flat  (TradingView's long/short are mapped to bullish/bearish)
     positionSize    num|null  signed target position; wins over quantity (extension)
     prevMarketPosition      str|null  long | short | flat: the strategy's position before this
@@ -84,7 +85,7 @@ from typing import Any, Literal, get_args
 from core.option_fields import FIELDS as OPTION_FIELDS
 from core.option_fields import Intrinsic, OptionRequest, OptionType, parse_option_request
 
-Action = Literal["buy", "sell", "exit", "cancel", "add"]
+Action = Literal["buy", "sell", "exit", "cancel", "add", "update"]
 Sentiment = Literal["bullish", "bearish", "flat"]
 MarketPosition = Literal["long", "short", "flat"]
 QuantityType = Literal[

@@ -196,6 +196,7 @@ class AlertSchema(Schema):
             )
         errors.update(_offsets_past_zero(data))
         errors.update(_option_errors(data))
+        errors.update(_update_errors(data))
         if errors:
             raise ValidationError(errors)
 
@@ -225,6 +226,34 @@ def _option_errors(data: Mapping[str, Any]) -> dict[str, list[str]]:
     )
     _, problems = parse_option_request(raw, opens=not closes)
     return field_errors(problems)
+
+
+def _update_errors(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``action: update`` (tv2ib's own) moves the position's working exits: it needs a stopLoss or a
+    takeProfit and trades nothing, so sizes, entry prices and option fields have no place in it."""
+    if data.get("action") != "update":
+        return {}
+    errors: dict[str, Any] = {}
+    if "stopLoss" not in data and "takeProfit" not in data:
+        errors["action"] = ["update moves the working stopLoss / takeProfit: give one of them (or both)"]
+    trading = (
+        "quantity",
+        "positionSize",
+        "quantityType",
+        "limitPrice",
+        "stopPrice",
+        "trailAmount",
+        "trailPercent",
+    )
+    for key in (*trading, *OPTION_FIELDS):
+        if data.get(key) is not None:
+            errors[key] = ["is not read with action update: an update moves the exits, it does not trade"]
+    stop = data.get("stopLoss")
+    if isinstance(stop, Mapping) and stop.get("type", "stop") != "stop":
+        errors["stopLoss"] = {
+            "type": [f"an update moves a plain stop: {stop.get('type')} is not made yet for update"]
+        }
+    return errors
 
 
 def _offsets_past_zero(data: dict[str, Any]) -> dict[str, Any]:

@@ -13,11 +13,12 @@ from worker.decision.sizing import Sizing
 
 
 def alert_kind(payload: AlertPayload) -> str:
-    """``cancel`` (cancel resting entries) or ``position`` (buy, sell, add, exit: a move of the
-    position decided by :func:`worker.decision.positions.decide`)."""
+    """``cancel`` (cancel resting entries), ``update`` (move the position's exits:
+    worker/decision/exit_update.py) or ``position`` (buy, sell, add, exit: a move of the position
+    decided by :func:`worker.decision.positions.decide`)."""
     action = payload.action
-    if action == "cancel":
-        return "cancel"
+    if action in ("cancel", "update"):
+        return action
     if action in ("buy", "sell", "add", "exit"):
         return "position"
     raise PlanRejected(f"unknown action {action!r}")

@@ -66,6 +66,8 @@ from worker.decision.positions import is_exit
 from worker.decision.stored import StoredDecision
 from worker.errors import Refused, TemporaryError
 from worker.execution.alert_job import AlertJob
+from worker.execution.cancel_entries import EntryCanceller
+from worker.execution.exit_update import ExitUpdater
 from worker.execution.gather import Gatherer
 from worker.execution.guard import Guard
 from worker.execution.job_writes import JobWrites
@@ -76,7 +78,6 @@ from worker.execution.what_if import MarginAsker
 from worker.ib import IBConnection, Placement, Trading
 from worker.metrics import WorkerMetrics
 from worker.recording.recorder import Recorder
-from worker.recording.snapshots import OrderSnapshot
 from worker.risk.gate import RiskGate
 
 log = logging.getLogger(__name__)
@@ -151,6 +152,8 @@ class Executor:
         # an option alert becomes an alert on one option contract first (option_orders.py, option_reversal.py)
         self.options = OptionOrders(trading, option_rules or OptionRules())
         self.reversals = OptionReversal(sessions, conn, trading, self.execute_alert, limits.reversal_fill)
+        self.updates = ExitUpdater(conn, trading, guard, self.writes, limits.ib_call)
+        self.cancels = EntryCanceller(conn, trading, self.writes, limits.ib_call)
 
     # ------------------------------------------------------------------ the job
 
@@ -228,7 +231,9 @@ class Executor:
                     self.conn.call(self.trading.see_other_clients(), timeout=self.limits.ib_call)
                 self._check_stale_decision(job)
                 if kind == "cancel":
-                    return self._cancel(job, spec)
+                    return self.cancels.run(job, spec, self._rehearsal(job))
+                if kind == "update":  # moves the position's exits (worker/execution/exit_update.py)
+                    return self.updates.run(job, spec, self._rehearsal(job))
                 target = self._option_contract(job, spec) if is_option_alert(job.payload, spec) else spec
                 if isinstance(target, str):
                     return target
@@ -291,25 +296,6 @@ class Executor:
         return AlertStatus.CANCELLED.value
 
     # ------------------------------------------------------------------ cancel
-
-    def _cancel(self, job: AlertJob, spec: ContractSpec) -> str:
-        """``cancel``: tv2ib's resting entry orders on the contract (their dormant bracket children
-        go with them); working exits and the position are left alone."""
-        label = self._rehearsal(job)
-        if label:  # test (the alert) / dry_run (risk file): cancels nothing either
-            message = f"{label}: would cancel tv2ib's working entry orders for {job.payload.ticker}"
-            self.writes.without_order(job.alert_id, StoredDecision("cancel", dry_run=True), message)
-            return AlertStatus.CANCELLED.value
-
-        async def run() -> list[OrderSnapshot]:
-            options = job.payload.option_type is not None  # the entries on the underlying's options
-            return await self.trading.cancel_and_wait(await self.trading.entries_to_cancel(spec, options))
-
-        cancelled = self.conn.call(run(), timeout=self.limits.ib_call)
-        message = f"cancel: cancelled {len(cancelled)} working entry order(s) for {job.payload.ticker}"
-        decision = StoredDecision("cancel", cancelled=tuple(c.order_ref for c in cancelled))
-        self.writes.without_order(job.alert_id, decision, message)
-        return AlertStatus.CANCELLED.value
 
     # ------------------------------------------------------------------ the position
 
