@@ -1,5 +1,6 @@
 """Plain data records shared by the codecs and the engine: order requests, orders, executions,
-positions, accounts, what-if figures, the reqExecutions filter, historical bars and option greeks."""
+positions, options' expirations, accounts, what-if figures, the reqExecutions filter, historical
+bars and option greeks."""
 
 from __future__ import annotations
 
@@ -190,6 +191,39 @@ class Position(Dumpable):
     quantity: float = 0.0
     avg_cost: float = 0.0
     realized_pnl: float = 0.0
+
+
+_EXPIRATION_VIEW = (
+    ("account", "account"), ("conId", "con_id"), ("symbol", "symbol"), ("localSymbol", "local_symbol"),
+    ("right", "right"), ("strike", "strike"), ("expiry", "expiry"), ("position", "position"),
+    ("outcome", "outcome"), ("underConId", "under_con_id"), ("underPrice", "under_price"),
+    ("shares", "shares"), ("time", "time"),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Expiration(Dumpable):
+    """One position in an option ended at its expiry: ``outcome`` is ``exercised`` (long, in the
+    money), ``assigned`` (short, in the money) or ``expired`` (worthless); ``shares`` is the signed
+    change of the underlying's position, traded at the strike (0 when it expired)."""
+
+    account: str
+    con_id: int
+    symbol: str
+    local_symbol: str
+    right: str
+    strike: float
+    expiry: str  # YYYYMMDD
+    position: float  # the option position that ended (signed)
+    outcome: str
+    under_con_id: int
+    under_price: float  # the underlying's ibsim price that decided it
+    shares: float
+    time: float  # unix seconds, by the engine's clock
+
+    def to_json(self) -> dict[str, Any]:
+        """The /state view of the expiration."""
+        return camel_view(self, _EXPIRATION_VIEW)
 
 
 @dataclass

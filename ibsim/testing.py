@@ -138,8 +138,13 @@ class SimThread:
         return self.call(self.sim.fill, client_id, order_id, quantity, price)
 
     def end_of_day(self) -> dict[str, Any]:
-        """Expire every working DAY order (GTC orders keep working)."""
+        """Expire every working DAY order (GTC orders keep working), then today's options."""
         return self.call(self.sim.end_of_day)
+
+    def expire(self, date: str = "") -> dict[str, Any]:
+        """The options expiring on or before ``date`` (YYYYMMDD; today when empty) expire now:
+        exercised, assigned or worthless; their working orders cancelled."""
+        return self.call(self.sim.expire_options, date)
 
     def trade(self, quantity: float, **kw: Any) -> dict[str, Any]:
         """A manual trade outside the API (signed quantity; kw symbol/sec_type/con_id/account/price)."""

@@ -9,8 +9,10 @@ encodes the underlying, the right, the expiry and the strike, so it survives res
 
 Simulator policies (documented in ibsim/README.md):
 
-* expiries: every Friday of the next :data:`WEEKLY_COUNT` weeks (today's included) and the third
-  Friday of the next :data:`MONTHLY_COUNT` months; no holiday shifts, no daily (0DTE) expiries;
+* expiries: every Friday of the next :data:`WEEKLY_COUNT` weeks (today's included until its close)
+  and the third Friday of the next :data:`MONTHLY_COUNT` months; no holiday shifts, no daily (0DTE)
+  expiries; an option expires at :data:`EXPIRY_CLOSE_HOUR` New York on its expiry day (SPY and QQQ
+  too, though their last trade time says 16:15);
 * strikes: multiples of the root's near step within :data:`NEAR_BAND` of the underlying's current
   price, multiples of its far step out to :data:`FAR_BAND`; the same grid for every expiry;
 * price increments (market rules): SPY and QQQ 0.01 at every price, the other roots (all in the
@@ -20,12 +22,17 @@ Simulator policies (documented in ibsim/README.md):
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from zoneinfo import ZoneInfo
 
 from ibsim.catalog.instruments import ContractQuery, Instrument, matches, normal_right
 
+NEW_YORK = ZoneInfo("America/New_York")
+#: the session's end on the expiry day (New York): the option model's expiry, the options' expiry
+EXPIRY_CLOSE_HOUR = 16
 #: how many Fridays and how many monthly (third-Friday) expiries a chain lists
 WEEKLY_COUNT = 8
 MONTHLY_COUNT = 12
@@ -73,6 +80,21 @@ def third_friday(year: int, month: int) -> dt.date:
     """The third Friday of a month (the monthly expiry)."""
     first = dt.date(year, month, 1)
     return first + dt.timedelta(days=(4 - first.weekday()) % 7 + 14)
+
+
+@functools.lru_cache(maxsize=4096)
+def expiry_close(last_trade_date: str) -> float:
+    """The moment (unix seconds) an option with this expiry (``YYYYMMDD``) expires: the session's
+    end, 16:00 New York, on its expiry day."""
+    day = dt.datetime.strptime(last_trade_date, "%Y%m%d")
+    return day.replace(hour=EXPIRY_CLOSE_HOUR, tzinfo=NEW_YORK).timestamp()
+
+
+def listing_day(now: float) -> dt.date:
+    """The day whose chains are listed at ``now``: the day in New York, the next one from the
+    session's end (an expiry is no longer listed once it has expired)."""
+    local = dt.datetime.fromtimestamp(now, NEW_YORK)
+    return local.date() + dt.timedelta(days=1 if local.hour >= EXPIRY_CLOSE_HOUR else 0)
 
 
 def option_expiries(today: dt.date) -> list[dt.date]:
@@ -138,7 +160,7 @@ def decode_con_id(con_id: int) -> tuple[int, str, dt.date, float] | None:
 
 
 class OptionChains:
-    """The option family of a catalog: chains on the day of ``today()`` around the prices of
+    """The option family of a catalog: chains on the listing day ``today()`` around the prices of
     ``price(conId)`` (both bound by the engine: its clock and its market), contracts made on demand."""
 
     def __init__(self, underlyings: list[Instrument], roots: tuple[OptionRoot, ...] = OPTION_ROOTS) -> None:
@@ -154,7 +176,7 @@ class OptionChains:
         return next((u.default_price for u in self.underlyings.values() if u.con_id == con_id), 0.0)
 
     def bind(self, today: Callable[[], dt.date], price: Callable[[int], float]) -> None:
-        """Take the engine's clock (as a date) and its market's prices."""
+        """Take the engine's listing day (:func:`listing_day` of its clock) and its market's prices."""
         self.today, self.price = today, price
 
     # ------------------------------------------------------------- the chains

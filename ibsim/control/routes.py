@@ -140,8 +140,13 @@ def options(sim: OperatorControls, body: Json) -> Json:
 
 
 def end_of_day(sim: OperatorControls, body: Json) -> Json:
-    """POST /end_of_day: the closing auction, then DAY orders expire."""
+    """POST /end_of_day: the closing auction, then DAY orders expire, then today's options."""
     return {"ok": True, **sim.end_of_day()}
+
+
+def expire(sim: OperatorControls, body: Json) -> Json:
+    """POST /expire: the options expiring on or before ``date`` (YYYYMMDD, default today) expire."""
+    return {"ok": True, **sim.expire_options(str(body.get("date") or ""))}
 
 
 def notice(sim: OperatorControls, body: Json) -> Json:
@@ -169,6 +174,7 @@ POST_ROUTES: dict[str, Route] = {
     "/latency": latency,
     "/options": options,
     "/end_of_day": end_of_day,
+    "/expire": expire,
     "/notice": notice,
 }
 

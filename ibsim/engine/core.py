@@ -9,6 +9,7 @@ returns a list of events (:mod:`ibsim.engine.events`).
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -17,6 +18,7 @@ from ibsim.catalog.instruments import Instrument
 from ibsim.catalog.lookup import Catalog
 from ibsim.engine.entry import OrderEntry
 from ibsim.engine.events import Event, ExecutionEvent, PositionEvent, PriceEvent
+from ibsim.engine.expiry import OptionExpiry
 from ibsim.engine.fills import Fills
 from ibsim.engine.matching import Matcher
 from ibsim.engine.persistence import dump as dump_state
@@ -44,6 +46,7 @@ class Engine(EngineState):
         self.fills = Fills(self)
         self.matcher = Matcher(self, self.fills)
         self.entry = OrderEntry(self, self.fills, self.matcher, margin_check)
+        self.expiry = OptionExpiry(self, self.fills)
 
     # ---------------------------------------------------------------- what the server and tests read
 
@@ -118,12 +121,19 @@ class Engine(EngineState):
 
     def end_of_day(self) -> list[Event]:
         """Session close: the closing auction fills MOC / LOC orders, then DAY (and OPG) orders
-        expire as Cancelled; GTC/GTD orders keep working."""
+        expire as Cancelled; GTC/GTD orders keep working; then the options expiring today (the
+        engine clock's day in New York) expire (:meth:`expire_options`)."""
         events = self.matcher.closing_auction_fills()
         for order in list(self.book.orders.values()):
             if order.is_active and order.tif in ("DAY", "OPG", ""):
                 events += self.fills.cancel(order, "Expired")
-        return events
+        return events + self.expire_options(self.market.today())
+
+    def expire_options(self, through: dt.date | None = None) -> list[Event]:
+        """The options' expiry (:mod:`ibsim.engine.expiry`): every option expiring on or before
+        ``through``, or (without it) whose session end has passed by the clock, is settled: its
+        working orders cancelled, its positions exercised, assigned or expired worthless."""
+        return self.expiry.expire(through)
 
     def rematch_all(self) -> list[Event]:
         """Match every working order (after resume_fills or a fill-limit change)."""

@@ -10,8 +10,9 @@ from collections.abc import Callable
 
 from ibsim.catalog.instruments import ContractQuery, Instrument
 from ibsim.catalog.lookup import Catalog
+from ibsim.catalog.options import NEW_YORK, expiry_close, listing_day
 from ibsim.catalog.ticks import round_to_tick
-from ibsim.engine.option_model import NEW_YORK, OptionQuote, OptionSettings, option_quote
+from ibsim.engine.option_model import OptionQuote, OptionSettings, option_quote
 
 
 class Market:
@@ -22,7 +23,7 @@ class Market:
         self.catalog = catalog
         self.clock = clock
         if catalog.options is not None:  # the chains list expiries from the engine's day
-            catalog.options.bind(self.today, self.price)
+            catalog.options.bind(self.listing_day, self.price)
         self.reset()
 
     def reset(self) -> None:
@@ -34,8 +35,16 @@ class Market:
         self.options = OptionSettings()
 
     def today(self) -> dt.date:
-        """The engine clock's day in New York (the options' listing day)."""
+        """The engine clock's day in New York (the session ``end_of_day`` closes)."""
         return dt.datetime.fromtimestamp(self.clock(), NEW_YORK).date()
+
+    def listing_day(self) -> dt.date:
+        """The day whose option chains are listed now (the next day from the 16:00 close)."""
+        return listing_day(self.clock())
+
+    def expired(self, inst: Instrument) -> bool:
+        """Whether an option's session end on its expiry day has passed by the engine's clock."""
+        return inst.sec_type == "OPT" and expiry_close(inst.last_trade_date) <= self.clock()
 
     def price(self, con_id: int) -> float:
         """Current price of a contract (its default when never set; an option's model price on its

@@ -15,16 +15,14 @@ Simulator policies (documented in ibsim/README.md):
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
 from ibsim.catalog.instruments import Instrument
+from ibsim.catalog.options import expiry_close
 from ibsim.model import Greeks
 
-NEW_YORK = ZoneInfo("America/New_York")
 _YEAR_SECONDS = 365.0 * 86400.0
 #: shortest time to expiry the model uses (an option in its last minute is still priced)
 _MIN_YEARS = 60.0 / _YEAR_SECONDS
@@ -78,9 +76,7 @@ def _norm_pdf(x: float) -> float:
 
 def years_to_expiry(inst: Instrument, now: float) -> float:
     """Years from ``now`` (unix seconds) to the expiry day's 16:00 in New York (at least a minute)."""
-    day = dt.datetime.strptime(inst.last_trade_date, "%Y%m%d")
-    close = day.replace(hour=16, tzinfo=NEW_YORK).timestamp()
-    return max((close - now) / _YEAR_SECONDS, _MIN_YEARS)
+    return max((expiry_close(inst.last_trade_date) - now) / _YEAR_SECONDS, _MIN_YEARS)
 
 
 def black_scholes(right: str, und: float, strike: float, years: float, vol: float, rate: float) -> Greeks:

@@ -7,7 +7,7 @@ import logging
 
 from ibsim.catalog.instruments import Instrument
 from ibsim.engine.state import EngineState
-from ibsim.model import Account, Execution, Json, Order, Position
+from ibsim.model import Account, Execution, Expiration, Json, Order, Position
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ def state_view(state: EngineState) -> Json:
         "fillsPaused": faults.fills_paused,
         "fillLimits": _by_con_id(faults.contract_fill_limits),
         "rejectNext": len(faults.reject_queue),
+        "expirations": [e.to_json() for e in state.expirations],
     }
 
 
@@ -67,6 +68,7 @@ def dump(state: EngineState) -> Json:
         "maxOrderId": {str(k): v for k, v in book.max_order_id.items()},
         "nextPermId": book.next_perm_id,
         "execCount": state.execution_log.count,
+        "expirations": [e.dump() for e in state.expirations],
     }
 
 
@@ -98,3 +100,4 @@ def restore(data: Json, state: EngineState) -> None:
     book.max_order_id = {int(k): int(v) for k, v in data.get("maxOrderId", {}).items()}
     book.next_perm_id = int(data.get("nextPermId", book.next_perm_id))
     execution_log.count = int(data.get("execCount", len(execution_log.executions)))
+    state.expirations = [Expiration(**row) for row in data.get("expirations", [])]

@@ -1,6 +1,6 @@
 """The engine's state: the parts every engine operation reads and changes (the market, the order
-book, the ledger, the executions log, the engine faults) and the clock, with the reset that keeps
-ids unique."""
+book, the ledger, the executions log, the engine faults, the options' expirations) and the clock,
+with the reset that keeps ids unique."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ibsim.engine.executions import ExecutionLog
 from ibsim.engine.faults import EngineFaults
 from ibsim.engine.ledger import Ledger
 from ibsim.engine.market import Market
-from ibsim.model import Account, Execution, Order, Position
+from ibsim.model import Account, Execution, Expiration, Order, Position
 
 T = TypeVar("T")
 
@@ -69,9 +69,11 @@ class EngineState:
         self.book = OrderBook()
         self.execution_log = ExecutionLog(catalog)
         self.faults = EngineFaults()
+        #: the option positions ended at their expiry, oldest first
+        self.expirations: list[Expiration] = []
 
     def reset(self, keep_ids: bool = True) -> None:
-        """Forget every order, fill and position; prices back to defaults; faults cleared.
+        """Forget every order, fill, position and expiration; prices back to defaults; faults cleared.
 
         Order ids, permIds and execIds stay unique for the life of the process (``keep_ids``), so
         a client still holding trades from before the reset never sees an id twice.
@@ -86,3 +88,4 @@ class EngineState:
         else:
             self.book, self.execution_log = OrderBook(), ExecutionLog(self.catalog)
         self.faults = EngineFaults()
+        self.expirations = []

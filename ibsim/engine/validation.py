@@ -1,4 +1,4 @@
-"""What TWS refuses at placement (and on a modify): unknown contracts, unsupported order types and
+"""What TWS refuses at placement (and on a modify): unknown (or expired) contracts, unsupported order types and
 time in force, bad quantities and prices, halts, short sales in a cash account."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def resolve(req: OrderRequest, market: Market, ledger: Ledger) -> tuple[Instrume
     if req.sec_type_bag:
         raise rejected("Combination orders are not supported")
     matches = market.catalog.match(req.contract)
-    if len(matches) != 1:
+    if len(matches) != 1 or market.expired(matches[0]):  # an expired option: only its conId knows it
         raise OrderRejected(200, "No security definition has been found for the request")
     inst = matches[0]
     check_fields(req, inst, market)

@@ -1,17 +1,18 @@
 """The operator API of a simulator: what the HTTP control API and :class:`~ibsim.testing.SimThread`
 call to set prices, inject faults, force fills, trade by hand, change accounts, halt contracts,
-close the day, read and reset the state. Every method runs on the server's loop.
+close the day, expire options, read and reset the state. Every method runs on the server's loop.
 
 A base class of :class:`~ibsim.server.sim_server.SimServer`, which builds the parts it names.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Any
 
 from ibsim.engine.core import Engine
-from ibsim.engine.events import OrderStatusEvent
+from ibsim.engine.events import Event, OrderStatusEvent
 from ibsim.handlers.market_data import Entitlement
 from ibsim.latency import profile_named
 from ibsim.model import Json
@@ -21,6 +22,11 @@ from ibsim.server.connections import Connections
 from ibsim.server.faults import FaultInjector
 from ibsim.server.routing import Router
 from ibsim.server.state_file import StateFile
+
+
+def _cancelled(events: list[Event]) -> int:
+    """How many orders a batch of events cancelled."""
+    return sum(1 for e in events if isinstance(e, OrderStatusEvent) and e.order.status == "Cancelled")
 
 
 class OperatorControls:
@@ -195,11 +201,31 @@ class OperatorControls:
 
     def end_of_day(self) -> Json:
         """Close the trading day: MOC / LOC orders fill in the closing auction, then every working
-        DAY order expires (Cancelled, error 202 to its owner)."""
+        DAY order expires (Cancelled, error 202 to its owner), then the options expiring today."""
+        before = len(self.engine.expirations)
         events = self.engine.end_of_day()
         self.router.apply(events)
-        expired = sum(1 for e in events if isinstance(e, OrderStatusEvent) and e.order.status == "Cancelled")
-        return {"expired": expired}
+        return {
+            "expired": _cancelled(events),
+            "expirations": [e.to_json() for e in self.engine.expirations[before:]],
+        }
+
+    def expire_options(self, date: str = "") -> Json:
+        """The options' expiry through ``date`` (``YYYYMMDD``; the engine clock's day when empty):
+        every option expiring on or before it is settled now, whatever the clock says (working
+        orders cancelled, positions exercised, assigned or expired worthless)."""
+        try:
+            through = dt.datetime.strptime(date, "%Y%m%d").date() if date else self.engine.market.today()
+        except ValueError:
+            raise ValueError(f"date must be YYYYMMDD, got {date!r}") from None
+        before = len(self.engine.expirations)
+        events = self.engine.expire_options(through)
+        self.router.apply(events)
+        return {
+            "through": f"{through:%Y%m%d}",
+            "cancelled": _cancelled(events),
+            "expirations": [e.to_json() for e in self.engine.expirations[before:]],
+        }
 
     def state(self) -> Json:
         """The GET /state document (orders, executions, positions, account values, faults)."""

@@ -1,5 +1,6 @@
 """The simulated TWS / IB Gateway: builds the engine, the connections, the router, the fault
-injector and the state file, and runs them on one event loop.
+injector and the state file, and runs them (with the options' expiry and the random walk) on one
+event loop.
 
 All of its methods run on the server's event loop; use :mod:`ibsim.testing` to drive it from
 another thread.
@@ -27,6 +28,7 @@ from ibsim.latency import profile_named
 from ibsim.server.account_stream import AccountStream
 from ibsim.server.conditions import Conditions
 from ibsim.server.connections import PACING_LIMIT, Connections, ConnectionSettings
+from ibsim.server.expiry_watch import watch_expiries
 from ibsim.server.faults import FaultInjector
 from ibsim.server.operator import OperatorControls
 from ibsim.server.routing import Router
@@ -114,8 +116,10 @@ class SimServer(OperatorControls):
         return self.connections.settings.host
 
     async def start(self) -> SimServer:
-        """Load --state, bind the API (and control) ports, start the random walk."""
+        """Load --state, bind the API (and control) ports, start the options' expiry and the
+        random walk."""
         self.state_file.load()
+        self._spawn(watch_expiries(self.engine, self.apply))
         await self.connections.listen(self.connections.port)
         if self._control_port is not None:
             # loopback only, whatever --host says

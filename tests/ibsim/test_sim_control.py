@@ -100,7 +100,7 @@ def test_http_routes(fresh: SimThread, http: httpx.Client, client_id: int) -> No
     day = ib.placeOrder(contract, LimitOrder("BUY", 1, 150.0, tif="DAY"))
     gtc = ib.placeOrder(contract, LimitOrder("BUY", 1, 150.0, tif="GTC"))
     wait_for(ib, lambda: gtc.orderStatus.status == "Submitted")
-    assert http.post("/end_of_day").json() == {"ok": True, "expired": 1}
+    assert http.post("/end_of_day").json() == {"ok": True, "expired": 1, "expirations": []}
     wait_for(ib, lambda: day.orderStatus.status == "Cancelled")
     assert gtc.orderStatus.status == "Submitted"
     assert http.post("/reset").json() == {"ok": True}
