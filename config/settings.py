@@ -115,6 +115,10 @@ def _texts(env: Mapping[str, str]) -> dict[str, object]:
             "OPTION_LAST_ENTRY_TIME", get("OPTION_LAST_ENTRY_TIME"), "New York"
         )
         or "15:00",
+        "option_expiry_alarm_time": time_of_day(
+            "OPTION_EXPIRY_ALARM_TIME", get("OPTION_EXPIRY_ALARM_TIME"), "New York"
+        )
+        or "09:30",
         "worker_metrics_host": optional(get("WORKER_METRICS_HOST")) or "127.0.0.1",
         "risk_file": optional(get("RISK_FILE")),
         "symbol_map_file": optional(get("SYMBOL_MAP_FILE")),
@@ -302,6 +306,8 @@ class Settings:
     option_entry_ticks: int = 1
     option_max_spread_percent: float = 10.0
     option_last_entry_time: str = "15:00"
+    # the alarm naming the option positions that expire today, from this time on (New York)
+    option_expiry_alarm_time: str = "09:30"
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Settings:

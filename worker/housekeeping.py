@@ -1,5 +1,6 @@
 """The worker's housekeeping thread: what SIGHUP asks to re-read (each reloader: the symbol map, the
-risk file) and the daily-loss check every few seconds (worker/risk/gate.py ``watch_once``).
+risk file), the daily-loss check every few seconds (worker/risk/gate.py ``watch_once``) and the
+other periodic checks after it (the option expiry alarm: worker/expiry_watch.py).
 
 A reload that fails keeps the version in force: the error is logged (file, line, reason), an alarm
 notice says so, and the other files still reload.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from core import events
 from worker.notify import Notifier
@@ -19,11 +20,13 @@ log = logging.getLogger(__name__)
 
 
 class Housekeeping:
-    """Reloads on request and watches today's loss, on its own thread until the worker stops."""
+    """Reloads on request, watches today's loss and runs the periodic ``checks`` (each every
+    ``interval`` seconds), on its own thread until the worker stops."""
 
     def __init__(self, risk: RiskGate, notifier: Notifier, stopping: threading.Event, interval: float,
-                 reloaders: list[Callable[[], object]]) -> None:  # fmt: skip
+                 reloaders: list[Callable[[], object]], checks: Sequence[Callable[[], object]] = ()) -> None:  # fmt: skip
         self.risk = risk
+        self.checks = list(checks)
         self.notifier = notifier
         self.stopping = stopping
         self.interval = interval
@@ -74,7 +77,7 @@ class Housekeeping:
             log.exception("the risk file alarm was not queued")
 
     def _loop(self) -> None:
-        """Reloads asked for by SIGHUP, and the daily-loss check every few seconds."""
+        """Reloads asked for by SIGHUP, and the daily-loss check and the others every few seconds."""
         try:
             self.risk.warm()
         except Exception:  # noqa: BLE001 - the first alert builds the calendar then
@@ -88,3 +91,8 @@ class Housekeeping:
                 self.risk.watch_once()
             except Exception:  # noqa: BLE001 - checked again at the next period
                 log.exception("daily-loss check failed")
+            for check in self.checks:  # each on its own: one failing does not skip the others
+                try:
+                    check()
+                except Exception:  # noqa: BLE001 - checked again at the next period
+                    log.exception("periodic check failed: %r", check)

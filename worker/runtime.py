@@ -14,9 +14,8 @@ then at the first connect the account IB manages) before it consumes a queue, an
 only while it holds that claim; a live worker holding it makes this one refuse, exit code 2
 (worker/claims.py: one live worker per IB account).
 
-SIGHUP re-reads what can change while the worker runs (the symbol map, the risk file): the reload
-runs on the ``housekeeping`` thread (worker/housekeeping.py), which also checks the daily loss
-every few seconds (worker/risk/gate.py). The heartbeat (worker/heartbeat.py) beats on its own.
+SIGHUP re-reads the symbol map and the risk file on the ``housekeeping`` thread, which also checks
+the daily loss and the options expiring today every few seconds (worker/housekeeping.py).
 
 Shutdown: the first SIGTERM/SIGINT lets the job in hand finish (a job still waiting for IB goes
 back on the queue), then disconnects from IB cleanly; a second one exits at once. Either way the
@@ -53,6 +52,7 @@ from worker.execution.executor import Executor, JobLimits, Requeue, RetryLater
 from worker.execution.guard import Guard, GuardSettings
 from worker.execution.margin_refresh import FillTap, margin_parts
 from worker.execution.option_orders import OptionRules
+from worker.expiry_watch import OptionExpiryWatch
 from worker.heartbeat import Heartbeat
 from worker.housekeeping import Housekeeping
 from worker.ib import IBConnection, Trading
@@ -96,8 +96,9 @@ class Worker:
         self._build_recording()
         self._build_ib(probe_interval)
         self._build_trading(risk_file)
+        expiry = OptionExpiryWatch(self.trading, self.notifier, settings.option_expiry_alarm_time)
         self.housekeeping = Housekeeping(self.risk, self.notifier, self.stopping, housekeeping_interval,
-                                         [self.symbols.reload])  # fmt: skip
+                                         [self.symbols.reload], [expiry.check])  # fmt: skip
         self._build_queues()
 
     def _build_recording(self) -> None:
@@ -150,8 +151,7 @@ class Worker:
         self.ib.watcher = FillTap(self.guard, self.margin_refresh)
         # the risk gate: the decision checks every opening order against its rules; the housekeeping
         # thread runs its daily-loss check; SIGHUP reloads its file
-        self.risk = RiskGate(risk_file, ctx.sessions, self.ib, self.trading, recorder=self.recorder,
-                             ib_call_timeout=30.0)  # fmt: skip
+        self.risk = RiskGate(risk_file, ctx.sessions, self.ib, self.trading, recorder=self.recorder)
         self.risk.flatten = self._flatten_on_daily_loss
         self.recorder.on_counted = self.risk.tally.apply  # the risk counters follow every commit
         self.executor = Executor(

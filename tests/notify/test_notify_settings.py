@@ -49,3 +49,13 @@ def test_alarm_delays() -> None:
     assert s.ib_alarm_after_seconds == 5 and s.redis_alarm_after_seconds == 0
     with pytest.raises(SettingsError, match="IB_ALARM_AFTER_SECONDS"):
         Settings.from_mapping({**BASE, "IB_ALARM_AFTER_SECONDS": "-1"})
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("", "09:30"), ("8:00", "08:00"), ("15:45", "15:45")])
+def test_option_expiry_alarm_time(raw: str, expected: str) -> None:
+    """New York time of the option expiry alarm (docs/contracts.md, Expiry); unset: 09:30."""
+    assert (
+        Settings.from_mapping({**BASE, "OPTION_EXPIRY_ALARM_TIME": raw}).option_expiry_alarm_time == expected
+    )
+    with pytest.raises(SettingsError, match="OPTION_EXPIRY_ALARM_TIME must be a New York time of day"):
+        Settings.from_mapping({**BASE, "OPTION_EXPIRY_ALARM_TIME": "9.30"})

@@ -48,9 +48,9 @@ class WorkerThread:
     the pop in progress, and about a hundred tests stop a worker.
     """
 
-    def __init__(self, env: dict[str, str], probe_interval: float = 1.0) -> None:
+    def __init__(self, env: dict[str, str], probe_interval: float = 1.0, **worker: Any) -> None:
         self.ctx = AppContext.build(Settings.from_mapping(env))
-        self.worker = Worker(self.ctx, probe_interval=probe_interval, queue_wait=0.1)
+        self.worker = Worker(self.ctx, probe_interval=probe_interval, queue_wait=0.1, **worker)
         self.thread = threading.Thread(target=self.worker.run, name="worker-main", daemon=True)
 
     def start(self, wait_ready: bool = True) -> WorkerThread:

@@ -125,6 +125,19 @@ class MarketData:
         # a new subscription (or the one being opened, e.g. after a reconnect), its first price awaited
         return await asyncio.shield(streams.opening(contract.conId, lambda: self._ask(contract, wait)))
 
+    def at_hand(self, symbol: str, sec_type: str = "STK") -> Decimal | None:
+        """``symbol``'s price from its kept stream when that stream's price may be used now
+        (:func:`~worker.ib.quote_streams.unusable`), without asking IB; None otherwise."""
+        streams = self.streams
+        if streams is None:
+            return None
+        for con_id, stream in list(streams.streams.items()):
+            contract = stream.request.contract
+            if contract.secType == sec_type and contract.symbol == symbol:
+                read = streams.read(con_id, DATA_TYPES[self.requested])
+                return None if read is None else price_of(read[0].request.ticker)[0]
+        return None
+
     async def _renew(self, contract: Contract) -> Quote:
         """Open ``contract``'s stream again (after a reconnect or an outage; the stream book's)."""
         return await self._ask(contract, self.timeout)

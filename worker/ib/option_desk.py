@@ -21,6 +21,7 @@ from ib_async import Contract
 from worker.contracts.tickers import ContractSpec
 from worker.decision.model import Instrument
 from worker.decision.option_choice import OptionChain, OptionQuote, strike_text
+from worker.decision.option_expiry import OptionPosition
 from worker.decision.option_target import HeldOption
 from worker.errors import Refused
 from worker.ib.connection import IBConnection
@@ -113,22 +114,28 @@ class OptionDesk:
 
     def held(self, symbol: str) -> list[HeldOption]:
         """The options on ``symbol`` our account holds: IB's report plus our executions since."""
+        return [p.held for p in self.positions_held(symbol)]
+
+    def positions_held(self, symbol: str | None = None) -> list[OptionPosition]:
+        """The options our account holds (on ``symbol``, or on every underlying), each with its
+        underlying's symbol: IB's report plus our executions since."""
         account = self.conn.account or ""
         found: dict[int, Contract] = {}
         for pos in self.ib.positions(account):
-            if pos.contract.secType == "OPT" and pos.contract.symbol == symbol:
+            if pos.contract.secType == "OPT" and symbol in (None, pos.contract.symbol):
                 found[pos.contract.conId] = pos.contract
         for con_id in self.positions.ledger.con_ids(account):
             contract = self.contracts.qualified(con_id)
-            if contract is not None and contract.secType == "OPT" and contract.symbol == symbol:
+            if contract is not None and contract.secType == "OPT" and symbol in (None, contract.symbol):
                 found.setdefault(con_id, contract)
         held = []
         for con_id, contract in sorted(found.items()):
             position = self.positions.view(con_id).position
             if position:
-                held.append(HeldOption(con_id, "C" if contract.right.upper().startswith("C") else "P",
-                                       _expiry(contract.lastTradeDateOrContractMonth),
-                                       _strike(contract.strike), position, contract.localSymbol or ""))  # fmt: skip
+                option = HeldOption(con_id, "C" if contract.right.upper().startswith("C") else "P",
+                                    _expiry(contract.lastTradeDateOrContractMonth),
+                                    _strike(contract.strike), position, contract.localSymbol or "")  # fmt: skip
+                held.append(OptionPosition(contract.symbol, option))
         return held
 
 

@@ -136,6 +136,11 @@ class Trading:
         self.conn.require_connected()
         return await self.market_data.quote(self.contracts.orderable(con_id), timeout)
 
+    def price_at_hand(self, symbol: str) -> Decimal | None:
+        """A stock's reference price from its kept market-data stream, without asking IB (None:
+        no usable stream; e.g. ``MARKET_DATA_LINES`` 0, or the stock not quoted lately)."""
+        return self.market_data.at_hand(symbol)
+
     # ------------------------------------------------------------------ positions
 
     def position_view(self, con_id: int) -> PositionView:
