@@ -175,3 +175,24 @@ def test_an_exit_flatten_or_cancel_needs_optiontype_alone(client, redis_client, 
     """They act on the options held (or working) on the underlying: no expiry to choose."""
     answer = post(client, alert_body(optionType="call", **fields))
     assert answer.status_code == 202, answer.get_json()
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "words"),
+    [
+        ({"action": "update"}, "action", "give one of them (or both)"),
+        ({"action": "update", "stopLoss": {"stopPrice": 185}, "quantity": 3}, "quantity", "does not trade"),
+        ({"action": "update", "takeProfit": {"percent": 2}, "optionType": "call"}, "optionType", "does not trade"),
+        ({"action": "update", "stopLoss": {"type": "trailing_stop", "trailPercent": 1}}, "stopLoss", "not made yet for update"),
+    ],
+)  # fmt: skip
+def test_an_update_that_moves_nothing_or_trades_is_a_422(client, redis_client, fields, field, words):
+    answer = post(client, {**alert_body(), **fields})
+    assert answer.status_code == 422
+    assert words in str(answer.get_json()["fields"][field])
+    assert queued_jobs(redis_client) == []
+
+
+def test_an_update_with_a_stop_is_accepted(client, redis_client):
+    answer = post(client, alert_body(quantity=None, action="update", price=190, stopLoss={"percent": 1}))
+    assert answer.status_code == 202, answer.get_json()
