@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, time
 from decimal import Decimal
 
@@ -12,6 +13,7 @@ from worker.decision.option_choice import OptionRefusal
 from worker.decision.option_prices import EntryLimit, PremiumExits
 from worker.decision.option_target import (
     ChooseNew,
+    CloseAll,
     HeldOption,
     NothingHeld,
     Reverse,
@@ -32,6 +34,9 @@ def alert(**fields) -> AlertPayload:
 
 
 def kind(target) -> tuple:
+    if isinstance(target, (UseHeld, ChooseNew)) and target.position_size is not None:
+        base = kind(replace(target, position_size=None))
+        return (*base, target.position_size)
     if isinstance(target, UseHeld):
         return ("held", target.held.con_id, target.action)
     if isinstance(target, ChooseNew):
@@ -40,6 +45,8 @@ def kind(target) -> tuple:
         return ("nothing", target.reason)
     if isinstance(target, Reverse):
         return ("reverse", target.held.con_id, target.direction.right, target.direction.side)
+    if isinstance(target, CloseAll):
+        return ("close all", tuple(h.con_id for h in target.held))
     return ("refused", target.reason)
 
 
@@ -68,6 +75,15 @@ def kind(target) -> tuple:
         ("both", {"action": "sell"}, [CALL], ("reverse", 11, "P", "BUY")),
         ("call", {"action": "buy"}, [SHORT_PUT], ("reverse", 12, "C", "BUY")),
         ("put", {"action": "buy"}, [CALL], ("reverse", 11, "P", "SELL")),
+        # an exit while several are held closes each
+        ("call", {"action": "exit"}, [CALL, SHORT_PUT], ("close all", (11, 12))),
+        # positionSize: its sign is the strategy's side, its size contracts; the option's target
+        # follows the direction table
+        ("call", {"action": "buy", "position_size": D(3)}, [], ("new", "C", "buy", D(3))),
+        ("put", {"action": "buy", "position_size": D(3)}, [], ("new", "P", "sell", D(-3))),
+        ("both", {"action": "sell", "position_size": D(-2)}, [], ("new", "P", "buy", D(2))),
+        ("call", {"action": "buy", "position_size": D(5)}, [CALL], ("held", 11, "buy", D(5))),
+        ("call", {"action": "sell", "position_size": D(-1)}, [CALL], ("held", 11, "sell", D(-1))),
         # a position of zero is not held
         (
             "call",
@@ -85,10 +101,8 @@ def test_which_contract_and_which_action(option_type, fields, held, expected):
 @pytest.mark.parametrize(
     ("option_type", "fields", "held", "words"),
     [
-        ("call", {"action": "exit"}, [CALL, SHORT_PUT], "exit: 2 option positions on AAPL"),
         ("call", {"action": "buy"}, [CALL, SHORT_PUT], "2 option positions are open"),
         ("call", {"action": "add"}, [], "add: no option held on AAPL"),
-        ("call", {"action": "buy", "position_size": D(3)}, [], "positionSize other than 0 is not made yet"),
     ],
 )
 def test_what_is_not_made_yet_is_refused_with_the_reason(option_type, fields, held, words):

@@ -262,3 +262,34 @@ def test_a_test_alert_chooses_the_option_and_sends_nothing(sim, eager_worker):
     assert doc["status"] == "cancelled" and doc["reason"].startswith("test: would send BUY 1 ")
     assert doc["plan"]["option"]["contract"].endswith("call 195")
     assert not _legs(sim, doc["id"]) and _option_positions(sim) == {}
+
+
+def test_position_size_is_the_strategys_side_and_contracts(sim, eager_worker):
+    ctx = eager_worker.ctx
+    sim.set_price("AAPL", AAPL)
+    puts = {"ticker": "AAPL", "optionType": "put", "expiration": "+30 days", "strikePrice": 185}
+    # bullish 2 on a put strategy: short 2 puts
+    opened = _filled(ctx, add_alert(ctx, {**puts, "action": "buy", "positionSize": 2}))
+    con_id = _legs(sim, opened["id"])["entry"]["conId"]
+    assert _option_positions(sim) == {con_id: -2}
+    # bullish 3: one more put sold, on the same contract
+    more = _filled(ctx, add_alert(ctx, {**puts, "action": "buy", "positionSize": 3}))
+    assert _legs(sim, more["id"])["entry"]["conId"] == con_id
+    assert _option_positions(sim) == {con_id: -3}
+    # flat: bought back
+    _filled(ctx, add_alert(ctx, {**puts, "action": "sell", "positionSize": 0}))
+    assert _option_positions(sim) == {}
+
+
+def test_an_exit_closes_every_option_held_on_the_underlying(sim, eager_worker):
+    ctx = eager_worker.ctx
+    sim.set_price("AAPL", AAPL)
+    expiry = _first_friday_on_or_after(datetime.now(UTC).date() + timedelta(days=10))
+    for ticker in (f"AAPL{expiry:%y%m%d}C00195000", f"AAPL{expiry:%y%m%d}P00185000"):
+        _filled(ctx, add_alert(ctx, {"ticker": ticker, "action": "buy", "quantity": 1}))
+    assert len(_option_positions(sim)) == 2
+    doc = _ended(ctx, add_alert(ctx, {"ticker": "AAPL", "optionType": "call", "action": "exit"}))
+    assert doc["status"] == "cancelled" and doc["reason"].startswith("exit: closed long 1 AAPL")
+    children = doc["children"]
+    assert len(children) == 2 and {c["status"] for c in children} == {"filled"}
+    assert _option_positions(sim) == {}

@@ -19,8 +19,12 @@ A signal that opens the other right while one option is held (``sell`` with ``bo
 calls) is a reversal (:class:`Reverse`): the option held is closed first, by an exit alert of its
 own (worker/execution/option_reversal.py), then the new right is chosen and opened.
 
-Not made yet, each refused with its reason: an exit of several option contracts on one underlying
-at once, a signal while options of both rights are held, and ``positionSize`` other than 0.
+An ``exit`` while several options are held on the underlying closes each (:class:`CloseAll`). A
+``positionSize`` is the strategy's position on the underlying: its sign picks the signal (positive:
+``buy``), its size the contracts, and the option's signed target follows the direction table
+(``positionSize: 3`` with ``put`` is short 3 puts).
+
+Not made yet, refused with its reason: a signal while options of both rights are held.
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ class UseHeld:
     held: HeldOption
     action: str
     why: str
+    position_size: Decimal | None = None  # positionSize: the option's signed target, in contracts
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,8 @@ class ChooseNew:
 
     direction: Direction
     why: str
+    position_size: Decimal | None = None
+    signal: str = "buy"  # the underlying's signal the direction came from (buy: bullish)
 
     @property
     def action(self) -> str:
@@ -89,6 +96,16 @@ class Reverse:
     held: HeldOption
     direction: Direction
     why: str
+    position_size: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class CloseAll:
+    """An exit while several options are held on the underlying: each is closed by an exit alert
+    of its own (worker/execution/option_reversal.py)."""
+
+    held: tuple[HeldOption, ...]
+    why: str
 
 
 @dataclass(frozen=True)
@@ -98,7 +115,7 @@ class NothingHeld:
     reason: str
 
 
-Target = UseHeld | ChooseNew | Reverse | NothingHeld | OptionRefusal
+Target = UseHeld | ChooseNew | Reverse | CloseAll | NothingHeld | OptionRefusal
 
 
 def _exits(payload: AlertPayload) -> bool:
@@ -126,16 +143,13 @@ def target_of(
         if not held:
             return NothingHeld(f"exit: no open option position on {symbol}")
         if len(held) > 1:
-            return OptionRefusal(None, (
-                f"exit: {len(held)} option positions on {symbol} ({_listed(held)}); closing several "
-                "contracts in one alert is not made yet: exit each by its OCC ticker"
-            ))  # fmt: skip
+            return CloseAll(
+                tuple(held), f"exit closes the {len(held)} option positions held: {_listed(held)}"
+            )
         return UseHeld(held[0], "exit", f"exit closes the option held: {held[0].describe()}")
-    if payload.position_size is not None:
-        return OptionRefusal("positionSize", (
-            "positionSize other than 0 is not made yet for options: use quantity (contracts), or "
-            "positionSize 0 to close"
-        ))  # fmt: skip
+    size = payload.position_size
+    if size is not None:  # its sign is the strategy's side on the underlying, its size contracts
+        return _toward(request, symbol, held, "buy" if size > 0 else "sell", abs(size))
     if payload.action == "add":
         if len(held) != 1:
             what = "no option" if not held else f"{len(held)} options ({_listed(held)})"
@@ -143,24 +157,31 @@ def target_of(
         return UseHeld(held[0], "add", f"add grows the option held: {held[0].describe()}")
     if payload.action not in ("buy", "sell"):
         return OptionRefusal(None, f"action {payload.action} does not trade options")
-    way = direction(request.option_type, payload.action)  # type: ignore[arg-type]
+    return _toward(request, symbol, held, payload.action, None)
+
+
+def _toward(
+    request: OptionRequest, symbol: str, held: list[HeldOption], signal: str, size: Decimal | None
+) -> Target:
+    """A signal (or a ``positionSize`` of ``size`` contracts on its side) met with the options held."""
+    way = direction(request.option_type, signal)  # type: ignore[arg-type]
+    target = None if size is None else (size if way.side == "BUY" else -size)
     same = [h for h in held if h.right == way.right]
     other = [h for h in held if h.right != way.right]
     if len(other) == 1 and not same:
         return Reverse(other[0], way, (
             f"{way.rule}; {other[0].describe()} is closed first (a reversal from "
             f"{_right_name(other[0].right)} to {_right_name(way.right)})"
-        ))  # fmt: skip
+        ), target)  # fmt: skip
     if len(same) > 1 or other:
         return OptionRefusal(None, (
             f"{symbol}: {len(held)} option positions are open ({_listed(held)}); a signal meets one "
             "option position: exit the others by their OCC tickers"
         ))  # fmt: skip
     if same:
-        return UseHeld(
-            same[0], way.side.lower(), f"{way.rule}; it meets the option held: {same[0].describe()}"
-        )
-    return ChooseNew(way, way.rule)
+        why = f"{way.rule}; it meets the option held: {same[0].describe()}"
+        return UseHeld(same[0], way.side.lower(), why, target)
+    return ChooseNew(way, way.rule, target, signal)
 
 
 def expiry_refusal(
@@ -179,14 +200,18 @@ def expiry_refusal(
 
 
 def option_payload(
-    payload: AlertPayload, action: str, entry: EntryLimit | None, exits: PremiumExits | None
+    payload: AlertPayload,
+    action: str,
+    entry: EntryLimit | None,
+    exits: PremiumExits | None,
+    position_size: Decimal | None = None,
 ) -> AlertPayload:
     """The alert as an order on the option: ``action``, a marketable limit at ``entry`` (None: an
     exit, sent as the stock rules send it), the exits on the premium (None: none, e.g. a close)."""
     changes: dict[str, Any] = {
         "action": action, "price": None, "stop_price": None, "trail_amount": None, "trail_percent": None,
         "sentiment": None if payload.sentiment != "flat" else "flat",
-        "position_size": payload.position_size if action == "exit" else None,
+        "position_size": payload.position_size if action == "exit" else position_size,
     }  # fmt: skip
     if entry is not None:
         changes.update(order_type="limit", limit_price=entry.price)

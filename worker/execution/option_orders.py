@@ -41,6 +41,7 @@ from worker.decision.option_choice import (
 from worker.decision.option_prices import marketable_limit, premium_exits, spread_refusal
 from worker.decision.option_target import (
     ChooseNew,
+    CloseAll,
     HeldOption,
     NothingHeld,
     Reverse,
@@ -85,6 +86,7 @@ class OptionOrder:
     plan: dict[str, Any] | None = None
     ended: str | None = None
     close_first: HeldOption | None = None  # a reversal: this option is closed before anything opens
+    close_all: tuple[HeldOption, ...] = ()  # an exit of several options: each closed by its own alert
 
 
 def is_option_alert(payload: AlertPayload, spec: ContractSpec) -> bool:
@@ -120,6 +122,8 @@ class OptionOrders:
             )
             return job.option_spec
         order = conn.call(self.order(job.payload, spec), timeout=timeout)
+        if order.close_all:
+            return self._close_all(job, order.close_all, close, rehearsal)
         closed = None
         if order.close_first is not None:
             held = order.close_first
@@ -137,6 +141,20 @@ class OptionOrders:
         plan = order.plan if closed is None else {**(order.plan or {}), "closed_first": closed}
         job.payload, job.option_plan, job.option_spec = order.payload, plan, order.spec
         return order.spec
+
+    @staticmethod
+    def _close_all(
+        job: AlertJob, held: tuple[HeldOption, ...], close: CloseFirst, rehearsal: str | None
+    ) -> str:
+        """An exit of several options: each closed by an exit alert of its own; what was done."""
+        names = ", ".join(h.describe() for h in held)
+        if rehearsal:
+            return f"would close the {len(held)} option positions held: {names}"
+        closed = [close(job, h) for h in held]
+        stopped = [why for _, why in closed if why]
+        if stopped:
+            raise Refused("; ".join(stopped))
+        return f"exit: closed {names}, by alerts {', '.join(child for child, _ in closed)}"
 
     def _now(self) -> datetime:
         return self.trading.clock().astimezone(NEW_YORK)
@@ -159,17 +177,18 @@ class OptionOrders:
             return OptionOrder(None, payload, ended=target.reason)
         if isinstance(target, Reverse):
             return OptionOrder(None, payload, close_first=target.held)
+        if isinstance(target, CloseAll):
+            return OptionOrder(None, payload, close_all=target.held)
         if isinstance(target, UseHeld):
             inst = await self.trading.instrument(
                 ContractSpec("OPT", underlying.symbol, "SMART", con_id=target.held.con_id)
             )
-            grows = target.action == "add" or (target.action == "buy") == (target.held.position > 0)
-            if target.action == "exit" or not grows:  # a close goes out as the stock rules send it
+            if not _opens(target):  # a close goes out as the stock rules send it
                 plan = plan_doc(target, None, None, None)
-                return OptionOrder(pinned(inst), option_payload(payload, target.action, None, None), plan)
+                order = option_payload(payload, target.action, None, None, target.position_size)
+                return OptionOrder(pinned(inst), order, plan)
             return await self._priced(payload, inst, target.action, target.why, None, target)
-        signal = payload.action
-        choice, trading_class = await self._choose(request, underlying, target, signal)
+        choice, trading_class = await self._choose(request, underlying, target, target.signal)
         refusal = expiry_refusal(choice.expiry, self._now(), self.rules.last_entry)
         if refusal is not None:
             raise Refused(f"{choice.describe()}: {refusal.reason}")
@@ -231,4 +250,28 @@ class OptionOrders:
             plan = plan_doc(target, choice, entry, exits)
         else:
             plan = {"rule": why, "action": action, "entry": {"limit": str(entry.price), "why": entry.why}}
-        return OptionOrder(pinned(inst), option_payload(payload, action, entry, exits), plan)
+        size = target.position_size if target is not None else None
+        return OptionOrder(pinned(inst), option_payload(payload, action, entry, exits, size), plan)
+
+
+def _opens(target: UseHeld) -> bool:
+    """Whether acting on the option held opens (grows it, or crosses to the other side): priced as
+    an entry. A reduce or a close goes out as the stock rules send it."""
+    held = target.held.position
+    if target.action == "exit":
+        return False
+    if target.position_size is not None:
+        return target.position_size * held < 0 or abs(target.position_size) > abs(held)
+    return target.action == "add" or (target.action == "buy") == (held > 0)
+
+
+def _side(action: str, target: UseHeld | ChooseNew | None) -> Side:
+    """The entry's side: ``buy`` buys, ``sell`` sells, ``add`` grows the side held; a positionSize
+    trades toward its target."""
+    if isinstance(target, UseHeld) and target.position_size is not None:
+        return "BUY" if target.position_size > target.held.position else "SELL"
+    if isinstance(target, ChooseNew) and target.position_size is not None:
+        return "BUY" if target.position_size > 0 else "SELL"
+    if action == "add" and isinstance(target, UseHeld):
+        return "BUY" if target.held.position > 0 else "SELL"
+    return "BUY" if action == "buy" else "SELL"

@@ -60,16 +60,19 @@ class OptionReversal:
     def _child(self, job: AlertJob, held: HeldOption) -> str:
         """The exit alert that closes ``held`` for ``job``: the one a previous run made, else a new
         one (stored queued and run at once here; the relay's grace covers the moment between)."""
+        # the option's own (OCC) ticker: the child closes exactly that contract
+        ticker = held.local_symbol or job.payload.ticker
         with self.sessions.begin() as session:
             found = session.scalar(
-                select(Alert.id).where(Alert.parent_id == job.alert_id, Alert.action == "exit").limit(1)
+                select(Alert.id)
+                .where(Alert.parent_id == job.alert_id, Alert.action == "exit", Alert.ticker == ticker)
+                .limit(1)
             )
             if found is not None:
                 return found
             payload = AlertPayload(
-                ticker=job.payload.ticker, exchange=job.payload.exchange, action="exit",
-                option_type="call" if held.right == "C" else "put", strategy=job.payload.strategy,
-                account=job.payload.account,
+                ticker=ticker, action="exit", strategy=job.payload.strategy, account=job.payload.account,
+                option_type=None if held.local_symbol else ("call" if held.right == "C" else "put"),
             )  # fmt: skip
             now = utcnow()
             child = Alert(id=new_alert_id(), status=AlertStatus.QUEUED.value, received_at=now,
