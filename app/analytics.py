@@ -22,9 +22,8 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.models import Alert, Fill, Order
+from core.performance import NO_STRATEGY
 from core.services import AlertDoc, alert_to_dict
-
-NO_STRATEGY = "(none)"
 
 
 class StrategyStats(TypedDict):

@@ -21,7 +21,7 @@ from app.errors import error_response
 from app.events import publish, stream_response
 from app.resources import get_ctx, resources
 from core import events as core_events
-from core import services
+from core import performance, services
 from core.context import AppContext
 from core.models import ALERT_STATUSES
 from core.services import AlertDoc, OrderDoc, PositionDoc
@@ -128,6 +128,17 @@ def list_positions() -> ResponseReturnValue:
     """Non-zero positions as IB last reported them."""
     body: PositionList = {"positions": services.list_positions(_ctx().sessions)}
     return jsonify(body)
+
+
+@bp.get("/performance")
+def execution_performance() -> ResponseReturnValue:
+    """Slippage (positive is a cost) and signal-to-fill latency per strategy; ``?days=`` (1..3650,
+    default 90) and ``?strategy=`` (that one, with its newest filled alerts)."""
+    days = _int_arg("days", performance.DEFAULT_DAYS, 1, performance.MAX_DAYS)
+    if isinstance(days, Response):
+        return days
+    strategy = (request.args.get("strategy") or "")[:128] or None
+    return jsonify(performance.performance(_ctx().sessions, days=days, strategy=strategy))
 
 
 @bp.get("/status")

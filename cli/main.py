@@ -1,7 +1,7 @@
 """The ``tv2ib`` command (click): the group, its options, and where each subcommand lives.
 
 * :mod:`cli.send`     ``send``: a signal, followed to its outcome
-* :mod:`cli.reading`  ``alerts``, ``alert``, ``orders``, ``positions``, ``status``, ``tail``
+* :mod:`cli.reading`  ``alerts``, ``alert``, ``orders``, ``positions``, ``status``, ``performance``, ``tail``
 * :mod:`cli.control`  ``pause``, ``resume``, ``flatten``
 * :mod:`cli.offline`  ``replay``, ``db upgrade``
 * :mod:`cli.context`  what every command shares: settings, output, failures and exit codes
@@ -17,7 +17,7 @@ import click
 from cli.context import EXIT_CODES_HELP, Ctx
 from cli.control import flatten, pause, resume
 from cli.offline import db, replay
-from cli.reading import alert, alerts, orders, positions, status, tail
+from cli.reading import alert, alerts, orders, performance, positions, status, tail
 from cli.send import send
 from cli.settings import DEFAULT_URL
 
@@ -38,7 +38,21 @@ def cli(click_ctx: click.Context, url: str | None, env_file: str) -> None:
     click_ctx.obj = Ctx(url, env_file)
 
 
-for _command in (send, alerts, alert, orders, positions, status, pause, resume, flatten, tail, replay, db):
+for _command in (
+    send,
+    alerts,
+    alert,
+    orders,
+    positions,
+    status,
+    performance,
+    pause,
+    resume,
+    flatten,
+    tail,
+    replay,
+    db,
+):
     cli.add_command(_command)
 
 

@@ -1,5 +1,5 @@
-"""The commands that read what the server knows: alerts, one alert, orders, positions, status, and
-the live events (``tail``)."""
+"""The commands that read what the server knows: alerts, one alert, orders, positions, status,
+execution quality (``performance``), and the live events (``tail``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 
 import click
 
-from cli import render
+from cli import render, render_execution
 from cli.context import EXIT_CODES_HELP, Ctx, command
 from core.events import published_kinds
 from core.models import ALERT_STATUSES
@@ -91,6 +91,26 @@ def status(ctx: Ctx) -> None:
         ctx.emit_json(doc)
     else:
         ctx.out.print(render.status_panel(doc))
+
+
+@click.command(epilog=EXIT_CODES_HELP)
+@click.option(
+    "--strategy", help="Only this strategy, with its newest filled alerts ('(none)': alerts naming none)."
+)
+@click.option(
+    "--days", default=90, show_default=True, type=click.IntRange(1, 3650), help="The window, in days."
+)
+@command
+def performance(ctx: Ctx, strategy: str | None, days: int) -> None:
+    """Slippage against the alert's price (positive is a cost) and signal-to-fill latency, per strategy."""
+    with ctx.api() as client:
+        doc = client.get("/api/performance", strategy=strategy, days=days)
+    if ctx.as_json:
+        ctx.emit_json(doc)
+        return
+    ctx.out.print(render_execution.strategies_table(doc["strategies"], doc["days"]))
+    if strategy is not None:
+        ctx.out.print(render_execution.alerts_table(doc.get("alerts") or []))
 
 
 @click.command(epilog=EXIT_CODES_HELP)

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 from rich.text import Text
 
+from cli.render_execution import execution_table
+
 if TYPE_CHECKING:
     from core.services import AlertDoc, ChildDoc, FillDoc, OrderDoc, PositionDoc, StatusDoc
 
@@ -136,6 +138,8 @@ def alert_detail(alert: AlertDoc) -> list[Table]:
         parts.append(orders_table(alert["orders"]))
     if alert.get("fills"):
         parts.append(fills_table(alert["fills"]))
+    if alert.get("execution"):
+        parts.append(execution_table(alert["execution"]))
     if alert.get("events"):
         trail = Table(title="Audit trail", title_justify="left")
         for column in ("at (UTC)", "status", "message"):

@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from core import keys, routing
 from core.models import IB_WORKING_STATUSES, Alert, AlertStatus, Control, Fill, Order, Position, utcnow
+from core.performance import execution_of
+from core.slippage import ExecutionDoc
 
 PAUSED_KEY = "paused"
 # Job the worker runs for /flatten: cancel every working order, then close every position.
@@ -112,6 +114,9 @@ class AlertDoc(AlertRow):
     plan: NotRequired[dict[str, Any] | None]
     orders: NotRequired[list[OrderDoc]]
     fills: NotRequired[list[FillDoc]]
+    # slippage against the alert's price (positive is a cost) and signal -> fill latency; None
+    # before any fill (core/slippage.py)
+    execution: NotRequired[ExecutionDoc | None]
     events: NotRequired[list[AlertEventDoc]]
 
 
@@ -194,6 +199,7 @@ def alert_to_dict(alert: Alert, *, detail: bool = False) -> AlertDoc:
         doc["plan"] = alert.plan
         doc["orders"] = [order_to_dict(o) for o in alert.orders]
         doc["fills"] = [fill_to_dict(f) for f in alert.fills]
+        doc["execution"] = execution_of(alert)
         doc["events"] = [cast(AlertEventDoc, _columns(e, AlertEventDoc)) for e in alert.events]
     return doc
 

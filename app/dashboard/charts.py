@@ -143,6 +143,11 @@ def histogram_bins(values: Sequence[float], edges: Sequence[float]) -> list[int]
 
 # Webhook-to-wire latency bins (seconds): fine below a second, where a healthy setup lives.
 LATENCY_EDGES = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, math.inf)
+# Signal-to-fill bins (seconds): TradingView's {{timenow}} has whole seconds and its delivery takes
+# about one; a figure below 0 (the sender's clock ahead) counts in the first bin.
+SIGNAL_EDGES = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, math.inf)
+# Slippage bins (basis points, positive is a cost): around zero, where fills should land.
+SLIPPAGE_EDGES = (-math.inf, -20.0, -5.0, -1.0, 1.0, 5.0, 20.0, math.inf)
 
 
 def _edge_label(value: float) -> str:
@@ -151,14 +156,34 @@ def _edge_label(value: float) -> str:
     return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.0f}s"
 
 
+def _ms(value: float) -> str:
+    return f"{value * 1000:.0f} ms"
+
+
+def bps_label(value: float) -> str:
+    """A slippage bin's edge: ``-20``, ``5`` (basis points)."""
+    return _fmt(value)
+
+
+def bps_text(value: float) -> str:
+    return f"{value:+.1f} bps"
+
+
+def seconds_text(value: float) -> str:
+    return f"{value:.2f} s"
+
+
 def histogram(
     values: Sequence[float],
     label: str,
     edges: Sequence[float] = LATENCY_EDGES,
     *,
     empty: str = "no orders yet",
+    edge_label: Callable[[float], str] = _edge_label,
+    value_text: Callable[[float], str] = _ms,
 ) -> Markup:
-    """Vertical bars counting ``values`` per bin, labelled by the bins' lower edges."""
+    """Vertical bars counting ``values`` per bin, labelled by the bins' lower edges (``edge_label``);
+    the summary names the count and the median (``value_text``)."""
     if not values:
         return _empty("hist", label, empty)
     counts = histogram_bins(values, edges)
@@ -172,11 +197,11 @@ def histogram(
         body.append(
             f'<rect class="mark pos" x="{x + 3:.1f}" y="{HEIGHT - BOTTOM - h:.1f}" width="{slot - 6:.1f}" height="{h:.1f}"/>'
         )
-        name = f"<{_edge_label(edges[1])}" if index == 0 else f"\u2265{_edge_label(edges[index])}"
+        name = f"<{edge_label(edges[1])}" if index == 0 else f"\u2265{edge_label(edges[index])}"
         body.append(
             f'<text class="tick" x="{x + slot / 2:.1f}" y="{HEIGHT - 8}" text-anchor="middle">{escape(name)}</text>'
         )
     ordered = sorted(values)
     median = ordered[len(ordered) // 2]
     count = f"{len(values)} alert{'' if len(values) == 1 else 's'}"
-    return _svg("hist", f"{label}: {count}, median {median * 1000:.0f} ms", body)
+    return _svg("hist", f"{label}: {count}, median {value_text(median)}", body)

@@ -26,10 +26,19 @@ from app.analytics import (
     strategy_stats,
 )
 from app.dashboard.access import bp, page
-from app.dashboard.charts import bars, histogram, step_line
+from app.dashboard.charts import (
+    SIGNAL_EDGES,
+    SLIPPAGE_EDGES,
+    bars,
+    bps_label,
+    bps_text,
+    histogram,
+    seconds_text,
+    step_line,
+)
 from app.events import stream_response
 from app.resources import get_ctx, resources
-from core import services
+from core import performance, services
 from core.models import AlertStatus
 from core.services import AlertDoc, OrderDoc
 
@@ -205,6 +214,7 @@ def strategy(name: str) -> Response:
         name=name,
         figures=figures,
         live=True,
+        **execution_context(name, since),
         pnl_chart=step_line(
             pnl_curve(ctx.sessions, since, now + timedelta(minutes=1), strategy=name),
             f"Realized PnL of {name} (net of fees, last 90 days)",
@@ -215,6 +225,38 @@ def strategy(name: str) -> Response:
         ),
         **context,
     )
+
+
+def execution_context(name: str, since: datetime) -> dict[str, Any]:
+    """The strategy page's execution figures: slippage against the alert's price (positive is a
+    cost) and signal-to-fill latency, with a histogram of each (core/performance.py)."""
+    filled = performance.filled_alerts(get_ctx().sessions, since, name)
+    summary = performance.summarize(name, filled)
+    costs = [a["execution"]["alert"] for a in filled if a["execution"]["alert"] is not None]
+    bps = [c["slippage_bps"] for c in costs if c["slippage_bps"] is not None]
+    signal = [
+        t["signal_to_fill_seconds"]
+        for t in (a["execution"]["latency"] for a in filled if a["execution"]["alert"] is not None)
+        if t["signal_to_fill_seconds"] is not None
+    ]
+    return {
+        "execution": summary,
+        "slippage_chart": histogram(
+            bps,
+            f"Slippage against the alert price, {name} (bps, positive is a cost)",
+            SLIPPAGE_EDGES,
+            empty="no fill against an alert price yet",
+            edge_label=bps_label,
+            value_text=bps_text,
+        ),
+        "signal_chart": histogram(
+            signal,
+            f"Signal (alert time) to first fill, {name}",
+            SIGNAL_EDGES,
+            empty="no fill of an alert with a time yet",
+            value_text=seconds_text,
+        ),
+    }
 
 
 def alert_timeline(doc: AlertDoc) -> Markup:

@@ -18,6 +18,7 @@ from app.health import Alive, CoarseReadiness, Readiness
 from app.webhook.intake import Accepted, Duplicate
 from core.account_ids import ACCOUNT_ID_RE
 from core.models import ALERT_STATUSES
+from core.performance import DEFAULT_DAYS, MAX_DAYS, NO_STRATEGY, PerformanceDoc
 from core.services import AlertDoc, FlattenDoc, PausedDoc, StatusDoc
 
 # Security requirements (the schemes are in app.openapi.SECURITY_SCHEMES).
@@ -122,6 +123,24 @@ ROUTES: dict[str, Route] = {
         [_query("working", {"type": "string"}, "1, true or yes: working orders only")],
     ),
     "api.list_positions": _admin({200: Answer("non-zero positions as IB last reported them", PositionList)}),
+    "api.execution_performance": _admin(
+        {
+            200: Answer("slippage and latency per strategy (positive slippage is a cost)", PerformanceDoc),
+            400: Answer("days is not a whole number"),
+        },
+        [
+            _query(
+                "days",
+                {"type": "integer"},
+                f"the window in days, 1 to {MAX_DAYS} (taken into that range); default {DEFAULT_DAYS}",
+            ),
+            _query(
+                "strategy",
+                {"type": "string"},
+                f"only this strategy ({NO_STRATEGY} for alerts naming none), with its newest filled alerts",
+            ),
+        ],
+    ),
     "api.status": _admin({200: Answer("paused, workers, queues, last alert, today's PnL", StatusDoc)}),
     "api.pause": _admin({200: Answer("new entries are paused", PausedDoc)}),
     "api.resume": _admin({200: Answer("new entries are allowed", PausedDoc)}),

@@ -38,7 +38,7 @@ from telegram.ext import (
 )
 
 from config.settings import Settings
-from core import services
+from core import performance, profit, services
 from worker.notify.notice_rows import pending_count
 from worker.notify.replies import (
     Command,
@@ -53,6 +53,7 @@ from worker.notify.replies import (
     positions_text,
     status_text,
 )
+from worker.notify.report_replies import daily_text, performance_text, profit_text
 from worker.retry import backoff_delay
 
 if TYPE_CHECKING:
@@ -69,12 +70,20 @@ COMMANDS = (
     Command("positions", "open positions"),
     Command("orders", "working orders"),
     Command("pnl", "today's realized PnL and fees (UTC day)"),
+    Command(
+        "performance",
+        "slippage against the alert's price and signal-to-fill latency, per strategy",
+        "[strategy]",
+    ),
+    Command("profit", "realized PnL, trades, win rate, profit factor, drawdown", "[days]"),
+    Command("daily", "realized PnL per UTC day", "[days]"),
     Command("last", "recent alerts and their outcomes"),
     Command("pause", "stop placing new orders"),
     Command("resume", "place orders again"),
     Command("flatten", "cancel all working orders and close all positions (asks first)", "[account]"),
 )
-HELP_COMMANDS = ("help", "start")  # both answer the help text (Telegram sends /start first)
+HELP_COMMANDS = ("help", "start")
+DAILY_DAYS = 7  # /daily without a number: the last week, as freqtrade's  # both answer the help text (Telegram sends /start first)
 
 
 def build_application(settings: Settings, poll_timeout: float = 10.0) -> Application:
@@ -270,6 +279,27 @@ class CommandBot:
     async def _pnl(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self._reply(update, pnl_text(await self._call(services.pnl_today, self.sessions)))
 
+    async def _performance(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        strategy = " ".join(context.args or []).strip()[:128] or None
+        doc = await self._call(performance.performance, self.sessions, strategy=strategy)
+        await self._reply(update, performance_text(doc, strategy))
+
+    async def _profit(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        days = _days_arg(context.args, None, performance.MAX_DAYS)
+        if days is False:
+            await self._reply(update, "Send /profit, or /profit N for the last N days.")
+            return
+        await self._reply(update, profit_text(await self._call(profit.profit, self.sessions, days)))
+
+    async def _daily(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        days = _days_arg(context.args, DAILY_DAYS, profit.MAX_DAILY_DAYS)
+        if days is False or days is None:
+            await self._reply(
+                update, f"Send /daily, or /daily N for the last N days (1 to {profit.MAX_DAILY_DAYS})."
+            )
+            return
+        await self._reply(update, daily_text(await self._call(profit.daily, self.sessions, days)))
+
     async def _last(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self._reply(update, last_text(await self._call(services.recent_alerts, self.sessions, 10)))
 
@@ -361,3 +391,13 @@ class CommandBot:
                 await update.effective_message.reply_text("⛔ That command failed; see the worker log.")
             except TelegramError:
                 pass
+
+
+def _days_arg(args: list[str] | None, default: int | None, most: int) -> int | None | bool:
+    """The command's one optional whole number of days (taken into 1..``most``); False when it is
+    something else."""
+    if not args:
+        return default
+    if len(args) > 1 or not (args[0].isascii() and args[0].isdigit()):
+        return False
+    return max(1, min(int(args[0]), most))
