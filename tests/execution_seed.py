@@ -16,6 +16,7 @@ option filled @ 4.10: no reference price for the option.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -62,7 +63,13 @@ def _fill(session: Session, alert_id: str, order_id: int, leg: str, n: int, side
 
 def seed_executions(sessions: sessionmaker[Session], now: datetime | None = None) -> datetime:
     """The alerts of the module docstring; returns their signal time T, 35 s before ``now`` (every
-    fill is in the last 35 s: today's, unless the test runs in the first 35 s after midnight UTC)."""
+    fill is in the last 35 s: today's UTC day). Within 40 s after midnight UTC, the real clock is
+    first waited past that (at most 40 s), so the fills never straddle two days."""
+    if now is None:
+        clock = datetime.now(UTC)
+        since_midnight = clock - clock.replace(hour=0, minute=0, second=0, microsecond=0)
+        if since_midnight < timedelta(seconds=40):
+            time.sleep((timedelta(seconds=40) - since_midnight).total_seconds())
     t = (now or datetime.now(UTC)) - timedelta(seconds=35)
     with sessions.begin() as s:
         _alert(s, BUY_ID, "trend", "AAPL", "buy", {"price": 190, "time": None},
