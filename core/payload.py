@@ -33,6 +33,9 @@ Python name in camelCase), enums lower-case, ``ticker``/``exchange`` upper-case:
                                trailAmount, trailPercent}. stop: exactly one of stopPrice|percent|amount|ticks;
                                stop_limit: that plus limitPrice; trailing_stop: exactly one of
                                trailAmount|trailPercent. Only the keys given are present.
+                               ``breakEven`` (a plain stop only): {"percent"|"amount"|"ticks": the
+                               distance in favour that moves the stop to the entry, plus at most one
+                               of offsetTicks|offsetPercent|offsetAmount} (worker/decision/break_even.py)
     timeInForce     str|null  day | gtc | opg | cls | ioc | fok  (null: the worker's default)
     extendedHours   bool   default false
     cancel          bool   default false (cancel working orders for the ticker first)
@@ -234,7 +237,7 @@ def _to_doc(item: Any, *, omit_none: bool) -> dict[str, Any]:
                 continue
         elif isinstance(value, Decimal):
             value = number_to_json(value)
-        elif isinstance(value, (TakeProfit, StopLoss)):
+        elif isinstance(value, (TakeProfit, StopLoss, BreakEven)):
             value = value.to_json()
         elif isinstance(value, dict):
             value = dict(value)
@@ -257,6 +260,25 @@ class TakeProfit:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BreakEven:
+    """``stopLoss.breakEven``: once the market has gone ``percent`` (of the entry) / ``amount`` /
+    ``ticks`` in the position's favour (exactly one), the stop moves to the entry price plus an
+    offset in favour (at most one of ``offsetTicks`` / ``offsetPercent`` / ``offsetAmount``; none:
+    the entry itself). Once (worker/decision/break_even.py)."""
+
+    percent: Decimal | None = None
+    amount: Decimal | None = None
+    ticks: Decimal | None = None
+    offset_ticks: Decimal | None = None
+    offset_percent: Decimal | None = None
+    offset_amount: Decimal | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Only the keys given."""
+        return _to_doc(self, omit_none=True)
+
+
+@dataclass(frozen=True, kw_only=True)
 class StopLoss:
     """The stop-loss child; which prices are set depends on ``type`` (the schema checks it)."""
 
@@ -268,6 +290,7 @@ class StopLoss:
     ticks: Decimal | None = None
     trail_amount: Decimal | None = None
     trail_percent: Decimal | None = None
+    break_even: BreakEven | None = None
 
     def to_json(self) -> dict[str, Any]:
         """``type`` and the keys given."""
