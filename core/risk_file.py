@@ -74,6 +74,7 @@ _PARSERS: dict[str, Parser] = {
     "max_orders_per_minute": values.count,
     "daily_loss_limit": values.amount(),
     "flatten_on_daily_loss": values.switch,
+    "flatten_before_close": values.before_close,
     "allow": values.symbols,
     "deny": values.symbols,
     "trading_hours": values.hours,

@@ -11,7 +11,8 @@
   or an account section replaces the default, higher or lower (a strategy trading bigger than the
   default is the trader's choice); when both the strategy and the account set one, the tighter
   holds. A limit written for a strategy or an account therefore always holds: copying the defaults
-  into an account section cannot raise a small strategy's limit.
+  into an account section cannot raise a small strategy's limit. ``flatten_before_close`` (minutes)
+  is one too: more minutes (flat earlier) is the tighter, ``false`` (0, never) the loosest.
 * ``allow_ignore_trading_windows`` (an alert's ``ignoreTradingWindows`` may skip ``trading_hours``)
   combines like a limit, ``false`` the tighter: a strategy's or an account's value replaces the
   default, and ``false`` in either of those two sections wins over ``true`` in the other.
@@ -46,6 +47,8 @@ class RiskRules:
     max_orders_per_minute: int | None = None
     daily_loss_limit: Decimal | None = None
     flatten_on_daily_loss: bool = False
+    # close the strategy's positions this many minutes before their exchange's close (0: never)
+    flatten_before_close: int | None = None
     allow: tuple[str, ...] | None = None  # the most specific section's list (all of them: allow_lists)
     deny: tuple[str, ...] = ()
     trading_hours: str = "always"
@@ -105,6 +108,8 @@ Layer = tuple[str, Mapping[str, Any]]  # (where: "defaults", 'strategy "trend"',
 
 
 def _tightness(key: str, value: Any) -> Any:
+    if key == "flatten_before_close":  # flat earlier is tighter; 0 (never) the loosest
+        return -value if value else 1
     return _HOURS[value] if key == "trading_hours" else value
 
 

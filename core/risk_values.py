@@ -29,6 +29,7 @@ from core.account_ids import CHARACTERS, RESERVED, account_id_problem
 MAX_AMOUNT = Decimal("1e12")
 MAX_DECIMALS = 8  # quantities go to IB with at most 8 decimals; a limit finer than that means nothing
 MAX_ORDER_COUNT = 10_000  # max_open_orders, max_orders_per_minute: IB accepts far fewer per account
+MAX_BEFORE_CLOSE = 720  # flatten_before_close: minutes (12 hours: longer than most sessions)
 MAX_SHOWN = 40  # characters of a bad value repeated in the error (the file may hold a megabyte of digits)
 
 TRADING_HOURS = ("regular", "extended", "always")
@@ -153,6 +154,24 @@ def switch(node: yaml.Node, construct: Construct) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"must be true or false, got {shown(value)}")
     return value
+
+
+def before_close(node: yaml.Node, construct: Construct) -> int:
+    """``flatten_before_close``: whole minutes from 1 to :data:`MAX_BEFORE_CLOSE`, or ``false``
+    (0: never; a strategy's section turns a default off with it)."""
+    hint = f" (minutes from 1 to {MAX_BEFORE_CLOSE}, or false: never)"
+    if isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "bool":
+        if construct(node) is False:
+            return 0
+        raise ValueError(f"must be a number of minutes, got true{hint}")
+    try:
+        text = _number_text(node)
+        number = bounded(text, maximum=Decimal(MAX_BEFORE_CLOSE))
+    except ValueError as exc:
+        raise ValueError(f"{exc}{hint}") from None
+    if number != number.to_integral_value():
+        raise ValueError(f"must be a whole number of minutes, got {text[:MAX_SHOWN]}{hint}")
+    return int(number)
 
 
 def symbols(node: yaml.Node, construct: Construct) -> tuple[str, ...]:

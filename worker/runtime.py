@@ -15,7 +15,8 @@ only while it holds that claim; a live worker holding it makes this one refuse, 
 (worker/claims.py: one live worker per IB account).
 
 SIGHUP re-reads the symbol map and the risk file on the ``housekeeping`` thread, which also checks
-the daily loss and the options expiring today every few seconds (worker/housekeeping.py).
+the daily loss, the options expiring today and the session-end flatten every few seconds
+(worker/housekeeping.py, worker/periodic.py).
 
 Shutdown: the first SIGTERM/SIGINT lets the job in hand finish (a job still waiting for IB goes
 back on the queue), then disconnects from IB cleanly; a second one exits at once. Either way the
@@ -52,12 +53,12 @@ from worker.execution.executor import Executor, JobLimits, Requeue, RetryLater
 from worker.execution.guard import Guard, GuardSettings
 from worker.execution.margin_refresh import FillTap, margin_parts
 from worker.execution.option_orders import OptionRules
-from worker.expiry_watch import OptionExpiryWatch
 from worker.heartbeat import Heartbeat
 from worker.housekeeping import Housekeeping
 from worker.ib import IBConnection, Trading
 from worker.metrics import WorkerMetrics
 from worker.notify import Notifier, enqueue_notices
+from worker.periodic import periodic_checks
 from worker.recording.protection import ProtectionRegistry, ProtectionSpec, load_specs, save_spec
 from worker.recording.recorder import Recorder, UnitOfWork
 from worker.retry import retry
@@ -92,13 +93,13 @@ class Worker:
         if risk_file is None:
             risk_file = load_risk_file(resolve_path(settings.risk_file))
         self.stopping = threading.Event()
+        self.run_lock = threading.Lock()  # one job at a time across the queues (and the session-end flatten)
         self._signals = 0
         self._build_recording()
         self._build_ib(probe_interval)
         self._build_trading(risk_file)
-        expiry = OptionExpiryWatch(self.trading, self.notifier, settings.option_expiry_alarm_time)
         self.housekeeping = Housekeeping(self.risk, self.notifier, self.stopping, housekeeping_interval,
-                                         [self.symbols.reload], [expiry.check])  # fmt: skip
+                                         [self.symbols.reload], periodic_checks(self))  # fmt: skip
         self._build_queues()
 
     def _build_recording(self) -> None:
@@ -174,7 +175,6 @@ class Worker:
             settings.redis_url, socket_connect_timeout=2, socket_timeout=10
         )
         self.queue_name = keys.queue_name(settings.ib_account)
-        self._run_lock = threading.Lock()  # one job at a time across the queues this worker serves
         self.consumer = self._make_consumer(self.queue_name)
         # Without IB_ACCOUNT the worker also serves the account IB says it manages, on that
         # account's queue, from its first connect on (see core/routing.py and _connection_changed).
@@ -202,7 +202,7 @@ class Worker:
             self.stopping,
             requeue_exceptions=(Requeue,),
             retry_exceptions=(RetryLater,),
-            run_lock=self._run_lock,
+            run_lock=self.run_lock,
             block_seconds=self.queue_wait,
         )
 
@@ -261,7 +261,7 @@ class Worker:
         job at a time, like ``POST /api/flatten``); from a job (the alert that found the loss) the
         job already holds the lock."""
         if threading.current_thread() is self.housekeeping.thread:
-            with self._run_lock:
+            with self.run_lock:
                 return self.flatten_all(by=by)
         return self.flatten_all(by=by)
 

@@ -1,7 +1,8 @@
 """The events of tv2ib: one TypedDict per kind, each with a ``type`` Literal key, by family:
 
 * :mod:`core.events.facts`   the recorder's facts and the web app's ``paused``
-* :mod:`core.events.safety`  the safety nets' warnings (unprotected, drift, daily loss, unknown strategy)
+* :mod:`core.events.safety`  the safety nets' warnings (unprotected, drift, daily loss, unknown
+  strategy) and the session-end flatten
 * :mod:`core.events.alarms`  the notifier's alarms (outbox only)
 
 Import them from here (``from core import events``; ``events.fill(...)``).
@@ -59,10 +60,13 @@ from core.events.facts import (
 from core.events.safety import (
     DailyLossEvent,
     PositionDriftEvent,
+    SessionClose,
+    SessionFlattenEvent,
     UnknownStrategyEvent,
     UnprotectedEvent,
     daily_loss,
     position_drift,
+    session_flatten,
     unknown_strategy,
     unprotected,
 )
@@ -82,6 +86,8 @@ __all__ = [
     "OutageKind",
     "PausedEvent",
     "PositionDriftEvent",
+    "SessionClose",
+    "SessionFlattenEvent",
     "StrategyTotals",
     "UnknownStrategyEvent",
     "UnprotectedEvent",
@@ -97,6 +103,7 @@ __all__ = [
     "paused",
     "position_drift",
     "published_kinds",
+    "session_flatten",
     "unknown_strategy",
     "unprotected",
     "worker_stopped",
@@ -117,6 +124,7 @@ Event = (
     | PositionDriftEvent
     | DailyLossEvent
     | UnknownStrategyEvent
+    | SessionFlattenEvent
 )
 
 

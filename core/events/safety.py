@@ -1,6 +1,6 @@
 """What the worker's safety nets report: a position the guard could not protect again, a position
 that drifted from the one the strategy said it held, the daily loss limit reached, an alert of a
-strategy the risk file does not know."""
+strategy the risk file does not know, the positions closed before their session's end."""
 
 from decimal import Decimal
 from typing import Literal, TypedDict
@@ -62,6 +62,35 @@ class UnknownStrategyEvent(TypedDict):
     account: str | None
     risk_file: str
     known: list[str]  # the strategies the file has (at most 10)
+
+
+class SessionClose(TypedDict):
+    """One position the session-end flatten closed (or tried to)."""
+
+    con_id: int
+    symbol: str
+    alert_id: str  # the alert that owns the position (its protection record)
+    strategy: str | None
+    position: str  # before the close: "long 10"
+    action: str  # the closing order: BUY / SELL
+    quantity: str
+    order_ref: str
+    when: str  # "15 min before the 16:00 America/New_York close (XNYS, Wed 2026-11-25)"
+    source: str  # where flatten_before_close came from: 'strategy "day"'
+    result: str  # "filled", or why it was not closed (the close cancelled, the exits put back)
+
+
+class SessionFlattenEvent(TypedDict):
+    """``flatten_before_close`` (risk file): positions closed before their exchange's close
+    (worker/session_flatten.py)."""
+
+    type: Literal["session_flatten"]
+    account: str
+    closed: list[SessionClose]
+
+
+def session_flatten(account: str, closed: list[SessionClose]) -> SessionFlattenEvent:
+    return {"type": "session_flatten", "account": account, "closed": closed}
 
 
 def unprotected(

@@ -90,8 +90,15 @@ def test_account_overrides_strategy_overrides_defaults_and_each_value_knows_its_
             "quantity_type must be one of",
         ),
         ("defaults:\n  a: [\n", 3, "not valid YAML"),
+        ("strategies:\n  day:\n    flatten_before_close: 0\n", 3,
+         "strategies.day.flatten_before_close must be above 0, got 0 (minutes from 1 to 720, or false: never)"),
+        ("defaults:\n  flatten_before_close: 7.5\n", 2, "flatten_before_close must be a whole number of minutes"),
+        ("defaults:\n  flatten_before_close: 721\n", 2, "flatten_before_close must be at most 720"),
+        ("defaults:\n  flatten_before_close: true\n", 2, "must be a number of minutes, got true"),
+        ("defaults:\n  flatten_before_close: 15m\n", 2, "flatten_before_close must be a number, got '15m'"),
+        ("defaults:\n  flatten_before_close:\n", 2, "flatten_before_close must be a number, got nothing"),
     ],
-)
+)  # fmt: skip
 def test_a_bad_file_is_refused_with_its_line_and_reason(tmp_path, text, line, reason):
     path = write(tmp_path, text)
     with pytest.raises(RiskFileError) as info:
@@ -178,6 +185,18 @@ def rules(tmp_path: Path, text: str, strategy: str | None, account: str | None):
          "accounts:\n  DU1:\n    allow_ignore_trading_windows: false\n",
          "s", "DU1", "allow_ignore_trading_windows", False, 'account "DU1"'),
         ("defaults:\n  trading_hours: regular\n", None, None, "allow_ignore_trading_windows", False, "defaults"),
+        # flatten_before_close: a strategy's replaces the default (false: never); beside an account's,
+        # the earlier flatten holds
+        ("defaults:\n  flatten_before_close: 15\nstrategies:\n  swing:\n    flatten_before_close: false\n",
+         "swing", None, "flatten_before_close", 0, 'strategy "swing"'),
+        ("defaults:\n  flatten_before_close: 15\nstrategies:\n  scalp:\n    flatten_before_close: 5\n",
+         "scalp", None, "flatten_before_close", 5, 'strategy "scalp"'),
+        ("defaults:\n  flatten_before_close: 15\n", "any", None, "flatten_before_close", 15, "defaults"),
+        ("strategies:\n  swing:\n    flatten_before_close: false\naccounts:\n  DU1:\n    flatten_before_close: 10\n",
+         "swing", "DU1", "flatten_before_close", 10, 'account "DU1"'),
+        ("strategies:\n  s:\n    flatten_before_close: 30\naccounts:\n  DU1:\n    flatten_before_close: 10\n",
+         "s", "DU1", "flatten_before_close", 30, 'strategy "s"'),
+        ("defaults:\n  max_open_orders: 3\n", "s", None, "flatten_before_close", None, "defaults"),
         # default_sizing is no limit: the most specific section's
         ("defaults:\n  default_sizing: {quantity_type: risk_percent, quantity: 1}\n"
          "accounts:\n  DU1:\n    default_sizing: {quantity_type: fixed_quantity, quantity: 3}\n",

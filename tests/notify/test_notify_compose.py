@@ -244,6 +244,37 @@ SAMPLES = {
         risk_file="config/risk.yaml",
         known=["tiny", "trend & co"],
     ),  # fmt: skip
+    "session_flatten": events.session_flatten(
+        "DU1",
+        [
+            {
+                "con_id": 265598,
+                "symbol": "AAPL",
+                "alert_id": "01JD0000000000000000000010",
+                "strategy": "day <1>",
+                "position": "long 10",
+                "action": "SELL",
+                "quantity": "10",
+                "order_ref": "tv2ib:01JD0000000000000000000010:flatten",
+                "when": "15 min before the 13:00 America/New_York close (XNYS, early close, Fri 2026-11-27)",
+                "source": 'strategy "day <1>"',
+                "result": "filled",
+            },
+            {
+                "con_id": 637002612,
+                "symbol": "ESZ6",
+                "alert_id": "01JD0000000000000000000011",
+                "strategy": "day <1>",
+                "position": "short 2",
+                "action": "BUY",
+                "quantity": "2",
+                "order_ref": "tv2ib:01JD0000000000000000000011:flatten",
+                "when": "15 min before the 12:00 America/Chicago close (CMES, early close, Fri 2026-11-27)",
+                "source": 'strategy "day <1>"',
+                "result": "not closed: IB ended the order Cancelled; the exits are put back: close it by hand",
+            },
+        ],
+    ),  # fmt: skip
 }
 
 
@@ -280,6 +311,23 @@ def test_an_unknown_strategy_warning_names_the_strategy_and_what_the_file_has() 
     assert (
         draft.kind == "unknown_strategy" and draft.dedup_key == "unknown_strategy:01JD0000000000000000000009"
     )
+
+
+def test_the_session_flatten_lists_what_was_closed_and_what_was_not() -> None:
+    draft = c.compose(SAMPLES["session_flatten"])
+    assert draft is not None and draft.kind == "session_flatten"
+    shown = visible(draft.text)
+    assert shown.startswith("🔔 Session-end flatten · 1 of 2 positions closed\n")
+    assert (
+        "• SELL 10 AAPL (was long 10)\n  15 min before the 13:00 America/New_York close (XNYS, early close"
+        in shown
+    )
+    assert 'flatten_before_close (strategy "day <1>")' in shown and "strategy day <1> · alert 01JD" in shown
+    assert "⚠️ NOT closed: BUY 2 ESZ6 (was short 2): not closed: IB ended the order Cancelled" in shown
+    assert "refused until the close" in shown and shown.endswith("account DU1")
+    # the same closes, told again after a restart, are one notice
+    again = c.compose(events.session_flatten("DU1", list(reversed(SAMPLES["session_flatten"]["closed"]))))
+    assert again is not None and again.dedup_key == draft.dedup_key and len(draft.dedup_key or "") <= 128
 
 
 def test_dashboard_only_events_make_no_notice() -> None:

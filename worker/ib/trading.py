@@ -32,12 +32,12 @@ from worker.ib.exit_changes import ExitDesk
 from worker.ib.market_data import MarketData
 from worker.ib.market_rules import MarketRules
 from worker.ib.option_desk import OptionDesk
-from worker.ib.orders import OrderBook
+from worker.ib.orders import OrderBook, leg_of
 from worker.ib.placement import LegHook, Placement, Placer, RecordPlacement, WhatIfAnswer
 from worker.ib.position_reader import SETTLE_SECONDS, PositionReader
 from worker.ib.quote_streams import DEFAULT_MAX_AGE
 from worker.ib.translate import num, position_snapshot
-from worker.recording.snapshots import AccountFigures, OrderSnapshot, OrderState, PositionSnapshot
+from worker.recording.snapshots import AccountFigures, OrderSnapshot, OrderState, PositionSnapshot, Venue
 
 __all__ = ["ContractNotFound", "Placement", "Trading"]
 
@@ -314,3 +314,39 @@ class Trading:
         cancelled = await self.cancels.cancel_working(None)
         closing = await self.cancels.close_all(await self.positions_to_close(), self.contracts.contract_for)
         return f"cancelled {len(cancelled)} order(s); closing {', '.join(closing) or 'nothing'}"
+
+    # ------------------------------------------------------------------ one position at the session's end
+
+    async def venue(self, con_id: int) -> Venue:
+        """Where the contract trades (its calendar): as qualified (once by conId when this run has
+        not yet: a position's report may lack its primary exchange), else as IB reports the position."""
+        contract = self.contracts.qualified(con_id)
+        if contract is None:
+            held = self.contracts.contract_for(con_id)
+            spec = ContractSpec(held.secType, held.symbol, held.exchange, held.currency, con_id=con_id)
+            try:
+                contract = (await self.contracts.qualify(spec))[0]
+            except Exception:  # noqa: BLE001 - the position's own contract still names its exchange
+                contract = held
+        return Venue(contract.conId or con_id, contract.secType, contract.exchange,
+                     getattr(contract, "primaryExchange", "") or "", contract.currency, contract.symbol,
+                     contract.localSymbol)  # fmt: skip
+
+    def closing_refs(self, con_id: int) -> list[str]:
+        """Our working ``flatten`` orders on the contract (a close already under way)."""
+        return [t.order.orderRef for t in self.ib.openTrades()
+                if self.orders.ours(t, con_id) and (leg_of(t.order.orderRef) or "").startswith("flatten")]  # fmt: skip
+
+    async def close_position(self, con_id: int, alert_id: str) -> tuple[Decimal, str]:
+        """Cancel our working orders on the contract (entries and exits; IB confirms each, else
+        :class:`TemporaryError`), then close the position at market (leg ``flatten``, DAY).
+        Returns the position closed and the order's ref; ``(0, "")``: it was flat by then."""
+        working = [t for t in self.ib.openTrades() if self.orders.ours(t, con_id)]
+        if working:
+            await self.cancels.cancel_trades(working)
+        position = await self.settled_position(con_id)
+        if position == 0:
+            return position, ""
+        ref = self.free_ref(alert_id, "flatten")
+        await self.cancels.close_at_market(self.contracts.orderable(con_id), position, ref, tif="DAY")
+        return position, ref

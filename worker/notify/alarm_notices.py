@@ -1,8 +1,10 @@
 """The notices of the notifier's alarms (a connection lost and back, the worker stopping, the daily
 summary, a generic alarm) and of the safety nets' warnings (a position unprotected or drifted, the
-daily loss limit, a strategy the risk file does not know)."""
+daily loss limit, a strategy the risk file does not know), and the session-end flatten."""
 
 from __future__ import annotations
+
+import hashlib
 
 from core.events import (
     AlarmEvent,
@@ -10,6 +12,7 @@ from core.events import (
     DailySummaryEvent,
     OutageEvent,
     PositionDriftEvent,
+    SessionFlattenEvent,
     UnknownStrategyEvent,
     UnprotectedEvent,
     WorkerStoppedEvent,
@@ -147,6 +150,31 @@ def _daily_loss(event: DailyLossEvent) -> NoticeDraft:
         with_account(lines, event.get("account")),
         f"daily_loss:{event['account']}:{event['day']}",
     )
+
+
+@composer("session_flatten")
+def _session_flatten(event: SessionFlattenEvent) -> NoticeDraft:
+    """``flatten_before_close``: what was closed before the session's end (and what could not be)."""
+    closed = event["closed"]
+    done = [c for c in closed if c["result"] == "filled"]
+    count = f"{len(done)} of {len(closed)}" if len(done) != len(closed) else str(len(closed))
+    lines = [f"🔔 <b>Session-end flatten</b> · {count} position{'' if len(closed) == 1 else 's'} closed"]
+    for c in closed[:20]:
+        ok = c in done
+        head = f"<b>{esc(c['action'])} {num(c['quantity'])} {esc(symbol_text(c['symbol']))}</b>"
+        outcome = "" if c["result"] == "filled" else f": {esc(shorten(c['result'], 300))}"
+        lines.append(f"{'•' if ok else '⚠️ NOT closed:'} {head} (was {esc(c['position'])}){outcome}")
+        lines.append(f"  {esc(c['when'])}; flatten_before_close ({esc(c['source'])})")
+        origin = origin_text(c["strategy"], c["alert_id"], None)
+        if origin:
+            lines.append(f"  {origin}")
+    if len(closed) > 20:
+        lines.append(f"(and {len(closed) - 20} more)")
+    lines.append("new entries of these strategies are refused until the close; exits still go out")
+    # each close once: the order refs (a restart at the minute sends no order, so no notice)
+    refs = ",".join(sorted(c["order_ref"] or f"{c['con_id']}@{c['when']}" for c in closed))
+    key = f"session_flatten:{event['account'][:40]}:{hashlib.sha256(refs.encode()).hexdigest()[:32]}"
+    return NoticeDraft("session_flatten", with_account(lines, event.get("account")), key)
 
 
 @composer("unknown_strategy")

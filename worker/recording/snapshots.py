@@ -158,3 +158,25 @@ class AccountFigures:
 
 
 IBFact = OrderSnapshot | OrderError | FillSnapshot | PositionSnapshot | Reconciliation
+
+
+@dataclass(frozen=True)
+class Venue:
+    """Where a contract trades (its exchange calendar: worker/risk/calendar.py) and its name."""
+
+    con_id: int
+    sec_type: str
+    exchange: str
+    primary_exchange: str
+    currency: str
+    symbol: str
+    local_symbol: str
+
+    @property
+    def label(self) -> str:
+        """``AAPL``, ``ESZ6``: the contract as a trader names it."""
+        return (
+            self.local_symbol
+            if self.local_symbol and self.sec_type != "STK"
+            else self.symbol or self.local_symbol
+        )

@@ -121,3 +121,8 @@ def _session(name: str, now: datetime, *, us_extended: bool) -> Session:
     if closes.astimezone(tz) <= local < (closes + AFTER_HOURS_LENGTH).astimezone(tz):
         return Session("extended", name, f"after-hours, {clock}")
     return Session("closed", name, f"overnight, {clock}")
+
+
+def exchange_calendar(name: str, now: datetime) -> Any:
+    """The library's calendar ``name`` around ``now``'s year (built once per year, cached)."""
+    return _calendar(name, now.astimezone(UTC).year)

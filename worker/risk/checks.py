@@ -26,6 +26,7 @@ from typing import Any
 
 from core.risk_file import RiskRules
 from worker.decision.numbers import money, price, qty
+from worker.risk.closing import Closing
 
 HUNDRED = Decimal(100)
 
@@ -98,6 +99,7 @@ class RiskContext:
     quote: Decimal | None = None  # IB's live quote for the contract
     quote_source: str = ""
     ignore_trading_windows: bool = False  # the alert's ignoreTradingWindows (honoured if the rules allow it)
+    closing: Closing | None = None  # the contract's session close (read when flatten_before_close is set)
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,10 @@ def _as_quantity(limit: Decimal, currency: str) -> str:
     return qty(limit)
 
 
+def _as_minutes(limit: int, currency: str) -> str:
+    return f"{limit} min"
+
+
 def _as_money(limit: Decimal, currency: str) -> str:
     return f"{money(limit)} {currency}"
 
@@ -267,6 +273,24 @@ def _trading_hours(lim: _Limit, ctx: RiskContext) -> Check | None:
     return lim.verdict(session.state, ok, lambda: (
         f"{lim.head}: {ctx.order.label} is "
         f"{'in extended hours' if session.state == 'extended' else 'closed'} now ({where})"))  # fmt: skip
+
+
+def _before_close(lim: _Limit, ctx: RiskContext) -> Check | None:
+    """``flatten_before_close``: no new entry in the last minutes of the session, when the strategy's
+    positions are being flattened; unknown close: refused (it could not be flattened in time)."""
+    closing = ctx.closing
+    if not lim.limit:  # false: this strategy is never flattened
+        return None
+    if closing is None or closing.state == "unknown":
+        detail = closing.detail if closing is not None else "no calendar"
+        return Check(lim.key, lim.limit, "unknown", False, lim.source,
+                     f"{lim.head}: cannot tell when {ctx.order.label}'s session closes: {detail}")  # fmt: skip
+    start = closing.flatten_from(lim.limit)
+    if not closing.due(lim.limit) or start is None:
+        return Check(lim.key, lim.limit, closing.state, True, lim.source, closing.detail)
+    return lim.verdict(closing.state, False, lambda: (
+        f"{lim.head}: {ctx.order.label}'s session closes at {closing.detail}; the strategy's positions are "
+        f"flattened from {start:%H:%M} and no new entry opens until the close"))  # fmt: skip
 
 
 def _windows_ignored(lim: _Limit, ctx: RiskContext) -> Check:
@@ -396,6 +420,7 @@ Rule = Callable[[_Limit, RiskContext], Check | None]
 
 _RULES: tuple[tuple[str, Callable[[Any, str], str], Rule], ...] = (  # after _symbols (allow / deny)
     ("trading_hours", _as_text, _trading_hours),
+    ("flatten_before_close", _as_minutes, _before_close),
     ("daily_loss_limit", _as_money, _daily_loss),
     ("max_price_deviation_percent", _as_percent, _price_deviation),
     ("max_order_quantity", _as_quantity, _order_quantity),

@@ -230,14 +230,16 @@ class RiskGate:
         recorder.run(write).result(30)
 
     def warm(self) -> None:
-        """Build the exchange calendars now when some rule uses ``trading_hours`` (importing pandas
-        and building a calendar takes about a second: not on the first alert's path)."""
+        """Build the exchange calendars now when some rule uses ``trading_hours`` or
+        ``flatten_before_close`` (importing pandas and building a calendar takes about a second:
+        not on the first alert's path)."""
         sections = [
             self.risk_file.defaults,
             *self.risk_file.strategies.values(),
             *self.risk_file.accounts.values(),
         ]
-        if any(section.get("trading_hours", "always") != "always" for section in sections):
+        if any(section.get("trading_hours", "always") != "always" or section.get("flatten_before_close")
+               for section in sections):  # fmt: skip
             session_at("STK", "SMART", self.clock(), primary_exchange="NYSE", currency="USD")
             session_at("FUT", "CME", self.clock())
 

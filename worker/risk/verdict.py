@@ -31,6 +31,7 @@ from worker.risk.calendar import session_at
 from worker.risk.checks import Check, DailyPnl, OpeningOrder, RiskContext, evaluate, first_failure
 from worker.risk.checks import price as fmt_price
 from worker.risk.checks import qty as fmt_qty
+from worker.risk.session_end import closing_at
 from worker.risk.state import RiskCounters
 
 QUOTE = "quote"  # one more market-data snapshot (a rule needs a price the look did not give)
@@ -190,12 +191,16 @@ def _context(case: RiskCase) -> RiskContext:
     if rules.trading_hours != "always":
         session_now = session_at(inst.sec_type, inst.exchange, inputs.now, primary_exchange=inputs.primary_exchange,
                                  currency=inst.currency)  # fmt: skip
+    closing = None  # flatten_before_close: no entry in the session's last minutes
+    if rules.flatten_before_close:
+        closing = closing_at(inst.sec_type, inst.exchange, inputs.now, primary_exchange=inputs.primary_exchange,
+                             currency=inst.currency)  # fmt: skip
     return RiskContext(
         order=order, account=inputs.account, base_currency=view.currency or "USD",
         other_exposure=view.other_exposure, working_orders=view.working, working_tv2ib=view.working_tv2ib,
         orders_last_minute=counters.orders_last_minute, daily=daily, session=session_now,
         alert_price=case.alert_price, quote=quote, quote_source=quote_source,
-        ignore_trading_windows=case.ignore_trading_windows,
+        ignore_trading_windows=case.ignore_trading_windows, closing=closing,
     )  # fmt: skip
 
 
