@@ -22,6 +22,7 @@ from typing import Any, get_args
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
 
+from app.webhook.exit_schemas import StopLossSchema, TakeProfitSchema
 from app.webhook.fields import (
     SIZE_DECIMALS,
     Accounts,
@@ -68,58 +69,6 @@ QUANTITY_TYPES: tuple[str, ...] = get_args(QuantityType)
 ORDER_TYPES: tuple[str, ...] = get_args(OrderType)
 STOP_TYPES: tuple[str, ...] = get_args(StopType)
 TIME_IN_FORCE: tuple[str, ...] = get_args(TimeInForce)
-
-
-class TakeProfitSchema(Schema):
-    class Meta:
-        unknown = EXCLUDE  # unknown keys are reported by check_unknown with a hint
-
-    limitPrice = Number()  # noqa: N815 - the payload's own spelling
-    percent = Number(max_value=Decimal(1000))
-    amount = Number()
-    ticks = Number(integer=True)
-
-    @validates_schema
-    def exactly_one(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if len(data) != 1:
-            raise ValidationError(
-                "give exactly one of limitPrice, percent, amount or ticks", field_name="_schema"
-            )
-
-
-class StopLossSchema(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    type = Choice(STOP_TYPES, load_default="stop")
-    stopPrice = Number()  # noqa: N815
-    limitPrice = Number()  # noqa: N815
-    # 100 % below a long's entry is a stop at 0: never a valid order
-    percent = Number(below=Decimal(100))
-    amount = Number()
-    ticks = Number(integer=True)
-    trailAmount = Number()  # noqa: N815
-    trailPercent = Number(below=Decimal(100))  # noqa: N815
-
-    @validates_schema
-    def forms(self, data: dict[str, Any], **kwargs: Any) -> None:
-        stop_forms = [k for k in ("stopPrice", "percent", "amount", "ticks") if k in data]
-        trail_forms = [k for k in ("trailAmount", "trailPercent") if k in data]
-        kind = data.get("type", "stop")
-        if kind == "trailing_stop":
-            if len(trail_forms) != 1 or stop_forms or "limitPrice" in data:
-                raise ValidationError(
-                    "a trailing_stop stop-loss needs exactly one of trailAmount or trailPercent"
-                )
-            return
-        if trail_forms:
-            raise ValidationError(f"trailAmount/trailPercent need type trailing_stop, not {kind}")
-        if len(stop_forms) != 1:
-            raise ValidationError("give exactly one of stopPrice, percent, amount or ticks")
-        if kind == "stop_limit" and "limitPrice" not in data:
-            raise ValidationError("a stop_limit stop-loss needs limitPrice too")
-        if kind == "stop" and "limitPrice" in data:
-            raise ValidationError("limitPrice needs type stop_limit")
 
 
 class AlertSchema(Schema):

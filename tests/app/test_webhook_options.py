@@ -196,3 +196,28 @@ def test_an_update_that_moves_nothing_or_trades_is_a_422(client, redis_client, f
 def test_an_update_with_a_stop_is_accepted(client, redis_client):
     answer = post(client, alert_body(quantity=None, action="update", price=190, stopLoss={"percent": 1}))
     assert answer.status_code == 202, answer.get_json()
+
+
+@pytest.mark.parametrize(
+    ("break_even", "words"),
+    [
+        ({}, "give exactly one of percent, amount or ticks"),
+        ({"percent": 1, "ticks": 3}, "give exactly one of percent, amount or ticks"),
+        ({"percent": 1, "offsetTicks": 1, "offsetAmount": 0.05}, "at most one of offsetTicks"),
+        ({"percent": 1, "after": "tp1"}, "Unknown field"),
+    ],
+)
+def test_a_bad_break_even_is_a_422_naming_it(client, redis_client, break_even, words):
+    answer = post(client, alert_body(stopLoss={"percent": 2, "breakEven": break_even}))
+    assert answer.status_code == 422
+    assert words in str(answer.get_json()["fields"]["stopLoss"])
+
+
+def test_break_even_is_for_a_plain_stop_and_is_stored(client, ctx):
+    trailing = {"type": "trailing_stop", "trailPercent": 1, "breakEven": {"percent": 1}}
+    refused = post(client, alert_body(stopLoss=trailing))
+    assert refused.status_code == 422 and "breakEven moves a plain stop" in str(refused.get_json()["fields"])
+    stored = _payload(client, ctx, stopLoss={"percent": 2, "breakEven": {"percent": 1, "offsetTicks": 2}})[
+        "stopLoss"
+    ]
+    assert stored == {"type": "stop", "percent": 2, "breakEven": {"percent": 1, "offsetTicks": 2}}
