@@ -277,6 +277,12 @@ class BreakEven:
         """Only the keys given."""
         return _to_doc(self, omit_none=True)
 
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> BreakEven:
+        """Back from :meth:`to_json` (a protection record's copy); raises :class:`PayloadError`."""
+        built: BreakEven = _from_doc(cls, doc, "breakEven.")
+        return built
+
 
 @dataclass(frozen=True, kw_only=True)
 class StopLoss:

@@ -1,6 +1,6 @@
 """The housekeeping thread's periodic checks (worker/housekeeping.py), built from the worker's parts:
-the option expiry alarm (worker/expiry_watch.py) and the session-end flatten
-(worker/session_flatten.py). Each reads the time from the trading room's clock (tests set it)."""
+the option expiry alarm (worker/expiry_watch.py), the session-end flatten
+(worker/session_flatten.py) and the break-even stop (worker/break_even_watch.py). Each reads the time from the trading room's clock (tests set it)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Protocol
 
 from config.settings import Settings
 from core.context import AppContext
+from worker.break_even_watch import BreakEvenWatch
 from worker.execution.guard import Guard
 from worker.expiry_watch import OptionExpiryWatch
 from worker.ib.trading import Trading
@@ -39,4 +40,7 @@ def periodic_checks(worker: Parts) -> list[Callable[[], object]]:
     expiry = OptionExpiryWatch(worker.trading, worker.notifier, worker.settings.option_expiry_alarm_time)
     flatten = SessionFlatten(worker.trading, worker.guard, worker.protection, worker.risk, worker.recorder,
                              worker.ctx.sessions, worker.notifier, worker.run_lock)  # fmt: skip
-    return [expiry.check, flatten.check]
+    break_even = BreakEvenWatch(
+        worker.trading, worker.guard, worker.protection, worker.recorder, worker.notifier
+    )
+    return [expiry.check, flatten.check, break_even.check]

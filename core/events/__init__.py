@@ -58,12 +58,14 @@ from core.events.facts import (
     paused,
 )
 from core.events.safety import (
+    BreakEvenEvent,
     DailyLossEvent,
     PositionDriftEvent,
     SessionClose,
     SessionFlattenEvent,
     UnknownStrategyEvent,
     UnprotectedEvent,
+    break_even,
     daily_loss,
     position_drift,
     session_flatten,
@@ -76,6 +78,7 @@ __all__ = [
     "AlarmEvent",
     "AlertRejectedEvent",
     "AlertStatusEvent",
+    "BreakEvenEvent",
     "DailyLossEvent",
     "DailySummaryEvent",
     "Event",
@@ -95,6 +98,7 @@ __all__ = [
     "alarm",
     "alert_rejected",
     "alert_status",
+    "break_even",
     "daily_loss",
     "fill",
     "order_rejected",
@@ -125,6 +129,7 @@ Event = (
     | DailyLossEvent
     | UnknownStrategyEvent
     | SessionFlattenEvent
+    | BreakEvenEvent
 )
 
 

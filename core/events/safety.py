@@ -93,6 +93,26 @@ def session_flatten(account: str, closed: list[SessionClose]) -> SessionFlattenE
     return {"type": "session_flatten", "account": account, "closed": closed}
 
 
+class BreakEvenEvent(TypedDict):
+    """``stopLoss.breakEven``: the position's stop moved to its entry (worker/break_even_watch.py)."""
+
+    type: Literal["break_even"]
+    account: str
+    con_id: int
+    symbol: str
+    alert_id: str  # the alert that opened the position (its protection record)
+    position: str  # "long 10"
+    old_stop: str | None
+    new_stop: str
+    why: str
+
+
+def break_even(*, account: str, con_id: int, symbol: str, alert_id: str, position: str, old_stop: str | None,
+               new_stop: str, why: str) -> BreakEvenEvent:  # fmt: skip
+    return {"type": "break_even", "account": account, "con_id": con_id, "symbol": symbol, "alert_id": alert_id,
+            "position": position, "old_stop": old_stop, "new_stop": new_stop, "why": why}  # fmt: skip
+
+
 def unprotected(
     *,
     account: str,

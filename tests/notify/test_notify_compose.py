@@ -244,6 +244,16 @@ SAMPLES = {
         risk_file="config/risk.yaml",
         known=["tiny", "trend & co"],
     ),  # fmt: skip
+    "break_even": events.break_even(
+        account="DU1",
+        con_id=265598,
+        symbol="AAPL <x>",
+        alert_id="01JD0000000000000000000011",
+        position="long 10",
+        old_stop="186.20",
+        new_stop="190.02",
+        why="stop moved to break-even 190.02 (entry 190.00 + 2 tick(s))",
+    ),  # fmt: skip
     "session_flatten": events.session_flatten(
         "DU1",
         [
@@ -446,3 +456,11 @@ def test_status_reply_names_what_is_wrong() -> None:
     assert "queued alerts: tv2ib:orders:DU1 3" in shown and "notices waiting: 4" in shown
     assert "07:30:33 buy ES1! → failed" in shown and "IB down" in shown
     assert "none alive" in visible(replies.status_text({"paused": False, "workers": [], "redis": False}))
+
+
+def test_break_even_names_the_old_and_the_new_stop_once_per_position() -> None:
+    draft = c.compose(SAMPLES["break_even"])
+    assert draft is not None and draft.kind == "break_even"
+    text = visible(draft.text)
+    assert "Stop moved to break-even" in text and "AAPL <x> long 10: stop from 186.2 to 190.02" in text
+    assert draft.dedup_key == "break_even:DU1:265598:01JD0000000000000000000011"

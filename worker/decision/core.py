@@ -289,8 +289,10 @@ def _opening(look: Look, payload: AlertPayload, decision: Decision, config: Deci
             return Opening(
                 (replace(opened.legs[0], transmit=True),), after, *reference, (*opened.notes, *notes)
             )
-        # from flat, or the opening part of a reversal: a bracket, as always
+        # from flat, or the opening part of a reversal: a bracket, as always (its break-even rule new)
         after = _after(look, decision, new_prices, kept_terms(protection_orders(opened.legs), new_prices))
+        moves = payload.stop_loss.break_even if payload.stop_loss is not None and "sl" in new_prices else None
+        after = replace(after, break_even=moves, break_even_done=False)
         return Opening(tuple(opened.legs), after, *reference, tuple(opened.notes))
     if decision.target == 0:  # a close: nothing to protect after it
         return Opening()
@@ -314,8 +316,11 @@ def _after(
 ) -> ProtectionSpec:
     """The protection spec of the position after the move (worker/recording/protection.py)."""
     kept = {role: price for role, price in prices.items() if role in ("tp", "sl")}
-    return ProtectionSpec(look.account, look.inst.con_id, look.alert_id, 1 if decision.target > 0 else -1, kept,
-                          look.symbol, {role: terms for role, terms in orders.items() if role in kept})  # fmt: skip
+    side = 1 if decision.target > 0 else -1
+    before = look.protection if look.protection is not None and look.protection.side == side else None
+    return ProtectionSpec(look.account, look.inst.con_id, look.alert_id, side, kept, look.symbol,
+                          {role: terms for role, terms in orders.items() if role in kept},
+                          before.break_even if before else None, before.break_even_done if before else False)  # fmt: skip
 
 
 def _prices(spec: ProtectionSpec | None) -> dict[str, Decimal]:

@@ -176,6 +176,24 @@ class Trading:
         sizes = {con_id: (await self.settled_view(con_id)).position for con_id in sorted(con_ids)}
         return {con_id: qty for con_id, qty in sizes.items() if qty}
 
+    def entry_price(self, alert_id: str, con_id: int) -> Decimal | None:
+        """The average price the alert's entry filled at (our executions, volume-weighted); else
+        the position's average cost from IB's report (per unit); None when neither is known."""
+        ref = f"tv2ib:{alert_id}:entry"
+        fills = [f for f in self.ib.fills() if f.execution.orderRef == ref and f.contract.conId == con_id]
+        shares = sum((Decimal(str(f.execution.shares)) for f in fills), Decimal(0))
+        if shares > 0:
+            paid = sum(
+                (Decimal(str(f.execution.shares)) * Decimal(str(f.execution.price)) for f in fills),
+                Decimal(0),
+            )
+            return paid / shares
+        for pos in self.ib.positions(self.account or ""):
+            if pos.contract.conId == con_id and pos.position and pos.avgCost:
+                multiplier = Decimal(str(pos.contract.multiplier or 1) or 1)
+                return Decimal(str(pos.avgCost)) / multiplier
+        return None
+
     # ------------------------------------------------------------------ orders by orderRef
 
     def known_refs(self, refs: Sequence[str]) -> set[str]:

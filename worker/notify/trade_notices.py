@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from core.events import AlertRejectedEvent, FillEvent, OrderRejectedEvent
+from core.events import AlertRejectedEvent, BreakEvenEvent, FillEvent, OrderRejectedEvent
 from core.notices import NoticeDraft
 from worker.notify.registry import composer
 from worker.notify.wording import (
@@ -121,3 +121,17 @@ def _alert_rejected(event: AlertRejectedEvent) -> NoticeDraft:
     return NoticeDraft(
         "alert_rejected", with_account(lines, event.get("account")), _rejection_key(event["alert_id"])
     )
+
+
+@composer("break_even")
+def _break_even(event: BreakEvenEvent) -> NoticeDraft:
+    """``stopLoss.breakEven``: the stop moved to the entry (once per position's record)."""
+    old = f"from {num(event['old_stop'])} " if event["old_stop"] is not None else ""
+    lines = [
+        f"🛡️ <b>Stop moved to break-even</b> · {esc(symbol_text(event['symbol']))} {esc(event['position'])}: "
+        f"stop {old}to <b>{num(event['new_stop'])}</b>",
+        esc(shorten(event["why"], 500)),
+        f"alert <code>{esc(event['alert_id'])}</code>",
+    ]
+    key = f"break_even:{event['account'][:40]}:{event['con_id']}:{event['alert_id']}"
+    return NoticeDraft("break_even", with_account(lines, event.get("account")), key)

@@ -33,6 +33,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from core.models import Control, utcnow
+from core.payload import BreakEven
 from worker.decision.order_types import ExitOrder, default_exit_order
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,10 @@ class ProtectionSpec:
     prices: Mapping[str, Decimal] = field(default_factory=dict)
     symbol: str = ""  # for notices
     orders: Mapping[str, ExitOrder] = field(default_factory=dict)
+    # stopLoss.breakEven of the alert that opened the position, and whether the stop was moved
+    # (once: worker/execution/break_even.py)
+    break_even: BreakEven | None = None
+    break_even_done: bool = False
 
     def __post_init__(self) -> None:
         if self.side not in (1, -1):
@@ -105,6 +110,9 @@ class ProtectionSpec:
         }
         if self.orders:  # absent for plain LMT / STP exits: older readers see the same document
             doc["orders"] = {role: terms.to_json() for role, terms in self.orders.items()}
+        if self.break_even is not None:
+            doc["break_even"] = self.break_even.to_json()
+            doc["break_even_done"] = self.break_even_done
         return doc
 
     @classmethod
@@ -118,6 +126,8 @@ class ProtectionSpec:
             prices=prices,
             symbol=str(doc.get("symbol") or ""),
             orders=orders_from_json(doc.get("orders")),
+            break_even=BreakEven.from_json(doc["break_even"]) if doc.get("break_even") else None,
+            break_even_done=bool(doc.get("break_even_done")),
         )
 
 
