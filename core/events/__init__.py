@@ -1,7 +1,8 @@
 """The events of tv2ib: one TypedDict per kind, each with a ``type`` Literal key, by family:
 
 * :mod:`core.events.facts`   the recorder's facts and the web app's ``paused``
-* :mod:`core.events.safety`  the safety nets' warnings (unprotected, drift, daily loss, unknown strategy)
+* :mod:`core.events.safety`  the safety nets' warnings (unprotected, drift, daily loss, protection
+  locks, unknown strategy)
 * :mod:`core.events.alarms`  the notifier's alarms (outbox only)
 
 Import them from here (``from core import events``; ``events.fill(...)``).
@@ -59,10 +60,12 @@ from core.events.facts import (
 from core.events.safety import (
     DailyLossEvent,
     PositionDriftEvent,
+    ProtectionEvent,
     UnknownStrategyEvent,
     UnprotectedEvent,
     daily_loss,
     position_drift,
+    protection,
     unknown_strategy,
     unprotected,
 )
@@ -82,6 +85,7 @@ __all__ = [
     "OutageKind",
     "PausedEvent",
     "PositionDriftEvent",
+    "ProtectionEvent",
     "StrategyTotals",
     "UnknownStrategyEvent",
     "UnprotectedEvent",
@@ -96,6 +100,7 @@ __all__ = [
     "outage",
     "paused",
     "position_drift",
+    "protection",
     "published_kinds",
     "unknown_strategy",
     "unprotected",
@@ -116,6 +121,7 @@ Event = (
     | UnprotectedEvent
     | PositionDriftEvent
     | DailyLossEvent
+    | ProtectionEvent
     | UnknownStrategyEvent
 )
 
