@@ -184,6 +184,10 @@ def status_panel(doc: StatusDoc) -> Table:
             Text(f"{last.get('id')} {last.get('ticker')} {last.get('action')} ")
             + status_text(last.get("status")),
         )
+    for lock in doc.get("locks") or []:  # the risk file's protections (docs/risk.md)
+        what = lock.get("symbol") or "every ticker"
+        grid.add_row("locked", Text(f"{lock.get('strategy') or '(no strategy)'} {what} until {lock.get('until')} "
+                                    f"({lock.get('rule')}: {lock.get('why')})", style="yellow"))  # fmt: skip
     pnl = doc.get("pnl_today")
     if pnl:
         grid.add_row("today", f"{pnl.get('fills', 0)} fills, realized PnL {_fmt(pnl.get('realized_pnl'))}, "

@@ -38,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from core import risk_protections
 from core import risk_values as values
 from core.account_ids import account_id_problem
 from core.risk_rules import RULE_KEYS, RiskRules, merge
@@ -82,6 +83,7 @@ _PARSERS: dict[str, Parser] = {
     "max_price_deviation_percent": values.percent,
     "dry_run": values.switch,
     "default_sizing": values.sizing,
+    **risk_protections.PARSERS,
 }
 assert tuple(_PARSERS) == RULE_KEYS, "a key of the risk file without its parser, or the other way round"
 
@@ -111,7 +113,7 @@ class RiskFile:
             layers.append((f'strategy "{named}"', self.strategies.get(named, {})))
         if account and account in self.accounts:
             layers.append((f'account "{account}"', self.accounts[account]))
-        rules = merge(layers)
+        rules = dataclasses.replace(merge(layers), strategy=strategy or None)
         if strategy and named is None and self.strategies:
             return dataclasses.replace(rules, unknown_strategy=strategy, notes=(self._unknown(strategy),))
         return rules

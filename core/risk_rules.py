@@ -18,6 +18,10 @@
   default, and ``false`` in either of those two sections wins over ``true`` in the other.
 * ``default_sizing`` is not a limit: the most specific section's (account, then strategy, then
   defaults); the limits above still bound what it sizes.
+* The protections (``stop_out_cooldown_minutes``, ``stop_loss_guard``, ``drawdown_pause``,
+  ``daily_profit_target``: core/risk_protections.py) combine like limits; where a strategy and an
+  account both set one, the tighter holds field by field (a longer cooldown, fewer stop-outs, a
+  smaller drawdown, a lower target...), and the source names both when the result mixes them.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from core.risk_protections import PROTECTION_KEYS, DrawdownPause, StopLossGuard, tighter
 from core.risk_values import DefaultSizing
 
 
@@ -57,6 +62,11 @@ class RiskRules:
     max_price_deviation_percent: Decimal | None = None
     dry_run: bool = False
     default_sizing: DefaultSizing | None = None
+    # the protections (core/risk_protections.py; the locks: worker/risk/protections.py)
+    stop_out_cooldown_minutes: Decimal | None = None  # 0: none
+    stop_loss_guard: StopLossGuard | None = None
+    drawdown_pause: DrawdownPause | None = None
+    daily_profit_target: Decimal | None = None
     #: key -> where its value came from: "defaults", 'strategy "trend"', 'account "DU111"'
     sources: Mapping[str, str] = field(default_factory=dict)
     #: every section's allow list with its source: a symbol must be on each (empty: only ``allow``)
@@ -64,6 +74,8 @@ class RiskRules:
     #: the alert named a strategy the file does not know (it gets no strategy section): the name
     unknown_strategy: str | None = None
     notes: tuple[str, ...] = ()  # warnings for the plan (the unknown strategy)
+    #: the alert's strategy as it named it (None: it named none); the protections count per strategy
+    strategy: str | None = None
 
     def source_of(self, key: str) -> str:
         return self.sources.get(key, "defaults")
@@ -79,7 +91,7 @@ class RiskRules:
         doc: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name in ("sources", "allow_layers", "unknown_strategy", "notes"):
+            if f.name in ("sources", "allow_layers", "unknown_strategy", "notes", "strategy"):
                 continue
             if value is None or value == () or value is False:
                 continue
@@ -87,7 +99,7 @@ class RiskRules:
                 continue
             if isinstance(value, Decimal):
                 value = str(value)
-            elif isinstance(value, DefaultSizing):
+            elif isinstance(value, (DefaultSizing, StopLossGuard, DrawdownPause)):
                 value = value.to_json()
             elif isinstance(value, tuple):
                 value = list(value)
@@ -113,6 +125,17 @@ def _tightness(key: str, value: Any) -> Any:
     return _HOURS[value] if key == "trading_hours" else value
 
 
+def _tightest(key: str, present: list[tuple[str, Any]]) -> tuple[str, Any]:
+    """A protection's (source, value): the sections after defaults replace it; of those the
+    tighter holds (core/risk_protections.py ``tighter``); a mix of two names both."""
+    specific = [(where, value) for where, value in present if where != "defaults"] or present
+    value = specific[0][1]
+    for _where, other in specific[1:]:
+        value = tighter(key, value, other)
+    same = [where for where, v in specific if v == value]
+    return (same[-1] if same else " + ".join(where for where, _ in specific)), value
+
+
 def merge(layers: Sequence[Layer]) -> RiskRules:
     """The rules of ``layers`` (defaults first, then the strategy's, then the account's)."""
     merged: dict[str, Any] = {}
@@ -131,6 +154,8 @@ def merge(layers: Sequence[Layer]) -> RiskRules:
         elif key == "allow":
             allow_layers = tuple(present)
             sources[key], merged[key] = present[-1]
+        elif key in PROTECTION_KEYS:
+            sources[key], merged[key] = _tightest(key, present)
         elif key == "default_sizing":
             sources[key], merged[key] = present[-1]
         else:  # a limit: the sections after defaults replace it; of those, the tighter holds

@@ -80,6 +80,9 @@ def _number_text(node: yaml.Node) -> str:
     return str(node.value).strip()
 
 
+number_text = _number_text  # a number's text as written (core/risk_protections.py reads its own keys)
+
+
 def parse_number(text: str) -> Decimal:
     """``text`` as written in the file (``50,000``, ``0.5``, ``1e6``); ValueError says why not."""
     match = _NUMBER_RE.fullmatch(text)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from core import keys, routing
 from core.models import IB_WORKING_STATUSES, Alert, AlertStatus, Control, Fill, Order, Position, utcnow
 from core.performance import execution_of
+from core.risk_protections import LOCKS_KEY_PREFIX
 from core.slippage import ExecutionDoc
 
 PAUSED_KEY = "paused"
@@ -153,15 +154,30 @@ class FlattenDoc(TypedDict):
     account: str | None
 
 
+class LockDoc(TypedDict):
+    """A protection of the risk file locking a strategy's new entries (docs/risk.md "Protections"),
+    as the worker announced it."""
+
+    account: str
+    strategy: str  # "": alerts without a strategy
+    rule: str  # stop_out_cooldown_minutes, stop_loss_guard, drawdown_pause, daily_profit_target
+    symbol: str  # "": every ticker of the strategy
+    since: str  # ISO 8601
+    until: str  # ISO 8601
+    why: str  # "AAPL stopped out at 14:02"
+
+
 class StatusDoc(TypedDict):
     """What an operator checks first. ``workers``: each live worker's heartbeat (the worker's own
-    JSON, with ``age_seconds``); the API adds ``pnl_today``, the bot ``notices_pending``."""
+    JSON, with ``age_seconds``); ``locks``: the protections' locks that hold; the API adds
+    ``pnl_today``, the bot ``notices_pending``."""
 
     paused: bool
     redis: bool
     workers: list[dict[str, Any]]
     queues: dict[str, int]
     last_alert: AlertDoc | None
+    locks: list[LockDoc]
     pnl_today: NotRequired[PnlDoc]
     notices_pending: NotRequired[int]
 
@@ -291,6 +307,26 @@ def is_paused(session: Session) -> bool:
     return row is not None and row.value == "1"
 
 
+def active_locks(session: Session, now: datetime | None = None) -> list[LockDoc]:
+    """The protections' locks that hold at ``now``, as the workers announced them (their
+    ``risk:locks:<account>`` rows: worker/risk/lock_watch.py), soonest to end first."""
+    now = now or datetime.now(UTC)
+    found: list[LockDoc] = []
+    rows = session.execute(select(Control.key, Control.value).where(Control.key.startswith(LOCKS_KEY_PREFIX)))
+    for key, value in rows:
+        account = key.removeprefix(LOCKS_KEY_PREFIX)
+        try:
+            locks = json.loads(value)
+            for lock in locks:
+                if datetime.fromisoformat(lock["until"]) > now:
+                    found.append(LockDoc(account=account, strategy=str(lock["strategy"]), rule=str(lock["rule"]),
+                                         symbol=str(lock["symbol"]), since=str(lock["since"]), until=str(lock["until"]),
+                                         why=str(lock["why"])))  # fmt: skip
+        except (ValueError, TypeError, KeyError):  # a row no worker wrote as it should: not shown
+            continue
+    return sorted(found, key=lambda lock: lock["until"])
+
+
 def set_paused(sessions: sessionmaker[Session], paused: bool, by: str = "api") -> PausedDoc:
     """Pause or resume new entries; durable in the database (Redis keeps nothing on disk)."""
     with sessions.begin() as session:
@@ -342,6 +378,7 @@ def status(sessions: sessionmaker[Session], client: redis.Redis) -> StatusDoc:
     with sessions() as session:
         paused = is_paused(session)
         last = session.scalar(select(Alert).order_by(Alert.id.desc()).limit(1))
+        locks = active_locks(session)
     depth: dict[str, int] = {}
     redis_ok = True
     try:
@@ -356,4 +393,5 @@ def status(sessions: sessionmaker[Session], client: redis.Redis) -> StatusDoc:
         "workers": worker_heartbeats(client) if redis_ok else [],
         "queues": depth,
         "last_alert": None if last is None else alert_to_dict(last),
+        "locks": locks,
     }

@@ -1,8 +1,8 @@
 """The events of tv2ib: one TypedDict per kind, each with a ``type`` Literal key, by family:
 
 * :mod:`core.events.facts`   the recorder's facts and the web app's ``paused``
-* :mod:`core.events.safety`  the safety nets' warnings (unprotected, drift, daily loss, unknown
-  strategy) and the session-end flatten
+* :mod:`core.events.safety`  the safety nets' warnings (unprotected, drift, daily loss, protection
+  locks, unknown strategy), the session-end flatten and the break-even stop
 * :mod:`core.events.alarms`  the notifier's alarms (outbox only)
 
 Import them from here (``from core import events``; ``events.fill(...)``).
@@ -61,6 +61,7 @@ from core.events.safety import (
     BreakEvenEvent,
     DailyLossEvent,
     PositionDriftEvent,
+    ProtectionEvent,
     SessionClose,
     SessionFlattenEvent,
     UnknownStrategyEvent,
@@ -68,6 +69,7 @@ from core.events.safety import (
     break_even,
     daily_loss,
     position_drift,
+    protection,
     session_flatten,
     unknown_strategy,
     unprotected,
@@ -91,6 +93,7 @@ __all__ = [
     "PositionDriftEvent",
     "SessionClose",
     "SessionFlattenEvent",
+    "ProtectionEvent",
     "StrategyTotals",
     "UnknownStrategyEvent",
     "UnprotectedEvent",
@@ -106,6 +109,7 @@ __all__ = [
     "outage",
     "paused",
     "position_drift",
+    "protection",
     "published_kinds",
     "session_flatten",
     "unknown_strategy",
@@ -127,6 +131,7 @@ Event = (
     | UnprotectedEvent
     | PositionDriftEvent
     | DailyLossEvent
+    | ProtectionEvent
     | UnknownStrategyEvent
     | SessionFlattenEvent
     | BreakEvenEvent

@@ -1,6 +1,7 @@
 """What the worker's safety nets report: a position the guard could not protect again, a position
-that drifted from the one the strategy said it held, the daily loss limit reached, an alert of a
-strategy the risk file does not know, the positions closed before their session's end."""
+that drifted from the one the strategy said it held, the daily loss limit reached, a protection
+locking or unlocking a strategy's entries, an alert of a strategy the risk file does not know, the
+positions closed before their session's end, a stop moved to break-even."""
 
 from decimal import Decimal
 from typing import Literal, TypedDict
@@ -50,6 +51,26 @@ class DailyLossEvent(TypedDict):
     source: str  # where the limit came from: defaults, account "DU1"
     action: str
     until: str
+
+
+class ProtectionEvent(TypedDict):
+    """A protection of the risk file locked a strategy's new entries (on a ticker, or all of them),
+    or the lock ended (worker/risk/protections.py, said by worker/risk/lock_watch.py)."""
+
+    type: Literal["protection"]
+    state: Literal["locked", "unlocked"]
+    account: str
+    strategy: str  # as its alerts name it ("": alerts without one)
+    rule: str  # the risk file's key: stop_out_cooldown_minutes, stop_loss_guard, ...
+    symbol: str  # "": every ticker of the strategy
+    label: str  # the rule in words: "cooldown 30 min after a stop-out"
+    source: str  # where the rule came from: defaults, strategy "trend"
+    why: str  # "AAPL stopped out at 14:02"
+    what: str  # "on AAPL", 'for strategy "trend"'
+    since: str  # ISO 8601
+    until: str  # ISO 8601
+    until_text: str  # "14:32 America/New_York"
+    detail: str  # unlocked: why ("its time is up", "the risk file no longer locks it")
 
 
 class UnknownStrategyEvent(TypedDict):
@@ -188,6 +209,40 @@ def daily_loss(
         "source": source,
         "action": action,
         "until": until,
+    }
+
+
+def protection(
+    state: Literal["locked", "unlocked"],
+    *,
+    account: str,
+    strategy: str,
+    rule: str,
+    symbol: str,
+    label: str,
+    source: str,
+    why: str,
+    what: str,
+    since: str,
+    until: str,
+    until_text: str,
+    detail: str = "",
+) -> ProtectionEvent:
+    return {
+        "type": "protection",
+        "state": state,
+        "account": account,
+        "strategy": strategy,
+        "rule": rule,
+        "symbol": symbol,
+        "label": label,
+        "source": source,
+        "why": why,
+        "what": what,
+        "since": since,
+        "until": until,
+        "until_text": until_text,
+        "detail": detail,
     }
 
 

@@ -467,3 +467,30 @@ def test_alert_page_shows_the_contract_the_worker_stored_and_the_option_chosen(c
     assert (
         "closed first: long 2 AAPL  270108C00192500" in page and "/alerts/01JDASHBOARDCHILD000000001" in page
     )
+
+
+def test_home_and_the_status_show_the_locks_a_worker_announced_that_still_hold(client, ctx):
+    """The risk file's protections (docs/risk.md "Protections"): the worker's ``risk:locks:<account>``
+    row; a lock whose time is up is not shown."""
+    import json
+
+    from core.models import Control
+
+    now = datetime.now(UTC)
+
+    def lock(strategy: str, symbol: str, until: datetime) -> dict:
+        return {"rule": "stop_out_cooldown_minutes", "strategy": strategy, "symbol": symbol,
+                "since": (until - timedelta(minutes=30)).isoformat(), "until": until.isoformat(),
+                "label": "cooldown 30 min after a stop-out", "why": f"{symbol} stopped out at 14:02",
+                "source": "defaults"}  # fmt: skip
+
+    with ctx.sessions.begin() as session:
+        session.add(Control(key="risk:locks:DU1", value=json.dumps([lock("trend", "AAPL", now + timedelta(minutes=9)),
+                                                                    lock("old", "MSFT", now - timedelta(minutes=1))])))  # fmt: skip
+    sign_in(client)
+    page = client.get("/").get_data(as_text=True)
+    assert 'id="locks"' in page and "trend · AAPL" in page and "old · MSFT" not in page
+    status = client.get("/api/status", headers={"Authorization": f"Bearer {TOKEN}"}).get_json()
+    assert [(x["account"], x["strategy"], x["symbol"], x["why"]) for x in status["locks"]] == [
+        ("DU1", "trend", "AAPL", "AAPL stopped out at 14:02")
+    ]

@@ -115,3 +115,23 @@ def test_flatten_takes_the_account_ids_alerts_take_and_never_default(tmp_path):
     taken = run_cli("--url", "http://127.0.0.1:9", "flatten", "--account", "DU_1", "--yes",
                     env={"ADMIN_TOKEN": "t" * 20}, cwd=tmp_path)  # fmt: skip
     assert taken.returncode == exitcodes.UNREACHABLE, taken.stderr
+
+
+def test_status_lists_the_protections_locks():
+    from rich.console import Console
+
+    from cli.render import status_panel
+
+    lock = {"account": "DU1", "strategy": "trend", "rule": "stop_out_cooldown_minutes", "symbol": "AAPL",
+            "since": "2026-11-30T19:02:00+00:00", "until": "2026-11-30T19:32:00+00:00",
+            "why": "AAPL stopped out at 14:02"}  # fmt: skip
+    doc = {"paused": False, "redis": True, "workers": [], "queues": {}, "last_alert": None,
+           "locks": [lock, {**lock, "symbol": "", "strategy": "", "rule": "drawdown_pause"}]}  # fmt: skip
+    console = Console(record=True, width=200)
+    console.print(status_panel(doc))
+    text = console.export_text()
+    assert (
+        "locked   trend AAPL until 2026-11-30T19:32:00+00:00 (stop_out_cooldown_minutes: AAPL stopped out at 14:02)"
+        in text
+    )
+    assert "(no strategy) every ticker until" in text

@@ -420,3 +420,76 @@ def test_a_file_too_big_to_be_a_risk_file_is_refused_unread(tmp_path):
     path.write_bytes(b"#" * (2 << 20))
     with pytest.raises(RiskFileError, match="larger than 1 MB: not a risk file"):
         load_risk_file(path)
+
+
+# --- the protections (issue 21): per strategy, combined like limits, a bad one named by its line --
+
+
+PROTECTED = """\
+defaults:
+  stop_out_cooldown_minutes: 30
+  stop_loss_guard: {stop_outs: 3, within_minutes: 120, lock_minutes: 60}
+  daily_profit_target: 2,000
+strategies:
+  scalp:
+    stop_out_cooldown_minutes: 5
+    drawdown_pause: {max_drawdown: 1500, within_minutes: 1440, pause_minutes: 240}
+    stop_loss_guard:
+      stop_outs: 2
+      within_minutes: 30
+      lock_minutes: 15
+      lock: strategy
+accounts:
+  DU1:
+    stop_loss_guard: {stop_outs: 4, within_minutes: 60, lock_minutes: 90}
+    drawdown_pause: {max_drawdown: 2000, within_minutes: 60, pause_minutes: 300}
+"""
+
+
+def test_protections_load_per_strategy_and_the_tighter_holds_field_by_field(tmp_path):
+    from core.risk_protections import DrawdownPause, StopLossGuard
+
+    risk = load_risk_file(write(tmp_path, PROTECTED))
+    plain = risk.rules_for("other", None)
+    assert plain.stop_out_cooldown_minutes == 30 and plain.daily_profit_target == Decimal(2000)
+    assert plain.stop_loss_guard == StopLossGuard(3, Decimal(120), Decimal(60), "ticker")
+    assert plain.drawdown_pause is None and plain.strategy == "other"
+    scalp = risk.rules_for("SCALP", None)  # the strategy's replace the default's, even a looser one
+    assert (
+        scalp.stop_out_cooldown_minutes == 5
+        and scalp.source_of("stop_out_cooldown_minutes") == 'strategy "scalp"'
+    )
+    assert scalp.stop_loss_guard == StopLossGuard(2, Decimal(30), Decimal(15), "strategy")
+    both = risk.rules_for("scalp", "DU1")  # a strategy's and an account's: the tighter, field by field
+    assert both.stop_loss_guard == StopLossGuard(2, Decimal(60), Decimal(90), "strategy")
+    assert both.source_of("stop_loss_guard") == 'strategy "scalp" + account "DU1"'
+    assert both.drawdown_pause == DrawdownPause(Decimal(1500), Decimal(1440), Decimal(300))
+    assert risk.rules_for(None, "DU1").source_of("stop_loss_guard") == 'account "DU1"'
+    assert scalp.to_json()["stop_loss_guard"] == {"stop_outs": 2, "within_minutes": "30", "lock_minutes": "15",
+                                                  "lock": "strategy"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "reason"),
+    [
+        ("defaults:\n  stop_out_cooldown_minutes: -1\n", 2, "defaults.stop_out_cooldown_minutes must be at least 0"),
+        ("defaults:\n  stop_out_cooldown_minutes: 10081\n", 2, "must be at most 10,080"),
+        ("defaults:\n  daily_profit_target: 0\n", 2, "defaults.daily_profit_target must be above 0"),
+        ("defaults:\n  stop_loss_guard: 3\n", 2, "defaults.stop_loss_guard must be a mapping with stop_outs"),
+        ("defaults:\n  stop_loss_guard: {stop_outs: 3, within_minutes: 60}\n", 2, "lacks lock_minutes"),
+        ("defaults:\n  stop_loss_guard: {stop_outs: 2.5, within_minutes: 60, lock_minutes: 5}\n", 2,
+         "stop_outs must be a whole number"),
+        ("defaults:\n  stop_loss_guard: {stop_outs: 2, within_minutes: 60, lock_minutes: 5, lock: account}\n", 2,
+         "lock must be ticker or strategy"),
+        ("strategies:\n  s:\n    drawdown_pause: {max_drawdown: 100, within_minutes: 60, pause_minutes: 5, x: 1}\n",
+         3, "strategies.s.drawdown_pause must be a mapping with max_drawdown, within_minutes, pause_minutes; got 'x'"),
+        ("defaults:\n  drawdown_pause: {max_drawdown: 0, within_minutes: 60, pause_minutes: 5}\n", 2,
+         "drawdown_pause max_drawdown must be above 0"),
+    ],
+)  # fmt: skip
+def test_a_bad_protection_is_a_load_error_with_its_line(tmp_path, text, line, reason):
+    path = write(tmp_path, text)
+    with pytest.raises(RiskFileError) as caught:
+        load_risk_file(path)
+    assert str(caught.value).startswith(f"{path}:{line}: "), str(caught.value)
+    assert reason in str(caught.value), str(caught.value)

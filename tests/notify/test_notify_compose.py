@@ -237,6 +237,20 @@ SAMPLES = {
         action="entries halted; flatten_on_daily_loss: closing AAPL 100",
         until="2026-11-30 17:00 America/New_York",
     ),  # fmt: skip
+    "protection": events.protection(
+        "locked",
+        account="DU1",
+        strategy="Trend <a>",
+        rule="stop_out_cooldown_minutes",
+        symbol="AAPL",
+        label="cooldown 30 min after a stop-out",
+        source='strategy "Trend <a>"',
+        why="AAPL stopped out at 14:02",
+        what="on AAPL",
+        since="2026-11-30T19:02:00+00:00",
+        until="2026-11-30T19:32:00+00:00",
+        until_text="14:32 America/New_York",
+    ),  # fmt: skip
     "unknown_strategy": events.unknown_strategy(
         "01JD0000000000000000000009",
         strategy="Tiny <2>",
@@ -311,6 +325,20 @@ def test_alarm_texts() -> None:
     loss = c.compose(SAMPLES["daily_loss"])
     assert "today's PnL -2150.5" in visible(loss.text) and "until 2026-11-30 17:00" in visible(loss.text)
     assert "closing AAPL 100" in visible(loss.text) and loss.dedup_key == "daily_loss:DU1:2026-11-30"
+
+
+def test_a_protection_says_what_locked_until_when_and_when_it_ended_once_each() -> None:
+    locked = c.compose(SAMPLES["protection"])
+    shown = visible(locked.text)
+    assert "Entries locked · AAPL · Trend <a>" in shown and "AAPL stopped out at 14:02" in shown
+    assert "no new entry on AAPL until 14:32 America/New_York; exits still go out" in shown
+    ended = c.compose({**SAMPLES["protection"], "state": "unlocked", "detail": "its time is up"})
+    assert "Entries unlocked · AAPL · Trend <a>" in visible(ended.text) and "its time is up" in visible(
+        ended.text
+    )
+    assert locked.dedup_key != ended.dedup_key and locked.dedup_key.startswith("protection:locked:")
+    later = c.compose({**SAMPLES["protection"], "since": "2026-11-30T19:12:00+00:00"})
+    assert later.dedup_key != locked.dedup_key  # another lock of the same ticker: said again
 
 
 def test_an_unknown_strategy_warning_names_the_strategy_and_what_the_file_has() -> None:

@@ -28,7 +28,7 @@ from config.settings import Settings
 from core.context import AppContext
 from core.models import Fill, Order
 from worker.risk import state
-from worker.risk.state import EntryOrderRow, RealizedFillRow, RiskCounters
+from worker.risk.state import ClosedFillRow, CountedRow, EntryOrderRow, RealizedFillRow, RiskCounters
 from worker.risk.tally import KEEP_ORDERS, RiskTally
 
 NOON = datetime(2026, 11, 30, 17, 0, tzinfo=UTC)  # 12:00 New York
@@ -69,10 +69,12 @@ def _random_rows(
     return fills, orders
 
 
-def _as_counted(fills: list[Fill], orders: list[Order]) -> list[RealizedFillRow | EntryOrderRow]:
-    rows: list[RealizedFillRow | EntryOrderRow] = [
+def _as_counted(fills: list[Fill], orders: list[Order]) -> list[CountedRow]:
+    rows: list[CountedRow] = [
         RealizedFillRow(f.exec_id, f.account or "", f.time, f.realized_pnl) for f in fills if f.realized_pnl is not None
     ]  # fmt: skip
+    rows += [ClosedFillRow(f.exec_id, f.account or "", "", "", "", "", f.time, f.realized_pnl)
+             for f in fills if f.realized_pnl is not None]  # the protections' (no alert, no order)  # fmt: skip
     return rows + [
         EntryOrderRow(o.order_ref, o.account or "", o.created_at) for o in orders if o.leg == "entry"
     ]

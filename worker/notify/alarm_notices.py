@@ -1,6 +1,7 @@
 """The notices of the notifier's alarms (a connection lost and back, the worker stopping, the daily
 summary, a generic alarm) and of the safety nets' warnings (a position unprotected or drifted, the
-daily loss limit, a strategy the risk file does not know), and the session-end flatten."""
+daily loss limit, a protection locking and unlocking entries, a strategy the risk file does not
+know), and the session-end flatten."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from core.events import (
     DailySummaryEvent,
     OutageEvent,
     PositionDriftEvent,
+    ProtectionEvent,
     SessionFlattenEvent,
     UnknownStrategyEvent,
     UnprotectedEvent,
@@ -175,6 +177,29 @@ def _session_flatten(event: SessionFlattenEvent) -> NoticeDraft:
     refs = ",".join(sorted(c["order_ref"] or f"{c['con_id']}@{c['when']}" for c in closed))
     key = f"session_flatten:{event['account'][:40]}:{hashlib.sha256(refs.encode()).hexdigest()[:32]}"
     return NoticeDraft("session_flatten", with_account(lines, event.get("account")), key)
+
+
+@composer("protection")
+def _protection(event: ProtectionEvent) -> NoticeDraft:
+    """A protection of the risk file locked a strategy's entries (on a ticker, or all), or unlocked them."""
+    strategy = esc(shorten(event["strategy"], 128)) if event["strategy"] else "alerts without a strategy"
+    title = f"{esc(symbol_text(event['symbol']))} · {strategy}" if event["symbol"] else strategy
+    if event["state"] == "locked":
+        lines = [
+            f"🔒 <b>Entries locked</b> · {title}",
+            f"{esc(event['label'])} ({esc(event['source'])}): {esc(event['why'])}",
+            f"no new entry {esc(event['what'])} until {esc(event['until_text'])}; exits still go out",
+        ]
+    else:
+        lines = [
+            f"🔓 <b>Entries unlocked</b> · {title}",
+            f"{esc(event['label'])} ({esc(event['source'])}): {esc(event['detail'] or 'its time is up')}",
+        ]
+    lock = "|".join(
+        (event["account"], event["rule"], event["strategy"].casefold(), event["symbol"], event["since"])
+    )
+    key = f"protection:{event['state']}:{hashlib.sha256(lock.encode()).hexdigest()[:24]}"  # once per lock and state
+    return NoticeDraft("protection", with_account(lines, event.get("account")), key)
 
 
 @composer("unknown_strategy")

@@ -15,7 +15,7 @@ from worker.recording.alert_state import note, qty_text
 from worker.recording.order_rows import alert_of
 from worker.recording.snapshots import FillSnapshot
 from worker.recording.unit import UnitOfWork
-from worker.risk.state import RealizedFillRow
+from worker.risk.state import ClosedFillRow, RealizedFillRow
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,10 @@ def record_fill(uow: UnitOfWork, snap: FillSnapshot) -> bool:
         uow.emit(_fill_event(row, snap, alert.strategy if alert else None, order))
     if row.realized_pnl is not None and row.time is not None:  # also a row another worker wrote
         uow.count(RealizedFillRow(row.exec_id, row.account or "", row.time, row.realized_pnl))
+    if (row.leg == "sl" or row.realized_pnl is not None) and row.time is not None:  # the protections'
+        symbol = (order.symbol if order is not None else None) or snap.symbol or row.symbol or ""
+        uow.count(ClosedFillRow(row.exec_id, row.account or "", (alert.strategy if alert else None) or "", symbol,
+                                row.leg or "", row.order_ref or "", row.time, row.realized_pnl))  # fmt: skip
     if new and alert is not None:
         note(uow, alert.id, f"fill {row.leg}: {row.side} {qty_text(row.quantity)} @ {qty_text(row.price)}"
                   f" (exec {row.exec_id})")  # fmt: skip

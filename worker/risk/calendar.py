@@ -36,7 +36,7 @@ before to 16:00 Chicago) is their ``regular`` session, and they have no ``extend
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from worker.risk.checks import Session
@@ -126,3 +126,19 @@ def _session(name: str, now: datetime, *, us_extended: bool) -> Session:
 def exchange_calendar(name: str, now: datetime) -> Any:
     """The library's calendar ``name`` around ``now``'s year (built once per year, cached)."""
     return _calendar(name, now.astimezone(UTC).year)
+
+
+DAY_CALENDAR = "XNYS"  # the risk file's trading day is New York's (worker/risk/state.py)
+
+
+@functools.lru_cache(maxsize=64)
+def next_trading_day(day: date) -> date:
+    """The first New York Stock Exchange session after the trading day ``day`` (a Friday's is the
+    Monday, a holiday is skipped): when a ``daily_profit_target`` lock ends (at the start of that
+    trading day, 17:00 New York the evening before). Without the calendar: the next day."""
+    try:
+        cal = _calendar(DAY_CALENDAR, day.year)
+        session = cal.date_to_session((day + timedelta(days=1)).isoformat(), direction="next")
+        return date(session.year, session.month, session.day)
+    except Exception:  # noqa: BLE001 - a day past the library's range: the plain next day
+        return day + timedelta(days=1)

@@ -230,7 +230,7 @@ def _symbols(rules: RiskRules, ctx: RiskContext) -> list[Check]:
     """``deny`` wins over ``allow``; either matches the TradingView ticker (with or without its
     ``EXCHANGE:`` prefix), IB's symbol or IB's local symbol. The deny lists of every section add
     up; each section's allow list must name the symbol (one check each)."""
-    names = _names(ctx.order)
+    names = names_of(ctx.order)
     denied = sorted(names & set(rules.deny))
     if denied:
         return [Check("deny", list(rules.deny), denied[0], False, rules.source_of("deny"),
@@ -249,7 +249,8 @@ def _symbols(rules: RiskRules, ctx: RiskContext) -> list[Check]:
     return checks
 
 
-def _names(order: OpeningOrder) -> set[str]:
+def names_of(order: OpeningOrder) -> set[str]:
+    """The order's ticker as the symbol rules match it: TradingView's (with or without its prefix), IB's symbols."""
     ticker = order.ticker.strip().upper()
     names = {ticker, ticker.rpartition(":")[2], order.symbol.upper(), order.local_symbol.upper()}
     return {n for n in names if n}

@@ -19,6 +19,10 @@ counters, and halts the account when today's loss reaches its limit.
   recorder's commits; no query on an alert's path). They are
   stored in the plan: ``plan["risk"] = {"rules": ..., "checks": [{rule, limit, value, passed,
   source}], ...}`` so ``GET /api/alerts/<id>`` shows what was compared.
+* The protections (worker/risk/protections.py: a cooldown after a stop-out, the stop-loss guard,
+  the drawdown pause, the daily profit target) lock a strategy's entries from its fills, which the
+  counters hold; the verdict computes the locks at the alert's instant, and :meth:`watch_locks`
+  says when one begins and ends (worker/risk/lock_watch.py).
 * ``dry_run``: the alert is planned and recorded and nothing is sent, closing part included (a
   strategy in dry run has no live position of its own to close); it ends ``cancelled`` with
   "dry run: would send BUY 52 AAPL MKT + TP 195.00 + SL 188.00".
@@ -37,6 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core import events
 from core.events import Event
 from core.risk_file import RiskFile, RiskFileError, RiskRules, load_risk_file
+from core.risk_protections import PROTECTION_KEYS
 from worker.ib.connection import IBConnection
 from worker.ib.trading import Trading
 from worker.recording.recorder import Recorder, UnitOfWork
@@ -48,6 +53,7 @@ from worker.risk.checks import (
     money,
     signed,
 )
+from worker.risk.lock_watch import LockWatch, current_locks
 from worker.risk.tally import KEEP_DAYS, KEEP_ORDERS, RiskTally
 
 log = logging.getLogger(__name__)
@@ -80,6 +86,9 @@ class RiskGate:
         # the counters in memory (worker/risk/tally.py); the worker has the recorder feed them
         self.tally = RiskTally()
         self.flatten: Callable[[str], str] | None = None  # set by worker/runtime.py
+        # the protections' notices (worker/risk/lock_watch.py); the locks are recomputed from the fills
+        self.locks = LockWatch(self._write_waited if recorder is not None else None)
+        self._currency = ""  # the account's base currency, once IB said it (the locks' words)
 
     # ------------------------------------------------------------------ rules and reload
 
@@ -134,6 +143,7 @@ class RiskGate:
         with self.sessions() as session:
             rows, halts = state.tally_rows(session, state.trading_day(now) - timedelta(days=KEEP_DAYS),
                                            now - KEEP_ORDERS)  # fmt: skip
+            self.locks.load(session)
         self.tally.load(rows, halts)
 
     def preload_counters(self) -> None:
@@ -158,9 +168,14 @@ class RiskGate:
     # ------------------------------------------------------------------ the daily loss
 
     def watch_once(self) -> str | None:
-        """The periodic check (no alert needed): today's loss against the account's own limit
-        (defaults < account; a strategy's limit only refuses that strategy's entries). Returns
-        what it did, for the log and the tests."""
+        """The periodic check (no alert needed): the protections' locks said (:meth:`watch_locks`),
+        today's loss against the account's own limit (defaults < account; a strategy's limit only
+        refuses that strategy's entries). Returns what the daily-loss check did, for the log and the
+        tests."""
+        try:
+            self.watch_locks()
+        except Exception:  # noqa: BLE001 - said at the next period; the daily loss is checked anyway
+            log.exception("the protections' locks were not checked")
         if not self.conn.ready:
             return None
         account = self.trading.account or ""
@@ -181,6 +196,41 @@ class RiskGate:
         if -daily.total < rules.daily_loss_limit:
             return None
         return self.halt(account, rules, daily, now)
+
+    # ------------------------------------------------------------------ the protections
+
+    def watch_locks(self) -> list[events.ProtectionEvent]:
+        """Say the locks that began or ended since the last pass (worker/risk/lock_watch.py), for
+        this worker's account; returns the events."""
+        account = self.trading.account or ""
+        if not self.tally.loaded or self.locks.announced is None:
+            self.load_counters()
+        if not (self._protects() or self.locks.said(account)):
+            return []
+        now = self.clock()
+        current = current_locks(lambda strategy: self.rules_for(strategy, account or None),
+                                self.tally.closed(account), now, self._base_currency())  # fmt: skip
+        return self.locks.watch(account, current, now)
+
+    def _protects(self) -> bool:
+        sections = [self.risk_file.defaults, *self.risk_file.strategies.values()]
+        return any(section.get(key) for section in sections for key in PROTECTION_KEYS)
+
+    def _base_currency(self) -> str:
+        if not self._currency and self.conn.ready:
+
+            async def figures() -> AccountFigures:
+                return self.trading.account_figures()
+
+            try:
+                self._currency = self.conn.call(figures(), timeout=5).currency or ""
+            except Exception:  # noqa: BLE001 - the words say USD until IB says otherwise
+                log.debug("base currency not read", exc_info=True)
+        return self._currency or "USD"
+
+    def _write_waited(self, write: Callable[[UnitOfWork], None]) -> None:
+        assert self.recorder is not None
+        self.recorder.run(write).result(30)
 
     def halt(self, account: str, rules: RiskRules, daily: DailyPnl, now: datetime) -> str:
         """Halt entries for the rest of the trading day (persisted), alarm, flatten if asked."""

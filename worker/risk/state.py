@@ -18,6 +18,10 @@ restart forgets none of it.
   the account in the last 60 seconds (one per opening alert; a bracket's take-profit and stop-loss
   are not counted again), so the count survives a restart.
 
+* **The protections' fills** (worker/risk/protections.py) are the ``Fill`` rows of the last two
+  weeks that are a stop-loss's (``leg`` "sl") or carry IB's realized PnL, with the strategy of
+  their alert and IB's symbol of their order (:func:`closed_fills`).
+
 The queries below are what the counters MEAN. An alert's decision does not run them: it reads the
 same figures from memory (worker/risk/tally.py), built from :func:`tally_rows` at the worker's
 start and kept current from the worker's own commits.
@@ -26,20 +30,22 @@ start and kept current from the worker's own commits.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from core.models import Control, Fill, Order
+from core.models import Alert, Control, Fill, Order
 
 DAY_ZONE = ZoneInfo("America/New_York")
 DAY_ENDS = time(17, 0)  # the trading day's boundary, New York time
 ORDER_WINDOW = timedelta(seconds=60)
+#: the protections' fills kept: a lock of at most a week from a window of at most a week before it
+CLOSED_KEPT = timedelta(days=15)
 HALT_KEY_PREFIX = "risk:halt:"
 
 Clock = Callable[[], datetime]
@@ -140,12 +146,34 @@ def write_halt(session: Session, account: str, halt: Halt) -> bool:
 
 
 @dataclass(frozen=True)
+class ClosedFillRow:
+    """A fill the protections count (worker/risk/protections.py): a stop-loss's (``leg`` "sl"), or
+    one with IB's realized PnL, with the strategy of the alert whose order it filled."""
+
+    exec_id: str
+    account: str  # "" when IB named none
+    strategy: str  # the alert's strategy as it named it ("": none, or no alert: TWS, a flatten)
+    symbol: str  # IB's symbol (AAPL, ES: an option's underlying, any month of a future)
+    leg: str  # "sl": a stop-out
+    order_ref: str
+    time: datetime
+    realized: Decimal | None  # IB's realized PnL (None until its commission report)
+
+
+def strategy_key(name: str | None) -> str:
+    """A strategy as the protections count it: without regard to case ("": alerts without one)."""
+    return (name or "").strip().casefold()
+
+
+@dataclass(frozen=True)
 class RiskCounters:
     """What the risk rules read of the database's counters for one alert (worker/risk/verdict.py)."""
 
     realized: Decimal = Decimal(0)  # today's realized PnL
     orders_last_minute: int = 0
     halt: Halt | None = None
+    #: the protections' fills of the last two weeks, per strategy (:func:`strategy_key`), by time
+    closed: Mapping[str, tuple[ClosedFillRow, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -167,16 +195,60 @@ class RealizedFillRow:
     realized: Decimal
 
 
-CountedRow = EntryOrderRow | RealizedFillRow
+CountedRow = EntryOrderRow | RealizedFillRow | ClosedFillRow
 
 
 def counters(session: Session, account: str, now: datetime) -> RiskCounters:
     """What the gate reads from the database for one alert, in one session."""
+    closed: dict[str, list[ClosedFillRow]] = {}
+    for row in closed_fills(session, now - CLOSED_KEPT):
+        if not account or row.account == account:
+            closed.setdefault(strategy_key(row.strategy), []).append(row)
     return RiskCounters(
         realized=realized_today(session, account, now),
         orders_last_minute=opening_orders_since(session, account, now - ORDER_WINDOW),
         halt=read_halt(session, account, now),
+        closed={k: tuple(sorted(v, key=closed_order)) for k, v in closed.items()},
     )
+
+
+def closed_order(row: ClosedFillRow) -> tuple[datetime, str]:
+    return row.time, row.exec_id
+
+
+def closed_fills(session: Session, since: datetime) -> list[ClosedFillRow]:
+    """The fills the protections count since ``since`` (every account): stop-losses' and those
+    with IB's realized PnL, with their alert's strategy and IB's symbol (the order's: a fill
+    stores the local symbol, ESZ6 or an option's)."""
+    query = (
+        select(
+            Fill.exec_id,
+            Fill.account,
+            Alert.strategy,
+            Order.symbol,
+            Fill.symbol,
+            Fill.leg,
+            Fill.order_ref,
+            Fill.time,
+            Fill.realized_pnl,
+        )  # fmt: skip
+        .outerjoin(Alert, Alert.id == Fill.alert_id)
+        .outerjoin(Order, Order.id == Fill.order_id)
+        .where(Fill.time >= _utc(since), or_(Fill.leg == "sl", Fill.realized_pnl.is_not(None)))
+    )
+    return [
+        ClosedFillRow(
+            ex,
+            account or "",
+            strategy or "",
+            order_symbol or symbol or "",
+            leg or "",
+            ref or "",
+            at,
+            realized,
+        )  # fmt: skip
+        for ex, account, strategy, order_symbol, symbol, leg, ref, at, realized in session.execute(query)
+    ]
 
 
 def tally_rows(
@@ -198,6 +270,7 @@ def tally_rows(
         )
     )
     rows += [EntryOrderRow(ref, account or "", at) for ref, account, at in orders]
+    rows += closed_fills(session, start - CLOSED_KEPT)
     halts = {}
     for key, value in session.execute(
         select(Control.key, Control.value).where(Control.key.startswith(HALT_KEY_PREFIX))

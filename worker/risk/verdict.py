@@ -8,6 +8,9 @@ in force reads them (:func:`reads_counters`) and, when a rule needs a price the 
 did not give, one more quote. What the look did not gather and an opening part needs is named by
 :func:`missing_inputs`: the job gathers it and decides again.
 
+The protections' locks (worker/risk/protections.py) are computed here too, from the fills the
+counters hold, and checked after the daily loss.
+
 Only the OPENING part is checked (an entry, an add, a reversal's second half). A decision with
 only a closing part (an exit, a reduce, a close) is never refused by a limit. The verdict is
 stored in the plan: ``plan["risk"] = {"rules": ..., "checks": [{rule, limit, value, passed,
@@ -27,12 +30,13 @@ from worker.decision.model import Instrument, Leg
 from worker.decision.positions import Decision
 from worker.decision.quote import Quote
 from worker.risk import state
-from worker.risk.calendar import session_at
-from worker.risk.checks import Check, DailyPnl, OpeningOrder, RiskContext, evaluate, first_failure
+from worker.risk.calendar import next_trading_day, session_at
+from worker.risk.checks import Check, DailyPnl, OpeningOrder, RiskContext, evaluate, first_failure, names_of
 from worker.risk.checks import price as fmt_price
 from worker.risk.checks import qty as fmt_qty
+from worker.risk.protections import ORDER, locks_at, protection_checks
 from worker.risk.session_end import closing_at
-from worker.risk.state import RiskCounters
+from worker.risk.state import RiskCounters, strategy_key
 
 QUOTE = "quote"  # one more market-data snapshot (a rule needs a price the look did not give)
 COUNTERS = "counters"  # the risk counters (daily loss, orders per minute; in memory: worker/risk/tally.py)
@@ -130,8 +134,14 @@ def missing_inputs(case: RiskCase) -> frozenset[str]:
 
 
 def reads_counters(rules: RiskRules) -> bool:
-    """Whether a rule in force compares the counters (today's PnL and halt, the last minute's orders)."""
-    return rules.daily_loss_limit is not None or rules.max_orders_per_minute is not None
+    """Whether a rule in force compares the counters (today's PnL and halt, the last minute's
+    orders, the protections' fills)."""
+    return rules.daily_loss_limit is not None or rules.max_orders_per_minute is not None or protects(rules)
+
+
+def protects(rules: RiskRules) -> bool:
+    """Whether a protection is in force (worker/risk/protections.py)."""
+    return any(getattr(rules, key) for key in ORDER)  # a cooldown of 0 is none
 
 
 def judge_risk(case: RiskCase) -> Verdict:
@@ -144,10 +154,27 @@ def judge_risk(case: RiskCase) -> Verdict:
             notes += ("closing only: no limit applies to a close, an exit or a flatten",)
         return Verdict(rules.to_json(), notes=notes)
     ctx = _context(case)
-    checks = tuple(evaluate(rules, ctx))
+    checks = tuple(_with_protections(case, ctx, evaluate(rules, ctx)))
     failed = first_failure(list(checks))
     return Verdict(rules.to_json(), checks, failed.message if failed is not None else None, notes,
                    halt_due=_halt_due(rules, ctx.daily, case.inputs.counters))  # fmt: skip
+
+
+_BEFORE_PROTECTIONS = ("deny", "allow", "trading_hours", "daily_loss_limit")
+
+
+def _with_protections(case: RiskCase, ctx: RiskContext, checks: list[Check]) -> list[Check]:
+    """The protections' checks (worker/risk/protections.py) after the daily loss's: the locks of the
+    alert's strategy on the account, from the fills the counters hold, at the look's instant."""
+    rules = case.rules
+    if not protects(rules):
+        return checks
+    counters = case.inputs.counters or RiskCounters()
+    fills = counters.closed.get(strategy_key(rules.strategy), ())
+    locks = locks_at(rules, rules.strategy or "", fills, case.inputs.now, currency=ctx.base_currency,
+                     next_day=next_trading_day)  # fmt: skip
+    at = max((i + 1 for i, c in enumerate(checks) if c.rule in _BEFORE_PROTECTIONS), default=0)
+    return [*checks[:at], *protection_checks(rules, locks, names_of(ctx.order)), *checks[at:]]
 
 
 def _wants_quote(case: RiskCase) -> bool:
