@@ -293,3 +293,15 @@ def test_an_exit_closes_every_option_held_on_the_underlying(sim, eager_worker):
     children = doc["children"]
     assert len(children) == 2 and {c["status"] for c in children} == {"filled"}
     assert _option_positions(sim) == {}
+
+
+def test_an_occ_ticker_with_position_size_goes_to_that_target(sim, eager_worker):
+    ctx = eager_worker.ctx
+    sim.set_price("AAPL", AAPL)
+    expiry = _first_friday_on_or_after(datetime.now(UTC).date() + timedelta(days=10))
+    ticker = f"AAPL{expiry:%y%m%d}C00190000"
+    opened = _filled(ctx, add_alert(ctx, {"ticker": ticker, "action": "buy", "positionSize": 2}))
+    entry = _legs(sim, opened["id"])["entry"]
+    assert (entry["action"], entry["quantity"], entry["orderType"]) == ("BUY", 2, "LMT")
+    _filled(ctx, add_alert(ctx, {"ticker": ticker, "action": "sell", "positionSize": 0}))
+    assert _option_positions(sim) == {}

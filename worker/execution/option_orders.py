@@ -163,9 +163,13 @@ class OptionOrders:
         """The option order for ``payload`` (raises :class:`Refused` with the reason)."""
         if spec.sec_type == "OPT":  # the ticker names the contract: the action as for shares
             inst = await self.trading.instrument(spec)
-            if payload.action in ("exit", "cancel") or payload.sentiment == "flat":
+            size, held = payload.position_size, self.trading.position_of(inst.con_id)
+            closes = size is not None and (size == 0 or (size * held >= 0 and abs(size) <= abs(held)))
+            if payload.action in ("exit", "cancel") or payload.sentiment == "flat" or closes:
                 return OptionOrder(pinned(inst), payload, {"rule": "the ticker names the option"})
-            return await self._priced(payload, inst, payload.action, "the ticker names the option", None)
+            # a positionSize trades toward its target: the entry's side is that of the difference
+            action = payload.action if size is None else ("buy" if size > held else "sell")
+            return await self._priced(payload, inst, action, "the ticker names the option", None)
         request = payload.option_request()
         assert request is not None
         underlying = await self.trading.instrument(spec)
@@ -250,7 +254,7 @@ class OptionOrders:
             plan = plan_doc(target, choice, entry, exits)
         else:
             plan = {"rule": why, "action": action, "entry": {"limit": str(entry.price), "why": entry.why}}
-        size = target.position_size if target is not None else None
+        size = target.position_size if target is not None else payload.position_size
         return OptionOrder(pinned(inst), option_payload(payload, action, entry, exits, size), plan)
 
 
