@@ -44,7 +44,7 @@ def alert_ends(ctx: AppContext, payload: dict[str, Any], status: str, timeout: f
 class WorkerThread:
     """A :class:`Worker` consuming in a background thread (no signal handlers).
 
-    Its consumers wait 0.1 s per blocking pop on Redis (the product waits 1 s): :meth:`stop` waits for
+    Its consumers wait 0.1 s per blocking pop on Redis (the product waits 0.25 s): :meth:`stop` waits for
     the pop in progress, and about a hundred tests stop a worker.
     """
 
