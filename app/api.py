@@ -20,8 +20,8 @@ from app.admin_auth import admin_limiter, token_ok
 from app.errors import error_response
 from app.events import publish, stream_response
 from app.resources import get_ctx, resources
+from core import approval, performance, services
 from core import events as core_events
-from core import performance, services
 from core.context import AppContext
 from core.models import ALERT_STATUSES
 from core.services import AlertDoc, OrderDoc, PositionDoc
@@ -113,6 +113,29 @@ def get_alert(alert_id: str) -> ResponseReturnValue:
     if alert is None:
         return error_response(404, f"no alert {alert_id[:26]!r}")
     return jsonify(alert)
+
+
+@bp.post("/alerts/<alert_id>/approve")
+def approve_alert(alert_id: str) -> ResponseReturnValue:
+    """Approve an alert that waits for approval: the worker decides it now, on the position and
+    prices of this moment."""
+    return _decide(alert_id, approve=True)
+
+
+@bp.post("/alerts/<alert_id>/reject")
+def reject_alert(alert_id: str) -> ResponseReturnValue:
+    """Reject an alert that waits for approval: it ends rejected, nothing is sent."""
+    return _decide(alert_id, approve=False)
+
+
+def _decide(alert_id: str, *, approve: bool) -> ResponseReturnValue:
+    ctx = _ctx()
+    try:
+        doc = approval.decide(ctx.sessions, ctx.redis, ctx.settings, alert_id[:26], approve=approve,
+                              by="the admin API")  # fmt: skip
+    except approval.ApprovalRefused as exc:
+        return error_response(exc.status, str(exc), code="not_found" if exc.status == 404 else "not_waiting")
+    return jsonify(doc)
 
 
 @bp.get("/orders")

@@ -6,7 +6,9 @@ that checks that no job with that id exists, saves the job hash, pushes the id o
 adds the queue to rq's queue registry, atomically. So however many processes try at once (intake,
 several relays), the alert is on its queue once. When Redis loses everything (it keeps nothing on
 disk here), the job vanishes with it and the relay may enqueue the alert again; that is the only
-way an alert is enqueued twice, and then only after its first job is gone.
+way an alert is enqueued twice, and then only after its first job is gone. The one planned second
+job: an alert that waited for a trader's approval runs again once approved (``approved=True``,
+which replaces the finished first job under the same id; core/approval.py).
 
 Why not ``Queue.enqueue_call(..., unique=True)``: it runs the same kind of script, but builds an
 rq ``Job`` object, its dictionary and twenty-odd script arguments per alert, and adds the queue to
@@ -69,32 +71,51 @@ return 1
 """
 
 
+# An approved alert's second run (core/approval.py): its first job (the one that left the alert
+# waiting for approval) is replaced by a new one under the same id, marked APPROVED_FIELD, unless
+# the marked job exists already (a second approval path, the relay, finds it and does nothing).
+# The first job is done with the alert once it waits (only its acknowledgement may follow, which
+# marks whichever hash holds the id finished: harmless, the id is on the queue either way).
+APPROVED_FIELD = "tv2ib_approved"
+_ENQUEUE_APPROVED = f"""
+if redis.call('HGET', KEYS[1], '{APPROVED_FIELD}') == '1' then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'created_at', ARGV[4], 'data', ARGV[3], 'origin', ARGV[2],
+  'description', ARGV[5], 'enqueued_at', ARGV[4], '{APPROVED_FIELD}', '1', {_lua_pairs(_CONSTANT_FIELDS)})
+redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('SADD', KEYS[3], KEYS[2])
+return 1
+"""
+
+
 def alert_job_id(alert_id: str) -> str:
     """The rq job id of an alert's execution job."""
     return f"alert-{alert_id}"
 
 
-def _script(client: redis.Redis) -> Script:
+def _script(client: redis.Redis, source: str = _ENQUEUE, name: str = "_tv2ib_enqueue_script") -> Script:
     # Kept on the client object, like rq caches the server version there: no module state.
-    script: Script | None = client.__dict__.get("_tv2ib_enqueue_script")
+    script: Script | None = client.__dict__.get(name)
     if script is None:
-        script = client.__dict__["_tv2ib_enqueue_script"] = client.register_script(_ENQUEUE)
+        script = client.__dict__[name] = client.register_script(source)
     return script
 
 
-def enqueue_alert(client: redis.Redis, alert_id: str, account: str | None) -> bool:
+def enqueue_alert(client: redis.Redis, alert_id: str, account: str | None, *, approved: bool = False) -> bool:
     """Enqueue ``worker.jobs.execute_alert(alert_id)`` on ``queue_name(account)``: one Redis call.
 
     Returns True when this call put the job on the queue, False when a job with that id already
     exists. Raises ``redis.RedisError`` when Redis is unreachable (the caller leaves the alert
-    'received' for the relay).
+    'received' for the relay). ``approved``: the alert's run after its approval, which replaces
+    the job that left it waiting (:data:`APPROVED_FIELD`); False when that run is enqueued already.
     """
     job_id = alert_job_id(alert_id)
     queue = queue_name(account)
     call = zlib.compress(DefaultSerializer.dumps((EXECUTE_ALERT_JOB, None, (alert_id,), {})))
     keys = [Job.key_for(job_id), Queue.redis_queue_namespace_prefix + queue, Queue.redis_queues_keys]
     args = [job_id, queue, call, utcformat(now()), f"execute alert {alert_id}"]
-    return bool(_script(client)(keys=keys, args=args))
+    script = _script(client, _ENQUEUE_APPROVED, "_tv2ib_approved_script") if approved else _script(client)
+    return bool(script(keys=keys, args=args))
 
 
 def job_exists(client: redis.Redis, alert_id: str) -> bool:

@@ -20,8 +20,10 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
 
@@ -61,6 +63,10 @@ class AlertStatus(enum.StrEnum):
 
     RECEIVED = "received"  # committed, not yet on a queue (Redis down: the relay will enqueue it)
     QUEUED = "queued"
+    # The strategy requires approval (the risk file's ``require_approval``): the worker took the
+    # alert and decided nothing; an approval puts it back on its queue (``received``, then
+    # ``queued``), a rejection or the end of its ``approval_timeout`` ends it ``rejected``.
+    PENDING_APPROVAL = "pending_approval"
     PROCESSING = "processing"
     SUBMITTED = "submitted"
     PARTIALLY_FILLED = "partially_filled"
@@ -102,6 +108,7 @@ IB_DONE_STATUSES = frozenset({"Filled"}) | IB_ENDED_UNFILLED_STATUSES
 STATUS_RANK = {
     AlertStatus.RECEIVED: 0,
     AlertStatus.QUEUED: 1,
+    AlertStatus.PENDING_APPROVAL: 1,  # left only by an approval or a rejection (core/approval.py)
     AlertStatus.PROCESSING: 2,
     AlertStatus.SUBMITTED: 3,
     AlertStatus.PARTIALLY_FILLED: 4,
@@ -162,6 +169,10 @@ class Alert(Base):
     plan: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # TradingView's {{timenow}} when given: staleness checks and end-to-end latency.
     signal_time: Mapped[datetime | None] = mapped_column()
+    # Approval (core/approval.py): until when a ``pending_approval`` alert may be approved, and when
+    # it was; the staleness limit then counts from the approval, not from the arrival.
+    approval_deadline: Mapped[datetime | None] = mapped_column()
+    approved_at: Mapped[datetime | None] = mapped_column()
     # A child alert of a fan-out (one per account) points at its parent; None for every other alert.
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("alerts.id"), index=True)
 
@@ -175,6 +186,12 @@ class Alert(Base):
         """The account of a fan-out child, which its notices name (one alert, several accounts:
         the trader must see which account refused or filled); None for any other alert."""
         return self.account if self.parent_id else None
+
+
+def staleness_start() -> ColumnElement[datetime]:
+    """Where an alert's ``STALE_ALERT_SECONDS`` count from: its approval when it waited for one
+    (core/approval.py), else its arrival."""
+    return func.coalesce(Alert.approved_at, Alert.received_at)
 
 
 class AlertEvent(Base):

@@ -11,6 +11,9 @@ on disk here). :func:`relay_once` repairs both:
 3. alerts still ``received``/``queued`` longer than ``STALE_ALERT_SECONDS`` end as ``rejected``
    with the reason and a notice (:func:`sweep_unconsumed`): no worker took them in time.
 
+   Alerts that waited for a trader's approval past their ``approval_deadline`` end the same way
+   (:func:`sweep_unapproved`; core/approval.py).
+
 4. the digest notices of intake's refusals that are due are written (:mod:`core.notice_digest`).
 
 Step 2 checks every ``queued`` alert against Redis, so it does not run on every tick: it runs
@@ -42,13 +45,15 @@ import time
 import uuid
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 from rq import Queue
 from rq.job import Job
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
+from config.settings import Settings
 from core import alert_rows, events, notice_digest
 from core.context import AppContext
 from core.enqueue import alert_job_id, enqueue_alert
@@ -60,11 +65,20 @@ from core.keys import (
     queue_name,
     taken_key,
 )
-from core.models import Alert, AlertEvent, AlertStatus, utcnow
+from core.models import Alert, AlertEvent, AlertStatus, staleness_start, utcnow
 from core.notices import alert_rejected_draft, enqueue_draft
 from core.routing import Served, read_served
 
 log = logging.getLogger(__name__)
+
+
+class Parts(Protocol):
+    """What :func:`reject_waiting` writes with (an :class:`AppContext` has them)."""
+
+    sessions: sessionmaker[Session]
+    redis: redis.Redis
+    settings: Settings
+
 
 FULL_SCAN_SECONDS = 600.0
 LOCK_TTL_MS = 30_000
@@ -80,6 +94,7 @@ return redis.call('lrem', KEYS[1], 0, ARGV[1])
 """
 _UNCONSUMED = (AlertStatus.RECEIVED.value, AlertStatus.QUEUED.value)
 _IN_FLIGHT = (AlertStatus.QUEUED.value, AlertStatus.PROCESSING.value)  # a job of theirs should exist
+_PENDING = (AlertStatus.PENDING_APPROVAL.value,)  # waits for a trader, no job: sweep_unapproved
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
 
@@ -89,13 +104,14 @@ def _enqueue_received(ctx: AppContext) -> int:
     while True:
         with ctx.sessions() as session:
             rows = session.execute(
-                select(Alert.id, Alert.account)
+                select(Alert.id, Alert.account, Alert.approved_at)
                 .where(Alert.status == AlertStatus.RECEIVED.value, Alert.id > last_id)
                 .order_by(Alert.id)
                 .limit(BATCH)
             ).all()
-        for alert_id, account in rows:
-            if enqueue_alert(ctx.redis, alert_id, account):
+        for alert_id, account, approved_at in rows:
+            # approved (core/approval.py) while Redis was down: its run replaces the job that waited
+            if enqueue_alert(ctx.redis, alert_id, account, approved=approved_at is not None):
                 enqueued += 1
                 log.info("relay: enqueued alert %s on %s", alert_id, queue_name(account))
             with ctx.engine.connect() as conn:
@@ -205,7 +221,7 @@ def sweep_unconsumed(ctx: AppContext) -> int:
     with ctx.sessions() as session:
         rows = session.execute(
             select(Alert.id, Alert.account, Alert.status, Alert.payload)
-            .where(Alert.status.in_(_UNCONSUMED), Alert.received_at < cutoff)
+            .where(Alert.status.in_(_UNCONSUMED), staleness_start() < cutoff)
             .order_by(Alert.id)
             .limit(BATCH)
         ).all()
@@ -232,7 +248,7 @@ def sweep_unconsumed(ctx: AppContext) -> int:
         else:
             reason = _why_untaken(account, served, limit)
         try:
-            done = _reject_unconsumed(ctx, alert_id, reason, simulator=served.simulator)
+            done = reject_waiting(ctx, alert_id, reason, _UNCONSUMED, simulator=served.simulator)
         except Exception:
             if taken == 1:  # put the job back: nothing may get lost on a database error
                 ctx.redis.lpush(queue_key, job_id)
@@ -244,12 +260,17 @@ def sweep_unconsumed(ctx: AppContext) -> int:
     return rejected
 
 
-def _reject_unconsumed(ctx: AppContext, alert_id: str, reason: str, *, simulator: bool = False) -> bool:
+def reject_waiting(
+    ctx: Parts, alert_id: str, reason: str, waiting: tuple[str, ...], *, simulator: bool = False
+) -> bool:
+    """End an alert that is still in one of the ``waiting`` states ``rejected`` with ``reason``:
+    its audit row and ``alert_rejected`` notice in the same transaction, its events after the
+    commit. False (nothing written) when it has left those states meanwhile."""
     now = utcnow()
     with ctx.sessions.begin() as session:
         changed = session.execute(
             update(Alert)
-            .where(Alert.id == alert_id, Alert.status.in_(_UNCONSUMED))
+            .where(Alert.id == alert_id, Alert.status.in_(waiting))
             .values(status=AlertStatus.REJECTED.value, reason=reason, updated_at=now)
         ).rowcount
         if not changed:
@@ -274,7 +295,7 @@ def _reject_unconsumed(ctx: AppContext, alert_id: str, reason: str, *, simulator
                 status=status, reason=reason, account=alert.fanout_account,
             ),
         ]  # fmt: skip
-    log.warning("relay: alert %s rejected: %s", alert_id, reason)
+    log.warning("alert %s rejected: %s", alert_id, reason)
     try:  # live views (dashboard) learn it now; best effort like the worker's events
         pipe = ctx.redis.pipeline(transaction=False)
         for event in published:
@@ -283,6 +304,30 @@ def _reject_unconsumed(ctx: AppContext, alert_id: str, reason: str, *, simulator
     except redis.RedisError:
         pass
     return True
+
+
+def sweep_unapproved(ctx: AppContext) -> int:
+    """Reject the alerts whose approval window (``approval_timeout``, core/approval.py) closed
+    while they waited; returns how many."""
+    since = (
+        select(func.max(AlertEvent.at))
+        .where(AlertEvent.alert_id == Alert.id, AlertEvent.status == _PENDING[0])
+        .scalar_subquery()
+    )
+    with ctx.sessions() as session:
+        rows = session.execute(
+            select(Alert.id, Alert.approval_deadline, since)
+            .where(Alert.status == _PENDING[0], Alert.approval_deadline < utcnow())
+            .order_by(Alert.id)
+            .limit(BATCH)
+        ).all()
+    simulator = bool(rows) and read_served(ctx.redis).simulator
+    rejected = 0
+    for alert_id, deadline, waited_from in rows:
+        window = f" within {(deadline - waited_from).total_seconds():.0f} s" if waited_from else ""
+        reason = f"not approved{window} (approval_timeout): the window closed at {deadline:%H:%M:%S} UTC"
+        rejected += reject_waiting(ctx, alert_id, reason, _PENDING, simulator=simulator)
+    return rejected
 
 
 def _scan_due(ctx: AppContext) -> bool:
@@ -308,6 +353,7 @@ def relay_once(ctx: AppContext, *, full_scan: bool = False) -> int:
     try:
         # the sweep first: an alert that waited too long is ended, not enqueued now to trade late
         sweep_unconsumed(ctx)
+        sweep_unapproved(ctx)
         count = _enqueue_received(ctx)
         if full_scan or _scan_due(ctx):
             started = time.time()

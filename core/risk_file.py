@@ -82,6 +82,8 @@ _PARSERS: dict[str, Parser] = {
     "allow_ignore_trading_windows": values.switch,
     "max_price_deviation_percent": values.percent,
     "dry_run": values.switch,
+    "require_approval": values.switch,
+    "approval_timeout": values.duration,
     "default_sizing": values.sizing,
     **risk_protections.PARSERS,
 }

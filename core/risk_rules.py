@@ -1,9 +1,9 @@
 """The rules of one alert (:class:`RiskRules`) and how the risk file's sections combine into them:
 ``defaults``, the alert's strategy, the order's account. No section undoes a safety rule of another.
 
-* **Switches** ``dry_run`` and ``flatten_on_daily_loss``: ``true`` in any section wins. A block
-  copied from ``defaults`` (``dry_run: false``) into an account section cannot send a paper
-  strategy's orders for real.
+* **Switches** ``dry_run``, ``flatten_on_daily_loss`` and ``require_approval``: ``true`` in any
+  section wins. A block copied from ``defaults`` (``dry_run: false``) into an account section
+  cannot send a paper strategy's orders for real.
 * **deny**: the lists add up (a symbol denied anywhere is denied).
 * **allow**: every list applies; a symbol must be on each section's list (a section without
   ``allow`` allows every symbol, so it adds no condition).
@@ -13,6 +13,7 @@
   holds. A limit written for a strategy or an account therefore always holds: copying the defaults
   into an account section cannot raise a small strategy's limit. ``flatten_before_close`` (minutes)
   is one too: more minutes (flat earlier) is the tighter, ``false`` (0, never) the loosest.
+  ``approval_timeout`` is a limit too: the shorter holds.
 * ``allow_ignore_trading_windows`` (an alert's ``ignoreTradingWindows`` may skip ``trading_hours``)
   combines like a limit, ``false`` the tighter: a strategy's or an account's value replaces the
   default, and ``false`` in either of those two sections wins over ``true`` in the other.
@@ -61,6 +62,10 @@ class RiskRules:
     allow_ignore_trading_windows: bool = False
     max_price_deviation_percent: Decimal | None = None
     dry_run: bool = False
+    # the strategy's openings wait for a trader's approval, at most ``approval_timeout`` seconds
+    # (core/approval.py); exits and flattens never wait
+    require_approval: bool = False
+    approval_timeout: Decimal | None = None
     default_sizing: DefaultSizing | None = None
     # the protections (core/risk_protections.py; the locks: worker/risk/protections.py)
     stop_out_cooldown_minutes: Decimal | None = None  # 0: none
@@ -114,7 +119,7 @@ class RiskRules:
 # the risk file's keys: RiskRules' fields up to the bookkeeping that starts at ``sources``
 _FIELDS = [f.name for f in dataclasses.fields(RiskRules)]
 RULE_KEYS = tuple(_FIELDS[: _FIELDS.index("sources")])
-SWITCHES = ("dry_run", "flatten_on_daily_loss")
+SWITCHES = ("dry_run", "flatten_on_daily_loss", "require_approval")
 _HOURS = {"regular": 0, "extended": 1, "always": 2}  # narrower first
 Layer = tuple[str, Mapping[str, Any]]  # (where: "defaults", 'strategy "trend"', ...), its rules
 

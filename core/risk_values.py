@@ -234,3 +234,23 @@ def accounts(node: yaml.Node, construct: Construct) -> tuple[str, ...]:
     if len(set(names)) != len(names):
         raise ValueError("names an account twice")
     return names
+
+
+MAX_DURATION = Decimal(86400)  # approval_timeout: a day at most (an alert approved later is no signal)
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)")
+_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
+
+
+def duration(node: yaml.Node, _construct: Construct) -> Decimal:
+    """A time span with its unit, ``90s``, ``5m`` or ``1h`` (``1.5h``), as seconds: from 1 s to a
+    day. A bare number is refused (seconds or minutes? the file must say)."""
+    if not isinstance(node, yaml.ScalarNode):
+        raise ValueError("must be a time span such as 90s, 5m or 1h, got a list or a mapping")
+    text = str(node.value).strip()
+    match = _DURATION_RE.fullmatch(text.lower())
+    if match is None:
+        raise ValueError(f"must be a time span with its unit, such as 90s, 5m or 1h, got {shown(text)}")
+    seconds = Decimal(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if not Decimal(1) <= seconds <= MAX_DURATION:
+        raise ValueError(f"must be from 1s to 24h, got {shown(text)}")
+    return seconds.quantize(Decimal(1)) if seconds == seconds.to_integral_value() else seconds

@@ -45,6 +45,7 @@ from core.context import AppContext
 from core.events import Event
 from core.risk_file import RiskFile, load_risk_file, resolve_path
 from core.services import FLATTEN_JOB
+from worker.approval import ApprovalGate
 from worker.claims import Claims, WorkerClaims
 from worker.consumer import Consumer
 from worker.contracts.symbol_map import SymbolResolver
@@ -166,6 +167,9 @@ class Worker:
             risk=self.risk,  # the risk file's limits, its default sizing and dry runs
             option_rules=OptionRules.of(settings),  # option entries' price and expiry rules
         )  # fmt: skip
+        # an opening of a strategy that requires approval waits for the trader first (worker/approval.py)
+        self.approvals = ApprovalGate(ctx.sessions, self.recorder, self.risk, lambda: self.trading.account,
+                                      self._on_simulator, self.executor.execute_alert)  # fmt: skip
 
     def _build_queues(self) -> None:
         """The queue consumers and the heartbeat."""
@@ -194,17 +198,11 @@ class Worker:
         return enqueue_notices(session, event, settings, simulator=self._on_simulator())
 
     def _make_consumer(self, queue_name: str) -> Consumer:
-        return Consumer(
-            self.queue_redis,
-            queue_name,
-            f"{self.settings.ib_account or keys.DEFAULT_ACCOUNT}:{self.settings.ib_client_id}",
-            {keys.EXECUTE_ALERT_JOB: self.executor.execute_alert, FLATTEN_JOB: self.flatten_all},
-            self.stopping,
-            requeue_exceptions=(Requeue,),
-            retry_exceptions=(RetryLater,),
-            run_lock=self.run_lock,
-            block_seconds=self.queue_wait,
-        )
+        return Consumer(self.queue_redis, queue_name,
+                        f"{self.settings.ib_account or keys.DEFAULT_ACCOUNT}:{self.settings.ib_client_id}",
+                        {keys.EXECUTE_ALERT_JOB: self.approvals.execute_alert, FLATTEN_JOB: self.flatten_all},
+                        self.stopping, requeue_exceptions=(Requeue,), retry_exceptions=(RetryLater,),
+                        run_lock=self.run_lock, block_seconds=self.queue_wait)  # fmt: skip
 
     def served_accounts(self) -> list[str] | None:
         """The accounts whose queues this worker consumes (``default``: alerts naming none), or

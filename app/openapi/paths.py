@@ -17,6 +17,7 @@ from app.errors import ErrorBody
 from app.health import Alive, CoarseReadiness, Readiness
 from app.webhook.intake import Accepted, Duplicate
 from core.account_ids import ACCOUNT_ID_RE
+from core.approval import DecisionDoc
 from core.models import ALERT_STATUSES
 from core.performance import DEFAULT_DAYS, MAX_DAYS, NO_STRATEGY, PerformanceDoc
 from core.services import AlertDoc, FlattenDoc, PausedDoc, StatusDoc
@@ -87,6 +88,12 @@ WEBHOOK_ANSWERS = {
     503: Answer("the database is unavailable; TradingView may resend", headers=RETRY_AFTER),
 }
 
+_DECISION_ANSWERS = {
+    200: Answer("done, and recorded on the alert's audit trail as the admin API's", DecisionDoc),
+    404: Answer("no such alert"),
+    409: Answer("the alert is not waiting for approval (decided, or its approval window closed)"),
+}
+
 ROUTES: dict[str, Route] = {
     "webhook.webhook": Route(WEBHOOK, WEBHOOK_ANSWERS, tag="webhook"),
     "health.healthz": Route(PUBLIC, {200: Answer("alive", Alive)}, tag="probes"),
@@ -118,6 +125,8 @@ ROUTES: dict[str, Route] = {
     "api.get_alert": _admin(
         {200: Answer("the alert with everything known about it", AlertDoc), 404: Answer("no such alert")},
     ),
+    "api.approve_alert": _admin(_DECISION_ANSWERS),
+    "api.reject_alert": _admin(_DECISION_ANSWERS),
     "api.list_orders": _admin(
         {200: Answer("orders as IB last reported them, newest first", OrderList)},
         [_query("working", {"type": "string"}, "1, true or yes: working orders only")],

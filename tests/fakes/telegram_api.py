@@ -2,8 +2,9 @@
 
 The real python-telegram-bot client talks HTTP to it through ``TELEGRAM_API_URL`` (``base_url``).
 It implements what PTB calls (getMe, sendMessage, getUpdates with long polling, deleteWebhook,
-setMyCommands, answerCallbackQuery, editMessageText, ...; any other method answers ``true``),
-records every sendMessage with its arrival time, and misbehaves on command:
+setMyCommands, answerCallbackQuery, editMessageText, editMessageReplyMarkup, ...; any other method
+answers ``true``), records every sendMessage with its arrival time, every answered button press
+(:attr:`answers`) and every keyboard change (:attr:`markup_edits`), and misbehaves on command:
 
 * :meth:`fail_next` - the next N calls answer 429 ``retry_after`` or a 5xx;
 * :meth:`go_down` / :meth:`come_back` - "refuse" (listening socket closed: connection refused),
@@ -94,6 +95,10 @@ class FakeTelegramAPI:
         self.sent: list[SentMessage] = []
         self.requests: list[tuple[float, str, int]] = []  # (time, method, http status)
         self.violations = 0  # 429s answered because a limit was exceeded
+        self.answers: list[dict[str, Any]] = []  # answerCallbackQuery calls: callback_query_id, text
+        self.markup_edits: list[
+            dict[str, Any]
+        ] = []  # editMessageReplyMarkup: chat_id, message_id, reply_markup
         self._cond = threading.Condition()
         self._updates: list[dict[str, Any]] = []
         self._next_update_id = 1
@@ -391,6 +396,31 @@ class FakeTelegramAPI:
             SentMessage(time.time(), chat_id, text, params.get("parse_mode"), False, message_id, None,
                         "editMessageText")
         )  # fmt: skip
+
+    def _m_answerCallbackQuery(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        with self._cond:
+            self.answers.append(
+                {"callback_query_id": params.get("callback_query_id"), "text": params.get("text")}
+            )
+            self._cond.notify_all()
+        return 200, {"ok": True, "result": True}
+
+    def _m_editMessageReplyMarkup(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """A message's buttons changed (removed when ``reply_markup`` is absent); answered with the
+        message, as Telegram does for a message of a chat."""
+        markup = params.get("reply_markup")
+        if isinstance(markup, str):
+            markup = json.loads(markup)
+        chat_id, message_id = str(params.get("chat_id")), int(params.get("message_id") or 0)
+        with self._cond:
+            self.markup_edits.append({"chat_id": chat_id, "message_id": message_id, "reply_markup": markup})
+            for sent in self.sent:
+                if sent.chat_id == chat_id and sent.message_id == message_id:
+                    sent.reply_markup = markup
+            self._cond.notify_all()
+        message = {"message_id": message_id, "date": int(time.time()), "text": "question",
+                   "chat": {"id": _as_int(chat_id), "type": "private"}, "from": BOT_USER}  # fmt: skip
+        return 200, {"ok": True, "result": message}
 
     def _keep(self, message: SentMessage) -> tuple[int, dict[str, Any]]:
         """Record an accepted message (a new one, message_id 0, gets the next id) and answer with it

@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import DEFAULT_FUTURES_ROLL_DAYS
 from core.ids import order_ref
-from core.models import STATUS_RANK, Alert, AlertStatus, Control
+from core.models import STATUS_RANK, Alert, AlertStatus, Control, staleness_start
 from core.payload import AlertPayload, PayloadError
 from core.services import PAUSED_KEY
 from worker.contracts.effects import chart_position, decided_spec
@@ -161,9 +161,9 @@ class Executor:
         """Run one alert to the point where IB has its orders (or it is refused); returns its state."""
         started, picked_up_at = time.perf_counter(), time.time()
         with self.sessions() as session:
-            # one round trip: the alert and the pause switch (the order path is latency-bound)
+            # one round trip: the alert, the pause switch (latency-bound); staleness from approval if any
             row = session.execute(
-                select(Alert.status, Alert.payload, Alert.received_at, Control.value, Alert.plan)
+                select(Alert.status, Alert.payload, staleness_start(), Control.value, Alert.plan)
                 .outerjoin(Control, Control.key == PAUSED_KEY)
                 .where(Alert.id == alert_id)
             ).first()

@@ -38,10 +38,11 @@ from telegram.ext import (
 )
 
 from config.settings import Settings
-from core import performance, profit, services
+from core import approval, performance, profit, services
 from worker.notify.notice_rows import pending_count
 from worker.notify.replies import (
     Command,
+    approval_done,
     esc,
     flatten_done,
     flatten_question,
@@ -221,6 +222,7 @@ class CommandBot:
         for name, handler in handlers.items():
             app.add_handler(CommandHandler(name, handler))
         app.add_handler(CallbackQueryHandler(self._flatten_button, pattern=r"^flatten:"))
+        app.add_handler(CallbackQueryHandler(self._approval_button, pattern=r"^approval:"))
         app.add_error_handler(self._error)
 
     async def _gate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -369,6 +371,28 @@ class CommandBot:
             return
         await query.edit_message_text("Flatten confirmed.")
         await self._do_flatten(update, account)  # type: ignore[arg-type]
+
+    async def _approval_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Approve / Reject under an approval notice (core/approval.py). Only a configured chat gets
+        here (the gate above drops and logs every other one); the chat and the user are recorded."""
+        query = update.callback_query
+        parsed = approval.parse_button(query.data if query is not None else None)
+        if query is None or parsed is None or self.redis is None:
+            return
+        alert_id, approve = parsed
+        chat, user = update.effective_chat, update.effective_user
+        by = f"Telegram chat {chat.id if chat else '?'} (user {user.id if user else '?'})"
+        try:
+            doc = await self._call(approval.decide, self.sessions, self.redis, self.settings, alert_id,
+                                   approve=approve, by=by)  # fmt: skip
+        except approval.ApprovalRefused as exc:
+            await query.answer(str(exc)[:190])
+            await query.edit_message_reply_markup(reply_markup=None)  # the question is over
+            await self._reply(update, f"⛔ {esc(str(exc))}")
+            return
+        await query.answer("Approved" if approve else "Rejected")
+        await query.edit_message_reply_markup(reply_markup=None)
+        await self._reply(update, approval_done(doc))
 
     async def _do_flatten(self, update: Update, account: str | None) -> None:
         by = self._by(update)

@@ -24,6 +24,7 @@ from typing import Any
 
 import worker.notify.alarm_notices  # noqa: F401 - its composers register themselves
 import worker.notify.trade_notices  # noqa: F401 - its composers register themselves
+from core.approval import APPROVAL_KIND
 from core.intake_notices import WEB_NOTICE_KINDS
 from core.notice_text import fit
 from core.notices import MAX_DEDUP_KEY, NoticeDraft  # plain data: the outbox row's shape
@@ -50,9 +51,10 @@ IGNORED_TYPES = frozenset({"alert_status", "order_status"})
 
 def known_kinds() -> frozenset[str]:
     """Every notice kind: those a composer exists for, and those the web writes itself
-    (``core/intake_notices.py``, ``core/notices.py``). Used to warn about typos in ``NOTIFY``;
+    (``core/intake_notices.py``, ``core/notices.py``), and the approval question
+    (``core/approval.py``). Used to warn about typos in ``NOTIFY``;
     ``docs/telegram.md`` lists the same set (a test holds them equal)."""
-    return frozenset(COMPOSERS) | WEB_NOTICE_KINDS
+    return frozenset(COMPOSERS) | WEB_NOTICE_KINDS | {APPROVAL_KIND}
 
 
 def compose(event: Event) -> NoticeDraft | None:

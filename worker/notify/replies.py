@@ -40,6 +40,7 @@ STATUS_ICONS = {
     "duplicate": "♊",
     "cancelled": "✖️",
     "fanned_out": "🔀",  # a fan-out parent; its children (one per account) follow as their own lines
+    "pending_approval": "✋",
 }
 
 
@@ -168,3 +169,12 @@ def flatten_done(doc: Mapping[str, Any]) -> str:
         f"🧹 <b>Flatten requested</b> for {esc(doc.get('account') or 'the default account')} "
         f"(job <code>{esc(doc.get('job_id') or '?')}</code>). Fills will be reported here."
     )
+
+
+def approval_done(doc: Mapping[str, Any]) -> str:
+    """The answer to an Approve / Reject press (core/approval.py ``decide``)."""
+    alert = f"alert <code>{esc(doc.get('alert_id') or '?')}</code>"
+    if doc.get("decision") == "approved":
+        where = "queued" if doc.get("status") == "queued" else "waiting for Redis, then queued"
+        return f"✅ <b>Approved</b> {alert}: {where}; the worker decides it now. Fills will be reported here."
+    return f"❌ <b>Rejected</b> {alert}: nothing is sent."

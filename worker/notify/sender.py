@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.approval import alert_of_notice
 from core.notice_text import MAX_TEXT, text_length
 from worker.notify.notice_rows import (
     LOG_CHAT,
@@ -67,6 +68,7 @@ class PendingNotice:
     kind: str
     text: str
     silent: bool
+    approval: str | None = None  # the alert an approval notice asks about: it goes alone, with buttons
 
 
 @dataclass
@@ -108,17 +110,17 @@ class TokenBucket:
 
 def build_batch(rows: Sequence[PendingNotice], batching: bool, limit: int = MAX_TEXT) -> list[PendingNotice]:
     """The next message's notices: the oldest alone, or (batching) as many consecutive ones as
-    fit into one message."""
+    fit into one message; an approval notice (it carries buttons) always alone."""
     if not rows:
         return []
     batch = [rows[0]]
-    if not batching:
+    if not batching or rows[0].approval:
         return batch
     size = text_length(rows[0].text)
     sep = text_length(BATCH_SEPARATOR)
     for row in rows[1:]:
         extra = sep + text_length(row.text)
-        if size + extra > limit:
+        if size + extra > limit or row.approval:  # a question with its buttons is a message of its own
             break
         batch.append(row)
         size += extra
@@ -271,7 +273,7 @@ class _ChatQueue:
     def _fetch(self) -> list[PendingNotice]:
         with self.sender.sessions() as session:
             return [
-                PendingNotice(n.id, n.kind, n.text, bool(n.silent))
+                PendingNotice(n.id, n.kind, n.text, bool(n.silent), alert_of_notice(n.kind, n.dedup_key))
                 for n in pending(session, self.chat_id, self.sender.config.fetch_limit)
             ]
 
@@ -284,7 +286,7 @@ class _ChatQueue:
         started = time.monotonic()
         try:
             kinds = "+".join(dict.fromkeys(row.kind for row in batch))
-            await self.transport.send(self.chat_id, text, silent, kind=kinds)
+            await self.transport.send(self.chat_id, text, silent, kind=kinds, approval=batch[0].approval)
         except RetryLater as exc:
             log.warning("telegram flood control for chat %s: waiting %.1f s", self.chat_id, exc.retry_after)
             await self._sleep(exc.retry_after, until_recovered=False)

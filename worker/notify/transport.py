@@ -17,8 +17,10 @@ import logging
 import re
 from typing import TYPE_CHECKING, Protocol
 
+from core.approval import button_data
+
 if TYPE_CHECKING:
-    from telegram import Bot
+    from telegram import Bot, InlineKeyboardMarkup
 
 log = logging.getLogger(__name__)
 notices_log = logging.getLogger("tv2ib.notices")
@@ -56,9 +58,12 @@ class Transport(Protocol):
     #: apply the per-chat pace (Telegram: ~1 message/s per chat, short bursts tolerated)
     paced: bool
 
-    async def send(self, chat_id: str, text: str, silent: bool, kind: str = "") -> None:
+    async def send(
+        self, chat_id: str, text: str, silent: bool, kind: str = "", approval: str | None = None
+    ) -> None:
         """Deliver ``text`` (Telegram HTML; ``kind`` says what it is, e.g. "fill") or raise a
-        :class:`SendFailure`."""
+        :class:`SendFailure`. ``approval``: the alert the text asks to approve (Telegram adds
+        Approve / Reject buttons; core/approval.py)."""
 
 
 _TAG = re.compile(r"<[^>]*>")
@@ -79,9 +84,20 @@ class LogTransport:
     batching = False
     paced = False
 
-    async def send(self, chat_id: str, text: str, silent: bool, kind: str = "") -> None:
+    async def send(
+        self, chat_id: str, text: str, silent: bool, kind: str = "", approval: str | None = None
+    ) -> None:
+        answer = (
+            f" | answer on the dashboard or POST /api/alerts/{approval}/approve (or /reject)"
+            if approval
+            else ""
+        )
         notices_log.info(
-            "notice%s%s: %s", f" {kind}" if kind else "", " (silent)" if silent else "", plain_line(text)
+            "notice%s%s: %s%s",
+            f" {kind}" if kind else "",
+            " (silent)" if silent else "",
+            plain_line(text),
+            answer,
         )
 
 
@@ -105,7 +121,9 @@ class TelegramTransport:
         self.ready = ready
         self.ready_wait = ready_wait
 
-    async def send(self, chat_id: str, text: str, silent: bool, kind: str = "") -> None:
+    async def send(
+        self, chat_id: str, text: str, silent: bool, kind: str = "", approval: str | None = None
+    ) -> None:
         if self.ready is not None and not self.ready.is_set():
             # The bot has not reached Telegram yet (getMe): wait a little, then count a failure.
             try:
@@ -131,6 +149,7 @@ class TelegramTransport:
                 parse_mode=ParseMode.HTML,
                 disable_notification=silent,
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
+                reply_markup=None if approval is None else approval_buttons(approval),
             )
         except RetryAfter as exc:
             raise RetryLater(_seconds(exc), str(exc)) from exc
@@ -153,3 +172,17 @@ def _seconds(exc: Exception) -> float:
     # timedelta; accept both.
     value = getattr(exc, "_retry_after", None) or getattr(exc, "retry_after", 1)
     return value.total_seconds() if hasattr(value, "total_seconds") else float(value)
+
+
+def approval_buttons(alert_id: str) -> InlineKeyboardMarkup:
+    """Approve / Reject under an approval notice (the worker's bot takes the press: bot.py)."""
+    from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("✅ Approve", callback_data=button_data(alert_id, True)),
+                InlineKeyboardButton("❌ Reject", callback_data=button_data(alert_id, False)),
+            ]
+        ]
+    )
