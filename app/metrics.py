@@ -85,22 +85,22 @@ class _Forward:
         yield from self.source.collect()
 
 
+_WAITING = ("received", "queued", "pending_approval")
+
+
 class BacklogCollector:
     """Alerts not yet taken by a worker, from the database (the same in every process).
 
     ``received`` growing means Redis is unreachable (the relay is waiting); ``queued`` growing
-    means no worker is consuming. Omitted when the database does not answer.
+    means no worker is consuming; ``pending_approval``: alerts waiting for the trader's approval
+    (core/approval.py). Omitted when the database does not answer.
     """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
     def collect(self) -> Iterator[Metric]:
-        query = (
-            select(Alert.status, func.count())
-            .where(Alert.status.in_(("received", "queued")))
-            .group_by(Alert.status)
-        )
+        query = select(Alert.status, func.count()).where(Alert.status.in_(_WAITING)).group_by(Alert.status)
         try:
             with self.engine.connect() as conn:
                 counts = dict(conn.execute(query).all())
@@ -108,10 +108,10 @@ class BacklogCollector:
             return
         family = GaugeMetricFamily(
             "tv2ib_alerts_waiting",
-            "Alerts stored but not yet taken by a worker, by status (database).",
+            "Alerts stored and waiting for a worker, or for the trader's approval, by status (database).",
             labels=["status"],
         )
-        for status in ("received", "queued"):
+        for status in _WAITING:
             family.add_metric([status], counts.get(status, 0))
         yield family
 

@@ -20,6 +20,7 @@ STATUS_STYLE = {
     "queued": "yellow",
     "received": "yellow",
     "processing": "yellow",
+    "pending_approval": "cyan",  # waits for the trader (core/approval.py)
     "rejected": "red",
     "invalid": "red",
     "failed": "red",

@@ -102,6 +102,8 @@ class AlertRow(TypedDict):
     strategy: str | None
     account: str | None
     parent_id: str | None
+    approval_deadline: str | None  # a pending_approval alert's: approve it before this (core/approval.py)
+    approved_at: str | None  # when it was approved; its staleness counts from here
 
 
 class AlertDoc(AlertRow):

@@ -1,4 +1,5 @@
-"""The dashboard's controls: pause / resume new entries, and flatten (after a confirmation page).
+"""The dashboard's controls: pause / resume new entries, flatten (after a confirmation page), and
+approve or reject an alert that waits for approval.
 
 The same switches as ``/api/pause``, ``/api/flatten`` and Telegram's commands (:mod:`core.services`).
 """
@@ -14,10 +15,24 @@ from flask.typing import ResponseReturnValue
 from app.dashboard.access import bp, page
 from app.events import publish
 from app.resources import get_ctx
+from core import approval, keys, routing, services
 from core import events as core_events
-from core import keys, routing, services
 
 log = logging.getLogger("app.dashboard")
+
+
+@bp.post("/alerts/<alert_id>/approval")
+def approval_decision(alert_id: str) -> Response:
+    """Approve or reject an alert that waits for approval (as ``POST /api/alerts/<id>/approve``
+    and Telegram's buttons); recorded as the dashboard's on its audit trail."""
+    decision, ctx = request.form.get("decision"), get_ctx()
+    try:  # the alert's page then shows what it is now (a refusal: decided already, or too late)
+        if decision in ("approve", "reject"):
+            approval.decide(ctx.sessions, ctx.redis, ctx.settings, alert_id[:26],
+                            approve=decision == "approve", by="the dashboard")  # fmt: skip
+    except approval.ApprovalRefused as exc:
+        log.info("dashboard: %s of alert %s refused: %s", decision, alert_id[:26], exc)
+    return redirect(url_for("dashboard.alert", alert_id=alert_id[:26]))
 
 
 @bp.post("/control")

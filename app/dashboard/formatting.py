@@ -15,6 +15,7 @@ from core.services import OrderDoc
 STATUS_CLASS = {
     "received": "st-pending",
     "queued": "st-pending",
+    "pending_approval": "st-working",  # waits for the trader: worth a look
     "processing": "st-pending",
     "submitted": "st-working",
     "partially_filled": "st-working",

@@ -493,3 +493,50 @@ def test_a_bad_protection_is_a_load_error_with_its_line(tmp_path, text, line, re
         load_risk_file(path)
     assert str(caught.value).startswith(f"{path}:{line}: "), str(caught.value)
     assert reason in str(caught.value), str(caught.value)
+
+
+# --- approval by hand (issue 21): require_approval wins anywhere, the shorter approval_timeout holds
+
+
+@pytest.mark.parametrize(
+    ("text", "strategy", "account", "required", "timeout", "source"),
+    [
+        ("strategies:\n  careful:\n    require_approval: true\n", "CAREFUL", None, True, None, None),
+        ("strategies:\n  careful:\n    require_approval: true\n", "other", None, False, None, None),
+        # true in any section wins: the defaults' false copied into an account section undoes nothing
+        ("strategies:\n  careful:\n    require_approval: true\naccounts:\n  DU1:\n    require_approval: false\n",
+         "careful", "DU1", True, None, None),
+        ("defaults:\n  require_approval: true\n  approval_timeout: 10m\nstrategies:\n  quick:\n"
+         "    approval_timeout: 90s\n", "quick", None, True, Decimal(90), 'strategy "quick"'),
+        ("strategies:\n  s:\n    approval_timeout: 1h\naccounts:\n  DU1:\n    approval_timeout: 1.5m\n",
+         "s", "DU1", False, Decimal(90), 'account "DU1"'),
+        ("defaults:\n  approval_timeout: 2 min\n", None, None, False, Decimal(120), "defaults"),
+        ("defaults:\n  approval_timeout: 24h\n", None, None, False, Decimal(86400), "defaults"),
+    ],
+)  # fmt: skip
+def test_approval_is_asked_where_any_section_asks_and_the_shorter_wait_holds(
+    tmp_path, text, strategy, account, required, timeout, source
+):
+    merged = rules(tmp_path, text, strategy, account)
+    assert merged.require_approval is required
+    assert merged.approval_timeout == timeout
+    if source is not None:
+        assert merged.source_of("approval_timeout") == source
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("300", "must be a time span with its unit, such as 90s, 5m or 1h, got '300'"),
+        ("5 minutes", "must be a time span with its unit"),
+        ("0s", "must be from 1s to 24h, got '0s'"),
+        ("25h", "must be from 1s to 24h, got '25h'"),
+        ("[5m]", "must be a time span such as 90s, 5m or 1h, got a list or a mapping"),
+    ],
+)
+def test_an_approval_timeout_without_its_unit_or_out_of_bounds_is_a_load_error(tmp_path, value, reason):
+    path = write(tmp_path, f"strategies:\n  s:\n    require_approval: true\n    approval_timeout: {value}\n")
+    with pytest.raises(RiskFileError) as caught:
+        load_risk_file(path)
+    assert str(caught.value).startswith(f"{path}:4: strategies.s.approval_timeout "), str(caught.value)
+    assert reason in str(caught.value), str(caught.value)
