@@ -89,12 +89,18 @@ class ApprovalGate:
             payload = AlertPayload.from_json(stored or {})
         except PayloadError:
             return None  # the executor refuses it with the reason
-        rules = self.risk.rules_for(payload.strategy, self.account() or payload.account or None)
-        if not rules.require_approval or never_waits(payload):
+        account = self.account() or payload.account or None
+        rules = self.risk.rules_for(payload.strategy, account)
+        # a worker without IB_ACCOUNT before IB's first connect does not know its account yet: an
+        # account section that asks for approval is then asked for (fail closed)
+        unknown = account is None and any(
+            s.get("require_approval") for s in self.risk.risk_file.accounts.values()
+        )
+        if not (rules.require_approval or unknown) or never_waits(payload):
             return None
         timeout = timeout_of(rules)
         deadline = utcnow() + timedelta(seconds=float(timeout))
-        source = rules.source_of("require_approval")
+        source = rules.source_of("require_approval") if rules.require_approval else "an account section"
         message = (
             f"waiting for approval ({source} requires it) until {deadline:%H:%M:%S} UTC "
             f"(approval_timeout {span(timeout)}); nothing is decided before"

@@ -36,7 +36,10 @@ def test_alerts_list_filter_and_detail(client):
     # a status that does not exist is refused, naming the ones that do (it used to match nothing)
     nonsense = client.get("/api/alerts?status=nonsense", headers=AUTH)
     assert nonsense.status_code == 400
-    assert "status must be one of received, queued, processing" in nonsense.get_json()["message"]
+    assert (
+        "status must be one of received, queued, pending_approval, processing"
+        in nonsense.get_json()["message"]
+    )
     assert "fanned_out" in nonsense.get_json()["fields"]["status"][0]
     assert client.get("/api/alerts?limit=abc", headers=AUTH).status_code == 400
     detail = client.get(f"/api/alerts/{accepted}", headers=AUTH).get_json()

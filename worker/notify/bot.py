@@ -378,6 +378,8 @@ class CommandBot:
         query = update.callback_query
         parsed = approval.parse_button(query.data if query is not None else None)
         if query is None or parsed is None or self.redis is None:
+            if query is not None:
+                await query.answer("Not available here: answer on the dashboard.")
             return
         alert_id, approve = parsed
         chat, user = update.effective_chat, update.effective_user
