@@ -72,11 +72,17 @@ def test_the_stop_moves_to_break_even_once_and_the_trader_hears_of_it(sim, watch
     wait_until(lambda: (_stop(sim) or {}).get("auxPrice") == 190.02, timeout=15)
     assert _stop(sim)["quantity"] == 10
     sim.set_price("AAPL", 195.0)  # once: it does not trail
-    with ctx.sessions() as session:
-        trail = list(session.scalars(select(AlertEvent.message).where(AlertEvent.alert_id == alert_id)))
-        notices = list(session.scalars(select(text("text")).select_from(text("notices"))
-                                       .where(text("kind = 'break_even'"))))  # fmt: skip
-    assert any(m.startswith("break-even: stop moved to break-even 190.02") for m in trail)
+
+    def said() -> tuple[list[str], list[str]]:  # the audit line and the notice, written by the recorder
+        with ctx.sessions() as session:
+            trail = list(session.scalars(select(AlertEvent.message).where(AlertEvent.alert_id == alert_id)))
+            notices = list(session.scalars(select(text("text")).select_from(text("notices"))
+                                           .where(text("kind = 'break_even'"))))  # fmt: skip
+        moved = [m for m in trail if m.startswith("break-even: stop moved to break-even 190.02")]
+        return (moved, notices) if moved and notices else ([], [])
+
+    moved, notices = wait_until(lambda: said() if said()[0] else None, timeout=10)
+    assert len(moved) == 1
     assert len(notices) == 1 and "Stop moved to break-even" in notices[0] and "stop from 186.2" in notices[0]
     wait_until(lambda: watching_worker.worker.protection.all()[0].break_even_done, timeout=5)
     assert _stop(sim)["auxPrice"] == 190.02
