@@ -1,0 +1,242 @@
+"""A take-profit in levels: one sub-bracket per level (``tp.<i>`` + ``sl.<i>`` in their own OCA
+group), so the stops always add up to the position. The pure parts as tables (the sizes, the
+legs' names, the slice rule of the exits), and the real worker (in a thread) against ibsim with
+invariant 7 extended checked on EVERY change of ibsim's state: three levels fill one by one, the
+stop shrinks with each fill and moves to break-even after the first, an ``update`` alert tightens
+every slice's stop."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from support import wait_until
+from worker_helpers import WorkerThread, add_alert, alert_status
+
+from app.webhook.schema import normalise
+from core.ids import exit_leg_parts
+from core.models import AlertEvent
+from core.payload import TakeProfitLevel
+from worker.decision.levels import level_sizes
+from worker.decision.model import PlanRejected
+from worker.decision.positions import ExitChange, WorkingExit, exit_changes, exits_fit
+
+D = Decimal
+WORKING = frozenset({"ApiPending", "PendingSubmit", "PreSubmitted", "Submitted"})
+
+
+@pytest.mark.parametrize(
+    ("leg", "parts"),
+    [("tp", ("tp", "")), ("sl2", ("sl", "")), ("tp.1", ("tp", "1")), ("sl.3", ("sl", "3")),
+     ("sl.1r2", ("sl", "1")), ("entry", None), ("sl.", None), ("close", None)],
+)  # fmt: skip
+def test_the_names_of_the_legs(leg, parts):
+    assert exit_leg_parts(leg) == parts
+
+
+def _levels(*sizes: tuple[str, str] | None) -> tuple[TakeProfitLevel, ...]:
+    return tuple(
+        TakeProfitLevel(percent=D(1), **({size[0]: D(size[1])} if size else {}))  # type: ignore[arg-type]
+        for size in sizes
+    )
+
+
+@pytest.mark.parametrize(
+    ("levels", "position", "expected"),
+    [
+        (_levels(("quantity", "3"), ("quantity", "3"), None), D(10), [D(3), D(3), D(4)]),
+        (_levels(("quantity", "3"), ("quantity", "3")), D(10), [D(3), D(3)]),  # 4 left: a stop-only slice
+        (_levels(("quantity_percent", "50"), ("quantity_percent", "25"), None), D(7), [D(3), D(1), D(3)]),
+        (_levels(("quantity", "6"), ("quantity", "6")), D(10), "add up to 12"),
+        (_levels(("quantity", "5"), ("quantity", "5"), None), D(10), "comes to 0"),
+        (_levels(("quantity_percent", "10"), None), D(5), "comes to 0"),
+    ],
+)
+def test_the_sizes_of_the_levels(levels, position, expected):
+    if isinstance(expected, str):
+        with pytest.raises(PlanRejected, match=expected):
+            level_sizes(levels, position, D(1))
+    else:
+        assert level_sizes(levels, position, D(1)) == expected
+
+
+SLICES = [
+    WorkingExit("tp.1", "tp", "SELL", D(3), "1"), WorkingExit("sl.1", "sl", "SELL", D(3), "1"),
+    WorkingExit("tp.2", "tp", "SELL", D(3), "2"), WorkingExit("sl.2", "sl", "SELL", D(3), "2"),
+    WorkingExit("tp.3", "tp", "SELL", D(4), "3"), WorkingExit("sl.3", "sl", "SELL", D(4), "3"),
+]  # fmt: skip
+BOTH = frozenset({"tp", "sl"})
+
+
+def _change(ref, role, quantity, level=""):
+    return ExitChange(ref, role, "SELL", D(quantity), level)
+
+
+@pytest.mark.parametrize(
+    ("position", "exits", "wanted", "expected"),
+    [
+        # the slices fit: nothing to do
+        (D(10), SLICES, BOTH, []),
+        # level 1 filled (IB cancelled its stop): the rest still fits
+        (D(7), SLICES[2:], BOTH, []),
+        # a manual partial close of 2: the last level shrinks (target and stop)
+        (D(8), SLICES, BOTH, [_change("tp.3", "tp", 2, "3"), _change("sl.3", "sl", 2, "3")]),
+        # ... of 5: level 3 goes, level 2 shrinks to 2
+        (D(5), SLICES, BOTH, [_change("tp.3", "tp", 0, "3"), _change("sl.3", "sl", 0, "3"),
+                              _change("tp.2", "tp", 2, "2"), _change("sl.2", "sl", 2, "2")]),
+        # an add of 5 filled: the last level's stop covers it (no take-profit for the added 5)
+        (D(15), SLICES, BOTH, [_change("sl.3", "sl", 9, "3")]),
+        # IB cancelled level 2's stop: a new one for the level, in its group
+        (D(10), [e for e in SLICES if e.ref != "sl.2"], BOTH, [_change(None, "sl", 3, "2")]),
+        # ... but not when the position wants no stop-loss
+        (D(10), [e for e in SLICES if e.role == "tp"], frozenset({"tp"}), []),
+        # flat: everything goes; the other side: everything goes
+        (D(0), SLICES[4:], BOTH, [_change("tp.3", "tp", 0), _change("sl.3", "sl", 0)]),
+        (D(-4), SLICES[4:], BOTH, [_change("tp.3", "tp", 0), _change("sl.3", "sl", 0)]),
+    ],
+)  # fmt: skip
+def test_the_slices_follow_the_position(position, exits, wanted, expected):
+    changes = exit_changes(position, exits, wanted)
+    assert changes == expected
+    # every reduction comes before any growth (applied one at a time, none adds past the position)
+    book = {e.ref: e for e in exits}
+    grown = False
+    for change in changes:
+        before = book.get(change.ref or "")
+        grows = before is None or change.quantity > before.quantity
+        assert not (grown and not grows), change
+        grown = grown or grows
+        ref = change.ref or f"new.{change.slice}"
+        book[ref] = WorkingExit(ref, change.role, change.action, change.quantity, change.slice)
+    assert exits_fit(position, list(book.values())) is None
+    if position > 0 and "sl" in wanted:
+        assert sum(e.quantity for e in book.values() if e.role == "sl") == abs(position)
+
+
+# ------------------------------------------------------------------ the real worker against ibsim
+
+
+def stop_problem(state: dict[str, Any], symbol: str = "AAPL") -> str | None:
+    """Invariant 7 extended, on one ibsim state: the exits on the closing side, the take-profits
+    together at most the position, and the stops together EXACTLY the position (while it is open
+    and has a stop at all)."""
+    position = sum((D(str(p["position"])) for p in state["positions"] if p["symbol"] == symbol), D(0))
+    by_id = {(o["clientId"], o["orderId"]): o for o in state["orders"]}
+    exits = []
+    for o in state["orders"]:
+        parts = (
+            exit_leg_parts(o["orderRef"].rsplit(":", 1)[-1]) if o["orderRef"].startswith("tv2ib:") else None
+        )
+        if parts is None or o["status"] not in WORKING or not o["transmit"]:
+            continue
+        parent = by_id.get((o["clientId"], o["parentId"])) if o["parentId"] else None
+        if parent is not None and parent["status"] != "Filled":
+            continue  # a child waiting for its entry: not an exit yet
+        exits.append(WorkingExit(o["orderRef"], parts[0], o["action"], D(str(o["remaining"])), parts[1]))  # type: ignore[arg-type]
+    problem = exits_fit(position, exits)
+    stops = sum((e.quantity for e in exits if e.role == "sl"), D(0))
+    if problem is None and stops and stops != abs(position):
+        problem = f"stops {stops} for a position of {position}"
+    return problem
+
+
+class EveryChange:
+    """Checks :func:`stop_problem` after every batch of ibsim's engine events (on its loop)."""
+
+    def __init__(self, sim) -> None:
+        self.sim = sim
+        self.broken: list[str] = []
+        self.changes = 0
+        self.lock = threading.Lock()
+        router = sim.sim.router
+        original = router.apply
+
+        def apply(events, *args, **kwargs):
+            result = original(events, *args, **kwargs)
+            problem = stop_problem(sim.sim.engine.state())
+            with self.lock:
+                self.changes += 1
+                if problem:
+                    self.broken.append(problem)
+            return result
+
+        sim.call(setattr, router, "apply", apply)
+
+
+def _working(sim, role: str) -> list[dict[str, Any]]:
+    return [o for o in sim.state()["orders"] if o["status"] in ("Submitted", "PreSubmitted")
+            and (exit_leg_parts(o["orderRef"].rsplit(":", 1)[-1]) or ("",))[0] == role]  # fmt: skip
+
+
+def _stops(sim) -> list[tuple[str, float, float]]:
+    return sorted(
+        (o["orderRef"].rsplit(":", 1)[-1], o["auxPrice"], o["remaining"]) for o in _working(sim, "sl")
+    )
+
+
+def _position(sim) -> float:
+    return sum(p["position"] for p in sim.state()["positions"] if p["symbol"] == "AAPL")
+
+
+def stored(alert: dict[str, Any]) -> dict[str, Any]:
+    """The payload as intake stores it (a takeProfit list becomes ``takeProfitLevels``)."""
+    payload, errors = normalise(alert)
+    assert payload is not None, errors
+    return payload.to_json()
+
+
+def _trail(ctx, alert_id: str) -> str:
+    with ctx.sessions() as session:
+        return "\n".join(session.scalars(select(AlertEvent.message).where(AlertEvent.alert_id == alert_id)))
+
+
+@pytest.fixture
+def watching_worker(worker_env):
+    handle = WorkerThread(worker_env, housekeeping_interval=0.2).start()
+    yield handle
+    handle.stop()
+
+
+@pytest.mark.e2e
+def test_three_levels_fill_one_by_one_and_the_stop_follows(sim, watching_worker):
+    ctx = watching_worker.ctx
+    watch = EveryChange(sim)
+    sim.set_price("AAPL", 190.0)
+    alert_id = add_alert(ctx, stored({"ticker": "AAPL", "action": "buy", "quantity": 10, "price": 190,
+                                      "takeProfit": [{"percent": 1, "quantity": 3}, {"percent": 2, "quantity": 3},
+                                                     {"percent": 3}],
+                                      "stopLoss": {"percent": 2, "breakEven": {"afterTakeProfit": 1}}}))  # fmt: skip
+    wait_until(
+        lambda: alert_status(ctx, alert_id) == "filled", timeout=20, what=lambda: _trail(ctx, alert_id)
+    )
+    wait_until(
+        lambda: _stops(sim) == [("sl.1", 186.2, 3), ("sl.2", 186.2, 3), ("sl.3", 186.2, 4)], timeout=10
+    )
+    targets = sorted(
+        (o["orderRef"].rsplit(":", 1)[-1], o["lmtPrice"], o["remaining"]) for o in _working(sim, "tp")
+    )
+    assert targets == [("tp.1", 191.9, 3), ("tp.2", 193.8, 3), ("tp.3", 195.7, 4)]
+    groups = {o["orderRef"].rsplit(":", 1)[-1]: o["ocaGroup"] for o in sim.state()["orders"]}
+    assert groups["tp.2"] == groups["sl.2"] == f"tv2ib:{alert_id}:2" != groups["sl.3"]
+
+    sim.set_price("AAPL", 192.0)  # level 1 fills: its stop goes with it, the others move to the entry
+    wait_until(lambda: _position(sim) == 7, timeout=10)
+    wait_until(lambda: _stops(sim) == [("sl.2", 190.0, 3), ("sl.3", 190.0, 4)], timeout=15)
+
+    update = add_alert(ctx, stored({"ticker": "AAPL", "action": "update", "stopLoss": {"stopPrice": 191}}))
+    wait_until(lambda: alert_status(ctx, update) == "cancelled", timeout=20)
+    assert _stops(sim) == [("sl.2", 191.0, 3), ("sl.3", 191.0, 4)]
+
+    sim.set_price("AAPL", 194.0)  # level 2
+    wait_until(lambda: _position(sim) == 4 and _stops(sim) == [("sl.3", 191.0, 4)], timeout=10)
+    sim.set_price("AAPL", 196.0)  # level 3: flat, nothing left working
+    wait_until(lambda: _position(sim) == 0 and not _stops(sim) and not _working(sim, "tp"), timeout=10)
+
+    with ctx.sessions() as session:
+        trail = list(session.scalars(select(AlertEvent.message).where(AlertEvent.alert_id == alert_id)))
+    assert sum(m.startswith("break-even: stop moved to break-even 190") for m in trail) == 1, trail
+    assert watch.changes > 10
+    assert watch.broken == []
