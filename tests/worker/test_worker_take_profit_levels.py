@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from support import wait_until
+from support import stop_problem, wait_until
 from worker_helpers import WorkerThread, add_alert, alert_status
 
 from app.webhook.schema import normalise
@@ -117,30 +117,6 @@ def test_the_slices_follow_the_position(position, exits, wanted, expected):
 
 
 # ------------------------------------------------------------------ the real worker against ibsim
-
-
-def stop_problem(state: dict[str, Any], symbol: str = "AAPL") -> str | None:
-    """Invariant 7 extended, on one ibsim state: the exits on the closing side, the take-profits
-    together at most the position, and the stops together EXACTLY the position (while it is open
-    and has a stop at all)."""
-    position = sum((D(str(p["position"])) for p in state["positions"] if p["symbol"] == symbol), D(0))
-    by_id = {(o["clientId"], o["orderId"]): o for o in state["orders"]}
-    exits = []
-    for o in state["orders"]:
-        parts = (
-            exit_leg_parts(o["orderRef"].rsplit(":", 1)[-1]) if o["orderRef"].startswith("tv2ib:") else None
-        )
-        if parts is None or o["status"] not in WORKING or not o["transmit"]:
-            continue
-        parent = by_id.get((o["clientId"], o["parentId"])) if o["parentId"] else None
-        if parent is not None and parent["status"] != "Filled":
-            continue  # a child waiting for its entry: not an exit yet
-        exits.append(WorkingExit(o["orderRef"], parts[0], o["action"], D(str(o["remaining"])), parts[1]))  # type: ignore[arg-type]
-    problem = exits_fit(position, exits)
-    stops = sum((e.quantity for e in exits if e.role == "sl"), D(0))
-    if problem is None and stops and stops != abs(position):
-        problem = f"stops {stops} for a position of {position}"
-    return problem
 
 
 class EveryChange:
