@@ -19,10 +19,15 @@ from worker_helpers import WorkerThread, add_alert, alert_status
 from app.webhook.schema import normalise
 from core.ids import exit_leg_parts
 from core.models import AlertEvent
-from core.payload import TakeProfitLevel
-from worker.decision.levels import level_sizes
-from worker.decision.model import PlanRejected
+from core.payload import BreakEven, TakeProfitLevel
+from core.slippage import _leg_order
+from worker.decision.break_even import break_even_move
+from worker.decision.levels import level_sizes, sized_legs
+from worker.decision.model import Leg, PlanRejected
 from worker.decision.positions import ExitChange, WorkingExit, exit_changes, exits_fit
+from worker.decision.rounding import PriceGrid
+from worker.notify.wording import leg_name
+from worker.recording.protection import ProtectionSpec
 
 D = Decimal
 WORKING = frozenset({"ApiPending", "PendingSubmit", "PreSubmitted", "Submitted"})
@@ -114,6 +119,92 @@ def test_the_slices_follow_the_position(position, exits, wanted, expected):
     assert exits_fit(position, list(book.values())) is None
     if position > 0 and "sl" in wanted:
         assert sum(e.quantity for e in book.values() if e.role == "sl") == abs(position)
+
+
+def _legs(*names_sizes: tuple[str, int]) -> list[Leg]:
+    return [Leg(name, "SELL" if name != "entry" else "BUY", "MKT", D(size)) for name, size in names_sizes]
+
+
+@pytest.mark.parametrize(
+    ("quantity", "expected"),
+    [
+        (D(10), [("entry", 10), ("tp.1", 3), ("sl.1", 3), ("tp.2", 3), ("sl.2", 3), ("sl.3", 4)]),
+        # the entry shrank (the position moved since the plan): the last level gives first
+        (D(5), [("entry", 5), ("tp.1", 3), ("sl.1", 3), ("tp.2", 2), ("sl.2", 2)]),
+        (D(2), [("entry", 2), ("tp.1", 2), ("sl.1", 2)]),
+        # it grew: the last stop covers the difference
+        (D(12), [("entry", 12), ("tp.1", 3), ("sl.1", 3), ("tp.2", 3), ("sl.2", 3), ("sl.3", 6)]),
+    ],
+)
+def test_a_bracket_in_levels_sized_to_its_entry(quantity, expected):
+    legs = _legs(("entry", 10), ("tp.1", 3), ("sl.1", 3), ("tp.2", 3), ("sl.2", 3), ("sl.3", 4))
+    sized = sized_legs(legs, quantity)
+    assert [(leg.leg, int(leg.quantity)) for leg in sized] == expected
+    assert [leg.transmit for leg in sized] == [False] * (len(sized) - 1) + [True]
+    plain = sized_legs(_legs(("entry", 10), ("tp", 10), ("sl", 10)), D(4))
+    assert [int(leg.quantity) for leg in plain] == [4, 4, 4]
+
+
+@pytest.mark.parametrize(
+    ("leg", "name"),
+    [("tp", "take-profit"), ("sl2", "sl2"), ("tp.2", "take-profit 2"), ("sl.1r2", "stop-loss 1")],
+)
+def test_the_legs_as_a_trader_reads_them(leg, name):
+    assert leg_name(leg) == name
+
+
+def test_exit_legs_sort_plain_first_then_by_level():
+    legs = ["sl.2", "tp.10", "tp", "tp.2", "sl", "tp2", "sl.1r2"]
+    assert sorted(legs, key=_leg_order) == ["sl", "sl.1r2", "sl.2", "tp", "tp2", "tp.2", "tp.10"]
+
+
+def test_the_protection_record_keeps_the_levels():
+    spec = ProtectionSpec("DU1", 265598, "A2", 1, {"sl": D("186.2")}, "AAPL",
+                          break_even=BreakEven(after_take_profit=D(1)),
+                          levels={"1": (D("191.9"), D(3)), "2": (D("193.8"), D(3))}, levels_alert="A1")  # fmt: skip
+    assert ProtectionSpec.from_json(spec.to_json()) == spec
+    assert ProtectionSpec.from_json({**spec.to_json(), "levels": None}).levels == {}  # an older record
+
+
+@pytest.mark.parametrize(
+    ("filled", "stop", "moved"),
+    [(False, D("186.2"), None), (True, D("186.2"), D(190)), (True, D(191), None)],
+)
+def test_break_even_after_a_level(filled, stop, moved):
+    move = break_even_move(
+        BreakEven(after_take_profit=D(1)), D(7), D(190), D(192), stop, PriceGrid(D("0.01")), filled
+    )
+    assert move.stop == moved
+    assert move.spent == filled
+
+
+@pytest.mark.parametrize(
+    ("take_profit", "extra", "error"),
+    [
+        ([{"percent": 1}], {}, "2 to 10 levels"),
+        (
+            [{"percent": 1, "quantity": 3, "quantityPercent": 10}, {"percent": 2}],
+            {},
+            "at most one of quantity",
+        ),
+        ([{"percent": 1, "quantity": 3}, {"percent": 2, "quantityPercent": 50}], {}, "the same way"),
+        ({"percent": 1, "quantity": 3}, {}, "takeProfit takes limitPrice, percent, amount, ticks"),
+        (
+            [{"percent": 1, "quantity": 3}, {"percent": 2}],
+            {"action": "update", "quantity": None},
+            "not levels",
+        ),
+        (
+            {"percent": 1},
+            {"stopLoss": {"percent": 2, "breakEven": {"afterTakeProfit": 1}}},
+            "names take-profit level 1",
+        ),
+    ],
+)
+def test_intake_refuses_levels_it_cannot_place(take_profit, extra, error):
+    alert = {"ticker": "AAPL", "action": "buy", "quantity": 10, "takeProfit": take_profit, **extra}
+    payload, errors = normalise({k: v for k, v in alert.items() if v is not None})
+    assert payload is None and error in str(errors), errors
 
 
 # ------------------------------------------------------------------ the real worker against ibsim

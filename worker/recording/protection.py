@@ -140,6 +140,7 @@ class ProtectionSpec:
                 str(level): (Decimal(str(pair[0])), Decimal(str(pair[1])))
                 for level, pair in (doc.get("levels") or {}).items()
             },  # fmt: skip
+            levels_alert=str(doc.get("levels_alert") or ""),
         )
 
 
