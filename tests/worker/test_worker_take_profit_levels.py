@@ -307,3 +307,56 @@ def test_three_levels_fill_one_by_one_and_the_stop_follows(sim, watching_worker)
     assert sum(m.startswith("break-even: stop moved to break-even 190") for m in trail) == 1, trail
     assert watch.changes > 10
     assert watch.broken == []
+
+
+def _ib_cancels(sim, leg: str) -> None:
+    """IB cancels one of our orders by itself (an exchange purge): the owner hears it."""
+    order = next(o for o in sim.state()["orders"] if o["orderRef"].endswith(f":{leg}"))
+
+    def cancel() -> None:
+        server = sim.sim
+        engine = server.engine
+        server.apply(engine._cancel(engine.orders[(order["clientId"], order["orderId"])], "Cancelled by IB"))
+
+    sim.call(cancel)
+
+
+@pytest.mark.e2e
+def test_the_guard_keeps_the_levels_after_a_manual_close_and_a_lost_stop(sim, running_worker):
+    ctx = running_worker.ctx
+    sim.set_price("AAPL", 190.0)
+    alert_id = add_alert(ctx, stored({"ticker": "AAPL", "action": "buy", "quantity": 10, "price": 190,
+                                      "takeProfit": [{"percent": 1, "quantityPercent": 30},
+                                                     {"percent": 2, "quantityPercent": 30}],
+                                      "stopLoss": {"percent": 2}}))  # fmt: skip
+    wait_until(
+        lambda: alert_status(ctx, alert_id) == "filled", timeout=20, what=lambda: _trail(ctx, alert_id)
+    )
+    # two levels of 3 and a stop-only rest of 4
+    wait_until(
+        lambda: _stops(sim) == [("sl.1", 186.2, 3), ("sl.2", 186.2, 3), ("sl.3", 186.2, 4)], timeout=10
+    )
+    sim.trade(-5, symbol="AAPL")  # a manual sale of 5: the rest goes, then level 2 shrinks to 2
+    wait_until(
+        lambda: _stops(sim) == [("sl.1", 186.2, 3), ("sl.2", 186.2, 2)],
+        timeout=10,
+        what=lambda: str(_stops(sim)),
+    )
+    targets = sorted((o["orderRef"].rsplit(":", 1)[-1], o["remaining"]) for o in _working(sim, "tp"))
+    assert targets == [("tp.1", 3), ("tp.2", 2)]
+    assert stop_problem(sim.state()) is None
+    watch = EveryChange(
+        sim
+    )  # from here on no change at IB breaks the invariant (a manual trade did, until the guard came)
+    _ib_cancels(sim, "sl.2")  # IB drops level 2's stop: put back for the level, in its group
+    wait_until(
+        lambda: _stops(sim) == [("sl.1", 186.2, 3), ("sl.2r2", 186.2, 2)],
+        timeout=10,
+        what=lambda: str(_stops(sim)),
+    )
+    groups = {o["orderRef"].rsplit(":", 1)[-1]: o["ocaGroup"] for o in sim.state()["orders"]}
+    assert groups["sl.2r2"] == groups["tp.2"] == f"tv2ib:{alert_id}:2"
+    watch = EveryChange(sim)
+    sim.set_price("AAPL", 194.0)  # both levels fill: flat, the re-attached stop went with its level
+    wait_until(lambda: _position(sim) == 0 and not _stops(sim) and not _working(sim, "tp"), timeout=10)
+    assert watch.broken == [] and watch.changes >= 1

@@ -315,13 +315,13 @@ class ExecutionProtocol:
         current = trading.exit_prices(con_id)
         working_terms = trading.exit_orders(con_id)
         for ex in trading.working_exits(con_id):
-            if ex.role not in prices:
+            if ex.role not in prices or (ex.slice and ex.role == "tp"):  # a level's target keeps its price
                 continue
             wanted = (orders or {}).get(ex.role) or default_exit_order(ex.role)
             working = working_terms.get(ex.role) or default_exit_order(ex.role)
             if wanted.order_type != working.order_type:
                 changes += [ExitChange(ex.ref, ex.role, ex.action, Decimal(0)),
-                            ExitChange(None, ex.role, ex.action, ex.quantity)]  # fmt: skip
+                            ExitChange(None, ex.role, ex.action, ex.quantity, ex.slice)]  # fmt: skip
             elif working.order_type == "TRAIL":
                 if not wanted.same_trail(working.trail_amount, working.trail_percent):
                     changes.append(ExitChange(ex.ref, ex.role, ex.action, ex.quantity))
