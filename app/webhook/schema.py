@@ -156,14 +156,17 @@ class AlertSchema(Schema):
 
 
 def _level_errors(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A take-profit in levels opens a position with its sub-brackets: not for an update; and a
-    break-even after a level names one of the levels."""
+    """A take-profit in levels opens a position with its sub-brackets: not for an update, nor for
+    options chosen by optionType (their exits are priced on the premium); and a break-even after a
+    level names one of the levels."""
     levels = data.get("takeProfit")
     count = len(levels) if isinstance(levels, list) else 0
     if count and data.get("action") == "update":
         return {
             "takeProfit": ["an update moves the working exits: give one takeProfit (an object), not levels"]
         }
+    if count and data.get("optionType") is not None:
+        return {"takeProfit": ["a take-profit in levels is not made for options chosen by optionType"]}
     stop = data.get("stopLoss")
     after = stop.get("breakEven", {}).get("afterTakeProfit") if isinstance(stop, Mapping) else None
     if after is not None and not 1 <= after <= count:

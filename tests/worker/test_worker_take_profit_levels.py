@@ -199,6 +199,11 @@ def test_break_even_after_a_level(filled, stop, moved):
             {"stopLoss": {"percent": 2, "breakEven": {"afterTakeProfit": 1}}},
             "names take-profit level 1",
         ),
+        (
+            [{"percent": 1, "quantity": 1}, {"percent": 2}],
+            {"optionType": "call", "expiration": "+30 days", "strikesAway": 1},
+            "not made for options",
+        ),
     ],
 )
 def test_intake_refuses_levels_it_cannot_place(take_profit, extra, error):
