@@ -69,6 +69,9 @@ class TakeProfitLevelSchema(TakeProfitSchema):
     """One level of a take-profit in levels: a price, and its size (contracts, or a percent of the
     position; at most one)."""
 
+    class Meta:
+        unknown = RAISE  # inside a list check_unknown does not look: marshmallow names the key
+
     quantity = Number()
     quantityPercent = Number(max_value=Decimal(100))  # noqa: N815
 

@@ -19,9 +19,10 @@ from worker_helpers import WorkerThread, add_alert, alert_status
 from app.webhook.schema import normalise
 from core.ids import exit_leg_parts
 from core.models import AlertEvent
-from core.payload import BreakEven, TakeProfitLevel
+from core.payload import AlertPayload, BreakEven, TakeProfitLevel
 from core.slippage import _leg_order
 from worker.decision.break_even import break_even_move
+from worker.decision.intent import has_relative_exits
 from worker.decision.levels import level_sizes, sized_legs
 from worker.decision.model import Leg, PlanRejected
 from worker.decision.positions import ExitChange, WorkingExit, exit_changes, exits_fit
@@ -199,6 +200,7 @@ def test_break_even_after_a_level(filled, stop, moved):
             {"stopLoss": {"percent": 2, "breakEven": {"afterTakeProfit": 1}}},
             "names take-profit level 1",
         ),
+        ([{"percent": 1, "quantity": 3}, {"percent": 2, "qty": 3}], {}, "Unknown field"),
         (
             [{"percent": 1, "quantity": 1}, {"percent": 2}],
             {"optionType": "call", "expiration": "+30 days", "strikesAway": 1},
@@ -365,3 +367,10 @@ def test_the_guard_keeps_the_levels_after_a_manual_close_and_a_lost_stop(sim, ru
     sim.set_price("AAPL", 194.0)  # both levels fill: flat, the re-attached stop went with its level
     wait_until(lambda: _position(sim) == 0 and not _stops(sim) and not _working(sim, "tp"), timeout=10)
     assert watch.broken == [] and watch.changes >= 1
+
+
+def test_relative_levels_need_a_reference_price():
+    levels = (TakeProfitLevel(limit_price=D(200), quantity=D(3)), TakeProfitLevel(percent=D(2)))
+    assert has_relative_exits(AlertPayload(ticker="AAPL", action="buy", take_profit_levels=levels))
+    absolute = (TakeProfitLevel(limit_price=D(200), quantity=D(3)), TakeProfitLevel(limit_price=D(201)))
+    assert not has_relative_exits(AlertPayload(ticker="AAPL", action="buy", take_profit_levels=absolute))
