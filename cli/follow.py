@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from cli import exitcodes
 from cli.client import ApiClient
+from core.ids import exit_leg_parts
 
 if TYPE_CHECKING:
     from core.services import AlertDoc
@@ -18,7 +19,6 @@ TERMINAL = frozenset({"filled", "cancelled", "rejected", "invalid", "duplicate",
 FAILURES = frozenset({"cancelled", "rejected", "invalid", "failed"})
 # IB order states of an order that rests at the broker and can still fill.
 WORKING_ORDER = frozenset({"PendingSubmit", "ApiPending", "PreSubmitted", "Submitted"})
-EXIT_LEGS = frozenset({"tp", "sl"})
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def entry_working(alert: AlertDoc) -> bool:
     if alert.get("status") not in {"submitted", "partially_filled"}:
         return False
     for order in alert.get("orders") or []:
-        if order.get("leg") in EXIT_LEGS:
+        if exit_leg_parts(order.get("leg")) is not None:  # tp, sl2, a level's tp.1 / sl.1
             continue
         if order.get("status") in WORKING_ORDER and str(order.get("order_type") or "").upper() not in {
             "MKT",

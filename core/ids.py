@@ -9,6 +9,7 @@ executions and silently skip real trades. A random, time-ordered id cannot colli
 from __future__ import annotations
 
 import os
+import re
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -38,3 +39,20 @@ def parse_order_ref(ref: str | None) -> tuple[str, str] | None:
     if len(parts) != 3 or not parts[1] or not parts[2]:
         return None
     return parts[1], parts[2]
+
+
+# A protective leg: the bracket's ``tp`` / ``sl``, re-attached ``tp2`` / ``sl3``; the slices of a
+# take-profit in levels ``tp.1`` / ``sl.1`` (level 1), re-attached ``sl.1r2`` (docs/positions.md).
+EXIT_LEG = re.compile(r"(tp|sl)(?:\d*|\.(\d+)(?:r\d+)?)")
+
+
+def exit_leg_parts(leg: str | None) -> tuple[str, str] | None:
+    """``(role, slice)`` of a protective leg: ``("sl", "")`` for ``sl`` / ``sl2``, ``("tp", "1")``
+    for ``tp.1`` / ``tp.1r2``; None for any other leg."""
+    match = EXIT_LEG.fullmatch(leg or "")
+    return (match.group(1), match.group(2) or "") if match else None
+
+
+def slice_leg(role: str, level: int | str) -> str:
+    """The leg of one slice's exit: ``tp.1``, ``sl.3``."""
+    return f"{role}.{level}"

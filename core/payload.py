@@ -28,14 +28,19 @@ Python name in camelCase), enums lower-case, ``ticker``/``exchange`` upper-case:
     trailAmount     num|null  } exactly one of the two for trailing_stop
     trailPercent    num|null  }
     takeProfit      obj|null  exactly ONE of {"limitPrice"}, {"percent"}, {"amount"}, {"ticks"} (ticks: int)
+    takeProfitLevels  list|null  a take-profit in levels: the alert's ``takeProfit`` given as a list
+                              is stored here (and ``takeProfit`` is null); each level is a price as
+                              above plus at most one of quantity | quantityPercent (only the last
+                              may have neither: the rest). docs/positions.md
     stopLoss        obj|null  {"type": "stop"|"stop_limit"|"trailing_stop" (default "stop"),
                                plus its keys among stopPrice, limitPrice, percent, amount, ticks,
                                trailAmount, trailPercent}. stop: exactly one of stopPrice|percent|amount|ticks;
                                stop_limit: that plus limitPrice; trailing_stop: exactly one of
                                trailAmount|trailPercent. Only the keys given are present.
                                ``breakEven`` (a plain stop only): {"percent"|"amount"|"ticks": the
-                               distance in favour that moves the stop to the entry, plus at most one
-                               of offsetTicks|offsetPercent|offsetAmount} (worker/decision/break_even.py)
+                               distance in favour that moves the stop to the entry, or
+                               "afterTakeProfit": the level (1, 2...) whose fill moves it, plus at
+                               most one of offsetTicks|offsetPercent|offsetAmount} (worker/decision/break_even.py)
     timeInForce     str|null  day | gtc | opg | cls | ioc | fok  (null: the worker's default)
     extendedHours   bool   default false
     cancel          bool   default false (cancel working orders for the ticker first)
@@ -193,6 +198,14 @@ def _loader(hint: Any) -> Loader:
         def convert(value: Any, where: str) -> Any:
             return _from_doc(nested, value, f"{where}.")
 
+    elif typing.get_origin(kind) is tuple:
+        item = typing.cast(type, get_args(kind)[0])
+
+        def convert(value: Any, where: str) -> Any:
+            if not isinstance(value, list | tuple):
+                raise PayloadError(f"{where} must be a list")
+            return tuple(_from_doc(item, one, f"{where}[{n}].") for n, one in enumerate(value))
+
     elif kind in (bool, str) or typing.get_origin(kind) is dict:
         expected = typing.get_origin(kind) or kind
         wanted = {bool: "true or false", str: "a string", dict: "a JSON object"}[expected]
@@ -239,6 +252,8 @@ def _to_doc(item: Any, *, omit_none: bool) -> dict[str, Any]:
             value = number_to_json(value)
         elif isinstance(value, (TakeProfit, StopLoss, BreakEven)):
             value = value.to_json()
+        elif isinstance(value, tuple):
+            value = [one.to_json() for one in value]
         elif isinstance(value, dict):
             value = dict(value)
         doc[slot.key] = value
@@ -260,6 +275,16 @@ class TakeProfit:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TakeProfitLevel(TakeProfit):
+    """One level of a take-profit in levels (``takeProfitLevels``): a price as :class:`TakeProfit`
+    and a size, ``quantity`` (contracts) or ``quantityPercent`` (of the position), at most one; the
+    last level may have none (the rest of the position). worker/decision/levels.py"""
+
+    quantity: Decimal | None = None
+    quantity_percent: Decimal | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class BreakEven:
     """``stopLoss.breakEven``: once the market has gone ``percent`` (of the entry) / ``amount`` /
     ``ticks`` in the position's favour (exactly one), the stop moves to the entry price plus an
@@ -269,6 +294,7 @@ class BreakEven:
     percent: Decimal | None = None
     amount: Decimal | None = None
     ticks: Decimal | None = None
+    after_take_profit: Decimal | None = None  # instead of a distance: once this level has filled
     offset_ticks: Decimal | None = None
     offset_percent: Decimal | None = None
     offset_amount: Decimal | None = None
@@ -323,6 +349,7 @@ class AlertPayload:
     trail_amount: Decimal | None = None
     trail_percent: Decimal | None = None
     take_profit: TakeProfit | None = None
+    take_profit_levels: tuple[TakeProfitLevel, ...] | None = None
     stop_loss: StopLoss | None = None
     time_in_force: TimeInForce | None = None
     extended_hours: bool = False

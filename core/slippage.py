@@ -34,8 +34,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypedDict
 
+from core.ids import EXIT_LEG
+
 OWN_LEG = re.compile(r"(entry|close|exit)\d*")
-EXIT_LEG = re.compile(r"(tp|sl)\d*")
 BUY_SIDES = frozenset({"BOT", "BUY"})
 SELL_SIDES = frozenset({"SLD", "SELL"})
 BPS = Decimal(10000)
@@ -315,10 +316,16 @@ def execution(record: AlertRecord) -> ExecutionDoc | None:
     }
 
 
-def _leg_order(leg: str | None) -> tuple[str, int]:
+def _leg_order(leg: str | None) -> tuple[str, int, int]:
+    """``tp`` < ``tp2`` < ``tp.1`` < ``tp.2`` < ``sl`` ...: by role, then plain before levels."""
     name = leg or ""
-    digits = name.lstrip("abcdefghijklmnopqrstuvwxyz")
-    return name[: len(name) - len(digits)], int(digits or 1)
+    match = EXIT_LEG.fullmatch(name)
+    if match is None:
+        return name, 0, 0
+    digits = name[len(match.group(1)) :]
+    if match.group(2):
+        return match.group(1), 1, int(match.group(2))
+    return match.group(1), 0, int(digits or 1)
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

@@ -128,3 +128,40 @@ def alert_status(sessions: sessionmaker, alert_id: str) -> str:
     """The stored status of an alert."""
     with sessions() as session:
         return session.get(Alert, alert_id).status
+
+
+def stop_problem(state: dict[str, Any], symbol: str = "AAPL") -> str | None:
+    """Invariant 7 extended, on one ibsim ``/state``: tv2ib's exits on the closing side, the
+    take-profits together at most the position, and the stops together EXACTLY the position (while
+    it is open and has a stop at all). Exits are the transmitted working ``tp`` / ``sl`` legs (a
+    level's ``tp.1`` / ``sl.1`` too) whose entry has filled."""
+    from decimal import Decimal
+
+    from core.ids import exit_leg_parts
+    from worker.decision.positions import WorkingExit, exits_fit
+
+    position = sum(
+        (Decimal(str(p["position"])) for p in state["positions"] if p["symbol"] == symbol), Decimal(0)
+    )
+    by_id = {(o["clientId"], o["orderId"]): o for o in state["orders"]}
+    exits = []
+    for o in state["orders"]:
+        parts = (
+            exit_leg_parts(o["orderRef"].rsplit(":", 1)[-1]) if o["orderRef"].startswith("tv2ib:") else None
+        )
+        if parts is None or o["status"] not in WORKING_AT_IB or not o["transmit"]:
+            continue
+        parent = by_id.get((o["clientId"], o["parentId"])) if o["parentId"] else None
+        if parent is not None and parent["status"] != "Filled":
+            continue  # a child waiting for its entry: not an exit yet
+        exits.append(
+            WorkingExit(o["orderRef"], parts[0], o["action"], Decimal(str(o["remaining"])), parts[1])
+        )  # type: ignore[arg-type]
+    problem = exits_fit(position, exits)
+    stops = sum((e.quantity for e in exits if e.role == "sl"), Decimal(0))
+    if problem is None and stops and stops != abs(position):
+        problem = f"stops {stops} for a position of {position}"
+    return problem
+
+
+WORKING_AT_IB = frozenset({"ApiPending", "PendingSubmit", "PreSubmitted", "Submitted"})

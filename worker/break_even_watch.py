@@ -1,5 +1,6 @@
 """The break-even watcher: a position whose alert gave ``stopLoss.breakEven`` has its stop moved to
-the entry once the market has gone the distance in its favour (the rule:
+the entry once the market has gone the distance in its favour, or once a named take-profit level
+has filled (``afterTakeProfit``; the rule:
 worker/decision/break_even.py).
 
 Run by the housekeeping thread (worker/housekeeping.py) every few seconds, for the protection
@@ -18,6 +19,7 @@ import logging
 from dataclasses import dataclass, replace
 
 from core import events
+from core.ids import order_ref, slice_leg
 from worker.contracts.tickers import ContractSpec
 from worker.decision.break_even import BreakEvenMove, break_even_move
 from worker.decision.numbers import price as fmt
@@ -91,7 +93,9 @@ class BreakEvenWatch:
             return None
         inst = await trading.instrument(ContractSpec("", spec.symbol, "SMART", con_id=con_id))
         current = trading.exit_prices(con_id).get("sl")
-        move = break_even_move(spec.break_even, position, entry, market, current, inst.grid)
+        move = break_even_move(
+            spec.break_even, position, entry, market, current, inst.grid, self._level_filled(spec)
+        )
         if not move.spent:
             return None
         stops = [ex for ex in trading.working_exits(con_id) if ex.role == "sl"]
@@ -106,6 +110,16 @@ class BreakEvenWatch:
                                              oca_group=trading.exit_oca_group(con_id, spec.alert_id),
                                              orders=dict(spec.orders))  # fmt: skip
         return _Moved(new, move, None if current is None else fmt(current), describe(position))
+
+    def _level_filled(self, spec: ProtectionSpec) -> bool:
+        """The take-profit level a rule ``afterTakeProfit`` names has filled at IB (its order
+        ``tv2ib:<opening alert>:tp.<n>`` is Filled)."""
+        level = spec.break_even.after_take_profit if spec.break_even is not None else None
+        if level is None:
+            return False
+        ref = order_ref(spec.levels_alert or spec.alert_id, slice_leg("tp", f"{level.normalize():f}"))
+        state = self.trading.order_state(ref)
+        return state is not None and state.status == "Filled"
 
     def _note(self, uow: UnitOfWork, alert_id: str, message: str) -> None:
         self.recorder.note(uow, alert_id, message)

@@ -26,6 +26,7 @@ from app.openapi.fields import field_schema
 from app.openapi.paths import ROUTES, Answer, Route
 from app.openapi.typed import TypedSchemas
 from app.webhook.auth import SECRET_HEADER
+from app.webhook.exit_schemas import MAX_TAKE_PROFIT_LEVELS, TakeProfitSchema
 from app.webhook.schema import AlertSchema
 
 OPENAPI_VERSION = "3.1.0"
@@ -54,6 +55,7 @@ def _version() -> str:
 
 def _webhook_body(spec: APISpec) -> dict[str, Any]:
     """The alert's component from :class:`AlertSchema`, plus ``secret`` (taken out before it)."""
+    spec.components.schema("TakeProfit", schema=TakeProfitSchema)
     spec.components.schema("Alert", schema=AlertSchema)
     alert = spec.components.schemas["Alert"]
     alert["properties"] = {
@@ -65,11 +67,26 @@ def _webhook_body(spec: APISpec) -> dict[str, Any]:
         **alert["properties"],
     }
     alert["description"] = " ".join((AlertSchema.__doc__ or "").split())
+    alert["properties"]["takeProfit"] = _take_profit(alert["properties"]["takeProfitLevels"])
     ref = {"$ref": "#/components/schemas/Alert"}
     as_text = {"type": "string", "description": "the alert's JSON as text (what TradingView sends)"}
     return {
         "required": True,
         "content": {"application/json": {"schema": ref}, "text/plain": {"schema": as_text}},
+    }
+
+
+def _take_profit(levels: dict[str, Any]) -> dict[str, Any]:
+    """``takeProfit``: one object, or a list of levels (app/webhook/exit_schemas.py TakeProfitField)."""
+    level, one = levels["items"], {"$ref": "#/components/schemas/TakeProfit"}
+    return {
+        "description": "one take-profit for the whole position (an object: one of limitPrice, percent, amount, "
+        "ticks), or a take-profit in levels (a list of 2 to 10: each a price and a size, quantity or "
+        "quantityPercent; the last may omit its size: the rest of the position)",
+        "anyOf": [
+            one,
+            {"type": "array", "minItems": 2, "maxItems": MAX_TAKE_PROFIT_LEVELS, "items": level},
+        ],
     }
 
 

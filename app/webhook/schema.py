@@ -22,7 +22,7 @@ from typing import Any, get_args
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
 
-from app.webhook.exit_schemas import StopLossSchema, TakeProfitSchema
+from app.webhook.exit_schemas import StopLossSchema, TakeProfitField, TakeProfitLevelSchema, TakeProfitSchema
 from app.webhook.fields import (
     SIZE_DECIMALS,
     Accounts,
@@ -55,7 +55,9 @@ from core.payload import (
     QuantityType,
     Sentiment,
     StopType,
+    TakeProfitLevel,
     TimeInForce,
+    json_names,
 )
 
 # A fan-out writes one child row per account before the answer: a bound on that work.
@@ -93,7 +95,9 @@ class AlertSchema(Schema):
     stopPrice = Number()  # noqa: N815
     trailAmount = Number()  # noqa: N815
     trailPercent = Number(below=Decimal(100))  # noqa: N815
-    takeProfit = fields.Nested(TakeProfitSchema)  # noqa: N815
+    takeProfit = TakeProfitField()  # noqa: N815 - an object, or a list of levels
+    # the stored form of a takeProfit list (the intake moves the list here)
+    takeProfitLevels = fields.List(fields.Nested(TakeProfitLevelSchema))  # noqa: N815
     stopLoss = fields.Nested(StopLossSchema)  # noqa: N815
     timeInForce = Choice(TIME_IN_FORCE)  # noqa: N815
     extendedHours = Flag(load_default=False)  # noqa: N815
@@ -144,10 +148,31 @@ class AlertSchema(Schema):
                 f"quantityType {qtype} needs a stopLoss to size the risk"
             )
         errors.update(_offsets_past_zero(data))
+        errors.update(_level_errors(data))
         errors.update(_option_errors(data))
         errors.update(_update_errors(data))
         if errors:
             raise ValidationError(errors)
+
+
+def _level_errors(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A take-profit in levels opens a position with its sub-brackets: not for an update, nor for
+    options chosen by optionType (their exits are priced on the premium); and a break-even after a
+    level names one of the levels."""
+    levels = data.get("takeProfit")
+    count = len(levels) if isinstance(levels, list) else 0
+    if count and data.get("action") == "update":
+        return {
+            "takeProfit": ["an update moves the working exits: give one takeProfit (an object), not levels"]
+        }
+    if count and data.get("optionType") is not None:
+        return {"takeProfit": ["a take-profit in levels is not made for options chosen by optionType"]}
+    stop = data.get("stopLoss")
+    after = stop.get("breakEven", {}).get("afterTakeProfit") if isinstance(stop, Mapping) else None
+    if after is not None and not 1 <= after <= count:
+        return {"stopLoss": {"breakEven": {"afterTakeProfit": [
+            f"names take-profit level {after}: give takeProfit as a list with that many levels"]}}}  # fmt: skip
+    return {}
 
 
 def _option_errors(data: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -240,6 +265,7 @@ def _check_fields(schema: type[Schema], expected: tuple[str, ...]) -> None:
 
 _check_fields(AlertSchema, TOP_LEVEL_FIELDS[1:])
 _check_fields(TakeProfitSchema, TAKE_PROFIT_FIELDS)
+_check_fields(TakeProfitLevelSchema, json_names(TakeProfitLevel))
 _check_fields(StopLossSchema, STOP_LOSS_FIELDS)
 _SCHEMA = AlertSchema()
 
@@ -349,6 +375,8 @@ def _to_payload(loaded: dict[str, Any]) -> AlertPayload:
             value = loaded.pop(alias)
             if loaded.get(key) is None:  # the field itself wins; its null is the field left out
                 loaded[key] = value
+    if isinstance(loaded.get("takeProfit"), list):  # a take-profit in levels: stored apart
+        loaded["takeProfitLevels"] = loaded.pop("takeProfit")
     if loaded.get("quantity") is not None and not loaded.get("quantityType"):
         loaded["quantityType"] = "fixed_quantity"
     loaded["ticker"], loaded["exchange"] = ticker, exchange

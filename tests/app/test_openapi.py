@@ -286,3 +286,22 @@ def test_schemathesis_finds_nothing_against_gunicorn(redis_url: str, tmp_path: P
     assert '"level": "info"' in log  # the log is the JSON one read here
     errors = _errors_logged(log)
     assert not errors, "\n".join(errors[:5])
+
+
+def test_both_forms_of_take_profit_are_described(described: tuple[Flask, dict[str, Any]]) -> None:
+    """``takeProfit`` is one object or a list of levels: both forms that intake accepts are valid by
+    the description, and a list of one level (intake refuses it) is not."""
+    _, doc = described
+    alert = doc["components"]["schemas"]["Alert"]
+    validator = Draft202012Validator({**alert, "components": doc["components"]})
+    accepted = [
+        {"ticker": "AAPL", "action": "buy", "quantity": 10, "takeProfit": {"percent": 1}},
+        {"ticker": "AAPL", "action": "buy", "quantity": 10, "stopLoss": {"percent": 2, "breakEven": {"afterTakeProfit": 1}},
+         "takeProfit": [{"percent": 1, "quantity": 3}, {"limitPrice": "210", "quantity": 3}, {"ticks": 50}]},
+    ]  # fmt: skip
+    for body in accepted:
+        assert normalise(body)[1] == {}, body
+        assert not list(validator.iter_errors(body)), body
+    one_level = {"ticker": "AAPL", "action": "buy", "quantity": 10, "takeProfit": [{"percent": 1}]}
+    assert "takeProfit" in normalise(one_level)[1]
+    assert list(validator.iter_errors(one_level))

@@ -7,6 +7,9 @@ far from the entry (a long's market at or above ``entry + distance``, a short's 
 ``offsetPercent`` / ``offsetAmount``; none: the entry itself), on the contract's grid the safe way
 (never further from the market than asked: a long's stop rounds up).
 
+Or, with ``afterTakeProfit: n`` (a take-profit in levels), once level ``n``'s take-profit has
+filled (the watcher reads it from IB: worker/break_even_watch.py), whatever the distance.
+
 It moves once, and only forward: a stop already at or past the new price (moved by an ``update``,
 or the bracket's own stop above the entry) is left where it is and the rule is spent. A new stop
 that would be at or through the market (a long's at or above it: it would trigger at once) waits:
@@ -58,19 +61,27 @@ def break_even_move(
     market: Decimal,
     current_stop: Decimal | None,
     grid: PriceGrid,
+    level_filled: bool = False,
 ) -> BreakEvenMove:
-    """The move for a position of ``position`` (signed) entered at ``entry``, the market at ``market``."""
+    """The move for a position of ``position`` (signed) entered at ``entry``, the market at ``market``.
+    ``level_filled``: the take-profit level a rule ``afterTakeProfit`` names has filled."""
     if position == 0:
         return BreakEvenMove(None, False, "flat: nothing to move")
     sign = 1 if position > 0 else -1
     tick = grid.increment_at(entry)
-    trigger = entry + sign * _distance(rule, entry, tick)
-    if (market - trigger) * sign < 0:
-        return BreakEvenMove(None, False, f"market {fmt(market)} has not reached {fmt(trigger)} yet")
+    if rule.after_take_profit is not None:
+        level = f"{rule.after_take_profit.normalize():f}"
+        if not level_filled:
+            return BreakEvenMove(None, False, f"take-profit level {level} has not filled yet")
+        reached = f"take-profit level {level} filled (the market at {fmt(market)})"
+    else:
+        trigger = entry + sign * _distance(rule, entry, tick)
+        if (market - trigger) * sign < 0:
+            return BreakEvenMove(None, False, f"market {fmt(market)} has not reached {fmt(trigger)} yet")
+        reached = f"the market {fmt(market)} reached {fmt(trigger)} (entry {fmt(entry)} {'+' if sign > 0 else '-'} the breakEven distance)"
     offset, how = _offset(rule, entry, tick)
     stop = grid.round(entry + sign * offset, "up" if sign > 0 else "down")
     side = "long" if sign > 0 else "short"
-    reached = f"the market {fmt(market)} reached {fmt(trigger)} (entry {fmt(entry)} {'+' if sign > 0 else '-'} the breakEven distance)"
     if current_stop is not None and (current_stop - stop) * sign >= 0:
         return BreakEvenMove(
             None,

@@ -36,7 +36,7 @@ from core.payload import AlertPayload
 from worker.contracts.effects import ContractMap, contract_map_of, scale_intent
 from worker.contracts.held_month import keep_to_held_month
 from worker.decision.closing import plan_close
-from worker.decision.exits import kept_terms, protection_orders, protection_prices
+from worker.decision.exits import kept_terms, protection_levels, protection_orders, protection_prices
 from worker.decision.intent import close_without_reference, intent_of
 from worker.decision.look import Look
 from worker.decision.margin import (
@@ -292,7 +292,9 @@ def _opening(look: Look, payload: AlertPayload, decision: Decision, config: Deci
         # from flat, or the opening part of a reversal: a bracket, as always (its break-even rule new)
         after = _after(look, decision, new_prices, kept_terms(protection_orders(opened.legs), new_prices))
         moves = payload.stop_loss.break_even if payload.stop_loss is not None and "sl" in new_prices else None
-        after = replace(after, break_even=moves, break_even_done=False)
+        levels = protection_levels(opened.legs)
+        after = replace(after, break_even=moves, break_even_done=False, levels=levels,
+                        levels_alert=look.alert_id if levels else "")  # fmt: skip
         return Opening(tuple(opened.legs), after, *reference, tuple(opened.notes))
     if decision.target == 0:  # a close: nothing to protect after it
         return Opening()
@@ -320,7 +322,8 @@ def _after(
     before = look.protection if look.protection is not None and look.protection.side == side else None
     return ProtectionSpec(look.account, look.inst.con_id, look.alert_id, side, kept, look.symbol,
                           {role: terms for role, terms in orders.items() if role in kept},
-                          before.break_even if before else None, before.break_even_done if before else False)  # fmt: skip
+                          before.break_even if before else None, before.break_even_done if before else False,
+                          before.levels if before else {}, before.levels_alert if before else "")  # fmt: skip
 
 
 def _prices(spec: ProtectionSpec | None) -> dict[str, Decimal]:

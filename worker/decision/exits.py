@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from core.ids import exit_leg_parts
 from core.payload import StopLoss, TakeProfit
 from worker.decision.model import CHILD_TIF, Instrument, Leg, Plan, PlanRejected
 from worker.decision.offsets import offset_price, require_positive, trail
@@ -145,9 +146,12 @@ def protection_prices(legs: list[Leg]) -> dict[str, Decimal]:
     stop)."""
     prices: dict[str, Decimal] = {}
     for leg in legs:
-        if leg.leg == "tp" and leg.limit_price is not None:
+        role, level = exit_leg_parts(leg.leg) or ("", "")
+        if role == "tp" and level:
+            continue  # a level's price is its own (protection_levels), not the position's take-profit
+        if role == "tp" and leg.limit_price is not None:
             prices["tp"] = leg.limit_price
-        elif leg.leg == "sl":
+        elif role == "sl":
             stop = leg.stop_price if leg.stop_price is not None else leg.trail_stop_price
             if stop is not None:
                 prices["sl"] = stop
@@ -157,17 +161,28 @@ def protection_prices(legs: list[Leg]) -> dict[str, Decimal]:
 def protection_orders(legs: list[Leg]) -> dict[str, ExitOrder]:
     """The IB terms of a plan's exits beyond price and size (kept in the protection spec, so the
     guard and the executor resize or re-attach a TRAIL as a TRAIL, a STP LMT with its limit)."""
-    return {
-        leg.leg: ExitOrder(
-            leg.order_type,
-            limit_price=leg.limit_price if leg.order_type == "STP LMT" else None,
-            trail_amount=leg.trail_amount,
-            trail_percent=leg.trail_percent,
-            outside_rth=leg.outside_rth,
-        )
-        for leg in legs
-        if leg.leg in ("tp", "sl")
-    }
+    terms: dict[str, ExitOrder] = {}
+    for leg in legs:
+        role = (exit_leg_parts(leg.leg) or ("", ""))[0]
+        if role in ("tp", "sl"):  # a level's exits share the stop's terms; a level's tp is a plain LMT
+            terms.setdefault(role, ExitOrder(
+                leg.order_type,
+                limit_price=leg.limit_price if leg.order_type == "STP LMT" else None,
+                trail_amount=leg.trail_amount,
+                trail_percent=leg.trail_percent,
+                outside_rth=leg.outside_rth,
+            ))  # fmt: skip
+    return terms
+
+
+def protection_levels(legs: list[Leg]) -> dict[str, tuple[Decimal, Decimal]]:
+    """A take-profit in levels as the protection record keeps it: level -> (limit price, size)."""
+    levels: dict[str, tuple[Decimal, Decimal]] = {}
+    for leg in legs:
+        role, level = exit_leg_parts(leg.leg) or ("", "")
+        if role == "tp" and level and leg.limit_price is not None:
+            levels[level] = (leg.limit_price, leg.quantity)
+    return levels
 
 
 def kept_terms(orders: Mapping[str, ExitOrder], roles: Collection[str]) -> dict[str, ExitOrder]:

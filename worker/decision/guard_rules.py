@@ -40,7 +40,7 @@ class GuardInput:
     settled: bool = True  # IB's last report shows the same position (no execution contradicts it)
     entry_resting: bool = False  # a tv2ib entry on the contract still works
     dormant_bracket: bool = False  # ... and bracket children wait under it
-    attached: frozenset[str] = frozenset()  # roles already re-attached once for this record
+    attached: frozenset[str] = frozenset()  # exits already re-attached once for this record (tp, sl, sl.2)
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,9 @@ def guard_decision(state: GuardInput) -> GuardDecision:
         shrinks = tuple(c for c in changes if c.ref is not None and c.quantity < size[c.ref])
         note = "" if shrinks else "an entry with its bracket still rests: its children cover it when it fills"
         return GuardDecision(shrinks, note=note)
-    refused_again = {c.role for c in changes if c.ref is None and c.role in state.attached}
-    changes = [c for c in changes if c.ref is not None or c.role not in state.attached]
+    # once per exit: a role (``sl``), or a level's (``sl.2``) for a take-profit in levels
+    refused_again = {c.role for c in changes if c.ref is None and c.leg in state.attached}
+    changes = [c for c in changes if c.ref is not None or c.leg not in state.attached]
     if position == 0:
         clear = has_record and not state.entry_resting and state.settled
         note = "flat: no exits needed" if clear or not has_record else (

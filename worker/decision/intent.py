@@ -90,6 +90,7 @@ def has_relative_exits(payload: AlertPayload) -> bool:
     """Pure: the alert's take-profit / stop-loss needs a reference price (percent, amount, ticks)."""
     tp, sl = payload.take_profit, payload.stop_loss
     relative_tp = tp is not None and tp.limit_price is None
+    relative_tp = relative_tp or any(level.limit_price is None for level in payload.take_profit_levels or ())
     relative_sl = (
         sl is not None and sl.stop_price is None and sl.trail_amount is None and sl.trail_percent is None
     )

@@ -26,6 +26,7 @@ from core.payload import AlertPayload
 from worker.decision.entry import entry_leg
 from worker.decision.exits import ExitContext, stop_loss_leg, take_profit_leg
 from worker.decision.intent import entry_side
+from worker.decision.levels import level_sizes, sliced_children
 from worker.decision.model import Instrument, Leg, Plan, PlanRejected
 from worker.decision.offsets import require_positive
 from worker.decision.order_types import OrderRules
@@ -114,16 +115,32 @@ def plan_bracket(
     missing = market_source if ref is None and market_source.startswith("no market data") else ""
     exit_side = "SELL" if side == "BUY" else "BUY"
     ctx = ExitContext(exit_side, qty, inst, ref, payload.extended_hours, rules, plan, missing)
-    children: list[Leg] = []
-    if payload.take_profit is not None:
-        tick = inst.grid.increment_at(ref) if ref is not None else inst.min_tick  # the unit of ``ticks``
-        children.append(take_profit_leg(payload.take_profit, ctx, tick))
-    if payload.stop_loss is not None:
-        children.append(stop_loss_leg(payload.stop_loss, ctx))
+    children = _children(payload, ctx, qty)
     if children and ref is None:
         raise PlanRejected("no reference price to check the take-profit / stop-loss against")
     plan.legs = _transmit_last([entry, *children])
     return plan
+
+
+def _children(payload: AlertPayload, ctx: ExitContext, qty: Decimal) -> list[Leg]:
+    """The bracket's exits: a take-profit and a stop-loss for the whole position, or with a
+    take-profit in levels one sub-bracket per level (worker/decision/levels.py)."""
+    ref, inst = ctx.reference, ctx.inst
+    tick = inst.grid.increment_at(ref) if ref is not None else inst.min_tick  # the unit of ``ticks``
+    levels = payload.take_profit_levels
+    if levels:
+        sizes = level_sizes(levels, qty, inst.size_increment)
+        targets = [take_profit_leg(level, ctx, tick) for level in levels]
+        stop = stop_loss_leg(payload.stop_loss, ctx) if payload.stop_loss is not None else None
+        ctx.plan.notes.append("take-profit in levels: " + ", ".join(
+            f"{t.limit_price} x {size}" for t, size in zip(targets, sizes, strict=True)))  # fmt: skip
+        return sliced_children(targets, stop, sizes, qty)
+    children: list[Leg] = []
+    if payload.take_profit is not None:
+        children.append(take_profit_leg(payload.take_profit, ctx, tick))
+    if payload.stop_loss is not None:
+        children.append(stop_loss_leg(payload.stop_loss, ctx))
+    return children
 
 
 def _transmit_last(legs: list[Leg]) -> list[Leg]:

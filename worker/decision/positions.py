@@ -38,9 +38,11 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Literal
 
 from core.payload import AlertPayload
+from worker.decision.exit_model import ExitChange, Side, WorkingExit
+from worker.decision.exit_slices import sliced_changes
 from worker.errors import Refused
 
-Side = Literal["BUY", "SELL"]
+__all__ = ["ExitChange", "WorkingExit", "exit_changes", "exits_fit"]
 Kind = Literal["open", "add", "reduce", "close", "reverse", "none", "refuse", "cancel"]
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -247,26 +249,6 @@ def _to_target(position: Decimal, target: Decimal, why: str, note: str | None = 
 # ------------------------------------------------------------------ exits (invariant 7)
 
 
-@dataclass(frozen=True)
-class WorkingExit:
-    """One of tv2ib's working protective orders on the contract, as IB reports it."""
-
-    ref: str
-    role: Literal["tp", "sl"]
-    action: Side
-    quantity: Decimal  # remaining (unfilled) quantity
-
-
-@dataclass(frozen=True)
-class ExitChange:
-    """Bring one exit in line: ``quantity`` 0 means cancel it; else modify (or place) to that size."""
-
-    ref: str | None  # None: a new order for ``role``
-    role: Literal["tp", "sl"]
-    action: Side
-    quantity: Decimal
-
-
 def exit_changes(
     position: Decimal, exits: list[WorkingExit], wanted: frozenset[str] = frozenset()
 ) -> list[ExitChange]:
@@ -281,9 +263,20 @@ def exit_changes(
 
     Calling it with the position an order will LEAVE (before that order goes out) shrinks the
     exits in time; calling it with the position after a fill grows them.
+
+    The slices of a take-profit in levels (exits ``tp.1`` / ``sl.1``...) follow their own rule,
+    per level: worker/decision/exit_slices.py.
     """
     size = abs(position)
     closing = side_closing(position) if position else None
+    if closing is not None and any(ex.slice for ex in exits):
+        wrong = [
+            ExitChange(ex.ref, ex.role, ex.action, ZERO)
+            for ex in exits
+            if ex.quantity > 0 and ex.action != closing
+        ]
+        right = [ex for ex in exits if ex.quantity > 0 and ex.action == closing]
+        return wrong + sliced_changes(size, closing, right, wanted)
     changes: list[ExitChange] = []
     kept: dict[str, WorkingExit] = {}
     for ex in exits:

@@ -20,6 +20,7 @@ from worker.decision.exit_update import ExitUpdate, plan_update
 from worker.decision.model import Instrument
 from worker.decision.positions import ExitChange, side_closing
 from worker.decision.stored import StoredDecision
+from worker.errors import Refused
 from worker.execution.alert_job import AlertJob
 from worker.execution.guard import Guard
 from worker.execution.job_writes import JobWrites
@@ -58,14 +59,20 @@ class ExitUpdater:
         if position:
             market = (await trading.market_price(inst.con_id)).price
         update = plan_update(job.payload, position, inst, market, trading.exit_prices(inst.con_id))
+        exits = trading.working_exits(inst.con_id)
+        if "tp" in update.prices and any(ex.slice for ex in exits):
+            raise Refused("the position's take-profit is in levels (each with its own price): an update "
+                          "moves its stop-loss only")  # fmt: skip
         if not update.prices or rehearsal:
             return inst, update
         closing = side_closing(position)
-        working = {ex.role: ex for ex in trading.working_exits(inst.con_id)}
+        # every working exit of the role moves: a take-profit in levels has one stop per level
         changes = [
-            ExitChange(working[role].ref, role, closing, working[role].quantity) if role in working
-            else ExitChange(None, role, closing, abs(position))
-            for role in sorted(update.prices)
+            ExitChange(ex.ref, role, closing, ex.quantity) for role in sorted(update.prices)
+            for ex in exits if ex.role == role
+        ] + [
+            ExitChange(None, role, closing, abs(position)) for role in sorted(update.prices)
+            if not any(ex.role == role for ex in exits)
         ]  # fmt: skip
         record = self._record(job.alert_id, inst, position, update)
         with self.guard.busy(inst.con_id) if self.guard is not None else contextlib.nullcontext():

@@ -316,7 +316,7 @@ class Guard:
         done = ""
         if changes:
             done, applied = await self._apply(con_id, spec, position, changes, why, forced)
-            self._attempts(account, con_id, spec).update(c.role for c in applied if c.ref is None)
+            self._attempts(account, con_id, spec).update(c.leg for c in applied if c.ref is None)
             if len(applied) < len(changes):  # a job took the contract: it works from IB's view now
                 asyncio.get_event_loop().call_later(BUSY_RETRY_SECONDS, self.poke, con_id)
                 return done or "a job is working on the contract"

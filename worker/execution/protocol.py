@@ -38,6 +38,7 @@ from decimal import Decimal
 
 from core.ids import order_ref
 from core.models import IB_DONE_STATUSES, IB_ENDED_UNFILLED_STATUSES, AlertStatus
+from worker.decision.levels import sized_legs
 from worker.decision.model import OCA_TYPE, Leg
 from worker.decision.order_types import ExitOrder, default_exit_order
 from worker.decision.positions import ExitChange, describe, exit_changes, toward
@@ -252,7 +253,7 @@ class ExecutionProtocol:
             qty = open_part(trading.position_of(con_id), move)
         if known or qty > 0:
             self._protect(after)
-            sized = open_legs if known else [replace(leg, quantity=qty) for leg in open_legs]
+            sized = open_legs if known else sized_legs(list(open_legs), qty)
             crash_point("before_place")
             placement = await trading.place_legs(alert_id, con_id, sized, OCA_TYPE, run.leg_sent, run.record)
             outcome.placements.append(placement)
@@ -314,13 +315,13 @@ class ExecutionProtocol:
         current = trading.exit_prices(con_id)
         working_terms = trading.exit_orders(con_id)
         for ex in trading.working_exits(con_id):
-            if ex.role not in prices:
+            if ex.role not in prices or (ex.slice and ex.role == "tp"):  # a level's target keeps its price
                 continue
             wanted = (orders or {}).get(ex.role) or default_exit_order(ex.role)
             working = working_terms.get(ex.role) or default_exit_order(ex.role)
             if wanted.order_type != working.order_type:
                 changes += [ExitChange(ex.ref, ex.role, ex.action, Decimal(0)),
-                            ExitChange(None, ex.role, ex.action, ex.quantity)]  # fmt: skip
+                            ExitChange(None, ex.role, ex.action, ex.quantity, ex.slice)]  # fmt: skip
             elif working.order_type == "TRAIL":
                 if not wanted.same_trail(working.trail_amount, working.trail_percent):
                     changes.append(ExitChange(ex.ref, ex.role, ex.action, ex.quantity))

@@ -87,10 +87,13 @@ class ExitDesk:
         leg = exit_leg(change.role, change.action, change.quantity, price, (orders or {}).get(change.role))
         await self.conn.pacer.acquire(1)
         self.conn.require_connected()
-        order = order_for(leg, self.orders.free_ref(alert_id, change.role), self.conn.account or "")
+        contract = contract_of()
+        if change.slice:  # a level's stop joins its level's group: its take-profit's fill cancels it
+            oca_group = self.orders.exit_oca_group(contract.conId, alert_id, change.slice)
+        order = order_for(leg, self.orders.free_ref(alert_id, change.leg), self.conn.account or "")
         order.ocaGroup, order.ocaType = oca_group, OCA_TYPE
         order.orderId = self.ib.client.getReqId()
-        return self.ib.placeOrder(contract_of(), order)
+        return self.ib.placeOrder(contract, order)
 
     async def _modify(
         self,

@@ -9,7 +9,6 @@ order only to the client that placed it, and only that client can modify it) on 
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,8 +17,8 @@ from typing import Any, Literal
 
 from ib_async import Trade
 
+from core.ids import exit_leg_parts, parse_order_ref
 from core.ids import order_ref as make_order_ref
-from core.ids import parse_order_ref
 from core.models import IB_DONE_STATUSES, IB_WORKING_STATUSES
 from worker.decision.order_types import ExitOrder
 from worker.decision.positions import WorkingExit
@@ -29,8 +28,6 @@ from worker.ib.exit_orders import exit_order_of
 from worker.ib.translate import num, order_snapshot
 from worker.recording.snapshots import OrderSnapshot, OrderState
 
-# protective legs: the bracket's tp / sl and their re-attached or re-placed variants (tp2, sl3...)
-_EXIT_LEG = re.compile(r"(tp|sl)\d*")
 _WORKING_AT_IB = ("PendingSubmit", "PreSubmitted", "Submitted", "ApiPending")
 
 
@@ -41,9 +38,16 @@ def leg_of(ref: str | None) -> str | None:
 
 
 def exit_role(ref: str | None) -> Literal["tp", "sl"] | None:
-    """``tp`` / ``sl`` for a protective leg (``tp``, ``sl``, re-attached ``tp2``...), else None."""
-    match = _EXIT_LEG.fullmatch(leg_of(ref) or "")
-    return match.group(1) if match else None  # type: ignore[return-value]
+    """``tp`` / ``sl`` for a protective leg (``tp``, ``sl``, re-attached ``tp2``..., a level's
+    ``tp.1`` / ``sl.1`` / ``sl.1r2``: core/ids.py), else None."""
+    parts = exit_leg_parts(leg_of(ref))
+    return parts[0] if parts else None  # type: ignore[return-value]
+
+
+def exit_slice(ref: str | None) -> str:
+    """The level of a sliced exit (``"1"`` for ``tp.1`` / ``sl.1r2``); ``""`` for a plain one."""
+    parts = exit_leg_parts(leg_of(ref))
+    return parts[1] if parts else ""
 
 
 def remaining(trade: Trade) -> Decimal:
@@ -148,9 +152,11 @@ class OrderBook:
         already knows that ref (open, completed or executed)."""
         taken = {t.order.orderRef for t in self.ib.trades()} | {f.execution.orderRef for f in self.ib.fills()}
         ref, n = make_order_ref(alert_id, leg), 1
+        # a level's exit is numbered apart from its level: sl.1 -> sl.1r2 (never sl.12)
+        glue = "r" if "." in leg else ""
         while ref in taken:
             n += 1
-            ref = make_order_ref(alert_id, f"{leg}{n}")
+            ref = make_order_ref(alert_id, f"{leg}{glue}{n}")
         return ref
 
     # ------------------------------------------------------------------ a position's exits and entries
@@ -180,7 +186,8 @@ class OrderBook:
                 continue
             left = remaining(trade)
             if left > 0:
-                exits.append(WorkingExit(trade.order.orderRef, role, trade.order.action, left))
+                ref = trade.order.orderRef
+                exits.append(WorkingExit(ref, role, trade.order.action, left, exit_slice(ref)))
         return exits
 
     def resting_entry_trades(self, con_id: int | None) -> list[Trade]:
@@ -228,13 +235,20 @@ class OrderBook:
                 terms.setdefault(role, exit_order_of(trade.order))
         return terms
 
-    def exit_oca_group(self, con_id: int, alert_id: str) -> str:
+    def exit_oca_group(self, con_id: int, alert_id: str, level: str = "") -> str:
         """The OCA group of the contract's protective set: the group of its working exits (one set
-        per position), else a new one named after ``alert_id``."""
+        per position), else a new one named after ``alert_id``. ``level``: the group of that slice
+        of a take-profit in levels (its tp and sl), else ``tv2ib:<alert>:<level>``."""
         for trade in self.ib.openTrades():
-            if self.ours(trade, con_id) and exit_role(trade.order.orderRef) and trade.order.ocaGroup:
+            ref = trade.order.orderRef
+            if (
+                self.ours(trade, con_id)
+                and exit_role(ref)
+                and trade.order.ocaGroup
+                and exit_slice(ref) == level
+            ):
                 return trade.order.ocaGroup
-        return f"tv2ib:{alert_id}"
+        return f"tv2ib:{alert_id}:{level}" if level else f"tv2ib:{alert_id}"
 
     def exit_con_ids(self) -> set[int]:
         """The contracts with a working exit order (any client's orderRef of an exit leg)."""

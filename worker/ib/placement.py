@@ -18,6 +18,7 @@ from typing import Any
 from ib_async import Contract, Order
 from ib_async.util import UNSET_DOUBLE
 
+from core.ids import exit_leg_parts
 from core.ids import order_ref as make_order_ref
 from core.models import IB_WORKING_STATUSES
 from worker.decision.margin import WhatIf
@@ -179,7 +180,11 @@ class Placer:
                 order.parentId = ids.get(leg.parent_leg) or (
                     parent.trade.order.orderId if parent and parent.trade else 0
                 )
-                order.ocaGroup = oca_group or f"tv2ib:{alert_id}"
+                level = exit_leg_parts(leg.leg)
+                # a take-profit in levels: each level's tp and sl in their own group (worker/decision/levels.py)
+                order.ocaGroup = (
+                    f"tv2ib:{alert_id}:{level[1]}" if level and level[1] else oca_group or f"tv2ib:{alert_id}"
+                )
                 order.ocaType = oca_type
             order.orderId = staged.order.orderId if reuse and staged else self.ib.client.getReqId()
             ids[leg.leg] = order.orderId

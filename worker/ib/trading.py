@@ -261,8 +261,8 @@ class Trading:
     def exit_orders(self, con_id: int) -> dict[str, ExitOrder]:
         return self.orders.exit_orders(con_id)
 
-    def exit_oca_group(self, con_id: int, alert_id: str) -> str:
-        return self.orders.exit_oca_group(con_id, alert_id)
+    def exit_oca_group(self, con_id: int, alert_id: str, level: str = "") -> str:
+        return self.orders.exit_oca_group(con_id, alert_id, level)
 
     def exit_con_ids(self) -> set[int]:
         return self.orders.exit_con_ids()

@@ -7,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from core.events import AlertRejectedEvent, BreakEvenEvent, FillEvent, OrderRejectedEvent
+from core.ids import exit_leg_parts
 from core.notices import NoticeDraft
 from worker.notify.registry import composer
 from worker.notify.wording import (
@@ -42,7 +43,7 @@ def _realized(event: FillEvent) -> Decimal | None:
         return None
     if not value.is_finite() or abs(value) >= Decimal("1e300"):
         return None
-    if value == 0 and str(event["leg"] or "") not in CLOSING_LEGS:
+    if value == 0 and str(event["leg"] or "") not in CLOSING_LEGS and exit_leg_parts(event["leg"]) is None:
         return None
     return value
 

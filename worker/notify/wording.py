@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from core.ids import exit_leg_parts
 from core.notice_text import ELLIPSIS
 
 LEG_NAMES = {
@@ -74,7 +75,11 @@ def origin_text(strategy: str | None, alert_id: str | None, order_ref: str | Non
 
 
 def leg_name(leg: str | None) -> str:
-    """``take-profit`` for ``tp`` and so on; an unknown leg as it is."""
+    """``take-profit`` for ``tp`` and so on (``take-profit 2`` for a level's ``tp.2``); an unknown
+    leg as it is."""
+    parts = exit_leg_parts(leg)
+    if parts is not None and parts[1]:
+        return f"{LEG_NAMES[parts[0]]} {parts[1]}"
     return LEG_NAMES.get(leg or "", leg or "order")
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from core import events
 from core.events import Event
+from core.ids import exit_leg_parts
 from core.models import Fill, Order, utcnow
 from worker.recording.alert_state import note, qty_text
 from worker.recording.order_rows import alert_of
@@ -51,7 +52,9 @@ def record_fill(uow: UnitOfWork, snap: FillSnapshot) -> bool:
         uow.emit(_fill_event(row, snap, alert.strategy if alert else None, order))
     if row.realized_pnl is not None and row.time is not None:  # also a row another worker wrote
         uow.count(RealizedFillRow(row.exec_id, row.account or "", row.time, row.realized_pnl))
-    if (row.leg == "sl" or row.realized_pnl is not None) and row.time is not None:  # the protections'
+    if (
+        (exit_leg_parts(row.leg) or ("",))[0] == "sl" or row.realized_pnl is not None
+    ) and row.time is not None:  # the protections'
         symbol = (order.symbol if order is not None else None) or snap.symbol or row.symbol or ""
         uow.count(ClosedFillRow(row.exec_id, row.account or "", (alert.strategy if alert else None) or "", symbol,
                                 row.leg or "", row.order_ref or "", row.time, row.realized_pnl))  # fmt: skip

@@ -73,6 +73,11 @@ class ProtectionSpec:
     # (once: worker/execution/break_even.py)
     break_even: BreakEven | None = None
     break_even_done: bool = False
+    # a take-profit in levels: level ("1", "2"...) -> (its limit price, its size as planned); the
+    # slices' exits are tp.<level> / sl.<level> (worker/decision/levels.py); ``prices`` then holds
+    # the stop only (the levels' take-profits are not one price)
+    levels: Mapping[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
+    levels_alert: str = ""  # the alert that placed the levels (their orderRefs: tv2ib:<it>:tp.1)
 
     def __post_init__(self) -> None:
         if self.side not in (1, -1):
@@ -113,6 +118,9 @@ class ProtectionSpec:
         if self.break_even is not None:
             doc["break_even"] = self.break_even.to_json()
             doc["break_even_done"] = self.break_even_done
+        if self.levels:
+            doc["levels"] = {level: [str(price), str(size)] for level, (price, size) in self.levels.items()}
+            doc["levels_alert"] = self.levels_alert
         return doc
 
     @classmethod
@@ -128,6 +136,11 @@ class ProtectionSpec:
             orders=orders_from_json(doc.get("orders")),
             break_even=BreakEven.from_json(doc["break_even"]) if doc.get("break_even") else None,
             break_even_done=bool(doc.get("break_even_done")),
+            levels={
+                str(level): (Decimal(str(pair[0])), Decimal(str(pair[1])))
+                for level, pair in (doc.get("levels") or {}).items()
+            },  # fmt: skip
+            levels_alert=str(doc.get("levels_alert") or ""),
         )
 
 

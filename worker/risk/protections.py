@@ -33,6 +33,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from core.ids import exit_leg_parts, parse_order_ref
 from core.risk_rules import RiskRules
 from worker.decision.numbers import money, qty
 from worker.risk.checks import Check
@@ -164,13 +165,16 @@ def locks_at(rules: RiskRules, strategy: str, fills: Sequence[ClosedFillRow], no
 
 
 def stop_outs(fills: Sequence[ClosedFillRow]) -> list[tuple[datetime, str]]:
-    """(time, IB symbol) of each stop-out: the first fill of each ``sl`` order, by time."""
+    """(time, IB symbol) of each stop-out: the first fill of the stops of one alert (``sl``, a
+    re-attached ``sl2``, the slices ``sl.1`` / ``sl.2`` of a take-profit in levels: their stops
+    trigger together, one stop-out), by time."""
     seen: set[str] = set()
     found = []
     for fill in fills:
-        if fill.leg != "sl":
+        if (exit_leg_parts(fill.leg) or ("",))[0] != "sl":
             continue
-        order = fill.order_ref or fill.exec_id
+        parsed = parse_order_ref(fill.order_ref)
+        order = parsed[0] if parsed else fill.order_ref or fill.exec_id
         if order in seen:
             continue
         seen.add(order)

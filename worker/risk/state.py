@@ -234,7 +234,7 @@ def closed_fills(session: Session, since: datetime) -> list[ClosedFillRow]:
         )  # fmt: skip
         .outerjoin(Alert, Alert.id == Fill.alert_id)
         .outerjoin(Order, Order.id == Fill.order_id)
-        .where(Fill.time >= _utc(since), or_(Fill.leg == "sl", Fill.realized_pnl.is_not(None)))
+        .where(Fill.time >= _utc(since), or_(Fill.leg.like("sl%"), Fill.realized_pnl.is_not(None)))
     )
     return [
         ClosedFillRow(

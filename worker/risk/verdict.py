@@ -25,6 +25,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from core.ids import exit_leg_parts
 from core.risk_rules import RiskRules
 from worker.decision.model import Instrument, Leg
 from worker.decision.positions import Decision
@@ -277,8 +278,8 @@ def describe_legs(legs: Sequence[Leg], label: str) -> str:
     """``BUY 52 AAPL MKT + TP 195.00 + SL 188.00`` (for dry runs)."""
     parts = []
     for leg in legs:
-        if leg.leg in ("tp", "sl"):
-            at = leg.limit_price if leg.leg == "tp" else (leg.stop_price or leg.limit_price)
+        if exit_leg_parts(leg.leg) is not None:  # tp / sl, a level's tp.1 / sl.1
+            at = leg.limit_price if leg.leg.startswith("tp") else (leg.stop_price or leg.limit_price)
             parts.append(f"{leg.leg.upper()} {fmt_price(at)}" if at is not None else leg.leg.upper())
             continue
         text = f"{leg.action} {fmt_qty(leg.quantity)} {label} {leg.order_type}"
