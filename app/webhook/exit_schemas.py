@@ -93,7 +93,7 @@ class TakeProfitField(fields.Field):
                     "a single takeProfit covers the whole position: quantity / quantityPercent size the "
                     "levels of a takeProfit list"
                 )
-            return TakeProfitSchema().load(value)
+            return _TAKE_PROFIT.load(value)
         if not isinstance(value, list):
             raise ValidationError("an object, or a list of levels")
         if not 2 <= len(value) <= MAX_TAKE_PROFIT_LEVELS:
@@ -101,13 +101,19 @@ class TakeProfitField(fields.Field):
         levels, errors = [], {}
         for n, item in enumerate(value):
             try:
-                levels.append(TakeProfitLevelSchema().load(item) if isinstance(item, dict) else _not_object())
+                levels.append(_LEVEL.load(item) if isinstance(item, dict) else _not_object())
             except ValidationError as exc:
                 errors[n] = exc.messages
         if errors:
             raise ValidationError(errors)
         _check_sizes(levels)
         return levels
+
+
+# one instance each, made once: a marshmallow Schema deep-copies its fields when it is built (on
+# intake's hot path that doubled the cost of reading an alert), and loading keeps no state in it
+_TAKE_PROFIT = TakeProfitSchema()
+_LEVEL = TakeProfitLevelSchema()
 
 
 def _not_object() -> dict[str, Any]:
