@@ -1,4 +1,5 @@
-"""The kill switch: ``pause`` and ``resume`` new entries, ``flatten`` an account (asks first)."""
+"""The kill switch: ``pause`` and ``resume`` new entries, ``flatten`` an account (asks first); and
+the answer to an alert that waits for approval: ``approve`` / ``reject``."""
 
 from __future__ import annotations
 
@@ -60,3 +61,31 @@ def flatten(ctx: Ctx, account: str | None, yes: bool) -> None:
             f"flatten requested for {doc.get('account') or 'the default account'} (job {doc.get('job_id')}); "
             "watch it with tv2ib orders"
         )
+
+
+def _answer(ctx: Ctx, alert_id: str, verb: str) -> None:
+    """Approve or reject one alert that waits for approval (POST /api/alerts/<id>/<verb>)."""
+    with ctx.api() as client:
+        doc = client.post(f"/api/alerts/{alert_id}/{verb}")
+    if ctx.as_json:
+        ctx.emit_json(doc)
+    else:
+        done = "approved: the worker decides it now" if verb == "approve" else "rejected: nothing is sent"
+        ctx.out.print(f"alert {doc.get('alert_id', alert_id)} {done} ({doc.get('status', '?')})")
+
+
+@click.command(epilog=EXIT_CODES_HELP)
+@click.argument("alert_id")
+@command
+def approve(ctx: Ctx, alert_id: str) -> None:
+    """Approve an alert that waits for approval (its strategy has require_approval): the worker
+    decides it now, on the position and prices of this moment."""
+    _answer(ctx, alert_id, "approve")
+
+
+@click.command(epilog=EXIT_CODES_HELP)
+@click.argument("alert_id")
+@command
+def reject(ctx: Ctx, alert_id: str) -> None:
+    """Reject an alert that waits for approval: it ends rejected, nothing is sent."""
+    _answer(ctx, alert_id, "reject")

@@ -2,7 +2,7 @@
 
 * :mod:`cli.send`     ``send``: a signal, followed to its outcome
 * :mod:`cli.reading`  ``alerts``, ``alert``, ``orders``, ``positions``, ``status``, ``performance``, ``tail``
-* :mod:`cli.control`  ``pause``, ``resume``, ``flatten``
+* :mod:`cli.control`  ``pause``, ``resume``, ``flatten``, ``approve``, ``reject``
 * :mod:`cli.offline`  ``replay``, ``db upgrade``
 * :mod:`cli.context`  what every command shares: settings, output, failures and exit codes
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import click
 
 from cli.context import EXIT_CODES_HELP, Ctx
-from cli.control import flatten, pause, resume
+from cli.control import approve, flatten, pause, reject, resume
 from cli.offline import db, replay
 from cli.reading import alert, alerts, orders, performance, positions, status, tail
 from cli.send import send
@@ -49,6 +49,8 @@ for _command in (
     pause,
     resume,
     flatten,
+    approve,
+    reject,
     tail,
     replay,
     db,
