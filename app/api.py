@@ -20,7 +20,7 @@ from app.admin_auth import admin_limiter, token_ok
 from app.errors import error_response
 from app.events import publish, stream_response
 from app.resources import get_ctx, resources
-from core import approval, performance, services
+from core import approval, performance, profit, services
 from core import events as core_events
 from core.context import AppContext
 from core.models import ALERT_STATUSES
@@ -162,6 +162,26 @@ def execution_performance() -> ResponseReturnValue:
         return days
     strategy = (request.args.get("strategy") or "")[:128] or None
     return jsonify(performance.performance(_ctx().sessions, days=days, strategy=strategy))
+
+
+@bp.get("/profit")
+def realized_profit() -> ResponseReturnValue:
+    """Realized profit, trades, win rate and drawdown per currency (Telegram's /profit); ``?days=``
+    (1..3650; absent: all time)."""
+    days = _int_arg("days", 0, 1, performance.MAX_DAYS) if request.args.get("days") else None
+    if isinstance(days, Response):
+        return days
+    return jsonify(profit.profit(_ctx().sessions, days=days))
+
+
+@bp.get("/daily")
+def daily_profit() -> ResponseReturnValue:
+    """Realized PnL, trades, fills and fees per UTC day, today first (Telegram's /daily); ``?days=``
+    (1..60, default 7)."""
+    days = _int_arg("days", 7, 1, profit.MAX_DAILY_DAYS)
+    if isinstance(days, Response):
+        return days
+    return jsonify({"days": profit.daily(_ctx().sessions, days=days)})
 
 
 @bp.get("/status")

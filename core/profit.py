@@ -90,6 +90,12 @@ class DayProfit(TypedDict):
     currencies: dict[str, DayTotals]
 
 
+class DailyDoc(TypedDict):
+    """``GET /api/daily``: the days, today first."""
+
+    days: list[DayProfit]
+
+
 def _currencies(fills: Sequence[PnlFill]) -> dict[str, str]:
     """Each trade's currency: that of any of its fills' commission reports."""
     known: dict[str, str] = {}

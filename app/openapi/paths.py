@@ -20,6 +20,7 @@ from core.account_ids import ACCOUNT_ID_RE
 from core.approval import DecisionDoc
 from core.models import ALERT_STATUSES
 from core.performance import DEFAULT_DAYS, MAX_DAYS, NO_STRATEGY, PerformanceDoc
+from core.profit import MAX_DAILY_DAYS, DailyDoc, ProfitDoc
 from core.services import AlertDoc, FlattenDoc, PausedDoc, StatusDoc
 
 # Security requirements (the schemes are in app.openapi.SECURITY_SCHEMES).
@@ -148,6 +149,26 @@ ROUTES: dict[str, Route] = {
                 {"type": "string"},
                 f"only this strategy ({NO_STRATEGY} for alerts naming none), with its newest filled alerts",
             ),
+        ],
+    ),
+    "api.realized_profit": _admin(
+        {
+            200: Answer("realized profit, trades, win rate and drawdown per currency", ProfitDoc),
+            400: Answer("days is not a whole number"),
+        },
+        [_query("days", {"type": "integer"}, f"the window in days, 1 to {MAX_DAYS}; absent: all time")],
+    ),
+    "api.daily_profit": _admin(
+        {
+            200: Answer("realized PnL per UTC day, today first", DailyDoc),
+            400: Answer("days is not a whole number"),
+        },
+        [
+            _query(
+                "days",
+                {"type": "integer"},
+                f"how many days, 1 to {MAX_DAILY_DAYS} (taken into that range); default 7",
+            )
         ],
     ),
     "api.status": _admin({200: Answer("paused, workers, queues, last alert, today's PnL", StatusDoc)}),

@@ -82,6 +82,9 @@ def test_the_answers_match_their_description(client, ctx):
         (f"/api/alerts/{OPTION_ID}", "AlertDoc"),
         ("/api/performance?strategy=trend", "PerformanceDoc"),
         ("/api/performance", "PerformanceDoc"),
+        ("/api/profit", "ProfitDoc"),
+        ("/api/profit?days=7", "ProfitDoc"),
+        ("/api/daily?days=3", "DailyDoc"),
     ):
         body = client.get(path, headers=AUTH).get_json()
         validator = Draft202012Validator({"$ref": f"#/components/schemas/{schema}", "components": components})
@@ -176,3 +179,14 @@ def test_profit_and_daily_from_the_database(ctx):
     assert usd["best_strategy"] == "trend" and usd["fills"] == 6
     today = profit.daily(ctx.sessions, days=2)
     assert len(today) == 2 and sum(d["currencies"].get("USD", {}).get("fills", 0) for d in today) == 6
+
+
+def test_profit_and_daily_over_the_api(client, ctx):
+    """Telegram's /profit and /daily, for scripts: the same figures at /api/profit and /api/daily."""
+    seed_executions(ctx.sessions)
+    [usd] = client.get("/api/profit", headers=AUTH).get_json()["currencies"]
+    assert usd["trades"] == 2 and usd["wins"] == 1 and usd["realized_pnl"] == pytest.approx(1.7)
+    days = client.get("/api/daily?days=2", headers=AUTH).get_json()["days"]
+    assert len(days) == 2 and sum(d["currencies"].get("USD", {}).get("fills", 0) for d in days) == 6
+    assert client.get("/api/daily?days=x", headers=AUTH).status_code == 400
+    assert client.get("/api/profit").status_code == 401
