@@ -12,9 +12,22 @@ from typing import Any
 from core.models import Alert, AlertStatus
 from worker.decision.stored import StoredDecision
 from worker.recording.alert_state import store_decision
+from worker.recording.protection import ProtectionSpec, save_spec, spec_key
 from worker.recording.recorder import Recorder, UnitOfWork
 
 WRITE_TIMEOUT_SECONDS = 30.0
+
+
+def opening_protection(decision: StoredDecision) -> ProtectionSpec | None:
+    """The protection record of a position opened from flat, written WITH the decision: the guard's
+    own write of it (through the registry) comes after the orders are sent, and a worker killed
+    between the two would restart without the record: the exits at IB still match (the guard sees
+    to it), but nothing would re-attach a lost one, and its break-even rule would be gone. Only
+    from flat: a reversal's or a reduce's new record must not be in force before its close is."""
+    move = decision.position
+    if move is None or move.before != 0 or move.protection_after is None or not move.protection_after.prices:
+        return None
+    return move.protection_after
 
 
 class JobWrites:
@@ -31,6 +44,9 @@ class JobWrites:
             if not store_decision(uow, alert_id, decision.to_json(), message):  # not the first write
                 self._set_plan(uow, alert_id, decision)
                 self.recorder.note(uow, alert_id, message)
+            spec = opening_protection(decision)
+            if spec is not None:  # durable with the decision, before the bracket goes out
+                save_spec(uow.session, spec_key(spec.account, spec.con_id), spec)
 
         self._wait(write)
 
