@@ -13,16 +13,14 @@ from __future__ import annotations
 import logging
 from datetime import time
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from core import events
 from worker.decision.option_expiry import TITLE, Alarmed, OptionPosition, expiry_alarm
+from worker.decision.options import NEW_YORK
 from worker.ib.trading import Trading
 from worker.notify import Notifier
 
 log = logging.getLogger(__name__)
-
-NEW_YORK = ZoneInfo("America/New_York")  # US equity options: the exchange's date and clock
 
 
 class OptionExpiryWatch:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from core.option_fields import (
     FIELDS,
@@ -30,12 +31,16 @@ from core.option_fields import (
     parse_option_request,
 )
 
+#: US equity options: the exchange's date and clock (expiries, the last entry time, the expiry alarm)
+NEW_YORK = ZoneInfo("America/New_York")
+
 __all__ = [
     "DIRECTIONS",
     "FIELDS",
     "MAX_DTE",
     "MAX_RELATIVE",
     "MAX_STRIKES",
+    "NEW_YORK",
     "Direction",
     "Expiration",
     "Intrinsic",

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from config.settings import Settings
 from core.payload import AlertPayload
@@ -51,12 +50,11 @@ from worker.decision.option_target import (
     plan_doc,
     target_of,
 )
-from worker.decision.options import OptionRequest, Side
+from worker.decision.options import NEW_YORK, OptionRequest, Side
 from worker.errors import Refused
 from worker.execution.alert_job import AlertJob
 from worker.ib import IBConnection, Trading
 
-NEW_YORK = ZoneInfo("America/New_York")  # US equity options: the exchange's date and clock
 #: closes the option held before a reversal: (the closing alert's id, why it stopped, or None)
 CloseFirst = Callable[[AlertJob, HeldOption], tuple[str, str | None]]
 
@@ -94,9 +92,9 @@ def is_option_alert(payload: AlertPayload, spec: ContractSpec) -> bool:
     return spec.sec_type == "OPT" or payload.option_type is not None
 
 
-def pinned(inst: Instrument) -> ContractSpec:
-    """The option's spec by conId (what the decision, the protocol and a rerun use)."""
-    return ContractSpec("OPT", inst.symbol, "SMART", inst.currency or "USD", con_id=inst.con_id)
+def pinned(symbol: str, con_id: int, currency: str = "USD") -> ContractSpec:
+    """An option's spec by conId (what the decision, the protocol and a rerun use)."""
+    return ContractSpec("OPT", symbol, "SMART", currency or "USD", con_id=con_id)
 
 
 class OptionOrders:
@@ -117,9 +115,7 @@ class OptionOrders:
         if job.option_spec is not None:
             return job.option_spec
         if job.decision is not None and job.decision.con_id:
-            job.option_spec = ContractSpec(
-                "OPT", spec.symbol, "SMART", spec.currency, con_id=job.decision.con_id
-            )
+            job.option_spec = pinned(spec.symbol, job.decision.con_id, spec.currency)
             return job.option_spec
         order = conn.call(self.order(job.payload, spec), timeout=timeout)
         if order.close_all:
@@ -166,7 +162,11 @@ class OptionOrders:
             size, held = payload.position_size, self.trading.position_of(inst.con_id)
             closes = size is not None and (size == 0 or (size * held >= 0 and abs(size) <= abs(held)))
             if payload.action in ("exit", "cancel") or payload.sentiment == "flat" or closes:
-                return OptionOrder(pinned(inst), payload, {"rule": "the ticker names the option"})
+                return OptionOrder(
+                    pinned(inst.symbol, inst.con_id, inst.currency),
+                    payload,
+                    {"rule": "the ticker names the option"},
+                )
             # a positionSize trades toward its target: the entry's side is that of the difference
             action = payload.action if size is None else ("buy" if size > held else "sell")
             return await self._priced(payload, inst, action, "the ticker names the option", None)
@@ -184,13 +184,11 @@ class OptionOrders:
         if isinstance(target, CloseAll):
             return OptionOrder(None, payload, close_all=target.held)
         if isinstance(target, UseHeld):
-            inst = await self.trading.instrument(
-                ContractSpec("OPT", underlying.symbol, "SMART", con_id=target.held.con_id)
-            )
+            inst = await self.trading.instrument(pinned(underlying.symbol, target.held.con_id))
             if not _opens(target):  # a close goes out as the stock rules send it
                 plan = plan_doc(target, None, None, None)
                 order = option_payload(payload, target.action, None, None, target.position_size)
-                return OptionOrder(pinned(inst), order, plan)
+                return OptionOrder(pinned(inst.symbol, inst.con_id, inst.currency), order, plan)
             return await self._priced(payload, inst, target.action, target.why, None, target)
         choice, trading_class = await self._choose(request, underlying, target, target.signal)
         refusal = expiry_refusal(choice.expiry, self._now(), self.rules.last_entry)
@@ -255,7 +253,11 @@ class OptionOrders:
         else:
             plan = {"rule": why, "action": action, "entry": {"limit": str(entry.price), "why": entry.why}}
         size = target.position_size if target is not None else payload.position_size
-        return OptionOrder(pinned(inst), option_payload(payload, action, entry, exits, size), plan)
+        return OptionOrder(
+            pinned(inst.symbol, inst.con_id, inst.currency),
+            option_payload(payload, action, entry, exits, size),
+            plan,
+        )
 
 
 def _opens(target: UseHeld) -> bool:
