@@ -88,6 +88,23 @@ return 1
 """
 
 
+# A submitted alert whose bracket never reached IB whole (a connection lost between its legs; the
+# worker's sweep, worker/lost_placements.py) runs again under its own id: the finished job is
+# replaced, unless a job with that id is still queued or running (rq's status stays "queued" until
+# the consumer acknowledges it), which will do the work itself. Its approval mark is kept.
+_ENQUEUE_RERUN = f"""
+if redis.call('HGET', KEYS[1], 'status') == 'queued' then return 0 end
+local approved = redis.call('HGET', KEYS[1], '{APPROVED_FIELD}')
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'created_at', ARGV[4], 'data', ARGV[3], 'origin', ARGV[2],
+  'description', ARGV[5], 'enqueued_at', ARGV[4], {_lua_pairs(_CONSTANT_FIELDS)})
+if approved then redis.call('HSET', KEYS[1], '{APPROVED_FIELD}', approved) end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('SADD', KEYS[3], KEYS[2])
+return 1
+"""
+
+
 def alert_job_id(alert_id: str) -> str:
     """The rq job id of an alert's execution job."""
     return f"alert-{alert_id}"
@@ -116,6 +133,16 @@ def enqueue_alert(client: redis.Redis, alert_id: str, account: str | None, *, ap
     args = [job_id, queue, call, utcformat(now()), f"execute alert {alert_id}"]
     script = _script(client, _ENQUEUE_APPROVED, "_tv2ib_approved_script") if approved else _script(client)
     return bool(script(keys=keys, args=args))
+
+
+def enqueue_rerun(client: redis.Redis, alert_id: str, queue: str) -> bool:
+    """Run the alert's job again on ``queue`` (see ``_ENQUEUE_RERUN``): True when this call put it
+    on the queue, False when its job is still queued or running."""
+    job_id = alert_job_id(alert_id)
+    call = zlib.compress(DefaultSerializer.dumps((EXECUTE_ALERT_JOB, None, (alert_id,), {})))
+    keys = [Job.key_for(job_id), Queue.redis_queue_namespace_prefix + queue, Queue.redis_queues_keys]
+    args = [job_id, queue, call, utcformat(now()), f"execute alert {alert_id} (again)"]
+    return bool(_script(client, _ENQUEUE_RERUN, "_tv2ib_rerun_script")(keys=keys, args=args))
 
 
 def job_exists(client: redis.Redis, alert_id: str) -> bool:

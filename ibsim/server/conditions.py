@@ -37,6 +37,12 @@ class Conditions:
     paced_until: float = 0.0
     #: only this client's order messages (None: every client's)
     paced_client: int | None = None
+    #: the ``drop_mid_bracket`` fault: this many more staged orders (transmit=False) close their
+    #: client's connection as soon as IB has read them; the bracket's later legs, already on the
+    #: wire, are never read (a connection lost between two legs of one bracket)
+    drop_after_staged: int = 0
+    #: and then refuse connections for this many seconds (a reconnect that takes a while)
+    refuse_after_staged: float = 0.0
 
     def pacing_refuses(self, client_id: int | None) -> bool:
         """Whether the ``pacing`` fault refuses an order message of ``client_id`` now (counts it)."""

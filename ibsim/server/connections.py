@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass
 
 from ibsim.engine.core import Engine
@@ -83,6 +84,8 @@ class Connections:
         self._server: asyncio.base_events.Server | None = None
         #: set by :meth:`end_refusal` to listen again before a refusal's time is up
         self._refusal_over: asyncio.Event | None = None
+        #: the refusal the ``drop_mid_bracket`` fault started (kept: a task nobody holds may vanish)
+        self._refusal: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------- the listener
 
@@ -253,8 +256,29 @@ class Connections:
         handler = self.handlers.get(msg_id)
         if handler is not None:
             handler(session, fields)
+            if msg_id == ids.PLACE_ORDER and self.conditions.drop_after_staged > 0:
+                self._drop_after_staged(session, fields)
         elif not answer_unserved(session, msg_id, fields):
             log.debug("client %s: ignoring message %s", session.client_id, msg_id)
+
+    def _drop_after_staged(self, session: Session, fields: list[str]) -> None:
+        """The ``drop_mid_bracket`` fault: close the connection right after a staged order is read
+        (what the client sent after it is never read, as when a connection dies mid-bracket)."""
+        order = (
+            self.engine.orders.get((session.client_id, int(fields[1])))
+            if fields[1].lstrip("-").isdigit()
+            else None
+        )
+        if order is None or order.transmit:
+            return
+        self.conditions.drop_after_staged -= 1
+        log.info("client %s: connection dropped after staged order %s (drop_mid_bracket fault)",
+                 session.client_id, order.order_id)  # fmt: skip
+        self.forget(session)
+        if self.conditions.refuse_after_staged > 0:
+            seconds = self.conditions.refuse_after_staged
+            self.conditions.refusing_until = time.monotonic() + seconds
+            self._refusal = asyncio.ensure_future(self.refuse_for(seconds))
 
     def _paced(self, session: Session, msg_id: int, fields: list[str]) -> bool:
         """The ``pacing`` fault: IB drops the order message and answers error 100 on its order id

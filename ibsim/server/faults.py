@@ -177,6 +177,18 @@ class FaultInjector(ConnectionFaults):
         self.conditions.paced_client = None if client_id is None else int(client_id)
         return {"count": count, "seconds": seconds, "clientId": self.conditions.paced_client}
 
+    def _drop_mid_bracket(self, kw: Json) -> Json:
+        """The next ``count`` staged orders (transmit=False, a bracket's first legs) each close
+        their client's connection as soon as IB has read them: the legs sent after, already on the
+        wire, are lost with the connection; then connections are refused for ``refuseSeconds`` (0).
+        ``count`` 0 ends it."""
+        count = int(kw.get("count", 1))
+        refuse = float(kw.get("refuseSeconds", 0.0))
+        if count < 0 or not refuse >= 0:
+            raise ValueError("count and refuseSeconds must be 0 or more")
+        self.conditions.drop_after_staged, self.conditions.refuse_after_staged = count, refuse
+        return {"count": count, "refuseSeconds": refuse}
+
     def _pause_fills(self, kw: Json) -> Json:
         self.engine.pause_fills()
         return {"fillsPaused": True}
@@ -196,6 +208,7 @@ class FaultInjector(ConnectionFaults):
         self.conditions.held_sessions.clear()
         self.conditions.unanswered.clear()
         self.conditions.paced_count, self.conditions.paced_until = 0, 0.0
+        self.conditions.drop_after_staged = 0
         self.apply(self.engine.resume_fills())
         return {"cleared": True}
 
@@ -211,6 +224,7 @@ class FaultInjector(ConnectionFaults):
         "cancel_working": _cancel_working,
         "broken_what_if": _broken_what_if,
         "pacing": _pacing,
+        "drop_mid_bracket": _drop_mid_bracket,
         "pause_fills": _pause_fills,
         "resume_fills": _resume_fills,
         "clear": _clear,

@@ -9,6 +9,7 @@ from worker.decision.connectivity import (
     IBNotice,
     classify,
     job_wait,
+    lost_placement,
     missed_text,
     next_alarm_at,
     outage_detail,
@@ -117,3 +118,18 @@ def test_the_outage_alarm_repeats_while_down_and_restores_once() -> None:
     restored = alarm.came_back(150.0, "connected")
     assert restored is not None and restored["type"] == "ib_restored" and restored["down_seconds"] == 150.0
     assert alarm.came_back(151.0) is None and alarm.alarm_due_at is None
+
+
+@pytest.mark.parametrize(
+    ("last_ref", "known", "lost"),
+    [
+        ("tv2ib:A:sl", {"tv2ib:A:entry", "tv2ib:A:tp", "tv2ib:A:sl"}, False),  # the whole bracket is at IB
+        ("tv2ib:A:sl", {"tv2ib:A:entry"}, True),  # only the staged entry reached IB: it never trades
+        ("tv2ib:A:sl", set(), True),  # nothing reached IB
+        ("tv2ib:A:sl.2", {"tv2ib:A:entry", "tv2ib:A:tp.1", "tv2ib:A:sl.1", "tv2ib:A:tp.2"}, True),  # levels
+        ("tv2ib:A:entry", {"tv2ib:A:entry"}, False),  # a plain entry (an add) IB has
+        ("tv2ib:A:tp", {"tv2ib:A:close", "tv2ib:A:entry"}, True),  # a reversal's opening bracket lost
+    ],
+)
+def test_a_bracket_is_lost_when_ib_does_not_know_its_last_order(last_ref, known, lost):
+    assert lost_placement(last_ref, known) is lost

@@ -13,6 +13,7 @@ the trader, whether a job waits for IB or goes stale, when the outage alarm repe
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
@@ -94,6 +95,14 @@ def job_wait(*, ready: bool, age: float, stale_after: float, exit_only: bool, se
     if age > stale_after and not (exit_only or sent or decided):
         return "stale"
     return "go" if ready else "wait"
+
+
+def lost_placement(last_ref: str, known: Collection[str]) -> bool:
+    """Whether a ``submitted`` alert's bracket was lost with the connection: after a reconnect
+    (IB's open orders of every client, completed orders and executions read), IB does not know its
+    last order sent, the one that transmits the bracket (worker/lost_placements.py). A staged leg
+    IB holds without it never trades."""
+    return last_ref not in known
 
 
 def next_alarm_at(
