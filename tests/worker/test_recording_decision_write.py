@@ -63,7 +63,7 @@ def _queued(ctx: AppContext) -> str:
 
 def test_the_first_write_stores_the_plan_moves_to_processing_and_says_both(ctx, recorder):
     alert_id, decision = _queued(ctx), _decision()
-    JobWrites(recorder).decided(alert_id, decision, "buy 5: flat -> long 5")
+    JobWrites(recorder).decided(alert_id, decision, "buy 5: flat -> long 5").result(10)
     alert, trail = _rows(ctx, alert_id)
     assert alert.status == AlertStatus.PROCESSING and alert.plan == decision.to_json()
     assert trail == [
@@ -76,7 +76,7 @@ def test_a_job_that_waited_for_ib_first_takes_the_general_path_with_the_same_row
     alert_id, decision = _queued(ctx), _decision()
     writes = JobWrites(recorder)
     writes.waiting_for_ib(alert_id)
-    writes.decided(alert_id, decision, "buy 5: flat -> long 5")
+    writes.decided(alert_id, decision, "buy 5: flat -> long 5").result(10)
     alert, trail = _rows(ctx, alert_id)
     assert alert.status == AlertStatus.PROCESSING and alert.plan == decision.to_json()
     assert trail == [("processing", "picked up by the worker"), ("processing", "waiting for the IB connection"),

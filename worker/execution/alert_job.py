@@ -32,6 +32,7 @@ class AlertJob:
     sent: bool = False  # some leg of this job went out to IB
     status: AlertStatus = AlertStatus.QUEUED
     decision: StoredDecision | None = None  # the alert's stored plan
+    decision_write: Future[Any] | None = None  # its write, until the IB loop has awaited it
     resumed: bool = False  # a rerun of a decided alert (its orders may be at IB, maybe another client's)
     # an option alert made an alert on one option (worker/execution/option_orders.py): its contract
     # and the plan's record of the choice (the payload is then the option order's)

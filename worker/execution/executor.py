@@ -30,6 +30,7 @@ What reached IB is always read from IB's reports, and recorded by the single rec
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -37,7 +38,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import DEFAULT_FUTURES_ROLL_DAYS
@@ -70,7 +71,7 @@ from worker.execution.cancel_entries import EntryCanceller
 from worker.execution.exit_update import ExitUpdater
 from worker.execution.gather import Gatherer
 from worker.execution.guard import Guard
-from worker.execution.job_writes import JobWrites
+from worker.execution.job_writes import WRITE_TIMEOUT_SECONDS, JobWrites
 from worker.execution.option_orders import OptionOrders, OptionRules, is_option_alert
 from worker.execution.option_reversal import OptionReversal
 from worker.execution.protocol import ExecutionProtocol, Outcome, Run, crash_point
@@ -81,6 +82,15 @@ from worker.recording.recorder import Recorder
 from worker.risk.gate import RiskGate
 
 log = logging.getLogger(__name__)
+
+_ALERTS, _CONTROL = Alert.__table__, Control.__table__
+# The job's first read, in one round trip: the alert, the pause switch, and where its staleness
+# counts from (its approval when it waited for one, else its arrival)
+_LOAD_ALERT = (
+    select(_ALERTS.c.status, _ALERTS.c.payload, staleness_start(), _CONTROL.c.value, _ALERTS.c.plan)
+    .outerjoin(_CONTROL, _CONTROL.c.key == PAUSED_KEY)
+    .where(_ALERTS.c.id == bindparam("alert_id"))
+)  # fmt: skip
 
 
 class Requeue(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -130,6 +140,7 @@ class Executor:
         option_rules: OptionRules | None = None,
     ) -> None:
         self.sessions = sessions
+        self.engine = sessions.kw["bind"]
         self.recorder = recorder
         self.writes = JobWrites(recorder)  # the job's writes, each awaited (worker/execution/job_writes.py)
         self.conn = conn
@@ -160,17 +171,12 @@ class Executor:
     def execute_alert(self, alert_id: str) -> str:
         """Run one alert to the point where IB has its orders (or it is refused); returns its state."""
         started, picked_up_at = time.perf_counter(), time.time()
-        with self.sessions() as session:
-            # one round trip: the alert, the pause switch (latency-bound); staleness from approval if any
-            row = session.execute(
-                select(Alert.status, Alert.payload, staleness_start(), Control.value, Alert.plan)
-                .outerjoin(Control, Control.key == PAUSED_KEY)
-                .where(Alert.id == alert_id)
-            ).first()
-            if row is None:
-                log.warning("job for unknown alert %s dropped", alert_id)
-                return "unknown"
-            status, stored, received_at, paused, plan = row[0], row[1], row[2], row[3] == "1", row[4]
+        with self.engine.connect() as connection:  # Core, one statement built once: a fifth of the ORM's cost
+            row = connection.execute(_LOAD_ALERT, {"alert_id": alert_id}).first()
+        if row is None:
+            log.warning("job for unknown alert %s dropped", alert_id)
+            return "unknown"
+        status, stored, received_at, paused, plan = row[0], row[1], row[2], row[3] == "1", row[4]
         try:
             payload = AlertPayload.from_json(stored or {})
         except PayloadError as exc:  # intake stored it validated: only a hand-edited row gets here
@@ -306,8 +312,7 @@ class Executor:
             done = self._decide(job, spec)
             if done is not None:
                 return done
-            crash_point("after_decision_recorded")
-        timeout = self.limits.ib_call + self.limits.reversal_fill + 15
+        timeout = self.limits.ib_call + self.limits.reversal_fill + 15 + WRITE_TIMEOUT_SECONDS
         outcome = self.conn.call(self._act(job, spec), timeout=timeout)
         job.mark("placed")
         for placement in outcome.placements:
@@ -350,8 +355,8 @@ class Executor:
             self.writes.without_order(job.alert_id, stored, proposal.dry_run_message())
             return AlertStatus.CANCELLED.value
         assert stored.position is not None
-        self.writes.decided(job.alert_id, stored, stored.position.reason)
-        job.mark("written")
+        # awaited on the IB loop before the first order (_act): the loop is the next to act anyway
+        job.decision_write = self.writes.decided(job.alert_id, stored, stored.position.reason)
         job.decision = stored
         return None
 
@@ -400,6 +405,11 @@ class Executor:
     async def _act(self, job: AlertJob, spec: ContractSpec) -> Outcome:
         """On the IB loop: the protocol on the month decided on (a roll since, or a held old month)."""
         assert job.decision is not None
+        if job.decision_write is not None:  # the decision is durable before any order goes out
+            await asyncio.wait_for(asyncio.wrap_future(job.decision_write), WRITE_TIMEOUT_SECONDS)
+            job.decision_write = None
+            job.mark("written")
+            crash_point("after_decision_recorded")
         inst = await self.trading.instrument(decided_spec(spec, job.decision.con_id))
         submitted = STATUS_RANK[job.status] >= STATUS_RANK[AlertStatus.SUBMITTED]
         run = Run(job.alert_id, job.decision, bool(job.payload.stop_loss or job.payload.take_profit), submitted,

@@ -17,7 +17,7 @@ import logging
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, update
 
 from core import events
 from core.models import IB_ENDED_UNFILLED_STATUSES, STATUS_RANK, Alert, AlertEvent, AlertStatus, Order, utcnow
@@ -87,6 +87,17 @@ _BEFORE_PROCESSING = tuple(s for s in AlertStatus if STATUS_RANK[s] < STATUS_RAN
 PICKED_UP = "picked up by the worker"
 
 
+_ALERTS = Alert.__table__
+# built once (a statement built per call costs its cache key every time)
+_STORE_DECISION = (
+    update(_ALERTS)
+    .where(_ALERTS.c.id == bindparam("alert_id"), _ALERTS.c.status.in_(_BEFORE_PROCESSING))
+    .values(plan=bindparam("new_plan"), status=AlertStatus.PROCESSING, updated_at=bindparam("at"))
+    .returning(_ALERTS.c.reason)
+)
+_INSERT_EVENTS = insert(AlertEvent.__table__)
+
+
 def store_decision(uow: UnitOfWork, alert_id: str, plan: dict[str, Any], message: str) -> bool:
     """The job's decision on an alert not yet picked up: its plan stored and the alert moved to
     ``processing``, with the two audit lines (picked up, ``message``), as plain SQL statements.
@@ -99,15 +110,10 @@ def store_decision(uow: UnitOfWork, alert_id: str, plan: dict[str, Any], message
     session = uow.session
     if session.new or session.dirty:  # an earlier fact of this batch: its rows go first
         session.flush()
-    alerts, now = Alert.__table__, utcnow()
+    now = utcnow()
     moved = (
         session.connection()
-        .execute(
-            update(alerts)
-            .where(alerts.c.id == alert_id, alerts.c.status.in_(_BEFORE_PROCESSING))
-            .values(plan=plan, status=AlertStatus.PROCESSING, updated_at=now)
-            .returning(alerts.c.reason)
-        )
+        .execute(_STORE_DECISION, {"alert_id": alert_id, "new_plan": plan, "at": now})
         .first()
     )
     if moved is None:
@@ -115,7 +121,7 @@ def store_decision(uow: UnitOfWork, alert_id: str, plan: dict[str, Any], message
     loaded = session.identity_map.get(session.identity_key(Alert, alert_id))
     if loaded is not None:  # an earlier fact of this batch read the row: it must read it again
         session.expire(loaded)
-    session.connection().execute(insert(AlertEvent.__table__), [
+    session.connection().execute(_INSERT_EVENTS, [
         {"alert_id": alert_id, "status": AlertStatus.PROCESSING.value, "message": PICKED_UP, "at": now},
         {"alert_id": alert_id, "status": AlertStatus.PROCESSING.value, "message": message, "at": now},
     ])  # fmt: skip

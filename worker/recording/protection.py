@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from core.models import Control, utcnow
@@ -215,17 +215,33 @@ class ProtectionRegistry:
 # ------------------------------------------------------------------ the database side
 
 
+_CONTROL = Control.__table__
+_UPDATE_SPEC = (
+    update(_CONTROL).where(_CONTROL.c.key == bindparam("spec_key"))
+    .values(value=bindparam("spec_value"), updated_at=bindparam("at"))
+)  # fmt: skip
+_INSERT_SPEC = insert(_CONTROL).values(
+    key=bindparam("spec_key"), value=bindparam("spec_value"), updated_at=bindparam("at")
+)
+
+
 def save_spec(session: Session, key: str, spec: ProtectionSpec | None) -> None:
     """Upsert (or delete, for ``None``) one spec row; runs on the recorder thread."""
     if spec is None:
         session.execute(delete(Control).where(Control.key == key))
         return
     value = json.dumps(spec.to_json(), sort_keys=True)
-    row = session.get(Control, key)
-    if row is None:
-        session.add(Control(key=key, value=value, updated_at=utcnow()))
-    else:
-        row.value, row.updated_at = value, utcnow()
+    # plain statements built once, not the ORM's load-and-flush: this write is part of the decision
+    # every opening order waits for (worker/execution/job_writes.py). An ORM change of this batch
+    # goes first; an object of it loaded here reads the row again.
+    if session.new or session.dirty:
+        session.flush()
+    connection, values = session.connection(), {"spec_key": key, "spec_value": value, "at": utcnow()}
+    if connection.execute(_UPDATE_SPEC, values).rowcount == 0:  # one writer (the recorder thread): no race
+        connection.execute(_INSERT_SPEC, values)
+    loaded = session.identity_map.get(session.identity_key(Control, key))
+    if loaded is not None:
+        session.expire(loaded)
 
 
 def load_specs(session: Session, account: str | None = None) -> list[ProtectionSpec]:
