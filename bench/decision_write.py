@@ -142,7 +142,9 @@ class Bench:
 
     def once(self, n: int, stored: StoredDecision, keep: bool) -> None:
         t0 = time.perf_counter()
-        self.job.decided(self.ids[n], stored, "buy 5: flat -> long 5").result(30)  # the job awaits it (on the IB loop)
+        self.job.decided(self.ids[n], stored, "buy 5: flat -> long 5").result(
+            30
+        )  # the job awaits it (on the IB loop)
         t1 = time.perf_counter()
         self.recorder.run(lambda _uow: None).result(30)
         if keep:
