@@ -191,7 +191,8 @@ class Alert(Base):
 def staleness_start() -> ColumnElement[datetime]:
     """Where an alert's ``STALE_ALERT_SECONDS`` count from: its approval when it waited for one
     (core/approval.py), else its arrival."""
-    table = Alert.__table__  # its columns, not the ORM's: usable in Core statements too (the job's first read)
+    # the table's columns, not the ORM's: usable in Core statements too (the job's first read)
+    table = Alert.__table__
     return func.coalesce(table.c.approved_at, table.c.received_at)
 
 
