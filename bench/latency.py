@@ -30,6 +30,7 @@ Restarting the worker per sample would measure its start-up and first connection
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import logging
 import os
@@ -79,14 +80,19 @@ class Samples:
     def __init__(self, stack: ProcessStack, relay: Relay, period: float) -> None:
         self.stack, self.relay, self.period = stack, relay, period
         self.http = httpx.Client(timeout=5)
+        # the webhook's own client: the standard library's, kept alive (httpx adds about 0.45 ms of
+        # its own per request on this machine, which is no part of the server's path)
+        self.webhook = http.client.HTTPConnection("127.0.0.1", stack.web_port, timeout=5)
         self.admin = {"Authorization": f"Bearer {stack.env['ADMIN_TOKEN']}"}
 
     def post(self, body: dict[str, Any]) -> str:
         payload = {"secret": self.stack.env["WEBHOOK_SECRET"], "strategy": "bench", **body}
-        answer = self.http.post(f"{self.stack.web_url}/webhook", json=payload)
-        if answer.status_code != 202:
-            raise SystemExit(f"webhook answered {answer.status_code}: {answer.text}")
-        return str(answer.json()["alert_id"])
+        self.webhook.request("POST", "/webhook", json.dumps(payload), {"Content-Type": "application/json"})
+        answer = self.webhook.getresponse()
+        text = answer.read().decode()
+        if answer.status != 202:
+            raise SystemExit(f"webhook answered {answer.status}: {text}")
+        return str(json.loads(text)["alert_id"])
 
     def status(self, alert_id: str) -> tuple[str, str]:
         doc = self.http.get(f"{self.stack.web_url}/api/alerts/{alert_id}", headers=self.admin).json()

@@ -3,8 +3,8 @@
 Why not ``rq worker``: rq's default worker forks a child per job, and a child cannot use the
 parent's IB connection. rq's ``SimpleWorker`` runs jobs in-process but drops a job it was running
 when the process is killed (rq later files it as "abandoned" in the failed registry). This
-consumer keeps rq's data model (jobs enqueued by the web app with ``Queue.enqueue``, ``Job.fetch``,
-job status) and takes each job id with ``BLMOVE rq:queue:<name> → <processing list>``, an atomic
+consumer keeps rq's data model (jobs enqueued by the web app, ``Job.fetch``, job status; an
+alert's job runs from its id alone, ``alert-<id>``, without a round trip first) and takes each job id with ``BLMOVE rq:queue:<name> → <processing list>``, an atomic
 move: a job is always either on the queue or on this worker's processing list. It leaves the list
 only when the handler is done. On start, :meth:`recover` puts everything left on the processing
 list (the worker died mid-job) back at the head of the queue, and requeues this queue's jobs that
@@ -26,6 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -34,7 +35,9 @@ from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
+from core.enqueue import alert_job_id
 from core.keys import (
+    EXECUTE_ALERT_JOB,
     HEARTBEAT_TTL_SECONDS,
     PROCESSING_LISTS,
     TAKEN_PREFIX,
@@ -44,6 +47,8 @@ from core.keys import (
     taken_key,
 )
 from worker.retry import retry
+
+ALERT_JOB_PREFIX = alert_job_id("")  # "alert-": the job ids core/enqueue.py gives alerts
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +80,25 @@ return moved
 """
 
 
+# KEYS: a job hash. ARGV: the finished status, its TTL. A hash Redis lost is not made up again.
+_FINISH = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'status', ARGV[1])
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+"""
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a job runs: its function's name, the handler, the arguments."""
+
+    func_name: str
+    handler: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
 class Consumer:
     """Take jobs one at a time from ``queue_name`` and run the handler named by the job."""
 
@@ -98,6 +122,7 @@ class Consumer:
         self.processing_key = processing_key(queue_name, worker_name)
         self.reclaim_after = float(HEARTBEAT_TTL_SECONDS)
         self._reclaim_script = connection.register_script(_RECLAIM)
+        self._finish_script = connection.register_script(_FINISH)
         self._next_reclaim = 0.0
         self.handlers = handlers
         self.stopping = stopping
@@ -211,21 +236,33 @@ class Consumer:
         """Move the next job id onto the processing list (waits up to ``block_seconds``)."""
         return self.redis.blmove(self.queue.key, self.processing_key, self.block_seconds, "LEFT", "RIGHT")
 
+    def _call_of(self, job_id: str) -> Call | None:
+        """What the job runs: an alert's job from its id alone (``alert-<id>`` is always
+        ``execute_alert(<id>)``: no round trip to Redis before the alert starts), any other job
+        from its hash; None when it cannot run (vanished, or no handler: acknowledged here)."""
+        alert_handler = self.handlers.get(EXECUTE_ALERT_JOB)
+        if alert_handler is not None and job_id.startswith(ALERT_JOB_PREFIX):
+            return Call(EXECUTE_ALERT_JOB, alert_handler, (job_id.removeprefix(ALERT_JOB_PREFIX),), {})
+        try:
+            job = Job.fetch(job_id, connection=self.redis)
+        except NoSuchJobError:
+            log.warning("job %s vanished from Redis; skipped", job_id)
+            self._ack(job_id, finished=False)
+            return None
+        handler = self.handlers.get(job.func_name)
+        if handler is None:
+            log.error("job %s: no handler for %s; left in the failed registry", job_id, job.func_name)
+            FailedJobRegistry(queue=self.queue).add(job, exc_string=f"unknown function {job.func_name}")
+            self._ack(job_id, finished=False)
+            return None
+        return Call(job.func_name, handler, tuple(job.args), dict(job.kwargs))
+
     def handle(self, job_id: str) -> None:
         """Run one job and take it off the processing list (or put it back on the queue)."""
         self.current = job_id
         try:
-            try:
-                job = Job.fetch(job_id, connection=self.redis)
-            except NoSuchJobError:
-                log.warning("job %s vanished from Redis; skipped", job_id)
-                self._ack(job_id)
-                return
-            handler = self.handlers.get(job.func_name)
-            if handler is None:
-                log.error("job %s: no handler for %s; left in the failed registry", job_id, job.func_name)
-                FailedJobRegistry(queue=self.queue).add(job, exc_string=f"unknown function {job.func_name}")
-                self._ack(job_id)
+            call = self._call_of(job_id)
+            if call is None:
                 return
             if not self.run_lock.acquire(blocking=False):
                 self.run_lock.acquire()  # another queue's job is running: wait for it
@@ -234,17 +271,17 @@ class Consumer:
                     self._put_back(job_id)
                     return
             try:
-                self._run(job_id, job, handler)
+                self._run(job_id, call)
             finally:
                 self.run_lock.release()
         finally:
             self.current = None
 
-    def _run(self, job_id: str, job: Job, handler: Callable[..., Any]) -> None:
+    def _run(self, job_id: str, call: Call) -> None:
         """Run the handler and acknowledge the job (or put it back on the queue)."""
         started = time.perf_counter()
         try:
-            result = handler(*job.args, **job.kwargs)
+            result = call.handler(*call.args, **call.kwargs)
         except self.requeue_exceptions:
             log.info("job %s put back on the queue (worker stopping)", job_id)
             self._put_back(job_id)
@@ -262,10 +299,10 @@ class Consumer:
             self._mark_taken([job_id])
             self.redis.lmove(self.processing_key, self.queue.key, "RIGHT", "LEFT")
             return
-        log.info("job %s %s(%s) -> %s in %.1f ms", job_id, job.func_name,
-                 ", ".join(map(str, job.args)), result, (time.perf_counter() - started) * 1000)  # fmt: skip
+        log.info("job %s %s(%s) -> %s in %.1f ms", job_id, call.func_name,
+                 ", ".join(map(str, call.args)), result, (time.perf_counter() - started) * 1000)  # fmt: skip
         self.done += 1
-        self._ack(job_id, job)
+        self._ack(job_id)
 
     def _put_back(self, job_id: str) -> None:
         """Move the job from the processing list back to the head of the queue (atomically),
@@ -276,10 +313,13 @@ class Consumer:
         pipe.lpush(self.queue.key, job_id)
         pipe.execute()
 
-    def _ack(self, job_id: str, job: Job | None = None) -> None:
+    def _ack(self, job_id: str, finished: bool = True) -> None:
+        """Off the processing list; a finished job's hash (if Redis still has it) marked finished
+        and kept ``FINISHED_TTL`` seconds, as rq's ``set_status`` would."""
         pipe = self.redis.pipeline()
         pipe.lrem(self.processing_key, 1, job_id)
-        if job is not None:
-            job.set_status(JobStatus.FINISHED, pipeline=pipe)
-            pipe.expire(job.key, FINISHED_TTL)
+        if finished:
+            self._finish_script(
+                keys=[Job.key_for(job_id)], args=[JobStatus.FINISHED.value, FINISHED_TTL], client=pipe
+            )
         pipe.execute()
