@@ -6,7 +6,8 @@ the account's figures, and the views the risk rules compare (exposure, working o
 keeps them current, no round trip). The risk counters, when a rule in force reads them, come
 from memory on the job thread (worker/risk/tally.py: no query). What only some decisions need is
 gathered when the decision asks for it (worker/risk/verdict.py ``missing_inputs``): one more quote
-on the IB loop. The pure decision (worker/decision/core.py) reads nothing else.
+on the IB loop; a price-reading rule's quote comes with the look when a kept market-data stream has
+it at once (no second hop). The pure decision (worker/decision/core.py) reads nothing else.
 """
 
 from __future__ import annotations
@@ -30,6 +31,13 @@ from worker.recording.snapshots import AccountFigures
 from worker.risk.gate import RiskGate
 from worker.risk.verdict import COUNTERS, QUOTE, AccountView, RiskInputs, reads_counters
 
+# the rules that may compare a market price (worker/risk/verdict.py ``_wants_quote``)
+_PRICE_RULES = (
+    "max_price_deviation_percent",
+    "max_order_notional",
+    "max_position_notional",
+    "max_gross_exposure",
+)
 # the rules whose check reads IB's account views (exposure, working orders, PnL, a quote)
 _VIEW_RULES = ("max_gross_exposure", "max_open_orders", "daily_loss_limit", "max_price_deviation_percent",
                "max_order_notional", "max_position_notional")  # fmt: skip
@@ -143,9 +151,12 @@ class Gatherer:
             working, tv2ib = self.trading.working_order_counts()
             view = AccountView(self.trading.other_exposure(inst.con_id), working, tv2ib, figures.unrealized_pnl,
                                figures.currency)  # fmt: skip
-        return RiskInputs(
-            rules, account, gate.clock(), view, primary_exchange=self.trading.primary_exchange(inst.con_id)
-        )
+        # a price-reading rule's quote, when a kept stream has it at once: the decision then needs
+        # no second hop to the IB loop for it (more() asks IB otherwise, when the rule wants one)
+        quote = self.trading.quote_at_hand(inst.con_id) if any(
+            getattr(rules, name) is not None for name in _PRICE_RULES) else None  # fmt: skip
+        return RiskInputs(rules, account, gate.clock(), view, quote=quote,
+                          primary_exchange=self.trading.primary_exchange(inst.con_id))  # fmt: skip
 
 
 def _settle(task: asyncio.Task[Quote] | None) -> None:

@@ -115,15 +115,26 @@ class MarketData:
         streams = self.streams
         if streams is None:
             return await self._ask(contract, wait)
-        asked = DATA_TYPES[self.requested]
-        read = streams.read(contract.conId, asked)
-        if read is not None:
-            stream, age = read
-            price, name = price_of(stream.request.ticker)
-            assert price is not None  # read() returns only a stream with a usable price
-            return self._quote(price, name, stream.request.ticker, asked, stream.why, "stream", age)
+        kept = self.kept_quote(contract.conId)
+        if kept is not None:
+            return kept
         # a new subscription (or the one being opened, e.g. after a reconnect), its first price awaited
         return await asyncio.shield(streams.opening(contract.conId, lambda: self._ask(contract, wait)))
+
+    def kept_quote(self, con_id: int) -> Quote | None:
+        """What :meth:`quote` gives at once from ``con_id``'s kept stream (open, fresh, with a usable
+        price); None when it would have to ask IB."""
+        streams = self.streams
+        if streams is None:
+            return None
+        asked = DATA_TYPES[self.requested]
+        read = streams.read(con_id, asked)
+        if read is None:
+            return None
+        stream, age = read
+        price, name = price_of(stream.request.ticker)
+        assert price is not None  # read() returns only a stream with a usable price
+        return self._quote(price, name, stream.request.ticker, asked, stream.why, "stream", age)
 
     def at_hand(self, symbol: str, sec_type: str = "STK") -> Decimal | None:
         """``symbol``'s price from its kept stream when that stream's price may be used now

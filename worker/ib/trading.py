@@ -136,6 +136,10 @@ class Trading:
         self.conn.require_connected()
         return await self.market_data.quote(self.contracts.orderable(con_id), timeout)
 
+    def quote_at_hand(self, con_id: int) -> Quote | None:
+        """:meth:`market_price` when its kept stream answers at once (no round trip); else None."""
+        return self.market_data.kept_quote(con_id)
+
     def price_at_hand(self, symbol: str) -> Decimal | None:
         """A stock's reference price from its kept market-data stream, without asking IB (None:
         no usable stream; e.g. ``MARKET_DATA_LINES`` 0, or the stock not quoted lately)."""
