@@ -20,6 +20,7 @@ import contextlib
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -221,6 +222,15 @@ def _sqlite_plan(dialect: Dialect) -> _SqlitePlan:
     return plan
 
 
+def writer_lock(engine: Engine) -> AbstractContextManager[object]:
+    """This process's SQLite writers' lock for ``engine`` (a no-op for other databases): a thread
+    that also writes beside intake (the queued marker) takes it, so that intake waits on it and
+    wakes the moment it is released, instead of sleeping in SQLite's busy handler."""
+    if engine.dialect.name != "sqlite":
+        return contextlib.nullcontext()
+    return _sqlite_plan(engine.dialect).writing
+
+
 def record_fresh_sqlite(engine: Engine, row: Mapping[str, Any], expires_at: datetime) -> bool:
     """SQLite's one transaction: commit ``row`` (a fresh ``received`` alert, its ``ALERT_COLUMNS``)
     with its claim and event; False, with nothing written, when its key is already claimed."""
@@ -228,14 +238,17 @@ def record_fresh_sqlite(engine: Engine, row: Mapping[str, Any], expires_at: date
     claim = {"key": row["idempotency_key"], "alert_id": row["id"], "expires_at": expires_at}
     status = AlertStatus.RECEIVED.value
     event = {"alert_id": row["id"], "at": row["received_at"], "status": status, "message": "received"}
-    with plan.writing, _dbapi(engine) as raw:
+    # the parameters first (JSON, dates as text): the lock is held for the statements alone
+    claim_values, alert_values = plan.claim.values(claim), plan.alert.values(row)
+    event_values = plan.event.values(event)
+    with _dbapi(engine) as raw, plan.writing:
         cursor = raw.cursor()
         # The claim is the first statement (a write): it takes SQLite's write lock at once.
-        if cursor.execute(plan.claim.sql, plan.claim.values(claim)).fetchone() is None:
+        if cursor.execute(plan.claim.sql, claim_values).fetchone() is None:
             raw.rollback()
             return False
-        cursor.execute(plan.alert.sql, plan.alert.values(row))
-        cursor.execute(plan.event.sql, plan.event.values(event))
+        cursor.execute(plan.alert.sql, alert_values)
+        cursor.execute(plan.event.sql, event_values)
         raw.commit()
         cursor.close()
     return True

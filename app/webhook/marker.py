@@ -15,6 +15,7 @@ import threading
 
 from sqlalchemy import Engine
 
+from app.webhook.fast_path import writer_lock
 from core import alert_rows
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,9 @@ class QueuedMarker:
                 except queue.Empty:
                     break
             try:
-                with self._engine.connect() as conn:
+                # intake's own writers' lock: SQLite has one write lock, and intake waiting on
+                # this one wakes at once (SQLite's busy handler sleeps 1, 2, 5 ms ...)
+                with writer_lock(self._engine), self._engine.connect() as conn:
                     alert_rows.mark_queued_many(conn, batch)
             except Exception as exc:  # noqa: BLE001 - the relay marks them later
                 log.warning(
