@@ -12,7 +12,7 @@ SQLite (a fresh file per setting, on the repository's disk unless ``--dir``): WA
 with FULL (SQLite's own default). PostgreSQL (a private database on ``BENCH_PG_URL``):
 ``synchronous_commit`` on (the product's), off per transaction (``SET LOCAL``, one more
 statement), off for the connection, and on without the pool's pre-ping (the worker's engine pings
-the server when a transaction takes a connection). What each survives: docs/durability.md.
+the server when a transaction takes a connection). What each survives: docs/worker.md ("The decision's write").
 
     .venv/bin/python -m bench.decision_write                 # SQLite and PostgreSQL, 500 writes each
     .venv/bin/python -m bench.decision_write --db sqlite --writes 2000 --gap 0.002
