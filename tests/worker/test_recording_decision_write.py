@@ -6,6 +6,7 @@ recorder thread."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -110,3 +111,18 @@ def test_an_alert_read_earlier_in_the_same_transaction_is_read_again(ctx, record
     assert (before, after) == (AlertStatus.QUEUED, AlertStatus.PROCESSING)
     assert events == ["alert_status"]
     assert _rows(ctx, alert_id)[0].plan == {"kind": "x"}
+
+
+def test_a_decision_whose_waiter_gave_up_is_still_written_and_the_recorder_goes_on(ctx, recorder):
+    # the job awaits its decision on the IB loop; a coroutine cancelled there (a timeout, the
+    # worker stopping) cancels nothing of the write, and the recorder thread survives a waiter
+    # that cancelled its future
+    release = threading.Event()
+    recorder.run(lambda _uow: release.wait(10))  # the recorder busy: the next write waits
+    first, second = _queued(ctx), _queued(ctx)
+    gave_up = JobWrites(recorder).decided(first, _decision(), "buy 5: flat -> long 5")
+    assert gave_up.cancel()  # still queued: a waiter may cancel it
+    release.set()
+    JobWrites(recorder).decided(second, _decision(), "buy 5: flat -> long 5").result(10)
+    assert _rows(ctx, second)[0].status == AlertStatus.PROCESSING
+    assert _rows(ctx, first)[0].status == AlertStatus.PROCESSING  # written all the same

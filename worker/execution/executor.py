@@ -406,7 +406,10 @@ class Executor:
         """On the IB loop: the protocol on the month decided on (a roll since, or a held old month)."""
         assert job.decision is not None
         if job.decision_write is not None:  # the decision is durable before any order goes out
-            await asyncio.wait_for(asyncio.wrap_future(job.decision_write), WRITE_TIMEOUT_SECONDS)
+            # shielded: this coroutine cancelled (a timeout, the worker stopping) must not cancel
+            # the recorder's write, which a retry of the job awaits again
+            written = asyncio.shield(asyncio.wrap_future(job.decision_write))
+            await asyncio.wait_for(written, WRITE_TIMEOUT_SECONDS)
             job.decision_write = None
             job.mark("written")
             crash_point("after_decision_recorded")

@@ -15,12 +15,13 @@ and the reconciliation after a (re)connect (reconcile.py).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -178,7 +179,7 @@ class Recorder:
                 for _fn, _args, future, held in batch:
                     if not held or self._stopping.is_set():
                         self.errors += 1
-                        future.set_exception(exc.cause)
+                        _settle(future, error=exc.cause)
                 batch = [item for item in batch if item[3] and not self._stopping.is_set()]
                 if batch:
                     log.warning("database unreachable (%s): %d fact(s) held, retry in %.1f s",
@@ -200,7 +201,7 @@ class Recorder:
             if len(batch) == 1:
                 self.errors += 1
                 log.exception("recording failed")
-                batch[0][2].set_exception(exc)
+                _settle(batch[0][2], error=exc)
                 return
             for item in batch:  # isolate the failing fact; the others are written alone
                 self._run_held([item])
@@ -216,7 +217,7 @@ class Recorder:
             except Exception:  # noqa: BLE001 - a metric never loses or delays a fact
                 log.exception("on_committed failed")
         for (_fn, _args, future, _held), result in zip(batch, results, strict=True):
-            future.set_result(result)
+            _settle(future, result)
         self._publish(uow.events, wake=notices > 0)
 
     def _counted(self, rows: list[CountedRow]) -> None:
@@ -292,3 +293,13 @@ class Recorder:
 
     def _on_reconcile(self, uow: UnitOfWork, data: Reconciliation) -> dict[str, int]:
         return reconcile.reconcile(uow, data)
+
+
+def _settle(future: Future[Any], result: Any = None, error: BaseException | None = None) -> None:
+    """Give a waiter its write's outcome; a waiter that gave up (cancelled its future) is skipped:
+    the fact is written either way, and a cancelled future refuses an outcome."""
+    with contextlib.suppress(InvalidStateError):
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
