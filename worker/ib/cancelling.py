@@ -32,7 +32,7 @@ class Canceller:
         self.conn.require_connected()
         targets = [
             t
-            for t in self.ib.openTrades()
+            for t in self.conn.trade_index.working()
             if (con_id is None or t.contract.conId == con_id)
             and t.order.clientId == self.conn.client_id
             and self.orders.on_account(t)

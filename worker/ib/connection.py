@@ -34,6 +34,7 @@ from worker.ib import compact_repr
 from worker.ib.market_data import DATA_TYPES
 from worker.ib.pacing import Pacer
 from worker.ib.pruning import Pruner
+from worker.ib.trade_index import TradeIndex
 from worker.ib.translate import fill_snapshot, order_snapshot, position_snapshot
 from worker.recording.snapshots import IBFact, OrderError, Reconciliation
 from worker.retry import backoff_delay
@@ -126,6 +127,8 @@ class IBConnection:
         self.ib.client.RequestsInterval = 1.0
         # finished orders are forgotten after IB_PRUNE_DONE_AFTER_SECONDS (worker/ib/pruning.py)
         self.pruner = Pruner(self.ib, prune_after)
+        # ib_async's trades by orderRef and its working ones, without a scan per lookup
+        self.trade_index = TradeIndex(self.ib, lambda: self.pruner.forgotten)
         self.connected_at = 0.0
         self.connects = 0
         self.pacing_violations = 0
@@ -430,7 +433,7 @@ class IBConnection:
             self._tell("on_reconciled")
 
     def _trade_by_order_id(self, order_id: int) -> Trade | None:
-        for trade in self.ib.trades():
-            if trade.order.orderId == order_id and trade.order.clientId in (self.client_id, 0):
-                return trade
-        return None
+        if order_id <= 0:
+            return None
+        trades = self.ib.wrapper.trades  # keyed (clientId, orderId) for every order with an id
+        return trades.get((self.client_id, order_id)) or trades.get((0, order_id))

@@ -100,10 +100,8 @@ class OrderBook:
         return not self.account or trade.order.account in ("", self.account)
 
     def trade_by_id(self, order_id: int) -> Trade | None:
-        for trade in self.ib.trades():
-            if trade.order.orderId == order_id and trade.order.clientId == self.conn.client_id:
-                return trade
-        return None
+        # ib_async keys an order with an id by (clientId, orderId): no scan
+        return self.ib.wrapper.trades.get((self.conn.client_id, order_id)) if order_id > 0 else None
 
     def trades_of(self, orders: Iterable[OrderSnapshot | OrderState]) -> list[Trade]:
         """The trades of this connection behind ``orders`` (by IB order id)."""
@@ -111,7 +109,7 @@ class OrderBook:
         return [trade for trade in found if trade is not None]
 
     def working_by_ref(self, ref: str) -> Trade | None:
-        for trade in self.ib.openTrades():
+        for trade in self.conn.trade_index.working():
             if trade.order.orderRef == ref and self.ours(trade, None):
                 return trade
         return None
@@ -120,19 +118,17 @@ class OrderBook:
 
     def known(self, refs: Iterable[str]) -> dict[str, Known]:
         """What IB reports for each ref: its order (open or completed) and its executions."""
-        wanted = set(refs)
+        index = self.conn.trade_index  # worker/ib/trade_index.py: what a scan of every trade would find
         known: dict[str, Known] = {}
-        for trade in self.ib.trades():
-            ref = trade.order.orderRef
-            if ref in wanted:
+        for ref in dict.fromkeys(refs):
+            for trade in index.trades(ref):
                 entry = known.setdefault(ref, Known())
                 # prefer the live (working / latest) order object for a ref
                 if entry.trade is None or trade.orderStatus.status not in IB_DONE_STATUSES:
                     entry.trade = trade
-        for fill in self.ib.fills():
-            ref = fill.execution.orderRef
-            if ref in wanted:
-                known.setdefault(ref, Known()).fills.append(fill)
+            fills = index.fills(ref)
+            if fills:
+                known.setdefault(ref, Known()).fills.extend(fills)
         return known
 
     def known_refs(self, refs: Iterable[str]) -> set[str]:
@@ -150,7 +146,7 @@ class OrderBook:
     def free_ref(self, alert_id: str, leg: str) -> str:
         """``tv2ib:<alert_id>:<leg>``, or with the first free number (``tp2``, ``tp3``...) when IB
         already knows that ref (open, completed or executed)."""
-        taken = {t.order.orderRef for t in self.ib.trades()} | {f.execution.orderRef for f in self.ib.fills()}
+        taken = self.conn.trade_index.refs()
         ref, n = make_order_ref(alert_id, leg), 1
         # a level's exit is numbered apart from its level: sl.1 -> sl.1r2 (never sl.12)
         glue = "r" if "." in leg else ""
@@ -178,7 +174,7 @@ class OrderBook:
         their re-attached variants ``tp2``, ``sl3``...), sized by what is left to fill. Orders being
         cancelled (PendingCancel) and dormant bracket children are not counted."""
         exits = []
-        for trade in self.ib.openTrades():
+        for trade in self.conn.trade_index.working():
             if not self.ours(trade, con_id) or trade.orderStatus.status == "PendingCancel":
                 continue
             role = exit_role(trade.order.orderRef)
@@ -193,7 +189,7 @@ class OrderBook:
     def resting_entry_trades(self, con_id: int | None) -> list[Trade]:
         return [
             t
-            for t in self.ib.openTrades()
+            for t in self.conn.trade_index.working()
             if self.ours(t, con_id) and leg_of(t.order.orderRef) == "entry" and remaining(t) > 0
         ]
 
@@ -206,14 +202,15 @@ class OrderBook:
         """An entry of ours rests on the contract with its bracket children waiting under it."""
         ids = {t.order.orderId for t in self.resting_entry_trades(con_id)}
         return bool(ids) and any(
-            t.order.parentId in ids and exit_role(t.order.orderRef) is not None for t in self.ib.openTrades()
+            t.order.parentId in ids and exit_role(t.order.orderRef) is not None
+            for t in self.conn.trade_index.working()
         )
 
     def exit_prices(self, con_id: int) -> dict[str, Decimal]:
         """The prices of the working exits by role (tp: limit, sl: stop), to put them back as they
         were; dormant bracket children count here (their prices are what the plan asked for)."""
         prices: dict[str, Decimal] = {}
-        for trade in self.ib.openTrades():
+        for trade in self.conn.trade_index.working():
             role = exit_role(trade.order.orderRef) if self.ours(trade, con_id) else None
             if role is None:
                 continue
@@ -229,7 +226,7 @@ class OrderBook:
         """The IB terms of the working exits by role (order type, a STP LMT's limit, a TRAIL's
         trail), read from IB's orders: what a position's protection is when no spec says it."""
         terms: dict[str, ExitOrder] = {}
-        for trade in self.ib.openTrades():
+        for trade in self.conn.trade_index.working():
             role = exit_role(trade.order.orderRef) if self.ours(trade, con_id) else None
             if role is not None:
                 terms.setdefault(role, exit_order_of(trade.order))
@@ -239,7 +236,7 @@ class OrderBook:
         """The OCA group of the contract's protective set: the group of its working exits (one set
         per position), else a new one named after ``alert_id``. ``level``: the group of that slice
         of a take-profit in levels (its tp and sl), else ``tv2ib:<alert>:<level>``."""
-        for trade in self.ib.openTrades():
+        for trade in self.conn.trade_index.working():
             ref = trade.order.orderRef
             if (
                 self.ours(trade, con_id)
@@ -252,11 +249,11 @@ class OrderBook:
 
     def exit_con_ids(self) -> set[int]:
         """The contracts with a working exit order (any client's orderRef of an exit leg)."""
-        return {t.contract.conId for t in self.ib.openTrades() if exit_role(t.order.orderRef)}
+        return {t.contract.conId for t in self.conn.trade_index.working() if exit_role(t.order.orderRef)}
 
     def exit_trades(self, con_id: int) -> list[Trade]:
         """This connection's open exit orders on the contract (whatever their state)."""
-        return [t for t in self.ib.openTrades()
+        return [t for t in self.conn.trade_index.working()
                 if t.contract.conId == con_id and exit_role(t.order.orderRef)
                 and t.order.clientId == self.conn.client_id]  # fmt: skip
 
@@ -264,7 +261,7 @@ class OrderBook:
         """The account's working orders at IB (all clients'), and how many of them are tv2ib's."""
         account = self.account or ""
         working = tv2ib = 0
-        for trade in self.ib.openTrades():
+        for trade in self.conn.trade_index.working():
             if account and trade.order.account and trade.order.account != account:
                 continue
             if trade.orderStatus.status in _WORKING_AT_IB:

@@ -194,6 +194,7 @@ class PacedOrders:
             if (order_id in batch.refused or order_id in batch.followed) and order_id not in batch.held:
                 wrapper.trades.pop((wrapper.clientId, order_id), None)
                 self.by_id.pop(order_id, None)
+        self.conn.trade_index.dropped()  # it files ib_async's trades as they come: not their removal
         batch.refused.clear()
         batch.followed.clear()
 

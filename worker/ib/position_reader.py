@@ -67,7 +67,7 @@ class PositionReader:
     def unsettled(self, con_id: int) -> str:
         """Why the position of ``con_id`` may still move under a decision ('' when it will not):
         one of our market orders on it still working, or executions IB has not reported yet."""
-        for trade in self.ib.openTrades():
+        for trade in self.conn.trade_index.working():
             order = trade.order
             if (trade.contract.conId == con_id and order.orderType == "MKT"
                     and order.orderRef.startswith("tv2ib:")

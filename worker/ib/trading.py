@@ -184,7 +184,7 @@ class Trading:
         """The average price the alert's entry filled at (our executions, volume-weighted); else
         the position's average cost from IB's report (per unit); None when neither is known."""
         ref = f"tv2ib:{alert_id}:entry"
-        fills = [f for f in self.ib.fills() if f.execution.orderRef == ref and f.contract.conId == con_id]
+        fills = [f for f in self.conn.trade_index.fills(ref) if f.contract.conId == con_id]
         shares = sum((Decimal(str(f.execution.shares)) for f in fills), Decimal(0))
         if shares > 0:
             paid = sum(
@@ -356,14 +356,14 @@ class Trading:
 
     def closing_refs(self, con_id: int) -> list[str]:
         """Our working ``flatten`` orders on the contract (a close already under way)."""
-        return [t.order.orderRef for t in self.ib.openTrades()
+        return [t.order.orderRef for t in self.conn.trade_index.working()
                 if self.orders.ours(t, con_id) and (leg_of(t.order.orderRef) or "").startswith("flatten")]  # fmt: skip
 
     async def close_position(self, con_id: int, alert_id: str) -> tuple[Decimal, str]:
         """Cancel our working orders on the contract (entries and exits; IB confirms each, else
         :class:`TemporaryError`), then close the position at market (leg ``flatten``, DAY).
         Returns the position closed and the order's ref; ``(0, "")``: it was flat by then."""
-        working = [t for t in self.ib.openTrades() if self.orders.ours(t, con_id)]
+        working = [t for t in self.conn.trade_index.working() if self.orders.ours(t, con_id)]
         if working:
             await self.cancels.cancel_trades(working)
         position = await self.settled_position(con_id)
