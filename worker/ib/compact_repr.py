@@ -27,6 +27,6 @@ def compact_trade_repr(trade: Any) -> str:
             f"{order.orderType}{prices} {status.status} filled {status.filled:g})")  # fmt: skip
 
 
-def install() -> None:
+def install_compact_repr() -> None:
     """Give ``Trade`` the short repr (idempotent; the worker's own process only)."""
     Trade.__repr__ = compact_trade_repr  # type: ignore[method-assign]

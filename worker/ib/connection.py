@@ -30,7 +30,7 @@ from ib_async import IB, Trade
 from core.models import IB_DONE_STATUSES
 from worker.decision.connectivity import classify, outage_detail, sync_timeout_detail
 from worker.errors import TemporaryError
-from worker.ib import compact_repr
+from worker.ib.compact_repr import install_compact_repr
 from worker.ib.market_data import DATA_TYPES
 from worker.ib.pacing import Pacer
 from worker.ib.pruning import Pruner
@@ -97,7 +97,7 @@ class IBConnection:
         market_data_type: str = "live",
         prune_after: float = 3600.0,
     ) -> None:
-        compact_repr.install()  # ib_async formats a Trade on every order message: keep that cheap
+        install_compact_repr()  # ib_async formats a Trade on every order message: keep that cheap
         self.host, self.port, self.client_id = host, port, client_id
         self.market_data_type = market_data_type  # IB_MARKET_DATA_TYPE (worker/ib/market_data.py)
         self.account = account
