@@ -4,9 +4,10 @@ Why not ``rq worker``: rq's default worker forks a child per job, and a child ca
 parent's IB connection. rq's ``SimpleWorker`` runs jobs in-process but drops a job it was running
 when the process is killed (rq later files it as "abandoned" in the failed registry). This
 consumer keeps rq's data model (jobs enqueued by the web app, ``Job.fetch``, job status; an
-alert's job runs from its id alone, ``alert-<id>``, without a round trip first) and takes each job id with ``BLMOVE rq:queue:<name> → <processing list>``, an atomic
-move: a job is always either on the queue or on this worker's processing list. It leaves the list
-only when the handler is done. On start, :meth:`recover` puts everything left on the processing
+alert's job runs from its id alone, ``alert-<id>``, without a round trip first) and takes each
+job id with ``BLMOVE rq:queue:<name> → <processing list>``, an atomic move: a job is always
+either on the queue or on this worker's processing list. It leaves the list only when the handler
+is done. On start, :meth:`recover` puts everything left on the processing
 list (the worker died mid-job) back at the head of the queue, and requeues this queue's jobs that
 an rq worker filed as failed/abandoned. Running a job twice is harmless (the executor's orderRef
 checks), losing one is not.
