@@ -18,8 +18,9 @@ IB does not know (the rule: worker/decision/connectivity.py ``lost_placement``):
 * still fresh (or an exit, which never goes stale): its job runs again (core/enqueue.py
   ``enqueue_rerun``); the rerun resumes as after a crash (every step adopts what IB has; the legs
   IB holds staged are sent again under their own ids, the rest anew);
-* past the stale limit: it ends ``rejected`` as stale, saying its bracket never reached IB whole
-  (a late entry trades a signal the market has left).
+* past the stale limit: it ends ``rejected`` as stale, saying IB does not know its last order
+  (a late entry trades a signal the market has left; an order IB no longer reports, say a day
+  order that expired while the worker was away, ends the same way rather than stay ``submitted``).
 
 An alert whose job is still queued or running is left to that job.
 """
@@ -147,8 +148,9 @@ class LostPlacements:
             return f"{lost.alert_id}: its job is still queued or running"
         age = (now - lost.received_at).total_seconds()
         if age > self.stale_after and not lost.exit_only:
-            reason = (f"stale: its bracket never reached IB whole (the connection dropped as it was sent; "
-                      f"{lost.last_ref} unknown to IB) and it is {age:.0f}s old (limit {self.stale_after:.0f}s)")  # fmt: skip
+            reason = (f"stale: IB does not know its last order ({lost.last_ref}) after the reconnect: the "
+                      "bracket never reached IB whole (the connection dropped as it was sent), or IB no longer "
+                      f"reports it; {age:.0f}s old (limit {self.stale_after:.0f}s), so it is not sent again")  # fmt: skip
             log.warning("alert %s: %s", lost.alert_id, reason)
             self.recorder.run(_reject, lost.alert_id, reason).result(15.0)
             return f"{lost.alert_id}: rejected stale"

@@ -82,7 +82,8 @@ def test_a_cut_bracket_whose_reconnect_outlasts_the_stale_limit_ends_stale(sim, 
     wait_until(lambda: alert_status(ctx, alert_id) == "rejected", timeout=20,
                what=lambda: f"{alert_status(ctx, alert_id)}: {events(handle, alert_id)}")  # fmt: skip
     reason = str(get_alert(ctx.sessions, alert_id)["reason"])
-    assert reason.startswith("stale: its bracket never reached IB whole") and ":sl unknown to IB" in reason
+    assert reason.startswith("stale: IB does not know its last order (tv2ib:") and ":sl)" in reason
+    assert "never reached IB whole" in reason and "not sent again" in reason
     assert sorted(legs_at_ib(sim, alert_id)) == ["entry"]  # staged only: it never trades
     assert not sim.state()["positions"]
     # the worker trades on
