@@ -15,10 +15,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import threading
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import redis
 from sqlalchemy.orm import sessionmaker
 
@@ -165,3 +168,45 @@ def stop_problem(state: dict[str, Any], symbol: str = "AAPL") -> str | None:
 
 
 WORKING_AT_IB = frozenset({"ApiPending", "PendingSubmit", "PreSubmitted", "Submitted"})
+
+
+class StateWatcher:
+    """Polls ibsim's ``/state`` at ``url`` in a thread and keeps the first five problems ``check``
+    finds in a snapshot (an invariant checked all along a test, not only at its end); a failed
+    poll is a problem too (ibsim is never restarted where it is used). A context manager."""
+
+    def __init__(self, url: str, check: Callable[[dict[str, Any]], str | None]) -> None:
+        self.url, self.check = url, check
+        self.stop = threading.Event()
+        self.snapshots = 0
+        self.broken: list[str] = []
+        self.thread = threading.Thread(target=self._run, name="ib-state-watcher", daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=5) as client:
+            while not self.stop.is_set():
+                try:
+                    state = client.get(self.url).json()
+                except httpx.HTTPError as exc:
+                    self.broken.append(f"ibsim /state failed: {exc!r}")
+                    self.stop.wait(0.1)
+                    continue
+                self.snapshots += 1
+                problem = self.check(state)
+                if problem and len(self.broken) < 5:
+                    self.broken.append(problem)
+                self.stop.wait(0.03)
+
+    def start(self) -> StateWatcher:
+        self.thread.start()
+        return self
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+    def __enter__(self) -> StateWatcher:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.finish()

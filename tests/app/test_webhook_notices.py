@@ -41,9 +41,7 @@ def tg_app(make_app: Callable[..., Flask], fake_tg: FakeTelegramAPI) -> Callable
 
     def build(**overrides: str) -> Flask:
         env = {
-            "TELEGRAM_BOT_TOKEN": fake_tg.token,
-            "TELEGRAM_CHAT_ID": CHAT,
-            "TELEGRAM_API_URL": fake_tg.base_url,
+            **fake_tg.settings(CHAT),
             "STRATEGY_SECRETS": f"trend={STRATEGY_SECRET}",
             "NOTIFY_DIGEST_SECONDS": "60",
             **overrides,

@@ -32,9 +32,7 @@ def test_gunicorn_reports_a_422_at_once_and_twenty_bad_secrets_in_one_notice(
     redis_url: str, tmp_path: Path, fake_tg: FakeTelegramAPI
 ) -> None:
     telegram = {
-        "TELEGRAM_BOT_TOKEN": fake_tg.token,
-        "TELEGRAM_CHAT_ID": CHAT,
-        "TELEGRAM_API_URL": fake_tg.base_url,
+        **fake_tg.settings(CHAT),
         "NOTIFY_DIGEST_SECONDS": WINDOW,
     }
     with running_gunicorn(redis_url, tmp_path, WEB_WORKERS="2", **telegram) as base:

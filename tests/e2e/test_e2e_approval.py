@@ -45,31 +45,21 @@ def approval_stack(tmp_path: Path, base_env: dict[str, str], fake_tg: FakeTelegr
     (tmp_path / "risk.yaml").write_text(RISK)
     env = {
         **base_env,
-        "TELEGRAM_BOT_TOKEN": fake_tg.token,
-        "TELEGRAM_CHAT_ID": str(OWNER),
-        "TELEGRAM_API_URL": fake_tg.base_url,
+        **fake_tg.settings(OWNER),
         "RISK_FILE": str(tmp_path / "risk.yaml"),
     }
-    stack = Stack(tmp_path, env)
-    try:
+    with Stack(tmp_path, env) as stack:
         stack.start_sim()
         stack.sim_post("/price", {"symbol": "AAPL", "secType": "STK", "price": 190.0})
         stack.start_web()
         stack.start_worker()
         yield stack
-    finally:
-        stack.stop()
 
 
 def message(api: FakeTelegramAPI, *needles: str, timeout: float = 20.0) -> SentMessage:
-    found: list[SentMessage] = []
-
-    def check(a: FakeTelegramAPI) -> bool:
-        found[:] = [m for m in a.messages(OWNER) if all(n in m.text for n in needles)]
-        return bool(found)
-
-    assert api.wait_for(check, timeout), [m.text for m in api.messages(OWNER)]
-    return found[0]
+    found = api.wait_message(OWNER, *needles, timeout=timeout)
+    assert found is not None, [m.text for m in api.messages(OWNER)]
+    return found
 
 
 def alert(stack: Stack, alert_id: str) -> dict[str, Any]:

@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import re
 import signal
-import threading
 import uuid
 from collections import Counter
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import pytest
 from procs import Stack
-from support import wait_until
+from support import StateWatcher, wait_until
 
 from worker.decision.positions import WorkingExit, exits_fit
 
@@ -96,38 +94,14 @@ def show(state: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-class Watcher:
-    """Polls ibsim's state in a thread and keeps every snapshot that breaks invariant 7."""
+def invariant_problem(state: dict[str, Any]) -> str | None:
+    """Invariant 7 on one snapshot of ibsim's state, with the state when it is broken."""
+    problem = exits_fit(position(state), exits(state))
+    return f"{problem}\n{show(state)}" if problem else None
 
-    def __init__(self, stack: Stack) -> None:
-        self.url = f"http://127.0.0.1:{stack.sim_control_port}/state"
-        self.stop = threading.Event()
-        self.snapshots = 0
-        self.broken: list[str] = []
-        self.thread = threading.Thread(target=self._run, name="ib-state-watcher", daemon=True)
 
-    def _run(self) -> None:
-        with httpx.Client(timeout=5) as client:
-            while not self.stop.is_set():
-                try:
-                    state = client.get(self.url).json()
-                except httpx.HTTPError as exc:  # ibsim is never restarted here: report, keep watching
-                    self.broken.append(f"ibsim /state failed: {exc!r}")
-                    self.stop.wait(0.1)
-                    continue
-                self.snapshots += 1
-                problem = exits_fit(position(state), exits(state))
-                if problem and len(self.broken) < 5:
-                    self.broken.append(f"{problem}\n{show(state)}")
-                self.stop.wait(0.03)
-
-    def __enter__(self) -> Watcher:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(10)
+def watching(stack: Stack) -> StateWatcher:
+    return StateWatcher(f"http://127.0.0.1:{stack.sim_control_port}/state", invariant_problem)
 
 
 # ------------------------------------------------------------------ the test
@@ -161,7 +135,7 @@ def open_long(stack: Stack) -> None:
 
 def reverse_through_a_crash(stack: Stack, point: str, held: int) -> None:
     """Kill the worker at ``point`` of the reversal of ``held``, restart it, check the outcome."""
-    with Watcher(stack) as watcher:
+    with watching(stack) as watcher:
         stack.start_worker(TV2IB_CRASH_AT=point)
         alert_id = send(stack, reversal(held))
         try:
@@ -239,7 +213,7 @@ def test_sigkill_after_a_refused_close_put_the_exits_back(stack):
     stack.start_web()
     open_long(stack)
     stack.sim_post("/fault", {"kind": "reject_next", "reason": "Insufficient margin", "code": 201})
-    with Watcher(stack) as watcher:
+    with watching(stack) as watcher:
         stack.start_worker(TV2IB_CRASH_AT="after_exits_restored")
         alert_id = send(stack, reversal(10))
         assert stack.wait_worker_exit(timeout=30) == -signal.SIGKILL, stack.logs("worker")
@@ -275,7 +249,7 @@ def test_sigkill_after_a_refused_close_put_the_exits_back(stack):
 def crash_then_restart(stack: Stack, point: str, payload: dict[str, Any], held: int, traded: int) -> None:
     """Send ``payload`` to a worker that dies at ``point``, restart it; then IB holds ``held`` with
     one take-profit and one stop-loss of that size, and the alert traded ``traded`` shares once."""
-    with Watcher(stack) as watcher:
+    with watching(stack) as watcher:
         stack.start_worker(TV2IB_CRASH_AT=point)
         alert_id = send(stack, payload)
         assert stack.wait_worker_exit(timeout=30) == -signal.SIGKILL, f"{point}\n{stack.logs('worker')}"

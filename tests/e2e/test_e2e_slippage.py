@@ -29,13 +29,9 @@ STRATEGY = "slip"
 
 @pytest.fixture
 def tg_stack(tmp_path: Path, base_env: dict[str, str], fake_tg: FakeTelegramAPI) -> Iterator[Stack]:
-    env = {**base_env, "TELEGRAM_BOT_TOKEN": fake_tg.token, "TELEGRAM_CHAT_ID": str(OWNER),
-           "TELEGRAM_API_URL": fake_tg.base_url}  # fmt: skip
-    stack = Stack(tmp_path, env)
-    try:
+    env = {**base_env, **fake_tg.settings(OWNER)}
+    with Stack(tmp_path, env) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def _filled(stack: Stack, alert: dict[str, Any], market: float) -> dict[str, Any]:

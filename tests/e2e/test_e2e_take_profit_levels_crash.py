@@ -12,15 +12,13 @@ together equal the position, the take-profits never exceed it: ``support.stop_pr
 from __future__ import annotations
 
 import signal
-import threading
 import time
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
-from support import alert_status, queue_alert, stop_problem, wait_until
+from support import StateWatcher, alert_status, queue_alert, stop_problem, wait_until
 
 from app.webhook.schema import normalise
 from core.db import migrate
@@ -32,32 +30,6 @@ LEVELS = {
     "takeProfit": [{"percent": 1, "quantity": 3}, {"percent": 2, "quantity": 3}, {"percent": 3}],
     "stopLoss": {"percent": 2, "breakEven": {"afterTakeProfit": 1}},
 }  # fmt: skip
-
-
-class Watcher:
-    """Polls ibsim's ``/state`` in a thread and keeps every snapshot that breaks the invariant."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.stop = threading.Event()
-        self.snapshots = 0
-        self.broken: list[str] = []
-        self.thread = threading.Thread(target=self._run, name="ib-state-watcher", daemon=True)
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=5) as client:
-            while not self.stop.is_set():
-                try:
-                    state = client.get(self.url).json()
-                except httpx.HTTPError as exc:
-                    self.broken.append(f"ibsim /state failed: {exc!r}")
-                    self.stop.wait(0.1)
-                    continue
-                self.snapshots += 1
-                problem = stop_problem(state)
-                if problem and len(self.broken) < 5:
-                    self.broken.append(problem)
-                self.stop.wait(0.03)
 
 
 def _stops(state: dict[str, Any]) -> list[tuple[str, float, float]]:
@@ -72,13 +44,12 @@ def _position(state: dict[str, Any]) -> float:
     return sum(p["position"] for p in state["positions"] if p["symbol"] == "AAPL")
 
 
-def _start(stack, base_env) -> tuple[sessionmaker, Watcher]:
+def _start(stack, base_env) -> tuple[sessionmaker, StateWatcher]:
     stack.start_sim()
     stack.sim_post("/price", {"symbol": "AAPL", "secType": "STK", "price": 190.0})
     engine = create_engine(base_env["DATABASE_URL"])
     migrate(engine)
-    watcher = Watcher(f"http://127.0.0.1:{stack.sim_control_port}/state")
-    watcher.thread.start()
+    watcher = StateWatcher(f"http://127.0.0.1:{stack.sim_control_port}/state", stop_problem).start()
     return sessionmaker(engine, expire_on_commit=False), watcher
 
 
@@ -92,9 +63,8 @@ def _price(stack, price: float) -> None:
     stack.sim_post("/price", {"symbol": "AAPL", "secType": "STK", "price": price})
 
 
-def _check(watcher: Watcher) -> None:
-    watcher.stop.set()
-    watcher.thread.join(10)
+def _check(watcher: StateWatcher) -> None:
+    watcher.finish()
     assert watcher.snapshots > 20
     assert watcher.broken == []
 

@@ -121,6 +121,14 @@ class FakeTelegramAPI:
         """What TELEGRAM_API_URL must be (PTB appends the token)."""
         return f"http://127.0.0.1:{self.port}/bot"
 
+    def settings(self, *chats: object) -> dict[str, str]:
+        """The settings that point tv2ib's notices at this server, for ``chats``."""
+        return {
+            "TELEGRAM_BOT_TOKEN": self.token,
+            "TELEGRAM_CHAT_ID": ",".join(map(str, chats)),
+            "TELEGRAM_API_URL": self.base_url,
+        }
+
     def start(self) -> FakeTelegramAPI:
         self._listen()
         return self
@@ -282,6 +290,17 @@ class FakeTelegramAPI:
                 if left <= 0:
                     return False
                 self._cond.wait(min(left, 0.1))
+
+    def wait_message(self, chat_id: str | int, *needles: str, timeout: float = 10.0) -> SentMessage | None:
+        """The first message to ``chat_id`` that contains every one of ``needles`` (waits up to
+        ``timeout``); None when none came."""
+        found: list[SentMessage] = []
+
+        def check(api: FakeTelegramAPI) -> bool:
+            found[:] = [m for m in api.messages(chat_id) if all(n in m.text for n in needles)]
+            return bool(found)
+
+        return found[0] if self.wait_for(check, timeout) else None
 
     def wait_messages(
         self, count: int, chat_id: str | int | None = None, timeout: float = 10.0

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
+import redis
 from fakes.telegram_api import FakeTelegramAPI
 from notify_helpers import OWNER_CHATS
 from sqlalchemy import delete
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.settings import Settings
 from core.db import make_engine, make_session_factory, migrate
 from core.models import Control, Notice
+from worker.notify import Notifier
 
 
 @pytest.fixture
@@ -49,9 +51,7 @@ def any_sessions(request: pytest.FixtureRequest) -> sessionmaker[Session]:
 def tg_env(base_env: dict[str, str], fake_tg: FakeTelegramAPI) -> dict[str, str]:
     return {
         **base_env,
-        "TELEGRAM_BOT_TOKEN": fake_tg.token,
-        "TELEGRAM_CHAT_ID": ",".join(OWNER_CHATS),
-        "TELEGRAM_API_URL": fake_tg.base_url,
+        **fake_tg.settings(*OWNER_CHATS),
         "IB_ACCOUNT": "DU123",
     }
 
@@ -59,3 +59,18 @@ def tg_env(base_env: dict[str, str], fake_tg: FakeTelegramAPI) -> dict[str, str]
 @pytest.fixture
 def tg_settings(tg_env: dict[str, str]) -> Settings:
     return Settings.from_mapping(tg_env)
+
+
+@pytest.fixture
+def bot_notifier(
+    fake_tg: FakeTelegramAPI,
+    tg_settings: Settings,
+    sqlite_sessions: sessionmaker[Session],
+    redis_client: redis.Redis,
+    start_notifier: Callable[..., Notifier],
+) -> Notifier:
+    """A notifier with its bot polling the fake Bot API (polling has started once the fake saw a
+    getUpdates call)."""
+    notifier = start_notifier(tg_settings, sqlite_sessions, redis_client)
+    assert fake_tg.wait_for(lambda api: api.count("getUpdates") >= 1, 8)
+    return notifier

@@ -6,11 +6,9 @@ chat is ignored and logged. The whole path with real processes: tests/e2e/test_e
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-import redis
 from fakes.telegram_api import FakeTelegramAPI, SentMessage
 from notify_helpers import STRANGER, fill_event
 from rq import Queue
@@ -77,19 +75,6 @@ def audit(sessions: sessionmaker[Session], alert_id: str) -> list[str]:
     with sessions() as session:
         query = select(AlertEvent.message).where(AlertEvent.alert_id == alert_id).order_by(AlertEvent.id)
         return [m or "" for m in session.scalars(query)]
-
-
-@pytest.fixture
-def bot_notifier(
-    fake_tg: FakeTelegramAPI,
-    tg_settings: Settings,
-    sqlite_sessions: sessionmaker[Session],
-    redis_client: redis.Redis,
-    start_notifier: Callable[..., Notifier],
-) -> Notifier:
-    notifier = start_notifier(tg_settings, sqlite_sessions, redis_client)
-    assert fake_tg.wait_for(lambda api: api.count("getUpdates") >= 1, 8)
-    return notifier
 
 
 def test_the_question_goes_alone_with_its_buttons_to_every_chat(

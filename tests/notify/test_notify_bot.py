@@ -44,20 +44,6 @@ def is_paused(sessions: sessionmaker[Session]) -> bool:
         return services.is_paused(session)
 
 
-@pytest.fixture
-def bot_notifier(
-    fake_tg: FakeTelegramAPI,
-    tg_settings: Settings,
-    sqlite_sessions: sessionmaker[Session],
-    redis_client: redis.Redis,
-    start_notifier: Callable[..., Notifier],
-) -> Notifier:
-    notifier = start_notifier(tg_settings, sqlite_sessions, redis_client)
-    # Polling has started once the fake saw a getUpdates call.
-    assert fake_tg.wait_for(lambda api: api.count("getUpdates") >= 1, 8)
-    return notifier
-
-
 def test_owner_pauses_and_resumes(
     bot_notifier: Notifier, fake_tg: FakeTelegramAPI, sqlite_sessions: sessionmaker[Session]
 ) -> None:

@@ -26,26 +26,16 @@ OWNER = 111
 def tg_stack(tmp_path: Path, base_env: dict[str, str], fake_tg: FakeTelegramAPI) -> Iterator[Stack]:
     env = {
         **base_env,
-        "TELEGRAM_BOT_TOKEN": fake_tg.token,
-        "TELEGRAM_CHAT_ID": str(OWNER),
-        "TELEGRAM_API_URL": fake_tg.base_url,
+        **fake_tg.settings(OWNER),
     }
-    stack = Stack(tmp_path, env)
-    try:
+    with Stack(tmp_path, env) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def _notice(api: FakeTelegramAPI, *needles: str, timeout: float = 20.0) -> str:
-    found: list[str] = []
-
-    def check(a: FakeTelegramAPI) -> bool:
-        found[:] = [m.text for m in a.messages(OWNER) if all(n in m.text for n in needles)]
-        return bool(found)
-
-    assert api.wait_for(check, timeout), [m.text for m in api.messages(OWNER)]
-    return found[0]
+    found = api.wait_message(OWNER, *needles, timeout=timeout)
+    assert found is not None, [m.text for m in api.messages(OWNER)]
+    return found.text
 
 
 def test_alert_to_fill_notice_and_owner_command(tg_stack: Stack, fake_tg: FakeTelegramAPI) -> None:

@@ -3,15 +3,11 @@ command answered from the stored alerts of tests/execution_seed.py, as Telegram 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
-import redis
 from execution_seed import seed_executions
 from fakes.telegram_api import FakeTelegramAPI, SentMessage
 from sqlalchemy.orm import Session, sessionmaker
 
-from config.settings import Settings
 from worker.notify import Notifier
 from worker.notify.report_replies import daily_text, performance_text, profit_text
 
@@ -33,17 +29,10 @@ def ask(api: FakeTelegramAPI, command: str, contains: str, timeout: float = 8.0)
 
 
 @pytest.fixture
-def seeded_bot(
-    fake_tg: FakeTelegramAPI,
-    tg_settings: Settings,
-    sqlite_sessions: sessionmaker[Session],
-    redis_client: redis.Redis,
-    start_notifier: Callable[..., Notifier],
-) -> Notifier:
+def seeded_bot(sqlite_sessions: sessionmaker[Session], request: pytest.FixtureRequest) -> Notifier:
+    """The bot over a database seeded first (the notifier reads it from its start)."""
     seed_executions(sqlite_sessions)
-    notifier = start_notifier(tg_settings, sqlite_sessions, redis_client)
-    assert fake_tg.wait_for(lambda api: api.count("getUpdates") >= 1, 8)
-    return notifier
+    return request.getfixturevalue("bot_notifier")
 
 
 def test_performance_profit_and_daily(seeded_bot: Notifier, fake_tg: FakeTelegramAPI) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from worker_helpers import IBHandle, WorkerThread
@@ -26,6 +26,28 @@ def running_worker(worker_env: dict[str, str]) -> Iterator[WorkerThread]:
     handle = WorkerThread(worker_env).start()
     yield handle
     handle.stop()
+
+
+@pytest.fixture
+def start_worker(worker_env: dict[str, str]) -> Iterator[Callable[..., WorkerThread]]:
+    """``start_worker(**env)``: a worker in a thread on the test's ibsim, stopped at teardown
+    (``housekeeping=`` its housekeeping thread's period: the product's 5 s unless given)."""
+    handles: list[WorkerThread] = []
+
+    def start(*, housekeeping: float | None = None, **env: str) -> WorkerThread:
+        worker = {} if housekeeping is None else {"housekeeping_interval": housekeeping}
+        handles.append(WorkerThread({**worker_env, **env}, **worker).start())
+        return handles[-1]
+
+    yield start
+    for handle in handles:
+        handle.stop()
+
+
+@pytest.fixture
+def watching_worker(start_worker: Callable[..., WorkerThread]) -> WorkerThread:
+    """A worker whose periodic watchers (break-even, lost brackets, ...) look every 0.2 s."""
+    return start_worker(housekeeping=0.2)
 
 
 @pytest.fixture

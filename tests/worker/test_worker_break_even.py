@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select, text
 from support import wait_until
-from worker_helpers import WorkerThread, add_alert, alert_status
+from worker_helpers import add_alert, alert_status
 
 from core.models import AlertEvent
 from core.payload import BreakEven
@@ -47,13 +47,6 @@ def _stop(sim) -> dict | None:
     working = [o for o in sim.state()["orders"]
                if o["status"] in ("Submitted", "PreSubmitted") and o["orderRef"].rsplit(":", 1)[1][:2] == "sl"]  # fmt: skip
     return working[0] if len(working) == 1 else None
-
-
-@pytest.fixture
-def watching_worker(worker_env):
-    handle = WorkerThread(worker_env, housekeeping_interval=0.2).start()
-    yield handle
-    handle.stop()
 
 
 @pytest.mark.e2e

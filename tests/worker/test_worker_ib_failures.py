@@ -5,8 +5,6 @@ client id IB sees, the market-data streams ibsim lists and the alarm notices."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import select
 from support import wait_until
@@ -18,20 +16,6 @@ from core.services import get_alert, request_flatten
 AAPL = 265598
 # a market bracket without a price: its take-profit needs IB's price (a market-data stream)
 PRICED_BY_IB = {"ticker": "AAPL", "action": "buy", "quantity": 5, "takeProfit": {"percent": 1}}
-
-
-@pytest.fixture
-def start_worker(worker_env: dict[str, str]) -> Iterator:
-    """``start_worker(**env)``: a worker in a thread on the test's ibsim, stopped at teardown."""
-    handles: list[WorkerThread] = []
-
-    def start(**env: str) -> WorkerThread:
-        handles.append(WorkerThread({**worker_env, **env}).start())
-        return handles[-1]
-
-    yield start
-    for handle in handles:
-        handle.stop()
 
 
 def notices(handle: WorkerThread, kind: str) -> list[str]:

@@ -8,9 +8,7 @@ not sit there with nothing working at IB: once the worker is back it sends the b
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
-import pytest
 from support import wait_until
 from worker_helpers import WorkerThread, add_alert, alert_status
 
@@ -18,20 +16,6 @@ from core.services import get_alert
 
 BRACKET = {"ticker": "AAPL", "action": "buy", "quantity": 5,
            "takeProfit": {"limitPrice": 195}, "stopLoss": {"stopPrice": 185}}  # fmt: skip
-
-
-@pytest.fixture
-def start_worker(worker_env: dict[str, str]) -> Iterator:
-    handles: list[WorkerThread] = []
-
-    def start(**env: str) -> WorkerThread:
-        # the sweep runs on the housekeeping thread: every 0.2 s here (5 s in the product)
-        handles.append(WorkerThread({**worker_env, **env}, housekeeping_interval=0.2).start())
-        return handles[-1]
-
-    yield start
-    for handle in handles:
-        handle.stop()
 
 
 def legs_at_ib(sim, alert_id: str) -> dict[str, list[dict]]:
@@ -47,7 +31,7 @@ def events(handle: WorkerThread, alert_id: str) -> str:
 
 
 def test_a_bracket_cut_by_a_dropped_connection_is_sent_again_once_ib_is_back(sim, start_worker):
-    handle = start_worker()
+    handle = start_worker(housekeeping=0.2)  # the sweep looks every 0.2 s (5 s in the product)
     ctx, ib = handle.ctx, handle.worker.ib
     sim.set_price("AAPL", 190.0)
     connects = ib.connects
@@ -74,7 +58,7 @@ def test_a_bracket_cut_by_a_dropped_connection_is_sent_again_once_ib_is_back(sim
 
 
 def test_a_cut_bracket_whose_reconnect_outlasts_the_stale_limit_ends_stale(sim, start_worker):
-    handle = start_worker(STALE_ALERT_SECONDS="1")
+    handle = start_worker(housekeeping=0.2, STALE_ALERT_SECONDS="1")
     ctx = handle.ctx
     sim.set_price("AAPL", 190.0)
     sim.fault("drop_mid_bracket", count=1, refuseSeconds=2.5)

@@ -28,8 +28,7 @@ LIMIT_BRACKET = {
 
 @pytest.fixture
 def tg_worker(worker_env: dict[str, str], fake_tg: FakeTelegramAPI) -> Iterator[WorkerThread]:
-    env = {**worker_env, "TELEGRAM_BOT_TOKEN": fake_tg.token, "TELEGRAM_CHAT_ID": str(OWNER),
-           "TELEGRAM_API_URL": fake_tg.base_url}  # fmt: skip
+    env = {**worker_env, **fake_tg.settings(OWNER)}
     handle = WorkerThread(env).start()
     yield handle
     handle.stop()

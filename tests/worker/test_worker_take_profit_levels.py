@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from support import stop_problem, wait_until
-from worker_helpers import WorkerThread, add_alert, alert_status
+from worker_helpers import add_alert, alert_status
 
 from app.webhook.schema import normalise
 from core.ids import exit_leg_parts
@@ -265,13 +265,6 @@ def stored(alert: dict[str, Any]) -> dict[str, Any]:
 def _trail(ctx, alert_id: str) -> str:
     with ctx.sessions() as session:
         return "\n".join(session.scalars(select(AlertEvent.message).where(AlertEvent.alert_id == alert_id)))
-
-
-@pytest.fixture
-def watching_worker(worker_env):
-    handle = WorkerThread(worker_env, housekeeping_interval=0.2).start()
-    yield handle
-    handle.stop()
 
 
 @pytest.mark.e2e
