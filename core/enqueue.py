@@ -126,23 +126,29 @@ def enqueue_alert(client: redis.Redis, alert_id: str, account: str | None, *, ap
     'received' for the relay). ``approved``: the alert's run after its approval, which replaces
     the job that left it waiting (:data:`APPROVED_FIELD`); False when that run is enqueued already.
     """
-    job_id = alert_job_id(alert_id)
-    queue = queue_name(account)
-    call = zlib.compress(DefaultSerializer.dumps((EXECUTE_ALERT_JOB, None, (alert_id,), {})))
-    keys = [Job.key_for(job_id), Queue.redis_queue_namespace_prefix + queue, Queue.redis_queues_keys]
-    args = [job_id, queue, call, utcformat(now()), f"execute alert {alert_id}"]
     script = _script(client, _ENQUEUE_APPROVED, "_tv2ib_approved_script") if approved else _script(client)
-    return bool(script(keys=keys, args=args))
+    return _run(script, alert_id, queue_name(account), f"execute alert {alert_id}")
 
 
 def enqueue_rerun(client: redis.Redis, alert_id: str, queue: str) -> bool:
     """Run the alert's job again on ``queue`` (see ``_ENQUEUE_RERUN``): True when this call put it
     on the queue, False when its job is still queued or running."""
+    script = _script(client, _ENQUEUE_RERUN, "_tv2ib_rerun_script")
+    return _run(script, alert_id, queue, f"execute alert {alert_id} (again)")
+
+
+def _run(script: Script, alert_id: str, queue: str, description: str) -> bool:
+    """One of the scripts above for the alert's job on ``queue`` (their KEYS and ARGV)."""
     job_id = alert_job_id(alert_id)
     call = zlib.compress(DefaultSerializer.dumps((EXECUTE_ALERT_JOB, None, (alert_id,), {})))
     keys = [Job.key_for(job_id), Queue.redis_queue_namespace_prefix + queue, Queue.redis_queues_keys]
-    args = [job_id, queue, call, utcformat(now()), f"execute alert {alert_id} (again)"]
-    return bool(_script(client, _ENQUEUE_RERUN, "_tv2ib_rerun_script")(keys=keys, args=args))
+    return bool(script(keys=keys, args=[job_id, queue, call, utcformat(now()), description]))
+
+
+def job_pending(client: redis.Redis, alert_id: str) -> bool:
+    """Whether the alert's job is queued or running: rq's status of a job stays "queued" until the
+    worker's consumer acknowledges it (the test ``_ENQUEUE_RERUN`` makes)."""
+    return client.hget(Job.key_for(alert_job_id(alert_id)), "status") in (b"queued", "queued")
 
 
 def job_exists(client: redis.Redis, alert_id: str) -> bool:

@@ -33,11 +33,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import redis
-from rq.job import Job
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.enqueue import alert_job_id, enqueue_rerun
+from core.enqueue import enqueue_rerun, job_pending
 from core.models import Alert, AlertStatus, Order
 from core.payload import AlertPayload, PayloadError
 from worker.decision.connectivity import lost_placement
@@ -144,7 +143,7 @@ class LostPlacements:
         return [c for c in candidates if lost_placement(c.last_ref, known)]
 
     def _act(self, lost: Candidate, now: datetime) -> str:
-        if self._job_pending(lost.alert_id):
+        if job_pending(self.redis, lost.alert_id):
             return f"{lost.alert_id}: its job is still queued or running"
         age = (now - lost.received_at).total_seconds()
         if age > self.stale_after and not lost.exit_only:
@@ -161,10 +160,6 @@ class LostPlacements:
             "alert %s: %s%s", lost.alert_id, said, "" if enqueued else " (its job was queued already)"
         )
         return f"{lost.alert_id}: {'run again' if enqueued else 'already queued'}"
-
-    def _job_pending(self, alert_id: str) -> bool:
-        """rq's status of a job stays "queued" until the consumer acknowledges it: queued or running."""
-        return self.redis.hget(Job.key_for(alert_job_id(alert_id)), "status") in (b"queued", "queued")
 
 
 def _reject(uow: UnitOfWork, alert_id: str, reason: str) -> None:

@@ -29,15 +29,8 @@ from worker.ib.trading import Trading
 from worker.recording.protection import ProtectionRegistry, ProtectionSpec
 from worker.recording.snapshots import AccountFigures
 from worker.risk.gate import RiskGate
-from worker.risk.verdict import COUNTERS, QUOTE, AccountView, RiskInputs, reads_counters
+from worker.risk.verdict import COUNTERS, QUOTE, QUOTE_RULES, AccountView, RiskInputs, reads_counters
 
-# the rules that may compare a market price (worker/risk/verdict.py ``_wants_quote``)
-_PRICE_RULES = (
-    "max_price_deviation_percent",
-    "max_order_notional",
-    "max_position_notional",
-    "max_gross_exposure",
-)
 # the rules whose check reads IB's account views (exposure, working orders, PnL, a quote)
 _VIEW_RULES = ("max_gross_exposure", "max_open_orders", "daily_loss_limit", "max_price_deviation_percent",
                "max_order_notional", "max_position_notional")  # fmt: skip
@@ -154,7 +147,7 @@ class Gatherer:
         # a price-reading rule's quote, when a kept stream has it at once: the decision then needs
         # no second hop to the IB loop for it (more() asks IB otherwise, when the rule wants one)
         quote = self.trading.quote_at_hand(inst.con_id) if any(
-            getattr(rules, name) is not None for name in _PRICE_RULES) else None  # fmt: skip
+            getattr(rules, name) is not None for name in QUOTE_RULES) else None  # fmt: skip
         return RiskInputs(rules, account, gate.clock(), view, quote=quote,
                           primary_exchange=self.trading.primary_exchange(inst.con_id))  # fmt: skip
 

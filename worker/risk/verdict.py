@@ -178,6 +178,16 @@ def _with_protections(case: RiskCase, ctx: RiskContext, checks: list[Check]) -> 
     return [*checks[:at], *protection_checks(rules, locks, names_of(ctx.order)), *checks[at:]]
 
 
+#: the rules that may compare IB's quote (:func:`_wants_quote`): the look brings a quote for them
+#: when one is at hand (worker/execution/gather.py)
+QUOTE_RULES = (
+    "max_price_deviation_percent",
+    "max_order_notional",
+    "max_position_notional",
+    "max_gross_exposure",
+)
+
+
 def _wants_quote(case: RiskCase) -> bool:
     rules = case.rules
     needs_quote = rules.max_price_deviation_percent is not None and case.alert_price is not None
