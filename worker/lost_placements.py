@@ -128,9 +128,7 @@ class LostPlacements:
         found = []
         for alert_id, queue, received_at, payload in alerts:
             if alert_id in last:
-                found.append(
-                    Candidate(alert_id, queue, last[alert_id], _utc(received_at), _exit_only(payload))
-                )
+                found.append(Candidate(alert_id, queue, last[alert_id], received_at, _exit_only(payload)))
         return found
 
     async def _unknown(self, candidates: list[Candidate], generation: int) -> list[Candidate] | None:
@@ -164,10 +162,6 @@ class LostPlacements:
 
 def _reject(uow: UnitOfWork, alert_id: str, reason: str) -> None:
     advance(uow, alert_id, AlertStatus.REJECTED, f"rejected: {reason}", reason=reason)
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _exit_only(payload: object) -> bool:
