@@ -10,8 +10,7 @@ settings' writes interleaved so that a shared machine's changing load weighs on 
 SQLite (a fresh file per setting, on the repository's disk unless ``--dir``): WAL with
 ``synchronous`` NORMAL (the product's setting, core/db.py), FULL and OFF, and the rollback journal
 with FULL (SQLite's own default). PostgreSQL (a private database on ``BENCH_PG_URL``):
-``synchronous_commit`` on (the product's), off per transaction (``SET LOCAL``, one more
-statement), off for the connection, and on without the pool's pre-ping (the worker's engine pings
+``synchronous_commit`` on (the product's), off for the connection, and on without the pool's pre-ping (the worker's engine pings
 the server when a transaction takes a connection). What each survives: docs/worker.md ("The decision's write").
 
     .venv/bin/python -m bench.decision_write                 # SQLite and PostgreSQL, 500 writes each
@@ -74,12 +73,6 @@ def _on_connect(*statements: str) -> Callable[[Engine], None]:
     return tune
 
 
-def _set_local_off(engine: Engine) -> None:
-    @event.listens_for(engine, "begin")
-    def run(conn: Any) -> None:
-        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-
-
 def _unchanged(_engine: Engine) -> None:
     return None
 
@@ -94,8 +87,6 @@ SQLITE = [
 ]  # fmt: skip
 POSTGRESQL = [
     Setting("synchronous_commit=on (product)", f"{KILL}, a PostgreSQL or OS crash, power loss", _unchanged),
-    Setting("synchronous_commit=off, SET LOCAL per transaction",
-            f"{KILL}; a PostgreSQL/OS crash loses up to ~3 x wal_writer_delay", _set_local_off),
     Setting("synchronous_commit=off for the connection",
             f"{KILL}; a PostgreSQL/OS crash loses up to ~3 x wal_writer_delay", _on_connect("SET synchronous_commit TO OFF")),
     Setting("synchronous_commit=on, no pre-ping", f"{KILL}, a PostgreSQL or OS crash, power loss", _unchanged,

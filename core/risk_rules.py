@@ -28,6 +28,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -93,6 +94,10 @@ class RiskRules:
 
     def to_json(self) -> dict[str, Any]:
         """The rules in force, for the plan (only the keys that are set)."""
+        return dict(self._json)
+
+    @functools.cached_property
+    def _json(self) -> dict[str, Any]:  # the rules never change: built once (every alert's plan has them)
         doc: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)

@@ -50,10 +50,11 @@ from worker.claims import Claims, WorkerClaims
 from worker.consumer import Consumer
 from worker.contracts.symbol_map import SymbolResolver
 from worker.decision.order_types import OrderRules
-from worker.execution.executor import Executor, JobLimits, Requeue, RetryLater
+from worker.execution.executor import Executor
 from worker.execution.guard import Guard, GuardSettings
 from worker.execution.margin_refresh import FillTap, margin_parts
 from worker.execution.option_orders import OptionRules
+from worker.execution.readiness import JobLimits, Requeue, RetryLater
 from worker.heartbeat import Heartbeat
 from worker.housekeeping import Housekeeping
 from worker.ib import IBConnection, Trading

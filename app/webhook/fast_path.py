@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,10 +30,10 @@ from sqlalchemy import Engine, Table, create_engine, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.dml import Insert
 
 from core.alert_rows import ALERTS, CLAIMS, EVENTS, INSERT_EVENT
+from core.dbapi import DbapiStatement, compile_statement, pooled_dbapi
 from core.ids import new_alert_id
 from core.models import AlertStatus
 
@@ -103,37 +103,6 @@ def make_fast_engine(engine: Engine) -> Engine | None:
     )
 
 
-@contextlib.contextmanager
-def _dbapi(engine: Engine) -> Iterator[PoolProxiedConnection]:
-    """A pooled DB-API connection; a driver error is rolled back (or, for a connection the
-    database dropped, the connection discarded) and raised as SQLAlchemy's exception, with
-    ``connection_invalidated`` set in the second case and no parameters in its text."""
-    dbapi_error = engine.dialect.loaded_dbapi.Error
-    raw: PoolProxiedConnection | None = None
-    try:
-        raw = engine.raw_connection()
-        yield raw
-    except dbapi_error as exc:
-        lost = raw is not None and engine.dialect.is_disconnect(exc, raw.dbapi_connection, None)
-        if lost and raw is not None:
-            raw.invalidate(exc)
-        elif raw is not None:
-            with contextlib.suppress(dbapi_error):
-                raw.rollback()
-        raise DBAPIError.instance(
-            None,
-            None,
-            exc,
-            dbapi_error,
-            hide_parameters=True,
-            connection_invalidated=lost,
-            dialect=engine.dialect,
-        ) from exc
-    finally:
-        if raw is not None:
-            raw.close()  # back to the pool (or gone, when invalidated)
-
-
 @lru_cache(maxsize=8)
 def _pg_sql(dialect: Dialect) -> str:
     return str(_PG_RECORD_FRESH.compile(dialect=dialect))
@@ -150,7 +119,7 @@ def record_fresh_pg(fast_engine: Engine, params: dict[str, Any]) -> str | None:
     sql = _pg_sql(fast_engine.dialect)
     for attempt in (1, 2):
         try:
-            with _dbapi(fast_engine) as raw:
+            with pooled_dbapi(fast_engine) as raw:
                 cursor = raw.cursor()
                 cursor.execute(sql, params)
                 stored = cursor.fetchone()[0]
@@ -163,36 +132,18 @@ def record_fresh_pg(fast_engine: Engine, params: dict[str, Any]) -> str | None:
     return None
 
 
-Processor = Callable[[Any], Any] | None
-
-
-@dataclass(frozen=True)
-class _Statement:
-    """One INSERT as SQL text for the DB-API: its positional columns, each with its bind processor."""
-
-    sql: str
-    columns: tuple[tuple[str, Processor], ...]
-
-    def values(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
-        return tuple(row[c] if proc is None else proc(row[c]) for c, proc in self.columns)
-
-
-def _compiled(stmt: Insert, table: Table, columns: Sequence[str], dialect: Dialect) -> _Statement:
-    compiled = stmt.compile(dialect=dialect, column_keys=list(columns))
-    order = tuple(compiled.positiontup or ())
-    if sorted(order) != sorted(columns):  # e.g. a new column with a Python-side default
-        raise RuntimeError(f"unexpected columns in the INSERT into {table.name}: {order}")
-    return _Statement(
-        str(compiled),
-        tuple((c, table.c[c].type.dialect_impl(dialect).bind_processor(dialect)) for c in order),
-    )
+def _compiled(stmt: Insert, table: Table, columns: Sequence[str], dialect: Dialect) -> DbapiStatement:
+    compiled = compile_statement(stmt, dialect, columns)
+    if sorted(compiled.names) != sorted(columns):  # e.g. a new column with a Python-side default
+        raise RuntimeError(f"unexpected columns in the INSERT into {table.name}: {compiled.names}")
+    return compiled
 
 
 @dataclass(frozen=True)
 class _SqlitePlan:
-    claim: _Statement
-    alert: _Statement
-    event: _Statement
+    claim: DbapiStatement
+    alert: DbapiStatement
+    event: DbapiStatement
     # One writer of this process at a time: SQLite has one write lock per database, and a thread
     # that finds it taken sleeps in SQLite's busy handler (1 ms, 2 ms, 5 ms ...) instead of
     # waking when it is released. Waiting here wakes at once.
@@ -239,9 +190,9 @@ def record_fresh_sqlite(engine: Engine, row: Mapping[str, Any], expires_at: date
     status = AlertStatus.RECEIVED.value
     event = {"alert_id": row["id"], "at": row["received_at"], "status": status, "message": "received"}
     # the parameters first (JSON, dates as text): the lock is held for the statements alone
-    claim_values, alert_values = plan.claim.values(claim), plan.alert.values(row)
-    event_values = plan.event.values(event)
-    with _dbapi(engine) as raw, plan.writing:
+    claim_values, alert_values = plan.claim.params(claim), plan.alert.params(row)
+    event_values = plan.event.params(event)
+    with pooled_dbapi(engine) as raw, plan.writing:
         cursor = raw.cursor()
         # The claim is the first statement (a write): it takes SQLite's write lock at once.
         if cursor.execute(plan.claim.sql, claim_values).fetchone() is None:

@@ -20,7 +20,8 @@ from config.settings import Settings
 from core.context import AppContext
 from core.models import Alert, AlertEvent, Order
 from worker.decision.model import Leg
-from worker.execution.executor import Executor, JobLimits
+from worker.execution.executor import Executor
+from worker.execution.readiness import JobLimits
 from worker.recording.recorder import Recorder
 
 D = Decimal

@@ -1,7 +1,7 @@
-"""The decision write (worker/recording/alert_state.py ``store_decision``, through
-``JobWrites.decided``): plain SQL for the first write about an alert, the ORM's general path for
-every other case, and the same rows either way. On SQLite and PostgreSQL, through the real
-recorder thread."""
+"""The decision write (``JobWrites.decided``): the DB-API's statements for the first write about
+an alert (worker/recording/decision_row.py; ``store_decision`` on the unit of work's path), the
+ORM's general path for every other case, and the same rows either way. On SQLite and PostgreSQL,
+through the real recorder thread."""
 
 from __future__ import annotations
 
@@ -12,15 +12,17 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from support import queue_alert
 
 from config.settings import Settings
 from core.context import AppContext
-from core.models import Alert, AlertEvent, AlertStatus
+from core.models import Alert, AlertEvent, AlertStatus, Control
 from worker.decision.stored import StoredDecision
-from worker.execution.job_writes import JobWrites
+from worker.execution.job_writes import JobWrites, opening_protection
 from worker.recording.alert_state import store_decision
-from worker.recording.recorder import Recorder
+from worker.recording.protection import save_spec, spec_key
+from worker.recording.recorder import Direct, Recorder
 
 STORED_PLANS = Path(__file__).parent / "data" / "stored_plans.jsonl"
 
@@ -126,3 +128,93 @@ def test_a_decision_whose_waiter_gave_up_is_still_written_and_the_recorder_goes_
     JobWrites(recorder).decided(second, _decision(), "buy 5: flat -> long 5").result(10)
     assert _rows(ctx, second)[0].status == AlertStatus.PROCESSING
     assert _rows(ctx, first)[0].status == AlertStatus.PROCESSING  # written all the same
+
+
+def _opening_decision() -> StoredDecision:
+    """A stored plan that opens from flat with exits: its protection spec is written with it."""
+    with STORED_PLANS.open() as lines:
+        for line in lines:
+            decision = StoredDecision.from_json(json.loads(line))
+            if opening_protection(decision) is not None:
+                return decision
+    raise AssertionError("no opening plan with exits in stored_plans.jsonl")
+
+
+def _spec_row(ctx: AppContext, decision: StoredDecision) -> tuple[str, object] | None:
+    spec = opening_protection(decision)
+    assert spec is not None
+    with ctx.sessions() as session:
+        row = session.get(Control, spec_key(spec.account, spec.con_id))
+        return None if row is None else (row.value, row.updated_at.tzinfo)
+
+
+def test_the_direct_write_stores_what_the_unit_of_work_stores(ctx, recorder):
+    """``JobWrites.decided`` commits through the DB-API (worker/recording/decision_row.py); the
+    ORM's path, run on an alert of its own, writes the same plan, state, trail and spec."""
+    decision = _opening_decision()
+    direct, general = _queued(ctx), _queued(ctx)
+    JobWrites(recorder).decided(direct, decision, "buy 5: flat -> long 5").result(10)
+    direct_alert, direct_trail = _rows(ctx, direct)
+    direct_spec = _spec_row(ctx, decision)
+
+    def unit_of_work(uow):
+        assert store_decision(uow, general, decision.to_json(), "decided: buy 5: flat -> long 5")
+        spec = opening_protection(decision)
+        save_spec(uow.session, spec_key(spec.account, spec.con_id), spec)
+
+    recorder.run(unit_of_work).result(10)
+    general_alert, general_trail = _rows(ctx, general)
+    assert (
+        direct_trail
+        == general_trail
+        == [
+            ("processing", "picked up by the worker"),
+            ("processing", "decided: buy 5: flat -> long 5"),
+        ]
+    )
+    assert (direct_alert.status, direct_alert.plan) == (general_alert.status, general_alert.plan)
+    assert direct_alert.plan == decision.to_json() and direct_alert.status == AlertStatus.PROCESSING
+    assert direct_alert.updated_at.tzinfo is not None and direct_alert.updated_at >= direct_alert.received_at
+    assert direct_spec is not None and direct_spec == _spec_row(ctx, decision)
+    assert json.loads(direct_spec[0]) == opening_protection(decision).to_json()
+
+
+def test_the_direct_write_keeps_its_place_among_the_recorders_writes(ctx, recorder):
+    """Written in submission order: an audit line queued before it is committed before it, one
+    queued after it after it (one batch of the writer thread holds all three)."""
+    alert_id = _queued(ctx)
+    release = threading.Event()
+    recorder.run(lambda _uow: release.wait(10))  # the three below wait, then go as one batch
+    before = recorder.run(lambda uow: recorder.note(uow, alert_id, "a line before"))
+    decided = JobWrites(recorder).decided(alert_id, _decision(), "buy 5: flat -> long 5")
+    after = recorder.run(lambda uow: recorder.note(uow, alert_id, "a line after"))
+    release.set()
+    for future in (before, decided, after):
+        future.result(10)
+    assert [message for _status, message in _rows(ctx, alert_id)[1]] == [
+        "a line before", "picked up by the worker", "decided: buy 5: flat -> long 5", "a line after"]  # fmt: skip
+
+
+def test_the_direct_write_publishes_the_state_it_moved_to(ctx):
+    published: list[dict] = []
+    rec = Recorder(ctx.sessions, None, ctx.settings, 7, on_committed=published.extend)
+    try:
+        alert_id = _queued(ctx)
+        JobWrites(rec).decided(alert_id, _decision(), "buy 5: flat -> long 5").result(10)
+    finally:
+        rec.stop()
+    assert published == [
+        {"type": "alert_status", "alert_id": alert_id, "status": "processing", "reason": None}
+    ]
+
+
+def test_a_database_error_reaches_the_waiter_and_the_recorder_goes_on(ctx, recorder):
+    """The decision must be durable before any order leaves: a write that fails says so to the
+    job (which then sends nothing), and the next write goes through."""
+    alert_id = _queued(ctx)
+    failing = Direct(lambda _engine: (_ for _ in ()).throw(OperationalError("UPDATE", {}, Exception("locked"))),
+                     lambda _uow: None)  # fmt: skip
+    with pytest.raises(OperationalError):
+        recorder.run_direct(failing).result(10)
+    JobWrites(recorder).decided(alert_id, _decision(), "buy 5: flat -> long 5").result(10)
+    assert _rows(ctx, alert_id)[0].status == AlertStatus.PROCESSING

@@ -34,22 +34,19 @@ import asyncio
 import logging
 import threading
 import time
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import replace
 from decimal import Decimal
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import DEFAULT_FUTURES_ROLL_DAYS
-from core.ids import order_ref
 from core.models import STATUS_RANK, Alert, AlertStatus, Control, staleness_start
 from core.payload import AlertPayload, PayloadError
 from core.services import PAUSED_KEY
 from worker.contracts.effects import chart_position, decided_spec
 from worker.contracts.symbol_map import SymbolResolver
 from worker.contracts.tickers import ContractSpec
-from worker.decision.connectivity import job_wait
 from worker.decision.core import (
     DecisionConfig,
     Proposal,
@@ -60,6 +57,7 @@ from worker.decision.core import (
     with_margin,
 )
 from worker.decision.drift import report_drift
+from worker.decision.express import off_express
 from worker.decision.intent import alert_kind
 from worker.decision.look import Look
 from worker.decision.order_types import OrderRules
@@ -75,6 +73,7 @@ from worker.execution.job_writes import WRITE_TIMEOUT_SECONDS, JobWrites
 from worker.execution.option_orders import OptionOrders, OptionRules, is_option_alert
 from worker.execution.option_reversal import OptionReversal
 from worker.execution.protocol import ExecutionProtocol, Outcome, Run, crash_point
+from worker.execution.readiness import JobLimits, Readiness, Requeue, RetryLater, Stale
 from worker.execution.what_if import MarginAsker
 from worker.ib import IBConnection, Placement, Trading
 from worker.metrics import WorkerMetrics
@@ -91,31 +90,6 @@ _LOAD_ALERT = (
     .outerjoin(_CONTROL, _CONTROL.c.key == PAUSED_KEY)
     .where(_ALERTS.c.id == bindparam("alert_id"))
 )  # fmt: skip
-
-
-class Requeue(Exception):  # noqa: N818 - a control-flow signal, not an error
-    """Put the job back on the queue (the worker is stopping before the alert could be placed)."""
-
-
-class RetryLater(Exception):  # noqa: N818 - a control-flow signal, not an error
-    """Orders went out but could not be recorded (database trouble): run the job again later; the
-    rerun finds the orders at IB by orderRef and records them without sending anything."""
-
-
-class _Stale(Exception):  # noqa: N818
-    def __init__(self, age: float) -> None:
-        super().__init__(age)
-        self.age = age
-
-
-@dataclass(frozen=True)
-class JobLimits:
-    """How long a job waits: the alert's age before it is stale (STALE_ALERT_SECONDS), one request
-    on the IB loop, and a reversal's close to fill before nothing opens (REVERSAL_FILL_TIMEOUT_SECONDS)."""
-
-    stale_after: float
-    ib_call: float = 30.0
-    reversal_fill: float = 30.0
 
 
 class Executor:
@@ -146,7 +120,7 @@ class Executor:
         self.conn = conn
         self.trading = trading
         self.limits = limits
-        self.stopping = stopping  # the worker's warm stop: a job still waiting for IB goes back on the queue
+        self.readiness = Readiness(conn, trading, self.writes, limits, stopping)
         self.metrics = metrics
         # TradingView ticker → IB contract: the symbol map (SYMBOL_MAP_FILE) and the futures roll
         # rule (FUTURES_ROLL_DAYS); worker/contracts/symbol_map.py
@@ -213,7 +187,7 @@ class Executor:
             raise
         except Refused as exc:  # a test alert's refusal says it was a test ("test: would be refused: ...")
             return self.reject(alert_id, rehearsal_reason(payload, str(exc)), plan=getattr(exc, "plan", None))
-        except _Stale as exc:
+        except Stale as exc:
             return self.reject_stale(alert_id, exc.age, payload)
         except Exception as exc:
             if job.sent:
@@ -231,11 +205,11 @@ class Executor:
         if opening and job.paused and job.decided is None:
             raise Refused("trading paused")
         while True:  # wait for IB, up to the stale limit; then try; retry if IB drops meanwhile
-            self._wait_for_ib(job)
+            self.readiness.wait_for_ib(job)
             try:
                 if job.resumed:  # its legs may be another client's (a dead worker's): see them all
                     self.conn.call(self.trading.see_other_clients(), timeout=self.limits.ib_call)
-                self._check_stale_decision(job)
+                self.readiness.check_stale_decision(job)
                 if kind == "cancel":
                     return self.cancels.run(job, spec, self._rehearsal(job))
                 if kind == "update":  # moves the position's exits (worker/execution/exit_update.py)
@@ -247,48 +221,6 @@ class Executor:
             except (TemporaryError, ConnectionError, TimeoutError) as exc:
                 log.warning("alert %s: IB unavailable (%s); waiting", job.alert_id, exc)
                 time.sleep(0.2)
-
-    def _wait_for_ib(self, job: AlertJob) -> None:
-        announced = False
-        exit_only = is_exit(job.payload)
-        while True:
-            age = (datetime.now(UTC) - job.received_at).total_seconds()
-            # once a leg went out, only adopting is left; a stored decision may have sent legs that
-            # were never recorded (a crash between send and record): IB is asked first (below).
-            # An exit never goes stale: it waits for IB (worker/decision/connectivity.py)
-            verdict = job_wait(ready=self.conn.ready, age=age, stale_after=self.limits.stale_after,
-                               exit_only=exit_only, sent=job.sent, decided=job.decided is not None)  # fmt: skip
-            if verdict == "stale":
-                raise _Stale(age)
-            if verdict == "go":
-                return
-            if self.stopping.is_set():
-                raise Requeue(job.alert_id)
-            if not announced:
-                announced = True
-                self.writes.waiting_for_ib(job.alert_id)
-            self.conn.wait_ready(min(0.5, max(0.05, self.limits.stale_after - age)))
-
-    def _check_stale_decision(self, job: AlertJob) -> None:
-        """A decided alert past the stale limit: stale only if IB has none of its legs. A worker
-        killed between sending a leg and recording it leaves ``processing`` + a decision; its rerun
-        may come long after (the worker was down), and the legs at IB must then be adopted and
-        followed, never abandoned as "stale"."""
-        if job.sent or job.decision is None or job.decided is None or is_exit(job.payload):
-            return  # an exit is followed whatever its age (its target is flat, never more)
-        age = (datetime.now(UTC) - job.received_at).total_seconds()
-        if age <= self.limits.stale_after:
-            return
-        refs = [order_ref(job.alert_id, leg.leg) for leg in job.decision.legs]
-
-        async def at_ib() -> bool:  # IB's view is read on its loop, like every other reading
-            return bool(self.trading.known_refs(refs))
-
-        if refs and self.conn.call(at_ib(), timeout=self.limits.ib_call):
-            log.info("alert %s: %.0fs old, but IB has its orders: resuming", job.alert_id, age)
-            job.sent = True
-            return
-        raise _Stale(age)
 
     def _option_contract(self, job: AlertJob, spec: ContractSpec) -> ContractSpec | str:
         """The option an option alert acts on (worker/execution/option_orders.py); ``cancelled``
@@ -308,12 +240,17 @@ class Executor:
     def _position(self, job: AlertJob, spec: ContractSpec) -> str:
         """Decide against IB's position and write the decision down (first run), then have the
         protocol move the position toward the recorded target (every run)."""
-        if job.decided is None:
-            done = self._decide(job, spec)
-            if done is not None:
-                return done
         timeout = self.limits.ib_call + self.limits.reversal_fill + 15 + WRITE_TIMEOUT_SECONDS
-        outcome = self.conn.call(self._act(job, spec), timeout=timeout)
+        outcome = None
+        if job.decided is None:  # the common case runs whole on the IB loop; the rest comes back
+            outcome = self.conn.call(self._express(job, spec), timeout=timeout)
+            if isinstance(outcome, Look):
+                done = self._decide(job, spec, self.gather.with_counters(outcome))
+                if done is not None:
+                    return done
+                outcome = None
+        if outcome is None:
+            outcome = self.conn.call(self._act(job, spec), timeout=timeout)
         job.mark("placed")
         for placement in outcome.placements:
             if placement.recorded is not None:
@@ -329,11 +266,46 @@ class Executor:
         )
         return AlertStatus.SUBMITTED.value
 
-    def _decide(self, job: AlertJob, spec: ContractSpec) -> str | None:
-        """Look, decide (pure), and write the decision down BEFORE any order goes out (awaited).
-        Returns the final state when nothing is to be sent."""
-        look = self.gather.look(job.alert_id, job.payload, spec)
+    async def _express(self, job: AlertJob, spec: ContractSpec) -> Outcome | Look:
+        """On the IB loop: look, decide, have the decision written and act, when nothing in the
+        decision needs the loop to wait (worker/decision/express.py); else the look, for the job
+        thread's path (:meth:`_decide`), which nothing here has acted on yet."""
+        look = await asyncio.wait_for(
+            self.gather.look_on_loop(job.alert_id, job.payload, spec), self.limits.ib_call
+        )
         job.mark("on_loop")
+        counted = self.gather.counted_on_loop(look)
+        try:
+            proposal = propose(counted or look, job.payload, self.config)
+        except Exception:  # noqa: BLE001 - the job thread's path decides again and words it
+            return counted or look
+        margin = None
+        if proposal.margin_ask is not None and self.margin is not None and not proposal.missing:
+            margin = self.margin.at_hand(look, proposal.margin_ask)
+        wanted = None if proposal.margin_ask is None or self.margin is None else margin is not None
+        if off_express(proposal, option=job.option_plan is not None, counters_at_hand=counted is not None,
+                       margin_at_hand=wanted) is not None:  # fmt: skip
+            return counted or look
+        self._before_deciding(job, look)
+        if margin is not None and self.margin is not None:
+            self.margin.reserve(look, margin)
+            proposal = with_margin(proposal, margin)
+        self._write_decision(job, proposal)
+        return await self._act(job, spec)
+
+    def _write_decision(self, job: AlertJob, proposal: Proposal) -> None:
+        """The decision's write, handed to the recorder: :meth:`_act` awaits it on the IB loop
+        before the first order (the loop is the next to act anyway)."""
+        stored = proposal.stored()
+        job.mark("decided")
+        assert stored.position is not None
+        job.decision_write = self.writes.decided(job.alert_id, stored, stored.position.reason)
+        job.decision = stored
+
+    def _decide(self, job: AlertJob, spec: ContractSpec, look: Look) -> str | None:
+        """Decide (pure) on the job thread, from the look the express path took, and write the
+        decision down BEFORE any order goes out (awaited). Returns the final state when nothing
+        is to be sent."""
         self._before_deciding(job, look)
         proposal = propose(look, job.payload, self.config)
         if proposal.missing:  # a risk rule needs counters the look lacks or another quote
@@ -349,15 +321,11 @@ class Executor:
             raise RiskRefused(proposal.risk_refusal, plan=proposal.refused_record())
         if proposal.margin_ask is not None and self.margin is not None:
             proposal = with_margin(proposal, self.margin.ask(look, proposal.margin_ask))
-        stored = proposal.stored()
-        job.mark("decided")
         if proposal.dry_run:  # test (the alert) / dry_run (risk file): recorded, nothing is sent
-            self.writes.without_order(job.alert_id, stored, proposal.dry_run_message())
+            job.mark("decided")
+            self.writes.without_order(job.alert_id, proposal.stored(), proposal.dry_run_message())
             return AlertStatus.CANCELLED.value
-        assert stored.position is not None
-        # awaited on the IB loop before the first order (_act): the loop is the next to act anyway
-        job.decision_write = self.writes.decided(job.alert_id, stored, stored.position.reason)
-        job.decision = stored
+        self._write_decision(job, proposal)
         return None
 
     def _before_deciding(self, job: AlertJob, look: Look) -> None:

@@ -99,6 +99,19 @@ class Gatherer:
             return look
         return look.with_risk(counters=gate.counters(risk.account, risk.now))
 
+    def counted_on_loop(self, look: Look) -> Look | None:
+        """:meth:`_with_counters` without a query (the express path, on the IB loop): None when the
+        rules read counters memory does not have yet (the job thread's path then asks)."""
+        risk, gate = look.risk, self.risk
+        if risk is None or gate is None or not reads_counters(risk.rules):
+            return look
+        counters = gate.counters_in_memory(risk.account, risk.now)
+        return None if counters is None else look.with_risk(counters=counters)
+
+    def with_counters(self, look: Look) -> Look:
+        """The express path's look, continued on the job thread: its counters, unless it has them."""
+        return look if look.risk is None or look.risk.counters is not None else self._with_counters(look)
+
     def more(self, look: Look, payload: AlertPayload, missing: frozenset[str]) -> Look:
         """The look with what the risk rules asked for (job thread): the counters (when the look
         had none), another quote (a hop to the IB loop)."""

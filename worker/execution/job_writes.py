@@ -10,11 +10,15 @@ from __future__ import annotations
 from concurrent.futures import Future
 from typing import Any
 
+from sqlalchemy import Engine
+
+from core.events import Event
 from core.models import Alert, AlertStatus
 from worker.decision.stored import StoredDecision
 from worker.recording.alert_state import store_decision
+from worker.recording.decision_row import write_decision
 from worker.recording.protection import ProtectionSpec, save_spec, spec_key
-from worker.recording.recorder import Recorder, UnitOfWork
+from worker.recording.recorder import Direct, Recorder, UnitOfWork
 
 WRITE_TIMEOUT_SECONDS = 30.0
 
@@ -41,8 +45,9 @@ class JobWrites:
         """The decision, written down BEFORE any order goes out: the caller waits for the returned
         write (the executor on the IB loop, where the orders then go out: one thread hop fewer)."""
 
+        message = f"decided: {reason}"
+
         def write(uow: UnitOfWork) -> None:
-            message = f"decided: {reason}"
             if not store_decision(uow, alert_id, decision.to_json(), message):  # not the first write
                 self._set_plan(uow, alert_id, decision)
                 self.recorder.note(uow, alert_id, message)
@@ -50,7 +55,10 @@ class JobWrites:
             if spec is not None:  # durable with the decision, before the bracket goes out
                 save_spec(uow.session, spec_key(spec.account, spec.con_id), spec)
 
-        return self.recorder.run(write)
+        def first_write(engine: Engine) -> list[Event] | None:  # the same rows, without the unit of work
+            return write_decision(engine, alert_id, decision.to_json(), message, opening_protection(decision))
+
+        return self.recorder.run_direct(Direct(first_write, write))
 
     def ended(self, alert_id: str, status: AlertStatus, reason: str, decision: StoredDecision | None,
               message: str | None = None) -> None:  # fmt: skip

@@ -141,6 +141,25 @@ class MarginAsker:
             self._reserve(account, check, figures)
         return check
 
+    def at_hand(self, look: Look, ask: MarginAsk) -> MarginCheck | None:
+        """The check as :meth:`ask` would settle it from the book alone, without reserving: a fresh
+        cached figure that approves. None when IB must be asked or awaited (no figure, an old one,
+        a what-if beside this alert's look) or when the figure refuses (:meth:`ask` words that):
+        the express path (worker/decision/express.py) then leaves the check to the job thread."""
+        if self.book is None or ask.cached is None or look.alert_id in self._learning:
+            return None
+        account = look.account
+        figures = look.figures if look.figures is not None else AccountFigures(account=account)
+        unit = self.book.figure(account, look.inst.con_id, ask.cached.action)
+        held = self.book.reserved(account, figures.available_funds)
+        settled = from_cache(ask, unit, figures, held, self.clock(), self.policy)
+        return settled if isinstance(settled, MarginCheck) and not settled.refused else None
+
+    def reserve(self, look: Look, check: MarginCheck) -> None:
+        """What :meth:`at_hand` approved, held against AvailableFunds as :meth:`ask` holds it."""
+        figures = look.figures if look.figures is not None else AccountFigures(account=look.account)
+        self._reserve(look.account, check, figures)
+
     def _what_if(self, account: str, con_id: int, ask: MarginAsk) -> MarginCheck:
         """IB's what-if for ``ask.order`` (one round trip), judged; a plain opening's answer is learned."""
         try:

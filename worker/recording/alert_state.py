@@ -83,7 +83,7 @@ def advance(
 
 
 # the states an alert leaves when a job first writes about it (picked up -> processing)
-_BEFORE_PROCESSING = tuple(s for s in AlertStatus if STATUS_RANK[s] < STATUS_RANK[AlertStatus.PROCESSING])
+BEFORE_PROCESSING = tuple(s for s in AlertStatus if STATUS_RANK[s] < STATUS_RANK[AlertStatus.PROCESSING])
 PICKED_UP = "picked up by the worker"
 
 
@@ -91,11 +91,11 @@ _ALERTS = Alert.__table__
 # built once (a statement built per call costs its cache key every time)
 _STORE_DECISION = (
     update(_ALERTS)
-    .where(_ALERTS.c.id == bindparam("alert_id"), _ALERTS.c.status.in_(_BEFORE_PROCESSING))
+    .where(_ALERTS.c.id == bindparam("alert_id"), _ALERTS.c.status.in_(BEFORE_PROCESSING))
     .values(plan=bindparam("new_plan"), status=AlertStatus.PROCESSING, updated_at=bindparam("at"))
     .returning(_ALERTS.c.reason)
 )
-_INSERT_EVENTS = insert(AlertEvent.__table__)
+INSERT_EVENTS = insert(AlertEvent.__table__)
 
 
 def store_decision(uow: UnitOfWork, alert_id: str, plan: dict[str, Any], message: str) -> bool:
@@ -121,7 +121,7 @@ def store_decision(uow: UnitOfWork, alert_id: str, plan: dict[str, Any], message
     loaded = session.identity_map.get(session.identity_key(Alert, alert_id))
     if loaded is not None:  # an earlier fact of this batch read the row: it must read it again
         session.expire(loaded)
-    session.connection().execute(_INSERT_EVENTS, [
+    session.connection().execute(INSERT_EVENTS, [
         {"alert_id": alert_id, "status": AlertStatus.PROCESSING.value, "message": PICKED_UP, "at": now},
         {"alert_id": alert_id, "status": AlertStatus.PROCESSING.value, "message": message, "at": now},
     ])  # fmt: skip

@@ -216,11 +216,11 @@ class ProtectionRegistry:
 
 
 _CONTROL = Control.__table__
-_UPDATE_SPEC = (
+UPDATE_SPEC = (
     update(_CONTROL).where(_CONTROL.c.key == bindparam("spec_key"))
     .values(value=bindparam("spec_value"), updated_at=bindparam("at"))
 )  # fmt: skip
-_INSERT_SPEC = insert(_CONTROL).values(
+INSERT_SPEC = insert(_CONTROL).values(
     key=bindparam("spec_key"), value=bindparam("spec_value"), updated_at=bindparam("at")
 )
 
@@ -237,8 +237,8 @@ def save_spec(session: Session, key: str, spec: ProtectionSpec | None) -> None:
     if session.new or session.dirty:
         session.flush()
     connection, values = session.connection(), {"spec_key": key, "spec_value": value, "at": utcnow()}
-    if connection.execute(_UPDATE_SPEC, values).rowcount == 0:  # one writer (the recorder thread): no race
-        connection.execute(_INSERT_SPEC, values)
+    if connection.execute(UPDATE_SPEC, values).rowcount == 0:  # one writer (the recorder thread): no race
+        connection.execute(INSERT_SPEC, values)
     loaded = session.identity_map.get(session.identity_key(Control, key))
     if loaded is not None:
         session.expire(loaded)

@@ -22,11 +22,13 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import redis
+from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -58,6 +60,16 @@ HOLD_MAX_SECONDS = 2.0
 # A queued write: the function, its arguments, its future, and whether it is a fact from IB to
 # hold while the database is unreachable (True) or a write a caller waits for (False).
 Item = tuple[Callable[..., Any], tuple[Any, ...], Future[Any], bool]
+
+
+@dataclass(frozen=True)
+class Direct:
+    """A write in a transaction of its own, without the unit of work (:meth:`Recorder.run_direct`):
+    ``write(engine)`` commits and returns the events to publish (dashboard-only ones: it adds no
+    notice), or None, having written nothing, when ``general(uow, *args)`` must do the write."""
+
+    write: Callable[[Engine], list[Event] | None]
+    general: Callable[..., Any]
 
 
 class _Unreachable(Exception):
@@ -94,6 +106,7 @@ class Recorder:
         on_committed: Callable[[list[Event]], None] | None = None,
     ) -> None:
         self.sessions = sessions
+        self.engine: Engine | None = sessions.kw.get("bind")  # None: every write takes the unit of work
         self.redis = redis_client
         self.settings = settings
         self.client_id = client_id
@@ -130,6 +143,11 @@ class Recorder:
         future (``.result(timeout)``) when the caller needs the write done."""
         return self._put(fn, *args)
 
+    def run_direct(self, direct: Direct, *args: Any) -> Future[Any]:
+        """Queue ``direct`` (in submission order, like :meth:`run`), for the write a trade waits for:
+        its own transaction through the DB-API, a fraction of the unit of work's cost."""
+        return self._put(direct, *args)
+
     def stop(self, timeout: float = 10.0) -> None:
         """Finish what is queued, then stop the writer thread."""
         if self._thread.is_alive():
@@ -160,9 +178,47 @@ class Recorder:
                     stop = True
                     break
                 batch.append(more)
-            self._run_held(batch)
+            self._run_in_order(batch)
             if stop:
                 return
+
+    def _run_in_order(self, batch: list[Item]) -> None:
+        """The batch, in order: a direct write alone, between the batches of what came before and after it."""
+        start = 0
+        for i, item in enumerate(batch):
+            if isinstance(item[0], Direct):
+                if start < i:
+                    self._run_held(batch[start:i])
+                self._run_direct(item)
+                start = i + 1
+        if start < len(batch):
+            self._run_held(batch[start:])
+
+    def _run_direct(self, item: Item) -> None:
+        direct, args, future, _held = item
+        assert isinstance(direct, Direct)
+        if self.engine is None:
+            self._run_held([(direct.general, args, future, False)])
+            return
+        try:
+            published = direct.write(self.engine)
+        except Exception as exc:  # noqa: BLE001 - its waiter hears of it, as on the general path
+            self.errors += 1
+            if not isinstance(exc, OperationalError):
+                log.exception("recording failed")
+            _settle(future, error=exc)
+            return
+        if published is None:  # not a first write: the unit of work's path
+            self._run_held([(direct.general, args, future, False)])
+            return
+        self.batches += 1
+        if self._on_committed is not None and published:
+            try:
+                self._on_committed(published)
+            except Exception:  # noqa: BLE001 - a metric never loses or delays a fact
+                log.exception("on_committed failed")
+        _settle(future)
+        self._publish(published, wake=False)
 
     def _run_held(self, batch: list[Item]) -> None:
         """Write ``batch``; while the database is unreachable (or a transaction is refused for a

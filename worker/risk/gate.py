@@ -165,6 +165,13 @@ class RiskGate:
             self.load_counters()
         return self.tally.counters(account, now)
 
+    def counters_in_memory(self, account: str, now: datetime) -> state.RiskCounters | None:
+        """:meth:`counters` when memory has them (the IB loop never queries): None for a worker
+        that does not know its account, or before the counters are built."""
+        if not account or not self.tally.loaded:
+            return None
+        return self.tally.counters(account, now)
+
     # ------------------------------------------------------------------ the daily loss
 
     def watch_once(self) -> str | None:

@@ -29,6 +29,7 @@ start and kept current from the worker's own commits.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start.astimezone(UTC), end.astimezone(UTC)
 
 
+@functools.lru_cache(maxsize=16)  # one day at a time (every alert's daily-loss check says it)
 def describe_end(day: date) -> str:
     return f"{day.isoformat()} {DAY_ENDS:%H:%M} {DAY_ZONE.key}"
 
