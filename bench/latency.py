@@ -108,24 +108,19 @@ class Samples:
         doc = self.http.get(f"{self.stack.web_url}/api/alerts/{alert_id}", headers=self.admin).json()
         return str(doc.get("status")), str(doc.get("reason") or "")
 
-    def until(self, what: Callable[[], bool], alert_id: str, timeout: float = 20) -> None:
-        """Wait for ``what`` (checked every millisecond: keep it cheap); an alert the worker refused
-        (asked every 50 ms, so the polling barely loads the web) ends the benchmark with its reason."""
-        asked = time.monotonic()
-
-        def reached() -> bool:
-            nonlocal asked
-            if what():
-                return True
-            if time.monotonic() - asked > 0.05:
-                asked = time.monotonic()
-                status, reason = self.status(alert_id)
-                if status in REFUSED:
-                    raise SystemExit(f"alert {alert_id} {status}: {reason}")
-            return False
-
-        wait_until(reached, timeout, lambda: f"alert {alert_id}: {self.status(alert_id)}\n"
-                   f"{self.stack.logs('worker', 30)}", interval=0.001)  # fmt: skip
+    def until_acked(self, ref: str, alert_id: str, timeout: float = 20) -> None:
+        """Wait for ibsim's acknowledgement of the last leg ``ref``, sleeping until the relay stamps
+        it (no polling: the benchmark's own wake-ups would compete with the pipeline for the two
+        cores); every 50 ms without it, the alert's state (one request to the web: a refusal ends
+        the benchmark with its reason)."""
+        deadline = time.monotonic() + timeout
+        while not self.relay.wait_acked(ref, 0.05):
+            status, reason = self.status(alert_id)
+            if status in REFUSED:
+                raise SystemExit(f"alert {alert_id} {status}: {reason}")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"alert {alert_id}: no last leg in {timeout:g}s: {status}\n"
+                                 f"{self.stack.logs('worker', 30)}")  # fmt: skip
 
     def one(self, i: int, symbol: str, price: float) -> tuple[str, float]:
         """One bracket from flat and its exit back to flat; returns its last leg's ref and t0."""
@@ -136,7 +131,7 @@ class Samples:
         t0 = time.perf_counter()
         alert = self.post(body)
         ref = f"tv2ib:{alert}:sl"
-        self.until(lambda: ref in self.relay.acked, alert)
+        self.until_acked(ref, alert)
         self.settle(lambda: self.status(alert)[0] == "filled", alert)
         exit_alert = self.post(
             {"ticker": symbol, "action": "exit", "id": f"lat-exit-{i}-{secrets.token_hex(4)}"}

@@ -50,6 +50,9 @@ class Relay:
         self.acked: dict[str, float] = {}  # order ref -> perf_counter when ibsim's openOrder passed back
         self.sent_at: list[float] = []  # perf_counter of every message any client sent ibsim (pacing)
         self.wanted_suffix = b":sl\x00"
+        # told of every acknowledgement stamped: a waiter sleeps until then instead of polling (the
+        # benchmark's own wake-ups would compete with the pipeline for the machine's cores)
+        self._stamped = threading.Condition()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         threading.Thread(target=self._run, daemon=True).start()
@@ -106,10 +109,17 @@ class Relay:
                     for field in payload.split(b"\x00"):
                         if field.startswith(b"tv2ib:") and field.endswith(b":sl"):
                             into.setdefault(field.decode(), now)
+                    with self._stamped:
+                        self._stamped.notify_all()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
             writer.close()
+
+    def wait_acked(self, ref: str, timeout: float) -> bool:
+        """Block until ibsim's acknowledgement of ``ref`` has passed (True) or ``timeout`` s went by."""
+        with self._stamped:
+            return self._stamped.wait_for(lambda: ref in self.acked, timeout)
 
     def latencies(self, sent: dict[str, float], acked: bool = False) -> list[float]:
         """Milliseconds from each ref's start (perf_counter) to its last leg at ibsim, or to
