@@ -36,6 +36,7 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -315,6 +316,7 @@ def run(args: argparse.Namespace) -> list[Row]:
             return run_benchmark(stack, args, cold)
         finally:
             stack.stop()
+            shutil.rmtree(tmp, ignore_errors=True)  # the database, the logs, the catalog
 
 
 def main() -> None:
