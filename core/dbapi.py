@@ -29,10 +29,14 @@ class DbapiStatement:
     """One statement as the driver takes it: its SQL and how to turn values into its parameters."""
 
     sql: str
-    names: tuple[str, ...]  # its parameters, in the statement's order
     positional: bool  # the driver takes a tuple (SQLite's ``?``), else a dict (``%(name)s``)
     pairs: tuple[tuple[str, Processor], ...]  # each parameter with its column type's processor
     defaults: Mapping[str, Any]  # values the statement itself binds (a literal in ``.values()``)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Its parameters, in the statement's order."""
+        return tuple(name for name, _processor in self.pairs)
 
     def params(self, values: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
         if self.defaults:
@@ -54,7 +58,7 @@ def compile_statement(
         names = tuple(name for name in binds if f"%({name})s" in compiled.string)
     pairs = tuple((name, binds[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names)
     defaults = {name: binds[name].effective_value for name in names if binds[name].value is not None}
-    return DbapiStatement(compiled.string, names, bool(compiled.positional), pairs, defaults)
+    return DbapiStatement(compiled.string, bool(compiled.positional), pairs, defaults)
 
 
 @contextlib.contextmanager

@@ -275,20 +275,20 @@ class Executor:
         )
         job.mark("on_loop")
         counted = self.gather.counted_on_loop(look)
+        seen = counted or look  # what the job thread's path goes on from
         try:
-            proposal = propose(counted or look, job.payload, self.config)
+            proposal = propose(seen, job.payload, self.config)
         except Exception:  # noqa: BLE001 - the job thread's path decides again and words it
-            return counted or look
-        margin = None
-        if proposal.margin_ask is not None and self.margin is not None and not proposal.missing:
-            margin = self.margin.at_hand(look, proposal.margin_ask)
-        wanted = None if proposal.margin_ask is None or self.margin is None else margin is not None
+            return seen
+        margin, asker = None, self.margin if proposal.margin_ask is not None else None
+        if asker is not None and proposal.margin_ask is not None:
+            margin = asker.at_hand(look, proposal.margin_ask)
         if off_express(proposal, option=job.option_plan is not None, counters_at_hand=counted is not None,
-                       margin_at_hand=wanted) is not None:  # fmt: skip
-            return counted or look
+                       margin_at_hand=None if asker is None else margin is not None) is not None:  # fmt: skip
+            return seen
         self._before_deciding(job, look)
-        if margin is not None and self.margin is not None:
-            self.margin.reserve(look, margin)
+        if asker is not None and margin is not None:
+            asker.reserve(look, margin)
             proposal = with_margin(proposal, margin)
         self._write_decision(job, proposal)
         return await self._act(job, spec)

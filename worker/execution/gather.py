@@ -4,7 +4,8 @@ One hop to the IB loop reads the contract (qualified, its roll, a held earlier m
 settled position, a reference price when the alert needs one, the protection the position has,
 the account's figures, and the views the risk rules compare (exposure, working orders: ib_async
 keeps them current, no round trip). The risk counters, when a rule in force reads them, come
-from memory on the job thread (worker/risk/tally.py: no query). What only some decisions need is
+from memory (worker/risk/tally.py: no query; the job thread asks the database only before they
+are built). What only some decisions need is
 gathered when the decision asks for it (worker/risk/verdict.py ``missing_inputs``): one more quote
 on the IB loop; a price-reading rule's quote comes with the look when a kept market-data stream has
 it at once (no second hop). The pure decision (worker/decision/core.py) reads nothing else.
@@ -55,12 +56,6 @@ class Gatherer:
         self.risk = risk  # the risk gate (None: no limits, unit tests)
         self.timeout = timeout
         self.prefetch = prefetch  # a cold contract's what-if beside its quote (worker/execution/what_if.py)
-
-    def look(self, alert_id: str, payload: AlertPayload, spec: ContractSpec) -> Look:
-        """The look, from the job thread (one hop to the IB loop), with the risk counters."""
-        return self._with_counters(
-            self.conn.call(self.look_on_loop(alert_id, payload, spec), timeout=self.timeout)
-        )
 
     async def look_on_loop(self, alert_id: str, payload: AlertPayload, spec: ContractSpec) -> Look:
         """IB's view before deciding: contract, position, the protection it has, a reference price."""

@@ -17,7 +17,7 @@ import logging
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, insert, text, update
 
 from core import events
 from core.models import IB_ENDED_UNFILLED_STATUSES, STATUS_RANK, Alert, AlertEvent, AlertStatus, Order, utcnow
@@ -83,15 +83,18 @@ def advance(
 
 
 # the states an alert leaves when a job first writes about it (picked up -> processing)
-BEFORE_PROCESSING = tuple(s for s in AlertStatus if STATUS_RANK[s] < STATUS_RANK[AlertStatus.PROCESSING])
+_BEFORE_PROCESSING = tuple(s for s in AlertStatus if STATUS_RANK[s] < STATUS_RANK[AlertStatus.PROCESSING])
 PICKED_UP = "picked up by the worker"
 
 
 _ALERTS = Alert.__table__
-# built once (a statement built per call costs its cache key every time)
-_STORE_DECISION = (
+# built once (a statement built per call costs its cache key every time); the states it moves from
+# are literals (constants of the code), so that the DB-API's copy of it (worker/recording/
+# decision_row.py) needs no expanding list
+_BEFORE = ", ".join(f"'{status.value}'" for status in _BEFORE_PROCESSING)
+STORE_DECISION = (
     update(_ALERTS)
-    .where(_ALERTS.c.id == bindparam("alert_id"), _ALERTS.c.status.in_(BEFORE_PROCESSING))
+    .where(_ALERTS.c.id == bindparam("alert_id"), text(f"alerts.status IN ({_BEFORE})"))
     .values(plan=bindparam("new_plan"), status=AlertStatus.PROCESSING, updated_at=bindparam("at"))
     .returning(_ALERTS.c.reason)
 )
@@ -113,7 +116,7 @@ def store_decision(uow: UnitOfWork, alert_id: str, plan: dict[str, Any], message
     now = utcnow()
     moved = (
         session.connection()
-        .execute(_STORE_DECISION, {"alert_id": alert_id, "new_plan": plan, "at": now})
+        .execute(STORE_DECISION, {"alert_id": alert_id, "new_plan": plan, "at": now})
         .first()
     )
     if moved is None:

@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -225,18 +226,22 @@ INSERT_SPEC = insert(_CONTROL).values(
 )
 
 
+def spec_values(key: str, spec: ProtectionSpec, at: datetime) -> dict[str, Any]:
+    """The parameters of :data:`UPDATE_SPEC` / :data:`INSERT_SPEC` for one spec row."""
+    return {"spec_key": key, "spec_value": json.dumps(spec.to_json(), sort_keys=True), "at": at}
+
+
 def save_spec(session: Session, key: str, spec: ProtectionSpec | None) -> None:
     """Upsert (or delete, for ``None``) one spec row; runs on the recorder thread."""
     if spec is None:
         session.execute(delete(Control).where(Control.key == key))
         return
-    value = json.dumps(spec.to_json(), sort_keys=True)
     # plain statements built once, not the ORM's load-and-flush: this write is part of the decision
     # every opening order waits for (worker/execution/job_writes.py). An ORM change of this batch
     # goes first; an object of it loaded here reads the row again.
     if session.new or session.dirty:
         session.flush()
-    connection, values = session.connection(), {"spec_key": key, "spec_value": value, "at": utcnow()}
+    connection, values = session.connection(), spec_values(key, spec, utcnow())
     if connection.execute(UPDATE_SPEC, values).rowcount == 0:  # one writer (the recorder thread): no race
         connection.execute(INSERT_SPEC, values)
     loaded = session.identity_map.get(session.identity_key(Control, key))
