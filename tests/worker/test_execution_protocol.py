@@ -154,12 +154,53 @@ def test_an_add_reprices_the_exits_now_and_leaves_their_size_to_the_guard():
     assert fake.calls == [
         "placed entry BUY 5 MKT",
         "filled entry 5",
-        "modify tp 10 @ 200.00",
-        "modify sl 10 @ 185.00",
+        "modify sl 10 @ 185.00",  # the stop first: a target re-priced through the market fills at
+        "modify tp 10 @ 200.00",  # once, and a stop modified after that would restate its quantity
     ]
     assert outcome.ended is None and fake.position_of(CON_ID) == D(15)
     assert sorted(fake.exits().values()) == [("sl", D(10), D(185)), ("tp", D(10), D(200))]
 
+
+
+def test_a_reduce_fits_the_exits_at_their_prices_closes_then_reprices_stop_first():
+    fake = FakeTrading(AAPL)
+    _bracket(fake)
+    proposal = _decide(fake, {"action": "sell", "quantity": 4, "price": 188,
+                              "takeProfit": {"limitPrice": 189}, "stopLoss": {"stopPrice": 185}})  # fmt: skip
+    assert proposal.decision.kind == "reduce"
+    outcome = _run(fake, proposal.stored(), reprice=True)
+    assert fake.calls == [
+        "modify tp 6", "modify sl 6",  # sized to what the close leaves, at their old prices
+        "placed close SELL 4 MKT", "filled close 4",
+        "modify sl 6 @ 185.00", "modify tp 6 @ 189.00",  # the alert's prices once the close is done
+    ]  # fmt: skip
+    assert outcome.ended is None and fake.position_of(CON_ID) == D(6)
+    assert sorted(fake.exits().values()) == [("sl", D(6), D(185)), ("tp", D(6), D(189))]
+
+
+class _TargetFillsWhileFitted(FakeTrading):
+    """IB fills 3 of the take-profit right after the first change to the exits is acknowledged."""
+
+    filled_once = False
+
+    async def apply_exit_changes(self, con_id: int, changes: Any, **kwargs: Any) -> Any:
+        touched = await super().apply_exit_changes(con_id, changes, **kwargs)
+        if not self.filled_once:
+            self.filled_once = True
+            self.fill("tv2ib:OPEN:tp", D(3))
+        return touched
+
+
+def test_an_exit_filling_while_the_exits_are_fitted_resizes_the_close():
+    fake = _TargetFillsWhileFitted(AAPL)
+    _bracket(fake)
+    outcome = _run(fake, _decide(fake, {"action": "sell", "quantity": 4, "price": 190}).stored())
+    # long 10 -> 6: the target sold 3 of the 4 meanwhile, so the close sells 1, not 4 (which would
+    # have left 3 with exits of 6), and the exits are fitted again to the 6 it leaves
+    assert fake.calls == ["modify tp 6", "modify sl 6", "filled tp 3", "modify tp 6",
+                          "placed close SELL 1 MKT", "filled close 1"]  # fmt: skip
+    assert outcome.ended is None and fake.position_of(CON_ID) == D(6)
+    assert sorted(fake.exits().values()) == [("sl", D(6), D(187)), ("tp", D(6), D(195))]
 
 def test_a_rerun_adopts_what_ib_has_and_sends_nothing_again():
     fake = FakeTrading(AAPL)

@@ -6,6 +6,7 @@ left, price), each orderRef sent once; and the alert's final state and reason.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 from support import wait_until
@@ -225,3 +226,42 @@ def test_drift_from_the_strategys_previous_position_alarms_and_still_trades(sim,
     wait_until(lambda: _position(sim) == -10)
     messages = [e["message"] for e in get_alert(ctx.sessions, rev)["events"]]
     assert any(m.startswith("position drift:") for m in messages), messages
+
+
+
+def _exits_exceeding_the_position(sim) -> list[str]:
+    """One sample of invariant 7 at IB: what is wrong (empty when the exits fit the position)."""
+    state = sim.state()
+    position = sum(p["position"] for p in state["positions"] if p["symbol"] == "AAPL")
+    wrong = []
+    for role in ("tp", "sl"):
+        working = [o for o in state["orders"] if o["symbol"] == "AAPL" and o["status"] in WORKING
+                   and o["orderRef"].startswith("tv2ib:") and o["orderRef"].endswith(f":{role}")]  # fmt: skip
+        size = sum(o["remaining"] for o in working)
+        if size > abs(position):
+            wrong.append(f"{role} {size} working with the position at {position}")
+    return wrong
+
+
+def test_reduce_with_a_marketable_take_profit_never_leaves_an_exit_beyond_the_position(sim, running_worker):
+    """A reduce that re-prices its exits with a take-profit through the market (the alert's price
+    is 188, the market 190): the close goes out first, sized from the position as it is, and the
+    exits are re-priced after it, the stop before the target. The target's fill then trims the
+    stop at IB and nothing restates it: sampled all along, no exit ever exceeds the position, and
+    the position ends flat (the close's 4 and the target's 6), never short, with no exit working."""
+    ctx = running_worker.ctx
+    _long_10(sim, ctx)
+    reduce = add_alert(ctx, {"ticker": "AAPL", "action": "sell", "quantity": 4, "price": 188,
+                             "takeProfit": {"limitPrice": 189}, "stopLoss": {"stopPrice": 185}})  # fmt: skip
+    seen: list[str] = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not (
+        alert_status(ctx, reduce) == "filled" and _position(sim) == 0 and not _working(sim)
+    ):
+        seen += _exits_exceeding_the_position(sim)
+        time.sleep(0.002)
+    assert seen == []
+    assert (_position(sim), _working(sim)) == (0, [])
+    close = [o for o in sim.state()["orders"] if o["orderRef"].startswith(f"tv2ib:{reduce}:")]
+    assert [(o["action"], o["quantity"], o["status"]) for o in close] == [("SELL", 4, "Filled")]
+    _refs_sent_once(sim)

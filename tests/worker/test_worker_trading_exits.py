@@ -117,6 +117,25 @@ def test_apply_exit_changes_cancel_shrink_and_new_each_confirmed(sim, session):
     )
 
 
+
+def test_a_fill_while_the_exits_change_stops_the_changes_computed_before_it(sim, session):
+    """Long 10, both exits shrunk to 6 ahead of a close of 4; the target, re-priced through the
+    market, fills its 6 at once and IB trims the stop to 4 by OCA. The stop's shrink to 6,
+    computed for the position before that fill, is not sent: it would restate 6 on a position of 4."""
+    sim.set_price("AAPL", 190.0)
+    con_id, inst = _place(session, "MOVED1", _bracket())
+    _wait(lambda: len(session.on_loop(session.trading.working_exits, inst.con_id)) == 2)
+    changes = [
+        ExitChange("tv2ib:MOVED1:tp", "tp", "SELL", D(6)),  # re-priced to 189: marketable
+        ExitChange("tv2ib:MOVED1:sl", "sl", "SELL", D(6)),
+    ]
+    session.call(session.trading.apply_exit_changes(con_id, changes, alert_id="MOVED1",
+                                                    prices={"tp": D(189), "sl": D(185)}, oca_group="tv2ib:MOVED1"))  # fmt: skip
+    _wait(lambda: session.on_loop(session.trading.position_of, con_id) == 4)
+    after = _orders(sim, "MOVED1")
+    assert after["tp"]["status"] == "Filled"
+    assert (after["sl"]["status"], after["sl"]["remaining"], after["sl"]["auxPrice"]) == ("Submitted", 4, 187.0)
+
 def test_a_refused_shrink_cancels_the_exit_instead(sim, session):
     """An exit larger than the position the close leaves must not stay: if IB refuses to shrink
     it, it is cancelled (the guard re-attaches one sized to the position afterwards)."""

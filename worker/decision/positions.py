@@ -295,6 +295,13 @@ def exit_changes(
     return changes
 
 
+def stop_first(changes: list[ExitChange]) -> list[ExitChange]:
+    """Re-pricing order: every stop-loss change before any take-profit change (otherwise in the
+    given order). A target re-priced through the market fills at once and IB trims its stop by
+    OCA; a stop modified after that would restate the quantity it had before the fill."""
+    return sorted(changes, key=lambda change: change.role != "sl")
+
+
 def exits_fit(position: Decimal, exits: list[WorkingExit]) -> str | None:
     """Invariant 7 for one account and contract: None when it holds, else what is wrong."""
     closing = side_closing(position) if position else None

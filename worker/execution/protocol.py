@@ -12,6 +12,10 @@ each part capped by the stored one, each leg by its fixed orderRef.
    then the closing order goes out (leg ``close``; ``exit`` for exit alerts),
    ``tv2ib:<alert>:close``. The protocol follows it: a market close until it fills, a limit close
    until IB acknowledges it (a reversal's close until it fills, up to ``REVERSAL_FILL_TIMEOUT_SECONDS``).
+   The exits keep their prices until then: a reduce's new prices are applied once its close is
+   done or working (a target re-priced through the market fills at once, beside a close sized
+   before it). When an exit fills while they are fitted, the close is sized again from the
+   position that fill left.
 2. **The opening part once the close is done**: from flat (an open, a reversal's second half) the
    bracket as always (``entry`` + ``tp`` / ``sl`` children); an ``add`` is a plain ``entry`` whose
    exits the guard (worker/execution/guard.py) grows to the whole position after it fills, and
@@ -41,7 +45,7 @@ from core.models import IB_DONE_STATUSES, IB_ENDED_UNFILLED_STATUSES, AlertStatu
 from worker.decision.levels import sized_legs
 from worker.decision.model import OCA_TYPE, Leg
 from worker.decision.order_types import ExitOrder, default_exit_order
-from worker.decision.positions import ExitChange, describe, exit_changes, toward
+from worker.decision.positions import ExitChange, describe, exit_changes, stop_first, toward
 from worker.decision.stored import PositionMove, StoredDecision
 from worker.execution.guard import Guard
 from worker.ib.placement import Placement, RecordPlacement
@@ -52,6 +56,9 @@ from worker.recording.snapshots import OrderState
 log = logging.getLogger(__name__)
 
 CRASH_ENV = "TV2IB_CRASH_AT"
+# fitting the exits before a close: an exit that fills meanwhile moves the position, and the
+# exits and the close are sized again from it; a third move in a row leaves the rest to the guard
+FIT_ATTEMPTS = 3
 
 
 def crash_point(name: str) -> None:
@@ -151,6 +158,7 @@ class ExecutionProtocol:
             # a resting limit close, or a market close IB has not filled yet (closed market): it
             # stays working, its exits already fit what it leaves; the alert follows it
             # (recorder). Only a reversal gives up: nothing may open after it
+            await self._reprice_reduce(run, con_id)
             return True
         if state is not None and state.status not in IB_DONE_STATUSES:
             await trading.cancel_and_wait([state])  # no half-done reversal later on
@@ -170,13 +178,17 @@ class ExecutionProtocol:
             await trading.cancel_and_wait(resting)
             now = trading.position_of(con_id)
             qty = close_part(now, move)
-        leaves = now - qty if now > 0 else now + qty
-        changes = exit_changes(leaves, trading.working_exits(con_id))
-        after = move.protection_after if move.target * move.before > 0 else None  # a reduce re-prices
-        await trading.apply_exit_changes(con_id, changes, alert_id=alert_id,
-                                         prices=dict(after.prices) if after else {},
-                                         oca_group=trading.exit_oca_group(con_id, alert_id),
-                                         orders=dict(after.orders) if after else {})  # fmt: skip
+        for _ in range(FIT_ATTEMPTS):
+            # at their present prices: a reduce re-prices after its close (_reprice_reduce)
+            leaves = now - qty if now > 0 else now + qty
+            changes = exit_changes(leaves, trading.working_exits(con_id))
+            if changes:
+                await trading.apply_exit_changes(con_id, changes, alert_id=alert_id, prices={},
+                                                 oca_group=trading.exit_oca_group(con_id, alert_id), orders={})  # fmt: skip
+            again = trading.position_of(con_id)
+            if again == now:
+                break
+            now, qty = again, close_part(again, move)  # an exit filled meanwhile: size from what it left
         crash_point("after_exits_cancelled")
         if qty > 0:
             placement = await trading.place_legs(alert_id, con_id, [replace(close_leg, quantity=qty)], OCA_TYPE,
@@ -237,10 +249,7 @@ class ExecutionProtocol:
         trading, alert_id, move = self.trading, run.alert_id, run.move
         open_legs, after = run.decision.open_legs, move.protection_after
         if not open_legs:
-            if after is not None and move.target != 0:
-                self._protect(after)  # a reduce keeps (or re-prices) the protection
-                if run.reprice:  # an exit of another kind than the working one (STP -> TRAIL) is replaced
-                    await self.reprice(con_id, alert_id, dict(after.prices), dict(after.orders))
+            await self._reprice_reduce(run, con_id)
             return
         known = trading.known_refs([order_ref(alert_id, leg.leg) for leg in open_legs])
         qty = move.open_qty
@@ -260,6 +269,17 @@ class ExecutionProtocol:
             run.on_wire(placement)
         if move.kind == "add" and after is not None and after.prices:
             await self.reprice(con_id, alert_id, dict(after.prices), dict(after.orders))
+
+    async def _reprice_reduce(self, run: Run, con_id: int) -> None:
+        """A reduce keeps its protection, at the alert's prices when it gives some: the exits,
+        already fitted to what the close leaves, move now that the close is done or working (an
+        exit of another kind than the working one, STP -> TRAIL, is replaced)."""
+        after, move = run.move.protection_after, run.move
+        if after is None or move.target == 0 or move.target * move.before < 0:
+            return
+        self._protect(after)
+        if run.reprice and after.prices:
+            await self.reprice(con_id, run.alert_id, dict(after.prices), dict(after.orders))
 
     def _protect(self, after: ProtectionSpec | None) -> None:
         """Hand the protection the position should have to the guard (worker/execution/guard.py),
@@ -328,7 +348,7 @@ class ExecutionProtocol:
             elif current.get(ex.role) != prices[ex.role] or wanted.limit_price != working.limit_price:
                 changes.append(ExitChange(ex.ref, ex.role, ex.action, ex.quantity))
         if changes:
-            await trading.apply_exit_changes(con_id, changes, alert_id=alert_id, prices=prices,
+            await trading.apply_exit_changes(con_id, stop_first(changes), alert_id=alert_id, prices=prices,
                                              oca_group=trading.exit_oca_group(con_id, alert_id), orders=orders)  # fmt: skip
 
 

@@ -42,12 +42,24 @@ class ExitDesk:
 
     async def apply(self, contract_of: Callable[[], Contract], changes: list[ExitChange], alert_id: str,
                     prices: Mapping[str, Decimal], oca_group: str, wait: float,
-                    orders: Mapping[str, ExitOrder] | None) -> list[OrderSnapshot]:  # fmt: skip
+                    orders: Mapping[str, ExitOrder] | None,
+                    position_of: Callable[[], Decimal] | None = None) -> list[OrderSnapshot]:  # fmt: skip
         """Apply ``changes`` in order, each acknowledged by IB before the next (``Trading.apply_exit_changes``
-        says how); ``contract_of`` gives the contract a new exit is placed on."""
+        says how); ``contract_of`` gives the contract a new exit is placed on.
+
+        ``position_of`` (the position now): when it moves while the changes are applied (an exit
+        or an entry filled meanwhile), the rest is not sent. Those changes were computed for a
+        position that is gone: a modification would restate a quantity IB has just trimmed by OCA
+        (a stop working on a flat position). The caller, or the guard on the fill, fits the exits
+        to the new position."""
         self.conn.require_connected()
         touched: list[OrderSnapshot] = []
+        start = position_of() if position_of is not None else None
         for change in changes:
+            if position_of is not None and position_of() != start:
+                log.warning("alert %s: the position moved from %s to %s while its exits were changed; "
+                            "the remaining changes are not sent", alert_id, start, position_of())  # fmt: skip
+                break
             if change.ref is None:
                 trade = await self._place(contract_of, change, alert_id, prices, oca_group, orders)
                 if trade is None:
