@@ -161,7 +161,6 @@ def test_an_add_reprices_the_exits_now_and_leaves_their_size_to_the_guard():
     assert sorted(fake.exits().values()) == [("sl", D(10), D(185)), ("tp", D(10), D(200))]
 
 
-
 def test_a_reduce_fits_the_exits_at_their_prices_closes_then_reprices_stop_first():
     fake = FakeTrading(AAPL)
     _bracket(fake)
@@ -201,6 +200,7 @@ def test_an_exit_filling_while_the_exits_are_fitted_resizes_the_close():
                           "placed close SELL 1 MKT", "filled close 1"]  # fmt: skip
     assert outcome.ended is None and fake.position_of(CON_ID) == D(6)
     assert sorted(fake.exits().values()) == [("sl", D(6), D(187)), ("tp", D(6), D(195))]
+
 
 def test_a_rerun_adopts_what_ib_has_and_sends_nothing_again():
     fake = FakeTrading(AAPL)

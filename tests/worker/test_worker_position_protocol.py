@@ -228,7 +228,6 @@ def test_drift_from_the_strategys_previous_position_alarms_and_still_trades(sim,
     assert any(m.startswith("position drift:") for m in messages), messages
 
 
-
 def _exits_exceeding_the_position(sim) -> list[str]:
     """One sample of invariant 7 at IB: what is wrong (empty when the exits fit the position)."""
     state = sim.state()

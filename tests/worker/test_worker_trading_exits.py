@@ -117,7 +117,6 @@ def test_apply_exit_changes_cancel_shrink_and_new_each_confirmed(sim, session):
     )
 
 
-
 def test_a_fill_while_the_exits_change_stops_the_changes_computed_before_it(sim, session):
     """Long 10, both exits shrunk to 6 ahead of a close of 4; the target, re-priced through the
     market, fills its 6 at once and IB trims the stop to 4 by OCA. The stop's shrink to 6,
@@ -134,7 +133,12 @@ def test_a_fill_while_the_exits_change_stops_the_changes_computed_before_it(sim,
     _wait(lambda: session.on_loop(session.trading.position_of, con_id) == 4)
     after = _orders(sim, "MOVED1")
     assert after["tp"]["status"] == "Filled"
-    assert (after["sl"]["status"], after["sl"]["remaining"], after["sl"]["auxPrice"]) == ("Submitted", 4, 187.0)
+    assert (after["sl"]["status"], after["sl"]["remaining"], after["sl"]["auxPrice"]) == (
+        "Submitted",
+        4,
+        187.0,
+    )
+
 
 def test_a_refused_shrink_cancels_the_exit_instead(sim, session):
     """An exit larger than the position the close leaves must not stay: if IB refuses to shrink
