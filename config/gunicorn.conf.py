@@ -29,7 +29,11 @@ threads = _settings.web_threads if _settings else 4
 timeout = 30
 graceful_timeout = 10
 # Reverse proxies keep connections open; a few seconds saves a TCP handshake per alert.
-keepalive = 5
+# An idle kept-alive connection is closed after 10 s: longer than the idle expiry of the usual
+# clients (httpx 5 s, Node about 5 s, nginx's upstream pool in deploy/nginx 8 s), so that the
+# client closes first. Equal timeouts race: a request sent as the server closes is reset, and a
+# client that does not resend loses the alert.
+keepalive = 10
 accesslog = None  # the app logs one line per webhook with more useful fields
 errorlog = "-"
 loglevel = "info"

@@ -49,6 +49,26 @@ def test_webhook_end_to_end(server, redis_client, tmp_path):
     assert SECRET not in log_text
 
 
+
+def test_a_kept_alive_connection_outlasts_the_usual_clients_idle_expiry(server):
+    """httpx, Node and nginx's upstream pool drop an idle connection after about 5 s; a server that
+    closed its side at the same moment would race a client's next request on it (a reset: a lost
+    alert for a client that does not resend). The server keeps it longer, so the client decides."""
+    import http.client
+
+    port = int(server.rsplit(":", 1)[1])
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        for pause in (0.0, 6.0):
+            time.sleep(pause)
+            body = json.dumps(alert_body(id=f"kept-alive-{pause:g}"))
+            connection.request("POST", "/webhook", body, {"Content-Type": "application/json"})
+            answer = connection.getresponse()
+            assert (answer.status, answer.getheader("Connection")) == (202, "keep-alive"), answer.read()
+            answer.read()
+    finally:
+        connection.close()
+
 def _connect(server: str) -> socket.socket:
     port = int(server.rsplit(":", 1)[1])
     return socket.create_connection(("127.0.0.1", port), timeout=10)
