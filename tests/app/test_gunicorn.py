@@ -49,7 +49,6 @@ def test_webhook_end_to_end(server, redis_client, tmp_path):
     assert SECRET not in log_text
 
 
-
 def test_a_kept_alive_connection_outlasts_the_usual_clients_idle_expiry(server):
     """httpx, Node and nginx's upstream pool drop an idle connection after about 5 s; a server that
     closed its side at the same moment would race a client's next request on it (a reset: a lost
@@ -68,6 +67,7 @@ def test_a_kept_alive_connection_outlasts_the_usual_clients_idle_expiry(server):
             answer.read()
     finally:
         connection.close()
+
 
 def _connect(server: str) -> socket.socket:
     port = int(server.rsplit(":", 1)[1])
