@@ -20,10 +20,14 @@ timestamp. The hash is field for field the one rq writes (tests/app/test_outbox.
 
 from __future__ import annotations
 
+import os
+import threading
 import zlib
 
 import redis
 from redis.commands.core import Script
+from redis.connection import AbstractConnection
+from redis.exceptions import NoScriptError
 from rq.job import Job
 from rq.queue import Queue
 from rq.serializers import DefaultSerializer
@@ -142,7 +146,53 @@ def _run(script: Script, alert_id: str, queue: str, description: str) -> bool:
     job_id = alert_job_id(alert_id)
     call = zlib.compress(DefaultSerializer.dumps((EXECUTE_ALERT_JOB, None, (alert_id,), {})))
     keys = [Job.key_for(job_id), Queue.redis_queue_namespace_prefix + queue, Queue.redis_queues_keys]
-    return bool(script(keys=keys, args=[job_id, queue, call, utcformat(now()), description]))
+    return bool(_evalsha(script, keys, [job_id, queue, call, utcformat(now()), description]))
+
+
+class _ThreadConnections(threading.local):
+    """This thread's own connection to the client's Redis (and the process that made it)."""
+
+    connection: AbstractConnection | None = None
+    pid: int = 0
+
+
+def _evalsha(script: Script, keys: list[str], args: list[object]) -> object:
+    """The script on this thread's own connection: one write and one read.
+
+    redis-py's command path (the pool's checkout, its check that the connection holds no stray
+    reply, its observability counters, the retry wrapper) cost as much CPU as the round trip on
+    intake's hot path, and one more release of the GIL. A connection of one thread holds no stray
+    reply: every call reads its whole answer, and any error drops the connection. A connection
+    Redis closed meanwhile (a restart) is retried once on a new one; the scripts are idempotent
+    (EXISTS, or the job's own marks), so a second run after a lost answer changes nothing. After
+    a restart Redis has forgotten the script: it is loaded again (``NOSCRIPT``)."""
+    client = script.registered_client
+    mine = client.__dict__.get("_tv2ib_thread_connections")
+    if mine is None:
+        mine = client.__dict__.setdefault("_tv2ib_thread_connections", _ThreadConnections())
+    for attempt in (1, 2):
+        connection = mine.connection
+        if connection is None or mine.pid != os.getpid():
+            pool = client.connection_pool
+            connection = mine.connection = pool.connection_class(**pool.connection_kwargs)
+            mine.pid = os.getpid()
+        try:
+            connection.send_packed_command(
+                connection.pack_command("EVALSHA", script.sha, len(keys), *keys, *args), check_health=False
+            )
+            return connection.read_response()
+        except NoScriptError:
+            return script(keys=keys, args=args)  # loads it, then runs it (redis-py's own path)
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            connection.disconnect()
+            mine.connection = None
+            if attempt == 2 or isinstance(exc, redis.TimeoutError):
+                raise
+        except BaseException:
+            connection.disconnect()  # whatever stopped the read: its reply must not reach the next call
+            mine.connection = None
+            raise
+    raise AssertionError("unreachable")
 
 
 def job_pending(client: redis.Redis, alert_id: str) -> bool:

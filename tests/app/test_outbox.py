@@ -271,3 +271,44 @@ def test_queued_marks_of_a_batch_move_only_received_alerts_each_once(ctx):
         ]
     )
     assert get_alert(ctx, ids[0]).enqueue_attempts == 1
+
+
+def test_enqueue_survives_redis_forgetting_its_scripts_and_closing_its_connection(redis_client):
+    """Intake's enqueue runs on a connection of its thread's own (core/enqueue.py): after Redis
+    forgot the script (a restart: NOSCRIPT) it loads it again, and after Redis closed the
+    connection it retries once on a new one; either way the job is on its queue once."""
+    import pytest
+    import redis
+
+    from core import enqueue
+
+    assert enqueue.enqueue_alert(redis_client, "WIRE1", "DU9")
+    redis_client.script_flush()
+    assert enqueue.enqueue_alert(redis_client, "WIRE2", "DU9")
+
+    own = redis_client.__dict__["_tv2ib_thread_connections"].connection
+    own.send_command("CLIENT", "ID")
+    redis_client.client_kill_filter(_id=own.read_response())
+    assert enqueue.enqueue_alert(redis_client, "WIRE3", "DU9")
+    assert not enqueue.enqueue_alert(redis_client, "WIRE3", "DU9")  # at most once, as before
+    assert redis_client.lrange("rq:queue:tv2ib:orders:DU9", 0, -1) == [
+        alert_job_id(a).encode() for a in ("WIRE1", "WIRE2", "WIRE3")
+    ]
+
+    down = redis.Redis.from_url(DOWN)
+    with pytest.raises(redis.ConnectionError):  # intake then leaves the alert for the relay
+        enqueue.enqueue_alert(down, "WIRE4", "DU9")
+
+
+def test_concurrent_enqueues_from_many_threads_each_land_once(redis_client):
+    from core import enqueue
+
+    names = [f"T{i}" for i in range(8)]
+    threads = [threading.Thread(target=enqueue.enqueue_alert, args=(redis_client, n, "DU8")) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(redis_client.lrange("rq:queue:tv2ib:orders:DU8", 0, -1)) == sorted(
+        alert_job_id(n).encode() for n in names
+    )
