@@ -65,7 +65,11 @@ def compile_statement(
 def pooled_dbapi(engine: Engine) -> Iterator[PoolProxiedConnection]:
     """A pooled DB-API connection; a driver error is rolled back (or, for a connection the
     database dropped, the connection discarded) and raised as SQLAlchemy's exception, with
-    ``connection_invalidated`` set in the second case and no parameters in its text."""
+    ``connection_invalidated`` set in the second case and no parameters in its text.
+
+    A dropped connection discards the whole pool, as SQLAlchemy's own execution does: a restart
+    of the database drops every connection at once, and a retry must not meet the next dead one
+    (the chaos run met it: a 503 seconds after PostgreSQL was back)."""
     dbapi_error = engine.dialect.loaded_dbapi.Error
     raw: PoolProxiedConnection | None = None
     try:
@@ -75,6 +79,7 @@ def pooled_dbapi(engine: Engine) -> Iterator[PoolProxiedConnection]:
         lost = raw is not None and engine.dialect.is_disconnect(exc, raw.dbapi_connection, None)
         if lost and raw is not None:
             raw.invalidate(exc)
+            engine.dispose()  # the connections checked out now are discarded when they come back
         elif raw is not None:
             with contextlib.suppress(dbapi_error):
                 raw.rollback()

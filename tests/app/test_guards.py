@@ -185,6 +185,29 @@ def test_database_connections_killed_recover_without_a_failed_request(make_app, 
     assert sorted(a.status for a in alerts(ctx)) == ["queued", "queued"]  # one row each, no retry twin
 
 
+def test_a_restart_that_dropped_every_pooled_connection_costs_no_failed_request(make_app, app_pg_url):
+    """Found by the chaos run (a 503 seconds after PostgreSQL came back): intake's fast path held
+    several pooled connections, all dropped by the restart, and its one retry met a second dead
+    one. A dropped connection now discards every connection the pool held before it."""
+    app = make_app(DATABASE_URL=app_pg_url)
+    client = app.test_client()
+    assert post(client, alert_body(id="p1")).status_code == 202
+    ctx = get_ctx(app)
+    fast = resources(app).intake.fast_engine
+    held = [fast.raw_connection() for _ in range(3)]  # three connections in the pool, as under load
+    for raw in held:
+        raw.close()
+    admin = make_engine(app_pg_url)
+    with admin.begin() as conn:
+        conn.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                 "AND pid <> pg_backend_pid()")
+        )  # fmt: skip
+    admin.dispose()
+    assert [post(client, alert_body(id=f"p{i}")).status_code for i in range(2, 6)] == [202] * 4
+    assert sorted(a.status for a in alerts(ctx)) == ["queued"] * 5
+
+
 def test_one_log_line_per_webhook_and_never_the_secret(client, ctx, caplog):
     caplog.set_level(logging.DEBUG)
     post(client, alert_body())
