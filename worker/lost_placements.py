@@ -10,10 +10,13 @@ the connection 4 ms after a bracket went out; ibsim's ``drop_mid_bracket`` fault
 
 So, on the housekeeping thread, once per connection: when IB is ready again (its open orders of
 every client, completed orders and executions read), every ``submitted`` alert of the queues this
-worker serves, changed since the connection before was last seen up, has its last recorded order
-(the leg that transmits; a reversal's opening bracket comes after its close) looked up at IB, in
-one step on the IB loop that also checks the connection is still the one that was synced. For one
-IB does not know (the rule: worker/decision/connectivity.py ``lost_placement``):
+worker serves (its account's queue, as the relay routes it), changed since the connection before
+was last seen up, has the last leg of its stored plan (the leg that transmits; a reversal's
+opening bracket comes after its close) looked up at IB, in one step on the IB loop that also
+checks the connection is still the one that was synced. That leg may never have been sent: a
+worker killed between a reversal's close and its open leaves the alert ``submitted``, and when
+Redis restarted empty meanwhile its job is gone too (found by the chaos run). For one IB does not
+know (the rules: worker/decision/connectivity.py ``whole_when`` and ``lost_placement``):
 
 * still fresh (or an exit, which never goes stale): its job runs again (core/enqueue.py
   ``enqueue_rerun``); the rerun resumes as after a crash (every step adopts what IB has; the legs
@@ -37,9 +40,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.enqueue import enqueue_rerun, job_pending
+from core.keys import queue_name
 from core.models import Alert, AlertStatus, Order
 from core.payload import AlertPayload, PayloadError
-from worker.decision.connectivity import lost_placement
+from worker.decision.connectivity import lost_placement, whole_when
 from worker.decision.intent import alert_kind
 from worker.decision.positions import is_exit
 from worker.ib.trading import Trading
@@ -63,6 +67,7 @@ class Candidate:
     last_ref: str
     received_at: datetime
     exit_only: bool
+    sent: bool = True  # False: the plan's last leg was never sent (the worker stopped before it)
 
 
 class LostPlacements:
@@ -107,28 +112,33 @@ class LostPlacements:
     def _candidates(self, since: datetime) -> list[Candidate]:
         queues = list(self.queues())
         with self.sessions() as session:
-            alerts = session.execute(
-                select(Alert.id, Alert.queue_name, Alert.received_at, Alert.payload).where(
+            # the queue from the account, as the relay routes it: ``queue_name`` is written only when
+            # intake's mark beats the worker's pick-up, so most alerts never have it
+            rows = session.execute(
+                select(Alert.id, Alert.account, Alert.received_at, Alert.payload, Alert.plan).where(
                     Alert.status == AlertStatus.SUBMITTED,
                     Alert.updated_at >= since,
-                    Alert.queue_name.in_(queues),
                     Alert.plan.is_not(None),
                 )  # fmt: skip
             ).all()
+            alerts = [(a, queue_name(account), at, payload, plan) for a, account, at, payload, plan in rows
+                      if queue_name(account) in queues]  # fmt: skip
             if not alerts:
                 return []
-            last: dict[str, str] = {}
+            recorded: dict[str, list[str]] = {}
             rows = session.execute(
                 select(Order.alert_id, Order.order_ref)
                 .where(Order.alert_id.in_([a[0] for a in alerts]))
                 .order_by(Order.id)
             )
             for alert_id, ref in rows:
-                last[alert_id] = ref  # ordered by id: the last one sent wins
+                recorded.setdefault(alert_id, []).append(ref)  # ordered by id: as sent
         found = []
-        for alert_id, queue, received_at, payload in alerts:
-            if alert_id in last:
-                found.append(Candidate(alert_id, queue, last[alert_id], received_at, _exit_only(payload)))
+        for alert_id, queue, received_at, payload, plan in alerts:
+            whole = whole_when(alert_id, _planned_legs(plan), recorded.get(alert_id, []))
+            if whole is not None:
+                last_ref, sent = whole
+                found.append(Candidate(alert_id, queue, last_ref, received_at, _exit_only(payload), sent))
         return found
 
     async def _unknown(self, candidates: list[Candidate], generation: int) -> list[Candidate] | None:
@@ -145,13 +155,23 @@ class LostPlacements:
             return f"{lost.alert_id}: its job is still queued or running"
         age = (now - lost.received_at).total_seconds()
         if age > self.stale_after and not lost.exit_only:
-            reason = (f"stale: IB does not know its last order ({lost.last_ref}) after the reconnect: the "
-                      "bracket never reached IB whole (the connection dropped as it was sent), or IB no longer "
-                      f"reports it; {age:.0f}s old (limit {self.stale_after:.0f}s), so it is not sent again")  # fmt: skip
+            if lost.sent:
+                why = (f"IB does not know its last order ({lost.last_ref}) after the reconnect: the bracket never "
+                       "reached IB whole (the connection dropped as it was sent), or IB no longer reports it")  # fmt: skip
+            else:
+                why = (f"its last order ({lost.last_ref}) was never sent: the worker stopped after the orders "
+                       "before it (a reversal's close), and its job was lost")  # fmt: skip
+            again = " again" if lost.sent else ""
+            reason = f"stale: {why}; {age:.0f}s old (limit {self.stale_after:.0f}s), so it is not sent{again}"
             log.warning("alert %s: %s", lost.alert_id, reason)
             self.recorder.run(_reject, lost.alert_id, reason).result(15.0)
             return f"{lost.alert_id}: rejected stale"
-        said = f"{lost.last_ref} unknown to IB after the reconnect: the bracket was lost with the connection; sent again"
+        said = (
+            f"{lost.last_ref} unknown to IB after the reconnect: the bracket was lost with the connection; sent again"
+            if lost.sent
+            else f"{lost.last_ref} never sent: the worker stopped after the orders before it and its job was lost; "
+            "run again"
+        )
         self.recorder.run(note, lost.alert_id, said).result(15.0)  # before the rerun can write its own
         enqueued = enqueue_rerun(self.redis, lost.alert_id, lost.queue)
         log.warning(
@@ -162,6 +182,14 @@ class LostPlacements:
 
 def _reject(uow: UnitOfWork, alert_id: str, reason: str) -> None:
     advance(uow, alert_id, AlertStatus.REJECTED, f"rejected: {reason}", reason=reason)
+
+
+def _planned_legs(plan: object) -> list[str]:
+    """The leg names of a stored plan, in the order they go out (unreadable: none)."""
+    legs = plan.get("legs") if isinstance(plan, dict) else None
+    if not isinstance(legs, list):
+        return []
+    return [str(leg["leg"]) for leg in legs if isinstance(leg, dict) and leg.get("leg")]
 
 
 def _exit_only(payload: object) -> bool:

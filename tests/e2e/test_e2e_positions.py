@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import redis
 from procs import Stack
 from support import StateWatcher, wait_until
 
@@ -133,8 +134,9 @@ def open_long(stack: Stack) -> None:
     assert stack.kill_worker(signal.SIGTERM) == 0
 
 
-def reverse_through_a_crash(stack: Stack, point: str, held: int) -> None:
-    """Kill the worker at ``point`` of the reversal of ``held``, restart it, check the outcome."""
+def reverse_through_a_crash(stack: Stack, point: str, held: int, *, jobs_lost: bool = False) -> None:
+    """Kill the worker at ``point`` of the reversal of ``held``, restart it, check the outcome.
+    ``jobs_lost``: Redis restarts empty before the worker does (the killed job is gone with it)."""
     with watching(stack) as watcher:
         stack.start_worker(TV2IB_CRASH_AT=point)
         alert_id = send(stack, reversal(held))
@@ -145,6 +147,10 @@ def reverse_through_a_crash(stack: Stack, point: str, held: int) -> None:
                 f"{point}: the worker never reached the crash point\n{stack.logs('worker')}"
             ) from exc
         assert code == -signal.SIGKILL, f"{point}: worker exited with {code}\n{stack.logs('worker')}"
+        if jobs_lost:
+            client = redis.Redis.from_url(stack.env["REDIS_URL"])
+            client.flushdb()
+            client.close()
         stack.start_worker()
         doc = wait(lambda: (d := alert_doc(stack, alert_id))["status"] == "filled" and d, 30,
                    lambda: f"{point}: the reversal did not end filled: {alert_doc(stack, alert_id)}\n"
@@ -179,19 +185,27 @@ def reverse_through_a_crash(stack: Stack, point: str, held: int) -> None:
     assert stack.kill_worker(signal.SIGTERM) == 0
 
 
-def run_reversals(stack: Stack, points: list[str]) -> None:
+def run_reversals(stack: Stack, points: list[str], *, jobs_lost: bool = False) -> None:
     stack.start_sim()
     stack.sim_post("/price", {"symbol": SYMBOL, "secType": "STK", "price": 190.0})
     stack.start_web()
     open_long(stack)
     held = 10
     for point in points:
-        reverse_through_a_crash(stack, point, held)
+        reverse_through_a_crash(stack, point, held, jobs_lost=jobs_lost)
         held = -held
 
 
 def test_sigkill_at_every_step_of_a_reversal(stack):
     run_reversals(stack, CRASH_POINTS)
+
+
+def test_sigkill_between_a_reversals_close_and_its_open_then_redis_restarting_empty(stack):
+    """Found by the chaos run: the worker died after the reversal's close, before its open, and
+    Redis restarted empty before the worker came back, taking the job off its processing list. The
+    alert sat ``submitted`` with its close filled and its opening bracket never sent. The restarted
+    worker finds it (its plan's last leg unknown to IB) and runs it again: the reversal completes."""
+    run_reversals(stack, ["after_close_filled", "before_place"], jobs_lost=True)
 
 
 def test_sigkill_after_the_close_on_postgresql(tmp_path, base_env, own_pg_url):

@@ -10,6 +10,7 @@ from worker.decision.connectivity import (
     classify,
     job_wait,
     lost_placement,
+    whole_when,
     missed_text,
     next_alarm_at,
     outage_detail,
@@ -133,3 +134,26 @@ def test_the_outage_alarm_repeats_while_down_and_restores_once() -> None:
 )
 def test_a_bracket_is_lost_when_ib_does_not_know_its_last_order(last_ref, known, lost):
     assert lost_placement(last_ref, known) is lost
+
+
+@pytest.mark.parametrize(
+    ("planned", "recorded", "whole"),
+    [
+        # a bracket: its stop-loss transmits it, recorded with the rest
+        (["entry", "tp", "sl"], ["tv2ib:A:entry", "tv2ib:A:tp", "tv2ib:A:sl"], ("tv2ib:A:sl", True)),
+        # the connection dropped as the legs went out: recorded all the same (written to the socket)
+        (["entry", "tp", "sl"], ["tv2ib:A:entry", "tv2ib:A:tp", "tv2ib:A:sl"], ("tv2ib:A:sl", True)),
+        # a reversal whose worker died after the close: the opening bracket was never sent
+        (["close", "entry", "tp", "sl"], ["tv2ib:A:close"], ("tv2ib:A:sl", False)),
+        # a reversal with no exits: its opening entry transmits
+        (["close", "entry"], ["tv2ib:A:close", "tv2ib:A:entry"], ("tv2ib:A:entry", True)),
+        # a reduce: the close alone
+        (["close"], ["tv2ib:A:close"], ("tv2ib:A:close", True)),
+        # no planned legs (an exit update, an unreadable plan): the last order recorded
+        ([], ["tv2ib:A:tp2", "tv2ib:A:sl2"], ("tv2ib:A:sl2", True)),
+        # nothing recorded: its job never sent anything (the relay's business, not this sweep's)
+        (["entry", "tp", "sl"], [], None),
+    ],
+)
+def test_a_submitted_alert_is_whole_once_its_plans_last_leg_is_at_ib(planned, recorded, whole):
+    assert whole_when("A", planned, recorded) == whole

@@ -13,9 +13,11 @@ the trader, whether a job waits for IB or goes stale, when the outage alarm repe
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+from core.ids import order_ref
 
 CONNECTIVITY_LOST, RESTORED_DATA_LOST, RESTORED_DATA_KEPT = 1100, 1101, 1102
 CLIENT_ID_IN_USE = 326
@@ -95,6 +97,20 @@ def job_wait(*, ready: bool, age: float, stale_after: float, exit_only: bool, se
     if age > stale_after and not (exit_only or sent or decided):
         return "stale"
     return "go" if ready else "wait"
+
+
+def whole_when(alert_id: str, planned: Sequence[str], recorded: Sequence[str]) -> tuple[str, bool] | None:
+    """For a ``submitted`` alert: the order IB must know for its orders to be whole, and whether it
+    was ever sent (recorded). That is its stored plan's last leg, the one that transmits (a
+    reversal's opening bracket comes after its close: a worker that died between the two, its job
+    lost with Redis, left the alert ``submitted`` with only the close sent); without planned legs,
+    its last recorded order. None when nothing was recorded (its job never sent anything)."""
+    if not recorded:
+        return None
+    if not planned:
+        return recorded[-1], True
+    last = order_ref(alert_id, planned[-1])
+    return last, last in recorded
 
 
 def lost_placement(last_ref: str, known: Collection[str]) -> bool:
