@@ -11,8 +11,6 @@ is exactly what the same statement through SQLAlchemy stores.
 from __future__ import annotations
 
 import contextlib
-import os
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -97,53 +95,3 @@ def pooled_dbapi(engine: Engine) -> Iterator[PoolProxiedConnection]:
     finally:
         if raw is not None:
             raw.close()  # back to the pool (or gone, when invalidated)
-
-
-class ThreadConnections(threading.local):
-    """Per thread, a DB-API connection of the thread's own, taken from ``engine``'s pool once and
-    detached from it (:func:`own_dbapi`); one holder per engine."""
-
-    raw: PoolProxiedConnection | None = None
-    pid: int = 0
-
-
-@contextlib.contextmanager
-def own_dbapi(engine: Engine, held: ThreadConnections) -> Iterator[PoolProxiedConnection]:
-    """:func:`pooled_dbapi` on the calling thread's own connection: the pool's checkout and
-    check-in (its lock, events and bookkeeping) are paid once per thread instead of once per
-    statement group, which on intake's hot path cost as much as a statement. It comes from the
-    engine's pool (the engine's connect events, SQLite's pragmas, have run on it) and is detached
-    from it. A driver error rolls back; a connection the database dropped is closed and replaced
-    on the next use, and the engine's pool is discarded too (see :func:`pooled_dbapi`)."""
-    dbapi_error = engine.dialect.loaded_dbapi.Error
-    raw = held.raw
-    if raw is None or held.pid != os.getpid():  # a forked child never uses its parent's
-        raw = engine.raw_connection()
-        raw.detach()
-        held.raw, held.pid = raw, os.getpid()
-    try:
-        yield raw
-    except dbapi_error as exc:
-        lost = engine.dialect.is_disconnect(exc, raw.dbapi_connection, None)
-        if lost:
-            held.raw = None
-            with contextlib.suppress(dbapi_error):
-                raw.close()
-            engine.dispose()
-        else:
-            with contextlib.suppress(dbapi_error):
-                raw.rollback()
-        raise DBAPIError.instance(
-            None,
-            None,
-            exc,
-            dbapi_error,
-            hide_parameters=True,
-            connection_invalidated=lost,
-            dialect=engine.dialect,
-        ) from exc
-    except BaseException:
-        held.raw = None  # stopped half-way (a bug, an interrupt): never reused in an unknown state
-        with contextlib.suppress(Exception):
-            raw.close()
-        raise

@@ -33,7 +33,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
 
 from core.alert_rows import ALERTS, CLAIMS, EVENTS, INSERT_EVENT
-from core.dbapi import DbapiStatement, ThreadConnections, compile_statement, own_dbapi, pooled_dbapi
+from core.dbapi import DbapiStatement, compile_statement, pooled_dbapi
 from core.ids import new_alert_id
 from core.models import AlertStatus
 
@@ -148,8 +148,6 @@ class _SqlitePlan:
     # that finds it taken sleeps in SQLite's busy handler (1 ms, 2 ms, 5 ms ...) instead of
     # waking when it is released. Waiting here wakes at once.
     writing: threading.Lock = field(default_factory=threading.Lock)
-    # each request thread's own connection (core/dbapi.own_dbapi): no pool checkout per alert
-    connections: ThreadConnections = field(default_factory=ThreadConnections)
 
 
 # One plan (and so one writers' lock) per engine's dialect, for as long as the engine lives.
@@ -194,7 +192,7 @@ def record_fresh_sqlite(engine: Engine, row: Mapping[str, Any], expires_at: date
     # the parameters first (JSON, dates as text): the lock is held for the statements alone
     claim_values, alert_values = plan.claim.params(claim), plan.alert.params(row)
     event_values = plan.event.params(event)
-    with own_dbapi(engine, plan.connections) as raw, plan.writing:
+    with pooled_dbapi(engine) as raw, plan.writing:
         cursor = raw.cursor()
         # The claim is the first statement (a write): it takes SQLite's write lock at once.
         if cursor.execute(plan.claim.sql, claim_values).fetchone() is None:

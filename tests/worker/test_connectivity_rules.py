@@ -10,11 +10,11 @@ from worker.decision.connectivity import (
     classify,
     job_wait,
     lost_placement,
-    whole_when,
     missed_text,
     next_alarm_at,
     outage_detail,
     sync_timeout_detail,
+    whole_when,
 )
 from worker.notify.outage import OutageAlarm
 
