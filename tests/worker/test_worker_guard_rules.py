@@ -14,7 +14,7 @@ import pytest
 
 from worker.decision.guard_rules import GuardInput, guard_decision
 from worker.decision.ledger import ExecutionLedger, PositionView
-from worker.decision.positions import WorkingExit
+from worker.decision.positions import ExitChange, WorkingExit, shrank, stop_first
 
 D = Decimal
 
@@ -149,3 +149,28 @@ def test_guard_decision(name, state, changes, clear, alarm) -> None:
     assert (decision.clear_record, decision.alarm) == (clear, alarm), decision
     if not changes and not clear and not alarm:
         assert decision.note  # says why nothing is done
+
+
+@pytest.mark.parametrize(
+    ("before", "now", "stop"),
+    [
+        (10, 4, True),  # a take-profit filled part: exits sized for 10 may exceed 4
+        (10, 0, True),  # flat
+        (10, -2, True),  # past flat: exits on the opening side
+        (-6, -2, True),
+        (10, 15, False),  # an add's own entry filled: exits sized for 10 never exceed 15
+        (-6, -9, False),
+        (10, 10, False),
+        (0, 5, False),  # from flat: nothing was sized for a position
+    ],
+)
+def test_exit_changes_stop_once_the_position_shrinks_under_them(before, now, stop):
+    assert shrank(Decimal(before), Decimal(now)) is stop
+
+
+def test_repricing_moves_the_stops_before_the_targets_keeping_each_roles_order():
+    changes = [ExitChange("tp", "tp", "SELL", Decimal(5)), ExitChange("sl", "sl", "SELL", Decimal(0)),
+               ExitChange(None, "sl", "SELL", Decimal(5)), ExitChange("tp2", "tp", "SELL", Decimal(5))]  # fmt: skip
+    assert [(c.ref, c.role) for c in stop_first(changes)] == [
+        ("sl", "sl"), (None, "sl"), ("tp", "tp"), ("tp2", "tp")
+    ]  # fmt: skip

@@ -295,6 +295,12 @@ def exit_changes(
     return changes
 
 
+def shrank(before: Decimal, now: Decimal) -> bool:
+    """Whether the position moved toward flat, or past it: exits sized for ``before`` may now
+    exceed it (or be on its opening side)."""
+    return now * before < 0 or abs(now) < abs(before)
+
+
 def stop_first(changes: list[ExitChange]) -> list[ExitChange]:
     """Re-pricing order: every stop-loss change before any take-profit change (otherwise in the
     given order). A target re-priced through the market fills at once and IB trims its stop by

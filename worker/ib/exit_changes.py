@@ -18,7 +18,7 @@ from core.models import IB_DONE_STATUSES, IB_ENDED_UNFILLED_STATUSES
 from worker.decision.exits import exit_leg
 from worker.decision.model import OCA_TYPE
 from worker.decision.order_types import ExitOrder
-from worker.decision.positions import ExitChange
+from worker.decision.positions import ExitChange, shrank
 from worker.errors import TemporaryError
 from worker.ib.cancelling import Canceller
 from worker.ib.connection import IBConnection
@@ -47,18 +47,19 @@ class ExitDesk:
         """Apply ``changes`` in order, each acknowledged by IB before the next (``Trading.apply_exit_changes``
         says how); ``contract_of`` gives the contract a new exit is placed on.
 
-        ``position_of`` (the position now): when it moves while the changes are applied (an exit
-        or an entry filled meanwhile), the rest is not sent. Those changes were computed for a
-        position that is gone: a modification would restate a quantity IB has just trimmed by OCA
-        (a stop working on a flat position). The caller, or the guard on the fill, fits the exits
-        to the new position."""
+        ``position_of`` (the position now): when it shrinks while the changes are applied (an exit
+        filled meanwhile), the rest is not sent. Those changes were computed for a larger position:
+        a modification would restate a quantity IB has just trimmed by OCA (a stop working on a
+        flat position). The caller, or the guard on the fill, fits the exits to the new position.
+        A position that grew (an add's own entry filling) goes on: exits sized for less than the
+        position never exceed it, and the guard grows them."""
         self.conn.require_connected()
         touched: list[OrderSnapshot] = []
         start = position_of() if position_of is not None else None
         for change in changes:
-            if position_of is not None and position_of() != start:
-                log.warning("alert %s: the position moved from %s to %s while its exits were changed; "
-                            "the remaining changes are not sent", alert_id, start, position_of())  # fmt: skip
+            if position_of is not None and start is not None and shrank(start, now := position_of()):
+                log.warning("alert %s: the position went from %s to %s while its exits were changed; "
+                            "the remaining changes are not sent", alert_id, start, now)  # fmt: skip
                 break
             if change.ref is None:
                 trade = await self._place(contract_of, change, alert_id, prices, oca_group, orders)

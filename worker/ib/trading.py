@@ -299,8 +299,9 @@ class Trading:
         trail stop left where IB has ratcheted it; re-trailed only when ``orders`` asks for another
         trail), a STP LMT keeps its limit (re-priced: the limit given, else moved with the stop).
 
-        When the position moves while the changes are applied (a fill), the rest is not sent: they
-        were computed for the position before it (the caller or the guard fits the exits anew).
+        When the position shrinks while the changes are applied (an exit's fill), the rest is not
+        sent: they were computed for the larger position before it (the caller or the guard fits
+        the exits anew).
 
         Returns IB's view of every order touched. Raises :class:`TemporaryError` when IB does not
         acknowledge a change within ``wait`` seconds. Paced through ``conn.pacer``.
