@@ -126,12 +126,12 @@ class LostPlacements:
             if not alerts:
                 return []
             recorded: dict[str, list[str]] = {}
-            rows = session.execute(
+            orders = session.execute(
                 select(Order.alert_id, Order.order_ref)
                 .where(Order.alert_id.in_([a[0] for a in alerts]))
                 .order_by(Order.id)
             )
-            for alert_id, ref in rows:
+            for alert_id, ref in orders:
                 recorded.setdefault(alert_id, []).append(ref)  # ordered by id: as sent
         found = []
         for alert_id, queue, received_at, payload, plan in alerts:
