@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+import redis
 from app_helpers import alert_body, alerts, get_alert, post, queued_jobs
 from sqlalchemy import update
 from support import wait_until
 
 from app.resources import get_ctx
+from core import enqueue
 from core.context import AppContext
 from core.enqueue import alert_job_id
 from core.keys import RELAY_LOCK_KEY as LOCK_KEY
@@ -277,10 +280,6 @@ def test_enqueue_survives_redis_forgetting_its_scripts_and_closing_its_connectio
     """Intake's enqueue runs on a connection of its thread's own (core/enqueue.py): after Redis
     forgot the script (a restart: NOSCRIPT) it loads it again, and after Redis closed the
     connection it retries once on a new one; either way the job is on its queue once."""
-    import pytest
-    import redis
-
-    from core import enqueue
 
     assert enqueue.enqueue_alert(redis_client, "WIRE1", "DU9")
     redis_client.script_flush()
@@ -301,8 +300,6 @@ def test_enqueue_survives_redis_forgetting_its_scripts_and_closing_its_connectio
 
 
 def test_concurrent_enqueues_from_many_threads_each_land_once(redis_client):
-    from core import enqueue
-
     names = [f"T{i}" for i in range(8)]
     threads = [threading.Thread(target=enqueue.enqueue_alert, args=(redis_client, n, "DU8")) for n in names]
     for t in threads:
