@@ -120,7 +120,7 @@ class MarginAsker:
         the account's AvailableFunds (a what-if that fails or times out is a refusal with IB's
         reason: not knowing the margin is not a yes)."""
         account, con_id = look.account, look.inst.con_id
-        figures = look.figures if look.figures is not None else AccountFigures(account=account)
+        figures = _figures(look)
         why = ask.why or "cached figures are off (MARGIN_MAX_AGE_SECONDS=0)"
         if self.book is not None and ask.cached is not None:
             beside, learned = self._await_learning(look.alert_id, (account, con_id, ask.cached.action))
@@ -129,9 +129,7 @@ class MarginAsker:
                 if not check.refused:
                     self._reserve(account, check, figures)
                 return check
-            unit = self.book.figure(account, con_id, ask.cached.action)
-            held = self.book.reserved(account, figures.available_funds)
-            settled = from_cache(ask, unit, figures, held, self.clock(), self.policy)
+            settled = self._from_book(look, ask, figures)
             if isinstance(settled, MarginCheck):
                 self._reserve(account, settled, figures)
                 return replace(settled, why=FIRST_SIGHT) if beside else settled
@@ -148,17 +146,20 @@ class MarginAsker:
         the express path (worker/decision/express.py) then leaves the check to the job thread."""
         if self.book is None or ask.cached is None or look.alert_id in self._learning:
             return None
-        account = look.account
-        figures = look.figures if look.figures is not None else AccountFigures(account=account)
-        unit = self.book.figure(account, look.inst.con_id, ask.cached.action)
-        held = self.book.reserved(account, figures.available_funds)
-        settled = from_cache(ask, unit, figures, held, self.clock(), self.policy)
+        settled = self._from_book(look, ask, _figures(look))
         return settled if isinstance(settled, MarginCheck) and not settled.refused else None
 
     def reserve(self, look: Look, check: MarginCheck) -> None:
         """What :meth:`at_hand` approved, held against AvailableFunds as :meth:`ask` holds it."""
-        figures = look.figures if look.figures is not None else AccountFigures(account=look.account)
-        self._reserve(look.account, check, figures)
+        self._reserve(look.account, check, _figures(look))
+
+    def _from_book(self, look: Look, ask: MarginAsk, figures: AccountFigures) -> MarginCheck | str:
+        """The check the cached per-unit figure settles (net of what is held for alerts on their
+        way), or why it cannot (worker/decision/margin_book.py ``from_cache``)."""
+        assert self.book is not None and ask.cached is not None
+        unit = self.book.figure(look.account, look.inst.con_id, ask.cached.action)
+        held = self.book.reserved(look.account, figures.available_funds)
+        return from_cache(ask, unit, figures, held, self.clock(), self.policy)
 
     def _what_if(self, account: str, con_id: int, ask: MarginAsk) -> MarginCheck:
         """IB's what-if for ``ask.order`` (one round trip), judged; a plain opening's answer is learned."""
@@ -192,6 +193,11 @@ class MarginAsker:
         )
         if needs is not None:
             self.book.reserve(account, Decimal(needs), figures.available_funds)
+
+
+def _figures(look: Look) -> AccountFigures:
+    """The account's figures the look carries (none yet: an empty set for the account)."""
+    return look.figures if look.figures is not None else AccountFigures(account=look.account)
 
 
 def _same_order(asked: Leg, order: Leg) -> bool:
