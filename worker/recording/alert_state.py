@@ -17,9 +17,10 @@ import logging
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, insert, text, update
+from sqlalchemy import bindparam, text, update
 
 from core import events
+from core.alert_rows import ALERTS, INSERT_EVENT
 from core.models import IB_ENDED_UNFILLED_STATUSES, STATUS_RANK, Alert, AlertEvent, AlertStatus, Order, utcnow
 from worker.decision.stored import position_move_of
 from worker.recording.unit import UnitOfWork
@@ -87,18 +88,16 @@ _BEFORE_PROCESSING = tuple(s for s in AlertStatus if STATUS_RANK[s] < STATUS_RAN
 PICKED_UP = "picked up by the worker"
 
 
-_ALERTS = Alert.__table__
 # built once (a statement built per call costs its cache key every time); the states it moves from
 # are literals (constants of the code), so that the DB-API's copy of it (worker/recording/
 # decision_row.py) needs no expanding list
 _BEFORE = ", ".join(f"'{status.value}'" for status in _BEFORE_PROCESSING)
 STORE_DECISION = (
-    update(_ALERTS)
-    .where(_ALERTS.c.id == bindparam("alert_id"), text(f"alerts.status IN ({_BEFORE})"))
+    update(ALERTS)
+    .where(ALERTS.c.id == bindparam("alert_id"), text(f"alerts.status IN ({_BEFORE})"))
     .values(plan=bindparam("new_plan"), status=AlertStatus.PROCESSING, updated_at=bindparam("at"))
-    .returning(_ALERTS.c.reason)
+    .returning(ALERTS.c.reason)
 )
-INSERT_EVENTS = insert(AlertEvent.__table__)
 
 
 def store_decision(uow: UnitOfWork, alert_id: str, plan: dict[str, Any], message: str) -> bool:
@@ -124,7 +123,7 @@ def store_decision(uow: UnitOfWork, alert_id: str, plan: dict[str, Any], message
     loaded = session.identity_map.get(session.identity_key(Alert, alert_id))
     if loaded is not None:  # an earlier fact of this batch read the row: it must read it again
         session.expire(loaded)
-    session.connection().execute(INSERT_EVENTS, [
+    session.connection().execute(INSERT_EVENT, [
         {"alert_id": alert_id, "status": AlertStatus.PROCESSING.value, "message": PICKED_UP, "at": now},
         {"alert_id": alert_id, "status": AlertStatus.PROCESSING.value, "message": message, "at": now},
     ])  # fmt: skip

@@ -24,10 +24,11 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Dialect
 
 from core import events
+from core.alert_rows import INSERT_EVENT
 from core.dbapi import DbapiStatement, compile_statement, pooled_dbapi
 from core.events import Event
 from core.models import AlertStatus, utcnow
-from worker.recording.alert_state import INSERT_EVENTS, PICKED_UP, STORE_DECISION
+from worker.recording.alert_state import PICKED_UP, STORE_DECISION
 from worker.recording.protection import INSERT_SPEC, UPDATE_SPEC, ProtectionSpec, spec_key, spec_values
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class _Statements:
 def _statements(dialect: Dialect) -> _Statements:
     return _Statements(
         compile_statement(STORE_DECISION, dialect),
-        compile_statement(INSERT_EVENTS, dialect, ("alert_id", "status", "message", "at")),
+        compile_statement(INSERT_EVENT, dialect, ("alert_id", "status", "message", "at")),
         compile_statement(UPDATE_SPEC, dialect),
         compile_statement(INSERT_SPEC, dialect),
     )
