@@ -121,8 +121,8 @@ class LostPlacements:
                     Alert.plan.is_not(None),
                 )  # fmt: skip
             ).all()
-            alerts = [(a, queue_name(account), at, payload, plan) for a, account, at, payload, plan in rows
-                      if queue_name(account) in queues]  # fmt: skip
+            routed = ((a, queue_name(account), at, payload, plan) for a, account, at, payload, plan in rows)
+            alerts = [row for row in routed if row[1] in queues]
             if not alerts:
                 return []
             recorded: dict[str, list[str]] = {}
