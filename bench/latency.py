@@ -41,14 +41,17 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import create_engine, select
 
 from bench.benchtools import percentile, private_redis, wait_until
 from bench.pipeline import Relay, run_floor
 from cli.stack import ProcessStack
+from core.models import Alert
 
 RISK_FILE = Path(__file__).with_name("risk.yaml")
 WARM = ("AAPL", 190.0)
@@ -86,6 +89,8 @@ class Samples:
         self.webhook = http.client.HTTPConnection("127.0.0.1", stack.web_port, timeout=5)
         self.webhook_used = 0.0  # when it last answered: gunicorn closes a connection idle for 2 s
         self.admin = {"Authorization": f"Bearer {stack.env['ADMIN_TOKEN']}"}
+        # each sample's start on the wall clock, the clock intake stamps ``received_at`` with (--steps)
+        self.started_wall: dict[str, float] = {}
 
     def connected(self) -> None:
         """A connection gunicorn keeps: a new one when the last has been idle for a second (opened
@@ -129,8 +134,9 @@ class Samples:
         body = {"ticker": symbol, "action": "buy", "quantity": 1, "orderType": "market", "price": price,
                 "takeProfit": {"percent": 1}, "stopLoss": {"percent": 0.5}, "id": f"lat-{i}-{secrets.token_hex(4)}"}  # fmt: skip
         self.connected()
-        t0 = time.perf_counter()
+        t0, t0_wall = time.perf_counter(), time.time()
         alert = self.post(body)
+        self.started_wall[alert] = t0_wall
         ref = f"tv2ib:{alert}:sl"
         self.until_acked(ref, alert)
         self.settle(lambda: self.status(alert)[0] == "filled", alert)
@@ -188,9 +194,10 @@ class Row:
     def steps_line(self) -> str:
         if not self.steps:
             return "  steps: no timing lines in the worker's log (LOG_LEVEL must be INFO)"
-        return f"  steps (p50 ms, n={self.steps_n}): " + ", ".join(
-            f"{k} {v:.1f}" for k, v in self.steps.items()
-        )
+        shown = [f"{k} {v:.1f}" for k, v in self.steps.items()]
+        # the first two and the last are spans; the worker's marks count from its pick-up
+        return (f"  steps (p50 ms, n={self.steps_n}): {', '.join(shown[:2])}; from the pick-up: "
+                f"{', '.join(shown[2:-1])}; {shown[-1]}")  # fmt: skip
 
 
 def figures(name: str, relay: Relay, sent: dict[str, float]) -> Row:
@@ -213,19 +220,45 @@ STEP = re.compile(
     r"alert (\S+): \d+ leg\(s\) on the wire ([\d.]+) ms after pick-up \(loaded ([\d.]+), "
     r"looked ([\d.]+), decided ([\d.]+), written ([\d.]+)\).*picked up ([\d.]+) ms"
 )
-STEP_NAMES = ("intake->pick-up", "loaded", "looked", "decided", "written", "on wire")
+STEP_NAMES = (
+    "post->intake",
+    "intake->pick-up",
+    "loaded",
+    "looked",
+    "decided",
+    "written",
+    "on wire",
+    "wire->ibsim",
+)
 
 
-def steps(stack: ProcessStack, row: Row) -> None:
-    """--steps: the worker's own account of the row's samples (its log line per job), p50 of each
-    step in ms: intake -> pick-up, then from the pick-up to each mark; into ``row.steps``."""
+def steps(stack: ProcessStack, row: Row, started_wall: dict[str, float]) -> None:
+    """--steps: where the row's samples' time went, p50 of each step in ms, into ``row.steps``:
+    the post to intake's ``received_at`` (the web's own part: HTTP, authentication, validation;
+    wall clocks of one machine), intake -> the worker's pick-up and from the pick-up to each of the
+    worker's marks (its log line per job), and what is left until the relay saw the last leg."""
     wanted, found = set(row.alert_ids), []
+    received = _received_at(stack, wanted)
     for line in (stack.dir / "worker.log").read_text(errors="replace").splitlines():
-        if (m := STEP.search(line)) and m[1] in wanted:
-            found.append([float(m[i]) for i in (7, 3, 4, 5, 6, 2)])
+        if (m := STEP.search(line)) and m[1] in wanted and m[1] in received and m[1] in started_wall:
+            web = (received[m[1]] - started_wall[m[1]]) * 1000
+            marks = [float(m[i]) for i in (7, 3, 4, 5, 6, 2)]
+            total = row.placed[row.alert_ids.index(m[1])]
+            found.append([web, *marks, total - web - marks[0] - marks[-1]])
     row.steps_n = len(found)
     if found:
         row.steps = {k: percentile([f[i] for f in found], 50) for i, k in enumerate(STEP_NAMES)}
+
+
+def _received_at(stack: ProcessStack, alert_ids: set[str]) -> dict[str, float]:
+    """Intake's ``received_at`` of each alert, on the wall clock (read from the database)."""
+    engine = create_engine(stack.env["DATABASE_URL"])
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(Alert.id, Alert.received_at).where(Alert.id.in_(alert_ids))).all()
+    finally:
+        engine.dispose()
+    return {alert_id: (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp() for alert_id, at in rows}
 
 
 def run_benchmark(stack: ProcessStack, args: argparse.Namespace, unseen: list[str]) -> list[Row]:
@@ -250,7 +283,7 @@ def run_benchmark(stack: ProcessStack, args: argparse.Namespace, unseen: list[st
         )
         warm.waited = waited(stack, profile, count)
         if args.steps:
-            steps(stack, warm)
+            steps(stack, warm, samples.started_wall)
         stack.sim_post("/latency", {"profile": profile})  # a new log of what ibsim held back
         first_sight = unseen[args.cold * n : args.cold * (n + 1)]
         cold = figures(
@@ -288,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--steps", action="store_true",
-                        help="log at INFO and print where a warm alert's time goes (the worker's own marks)")  # fmt: skip
+                        help="log at INFO and print where a warm alert's time goes: the web's part, the worker's own marks, the wire")  # fmt: skip
     return parser
 
 
