@@ -123,9 +123,6 @@ class TimeoutThreadWorker(ThreadWorker):
         conn.sock.setblocking(False)
         self.reading[conn] = state
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
-        # gunicorn calls this when the socket is readable (a kept-alive connection's next request,
-        # or a new one's first bytes): read now rather than after another round of the poller
-        self._on_readable(conn, conn.sock)
 
     def _on_readable(self, conn: TConn, _sock: object) -> None:
         state = self.reading.get(conn)
