@@ -46,11 +46,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 
 from bench.benchtools import percentile, private_redis, wait_until
 from bench.pipeline import Relay, run_floor
 from cli.stack import ProcessStack
+from core.db import make_engine
 from core.models import Alert
 
 RISK_FILE = Path(__file__).with_name("risk.yaml")
@@ -252,7 +253,7 @@ def steps(stack: ProcessStack, row: Row, started_wall: dict[str, float]) -> None
 
 def _received_at(stack: ProcessStack, alert_ids: set[str]) -> dict[str, float]:
     """Intake's ``received_at`` of each alert, on the wall clock (read from the database)."""
-    engine = create_engine(stack.env["DATABASE_URL"])
+    engine = make_engine(stack.env["DATABASE_URL"])
     try:
         with engine.connect() as conn:
             rows = conn.execute(select(Alert.id, Alert.received_at).where(Alert.id.in_(alert_ids))).all()
