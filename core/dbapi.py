@@ -1,25 +1,29 @@
 """Statements SQLAlchemy compiles once, run through the DB-API on a pooled connection.
 
-For the few writes a trade waits for (intake's fresh alert, app/webhook/fast_path.py; the job's
-decision, worker/recording/decision_row.py). SQLAlchemy's execution machinery (a Connection, an
+For the few statements a trade waits for (intake's fresh alert, app/webhook/fast_path.py; the job's
+first read of its alert, worker/execution/executor.py; the job's decision,
+worker/recording/decision_row.py). SQLAlchemy's execution machinery (a Connection, an
 execution context and a result per statement, and the ORM's session around them) costs several
 times the database's own work on such a write. Here SQLAlchemy still writes the SQL, once per
 dialect, and each value still goes through its column type's own bind processor, so what is stored
-is exactly what the same statement through SQLAlchemy stores.
+is exactly what the same statement through SQLAlchemy stores; a query's row goes back through each
+column type's result processor, so it reads what SQLAlchemy would return.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.types import TypeEngine
 
 Processor = Callable[[Any], Any] | None
 
@@ -59,6 +63,46 @@ def compile_statement(
     pairs = tuple((name, binds[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names)
     defaults = {name: binds[name].effective_value for name in names if binds[name].value is not None}
     return DbapiStatement(compiled.string, bool(compiled.positional), pairs, defaults)
+
+
+@dataclass(frozen=True)
+class DbapiQuery:
+    """A SELECT as the driver takes it, and its columns' types, which turn a driver's row back into
+    the values SQLAlchemy would return (a JSON column's dict, an enum, an aware datetime)."""
+
+    statement: DbapiStatement
+    types: tuple[TypeEngine[Any], ...]
+    dialect: Dialect
+    # each column's result processor, per the driver's type codes (cursor.description): built once
+    _processors: dict[tuple[Any, ...], tuple[Processor, ...]] = field(default_factory=dict, compare=False)
+
+    def one(self, engine: Engine, values: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """The first row for ``values`` (None: no row), on a pooled connection (:func:`pooled_dbapi`)."""
+        with pooled_dbapi(engine) as raw:
+            cursor = raw.cursor()
+            try:
+                cursor.execute(self.statement.sql, self.statement.params(values))
+                row, description = cursor.fetchone(), cursor.description
+            finally:
+                cursor.close()
+        if row is None:
+            return None
+        codes = tuple(column[1] for column in description)
+        processors = self._processors.get(codes)
+        if processors is None:
+            processors = tuple(
+                t.dialect_impl(self.dialect).result_processor(self.dialect, code)
+                for t, code in zip(self.types, codes, strict=True)
+            )
+            self._processors[codes] = processors
+        return tuple(v if p is None else p(v) for v, p in zip(row, processors, strict=True))
+
+
+def compile_query(stmt: Select[Any], dialect: Dialect) -> DbapiQuery:
+    """``stmt`` compiled for ``dialect``, with its result columns' types."""
+    compiled = stmt.compile(dialect=dialect)
+    types = tuple(column[3] for column in compiled._result_columns)  # noqa: SLF001 - SQLAlchemy's own list
+    return DbapiQuery(compile_statement(stmt, dialect), types, dialect)
 
 
 @contextlib.contextmanager

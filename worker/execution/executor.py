@@ -41,6 +41,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import DEFAULT_FUTURES_ROLL_DAYS
+from core.dbapi import compile_query
 from core.models import STATUS_RANK, Alert, AlertStatus, Control, staleness_start
 from core.payload import AlertPayload, PayloadError
 from core.services import PAUSED_KEY
@@ -84,7 +85,9 @@ log = logging.getLogger(__name__)
 
 _ALERTS, _CONTROL = Alert.__table__, Control.__table__
 # The job's first read, in one round trip: the alert, the pause switch, and where its staleness
-# counts from (its approval when it waited for one, else its arrival)
+# counts from (its approval when it waited for one, else its arrival). Run through the DB-API
+# (core/dbapi.py): SQLAlchemy's execution machinery was a third of it, 0.2 ms of an alert's path on
+# a machine whose idle caches make every line of it count (bench/README.md, bench/cold_code.py)
 _LOAD_ALERT = (
     select(_ALERTS.c.status, _ALERTS.c.payload, staleness_start(), _CONTROL.c.value, _ALERTS.c.plan)
     .outerjoin(_CONTROL, _CONTROL.c.key == PAUSED_KEY)
@@ -115,6 +118,7 @@ class Executor:
     ) -> None:
         self.sessions = sessions
         self.engine = sessions.kw["bind"]
+        self.load_alert = compile_query(_LOAD_ALERT, self.engine.dialect)
         self.recorder = recorder
         self.writes = JobWrites(recorder)  # the job's writes, each awaited (worker/execution/job_writes.py)
         self.conn = conn
@@ -145,8 +149,7 @@ class Executor:
     def execute_alert(self, alert_id: str) -> str:
         """Run one alert to the point where IB has its orders (or it is refused); returns its state."""
         started, picked_up_at = time.perf_counter(), time.time()
-        with self.engine.connect() as connection:  # Core, one statement built once: a fifth of the ORM's cost
-            row = connection.execute(_LOAD_ALERT, {"alert_id": alert_id}).first()
+        row = self.load_alert.one(self.engine, {"alert_id": alert_id})
         if row is None:
             log.warning("job for unknown alert %s dropped", alert_id)
             return "unknown"
