@@ -239,12 +239,12 @@ def steps(stack: ProcessStack, row: Row, started_wall: dict[str, float]) -> None
     wall clocks of one machine), intake -> the worker's pick-up and from the pick-up to each of the
     worker's marks (its log line per job), and what is left until the relay saw the last leg."""
     wanted, found = set(row.alert_ids), []
-    received = _received_at(stack, wanted)
+    received, placed = _received_at(stack, wanted), dict(zip(row.alert_ids, row.placed, strict=True))
     for line in (stack.dir / "worker.log").read_text(errors="replace").splitlines():
         if (m := STEP.search(line)) and m[1] in wanted and m[1] in received and m[1] in started_wall:
             web = (received[m[1]] - started_wall[m[1]]) * 1000
             marks = [float(m[i]) for i in (7, 3, 4, 5, 6, 2)]
-            total = row.placed[row.alert_ids.index(m[1])]
+            total = placed[m[1]]
             found.append([web, *marks, total - web - marks[0] - marks[-1]])
     row.steps_n = len(found)
     if found:

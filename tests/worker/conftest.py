@@ -1,4 +1,5 @@
-"""Fixtures for the worker: ibsim in a thread, a worker running in a thread on SQLite + real Redis."""
+"""Fixtures for the worker: ibsim in a thread, a worker running in a thread on SQLite + real Redis,
+and the database on each backend (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from worker_helpers import IBHandle, WorkerThread
 
+from config.settings import Settings
+from core.context import AppContext
 from ibsim.testing import SimThread, run_in_thread
 
 
@@ -58,3 +61,17 @@ def session(sim: SimThread) -> Iterator[IBHandle]:
     assert handle.conn.wait_ready(10)
     yield handle
     handle.conn.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
+    """The test's SQLite file, then the xdist worker's private PostgreSQL database."""
+    return sqlite_url if request.param == "sqlite" else request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def db_ctx(base_env: dict[str, str], database_url: str) -> Iterator[AppContext]:
+    """The app context (engine, sessions, Redis) on each database of :func:`database_url`."""
+    context = AppContext.build(Settings.from_mapping({**base_env, "DATABASE_URL": database_url}))
+    yield context
+    context.close()

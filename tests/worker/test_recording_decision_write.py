@@ -15,7 +15,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from support import queue_alert
 
-from config.settings import Settings
 from core.context import AppContext
 from core.models import Alert, AlertEvent, AlertStatus, Control
 from worker.decision.stored import StoredDecision
@@ -27,14 +26,10 @@ from worker.recording.recorder import Direct, Recorder
 STORED_PLANS = Path(__file__).parent / "data" / "stored_plans.jsonl"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ctx(request: pytest.FixtureRequest, base_env: dict[str, str]) -> Iterator[AppContext]:
-    env = dict(base_env)
-    if request.param == "postgresql":
-        env["DATABASE_URL"] = request.getfixturevalue("pg_url")
-    context = AppContext.build(Settings.from_mapping(env))
-    yield context
-    context.close()
+@pytest.fixture
+def ctx(db_ctx: AppContext) -> AppContext:
+    """SQLite, then PostgreSQL (tests/worker/conftest.py)."""
+    return db_ctx
 
 
 @pytest.fixture

@@ -35,11 +35,6 @@ NOON = datetime(2026, 11, 30, 17, 0, tzinfo=UTC)  # 12:00 New York
 DAY_START = datetime(2026, 11, 29, 22, 0, tzinfo=UTC)  # 17:00 New York the evening before
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
-    return sqlite_url if request.param == "sqlite" else request.getfixturevalue("pg_url")
-
-
 @pytest.fixture
 def sessions(base_env: dict[str, str], database_url: str) -> Iterator[sessionmaker[Session]]:
     ctx = AppContext.build(Settings.from_mapping({**base_env, "DATABASE_URL": database_url}))

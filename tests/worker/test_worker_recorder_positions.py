@@ -10,7 +10,6 @@ import threading
 import uuid
 from decimal import Decimal
 
-import pytest
 from sqlalchemy import select
 
 from config.settings import Settings
@@ -21,11 +20,6 @@ from worker.recording.snapshots import PositionSnapshot, Reconciliation
 
 WORKERS = 3
 POSITIONS = 40
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
-    return sqlite_url if request.param == "sqlite" else request.getfixturevalue("pg_url")
 
 
 def _snapshot(account: str, con_id: int, quantity: int) -> PositionSnapshot:
