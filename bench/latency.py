@@ -25,6 +25,12 @@ Restarting the worker per sample would measure its start-up and first connection
 
     .venv/bin/python -m bench.latency                    # about two minutes
     .venv/bin/python -m bench.latency --samples 50 --ib-samples 10
+    .venv/bin/python -m bench.latency --steps --shape    # where the time goes; the shape beside it
+
+``--shape`` then runs ``bench/skeleton.py`` (the same processes, threads and hand-offs doing none of
+tv2ib's work) as many times and prints it beside the instant warm row: on a virtual machine whose
+speed changes from one hour to the next, the difference between the two is the figure that says
+what tv2ib's own checks cost.
 """
 
 from __future__ import annotations
@@ -323,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--steps", action="store_true",
                         help="log at INFO and print where a warm alert's time goes: the web's part, the worker's own marks, the wire")  # fmt: skip
+    parser.add_argument("--shape", action="store_true",
+                        help="then run bench.skeleton (the pipe's processes and hand-offs doing none of tv2ib's work) "
+                             "as many times, and print it beside the instant warm row")  # fmt: skip
     return parser
 
 
@@ -353,8 +362,23 @@ def run(args: argparse.Namespace) -> list[Row]:
             shutil.rmtree(tmp, ignore_errors=True)  # the database, the logs, the catalog
 
 
+def shape_line(rows: list[Row], shape: list[float]) -> str:
+    """The skeleton beside tv2ib's instant warm row: what this machine gives the pipe's shape alone,
+    and what tv2ib's own work adds to it (p50)."""
+    warm = next(row for row in rows if row.name.startswith("instant: warm"))
+    own = percentile(warm.placed, 50) - percentile(shape, 50)
+    return (f"{'shape (bench.skeleton)':<34} n={len(shape):<3} at ibsim {percentile(shape, 50):6.1f} / "
+            f"{percentile(shape, 99):6.1f} | tv2ib's own work at p50: {own:.1f} ms above it")  # fmt: skip
+
+
 def main() -> None:
-    run(build_parser().parse_args())
+    args = build_parser().parse_args()
+    rows = run(args)
+    if args.shape:  # the same machine, minutes apart: the host's speed weighs on both alike
+        from bench import skeleton
+
+        shape, _spans = skeleton.run(args.samples, args.period)
+        print(shape_line(rows, shape))
 
 
 if __name__ == "__main__":

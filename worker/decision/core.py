@@ -36,6 +36,7 @@ from core.payload import AlertPayload
 from worker.contracts.effects import ContractMap, contract_map_of, scale_intent
 from worker.contracts.held_month import keep_to_held_month
 from worker.decision.closing import plan_close
+from worker.decision.evolve import evolve
 from worker.decision.exits import kept_terms, protection_levels, protection_orders, protection_prices
 from worker.decision.intent import close_without_reference, intent_of
 from worker.decision.look import Look
@@ -236,7 +237,7 @@ def with_margin(proposal: Proposal, check: MarginCheck) -> Proposal:
         raise MarginRefused(
             check.refused, StoredDecision("refused", legs=proposal.opening.legs, margin=check)
         )
-    return replace(proposal, margin=check, margin_ask=None, refused_open=check.refused or None)
+    return evolve(proposal, margin=check, margin_ask=None, refused_open=check.refused or None)
 
 
 def _judged(proposal: Proposal, config: DecisionConfig) -> Proposal:
@@ -250,10 +251,10 @@ def _judged(proposal: Proposal, config: DecisionConfig) -> Proposal:
                         proposal.opening.reference_price, look.market, look.source, payload.ignore_trading_windows)  # fmt: skip
         missing = missing_inputs(case)
         if missing:
-            return replace(proposal, missing=missing)
+            return evolve(proposal, missing=missing)
         verdict = judge_risk(case)
         if verdict.refusal and decision.close_qty == 0:
-            return replace(proposal, risk=verdict)  # the job halts if due, then raises (risk_refusal)
+            return evolve(proposal, risk=verdict)  # the job halts if due, then raises (risk_refusal)
         refused_open = refused_open or verdict.refusal or None
     margin, ask = None, None
     order = what_if_order(decision, list(proposal.opening.legs))
@@ -264,7 +265,7 @@ def _judged(proposal: Proposal, config: DecisionConfig) -> Proposal:
             if config.margin_check
             else (margin_off(described), None)
         )
-    return replace(proposal, risk=verdict, refused_open=refused_open, margin=margin, margin_ask=ask)
+    return evolve(proposal, risk=verdict, refused_open=refused_open, margin=margin, margin_ask=ask)
 
 
 def _opening(look: Look, payload: AlertPayload, decision: Decision, config: DecisionConfig,
@@ -287,7 +288,7 @@ def _opening(look: Look, payload: AlertPayload, decision: Decision, config: Deci
                            _merge_orders(look.protection, protection_orders(opened.legs), new_prices))  # fmt: skip
             notes = ("the position's exits are re-priced by this alert",) if new_prices else ()
             return Opening(
-                (replace(opened.legs[0], transmit=True),), after, *reference, (*opened.notes, *notes)
+                (evolve(opened.legs[0], transmit=True),), after, *reference, (*opened.notes, *notes)
             )
         # from flat, or the opening part of a reversal: a bracket, as always (its break-even rule new)
         after = _after(look, decision, new_prices, kept_terms(protection_orders(opened.legs), new_prices))

@@ -33,10 +33,11 @@ issue 18) may approve a plain stock or future opening; the plan says which figur
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from worker.decision.evolve import evolve
 from worker.decision.model import Leg, present
 from worker.decision.numbers import money, qty
 from worker.decision.positions import Decision
@@ -211,7 +212,7 @@ def what_if_order(decision: Decision, open_legs: list[Leg]) -> Leg | None:
         return None
     reversal = decision.position != 0 and decision.position * decision.target < 0
     quantity = decision.open_qty + (decision.close_qty if reversal else Decimal(0))
-    return replace(entry, quantity=quantity, transmit=True, parent_leg=None)
+    return evolve(entry, quantity=quantity, transmit=True, parent_leg=None)
 
 
 def judge(answer: WhatIf, figures: AccountFigures, described: str) -> MarginCheck:

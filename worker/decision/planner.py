@@ -19,11 +19,11 @@ live on at IB and are recorded as they fill.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
 
 from core.payload import AlertPayload
 from worker.decision.entry import entry_leg
+from worker.decision.evolve import evolve
 from worker.decision.exits import ExitContext, stop_loss_leg, take_profit_leg
 from worker.decision.intent import entry_side
 from worker.decision.levels import level_sizes, sliced_children
@@ -151,4 +151,4 @@ def _transmit_last(legs: list[Leg]) -> list[Leg]:
                             ("trailing stop", leg.trail_stop_price)):  # fmt: skip
             if value is not None:
                 require_positive(f"{leg.leg} {kind} price", "the plan", value)
-    return [replace(leg, transmit=index == len(legs) - 1) for index, leg in enumerate(legs)]
+    return [evolve(leg, transmit=index == len(legs) - 1) for index, leg in enumerate(legs)]
