@@ -1,4 +1,5 @@
-"""Migrate on start: empty and old databases, and several processes starting at once."""
+"""Migrate on start: empty and old databases, several processes starting at once, and a current
+database answered without importing alembic."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, inspect
 from support import private_pg_database
 
-from core.db import alembic_config, current_revision, head_revision, make_engine, migrate
+from core.db import alembic_config, current_revision, head_revision, make_engine, migrate, plain_head
 
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATE = "import sys; from core.db import make_engine, migrate; migrate(make_engine(sys.argv[1]))"
@@ -65,6 +66,40 @@ def test_several_processes_migrate_the_same_sqlite_file(tmp_path):
     engine.dispose()
 
 
+# A process that migrates a current database, then says whether it ever imported alembic.
+MIGRATE_AND_TELL = (
+    "import sys; from core.db import make_engine, migrate; migrate(make_engine(sys.argv[1])); "
+    "print('alembic imported' if any(m.split('.')[0] == 'alembic' for m in sys.modules) else 'no alembic')"
+)
+
+
+def _start_of_a_process(url: str) -> str:
+    done = subprocess.run([sys.executable, "-c", MIGRATE_AND_TELL, url], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_the_migration_files_head_read_without_alembic_is_alembics():
+    """The reading :func:`migrate` trusts to skip alembic agrees with alembic itself (a migration
+    written in a way it does not read makes it answer None, never a wrong head)."""
+    assert plain_head() == head_revision()
+
+
+def test_a_current_database_starts_without_alembic_and_an_old_one_is_still_upgraded(tmp_path):
+    from alembic import command
+
+    url = f"sqlite:///{tmp_path / 'start.db'}"
+    assert _start_of_a_process(url) == "alembic imported"  # a fresh file: migrated by alembic
+    assert _start_of_a_process(url) == "no alembic"  # the usual start
+    command.downgrade(alembic_config(url), "0002")
+    assert "dedup_claims" in _tables(url)
+    assert _start_of_a_process(url) == "alembic imported"  # behind the files: upgraded
+    engine = make_engine(url)
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
+
+
 @pytest.fixture
 def fresh_pg_url():
     with private_pg_database("tv2ib_mig") as url:
@@ -103,3 +138,8 @@ def test_models_match_the_migrations_on_postgresql(fresh_pg_url):
     migrate(engine)
     assert _schema_drift(engine) == []
     engine.dispose()
+
+
+def test_a_current_postgresql_database_starts_without_alembic(fresh_pg_url):
+    assert _start_of_a_process(fresh_pg_url) == "alembic imported"
+    assert _start_of_a_process(fresh_pg_url) == "no alembic"
