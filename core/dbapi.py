@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Compiled, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import Select
@@ -55,6 +55,11 @@ def compile_statement(
 ) -> DbapiStatement:
     """``stmt`` compiled for ``dialect`` (``columns``: an INSERT's columns, in any order)."""
     compiled = stmt.compile(dialect=dialect, column_keys=list(columns) if columns is not None else None)
+    return _statement_of(compiled, dialect)
+
+
+def _statement_of(compiled: Compiled, dialect: Dialect) -> DbapiStatement:
+    """The driver's SQL and parameters of one compiled statement."""
     binds = {name: bind for bind, name in compiled.bind_names.items()}
     if compiled.positional:
         names = tuple(compiled.positiontup or ())
@@ -102,7 +107,7 @@ def compile_query(stmt: Select[Any], dialect: Dialect) -> DbapiQuery:
     """``stmt`` compiled for ``dialect``, with its result columns' types."""
     compiled = stmt.compile(dialect=dialect)
     types = tuple(column[3] for column in compiled._result_columns)  # noqa: SLF001 - SQLAlchemy's own list
-    return DbapiQuery(compile_statement(stmt, dialect), types, dialect)
+    return DbapiQuery(_statement_of(compiled, dialect), types, dialect)
 
 
 @contextlib.contextmanager

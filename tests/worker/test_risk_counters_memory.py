@@ -13,7 +13,6 @@ from __future__ import annotations
 import random
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -24,7 +23,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from support import wait_until
 from worker_helpers import WorkerThread, add_alert, alert_status
 
-from config.settings import Settings
 from core.context import AppContext
 from core.models import Fill, Order
 from worker.risk import state
@@ -36,10 +34,9 @@ DAY_START = datetime(2026, 11, 29, 22, 0, tzinfo=UTC)  # 17:00 New York the even
 
 
 @pytest.fixture
-def sessions(base_env: dict[str, str], database_url: str) -> Iterator[sessionmaker[Session]]:
-    ctx = AppContext.build(Settings.from_mapping({**base_env, "DATABASE_URL": database_url}))
-    yield ctx.sessions
-    ctx.close()
+def sessions(db_ctx: AppContext) -> sessionmaker[Session]:
+    """SQLite, then PostgreSQL (tests/worker/conftest.py)."""
+    return db_ctx.sessions
 
 
 def _random_rows(
